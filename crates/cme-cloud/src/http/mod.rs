@@ -1,0 +1,33 @@
+//! Outbound HTTP for plugins, with egress rules enforced where the connection is made.
+//!
+//! * [`UrlPattern`]s from the grant decide which URLs may be requested at all;
+//! * after DNS resolution, link-local and cloud-metadata addresses (169.254.0.0/16,
+//!   fe80::/10, fd00:ec2::254) are refused unless the grant explicitly allows them;
+//! * the addresses checked are the addresses connected to: resolution happens once,
+//!   inside the client's resolver, so DNS rebinding cannot swap them afterwards;
+//! * every redirect hop is checked like the first URL, up to a hop limit.
+
+mod client;
+mod egress;
+mod pattern;
+
+pub use client::{HttpClient, HttpConfig, Request, Response};
+pub use egress::{DnsResolver, EgressRules, SystemResolver, is_metadata_or_link_local};
+pub use pattern::{PatternError, UrlPattern};
+
+/// Why a request was not sent or did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// The URL or an address it resolves to is outside the egress rules.
+    #[error("{0}")]
+    Denied(String),
+    /// The request itself is malformed (URL, method, header).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// No response within the timeout.
+    #[error("{0}")]
+    Timeout(String),
+    /// Connection or protocol failure.
+    #[error("{0}")]
+    Upstream(String),
+}

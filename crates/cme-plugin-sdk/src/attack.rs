@@ -1,0 +1,148 @@
+//! Attacks: do the damage through the host's capabilities.
+//!
+//! Implement [`Attack`] and call [`export_attack!`](crate::export_attack). Capabilities
+//! are the modules [`http`], [`ec2`], [`ssh`] and [`scripts`]; each call returns a
+//! [`HostError`] value when the host refuses or fails it, never a trap.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{Describe, PluginError, time};
+
+/// Bindings generated from `wit/` for the `attack` world.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "attack",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_attack_world",
+        default_bindings_module: "cme_plugin_sdk::attack::bindings",
+    });
+}
+
+pub use bindings::cme::plugin::types::{HostError, KeyValue};
+pub use bindings::cme::plugin::{ec2, http, scripts, ssh};
+
+crate::describe::impl_into_plugin_info!();
+
+impl From<HostError> for PluginError {
+    /// A refusal stays a refusal; every other host failure fails the attack.
+    fn from(e: HostError) -> Self {
+        match e {
+            HostError::Denied(m) => PluginError::Denied(m),
+            HostError::Unavailable(m) => PluginError::Failed(format!("unavailable: {m}")),
+            HostError::InvalidArgument(m) => PluginError::Failed(format!("invalid argument: {m}")),
+            HostError::BudgetExhausted(m) => PluginError::Failed(format!("budget exhausted: {m}")),
+            HostError::Timeout(m) => PluginError::Failed(format!("timeout: {m}")),
+            HostError::Upstream(m) => PluginError::Failed(format!("upstream error: {m}")),
+        }
+    }
+}
+
+/// The run being executed.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// Unique id of this run (the executor id).
+    pub run_id: String,
+    /// The engine's current time.
+    pub now: DateTime<Utc>,
+    /// True when capabilities only record what they would do: report what would happen.
+    pub dry_run: bool,
+    /// Time left before the host ends the call.
+    pub time_left: Duration,
+}
+
+/// What an attack did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// One line for people.
+    pub summary: String,
+    /// What was affected: instance ids, URLs, addresses.
+    pub targets: Vec<String>,
+    /// Details, a JSON object.
+    pub details: Value,
+}
+
+impl Report {
+    /// A report with a summary, no targets and empty details.
+    pub fn new(summary: impl Into<String>) -> Self {
+        Report { summary: summary.into(), targets: Vec::new(), details: Value::Object(Default::default()) }
+    }
+
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.targets.push(target.into());
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// An attack plugin.
+pub trait Attack {
+    /// The args, deserialized from the plan's JSON with field-named errors.
+    type Args: DeserializeOwned;
+    /// Describes the plugin (no capabilities are available while this runs).
+    fn describe() -> Describe;
+    /// Runs the attack.
+    fn run(ctx: &RunContext, args: Self::Args) -> Result<Report, PluginError>;
+}
+
+#[doc(hidden)]
+pub fn __describe<A: Attack>() -> bindings::PluginInfo {
+    A::describe().into()
+}
+
+#[doc(hidden)]
+pub fn __run<A: Attack>(
+    ctx: bindings::RunContext,
+    args: String,
+) -> Result<bindings::AttackReport, bindings::PluginError> {
+    let ctx = RunContext {
+        run_id: ctx.run_id,
+        now: time::from_parts(ctx.now.seconds, ctx.now.nanoseconds),
+        dry_run: ctx.dry_run,
+        time_left: Duration::from_millis(ctx.deadline_ms),
+    };
+    let args = crate::args::parse::<A::Args>(&args)?;
+    let report = A::run(&ctx, args)?;
+    Ok(bindings::AttackReport {
+        summary: report.summary,
+        targets: report.targets,
+        details: report.details.to_string(),
+    })
+}
+
+/// Exports an [`Attack`] implementation as the component's `attack` world.
+///
+/// ```ignore
+/// cme_plugin_sdk::export_attack!(MyAttack);
+/// ```
+#[macro_export]
+macro_rules! export_attack {
+    ($attack:ty) => {
+        #[doc(hidden)]
+        pub struct __CmeAttackExport;
+        impl $crate::attack::bindings::Guest for __CmeAttackExport {
+            fn describe() -> $crate::attack::bindings::PluginInfo {
+                $crate::attack::__describe::<$attack>()
+            }
+            fn run(
+                ctx: $crate::attack::bindings::RunContext,
+                args: ::std::string::String,
+            ) -> ::std::result::Result<
+                $crate::attack::bindings::AttackReport,
+                $crate::attack::bindings::PluginError,
+            > {
+                $crate::attack::__run::<$attack>(ctx, args)
+            }
+        }
+        $crate::attack::bindings::__export_attack_world!(__CmeAttackExport with_types_in $crate::attack::bindings);
+    };
+}

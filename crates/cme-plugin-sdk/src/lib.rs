@@ -1,0 +1,126 @@
+//! # cme-plugin-sdk: write cme planners and attacks
+//!
+//! A cme plugin is a WebAssembly component built from a Rust `cdylib` for the
+//! `wasm32-wasip2` target. It implements one of two worlds of the `cme:plugin@0.1.0`
+//! contract (the WIT files in the repository's `wit/` directory are the reference):
+//!
+//! * a **planner** returns the instants at which an attack runs ([`planner::Planner`]);
+//! * an **attack** does the damage through host capabilities ([`attack::Attack`]):
+//!   [`attack::http`], [`attack::ec2`], [`attack::ssh`], [`attack::scripts`].
+//!
+//! Plugins run in a sandbox: no files, no environment, no sockets. All they can do is
+//! call the capabilities the host grants them; every call is checked against what the
+//! plugin declared in [`Describe`] and what the operator granted, and audited. A refused
+//! call returns `HostError::Denied`, it does not trap. Limits (by default 64 MiB of
+//! memory, a wall-clock deadline, 1,000 log lines and 1,000 host calls per call) end a
+//! call that breaks them, with an error naming the limit.
+//!
+//! ## A complete attack
+//!
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [package]
+//! name = "ping-attack"
+//! version = "0.1.0"
+//! edition = "2024"
+//!
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! cme-plugin-sdk = { path = "../../crates/cme-plugin-sdk", features = ["attack"] }
+//! serde = { version = "1", features = ["derive"] }
+//!
+//! [profile.release]
+//! opt-level = "s"
+//! lto = true
+//! strip = true
+//! codegen-units = 1
+//! panic = "abort"
+//! ```
+//!
+//! `src/lib.rs`:
+//!
+//! ```ignore
+//! use cme_plugin_sdk::attack::{http, Attack, Report, RunContext};
+//! use cme_plugin_sdk::{info, json, Capability, Describe, PluginError};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Args { url: String }
+//!
+//! struct Ping;
+//!
+//! impl Attack for Ping {
+//!     type Args = Args;
+//!
+//!     fn describe() -> Describe {
+//!         Describe::new("ping-attack", env!("CARGO_PKG_VERSION"))
+//!             .refs(["ping:Ping"])
+//!             .description("GETs a URL and fails unless it answers 2xx.")
+//!             .schema(json!({"type": "object", "required": ["url"],
+//!                            "properties": {"url": {"type": "string", "format": "uri"}}}))
+//!             .example(json!({"url": "http://service.internal/health"}))
+//!             .capability(Capability::Http(vec!["*".into()]))
+//!     }
+//!
+//!     fn run(_ctx: &RunContext, args: Args) -> Result<Report, PluginError> {
+//!         info!("pinging {}", args.url);
+//!         let response = http::send(&http::Request {
+//!             method: "GET".into(), url: args.url.clone(), headers: vec![],
+//!             body: None, timeout_ms: Some(2_000),
+//!         })?;                                       // a HostError becomes a PluginError
+//!         if !(200..300).contains(&response.status) {
+//!             return Err(PluginError::failed(format!("{} answered {}", args.url, response.status)));
+//!         }
+//!         Ok(Report::new(format!("GET {} -> {}", args.url, response.status)).target(args.url))
+//!     }
+//! }
+//!
+//! cme_plugin_sdk::export_attack!(Ping);
+//! ```
+//!
+//! Build it (once: `rustup target add wasm32-wasip2`):
+//!
+//! ```text
+//! cargo build --release --target wasm32-wasip2
+//! # target/wasm32-wasip2/release/ping_attack.wasm is the component
+//! ```
+//!
+//! A planner is the same shape with [`planner::Planner`], a `plan` returning
+//! `Vec<DateTime<Utc>>`, the `planner` feature and [`export_planner!`]. Use
+//! [`planner::PlanContext::rng`] for randomness and [`time::parse_datetime`] for dates, so
+//! that a plan is a pure function of its args and context. The built-in plugins in
+//! `plugins/` (`exact-planner`, `simple-planner`, `api-request`) are complete examples.
+//!
+//! ## Rules the host enforces
+//!
+//! * `name` is kebab-case, `version` is semver, the schema compiles and the example
+//!   validates against it; refs are unique across the engine.
+//! * Args reach `plan`/`run` already validated against the schema; [`args::parse`]
+//!   still names the field on any mismatch.
+//! * Enable exactly one of the features `planner` or `attack`.
+
+#[cfg(all(feature = "planner", feature = "attack"))]
+compile_error!(
+    "enable exactly one of the features `planner` and `attack`: a component implements one world; \
+     build planner and attack plugins as separate crates, each with its own feature"
+);
+
+pub mod args;
+mod describe;
+mod error;
+pub mod log;
+pub mod time;
+
+#[cfg(feature = "attack")]
+pub mod attack;
+#[cfg(feature = "planner")]
+pub mod planner;
+
+pub use chrono;
+pub use chrono_tz;
+pub use describe::{Capability, Describe};
+pub use error::PluginError;
+pub use serde;
+pub use serde_json::{self, json};

@@ -1,0 +1,99 @@
+//! Time for planners: the engine's rule is one rule for every input. A date with an
+//! offset means exactly that instant; a date without one is wall time in the plan's
+//! IANA time zone.
+
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// Seconds and nanoseconds since the Unix epoch, as the WIT `timestamp` carries them.
+pub fn to_parts(t: DateTime<Utc>) -> (i64, u32) {
+    (t.timestamp(), t.timestamp_subsec_nanos())
+}
+
+/// The instant for WIT `timestamp` parts; out-of-range parts clamp to the epoch.
+pub fn from_parts(seconds: i64, nanoseconds: u32) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, nanoseconds).unwrap_or_default()
+}
+
+/// Parses an IANA zone name such as `Europe/Madrid`.
+pub fn parse_zone(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>().map_err(|_| format!("unknown IANA time zone {name:?}"))
+}
+
+/// Parses a date-time: RFC 3339 with an offset (`2030-01-01T10:00:00+05:00`) is that
+/// instant; without an offset (`2030-01-01T10:00:00`, `2030-01-01 10:00`) it is wall time
+/// in `zone`. A wall time that does not exist in `zone` (skipped by a DST change) is an
+/// error; one that exists twice resolves to the earlier instant.
+pub fn parse_datetime(text: &str, zone: Tz) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    const NAIVE_FORMATS: [&str; 4] =
+        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"];
+    let naive = NAIVE_FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .ok_or_else(|| {
+            format!("{text:?} is not an RFC 3339 date-time (e.g. 2030-01-01T10:00:00+01:00, or without offset in the plan's time zone)")
+        })?;
+    localize(naive, zone)
+}
+
+/// The instant of wall time `naive` in `zone`.
+pub fn localize(naive: NaiveDateTime, zone: Tz) -> Result<DateTime<Utc>, String> {
+    match zone.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(earlier, _) => Ok(earlier.with_timezone(&Utc)),
+        LocalResult::None => Err(format!("{naive} does not exist in {zone} (skipped by a DST change)")),
+    }
+}
+
+/// Parses `HH:MM` (24-hour clock).
+pub fn parse_hh_mm(text: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(text.trim(), "%H:%M").map_err(|_| format!("{text:?} is not a time of day HH:MM"))
+}
+
+/// The calendar date of `now` in `zone`.
+pub fn today_in(now: DateTime<Utc>, zone: Tz) -> NaiveDate {
+    now.with_timezone(&zone).date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MADRID: Tz = chrono_tz::Europe::Madrid;
+
+    #[test]
+    fn offset_is_honoured() {
+        let t = parse_datetime("2030-01-01T10:00:00+05:00", MADRID).unwrap();
+        assert_eq!(t.to_rfc3339(), "2030-01-01T05:00:00+00:00");
+    }
+
+    #[test]
+    fn naive_date_is_wall_time_in_the_zone() {
+        let t = parse_datetime("2030-01-01T10:00:00", MADRID).unwrap();
+        assert_eq!(t.to_rfc3339(), "2030-01-01T09:00:00+00:00");
+        let t = parse_datetime("2030-07-01 10:00", MADRID).unwrap();
+        assert_eq!(t.to_rfc3339(), "2030-07-01T08:00:00+00:00");
+    }
+
+    #[test]
+    fn skipped_wall_time_is_an_error() {
+        // 2030-03-31 02:30 does not exist in Madrid: clocks jump from 02:00 to 03:00.
+        assert!(parse_datetime("2030-03-31T02:30:00", MADRID).unwrap_err().contains("does not exist"));
+    }
+
+    #[test]
+    fn garbage_is_an_error_with_an_example() {
+        assert!(parse_datetime("garbage", MADRID).unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn parts_round_trip() {
+        let t = parse_datetime("2030-01-01T10:00:00.123456789Z", MADRID).unwrap();
+        let (s, n) = to_parts(t);
+        assert_eq!(from_parts(s, n), t);
+    }
+}

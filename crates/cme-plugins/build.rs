@@ -1,0 +1,58 @@
+//! Builds the plugins in `plugins/` into wasm32-wasip2 components and copies them to
+//! OUT_DIR, where `src/lib.rs` embeds them. Like wasmtime's test-programs: the guests
+//! are built from source with a nested cargo, into their own target directory (sharing
+//! the host's would deadlock on its lock), always in release (small, fast components).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BUILTINS: [&str; 3] = ["exact-planner", "simple-planner", "api-request"];
+const TEST_PLUGINS: [&str; 1] = ["hostile"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().and_then(Path::parent).expect("crates/cme-plugins lives two levels below the root");
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
+    // OUT_DIR is <target>/<profile>/build/<pkg>/out: keep the guests beside <profile>.
+    let target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("wasm-plugins");
+
+    for watched in ["plugins", "crates/cme-plugin-sdk/src", "crates/cme-plugin-sdk/Cargo.toml", "wit"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+
+    let mut packages: Vec<&str> = BUILTINS.to_vec();
+    if std::env::var_os("CARGO_FEATURE_TEST_PLUGINS").is_some() {
+        packages.extend(TEST_PLUGINS);
+    }
+    for package in packages {
+        build(root, &target_dir, package);
+        let file = format!("{}.wasm", package.replace('-', "_"));
+        let built = target_dir.join("wasm32-wasip2/release").join(&file);
+        std::fs::copy(&built, out_dir.join(&file))
+            .unwrap_or_else(|e| panic!("copying {} to OUT_DIR: {e}", built.display()));
+    }
+}
+
+/// One cargo invocation per package, so that each gets only its own world's SDK feature.
+fn build(root: &Path, target_dir: &Path, package: &str) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root.join("plugins"))
+        .args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "-p", package])
+        .arg("--target-dir")
+        .arg(target_dir);
+    // Host-only settings must not leak into the guest build.
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER"] {
+        cmd.env_remove(var);
+    }
+    let output = cmd.output().unwrap_or_else(|e| panic!("running cargo to build plugin {package}: {e}"));
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let hint = if stderr.contains("wasm32-wasip2") && (stderr.contains("not installed") || stderr.contains("can't find crate")) {
+            "\n\nThe wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2`."
+        } else {
+            ""
+        };
+        panic!("building plugin {package} for wasm32-wasip2 failed:\n{stderr}{hint}");
+    }
+}

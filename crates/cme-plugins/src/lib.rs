@@ -1,0 +1,39 @@
+//! The built-in plugins, compiled from `plugins/` to WebAssembly components at build
+//! time and embedded, so that the engine needs no plugin directory.
+
+/// One embedded component.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedPlugin {
+    /// The crate name in `plugins/`, e.g. `api-request`.
+    pub crate_name: &'static str,
+    /// The component's bytes.
+    pub wasm: &'static [u8],
+}
+
+macro_rules! embed {
+    ($crate_name:literal, $file:literal) => {
+        EmbeddedPlugin { crate_name: $crate_name, wasm: include_bytes!(concat!(env!("OUT_DIR"), "/", $file)) }
+    };
+}
+
+/// Every built-in plugin: the planners `exact-planner`, `simple-planner` and the attack
+/// `api-request`.
+pub const BUILTINS: &[EmbeddedPlugin] = &[
+    embed!("exact-planner", "exact_planner.wasm"),
+    embed!("simple-planner", "simple_planner.wasm"),
+    embed!("api-request", "api_request.wasm"),
+];
+
+/// Looks a built-in up by its crate name.
+pub fn builtin(crate_name: &str) -> Option<&'static EmbeddedPlugin> {
+    BUILTINS.iter().find(|p| p.crate_name == crate_name)
+}
+
+/// Plugins for tests and benchmarks only (feature `test-plugins`); never shipped.
+#[cfg(feature = "test-plugins")]
+pub mod test_plugins {
+    use super::EmbeddedPlugin;
+
+    /// An attack that misbehaves on request: `{"mode": "loop" | "memory-bomb" | ...}`.
+    pub const HOSTILE: EmbeddedPlugin = embed!("hostile", "hostile.wasm");
+}

@@ -1,0 +1,98 @@
+//! `simple_planner:SimplePlanner`: runs the attack N times at random instants in today's
+//! window, one instant in each of N equal buckets.
+//!
+//! Args: `{"min_time": "HH:MM", "max_time": "HH:MM", "times": N}`, read in the plan's time
+//! zone. A window whose end is before its start wraps midnight (22:00–02:00). Only the part
+//! of the window still ahead is used: at 01:00, 22:00–02:00 means 01:00–02:00 (the window
+//! that began yesterday). A window already over today is `invalid-args`. Randomness comes
+//! from the context's seed, so the same seed gives the same times.
+
+use cme_plugin_sdk::chrono::{DateTime, Duration, NaiveTime, Utc};
+use cme_plugin_sdk::planner::{PlanContext, Planner};
+use cme_plugin_sdk::{Describe, PluginError, json, time};
+use rand_core::RngCore;
+
+#[derive(serde::Deserialize)]
+struct Args {
+    min_time: String,
+    max_time: String,
+    times: u32,
+}
+
+const MAX_TIMES: u32 = 10_000;
+
+struct SimplePlanner;
+
+impl Planner for SimplePlanner {
+    type Args = Args;
+
+    fn describe() -> Describe {
+        Describe::new("simple-planner", env!("CARGO_PKG_VERSION"))
+            .refs(["simple_planner:SimplePlanner"])
+            .description(
+                "Runs the attack N times at random instants within today's HH:MM window (one per equal slice), in the plan's time zone.",
+            )
+            .schema(json!({
+                "type": "object",
+                "required": ["min_time", "max_time", "times"],
+                "properties": {
+                    "min_time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "window start, HH:MM"},
+                    "max_time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "window end, HH:MM; before min_time wraps midnight"},
+                    "times": {"type": "integer", "minimum": 1, "maximum": MAX_TIMES, "description": "how many runs"}
+                }
+            }))
+            .example(json!({"min_time": "10:00", "max_time": "15:00", "times": 4}))
+    }
+
+    fn plan(ctx: &PlanContext, args: Args) -> Result<Vec<DateTime<Utc>>, PluginError> {
+        let min = time::parse_hh_mm(&args.min_time).map_err(|m| PluginError::invalid("min_time", m))?;
+        let max = time::parse_hh_mm(&args.max_time).map_err(|m| PluginError::invalid("max_time", m))?;
+        if !(1..=MAX_TIMES).contains(&args.times) {
+            return Err(PluginError::invalid("times", format!("must be an integer from 1 to {MAX_TIMES}")));
+        }
+        if min == max {
+            return Err(PluginError::invalid("max_time", "the window is empty (max_time equals min_time)"));
+        }
+        let (start, end) = window_ahead(ctx, min, max)?;
+        Ok(spread(ctx, start, end, args.times))
+    }
+}
+
+/// The part of today's window [min, max) that is still ahead of `ctx.now`.
+fn window_ahead(ctx: &PlanContext, min: NaiveTime, max: NaiveTime) -> Result<(DateTime<Utc>, DateTime<Utc>), PluginError> {
+    let today = time::today_in(ctx.now, ctx.timezone);
+    let at = |date: cme_plugin_sdk::chrono::NaiveDate, t: NaiveTime| {
+        time::localize(date.and_time(t), ctx.timezone).map_err(|m| PluginError::invalid("min_time", m))
+    };
+    let candidates = if min < max {
+        vec![(at(today, min)?, at(today, max)?)]
+    } else {
+        // Wraps midnight: the window that started yesterday and ends today, then the one
+        // that starts today and ends tomorrow.
+        let yesterday = today.pred_opt().unwrap_or(today);
+        let tomorrow = today.succ_opt().unwrap_or(today);
+        vec![(at(yesterday, min)?, at(today, max)?), (at(today, min)?, at(tomorrow, max)?)]
+    };
+    candidates
+        .into_iter()
+        .map(|(start, end)| (start.max(ctx.now), end))
+        .find(|(start, end)| start < end)
+        .ok_or_else(|| PluginError::invalid("max_time", "window already over today"))
+}
+
+/// `times` instants, one uniformly at random inside each of `times` equal buckets of
+/// [start, end), in ascending order.
+fn spread(ctx: &PlanContext, start: DateTime<Utc>, end: DateTime<Utc>, times: u32) -> Vec<DateTime<Utc>> {
+    let mut rng = ctx.rng();
+    let total = (end - start).num_microseconds().unwrap_or(i64::MAX) as u128;
+    (0..times as u128)
+        .map(|i| {
+            let bucket_start = total * i / times as u128;
+            let bucket_len = (total * (i + 1) / times as u128 - bucket_start).max(1);
+            let offset = bucket_start + (rng.next_u64() as u128 % bucket_len);
+            start + Duration::microseconds(offset as i64)
+        })
+        .collect()
+}
+
+cme_plugin_sdk::export_planner!(SimplePlanner);
