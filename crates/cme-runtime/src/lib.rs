@@ -1,1 +1,51 @@
+//! # cme-runtime: the wasmtime host for cme plugins
+//!
+//! Planners and attacks are WebAssembly components implementing the `planner` or
+//! `attack` world of `cme:plugin@0.1.0` (`wit/`). This crate loads them and calls them
+//! in sandboxes:
+//!
+//! * **one [`Runtime`] per process**: one wasmtime `Engine`, components compiled once per
+//!   sha256 and kept as precompiled artifacts keyed by the engine's compatibility hash
+//!   ([`RuntimeConfig::cache_dir`]), one `InstancePre` per plugin, a fresh `Store` per
+//!   call, all calls on the runtime's own tokio threads with a concurrency bound;
+//! * **limits on every call** ([`Limits`]): a wall-clock deadline enforced by epoch
+//!   interruption (a ticker thread, 10 ms, running only while calls are in flight) and a
+//!   tokio timeout that also covers host calls; memory; capability calls; log lines;
+//!   captured stdout/stderr; report size. A call that breaks one fails with a
+//!   [`CallError`] naming it; the engine and other calls carry on;
+//! * **no ambient authority**: WASI with an empty context (no files, environment or
+//!   sockets; stdout and stderr captured into the run's record); wasi:http is not linked;
+//! * **capabilities** (`log`, `http`, `ec2`, `ssh`, `scripts`): each call must fit what the
+//!   plugin declared in `describe()` AND the operator's [`Grant`] ([`grant::check`]), and
+//!   produces an [`AuditEvent`]; in a dry run they record what they would do instead.
+//!   This engine has an HTTP backend; EC2, SSH and the script library answer
+//!   `unavailable`.
+//!
+//! Invariant: only this crate names wasmtime types.
 
+mod audit;
+mod bindings;
+mod cache;
+mod caps;
+mod catalog;
+mod config;
+mod error;
+pub mod grant;
+mod info;
+mod outcome;
+mod plugin;
+mod runtime;
+mod state;
+mod ticker;
+
+pub use audit::{AuditEvent, Decision};
+pub use cache::{Provenance, sha256_hex};
+pub use catalog::Catalog;
+pub use config::{Limits, RuntimeConfig};
+pub use error::{CallError, LoadError};
+pub use grant::Grant;
+pub use info::{Capability, PluginInfo, PluginKind, canonical_ref};
+pub use outcome::{AttackReport, CallRecord, LogLevel, LogLine, PlanOutcome, RunOutcome};
+pub use plugin::Plugin;
+pub use runtime::{DESCRIBE_DEADLINE, PlanContext, RunRequest, Runtime};
+pub use ticker::TICK;

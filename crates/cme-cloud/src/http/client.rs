@@ -69,7 +69,9 @@ pub struct Response {
     pub elapsed: Duration,
 }
 
-/// An HTTP client bound to one run's egress rules.
+/// An HTTP client bound to one run's egress rules. Cloning is cheap and shares the
+/// connection pool.
+#[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     rules: Arc<EgressRules>,
@@ -111,6 +113,11 @@ impl HttpClient {
             .build()
             .map_err(|e| HttpError::Upstream(format!("cannot build the HTTP client: {e}")))?;
         Ok(HttpClient { client, rules, config: config.clone() })
+    }
+
+    /// The timeout used when a request names none.
+    pub fn default_timeout(&self) -> Duration {
+        self.config.default_timeout
     }
 
     /// The rules this client enforces.

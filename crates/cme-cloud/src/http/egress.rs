@@ -9,11 +9,19 @@ use url::Url;
 
 use super::{HttpError, UrlPattern};
 
-/// The egress rules of one run: what its grant allows.
+/// URL patterns from one source (a plugin's declaration, an operator's grant).
+#[derive(Debug, Clone, Default)]
+pub struct UrlAllowList {
+    /// Where the patterns come from, for refusal messages.
+    pub source: String,
+    pub patterns: Vec<UrlPattern>,
+}
+
+/// The egress rules of one run.
 #[derive(Debug, Clone, Default)]
 pub struct EgressRules {
-    /// URLs must match one of these; an empty list allows nothing.
-    pub url_patterns: Vec<UrlPattern>,
+    /// A URL must match a pattern of every list; no list at all allows nothing.
+    pub allow_lists: Vec<UrlAllowList>,
     /// Allow link-local and cloud metadata addresses. Off by default: instance
     /// credentials live behind 169.254.169.254.
     pub allow_link_local: bool,
@@ -26,13 +34,14 @@ impl EgressRules {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(HttpError::InvalidArgument(format!("{url}: only http and https URLs are supported")));
         }
-        if !self.url_patterns.iter().any(|p| p.matches(url)) {
-            return Err(HttpError::Denied(if self.url_patterns.is_empty() {
-                format!("{url}: the grant allows no HTTP URL")
-            } else {
-                let allowed: Vec<String> = self.url_patterns.iter().map(ToString::to_string).collect();
-                format!("{url} matches none of the granted URL patterns {allowed:?}")
-            }));
+        if self.allow_lists.is_empty() {
+            return Err(HttpError::Denied(format!("{url}: no HTTP URL is allowed")));
+        }
+        for list in &self.allow_lists {
+            if !list.patterns.iter().any(|p| p.matches(url)) {
+                let allowed: Vec<String> = list.patterns.iter().map(ToString::to_string).collect();
+                return Err(HttpError::Denied(format!("{url} matches none of {} {allowed:?}", list.source)));
+            }
         }
         let literal = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -155,7 +164,8 @@ mod tests {
     }
 
     fn rules(patterns: &[&str], allow_link_local: bool) -> EgressRules {
-        EgressRules { url_patterns: patterns.iter().map(|p| UrlPattern::parse(p).unwrap()).collect(), allow_link_local }
+        let patterns = patterns.iter().map(|p| UrlPattern::parse(p).unwrap()).collect();
+        EgressRules { allow_lists: vec![UrlAllowList { source: "the granted URL patterns".into(), patterns }], allow_link_local }
     }
 
     #[test]
@@ -174,6 +184,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(&err, HttpError::Denied(m) if m.contains("https://api.example.com")), "{err}");
         assert!(matches!(rules(&[], false).check_url(&Url::parse("http://a/").unwrap()), Err(HttpError::Denied(_))));
+        assert!(matches!(EgressRules::default().check_url(&Url::parse("http://a/").unwrap()), Err(HttpError::Denied(_))));
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod egress;
 mod pattern;
 
 pub use client::{HttpClient, HttpConfig, Request, Response};
-pub use egress::{DnsResolver, EgressRules, SystemResolver, is_metadata_or_link_local};
+pub use egress::{DnsResolver, EgressRules, SystemResolver, UrlAllowList, is_metadata_or_link_local};
 pub use pattern::{PatternError, UrlPattern};
 
 /// Why a request was not sent or did not complete.

@@ -1,0 +1,131 @@
+//! `cme:plugin/http`: real requests through reqwest, within the run's egress rules (the
+//! declared AND granted URL patterns; no link-local or metadata address unless granted).
+
+use std::time::{Duration, Instant};
+
+use cme_cloud::http::{HttpClient, HttpError, Request as CloudRequest};
+
+use crate::audit::Decision;
+use crate::bindings::HostError;
+use crate::bindings::attack::cme::plugin::http::{Host, Request, Response};
+use crate::bindings::wit_types::KeyValue;
+use crate::grant::{self, CapabilityUse};
+use crate::state::CallState;
+
+impl Host for CallState {
+    async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, HostError>> {
+        const CALL: &str = "http.send";
+        let target = format!("{} {}", req.method, req.url);
+        if let Err(denied) = self.admit(CALL, &target, CapabilityUse::Http)? {
+            return Ok(Err(denied));
+        }
+        if let Err(reason) = self.take_http_budget() {
+            self.audit(CALL, target, Decision::Denied(reason.clone()), None);
+            return Ok(Err(HostError::BudgetExhausted(reason)));
+        }
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let client = match self.prepare_http_client() {
+            Ok(client) => client,
+            Err(error) => return Ok(Err(self.http_failed(&target, error))),
+        };
+        let timeout = req
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms.into()))
+            .unwrap_or(client.default_timeout())
+            .min(remaining);
+        let request = CloudRequest {
+            method: req.method,
+            url: req.url,
+            headers: req.headers.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+            body: req.body,
+            timeout: Some(timeout),
+        };
+        if self.caps.as_ref().is_some_and(|c| c.dry_run) {
+            return Ok(self.record_dry_run(&target, &client, &request));
+        }
+        if timeout.is_zero() {
+            let error = HttpError::Timeout("the run's deadline leaves no time for the request".into());
+            return Ok(Err(self.http_failed(&target, error)));
+        }
+        match client.send(request).await {
+            Ok(response) => {
+                self.audit(CALL, target, Decision::Allowed, Some(response.status.to_string()));
+                Ok(Ok(Response {
+                    status: response.status,
+                    headers: response.headers.into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
+                    body: response.body,
+                    body_truncated: response.body_truncated,
+                    final_url: response.final_url,
+                    elapsed_ms: u32::try_from(response.elapsed.as_millis()).unwrap_or(u32::MAX),
+                }))
+            }
+            Err(error) => Ok(Err(self.http_failed(&target, error))),
+        }
+    }
+}
+
+impl CallState {
+    /// Counts a request against the grant's `max_requests`.
+    fn take_http_budget(&mut self) -> Result<(), String> {
+        let caps = self.caps.as_mut().expect("admitted calls have capabilities");
+        let max = caps.grant.http.as_ref().and_then(|h| h.max_requests);
+        if max.is_some_and(|max| caps.http_requests >= max) {
+            return Err(format!("the grant allows {} HTTP requests per run", max.unwrap_or_default()));
+        }
+        caps.http_requests += 1;
+        Ok(())
+    }
+
+    /// The run's HTTP client, built on first use with its egress rules.
+    fn prepare_http_client(&mut self) -> Result<HttpClient, HttpError> {
+        let caps = self.caps.as_mut().expect("admitted calls have capabilities");
+        if caps.http_client.is_none() {
+            let rules = grant::http_rules(&caps.declared, &caps.grant).expect("admitted HTTP calls have an HTTP grant");
+            caps.http_client = Some(HttpClient::new(&caps.backends.http, rules)?);
+        }
+        Ok(caps.http_client.clone().expect("just built"))
+    }
+
+    /// A dry run checks the request like a real one, then records it instead of sending.
+    fn record_dry_run(&mut self, target: &str, client: &HttpClient, request: &CloudRequest) -> Result<Response, HostError> {
+        match client.check(request) {
+            Ok(url) => {
+                let bytes = request.body.as_ref().map_or(0, Vec::len);
+                let action = format!("would send {} {url} ({bytes} body bytes)", request.method.to_ascii_uppercase());
+                self.caps.as_mut().expect("admitted").actions.push(action);
+                self.audit("http.send", target.to_string(), Decision::Allowed, Some("not sent: dry run".into()));
+                Ok(Response {
+                    status: 0,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    body_truncated: false,
+                    final_url: url.to_string(),
+                    elapsed_ms: 0,
+                })
+            }
+            Err(error) => Err(self.http_failed(target, error)),
+        }
+    }
+
+    fn http_failed(&mut self, target: &str, error: HttpError) -> HostError {
+        let target = target.to_string();
+        match error {
+            HttpError::Denied(reason) => {
+                self.audit("http.send", target, Decision::Denied(reason.clone()), None);
+                HostError::Denied(reason)
+            }
+            HttpError::InvalidArgument(m) => {
+                self.audit("http.send", target, Decision::Allowed, Some(format!("invalid argument: {m}")));
+                HostError::InvalidArgument(m)
+            }
+            HttpError::Timeout(m) => {
+                self.audit("http.send", target, Decision::Allowed, Some(format!("timeout: {m}")));
+                HostError::Timeout(m)
+            }
+            HttpError::Upstream(m) => {
+                self.audit("http.send", target, Decision::Allowed, Some(format!("upstream: {m}")));
+                HostError::Upstream(m)
+            }
+        }
+    }
+}

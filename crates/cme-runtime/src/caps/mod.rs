@@ -1,0 +1,72 @@
+//! Host capabilities, one module per WIT interface. Every capability call goes the same
+//! way: count it against the host-call cap, check declaration AND grant, audit the
+//! decision, then act (or, in a dry run, record what would have been done).
+
+mod ec2;
+mod http;
+mod log;
+mod scripts;
+mod ssh;
+
+use std::sync::Arc;
+
+use cme_cloud::http::{HttpClient, HttpConfig};
+
+use crate::audit::Decision;
+use crate::bindings::HostError;
+use crate::grant::{self, CapabilityUse, Grant};
+use crate::info::Capability;
+use crate::state::CallState;
+
+/// The capability backends an engine has, shared by all runs (configure phase).
+#[derive(Debug, Clone, Default)]
+pub struct Backends {
+    pub http: HttpConfig,
+}
+
+/// One run's capabilities (prepare phase): its declaration, grant and per-run clients.
+pub(crate) struct Capabilities {
+    pub declared: Vec<Capability>,
+    pub grant: Grant,
+    pub dry_run: bool,
+    pub backends: Arc<Backends>,
+    /// Built on the first HTTP call, with this run's egress rules.
+    pub http_client: Option<HttpClient>,
+    pub http_requests: u32,
+    pub actions: Vec<String>,
+}
+
+impl Capabilities {
+    pub fn new(declared: Vec<Capability>, grant: Grant, dry_run: bool, backends: Arc<Backends>) -> Self {
+        Capabilities { declared, grant, dry_run, backends, http_client: None, http_requests: 0, actions: Vec::new() }
+    }
+}
+
+impl CallState {
+    /// The common gate of every capability call: host-call cap, then declaration and
+    /// grant. On refusal the call is audited and the plugin gets `denied`.
+    pub(crate) fn admit(&mut self, call: &str, target: &str, using: CapabilityUse<'_>) -> wasmtime::Result<Result<(), HostError>> {
+        self.count_host_call()?;
+        let verdict = match &self.caps {
+            None => Err("no capabilities are available while describe() or a planner runs".to_string()),
+            Some(caps) => grant::check(&caps.declared, &caps.grant, using).map_err(|d| d.0),
+        };
+        Ok(verdict.map_err(|reason| {
+            self.audit(call, target.to_string(), Decision::Denied(reason.clone()), None);
+            HostError::Denied(reason)
+        }))
+    }
+
+    /// Answers `unavailable` for a capability this engine has no backend for, after the
+    /// same checks as any call (so an undeclared call is still `denied`).
+    pub(crate) fn unavailable<T>(&mut self, call: &str, target: &str, using: CapabilityUse<'_>, what: &str) -> wasmtime::Result<Result<T, HostError>> {
+        if let Err(denied) = self.admit(call, target, using)? {
+            return Ok(Err(denied));
+        }
+        let reason = format!("{what} is not available on this engine");
+        self.audit(call, target.to_string(), Decision::Unavailable(reason.clone()), None);
+        Ok(Err(HostError::Unavailable(reason)))
+    }
+}
+
+impl crate::bindings::wit_types::Host for CallState {}

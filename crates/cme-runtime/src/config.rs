@@ -1,0 +1,73 @@
+//! Runtime configuration: engine-wide settings and per-call limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cme_cloud::http::HttpConfig;
+
+/// Settings for the process-wide [`Runtime`](crate::Runtime).
+///
+/// By default: no artifact cache directory (components are compiled in memory at every
+/// load), one wasm worker thread per core, at most 64 calls in flight, the default
+/// [`Limits`], and the default [`HttpConfig`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where precompiled artifacts are kept, keyed by content hash and engine
+    /// compatibility. Must be writable by the engine only: its files are loaded as
+    /// native code.
+    pub cache_dir: Option<PathBuf>,
+    /// Threads of the tokio runtime that runs wasm (not the API's).
+    pub worker_threads: usize,
+    /// Calls (describe, plan, run) executing at once; further calls wait their turn.
+    pub max_concurrent_calls: usize,
+    /// Limits for attack runs.
+    pub run_limits: Limits,
+    /// Limits for `describe` and `plan`: planners are pure, so they get less.
+    pub plan_limits: Limits,
+    /// HTTP capability settings.
+    pub http: HttpConfig,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            worker_threads: std::thread::available_parallelism().map(usize::from).unwrap_or(2),
+            max_concurrent_calls: 64,
+            run_limits: Limits::default(),
+            plan_limits: Limits { deadline: Duration::from_secs(5), ..Limits::default() },
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// Limits applied to every call into a plugin. A call that breaks one ends with a
+/// [`CallError`](crate::CallError) naming the limit; the engine and other calls go on.
+///
+/// By default: 60 s wall-clock deadline (host calls included), 64 MiB of linear memory,
+/// 1,000 capability calls, 1,000 log lines of at most 4 KiB each, 64 KiB each of captured
+/// stdout and stderr, and 1 MiB of report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub deadline: Duration,
+    pub memory_bytes: usize,
+    pub max_host_calls: u32,
+    pub max_log_lines: u32,
+    pub max_log_line_bytes: usize,
+    pub max_stdio_bytes: usize,
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(60),
+            memory_bytes: 64 << 20,
+            max_host_calls: 1_000,
+            max_log_lines: 1_000,
+            max_log_line_bytes: 4 << 10,
+            max_stdio_bytes: 64 << 10,
+            max_output_bytes: 1 << 20,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! A loaded plugin: its validated description and its pre-instantiated component.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::bindings::{attack::AttackPre, planner::PlannerPre};
+use crate::cache::Provenance;
+use crate::error::CallError;
+use crate::info::{PluginInfo, PluginKind, canonical_ref};
+use crate::state::CallState;
+
+/// A plugin ready to be called; cheap to clone. Every call instantiates it afresh.
+#[derive(Clone)]
+pub struct Plugin {
+    pub(crate) inner: Arc<PluginInner>,
+}
+
+pub(crate) struct PluginInner {
+    pub sha256: String,
+    pub size: usize,
+    pub info: PluginInfo,
+    pub validator: jsonschema::Validator,
+    pub pre: Pre,
+    pub provenance: Provenance,
+}
+
+#[derive(Clone)]
+pub(crate) enum Pre {
+    Planner(PlannerPre<CallState>),
+    Attack(AttackPre<CallState>),
+}
+
+impl Plugin {
+    pub fn info(&self) -> &PluginInfo {
+        &self.inner.info
+    }
+
+    pub fn kind(&self) -> PluginKind {
+        match self.inner.pre {
+            Pre::Planner(_) => PluginKind::Planner,
+            Pre::Attack(_) => PluginKind::Attack,
+        }
+    }
+
+    /// Lowercase hex sha256 of the component's bytes.
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// Size of the component in bytes.
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.inner.info.name, self.inner.info.version)
+    }
+
+    /// Whether the component came from the artifact cache or was compiled (and how long
+    /// that took).
+    pub fn provenance(&self) -> Provenance {
+        self.inner.provenance
+    }
+
+    /// The refs in canonical `module:Class` form.
+    pub fn canonical_refs(&self) -> impl Iterator<Item = String> + '_ {
+        self.inner.info.refs.iter().filter_map(|r| canonical_ref(r))
+    }
+
+    /// Validates args against the plugin's JSON Schema; the error carries the JSON
+    /// pointer of the first offending value.
+    pub fn validate_args(&self, args: &Value) -> Result<(), CallError> {
+        match self.inner.validator.iter_errors(args).next() {
+            None => Ok(()),
+            Some(error) => {
+                let pointer = error.instance_path().to_string();
+                Err(CallError::InvalidArgs { pointer: Some(if pointer.is_empty() { "/".into() } else { pointer }), message: error.to_string() })
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("id", &self.id()).field("kind", &self.kind()).field("sha256", &self.sha256()).finish()
+    }
+}

@@ -1,0 +1,412 @@
+//! The process-wide runtime: one wasmtime Engine, its linkers, the artifact cache, the
+//! epoch ticker, and a tokio runtime of its own on which every call runs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+
+use crate::bindings::attack::{Attack, AttackPre, RunContext};
+use crate::bindings::planner::{PlanContext as WitPlanContext, Planner, PlannerPre};
+use crate::bindings::wit_types::{self, Timestamp};
+use crate::cache::{ArtifactCache, sha256_hex};
+use crate::caps::{Backends, Capabilities};
+use crate::config::{Limits, RuntimeConfig};
+use crate::error::{CallError, LimitBreach, LoadError};
+use crate::grant::Grant;
+use crate::info::{Capability, PluginInfo};
+use crate::outcome::{AttackReport, CallRecord, PlanOutcome, RunOutcome};
+use crate::plugin::{Plugin, PluginInner, Pre};
+use crate::state::{CallState, breach};
+use crate::ticker::Ticker;
+
+/// `describe()` must answer within this, in a sandbox without capabilities.
+pub const DESCRIBE_DEADLINE: Duration = Duration::from_secs(1);
+
+/// The input of a planner call.
+#[derive(Debug, Clone)]
+pub struct PlanContext {
+    pub now: DateTime<Utc>,
+    /// IANA zone name, e.g. `Europe/Madrid`.
+    pub timezone: String,
+    pub seed: u64,
+}
+
+/// The input of an attack run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The executor id.
+    pub run_id: String,
+    pub now: DateTime<Utc>,
+    pub args: Value,
+    pub grant: Grant,
+    /// Record what capabilities would do instead of doing it.
+    pub dry_run: bool,
+}
+
+/// The wasm runtime. Cheap to clone; all clones share one Engine.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    attack_linker: Linker<CallState>,
+    planner_linker: Linker<CallState>,
+    cache: ArtifactCache,
+    executor: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    permits: Arc<Semaphore>,
+    ticker: Ticker,
+    config: RuntimeConfig,
+    backends: Arc<Backends>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ticker.stop();
+        // Dropping a tokio runtime from inside another one panics; let it wind down.
+        if let Some(executor) = self.executor.take() {
+            executor.shutdown_background();
+        }
+    }
+}
+
+type CallBody<R> =
+    Box<dyn for<'a> FnOnce(&'a mut Store<CallState>) -> Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>> + Send>;
+
+impl Runtime {
+    /// Creates the engine, links the WIT worlds and WASI (p2, with an empty context per
+    /// call), starts the epoch ticker and the wasm worker threads.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, LoadError> {
+        let host = |e: wasmtime::Error| LoadError::Compile(format!("engine setup: {e:#}"));
+        let mut engine_config = Config::new();
+        engine_config.epoch_interruption(true);
+        let engine = Engine::new(&engine_config).map_err(host)?;
+
+        let mut attack_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut attack_linker).map_err(host)?;
+        Attack::add_to_linker::<_, HasSelf<_>>(&mut attack_linker, |s| s).map_err(host)?;
+        let mut planner_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut planner_linker).map_err(host)?;
+        Planner::add_to_linker::<_, HasSelf<_>>(&mut planner_linker, |s| s).map_err(host)?;
+
+        let cache = ArtifactCache::new(&engine, config.cache_dir.as_deref())?;
+        let executor = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads.max(1))
+            .thread_name("cme-wasm")
+            .enable_all()
+            .build()
+            .map_err(|e| LoadError::Compile(format!("starting the wasm worker threads: {e}")))?;
+        let handle = executor.handle().clone();
+        let ticker = Ticker::start(&engine);
+        let backends = Arc::new(Backends { http: config.http.clone() });
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                attack_linker,
+                planner_linker,
+                cache,
+                executor: Some(executor),
+                handle,
+                permits: Arc::new(Semaphore::new(config.max_concurrent_calls.max(1))),
+                ticker,
+                config,
+                backends,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// The artifact cache's engine key (`wasmtime-<hash>`).
+    pub fn engine_key(&self) -> &str {
+        self.inner.cache.engine_key()
+    }
+
+    /// Loads a component: checks that it is a component of a known world, compiles it
+    /// (or maps its cached artifact), pre-instantiates it, runs `describe()` in a
+    /// sandbox without capabilities, and validates the answer.
+    pub async fn load(&self, wasm: &[u8]) -> Result<Plugin, LoadError> {
+        check_header(wasm)?;
+        let sha256 = sha256_hex(wasm);
+        let inner = self.inner.clone();
+        let bytes = wasm.to_vec();
+        let digest = sha256.clone();
+        // Cranelift is CPU-bound: keep it off the async workers.
+        let (component, provenance) = self
+            .inner
+            .handle
+            .spawn_blocking(move || inner.cache.component(&inner.engine, &digest, &bytes))
+            .await
+            .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))??;
+
+        let pre = self.pre_instantiate(&component)?;
+        let limits = Limits { deadline: DESCRIBE_DEADLINE, ..self.inner.config.plan_limits };
+        let state = CallState::new(format!("sha256:{}", &sha256[..12]), String::new(), limits, None);
+        let body: CallBody<wit_types::PluginInfo> = match pre.clone() {
+            Pre::Planner(pre) => Box::new(move |store| {
+                Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
+            }),
+            Pre::Attack(pre) => Box::new(move |store| {
+                Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
+            }),
+        };
+        let (described, _) = self.call(state, body).await;
+        let info = convert_info(described.map_err(LoadError::Describe)?)?;
+        let validator = info.validate().map_err(LoadError::InvalidInfo)?;
+        Ok(Plugin { inner: Arc::new(PluginInner { sha256, size: wasm.len(), info, validator, pre, provenance }) })
+    }
+
+    fn pre_instantiate(&self, component: &Component) -> Result<Pre, LoadError> {
+        let exports: Vec<String> =
+            component.component_type().exports(&self.inner.engine).map(|(name, _)| name.to_string()).collect();
+        let has = |name: &str| exports.iter().any(|e| e == name);
+        let mismatch = |e: wasmtime::Error| LoadError::Imports(format!("{:#}", e));
+        if has("describe") && has("run") {
+            let pre = self.inner.attack_linker.instantiate_pre(component).map_err(mismatch)?;
+            Ok(Pre::Attack(AttackPre::new(pre).map_err(mismatch)?))
+        } else if has("describe") && has("plan") {
+            let pre = self.inner.planner_linker.instantiate_pre(component).map_err(mismatch)?;
+            Ok(Pre::Planner(PlannerPre::new(pre).map_err(mismatch)?))
+        } else {
+            Err(LoadError::UnknownWorld { exports })
+        }
+    }
+
+    /// Asks a planner for the instants of a plan. Args are validated against the
+    /// plugin's schema first.
+    pub async fn plan(&self, plugin: &Plugin, ctx: PlanContext, args: &Value) -> PlanOutcome {
+        let Pre::Planner(pre) = plugin.inner.pre.clone() else {
+            return PlanOutcome { result: Err(wrong_kind(plugin, "planner")), record: CallRecord::default() };
+        };
+        if let Err(e) = plugin.validate_args(args) {
+            return PlanOutcome { result: Err(e), record: CallRecord::default() };
+        }
+        let limits = self.inner.config.plan_limits;
+        let max_instants = limits.max_output_bytes / std::mem::size_of::<Timestamp>();
+        let state = CallState::new(plugin.id(), String::new(), limits, None);
+        let wit_ctx = WitPlanContext { now: timestamp(ctx.now), timezone: ctx.timezone, seed: ctx.seed };
+        let args = args.to_string();
+        let body: CallBody<Result<Vec<Timestamp>, wit_types::PluginError>> = Box::new(move |store| {
+            Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &wit_ctx, &args).await })
+        });
+        let (result, record) = self.call(state, body).await;
+        let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|instants| {
+            if instants.len() > max_instants {
+                return Err(CallError::OutputLimit { what: "the plan", limit: max_instants });
+            }
+            instants
+                .into_iter()
+                .map(|t| {
+                    DateTime::from_timestamp(t.seconds, t.nanoseconds)
+                        .ok_or_else(|| CallError::Contract(format!("instant {}s {}ns is out of range", t.seconds, t.nanoseconds)))
+                })
+                .collect()
+        });
+        PlanOutcome { result, record }
+    }
+
+    /// Runs an attack with the given grant. Args are validated against the plugin's
+    /// schema first.
+    pub async fn run(&self, plugin: &Plugin, request: RunRequest) -> RunOutcome {
+        let Pre::Attack(pre) = plugin.inner.pre.clone() else {
+            return RunOutcome { result: Err(wrong_kind(plugin, "attack")), record: CallRecord::default() };
+        };
+        if let Err(e) = plugin.validate_args(&request.args) {
+            return RunOutcome { result: Err(e), record: CallRecord::default() };
+        }
+        let limits = self.inner.config.run_limits;
+        let caps = Capabilities::new(
+            plugin.info().capabilities.clone(),
+            request.grant,
+            request.dry_run,
+            self.inner.backends.clone(),
+        );
+        let state = CallState::new(plugin.id(), request.run_id.clone(), limits, Some(caps));
+        let ctx = RunContext {
+            run_id: request.run_id,
+            now: timestamp(request.now),
+            dry_run: request.dry_run,
+            deadline_ms: u64::try_from(limits.deadline.as_millis()).unwrap_or(u64::MAX),
+        };
+        let args = request.args.to_string();
+        let body: CallBody<Result<crate::bindings::attack::AttackReport, wit_types::PluginError>> = Box::new(move |store| {
+            Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await })
+        });
+        let (result, record) = self.call(state, body).await;
+        let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|report| {
+            let size = report.summary.len() + report.details.len() + report.targets.iter().map(String::len).sum::<usize>();
+            if size > limits.max_output_bytes {
+                return Err(CallError::OutputLimit { what: "the report", limit: limits.max_output_bytes });
+            }
+            let details: Value = serde_json::from_str(&report.details)
+                .map_err(|e| CallError::Contract(format!("report details are not JSON: {e}")))?;
+            if !details.is_object() {
+                return Err(CallError::Contract("report details are not a JSON object".into()));
+            }
+            Ok(AttackReport { summary: report.summary, targets: report.targets, details })
+        });
+        RunOutcome { result, record }
+    }
+
+    /// Runs one call in a fresh Store on the wasm runtime, under the call's limits, and
+    /// returns its result with everything it recorded.
+    async fn call<R: Send + 'static>(&self, mut state: CallState, body: CallBody<R>) -> (Result<R, CallError>, CallRecord) {
+        let inner = self.inner.clone();
+        let task = self.inner.handle.spawn(async move {
+            let _permit = inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let _active = inner.ticker.activate();
+            let limits = state.limits;
+            // The deadline starts when the call starts, not while it queued.
+            let started = Instant::now();
+            state.deadline = started + limits.deadline;
+            let mut store = Store::new(&inner.engine, state);
+            store.limiter(|s| s as &mut dyn ResourceLimiter);
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(|ctx| {
+                let state = ctx.data();
+                if Instant::now() >= state.deadline {
+                    return Err(breach(CallError::Deadline(state.limits.deadline)));
+                }
+                if let Some(what) = state.full_stdio() {
+                    return Err(breach(CallError::OutputLimit { what, limit: state.limits.max_stdio_bytes }));
+                }
+                Ok(UpdateDeadline::Yield(1))
+            });
+            // The timeout also ends host calls (an HTTP request), which epochs cannot.
+            let result = match tokio::time::timeout(limits.deadline, body(&mut store)).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(error)) => Err(classify(&error, store.data())),
+                Err(_) => Err(CallError::Deadline(limits.deadline)),
+            };
+            let state = store.into_data();
+            let record = CallRecord {
+                log: state.log,
+                audit: state.audit,
+                stdout: String::from_utf8_lossy(&state.stdout.contents()).into_owned(),
+                stderr: String::from_utf8_lossy(&state.stderr.contents()).into_owned(),
+                dry_run_actions: state.caps.map(|c| c.actions).unwrap_or_default(),
+                elapsed: started.elapsed(),
+            };
+            (result, record)
+        });
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(e) => (Err(CallError::Host(format!("the call's task failed: {e}"))), CallRecord::default()),
+        }
+    }
+}
+
+fn check_header(wasm: &[u8]) -> Result<(), LoadError> {
+    // Preamble: magic, then a 16-bit version and a 16-bit layer (0 core module, 1 component).
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    if wasm[6..8] == [0, 0] {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
+}
+
+/// Turns a failed call into what users should read: the limit that was hit, the panic
+/// message, or the trap.
+fn classify(error: &wasmtime::Error, state: &CallState) -> CallError {
+    for cause in error.chain() {
+        if let Some(LimitBreach(e)) = cause.downcast_ref::<LimitBreach>() {
+            return e.clone();
+        }
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => CallError::StackOverflow,
+        Some(Trap::Interrupt) => CallError::Deadline(state.limits.deadline),
+        Some(Trap::UnreachableCodeReached) => {
+            let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
+            match panic_message(&stderr) {
+                Some(message) => CallError::Panicked(message),
+                None if stderr.trim().is_empty() => CallError::Trap("the plugin aborted (wasm `unreachable` executed)".into()),
+                None => CallError::Trap(format!("the plugin aborted; its stderr: {}", stderr.trim())),
+            }
+        }
+        Some(trap) => CallError::Trap(trap.to_string()),
+        None => CallError::Host(error.root_cause().to_string()),
+    }
+}
+
+/// Extracts `message (at file:line:col)` from Rust's panic output.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.find("panicked at ")?;
+    let rest = &stderr[start + "panicked at ".len()..];
+    let (location, message) = rest.split_once('\n')?;
+    let message = message.split("\nnote:").next().unwrap_or(message).trim();
+    Some(format!("{message} (at {})", location.trim_end_matches(':')))
+}
+
+fn plugin_error(e: wit_types::PluginError) -> CallError {
+    match e {
+        wit_types::PluginError::InvalidArgs(message) => CallError::InvalidArgs { pointer: None, message },
+        wit_types::PluginError::Denied(m) => CallError::Denied(m),
+        wit_types::PluginError::Failed(m) => CallError::Failed(m),
+    }
+}
+
+fn wrong_kind(plugin: &Plugin, expected: &str) -> CallError {
+    CallError::Host(format!("{} is a {}, not a {expected}", plugin.id(), plugin.kind()))
+}
+
+fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    Timestamp { seconds: t.timestamp(), nanoseconds: t.timestamp_subsec_nanos() }
+}
+
+fn convert_info(info: wit_types::PluginInfo) -> Result<PluginInfo, LoadError> {
+    let json = |field: &str, text: &str| {
+        serde_json::from_str::<Value>(text).map_err(|e| LoadError::InvalidInfo(format!("{field} is not JSON: {e}")))
+    };
+    Ok(PluginInfo {
+        args_schema: json("args-schema", &info.args_schema)?,
+        example_args: json("example-args", &info.example_args)?,
+        name: info.name,
+        version: info.version,
+        refs: info.refs,
+        description: info.description,
+        capabilities: info
+            .capabilities
+            .into_iter()
+            .map(|c| match c {
+                wit_types::Capability::Http(urls) => Capability::Http { urls },
+                wit_types::Capability::Ec2Describe(regions) => Capability::Ec2Describe { regions },
+                wit_types::Capability::Ec2Terminate(regions) => Capability::Ec2Terminate { regions },
+                wit_types::Capability::Ssh => Capability::Ssh,
+                wit_types::Capability::Scripts => Capability::Scripts,
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_output_becomes_a_message_with_its_location() {
+        let stderr = "\nthread '<unnamed>' (1) panicked at src/lib.rs:14:13:\nplugin panicked on purpose\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(panic_message(stderr).as_deref(), Some("plugin panicked on purpose (at src/lib.rs:14:13)"));
+        assert_eq!(panic_message("no panic here"), None);
+    }
+
+    #[test]
+    fn headers_tell_modules_from_components() {
+        assert!(matches!(check_header(b"garbage!"), Err(LoadError::NotWasm)));
+        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule)));
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

@@ -1,0 +1,155 @@
+//! The state of one call's Store: a sandbox with no ambient authority, the call's
+//! limits, its log and audit trail, and (for attack runs) its capabilities.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::audit::{AuditEvent, Decision};
+use crate::caps::Capabilities;
+use crate::config::Limits;
+use crate::error::{CallError, LimitBreach};
+use crate::outcome::{LogLevel, LogLine};
+
+pub(crate) struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limits: Limits,
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+    pub log: Vec<LogLine>,
+    pub audit: Vec<AuditEvent>,
+    pub host_calls: u32,
+    /// `name@version`, for audit events and tracing.
+    pub plugin: String,
+    pub run_id: String,
+    /// None: the zero-capability sandbox of `describe` and `plan`.
+    pub caps: Option<Capabilities>,
+    pub deadline: Instant,
+}
+
+impl CallState {
+    /// A sandbox: no files, no environment, no arguments, no sockets; stdout and stderr
+    /// go to capped in-memory pipes that end up in the run's record.
+    pub fn new(plugin: String, run_id: String, limits: Limits, caps: Option<Capabilities>) -> Self {
+        let stdout = MemoryOutputPipe::new(limits.max_stdio_bytes);
+        let stderr = MemoryOutputPipe::new(limits.max_stdio_bytes);
+        let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            stdout,
+            stderr,
+            log: Vec::new(),
+            audit: Vec::new(),
+            host_calls: 0,
+            plugin,
+            run_id,
+            caps,
+            deadline: Instant::now() + limits.deadline,
+        }
+    }
+
+    /// Counts a capability call; breaking the cap ends the call.
+    pub fn count_host_call(&mut self) -> wasmtime::Result<()> {
+        self.host_calls += 1;
+        if self.host_calls > self.limits.max_host_calls {
+            return Err(breach(CallError::HostCallLimit(self.limits.max_host_calls)));
+        }
+        Ok(())
+    }
+
+    /// Appends a log line (cut at the line cap); breaking the line-count cap ends the call.
+    pub fn push_log(&mut self, level: LogLevel, mut message: String) -> wasmtime::Result<()> {
+        if self.log.len() as u32 >= self.limits.max_log_lines {
+            return Err(breach(CallError::LogLimit(self.limits.max_log_lines)));
+        }
+        if message.len() > self.limits.max_log_line_bytes {
+            let mut end = self.limits.max_log_line_bytes;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str(" [cut]");
+        }
+        tracing::debug!(plugin = %self.plugin, run_id = %self.run_id, ?level, %message, "plugin log");
+        self.log.push(LogLine { at: Utc::now(), level, message });
+        Ok(())
+    }
+
+    /// Records an audit event for a capability call.
+    pub fn audit(&mut self, call: &str, target: String, decision: Decision, outcome: Option<String>) {
+        let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
+        if let Decision::Denied(reason) = &decision {
+            tracing::warn!(plugin = %self.plugin, run_id = %self.run_id, call, %target, %reason, "capability denied");
+        }
+        self.audit.push(AuditEvent {
+            at: Utc::now(),
+            run_id: self.run_id.clone(),
+            plugin: self.plugin.clone(),
+            call: call.to_string(),
+            target,
+            decision,
+            dry_run,
+            outcome,
+        });
+    }
+
+    /// Which captured stream, if any, is full: a flood of output ends the call.
+    pub fn full_stdio(&self) -> Option<&'static str> {
+        let cap = self.limits.max_stdio_bytes;
+        if self.stdout.contents().len() >= cap {
+            Some("stdout")
+        } else if self.stderr.contents().len() >= cap {
+            Some("stderr")
+        } else {
+            None
+        }
+    }
+}
+
+pub(crate) fn breach(error: CallError) -> wasmtime::Error {
+    wasmtime::Error::new(LimitBreach(error))
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Memory and table growth beyond the limits ends the call with an error naming the
+/// limit (rather than a guest allocation failure that looks like a bug).
+impl ResourceLimiter for CallState {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limits.memory_bytes {
+            return Err(breach(CallError::MemoryLimit { limit: self.limits.memory_bytes, requested: desired }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        const MAX_TABLE_ELEMENTS: usize = 100_000;
+        if desired > MAX_TABLE_ELEMENTS {
+            return Err(breach(CallError::MemoryLimit { limit: MAX_TABLE_ELEMENTS, requested: desired }));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        32
+    }
+
+    fn tables(&self) -> usize {
+        32
+    }
+
+    fn memories(&self) -> usize {
+        8
+    }
+}
