@@ -9,6 +9,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -70,7 +71,9 @@ impl ArtifactCache {
         let artifact = engine.precompile_component(wasm).map_err(compile_error)?;
         let compiled_in = started.elapsed();
         // Write then rename, so a crash never leaves a half-written artifact behind.
-        let tmp = dir.join(format!("{sha256}.cwasm.{}.tmp", std::process::id()));
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let unique = WRITES.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!("{sha256}.cwasm.{}-{unique}.tmp", std::process::id()));
         std::fs::write(&tmp, &artifact)
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| LoadError::Cache(format!("writing {}: {e}", path.display())))?;

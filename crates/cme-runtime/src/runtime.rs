@@ -337,6 +337,10 @@ fn classify(error: &wasmtime::Error, state: &CallState) -> CallError {
                 None => CallError::Trap(format!("the plugin aborted; its stderr: {}", stderr.trim())),
             }
         }
+        Some(Trap::MemoryOutOfBounds) => CallError::Trap(format!(
+            "{} (a Rust plugin that recursed too deep overflows its in-memory stack this way)",
+            Trap::MemoryOutOfBounds
+        )),
         Some(trap) => CallError::Trap(trap.to_string()),
         None => CallError::Host(error.root_cause().to_string()),
     }

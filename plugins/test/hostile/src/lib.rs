@@ -113,10 +113,16 @@ impl Attack for Hostile {
     }
 }
 
-#[allow(unconditional_recursion)]
+/// Recursion that keeps its state in wasm locals, so it exhausts the wasm call stack
+/// (not the guest's in-memory shadow stack). Two recursive calls keep LLVM from
+/// turning it into a loop.
+#[inline(never)]
 fn recurse(n: u64) -> u64 {
-    let frame = black_box([n; 64]);
-    recurse(frame[(n % 64) as usize].wrapping_add(1)).wrapping_add(frame[0])
+    if n == 0 {
+        return 0;
+    }
+    let a = recurse(n.wrapping_add(2) | 1);
+    a.wrapping_add(recurse(a | 1))
 }
 
 cme_plugin_sdk::export_attack!(Hostile);

@@ -1,0 +1,272 @@
+//! The built-in plugins, loaded from the components embedded in cme-plugins.
+
+use chrono::{Duration, NaiveTime, Timelike};
+use chrono_tz::Tz;
+use cme_runtime::{CallError, Catalog, Grant, PlanContext, PluginKind};
+use serde_json::json;
+
+use crate::support::*;
+
+fn ctx(now: &str, timezone: &str, seed: u64) -> PlanContext {
+    PlanContext { now: at(now), timezone: timezone.into(), seed }
+}
+
+#[tokio::test]
+async fn every_builtin_describes_itself_with_the_original_refs() {
+    let runtime = runtime();
+    let expected = [
+        ("exact-planner", PluginKind::Planner, "exact_planner:ExactPlanner"),
+        ("simple-planner", PluginKind::Planner, "simple_planner:SimplePlanner"),
+        ("api-request", PluginKind::Attack, "api_request:ApiRequest"),
+    ];
+    for (name, kind, reference) in expected {
+        let plugin = builtin(&runtime, name).await;
+        assert_eq!(plugin.info().name, name);
+        assert_eq!(plugin.kind(), kind);
+        assert_eq!(plugin.info().refs, vec![reference.to_string()]);
+        assert!(!plugin.info().description.is_empty());
+        // The example validates against the schema (load checked it; check it here too).
+        plugin.validate_args(&plugin.info().example_args).expect("example validates");
+        semver::Version::parse(&plugin.info().version).expect("semver version");
+    }
+}
+
+#[tokio::test]
+async fn both_ref_spellings_resolve() {
+    let runtime = runtime();
+    let mut catalog = Catalog::default();
+    for name in ["exact-planner", "simple-planner", "api-request"] {
+        catalog.insert(builtin(&runtime, name).await).unwrap();
+    }
+    for reference in ["api_request:ApiRequest", "api_request.ApiRequest"] {
+        assert_eq!(catalog.resolve(PluginKind::Attack, reference).unwrap().info().name, "api-request");
+    }
+    for reference in ["exact_planner:ExactPlanner", "exact_planner.ExactPlanner"] {
+        assert_eq!(catalog.resolve(PluginKind::Planner, reference).unwrap().info().name, "exact-planner");
+    }
+    assert!(catalog.resolve(PluginKind::Planner, "api_request:ApiRequest").is_none(), "an attack is not a planner");
+    assert!(catalog.resolve(PluginKind::Attack, "nope:Nope").is_none());
+    let duplicate = builtin(&runtime, "api-request").await;
+    assert!(catalog.insert(duplicate).unwrap_err().contains("already belongs to api-request"));
+}
+
+#[tokio::test]
+async fn exact_planner_honours_the_offset() {
+    let runtime = runtime();
+    let planner = builtin(&runtime, "exact-planner").await;
+    let outcome = runtime
+        .plan(&planner, ctx("2030-01-01T00:00:00Z", "Europe/Madrid", 1), &json!({"date": "2030-01-01T10:00:00+05:00"}))
+        .await;
+    assert_eq!(outcome.result.unwrap(), vec![at("2030-01-01T05:00:00Z")]);
+}
+
+#[tokio::test]
+async fn exact_planner_reads_a_date_without_offset_in_the_context_zone() {
+    let runtime = runtime();
+    let planner = builtin(&runtime, "exact-planner").await;
+    let outcome = runtime
+        .plan(&planner, ctx("2030-01-01T00:00:00Z", "Europe/Madrid", 1), &json!({"date": "2030-06-21T15:30:00"}))
+        .await;
+    assert_eq!(outcome.result.unwrap(), vec![at("2030-06-21T13:30:00Z")], "15:30 in Madrid in summer is 13:30 UTC");
+}
+
+#[tokio::test]
+async fn exact_planner_refuses_past_and_garbage_dates_naming_the_field() {
+    let runtime = runtime();
+    let planner = builtin(&runtime, "exact-planner").await;
+    for (date, fragment) in [("2029-12-31T23:59:59Z", "in the past"), ("garbage", "not an RFC 3339")] {
+        let args = json!({ "date": date });
+        match runtime.plan(&planner, ctx("2030-01-01T00:00:00Z", "UTC", 1), &args).await.result {
+            Err(CallError::InvalidArgs { message, .. }) => {
+                assert!(message.starts_with("date: "), "{message}");
+                assert!(message.contains(fragment), "{message}");
+            }
+            other => panic!("{date}: expected invalid args, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn schema_violations_carry_the_json_pointer() {
+    let runtime = runtime();
+    let planner = builtin(&runtime, "exact-planner").await;
+    match runtime.plan(&planner, ctx("2030-01-01T00:00:00Z", "UTC", 1), &json!({"date": 5})).await.result {
+        Err(CallError::InvalidArgs { pointer, .. }) => assert_eq!(pointer.as_deref(), Some("/date")),
+        other => panic!("expected a schema violation, got {other:?}"),
+    }
+    match runtime.plan(&planner, ctx("2030-01-01T00:00:00Z", "UTC", 1), &json!({})).await.result {
+        Err(CallError::InvalidArgs { message, .. }) => assert!(message.contains("date"), "{message}"),
+        other => panic!("expected a schema violation, got {other:?}"),
+    }
+}
+
+async fn simple_plan(now: &str, zone: &str, seed: u64, min: &str, max: &str, times: u32) -> Result<Vec<chrono::DateTime<chrono::Utc>>, CallError> {
+    let runtime = runtime();
+    let planner = builtin(&runtime, "simple-planner").await;
+    runtime
+        .plan(&planner, ctx(now, zone, seed), &json!({"min_time": min, "max_time": max, "times": times}))
+        .await
+        .result
+}
+
+#[tokio::test]
+async fn simple_planner_puts_one_instant_in_each_bucket_of_todays_window() {
+    // 07:00 UTC is 08:00 in Madrid in winter: the whole 10:00-15:00 window is ahead.
+    let times = simple_plan("2030-01-15T07:00:00Z", "Europe/Madrid", 7, "10:00", "15:00", 5).await.unwrap();
+    assert_eq!(times.len(), 5);
+    let madrid: Tz = "Europe/Madrid".parse().unwrap();
+    for (i, t) in times.iter().enumerate() {
+        let local = t.with_timezone(&madrid);
+        assert_eq!(local.date_naive().to_string(), "2030-01-15");
+        let hour_start = NaiveTime::from_hms_opt(10 + i as u32, 0, 0).unwrap();
+        assert!(local.time() >= hour_start && local.time() < hour_start + Duration::hours(1), "instant {i} at {local}");
+    }
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "ascending");
+}
+
+#[tokio::test]
+async fn simple_planner_gives_the_same_plan_for_the_same_seed() {
+    let a = simple_plan("2030-01-15T07:00:00Z", "UTC", 42, "10:00", "15:00", 20).await.unwrap();
+    let b = simple_plan("2030-01-15T07:00:00Z", "UTC", 42, "10:00", "15:00", 20).await.unwrap();
+    let c = simple_plan("2030-01-15T07:00:00Z", "UTC", 43, "10:00", "15:00", 20).await.unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, c, "another seed gives another plan");
+}
+
+#[tokio::test]
+async fn simple_planner_uses_only_the_part_of_the_window_still_ahead() {
+    let times = simple_plan("2030-01-15T12:00:00Z", "UTC", 1, "10:00", "15:00", 30).await.unwrap();
+    assert_eq!(times.len(), 30);
+    assert!(times.iter().all(|t| *t >= at("2030-01-15T12:00:00Z") && *t < at("2030-01-15T15:00:00Z")));
+}
+
+#[tokio::test]
+async fn simple_planner_wraps_windows_across_midnight() {
+    // At 01:00, 22:00-02:00 is the window that began yesterday: 01:00-02:00 is left.
+    let times = simple_plan("2030-01-15T01:00:00Z", "UTC", 1, "22:00", "02:00", 10).await.unwrap();
+    assert!(times.iter().all(|t| *t >= at("2030-01-15T01:00:00Z") && *t < at("2030-01-15T02:00:00Z")), "{times:?}");
+    // At 20:00 it is tonight's window, 22:00 today to 02:00 tomorrow.
+    let times = simple_plan("2030-01-15T20:00:00Z", "UTC", 1, "22:00", "02:00", 4).await.unwrap();
+    assert!(times.iter().all(|t| *t >= at("2030-01-15T22:00:00Z") && *t < at("2030-01-16T02:00:00Z")), "{times:?}");
+    assert!(times.iter().any(|t| t.hour() < 2), "the window reaches past midnight: {times:?}");
+}
+
+#[tokio::test]
+async fn simple_planner_refuses_a_window_already_over_today() {
+    match simple_plan("2030-01-15T16:00:00Z", "UTC", 1, "10:00", "15:00", 3).await {
+        Err(CallError::InvalidArgs { message, .. }) => assert!(message.contains("window already over today"), "{message}"),
+        other => panic!("expected invalid args, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn simple_planner_accepts_only_1_to_10000_times() {
+    let runtime = runtime();
+    let planner = builtin(&runtime, "simple-planner").await;
+    for times in [json!(0), json!(10001), json!("3"), json!(2.5)] {
+        let args = json!({"min_time": "10:00", "max_time": "15:00", "times": times});
+        match runtime.plan(&planner, ctx("2030-01-15T07:00:00Z", "UTC", 1), &args).await.result {
+            Err(CallError::InvalidArgs { pointer, .. }) => assert_eq!(pointer.as_deref(), Some("/times"), "times = {times}"),
+            other => panic!("times = {times}: expected invalid args, got {other:?}"),
+        }
+    }
+    let args = json!({"min_time": "00:00", "max_time": "23:59", "times": 10000});
+    assert_eq!(runtime.plan(&planner, ctx("2030-01-15T00:00:00Z", "UTC", 1), &args).await.result.unwrap().len(), 10000);
+}
+
+#[tokio::test]
+async fn api_request_sends_a_form_encoded_payload_like_the_original() {
+    let server = CaptureServer::start(|_| Reply::status(200)).await;
+    let runtime = runtime();
+    let attack = builtin(&runtime, "api-request").await;
+    let args = json!({
+        "endpoint": server.url("/hit?x=1"),
+        "method": "post",
+        "payload": {"terminate": 1, "n": "2"},
+        "headers": {"X-CUSTOM-HEADER": "test"}
+    });
+    let grant = Grant::as_declared(&attack.info().capabilities);
+    let outcome = runtime.run(&attack, run_request(args, grant)).await;
+    let report = outcome.result.expect("the attack succeeds");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    let seen = &requests[0];
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.target, "/hit?x=1");
+    assert_eq!(seen.header("x-custom-header"), Some("test"));
+    assert_eq!(seen.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(String::from_utf8_lossy(&seen.body), "n=2&terminate=1");
+    assert_eq!(report.details["status"], 200);
+    assert!(report.details["elapsed_ms"].is_u64());
+    assert!(report.summary.contains("-> 200"), "{}", report.summary);
+    assert_eq!(report.targets, vec![server.url("/hit?x=1")]);
+    let audited: Vec<_> = outcome.record.audit.iter().map(|a| (a.call.as_str(), a.outcome.clone())).collect();
+    assert_eq!(audited, vec![("http.send", Some("200".to_string()))]);
+}
+
+#[tokio::test]
+async fn api_request_sends_json_when_asked_by_header_or_encoding() {
+    let server = CaptureServer::start(|_| Reply::status(201)).await;
+    let runtime = runtime();
+    let attack = builtin(&runtime, "api-request").await;
+    let grant = Grant::as_declared(&attack.info().capabilities);
+    let by_header = json!({"endpoint": server.url("/a"), "method": "PUT", "payload": {"n": 2},
+                           "headers": {"Content-Type": "application/json"}});
+    let by_encoding = json!({"endpoint": server.url("/b"), "method": "PATCH", "payload": {"n": 2}, "encoding": "json"});
+    for args in [by_header, by_encoding] {
+        runtime.run(&attack, run_request(args, grant.clone())).await.result.expect("2xx succeeds");
+    }
+    for seen in server.requests() {
+        assert_eq!(seen.header("content-type"), Some("application/json"));
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap(), json!({"n": 2}));
+    }
+}
+
+#[tokio::test]
+async fn api_request_fails_on_an_unexpected_status_and_honours_expected_status() {
+    let server = CaptureServer::start(|req| Reply::status(if req.target == "/gone" { 410 } else { 500 })).await;
+    let runtime = runtime();
+    let attack = builtin(&runtime, "api-request").await;
+    let grant = Grant::as_declared(&attack.info().capabilities);
+    let args = json!({"endpoint": server.url("/boom"), "method": "GET", "payload": {}, "headers": {}});
+    match runtime.run(&attack, run_request(args, grant.clone())).await.result {
+        Err(CallError::Failed(message)) => assert!(message.contains("500") && message.contains("expected 2xx"), "{message}"),
+        other => panic!("expected failure, got {other:?}"),
+    }
+    let args = json!({"endpoint": server.url("/gone"), "method": "DELETE", "expected_status": [404, 410]});
+    let report = runtime.run(&attack, run_request(args, grant)).await.result.expect("410 was expected");
+    assert_eq!(report.details["status"], 410);
+}
+
+#[tokio::test]
+async fn api_request_in_a_dry_run_sends_nothing_and_says_what_it_would_send() {
+    let server = CaptureServer::start(|_| Reply::status(200)).await;
+    let runtime = runtime();
+    let attack = builtin(&runtime, "api-request").await;
+    let grant = Grant::as_declared(&attack.info().capabilities);
+    let args = json!({"endpoint": server.url("/kill"), "method": "POST", "payload": {"a": 1}, "headers": {}});
+    let mut request = run_request(args, grant);
+    request.dry_run = true;
+    let outcome = runtime.run(&attack, request).await;
+    let report = outcome.result.expect("a dry run succeeds");
+    assert!(report.summary.starts_with("dry run: would send POST"), "{}", report.summary);
+    assert_eq!(outcome.record.dry_run_actions, vec![format!("would send POST {} (3 body bytes)", server.url("/kill"))]);
+    assert!(outcome.record.audit.iter().all(|a| a.dry_run));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(server.requests().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn api_request_reports_a_refused_connection_as_failed() {
+    // Bind then drop, so that the port is closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let runtime = runtime();
+    let attack = builtin(&runtime, "api-request").await;
+    let grant = Grant::as_declared(&attack.info().capabilities);
+    let args = json!({"endpoint": format!("http://127.0.0.1:{port}/"), "method": "GET"});
+    let outcome = runtime.run(&attack, run_request(args, grant)).await;
+    match outcome.result {
+        Err(CallError::Failed(message)) => assert!(message.starts_with("upstream error:"), "{message}"),
+        other => panic!("expected failure, got {other:?}"),
+    }
+}

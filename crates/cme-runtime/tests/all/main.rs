@@ -1,0 +1,8 @@
+//! Integration tests of the runtime against real components built from `plugins/`.
+//! One binary (wasmtime's layout): every module below is a group of tests.
+
+mod builtins;
+mod cache;
+mod grants;
+mod hostile;
+mod support;
