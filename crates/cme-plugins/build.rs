@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BUILTINS: [&str; 3] = ["exact-planner", "simple-planner", "api-request"];
-const TEST_PLUGINS: [&str; 1] = ["hostile"];
+const TEST_PLUGINS: [&str; 2] = ["hostile", "ping-attack"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

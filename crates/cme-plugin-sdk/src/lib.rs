@@ -29,7 +29,8 @@
 //! crate-type = ["cdylib"]
 //!
 //! [dependencies]
-//! cme-plugin-sdk = { path = "../../crates/cme-plugin-sdk", features = ["attack"] }
+//! # a path to your cme checkout (the SDK is not on crates.io yet)
+//! cme-plugin-sdk = { path = "../cme/crates/cme-plugin-sdk", features = ["attack"] }
 //! serde = { version = "1", features = ["derive"] }
 //!
 //! [profile.release]
@@ -40,45 +41,10 @@
 //! panic = "abort"
 //! ```
 //!
-//! `src/lib.rs`:
+//! `src/lib.rs` (this is `plugins/examples/ping-attack`, which the engine's tests build,
+//! load and run):
 //!
-//! ```ignore
-//! use cme_plugin_sdk::attack::{http, Attack, Report, RunContext};
-//! use cme_plugin_sdk::{info, json, Capability, Describe, PluginError};
-//!
-//! #[derive(serde::Deserialize)]
-//! struct Args { url: String }
-//!
-//! struct Ping;
-//!
-//! impl Attack for Ping {
-//!     type Args = Args;
-//!
-//!     fn describe() -> Describe {
-//!         Describe::new("ping-attack", env!("CARGO_PKG_VERSION"))
-//!             .refs(["ping:Ping"])
-//!             .description("GETs a URL and fails unless it answers 2xx.")
-//!             .schema(json!({"type": "object", "required": ["url"],
-//!                            "properties": {"url": {"type": "string", "format": "uri"}}}))
-//!             .example(json!({"url": "http://service.internal/health"}))
-//!             .capability(Capability::Http(vec!["*".into()]))
-//!     }
-//!
-//!     fn run(_ctx: &RunContext, args: Args) -> Result<Report, PluginError> {
-//!         info!("pinging {}", args.url);
-//!         let response = http::send(&http::Request {
-//!             method: "GET".into(), url: args.url.clone(), headers: vec![],
-//!             body: None, timeout_ms: Some(2_000),
-//!         })?;                                       // a HostError becomes a PluginError
-//!         if !(200..300).contains(&response.status) {
-//!             return Err(PluginError::failed(format!("{} answered {}", args.url, response.status)));
-//!         }
-//!         Ok(Report::new(format!("GET {} -> {}", args.url, response.status)).target(args.url))
-//!     }
-//! }
-//!
-//! cme_plugin_sdk::export_attack!(Ping);
-//! ```
+#![doc = concat!("```ignore\n", include_str!("../../../plugins/examples/ping-attack/src/lib.rs"), "```")]
 //!
 //! Build it (once: `rustup target add wasm32-wasip2`):
 //!

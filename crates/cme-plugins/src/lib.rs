@@ -36,4 +36,7 @@ pub mod test_plugins {
 
     /// An attack that misbehaves on request: `{"mode": "loop" | "memory-bomb" | ...}`.
     pub const HOSTILE: EmbeddedPlugin = embed!("hostile", "hostile.wasm");
+
+    /// The SDK documentation's example attack (`plugins/examples/ping-attack`).
+    pub const PING: EmbeddedPlugin = embed!("ping-attack", "ping_attack.wasm");
 }

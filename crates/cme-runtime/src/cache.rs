@@ -21,8 +21,8 @@ use crate::error::LoadError;
 /// How a component was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provenance {
-    /// Loaded from the artifact cache.
-    Cached,
+    /// Mapped from the artifact cache, taking this long.
+    Cached(Duration),
     /// Compiled by Cranelift, taking this long.
     Compiled(Duration),
 }
@@ -60,10 +60,11 @@ impl ArtifactCache {
         };
         let path = dir.join(format!("{sha256}.cwasm"));
         if path.exists() {
+            let started = Instant::now();
             // SAFETY: the file was written by `precompile_component` of an engine with
             // the same compatibility key, into a directory only this engine writes.
             match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, Provenance::Cached)),
+                Ok(component) => return Ok((component, Provenance::Cached(started.elapsed()))),
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "unusable cached artifact; recompiling"),
             }
         }

@@ -270,3 +270,17 @@ async fn api_request_reports_a_refused_connection_as_failed() {
         other => panic!("expected failure, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_sdk_documentation_example_builds_loads_and_runs() {
+    let server = CaptureServer::start(|req| Reply::status(if req.target == "/health" { 204 } else { 503 })).await;
+    let runtime = runtime();
+    let ping = runtime.load(cme_plugins::test_plugins::PING.wasm).await.expect("the example loads");
+    assert_eq!(ping.info().name, "ping-attack");
+    let grant = Grant::as_declared(&ping.info().capabilities);
+    let outcome = runtime.run(&ping, run_request(json!({"url": server.url("/health")}), grant.clone())).await;
+    assert_eq!(outcome.result.unwrap().summary, format!("GET {} -> 204", server.url("/health")));
+    assert_eq!(outcome.record.log[0].message, format!("pinging {}", server.url("/health")));
+    let outcome = runtime.run(&ping, run_request(json!({"url": server.url("/down")}), grant)).await;
+    assert_eq!(outcome.result.unwrap_err(), CallError::Failed(format!("{} answered 503", server.url("/down"))));
+}
