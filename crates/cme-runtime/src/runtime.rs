@@ -300,10 +300,21 @@ impl Runtime {
             };
             (result, record)
         });
-        match task.await {
+        // Dropping this future (a halted run, a shutdown) must end the call too: the task
+        // runs on another runtime, so abort it rather than let it finish unobserved.
+        let mut task = AbortOnDrop(task);
+        match (&mut task.0).await {
             Ok(outcome) => outcome,
             Err(e) => (Err(CallError::Host(format!("the call's task failed: {e}"))), CallRecord::default()),
         }
+    }
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -121,3 +121,20 @@ async fn calls_are_isolated_from_each_other() {
     normal.result.expect("the normal call succeeds");
     assert!(normal_took < RUN_DEADLINE, "the normal call finished while the loop still ran ({normal_took:?})");
 }
+
+#[tokio::test]
+async fn dropping_a_call_cancels_it() {
+    // One call at a time and a long deadline: the next call can only start promptly if
+    // dropping the first (as a halt does) really ended it.
+    let runtime = runtime_with(|config| {
+        config.max_concurrent_calls = 1;
+        config.run_limits.deadline = Duration::from_secs(30);
+    });
+    let plugin = hostile(&runtime).await;
+    let looping = run_hostile(&runtime, &plugin, json!({"mode": "loop"}), Grant::default());
+    assert!(tokio::time::timeout(Duration::from_millis(200), looping).await.is_err(), "the loop is still running");
+    let started = Instant::now();
+    let outcome = run_hostile(&runtime, &plugin, json!({"mode": "noop"}), Grant::default()).await;
+    outcome.result.expect("the next call runs");
+    assert!(started.elapsed() < Duration::from_secs(15), "the dropped call kept its slot for {:?}", started.elapsed());
+}

@@ -1,0 +1,106 @@
+//! HAL documents: data, `_links`, `_embedded`, served as `application/hal+json`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{Map, Value, json};
+
+use cme_engine::{Page, PageOf};
+
+use crate::problem::ApiError;
+
+pub const HAL: &str = "application/hal+json";
+
+/// A HAL document under construction.
+pub struct Hal(Map<String, Value>);
+
+impl Hal {
+    pub fn new(data: Value) -> Self {
+        match data {
+            Value::Object(map) => Hal(map),
+            _ => Hal(Map::new()),
+        }
+    }
+
+    pub fn link(mut self, rel: &str, href: impl Into<String>) -> Self {
+        let links = self.0.entry("_links").or_insert_with(|| json!({}));
+        links[rel] = json!({ "href": href.into() });
+        self
+    }
+
+    pub fn embed(mut self, rel: &str, items: Vec<Value>) -> Self {
+        let embedded = self.0.entry("_embedded").or_insert_with(|| json!({}));
+        embedded[rel] = Value::Array(items);
+        self
+    }
+
+    pub fn set(mut self, key: &str, value: Value) -> Self {
+        self.0.insert(key.into(), value);
+        self
+    }
+
+    pub fn into_value(self) -> Value {
+        Value::Object(self.0)
+    }
+
+    pub fn respond(self, status: StatusCode) -> HttpResponse {
+        HttpResponse::build(status).content_type(HAL).body(self.into_value().to_string())
+    }
+
+    pub fn ok(self) -> HttpResponse {
+        self.respond(StatusCode::OK)
+    }
+}
+
+/// The request's own URL (path and query), as the `self` link.
+pub fn self_href(req: &HttpRequest) -> String {
+    match req.query_string() {
+        "" => req.path().to_string(),
+        q => format!("{}?{q}", req.path()),
+    }
+}
+
+/// `page` and `size` from the query: page from 1, size 1..=1000 (default 100).
+pub fn page_of(req: &HttpRequest) -> Result<Page, ApiError> {
+    let mut page = Page { page: 1, size: 100 };
+    for (key, value) in query_pairs(req) {
+        match key.as_str() {
+            "page" => page.page = value.parse().ok().filter(|p| *p >= 1).ok_or_else(|| bad_query("page", "an integer >= 1"))?,
+            "size" => {
+                page.size = value.parse().ok().filter(|s| (1..=1000).contains(s)).ok_or_else(|| bad_query("size", "an integer from 1 to 1000"))?
+            }
+            _ => {}
+        }
+    }
+    Ok(page)
+}
+
+fn bad_query(name: &str, expected: &str) -> ApiError {
+    ApiError::bad_request(format!("query parameter {name} must be {expected}"), None)
+}
+
+/// Decoded query pairs.
+pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect()
+}
+
+/// Adds `next`/`prev` links keeping every other query parameter.
+pub fn paged<T>(doc: Hal, req: &HttpRequest, page: Page, listed: &PageOf<T>) -> Hal {
+    let with_page = |n: u64| {
+        let mut pairs: Vec<String> = req
+            .query_string()
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("page="))
+            .map(str::to_string)
+            .collect();
+        pairs.push(format!("page={n}"));
+        format!("{}?{}", req.path(), pairs.join("&"))
+    };
+    let mut doc = doc;
+    if listed.has_more {
+        doc = doc.link("next", with_page(page.page + 1));
+    }
+    if page.page > 1 {
+        doc = doc.link("prev", with_page(page.page - 1));
+    }
+    doc
+}

@@ -1,0 +1,39 @@
+//! # cme-api: the HAL+JSON API
+//!
+//! Every endpoint of the original engine at the same paths (with and without the trailing
+//! slash), plus the entry document, halt/resume, the audit log and `/healthz`. Documents
+//! are HAL (`application/hal+json`); errors are problem+json with the original's `msg`.
+//!
+//! Invariant: the API never touches the database; it speaks to `cme_engine::Engine`.
+
+mod auth;
+mod body;
+mod hal;
+mod problem;
+mod routes;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+pub use auth::{Auth, Role, Token};
+pub use body::MAX_JSON_BODY;
+pub use problem::ApiError;
+
+/// Shared by every request.
+pub struct ApiState {
+    pub engine: Arc<cme_engine::Engine>,
+    pub auth: Auth,
+    schemas: routes::Schemas,
+}
+
+impl ApiState {
+    pub fn new(engine: Arc<cme_engine::Engine>, auth: Auth) -> web::Data<ApiState> {
+        web::Data::new(ApiState { engine, auth, schemas: routes::Schemas::new() })
+    }
+}
+
+/// Mounts the API on an actix-web app: `App::new().configure(|c| cme_api::configure(c, state))`.
+pub fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiState>) {
+    routes::configure(config, state);
+}

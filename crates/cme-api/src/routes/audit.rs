@@ -1,0 +1,37 @@
+use actix_web::{HttpRequest, web};
+use serde_json::{Value, json};
+
+use cme_engine::time::from_us;
+
+use super::{Result, date};
+use crate::ApiState;
+use crate::auth::Role;
+use crate::hal::{Hal, page_of, paged, self_href};
+
+/// Audit events, newest first (admin only).
+pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Admin)?;
+    let page = page_of(&req)?;
+    let listed = state.engine.audit(page).await?;
+    let items: Vec<Value> = listed
+        .items
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "at": date(from_us(e.at_us)),
+                "source": e.source,
+                "run_id": e.run_id,
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "decision": e.decision,
+                "reason": e.reason,
+                "dry_run": e.dry_run,
+                "outcome": e.outcome,
+            })
+        })
+        .collect();
+    let doc = Hal::new(json!({})).link("self", self_href(&req)).embed("audit", items);
+    Ok(paged(doc, &req, page, &listed).ok())
+}

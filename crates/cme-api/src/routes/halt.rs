@@ -1,0 +1,45 @@
+use actix_web::{HttpRequest, web};
+use serde_json::json;
+
+use cme_engine::HaltState;
+use cme_engine::time::from_us;
+
+use super::{Result, date};
+use crate::ApiState;
+use crate::auth::Role;
+use crate::body::json_body;
+use crate::hal::Hal;
+use crate::problem::ApiError;
+
+pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    Ok(document(&state.engine.halt_state().await?).ok())
+}
+
+/// Body optional: `{"reason": "..."}`.
+pub async fn halt(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+    let role = state.auth.require(&req, Role::Operator)?;
+    let body = json_body(&req, payload, true).await?;
+    let reason = match body.as_ref().map(|b| &b["reason"]) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(ApiError::bad_request("reason must be a string", Some("/reason".into()))),
+    };
+    Ok(document(&state.engine.halt(reason, role.name()).await?).ok())
+}
+
+pub async fn resume(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    let role = state.auth.require(&req, Role::Operator)?;
+    Ok(document(&state.engine.resume(role.name()).await?).ok())
+}
+
+fn document(halt: &HaltState) -> Hal {
+    Hal::new(json!({
+        "halted": halt.halted,
+        "since": halt.since_us.map(from_us).map(date),
+        "reason": halt.reason,
+    }))
+    .link("self", "/api/1/halt")
+    .link("halt", "/api/1/halt")
+    .link("resume", "/api/1/resume")
+}

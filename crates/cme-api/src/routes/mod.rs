@@ -1,0 +1,68 @@
+//! Routes, one module per resource.
+
+mod audit;
+mod executors;
+mod halt;
+mod plans;
+mod plugins;
+mod root;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::ApiState;
+use crate::problem::ApiError;
+
+pub(crate) use plans::Schemas;
+
+type Result<T = HttpResponse> = std::result::Result<T, ApiError>;
+
+/// Registers a resource at `path` and at `path` without its trailing slash.
+fn both(config: &mut web::ServiceConfig, path: &str, build: impl Fn(actix_web::Resource) -> actix_web::Resource) {
+    config.service(build(web::resource(path)).default_service(web::to(method_not_allowed)));
+    if let Some(bare) = path.strip_suffix('/').filter(|p| !p.is_empty()) {
+        config.service(build(web::resource(bare)).default_service(web::to(method_not_allowed)));
+    }
+}
+
+pub(crate) fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiState>) {
+    config.app_data(state);
+    config.route("/healthz", web::get().to(root::healthz));
+    both(config, "/api/1/", |r| r.route(web::get().to(root::entry)));
+    both(config, "/api/1/attacks/", |r| r.route(web::get().to(plugins::attacks)));
+    both(config, "/api/1/planners/", |r| r.route(web::get().to(plugins::planners)));
+    both(config, "/api/1/plans/", |r| r.route(web::get().to(plans::list)).route(web::post().to(plans::create)));
+    config.service(
+        web::resource("/api/1/plans/{id}")
+            .route(web::get().to(plans::show))
+            .route(web::delete().to(plans::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+    both(config, "/api/1/executors/", |r| r.route(web::get().to(executors::list)));
+    config.service(
+        web::resource("/api/1/executors/{id}")
+            .route(web::get().to(executors::show))
+            .route(web::put().to(executors::reschedule))
+            .route(web::delete().to(executors::cancel))
+            .default_service(web::to(method_not_allowed)),
+    );
+    both(config, "/api/1/halt", |r| r.route(web::get().to(halt::show)).route(web::post().to(halt::halt)));
+    both(config, "/api/1/resume", |r| r.route(web::post().to(halt::resume)));
+    both(config, "/api/1/audit/", |r| r.route(web::get().to(audit::list)));
+    config.default_service(web::to(not_found));
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result {
+    Err(ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    ))
+}
+
+async fn not_found(req: HttpRequest) -> Result {
+    Err(ApiError::not_found(format!("no resource at {}; start at /api/1/", req.path())))
+}
+
+/// RFC 3339 in UTC with a `Z`, the API's one date format.
+fn date(t: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+    serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}

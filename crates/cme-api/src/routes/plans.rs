@@ -1,0 +1,136 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use serde_json::{Value, json};
+
+use cme_engine::{ApiAction, ExecutorView, NewPlan, PlanView, PluginCall};
+
+use super::executors::executor_document;
+use super::{Result, date};
+use crate::ApiState;
+use crate::auth::Role;
+use crate::body::{check_schema, json_body};
+use crate::hal::{Hal, page_of, paged, query_pairs, self_href};
+
+/// The request schemas, compiled once.
+pub(crate) struct Schemas {
+    pub plan: jsonschema::Validator,
+    pub reschedule: jsonschema::Validator,
+}
+
+impl Schemas {
+    pub fn new() -> Self {
+        let call = json!({
+            "type": "object",
+            "required": ["ref", "args"],
+            "properties": {"ref": {"type": "string", "minLength": 1}, "args": {"type": "object"}}
+        });
+        let plan = json!({
+            "type": "object",
+            "required": ["name", "attack", "planner"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 500},
+                "attack": call,
+                "planner": call,
+                "dry_run": {"type": "boolean"},
+                "grace_seconds": {"type": "integer", "minimum": 0, "maximum": 86400}
+            }
+        });
+        let reschedule = json!({
+            "type": "object",
+            "required": ["type", "args"],
+            "properties": {
+                "type": {"type": "string"},
+                "args": {"type": "object", "required": ["date"], "properties": {"date": {"type": "string"}}}
+            }
+        });
+        Schemas {
+            plan: jsonschema::validator_for(&plan).expect("the plan schema compiles"),
+            reschedule: jsonschema::validator_for(&reschedule).expect("the reschedule schema compiles"),
+        }
+    }
+}
+
+pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+    let role = state.auth.require(&req, Role::Operator)?;
+    let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
+    check_schema(&state.schemas.plan, &body)?;
+    let call = |key: &str| PluginCall {
+        reference: body[key]["ref"].as_str().unwrap_or_default().to_string(),
+        args: body[key]["args"].clone(),
+    };
+    let new = NewPlan {
+        name: body["name"].as_str().unwrap_or_default().to_string(),
+        attack: call("attack"),
+        planner: call("planner"),
+        dry_run: body["dry_run"].as_bool().unwrap_or(false),
+        grace_seconds: body["grace_seconds"].as_u64(),
+    };
+    let (plan, executors) = state.engine.create_plan(new).await?;
+    state
+        .engine
+        .audit_api(ApiAction { actor: role.name().into(), action: "plan.create".into(), target: plan.id.clone() })
+        .await;
+    let location = format!("/api/1/plans/{}", plan.id);
+    let doc = plan_document(&plan, Some(&executors)).set("msg", json!("ok"));
+    let mut response = doc.respond(StatusCode::CREATED);
+    response.headers_mut().insert(
+        actix_web::http::header::LOCATION,
+        actix_web::http::header::HeaderValue::from_str(&location).expect("ids are hex"),
+    );
+    Ok(response)
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    let all = query_pairs(&req)
+        .iter()
+        .any(|(k, v)| k == "all" && matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "y" | "1"));
+    let page = page_of(&req)?;
+    let listed = state.engine.list_plans(all, page).await?;
+    let items: Vec<Value> = listed.items.iter().map(|p| plan_document(p, None).into_value()).collect();
+    let doc = Hal::new(json!({ "plans": items })).link("self", self_href(&req));
+    Ok(paged(doc, &req, page, &listed).ok())
+}
+
+pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    let (plan, executors) = state.engine.plan(&id).await?;
+    Ok(plan_document(&plan, Some(&executors)).ok())
+}
+
+pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    let role = state.auth.require(&req, Role::Operator)?;
+    state.engine.delete_plan(&id).await?;
+    state
+        .engine
+        .audit_api(ApiAction { actor: role.name().into(), action: "plan.delete".into(), target: id.to_string() })
+        .await;
+    Ok(Hal::new(json!({"msg": format!("Plan {id} successfully deleted")}))
+        .link("plans", "/api/1/plans/")
+        .link("executors", format!("/api/1/executors/?plan_id={id}&executed=all"))
+        .ok())
+}
+
+fn plan_document(plan: &PlanView, executors: Option<&[ExecutorView]>) -> Hal {
+    let href = format!("/api/1/plans/{}", plan.id);
+    let doc = Hal::new(json!({
+        "id": plan.id,
+        "name": plan.name,
+        "created": date(plan.created),
+        "executors_count": plan.executors_count,
+        "next_execution": plan.next_execution.map(date),
+        "executed": plan.executed,
+        "dry_run": plan.dry_run,
+        "timezone": plan.timezone,
+        "grace_seconds": plan.grace_seconds,
+        "attack": {"ref": plan.attack_ref, "plugin": plan.attack_plugin, "args": plan.attack_args},
+        "planner": {"ref": plan.planner_ref, "plugin": plan.planner_plugin, "args": plan.planner_args},
+    }))
+    .link("self", href.clone())
+    .link("delete", href)
+    .link("executors", format!("/api/1/executors/?plan_id={}&executed=all", plan.id));
+    match executors {
+        Some(executors) => doc.embed("executors", executors.iter().map(|e| executor_document(e, false).into_value()).collect()),
+        None => doc,
+    }
+}

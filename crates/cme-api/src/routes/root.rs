@@ -1,0 +1,31 @@
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use super::Result;
+use crate::ApiState;
+use crate::auth::Role;
+use crate::hal::Hal;
+
+/// The entry document: links to every collection.
+pub async fn entry(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    Ok(Hal::new(json!({"name": "cme", "version": env!("CARGO_PKG_VERSION")}))
+        .link("self", "/api/1/")
+        .link("plans", "/api/1/plans/")
+        .link("executors", "/api/1/executors/")
+        .link("attacks", "/api/1/attacks/")
+        .link("planners", "/api/1/planners/")
+        .link("halt", "/api/1/halt")
+        .link("resume", "/api/1/resume")
+        .link("audit", "/api/1/audit/")
+        .ok())
+}
+
+/// Liveness and database reachability; no auth.
+pub async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
+    if state.engine.healthy().await {
+        HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#)
+    } else {
+        HttpResponse::ServiceUnavailable().content_type("application/json").body(r#"{"status":"database unavailable"}"#)
+    }
+}

@@ -1,0 +1,43 @@
+//! Engine settings.
+
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+/// How the engine schedules and runs.
+///
+/// By default: UTC for times without offset, a misfire grace of 60 s, no forced dry run,
+/// 64 attacks at once, leases of the run deadline (60 s) plus 30 s, a reaper pass every
+/// 30 s, and 30 s for running attacks to finish at shutdown.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub timezone: Tz,
+    pub default_grace: Duration,
+    /// Every plan runs as a dry run (Chaos Monkey's "leashed" mode).
+    pub dry_run: bool,
+    pub max_concurrent_runs: usize,
+    /// The longest an attack may run (the runtime enforces it).
+    pub run_deadline: Duration,
+    /// Added to the run deadline to make a lease.
+    pub lease_margin: Duration,
+    pub reaper_interval: Duration,
+    pub shutdown_deadline: Duration,
+    /// Identifies this engine in leases.
+    pub engine_id: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            timezone: chrono_tz::UTC,
+            default_grace: Duration::from_secs(60),
+            dry_run: false,
+            max_concurrent_runs: 64,
+            run_deadline: Duration::from_secs(60),
+            lease_margin: Duration::from_secs(30),
+            reaper_interval: Duration::from_secs(30),
+            shutdown_deadline: Duration::from_secs(30),
+            engine_id: format!("engine-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        }
+    }
+}

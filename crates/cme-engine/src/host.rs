@@ -1,0 +1,105 @@
+//! What the engine needs from plugins, as a trait: the engine never sees wasm. The
+//! binary implements it over the runtime.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Planner or attack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Planner,
+    Attack,
+}
+
+/// What the API shows about a plugin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginDescription {
+    /// `name@version`: identifies the exact plugin version plans record.
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    /// Refs in canonical `module:Class` form; the first is the primary ref.
+    pub refs: Vec<String>,
+    pub description: String,
+    /// JSON Schema of the args.
+    pub args_schema: Value,
+    pub example_args: Value,
+    /// The capabilities it requests (as JSON).
+    pub capabilities: Value,
+    pub sha256: String,
+    pub builtin: bool,
+}
+
+/// Args refused by a plugin's schema or by the plugin itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgsRejected {
+    /// JSON pointer of the offending value inside the args, when known.
+    pub pointer: Option<String>,
+    pub message: String,
+}
+
+/// A planner call's context.
+#[derive(Debug, Clone)]
+pub struct PlanInput {
+    pub now: DateTime<Utc>,
+    pub timezone: String,
+    pub seed: u64,
+}
+
+/// An attack run's input.
+#[derive(Debug, Clone)]
+pub struct RunInput {
+    pub run_id: String,
+    pub now: DateTime<Utc>,
+    pub args: Value,
+    pub dry_run: bool,
+}
+
+/// What an attack reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub summary: String,
+    pub targets: Vec<String>,
+    pub details: Value,
+}
+
+/// One capability call, for the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapabilityAudit {
+    pub at: DateTime<Utc>,
+    pub plugin: String,
+    pub call: String,
+    pub target: String,
+    /// allowed, denied, unavailable.
+    pub decision: String,
+    pub reason: Option<String>,
+    pub dry_run: bool,
+    pub outcome: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub outcome: Result<Report, String>,
+    /// The run's log lines, stdout/stderr and dry-run actions, as JSON.
+    pub log: Value,
+    pub audit: Vec<CapabilityAudit>,
+}
+
+/// Plugins as the engine sees them.
+#[async_trait::async_trait]
+pub trait PluginHost: Send + Sync + 'static {
+    /// Every plugin of a kind.
+    fn list(&self, kind: PluginKind) -> Vec<PluginDescription>;
+    /// The plugin of `kind` answering to `reference` (`module:Class` or `module.Class`).
+    fn resolve(&self, kind: PluginKind, reference: &str) -> Option<PluginDescription>;
+    /// Validates args against the plugin's schema.
+    fn validate_args(&self, plugin_id: &str, args: &Value) -> Result<(), ArgsRejected>;
+    /// Asks a planner for instants.
+    async fn plan(&self, plugin_id: &str, input: PlanInput, args: &Value) -> Result<Vec<DateTime<Utc>>, ArgsRejected>;
+    /// Runs an attack. Dropping the future cancels the run.
+    async fn run(&self, plugin_id: &str, input: RunInput) -> RunResult;
+}

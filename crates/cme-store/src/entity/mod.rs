@@ -1,0 +1,7 @@
+//! Tables as sea-orm entities. Times are microseconds since the Unix epoch (UTC) in
+//! 64-bit integers: the same type, ordering and index behaviour on SQLite and PostgreSQL.
+
+pub mod audit_event;
+pub mod executor;
+pub mod plan;
+pub mod setting;

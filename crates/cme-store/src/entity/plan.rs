@@ -1,0 +1,30 @@
+use sea_orm::entity::prelude::*;
+
+/// A plan: an attack with its args, and the planner call that scheduled it.
+/// Never hard-deleted: `deleted_at_us` hides it from the plans API.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "plans")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub name: String,
+    pub created_at_us: i64,
+    pub deleted_at_us: Option<i64>,
+    pub attack_ref: String,
+    /// `name@version` of the attack plugin chosen at creation.
+    pub attack_plugin: String,
+    /// JSON text.
+    pub attack_args: String,
+    pub planner_ref: String,
+    pub planner_plugin: String,
+    pub planner_args: String,
+    pub dry_run: bool,
+    pub timezone: String,
+    pub seed: i64,
+    pub grace_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,207 @@
+//! Client subcommands: talk to a running engine over its API and print readable tables.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::Value;
+
+#[derive(clap::Args, Debug)]
+pub struct Target {
+    /// The engine's base URL.
+    #[arg(long, env = "CME_URL", default_value = "http://127.0.0.1:5000", global = true)]
+    url: String,
+    /// API token.
+    #[arg(long, env = "CME_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlansCommand {
+    /// List plans (with work left, or --all).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Create a plan from a JSON file ("-" for stdin).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Show a plan and its executors.
+    Show { id: String },
+    /// Delete a plan (cancels its pending executors).
+    Delete { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExecutorsCommand {
+    /// List executors (pending/running by default).
+    List {
+        /// true (finished), false (pending or running) or all.
+        #[arg(long, default_value = "false")]
+        executed: String,
+        /// Only these statuses, comma-separated.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        plan: Option<String>,
+    },
+    /// Show an executor with its result and log.
+    Show { id: String },
+}
+
+pub enum Request {
+    Plans(PlansCommand),
+    Executors(ExecutorsCommand),
+    Halt(Option<String>),
+    Resume,
+}
+
+pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let client = Client { http: reqwest::Client::new(), target };
+        match request {
+            Request::Plans(PlansCommand::List { all }) => {
+                let doc = client.get(&format!("/api/1/plans/?all={all}")).await?;
+                print_plans(doc["plans"].as_array().map(Vec::as_slice).unwrap_or_default());
+            }
+            Request::Plans(PlansCommand::Create { file }) => {
+                let text = if file.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin())?
+                } else {
+                    std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+                };
+                let body: Value = serde_json::from_str(&text).context("the plan file is not JSON")?;
+                let doc = client.send(reqwest::Method::POST, "/api/1/plans/", Some(body)).await?;
+                println!("created plan {} ({})", doc["id"].as_str().unwrap_or("?"), doc["name"].as_str().unwrap_or(""));
+                print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
+            }
+            Request::Plans(PlansCommand::Show { id }) => {
+                let doc = client.get(&format!("/api/1/plans/{id}")).await?;
+                print_plans(std::slice::from_ref(&doc));
+                println!("attack:  {} {}", doc["attack"]["ref"].as_str().unwrap_or(""), doc["attack"]["args"]);
+                println!("planner: {} {}", doc["planner"]["ref"].as_str().unwrap_or(""), doc["planner"]["args"]);
+                print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
+            }
+            Request::Plans(PlansCommand::Delete { id }) => {
+                let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/plans/{id}"), None).await?;
+                println!("{}", doc["msg"].as_str().unwrap_or("deleted"));
+            }
+            Request::Executors(ExecutorsCommand::List { executed, status, plan }) => {
+                let mut path = format!("/api/1/executors/?executed={executed}");
+                if let Some(status) = status {
+                    path.push_str(&format!("&status={status}"));
+                }
+                if let Some(plan) = plan {
+                    path.push_str(&format!("&plan_id={plan}"));
+                }
+                let doc = client.get(&path).await?;
+                print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
+            }
+            Request::Executors(ExecutorsCommand::Show { id }) => {
+                let doc = client.get(&format!("/api/1/executors/{id}")).await?;
+                print_executors(std::slice::from_ref(&doc));
+                if !doc["result"].is_null() {
+                    println!("result: {}", serde_json::to_string_pretty(&doc["result"])?);
+                }
+                if let Some(error) = doc["error"].as_str() {
+                    println!("error:  {error}");
+                }
+                for line in doc["log"]["lines"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                    println!("log:    {} {:5} {}", line["at"].as_str().unwrap_or(""), line["level"].as_str().unwrap_or(""), line["message"].as_str().unwrap_or(""));
+                }
+            }
+            Request::Halt(reason) => {
+                let body = reason.map(|r| serde_json::json!({ "reason": r }));
+                let doc = client.send(reqwest::Method::POST, "/api/1/halt", body).await?;
+                println!("halted: {}", doc["halted"]);
+            }
+            Request::Resume => {
+                let doc = client.send(reqwest::Method::POST, "/api/1/resume", None).await?;
+                println!("halted: {}", doc["halted"]);
+            }
+        }
+        Ok(())
+    })
+}
+
+struct Client {
+    http: reqwest::Client,
+    target: Target,
+}
+
+impl Client {
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.target.url.trim_end_matches('/'));
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.target.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_string());
+        }
+        let response = request.send().await.with_context(|| format!("cannot reach the engine at {}", self.target.url))?;
+        let status = response.status();
+        let doc: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = doc["detail"].as_str().or(doc["msg"].as_str()).unwrap_or("no detail");
+            anyhow::bail!("{status}: {msg}");
+        }
+        Ok(doc)
+    }
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row);
+    }
+}
+
+fn print_plans(plans: &[Value]) {
+    let rows = plans
+        .iter()
+        .map(|p| vec![cell(&p["id"]), cell(&p["name"]), cell(&p["executors_count"]), cell(&p["next_execution"]), cell(&p["executed"])])
+        .collect();
+    table(&["ID", "NAME", "EXECUTORS", "NEXT", "EXECUTED"], rows);
+}
+
+fn print_executors(executors: &[Value]) {
+    let rows = executors
+        .iter()
+        .map(|e| {
+            vec![
+                cell(&e["id"]),
+                cell(&e["plan_id"]),
+                cell(&e["next_run_time"]),
+                cell(&e["status"]),
+                e["result"]["summary"].as_str().or(e["error"].as_str()).unwrap_or("-").to_string(),
+            ]
+        })
+        .collect();
+    table(&["ID", "PLAN", "DUE", "STATUS", "RESULT"], rows);
+}

@@ -1,0 +1,67 @@
+//! Configuration: command-line flags over `CME_*` environment variables over the config
+//! file (`cme.toml`) over defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use cme_api::{Role, Token};
+
+/// The config file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub bind: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub timezone: Option<String>,
+    pub log_format: Option<String>,
+    pub dry_run: Option<bool>,
+    pub cache_dir: Option<PathBuf>,
+    pub sqlite_synchronous_full: Option<bool>,
+    pub max_concurrent_runs: Option<usize>,
+    pub misfire_grace_seconds: Option<u64>,
+    pub run_deadline_seconds: Option<u64>,
+    pub lease_margin_seconds: Option<u64>,
+    pub reaper_interval_seconds: Option<u64>,
+    pub shutdown_deadline_seconds: Option<u64>,
+    #[serde(default)]
+    pub tokens: Vec<Token>,
+}
+
+impl FileConfig {
+    pub fn read(path: &std::path::Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+}
+
+/// `CME_TOKENS="admin:secret1,viewer:secret2"`.
+pub fn parse_tokens(text: &str) -> anyhow::Result<Vec<Token>> {
+    text.split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|pair| {
+            let (role, token) = pair.trim().split_once(':').ok_or_else(|| anyhow::anyhow!("a token must be ROLE:TOKEN, e.g. admin:s3cret"))?;
+            let role = match role {
+                "viewer" => Role::Viewer,
+                "operator" => Role::Operator,
+                "admin" => Role::Admin,
+                other => anyhow::bail!("unknown role {other:?}: viewer, operator or admin"),
+            };
+            if token.len() < 8 {
+                anyhow::bail!("a token must be at least 8 characters long");
+            }
+            Ok(Token { token: token.to_string(), role })
+        })
+        .collect()
+}
+
+/// Where precompiled plugin artifacts go by default.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("cme")
+        .join("artifacts")
+}

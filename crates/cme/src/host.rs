@@ -1,0 +1,149 @@
+//! The engine's view of plugins (`cme_engine::PluginHost`), implemented over the wasm
+//! runtime with the built-in plugins and their grants.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use cme_engine::host::{ArgsRejected, CapabilityAudit, PlanInput, PluginDescription, PluginHost, PluginKind, Report, RunInput, RunResult};
+use cme_runtime::{Catalog, Decision, Grant, PlanContext, Plugin, RunRequest, Runtime};
+
+struct Entry {
+    plugin: Plugin,
+    grant: Grant,
+    description: PluginDescription,
+}
+
+pub struct RuntimeHost {
+    runtime: Runtime,
+    catalog: Catalog,
+    by_id: HashMap<String, Entry>,
+}
+
+impl RuntimeHost {
+    /// Loads the built-in plugins, each with the grant of exactly what it declares.
+    pub async fn with_builtins(runtime: Runtime) -> anyhow::Result<RuntimeHost> {
+        let mut host = RuntimeHost { runtime, catalog: Catalog::default(), by_id: HashMap::new() };
+        for embedded in cme_plugins::BUILTINS {
+            let plugin = host
+                .runtime
+                .load(embedded.wasm)
+                .await
+                .map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", embedded.crate_name))?;
+            let grant = Grant::as_declared(&plugin.info().capabilities);
+            host.add(plugin, grant, true)?;
+        }
+        Ok(host)
+    }
+
+    fn add(&mut self, plugin: Plugin, grant: Grant, builtin: bool) -> anyhow::Result<()> {
+        let info = plugin.info();
+        let description = PluginDescription {
+            id: plugin.id(),
+            name: info.name.clone(),
+            version: info.version.clone(),
+            kind: match plugin.kind() {
+                cme_runtime::PluginKind::Planner => PluginKind::Planner,
+                cme_runtime::PluginKind::Attack => PluginKind::Attack,
+            },
+            refs: plugin.canonical_refs().collect(),
+            description: info.description.clone(),
+            args_schema: info.args_schema.clone(),
+            example_args: info.example_args.clone(),
+            capabilities: serde_json::to_value(&info.capabilities).unwrap_or(Value::Null),
+            sha256: plugin.sha256().to_string(),
+            builtin,
+        };
+        self.catalog.insert(plugin.clone()).map_err(anyhow::Error::msg)?;
+        self.by_id.insert(plugin.id(), Entry { plugin, grant, description });
+        Ok(())
+    }
+
+    fn entry(&self, id: &str) -> Option<&Entry> {
+        self.by_id.get(id)
+    }
+}
+
+#[async_trait::async_trait]
+impl PluginHost for RuntimeHost {
+    fn list(&self, kind: PluginKind) -> Vec<PluginDescription> {
+        let mut all: Vec<PluginDescription> = self.by_id.values().map(|e| e.description.clone()).filter(|d| d.kind == kind).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn resolve(&self, kind: PluginKind, reference: &str) -> Option<PluginDescription> {
+        let kind = match kind {
+            PluginKind::Planner => cme_runtime::PluginKind::Planner,
+            PluginKind::Attack => cme_runtime::PluginKind::Attack,
+        };
+        let plugin = self.catalog.resolve(kind, reference)?;
+        self.entry(&plugin.id()).map(|e| e.description.clone())
+    }
+
+    fn validate_args(&self, plugin_id: &str, args: &Value) -> Result<(), ArgsRejected> {
+        let entry = self.entry(plugin_id).ok_or_else(|| rejected(None, format!("plugin {plugin_id} is not loaded")))?;
+        entry.plugin.validate_args(args).map_err(call_rejected)
+    }
+
+    async fn plan(&self, plugin_id: &str, input: PlanInput, args: &Value) -> Result<Vec<DateTime<Utc>>, ArgsRejected> {
+        let entry = self.entry(plugin_id).ok_or_else(|| rejected(None, format!("plugin {plugin_id} is not loaded")))?;
+        let ctx = PlanContext { now: input.now, timezone: input.timezone, seed: input.seed };
+        self.runtime.plan(&entry.plugin, ctx, args).await.result.map_err(call_rejected)
+    }
+
+    async fn run(&self, plugin_id: &str, input: RunInput) -> RunResult {
+        let Some(entry) = self.entry(plugin_id) else {
+            return RunResult { outcome: Err(format!("attack plugin {plugin_id} is not loaded on this engine")), log: json!({}), audit: vec![] };
+        };
+        let request = RunRequest { run_id: input.run_id, now: input.now, args: input.args, grant: entry.grant.clone(), dry_run: input.dry_run };
+        let outcome = self.runtime.run(&entry.plugin, request).await;
+        let record = outcome.record;
+        RunResult {
+            outcome: outcome
+                .result
+                .map(|r| Report { summary: r.summary, targets: r.targets, details: r.details })
+                .map_err(|e| e.to_string()),
+            log: json!({
+                "lines": record.log,
+                "stdout": record.stdout,
+                "stderr": record.stderr,
+                "dry_run_actions": record.dry_run_actions,
+                "elapsed_ms": record.elapsed.as_millis() as u64,
+            }),
+            audit: record
+                .audit
+                .into_iter()
+                .map(|a| {
+                    let (decision, reason) = match a.decision {
+                        Decision::Allowed => ("allowed", None),
+                        Decision::Denied(r) => ("denied", Some(r)),
+                        Decision::Unavailable(r) => ("unavailable", Some(r)),
+                    };
+                    CapabilityAudit {
+                        at: a.at,
+                        plugin: a.plugin,
+                        call: a.call,
+                        target: a.target,
+                        decision: decision.into(),
+                        reason,
+                        dry_run: a.dry_run,
+                        outcome: a.outcome,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+fn rejected(pointer: Option<String>, message: String) -> ArgsRejected {
+    ArgsRejected { pointer, message }
+}
+
+fn call_rejected(e: cme_runtime::CallError) -> ArgsRejected {
+    match e {
+        cme_runtime::CallError::InvalidArgs { pointer, message } => rejected(pointer, message),
+        other => rejected(None, other.to_string()),
+    }
+}

@@ -1,0 +1,98 @@
+//! `cme`: the Chaos Monkey Engine. `cme serve` runs the engine; the other subcommands
+//! talk to a running one.
+
+mod client;
+mod config;
+mod host;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cme", version, about = "Chaos Monkey Engine: schedules chaos attacks run as sandboxed WebAssembly plugins")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine: the HAL API and the scheduler.
+    Serve(ServeArgs),
+    /// Plans on a running engine.
+    Plans {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: client::PlansCommand,
+    },
+    /// Executors on a running engine.
+    Executors {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: client::ExecutorsCommand,
+    },
+    /// Halt a running engine: nothing fires until `cme resume`.
+    Halt {
+        #[command(flatten)]
+        target: client::Target,
+        /// Why (recorded and shown).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a halted engine.
+    Resume {
+        #[command(flatten)]
+        target: client::Target,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:5000]. Beyond loopback, tokens are required.
+    #[arg(long, env = "CME_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Database URL [default: sqlite://cme.db?mode=rwc]; postgres://... for scale-out.
+    #[arg(long, env = "CME_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// IANA time zone for times without offset [default: UTC].
+    #[arg(long, env = "CME_TIMEZONE")]
+    pub timezone: Option<String>,
+    /// Config file (TOML).
+    #[arg(long, env = "CME_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "CME_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Run every plan as a dry run: capabilities record, nothing is done.
+    #[arg(long, env = "CME_DRY_RUN")]
+    pub dry_run: bool,
+    /// API tokens, ROLE:TOKEN separated by commas (roles: viewer, operator, admin).
+    #[arg(long, env = "CME_TOKENS", hide_env_values = true)]
+    pub tokens: Option<String>,
+    /// Directory for precompiled plugin artifacts [default: ~/.cache/cme/artifacts].
+    #[arg(long, env = "CME_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::serve(args),
+        Command::Plans { target, command } => client::run(target, client::Request::Plans(command)),
+        Command::Executors { target, command } => client::run(target, client::Request::Executors(command)),
+        Command::Halt { target, reason } => client::run(target, client::Request::Halt(reason)),
+        Command::Resume { target } => client::run(target, client::Request::Resume),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cme: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `cme serve`: wires the store, the wasm runtime, the engine and the API, and runs
+//! until SIGTERM or SIGINT (then stops claiming, lets running attacks finish up to a
+//! deadline, and exits 0).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+
+use cme_api::{ApiState, Auth};
+use cme_engine::{Engine, EngineConfig, Store, StoreConfig};
+use cme_runtime::{Runtime, RuntimeConfig};
+
+use crate::ServeArgs;
+use crate::config::{FileConfig, default_cache_dir, parse_tokens};
+use crate::host::RuntimeHost;
+
+const DEFAULT_BIND: &str = "127.0.0.1:5000";
+const DEFAULT_DATABASE: &str = "sqlite://cme.db?mode=rwc";
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => FileConfig::read(path)?,
+        None => FileConfig::default(),
+    };
+    init_logging(args.log_format.as_deref().or(file.log_format.as_deref()).unwrap_or("text"))?;
+    actix_web::rt::System::new().block_on(run(args, file))
+}
+
+fn init_logging(format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => anyhow::bail!("unknown log format {other:?}: text or json"),
+    }
+    Ok(())
+}
+
+async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
+    let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
+    let mut tokens = file.tokens.clone();
+    if let Some(text) = &args.tokens {
+        tokens.extend(parse_tokens(text)?);
+    }
+    if tokens.is_empty() && !bind.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {bind} without API tokens: anyone who can reach it could fire attacks. \
+             Configure tokens (--tokens admin:<secret> or [[tokens]] in the config file) or bind 127.0.0.1"
+        );
+    }
+    let timezone_name = args.timezone.or(file.timezone).unwrap_or_else(|| "UTC".into());
+    let timezone: chrono_tz::Tz =
+        timezone_name.parse().map_err(|_| anyhow::anyhow!("unknown IANA time zone {timezone_name:?} (e.g. Europe/Madrid)"))?;
+    let database_url = args.database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE.into());
+
+    let mut store_config = StoreConfig::new(database_url.clone());
+    if let Some(full) = file.sqlite_synchronous_full {
+        store_config.sqlite_synchronous_full = full;
+    }
+    let store = Store::connect(&store_config).await.with_context(|| format!("opening the database {}", redact(&database_url)))?;
+
+    let mut runtime_config = RuntimeConfig {
+        cache_dir: Some(args.cache_dir.or(file.cache_dir).unwrap_or_else(default_cache_dir)),
+        ..RuntimeConfig::default()
+    };
+    if let Some(s) = file.run_deadline_seconds {
+        runtime_config.run_limits.deadline = Duration::from_secs(s.max(1));
+    }
+    let run_deadline = runtime_config.run_limits.deadline;
+    let runtime = Runtime::new(runtime_config).context("starting the wasm runtime")?;
+    let host = RuntimeHost::with_builtins(runtime).await?;
+
+    let mut engine_config = EngineConfig { timezone, dry_run: args.dry_run || file.dry_run.unwrap_or(false), run_deadline, ..EngineConfig::default() };
+    if let Some(n) = file.max_concurrent_runs {
+        engine_config.max_concurrent_runs = n;
+    }
+    if let Some(s) = file.misfire_grace_seconds {
+        engine_config.default_grace = Duration::from_secs(s);
+    }
+    if let Some(s) = file.lease_margin_seconds {
+        engine_config.lease_margin = Duration::from_secs(s);
+    }
+    if let Some(s) = file.reaper_interval_seconds {
+        engine_config.reaper_interval = Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = file.shutdown_deadline_seconds {
+        engine_config.shutdown_deadline = Duration::from_secs(s);
+    }
+    let engine = Engine::new(store, Arc::new(host), engine_config);
+    engine.start();
+
+    let auth = Auth::new(tokens);
+    if auth.open() {
+        tracing::warn!("no API tokens configured: every local caller is admin");
+    }
+    let state = ApiState::new(engine.clone(), auth);
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new().configure(move |c| cme_api::configure(c, state))
+    })
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(bind)
+    .with_context(|| format!("binding {bind}"))?;
+    let addrs = server.addrs();
+    let server = server.run();
+    let handle = server.handle();
+    for addr in &addrs {
+        tracing::info!(%addr, database = %redact(&database_url), %timezone, "cme listening");
+        println!("cme listening on http://{addr}");
+    }
+
+    let serving = actix_web::rt::spawn(server);
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new runs; waiting for running attacks");
+    handle.stop(true).await;
+    engine.shutdown().await;
+    let _ = serving.await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// A database URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}

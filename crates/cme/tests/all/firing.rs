@@ -1,0 +1,149 @@
+//! Executors firing on time, with results recorded; dry run; halt; restarts; replicas.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+fn is_terminal(doc: &serde_json::Value) -> bool {
+    doc["executed"] == true
+}
+
+#[tokio::test]
+async fn an_executor_fires_against_a_local_server_and_its_result_is_recorded() {
+    for backend in backends() {
+        let sink = Sink::start(Duration::ZERO).await;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::start(dir.path(), backend, Options::default());
+        let api = engine.client();
+        let created = api.post("/api/1/plans/", &api_plan("fire", &sink.url("/hit?x=1"), &in_seconds(2))).await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+        let done = api.wait_executor(&id, is_terminal).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["result"]["details"]["status"], 200);
+        assert_eq!(done["attempts"], 1);
+        assert!(done["started_at"].as_str().unwrap() >= done["next_run_time"].as_str().unwrap());
+        let requests = sink.requests();
+        assert_eq!(requests.len(), 1, "fired exactly once");
+        assert_eq!(requests[0].0, "POST");
+        assert_eq!(requests[0].1, "/hit?x=1");
+        assert_eq!(requests[0].2, b"terminate=1");
+        // The capability call is in the audit log.
+        let audit = api.get("/api/1/audit/").await.body;
+        let calls: Vec<&serde_json::Value> = audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["source"] == "plugin").collect();
+        assert_eq!(calls[0]["action"], "http.send");
+        assert_eq!(calls[0]["run_id"], id.as_str());
+        assert_eq!(calls[0]["decision"], "allowed");
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_plan_records_what_it_would_do_and_sends_nothing() {
+    let sink = Sink::start(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let mut plan = api_plan("dry", &sink.url("/kill"), &in_seconds(1));
+    plan["dry_run"] = json!(true);
+    let created = api.post("/api/1/plans/", &plan).await;
+    assert_eq!(created.body["dry_run"], true);
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    let done = api.wait_executor(&id, is_terminal).await;
+    assert_eq!(done["status"], "succeeded");
+    assert!(done["result"]["summary"].as_str().unwrap().starts_with("dry run: would send POST"));
+    assert_eq!(done["log"]["dry_run_actions"][0], format!("would send POST {} (11 body bytes)", sink.url("/kill")));
+    assert!(sink.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_engine_started_with_dry_run_runs_every_plan_dry() {
+    let sink = Sink::start(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { args: vec!["--dry-run".into()], ..Options::default() });
+    let api = engine.client();
+    let created = api.post("/api/1/plans/", &api_plan("leashed", &sink.url("/kill"), &in_seconds(1))).await;
+    assert_eq!(created.body["dry_run"], true);
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(api.wait_executor(&id, is_terminal).await["status"], "succeeded");
+    assert!(sink.requests().is_empty());
+}
+
+#[tokio::test]
+async fn halt_stops_firing_and_resume_does_not_revive_what_fell_due() {
+    for backend in backends() {
+        let sink = Sink::start(Duration::ZERO).await;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::start(dir.path(), backend, Options::default());
+        let api = engine.client();
+        let halted = api.post("/api/1/halt", &json!({"reason": "game day over"})).await;
+        assert_eq!(halted.status, 200);
+        assert_eq!(halted.body["halted"], true);
+        assert_eq!(api.get("/api/1/halt").await.body["reason"], "game day over");
+        let created = api.post("/api/1/plans/", &api_plan("halted", &sink.url("/x"), &in_seconds(1))).await;
+        let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+        let done = api.wait_executor(&id, is_terminal).await;
+        assert_eq!(done["status"], "cancelled");
+        assert_eq!(done["error"], "cancelled: halted");
+        let resumed = api.raw(reqwest::Method::POST, "/api/1/resume", None, None).await;
+        assert_eq!(resumed.body["halted"], false);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(api.get(&format!("/api/1/executors/{id}")).await.body["status"], "cancelled");
+        assert!(sink.requests().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn halt_cancels_a_running_attack() {
+    let sink = Sink::start(Duration::from_secs(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let created = api.post("/api/1/plans/", &api_plan("slow", &sink.url("/slow"), &in_seconds(1))).await;
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    api.wait_executor(&id, |e| e["status"] == "running").await;
+    api.post("/api/1/halt", &json!({})).await;
+    let done = api.wait_executor(&id, is_terminal).await;
+    assert_eq!(done["status"], "cancelled");
+    assert_eq!(done["error"], "cancelled while running: halted");
+}
+
+#[tokio::test]
+async fn pending_executors_fire_after_a_restart_and_late_ones_follow_the_misfire_policy() {
+    for backend in backends() {
+        let sink = Sink::start(Duration::ZERO).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = Engine::start(dir.path(), backend, Options::default());
+        let api = first.client();
+        // Due in 3 s, default grace 60 s: fires late after the restart.
+        let within = api.post("/api/1/plans/", &api_plan("within grace", &sink.url("/within"), &in_seconds(3))).await;
+        // Due in 3 s with no grace: missed while the engine is down.
+        let mut strict = api_plan("no grace", &sink.url("/strict"), &in_seconds(3));
+        strict["grace_seconds"] = json!(0);
+        let strict = api.post("/api/1/plans/", &strict).await;
+        assert!(first.stop().success(), "SIGTERM exits 0");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let second = Engine::start(dir.path(), backend, Options { database_url: Some(first.database_url.clone()), ..Options::default() });
+        let api = second.client();
+        let within_id = within.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+        let strict_id = strict.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+        assert_eq!(api.wait_executor(&within_id, is_terminal).await["status"], "succeeded");
+        let missed = api.wait_executor(&strict_id, is_terminal).await;
+        assert_eq!(missed["status"], "missed");
+        assert!(missed["error"].as_str().unwrap().starts_with("missed: "));
+        let targets: Vec<String> = sink.requests().into_iter().map(|r| r.1).collect();
+        assert_eq!(targets, vec!["/within".to_string()]);
+    }
+}
+
+#[tokio::test]
+async fn a_non_loopback_bind_without_tokens_is_refused() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cme"))
+        .args(["serve", "--bind", "0.0.0.0:0", "--database-url", "sqlite::memory:"])
+        .env_remove("CME_TOKENS")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("refusing to listen on 0.0.0.0:0 without API tokens"));
+}

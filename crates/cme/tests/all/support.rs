@@ -1,0 +1,304 @@
+//! Starting engines, talking to them, and a local HTTP sink for attacks.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A database for one test: a SQLite file, or a fresh PostgreSQL database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends this run tests: SQLite always; PostgreSQL when `CME_TEST_POSTGRES_URL`
+/// is set (and, under `CME_REQUIRE_PEERS=1`, it must be).
+pub fn backends() -> Vec<Backend> {
+    match std::env::var("CME_TEST_POSTGRES_URL") {
+        Ok(_) => vec![Backend::Sqlite, Backend::Postgres],
+        Err(_) if std::env::var("CME_REQUIRE_PEERS").as_deref() == Ok("1") => {
+            panic!("CME_REQUIRE_PEERS=1 but CME_TEST_POSTGRES_URL is not set: start PostgreSQL (see .ci/run)")
+        }
+        Err(_) => {
+            eprintln!("skipping the PostgreSQL runs: CME_TEST_POSTGRES_URL is not set");
+            vec![Backend::Sqlite]
+        }
+    }
+}
+
+/// A database URL for a new, empty database on `backend`.
+pub fn fresh_database(backend: Backend, dir: &Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("cme.db").display()),
+        Backend::Postgres => {
+            let admin = std::env::var("CME_TEST_POSTGRES_URL").expect("checked by backends()");
+            let name = format!("cme_test_{}", uuid_like());
+            let status = Command::new("psql").arg(&admin).args(["-q", "-c", &format!("CREATE DATABASE {name}")]).status().expect("psql runs");
+            assert!(status.success(), "creating database {name}");
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), Instant::now().elapsed().as_nanos() % 1000)
+}
+
+/// One running `cme serve`.
+pub struct Engine {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: PathBuf,
+    pub database_url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// How to start an engine.
+#[derive(Clone, Default)]
+pub struct Options {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Reuse this database (a restart, or a second replica).
+    pub database_url: Option<String>,
+    pub config: Option<String>,
+}
+
+pub fn shared_cache_dir() -> PathBuf {
+    std::env::temp_dir().join("cme-e2e-artifacts")
+}
+
+impl Engine {
+    pub fn start(dir: &Path, backend: Backend, options: Options) -> Engine {
+        let database_url = options.database_url.clone().unwrap_or_else(|| fresh_database(backend, dir));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cme"));
+        command
+            .arg("serve")
+            .args(["--bind", "127.0.0.1:0", "--database-url", &database_url])
+            .arg("--cache-dir")
+            .arg(shared_cache_dir())
+            .args(&options.args)
+            .current_dir(dir)
+            .env_remove("CME_TOKENS")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(config) = &options.config {
+            let path = dir.join("cme.toml");
+            std::fs::write(&path, config).unwrap();
+            command.arg("--config").arg(path);
+        }
+        for (k, v) in &options.env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("cme starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("cme listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; stderr:\n{}", stderr.lock().unwrap()))
+            .to_string();
+        Engine { child: Some(child), url, dir: dir.to_path_buf(), database_url, stderr }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe_kill(child.id(), "-TERM");
+        child.wait().unwrap()
+    }
+
+    /// SIGKILL: the engine dies mid-whatever.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        unsafe_kill(child.id(), "-KILL");
+        child.wait().unwrap();
+    }
+
+    pub fn client(&self) -> Api {
+        Api { http: reqwest::Client::new(), base: self.url.clone(), token: None }
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    Command::new("kill").args([signal, &pid.to_string()]).status().expect("kill runs");
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An API response: status, content type, JSON body, headers.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub location: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Api {
+    pub fn with_token(&self, token: &str) -> Api {
+        Api { token: Some(token.to_string()), ..self.clone() }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.raw(reqwest::Method::GET, path, None, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.raw(reqwest::Method::POST, path, Some(body.to_string().into_bytes()), Some("application/json")).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.raw(reqwest::Method::PUT, path, Some(body.to_string().into_bytes()), Some("application/json")).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.raw(reqwest::Method::DELETE, path, None, None).await
+    }
+
+    pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, content_type: Option<&str>) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("the engine answers");
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let content_type = header("content-type").unwrap_or_default();
+        let location = header("location");
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, content_type, location, body }
+    }
+
+    /// Polls an executor until `done(doc)` or the timeout (events, not timing: the
+    /// timeout is generous and only stops a broken test from hanging).
+    pub async fn wait_executor(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let reply = self.get(&format!("/api/1/executors/{id}")).await;
+            if done(&reply.body) {
+                return reply.body;
+            }
+            assert!(Instant::now() < deadline, "executor {id} never reached the expected state: {}", reply.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// An RFC 3339 time `seconds` from now.
+pub fn in_seconds(seconds: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(seconds)).to_rfc3339()
+}
+
+/// The original's api-request plan, verbatim, with `endpoint` and `date` filled in.
+pub fn api_plan(name: &str, endpoint: &str, date: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": endpoint, "method": "POST", "payload": {"terminate": "1"}, "headers": {"X-CUSTOM-HEADER": "test"}}},
+        "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}}
+    })
+}
+
+/// A local HTTP server that records requests and answers 200 (after `delay`).
+pub struct Sink {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<(String, String, Vec<u8>)>>>,
+}
+
+impl Sink {
+    pub async fn start(delay: Duration) -> Sink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                        .unwrap_or(0);
+                    let mut body = buffer[head_end..].to_vec();
+                    while body.len() < length {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => body.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let mut first = head.lines().next().unwrap_or("").split(' ');
+                    let method = first.next().unwrap_or("").to_string();
+                    let target = first.next().unwrap_or("").to_string();
+                    seen.lock().unwrap().push((method, target, body));
+                    tokio::time::sleep(delay).await;
+                    let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                });
+            }
+        });
+        Sink { addr, requests }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<(String, String, Vec<u8>)> {
+        self.requests.lock().unwrap().clone()
+    }
+}
