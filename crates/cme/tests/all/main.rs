@@ -4,4 +4,5 @@
 mod api;
 mod auth;
 mod firing;
+mod replicas;
 mod support;

@@ -57,7 +57,6 @@ fn uuid_like() -> String {
 pub struct Engine {
     child: Option<Child>,
     pub url: String,
-    pub dir: PathBuf,
     pub database_url: String,
     stderr: Arc<Mutex<String>>,
 }
@@ -117,7 +116,7 @@ impl Engine {
             .strip_prefix("cme listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}; stderr:\n{}", stderr.lock().unwrap()))
             .to_string();
-        Engine { child: Some(child), url, dir: dir.to_path_buf(), database_url, stderr }
+        Engine { child: Some(child), url, database_url, stderr }
     }
 
     pub fn stderr(&self) -> String {
