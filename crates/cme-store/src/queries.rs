@@ -287,11 +287,12 @@ impl Store {
         Ok(next.flatten())
     }
 
-    /// Pending executors whose grace has passed become `missed`.
+    /// Pending executors whose grace has passed become `missed`. (`due_at_us < now` keeps
+    /// the scan on the status/due index: only overdue rows are looked at.)
     pub async fn mark_missed(&self, now_us: i64) -> Result<u64, StoreError> {
         let sql = "UPDATE executors SET status = 'missed', finished_at_us = $1, \
                    error = 'missed: not started within its grace period after its due time (was the engine down or halted?)' \
-                   WHERE status = 'pending' AND due_at_us + grace_ms * 1000 < $1";
+                   WHERE status = 'pending' AND due_at_us < $1 AND due_at_us + grace_ms * 1000 < $1";
         let result = self
             .db()
             .execute_raw(Statement::from_sql_and_values(self.backend(), adapt(self.backend(), sql), [now_us.into()]))

@@ -1,0 +1,57 @@
+//! The client subcommands against a running engine.
+
+use std::process::Command;
+
+use crate::support::*;
+
+fn cme(url: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_cme")).args(args).env("CME_URL", url).env_remove("CME_TOKEN").output().unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn the_cli_drives_a_running_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let url = engine.url.clone();
+    let plan_file = dir.path().join("plan.json");
+    std::fs::write(&plan_file, api_plan("from the cli", "http://127.0.0.1:4505/", &in_seconds(3600)).to_string()).unwrap();
+
+    let (ok, out, err) = cme(&url, &["plans", "create", "-f", plan_file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("created plan "), "{out}");
+    let plan_id = out.split_whitespace().nth(2).unwrap().to_string();
+    assert!(out.contains("pending"), "{out}");
+
+    let (ok, out, _) = cme(&url, &["plans", "list"]);
+    assert!(ok);
+    assert!(out.lines().next().unwrap().starts_with("ID"), "a table with headers: {out}");
+    assert!(out.contains(&plan_id) && out.contains("from the cli"), "{out}");
+
+    let (ok, out, _) = cme(&url, &["plans", "show", &plan_id]);
+    assert!(ok);
+    assert!(out.contains("api_request:ApiRequest"), "{out}");
+
+    let (ok, out, _) = cme(&url, &["executors", "list"]);
+    assert!(ok);
+    let executor_id = out.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let (ok, out, _) = cme(&url, &["executors", "show", &executor_id]);
+    assert!(ok);
+    assert!(out.contains("pending"), "{out}");
+
+    let (ok, out, _) = cme(&url, &["halt", "--reason", "cli test"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "halted: true");
+    let (ok, out, _) = cme(&url, &["resume"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "halted: false");
+
+    let (ok, out, _) = cme(&url, &["plans", "delete", &plan_id]);
+    assert!(ok);
+    assert_eq!(out.trim(), format!("Plan {plan_id} successfully deleted"));
+
+    // Errors are readable and fail the command.
+    let (ok, _, err) = cme(&url, &["plans", "show", "nope"]);
+    assert!(!ok);
+    assert!(err.contains("404") && err.contains("plan nope not found"), "{err}");
+}

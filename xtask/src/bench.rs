@@ -1,0 +1,379 @@
+//! The engine's benchmark: the real release binary, driven over HTTP by `wrk` and by
+//! plain requests, with databases seeded through the `sqlite3` CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+struct Settings {
+    /// Seconds per wrk run.
+    duration: u64,
+    /// Executors stored for the large-database figures.
+    large: u64,
+    burst: u64,
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let settings = if quick {
+        Settings { duration: 3, large: 100_000, burst: 1_000 }
+    } else {
+        Settings { duration: 10, large: 1_000_000, burst: 10_000 }
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let binary = build_release(&root)?;
+    ensure_tools()?;
+    println!("machine: {} cores, load average {}", cores(), load_average());
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    runtime.block_on(async {
+        http_throughput(&binary, &settings, &mut rows).await?;
+        large_database(&binary, &settings, &mut rows).await?;
+        firing_lateness(&binary, &mut rows).await?;
+        burst(&binary, &settings, &mut rows).await?;
+        halt_latency(&binary, &mut rows).await?;
+        anyhow::Ok(())
+    })?;
+    println!("\n| figure | measured | target |\n| --- | --- | --- |");
+    for (figure, measured, target) in rows {
+        println!("| {figure} | {measured} | {target} |");
+    }
+    println!("\nmachine load average after: {}", load_average());
+    Ok(())
+}
+
+fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
+    eprintln!("building cme (release)...");
+    let status = Command::new(env!("CARGO")).current_dir(root).args(["build", "--release", "--locked", "-p", "cme"]).status()?;
+    if !status.success() {
+        bail!("cargo build --release -p cme failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    Ok(target.join("release/cme"))
+}
+
+fn ensure_tools() -> anyhow::Result<()> {
+    for (tool, package) in [("wrk", "wrk"), ("sqlite3", "sqlite3")] {
+        if Command::new("which").arg(tool).stdout(Stdio::null()).status()?.success() {
+            continue;
+        }
+        eprintln!("installing {package} (apt-get)...");
+        let status = Command::new("sh")
+            .args(["-c", &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package} >/dev/null")])
+            .status()?;
+        if !status.success() {
+            bail!("{tool} is needed: apt-get install {package}");
+        }
+    }
+    Ok(())
+}
+
+/// A running release engine.
+struct Engine {
+    child: Child,
+    url: String,
+    started_to_ready: Duration,
+}
+
+impl Engine {
+    fn start(binary: &Path, dir: &Path, extra: &[&str]) -> anyhow::Result<Engine> {
+        let database = format!("sqlite://{}?mode=rwc", dir.join("cme.db").display());
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &database])
+            .arg("--cache-dir")
+            .arg(std::env::temp_dir().join("cme-bench-artifacts"))
+            .args(extra)
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting cme")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+        let url = line.trim().strip_prefix("cme listening on ").context("no listening line")?.to_string();
+        Ok(Engine { child, url, started_to_ready: started.elapsed() })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Wrk {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk(url: &str, connections: u32, seconds: u64, script: Option<&Path>) -> anyhow::Result<Wrk> {
+    let mut command = Command::new("wrk");
+    command.args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command.arg(url).output()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let field = |prefix: &str| {
+        text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string())).unwrap_or_default()
+    };
+    let ms = |v: String| -> f64 {
+        if let Some(x) = v.strip_suffix("us") {
+            x.parse::<f64>().unwrap_or(f64::NAN) / 1000.0
+        } else if let Some(x) = v.strip_suffix("ms") {
+            x.parse().unwrap_or(f64::NAN)
+        } else if let Some(x) = v.strip_suffix('s') {
+            x.parse::<f64>().unwrap_or(f64::NAN) * 1000.0
+        } else {
+            f64::NAN
+        }
+    };
+    if text.contains("Non-2xx") {
+        eprintln!("wrk saw errors:\n{text}");
+    }
+    Ok(Wrk { requests_per_second: field("Requests/sec:").parse().unwrap_or(0.0), p50_ms: ms(field("50%")), p99_ms: ms(field("99%")) })
+}
+
+async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::start(binary, dir.path(), &[])?;
+    let planners = wrk(&format!("{}/api/1/planners/", engine.url), 8, s.duration, None)?;
+    rows.push(("GET /api/1/planners/, keep-alive, c=8".into(), format!("{:.0} req/s (p99 {:.2} ms)", planners.requests_per_second, planners.p99_ms), ">= 50,000 req/s".into()));
+
+    let script = dir.path().join("post.lua");
+    let body = json!({
+        "name": "bench",
+        "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET", "payload": {}, "headers": {}}},
+        "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": "2099-01-01T00:00:00Z"}}
+    });
+    std::fs::write(
+        &script,
+        format!("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{body}]]\n"),
+    )?;
+    let plans = wrk(&format!("{}/api/1/plans/", engine.url), 8, s.duration, Some(&script))?;
+    rows.push(("POST /api/1/plans/ (exact planner), SQLite, c=8".into(), format!("{:.0} req/s (p99 {:.2} ms)", plans.requests_per_second, plans.p99_ms), ">= 3,000 req/s".into()));
+
+    let executors = wrk(&format!("{}/api/1/executors/?size=100", engine.url), 4, s.duration, None)?;
+    rows.push((
+        "GET /api/1/executors/ page of 100, c=4".into(),
+        format!("{:.0} req/s (p99 {:.2} ms)", executors.requests_per_second, executors.p99_ms),
+        ">= 5,000 req/s".into(),
+    ));
+    engine.stop();
+    Ok(())
+}
+
+/// Seeds `count` pending executors of one plan, due from `first_due_us` one `step_us` apart.
+fn seed(db: &Path, plan_id: &str, count: u64, first_due_us: i64, step_us: i64, endpoint: &str) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let attack_args = json!({"endpoint": endpoint, "method": "GET", "payload": {}, "headers": {}}).to_string().replace('\'', "''");
+    let sql = format!(
+        "PRAGMA journal_mode=WAL;
+         INSERT INTO plans (id, name, created_at_us, deleted_at_us, attack_ref, attack_plugin, attack_args, planner_ref, planner_plugin, planner_args, dry_run, timezone, seed, grace_ms)
+           VALUES ('{plan_id}', 'seeded', {now}, NULL, 'api_request:ApiRequest', 'api-request@0.1.0', '{attack_args}', 'exact_planner:ExactPlanner', 'exact-planner@0.1.0', '{{}}', 0, 'UTC', 1, 60000);
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {count})
+         INSERT INTO executors (id, plan_id, due_at_us, status, attempts, lease_owner, lease_expires_us, grace_ms, created_at_us, started_at_us, finished_at_us, summary, targets, details, error, log)
+           SELECT printf('%s%016x', substr('{plan_id}', 1, 16), i), '{plan_id}', {first_due_us} + i * {step_us}, 'pending', 0, NULL, NULL, 60000, {now}, NULL, NULL, NULL, '[]', NULL, NULL, '[]' FROM n;"
+    );
+    let status = Command::new("sqlite3").arg(db).arg(sql).status()?;
+    if !status.success() {
+        bail!("seeding {} failed", db.display());
+    }
+    Ok(())
+}
+
+/// Creates the schema by starting (and stopping) an engine on the database.
+fn create_schema(binary: &Path, dir: &Path) -> anyhow::Result<()> {
+    Engine::start(binary, dir, &[])?.stop();
+    Ok(())
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+async fn large_database(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    create_schema(binary, dir.path())?;
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).timestamp_micros();
+    eprintln!("seeding {} pending executors...", s.large);
+    seed(&dir.path().join("cme.db"), "0123456789abcdef0123456789abcdef", s.large, tomorrow, 1_000, "http://127.0.0.1:9/")?;
+    let engine = Engine::start(binary, dir.path(), &[])?;
+    let client = reqwest::Client::new();
+    let ready = Instant::now();
+    while client.get(format!("{}/healthz", engine.url)).send().await.map(|r| r.status().is_success()).unwrap_or(false) == false {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let start_to_ready = engine.started_to_ready + ready.elapsed();
+    rows.push((format!("engine start to ready, {} pending executors", s.large), format!("{:.0} ms", start_to_ready.as_secs_f64() * 1000.0), "<= 1 s".into()));
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = cpu_ticks(engine.pid());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let ticks = cpu_ticks(engine.pid()) - before;
+    let ticks_per_second = 100.0;
+    rows.push((
+        format!("idle CPU with {} pending executors (10 s)", s.large),
+        format!("{:.2} % ({ticks} ticks)", ticks as f64 / ticks_per_second / 10.0 * 100.0),
+        "0 %".into(),
+    ));
+    rows.push((format!("RSS with {} pending executors", s.large), format!("{:.1} MiB", rss_mib(engine.pid())), "<= 150 MiB".into()));
+
+    let page = wrk(&format!("{}/api/1/executors/?size=100&page=50", engine.url), 4, s.duration, None)?;
+    rows.push((
+        format!("GET /api/1/executors/ page of 100 out of {}, c=4", s.large),
+        format!("p99 {:.2} ms, p50 {:.2} ms, {:.0} req/s", page.p99_ms, page.p50_ms, page.requests_per_second),
+        "p99 <= 10 ms".into(),
+    ));
+    engine.stop();
+    Ok(())
+}
+
+async fn firing_lateness(binary: &Path, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::start(binary, dir.path(), &[])?;
+    let client = reqwest::Client::new();
+    let first = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let count = 20;
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let date = (first + chrono::Duration::milliseconds(i * 500)).to_rfc3339();
+        let body = json!({"name": format!("late{i}"), "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": format!("{}/healthz", engine.url), "method": "GET"}},
+                          "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}}});
+        let doc: Value = client.post(format!("{}/api/1/plans/", engine.url)).json(&body).send().await?.json().await?;
+        ids.push(doc["_embedded"]["executors"][0]["id"].as_str().context("executor id")?.to_string());
+    }
+    tokio::time::sleep(Duration::from_millis(3000 + 500 * count as u64 + 1000)).await;
+    let mut lateness = Vec::new();
+    for id in ids {
+        let doc: Value = client.get(format!("{}/api/1/executors/{id}", engine.url)).send().await?.json().await?;
+        let due = chrono::DateTime::parse_from_rfc3339(doc["next_run_time"].as_str().unwrap_or(""))?;
+        let started = chrono::DateTime::parse_from_rfc3339(doc["started_at"].as_str().context("started")?)?;
+        lateness.push((started - due).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+    }
+    lateness.sort_by(|a, b| a.total_cmp(b));
+    let p = |q: f64| lateness[((lateness.len() as f64 - 1.0) * q).round() as usize];
+    rows.push(("firing lateness of an executor due alone (20 runs)".into(), format!("p50 {:.2} ms, p99 {:.2} ms", p(0.5), p(0.99)), "p99 <= 5 ms".into()));
+    engine.stop();
+    Ok(())
+}
+
+/// A local HTTP sink that answers 200 at once (or after `delay`).
+async fn sink(delay: Duration) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                tokio::time::sleep(delay).await;
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            });
+        }
+    });
+    Ok(format!("http://{addr}/"))
+}
+
+async fn burst(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    create_schema(binary, dir.path())?;
+    let endpoint = sink(Duration::ZERO).await?;
+    let due = (chrono::Utc::now() + chrono::Duration::seconds(8)).timestamp_micros() / 1_000_000 * 1_000_000;
+    // All due within the same second.
+    seed(&dir.path().join("cme.db"), "fedcba9876543210fedcba9876543210", s.burst, due, 1_000_000 / s.burst as i64, &endpoint)?;
+    let engine = Engine::start(binary, dir.path(), &[])?;
+    let client = reqwest::Client::new();
+    let wait_until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let doc: Value = client.get(format!("{}/api/1/executors/?size=1", engine.url)).send().await?.json().await?;
+        if doc["_embedded"]["executors"].as_array().map_or(0, Vec::len) == 0 || Instant::now() > wait_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    engine.stop();
+    let db = dir.path().join("cme.db");
+    let query = |sql: &str| -> anyhow::Result<String> {
+        let out = Command::new("sqlite3").arg(&db).arg(sql).output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let spread_ms: f64 = query("SELECT (MAX(started_at_us) - MIN(due_at_us)) / 1000.0 FROM executors")?.parse().unwrap_or(f64::NAN);
+    let statuses = query("SELECT status || '=' || COUNT(*) FROM executors GROUP BY status")?.replace('\n', ", ");
+    rows.push((
+        format!("burst: {} executors due in the same second (api-request to a local sink)", s.burst),
+        format!("last started {:.0} ms after the first was due; {statuses}", spread_ms),
+        "all started within 2 s, none missed".into(),
+    ));
+    Ok(())
+}
+
+async fn halt_latency(binary: &Path, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::start(binary, dir.path(), &[])?;
+    let endpoint = sink(Duration::from_secs(60)).await?;
+    let client = reqwest::Client::new();
+    let date = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let body = json!({"name": format!("slow{i}"), "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": endpoint, "method": "GET"}},
+                          "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}}});
+        let doc: Value = client.post(format!("{}/api/1/plans/", engine.url)).json(&body).send().await?.json().await?;
+        ids.push(doc["_embedded"]["executors"][0]["id"].as_str().context("executor id")?.to_string());
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let halted: Value = client.post(format!("{}/api/1/halt", engine.url)).send().await?.json().await?;
+    let since = chrono::DateTime::parse_from_rfc3339(halted["since"].as_str().context("since")?)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut worst = 0.0f64;
+    for id in ids {
+        let doc: Value = client.get(format!("{}/api/1/executors/{id}", engine.url)).send().await?.json().await?;
+        if doc["status"] != "cancelled" {
+            bail!("executor {id} is {} after halt", doc["status"]);
+        }
+        let finished = chrono::DateTime::parse_from_rfc3339(doc["finished_at"].as_str().context("finished")?)?;
+        worst = worst.max((finished - since).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+    }
+    rows.push(("halt: request to every running attack cancelled (20 running)".into(), format!("{worst:.1} ms"), "<= 100 ms".into()));
+    engine.stop();
+    Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+}
