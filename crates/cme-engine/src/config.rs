@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 /// How the engine schedules and runs.
 ///
 /// By default: UTC for times without offset, a misfire grace of 60 s, no forced dry run,
-/// 64 attacks at once, leases of the run deadline (60 s) plus 30 s, a reaper pass every
+/// 256 attacks at once, leases of the run deadline (60 s) plus 30 s, a reaper pass every
 /// 30 s, and 30 s for running attacks to finish at shutdown.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -32,7 +32,7 @@ impl Default for EngineConfig {
             timezone: chrono_tz::UTC,
             default_grace: Duration::from_secs(60),
             dry_run: false,
-            max_concurrent_runs: 64,
+            max_concurrent_runs: 256,
             run_deadline: Duration::from_secs(60),
             lease_margin: Duration::from_secs(30),
             reaper_interval: Duration::from_secs(30),

@@ -21,7 +21,7 @@ mod views;
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 pub use cme_store::{ExecutorFilter, HaltState, Page, PageOf, Store, StoreConfig, status};
 pub use config::EngineConfig;
@@ -41,6 +41,9 @@ pub struct Engine {
     /// Bumped (with a reason) to cancel every running attack.
     stop: watch::Sender<(u64, String)>,
     shutdown: watch::Sender<bool>,
+    /// Finished runs, with their permits, on their way to the recorder.
+    recorder: mpsc::UnboundedSender<(cme_store::FinishedRun, OwnedSemaphorePermit)>,
+    recorded: std::sync::Mutex<Option<mpsc::UnboundedReceiver<(cme_store::FinishedRun, OwnedSemaphorePermit)>>>,
 }
 
 /// Audit events of API actions.
@@ -54,7 +57,10 @@ pub struct ApiAction {
 impl Engine {
     pub fn new(store: Store, host: Arc<dyn PluginHost>, config: EngineConfig) -> Arc<Engine> {
         let permits = config.max_concurrent_runs.max(1);
+        let (recorder, recorded) = mpsc::unbounded_channel();
         Arc::new(Engine {
+            recorder,
+            recorded: std::sync::Mutex::new(Some(recorded)),
             store,
             host,
             config,
@@ -67,6 +73,8 @@ impl Engine {
 
     /// Starts the scheduler and the reaper (which passes once at once).
     pub fn start(self: &Arc<Self>) {
+        let recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner()).take().expect("start is called once");
+        tokio::spawn(self.clone().record(recorded));
         tokio::spawn(self.clone().reap());
         tokio::spawn(self.clone().schedule());
         tracing::info!(engine_id = %self.config.engine_id, dry_run = self.config.dry_run, "scheduler started");

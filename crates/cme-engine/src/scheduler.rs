@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use cme_store::{NewAudit, RunRecord, executor, status};
+use cme_store::{FinishedRun, NewAudit, RunRecord, executor, status};
 
 use crate::host::{CapabilityAudit, RunInput};
 use crate::time::{now_us, to_us};
@@ -91,28 +91,69 @@ impl Engine {
         }
     }
 
-    /// Runs one claimed executor and records how it ended.
-    async fn execute(self: Arc<Self>, row: executor::Model, _permit: OwnedSemaphorePermit) {
+    /// Runs one claimed executor and hands how it ended to the recorder, with its permit
+    /// (released once the result is committed).
+    async fn execute(self: Arc<Self>, row: executor::Model, permit: OwnedSemaphorePermit) {
         let late_ms = (row.started_at_us.unwrap_or(row.due_at_us) - row.due_at_us) / 1000;
         tracing::info!(executor_id = %row.id, plan_id = %row.plan_id, late_ms, "executor started");
-        let record = match self.store.plan(&row.plan_id).await {
+        let (record, audit) = match self.store.plan(&row.plan_id).await {
             Ok(Some(plan)) => self.run_attack(&row, plan).await,
-            Ok(None) => failed(format!("plan {} not found", row.plan_id)),
-            Err(e) => failed(format!("could not read the plan: {e}")),
+            Ok(None) => (failed(format!("plan {} not found", row.plan_id)), Vec::new()),
+            Err(e) => (failed(format!("could not read the plan: {e}")), Vec::new()),
         };
-        let outcome = record.status.clone();
-        match self.store.finish(&row.id, &self.config.engine_id, record).await {
-            Ok(true) => tracing::info!(executor_id = %row.id, status = %outcome, "executor finished"),
-            Ok(false) => tracing::warn!(executor_id = %row.id, "lease lost before the result was recorded"),
-            Err(e) => tracing::error!(executor_id = %row.id, error = %e, "could not record the result"),
+        let finished = FinishedRun { id: row.id, owner: self.config.engine_id.clone(), record, audit };
+        if let Err(tokio::sync::mpsc::error::SendError((finished, _))) = self.recorder.send((finished, permit)) {
+            tracing::error!(executor_id = %finished.id, "the recorder is gone; the result is lost");
         }
-        self.wake_scheduler();
     }
 
-    async fn run_attack(&self, row: &executor::Model, plan: cme_store::plan::Model) -> RunRecord {
+    /// The recorder: commits finished runs in batches (one transaction, one fsync, for
+    /// all the runs that finished meanwhile), then releases their permits.
+    pub(crate) async fn record(self: Arc<Self>, mut finished: mpsc::UnboundedReceiver<(FinishedRun, OwnedSemaphorePermit)>) {
+        const BATCH: usize = 500;
+        while let Some(first) = finished.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match finished.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let (runs, permits): (Vec<FinishedRun>, Vec<OwnedSemaphorePermit>) = batch.into_iter().unzip();
+            let mut attempt = 0;
+            loop {
+                match self.store.record_runs(runs.clone()).await {
+                    Ok(recorded) => {
+                        for (run, ok) in runs.iter().zip(recorded) {
+                            if ok {
+                                tracing::info!(executor_id = %run.id, status = %run.record.status, "executor finished");
+                            } else {
+                                tracing::warn!(executor_id = %run.id, "lease lost before the result was recorded");
+                            }
+                        }
+                        break;
+                    }
+                    Err(e) if attempt < 5 => {
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, "recording results failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    }
+                    Err(e) => {
+                        // The leases expire and the reaper marks these runs failed, outcome unknown.
+                        tracing::error!(error = %e, runs = runs.len(), "could not record results");
+                        break;
+                    }
+                }
+            }
+            drop(permits);
+            self.wake_scheduler();
+        }
+    }
+
+    async fn run_attack(&self, row: &executor::Model, plan: cme_store::plan::Model) -> (RunRecord, Vec<NewAudit>) {
         let args = match serde_json::from_str(&plan.attack_args) {
             Ok(args) => args,
-            Err(e) => return failed(format!("stored attack args are not JSON: {e}")),
+            Err(e) => return (failed(format!("stored attack args are not JSON: {e}")), Vec::new()),
         };
         let input = RunInput { run_id: row.id.clone(), now: Utc::now(), args, dry_run: plan.dry_run };
         let mut stop = self.stop.subscribe();
@@ -121,20 +162,18 @@ impl Engine {
             result = self.host.run(&plan.attack_plugin, input) => result,
             _ = stop.changed() => {
                 let reason = stop.borrow().1.clone();
-                return RunRecord {
+                let record = RunRecord {
                     status: status::CANCELLED.into(),
                     finished_at_us: now_us(),
                     error: Some(format!("cancelled while running: {reason}")),
                     log: serde_json::json!([]),
                     ..RunRecord::default()
                 };
+                return (record, Vec::new());
             }
         };
         let audit: Vec<NewAudit> = result.audit.iter().map(|a| plugin_audit(&row.id, a)).collect();
-        if let Err(e) = self.store.insert_audit(audit).await {
-            tracing::error!(executor_id = %row.id, error = %e, "could not store audit events");
-        }
-        match result.outcome {
+        let record = match result.outcome {
             Ok(report) => RunRecord {
                 status: status::SUCCEEDED.into(),
                 finished_at_us: now_us(),
@@ -151,7 +190,8 @@ impl Engine {
                 log: result.log,
                 ..RunRecord::default()
             },
-        }
+        };
+        (record, audit)
     }
 
     /// The reaper: at start and periodically, expired leases become failed.

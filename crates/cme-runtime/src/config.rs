@@ -8,7 +8,7 @@ use cme_cloud::http::HttpConfig;
 /// Settings for the process-wide [`Runtime`](crate::Runtime).
 ///
 /// By default: no artifact cache directory (components are compiled in memory at every
-/// load), one wasm worker thread per core, at most 64 calls in flight, the default
+/// load), one wasm worker thread per core, at most 256 calls in flight, the default
 /// [`Limits`], and the default [`HttpConfig`].
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -33,7 +33,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             cache_dir: None,
             worker_threads: std::thread::available_parallelism().map(usize::from).unwrap_or(2),
-            max_concurrent_calls: 64,
+            max_concurrent_calls: 256,
             run_limits: Limits::default(),
             plan_limits: Limits { deadline: Duration::from_secs(5), ..Limits::default() },
             http: HttpConfig::default(),

@@ -107,7 +107,7 @@ impl Runtime {
             .map_err(|e| LoadError::Compile(format!("starting the wasm worker threads: {e}")))?;
         let handle = executor.handle().clone();
         let ticker = Ticker::start(&engine);
-        let backends = Arc::new(Backends { http: config.http.clone() });
+        let backends = Arc::new(Backends::new(config.http.clone()));
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,

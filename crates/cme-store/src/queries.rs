@@ -3,7 +3,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement, TransactionTrait,
+    QuerySelect, Select, Set, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,16 @@ pub struct Page {
 pub struct PageOf<T> {
     pub items: Vec<T>,
     pub has_more: bool,
+}
+
+/// A finished run to record: its executor, the engine holding its lease, how it ended and
+/// the audit events of its capability calls.
+#[derive(Debug, Clone)]
+pub struct FinishedRun {
+    pub id: String,
+    pub owner: String,
+    pub record: RunRecord,
+    pub audit: Vec<NewAudit>,
 }
 
 /// How a run ended, to record on its executor.
@@ -137,20 +147,12 @@ impl Store {
                 ),
             );
         }
-        let mut plans = query
-            .order_by_desc(plan::Column::CreatedAtUs)
-            .order_by_asc(plan::Column::Id)
-            .offset((page.page - 1) * page.size)
-            .limit(page.size + 1)
-            .all(self.db())
-            .await?;
-        let has_more = plans.len() as u64 > page.size;
-        plans.truncate(page.size as usize);
-        let mut items = Vec::with_capacity(plans.len());
-        for plan in plans {
+        let plans = self.fetch_page(query.order_by_desc(plan::Column::CreatedAtUs).order_by_asc(plan::Column::Id), page).await?;
+        let mut items = Vec::with_capacity(plans.items.len());
+        for plan in plans.items {
             items.push(self.summarize(plan).await?);
         }
-        Ok(PageOf { items, has_more })
+        Ok(PageOf { items, has_more: plans.has_more })
     }
 
     /// The plan list's figures for one plan.
@@ -229,16 +231,7 @@ impl Store {
         if let Some(plan_id) = &filter.plan_id {
             query = query.filter(executor::Column::PlanId.eq(plan_id.clone()));
         }
-        let mut items = query
-            .order_by_asc(executor::Column::DueAtUs)
-            .order_by_asc(executor::Column::Id)
-            .offset((page.page - 1) * page.size)
-            .limit(page.size + 1)
-            .all(self.db())
-            .await?;
-        let has_more = items.len() as u64 > page.size;
-        items.truncate(page.size as usize);
-        Ok(PageOf { items, has_more })
+        self.fetch_page(query.order_by_asc(executor::Column::DueAtUs).order_by_asc(executor::Column::Id), page).await
     }
 
     /// Moves a pending executor to a new due time.
@@ -334,24 +327,36 @@ impl Store {
         Ok(executor::Entity::find().from_raw_sql(statement).all(self.db()).await?)
     }
 
-    /// Records how a run ended, if `owner` still holds its lease.
-    pub async fn finish(&self, id: &str, owner: &str, record: RunRecord) -> Result<bool, StoreError> {
-        let updated = executor::Entity::update_many()
-            .col_expr(executor::Column::Status, Expr::value(record.status))
-            .col_expr(executor::Column::FinishedAtUs, Expr::value(record.finished_at_us))
-            .col_expr(executor::Column::Summary, Expr::value(record.summary))
-            .col_expr(executor::Column::Targets, Expr::value(serde_json::to_string(&record.targets).unwrap_or_default()))
-            .col_expr(executor::Column::Details, Expr::value(record.details.map(|d| d.to_string())))
-            .col_expr(executor::Column::Error, Expr::value(record.error))
-            .col_expr(executor::Column::Log, Expr::value(record.log.to_string()))
-            .col_expr(executor::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(executor::Column::LeaseExpiresUs, Expr::value(Option::<i64>::None))
-            .filter(executor::Column::Id.eq(id))
-            .filter(executor::Column::Status.eq(crate::status::RUNNING))
-            .filter(executor::Column::LeaseOwner.eq(owner))
-            .exec(self.db())
-            .await?;
-        Ok(updated.rows_affected == 1)
+    /// Records how runs ended, each only if its engine still holds its lease, with their
+    /// audit events, all in one transaction (one commit for a whole batch of runs).
+    /// Returns, per run, whether its result was recorded.
+    pub async fn record_runs(&self, runs: Vec<FinishedRun>) -> Result<Vec<bool>, StoreError> {
+        let txn = self.db().begin().await?;
+        let mut recorded = Vec::with_capacity(runs.len());
+        let mut audit = Vec::new();
+        for run in runs {
+            let record = run.record;
+            let updated = executor::Entity::update_many()
+                .col_expr(executor::Column::Status, Expr::value(record.status))
+                .col_expr(executor::Column::FinishedAtUs, Expr::value(record.finished_at_us))
+                .col_expr(executor::Column::Summary, Expr::value(record.summary))
+                .col_expr(executor::Column::Targets, Expr::value(serde_json::to_string(&record.targets).unwrap_or_default()))
+                .col_expr(executor::Column::Details, Expr::value(record.details.map(|d| d.to_string())))
+                .col_expr(executor::Column::Error, Expr::value(record.error))
+                .col_expr(executor::Column::Log, Expr::value(record.log.to_string()))
+                .col_expr(executor::Column::LeaseOwner, Expr::value(Option::<String>::None))
+                .col_expr(executor::Column::LeaseExpiresUs, Expr::value(Option::<i64>::None))
+                .filter(executor::Column::Id.eq(run.id))
+                .filter(executor::Column::Status.eq(crate::status::RUNNING))
+                .filter(executor::Column::LeaseOwner.eq(run.owner))
+                .exec(&txn)
+                .await?;
+            recorded.push(updated.rows_affected == 1);
+            audit.extend(run.audit);
+        }
+        insert_audit_rows(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(recorded)
     }
 
     /// Running executors whose lease expired (their engine died) become `failed` with
@@ -401,38 +406,43 @@ impl Store {
     }
 
     pub async fn insert_audit(&self, events: Vec<NewAudit>) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let rows = events.into_iter().map(|e| audit_event::ActiveModel {
-            id: sea_orm::NotSet,
-            at_us: Set(e.at_us),
-            source: Set(e.source),
-            run_id: Set(e.run_id),
-            actor: Set(e.actor),
-            action: Set(e.action),
-            target: Set(e.target),
-            decision: Set(e.decision),
-            reason: Set(e.reason),
-            dry_run: Set(e.dry_run),
-            outcome: Set(e.outcome),
-        });
-        audit_event::Entity::insert_many(rows).exec_without_returning(self.db()).await?;
-        Ok(())
+        insert_audit_rows(self.db(), events).await
     }
 
     /// Audit events, newest first.
     pub async fn list_audit(&self, page: Page) -> Result<PageOf<audit_event::Model>, StoreError> {
-        let mut items = audit_event::Entity::find()
-            .order_by_desc(audit_event::Column::Id)
-            .offset((page.page - 1) * page.size)
-            .limit(page.size + 1)
-            .all(self.db())
-            .await?;
+        self.fetch_page(audit_event::Entity::find().order_by_desc(audit_event::Column::Id), page).await
+    }
+
+    /// One page of an ordered query: one row more than the page tells whether a next page
+    /// exists, without counting the whole table.
+    async fn fetch_page<E: EntityTrait>(&self, query: Select<E>, page: Page) -> Result<PageOf<E::Model>, StoreError> {
+        let mut items = query.offset((page.page - 1) * page.size).limit(page.size + 1).all(self.db()).await?;
         let has_more = items.len() as u64 > page.size;
         items.truncate(page.size as usize);
         Ok(PageOf { items, has_more })
     }
+}
+
+async fn insert_audit_rows(db: &impl ConnectionTrait, events: Vec<NewAudit>) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = events.into_iter().map(|e| audit_event::ActiveModel {
+        id: sea_orm::NotSet,
+        at_us: Set(e.at_us),
+        source: Set(e.source),
+        run_id: Set(e.run_id),
+        actor: Set(e.actor),
+        action: Set(e.action),
+        target: Set(e.target),
+        decision: Set(e.decision),
+        reason: Set(e.reason),
+        dry_run: Set(e.dry_run),
+        outcome: Set(e.outcome),
+    });
+    audit_event::Entity::insert_many(rows).exec_without_returning(db).await?;
+    Ok(())
 }
 
 /// Raw statements are written with PostgreSQL's numbered `$n` placeholders; SQLite's

@@ -78,6 +78,12 @@ pub struct HttpClient {
     config: HttpConfig,
 }
 
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").field("rules", &self.rules).finish_non_exhaustive()
+    }
+}
+
 /// A redirect hop outside the rules; found again in reqwest's error chain.
 #[derive(Debug, thiserror::Error)]
 #[error("redirect refused: {0}")]

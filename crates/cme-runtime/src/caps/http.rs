@@ -9,7 +9,7 @@ use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::http::{Host, Request, Response};
 use crate::bindings::wit_types::KeyValue;
-use crate::grant::{self, CapabilityUse};
+use crate::grant::CapabilityUse;
 use crate::state::CallState;
 
 impl Host for CallState {
@@ -76,14 +76,10 @@ impl CallState {
         Ok(())
     }
 
-    /// The run's HTTP client, built on first use with its egress rules.
+    /// The HTTP client for this run's egress rules.
     fn prepare_http_client(&mut self) -> Result<HttpClient, HttpError> {
-        let caps = self.caps.as_mut().expect("admitted calls have capabilities");
-        if caps.http_client.is_none() {
-            let rules = grant::http_rules(&caps.declared, &caps.grant).expect("admitted HTTP calls have an HTTP grant");
-            caps.http_client = Some(HttpClient::new(&caps.backends.http, rules)?);
-        }
-        Ok(caps.http_client.clone().expect("just built"))
+        let caps = self.caps.as_ref().expect("admitted calls have capabilities");
+        caps.backends.http_client(&caps.declared, &caps.grant)
     }
 
     /// A dry run checks the request like a real one, then records it instead of sending.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use cme_cloud::http::{HttpClient, HttpConfig};
 
+
 use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::grant::{self, CapabilityUse, Grant};
@@ -19,9 +20,35 @@ use crate::info::Capability;
 use crate::state::CallState;
 
 /// The capability backends an engine has, shared by all runs (configure phase).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Backends {
     pub http: HttpConfig,
+    /// HTTP clients by egress rules: runs with the same declaration and grant share one
+    /// client and its connection pool (building a TLS client costs milliseconds).
+    http_clients: std::sync::Mutex<std::collections::HashMap<String, HttpClient>>,
+}
+
+impl Backends {
+    pub fn new(http: HttpConfig) -> Self {
+        Backends { http, http_clients: Default::default() }
+    }
+
+    /// The client for these rules, built on first use.
+    pub(crate) fn http_client(&self, declared: &[Capability], grant: &Grant) -> Result<HttpClient, cme_cloud::http::HttpError> {
+        const MAX_CLIENTS: usize = 256;
+        let key = serde_json::to_string(&(declared, &grant.http)).unwrap_or_default();
+        let mut clients = self.http_clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let rules = grant::http_rules(declared, grant).expect("admitted HTTP calls have an HTTP grant");
+        let client = HttpClient::new(&self.http, rules)?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
 }
 
 /// One run's capabilities (prepare phase): its declaration, grant and per-run clients.
@@ -30,15 +57,13 @@ pub(crate) struct Capabilities {
     pub grant: Grant,
     pub dry_run: bool,
     pub backends: Arc<Backends>,
-    /// Built on the first HTTP call, with this run's egress rules.
-    pub http_client: Option<HttpClient>,
     pub http_requests: u32,
     pub actions: Vec<String>,
 }
 
 impl Capabilities {
     pub fn new(declared: Vec<Capability>, grant: Grant, dry_run: bool, backends: Arc<Backends>) -> Self {
-        Capabilities { declared, grant, dry_run, backends, http_client: None, http_requests: 0, actions: Vec::new() }
+        Capabilities { declared, grant, dry_run, backends, http_requests: 0, actions: Vec::new() }
     }
 }
 
