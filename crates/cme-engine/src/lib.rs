@@ -54,6 +54,22 @@ pub struct ApiAction {
     pub target: String,
 }
 
+/// The audit event of an operator's action.
+fn api_audit(action: ApiAction) -> cme_store::NewAudit {
+    cme_store::NewAudit {
+        at_us: time::now_us(),
+        source: "api".into(),
+        run_id: String::new(),
+        actor: action.actor,
+        action: action.action,
+        target: action.target,
+        decision: "allowed".into(),
+        reason: None,
+        dry_run: false,
+        outcome: None,
+    }
+}
+
 impl Engine {
     pub fn new(store: Store, host: Arc<dyn PluginHost>, config: EngineConfig) -> Arc<Engine> {
         let permits = config.max_concurrent_runs.max(1);
@@ -144,19 +160,7 @@ impl Engine {
 
     /// Records an operator's action.
     pub async fn audit_api(&self, action: ApiAction) {
-        let event = cme_store::NewAudit {
-            at_us: time::now_us(),
-            source: "api".into(),
-            run_id: String::new(),
-            actor: action.actor,
-            action: action.action,
-            target: action.target,
-            decision: "allowed".into(),
-            reason: None,
-            dry_run: false,
-            outcome: None,
-        };
-        if let Err(e) = self.store.insert_audit(vec![event]).await {
+        if let Err(e) = self.store.insert_audit(vec![api_audit(action)]).await {
             tracing::error!(error = %e, "could not store an audit event");
         }
     }

@@ -8,7 +8,7 @@ use cme_store::{Page, PageOf, executor, plan, status};
 use crate::host::{PlanInput, PluginKind};
 use crate::time::{now_us, to_us};
 use crate::views::{ExecutorView, PlanView};
-use crate::{Engine, EngineError};
+use crate::{ApiAction, Engine, EngineError};
 
 /// A plugin reference with its args, as a plan names it.
 #[derive(Debug, Clone)]
@@ -33,8 +33,9 @@ pub const MAX_EXECUTORS_PER_PLAN: usize = 10_000;
 
 impl Engine {
     /// Resolves both refs, validates both args, runs the planner and stores the plan
-    /// with its executors in one transaction. Nothing is stored when any step fails.
-    pub async fn create_plan(&self, new: NewPlan) -> Result<(PlanView, Vec<ExecutorView>), EngineError> {
+    /// with its executors (and the audit event of `by` creating it) in one transaction.
+    /// Nothing is stored when any step fails.
+    pub async fn create_plan(&self, new: NewPlan, by: &str) -> Result<(PlanView, Vec<ExecutorView>), EngineError> {
         let planner = self.resolve(PluginKind::Planner, &new.planner.reference, "/planner/ref")?;
         let attack = self.resolve(PluginKind::Attack, &new.attack.reference, "/attack/ref")?;
         self.host
@@ -103,10 +104,17 @@ impl Engine {
                 log: "[]".into(),
             })
             .collect();
-        self.store.insert_plan(plan.clone(), executors.clone()).await?;
+        let audit = crate::api_audit(ApiAction { actor: by.to_string(), action: "plan.create".into(), target: plan.id.clone() });
+        self.store.insert_plan(plan.clone(), executors.clone(), audit).await?;
         self.wake_scheduler();
         tracing::info!(plan_id = %plan.id, name = %plan.name, executors = executors.len(), "plan created");
-        let summary = self.store.summarize(plan).await?;
+        // A new plan's figures are known: no need to read them back.
+        let summary = cme_store::PlanSummary {
+            executors_count: executors.len() as u64,
+            next_execution_us: executors.first().map(|e| e.due_at_us),
+            executed: false,
+            plan,
+        };
         Ok((PlanView::from_summary(summary), executors.into_iter().map(ExecutorView::from_model).collect()))
     }
 

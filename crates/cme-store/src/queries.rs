@@ -115,9 +115,10 @@ pub struct NewAudit {
 const HALT_KEY: &str = "halt";
 
 impl Store {
-    /// Stores a plan and its executors in one transaction.
-    pub async fn insert_plan(&self, plan: plan::Model, executors: Vec<executor::Model>) -> Result<(), StoreError> {
+    /// Stores a plan, its executors and the audit event of its creation in one transaction.
+    pub async fn insert_plan(&self, plan: plan::Model, executors: Vec<executor::Model>, audit: NewAudit) -> Result<(), StoreError> {
         let txn = self.db().begin().await?;
+        insert_audit_rows(&txn, vec![audit]).await?;
         plan::Entity::insert(plan.into_active_model()).exec_without_returning(&txn).await?;
         for chunk in executors.chunks(500) {
             let models: Vec<executor::ActiveModel> = chunk.iter().cloned().map(IntoActiveModel::into_active_model).collect();

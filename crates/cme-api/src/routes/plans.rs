@@ -65,11 +65,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         dry_run: body["dry_run"].as_bool().unwrap_or(false),
         grace_seconds: body["grace_seconds"].as_u64(),
     };
-    let (plan, executors) = state.engine.create_plan(new).await?;
-    state
-        .engine
-        .audit_api(ApiAction { actor: role.name().into(), action: "plan.create".into(), target: plan.id.clone() })
-        .await;
+    let (plan, executors) = state.engine.create_plan(new, role.name()).await?;
     let location = format!("/api/1/plans/{}", plan.id);
     let doc = plan_document(&plan, Some(&executors)).set("msg", json!("ok"));
     let mut response = doc.respond(StatusCode::CREATED);
