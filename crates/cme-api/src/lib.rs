@@ -25,11 +25,13 @@ pub struct ApiState {
     pub engine: Arc<cme_engine::Engine>,
     pub auth: Auth,
     schemas: routes::Schemas,
+    /// Rendered plugin lists by request URL, with the plugin generation they show.
+    rendered: std::sync::Mutex<std::collections::HashMap<String, (u64, web::Bytes)>>,
 }
 
 impl ApiState {
     pub fn new(engine: Arc<cme_engine::Engine>, auth: Auth) -> web::Data<ApiState> {
-        web::Data::new(ApiState { engine, auth, schemas: routes::Schemas::new() })
+        web::Data::new(ApiState { engine, auth, schemas: routes::Schemas::new(), rendered: Default::default() })
     }
 }
 

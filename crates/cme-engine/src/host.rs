@@ -94,6 +94,10 @@ pub struct RunResult {
 pub trait PluginHost: Send + Sync + 'static {
     /// Every plugin of a kind.
     fn list(&self, kind: PluginKind) -> Vec<PluginDescription>;
+    /// Changes whenever the set of plugins changes, so that callers may cache `list`.
+    fn generation(&self) -> u64 {
+        0
+    }
     /// The plugin of `kind` answering to `reference` (`module:Class` or `module.Class`).
     fn resolve(&self, kind: PluginKind, reference: &str) -> Option<PluginDescription>;
     /// Validates args against the plugin's schema.

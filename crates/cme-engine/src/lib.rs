@@ -44,6 +44,8 @@ pub struct Engine {
     /// Finished runs, with their permits, on their way to the recorder.
     recorder: mpsc::UnboundedSender<(cme_store::FinishedRun, OwnedSemaphorePermit)>,
     recorded: std::sync::Mutex<Option<mpsc::UnboundedReceiver<(cme_store::FinishedRun, OwnedSemaphorePermit)>>>,
+    /// Plans of recent runs (see `plan_of`).
+    plans: std::sync::Mutex<std::collections::HashMap<String, Arc<cme_store::plan::Model>>>,
 }
 
 /// Audit events of API actions.
@@ -77,6 +79,7 @@ impl Engine {
         Arc::new(Engine {
             recorder,
             recorded: std::sync::Mutex::new(Some(recorded)),
+            plans: Default::default(),
             store,
             host,
             config,
@@ -115,6 +118,11 @@ impl Engine {
 
     pub fn plugins(&self, kind: PluginKind) -> Vec<PluginDescription> {
         self.host.list(kind)
+    }
+
+    /// Changes whenever the plugins change (see [`PluginHost::generation`]).
+    pub fn plugins_generation(&self) -> u64 {
+        self.host.generation()
     }
 
     /// Attacks running on this engine now.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use cme_store::{FinishedRun, NewAudit, RunRecord, executor, status};
+use cme_store::{FinishedRun, NewAudit, RunRecord, executor, plan, status};
 
 use crate::host::{CapabilityAudit, RunInput};
 use crate::time::{now_us, to_us};
@@ -96,7 +96,7 @@ impl Engine {
     async fn execute(self: Arc<Self>, row: executor::Model, permit: OwnedSemaphorePermit) {
         let late_ms = (row.started_at_us.unwrap_or(row.due_at_us) - row.due_at_us) / 1000;
         tracing::info!(executor_id = %row.id, plan_id = %row.plan_id, late_ms, "executor started");
-        let (record, audit) = match self.store.plan(&row.plan_id).await {
+        let (record, audit) = match self.plan_of(&row.plan_id).await {
             Ok(Some(plan)) => self.run_attack(&row, plan).await,
             Ok(None) => (failed(format!("plan {} not found", row.plan_id)), Vec::new()),
             Err(e) => (failed(format!("could not read the plan: {e}")), Vec::new()),
@@ -150,7 +150,24 @@ impl Engine {
         }
     }
 
-    async fn run_attack(&self, row: &executor::Model, plan: cme_store::plan::Model) -> (RunRecord, Vec<NewAudit>) {
+    /// A plan, from a small cache: what a run needs of its plan (attack, args, dry run)
+    /// never changes, and a burst of executors of one plan should not read it each time.
+    async fn plan_of(&self, id: &str) -> Result<Option<Arc<plan::Model>>, cme_store::StoreError> {
+        const CACHED: usize = 1024;
+        if let Some(plan) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Ok(Some(plan.clone()));
+        }
+        let Some(plan) = self.store.plan(id).await? else { return Ok(None) };
+        let plan = Arc::new(plan);
+        let mut cache = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHED {
+            cache.clear();
+        }
+        cache.insert(id.to_string(), plan.clone());
+        Ok(Some(plan))
+    }
+
+    async fn run_attack(&self, row: &executor::Model, plan: Arc<plan::Model>) -> (RunRecord, Vec<NewAudit>) {
         let args = match serde_json::from_str(&plan.attack_args) {
             Ok(args) => args,
             Err(e) => return (failed(format!("stored attack args are not JSON: {e}")), Vec::new()),

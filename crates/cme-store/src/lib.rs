@@ -12,6 +12,7 @@ pub mod entity;
 mod migration;
 mod queries;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
@@ -25,6 +26,9 @@ pub use sea_orm::DbErr;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite has one writer at a time: writers queue here instead of in SQLite's busy
+    /// handler, which sleeps (up to 100 ms a try) and wrecks latency under load.
+    writes: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Connection settings.
@@ -73,7 +77,16 @@ impl Store {
         });
         let db = Database::connect(options).await?;
         migration::Migrator::up(&db, None).await?;
-        Ok(Store { db })
+        let writes = (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Store { db, writes })
+    }
+
+    /// Held for the duration of a write on SQLite; nothing on PostgreSQL.
+    pub(crate) async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writes {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
     }
 
     pub fn backend(&self) -> DbBackend {

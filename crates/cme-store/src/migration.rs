@@ -131,9 +131,11 @@ impl MigrationTrait for M0001Initial {
             )
             .await?;
         for (name, cols) in [
-            ("executors_by_status_due", vec![Executors::Status, Executors::DueAtUs]),
-            ("executors_by_plan", vec![Executors::PlanId, Executors::DueAtUs]),
-            ("executors_by_due", vec![Executors::DueAtUs]),
+            // Every listing orders by (due_at_us, id); each index ends so, so that a page is
+            // an index range read, never a sort of the whole table.
+            ("executors_by_status_due", vec![Executors::Status, Executors::DueAtUs, Executors::Id]),
+            ("executors_by_plan", vec![Executors::PlanId, Executors::DueAtUs, Executors::Id]),
+            ("executors_by_due", vec![Executors::DueAtUs, Executors::Id]),
         ] {
             let mut index = Index::create();
             index.name(name).table(Executors::Table);

@@ -117,6 +117,7 @@ const HALT_KEY: &str = "halt";
 impl Store {
     /// Stores a plan, its executors and the audit event of its creation in one transaction.
     pub async fn insert_plan(&self, plan: plan::Model, executors: Vec<executor::Model>, audit: NewAudit) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         let txn = self.db().begin().await?;
         insert_audit_rows(&txn, vec![audit]).await?;
         plan::Entity::insert(plan.into_active_model()).exec_without_returning(&txn).await?;
@@ -187,6 +188,7 @@ impl Store {
     /// Marks a plan deleted and cancels its pending executors, in one transaction.
     /// Returns false when there is no such (undeleted) plan.
     pub async fn delete_plan(&self, id: &str, now_us: i64) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let txn = self.db().begin().await?;
         let updated = plan::Entity::update_many()
             .col_expr(plan::Column::DeletedAtUs, Expr::value(now_us))
@@ -223,20 +225,51 @@ impl Store {
         Ok(executor::Entity::find_by_id(id.to_string()).one(self.db()).await?)
     }
 
-    /// Executors by due time (then id), one page.
+    /// Executors by due time (then id), one page. With a status filter, each status is
+    /// read from its own index range (one ordered, limited subquery per status, merged),
+    /// so a page costs the same with a million executors as with ten.
     pub async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> Result<PageOf<executor::Model>, StoreError> {
-        let mut query = executor::Entity::find();
-        if let Some(statuses) = &filter.statuses {
-            query = query.filter(executor::Column::Status.is_in(statuses.iter().cloned()));
-        }
-        if let Some(plan_id) = &filter.plan_id {
-            query = query.filter(executor::Column::PlanId.eq(plan_id.clone()));
-        }
-        self.fetch_page(query.order_by_asc(executor::Column::DueAtUs).order_by_asc(executor::Column::Id), page).await
+        let Some(statuses) = filter.statuses.as_ref().filter(|s| !s.is_empty()) else {
+            let mut query = executor::Entity::find();
+            if let Some(plan_id) = &filter.plan_id {
+                query = query.filter(executor::Column::PlanId.eq(plan_id.clone()));
+            }
+            return self.fetch_page(query.order_by_asc(executor::Column::DueAtUs).order_by_asc(executor::Column::Id), page).await;
+        };
+        let mut values: Vec<sea_orm::Value> = Vec::new();
+        let mut bind = |v: sea_orm::Value| {
+            values.push(v);
+            format!("${}", values.len())
+        };
+        let window = bind((((page.page - 1) * page.size + page.size + 1) as i64).into());
+        let plan = filter.plan_id.clone().map(|p| bind(p.into()));
+        let members: Vec<String> = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, status)| {
+                let status = bind(status.clone().into());
+                let plan = plan.as_ref().map(|p| format!(" AND plan_id = {p}")).unwrap_or_default();
+                format!(
+                    "SELECT * FROM (SELECT * FROM executors WHERE status = {status}{plan} ORDER BY due_at_us, id LIMIT {window}) AS s{i}"
+                )
+            })
+            .collect();
+        let limit = bind(((page.size + 1) as i64).into());
+        let offset = bind((((page.page - 1) * page.size) as i64).into());
+        let sql = format!(
+            "SELECT * FROM ({}) AS u ORDER BY due_at_us, id LIMIT {limit} OFFSET {offset}",
+            members.join(" UNION ALL ")
+        );
+        let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), &sql), values);
+        let mut items = executor::Entity::find().from_raw_sql(statement).all(self.db()).await?;
+        let has_more = items.len() as u64 > page.size;
+        items.truncate(page.size as usize);
+        Ok(PageOf { items, has_more })
     }
 
     /// Moves a pending executor to a new due time.
     pub async fn reschedule(&self, id: &str, due_at_us: i64) -> Result<executor::Model, ExecutorChangeError> {
+        let _gate = self.write_gate().await;
         let updated = executor::Entity::update_many()
             .col_expr(executor::Column::DueAtUs, Expr::value(due_at_us))
             .filter(executor::Column::Id.eq(id))
@@ -249,6 +282,7 @@ impl Store {
 
     /// Cancels a pending executor.
     pub async fn cancel(&self, id: &str, now_us: i64, reason: &str) -> Result<executor::Model, ExecutorChangeError> {
+        let _gate = self.write_gate().await;
         let updated = executor::Entity::update_many()
             .col_expr(executor::Column::Status, Expr::value(crate::status::CANCELLED))
             .col_expr(executor::Column::FinishedAtUs, Expr::value(now_us))
@@ -284,6 +318,7 @@ impl Store {
     /// Pending executors whose grace has passed become `missed`. (`due_at_us < now` keeps
     /// the scan on the status/due index: only overdue rows are looked at.)
     pub async fn mark_missed(&self, now_us: i64) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
         let sql = "UPDATE executors SET status = 'missed', finished_at_us = $1, \
                    error = 'missed: not started within its grace period after its due time (was the engine down or halted?)' \
                    WHERE status = 'pending' AND due_at_us < $1 AND due_at_us + grace_ms * 1000 < $1";
@@ -296,6 +331,7 @@ impl Store {
 
     /// While halted: pending executors that fall due are cancelled for good.
     pub async fn cancel_due_while_halted(&self, now_us: i64) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
         let updated = executor::Entity::update_many()
             .col_expr(executor::Column::Status, Expr::value(crate::status::CANCELLED))
             .col_expr(executor::Column::FinishedAtUs, Expr::value(now_us))
@@ -310,6 +346,7 @@ impl Store {
     /// Atomically moves up to `limit` due pending executors to `running` under a lease
     /// held by `owner`; on PostgreSQL rows locked by another engine are skipped.
     pub async fn claim_due(&self, now_us: i64, owner: &str, lease_until_us: i64, limit: u64) -> Result<Vec<executor::Model>, StoreError> {
+        let _gate = self.write_gate().await;
         let lock = match self.backend() {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
             _ => "",
@@ -332,6 +369,7 @@ impl Store {
     /// audit events, all in one transaction (one commit for a whole batch of runs).
     /// Returns, per run, whether its result was recorded.
     pub async fn record_runs(&self, runs: Vec<FinishedRun>) -> Result<Vec<bool>, StoreError> {
+        let _gate = self.write_gate().await;
         let txn = self.db().begin().await?;
         let mut recorded = Vec::with_capacity(runs.len());
         let mut audit = Vec::new();
@@ -363,6 +401,7 @@ impl Store {
     /// Running executors whose lease expired (their engine died) become `failed` with
     /// "outcome unknown": a destructive attack is never re-run blindly.
     pub async fn reap_expired(&self, now_us: i64) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
         let updated = executor::Entity::update_many()
             .col_expr(executor::Column::Status, Expr::value(crate::status::FAILED))
             .col_expr(executor::Column::FinishedAtUs, Expr::value(now_us))
@@ -386,6 +425,7 @@ impl Store {
     }
 
     pub async fn set_halt_state(&self, state: &HaltState, now_us: i64) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         let value = serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let txn = self.db().begin().await?;
         let existing = setting::Entity::find_by_id(HALT_KEY.to_string()).one(&txn).await?;
@@ -407,6 +447,7 @@ impl Store {
     }
 
     pub async fn insert_audit(&self, events: Vec<NewAudit>) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         insert_audit_rows(self.db(), events).await
     }
 

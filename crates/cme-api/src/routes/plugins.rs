@@ -1,10 +1,10 @@
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::Result;
 use crate::ApiState;
 use crate::auth::Role;
-use crate::hal::{Hal, self_href};
+use crate::hal::{HAL, Hal, self_href};
 use cme_engine::{PluginDescription, PluginKind};
 
 pub async fn attacks(req: HttpRequest, state: web::Data<ApiState>) -> Result {
@@ -15,10 +15,33 @@ pub async fn planners(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     list(req, state, PluginKind::Planner, "planners")
 }
 
+/// The lists change only when plugins do: their bodies are rendered once per plugin
+/// generation and request URL, then served from memory.
 fn list(req: HttpRequest, state: web::Data<ApiState>, kind: PluginKind, key: &str) -> Result {
     state.auth.require(&req, Role::Viewer)?;
+    let generation = state.engine.plugins_generation();
+    let href = self_href(&req);
+    let mut cache = state.rendered.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() > 64 {
+        cache.clear(); // arbitrary query strings must not grow it without bound
+    }
+    let body = cache
+        .entry(href.clone())
+        .and_modify(|(seen, body)| {
+            if *seen != generation {
+                *seen = generation;
+                *body = render(&state, kind, key, &href);
+            }
+        })
+        .or_insert_with(|| (generation, render(&state, kind, key, &href)))
+        .1
+        .clone();
+    Ok(HttpResponse::Ok().content_type(HAL).body(body))
+}
+
+fn render(state: &ApiState, kind: PluginKind, key: &str, href: &str) -> web::Bytes {
     let items: Vec<Value> = state.engine.plugins(kind).iter().map(document).collect();
-    Ok(Hal::new(json!({ key: items })).link("self", self_href(&req)).ok())
+    web::Bytes::from(Hal::new(json!({ key: items })).link("self", href).into_value().to_string())
 }
 
 /// One plugin, shaped as the original: `ref`, `schema` and `example` describe the whole
