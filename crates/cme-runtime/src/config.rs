@@ -8,8 +8,9 @@ use cme_cloud::http::HttpConfig;
 /// Settings for the process-wide [`Runtime`](crate::Runtime).
 ///
 /// By default: no artifact cache directory (components are compiled in memory at every
-/// load), one wasm worker thread per core, at most 256 calls in flight, the default
-/// [`Limits`], and the default [`HttpConfig`].
+/// load), one wasm worker thread per core, at most 256 calls in flight, instances from a
+/// pooling allocator sized for those calls, the default [`Limits`], and the default
+/// [`HttpConfig`].
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Where precompiled artifacts are kept, keyed by content hash and engine
@@ -20,6 +21,10 @@ pub struct RuntimeConfig {
     pub worker_threads: usize,
     /// Calls (describe, plan, run) executing at once; further calls wait their turn.
     pub max_concurrent_calls: usize,
+    /// Take instances from a pre-reserved pool instead of mapping fresh memory per call
+    /// (no mmap/munmap and TLB shootdowns per call). Reserves virtual address space up
+    /// front; falls back to on-demand allocation when the reservation is refused.
+    pub pooling: bool,
     /// Limits for attack runs.
     pub run_limits: Limits,
     /// Limits for `describe` and `plan`: planners are pure, so they get less.
@@ -34,6 +39,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             worker_threads: std::thread::available_parallelism().map(usize::from).unwrap_or(2),
             max_concurrent_calls: 256,
+            pooling: true,
             run_limits: Limits::default(),
             plan_limits: Limits { deadline: Duration::from_secs(5), ..Limits::default() },
             http: HttpConfig::default(),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline};
 
 use crate::bindings::attack::{Attack, AttackPre, RunContext};
 use crate::bindings::planner::{PlanContext as WitPlanContext, Planner, PlannerPre};
@@ -87,9 +87,7 @@ impl Runtime {
     /// call), starts the epoch ticker and the wasm worker threads.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, LoadError> {
         let host = |e: wasmtime::Error| LoadError::Compile(format!("engine setup: {e:#}"));
-        let mut engine_config = Config::new();
-        engine_config.epoch_interruption(true);
-        let engine = Engine::new(&engine_config).map_err(host)?;
+        let engine = new_engine(&config).map_err(host)?;
 
         let mut attack_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut attack_linker).map_err(host)?;
@@ -316,6 +314,33 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The process's Engine: epoch interruption for deadlines; a pooling allocator sized for
+/// the concurrent calls when configured and the address space can be reserved.
+fn new_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
+    let mut engine_config = Config::new();
+    engine_config.epoch_interruption(true);
+    if config.pooling {
+        let slots = u32::try_from(config.max_concurrent_calls.max(1)).unwrap_or(u32::MAX / 16).saturating_add(8);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(16))
+            .total_memories(slots.saturating_mul(4))
+            .total_tables(slots.saturating_mul(8))
+            .total_stacks(slots)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8)
+            .max_memory_size(config.run_limits.memory_bytes.max(config.plan_limits.memory_bytes));
+        let mut pooled = engine_config.clone();
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(&pooled) {
+            Ok(engine) => return Ok(engine),
+            Err(e) => tracing::warn!(error = %e, "cannot reserve the instance pool; allocating instances on demand"),
+        }
+    }
+    Engine::new(&engine_config)
 }
 
 fn check_header(wasm: &[u8]) -> Result<(), LoadError> {
