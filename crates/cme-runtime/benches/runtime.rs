@@ -54,28 +54,33 @@ async fn bench() {
         println!("precompiled load {:<15}: median {:>9.2?} (20 runs)", plugin.crate_name, median(&mut samples));
     }
 
-    // Instantiate + run a no-op attack, sequentially.
-    let runtime = Runtime::new(cached()).unwrap();
-    let noop = runtime.load(cme_plugins::test_plugins::HOSTILE.wasm).await.unwrap();
-    let request = RunRequest {
-        run_id: "bench".into(),
-        now: Utc::now(),
-        args: serde_json::json!({"mode": "noop"}),
-        grant: Grant::default(),
-        dry_run: false,
-    };
-    for _ in 0..1_000 {
-        runtime.run(&noop, request.clone()).await.result.unwrap();
+    // Instantiate + run a no-op attack, sequentially, with each instance allocator.
+    for pooling in [true, false] {
+        let runtime = Runtime::new(RuntimeConfig { pooling, ..cached() }).unwrap();
+        let noop = runtime.load(cme_plugins::test_plugins::HOSTILE.wasm).await.unwrap();
+        let request = RunRequest {
+            run_id: "bench".into(),
+            now: Utc::now(),
+            args: serde_json::json!({"mode": "noop"}),
+            grant: Grant::default(),
+            dry_run: false,
+        };
+        for _ in 0..1_000 {
+            runtime.run(&noop, request.clone()).await.result.unwrap();
+        }
+        let mut samples = Vec::with_capacity(20_000);
+        for _ in 0..20_000 {
+            let started = Instant::now();
+            runtime.run(&noop, request.clone()).await.result.unwrap();
+            samples.push(started.elapsed());
+        }
+        let p50 = median(&mut samples);
+        let p99 = samples[samples.len() * 99 / 100];
+        let allocator = if pooling { "pooling" } else { "on-demand" };
+        println!(
+            "instantiate+run no-op attack (Runtime::run, {allocator} allocator, 20000 runs): median {p50:.2?}, p99 {p99:.2?} (target: median <= 50us)"
+        );
     }
-    let mut samples = Vec::with_capacity(20_000);
-    for _ in 0..20_000 {
-        let started = Instant::now();
-        runtime.run(&noop, request.clone()).await.result.unwrap();
-        samples.push(started.elapsed());
-    }
-    let p50 = median(&mut samples);
-    let p99 = samples[samples.len() * 99 / 100];
-    println!("instantiate+run no-op attack (Runtime::run, 20000 runs): median {p50:.2?}, p99 {p99:.2?} (target: median <= 50us)");
 }
 
 fn median(samples: &mut [Duration]) -> Duration {

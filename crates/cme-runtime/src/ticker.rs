@@ -1,5 +1,6 @@
-//! The epoch ticker: a std thread that advances the engine's epoch every 10 ms while any
-//! call is in flight, and sleeps on a condition variable otherwise, so that an idle
+//! The epoch ticker: a std thread that advances the engine's epoch every 10 ms while calls
+//! are in flight (and for a second after the last, so that a stream of short calls does
+//! not wake it each time), and sleeps on a condition variable otherwise, so that an idle
 //! engine uses no CPU at all.
 
 use std::sync::{Arc, Condvar, Mutex};
@@ -24,7 +25,12 @@ struct Shared {
 struct State {
     active: usize,
     stopped: bool,
+    /// The thread waits on the condition variable (only then does a call wake it).
+    parked: bool,
 }
+
+/// How long the ticker keeps ticking after the last call ended.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Keeps the ticker running while alive.
 pub(crate) struct Active {
@@ -46,8 +52,12 @@ impl Ticker {
 
     /// Marks a call in flight until the returned guard drops.
     pub fn activate(&self) -> Active {
-        self.shared.lock().active += 1;
-        self.shared.wake.notify_one();
+        let mut state = self.shared.lock();
+        state.active += 1;
+        if state.parked {
+            self.shared.wake.notify_one();
+        }
+        drop(state);
         Active { shared: self.shared.clone() }
     }
 
@@ -71,11 +81,18 @@ impl Drop for Active {
 }
 
 fn run(engine: EngineWeak, shared: Arc<Shared>) {
+    let mut last_busy = std::time::Instant::now();
     loop {
         {
             let mut state = shared.lock();
-            while state.active == 0 && !state.stopped {
+            if state.active > 0 {
+                last_busy = std::time::Instant::now();
+            }
+            while state.active == 0 && !state.stopped && last_busy.elapsed() >= LINGER {
+                state.parked = true;
                 state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+                state.parked = false;
+                last_busy = std::time::Instant::now();
             }
             if state.stopped {
                 return;
