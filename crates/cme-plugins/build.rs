@@ -19,6 +19,11 @@ fn main() {
     for watched in ["plugins", "crates/cme-plugin-sdk/src", "crates/cme-plugin-sdk/Cargo.toml", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
+    // Two checkouts sharing one CARGO_TARGET_DIR (CI clones next to a working copy) share
+    // this build script's record, whose watched paths name the other checkout: re-check
+    // whenever cargo runs from another directory. The nested cargo then decides, by the
+    // plugin sources' own fingerprints, whether anything needs building.
+    println!("cargo:rerun-if-env-changed=PWD");
 
     let mut packages: Vec<&str> = BUILTINS.to_vec();
     if std::env::var_os("CARGO_FEATURE_TEST_PLUGINS").is_some() {
@@ -28,8 +33,15 @@ fn main() {
         build(root, &target_dir, package);
         let file = format!("{}.wasm", package.replace('-', "_"));
         let built = target_dir.join("wasm32-wasip2/release").join(&file);
-        std::fs::copy(&built, out_dir.join(&file))
-            .unwrap_or_else(|e| panic!("copying {} to OUT_DIR: {e}", built.display()));
+        copy_if_changed(&built, &out_dir.join(&file));
+    }
+}
+
+/// Copies only new content, so that an unchanged plugin does not rebuild its dependents.
+fn copy_if_changed(from: &Path, to: &Path) {
+    let bytes = std::fs::read(from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display()));
+    if std::fs::read(to).ok().as_deref() != Some(bytes.as_slice()) {
+        std::fs::write(to, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", to.display()));
     }
 }
 

@@ -6,3 +6,4 @@
 //! to the WIT interfaces.
 
 pub mod http;
+pub mod scripts;

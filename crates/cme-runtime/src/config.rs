@@ -31,6 +31,8 @@ pub struct RuntimeConfig {
     pub plan_limits: Limits,
     /// HTTP capability settings.
     pub http: HttpConfig,
+    /// An operator's script directory, added to (and overriding) the shipped scripts.
+    pub scripts_dir: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -43,6 +45,7 @@ impl Default for RuntimeConfig {
             run_limits: Limits::default(),
             plan_limits: Limits { deadline: Duration::from_secs(5), ..Limits::default() },
             http: HttpConfig::default(),
+            scripts_dir: None,
         }
     }
 }

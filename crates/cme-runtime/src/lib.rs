@@ -18,8 +18,7 @@
 //! * **capabilities** (`log`, `http`, `ec2`, `ssh`, `scripts`): each call must fit what the
 //!   plugin declared in `describe()` AND the operator's [`Grant`] ([`grant::check`]), and
 //!   produces an [`AuditEvent`]; in a dry run they record what they would do instead.
-//!   This engine has an HTTP backend; EC2, SSH and the script library answer
-//!   `unavailable`.
+//!   This engine has HTTP and script-library backends; EC2 and SSH answer `unavailable`.
 //!
 //! Invariant: only this crate names wasmtime types.
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use cme_cloud::scripts::ScriptLibrary;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline};
@@ -105,7 +106,7 @@ impl Runtime {
             .map_err(|e| LoadError::Compile(format!("starting the wasm worker threads: {e}")))?;
         let handle = executor.handle().clone();
         let ticker = Ticker::start(&engine);
-        let backends = Arc::new(Backends::new(config.http.clone()));
+        let backends = Arc::new(Backends::new(config.http.clone(), ScriptLibrary::new(config.scripts_dir.clone())));
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,

@@ -18,6 +18,7 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     pub dry_run: Option<bool>,
     pub cache_dir: Option<PathBuf>,
+    pub scripts_dir: Option<PathBuf>,
     pub sqlite_synchronous_full: Option<bool>,
     pub max_concurrent_runs: Option<usize>,
     pub misfire_grace_seconds: Option<u64>,

@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// Directory for precompiled plugin artifacts [default: ~/.cache/cme/artifacts].
     #[arg(long, env = "CME_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// A directory of your own attack scripts, added to the shipped script_attacks/.
+    #[arg(long, env = "CME_SCRIPTS_DIR")]
+    pub scripts_dir: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {

@@ -65,6 +65,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
 
     let mut runtime_config = RuntimeConfig {
         cache_dir: Some(args.cache_dir.or(file.cache_dir).unwrap_or_else(default_cache_dir)),
+        scripts_dir: args.scripts_dir.or(file.scripts_dir),
         ..RuntimeConfig::default()
     };
     if let Some(s) = file.run_deadline_seconds {

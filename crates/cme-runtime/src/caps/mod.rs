@@ -11,6 +11,7 @@ mod ssh;
 use std::sync::Arc;
 
 use cme_cloud::http::{HttpClient, HttpConfig};
+use cme_cloud::scripts::ScriptLibrary;
 
 
 use crate::audit::Decision;
@@ -23,14 +24,15 @@ use crate::state::CallState;
 #[derive(Debug, Default)]
 pub struct Backends {
     pub http: HttpConfig,
+    pub scripts: ScriptLibrary,
     /// HTTP clients by egress rules: runs with the same declaration and grant share one
     /// client and its connection pool (building a TLS client costs milliseconds).
     http_clients: std::sync::Mutex<std::collections::HashMap<String, HttpClient>>,
 }
 
 impl Backends {
-    pub fn new(http: HttpConfig) -> Self {
-        Backends { http, http_clients: Default::default() }
+    pub fn new(http: HttpConfig, scripts: ScriptLibrary) -> Self {
+        Backends { http, scripts, http_clients: Default::default() }
     }
 
     /// The client for these rules, built on first use.

@@ -1,6 +1,9 @@
-//! `cme:plugin/scripts`. This engine has no script library yet: calls are checked and
-//! audited like any other, then answered `unavailable`.
+//! `cme:plugin/scripts`: reads from the engine's script library (shipped scripts plus an
+//! operator's directory); names that leave the library are refused.
 
+use cme_cloud::scripts::ScriptError;
+
+use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::scripts::Host;
 use crate::grant::CapabilityUse;
@@ -8,6 +11,24 @@ use crate::state::CallState;
 
 impl Host for CallState {
     async fn read(&mut self, name: String) -> wasmtime::Result<Result<Vec<u8>, HostError>> {
-        self.unavailable("scripts.read", &name, CapabilityUse::Scripts, "the script library")
+        const CALL: &str = "scripts.read";
+        if let Err(denied) = self.admit(CALL, &name, CapabilityUse::Scripts)? {
+            return Ok(Err(denied));
+        }
+        let library = &self.caps.as_ref().expect("admitted calls have capabilities").backends.scripts;
+        Ok(match library.read(&name) {
+            Ok(bytes) => {
+                self.audit(CALL, name, Decision::Allowed, Some(format!("{} bytes", bytes.len())));
+                Ok(bytes)
+            }
+            Err(error @ ScriptError::Refused(_)) => {
+                self.audit(CALL, name, Decision::Denied(error.to_string()), None);
+                Err(HostError::Denied(error.to_string()))
+            }
+            Err(error) => {
+                self.audit(CALL, name, Decision::Allowed, Some(error.to_string()));
+                Err(HostError::InvalidArgument(error.to_string()))
+            }
+        })
     }
 }

@@ -190,3 +190,24 @@ async fn the_request_budget_of_a_grant_is_enforced() {
     }
     assert!(server.requests().is_empty());
 }
+
+#[tokio::test]
+async fn scripts_are_read_from_the_library_only_when_granted() {
+    let runtime = runtime();
+    let plugin = hostile(&runtime).await;
+    let granted = Grant { scripts: true, ..Grant::default() };
+    let outcome = run_hostile(&runtime, &plugin, json!({"mode": "script", "name": "script_attacks/s_empty.sh"}), granted.clone()).await;
+    let report = outcome.result.expect("a granted read succeeds");
+    assert_eq!(report.details["first_line"], "#!/bin/sh");
+    assert_eq!(outcome.record.audit[0].decision, Decision::Allowed);
+    for name in ["../../etc/passwd", "/etc/passwd"] {
+        match run_hostile(&runtime, &plugin, json!({"mode": "script", "name": name}), granted.clone()).await.result {
+            Err(CallError::Denied(message)) => assert!(message.contains("is refused"), "{message}"),
+            other => panic!("{name}: expected denied, got {other:?}"),
+        }
+    }
+    match run_hostile(&runtime, &plugin, json!({"mode": "script", "name": "s_empty.sh"}), Grant::default()).await.result {
+        Err(CallError::Denied(message)) => assert_eq!(message, "scripts is not granted to this plugin"),
+        other => panic!("expected denied, got {other:?}"),
+    }
+}

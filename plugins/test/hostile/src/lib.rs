@@ -40,6 +40,8 @@ enum Mode {
     Ec2 { region: String },
     /// Calls ssh.exec.
     Ssh,
+    /// Reads a script from the host's library.
+    Script { name: String },
 }
 
 struct Hostile;
@@ -103,6 +105,10 @@ impl Attack for Hostile {
             Mode::Ec2 { region } => {
                 let instances = ec2::describe_instances(&region, &[])?;
                 Ok(Report::new(format!("{} instances", instances.len())))
+            }
+            Mode::Script { name } => {
+                let bytes = scripts::read(&name)?;
+                Ok(Report::new(format!("{} bytes", bytes.len())).details(json!({"first_line": String::from_utf8_lossy(&bytes).lines().next().unwrap_or("")})))
             }
             Mode::Ssh => {
                 let target = ssh::Target { address: "127.0.0.1".into(), port: 22, user: "root".into(), credential: "none".into() };
