@@ -1,0 +1,210 @@
+//! The SSH backend against a real OpenSSH sshd on 127.0.0.1, started by the test.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cme_cloud::ssh::{HostKeyPolicy, SshConfig, SshError, SshKey, SshSession, Target};
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// A private sshd with its own host key, authorizing the given public keys.
+struct Sshd {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn available() -> bool {
+    let present = Path::new(SSHD).exists() && Command::new("ssh-keygen").arg("-?").output().is_ok();
+    if !present {
+        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "sshd and ssh-keygen are required under CI (.ci/run installs openssh-server)");
+        eprintln!("skipping the SSH tests: {SSHD} or ssh-keygen is missing (apt-get install openssh-server)");
+    }
+    present
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cme-ssh-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn keygen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("ssh-keygen").args(["-q", "-f"]).arg(&path).args(args).status().unwrap();
+    assert!(status.success(), "ssh-keygen {args:?}");
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn user() -> String {
+    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string()
+}
+
+fn start_sshd(dir: &Path, port: u16, host_key: &Path, authorized: &[&Path]) -> Sshd {
+    let keys: String = authorized.iter().map(|k| std::fs::read_to_string(k.with_extension("pub")).unwrap()).collect();
+    std::fs::write(dir.join("authorized_keys"), keys).unwrap();
+    let config = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
+         PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+         StrictModes no\nUsePAM no\nLogLevel VERBOSE\n",
+        host = host_key.display(),
+        dir = dir.display()
+    );
+    let config_path = dir.join("sshd_config");
+    std::fs::write(&config_path, config).unwrap();
+    std::fs::create_dir_all("/run/sshd").ok();
+    let child = Command::new(SSHD)
+        .args(["-D", "-e", "-f"])
+        .arg(&config_path)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "sshd did not start: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Sshd { child, port }
+}
+
+fn config(dir: &Path, policy: HostKeyPolicy) -> SshConfig {
+    SshConfig { known_hosts: dir.join("known_hosts"), policy, max_output_bytes: 1000, ..SshConfig::default() }
+}
+
+fn key(path: &Path, passphrase: Option<&str>) -> SshKey {
+    SshKey::parse(&std::fs::read_to_string(path).unwrap(), passphrase).unwrap()
+}
+
+fn target(port: u16) -> Target {
+    Target { host: "127.0.0.1".into(), port, user: user() }
+}
+
+#[tokio::test]
+async fn commands_run_with_exit_code_output_timeout_and_caps() {
+    if !available() {
+        return;
+    }
+    let dir = workdir("exec");
+    let host = keygen(&dir, "host", &["-t", "ed25519", "-N", ""]);
+    let client = keygen(&dir, "id_ed25519", &["-t", "ed25519", "-N", ""]);
+    let sshd = start_sshd(&dir, free_port(), &host, &[&client]);
+    let session = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &key(&client, None)).await.unwrap();
+
+    let output = session.exec("echo out; echo err >&2; exit 3", None, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(output.exit_code, Some(3));
+    assert_eq!(output.stdout, b"out\n");
+    assert_eq!(output.stderr, b"err\n");
+    assert!(!output.truncated);
+
+    let flood = session.exec("head -c 5000 /dev/zero", None, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(flood.stdout.len(), 1000, "cut at the cap");
+    assert!(flood.truncated);
+    assert_eq!(flood.exit_code, Some(0));
+
+    let started = Instant::now();
+    let slow = session.exec("sleep 30", None, Duration::from_millis(500)).await.unwrap_err();
+    assert!(matches!(&slow, SshError::Timeout(m) if m.contains("500 ms")), "{slow}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    let remote = dir.join("uploaded dir's script.sh");
+    session.upload(remote.to_str().unwrap(), b"#!/bin/sh\necho uploaded\n", 0o750, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(std::fs::read(&remote).unwrap(), b"#!/bin/sh\necho uploaded\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&remote).unwrap().permissions().mode() & 0o7777, 0o750);
+    let ran = session.exec(&cme_cloud::ssh::shell_quote(remote.to_str().unwrap()), None, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(ran.stdout, b"uploaded\n");
+    session.close().await;
+}
+
+#[tokio::test]
+async fn every_key_kind_and_format_authenticates() {
+    if !available() {
+        return;
+    }
+    let dir = workdir("keys");
+    let host = keygen(&dir, "host", &["-t", "ed25519", "-N", ""]);
+    let ed25519 = keygen(&dir, "id_ed25519", &["-t", "ed25519", "-N", ""]);
+    let rsa_pem = keygen(&dir, "id_rsa_pem", &["-t", "rsa", "-b", "3072", "-m", "PEM", "-N", ""]);
+    let rsa = keygen(&dir, "id_rsa", &["-t", "rsa", "-b", "3072", "-N", ""]);
+    let ecdsa = keygen(&dir, "id_ecdsa", &["-t", "ecdsa", "-b", "256", "-N", ""]);
+    let locked = keygen(&dir, "id_locked", &["-t", "ed25519", "-N", "correct horse"]);
+    let sshd = start_sshd(&dir, free_port(), &host, &[&ed25519, &rsa_pem, &rsa, &ecdsa, &locked]);
+    for (path, passphrase) in [(&ed25519, None), (&rsa_pem, None), (&rsa, None), (&ecdsa, None), (&locked, Some("correct horse"))] {
+        let key = key(path, passphrase);
+        let session = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &key)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(session.exec("echo ok", None, Duration::from_secs(10)).await.unwrap().stdout, b"ok\n");
+        session.close().await;
+    }
+    assert!(matches!(
+        SshKey::parse(&std::fs::read_to_string(&locked).unwrap(), Some("wrong")),
+        Err(SshError::InvalidKey(_))
+    ));
+    // A key the server does not know: refused, and only its fingerprint is named.
+    let stranger = keygen(&dir, "id_stranger", &["-t", "ed25519", "-N", ""]);
+    let stranger_key = key(&stranger, None);
+    let refused = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &stranger_key).await.err().unwrap();
+    assert_eq!(refused, SshError::Auth { user: user(), target: format!("{}@127.0.0.1:{}", user(), sshd.port), fingerprint: stranger_key.fingerprint() });
+    assert!(!refused.to_string().contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
+async fn host_keys_are_recorded_once_and_a_changed_key_is_refused() {
+    if !available() {
+        return;
+    }
+    let dir = workdir("hostkeys");
+    let client = keygen(&dir, "id_ed25519", &["-t", "ed25519", "-N", ""]);
+    let first_host = keygen(&dir, "host1", &["-t", "ed25519", "-N", ""]);
+    let second_host = keygen(&dir, "host2", &["-t", "ed25519", "-N", ""]);
+    let port = free_port();
+    let client_key = key(&client, None);
+
+    // strict with an empty known-hosts file: refused, naming the fingerprint to check.
+    let sshd = start_sshd(&dir, port, &first_host, &[&client]);
+    let strict = SshSession::connect(&config(&dir, HostKeyPolicy::Strict), &target(port), &client_key).await.err().unwrap();
+    assert!(matches!(&strict, SshError::HostKeyUnknown { fingerprint, .. } if fingerprint.starts_with("SHA256:")), "{strict}");
+
+    // accept-new records it; strict then accepts it.
+    SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(port), &client_key).await.unwrap().close().await;
+    assert!(std::fs::read_to_string(dir.join("known_hosts")).unwrap().contains("ssh-ed25519"));
+    SshSession::connect(&config(&dir, HostKeyPolicy::Strict), &target(port), &client_key).await.unwrap().close().await;
+    drop(sshd);
+
+    // The same address now presents another key: refused under both policies.
+    let _sshd = start_sshd(&dir, port, &second_host, &[&client]);
+    for policy in [HostKeyPolicy::AcceptNew, HostKeyPolicy::Strict] {
+        let changed = SshSession::connect(&config(&dir, policy), &target(port), &client_key).await.err().unwrap();
+        assert!(matches!(changed, SshError::HostKeyChanged { .. }), "{policy:?}: {changed}");
+    }
+    // off (tests only) accepts anything.
+    SshSession::connect(&config(&dir, HostKeyPolicy::Off), &target(port), &client_key).await.unwrap().close().await;
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_connect_error() {
+    let dir = workdir("closed");
+    let key = {
+        if !available() {
+            return;
+        }
+        key(&keygen(&dir, "id", &["-t", "ed25519", "-N", ""]), None)
+    };
+    let error = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(free_port()), &key).await.err().unwrap();
+    assert!(matches!(error, SshError::Connect { .. }), "{error}");
+}
