@@ -33,6 +33,8 @@ pub struct RuntimeConfig {
     pub http: HttpConfig,
     /// An operator's script directory, added to (and overriding) the shipped scripts.
     pub scripts_dir: Option<PathBuf>,
+    /// The EC2 backend; None answers `unavailable` to every ec2 call.
+    pub ec2: Option<std::sync::Arc<cme_cloud::ec2::Ec2>>,
 }
 
 impl Default for RuntimeConfig {
@@ -46,6 +48,7 @@ impl Default for RuntimeConfig {
             plan_limits: Limits { deadline: Duration::from_secs(5), ..Limits::default() },
             http: HttpConfig::default(),
             scripts_dir: None,
+            ec2: None,
         }
     }
 }

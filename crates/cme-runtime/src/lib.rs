@@ -18,7 +18,9 @@
 //! * **capabilities** (`log`, `http`, `ec2`, `ssh`, `scripts`): each call must fit what the
 //!   plugin declared in `describe()` AND the operator's [`Grant`] ([`grant::check`]), and
 //!   produces an [`AuditEvent`]; in a dry run they record what they would do instead.
-//!   This engine has HTTP and script-library backends; EC2 and SSH answer `unavailable`.
+//!   HTTP and the script library always work; EC2 works when the runtime is given a
+//!   backend ([`RuntimeConfig::ec2`]), binding terminations to what the same run described;
+//!   SSH answers `unavailable` until credentials exist.
 //!
 //! Invariant: only this crate names wasmtime types.
 

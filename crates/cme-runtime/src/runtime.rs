@@ -106,7 +106,9 @@ impl Runtime {
             .map_err(|e| LoadError::Compile(format!("starting the wasm worker threads: {e}")))?;
         let handle = executor.handle().clone();
         let ticker = Ticker::start(&engine);
-        let backends = Arc::new(Backends::new(config.http.clone(), ScriptLibrary::new(config.scripts_dir.clone())));
+        let mut backends = Backends::new(config.http.clone(), ScriptLibrary::new(config.scripts_dir.clone()));
+        backends.ec2 = config.ec2.clone();
+        let backends = Arc::new(backends);
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,

@@ -28,6 +28,16 @@ pub struct FileConfig {
     pub shutdown_deadline_seconds: Option<u64>,
     #[serde(default)]
     pub tokens: Vec<Token>,
+    #[serde(default)]
+    pub ec2: Ec2File,
+}
+
+/// `[ec2]`: the EC2 backend. Credentials always come from the standard AWS chain.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2File {
+    /// Overrides the endpoint (otherwise `AWS_ENDPOINT_URL_EC2` or AWS's own).
+    pub endpoint_url: Option<String>,
 }
 
 impl FileConfig {

@@ -63,9 +63,11 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     let store = Store::connect(&store_config).await.with_context(|| format!("opening the database {}", redact(&database_url)))?;
 
+    let ec2 = Arc::new(ec2_backend(file.ec2.endpoint_url).await);
     let mut runtime_config = RuntimeConfig {
         cache_dir: Some(args.cache_dir.or(file.cache_dir).unwrap_or_else(default_cache_dir)),
         scripts_dir: args.scripts_dir.or(file.scripts_dir),
+        ec2: Some(ec2),
         ..RuntimeConfig::default()
     };
     if let Some(s) = file.run_deadline_seconds {
@@ -122,6 +124,15 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     engine.shutdown().await;
     let _ = serving.await;
     Ok(())
+}
+
+/// The EC2 backend from the standard AWS chain. A default region keeps start-up from
+/// asking the instance metadata service for one (every call names its region anyway).
+async fn ec2_backend(endpoint_url: Option<String>) -> cme_cloud::ec2::Ec2 {
+    use aws_config::{BehaviorVersion, Region};
+    let base = aws_config::defaults(BehaviorVersion::latest()).region(Region::new("us-east-1")).load().await;
+    let config = cme_cloud::ec2::Ec2Config { endpoint_url, ..Default::default() };
+    cme_cloud::ec2::Ec2::new(base, config)
 }
 
 async fn wait_for_signal() {

@@ -1,18 +1,134 @@
-//! `cme:plugin/ec2`. This engine has no EC2 backend yet: calls are checked and audited
-//! like any other, then answered `unavailable`.
+//! `cme:plugin/ec2` over `cme_cloud::ec2`. The grant's required tags are added to every
+//! describe; terminate accepts only instances the same run described, re-checks their
+//! tags and state right before, and counts them against the run's termination budget.
+//! In a dry run EC2's own DryRun is used. Without an EC2 backend: `unavailable`.
 
+use cme_cloud::ec2::{Ec2Error, Filter as CloudFilter};
+
+use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::ec2::{Filter, Host, Instance, Terminated};
+use crate::bindings::wit_types::KeyValue;
 use crate::grant::CapabilityUse;
 use crate::state::CallState;
 
 impl Host for CallState {
-    async fn describe_instances(&mut self, region: String, _filters: Vec<Filter>) -> wasmtime::Result<Result<Vec<Instance>, HostError>> {
-        self.unavailable("ec2.describe-instances", &region, CapabilityUse::Ec2Describe { region: &region }, "ec2")
+    async fn describe_instances(&mut self, region: String, filters: Vec<Filter>) -> wasmtime::Result<Result<Vec<Instance>, HostError>> {
+        const CALL: &str = "ec2.describe-instances";
+        if let Err(denied) = self.admit(CALL, &region, CapabilityUse::Ec2Describe { region: &region })? {
+            return Ok(Err(denied));
+        }
+        let caps = self.caps.as_ref().expect("admitted calls have capabilities");
+        let Some(ec2) = caps.backends.ec2.clone() else {
+            return Ok(Err(self.ec2_unavailable(CALL, &region)));
+        };
+        let mut all: Vec<CloudFilter> = filters.into_iter().map(|f| CloudFilter { name: f.name, values: f.values }).collect();
+        all.extend(required_tag_filters(self));
+        match ec2.describe_instances(&region, &all).await {
+            Ok(instances) => {
+                let caps = self.caps.as_mut().expect("admitted");
+                for instance in &instances {
+                    caps.discovered.insert(instance.instance_id.clone(), region.clone());
+                }
+                self.audit(CALL, region, Decision::Allowed, Some(format!("{} instances", instances.len())));
+                Ok(Ok(instances
+                    .into_iter()
+                    .map(|i| Instance {
+                        instance_id: i.instance_id,
+                        state: i.state,
+                        instance_type: i.instance_type,
+                        availability_zone: i.availability_zone,
+                        private_ip: i.private_ip,
+                        public_ip: i.public_ip,
+                        tags: i.tags.into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
+                    })
+                    .collect()))
+            }
+            Err(e) => Ok(Err(self.ec2_failed(CALL, region, e))),
+        }
     }
 
     async fn terminate_instances(&mut self, region: String, instance_ids: Vec<String>) -> wasmtime::Result<Result<Vec<Terminated>, HostError>> {
+        const CALL: &str = "ec2.terminate-instances";
         let target = format!("{region}: {}", instance_ids.join(","));
-        self.unavailable("ec2.terminate-instances", &target, CapabilityUse::Ec2Terminate { region: &region }, "ec2")
+        if let Err(denied) = self.admit(CALL, &target, CapabilityUse::Ec2Terminate { region: &region })? {
+            return Ok(Err(denied));
+        }
+        let caps = self.caps.as_ref().expect("admitted calls have capabilities");
+        let Some(ec2) = caps.backends.ec2.clone() else {
+            return Ok(Err(self.ec2_unavailable(CALL, &target)));
+        };
+        if instance_ids.is_empty() {
+            return Ok(Err(HostError::InvalidArgument("instance-ids is empty".into())));
+        }
+        if let Some(stranger) = instance_ids.iter().find(|id| caps.discovered.get(*id) != Some(&region)) {
+            let reason = format!("instance {stranger} was not returned by this run's describe-instances in {region}");
+            self.audit(CALL, target, Decision::Denied(reason.clone()), None);
+            return Ok(Err(HostError::Denied(reason)));
+        }
+        let budget = caps.grant.ec2.as_ref().map_or(0, |g| g.max_terminations_per_run);
+        if caps.terminated.saturating_add(instance_ids.len() as u32) > budget {
+            let reason = format!("the grant allows {budget} terminations per run");
+            self.audit(CALL, target, Decision::Denied(reason.clone()), None);
+            return Ok(Err(HostError::BudgetExhausted(reason)));
+        }
+        // Re-check right before acting: still running, still carrying the required tags.
+        let mut recheck = required_tag_filters(self);
+        recheck.push(CloudFilter { name: "instance-id".into(), values: instance_ids.clone() });
+        recheck.push(CloudFilter { name: "instance-state-name".into(), values: vec!["running".into()] });
+        match ec2.describe_instances(&region, &recheck).await {
+            Ok(still) => {
+                if let Some(gone) = instance_ids.iter().find(|id| !still.iter().any(|i| &i.instance_id == *id)) {
+                    let reason = format!("instance {gone} is no longer running with the granted tags");
+                    self.audit(CALL, target, Decision::Denied(reason.clone()), None);
+                    return Ok(Err(HostError::Denied(reason)));
+                }
+            }
+            Err(e) => return Ok(Err(self.ec2_failed(CALL, target, e))),
+        }
+        let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
+        match ec2.terminate_instances(&region, &instance_ids, dry_run).await {
+            Ok(done) => {
+                let caps = self.caps.as_mut().expect("admitted");
+                caps.terminated += instance_ids.len() as u32;
+                if dry_run {
+                    caps.actions.push(format!("would terminate {} in {region} (EC2 DryRun succeeded)", instance_ids.join(", ")));
+                }
+                let states: Vec<String> = done.iter().map(|t| format!("{}: {}", t.instance_id, t.current_state)).collect();
+                self.audit(CALL, target, Decision::Allowed, Some(states.join(", ")));
+                Ok(Ok(done
+                    .into_iter()
+                    .map(|t| Terminated { instance_id: t.instance_id, previous_state: t.previous_state, current_state: t.current_state })
+                    .collect()))
+            }
+            Err(e) => Ok(Err(self.ec2_failed(CALL, target, e))),
+        }
+    }
+}
+
+/// `tag:KEY = [VALUE]` for each of the grant's required tags.
+fn required_tag_filters(state: &CallState) -> Vec<CloudFilter> {
+    state
+        .caps
+        .as_ref()
+        .and_then(|c| c.grant.ec2.as_ref())
+        .map(|g| g.required_tags.iter().map(|(k, v)| CloudFilter { name: format!("tag:{k}"), values: vec![v.clone()] }).collect())
+        .unwrap_or_default()
+}
+
+impl CallState {
+    fn ec2_unavailable(&mut self, call: &str, target: &str) -> HostError {
+        let reason = "ec2 is not available on this engine".to_string();
+        self.audit(call, target.to_string(), Decision::Unavailable(reason.clone()), None);
+        HostError::Unavailable(reason)
+    }
+
+    fn ec2_failed(&mut self, call: &str, target: String, error: Ec2Error) -> HostError {
+        let message = error.to_string();
+        self.audit(call, target, Decision::Allowed, Some(message.clone()));
+        match error {
+            Ec2Error::InvalidArgument(m) => HostError::InvalidArgument(m),
+            Ec2Error::Upstream { .. } | Ec2Error::Unreachable { .. } => HostError::Upstream(message),
+        }
     }
 }

@@ -25,6 +25,8 @@ use crate::state::CallState;
 pub struct Backends {
     pub http: HttpConfig,
     pub scripts: ScriptLibrary,
+    /// None: this engine has no EC2 configuration; calls answer `unavailable`.
+    pub ec2: Option<Arc<cme_cloud::ec2::Ec2>>,
     /// HTTP clients by egress rules: runs with the same declaration and grant share one
     /// client and its connection pool (building a TLS client costs milliseconds).
     http_clients: std::sync::Mutex<std::collections::HashMap<String, HttpClient>>,
@@ -32,7 +34,7 @@ pub struct Backends {
 
 impl Backends {
     pub fn new(http: HttpConfig, scripts: ScriptLibrary) -> Self {
-        Backends { http, scripts, http_clients: Default::default() }
+        Backends { http, scripts, ec2: None, http_clients: Default::default() }
     }
 
     /// The client for these rules, built on first use.
@@ -61,11 +63,24 @@ pub(crate) struct Capabilities {
     pub backends: Arc<Backends>,
     pub http_requests: u32,
     pub actions: Vec<String>,
+    /// Instances this run obtained from describe-instances, by id, with their region:
+    /// the only ones it may terminate.
+    pub discovered: std::collections::HashMap<String, String>,
+    pub terminated: u32,
 }
 
 impl Capabilities {
     pub fn new(declared: Vec<Capability>, grant: Grant, dry_run: bool, backends: Arc<Backends>) -> Self {
-        Capabilities { declared, grant, dry_run, backends, http_requests: 0, actions: Vec::new() }
+        Capabilities {
+            declared,
+            grant,
+            dry_run,
+            backends,
+            http_requests: 0,
+            actions: Vec::new(),
+            discovered: Default::default(),
+            terminated: 0,
+        }
     }
 }
 

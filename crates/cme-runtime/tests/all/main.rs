@@ -3,6 +3,7 @@
 
 mod builtins;
 mod cache;
+mod ec2;
 mod grants;
 mod hostile;
 mod support;

@@ -38,6 +38,8 @@ enum Mode {
     Http { method: String, url: String },
     /// Calls ec2.describe-instances.
     Ec2 { region: String },
+    /// Describes instances tagged `tag_key=tag_value`, then terminates `terminate`.
+    Ec2Terminate { region: String, tag_key: String, tag_value: String, terminate: Vec<String> },
     /// Calls ssh.exec.
     Ssh,
     /// Reads a script from the host's library.
@@ -56,7 +58,7 @@ impl Attack for Hostile {
             .schema(json!({"type": "object", "required": ["mode"], "properties": {"mode": {"type": "string"}}}))
             .example(json!({"mode": "noop"}))
             .capability(Capability::Http(vec!["*".into()]))
-            .capability(Capability::Ec2Describe(vec![]))
+            .capability(Capability::Ec2Terminate(vec![]))
             .capability(Capability::Scripts)
     }
 
@@ -105,6 +107,13 @@ impl Attack for Hostile {
             Mode::Ec2 { region } => {
                 let instances = ec2::describe_instances(&region, &[])?;
                 Ok(Report::new(format!("{} instances", instances.len())))
+            }
+            Mode::Ec2Terminate { region, tag_key, tag_value, terminate } => {
+                let filter = ec2::Filter { name: format!("tag:{tag_key}"), values: vec![tag_value] };
+                let described: Vec<String> = ec2::describe_instances(&region, &[filter])?.into_iter().map(|i| i.instance_id).collect();
+                let done = ec2::terminate_instances(&region, &terminate)?;
+                let states: Vec<String> = done.iter().map(|t| format!("{}={}", t.instance_id, t.current_state)).collect();
+                Ok(Report::new(states.join(",")).details(json!({"described": described})))
             }
             Mode::Script { name } => {
                 let bytes = scripts::read(&name)?;
