@@ -11,6 +11,7 @@
 //! storage only through `cme_store::Store`.
 
 mod config;
+mod credentials;
 mod error;
 mod executors;
 pub mod host;
@@ -25,6 +26,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 pub use cme_store::{ExecutorFilter, HaltState, Page, PageOf, Store, StoreConfig, status};
 pub use config::EngineConfig;
+pub use credentials::{CredentialView, NewCredential};
 pub use error::EngineError;
 pub use host::{PluginDescription, PluginHost, PluginKind};
 pub use plans::{MAX_EXECUTORS_PER_PLAN, NewPlan, PluginCall};

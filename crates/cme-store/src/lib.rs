@@ -18,7 +18,7 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 
-pub use entity::{audit_event, executor, plan, setting};
+pub use entity::{audit_event, credential, executor, plan, setting};
 pub use queries::*;
 pub use sea_orm::DbErr;
 

@@ -7,12 +7,18 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002Credentials)]
     }
 }
 
-#[derive(DeriveMigrationName)]
 struct M0001Initial;
+
+// Names are explicit: the derive names a migration after its file, and both live here.
+impl MigrationName for M0001Initial {
+    fn name(&self) -> &str {
+        "m0001_initial"
+    }
+}
 
 #[derive(DeriveIden)]
 enum Plans {
@@ -175,5 +181,46 @@ impl MigrationTrait for M0001Initial {
             )
             .await?;
         Ok(())
+    }
+}
+
+struct M0002Credentials;
+
+impl MigrationName for M0002Credentials {
+    fn name(&self) -> &str {
+        "m0002_credentials"
+    }
+}
+
+#[derive(DeriveIden)]
+enum Credentials {
+    Table,
+    Name,
+    User,
+    PrivateKey,
+    Passphrase,
+    Fingerprint,
+    Algorithm,
+    CreatedAtUs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Credentials {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Credentials::Table)
+                    .if_not_exists()
+                    .col(string(Credentials::Name).primary_key())
+                    .col(text(Credentials::User))
+                    .col(text(Credentials::PrivateKey))
+                    .col(text_null(Credentials::Passphrase))
+                    .col(text(Credentials::Fingerprint))
+                    .col(text(Credentials::Algorithm))
+                    .col(big_integer(Credentials::CreatedAtUs))
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -7,7 +7,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::entity::{audit_event, executor, plan, setting};
+use crate::entity::{audit_event, credential, executor, plan, setting};
 use crate::{Store, StoreError};
 
 /// Executor statuses.
@@ -462,6 +462,35 @@ impl Store {
     pub async fn insert_audit(&self, events: Vec<NewAudit>) -> Result<(), StoreError> {
         let _gate = self.write_gate().await;
         insert_audit_rows(self.db(), events).await
+    }
+
+    /// Stores a credential; false when the name is taken.
+    pub async fn insert_credential(&self, row: credential::Model) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await?;
+        if credential::Entity::find_by_id(row.name.clone()).one(&txn).await?.is_some() {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        credential::Entity::insert(row.into_active_model()).exec_without_returning(&txn).await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// Every credential, by name.
+    pub async fn credentials(&self) -> Result<Vec<credential::Model>, StoreError> {
+        Ok(credential::Entity::find().order_by_asc(credential::Column::Name).all(self.db()).await?)
+    }
+
+    pub async fn credential(&self, name: &str) -> Result<Option<credential::Model>, StoreError> {
+        Ok(credential::Entity::find_by_id(name.to_string()).one(self.db()).await?)
+    }
+
+    /// Deletes a credential; false when there is none by that name.
+    pub async fn delete_credential(&self, name: &str) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
+        let deleted = credential::Entity::delete_by_id(name.to_string()).exec(self.db()).await?;
+        Ok(deleted.rows_affected == 1)
     }
 
     /// Audit events, newest first.

@@ -1,6 +1,7 @@
 //! Routes, one module per resource.
 
 mod audit;
+mod credentials;
 mod executors;
 mod halt;
 mod plans;
@@ -48,6 +49,12 @@ pub(crate) fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiSta
     both(config, "/api/1/halt", |r| r.route(web::get().to(halt::show)).route(web::post().to(halt::halt)));
     both(config, "/api/1/resume", |r| r.route(web::post().to(halt::resume)));
     both(config, "/api/1/audit/", |r| r.route(web::get().to(audit::list)));
+    both(config, "/api/1/credentials/", |r| r.route(web::get().to(credentials::list)).route(web::post().to(credentials::create)));
+    config.service(
+        web::resource("/api/1/credentials/{name}")
+            .route(web::delete().to(credentials::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
     config.default_service(web::to(not_found));
 }
 

@@ -15,6 +15,7 @@ use crate::hal::{Hal, page_of, paged, query_pairs, self_href};
 pub(crate) struct Schemas {
     pub plan: jsonschema::Validator,
     pub reschedule: jsonschema::Validator,
+    pub credential: jsonschema::Validator,
 }
 
 impl Schemas {
@@ -46,6 +47,7 @@ impl Schemas {
         Schemas {
             plan: jsonschema::validator_for(&plan).expect("the plan schema compiles"),
             reschedule: jsonschema::validator_for(&reschedule).expect("the reschedule schema compiles"),
+            credential: jsonschema::validator_for(&super::credentials::schema()).expect("the credential schema compiles"),
         }
     }
 }

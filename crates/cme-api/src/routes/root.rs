@@ -18,6 +18,7 @@ pub async fn entry(req: HttpRequest, state: web::Data<ApiState>) -> Result {
         .link("halt", "/api/1/halt")
         .link("resume", "/api/1/resume")
         .link("audit", "/api/1/audit/")
+        .link("credentials", "/api/1/credentials/")
         .ok())
 }
 

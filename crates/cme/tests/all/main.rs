@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod cli;
+mod credentials;
 mod firing;
 mod replicas;
 mod support;

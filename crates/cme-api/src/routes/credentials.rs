@@ -1,0 +1,77 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use serde_json::{Value, json};
+
+use cme_engine::{CredentialView, NewCredential};
+
+use super::{Result, date};
+use crate::ApiState;
+use crate::auth::Role;
+use crate::body::{check_schema, json_body};
+use crate::hal::{Hal, self_href};
+
+pub(crate) fn schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["name", "user", "private_key"],
+        "additionalProperties": false,
+        "properties": {
+            "name": {"type": "string"},
+            "user": {"type": "string"},
+            "private_key": {"type": "string", "description": "OpenSSH or PEM private key (ed25519, RSA, ECDSA)"},
+            "passphrase": {"type": "string"}
+        }
+    })
+}
+
+/// Stores a credential (admin). The answer shows its fingerprint, never the key.
+pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+    let role = state.auth.require(&req, Role::Admin)?;
+    let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
+    check_schema(&state.schemas.credential, &body).map_err(|mut e| {
+        // A schema message may quote the offending value: never echo key material.
+        if e.pointer.as_deref().is_some_and(|p| p.starts_with("/private_key") || p.starts_with("/passphrase")) {
+            e.detail = format!("invalid payload at {}", e.pointer.clone().unwrap_or_default());
+        }
+        e
+    })?;
+    let text = |key: &str| body[key].as_str().map(str::to_string);
+    let new = NewCredential {
+        name: text("name").unwrap_or_default(),
+        user: text("user").unwrap_or_default(),
+        private_key: text("private_key").unwrap_or_default(),
+        passphrase: text("passphrase"),
+    };
+    let view = state.engine.create_credential(new, role.name()).await?;
+    let location = format!("/api/1/credentials/{}", view.name);
+    let mut response = document(&view).respond(StatusCode::CREATED);
+    response.headers_mut().insert(
+        actix_web::http::header::LOCATION,
+        actix_web::http::header::HeaderValue::from_str(&location).expect("names are validated"),
+    );
+    Ok(response)
+}
+
+/// Names, users and fingerprints (admin).
+pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Admin)?;
+    let items: Vec<Value> = state.engine.credentials().await?.iter().map(|c| document(c).into_value()).collect();
+    Ok(Hal::new(json!({})).link("self", self_href(&req)).embed("credentials", items).ok())
+}
+
+pub async fn delete(req: HttpRequest, name: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    let role = state.auth.require(&req, Role::Admin)?;
+    state.engine.delete_credential(&name, role.name()).await?;
+    Ok(Hal::new(json!({"msg": format!("Credential {name} successfully deleted")})).link("credentials", "/api/1/credentials").ok())
+}
+
+fn document(c: &CredentialView) -> Hal {
+    Hal::new(json!({
+        "name": c.name,
+        "user": c.user,
+        "algorithm": c.algorithm,
+        "fingerprint": c.fingerprint,
+        "created": date(c.created),
+    }))
+    .link("self", format!("/api/1/credentials/{}", c.name))
+}
