@@ -114,10 +114,6 @@ impl Engine {
         tracing::info!("engine stopped");
     }
 
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
     pub fn plugins(&self, kind: PluginKind) -> Vec<PluginDescription> {
         self.host.list(kind)
     }

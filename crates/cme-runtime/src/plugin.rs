@@ -18,7 +18,6 @@ pub struct Plugin {
 
 pub(crate) struct PluginInner {
     pub sha256: String,
-    pub size: usize,
     pub info: PluginInfo,
     pub validator: jsonschema::Validator,
     pub pre: Pre,
@@ -46,11 +45,6 @@ impl Plugin {
     /// Lowercase hex sha256 of the component's bytes.
     pub fn sha256(&self) -> &str {
         &self.inner.sha256
-    }
-
-    /// Size of the component in bytes.
-    pub fn size(&self) -> usize {
-        self.inner.size
     }
 
     /// `name@version`.

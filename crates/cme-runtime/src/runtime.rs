@@ -125,10 +125,6 @@ impl Runtime {
         })
     }
 
-    pub fn config(&self) -> &RuntimeConfig {
-        &self.inner.config
-    }
-
     /// The artifact cache's engine key (`wasmtime-<hash>`).
     pub fn engine_key(&self) -> &str {
         self.inner.cache.engine_key()
@@ -165,7 +161,7 @@ impl Runtime {
         let (described, _) = self.call(state, body).await;
         let info = convert_info(described.map_err(LoadError::Describe)?)?;
         let validator = info.validate().map_err(LoadError::InvalidInfo)?;
-        Ok(Plugin { inner: Arc::new(PluginInner { sha256, size: wasm.len(), info, validator, pre, provenance }) })
+        Ok(Plugin { inner: Arc::new(PluginInner { sha256, info, validator, pre, provenance }) })
     }
 
     fn pre_instantiate(&self, component: &Component) -> Result<Pre, LoadError> {

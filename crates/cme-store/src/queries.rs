@@ -482,10 +482,6 @@ impl Store {
         Ok(credential::Entity::find().order_by_asc(credential::Column::Name).all(self.db()).await?)
     }
 
-    pub async fn credential(&self, name: &str) -> Result<Option<credential::Model>, StoreError> {
-        Ok(credential::Entity::find_by_id(name.to_string()).one(self.db()).await?)
-    }
-
     /// Deletes a credential; false when there is none by that name.
     pub async fn delete_credential(&self, name: &str) -> Result<bool, StoreError> {
         let _gate = self.write_gate().await;

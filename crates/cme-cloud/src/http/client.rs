@@ -126,11 +126,6 @@ impl HttpClient {
         self.config.default_timeout
     }
 
-    /// The rules this client enforces.
-    pub fn rules(&self) -> &EgressRules {
-        &self.rules
-    }
-
     /// Checks a request against the rules without sending it (what a dry run does).
     pub fn check(&self, request: &Request) -> Result<Url, HttpError> {
         let url = Url::parse(&request.url).map_err(|e| HttpError::InvalidArgument(format!("url {:?}: {e}", request.url)))?;
