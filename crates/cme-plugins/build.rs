@@ -6,7 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BUILTINS: [&str; 3] = ["exact-planner", "simple-planner", "api-request"];
+const BUILTINS: [&str; 6] = [
+    "exact-planner",
+    "simple-planner",
+    "api-request",
+    "terminate-ec2-instance",
+    "terminate-ec2-instance-not-excluded",
+    "run-script",
+];
 const TEST_PLUGINS: [&str; 2] = ["hostile", "ping-attack"];
 
 fn main() {

@@ -26,7 +26,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 pub use cme_store::{ExecutorFilter, HaltState, Page, PageOf, Store, StoreConfig, status};
 pub use config::EngineConfig;
-pub use credentials::{CredentialView, NewCredential};
+pub use credentials::{CredentialView, NewCredential, load_ssh_credential, plan_credential_name};
 pub use error::EngineError;
 pub use host::{PluginDescription, PluginHost, PluginKind};
 pub use plans::{MAX_EXECUTORS_PER_PLAN, NewPlan, PluginCall};

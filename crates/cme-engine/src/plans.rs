@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use cme_store::{Page, PageOf, executor, plan, status};
 
+use crate::credentials::{plan_credential_name, take_inline_key};
 use crate::host::{PlanInput, PluginKind};
 use crate::time::{now_us, to_us};
 use crate::views::{ExecutorView, PlanView};
@@ -35,7 +36,9 @@ impl Engine {
     /// Resolves both refs, validates both args, runs the planner and stores the plan
     /// with its executors (and the audit event of `by` creating it) in one transaction.
     /// Nothing is stored when any step fails.
-    pub async fn create_plan(&self, new: NewPlan, by: &str) -> Result<(PlanView, Vec<ExecutorView>), EngineError> {
+    pub async fn create_plan(&self, mut new: NewPlan, by: &str) -> Result<(PlanView, Vec<ExecutorView>), EngineError> {
+        let plan_id = new_id();
+        let inline_credential = take_inline_key(&mut new.attack.args, &plan_id)?;
         let planner = self.resolve(PluginKind::Planner, &new.planner.reference, "/planner/ref")?;
         let attack = self.resolve(PluginKind::Attack, &new.attack.reference, "/attack/ref")?;
         self.host
@@ -66,7 +69,7 @@ impl Engine {
         let grace_ms = new.grace_seconds.map(|s| s as i64 * 1000).unwrap_or(self.config.default_grace.as_millis() as i64);
         let created_at_us = to_us(now);
         let plan = plan::Model {
-            id: new_id(),
+            id: plan_id,
             name: new.name,
             created_at_us,
             deleted_at_us: None,
@@ -105,7 +108,10 @@ impl Engine {
             })
             .collect();
         let audit = crate::api_audit(ApiAction { actor: by.to_string(), action: "plan.create".into(), target: plan.id.clone() });
-        self.store.insert_plan(plan.clone(), executors.clone(), audit).await?;
+        if let Some(credential) = &inline_credential {
+            tracing::info!(plan_id = %plan.id, credential = %credential.name, fingerprint = %credential.fingerprint, "stored the plan's inline SSH key as a credential");
+        }
+        self.store.insert_plan(plan.clone(), executors.clone(), audit, inline_credential).await?;
         self.wake_scheduler();
         tracing::info!(plan_id = %plan.id, name = %plan.name, executors = executors.len(), "plan created");
         // A new plan's figures are known: no need to read them back.
@@ -146,7 +152,7 @@ impl Engine {
     /// Deletes a plan: it leaves the plans API, its pending executors are cancelled, its
     /// executors' history stays.
     pub async fn delete_plan(&self, id: &str) -> Result<(), EngineError> {
-        if !self.store.delete_plan(id, now_us()).await? {
+        if !self.store.delete_plan(id, now_us(), &plan_credential_name(id)).await? {
             return Err(not_found_plan(id));
         }
         self.wake_scheduler();

@@ -56,6 +56,17 @@ pub struct RunContext {
     pub time_left: Duration,
 }
 
+impl RunContext {
+    /// A random generator (ChaCha8) seeded from the run id: picks differ between runs
+    /// and can be replayed for one run.
+    pub fn rng(&self) -> rand_chacha::ChaCha8Rng {
+        use rand_core::SeedableRng;
+        // FNV-1a: stable across builds, unlike std's hasher.
+        let seed = self.run_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        rand_chacha::ChaCha8Rng::seed_from_u64(seed)
+    }
+}
+
 /// What an attack did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {

@@ -83,6 +83,8 @@ pub mod time;
 pub mod attack;
 #[cfg(feature = "planner")]
 pub mod planner;
+#[cfg(any(feature = "attack", test))]
+pub mod targets;
 
 pub use chrono;
 pub use chrono_tz;

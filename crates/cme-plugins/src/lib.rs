@@ -16,12 +16,16 @@ macro_rules! embed {
     };
 }
 
-/// Every built-in plugin: the planners `exact-planner`, `simple-planner` and the attack
-/// `api-request`.
+/// Every built-in plugin: the planners `exact-planner`, `simple-planner` and the attacks
+/// `api-request`, `terminate-ec2-instance`, `terminate-ec2-instance-not-excluded` and
+/// `run-script`.
 pub const BUILTINS: &[EmbeddedPlugin] = &[
     embed!("exact-planner", "exact_planner.wasm"),
     embed!("simple-planner", "simple_planner.wasm"),
     embed!("api-request", "api_request.wasm"),
+    embed!("terminate-ec2-instance", "terminate_ec2_instance.wasm"),
+    embed!("terminate-ec2-instance-not-excluded", "terminate_ec2_instance_not_excluded.wasm"),
+    embed!("run-script", "run_script.wasm"),
 ];
 
 /// Looks a built-in up by its crate name.

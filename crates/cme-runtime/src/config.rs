@@ -35,6 +35,8 @@ pub struct RuntimeConfig {
     pub scripts_dir: Option<PathBuf>,
     /// The EC2 backend; None answers `unavailable` to every ec2 call.
     pub ec2: Option<std::sync::Arc<cme_cloud::ec2::Ec2>>,
+    /// The SSH backend; None answers `unavailable` to every ssh call.
+    pub ssh: Option<crate::credentials::SshBackend>,
 }
 
 impl Default for RuntimeConfig {
@@ -49,6 +51,7 @@ impl Default for RuntimeConfig {
             http: HttpConfig::default(),
             scripts_dir: None,
             ec2: None,
+            ssh: None,
         }
     }
 }

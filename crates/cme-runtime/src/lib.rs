@@ -20,7 +20,8 @@
 //!   produces an [`AuditEvent`]; in a dry run they record what they would do instead.
 //!   HTTP and the script library always work; EC2 works when the runtime is given a
 //!   backend ([`RuntimeConfig::ec2`]), binding terminations to what the same run described;
-//!   SSH answers `unavailable` until credentials exist.
+//!   SSH works when given a backend ([`RuntimeConfig::ssh`]) and reaches only addresses the
+//!   same run described, with keys looked up host-side by credential name.
 //!
 //! Invariant: only this crate names wasmtime types.
 
@@ -30,6 +31,7 @@ mod cache;
 mod caps;
 mod catalog;
 mod config;
+mod credentials;
 mod error;
 pub mod grant;
 mod info;
@@ -43,6 +45,7 @@ pub use audit::{AuditEvent, Decision};
 pub use cache::{Provenance, sha256_hex};
 pub use catalog::Catalog;
 pub use config::{Limits, RuntimeConfig};
+pub use credentials::{CredentialSource, SshBackend, SshCredential};
 pub use error::{CallError, LoadError};
 pub use grant::Grant;
 pub use info::{Capability, PluginInfo, PluginKind, canonical_ref};

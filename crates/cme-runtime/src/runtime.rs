@@ -108,6 +108,7 @@ impl Runtime {
         let ticker = Ticker::start(&engine);
         let mut backends = Backends::new(config.http.clone(), ScriptLibrary::new(config.scripts_dir.clone()));
         backends.ec2 = config.ec2.clone();
+        backends.ssh = config.ssh.clone();
         let backends = Arc::new(backends);
         Ok(Runtime {
             inner: Arc::new(Inner {

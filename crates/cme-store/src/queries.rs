@@ -116,10 +116,21 @@ const HALT_KEY: &str = "halt";
 
 impl Store {
     /// Stores a plan, its executors and the audit event of its creation in one transaction.
-    pub async fn insert_plan(&self, plan: plan::Model, executors: Vec<executor::Model>, audit: NewAudit) -> Result<(), StoreError> {
+    /// Stores a plan, its executors, the audit event of its creation and, when the plan
+    /// carried an SSH key inline, the credential made of it: all or nothing.
+    pub async fn insert_plan(
+        &self,
+        plan: plan::Model,
+        executors: Vec<executor::Model>,
+        audit: NewAudit,
+        credential: Option<credential::Model>,
+    ) -> Result<(), StoreError> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await?;
         insert_audit_rows(&txn, vec![audit]).await?;
+        if let Some(credential) = credential {
+            credential::Entity::insert(credential.into_active_model()).exec_without_returning(&txn).await?;
+        }
         plan::Entity::insert(plan.into_active_model()).exec_without_returning(&txn).await?;
         for chunk in executors.chunks(500) {
             let models: Vec<executor::ActiveModel> = chunk.iter().cloned().map(IntoActiveModel::into_active_model).collect();
@@ -187,7 +198,9 @@ impl Store {
 
     /// Marks a plan deleted and cancels its pending executors, in one transaction.
     /// Returns false when there is no such (undeleted) plan.
-    pub async fn delete_plan(&self, id: &str, now_us: i64) -> Result<bool, StoreError> {
+    /// Marks a plan deleted and cancels its pending executors; the credential the plan
+    /// owns (made from an inline key), if any, is deleted with it.
+    pub async fn delete_plan(&self, id: &str, now_us: i64, owned_credential: &str) -> Result<bool, StoreError> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await?;
         let updated = plan::Entity::update_many()
@@ -208,6 +221,7 @@ impl Store {
             .filter(executor::Column::Status.eq(crate::status::PENDING))
             .exec(&txn)
             .await?;
+        credential::Entity::delete_by_id(owned_credential.to_string()).exec(&txn).await?;
         txn.commit().await?;
         Ok(true)
     }
@@ -475,6 +489,11 @@ impl Store {
         credential::Entity::insert(row.into_active_model()).exec_without_returning(&txn).await?;
         txn.commit().await?;
         Ok(true)
+    }
+
+    /// One credential, by name.
+    pub async fn credential(&self, name: &str) -> Result<Option<credential::Model>, StoreError> {
+        Ok(credential::Entity::find_by_id(name.to_string()).one(self.db()).await?)
     }
 
     /// Every credential, by name.

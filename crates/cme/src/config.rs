@@ -30,14 +30,40 @@ pub struct FileConfig {
     pub tokens: Vec<Token>,
     #[serde(default)]
     pub ec2: Ec2File,
+    #[serde(default)]
+    pub ssh: SshFile,
 }
 
-/// `[ec2]`: the EC2 backend. Credentials always come from the standard AWS chain.
+/// `[ec2]`: the EC2 backend and what the built-in attacks may do with it. Credentials
+/// always come from the standard AWS chain.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2File {
     /// Overrides the endpoint (otherwise `AWS_ENDPOINT_URL_EC2` or AWS's own).
     pub endpoint_url: Option<String>,
+    /// Regions the built-in attacks may act in (default: any).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Tags every instance the built-in attacks describe, terminate or reach over SSH
+    /// must carry, e.g. `{ Chaos = "true" }` (default: none, with a warning at start).
+    #[serde(default)]
+    pub required_tags: std::collections::BTreeMap<String, String>,
+    /// Instances one run may terminate (default 1).
+    pub max_terminations_per_run: Option<u32>,
+}
+
+/// `[ssh]`: the SSH backend.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshFile {
+    /// The known-hosts file (default `known_hosts` in the working directory).
+    pub known_hosts: Option<PathBuf>,
+    /// `accept-new` (default), `strict` or `off` (tests only).
+    pub host_key_policy: Option<cme_cloud::ssh::HostKeyPolicy>,
+    /// Seconds to connect and authenticate (default 10).
+    pub connect_timeout_seconds: Option<u64>,
+    /// Distinct SSH targets one run may open sessions to (default 1).
+    pub max_sessions_per_run: Option<u32>,
 }
 
 impl FileConfig {

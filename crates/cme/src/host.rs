@@ -15,6 +15,48 @@ struct Entry {
     description: PluginDescription,
 }
 
+/// What the operator allows the built-in attacks (`[ec2]` and `[ssh]` in the config).
+///
+/// By default: any region, no required tags, one termination and one SSH session per run.
+#[derive(Debug, Clone)]
+pub struct BuiltinPolicy {
+    pub regions: Vec<String>,
+    pub required_tags: std::collections::BTreeMap<String, String>,
+    pub max_terminations_per_run: u32,
+    pub max_ssh_sessions_per_run: u32,
+}
+
+impl Default for BuiltinPolicy {
+    fn default() -> Self {
+        BuiltinPolicy { regions: Vec::new(), required_tags: Default::default(), max_terminations_per_run: 1, max_ssh_sessions_per_run: 1 }
+    }
+}
+
+impl BuiltinPolicy {
+    fn narrow(&self, mut grant: Grant) -> Grant {
+        if let Some(ec2) = &mut grant.ec2 {
+            ec2.regions = self.regions.clone();
+            ec2.required_tags = self.required_tags.clone();
+            ec2.max_terminations_per_run = self.max_terminations_per_run;
+        }
+        if let Some(ssh) = &mut grant.ssh {
+            ssh.max_sessions = self.max_ssh_sessions_per_run;
+        }
+        grant
+    }
+}
+
+/// SSH keys for the runtime, read from the engine's credential store at session time.
+pub struct StoredCredentials(pub cme_engine::Store);
+
+#[async_trait::async_trait]
+impl cme_runtime::CredentialSource for StoredCredentials {
+    async fn ssh_credential(&self, name: &str) -> Result<Option<cme_runtime::SshCredential>, String> {
+        let found = cme_engine::load_ssh_credential(&self.0, name).await?;
+        Ok(found.map(|(user, key)| cme_runtime::SshCredential { user, key }))
+    }
+}
+
 pub struct RuntimeHost {
     runtime: Runtime,
     catalog: Catalog,
@@ -22,8 +64,9 @@ pub struct RuntimeHost {
 }
 
 impl RuntimeHost {
-    /// Loads the built-in plugins, each with the grant of exactly what it declares.
-    pub async fn with_builtins(runtime: Runtime) -> anyhow::Result<RuntimeHost> {
+    /// Loads the built-in plugins, each with the grant of exactly what it declares,
+    /// narrowed by the operator's policy.
+    pub async fn with_builtins(runtime: Runtime, policy: &BuiltinPolicy) -> anyhow::Result<RuntimeHost> {
         let mut host = RuntimeHost { runtime, catalog: Catalog::default(), by_id: HashMap::new() };
         for embedded in cme_plugins::BUILTINS {
             let plugin = host
@@ -31,7 +74,7 @@ impl RuntimeHost {
                 .load(embedded.wasm)
                 .await
                 .map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", embedded.crate_name))?;
-            let grant = Grant::as_declared(&plugin.info().capabilities);
+            let grant = policy.narrow(Grant::as_declared(&plugin.info().capabilities));
             host.add(plugin, grant, true)?;
         }
         Ok(host)

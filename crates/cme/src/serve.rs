@@ -14,8 +14,11 @@ use cme_engine::{Engine, EngineConfig, Store, StoreConfig};
 use cme_runtime::{Runtime, RuntimeConfig};
 
 use crate::ServeArgs;
-use crate::config::{FileConfig, default_cache_dir, parse_tokens};
-use crate::host::RuntimeHost;
+use cme_cloud::ssh::{HostKeyPolicy, SshConfig};
+use cme_runtime::SshBackend;
+
+use crate::config::{FileConfig, SshFile, default_cache_dir, parse_tokens};
+use crate::host::{BuiltinPolicy, RuntimeHost, StoredCredentials};
 
 const DEFAULT_BIND: &str = "127.0.0.1:5000";
 const DEFAULT_DATABASE: &str = "sqlite://cme.db?mode=rwc";
@@ -41,6 +44,7 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 }
 
 async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
+    let policy = builtin_policy(&file);
     let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
     let mut tokens = file.tokens.clone();
     if let Some(text) = &args.tokens {
@@ -63,11 +67,12 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     let store = Store::connect(&store_config).await.with_context(|| format!("opening the database {}", redact(&database_url)))?;
 
-    let ec2 = Arc::new(ec2_backend(file.ec2.endpoint_url).await);
+    let ec2 = Arc::new(ec2_backend(file.ec2.endpoint_url.clone()).await);
     let mut runtime_config = RuntimeConfig {
-        cache_dir: Some(args.cache_dir.or(file.cache_dir).unwrap_or_else(default_cache_dir)),
-        scripts_dir: args.scripts_dir.or(file.scripts_dir),
+        cache_dir: Some(args.cache_dir.or(file.cache_dir.clone()).unwrap_or_else(default_cache_dir)),
+        scripts_dir: args.scripts_dir.or(file.scripts_dir.clone()),
         ec2: Some(ec2),
+        ssh: Some(ssh_backend(&file.ssh, &store)),
         ..RuntimeConfig::default()
     };
     if let Some(s) = file.run_deadline_seconds {
@@ -75,7 +80,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     let run_deadline = runtime_config.run_limits.deadline;
     let runtime = Runtime::new(runtime_config).context("starting the wasm runtime")?;
-    let host = RuntimeHost::with_builtins(runtime).await?;
+    let host = RuntimeHost::with_builtins(runtime, &policy).await?;
 
     let mut engine_config = EngineConfig { timezone, dry_run: args.dry_run || file.dry_run.unwrap_or(false), run_deadline, ..EngineConfig::default() };
     if let Some(n) = file.max_concurrent_runs {
@@ -124,6 +129,43 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     engine.shutdown().await;
     let _ = serving.await;
     Ok(())
+}
+
+/// What the built-in attacks may do, from `[ec2]` and `[ssh]`; warns when no instance
+/// tag fences them in.
+fn builtin_policy(file: &FileConfig) -> BuiltinPolicy {
+    let defaults = BuiltinPolicy::default();
+    let policy = BuiltinPolicy {
+        regions: file.ec2.regions.clone(),
+        required_tags: file.ec2.required_tags.clone(),
+        max_terminations_per_run: file.ec2.max_terminations_per_run.unwrap_or(defaults.max_terminations_per_run),
+        max_ssh_sessions_per_run: file.ssh.max_sessions_per_run.unwrap_or(defaults.max_ssh_sessions_per_run),
+    };
+    if policy.required_tags.is_empty() {
+        tracing::warn!(
+            "no [ec2] required_tags configured: built-in attacks may terminate or reach any instance a plan's filters match; \
+             set e.g. required_tags = {{ Chaos = \"true\" }} to fence them in"
+        );
+    }
+    policy
+}
+
+/// The SSH backend: keys come from the credential store, host keys are checked by policy.
+fn ssh_backend(file: &SshFile, store: &cme_engine::Store) -> SshBackend {
+    let mut config = SshConfig::default();
+    if let Some(path) = &file.known_hosts {
+        config.known_hosts = path.clone();
+    }
+    if let Some(policy) = file.host_key_policy {
+        if policy == HostKeyPolicy::Off {
+            tracing::warn!("[ssh] host_key_policy = \"off\": host keys are not checked (for tests only)");
+        }
+        config.policy = policy;
+    }
+    if let Some(seconds) = file.connect_timeout_seconds {
+        config.connect_timeout = Duration::from_secs(seconds.max(1));
+    }
+    SshBackend { config, credentials: Arc::new(StoredCredentials(store.clone())) }
 }
 
 /// The EC2 backend from the standard AWS chain. A default region keeps start-up from

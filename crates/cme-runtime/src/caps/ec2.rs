@@ -20,7 +20,7 @@ impl Host for CallState {
         }
         let caps = self.caps.as_ref().expect("admitted calls have capabilities");
         let Some(ec2) = caps.backends.ec2.clone() else {
-            return Ok(Err(self.ec2_unavailable(CALL, &region)));
+            return Ok(Err(self.unavailable(CALL, &region, "ec2")));
         };
         let mut all: Vec<CloudFilter> = filters.into_iter().map(|f| CloudFilter { name: f.name, values: f.values }).collect();
         all.extend(required_tag_filters(self));
@@ -29,6 +29,9 @@ impl Host for CallState {
                 let caps = self.caps.as_mut().expect("admitted");
                 for instance in &instances {
                     caps.discovered.insert(instance.instance_id.clone(), region.clone());
+                    for address in instance.private_ip.iter().chain(&instance.public_ip) {
+                        caps.addresses.insert(address.clone(), instance.instance_id.clone());
+                    }
                 }
                 self.audit(CALL, region, Decision::Allowed, Some(format!("{} instances", instances.len())));
                 Ok(Ok(instances
@@ -56,7 +59,7 @@ impl Host for CallState {
         }
         let caps = self.caps.as_ref().expect("admitted calls have capabilities");
         let Some(ec2) = caps.backends.ec2.clone() else {
-            return Ok(Err(self.ec2_unavailable(CALL, &target)));
+            return Ok(Err(self.unavailable(CALL, &target, "ec2")));
         };
         if instance_ids.is_empty() {
             return Ok(Err(HostError::InvalidArgument("instance-ids is empty".into())));
@@ -117,12 +120,6 @@ fn required_tag_filters(state: &CallState) -> Vec<CloudFilter> {
 }
 
 impl CallState {
-    fn ec2_unavailable(&mut self, call: &str, target: &str) -> HostError {
-        let reason = "ec2 is not available on this engine".to_string();
-        self.audit(call, target.to_string(), Decision::Unavailable(reason.clone()), None);
-        HostError::Unavailable(reason)
-    }
-
     fn ec2_failed(&mut self, call: &str, target: String, error: Ec2Error) -> HostError {
         let message = error.to_string();
         self.audit(call, target, Decision::Allowed, Some(message.clone()));

@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use cme_cloud::http::{HttpClient, HttpConfig};
 use cme_cloud::scripts::ScriptLibrary;
-
+use cme_cloud::ssh::SshSession;
 
 use crate::audit::Decision;
+use crate::credentials::SshBackend;
 use crate::bindings::HostError;
 use crate::grant::{self, CapabilityUse, Grant};
 use crate::info::Capability;
@@ -27,6 +28,8 @@ pub struct Backends {
     pub scripts: ScriptLibrary,
     /// None: this engine has no EC2 configuration; calls answer `unavailable`.
     pub ec2: Option<Arc<cme_cloud::ec2::Ec2>>,
+    /// None: this engine has no SSH configuration; calls answer `unavailable`.
+    pub ssh: Option<SshBackend>,
     /// HTTP clients by egress rules: runs with the same declaration and grant share one
     /// client and its connection pool (building a TLS client costs milliseconds).
     http_clients: std::sync::Mutex<std::collections::HashMap<String, HttpClient>>,
@@ -34,7 +37,7 @@ pub struct Backends {
 
 impl Backends {
     pub fn new(http: HttpConfig, scripts: ScriptLibrary) -> Self {
-        Backends { http, scripts, ec2: None, http_clients: Default::default() }
+        Backends { http, scripts, ec2: None, ssh: None, http_clients: Default::default() }
     }
 
     /// The client for these rules, built on first use.
@@ -67,6 +70,13 @@ pub(crate) struct Capabilities {
     /// the only ones it may terminate.
     pub discovered: std::collections::HashMap<String, String>,
     pub terminated: u32,
+    /// Addresses (private and public) of the instances this run described, with the
+    /// instance id: the only hosts it may open SSH sessions to.
+    pub addresses: std::collections::HashMap<String, String>,
+    /// Open SSH sessions by target, reused by later calls of the same run.
+    pub ssh_sessions: std::collections::HashMap<String, Arc<SshSession>>,
+    /// Targets this run used (dry or not): what the session budget counts.
+    pub ssh_targets: std::collections::HashSet<String>,
 }
 
 impl Capabilities {
@@ -80,6 +90,9 @@ impl Capabilities {
             actions: Vec::new(),
             discovered: Default::default(),
             terminated: 0,
+            addresses: Default::default(),
+            ssh_sessions: Default::default(),
+            ssh_targets: Default::default(),
         }
     }
 }
@@ -99,15 +112,12 @@ impl CallState {
         }))
     }
 
-    /// Answers `unavailable` for a capability this engine has no backend for, after the
-    /// same checks as any call (so an undeclared call is still `denied`).
-    pub(crate) fn unavailable<T>(&mut self, call: &str, target: &str, using: CapabilityUse<'_>, what: &str) -> wasmtime::Result<Result<T, HostError>> {
-        if let Err(denied) = self.admit(call, target, using)? {
-            return Ok(Err(denied));
-        }
+    /// Answers `unavailable` for a capability this engine has no backend for (after the
+    /// same checks as any call, so an undeclared call is still `denied`).
+    pub(crate) fn unavailable(&mut self, call: &str, target: &str, what: &str) -> HostError {
         let reason = format!("{what} is not available on this engine");
         self.audit(call, target.to_string(), Decision::Unavailable(reason.clone()), None);
-        Ok(Err(HostError::Unavailable(reason)))
+        HostError::Unavailable(reason)
     }
 }
 

@@ -1,19 +1,167 @@
-//! `cme:plugin/ssh`. This engine has no SSH backend yet: calls are checked and audited
-//! like any other, then answered `unavailable`.
+//! `cme:plugin/ssh` over `cme_cloud::ssh`. A target must be an address the same run
+//! obtained from `ec2.describe-instances` under its grant; the key is looked up by
+//! credential name host-side and never reaches the plugin. One session per target is
+//! opened per run and reused by later calls; distinct targets count against the grant's
+//! session budget. In a dry run nothing is sent: the call is checked, recorded and
+//! answered as if it succeeded (exec: exit code 0, no output).
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cme_cloud::ssh::{SshError, SshSession, Target as CloudTarget};
+
+use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::ssh::{ExecOutput, Host, Target};
 use crate::grant::CapabilityUse;
 use crate::state::CallState;
 
 impl Host for CallState {
-    async fn upload(&mut self, target: Target, remote_path: String, _contents: Vec<u8>, _mode: u32) -> wasmtime::Result<Result<(), HostError>> {
-        let target = format!("{}@{}:{}{}", target.user, target.address, target.port, remote_path);
-        self.unavailable("ssh.upload", &target, CapabilityUse::Ssh, "ssh")
+    async fn upload(&mut self, target: Target, remote_path: String, contents: Vec<u8>, mode: u32) -> wasmtime::Result<Result<(), HostError>> {
+        const CALL: &str = "ssh.upload";
+        let label = format!("{}:{remote_path}", label(&target));
+        let session = match self.ssh_session(CALL, &label, &target).await? {
+            Ok(Some(session)) => session,
+            Ok(None) => {
+                let action = format!("would upload {} bytes to {label} with mode {mode:o}", contents.len());
+                self.record_ssh_dry_run(CALL, label, action);
+                return Ok(Ok(()));
+            }
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let timeout = self.remaining();
+        Ok(match session.upload(&remote_path, &contents, mode, timeout).await {
+            Ok(()) => {
+                self.audit(CALL, label, Decision::Allowed, Some(format!("{} bytes written", contents.len())));
+                Ok(())
+            }
+            Err(e) => Err(self.ssh_failed(CALL, label, e)),
+        })
     }
 
-    async fn exec(&mut self, target: Target, _command: String, _timeout_ms: u32) -> wasmtime::Result<Result<ExecOutput, HostError>> {
-        let target = format!("{}@{}:{}", target.user, target.address, target.port);
-        self.unavailable("ssh.exec", &target, CapabilityUse::Ssh, "ssh")
+    async fn exec(&mut self, target: Target, command: String, timeout_ms: u32) -> wasmtime::Result<Result<ExecOutput, HostError>> {
+        const CALL: &str = "ssh.exec";
+        let label = format!("{}: {command}", label(&target));
+        let session = match self.ssh_session(CALL, &label, &target).await? {
+            Ok(Some(session)) => session,
+            Ok(None) => {
+                self.record_ssh_dry_run(CALL, label.clone(), format!("would run on {label}"));
+                return Ok(Ok(ExecOutput { exit_code: Some(0), stdout: String::new(), stderr: String::new(), truncated: false }));
+            }
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let timeout = Duration::from_millis(u64::from(timeout_ms)).min(self.remaining());
+        Ok(match session.exec(&command, None, timeout).await {
+            Ok(output) => {
+                self.audit(CALL, label, Decision::Allowed, Some(format!("exit {:?}", output.exit_code)));
+                Ok(ExecOutput {
+                    exit_code: output.exit_code,
+                    stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                    truncated: output.truncated,
+                })
+            }
+            Err(e) => Err(self.ssh_failed(CALL, label, e)),
+        })
     }
+}
+
+fn label(target: &Target) -> String {
+    let user = if target.user.is_empty() { "<credential user>" } else { &target.user };
+    format!("{user}@{}:{} (credential {})", target.address, target.port, target.credential)
+}
+
+impl CallState {
+    /// Admits the call, binds the target to this run's discovery and returns its session
+    /// (opened on first use). `Ok(None)` in a dry run, where nothing is opened.
+    async fn ssh_session(&mut self, call: &str, label: &str, target: &Target) -> wasmtime::Result<Result<Option<Arc<SshSession>>, HostError>> {
+        if let Err(denied) = self.admit(call, label, CapabilityUse::Ssh)? {
+            return Ok(Err(denied));
+        }
+        let caps = self.caps.as_ref().expect("admitted calls have capabilities");
+        let Some(backend) = caps.backends.ssh.clone() else {
+            return Ok(Err(self.unavailable(call, label, "ssh")));
+        };
+        if !caps.addresses.contains_key(&target.address) {
+            let reason = format!("address {} was not returned by this run's ec2.describe-instances", target.address);
+            return Ok(Err(self.deny(call, label, reason)));
+        }
+        if target.port == 0 {
+            return Ok(Err(HostError::InvalidArgument("port must be 1-65535".into())));
+        }
+        let key = session_key(target);
+        if let Some(session) = caps.ssh_sessions.get(&key) {
+            return Ok(Ok(Some(session.clone())));
+        }
+        let budget = caps.grant.ssh.as_ref().map_or(0, |g| g.max_sessions);
+        if !caps.ssh_targets.contains(&key) && caps.ssh_targets.len() >= budget as usize {
+            let reason = format!("the grant allows {budget} SSH sessions per run");
+            self.audit(call, label.to_string(), Decision::Denied(reason.clone()), None);
+            return Ok(Err(HostError::BudgetExhausted(reason)));
+        }
+        let credential = match backend.credentials.ssh_credential(&target.credential).await {
+            Ok(Some(credential)) => credential,
+            Ok(None) => {
+                let reason = format!("no credential named {:?} is stored on this engine", target.credential);
+                self.audit(call, label.to_string(), Decision::Allowed, Some(reason.clone()));
+                return Ok(Err(HostError::InvalidArgument(reason)));
+            }
+            Err(reason) => {
+                self.audit(call, label.to_string(), Decision::Unavailable(reason.clone()), None);
+                return Ok(Err(HostError::Unavailable(reason)));
+            }
+        };
+        let caps = self.caps.as_mut().expect("admitted");
+        caps.ssh_targets.insert(key.clone());
+        if caps.dry_run {
+            return Ok(Ok(None));
+        }
+        let user = if target.user.is_empty() { credential.user } else { target.user.clone() };
+        let cloud_target = CloudTarget { host: target.address.clone(), port: target.port, user };
+        let mut config = backend.config.clone();
+        config.connect_timeout = config.connect_timeout.min(self.remaining());
+        match SshSession::connect(&config, &cloud_target, &credential.key).await {
+            Ok(session) => {
+                let session = Arc::new(session);
+                self.caps.as_mut().expect("admitted").ssh_sessions.insert(key, session.clone());
+                Ok(Ok(Some(session)))
+            }
+            Err(e) => Ok(Err(self.ssh_failed(call, label.to_string(), e))),
+        }
+    }
+
+    fn deny(&mut self, call: &str, label: &str, reason: String) -> HostError {
+        self.audit(call, label.to_string(), Decision::Denied(reason.clone()), None);
+        HostError::Denied(reason)
+    }
+
+    fn record_ssh_dry_run(&mut self, call: &str, label: String, action: String) {
+        self.caps.as_mut().expect("admitted").actions.push(action);
+        self.audit(call, label, Decision::Allowed, Some("dry run: not sent".into()));
+    }
+
+    /// Time left before the run's deadline (at least a millisecond, so a timeout fires
+    /// rather than panics).
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
+    }
+
+    fn ssh_failed(&mut self, call: &str, label: String, error: SshError) -> HostError {
+        let message = error.to_string();
+        let refused_by_policy = matches!(error, SshError::HostKeyUnknown { .. } | SshError::HostKeyChanged { .. });
+        let decision = if refused_by_policy { Decision::Denied(message.clone()) } else { Decision::Allowed };
+        self.audit(call, label, decision, Some(message.clone()));
+        match error {
+            SshError::HostKeyUnknown { .. } | SshError::HostKeyChanged { .. } => HostError::Denied(message),
+            SshError::Timeout(_) => HostError::Timeout(message),
+            SshError::InvalidArgument(_) => HostError::InvalidArgument(message),
+            SshError::InvalidKey(_) => HostError::Unavailable(message),
+            SshError::Connect { .. } | SshError::Auth { .. } | SshError::Session(_) => HostError::Upstream(message),
+        }
+    }
+}
+
+/// Sessions are shared by calls to the same address, port, user and credential.
+fn session_key(target: &Target) -> String {
+    format!("{}\0{}\0{}\0{}", target.address, target.port, target.user, target.credential)
 }

@@ -14,16 +14,25 @@ fn ctx(now: &str, timezone: &str, seed: u64) -> PlanContext {
 #[tokio::test]
 async fn every_builtin_describes_itself_with_the_original_refs() {
     let runtime = runtime();
-    let expected = [
-        ("exact-planner", PluginKind::Planner, "exact_planner:ExactPlanner"),
-        ("simple-planner", PluginKind::Planner, "simple_planner:SimplePlanner"),
-        ("api-request", PluginKind::Attack, "api_request:ApiRequest"),
+    let expected: [(&str, PluginKind, &[&str]); 6] = [
+        ("exact-planner", PluginKind::Planner, &["exact_planner:ExactPlanner"]),
+        ("simple-planner", PluginKind::Planner, &["simple_planner:SimplePlanner"]),
+        ("api-request", PluginKind::Attack, &["api_request:ApiRequest"]),
+        ("terminate-ec2-instance", PluginKind::Attack, &["terminate_ec2_instance:TerminateEC2Instance"]),
+        (
+            "terminate-ec2-instance-not-excluded",
+            PluginKind::Attack,
+            // The second is the ref the original's docs gave.
+            &["terminate_ec2_instance_not_excluded:TerminateEC2InstanceNotExcluded", "terminate_ec2_instance:TerminateEC2InstanceNotExcluded"],
+        ),
+        ("run-script", PluginKind::Attack, &["run_script:RunScript"]),
     ];
-    for (name, kind, reference) in expected {
+    assert_eq!(cme_plugins::BUILTINS.len(), expected.len(), "every built-in is checked");
+    for (name, kind, refs) in expected {
         let plugin = builtin(&runtime, name).await;
         assert_eq!(plugin.info().name, name);
         assert_eq!(plugin.kind(), kind);
-        assert_eq!(plugin.info().refs, vec![reference.to_string()]);
+        assert_eq!(plugin.info().refs, refs.iter().map(|r| r.to_string()).collect::<Vec<_>>());
         assert!(!plugin.info().description.is_empty());
         // The example validates against the schema (load checked it; check it here too).
         plugin.validate_args(&plugin.info().example_args).expect("example validates");

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cme_cloud::http::DnsResolver;
 use cme_runtime::grant::{Ec2Grant, HttpGrant, SshGrant};
-use cme_runtime::{CallError, Decision, Grant};
+use cme_runtime::{CallError, CredentialSource, Decision, Grant, SshBackend, SshCredential};
 use serde_json::json;
 
 use crate::support::*;
@@ -66,10 +66,61 @@ async fn a_url_outside_the_grant_is_denied_and_one_inside_is_sent() {
 async fn a_granted_but_undeclared_capability_is_denied() {
     let runtime = runtime();
     let plugin = hostile(&runtime).await;
-    let grant = Grant { ssh: Some(SshGrant { max_sessions: 1 }), ..Grant::default() };
-    match run_hostile(&runtime, &plugin, json!({"mode": "ssh"}), grant).await.result {
-        Err(CallError::Denied(message)) => assert!(message.contains("ssh is not among the capabilities the plugin declared"), "{message}"),
+    // The grant allows any region; the plugin declared only two.
+    let grant = Grant {
+        ec2: Some(Ec2Grant { regions: vec![], required_tags: Default::default(), terminate: true, max_terminations_per_run: 1 }),
+        ..Grant::default()
+    };
+    match run_hostile(&runtime, &plugin, json!({"mode": "ec2", "region": "us-west-1"}), grant).await.result {
+        Err(CallError::Denied(message)) => {
+            assert!(message.contains("in region us-west-1 is not among the capabilities the plugin declared"), "{message}")
+        }
         other => panic!("expected denied, got {other:?}"),
+    }
+}
+
+/// Credentials for the SSH tests: every name resolves to nothing.
+struct NoCredentials;
+
+#[async_trait::async_trait]
+impl CredentialSource for NoCredentials {
+    async fn ssh_credential(&self, _name: &str) -> Result<Option<SshCredential>, String> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn ssh_to_an_address_the_run_did_not_describe_is_denied_and_audited() {
+    let runtime = runtime_with(|config| {
+        config.ssh = Some(SshBackend { config: Default::default(), credentials: Arc::new(NoCredentials) });
+    });
+    let plugin = hostile(&runtime).await;
+    let grant = Grant { ssh: Some(SshGrant { max_sessions: 1 }), ..Grant::default() };
+    let outcome = run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), grant.clone()).await;
+    match outcome.result {
+        Err(CallError::Denied(message)) => {
+            assert_eq!(message, "address 127.0.0.1 was not returned by this run's ec2.describe-instances")
+        }
+        other => panic!("expected denied, got {other:?}"),
+    }
+    assert_eq!(outcome.record.audit[0].call, "ssh.exec");
+    assert!(matches!(outcome.record.audit[0].decision, Decision::Denied(_)));
+    // Without the grant: denied by the grant check before anything else.
+    let outcome = run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), Grant::default()).await;
+    match outcome.result {
+        Err(CallError::Denied(message)) => assert!(message.contains("ssh is not granted"), "{message}"),
+        other => panic!("expected denied, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn ssh_answers_unavailable_on_an_engine_without_it() {
+    let runtime = runtime();
+    let plugin = hostile(&runtime).await;
+    let grant = Grant { ssh: Some(SshGrant { max_sessions: 1 }), ..Grant::default() };
+    match run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), grant).await.result {
+        Err(CallError::Failed(message)) => assert_eq!(message, "unavailable: ssh is not available on this engine"),
+        other => panic!("expected unavailable, got {other:?}"),
     }
 }
 

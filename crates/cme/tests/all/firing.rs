@@ -6,10 +6,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn is_terminal(doc: &serde_json::Value) -> bool {
-    doc["executed"] == true
-}
-
 #[tokio::test]
 async fn an_executor_fires_against_a_local_server_and_its_result_is_recorded() {
     for backend in backends() {

@@ -1,10 +1,14 @@
 //! End-to-end tests: the real `cme` binary over HTTP, with real local peers (an HTTP
-//! server capturing what attacks send; PostgreSQL when `CME_TEST_POSTGRES_URL` is set).
+//! server capturing what attacks send; PostgreSQL when `CME_TEST_POSTGRES_URL` is set;
+//! moto when `CME_TEST_MOTO_URL` is set; OpenSSH sshd on loopback addresses).
 
 mod api;
 mod auth;
 mod cli;
+mod cloud_ec2;
+mod cloud_ssh;
 mod credentials;
 mod firing;
+mod peers;
 mod replicas;
 mod support;

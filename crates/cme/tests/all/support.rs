@@ -228,6 +228,34 @@ impl Api {
     }
 }
 
+/// True once an executor document is terminal (succeeded, failed, missed, cancelled).
+pub fn is_terminal(doc: &Value) -> bool {
+    doc["executed"] == true
+}
+
+impl Api {
+    /// Creates a plan running `attack` once, a second from now, and returns the
+    /// creation reply; panics unless it is 201.
+    pub async fn plan_once(&self, attack: Value, dry_run: bool) -> Reply {
+        let body = serde_json::json!({
+            "name": "once",
+            "attack": attack,
+            "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}},
+            "dry_run": dry_run,
+        });
+        let created = self.post("/api/1/plans/", &body).await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        created
+    }
+
+    /// Runs `attack` once and returns the executor when it is terminal.
+    pub async fn run_once(&self, attack: Value, dry_run: bool) -> Value {
+        let created = self.plan_once(attack, dry_run).await;
+        let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+        self.wait_executor(&id, is_terminal).await
+    }
+}
+
 /// An RFC 3339 time `seconds` from now.
 pub fn in_seconds(seconds: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::seconds(seconds)).to_rfc3339()

@@ -40,8 +40,8 @@ enum Mode {
     Ec2 { region: String },
     /// Describes instances tagged `tag_key=tag_value`, then terminates `terminate`.
     Ec2Terminate { region: String, tag_key: String, tag_value: String, terminate: Vec<String> },
-    /// Calls ssh.exec.
-    Ssh,
+    /// Calls ssh.exec on `address` without describing anything first.
+    Ssh { address: String },
     /// Reads a script from the host's library.
     Script { name: String },
 }
@@ -58,7 +58,8 @@ impl Attack for Hostile {
             .schema(json!({"type": "object", "required": ["mode"], "properties": {"mode": {"type": "string"}}}))
             .example(json!({"mode": "noop"}))
             .capability(Capability::Http(vec!["*".into()]))
-            .capability(Capability::Ec2Terminate(vec![]))
+            .capability(Capability::Ec2Terminate(vec!["ap-southeast-2".into(), "eu-west-1".into()]))
+            .capability(Capability::Ssh)
             .capability(Capability::Scripts)
     }
 
@@ -119,8 +120,8 @@ impl Attack for Hostile {
                 let bytes = scripts::read(&name)?;
                 Ok(Report::new(format!("{} bytes", bytes.len())).details(json!({"first_line": String::from_utf8_lossy(&bytes).lines().next().unwrap_or("")})))
             }
-            Mode::Ssh => {
-                let target = ssh::Target { address: "127.0.0.1".into(), port: 22, user: "root".into(), credential: "none".into() };
+            Mode::Ssh { address } => {
+                let target = ssh::Target { address, port: 22, user: "root".into(), credential: "none".into() };
                 let out = ssh::exec(&target, "true", 1000)?;
                 Ok(Report::new(format!("exit {:?}", out.exit_code)))
             }

@@ -1,0 +1,171 @@
+//! Real cloud peers for the end-to-end tests: the moto EC2 server (`CME_TEST_MOTO_URL`)
+//! and private OpenSSH sshd processes listening on the loopback addresses moto gives
+//! instances in a 127.0.0.0/24 subnet.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ec2::types::{Filter, Placement, ResourceType, Tag, TagSpecification};
+
+/// A handle on moto for one region; None (skip) when no moto is configured, which
+/// `CME_REQUIRE_PEERS=1` turns into a failure.
+pub struct Moto {
+    pub url: String,
+    pub region: String,
+    client: aws_sdk_ec2::Client,
+}
+
+/// An instance the test launched.
+#[derive(Debug, Clone)]
+pub struct Launched {
+    pub id: String,
+    pub private_ip: String,
+}
+
+impl Moto {
+    pub async fn connect(region: &str) -> Option<Moto> {
+        let Ok(url) = std::env::var("CME_TEST_MOTO_URL") else {
+            assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "CME_TEST_MOTO_URL is required under CI (.ci/run starts moto)");
+            eprintln!("skipping: CME_TEST_MOTO_URL is not set");
+            return None;
+        };
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "cme-tests"))
+            .region(Region::new(region.to_string()))
+            .endpoint_url(&url)
+            .build();
+        Some(Moto { url, region: region.to_string(), client: aws_sdk_ec2::Client::from_conf(config) })
+    }
+
+    /// What an engine needs to reach moto through the standard AWS chain.
+    pub fn engine_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL_EC2", self.url.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", self.region.as_str()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// A VPC 127.0.0.0/16 with a subnet 127.0.0.0/24: instances launched into it get
+    /// loopback private addresses (127.0.0.4, .5, ...) a local sshd can listen on.
+    pub async fn loopback_subnet(&self) -> String {
+        let vpc = self.client.create_vpc().cidr_block("127.0.0.0/16").send().await.unwrap();
+        let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let subnet = self.client.create_subnet().vpc_id(vpc_id).cidr_block("127.0.0.0/24").send().await.unwrap();
+        subnet.subnet().unwrap().subnet_id().unwrap().to_string()
+    }
+
+    /// Launches one instance with these tags, optionally in a subnet or zone.
+    pub async fn launch(&self, tags: &[(&str, &str)], subnet: Option<&str>, zone: Option<&str>) -> Launched {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        for (k, v) in tags {
+            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        let mut request = self.client.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).tag_specifications(spec.build());
+        if let Some(subnet) = subnet {
+            request = request.subnet_id(subnet);
+        }
+        if let Some(zone) = zone {
+            request = request.placement(Placement::builder().availability_zone(zone).build());
+        }
+        let run = request.send().await.unwrap();
+        let instance = &run.instances()[0];
+        Launched { id: instance.instance_id().unwrap().to_string(), private_ip: instance.private_ip_address().unwrap_or_default().to_string() }
+    }
+
+    /// The instance's state name: running, shutting-down, terminated, ...
+    pub async fn state(&self, id: &str) -> String {
+        let found = self.client.describe_instances().filters(Filter::builder().name("instance-id").values(id).build()).send().await.unwrap();
+        let instance = &found.reservations()[0].instances()[0];
+        instance.state().unwrap().name().unwrap().as_str().to_string()
+    }
+
+    pub async fn is_running(&self, id: &str) -> bool {
+        self.state(id).await == "running"
+    }
+}
+
+/// A unique label for this test's instances.
+pub fn label(test: &str) -> String {
+    format!("{test}-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+}
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// Whether sshd and ssh-keygen are here; `CME_REQUIRE_PEERS=1` makes their absence fail.
+pub fn ssh_available() -> bool {
+    let present = Path::new(SSHD).exists() && Command::new("ssh-keygen").arg("-?").output().is_ok();
+    if !present {
+        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "sshd and ssh-keygen are required under CI (.ci/run installs openssh-server)");
+        eprintln!("skipping: {SSHD} or ssh-keygen is missing (apt-get install openssh-server)");
+    }
+    present
+}
+
+/// Makes a key pair `dir/name` (+ `.pub`) and returns the private key's path.
+pub fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&path).status().unwrap();
+    assert!(status.success(), "ssh-keygen");
+    path
+}
+
+/// The user the tests run as: the sshd authorizes the test keys for this user.
+pub fn current_user() -> String {
+    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private sshd on `addresses`:`port` with its own host key, authorizing `client_key`.
+pub struct Sshd {
+    child: Child,
+}
+
+impl Sshd {
+    pub fn start(dir: &Path, addresses: &[&str], port: u16, host_key: &Path, client_key: &Path) -> Sshd {
+        std::fs::write(dir.join("authorized_keys"), std::fs::read_to_string(client_key.with_extension("pub")).unwrap()).unwrap();
+        let listen: String = addresses.iter().map(|a| format!("ListenAddress {a}\n")).collect();
+        let config = format!(
+            "Port {port}\n{listen}HostKey {host}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
+             PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+             StrictModes no\nUsePAM no\nLogLevel VERBOSE\n",
+            host = host_key.display(),
+            dir = dir.display()
+        );
+        let config_path = dir.join("sshd_config");
+        std::fs::write(&config_path, config).unwrap();
+        std::fs::create_dir_all("/run/sshd").ok();
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect((addresses[0], port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "sshd did not start: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sshd { child }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

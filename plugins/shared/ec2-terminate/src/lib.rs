@@ -1,0 +1,86 @@
+//! The flow both terminate plugins share: describe the running instances matching the
+//! plan's filters, drop the excluded ones, pick `count`/`percent` of the rest at random
+//! and terminate them in one call (the host re-checks them against the grant).
+
+use cme_plugin_sdk::attack::{Report, RunContext, ec2};
+use cme_plugin_sdk::serde_json::{Map, Value};
+use cme_plugin_sdk::targets::{Selection, choose, filters_from_json, running_only};
+use cme_plugin_sdk::{PluginError, info, json, warn};
+
+/// The args both plugins take.
+#[derive(serde::Deserialize)]
+pub struct TargetArgs {
+    pub region: String,
+    pub filters: Map<String, Value>,
+    pub count: Option<u32>,
+    pub percent: Option<u32>,
+}
+
+/// The JSON Schema properties of [`TargetArgs`].
+pub fn schema_properties() -> Map<String, Value> {
+    let schema = json!({
+        "region": {"type": "string", "minLength": 1, "description": "AWS region, e.g. eu-west-1"},
+        "filters": {
+            "type": "object",
+            "description": "EC2 describe-instances filters: name -> value or list of values, e.g. {\"tag:Chaos\": \"true\"}; only running instances are considered",
+            "additionalProperties": {"type": ["string", "number", "boolean", "array"], "items": {"type": ["string", "number", "boolean"]}}
+        },
+        "count": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "terminate this many of the matching instances (default 1)"},
+        "percent": {"type": "integer", "minimum": 1, "maximum": 100, "description": "terminate this percentage of the matching instances, rounded up (instead of count)"}
+    });
+    match schema {
+        Value::Object(map) => map,
+        _ => unreachable!("a literal object"),
+    }
+}
+
+/// Runs the attack: `excluded` lists the ids that must survive.
+pub fn terminate(ctx: &RunContext, args: &TargetArgs, excluded: &dyn Fn(&[ec2::Filter]) -> Result<Vec<String>, PluginError>) -> Result<Report, PluginError> {
+    let selection = Selection::from_args(args.count, args.percent)?;
+    let filters = running_only("filters", filters_from_json("filters", &args.filters)?)?;
+    let matching = ec2::describe_instances(&args.region, &filters)?;
+    if matching.is_empty() {
+        return Err(PluginError::failed(format!(
+            "no instance matched filters {} in {} (only running instances count)",
+            Value::Object(args.filters.clone()),
+            args.region
+        )));
+    }
+    let spared = excluded(&filters)?;
+    let candidates: Vec<ec2::Instance> = matching.iter().filter(|i| !spared.contains(&i.instance_id)).cloned().collect();
+    if candidates.is_empty() {
+        return Err(PluginError::failed(format!(
+            "all {} instances matching filters {} in {} are excluded",
+            matching.len(),
+            Value::Object(args.filters.clone()),
+            args.region
+        )));
+    }
+    let n = selection.size(candidates.len());
+    let chosen = choose(&mut ctx.rng(), candidates.clone(), n);
+    let ids: Vec<String> = chosen.iter().map(|i| i.instance_id.clone()).collect();
+    info!("terminating {} of {} candidates in {}: {}", ids.len(), candidates.len(), args.region, ids.join(", "));
+    let done = ec2::terminate_instances(&args.region, &ids)?;
+    if done.len() != ids.len() {
+        warn!("EC2 reported {} of {} instances", done.len(), ids.len());
+    }
+    let verb = if ctx.dry_run { "dry run: would terminate" } else { "terminated" };
+    let summary = format!("{verb} {} in {} ({} of {} candidates)", ids.join(", "), args.region, ids.len(), candidates.len());
+    let details = json!({
+        "region": args.region,
+        "matching": matching.len(),
+        "excluded": spared.len(),
+        "candidates": candidates.iter().map(|i| &i.instance_id).collect::<Vec<_>>(),
+        "terminated": done.iter().map(|t| json!({
+            "instance_id": t.instance_id,
+            "previous_state": t.previous_state,
+            "current_state": t.current_state,
+        })).collect::<Vec<_>>(),
+        "dry_run": ctx.dry_run,
+    });
+    let mut report = Report::new(summary).details(details);
+    for id in ids {
+        report = report.target(id);
+    }
+    Ok(report)
+}
