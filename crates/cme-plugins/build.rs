@@ -14,7 +14,7 @@ const BUILTINS: [&str; 6] = [
     "terminate-ec2-instance-not-excluded",
     "run-script",
 ];
-const TEST_PLUGINS: [&str; 2] = ["hostile", "ping-attack"];
+const TEST_PLUGINS: [&str; 7] = ["hostile", "ping-attack", "ping-v2", "describe-loop", "bad-schema", "ref-thief", "command"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

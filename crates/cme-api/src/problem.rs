@@ -38,6 +38,7 @@ impl From<EngineError> for ApiError {
             EngineError::Invalid { message, pointer } => ApiError::bad_request(message, pointer),
             EngineError::NotFound(m) => ApiError::not_found(m),
             EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            EngineError::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, m),
             EngineError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m),
         }
     }

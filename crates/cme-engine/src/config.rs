@@ -24,6 +24,8 @@ pub struct EngineConfig {
     pub shutdown_deadline: Duration,
     /// Identifies this engine in leases.
     pub engine_id: String,
+    /// The largest plugin upload accepted (default 20 MiB).
+    pub max_plugin_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +40,7 @@ impl Default for EngineConfig {
             reaper_interval: Duration::from_secs(30),
             shutdown_deadline: Duration::from_secs(30),
             engine_id: format!("engine-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            max_plugin_bytes: crate::registry::DEFAULT_MAX_PLUGIN_BYTES,
         }
     }
 }

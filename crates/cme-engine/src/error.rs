@@ -12,6 +12,9 @@ pub enum EngineError {
     /// The resource is in a state that forbids the change (409).
     #[error("{0}")]
     Conflict(String),
+    /// The upload is larger than the engine accepts (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// The engine cannot serve the request now (503), e.g. the database is unreachable.
     #[error("{0}")]
     Unavailable(String),

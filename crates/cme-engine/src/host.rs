@@ -30,7 +30,11 @@ pub struct PluginDescription {
     /// The capabilities it requests (as JSON).
     pub capabilities: Value,
     pub sha256: String,
+    /// Size of the component in bytes.
+    pub size: u64,
     pub builtin: bool,
+    /// The grant it runs with, as JSON (None: no capabilities).
+    pub grant: Option<Value>,
 }
 
 /// Args refused by a plugin's schema or by the plugin itself.
@@ -98,8 +102,19 @@ pub trait PluginHost: Send + Sync + 'static {
     fn generation(&self) -> u64 {
         0
     }
-    /// The plugin of `kind` answering to `reference` (`module:Class` or `module.Class`).
-    fn resolve(&self, kind: PluginKind, reference: &str) -> Option<PluginDescription>;
+    /// Checks an uploaded component (a component of a supported world whose imports
+    /// this engine provides, that compiles, whose describe() answers in time with valid
+    /// info) without adding it; the error says what is wrong and how to fix it.
+    async fn inspect(&self, wasm: &[u8]) -> Result<PluginDescription, String>;
+    /// Adds an uploaded component under its id with `grant` (JSON of the runtime's grant;
+    /// None grants nothing). Replaces a plugin with the same id.
+    async fn install(&self, wasm: &[u8], grant: Option<&Value>) -> Result<PluginDescription, String>;
+    /// Checks a grant's shape.
+    fn check_grant(&self, grant: &Value) -> Result<(), String>;
+    /// Replaces an uploaded plugin's grant; the next run uses it.
+    fn set_grant(&self, plugin_id: &str, grant: Option<&Value>) -> Result<(), String>;
+    /// Removes an uploaded plugin.
+    fn unload(&self, plugin_id: &str);
     /// Validates args against the plugin's schema.
     fn validate_args(&self, plugin_id: &str, args: &Value) -> Result<(), ArgsRejected>;
     /// Asks a planner for instants.

@@ -16,6 +16,7 @@ mod error;
 mod executors;
 pub mod host;
 mod plans;
+mod registry;
 mod scheduler;
 pub mod time;
 mod views;
@@ -30,6 +31,7 @@ pub use credentials::{CredentialView, NewCredential, load_ssh_credential, plan_c
 pub use error::EngineError;
 pub use host::{PluginDescription, PluginHost, PluginKind};
 pub use plans::{MAX_EXECUTORS_PER_PLAN, NewPlan, PluginCall};
+pub use registry::{DEFAULT_MAX_PLUGIN_BYTES, PluginStatus, PluginView, Upload, Uploaded};
 pub use views::{ExecutorView, PlanView};
 
 /// The engine. Share it as `Arc<Engine>`.
@@ -48,6 +50,12 @@ pub struct Engine {
     recorded: std::sync::Mutex<Option<mpsc::UnboundedReceiver<(cme_store::FinishedRun, OwnedSemaphorePermit)>>>,
     /// Plans of recent runs (see `plan_of`).
     plans: std::sync::Mutex<std::collections::HashMap<String, Arc<cme_store::plan::Model>>>,
+    /// One upload compiles at a time.
+    uploads: tokio::sync::Mutex<()>,
+    /// This replica's view of the stored plugins.
+    registry: tokio::sync::RwLock<registry::RegistryState>,
+    /// Bumped whenever that view changes (statuses and grants included).
+    registry_changes: std::sync::atomic::AtomicU64,
 }
 
 /// Audit events of API actions.
@@ -82,6 +90,9 @@ impl Engine {
             recorder,
             recorded: std::sync::Mutex::new(Some(recorded)),
             plans: Default::default(),
+            uploads: Default::default(),
+            registry: Default::default(),
+            registry_changes: Default::default(),
             store,
             host,
             config,
@@ -114,13 +125,10 @@ impl Engine {
         tracing::info!("engine stopped");
     }
 
-    pub fn plugins(&self, kind: PluginKind) -> Vec<PluginDescription> {
-        self.host.list(kind)
-    }
-
-    /// Changes whenever the plugins change (see [`PluginHost::generation`]).
+    /// Changes whenever the plugins this replica has loaded change (see
+    /// [`PluginHost::generation`]); call after [`Engine::plugin_views`], which syncs.
     pub fn plugins_generation(&self) -> u64 {
-        self.host.generation()
+        self.host.generation().wrapping_add(self.registry_changes.load(std::sync::atomic::Ordering::SeqCst) << 32)
     }
 
     /// Attacks running on this engine now.

@@ -39,8 +39,8 @@ impl Engine {
     pub async fn create_plan(&self, mut new: NewPlan, by: &str) -> Result<(PlanView, Vec<ExecutorView>), EngineError> {
         let plan_id = new_id();
         let inline_credential = take_inline_key(&mut new.attack.args, &plan_id)?;
-        let planner = self.resolve(PluginKind::Planner, &new.planner.reference, "/planner/ref")?;
-        let attack = self.resolve(PluginKind::Attack, &new.attack.reference, "/attack/ref")?;
+        let planner = self.resolve_plugin(PluginKind::Planner, &new.planner.reference, "/planner/ref").await?;
+        let attack = self.resolve_plugin(PluginKind::Attack, &new.attack.reference, "/attack/ref").await?;
         self.host
             .validate_args(&attack.id, &new.attack.args)
             .map_err(|r| EngineError::invalid(format!("invalid attack args: {}", r.message), Some(&under("/attack/args", r.pointer))))?;
@@ -122,17 +122,6 @@ impl Engine {
             plan,
         };
         Ok((PlanView::from_summary(summary), executors.into_iter().map(ExecutorView::from_model).collect()))
-    }
-
-    fn resolve(&self, kind: PluginKind, reference: &str, pointer: &str) -> Result<crate::host::PluginDescription, EngineError> {
-        self.host.resolve(kind, reference).ok_or_else(|| {
-            let known: Vec<String> = self.host.list(kind).into_iter().filter_map(|p| p.refs.first().cloned()).collect();
-            let kind = match kind {
-                PluginKind::Planner => "planner",
-                PluginKind::Attack => "attack",
-            };
-            EngineError::invalid(format!("unknown {kind} ref {reference:?} (known: {})", known.join(", ")), Some(pointer))
-        })
     }
 
     /// Plans that are not deleted (only those with work left unless `all`).

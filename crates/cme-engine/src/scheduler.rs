@@ -172,6 +172,11 @@ impl Engine {
             Ok(args) => args,
             Err(e) => return (failed(format!("stored attack args are not JSON: {e}")), Vec::new()),
         };
+        match self.refuse_run(&plan.attack_plugin).await {
+            Ok(None) => {}
+            Ok(Some(reason)) => return (failed(reason), Vec::new()),
+            Err(e) => return (failed(format!("cannot check the plugin registry: {e}")), Vec::new()),
+        }
         let input = RunInput { run_id: row.id.clone(), now: Utc::now(), args, dry_run: plan.dry_run };
         let mut stop = self.stop.subscribe();
         stop.borrow_and_update();

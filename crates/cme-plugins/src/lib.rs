@@ -43,4 +43,19 @@ pub mod test_plugins {
 
     /// The SDK documentation's example attack (`plugins/examples/ping-attack`).
     pub const PING: EmbeddedPlugin = embed!("ping-attack", "ping_attack.wasm");
+
+    /// The same example built as version 0.2.0 (`ping-attack@0.2.0`).
+    pub const PING_V2: EmbeddedPlugin = embed!("ping-v2", "ping_v2.wasm");
+
+    /// An attack whose describe() never returns.
+    pub const DESCRIBE_LOOP: EmbeddedPlugin = embed!("describe-loop", "describe_loop.wasm");
+
+    /// An attack whose args schema is not a JSON Schema.
+    pub const BAD_SCHEMA: EmbeddedPlugin = embed!("bad-schema", "bad_schema.wasm");
+
+    /// An attack claiming the built-in `api_request:ApiRequest` ref.
+    pub const REF_THIEF: EmbeddedPlugin = embed!("ref-thief", "ref_thief.wasm");
+
+    /// A plain WASI command (exports wasi:cli/run): a component of another world.
+    pub const COMMAND: EmbeddedPlugin = embed!("command", "command.wasm");
 }

@@ -10,6 +10,7 @@
 
 pub mod entity;
 mod migration;
+mod plugins;
 mod queries;
 
 use std::sync::Arc;
@@ -18,7 +19,8 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 
-pub use entity::{audit_event, credential, executor, plan, setting};
+pub use entity::{audit_event, credential, executor, plan, plugin, setting};
+pub use plugins::{PluginChange, PluginRow, StoredUpload};
 pub use queries::*;
 pub use sea_orm::DbErr;
 

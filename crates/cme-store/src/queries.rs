@@ -523,7 +523,7 @@ impl Store {
     }
 }
 
-async fn insert_audit_rows(db: &impl ConnectionTrait, events: Vec<NewAudit>) -> Result<(), StoreError> {
+pub(crate) async fn insert_audit_rows(db: &impl ConnectionTrait, events: Vec<NewAudit>) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }

@@ -51,7 +51,34 @@ pub enum ExecutorsCommand {
     Show { id: String },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// Upload a component (.wasm); it stays pending until granted.
+    Push {
+        file: PathBuf,
+        /// The sha256 you expect the engine to receive (hex).
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+    /// List built-in and uploaded plugins.
+    List,
+    /// Show a plugin: refs, schema, requested and granted capabilities.
+    Show { id: String },
+    /// Grant capabilities from a JSON file ("-" for stdin), e.g.
+    /// {"http": {"urls": ["https://api.internal/*"]}}; approves and enables the plugin.
+    Grant {
+        id: String,
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    Enable { id: String },
+    Disable { id: String },
+    /// Delete an uploaded plugin (refused while executors still to run use it).
+    Delete { id: String },
+}
+
 pub enum Request {
+    Plugins(PluginsCommand),
     Plans(PlansCommand),
     Executors(ExecutorsCommand),
     Halt(Option<String>),
@@ -63,17 +90,13 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let client = Client { http: reqwest::Client::new(), target };
         match request {
+            Request::Plugins(command) => plugins(&client, command).await?,
             Request::Plans(PlansCommand::List { all }) => {
                 let doc = client.get(&format!("/api/1/plans/?all={all}")).await?;
                 print_plans(doc["plans"].as_array().map(Vec::as_slice).unwrap_or_default());
             }
             Request::Plans(PlansCommand::Create { file }) => {
-                let text = if file.as_os_str() == "-" {
-                    std::io::read_to_string(std::io::stdin())?
-                } else {
-                    std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
-                };
-                let body: Value = serde_json::from_str(&text).context("the plan file is not JSON")?;
+                let body = read_json(&file, "plan")?;
                 let doc = client.send(reqwest::Method::POST, "/api/1/plans/", Some(body)).await?;
                 println!("created plan {} ({})", doc["id"].as_str().unwrap_or("?"), doc["name"].as_str().unwrap_or(""));
                 print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
@@ -127,6 +150,73 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
     })
 }
 
+async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()> {
+    match command {
+        PluginsCommand::Push { file, sha256 } => {
+            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let mut path = "/api/1/plugins/".to_string();
+            if let Some(sha256) = sha256 {
+                path.push_str(&format!("?sha256={sha256}"));
+            }
+            eprintln!("uploading {} ({} bytes); the engine compiles it, which can take a few seconds", file.display(), wasm.len());
+            let doc = client.request(reqwest::Method::POST, &path, Some(("application/wasm", wasm))).await?;
+            println!("{} {} ({}), compiled in {} ms", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""), doc["kind"].as_str().unwrap_or(""), doc["compile_ms"]);
+            println!("requested capabilities: {}", doc["capabilities"]);
+            if doc["status"] == "pending" {
+                println!("grant it to use it: cme plugins grant {} -f grant.json", doc["id"].as_str().unwrap_or("ID"));
+            }
+        }
+        PluginsCommand::List => {
+            let doc = client.get("/api/1/plugins/").await?;
+            let rows = doc["plugins"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    vec![cell(&p["id"]), cell(&p["kind"]), cell(&p["status"]), if p["builtin"] == true { "built-in".into() } else { cell(&p["uploaded_by"]) }, cell(&p["ref"])]
+                })
+                .collect();
+            table(&["ID", "KIND", "STATUS", "SOURCE", "REF"], rows);
+        }
+        PluginsCommand::Show { id } => {
+            let mut doc = client.get(&format!("/api/1/plugins/{id}")).await?;
+            if let Some(object) = doc.as_object_mut() {
+                object.remove("_links");
+            }
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        PluginsCommand::Grant { id, file } => {
+            let grant = read_json(&file, "grant")?;
+            let doc = client.send(reqwest::Method::PUT, &format!("/api/1/plugins/{id}/grant"), Some(grant)).await?;
+            println!("{} {}: granted {}", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""), doc["granted"]);
+        }
+        PluginsCommand::Enable { id } => {
+            let doc = client.send(reqwest::Method::POST, &format!("/api/1/plugins/{id}/enable"), None).await?;
+            println!("{} {}", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""));
+        }
+        PluginsCommand::Disable { id } => {
+            let doc = client.send(reqwest::Method::POST, &format!("/api/1/plugins/{id}/disable"), None).await?;
+            println!("{} {}", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""));
+        }
+        PluginsCommand::Delete { id } => {
+            let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/plugins/{id}"), None).await?;
+            println!("{}", doc["msg"].as_str().unwrap_or("deleted"));
+        }
+    }
+    Ok(())
+}
+
+/// A JSON document from a file, or stdin for "-".
+fn read_json(file: &std::path::Path, what: &str) -> anyhow::Result<Value> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    serde_json::from_str(&text).with_context(|| format!("the {what} file is not JSON"))
+}
+
 struct Client {
     http: reqwest::Client,
     target: Target,
@@ -138,13 +228,17 @@ impl Client {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        self.request(method, path, body.map(|b| ("application/json", b.to_string().into_bytes()))).await
+    }
+
+    async fn request(&self, method: reqwest::Method, path: &str, body: Option<(&str, Vec<u8>)>) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.target.url.trim_end_matches('/'));
         let mut request = self.http.request(method, &url);
         if let Some(token) = &self.target.token {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body.to_string());
+        if let Some((content_type, body)) = body {
+            request = request.header("content-type", content_type).body(body);
         }
         let response = request.send().await.with_context(|| format!("cannot reach the engine at {}", self.target.url))?;
         let status = response.status();

@@ -32,6 +32,16 @@ pub struct FileConfig {
     pub ec2: Ec2File,
     #[serde(default)]
     pub ssh: SshFile,
+    #[serde(default)]
+    pub registry: RegistryFile,
+}
+
+/// `[registry]`: uploaded plugins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryFile {
+    /// The largest component accepted, in bytes (default 20 MiB).
+    pub max_plugin_bytes: Option<usize>,
 }
 
 /// `[ec2]`: the EC2 backend and what the built-in attacks may do with it. Credentials

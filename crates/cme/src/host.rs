@@ -2,12 +2,14 @@
 //! runtime with the built-in plugins and their grants.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use cme_engine::host::{ArgsRejected, CapabilityAudit, PlanInput, PluginDescription, PluginHost, PluginKind, Report, RunInput, RunResult};
-use cme_runtime::{Catalog, Decision, Grant, PlanContext, Plugin, RunRequest, Runtime};
+use cme_runtime::{Decision, Grant, PlanContext, Plugin, RunRequest, Runtime};
 
 struct Entry {
     plugin: Plugin,
@@ -59,15 +61,17 @@ impl cme_runtime::CredentialSource for StoredCredentials {
 
 pub struct RuntimeHost {
     runtime: Runtime,
-    catalog: Catalog,
-    by_id: HashMap<String, Entry>,
+    /// Loaded plugins by id (`name@version`): built-ins at start, uploads as the
+    /// registry syncs them.
+    by_id: RwLock<HashMap<String, Arc<Entry>>>,
+    generation: AtomicU64,
 }
 
 impl RuntimeHost {
     /// Loads the built-in plugins, each with the grant of exactly what it declares,
     /// narrowed by the operator's policy.
     pub async fn with_builtins(runtime: Runtime, policy: &BuiltinPolicy) -> anyhow::Result<RuntimeHost> {
-        let mut host = RuntimeHost { runtime, catalog: Catalog::default(), by_id: HashMap::new() };
+        let host = RuntimeHost { runtime, by_id: RwLock::new(HashMap::new()), generation: AtomicU64::new(0) };
         for embedded in cme_plugins::BUILTINS {
             let plugin = host
                 .runtime
@@ -75,54 +79,98 @@ impl RuntimeHost {
                 .await
                 .map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", embedded.crate_name))?;
             let grant = policy.narrow(Grant::as_declared(&plugin.info().capabilities));
-            host.add(plugin, grant, true)?;
+            host.add(plugin, grant, true, embedded.wasm.len());
         }
         Ok(host)
     }
 
-    fn add(&mut self, plugin: Plugin, grant: Grant, builtin: bool) -> anyhow::Result<()> {
-        let info = plugin.info();
-        let description = PluginDescription {
-            id: plugin.id(),
-            name: info.name.clone(),
-            version: info.version.clone(),
-            kind: match plugin.kind() {
-                cme_runtime::PluginKind::Planner => PluginKind::Planner,
-                cme_runtime::PluginKind::Attack => PluginKind::Attack,
-            },
-            refs: plugin.canonical_refs().collect(),
-            description: info.description.clone(),
-            args_schema: info.args_schema.clone(),
-            example_args: info.example_args.clone(),
-            capabilities: serde_json::to_value(&info.capabilities).unwrap_or(Value::Null),
-            sha256: plugin.sha256().to_string(),
-            builtin,
-        };
-        self.catalog.insert(plugin.clone()).map_err(anyhow::Error::msg)?;
-        self.by_id.insert(plugin.id(), Entry { plugin, grant, description });
-        Ok(())
+    fn add(&self, plugin: Plugin, grant: Grant, builtin: bool, size: usize) -> PluginDescription {
+        let description = describe(&plugin, &grant, builtin, size);
+        let entry = Arc::new(Entry { plugin, grant, description: description.clone() });
+        self.by_id.write().unwrap_or_else(|e| e.into_inner()).insert(description.id.clone(), entry);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        description
     }
 
-    fn entry(&self, id: &str) -> Option<&Entry> {
-        self.by_id.get(id)
+    fn entry(&self, id: &str) -> Option<Arc<Entry>> {
+        self.by_id.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
+}
+
+fn describe(plugin: &Plugin, grant: &Grant, builtin: bool, size: usize) -> PluginDescription {
+    let info = plugin.info();
+    PluginDescription {
+        id: plugin.id(),
+        name: info.name.clone(),
+        version: info.version.clone(),
+        kind: match plugin.kind() {
+            cme_runtime::PluginKind::Planner => PluginKind::Planner,
+            cme_runtime::PluginKind::Attack => PluginKind::Attack,
+        },
+        refs: plugin.canonical_refs().collect(),
+        description: info.description.clone(),
+        args_schema: info.args_schema.clone(),
+        example_args: info.example_args.clone(),
+        capabilities: serde_json::to_value(&info.capabilities).unwrap_or(Value::Null),
+        sha256: plugin.sha256().to_string(),
+        size: size as u64,
+        builtin,
+        grant: Some(serde_json::to_value(grant).unwrap_or(Value::Null)),
+    }
+}
+
+fn parse_grant(grant: Option<&Value>) -> Result<Grant, String> {
+    let Some(value) = grant else { return Ok(Grant::default()) };
+    let grant: Grant = serde_json::from_value(value.clone()).map_err(|e| format!("invalid grant: {e}"))?;
+    grant.validate().map_err(|e| format!("invalid grant: {e}"))?;
+    Ok(grant)
 }
 
 #[async_trait::async_trait]
 impl PluginHost for RuntimeHost {
     fn list(&self, kind: PluginKind) -> Vec<PluginDescription> {
-        let mut all: Vec<PluginDescription> = self.by_id.values().map(|e| e.description.clone()).filter(|d| d.kind == kind).collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
+        let by_id = self.by_id.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<PluginDescription> = by_id.values().map(|e| e.description.clone()).filter(|d| d.kind == kind).collect();
+        all.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
         all
     }
 
-    fn resolve(&self, kind: PluginKind, reference: &str) -> Option<PluginDescription> {
-        let kind = match kind {
-            PluginKind::Planner => cme_runtime::PluginKind::Planner,
-            PluginKind::Attack => cme_runtime::PluginKind::Attack,
-        };
-        let plugin = self.catalog.resolve(kind, reference)?;
-        self.entry(&plugin.id()).map(|e| e.description.clone())
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    async fn inspect(&self, wasm: &[u8]) -> Result<PluginDescription, String> {
+        let plugin = self.runtime.load(wasm).await.map_err(|e| e.to_string())?;
+        Ok(describe(&plugin, &Grant::default(), false, wasm.len()))
+    }
+
+    async fn install(&self, wasm: &[u8], grant: Option<&Value>) -> Result<PluginDescription, String> {
+        let grant = parse_grant(grant)?;
+        let plugin = self.runtime.load(wasm).await.map_err(|e| e.to_string())?;
+        if self.entry(&plugin.id()).is_some_and(|e| e.description.builtin) {
+            return Err(format!("{} is a built-in plugin's id", plugin.id()));
+        }
+        Ok(self.add(plugin, grant, false, wasm.len()))
+    }
+
+    fn check_grant(&self, grant: &Value) -> Result<(), String> {
+        parse_grant(Some(grant)).map(|_| ())
+    }
+
+    fn set_grant(&self, plugin_id: &str, grant: Option<&Value>) -> Result<(), String> {
+        let grant = parse_grant(grant)?;
+        let entry = self.entry(plugin_id).ok_or_else(|| format!("plugin {plugin_id} is not loaded"))?;
+        let size = entry.description.size as usize;
+        self.add(entry.plugin.clone(), grant, entry.description.builtin, size);
+        Ok(())
+    }
+
+    fn unload(&self, plugin_id: &str) {
+        let mut by_id = self.by_id.write().unwrap_or_else(|e| e.into_inner());
+        if by_id.get(plugin_id).is_some_and(|e| !e.description.builtin) {
+            by_id.remove(plugin_id);
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     fn validate_args(&self, plugin_id: &str, args: &Value) -> Result<(), ArgsRejected> {

@@ -22,6 +22,13 @@ struct Cli {
 enum Command {
     /// Run the engine: the HAL API and the scheduler.
     Serve(ServeArgs),
+    /// The plugin registry of a running engine: push, list, show, grant, enable, disable, delete.
+    Plugins {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: client::PluginsCommand,
+    },
     /// Plans on a running engine.
     Plans {
         #[command(flatten)]
@@ -86,6 +93,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args),
+        Command::Plugins { target, command } => client::run(target, client::Request::Plugins(command)),
         Command::Plans { target, command } => client::run(target, client::Request::Plans(command)),
         Command::Executors { target, command } => client::run(target, client::Request::Executors(command)),
         Command::Halt { target, reason } => client::run(target, client::Request::Halt(reason)),

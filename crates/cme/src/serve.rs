@@ -98,7 +98,11 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(s) = file.shutdown_deadline_seconds {
         engine_config.shutdown_deadline = Duration::from_secs(s);
     }
+    if let Some(bytes) = file.registry.max_plugin_bytes {
+        engine_config.max_plugin_bytes = bytes;
+    }
     let engine = Engine::new(store, Arc::new(host), engine_config);
+    engine.refresh_plugins(true).await.context("loading the uploaded plugins")?;
     engine.start();
 
     let auth = Auth::new(tokens);

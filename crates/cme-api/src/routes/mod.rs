@@ -31,6 +31,16 @@ pub(crate) fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiSta
     both(config, "/api/1/", |r| r.route(web::get().to(root::entry)));
     both(config, "/api/1/attacks/", |r| r.route(web::get().to(plugins::attacks)));
     both(config, "/api/1/planners/", |r| r.route(web::get().to(plugins::planners)));
+    both(config, "/api/1/plugins/", |r| r.route(web::get().to(plugins::list)).route(web::post().to(plugins::upload)));
+    config.service(
+        web::resource("/api/1/plugins/{id}")
+            .route(web::get().to(plugins::show))
+            .route(web::delete().to(plugins::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+    config.service(web::resource("/api/1/plugins/{id}/grant").route(web::put().to(plugins::grant)).default_service(web::to(method_not_allowed)));
+    config.service(web::resource("/api/1/plugins/{id}/enable").route(web::post().to(plugins::enable)).default_service(web::to(method_not_allowed)));
+    config.service(web::resource("/api/1/plugins/{id}/disable").route(web::post().to(plugins::disable)).default_service(web::to(method_not_allowed)));
     both(config, "/api/1/plans/", |r| r.route(web::get().to(plans::list)).route(web::post().to(plans::create)));
     config.service(
         web::resource("/api/1/plans/{id}")

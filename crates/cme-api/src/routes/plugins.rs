@@ -1,54 +1,183 @@
+//! Plugins: the original's `/attacks/` and `/planners/` lists, and the registry under
+//! `/plugins/` (upload, show, grant, enable, disable, delete).
+
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::Result;
+use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
-use crate::hal::{HAL, Hal, self_href};
-use cme_engine::{PluginDescription, PluginKind};
+use crate::body::json_body;
+use crate::hal::{HAL, Hal, query_pairs, self_href};
+use crate::problem::ApiError;
+use cme_engine::{PluginKind, PluginView, Upload};
 
 pub async fn attacks(req: HttpRequest, state: web::Data<ApiState>) -> Result {
-    list(req, state, PluginKind::Attack, "attacks")
+    list_kind(req, state, Some(PluginKind::Attack), "attacks").await
 }
 
 pub async fn planners(req: HttpRequest, state: web::Data<ApiState>) -> Result {
-    list(req, state, PluginKind::Planner, "planners")
+    list_kind(req, state, Some(PluginKind::Planner), "planners").await
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    list_kind(req, state, None, "plugins").await
 }
 
 /// The lists change only when plugins do: their bodies are rendered once per plugin
 /// generation and request URL, then served from memory.
-fn list(req: HttpRequest, state: web::Data<ApiState>, kind: PluginKind, key: &str) -> Result {
+async fn list_kind(req: HttpRequest, state: web::Data<ApiState>, kind: Option<PluginKind>, key: &str) -> Result {
     state.auth.require(&req, Role::Viewer)?;
+    // The registry's own list is always current; the original's lists are hot paths and
+    // may be a second behind another replica's upload.
+    state.engine.refresh_plugins(kind.is_none()).await?;
     let generation = state.engine.plugins_generation();
     let href = self_href(&req);
-    let mut cache = state.rendered.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() > 64 {
-        cache.clear(); // arbitrary query strings must not grow it without bound
-    }
-    let body = cache
-        .entry(href.clone())
-        .and_modify(|(seen, body)| {
-            if *seen != generation {
-                *seen = generation;
-                *body = render(&state, kind, key, &href);
+    let cached = {
+        let cache = state.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(&href).filter(|(seen, _)| *seen == generation).map(|(_, body)| body.clone())
+    };
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let views = state.engine.plugin_views().await?;
+            let items: Vec<Value> = views.iter().filter(|v| kind.is_none_or(|k| v.description.kind == k)).map(document).collect();
+            let body = web::Bytes::from(Hal::new(json!({ key: items })).link("self", href.clone()).into_value().to_string());
+            let mut cache = state.rendered.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() > 64 {
+                cache.clear(); // arbitrary query strings must not grow it without bound
             }
-        })
-        .or_insert_with(|| (generation, render(&state, kind, key, &href)))
-        .1
-        .clone();
+            cache.insert(href, (generation, body.clone()));
+            body
+        }
+    };
     Ok(HttpResponse::Ok().content_type(HAL).body(body))
 }
 
-fn render(state: &ApiState, kind: PluginKind, key: &str, href: &str) -> web::Bytes {
-    let items: Vec<Value> = state.engine.plugins(kind).iter().map(document).collect();
-    web::Bytes::from(Hal::new(json!({ key: items })).link("self", href).into_value().to_string())
+pub async fn show(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    state.engine.refresh_plugins(true).await?;
+    let view = state.engine.plugin_view(&id).await?;
+    Ok(plugin_document(&view).ok())
+}
+
+/// `POST /api/1/plugins/`: the component as the raw body (`application/wasm`, with an
+/// optional `?sha256=`), or `multipart/form-data` with a `file` part and an optional
+/// `sha256` part.
+pub async fn upload(req: HttpRequest, state: web::Data<ApiState>, payload: web::Payload) -> Result {
+    let role = state.auth.require(&req, Role::Admin)?;
+    let max = state.engine.max_plugin_bytes();
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let upload = match essence.as_str() {
+        "application/wasm" | "application/octet-stream" => {
+            let expected_sha256 = query_pairs(&req).into_iter().find(|(k, _)| k == "sha256").map(|(_, v)| v);
+            Upload { wasm: read_capped(payload, max).await?, expected_sha256 }
+        }
+        "multipart/form-data" => read_multipart(&content_type, payload, max).await?,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "upload the component as Content-Type: application/wasm (the raw .wasm file) or multipart/form-data with a `file` part (got {content_type:?})"
+                ),
+            ));
+        }
+    };
+    if upload.wasm.is_empty() {
+        return Err(ApiError::bad_request("the upload is empty: send the component's bytes", None));
+    }
+    let uploaded = state.engine.upload_plugin(upload, role.name()).await?;
+    let status = if uploaded.created { StatusCode::CREATED } else { StatusCode::OK };
+    let id = uploaded.plugin.description.id.clone();
+    let mut doc = plugin_document(&uploaded.plugin).into_value();
+    doc["compile_ms"] = json!(uploaded.compile_ms);
+    let mut response = HttpResponse::build(status).content_type(HAL).body(doc.to_string());
+    let location = actix_web::http::header::HeaderValue::from_str(&format!("/api/1/plugins/{id}")).map_err(|e| ApiError::bad_request(e.to_string(), None))?;
+    response.headers_mut().insert(actix_web::http::header::LOCATION, location);
+    Ok(response)
+}
+
+pub async fn grant(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>, payload: web::Payload) -> Result {
+    let role = state.auth.require(&req, Role::Admin)?;
+    let grant = json_body(&req, payload, false).await?.expect("not optional");
+    let view = state.engine.grant_plugin(&id, grant, role.name()).await?;
+    Ok(plugin_document(&view).ok())
+}
+
+pub async fn enable(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>) -> Result {
+    let role = state.auth.require(&req, Role::Admin)?;
+    Ok(plugin_document(&state.engine.set_plugin_enabled(&id, true, role.name()).await?).ok())
+}
+
+pub async fn disable(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>) -> Result {
+    let role = state.auth.require(&req, Role::Admin)?;
+    Ok(plugin_document(&state.engine.set_plugin_enabled(&id, false, role.name()).await?).ok())
+}
+
+pub async fn delete(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>) -> Result {
+    let role = state.auth.require(&req, Role::Admin)?;
+    state.engine.delete_plugin(&id, role.name()).await?;
+    Ok(Hal::new(json!({"msg": format!("Plugin {id} deleted")})).link("plugins", "/api/1/plugins/").ok())
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the component is larger than {max} bytes, this engine's cap ([registry] max_plugin_bytes)"))
+}
+
+async fn read_capped(mut payload: web::Payload, max: usize) -> std::result::Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}"), None))?;
+        if bytes.len() + chunk.len() > max {
+            return Err(too_large(max));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+async fn read_multipart(content_type: &str, payload: web::Payload, max: usize) -> std::result::Result<Upload, ApiError> {
+    let boundary = multer::parse_boundary(content_type).map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))?;
+    // actix's payload is not Send; read it (capped, with room for the part headers) first.
+    let body = read_capped(payload, max + (64 << 10)).await.map_err(|_| too_large(max))?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(web::Bytes::from(body)) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut upload = Upload { wasm: Vec::new(), expected_sha256: None };
+    let mut found = false;
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))? {
+        match field.name() {
+            Some("file") | Some("plugin") => {
+                found = true;
+                while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))? {
+                    if upload.wasm.len() + chunk.len() > max {
+                        return Err(too_large(max));
+                    }
+                    upload.wasm.extend_from_slice(&chunk);
+                }
+            }
+            Some("sha256") => {
+                let text = field.text().await.map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))?;
+                upload.expected_sha256 = Some(text.chars().take(128).collect());
+            }
+            other => return Err(ApiError::bad_request(format!("unexpected multipart part {other:?}: send `file` and optionally `sha256`"), None)),
+        }
+    }
+    if !found {
+        return Err(ApiError::bad_request("the multipart body has no `file` part with the component", None));
+    }
+    Ok(upload)
 }
 
 /// One plugin, shaped as the original: `ref`, `schema` and `example` describe the whole
 /// `{"ref", "args"}` object; the rest is new.
-fn document(p: &PluginDescription) -> Value {
+fn document(view: &PluginView) -> Value {
+    let p = &view.description;
     let primary = p.refs.first().cloned().unwrap_or_default();
     json!({
+        "id": p.id,
         "ref": primary,
         "schema": {
             "type": "object",
@@ -65,7 +194,28 @@ fn document(p: &PluginDescription) -> Value {
         "kind": p.kind,
         "description": p.description,
         "capabilities": p.capabilities,
+        "granted": view.grant,
+        "status": view.status,
         "sha256": p.sha256,
+        "size": view.size,
         "builtin": p.builtin,
+        "uploaded_by": view.uploaded_by,
+        "uploaded_at": view.uploaded_at.map(date),
+        "_links": {"self": {"href": format!("/api/1/plugins/{}", p.id)}},
     })
+}
+
+fn plugin_document(view: &PluginView) -> Hal {
+    let id = &view.description.id;
+    let mut doc = document(view);
+    doc.as_object_mut().expect("an object").remove("_links");
+    let mut hal = Hal::new(doc).link("self", format!("/api/1/plugins/{id}")).link("plugins", "/api/1/plugins/");
+    if !view.description.builtin {
+        hal = hal
+            .link("grant", format!("/api/1/plugins/{id}/grant"))
+            .link("enable", format!("/api/1/plugins/{id}/enable"))
+            .link("disable", format!("/api/1/plugins/{id}/disable"))
+            .link("delete", format!("/api/1/plugins/{id}"));
+    }
+    hal
 }

@@ -5,4 +5,5 @@ pub mod audit_event;
 pub mod credential;
 pub mod executor;
 pub mod plan;
+pub mod plugin;
 pub mod setting;

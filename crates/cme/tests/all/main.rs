@@ -10,5 +10,6 @@ mod cloud_ssh;
 mod credentials;
 mod firing;
 mod peers;
+mod registry;
 mod replicas;
 mod support;

@@ -1,0 +1,5 @@
+//! A WASI command: not a cme plugin.
+
+fn main() {
+    println!("hello from a command component");
+}
