@@ -98,6 +98,10 @@ pub struct RunResult {
 pub trait PluginHost: Send + Sync + 'static {
     /// Every plugin of a kind.
     fn list(&self, kind: PluginKind) -> Vec<PluginDescription>;
+    /// Whether a plugin with this id is loaded (cheaper than `list` on hot paths).
+    fn contains(&self, plugin_id: &str) -> bool {
+        [PluginKind::Planner, PluginKind::Attack].into_iter().any(|k| self.list(k).iter().any(|d| d.id == plugin_id))
+    }
     /// Changes whenever the set of plugins changes, so that callers may cache `list`.
     fn generation(&self) -> u64 {
         0

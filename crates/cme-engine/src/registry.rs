@@ -267,8 +267,7 @@ impl Engine {
 
     /// None when the plugin may run now; otherwise why not.
     pub(crate) async fn refuse_run(&self, plugin_id: &str) -> Result<Option<String>, EngineError> {
-        let known = self.host.list(PluginKind::Attack).iter().any(|d| d.id == plugin_id);
-        self.sync_plugins(!known).await?;
+        self.sync_plugins(!self.host.contains(plugin_id)).await?;
         let state = self.registry.read().await;
         Ok(match state.rows.get(plugin_id).map(|r| PluginStatus::parse(&r.status)) {
             Some(PluginStatus::Disabled) => Some(format!("plugin {plugin_id} is disabled")),

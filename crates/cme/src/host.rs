@@ -139,6 +139,10 @@ impl PluginHost for RuntimeHost {
         self.generation.load(Ordering::SeqCst)
     }
 
+    fn contains(&self, plugin_id: &str) -> bool {
+        self.by_id.read().unwrap_or_else(|e| e.into_inner()).contains_key(plugin_id)
+    }
+
     async fn inspect(&self, wasm: &[u8]) -> Result<PluginDescription, String> {
         let plugin = self.runtime.load(wasm).await.map_err(|e| e.to_string())?;
         Ok(describe(&plugin, &Grant::default(), false, wasm.len()))

@@ -55,3 +55,41 @@ async fn the_cli_drives_a_running_engine() {
     assert!(!ok);
     assert!(err.contains("404") && err.contains("plan nope not found"), "{err}");
 }
+
+#[tokio::test]
+async fn the_cli_pushes_grants_and_manages_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let url = engine.url.clone();
+    let wasm = dir.path().join("ping.wasm");
+    std::fs::write(&wasm, cme_plugins::test_plugins::PING.wasm).unwrap();
+
+    let (ok, out, err) = cme(&url, &["plugins", "push", wasm.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("ping-attack@0.1.0 pending (attack), compiled in "), "{out}");
+    assert!(out.contains("cme plugins grant ping-attack@0.1.0"), "{out}");
+
+    let grant = dir.path().join("grant.json");
+    std::fs::write(&grant, r#"{"http": {"urls": ["http://127.0.0.1:9/*"]}}"#).unwrap();
+    let (ok, out, err) = cme(&url, &["plugins", "grant", "ping-attack@0.1.0", "-f", grant.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("enabled: granted"), "{out}");
+
+    let (ok, out, _) = cme(&url, &["plugins", "list"]);
+    assert!(ok);
+    let ping = out.lines().find(|l| l.starts_with("ping-attack@0.1.0")).unwrap_or_else(|| panic!("{out}"));
+    assert!(ping.contains("enabled") && ping.contains("admin") && ping.contains("ping:Ping"), "{ping}");
+    assert!(out.lines().any(|l| l.starts_with("api-request@0.1.0") && l.contains("built-in")), "{out}");
+
+    let (ok, out, _) = cme(&url, &["plugins", "show", "ping-attack@0.1.0"]);
+    assert!(ok);
+    assert!(out.contains("\"granted\"") && out.contains("127.0.0.1:9"), "{out}");
+    let (ok, out, _) = cme(&url, &["plugins", "disable", "ping-attack@0.1.0"]);
+    assert!(ok && out.contains("disabled"), "{out}");
+    let (ok, out, _) = cme(&url, &["plugins", "enable", "ping-attack@0.1.0"]);
+    assert!(ok && out.contains("enabled"), "{out}");
+    let (ok, out, _) = cme(&url, &["plugins", "delete", "ping-attack@0.1.0"]);
+    assert!(ok, "{out}");
+    let (ok, _, err) = cme(&url, &["plugins", "show", "ping-attack@0.1.0"]);
+    assert!(!ok && err.contains("404"), "{err}");
+}
