@@ -1,35 +1,11 @@
 //! The SSH backend against a real OpenSSH sshd on 127.0.0.1, started by the test.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cme_cloud::ssh::{HostKeyPolicy, SshConfig, SshError, SshKey, SshSession, Target};
 
-const SSHD: &str = "/usr/sbin/sshd";
-
-/// A private sshd with its own host key, authorizing the given public keys.
-struct Sshd {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn available() -> bool {
-    let present = Path::new(SSHD).exists() && Command::new("ssh-keygen").arg("-?").output().is_ok();
-    if !present {
-        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "sshd and ssh-keygen are required under CI (.ci/run installs openssh-server)");
-        eprintln!("skipping the SSH tests: {SSHD} or ssh-keygen is missing (apt-get install openssh-server)");
-    }
-    present
-}
+use cme_test_peers::sshd::{Sshd, available, current_user as user, free_port, keygen};
 
 fn workdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cme-ssh-{name}-{}", std::process::id()));
@@ -38,47 +14,8 @@ fn workdir(name: &str) -> PathBuf {
     dir
 }
 
-fn keygen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("ssh-keygen").args(["-q", "-f"]).arg(&path).args(args).status().unwrap();
-    assert!(status.success(), "ssh-keygen {args:?}");
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn user() -> String {
-    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string()
-}
-
 fn start_sshd(dir: &Path, port: u16, host_key: &Path, authorized: &[&Path]) -> Sshd {
-    let keys: String = authorized.iter().map(|k| std::fs::read_to_string(k.with_extension("pub")).unwrap()).collect();
-    std::fs::write(dir.join("authorized_keys"), keys).unwrap();
-    let config = format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
-         PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-         StrictModes no\nUsePAM no\nLogLevel VERBOSE\n",
-        host = host_key.display(),
-        dir = dir.display()
-    );
-    let config_path = dir.join("sshd_config");
-    std::fs::write(&config_path, config).unwrap();
-    std::fs::create_dir_all("/run/sshd").ok();
-    let child = Command::new(SSHD)
-        .args(["-D", "-e", "-f"])
-        .arg(&config_path)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "sshd did not start: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Sshd { child, port }
+    Sshd::start(dir, &["127.0.0.1"], port, host_key, authorized)
 }
 
 fn config(dir: &Path, policy: HostKeyPolicy) -> SshConfig {

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::peers::{Launched, Moto, Sshd, current_user, free_port, keygen, label, ssh_available};
+use cme_test_peers::sshd::{self, Sshd, current_user, ed25519 as keygen, free_port};
+
+use crate::peers::{Launched, Moto, label};
 use crate::support::*;
 
 /// One instance on a loopback address with an sshd in front of it.
@@ -22,7 +24,7 @@ struct Rig {
 
 impl Rig {
     async fn start(region: &str, test: &str) -> Option<Rig> {
-        if !ssh_available() {
+        if !sshd::available() {
             return None;
         }
         let moto = Moto::connect(region).await?;
@@ -34,7 +36,7 @@ impl Rig {
         let host_key = keygen(dir.path(), "host_key");
         let client_key = keygen(dir.path(), "client_key");
         let port = free_port();
-        let sshd = Sshd::start(dir.path(), &[&instance.private_ip], port, &host_key, &client_key);
+        let sshd = Sshd::start(dir.path(), &[&instance.private_ip], port, &host_key, &[&client_key]);
         Some(Rig { moto, label, instance, dir, client_key, port, sshd: Some(sshd) })
     }
 
@@ -162,7 +164,7 @@ async fn host_keys_are_checked_strictly_or_pinned_on_first_use() {
     // ...and the same address answering with another host key is refused.
     drop(rig.sshd.take());
     let new_host_key = keygen(rig.dir.path(), "rebuilt_host_key");
-    rig.sshd = Some(Sshd::start(rig.dir.path(), &[&rig.instance.private_ip], rig.port, &new_host_key, &rig.client_key));
+    rig.sshd = Some(Sshd::start(rig.dir.path(), &[&rig.instance.private_ip], rig.port, &new_host_key, &[&rig.client_key]));
     let done = api.run_once(smoke, false).await;
     assert_eq!(done["status"], "failed");
     let error = done["error"].as_str().unwrap();

@@ -1,11 +1,5 @@
-//! Real cloud peers for the end-to-end tests: the moto EC2 server (`CME_TEST_MOTO_URL`)
-//! and private OpenSSH sshd processes listening on the loopback addresses moto gives
-//! instances in a 127.0.0.0/24 subnet.
-
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+//! The moto EC2 server (`CME_TEST_MOTO_URL`) for the end-to-end tests; sshd comes from
+//! `cme_test_peers`.
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::types::{Filter, Placement, ResourceType, Tag, TagSpecification};
@@ -99,73 +93,3 @@ pub fn label(test: &str) -> String {
     format!("{test}-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
 }
 
-const SSHD: &str = "/usr/sbin/sshd";
-
-/// Whether sshd and ssh-keygen are here; `CME_REQUIRE_PEERS=1` makes their absence fail.
-pub fn ssh_available() -> bool {
-    let present = Path::new(SSHD).exists() && Command::new("ssh-keygen").arg("-?").output().is_ok();
-    if !present {
-        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "sshd and ssh-keygen are required under CI (.ci/run installs openssh-server)");
-        eprintln!("skipping: {SSHD} or ssh-keygen is missing (apt-get install openssh-server)");
-    }
-    present
-}
-
-/// Makes a key pair `dir/name` (+ `.pub`) and returns the private key's path.
-pub fn keygen(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&path).status().unwrap();
-    assert!(status.success(), "ssh-keygen");
-    path
-}
-
-/// The user the tests run as: the sshd authorizes the test keys for this user.
-pub fn current_user() -> String {
-    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string()
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A private sshd on `addresses`:`port` with its own host key, authorizing `client_key`.
-pub struct Sshd {
-    child: Child,
-}
-
-impl Sshd {
-    pub fn start(dir: &Path, addresses: &[&str], port: u16, host_key: &Path, client_key: &Path) -> Sshd {
-        std::fs::write(dir.join("authorized_keys"), std::fs::read_to_string(client_key.with_extension("pub")).unwrap()).unwrap();
-        let listen: String = addresses.iter().map(|a| format!("ListenAddress {a}\n")).collect();
-        let config = format!(
-            "Port {port}\n{listen}HostKey {host}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
-             PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-             StrictModes no\nUsePAM no\nLogLevel VERBOSE\n",
-            host = host_key.display(),
-            dir = dir.display()
-        );
-        let config_path = dir.join("sshd_config");
-        std::fs::write(&config_path, config).unwrap();
-        std::fs::create_dir_all("/run/sshd").ok();
-        let child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect((addresses[0], port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "sshd did not start: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Sshd { child }
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}

@@ -1,0 +1,4 @@
+//! Real peers for tests, started and stopped by the test that needs them. Only the
+//! `[dev-dependencies]` of other crates use this crate.
+
+pub mod sshd;
