@@ -94,7 +94,23 @@ impl Engine {
     /// Validates an upload (size, digest, component of a supported world with allowed
     /// imports that compiles, a describe() that answers in time with valid info, refs
     /// free), then stores it `pending`. One upload compiles at a time.
+    /// A refused upload is audited with the reason.
     pub async fn upload_plugin(&self, upload: Upload, by: &str) -> Result<Uploaded, EngineError> {
+        let size = upload.wasm.len();
+        let result = self.try_upload(upload, by).await;
+        if let Err(refusal) = &result {
+            let mut audit = api_audit(ApiAction { actor: by.into(), action: "plugin.upload".into(), target: format!("{size} bytes") });
+            audit.decision = "denied".into();
+            audit.reason = Some(refusal.to_string());
+            if let Err(e) = self.store.insert_audit(vec![audit]).await {
+                tracing::error!(error = %e, "cannot audit a refused upload");
+            }
+            tracing::warn!(by, size, reason = %refusal, "plugin upload refused");
+        }
+        result
+    }
+
+    async fn try_upload(&self, upload: Upload, by: &str) -> Result<Uploaded, EngineError> {
         let max = self.config.max_plugin_bytes;
         if upload.wasm.len() > max {
             return Err(EngineError::TooLarge(format!(
@@ -399,5 +415,18 @@ fn canonical_ref(reference: &str) -> String {
     match reference.rsplit_once('.') {
         Some((module, class)) => format!("{module}:{class}"),
         None => reference.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_ref;
+
+    #[test]
+    fn both_ref_spellings_name_the_same_plugin() {
+        assert_eq!(canonical_ref("api_request.ApiRequest"), "api_request:ApiRequest");
+        assert_eq!(canonical_ref("api_request:ApiRequest"), "api_request:ApiRequest");
+        assert_eq!(canonical_ref("my.module.Class"), "my.module:Class");
+        assert_eq!(canonical_ref("plain"), "plain");
     }
 }

@@ -29,7 +29,6 @@ mod audit;
 mod bindings;
 mod cache;
 mod caps;
-mod catalog;
 mod config;
 mod credentials;
 mod error;
@@ -43,7 +42,6 @@ mod ticker;
 
 pub use audit::{AuditEvent, Decision};
 pub use cache::{Provenance, sha256_hex};
-pub use catalog::Catalog;
 pub use config::{Limits, RuntimeConfig};
 pub use credentials::{CredentialSource, SshBackend, SshCredential};
 pub use error::{CallError, LoadError};

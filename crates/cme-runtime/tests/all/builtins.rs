@@ -2,7 +2,7 @@
 
 use chrono::{Duration, NaiveTime, Timelike};
 use chrono_tz::Tz;
-use cme_runtime::{CallError, Catalog, Grant, PlanContext, PluginKind};
+use cme_runtime::{CallError, Grant, PlanContext, PluginKind};
 use serde_json::json;
 
 use crate::support::*;
@@ -38,25 +38,6 @@ async fn every_builtin_describes_itself_with_the_original_refs() {
         plugin.validate_args(&plugin.info().example_args).expect("example validates");
         semver::Version::parse(&plugin.info().version).expect("semver version");
     }
-}
-
-#[tokio::test]
-async fn both_ref_spellings_resolve() {
-    let runtime = runtime();
-    let mut catalog = Catalog::default();
-    for name in ["exact-planner", "simple-planner", "api-request"] {
-        catalog.insert(builtin(&runtime, name).await).unwrap();
-    }
-    for reference in ["api_request:ApiRequest", "api_request.ApiRequest"] {
-        assert_eq!(catalog.resolve(PluginKind::Attack, reference).unwrap().info().name, "api-request");
-    }
-    for reference in ["exact_planner:ExactPlanner", "exact_planner.ExactPlanner"] {
-        assert_eq!(catalog.resolve(PluginKind::Planner, reference).unwrap().info().name, "exact-planner");
-    }
-    assert!(catalog.resolve(PluginKind::Planner, "api_request:ApiRequest").is_none(), "an attack is not a planner");
-    assert!(catalog.resolve(PluginKind::Attack, "nope:Nope").is_none());
-    let duplicate = builtin(&runtime, "api-request").await;
-    assert!(catalog.insert(duplicate).unwrap_err().contains("already belongs to api-request"));
 }
 
 #[tokio::test]

@@ -136,6 +136,9 @@ async fn every_bad_upload_is_refused_clearly_and_changes_nothing() {
         assert!(message.contains(fragment), "{what}: {message:?} lacks {fragment:?}");
     }
     assert_eq!(plugin_ids(&admin).await, before, "no refusal changed the registry");
+    let audit = admin.get("/api/1/audit/").await.body;
+    let refused = audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["action"] == "plugin.upload" && e["decision"] == "denied").count();
+    assert_eq!(refused, 7, "every refusal that reaches the engine (not the 413 and 415 of the body reader) is audited: {audit}");
 
     // Multipart, with the right digest, is accepted.
     let digest = sha256_hex(PING.wasm);
