@@ -15,6 +15,7 @@ pub async fn entry(req: HttpRequest, state: web::Data<ApiState>) -> Result {
         .link("executors", "/api/1/executors/")
         .link("attacks", "/api/1/attacks/")
         .link("planners", "/api/1/planners/")
+        .link("plugins", "/api/1/plugins/")
         .link("halt", "/api/1/halt")
         .link("resume", "/api/1/resume")
         .link("audit", "/api/1/audit/")
