@@ -51,12 +51,48 @@ pub struct Ec2Grant {
     pub max_terminations_per_run: u32,
 }
 
-/// SSH: sessions one run may open (default 1).
+/// SSH: sessions one run may open (default 1), and the networks it may reach besides the
+/// instances the same run described (`hosts`: CIDRs such as `10.1.0.0/16` or single
+/// addresses; default none, so only described instances).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshGrant {
     #[serde(default = "one")]
     pub max_sessions: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+}
+
+impl SshGrant {
+    /// Whether `address` lies in one of the granted networks.
+    pub fn allows_host(&self, address: &str) -> bool {
+        let Ok(ip) = address.parse::<std::net::IpAddr>() else { return false };
+        self.hosts.iter().filter_map(|h| parse_cidr(h).ok()).any(|(net, bits)| in_network(ip, net, bits))
+    }
+}
+
+/// `a.b.c.d/n`, `x::y/n` or a single address (all bits).
+fn parse_cidr(text: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let (address, bits) = match text.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (text, None),
+    };
+    let ip: std::net::IpAddr = address.parse().map_err(|_| format!("ssh host {text:?} is not an IP address or CIDR"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        None => max,
+        Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| format!("ssh host {text:?}: the prefix must be 0-{max}"))?,
+    };
+    Ok((ip, bits))
+}
+
+fn in_network(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u8) -> bool {
+    let mask = |width: u32| if bits == 0 { 0u128 } else { u128::MAX << (width - u32::from(bits)) };
+    match (ip, net) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(n)) => (u128::from(u32::from(a)) ^ u128::from(u32::from(n))) & mask(32) & 0xffff_ffff == 0,
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(n)) => (u128::from(a) ^ u128::from(n)) & mask(128) == 0,
+        _ => false,
+    }
 }
 
 fn one() -> u32 {
@@ -98,18 +134,23 @@ impl Grant {
                     ec2.regions.extend(regions.iter().cloned());
                     ec2.terminate |= matches!(capability, Capability::Ec2Terminate { .. });
                 }
-                Capability::Ssh => grant.ssh = Some(SshGrant { max_sessions: 1 }),
+                Capability::Ssh => grant.ssh = Some(SshGrant { max_sessions: 1, hosts: Vec::new() }),
                 Capability::Scripts => grant.scripts = true,
             }
         }
         grant
     }
 
-    /// Checks that the grant's URL patterns parse.
+    /// Checks that the grant's URL patterns and SSH networks parse.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(http) = &self.http {
             for url in &http.urls {
                 UrlPattern::parse(url).map_err(|e| e.to_string())?;
+            }
+        }
+        if let Some(ssh) = &self.ssh {
+            for host in &ssh.hosts {
+                parse_cidr(host)?;
             }
         }
         Ok(())
@@ -227,8 +268,8 @@ mod tests {
             ("a describe declaration does not cover terminate", describe_eu(), ec2(&[], true), CapabilityUse::Ec2Terminate { region: "eu-west-1" }, Err("not among")),
             ("ec2 declared, not granted", describe_eu(), Grant::default(), CapabilityUse::Ec2Describe { region: "eu-west-1" }, Err("is not granted")),
             ("ssh declared, not granted", vec![Capability::Ssh], Grant::default(), CapabilityUse::Ssh, Err("ssh is not granted")),
-            ("ssh granted, not declared", vec![], Grant { ssh: Some(SshGrant { max_sessions: 1 }), ..Grant::default() }, CapabilityUse::Ssh, Err("not among")),
-            ("ssh declared and granted", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1 }), ..Grant::default() }, CapabilityUse::Ssh, Ok(())),
+            ("ssh granted, not declared", vec![], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![] }), ..Grant::default() }, CapabilityUse::Ssh, Err("not among")),
+            ("ssh declared and granted", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![] }), ..Grant::default() }, CapabilityUse::Ssh, Ok(())),
             ("scripts declared, not granted", vec![Capability::Scripts], Grant::default(), CapabilityUse::Scripts, Err("scripts is not granted")),
             ("scripts declared and granted", vec![Capability::Scripts], Grant { scripts: true, ..Grant::default() }, CapabilityUse::Scripts, Ok(())),
         ];
@@ -278,6 +319,26 @@ mod tests {
         assert!(grant.scripts);
         assert!(grant.ssh.is_none());
         assert!(check(&declared, &grant, CapabilityUse::Ssh).is_err());
+    }
+
+    #[test]
+    fn ssh_networks_contain_their_addresses_only() {
+        let grant = SshGrant { max_sessions: 1, hosts: vec!["10.1.0.0/16".into(), "192.168.5.7".into(), "fd00::/8".into()] };
+        for (address, allowed) in [
+            ("10.1.2.3", true),
+            ("10.2.0.1", false),
+            ("192.168.5.7", true),
+            ("192.168.5.8", false),
+            ("fd12::1", true),
+            ("fe80::1", false),
+            ("not-an-ip", false),
+        ] {
+            assert_eq!(grant.allows_host(address), allowed, "{address}");
+        }
+        let bad: Grant = serde_json::from_str(r#"{"ssh":{"hosts":["10.0.0.0/33"]}}"#).unwrap();
+        assert!(bad.validate().unwrap_err().contains("prefix"));
+        let everything = SshGrant { max_sessions: 1, hosts: vec!["0.0.0.0/0".into()] };
+        assert!(everything.allows_host("8.8.8.8"));
     }
 
     #[test]

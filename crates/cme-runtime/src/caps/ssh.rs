@@ -1,5 +1,6 @@
 //! `cme:plugin/ssh` over `cme_cloud::ssh`. A target must be an address the same run
-//! obtained from `ec2.describe-instances` under its grant; the key is looked up by
+//! obtained from `ec2.describe-instances` under its grant, or lie in a network the grant
+//! names explicitly (`ssh.hosts`); the key is looked up by
 //! credential name host-side and never reaches the plugin. One session per target is
 //! opened per run and reused by later calls; distinct targets count against the grant's
 //! session budget. In a dry run nothing is sent: the call is checked, recorded and
@@ -82,8 +83,9 @@ impl CallState {
         let Some(backend) = caps.backends.ssh.clone() else {
             return Ok(Err(self.unavailable(call, label, "ssh")));
         };
-        if !caps.addresses.contains_key(&target.address) {
-            let reason = format!("address {} was not returned by this run's ec2.describe-instances", target.address);
+        let granted_network = caps.grant.ssh.as_ref().is_some_and(|g| g.allows_host(&target.address));
+        if !caps.addresses.contains_key(&target.address) && !granted_network {
+            let reason = format!("address {} was not returned by this run's ec2.describe-instances and is in no granted ssh network", target.address);
             return Ok(Err(self.deny(call, label, reason)));
         }
         if target.port == 0 {
