@@ -357,9 +357,13 @@ impl Engine {
         [PluginKind::Planner, PluginKind::Attack].into_iter().flat_map(|k| self.host.list(k)).any(|d| d.id == id && d.builtin)
     }
 
-    /// A ref of `new` that another plugin (another name) already answers to.
+    /// Why `new` may not join the registry: a built-in's name, or a ref that another
+    /// plugin (another name) already answers to.
     fn ref_clash(&self, new: &PluginDescription) -> Option<String> {
         for other in [PluginKind::Planner, PluginKind::Attack].into_iter().flat_map(|k| self.host.list(k)) {
+            if other.name == new.name && other.builtin {
+                return Some(format!("the name {} belongs to a built-in plugin; choose another name in describe()", new.name));
+            }
             if other.name == new.name {
                 continue;
             }
