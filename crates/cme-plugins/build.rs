@@ -14,7 +14,7 @@ const BUILTINS: [&str; 6] = [
     "terminate-ec2-instance-not-excluded",
     "run-script",
 ];
-const TEST_PLUGINS: [&str; 7] = ["hostile", "ping-attack", "ping-v2", "describe-loop", "bad-schema", "ref-thief", "command"];
+const TEST_PLUGINS: [&str; 8] = ["hostile", "ping-attack", "ping-v2", "describe-loop", "bad-schema", "ref-thief", "impostor", "command"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

@@ -56,6 +56,9 @@ pub mod test_plugins {
     /// An attack claiming the built-in `api_request:ApiRequest` ref.
     pub const REF_THIEF: EmbeddedPlugin = embed!("ref-thief", "ref_thief.wasm");
 
+    /// An attack taking the built-in `api-request`'s name with a newer version.
+    pub const IMPOSTOR: EmbeddedPlugin = embed!("impostor", "impostor.wasm");
+
     /// A plain WASI command (exports wasi:cli/run): a component of another world.
     pub const COMMAND: EmbeddedPlugin = embed!("command", "command.wasm");
 }
