@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Why a component could not become a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("not a WebAssembly binary (it does not start with \\0asm)")]
+    #[error("not a WebAssembly binary (it does not start with \\0asm): upload the .wasm file that `cargo build --release --target wasm32-wasip2` writes")]
     NotWasm,
     #[error("this is a core WebAssembly module, not a component: build for wasm32-wasip2 (cargo build --target wasm32-wasip2), which emits a component")]
     CoreModule,
@@ -15,7 +15,7 @@ pub enum LoadError {
     UnknownWorld { exports: Vec<String> },
     #[error("the component's imports cannot be satisfied by this engine: {0} (plugins may import cme:plugin/*@0.1.x and wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem @0.2.x)")]
     Imports(String),
-    #[error("describe() failed: {0}")]
+    #[error("describe() failed: {0} (describe() must answer at once, without loops, large allocations or capability calls)")]
     Describe(#[source] CallError),
     #[error("describe() returned an invalid plugin-info: {0}")]
     InvalidInfo(String),
