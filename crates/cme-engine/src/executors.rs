@@ -12,9 +12,13 @@ impl Engine {
         Ok(PageOf { items: listed.items.into_iter().map(ExecutorView::from_model).collect(), has_more: listed.has_more })
     }
 
+    /// One executor, with the plugin version it runs (`name@version`, from its plan).
     pub async fn executor(&self, id: &str) -> Result<ExecutorView, EngineError> {
         let found = self.store.executor(id).await?.ok_or_else(|| not_found(id))?;
-        Ok(ExecutorView::from_model(found))
+        let plugin = self.store.plan(&found.plan_id).await?.map(|p| p.attack_plugin);
+        let mut view = ExecutorView::from_model(found);
+        view.attack_plugin = plugin;
+        Ok(view)
     }
 
     /// Moves a pending executor to `date` (RFC 3339; without offset in the engine's zone).

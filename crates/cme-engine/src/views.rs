@@ -72,6 +72,9 @@ pub struct ExecutorView {
     pub result: Option<Value>,
     pub error: Option<String>,
     pub log: Value,
+    /// The attack plugin version it runs (`name@version`); filled where one executor is
+    /// shown, not in lists.
+    pub attack_plugin: Option<String>,
 }
 
 impl ExecutorView {
@@ -95,6 +98,7 @@ impl ExecutorView {
             result,
             error: e.error,
             log: serde_json::from_str(&e.log).unwrap_or(Value::Array(vec![])),
+            attack_plugin: None,
         }
     }
 }

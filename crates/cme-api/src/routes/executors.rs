@@ -101,6 +101,9 @@ pub(crate) fn executor_document(e: &ExecutorView, with_log: bool) -> Hal {
     if with_log {
         doc = doc.set("log", e.log.clone());
     }
+    if let Some(plugin) = &e.attack_plugin {
+        doc = doc.set("plugin", json!(plugin));
+    }
     let href = format!("/api/1/executors/{}", e.id);
     doc.link("self", href.clone()).link("update", href.clone()).link("delete", href).link("plan", format!("/api/1/plans/{}", e.plan_id))
 }

@@ -58,6 +58,7 @@ async fn an_uploaded_plugin_waits_for_its_grant_then_runs_and_versions_resolve_a
 
     let done = api.run_once(json!({"ref": "ping:Ping", "args": {"url": sink.url("/ping")}}), false).await;
     assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["plugin"], "ping-attack@0.1.0", "the executor names the version it ran");
     assert_eq!(sink.requests().len(), 1);
 
     // A second version: pending until granted, then the default; the first stays pinnable.
