@@ -102,6 +102,10 @@ pub trait PluginHost: Send + Sync + 'static {
     fn contains(&self, plugin_id: &str) -> bool {
         [PluginKind::Planner, PluginKind::Attack].into_iter().any(|k| self.list(k).iter().any(|d| d.id == plugin_id))
     }
+    /// Whether `plugin_id` is a built-in plugin (shipped with the engine, always enabled).
+    fn is_builtin(&self, plugin_id: &str) -> bool {
+        [PluginKind::Planner, PluginKind::Attack].into_iter().any(|k| self.list(k).iter().any(|d| d.id == plugin_id && d.builtin))
+    }
     /// Changes whenever the set of plugins changes, so that callers may cache `list`.
     fn generation(&self) -> u64 {
         0

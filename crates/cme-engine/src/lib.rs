@@ -54,6 +54,8 @@ pub struct Engine {
     uploads: tokio::sync::Mutex<()>,
     /// This replica's view of the stored plugins.
     registry: tokio::sync::RwLock<registry::RegistryState>,
+    /// One registry sync at a time.
+    syncing: tokio::sync::Mutex<()>,
     /// Bumped whenever that view changes (statuses and grants included).
     registry_changes: std::sync::atomic::AtomicU64,
 }
@@ -92,6 +94,7 @@ impl Engine {
             plans: Default::default(),
             uploads: Default::default(),
             registry: Default::default(),
+            syncing: Default::default(),
             registry_changes: Default::default(),
             store,
             host,

@@ -247,7 +247,12 @@ impl Engine {
             return Err(EngineError::invalid(format!("unknown {kind_word} ref {reference:?} (known: {})", known.join(", ")), Some(pointer)));
         }
         let state = self.registry.read().await;
-        let status = |d: &PluginDescription| state.rows.get(&d.id).map_or(PluginStatus::Enabled, |r| PluginStatus::parse(&r.status));
+        let status = |d: &PluginDescription| match state.rows.get(&d.id) {
+            Some(row) => PluginStatus::parse(&row.status),
+            None if d.builtin => PluginStatus::Enabled,
+            // Loaded a moment before the view caught up: not usable yet.
+            None => PluginStatus::Pending,
+        };
         let pinned: Vec<&&PluginDescription> = answering.iter().filter(|d| version.is_none_or(|v| d.version == v)).collect();
         if pinned.is_empty() {
             let versions: Vec<&str> = answering.iter().map(|d| d.version.as_str()).collect();
@@ -286,29 +291,38 @@ impl Engine {
         self.sync_plugins(!self.host.contains(plugin_id)).await?;
         let state = self.registry.read().await;
         Ok(match state.rows.get(plugin_id).map(|r| PluginStatus::parse(&r.status)) {
+            Some(PluginStatus::Enabled) => None,
             Some(PluginStatus::Disabled) => Some(format!("plugin {plugin_id} is disabled")),
             Some(PluginStatus::Pending) => Some(format!("plugin {plugin_id} is pending approval")),
-            _ => None,
+            None if self.host.is_builtin(plugin_id) => None,
+            None => Some(format!("plugin {plugin_id} is not in the registry (deleted?)")),
         })
     }
 
     /// Brings this replica's runtime in step with the stored plugins. Without `force`, at
     /// most once per [`SYNC_INTERVAL`].
     pub(crate) async fn sync_plugins(&self, force: bool) -> Result<(), EngineError> {
-        if !force && self.registry.read().await.checked.is_some_and(|t| t.elapsed() < SYNC_INTERVAL) {
+        let fresh = |state: &RegistryState| state.checked.is_some_and(|t| t.elapsed() < SYNC_INTERVAL);
+        if !force && fresh(&*self.registry.read().await) {
             return Ok(());
         }
-        let mut state = self.registry.write().await;
+        // One sync at a time; the view stays readable meanwhile (loading a new plugin
+        // compiles it, and runs and plans must not wait for that).
+        let _one = self.syncing.lock().await;
         let generation = self.store.plugins_generation().await?;
-        state.checked = Some(Instant::now());
-        if state.generation.as_deref() == Some(generation.as_str()) {
+        let (known_generation, old_rows) = {
+            let state = self.registry.read().await;
+            (state.generation.clone(), state.rows.clone())
+        };
+        if known_generation.as_deref() == Some(generation.as_str()) {
+            self.registry.write().await.checked = Some(Instant::now());
             return Ok(());
         }
         let rows: HashMap<String, PluginRow> = self.store.plugin_rows().await?.into_iter().map(|r| (r.id.clone(), r)).collect();
         for (id, row) in &rows {
             let grant = row.grant.as_deref().and_then(|g| serde_json::from_str::<Value>(g).ok());
-            if state.rows.contains_key(id) {
-                if state.rows[id].grant != row.grant {
+            if let Some(old) = old_rows.get(id) {
+                if old.grant != row.grant {
                     if let Err(e) = self.host.set_grant(id, grant.as_ref()) {
                         tracing::error!(plugin = %id, error = %e, "cannot apply the stored grant");
                     }
@@ -321,12 +335,14 @@ impl Engine {
                 Err(e) => tracing::error!(plugin = %id, error = %e, "a stored plugin does not load on this engine"),
             }
         }
-        for gone in state.rows.keys().filter(|id| !rows.contains_key(*id)) {
+        for gone in old_rows.keys().filter(|id| !rows.contains_key(*id)) {
             self.host.unload(gone);
             tracing::info!(plugin = %gone, "plugin unloaded");
         }
+        let mut state = self.registry.write().await;
         state.rows = rows;
         state.generation = Some(generation);
+        state.checked = Some(Instant::now());
         self.registry_changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
@@ -354,7 +370,7 @@ impl Engine {
     }
 
     fn is_builtin(&self, id: &str) -> bool {
-        [PluginKind::Planner, PluginKind::Attack].into_iter().flat_map(|k| self.host.list(k)).any(|d| d.id == id && d.builtin)
+        self.host.is_builtin(id)
     }
 
     /// Why `new` may not join the registry: a built-in's name, or a ref that another
@@ -386,7 +402,8 @@ fn view(description: PluginDescription, row: Option<PluginRow>) -> PluginView {
             description,
         },
         None => PluginView {
-            status: PluginStatus::Enabled,
+            // An upload without a row is one loaded a moment before the view caught up.
+            status: if description.builtin { PluginStatus::Enabled } else { PluginStatus::Pending },
             size: description.size,
             grant: description.grant.clone(),
             uploaded_by: None,

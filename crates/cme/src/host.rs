@@ -143,6 +143,10 @@ impl PluginHost for RuntimeHost {
         self.by_id.read().unwrap_or_else(|e| e.into_inner()).contains_key(plugin_id)
     }
 
+    fn is_builtin(&self, plugin_id: &str) -> bool {
+        self.entry(plugin_id).is_some_and(|e| e.description.builtin)
+    }
+
     async fn inspect(&self, wasm: &[u8]) -> Result<PluginDescription, String> {
         let plugin = self.runtime.load(wasm).await.map_err(|e| e.to_string())?;
         Ok(describe(&plugin, &Grant::default(), false, wasm.len()))
