@@ -102,6 +102,9 @@ pub trait PluginHost: Send + Sync + 'static {
     fn contains(&self, plugin_id: &str) -> bool {
         [PluginKind::Planner, PluginKind::Attack].into_iter().any(|k| self.list(k).iter().any(|d| d.id == plugin_id))
     }
+    /// The canonical spelling (`module:Class`) of a plan's ref (`module:Class` or the
+    /// original's `module.Class`); None when it is not a ref at all.
+    fn canonical_ref(&self, reference: &str) -> Option<String>;
     /// Whether `plugin_id` is a built-in plugin (shipped with the engine, always enabled).
     fn is_builtin(&self, plugin_id: &str) -> bool {
         [PluginKind::Planner, PluginKind::Attack].into_iter().any(|k| self.list(k).iter().any(|d| d.id == plugin_id && d.builtin))

@@ -169,7 +169,8 @@ impl Engine {
     /// Sets an uploaded plugin's grant and enables it (a pending plugin is approved).
     pub async fn grant_plugin(&self, id: &str, grant: Value, by: &str) -> Result<PluginView, EngineError> {
         self.host.check_grant(&grant).map_err(|e| EngineError::invalid(e, None))?;
-        let change = PluginChange { status: Some("enabled".into()), grant: Some(grant.to_string()) };
+        self.uploaded_row(id).await?;
+        let change = PluginChange { status: Some(PluginStatus::Enabled.as_str().into()), grant: Some(grant.to_string()) };
         self.change_plugin(id, change, "plugin.grant", &grant.to_string(), by).await
     }
 
@@ -236,8 +237,8 @@ impl Engine {
 
     async fn try_resolve(&self, kind: PluginKind, reference: &str, pointer: &str) -> Result<PluginDescription, EngineError> {
         let (wanted, version) = match reference.rsplit_once('@') {
-            Some((r, v)) => (canonical_ref(r), Some(v)),
-            None => (canonical_ref(reference), None),
+            Some((r, v)) => (self.canonical_ref(r), Some(v)),
+            None => (self.canonical_ref(reference), None),
         };
         let kind_word = kind_name(kind);
         let all = self.host.list(kind);
@@ -347,8 +348,8 @@ impl Engine {
         Ok(())
     }
 
+    /// Applies a change to an uploaded plugin (callers checked it is one).
     async fn change_plugin(&self, id: &str, change: PluginChange, action: &str, detail: &str, by: &str) -> Result<PluginView, EngineError> {
-        self.uploaded_row(id).await?;
         let target = if detail.is_empty() { id.to_string() } else { format!("{id}: {detail}") };
         let audit = api_audit(ApiAction { actor: by.into(), action: action.into(), target });
         if !self.store.update_plugin(id, change, now_us(), audit).await? {
@@ -362,15 +363,17 @@ impl Engine {
     async fn uploaded_row(&self, id: &str) -> Result<PluginRow, EngineError> {
         match self.store.plugin_row(id).await? {
             Some(row) => Ok(row),
-            None if self.is_builtin(id) => Err(EngineError::Conflict(format!(
+            None if self.host.is_builtin(id) => Err(EngineError::Conflict(format!(
                 "{id} is built in: it cannot be changed or deleted here (configure its limits under [ec2] and [ssh])"
             ))),
             None => Err(not_found(id)),
         }
     }
 
-    fn is_builtin(&self, id: &str) -> bool {
-        self.host.is_builtin(id)
+    /// The host's spelling of a ref (`module.Class` -> `module:Class`); a malformed ref
+    /// is kept as written and matches nothing.
+    fn canonical_ref(&self, reference: &str) -> String {
+        self.host.canonical_ref(reference).unwrap_or_else(|| reference.to_string())
     }
 
     /// Why `new` may not join the registry: a built-in's name, or a ref that another
@@ -426,28 +429,4 @@ fn kind_name(kind: PluginKind) -> &'static str {
 
 fn not_found(id: &str) -> EngineError {
     EngineError::NotFound(format!("plugin {id} not found"))
-}
-
-/// `module.Class` -> `module:Class`, as the runtime stores refs.
-fn canonical_ref(reference: &str) -> String {
-    if reference.contains(':') {
-        return reference.to_string();
-    }
-    match reference.rsplit_once('.') {
-        Some((module, class)) => format!("{module}:{class}"),
-        None => reference.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::canonical_ref;
-
-    #[test]
-    fn both_ref_spellings_name_the_same_plugin() {
-        assert_eq!(canonical_ref("api_request.ApiRequest"), "api_request:ApiRequest");
-        assert_eq!(canonical_ref("api_request:ApiRequest"), "api_request:ApiRequest");
-        assert_eq!(canonical_ref("my.module.Class"), "my.module:Class");
-        assert_eq!(canonical_ref("plain"), "plain");
-    }
 }

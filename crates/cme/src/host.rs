@@ -143,6 +143,10 @@ impl PluginHost for RuntimeHost {
         self.by_id.read().unwrap_or_else(|e| e.into_inner()).contains_key(plugin_id)
     }
 
+    fn canonical_ref(&self, reference: &str) -> Option<String> {
+        cme_runtime::canonical_ref(reference)
+    }
+
     fn is_builtin(&self, plugin_id: &str) -> bool {
         self.entry(plugin_id).is_some_and(|e| e.description.builtin)
     }

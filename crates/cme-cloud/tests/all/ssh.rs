@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use cme_cloud::ssh::{HostKeyPolicy, SshConfig, SshError, SshKey, SshSession, Target};
 
-use cme_test_peers::sshd::{Sshd, available, current_user as user, free_port, keygen};
+use cme_test_peers::sshd::{Sshd, available, current_user as user, ed25519, free_port, keygen};
 
 fn workdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cme-ssh-{name}-{}", std::process::id()));
@@ -36,8 +36,8 @@ async fn commands_run_with_exit_code_output_timeout_and_caps() {
         return;
     }
     let dir = workdir("exec");
-    let host = keygen(&dir, "host", &["-t", "ed25519", "-N", ""]);
-    let client = keygen(&dir, "id_ed25519", &["-t", "ed25519", "-N", ""]);
+    let host = ed25519(&dir, "host");
+    let client = ed25519(&dir, "id_ed25519");
     let sshd = start_sshd(&dir, free_port(), &host, &[&client]);
     let session = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &key(&client, None)).await.unwrap();
 
@@ -73,14 +73,14 @@ async fn every_key_kind_and_format_authenticates() {
         return;
     }
     let dir = workdir("keys");
-    let host = keygen(&dir, "host", &["-t", "ed25519", "-N", ""]);
-    let ed25519 = keygen(&dir, "id_ed25519", &["-t", "ed25519", "-N", ""]);
+    let host = ed25519(&dir, "host");
+    let ed25519_key = ed25519(&dir, "id_ed25519");
     let rsa_pem = keygen(&dir, "id_rsa_pem", &["-t", "rsa", "-b", "3072", "-m", "PEM", "-N", ""]);
     let rsa = keygen(&dir, "id_rsa", &["-t", "rsa", "-b", "3072", "-N", ""]);
     let ecdsa = keygen(&dir, "id_ecdsa", &["-t", "ecdsa", "-b", "256", "-N", ""]);
     let locked = keygen(&dir, "id_locked", &["-t", "ed25519", "-N", "correct horse"]);
-    let sshd = start_sshd(&dir, free_port(), &host, &[&ed25519, &rsa_pem, &rsa, &ecdsa, &locked]);
-    for (path, passphrase) in [(&ed25519, None), (&rsa_pem, None), (&rsa, None), (&ecdsa, None), (&locked, Some("correct horse"))] {
+    let sshd = start_sshd(&dir, free_port(), &host, &[&ed25519_key, &rsa_pem, &rsa, &ecdsa, &locked]);
+    for (path, passphrase) in [(&ed25519_key, None), (&rsa_pem, None), (&rsa, None), (&ecdsa, None), (&locked, Some("correct horse"))] {
         let key = key(path, passphrase);
         let session = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &key)
             .await
@@ -93,7 +93,7 @@ async fn every_key_kind_and_format_authenticates() {
         Err(SshError::InvalidKey(_))
     ));
     // A key the server does not know: refused, and only its fingerprint is named.
-    let stranger = keygen(&dir, "id_stranger", &["-t", "ed25519", "-N", ""]);
+    let stranger = ed25519(&dir, "id_stranger");
     let stranger_key = key(&stranger, None);
     let refused = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &stranger_key).await.err().unwrap();
     assert_eq!(refused, SshError::Auth { user: user(), target: format!("{}@127.0.0.1:{}", user(), sshd.port), fingerprint: stranger_key.fingerprint() });
@@ -106,9 +106,9 @@ async fn host_keys_are_recorded_once_and_a_changed_key_is_refused() {
         return;
     }
     let dir = workdir("hostkeys");
-    let client = keygen(&dir, "id_ed25519", &["-t", "ed25519", "-N", ""]);
-    let first_host = keygen(&dir, "host1", &["-t", "ed25519", "-N", ""]);
-    let second_host = keygen(&dir, "host2", &["-t", "ed25519", "-N", ""]);
+    let client = ed25519(&dir, "id_ed25519");
+    let first_host = ed25519(&dir, "host1");
+    let second_host = ed25519(&dir, "host2");
     let port = free_port();
     let client_key = key(&client, None);
 
@@ -140,7 +140,7 @@ async fn a_closed_port_is_a_connect_error() {
         if !available() {
             return;
         }
-        key(&keygen(&dir, "id", &["-t", "ed25519", "-N", ""]), None)
+        key(&ed25519(&dir, "id"), None)
     };
     let error = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(free_port()), &key).await.err().unwrap();
     assert!(matches!(error, SshError::Connect { .. }), "{error}");

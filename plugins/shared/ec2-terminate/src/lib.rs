@@ -18,7 +18,7 @@ pub struct TargetArgs {
 
 /// The JSON Schema properties of [`TargetArgs`].
 pub fn schema_properties() -> Map<String, Value> {
-    let schema = json!({
+    let properties = json!({
         "region": {"type": "string", "minLength": 1, "description": "AWS region, e.g. eu-west-1"},
         "filters": {
             "type": "object",
@@ -28,10 +28,7 @@ pub fn schema_properties() -> Map<String, Value> {
         "count": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "terminate this many of the matching instances (default 1)"},
         "percent": {"type": "integer", "minimum": 1, "maximum": 100, "description": "terminate this percentage of the matching instances, rounded up (instead of count)"}
     });
-    match schema {
-        Value::Object(map) => map,
-        _ => unreachable!("a literal object"),
-    }
+    properties.as_object().cloned().expect("a literal object")
 }
 
 /// Runs the attack: `excluded` lists the ids that must survive.
