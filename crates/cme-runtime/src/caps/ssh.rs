@@ -95,6 +95,10 @@ impl CallState {
         if let Some(session) = caps.ssh_sessions.get(&key) {
             return Ok(Ok(Some(session.clone())));
         }
+        if caps.dry_run && caps.ssh_targets.contains(&key) {
+            // Already checked (credential included) by this dry run's first call.
+            return Ok(Ok(None));
+        }
         let budget = caps.grant.ssh.as_ref().map_or(0, |g| g.max_sessions);
         if !caps.ssh_targets.contains(&key) && caps.ssh_targets.len() >= budget as usize {
             let reason = format!("the grant allows {budget} SSH sessions per run");
