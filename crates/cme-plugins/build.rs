@@ -6,14 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BUILTINS: [&str; 6] = [
-    "exact-planner",
-    "simple-planner",
-    "api-request",
-    "terminate-ec2-instance",
-    "terminate-ec2-instance-not-excluded",
-    "run-script",
-];
+// The one list of built-in plugins (crate names in plugins/), shared with src/lib.rs.
+include!("src/builtin_names.rs");
 const TEST_PLUGINS: [&str; 8] = ["hostile", "ping-attack", "ping-v2", "describe-loop", "bad-schema", "ref-thief", "impostor", "command"];
 
 fn main() {
@@ -32,7 +26,7 @@ fn main() {
     // plugin sources' own fingerprints, whether anything needs building.
     println!("cargo:rerun-if-env-changed=PWD");
 
-    let mut packages: Vec<&str> = BUILTINS.to_vec();
+    let mut packages: Vec<&str> = BUILTIN_NAMES.to_vec();
     if std::env::var_os("CARGO_FEATURE_TEST_PLUGINS").is_some() {
         packages.extend(TEST_PLUGINS);
     }
@@ -41,6 +35,14 @@ fn main() {
         let file = format!("{}.wasm", package.replace('-', "_"));
         let built = target_dir.join("wasm32-wasip2/release").join(&file);
         copy_if_changed(&built, &out_dir.join(&file));
+    }
+    let entries: String = BUILTIN_NAMES
+        .iter()
+        .map(|name| format!("    EmbeddedPlugin {{ crate_name: {name:?}, wasm: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{}.wasm\")) }},\n", name.replace('-', "_")))
+        .collect();
+    let list = format!("/// Every built-in plugin of `BUILTIN_NAMES`, embedded.\npub const BUILTINS: &[EmbeddedPlugin] = &[\n{entries}];\n");
+    if std::fs::read_to_string(out_dir.join("builtins.rs")).ok().as_deref() != Some(list.as_str()) {
+        std::fs::write(out_dir.join("builtins.rs"), list).expect("writing builtins.rs");
     }
 }
 

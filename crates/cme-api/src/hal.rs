@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value, json};
 
-use cme_engine::{Page, PageOf};
+use cme_engine::{Page, PageError, PageOf};
 
 use crate::problem::ApiError;
 
@@ -59,23 +59,22 @@ pub fn self_href(req: &HttpRequest) -> String {
     }
 }
 
-/// `page` and `size` from the query: page from 1, size 1..=1000 (default 100).
+/// `page` and `size` from the query: page from 1, size 1..=1000 (default 100); a page
+/// beyond any list is refused.
 pub fn page_of(req: &HttpRequest) -> Result<Page, ApiError> {
-    let mut page = Page { page: 1, size: 100 };
+    let (mut page, mut size) = (1u64, Page::DEFAULT_SIZE);
     for (key, value) in query_pairs(req) {
         match key.as_str() {
-            "page" => page.page = value.parse().ok().filter(|p| *p >= 1).ok_or_else(|| bad_query("page", "an integer >= 1"))?,
-            "size" => {
-                page.size = value.parse().ok().filter(|s| (1..=1000).contains(s)).ok_or_else(|| bad_query("size", "an integer from 1 to 1000"))?
-            }
+            "page" => page = value.parse().map_err(|_| bad_query(PageError::Page))?,
+            "size" => size = value.parse().map_err(|_| bad_query(PageError::Size))?,
             _ => {}
         }
     }
-    Ok(page)
+    Page::new(page, size).map_err(bad_query)
 }
 
-fn bad_query(name: &str, expected: &str) -> ApiError {
-    ApiError::bad_request(format!("query parameter {name} must be {expected}"), None)
+fn bad_query(error: PageError) -> ApiError {
+    ApiError::bad_request(format!("query parameter {error}"), None)
 }
 
 /// Decoded query pairs.
@@ -97,10 +96,10 @@ pub fn paged<T>(doc: Hal, req: &HttpRequest, page: Page, listed: &PageOf<T>) -> 
     };
     let mut doc = doc;
     if listed.has_more {
-        doc = doc.link("next", with_page(page.page + 1));
+        doc = doc.link("next", with_page(page.number() + 1));
     }
-    if page.page > 1 {
-        doc = doc.link("prev", with_page(page.page - 1));
+    if page.number() > 1 {
+        doc = doc.link("prev", with_page(page.number() - 1));
     }
     doc
 }

@@ -32,15 +32,49 @@ impl ApiError {
     }
 }
 
+/// The one place engine errors become HTTP: a status per variant, and the wording about
+/// routes and configuration that only the API knows.
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Invalid { message, pointer } => ApiError::bad_request(message, pointer),
-            EngineError::NotFound(m) => ApiError::not_found(m),
-            EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-            EngineError::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, m),
-            EngineError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m),
-        }
+        let pointer = e.field().map(str::to_string);
+        let status = match &e {
+            EngineError::Invalid { .. }
+            | EngineError::UnknownRef { .. }
+            | EngineError::NoSuchVersion { .. }
+            | EngineError::PluginPending { .. }
+            | EngineError::PluginDisabled { .. }
+            | EngineError::NoRunTime
+            | EngineError::TooManyRunTimes { .. }
+            | EngineError::DigestMismatch { .. }
+            | EngineError::NotAPlugin(_)
+            | EngineError::InvalidGrant(_) => StatusCode::BAD_REQUEST,
+            EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
+            EngineError::NotPending { .. }
+            | EngineError::BuiltinPlugin { .. }
+            | EngineError::NoGrant { .. }
+            | EngineError::PluginInUse { .. }
+            | EngineError::VersionTaken { .. }
+            | EngineError::BuiltinName { .. }
+            | EngineError::RefTaken { .. }
+            | EngineError::CredentialExists(_) => StatusCode::CONFLICT,
+            EngineError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // The plugin's fault, not the client's: a server-side error.
+            EngineError::PlannerFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            EngineError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let detail = match &e {
+            EngineError::PluginPending { id, .. } => format!("{e} (PUT /api/1/plugins/{id}/grant)"),
+            EngineError::PluginDisabled { id, .. } => format!("{e} (POST /api/1/plugins/{id}/enable)"),
+            EngineError::NoGrant { id } => format!("{id} has no grant yet: PUT /api/1/plugins/{id}/grant approves and enables it"),
+            EngineError::BuiltinPlugin { .. } => format!("{e} here (configure its limits under [ec2] and [ssh])"),
+            EngineError::TooLarge { .. } => format!("{e} ([registry] max_plugin_bytes)"),
+            EngineError::Storage(_) => {
+                tracing::error!(error = %e, "storage error");
+                e.to_string()
+            }
+            _ => e.to_string(),
+        };
+        ApiError { pointer, ..ApiError::new(status, detail) }
     }
 }
 

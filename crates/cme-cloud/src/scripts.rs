@@ -4,18 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+/// The scripts shipped with the engine: every `*.sh` in `script_attacks/`.
+static SHIPPED: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../../script_attacks");
+
 /// The scripts shipped with the engine, by file name.
-pub const EMBEDDED: &[(&str, &[u8])] = &[
-    ("s_blackhole_port.sh", include_bytes!("../../../script_attacks/s_blackhole_port.sh")),
-    ("s_burncpu.sh", include_bytes!("../../../script_attacks/s_burncpu.sh")),
-    ("s_burnio.sh", include_bytes!("../../../script_attacks/s_burnio.sh")),
-    ("s_empty.sh", include_bytes!("../../../script_attacks/s_empty.sh")),
-    ("s_filldisk.sh", include_bytes!("../../../script_attacks/s_filldisk.sh")),
-    ("s_kill_process.sh", include_bytes!("../../../script_attacks/s_kill_process.sh")),
-    ("s_network_latency.sh", include_bytes!("../../../script_attacks/s_network_latency.sh")),
-    ("s_network_loss.sh", include_bytes!("../../../script_attacks/s_network_loss.sh")),
-    ("s_stop_service.sh", include_bytes!("../../../script_attacks/s_stop_service.sh")),
-];
+pub fn embedded() -> impl Iterator<Item = (&'static str, &'static [u8])> {
+    SHIPPED.files().filter_map(|f| Some((f.path().to_str()?, f.contents()))).filter(|(name, _)| name.ends_with(".sh"))
+}
 
 /// The largest script read, in bytes.
 pub const MAX_SCRIPT_BYTES: u64 = 1 << 20;
@@ -46,7 +41,7 @@ impl ScriptLibrary {
 
     /// Every script name, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
+        let mut names: Vec<String> = embedded().map(|(n, _)| n.to_string()).collect();
         if let Some(dir) = &self.dir {
             if let Ok(entries) = std::fs::read_dir(dir) {
                 names.extend(entries.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).filter(|n| plain(n)));
@@ -68,8 +63,7 @@ impl ScriptLibrary {
                 return Ok(bytes);
             }
         }
-        EMBEDDED
-            .iter()
+        embedded()
             .find(|(n, _)| *n == file)
             .map(|(_, bytes)| bytes.to_vec())
             .ok_or_else(|| ScriptError::NotFound { name: name.to_string(), available: self.names().join(", ") })

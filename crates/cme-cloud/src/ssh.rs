@@ -102,8 +102,12 @@ impl SshKey {
 
 fn describe_key_error(e: &russh::keys::Error) -> String {
     // The library's messages do not contain the key; keep them short anyway.
-    let text = e.to_string();
-    if text.len() > 200 { text[..200].to_string() } else { text }
+    short(&e.to_string(), 200)
+}
+
+/// At most `max` characters of `text` (never cut inside a character).
+fn short(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
 }
 
 /// Where to connect and as whom.
@@ -313,5 +317,13 @@ mod tests {
         let err = SshKey::parse("-----BEGIN OPENSSH PRIVATE KEY-----\nsecretgarbage\n-----END OPENSSH PRIVATE KEY-----\n", None).unwrap_err();
         assert!(matches!(err, SshError::InvalidKey(_)));
         assert!(!err.to_string().contains("secretgarbage"));
+    }
+
+    #[test]
+    fn long_error_text_is_cut_at_a_character_boundary() {
+        let text = "é".repeat(150);
+        assert_eq!(short(&text, 200), text, "150 two-byte characters fit in 200 characters");
+        let cut = short(&"ключ".repeat(100), 200);
+        assert_eq!(cut.chars().count(), 200);
     }
 }

@@ -1,20 +1,18 @@
-//! What the engine needs from plugins, as a trait: the engine never sees wasm. The
-//! binary implements it over the runtime.
+//! What the engine needs from the plugin host, as stateless operations: the engine keeps
+//! which plugins are loaded, their statuses and grants (see `registry`), and hands the
+//! host a [`LoadedPlugin`] and a [`Grant`] for every call. The engine never sees wasm;
+//! the binary implements this trait over the runtime.
+
+use std::any::Any;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 
-/// Planner or attack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PluginKind {
-    Planner,
-    Attack,
-}
+use crate::model::{AuditEvent, Grant, PluginKind, Report, RunLog};
 
-/// What the API shows about a plugin.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginDescription {
     /// `name@version`: identifies the exact plugin version plans record.
     pub id: String,
@@ -27,30 +25,76 @@ pub struct PluginDescription {
     /// JSON Schema of the args.
     pub args_schema: Value,
     pub example_args: Value,
-    /// The capabilities it requests (as JSON).
+    /// The capabilities it declares (as JSON).
     pub capabilities: Value,
     pub sha256: String,
     /// Size of the component in bytes.
     pub size: u64,
-    pub builtin: bool,
-    /// The grant it runs with, as JSON (None: no capabilities).
-    pub grant: Option<Value>,
 }
 
-/// Args refused by a plugin's schema or by the plugin itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgsRejected {
-    /// JSON pointer of the offending value inside the args, when known.
-    pub pointer: Option<String>,
-    pub message: String,
+impl PluginDescription {
+    pub fn semver(&self) -> semver::Version {
+        semver::Version::parse(&self.version).unwrap_or(semver::Version::new(0, 0, 0))
+    }
 }
 
-/// A planner call's context.
+/// The host's compiled form of a plugin, opaque to the engine.
+#[derive(Clone)]
+pub struct PluginHandle(Arc<dyn Any + Send + Sync>);
+
+impl PluginHandle {
+    pub fn new<T: Any + Send + Sync>(compiled: T) -> Self {
+        PluginHandle(Arc::new(compiled))
+    }
+
+    /// The host's own type back; None for a handle another host made.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for PluginHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PluginHandle")
+    }
+}
+
+/// A plugin the host compiled: its description and its handle.
+#[derive(Debug, Clone)]
+pub struct LoadedPlugin {
+    pub description: PluginDescription,
+    pub handle: PluginHandle,
+}
+
+/// Why the host could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// The bytes are not a plugin this engine can load; the text says how to fix it.
+    #[error("{0}")]
+    NotAPlugin(String),
+    /// The args were refused, by the schema or by the plugin.
+    #[error("{message}")]
+    InvalidArgs { pointer: Option<String>, message: String },
+    /// The plugin trapped, ran out of time or memory, or broke the contract: a fault of
+    /// the plugin, not of the caller's input.
+    #[error("{0}")]
+    PluginFault(String),
+    /// The handle is not one of this host's.
+    #[error("plugin {0} is not loaded on this host")]
+    NotLoaded(String),
+    /// An SSH private key that does not parse (with its passphrase); the text never
+    /// quotes the key.
+    #[error("{0}")]
+    InvalidKey(String),
+}
+
+/// A planner call's input.
 #[derive(Debug, Clone)]
 pub struct PlanInput {
     pub now: DateTime<Utc>,
     pub timezone: String,
     pub seed: u64,
+    pub args: Value,
 }
 
 /// An attack run's input.
@@ -62,74 +106,38 @@ pub struct RunInput {
     pub dry_run: bool,
 }
 
-/// What an attack reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Report {
-    pub summary: String,
-    pub targets: Vec<String>,
-    pub details: Value,
-}
-
-/// One capability call, for the audit log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CapabilityAudit {
-    pub at: DateTime<Utc>,
-    pub plugin: String,
-    pub call: String,
-    pub target: String,
-    /// allowed, denied, unavailable.
-    pub decision: String,
-    pub reason: Option<String>,
-    pub dry_run: bool,
-    pub outcome: Option<String>,
-}
-
-/// How a run ended.
+/// How a run ended: the report or why it failed, its log, and its capability calls.
 #[derive(Debug, Clone)]
 pub struct RunResult {
     pub outcome: Result<Report, String>,
-    /// The run's log lines, stdout/stderr and dry-run actions, as JSON.
-    pub log: Value,
-    pub audit: Vec<CapabilityAudit>,
+    pub log: RunLog,
+    pub audit: Vec<AuditEvent>,
 }
 
-/// Plugins as the engine sees them.
+/// The facts of a parsed SSH key that may be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFacts {
+    /// `SHA256:...`.
+    pub fingerprint: String,
+    /// e.g. `ssh-ed25519`.
+    pub algorithm: String,
+}
+
+/// Plugins (and SSH keys) as the engine sees them.
 #[async_trait::async_trait]
 pub trait PluginHost: Send + Sync + 'static {
-    /// Every plugin of a kind.
-    fn list(&self, kind: PluginKind) -> Vec<PluginDescription>;
-    /// Whether a plugin with this id is loaded (cheaper than `list` on hot paths).
-    fn contains(&self, plugin_id: &str) -> bool {
-        [PluginKind::Planner, PluginKind::Attack].into_iter().any(|k| self.list(k).iter().any(|d| d.id == plugin_id))
-    }
     /// The canonical spelling (`module:Class`) of a plan's ref (`module:Class` or the
     /// original's `module.Class`); None when it is not a ref at all.
     fn canonical_ref(&self, reference: &str) -> Option<String>;
-    /// Whether `plugin_id` is a built-in plugin (shipped with the engine, always enabled).
-    fn is_builtin(&self, plugin_id: &str) -> bool {
-        [PluginKind::Planner, PluginKind::Attack].into_iter().any(|k| self.list(k).iter().any(|d| d.id == plugin_id && d.builtin))
-    }
-    /// Changes whenever the set of plugins changes, so that callers may cache `list`.
-    fn generation(&self) -> u64 {
-        0
-    }
-    /// Checks an uploaded component (a component of a supported world whose imports
-    /// this engine provides, that compiles, whose describe() answers in time with valid
-    /// info) without adding it; the error says what is wrong and how to fix it.
-    async fn inspect(&self, wasm: &[u8]) -> Result<PluginDescription, String>;
-    /// Adds an uploaded component under its id with `grant` (JSON of the runtime's grant;
-    /// None grants nothing). Replaces a plugin with the same id.
-    async fn install(&self, wasm: &[u8], grant: Option<&Value>) -> Result<PluginDescription, String>;
-    /// Checks a grant's shape.
-    fn check_grant(&self, grant: &Value) -> Result<(), String>;
-    /// Replaces an uploaded plugin's grant; the next run uses it.
-    fn set_grant(&self, plugin_id: &str, grant: Option<&Value>) -> Result<(), String>;
-    /// Removes an uploaded plugin.
-    fn unload(&self, plugin_id: &str);
+    /// Checks and compiles a component: a supported world whose imports the host
+    /// provides, a describe() that answers in time with valid info.
+    async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, HostError>;
     /// Validates args against the plugin's schema.
-    fn validate_args(&self, plugin_id: &str, args: &Value) -> Result<(), ArgsRejected>;
+    fn validate_args(&self, plugin: &LoadedPlugin, args: &Value) -> Result<(), HostError>;
     /// Asks a planner for instants.
-    async fn plan(&self, plugin_id: &str, input: PlanInput, args: &Value) -> Result<Vec<DateTime<Utc>>, ArgsRejected>;
-    /// Runs an attack. Dropping the future cancels the run.
-    async fn run(&self, plugin_id: &str, input: RunInput) -> RunResult;
+    async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Vec<DateTime<Utc>>, HostError>;
+    /// Runs an attack with `grant`. Dropping the future cancels the run.
+    async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput) -> RunResult;
+    /// Parses an SSH private key (OpenSSH or PEM, optionally encrypted).
+    fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError>;
 }

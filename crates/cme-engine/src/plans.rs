@@ -1,15 +1,12 @@
 //! Creating, listing and deleting plans.
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use serde_json::Value;
 
-use cme_store::{Page, PageOf, executor, plan, status};
-
 use crate::credentials::{plan_credential_name, take_inline_key};
-use crate::host::{PlanInput, PluginKind};
-use crate::time::{now_us, to_us};
-use crate::views::{ExecutorView, PlanView};
-use crate::{ApiAction, Engine, EngineError};
+use crate::host::{HostError, PlanInput};
+use crate::model::{AuditEvent, Executor, Page, PageOf, Plan, PlanSummary, PlannedCall, PluginKind};
+use crate::{Engine, EngineError, Resource};
 
 /// A plugin reference with its args, as a plan names it.
 #[derive(Debug, Clone)]
@@ -36,113 +33,81 @@ impl Engine {
     /// Resolves both refs, validates both args, runs the planner and stores the plan
     /// with its executors (and the audit event of `by` creating it) in one transaction.
     /// Nothing is stored when any step fails.
-    pub async fn create_plan(&self, mut new: NewPlan, by: &str) -> Result<(PlanView, Vec<ExecutorView>), EngineError> {
+    pub async fn create_plan(&self, mut new: NewPlan, by: &str) -> Result<(PlanSummary, Vec<Executor>), EngineError> {
         let plan_id = new_id();
-        let inline_credential = take_inline_key(&mut new.attack.args, &plan_id)?;
+        let inline_credential = take_inline_key(self.host.as_ref(), &mut new.attack.args, &plan_id)?;
         let planner = self.resolve_plugin(PluginKind::Planner, &new.planner.reference, "/planner/ref").await?;
         let attack = self.resolve_plugin(PluginKind::Attack, &new.attack.reference, "/attack/ref").await?;
-        self.host
-            .validate_args(&attack.id, &new.attack.args)
-            .map_err(|r| EngineError::invalid(format!("invalid attack args: {}", r.message), Some(&under("/attack/args", r.pointer))))?;
-        self.host
-            .validate_args(&planner.id, &new.planner.args)
-            .map_err(|r| EngineError::invalid(format!("invalid planner args: {}", r.message), Some(&under("/planner/args", r.pointer))))?;
+        self.host.validate_args(&attack.loaded, &new.attack.args).map_err(|e| args_error("attack", e))?;
+        self.host.validate_args(&planner.loaded, &new.planner.args).map_err(|e| args_error("planner", e))?;
 
-        let now = Utc::now();
+        // Stored times have microseconds: what is returned is what is stored.
+        let now = Utc::now().trunc_subsecs(6);
         let seed: u64 = rand_seed();
-        let input = PlanInput { now, timezone: self.config.timezone.name().to_string(), seed };
-        let instants = self
-            .host
-            .plan(&planner.id, input, &new.planner.args)
-            .await
-            .map_err(|r| EngineError::invalid(format!("invalid planner args: {}", r.message), Some(&under("/planner/args", r.pointer))))?;
+        let input = PlanInput { now, timezone: self.config.timezone.name().to_string(), seed, args: new.planner.args.clone() };
+        let mut instants = self.host.plan(&planner.loaded, input).await.map_err(|e| match e {
+            HostError::InvalidArgs { .. } => args_error("planner", e),
+            other => EngineError::PlannerFailed { plugin: planner.loaded.description.id.clone(), reason: other.to_string() },
+        })?;
         if instants.is_empty() {
-            return Err(EngineError::invalid("the planner returned no run time", Some("/planner/args")));
+            return Err(EngineError::NoRunTime);
         }
         if instants.len() > MAX_EXECUTORS_PER_PLAN {
-            return Err(EngineError::invalid(
-                format!("the planner returned {} run times; a plan may have at most {MAX_EXECUTORS_PER_PLAN}", instants.len()),
-                Some("/planner/args"),
-            ));
+            return Err(EngineError::TooManyRunTimes { count: instants.len(), max: MAX_EXECUTORS_PER_PLAN });
         }
 
-        let grace_ms = new.grace_seconds.map(|s| s as i64 * 1000).unwrap_or(self.config.default_grace.as_millis() as i64);
-        let created_at_us = to_us(now);
-        let plan = plan::Model {
+        let grace = new.grace_seconds.map(std::time::Duration::from_secs).unwrap_or(self.config.default_grace);
+        let call = |loaded: &crate::LoadedPlugin, given: PluginCall| PlannedCall {
+            reference: loaded.description.refs.first().cloned().unwrap_or(given.reference),
+            plugin: loaded.description.id.clone(),
+            args: given.args,
+        };
+        let plan = Plan {
             id: plan_id,
             name: new.name,
-            created_at_us,
-            deleted_at_us: None,
-            attack_ref: attack.refs.first().cloned().unwrap_or(new.attack.reference),
-            attack_plugin: attack.id,
-            attack_args: new.attack.args.to_string(),
-            planner_ref: planner.refs.first().cloned().unwrap_or(new.planner.reference),
-            planner_plugin: planner.id,
-            planner_args: new.planner.args.to_string(),
+            created: now,
+            deleted: None,
+            attack: call(&attack.loaded, new.attack),
+            planner: call(&planner.loaded, new.planner),
             dry_run: new.dry_run || self.config.dry_run,
             timezone: self.config.timezone.name().to_string(),
-            seed: seed as i64,
-            grace_ms,
+            seed,
+            grace,
         };
-        let mut instants = instants;
         instants.sort();
-        let executors: Vec<executor::Model> = instants
-            .into_iter()
-            .map(|due| executor::Model {
-                id: new_id(),
-                plan_id: plan.id.clone(),
-                due_at_us: to_us(due),
-                status: status::PENDING.into(),
-                attempts: 0,
-                lease_owner: None,
-                lease_expires_us: None,
-                grace_ms,
-                created_at_us,
-                started_at_us: None,
-                finished_at_us: None,
-                summary: None,
-                targets: "[]".into(),
-                details: None,
-                error: None,
-                log: "[]".into(),
-            })
-            .collect();
-        let audit = crate::api_audit(ApiAction { actor: by.to_string(), action: "plan.create".into(), target: plan.id.clone() });
+        let instants = instants.into_iter().map(|t| t.trunc_subsecs(6));
+        let executors: Vec<Executor> = instants.map(|due| Executor::pending(new_id(), &plan, due)).collect();
+        let audit = AuditEvent::action(by, "plan.create", plan.id.clone());
         if let Some(credential) = &inline_credential {
             tracing::info!(plan_id = %plan.id, credential = %credential.name, fingerprint = %credential.fingerprint, "stored the plan's inline SSH key as a credential");
         }
-        self.store.insert_plan(plan.clone(), executors.clone(), audit, inline_credential).await?;
+        self.storage.insert_plan(&plan, &executors, &audit, inline_credential.as_ref()).await?;
         self.wake_scheduler();
         tracing::info!(plan_id = %plan.id, name = %plan.name, executors = executors.len(), "plan created");
         // A new plan's figures are known: no need to read them back.
-        let summary = cme_store::PlanSummary {
-            executors_count: executors.len() as u64,
-            next_execution_us: executors.first().map(|e| e.due_at_us),
-            executed: false,
-            plan,
-        };
-        Ok((PlanView::from_summary(summary), executors.into_iter().map(ExecutorView::from_model).collect()))
+        let summary = PlanSummary { executors_count: executors.len() as u64, next_execution: executors.first().map(|e| e.due), executed: false, plan };
+        Ok((summary, executors))
     }
 
     /// Plans that are not deleted (only those with work left unless `all`).
-    pub async fn list_plans(&self, all: bool, page: Page) -> Result<PageOf<PlanView>, EngineError> {
-        let listed = self.store.list_plans(all, page).await?;
-        Ok(PageOf { items: listed.items.into_iter().map(PlanView::from_summary).collect(), has_more: listed.has_more })
+    pub async fn list_plans(&self, all: bool, page: Page) -> Result<PageOf<PlanSummary>, EngineError> {
+        Ok(self.storage.list_plans(all, page).await?)
     }
 
     /// A plan (not deleted) with its executors.
-    pub async fn plan(&self, id: &str) -> Result<(PlanView, Vec<ExecutorView>), EngineError> {
-        let plan = self.store.plan(id).await?.filter(|p| p.deleted_at_us.is_none()).ok_or_else(|| not_found_plan(id))?;
-        let summary = self.store.summarize(plan).await?;
-        let executors = self.store.executors_of(id).await?;
-        Ok((PlanView::from_summary(summary), executors.into_iter().map(ExecutorView::from_model).collect()))
+    pub async fn plan(&self, id: &str) -> Result<(PlanSummary, Vec<Executor>), EngineError> {
+        let plan = self.storage.plan(id).await?.filter(|p| p.deleted.is_none()).ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
+        let summary = self.storage.summarize(plan).await?;
+        let executors = self.storage.executors_of(id).await?;
+        Ok((summary, executors))
     }
 
     /// Deletes a plan: it leaves the plans API, its pending executors are cancelled, its
-    /// executors' history stays.
-    pub async fn delete_plan(&self, id: &str) -> Result<(), EngineError> {
-        if !self.store.delete_plan(id, now_us(), &plan_credential_name(id)).await? {
-            return Err(not_found_plan(id));
+    /// executors' history stays; the deletion is audited in the same transaction.
+    pub async fn delete_plan(&self, id: &str, by: &str) -> Result<(), EngineError> {
+        let audit = AuditEvent::action(by, "plan.delete", id);
+        if !self.storage.delete_plan(id, Utc::now(), &plan_credential_name(id), &audit).await? {
+            return Err(EngineError::not_found(Resource::Plan, id));
         }
         self.wake_scheduler();
         tracing::info!(plan_id = %id, "plan deleted");
@@ -150,14 +115,18 @@ impl Engine {
     }
 }
 
-fn not_found_plan(id: &str) -> EngineError {
-    EngineError::NotFound(format!("plan {id} not found"))
-}
-
-fn under(base: &str, pointer: Option<String>) -> String {
-    match pointer.as_deref() {
-        None | Some("") | Some("/") => base.to_string(),
-        Some(p) => format!("{base}{p}"),
+/// Args refused by a plugin's schema or by the plugin, located under the plan's field.
+fn args_error(side: &str, error: HostError) -> EngineError {
+    let base = format!("/{side}/args");
+    match error {
+        HostError::InvalidArgs { pointer, message } => {
+            let field = match pointer.as_deref() {
+                None | Some("") | Some("/") => base,
+                Some(p) => format!("{base}{p}"),
+            };
+            EngineError::Invalid { field, message: format!("invalid {side} args: {message}") }
+        }
+        other => EngineError::Invalid { field: base, message: format!("invalid {side} args: {other}") },
     }
 }
 

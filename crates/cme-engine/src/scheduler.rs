@@ -8,10 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use cme_store::{FinishedRun, NewAudit, RunRecord, executor, plan, status};
-
-use crate::host::{CapabilityAudit, RunInput};
-use crate::time::{now_us, to_us};
+use crate::host::RunInput;
+use crate::model::{AuditEvent, Executor, ExecutorStatus, FinishedRun, Plan, RunEnd};
 use crate::{Engine, EngineError};
 
 /// Longest sleep with nothing due.
@@ -44,15 +42,15 @@ impl Engine {
     }
 
     /// One pass: misfires, halt, claims. Returns how long to sleep.
-    async fn tick(self: &Arc<Self>) -> Result<Duration, EngineError> {
-        let now = now_us();
-        let halt = self.store.halt_state().await?;
-        let missed = self.store.mark_missed(now).await?;
+    pub(crate) async fn tick(self: &Arc<Self>) -> Result<Duration, EngineError> {
+        let now = Utc::now();
+        let halt = self.storage.halt_state().await?;
+        let missed = self.storage.mark_missed(now).await?;
         if missed > 0 {
             tracing::warn!(missed, "executors missed their grace period");
         }
         if halt.halted {
-            let cancelled = self.store.cancel_due_while_halted(now).await?;
+            let cancelled = self.storage.cancel_due_while_halted(now).await?;
             if cancelled > 0 {
                 tracing::warn!(cancelled, "executors fell due while halted and were cancelled");
             }
@@ -62,29 +60,41 @@ impl Engine {
         } else {
             self.claim_and_start().await?;
         }
-        let running = self.running() > 0;
-        let cap = if running { MAX_IDLE_WHILE_RUNNING } else { MAX_IDLE };
-        Ok(match self.store.next_due().await? {
+        let cap = if self.running() > 0 { MAX_IDLE_WHILE_RUNNING } else { MAX_IDLE };
+        Ok(match self.storage.next_due().await? {
             None => cap,
-            Some(due) => Duration::from_micros((due - now_us()).max(0) as u64).min(cap),
+            Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(cap),
         })
     }
 
+    /// Claims as many due executors as there are free run slots and starts them. The
+    /// slots are taken before claiming: whatever takes permits meanwhile (a shutdown
+    /// takes them all) cannot leave a claimed executor without one.
     async fn claim_and_start(self: &Arc<Self>) -> Result<(), EngineError> {
         loop {
+            if *self.shutdown.borrow() {
+                return Ok(());
+            }
             let free = self.runs.available_permits();
             if free == 0 {
                 return Ok(()); // a finishing run wakes the scheduler
             }
-            let now = now_us();
-            let lease_until = now + (self.config.run_deadline + self.config.lease_margin).as_micros() as i64;
-            let claimed = self.store.claim_due(now, &self.config.engine_id, lease_until, free as u64).await?;
+            let Ok(mut slots) = self.runs.clone().try_acquire_many_owned(free as u32) else {
+                return Ok(()); // taken meanwhile (by a shutdown): claim nothing
+            };
+            let now = Utc::now();
+            let lease = chrono::Duration::from_std(self.config.run_deadline + self.config.lease_margin).unwrap_or(chrono::Duration::MAX);
+            let claimed = self.storage.claim_due(now, &self.config.engine_id, now + lease, free as u64).await?;
             let count = claimed.len();
-            for row in claimed {
-                let permit = self.runs.clone().try_acquire_owned().expect("claimed no more than the free permits");
+            for executor in claimed {
+                let Some(slot) = slots.split(1) else {
+                    tracing::error!(executor_id = %executor.id, "claimed more executors than asked for; its lease will expire");
+                    continue;
+                };
                 let engine = self.clone();
-                tokio::spawn(async move { engine.execute(row, permit).await });
+                tokio::spawn(async move { engine.execute(executor, slot).await });
             }
+            drop(slots);
             if count < free {
                 return Ok(());
             }
@@ -93,17 +103,17 @@ impl Engine {
 
     /// Runs one claimed executor and hands how it ended to the recorder, with its permit
     /// (released once the result is committed).
-    async fn execute(self: Arc<Self>, row: executor::Model, permit: OwnedSemaphorePermit) {
-        let late_ms = (row.started_at_us.unwrap_or(row.due_at_us) - row.due_at_us) / 1000;
-        tracing::info!(executor_id = %row.id, plan_id = %row.plan_id, late_ms, "executor started");
-        let (record, audit) = match self.plan_of(&row.plan_id).await {
-            Ok(Some(plan)) => self.run_attack(&row, plan).await,
-            Ok(None) => (failed(format!("plan {} not found", row.plan_id)), Vec::new()),
-            Err(e) => (failed(format!("could not read the plan: {e}")), Vec::new()),
+    async fn execute(self: Arc<Self>, executor: Executor, permit: OwnedSemaphorePermit) {
+        let late_ms = (executor.started.unwrap_or(executor.due) - executor.due).num_milliseconds();
+        tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, late_ms, "executor started");
+        let (end, audit) = match self.plan_of(&executor.plan_id).await {
+            Ok(Some(plan)) => self.run_attack(&executor, plan).await,
+            Ok(None) => (RunEnd::failed(format!("plan {} not found", executor.plan_id)), Vec::new()),
+            Err(e) => (RunEnd::failed(format!("could not read the plan: {e}")), Vec::new()),
         };
-        let finished = FinishedRun { id: row.id, owner: self.config.engine_id.clone(), record, audit };
-        if let Err(tokio::sync::mpsc::error::SendError((finished, _))) = self.recorder.send((finished, permit)) {
-            tracing::error!(executor_id = %finished.id, "the recorder is gone; the result is lost");
+        let finished = FinishedRun { executor_id: executor.id, owner: self.config.engine_id.clone(), end, audit };
+        if let Err(mpsc::error::SendError((finished, _))) = self.recorder.send((finished, permit)) {
+            tracing::error!(executor_id = %finished.executor_id, "the recorder is gone; the result is lost");
         }
     }
 
@@ -122,13 +132,13 @@ impl Engine {
             let (runs, permits): (Vec<FinishedRun>, Vec<OwnedSemaphorePermit>) = batch.into_iter().unzip();
             let mut attempt = 0;
             loop {
-                match self.store.record_runs(runs.clone()).await {
+                match self.storage.record_runs(&runs).await {
                     Ok(recorded) => {
                         for (run, ok) in runs.iter().zip(recorded) {
                             if ok {
-                                tracing::info!(executor_id = %run.id, status = %run.record.status, "executor finished");
+                                tracing::info!(executor_id = %run.executor_id, status = %run.end.status, "executor finished");
                             } else {
-                                tracing::warn!(executor_id = %run.id, "lease lost before the result was recorded");
+                                tracing::warn!(executor_id = %run.executor_id, "lease lost before the result was recorded");
                             }
                         }
                         break;
@@ -152,12 +162,12 @@ impl Engine {
 
     /// A plan, from a small cache: what a run needs of its plan (attack, args, dry run)
     /// never changes, and a burst of executors of one plan should not read it each time.
-    async fn plan_of(&self, id: &str) -> Result<Option<Arc<plan::Model>>, cme_store::StoreError> {
+    async fn plan_of(&self, id: &str) -> Result<Option<Arc<Plan>>, crate::StorageError> {
         const CACHED: usize = 1024;
         if let Some(plan) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
             return Ok(Some(plan.clone()));
         }
-        let Some(plan) = self.store.plan(id).await? else { return Ok(None) };
+        let Some(plan) = self.storage.plan(id).await? else { return Ok(None) };
         let plan = Arc::new(plan);
         let mut cache = self.plans.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHED {
@@ -167,60 +177,35 @@ impl Engine {
         Ok(Some(plan))
     }
 
-    async fn run_attack(&self, row: &executor::Model, plan: Arc<plan::Model>) -> (RunRecord, Vec<NewAudit>) {
-        let args = match serde_json::from_str(&plan.attack_args) {
-            Ok(args) => args,
-            Err(e) => return (failed(format!("stored attack args are not JSON: {e}")), Vec::new()),
+    async fn run_attack(&self, executor: &Executor, plan: Arc<Plan>) -> (RunEnd, Vec<AuditEvent>) {
+        let entry = match self.runnable(&plan.attack.plugin).await {
+            Ok(Ok(entry)) => entry,
+            Ok(Err(reason)) => return (RunEnd::failed(reason), Vec::new()),
+            Err(e) => return (RunEnd::failed(format!("cannot check the plugin registry: {e}")), Vec::new()),
         };
-        match self.refuse_run(&plan.attack_plugin).await {
-            Ok(None) => {}
-            Ok(Some(reason)) => return (failed(reason), Vec::new()),
-            Err(e) => return (failed(format!("cannot check the plugin registry: {e}")), Vec::new()),
-        }
-        let input = RunInput { run_id: row.id.clone(), now: Utc::now(), args, dry_run: plan.dry_run };
+        let input = RunInput { run_id: executor.id.clone(), now: Utc::now(), args: plan.attack.args.clone(), dry_run: plan.dry_run };
         let mut stop = self.stop.subscribe();
         stop.borrow_and_update();
         let result = tokio::select! {
-            result = self.host.run(&plan.attack_plugin, input) => result,
+            result = self.host.run(&entry.loaded, &entry.grant, input) => result,
             _ = stop.changed() => {
                 let reason = stop.borrow().1.clone();
-                let record = RunRecord {
-                    status: status::CANCELLED.into(),
-                    finished_at_us: now_us(),
-                    error: Some(format!("cancelled while running: {reason}")),
-                    log: serde_json::json!([]),
-                    ..RunRecord::default()
-                };
-                return (record, Vec::new());
+                let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some(format!("cancelled while running: {reason}")), ..RunEnd::failed("") };
+                return (end, Vec::new());
             }
         };
-        let audit: Vec<NewAudit> = result.audit.iter().map(|a| plugin_audit(&row.id, a)).collect();
-        let record = match result.outcome {
-            Ok(report) => RunRecord {
-                status: status::SUCCEEDED.into(),
-                finished_at_us: now_us(),
-                summary: Some(report.summary),
-                targets: report.targets,
-                details: Some(report.details),
-                error: None,
-                log: result.log,
-            },
-            Err(error) => RunRecord {
-                status: status::FAILED.into(),
-                finished_at_us: now_us(),
-                error: Some(error),
-                log: result.log,
-                ..RunRecord::default()
-            },
+        let end = match result.outcome {
+            Ok(report) => RunEnd { status: ExecutorStatus::Succeeded, finished: Utc::now(), report: Some(report), error: None, log: result.log },
+            Err(error) => RunEnd { status: ExecutorStatus::Failed, finished: Utc::now(), report: None, error: Some(error), log: result.log },
         };
-        (record, audit)
+        (end, result.audit)
     }
 
     /// The reaper: at start and periodically, expired leases become failed.
     pub(crate) async fn reap(self: Arc<Self>) {
         let mut shutdown = self.shutdown.subscribe();
         loop {
-            match self.store.reap_expired(now_us()).await {
+            match self.storage.reap_expired(Utc::now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(reaped = n, "executors whose engine stopped mid-run marked failed (outcome unknown)"),
                 Err(e) => tracing::error!(error = %e, "reaper pass failed"),
@@ -233,27 +218,3 @@ impl Engine {
     }
 }
 
-fn failed(error: String) -> RunRecord {
-    RunRecord {
-        status: status::FAILED.into(),
-        finished_at_us: now_us(),
-        error: Some(error),
-        log: serde_json::json!([]),
-        ..RunRecord::default()
-    }
-}
-
-fn plugin_audit(run_id: &str, a: &CapabilityAudit) -> NewAudit {
-    NewAudit {
-        at_us: to_us(a.at),
-        source: "plugin".into(),
-        run_id: run_id.to_string(),
-        actor: a.plugin.clone(),
-        action: a.call.clone(),
-        target: a.target.clone(),
-        decision: a.decision.clone(),
-        reason: a.reason.clone(),
-        dry_run: a.dry_run,
-        outcome: a.outcome.clone(),
-    }
-}

@@ -5,99 +5,9 @@
 use std::collections::BTreeMap;
 
 use cme_cloud::http::{EgressRules, UrlAllowList, UrlPattern};
-use serde::{Deserialize, Serialize};
+pub use cme_grant::{Ec2Grant, Grant, GrantError, HttpGrant, SshGrant};
 
 use crate::info::Capability;
-
-/// An operator's grant for one plugin version. Absent sections grant nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Grant {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http: Option<HttpGrant>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ec2: Option<Ec2Grant>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssh: Option<SshGrant>,
-    #[serde(default)]
-    pub scripts: bool,
-}
-
-/// HTTP: URL patterns (see [`UrlPattern`]) and whether link-local / cloud metadata
-/// addresses may be reached (default: no). `max_requests` caps requests per run
-/// (default: only the runtime's host-call cap).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpGrant {
-    pub urls: Vec<String>,
-    #[serde(default)]
-    pub allow_link_local: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_requests: Option<u32>,
-}
-
-/// EC2: regions (empty: any), tags every touched instance must carry, whether
-/// terminating is allowed, and how many instances one run may terminate (default 1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ec2Grant {
-    #[serde(default)]
-    pub regions: Vec<String>,
-    #[serde(default)]
-    pub required_tags: BTreeMap<String, String>,
-    #[serde(default)]
-    pub terminate: bool,
-    #[serde(default = "one")]
-    pub max_terminations_per_run: u32,
-}
-
-/// SSH: sessions one run may open (default 1), and the networks it may reach besides the
-/// instances the same run described (`hosts`: CIDRs such as `10.1.0.0/16` or single
-/// addresses; default none, so only described instances).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SshGrant {
-    #[serde(default = "one")]
-    pub max_sessions: u32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hosts: Vec<String>,
-}
-
-impl SshGrant {
-    /// Whether `address` lies in one of the granted networks.
-    pub fn allows_host(&self, address: &str) -> bool {
-        let Ok(ip) = address.parse::<std::net::IpAddr>() else { return false };
-        self.hosts.iter().filter_map(|h| parse_cidr(h).ok()).any(|(net, bits)| in_network(ip, net, bits))
-    }
-}
-
-/// `a.b.c.d/n`, `x::y/n` or a single address (all bits).
-fn parse_cidr(text: &str) -> Result<(std::net::IpAddr, u8), String> {
-    let (address, bits) = match text.split_once('/') {
-        Some((a, b)) => (a, Some(b)),
-        None => (text, None),
-    };
-    let ip: std::net::IpAddr = address.parse().map_err(|_| format!("ssh host {text:?} is not an IP address or CIDR"))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let bits = match bits {
-        None => max,
-        Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| format!("ssh host {text:?}: the prefix must be 0-{max}"))?,
-    };
-    Ok((ip, bits))
-}
-
-fn in_network(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u8) -> bool {
-    let mask = |width: u32| if bits == 0 { 0u128 } else { u128::MAX << (width - u32::from(bits)) };
-    match (ip, net) {
-        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(n)) => (u128::from(u32::from(a)) ^ u128::from(u32::from(n))) & mask(32) & 0xffff_ffff == 0,
-        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(n)) => (u128::from(a) ^ u128::from(n)) & mask(128) == 0,
-        _ => false,
-    }
-}
-
-fn one() -> u32 {
-    1
-}
 
 /// One host call, as the grant check sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,48 +24,32 @@ pub enum CapabilityUse<'a> {
 #[error("{0}")]
 pub struct Denial(pub String);
 
-impl Grant {
-    /// The grant that allows exactly what a plugin declares (never link-local addresses,
-    /// one termination and one SSH session per run): what built-in plugins get.
-    pub fn as_declared(declared: &[Capability]) -> Grant {
-        let mut grant = Grant::default();
-        for capability in declared {
-            match capability {
-                Capability::Http { urls } => {
-                    grant.http.get_or_insert_with(Default::default).urls.extend(urls.iter().cloned());
-                }
-                Capability::Ec2Describe { regions } | Capability::Ec2Terminate { regions } => {
-                    let ec2 = grant.ec2.get_or_insert_with(|| Ec2Grant {
-                        regions: Vec::new(),
-                        required_tags: BTreeMap::new(),
-                        terminate: false,
-                        max_terminations_per_run: 1,
-                    });
-                    ec2.regions.extend(regions.iter().cloned());
-                    ec2.terminate |= matches!(capability, Capability::Ec2Terminate { .. });
-                }
-                Capability::Ssh => grant.ssh = Some(SshGrant { max_sessions: 1, hosts: Vec::new() }),
-                Capability::Scripts => grant.scripts = true,
+/// The grant that allows exactly what a plugin declares (never link-local addresses,
+/// one termination and one SSH session per run): what built-in plugins get.
+pub fn as_declared(declared: &[Capability]) -> Grant {
+    let mut grant = Grant::default();
+    for capability in declared {
+        match capability {
+            Capability::Http { urls } => {
+                grant.http.get_or_insert_with(Default::default).urls.extend(urls.iter().cloned());
             }
+            Capability::Ec2Describe { regions } | Capability::Ec2Terminate { regions } => {
+                let ec2 = grant.ec2.get_or_insert_with(|| Ec2Grant {
+                    regions: Vec::new(),
+                    required_tags: BTreeMap::new(),
+                    terminate: false,
+                    max_terminations_per_run: 1,
+                });
+                ec2.regions.extend(regions.iter().cloned());
+                ec2.terminate |= matches!(capability, Capability::Ec2Terminate { .. });
+            }
+            Capability::Ssh => grant.ssh = Some(SshGrant { max_sessions: 1, hosts: Vec::new() }),
+            Capability::Scripts => grant.scripts = true,
         }
-        grant
     }
-
-    /// Checks that the grant's URL patterns and SSH networks parse.
-    pub fn validate(&self) -> Result<(), String> {
-        if let Some(http) = &self.http {
-            for url in &http.urls {
-                UrlPattern::parse(url).map_err(|e| e.to_string())?;
-            }
-        }
-        if let Some(ssh) = &self.ssh {
-            for host in &ssh.hosts {
-                parse_cidr(host)?;
-            }
-        }
-        Ok(())
-    }
+    grant
 }
+
 
 /// Checks one call against the declaration and the grant.
 pub fn check(declared: &[Capability], grant: &Grant, call: CapabilityUse<'_>) -> Result<(), Denial> {
@@ -309,7 +203,7 @@ mod tests {
             Capability::Ec2Terminate { regions: vec!["eu-west-1".into()] },
             Capability::Scripts,
         ];
-        let grant = Grant::as_declared(&declared);
+        let grant = as_declared(&declared);
         assert_eq!(grant.http.as_ref().unwrap().urls, vec!["*".to_string()]);
         assert!(!grant.http.as_ref().unwrap().allow_link_local);
         let ec2 = grant.ec2.as_ref().unwrap();
@@ -319,34 +213,5 @@ mod tests {
         assert!(grant.scripts);
         assert!(grant.ssh.is_none());
         assert!(check(&declared, &grant, CapabilityUse::Ssh).is_err());
-    }
-
-    #[test]
-    fn ssh_networks_contain_their_addresses_only() {
-        let grant = SshGrant { max_sessions: 1, hosts: vec!["10.1.0.0/16".into(), "192.168.5.7".into(), "fd00::/8".into()] };
-        for (address, allowed) in [
-            ("10.1.2.3", true),
-            ("10.2.0.1", false),
-            ("192.168.5.7", true),
-            ("192.168.5.8", false),
-            ("fd12::1", true),
-            ("fe80::1", false),
-            ("not-an-ip", false),
-        ] {
-            assert_eq!(grant.allows_host(address), allowed, "{address}");
-        }
-        let bad: Grant = serde_json::from_str(r#"{"ssh":{"hosts":["10.0.0.0/33"]}}"#).unwrap();
-        assert!(bad.validate().unwrap_err().contains("prefix"));
-        let everything = SshGrant { max_sessions: 1, hosts: vec!["0.0.0.0/0".into()] };
-        assert!(everything.allows_host("8.8.8.8"));
-    }
-
-    #[test]
-    fn grants_parse_from_json_and_reject_unknown_fields() {
-        let grant: Grant = serde_json::from_str(r#"{"http":{"urls":["https://api.example.com"]},"scripts":true}"#).unwrap();
-        assert!(grant.validate().is_ok());
-        assert!(serde_json::from_str::<Grant>(r#"{"htpp":{}}"#).is_err());
-        let bad: Grant = serde_json::from_str(r#"{"http":{"urls":["nope"]}}"#).unwrap();
-        assert!(bad.validate().unwrap_err().contains("invalid URL pattern"));
     }
 }

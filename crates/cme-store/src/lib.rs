@@ -1,28 +1,29 @@
 //! # cme-store: persistence for cme
 //!
-//! sea-orm entities and migrations for plans, executors, audit events and settings (the
-//! halt switch), on SQLite (default `sqlite://cme.db?mode=rwc`, WAL, `synchronous=FULL`)
-//! or PostgreSQL (by URL). The same queries serve both; the few statements that differ
-//! (claiming with `FOR UPDATE SKIP LOCKED`) are chosen by backend.
+//! The engine's `Storage` port over sea-orm: entities and migrations for plans,
+//! executors, audit events, credentials, plugins and settings (the halt switch), on
+//! SQLite (default `sqlite://cme.db?mode=rwc`, WAL, `synchronous=FULL`) or PostgreSQL
+//! (by URL). The same queries serve both; the few statements that differ (claiming with
+//! `FOR UPDATE SKIP LOCKED`) are chosen by backend. Rows convert to the engine's types
+//! at this crate's edge (`convert`); nothing of sea-orm leaves it.
 //!
-//! Invariant: every multi-row change that must be all-or-nothing (a plan and its
-//! executors; a deletion and its cancellations) runs in one transaction.
+//! Invariant: every change that must be all-or-nothing (a plan with its executors,
+//! audit event and inline credential; any operator action with its audit event; a batch
+//! of results with its capability audit) runs in one transaction.
 
-pub mod entity;
+mod convert;
+mod entity;
 mod migration;
 mod plugins;
 mod queries;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 
-pub use entity::{audit_event, credential, executor, plan, plugin, setting};
-pub use plugins::{PluginChange, PluginRow, StoredUpload};
-pub use queries::*;
-pub use sea_orm::DbErr;
 
 /// The database behind an engine.
 #[derive(Clone, Debug)]
@@ -31,6 +32,8 @@ pub struct Store {
     /// SQLite has one writer at a time: writers queue here instead of in SQLite's busy
     /// handler, which sleeps (up to 100 ms a try) and wrecks latency under load.
     writes: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Statements sent to the database (for tests and benchmarks that count round trips).
+    statements: Arc<AtomicU64>,
 }
 
 /// Connection settings.
@@ -48,20 +51,30 @@ impl StoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
         StoreConfig { url: url.into(), sqlite_synchronous_full: true, max_connections: 16 }
     }
+
+    /// A private in-memory SQLite database (one connection: each in-memory connection
+    /// would be a database of its own), gone when the store is dropped.
+    pub fn in_memory() -> Self {
+        StoreConfig { url: "sqlite::memory:".into(), sqlite_synchronous_full: false, max_connections: 1 }
+    }
 }
 
-/// Why the store failed.
+/// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Db(#[from] DbErr),
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+pub enum ConnectError {
+    #[error("cannot connect: {0}")]
+    Connect(#[source] sea_orm::DbErr),
+    #[error("cannot apply the schema migrations: {0}")]
+    Migrate(#[source] sea_orm::DbErr),
+}
+
+pub(crate) fn db_error(e: sea_orm::DbErr) -> cme_engine::StorageError {
+    cme_engine::StorageError::Unavailable(e.to_string())
 }
 
 impl Store {
     /// Connects and applies pending migrations.
-    pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
+    pub async fn connect(config: &StoreConfig) -> Result<Store, ConnectError> {
         let mut options = ConnectOptions::new(config.url.clone());
         options
             .max_connections(config.max_connections)
@@ -69,6 +82,10 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30))
             .sqlx_logging(false);
+        if config.max_connections == 1 {
+            // An in-memory database lives as long as its one connection: never recycle it.
+            options.idle_timeout(Duration::from_secs(u32::MAX as u64)).max_lifetime(Duration::from_secs(u32::MAX as u64));
+        }
         let full = config.sqlite_synchronous_full;
         options.map_sqlx_sqlite_opts(move |o| {
             use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -77,10 +94,15 @@ impl Store {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
         });
-        let db = Database::connect(options).await?;
-        migration::Migrator::up(&db, None).await?;
+        let mut db = Database::connect(options).await.map_err(ConnectError::Connect)?;
+        migration::Migrator::up(&db, None).await.map_err(ConnectError::Migrate)?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
         let writes = (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Store { db, writes })
+        Ok(Store { db, writes, statements })
     }
 
     /// Held for the duration of a write on SQLite; nothing on PostgreSQL.
@@ -91,7 +113,12 @@ impl Store {
         }
     }
 
-    pub fn backend(&self) -> DbBackend {
+    /// Statements sent to the database since it was opened.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
     }
 

@@ -1,22 +1,27 @@
 //! The plugin registry's rows. Every change bumps the `plugins_generation` setting in
 //! the same transaction, so that replicas notice a change with one cheap read.
 
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DerivePartialModel, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
     QueryOrder, TransactionTrait,
 };
 
+use cme_engine::storage::StorageResult;
+use cme_engine::{AuditEvent, ExecutorStatus, PluginChange, PluginRecord, StoredUpload};
+
+use crate::{Store, db_error as db};
+use crate::convert::{self, us};
 use crate::entity::{executor, plan, plugin, setting};
-use crate::queries::{NewAudit, insert_audit_rows};
-use crate::{Store, StoreError, status};
+use crate::queries::insert_audit_rows;
 
 const GENERATION_KEY: &str = "plugins_generation";
 
 /// A stored plugin without its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, DerivePartialModel)]
 #[sea_orm(entity = "plugin::Entity")]
-pub struct PluginRow {
+pub(crate) struct PluginRow {
     pub id: String,
     pub name: String,
     pub version: String,
@@ -30,96 +35,66 @@ pub struct PluginRow {
     pub updated_at_us: i64,
 }
 
-/// What storing an upload did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoredUpload {
-    Inserted,
-    /// The same id with the same bytes was already there.
-    AlreadyStored(PluginRow),
-    /// The same id with other bytes is there: versions are immutable.
-    Conflict { sha256: String },
-}
-
-/// A change to a stored plugin.
-#[derive(Debug, Clone, Default)]
-pub struct PluginChange {
-    pub status: Option<String>,
-    /// Some(grant JSON) replaces the grant.
-    pub grant: Option<String>,
-}
-
 impl Store {
-    /// Changes whenever any plugin row changes (opaque; compare for equality).
-    pub async fn plugins_generation(&self) -> Result<String, StoreError> {
-        Ok(setting::Entity::find_by_id(GENERATION_KEY.to_string()).one(self.db()).await?.map(|row| row.value).unwrap_or_default())
+    pub(crate) async fn generation(&self) -> StorageResult<String> {
+        Ok(setting::Entity::find_by_id(GENERATION_KEY.to_string()).one(self.db()).await.map_err(db)?.map(|row| row.value).unwrap_or_default())
     }
 
-    /// Every stored plugin, without bytes, oldest first.
-    pub async fn plugin_rows(&self) -> Result<Vec<PluginRow>, StoreError> {
-        Ok(plugin::Entity::find().order_by_asc(plugin::Column::UploadedAtUs).into_partial_model::<PluginRow>().all(self.db()).await?)
+    pub(crate) async fn rows(&self) -> StorageResult<Vec<PluginRow>> {
+        plugin::Entity::find().order_by_asc(plugin::Column::UploadedAtUs).into_partial_model::<PluginRow>().all(self.db()).await.map_err(db)
     }
 
-    pub async fn plugin_row(&self, id: &str) -> Result<Option<PluginRow>, StoreError> {
-        Ok(plugin::Entity::find_by_id(id.to_string()).into_partial_model::<PluginRow>().one(self.db()).await?)
+    pub(crate) async fn row(&self, id: &str) -> StorageResult<Option<PluginRow>> {
+        plugin::Entity::find_by_id(id.to_string()).into_partial_model::<PluginRow>().one(self.db()).await.map_err(db)
     }
 
-    /// A stored plugin's component bytes.
-    pub async fn plugin_wasm(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(plugin::Entity::find_by_id(id.to_string()).one(self.db()).await?.map(|row| row.wasm))
+    pub(crate) async fn wasm(&self, id: &str) -> StorageResult<Option<Vec<u8>>> {
+        Ok(plugin::Entity::find_by_id(id.to_string()).one(self.db()).await.map_err(db)?.map(|row| row.wasm))
     }
 
-    /// Stores an upload with its audit event, unless its id is taken.
-    pub async fn insert_plugin(&self, row: plugin::Model, audit: NewAudit) -> Result<StoredUpload, StoreError> {
+    pub(crate) async fn insert_upload(&self, record: &PluginRecord, wasm: &[u8], audit: &AuditEvent) -> StorageResult<StoredUpload> {
         let _gate = self.write_gate().await;
-        let txn = self.db().begin().await?;
-        if let Some(existing) = plugin::Entity::find_by_id(row.id.clone()).into_partial_model::<PluginRow>().one(&txn).await? {
-            txn.rollback().await?;
-            return Ok(if existing.sha256 == row.sha256 {
-                StoredUpload::AlreadyStored(existing)
-            } else {
-                StoredUpload::Conflict { sha256: existing.sha256 }
-            });
+        let txn = self.db().begin().await.map_err(db)?;
+        if let Some(existing) = plugin::Entity::find_by_id(record.id.clone()).into_partial_model::<PluginRow>().one(&txn).await.map_err(db)? {
+            txn.rollback().await.map_err(db)?;
+            return Ok(if existing.sha256 == record.sha256 { StoredUpload::AlreadyStored } else { StoredUpload::Conflict { sha256: existing.sha256 } });
         }
-        let at = row.uploaded_at_us;
-        plugin::Entity::insert(row.into_active_model()).exec_without_returning(&txn).await?;
-        insert_audit_rows(&txn, vec![audit]).await?;
-        bump_generation(&txn, at).await?;
-        txn.commit().await?;
+        plugin::Entity::insert(convert::plugin_model(record, wasm).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
+        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        bump_generation(&txn, record.uploaded_at).await?;
+        txn.commit().await.map_err(db)?;
         Ok(StoredUpload::Inserted)
     }
 
-    /// Applies a change; false when there is no such plugin.
-    pub async fn update_plugin(&self, id: &str, change: PluginChange, now_us: i64, audit: NewAudit) -> Result<bool, StoreError> {
+    pub(crate) async fn change(&self, id: &str, change: &PluginChange, now: DateTime<Utc>, audit: &AuditEvent) -> StorageResult<bool> {
         let _gate = self.write_gate().await;
-        let txn = self.db().begin().await?;
-        let mut update = plugin::Entity::update_many().col_expr(plugin::Column::UpdatedAtUs, Expr::value(now_us)).filter(plugin::Column::Id.eq(id));
+        let txn = self.db().begin().await.map_err(db)?;
+        let mut update = plugin::Entity::update_many().col_expr(plugin::Column::UpdatedAtUs, Expr::value(us(now))).filter(plugin::Column::Id.eq(id));
         if let Some(status) = change.status {
-            update = update.col_expr(plugin::Column::Status, Expr::value(status));
+            update = update.col_expr(plugin::Column::Status, Expr::value(status.as_str()));
         }
-        if let Some(grant) = change.grant {
-            update = update.col_expr(plugin::Column::Grant, Expr::value(grant));
+        if let Some(grant) = &change.grant {
+            update = update.col_expr(plugin::Column::Grant, Expr::value(convert::grant_text(grant)));
         }
-        if update.exec(&txn).await?.rows_affected == 0 {
-            txn.rollback().await?;
+        if update.exec(&txn).await.map_err(db)?.rows_affected == 0 {
+            txn.rollback().await.map_err(db)?;
             return Ok(false);
         }
-        insert_audit_rows(&txn, vec![audit]).await?;
-        bump_generation(&txn, now_us).await?;
-        txn.commit().await?;
+        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        bump_generation(&txn, now).await?;
+        txn.commit().await.map_err(db)?;
         Ok(true)
     }
 
-    /// Deletes a plugin unless executors that still have to run use it; returns how many
-    /// do (0: deleted), or None when there is no such plugin.
-    pub async fn delete_plugin(&self, id: &str, now_us: i64, audit: NewAudit) -> Result<Option<u64>, StoreError> {
+    pub(crate) async fn delete(&self, id: &str, audit: &AuditEvent) -> StorageResult<Option<u64>> {
         let _gate = self.write_gate().await;
-        let txn = self.db().begin().await?;
-        if plugin::Entity::find_by_id(id.to_string()).into_partial_model::<PluginRow>().one(&txn).await?.is_none() {
-            txn.rollback().await?;
+        let txn = self.db().begin().await.map_err(db)?;
+        if plugin::Entity::find_by_id(id.to_string()).into_partial_model::<PluginRow>().one(&txn).await.map_err(db)?.is_none() {
+            txn.rollback().await.map_err(db)?;
             return Ok(None);
         }
         let users = executor::Entity::find()
-            .filter(executor::Column::Status.is_in([status::PENDING, status::RUNNING]))
+            .filter(executor::Column::Status.is_in(ExecutorStatus::OPEN.map(ExecutorStatus::as_str)))
             .filter(
                 executor::Column::PlanId.in_subquery(
                     sea_orm::sea_query::Query::select()
@@ -130,26 +105,28 @@ impl Store {
                 ),
             )
             .count(&txn)
-            .await?;
+            .await
+            .map_err(db)?;
         if users > 0 {
-            txn.rollback().await?;
+            txn.rollback().await.map_err(db)?;
             return Ok(Some(users));
         }
-        plugin::Entity::delete_by_id(id.to_string()).exec(&txn).await?;
-        insert_audit_rows(&txn, vec![audit]).await?;
-        bump_generation(&txn, now_us).await?;
-        txn.commit().await?;
+        plugin::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(db)?;
+        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        bump_generation(&txn, audit.at).await?;
+        txn.commit().await.map_err(db)?;
         Ok(Some(0))
     }
 }
 
 /// A fresh opaque generation value, written by upsert (no read-modify-write race).
-async fn bump_generation(db: &impl ConnectionTrait, now_us: i64) -> Result<(), StoreError> {
-    let value = format!("{now_us}-{}", uuid::Uuid::new_v4().simple());
-    let row = setting::ActiveModel { key: Set(GENERATION_KEY.into()), value: Set(value), updated_at_us: Set(now_us) };
+async fn bump_generation(db_: &impl ConnectionTrait, now: DateTime<Utc>) -> StorageResult<()> {
+    let value = format!("{}-{}", us(now), uuid::Uuid::new_v4().simple());
+    let row = setting::ActiveModel { key: Set(GENERATION_KEY.into()), value: Set(value), updated_at_us: Set(us(now)) };
     setting::Entity::insert(row)
         .on_conflict(OnConflict::column(setting::Column::Key).update_columns([setting::Column::Value, setting::Column::UpdatedAtUs]).to_owned())
-        .exec_without_returning(db)
-        .await?;
+        .exec_without_returning(db_)
+        .await
+        .map_err(db)?;
     Ok(())
 }

@@ -92,7 +92,7 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
         match request {
             Request::Plugins(command) => plugins(&client, command).await?,
             Request::Plans(PlansCommand::List { all }) => {
-                let doc = client.get(&format!("/api/1/plans/?all={all}")).await?;
+                let doc = client.get_with("/api/1/plans/", &[("all", all.to_string())]).await?;
                 print_plans(doc["plans"].as_array().map(Vec::as_slice).unwrap_or_default());
             }
             Request::Plans(PlansCommand::Create { file }) => {
@@ -113,14 +113,10 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                 println!("{}", doc["msg"].as_str().unwrap_or("deleted"));
             }
             Request::Executors(ExecutorsCommand::List { executed, status, plan }) => {
-                let mut path = format!("/api/1/executors/?executed={executed}");
-                if let Some(status) = status {
-                    path.push_str(&format!("&status={status}"));
-                }
-                if let Some(plan) = plan {
-                    path.push_str(&format!("&plan_id={plan}"));
-                }
-                let doc = client.get(&path).await?;
+                let mut query = vec![("executed", executed.to_string())];
+                query.extend(status.map(|s| ("status", s)));
+                query.extend(plan.map(|p| ("plan_id", p)));
+                let doc = client.get_with("/api/1/executors/", &query).await?;
                 print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
             }
             Request::Executors(ExecutorsCommand::Show { id }) => {
@@ -154,12 +150,9 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
     match command {
         PluginsCommand::Push { file, sha256 } => {
             let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let mut path = "/api/1/plugins/".to_string();
-            if let Some(sha256) = sha256 {
-                path.push_str(&format!("?sha256={sha256}"));
-            }
+            let query: Vec<(&str, String)> = sha256.into_iter().map(|s| ("sha256", s)).collect();
             eprintln!("uploading {} ({} bytes); the engine compiles it, which can take a few seconds", file.display(), wasm.len());
-            let doc = client.request(reqwest::Method::POST, &path, Some(("application/wasm", wasm))).await?;
+            let doc = client.request(reqwest::Method::POST, "/api/1/plugins/", &query, Some(("application/wasm", wasm))).await?;
             println!("{} {} ({}), compiled in {} ms", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""), doc["kind"].as_str().unwrap_or(""), doc["compile_ms"]);
             println!("requested capabilities: {}", doc["capabilities"]);
             if doc["status"] == "pending" {
@@ -224,16 +217,21 @@ struct Client {
 
 impl Client {
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(reqwest::Method::GET, path, None).await
+        self.get_with(path, &[]).await
+    }
+
+    /// A GET with query parameters (encoded by reqwest).
+    async fn get_with(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        self.request(reqwest::Method::GET, path, query, None).await
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        self.request(method, path, body.map(|b| ("application/json", b.to_string().into_bytes()))).await
+        self.request(method, path, &[], body.map(|b| ("application/json", b.to_string().into_bytes()))).await
     }
 
-    async fn request(&self, method: reqwest::Method, path: &str, body: Option<(&str, Vec<u8>)>) -> anyhow::Result<Value> {
+    async fn request(&self, method: reqwest::Method, path: &str, query: &[(&str, String)], body: Option<(&str, Vec<u8>)>) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.target.url.trim_end_matches('/'));
-        let mut request = self.http.request(method, &url);
+        let mut request = self.http.request(method, &url).query(query);
         if let Some(token) = &self.target.token {
             request = request.bearer_auth(token);
         }

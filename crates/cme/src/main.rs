@@ -89,7 +89,16 @@ pub struct ServeArgs {
     pub scripts_dir: Option<PathBuf>,
 }
 
+/// Two rustls crypto providers are linked (aws-lc-rs through reqwest and russh, ring
+/// through the AWS SDK), so rustls cannot choose one by itself: the process names its
+/// default before anything opens a TLS connection.
+fn install_crypto_provider() {
+    // Err means one is installed already, which is what we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 fn main() -> std::process::ExitCode {
+    install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args),
@@ -105,5 +114,16 @@ fn main() -> std::process::ExitCode {
             eprintln!("cme: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_process_has_a_default_crypto_provider() {
+        assert!(rustls::crypto::CryptoProvider::get_default().is_none(), "nothing installs one by itself");
+        super::install_crypto_provider();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+        super::install_crypto_provider(); // a second call is harmless
     }
 }

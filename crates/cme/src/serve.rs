@@ -10,7 +10,8 @@ use actix_web::{App, HttpServer};
 use anyhow::Context;
 
 use cme_api::{ApiState, Auth};
-use cme_engine::{Engine, EngineConfig, Store, StoreConfig};
+use cme_engine::{Engine, EngineConfig, Storage};
+use cme_store::{Store, StoreConfig};
 use cme_runtime::{Runtime, RuntimeConfig};
 
 use crate::ServeArgs;
@@ -65,7 +66,8 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(full) = file.sqlite_synchronous_full {
         store_config.sqlite_synchronous_full = full;
     }
-    let store = Store::connect(&store_config).await.with_context(|| format!("opening the database {}", redact(&database_url)))?;
+    let store: Arc<dyn Storage> =
+        Arc::new(Store::connect(&store_config).await.with_context(|| format!("opening the database {}", redact(&database_url)))?);
 
     let ec2 = Arc::new(ec2_backend(file.ec2.endpoint_url.clone()).await);
     let mut runtime_config = RuntimeConfig {
@@ -80,7 +82,8 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     let run_deadline = runtime_config.run_limits.deadline;
     let runtime = Runtime::new(runtime_config).context("starting the wasm runtime")?;
-    let host = RuntimeHost::with_builtins(runtime, &policy).await?;
+    let host = RuntimeHost::new(runtime);
+    let builtins = host.builtins(&policy).await?;
 
     let mut engine_config = EngineConfig { timezone, dry_run: args.dry_run || file.dry_run.unwrap_or(false), run_deadline, ..EngineConfig::default() };
     if let Some(n) = file.max_concurrent_runs {
@@ -101,7 +104,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(bytes) = file.registry.max_plugin_bytes {
         engine_config.max_plugin_bytes = bytes;
     }
-    let engine = Engine::new(store, Arc::new(host), engine_config);
+    let engine = Engine::new(store, Arc::new(host), builtins, engine_config);
     engine.refresh_plugins(true).await.context("loading the uploaded plugins")?;
     engine.start();
 
@@ -155,7 +158,7 @@ fn builtin_policy(file: &FileConfig) -> BuiltinPolicy {
 }
 
 /// The SSH backend: keys come from the credential store, host keys are checked by policy.
-fn ssh_backend(file: &SshFile, store: &cme_engine::Store) -> SshBackend {
+fn ssh_backend(file: &SshFile, store: &Arc<dyn Storage>) -> SshBackend {
     let mut config = SshConfig::default();
     if let Some(path) = &file.known_hosts {
         config.known_hosts = path.clone();
@@ -191,14 +194,23 @@ async fn wait_for_signal() {
     }
 }
 
-/// A database URL without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+/// A database URL without its password (`postgres://user:***@host/db`).
+fn redact(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
         }
-        _ => url.to_string(),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(super::redact("postgres://cme:s3cr%40t@db.internal:5432/cme"), "postgres://cme:***@db.internal:5432/cme");
+        assert_eq!(super::redact("sqlite://cme.db?mode=rwc"), "sqlite://cme.db?mode=rwc");
+        assert_eq!(super::redact("postgres://cme@db/cme"), "postgres://cme@db/cme");
     }
 }

@@ -1,8 +1,6 @@
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use cme_engine::time::from_us;
-
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
@@ -16,12 +14,13 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     let items: Vec<Value> = listed
         .items
         .iter()
-        .map(|e| {
+        .map(|entry| {
+            let e = &entry.event;
             json!({
-                "id": e.id,
-                "at": date(from_us(e.at_us)),
+                "id": entry.id,
+                "at": date(e.at),
                 "source": e.source,
-                "run_id": e.run_id,
+                "run_id": e.run_id.clone().unwrap_or_default(),
                 "actor": e.actor,
                 "action": e.action,
                 "target": e.target,

@@ -2,7 +2,6 @@ use actix_web::{HttpRequest, web};
 use serde_json::json;
 
 use cme_engine::HaltState;
-use cme_engine::time::from_us;
 
 use super::{Result, date};
 use crate::ApiState;
@@ -36,7 +35,7 @@ pub async fn resume(req: HttpRequest, state: web::Data<ApiState>) -> Result {
 fn document(halt: &HaltState) -> Hal {
     Hal::new(json!({
         "halted": halt.halted,
-        "since": halt.since_us.map(from_us).map(date),
+        "since": halt.since.map(date),
         "reason": halt.reason,
     }))
     .link("self", "/api/1/halt")

@@ -2,7 +2,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use cme_engine::{ApiAction, ExecutorView, NewPlan, PlanView, PluginCall};
+use cme_engine::{Executor, NewPlan, PlanSummary, PluginCall};
 
 use super::executors::executor_document;
 use super::{Result, date};
@@ -68,7 +68,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         grace_seconds: body["grace_seconds"].as_u64(),
     };
     let (plan, executors) = state.engine.create_plan(new, role.name()).await?;
-    let location = format!("/api/1/plans/{}", plan.id);
+    let location = format!("/api/1/plans/{}", plan.plan.id);
     let doc = plan_document(&plan, Some(&executors)).set("msg", json!("ok"));
     let mut response = doc.respond(StatusCode::CREATED);
     response.headers_mut().insert(
@@ -98,37 +98,34 @@ pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiS
 
 pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
     let role = state.auth.require(&req, Role::Operator)?;
-    state.engine.delete_plan(&id).await?;
-    state
-        .engine
-        .audit_api(ApiAction { actor: role.name().into(), action: "plan.delete".into(), target: id.to_string() })
-        .await;
+    state.engine.delete_plan(&id, role.name()).await?;
     Ok(Hal::new(json!({"msg": format!("Plan {id} successfully deleted")}))
         .link("plans", "/api/1/plans/")
         .link("executors", format!("/api/1/executors/?plan_id={id}&executed=all"))
         .ok())
 }
 
-fn plan_document(plan: &PlanView, executors: Option<&[ExecutorView]>) -> Hal {
+fn plan_document(summary: &PlanSummary, executors: Option<&[Executor]>) -> Hal {
+    let plan = &summary.plan;
     let href = format!("/api/1/plans/{}", plan.id);
     let doc = Hal::new(json!({
         "id": plan.id,
         "name": plan.name,
         "created": date(plan.created),
-        "executors_count": plan.executors_count,
-        "next_execution": plan.next_execution.map(date),
-        "executed": plan.executed,
+        "executors_count": summary.executors_count,
+        "next_execution": summary.next_execution.map(date),
+        "executed": summary.executed,
         "dry_run": plan.dry_run,
         "timezone": plan.timezone,
-        "grace_seconds": plan.grace_seconds,
-        "attack": {"ref": plan.attack_ref, "plugin": plan.attack_plugin, "args": plan.attack_args},
-        "planner": {"ref": plan.planner_ref, "plugin": plan.planner_plugin, "args": plan.planner_args},
+        "grace_seconds": plan.grace.as_secs(),
+        "attack": {"ref": plan.attack.reference, "plugin": plan.attack.plugin, "args": plan.attack.args},
+        "planner": {"ref": plan.planner.reference, "plugin": plan.planner.plugin, "args": plan.planner.args},
     }))
     .link("self", href.clone())
     .link("delete", href)
     .link("executors", format!("/api/1/executors/?plan_id={}&executed=all", plan.id));
     match executors {
-        Some(executors) => doc.embed("executors", executors.iter().map(|e| executor_document(e, false).into_value()).collect()),
+        Some(executors) => doc.embed("executors", executors.iter().map(|e| executor_document(e, None, false).into_value()).collect()),
         None => doc,
     }
 }

@@ -103,7 +103,7 @@ pub async fn upload(req: HttpRequest, state: web::Data<ApiState>, payload: web::
 pub async fn grant(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>, payload: web::Payload) -> Result {
     let role = state.auth.require(&req, Role::Admin)?;
     let grant = json_body(&req, payload, false).await?.expect("not optional");
-    let view = state.engine.grant_plugin(&id, grant, role.name()).await?;
+    let view = state.engine.grant_plugin(&id, &grant, role.name()).await?;
     Ok(plugin_document(&view).ok())
 }
 
@@ -194,11 +194,11 @@ fn document(view: &PluginView) -> Value {
         "kind": p.kind,
         "description": p.description,
         "capabilities": p.capabilities,
-        "granted": view.grant,
+        "granted": view.grant.as_ref().map(|g| serde_json::to_value(g).unwrap_or(Value::Null)),
         "status": view.status,
         "sha256": p.sha256,
-        "size": view.size,
-        "builtin": p.builtin,
+        "size": p.size,
+        "builtin": view.builtin,
         "uploaded_by": view.uploaded_by,
         "uploaded_at": view.uploaded_at.map(date),
         "_links": {"self": {"href": format!("/api/1/plugins/{}", p.id)}},
@@ -210,7 +210,7 @@ fn plugin_document(view: &PluginView) -> Hal {
     let mut doc = document(view);
     doc.as_object_mut().expect("an object").remove("_links");
     let mut hal = Hal::new(doc).link("self", format!("/api/1/plugins/{id}")).link("plugins", "/api/1/plugins/");
-    if !view.description.builtin {
+    if !view.builtin {
         hal = hal
             .link("grant", format!("/api/1/plugins/{id}/grant"))
             .link("enable", format!("/api/1/plugins/{id}/enable"))

@@ -9,11 +9,10 @@
 
 mod client;
 mod egress;
-mod pattern;
 
 pub use client::{HttpClient, HttpConfig, Request, Response};
 pub use egress::{DnsResolver, EgressRules, SystemResolver, UrlAllowList, is_metadata_or_link_local};
-pub use pattern::{PatternError, UrlPattern};
+pub use cme_grant::{PatternError, UrlPattern};
 
 /// Why a request was not sent or did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

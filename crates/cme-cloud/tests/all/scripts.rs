@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use cme_cloud::scripts::{EMBEDDED, ScriptLibrary};
+use cme_cloud::scripts::{ScriptLibrary, embedded};
 
 fn script(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cme-script-tests-{}", std::process::id()));
@@ -29,7 +29,9 @@ fn every_script_passes_shellcheck_and_documents_itself() {
         assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "shellcheck is required under CI (.ci/run installs it)");
         eprintln!("skipping shellcheck: not installed (apt-get install shellcheck)");
     }
-    for (name, bytes) in EMBEDDED {
+    let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../script_attacks")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sh")).count();
+    assert_eq!(embedded().count(), on_disk, "every script of script_attacks/ ships");
+    for (name, bytes) in embedded() {
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         assert!(text.starts_with("#!/bin/sh\n"), "{name}");
         for header in ["Usage:", "Duration:", "Undo:"] {

@@ -2,7 +2,7 @@
 
 use chrono::{Duration, NaiveTime, Timelike};
 use chrono_tz::Tz;
-use cme_runtime::{CallError, Grant, PlanContext, PluginKind};
+use cme_runtime::{CallError, PlanContext, PluginKind};
 use serde_json::json;
 
 use crate::support::*;
@@ -175,7 +175,7 @@ async fn api_request_sends_a_form_encoded_payload_like_the_original() {
         "payload": {"terminate": 1, "n": "2"},
         "headers": {"X-CUSTOM-HEADER": "test"}
     });
-    let grant = Grant::as_declared(&attack.info().capabilities);
+    let grant = cme_runtime::grant::as_declared(&attack.info().capabilities);
     let outcome = runtime.run(&attack, run_request(args, grant)).await;
     let report = outcome.result.expect("the attack succeeds");
     let requests = server.requests();
@@ -199,7 +199,7 @@ async fn api_request_sends_json_when_asked_by_header_or_encoding() {
     let server = CaptureServer::start(|_| Reply::status(201)).await;
     let runtime = runtime();
     let attack = builtin(&runtime, "api-request").await;
-    let grant = Grant::as_declared(&attack.info().capabilities);
+    let grant = cme_runtime::grant::as_declared(&attack.info().capabilities);
     let by_header = json!({"endpoint": server.url("/a"), "method": "PUT", "payload": {"n": 2},
                            "headers": {"Content-Type": "application/json"}});
     let by_encoding = json!({"endpoint": server.url("/b"), "method": "PATCH", "payload": {"n": 2}, "encoding": "json"});
@@ -217,7 +217,7 @@ async fn api_request_fails_on_an_unexpected_status_and_honours_expected_status()
     let server = CaptureServer::start(|req| Reply::status(if req.target == "/gone" { 410 } else { 500 })).await;
     let runtime = runtime();
     let attack = builtin(&runtime, "api-request").await;
-    let grant = Grant::as_declared(&attack.info().capabilities);
+    let grant = cme_runtime::grant::as_declared(&attack.info().capabilities);
     let args = json!({"endpoint": server.url("/boom"), "method": "GET", "payload": {}, "headers": {}});
     match runtime.run(&attack, run_request(args, grant.clone())).await.result {
         Err(CallError::Failed(message)) => assert!(message.contains("500") && message.contains("expected 2xx"), "{message}"),
@@ -233,7 +233,7 @@ async fn api_request_in_a_dry_run_sends_nothing_and_says_what_it_would_send() {
     let server = CaptureServer::start(|_| Reply::status(200)).await;
     let runtime = runtime();
     let attack = builtin(&runtime, "api-request").await;
-    let grant = Grant::as_declared(&attack.info().capabilities);
+    let grant = cme_runtime::grant::as_declared(&attack.info().capabilities);
     let args = json!({"endpoint": server.url("/kill"), "method": "POST", "payload": {"a": 1}, "headers": {}});
     let mut request = run_request(args, grant);
     request.dry_run = true;
@@ -252,7 +252,7 @@ async fn api_request_reports_a_refused_connection_as_failed() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let runtime = runtime();
     let attack = builtin(&runtime, "api-request").await;
-    let grant = Grant::as_declared(&attack.info().capabilities);
+    let grant = cme_runtime::grant::as_declared(&attack.info().capabilities);
     let args = json!({"endpoint": format!("http://127.0.0.1:{port}/"), "method": "GET"});
     let outcome = runtime.run(&attack, run_request(args, grant)).await;
     match outcome.result {
@@ -267,7 +267,7 @@ async fn the_sdk_documentation_example_builds_loads_and_runs() {
     let runtime = runtime();
     let ping = runtime.load(cme_plugins::test_plugins::PING.wasm).await.expect("the example loads");
     assert_eq!(ping.info().name, "ping-attack");
-    let grant = Grant::as_declared(&ping.info().capabilities);
+    let grant = cme_runtime::grant::as_declared(&ping.info().capabilities);
     let outcome = runtime.run(&ping, run_request(json!({"url": server.url("/health")}), grant.clone())).await;
     assert_eq!(outcome.result.unwrap().summary, format!("GET {} -> 204", server.url("/health")));
     assert_eq!(outcome.record.log[0].message, format!("pinging {}", server.url("/health")));

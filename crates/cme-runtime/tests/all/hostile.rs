@@ -1,22 +1,18 @@
 //! Hostile plugins: each ends its call with an error naming the limit, within the
 //! deadline, and the next call on the same runtime works.
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use cme_runtime::{CallError, Grant, Limits};
 use serde_json::json;
 
 use crate::support::*;
 
-/// Generous: the point is that the call ends, not how fast (tests never time).
-const ENDS_WITHIN: Duration = Duration::from_secs(30);
-
 async fn misbehave(mode: serde_json::Value) -> CallError {
     let runtime = runtime();
     let plugin = hostile(&runtime).await;
-    let started = Instant::now();
-    let outcome = run_hostile(&runtime, &plugin, mode.clone(), Grant::default()).await;
-    assert!(started.elapsed() < ENDS_WITHIN, "{mode} took {:?}", started.elapsed());
+    let outcome = run_hostile(&runtime, &plugin, mode, Grant::default()).await;
     assert_runtime_still_works(&runtime, &plugin).await;
     outcome.result.expect_err("a hostile call fails")
 }
@@ -109,32 +105,35 @@ async fn calls_are_isolated_from_each_other() {
     // A loop and a normal call at once: the normal call is not held up by the loop.
     let runtime = runtime();
     let plugin = hostile(&runtime).await;
-    let looping = run_hostile(&runtime, &plugin, json!({"mode": "loop"}), Grant::default());
+    let loop_ended = AtomicBool::new(false);
+    let looping = async {
+        let outcome = run_hostile(&runtime, &plugin, json!({"mode": "loop"}), Grant::default()).await;
+        loop_ended.store(true, Ordering::SeqCst);
+        outcome
+    };
     let normal = async {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let started = Instant::now();
         let outcome = run_hostile(&runtime, &plugin, json!({"mode": "noop"}), Grant::default()).await;
-        (outcome, started.elapsed())
+        (outcome, loop_ended.load(Ordering::SeqCst))
     };
-    let (looped, (normal, normal_took)) = tokio::join!(looping, normal);
+    let (looped, (normal, loop_had_ended)) = tokio::join!(looping, normal);
     assert_eq!(looped.result.unwrap_err(), CallError::Deadline(RUN_DEADLINE));
     normal.result.expect("the normal call succeeds");
-    assert!(normal_took < RUN_DEADLINE, "the normal call finished while the loop still ran ({normal_took:?})");
+    assert!(!loop_had_ended, "the normal call finished while the loop still ran");
 }
 
 #[tokio::test]
 async fn dropping_a_call_cancels_it() {
-    // One call at a time and a long deadline: the next call can only start promptly if
-    // dropping the first (as a halt does) really ended it.
+    // One call at a time and an hour's deadline: the next call can only run at all if
+    // dropping the first (as a halt does) really ended it and gave its slot back.
     let runtime = runtime_with(|config| {
         config.max_concurrent_calls = 1;
-        config.run_limits.deadline = Duration::from_secs(30);
+        config.run_limits.deadline = Duration::from_secs(3600);
     });
     let plugin = hostile(&runtime).await;
     let looping = run_hostile(&runtime, &plugin, json!({"mode": "loop"}), Grant::default());
     assert!(tokio::time::timeout(Duration::from_millis(200), looping).await.is_err(), "the loop is still running");
-    let started = Instant::now();
-    let outcome = run_hostile(&runtime, &plugin, json!({"mode": "noop"}), Grant::default()).await;
-    outcome.result.expect("the next call runs");
-    assert!(started.elapsed() < Duration::from_secs(15), "the dropped call kept its slot for {:?}", started.elapsed());
+    // A guard against hanging, not a measurement: a kept slot would block for an hour.
+    let next = tokio::time::timeout(Duration::from_secs(600), run_hostile(&runtime, &plugin, json!({"mode": "noop"}), Grant::default()));
+    next.await.expect("the dropped call gave its slot back").result.expect("the next call runs");
 }

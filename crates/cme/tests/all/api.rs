@@ -184,6 +184,8 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
         }
         // Bad query parameters.
         assert_eq!(api.get("/api/1/executors/?page=0").await.status, 400);
+        assert_eq!(api.get("/api/1/executors/?page=99999999999999999&size=1000").await.status, 400, "an absurd page is refused, not overflowed");
+        assert_eq!(api.get("/api/1/plans/?page=18446744073709551615").await.status, 400);
         assert_eq!(api.get("/api/1/executors/?status=exploded").await.status, 400);
         // A wrong method is 405, still problem+json.
         let reply = api.raw(reqwest::Method::PATCH, "/api/1/plans/", None, None).await;
@@ -197,10 +199,10 @@ async fn lists_paginate_with_next_and_prev_links() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
     let api = engine.client();
-    let plan = json!({"name": "many", "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:4505/", "method": "GET"}},
-                      "planner": {"ref": "simple_planner:SimplePlanner", "args": {"min_time": "00:00", "max_time": "23:59", "times": 5}}});
-    if api.post("/api/1/plans/", &plan).await.status != 201 {
-        return; // 23:59 UTC: the window is over (covered by the planner's own tests)
+    // Five executors, whatever the time of day: five exact plans an hour apart.
+    for hour in 1..=5 {
+        let plan = api_plan("many", "http://127.0.0.1:4505/", &in_seconds(3600 * hour));
+        assert_eq!(api.post("/api/1/plans/", &plan).await.status, 201);
     }
     let first = api.get("/api/1/executors/?size=2&executed=all").await.body;
     assert_eq!(first["_embedded"]["executors"].as_array().unwrap().len(), 2);

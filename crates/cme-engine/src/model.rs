@@ -1,0 +1,628 @@
+//! The engine's vocabulary: plans, executors, runs, audit events, plugins and
+//! credentials as the engine reasons about them. Storage keeps its own representation
+//! and converts at its edge; nothing here knows SQL or HTTP.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use cme_grant::Grant;
+
+/// A plan: an attack with its args, and the planner call that scheduled it. A deleted
+/// plan is kept (its executors' history refers to it) with `deleted` set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// 32 hex digits, as the original engine's ids.
+    pub id: String,
+    pub name: String,
+    pub created: DateTime<Utc>,
+    pub deleted: Option<DateTime<Utc>>,
+    pub attack: PlannedCall,
+    pub planner: PlannedCall,
+    /// Attacks of this plan record what they would do instead of doing it.
+    pub dry_run: bool,
+    /// The zone the planner was asked in (an IANA name).
+    pub timezone: String,
+    /// The planner's seed: the same seed and args give the same times.
+    pub seed: u64,
+    /// How late an executor may still start.
+    pub grace: Duration,
+}
+
+/// One side of a plan: the ref as the plan gave it (canonical form), the exact plugin
+/// version it resolved to, and the args.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedCall {
+    /// `module:Class`.
+    pub reference: String,
+    /// `name@version`.
+    pub plugin: String,
+    pub args: Value,
+}
+
+/// A plan with the figures the plan list shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanSummary {
+    pub plan: Plan,
+    pub executors_count: u64,
+    /// The earliest due time of a pending executor.
+    pub next_execution: Option<DateTime<Utc>>,
+    /// True once no executor is pending or running.
+    pub executed: bool,
+}
+
+/// Where an executor is in its life. `Pending` and `Running` are open; the others are
+/// terminal (an executor never changes again once there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    /// Not started within its grace period after its due time.
+    Missed,
+    Cancelled,
+}
+
+impl ExecutorStatus {
+    pub const ALL: [ExecutorStatus; 6] = [Self::Pending, Self::Running, Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled];
+    pub const OPEN: [ExecutorStatus; 2] = [Self::Pending, Self::Running];
+    pub const TERMINAL: [ExecutorStatus; 4] = [Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Missed => "missed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !Self::OPEN.contains(&self)
+    }
+}
+
+/// Text that names no status of its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {text:?} (known: {known})")]
+pub struct UnknownStatus {
+    pub kind: &'static str,
+    pub text: String,
+    pub known: String,
+}
+
+impl FromStr for ExecutorStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| UnknownStatus {
+            kind: "executor status",
+            text: text.to_string(),
+            known: Self::ALL.map(Self::as_str).join(", "),
+        })
+    }
+}
+
+impl fmt::Display for ExecutorStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One scheduled run of a plan's attack. Never deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executor {
+    pub id: String,
+    pub plan_id: String,
+    pub due: DateTime<Utc>,
+    pub status: ExecutorStatus,
+    /// How many times it was claimed (1 once run: runs are never retried blindly).
+    pub attempts: u32,
+    /// Which engine holds the run, and until when.
+    pub lease: Option<Lease>,
+    pub grace: Duration,
+    pub created: DateTime<Utc>,
+    pub started: Option<DateTime<Utc>>,
+    pub finished: Option<DateTime<Utc>>,
+    /// What a succeeded attack reported.
+    pub report: Option<Report>,
+    pub error: Option<String>,
+    pub log: RunLog,
+}
+
+impl Executor {
+    /// A new pending executor of `plan` due at `due`.
+    pub fn pending(id: String, plan: &Plan, due: DateTime<Utc>) -> Executor {
+        Executor {
+            id,
+            plan_id: plan.id.clone(),
+            due,
+            status: ExecutorStatus::Pending,
+            attempts: 0,
+            lease: None,
+            grace: plan.grace,
+            created: plan.created,
+            started: None,
+            finished: None,
+            report: None,
+            error: None,
+            log: RunLog::default(),
+        }
+    }
+
+    /// The original engine's flag: true once the executor is terminal.
+    pub fn executed(&self) -> bool {
+        self.status.is_terminal()
+    }
+}
+
+/// A claim on a running executor: only its owner may record the result, until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub expires: DateTime<Utc>,
+}
+
+/// What an attack reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub summary: String,
+    pub targets: Vec<String>,
+    /// A JSON object.
+    pub details: Value,
+}
+
+/// Everything a run left besides its result: its log lines, what it wrote to stdout and
+/// stderr, what a dry run would have done, and how long it took. One shape for every run
+/// (a run that never reached the plugin has an empty log).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunLog {
+    pub lines: Vec<LogLine>,
+    pub stdout: String,
+    pub stderr: String,
+    pub dry_run_actions: Vec<String>,
+    pub elapsed_ms: u64,
+}
+
+/// A line a plugin logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub at: DateTime<Utc>,
+    /// trace, debug, info, warn, error.
+    pub level: String,
+    pub message: String,
+}
+
+impl<'de> Deserialize<'de> for RunLog {
+    /// Reads the object form, and the empty array earlier versions stored for runs that
+    /// never reached a plugin.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(default)]
+        struct Object {
+            lines: Vec<LogLine>,
+            stdout: String,
+            stderr: String,
+            dry_run_actions: Vec<String>,
+            elapsed_ms: u64,
+        }
+        impl Default for Object {
+            fn default() -> Self {
+                Object { lines: Vec::new(), stdout: String::new(), stderr: String::new(), dry_run_actions: Vec::new(), elapsed_ms: 0 }
+            }
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Object(Object),
+            Lines(Vec<LogLine>),
+        }
+        Ok(match Stored::deserialize(deserializer)? {
+            Stored::Object(o) => RunLog { lines: o.lines, stdout: o.stdout, stderr: o.stderr, dry_run_actions: o.dry_run_actions, elapsed_ms: o.elapsed_ms },
+            Stored::Lines(lines) => RunLog { lines, ..RunLog::default() },
+        })
+    }
+}
+
+/// How a run ended, to record on its executor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnd {
+    /// Succeeded, failed or cancelled.
+    pub status: ExecutorStatus,
+    pub finished: DateTime<Utc>,
+    pub report: Option<Report>,
+    pub error: Option<String>,
+    pub log: RunLog,
+}
+
+impl RunEnd {
+    pub fn failed(error: impl Into<String>) -> RunEnd {
+        RunEnd { status: ExecutorStatus::Failed, finished: Utc::now(), report: None, error: Some(error.into()), log: RunLog::default() }
+    }
+}
+
+/// A finished run to record: its executor, the engine holding its lease, how it ended
+/// and the audit events of its capability calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedRun {
+    pub executor_id: String,
+    pub owner: String,
+    pub end: RunEnd,
+    pub audit: Vec<AuditEvent>,
+}
+
+/// Who or what an audit event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSource {
+    /// A capability call of a plugin.
+    Plugin,
+    /// An operator's action through the API or CLI.
+    Api,
+}
+
+/// Whether the audited thing was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditDecision {
+    Allowed,
+    Denied,
+    /// The capability has no backend on this engine.
+    Unavailable,
+}
+
+impl AuditSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditSource::Plugin => "plugin",
+            AuditSource::Api => "api",
+        }
+    }
+}
+
+impl AuditDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditDecision::Allowed => "allowed",
+            AuditDecision::Denied => "denied",
+            AuditDecision::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl FromStr for AuditSource {
+    type Err = UnknownStatus;
+    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
+        [AuditSource::Plugin, AuditSource::Api].into_iter().find(|s| s.as_str() == text).ok_or_else(|| UnknownStatus {
+            kind: "audit source",
+            text: text.into(),
+            known: "plugin, api".into(),
+        })
+    }
+}
+
+impl FromStr for AuditDecision {
+    type Err = UnknownStatus;
+    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
+        [AuditDecision::Allowed, AuditDecision::Denied, AuditDecision::Unavailable].into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
+            UnknownStatus { kind: "audit decision", text: text.into(), known: "allowed, denied, unavailable".into() }
+        })
+    }
+}
+
+/// Something done to or by the engine: a capability call of a plugin, or an operator's
+/// action. One shape from where it happens to where it is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: DateTime<Utc>,
+    pub source: AuditSource,
+    /// The executor, for plugin calls.
+    pub run_id: Option<String>,
+    /// `name@version` for plugin calls; the caller's role for operator actions.
+    pub actor: String,
+    /// `http.send`, `plan.create`, ...
+    pub action: String,
+    pub target: String,
+    pub decision: AuditDecision,
+    pub reason: Option<String>,
+    pub dry_run: bool,
+    /// How an allowed call ended ("200", "timeout: ...").
+    pub outcome: Option<String>,
+}
+
+impl AuditEvent {
+    /// An operator's action, allowed, now.
+    pub fn action(actor: &str, action: &str, target: impl Into<String>) -> AuditEvent {
+        AuditEvent {
+            at: Utc::now(),
+            source: AuditSource::Api,
+            run_id: None,
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target: target.into(),
+            decision: AuditDecision::Allowed,
+            reason: None,
+            dry_run: false,
+            outcome: None,
+        }
+    }
+
+    /// The same action, refused for `reason`.
+    pub fn denied(mut self, reason: impl Into<String>) -> AuditEvent {
+        self.decision = AuditDecision::Denied;
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+/// A stored audit event with its position in the log (newer events have larger ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub event: AuditEvent,
+}
+
+/// The persisted halt switch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaltState {
+    pub halted: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
+
+/// Planner or attack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Planner,
+    Attack,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Planner => "planner",
+            PluginKind::Attack => "attack",
+        }
+    }
+}
+
+impl FromStr for PluginKind {
+    type Err = UnknownStatus;
+    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
+        match text {
+            "planner" => Ok(PluginKind::Planner),
+            "attack" => Ok(PluginKind::Attack),
+            _ => Err(UnknownStatus { kind: "plugin kind", text: text.into(), known: "planner, attack".into() }),
+        }
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A plugin's state in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginStatus {
+    /// Uploaded; waits for an admin's grant. Plans cannot use it.
+    Pending,
+    Enabled,
+    /// Plans cannot use it and its executors fail instead of running.
+    Disabled,
+}
+
+impl PluginStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginStatus::Pending => "pending",
+            PluginStatus::Enabled => "enabled",
+            PluginStatus::Disabled => "disabled",
+        }
+    }
+}
+
+impl FromStr for PluginStatus {
+    type Err = UnknownStatus;
+    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
+        [PluginStatus::Pending, PluginStatus::Enabled, PluginStatus::Disabled].into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
+            UnknownStatus { kind: "plugin status", text: text.into(), known: "pending, enabled, disabled".into() }
+        })
+    }
+}
+
+impl fmt::Display for PluginStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An uploaded plugin version as stored, without its bytes. `(name, version)` is
+/// immutable: the id is `name@version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginRecord {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    pub sha256: String,
+    pub size: u64,
+    pub status: PluginStatus,
+    /// None until an admin grants it.
+    pub grant: Option<Grant>,
+    pub uploaded_by: String,
+    pub uploaded_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A change to a stored plugin.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginChange {
+    pub status: Option<PluginStatus>,
+    /// Some replaces the grant.
+    pub grant: Option<Grant>,
+}
+
+/// What storing an upload did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredUpload {
+    Inserted,
+    /// The same id with the same bytes was already there.
+    AlreadyStored,
+    /// The same id with other bytes is there: versions are immutable.
+    Conflict { sha256: String },
+}
+
+/// An SSH credential plugins refer to by name. The key never leaves the engine except
+/// to the host's SSH backend; `Debug` shows the name, user and fingerprint only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub name: String,
+    pub user: String,
+    pub private_key: String,
+    pub passphrase: Option<String>,
+    /// `SHA256:...` of the public key.
+    pub fingerprint: String,
+    /// e.g. `ssh-ed25519`.
+    pub algorithm: String,
+    pub created: DateTime<Utc>,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential").field("name", &self.name).field("user", &self.user).field("fingerprint", &self.fingerprint).finish_non_exhaustive()
+    }
+}
+
+/// Which executors to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecutorFilter {
+    /// None: any status. Otherwise any of these.
+    pub statuses: Option<Vec<ExecutorStatus>>,
+    pub plan_id: Option<String>,
+}
+
+/// A page of a list: `page` counts from 1, `size` items each. The constructor refuses
+/// pages whose offset does not fit the database's 64-bit integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    page: u64,
+    size: u64,
+}
+
+/// A page that cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    #[error("page must be an integer >= 1")]
+    Page,
+    #[error("size must be an integer from 1 to {}", Page::MAX_SIZE)]
+    Size,
+    #[error("page {page} of size {size} is beyond any list (its offset does not fit in 63 bits)")]
+    TooFar { page: u64, size: u64 },
+}
+
+impl Page {
+    pub const MAX_SIZE: u64 = 1000;
+    pub const DEFAULT_SIZE: u64 = 100;
+
+    pub fn new(page: u64, size: u64) -> Result<Page, PageError> {
+        if page == 0 {
+            return Err(PageError::Page);
+        }
+        if !(1..=Self::MAX_SIZE).contains(&size) {
+            return Err(PageError::Size);
+        }
+        let end = page.checked_mul(size).and_then(|e| e.checked_add(1)).filter(|e| *e <= i64::MAX as u64);
+        if end.is_none() {
+            return Err(PageError::TooFar { page, size });
+        }
+        Ok(Page { page, size })
+    }
+
+    pub fn first(size: u64) -> Result<Page, PageError> {
+        Page::new(1, size)
+    }
+
+    pub fn number(self) -> u64 {
+        self.page
+    }
+
+    pub fn size(self) -> u64 {
+        self.size
+    }
+
+    /// How many items come before this page (fits in an i64 by construction).
+    pub fn offset(self) -> u64 {
+        (self.page - 1) * self.size
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page { page: 1, size: Self::DEFAULT_SIZE }
+    }
+}
+
+/// One page of results; `has_more` tells whether a next page exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageOf<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T> PageOf<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> PageOf<U> {
+        PageOf { items: self.items.into_iter().map(f).collect(), has_more: self.has_more }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_parse_back_and_unknown_text_is_refused() {
+        for status in ExecutorStatus::ALL {
+            assert_eq!(status.as_str().parse::<ExecutorStatus>().unwrap(), status);
+        }
+        assert!("exploded".parse::<ExecutorStatus>().unwrap_err().to_string().contains("known: pending"));
+        for status in [PluginStatus::Pending, PluginStatus::Enabled, PluginStatus::Disabled] {
+            assert_eq!(status.as_str().parse::<PluginStatus>().unwrap(), status);
+        }
+        assert!("enabledd".parse::<PluginStatus>().is_err(), "unknown text is not silently pending");
+        assert!("".parse::<PluginStatus>().is_err());
+    }
+
+    #[test]
+    fn run_logs_read_both_stored_shapes() {
+        let object: RunLog = serde_json::from_str(r#"{"lines":[{"at":"2031-01-01T00:00:00Z","level":"info","message":"hi"}],"stdout":"o","elapsed_ms":3}"#).unwrap();
+        assert_eq!(object.lines[0].message, "hi");
+        assert_eq!(object.stdout, "o");
+        assert_eq!(object.elapsed_ms, 3);
+        let empty: RunLog = serde_json::from_str("[]").unwrap();
+        assert_eq!(empty, RunLog::default());
+        assert_eq!(serde_json::to_value(RunLog::default()).unwrap()["lines"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn absurd_pages_are_refused() {
+        assert_eq!(Page::new(0, 10), Err(PageError::Page));
+        assert_eq!(Page::new(1, 0), Err(PageError::Size));
+        assert_eq!(Page::new(1, 1001), Err(PageError::Size));
+        assert!(matches!(Page::new(u64::MAX, 1000), Err(PageError::TooFar { .. })));
+        assert!(matches!(Page::new(i64::MAX as u64 / 100 + 1, 100), Err(PageError::TooFar { .. })));
+        let far = Page::new(1_000_000, 1000).unwrap();
+        assert_eq!(far.offset(), 999_999_000);
+    }
+}

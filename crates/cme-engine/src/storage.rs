@@ -1,0 +1,109 @@
+//! What the engine needs from storage, in the engine's vocabulary. `cme-store`
+//! implements it over SQLite and PostgreSQL; the engine never sees SQL.
+//!
+//! Every method that changes more than one row does it in one transaction: a plan with
+//! its executors, audit event and inline credential; a change with its audit event; a
+//! batch of finished runs with their capability calls' audit events.
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{
+    AuditEntry, AuditEvent, Credential, Executor, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf, Plan,
+    PlanSummary, PluginChange, PluginRecord, StoredUpload,
+};
+
+/// Why storage failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// The database did not answer or refused the statement.
+    #[error("database error: {0}")]
+    Unavailable(String),
+    /// A stored value does not parse (a status, a date, JSON).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Why a change to an executor was not made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecutorChangeError {
+    #[error("executor not found")]
+    NotFound,
+    #[error("executor is {0}, not pending")]
+    NotPending(ExecutorStatus),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Stores a plan, its executors, the audit event of its creation and the credential
+    /// made from its inline key, if any: all or nothing.
+    async fn insert_plan(&self, plan: &Plan, executors: &[Executor], audit: &AuditEvent, credential: Option<&Credential>) -> StorageResult<()>;
+    async fn plan(&self, id: &str) -> StorageResult<Option<Plan>>;
+    /// Plans not deleted, newest first, with their figures (one query for the page's
+    /// figures); with `all` false only those with executors still pending or running.
+    async fn list_plans(&self, all: bool, page: Page) -> StorageResult<PageOf<PlanSummary>>;
+    /// One plan's figures.
+    async fn summarize(&self, plan: Plan) -> StorageResult<PlanSummary>;
+    /// Marks a plan deleted, cancels its pending executors, deletes the credential it
+    /// owns (named `owned_credential`) and stores `audit`; false (and nothing changed)
+    /// when there is no such undeleted plan.
+    async fn delete_plan(&self, id: &str, at: DateTime<Utc>, owned_credential: &str, audit: &AuditEvent) -> StorageResult<bool>;
+
+    /// A plan's executors by due time.
+    async fn executors_of(&self, plan_id: &str) -> StorageResult<Vec<Executor>>;
+    async fn executor(&self, id: &str) -> StorageResult<Option<Executor>>;
+    /// Executors by due time (then id), one page.
+    async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> StorageResult<PageOf<Executor>>;
+    /// Moves a pending executor to `due`, with the audit event.
+    async fn reschedule(&self, id: &str, due: DateTime<Utc>, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError>;
+    /// Cancels a pending executor, with the audit event.
+    async fn cancel(&self, id: &str, at: DateTime<Utc>, reason: &str, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError>;
+
+    /// The earliest due time of a pending executor.
+    async fn next_due(&self) -> StorageResult<Option<DateTime<Utc>>>;
+    /// Pending executors past their grace become missed; returns how many.
+    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<u64>;
+    /// While halted: pending executors that fall due are cancelled for good.
+    async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64>;
+    /// Atomically moves up to `limit` due pending executors to running under a lease held
+    /// by `owner` until `lease_until`; rows another replica holds are skipped.
+    async fn claim_due(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>>;
+    /// Records finished runs, each only if its owner still holds its lease, with their
+    /// audit events, in one transaction. Returns, per run, whether it was recorded.
+    async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>>;
+    /// Running executors whose lease expired become failed, "outcome unknown".
+    async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64>;
+
+    async fn halt_state(&self) -> StorageResult<HaltState>;
+    /// Sets the halt switch and stores the audit event of the change.
+    async fn set_halt_state(&self, state: &HaltState, audit: &AuditEvent) -> StorageResult<()>;
+
+    async fn insert_audit(&self, events: &[AuditEvent]) -> StorageResult<()>;
+    /// Audit events, newest first.
+    async fn list_audit(&self, page: Page) -> StorageResult<PageOf<AuditEntry>>;
+
+    /// Stores a credential with its audit event; false (nothing stored) when the name is taken.
+    async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool>;
+    async fn credential(&self, name: &str) -> StorageResult<Option<Credential>>;
+    /// Every credential, by name.
+    async fn credentials(&self) -> StorageResult<Vec<Credential>>;
+    /// Deletes a credential with its audit event; false when there is none by that name.
+    async fn delete_credential(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool>;
+
+    /// Changes whenever any plugin record changes (opaque; compare for equality).
+    async fn plugins_generation(&self) -> StorageResult<String>;
+    /// Every stored plugin, oldest first, without bytes.
+    async fn plugin_records(&self) -> StorageResult<Vec<PluginRecord>>;
+    async fn plugin_record(&self, id: &str) -> StorageResult<Option<PluginRecord>>;
+    async fn plugin_wasm(&self, id: &str) -> StorageResult<Option<Vec<u8>>>;
+    /// Stores an upload with its audit event unless its id is taken.
+    async fn insert_plugin(&self, record: &PluginRecord, wasm: &[u8], audit: &AuditEvent) -> StorageResult<StoredUpload>;
+    /// Applies a change with its audit event; false when there is no such plugin.
+    async fn update_plugin(&self, id: &str, change: &PluginChange, at: DateTime<Utc>, audit: &AuditEvent) -> StorageResult<bool>;
+    /// Deletes a plugin (with its audit event) unless executors that still have to run
+    /// use it; returns how many do (0: deleted), or None when there is no such plugin.
+    async fn delete_plugin(&self, id: &str, audit: &AuditEvent) -> StorageResult<Option<u64>>;
+}

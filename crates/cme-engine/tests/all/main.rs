@@ -1,0 +1,9 @@
+//! The engine's tests: the real store (in-memory SQLite) and a fake plugin host whose
+//! "components" are JSON descriptions. No wasm, no network: they run in seconds.
+
+mod credentials;
+mod plans;
+mod registry;
+mod scheduler;
+mod slow;
+mod support;

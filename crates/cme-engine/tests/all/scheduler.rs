@@ -1,0 +1,124 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+
+use cme_engine::{AuditSource, EngineConfig, ExecutorStatus, Page, Storage};
+
+use crate::support::{Rig, config, finished, plan, reaches};
+
+#[tokio::test]
+async fn a_due_executor_runs_once_with_its_grant_and_its_result_is_recorded() {
+    let rig = Rig::new().await;
+    rig.engine.start();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), "operator").await.unwrap();
+    let done = finished(&rig.engine, &executors[0].id).await;
+    assert_eq!(done.status, ExecutorStatus::Succeeded);
+    assert_eq!(done.attempts, 1);
+    assert_eq!(done.report.as_ref().unwrap().targets, ["t1"]);
+    assert_eq!(done.log.stdout, "ran");
+    assert!(done.lease.is_none(), "the lease is released with the result");
+    let runs = rig.runs();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].grant.scripts, "the built-in's configured grant is what it runs with");
+    let audit = rig.engine.audit(Page::default()).await.unwrap();
+    assert!(audit.items.iter().any(|e| e.event.source == AuditSource::Plugin && e.event.run_id.as_deref() == Some(&*executors[0].id)));
+}
+
+#[tokio::test]
+async fn failures_are_recorded_with_their_reason() {
+    let rig = Rig::new().await;
+    rig.engine.start();
+    let (_, executors) = rig.engine.create_plan(plan(json!({"fail": "boom"}), json!({"in_ms": [50]})), "operator").await.unwrap();
+    let done = finished(&rig.engine, &executors[0].id).await;
+    assert_eq!(done.status, ExecutorStatus::Failed);
+    assert_eq!(done.error.as_deref(), Some("boom"));
+}
+
+#[tokio::test]
+async fn executors_past_their_grace_are_missed_not_run() {
+    let rig = Rig::new().await;
+    let mut late = plan(json!({}), json!({"in_ms": [-5_000]}));
+    late.grace_seconds = Some(1);
+    let (_, executors) = rig.engine.create_plan(late, "operator").await.unwrap();
+    rig.engine.start();
+    let done = finished(&rig.engine, &executors[0].id).await;
+    assert_eq!(done.status, ExecutorStatus::Missed);
+    assert!(rig.runs().is_empty());
+}
+
+#[tokio::test]
+async fn two_engines_never_run_one_executor_twice() {
+    let a = Rig::new().await;
+    let b = a.replica().await;
+    let (_, executors) = a.engine.create_plan(plan(json!({}), json!({"count": 40})), "operator").await.unwrap();
+    a.engine.start();
+    b.engine.start();
+    for executor in &executors {
+        assert_eq!(finished(&a.engine, &executor.id).await.status, ExecutorStatus::Succeeded);
+    }
+    let mut ran: Vec<String> = a.runs().into_iter().chain(b.runs()).map(|c| c.run_id).collect();
+    ran.sort();
+    let before = ran.len();
+    ran.dedup();
+    assert_eq!(before, 40);
+    assert_eq!(ran.len(), 40, "each executor ran exactly once");
+}
+
+#[tokio::test]
+async fn expired_leases_are_reaped_as_outcome_unknown() {
+    let rig = Rig::new().await;
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [-10]})), "operator").await.unwrap();
+    // Another engine claimed it and died: its lease has expired.
+    let claimed = rig.store.claim_due(Utc::now(), "dead-engine", Utc::now() - chrono::Duration::seconds(1), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].lease.as_ref().unwrap().owner, "dead-engine");
+    rig.engine.start();
+    let done = finished(&rig.engine, &executors[0].id).await;
+    assert_eq!(done.status, ExecutorStatus::Failed);
+    assert!(done.error.unwrap().starts_with("outcome unknown"));
+    assert!(rig.runs().is_empty(), "a destructive attack is never re-run blindly");
+}
+
+#[tokio::test]
+async fn halt_cancels_running_attacks_and_executors_that_fall_due() {
+    let rig = Rig::new().await;
+    rig.engine.start();
+    let (_, running) = rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), "operator").await.unwrap();
+    reaches(&rig.engine, &running[0].id, ExecutorStatus::Running).await;
+    let (_, later) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), "operator").await.unwrap();
+    let state = rig.engine.halt(Some("game day over".into()), "operator").await.unwrap();
+    assert!(state.halted);
+    let cancelled = finished(&rig.engine, &running[0].id).await;
+    assert_eq!(cancelled.status, ExecutorStatus::Cancelled);
+    assert!(cancelled.error.unwrap().contains("halted"));
+    let skipped = finished(&rig.engine, &later[0].id).await;
+    assert_eq!(skipped.status, ExecutorStatus::Cancelled);
+    assert_eq!(rig.runs().len(), 1, "nothing started while halted");
+    assert!(rig.engine.halt_state().await.unwrap().halted, "the switch is persisted");
+
+    rig.engine.resume("operator").await.unwrap();
+    let (_, after) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [50]})), "operator").await.unwrap();
+    assert_eq!(finished(&rig.engine, &after[0].id).await.status, ExecutorStatus::Succeeded);
+    let actions: Vec<String> = crate::support::audited(&rig.engine).await.into_iter().map(|(a, _, _)| a).filter(|a| a == "halt" || a == "resume").collect();
+    assert_eq!(actions, ["halt", "resume"]);
+}
+
+#[tokio::test]
+async fn a_shutdown_while_claiming_neither_panics_nor_loses_the_claim() {
+    // Claims are slow here; the shutdown takes every run slot while one is in flight.
+    let store = Arc::new(cme_store::Store::connect(&cme_store::StoreConfig::in_memory()).await.unwrap());
+    let slow = Arc::new(crate::slow::SlowClaims::new(store.clone()));
+    let rig = Rig::over(store, slow.clone(), EngineConfig { max_concurrent_runs: 2, shutdown_deadline: Duration::from_secs(5), ..config() }).await;
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [0]})), "operator").await.unwrap();
+    rig.engine.start();
+    slow.entered.notified().await;
+    let engine = rig.engine.clone();
+    let shutdown = tokio::spawn(async move { engine.shutdown().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    slow.release.notify_one();
+    shutdown.await.expect("shutdown completes");
+    let done = rig.engine.executor(&executors[0].id).await.unwrap().0;
+    assert_eq!(done.status, ExecutorStatus::Succeeded, "the claimed run had its slot and finished before the engine stopped");
+}

@@ -1,0 +1,158 @@
+//! A store whose claims wait for the test's signal: the window between claiming and
+//! starting a run, held open.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use cme_engine::storage::StorageResult;
+use cme_engine::*;
+use cme_store::Store;
+use tokio::sync::Notify;
+
+pub struct SlowClaims {
+    inner: Arc<Store>,
+    /// Notified when a claim starts.
+    pub entered: Notify,
+    /// Notify to let the first claim through (later claims pass at once).
+    pub release: Notify,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl SlowClaims {
+    pub fn new(inner: Arc<Store>) -> Self {
+        SlowClaims { inner, entered: Notify::new(), release: Notify::new(), released: Default::default() }
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for SlowClaims {
+    async fn insert_plan(&self, plan: &Plan, executors: &[Executor], audit: &AuditEvent, credential: Option<&Credential>) -> StorageResult<()> {
+        self.inner.insert_plan(plan, executors, audit, credential).await
+    }
+
+    async fn plan(&self, id: &str) -> StorageResult<Option<Plan>> {
+        self.inner.plan(id).await
+    }
+
+    async fn list_plans(&self, all: bool, page: Page) -> StorageResult<PageOf<PlanSummary>> {
+        self.inner.list_plans(all, page).await
+    }
+
+    async fn summarize(&self, plan: Plan) -> StorageResult<PlanSummary> {
+        self.inner.summarize(plan).await
+    }
+
+    async fn delete_plan(&self, id: &str, at: DateTime<Utc>, owned_credential: &str, audit: &AuditEvent) -> StorageResult<bool> {
+        self.inner.delete_plan(id, at, owned_credential, audit).await
+    }
+
+    async fn executors_of(&self, plan_id: &str) -> StorageResult<Vec<Executor>> {
+        self.inner.executors_of(plan_id).await
+    }
+
+    async fn executor(&self, id: &str) -> StorageResult<Option<Executor>> {
+        self.inner.executor(id).await
+    }
+
+    async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> StorageResult<PageOf<Executor>> {
+        self.inner.list_executors(filter, page).await
+    }
+
+    async fn reschedule(&self, id: &str, due: DateTime<Utc>, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError> {
+        self.inner.reschedule(id, due, audit).await
+    }
+
+    async fn cancel(&self, id: &str, at: DateTime<Utc>, reason: &str, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError> {
+        self.inner.cancel(id, at, reason, audit).await
+    }
+
+    async fn next_due(&self) -> StorageResult<Option<DateTime<Utc>>> {
+        self.inner.next_due().await
+    }
+
+    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<u64> {
+        self.inner.mark_missed(now).await
+    }
+
+    async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64> {
+        self.inner.cancel_due_while_halted(now).await
+    }
+
+    async fn claim_due(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+        if !self.released.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.claim_due(now, owner, lease_until, limit).await
+    }
+
+    async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>> {
+        self.inner.record_runs(runs).await
+    }
+
+    async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64> {
+        self.inner.reap_expired(now).await
+    }
+
+    async fn halt_state(&self) -> StorageResult<HaltState> {
+        self.inner.halt_state().await
+    }
+
+    async fn set_halt_state(&self, state: &HaltState, audit: &AuditEvent) -> StorageResult<()> {
+        self.inner.set_halt_state(state, audit).await
+    }
+
+    async fn insert_audit(&self, events: &[AuditEvent]) -> StorageResult<()> {
+        self.inner.insert_audit(events).await
+    }
+
+    async fn list_audit(&self, page: Page) -> StorageResult<PageOf<AuditEntry>> {
+        self.inner.list_audit(page).await
+    }
+
+    async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool> {
+        self.inner.insert_credential(credential, audit).await
+    }
+
+    async fn credential(&self, name: &str) -> StorageResult<Option<Credential>> {
+        self.inner.credential(name).await
+    }
+
+    async fn credentials(&self) -> StorageResult<Vec<Credential>> {
+        self.inner.credentials().await
+    }
+
+    async fn delete_credential(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool> {
+        self.inner.delete_credential(name, audit).await
+    }
+
+    async fn plugins_generation(&self) -> StorageResult<String> {
+        self.inner.plugins_generation().await
+    }
+
+    async fn plugin_records(&self) -> StorageResult<Vec<PluginRecord>> {
+        self.inner.plugin_records().await
+    }
+
+    async fn plugin_record(&self, id: &str) -> StorageResult<Option<PluginRecord>> {
+        self.inner.plugin_record(id).await
+    }
+
+    async fn plugin_wasm(&self, id: &str) -> StorageResult<Option<Vec<u8>>> {
+        self.inner.plugin_wasm(id).await
+    }
+
+    async fn insert_plugin(&self, record: &PluginRecord, wasm: &[u8], audit: &AuditEvent) -> StorageResult<StoredUpload> {
+        self.inner.insert_plugin(record, wasm, audit).await
+    }
+
+    async fn update_plugin(&self, id: &str, change: &PluginChange, at: DateTime<Utc>, audit: &AuditEvent) -> StorageResult<bool> {
+        self.inner.update_plugin(id, change, at, audit).await
+    }
+
+    async fn delete_plugin(&self, id: &str, audit: &AuditEvent) -> StorageResult<Option<u64>> {
+        self.inner.delete_plugin(id, audit).await
+    }
+
+}

@@ -1,0 +1,163 @@
+//! # cme-grant: what an operator allows a plugin
+//!
+//! A [`Grant`] is the operator's side of a capability check: the runtime admits a host
+//! call only when it fits both the plugin's declaration and its grant. This crate holds
+//! the grant's data, its validation and the two matchers grants are made of
+//! ([`UrlPattern`] for HTTP, CIDR networks for SSH), so that the engine (which stores
+//! grants) and the runtime (which enforces them) share one type without sharing wasmtime.
+//!
+//! Invariant: pure data and code, no I/O; a `Grant` that passed [`Grant::validate`]
+//! parses every pattern and network it names.
+
+mod pattern;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use pattern::{PatternError, UrlPattern};
+
+/// An operator's grant for one plugin version. Absent sections grant nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpGrant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2: Option<Ec2Grant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshGrant>,
+    #[serde(default)]
+    pub scripts: bool,
+}
+
+/// HTTP: URL patterns (see [`UrlPattern`]) and whether link-local / cloud metadata
+/// addresses may be reached (default: no). `max_requests` caps requests per run
+/// (default: only the runtime's host-call cap).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpGrant {
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub allow_link_local: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+}
+
+/// EC2: regions (empty: any), tags every touched instance must carry, whether
+/// terminating is allowed, and how many instances one run may terminate (default 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2Grant {
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub required_tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub terminate: bool,
+    #[serde(default = "one")]
+    pub max_terminations_per_run: u32,
+}
+
+/// SSH: sessions one run may open (default 1), and the networks it may reach besides the
+/// instances the same run described (`hosts`: CIDRs such as `10.1.0.0/16` or single
+/// addresses; default none, so only described instances).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshGrant {
+    #[serde(default = "one")]
+    pub max_sessions: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Why a grant is not valid; the text names the offending entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error("invalid grant: {0}")]
+    Shape(String),
+    #[error("invalid grant: {0}")]
+    UrlPattern(#[from] PatternError),
+    #[error("invalid grant: ssh host {host:?} is not an IP address or CIDR ({reason})")]
+    SshHost { host: String, reason: String },
+}
+
+impl Grant {
+    /// Parses a grant from JSON (unknown fields refused) and validates it.
+    pub fn from_json(value: &serde_json::Value) -> Result<Grant, GrantError> {
+        let grant: Grant = serde_json::from_value(value.clone()).map_err(|e| GrantError::Shape(e.to_string()))?;
+        grant.validate()?;
+        Ok(grant)
+    }
+
+    /// Checks that every URL pattern and SSH network parses.
+    pub fn validate(&self) -> Result<(), GrantError> {
+        if let Some(http) = &self.http {
+            for url in &http.urls {
+                UrlPattern::parse(url)?;
+            }
+        }
+        if let Some(ssh) = &self.ssh {
+            for host in &ssh.hosts {
+                parse_network(host)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SshGrant {
+    /// Whether `address` lies in one of the granted networks.
+    pub fn allows_host(&self, address: &str) -> bool {
+        let Ok(ip) = address.parse::<std::net::IpAddr>() else { return false };
+        self.hosts.iter().filter_map(|h| parse_network(h).ok()).any(|net| net.contains(&ip))
+    }
+}
+
+/// `a.b.c.d/n`, `x::y/n` or a single address (all bits).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, GrantError> {
+    let refused = |reason: String| GrantError::SshHost { host: text.to_string(), reason };
+    if text.contains('/') {
+        return text.parse::<ipnet::IpNet>().map_err(|e| refused(format!("{e}; the prefix must be 0-32 for IPv4, 0-128 for IPv6")));
+    }
+    let ip: std::net::IpAddr = text.parse().map_err(|e: std::net::AddrParseError| refused(e.to_string()))?;
+    Ok(ipnet::IpNet::from(ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_networks_contain_their_addresses_only() {
+        let grant = SshGrant { max_sessions: 1, hosts: vec!["10.1.0.0/16".into(), "192.168.5.7".into(), "fd00::/8".into()] };
+        for (address, allowed) in [
+            ("10.1.2.3", true),
+            ("10.2.0.1", false),
+            ("192.168.5.7", true),
+            ("192.168.5.8", false),
+            ("fd12::1", true),
+            ("fe80::1", false),
+            ("not-an-ip", false),
+        ] {
+            assert_eq!(grant.allows_host(address), allowed, "{address}");
+        }
+        let bad: Grant = serde_json::from_str(r#"{"ssh":{"hosts":["10.0.0.0/33"]}}"#).unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("prefix"));
+        let everything = SshGrant { max_sessions: 1, hosts: vec!["0.0.0.0/0".into()] };
+        assert!(everything.allows_host("8.8.8.8"));
+    }
+
+    #[test]
+    fn grants_parse_from_json_and_reject_unknown_fields() {
+        let grant = Grant::from_json(&serde_json::json!({"http": {"urls": ["https://api.example.com"]}, "scripts": true})).unwrap();
+        assert!(grant.scripts);
+        assert!(Grant::from_json(&serde_json::json!({"htpp": {}})).unwrap_err().to_string().contains("unknown field"));
+        let bad = Grant::from_json(&serde_json::json!({"http": {"urls": ["nope"]}})).unwrap_err();
+        assert!(bad.to_string().contains("invalid URL pattern"), "{bad}");
+    }
+}

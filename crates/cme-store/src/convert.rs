@@ -1,0 +1,221 @@
+//! Rows to the engine's types and back. Times are stored as i64 microseconds (UTC) so
+//! that SQLite and PostgreSQL order and index them alike; JSON is stored as text.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use cme_engine::{AuditEntry, AuditEvent, Credential, Executor, Grant, Lease, Plan, PlannedCall, PluginRecord, Report, RunLog, StorageError};
+
+use crate::entity::{audit_event, credential, executor, plan, plugin};
+use crate::plugins::PluginRow;
+
+pub(crate) fn us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn at(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{what}: {error}"))
+}
+
+fn json(what: &str, text: &str) -> Result<Value, StorageError> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+pub(crate) fn plan_model(p: &Plan) -> plan::Model {
+    plan::Model {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        created_at_us: us(p.created),
+        deleted_at_us: p.deleted.map(us),
+        attack_ref: p.attack.reference.clone(),
+        attack_plugin: p.attack.plugin.clone(),
+        attack_args: p.attack.args.to_string(),
+        planner_ref: p.planner.reference.clone(),
+        planner_plugin: p.planner.plugin.clone(),
+        planner_args: p.planner.args.to_string(),
+        dry_run: p.dry_run,
+        timezone: p.timezone.clone(),
+        seed: p.seed as i64,
+        grace_ms: p.grace.as_millis() as i64,
+    }
+}
+
+pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
+    Ok(Plan {
+        attack: PlannedCall { reference: m.attack_ref, plugin: m.attack_plugin, args: json("plan attack args", &m.attack_args)? },
+        planner: PlannedCall { reference: m.planner_ref, plugin: m.planner_plugin, args: json("plan planner args", &m.planner_args)? },
+        id: m.id,
+        name: m.name,
+        created: at(m.created_at_us),
+        deleted: m.deleted_at_us.map(at),
+        dry_run: m.dry_run,
+        timezone: m.timezone,
+        seed: m.seed as u64,
+        grace: Duration::from_millis(m.grace_ms.max(0) as u64),
+    })
+}
+
+pub(crate) fn executor_model(e: &Executor) -> executor::Model {
+    executor::Model {
+        id: e.id.clone(),
+        plan_id: e.plan_id.clone(),
+        due_at_us: us(e.due),
+        status: e.status.as_str().to_string(),
+        attempts: e.attempts as i32,
+        lease_owner: e.lease.as_ref().map(|l| l.owner.clone()),
+        lease_expires_us: e.lease.as_ref().map(|l| us(l.expires)),
+        grace_ms: e.grace.as_millis() as i64,
+        created_at_us: us(e.created),
+        started_at_us: e.started.map(us),
+        finished_at_us: e.finished.map(us),
+        summary: e.report.as_ref().map(|r| r.summary.clone()),
+        targets: targets_text(e.report.as_ref()),
+        details: e.report.as_ref().map(|r| r.details.to_string()),
+        error: e.error.clone(),
+        log: log_text(&e.log),
+    }
+}
+
+pub(crate) fn targets_text(report: Option<&Report>) -> String {
+    serde_json::to_string(&report.map(|r| r.targets.clone()).unwrap_or_default()).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn log_text(log: &RunLog) -> String {
+    serde_json::to_string(log).unwrap_or_else(|_| "{}".into())
+}
+
+pub(crate) fn executor(m: executor::Model) -> Result<Executor, StorageError> {
+    let report = match m.summary {
+        None => None,
+        Some(summary) => Some(Report {
+            summary,
+            targets: serde_json::from_str(&m.targets).map_err(|e| corrupt("executor targets", e))?,
+            details: m.details.as_deref().map(|d| json("executor details", d)).transpose()?.unwrap_or(Value::Null),
+        }),
+    };
+    let lease = match (m.lease_owner, m.lease_expires_us) {
+        (Some(owner), Some(expires)) => Some(Lease { owner, expires: at(expires) }),
+        _ => None,
+    };
+    Ok(Executor {
+        status: m.status.parse().map_err(|e| corrupt("executor status", e))?,
+        log: serde_json::from_str(&m.log).map_err(|e| corrupt("executor log", e))?,
+        id: m.id,
+        plan_id: m.plan_id,
+        due: at(m.due_at_us),
+        attempts: m.attempts.max(0) as u32,
+        lease,
+        grace: Duration::from_millis(m.grace_ms.max(0) as u64),
+        created: at(m.created_at_us),
+        started: m.started_at_us.map(at),
+        finished: m.finished_at_us.map(at),
+        report,
+        error: m.error,
+    })
+}
+
+pub(crate) fn audit_row(e: &AuditEvent) -> audit_event::ActiveModel {
+    use sea_orm::Set;
+    audit_event::ActiveModel {
+        id: sea_orm::NotSet,
+        at_us: Set(us(e.at)),
+        source: Set(e.source.as_str().into()),
+        run_id: Set(e.run_id.clone().unwrap_or_default()),
+        actor: Set(e.actor.clone()),
+        action: Set(e.action.clone()),
+        target: Set(e.target.clone()),
+        decision: Set(e.decision.as_str().into()),
+        reason: Set(e.reason.clone()),
+        dry_run: Set(e.dry_run),
+        outcome: Set(e.outcome.clone()),
+    }
+}
+
+pub(crate) fn audit(m: audit_event::Model) -> Result<AuditEntry, StorageError> {
+    Ok(AuditEntry {
+        id: m.id,
+        event: AuditEvent {
+            at: at(m.at_us),
+            source: m.source.parse().map_err(|e| corrupt("audit source", e))?,
+            run_id: Some(m.run_id).filter(|r| !r.is_empty()),
+            actor: m.actor,
+            action: m.action,
+            target: m.target,
+            decision: m.decision.parse().map_err(|e| corrupt("audit decision", e))?,
+            reason: m.reason,
+            dry_run: m.dry_run,
+            outcome: m.outcome,
+        },
+    })
+}
+
+pub(crate) fn credential_model(c: &Credential) -> credential::Model {
+    credential::Model {
+        name: c.name.clone(),
+        user: c.user.clone(),
+        private_key: c.private_key.clone(),
+        passphrase: c.passphrase.clone(),
+        fingerprint: c.fingerprint.clone(),
+        algorithm: c.algorithm.clone(),
+        created_at_us: us(c.created),
+    }
+}
+
+pub(crate) fn credential(m: credential::Model) -> Credential {
+    Credential {
+        name: m.name,
+        user: m.user,
+        private_key: m.private_key,
+        passphrase: m.passphrase,
+        fingerprint: m.fingerprint,
+        algorithm: m.algorithm,
+        created: at(m.created_at_us),
+    }
+}
+
+pub(crate) fn grant_text(grant: &Grant) -> String {
+    serde_json::to_string(grant).unwrap_or_else(|_| "{}".into())
+}
+
+pub(crate) fn plugin_model(r: &PluginRecord, wasm: &[u8]) -> plugin::Model {
+    plugin::Model {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        version: r.version.clone(),
+        kind: r.kind.as_str().into(),
+        sha256: r.sha256.clone(),
+        size: r.size as i64,
+        wasm: wasm.to_vec(),
+        status: r.status.as_str().into(),
+        grant: r.grant.as_ref().map(grant_text),
+        uploaded_by: r.uploaded_by.clone(),
+        uploaded_at_us: us(r.uploaded_at),
+        updated_at_us: us(r.updated_at),
+    }
+}
+
+pub(crate) fn plugin_record(row: PluginRow) -> Result<PluginRecord, StorageError> {
+    let grant = match row.grant.as_deref() {
+        None => None,
+        Some(text) => Some(serde_json::from_str::<Grant>(text).map_err(|e| corrupt(&format!("grant of {}", row.id), e))?),
+    };
+    Ok(PluginRecord {
+        kind: row.kind.parse().map_err(|e| corrupt("plugin kind", e))?,
+        status: row.status.parse().map_err(|e| corrupt("plugin status", e))?,
+        grant,
+        id: row.id,
+        name: row.name,
+        version: row.version,
+        sha256: row.sha256,
+        size: row.size.max(0) as u64,
+        uploaded_by: row.uploaded_by,
+        uploaded_at: at(row.uploaded_at_us),
+        updated_at: at(row.updated_at_us),
+    })
+}
