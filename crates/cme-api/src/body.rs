@@ -1,8 +1,8 @@
-//! Request bodies: JSON only, at most 1 MiB, read with our own errors (413, 415, 400).
+//! Request bodies, read by actix's own capped reader with our errors (413, 415, 400):
+//! JSON of at most 1 MiB, and raw uploads of the registry's size.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
-use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::problem::ApiError;
@@ -11,20 +11,8 @@ use crate::problem::ApiError;
 pub const MAX_JSON_BODY: usize = 1 << 20;
 
 /// Reads a JSON body. An empty body is `None` when `optional`.
-pub async fn json_body(req: &HttpRequest, mut payload: web::Payload, optional: bool) -> Result<Option<Value>, ApiError> {
-    if let Some(length) = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
-        if length > MAX_JSON_BODY {
-            return Err(too_large());
-        }
-    }
-    let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}"), None))?;
-        if bytes.len() + chunk.len() > MAX_JSON_BODY {
-            return Err(too_large());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+pub async fn json_body(req: &HttpRequest, payload: web::Payload, optional: bool) -> Result<Option<Value>, ApiError> {
+    let bytes = read_limited(payload, MAX_JSON_BODY, too_large).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return if optional { Ok(None) } else { Err(ApiError::bad_request("payload must be a valid json (the body is empty)", None)) };
     }
@@ -39,6 +27,16 @@ pub async fn json_body(req: &HttpRequest, mut payload: web::Payload, optional: b
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| ApiError::bad_request(format!("payload must be a valid json: {e}"), None))
+}
+
+/// The whole body, refused with `too_large()` past `max` bytes (a larger Content-Length is
+/// refused before reading).
+pub async fn read_limited(payload: web::Payload, max: usize, too_large: impl FnOnce() -> ApiError) -> Result<web::Bytes, ApiError> {
+    match payload.to_bytes_limited(max).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(ApiError::bad_request(format!("could not read the body: {e}"), None)),
+        Err(_) => Err(too_large()),
+    }
 }
 
 fn too_large() -> ApiError {

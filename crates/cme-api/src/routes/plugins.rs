@@ -4,12 +4,13 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
+use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
-use crate::body::json_body;
+use crate::body::{json_body, read_limited};
 use crate::hal::{HAL, Hal, query_pairs, self_href};
 use crate::problem::ApiError;
 use cme_engine::{PluginKind, PluginView, Upload};
@@ -74,9 +75,9 @@ pub async fn upload(req: HttpRequest, state: web::Data<ApiState>, payload: web::
     let upload = match essence.as_str() {
         "application/wasm" | "application/octet-stream" => {
             let expected_sha256 = query_pairs(&req).into_iter().find(|(k, _)| k == "sha256").map(|(_, v)| v);
-            Upload { wasm: read_capped(payload, max).await?, expected_sha256 }
+            Upload { wasm: read_limited(payload, max, || too_large(max)).await?.to_vec(), expected_sha256 }
         }
-        "multipart/form-data" => read_multipart(&content_type, payload, max).await?,
+        "multipart/form-data" => read_multipart(&req, payload, max).await?,
         _ => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -127,31 +128,19 @@ fn too_large(max: usize) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the component is larger than {max} bytes, this engine's cap ([registry] max_plugin_bytes)"))
 }
 
-async fn read_capped(mut payload: web::Payload, max: usize) -> std::result::Result<Vec<u8>, ApiError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}"), None))?;
-        if bytes.len() + chunk.len() > max {
-            return Err(too_large(max));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
-}
-
-async fn read_multipart(content_type: &str, payload: web::Payload, max: usize) -> std::result::Result<Upload, ApiError> {
-    let boundary = multer::parse_boundary(content_type).map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))?;
-    // actix's payload is not Send; read it (capped, with room for the part headers) first.
-    let body = read_capped(payload, max + (64 << 10)).await.map_err(|_| too_large(max))?;
-    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(web::Bytes::from(body)) });
-    let mut multipart = multer::Multipart::new(stream, boundary);
+/// A multipart upload, streamed part by part (actix-multipart): the `file` part (or
+/// `plugin`) up to `max` bytes, an optional short `sha256` part, nothing else.
+async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) -> std::result::Result<Upload, ApiError> {
+    let malformed = |e: actix_multipart::MultipartError| ApiError::bad_request(format!("multipart body: {e}"), None);
+    let mut multipart = actix_multipart::Multipart::new(req.headers(), payload);
     let mut upload = Upload { wasm: Vec::new(), expected_sha256: None };
     let mut found = false;
-    while let Some(mut field) = multipart.next_field().await.map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))? {
-        match field.name() {
-            Some("file") | Some("plugin") => {
+    while let Some(mut field) = multipart.try_next().await.map_err(malformed)? {
+        let name = field.name().map(str::to_string);
+        match name.as_deref() {
+            Some("file") | Some("plugin") if !found => {
                 found = true;
-                while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))? {
+                while let Some(chunk) = field.next().await.transpose().map_err(malformed)? {
                     if upload.wasm.len() + chunk.len() > max {
                         return Err(too_large(max));
                     }
@@ -159,10 +148,18 @@ async fn read_multipart(content_type: &str, payload: web::Payload, max: usize) -
                 }
             }
             Some("sha256") => {
-                let text = field.text().await.map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))?;
-                upload.expected_sha256 = Some(text.chars().take(128).collect());
+                let mut text = Vec::new();
+                while let Some(chunk) = field.next().await.transpose().map_err(malformed)? {
+                    text.extend_from_slice(&chunk);
+                    if text.len() > 128 {
+                        return Err(ApiError::bad_request("the sha256 part is longer than a hex digest", Some("/sha256".into())));
+                    }
+                }
+                upload.expected_sha256 = Some(String::from_utf8_lossy(&text).into_owned());
             }
-            other => return Err(ApiError::bad_request(format!("unexpected multipart part {other:?}: send `file` and optionally `sha256`"), None)),
+            other => {
+                return Err(ApiError::bad_request(format!("unexpected multipart part {other:?}: send one `file` and optionally `sha256`"), None));
+            }
         }
     }
     if !found {
