@@ -22,6 +22,8 @@ mod plans;
 mod registry;
 mod scheduler;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 

@@ -16,6 +16,8 @@ mod entity;
 mod migration;
 mod plugins;
 mod queries;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

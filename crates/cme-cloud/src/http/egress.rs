@@ -1,7 +1,7 @@
 //! Where a plugin's HTTP may go: URL patterns, then addresses after DNS resolution.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -68,14 +68,16 @@ impl EgressRules {
 /// True for 169.254.0.0/16, fe80::/10, the AWS IPv6 metadata address fd00:ec2::254, and
 /// their IPv4-mapped forms.
 pub fn is_metadata_or_link_local(ip: IpAddr) -> bool {
-    const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.is_link_local(),
-            None => (v6.segments()[0] & 0xffc0) == 0xfe80 || v6 == AWS_METADATA_V6,
-        },
-    }
+    static REFUSED: std::sync::LazyLock<Vec<ipnet::IpNet>> = std::sync::LazyLock::new(|| {
+        // Link-local (where cloud metadata services answer) and AWS's IPv6 metadata address.
+        ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"].iter().map(|n| n.parse().expect("a valid network")).collect()
+    });
+    // An IPv4-mapped IPv6 address is the IPv4 address.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    REFUSED.iter().any(|net| net.contains(&ip))
 }
 
 /// Name resolution, replaceable so that tests can play a rebinding DNS server.

@@ -1,0 +1,149 @@
+//! Test support (feature `testing`): a fake [`PluginHost`] whose "components" are JSON
+//! descriptions, for tests of the engine and of what is built on it. No wasm.
+//!
+//! A component is `{"name", "version", "kind": "planner" | "attack", "refs": [...]}`.
+//! Planner args: `{"in_ms": [..]}` (offsets from now), `{"count": n}` (n times, a second
+//! from now), `{"fail": "trap" | "invalid"}`. Attack args: `{"sleep_ms": n}`,
+//! `{"fail": "why"}`; args with a `bad` key are refused by the "schema" at `/bad`.
+//! Keys starting `-----BEGIN FAKE KEY-----` parse.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::host::{PlanInput, RunInput, RunResult};
+use crate::{
+    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost,
+    PluginKind, Report, RunLog,
+};
+
+/// A call the fake host made, for assertions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub plugin: String,
+    pub run_id: String,
+    pub grant: Grant,
+    pub dry_run: bool,
+}
+
+#[derive(Default)]
+pub struct FakeHost {
+    pub runs: Mutex<Vec<Call>>,
+    pub loads: Mutex<u32>,
+}
+
+/// A fake component: `{"name", "version", "kind", "refs", ...behaviour}`.
+pub fn component(name: &str, version: &str, kind: &str, refs: &[&str]) -> Value {
+    json!({"name": name, "version": version, "kind": kind, "refs": refs})
+}
+
+pub fn bytes(spec: &Value) -> Vec<u8> {
+    spec.to_string().into_bytes()
+}
+
+fn describe(spec: &Value, size: usize) -> Result<PluginDescription, HostError> {
+    let text = |k: &str| spec[k].as_str().map(str::to_string).ok_or_else(|| HostError::NotAPlugin(format!("the component lacks {k}")));
+    let kind = match text("kind")?.as_str() {
+        "planner" => PluginKind::Planner,
+        "attack" => PluginKind::Attack,
+        other => return Err(HostError::NotAPlugin(format!("unknown world {other}"))),
+    };
+    let (name, version) = (text("name")?, text("version")?);
+    Ok(PluginDescription {
+        id: format!("{name}@{version}"),
+        refs: spec["refs"].as_array().map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default(),
+        description: String::new(),
+        args_schema: json!({"type": "object"}),
+        example_args: json!({}),
+        capabilities: json!([]),
+        sha256: String::new(),
+        size: size as u64,
+        name,
+        version,
+        kind,
+    })
+}
+
+#[async_trait::async_trait]
+impl PluginHost for FakeHost {
+    fn canonical_ref(&self, reference: &str) -> Option<String> {
+        let (module, class) = reference.split_once(':').or_else(|| reference.rsplit_once('.'))?;
+        (!module.is_empty() && !class.is_empty()).then(|| format!("{module}:{class}"))
+    }
+
+    async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, HostError> {
+        *self.loads.lock().unwrap() += 1;
+        let spec: Value = serde_json::from_slice(wasm).map_err(|_| HostError::NotAPlugin("not a WebAssembly binary".into()))?;
+        Ok(LoadedPlugin { description: describe(&spec, wasm.len())?, handle: PluginHandle::new(spec) })
+    }
+
+    /// Args with `"bad": ...` are refused at `/bad`.
+    fn validate_args(&self, _plugin: &LoadedPlugin, args: &Value) -> Result<(), HostError> {
+        match args.get("bad") {
+            Some(_) => Err(HostError::InvalidArgs { pointer: Some("/bad".into()), message: "bad is not allowed".into() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Planner args: `{"in_ms": [..]}` (offsets from now), `{"fail": "trap" | "invalid"}`,
+    /// `{"count": n}` (n times, a second from now).
+    async fn plan(&self, _plugin: &LoadedPlugin, input: PlanInput) -> Result<Vec<DateTime<Utc>>, HostError> {
+        match input.args["fail"].as_str() {
+            Some("trap") => return Err(HostError::PluginFault("plugin trapped: unreachable".into())),
+            Some("invalid") => return Err(HostError::InvalidArgs { pointer: Some("/date".into()), message: "date is in the past".into() }),
+            _ => {}
+        }
+        if let Some(n) = input.args["count"].as_u64() {
+            return Ok((0..n).map(|_| input.now + chrono::Duration::seconds(1)).collect());
+        }
+        let offsets = input.args["in_ms"].as_array().cloned().unwrap_or_default();
+        Ok(offsets.iter().filter_map(|o| o.as_i64()).map(|ms| input.now + chrono::Duration::milliseconds(ms)).collect())
+    }
+
+    /// Attack args: `{"sleep_ms": n}` runs that long; `{"fail": "..."}` fails with it.
+    async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput) -> RunResult {
+        let id = plugin.description.id.clone();
+        self.runs.lock().unwrap().push(Call { plugin: id.clone(), run_id: input.run_id.clone(), grant: grant.clone(), dry_run: input.dry_run });
+        if let Some(ms) = input.args["sleep_ms"].as_u64() {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let audit = vec![AuditEvent {
+            at: Utc::now(),
+            source: AuditSource::Plugin,
+            run_id: Some(input.run_id.clone()),
+            actor: id,
+            action: "http.send".into(),
+            target: "http://127.0.0.1:9/".into(),
+            decision: AuditDecision::Allowed,
+            reason: None,
+            dry_run: input.dry_run,
+            outcome: Some("200".into()),
+        }];
+        let log = RunLog { stdout: "ran".into(), elapsed_ms: 1, ..RunLog::default() };
+        let outcome = match input.args["fail"].as_str() {
+            Some(why) => Err(why.to_string()),
+            None => Ok(Report { summary: "done".into(), targets: vec!["t1".into()], details: json!({"k": 1}) }),
+        };
+        RunResult { outcome, log, audit }
+    }
+
+    fn inspect_key(&self, private_key: &str, _passphrase: Option<&str>) -> Result<KeyFacts, HostError> {
+        if private_key.starts_with("-----BEGIN FAKE KEY-----") {
+            Ok(KeyFacts { fingerprint: format!("SHA256:fake{}", private_key.len()), algorithm: "ssh-fake".into() })
+        } else {
+            Err(HostError::InvalidKey("the key does not parse".into()))
+        }
+    }
+}
+
+/// A fake exact planner (`exact_planner:ExactPlanner`) and a noop attack (`noop:Noop`,
+/// granted scripts) as built-ins.
+pub async fn builtins(host: &FakeHost) -> Vec<Builtin> {
+    let planner = host.load(&bytes(&component("exact-planner", "0.1.0", "planner", &["exact_planner:ExactPlanner"]))).await.unwrap();
+    let attack = host.load(&bytes(&component("noop", "0.1.0", "attack", &["noop:Noop"]))).await.unwrap();
+    let grant = Grant { scripts: true, ..Grant::default() };
+    vec![Builtin { plugin: planner, grant: Grant::default() }, Builtin { plugin: attack, grant }]
+}
+
