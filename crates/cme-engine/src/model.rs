@@ -12,6 +12,37 @@ use serde_json::Value;
 
 pub use cme_grant::Grant;
 
+/// `as_str`, `Display` and a strict `FromStr` (unknown text is an error, never a
+/// default) for an enum stored and shown as text.
+macro_rules! text_enum {
+    ($name:ident, $kind:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownStatus;
+
+            fn from_str(text: &str) -> Result<Self, UnknownStatus> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownStatus { kind: $kind, text: text.to_string(), known: [$($text),+].join(", ") }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// A plan: an attack with its args, and the planner call that scheduled it. A deleted
 /// plan is kept (its executors' history refers to it) with `deleted` set.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,17 +105,6 @@ impl ExecutorStatus {
     pub const OPEN: [ExecutorStatus; 2] = [Self::Pending, Self::Running];
     pub const TERMINAL: [ExecutorStatus; 4] = [Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Missed => "missed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
     pub fn is_terminal(self) -> bool {
         !Self::OPEN.contains(&self)
     }
@@ -99,23 +119,14 @@ pub struct UnknownStatus {
     pub known: String,
 }
 
-impl FromStr for ExecutorStatus {
-    type Err = UnknownStatus;
-
-    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| UnknownStatus {
-            kind: "executor status",
-            text: text.to_string(),
-            known: Self::ALL.map(Self::as_str).join(", "),
-        })
-    }
-}
-
-impl fmt::Display for ExecutorStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_enum!(ExecutorStatus, "executor status", {
+    Pending => "pending",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Missed => "missed",
+    Cancelled => "cancelled",
+});
 
 /// One scheduled run of a plan's attack. Never deleted.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,44 +290,8 @@ pub enum AuditDecision {
     Unavailable,
 }
 
-impl AuditSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditSource::Plugin => "plugin",
-            AuditSource::Api => "api",
-        }
-    }
-}
-
-impl AuditDecision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditDecision::Allowed => "allowed",
-            AuditDecision::Denied => "denied",
-            AuditDecision::Unavailable => "unavailable",
-        }
-    }
-}
-
-impl FromStr for AuditSource {
-    type Err = UnknownStatus;
-    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
-        [AuditSource::Plugin, AuditSource::Api].into_iter().find(|s| s.as_str() == text).ok_or_else(|| UnknownStatus {
-            kind: "audit source",
-            text: text.into(),
-            known: "plugin, api".into(),
-        })
-    }
-}
-
-impl FromStr for AuditDecision {
-    type Err = UnknownStatus;
-    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
-        [AuditDecision::Allowed, AuditDecision::Denied, AuditDecision::Unavailable].into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
-            UnknownStatus { kind: "audit decision", text: text.into(), known: "allowed, denied, unavailable".into() }
-        })
-    }
-}
+text_enum!(AuditSource, "audit source", { Plugin => "plugin", Api => "api" });
+text_enum!(AuditDecision, "audit decision", { Allowed => "allowed", Denied => "denied", Unavailable => "unavailable" });
 
 /// Something done to or by the engine: a capability call of a plugin, or an operator's
 /// action. One shape from where it happens to where it is shown.
@@ -386,31 +361,7 @@ pub enum PluginKind {
     Attack,
 }
 
-impl PluginKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PluginKind::Planner => "planner",
-            PluginKind::Attack => "attack",
-        }
-    }
-}
-
-impl FromStr for PluginKind {
-    type Err = UnknownStatus;
-    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
-        match text {
-            "planner" => Ok(PluginKind::Planner),
-            "attack" => Ok(PluginKind::Attack),
-            _ => Err(UnknownStatus { kind: "plugin kind", text: text.into(), known: "planner, attack".into() }),
-        }
-    }
-}
-
-impl fmt::Display for PluginKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_enum!(PluginKind, "plugin kind", { Planner => "planner", Attack => "attack" });
 
 /// A plugin's state in the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -423,30 +374,7 @@ pub enum PluginStatus {
     Disabled,
 }
 
-impl PluginStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PluginStatus::Pending => "pending",
-            PluginStatus::Enabled => "enabled",
-            PluginStatus::Disabled => "disabled",
-        }
-    }
-}
-
-impl FromStr for PluginStatus {
-    type Err = UnknownStatus;
-    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
-        [PluginStatus::Pending, PluginStatus::Enabled, PluginStatus::Disabled].into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
-            UnknownStatus { kind: "plugin status", text: text.into(), known: "pending, enabled, disabled".into() }
-        })
-    }
-}
-
-impl fmt::Display for PluginStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_enum!(PluginStatus, "plugin status", { Pending => "pending", Enabled => "enabled", Disabled => "disabled" });
 
 /// An uploaded plugin version as stored, without its bytes. `(name, version)` is
 /// immutable: the id is `name@version`.
