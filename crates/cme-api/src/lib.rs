@@ -8,6 +8,7 @@
 
 mod auth;
 mod body;
+mod browser;
 mod hal;
 mod problem;
 mod routes;
@@ -18,20 +19,23 @@ use actix_web::web;
 
 pub use auth::{Auth, Role, Token};
 pub use body::MAX_JSON_BODY;
+pub use browser::HostPolicy;
 pub use problem::ApiError;
 
 /// Shared by every request.
 pub struct ApiState {
     pub engine: Arc<cme_engine::Engine>,
     pub auth: Auth,
+    /// The hosts this engine answers for (DNS-rebinding and cross-site defence).
+    pub hosts: HostPolicy,
     schemas: routes::Schemas,
     /// Rendered plugin lists by request URL, with the plugin generation they show.
     rendered: std::sync::Mutex<std::collections::HashMap<String, (u64, web::Bytes)>>,
 }
 
 impl ApiState {
-    pub fn new(engine: Arc<cme_engine::Engine>, auth: Auth) -> web::Data<ApiState> {
-        web::Data::new(ApiState { engine, auth, schemas: routes::Schemas::new(), rendered: Default::default() })
+    pub fn new(engine: Arc<cme_engine::Engine>, auth: Auth, hosts: HostPolicy) -> web::Data<ApiState> {
+        web::Data::new(ApiState { engine, auth, hosts, schemas: routes::Schemas::new(), rendered: Default::default() })
     }
 }
 

@@ -16,6 +16,7 @@ mod config;
 mod credentials;
 mod error;
 mod executors;
+mod halt;
 pub mod host;
 pub mod model;
 mod plans;
@@ -32,6 +33,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 pub use config::EngineConfig;
 pub use credentials::{CredentialView, NewCredential, plan_credential_name};
 pub use error::{EngineError, ExecutorChange, Resource};
+pub use halt::Halt;
 pub use host::{HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost};
 pub use model::*;
 pub use plans::{MAX_EXECUTORS_PER_PLAN, NewPlan, PluginCall};
@@ -57,6 +59,11 @@ pub struct Engine {
     /// One upload compiles at a time.
     uploads: tokio::sync::Mutex<()>,
     registry: registry::Registry,
+    /// A halt asked of this engine and not yet lifted by a resume: it holds here even
+    /// while it cannot be stored.
+    local_halt: std::sync::Mutex<Option<HaltState>>,
+    /// Halt, resume and the halt's retried persisting write one at a time.
+    halt_writes: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -71,6 +78,8 @@ impl Engine {
             plans: Default::default(),
             uploads: Default::default(),
             registry: registry::Registry::new(builtins),
+            local_halt: Default::default(),
+            halt_writes: Default::default(),
             storage,
             host,
             config,
@@ -121,31 +130,6 @@ impl Engine {
             *generation += 1;
             *why = reason.to_string();
         });
-    }
-
-    /// Halts: nothing new starts, running attacks are cancelled, executors falling due
-    /// while halted are cancelled for good. The switch and its audit event are stored
-    /// together.
-    pub async fn halt(&self, reason: Option<String>, by: &str) -> Result<HaltState, EngineError> {
-        let state = HaltState { halted: true, since: Some(chrono::Utc::now()), reason: reason.clone() };
-        let audit = AuditEvent { reason, ..AuditEvent::action(by, "halt", "") };
-        self.storage.set_halt_state(&state, &audit).await?;
-        self.stop_runs("halted");
-        self.wake_scheduler();
-        tracing::warn!(by, "engine halted");
-        Ok(state)
-    }
-
-    pub async fn resume(&self, by: &str) -> Result<HaltState, EngineError> {
-        let state = HaltState::default();
-        self.storage.set_halt_state(&state, &AuditEvent::action(by, "resume", "")).await?;
-        self.wake_scheduler();
-        tracing::warn!(by, "engine resumed");
-        Ok(state)
-    }
-
-    pub async fn halt_state(&self) -> Result<HaltState, EngineError> {
-        Ok(self.storage.halt_state().await?)
     }
 
     /// Audit events, newest first.

@@ -147,6 +147,8 @@ pub struct Executor {
     pub report: Option<Report>,
     pub error: Option<String>,
     pub log: RunLog,
+    /// Whether its run was dry (the plan's flag or the engine's leash); None until it ran.
+    pub dry_run: Option<bool>,
 }
 
 impl Executor {
@@ -166,6 +168,7 @@ impl Executor {
             report: None,
             error: None,
             log: RunLog::default(),
+            dry_run: None,
         }
     }
 
@@ -252,11 +255,14 @@ pub struct RunEnd {
     pub report: Option<Report>,
     pub error: Option<String>,
     pub log: RunLog,
+    /// Whether the run was dry; None when it never reached the plugin.
+    pub dry_run: Option<bool>,
 }
 
 impl RunEnd {
+    /// A run that failed before reaching its plugin.
     pub fn failed(error: impl Into<String>) -> RunEnd {
-        RunEnd { status: ExecutorStatus::Failed, finished: Utc::now(), report: None, error: Some(error.into()), log: RunLog::default() }
+        RunEnd { status: ExecutorStatus::Failed, finished: Utc::now(), report: None, error: Some(error.into()), log: RunLog::default(), dry_run: None }
     }
 }
 

@@ -44,12 +44,13 @@ impl Engine {
     /// One pass: misfires, halt, claims. Returns how long to sleep.
     pub(crate) async fn tick(self: &Arc<Self>) -> Result<Duration, EngineError> {
         let now = Utc::now();
-        let halt = self.storage.halt_state().await?;
+        // This engine's own halt holds even when it is not stored (yet).
+        let halted = self.local_halt().is_some() || self.storage.halt_state().await?.halted;
         let missed = self.storage.mark_missed(now).await?;
         if missed > 0 {
             tracing::warn!(missed, "executors missed their grace period");
         }
-        if halt.halted {
+        if halted {
             let cancelled = self.storage.cancel_due_while_halted(now).await?;
             if cancelled > 0 {
                 tracing::warn!(cancelled, "executors fell due while halted and were cancelled");
@@ -106,10 +107,16 @@ impl Engine {
     async fn execute(self: Arc<Self>, executor: Executor, permit: OwnedSemaphorePermit) {
         let late_ms = (executor.started.unwrap_or(executor.due) - executor.due).num_milliseconds();
         tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, late_ms, "executor started");
-        let (end, audit) = match self.plan_of(&executor.plan_id).await {
+        let (end, audit) = if self.local_halt().is_some() {
+            // Claimed just before a halt: it must not start after the halt answered.
+            let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some("cancelled before it started: halted".into()), ..RunEnd::failed("") };
+            (end, Vec::new())
+        } else {
+            match self.plan_of(&executor.plan_id).await {
             Ok(Some(plan)) => self.run_attack(&executor, plan).await,
             Ok(None) => (RunEnd::failed(format!("plan {} not found", executor.plan_id)), Vec::new()),
             Err(e) => (RunEnd::failed(format!("could not read the plan: {e}")), Vec::new()),
+            }
         };
         let finished = FinishedRun { executor_id: executor.id, owner: self.config.engine_id.clone(), end, audit };
         if let Err(mpsc::error::SendError((finished, _))) = self.recorder.send((finished, permit)) {
@@ -183,20 +190,22 @@ impl Engine {
             Ok(Err(reason)) => return (RunEnd::failed(reason), Vec::new()),
             Err(e) => return (RunEnd::failed(format!("cannot check the plugin registry: {e}")), Vec::new()),
         };
-        let input = RunInput { run_id: executor.id.clone(), now: Utc::now(), args: plan.attack.args.clone(), dry_run: plan.dry_run };
+        // The engine's leash applies to every run it starts, whenever the plan was made.
+        let dry_run = plan.dry_run || self.config.dry_run;
+        let input = RunInput { run_id: executor.id.clone(), now: Utc::now(), args: plan.attack.args.clone(), dry_run };
         let mut stop = self.stop.subscribe();
         stop.borrow_and_update();
         let result = tokio::select! {
             result = self.host.run(&entry.loaded, &entry.grant, input) => result,
             _ = stop.changed() => {
                 let reason = stop.borrow().1.clone();
-                let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some(format!("cancelled while running: {reason}")), ..RunEnd::failed("") };
+                let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some(format!("cancelled while running: {reason}")), dry_run: Some(dry_run), ..RunEnd::failed("") };
                 return (end, Vec::new());
             }
         };
         let end = match result.outcome {
-            Ok(report) => RunEnd { status: ExecutorStatus::Succeeded, finished: Utc::now(), report: Some(report), error: None, log: result.log },
-            Err(error) => RunEnd { status: ExecutorStatus::Failed, finished: Utc::now(), report: None, error: Some(error), log: result.log },
+            Ok(report) => RunEnd { status: ExecutorStatus::Succeeded, finished: Utc::now(), report: Some(report), error: None, log: result.log, dry_run: Some(dry_run) },
+            Err(error) => RunEnd { status: ExecutorStatus::Failed, finished: Utc::now(), report: None, error: Some(error), log: result.log, dry_run: Some(dry_run) },
         };
         (end, result.audit)
     }

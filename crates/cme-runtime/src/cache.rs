@@ -41,6 +41,9 @@ impl ArtifactCache {
             Some(root) => {
                 let dir = root.join(&engine_key);
                 create_private_dir(&dir).map_err(|e| LoadError::Cache(format!("creating {}: {e}", dir.display())))?;
+                for checked in [root, dir.as_path()] {
+                    check_private_dir(checked).map_err(LoadError::Cache)?;
+                }
                 Some(dir)
             }
         };
@@ -111,6 +114,40 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+/// Refuses a directory this process does not own, or that its group or others may write:
+/// whoever can write there can plant native code that the engine would run.
+fn check_private_dir(dir: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !meta.is_dir() {
+            return Err(format!("{} is not a directory (a symbolic link is refused too)", dir.display()));
+        }
+        // A file this process creates is owned by its effective user.
+        let probe = dir.join(format!(".owner-probe-{}", std::process::id()));
+        std::fs::write(&probe, b"").map_err(|e| format!("{} is not writable: {e}", dir.display()))?;
+        let me = std::fs::metadata(&probe).map(|m| m.uid());
+        let _ = std::fs::remove_file(&probe);
+        let me = me.map_err(|e| format!("{}: {e}", dir.display()))?;
+        if meta.uid() != me {
+            return Err(format!(
+                "the artifact cache {} is owned by uid {}, not by this engine's user (uid {me}); it holds native code the engine runs: use a directory of your own (--cache-dir)",
+                dir.display(),
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "the artifact cache {} is writable by its group or others (mode {:o}); it holds native code the engine runs: chmod go-w it or use another --cache-dir",
+                dir.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The lowercase hex sha256 of `bytes`.

@@ -79,6 +79,7 @@ pub(crate) fn executor_model(e: &Executor) -> executor::Model {
         details: e.report.as_ref().map(|r| r.details.to_string()),
         error: e.error.clone(),
         log: log_text(&e.log),
+        dry_run: e.dry_run,
     }
 }
 
@@ -117,6 +118,7 @@ pub(crate) fn executor(m: executor::Model) -> Result<Executor, StorageError> {
         finished: m.finished_at_us.map(at),
         report,
         error: m.error,
+        dry_run: m.dry_run,
     })
 }
 

@@ -22,6 +22,8 @@ use crate::entity::{audit_event, credential, executor, plan, setting};
 use crate::{Store, db_error as db};
 
 const HALT_KEY: &str = "halt";
+/// `"true"` while halted: what claims check, in the same statement.
+const HALTED_KEY: &str = "halted";
 const PENDING: ExecutorStatus = ExecutorStatus::Pending;
 const RUNNING: ExecutorStatus = ExecutorStatus::Running;
 
@@ -347,12 +349,22 @@ impl Storage for Store {
             "UPDATE executors SET status = $5, lease_owner = $1, lease_expires_us = $2, started_at_us = $3, \
              attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM executors WHERE status = $6 AND due_at_us <= $3 \
-             ORDER BY due_at_us LIMIT $4{lock}) AND status = $6 RETURNING *"
+             ORDER BY due_at_us LIMIT $4{lock}) AND status = $6 \
+             AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $7 AND value = $8) RETURNING *"
         );
         let statement = Statement::from_sql_and_values(
             self.backend(),
             adapt(self.backend(), &sql),
-            [owner.into(), us(lease_until).into(), us(now).into(), (limit as i64).into(), status(RUNNING), status(PENDING)],
+            [
+                owner.into(),
+                us(lease_until).into(),
+                us(now).into(),
+                (limit as i64).into(),
+                status(RUNNING),
+                status(PENDING),
+                HALTED_KEY.into(),
+                "true".into(),
+            ],
         );
         executor::Entity::find().from_raw_sql(statement).all(self.db()).await.map_err(db)?.into_iter().map(convert::executor).collect()
     }
@@ -372,6 +384,7 @@ impl Storage for Store {
                 .col_expr(executor::Column::Details, Expr::value(end.report.as_ref().map(|r| r.details.to_string())))
                 .col_expr(executor::Column::Error, Expr::value(end.error.clone()))
                 .col_expr(executor::Column::Log, Expr::value(convert::log_text(&end.log)))
+                .col_expr(executor::Column::DryRun, Expr::value(end.dry_run))
                 .col_expr(executor::Column::LeaseOwner, Expr::value(Option::<String>::None))
                 .col_expr(executor::Column::LeaseExpiresUs, Expr::value(Option::<i64>::None))
                 .filter(executor::Column::Id.eq(run.executor_id.as_str()))
@@ -430,6 +443,14 @@ impl Storage for Store {
                 setting::ActiveModel { key: Set(HALT_KEY.into()), value: Set(value), updated_at_us: Set(us(audit.at)) }.insert(&txn).await.map_err(db)?;
             }
         }
+        let flag = setting::ActiveModel { key: Set(HALTED_KEY.into()), value: Set(state.halted.to_string()), updated_at_us: Set(us(audit.at)) };
+        setting::Entity::insert(flag)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(setting::Column::Key).update_columns([setting::Column::Value, setting::Column::UpdatedAtUs]).to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db)?;
         insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         txn.commit().await.map_err(db)?;
         Ok(())

@@ -26,6 +26,10 @@ pub struct FileConfig {
     pub lease_margin_seconds: Option<u64>,
     pub reaper_interval_seconds: Option<u64>,
     pub shutdown_deadline_seconds: Option<u64>,
+    /// Names and addresses, besides loopback and the bind address, by which clients reach
+    /// the API (requests naming any other `Host` are refused: DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     #[serde(default)]
     pub tokens: Vec<Token>,
     #[serde(default)]
@@ -103,12 +107,13 @@ pub fn parse_tokens(text: &str) -> anyhow::Result<Vec<Token>> {
         .collect()
 }
 
-/// Where precompiled plugin artifacts go by default.
-pub fn default_cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
+/// Where precompiled plugin artifacts go by default: the user's cache directory, never a
+/// shared temporary one (anyone could prepare a path there in advance).
+pub fn default_cache_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("cme")
-        .join("artifacts")
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))
+        .ok_or_else(|| anyhow::anyhow!("neither XDG_CACHE_HOME nor HOME is set: give the artifact cache a directory with --cache-dir"))?;
+    Ok(base.join("cme").join("artifacts"))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 
-use cme_api::{ApiState, Auth};
+use cme_api::{ApiState, Auth, HostPolicy};
 use cme_engine::{Engine, EngineConfig, Storage};
 use cme_store::{Store, StoreConfig};
 use cme_runtime::{Runtime, RuntimeConfig};
@@ -71,7 +71,10 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
 
     let ec2 = Arc::new(ec2_backend(file.ec2.endpoint_url.clone()).await);
     let mut runtime_config = RuntimeConfig {
-        cache_dir: Some(args.cache_dir.or(file.cache_dir.clone()).unwrap_or_else(default_cache_dir)),
+        cache_dir: Some(match args.cache_dir.or(file.cache_dir.clone()) {
+            Some(dir) => dir,
+            None => default_cache_dir()?,
+        }),
         scripts_dir: args.scripts_dir.or(file.scripts_dir.clone()),
         ec2: Some(ec2),
         ssh: Some(ssh_backend(&file.ssh, &store)),
@@ -112,7 +115,13 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if auth.open() {
         tracing::warn!("no API tokens configured: every local caller is admin");
     }
-    let state = ApiState::new(engine.clone(), auth);
+    let mut hosts = file.allowed_hosts.clone();
+    if !bind.ip().is_unspecified() {
+        hosts.push(bind.ip().to_string());
+    }
+    let hosts = HostPolicy::new(hosts);
+    tracing::info!(hosts = ?hosts.hosts(), "serving these host names only");
+    let state = ApiState::new(engine.clone(), auth, hosts);
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new().configure(move |c| cme_api::configure(c, state))

@@ -89,8 +89,13 @@ pub(crate) fn executor_document(e: &Executor, plugin: Option<&str>, with_log: bo
         "attempts": e.attempts,
         "started_at": e.started.map(date),
         "finished_at": e.finished.map(date),
-        "result": e.report,
+        "result": e.report.as_ref().map(|r| {
+            let mut result = serde_json::to_value(r).unwrap_or(Value::Null);
+            result["dry_run"] = json!(e.dry_run.unwrap_or(false));
+            result
+        }),
         "error": e.error,
+        "dry_run": e.dry_run,
     }));
     if with_log {
         doc = doc.set("log", serde_json::to_value(&e.log).unwrap_or(Value::Null));

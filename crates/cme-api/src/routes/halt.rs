@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, web};
 use serde_json::json;
 
-use cme_engine::HaltState;
+use cme_engine::Halt;
 
 use super::{Result, date};
 use crate::ApiState;
@@ -32,11 +32,14 @@ pub async fn resume(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     Ok(document(&state.engine.resume(role.name()).await?).ok())
 }
 
-fn document(halt: &HaltState) -> Hal {
+/// The switch; `persisted` is false while a halt holds on this engine only (storage did
+/// not answer; the engine keeps trying).
+fn document(halt: &Halt) -> Hal {
     Hal::new(json!({
-        "halted": halt.halted,
-        "since": halt.since.map(date),
-        "reason": halt.reason,
+        "halted": halt.state.halted,
+        "since": halt.state.since.map(date),
+        "reason": halt.state.reason,
+        "persisted": halt.persisted,
     }))
     .link("self", "/api/1/halt")
     .link("halt", "/api/1/halt")

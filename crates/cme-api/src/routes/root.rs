@@ -9,7 +9,8 @@ use crate::hal::Hal;
 /// The entry document: links to every collection.
 pub async fn entry(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Viewer)?;
-    Ok(Hal::new(json!({"name": "cme", "version": env!("CARGO_PKG_VERSION")}))
+    // `dry_run`: the engine's leash; every run it starts is dry, whatever its plan says.
+    Ok(Hal::new(json!({"name": "cme", "version": env!("CARGO_PKG_VERSION"), "dry_run": state.engine.config().dry_run}))
         .link("self", "/api/1/")
         .link("plans", "/api/1/plans/")
         .link("executors", "/api/1/executors/")

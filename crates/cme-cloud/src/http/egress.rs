@@ -65,19 +65,70 @@ impl EgressRules {
     }
 }
 
-/// True for 169.254.0.0/16, fe80::/10, the AWS IPv6 metadata address fd00:ec2::254, and
-/// their IPv4-mapped forms.
+/// True for link-local networks and every known cloud metadata address, in any of the
+/// IPv6 forms that embed a refused IPv4 address:
+///
+/// * IPv4: 169.254.0.0/16 (AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle, Hetzner,
+///   Tencent), 100.100.100.200 (Alibaba), 168.63.129.16 (Azure's wire server),
+///   192.0.0.192 (Oracle Cloud Classic);
+/// * IPv6: fe80::/10, fd00:ec2::254 (AWS), fd20:ce::254 (GCP);
+/// * embeddings: IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64
+///   `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4 `2002:aabb:ccdd::/48`, Teredo
+///   `2001:0::/32` (server and obfuscated client), ISATAP `...:5efe:a.b.c.d`.
+///
+/// Loopback and private networks are not refused: they are legitimate chaos targets.
 pub fn is_metadata_or_link_local(ip: IpAddr) -> bool {
     static REFUSED: std::sync::LazyLock<Vec<ipnet::IpNet>> = std::sync::LazyLock::new(|| {
-        // Link-local (where cloud metadata services answer) and AWS's IPv6 metadata address.
-        ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"].iter().map(|n| n.parse().expect("a valid network")).collect()
+        [
+            "169.254.0.0/16",
+            "100.100.100.200/32",
+            "168.63.129.16/32",
+            "192.0.0.192/32",
+            "fe80::/10",
+            "fd00:ec2::254/128",
+            "fd20:ce::254/128",
+        ]
+        .iter()
+        .map(|n| n.parse().expect("a valid network"))
+        .collect()
     });
-    // An IPv4-mapped IPv6 address is the IPv4 address.
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    REFUSED.iter().any(|net| net.contains(&ip))
+    let refused = |ip: IpAddr| REFUSED.iter().any(|net| net.contains(&ip));
+    refused(ip) || embedded_ipv4(ip).into_iter().any(|v4| refused(IpAddr::V4(v4)))
+}
+
+/// The IPv4 addresses an IPv6 address may carry (and be routed to) by a transition
+/// mechanism.
+fn embedded_ipv4(ip: IpAddr) -> Vec<std::net::Ipv4Addr> {
+    use std::net::Ipv4Addr;
+    let IpAddr::V6(v6) = ip else { return Vec::new() };
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from(((hi as u32) << 16) | lo as u32);
+    let mut found = Vec::new();
+    if let Some(mapped) = v6.to_ipv4_mapped() {
+        found.push(mapped);
+    }
+    // IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks); not :: or ::1.
+    if s[..6].iter().all(|&x| x == 0) && (s[6] != 0 || s[7] > 1) {
+        found.push(v4(s[6], s[7]));
+    }
+    // NAT64, the well-known prefix and the local-use one.
+    if (s[0], s[1]) == (0x64, 0xff9b) && (s[2..6].iter().all(|&x| x == 0) || s[2] == 1) {
+        found.push(v4(s[6], s[7]));
+    }
+    // 6to4: 2002:AABB:CCDD::/48.
+    if s[0] == 0x2002 {
+        found.push(v4(s[1], s[2]));
+    }
+    // Teredo: 2001:0000:SERVER:SERVER:flags:port:~CLIENT:~CLIENT.
+    if (s[0], s[1]) == (0x2001, 0) {
+        found.push(v4(s[2], s[3]));
+        found.push(v4(!s[6], !s[7]));
+    }
+    // ISATAP interface identifier: ...:0000:5efe:a.b.c.d or ...:0200:5efe:a.b.c.d.
+    if (s[4] == 0 || s[4] == 0x0200) && s[5] == 0x5efe {
+        found.push(v4(s[6], s[7]));
+    }
+    found
 }
 
 /// Name resolution, replaceable so that tests can play a rebinding DNS server.
@@ -150,14 +201,36 @@ mod tests {
         let cases = [
             ("169.254.169.254", true),
             ("169.254.0.1", true),
+            ("100.100.100.200", true),
+            ("168.63.129.16", true),
+            ("192.0.0.192", true),
             ("fe80::1", true),
             ("febf::1", true),
             ("fd00:ec2::254", true),
+            ("fd20:ce::254", true),
             ("::ffff:169.254.169.254", true),
+            ("::169.254.169.254", true),
+            ("64:ff9b::169.254.169.254", true),
+            ("64:ff9b::a9fe:a9fe", true),
+            ("64:ff9b:1::a9fe:a9fe", true),
+            ("64:ff9b::100.100.100.200", true),
+            ("2002:a9fe:a9fe::1", true),
+            ("2002:6464:64c8::", true),
+            ("2001:0:a9fe:a9fe::1", true),
+            ("2001:0:4136:e378:8000:63bf:5601:5601", true),
+            ("2001:db8::5efe:a9fe:a9fe", true),
+            ("2001:db8::200:5efe:6464:64c8", true),
             ("127.0.0.1", false),
             ("10.0.0.1", false),
+            ("192.168.1.10", false),
+            ("100.100.100.201", false),
             ("::1", false),
+            ("::", false),
             ("fec0::1", false),
+            ("fd00:ec2::253", false),
+            ("64:ff9b::8.8.8.8", false),
+            ("2002:808:808::", false),
+            ("2001:db8::1", false),
             ("8.8.8.8", false),
         ];
         for (ip, expected) in cases {

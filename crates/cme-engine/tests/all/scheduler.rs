@@ -89,14 +89,14 @@ async fn halt_cancels_running_attacks_and_executors_that_fall_due() {
     reaches(&rig.engine, &running[0].id, ExecutorStatus::Running).await;
     let (_, later) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), "operator").await.unwrap();
     let state = rig.engine.halt(Some("game day over".into()), "operator").await.unwrap();
-    assert!(state.halted);
+    assert!(state.state.halted && state.persisted);
     let cancelled = finished(&rig.engine, &running[0].id).await;
     assert_eq!(cancelled.status, ExecutorStatus::Cancelled);
     assert!(cancelled.error.unwrap().contains("halted"));
     let skipped = finished(&rig.engine, &later[0].id).await;
     assert_eq!(skipped.status, ExecutorStatus::Cancelled);
     assert_eq!(rig.runs().len(), 1, "nothing started while halted");
-    assert!(rig.engine.halt_state().await.unwrap().halted, "the switch is persisted");
+    assert!(rig.engine.halt_state().await.unwrap().state.halted, "the switch is persisted");
 
     rig.engine.resume("operator").await.unwrap();
     let (_, after) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [50]})), "operator").await.unwrap();
@@ -121,4 +121,63 @@ async fn a_shutdown_while_claiming_neither_panics_nor_loses_the_claim() {
     shutdown.await.expect("shutdown completes");
     let done = rig.engine.executor(&executors[0].id).await.unwrap().0;
     assert_eq!(done.status, ExecutorStatus::Succeeded, "the claimed run had its slot and finished before the engine stopped");
+}
+
+#[tokio::test]
+async fn a_leashed_engine_runs_every_plan_dry_whenever_it_was_made() {
+    let unleashed = Rig::new().await;
+    let (created, executors) = unleashed.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), "operator").await.unwrap();
+    assert!(!created.plan.dry_run);
+    // Only a leashed replica runs: it must not fire the plan for real.
+    let store = unleashed.store.clone();
+    let leashed = Rig::over(store.clone(), store, EngineConfig { dry_run: true, engine_id: "leashed".into(), ..config() }).await;
+    leashed.engine.start();
+    let done = finished(&leashed.engine, &executors[0].id).await;
+    assert_eq!(done.status, ExecutorStatus::Succeeded);
+    assert_eq!(done.dry_run, Some(true));
+    assert_eq!(leashed.runs().iter().map(|c| c.dry_run).collect::<Vec<_>>(), [true]);
+}
+
+#[tokio::test]
+async fn a_halt_holds_and_cancels_runs_even_when_it_cannot_be_stored() {
+    let store = Arc::new(cme_store::Store::connect(&cme_store::StoreConfig::in_memory()).await.unwrap());
+    let faulty = Arc::new(crate::slow::SlowClaims::fast(store.clone()));
+    let rig = Rig::over(store.clone(), faulty.clone(), config()).await;
+    rig.engine.start();
+    let (_, running) = rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), "operator").await.unwrap();
+    reaches(&rig.engine, &running[0].id, ExecutorStatus::Running).await;
+    faulty.fail_halt_writes.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let halt = rig.engine.halt(Some("db trouble".into()), "operator").await.unwrap();
+    assert!(halt.state.halted);
+    assert!(!halt.persisted, "the answer says the halt is not stored");
+    assert_eq!(finished(&rig.engine, &running[0].id).await.status, ExecutorStatus::Cancelled, "the running attack was cancelled anyway");
+    let (_, later) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), "operator").await.unwrap();
+    assert_eq!(finished(&rig.engine, &later[0].id).await.status, ExecutorStatus::Cancelled, "nothing starts while the halt holds here");
+    assert!(!rig.engine.halt_state().await.unwrap().persisted);
+    assert_eq!(rig.runs().len(), 1);
+
+    // Storage recovers: the retried write stores the halt for every replica.
+    faulty.fail_halt_writes.store(false, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..500 {
+        if store.halt_state().await.unwrap().halted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(store.halt_state().await.unwrap().halted, "the halt was stored once storage answered");
+    assert!(rig.engine.halt_state().await.unwrap().persisted);
+}
+
+#[tokio::test]
+async fn a_claim_checks_the_stored_halt_in_the_same_statement() {
+    let rig = Rig::new().await;
+    rig.engine.create_plan(plan(json!({}), json!({"in_ms": [-10]})), "operator").await.unwrap();
+    // Another replica halted: a claim by any engine that has not looked yet finds nothing.
+    let halted = cme_engine::HaltState { halted: true, since: Some(Utc::now()), reason: None };
+    rig.store.set_halt_state(&halted, &cme_engine::AuditEvent::action("operator", "halt", "")).await.unwrap();
+    let claimed = rig.store.claim_due(Utc::now(), "late-engine", Utc::now() + chrono::Duration::seconds(60), 10).await.unwrap();
+    assert!(claimed.is_empty(), "nothing is claimed while the stored switch is on");
+    rig.store.set_halt_state(&cme_engine::HaltState::default(), &cme_engine::AuditEvent::action("operator", "resume", "")).await.unwrap();
+    assert_eq!(rig.store.claim_due(Utc::now(), "late-engine", Utc::now() + chrono::Duration::seconds(60), 10).await.unwrap().len(), 1);
 }

@@ -1,5 +1,5 @@
-//! A store whose claims wait for the test's signal: the window between claiming and
-//! starting a run, held open.
+//! A store with faults on demand: its first claim waits for the test's signal (the
+//! window between claiming and starting a run, held open), and halt writes can fail.
 
 use std::sync::Arc;
 
@@ -17,11 +17,20 @@ pub struct SlowClaims {
     /// Notify to let the first claim through (later claims pass at once).
     pub release: Notify,
     released: std::sync::atomic::AtomicBool,
+    /// While true, storing the halt switch fails as if the database were locked.
+    pub fail_halt_writes: std::sync::atomic::AtomicBool,
 }
 
 impl SlowClaims {
     pub fn new(inner: Arc<Store>) -> Self {
-        SlowClaims { inner, entered: Notify::new(), release: Notify::new(), released: Default::default() }
+        SlowClaims { inner, entered: Notify::new(), release: Notify::new(), released: Default::default(), fail_halt_writes: Default::default() }
+    }
+
+    /// Claims pass at once.
+    pub fn fast(inner: Arc<Store>) -> Self {
+        let store = SlowClaims::new(inner);
+        store.released.store(true, std::sync::atomic::Ordering::SeqCst);
+        store
     }
 }
 
@@ -100,6 +109,9 @@ impl Storage for SlowClaims {
     }
 
     async fn set_halt_state(&self, state: &HaltState, audit: &AuditEvent) -> StorageResult<()> {
+        if self.fail_halt_writes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StorageError::Unavailable("database is locked".into()));
+        }
         self.inner.set_halt_state(state, audit).await
     }
 

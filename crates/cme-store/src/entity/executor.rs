@@ -24,8 +24,10 @@ pub struct Model {
     /// JSON object.
     pub details: Option<String>,
     pub error: Option<String>,
-    /// JSON array of log lines.
+    /// The run's log (JSON object; `[]` in rows of earlier versions).
     pub log: String,
+    /// Whether the run was dry; None until it ran.
+    pub dry_run: Option<bool>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

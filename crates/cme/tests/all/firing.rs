@@ -67,6 +67,27 @@ async fn an_engine_started_with_dry_run_runs_every_plan_dry() {
 }
 
 #[tokio::test]
+async fn a_plan_made_before_a_restart_with_dry_run_runs_dry() {
+    let sink = Sink::start(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut unleashed = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let created = unleashed.client().post("/api/1/plans/", &api_plan("made for real", &sink.url("/kill"), &in_seconds(3))).await;
+    assert_eq!(created.body["dry_run"], false);
+    assert!(unleashed.stop().success());
+    // The operator restarts the engine leashed before the plan fires.
+    let leashed = Engine::start(dir.path(), Backend::Sqlite, Options { args: vec!["--dry-run".into()], database_url: Some(unleashed.database_url.clone()), ..Options::default() });
+    let api = leashed.client();
+    assert_eq!(api.get("/api/1/").await.body["dry_run"], true, "the entry document says the engine is leashed");
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    let done = api.wait_executor(&id, is_terminal).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["dry_run"], true, "{done}");
+    assert_eq!(done["result"]["dry_run"], true, "{done}");
+    assert!(done["result"]["summary"].as_str().unwrap().starts_with("dry run: would send POST"), "{done}");
+    assert!(sink.requests().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
 async fn halt_stops_firing_and_resume_does_not_revive_what_fell_due() {
     for backend in backends() {
         let sink = Sink::start(Duration::ZERO).await;
@@ -106,6 +127,61 @@ async fn halt_cancels_a_running_attack() {
 }
 
 #[tokio::test]
+async fn a_halt_holds_at_once_while_the_database_is_locked() {
+    use std::io::BufRead;
+    let sink = Sink::start(Duration::from_secs(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let created = api.post("/api/1/plans/", &api_plan("slow", &sink.url("/slow"), &in_seconds(1))).await;
+    let running = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    let later = api.post("/api/1/plans/", &api_plan("later", &sink.url("/later"), &in_seconds(4))).await;
+    let later = later.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    api.wait_executor(&running, |e| e["status"] == "running").await;
+
+    // Another process takes the database's write lock and keeps it.
+    let mut locker = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()")
+        .arg(dir.path().join("cme.db"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufReader::new(locker.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+
+    let halt = api.post("/api/1/halt", &json!({"reason": "locked database"})).await;
+    assert_eq!(halt.status, 200, "{:?}", halt.body);
+    assert_eq!(halt.body["halted"], true);
+    assert_eq!(halt.body["persisted"], false, "the answer says the halt holds here only");
+    assert_eq!(api.get("/api/1/halt").await.body["halted"], true);
+    tokio::time::sleep(Duration::from_secs(4)).await; // past the later executor's due time
+
+    drop(locker.stdin.take());
+    locker.wait().unwrap();
+    let done = api.wait_executor(&running, is_terminal).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert_eq!(done["error"], "cancelled while running: halted");
+    let skipped = api.wait_executor(&later, is_terminal).await;
+    assert_eq!(skipped["status"], "cancelled", "nothing started while halted: {skipped}");
+    let paths: Vec<String> = sink.requests().into_iter().map(|r| r.1).collect();
+    assert_eq!(paths, ["/slow"], "only the attack that was running when the halt came");
+    // The retried write stored the halt once the lock went.
+    let mut stored = serde_json::Value::Null;
+    for _ in 0..100 {
+        stored = api.get("/api/1/halt").await.body;
+        if stored["persisted"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(stored["persisted"], true, "{stored}");
+    assert_eq!(stored["reason"], "locked database");
+}
+
+#[tokio::test]
 async fn pending_executors_fire_after_a_restart_and_late_ones_follow_the_misfire_policy() {
     for backend in backends() {
         let sink = Sink::start(Duration::ZERO).await;
@@ -142,4 +218,52 @@ async fn a_non_loopback_bind_without_tokens_is_refused() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("refusing to listen on 0.0.0.0:0 without API tokens"));
+}
+
+/// `cme serve` with this cache directory: whether it started, and what it said.
+fn serve_with_cache(dir: &std::path::Path, cache: &std::path::Path) -> (bool, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cme"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &format!("sqlite://{}?mode=rwc", dir.join("c.db").display())])
+        .arg("--cache-dir")
+        .arg(cache)
+        .env_remove("CME_TOKENS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let started = first.starts_with("cme listening");
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    (started, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn an_artifact_cache_others_can_write_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (started, stderr) = serve_with_cache(dir.path(), &open);
+    assert!(!started, "a world-writable cache is refused");
+    assert!(stderr.contains("writable by its group or others (mode 777)"), "{stderr}");
+
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Only root can give a directory away; elsewhere that case cannot be set up.
+    let given = std::process::Command::new("chown").arg("65534").arg(&foreign).status().is_ok_and(|s| s.success());
+    if given {
+        let (started, stderr) = serve_with_cache(dir.path(), &foreign);
+        assert!(!started, "a cache owned by another user is refused");
+        assert!(stderr.contains("is owned by uid 65534"), "{stderr}");
+    }
+
+    let private = dir.path().join("private");
+    let (started, stderr) = serve_with_cache(dir.path(), &private);
+    assert!(started, "a fresh private cache is fine: {stderr}");
+    assert_eq!(std::fs::metadata(&private).unwrap().permissions().mode() & 0o777, 0o700);
 }

@@ -4,10 +4,12 @@
 
 mod api;
 mod auth;
+mod browser;
 mod cli;
 mod cloud_ec2;
 mod cloud_ssh;
 mod credentials;
+mod egress;
 mod firing;
 mod peers;
 mod registry;
