@@ -30,13 +30,31 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     println!("machine: {} cores, load average {}", cores(), load_average());
     let runtime = tokio::runtime::Runtime::new()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
+    // `--only a,b`: just the named groups (http, large, lateness, burst, halt, replicas, upload).
+    let only: Option<Vec<String>> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(|list| list.split(',').map(str::to_string).collect());
+    let wanted = |group: &str| only.as_ref().is_none_or(|only| only.iter().any(|o| o == group));
     runtime.block_on(async {
-        http_throughput(&binary, &settings, &mut rows).await?;
-        large_database(&binary, &settings, &mut rows).await?;
-        firing_lateness(&binary, &mut rows).await?;
-        burst(&binary, &settings, &mut rows).await?;
-        halt_latency(&binary, &mut rows).await?;
-        plugin_upload(&root, &binary, &mut rows).await?;
+        if wanted("http") {
+            http_throughput(&binary, &settings, &mut rows).await?;
+        }
+        if wanted("large") {
+            large_database(&binary, &settings, &mut rows).await?;
+        }
+        if wanted("lateness") {
+            firing_lateness(&binary, &mut rows).await?;
+        }
+        if wanted("burst") {
+            burst(&binary, &settings, &mut rows).await?;
+        }
+        if wanted("halt") {
+            halt_latency(&binary, &mut rows).await?;
+        }
+        if wanted("replicas") {
+            cross_replica_halt(&binary, &mut rows).await?;
+        }
+        if wanted("upload") {
+            plugin_upload(&root, &binary, &mut rows).await?;
+        }
         anyhow::Ok(())
     })?;
     println!("\n| figure | measured | target |\n| --- | --- | --- |");
@@ -82,13 +100,16 @@ struct Engine {
 
 impl Engine {
     fn start(binary: &Path, dir: &Path, extra: &[&str]) -> anyhow::Result<Engine> {
-        let database = format!("sqlite://{}?mode=rwc", dir.join("cme.db").display());
+        Engine::start_on(binary, dir, &format!("sqlite://{}?mode=rwc", dir.join("cme.db").display()), extra)
+    }
+
+    fn start_on(binary: &Path, dir: &Path, database: &str, extra: &[&str]) -> anyhow::Result<Engine> {
         let started = Instant::now();
         let shared_cache = std::env::temp_dir().join("cme-bench-artifacts");
         let cache_args: Vec<&std::ffi::OsStr> =
             if extra.contains(&"--cache-dir") { vec![] } else { vec!["--cache-dir".as_ref(), shared_cache.as_os_str()] };
         let mut child = Command::new(binary)
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &database])
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", database])
             .args(cache_args)
             .args(extra)
             .current_dir(dir)
@@ -370,6 +391,54 @@ async fn halt_latency(binary: &Path, rows: &mut Vec<(String, String, String)>) -
     }
     rows.push(("halt: request to every running attack cancelled (20 running)".into(), format!("{worst:.1} ms"), "<= 100 ms".into()));
     engine.stop();
+    Ok(())
+}
+
+/// Two engines on one PostgreSQL (`CME_BENCH_POSTGRES_URL`, an admin URL; skipped
+/// without): 20 slow attacks run on B, the halt is asked of A; the figure is the time
+/// from A's halt to the last of B's runs cancelled.
+async fn cross_replica_halt(binary: &Path, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+    let figure = "halt on replica A to every running attack on replica B cancelled (20 running, PostgreSQL)".to_string();
+    let Ok(admin) = std::env::var("CME_BENCH_POSTGRES_URL") else {
+        rows.push((figure, "not measured: set CME_BENCH_POSTGRES_URL".into(), "<= 100 ms".into()));
+        return Ok(());
+    };
+    let name = format!("cme_bench_{}", std::process::id());
+    let created = Command::new("psql").arg(&admin).args(["-q", "-c", &format!("CREATE DATABASE {name}")]).status()?;
+    if !created.success() {
+        bail!("creating database {name}");
+    }
+    let database = format!("{}/{name}", admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin));
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let b = Engine::start_on(binary, dir_b.path(), &database, &[])?;
+    let endpoint = sink(Duration::from_secs(60)).await?;
+    let client = reqwest::Client::new();
+    let date = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let body = json!({"name": format!("slow{i}"), "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": endpoint, "method": "GET"}},
+                          "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}}});
+        let doc: Value = client.post(format!("{}/api/1/plans/", b.url)).json(&body).send().await?.json().await?;
+        ids.push(doc["_embedded"]["executors"][0]["id"].as_str().context("executor id")?.to_string());
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let a = Engine::start_on(binary, dir_a.path(), &database, &[])?;
+    let halted: Value = client.post(format!("{}/api/1/halt", a.url)).send().await?.json().await?;
+    let since = chrono::DateTime::parse_from_rfc3339(halted["since"].as_str().context("since")?)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut worst = 0.0f64;
+    for id in ids {
+        let doc: Value = client.get(format!("{}/api/1/executors/{id}", b.url)).send().await?.json().await?;
+        if doc["status"] != "cancelled" {
+            bail!("executor {id} is {} after the halt on the other replica", doc["status"]);
+        }
+        let finished = chrono::DateTime::parse_from_rfc3339(doc["finished_at"].as_str().context("finished")?)?;
+        worst = worst.max((finished - since).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+    }
+    rows.push((figure, format!("{worst:.1} ms"), "<= 100 ms".into()));
+    a.stop();
+    b.stop();
+    let _ = Command::new("psql").arg(&admin).args(["-q", "-c", &format!("DROP DATABASE {name}")]).status();
     Ok(())
 }
 

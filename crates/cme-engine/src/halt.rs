@@ -98,6 +98,24 @@ impl Engine {
         }
     }
 
+    /// Acts on halts made by other replicas as soon as storage signals them.
+    pub(crate) async fn follow_halts(self: Arc<Self>, mut signals: tokio::sync::watch::Receiver<u64>) {
+        while signals.changed().await.is_ok() {
+            match self.storage.halt_state().await {
+                Ok(stored) if stored.halted => {
+                    if self.running() > 0 {
+                        tracing::warn!("halted by another replica: cancelling running attacks");
+                    }
+                    self.stop_runs("halted");
+                }
+                Ok(_) => {}
+                // Fail closed: the scheduler's next pass cannot read the switch either.
+                Err(e) => tracing::error!(error = %e, "cannot read the halt switch after a signal"),
+            }
+            self.wake_scheduler();
+        }
+    }
+
     async fn retry_halt(self: Arc<Self>, state: HaltState, audit: AuditEvent) {
         let mut pause = Duration::from_millis(500);
         loop {

@@ -96,6 +96,9 @@ impl Engine {
         tokio::spawn(self.clone().record(recorded));
         tokio::spawn(self.clone().reap());
         tokio::spawn(self.clone().schedule());
+        if let Some(signals) = self.storage.halt_signals() {
+            tokio::spawn(self.clone().follow_halts(signals));
+        }
         tracing::info!(engine_id = %self.config.engine_id, dry_run = self.config.dry_run, "scheduler started");
     }
 

@@ -78,6 +78,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64>;
 
     async fn halt_state(&self) -> StorageResult<HaltState>;
+    /// Changes whenever another replica may have changed the halt switch (PostgreSQL's
+    /// LISTEN/NOTIFY), so that a halt reaches every replica at once; None where storage
+    /// has no such channel (a SQLite file serves one engine).
+    fn halt_signals(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
     /// Sets the halt switch and stores the audit event of the change.
     async fn set_halt_state(&self, state: &HaltState, audit: &AuditEvent) -> StorageResult<()>;
 

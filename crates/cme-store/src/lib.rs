@@ -13,6 +13,7 @@
 
 mod convert;
 mod entity;
+mod halt_signals;
 mod migration;
 mod plugins;
 mod queries;
@@ -36,6 +37,8 @@ pub struct Store {
     writes: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Statements sent to the database (for tests and benchmarks that count round trips).
     statements: Arc<AtomicU64>,
+    /// PostgreSQL: bumped by the listener on every halt notification.
+    halt_signal: Arc<std::sync::OnceLock<tokio::sync::watch::Sender<u64>>>,
 }
 
 /// Connection settings.
@@ -104,7 +107,7 @@ impl Store {
             counter.fetch_add(1, Ordering::Relaxed);
         });
         let writes = (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Store { db, writes, statements })
+        Ok(Store { db, writes, statements, halt_signal: Default::default() })
     }
 
     /// Held for the duration of a write on SQLite; nothing on PostgreSQL.

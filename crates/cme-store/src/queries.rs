@@ -426,6 +426,10 @@ impl Storage for Store {
         }
     }
 
+    fn halt_signals(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.halt_signal_receiver()
+    }
+
     async fn set_halt_state(&self, state: &HaltState, audit: &AuditEvent) -> StorageResult<()> {
         let stored = StoredHalt { halted: state.halted, since_us: state.since.map(us), reason: state.reason.clone() };
         let value = serde_json::to_string(&stored).map_err(|e| StorageError::Corrupt(e.to_string()))?;
@@ -452,6 +456,11 @@ impl Storage for Store {
             .await
             .map_err(db)?;
         insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        if self.backend() == DbBackend::Postgres {
+            // Delivered to every replica's listener when this transaction commits.
+            let notify = Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_notify($1, '')", [crate::halt_signals::HALT_CHANNEL.into()]);
+            txn.execute_raw(notify).await.map_err(db)?;
+        }
         txn.commit().await.map_err(db)?;
         Ok(())
     }

@@ -108,3 +108,32 @@ async fn a_killed_engines_runs_are_failed_by_another_engines_reaper() {
     assert_eq!(done["attempts"], 1, "never re-run");
     assert_eq!(sink.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn a_halt_on_one_replica_cancels_the_runs_of_another() {
+    if !postgres_or_skip() {
+        return;
+    }
+    let sink = Sink::start(Duration::from_secs(60)).await;
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let b = Engine::start(dir_b.path(), Backend::Postgres, Options::default());
+    let mut running = Vec::new();
+    for i in 0..3 {
+        let created = b.client().post("/api/1/plans/", &api_plan(&format!("slow{i}"), &sink.url("/slow"), &in_seconds(1))).await;
+        running.push(created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string());
+    }
+    for id in &running {
+        b.client().wait_executor(id, |e| e["status"] == "running").await;
+    }
+    // A joins after B claimed them all: the runs are B's, the halt is A's.
+    let a = Engine::start(dir_a.path(), Backend::Postgres, Options { database_url: Some(b.database_url.clone()), ..Options::default() });
+    let halted = a.client().post("/api/1/halt", &serde_json::json!({"reason": "from A"})).await;
+    assert_eq!((halted.status, &halted.body["persisted"]), (200, &serde_json::json!(true)), "{:?}", halted.body);
+    for id in &running {
+        let done = b.client().wait_executor(id, is_terminal).await;
+        assert_eq!(done["status"], "cancelled", "{done}");
+        assert_eq!(done["error"], "cancelled while running: halted");
+    }
+    assert_eq!(b.client().get("/api/1/halt").await.body["halted"], true);
+}
