@@ -106,12 +106,18 @@ pub struct RunInput {
     pub dry_run: bool,
 }
 
-/// How a run ended: the report or why it failed, its log, and its capability calls.
+/// Completes, with the reason, when a run must stop (a halt, a shutdown).
+pub type Cancel = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+
+/// How a run ended: the report or why it failed, its log, and its capability calls
+/// (of a cancelled run too: what it did before it was stopped).
 #[derive(Debug, Clone)]
 pub struct RunResult {
     pub outcome: Result<Report, String>,
     pub log: RunLog,
     pub audit: Vec<AuditEvent>,
+    /// Some(reason) when the run was cancelled.
+    pub cancelled: Option<String>,
 }
 
 /// The facts of a parsed SSH key that may be shown.
@@ -136,8 +142,9 @@ pub trait PluginHost: Send + Sync + 'static {
     fn validate_args(&self, plugin: &LoadedPlugin, args: &Value) -> Result<(), HostError>;
     /// Asks a planner for instants.
     async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Vec<DateTime<Utc>>, HostError>;
-    /// Runs an attack with `grant`. Dropping the future cancels the run.
-    async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput) -> RunResult;
+    /// Runs an attack with `grant`. When `cancel` completes the run stops and answers at
+    /// once with what it recorded so far; dropping the future also stops it.
+    async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult;
     /// Parses an SSH private key (OpenSSH or PEM, optionally encrypted).
     fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError>;
 }

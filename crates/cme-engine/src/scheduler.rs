@@ -16,6 +16,8 @@ use crate::{Engine, EngineError};
 const MAX_IDLE: Duration = Duration::from_secs(60);
 /// Longest sleep while attacks run here, so a halt made on another replica reaches them.
 const MAX_IDLE_WHILE_RUNNING: Duration = Duration::from_secs(1);
+/// How long a cancelled run may take to stop and hand over its partial record.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 impl Engine {
     /// The scheduler loop; returns when shutdown is requested.
@@ -195,14 +197,38 @@ impl Engine {
         let input = RunInput { run_id: executor.id.clone(), now: Utc::now(), args: plan.attack.args.clone(), dry_run };
         let mut stop = self.stop.subscribe();
         stop.borrow_and_update();
-        let result = tokio::select! {
-            result = self.host.run(&entry.loaded, &entry.grant, input) => result,
-            _ = stop.changed() => {
-                let reason = stop.borrow().1.clone();
-                let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some(format!("cancelled while running: {reason}")), dry_run: Some(dry_run), ..RunEnd::failed("") };
-                return (end, Vec::new());
+        let mut signal = stop.clone();
+        let cancel: crate::host::Cancel = Box::pin(async move {
+            match signal.changed().await {
+                Ok(()) => signal.borrow().1.clone(),
+                Err(_) => std::future::pending().await, // the engine is gone: nothing will stop it
             }
+        });
+        let run = self.host.run(&entry.loaded, &entry.grant, input, cancel);
+        tokio::pin!(run);
+        let result = tokio::select! {
+            result = &mut run => result,
+            _ = stop.changed() => match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
+                Ok(result) => result,
+                Err(_) => {
+                    // The host did not stop the run: drop it (its partial record is lost).
+                    let reason = stop.borrow().1.clone();
+                    let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some(format!("cancelled while running: {reason}")), dry_run: Some(dry_run), ..RunEnd::failed("") };
+                    return (end, Vec::new());
+                }
+            },
         };
+        if let Some(reason) = result.cancelled {
+            let end = RunEnd {
+                status: ExecutorStatus::Cancelled,
+                finished: Utc::now(),
+                report: None,
+                error: Some(format!("cancelled while running: {reason}")),
+                log: result.log,
+                dry_run: Some(dry_run),
+            };
+            return (end, result.audit);
+        }
         let end = match result.outcome {
             Ok(report) => RunEnd { status: ExecutorStatus::Succeeded, finished: Utc::now(), report: Some(report), error: None, log: result.log, dry_run: Some(dry_run) },
             Err(error) => RunEnd { status: ExecutorStatus::Failed, finished: Utc::now(), report: None, error: Some(error), log: result.log, dry_run: Some(dry_run) },

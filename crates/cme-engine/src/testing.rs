@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::host::{PlanInput, RunInput, RunResult};
+use crate::host::{Cancel, PlanInput, RunInput, RunResult};
 use crate::{
     AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost,
     PluginKind, Report, RunLog,
@@ -102,13 +102,11 @@ impl PluginHost for FakeHost {
         Ok(offsets.iter().filter_map(|o| o.as_i64()).map(|ms| input.now + chrono::Duration::milliseconds(ms)).collect())
     }
 
-    /// Attack args: `{"sleep_ms": n}` runs that long; `{"fail": "..."}` fails with it.
-    async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput) -> RunResult {
+    /// Attack args: `{"sleep_ms": n}` runs that long (after its one capability call);
+    /// `{"fail": "..."}` fails with it. A cancelled run answers with what it did.
+    async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult {
         let id = plugin.description.id.clone();
         self.runs.lock().unwrap().push(Call { plugin: id.clone(), run_id: input.run_id.clone(), grant: grant.clone(), dry_run: input.dry_run });
-        if let Some(ms) = input.args["sleep_ms"].as_u64() {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
         let audit = vec![AuditEvent {
             at: Utc::now(),
             source: AuditSource::Plugin,
@@ -122,11 +120,17 @@ impl PluginHost for FakeHost {
             outcome: Some("200".into()),
         }];
         let log = RunLog { stdout: "ran".into(), elapsed_ms: 1, ..RunLog::default() };
+        if let Some(ms) = input.args["sleep_ms"].as_u64() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                reason = cancel => return RunResult { outcome: Err(format!("cancelled: {reason}")), log, audit, cancelled: Some(reason) },
+            }
+        }
         let outcome = match input.args["fail"].as_str() {
             Some(why) => Err(why.to_string()),
             None => Ok(Report { summary: "done".into(), targets: vec!["t1".into()], details: json!({"k": 1}) }),
         };
-        RunResult { outcome, log, audit }
+        RunResult { outcome, log, audit, cancelled: None }
     }
 
     fn inspect_key(&self, private_key: &str, _passphrase: Option<&str>) -> Result<KeyFacts, HostError> {

@@ -65,6 +65,9 @@ pub enum CallError {
     /// The engine could not run the call (not the plugin's fault).
     #[error("engine error: {0}")]
     Host(String),
+    /// The caller cancelled the call (a halt, a shutdown); the text is why.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
 }
 
 impl CallError {
@@ -84,6 +87,7 @@ impl CallError {
             CallError::Trap(_) => "trap",
             CallError::Contract(_) => "contract_violation",
             CallError::Host(_) => "engine_error",
+            CallError::Cancelled(_) => "cancelled",
         }
     }
 }

@@ -159,7 +159,7 @@ impl Runtime {
                 Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
             }),
         };
-        let (described, _) = self.call(state, body).await;
+        let (described, _) = self.call(state, body, Box::pin(std::future::pending())).await;
         let info = convert_info(described.map_err(LoadError::Describe)?)?;
         let validator = info.validate().map_err(LoadError::InvalidInfo)?;
         Ok(Plugin { inner: Arc::new(PluginInner { sha256, info, validator, pre, provenance }) })
@@ -198,7 +198,7 @@ impl Runtime {
         let body: CallBody<Result<Vec<Timestamp>, wit_types::PluginError>> = Box::new(move |store| {
             Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &wit_ctx, &args).await })
         });
-        let (result, record) = self.call(state, body).await;
+        let (result, record) = self.call(state, body, Box::pin(std::future::pending())).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|instants| {
             if instants.len() > max_instants {
                 return Err(CallError::OutputLimit { what: "the plan", limit: max_instants });
@@ -217,6 +217,13 @@ impl Runtime {
     /// Runs an attack with the given grant. Args are validated against the plugin's
     /// schema first.
     pub async fn run(&self, plugin: &Plugin, request: RunRequest) -> RunOutcome {
+        self.run_until(plugin, request, std::future::pending()).await
+    }
+
+    /// [`Runtime::run`], ended early when `cancel` completes (with the reason): the call
+    /// then fails with [`CallError::Cancelled`] and its record keeps everything done so
+    /// far (log lines, audit events of the calls it made, output).
+    pub async fn run_until(&self, plugin: &Plugin, request: RunRequest, cancel: impl Future<Output = String> + Send + 'static) -> RunOutcome {
         let Pre::Attack(pre) = plugin.inner.pre.clone() else {
             return RunOutcome { result: Err(wrong_kind(plugin, "attack")), record: CallRecord::default() };
         };
@@ -241,7 +248,7 @@ impl Runtime {
         let body: CallBody<Result<crate::bindings::attack::AttackReport, wit_types::PluginError>> = Box::new(move |store| {
             Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await })
         });
-        let (result, record) = self.call(state, body).await;
+        let (result, record) = self.call(state, body, Box::pin(cancel)).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|report| {
             let size = report.summary.len() + report.details.len() + report.targets.iter().map(String::len).sum::<usize>();
             if size > limits.max_output_bytes {
@@ -259,7 +266,12 @@ impl Runtime {
 
     /// Runs one call in a fresh Store on the wasm runtime, under the call's limits, and
     /// returns its result with everything it recorded.
-    async fn call<R: Send + 'static>(&self, mut state: CallState, body: CallBody<R>) -> (Result<R, CallError>, CallRecord) {
+    async fn call<R: Send + 'static>(
+        &self,
+        mut state: CallState,
+        body: CallBody<R>,
+        cancel: Pin<Box<dyn Future<Output = String> + Send>>,
+    ) -> (Result<R, CallError>, CallRecord) {
         let inner = self.inner.clone();
         let task = self.inner.handle.spawn(async move {
             let _permit = inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
@@ -281,13 +293,20 @@ impl Runtime {
                 }
                 Ok(UpdateDeadline::Yield(1))
             });
-            // The timeout also ends host calls (an HTTP request), which epochs cannot.
-            let result = match tokio::time::timeout(limits.deadline, body(&mut store)).await {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(error)) => Err(classify(&error, store.data())),
-                Err(_) => Err(CallError::Deadline(limits.deadline)),
+            // The timeout also ends host calls (an HTTP request), which epochs cannot; a
+            // cancellation ends the call the same way, keeping what the store recorded.
+            let ended = tokio::select! {
+                ended = tokio::time::timeout(limits.deadline, body(&mut store)) => Ended::Call(ended),
+                reason = cancel => Ended::Cancelled(reason),
             };
-            let state = store.into_data();
+            let result = match ended {
+                Ended::Call(Ok(Ok(value))) => Ok(value),
+                Ended::Call(Ok(Err(error))) => Err(classify(&error, store.data())),
+                Ended::Call(Err(_)) => Err(CallError::Deadline(limits.deadline)),
+                Ended::Cancelled(reason) => Err(CallError::Cancelled(reason)),
+            };
+            let mut state = store.into_data();
+            state.end_in_flight();
             let record = CallRecord {
                 log: state.log,
                 audit: state.audit,
@@ -306,6 +325,12 @@ impl Runtime {
             Err(e) => (Err(CallError::Host(format!("the call's task failed: {e}"))), CallRecord::default()),
         }
     }
+}
+
+/// How a call's body ended.
+enum Ended<T> {
+    Call(Result<wasmtime::Result<T>, tokio::time::error::Elapsed>),
+    Cancelled(String),
 }
 
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);

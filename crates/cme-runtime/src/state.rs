@@ -30,6 +30,9 @@ pub(crate) struct CallState {
     /// None: the zero-capability sandbox of `describe` and `plan`.
     pub caps: Option<Capabilities>,
     pub deadline: Instant,
+    /// The capability call waiting on the outside world (its call and target), so that a
+    /// call the run's end interrupts (deadline, cancellation) is still audited.
+    pub in_flight: Option<(&'static str, String)>,
 }
 
 impl CallState {
@@ -46,6 +49,7 @@ impl CallState {
             stdout,
             stderr,
             log: Vec::new(),
+            in_flight: None,
             audit: Vec::new(),
             host_calls: 0,
             plugin,
@@ -83,7 +87,20 @@ impl CallState {
     }
 
     /// Records an audit event for a capability call.
+    /// Marks `call` on `target` as sent to the outside world and not answered yet.
+    pub fn begin(&mut self, call: &'static str, target: &str) {
+        self.in_flight = Some((call, target.to_string()));
+    }
+
+    /// Audits the call the run's end interrupted, if any: it was sent, its effect is unknown.
+    pub fn end_in_flight(&mut self) {
+        if let Some((call, target)) = self.in_flight.take() {
+            self.audit(call, target, Decision::Allowed, Some("unknown: the run ended while the call was in flight".into()));
+        }
+    }
+
     pub fn audit(&mut self, call: &str, target: String, decision: Decision, outcome: Option<String>) {
+        self.in_flight = None;
         let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
         if let Decision::Denied(reason) = &decision {
             tracing::warn!(plugin = %self.plugin, run_id = %self.run_id, call, %target, %reason, "capability denied");

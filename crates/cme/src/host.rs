@@ -11,7 +11,7 @@ use cme_engine::{
     AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, LogLine, PluginDescription,
     PluginHandle, PluginHost, PluginKind, Report, RunLog, Storage,
 };
-use cme_engine::host::{PlanInput, RunInput, RunResult};
+use cme_engine::host::{Cancel, PlanInput, RunInput, RunResult};
 use cme_runtime::{CallError, Decision, PlanContext, Plugin, RunRequest, Runtime};
 
 /// What the operator allows the built-in attacks (`[ec2]` and `[ssh]` in the config).
@@ -133,16 +133,21 @@ impl PluginHost for RuntimeHost {
         self.runtime.plan(plugin_of(plugin)?, ctx, &input.args).await.result.map_err(host_error)
     }
 
-    async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput) -> RunResult {
+    async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult {
         let runtime_plugin = match plugin_of(plugin) {
             Ok(p) => p,
-            Err(e) => return RunResult { outcome: Err(e.to_string()), log: RunLog::default(), audit: Vec::new() },
+            Err(e) => return RunResult { outcome: Err(e.to_string()), log: RunLog::default(), audit: Vec::new(), cancelled: None },
         };
         let run_id = input.run_id.clone();
         let request = RunRequest { run_id: input.run_id, now: input.now, args: input.args, grant: grant.clone(), dry_run: input.dry_run };
-        let outcome = self.runtime.run(runtime_plugin, request).await;
+        let outcome = self.runtime.run_until(runtime_plugin, request, cancel).await;
         let record = outcome.record;
+        let cancelled = match &outcome.result {
+            Err(CallError::Cancelled(reason)) => Some(reason.clone()),
+            _ => None,
+        };
         RunResult {
+            cancelled,
             outcome: outcome.result.map(|r| Report { summary: r.summary, targets: r.targets, details: r.details }).map_err(|e| e.to_string()),
             log: RunLog {
                 lines: record

@@ -92,7 +92,13 @@ async fn halt_cancels_running_attacks_and_executors_that_fall_due() {
     assert!(state.state.halted && state.persisted);
     let cancelled = finished(&rig.engine, &running[0].id).await;
     assert_eq!(cancelled.status, ExecutorStatus::Cancelled);
-    assert!(cancelled.error.unwrap().contains("halted"));
+    assert_eq!(cancelled.error.as_deref(), Some("cancelled while running: halted"));
+    assert_eq!(cancelled.log.stdout, "ran", "a cancelled run keeps its partial log");
+    let audit = rig.engine.audit(Page::default()).await.unwrap();
+    assert!(
+        audit.items.iter().any(|e| e.event.source == AuditSource::Plugin && e.event.run_id.as_deref() == Some(&*running[0].id)),
+        "and the audit rows of the calls it made"
+    );
     let skipped = finished(&rig.engine, &later[0].id).await;
     assert_eq!(skipped.status, ExecutorStatus::Cancelled);
     assert_eq!(rig.runs().len(), 1, "nothing started while halted");

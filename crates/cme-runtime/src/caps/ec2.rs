@@ -90,6 +90,7 @@ impl Host for CallState {
             Err(e) => return Ok(Err(self.ec2_failed(CALL, target, e))),
         }
         let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
+        self.begin(CALL, &target);
         match ec2.terminate_instances(&region, &instance_ids, dry_run).await {
             Ok(done) => {
                 let caps = self.caps.as_mut().expect("admitted");

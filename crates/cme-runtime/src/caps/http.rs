@@ -47,6 +47,7 @@ impl Host for CallState {
             let error = HttpError::Timeout("the run's deadline leaves no time for the request".into());
             return Ok(Err(self.http_failed(&target, error)));
         }
+        self.begin(CALL, &target);
         match client.send(request).await {
             Ok(response) => {
                 self.audit(CALL, target, Decision::Allowed, Some(response.status.to_string()));

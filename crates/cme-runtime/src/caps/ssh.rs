@@ -31,6 +31,7 @@ impl Host for CallState {
             Err(refused) => return Ok(Err(refused)),
         };
         let timeout = self.remaining();
+        self.begin(CALL, &label);
         Ok(match session.upload(&remote_path, &contents, mode, timeout).await {
             Ok(()) => {
                 self.audit(CALL, label, Decision::Allowed, Some(format!("{} bytes written", contents.len())));
@@ -52,6 +53,7 @@ impl Host for CallState {
             Err(refused) => return Ok(Err(refused)),
         };
         let timeout = Duration::from_millis(u64::from(timeout_ms)).min(self.remaining());
+        self.begin(CALL, &label);
         Ok(match session.exec(&command, None, timeout).await {
             Ok(output) => {
                 self.audit(CALL, label, Decision::Allowed, Some(format!("exit {:?}", output.exit_code)));

@@ -124,6 +124,13 @@ async fn halt_cancels_a_running_attack() {
     let done = api.wait_executor(&id, is_terminal).await;
     assert_eq!(done["status"], "cancelled");
     assert_eq!(done["error"], "cancelled while running: halted");
+    // The request it had sent is in the audit log, its effect unknown.
+    let audit = api.get("/api/1/audit/").await.body;
+    let call = audit["_embedded"]["audit"].as_array().unwrap().iter().find(|e| e["run_id"] == id.as_str()).cloned();
+    let call = call.unwrap_or_else(|| panic!("the cancelled run's call is audited: {audit}"));
+    assert_eq!(call["action"], "http.send");
+    assert_eq!(call["outcome"], "unknown: the run ended while the call was in flight");
+    assert!(done["log"].is_object(), "{done}");
 }
 
 #[tokio::test]
