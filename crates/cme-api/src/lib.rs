@@ -28,14 +28,16 @@ pub struct ApiState {
     pub auth: Auth,
     /// The hosts this engine answers for (DNS-rebinding and cross-site defence).
     pub hosts: HostPolicy,
+    /// What every document shows as `***`.
+    pub secrets: cme_secrets::Redactor,
     schemas: routes::Schemas,
     /// Rendered plugin lists by request URL, with the plugin generation they show.
     rendered: std::sync::Mutex<std::collections::HashMap<String, (u64, web::Bytes)>>,
 }
 
 impl ApiState {
-    pub fn new(engine: Arc<cme_engine::Engine>, auth: Auth, hosts: HostPolicy) -> web::Data<ApiState> {
-        web::Data::new(ApiState { engine, auth, hosts, schemas: routes::Schemas::new(), rendered: Default::default() })
+    pub fn new(engine: Arc<cme_engine::Engine>, auth: Auth, hosts: HostPolicy, secrets: cme_secrets::Redactor) -> web::Data<ApiState> {
+        web::Data::new(ApiState { engine, auth, hosts, secrets, schemas: routes::Schemas::new(), rendered: Default::default() })
     }
 }
 

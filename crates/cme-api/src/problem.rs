@@ -88,8 +88,8 @@ impl ResponseError for ApiError {
             "type": "about:blank",
             "title": self.status.canonical_reason().unwrap_or("Error"),
             "status": self.status.as_u16(),
-            "detail": self.detail,
-            "msg": self.detail,
+            "detail": cme_secrets::text_of(&self.detail),
+            "msg": cme_secrets::text_of(&self.detail),
         });
         if let Some(pointer) = &self.pointer {
             body["pointer"] = json!(pointer);

@@ -99,8 +99,17 @@ impl CallState {
         }
     }
 
+    /// Records a capability call; URL user-info in its target and texts is masked first
+    /// (audit rows and logs never show it).
     pub fn audit(&mut self, call: &str, target: String, decision: Decision, outcome: Option<String>) {
         self.in_flight = None;
+        let target = cme_secrets::text_of(&target).into_owned();
+        let outcome = cme_secrets::option_of(outcome.as_deref());
+        let decision = match decision {
+            Decision::Denied(reason) => Decision::Denied(cme_secrets::text_of(&reason).into_owned()),
+            Decision::Unavailable(reason) => Decision::Unavailable(cme_secrets::text_of(&reason).into_owned()),
+            allowed => allowed,
+        };
         let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
         if let Decision::Denied(reason) = &decision {
             tracing::warn!(plugin = %self.plugin, run_id = %self.run_id, call, %target, %reason, "capability denied");

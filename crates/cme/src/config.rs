@@ -30,6 +30,10 @@ pub struct FileConfig {
     /// the API (requests naming any other `Host` are refused: DNS rebinding).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Header names, besides Authorization, Proxy-Authorization, Cookie, Set-Cookie and
+    /// X-Api-Key, whose values documents show as `***`.
+    #[serde(default)]
+    pub secret_headers: Vec<String>,
     #[serde(default)]
     pub tokens: Vec<Token>,
     #[serde(default)]

@@ -121,7 +121,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     let hosts = HostPolicy::new(hosts);
     tracing::info!(hosts = ?hosts.hosts(), "serving these host names only");
-    let state = ApiState::new(engine.clone(), auth, hosts);
+    let state = ApiState::new(engine.clone(), auth, hosts, cme_secrets::Redactor::new(file.secret_headers.clone()));
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new().configure(move |c| cme_api::configure(c, state))

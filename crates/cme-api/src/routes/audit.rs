@@ -23,11 +23,11 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
                 "run_id": e.run_id.clone().unwrap_or_default(),
                 "actor": e.actor,
                 "action": e.action,
-                "target": e.target,
+                "target": cme_secrets::text_of(&e.target),
                 "decision": e.decision,
-                "reason": e.reason,
+                "reason": cme_secrets::option_of(e.reason.as_deref()),
                 "dry_run": e.dry_run,
-                "outcome": e.outcome,
+                "outcome": cme_secrets::option_of(e.outcome.as_deref()),
             })
         })
         .collect();

@@ -15,7 +15,7 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     let page = page_of(&req)?;
     let filter = filter_of(&req)?;
     let listed = state.engine.list_executors(&filter, page).await?;
-    let items: Vec<Value> = listed.items.iter().map(|e| executor_document(e, None, false).into_value()).collect();
+    let items: Vec<Value> = listed.items.iter().map(|e| executor_document(&state.secrets, e, None, false).into_value()).collect();
     let doc = Hal::new(json!({})).link("self", self_href(&req)).embed("executors", items);
     Ok(paged(doc, &req, page, &listed).ok())
 }
@@ -55,7 +55,7 @@ fn filter_of(req: &HttpRequest) -> std::result::Result<ExecutorFilter, ApiError>
 pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Viewer)?;
     let (executor, plugin) = state.engine.executor(&id).await?;
-    Ok(executor_document(&executor, plugin.as_deref(), true).ok())
+    Ok(executor_document(&state.secrets, &executor, plugin.as_deref(), true).ok())
 }
 
 pub async fn reschedule(req: HttpRequest, id: web::Path<String>, payload: web::Payload, state: web::Data<ApiState>) -> Result {
@@ -67,19 +67,19 @@ pub async fn reschedule(req: HttpRequest, id: web::Path<String>, payload: web::P
     }
     let date_text = body["args"]["date"].as_str().unwrap_or_default();
     let executor = state.engine.reschedule(&id, date_text, role.name()).await?;
-    Ok(executor_document(&executor, None, true).ok())
+    Ok(executor_document(&state.secrets, &executor, None, true).ok())
 }
 
 pub async fn cancel(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
     let role = state.auth.require(&req, Role::Operator)?;
     let executor = state.engine.cancel_executor(&id, role.name()).await?;
-    Ok(executor_document(&executor, None, true).set("msg", json!(format!("Executor {id} successfully cancelled"))).ok())
+    Ok(executor_document(&state.secrets, &executor, None, true).set("msg", json!(format!("Executor {id} successfully cancelled"))).ok())
 }
 
 /// An executor; the original's fields first (`id`, `next_run_time`, `plan_id`,
 /// `executed`), then the new ones. The log (one shape: lines, stdout, stderr, dry-run
 /// actions, elapsed) only in the executor's own document, with the plugin version it runs.
-pub(crate) fn executor_document(e: &Executor, plugin: Option<&str>, with_log: bool) -> Hal {
+pub(crate) fn executor_document(secrets: &cme_secrets::Redactor, e: &Executor, plugin: Option<&str>, with_log: bool) -> Hal {
     let mut doc = Hal::new(json!({
         "id": e.id,
         "next_run_time": date(e.due),
@@ -90,15 +90,15 @@ pub(crate) fn executor_document(e: &Executor, plugin: Option<&str>, with_log: bo
         "started_at": e.started.map(date),
         "finished_at": e.finished.map(date),
         "result": e.report.as_ref().map(|r| {
-            let mut result = serde_json::to_value(r).unwrap_or(Value::Null);
+            let mut result = secrets.json(&serde_json::to_value(r).unwrap_or(Value::Null));
             result["dry_run"] = json!(e.dry_run.unwrap_or(false));
             result
         }),
-        "error": e.error,
+        "error": cme_secrets::option_of(e.error.as_deref()),
         "dry_run": e.dry_run,
     }));
     if with_log {
-        doc = doc.set("log", serde_json::to_value(&e.log).unwrap_or(Value::Null));
+        doc = doc.set("log", secrets.json(&serde_json::to_value(&e.log).unwrap_or(Value::Null)));
     }
     if let Some(plugin) = plugin {
         doc = doc.set("plugin", json!(plugin));

@@ -69,7 +69,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     };
     let (plan, executors) = state.engine.create_plan(new, role.name()).await?;
     let location = format!("/api/1/plans/{}", plan.plan.id);
-    let doc = plan_document(&plan, Some(&executors)).set("msg", json!("ok"));
+    let doc = plan_document(&state.secrets, &plan, Some(&executors)).set("msg", json!("ok"));
     let mut response = doc.respond(StatusCode::CREATED);
     response.headers_mut().insert(
         actix_web::http::header::LOCATION,
@@ -85,7 +85,7 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
         .any(|(k, v)| k == "all" && matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "y" | "1"));
     let page = page_of(&req)?;
     let listed = state.engine.list_plans(all, page).await?;
-    let items: Vec<Value> = listed.items.iter().map(|p| plan_document(p, None).into_value()).collect();
+    let items: Vec<Value> = listed.items.iter().map(|p| plan_document(&state.secrets, p, None).into_value()).collect();
     let doc = Hal::new(json!({ "plans": items })).link("self", self_href(&req));
     Ok(paged(doc, &req, page, &listed).ok())
 }
@@ -93,7 +93,7 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
 pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Viewer)?;
     let (plan, executors) = state.engine.plan(&id).await?;
-    Ok(plan_document(&plan, Some(&executors)).ok())
+    Ok(plan_document(&state.secrets, &plan, Some(&executors)).ok())
 }
 
 pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
@@ -105,7 +105,7 @@ pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<Ap
         .ok())
 }
 
-fn plan_document(summary: &PlanSummary, executors: Option<&[Executor]>) -> Hal {
+fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executors: Option<&[Executor]>) -> Hal {
     let plan = &summary.plan;
     let href = format!("/api/1/plans/{}", plan.id);
     let doc = Hal::new(json!({
@@ -118,14 +118,14 @@ fn plan_document(summary: &PlanSummary, executors: Option<&[Executor]>) -> Hal {
         "dry_run": plan.dry_run,
         "timezone": plan.timezone,
         "grace_seconds": plan.grace.as_secs(),
-        "attack": {"ref": plan.attack.reference, "plugin": plan.attack.plugin, "args": plan.attack.args},
-        "planner": {"ref": plan.planner.reference, "plugin": plan.planner.plugin, "args": plan.planner.args},
+        "attack": {"ref": plan.attack.reference, "plugin": plan.attack.plugin, "args": secrets.json(&plan.attack.args)},
+        "planner": {"ref": plan.planner.reference, "plugin": plan.planner.plugin, "args": secrets.json(&plan.planner.args)},
     }))
     .link("self", href.clone())
     .link("delete", href)
     .link("executors", format!("/api/1/executors/?plan_id={}&executed=all", plan.id));
     match executors {
-        Some(executors) => doc.embed("executors", executors.iter().map(|e| executor_document(e, None, false).into_value()).collect()),
+        Some(executors) => doc.embed("executors", executors.iter().map(|e| executor_document(secrets, e, None, false).into_value()).collect()),
         None => doc,
     }
 }

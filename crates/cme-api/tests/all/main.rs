@@ -20,7 +20,7 @@ async fn engine() -> Arc<Engine> {
 macro_rules! app {
     ($engine:expr) => {
         test::init_service(App::new().configure({
-            let state = ApiState::new($engine.clone(), Auth::default(), cme_api::HostPolicy::default());
+            let state = ApiState::new($engine.clone(), Auth::default(), cme_api::HostPolicy::default(), cme_secrets::Redactor::default());
             move |c| cme_api::configure(c, state)
         }))
         .await

@@ -14,4 +14,5 @@ mod firing;
 mod peers;
 mod registry;
 mod replicas;
+mod secrets;
 mod support;
