@@ -36,7 +36,7 @@ pub use error::{EngineError, ExecutorChange, Resource};
 pub use halt::Halt;
 pub use host::{HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost};
 pub use model::*;
-pub use plans::{MAX_EXECUTORS_PER_PLAN, NewPlan, PluginCall};
+pub use plans::{EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, NewPlan, PluginCall};
 pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
 pub use storage::{ExecutorChangeError, Storage, StorageError};
 

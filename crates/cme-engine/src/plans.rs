@@ -26,6 +26,9 @@ pub struct NewPlan {
     pub grace_seconds: Option<u64>,
 }
 
+/// How many executors a plan's document embeds.
+pub const EMBEDDED_EXECUTORS: u64 = 100;
+
 /// The most executors one plan may create.
 pub const MAX_EXECUTORS_PER_PLAN: usize = 10_000;
 
@@ -94,11 +97,13 @@ impl Engine {
         Ok(self.storage.list_plans(all, page).await?)
     }
 
-    /// A plan (not deleted) with its executors.
-    pub async fn plan(&self, id: &str) -> Result<(PlanSummary, Vec<Executor>), EngineError> {
+    /// A plan (not deleted) with the first [`EMBEDDED_EXECUTORS`] of its executors by due
+    /// time (the rest page through the executor list).
+    pub async fn plan(&self, id: &str) -> Result<(PlanSummary, PageOf<Executor>), EngineError> {
         let plan = self.storage.plan(id).await?.filter(|p| p.deleted.is_none()).ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
         let summary = self.storage.summarize(plan).await?;
-        let executors = self.storage.executors_of(id).await?;
+        let filter = crate::ExecutorFilter { statuses: None, plan_id: Some(id.to_string()) };
+        let executors = self.storage.list_executors(&filter, Page::first(EMBEDDED_EXECUTORS).expect("a valid page size")).await?;
         Ok((summary, executors))
     }
 

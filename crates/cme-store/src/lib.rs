@@ -67,10 +67,32 @@ impl StoreConfig {
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    #[error("cannot create the database file: {0}")]
+    Create(#[source] std::io::Error),
     #[error("cannot connect: {0}")]
     Connect(#[source] sea_orm::DbErr),
     #[error("cannot apply the schema migrations: {0}")]
     Migrate(#[source] sea_orm::DbErr),
+}
+
+/// A new SQLite database file is created owner-only (0600) before SQLite opens it: it
+/// holds credentials and plugin grants. (SQLite gives its -wal and -shm files the same
+/// mode.) An existing file is left as the operator made it.
+fn create_private_sqlite_file(url: &str) -> std::io::Result<()> {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else { return Ok(()) };
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path.starts_with(':') || !url.contains("mode=rwc") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 pub(crate) fn db_error(e: sea_orm::DbErr) -> cme_engine::StorageError {
@@ -80,6 +102,7 @@ pub(crate) fn db_error(e: sea_orm::DbErr) -> cme_engine::StorageError {
 impl Store {
     /// Connects and applies pending migrations.
     pub async fn connect(config: &StoreConfig) -> Result<Store, ConnectError> {
+        create_private_sqlite_file(&config.url).map_err(ConnectError::Create)?;
         let mut options = ConnectOptions::new(config.url.clone());
         options
             .max_connections(config.max_connections)

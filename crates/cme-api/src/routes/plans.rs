@@ -69,7 +69,8 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     };
     let (plan, executors) = state.engine.create_plan(new, role.name()).await?;
     let location = format!("/api/1/plans/{}", plan.plan.id);
-    let doc = plan_document(&state.secrets, &plan, Some(&executors)).set("msg", json!("ok"));
+    let shown = executors.len().min(cme_engine::EMBEDDED_EXECUTORS as usize);
+    let doc = plan_document(&state.secrets, &plan, Some((&executors[..shown], executors.len() > shown))).set("msg", json!("ok"));
     let mut response = doc.respond(StatusCode::CREATED);
     response.headers_mut().insert(
         actix_web::http::header::LOCATION,
@@ -93,7 +94,7 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
 pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Viewer)?;
     let (plan, executors) = state.engine.plan(&id).await?;
-    Ok(plan_document(&state.secrets, &plan, Some(&executors)).ok())
+    Ok(plan_document(&state.secrets, &plan, Some((&executors.items, executors.has_more))).ok())
 }
 
 pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
@@ -105,7 +106,9 @@ pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<Ap
         .ok())
 }
 
-fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executors: Option<&[Executor]>) -> Hal {
+/// A plan; with `executors`, the first of them embedded, and whether there are more (the
+/// `executors` link pages through all of them).
+fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executors: Option<(&[Executor], bool)>) -> Hal {
     let plan = &summary.plan;
     let href = format!("/api/1/plans/{}", plan.id);
     let doc = Hal::new(json!({
@@ -125,7 +128,10 @@ fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executo
     .link("delete", href)
     .link("executors", format!("/api/1/executors/?plan_id={}&executed=all", plan.id));
     match executors {
-        Some(executors) => doc.embed("executors", executors.iter().map(|e| executor_document(secrets, e, None, false).into_value()).collect()),
+        Some((executors, more)) => doc
+            .set("executors_embedded", json!(executors.len()))
+            .set("executors_truncated", json!(more))
+            .embed("executors", executors.iter().map(|e| executor_document(secrets, e, None, false).into_value()).collect()),
         None => doc,
     }
 }

@@ -17,7 +17,8 @@ async fn a_plan_is_stored_with_its_executors_and_its_audit_event() {
     let (shown, stored) = rig.engine.plan(&created.plan.id).await.unwrap();
     assert_eq!(shown.plan, created.plan);
     assert_eq!(shown.next_execution, Some(executors[0].due));
-    assert_eq!(stored, executors);
+    assert_eq!(stored.items, executors);
+    assert!(!stored.has_more);
     assert_eq!(audited(&rig.engine).await, vec![("plan.create".to_string(), created.plan.id.clone(), AuditDecision::Allowed)]);
 }
 
@@ -97,4 +98,15 @@ async fn executors_can_be_rescheduled_and_cancelled_only_while_pending() {
     assert!(matches!(rig.engine.cancel_executor("nope", "operator").await, Err(EngineError::NotFound { .. })));
     let actions: Vec<String> = audited(&rig.engine).await.into_iter().map(|(a, _, _)| a).collect();
     assert_eq!(actions, ["plan.create", "executor.reschedule", "executor.cancel"], "refused changes are not audited as done");
+}
+
+#[tokio::test]
+async fn a_plan_shows_a_bounded_first_page_of_its_executors() {
+    let rig = Rig::new().await;
+    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"count": 150})), "operator").await.unwrap();
+    assert_eq!(executors.len(), 150);
+    let (summary, first) = rig.engine.plan(&created.plan.id).await.unwrap();
+    assert_eq!(summary.executors_count, 150);
+    assert_eq!(first.items.len() as u64, cme_engine::EMBEDDED_EXECUTORS);
+    assert!(first.has_more, "the rest page through the executor list");
 }

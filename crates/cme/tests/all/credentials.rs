@@ -64,3 +64,18 @@ async fn credentials_are_stored_by_admins_and_never_shown_again() {
     let actions: Vec<&str> = audit["_embedded"]["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, vec!["credential.delete", "credential.create"]);
 }
+
+#[tokio::test]
+async fn a_new_database_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    assert_eq!(engine.client().get("/healthz").await.status, 200);
+    for file in ["cme.db", "cme.db-wal", "cme.db-shm"] {
+        let path = dir.path().join(file);
+        if file == "cme.db" || path.exists() {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file} is {mode:o}: it holds credentials");
+        }
+    }
+}
