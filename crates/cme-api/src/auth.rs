@@ -7,12 +7,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::problem::ApiError;
 
-/// What a token may do; each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// What a token may do. `viewer` < `operator` < `admin` each include the ones before;
+/// `publisher` (for CI pushing plugins) may read like a viewer and upload plugins, and
+/// nothing else: no grants, no enabling, no credentials, no plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Every GET except the audit log.
+    /// Every GET except the audit log and credentials.
     Viewer,
+    /// Viewer, and plugin uploads.
+    Publisher,
     /// Plans, executors, halt and resume.
     Operator,
     /// Everything, including the audit log.
@@ -23,17 +27,95 @@ impl Role {
     pub fn name(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
+            Role::Publisher => "publisher",
             Role::Operator => "operator",
             Role::Admin => "admin",
         }
     }
+
+    /// Whether this role may do what `needed` may.
+    pub fn allows(self, needed: Role) -> bool {
+        match (self, needed) {
+            (Role::Admin, _) => true,
+            (_, Role::Viewer) => true,
+            (Role::Operator, Role::Operator) | (Role::Publisher, Role::Publisher) => true,
+            _ => false,
+        }
+    }
 }
 
-/// A configured token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The shortest token secret accepted, everywhere (flag, environment, config file).
+pub const MIN_TOKEN_LENGTH: usize = 8;
+
+/// How a configured token's secret is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSecret {
+    /// The secret itself (accepted with a warning: config files get copied around).
+    Plain(String),
+    /// The lowercase hex SHA-256 of the secret.
+    Sha256(String),
+}
+
+/// A configured token: who it is (`name`, shown in audit rows), what it may do.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Token {
-    pub token: String,
+    pub name: String,
     pub role: Role,
+    pub secret: TokenSecret,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token").field("name", &self.name).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+impl Token {
+    /// A token from its secret; refused when shorter than [`MIN_TOKEN_LENGTH`].
+    pub fn plain(name: impl Into<String>, role: Role, secret: &str) -> Result<Token, String> {
+        if secret.len() < MIN_TOKEN_LENGTH {
+            return Err(format!("a token must be at least {MIN_TOKEN_LENGTH} characters long"));
+        }
+        Ok(Token { name: name.into(), role, secret: TokenSecret::Plain(secret.to_string()) })
+    }
+
+    /// A token from the SHA-256 of its secret (64 hex digits).
+    pub fn hashed(name: impl Into<String>, role: Role, sha256: &str) -> Result<Token, String> {
+        let sha256 = sha256.trim().to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err("sha256 must be the 64 hex digits of the token's SHA-256 (e.g. printf %s TOKEN | sha256sum)".into());
+        }
+        Ok(Token { name: name.into(), role, secret: TokenSecret::Sha256(sha256) })
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        match &self.secret {
+            TokenSecret::Plain(secret) => constant_time_eq(secret.as_bytes(), presented.as_bytes()),
+            TokenSecret::Sha256(digest) => {
+                let presented = hex_sha256(presented.as_bytes());
+                constant_time_eq(digest.as_bytes(), presented.as_bytes())
+            }
+        }
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Who called: the token's name (or the role when no tokens are configured) and role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// How audit rows and uploads name the caller.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// The API's access rules.
@@ -51,10 +133,10 @@ impl Auth {
         self.tokens.is_empty()
     }
 
-    /// The caller's role, if it is at least `needed`.
-    pub fn require(&self, req: &HttpRequest, needed: Role) -> Result<Role, ApiError> {
+    /// The caller, if it may do what `needed` may.
+    pub fn require(&self, req: &HttpRequest, needed: Role) -> Result<Caller, ApiError> {
         if self.open() {
-            return Ok(Role::Admin);
+            return Ok(Caller { name: Role::Admin.name().into(), role: Role::Admin });
         }
         let presented = req
             .headers()
@@ -65,23 +147,57 @@ impl Auth {
         let Some(presented) = presented else {
             return Err(ApiError { challenge: true, ..ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer <token>)") });
         };
-        let role = self
+        let token = self
             .tokens
             .iter()
-            .find(|t| constant_time_eq(t.token.as_bytes(), presented.as_bytes()))
-            .map(|t| t.role)
+            .find(|t| t.matches(presented))
             .ok_or_else(|| ApiError { challenge: true, ..ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid") })?;
-        if role < needed {
+        if !token.role.allows(needed) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                format!("this needs the {} role; the token has the {} role", needed.name(), role.name()),
+                format!("this needs the {} role; the token has the {} role", needed.name(), token.role.name()),
             ));
         }
-        Ok(role)
+        Ok(Caller { name: token.name.clone(), role: token.role })
     }
 }
 
 /// Compares without an early exit, so the time taken says nothing of the token.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     subtle::ConstantTimeEq::ct_eq(a, b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_allow_what_they_include_and_publishers_only_publish() {
+        use Role::*;
+        for (role, needed, allowed) in [
+            (Viewer, Viewer, true),
+            (Viewer, Publisher, false),
+            (Publisher, Viewer, true),
+            (Publisher, Publisher, true),
+            (Publisher, Operator, false),
+            (Publisher, Admin, false),
+            (Operator, Publisher, false),
+            (Operator, Operator, true),
+            (Operator, Admin, false),
+            (Admin, Publisher, true),
+            (Admin, Admin, true),
+        ] {
+            assert_eq!(role.allows(needed), allowed, "{role:?} for {needed:?}");
+        }
+    }
+
+    #[test]
+    fn hashed_tokens_match_their_secret_only() {
+        let digest = hex_sha256(b"ci-publisher-secret");
+        let token = Token::hashed("ci", Role::Publisher, &digest.to_uppercase()).unwrap();
+        assert!(token.matches("ci-publisher-secret"));
+        assert!(!token.matches("ci-publisher-secreT"));
+        assert!(Token::hashed("ci", Role::Publisher, "abc").is_err());
+        assert!(Token::plain("short", Role::Admin, "1234567").unwrap_err().contains("at least 8"));
+    }
 }

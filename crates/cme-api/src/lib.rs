@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 
-pub use auth::{Auth, Role, Token};
+pub use auth::{Auth, Caller, MIN_TOKEN_LENGTH, Role, Token, TokenSecret};
 pub use body::MAX_JSON_BODY;
 pub use browser::HostPolicy;
 pub use problem::ApiError;

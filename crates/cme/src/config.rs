@@ -35,7 +35,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub secret_headers: Vec<String>,
     #[serde(default)]
-    pub tokens: Vec<Token>,
+    pub tokens: Vec<TokenFile>,
     #[serde(default)]
     pub ec2: Ec2File,
     #[serde(default)]
@@ -91,7 +91,32 @@ impl FileConfig {
     }
 }
 
-/// `CME_TOKENS="admin:secret1,viewer:secret2"`.
+/// `[[tokens]]`: `name`, `role`, and the secret as `sha256` (its hex SHA-256) or, with a
+/// warning at start, as plaintext `token`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFile {
+    pub name: Option<String>,
+    pub role: Role,
+    pub token: Option<String>,
+    pub sha256: Option<String>,
+}
+
+impl TokenFile {
+    pub fn to_token(&self) -> anyhow::Result<Token> {
+        let name = self.name.clone().unwrap_or_else(|| self.role.name().to_string());
+        match (&self.token, &self.sha256) {
+            (None, Some(digest)) => Token::hashed(name.clone(), self.role, digest).map_err(|e| anyhow::anyhow!("[[tokens]] {name}: {e}")),
+            (Some(secret), None) => {
+                tracing::warn!(token = %name, "a [[tokens]] entry holds its secret in plaintext: give its sha256 instead");
+                Token::plain(name.clone(), self.role, secret).map_err(|e| anyhow::anyhow!("[[tokens]] {name}: {e}"))
+            }
+            _ => anyhow::bail!("[[tokens]] {name}: give exactly one of sha256 (recommended) or token"),
+        }
+    }
+}
+
+/// `CME_TOKENS="admin:secret1,viewer:secret2"`: each token is named after its role.
 pub fn parse_tokens(text: &str) -> anyhow::Result<Vec<Token>> {
     text.split(',')
         .filter(|t| !t.trim().is_empty())
@@ -99,14 +124,12 @@ pub fn parse_tokens(text: &str) -> anyhow::Result<Vec<Token>> {
             let (role, token) = pair.trim().split_once(':').ok_or_else(|| anyhow::anyhow!("a token must be ROLE:TOKEN, e.g. admin:s3cret"))?;
             let role = match role {
                 "viewer" => Role::Viewer,
+                "publisher" => Role::Publisher,
                 "operator" => Role::Operator,
                 "admin" => Role::Admin,
-                other => anyhow::bail!("unknown role {other:?}: viewer, operator or admin"),
+                other => anyhow::bail!("unknown role {other:?}: viewer, publisher, operator or admin"),
             };
-            if token.len() < 8 {
-                anyhow::bail!("a token must be at least 8 characters long");
-            }
-            Ok(Token { token: token.to_string(), role })
+            Token::plain(role.name(), role, token).map_err(|e| anyhow::anyhow!(e))
         })
         .collect()
 }

@@ -47,7 +47,7 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let policy = builtin_policy(&file);
     let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
-    let mut tokens = file.tokens.clone();
+    let mut tokens = file.tokens.iter().map(|t| t.to_token()).collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(text) = &args.tokens {
         tokens.extend(parse_tokens(text)?);
     }

@@ -26,7 +26,7 @@ pub(crate) fn schema() -> Value {
 
 /// Stores a credential (admin). The answer shows its fingerprint, never the key.
 pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
-    let role = state.auth.require(&req, Role::Admin)?;
+    let caller = state.auth.require(&req, Role::Admin)?;
     let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
     check_schema(&state.schemas.credential, &body).map_err(|mut e| {
         // A schema message may quote the offending value: never echo key material.
@@ -42,7 +42,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         private_key: text("private_key").unwrap_or_default(),
         passphrase: text("passphrase"),
     };
-    let view = state.engine.create_credential(new, role.name()).await?;
+    let view = state.engine.create_credential(new, caller.name()).await?;
     let location = format!("/api/1/credentials/{}", view.name);
     let mut response = document(&view).respond(StatusCode::CREATED);
     response.headers_mut().insert(
@@ -60,8 +60,8 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
 }
 
 pub async fn delete(req: HttpRequest, name: web::Path<String>, state: web::Data<ApiState>) -> Result {
-    let role = state.auth.require(&req, Role::Admin)?;
-    state.engine.delete_credential(&name, role.name()).await?;
+    let caller = state.auth.require(&req, Role::Admin)?;
+    state.engine.delete_credential(&name, caller.name()).await?;
     Ok(Hal::new(json!({"msg": format!("Credential {name} successfully deleted")})).link("credentials", "/api/1/credentials").ok())
 }
 

@@ -59,20 +59,20 @@ pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiS
 }
 
 pub async fn reschedule(req: HttpRequest, id: web::Path<String>, payload: web::Payload, state: web::Data<ApiState>) -> Result {
-    let role = state.auth.require(&req, Role::Operator)?;
+    let caller = state.auth.require(&req, Role::Operator)?;
     let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
     check_schema(&state.schemas.reschedule, &body)?;
     if body["type"] != "date" {
         return Err(ApiError::bad_request("Invalid trigger type: only \"date\" is supported", Some("/type".into())));
     }
     let date_text = body["args"]["date"].as_str().unwrap_or_default();
-    let executor = state.engine.reschedule(&id, date_text, role.name()).await?;
+    let executor = state.engine.reschedule(&id, date_text, caller.name()).await?;
     Ok(executor_document(&state.secrets, &executor, None, true).ok())
 }
 
 pub async fn cancel(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
-    let role = state.auth.require(&req, Role::Operator)?;
-    let executor = state.engine.cancel_executor(&id, role.name()).await?;
+    let caller = state.auth.require(&req, Role::Operator)?;
+    let executor = state.engine.cancel_executor(&id, caller.name()).await?;
     Ok(executor_document(&state.secrets, &executor, None, true).set("msg", json!(format!("Executor {id} successfully cancelled"))).ok())
 }
 

@@ -17,19 +17,19 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> Result {
 
 /// Body optional: `{"reason": "..."}`.
 pub async fn halt(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
-    let role = state.auth.require(&req, Role::Operator)?;
+    let caller = state.auth.require(&req, Role::Operator)?;
     let body = json_body(&req, payload, true).await?;
     let reason = match body.as_ref().map(|b| &b["reason"]) {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(ApiError::bad_request("reason must be a string", Some("/reason".into()))),
     };
-    Ok(document(&state.engine.halt(reason, role.name()).await?).ok())
+    Ok(document(&state.engine.halt(reason, caller.name()).await?).ok())
 }
 
 pub async fn resume(req: HttpRequest, state: web::Data<ApiState>) -> Result {
-    let role = state.auth.require(&req, Role::Operator)?;
-    Ok(document(&state.engine.resume(role.name()).await?).ok())
+    let caller = state.auth.require(&req, Role::Operator)?;
+    Ok(document(&state.engine.resume(caller.name()).await?).ok())
 }
 
 /// The switch; `persisted` is false while a halt holds on this engine only (storage did

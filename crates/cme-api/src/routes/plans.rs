@@ -53,7 +53,7 @@ impl Schemas {
 }
 
 pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
-    let role = state.auth.require(&req, Role::Operator)?;
+    let caller = state.auth.require(&req, Role::Operator)?;
     let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
     check_schema(&state.schemas.plan, &body)?;
     let call = |key: &str| PluginCall {
@@ -67,7 +67,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         dry_run: body["dry_run"].as_bool().unwrap_or(false),
         grace_seconds: body["grace_seconds"].as_u64(),
     };
-    let (plan, executors) = state.engine.create_plan(new, role.name()).await?;
+    let (plan, executors) = state.engine.create_plan(new, caller.name()).await?;
     let location = format!("/api/1/plans/{}", plan.plan.id);
     let shown = executors.len().min(cme_engine::EMBEDDED_EXECUTORS as usize);
     let doc = plan_document(&state.secrets, &plan, Some((&executors[..shown], executors.len() > shown))).set("msg", json!("ok"));
@@ -98,8 +98,8 @@ pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiS
 }
 
 pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
-    let role = state.auth.require(&req, Role::Operator)?;
-    state.engine.delete_plan(&id, role.name()).await?;
+    let caller = state.auth.require(&req, Role::Operator)?;
+    state.engine.delete_plan(&id, caller.name()).await?;
     Ok(Hal::new(json!({"msg": format!("Plan {id} successfully deleted")}))
         .link("plans", "/api/1/plans/")
         .link("executors", format!("/api/1/executors/?plan_id={id}&executed=all"))

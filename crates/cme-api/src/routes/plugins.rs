@@ -68,7 +68,8 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<St
 /// optional `?sha256=`), or `multipart/form-data` with a `file` part and an optional
 /// `sha256` part.
 pub async fn upload(req: HttpRequest, state: web::Data<ApiState>, payload: web::Payload) -> Result {
-    let role = state.auth.require(&req, Role::Admin)?;
+    // Publishers (CI) may upload; granting and enabling stay with admins.
+    let caller = state.auth.require(&req, Role::Publisher)?;
     let max = state.engine.max_plugin_bytes();
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -90,7 +91,7 @@ pub async fn upload(req: HttpRequest, state: web::Data<ApiState>, payload: web::
     if upload.wasm.is_empty() {
         return Err(ApiError::bad_request("the upload is empty: send the component's bytes", None));
     }
-    let uploaded = state.engine.upload_plugin(upload, role.name()).await?;
+    let uploaded = state.engine.upload_plugin(upload, caller.name()).await?;
     let status = if uploaded.created { StatusCode::CREATED } else { StatusCode::OK };
     let id = uploaded.plugin.description.id.clone();
     let mut doc = plugin_document(&uploaded.plugin).into_value();
@@ -102,25 +103,25 @@ pub async fn upload(req: HttpRequest, state: web::Data<ApiState>, payload: web::
 }
 
 pub async fn grant(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>, payload: web::Payload) -> Result {
-    let role = state.auth.require(&req, Role::Admin)?;
+    let caller = state.auth.require(&req, Role::Admin)?;
     let grant = json_body(&req, payload, false).await?.expect("not optional");
-    let view = state.engine.grant_plugin(&id, &grant, role.name()).await?;
+    let view = state.engine.grant_plugin(&id, &grant, caller.name()).await?;
     Ok(plugin_document(&view).ok())
 }
 
 pub async fn enable(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>) -> Result {
-    let role = state.auth.require(&req, Role::Admin)?;
-    Ok(plugin_document(&state.engine.set_plugin_enabled(&id, true, role.name()).await?).ok())
+    let caller = state.auth.require(&req, Role::Admin)?;
+    Ok(plugin_document(&state.engine.set_plugin_enabled(&id, true, caller.name()).await?).ok())
 }
 
 pub async fn disable(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>) -> Result {
-    let role = state.auth.require(&req, Role::Admin)?;
-    Ok(plugin_document(&state.engine.set_plugin_enabled(&id, false, role.name()).await?).ok())
+    let caller = state.auth.require(&req, Role::Admin)?;
+    Ok(plugin_document(&state.engine.set_plugin_enabled(&id, false, caller.name()).await?).ok())
 }
 
 pub async fn delete(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>) -> Result {
-    let role = state.auth.require(&req, Role::Admin)?;
-    state.engine.delete_plugin(&id, role.name()).await?;
+    let caller = state.auth.require(&req, Role::Admin)?;
+    state.engine.delete_plugin(&id, caller.name()).await?;
     Ok(Hal::new(json!({"msg": format!("Plugin {id} deleted")})).link("plugins", "/api/1/plugins/").ok())
 }
 
