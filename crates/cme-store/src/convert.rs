@@ -10,6 +10,7 @@ use cme_engine::{AuditEntry, AuditEvent, Credential, Executor, Grant, Lease, Pla
 
 use crate::entity::{audit_event, credential, executor, plan, plugin};
 use crate::plugins::PluginRow;
+use crate::sealed::{self, CredentialKey};
 
 pub(crate) fn us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -157,28 +158,33 @@ pub(crate) fn audit(m: audit_event::Model) -> Result<AuditEntry, StorageError> {
     })
 }
 
-pub(crate) fn credential_model(c: &Credential) -> credential::Model {
+/// A credential's row; its secrets sealed when there is a key.
+pub(crate) fn credential_model(c: &Credential, key: Option<&CredentialKey>) -> credential::Model {
+    let seal = |secret: &str| match key {
+        Some(key) => key.seal(&c.name, secret),
+        None => secret.to_string(),
+    };
     credential::Model {
         name: c.name.clone(),
         user: c.user.clone(),
-        private_key: c.private_key.clone(),
-        passphrase: c.passphrase.clone(),
+        private_key: seal(&c.private_key),
+        passphrase: c.passphrase.as_deref().map(seal),
         fingerprint: c.fingerprint.clone(),
         algorithm: c.algorithm.clone(),
         created_at_us: us(c.created),
     }
 }
 
-pub(crate) fn credential(m: credential::Model) -> Credential {
-    Credential {
+pub(crate) fn credential(m: credential::Model, key: Option<&CredentialKey>) -> Result<Credential, StorageError> {
+    Ok(Credential {
+        private_key: sealed::open(key, &m.name, &m.private_key)?,
+        passphrase: m.passphrase.as_deref().map(|p| sealed::open(key, &m.name, p)).transpose()?,
         name: m.name,
         user: m.user,
-        private_key: m.private_key,
-        passphrase: m.passphrase,
         fingerprint: m.fingerprint,
         algorithm: m.algorithm,
         created: at(m.created_at_us),
-    }
+    })
 }
 
 pub(crate) fn grant_text(grant: &Grant) -> String {

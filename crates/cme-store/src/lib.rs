@@ -17,6 +17,7 @@ mod halt_signals;
 mod migration;
 mod plugins;
 mod queries;
+mod sealed;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,8 @@ use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
+
+pub use sealed::CredentialKey;
 
 
 /// The database behind an engine.
@@ -37,6 +40,7 @@ pub struct Store {
     writes: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Statements sent to the database (for tests and benchmarks that count round trips).
     statements: Arc<AtomicU64>,
+    credential_key: Option<CredentialKey>,
     /// PostgreSQL: bumped by the listener on every halt notification.
     halt_signal: Arc<std::sync::OnceLock<tokio::sync::watch::Sender<u64>>>,
 }
@@ -48,19 +52,22 @@ pub struct Store {
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub url: String,
+    /// Seals credentials' private keys and passphrases at rest; None stores them as they
+    /// are (tests, and engines that never store a credential).
+    pub credential_key: Option<CredentialKey>,
     pub sqlite_synchronous_full: bool,
     pub max_connections: u32,
 }
 
 impl StoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        StoreConfig { url: url.into(), sqlite_synchronous_full: true, max_connections: 16 }
+        StoreConfig { url: url.into(), sqlite_synchronous_full: true, max_connections: 16, credential_key: None }
     }
 
     /// A private in-memory SQLite database (one connection: each in-memory connection
     /// would be a database of its own), gone when the store is dropped.
     pub fn in_memory() -> Self {
-        StoreConfig { url: "sqlite::memory:".into(), sqlite_synchronous_full: false, max_connections: 1 }
+        StoreConfig { url: "sqlite::memory:".into(), sqlite_synchronous_full: false, max_connections: 1, credential_key: None }
     }
 }
 
@@ -130,7 +137,7 @@ impl Store {
             counter.fetch_add(1, Ordering::Relaxed);
         });
         let writes = (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Store { db, writes, statements, halt_signal: Default::default() })
+        Ok(Store { db, writes, statements, credential_key: config.credential_key.clone(), halt_signal: Default::default() })
     }
 
     /// Held for the duration of a write on SQLite; nothing on PostgreSQL.

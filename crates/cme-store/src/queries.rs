@@ -137,7 +137,7 @@ impl Storage for Store {
         let txn = self.db().begin().await.map_err(db)?;
         insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         if let Some(credential) = credential {
-            credential::Entity::insert(convert::credential_model(credential).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
+            credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
         }
         plan::Entity::insert(convert::plan_model(plan).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
         for chunk in executors.chunks(500) {
@@ -482,18 +482,25 @@ impl Storage for Store {
             txn.rollback().await.map_err(db)?;
             return Ok(false);
         }
-        credential::Entity::insert(convert::credential_model(credential).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
+        credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
         insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         txn.commit().await.map_err(db)?;
         Ok(true)
     }
 
     async fn credential(&self, name: &str) -> StorageResult<Option<Credential>> {
-        Ok(credential::Entity::find_by_id(name.to_string()).one(self.db()).await.map_err(db)?.map(convert::credential))
+        credential::Entity::find_by_id(name.to_string()).one(self.db()).await.map_err(db)?.map(|m| convert::credential(m, self.credential_key.as_ref())).transpose()
     }
 
     async fn credentials(&self) -> StorageResult<Vec<Credential>> {
-        Ok(credential::Entity::find().order_by_asc(credential::Column::Name).all(self.db()).await.map_err(db)?.into_iter().map(convert::credential).collect())
+        credential::Entity::find()
+            .order_by_asc(credential::Column::Name)
+            .all(self.db())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|m| convert::credential(m, self.credential_key.as_ref()))
+            .collect()
     }
 
     async fn delete_credential(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool> {

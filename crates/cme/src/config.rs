@@ -34,6 +34,10 @@ pub struct FileConfig {
     /// X-Api-Key, whose values documents show as `***`.
     #[serde(default)]
     pub secret_headers: Vec<String>,
+    /// The file holding the key credentials are sealed with (default `cme.key`, created
+    /// 0600 at first start); `CME_CREDENTIAL_KEY` (64 hex digits) overrides it. Replicas
+    /// must share the key.
+    pub credential_key_file: Option<PathBuf>,
     #[serde(default)]
     pub tokens: Vec<TokenFile>,
     #[serde(default)]

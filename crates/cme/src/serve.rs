@@ -45,6 +45,7 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 }
 
 async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
+    let sealing = credential_key(&file)?;
     let policy = builtin_policy(&file);
     let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
     let mut tokens = file.tokens.iter().map(|t| t.to_token()).collect::<anyhow::Result<Vec<_>>>()?;
@@ -60,9 +61,10 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let timezone_name = args.timezone.or(file.timezone).unwrap_or_else(|| "UTC".into());
     let timezone: chrono_tz::Tz =
         timezone_name.parse().map_err(|_| anyhow::anyhow!("unknown IANA time zone {timezone_name:?} (e.g. Europe/Madrid)"))?;
-    let database_url = args.database_url.or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE.into());
+    let database_url = args.database_url.or(file.database_url.clone()).unwrap_or_else(|| DEFAULT_DATABASE.into());
 
     let mut store_config = StoreConfig::new(database_url.clone());
+    store_config.credential_key = Some(sealing);
     if let Some(full) = file.sqlite_synchronous_full {
         store_config.sqlite_synchronous_full = full;
     }
@@ -164,6 +166,40 @@ fn builtin_policy(file: &FileConfig) -> BuiltinPolicy {
         );
     }
     policy
+}
+
+/// The key credentials are sealed with: `CME_CREDENTIAL_KEY`, or the key file (created
+/// owner-only with a fresh key at first start; refused when others may read it).
+fn credential_key(file: &FileConfig) -> anyhow::Result<cme_store::CredentialKey> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Ok(hex) = std::env::var("CME_CREDENTIAL_KEY") {
+        return cme_store::CredentialKey::from_hex(&hex).map_err(|e| anyhow::anyhow!("CME_CREDENTIAL_KEY: {e}"));
+    }
+    let path = file.credential_key_file.clone().unwrap_or_else(|| "cme.key".into());
+    match std::fs::metadata(&path) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                anyhow::bail!("the credential key file {} may be read by others (mode {mode:o}): chmod 600 it", path.display());
+            }
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            cme_store::CredentialKey::from_hex(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = cme_store::CredentialKey::generate();
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating the credential key file {}", path.display()))?;
+            writeln!(out, "{}", key.to_hex())?;
+            tracing::warn!(path = %path.display(), "created a credential key file: back it up; stored credentials cannot be read without it");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// The SSH backend: keys come from the credential store, host keys are checked by policy.

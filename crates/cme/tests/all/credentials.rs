@@ -79,3 +79,37 @@ async fn a_new_database_file_is_readable_by_its_owner_only() {
         }
     }
 }
+
+#[tokio::test]
+async fn stored_keys_are_sealed_in_the_database_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(key) = keygen(dir.path(), &["-t", "ed25519", "-N", ""]) else {
+        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "ssh-keygen is required under CI");
+        return;
+    };
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let created = engine.client().post("/api/1/credentials/", &json!({"name": "sealed", "user": "ubuntu", "private_key": key})).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let key_file = dir.path().join("cme.key");
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600, "the key file is the owner's only");
+    // Whatever SQLite has written so far (file and WAL) holds no line of the key.
+    let mut stored = std::fs::read(dir.path().join("cme.db")).unwrap();
+    stored.extend(std::fs::read(dir.path().join("cme.db-wal")).unwrap_or_default());
+    let stored = String::from_utf8_lossy(&stored);
+    for line in key.lines().filter(|l| !l.starts_with("-----") && l.len() > 20) {
+        assert!(!stored.contains(line), "a line of the private key is in the database file");
+    }
+    assert!(stored.contains("enc:v1:"));
+    // A key file others may read is refused at start.
+    drop(engine);
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cme"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &format!("sqlite://{}?mode=rwc", dir.path().join("cme.db").display())])
+        .current_dir(dir.path())
+        .env_remove("CME_CREDENTIAL_KEY")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("may be read by others (mode 644)"), "{}", String::from_utf8_lossy(&output.stderr));
+}
