@@ -363,32 +363,46 @@ async fn burst(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, Stri
     Ok(())
 }
 
-async fn halt_latency(binary: &Path, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let engine = Engine::start(binary, dir.path(), &[])?;
+/// Plans `count` attacks against a sink that never answers in time, due in 2 s, on the
+/// engine at `url`; returns their executor ids once they run.
+async fn slow_attacks(client: &reqwest::Client, url: &str, count: usize) -> anyhow::Result<Vec<String>> {
     let endpoint = sink(Duration::from_secs(60)).await?;
-    let client = reqwest::Client::new();
     let date = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
     let mut ids = Vec::new();
-    for i in 0..20 {
+    for i in 0..count {
         let body = json!({"name": format!("slow{i}"), "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": endpoint, "method": "GET"}},
                           "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}}});
-        let doc: Value = client.post(format!("{}/api/1/plans/", engine.url)).json(&body).send().await?.json().await?;
+        let doc: Value = client.post(format!("{url}/api/1/plans/")).json(&body).send().await?.json().await?;
         ids.push(doc["_embedded"]["executors"][0]["id"].as_str().context("executor id")?.to_string());
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let halted: Value = client.post(format!("{}/api/1/halt", engine.url)).send().await?.json().await?;
+    Ok(ids)
+}
+
+/// Halts through `halt_url` and returns the longest time, in ms, from the halt to one of
+/// the executors (read through `read_url`) cancelled.
+async fn halt_to_cancelled(client: &reqwest::Client, halt_url: &str, read_url: &str, ids: Vec<String>) -> anyhow::Result<f64> {
+    let halted: Value = client.post(format!("{halt_url}/api/1/halt")).send().await?.json().await?;
     let since = chrono::DateTime::parse_from_rfc3339(halted["since"].as_str().context("since")?)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut worst = 0.0f64;
     for id in ids {
-        let doc: Value = client.get(format!("{}/api/1/executors/{id}", engine.url)).send().await?.json().await?;
+        let doc: Value = client.get(format!("{read_url}/api/1/executors/{id}")).send().await?.json().await?;
         if doc["status"] != "cancelled" {
-            bail!("executor {id} is {} after halt", doc["status"]);
+            bail!("executor {id} is {} after the halt", doc["status"]);
         }
         let finished = chrono::DateTime::parse_from_rfc3339(doc["finished_at"].as_str().context("finished")?)?;
         worst = worst.max((finished - since).num_microseconds().unwrap_or(0) as f64 / 1000.0);
     }
+    Ok(worst)
+}
+
+async fn halt_latency(binary: &Path, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::start(binary, dir.path(), &[])?;
+    let client = reqwest::Client::new();
+    let ids = slow_attacks(&client, &engine.url, 20).await?;
+    let worst = halt_to_cancelled(&client, &engine.url, &engine.url, ids).await?;
     rows.push(("halt: request to every running attack cancelled (20 running)".into(), format!("{worst:.1} ms"), "<= 100 ms".into()));
     engine.stop();
     Ok(())
@@ -411,30 +425,11 @@ async fn cross_replica_halt(binary: &Path, rows: &mut Vec<(String, String, Strin
     let database = format!("{}/{name}", admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin));
     let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let b = Engine::start_on(binary, dir_b.path(), &database, &[])?;
-    let endpoint = sink(Duration::from_secs(60)).await?;
     let client = reqwest::Client::new();
-    let date = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
-    let mut ids = Vec::new();
-    for i in 0..20 {
-        let body = json!({"name": format!("slow{i}"), "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": endpoint, "method": "GET"}},
-                          "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}}});
-        let doc: Value = client.post(format!("{}/api/1/plans/", b.url)).json(&body).send().await?.json().await?;
-        ids.push(doc["_embedded"]["executors"][0]["id"].as_str().context("executor id")?.to_string());
-    }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ids = slow_attacks(&client, &b.url, 20).await?;
+    // A joins after B claimed every run: the runs are B's, the halt is A's.
     let a = Engine::start_on(binary, dir_a.path(), &database, &[])?;
-    let halted: Value = client.post(format!("{}/api/1/halt", a.url)).send().await?.json().await?;
-    let since = chrono::DateTime::parse_from_rfc3339(halted["since"].as_str().context("since")?)?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut worst = 0.0f64;
-    for id in ids {
-        let doc: Value = client.get(format!("{}/api/1/executors/{id}", b.url)).send().await?.json().await?;
-        if doc["status"] != "cancelled" {
-            bail!("executor {id} is {} after the halt on the other replica", doc["status"]);
-        }
-        let finished = chrono::DateTime::parse_from_rfc3339(doc["finished_at"].as_str().context("finished")?)?;
-        worst = worst.max((finished - since).num_microseconds().unwrap_or(0) as f64 / 1000.0);
-    }
+    let worst = halt_to_cancelled(&client, &a.url, &b.url, ids).await?;
     rows.push((figure, format!("{worst:.1} ms"), "<= 100 ms".into()));
     a.stop();
     b.stop();
