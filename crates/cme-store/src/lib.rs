@@ -82,6 +82,23 @@ pub enum ConnectError {
     Migrate(#[source] sea_orm::DbErr),
 }
 
+/// Replicas starting together must not migrate at once: the migrations run on one
+/// connection holding a PostgreSQL advisory lock (released when that connection closes,
+/// even if this process dies).
+async fn migrate_postgres_one_at_a_time(url: &str) -> Result<(), ConnectError> {
+    use sea_orm::ConnectionTrait;
+    const MIGRATION_LOCK: i64 = 0x636d_655f_6d69_6772; // "cme_migr"
+    let mut options = ConnectOptions::new(url.to_string());
+    options.max_connections(1).min_connections(1).connect_timeout(Duration::from_secs(10)).sqlx_logging(false);
+    let single = Database::connect(options).await.map_err(ConnectError::Connect)?;
+    let lock = |sql: &str| sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, [MIGRATION_LOCK.into()]);
+    single.execute_raw(lock("SELECT pg_advisory_lock($1)")).await.map_err(ConnectError::Migrate)?;
+    let migrated = migration::Migrator::up(&single, None).await;
+    let _ = single.execute_raw(lock("SELECT pg_advisory_unlock($1)")).await;
+    let _ = single.close().await;
+    migrated.map_err(ConnectError::Migrate)
+}
+
 /// A new SQLite database file is created owner-only (0600) before SQLite opens it: it
 /// holds credentials and plugin grants. (SQLite gives its -wal and -shm files the same
 /// mode.) An existing file is left as the operator made it.
@@ -129,8 +146,14 @@ impl Store {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
         });
+        let is_postgres = config.url.starts_with("postgres");
+        if is_postgres {
+            migrate_postgres_one_at_a_time(&config.url).await?;
+        }
         let mut db = Database::connect(options).await.map_err(ConnectError::Connect)?;
-        migration::Migrator::up(&db, None).await.map_err(ConnectError::Migrate)?;
+        if !is_postgres {
+            migration::Migrator::up(&db, None).await.map_err(ConnectError::Migrate)?;
+        }
         let statements = Arc::new(AtomicU64::new(0));
         let counter = statements.clone();
         db.set_metric_callback(move |_| {
@@ -138,6 +161,11 @@ impl Store {
         });
         let writes = (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         Ok(Store { db, writes, statements, credential_key: config.credential_key.clone(), halt_signal: Default::default() })
+    }
+
+    /// [`Store::connect`] taking its configuration (for spawned tasks).
+    pub async fn connect_owned(config: StoreConfig) -> Result<Store, ConnectError> {
+        Store::connect(&config).await
     }
 
     /// Held for the duration of a write on SQLite; nothing on PostgreSQL.

@@ -87,3 +87,25 @@ async fn sealed_credentials_need_the_key_and_old_plain_rows_still_read() {
         other => panic!("a sealed row without the key: {other:?}"),
     }
 }
+
+/// A fresh PostgreSQL database for this test, or None when no server is configured.
+fn fresh_postgres(name: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("CME_TEST_POSTGRES_URL") else {
+        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "CME_TEST_POSTGRES_URL is required under CI");
+        return None;
+    };
+    let database = format!("cme_store_{name}_{}", std::process::id());
+    let status = std::process::Command::new("psql").arg(&admin).args(["-q", "-c", &format!("CREATE DATABASE {database}")]).status().unwrap();
+    assert!(status.success());
+    Some(format!("{}/{database}", admin.rsplit_once('/').unwrap().0))
+}
+
+#[tokio::test]
+async fn replicas_starting_together_migrate_one_at_a_time() {
+    let Some(url) = fresh_postgres("migrate") else { return };
+    let starts: Vec<_> = (0..4).map(|_| tokio::spawn(Store::connect_owned(StoreConfig::new(url.clone())))).collect();
+    for start in starts {
+        let store = start.await.unwrap().expect("every replica starts");
+        assert!(!store.halt_state().await.unwrap().halted);
+    }
+}
