@@ -8,7 +8,7 @@ use std::process::Command;
 
 // The one list of built-in plugins (crate names in plugins/), shared with src/lib.rs.
 include!("src/builtin_names.rs");
-const TEST_PLUGINS: [&str; 8] = ["hostile", "ping-attack", "ping-v2", "describe-loop", "bad-schema", "ref-thief", "impostor", "command"];
+const TEST_PLUGINS: [&str; 9] = ["hostile", "ping-attack", "ping-v2", "describe-loop", "describe-huge", "bad-schema", "ref-thief", "impostor", "command"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

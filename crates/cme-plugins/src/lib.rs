@@ -44,6 +44,9 @@ pub mod test_plugins {
     /// An attack whose describe() never returns.
     pub const DESCRIBE_LOOP: EmbeddedPlugin = embed!("describe-loop", "describe_loop.wasm");
 
+    /// An attack whose describe() answers with 2 MiB of description.
+    pub const DESCRIBE_HUGE: EmbeddedPlugin = embed!("describe-huge", "describe_huge.wasm");
+
     /// An attack whose args schema is not a JSON Schema.
     pub const BAD_SCHEMA: EmbeddedPlugin = embed!("bad-schema", "bad_schema.wasm");
 

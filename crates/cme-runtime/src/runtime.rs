@@ -432,7 +432,22 @@ fn timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp { seconds: t.timestamp(), nanoseconds: t.timestamp_subsec_nanos() }
 }
 
+/// The most a plugin may say about itself in describe(), in bytes of text: the engine
+/// keeps every loaded plugin's description in memory and renders it in lists.
+pub const MAX_DESCRIBE_BYTES: usize = 256 << 10;
+
 fn convert_info(info: wit_types::PluginInfo) -> Result<PluginInfo, LoadError> {
+    let size = info.name.len()
+        + info.version.len()
+        + info.description.len()
+        + info.args_schema.len()
+        + info.example_args.len()
+        + info.refs.iter().map(String::len).sum::<usize>();
+    if size > MAX_DESCRIBE_BYTES {
+        return Err(LoadError::InvalidInfo(format!(
+            "describe() answered with {size} bytes of text; at most {MAX_DESCRIBE_BYTES} are accepted (keep the description and schema short)"
+        )));
+    }
     let json = |field: &str, text: &str| {
         serde_json::from_str::<Value>(text).map_err(|e| LoadError::InvalidInfo(format!("{field} is not JSON: {e}")))
     };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cme_plugins::test_plugins::{BAD_SCHEMA, COMMAND, DESCRIBE_LOOP, HOSTILE, IMPOSTOR, PING, PING_V2, REF_THIEF};
+use cme_plugins::test_plugins::{BAD_SCHEMA, COMMAND, DESCRIBE_HUGE, DESCRIBE_LOOP, HOSTILE, IMPOSTOR, PING, PING_V2, REF_THIEF};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -117,6 +117,7 @@ async fn every_bad_upload_is_refused_clearly_and_changes_nothing() {
         ("a component of another world", upload(&admin, COMMAND.wasm).await, 400, "neither the `planner` nor the `attack` world"),
         ("a describe() that loops", upload(&admin, DESCRIBE_LOOP.wasm).await, 400, "describe() failed: deadline of 1000 ms exceeded"),
         ("a schema that does not compile", upload(&admin, BAD_SCHEMA.wasm).await, 400, "schema"),
+        ("a describe() of 2 MiB", upload(&admin, DESCRIBE_HUGE.wasm).await, 400, "describe() answered with 2097"),
         ("a ref another plugin has", upload(&admin, REF_THIEF.wasm).await, 409, "ref api_request:ApiRequest is already used by api-request@"),
         ("a built-in's name", upload(&admin, IMPOSTOR.wasm).await, 409, "the name api-request belongs to a built-in plugin"),
         ("over the size cap", upload(&admin, &oversize).await, 413, "larger than 20971520 bytes"),
@@ -140,7 +141,7 @@ async fn every_bad_upload_is_refused_clearly_and_changes_nothing() {
     assert_eq!(plugin_ids(&admin).await, before, "no refusal changed the registry");
     let audit = admin.get("/api/1/audit/").await.body;
     let refused = audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["action"] == "plugin.upload" && e["decision"] == "denied").count();
-    assert_eq!(refused, 8, "every refusal that reaches the engine (not the 413 and 415 of the body reader) is audited: {audit}");
+    assert_eq!(refused, 9, "every refusal that reaches the engine (not the 413 and 415 of the body reader) is audited: {audit}");
 
     // Multipart, with the right digest, is accepted.
     let digest = sha256_hex(PING.wasm);
