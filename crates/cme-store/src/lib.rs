@@ -163,11 +163,6 @@ impl Store {
         Ok(Store { db, writes, statements, credential_key: config.credential_key.clone(), halt_signal: Default::default() })
     }
 
-    /// [`Store::connect`] taking its configuration (for spawned tasks).
-    pub async fn connect_owned(config: StoreConfig) -> Result<Store, ConnectError> {
-        Store::connect(&config).await
-    }
-
     /// Held for the duration of a write on SQLite; nothing on PostgreSQL.
     pub(crate) async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.writes {

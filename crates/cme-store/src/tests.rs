@@ -103,7 +103,12 @@ fn fresh_postgres(name: &str) -> Option<String> {
 #[tokio::test]
 async fn replicas_starting_together_migrate_one_at_a_time() {
     let Some(url) = fresh_postgres("migrate") else { return };
-    let starts: Vec<_> = (0..4).map(|_| tokio::spawn(Store::connect_owned(StoreConfig::new(url.clone())))).collect();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let config = StoreConfig::new(url.clone());
+            tokio::spawn(async move { Store::connect(&config).await })
+        })
+        .collect();
     for start in starts {
         let store = start.await.unwrap().expect("every replica starts");
         assert!(!store.halt_state().await.unwrap().halted);
