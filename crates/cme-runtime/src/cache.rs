@@ -127,7 +127,9 @@ fn check_private_dir(dir: &Path) -> Result<(), String> {
             return Err(format!("{} is not a directory (a symbolic link is refused too)", dir.display()));
         }
         // A file this process creates is owned by its effective user.
-        let probe = dir.join(format!(".owner-probe-{}", std::process::id()));
+        // Unique per call: runtimes started concurrently in one process share the directory.
+        static PROBES: AtomicU64 = AtomicU64::new(0);
+        let probe = dir.join(format!(".owner-probe-{}-{}", std::process::id(), PROBES.fetch_add(1, Ordering::Relaxed)));
         std::fs::write(&probe, b"").map_err(|e| format!("{} is not writable: {e}", dir.display()))?;
         let me = std::fs::metadata(&probe).map(|m| m.uid());
         let _ = std::fs::remove_file(&probe);
