@@ -58,6 +58,7 @@ impl From<EngineError> for ApiError {
             | EngineError::RefTaken { .. }
             | EngineError::CredentialExists(_) => StatusCode::CONFLICT,
             EngineError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            EngineError::OverCap(_) => StatusCode::TOO_MANY_REQUESTS,
             // The plugin's fault, not the client's: a server-side error.
             EngineError::PlannerFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             EngineError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -68,6 +69,7 @@ impl From<EngineError> for ApiError {
             EngineError::NoGrant { id } => format!("{id} has no grant yet: PUT /api/1/plugins/{id}/grant approves and enables it"),
             EngineError::BuiltinPlugin { .. } => format!("{e} here (configure its limits under [ec2] and [ssh])"),
             EngineError::TooLarge { .. } => format!("{e} ([registry] max_plugin_bytes)"),
+            EngineError::OverCap(over) => format!("{e} ({} in the config)", over.what.config_key()),
             EngineError::Storage(_) => {
                 tracing::error!(error = %e, "storage error");
                 e.to_string()

@@ -8,7 +8,8 @@ use chrono_tz::Tz;
 ///
 /// By default: UTC for times without offset, a misfire grace of 60 s, no forced dry run,
 /// 256 attacks at once, leases of the run deadline (60 s) plus 30 s, a reaper pass every
-/// 30 s, and 30 s for running attacks to finish at shutdown.
+/// 30 s, 30 s for running attacks to finish at shutdown, uploads up to 20 MiB, and at most
+/// 100,000 live plans and 1,000,000 pending executors.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub timezone: Tz,
@@ -26,6 +27,10 @@ pub struct EngineConfig {
     pub engine_id: String,
     /// The largest plugin upload accepted (default 20 MiB).
     pub max_plugin_bytes: usize,
+    /// Live (not deleted) plans all replicas hold at most.
+    pub max_plans: u64,
+    /// Executors still pending, over all plans, at most.
+    pub max_pending_executors: u64,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +46,8 @@ impl Default for EngineConfig {
             shutdown_deadline: Duration::from_secs(30),
             engine_id: format!("engine-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
             max_plugin_bytes: crate::registry::DEFAULT_MAX_PLUGIN_BYTES,
+            max_plans: 100_000,
+            max_pending_executors: 1_000_000,
         }
     }
 }

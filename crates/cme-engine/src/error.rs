@@ -87,6 +87,9 @@ pub enum EngineError {
     InvalidGrant(#[from] cme_grant::GrantError),
     #[error("a credential named {0} exists; delete it first")]
     CredentialExists(String),
+    /// A configured cap on stored work would be passed; nothing was changed.
+    #[error("{0}; delete finished plans or raise the cap")]
+    OverCap(#[from] crate::storage::OverCap),
     /// Storage failed: nothing was changed, and the engine cannot serve this now.
     #[error("the database is unavailable: {0}")]
     Storage(#[from] StorageError),

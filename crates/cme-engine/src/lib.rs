@@ -38,7 +38,7 @@ pub use host::{HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandl
 pub use model::*;
 pub use plans::{EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, NewPlan, PluginCall};
 pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
-pub use storage::{ExecutorChangeError, Storage, StorageError};
+pub use storage::{CappedWork, ExecutorChangeError, InsertPlanError, OverCap, Storage, StorageError};
 
 /// The engine. Share it as `Arc<Engine>`.
 pub struct Engine {

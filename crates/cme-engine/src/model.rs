@@ -45,6 +45,14 @@ macro_rules! text_enum {
 
 /// A plan: an attack with its args, and the planner call that scheduled it. A deleted
 /// plan is kept (its executors' history refers to it) with `deleted` set.
+/// How much work an engine (all its replicas) holds at most: live plans, and executors
+/// still pending. Creating a plan beyond either is refused (HTTP 429).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkCaps {
+    pub max_plans: u64,
+    pub max_pending_executors: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// 32 hex digits, as the original engine's ids.

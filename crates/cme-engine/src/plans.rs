@@ -84,7 +84,11 @@ impl Engine {
         if let Some(credential) = &inline_credential {
             tracing::info!(plan_id = %plan.id, credential = %credential.name, fingerprint = %credential.fingerprint, "stored the plan's inline SSH key as a credential");
         }
-        self.storage.insert_plan(&plan, &executors, &audit, inline_credential.as_ref()).await?;
+        let caps = crate::WorkCaps { max_plans: self.config.max_plans, max_pending_executors: self.config.max_pending_executors };
+        self.storage.insert_plan(&plan, &executors, &audit, inline_credential.as_ref(), &caps).await.map_err(|e| match e {
+            crate::storage::InsertPlanError::OverCap(over) => EngineError::OverCap(over),
+            crate::storage::InsertPlanError::Storage(e) => EngineError::Storage(e),
+        })?;
         self.wake_scheduler();
         tracing::info!(plan_id = %plan.id, name = %plan.name, executors = executors.len(), "plan created");
         // A new plan's figures are known: no need to read them back.

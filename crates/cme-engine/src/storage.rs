@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::{
     AuditEntry, AuditEvent, Credential, Executor, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf, Plan,
-    PlanSummary, PluginChange, PluginRecord, StoredUpload,
+    PlanSummary, PluginChange, PluginRecord, StoredUpload, WorkCaps,
 };
 
 /// Why storage failed.
@@ -34,13 +34,68 @@ pub enum ExecutorChangeError {
     Storage(#[from] StorageError),
 }
 
+/// Why a plan was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InsertPlanError {
+    /// Storing it would pass one of the engine's caps; nothing was stored.
+    #[error(transparent)]
+    OverCap(#[from] OverCap),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A cap that a change would pass: what it caps, the cap and what is stored now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this engine holds at most {max} {what}; {stored} are stored and this plan would add {adding}")]
+pub struct OverCap {
+    pub what: CappedWork,
+    pub max: u64,
+    pub stored: u64,
+    pub adding: u64,
+}
+
+/// What a [`WorkCaps`] bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CappedWork {
+    Plans,
+    PendingExecutors,
+}
+
+impl CappedWork {
+    /// The config key of the cap.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            CappedWork::Plans => "max_plans",
+            CappedWork::PendingExecutors => "max_pending_executors",
+        }
+    }
+}
+
+impl std::fmt::Display for CappedWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CappedWork::Plans => "live plans",
+            CappedWork::PendingExecutors => "pending executors",
+        })
+    }
+}
+
 pub type StorageResult<T> = Result<T, StorageError>;
 
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Stores a plan, its executors, the audit event of its creation and the credential
-    /// made from its inline key, if any: all or nothing.
-    async fn insert_plan(&self, plan: &Plan, executors: &[Executor], audit: &AuditEvent, credential: Option<&Credential>) -> StorageResult<()>;
+    /// made from its inline key, if any: all or nothing, and only when the live plans and
+    /// pending executors stay within `caps` (checked in the same transaction, serialised
+    /// across replicas).
+    async fn insert_plan(
+        &self,
+        plan: &Plan,
+        executors: &[Executor],
+        audit: &AuditEvent,
+        credential: Option<&Credential>,
+        caps: &WorkCaps,
+    ) -> Result<(), InsertPlanError>;
     async fn plan(&self, id: &str) -> StorageResult<Option<Plan>>;
     /// Plans not deleted, newest first, with their figures (one query for the page's
     /// figures); with `all` false only those with executors still pending or running.

@@ -9,12 +9,14 @@
 //! Invariant: pure data and code, no I/O; a `Grant` that passed [`Grant::validate`]
 //! parses every pattern and network it names.
 
+mod fences;
 mod pattern;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use fences::{Ec2Fence, Fences, HttpFence, SshFence};
 pub use pattern::{PatternError, UrlPattern};
 
 /// An operator's grant for one plugin version. Absent sections grant nothing.
@@ -82,8 +84,10 @@ pub enum GrantError {
     Shape(String),
     #[error("invalid grant: {0}")]
     UrlPattern(#[from] PatternError),
-    #[error("invalid grant: ssh host {host:?} is not an IP address or CIDR ({reason})")]
+    #[error("invalid grant: ssh host {host:?}: {reason}")]
     SshHost { host: String, reason: String },
+    #[error("invalid fence: {0}")]
+    Fence(String),
 }
 
 impl Grant {
@@ -103,7 +107,7 @@ impl Grant {
         }
         if let Some(ssh) = &self.ssh {
             for host in &ssh.hosts {
-                parse_network(host)?;
+                parse_network(host).map_err(|reason| GrantError::SshHost { host: host.clone(), reason })?;
             }
         }
         Ok(())
@@ -118,13 +122,12 @@ impl SshGrant {
     }
 }
 
-/// `a.b.c.d/n`, `x::y/n` or a single address (all bits).
-fn parse_network(text: &str) -> Result<ipnet::IpNet, GrantError> {
-    let refused = |reason: String| GrantError::SshHost { host: text.to_string(), reason };
+/// `a.b.c.d/n`, `x::y/n` or a single address (all bits); the error says why not.
+pub(crate) fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     if text.contains('/') {
-        return text.parse::<ipnet::IpNet>().map_err(|e| refused(format!("{e}; the prefix must be 0-32 for IPv4, 0-128 for IPv6")));
+        return text.parse::<ipnet::IpNet>().map_err(|e| format!("{text:?}: {e}; the prefix must be 0-32 for IPv4, 0-128 for IPv6"));
     }
-    let ip: std::net::IpAddr = text.parse().map_err(|e: std::net::AddrParseError| refused(e.to_string()))?;
+    let ip: std::net::IpAddr = text.parse().map_err(|e: std::net::AddrParseError| format!("{text:?} is not an IP address or CIDR ({e})"))?;
     Ok(ipnet::IpNet::from(ip))
 }
 

@@ -9,8 +9,9 @@ use cme_cloud::http::HttpConfig;
 ///
 /// By default: no artifact cache directory (components are compiled in memory at every
 /// load), one wasm worker thread per core, at most 256 calls in flight, instances from a
-/// pooling allocator sized for those calls, the default [`Limits`], and the default
-/// [`HttpConfig`].
+/// pooling allocator sized for those calls, the default [`Limits`], the default
+/// [`HttpConfig`], the default [`Fences`](cme_grant::Fences) (one termination and one SSH
+/// session per run), and no own sockets.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Where precompiled artifacts are kept, keyed by content hash and engine
@@ -37,6 +38,10 @@ pub struct RuntimeConfig {
     pub ec2: Option<std::sync::Arc<cme_cloud::ec2::Ec2>>,
     /// The SSH backend; None answers `unavailable` to every ssh call.
     pub ssh: Option<crate::credentials::SshBackend>,
+    /// The operator's fences, intersected with every run's grant.
+    pub fences: cme_grant::Fences,
+    /// The sockets the engine's API listens on: no plugin request may reach them.
+    pub own_sockets: Vec<std::net::SocketAddr>,
 }
 
 impl Default for RuntimeConfig {
@@ -52,6 +57,8 @@ impl Default for RuntimeConfig {
             scripts_dir: None,
             ec2: None,
             ssh: None,
+            fences: cme_grant::Fences::default(),
+            own_sockets: Vec::new(),
         }
     }
 }

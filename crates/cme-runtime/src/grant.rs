@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use cme_cloud::http::{EgressRules, UrlAllowList, UrlPattern};
-pub use cme_grant::{Ec2Grant, Grant, GrantError, HttpGrant, SshGrant};
+use cme_cloud::http::{DeniedNetwork, EgressRules, UrlAllowList, UrlPattern};
+pub use cme_grant::{Ec2Grant, Fences, Grant, GrantError, HttpGrant, SshGrant};
 
 use crate::info::Capability;
 
@@ -51,8 +51,8 @@ pub fn as_declared(declared: &[Capability]) -> Grant {
 }
 
 
-/// Checks one call against the declaration and the grant.
-pub fn check(declared: &[Capability], grant: &Grant, call: CapabilityUse<'_>) -> Result<(), Denial> {
+/// Checks one call against the declaration, the grant and the operator's fences.
+pub fn check(declared: &[Capability], grant: &Grant, fences: &Fences, call: CapabilityUse<'_>) -> Result<(), Denial> {
     let not_declared = |what: &str| Denial(format!("{what} is not among the capabilities the plugin declared in describe()"));
     let not_granted = |what: &str| Denial(format!("{what} is not granted to this plugin"));
     let region_in = |regions: &[String], region: &str| regions.is_empty() || regions.iter().any(|r| r == region);
@@ -83,6 +83,7 @@ pub fn check(declared: &[Capability], grant: &Grant, call: CapabilityUse<'_>) ->
             if !region_in(&ec2.regions, region) {
                 return Err(Denial(format!("{what} in region {region} is not granted (granted regions: {:?})", ec2.regions)));
             }
+            fences.check_ec2_region(region).map_err(|reason| Denial(format!("{what}: {reason}")))?;
         }
         CapabilityUse::Ssh => {
             if !declared.iter().any(|c| matches!(c, Capability::Ssh)) {
@@ -104,9 +105,11 @@ pub fn check(declared: &[Capability], grant: &Grant, call: CapabilityUse<'_>) ->
     Ok(())
 }
 
-/// The egress rules for HTTP: a URL must match a declared pattern AND a granted one;
-/// link-local addresses only when the grant says so. None when HTTP is not allowed.
-pub fn http_rules(declared: &[Capability], grant: &Grant) -> Option<EgressRules> {
+/// The egress rules for HTTP: a URL must match a declared pattern AND a granted one AND
+/// the `[http]` fence's allow patterns (when it has any), no deny pattern or network of
+/// the fence, and not the engine's own sockets; link-local addresses only when the grant
+/// says so. None when HTTP is not allowed.
+pub fn http_rules(declared: &[Capability], grant: &Grant, fences: &Fences, own_sockets: &[std::net::SocketAddr]) -> Option<EgressRules> {
     let http = grant.http.as_ref()?;
     let parse = |urls: &[String]| urls.iter().filter_map(|u| UrlPattern::parse(u).ok()).collect::<Vec<_>>();
     let declared_urls: Vec<String> = declared
@@ -117,11 +120,25 @@ pub fn http_rules(declared: &[Capability], grant: &Grant) -> Option<EgressRules>
         })
         .flatten()
         .collect();
+    let mut allow_lists = vec![
+        UrlAllowList { source: "the plugin's declared URL patterns".into(), patterns: parse(&declared_urls) },
+        UrlAllowList { source: "the granted URL patterns".into(), patterns: parse(&http.urls) },
+    ];
+    if !fences.http.allow.is_empty() {
+        allow_lists.push(UrlAllowList { source: "the operator's [http] fence (allow)".into(), patterns: parse(&fences.http.allow) });
+    }
+    let denied_networks = fences
+        .http
+        .networks()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|network| DeniedNetwork { network, source: "the operator's [http] fence (deny_networks)".into() })
+        .collect();
     Some(EgressRules {
-        allow_lists: vec![
-            UrlAllowList { source: "the plugin's declared URL patterns".into(), patterns: parse(&declared_urls) },
-            UrlAllowList { source: "the granted URL patterns".into(), patterns: parse(&http.urls) },
-        ],
+        allow_lists,
+        deny_lists: vec![UrlAllowList { source: "the operator's [http] fence (deny)".into(), patterns: parse(&fences.http.deny) }],
+        denied_networks,
+        own_sockets: own_sockets.to_vec(),
         allow_link_local: http.allow_link_local,
     })
 }
@@ -168,7 +185,7 @@ mod tests {
             ("scripts declared and granted", vec![Capability::Scripts], Grant { scripts: true, ..Grant::default() }, CapabilityUse::Scripts, Ok(())),
         ];
         for (name, declared, grant, call, expected) in cases {
-            let got = check(&declared, &grant, call);
+            let got = check(&declared, &grant, &Fences::default(), call);
             match (expected, got) {
                 (Ok(()), Ok(())) => {}
                 (Err(fragment), Err(Denial(message))) => {
@@ -186,14 +203,14 @@ mod tests {
             http: Some(HttpGrant { urls: vec!["http://svc.internal:8080/api/*".into()], ..Default::default() }),
             ..Grant::default()
         };
-        let rules = http_rules(&declared, &grant).unwrap();
+        let rules = http_rules(&declared, &grant, &Fences::default(), &[]).unwrap();
         let check = |url: &str| rules.check_url(&url::Url::parse(url).unwrap());
         assert!(check("http://svc.internal:8080/api/kill").is_ok());
         let outside_grant = check("http://other.internal:8080/api/kill").unwrap_err().to_string();
         assert!(outside_grant.contains("granted URL patterns"), "{outside_grant}");
         let outside_declaration = check("http://svc.example:8080/api/kill").unwrap_err().to_string();
         assert!(outside_declaration.contains("declared URL patterns"), "{outside_declaration}");
-        assert!(http_rules(&declared, &Grant::default()).is_none());
+        assert!(http_rules(&declared, &Grant::default(), &Fences::default(), &[]).is_none());
     }
 
     #[test]
@@ -212,6 +229,6 @@ mod tests {
         assert_eq!(ec2.regions, vec!["eu-west-1".to_string()]);
         assert!(grant.scripts);
         assert!(grant.ssh.is_none());
-        assert!(check(&declared, &grant, CapabilityUse::Ssh).is_err());
+        assert!(check(&declared, &grant, &Fences::default(), CapabilityUse::Ssh).is_err());
     }
 }

@@ -109,6 +109,8 @@ impl Runtime {
         let mut backends = Backends::new(config.http.clone(), ScriptLibrary::new(config.scripts_dir.clone()));
         backends.ec2 = config.ec2.clone();
         backends.ssh = config.ssh.clone();
+        backends.fences = config.fences.clone();
+        backends.own_sockets = config.own_sockets.clone();
         let backends = Arc::new(backends);
         Ok(Runtime {
             inner: Arc::new(Inner {

@@ -7,14 +7,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, Select, Set, Statement, TransactionTrait,
+    PaginatorTrait, QuerySelect, Select, Set, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
-use cme_engine::storage::StorageResult;
+use cme_engine::storage::{CappedWork, InsertPlanError, OverCap, StorageResult};
 use cme_engine::{
     AuditEntry, AuditEvent, Credential, Executor, ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
-    Plan, PlanSummary, PluginChange, PluginRecord, Storage, StorageError, StoredUpload,
+    Plan, PlanSummary, PluginChange, PluginRecord, Storage, StorageError, StoredUpload, WorkCaps,
 };
 
 use crate::convert::{self, at, us};
@@ -132,9 +132,31 @@ impl Store {
 
 #[async_trait::async_trait]
 impl Storage for Store {
-    async fn insert_plan(&self, plan: &Plan, executors: &[Executor], audit: &AuditEvent, credential: Option<&Credential>) -> StorageResult<()> {
+    async fn insert_plan(
+        &self,
+        plan: &Plan,
+        executors: &[Executor],
+        audit: &AuditEvent,
+        credential: Option<&Credential>,
+        caps: &WorkCaps,
+    ) -> Result<(), InsertPlanError> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
+        if self.backend() == DbBackend::Postgres {
+            // Replicas creating plans at once count one after the other (released at commit).
+            const PLAN_CAPS_LOCK: i64 = 0x636d_655f_6361_7073; // "cme_caps"
+            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [PLAN_CAPS_LOCK.into()]))
+                .await
+                .map_err(db)?;
+        }
+        let plans = plan::Entity::find().filter(plan::Column::DeletedAtUs.is_null()).count(&txn).await.map_err(db)?;
+        if plans.saturating_add(1) > caps.max_plans {
+            return Err(OverCap { what: CappedWork::Plans, max: caps.max_plans, stored: plans, adding: 1 }.into());
+        }
+        let pending = executor::Entity::find().filter(executor::Column::Status.eq(status(PENDING))).count(&txn).await.map_err(db)?;
+        if pending.saturating_add(executors.len() as u64) > caps.max_pending_executors {
+            return Err(OverCap { what: CappedWork::PendingExecutors, max: caps.max_pending_executors, stored: pending, adding: executors.len() as u64 }.into());
+        }
         insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         if let Some(credential) = credential {
             credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;

@@ -26,6 +26,10 @@ pub struct FileConfig {
     pub lease_margin_seconds: Option<u64>,
     pub reaper_interval_seconds: Option<u64>,
     pub shutdown_deadline_seconds: Option<u64>,
+    /// Live plans all replicas hold at most (default 100,000); more answer 429.
+    pub max_plans: Option<u64>,
+    /// Pending executors over all plans at most (default 1,000,000); more answer 429.
+    pub max_pending_executors: Option<u64>,
     /// Names and addresses, besides loopback and the bind address, by which clients reach
     /// the API (requests naming any other `Host` are refused: DNS rebinding).
     #[serde(default)]
@@ -45,6 +49,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub ssh: SshFile,
     #[serde(default)]
+    pub http: cme_grant::HttpFence,
+    #[serde(default)]
     pub registry: RegistryFile,
 }
 
@@ -56,21 +62,21 @@ pub struct RegistryFile {
     pub max_plugin_bytes: Option<usize>,
 }
 
-/// `[ec2]`: the EC2 backend and what the built-in attacks may do with it. Credentials
-/// always come from the standard AWS chain.
+/// `[ec2]`: the EC2 backend and its fence, which bounds every plugin (built-in or
+/// uploaded) whatever its grant says. Credentials always come from the standard AWS chain.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2File {
     /// Overrides the endpoint (otherwise `AWS_ENDPOINT_URL_EC2` or AWS's own).
     pub endpoint_url: Option<String>,
-    /// Regions the built-in attacks may act in (default: any).
+    /// Regions any plugin may act in (default: any).
     #[serde(default)]
     pub regions: Vec<String>,
-    /// Tags every instance the built-in attacks describe, terminate or reach over SSH
-    /// must carry, e.g. `{ Chaos = "true" }` (default: none, with a warning at start).
+    /// Tags every instance any plugin describes, terminates or reaches over SSH must
+    /// carry, e.g. `{ Chaos = "true" }` (default: none, with a warning at start).
     #[serde(default)]
     pub required_tags: std::collections::BTreeMap<String, String>,
-    /// Instances one run may terminate (default 1).
+    /// Instances one run of any plugin may terminate (default 1).
     pub max_terminations_per_run: Option<u32>,
 }
 
@@ -84,7 +90,7 @@ pub struct SshFile {
     pub host_key_policy: Option<cme_cloud::ssh::HostKeyPolicy>,
     /// Seconds to connect and authenticate (default 10).
     pub connect_timeout_seconds: Option<u64>,
-    /// Distinct SSH targets one run may open sessions to (default 1).
+    /// Distinct SSH targets one run of any plugin may open sessions to (default 1).
     pub max_sessions_per_run: Option<u32>,
 }
 

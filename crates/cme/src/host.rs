@@ -1,5 +1,5 @@
 //! The engine's `PluginHost` over the wasm runtime: stateless operations on handles the
-//! engine keeps. Also the built-in plugins with their configured grants, and the SSH
+//! engine keeps. Also the built-in plugins with their grants, and the SSH
 //! backend's credential source (keys read from the engine at session time).
 
 use std::sync::Arc;
@@ -13,37 +13,6 @@ use cme_engine::{
 };
 use cme_engine::host::{Cancel, PlanInput, RunInput, RunResult};
 use cme_runtime::{CallError, Decision, PlanContext, Plugin, RunRequest, Runtime};
-
-/// What the operator allows the built-in attacks (`[ec2]` and `[ssh]` in the config).
-///
-/// By default: any region, no required tags, one termination and one SSH session per run.
-#[derive(Debug, Clone)]
-pub struct BuiltinPolicy {
-    pub regions: Vec<String>,
-    pub required_tags: std::collections::BTreeMap<String, String>,
-    pub max_terminations_per_run: u32,
-    pub max_ssh_sessions_per_run: u32,
-}
-
-impl Default for BuiltinPolicy {
-    fn default() -> Self {
-        BuiltinPolicy { regions: Vec::new(), required_tags: Default::default(), max_terminations_per_run: 1, max_ssh_sessions_per_run: 1 }
-    }
-}
-
-impl BuiltinPolicy {
-    fn narrow(&self, mut grant: Grant) -> Grant {
-        if let Some(ec2) = &mut grant.ec2 {
-            ec2.regions = self.regions.clone();
-            ec2.required_tags = self.required_tags.clone();
-            ec2.max_terminations_per_run = self.max_terminations_per_run;
-        }
-        if let Some(ssh) = &mut grant.ssh {
-            ssh.max_sessions = self.max_ssh_sessions_per_run;
-        }
-        grant
-    }
-}
 
 /// SSH keys for the runtime, read from storage at session time.
 pub struct StoredCredentials(pub Arc<dyn Storage>);
@@ -68,13 +37,20 @@ impl RuntimeHost {
         RuntimeHost { runtime }
     }
 
-    /// Loads the built-in plugins, each with the grant of exactly what it declares,
-    /// narrowed by the operator's policy.
-    pub async fn builtins(&self, policy: &BuiltinPolicy) -> anyhow::Result<Vec<Builtin>> {
+    /// Loads the built-in plugins, each with the grant of exactly what it declares and no
+    /// per-run budget of its own: the operator's fences (`[ec2]`, `[ssh]`, `[http]`),
+    /// which bound every plugin, are what bound them.
+    pub async fn builtins(&self) -> anyhow::Result<Vec<Builtin>> {
         let mut builtins = Vec::new();
         for embedded in cme_plugins::BUILTINS {
             let plugin = self.runtime.load(embedded.wasm).await.map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", embedded.crate_name))?;
-            let grant = policy.narrow(cme_runtime::grant::as_declared(&plugin.info().capabilities));
+            let mut grant = cme_runtime::grant::as_declared(&plugin.info().capabilities);
+            if let Some(ec2) = &mut grant.ec2 {
+                ec2.max_terminations_per_run = u32::MAX;
+            }
+            if let Some(ssh) = &mut grant.ssh {
+                ssh.max_sessions = u32::MAX;
+            }
             builtins.push(Builtin { plugin: loaded(plugin, embedded.wasm.len()), grant });
         }
         Ok(builtins)

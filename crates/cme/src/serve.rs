@@ -19,7 +19,8 @@ use cme_cloud::ssh::{HostKeyPolicy, SshConfig};
 use cme_runtime::SshBackend;
 
 use crate::config::{FileConfig, SshFile, default_cache_dir, parse_tokens};
-use crate::host::{BuiltinPolicy, RuntimeHost, StoredCredentials};
+use crate::host::{RuntimeHost, StoredCredentials};
+use cme_grant::{Ec2Fence, Fences, SshFence};
 
 const DEFAULT_BIND: &str = "127.0.0.1:5000";
 const DEFAULT_DATABASE: &str = "sqlite://cme.db?mode=rwc";
@@ -46,7 +47,7 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 
 async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let sealing = credential_key(&file)?;
-    let policy = builtin_policy(&file);
+    let fences = fences(&file)?;
     let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
     let mut tokens = file.tokens.iter().map(|t| t.to_token()).collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(text) = &args.tokens {
@@ -71,6 +72,9 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let store: Arc<dyn Storage> =
         Arc::new(Store::connect(&store_config).await.with_context(|| format!("opening the database {}", redact(&database_url)))?);
 
+    // Bound before the runtime starts, so that plugins can be kept off the API's sockets.
+    let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
+    let own_sockets = vec![listener.local_addr().context("reading the bound address")?];
     let ec2 = Arc::new(ec2_backend(file.ec2.endpoint_url.clone()).await);
     let mut runtime_config = RuntimeConfig {
         cache_dir: Some(match args.cache_dir.or(file.cache_dir.clone()) {
@@ -80,6 +84,8 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         scripts_dir: args.scripts_dir.or(file.scripts_dir.clone()),
         ec2: Some(ec2),
         ssh: Some(ssh_backend(&file.ssh, &store)),
+        fences,
+        own_sockets,
         ..RuntimeConfig::default()
     };
     if let Some(s) = file.run_deadline_seconds {
@@ -88,7 +94,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let run_deadline = runtime_config.run_limits.deadline;
     let runtime = Runtime::new(runtime_config).context("starting the wasm runtime")?;
     let host = RuntimeHost::new(runtime);
-    let builtins = host.builtins(&policy).await?;
+    let builtins = host.builtins().await?;
 
     let mut engine_config = EngineConfig { timezone, dry_run: args.dry_run || file.dry_run.unwrap_or(false), run_deadline, ..EngineConfig::default() };
     if let Some(n) = file.max_concurrent_runs {
@@ -105,6 +111,12 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     if let Some(s) = file.shutdown_deadline_seconds {
         engine_config.shutdown_deadline = Duration::from_secs(s);
+    }
+    if let Some(n) = file.max_plans {
+        engine_config.max_plans = n;
+    }
+    if let Some(n) = file.max_pending_executors {
+        engine_config.max_pending_executors = n;
     }
     if let Some(bytes) = file.registry.max_plugin_bytes {
         engine_config.max_plugin_bytes = bytes;
@@ -130,8 +142,8 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     })
     .disable_signals()
     .shutdown_timeout(5)
-    .bind(bind)
-    .with_context(|| format!("binding {bind}"))?;
+    .listen(listener)
+    .with_context(|| format!("serving on {bind}"))?;
     let addrs = server.addrs();
     let server = server.run();
     let handle = server.handle();
@@ -149,23 +161,27 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the built-in attacks may do, from `[ec2]` and `[ssh]`; warns when no instance
-/// tag fences them in.
-fn builtin_policy(file: &FileConfig) -> BuiltinPolicy {
-    let defaults = BuiltinPolicy::default();
-    let policy = BuiltinPolicy {
-        regions: file.ec2.regions.clone(),
-        required_tags: file.ec2.required_tags.clone(),
-        max_terminations_per_run: file.ec2.max_terminations_per_run.unwrap_or(defaults.max_terminations_per_run),
-        max_ssh_sessions_per_run: file.ssh.max_sessions_per_run.unwrap_or(defaults.max_ssh_sessions_per_run),
+/// The operator's fences from `[ec2]`, `[ssh]` and `[http]`; warns when no instance tag
+/// fences the EC2 attacks in.
+fn fences(file: &FileConfig) -> anyhow::Result<Fences> {
+    let defaults = Fences::default();
+    let fences = Fences {
+        ec2: Ec2Fence {
+            regions: file.ec2.regions.clone(),
+            required_tags: file.ec2.required_tags.clone(),
+            max_terminations_per_run: file.ec2.max_terminations_per_run.unwrap_or(defaults.ec2.max_terminations_per_run),
+        },
+        ssh: SshFence { max_sessions_per_run: file.ssh.max_sessions_per_run.unwrap_or(defaults.ssh.max_sessions_per_run) },
+        http: file.http.clone(),
     };
-    if policy.required_tags.is_empty() {
+    fences.validate()?;
+    if fences.ec2.required_tags.is_empty() {
         tracing::warn!(
-            "no [ec2] required_tags configured: built-in attacks may terminate or reach any instance a plan's filters match; \
+            "no [ec2] required_tags configured: attacks may terminate or reach any instance a plan's filters match; \
              set e.g. required_tags = {{ Chaos = \"true\" }} to fence them in"
         );
     }
-    policy
+    Ok(fences)
 }
 
 /// The key credentials are sealed with: `CME_CREDENTIAL_KEY`, or the key file (created

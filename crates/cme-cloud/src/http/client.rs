@@ -132,12 +132,31 @@ impl HttpClient {
         self.rules.check_url(&url)?;
         method(&request.method)?;
         headers(&request.headers)?;
+        for (_, value) in request.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            self.rules.check_host_header(value)?;
+        }
         Ok(url)
+    }
+
+    /// A name on one of the engine's own ports is resolved first and refused when it
+    /// names this machine. (A name that rebinds between this check and the connection
+    /// still meets the engine's `Host` check, which answers only its own names.)
+    async fn check_own_name(&self, url: &Url) -> Result<(), HttpError> {
+        let (Some(url::Host::Domain(name)), Some(port)) = (url.host(), url.port_or_known_default()) else { return Ok(()) };
+        if !self.rules.is_own_port(port) {
+            return Ok(());
+        }
+        let addresses = self.config.resolver.resolve(name.to_string()).await.unwrap_or_default();
+        for ip in addresses {
+            self.rules.check_own(ip, port).map_err(|reason| HttpError::Denied(format!("{name} resolves to {ip}: {reason}")))?;
+        }
+        Ok(())
     }
 
     /// Sends a request and reads the response body up to the cap.
     pub async fn send(&self, request: Request) -> Result<Response, HttpError> {
         let url = self.check(&request)?;
+        self.check_own_name(&url).await?;
         let timeout = request.timeout.unwrap_or(self.config.default_timeout);
         let mut builder = self
             .client

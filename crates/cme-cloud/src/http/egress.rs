@@ -17,11 +17,24 @@ pub struct UrlAllowList {
     pub patterns: Vec<UrlPattern>,
 }
 
+/// A network no request may reach, with where the refusal comes from.
+#[derive(Debug, Clone)]
+pub struct DeniedNetwork {
+    pub network: ipnet::IpNet,
+    pub source: String,
+}
+
 /// The egress rules of one run.
 #[derive(Debug, Clone, Default)]
 pub struct EgressRules {
     /// A URL must match a pattern of every list; no list at all allows nothing.
     pub allow_lists: Vec<UrlAllowList>,
+    /// A URL matching a pattern of any of these lists is refused (an operator's deny).
+    pub deny_lists: Vec<UrlAllowList>,
+    /// Networks refused on the URL and on every resolved address.
+    pub denied_networks: Vec<DeniedNetwork>,
+    /// The engine's own listening sockets: a plugin must not drive the engine's API.
+    pub own_sockets: Vec<SocketAddr>,
     /// Allow link-local and cloud metadata addresses. Off by default: instance
     /// credentials live behind 169.254.169.254.
     pub allow_link_local: bool,
@@ -43,14 +56,28 @@ impl EgressRules {
                 return Err(HttpError::Denied(format!("{url} matches none of {} {allowed:?}", list.source)));
             }
         }
+        for list in &self.deny_lists {
+            if let Some(pattern) = list.patterns.iter().find(|p| p.matches(url)) {
+                return Err(HttpError::Denied(format!("{url} matches {pattern} of {}", list.source)));
+            }
+        }
+        let port = url.port_or_known_default().unwrap_or(0);
         let literal = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
             Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
             _ => None,
         };
         match literal {
-            Some(ip) => self.check_addr(ip).map_err(|reason| HttpError::Denied(format!("{url}: {reason}"))),
-            None => Ok(()),
+            Some(ip) => {
+                self.check_addr(ip).map_err(|reason| HttpError::Denied(format!("{url}: {reason}")))?;
+                self.check_own(ip, port).map_err(|reason| HttpError::Denied(format!("{url}: {reason}")))
+            }
+            None => match url.host_str() {
+                Some(name) if self.is_own_port(port) && is_loopback_name(name) => {
+                    Err(HttpError::Denied(format!("{url}: {}", own_refusal(port))))
+                }
+                _ => Ok(()),
+            },
         }
     }
 
@@ -61,8 +88,77 @@ impl EgressRules {
                 "{ip} is a link-local or cloud metadata address, refused unless the grant sets allow_link_local"
             ));
         }
+        let embedded = embedded_ipv4(ip);
+        for denied in &self.denied_networks {
+            if denied.network.contains(&ip) || embedded.iter().any(|v4| denied.network.contains(&IpAddr::V4(*v4))) {
+                return Err(format!("{ip} is in {} of {}", denied.network, denied.source));
+            }
+        }
         Ok(())
     }
+
+    /// Whether `port` is one the engine listens on (then local addresses are refused).
+    pub fn is_own_port(&self, port: u16) -> bool {
+        self.own_sockets.iter().any(|s| s.port() == port)
+    }
+
+    /// Refuses `ip:port` when it reaches one of the engine's own listening sockets:
+    /// the listen address itself, loopback and unspecified addresses on that port, and,
+    /// for an engine listening on all interfaces, every address of this machine.
+    pub fn check_own(&self, ip: IpAddr, port: u16) -> Result<(), String> {
+        let ip = canonical(ip);
+        let own = self.own_sockets.iter().filter(|s| s.port() == port).any(|s| {
+            let listen = canonical(s.ip());
+            listen == ip || ip.is_loopback() || ip.is_unspecified() || (listen.is_unspecified() && is_local_address(ip))
+        });
+        if own { Err(own_refusal(port)) } else { Ok(()) }
+    }
+}
+
+impl EgressRules {
+    /// Refuses a `Host` header that names the engine itself (loopback names and
+    /// addresses, its listen addresses): with it, a request to any address could pass the
+    /// engine's own Host check.
+    pub fn check_host_header(&self, value: &str) -> Result<(), HttpError> {
+        if self.own_sockets.is_empty() {
+            return Ok(());
+        }
+        let host = match url::Url::parse(&format!("http://{value}/")) {
+            Ok(parsed) => parsed.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string(),
+            Err(_) => return Err(HttpError::InvalidArgument(format!("Host header {value:?} is not a host name"))),
+        };
+        let own_ip = host.parse::<IpAddr>().ok().is_some_and(|ip| {
+            let ip = canonical(ip);
+            ip.is_loopback() || ip.is_unspecified() || self.own_sockets.iter().any(|s| canonical(s.ip()) == ip)
+        });
+        if own_ip || is_loopback_name(&host) {
+            return Err(HttpError::Denied(format!("a Host header naming {host} would address the engine's own API; plugins may not call it")));
+        }
+        Ok(())
+    }
+}
+
+fn own_refusal(port: u16) -> String {
+    format!("the engine's own API listens there (port {port}); plugins may not call it")
+}
+
+/// `localhost` and its subdomains, which resolvers answer with loopback addresses.
+pub fn is_loopback_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+/// IPv4-mapped IPv6 addresses compare as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` is an address of this machine: binding a socket to it succeeds.
+fn is_local_address(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// True for link-local networks and every known cloud metadata address, in any of the
@@ -240,7 +336,7 @@ mod tests {
 
     fn rules(patterns: &[&str], allow_link_local: bool) -> EgressRules {
         let patterns = patterns.iter().map(|p| UrlPattern::parse(p).unwrap()).collect();
-        EgressRules { allow_lists: vec![UrlAllowList { source: "the granted URL patterns".into(), patterns }], allow_link_local }
+        EgressRules { allow_lists: vec![UrlAllowList { source: "the granted URL patterns".into(), patterns }], allow_link_local, ..Default::default() }
     }
 
     #[test]
@@ -268,5 +364,49 @@ mod tests {
             rules(&["*"], false).check_url(&Url::parse("file:///etc/passwd").unwrap()),
             Err(HttpError::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn the_engines_own_listen_address_is_refused_on_its_port_only() {
+        let own = |listen: &str| EgressRules { own_sockets: vec![listen.parse().unwrap()], ..rules(&["*"], false) };
+        let check = |rules: &EgressRules, url: &str| rules.check_url(&Url::parse(url).unwrap()).map_err(|e| e.to_string());
+        let loopback = own("127.0.0.1:8099");
+        for (url, refused) in [
+            ("http://127.0.0.1:8099/api/1/resume", true),
+            ("http://127.0.0.2:8099/", true),
+            ("http://[::1]:8099/", true),
+            ("http://[::ffff:127.0.0.1]:8099/", true),
+            ("http://0.0.0.0:8099/", true),
+            ("http://localhost:8099/", true),
+            ("http://api.localhost.:8099/", true),
+            ("http://127.0.0.1:8098/", false),
+            ("http://localhost:8098/", false),
+            ("http://10.9.9.9:8099/", false),
+            ("http://svc.example:8099/", false),
+        ] {
+            let got = check(&loopback, url);
+            assert_eq!(got.is_err(), refused, "{url}: {got:?}");
+            if let Err(message) = got {
+                assert!(message.contains("engine's own API"), "{message}");
+            }
+        }
+        assert!(check(&own("0.0.0.0:8099"), "http://127.0.0.1:8099/").is_err());
+    }
+
+    #[test]
+    fn operator_deny_patterns_and_networks_are_refused_naming_the_fence() {
+        let fenced = EgressRules {
+            deny_lists: vec![UrlAllowList { source: "the operator's [http] fence (deny)".into(), patterns: vec![UrlPattern::parse("https://*.prod.example.com").unwrap()] }],
+            denied_networks: vec![DeniedNetwork { network: "10.0.0.0/8".parse().unwrap(), source: "the operator's [http] fence (deny_networks)".into() }],
+            ..rules(&["*"], false)
+        };
+        let err = fenced.check_url(&Url::parse("https://db.prod.example.com/").unwrap()).unwrap_err().to_string();
+        assert!(err.contains("[http] fence"), "{err}");
+        let err = fenced.check_url(&Url::parse("http://10.1.2.3/").unwrap()).unwrap_err().to_string();
+        assert!(err.contains("[http] fence (deny_networks)"), "{err}");
+        assert!(fenced.check_addr("::ffff:10.1.2.3".parse().unwrap()).is_err(), "embedded IPv4 forms are denied too");
+        assert!(fenced.check_addr("64:ff9b::10.1.2.3".parse().unwrap()).is_err());
+        assert!(fenced.check_addr("192.168.1.1".parse().unwrap()).is_ok());
+        assert!(fenced.check_url(&Url::parse("https://staging.example.com/").unwrap()).is_ok());
     }
 }

@@ -1,8 +1,11 @@
 //! Outbound HTTP for plugins, with egress rules enforced where the connection is made.
 //!
 //! * [`UrlPattern`]s from the grant decide which URLs may be requested at all;
+//! * an operator's fence may add allowed patterns, denied patterns and denied networks;
 //! * after DNS resolution, link-local and cloud-metadata addresses (169.254.0.0/16,
-//!   fe80::/10, fd00:ec2::254) are refused unless the grant explicitly allows them;
+//!   fe80::/10, fd00:ec2::254, ...) are refused unless the grant explicitly allows them,
+//!   and so are the fence's denied networks;
+//! * the engine's own listening sockets are refused, so a plugin cannot drive its API;
 //! * the addresses checked are the addresses connected to: resolution happens once,
 //!   inside the client's resolver, so DNS rebinding cannot swap them afterwards;
 //! * every redirect hop is checked like the first URL, up to a hop limit.
@@ -11,7 +14,7 @@ mod client;
 mod egress;
 
 pub use client::{HttpClient, HttpConfig, Request, Response};
-pub use egress::{DnsResolver, EgressRules, SystemResolver, UrlAllowList, is_metadata_or_link_local};
+pub use egress::{DeniedNetwork, DnsResolver, EgressRules, SystemResolver, UrlAllowList, is_loopback_name, is_metadata_or_link_local};
 pub use cme_grant::{PatternError, UrlPattern};
 
 /// Why a request was not sent or did not complete.

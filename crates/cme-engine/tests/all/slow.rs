@@ -36,8 +36,15 @@ impl SlowClaims {
 
 #[async_trait::async_trait]
 impl Storage for SlowClaims {
-    async fn insert_plan(&self, plan: &Plan, executors: &[Executor], audit: &AuditEvent, credential: Option<&Credential>) -> StorageResult<()> {
-        self.inner.insert_plan(plan, executors, audit, credential).await
+    async fn insert_plan(
+        &self,
+        plan: &Plan,
+        executors: &[Executor],
+        audit: &AuditEvent,
+        credential: Option<&Credential>,
+        caps: &WorkCaps,
+    ) -> Result<(), InsertPlanError> {
+        self.inner.insert_plan(plan, executors, audit, credential, caps).await
     }
 
     async fn plan(&self, id: &str) -> StorageResult<Option<Plan>> {

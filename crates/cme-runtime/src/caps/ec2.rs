@@ -1,4 +1,4 @@
-//! `cme:plugin/ec2` over `cme_cloud::ec2`. The grant's required tags are added to every
+//! `cme:plugin/ec2` over `cme_cloud::ec2`. The grant's and the `[ec2]` fence's required tags are added to every
 //! describe; terminate accepts only instances the same run described, re-checks their
 //! tags and state right before, and counts them against the run's termination budget.
 //! In a dry run EC2's own DryRun is used. Without an EC2 backend: `unavailable`.
@@ -9,7 +9,7 @@ use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::ec2::{Filter, Host, Instance, Terminated};
 use crate::bindings::wit_types::KeyValue;
-use crate::grant::CapabilityUse;
+use crate::grant::{CapabilityUse, Fences};
 use crate::state::CallState;
 
 impl Host for CallState {
@@ -23,7 +23,10 @@ impl Host for CallState {
             return Ok(Err(self.unavailable(CALL, &region, "ec2")));
         };
         let mut all: Vec<CloudFilter> = filters.into_iter().map(|f| CloudFilter { name: f.name, values: f.values }).collect();
-        all.extend(required_tag_filters(self));
+        match required_tag_filters(self) {
+            Ok(tags) => all.extend(tags),
+            Err(reason) => return Ok(Err(self.fenced(CALL, region, reason))),
+        }
         match ec2.describe_instances(&region, &all).await {
             Ok(instances) => {
                 let caps = self.caps.as_mut().expect("admitted");
@@ -69,14 +72,18 @@ impl Host for CallState {
             self.audit(CALL, target, Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::Denied(reason)));
         }
-        let budget = caps.grant.ec2.as_ref().map_or(0, |g| g.max_terminations_per_run);
+        let granted = caps.grant.ec2.as_ref().map_or(0, |g| g.max_terminations_per_run);
+        let (budget, by) = Fences::budget(granted, caps.backends.fences.ec2.max_terminations_per_run, "[ec2]");
         if caps.terminated.saturating_add(instance_ids.len() as u32) > budget {
-            let reason = format!("the grant allows {budget} terminations per run");
+            let reason = format!("{by} allows {budget} terminations per run");
             self.audit(CALL, target, Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
         }
         // Re-check right before acting: still running, still carrying the required tags.
-        let mut recheck = required_tag_filters(self);
+        let mut recheck = match required_tag_filters(self) {
+            Ok(tags) => tags,
+            Err(reason) => return Ok(Err(self.fenced(CALL, target, reason))),
+        };
         recheck.push(CloudFilter { name: "instance-id".into(), values: instance_ids.clone() });
         recheck.push(CloudFilter { name: "instance-state-name".into(), values: vec!["running".into()] });
         match ec2.describe_instances(&region, &recheck).await {
@@ -110,17 +117,20 @@ impl Host for CallState {
     }
 }
 
-/// `tag:KEY = [VALUE]` for each of the grant's required tags.
-fn required_tag_filters(state: &CallState) -> Vec<CloudFilter> {
-    state
-        .caps
-        .as_ref()
-        .and_then(|c| c.grant.ec2.as_ref())
-        .map(|g| g.required_tags.iter().map(|(k, v)| CloudFilter { name: format!("tag:{k}"), values: vec![v.clone()] }).collect())
-        .unwrap_or_default()
+/// `tag:KEY = [VALUE]` for each tag the grant and the `[ec2]` fence require.
+fn required_tag_filters(state: &CallState) -> Result<Vec<CloudFilter>, String> {
+    let Some(caps) = state.caps.as_ref() else { return Ok(Vec::new()) };
+    let granted = caps.grant.ec2.as_ref().map(|g| g.required_tags.clone()).unwrap_or_default();
+    let tags = caps.backends.fences.required_tags(&granted)?;
+    Ok(tags.into_iter().map(|(k, v)| CloudFilter { name: format!("tag:{k}"), values: vec![v] }).collect())
 }
 
 impl CallState {
+    fn fenced(&mut self, call: &str, target: String, reason: String) -> HostError {
+        self.audit(call, target, Decision::Denied(reason.clone()), None);
+        HostError::Denied(reason)
+    }
+
     fn ec2_failed(&mut self, call: &str, target: String, error: Ec2Error) -> HostError {
         let message = error.to_string();
         self.audit(call, target, Decision::Allowed, Some(message.clone()));

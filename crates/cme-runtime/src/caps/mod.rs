@@ -17,7 +17,7 @@ use cme_cloud::ssh::SshSession;
 use crate::audit::Decision;
 use crate::credentials::SshBackend;
 use crate::bindings::HostError;
-use crate::grant::{self, CapabilityUse, Grant};
+use crate::grant::{self, CapabilityUse, Fences, Grant};
 use crate::info::Capability;
 use crate::state::CallState;
 
@@ -30,6 +30,10 @@ pub struct Backends {
     pub ec2: Option<Arc<cme_cloud::ec2::Ec2>>,
     /// None: this engine has no SSH configuration; calls answer `unavailable`.
     pub ssh: Option<SshBackend>,
+    /// The operator's fences, intersected with every grant.
+    pub fences: Fences,
+    /// The engine's own API sockets, refused as HTTP targets.
+    pub own_sockets: Vec<std::net::SocketAddr>,
     /// HTTP clients by egress rules: runs with the same declaration and grant share one
     /// client and its connection pool (building a TLS client costs milliseconds).
     http_clients: std::sync::Mutex<std::collections::HashMap<String, HttpClient>>,
@@ -37,7 +41,7 @@ pub struct Backends {
 
 impl Backends {
     pub fn new(http: HttpConfig, scripts: ScriptLibrary) -> Self {
-        Backends { http, scripts, ec2: None, ssh: None, http_clients: Default::default() }
+        Backends { http, scripts, ec2: None, ssh: None, fences: Fences::default(), own_sockets: Vec::new(), http_clients: Default::default() }
     }
 
     /// The client for these rules, built on first use.
@@ -48,7 +52,7 @@ impl Backends {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let rules = grant::http_rules(declared, grant).expect("admitted HTTP calls have an HTTP grant");
+        let rules = grant::http_rules(declared, grant, &self.fences, &self.own_sockets).expect("admitted HTTP calls have an HTTP grant");
         let client = HttpClient::new(&self.http, rules)?;
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
@@ -104,7 +108,7 @@ impl CallState {
         self.count_host_call()?;
         let verdict = match &self.caps {
             None => Err("no capabilities are available while describe() or a planner runs".to_string()),
-            Some(caps) => grant::check(&caps.declared, &caps.grant, using).map_err(|d| d.0),
+            Some(caps) => grant::check(&caps.declared, &caps.grant, &caps.backends.fences, using).map_err(|d| d.0),
         };
         Ok(verdict.map_err(|reason| {
             self.audit(call, target.to_string(), Decision::Denied(reason.clone()), None);

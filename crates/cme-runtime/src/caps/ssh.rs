@@ -101,9 +101,10 @@ impl CallState {
             // Already checked (credential included) by this dry run's first call.
             return Ok(Ok(None));
         }
-        let budget = caps.grant.ssh.as_ref().map_or(0, |g| g.max_sessions);
+        let granted = caps.grant.ssh.as_ref().map_or(0, |g| g.max_sessions);
+        let (budget, by) = crate::grant::Fences::budget(granted, caps.backends.fences.ssh.max_sessions_per_run, "[ssh]");
         if !caps.ssh_targets.contains(&key) && caps.ssh_targets.len() >= budget as usize {
-            let reason = format!("the grant allows {budget} SSH sessions per run");
+            let reason = format!("{by} allows {budget} SSH sessions per run");
             self.audit(call, label.to_string(), Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
         }

@@ -1,6 +1,8 @@
 //! The original engine's flows and its bad-input table, against the real binary.
 
-use serde_json::json;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -212,4 +214,31 @@ async fn lists_paginate_with_next_and_prev_links() {
     assert_eq!(last["_embedded"]["executors"].as_array().unwrap().len(), 1);
     assert!(last["_links"]["next"].is_null());
     assert_eq!(last["_links"]["prev"]["href"], "/api/1/executors/?size=2&executed=all&page=2");
+}
+
+#[tokio::test]
+async fn plans_beyond_the_configured_caps_are_refused_with_429_and_store_nothing() {
+    let sink = Sink::start(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = "max_plans = 2\nmax_pending_executors = 1\n";
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config.into()), ..Options::default() });
+    let api = engine.client();
+    let later = in_seconds(3600);
+    let ran = api.run_once(json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/now"), "method": "GET"}}), false).await;
+    assert_eq!(ran["status"], "succeeded", "{ran}");
+    assert_eq!(api.post("/api/1/plans/", &api_plan("pending", &sink.url("/b"), &later)).await.status, 201);
+
+    let refused = api.post("/api/1/plans/", &api_plan("third", &sink.url("/c"), &later)).await;
+    assert_eq!(refused.status, 429, "{:?}", refused.body);
+    let message = refused.body["msg"].as_str().unwrap();
+    assert!(message.contains("at most 2 live plans") && message.contains("max_plans"), "{message}");
+
+    // Deleting the finished plan frees a plan, not a pending executor.
+    assert_eq!(api.delete(&format!("/api/1/plans/{}", ran["plan_id"].as_str().unwrap())).await.status, 200);
+    let refused = api.post("/api/1/plans/", &api_plan("third", &sink.url("/c"), &later)).await;
+    assert_eq!(refused.status, 429, "{:?}", refused.body);
+    let message = refused.body["msg"].as_str().unwrap();
+    assert!(message.contains("at most 1 pending executors") && message.contains("max_pending_executors"), "{message}");
+    let names: Vec<Value> = api.get("/api/1/plans/?all=true").await.body["plans"].as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
+    assert_eq!(names, vec![json!("pending")], "nothing of the refused plans was stored");
 }

@@ -54,7 +54,7 @@ async fn only_instances_with_the_required_tag_are_ever_terminated() {
     let elsewhere = api.run_once(terminate("eu-west-3", &label), false).await;
     assert_eq!(elsewhere["status"], "failed");
     let error = elsewhere["error"].as_str().unwrap();
-    assert!(error.contains("region eu-west-3 is not granted"), "{error}");
+    assert!(error.contains("region eu-west-3 is outside the operator's [ec2] fence"), "{error}");
     let audit = api.get("/api/1/audit/").await.body;
     let denied: Vec<&Value> =
         audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["run_id"] == elsewhere["id"] && e["decision"] == "denied").collect();
@@ -128,7 +128,7 @@ async fn budgets_bad_args_and_aws_errors_fail_clearly_and_touch_nothing() {
     two["args"]["count"] = json!(2);
     let done = api.run_once(two, false).await;
     assert_eq!(done["status"], "failed");
-    assert_eq!(done["error"], "failed: budget exhausted: the grant allows 1 terminations per run");
+    assert_eq!(done["error"], "failed: budget exhausted: the operator's [ec2] fence allows 1 terminations per run");
 
     // EC2 fails the describe (moto answers 500 to a filter it does not know).
     let mut unknown_filter = terminate("eu-central-1", &label);

@@ -10,6 +10,7 @@ mod cloud_ec2;
 mod cloud_ssh;
 mod credentials;
 mod egress;
+mod fences;
 mod firing;
 mod peers;
 mod registry;
