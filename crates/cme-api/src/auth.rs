@@ -116,6 +116,11 @@ impl Caller {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The caller in the engine's terms: name and role.
+    pub fn actor(&self) -> cme_engine::Actor {
+        cme_engine::Actor::new(self.name.clone(), self.role.name())
+    }
 }
 
 /// The API's access rules.

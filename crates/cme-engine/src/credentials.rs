@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::host::PluginHost;
-use crate::model::{AuditEvent, Credential};
+use crate::model::{Actor, AuditEvent, Credential};
 use crate::{Engine, EngineError, Resource};
 
 /// A credential to store.
@@ -14,6 +14,8 @@ pub struct NewCredential {
     pub user: String,
     pub private_key: String,
     pub passphrase: Option<String>,
+    /// Token names and roles whose plans may use it; None: the creating token only.
+    pub may_use: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for NewCredential {
@@ -30,18 +32,29 @@ pub struct CredentialView {
     pub algorithm: String,
     pub fingerprint: String,
     pub created: DateTime<Utc>,
+    pub may_use: Vec<String>,
+    /// Set for a plan's inline key.
+    pub owner_plan: Option<String>,
 }
 
 impl From<&Credential> for CredentialView {
     fn from(c: &Credential) -> Self {
-        CredentialView { name: c.name.clone(), user: c.user.clone(), algorithm: c.algorithm.clone(), fingerprint: c.fingerprint.clone(), created: c.created }
+        CredentialView {
+            name: c.name.clone(),
+            user: c.user.clone(),
+            algorithm: c.algorithm.clone(),
+            fingerprint: c.fingerprint.clone(),
+            created: c.created,
+            may_use: c.may_use.clone(),
+            owner_plan: c.owner_plan.clone(),
+        }
     }
 }
 
 impl Engine {
     /// Checks the key (it must parse, with its passphrase) and stores the credential with
     /// its audit event.
-    pub async fn create_credential(&self, new: NewCredential, by: &str) -> Result<CredentialView, EngineError> {
+    pub async fn create_credential(&self, new: NewCredential, by: &Actor) -> Result<CredentialView, EngineError> {
         let name_ok = !new.name.is_empty()
             && new.name.len() <= 100
             && new.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -50,6 +63,10 @@ impl Engine {
         }
         if !is_login_name(&new.user) {
             return Err(EngineError::invalid("/user", "user must be a login name (no spaces, no '@')"));
+        }
+        let may_use = new.may_use.unwrap_or_else(|| vec![by.name.clone()]);
+        if may_use.is_empty() || may_use.iter().any(|m| m.trim().is_empty() || m.len() > 100) {
+            return Err(EngineError::invalid("/may_use", "may_use must list 1 or more token names or roles (viewer, operator, admin, publisher)"));
         }
         let facts = self.host.inspect_key(&new.private_key, new.passphrase.as_deref()).map_err(|e| EngineError::invalid("/private_key", e.to_string()))?;
         let credential = Credential {
@@ -60,9 +77,11 @@ impl Engine {
             fingerprint: facts.fingerprint,
             algorithm: facts.algorithm,
             created: Utc::now(),
+            may_use,
+            owner_plan: None,
         };
         let view = CredentialView::from(&credential);
-        let audit = AuditEvent::action(by, "credential.create", format!("{} ({})", view.name, view.fingerprint));
+        let audit = AuditEvent::action(&by.name, "credential.create", format!("{} ({})", view.name, view.fingerprint));
         if !self.storage.insert_credential(&credential, &audit).await? {
             return Err(EngineError::CredentialExists(view.name));
         }
@@ -145,5 +164,7 @@ pub(crate) fn take_inline_key(host: &dyn PluginHost, args: &mut serde_json::Valu
         fingerprint: facts.fingerprint,
         algorithm: facts.algorithm,
         created: Utc::now(),
+        may_use: Vec::new(),
+        owner_plan: Some(plan_id.to_string()),
     }))
 }

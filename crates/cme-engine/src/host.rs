@@ -101,6 +101,9 @@ pub struct PlanInput {
 #[derive(Debug, Clone)]
 pub struct RunInput {
     pub run_id: String,
+    /// The plan of the run and who created it: what credential checks compare with.
+    pub plan_id: String,
+    pub created_by: Option<crate::model::Actor>,
     pub now: DateTime<Utc>,
     pub args: Value,
     pub dry_run: bool,

@@ -70,6 +70,22 @@ pub struct Plan {
     pub seed: u64,
     /// How late an executor may still start.
     pub grace: Duration,
+    /// Who created it; None for plans stored before creators were recorded (they count
+    /// as made by an operator).
+    pub created_by: Option<Actor>,
+}
+
+/// Who asked for a change: the token's name (what audit rows show) and its role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub role: String,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>, role: impl Into<String>) -> Actor {
+        Actor { name: name.into(), role: role.into() }
+    }
 }
 
 /// One side of a plan: the ref as the plan gave it (canonical form), the exact plugin
@@ -439,6 +455,33 @@ pub struct Credential {
     /// e.g. `ssh-ed25519`.
     pub algorithm: String,
     pub created: DateTime<Utc>,
+    /// Token names and roles whose plans may use it.
+    pub may_use: Vec<String>,
+    /// Set for a plan's inline key: only that plan may use it.
+    pub owner_plan: Option<String>,
+}
+
+impl Credential {
+    /// Whether a run of plan `plan_id`, created by `creator`, may use this credential;
+    /// the error says why not. Plans stored without a creator count as an operator's.
+    pub fn usable_by(&self, plan_id: &str, creator: Option<&Actor>) -> Result<(), String> {
+        if let Some(owner) = &self.owner_plan {
+            if owner != plan_id {
+                return Err(format!("credential {} is the inline key of plan {owner}; no other plan may use it", self.name));
+            }
+            return Ok(());
+        }
+        let (name, role) = creator.map_or(("", "operator"), |a| (a.name.as_str(), a.role.as_str()));
+        if self.may_use.iter().any(|allowed| allowed == role || (!name.is_empty() && allowed == name)) {
+            return Ok(());
+        }
+        Err(format!(
+            "credential {} may be used by plans of {:?} only; this plan was created by {} (role {role})",
+            self.name,
+            self.may_use,
+            if name.is_empty() { "an unrecorded caller" } else { name }
+        ))
+    }
 }
 
 impl fmt::Debug for Credential {

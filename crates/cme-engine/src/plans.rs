@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::credentials::{plan_credential_name, take_inline_key};
 use crate::host::{HostError, PlanInput};
-use crate::model::{AuditEvent, Executor, Page, PageOf, Plan, PlanSummary, PlannedCall, PluginKind};
+use crate::model::{Actor, AuditEvent, Executor, Page, PageOf, Plan, PlanSummary, PlannedCall, PluginKind};
 use crate::{Engine, EngineError, Resource};
 
 /// A plugin reference with its args, as a plan names it.
@@ -36,7 +36,7 @@ impl Engine {
     /// Resolves both refs, validates both args, runs the planner and stores the plan
     /// with its executors (and the audit event of `by` creating it) in one transaction.
     /// Nothing is stored when any step fails.
-    pub async fn create_plan(&self, mut new: NewPlan, by: &str) -> Result<(PlanSummary, Vec<Executor>), EngineError> {
+    pub async fn create_plan(&self, mut new: NewPlan, by: &Actor) -> Result<(PlanSummary, Vec<Executor>), EngineError> {
         let plan_id = new_id();
         let inline_credential = take_inline_key(self.host.as_ref(), &mut new.attack.args, &plan_id)?;
         let planner = self.resolve_plugin(PluginKind::Planner, &new.planner.reference, "/planner/ref").await?;
@@ -76,11 +76,12 @@ impl Engine {
             timezone: self.config.timezone.name().to_string(),
             seed,
             grace,
+            created_by: Some(by.clone()),
         };
         instants.sort();
         let instants = instants.into_iter().map(|t| t.trunc_subsecs(6));
         let executors: Vec<Executor> = instants.map(|due| Executor::pending(new_id(), &plan, due)).collect();
-        let audit = AuditEvent::action(by, "plan.create", plan.id.clone());
+        let audit = AuditEvent::action(&by.name, "plan.create", plan.id.clone());
         if let Some(credential) = &inline_credential {
             tracing::info!(plan_id = %plan.id, credential = %credential.name, fingerprint = %credential.fingerprint, "stored the plan's inline SSH key as a credential");
         }

@@ -194,7 +194,14 @@ impl Engine {
         };
         // The engine's leash applies to every run it starts, whenever the plan was made.
         let dry_run = plan.dry_run || self.config.dry_run;
-        let input = RunInput { run_id: executor.id.clone(), now: Utc::now(), args: plan.attack.args.clone(), dry_run };
+        let input = RunInput {
+            run_id: executor.id.clone(),
+            plan_id: plan.id.clone(),
+            created_by: plan.created_by.clone(),
+            now: Utc::now(),
+            args: plan.attack.args.clone(),
+            dry_run,
+        };
         let mut stop = self.stop.subscribe();
         stop.borrow_and_update();
         let mut signal = stop.clone();

@@ -64,6 +64,7 @@ async fn bench() {
             args: serde_json::json!({"mode": "noop"}),
             grant: Grant::default(),
             dry_run: false,
+            owner: Default::default(),
         };
         for _ in 0..1_000 {
             runtime.run(&noop, request.clone()).await.result.unwrap();

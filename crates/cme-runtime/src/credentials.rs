@@ -14,12 +14,33 @@ pub struct SshCredential {
     pub key: SshKey,
 }
 
+/// On whose behalf a run acts: opaque to the runtime, handed to the
+/// [`CredentialSource`] so that it can decide which credentials the run may use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOwner {
+    /// The plan the run belongs to.
+    pub plan: String,
+    /// Who created the plan (token name and role), when known.
+    pub created_by: Option<(String, String)>,
+}
+
+/// Why a credential was not handed out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    /// It exists, but this run may not use it; the text says why.
+    #[error("{0}")]
+    Denied(String),
+    /// It could not be read (a database error, a key that no longer parses).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// Looks credentials up by name.
 #[async_trait::async_trait]
 pub trait CredentialSource: Send + Sync + 'static {
-    /// The credential called `name`; `Ok(None)` when there is none. Errors say what
-    /// failed (a database error, a key that no longer parses) without key material.
-    async fn ssh_credential(&self, name: &str) -> Result<Option<SshCredential>, String>;
+    /// The credential called `name` for a run of `owner`; `Ok(None)` when there is none.
+    /// Errors never carry key material.
+    async fn ssh_credential(&self, name: &str, owner: &RunOwner) -> Result<Option<SshCredential>, CredentialError>;
 }
 
 /// The SSH backend: engine-wide settings plus where keys come from.

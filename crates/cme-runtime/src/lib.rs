@@ -43,7 +43,7 @@ mod ticker;
 pub use audit::{AuditEvent, Decision};
 pub use cache::{Provenance, sha256_hex};
 pub use config::{Limits, RuntimeConfig};
-pub use credentials::{CredentialSource, SshBackend, SshCredential};
+pub use credentials::{CredentialError, CredentialSource, RunOwner, SshBackend, SshCredential};
 pub use error::{CallError, LoadError};
 pub use grant::Grant;
 pub use info::{Capability, PluginInfo, PluginKind, canonical_ref};

@@ -49,6 +49,8 @@ pub struct RunRequest {
     pub grant: Grant,
     /// Record what capabilities would do instead of doing it.
     pub dry_run: bool,
+    /// On whose behalf it runs (what credential lookups are checked against).
+    pub owner: crate::credentials::RunOwner,
 }
 
 /// The wasm runtime. Cheap to clone; all clones share one Engine.
@@ -238,6 +240,7 @@ impl Runtime {
             request.grant,
             request.dry_run,
             self.inner.backends.clone(),
+            request.owner,
         );
         let state = CallState::new(plugin.id(), request.run_id.clone(), limits, Some(caps));
         let ctx = RunContext {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use cme_engine::{AuditEntry, AuditEvent, Credential, Executor, Grant, Lease, Plan, PlannedCall, PluginRecord, Report, RunLog, StorageError};
+use cme_engine::{Actor, AuditEntry, AuditEvent, Credential, Executor, Grant, Lease, Plan, PlannedCall, PluginRecord, Report, RunLog, StorageError};
 
 use crate::entity::{audit_event, credential, executor, plan, plugin};
 use crate::plugins::PluginRow;
@@ -44,6 +44,7 @@ pub(crate) fn plan_model(p: &Plan) -> plan::Model {
         timezone: p.timezone.clone(),
         seed: p.seed as i64,
         grace_ms: p.grace.as_millis() as i64,
+        created_by: p.created_by.as_ref().map(|a| serde_json::json!({"name": a.name, "role": a.role}).to_string()),
     }
 }
 
@@ -59,6 +60,14 @@ pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
         timezone: m.timezone,
         seed: m.seed as u64,
         grace: Duration::from_millis(m.grace_ms.max(0) as u64),
+        created_by: match m.created_by {
+            None => None,
+            Some(text) => {
+                let value = json("plan created_by", &text)?;
+                let field = |k: &str| value[k].as_str().map(str::to_string).ok_or_else(|| StorageError::Corrupt(format!("plan created_by lacks {k}")));
+                Some(Actor { name: field("name")?, role: field("role")? })
+            }
+        },
     })
 }
 
@@ -172,10 +181,16 @@ pub(crate) fn credential_model(c: &Credential, key: Option<&CredentialKey>) -> c
         fingerprint: c.fingerprint.clone(),
         algorithm: c.algorithm.clone(),
         created_at_us: us(c.created),
+        may_use: Some(serde_json::to_string(&c.may_use).unwrap_or_else(|_| "[]".into())),
+        owner_plan: c.owner_plan.clone(),
     }
 }
 
 pub(crate) fn credential(m: credential::Model, key: Option<&CredentialKey>) -> Result<Credential, StorageError> {
+    let may_use = match &m.may_use {
+        None => vec!["operator".to_string(), "admin".to_string()],
+        Some(text) => serde_json::from_str(text).map_err(|e| corrupt(&format!("credential {} may_use", m.name), e))?,
+    };
     Ok(Credential {
         private_key: sealed::open(key, &m.name, &m.private_key)?,
         passphrase: m.passphrase.as_deref().map(|p| sealed::open(key, &m.name, p)).transpose()?,
@@ -184,6 +199,8 @@ pub(crate) fn credential(m: credential::Model, key: Option<&CredentialKey>) -> R
         fingerprint: m.fingerprint,
         algorithm: m.algorithm,
         created: at(m.created_at_us),
+        may_use,
+        owner_plan: m.owner_plan,
     })
 }
 

@@ -43,6 +43,8 @@ fn credential(name: &str) -> cme_engine::Credential {
         fingerprint: "SHA256:x".into(),
         algorithm: "ssh-ed25519".into(),
         created: chrono::Utc::now(),
+        may_use: vec!["ops-ci".into()],
+        owner_plan: None,
     }
 }
 

@@ -8,22 +8,25 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use cme_engine::{
-    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, LogLine, PluginDescription,
+    Actor, AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, LogLine, PluginDescription,
     PluginHandle, PluginHost, PluginKind, Report, RunLog, Storage,
 };
 use cme_engine::host::{Cancel, PlanInput, RunInput, RunResult};
-use cme_runtime::{CallError, Decision, PlanContext, Plugin, RunRequest, Runtime};
+use cme_runtime::{CallError, CredentialError, Decision, PlanContext, Plugin, RunOwner, RunRequest, Runtime};
 
-/// SSH keys for the runtime, read from storage at session time.
+/// SSH keys for the runtime, read from storage at session time and handed out only to
+/// runs whose plan may use them ([`cme_engine::Credential::usable_by`]).
 pub struct StoredCredentials(pub Arc<dyn Storage>);
 
 #[async_trait::async_trait]
 impl cme_runtime::CredentialSource for StoredCredentials {
-    async fn ssh_credential(&self, name: &str) -> Result<Option<cme_runtime::SshCredential>, String> {
-        let Some(stored) = self.0.credential(name).await.map_err(|e| format!("reading credential {name}: {e}"))? else {
-            return Ok(None);
-        };
-        let key = cme_cloud::ssh::SshKey::parse(&stored.private_key, stored.passphrase.as_deref()).map_err(|e| format!("credential {name}: {e}"))?;
+    async fn ssh_credential(&self, name: &str, owner: &RunOwner) -> Result<Option<cme_runtime::SshCredential>, CredentialError> {
+        let stored = self.0.credential(name).await.map_err(|e| CredentialError::Unavailable(format!("reading credential {name}: {e}")))?;
+        let Some(stored) = stored else { return Ok(None) };
+        let creator = owner.created_by.as_ref().map(|(name, role)| Actor::new(name.clone(), role.clone()));
+        stored.usable_by(&owner.plan, creator.as_ref()).map_err(CredentialError::Denied)?;
+        let key = cme_cloud::ssh::SshKey::parse(&stored.private_key, stored.passphrase.as_deref())
+            .map_err(|e| CredentialError::Unavailable(format!("credential {name}: {e}")))?;
         Ok(Some(cme_runtime::SshCredential { user: stored.user, key }))
     }
 }
@@ -115,7 +118,8 @@ impl PluginHost for RuntimeHost {
             Err(e) => return RunResult { outcome: Err(e.to_string()), log: RunLog::default(), audit: Vec::new(), cancelled: None },
         };
         let run_id = input.run_id.clone();
-        let request = RunRequest { run_id: input.run_id, now: input.now, args: input.args, grant: grant.clone(), dry_run: input.dry_run };
+        let owner = RunOwner { plan: input.plan_id, created_by: input.created_by.map(|a| (a.name, a.role)) };
+        let request = RunRequest { run_id: input.run_id, now: input.now, args: input.args, grant: grant.clone(), dry_run: input.dry_run, owner };
         let outcome = self.runtime.run_until(runtime_plugin, request, cancel).await;
         let record = outcome.record;
         let cancelled = match &outcome.result {

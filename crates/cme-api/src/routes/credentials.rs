@@ -19,7 +19,13 @@ pub(crate) fn schema() -> Value {
             "name": {"type": "string"},
             "user": {"type": "string"},
             "private_key": {"type": "string", "description": "OpenSSH or PEM private key (ed25519, RSA, ECDSA)"},
-            "passphrase": {"type": "string"}
+            "passphrase": {"type": "string"},
+            "may_use": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "minLength": 1, "maxLength": 100},
+                "description": "token names and roles whose plans may use it (default: the creating token only)"
+            }
         }
     })
 }
@@ -41,8 +47,9 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         user: text("user").unwrap_or_default(),
         private_key: text("private_key").unwrap_or_default(),
         passphrase: text("passphrase"),
+        may_use: body["may_use"].as_array().map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect()),
     };
-    let view = state.engine.create_credential(new, caller.name()).await?;
+    let view = state.engine.create_credential(new, &caller.actor()).await?;
     let location = format!("/api/1/credentials/{}", view.name);
     let mut response = document(&view).respond(StatusCode::CREATED);
     response.headers_mut().insert(
@@ -72,6 +79,8 @@ fn document(c: &CredentialView) -> Hal {
         "algorithm": c.algorithm,
         "fingerprint": c.fingerprint,
         "created": date(c.created),
+        "may_use": c.may_use,
+        "owner_plan": c.owner_plan,
     }))
     .link("self", format!("/api/1/credentials/{}", c.name))
 }

@@ -67,7 +67,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         dry_run: body["dry_run"].as_bool().unwrap_or(false),
         grace_seconds: body["grace_seconds"].as_u64(),
     };
-    let (plan, executors) = state.engine.create_plan(new, caller.name()).await?;
+    let (plan, executors) = state.engine.create_plan(new, &caller.actor()).await?;
     let location = format!("/api/1/plans/{}", plan.plan.id);
     let shown = executors.len().min(cme_engine::EMBEDDED_EXECUTORS as usize);
     let doc = plan_document(&state.secrets, &plan, Some((&executors[..shown], executors.len() > shown))).set("msg", json!("ok"));

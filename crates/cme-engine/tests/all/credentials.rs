@@ -2,7 +2,7 @@ use serde_json::json;
 
 use cme_engine::{EngineError, NewCredential, Storage};
 
-use crate::support::{Rig, audited, plan};
+use crate::support::{Rig, admin, audited, operator, plan};
 
 const KEY: &str = "-----BEGIN FAKE KEY-----\nsecret-material\n-----END FAKE KEY-----\n";
 
@@ -15,7 +15,7 @@ fn base64(text: &str) -> String {
 async fn an_inline_key_becomes_the_plans_credential_and_leaves_its_args() {
     let rig = Rig::new().await;
     let args = json!({"ssh": {"user": "ubuntu", "pem": base64(KEY), "passphrase": "open sesame"}});
-    let (created, _) = rig.engine.create_plan(plan(args, json!({"in_ms": [60_000]})), "operator").await.unwrap();
+    let (created, _) = rig.engine.create_plan(plan(args, json!({"in_ms": [60_000]})), &operator()).await.unwrap();
     let name = format!("plan-{}-ssh", created.plan.id);
     assert_eq!(created.plan.attack.args, json!({"ssh": {"user": "ubuntu", "credential": name}}));
     let stored = rig.store.credential(&name).await.unwrap().expect("stored with the plan");
@@ -41,7 +41,7 @@ async fn bad_inline_keys_are_refused_and_store_nothing() {
         (json!({"user": "ubuntu", "pem": base64(KEY), "credential": "other"}), "/attack/args/ssh/credential"),
         (json!({"user": "ubuntu", "pem": base64(KEY), "passphrase": 1}), "/attack/args/ssh/passphrase"),
     ] {
-        let error = rig.engine.create_plan(plan(json!({"ssh": ssh}), json!({"in_ms": [60_000]})), "operator").await.unwrap_err();
+        let error = rig.engine.create_plan(plan(json!({"ssh": ssh}), json!({"in_ms": [60_000]})), &operator()).await.unwrap_err();
         assert_eq!(error.field(), Some(field), "{ssh}: {error:?}");
         assert!(!error.to_string().contains("secret-material"));
     }
@@ -51,12 +51,12 @@ async fn bad_inline_keys_are_refused_and_store_nothing() {
 #[tokio::test]
 async fn credentials_are_checked_named_once_and_audited() {
     let rig = Rig::new().await;
-    let new = |name: &str, key: &str| NewCredential { name: name.into(), user: "ubuntu".into(), private_key: key.into(), passphrase: None };
-    let view = rig.engine.create_credential(new("web", KEY), "admin").await.unwrap();
+    let new = |name: &str, key: &str| NewCredential { name: name.into(), user: "ubuntu".into(), private_key: key.into(), passphrase: None, may_use: None };
+    let view = rig.engine.create_credential(new("web", KEY), &admin()).await.unwrap();
     assert_eq!(view.algorithm, "ssh-fake");
-    assert!(matches!(rig.engine.create_credential(new("web", KEY), "admin").await, Err(EngineError::CredentialExists(_))));
-    assert_eq!(rig.engine.create_credential(new("bad name!", KEY), "admin").await.unwrap_err().field(), Some("/name"));
-    assert_eq!(rig.engine.create_credential(new("other", "garbage"), "admin").await.unwrap_err().field(), Some("/private_key"));
+    assert!(matches!(rig.engine.create_credential(new("web", KEY), &admin()).await, Err(EngineError::CredentialExists(_))));
+    assert_eq!(rig.engine.create_credential(new("bad name!", KEY), &admin()).await.unwrap_err().field(), Some("/name"));
+    assert_eq!(rig.engine.create_credential(new("other", "garbage"), &admin()).await.unwrap_err().field(), Some("/private_key"));
     rig.engine.delete_credential("web", "admin").await.unwrap();
     assert!(matches!(rig.engine.delete_credential("web", "admin").await, Err(EngineError::NotFound { .. })));
     let actions: Vec<String> = audited(&rig.engine).await.into_iter().map(|(a, _, _)| a).collect();

@@ -2,12 +2,12 @@ use serde_json::json;
 
 use cme_engine::{AuditDecision, EngineError, ExecutorFilter, ExecutorStatus, Page, Storage};
 
-use crate::support::{Rig, audited, plan};
+use crate::support::{Rig, audited, operator, plan};
 
 #[tokio::test]
 async fn a_plan_is_stored_with_its_executors_and_its_audit_event() {
     let rig = Rig::new().await;
-    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000, 30_000]})), "operator").await.unwrap();
+    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000, 30_000]})), &operator()).await.unwrap();
     assert_eq!(created.executors_count, 2);
     assert_eq!(created.plan.attack.plugin, "noop@0.1.0");
     assert_eq!(created.plan.planner.reference, "exact_planner:ExactPlanner");
@@ -39,7 +39,7 @@ async fn refused_plans_say_why_and_store_nothing() {
         ("too many run times", plan(json!({}), json!({"count": 10_001})), |e| matches!(e, EngineError::TooManyRunTimes { count: 10_001, .. })),
     ];
     for (what, new, expected) in cases {
-        let error = rig.engine.create_plan(new, "operator").await.unwrap_err();
+        let error = rig.engine.create_plan(new, &operator()).await.unwrap_err();
         assert!(expected(&error), "{what}: {error:?}");
     }
     assert!(rig.engine.list_plans(true, Page::default()).await.unwrap().items.is_empty());
@@ -50,7 +50,7 @@ async fn refused_plans_say_why_and_store_nothing() {
 #[tokio::test]
 async fn a_planner_fault_is_not_the_callers_mistake() {
     let rig = Rig::new().await;
-    let error = rig.engine.create_plan(plan(json!({}), json!({"fail": "trap"})), "operator").await.unwrap_err();
+    let error = rig.engine.create_plan(plan(json!({}), json!({"fail": "trap"})), &operator()).await.unwrap_err();
     assert!(matches!(error, EngineError::PlannerFailed { .. }), "{error:?}");
     assert_eq!(error.field(), None, "a fault does not point at the caller's input");
     assert!(error.to_string().contains("plugin trapped"), "{error}");
@@ -60,7 +60,7 @@ async fn a_planner_fault_is_not_the_callers_mistake() {
 async fn listing_plans_reads_their_figures_in_one_query() {
     let rig = Rig::new().await;
     for _ in 0..20 {
-        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000, 120_000]})), "operator").await.unwrap();
+        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000, 120_000]})), &operator()).await.unwrap();
     }
     let before = rig.store.statements();
     let listed = rig.engine.list_plans(true, Page::new(1, 100).unwrap()).await.unwrap();
@@ -73,7 +73,7 @@ async fn listing_plans_reads_their_figures_in_one_query() {
 #[tokio::test]
 async fn deleting_a_plan_cancels_its_pending_executors_and_is_audited_with_it() {
     let rig = Rig::new().await;
-    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000]})), "operator").await.unwrap();
+    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000]})), &operator()).await.unwrap();
     rig.engine.delete_plan(&created.plan.id, "admin").await.unwrap();
     assert!(matches!(rig.engine.plan(&created.plan.id).await, Err(EngineError::NotFound { .. })));
     let (executor, plugin) = rig.engine.executor(&executors[0].id).await.unwrap();
@@ -87,7 +87,7 @@ async fn deleting_a_plan_cancels_its_pending_executors_and_is_audited_with_it() 
 #[tokio::test]
 async fn executors_can_be_rescheduled_and_cancelled_only_while_pending() {
     let rig = Rig::new().await;
-    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000]})), "operator").await.unwrap();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000]})), &operator()).await.unwrap();
     let id = &executors[0].id;
     let moved = rig.engine.reschedule(id, "2031-06-01T12:00:00+02:00", "operator").await.unwrap();
     assert_eq!(moved.due.to_rfc3339(), "2031-06-01T10:00:00+00:00");
@@ -103,7 +103,7 @@ async fn executors_can_be_rescheduled_and_cancelled_only_while_pending() {
 #[tokio::test]
 async fn a_plan_shows_a_bounded_first_page_of_its_executors() {
     let rig = Rig::new().await;
-    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"count": 150})), "operator").await.unwrap();
+    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"count": 150})), &operator()).await.unwrap();
     assert_eq!(executors.len(), 150);
     let (summary, first) = rig.engine.plan(&created.plan.id).await.unwrap();
     assert_eq!(summary.executors_count, 150);

@@ -2,7 +2,7 @@ use serde_json::json;
 
 use cme_engine::{EngineError, Grant, PluginKind, PluginStatus, Upload};
 
-use crate::support::{Rig, bytes, component, plan};
+use crate::support::{Rig, bytes, component, operator, plan};
 
 fn upload(version: &str) -> Upload {
     Upload { wasm: bytes(&component("ping", version, "attack", &["ping:Ping"])), expected_sha256: None }
@@ -22,7 +22,7 @@ async fn uploads_wait_for_a_grant_and_refs_resolve_to_the_newest_enabled_version
     assert_eq!(first.plugin.status, PluginStatus::Pending);
     assert!(!rig.engine.upload_plugin(upload("0.1.0"), "admin").await.unwrap().created, "the same bytes again change nothing");
 
-    let pending = rig.engine.create_plan(ping_plan("ping:Ping"), "operator").await.unwrap_err();
+    let pending = rig.engine.create_plan(ping_plan("ping:Ping"), &operator()).await.unwrap_err();
     assert!(matches!(&pending, EngineError::PluginPending { id, .. } if id == "ping@0.1.0"), "{pending:?}");
 
     let grant = json!({"http": {"urls": ["http://127.0.0.1:9/*"]}});
@@ -31,20 +31,20 @@ async fn uploads_wait_for_a_grant_and_refs_resolve_to_the_newest_enabled_version
     assert_eq!(granted.grant.as_ref().unwrap().http.as_ref().unwrap().urls, ["http://127.0.0.1:9/*"]);
 
     rig.engine.upload_plugin(upload("0.2.0"), "admin").await.unwrap();
-    let (created, _) = rig.engine.create_plan(ping_plan("ping:Ping"), "operator").await.unwrap();
+    let (created, _) = rig.engine.create_plan(ping_plan("ping:Ping"), &operator()).await.unwrap();
     assert_eq!(created.plan.attack.plugin, "ping@0.1.0", "a pending newer version is not chosen");
     rig.engine.grant_plugin("ping@0.2.0", &grant, "admin").await.unwrap();
-    let (created, _) = rig.engine.create_plan(ping_plan("ping.Ping"), "operator").await.unwrap();
+    let (created, _) = rig.engine.create_plan(ping_plan("ping.Ping"), &operator()).await.unwrap();
     assert_eq!(created.plan.attack.plugin, "ping@0.2.0", "the newest enabled version, by either spelling");
-    let (pinned, _) = rig.engine.create_plan(ping_plan("ping:Ping@0.1.0"), "operator").await.unwrap();
+    let (pinned, _) = rig.engine.create_plan(ping_plan("ping:Ping@0.1.0"), &operator()).await.unwrap();
     assert_eq!(pinned.plan.attack.plugin, "ping@0.1.0");
-    let missing = rig.engine.create_plan(ping_plan("ping:Ping@9.9.9"), "operator").await.unwrap_err();
+    let missing = rig.engine.create_plan(ping_plan("ping:Ping@9.9.9"), &operator()).await.unwrap_err();
     assert!(matches!(&missing, EngineError::NoSuchVersion { available, .. } if available == &["0.1.0", "0.2.0"]), "{missing:?}");
 
     rig.engine.set_plugin_enabled("ping@0.2.0", false, "admin").await.unwrap();
-    let (created, _) = rig.engine.create_plan(ping_plan("ping:Ping"), "operator").await.unwrap();
+    let (created, _) = rig.engine.create_plan(ping_plan("ping:Ping"), &operator()).await.unwrap();
     assert_eq!(created.plan.attack.plugin, "ping@0.1.0", "a disabled version is not chosen");
-    assert!(matches!(rig.engine.create_plan(ping_plan("ping:Ping@0.2.0"), "operator").await, Err(EngineError::PluginDisabled { .. })));
+    assert!(matches!(rig.engine.create_plan(ping_plan("ping:Ping@0.2.0"), &operator()).await, Err(EngineError::PluginDisabled { .. })));
     assert_eq!(*rig.host.loads.lock().unwrap(), 2 + 3, "two built-ins, then each upload compiled once");
 }
 
@@ -88,7 +88,7 @@ async fn a_plugin_in_use_is_not_deleted() {
     let rig = Rig::new().await;
     rig.engine.upload_plugin(upload("0.1.0"), "admin").await.unwrap();
     rig.engine.grant_plugin("ping@0.1.0", &json!({}), "admin").await.unwrap();
-    let (created, _) = rig.engine.create_plan(ping_plan("ping:Ping"), "operator").await.unwrap();
+    let (created, _) = rig.engine.create_plan(ping_plan("ping:Ping"), &operator()).await.unwrap();
     assert!(matches!(rig.engine.delete_plugin("ping@0.1.0", "admin").await, Err(EngineError::PluginInUse { executors: 1, .. })));
     rig.engine.delete_plan(&created.plan.id, "operator").await.unwrap();
     rig.engine.delete_plugin("ping@0.1.0", "admin").await.unwrap();
@@ -102,7 +102,7 @@ async fn a_second_engine_on_the_same_database_sees_uploads_grants_and_deletions(
     assert_eq!(b.engine.plugin_views().await.unwrap().len(), 2, "built-ins only");
     a.engine.upload_plugin(upload("0.1.0"), "admin").await.unwrap();
     // B resolves a ref it has not seen by syncing at once (no waiting for the interval).
-    let pending = b.engine.create_plan(ping_plan("ping:Ping"), "operator").await.unwrap_err();
+    let pending = b.engine.create_plan(ping_plan("ping:Ping"), &operator()).await.unwrap_err();
     assert!(matches!(pending, EngineError::PluginPending { .. }), "{pending:?}");
     a.engine.grant_plugin("ping@0.1.0", &json!({"scripts": true}), "admin").await.unwrap();
     b.engine.refresh_plugins(true).await.unwrap();

@@ -6,13 +6,13 @@ use serde_json::json;
 
 use cme_engine::{AuditSource, EngineConfig, ExecutorStatus, Page, Storage};
 
-use crate::support::{Rig, config, finished, plan, reaches};
+use crate::support::{Rig, config, finished, operator, plan, reaches};
 
 #[tokio::test]
 async fn a_due_executor_runs_once_with_its_grant_and_its_result_is_recorded() {
     let rig = Rig::new().await;
     rig.engine.start();
-    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), "operator").await.unwrap();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), &operator()).await.unwrap();
     let done = finished(&rig.engine, &executors[0].id).await;
     assert_eq!(done.status, ExecutorStatus::Succeeded);
     assert_eq!(done.attempts, 1);
@@ -30,7 +30,7 @@ async fn a_due_executor_runs_once_with_its_grant_and_its_result_is_recorded() {
 async fn failures_are_recorded_with_their_reason() {
     let rig = Rig::new().await;
     rig.engine.start();
-    let (_, executors) = rig.engine.create_plan(plan(json!({"fail": "boom"}), json!({"in_ms": [50]})), "operator").await.unwrap();
+    let (_, executors) = rig.engine.create_plan(plan(json!({"fail": "boom"}), json!({"in_ms": [50]})), &operator()).await.unwrap();
     let done = finished(&rig.engine, &executors[0].id).await;
     assert_eq!(done.status, ExecutorStatus::Failed);
     assert_eq!(done.error.as_deref(), Some("boom"));
@@ -41,7 +41,7 @@ async fn executors_past_their_grace_are_missed_not_run() {
     let rig = Rig::new().await;
     let mut late = plan(json!({}), json!({"in_ms": [-5_000]}));
     late.grace_seconds = Some(1);
-    let (_, executors) = rig.engine.create_plan(late, "operator").await.unwrap();
+    let (_, executors) = rig.engine.create_plan(late, &operator()).await.unwrap();
     rig.engine.start();
     let done = finished(&rig.engine, &executors[0].id).await;
     assert_eq!(done.status, ExecutorStatus::Missed);
@@ -52,7 +52,7 @@ async fn executors_past_their_grace_are_missed_not_run() {
 async fn two_engines_never_run_one_executor_twice() {
     let a = Rig::new().await;
     let b = a.replica().await;
-    let (_, executors) = a.engine.create_plan(plan(json!({}), json!({"count": 40})), "operator").await.unwrap();
+    let (_, executors) = a.engine.create_plan(plan(json!({}), json!({"count": 40})), &operator()).await.unwrap();
     a.engine.start();
     b.engine.start();
     for executor in &executors {
@@ -69,7 +69,7 @@ async fn two_engines_never_run_one_executor_twice() {
 #[tokio::test]
 async fn expired_leases_are_reaped_as_outcome_unknown() {
     let rig = Rig::new().await;
-    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [-10]})), "operator").await.unwrap();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [-10]})), &operator()).await.unwrap();
     // Another engine claimed it and died: its lease has expired.
     let claimed = rig.store.claim_due(Utc::now(), "dead-engine", Utc::now() - chrono::Duration::seconds(1), 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -85,9 +85,9 @@ async fn expired_leases_are_reaped_as_outcome_unknown() {
 async fn halt_cancels_running_attacks_and_executors_that_fall_due() {
     let rig = Rig::new().await;
     rig.engine.start();
-    let (_, running) = rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), "operator").await.unwrap();
+    let (_, running) = rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), &operator()).await.unwrap();
     reaches(&rig.engine, &running[0].id, ExecutorStatus::Running).await;
-    let (_, later) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), "operator").await.unwrap();
+    let (_, later) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), &operator()).await.unwrap();
     let state = rig.engine.halt(Some("game day over".into()), "operator").await.unwrap();
     assert!(state.state.halted && state.persisted);
     let cancelled = finished(&rig.engine, &running[0].id).await;
@@ -105,7 +105,7 @@ async fn halt_cancels_running_attacks_and_executors_that_fall_due() {
     assert!(rig.engine.halt_state().await.unwrap().state.halted, "the switch is persisted");
 
     rig.engine.resume("operator").await.unwrap();
-    let (_, after) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [50]})), "operator").await.unwrap();
+    let (_, after) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [50]})), &operator()).await.unwrap();
     assert_eq!(finished(&rig.engine, &after[0].id).await.status, ExecutorStatus::Succeeded);
     let actions: Vec<String> = crate::support::audited(&rig.engine).await.into_iter().map(|(a, _, _)| a).filter(|a| a == "halt" || a == "resume").collect();
     assert_eq!(actions, ["halt", "resume"]);
@@ -117,7 +117,7 @@ async fn a_shutdown_while_claiming_neither_panics_nor_loses_the_claim() {
     let store = Arc::new(cme_store::Store::connect(&cme_store::StoreConfig::in_memory()).await.unwrap());
     let slow = Arc::new(crate::slow::SlowClaims::new(store.clone()));
     let rig = Rig::over(store, slow.clone(), EngineConfig { max_concurrent_runs: 2, shutdown_deadline: Duration::from_secs(5), ..config() }).await;
-    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [0]})), "operator").await.unwrap();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [0]})), &operator()).await.unwrap();
     rig.engine.start();
     slow.entered.notified().await;
     let engine = rig.engine.clone();
@@ -132,7 +132,7 @@ async fn a_shutdown_while_claiming_neither_panics_nor_loses_the_claim() {
 #[tokio::test]
 async fn a_leashed_engine_runs_every_plan_dry_whenever_it_was_made() {
     let unleashed = Rig::new().await;
-    let (created, executors) = unleashed.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), "operator").await.unwrap();
+    let (created, executors) = unleashed.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), &operator()).await.unwrap();
     assert!(!created.plan.dry_run);
     // Only a leashed replica runs: it must not fire the plan for real.
     let store = unleashed.store.clone();
@@ -150,7 +150,7 @@ async fn a_halt_holds_and_cancels_runs_even_when_it_cannot_be_stored() {
     let faulty = Arc::new(crate::slow::SlowClaims::fast(store.clone()));
     let rig = Rig::over(store.clone(), faulty.clone(), config()).await;
     rig.engine.start();
-    let (_, running) = rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), "operator").await.unwrap();
+    let (_, running) = rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), &operator()).await.unwrap();
     reaches(&rig.engine, &running[0].id, ExecutorStatus::Running).await;
     faulty.fail_halt_writes.store(true, std::sync::atomic::Ordering::SeqCst);
 
@@ -158,7 +158,7 @@ async fn a_halt_holds_and_cancels_runs_even_when_it_cannot_be_stored() {
     assert!(halt.state.halted);
     assert!(!halt.persisted, "the answer says the halt is not stored");
     assert_eq!(finished(&rig.engine, &running[0].id).await.status, ExecutorStatus::Cancelled, "the running attack was cancelled anyway");
-    let (_, later) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), "operator").await.unwrap();
+    let (_, later) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), &operator()).await.unwrap();
     assert_eq!(finished(&rig.engine, &later[0].id).await.status, ExecutorStatus::Cancelled, "nothing starts while the halt holds here");
     assert!(!rig.engine.halt_state().await.unwrap().persisted);
     assert_eq!(rig.runs().len(), 1);
@@ -178,7 +178,7 @@ async fn a_halt_holds_and_cancels_runs_even_when_it_cannot_be_stored() {
 #[tokio::test]
 async fn a_claim_checks_the_stored_halt_in_the_same_statement() {
     let rig = Rig::new().await;
-    rig.engine.create_plan(plan(json!({}), json!({"in_ms": [-10]})), "operator").await.unwrap();
+    rig.engine.create_plan(plan(json!({}), json!({"in_ms": [-10]})), &operator()).await.unwrap();
     // Another replica halted: a claim by any engine that has not looked yet finds nothing.
     let halted = cme_engine::HaltState { halted: true, since: Some(Utc::now()), reason: None };
     rig.store.set_halt_state(&halted, &cme_engine::AuditEvent::action("operator", "halt", "")).await.unwrap();

@@ -90,3 +90,13 @@ pub async fn audited(engine: &Engine) -> Vec<(String, String, AuditDecision)> {
     let page = engine.audit(cme_engine::Page::first(1000).unwrap()).await.unwrap();
     page.items.into_iter().rev().map(|e| (e.event.action, e.event.target, e.event.decision)).collect()
 }
+
+/// The actor the tests create plans as.
+pub fn operator() -> cme_engine::Actor {
+    cme_engine::Actor::new("operator", "operator")
+}
+
+/// The actor the tests manage credentials as.
+pub fn admin() -> cme_engine::Actor {
+    cme_engine::Actor::new("admin", "admin")
+}

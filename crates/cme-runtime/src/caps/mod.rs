@@ -68,6 +68,8 @@ pub(crate) struct Capabilities {
     pub grant: Grant,
     pub dry_run: bool,
     pub backends: Arc<Backends>,
+    /// On whose behalf the run acts (credential lookups are checked against it).
+    pub owner: crate::credentials::RunOwner,
     pub http_requests: u32,
     pub actions: Vec<String>,
     /// Instances this run obtained from describe-instances, by id, with their region:
@@ -84,12 +86,13 @@ pub(crate) struct Capabilities {
 }
 
 impl Capabilities {
-    pub fn new(declared: Vec<Capability>, grant: Grant, dry_run: bool, backends: Arc<Backends>) -> Self {
+    pub fn new(declared: Vec<Capability>, grant: Grant, dry_run: bool, backends: Arc<Backends>, owner: crate::credentials::RunOwner) -> Self {
         Capabilities {
             declared,
             grant,
             dry_run,
             backends,
+            owner,
             http_requests: 0,
             actions: Vec::new(),
             discovered: Default::default(),

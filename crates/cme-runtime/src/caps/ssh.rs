@@ -108,14 +108,18 @@ impl CallState {
             self.audit(call, label.to_string(), Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
         }
-        let credential = match backend.credentials.ssh_credential(&target.credential).await {
+        let credential = match backend.credentials.ssh_credential(&target.credential, &caps.owner).await {
             Ok(Some(credential)) => credential,
             Ok(None) => {
                 let reason = format!("no credential named {:?} is stored on this engine", target.credential);
                 self.audit(call, label.to_string(), Decision::Allowed, Some(reason.clone()));
                 return Ok(Err(HostError::InvalidArgument(reason)));
             }
-            Err(reason) => {
+            Err(crate::credentials::CredentialError::Denied(reason)) => {
+                self.audit(call, label.to_string(), Decision::Denied(reason.clone()), None);
+                return Ok(Err(HostError::Denied(reason)));
+            }
+            Err(crate::credentials::CredentialError::Unavailable(reason)) => {
                 self.audit(call, label.to_string(), Decision::Unavailable(reason.clone()), None);
                 return Ok(Err(HostError::Unavailable(reason)));
             }

@@ -84,7 +84,7 @@ struct NoCredentials;
 
 #[async_trait::async_trait]
 impl CredentialSource for NoCredentials {
-    async fn ssh_credential(&self, _name: &str) -> Result<Option<SshCredential>, String> {
+    async fn ssh_credential(&self, _name: &str, _owner: &cme_runtime::RunOwner) -> Result<Option<SshCredential>, cme_runtime::CredentialError> {
         Ok(None)
     }
 }

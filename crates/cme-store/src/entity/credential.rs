@@ -14,6 +14,11 @@ pub struct Model {
     pub fingerprint: String,
     pub algorithm: String,
     pub created_at_us: i64,
+    /// JSON array of the token names and roles whose plans may use it; NULL (stored before
+    /// m0005) means the roles that could use any credential then: operator and admin.
+    pub may_use: Option<String>,
+    /// The plan whose inline key this is: only that plan may use it.
+    pub owner_plan: Option<String>,
 }
 
 impl std::fmt::Debug for Model {

@@ -22,6 +22,9 @@ pub struct Model {
     pub timezone: String,
     pub seed: i64,
     pub grace_ms: i64,
+    /// JSON `{"name": token name, "role": role}` of who created it; NULL for plans stored
+    /// before m0005.
+    pub created_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

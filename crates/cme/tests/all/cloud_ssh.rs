@@ -41,6 +41,10 @@ impl Rig {
     }
 
     fn engine(&self, name: &str, policy: &str) -> Engine {
+        self.engine_with(name, policy, Vec::new())
+    }
+
+    fn engine_with(&self, name: &str, policy: &str, env: Vec<(String, String)>) -> Engine {
         let home = self.dir.path().join(name);
         std::fs::create_dir_all(home.join("scripts")).unwrap();
         // An operator's script directory, beside the shipped library.
@@ -50,7 +54,8 @@ impl Rig {
             scripts = home.join("scripts").display(),
             known = self.dir.path().join("known_hosts").display(),
         );
-        Engine::start(&home, Backend::Sqlite, Options { env: self.moto.engine_env(), config: Some(config), ..Options::default() })
+        let env = self.moto.engine_env().into_iter().chain(env).collect();
+        Engine::start(&home, Backend::Sqlite, Options { env, config: Some(config), ..Options::default() })
     }
 
     fn run_script(&self, script: &str, args: &[&str], credential: &str) -> Value {
@@ -213,3 +218,45 @@ async fn a_plan_with_the_originals_inline_pem_stores_it_as_a_credential_and_neve
     assert_eq!(api.delete(&format!("/api/1/plans/{plan_id}")).await.status, 200);
     assert!(api.get("/api/1/credentials/").await.body["_embedded"]["credentials"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_credential_serves_only_the_plans_it_names_and_an_inline_key_only_its_own_plan() {
+    let Some(rig) = Rig::start("sa-east-1", "scopes").await else { return };
+    let tokens = "operator:operator-scope-secret,admin:admin-scope-secret";
+    let engine = rig.engine_with("scopes", "accept-new", vec![("CME_TOKENS".into(), tokens.into())]);
+    let admin = engine.client().with_token("admin-scope-secret");
+    let operator = engine.client().with_token("operator-scope-secret");
+    let marker = rig.dir.path().join("marker");
+    let smoke = |credential: &str| rig.run_script("s_empty.sh", &[marker.to_str().unwrap()], credential);
+
+    // By default a credential serves its creator's plans only.
+    store_credential(&admin, "admins-only", &rig.private_key()).await;
+    let listed = admin.get("/api/1/credentials/").await.body;
+    assert_eq!(listed["_embedded"]["credentials"][0]["may_use"], json!(["admin"]));
+    let done = operator.run_once(smoke("admins-only"), false).await;
+    assert_eq!(done["status"], "failed");
+    let error = done["error"].as_str().unwrap();
+    assert!(error.starts_with("denied") && error.contains("may be used by plans of [\"admin\"] only"), "{error}");
+    assert!(!marker.exists(), "nothing ran with a credential the plan may not use");
+    let audit = admin.get("/api/1/audit/").await.body;
+    assert!(audit["_embedded"]["audit"].as_array().unwrap().iter().any(|e| e["run_id"] == done["id"] && e["decision"] == "denied"));
+
+    // Named for operators, it serves them.
+    let created = admin.post("/api/1/credentials/", &json!({"name": "for-ops", "user": current_user(), "private_key": rig.private_key(), "may_use": ["operator"]})).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let done = operator.run_once(smoke("for-ops"), false).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    std::fs::remove_file(&marker).unwrap();
+
+    // An inline key is its plan's own: another plan naming it is refused.
+    let mut inline = rig.run_script("s_empty.sh", &["/nonexistent/never"], "");
+    inline["args"]["ssh"] = json!({"pem": rig.private_key(), "user": current_user(), "port": rig.port});
+    let first = operator.plan_once(inline, false).await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let inline_name = format!("plan-{}-ssh", first.body["id"].as_str().unwrap());
+    let stolen = operator.run_once(smoke(&inline_name), false).await;
+    assert_eq!(stolen["status"], "failed");
+    assert!(stolen["error"].as_str().unwrap().contains("no other plan may use it"), "{stolen}");
+    assert!(!marker.exists());
+}
+
