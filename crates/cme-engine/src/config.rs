@@ -9,7 +9,8 @@ use chrono_tz::Tz;
 /// By default: UTC for times without offset, a misfire grace of 60 s, no forced dry run,
 /// 256 attacks at once, leases of the run deadline (60 s) plus 30 s, a reaper pass every
 /// 30 s, 30 s for running attacks to finish at shutdown, uploads up to 20 MiB, and at most
-/// 100,000 live plans and 1,000,000 pending executors.
+/// 100,000 live plans and 1,000,000 pending executors, audit events kept 365 days and the
+/// logs of finished runs 30 days (pruned at each reaper pass).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub timezone: Tz,
@@ -31,6 +32,11 @@ pub struct EngineConfig {
     pub max_plans: u64,
     /// Executors still pending, over all plans, at most.
     pub max_pending_executors: u64,
+    /// How long audit events are kept; None: forever.
+    pub audit_retention: Option<Duration>,
+    /// How long the logs (lines, stdout, stderr) of finished runs are kept; their status
+    /// and result stay. None: forever.
+    pub run_log_retention: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +54,8 @@ impl Default for EngineConfig {
             max_plugin_bytes: crate::registry::DEFAULT_MAX_PLUGIN_BYTES,
             max_plans: 100_000,
             max_pending_executors: 1_000_000,
+            audit_retention: Some(Duration::from_secs(365 * 86_400)),
+            run_log_retention: Some(Duration::from_secs(30 * 86_400)),
         }
     }
 }

@@ -243,14 +243,22 @@ impl Engine {
         (end, result.audit)
     }
 
-    /// The reaper: at start and periodically, expired leases become failed.
+    /// The reaper: at start and periodically, expired leases become failed, and what is
+    /// past its retention is pruned.
     pub(crate) async fn reap(self: Arc<Self>) {
         let mut shutdown = self.shutdown.subscribe();
         loop {
-            match self.storage.reap_expired(Utc::now()).await {
+            let now = Utc::now();
+            match self.storage.reap_expired(now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(reaped = n, "executors whose engine stopped mid-run marked failed (outcome unknown)"),
                 Err(e) => tracing::error!(error = %e, "reaper pass failed"),
+            }
+            let before = |keep: Option<std::time::Duration>| keep.and_then(|k| chrono::Duration::from_std(k).ok()).and_then(|k| now.checked_sub_signed(k));
+            match self.storage.prune(before(self.config.audit_retention), before(self.config.run_log_retention)).await {
+                Ok(p) if p == crate::storage::Pruned::default() => {}
+                Ok(p) => tracing::info!(audit_events = p.audit_events, run_logs = p.run_logs, "pruned what is past its retention"),
+                Err(e) => tracing::error!(error = %e, "retention pass failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.reaper_interval) => {}

@@ -80,6 +80,13 @@ impl std::fmt::Display for CappedWork {
     }
 }
 
+/// What one retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub audit_events: u64,
+    pub run_logs: u64,
+}
+
 pub type StorageResult<T> = Result<T, StorageError>;
 
 #[async_trait::async_trait]
@@ -131,6 +138,10 @@ pub trait Storage: Send + Sync + 'static {
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>>;
     /// Running executors whose lease expired become failed, "outcome unknown".
     async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64>;
+    /// Retention: deletes audit events older than `audit_before` and empties the run logs
+    /// (log lines, stdout, stderr) of executors finished before `logs_before`, keeping
+    /// their status and result. None keeps that kind forever.
+    async fn prune(&self, audit_before: Option<DateTime<Utc>>, logs_before: Option<DateTime<Utc>>) -> StorageResult<Pruned>;
 
     async fn halt_state(&self) -> StorageResult<HaltState>;
     /// Changes whenever another replica may have changed the halt switch (PostgreSQL's

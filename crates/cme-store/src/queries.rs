@@ -11,10 +11,10 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use cme_engine::storage::{CappedWork, InsertPlanError, OverCap, StorageResult};
+use cme_engine::storage::{CappedWork, InsertPlanError, OverCap, Pruned, StorageResult};
 use cme_engine::{
     AuditEntry, AuditEvent, Credential, Executor, ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
-    Plan, PlanSummary, PluginChange, PluginRecord, Storage, StorageError, StoredUpload, WorkCaps,
+    Plan, PlanSummary, PluginChange, PluginRecord, RunLog, Storage, StorageError, StoredUpload, WorkCaps,
 };
 
 use crate::convert::{self, at, us};
@@ -436,6 +436,27 @@ impl Storage for Store {
             .await
             .map_err(db)?;
         Ok(updated.rows_affected)
+    }
+
+    async fn prune(&self, audit_before: Option<DateTime<Utc>>, logs_before: Option<DateTime<Utc>>) -> StorageResult<Pruned> {
+        let _gate = self.write_gate().await;
+        let mut pruned = Pruned::default();
+        if let Some(before) = audit_before {
+            let deleted = audit_event::Entity::delete_many().filter(audit_event::Column::AtUs.lt(us(before))).exec(self.db()).await.map_err(db)?;
+            pruned.audit_events = deleted.rows_affected;
+        }
+        if let Some(before) = logs_before {
+            let empty = convert::log_text(&RunLog::default());
+            let cleared = executor::Entity::update_many()
+                .col_expr(executor::Column::Log, Expr::value(empty.clone()))
+                .filter(executor::Column::FinishedAtUs.lt(us(before)))
+                .filter(executor::Column::Log.ne(empty))
+                .exec(self.db())
+                .await
+                .map_err(db)?;
+            pruned.run_logs = cleared.rows_affected;
+        }
+        Ok(pruned)
     }
 
     async fn halt_state(&self) -> StorageResult<HaltState> {

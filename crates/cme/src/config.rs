@@ -26,6 +26,11 @@ pub struct FileConfig {
     pub lease_margin_seconds: Option<u64>,
     pub reaper_interval_seconds: Option<u64>,
     pub shutdown_deadline_seconds: Option<u64>,
+    /// Seconds audit events are kept (default 365 days; 0 keeps them forever).
+    pub audit_retention_seconds: Option<u64>,
+    /// Seconds the logs of finished runs are kept; their status and result stay (default
+    /// 30 days; 0 keeps them forever).
+    pub run_log_retention_seconds: Option<u64>,
     /// Live plans all replicas hold at most (default 100,000); more answer 429.
     pub max_plans: Option<u64>,
     /// Pending executors over all plans at most (default 1,000,000); more answer 429.

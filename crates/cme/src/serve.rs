@@ -112,6 +112,13 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(s) = file.shutdown_deadline_seconds {
         engine_config.shutdown_deadline = Duration::from_secs(s);
     }
+    let retention = |seconds: u64| (seconds > 0).then(|| Duration::from_secs(seconds));
+    if let Some(s) = file.audit_retention_seconds {
+        engine_config.audit_retention = retention(s);
+    }
+    if let Some(s) = file.run_log_retention_seconds {
+        engine_config.run_log_retention = retention(s);
+    }
     if let Some(n) = file.max_plans {
         engine_config.max_plans = n;
     }

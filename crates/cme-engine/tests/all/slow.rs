@@ -107,6 +107,10 @@ impl Storage for SlowClaims {
         self.inner.record_runs(runs).await
     }
 
+    async fn prune(&self, audit_before: Option<DateTime<Utc>>, logs_before: Option<DateTime<Utc>>) -> StorageResult<storage::Pruned> {
+        self.inner.prune(audit_before, logs_before).await
+    }
+
     async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64> {
         self.inner.reap_expired(now).await
     }

@@ -242,3 +242,32 @@ async fn plans_beyond_the_configured_caps_are_refused_with_429_and_store_nothing
     let names: Vec<Value> = api.get("/api/1/plans/?all=true").await.body["plans"].as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
     assert_eq!(names, vec![json!("pending")], "nothing of the refused plans was stored");
 }
+
+#[tokio::test]
+async fn audit_events_and_run_logs_past_their_retention_are_pruned_and_results_stay() {
+    let sink = Sink::start(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = "audit_retention_seconds = 3\nrun_log_retention_seconds = 3\nreaper_interval_seconds = 1\n";
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config.into()), ..Options::default() });
+    let api = engine.client();
+    let done = api.run_once(json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/kept"), "method": "GET"}}), false).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let id = done["id"].as_str().unwrap().to_string();
+    let audited = |audit: &Value| audit["_embedded"]["audit"].as_array().unwrap().iter().any(|e| e["run_id"] == id.as_str());
+    assert!(audited(&api.get("/api/1/audit/").await.body), "the run's calls are audited at first");
+    assert!(done["log"]["elapsed_ms"].as_u64().unwrap() > 0 || !done["log"]["lines"].as_array().unwrap().is_empty(), "{done}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let executor = api.get(&format!("/api/1/executors/{id}")).await.body;
+        let audit = api.get("/api/1/audit/").await.body;
+        if !audited(&audit) && executor["log"]["lines"].as_array().is_some_and(Vec::is_empty) && executor["log"]["elapsed_ms"] == 0 {
+            assert_eq!(executor["status"], "succeeded", "the result outlives the log: {executor}");
+            assert_eq!(executor["result"], done["result"]);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing was pruned: {executor} {audit}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(engine.stderr().contains("pruned what is past its retention"));
+}
