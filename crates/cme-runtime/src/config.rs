@@ -66,7 +66,8 @@ impl Default for RuntimeConfig {
 /// Limits applied to every call into a plugin. A call that breaks one ends with a
 /// [`CallError`](crate::CallError) naming the limit; the engine and other calls go on.
 ///
-/// By default: 60 s wall-clock deadline (host calls included), 64 MiB of linear memory,
+/// By default: 60 s wall-clock deadline (host calls included), 64 MiB of linear memory
+/// per call (the sum over all of its memories),
 /// 1,000 capability calls, 1,000 log lines of at most 4 KiB each, 64 KiB each of captured
 /// stdout and stderr, and 1 MiB of report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

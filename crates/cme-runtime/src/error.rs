@@ -39,8 +39,8 @@ pub enum CallError {
     /// The call ran past its wall-clock deadline.
     #[error("deadline of {} ms exceeded", .0.as_millis())]
     Deadline(Duration),
-    /// The plugin tried to grow its memory beyond the limit.
-    #[error("memory limit of {limit} bytes exceeded (the plugin asked for {requested} bytes)")]
+    /// The plugin tried to grow its memories (all of them together) beyond the limit.
+    #[error("memory limit of {limit} bytes per call exceeded (its memories would total {requested} bytes)")]
     MemoryLimit { limit: usize, requested: usize },
     /// The plugin recursed beyond the wasm stack.
     #[error("stack overflow: the plugin exhausted its call stack")]

@@ -33,6 +33,9 @@ pub(crate) struct CallState {
     /// The capability call waiting on the outside world (its call and target), so that a
     /// call the run's end interrupts (deadline, cancellation) is still audited.
     pub in_flight: Option<(&'static str, String)>,
+    /// Bytes of linear memory over all of the call's memories (a component may have
+    /// several core modules, each with its own): what the memory limit caps.
+    memory_total: usize,
 }
 
 impl CallState {
@@ -50,6 +53,7 @@ impl CallState {
             stderr,
             log: Vec::new(),
             in_flight: None,
+            memory_total: 0,
             audit: Vec::new(),
             host_calls: 0,
             plugin,
@@ -150,12 +154,15 @@ impl WasiView for CallState {
 }
 
 /// Memory and table growth beyond the limits ends the call with an error naming the
-/// limit (rather than a guest allocation failure that looks like a bug).
+/// limit (rather than a guest allocation failure that looks like a bug). The memory limit
+/// is per call: the sum over every memory of every instance the call creates.
 impl ResourceLimiter for CallState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.limits.memory_bytes {
-            return Err(breach(CallError::MemoryLimit { limit: self.limits.memory_bytes, requested: desired }));
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_total.saturating_sub(current).saturating_add(desired);
+        if total > self.limits.memory_bytes {
+            return Err(breach(CallError::MemoryLimit { limit: self.limits.memory_bytes, requested: total }));
         }
+        self.memory_total = total;
         Ok(true)
     }
 
@@ -177,5 +184,24 @@ impl ResourceLimiter for CallState {
 
     fn memories(&self) -> usize {
         8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_limit_caps_the_sum_of_all_memories_of_a_call() {
+        let limits = Limits { memory_bytes: 10 << 20, ..Limits::default() };
+        let mut state = CallState::new("p@1".into(), "run".into(), limits, None);
+        // Two memories of 4 MiB each fit; growing one of them by 4 MiB more does not.
+        assert!(state.memory_growing(0, 4 << 20, None).unwrap());
+        assert!(state.memory_growing(0, 4 << 20, None).unwrap());
+        let breach = state.memory_growing(4 << 20, 8 << 20, None).unwrap_err();
+        assert!(breach.to_string().contains("memory") || format!("{breach:?}").contains("MemoryLimit"), "{breach:?}");
+        // A third memory that would pass the total is refused too, one that fits is not.
+        assert!(state.memory_growing(0, 3 << 20, None).is_err());
+        assert!(state.memory_growing(0, 2 << 20, None).unwrap());
     }
 }
