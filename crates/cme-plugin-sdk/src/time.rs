@@ -49,6 +49,33 @@ pub fn localize(naive: NaiveDateTime, zone: Tz) -> Result<DateTime<Utc>, String>
     }
 }
 
+/// The instant a schedule's wall time `naive` means in `zone`, always one: a time that a
+/// spring-forward change skips moves to the first valid instant after the gap (the
+/// change itself), and an ambiguous time (fall back) is the earlier of its two instants,
+/// so a schedule fires once. (Unlike [`localize`], which refuses a skipped time a user
+/// typed.)
+pub fn schedule_instant(naive: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
+    match zone.from_local_datetime(&naive) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(earlier, _) => earlier.with_timezone(&Utc),
+        LocalResult::None => first_instant_at_or_after(naive, zone),
+    }
+}
+
+/// The first instant whose wall time in `zone` is at or after `naive`, found by bisection
+/// over the day around it (wall time only moves forward near a gap; offsets are within
+/// ±18 h).
+fn first_instant_at_or_after(naive: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
+    let as_utc = naive.and_utc().timestamp();
+    let (mut lo, mut hi) = (as_utc - 20 * 3600, as_utc + 20 * 3600);
+    let wall = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default().with_timezone(&zone).naive_local();
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if wall(mid) >= naive { hi = mid } else { lo = mid + 1 }
+    }
+    DateTime::from_timestamp(lo, 0).unwrap_or_default()
+}
+
 /// Parses `HH:MM` (24-hour clock).
 pub fn parse_hh_mm(text: &str) -> Result<NaiveTime, String> {
     NaiveTime::parse_from_str(text.trim(), "%H:%M").map_err(|_| format!("{text:?} is not a time of day HH:MM"))
@@ -96,4 +123,30 @@ mod tests {
         let (s, n) = to_parts(t);
         assert_eq!(from_parts(s, n), t);
     }
+
+    #[test]
+    fn skipped_schedule_times_move_to_the_change_and_repeated_ones_fire_once() {
+        use chrono_tz::{America::New_York, Australia::Sydney, Europe::Madrid};
+        let naive = |t: &str| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M").unwrap();
+        // Expected instants computed independently (Python zoneinfo).
+        let cases = [
+            (Madrid, "2026-03-29 02:30", "2026-03-29T01:00:00+00:00"),
+            (New_York, "2026-03-08 02:30", "2026-03-08T07:00:00+00:00"),
+            (Sydney, "2026-10-04 02:30", "2026-10-03T16:00:00+00:00"),
+            (Madrid, "2027-03-28 02:15", "2027-03-28T01:00:00+00:00"),
+            (New_York, "2027-03-14 02:59", "2027-03-14T07:00:00+00:00"),
+            (Sydney, "2027-10-03 02:00", "2027-10-02T16:00:00+00:00"),
+            (Madrid, "2026-10-25 02:30", "2026-10-25T00:30:00+00:00"),
+            (New_York, "2026-11-01 01:30", "2026-11-01T05:30:00+00:00"),
+            (Sydney, "2026-04-05 02:30", "2026-04-04T15:30:00+00:00"),
+            (Madrid, "2027-10-31 02:00", "2027-10-31T00:00:00+00:00"),
+            (New_York, "2027-11-07 01:00", "2027-11-07T05:00:00+00:00"),
+            (Sydney, "2027-04-04 02:45", "2027-04-03T15:45:00+00:00"),
+            (Madrid, "2026-07-01 10:00", "2026-07-01T08:00:00+00:00"),
+        ];
+        for (zone, wall, expected) in cases {
+            assert_eq!(schedule_instant(naive(wall), zone).to_rfc3339(), expected, "{wall} in {zone}");
+        }
+    }
 }
+
