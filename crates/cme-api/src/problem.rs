@@ -56,7 +56,8 @@ impl From<EngineError> for ApiError {
             | EngineError::VersionTaken { .. }
             | EngineError::BuiltinName { .. }
             | EngineError::RefTaken { .. }
-            | EngineError::CredentialExists(_) => StatusCode::CONFLICT,
+            | EngineError::CredentialExists(_)
+            | EngineError::Halted => StatusCode::CONFLICT,
             EngineError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             EngineError::OverCap(_) => StatusCode::TOO_MANY_REQUESTS,
             // The plugin's fault, not the client's: a server-side error.

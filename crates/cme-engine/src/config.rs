@@ -59,3 +59,10 @@ impl Default for EngineConfig {
         }
     }
 }
+
+impl EngineConfig {
+    /// The caps on stored work.
+    pub fn work_caps(&self) -> crate::WorkCaps {
+        crate::WorkCaps { max_plans: self.max_plans, max_pending_executors: self.max_pending_executors }
+    }
+}

@@ -87,12 +87,23 @@ pub enum EngineError {
     InvalidGrant(#[from] cme_grant::GrantError),
     #[error("a credential named {0} exists; delete it first")]
     CredentialExists(String),
+    #[error("the engine is halted: nothing fires until it is resumed")]
+    Halted,
     /// A configured cap on stored work would be passed; nothing was changed.
     #[error("{0}; delete finished plans or raise the cap")]
     OverCap(#[from] crate::storage::OverCap),
     /// Storage failed: nothing was changed, and the engine cannot serve this now.
     #[error("the database is unavailable: {0}")]
     Storage(#[from] StorageError),
+}
+
+impl From<crate::storage::InsertPlanError> for EngineError {
+    fn from(e: crate::storage::InsertPlanError) -> Self {
+        match e {
+            crate::storage::InsertPlanError::OverCap(over) => EngineError::OverCap(over),
+            crate::storage::InsertPlanError::Storage(e) => EngineError::Storage(e),
+        }
+    }
 }
 
 impl EngineError {

@@ -85,16 +85,30 @@ impl Engine {
         if let Some(credential) = &inline_credential {
             tracing::info!(plan_id = %plan.id, credential = %credential.name, fingerprint = %credential.fingerprint, "stored the plan's inline SSH key as a credential");
         }
-        let caps = crate::WorkCaps { max_plans: self.config.max_plans, max_pending_executors: self.config.max_pending_executors };
-        self.storage.insert_plan(&plan, &executors, &audit, inline_credential.as_ref(), &caps).await.map_err(|e| match e {
-            crate::storage::InsertPlanError::OverCap(over) => EngineError::OverCap(over),
-            crate::storage::InsertPlanError::Storage(e) => EngineError::Storage(e),
-        })?;
+        self.storage.insert_plan(&plan, &executors, &audit, inline_credential.as_ref(), &self.config.work_caps()).await?;
         self.wake_scheduler();
         tracing::info!(plan_id = %plan.id, name = %plan.name, executors = executors.len(), "plan created");
         // A new plan's figures are known: no need to read them back.
         let summary = PlanSummary { executors_count: executors.len() as u64, next_execution: executors.first().map(|e| e.due), executed: false, plan };
         Ok((summary, executors))
+    }
+
+    /// Fires a plan once, now: a new executor due at once, stored with the audit event of
+    /// `by` asking for it. Refused while halted; otherwise it runs like any executor (the
+    /// leash, the plugin's grant and the operator's fences apply).
+    pub async fn run_plan_now(&self, id: &str, by: &Actor) -> Result<Executor, EngineError> {
+        let plan = self.storage.plan(id).await?.filter(|p| p.deleted.is_none()).ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
+        if self.halt_state().await?.state.halted {
+            return Err(EngineError::Halted);
+        }
+        let now = Utc::now().trunc_subsecs(6);
+        let mut executor = Executor::pending(new_id(), &plan, now);
+        executor.created = now;
+        let audit = AuditEvent::action(&by.name, "plan.run", format!("{id}: executor {}", executor.id));
+        self.storage.insert_executors(std::slice::from_ref(&executor), &audit, &self.config.work_caps()).await?;
+        self.wake_scheduler();
+        tracing::info!(plan_id = %id, executor_id = %executor.id, by = %by.name, "plan fired on request");
+        Ok(executor)
     }
 
     /// Plans that are not deleted (only those with work left unless `all`).

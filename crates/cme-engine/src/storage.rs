@@ -46,7 +46,7 @@ pub enum InsertPlanError {
 
 /// A cap that a change would pass: what it caps, the cap and what is stored now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("this engine holds at most {max} {what}; {stored} are stored and this plan would add {adding}")]
+#[error("this engine holds at most {max} {what}; {stored} are stored and this change would add {adding}")]
 pub struct OverCap {
     pub what: CappedWork,
     pub max: u64,
@@ -103,6 +103,9 @@ pub trait Storage: Send + Sync + 'static {
         credential: Option<&Credential>,
         caps: &WorkCaps,
     ) -> Result<(), InsertPlanError>;
+    /// Adds executors to an existing plan with the audit event of the change, within
+    /// `caps` (as `insert_plan`, the plan counting as already stored).
+    async fn insert_executors(&self, executors: &[Executor], audit: &AuditEvent, caps: &WorkCaps) -> Result<(), InsertPlanError>;
     async fn plan(&self, id: &str) -> StorageResult<Option<Plan>>;
     /// Plans not deleted, newest first, with their figures (one query for the page's
     /// figures); with `all` false only those with executors still pending or running.

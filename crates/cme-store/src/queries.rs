@@ -142,26 +142,25 @@ impl Storage for Store {
     ) -> Result<(), InsertPlanError> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
-        if self.backend() == DbBackend::Postgres {
-            // Replicas creating plans at once count one after the other (released at commit).
-            const PLAN_CAPS_LOCK: i64 = 0x636d_655f_6361_7073; // "cme_caps"
-            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [PLAN_CAPS_LOCK.into()]))
-                .await
-                .map_err(db)?;
-        }
-        let plans = plan::Entity::find().filter(plan::Column::DeletedAtUs.is_null()).count(&txn).await.map_err(db)?;
-        if plans.saturating_add(1) > caps.max_plans {
-            return Err(OverCap { what: CappedWork::Plans, max: caps.max_plans, stored: plans, adding: 1 }.into());
-        }
-        let pending = executor::Entity::find().filter(executor::Column::Status.eq(status(PENDING))).count(&txn).await.map_err(db)?;
-        if pending.saturating_add(executors.len() as u64) > caps.max_pending_executors {
-            return Err(OverCap { what: CappedWork::PendingExecutors, max: caps.max_pending_executors, stored: pending, adding: executors.len() as u64 }.into());
-        }
+        self.check_caps(&txn, caps, 1, executors.len() as u64).await?;
         insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         if let Some(credential) = credential {
             credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
         }
         plan::Entity::insert(convert::plan_model(plan).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
+        for chunk in executors.chunks(500) {
+            let models: Vec<executor::ActiveModel> = chunk.iter().map(|e| convert::executor_model(e).into_active_model()).collect();
+            executor::Entity::insert_many(models).exec_without_returning(&txn).await.map_err(db)?;
+        }
+        txn.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn insert_executors(&self, executors: &[Executor], audit: &AuditEvent, caps: &WorkCaps) -> Result<(), InsertPlanError> {
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        self.check_caps(&txn, caps, 0, executors.len() as u64).await?;
+        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         for chunk in executors.chunks(500) {
             let models: Vec<executor::ActiveModel> = chunk.iter().map(|e| convert::executor_model(e).into_active_model()).collect();
             executor::Entity::insert_many(models).exec_without_returning(&txn).await.map_err(db)?;
@@ -604,3 +603,28 @@ fn adapt(backend: DbBackend, sql: &str) -> String {
         _ => sql.to_string(),
     }
 }
+
+impl Store {
+    /// Refuses a change that would pass `caps`, counting inside its transaction; on
+    /// PostgreSQL replicas count one after the other (an advisory lock held to commit).
+    async fn check_caps(&self, txn: &sea_orm::DatabaseTransaction, caps: &WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {
+        if self.backend() == DbBackend::Postgres {
+            const WORK_CAPS_LOCK: i64 = 0x636d_655f_6361_7073; // "cme_caps"
+            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [WORK_CAPS_LOCK.into()]))
+                .await
+                .map_err(db)?;
+        }
+        if plans > 0 {
+            let stored = plan::Entity::find().filter(plan::Column::DeletedAtUs.is_null()).count(txn).await.map_err(db)?;
+            if stored.saturating_add(plans) > caps.max_plans {
+                return Err(OverCap { what: CappedWork::Plans, max: caps.max_plans, stored, adding: plans }.into());
+            }
+        }
+        let stored = executor::Entity::find().filter(executor::Column::Status.eq(status(PENDING))).count(txn).await.map_err(db)?;
+        if stored.saturating_add(executors) > caps.max_pending_executors {
+            return Err(OverCap { what: CappedWork::PendingExecutors, max: caps.max_pending_executors, stored, adding: executors }.into());
+        }
+        Ok(())
+    }
+}
+

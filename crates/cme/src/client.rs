@@ -32,6 +32,8 @@ pub enum PlansCommand {
     Show { id: String },
     /// Delete a plan (cancels its pending executors).
     Delete { id: String },
+    /// Fire a plan once, now (refused while halted).
+    Run { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,6 +109,11 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                 println!("attack:  {} {}", doc["attack"]["ref"].as_str().unwrap_or(""), doc["attack"]["args"]);
                 println!("planner: {} {}", doc["planner"]["ref"].as_str().unwrap_or(""), doc["planner"]["args"]);
                 print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
+            }
+            Request::Plans(PlansCommand::Run { id }) => {
+                let doc = client.send(reqwest::Method::POST, &format!("/api/1/plans/{id}/run"), Some(serde_json::json!({}))).await?;
+                println!("fired plan {id}: executor {}", doc["id"].as_str().unwrap_or("?"));
+                print_executors(std::slice::from_ref(&doc));
             }
             Request::Plans(PlansCommand::Delete { id }) => {
                 let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/plans/{id}"), None).await?;

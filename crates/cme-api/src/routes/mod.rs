@@ -53,6 +53,7 @@ fn routes(config: &mut web::ServiceConfig) {
             .route(web::delete().to(plans::delete))
             .default_service(web::to(method_not_allowed)),
     );
+    config.service(web::resource("/api/1/plans/{id}/run").route(web::post().to(plans::run_now)).default_service(web::to(method_not_allowed)));
     both(config, "/api/1/executors/", |r| r.route(web::get().to(executors::list)));
     config.service(
         web::resource("/api/1/executors/{id}")

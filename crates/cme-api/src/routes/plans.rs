@@ -106,6 +106,20 @@ pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<Ap
         .ok())
 }
 
+/// Fires the plan once, now (operator): the new executor, 201, its `Location`; 409 while
+/// halted.
+pub async fn run_now(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    let caller = state.auth.require(&req, Role::Operator)?;
+    let executor = state.engine.run_plan_now(&id, &caller.actor()).await?;
+    let location = format!("/api/1/executors/{}", executor.id);
+    let mut response = super::executors::executor_document(&state.secrets, &executor, None, false).respond(StatusCode::CREATED);
+    response.headers_mut().insert(
+        actix_web::http::header::LOCATION,
+        actix_web::http::header::HeaderValue::from_str(&location).expect("ids are hex"),
+    );
+    Ok(response)
+}
+
 /// A plan; with `executors`, the first of them embedded, and whether there are more (the
 /// `executors` link pages through all of them).
 fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executors: Option<(&[Executor], bool)>) -> Hal {
@@ -125,6 +139,7 @@ fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executo
         "planner": {"ref": plan.planner.reference, "plugin": plan.planner.plugin, "args": secrets.json(&plan.planner.args)},
     }))
     .link("self", href.clone())
+    .link("run", format!("{href}/run"))
     .link("delete", href)
     .link("executors", format!("/api/1/executors/?plan_id={}&executed=all", plan.id));
     match executors {

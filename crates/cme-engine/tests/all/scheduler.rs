@@ -187,3 +187,22 @@ async fn a_claim_checks_the_stored_halt_in_the_same_statement() {
     rig.store.set_halt_state(&cme_engine::HaltState::default(), &cme_engine::AuditEvent::action("operator", "resume", "")).await.unwrap();
     assert_eq!(rig.store.claim_due(Utc::now(), "late-engine", Utc::now() + chrono::Duration::seconds(60), 10).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_plan_fired_on_request_runs_at_once_and_is_audited_but_not_while_halted() {
+    let rig = Rig::new().await;
+    rig.engine.start();
+    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [3_600_000]})), &operator()).await.unwrap();
+    let fired = rig.engine.run_plan_now(&created.plan.id, &operator()).await.unwrap();
+    assert_ne!(fired.id, executors[0].id);
+    let done = finished(&rig.engine, &fired.id).await;
+    assert_eq!(done.status, ExecutorStatus::Succeeded);
+    assert_eq!(rig.engine.executor(&executors[0].id).await.unwrap().0.status, ExecutorStatus::Pending, "the planned run is untouched");
+    let audit = rig.engine.audit(Page::default()).await.unwrap();
+    assert!(audit.items.iter().any(|e| e.event.action == "plan.run" && e.event.actor == "operator" && e.event.target.contains(&fired.id)));
+
+    rig.engine.halt(None, "operator").await.unwrap();
+    assert!(matches!(rig.engine.run_plan_now(&created.plan.id, &operator()).await, Err(cme_engine::EngineError::Halted)));
+    rig.engine.resume("operator").await.unwrap();
+    assert!(matches!(rig.engine.run_plan_now("no-such-plan", &operator()).await, Err(cme_engine::EngineError::NotFound { .. })));
+}

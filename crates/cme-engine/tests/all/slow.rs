@@ -36,6 +36,10 @@ impl SlowClaims {
 
 #[async_trait::async_trait]
 impl Storage for SlowClaims {
+    async fn insert_executors(&self, executors: &[Executor], audit: &AuditEvent, caps: &WorkCaps) -> Result<(), InsertPlanError> {
+        self.inner.insert_executors(executors, audit, caps).await
+    }
+
     async fn insert_plan(
         &self,
         plan: &Plan,

@@ -271,3 +271,33 @@ async fn audit_events_and_run_logs_past_their_retention_are_pruned_and_results_s
     }
     assert!(engine.stderr().contains("pruned what is past its retention"));
 }
+
+#[tokio::test]
+async fn a_plan_fires_once_on_request_and_not_while_halted() {
+    let sink = Sink::start(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let created = api.post("/api/1/plans/", &api_plan("on request", &sink.url("/now"), &in_seconds(3600))).await;
+    assert_eq!(created.status, 201);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    assert_eq!(created.body["_links"]["run"]["href"], format!("/api/1/plans/{id}/run"));
+
+    let fired = api.post(&format!("/api/1/plans/{id}/run"), &json!({})).await;
+    assert_eq!(fired.status, 201, "{:?}", fired.body);
+    let executor = fired.body["id"].as_str().unwrap().to_string();
+    assert_eq!(fired.location.as_deref(), Some(format!("/api/1/executors/{executor}").as_str()));
+    let done = api.wait_executor(&executor, is_terminal).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(sink.requests().len(), 1);
+    let plan = api.get(&format!("/api/1/plans/{id}")).await.body;
+    assert_eq!(plan["executors_count"], 2, "the planned run is still there: {plan}");
+
+    assert_eq!(api.post("/api/1/halt", &json!({})).await.status, 200);
+    let refused = api.post(&format!("/api/1/plans/{id}/run"), &json!({})).await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.body["msg"].as_str().unwrap().contains("halted"), "{:?}", refused.body);
+    assert_eq!(api.post("/api/1/resume", &json!({})).await.status, 200);
+    assert_eq!(api.post("/api/1/plans/0123456789abcdef0123456789abcdef/run", &json!({})).await.status, 404);
+    assert_eq!(sink.requests().len(), 1, "nothing more fired");
+}
