@@ -73,6 +73,8 @@ pub struct Plan {
     /// Who created it; None for plans stored before creators were recorded (they count
     /// as made by an operator).
     pub created_by: Option<Actor>,
+    /// Since when it is paused: its waiting executors do not fire.
+    pub paused: Option<DateTime<Utc>>,
 }
 
 /// Who asked for a change: the token's name (what audit rows show) and its role.
@@ -122,11 +124,18 @@ pub enum ExecutorStatus {
     /// Not started within its grace period after its due time.
     Missed,
     Cancelled,
+    /// Its plan is paused: not claimed until the plan is resumed (then pending again, or
+    /// missed if its grace has passed).
+    Paused,
 }
 
 impl ExecutorStatus {
-    pub const ALL: [ExecutorStatus; 6] = [Self::Pending, Self::Running, Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled];
-    pub const OPEN: [ExecutorStatus; 2] = [Self::Pending, Self::Running];
+    pub const ALL: [ExecutorStatus; 7] =
+        [Self::Pending, Self::Running, Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled, Self::Paused];
+    /// Still to run (or running): what "not executed" means.
+    pub const OPEN: [ExecutorStatus; 3] = [Self::Pending, Self::Running, Self::Paused];
+    /// Waiting for their time: what a cancel, a reschedule or a deletion may change.
+    pub const WAITING: [ExecutorStatus; 2] = [Self::Pending, Self::Paused];
     pub const TERMINAL: [ExecutorStatus; 4] = [Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled];
 
     pub fn is_terminal(self) -> bool {
@@ -150,6 +159,7 @@ text_enum!(ExecutorStatus, "executor status", {
     Failed => "failed",
     Missed => "missed",
     Cancelled => "cancelled",
+    Paused => "paused",
 });
 
 /// One scheduled run of a plan's attack. Never deleted.

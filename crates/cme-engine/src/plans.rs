@@ -77,6 +77,7 @@ impl Engine {
             seed,
             grace,
             created_by: Some(by.clone()),
+            paused: None,
         };
         instants.sort();
         let instants = instants.into_iter().map(|t| t.trunc_subsecs(6));
@@ -109,6 +110,29 @@ impl Engine {
         self.wake_scheduler();
         tracing::info!(plan_id = %id, executor_id = %executor.id, by = %by.name, "plan fired on request");
         Ok(executor)
+    }
+
+    /// Pauses a plan: its pending executors become `paused` and do not fire until it is
+    /// resumed. Pausing a paused plan changes nothing.
+    pub async fn pause_plan(&self, id: &str, by: &str) -> Result<PlanSummary, EngineError> {
+        let audit = AuditEvent::action(by, "plan.pause", id);
+        if !self.storage.set_plan_paused(id, Some(Utc::now().trunc_subsecs(6)), &audit).await? {
+            return Err(EngineError::not_found(Resource::Plan, id));
+        }
+        tracing::info!(plan_id = %id, by, "plan paused");
+        Ok(self.plan(id).await?.0)
+    }
+
+    /// Resumes a paused plan: its paused executors are pending again (those past their
+    /// grace become missed, as after downtime).
+    pub async fn resume_plan(&self, id: &str, by: &str) -> Result<PlanSummary, EngineError> {
+        let audit = AuditEvent::action(by, "plan.resume", id);
+        if !self.storage.set_plan_paused(id, None, &audit).await? {
+            return Err(EngineError::not_found(Resource::Plan, id));
+        }
+        self.wake_scheduler();
+        tracing::info!(plan_id = %id, by, "plan resumed");
+        Ok(self.plan(id).await?.0)
     }
 
     /// Plans that are not deleted (only those with work left unless `all`).

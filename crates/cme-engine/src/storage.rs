@@ -107,6 +107,10 @@ pub trait Storage: Send + Sync + 'static {
     /// `caps` (as `insert_plan`, the plan counting as already stored).
     async fn insert_executors(&self, executors: &[Executor], audit: &AuditEvent, caps: &WorkCaps) -> Result<(), InsertPlanError>;
     async fn plan(&self, id: &str) -> StorageResult<Option<Plan>>;
+    /// Pauses (`Some(since)`) or resumes (`None`) a plan that is not deleted, moving its
+    /// waiting executors between `pending` and `paused`, with the audit event; false when
+    /// there is no such plan. Pausing a paused plan keeps its first `since`.
+    async fn set_plan_paused(&self, id: &str, since: Option<DateTime<Utc>>, audit: &AuditEvent) -> StorageResult<bool>;
     /// Plans not deleted, newest first, with their figures (one query for the page's
     /// figures); with `all` false only those with executors still pending or running.
     async fn list_plans(&self, all: bool, page: Page) -> StorageResult<PageOf<PlanSummary>>;

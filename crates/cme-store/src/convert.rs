@@ -45,6 +45,7 @@ pub(crate) fn plan_model(p: &Plan) -> plan::Model {
         seed: p.seed as i64,
         grace_ms: p.grace.as_millis() as i64,
         created_by: p.created_by.as_ref().map(|a| serde_json::json!({"name": a.name, "role": a.role}).to_string()),
+        paused_at_us: p.paused.map(us),
     }
 }
 
@@ -60,6 +61,7 @@ pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
         timezone: m.timezone,
         seed: m.seed as u64,
         grace: Duration::from_millis(m.grace_ms.max(0) as u64),
+        paused: m.paused_at_us.map(at),
         created_by: match m.created_by {
             None => None,
             Some(text) => {

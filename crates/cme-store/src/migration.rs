@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003Plugins),
             Box::new(M0004ExecutorDryRun),
             Box::new(M0005CredentialScopes),
+            Box::new(M0006PlanPause),
         ]
     }
 }
@@ -340,3 +341,27 @@ impl MigrationTrait for M0005CredentialScopes {
         manager.alter_table(Table::alter().table(PlanCreators::Table).add_column(text_null(PlanCreators::CreatedBy)).to_owned()).await
     }
 }
+
+/// Paused plans (their waiting executors take the status `paused`, no schema change).
+struct M0006PlanPause;
+
+impl MigrationName for M0006PlanPause {
+    fn name(&self) -> &str {
+        "m0006_plan_pause"
+    }
+}
+
+#[derive(DeriveIden)]
+enum PausedPlans {
+    #[sea_orm(iden = "plans")]
+    Table,
+    PausedAtUs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0006PlanPause {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.alter_table(Table::alter().table(PausedPlans::Table).add_column(big_integer_null(PausedPlans::PausedAtUs)).to_owned()).await
+    }
+}
+

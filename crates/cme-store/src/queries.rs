@@ -39,6 +39,11 @@ fn status(s: ExecutorStatus) -> sea_orm::Value {
     s.as_str().into()
 }
 
+/// The statuses of executors waiting for their time (pending, or paused with their plan).
+fn waiting() -> [&'static str; 2] {
+    ExecutorStatus::WAITING.map(ExecutorStatus::as_str)
+}
+
 #[derive(Debug, FromQueryResult)]
 struct Figures {
     plan_id: String,
@@ -63,7 +68,7 @@ impl Store {
         if plan_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut values: Vec<sea_orm::Value> = vec![status(PENDING), status(RUNNING)];
+        let mut values: Vec<sea_orm::Value> = vec![status(PENDING), status(RUNNING), status(ExecutorStatus::Paused)];
         let placeholders: Vec<String> = plan_ids
             .iter()
             .map(|id| {
@@ -73,7 +78,7 @@ impl Store {
             .collect();
         let sql = format!(
             "SELECT plan_id, COUNT(*) AS total, \
-             SUM(CASE WHEN status IN ($1, $2) THEN 1 ELSE 0 END) AS open, \
+             SUM(CASE WHEN status IN ($1, $2, $3) THEN 1 ELSE 0 END) AS open, \
              MIN(CASE WHEN status = $1 THEN due_at_us END) AS next_due \
              FROM executors WHERE plan_id IN ({}) GROUP BY plan_id",
             placeholders.join(", ")
@@ -119,7 +124,7 @@ impl Store {
         let rows = {
             let _gate = self.write_gate().await;
             let txn = self.db().begin().await.map_err(db)?;
-            let rows = update.filter(executor::Column::Id.eq(id)).filter(executor::Column::Status.eq(PENDING.as_str())).exec(&txn).await.map_err(db)?.rows_affected;
+            let rows = update.filter(executor::Column::Id.eq(id)).filter(executor::Column::Status.is_in(waiting())).exec(&txn).await.map_err(db)?.rows_affected;
             if rows == 1 {
                 insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
             }
@@ -169,6 +174,36 @@ impl Storage for Store {
         Ok(())
     }
 
+    async fn set_plan_paused(&self, id: &str, since: Option<DateTime<Utc>>, audit: &AuditEvent) -> StorageResult<bool> {
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        let exists = plan::Entity::find_by_id(id.to_string()).filter(plan::Column::DeletedAtUs.is_null()).count(&txn).await.map_err(db)? == 1;
+        if !exists {
+            txn.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        let (from, to) = match since {
+            Some(_) => (PENDING, ExecutorStatus::Paused),
+            None => (ExecutorStatus::Paused, PENDING),
+        };
+        let mut plan_update = plan::Entity::update_many().filter(plan::Column::Id.eq(id));
+        plan_update = match since {
+            Some(at) => plan_update.col_expr(plan::Column::PausedAtUs, Expr::value(us(at))).filter(plan::Column::PausedAtUs.is_null()),
+            None => plan_update.col_expr(plan::Column::PausedAtUs, Expr::value(Option::<i64>::None)),
+        };
+        plan_update.exec(&txn).await.map_err(db)?;
+        executor::Entity::update_many()
+            .col_expr(executor::Column::Status, Expr::value(to.as_str()))
+            .filter(executor::Column::PlanId.eq(id))
+            .filter(executor::Column::Status.eq(from.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(db)?;
+        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        txn.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
     async fn plan(&self, id: &str) -> StorageResult<Option<Plan>> {
         plan::Entity::find_by_id(id.to_string()).one(self.db()).await.map_err(db)?.map(convert::plan).transpose()
     }
@@ -181,7 +216,7 @@ impl Storage for Store {
                     sea_orm::sea_query::Query::select()
                         .column(executor::Column::PlanId)
                         .from(executor::Entity)
-                        .and_where(executor::Column::Status.is_in([PENDING.as_str(), RUNNING.as_str()]))
+                        .and_where(executor::Column::Status.is_in(ExecutorStatus::OPEN.map(ExecutorStatus::as_str)))
                         .to_owned(),
                 ),
             );
@@ -214,7 +249,7 @@ impl Storage for Store {
             .col_expr(executor::Column::FinishedAtUs, Expr::value(us(now)))
             .col_expr(executor::Column::Error, Expr::value("cancelled: plan deleted"))
             .filter(executor::Column::PlanId.eq(id))
-            .filter(executor::Column::Status.eq(PENDING.as_str()))
+            .filter(executor::Column::Status.is_in(waiting()))
             .exec(&txn)
             .await
             .map_err(db)?;
@@ -620,7 +655,7 @@ impl Store {
                 return Err(OverCap { what: CappedWork::Plans, max: caps.max_plans, stored, adding: plans }.into());
             }
         }
-        let stored = executor::Entity::find().filter(executor::Column::Status.eq(status(PENDING))).count(txn).await.map_err(db)?;
+        let stored = executor::Entity::find().filter(executor::Column::Status.is_in(waiting())).count(txn).await.map_err(db)?;
         if stored.saturating_add(executors) > caps.max_pending_executors {
             return Err(OverCap { what: CappedWork::PendingExecutors, max: caps.max_pending_executors, stored, adding: executors }.into());
         }

@@ -34,6 +34,10 @@ pub enum PlansCommand {
     Delete { id: String },
     /// Fire a plan once, now (refused while halted).
     Run { id: String },
+    /// Pause a plan: its pending executors wait until it is resumed.
+    Pause { id: String },
+    /// Resume a paused plan.
+    Resume { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -114,6 +118,14 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                 let doc = client.send(reqwest::Method::POST, &format!("/api/1/plans/{id}/run"), Some(serde_json::json!({}))).await?;
                 println!("fired plan {id}: executor {}", doc["id"].as_str().unwrap_or("?"));
                 print_executors(std::slice::from_ref(&doc));
+            }
+            Request::Plans(PlansCommand::Pause { id }) => {
+                let doc = client.send(reqwest::Method::POST, &format!("/api/1/plans/{id}/pause"), Some(serde_json::json!({}))).await?;
+                println!("plan {id} paused: {}", doc["paused"]);
+            }
+            Request::Plans(PlansCommand::Resume { id }) => {
+                let doc = client.send(reqwest::Method::POST, &format!("/api/1/plans/{id}/resume"), Some(serde_json::json!({}))).await?;
+                println!("plan {id} paused: {}", doc["paused"]);
             }
             Request::Plans(PlansCommand::Delete { id }) => {
                 let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/plans/{id}"), None).await?;

@@ -54,6 +54,8 @@ fn routes(config: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     );
     config.service(web::resource("/api/1/plans/{id}/run").route(web::post().to(plans::run_now)).default_service(web::to(method_not_allowed)));
+    config.service(web::resource("/api/1/plans/{id}/pause").route(web::post().to(plans::pause)).default_service(web::to(method_not_allowed)));
+    config.service(web::resource("/api/1/plans/{id}/resume").route(web::post().to(plans::resume)).default_service(web::to(method_not_allowed)));
     both(config, "/api/1/executors/", |r| r.route(web::get().to(executors::list)));
     config.service(
         web::resource("/api/1/executors/{id}")

@@ -120,6 +120,18 @@ pub async fn run_now(req: HttpRequest, id: web::Path<String>, state: web::Data<A
     Ok(response)
 }
 
+/// Pauses the plan (operator): its pending executors become `paused`.
+pub async fn pause(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    let caller = state.auth.require(&req, Role::Operator)?;
+    Ok(plan_document(&state.secrets, &state.engine.pause_plan(&id, caller.name()).await?, None).ok())
+}
+
+/// Resumes the plan (operator): its paused executors are pending again.
+pub async fn resume(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    let caller = state.auth.require(&req, Role::Operator)?;
+    Ok(plan_document(&state.secrets, &state.engine.resume_plan(&id, caller.name()).await?, None).ok())
+}
+
 /// A plan; with `executors`, the first of them embedded, and whether there are more (the
 /// `executors` link pages through all of them).
 fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executors: Option<(&[Executor], bool)>) -> Hal {
@@ -133,6 +145,8 @@ fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executo
         "next_execution": summary.next_execution.map(date),
         "executed": summary.executed,
         "dry_run": plan.dry_run,
+        "paused": plan.paused.is_some(),
+        "paused_since": plan.paused.map(date),
         "timezone": plan.timezone,
         "grace_seconds": plan.grace.as_secs(),
         "attack": {"ref": plan.attack.reference, "plugin": plan.attack.plugin, "args": secrets.json(&plan.attack.args)},
@@ -140,6 +154,8 @@ fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executo
     }))
     .link("self", href.clone())
     .link("run", format!("{href}/run"))
+    .link("pause", format!("{href}/pause"))
+    .link("resume", format!("{href}/resume"))
     .link("delete", href)
     .link("executors", format!("/api/1/executors/?plan_id={}&executed=all", plan.id));
     match executors {

@@ -206,3 +206,28 @@ async fn a_plan_fired_on_request_runs_at_once_and_is_audited_but_not_while_halte
     rig.engine.resume("operator").await.unwrap();
     assert!(matches!(rig.engine.run_plan_now("no-such-plan", &operator()).await, Err(cme_engine::EngineError::NotFound { .. })));
 }
+
+#[tokio::test]
+async fn a_paused_plan_does_not_fire_until_resumed() {
+    let rig = Rig::new().await;
+    rig.engine.start();
+    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), &operator()).await.unwrap();
+    let id = created.plan.id.clone();
+    let paused = rig.engine.pause_plan(&id, "operator").await.unwrap();
+    assert!(paused.plan.paused.is_some());
+    assert!(!paused.executed, "a paused plan still has work");
+    assert_eq!(paused.next_execution, None, "nothing is due while paused");
+    assert_eq!(rig.engine.pause_plan(&id, "operator").await.unwrap().plan.paused, paused.plan.paused, "pausing again changes nothing");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let waiting = rig.engine.executor(&executors[0].id).await.unwrap().0;
+    assert_eq!(waiting.status, ExecutorStatus::Paused, "past its time, it did not fire");
+    assert!(rig.runs().is_empty());
+
+    let resumed = rig.engine.resume_plan(&id, "operator").await.unwrap();
+    assert!(resumed.plan.paused.is_none());
+    let done = finished(&rig.engine, &executors[0].id).await;
+    assert_eq!(done.status, ExecutorStatus::Succeeded, "within its grace it fires at resume");
+    let audit = rig.engine.audit(Page::default()).await.unwrap();
+    assert!(audit.items.iter().any(|e| e.event.action == "plan.pause") && audit.items.iter().any(|e| e.event.action == "plan.resume"));
+    assert!(matches!(rig.engine.pause_plan("nope", "operator").await, Err(cme_engine::EngineError::NotFound { .. })));
+}

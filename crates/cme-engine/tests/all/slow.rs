@@ -40,6 +40,10 @@ impl Storage for SlowClaims {
         self.inner.insert_executors(executors, audit, caps).await
     }
 
+    async fn set_plan_paused(&self, id: &str, since: Option<DateTime<Utc>>, audit: &AuditEvent) -> StorageResult<bool> {
+        self.inner.set_plan_paused(id, since, audit).await
+    }
+
     async fn insert_plan(
         &self,
         plan: &Plan,

@@ -25,6 +25,8 @@ pub struct Model {
     /// JSON `{"name": token name, "role": role}` of who created it; NULL for plans stored
     /// before m0005.
     pub created_by: Option<String>,
+    /// Set while paused (m0006).
+    pub paused_at_us: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -301,3 +301,30 @@ async fn a_plan_fires_once_on_request_and_not_while_halted() {
     assert_eq!(api.post("/api/1/plans/0123456789abcdef0123456789abcdef/run", &json!({})).await.status, 404);
     assert_eq!(sink.requests().len(), 1, "nothing more fired");
 }
+
+#[tokio::test]
+async fn a_paused_plan_fires_nothing_until_it_is_resumed() {
+    let sink = Sink::start(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let created = api.post("/api/1/plans/", &api_plan("pausable", &sink.url("/paused"), &in_seconds(2))).await;
+    assert_eq!(created.status, 201);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let executor = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+
+    let paused = api.post(&format!("/api/1/plans/{id}/pause"), &json!({})).await;
+    assert_eq!(paused.status, 200, "{:?}", paused.body);
+    assert_eq!(paused.body["paused"], true);
+    assert!(paused.body["paused_since"].is_string());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(api.get(&format!("/api/1/executors/{executor}")).await.body["status"], "paused");
+    assert!(sink.requests().is_empty(), "nothing fired while paused");
+
+    let resumed = api.post(&format!("/api/1/plans/{id}/resume"), &json!({})).await;
+    assert_eq!(resumed.body["paused"], false);
+    let done = api.wait_executor(&executor, is_terminal).await;
+    assert_eq!(done["status"], "succeeded", "within its grace it fires once resumed: {done}");
+    assert_eq!(sink.requests().len(), 1);
+    assert_eq!(api.post("/api/1/plans/0123456789abcdef0123456789abcdef/pause", &json!({})).await.status, 404);
+}

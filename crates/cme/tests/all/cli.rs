@@ -46,6 +46,13 @@ async fn the_cli_drives_a_running_engine() {
     assert!(ok);
     assert_eq!(out.trim(), "halted: false");
 
+    let (ok, out, _) = cme(&url, &["plans", "pause", &plan_id]);
+    assert!(ok);
+    assert_eq!(out.trim(), format!("plan {plan_id} paused: true"));
+    let (ok, out, _) = cme(&url, &["plans", "resume", &plan_id]);
+    assert!(ok);
+    assert_eq!(out.trim(), format!("plan {plan_id} paused: false"));
+
     let (ok, out, err) = cme(&url, &["plans", "run", &plan_id]);
     assert!(ok, "{err}");
     assert!(out.starts_with(&format!("fired plan {plan_id}: executor ")), "{out}");
