@@ -153,10 +153,7 @@ impl Storage for Store {
             credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
         }
         plan::Entity::insert(convert::plan_model(plan).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
-        for chunk in executors.chunks(500) {
-            let models: Vec<executor::ActiveModel> = chunk.iter().map(|e| convert::executor_model(e).into_active_model()).collect();
-            executor::Entity::insert_many(models).exec_without_returning(&txn).await.map_err(db)?;
-        }
+        insert_executor_rows(&txn, executors).await?;
         txn.commit().await.map_err(db)?;
         Ok(())
     }
@@ -166,10 +163,7 @@ impl Storage for Store {
         let txn = self.db().begin().await.map_err(db)?;
         self.check_caps(&txn, caps, 0, executors.len() as u64).await?;
         insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        for chunk in executors.chunks(500) {
-            let models: Vec<executor::ActiveModel> = chunk.iter().map(|e| convert::executor_model(e).into_active_model()).collect();
-            executor::Entity::insert_many(models).exec_without_returning(&txn).await.map_err(db)?;
-        }
+        insert_executor_rows(&txn, executors).await?;
         txn.commit().await.map_err(db)?;
         Ok(())
     }
@@ -661,5 +655,14 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Inserts executors in batches that stay under every backend's bound-parameter limit.
+async fn insert_executor_rows(txn: &sea_orm::DatabaseTransaction, executors: &[Executor]) -> StorageResult<()> {
+    for chunk in executors.chunks(500) {
+        let models: Vec<executor::ActiveModel> = chunk.iter().map(|e| convert::executor_model(e).into_active_model()).collect();
+        executor::Entity::insert_many(models).exec_without_returning(txn).await.map_err(db)?;
+    }
+    Ok(())
 }
 
