@@ -218,8 +218,10 @@ async fn pending_executors_fire_after_a_restart_and_late_ones_follow_the_misfire
 
 #[tokio::test]
 async fn a_non_loopback_bind_without_tokens_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cme"))
         .args(["serve", "--bind", "0.0.0.0:0", "--database-url", "sqlite::memory:"])
+        .current_dir(dir.path())
         .env_remove("CME_TOKENS")
         .output()
         .unwrap();
@@ -234,6 +236,8 @@ fn serve_with_cache(dir: &std::path::Path, cache: &std::path::Path) -> (bool, St
         .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &format!("sqlite://{}?mode=rwc", dir.join("c.db").display())])
         .arg("--cache-dir")
         .arg(cache)
+        // The credential key file is created in the working directory: keep it out of the tree.
+        .current_dir(dir)
         .env_remove("CME_TOKENS")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
