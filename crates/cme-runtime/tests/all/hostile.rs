@@ -34,7 +34,7 @@ async fn memory_bomb_hits_the_memory_limit() {
         }
         other => panic!("expected the memory limit, got {other:?}"),
     }
-    assert!(error.to_string().starts_with("memory limit of 67108864 bytes exceeded"), "{error}");
+    assert!(error.to_string().starts_with("memory limit of 67108864 bytes per call exceeded"), "{error}");
 }
 
 #[tokio::test]
