@@ -24,6 +24,9 @@ pub struct NewPlan {
     pub dry_run: bool,
     /// Misfire grace; None: the engine's default.
     pub grace_seconds: Option<u64>,
+    /// The IANA zone the planner works in (wall times without offset, "today"); None: the
+    /// engine's zone.
+    pub timezone: Option<String>,
 }
 
 /// How many executors a plan's document embeds.
@@ -44,10 +47,17 @@ impl Engine {
         self.host.validate_args(&attack.loaded, &new.attack.args).map_err(|e| args_error("attack", e))?;
         self.host.validate_args(&planner.loaded, &new.planner.args).map_err(|e| args_error("planner", e))?;
 
+        let timezone = match &new.timezone {
+            None => self.config.timezone,
+            Some(name) => name
+                .parse::<chrono_tz::Tz>()
+                .map_err(|_| EngineError::invalid("/timezone", format!("unknown IANA time zone {name:?} (e.g. Europe/Madrid, America/New_York)")))?,
+        };
+
         // Stored times have microseconds: what is returned is what is stored.
         let now = Utc::now().trunc_subsecs(6);
         let seed: u64 = rand_seed();
-        let input = PlanInput { now, timezone: self.config.timezone.name().to_string(), seed, args: new.planner.args.clone() };
+        let input = PlanInput { now, timezone: timezone.name().to_string(), seed, args: new.planner.args.clone() };
         let mut instants = self.host.plan(&planner.loaded, input).await.map_err(|e| match e {
             HostError::InvalidArgs { .. } => args_error("planner", e),
             other => EngineError::PlannerFailed { plugin: planner.loaded.description.id.clone(), reason: other.to_string() },
@@ -73,7 +83,7 @@ impl Engine {
             attack: call(&attack.loaded, new.attack),
             planner: call(&planner.loaded, new.planner),
             dry_run: new.dry_run || self.config.dry_run,
-            timezone: self.config.timezone.name().to_string(),
+            timezone: timezone.name().to_string(),
             seed,
             grace,
             created_by: Some(by.clone()),

@@ -33,7 +33,8 @@ impl Schemas {
                 "attack": call,
                 "planner": call,
                 "dry_run": {"type": "boolean"},
-                "grace_seconds": {"type": "integer", "minimum": 0, "maximum": 86400}
+                "grace_seconds": {"type": "integer", "minimum": 0, "maximum": 86400},
+                "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA zone the planner works in (default: the engine's)"}
             }
         });
         let reschedule = json!({
@@ -66,6 +67,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         planner: call("planner"),
         dry_run: body["dry_run"].as_bool().unwrap_or(false),
         grace_seconds: body["grace_seconds"].as_u64(),
+        timezone: body["timezone"].as_str().map(str::to_string),
     };
     let (plan, executors) = state.engine.create_plan(new, &caller.actor()).await?;
     let location = format!("/api/1/plans/{}", plan.plan.id);

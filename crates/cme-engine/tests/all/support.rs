@@ -58,6 +58,7 @@ pub fn plan(attack_args: Value, planner_args: Value) -> NewPlan {
         planner: PluginCall { reference: "exact_planner:ExactPlanner".into(), args: planner_args },
         dry_run: false,
         grace_seconds: None,
+        timezone: None,
     }
 }
 

@@ -328,3 +328,24 @@ async fn a_paused_plan_fires_nothing_until_it_is_resumed() {
     assert_eq!(sink.requests().len(), 1);
     assert_eq!(api.post("/api/1/plans/0123456789abcdef0123456789abcdef/pause", &json!({})).await.status, 404);
 }
+
+#[tokio::test]
+async fn a_plan_may_name_its_own_time_zone_and_an_unknown_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { args: vec!["--timezone".into(), "Europe/Madrid".into()], ..Options::default() });
+    let api = engine.client();
+    let mut body = api_plan("new york morning", "http://127.0.0.1:9/x", "2030-01-01T10:00:00");
+    body["timezone"] = json!("America/New_York");
+    let created = api.post("/api/1/plans/", &body).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["timezone"], "America/New_York");
+    let due = chrono::DateTime::parse_from_rfc3339(created.body["next_execution"].as_str().unwrap()).unwrap();
+    assert_eq!(due.to_utc().to_rfc3339(), "2030-01-01T15:00:00+00:00", "10:00 in New York, not in the engine's Madrid");
+
+    body["timezone"] = json!("Mars/Olympus_Mons");
+    let refused = api.post("/api/1/plans/", &body).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.body["pointer"], "/timezone");
+    assert!(refused.body["msg"].as_str().unwrap().contains("unknown IANA time zone"), "{:?}", refused.body);
+    assert_eq!(api.get("/api/1/plans/").await.body["plans"].as_array().unwrap().len(), 1, "nothing stored");
+}
