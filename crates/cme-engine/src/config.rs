@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 /// 256 attacks at once, leases of the run deadline (60 s) plus 30 s, a reaper pass every
 /// 30 s, 30 s for running attacks to finish at shutdown, uploads up to 20 MiB, and at most
 /// 100,000 live plans and 1,000,000 pending executors, audit events kept 365 days and the
-/// logs of finished runs 30 days (pruned at each reaper pass).
+/// logs of finished runs 30 days (pruned at most hourly, see [`EngineConfig::prune_interval`]).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub timezone: Tz,
@@ -61,8 +61,31 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// How often retention runs: a tenth of the shortest retention, at least every reaper
+    /// pass and at most hourly (pruning scans unindexed times; once an hour is cheap).
+    pub fn prune_interval(&self) -> Duration {
+        let shortest = [self.audit_retention, self.run_log_retention].into_iter().flatten().min();
+        shortest.map_or(Duration::from_secs(3600), |k| k / 10).clamp(self.reaper_interval, Duration::from_secs(3600).max(self.reaper_interval))
+    }
+
     /// The caps on stored work.
     pub fn work_caps(&self) -> crate::WorkCaps {
         crate::WorkCaps { max_plans: self.max_plans, max_pending_executors: self.max_pending_executors }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_runs_hourly_by_default_and_often_enough_for_short_retentions() {
+        assert_eq!(EngineConfig::default().prune_interval(), Duration::from_secs(3600));
+        let short = EngineConfig { audit_retention: Some(Duration::from_secs(3)), reaper_interval: Duration::from_secs(1), ..EngineConfig::default() };
+        assert_eq!(short.prune_interval(), Duration::from_secs(1), "never more often than the reaper");
+        let day = EngineConfig { run_log_retention: Some(Duration::from_secs(86_400)), ..EngineConfig::default() };
+        assert_eq!(day.prune_interval(), Duration::from_secs(3600));
+        let forever = EngineConfig { audit_retention: None, run_log_retention: None, ..EngineConfig::default() };
+        assert_eq!(forever.prune_interval(), Duration::from_secs(3600));
     }
 }

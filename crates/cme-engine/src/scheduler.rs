@@ -247,6 +247,7 @@ impl Engine {
     /// past its retention is pruned.
     pub(crate) async fn reap(self: Arc<Self>) {
         let mut shutdown = self.shutdown.subscribe();
+        let mut last_prune: Option<std::time::Instant> = None;
         loop {
             let now = Utc::now();
             match self.storage.reap_expired(now).await {
@@ -254,16 +255,24 @@ impl Engine {
                 Ok(n) => tracing::warn!(reaped = n, "executors whose engine stopped mid-run marked failed (outcome unknown)"),
                 Err(e) => tracing::error!(error = %e, "reaper pass failed"),
             }
-            let before = |keep: Option<std::time::Duration>| keep.and_then(|k| chrono::Duration::from_std(k).ok()).and_then(|k| now.checked_sub_signed(k));
-            match self.storage.prune(before(self.config.audit_retention), before(self.config.run_log_retention)).await {
-                Ok(p) if p == crate::storage::Pruned::default() => {}
-                Ok(p) => tracing::info!(audit_events = p.audit_events, run_logs = p.run_logs, "pruned what is past its retention"),
-                Err(e) => tracing::error!(error = %e, "retention pass failed"),
+            if last_prune.is_none_or(|at| at.elapsed() >= self.config.prune_interval()) {
+                last_prune = Some(std::time::Instant::now());
+                self.prune(now).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.reaper_interval) => {}
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+
+    /// Deletes audit events and empties run logs past their retention.
+    async fn prune(&self, now: chrono::DateTime<Utc>) {
+        let before = |keep: Option<std::time::Duration>| keep.and_then(|k| chrono::Duration::from_std(k).ok()).and_then(|k| now.checked_sub_signed(k));
+        match self.storage.prune(before(self.config.audit_retention), before(self.config.run_log_retention)).await {
+            Ok(p) if p == crate::storage::Pruned::default() => {}
+            Ok(p) => tracing::info!(audit_events = p.audit_events, run_logs = p.run_logs, "pruned what is past its retention"),
+            Err(e) => tracing::error!(error = %e, "retention pass failed"),
         }
     }
 }
