@@ -10,6 +10,8 @@ pub struct EmbeddedPlugin {
     pub wasm: &'static [u8],
 }
 
+// Only the test plugins are embedded by name here (build.rs writes the built-ins' list).
+#[cfg(feature = "test-plugins")]
 macro_rules! embed {
     ($crate_name:literal, $file:literal) => {
         EmbeddedPlugin { crate_name: $crate_name, wasm: include_bytes!(concat!(env!("OUT_DIR"), "/", $file)) }
