@@ -8,7 +8,10 @@ use std::process::Command;
 
 // The one list of built-in plugins (crate names in plugins/), shared with src/lib.rs.
 include!("src/builtin_names.rs");
-const TEST_PLUGINS: [&str; 9] = ["hostile", "ping-attack", "ping-v2", "describe-loop", "describe-huge", "bad-schema", "ref-thief", "impostor", "command"];
+const TEST_PLUGINS: [&str; 11] = [
+    "hostile", "ping-attack", "ping-v2", "describe-loop", "describe-huge", "bad-schema", "ref-thief", "impostor", "command", "legacy-planner",
+    "legacy-attack",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

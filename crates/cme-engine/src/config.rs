@@ -10,7 +10,9 @@ use chrono_tz::Tz;
 /// 256 attacks at once, leases of the run deadline (60 s) plus 30 s, a reaper pass every
 /// 30 s, 30 s for running attacks to finish at shutdown, uploads up to 20 MiB, and at most
 /// 100,000 live plans and 1,000,000 pending executors, audit events kept 365 days and the
-/// logs of finished runs 30 days (pruned at most hourly, see [`EngineConfig::prune_interval`]).
+/// logs of finished runs 30 days (pruned at most hourly, see [`EngineConfig::prune_interval`]),
+/// and recurring plans planned 7 days ahead (extended a day at a time, see
+/// [`EngineConfig::extend_every`]).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub timezone: Tz,
@@ -37,6 +39,8 @@ pub struct EngineConfig {
     /// How long the logs (lines, stdout, stderr) of finished runs are kept; their status
     /// and result stay. None: forever.
     pub run_log_retention: Option<Duration>,
+    /// How far ahead the executors of recurring plans are made.
+    pub recurring_horizon: Duration,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +60,7 @@ impl Default for EngineConfig {
             max_pending_executors: 1_000_000,
             audit_retention: Some(Duration::from_secs(365 * 86_400)),
             run_log_retention: Some(Duration::from_secs(30 * 86_400)),
+            recurring_horizon: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -66,6 +71,13 @@ impl EngineConfig {
     pub fn prune_interval(&self) -> Duration {
         let shortest = [self.audit_retention, self.run_log_retention].into_iter().flatten().min();
         shortest.map_or(Duration::from_secs(3600), |k| k / 10).clamp(self.reaper_interval, Duration::from_secs(3600).max(self.reaper_interval))
+    }
+
+    /// How much a recurring plan's horizon moves at a time: a seventh of the horizon (a day
+    /// by default). A plan is extended once its executors reach less than
+    /// `recurring_horizon - extend_every` ahead.
+    pub fn extend_every(&self) -> Duration {
+        (self.recurring_horizon / 7).max(Duration::from_millis(100))
     }
 
     /// The caps on stored work.

@@ -11,6 +11,7 @@ pub enum Resource {
     Executor,
     Plugin,
     Credential,
+    Blackout,
 }
 
 impl std::fmt::Display for Resource {
@@ -20,6 +21,7 @@ impl std::fmt::Display for Resource {
             Resource::Executor => "executor",
             Resource::Plugin => "plugin",
             Resource::Credential => "credential",
+            Resource::Blackout => "blackout",
         })
     }
 }

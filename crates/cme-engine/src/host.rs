@@ -95,6 +95,16 @@ pub struct PlanInput {
     pub timezone: String,
     pub seed: u64,
     pub args: Value,
+    /// The span asked about, `[from, until)`.
+    pub window: (DateTime<Utc>, DateTime<Utc>),
+}
+
+/// A planner's answer for one window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub instants: Vec<DateTime<Utc>>,
+    /// The plan goes on after the window (ask again for the next one).
+    pub recurring: bool,
 }
 
 /// An attack run's input.
@@ -143,8 +153,8 @@ pub trait PluginHost: Send + Sync + 'static {
     async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, HostError>;
     /// Validates args against the plugin's schema.
     fn validate_args(&self, plugin: &LoadedPlugin, args: &Value) -> Result<(), HostError>;
-    /// Asks a planner for instants.
-    async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Vec<DateTime<Utc>>, HostError>;
+    /// Asks a planner to plan a window.
+    async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Planned, HostError>;
     /// Runs an attack with `grant`. When `cancel` completes the run stops and answers at
     /// once with what it recorded so far; dropping the future also stops it.
     async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult;

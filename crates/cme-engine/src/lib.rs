@@ -12,11 +12,15 @@
 //! ([`model`]) to two ports: [`Storage`] (implemented by `cme-store`) and [`PluginHost`]
 //! (implemented by the binary over the runtime).
 
+pub mod blackouts;
+pub mod calendar;
 mod config;
 mod credentials;
 mod error;
 mod executors;
+mod forecast;
 mod halt;
+mod horizon;
 pub mod host;
 pub mod model;
 mod plans;
@@ -36,6 +40,8 @@ pub use error::{EngineError, ExecutorChange, Resource};
 pub use halt::Halt;
 pub use host::{HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost};
 pub use model::*;
+pub use blackouts::{Blackout, BlackoutWhen, NewBlackout, WallTime};
+pub use forecast::{Firing, Forecast};
 pub use plans::{EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, NewPlan, PluginCall};
 pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
 pub use storage::{CappedWork, ExecutorChangeError, InsertPlanError, OverCap, Storage, StorageError};
@@ -64,6 +70,8 @@ pub struct Engine {
     local_halt: std::sync::Mutex<Option<HaltState>>,
     /// Halt, resume and the halt's retried persisting write one at a time.
     halt_writes: tokio::sync::Mutex<()>,
+    /// Recurring plans whose planner failed, and when to ask it again.
+    horizon_failures: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 impl Engine {
@@ -80,6 +88,7 @@ impl Engine {
             registry: registry::Registry::new(builtins),
             local_halt: Default::default(),
             halt_writes: Default::default(),
+            horizon_failures: Default::default(),
             storage,
             host,
             config,
@@ -138,6 +147,12 @@ impl Engine {
     /// Audit events, newest first.
     pub async fn audit(&self, page: Page) -> Result<PageOf<AuditEntry>, EngineError> {
         Ok(self.storage.list_audit(page).await?)
+    }
+
+    /// A date from a client: RFC 3339, or without an offset in the engine's zone. The
+    /// error names `field`.
+    pub fn parse_time(&self, text: &str, field: &str) -> Result<chrono::DateTime<chrono::Utc>, EngineError> {
+        cme_plugin_sdk::time::parse_datetime(text, self.config.timezone).map_err(|m| EngineError::invalid(field, format!("invalid date: {m}")))
     }
 
     /// True when the database answers.

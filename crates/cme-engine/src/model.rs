@@ -75,7 +75,50 @@ pub struct Plan {
     pub created_by: Option<Actor>,
     /// Since when it is paused: its waiting executors do not fire.
     pub paused: Option<DateTime<Utc>>,
+    /// For a recurring plan, how far its executors are made: the end of the last window
+    /// its planner was asked about (the scheduler moves it on as time passes). None for a
+    /// one-shot plan.
+    pub planned_until: Option<DateTime<Utc>>,
+    /// What happens to firings an outage made it miss.
+    pub misfire: Misfire,
+    /// What happens to a firing due while the plan's previous run still runs.
+    pub overlap: Overlap,
 }
+
+impl Plan {
+    /// Whether its planner is asked again as time passes.
+    pub fn is_recurring(&self) -> bool {
+        self.planned_until.is_some()
+    }
+}
+
+/// What happens to firings not started within their grace (the engine was down, or
+/// paused).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Misfire {
+    /// They become `missed` (the original engine's behaviour).
+    #[default]
+    Skip,
+    /// They become `missed`, and one catch-up run fires at once for all of them (never a
+    /// storm).
+    RunOnce,
+}
+
+text_enum!(Misfire, "misfire policy", { Skip => "skip", RunOnce => "run_once" });
+
+/// What happens to a firing due while the plan's previous run still runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// It is `skipped`, naming the run still in flight.
+    #[default]
+    Forbid,
+    /// It runs beside the previous one.
+    Allow,
+}
+
+text_enum!(Overlap, "overlap policy", { Forbid => "forbid", Allow => "allow" });
 
 /// Who asked for a change: the token's name (what audit rows show) and its role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,16 +170,19 @@ pub enum ExecutorStatus {
     /// Its plan is paused: not claimed until the plan is resumed (then pending again, or
     /// missed if its grace has passed).
     Paused,
+    /// Due, but not run, for a reason it carries: a blackout, or its plan's previous run
+    /// still running (overlap `forbid`).
+    Skipped,
 }
 
 impl ExecutorStatus {
-    pub const ALL: [ExecutorStatus; 7] =
-        [Self::Pending, Self::Running, Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled, Self::Paused];
+    pub const ALL: [ExecutorStatus; 8] =
+        [Self::Pending, Self::Running, Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled, Self::Paused, Self::Skipped];
     /// Still to run (or running): what "not executed" means.
     pub const OPEN: [ExecutorStatus; 3] = [Self::Pending, Self::Running, Self::Paused];
     /// Waiting for their time: what a cancel, a reschedule or a deletion may change.
     pub const WAITING: [ExecutorStatus; 2] = [Self::Pending, Self::Paused];
-    pub const TERMINAL: [ExecutorStatus; 4] = [Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled];
+    pub const TERMINAL: [ExecutorStatus; 5] = [Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled, Self::Skipped];
 
     pub fn is_terminal(self) -> bool {
         !Self::OPEN.contains(&self)
@@ -160,6 +206,7 @@ text_enum!(ExecutorStatus, "executor status", {
     Missed => "missed",
     Cancelled => "cancelled",
     Paused => "paused",
+    Skipped => "skipped",
 });
 
 /// One scheduled run of a plan's attack. Never deleted.
@@ -183,6 +230,9 @@ pub struct Executor {
     pub log: RunLog,
     /// Whether its run was dry (the plan's flag or the engine's leash); None until it ran.
     pub dry_run: Option<bool>,
+    /// Why it did not run (a skipped executor: the blackout's name, the run in flight; a
+    /// catch-up run: the firings it stands for).
+    pub reason: Option<String>,
 }
 
 impl Executor {
@@ -203,6 +253,7 @@ impl Executor {
             error: None,
             log: RunLog::default(),
             dry_run: None,
+            reason: None,
         }
     }
 
@@ -291,12 +342,27 @@ pub struct RunEnd {
     pub log: RunLog,
     /// Whether the run was dry; None when it never reached the plugin.
     pub dry_run: Option<bool>,
+    /// Why a skipped executor did not run.
+    pub reason: Option<String>,
 }
 
 impl RunEnd {
     /// A run that failed before reaching its plugin.
     pub fn failed(error: impl Into<String>) -> RunEnd {
-        RunEnd { status: ExecutorStatus::Failed, finished: Utc::now(), report: None, error: Some(error.into()), log: RunLog::default(), dry_run: None }
+        RunEnd {
+            status: ExecutorStatus::Failed,
+            finished: Utc::now(),
+            report: None,
+            error: Some(error.into()),
+            log: RunLog::default(),
+            dry_run: None,
+            reason: None,
+        }
+    }
+
+    /// A firing that was due but not run, and why.
+    pub fn skipped(reason: impl Into<String>) -> RunEnd {
+        RunEnd { status: ExecutorStatus::Skipped, error: None, reason: Some(reason.into()), ..RunEnd::failed("") }
     }
 }
 

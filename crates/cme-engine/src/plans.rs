@@ -4,8 +4,14 @@ use chrono::{SubsecRound, Utc};
 use serde_json::Value;
 
 use crate::credentials::{plan_credential_name, take_inline_key};
-use crate::host::{HostError, PlanInput};
-use crate::model::{Actor, AuditEvent, Executor, Page, PageOf, Plan, PlanSummary, PlannedCall, PluginKind};
+use std::sync::Arc;
+
+use chrono::DateTime;
+use chrono_tz::Tz;
+
+use crate::host::{HostError, PlanInput, Planned};
+use crate::model::{Actor, AuditEvent, Executor, Misfire, Overlap, Page, PageOf, Plan, PlanSummary, PlannedCall, PluginKind};
+use crate::registry::Entry;
 use crate::{Engine, EngineError, Resource};
 
 /// A plugin reference with its args, as a plan names it.
@@ -27,6 +33,19 @@ pub struct NewPlan {
     /// The IANA zone the planner works in (wall times without offset, "today"); None: the
     /// engine's zone.
     pub timezone: Option<String>,
+    /// The planner's seed; None: a random one. The same seed and args plan the same times
+    /// (what a forecast with that seed showed).
+    pub seed: Option<u64>,
+    pub misfire: Misfire,
+    pub overlap: Overlap,
+}
+
+/// A plan body checked and resolved, not stored: what creating and forecasting share.
+pub(crate) struct Draft {
+    pub planner: Arc<Entry>,
+    pub attack: Arc<Entry>,
+    pub timezone: Tz,
+    pub seed: u64,
 }
 
 /// How many executors a plan's document embeds.
@@ -36,37 +55,60 @@ pub const EMBEDDED_EXECUTORS: u64 = 100;
 pub const MAX_EXECUTORS_PER_PLAN: usize = 10_000;
 
 impl Engine {
-    /// Resolves both refs, validates both args, runs the planner and stores the plan
-    /// with its executors (and the audit event of `by` creating it) in one transaction.
-    /// Nothing is stored when any step fails.
-    pub async fn create_plan(&self, mut new: NewPlan, by: &Actor) -> Result<(PlanSummary, Vec<Executor>), EngineError> {
-        let plan_id = new_id();
-        let inline_credential = take_inline_key(self.host.as_ref(), &mut new.attack.args, &plan_id)?;
+    /// Resolves both refs, validates both args and the zone: everything about a plan body
+    /// that does not need its planner.
+    pub(crate) async fn draft(&self, new: &NewPlan) -> Result<Draft, EngineError> {
         let planner = self.resolve_plugin(PluginKind::Planner, &new.planner.reference, "/planner/ref").await?;
         let attack = self.resolve_plugin(PluginKind::Attack, &new.attack.reference, "/attack/ref").await?;
         self.host.validate_args(&attack.loaded, &new.attack.args).map_err(|e| args_error("attack", e))?;
         self.host.validate_args(&planner.loaded, &new.planner.args).map_err(|e| args_error("planner", e))?;
+        let timezone = self.zone_named(new.timezone.as_deref())?;
+        Ok(Draft { planner, attack, timezone, seed: new.seed.unwrap_or_else(rand_seed) })
+    }
 
-        let timezone = match &new.timezone {
-            None => self.config.timezone,
-            Some(name) => name
-                .parse::<chrono_tz::Tz>()
-                .map_err(|_| EngineError::invalid("/timezone", format!("unknown IANA time zone {name:?} (e.g. Europe/Madrid, America/New_York)")))?,
-        };
-
-        // Stored times have microseconds: what is returned is what is stored.
-        let now = Utc::now().trunc_subsecs(6);
-        let seed: u64 = rand_seed();
-        let input = PlanInput { now, timezone: timezone.name().to_string(), seed, args: new.planner.args.clone() };
-        let mut instants = self.host.plan(&planner.loaded, input).await.map_err(|e| match e {
+    /// Asks a plan's planner about `[from, until)`. Its args are refused as the caller's
+    /// mistake (located under /planner/args), anything else is the plugin's fault.
+    pub(crate) async fn ask_planner(
+        &self,
+        planner: &Entry,
+        args: &Value,
+        timezone: &str,
+        seed: u64,
+        window: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Planned, EngineError> {
+        let input = PlanInput { now: Utc::now().trunc_subsecs(6), timezone: timezone.to_string(), seed, args: args.clone(), window };
+        let mut planned = self.host.plan(&planner.loaded, input).await.map_err(|e| match e {
             HostError::InvalidArgs { .. } => args_error("planner", e),
             other => EngineError::PlannerFailed { plugin: planner.loaded.description.id.clone(), reason: other.to_string() },
         })?;
-        if instants.is_empty() {
-            return Err(EngineError::NoRunTime);
+        if planned.instants.len() > MAX_EXECUTORS_PER_PLAN {
+            return Err(EngineError::TooManyRunTimes { count: planned.instants.len(), max: MAX_EXECUTORS_PER_PLAN });
         }
-        if instants.len() > MAX_EXECUTORS_PER_PLAN {
-            return Err(EngineError::TooManyRunTimes { count: instants.len(), max: MAX_EXECUTORS_PER_PLAN });
+        // Stored times have microseconds: what is returned is what is stored.
+        planned.instants.iter_mut().for_each(|t| *t = t.trunc_subsecs(6));
+        planned.instants.sort();
+        planned.instants.dedup();
+        Ok(planned)
+    }
+
+    /// The first window of a plan made now: `[now, now + horizon)`.
+    pub(crate) fn first_window(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        (now, now + chrono::Duration::from_std(self.config.recurring_horizon).unwrap_or(chrono::Duration::days(7)))
+    }
+
+    /// Resolves both refs, validates both args, runs the planner over the first window
+    /// and stores the plan with its executors (and the audit event of `by` creating it) in
+    /// one transaction. Nothing is stored when any step fails. A recurring plan records
+    /// how far it is planned; the scheduler extends it as time passes.
+    pub async fn create_plan(&self, mut new: NewPlan, by: &Actor) -> Result<(PlanSummary, Vec<Executor>), EngineError> {
+        let plan_id = new_id();
+        let inline_credential = take_inline_key(self.host.as_ref(), &mut new.attack.args, &plan_id)?;
+        let draft = self.draft(&new).await?;
+        let now = Utc::now().trunc_subsecs(6);
+        let window = self.first_window(now);
+        let planned = self.ask_planner(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window).await?;
+        if planned.instants.is_empty() && !planned.recurring {
+            return Err(EngineError::NoRunTime);
         }
 
         let grace = new.grace_seconds.map(std::time::Duration::from_secs).unwrap_or(self.config.default_grace);
@@ -80,27 +122,33 @@ impl Engine {
             name: new.name,
             created: now,
             deleted: None,
-            attack: call(&attack.loaded, new.attack),
-            planner: call(&planner.loaded, new.planner),
+            attack: call(&draft.attack.loaded, new.attack),
+            planner: call(&draft.planner.loaded, new.planner),
             dry_run: new.dry_run || self.config.dry_run,
-            timezone: timezone.name().to_string(),
-            seed,
+            timezone: draft.timezone.name().to_string(),
+            seed: draft.seed,
             grace,
             created_by: Some(by.clone()),
             paused: None,
+            planned_until: planned.recurring.then_some(window.1),
+            misfire: new.misfire,
+            overlap: new.overlap,
         };
-        instants.sort();
-        let instants = instants.into_iter().map(|t| t.trunc_subsecs(6));
-        let executors: Vec<Executor> = instants.map(|due| Executor::pending(new_id(), &plan, due)).collect();
+        let executors: Vec<Executor> = planned.instants.into_iter().map(|due| Executor::pending(new_id(), &plan, due)).collect();
         let audit = AuditEvent::action(&by.name, "plan.create", plan.id.clone());
         if let Some(credential) = &inline_credential {
             tracing::info!(plan_id = %plan.id, credential = %credential.name, fingerprint = %credential.fingerprint, "stored the plan's inline SSH key as a credential");
         }
         self.storage.insert_plan(&plan, &executors, &audit, inline_credential.as_ref(), &self.config.work_caps()).await?;
         self.wake_scheduler();
-        tracing::info!(plan_id = %plan.id, name = %plan.name, executors = executors.len(), "plan created");
+        tracing::info!(plan_id = %plan.id, name = %plan.name, executors = executors.len(), recurring = plan.is_recurring(), "plan created");
         // A new plan's figures are known: no need to read them back.
-        let summary = PlanSummary { executors_count: executors.len() as u64, next_execution: executors.first().map(|e| e.due), executed: false, plan };
+        let summary = PlanSummary {
+            executors_count: executors.len() as u64,
+            next_execution: executors.first().map(|e| e.due),
+            executed: executors.is_empty() && !plan.is_recurring(),
+            plan,
+        };
         Ok((summary, executors))
     }
 

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use crate::blackouts::{Blackout, blocking};
 use crate::host::RunInput;
-use crate::model::{AuditEvent, Executor, ExecutorStatus, FinishedRun, Plan, RunEnd};
+use crate::model::{AuditEvent, Executor, ExecutorStatus, FinishedRun, Misfire, Overlap, Plan, RunEnd};
 use crate::{Engine, EngineError};
 
 /// Longest sleep with nothing due.
@@ -49,8 +50,11 @@ impl Engine {
         // This engine's own halt holds even when it is not stored (yet).
         let halted = self.local_halt().is_some() || self.storage.halt_state().await?.halted;
         let missed = self.storage.mark_missed(now).await?;
-        if missed > 0 {
-            tracing::warn!(missed, "executors missed their grace period");
+        if !missed.is_empty() {
+            tracing::warn!(missed = missed.len(), "executors missed their grace period");
+            if !halted {
+                self.catch_up(missed).await;
+            }
         }
         if halted {
             let cancelled = self.storage.cancel_due_while_halted(now).await?;
@@ -63,11 +67,49 @@ impl Engine {
         } else {
             self.claim_and_start().await?;
         }
+        let next_extension = self.extend_horizons(now).await?;
         let cap = if self.running() > 0 { MAX_IDLE_WHILE_RUNNING } else { MAX_IDLE };
-        Ok(match self.storage.next_due().await? {
+        let next = [self.storage.next_due().await?, next_extension].into_iter().flatten().min();
+        Ok(match next {
             None => cap,
-            Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(cap),
+            Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(cap),
         })
+    }
+
+    /// Misfire `run_once`: one run, now, for each such plan that just missed firings
+    /// (however many it missed). `missed` names a plan once per executor marked missed.
+    async fn catch_up(&self, missed: Vec<String>) {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for plan_id in missed {
+            *counts.entry(plan_id).or_default() += 1;
+        }
+        for (plan_id, count) in counts {
+            let plan = match self.plan_of(&plan_id).await {
+                Ok(Some(plan)) => plan,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::error!(%plan_id, %error, "cannot read a plan that missed firings");
+                    continue;
+                }
+            };
+            if plan.misfire != Misfire::RunOnce {
+                continue;
+            }
+            // The cached plan may be older than a pause or a deletion: read it again.
+            match self.storage.plan(&plan_id).await {
+                Ok(Some(fresh)) if fresh.deleted.is_none() && fresh.paused.is_none() => {}
+                _ => continue,
+            }
+            let now = Utc::now().trunc_subsecs(6);
+            let mut executor = Executor::pending(crate::plans::new_id(), &plan, now);
+            executor.created = now;
+            executor.reason = Some(format!("catch-up run for {count} firings missed (misfire: run_once)"));
+            let audit = Engine::catch_up_audit(&plan_id, count, &executor.id);
+            match self.storage.insert_executors(std::slice::from_ref(&executor), &audit, &self.config.work_caps()).await {
+                Ok(()) => tracing::info!(%plan_id, missed = count, executor_id = %executor.id, "catch-up run scheduled"),
+                Err(error) => tracing::error!(%plan_id, %error, "could not schedule the catch-up run"),
+            }
+        }
     }
 
     /// Claims as many due executors as there are free run slots and starts them. The
@@ -89,13 +131,16 @@ impl Engine {
             let lease = chrono::Duration::from_std(self.config.run_deadline + self.config.lease_margin).unwrap_or(chrono::Duration::MAX);
             let claimed = self.storage.claim_due(now, &self.config.engine_id, now + lease, free as u64).await?;
             let count = claimed.len();
+            // Read once per batch, never cached: a blackout made on any replica holds at once.
+            let blackouts: Arc<Vec<Blackout>> = Arc::new(if count > 0 { self.blackouts_or_all().await } else { Vec::new() });
             for executor in claimed {
                 let Some(slot) = slots.split(1) else {
                     tracing::error!(executor_id = %executor.id, "claimed more executors than asked for; its lease will expire");
                     continue;
                 };
                 let engine = self.clone();
-                tokio::spawn(async move { engine.execute(executor, slot).await });
+                let blackouts = blackouts.clone();
+                tokio::spawn(async move { engine.execute(executor, slot, blackouts).await });
             }
             drop(slots);
             if count < free {
@@ -106,7 +151,7 @@ impl Engine {
 
     /// Runs one claimed executor and hands how it ended to the recorder, with its permit
     /// (released once the result is committed).
-    async fn execute(self: Arc<Self>, executor: Executor, permit: OwnedSemaphorePermit) {
+    async fn execute(self: Arc<Self>, executor: Executor, permit: OwnedSemaphorePermit, blackouts: Arc<Vec<Blackout>>) {
         let late_ms = (executor.started.unwrap_or(executor.due) - executor.due).num_milliseconds();
         tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, late_ms, "executor started");
         let (end, audit) = if self.local_halt().is_some() {
@@ -115,14 +160,58 @@ impl Engine {
             (end, Vec::new())
         } else {
             match self.plan_of(&executor.plan_id).await {
-            Ok(Some(plan)) => self.run_attack(&executor, plan).await,
-            Ok(None) => (RunEnd::failed(format!("plan {} not found", executor.plan_id)), Vec::new()),
-            Err(e) => (RunEnd::failed(format!("could not read the plan: {e}")), Vec::new()),
+                Ok(Some(plan)) => match self.why_skip(&executor, &plan, &blackouts).await {
+                    Some(reason) => {
+                        tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, %reason, "executor skipped");
+                        (RunEnd::skipped(reason), Vec::new())
+                    }
+                    None => self.run_attack(&executor, plan).await,
+                },
+                Ok(None) => (RunEnd::failed(format!("plan {} not found", executor.plan_id)), Vec::new()),
+                Err(e) => (RunEnd::failed(format!("could not read the plan: {e}")), Vec::new()),
             }
         };
         let finished = FinishedRun { executor_id: executor.id, owner: self.config.engine_id.clone(), end, audit };
         if let Err(mpsc::error::SendError((finished, _))) = self.recorder.send((finished, permit)) {
             tracing::error!(executor_id = %finished.executor_id, "the recorder is gone; the result is lost");
+        }
+    }
+
+    /// Why a claimed executor must not run: a blackout holding its plan at its due time or
+    /// now, or (overlap `forbid`) an earlier run of its plan still in flight.
+    async fn why_skip(&self, executor: &Executor, plan: &Plan, blackouts: &[Blackout]) -> Option<String> {
+        if let Some(blackout) = blocking(blackouts, &plan.id, executor.due).or_else(|| blocking(blackouts, &plan.id, Utc::now())) {
+            return Some(blackout.reason());
+        }
+        if plan.overlap == Overlap::Forbid {
+            match self.storage.running_ahead(&plan.id, &executor.id, executor.due).await {
+                Ok(Some(other)) => return Some(format!("the plan's previous run {other} is still running (overlap: forbid)")),
+                Ok(None) => {}
+                // Fail closed: without knowing, do not stack a second attack.
+                Err(error) => return Some(format!("cannot check the plan's runs in flight (overlap: forbid): {error}")),
+            }
+        }
+        None
+    }
+
+    /// Every blackout; on a read failure, one that holds everything (fail closed: a
+    /// blackout that cannot be read might be the one that forbids this run).
+    async fn blackouts_or_all(&self) -> Vec<Blackout> {
+        match self.storage.blackouts().await {
+            Ok(blackouts) => blackouts,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the blackouts; skipping what falls due");
+                let always = crate::blackouts::BlackoutWhen::Once { start: chrono::DateTime::<Utc>::MIN_UTC, end: chrono::DateTime::<Utc>::MAX_UTC };
+                vec![Blackout {
+                    id: String::new(),
+                    name: format!("unreadable blackouts ({error})"),
+                    plan_id: None,
+                    when: always,
+                    calendar: None,
+                    created: Utc::now(),
+                    created_by: "scheduler".into(),
+                }]
+            }
         }
     }
 
@@ -233,12 +322,13 @@ impl Engine {
                 error: Some(format!("cancelled while running: {reason}")),
                 log: result.log,
                 dry_run: Some(dry_run),
+                reason: None,
             };
             return (end, result.audit);
         }
         let end = match result.outcome {
-            Ok(report) => RunEnd { status: ExecutorStatus::Succeeded, finished: Utc::now(), report: Some(report), error: None, log: result.log, dry_run: Some(dry_run) },
-            Err(error) => RunEnd { status: ExecutorStatus::Failed, finished: Utc::now(), report: None, error: Some(error), log: result.log, dry_run: Some(dry_run) },
+            Ok(report) => RunEnd { status: ExecutorStatus::Succeeded, report: Some(report), error: None, log: result.log, dry_run: Some(dry_run), ..RunEnd::failed("") },
+            Err(error) => RunEnd { status: ExecutorStatus::Failed, error: Some(error), log: result.log, dry_run: Some(dry_run), ..RunEnd::failed("") },
         };
         (end, result.audit)
     }

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::blackouts::Blackout;
 use crate::model::{
     AuditEntry, AuditEvent, Credential, Executor, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf, Plan,
     PlanSummary, PluginChange, PluginRecord, StoredUpload, WorkCaps,
@@ -123,6 +124,8 @@ pub trait Storage: Send + Sync + 'static {
 
     /// A plan's executors by due time.
     async fn executors_of(&self, plan_id: &str) -> StorageResult<Vec<Executor>>;
+    /// A plan's executors due in `[from, until)`, by due time, at most `limit`.
+    async fn executors_between(&self, plan_id: &str, from: DateTime<Utc>, until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>>;
     async fn executor(&self, id: &str) -> StorageResult<Option<Executor>>;
     /// Executors by due time (then id), one page.
     async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> StorageResult<PageOf<Executor>>;
@@ -133,13 +136,18 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The earliest due time of a pending executor.
     async fn next_due(&self) -> StorageResult<Option<DateTime<Utc>>>;
-    /// Pending executors past their grace become missed; returns how many.
-    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<u64>;
+    /// Pending executors past their grace become missed; returns the plan of each one
+    /// marked (a plan once per executor), so that the engine can catch up (misfire
+    /// `run_once`): only the caller whose statement marked a row is told.
+    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<Vec<String>>;
     /// While halted: pending executors that fall due are cancelled for good.
     async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64>;
     /// Atomically moves up to `limit` due pending executors to running under a lease held
     /// by `owner` until `lease_until`; rows another replica holds are skipped.
     async fn claim_due(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>>;
+    /// Running executors of `plan_id` other than `executor_id` that are ahead of it (due
+    /// earlier, or at the same time with a smaller id): the first one's id, if any.
+    async fn running_ahead(&self, plan_id: &str, executor_id: &str, due: DateTime<Utc>) -> StorageResult<Option<String>>;
     /// Records finished runs, each only if its owner still holds its lease, with their
     /// audit events, in one transaction. Returns, per run, whether it was recorded.
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>>;
@@ -149,6 +157,32 @@ pub trait Storage: Send + Sync + 'static {
     /// (log lines, stdout, stderr) of executors finished before `logs_before`, keeping
     /// their status and result. None keeps that kind forever.
     async fn prune(&self, audit_before: Option<DateTime<Utc>>, logs_before: Option<DateTime<Utc>>) -> StorageResult<Pruned>;
+
+    /// Live, unpaused recurring plans whose executors are made only up to before `before`,
+    /// soonest first, at most `limit`.
+    async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>>;
+    /// The earliest `planned_until` of a live, unpaused recurring plan.
+    async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>>;
+    /// Moves a recurring plan's horizon from `from` to `until` (None: it stopped
+    /// recurring) and stores the executors of the new window, all or nothing and within
+    /// `caps`, only while its horizon is still `from`: false (nothing stored) when another
+    /// replica moved it first, or the plan was deleted or paused meanwhile.
+    async fn extend_plan(
+        &self,
+        plan_id: &str,
+        from: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        executors: &[Executor],
+        caps: &WorkCaps,
+    ) -> Result<bool, InsertPlanError>;
+
+    /// Every blackout, oldest first.
+    async fn blackouts(&self) -> StorageResult<Vec<Blackout>>;
+    /// Stores blackouts with the audit event; with `replace_calendar`, the blackouts that
+    /// calendar imported before are deleted in the same transaction.
+    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent) -> StorageResult<()>;
+    /// Deletes a blackout with its audit event; false when there is none by that id.
+    async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool>;
 
     async fn halt_state(&self) -> StorageResult<HaltState>;
     /// Changes whenever another replica may have changed the halt switch (PostgreSQL's

@@ -88,8 +88,31 @@ impl PluginHost for FakeHost {
     }
 
     /// Planner args: `{"in_ms": [..]}` (offsets from now), `{"fail": "trap" | "invalid"}`,
-    /// `{"count": n}` (n times, a second from now).
-    async fn plan(&self, _plugin: &LoadedPlugin, input: PlanInput) -> Result<Vec<DateTime<Utc>>, HostError> {
+    /// `{"count": n}` (n times, a second from now), `{"every_ms": n}` (recurring: every
+    /// multiple of n ms since the epoch in the window).
+    async fn plan(&self, _plugin: &LoadedPlugin, input: PlanInput) -> Result<crate::host::Planned, HostError> {
+        if let Some(every) = input.args["every_ms"].as_i64().filter(|n| *n > 0) {
+            let (from, until) = (input.window.0.timestamp_millis(), input.window.1.timestamp_millis());
+            let first = from.div_euclid(every) * every + if from.rem_euclid(every) == 0 { 0 } else { every };
+            let instants = (0..).map(|i| first + i * every).take_while(|t| *t < until).filter_map(DateTime::<Utc>::from_timestamp_millis).collect();
+            return Ok(crate::host::Planned { instants, recurring: true });
+        }
+        self.plan_once(input).map(|instants| crate::host::Planned { instants, recurring: false })
+    }
+
+    /// Attack args: `{"sleep_ms": n}` runs that long (after its one capability call);
+    /// `{"fail": "..."}` fails with it. A cancelled run answers with what it did.
+    async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult {
+        self.run_fake(plugin, grant, input, cancel).await
+    }
+
+    fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError> {
+        self.inspect_fake_key(private_key, passphrase)
+    }
+}
+
+impl FakeHost {
+    fn plan_once(&self, input: PlanInput) -> Result<Vec<DateTime<Utc>>, HostError> {
         match input.args["fail"].as_str() {
             Some("trap") => return Err(HostError::PluginFault("plugin trapped: unreachable".into())),
             Some("invalid") => return Err(HostError::InvalidArgs { pointer: Some("/date".into()), message: "date is in the past".into() }),
@@ -102,9 +125,7 @@ impl PluginHost for FakeHost {
         Ok(offsets.iter().filter_map(|o| o.as_i64()).map(|ms| input.now + chrono::Duration::milliseconds(ms)).collect())
     }
 
-    /// Attack args: `{"sleep_ms": n}` runs that long (after its one capability call);
-    /// `{"fail": "..."}` fails with it. A cancelled run answers with what it did.
-    async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult {
+    async fn run_fake(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult {
         let id = plugin.description.id.clone();
         self.runs.lock().unwrap().push(Call { plugin: id.clone(), run_id: input.run_id.clone(), grant: grant.clone(), dry_run: input.dry_run });
         let audit = vec![AuditEvent {
@@ -133,7 +154,7 @@ impl PluginHost for FakeHost {
         RunResult { outcome, log, audit, cancelled: None }
     }
 
-    fn inspect_key(&self, private_key: &str, _passphrase: Option<&str>) -> Result<KeyFacts, HostError> {
+    fn inspect_fake_key(&self, private_key: &str, _passphrase: Option<&str>) -> Result<KeyFacts, HostError> {
         if private_key.starts_with("-----BEGIN FAKE KEY-----") {
             Ok(KeyFacts { fingerprint: format!("SHA256:fake{}", private_key.len()), algorithm: "ssh-fake".into() })
         } else {

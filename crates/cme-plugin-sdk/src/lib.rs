@@ -1,7 +1,7 @@
 //! # cme-plugin-sdk: write cme planners and attacks
 //!
 //! A cme plugin is a WebAssembly component built from a Rust `cdylib` for the
-//! `wasm32-wasip2` target. It implements one of two worlds of the `cme:plugin@0.1.0`
+//! `wasm32-wasip2` target. It implements one of two worlds of the `cme:plugin@0.2.0`
 //! contract (the WIT files in the repository's `wit/` directory are the reference):
 //!
 //! * a **planner** returns the instants at which an attack runs ([`planner::Planner`]);
@@ -53,9 +53,10 @@
 //! # target/wasm32-wasip2/release/ping_attack.wasm is the component
 //! ```
 //!
-//! A planner is the same shape with [`planner::Planner`], a `plan` returning
-//! `Vec<DateTime<Utc>>`, the `planner` feature and [`export_planner!`]. Use
-//! [`planner::PlanContext::rng`] for randomness and [`time::parse_datetime`] for dates, so
+//! A planner is the same shape with [`planner::Planner`], a `plan` returning a
+//! [`planner::Schedule`] (one-shot, or recurring: asked again window after window), the
+//! `planner` feature and [`export_planner!`]. Use [`planner::PlanContext::rng`] (one-shot)
+//! or [`planner::PlanContext::rng_for`] (recurring, per day or tick) for randomness and [`time::parse_datetime`] for dates, so
 //! that a plan is a pure function of its args and context. The built-in plugins in
 //! `plugins/` (`exact-planner`, `simple-planner`, `api-request`) are complete examples.
 //!
@@ -74,6 +75,7 @@ compile_error!(
 );
 
 pub mod args;
+pub mod days;
 mod describe;
 mod error;
 pub mod log;

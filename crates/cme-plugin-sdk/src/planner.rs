@@ -1,6 +1,11 @@
 //! Planners: turn args into the instants the attack runs at.
 //!
-//! Implement [`Planner`] and call [`export_planner!`](crate::export_planner).
+//! Implement [`Planner`] and call [`export_planner!`](crate::export_planner). A one-shot
+//! planner answers [`Schedule::once`] with every instant; a recurring one answers
+//! [`Schedule::recurring`] with the firings whose nominal time is in
+//! [`PlanContext::window`], drawing randomness from [`PlanContext::rng_for`] keyed by a
+//! natural unit (a day, a cron tick) so that any split of time into windows gives the
+//! same firings.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -33,6 +38,22 @@ pub struct PlanContext {
     pub timezone: Tz,
     /// Seed for randomness; use [`PlanContext::rng`] so that plans replay exactly.
     pub seed: u64,
+    /// The span the host asks about.
+    pub window: Window,
+}
+
+/// The span of time a planner is asked about: `[from, until)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+impl Window {
+    /// Whether `t` is in `[from, until)`.
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.from <= t && t < self.until
+    }
 }
 
 impl PlanContext {
@@ -40,6 +61,41 @@ impl PlanContext {
     /// always yields the same sequence, on every machine and every release of the SDK.
     pub fn rng(&self) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(self.seed)
+    }
+
+    /// A deterministic generator for one natural unit of a recurring plan (a day's number,
+    /// a cron tick's timestamp): the same seed and key always give the same sequence,
+    /// whichever window is being planned.
+    pub fn rng_for(&self, key: i64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(mix(self.seed, key as u64))
+    }
+}
+
+/// SplitMix64 of the seed and the key: distinct keys give unrelated seeds.
+fn mix(seed: u64, key: u64) -> u64 {
+    let mut z = seed ^ key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// What a planner answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub instants: Vec<DateTime<Utc>>,
+    /// The plan goes on after the window: the host asks again for the next one.
+    pub recurring: bool,
+}
+
+impl Schedule {
+    /// Every instant of a plan that ends (the window was only a hint).
+    pub fn once(instants: Vec<DateTime<Utc>>) -> Schedule {
+        Schedule { instants, recurring: false }
+    }
+
+    /// The firings that belong to the window of a plan that goes on.
+    pub fn recurring(instants: Vec<DateTime<Utc>>) -> Schedule {
+        Schedule { instants, recurring: true }
     }
 }
 
@@ -51,7 +107,7 @@ pub trait Planner {
     fn describe() -> Describe;
     /// Returns the instants to run the attack at. Return
     /// [`PluginError::InvalidArgs`] naming the field for args that cannot be planned.
-    fn plan(ctx: &PlanContext, args: Self::Args) -> Result<Vec<DateTime<Utc>>, PluginError>;
+    fn plan(ctx: &PlanContext, args: Self::Args) -> Result<Schedule, PluginError>;
 }
 
 #[doc(hidden)]
@@ -63,22 +119,31 @@ pub fn __describe<P: Planner>() -> bindings::PluginInfo {
 pub fn __plan<P: Planner>(
     ctx: bindings::PlanContext,
     args: String,
-) -> Result<Vec<bindings::Timestamp>, bindings::PluginError> {
+    window: bindings::Window,
+) -> Result<bindings::Schedule, bindings::PluginError> {
     let timezone = time::parse_zone(&ctx.timezone).map_err(|m| PluginError::invalid("timezone", m))?;
     let ctx = PlanContext {
         now: time::from_parts(ctx.now.seconds, ctx.now.nanoseconds),
         timezone,
         seed: ctx.seed,
+        window: Window {
+            from: time::from_parts(window.from.seconds, window.from.nanoseconds),
+            until: time::from_parts(window.until.seconds, window.until.nanoseconds),
+        },
     };
     let args = crate::args::parse::<P::Args>(&args)?;
-    let instants = P::plan(&ctx, args)?;
-    Ok(instants
-        .into_iter()
-        .map(|t| {
-            let (seconds, nanoseconds) = time::to_parts(t);
-            bindings::Timestamp { seconds, nanoseconds }
-        })
-        .collect())
+    let schedule = P::plan(&ctx, args)?;
+    Ok(bindings::Schedule {
+        instants: schedule
+            .instants
+            .into_iter()
+            .map(|t| {
+                let (seconds, nanoseconds) = time::to_parts(t);
+                bindings::Timestamp { seconds, nanoseconds }
+            })
+            .collect(),
+        recurring: schedule.recurring,
+    })
 }
 
 /// Exports a [`Planner`] implementation as the component's `planner` world.
@@ -98,11 +163,12 @@ macro_rules! export_planner {
             fn plan(
                 ctx: $crate::planner::bindings::PlanContext,
                 args: ::std::string::String,
+                window: $crate::planner::bindings::Window,
             ) -> ::std::result::Result<
-                ::std::vec::Vec<$crate::planner::bindings::Timestamp>,
+                $crate::planner::bindings::Schedule,
                 $crate::planner::bindings::PluginError,
             > {
-                $crate::planner::__plan::<$planner>(ctx, args)
+                $crate::planner::__plan::<$planner>(ctx, args, window)
             }
         }
         $crate::planner::bindings::__export_planner_world!(__CmePlannerExport with_types_in $crate::planner::bindings);

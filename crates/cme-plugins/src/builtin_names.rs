@@ -1,8 +1,11 @@
 /// Every built-in plugin, by its crate name in `plugins/`: the planners first, then the
 /// attacks. Read by build.rs (what to build) and by the crate (what to embed).
-pub const BUILTIN_NAMES: [&str; 6] = [
+pub const BUILTIN_NAMES: [&str; 9] = [
     "exact-planner",
     "simple-planner",
+    "cron-planner",
+    "window-planner",
+    "mtbf-planner",
     "api-request",
     "terminate-ec2-instance",
     "terminate-ec2-instance-not-excluded",

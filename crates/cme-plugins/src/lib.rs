@@ -60,4 +60,8 @@ pub mod test_plugins {
 
     /// A plain WASI command (exports wasi:cli/run): a component of another world.
     pub const COMMAND: EmbeddedPlugin = embed!("command", "command.wasm");
+    /// A planner built against cme:plugin@0.1.0 (one-shot, no window).
+    pub const LEGACY_PLANNER: EmbeddedPlugin = embed!("legacy-planner", "legacy_planner.wasm");
+    /// An attack built against cme:plugin@0.1.0 (GETs its `url` through the 0.1.0 http).
+    pub const LEGACY_ATTACK: EmbeddedPlugin = embed!("legacy-attack", "legacy_attack.wasm");
 }

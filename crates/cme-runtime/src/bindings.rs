@@ -1,17 +1,20 @@
 //! Host bindings generated from `wit/`, one module per world. Only this module and the
 //! `caps` modules name generated types.
 
-/// The `attack` world: its imports are every capability interface.
+/// The `attack` world of `cme:plugin@0.2.0`: its imports are every capability interface.
 pub mod attack {
     wasmtime::component::bindgen!({
         world: "attack",
         path: "../../wit",
         imports: { default: async | trappable },
         exports: { default: async },
+        // The 0.1.0 shim (`caps::legacy`) converts between the two versions' types,
+        // which have the same shape, through serde.
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 
-/// The `planner` world, sharing the attack world's `types` and `log`.
+/// The `planner` world of `cme:plugin@0.2.0`, sharing the attack world's `types` and `log`.
 pub mod planner {
     wasmtime::component::bindgen!({
         world: "planner",
@@ -23,6 +26,33 @@ pub mod planner {
             "cme:plugin/log": super::attack::cme::plugin::log,
         },
     });
+}
+
+/// `cme:plugin@0.1.0` (`wit/legacy/v0.1.0`), for components built against it: the same
+/// interfaces under their 0.1.0 names, and the one-shot planner world.
+pub mod legacy {
+    pub mod attack {
+        wasmtime::component::bindgen!({
+            world: "attack",
+            path: "../../wit/legacy/v0.1.0",
+            imports: { default: async | trappable },
+            exports: { default: async },
+            additional_derives: [serde::Serialize, serde::Deserialize],
+        });
+    }
+
+    pub mod planner {
+        wasmtime::component::bindgen!({
+            world: "planner",
+            path: "../../wit/legacy/v0.1.0",
+            imports: { default: async | trappable },
+            exports: { default: async },
+            with: {
+                "cme:plugin/types": super::attack::cme::plugin::types,
+                "cme:plugin/log": super::attack::cme::plugin::log,
+            },
+        });
+    }
 }
 
 pub use attack::cme::plugin::types::{self as wit_types, HostError};

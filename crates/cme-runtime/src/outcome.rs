@@ -59,6 +59,14 @@ pub struct RunOutcome {
 /// The result of a planner call and its record.
 #[derive(Debug, Clone)]
 pub struct PlanOutcome {
-    pub result: Result<Vec<DateTime<Utc>>, CallError>,
+    pub result: Result<Planned, CallError>,
     pub record: CallRecord,
+}
+
+/// A planner's answer for one window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub instants: Vec<DateTime<Utc>>,
+    /// The plan goes on after the window: ask again for the next one.
+    pub recurring: bool,
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::bindings::{attack::AttackPre, planner::PlannerPre};
+use crate::bindings::{attack::AttackPre, legacy, planner::PlannerPre};
 use crate::cache::Provenance;
 use crate::error::CallError;
 use crate::info::{PluginInfo, PluginKind, canonical_ref};
@@ -24,10 +24,15 @@ pub(crate) struct PluginInner {
     pub provenance: Provenance,
 }
 
+/// A pre-instantiated component, by world and contract version.
 #[derive(Clone)]
 pub(crate) enum Pre {
     Planner(PlannerPre<CallState>),
     Attack(AttackPre<CallState>),
+    /// Built against `cme:plugin@0.1.0`: a one-shot planner.
+    LegacyPlanner(legacy::planner::PlannerPre<CallState>),
+    /// Built against `cme:plugin@0.1.0`.
+    LegacyAttack(legacy::attack::AttackPre<CallState>),
 }
 
 impl Plugin {
@@ -37,8 +42,16 @@ impl Plugin {
 
     pub fn kind(&self) -> PluginKind {
         match self.inner.pre {
-            Pre::Planner(_) => PluginKind::Planner,
-            Pre::Attack(_) => PluginKind::Attack,
+            Pre::Planner(_) | Pre::LegacyPlanner(_) => PluginKind::Planner,
+            Pre::Attack(_) | Pre::LegacyAttack(_) => PluginKind::Attack,
+        }
+    }
+
+    /// The contract version it was built against: `0.2.0`, or `0.1.0` for older components.
+    pub fn contract(&self) -> &'static str {
+        match self.inner.pre {
+            Pre::Planner(_) | Pre::Attack(_) => "0.2.0",
+            Pre::LegacyPlanner(_) | Pre::LegacyAttack(_) => "0.1.0",
         }
     }
 

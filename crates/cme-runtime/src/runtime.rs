@@ -14,7 +14,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline};
 
 use crate::bindings::attack::{Attack, AttackPre, RunContext};
-use crate::bindings::planner::{PlanContext as WitPlanContext, Planner, PlannerPre};
+use crate::bindings::legacy;
+use crate::bindings::planner::{PlanContext as WitPlanContext, Planner, PlannerPre, Window as WitWindow};
 use crate::bindings::wit_types::{self, Timestamp};
 use crate::cache::{ArtifactCache, sha256_hex};
 use crate::caps::{Backends, Capabilities};
@@ -22,7 +23,7 @@ use crate::config::{Limits, RuntimeConfig};
 use crate::error::{CallError, LimitBreach, LoadError};
 use crate::grant::Grant;
 use crate::info::{Capability, PluginInfo};
-use crate::outcome::{AttackReport, CallRecord, PlanOutcome, RunOutcome};
+use crate::outcome::{AttackReport, CallRecord, PlanOutcome, Planned, RunOutcome};
 use crate::plugin::{Plugin, PluginInner, Pre};
 use crate::state::{CallState, breach};
 use crate::ticker::Ticker;
@@ -37,6 +38,8 @@ pub struct PlanContext {
     /// IANA zone name, e.g. `Europe/Madrid`.
     pub timezone: String,
     pub seed: u64,
+    /// The span asked about, `[from, until)` (a 0.1.0 planner is not told).
+    pub window: (DateTime<Utc>, DateTime<Utc>),
 }
 
 /// The input of an attack run.
@@ -63,6 +66,9 @@ struct Inner {
     engine: Engine,
     attack_linker: Linker<CallState>,
     planner_linker: Linker<CallState>,
+    /// The same capabilities under their `cme:plugin@0.1.0` names.
+    legacy_attack_linker: Linker<CallState>,
+    legacy_planner_linker: Linker<CallState>,
     cache: ArtifactCache,
     executor: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
@@ -92,12 +98,19 @@ impl Runtime {
         let host = |e: wasmtime::Error| LoadError::Compile(format!("engine setup: {e:#}"));
         let engine = new_engine(&config).map_err(host)?;
 
-        let mut attack_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut attack_linker).map_err(host)?;
+        let wasi_linker = || -> wasmtime::Result<Linker<CallState>> {
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+            Ok(linker)
+        };
+        let mut attack_linker = wasi_linker().map_err(host)?;
         Attack::add_to_linker::<_, HasSelf<_>>(&mut attack_linker, |s| s).map_err(host)?;
-        let mut planner_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut planner_linker).map_err(host)?;
+        let mut planner_linker = wasi_linker().map_err(host)?;
         Planner::add_to_linker::<_, HasSelf<_>>(&mut planner_linker, |s| s).map_err(host)?;
+        let mut legacy_attack_linker = wasi_linker().map_err(host)?;
+        legacy::attack::Attack::add_to_linker::<_, HasSelf<_>>(&mut legacy_attack_linker, |s| s).map_err(host)?;
+        let mut legacy_planner_linker = wasi_linker().map_err(host)?;
+        legacy::planner::Planner::add_to_linker::<_, HasSelf<_>>(&mut legacy_planner_linker, |s| s).map_err(host)?;
 
         let cache = ArtifactCache::new(&engine, config.cache_dir.as_deref())?;
         let executor = tokio::runtime::Builder::new_multi_thread()
@@ -119,6 +132,8 @@ impl Runtime {
                 engine,
                 attack_linker,
                 planner_linker,
+                legacy_attack_linker,
+                legacy_planner_linker,
                 cache,
                 executor: Some(executor),
                 handle,
@@ -162,6 +177,12 @@ impl Runtime {
             Pre::Attack(pre) => Box::new(move |store| {
                 Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
             }),
+            Pre::LegacyPlanner(pre) => Box::new(move |store| {
+                Box::pin(async move { legacy_info(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?) })
+            }),
+            Pre::LegacyAttack(pre) => Box::new(move |store| {
+                Box::pin(async move { legacy_info(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?) })
+            }),
         };
         let (described, _) = self.call(state, body, Box::pin(std::future::pending())).await;
         let info = convert_info(described.map_err(LoadError::Describe)?)?;
@@ -169,28 +190,44 @@ impl Runtime {
         Ok(Plugin { inner: Arc::new(PluginInner { sha256, info, validator, pre, provenance }) })
     }
 
+    /// Pre-instantiates a component for its world (by exports) and contract version: the
+    /// 0.2.0 linker first, then the 0.1.0 one (its imports and its `plan` signature
+    /// differ); when neither links, the 0.2.0 linker's complaint is the one to read.
     fn pre_instantiate(&self, component: &Component) -> Result<Pre, LoadError> {
         let exports: Vec<String> =
             component.component_type().exports(&self.inner.engine).map(|(name, _)| name.to_string()).collect();
         let has = |name: &str| exports.iter().any(|e| e == name);
         let mismatch = |e: wasmtime::Error| LoadError::Imports(format!("{:#}", e));
+        let inner = &self.inner;
         if has("describe") && has("run") {
-            let pre = self.inner.attack_linker.instantiate_pre(component).map_err(mismatch)?;
-            Ok(Pre::Attack(AttackPre::new(pre).map_err(mismatch)?))
+            let current = inner.attack_linker.instantiate_pre(component).and_then(AttackPre::new);
+            match current {
+                Ok(pre) => Ok(Pre::Attack(pre)),
+                Err(e) => match inner.legacy_attack_linker.instantiate_pre(component).and_then(legacy::attack::AttackPre::new) {
+                    Ok(pre) => Ok(Pre::LegacyAttack(pre)),
+                    Err(_) => Err(mismatch(e)),
+                },
+            }
         } else if has("describe") && has("plan") {
-            let pre = self.inner.planner_linker.instantiate_pre(component).map_err(mismatch)?;
-            Ok(Pre::Planner(PlannerPre::new(pre).map_err(mismatch)?))
+            let current = inner.planner_linker.instantiate_pre(component).and_then(PlannerPre::new);
+            match current {
+                Ok(pre) => Ok(Pre::Planner(pre)),
+                Err(e) => match inner.legacy_planner_linker.instantiate_pre(component).and_then(legacy::planner::PlannerPre::new) {
+                    Ok(pre) => Ok(Pre::LegacyPlanner(pre)),
+                    Err(_) => Err(mismatch(e)),
+                },
+            }
         } else {
             Err(LoadError::UnknownWorld { exports })
         }
     }
 
-    /// Asks a planner for the instants of a plan. Args are validated against the
-    /// plugin's schema first.
+    /// Asks a planner to plan a window. Args are validated against the plugin's schema
+    /// first. A 0.1.0 planner is asked without the window and is one-shot.
     pub async fn plan(&self, plugin: &Plugin, ctx: PlanContext, args: &Value) -> PlanOutcome {
-        let Pre::Planner(pre) = plugin.inner.pre.clone() else {
+        if !matches!(plugin.inner.pre, Pre::Planner(_) | Pre::LegacyPlanner(_)) {
             return PlanOutcome { result: Err(wrong_kind(plugin, "planner")), record: CallRecord::default() };
-        };
+        }
         if let Err(e) = plugin.validate_args(args) {
             return PlanOutcome { result: Err(e), record: CallRecord::default() };
         }
@@ -198,22 +235,43 @@ impl Runtime {
         let max_instants = limits.max_output_bytes / std::mem::size_of::<Timestamp>();
         let state = CallState::new(plugin.id(), String::new(), limits, None);
         let wit_ctx = WitPlanContext { now: timestamp(ctx.now), timezone: ctx.timezone, seed: ctx.seed };
+        let window = WitWindow { from: timestamp(ctx.window.0), until: timestamp(ctx.window.1) };
         let args = args.to_string();
-        let body: CallBody<Result<Vec<Timestamp>, wit_types::PluginError>> = Box::new(move |store| {
-            Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &wit_ctx, &args).await })
-        });
+        let body: CallBody<Result<(Vec<Timestamp>, bool), wit_types::PluginError>> = match plugin.inner.pre.clone() {
+            Pre::LegacyPlanner(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    let legacy_ctx = legacy::planner::PlanContext { now: legacy_timestamp(wit_ctx.now), timezone: wit_ctx.timezone, seed: wit_ctx.seed };
+                    let answer = pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &legacy_ctx, &args).await?;
+                    Ok(match answer {
+                        Ok(instants) => Ok((instants.into_iter().map(|t| Timestamp { seconds: t.seconds, nanoseconds: t.nanoseconds }).collect(), false)),
+                        Err(e) => Err(crate::caps::convert_version(e)?),
+                    })
+                })
+            }),
+            Pre::Planner(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    let answer = pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &wit_ctx, &args, window).await?;
+                    Ok(answer.map(|schedule| (schedule.instants, schedule.recurring)))
+                })
+            }),
+            Pre::Attack(_) | Pre::LegacyAttack(_) => unreachable!("checked above"),
+        };
         let (result, record) = self.call(state, body, Box::pin(std::future::pending())).await;
-        let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|instants| {
+        let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|(instants, recurring)| {
             if instants.len() > max_instants {
                 return Err(CallError::OutputLimit { what: "the plan", limit: max_instants });
             }
-            instants
+            let instants = instants
                 .into_iter()
                 .map(|t| {
                     DateTime::from_timestamp(t.seconds, t.nanoseconds)
                         .ok_or_else(|| CallError::Contract(format!("instant {}s {}ns is out of range", t.seconds, t.nanoseconds)))
                 })
-                .collect()
+                .collect::<Result<Vec<_>, _>>()?;
+            if recurring && let Some(early) = instants.iter().find(|t| **t < ctx.window.0) {
+                return Err(CallError::Contract(format!("a recurring planner answered {early}, before its window's start {}", ctx.window.0)));
+            }
+            Ok(Planned { instants, recurring })
         });
         PlanOutcome { result, record }
     }
@@ -228,9 +286,9 @@ impl Runtime {
     /// then fails with [`CallError::Cancelled`] and its record keeps everything done so
     /// far (log lines, audit events of the calls it made, output).
     pub async fn run_until(&self, plugin: &Plugin, request: RunRequest, cancel: impl Future<Output = String> + Send + 'static) -> RunOutcome {
-        let Pre::Attack(pre) = plugin.inner.pre.clone() else {
+        if !matches!(plugin.inner.pre, Pre::Attack(_) | Pre::LegacyAttack(_)) {
             return RunOutcome { result: Err(wrong_kind(plugin, "attack")), record: CallRecord::default() };
-        };
+        }
         if let Err(e) = plugin.validate_args(&request.args) {
             return RunOutcome { result: Err(e), record: CallRecord::default() };
         }
@@ -250,9 +308,24 @@ impl Runtime {
             deadline_ms: u64::try_from(limits.deadline.as_millis()).unwrap_or(u64::MAX),
         };
         let args = request.args.to_string();
-        let body: CallBody<Result<crate::bindings::attack::AttackReport, wit_types::PluginError>> = Box::new(move |store| {
-            Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await })
-        });
+        let body: CallBody<Result<crate::bindings::attack::AttackReport, wit_types::PluginError>> = match plugin.inner.pre.clone() {
+            Pre::Attack(pre) => Box::new(move |store| {
+                Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await })
+            }),
+            Pre::LegacyAttack(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    let legacy_ctx = legacy::attack::RunContext {
+                        run_id: ctx.run_id,
+                        now: legacy_timestamp(ctx.now),
+                        dry_run: ctx.dry_run,
+                        deadline_ms: ctx.deadline_ms,
+                    };
+                    let answer = pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &legacy_ctx, &args).await?;
+                    crate::caps::convert_version(answer)
+                })
+            }),
+            Pre::Planner(_) | Pre::LegacyPlanner(_) => unreachable!("checked above"),
+        };
         let (result, record) = self.call(state, body, Box::pin(cancel)).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|report| {
             let size = report.summary.len() + report.details.len() + report.targets.iter().map(String::len).sum::<usize>();
@@ -371,6 +444,14 @@ fn new_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
         }
     }
     Engine::new(&engine_config)
+}
+
+fn legacy_info(info: legacy::attack::cme::plugin::types::PluginInfo) -> wasmtime::Result<wit_types::PluginInfo> {
+    crate::caps::convert_version(info)
+}
+
+fn legacy_timestamp(t: Timestamp) -> legacy::attack::cme::plugin::types::Timestamp {
+    legacy::attack::cme::plugin::types::Timestamp { seconds: t.seconds, nanoseconds: t.nanoseconds }
 }
 
 fn check_header(wasm: &[u8]) -> Result<(), LoadError> {

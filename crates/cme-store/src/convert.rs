@@ -6,9 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use cme_engine::{Actor, AuditEntry, AuditEvent, Credential, Executor, Grant, Lease, Plan, PlannedCall, PluginRecord, Report, RunLog, StorageError};
+use cme_engine::{Actor, AuditEntry, Blackout, AuditEvent, Credential, Executor, Grant, Lease, Plan, PlannedCall, PluginRecord, Report, RunLog, StorageError};
 
-use crate::entity::{audit_event, credential, executor, plan, plugin};
+use crate::entity::{audit_event, blackout, credential, executor, plan, plugin};
 use crate::plugins::PluginRow;
 use crate::sealed::{self, CredentialKey};
 
@@ -46,6 +46,9 @@ pub(crate) fn plan_model(p: &Plan) -> plan::Model {
         grace_ms: p.grace.as_millis() as i64,
         created_by: p.created_by.as_ref().map(|a| serde_json::json!({"name": a.name, "role": a.role}).to_string()),
         paused_at_us: p.paused.map(us),
+        planned_until_us: p.planned_until.map(us),
+        misfire: p.misfire.as_str().to_string(),
+        overlap: p.overlap.as_str().to_string(),
     }
 }
 
@@ -62,6 +65,9 @@ pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
         seed: m.seed as u64,
         grace: Duration::from_millis(m.grace_ms.max(0) as u64),
         paused: m.paused_at_us.map(at),
+        planned_until: m.planned_until_us.map(at),
+        misfire: m.misfire.parse().map_err(|e| corrupt("plan misfire", e))?,
+        overlap: m.overlap.parse().map_err(|e| corrupt("plan overlap", e))?,
         created_by: match m.created_by {
             None => None,
             Some(text) => {
@@ -92,6 +98,7 @@ pub(crate) fn executor_model(e: &Executor) -> executor::Model {
         error: e.error.clone(),
         log: log_text(&e.log),
         dry_run: e.dry_run,
+        reason: e.reason.clone(),
     }
 }
 
@@ -131,6 +138,31 @@ pub(crate) fn executor(m: executor::Model) -> Result<Executor, StorageError> {
         report,
         error: m.error,
         dry_run: m.dry_run,
+        reason: m.reason,
+    })
+}
+
+pub(crate) fn blackout_model(b: &Blackout) -> blackout::Model {
+    blackout::Model {
+        id: b.id.clone(),
+        name: b.name.clone(),
+        plan_id: b.plan_id.clone(),
+        spec: serde_json::to_string(&b.when).unwrap_or_else(|_| "{}".into()),
+        calendar: b.calendar.clone(),
+        created_at_us: us(b.created),
+        created_by: b.created_by.clone(),
+    }
+}
+
+pub(crate) fn blackout(m: blackout::Model) -> Result<Blackout, StorageError> {
+    Ok(Blackout {
+        when: serde_json::from_str(&m.spec).map_err(|e| corrupt("blackout spec", e))?,
+        id: m.id,
+        name: m.name,
+        plan_id: m.plan_id,
+        calendar: m.calendar,
+        created: at(m.created_at_us),
+        created_by: m.created_by,
     })
 }
 

@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use cme_engine::storage::{CappedWork, InsertPlanError, OverCap, Pruned, StorageResult};
 use cme_engine::{
-    AuditEntry, AuditEvent, Credential, Executor, ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
+    AuditEntry, AuditEvent, Blackout, Credential, Executor, ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
     Plan, PlanSummary, PluginChange, PluginRecord, RunLog, Storage, StorageError, StoredUpload, WorkCaps,
 };
 
 use crate::convert::{self, at, us};
-use crate::entity::{audit_event, credential, executor, plan, setting};
+use crate::entity::{audit_event, blackout, credential, executor, plan, setting};
 use crate::{Store, db_error as db};
 
 const HALT_KEY: &str = "halt";
@@ -57,7 +57,8 @@ fn summary(plan: Plan, figures: Option<Figures>) -> PlanSummary {
     PlanSummary {
         executors_count: figures.as_ref().map_or(0, |f| f.total as u64),
         next_execution: figures.as_ref().and_then(|f| f.next_due).map(at),
-        executed: figures.as_ref().and_then(|f| f.open).unwrap_or(0) == 0,
+        // A recurring plan has work left as long as it recurs.
+        executed: figures.as_ref().and_then(|f| f.open).unwrap_or(0) == 0 && !plan.is_recurring(),
         plan,
     }
 }
@@ -206,12 +207,14 @@ impl Storage for Store {
         let mut query = plan::Entity::find().filter(plan::Column::DeletedAtUs.is_null());
         if !all {
             query = query.filter(
-                Expr::col(plan::Column::Id).in_subquery(
-                    sea_orm::sea_query::Query::select()
-                        .column(executor::Column::PlanId)
-                        .from(executor::Entity)
-                        .and_where(executor::Column::Status.is_in(ExecutorStatus::OPEN.map(ExecutorStatus::as_str)))
-                        .to_owned(),
+                sea_orm::Condition::any().add(plan::Column::PlannedUntilUs.is_not_null()).add(
+                    Expr::col(plan::Column::Id).in_subquery(
+                        sea_orm::sea_query::Query::select()
+                            .column(executor::Column::PlanId)
+                            .from(executor::Entity)
+                            .and_where(executor::Column::Status.is_in(ExecutorStatus::OPEN.map(ExecutorStatus::as_str)))
+                            .to_owned(),
+                    ),
                 ),
             );
         }
@@ -258,6 +261,22 @@ impl Storage for Store {
             .filter(executor::Column::PlanId.eq(plan_id))
             .order_by_asc(executor::Column::DueAtUs)
             .order_by_asc(executor::Column::Id)
+            .all(self.db())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(convert::executor)
+            .collect()
+    }
+
+    async fn executors_between(&self, plan_id: &str, from: DateTime<Utc>, until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+        executor::Entity::find()
+            .filter(executor::Column::PlanId.eq(plan_id))
+            .filter(executor::Column::DueAtUs.gte(us(from)))
+            .filter(executor::Column::DueAtUs.lt(us(until)))
+            .order_by_asc(executor::Column::DueAtUs)
+            .order_by_asc(executor::Column::Id)
+            .limit(limit)
             .all(self.db())
             .await
             .map_err(db)?
@@ -364,14 +383,33 @@ impl Storage for Store {
 
     /// (`due_at_us < now` keeps the scan on the status/due index: only overdue rows are
     /// looked at.)
-    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<u64> {
+    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<Vec<String>> {
         let _gate = self.write_gate().await;
         let sql = "UPDATE executors SET status = $2, finished_at_us = $1, \
                    error = 'missed: not started within its grace period after its due time (was the engine down or halted?)' \
-                   WHERE status = $3 AND due_at_us < $1 AND due_at_us + grace_ms * 1000 < $1";
+                   WHERE status = $3 AND due_at_us < $1 AND due_at_us + grace_ms * 1000 < $1 RETURNING plan_id";
         let values = [us(now).into(), status(ExecutorStatus::Missed), status(PENDING)];
-        let result = self.db().execute_raw(Statement::from_sql_and_values(self.backend(), adapt(self.backend(), sql), values)).await.map_err(db)?;
-        Ok(result.rows_affected())
+        let rows = self.db().query_all_raw(Statement::from_sql_and_values(self.backend(), adapt(self.backend(), sql), values)).await.map_err(db)?;
+        rows.iter().map(|row| row.try_get::<String>("", "plan_id").map_err(db)).collect()
+    }
+
+    async fn running_ahead(&self, plan_id: &str, executor_id: &str, due: DateTime<Utc>) -> StorageResult<Option<String>> {
+        let due = us(due);
+        let ahead = sea_orm::Condition::any()
+            .add(executor::Column::DueAtUs.lt(due))
+            .add(sea_orm::Condition::all().add(executor::Column::DueAtUs.eq(due)).add(executor::Column::Id.lt(executor_id)));
+        executor::Entity::find()
+            .select_only()
+            .column(executor::Column::Id)
+            .filter(executor::Column::PlanId.eq(plan_id))
+            .filter(executor::Column::Status.eq(RUNNING.as_str()))
+            .filter(executor::Column::Id.ne(executor_id))
+            .filter(ahead)
+            .order_by_asc(executor::Column::DueAtUs)
+            .into_tuple::<String>()
+            .one(self.db())
+            .await
+            .map_err(db)
     }
 
     async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64> {
@@ -435,6 +473,11 @@ impl Storage for Store {
                 .col_expr(executor::Column::Error, Expr::value(end.error.clone()))
                 .col_expr(executor::Column::Log, Expr::value(convert::log_text(&end.log)))
                 .col_expr(executor::Column::DryRun, Expr::value(end.dry_run))
+                // A catch-up run keeps the reason it was made for.
+                .col_expr(executor::Column::Reason, match &end.reason {
+                    Some(reason) => Expr::value(reason.clone()),
+                    None => Expr::col(executor::Column::Reason).into(),
+                })
                 .col_expr(executor::Column::LeaseOwner, Expr::value(Option::<String>::None))
                 .col_expr(executor::Column::LeaseExpiresUs, Expr::value(Option::<i64>::None))
                 .filter(executor::Column::Id.eq(run.executor_id.as_str()))
@@ -485,6 +528,109 @@ impl Storage for Store {
             pruned.run_logs = cleared.rows_affected;
         }
         Ok(pruned)
+    }
+
+    async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>> {
+        plan::Entity::find()
+            .filter(plan::Column::PlannedUntilUs.lt(us(before)))
+            .filter(plan::Column::DeletedAtUs.is_null())
+            .filter(plan::Column::PausedAtUs.is_null())
+            .order_by_asc(plan::Column::PlannedUntilUs)
+            .limit(limit)
+            .all(self.db())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(convert::plan)
+            .collect()
+    }
+
+    async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>> {
+        let next = plan::Entity::find()
+            .select_only()
+            .column_as(plan::Column::PlannedUntilUs.min(), "next")
+            .filter(plan::Column::PlannedUntilUs.is_not_null())
+            .filter(plan::Column::DeletedAtUs.is_null())
+            .filter(plan::Column::PausedAtUs.is_null())
+            .into_tuple::<Option<i64>>()
+            .one(self.db())
+            .await
+            .map_err(db)?;
+        Ok(next.flatten().map(at))
+    }
+
+    /// The conditional UPDATE is what makes an extension happen once: on PostgreSQL a
+    /// replica racing for the same plan waits for the row, then finds the horizon moved
+    /// and changes nothing; its executors are never inserted.
+    async fn extend_plan(
+        &self,
+        plan_id: &str,
+        from: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        executors: &[Executor],
+        caps: &WorkCaps,
+    ) -> Result<bool, InsertPlanError> {
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        let moved = plan::Entity::update_many()
+            .col_expr(plan::Column::PlannedUntilUs, Expr::value(until.map(us)))
+            .filter(plan::Column::Id.eq(plan_id))
+            .filter(plan::Column::PlannedUntilUs.eq(us(from)))
+            .filter(plan::Column::DeletedAtUs.is_null())
+            .filter(plan::Column::PausedAtUs.is_null())
+            .exec(&txn)
+            .await
+            .map_err(db)?;
+        if moved.rows_affected == 0 {
+            txn.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        if !executors.is_empty() {
+            self.check_caps(&txn, caps, 0, executors.len() as u64).await?;
+            insert_executor_rows(&txn, executors).await?;
+        }
+        txn.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn blackouts(&self) -> StorageResult<Vec<Blackout>> {
+        blackout::Entity::find()
+            .order_by_asc(blackout::Column::CreatedAtUs)
+            .order_by_asc(blackout::Column::Id)
+            .all(self.db())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(convert::blackout)
+            .collect()
+    }
+
+    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent) -> StorageResult<()> {
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        if let Some(calendar) = replace_calendar {
+            blackout::Entity::delete_many().filter(blackout::Column::Calendar.eq(calendar)).exec(&txn).await.map_err(db)?;
+        }
+        for chunk in blackouts.chunks(500) {
+            let models: Vec<blackout::ActiveModel> = chunk.iter().map(|b| convert::blackout_model(b).into_active_model()).collect();
+            blackout::Entity::insert_many(models).exec_without_returning(&txn).await.map_err(db)?;
+        }
+        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        txn.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool> {
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        let deleted = blackout::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(db)?;
+        if deleted.rows_affected == 0 {
+            txn.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        txn.commit().await.map_err(db)?;
+        Ok(true)
     }
 
     async fn halt_state(&self) -> StorageResult<HaltState> {

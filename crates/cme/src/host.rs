@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+
 use serde_json::Value;
 
 use cme_engine::{
     Actor, AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, LogLine, PluginDescription,
     PluginHandle, PluginHost, PluginKind, Report, RunLog, Storage,
 };
-use cme_engine::host::{Cancel, PlanInput, RunInput, RunResult};
+use cme_engine::host::{Cancel, PlanInput, Planned, RunInput, RunResult};
 use cme_runtime::{CallError, CredentialError, Decision, PlanContext, Plugin, RunOwner, RunRequest, Runtime};
 
 /// SSH keys for the runtime, read from storage at session time and handed out only to
@@ -107,9 +107,10 @@ impl PluginHost for RuntimeHost {
         plugin_of(plugin)?.validate_args(args).map_err(host_error)
     }
 
-    async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Vec<DateTime<Utc>>, HostError> {
-        let ctx = PlanContext { now: input.now, timezone: input.timezone, seed: input.seed };
-        self.runtime.plan(plugin_of(plugin)?, ctx, &input.args).await.result.map_err(host_error)
+    async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Planned, HostError> {
+        let ctx = PlanContext { now: input.now, timezone: input.timezone, seed: input.seed, window: input.window };
+        let planned = self.runtime.plan(plugin_of(plugin)?, ctx, &input.args).await.result.map_err(host_error)?;
+        Ok(Planned { instants: planned.instants, recurring: planned.recurring })
     }
 
     async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult {

@@ -4,8 +4,8 @@
 //! engine dropped the offset); one without an offset is wall time in the plan's time zone.
 //! A past date or an unparsable one is `invalid-args` naming `date`.
 
-use cme_plugin_sdk::chrono::{DateTime, Utc};
-use cme_plugin_sdk::planner::{PlanContext, Planner};
+
+use cme_plugin_sdk::planner::{PlanContext, Planner, Schedule};
 use cme_plugin_sdk::{Describe, PluginError, json, time};
 
 #[derive(serde::Deserialize)]
@@ -38,7 +38,7 @@ impl Planner for ExactPlanner {
             .example(json!({"date": "2030-06-21T15:30:00+02:00"}))
     }
 
-    fn plan(ctx: &PlanContext, args: Args) -> Result<Vec<DateTime<Utc>>, PluginError> {
+    fn plan(ctx: &PlanContext, args: Args) -> Result<Schedule, PluginError> {
         let at = time::parse_datetime(&args.date, ctx.timezone).map_err(|m| PluginError::invalid("date", m))?;
         if at <= ctx.now {
             return Err(PluginError::invalid(
@@ -46,7 +46,7 @@ impl Planner for ExactPlanner {
                 format!("{} is in the past (now is {})", at.to_rfc3339(), ctx.now.to_rfc3339()),
             ));
         }
-        Ok(vec![at])
+        Ok(Schedule::once(vec![at]))
     }
 }
 

@@ -6,10 +6,14 @@
 //! of the window still ahead is used: at 01:00, 22:00–02:00 means 01:00–02:00 (the window
 //! that began yesterday). A window already over today is `invalid-args`. Randomness comes
 //! from the context's seed, so the same seed gives the same times.
+//!
+//! With `"every_day": true` the plan is recurring: the same window every day (the window
+//! belongs to the day it starts on), N runs in each, drawn per day so that any split of
+//! time into windows gives the same runs.
 
 use cme_plugin_sdk::chrono::{DateTime, Duration, NaiveTime, Utc};
-use cme_plugin_sdk::planner::{PlanContext, Planner};
-use cme_plugin_sdk::{Describe, PluginError, json, time};
+use cme_plugin_sdk::planner::{PlanContext, Planner, Schedule};
+use cme_plugin_sdk::{Describe, PluginError, days, json, time};
 use rand_core::RngCore;
 
 #[derive(serde::Deserialize)]
@@ -17,6 +21,8 @@ struct Args {
     min_time: String,
     max_time: String,
     times: u32,
+    #[serde(default)]
+    every_day: bool,
 }
 
 const MAX_TIMES: u32 = 10_000;
@@ -30,7 +36,7 @@ impl Planner for SimplePlanner {
         Describe::new("simple-planner", env!("CARGO_PKG_VERSION"))
             .refs(["simple_planner:SimplePlanner"])
             .description(
-                "Runs the attack N times at random instants within today's HH:MM window (one per equal slice), in the plan's time zone.",
+                "Runs the attack N times at random instants within today's HH:MM window (one per equal slice), in the plan's time zone; with every_day, in that window every day.",
             )
             .schema(json!({
                 "type": "object",
@@ -38,13 +44,14 @@ impl Planner for SimplePlanner {
                 "properties": {
                     "min_time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "window start, HH:MM"},
                     "max_time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "window end, HH:MM; before min_time wraps midnight"},
-                    "times": {"type": "integer", "minimum": 1, "maximum": MAX_TIMES, "description": "how many runs"}
+                    "times": {"type": "integer", "minimum": 1, "maximum": MAX_TIMES, "description": "how many runs"},
+                    "every_day": {"type": "boolean", "default": false, "description": "repeat every day (a recurring plan)"}
                 }
             }))
             .example(json!({"min_time": "10:00", "max_time": "15:00", "times": 4}))
     }
 
-    fn plan(ctx: &PlanContext, args: Args) -> Result<Vec<DateTime<Utc>>, PluginError> {
+    fn plan(ctx: &PlanContext, args: Args) -> Result<Schedule, PluginError> {
         let min = time::parse_hh_mm(&args.min_time).map_err(|m| PluginError::invalid("min_time", m))?;
         let max = time::parse_hh_mm(&args.max_time).map_err(|m| PluginError::invalid("max_time", m))?;
         if !(1..=MAX_TIMES).contains(&args.times) {
@@ -53,8 +60,11 @@ impl Planner for SimplePlanner {
         if min == max {
             return Err(PluginError::invalid("max_time", "the window is empty (max_time equals min_time)"));
         }
+        if args.every_day {
+            return Ok(Schedule::recurring(every_day(ctx, min, max, args.times)));
+        }
         let (start, end) = window_ahead(ctx, min, max)?;
-        Ok(spread(ctx, start, end, args.times))
+        Ok(Schedule::once(spread(&mut ctx.rng(), start, end, args.times)))
     }
 }
 
@@ -82,8 +92,7 @@ fn window_ahead(ctx: &PlanContext, min: NaiveTime, max: NaiveTime) -> Result<(Da
 
 /// `times` instants, one uniformly at random inside each of `times` equal buckets of
 /// [start, end), in ascending order.
-fn spread(ctx: &PlanContext, start: DateTime<Utc>, end: DateTime<Utc>, times: u32) -> Vec<DateTime<Utc>> {
-    let mut rng = ctx.rng();
+fn spread(rng: &mut impl RngCore, start: DateTime<Utc>, end: DateTime<Utc>, times: u32) -> Vec<DateTime<Utc>> {
     let total = (end - start).num_microseconds().unwrap_or(i64::MAX) as u128;
     (0..times as u128)
         .map(|i| {
@@ -92,6 +101,18 @@ fn spread(ctx: &PlanContext, start: DateTime<Utc>, end: DateTime<Utc>, times: u3
             let offset = bucket_start + (rng.next_u64() as u128 % bucket_len);
             start + Duration::microseconds(offset as i64)
         })
+        .collect()
+}
+
+/// The runs of every day's window whose time is in the asked window, each day's drawn
+/// from that day's own generator.
+fn every_day(ctx: &PlanContext, min: NaiveTime, max: NaiveTime, times: u32) -> Vec<DateTime<Utc>> {
+    days::dates_around(ctx.window.from, ctx.window.until, ctx.timezone)
+        .flat_map(|date| {
+            let (start, end) = days::span_on(date, min, max, ctx.timezone);
+            spread(&mut ctx.rng_for(days::day_key(date)), start, end, times)
+        })
+        .filter(|t| ctx.window.contains(*t))
         .collect()
 }
 

@@ -95,6 +95,7 @@ pub(crate) fn executor_document(secrets: &cme_secrets::Redactor, e: &Executor, p
             result
         }),
         "error": cme_secrets::option_of(e.error.as_deref()),
+        "reason": cme_secrets::option_of(e.reason.as_deref()),
         "dry_run": e.dry_run,
     }));
     if with_log {

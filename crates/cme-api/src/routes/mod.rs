@@ -1,6 +1,7 @@
 //! Routes, one module per resource.
 
 mod audit;
+mod blackouts;
 mod credentials;
 mod executors;
 mod halt;
@@ -56,6 +57,16 @@ fn routes(config: &mut web::ServiceConfig) {
     config.service(web::resource("/api/1/plans/{id}/run").route(web::post().to(plans::run_now)).default_service(web::to(method_not_allowed)));
     config.service(web::resource("/api/1/plans/{id}/pause").route(web::post().to(plans::pause)).default_service(web::to(method_not_allowed)));
     config.service(web::resource("/api/1/plans/{id}/resume").route(web::post().to(plans::resume)).default_service(web::to(method_not_allowed)));
+    config.service(web::resource("/api/1/plans/{id}/forecast").route(web::get().to(plans::forecast)).default_service(web::to(method_not_allowed)));
+    both(config, "/api/1/forecast", |r| r.route(web::post().to(plans::forecast_new)));
+    both(config, "/api/1/blackouts/", |r| r.route(web::get().to(blackouts::list)).route(web::post().to(blackouts::create)));
+    config.service(
+        web::resource("/api/1/blackouts/{id}")
+            .route(web::get().to(blackouts::show))
+            .route(web::delete().to(blackouts::delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+    both(config, "/api/1/calendars/", |r| r.route(web::post().to(blackouts::import)));
     both(config, "/api/1/executors/", |r| r.route(web::get().to(executors::list)));
     config.service(
         web::resource("/api/1/executors/{id}")

@@ -2,7 +2,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use cme_engine::{Executor, NewPlan, PlanSummary, PluginCall};
+use cme_engine::{Executor, Forecast, Misfire, NewPlan, Overlap, PlanSummary, PluginCall};
 
 use super::executors::executor_document;
 use super::{Result, date};
@@ -16,6 +16,7 @@ pub(crate) struct Schemas {
     pub plan: jsonschema::Validator,
     pub reschedule: jsonschema::Validator,
     pub credential: jsonschema::Validator,
+    pub blackout: jsonschema::Validator,
 }
 
 impl Schemas {
@@ -34,7 +35,10 @@ impl Schemas {
                 "planner": call,
                 "dry_run": {"type": "boolean"},
                 "grace_seconds": {"type": "integer", "minimum": 0, "maximum": 86400},
-                "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA zone the planner works in (default: the engine's)"}
+                "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA zone the planner works in (default: the engine's)"},
+                "seed": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "the planner's seed (default: random); a forecast with this seed shows the firings"},
+                "misfire": {"enum": ["skip", "run_once"], "description": "firings missed in an outage: skip (default), or one catch-up run"},
+                "overlap": {"enum": ["forbid", "allow"], "description": "a firing due while the previous run runs: skipped (forbid, default) or run (allow)"}
             }
         });
         let reschedule = json!({
@@ -49,26 +53,36 @@ impl Schemas {
             plan: jsonschema::validator_for(&plan).expect("the plan schema compiles"),
             reschedule: jsonschema::validator_for(&reschedule).expect("the reschedule schema compiles"),
             credential: jsonschema::validator_for(&super::credentials::schema()).expect("the credential schema compiles"),
+            blackout: jsonschema::validator_for(&super::blackouts::schema()).expect("the blackout schema compiles"),
         }
     }
 }
 
-pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
-    let caller = state.auth.require(&req, Role::Operator)?;
-    let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
-    check_schema(&state.schemas.plan, &body)?;
+/// A plan body, checked against the schema.
+fn new_plan(state: &ApiState, body: &Value) -> std::result::Result<NewPlan, crate::problem::ApiError> {
+    check_schema(&state.schemas.plan, body)?;
     let call = |key: &str| PluginCall {
         reference: body[key]["ref"].as_str().unwrap_or_default().to_string(),
         args: body[key]["args"].clone(),
     };
-    let new = NewPlan {
+    Ok(NewPlan {
         name: body["name"].as_str().unwrap_or_default().to_string(),
         attack: call("attack"),
         planner: call("planner"),
         dry_run: body["dry_run"].as_bool().unwrap_or(false),
         grace_seconds: body["grace_seconds"].as_u64(),
         timezone: body["timezone"].as_str().map(str::to_string),
-    };
+        seed: body["seed"].as_u64(),
+        // The schema allows only the known words.
+        misfire: body["misfire"].as_str().and_then(|m| m.parse().ok()).unwrap_or(Misfire::Skip),
+        overlap: body["overlap"].as_str().and_then(|o| o.parse().ok()).unwrap_or(Overlap::Forbid),
+    })
+}
+
+pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+    let caller = state.auth.require(&req, Role::Operator)?;
+    let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
+    let new = new_plan(&state, &body)?;
     let (plan, executors) = state.engine.create_plan(new, &caller.actor()).await?;
     let location = format!("/api/1/plans/{}", plan.plan.id);
     let shown = executors.len().min(cme_engine::EMBEDDED_EXECUTORS as usize);
@@ -134,6 +148,65 @@ pub async fn resume(req: HttpRequest, id: web::Path<String>, state: web::Data<Ap
     Ok(plan_document(&state.secrets, &state.engine.resume_plan(&id, caller.name()).await?, None).ok())
 }
 
+/// `from` and `until` of a forecast (dates; without an offset in the engine's zone):
+/// default now and a week later.
+fn span(req: &HttpRequest, state: &ApiState) -> std::result::Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), crate::problem::ApiError> {
+    let pairs = query_pairs(req);
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let from = match get("from") {
+        Some(text) => state.engine.parse_time(&text, "/from")?,
+        None => chrono::Utc::now(),
+    };
+    let until = match get("until") {
+        Some(text) => state.engine.parse_time(&text, "/until")?,
+        None => from + chrono::Duration::days(7),
+    };
+    Ok((from, until))
+}
+
+/// The firings of a plan in `?from=&until=` (default: the coming week), with the skipped
+/// ones and why.
+pub async fn forecast(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    let (from, until) = span(&req, &state)?;
+    let forecast = state.engine.forecast_plan(&id, from, until).await?;
+    Ok(forecast_document(&forecast).link("self", self_href(&req)).link("plan", format!("/api/1/plans/{id}")).ok())
+}
+
+/// The firings a plan body would make (operator: it runs the planner), nothing stored.
+pub async fn forecast_new(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Operator)?;
+    let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
+    let new = new_plan(&state, &body)?;
+    let (from, until) = span(&req, &state)?;
+    let forecast = state.engine.forecast_new(new, from, until).await?;
+    Ok(forecast_document(&forecast).link("self", self_href(&req)).link("plans", "/api/1/plans/").ok())
+}
+
+fn forecast_document(forecast: &Forecast) -> Hal {
+    let firings: Vec<Value> = forecast
+        .firings
+        .iter()
+        .map(|f| {
+            let mut firing = json!({"due": date(f.due), "status": f.status.as_str(), "reason": f.reason});
+            if let Some(id) = &f.executor_id {
+                firing["executor_id"] = json!(id);
+                firing["_links"] = json!({"executor": {"href": format!("/api/1/executors/{id}")}});
+            }
+            firing
+        })
+        .collect();
+    Hal::new(json!({
+        "from": date(forecast.from),
+        "until": date(forecast.until),
+        "recurring": forecast.recurring,
+        "count": firings.len(),
+        "truncated": forecast.truncated,
+        "notes": forecast.notes,
+        "firings": firings,
+    }))
+}
+
 /// A plan; with `executors`, the first of them embedded, and whether there are more (the
 /// `executors` link pages through all of them).
 fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executors: Option<(&[Executor], bool)>) -> Hal {
@@ -151,6 +224,11 @@ fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executo
         "paused_since": plan.paused.map(date),
         "timezone": plan.timezone,
         "grace_seconds": plan.grace.as_secs(),
+        "recurring": plan.is_recurring(),
+        "planned_until": plan.planned_until.map(date),
+        "misfire": plan.misfire.as_str(),
+        "overlap": plan.overlap.as_str(),
+        "seed": plan.seed,
         "attack": {"ref": plan.attack.reference, "plugin": plan.attack.plugin, "args": secrets.json(&plan.attack.args)},
         "planner": {"ref": plan.planner.reference, "plugin": plan.planner.plugin, "args": secrets.json(&plan.planner.args)},
     }))
@@ -158,6 +236,7 @@ fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executo
     .link("run", format!("{href}/run"))
     .link("pause", format!("{href}/pause"))
     .link("resume", format!("{href}/resume"))
+    .link("forecast", format!("{href}/forecast"))
     .link("delete", href)
     .link("executors", format!("/api/1/executors/?plan_id={}&executed=all", plan.id));
     match executors {

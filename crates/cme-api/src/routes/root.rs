@@ -21,6 +21,9 @@ pub async fn entry(req: HttpRequest, state: web::Data<ApiState>) -> Result {
         .link("resume", "/api/1/resume")
         .link("audit", "/api/1/audit/")
         .link("credentials", "/api/1/credentials/")
+        .link("blackouts", "/api/1/blackouts/")
+        .link("calendars", "/api/1/calendars/")
+        .link("forecast", "/api/1/forecast")
         .ok())
 }
 

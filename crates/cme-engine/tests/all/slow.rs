@@ -95,8 +95,47 @@ impl Storage for SlowClaims {
         self.inner.next_due().await
     }
 
-    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<u64> {
+    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<Vec<String>> {
         self.inner.mark_missed(now).await
+    }
+
+    async fn running_ahead(&self, plan_id: &str, executor_id: &str, due: DateTime<Utc>) -> StorageResult<Option<String>> {
+        self.inner.running_ahead(plan_id, executor_id, due).await
+    }
+
+    async fn executors_between(&self, plan_id: &str, from: DateTime<Utc>, until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+        self.inner.executors_between(plan_id, from, until, limit).await
+    }
+
+    async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>> {
+        self.inner.plans_to_extend(before, limit).await
+    }
+
+    async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>> {
+        self.inner.next_planned_until().await
+    }
+
+    async fn extend_plan(
+        &self,
+        plan_id: &str,
+        from: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        executors: &[Executor],
+        caps: &WorkCaps,
+    ) -> Result<bool, InsertPlanError> {
+        self.inner.extend_plan(plan_id, from, until, executors, caps).await
+    }
+
+    async fn blackouts(&self) -> StorageResult<Vec<Blackout>> {
+        self.inner.blackouts().await
+    }
+
+    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent) -> StorageResult<()> {
+        self.inner.insert_blackouts(replace_calendar, blackouts, audit).await
+    }
+
+    async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool> {
+        self.inner.delete_blackout(id, audit).await
     }
 
     async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use cme_engine::testing::{Call, FakeHost, builtins, bytes, component};
-use cme_engine::{AuditDecision, Engine, EngineConfig, Executor, ExecutorStatus, NewPlan, PluginCall, Storage};
+use cme_engine::{AuditDecision, Engine, EngineConfig, Executor, ExecutorStatus, Misfire, NewPlan, Overlap, PluginCall, Storage};
 use cme_store::{Store, StoreConfig};
 
 /// One engine over an in-memory store, with a fake exact planner and noop attack built in.
@@ -59,6 +59,9 @@ pub fn plan(attack_args: Value, planner_args: Value) -> NewPlan {
         dry_run: false,
         grace_seconds: None,
         timezone: None,
+        seed: None,
+        misfire: Misfire::Skip,
+        overlap: Overlap::Allow,
     }
 }
 

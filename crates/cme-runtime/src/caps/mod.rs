@@ -4,9 +4,12 @@
 
 mod ec2;
 mod http;
+mod legacy;
 mod log;
 mod scripts;
 mod ssh;
+
+pub(crate) use legacy::convert as convert_version;
 
 use std::sync::Arc;
 

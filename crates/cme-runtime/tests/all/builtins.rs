@@ -7,16 +7,20 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn ctx(now: &str, timezone: &str, seed: u64) -> PlanContext {
-    PlanContext { now: at(now), timezone: timezone.into(), seed }
+/// A planner context asking about the week from `now`, as the engine does for a new plan.
+pub fn ctx(now: &str, timezone: &str, seed: u64) -> PlanContext {
+    PlanContext { now: at(now), timezone: timezone.into(), seed, window: (at(now), at(now) + Duration::days(7)) }
 }
 
 #[tokio::test]
 async fn every_builtin_describes_itself_with_the_original_refs() {
     let runtime = runtime();
-    let expected: [(&str, PluginKind, &[&str]); 6] = [
+    let expected: [(&str, PluginKind, &[&str]); 9] = [
         ("exact-planner", PluginKind::Planner, &["exact_planner:ExactPlanner"]),
         ("simple-planner", PluginKind::Planner, &["simple_planner:SimplePlanner"]),
+        ("cron-planner", PluginKind::Planner, &["cron_planner:CronPlanner"]),
+        ("window-planner", PluginKind::Planner, &["window_planner:WindowPlanner"]),
+        ("mtbf-planner", PluginKind::Planner, &["mtbf_planner:MtbfPlanner"]),
         ("api-request", PluginKind::Attack, &["api_request:ApiRequest"]),
         ("terminate-ec2-instance", PluginKind::Attack, &["terminate_ec2_instance:TerminateEC2Instance"]),
         (
@@ -47,7 +51,7 @@ async fn exact_planner_honours_the_offset() {
     let outcome = runtime
         .plan(&planner, ctx("2030-01-01T00:00:00Z", "Europe/Madrid", 1), &json!({"date": "2030-01-01T10:00:00+05:00"}))
         .await;
-    assert_eq!(outcome.result.unwrap(), vec![at("2030-01-01T05:00:00Z")]);
+    assert_eq!(outcome.result.unwrap().instants, vec![at("2030-01-01T05:00:00Z")]);
 }
 
 #[tokio::test]
@@ -57,7 +61,7 @@ async fn exact_planner_reads_a_date_without_offset_in_the_context_zone() {
     let outcome = runtime
         .plan(&planner, ctx("2030-01-01T00:00:00Z", "Europe/Madrid", 1), &json!({"date": "2030-06-21T15:30:00"}))
         .await;
-    assert_eq!(outcome.result.unwrap(), vec![at("2030-06-21T13:30:00Z")], "15:30 in Madrid in summer is 13:30 UTC");
+    assert_eq!(outcome.result.unwrap().instants, vec![at("2030-06-21T13:30:00Z")], "15:30 in Madrid in summer is 13:30 UTC");
 }
 
 #[tokio::test]
@@ -97,6 +101,10 @@ async fn simple_plan(now: &str, zone: &str, seed: u64, min: &str, max: &str, tim
         .plan(&planner, ctx(now, zone, seed), &json!({"min_time": min, "max_time": max, "times": times}))
         .await
         .result
+        .map(|planned| {
+            assert!(!planned.recurring, "without every_day the plan is one-shot");
+            planned.instants
+        })
 }
 
 #[tokio::test]
@@ -161,7 +169,7 @@ async fn simple_planner_accepts_only_1_to_10000_times() {
         }
     }
     let args = json!({"min_time": "00:00", "max_time": "23:59", "times": 10000});
-    assert_eq!(runtime.plan(&planner, ctx("2030-01-15T00:00:00Z", "UTC", 1), &args).await.result.unwrap().len(), 10000);
+    assert_eq!(runtime.plan(&planner, ctx("2030-01-15T00:00:00Z", "UTC", 1), &args).await.result.unwrap().instants.len(), 10000);
 }
 
 #[tokio::test]

@@ -6,4 +6,5 @@ mod cache;
 mod ec2;
 mod grants;
 mod hostile;
+mod recurring;
 mod support;

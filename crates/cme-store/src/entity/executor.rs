@@ -28,6 +28,8 @@ pub struct Model {
     pub log: String,
     /// Whether the run was dry; None until it ran.
     pub dry_run: Option<bool>,
+    /// Why a skipped executor did not run, or what a catch-up run stands for (m0007).
+    pub reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

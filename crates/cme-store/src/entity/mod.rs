@@ -2,6 +2,7 @@
 //! 64-bit integers: the same type, ordering and index behaviour on SQLite and PostgreSQL.
 
 pub mod audit_event;
+pub mod blackout;
 pub mod credential;
 pub mod executor;
 pub mod plan;

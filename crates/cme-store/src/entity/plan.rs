@@ -27,6 +27,12 @@ pub struct Model {
     pub created_by: Option<String>,
     /// Set while paused (m0006).
     pub paused_at_us: Option<i64>,
+    /// A recurring plan's horizon: executors are made up to here (m0007); NULL: one-shot.
+    pub planned_until_us: Option<i64>,
+    /// `skip` or `run_once` (m0007).
+    pub misfire: String,
+    /// `forbid` or `allow` (m0007).
+    pub overlap: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

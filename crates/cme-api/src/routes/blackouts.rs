@@ -1,0 +1,123 @@
+//! Blackouts (`/api/1/blackouts/`) and holiday calendars imported as blackouts
+//! (`/api/1/calendars/`). Reading is for viewers; changes are an operator's, audited.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use serde_json::{Value, json};
+
+use cme_engine::{Blackout, BlackoutWhen, NewBlackout};
+
+use super::{Result, date};
+use crate::ApiState;
+use crate::auth::Role;
+use crate::body::{check_schema, json_body, read_limited};
+use crate::hal::{Hal, query_pairs, self_href};
+use crate::problem::ApiError;
+
+/// The largest calendar file accepted.
+pub const MAX_CALENDAR_BYTES: usize = 2 << 20;
+
+pub(crate) fn schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["name", "start", "end"],
+        "additionalProperties": false,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "start": {"type": "string", "minLength": 1, "maxLength": 64, "description": "a date (RFC 3339), or a wall time \"DAY HH:MM\" (every week) or \"HH:MM\" (every day)"},
+            "end": {"type": "string", "minLength": 1, "maxLength": 64, "description": "of the same kind as start; before start wraps (Friday to Monday, 22:00 to 06:00)"},
+            "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA zone of wall times and of dates without an offset (default: the engine's)"},
+            "plan_id": {"type": "string", "minLength": 1, "maxLength": 64, "description": "the one plan it holds (default: every plan)"}
+        }
+    })
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    let items: Vec<Value> = state.engine.list_blackouts().await?.iter().map(|b| document(b).into_value()).collect();
+    Ok(Hal::new(json!({"count": items.len(), "blackouts": items})).link("self", self_href(&req)).link("calendars", "/api/1/calendars/").ok())
+}
+
+pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+    let caller = state.auth.require(&req, Role::Operator)?;
+    let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
+    check_schema(&state.schemas.blackout, &body)?;
+    let text = |key: &str| body[key].as_str().map(str::to_string);
+    let new = NewBlackout {
+        name: text("name").unwrap_or_default(),
+        plan_id: text("plan_id"),
+        start: text("start").unwrap_or_default(),
+        end: text("end").unwrap_or_default(),
+        timezone: text("timezone"),
+    };
+    let blackout = state.engine.create_blackout(new, caller.name()).await?;
+    Ok(created(document(&blackout), &format!("/api/1/blackouts/{}", blackout.id)))
+}
+
+pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    Ok(document(&state.engine.blackout(&id).await?).ok())
+}
+
+pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    let caller = state.auth.require(&req, Role::Operator)?;
+    state.engine.delete_blackout(&id, caller.name()).await?;
+    Ok(Hal::new(json!({"msg": format!("Blackout {id} successfully deleted")})).link("blackouts", "/api/1/blackouts/").ok())
+}
+
+/// Imports an iCalendar body (`text/calendar`) as blackouts:
+/// `?name=holidays-es[&timezone=Europe/Madrid][&plan_id=...]`. Importing the same name
+/// again replaces that calendar's blackouts.
+pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+    let caller = state.auth.require(&req, Role::Operator)?;
+    let pairs = query_pairs(&req);
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let name = get("name").ok_or_else(|| ApiError::bad_request("name the calendar: POST /api/1/calendars/?name=holidays", Some("/name".into())))?;
+    let bytes = read_limited(payload, MAX_CALENDAR_BYTES, || {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the calendar is larger than {MAX_CALENDAR_BYTES} bytes"))
+    })
+    .await?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the calendar is not UTF-8 text", Some("/".into())))?;
+    let blackouts = state.engine.import_calendar(&name, text, get("timezone").as_deref(), get("plan_id"), caller.name()).await?;
+    let items: Vec<Value> = blackouts.iter().map(|b| document(b).into_value()).collect();
+    let doc = Hal::new(json!({"msg": "ok", "calendar": name, "count": items.len(), "blackouts": items})).link("blackouts", "/api/1/blackouts/");
+    Ok(created(doc, "/api/1/blackouts/"))
+}
+
+fn created(doc: Hal, location: &str) -> actix_web::HttpResponse {
+    let mut response = doc.respond(StatusCode::CREATED);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(location) {
+        response.headers_mut().insert(actix_web::http::header::LOCATION, value);
+    }
+    response
+}
+
+fn document(b: &Blackout) -> Hal {
+    let when = match &b.when {
+        BlackoutWhen::Once { start, end } => json!({"recurring": false, "start": date(*start), "end": date(*end)}),
+        BlackoutWhen::Recurring { start, end, timezone } => json!({
+            "recurring": true,
+            "every": if start.day.is_some() { "week" } else { "day" },
+            "start": start.to_string(),
+            "end": end.to_string(),
+            "timezone": timezone,
+        }),
+    };
+    let mut data = json!({
+        "id": b.id,
+        "name": b.name,
+        "plan_id": b.plan_id,
+        "calendar": b.calendar,
+        "created": date(b.created),
+        "created_by": b.created_by,
+    });
+    if let (Some(data), Some(when)) = (data.as_object_mut(), when.as_object()) {
+        data.extend(when.clone());
+    }
+    let href = format!("/api/1/blackouts/{}", b.id);
+    let doc = Hal::new(data).link("self", href.clone()).link("delete", href);
+    match &b.plan_id {
+        Some(plan) => doc.link("plan", format!("/api/1/plans/{plan}")),
+        None => doc,
+    }
+}

@@ -1,0 +1,328 @@
+//! Blackouts: spans of time in which no firing runs. A firing that falls in one becomes a
+//! `skipped` executor naming it (never silently absent). A blackout is global or bound to
+//! one plan, and is either one-off (`start`..`end`) or recurring every week or every day
+//! in wall time of a zone ("FRI 16:00" to "MON 08:00", "22:00" to "06:00").
+
+use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// A span of time in which nothing fires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blackout {
+    pub id: String,
+    pub name: String,
+    /// The one plan it holds; None: every plan.
+    pub plan_id: Option<String>,
+    pub when: BlackoutWhen,
+    /// The calendar it was imported from (re-importing a calendar replaces its blackouts).
+    pub calendar: Option<String>,
+    pub created: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// When a blackout holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BlackoutWhen {
+    /// `[start, end)`.
+    Once { start: DateTime<Utc>, end: DateTime<Utc> },
+    /// Every week (both ends name a day) or every day (neither does), `[start, end)` in
+    /// wall time of `timezone`; an end before its start wraps (Friday to Monday, 22:00 to
+    /// 06:00).
+    Recurring { start: WallTime, end: WallTime, timezone: String },
+}
+
+/// A wall time of a week (`FRI 16:00`) or of every day (`16:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallTime {
+    pub day: Option<Weekday>,
+    pub time: NaiveTime,
+}
+
+impl WallTime {
+    /// Minutes since the start of the week (Monday 00:00) or of the day.
+    fn minutes(self) -> u32 {
+        let of_day = self.time.hour() * 60 + self.time.minute();
+        match self.day {
+            Some(day) => day.num_days_from_monday() * 24 * 60 + of_day,
+            None => of_day,
+        }
+    }
+}
+
+impl std::str::FromStr for WallTime {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<WallTime, String> {
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        let (day, time) = match parts.as_slice() {
+            [time] => (None, *time),
+            [day, time] => (Some(cme_plugin_sdk::days::parse_weekday(day)?), *time),
+            _ => return Err(format!("{text:?} is not a wall time: use \"HH:MM\" (every day) or \"DAY HH:MM\" (every week), e.g. \"FRI 16:00\"")),
+        };
+        Ok(WallTime { day, time: cme_plugin_sdk::time::parse_hh_mm(time)? })
+    }
+}
+
+impl std::fmt::Display for WallTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.day {
+            Some(day) => write!(f, "{} {}", day.to_string().to_uppercase(), self.time.format("%H:%M")),
+            None => write!(f, "{}", self.time.format("%H:%M")),
+        }
+    }
+}
+
+impl Serialize for WallTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for WallTime {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl BlackoutWhen {
+    /// A recurring blackout, checked: both ends of one kind (week or day), not equal, a
+    /// known zone.
+    pub fn recurring(start: &str, end: &str, timezone: &str) -> Result<BlackoutWhen, (&'static str, String)> {
+        let start: WallTime = start.parse().map_err(|m| ("start", m))?;
+        let end: WallTime = end.parse().map_err(|m| ("end", m))?;
+        if start.day.is_some() != end.day.is_some() {
+            return Err(("end", "start and end must both name a day (every week) or neither (every day)".into()));
+        }
+        if start == end {
+            return Err(("end", "the blackout is empty (end equals start)".into()));
+        }
+        timezone.parse::<Tz>().map_err(|_| ("timezone", format!("unknown IANA time zone {timezone:?}")))?;
+        Ok(BlackoutWhen::Recurring { start, end, timezone: timezone.to_string() })
+    }
+
+    /// Whether `at` is in the blackout.
+    pub fn covers(&self, at: DateTime<Utc>) -> bool {
+        match self {
+            BlackoutWhen::Once { start, end } => *start <= at && at < *end,
+            BlackoutWhen::Recurring { start, end, timezone } => {
+                let zone: Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
+                let local = at.with_timezone(&zone);
+                let of_day = local.hour() * 60 + local.minute();
+                let now = match start.day {
+                    Some(_) => local.weekday().num_days_from_monday() * 24 * 60 + of_day,
+                    None => of_day,
+                };
+                let (s, e) = (start.minutes(), end.minutes());
+                if s < e { s <= now && now < e } else { now >= s || now < e }
+            }
+        }
+    }
+}
+
+impl Blackout {
+    /// Whether it holds `plan_id`'s firing at `at`.
+    pub fn holds(&self, plan_id: &str, at: DateTime<Utc>) -> bool {
+        self.plan_id.as_deref().is_none_or(|p| p == plan_id) && self.when.covers(at)
+    }
+
+    /// What a skipped executor says.
+    pub fn reason(&self) -> String {
+        format!("blackout {:?}", self.name)
+    }
+}
+
+/// The first blackout of `blackouts` that holds `plan_id` at `at`.
+pub fn blocking<'a>(blackouts: &'a [Blackout], plan_id: &str, at: DateTime<Utc>) -> Option<&'a Blackout> {
+    blackouts.iter().find(|b| b.holds(plan_id, at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_weekend_blackout_wraps_the_week_in_its_zone() {
+        let weekend = BlackoutWhen::recurring("FRI 16:00", "MON 08:00", "Europe/Madrid").unwrap();
+        // Friday 2026-12-04 16:00 in Madrid is 15:00 UTC.
+        assert!(!weekend.covers(at("2026-12-04T14:59:00Z")));
+        assert!(weekend.covers(at("2026-12-04T15:00:00Z")));
+        assert!(weekend.covers(at("2026-12-06T12:00:00Z")));
+        assert!(weekend.covers(at("2026-12-07T06:59:00Z")));
+        assert!(!weekend.covers(at("2026-12-07T07:00:00Z")));
+        assert!(!weekend.covers(at("2026-12-09T12:00:00Z")));
+    }
+
+    #[test]
+    fn a_nightly_blackout_crosses_midnight() {
+        let night = BlackoutWhen::recurring("22:00", "06:00", "UTC").unwrap();
+        assert!(night.covers(at("2026-12-02T23:30:00Z")));
+        assert!(night.covers(at("2026-12-03T05:59:00Z")));
+        assert!(!night.covers(at("2026-12-03T06:00:00Z")));
+        assert!(!night.covers(at("2026-12-03T21:59:00Z")));
+    }
+
+    #[test]
+    fn mixed_or_empty_or_unzoned_recurring_blackouts_are_refused() {
+        assert_eq!(BlackoutWhen::recurring("FRI 16:00", "08:00", "UTC").unwrap_err().0, "end");
+        assert_eq!(BlackoutWhen::recurring("10:00", "10:00", "UTC").unwrap_err().0, "end");
+        assert_eq!(BlackoutWhen::recurring("Funday 10:00", "11:00", "UTC").unwrap_err().0, "start");
+        assert_eq!(BlackoutWhen::recurring("10:00", "11:00", "Mars/Olympus").unwrap_err().0, "timezone");
+    }
+
+    #[test]
+    fn a_plan_blackout_holds_only_its_plan() {
+        let b = Blackout {
+            id: "b".into(),
+            name: "freeze".into(),
+            plan_id: Some("p1".into()),
+            when: BlackoutWhen::Once { start: at("2026-01-01T00:00:00Z"), end: at("2026-01-02T00:00:00Z") },
+            calendar: None,
+            created: at("2026-01-01T00:00:00Z"),
+            created_by: "admin".into(),
+        };
+        assert!(b.holds("p1", at("2026-01-01T12:00:00Z")));
+        assert!(!b.holds("p2", at("2026-01-01T12:00:00Z")));
+        assert!(!b.holds("p1", at("2026-01-02T00:00:00Z")));
+    }
+}
+
+/// A blackout to create. `start`/`end` are either two dates (RFC 3339; without an offset
+/// in `timezone`) for a one-off blackout, or two wall times (`"FRI 16:00"` and
+/// `"MON 08:00"` every week, `"22:00"` and `"06:00"` every day) for a recurring one.
+#[derive(Debug, Clone)]
+pub struct NewBlackout {
+    pub name: String,
+    /// None: every plan.
+    pub plan_id: Option<String>,
+    pub start: String,
+    pub end: String,
+    /// None: the engine's zone.
+    pub timezone: Option<String>,
+}
+
+/// The longest name a blackout may have.
+const MAX_NAME: usize = 200;
+
+impl crate::Engine {
+    /// Checks and stores a blackout, audited.
+    pub async fn create_blackout(&self, new: NewBlackout, by: &str) -> Result<Blackout, crate::EngineError> {
+        use crate::EngineError;
+        let name = new.name.trim().to_string();
+        if name.is_empty() || name.len() > MAX_NAME {
+            return Err(EngineError::invalid("/name", format!("a blackout needs a name of 1 to {MAX_NAME} characters")));
+        }
+        let zone = self.zone_named(new.timezone.as_deref())?;
+        let when = if new.start.parse::<WallTime>().is_ok() {
+            BlackoutWhen::recurring(&new.start, &new.end, zone.name()).map_err(|(field, m)| EngineError::invalid(&format!("/{field}"), m))?
+        } else {
+            let date = |field: &str, text: &str| {
+                cme_plugin_sdk::time::parse_datetime(text, zone).map_err(|m| {
+                    EngineError::invalid(&format!("/{field}"), format!("{m}; use a date (RFC 3339) or, for a recurring blackout, \"DAY HH:MM\" or \"HH:MM\""))
+                })
+            };
+            let (start, end) = (date("start", &new.start)?, date("end", &new.end)?);
+            if end <= start {
+                return Err(EngineError::invalid("/end", "the blackout ends before it starts"));
+            }
+            BlackoutWhen::Once { start, end }
+        };
+        if let Some(plan_id) = &new.plan_id {
+            self.storage
+                .plan(plan_id)
+                .await?
+                .filter(|p| p.deleted.is_none())
+                .ok_or_else(|| EngineError::invalid("/plan_id", format!("plan {plan_id} not found")))?;
+        }
+        let blackout = Blackout {
+            id: crate::plans::new_id(),
+            name,
+            plan_id: new.plan_id,
+            when,
+            calendar: None,
+            created: Utc::now(),
+            created_by: by.to_string(),
+        };
+        let audit = crate::AuditEvent::action(by, "blackout.create", format!("{}: {}", blackout.id, blackout.name));
+        self.storage.insert_blackouts(None, std::slice::from_ref(&blackout), &audit).await?;
+        tracing::info!(blackout_id = %blackout.id, name = %blackout.name, by, "blackout created");
+        Ok(blackout)
+    }
+
+    /// Imports an iCalendar file as blackouts named `<calendar>: <event>`, one per event,
+    /// replacing what the same calendar imported before; all or nothing, audited.
+    pub async fn import_calendar(
+        &self,
+        calendar: &str,
+        ics: &str,
+        timezone: Option<&str>,
+        plan_id: Option<String>,
+        by: &str,
+    ) -> Result<Vec<Blackout>, crate::EngineError> {
+        use crate::EngineError;
+        let calendar = calendar.trim();
+        if calendar.is_empty() || calendar.len() > MAX_NAME {
+            return Err(EngineError::invalid("/name", format!("a calendar needs a name of 1 to {MAX_NAME} characters (?name=)")));
+        }
+        let zone = self.zone_named(timezone)?;
+        let events = crate::calendar::parse_events(ics, zone).map_err(|m| EngineError::invalid("/", m))?;
+        if let Some(plan_id) = &plan_id {
+            self.storage
+                .plan(plan_id)
+                .await?
+                .filter(|p| p.deleted.is_none())
+                .ok_or_else(|| EngineError::invalid("/plan_id", format!("plan {plan_id} not found")))?;
+        }
+        let now = Utc::now();
+        let blackouts: Vec<Blackout> = events
+            .into_iter()
+            .map(|event| Blackout {
+                id: crate::plans::new_id(),
+                name: format!("{calendar}: {}", event.name),
+                plan_id: plan_id.clone(),
+                when: event.when,
+                calendar: Some(calendar.to_string()),
+                created: now,
+                created_by: by.to_string(),
+            })
+            .collect();
+        let audit = crate::AuditEvent::action(by, "calendar.import", format!("{calendar}: {} events", blackouts.len()));
+        self.storage.insert_blackouts(Some(calendar), &blackouts, &audit).await?;
+        tracing::info!(calendar, events = blackouts.len(), by, "calendar imported");
+        Ok(blackouts)
+    }
+
+    /// Every blackout, oldest first.
+    pub async fn list_blackouts(&self) -> Result<Vec<Blackout>, crate::EngineError> {
+        Ok(self.storage.blackouts().await?)
+    }
+
+    pub async fn blackout(&self, id: &str) -> Result<Blackout, crate::EngineError> {
+        self.storage.blackouts().await?.into_iter().find(|b| b.id == id).ok_or_else(|| crate::EngineError::not_found(crate::Resource::Blackout, id))
+    }
+
+    /// Deletes a blackout, audited.
+    pub async fn delete_blackout(&self, id: &str, by: &str) -> Result<(), crate::EngineError> {
+        let audit = crate::AuditEvent::action(by, "blackout.delete", id);
+        if !self.storage.delete_blackout(id, &audit).await? {
+            return Err(crate::EngineError::not_found(crate::Resource::Blackout, id));
+        }
+        tracing::info!(blackout_id = %id, by, "blackout deleted");
+        Ok(())
+    }
+
+    /// The zone named (checked), or the engine's.
+    pub(crate) fn zone_named(&self, name: Option<&str>) -> Result<Tz, crate::EngineError> {
+        match name {
+            None => Ok(self.config.timezone),
+            Some(name) => name
+                .parse::<Tz>()
+                .map_err(|_| crate::EngineError::invalid("/timezone", format!("unknown IANA time zone {name:?} (e.g. Europe/Madrid, America/New_York)"))),
+        }
+    }
+}

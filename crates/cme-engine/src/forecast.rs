@@ -1,0 +1,162 @@
+//! Forecasts: the firings a plan will make in a span of time, with the ones that will be
+//! skipped and why, from the same planner calls and blackouts the scheduler uses (a
+//! recurring planner answers the same for any split of time into windows, so the
+//! forecast is what the executors will be).
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+use crate::blackouts::{Blackout, blocking};
+use crate::model::{ExecutorStatus, Plan};
+use crate::plans::NewPlan;
+use crate::{Engine, EngineError, Resource};
+
+/// The longest span one forecast covers.
+pub const MAX_FORECAST_DAYS: i64 = 366;
+/// The most firings one forecast lists.
+pub const MAX_FORECAST_FIRINGS: usize = 10_000;
+
+/// One firing of a forecast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Firing {
+    pub due: DateTime<Utc>,
+    /// `pending` (it will run), `skipped` (a blackout holds it), `paused` (its plan is
+    /// paused); a firing already stored shows its executor's status.
+    pub status: ExecutorStatus,
+    pub reason: Option<String>,
+    /// The executor, once stored.
+    pub executor_id: Option<String>,
+}
+
+/// A forecast of one plan over `[from, until)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forecast {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub firings: Vec<Firing>,
+    /// More firings than [`MAX_FORECAST_FIRINGS`] fell in the span.
+    pub truncated: bool,
+    pub recurring: bool,
+    /// Why fewer firings than expected will run, in words ("the engine is halted").
+    pub notes: Vec<String>,
+}
+
+impl Engine {
+    /// The firings of a stored plan in `[from, until)`: its executors stored so far, then
+    /// (recurring) what its planner will answer for the rest.
+    pub async fn forecast_plan(&self, id: &str, from: DateTime<Utc>, until: DateTime<Utc>) -> Result<Forecast, EngineError> {
+        check_span(from, until)?;
+        let plan = self.storage.plan(id).await?.filter(|p| p.deleted.is_none()).ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
+        let blackouts = self.storage.blackouts().await?;
+        let mut firings: Vec<Firing> = self
+            .storage
+            .executors_between(id, from, until, MAX_FORECAST_FIRINGS as u64 + 1)
+            .await?
+            .into_iter()
+            .map(|e| {
+                let mut firing = Firing { due: e.due, status: e.status, reason: e.reason.clone(), executor_id: Some(e.id.clone()) };
+                if e.status == ExecutorStatus::Pending {
+                    firing = judge(firing, &plan, &blackouts);
+                }
+                firing
+            })
+            .collect();
+        if let Some(planned_until) = plan.planned_until.filter(|p| *p < until) {
+            let window = (from.max(planned_until), until);
+            let planner = match self.runnable(&plan.planner.plugin).await? {
+                Ok(entry) => entry,
+                Err(reason) => return Err(EngineError::PlannerFailed { plugin: plan.planner.plugin.clone(), reason }),
+            };
+            let planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
+            firings.extend(planned.instants.into_iter().map(|due| judge(Firing { due, status: ExecutorStatus::Pending, reason: None, executor_id: None }, &plan, &blackouts)));
+        }
+        Ok(self.finish(&plan, from, until, firings).await)
+    }
+
+    /// The firings a plan body not yet created would make in `[from, until)` (from now at
+    /// the earliest), with its `seed` when it names one: creating it with the same seed
+    /// makes these.
+    pub async fn forecast_new(&self, new: NewPlan, from: DateTime<Utc>, until: DateTime<Utc>) -> Result<Forecast, EngineError> {
+        check_span(from, until)?;
+        let draft = self.draft(&new).await?;
+        let now = Utc::now().trunc_subsecs(6);
+        let from = from.max(now);
+        let window = if until > from { (from, until) } else { (from, from) };
+        let planned = self.ask_planner(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window).await?;
+        let blackouts = self.storage.blackouts().await?;
+        // Judged as a plan of its own: global blackouts hold it, plan blackouts cannot yet.
+        let plan = Plan {
+            id: String::new(),
+            name: new.name.clone(),
+            created: now,
+            deleted: None,
+            attack: crate::model::PlannedCall { reference: new.attack.reference.clone(), plugin: draft.attack.loaded.description.id.clone(), args: new.attack.args.clone() },
+            planner: crate::model::PlannedCall { reference: new.planner.reference.clone(), plugin: draft.planner.loaded.description.id.clone(), args: new.planner.args.clone() },
+            dry_run: new.dry_run || self.config.dry_run,
+            timezone: draft.timezone.name().to_string(),
+            seed: draft.seed,
+            grace: self.config.default_grace,
+            created_by: None,
+            paused: None,
+            planned_until: planned.recurring.then_some(window.1),
+            misfire: new.misfire,
+            overlap: new.overlap,
+        };
+        let firings = planned
+            .instants
+            .into_iter()
+            .filter(|t| *t >= from && *t < until)
+            .map(|due| judge(Firing { due, status: ExecutorStatus::Pending, reason: None, executor_id: None }, &plan, &blackouts))
+            .collect();
+        let mut forecast = self.finish(&plan, from, until, firings).await;
+        forecast.notes.push(format!("seed {} (pass it as \"seed\" when creating the plan to get these firings)", draft.seed));
+        Ok(forecast)
+    }
+
+    /// Sorts, caps and explains.
+    async fn finish(&self, plan: &Plan, from: DateTime<Utc>, until: DateTime<Utc>, mut firings: Vec<Firing>) -> Forecast {
+        firings.sort_by_key(|f| f.due);
+        let truncated = firings.len() > MAX_FORECAST_FIRINGS;
+        firings.truncate(MAX_FORECAST_FIRINGS);
+        let mut notes = Vec::new();
+        if firings.is_empty() {
+            notes.push("no firing falls in this span".to_string());
+        }
+        let skipped = firings.iter().filter(|f| f.status == ExecutorStatus::Skipped).count();
+        if skipped > 0 {
+            notes.push(format!("{skipped} firings fall in blackouts and will be skipped"));
+        }
+        if plan.paused.is_some() {
+            notes.push("the plan is paused: nothing fires until it is resumed".into());
+        }
+        if matches!(self.halt_state().await, Ok(view) if view.state.halted) {
+            notes.push("the engine is halted: nothing fires until it is resumed".into());
+        }
+        if plan.dry_run || self.config.dry_run {
+            notes.push("runs are dry: capabilities record what they would do".into());
+        }
+        Forecast { from, until, firings, truncated, recurring: plan.is_recurring(), notes }
+    }
+}
+
+/// A pending firing as the scheduler will see it: paused with its plan, or skipped by a
+/// blackout.
+fn judge(mut firing: Firing, plan: &Plan, blackouts: &[Blackout]) -> Firing {
+    if plan.paused.is_some() {
+        firing.status = ExecutorStatus::Paused;
+        firing.reason = Some("the plan is paused".into());
+    } else if let Some(blackout) = blocking(blackouts, &plan.id, firing.due) {
+        firing.status = ExecutorStatus::Skipped;
+        firing.reason = Some(blackout.reason());
+    }
+    firing
+}
+
+fn check_span(from: DateTime<Utc>, until: DateTime<Utc>) -> Result<(), EngineError> {
+    if until <= from {
+        return Err(EngineError::invalid("/until", "until must be after from"));
+    }
+    if until - from > chrono::Duration::days(MAX_FORECAST_DAYS) {
+        return Err(EngineError::invalid("/until", format!("a forecast covers at most {MAX_FORECAST_DAYS} days")));
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Recurring plans: the scheduler asks each one's planner for the next window before its
+//! executors run out, and stores what it answers, exactly once across replicas (the
+//! horizon moves only from the value the planner was asked from, in the transaction
+//! that stores the executors).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+use crate::model::{AuditEvent, Executor, Plan};
+use crate::plans::new_id;
+use crate::{Engine, EngineError};
+
+/// Plans extended per storage round trip.
+const BATCH: u64 = 200;
+/// How long a plan whose planner failed waits before it is asked again.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+impl Engine {
+    /// How far ahead of `now` a recurring plan's executors must reach; a plan short of it
+    /// is extended.
+    fn extend_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let ahead = self.config.recurring_horizon.saturating_sub(self.config.extend_every());
+        now + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::days(6))
+    }
+
+    /// Extends every recurring plan that needs it. Returns when the next one will need it
+    /// (None: no recurring plan), or a minute from now while a planner keeps failing.
+    pub(crate) async fn extend_horizons(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, EngineError> {
+        let before = self.extend_before(now);
+        let mut failing = false;
+        loop {
+            let due = self.storage.plans_to_extend(before, BATCH).await?;
+            let count = due.len() as u64;
+            let mut progressed = false;
+            for plan in due {
+                if self.extension_backoff(&plan.id) {
+                    failing = true;
+                    continue;
+                }
+                match self.extend_plan(&plan, now).await {
+                    Ok(()) => progressed = true,
+                    Err(error) => {
+                        failing = true;
+                        tracing::error!(plan_id = %plan.id, %error, "could not plan the next window of a recurring plan; retrying in a minute");
+                        self.horizon_failures.lock().unwrap_or_else(|e| e.into_inner()).insert(plan.id.clone(), Instant::now() + RETRY_AFTER);
+                    }
+                }
+            }
+            if count < BATCH || !progressed {
+                break;
+            }
+        }
+        let next = self.storage.next_planned_until().await?.map(|until| {
+            let ahead = self.config.recurring_horizon.saturating_sub(self.config.extend_every());
+            until - chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::days(6))
+        });
+        let retry = failing.then(|| now + chrono::Duration::from_std(RETRY_AFTER).unwrap_or(chrono::Duration::minutes(1)));
+        Ok(match (next, retry) {
+            // A failing plan's own horizon is in the past: wait for its retry instead.
+            (Some(next), Some(retry)) if next <= now => Some(retry),
+            (Some(next), _) => Some(next),
+            (None, retry) => retry,
+        })
+    }
+
+    /// Whether the plan's planner failed lately (and waits for its retry).
+    fn extension_backoff(&self, plan_id: &str) -> bool {
+        let mut failures = self.horizon_failures.lock().unwrap_or_else(|e| e.into_inner());
+        match failures.get(plan_id) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                failures.remove(plan_id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Asks the plan's planner for `[planned_until, now + horizon)` and stores the answer,
+    /// unless another replica did first. A window that starts in the past (the engine was
+    /// down) starts now instead: firings an outage made impossible are not made up for
+    /// here (misfire `run_once` does that for the executors already stored).
+    async fn extend_plan(&self, plan: &Plan, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let Some(from) = plan.planned_until else { return Ok(()) };
+        let now = now.trunc_subsecs(6);
+        let (_, until) = self.first_window(now);
+        let window = (from.max(now), until);
+        if window.0 >= window.1 {
+            return Ok(());
+        }
+        let planner = match self.runnable(&plan.planner.plugin).await? {
+            Ok(entry) => entry,
+            Err(reason) => return Err(EngineError::PlannerFailed { plugin: plan.planner.plugin.clone(), reason }),
+        };
+        let planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
+        let executors: Vec<Executor> = planned
+            .instants
+            .into_iter()
+            .map(|due| {
+                let mut executor = Executor::pending(new_id(), plan, due);
+                executor.created = now;
+                executor
+            })
+            .collect();
+        let next = planned.recurring.then_some(window.1);
+        let stored = self.storage.extend_plan(&plan.id, from, next, &executors, &self.config.work_caps()).await?;
+        if stored {
+            tracing::info!(plan_id = %plan.id, executors = executors.len(), until = %window.1, "recurring plan extended");
+            if !executors.is_empty() {
+                self.wake_scheduler();
+            }
+        } else {
+            tracing::debug!(plan_id = %plan.id, "another replica extended the plan first");
+        }
+        Ok(())
+    }
+
+    /// The audit event of a catch-up run (misfire `run_once`).
+    pub(crate) fn catch_up_audit(plan_id: &str, missed: usize, executor_id: &str) -> AuditEvent {
+        AuditEvent::action("scheduler", "plan.catch_up", format!("{plan_id}: executor {executor_id} for {missed} missed firings"))
+    }
+}
