@@ -87,7 +87,6 @@ impl Engine {
         // Stored times have microseconds: what is returned is what is stored.
         planned.instants.iter_mut().for_each(|t| *t = t.trunc_subsecs(6));
         planned.instants.sort();
-        planned.instants.dedup();
         Ok(planned)
     }
 

@@ -3,6 +3,7 @@
 
 mod credentials;
 mod plans;
+mod recurring;
 mod registry;
 mod scheduler;
 mod slow;

@@ -40,8 +40,13 @@ impl Rig {
 
     /// A second engine on the same database (another replica).
     pub async fn replica(&self) -> Rig {
+        self.replica_with(config()).await
+    }
+
+    /// A second engine on the same database, configured so.
+    pub async fn replica_with(&self, config: EngineConfig) -> Rig {
         let host = Arc::new(FakeHost::default());
-        let config = EngineConfig { engine_id: "replica-b".into(), ..config() };
+        let config = EngineConfig { engine_id: "replica-b".into(), ..config };
         let engine = Engine::new(self.store.clone(), host.clone(), builtins(&host).await, config);
         Rig { engine, store: self.store.clone(), host }
     }
