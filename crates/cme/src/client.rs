@@ -38,6 +38,58 @@ pub enum PlansCommand {
     Pause { id: String },
     /// Resume a paused plan.
     Resume { id: String },
+    /// The firings a plan will make, with skipped ones and why: a stored plan (ID), or a
+    /// plan body not yet created (-f FILE, "-" for stdin; its "seed" is kept).
+    Forecast {
+        /// A stored plan.
+        #[arg(conflicts_with = "file", required_unless_present = "file")]
+        id: Option<String>,
+        /// A plan body to forecast without creating it.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Start (RFC 3339, or without offset in the engine's zone) [default: now].
+        #[arg(long)]
+        from: Option<String>,
+        /// End [default: a week after --from].
+        #[arg(long)]
+        until: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BlackoutsCommand {
+    /// List blackouts.
+    List,
+    /// Add a blackout: two dates (one-off) or two wall times ("FRI 16:00" "MON 08:00"
+    /// every week, "22:00" "06:00" every day).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        start: String,
+        #[arg(long)]
+        end: String,
+        /// IANA zone of wall times and dates without offset [default: the engine's].
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Hold only this plan [default: every plan].
+        #[arg(long)]
+        plan: Option<String>,
+    },
+    Show { id: String },
+    Delete { id: String },
+    /// Import an iCalendar (.ics) file as blackouts, one per event; importing the same
+    /// --name again replaces them.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Zone of all-day events and floating times [default: the engine's].
+        #[arg(long)]
+        timezone: Option<String>,
+        #[arg(long)]
+        plan: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,6 +139,7 @@ pub enum Request {
     Plugins(PluginsCommand),
     Plans(PlansCommand),
     Executors(ExecutorsCommand),
+    Blackouts(BlackoutsCommand),
     Halt(Option<String>),
     Resume,
 }
@@ -97,6 +150,32 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
         let client = Client { http: reqwest::Client::new(), target };
         match request {
             Request::Plugins(command) => plugins(&client, command).await?,
+            Request::Blackouts(command) => blackouts(&client, command).await?,
+            Request::Plans(PlansCommand::Forecast { id, file, from, until }) => {
+                let mut query = Vec::new();
+                query.extend(from.map(|f| ("from", f)));
+                query.extend(until.map(|u| ("until", u)));
+                let doc = match (id, file) {
+                    (Some(id), _) => client.get_with(&format!("/api/1/plans/{id}/forecast"), &query).await?,
+                    (None, Some(file)) => {
+                        let body = read_json(&file, "plan")?;
+                        client.request(reqwest::Method::POST, "/api/1/forecast", &query, Some(("application/json", body.to_string().into_bytes()))).await?
+                    }
+                    (None, None) => anyhow::bail!("name a plan ID or a plan body with -f FILE"),
+                };
+                println!("{} firings from {} until {}{}", cell(&doc["count"]), cell(&doc["from"]), cell(&doc["until"]), if doc["truncated"] == true { " (truncated)" } else { "" });
+                let rows = doc["firings"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|f| vec![cell(&f["due"]), cell(&f["status"]), cell(&f["reason"]), cell(&f["executor_id"])])
+                    .collect();
+                table(&["DUE", "STATUS", "REASON", "EXECUTOR"], rows);
+                for note in doc["notes"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                    println!("note: {}", note.as_str().unwrap_or(""));
+                }
+            }
             Request::Plans(PlansCommand::List { all }) => {
                 let doc = client.get_with("/api/1/plans/", &[("all", all.to_string())]).await?;
                 print_plans(doc["plans"].as_array().map(Vec::as_slice).unwrap_or_default());
@@ -220,6 +299,53 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
 }
 
 /// A JSON document from a file, or stdin for "-".
+async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result<()> {
+    match command {
+        BlackoutsCommand::List => {
+            let doc = client.get("/api/1/blackouts/").await?;
+            print_blackouts(doc["blackouts"].as_array().map(Vec::as_slice).unwrap_or_default());
+        }
+        BlackoutsCommand::Create { name, start, end, timezone, plan } => {
+            let mut body = serde_json::json!({"name": name, "start": start, "end": end});
+            if let Some(zone) = timezone {
+                body["timezone"] = zone.into();
+            }
+            if let Some(plan) = plan {
+                body["plan_id"] = plan.into();
+            }
+            let doc = client.send(reqwest::Method::POST, "/api/1/blackouts/", Some(body)).await?;
+            println!("created blackout {}", cell(&doc["id"]));
+            print_blackouts(std::slice::from_ref(&doc));
+        }
+        BlackoutsCommand::Show { id } => print_blackouts(std::slice::from_ref(&client.get(&format!("/api/1/blackouts/{id}")).await?)),
+        BlackoutsCommand::Delete { id } => {
+            let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/blackouts/{id}"), None).await?;
+            println!("{}", doc["msg"].as_str().unwrap_or("deleted"));
+        }
+        BlackoutsCommand::Import { file, name, timezone, plan } => {
+            let ics = std::fs::read(&file).with_context(|| format!("reading the calendar {}", file.display()))?;
+            let mut query = vec![("name", name)];
+            query.extend(timezone.map(|z| ("timezone", z)));
+            query.extend(plan.map(|p| ("plan_id", p)));
+            let doc = client.request(reqwest::Method::POST, "/api/1/calendars/", &query, Some(("text/calendar", ics))).await?;
+            println!("imported {} events of calendar {}", cell(&doc["count"]), cell(&doc["calendar"]));
+            print_blackouts(doc["blackouts"].as_array().map(Vec::as_slice).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+fn print_blackouts(blackouts: &[Value]) {
+    let rows = blackouts
+        .iter()
+        .map(|b| {
+            let every = if b["recurring"] == true { format!("every {}", cell(&b["every"])) } else { "once".into() };
+            vec![cell(&b["id"]), cell(&b["name"]), every, cell(&b["start"]), cell(&b["end"]), cell(&b["plan_id"])]
+        })
+        .collect();
+    table(&["ID", "NAME", "WHEN", "START", "END", "PLAN"], rows);
+}
+
 fn read_json(file: &std::path::Path, what: &str) -> anyhow::Result<Value> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?
@@ -310,7 +436,7 @@ fn print_executors(executors: &[Value]) {
                 cell(&e["plan_id"]),
                 cell(&e["next_run_time"]),
                 cell(&e["status"]),
-                e["result"]["summary"].as_str().or(e["error"].as_str()).unwrap_or("-").to_string(),
+                e["result"]["summary"].as_str().or(e["error"].as_str()).or(e["reason"].as_str()).unwrap_or("-").to_string(),
             ]
         })
         .collect();

@@ -31,6 +31,9 @@ pub struct FileConfig {
     /// Seconds the logs of finished runs are kept; their status and result stay (default
     /// 30 days; 0 keeps them forever).
     pub run_log_retention_seconds: Option<u64>,
+    /// How far ahead the executors of recurring plans are made (default 7 days); a plan is
+    /// extended every seventh of it.
+    pub recurring_horizon_seconds: Option<u64>,
     /// Live plans all replicas hold at most (default 100,000); more answer 429.
     pub max_plans: Option<u64>,
     /// Pending executors over all plans at most (default 1,000,000); more answer 429.

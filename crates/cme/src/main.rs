@@ -43,6 +43,13 @@ enum Command {
         #[command(subcommand)]
         command: client::ExecutorsCommand,
     },
+    /// Blackouts on a running engine (spans in which nothing fires) and holiday calendars.
+    Blackouts {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: client::BlackoutsCommand,
+    },
     /// Halt a running engine: nothing fires until `cme resume`.
     Halt {
         #[command(flatten)]
@@ -105,6 +112,7 @@ fn main() -> std::process::ExitCode {
         Command::Plugins { target, command } => client::run(target, client::Request::Plugins(command)),
         Command::Plans { target, command } => client::run(target, client::Request::Plans(command)),
         Command::Executors { target, command } => client::run(target, client::Request::Executors(command)),
+        Command::Blackouts { target, command } => client::run(target, client::Request::Blackouts(command)),
         Command::Halt { target, reason } => client::run(target, client::Request::Halt(reason)),
         Command::Resume { target } => client::run(target, client::Request::Resume),
     };

@@ -122,6 +122,9 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(n) = file.max_plans {
         engine_config.max_plans = n;
     }
+    if let Some(s) = file.recurring_horizon_seconds {
+        engine_config.recurring_horizon = Duration::from_secs(s.max(1));
+    }
     if let Some(n) = file.max_pending_executors {
         engine_config.max_pending_executors = n;
     }

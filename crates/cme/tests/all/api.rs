@@ -19,7 +19,10 @@ async fn the_original_clients_flows_work() {
             assert_eq!(reply.status, 200, "{backend:?} {path}");
             assert_eq!(reply.content_type, "application/hal+json");
             let refs: Vec<&str> = reply.body["planners"].as_array().unwrap().iter().map(|p| p["ref"].as_str().unwrap()).collect();
-            assert_eq!(refs, vec!["exact_planner:ExactPlanner", "simple_planner:SimplePlanner"]);
+            assert_eq!(
+                refs,
+                vec!["cron_planner:CronPlanner", "exact_planner:ExactPlanner", "mtbf_planner:MtbfPlanner", "simple_planner:SimplePlanner", "window_planner:WindowPlanner"]
+            );
             assert_eq!(reply.body["_links"]["self"]["href"], path);
         }
         let attacks = api.get("/api/1/attacks/").await.body;
