@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod cloud_ec2;
 mod cloud_ssh;
+mod continuous;
 mod credentials;
 mod egress;
 mod fences;
