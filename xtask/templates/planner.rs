@@ -1,9 +1,11 @@
 //! `{{module}}:{{class}}`: a planner. It runs the attack `times` times, `every_minutes`
 //! apart, from `start`. A planner is a pure function of its args and context: the same
-//! inputs give the same plan (use `ctx.rng()` for randomness).
+//! inputs give the same plan (use `ctx.rng()` for randomness). It is one-shot
+//! (`Schedule::once`); a recurring planner answers `Schedule::recurring` with the firings
+//! in `ctx.window`, drawing randomness per day or tick with `ctx.rng_for(key)`.
 
 use cme_plugin_sdk::chrono::{DateTime, Duration, Utc};
-use cme_plugin_sdk::planner::{PlanContext, Planner};
+use cme_plugin_sdk::planner::{PlanContext, Planner, Schedule};
 use cme_plugin_sdk::{Describe, PluginError, json, time};
 
 #[derive(Debug, serde::Deserialize)]
@@ -35,12 +37,12 @@ impl Planner for Plugin {
             .example(json!({"start": "2030-06-21T10:00:00Z", "every_minutes": 30, "times": 4}))
     }
 
-    fn plan(ctx: &PlanContext, args: Args) -> Result<Vec<DateTime<Utc>>, PluginError> {
+    fn plan(ctx: &PlanContext, args: Args) -> Result<Schedule, PluginError> {
         let start = time::parse_datetime(&args.start, ctx.timezone).map_err(|m| PluginError::invalid("start", m))?;
         if start <= ctx.now {
             return Err(PluginError::invalid("start", format!("{} is in the past", start.to_rfc3339())));
         }
-        Ok(instants(start, args.every_minutes, args.times))
+        Ok(Schedule::once(instants(start, args.every_minutes, args.times)))
     }
 }
 

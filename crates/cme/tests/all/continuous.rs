@@ -339,3 +339,23 @@ async fn two_engines_on_one_postgres_extend_a_recurring_plan_exactly_once() {
 fn urlencode(text: &str) -> String {
     text.replace('+', "%2B").replace(':', "%3A")
 }
+
+#[tokio::test]
+async fn every_plan_body_in_the_readme_is_accepted_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let bodies: Vec<Value> = readme
+        .split("```json")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+        .filter(|body| body.get("planner").is_some())
+        .collect();
+    assert!(bodies.len() >= 8, "the README's plan bodies: {}", bodies.len());
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    for body in bodies {
+        let forecast = api.post("/api/1/forecast?from=2029-12-30T00:00:00Z&until=2030-01-06T00:00:00Z", &body).await;
+        assert_eq!(forecast.status, 200, "{body}: {:?}", forecast.body);
+    }
+}
