@@ -14,6 +14,11 @@ use crate::{Engine, EngineError, Resource};
 pub const MAX_FORECAST_DAYS: i64 = 366;
 /// The most firings one forecast lists.
 pub const MAX_FORECAST_FIRINGS: usize = 10_000;
+/// How long before a span's start planners are also asked about: a firing whose nominal
+/// time is earlier may be delayed into the span (cron jitter is at most a day).
+fn look_back() -> chrono::Duration {
+    chrono::Duration::days(1)
+}
 
 /// One firing of a forecast.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,13 +66,20 @@ impl Engine {
             })
             .collect();
         if let Some(planned_until) = plan.planned_until.filter(|p| *p < until) {
-            let window = (from.max(planned_until), until);
+            // Firings before the horizon are stored (and listed above).
+            let window = ((from - look_back()).max(planned_until), until);
             let planner = match self.runnable(&plan.planner.plugin).await? {
                 Ok(entry) => entry,
                 Err(reason) => return Err(EngineError::PlannerFailed { plugin: plan.planner.plugin.clone(), reason }),
             };
             let planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
-            firings.extend(planned.instants.into_iter().map(|due| judge(Firing { due, status: ExecutorStatus::Pending, reason: None, executor_id: None }, &plan, &blackouts)));
+            firings.extend(
+                planned
+                    .instants
+                    .into_iter()
+                    .filter(|due| *due >= from && *due < until)
+                    .map(|due| judge(Firing { due, status: ExecutorStatus::Pending, reason: None, executor_id: None }, &plan, &blackouts)),
+            );
         }
         Ok(self.finish(&plan, from, until, firings).await)
     }
@@ -80,7 +92,7 @@ impl Engine {
         let draft = self.draft(&new).await?;
         let now = Utc::now().trunc_subsecs(6);
         let from = from.max(now);
-        let window = if until > from { (from, until) } else { (from, from) };
+        let window = if until > from { ((from - look_back()).max(now), until) } else { (from, from) };
         let planned = self.ask_planner(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window).await?;
         let blackouts = self.storage.blackouts().await?;
         // Judged as a plan of its own: global blackouts hold it, plan blackouts cannot yet.
