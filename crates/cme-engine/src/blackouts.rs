@@ -17,6 +17,9 @@ pub struct Blackout {
     pub when: BlackoutWhen,
     /// The calendar it was imported from (re-importing a calendar replaces its blackouts).
     pub calendar: Option<String>,
+    /// When it starts, attacks of the plans it holds that are still running are cancelled
+    /// (otherwise they finish; only new firings are skipped).
+    pub stop_running: bool,
     pub created: DateTime<Utc>,
     pub created_by: String,
 }
@@ -183,6 +186,7 @@ mod tests {
             plan_id: Some("p1".into()),
             when: BlackoutWhen::Once { start: at("2026-01-01T00:00:00Z"), end: at("2026-01-02T00:00:00Z") },
             calendar: None,
+            stop_running: false,
             created: at("2026-01-01T00:00:00Z"),
             created_by: "admin".into(),
         };
@@ -204,6 +208,8 @@ pub struct NewBlackout {
     pub end: String,
     /// None: the engine's zone.
     pub timezone: Option<String>,
+    /// Cancel the plans' running attacks when it starts.
+    pub stop_running: bool,
 }
 
 /// The longest name a blackout may have.
@@ -245,6 +251,7 @@ impl crate::Engine {
             plan_id: new.plan_id,
             when,
             calendar: None,
+            stop_running: new.stop_running,
             created: Utc::now(),
             created_by: by.to_string(),
         };
@@ -262,6 +269,7 @@ impl crate::Engine {
         ics: &str,
         timezone: Option<&str>,
         plan_id: Option<String>,
+        stop_running: bool,
         by: &str,
     ) -> Result<Vec<Blackout>, crate::EngineError> {
         use crate::EngineError;
@@ -287,6 +295,7 @@ impl crate::Engine {
                 plan_id: plan_id.clone(),
                 when: event.when,
                 calendar: Some(calendar.to_string()),
+                stop_running,
                 created: now,
                 created_by: by.to_string(),
             })

@@ -70,6 +70,8 @@ pub struct Engine {
     local_halt: std::sync::Mutex<Option<HaltState>>,
     /// Halt, resume and the halt's retried persisting write one at a time.
     halt_writes: tokio::sync::Mutex<()>,
+    /// Attacks running on this engine: executor id -> (plan id, its own stop signal).
+    runs_in_flight: std::sync::Mutex<std::collections::HashMap<String, (String, watch::Sender<Option<String>>)>>,
     /// Recurring plans whose planner failed, and when to ask it again.
     horizon_failures: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
@@ -89,6 +91,7 @@ impl Engine {
             local_halt: Default::default(),
             halt_writes: Default::default(),
             horizon_failures: Default::default(),
+            runs_in_flight: Default::default(),
             storage,
             host,
             config,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use crate::blackouts::{Blackout, blocking};
 use crate::host::RunInput;
@@ -66,6 +66,9 @@ impl Engine {
             }
         } else {
             self.claim_and_start().await?;
+        }
+        if self.running() > 0 {
+            self.stop_runs_in_blackouts(now).await;
         }
         let next_extension = self.extend_horizons(now).await?;
         let cap = if self.running() > 0 { MAX_IDLE_WHILE_RUNNING } else { MAX_IDLE };
@@ -194,6 +197,31 @@ impl Engine {
         None
     }
 
+    /// Cancels the runs on this engine of plans that a `stop_running` blackout holds now
+    /// (checked at every pass while attacks run, so within a second of its start).
+    async fn stop_runs_in_blackouts(&self, now: chrono::DateTime<Utc>) {
+        let blackouts = match self.storage.blackouts().await {
+            Ok(blackouts) => blackouts,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the blackouts to stop runs they hold");
+                return;
+            }
+        };
+        let stopping: Vec<&Blackout> = blackouts.iter().filter(|b| b.stop_running && b.when.covers(now)).collect();
+        if stopping.is_empty() {
+            return;
+        }
+        let runs = self.runs_in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        for (executor_id, (plan_id, stop)) in runs.iter() {
+            if let Some(blackout) = stopping.iter().find(|b| b.holds(plan_id, now)) {
+                if stop.borrow().is_none() {
+                    tracing::warn!(%executor_id, %plan_id, blackout = %blackout.name, "a blackout started: cancelling the run");
+                    stop.send_replace(Some(format!("{} started", blackout.reason())));
+                }
+            }
+        }
+    }
+
     /// Every blackout; on a read failure, one that holds everything (fail closed: a
     /// blackout that cannot be read might be the one that forbids this run).
     async fn blackouts_or_all(&self) -> Vec<Blackout> {
@@ -208,6 +236,7 @@ impl Engine {
                     plan_id: None,
                     when: always,
                     calendar: None,
+                    stop_running: false,
                     created: Utc::now(),
                     created_by: "scheduler".into(),
                 }]
@@ -291,24 +320,19 @@ impl Engine {
             args: plan.attack.args.clone(),
             dry_run,
         };
-        let mut stop = self.stop.subscribe();
-        stop.borrow_and_update();
-        let mut signal = stop.clone();
-        let cancel: crate::host::Cancel = Box::pin(async move {
-            match signal.changed().await {
-                Ok(()) => signal.borrow().1.clone(),
-                Err(_) => std::future::pending().await, // the engine is gone: nothing will stop it
-            }
-        });
+        // Stopped by a halt or shutdown (every run here) or by a blackout starting (its plans' runs).
+        let (own, own_signal) = watch::channel(None);
+        let _registered = RunRegistration::new(self, &executor.id, &plan.id, own);
+        let stop = self.stop.subscribe();
+        let cancel: crate::host::Cancel = Box::pin(first_stop(stop.clone(), own_signal.clone()));
         let run = self.host.run(&entry.loaded, &entry.grant, input, cancel);
         tokio::pin!(run);
         let result = tokio::select! {
             result = &mut run => result,
-            _ = stop.changed() => match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
+            reason = first_stop(stop, own_signal) => match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
                 Ok(result) => result,
                 Err(_) => {
                     // The host did not stop the run: drop it (its partial record is lost).
-                    let reason = stop.borrow().1.clone();
                     let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some(format!("cancelled while running: {reason}")), dry_run: Some(dry_run), ..RunEnd::failed("") };
                     return (end, Vec::new());
                 }
@@ -367,3 +391,49 @@ impl Engine {
     }
 }
 
+
+/// Completes with the reason of the first stop: every run's (halt, shutdown) or this one's
+/// (a blackout). A signal whose sender is gone never completes.
+async fn first_stop(mut all: watch::Receiver<(u64, String)>, mut own: watch::Receiver<Option<String>>) -> String {
+    all.borrow_and_update();
+    let every_run = async move {
+        match all.changed().await {
+            Ok(()) => all.borrow().1.clone(),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let this_run = async move {
+        loop {
+            if let Some(reason) = own.borrow_and_update().clone() {
+                return reason;
+            }
+            if own.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    };
+    tokio::select! {
+        reason = every_run => reason,
+        reason = this_run => reason,
+    }
+}
+
+/// A run in flight on this engine, listed (with its plan and its own stop signal) for as
+/// long as it lives.
+struct RunRegistration<'a> {
+    engine: &'a Engine,
+    executor_id: String,
+}
+
+impl<'a> RunRegistration<'a> {
+    fn new(engine: &'a Engine, executor_id: &str, plan_id: &str, stop: watch::Sender<Option<String>>) -> Self {
+        engine.runs_in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(executor_id.to_string(), (plan_id.to_string(), stop));
+        RunRegistration { engine, executor_id: executor_id.to_string() }
+    }
+}
+
+impl Drop for RunRegistration<'_> {
+    fn drop(&mut self) {
+        self.engine.runs_in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.executor_id);
+    }
+}

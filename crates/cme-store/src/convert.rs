@@ -149,6 +149,7 @@ pub(crate) fn blackout_model(b: &Blackout) -> blackout::Model {
         plan_id: b.plan_id.clone(),
         spec: serde_json::to_string(&b.when).unwrap_or_else(|_| "{}".into()),
         calendar: b.calendar.clone(),
+        stop_running: b.stop_running,
         created_at_us: us(b.created),
         created_by: b.created_by.clone(),
     }
@@ -161,6 +162,7 @@ pub(crate) fn blackout(m: blackout::Model) -> Result<Blackout, StorageError> {
         name: m.name,
         plan_id: m.plan_id,
         calendar: m.calendar,
+        stop_running: m.stop_running,
         created: at(m.created_at_us),
         created_by: m.created_by,
     })

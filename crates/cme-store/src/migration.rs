@@ -401,6 +401,7 @@ enum Blackouts {
     PlanId,
     Spec,
     Calendar,
+    StopRunning,
     CreatedAtUs,
     CreatedBy,
 }
@@ -431,6 +432,7 @@ impl MigrationTrait for M0007ContinuousChaos {
                     .col(string_null(Blackouts::PlanId))
                     .col(text(Blackouts::Spec))
                     .col(text_null(Blackouts::Calendar))
+                    .col(boolean(Blackouts::StopRunning))
                     .col(big_integer(Blackouts::CreatedAtUs))
                     .col(text(Blackouts::CreatedBy))
                     .to_owned(),

@@ -75,6 +75,9 @@ pub enum BlackoutsCommand {
         /// Hold only this plan [default: every plan].
         #[arg(long)]
         plan: Option<String>,
+        /// Cancel the plans' running attacks when it starts.
+        #[arg(long)]
+        stop_running: bool,
     },
     Show { id: String },
     Delete { id: String },
@@ -305,8 +308,8 @@ async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result
             let doc = client.get("/api/1/blackouts/").await?;
             print_blackouts(doc["blackouts"].as_array().map(Vec::as_slice).unwrap_or_default());
         }
-        BlackoutsCommand::Create { name, start, end, timezone, plan } => {
-            let mut body = serde_json::json!({"name": name, "start": start, "end": end});
+        BlackoutsCommand::Create { name, start, end, timezone, plan, stop_running } => {
+            let mut body = serde_json::json!({"name": name, "start": start, "end": end, "stop_running": stop_running});
             if let Some(zone) = timezone {
                 body["timezone"] = zone.into();
             }

@@ -27,7 +27,8 @@ pub(crate) fn schema() -> Value {
             "start": {"type": "string", "minLength": 1, "maxLength": 64, "description": "a date (RFC 3339), or a wall time \"DAY HH:MM\" (every week) or \"HH:MM\" (every day)"},
             "end": {"type": "string", "minLength": 1, "maxLength": 64, "description": "of the same kind as start; before start wraps (Friday to Monday, 22:00 to 06:00)"},
             "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA zone of wall times and of dates without an offset (default: the engine's)"},
-            "plan_id": {"type": "string", "minLength": 1, "maxLength": 64, "description": "the one plan it holds (default: every plan)"}
+            "plan_id": {"type": "string", "minLength": 1, "maxLength": 64, "description": "the one plan it holds (default: every plan)"},
+            "stop_running": {"type": "boolean", "description": "cancel the plans' running attacks when it starts (default: let them finish)"}
         }
     })
 }
@@ -49,6 +50,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         start: text("start").unwrap_or_default(),
         end: text("end").unwrap_or_default(),
         timezone: text("timezone"),
+        stop_running: body["stop_running"].as_bool().unwrap_or(false),
     };
     let blackout = state.engine.create_blackout(new, caller.name()).await?;
     Ok(created(document(&blackout), &format!("/api/1/blackouts/{}", blackout.id)))
@@ -78,7 +80,12 @@ pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     })
     .await?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the calendar is not UTF-8 text", Some("/".into())))?;
-    let blackouts = state.engine.import_calendar(&name, text, get("timezone").as_deref(), get("plan_id"), caller.name()).await?;
+    let stop_running = match get("stop_running").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("stop_running must be true or false, not {other:?}"), Some("/stop_running".into()))),
+    };
+    let blackouts = state.engine.import_calendar(&name, text, get("timezone").as_deref(), get("plan_id"), stop_running, caller.name()).await?;
     let items: Vec<Value> = blackouts.iter().map(|b| document(b).into_value()).collect();
     let doc = Hal::new(json!({"msg": "ok", "calendar": name, "count": items.len(), "blackouts": items})).link("blackouts", "/api/1/blackouts/");
     Ok(created(doc, "/api/1/blackouts/"))
@@ -108,6 +115,7 @@ fn document(b: &Blackout) -> Hal {
         "name": b.name,
         "plan_id": b.plan_id,
         "calendar": b.calendar,
+        "stop_running": b.stop_running,
         "created": date(b.created),
         "created_by": b.created_by,
     });

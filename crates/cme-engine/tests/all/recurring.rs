@@ -73,6 +73,7 @@ async fn a_firing_in_a_blackout_is_skipped_naming_it() {
         start: (now - chrono::Duration::minutes(1)).to_rfc3339(),
         end: (now + chrono::Duration::hours(1)).to_rfc3339(),
         timezone: None,
+        stop_running: false,
     };
     rig.engine.create_blackout(blackout, "operator").await.unwrap();
     let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [200]})), &operator()).await.unwrap();
@@ -97,6 +98,7 @@ async fn a_plan_blackout_holds_its_plan_only() {
         start: now.to_rfc3339(),
         end: (now + chrono::Duration::hours(1)).to_rfc3339(),
         timezone: None,
+        stop_running: false,
     };
     rig.engine.create_blackout(blackout, "operator").await.unwrap();
     rig.engine.start();
@@ -167,7 +169,7 @@ async fn a_forecast_lists_the_firings_the_engine_then_makes() {
 async fn a_forecast_of_a_new_plan_shows_blackouts_and_explains_an_empty_span() {
     let rig = Rig::new().await;
     let now = Utc::now();
-    let blackout = NewBlackout { name: "night".into(), plan_id: None, start: "22:00".into(), end: "06:00".into(), timezone: Some("UTC".into()) };
+    let blackout = NewBlackout { name: "night".into(), plan_id: None, start: "22:00".into(), end: "06:00".into(), timezone: Some("UTC".into()), stop_running: false };
     rig.engine.create_blackout(blackout, "operator").await.unwrap();
     let forecast = rig.engine.forecast_new(every(3_600_000), now, now + chrono::Duration::days(1)).await.unwrap();
     assert_eq!(forecast.firings.len(), 24);
@@ -178,4 +180,28 @@ async fn a_forecast_of_a_new_plan_shows_blackouts_and_explains_an_empty_span() {
     let empty = rig.engine.forecast_new(plan(json!({}), json!({"in_ms": [10_000]})), now + chrono::Duration::days(2), now + chrono::Duration::days(3)).await.unwrap();
     assert!(empty.firings.is_empty());
     assert!(empty.notes.iter().any(|n| n.contains("no firing")), "{:?}", empty.notes);
+}
+
+#[tokio::test]
+async fn a_blackout_that_stops_running_attacks_cancels_the_runs_it_holds_when_it_starts() {
+    let rig = Rig::new().await;
+    let (held, held_runs) = rig.engine.create_plan(plan(json!({"sleep_ms": 8000}), json!({"in_ms": [100]})), &operator()).await.unwrap();
+    let (_, other_runs) = rig.engine.create_plan(plan(json!({"sleep_ms": 1500}), json!({"in_ms": [100]})), &operator()).await.unwrap();
+    rig.engine.start();
+    reaches(&rig.engine, &held_runs[0].id, ExecutorStatus::Running).await;
+    let now = Utc::now();
+    let blackout = NewBlackout {
+        name: "incident".into(),
+        plan_id: Some(held.plan.id.clone()),
+        start: now.to_rfc3339(),
+        end: (now + chrono::Duration::hours(1)).to_rfc3339(),
+        timezone: None,
+        stop_running: true,
+    };
+    rig.engine.create_blackout(blackout, "operator").await.unwrap();
+    let stopped = finished(&rig.engine, &held_runs[0].id).await;
+    assert_eq!(stopped.status, ExecutorStatus::Cancelled);
+    assert_eq!(stopped.error.as_deref(), Some("cancelled while running: blackout \"incident\" started"));
+    assert!(stopped.finished.unwrap() - now < chrono::Duration::seconds(5), "stopped well before its 8 s run would end");
+    assert_eq!(finished(&rig.engine, &other_runs[0].id).await.status, ExecutorStatus::Succeeded, "a plan the blackout does not hold runs on");
 }

@@ -13,6 +13,8 @@ pub struct Model {
     pub spec: String,
     /// The calendar it was imported from.
     pub calendar: Option<String>,
+    /// Cancel the plans' running attacks when it starts.
+    pub stop_running: bool,
     pub created_at_us: i64,
     pub created_by: String,
 }

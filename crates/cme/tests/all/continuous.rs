@@ -359,3 +359,25 @@ async fn every_plan_body_in_the_readme_is_accepted_as_written() {
         assert_eq!(forecast.status, 200, "{body}: {:?}", forecast.body);
     }
 }
+
+#[tokio::test]
+async fn a_blackout_marked_stop_running_cancels_an_attack_in_flight_when_it_starts() {
+    let slow = Sink::start(Duration::from_secs(20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let mut body = api_plan("slow", &slow.url("/slow"), &in_seconds(1));
+    body["attack"]["args"]["timeout_ms"] = json!(30_000);
+    let created = api.post("/api/1/plans/", &body).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    api.wait_executor(&id, |e| e["status"] == "running").await;
+    eventually("the attack reaches the sink", || async { !slow.requests().is_empty() }).await;
+    let blackout = json!({"name": "incident", "start": in_seconds(0), "end": in_seconds(3600), "stop_running": true});
+    let made = api.post("/api/1/blackouts/", &blackout).await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    assert_eq!(made.body["stop_running"], true);
+    let done = api.wait_executor(&id, is_terminal).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert_eq!(done["error"], "cancelled while running: blackout \"incident\" started");
+}
