@@ -13,6 +13,14 @@ pub fn parse_weekday(text: &str) -> Result<Weekday, String> {
     text.trim().parse::<Weekday>().map_err(|_| format!("{text:?} is not a day of the week (MON, TUE, WED, THU, FRI, SAT, SUN)"))
 }
 
+/// Parses a list of week days; an error names the item (`days/2: ...`).
+pub fn parse_weekdays(list: &[String], field: &str) -> Result<Vec<Weekday>, crate::PluginError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, d)| parse_weekday(d).map_err(|m| crate::PluginError::invalid(&format!("{field}/{i}"), m)))
+        .collect()
+}
+
 /// Parses `HH:MM-HH:MM`; an end at or before the start crosses midnight (`22:00-02:00`).
 pub fn parse_between(text: &str) -> Result<(NaiveTime, NaiveTime), String> {
     let (start, end) = text.split_once('-').ok_or_else(|| format!("{text:?} is not a window HH:MM-HH:MM"))?;

@@ -63,6 +63,14 @@ impl PlanContext {
         ChaCha8Rng::seed_from_u64(self.seed)
     }
 
+    /// The zone named in the args (refused naming `timezone`), or the plan's.
+    pub fn zone_or(&self, name: Option<&str>) -> Result<Tz, PluginError> {
+        match name {
+            Some(name) => time::parse_zone(name).map_err(|m| PluginError::invalid("timezone", m)),
+            None => Ok(self.timezone),
+        }
+    }
+
     /// A deterministic generator for one natural unit of a recurring plan (a day's number,
     /// a cron tick's timestamp): the same seed and key always give the same sequence,
     /// whichever window is being planned.

@@ -111,6 +111,11 @@ impl Store {
         Ok(current)
     }
 
+    /// Every row of `query`, converted to the engine's type.
+    async fn all_of<E: EntityTrait, T>(&self, query: Select<E>, convert: fn(E::Model) -> Result<T, StorageError>) -> StorageResult<Vec<T>> {
+        query.all(self.db()).await.map_err(db)?.into_iter().map(convert).collect()
+    }
+
     /// One page of an ordered query: one row more than the page tells whether a next page
     /// exists, without counting the whole table.
     async fn fetch_page<E: EntityTrait>(&self, query: Select<E>, page: Page) -> StorageResult<PageOf<E::Model>> {
@@ -257,32 +262,22 @@ impl Storage for Store {
     }
 
     async fn executors_of(&self, plan_id: &str) -> StorageResult<Vec<Executor>> {
-        executor::Entity::find()
+        let query = executor::Entity::find()
             .filter(executor::Column::PlanId.eq(plan_id))
             .order_by_asc(executor::Column::DueAtUs)
-            .order_by_asc(executor::Column::Id)
-            .all(self.db())
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(convert::executor)
-            .collect()
+            .order_by_asc(executor::Column::Id);
+        self.all_of(query, convert::executor).await
     }
 
     async fn executors_between(&self, plan_id: &str, from: DateTime<Utc>, until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
-        executor::Entity::find()
+        let query = executor::Entity::find()
             .filter(executor::Column::PlanId.eq(plan_id))
             .filter(executor::Column::DueAtUs.gte(us(from)))
             .filter(executor::Column::DueAtUs.lt(us(until)))
             .order_by_asc(executor::Column::DueAtUs)
             .order_by_asc(executor::Column::Id)
-            .limit(limit)
-            .all(self.db())
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(convert::executor)
-            .collect()
+            .limit(limit);
+        self.all_of(query, convert::executor).await
     }
 
     async fn executor(&self, id: &str) -> StorageResult<Option<Executor>> {
@@ -531,18 +526,13 @@ impl Storage for Store {
     }
 
     async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>> {
-        plan::Entity::find()
+        let query = plan::Entity::find()
             .filter(plan::Column::PlannedUntilUs.lt(us(before)))
             .filter(plan::Column::DeletedAtUs.is_null())
             .filter(plan::Column::PausedAtUs.is_null())
             .order_by_asc(plan::Column::PlannedUntilUs)
-            .limit(limit)
-            .all(self.db())
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(convert::plan)
-            .collect()
+            .limit(limit);
+        self.all_of(query, convert::plan).await
     }
 
     async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>> {
@@ -594,15 +584,10 @@ impl Storage for Store {
     }
 
     async fn blackouts(&self) -> StorageResult<Vec<Blackout>> {
-        blackout::Entity::find()
+        let query = blackout::Entity::find()
             .order_by_asc(blackout::Column::CreatedAtUs)
-            .order_by_asc(blackout::Column::Id)
-            .all(self.db())
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(convert::blackout)
-            .collect()
+            .order_by_asc(blackout::Column::Id);
+        self.all_of(query, convert::blackout).await
     }
 
     async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent) -> StorageResult<()> {

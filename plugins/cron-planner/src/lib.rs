@@ -51,10 +51,7 @@ impl Planner for CronPlanner {
     }
 
     fn plan(ctx: &PlanContext, args: Args) -> Result<Schedule, PluginError> {
-        let zone = match &args.timezone {
-            Some(name) => time::parse_zone(name).map_err(|m| PluginError::invalid("timezone", m))?,
-            None => ctx.timezone,
-        };
+        let zone = ctx.zone_or(args.timezone.as_deref())?;
         if args.jitter_seconds > MAX_JITTER {
             return Err(PluginError::invalid("jitter_seconds", format!("at most {MAX_JITTER}")));
         }

@@ -63,19 +63,11 @@ impl Planner for MtbfPlanner {
     }
 
     fn plan(ctx: &PlanContext, args: Args) -> Result<Schedule, PluginError> {
-        let zone = match &args.timezone {
-            Some(name) => time::parse_zone(name).map_err(|m| PluginError::invalid("timezone", m))?,
-            None => ctx.timezone,
-        };
+        let zone = ctx.zone_or(args.timezone.as_deref())?;
         if !(args.mean_days_between >= 1.0 && args.mean_days_between.is_finite()) {
             return Err(PluginError::invalid("mean_days_between", "must be at least 1"));
         }
-        let work_days: Vec<Weekday> = args
-            .work_days
-            .iter()
-            .enumerate()
-            .map(|(i, d)| days::parse_weekday(d).map_err(|m| PluginError::invalid(&format!("work_days/{i}"), m)))
-            .collect::<Result<_, _>>()?;
+        let work_days: Vec<Weekday> = days::parse_weekdays(&args.work_days, "work_days")?;
         let (start, end) = days::parse_between(&args.between).map_err(|m| PluginError::invalid("between", m))?;
         let last = time::today_in(ctx.window.until, zone);
         if last < epoch() {

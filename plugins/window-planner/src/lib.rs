@@ -9,7 +9,7 @@
 
 use cme_plugin_sdk::chrono::{DateTime, Datelike, Duration, Utc, Weekday};
 use cme_plugin_sdk::planner::{PlanContext, Planner, Schedule};
-use cme_plugin_sdk::{Describe, PluginError, days, json, time};
+use cme_plugin_sdk::{Describe, PluginError, days, json};
 
 #[derive(serde::Deserialize)]
 struct Args {
@@ -48,16 +48,8 @@ impl Planner for WindowPlanner {
     }
 
     fn plan(ctx: &PlanContext, args: Args) -> Result<Schedule, PluginError> {
-        let zone = match &args.timezone {
-            Some(name) => time::parse_zone(name).map_err(|m| PluginError::invalid("timezone", m))?,
-            None => ctx.timezone,
-        };
-        let chosen: Vec<Weekday> = args
-            .days
-            .iter()
-            .enumerate()
-            .map(|(i, d)| days::parse_weekday(d).map_err(|m| PluginError::invalid(&format!("days/{i}"), m)))
-            .collect::<Result<_, _>>()?;
+        let zone = ctx.zone_or(args.timezone.as_deref())?;
+        let chosen: Vec<Weekday> = days::parse_weekdays(&args.days, "days")?;
         let (start, end) = days::parse_between(&args.between).map_err(|m| PluginError::invalid("between", m))?;
         if !(1..=MAX_TIMES).contains(&args.times) {
             return Err(PluginError::invalid("times", format!("must be an integer from 1 to {MAX_TIMES}")));
