@@ -57,7 +57,8 @@ impl From<EngineError> for ApiError {
             | EngineError::BuiltinName { .. }
             | EngineError::RefTaken { .. }
             | EngineError::CredentialExists(_)
-            | EngineError::Halted => StatusCode::CONFLICT,
+            | EngineError::Halted
+            | EngineError::InBlackout { .. } => StatusCode::CONFLICT,
             EngineError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             EngineError::OverCap(_) => StatusCode::TOO_MANY_REQUESTS,
             // The plugin's fault, not the client's: a server-side error.

@@ -91,6 +91,9 @@ pub enum EngineError {
     CredentialExists(String),
     #[error("the engine is halted: nothing fires until it is resumed")]
     Halted,
+    /// A blackout holds the plan now.
+    #[error("{name} holds this plan now: nothing of it fires until the blackout ends")]
+    InBlackout { name: String },
     /// A configured cap on stored work would be passed; nothing was changed.
     #[error("{0}; delete finished plans or raise the cap")]
     OverCap(#[from] crate::storage::OverCap),

@@ -160,6 +160,9 @@ impl Engine {
             return Err(EngineError::Halted);
         }
         let now = Utc::now().trunc_subsecs(6);
+        if let Some(blackout) = crate::blackouts::blocking(&self.storage.blackouts().await?, id, now) {
+            return Err(EngineError::InBlackout { name: blackout.reason() });
+        }
         let mut executor = Executor::pending(new_id(), &plan, now);
         executor.created = now;
         let audit = AuditEvent::action(&by.name, "plan.run", format!("{id}: executor {}", executor.id));

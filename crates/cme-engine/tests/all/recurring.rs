@@ -82,6 +82,11 @@ async fn a_firing_in_a_blackout_is_skipped_naming_it() {
     assert_eq!(done.status, ExecutorStatus::Skipped);
     assert_eq!(done.reason.as_deref(), Some("blackout \"change freeze\""));
     assert!(rig.runs().is_empty(), "the attack never started");
+    let (created, _) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [3_600_000]})), &operator()).await.unwrap();
+    match rig.engine.run_plan_now(&created.plan.id, &operator()).await {
+        Err(cme_engine::EngineError::InBlackout { name }) => assert_eq!(name, "blackout \"change freeze\""),
+        other => panic!("run now in a blackout: {other:?}"),
+    }
     let actions: Vec<String> = audited(&rig.engine).await.into_iter().map(|(a, _, _)| a).collect();
     assert!(actions.contains(&"blackout.create".to_string()), "{actions:?}");
 }

@@ -104,3 +104,51 @@ async fn the_cli_pushes_grants_and_manages_plugins() {
     let (ok, _, err) = cme(&url, &["plugins", "show", "ping-attack@0.1.0"]);
     assert!(!ok && err.contains("404"), "{err}");
 }
+
+#[tokio::test]
+async fn the_cli_manages_blackouts_calendars_and_forecasts() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let url = engine.url.clone();
+
+    let (ok, out, err) = cme(&url, &["blackouts", "create", "--name", "weekend", "--start", "FRI 16:00", "--end", "MON 08:00", "--timezone", "Europe/Madrid"]);
+    assert!(ok, "{err}");
+    let weekend_id = out.split_whitespace().nth(2).unwrap().to_string();
+    assert!(out.contains("every week") && out.contains("FRI 16:00"), "{out}");
+    let (ok, _, err) = cme(&url, &["blackouts", "create", "--name", "bad", "--start", "FRI 16:00", "--end", "08:00"]);
+    assert!(!ok && err.contains("400"), "{err}");
+
+    let ics = dir.path().join("holidays.ics");
+    std::fs::write(&ics, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20271225\r\nSUMMARY:Navidad\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").unwrap();
+    let (ok, out, err) = cme(&url, &["blackouts", "import", ics.to_str().unwrap(), "--name", "es", "--timezone", "Europe/Madrid"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("imported 1 events of calendar es"), "{out}");
+    assert!(out.contains("es: Navidad") && out.contains("2027-12-24T23:00:00"), "all day in Madrid: {out}");
+
+    let (ok, out, _) = cme(&url, &["blackouts", "list"]);
+    assert!(ok && out.contains("weekend") && out.contains("es: Navidad"), "{out}");
+
+    // A daily noon cron plan body, forecast over a week with a weekend: Sat and Sun skipped.
+    let body = serde_json::json!({"name": "noon", "timezone": "Europe/Madrid",
+        "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET"}},
+        "planner": {"ref": "cron_planner:CronPlanner", "args": {"cron": "0 12 * * *"}}});
+    let plan_file = dir.path().join("noon.json");
+    std::fs::write(&plan_file, body.to_string()).unwrap();
+    let (ok, out, err) = cme(&url, &["plans", "forecast", "-f", plan_file.to_str().unwrap(), "--from", "2027-01-04T00:00:00Z", "--until", "2027-01-11T00:00:00Z"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("7 firings from 2027-01-04"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("skipped") && l.contains("blackout \"weekend\"")).count(), 2, "{out}");
+    assert!(out.contains("note: 2 firings fall in blackouts"), "{out}");
+
+    let (ok, out, err) = cme(&url, &["plans", "create", "-f", plan_file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let plan_id = out.split_whitespace().nth(2).unwrap().to_string();
+    let (ok, out, err) = cme(&url, &["plans", "forecast", &plan_id]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("7 firings"), "a week by default: {out}");
+
+    let (ok, out, _) = cme(&url, &["blackouts", "delete", &weekend_id]);
+    assert!(ok && out.contains("successfully deleted"), "{out}");
+    let (ok, _, err) = cme(&url, &["blackouts", "show", &weekend_id]);
+    assert!(!ok && err.contains("404"), "{err}");
+}
