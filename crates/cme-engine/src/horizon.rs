@@ -1,7 +1,9 @@
-//! Recurring plans: the scheduler asks each one's planner for the next window before its
-//! executors run out, and stores what it answers, exactly once across replicas (the
+//! Recurring plans: a task of its own (beside the scheduler, so that planning thousands
+//! of windows never delays a firing) asks each plan's planner for the next window before
+//! its executors run out, and stores what it answers, exactly once across replicas (the
 //! horizon moves only from the value the planner was asked from, in the transaction
-//! that stores the executors).
+//! that stores the executors). It sleeps until the next plan needs extending, a plan is
+//! made or resumed, or a minute passes (plans made on other replicas).
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +18,38 @@ const BATCH: u64 = 200;
 /// How long a plan whose planner failed waits before it is asked again.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// Longest sleep with no recurring plan to extend.
+const MAX_IDLE: Duration = Duration::from_secs(60);
+
 impl Engine {
+    /// The planning loop; returns when shutdown is requested.
+    pub(crate) async fn plan_ahead(self: std::sync::Arc<Self>) {
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let wait = match self.extend_horizons(Utc::now()).await {
+                Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_IDLE),
+                Ok(None) => MAX_IDLE,
+                Err(error) => {
+                    tracing::error!(%error, "planning recurring plans failed; retrying in 1 s");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.horizon_wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Wakes the planning loop (a recurring plan was made or resumed).
+    pub(crate) fn wake_planning(&self) {
+        self.horizon_wake.notify_one();
+    }
+
     /// How far ahead of `now` a recurring plan's executors must reach; a plan short of it
     /// is extended.
     fn extend_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {

@@ -72,6 +72,8 @@ pub struct Engine {
     halt_writes: tokio::sync::Mutex<()>,
     /// Attacks running on this engine: executor id -> (plan id, its own stop signal).
     runs_in_flight: std::sync::Mutex<std::collections::HashMap<String, (String, watch::Sender<Option<String>>)>>,
+    /// Wakes the planning loop of recurring plans.
+    horizon_wake: Notify,
     /// Recurring plans whose planner failed, and when to ask it again.
     horizon_failures: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
@@ -91,6 +93,7 @@ impl Engine {
             local_halt: Default::default(),
             halt_writes: Default::default(),
             horizon_failures: Default::default(),
+            horizon_wake: Notify::new(),
             runs_in_flight: Default::default(),
             storage,
             host,
@@ -108,6 +111,7 @@ impl Engine {
         tokio::spawn(self.clone().record(recorded));
         tokio::spawn(self.clone().reap());
         tokio::spawn(self.clone().schedule());
+        tokio::spawn(self.clone().plan_ahead());
         if let Some(signals) = self.storage.halt_signals() {
             tokio::spawn(self.clone().follow_halts(signals));
         }

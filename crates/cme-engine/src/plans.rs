@@ -140,6 +140,9 @@ impl Engine {
         }
         self.storage.insert_plan(&plan, &executors, &audit, inline_credential.as_ref(), &self.config.work_caps()).await?;
         self.wake_scheduler();
+        if plan.is_recurring() {
+            self.wake_planning();
+        }
         tracing::info!(plan_id = %plan.id, name = %plan.name, executors = executors.len(), recurring = plan.is_recurring(), "plan created");
         // A new plan's figures are known: no need to read them back.
         let summary = PlanSummary {
@@ -191,6 +194,7 @@ impl Engine {
             return Err(EngineError::not_found(Resource::Plan, id));
         }
         self.wake_scheduler();
+        self.wake_planning();
         tracing::info!(plan_id = %id, by, "plan resumed");
         Ok(self.plan(id).await?.0)
     }

@@ -70,10 +70,8 @@ impl Engine {
         if self.running() > 0 {
             self.stop_runs_in_blackouts(now).await;
         }
-        let next_extension = self.extend_horizons(now).await?;
         let cap = if self.running() > 0 { MAX_IDLE_WHILE_RUNNING } else { MAX_IDLE };
-        let next = [self.storage.next_due().await?, next_extension].into_iter().flatten().min();
-        Ok(match next {
+        Ok(match self.storage.next_due().await? {
             None => cap,
             Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(cap),
         })
