@@ -140,6 +140,13 @@ impl Auth {
 
     /// The caller, if it may do what `needed` may.
     pub fn require(&self, req: &HttpRequest, needed: Role) -> Result<Caller, ApiError> {
+        let caller = self.authorize(req, needed)?;
+        // The access log names the token.
+        actix_web::HttpMessage::extensions_mut(req).insert(crate::access::TokenName(caller.name.clone()));
+        Ok(caller)
+    }
+
+    fn authorize(&self, req: &HttpRequest, needed: Role) -> Result<Caller, ApiError> {
         if self.open() {
             return Ok(Caller { name: Role::Admin.name().into(), role: Role::Admin });
         }

@@ -6,6 +6,7 @@
 //!
 //! Invariant: the API never touches the database; it speaks to `cme_engine::Engine`.
 
+mod access;
 mod auth;
 mod body;
 mod browser;

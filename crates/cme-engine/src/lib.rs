@@ -162,6 +162,11 @@ impl Engine {
         cme_plugin_sdk::time::parse_datetime(text, self.config.timezone).map_err(|m| EngineError::invalid(field, format!("invalid date: {m}")))
     }
 
+    /// True once shutdown has begun (no new runs start).
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
     /// True when the database answers.
     pub async fn healthy(&self) -> bool {
         self.storage.halt_state().await.is_ok()

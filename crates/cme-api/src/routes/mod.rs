@@ -28,12 +28,19 @@ fn both(config: &mut web::ServiceConfig, path: &str, build: impl Fn(actix_web::R
 
 pub(crate) fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiState>) {
     config.app_data(state);
-    // Every route sits behind the host and origin checks.
-    config.service(web::scope("").wrap(actix_web::middleware::from_fn(crate::browser::refuse_foreign)).configure(routes));
+    // Every route sits behind the host and origin checks; every request is logged.
+    config.service(
+        web::scope("")
+            .wrap(actix_web::middleware::from_fn(crate::browser::refuse_foreign))
+            .wrap(actix_web::middleware::from_fn(crate::access::log_access))
+            .configure(routes),
+    );
 }
 
 fn routes(config: &mut web::ServiceConfig) {
     config.route("/healthz", web::get().to(root::healthz));
+    config.route("/livez", web::get().to(root::livez));
+    config.route("/readyz", web::get().to(root::readyz));
     both(config, "/api/1/", |r| r.route(web::get().to(root::entry)));
     both(config, "/api/1/attacks/", |r| r.route(web::get().to(plugins::attacks)));
     both(config, "/api/1/planners/", |r| r.route(web::get().to(plugins::planners)));

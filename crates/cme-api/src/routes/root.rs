@@ -27,6 +27,20 @@ pub async fn entry(req: HttpRequest, state: web::Data<ApiState>) -> Result {
         .ok())
 }
 
+/// Liveness: the process answers (nothing else is checked); no auth.
+pub async fn livez() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(r#"{"status":"alive"}"#)
+}
+
+/// Readiness: the database answers and the engine is not shutting down (its wasm runtime
+/// and built-in plugins are loaded before the API listens); no auth.
+pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+    let database = state.engine.healthy().await;
+    let running = !state.engine.shutting_down();
+    let body = serde_json::json!({"status": if database && running { "ready" } else { "not ready" }, "database": database, "scheduler": running});
+    if database && running { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+}
+
 /// Liveness and database reachability; no auth.
 pub async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
     if state.engine.healthy().await {

@@ -13,6 +13,7 @@ mod credentials;
 mod egress;
 mod fences;
 mod firing;
+mod operations;
 mod peers;
 mod registry;
 mod replicas;

@@ -1,0 +1,33 @@
+//! The access log: one line per request (method, route, status, duration, token name)
+//! through `tracing`, target `cme::access` (filter it with `RUST_LOG=cme::access=off`).
+
+use std::time::Instant;
+
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+
+/// The name of the token a request was authorised with, left by `Auth::require`.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenName(pub String);
+
+/// Logs each request once its answer is ready. The route is the matched pattern
+/// (`/api/1/plans/{id}`), so that ids and query strings (which may carry secrets) stay out.
+pub(crate) async fn log_access(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let response = next.call(req).await?;
+    let route = response.request().match_pattern().unwrap_or_else(|| "(no route)".into());
+    let token = response.request().extensions().get::<TokenName>().map(|t| t.0.clone());
+    tracing::info!(
+        target: "cme::access",
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        duration_us = started.elapsed().as_micros() as u64,
+        token = token.as_deref().unwrap_or("-"),
+        "request"
+    );
+    Ok(response)
+}
