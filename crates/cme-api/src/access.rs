@@ -12,6 +12,11 @@ use actix_web::middleware::Next;
 #[derive(Debug, Clone)]
 pub(crate) struct TokenName(pub String);
 
+/// Gives the API's metrics their help text (call once a recorder is installed).
+pub fn describe_metrics() {
+    metrics::describe_counter!("cme_http_requests_total", "HTTP requests answered, by route pattern and status.");
+}
+
 /// Logs each request once its answer is ready. The route is the matched pattern
 /// (`/api/1/plans/{id}`), so that ids and query strings (which may carry secrets) stay out.
 pub(crate) async fn log_access(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -20,6 +25,7 @@ pub(crate) async fn log_access(req: ServiceRequest, next: Next<impl MessageBody>
     let response = next.call(req).await?;
     let route = response.request().match_pattern().unwrap_or_else(|| "(no route)".into());
     let token = response.request().extensions().get::<TokenName>().map(|t| t.0.clone());
+    metrics::counter!("cme_http_requests_total", "route" => route.clone(), "status" => response.status().as_str().to_string()).increment(1);
     tracing::info!(
         target: "cme::access",
         method = %method,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 
+pub use access::describe_metrics;
 pub use auth::{Auth, Caller, MIN_TOKEN_LENGTH, Role, Token, TokenSecret};
 pub use body::MAX_JSON_BODY;
 pub use browser::HostPolicy;
@@ -34,11 +35,27 @@ pub struct ApiState {
     schemas: routes::Schemas,
     /// Rendered plugin lists by request URL, with the plugin generation they show.
     rendered: std::sync::Mutex<std::collections::HashMap<String, (u64, web::Bytes)>>,
+    /// Renders every metric in the Prometheus text format; None: `/metrics` answers 404.
+    metrics: Option<MetricsRender>,
 }
+
+/// Renders the process's metrics (the binary's Prometheus recorder).
+pub type MetricsRender = Box<dyn Fn() -> String + Send + Sync>;
 
 impl ApiState {
     pub fn new(engine: Arc<cme_engine::Engine>, auth: Auth, hosts: HostPolicy, secrets: cme_secrets::Redactor) -> web::Data<ApiState> {
-        web::Data::new(ApiState { engine, auth, hosts, secrets, schemas: routes::Schemas::new(), rendered: Default::default() })
+        ApiState::with_metrics(engine, auth, hosts, secrets, None)
+    }
+
+    /// The state, with `/metrics` served by `metrics`.
+    pub fn with_metrics(
+        engine: Arc<cme_engine::Engine>,
+        auth: Auth,
+        hosts: HostPolicy,
+        secrets: cme_secrets::Redactor,
+        metrics: Option<MetricsRender>,
+    ) -> web::Data<ApiState> {
+        web::Data::new(ApiState { engine, auth, hosts, secrets, schemas: routes::Schemas::new(), rendered: Default::default(), metrics })
     }
 }
 

@@ -26,6 +26,7 @@ pub mod model;
 mod plans;
 mod registry;
 mod scheduler;
+mod telemetry;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -42,6 +43,7 @@ pub use host::{HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandl
 pub use model::*;
 pub use blackouts::{Blackout, BlackoutWhen, NewBlackout, WallTime};
 pub use forecast::{Firing, Forecast};
+pub use telemetry::describe_metrics;
 pub use plans::{EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, NewPlan, PluginCall};
 pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
 pub use storage::{CappedWork, ExecutorChangeError, InsertPlanError, OverCap, Storage, StorageError};

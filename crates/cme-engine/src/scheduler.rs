@@ -153,8 +153,9 @@ impl Engine {
     /// Runs one claimed executor and hands how it ended to the recorder, with its permit
     /// (released once the result is committed).
     async fn execute(self: Arc<Self>, executor: Executor, permit: OwnedSemaphorePermit, blackouts: Arc<Vec<Blackout>>) {
-        let late_ms = (executor.started.unwrap_or(executor.due) - executor.due).num_milliseconds();
-        tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, late_ms, "executor started");
+        let late = (executor.started.unwrap_or(executor.due) - executor.due).to_std().unwrap_or_default();
+        tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, late_ms = late.as_millis() as u64, "executor started");
+        let began = std::time::Instant::now();
         let (end, audit) = if self.local_halt().is_some() {
             // Claimed just before a halt: it must not start after the halt answered.
             let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some("cancelled before it started: halted".into()), ..RunEnd::failed("") };
@@ -172,6 +173,9 @@ impl Engine {
                 Err(e) => (RunEnd::failed(format!("could not read the plan: {e}")), Vec::new()),
             }
         };
+        let plugin = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&executor.plan_id).map(|p| p.attack.plugin.clone()).unwrap_or_default();
+        crate::telemetry::run_started(&plugin, late);
+        crate::telemetry::run_ended(&plugin, end.status, began.elapsed(), &audit);
         let finished = FinishedRun { executor_id: executor.id, owner: self.config.engine_id.clone(), end, audit };
         if let Err(mpsc::error::SendError((finished, _))) = self.recorder.send((finished, permit)) {
             tracing::error!(executor_id = %finished.executor_id, "the recorder is gone; the result is lost");

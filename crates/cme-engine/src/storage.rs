@@ -134,6 +134,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Cancels a pending executor, with the audit event.
     async fn cancel(&self, id: &str, at: DateTime<Utc>, reason: &str, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError>;
 
+    /// How many executors have each status (statuses with none may be left out).
+    async fn count_executors(&self) -> StorageResult<Vec<(ExecutorStatus, u64)>>;
+    /// Plans not deleted.
+    async fn count_live_plans(&self) -> StorageResult<u64>;
     /// The earliest due time of a pending executor.
     async fn next_due(&self) -> StorageResult<Option<DateTime<Utc>>>;
     /// Pending executors past their grace become missed; returns the plan of each one

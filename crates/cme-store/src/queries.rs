@@ -364,6 +364,25 @@ impl Storage for Store {
         self.change_pending(id, update, audit).await
     }
 
+    async fn count_executors(&self) -> StorageResult<Vec<(ExecutorStatus, u64)>> {
+        let rows: Vec<(String, i64)> = executor::Entity::find()
+            .select_only()
+            .column(executor::Column::Status)
+            .column_as(executor::Column::Id.count(), "count")
+            .group_by(executor::Column::Status)
+            .into_tuple()
+            .all(self.db())
+            .await
+            .map_err(db)?;
+        rows.into_iter()
+            .map(|(status, count)| Ok((status.parse().map_err(|e| StorageError::Corrupt(format!("executor status: {e}")))?, Ord::max(count, 0) as u64)))
+            .collect()
+    }
+
+    async fn count_live_plans(&self) -> StorageResult<u64> {
+        plan::Entity::find().filter(plan::Column::DeletedAtUs.is_null()).count(self.db()).await.map_err(db)
+    }
+
     async fn next_due(&self) -> StorageResult<Option<DateTime<Utc>>> {
         let next = executor::Entity::find()
             .select_only()

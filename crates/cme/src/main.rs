@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod host;
+mod metrics;
 mod serve;
 
 use std::net::SocketAddr;

@@ -48,6 +48,7 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 }
 
 async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
+    let metrics = crate::metrics::install()?;
     let sealing = credential_key(&file)?;
     let fences = fences(&file)?;
     let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
@@ -147,7 +148,8 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     let hosts = HostPolicy::new(hosts);
     tracing::info!(hosts = ?hosts.hosts(), "serving these host names only");
-    let state = ApiState::new(engine.clone(), auth, hosts, cme_secrets::Redactor::new(file.secret_headers.clone()));
+    let render: cme_api::MetricsRender = Box::new(move || metrics.render());
+    let state = ApiState::with_metrics(engine.clone(), auth, hosts, cme_secrets::Redactor::new(file.secret_headers.clone()), Some(render));
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new().configure(move |c| cme_api::configure(c, state))

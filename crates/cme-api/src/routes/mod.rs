@@ -40,6 +40,7 @@ pub(crate) fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiSta
 fn routes(config: &mut web::ServiceConfig) {
     config.route("/healthz", web::get().to(root::healthz));
     config.route("/livez", web::get().to(root::livez));
+    config.route("/metrics", web::get().to(root::metrics));
     config.route("/readyz", web::get().to(root::readyz));
     both(config, "/api/1/", |r| r.route(web::get().to(root::entry)));
     both(config, "/api/1/attacks/", |r| r.route(web::get().to(plugins::attacks)));

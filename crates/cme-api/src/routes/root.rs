@@ -27,6 +27,16 @@ pub async fn entry(req: HttpRequest, state: web::Data<ApiState>) -> Result {
         .ok())
 }
 
+/// Every metric in the Prometheus text format (viewer), gauges read fresh from storage.
+pub async fn metrics(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    let Some(render) = &state.metrics else {
+        return Err(crate::problem::ApiError::not_found("this engine serves no metrics"));
+    };
+    state.engine.refresh_gauges().await?;
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(render()))
+}
+
 /// Liveness: the process answers (nothing else is checked); no auth.
 pub async fn livez() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(r#"{"status":"alive"}"#)

@@ -99,6 +99,14 @@ impl Storage for SlowClaims {
         self.inner.mark_missed(now).await
     }
 
+    async fn count_executors(&self) -> StorageResult<Vec<(ExecutorStatus, u64)>> {
+        self.inner.count_executors().await
+    }
+
+    async fn count_live_plans(&self) -> StorageResult<u64> {
+        self.inner.count_live_plans().await
+    }
+
     async fn running_ahead(&self, plan_id: &str, executor_id: &str, due: DateTime<Utc>) -> StorageResult<Option<String>> {
         self.inner.running_ahead(plan_id, executor_id, due).await
     }

@@ -43,3 +43,50 @@ async fn every_request_leaves_one_access_log_line_naming_route_status_and_token(
     assert!(!log.contains("0123456789abcdef0123456789abcdef"), "no ids in the access log");
     assert!(!log.contains("viewer-secret-1") && !log.contains("all=true"), "no secrets, no query strings");
 }
+
+/// `promtool` from the Debian `prometheus` package; under CI it must be there.
+fn promtool() -> Option<std::path::PathBuf> {
+    let found = ["/usr/bin/promtool", "/usr/local/bin/promtool"].iter().map(std::path::PathBuf::from).find(|p| p.exists());
+    if found.is_none() {
+        assert!(std::env::var("CME_REQUIRE_PEERS").as_deref() != Ok("1"), "CME_REQUIRE_PEERS=1 but promtool is missing (apt-get install prometheus)");
+        eprintln!("skipping the promtool check: promtool is not installed");
+    }
+    found
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_the_prometheus_format_and_promtool_accepts_them() {
+    let sink = Sink::start(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: vec![("CME_TOKENS".into(), "operator:operator-secret-1".into())], ..Options::default() });
+    let api = engine.client().with_token("operator-secret-1");
+    assert_eq!(engine.client().get("/metrics").await.status, 401, "metrics need a token like every other read");
+    let done = api.run_once(serde_json::json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/m"), "method": "GET"}}), false).await;
+    assert_eq!(done["status"], "succeeded");
+    api.post("/api/1/halt", &serde_json::json!({"reason": "metrics test"})).await;
+
+    let response = reqwest::Client::new().get(format!("{}/metrics", api.base)).bearer_auth("operator-secret-1").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.unwrap();
+    for expected in [
+        "cme_executors{status=\"succeeded\"} 1",
+        "cme_executors{status=\"pending\"} 0",
+        "cme_plans 1",
+        "cme_halted 1",
+        "cme_plugins{status=\"enabled\"}",
+        "cme_runs_total{plugin=\"api-request@0.1.0\",status=\"succeeded\"} 1",
+        "cme_firing_lateness_seconds_bucket{plugin=\"api-request@0.1.0\",le=\"0.005\"}",
+        "cme_run_duration_seconds_count{plugin=\"api-request@0.1.0\"} 1",
+        "cme_capability_calls_total{capability=\"http.send\",decision=\"allowed\"} 1",
+        "cme_http_requests_total{route=\"/api/1/plans/\",status=\"201\"} 1",
+    ] {
+        assert!(text.contains(expected), "{expected} in:\n{text}");
+    }
+    if let Some(promtool) = promtool() {
+        let path = dir.path().join("metrics.txt");
+        std::fs::write(&path, &text).unwrap();
+        let output = std::process::Command::new(promtool).args(["check", "metrics"]).stdin(std::fs::File::open(&path).unwrap()).output().unwrap();
+        assert!(output.status.success(), "promtool: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    }
+}
