@@ -110,6 +110,33 @@ pub enum ExecutorsCommand {
     },
     /// Show an executor with its result and log.
     Show { id: String },
+    /// Cancel a pending executor.
+    Cancel { id: String },
+    /// Move a pending executor to another date (RFC 3339; without offset in the engine's zone).
+    Reschedule { id: String, date: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CredentialsCommand {
+    /// List SSH credentials (fingerprints, never keys).
+    List,
+    /// Store an SSH key: sealed at rest, shown only by fingerprint.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        user: String,
+        /// The private key file (OpenSSH or PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// Read the key's passphrase from this environment variable.
+        #[arg(long)]
+        passphrase_env: Option<String>,
+        /// Token names and roles whose plans may use it (repeatable) [default: yours].
+        #[arg(long = "may-use")]
+        may_use: Vec<String>,
+    },
+    Delete { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +166,11 @@ pub enum PluginsCommand {
 }
 
 pub enum Request {
+    Credentials(CredentialsCommand),
+    /// The audit log, newest first: one page.
+    Audit { page: u64, size: u64 },
+    /// Whether the engine is halted, since when and why.
+    HaltStatus,
     Plugins(PluginsCommand),
     Plans(PlansCommand),
     Executors(ExecutorsCommand),
@@ -154,6 +186,35 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
         match request {
             Request::Plugins(command) => plugins(&client, command).await?,
             Request::Blackouts(command) => blackouts(&client, command).await?,
+            Request::Credentials(command) => credentials(&client, command).await?,
+            Request::Audit { page, size } => {
+                let doc = client.get_with("/api/1/audit/", &[("page", page.to_string()), ("size", size.to_string())]).await?;
+                let rows = doc["_embedded"]["audit"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|e| vec![cell(&e["at"]), cell(&e["actor"]), cell(&e["action"]), cell(&e["target"]), cell(&e["decision"])])
+                    .collect();
+                table(&["AT", "ACTOR", "ACTION", "TARGET", "DECISION"], rows);
+            }
+            Request::HaltStatus => {
+                let doc = client.get("/api/1/halt").await?;
+                println!("halted: {}", doc["halted"]);
+                if doc["halted"] == true {
+                    println!("since:  {}", cell(&doc["since"]));
+                    println!("reason: {}", cell(&doc["reason"]));
+                }
+            }
+            Request::Executors(ExecutorsCommand::Cancel { id }) => {
+                let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/executors/{id}"), None).await?;
+                println!("{}", doc["msg"].as_str().unwrap_or("cancelled"));
+            }
+            Request::Executors(ExecutorsCommand::Reschedule { id, date }) => {
+                let body = serde_json::json!({"type": "date", "args": {"date": date}});
+                let doc = client.send(reqwest::Method::PUT, &format!("/api/1/executors/{id}"), Some(body)).await?;
+                print_executors(std::slice::from_ref(&doc));
+            }
             Request::Plans(PlansCommand::Forecast { id, file, from, until }) => {
                 let mut query = Vec::new();
                 query.extend(from.map(|f| ("from", f)));
@@ -301,7 +362,41 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-/// A JSON document from a file, or stdin for "-".
+async fn credentials(client: &Client, command: CredentialsCommand) -> anyhow::Result<()> {
+    match command {
+        CredentialsCommand::List => {
+            let doc = client.get("/api/1/credentials/").await?;
+            print_credentials(doc["_embedded"]["credentials"].as_array().map(Vec::as_slice).unwrap_or_default());
+        }
+        CredentialsCommand::Create { name, user, key, passphrase_env, may_use } => {
+            let private_key = std::fs::read_to_string(&key).with_context(|| format!("reading the key {}", key.display()))?;
+            let mut body = serde_json::json!({"name": name, "user": user, "private_key": private_key});
+            if let Some(var) = passphrase_env {
+                body["passphrase"] = std::env::var(&var).with_context(|| format!("the passphrase variable {var} is not set"))?.into();
+            }
+            if !may_use.is_empty() {
+                body["may_use"] = may_use.into();
+            }
+            let doc = client.send(reqwest::Method::POST, "/api/1/credentials/", Some(body)).await?;
+            println!("stored credential {}", cell(&doc["name"]));
+            print_credentials(std::slice::from_ref(&doc));
+        }
+        CredentialsCommand::Delete { name } => {
+            let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/credentials/{name}"), None).await?;
+            println!("{}", doc["msg"].as_str().unwrap_or("deleted"));
+        }
+    }
+    Ok(())
+}
+
+fn print_credentials(credentials: &[Value]) {
+    let rows = credentials
+        .iter()
+        .map(|c| vec![cell(&c["name"]), cell(&c["user"]), cell(&c["algorithm"]), cell(&c["fingerprint"]), cell(&c["may_use"])])
+        .collect();
+    table(&["NAME", "USER", "ALGORITHM", "FINGERPRINT", "MAY USE"], rows);
+}
+
 async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result<()> {
     match command {
         BlackoutsCommand::List => {
@@ -349,6 +444,7 @@ fn print_blackouts(blackouts: &[Value]) {
     table(&["ID", "NAME", "WHEN", "START", "END", "PLAN"], rows);
 }
 
+/// A JSON document from a file, or stdin for "-".
 fn read_json(file: &std::path::Path, what: &str) -> anyhow::Result<Value> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?

@@ -51,6 +51,31 @@ enum Command {
         #[command(subcommand)]
         command: client::BlackoutsCommand,
     },
+    /// SSH credentials on a running engine (admin): list, create, delete.
+    Credentials {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: client::CredentialsCommand,
+    },
+    /// The audit log of a running engine (admin), newest first.
+    Audit {
+        #[command(flatten)]
+        target: client::Target,
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        #[arg(long, default_value_t = 50)]
+        size: u64,
+    },
+    /// Whether a running engine is halted, since when and why.
+    Status {
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) to standard output.
+    Man,
     /// Halt a running engine: nothing fires until `cme resume`.
     Halt {
         #[command(flatten)]
@@ -114,6 +139,14 @@ fn main() -> std::process::ExitCode {
         Command::Plans { target, command } => client::run(target, client::Request::Plans(command)),
         Command::Executors { target, command } => client::run(target, client::Request::Executors(command)),
         Command::Blackouts { target, command } => client::run(target, client::Request::Blackouts(command)),
+        Command::Credentials { target, command } => client::run(target, client::Request::Credentials(command)),
+        Command::Audit { target, page, size } => client::run(target, client::Request::Audit { page, size }),
+        Command::Status { target } => client::run(target, client::Request::HaltStatus),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "cme", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout()).map_err(Into::into),
         Command::Halt { target, reason } => client::run(target, client::Request::Halt(reason)),
         Command::Resume { target } => client::run(target, client::Request::Resume),
     };

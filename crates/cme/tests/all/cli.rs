@@ -152,3 +152,51 @@ async fn the_cli_manages_blackouts_calendars_and_forecasts() {
     let (ok, _, err) = cme(&url, &["blackouts", "show", &weekend_id]);
     assert!(!ok && err.contains("404"), "{err}");
 }
+
+#[tokio::test]
+async fn the_cli_covers_executors_credentials_audit_status_completions_and_the_man_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let url = engine.url.clone();
+    let plan_file = dir.path().join("plan.json");
+    std::fs::write(&plan_file, api_plan("later", "http://127.0.0.1:9/", &in_seconds(3600)).to_string()).unwrap();
+    let (ok, _, err) = cme(&url, &["plans", "create", "-f", plan_file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (_, out, _) = cme(&url, &["executors", "list"]);
+    let executor = out.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let (ok, out, err) = cme(&url, &["executors", "reschedule", &executor, "2031-01-01T10:00:00Z"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("2031-01-01T10:00:00"), "{out}");
+    let (ok, out, err) = cme(&url, &["executors", "cancel", &executor]);
+    assert!(ok && out.contains("successfully cancelled"), "{out}{err}");
+    let (ok, _, err) = cme(&url, &["executors", "cancel", &executor]);
+    assert!(!ok && err.contains("409"), "cancelling twice is refused: {err}");
+
+    let key = dir.path().join("id_ed25519");
+    let status = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap();
+    assert!(status.success());
+    let (ok, out, err) = cme(&url, &["credentials", "create", "--name", "web", "--user", "ec2-user", "--key", key.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("SHA256:") && !out.contains("PRIVATE KEY"), "{out}");
+    let (ok, out, _) = cme(&url, &["credentials", "list"]);
+    assert!(ok && out.contains("web") && out.contains("ssh-ed25519"), "{out}");
+    let (ok, out, _) = cme(&url, &["credentials", "delete", "web"]);
+    assert!(ok && out.contains("successfully deleted"), "{out}");
+
+    let (ok, out, _) = cme(&url, &["status"]);
+    assert!(ok && out.contains("halted: false"), "{out}");
+    let (ok, _, _) = cme(&url, &["halt", "--reason", "game day over"]);
+    assert!(ok);
+    let (ok, out, _) = cme(&url, &["status"]);
+    assert!(ok && out.contains("halted: true") && out.contains("game day over"), "{out}");
+    let (ok, out, _) = cme(&url, &["audit", "--size", "20"]);
+    assert!(ok && out.lines().next().unwrap().starts_with("AT"), "{out}");
+    for action in ["halt", "credential.create", "executor.cancel", "executor.reschedule", "plan.create"] {
+        assert!(out.contains(action), "{action} in {out}");
+    }
+
+    let (ok, out, _) = cme(&url, &["completions", "bash"]);
+    assert!(ok && out.contains("_cme()") && out.contains("blackouts"), "a bash completion script");
+    let (ok, out, _) = cme(&url, &["man"]);
+    assert!(ok && out.contains(".TH cme") && out.contains(".SH SUBCOMMANDS"), "a roff man page: {}", &out[..out.len().min(300)]);
+}
