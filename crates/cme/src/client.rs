@@ -1,10 +1,34 @@
 //! Client subcommands: talk to a running engine over its API and print readable tables.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
+
+/// True with `--output json`: the human output is silent and each command prints the
+/// documents it got, as JSON.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// A line of human output (silent with `--output json`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if !JSON.load(Ordering::Relaxed) {
+            println!($($arg)*);
+        }
+    };
+}
+
+/// How results are printed.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// Tables and sentences for people.
+    #[default]
+    Table,
+    /// The API's documents, as JSON (a list command: every item of every page).
+    Json,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Target {
@@ -14,6 +38,15 @@ pub struct Target {
     /// API token.
     #[arg(long, env = "CME_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// How to print results.
+    #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
+    output: Output,
+    /// Seconds to wait for the engine's answer.
+    #[arg(long, default_value_t = 30, global = true)]
+    timeout: u64,
+    /// Items per request when a list is read page by page (1..=1000).
+    #[arg(long, default_value_t = 500, global = true, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    page_size: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -182,7 +215,9 @@ pub enum Request {
 pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let client = Client { http: reqwest::Client::new(), target };
+        JSON.store(target.output == Output::Json, Ordering::Relaxed);
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(target.timeout.max(1))).build()?;
+        let client = Client { http, target, result: std::sync::Mutex::new(Value::Null) };
         match request {
             Request::Plugins(command) => plugins(&client, command).await?,
             Request::Blackouts(command) => blackouts(&client, command).await?,
@@ -200,15 +235,15 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
             }
             Request::HaltStatus => {
                 let doc = client.get("/api/1/halt").await?;
-                println!("halted: {}", doc["halted"]);
+                say!("halted: {}", doc["halted"]);
                 if doc["halted"] == true {
-                    println!("since:  {}", cell(&doc["since"]));
-                    println!("reason: {}", cell(&doc["reason"]));
+                    say!("since:  {}", cell(&doc["since"]));
+                    say!("reason: {}", cell(&doc["reason"]));
                 }
             }
             Request::Executors(ExecutorsCommand::Cancel { id }) => {
                 let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/executors/{id}"), None).await?;
-                println!("{}", doc["msg"].as_str().unwrap_or("cancelled"));
+                say!("{}", doc["msg"].as_str().unwrap_or("cancelled"));
             }
             Request::Executors(ExecutorsCommand::Reschedule { id, date }) => {
                 let body = serde_json::json!({"type": "date", "args": {"date": date}});
@@ -227,7 +262,7 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                     }
                     (None, None) => anyhow::bail!("name a plan ID or a plan body with -f FILE"),
                 };
-                println!("{} firings from {} until {}{}", cell(&doc["count"]), cell(&doc["from"]), cell(&doc["until"]), if doc["truncated"] == true { " (truncated)" } else { "" });
+                say!("{} firings from {} until {}{}", cell(&doc["count"]), cell(&doc["from"]), cell(&doc["until"]), if doc["truncated"] == true { " (truncated)" } else { "" });
                 let rows = doc["firings"]
                     .as_array()
                     .map(Vec::as_slice)
@@ -237,72 +272,74 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                     .collect();
                 table(&["DUE", "STATUS", "REASON", "EXECUTOR"], rows);
                 for note in doc["notes"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                    println!("note: {}", note.as_str().unwrap_or(""));
+                    say!("note: {}", note.as_str().unwrap_or(""));
                 }
             }
             Request::Plans(PlansCommand::List { all }) => {
-                let doc = client.get_with("/api/1/plans/", &[("all", all.to_string())]).await?;
-                print_plans(doc["plans"].as_array().map(Vec::as_slice).unwrap_or_default());
+                print_plans(&client.all_pages("/api/1/plans/", &[("all", all.to_string()), ("size", client.target.page_size.to_string())], "plans").await?);
             }
             Request::Plans(PlansCommand::Create { file }) => {
                 let body = read_json(&file, "plan")?;
                 let doc = client.send(reqwest::Method::POST, "/api/1/plans/", Some(body)).await?;
-                println!("created plan {} ({})", doc["id"].as_str().unwrap_or("?"), doc["name"].as_str().unwrap_or(""));
+                say!("created plan {} ({})", doc["id"].as_str().unwrap_or("?"), doc["name"].as_str().unwrap_or(""));
                 print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
             }
             Request::Plans(PlansCommand::Show { id }) => {
                 let doc = client.get(&format!("/api/1/plans/{id}")).await?;
                 print_plans(std::slice::from_ref(&doc));
-                println!("attack:  {} {}", doc["attack"]["ref"].as_str().unwrap_or(""), doc["attack"]["args"]);
-                println!("planner: {} {}", doc["planner"]["ref"].as_str().unwrap_or(""), doc["planner"]["args"]);
+                say!("attack:  {} {}", doc["attack"]["ref"].as_str().unwrap_or(""), doc["attack"]["args"]);
+                say!("planner: {} {}", doc["planner"]["ref"].as_str().unwrap_or(""), doc["planner"]["args"]);
                 print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
             }
             Request::Plans(PlansCommand::Run { id }) => {
                 let doc = client.send(reqwest::Method::POST, &format!("/api/1/plans/{id}/run"), Some(serde_json::json!({}))).await?;
-                println!("fired plan {id}: executor {}", doc["id"].as_str().unwrap_or("?"));
+                say!("fired plan {id}: executor {}", doc["id"].as_str().unwrap_or("?"));
                 print_executors(std::slice::from_ref(&doc));
             }
             Request::Plans(PlansCommand::Pause { id }) => {
                 let doc = client.send(reqwest::Method::POST, &format!("/api/1/plans/{id}/pause"), Some(serde_json::json!({}))).await?;
-                println!("plan {id} paused: {}", doc["paused"]);
+                say!("plan {id} paused: {}", doc["paused"]);
             }
             Request::Plans(PlansCommand::Resume { id }) => {
                 let doc = client.send(reqwest::Method::POST, &format!("/api/1/plans/{id}/resume"), Some(serde_json::json!({}))).await?;
-                println!("plan {id} paused: {}", doc["paused"]);
+                say!("plan {id} paused: {}", doc["paused"]);
             }
             Request::Plans(PlansCommand::Delete { id }) => {
                 let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/plans/{id}"), None).await?;
-                println!("{}", doc["msg"].as_str().unwrap_or("deleted"));
+                say!("{}", doc["msg"].as_str().unwrap_or("deleted"));
             }
             Request::Executors(ExecutorsCommand::List { executed, status, plan }) => {
                 let mut query = vec![("executed", executed.to_string())];
                 query.extend(status.map(|s| ("status", s)));
                 query.extend(plan.map(|p| ("plan_id", p)));
-                let doc = client.get_with("/api/1/executors/", &query).await?;
-                print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
+                query.push(("size", client.target.page_size.to_string()));
+                print_executors(&client.all_pages("/api/1/executors/", &query, "executors").await?);
             }
             Request::Executors(ExecutorsCommand::Show { id }) => {
                 let doc = client.get(&format!("/api/1/executors/{id}")).await?;
                 print_executors(std::slice::from_ref(&doc));
                 if !doc["result"].is_null() {
-                    println!("result: {}", serde_json::to_string_pretty(&doc["result"])?);
+                    say!("result: {}", serde_json::to_string_pretty(&doc["result"])?);
                 }
                 if let Some(error) = doc["error"].as_str() {
-                    println!("error:  {error}");
+                    say!("error:  {error}");
                 }
                 for line in doc["log"]["lines"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                    println!("log:    {} {:5} {}", line["at"].as_str().unwrap_or(""), line["level"].as_str().unwrap_or(""), line["message"].as_str().unwrap_or(""));
+                    say!("log:    {} {:5} {}", line["at"].as_str().unwrap_or(""), line["level"].as_str().unwrap_or(""), line["message"].as_str().unwrap_or(""));
                 }
             }
             Request::Halt(reason) => {
                 let body = reason.map(|r| serde_json::json!({ "reason": r }));
                 let doc = client.send(reqwest::Method::POST, "/api/1/halt", body).await?;
-                println!("halted: {}", doc["halted"]);
+                say!("halted: {}", doc["halted"]);
             }
             Request::Resume => {
                 let doc = client.send(reqwest::Method::POST, "/api/1/resume", None).await?;
-                println!("halted: {}", doc["halted"]);
+                say!("halted: {}", doc["halted"]);
             }
+        }
+        if JSON.load(Ordering::Relaxed) {
+            println!("{}", serde_json::to_string_pretty(&*client.result.lock().unwrap_or_else(|e| e.into_inner()))?);
         }
         Ok(())
     })
@@ -315,10 +352,10 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
             let query: Vec<(&str, String)> = sha256.into_iter().map(|s| ("sha256", s)).collect();
             eprintln!("uploading {} ({} bytes); the engine compiles it, which can take a few seconds", file.display(), wasm.len());
             let doc = client.request(reqwest::Method::POST, "/api/1/plugins/", &query, Some(("application/wasm", wasm))).await?;
-            println!("{} {} ({}), compiled in {} ms", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""), doc["kind"].as_str().unwrap_or(""), doc["compile_ms"]);
-            println!("requested capabilities: {}", doc["capabilities"]);
+            say!("{} {} ({}), compiled in {} ms", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""), doc["kind"].as_str().unwrap_or(""), doc["compile_ms"]);
+            say!("requested capabilities: {}", doc["capabilities"]);
             if doc["status"] == "pending" {
-                println!("grant it to use it: cme plugins grant {} -f grant.json", doc["id"].as_str().unwrap_or("ID"));
+                say!("grant it to use it: cme plugins grant {} -f grant.json", doc["id"].as_str().unwrap_or("ID"));
             }
         }
         PluginsCommand::List => {
@@ -339,24 +376,24 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
             if let Some(object) = doc.as_object_mut() {
                 object.remove("_links");
             }
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            say!("{}", serde_json::to_string_pretty(&doc)?);
         }
         PluginsCommand::Grant { id, file } => {
             let grant = read_json(&file, "grant")?;
             let doc = client.send(reqwest::Method::PUT, &format!("/api/1/plugins/{id}/grant"), Some(grant)).await?;
-            println!("{} {}: granted {}", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""), doc["granted"]);
+            say!("{} {}: granted {}", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""), doc["granted"]);
         }
         PluginsCommand::Enable { id } => {
             let doc = client.send(reqwest::Method::POST, &format!("/api/1/plugins/{id}/enable"), None).await?;
-            println!("{} {}", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""));
+            say!("{} {}", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""));
         }
         PluginsCommand::Disable { id } => {
             let doc = client.send(reqwest::Method::POST, &format!("/api/1/plugins/{id}/disable"), None).await?;
-            println!("{} {}", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""));
+            say!("{} {}", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""));
         }
         PluginsCommand::Delete { id } => {
             let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/plugins/{id}"), None).await?;
-            println!("{}", doc["msg"].as_str().unwrap_or("deleted"));
+            say!("{}", doc["msg"].as_str().unwrap_or("deleted"));
         }
     }
     Ok(())
@@ -378,12 +415,12 @@ async fn credentials(client: &Client, command: CredentialsCommand) -> anyhow::Re
                 body["may_use"] = may_use.into();
             }
             let doc = client.send(reqwest::Method::POST, "/api/1/credentials/", Some(body)).await?;
-            println!("stored credential {}", cell(&doc["name"]));
+            say!("stored credential {}", cell(&doc["name"]));
             print_credentials(std::slice::from_ref(&doc));
         }
         CredentialsCommand::Delete { name } => {
             let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/credentials/{name}"), None).await?;
-            println!("{}", doc["msg"].as_str().unwrap_or("deleted"));
+            say!("{}", doc["msg"].as_str().unwrap_or("deleted"));
         }
     }
     Ok(())
@@ -412,13 +449,13 @@ async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result
                 body["plan_id"] = plan.into();
             }
             let doc = client.send(reqwest::Method::POST, "/api/1/blackouts/", Some(body)).await?;
-            println!("created blackout {}", cell(&doc["id"]));
+            say!("created blackout {}", cell(&doc["id"]));
             print_blackouts(std::slice::from_ref(&doc));
         }
         BlackoutsCommand::Show { id } => print_blackouts(std::slice::from_ref(&client.get(&format!("/api/1/blackouts/{id}")).await?)),
         BlackoutsCommand::Delete { id } => {
             let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/blackouts/{id}"), None).await?;
-            println!("{}", doc["msg"].as_str().unwrap_or("deleted"));
+            say!("{}", doc["msg"].as_str().unwrap_or("deleted"));
         }
         BlackoutsCommand::Import { file, name, timezone, plan } => {
             let ics = std::fs::read(&file).with_context(|| format!("reading the calendar {}", file.display()))?;
@@ -426,7 +463,7 @@ async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result
             query.extend(timezone.map(|z| ("timezone", z)));
             query.extend(plan.map(|p| ("plan_id", p)));
             let doc = client.request(reqwest::Method::POST, "/api/1/calendars/", &query, Some(("text/calendar", ics))).await?;
-            println!("imported {} events of calendar {}", cell(&doc["count"]), cell(&doc["calendar"]));
+            say!("imported {} events of calendar {}", cell(&doc["count"]), cell(&doc["calendar"]));
             print_blackouts(doc["blackouts"].as_array().map(Vec::as_slice).unwrap_or_default());
         }
     }
@@ -457,9 +494,26 @@ fn read_json(file: &std::path::Path, what: &str) -> anyhow::Result<Value> {
 struct Client {
     http: reqwest::Client,
     target: Target,
+    /// What `--output json` prints: the last document, or every item of a list.
+    result: std::sync::Mutex<Value>,
 }
 
 impl Client {
+    /// Every item of a paged list (`key` in the document or in `_embedded`), following
+    /// `_links.next` to the last page.
+    async fn all_pages(&self, path: &str, query: &[(&str, String)], key: &str) -> anyhow::Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut doc = self.get_with(path, query).await?;
+        loop {
+            let page = doc.get(key).or_else(|| doc["_embedded"].get(key)).and_then(Value::as_array).cloned().unwrap_or_default();
+            items.extend(page);
+            let Some(next) = doc["_links"]["next"]["href"].as_str().map(str::to_string) else { break };
+            doc = self.get(&next).await?;
+        }
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Value::Array(items.clone());
+        Ok(items)
+    }
+
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.get_with(path, &[]).await
     }
@@ -489,6 +543,7 @@ impl Client {
             let msg = doc["detail"].as_str().or(doc["msg"].as_str()).unwrap_or("no detail");
             anyhow::bail!("{status}: {msg}");
         }
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = doc.clone();
         Ok(doc)
     }
 }
@@ -510,7 +565,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
     let line = |cells: Vec<String>| {
         let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
+        say!("{}", padded.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
     for row in rows {

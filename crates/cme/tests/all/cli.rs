@@ -200,3 +200,30 @@ async fn the_cli_covers_executors_credentials_audit_status_completions_and_the_m
     let (ok, out, _) = cme(&url, &["man"]);
     assert!(ok && out.contains(".TH cme") && out.contains(".SH SUBCOMMANDS"), "a roff man page: {}", &out[..out.len().min(300)]);
 }
+
+#[tokio::test]
+async fn lists_follow_every_page_and_json_output_prints_the_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let url = engine.url.clone();
+    let api = engine.client();
+    for i in 0..3 {
+        let created = api.post("/api/1/plans/", &api_plan(&format!("p{i}"), "http://127.0.0.1:9/", &in_seconds(3600))).await;
+        assert_eq!(created.status, 201);
+    }
+    let (ok, out, err) = cme(&url, &["plans", "list", "--all", "--page-size", "1", "--output", "json"]);
+    assert!(ok, "{err}");
+    let plans: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let mut names: Vec<&str> = plans.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["p0", "p1", "p2"], "every page, one plan per page");
+    let (ok, out, _) = cme(&url, &["executors", "list", "--page-size", "2"]);
+    assert!(ok);
+    assert_eq!(out.lines().count(), 4, "a header and 3 executors over 2 pages: {out}");
+    let (ok, out, _) = cme(&url, &["status", "--output", "json"]);
+    assert!(ok);
+    let halt: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(halt["halted"], false);
+    let (ok, _, err) = cme("http://127.0.0.1:9", &["status", "--timeout", "2"]);
+    assert!(!ok && err.contains("cannot reach the engine"), "{err}");
+}
