@@ -60,6 +60,10 @@ pub enum PlansCommand {
     Create {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
+        /// Then wait for the executors made with it, printing each outcome as it finishes
+        /// (a recurring plan's first window can be long: Ctrl-C stops waiting, not the plan).
+        #[arg(long)]
+        wait: bool,
     },
     /// Show a plan and its executors.
     Show { id: String },
@@ -278,11 +282,15 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
             Request::Plans(PlansCommand::List { all }) => {
                 print_plans(&client.all_pages("/api/1/plans/", &[("all", all.to_string()), ("size", client.target.page_size.to_string())], "plans").await?);
             }
-            Request::Plans(PlansCommand::Create { file }) => {
+            Request::Plans(PlansCommand::Create { file, wait }) => {
                 let body = read_json(&file, "plan")?;
                 let doc = client.send(reqwest::Method::POST, "/api/1/plans/", Some(body)).await?;
-                say!("created plan {} ({})", doc["id"].as_str().unwrap_or("?"), doc["name"].as_str().unwrap_or(""));
+                let plan_id = doc["id"].as_str().unwrap_or("?").to_string();
+                say!("created plan {plan_id} ({})", doc["name"].as_str().unwrap_or(""));
                 print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
+                if wait {
+                    wait_for_executors(&client, &plan_id).await?;
+                }
             }
             Request::Plans(PlansCommand::Show { id }) => {
                 let doc = client.get(&format!("/api/1/plans/{id}")).await?;
@@ -397,6 +405,25 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// Polls a plan's executors until every one is finished, printing each as it finishes.
+async fn wait_for_executors(client: &Client, plan_id: &str) -> anyhow::Result<()> {
+    let mut reported = std::collections::HashSet::new();
+    let query = [("plan_id", plan_id.to_string()), ("executed", "all".into()), ("size", client.target.page_size.to_string())];
+    loop {
+        let executors = client.all_pages("/api/1/executors/", &query, "executors").await?;
+        for executor in executors.iter().filter(|e| e["executed"] == true) {
+            if reported.insert(executor["id"].as_str().unwrap_or("").to_string()) {
+                let outcome = executor["result"]["summary"].as_str().or(executor["error"].as_str()).or(executor["reason"].as_str()).unwrap_or("");
+                say!("{} {}: {}", cell(&executor["id"]), cell(&executor["status"]), outcome);
+            }
+        }
+        if executors.iter().all(|e| e["executed"] == true) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 async fn credentials(client: &Client, command: CredentialsCommand) -> anyhow::Result<()> {

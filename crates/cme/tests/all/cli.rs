@@ -227,3 +227,18 @@ async fn lists_follow_every_page_and_json_output_prints_the_documents() {
     let (ok, _, err) = cme("http://127.0.0.1:9", &["status", "--timeout", "2"]);
     assert!(!ok && err.contains("cannot reach the engine"), "{err}");
 }
+
+// Multi-threaded: the CLI blocks this thread while the sink answers the attack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_create_wait_prints_each_outcome_as_it_finishes() {
+    let sink = Sink::start(std::time::Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let plan_file = dir.path().join("plan.json");
+    std::fs::write(&plan_file, api_plan("soon", &sink.url("/soon"), &in_seconds(1)).to_string()).unwrap();
+    let (ok, out, err) = cme(&engine.url, &["plans", "create", "-f", plan_file.to_str().unwrap(), "--wait"]);
+    assert!(ok, "{err}");
+    let last = out.lines().last().unwrap();
+    assert!(last.contains(" succeeded: POST ") && last.contains("-> 200"), "the outcome is the last line: {out}");
+    assert_eq!(sink.requests().len(), 1);
+}
