@@ -17,6 +17,8 @@ pub struct FileConfig {
     pub timezone: Option<String>,
     pub log_format: Option<String>,
     pub dry_run: Option<bool>,
+    /// Serve `/metrics` and count what they show (default true).
+    pub metrics: Option<bool>,
     pub cache_dir: Option<PathBuf>,
     pub scripts_dir: Option<PathBuf>,
     pub sqlite_synchronous_full: Option<bool>,

@@ -48,7 +48,12 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 }
 
 async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
-    let metrics = crate::metrics::install()?;
+    // Installed first, so that everything counted from the start is kept; without it the
+    // counting macros do nothing.
+    let metrics = match file.metrics.unwrap_or(true) {
+        true => Some(crate::metrics::install()?),
+        false => None,
+    };
     let sealing = credential_key(&file)?;
     let fences = fences(&file)?;
     let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
@@ -148,8 +153,8 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     let hosts = HostPolicy::new(hosts);
     tracing::info!(hosts = ?hosts.hosts(), "serving these host names only");
-    let render: cme_api::MetricsRender = Box::new(move || metrics.render());
-    let state = ApiState::with_metrics(engine.clone(), auth, hosts, cme_secrets::Redactor::new(file.secret_headers.clone()), Some(render));
+    let render = metrics.map(|handle| -> cme_api::MetricsRender { Box::new(move || handle.render()) });
+    let state = ApiState::with_metrics(engine.clone(), auth, hosts, cme_secrets::Redactor::new(file.secret_headers.clone()), render);
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new().configure(move |c| cme_api::configure(c, state))

@@ -90,3 +90,12 @@ async fn metrics_are_served_in_the_prometheus_format_and_promtool_accepts_them()
         assert!(output.status.success(), "promtool: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     }
 }
+
+#[tokio::test]
+async fn metrics_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some("metrics = false\n".into()), ..Options::default() });
+    let reply = engine.client().get("/metrics").await;
+    assert_eq!(reply.status, 404, "{:?}", reply.body);
+    assert_eq!(engine.client().get("/readyz").await.status, 200);
+}
