@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::model::{AuditEvent, Executor, Plan};
+use crate::model::{Executor, Plan};
 use crate::plans::new_id;
 use crate::{Engine, EngineError};
 
@@ -147,10 +147,5 @@ impl Engine {
             tracing::debug!(plan_id = %plan.id, "another replica extended the plan first");
         }
         Ok(())
-    }
-
-    /// The audit event of a catch-up run (misfire `run_once`).
-    pub(crate) fn catch_up_audit(plan_id: &str, missed: usize, executor_id: &str) -> AuditEvent {
-        AuditEvent::action("scheduler", "plan.catch_up", format!("{plan_id}: executor {executor_id} for {missed} missed firings"))
     }
 }

@@ -77,6 +77,11 @@ impl Engine {
         })
     }
 
+    /// The audit event of a catch-up run (misfire `run_once`).
+    fn catch_up_audit(plan_id: &str, missed: usize, executor_id: &str) -> AuditEvent {
+        AuditEvent::action("scheduler", "plan.catch_up", format!("{plan_id}: executor {executor_id} for {missed} missed firings"))
+    }
+
     /// Misfire `run_once`: one run, now, for each such plan that just missed firings
     /// (however many it missed). `missed` names a plan once per executor marked missed.
     async fn catch_up(&self, missed: Vec<String>) {
