@@ -210,3 +210,29 @@ async fn a_blackout_that_stops_running_attacks_cancels_the_runs_it_holds_when_it
     assert!(stopped.finished.unwrap() - now < chrono::Duration::seconds(5), "stopped well before its 8 s run would end");
     assert_eq!(finished(&rig.engine, &other_runs[0].id).await.status, ExecutorStatus::Succeeded, "a plan the blackout does not hold runs on");
 }
+
+#[tokio::test]
+async fn two_engines_racing_to_extend_one_plan_store_its_window_once() {
+    let store = std::sync::Arc::new(cme_store::Store::connect(&cme_store::StoreConfig::in_memory()).await.unwrap());
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let outcomes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let racing = || {
+        let mut storage = crate::slow::SlowClaims::fast(store.clone());
+        storage.extend_race = Some((gate.clone(), outcomes.clone()));
+        std::sync::Arc::new(storage)
+    };
+    let a = Rig::over(store.clone(), racing(), short_horizon()).await;
+    let (created, _) = a.engine.create_plan(every(100), &operator()).await.unwrap();
+    // Started after the plan exists, both engines wake for its extension at the same time.
+    let b = Rig::over(store.clone(), racing(), EngineConfig { engine_id: "replica-b".into(), ..short_horizon() }).await;
+    a.engine.start();
+    b.engine.start();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let outcomes = outcomes.lock().unwrap().clone();
+    assert!(outcomes.len() >= 2, "both engines tried: {outcomes:?}");
+    let mut race = outcomes[..2].to_vec();
+    race.sort();
+    assert_eq!(race, [false, true], "one engine stored the window, the other nothing: {outcomes:?}");
+    let dues: Vec<_> = a.store.executors_of(&created.plan.id).await.unwrap().into_iter().map(|e| e.due).collect();
+    assert!(dues.windows(2).all(|w| w[1] - w[0] == chrono::Duration::milliseconds(100)), "the loser stored nothing: {dues:?}");
+}

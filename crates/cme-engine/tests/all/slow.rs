@@ -19,11 +19,23 @@ pub struct SlowClaims {
     released: std::sync::atomic::AtomicBool,
     /// While true, storing the halt switch fails as if the database were locked.
     pub fail_halt_writes: std::sync::atomic::AtomicBool,
+    /// The first horizon extension waits here for another engine's (a forced race), and
+    /// every extension's outcome is recorded.
+    pub extend_race: Option<(Arc<tokio::sync::Barrier>, Arc<std::sync::Mutex<Vec<bool>>>)>,
+    raced: std::sync::atomic::AtomicBool,
 }
 
 impl SlowClaims {
     pub fn new(inner: Arc<Store>) -> Self {
-        SlowClaims { inner, entered: Notify::new(), release: Notify::new(), released: Default::default(), fail_halt_writes: Default::default() }
+        SlowClaims {
+            inner,
+            entered: Notify::new(),
+            release: Notify::new(),
+            released: Default::default(),
+            fail_halt_writes: Default::default(),
+            extend_race: None,
+            raced: Default::default(),
+        }
     }
 
     /// Claims pass at once.
@@ -131,7 +143,18 @@ impl Storage for SlowClaims {
         executors: &[Executor],
         caps: &WorkCaps,
     ) -> Result<bool, InsertPlanError> {
-        self.inner.extend_plan(plan_id, from, until, executors, caps).await
+        let Some((gate, outcomes)) = &self.extend_race else {
+            return self.inner.extend_plan(plan_id, from, until, executors, caps).await;
+        };
+        if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // Both engines have asked their planner; now both try to store the window.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), gate.wait()).await;
+        }
+        let stored = self.inner.extend_plan(plan_id, from, until, executors, caps).await;
+        if let Ok(stored) = &stored {
+            outcomes.lock().unwrap().push(*stored);
+        }
+        stored
     }
 
     async fn blackouts(&self) -> StorageResult<Vec<Blackout>> {
