@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::model::{Executor, Plan};
+use crate::storage::Extension;
 use crate::plans::new_id;
 use crate::{Engine, EngineError};
 
-/// Plans extended per storage round trip.
+/// Plans read (and planned) per round.
 const BATCH: u64 = 200;
+/// Plans stored per transaction.
+const STORE_CHUNK: usize = 50;
 /// How long a plan whose planner failed waits before it is asked again.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -57,27 +60,48 @@ impl Engine {
         now + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::days(6))
     }
 
-    /// Extends every recurring plan that needs it. Returns when the next one will need it
-    /// (None: no recurring plan), or a minute from now while a planner keeps failing.
+    /// Extends every recurring plan that needs it: the planners are asked plan by plan, and
+    /// their answers stored [`STORE_CHUNK`] plans to a transaction (one commit for many
+    /// plans, each short enough not to hold up a claim for long). Returns when the next
+    /// plan will need it (None: no recurring plan), or a minute from now while a planner
+    /// keeps failing.
     pub(crate) async fn extend_horizons(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, EngineError> {
         let before = self.extend_before(now);
         let mut failing = false;
         loop {
             let due = self.storage.plans_to_extend(before, BATCH).await?;
             let count = due.len() as u64;
-            let mut progressed = false;
-            for plan in due {
+            let mut extensions = Vec::with_capacity(due.len());
+            for plan in &due {
                 if self.extension_backoff(&plan.id) {
                     failing = true;
                     continue;
                 }
-                match self.extend_plan(&plan, now).await {
-                    Ok(()) => progressed = true,
+                match self.next_window(plan, now).await {
+                    Ok(Some(extension)) => extensions.push(extension),
+                    Ok(None) => {}
                     Err(error) => {
                         failing = true;
                         tracing::error!(plan_id = %plan.id, %error, "could not plan the next window of a recurring plan; retrying in a minute");
                         self.horizon_failures.lock().unwrap_or_else(|e| e.into_inner()).insert(plan.id.clone(), Instant::now() + RETRY_AFTER);
                     }
+                }
+            }
+            let progressed = !extensions.is_empty();
+            for chunk in extensions.chunks(STORE_CHUNK) {
+                let stored = self.storage.extend_plans(chunk, &self.config.work_caps()).await?;
+                let mut made = 0;
+                for (extension, stored) in chunk.iter().zip(stored) {
+                    if stored {
+                        made += extension.executors.len();
+                        tracing::debug!(plan_id = %extension.plan_id, executors = extension.executors.len(), "recurring plan extended");
+                    } else {
+                        tracing::debug!(plan_id = %extension.plan_id, "another replica extended the plan first");
+                    }
+                }
+                tracing::info!(plans = chunk.len(), executors = made, "recurring plans extended");
+                if made > 0 {
+                    self.wake_scheduler();
                 }
             }
             if count < BATCH || !progressed {
@@ -110,24 +134,24 @@ impl Engine {
         }
     }
 
-    /// Asks the plan's planner for `[planned_until, now + horizon)` and stores the answer,
-    /// unless another replica did first. A window that starts in the past (the engine was
-    /// down) starts now instead: firings an outage made impossible are not made up for
-    /// here (misfire `run_once` does that for the executors already stored).
-    async fn extend_plan(&self, plan: &Plan, now: DateTime<Utc>) -> Result<(), EngineError> {
-        let Some(from) = plan.planned_until else { return Ok(()) };
+    /// Asks the plan's planner for `[planned_until, now + horizon)`: the extension to store
+    /// (None: nothing to ask). A window that starts in the past (the engine was down)
+    /// starts now instead: firings an outage made impossible are not made up for here
+    /// (misfire `run_once` does that for the executors already stored).
+    async fn next_window(&self, plan: &Plan, now: DateTime<Utc>) -> Result<Option<Extension>, EngineError> {
+        let Some(from) = plan.planned_until else { return Ok(None) };
         let now = now.trunc_subsecs(6);
         let (_, until) = self.first_window(now);
         let window = (from.max(now), until);
         if window.0 >= window.1 {
-            return Ok(());
+            return Ok(None);
         }
         let planner = match self.runnable(&plan.planner.plugin).await? {
             Ok(entry) => entry,
             Err(reason) => return Err(EngineError::PlannerFailed { plugin: plan.planner.plugin.clone(), reason }),
         };
         let planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
-        let executors: Vec<Executor> = planned
+        let executors = planned
             .instants
             .into_iter()
             .map(|due| {
@@ -136,16 +160,6 @@ impl Engine {
                 executor
             })
             .collect();
-        let next = planned.recurring.then_some(window.1);
-        let stored = self.storage.extend_plan(&plan.id, from, next, &executors, &self.config.work_caps()).await?;
-        if stored {
-            tracing::info!(plan_id = %plan.id, executors = executors.len(), until = %window.1, "recurring plan extended");
-            if !executors.is_empty() {
-                self.wake_scheduler();
-            }
-        } else {
-            tracing::debug!(plan_id = %plan.id, "another replica extended the plan first");
-        }
-        Ok(())
+        Ok(Some(Extension { plan_id: plan.id.clone(), from, until: planned.recurring.then_some(window.1), executors }))
     }
 }

@@ -46,7 +46,7 @@ pub use forecast::{Firing, Forecast};
 pub use telemetry::describe_metrics;
 pub use plans::{EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, NewPlan, PluginCall};
 pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
-pub use storage::{CappedWork, ExecutorChangeError, InsertPlanError, OverCap, Storage, StorageError};
+pub use storage::{CappedWork, ExecutorChangeError, Extension, InsertPlanError, OverCap, Storage, StorageError};
 
 /// The engine. Share it as `Arc<Engine>`.
 pub struct Engine {

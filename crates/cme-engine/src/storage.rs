@@ -90,6 +90,17 @@ pub struct Pruned {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// One recurring plan's next window, to store (see [`Storage::extend_plans`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extension {
+    pub plan_id: String,
+    /// The horizon the planner was asked from.
+    pub from: DateTime<Utc>,
+    /// The new horizon; None when the plan stopped recurring.
+    pub until: Option<DateTime<Utc>>,
+    pub executors: Vec<Executor>,
+}
+
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Stores a plan, its executors, the audit event of its creation and the credential
@@ -167,18 +178,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>>;
     /// The earliest `planned_until` of a live, unpaused recurring plan.
     async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>>;
-    /// Moves a recurring plan's horizon from `from` to `until` (None: it stopped
-    /// recurring) and stores the executors of the new window, all or nothing and within
-    /// `caps`, only while its horizon is still `from`: false (nothing stored) when another
-    /// replica moved it first, or the plan was deleted or paused meanwhile.
-    async fn extend_plan(
-        &self,
-        plan_id: &str,
-        from: DateTime<Utc>,
-        until: Option<DateTime<Utc>>,
-        executors: &[Executor],
-        caps: &WorkCaps,
-    ) -> Result<bool, InsertPlanError>;
+    /// Applies extensions in one transaction, within `caps`: each moves its plan's horizon
+    /// from `from` to `until` (None: it stopped recurring) and stores its window's
+    /// executors, only while the horizon is still `from`. Returns, per extension, whether
+    /// it was stored (false: another replica moved that horizon first, or the plan was
+    /// deleted or paused meanwhile; nothing of it is stored).
+    async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError>;
 
     /// Every blackout, oldest first.
     async fn blackouts(&self) -> StorageResult<Vec<Blackout>>;

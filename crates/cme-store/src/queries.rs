@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use cme_engine::storage::{CappedWork, InsertPlanError, OverCap, Pruned, StorageResult};
+use cme_engine::storage::{CappedWork, Extension, InsertPlanError, OverCap, Pruned, StorageResult};
 use cme_engine::{
     AuditEntry, AuditEvent, Blackout, Credential, Executor, ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
     Plan, PlanSummary, PluginChange, PluginRecord, RunLog, Storage, StorageError, StoredUpload, WorkCaps,
@@ -571,35 +571,34 @@ impl Storage for Store {
     /// The conditional UPDATE is what makes an extension happen once: on PostgreSQL a
     /// replica racing for the same plan waits for the row, then finds the horizon moved
     /// and changes nothing; its executors are never inserted.
-    async fn extend_plan(
-        &self,
-        plan_id: &str,
-        from: DateTime<Utc>,
-        until: Option<DateTime<Utc>>,
-        executors: &[Executor],
-        caps: &WorkCaps,
-    ) -> Result<bool, InsertPlanError> {
+    async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
-        let moved = plan::Entity::update_many()
-            .col_expr(plan::Column::PlannedUntilUs, Expr::value(until.map(us)))
-            .filter(plan::Column::Id.eq(plan_id))
-            .filter(plan::Column::PlannedUntilUs.eq(us(from)))
-            .filter(plan::Column::DeletedAtUs.is_null())
-            .filter(plan::Column::PausedAtUs.is_null())
-            .exec(&txn)
-            .await
-            .map_err(db)?;
-        if moved.rows_affected == 0 {
-            txn.rollback().await.map_err(db)?;
-            return Ok(false);
+        let adding: usize = extensions.iter().map(|e| e.executors.len()).sum();
+        if adding > 0 {
+            self.check_caps(&txn, caps, 0, adding as u64).await?;
         }
-        if !executors.is_empty() {
-            self.check_caps(&txn, caps, 0, executors.len() as u64).await?;
-            insert_executor_rows(&txn, executors).await?;
+        let mut stored = Vec::with_capacity(extensions.len());
+        let mut executors = Vec::with_capacity(adding);
+        for extension in extensions {
+            let moved = plan::Entity::update_many()
+                .col_expr(plan::Column::PlannedUntilUs, Expr::value(extension.until.map(us)))
+                .filter(plan::Column::Id.eq(extension.plan_id.as_str()))
+                .filter(plan::Column::PlannedUntilUs.eq(us(extension.from)))
+                .filter(plan::Column::DeletedAtUs.is_null())
+                .filter(plan::Column::PausedAtUs.is_null())
+                .exec(&txn)
+                .await
+                .map_err(db)?;
+            let won = moved.rows_affected == 1;
+            if won {
+                executors.extend(extension.executors.iter().cloned());
+            }
+            stored.push(won);
         }
+        insert_executor_rows(&txn, &executors).await?;
         txn.commit().await.map_err(db)?;
-        Ok(true)
+        Ok(stored)
     }
 
     async fn blackouts(&self) -> StorageResult<Vec<Blackout>> {

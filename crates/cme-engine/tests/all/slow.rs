@@ -135,24 +135,17 @@ impl Storage for SlowClaims {
         self.inner.next_planned_until().await
     }
 
-    async fn extend_plan(
-        &self,
-        plan_id: &str,
-        from: DateTime<Utc>,
-        until: Option<DateTime<Utc>>,
-        executors: &[Executor],
-        caps: &WorkCaps,
-    ) -> Result<bool, InsertPlanError> {
+    async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError> {
         let Some((gate, outcomes)) = &self.extend_race else {
-            return self.inner.extend_plan(plan_id, from, until, executors, caps).await;
+            return self.inner.extend_plans(extensions, caps).await;
         };
         if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
             // Both engines have asked their planner; now both try to store the window.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), gate.wait()).await;
         }
-        let stored = self.inner.extend_plan(plan_id, from, until, executors, caps).await;
+        let stored = self.inner.extend_plans(extensions, caps).await;
         if let Ok(stored) = &stored {
-            outcomes.lock().unwrap().push(*stored);
+            outcomes.lock().unwrap().extend(stored.iter().copied());
         }
         stored
     }
