@@ -17,7 +17,7 @@ use crate::{Engine, EngineError};
 /// Plans read (and planned) per round.
 const BATCH: u64 = 200;
 /// Plans stored per transaction.
-const STORE_CHUNK: usize = 50;
+const STORE_CHUNK: usize = 16;
 /// How long a plan whose planner failed waits before it is asked again.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
