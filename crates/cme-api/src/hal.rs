@@ -49,6 +49,16 @@ impl Hal {
     pub fn ok(self) -> HttpResponse {
         self.respond(StatusCode::OK)
     }
+
+    /// The document with a `Location` header: what a creation answers. Locations are
+    /// built from ids and names the engine validated, so they are always header-safe.
+    pub fn respond_at(self, status: StatusCode, location: &str) -> HttpResponse {
+        let mut response = self.respond(status);
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(location) {
+            response.headers_mut().insert(actix_web::http::header::LOCATION, value);
+        }
+        response
+    }
 }
 
 /// The request's own URL (path and query), as the `self` link.

@@ -53,7 +53,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         stop_running: body["stop_running"].as_bool().unwrap_or(false),
     };
     let blackout = state.engine.create_blackout(new, caller.name()).await?;
-    Ok(created(document(&blackout), &format!("/api/1/blackouts/{}", blackout.id)))
+    Ok(document(&blackout).respond_at(StatusCode::CREATED, &format!("/api/1/blackouts/{}", blackout.id)))
 }
 
 pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
@@ -88,15 +88,7 @@ pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     let blackouts = state.engine.import_calendar(&name, text, get("timezone").as_deref(), get("plan_id"), stop_running, caller.name()).await?;
     let items: Vec<Value> = blackouts.iter().map(|b| document(b).into_value()).collect();
     let doc = Hal::new(json!({"msg": "ok", "calendar": name, "count": items.len(), "blackouts": items})).link("blackouts", "/api/1/blackouts/");
-    Ok(created(doc, "/api/1/blackouts/"))
-}
-
-fn created(doc: Hal, location: &str) -> actix_web::HttpResponse {
-    let mut response = doc.respond(StatusCode::CREATED);
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(location) {
-        response.headers_mut().insert(actix_web::http::header::LOCATION, value);
-    }
-    response
+    Ok(doc.respond_at(StatusCode::CREATED, "/api/1/blackouts/"))
 }
 
 fn document(b: &Blackout) -> Hal {

@@ -50,13 +50,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         may_use: body["may_use"].as_array().map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect()),
     };
     let view = state.engine.create_credential(new, &caller.actor()).await?;
-    let location = format!("/api/1/credentials/{}", view.name);
-    let mut response = document(&view).respond(StatusCode::CREATED);
-    response.headers_mut().insert(
-        actix_web::http::header::LOCATION,
-        actix_web::http::header::HeaderValue::from_str(&location).expect("names are validated"),
-    );
-    Ok(response)
+    Ok(document(&view).respond_at(StatusCode::CREATED, &format!("/api/1/credentials/{}", view.name)))
 }
 
 /// Names, users and fingerprints (admin).

@@ -87,12 +87,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     let location = format!("/api/1/plans/{}", plan.plan.id);
     let shown = executors.len().min(cme_engine::EMBEDDED_EXECUTORS as usize);
     let doc = plan_document(&state.secrets, &plan, Some((&executors[..shown], executors.len() > shown))).set("msg", json!("ok"));
-    let mut response = doc.respond(StatusCode::CREATED);
-    response.headers_mut().insert(
-        actix_web::http::header::LOCATION,
-        actix_web::http::header::HeaderValue::from_str(&location).expect("ids are hex"),
-    );
-    Ok(response)
+    Ok(doc.respond_at(StatusCode::CREATED, &location))
 }
 
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
@@ -128,12 +123,7 @@ pub async fn run_now(req: HttpRequest, id: web::Path<String>, state: web::Data<A
     let caller = state.auth.require(&req, Role::Operator)?;
     let executor = state.engine.run_plan_now(&id, &caller.actor()).await?;
     let location = format!("/api/1/executors/{}", executor.id);
-    let mut response = super::executors::executor_document(&state.secrets, &executor, None, false).respond(StatusCode::CREATED);
-    response.headers_mut().insert(
-        actix_web::http::header::LOCATION,
-        actix_web::http::header::HeaderValue::from_str(&location).expect("ids are hex"),
-    );
-    Ok(response)
+    Ok(super::executors::executor_document(&state.secrets, &executor, None, false).respond_at(StatusCode::CREATED, &location))
 }
 
 /// Pauses the plan (operator): its pending executors become `paused`.

@@ -94,12 +94,7 @@ pub async fn upload(req: HttpRequest, state: web::Data<ApiState>, payload: web::
     let uploaded = state.engine.upload_plugin(upload, caller.name()).await?;
     let status = if uploaded.created { StatusCode::CREATED } else { StatusCode::OK };
     let id = uploaded.plugin.description.id.clone();
-    let mut doc = plugin_document(&uploaded.plugin).into_value();
-    doc["compile_ms"] = json!(uploaded.compile_ms);
-    let mut response = HttpResponse::build(status).content_type(HAL).body(doc.to_string());
-    let location = actix_web::http::header::HeaderValue::from_str(&format!("/api/1/plugins/{id}")).map_err(|e| ApiError::bad_request(e.to_string(), None))?;
-    response.headers_mut().insert(actix_web::http::header::LOCATION, location);
-    Ok(response)
+    Ok(plugin_document(&uploaded.plugin).set("compile_ms", json!(uploaded.compile_ms)).respond_at(status, &format!("/api/1/plugins/{id}")))
 }
 
 pub async fn grant(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>, payload: web::Payload) -> Result {
