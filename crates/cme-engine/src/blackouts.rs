@@ -238,13 +238,7 @@ impl crate::Engine {
             }
             BlackoutWhen::Once { start, end }
         };
-        if let Some(plan_id) = &new.plan_id {
-            self.storage
-                .plan(plan_id)
-                .await?
-                .filter(|p| p.deleted.is_none())
-                .ok_or_else(|| EngineError::invalid("/plan_id", format!("plan {plan_id} not found")))?;
-        }
+        self.check_blackout_plan(new.plan_id.as_deref()).await?;
         let blackout = Blackout {
             id: crate::plans::new_id(),
             name,
@@ -279,13 +273,7 @@ impl crate::Engine {
         }
         let zone = self.zone_named(timezone)?;
         let events = crate::calendar::parse_events(ics, zone).map_err(|m| EngineError::invalid("/", m))?;
-        if let Some(plan_id) = &plan_id {
-            self.storage
-                .plan(plan_id)
-                .await?
-                .filter(|p| p.deleted.is_none())
-                .ok_or_else(|| EngineError::invalid("/plan_id", format!("plan {plan_id} not found")))?;
-        }
+        self.check_blackout_plan(plan_id.as_deref()).await?;
         let now = Utc::now();
         let blackouts: Vec<Blackout> = events
             .into_iter()
@@ -323,6 +311,15 @@ impl crate::Engine {
         }
         tracing::info!(blackout_id = %id, by, "blackout deleted");
         Ok(())
+    }
+
+    /// A blackout's plan must be a live one (refused naming `/plan_id`).
+    async fn check_blackout_plan(&self, plan_id: Option<&str>) -> Result<(), crate::EngineError> {
+        let Some(plan_id) = plan_id else { return Ok(()) };
+        match self.storage.plan(plan_id).await? {
+            Some(plan) if plan.deleted.is_none() => Ok(()),
+            _ => Err(crate::EngineError::invalid("/plan_id", format!("plan {plan_id} not found"))),
+        }
     }
 
     /// The zone named (checked), or the engine's.

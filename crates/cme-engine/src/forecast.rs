@@ -68,10 +68,7 @@ impl Engine {
         if let Some(planned_until) = plan.planned_until.filter(|p| *p < until) {
             // Firings before the horizon are stored (and listed above).
             let window = ((from - look_back()).max(planned_until), until);
-            let planner = match self.runnable(&plan.planner.plugin).await? {
-                Ok(entry) => entry,
-                Err(reason) => return Err(EngineError::PlannerFailed { plugin: plan.planner.plugin.clone(), reason }),
-            };
+            let planner = self.planner_of(&plan).await?;
             let planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
             firings.extend(
                 planned

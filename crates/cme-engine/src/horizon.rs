@@ -53,11 +53,11 @@ impl Engine {
         self.horizon_wake.notify_one();
     }
 
-    /// How far ahead of `now` a recurring plan's executors must reach; a plan short of it
-    /// is extended.
-    fn extend_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+    /// How far ahead of now a recurring plan's executors must reach; a plan short of it is
+    /// extended.
+    fn extension_lead(&self) -> chrono::Duration {
         let ahead = self.config.recurring_horizon.saturating_sub(self.config.extend_every());
-        now + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::days(6))
+        chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::days(6))
     }
 
     /// Extends every recurring plan that needs it: the planners are asked plan by plan, and
@@ -65,7 +65,7 @@ impl Engine {
     /// plan will need it (None: no recurring plan), or a minute from now while a planner
     /// keeps failing.
     pub(crate) async fn extend_horizons(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, EngineError> {
-        let before = self.extend_before(now);
+        let before = now + self.extension_lead();
         let mut failing = false;
         loop {
             let due = self.storage.plans_to_extend(before, BATCH).await?;
@@ -107,10 +107,7 @@ impl Engine {
                 break;
             }
         }
-        let next = self.storage.next_planned_until().await?.map(|until| {
-            let ahead = self.config.recurring_horizon.saturating_sub(self.config.extend_every());
-            until - chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::days(6))
-        });
+        let next = self.storage.next_planned_until().await?.map(|until| until - self.extension_lead());
         let retry = failing.then(|| now + chrono::Duration::from_std(RETRY_AFTER).unwrap_or(chrono::Duration::minutes(1)));
         Ok(match (next, retry) {
             // A failing plan's own horizon is in the past: wait for its retry instead.
@@ -145,10 +142,7 @@ impl Engine {
         if window.0 >= window.1 {
             return Ok(None);
         }
-        let planner = match self.runnable(&plan.planner.plugin).await? {
-            Ok(entry) => entry,
-            Err(reason) => return Err(EngineError::PlannerFailed { plugin: plan.planner.plugin.clone(), reason }),
-        };
+        let planner = self.planner_of(plan).await?;
         let planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
         let executors = planned
             .instants

@@ -90,6 +90,15 @@ impl Engine {
         Ok(planned)
     }
 
+    /// A stored plan's planner, if it may still plan (enabled); otherwise why not, as the
+    /// planner's failure.
+    pub(crate) async fn planner_of(&self, plan: &Plan) -> Result<Arc<Entry>, EngineError> {
+        match self.runnable(&plan.planner.plugin).await? {
+            Ok(entry) => Ok(entry),
+            Err(reason) => Err(EngineError::PlannerFailed { plugin: plan.planner.plugin.clone(), reason }),
+        }
+    }
+
     /// The first window of a plan made now: `[now, now + horizon)`.
     pub(crate) fn first_window(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
         (now, now + chrono::Duration::from_std(self.config.recurring_horizon).unwrap_or(chrono::Duration::days(7)))

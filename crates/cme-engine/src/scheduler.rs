@@ -90,7 +90,8 @@ impl Engine {
             *counts.entry(plan_id).or_default() += 1;
         }
         for (plan_id, count) in counts {
-            let plan = match self.plan_of(&plan_id).await {
+            // Read from storage, not the run cache: a pause or a deletion must count.
+            let plan = match self.storage.plan(&plan_id).await {
                 Ok(Some(plan)) => plan,
                 Ok(None) => continue,
                 Err(error) => {
@@ -98,13 +99,8 @@ impl Engine {
                     continue;
                 }
             };
-            if plan.misfire != Misfire::RunOnce {
+            if plan.misfire != Misfire::RunOnce || plan.deleted.is_some() || plan.paused.is_some() {
                 continue;
-            }
-            // The cached plan may be older than a pause or a deletion: read it again.
-            match self.storage.plan(&plan_id).await {
-                Ok(Some(fresh)) if fresh.deleted.is_none() && fresh.paused.is_none() => {}
-                _ => continue,
             }
             let now = Utc::now().trunc_subsecs(6);
             let mut executor = Executor::pending(crate::plans::new_id(), &plan, now);
@@ -161,24 +157,28 @@ impl Engine {
         let late = (executor.started.unwrap_or(executor.due) - executor.due).to_std().unwrap_or_default();
         tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, late_ms = late.as_millis() as u64, "executor started");
         let began = std::time::Instant::now();
+        // The attack plugin names the run in the metrics ("" when the plan cannot be read).
+        let mut plugin = String::new();
         let (end, audit) = if self.local_halt().is_some() {
             // Claimed just before a halt: it must not start after the halt answered.
             let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some("cancelled before it started: halted".into()), ..RunEnd::failed("") };
             (end, Vec::new())
         } else {
             match self.plan_of(&executor.plan_id).await {
-                Ok(Some(plan)) => match self.why_skip(&executor, &plan, &blackouts).await {
-                    Some(reason) => {
-                        tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, %reason, "executor skipped");
-                        (RunEnd::skipped(reason), Vec::new())
+                Ok(Some(plan)) => {
+                    plugin = plan.attack.plugin.clone();
+                    match self.why_skip(&executor, &plan, &blackouts).await {
+                        Some(reason) => {
+                            tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, %reason, "executor skipped");
+                            (RunEnd::skipped(reason), Vec::new())
+                        }
+                        None => self.run_attack(&executor, plan).await,
                     }
-                    None => self.run_attack(&executor, plan).await,
-                },
+                }
                 Ok(None) => (RunEnd::failed(format!("plan {} not found", executor.plan_id)), Vec::new()),
                 Err(e) => (RunEnd::failed(format!("could not read the plan: {e}")), Vec::new()),
             }
         };
-        let plugin = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&executor.plan_id).map(|p| p.attack.plugin.clone()).unwrap_or_default();
         crate::telemetry::run_started(&plugin, late);
         crate::telemetry::run_ended(&plugin, end.status, began.elapsed(), &audit);
         let finished = FinishedRun { executor_id: executor.id, owner: self.config.engine_id.clone(), end, audit };

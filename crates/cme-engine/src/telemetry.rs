@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::model::{AuditDecision, AuditEvent, AuditSource, ExecutorStatus, PluginStatus};
+use crate::model::{AuditEvent, AuditSource, ExecutorStatus, PluginStatus};
 use crate::{Engine, EngineError};
 
 /// Gives each of the engine's metrics its help text and unit (call once a recorder is
@@ -33,12 +33,7 @@ pub(crate) fn run_ended(plugin: &str, status: ExecutorStatus, took: Duration, au
     metrics::counter!("cme_runs_total", "plugin" => plugin.to_string(), "status" => status.as_str()).increment(1);
     metrics::histogram!("cme_run_duration_seconds", "plugin" => plugin.to_string()).record(took.as_secs_f64());
     for event in audit.iter().filter(|e| e.source == AuditSource::Plugin) {
-        let decision = match event.decision {
-            AuditDecision::Allowed => "allowed",
-            AuditDecision::Denied => "denied",
-            AuditDecision::Unavailable => "unavailable",
-        };
-        metrics::counter!("cme_capability_calls_total", "capability" => event.action.clone(), "decision" => decision).increment(1);
+        metrics::counter!("cme_capability_calls_total", "capability" => event.action.clone(), "decision" => event.decision.as_str()).increment(1);
     }
 }
 
