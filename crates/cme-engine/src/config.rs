@@ -41,6 +41,8 @@ pub struct EngineConfig {
     pub run_log_retention: Option<Duration>,
     /// How far ahead the executors of recurring plans are made.
     pub recurring_horizon: Duration,
+    /// The webhooks events go to (their sender runs outside the engine); none by default.
+    pub webhooks: Vec<crate::Subscription>,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +63,7 @@ impl Default for EngineConfig {
             audit_retention: Some(Duration::from_secs(365 * 86_400)),
             run_log_retention: Some(Duration::from_secs(30 * 86_400)),
             recurring_horizon: Duration::from_secs(7 * 86_400),
+            webhooks: Vec::new(),
         }
     }
 }

@@ -371,6 +371,8 @@ impl RunEnd {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinishedRun {
     pub executor_id: String,
+    /// Its plan (named by the run's events).
+    pub plan_id: String,
     pub owner: String,
     pub end: RunEnd,
     pub audit: Vec<AuditEvent>,

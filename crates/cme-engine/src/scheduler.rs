@@ -172,7 +172,10 @@ impl Engine {
                             tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, %reason, "executor skipped");
                             (RunEnd::skipped(reason), Vec::new())
                         }
-                        None => self.run_attack(&executor, plan).await,
+                        None => {
+                            self.announce_start(&executor, &plan).await;
+                            self.run_attack(&executor, plan).await
+                        }
                     }
                 }
                 Ok(None) => (RunEnd::failed(format!("plan {} not found", executor.plan_id)), Vec::new()),
@@ -181,9 +184,24 @@ impl Engine {
         };
         crate::telemetry::run_started(&plugin, late);
         crate::telemetry::run_ended(&plugin, end.status, began.elapsed(), &audit);
-        let finished = FinishedRun { executor_id: executor.id, owner: self.config.engine_id.clone(), end, audit };
+        let finished = FinishedRun { executor_id: executor.id, plan_id: executor.plan_id, owner: self.config.engine_id.clone(), end, audit };
         if let Err(mpsc::error::SendError((finished, _))) = self.recorder.send((finished, permit)) {
             tracing::error!(executor_id = %finished.executor_id, "the recorder is gone; the result is lost");
+        }
+    }
+
+    /// Tells the webhooks that a run starts. Notifications never hold an attack back: an
+    /// event that cannot be stored is logged and the run goes on (its end is recorded with
+    /// its own event, in the record's transaction).
+    async fn announce_start(&self, executor: &Executor, plan: &Plan) {
+        if self.config.webhooks.is_empty() {
+            return;
+        }
+        let detail = crate::ExecutorDetail { dry_run: Some(plan.dry_run || self.config.dry_run), ..Default::default() };
+        let started = executor.started.unwrap_or_else(Utc::now);
+        let Some(event) = crate::Event::executor(&executor.id, &executor.plan_id, ExecutorStatus::Running, started, detail) else { return };
+        if let Err(error) = self.storage.insert_events(&[event]).await {
+            tracing::error!(executor_id = %executor.id, %error, "cannot store the executor.started event");
         }
     }
 

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::events::{Attempt, Delivery, DeliveryCounts, Event};
 use crate::blackouts::Blackout;
 use crate::model::{
     AuditEntry, AuditEvent, Credential, Executor, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf, Plan,
@@ -86,6 +87,8 @@ impl std::fmt::Display for CappedWork {
 pub struct Pruned {
     pub audit_events: u64,
     pub run_logs: u64,
+    /// Outbox rows delivered or given up, older than the run log retention.
+    pub deliveries: u64,
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;
@@ -228,4 +231,22 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes a plugin (with its audit event) unless executors that still have to run
     /// use it; returns how many do (0: deleted), or None when there is no such plugin.
     async fn delete_plugin(&self, id: &str, audit: &AuditEvent) -> StorageResult<Option<u64>>;
+
+    /// Stores events in the outbox of every webhook that wants them (nothing when none
+    /// does). Events of stored changes are written by those changes' own transactions
+    /// (records, misses, reaps, audited operator actions); this is for the rest (a run's
+    /// start).
+    async fn insert_events(&self, events: &[Event]) -> StorageResult<()>;
+    /// Takes up to `limit` pending deliveries due by `now` (oldest first) for `owner`
+    /// until `lease_until`; each is held by one sender at a time across replicas.
+    async fn claim_deliveries(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Delivery>>;
+    /// Records how an attempt at a delivery `owner` holds ended.
+    async fn finish_delivery(&self, id: i64, owner: &str, attempt: &Attempt) -> StorageResult<()>;
+    /// When the next pending delivery is due (its next attempt, or its lease's end).
+    async fn next_delivery(&self) -> StorageResult<Option<DateTime<Utc>>>;
+    /// A webhook's deliveries by state.
+    async fn delivery_counts(&self, webhook: &str) -> StorageResult<DeliveryCounts>;
+    /// Bumped when deliveries may have become due: outbox rows written here, or (on
+    /// PostgreSQL) by any replica.
+    fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64>;
 }

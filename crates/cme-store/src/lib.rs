@@ -13,11 +13,12 @@
 
 mod convert;
 mod entity;
-mod halt_signals;
 mod migration;
+mod outbox;
 mod plugins;
 mod queries;
 mod sealed;
+mod signals;
 #[cfg(test)]
 mod tests;
 
@@ -41,8 +42,10 @@ pub struct Store {
     /// Statements sent to the database (for tests and benchmarks that count round trips).
     statements: Arc<AtomicU64>,
     credential_key: Option<CredentialKey>,
-    /// PostgreSQL: bumped by the listener on every halt notification.
-    halt_signal: Arc<std::sync::OnceLock<tokio::sync::watch::Sender<u64>>>,
+    /// Halt and outbox signals (see `signals`).
+    signals: Arc<signals::Signals>,
+    /// The webhooks events are written for.
+    subscriptions: Arc<[cme_engine::Subscription]>,
 }
 
 /// Connection settings.
@@ -57,17 +60,19 @@ pub struct StoreConfig {
     pub credential_key: Option<CredentialKey>,
     pub sqlite_synchronous_full: bool,
     pub max_connections: u32,
+    /// The webhooks whose outbox rows changes write (none: no events are stored).
+    pub subscriptions: Vec<cme_engine::Subscription>,
 }
 
 impl StoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        StoreConfig { url: url.into(), sqlite_synchronous_full: true, max_connections: 16, credential_key: None }
+        StoreConfig { url: url.into(), sqlite_synchronous_full: true, max_connections: 16, credential_key: None, subscriptions: Vec::new() }
     }
 
     /// A private in-memory SQLite database (one connection: each in-memory connection
     /// would be a database of its own), gone when the store is dropped.
     pub fn in_memory() -> Self {
-        StoreConfig { url: "sqlite::memory:".into(), sqlite_synchronous_full: false, max_connections: 1, credential_key: None }
+        StoreConfig { url: "sqlite::memory:".into(), sqlite_synchronous_full: false, max_connections: 1, credential_key: None, subscriptions: Vec::new() }
     }
 }
 
@@ -160,7 +165,10 @@ impl Store {
             counter.fetch_add(1, Ordering::Relaxed);
         });
         let writes = (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Store { db, writes, statements, credential_key: config.credential_key.clone(), halt_signal: Default::default() })
+        Ok(Store { db, writes, statements, credential_key: config.credential_key.clone(),
+            signals: Default::default(),
+            subscriptions: config.subscriptions.clone().into(),
+        })
     }
 
     /// Held for the duration of a write on SQLite; nothing on PostgreSQL.

@@ -14,7 +14,6 @@ use cme_engine::{AuditEvent, ExecutorStatus, PluginChange, PluginRecord, StoredU
 use crate::{Store, db_error as db};
 use crate::convert::{self, us};
 use crate::entity::{executor, plan, plugin, setting};
-use crate::queries::insert_audit_rows;
 
 const GENERATION_KEY: &str = "plugins_generation";
 
@@ -60,7 +59,7 @@ impl Store {
             return Ok(if existing.sha256 == record.sha256 { StoredUpload::AlreadyStored } else { StoredUpload::Conflict { sha256: existing.sha256 } });
         }
         plugin::Entity::insert(convert::plugin_model(record, wasm).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         bump_generation(&txn, record.uploaded_at).await?;
         txn.commit().await.map_err(db)?;
         Ok(StoredUpload::Inserted)
@@ -80,7 +79,7 @@ impl Store {
             txn.rollback().await.map_err(db)?;
             return Ok(false);
         }
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         bump_generation(&txn, now).await?;
         txn.commit().await.map_err(db)?;
         Ok(true)
@@ -112,7 +111,7 @@ impl Store {
             return Ok(Some(users));
         }
         plugin::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(db)?;
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         bump_generation(&txn, audit.at).await?;
         txn.commit().await.map_err(db)?;
         Ok(Some(0))

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use cme_engine::storage::{CappedWork, Extension, InsertPlanError, OverCap, Pruned, StorageResult};
 use cme_engine::{
-    AuditEntry, AuditEvent, Blackout, Credential, Executor, ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
+    Attempt, AuditEntry, AuditEvent, Blackout, Delivery, DeliveryCounts, Event, Credential, Executor, ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
     Plan, PlanSummary, PluginChange, PluginRecord, RunLog, Storage, StorageError, StoredUpload, WorkCaps,
 };
 
@@ -132,7 +132,7 @@ impl Store {
             let txn = self.db().begin().await.map_err(db)?;
             let rows = update.filter(executor::Column::Id.eq(id)).filter(executor::Column::Status.is_in(waiting())).exec(&txn).await.map_err(db)?.rows_affected;
             if rows == 1 {
-                insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+                self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
             }
             txn.commit().await.map_err(db)?;
             rows
@@ -154,7 +154,7 @@ impl Storage for Store {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
         self.check_caps(&txn, caps, 1, executors.len() as u64).await?;
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         if let Some(credential) = credential {
             credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
         }
@@ -168,7 +168,7 @@ impl Storage for Store {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
         self.check_caps(&txn, caps, 0, executors.len() as u64).await?;
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         insert_executor_rows(&txn, executors).await?;
         txn.commit().await.map_err(db)?;
         Ok(())
@@ -199,7 +199,7 @@ impl Storage for Store {
             .exec(&txn)
             .await
             .map_err(db)?;
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         txn.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -256,7 +256,7 @@ impl Storage for Store {
             .await
             .map_err(db)?;
         credential::Entity::delete_by_id(owned_credential.to_string()).exec(&txn).await.map_err(db)?;
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         txn.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -401,10 +401,9 @@ impl Storage for Store {
         let _gate = self.write_gate().await;
         let sql = "UPDATE executors SET status = $2, finished_at_us = $1, \
                    error = 'missed: not started within its grace period after its due time (was the engine down or halted?)' \
-                   WHERE status = $3 AND due_at_us < $1 AND due_at_us + grace_ms * 1000 < $1 RETURNING plan_id";
+                   WHERE status = $3 AND due_at_us < $1 AND due_at_us + grace_ms * 1000 < $1 RETURNING id, plan_id";
         let values = [us(now).into(), status(ExecutorStatus::Missed), status(PENDING)];
-        let rows = self.db().query_all_raw(Statement::from_sql_and_values(self.backend(), adapt(self.backend(), sql), values)).await.map_err(db)?;
-        rows.iter().map(|row| row.try_get::<String>("", "plan_id").map_err(db)).collect()
+        self.update_announcing(sql, values, ExecutorStatus::Missed, now).await
     }
 
     async fn running_ahead(&self, plan_id: &str, executor_id: &str, due: DateTime<Utc>) -> StorageResult<Option<String>> {
@@ -476,6 +475,7 @@ impl Storage for Store {
         let txn = self.db().begin().await.map_err(db)?;
         let mut recorded = Vec::with_capacity(runs.len());
         let mut audit = Vec::new();
+        let mut events = Vec::new();
         for run in runs {
             let end = &run.end;
             let updated = executor::Entity::update_many()
@@ -502,25 +502,29 @@ impl Storage for Store {
                 .map_err(db)?;
             recorded.push(updated.rows_affected == 1);
             audit.extend(run.audit.iter().cloned());
+            if updated.rows_affected == 1 && self.wants(&format!("executor.{}", end.status.as_str())) {
+                let detail = cme_engine::ExecutorDetail {
+                    summary: end.report.as_ref().map(|r| r.summary.as_str()),
+                    error: end.error.as_deref(),
+                    reason: end.reason.as_deref(),
+                    dry_run: end.dry_run,
+                };
+                events.extend(Event::executor(&run.executor_id, &run.plan_id, end.status, end.finished, detail));
+            }
         }
-        insert_audit_rows(&txn, &audit).await?;
+        self.insert_audit_rows(&txn, &audit).await?;
+        self.write_outbox(&txn, &events).await?;
         txn.commit().await.map_err(db)?;
         Ok(recorded)
     }
 
     async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64> {
         let _gate = self.write_gate().await;
-        let updated = executor::Entity::update_many()
-            .col_expr(executor::Column::Status, Expr::value(ExecutorStatus::Failed.as_str()))
-            .col_expr(executor::Column::FinishedAtUs, Expr::value(us(now)))
-            .col_expr(executor::Column::Error, Expr::value("outcome unknown: the engine running this attack stopped before recording its result"))
-            .col_expr(executor::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .filter(executor::Column::Status.eq(RUNNING.as_str()))
-            .filter(executor::Column::LeaseExpiresUs.lt(us(now)))
-            .exec(self.db())
-            .await
-            .map_err(db)?;
-        Ok(updated.rows_affected)
+        let sql = "UPDATE executors SET status = $1, finished_at_us = $2, \
+                   error = 'outcome unknown: the engine running this attack stopped before recording its result', lease_owner = NULL \
+                   WHERE status = $3 AND lease_expires_us < $2 RETURNING id, plan_id";
+        let values = [status(ExecutorStatus::Failed), us(now).into(), status(RUNNING)];
+        Ok(self.update_announcing(sql, values, ExecutorStatus::Failed, now).await?.len() as u64)
     }
 
     async fn prune(&self, audit_before: Option<DateTime<Utc>>, logs_before: Option<DateTime<Utc>>) -> StorageResult<Pruned> {
@@ -540,6 +544,7 @@ impl Storage for Store {
                 .await
                 .map_err(db)?;
             pruned.run_logs = cleared.rows_affected;
+            pruned.deliveries = self.prune_deliveries(before).await?;
         }
         Ok(pruned)
     }
@@ -618,7 +623,7 @@ impl Storage for Store {
             let models: Vec<blackout::ActiveModel> = chunk.iter().map(|b| convert::blackout_model(b).into_active_model()).collect();
             blackout::Entity::insert_many(models).exec_without_returning(&txn).await.map_err(db)?;
         }
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         txn.commit().await.map_err(db)?;
         Ok(())
     }
@@ -631,7 +636,7 @@ impl Storage for Store {
             txn.rollback().await.map_err(db)?;
             return Ok(false);
         }
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         txn.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -675,11 +680,10 @@ impl Storage for Store {
             .exec_without_returning(&txn)
             .await
             .map_err(db)?;
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         if self.backend() == DbBackend::Postgres {
             // Delivered to every replica's listener when this transaction commits.
-            let notify = Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_notify($1, '')", [crate::halt_signals::HALT_CHANNEL.into()]);
-            txn.execute_raw(notify).await.map_err(db)?;
+            txn.execute_raw(crate::signals::notify(crate::signals::HALT_CHANNEL)).await.map_err(db)?;
         }
         txn.commit().await.map_err(db)?;
         Ok(())
@@ -687,7 +691,7 @@ impl Storage for Store {
 
     async fn insert_audit(&self, events: &[AuditEvent]) -> StorageResult<()> {
         let _gate = self.write_gate().await;
-        insert_audit_rows(self.db(), events).await
+        self.insert_audit_rows(self.db(), events).await
     }
 
     async fn list_audit(&self, page: Page) -> StorageResult<PageOf<AuditEntry>> {
@@ -703,7 +707,7 @@ impl Storage for Store {
             return Ok(false);
         }
         credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         txn.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -731,7 +735,7 @@ impl Storage for Store {
             txn.rollback().await.map_err(db)?;
             return Ok(false);
         }
-        insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         txn.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -763,15 +767,32 @@ impl Storage for Store {
     async fn delete_plugin(&self, id: &str, audit: &AuditEvent) -> StorageResult<Option<u64>> {
         self.delete(id, audit).await
     }
+
+    async fn insert_events(&self, events: &[Event]) -> StorageResult<()> {
+        self.insert_events_now(events).await
+    }
+
+    async fn claim_deliveries(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Delivery>> {
+        self.claim_due_deliveries(now, owner, lease_until, limit).await
+    }
+
+    async fn finish_delivery(&self, id: i64, owner: &str, attempt: &Attempt) -> StorageResult<()> {
+        self.finish_attempt(id, owner, attempt).await
+    }
+
+    async fn next_delivery(&self) -> StorageResult<Option<DateTime<Utc>>> {
+        self.next_pending_delivery().await
+    }
+
+    async fn delivery_counts(&self, webhook: &str) -> StorageResult<DeliveryCounts> {
+        self.counts_of(webhook).await
+    }
+
+    fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.outbox_signal_receiver()
+    }
 }
 
-pub(crate) async fn insert_audit_rows(db_: &impl ConnectionTrait, events: &[AuditEvent]) -> StorageResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    audit_event::Entity::insert_many(events.iter().map(convert::audit_row)).exec_without_returning(db_).await.map_err(db)?;
-    Ok(())
-}
 
 /// Raw statements are written with PostgreSQL's numbered `$n` placeholders; SQLite's
 /// numbered form is `?n`.
@@ -783,6 +804,31 @@ fn adapt(backend: DbBackend, sql: &str) -> String {
 }
 
 impl Store {
+    /// Runs an executor `UPDATE ... RETURNING id, plan_id` that moves executors to
+    /// `status`, with their events in the same transaction; answers the plans' ids.
+    async fn update_announcing<const N: usize>(
+        &self,
+        sql: &str,
+        values: [sea_orm::Value; N],
+        status: ExecutorStatus,
+        now: DateTime<Utc>,
+    ) -> StorageResult<Vec<String>> {
+        let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), sql), values);
+        let txn = self.db().begin().await.map_err(db)?;
+        let rows = txn.query_all_raw(statement).await.map_err(db)?;
+        let moved = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<String>("", "id").map_err(db)?, row.try_get::<String>("", "plan_id").map_err(db)?)))
+            .collect::<StorageResult<Vec<_>>>()?;
+        if !moved.is_empty() && self.wants(&format!("executor.{}", status.as_str())) {
+            let detail = |error| cme_engine::ExecutorDetail { error, ..Default::default() };
+            let events: Vec<Event> = moved.iter().filter_map(|(id, plan)| Event::executor(id, plan, status, now, detail(None))).collect();
+            self.write_outbox(&txn, &events).await?;
+        }
+        txn.commit().await.map_err(db)?;
+        Ok(moved.into_iter().map(|(_, plan)| plan).collect())
+    }
+
     /// Refuses a change that would pass `caps`, counting inside its transaction; on
     /// PostgreSQL replicas count one after the other (an advisory lock held to commit).
     async fn check_caps(&self, txn: &sea_orm::DatabaseTransaction, caps: &WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {

@@ -62,6 +62,61 @@ pub struct FileConfig {
     pub http: cme_grant::HttpFence,
     #[serde(default)]
     pub registry: RegistryFile,
+    /// Where events go (`[[webhooks]]`, one table each).
+    #[serde(default)]
+    pub webhooks: Vec<WebhookFile>,
+    /// The CloudEvents `source` of the events (default "/cme").
+    pub events_source: Option<String>,
+}
+
+/// `[[webhooks]]`: one receiver of events.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFile {
+    /// Unique; names its deliveries (default: the host of its URL).
+    pub name: Option<String>,
+    pub url: String,
+    /// Kinds such as "executor.failed", families such as "executor.*", or "*".
+    pub events: Vec<String>,
+    /// Signs each request (`Cme-Signature`); `secret_env` names a variable holding it.
+    pub secret: Option<String>,
+    pub secret_env: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    pub max_backoff_seconds: Option<u64>,
+    pub give_up_after_seconds: Option<u64>,
+}
+
+impl std::fmt::Debug for WebhookFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookFile").field("name", &self.name).field("events", &self.events).finish_non_exhaustive()
+    }
+}
+
+impl WebhookFile {
+    pub fn to_webhook(&self) -> anyhow::Result<cme_webhooks::Webhook> {
+        let url = url::Url::parse(&self.url).map_err(|e| anyhow::anyhow!("webhook {:?}: invalid url: {e}", self.name.as_deref().unwrap_or("")))?;
+        let name = self.name.clone().or_else(|| url.host_str().map(str::to_string)).unwrap_or_default();
+        let mut webhook = cme_webhooks::Webhook::new(name, url, self.events.clone());
+        webhook.secret = match (&self.secret, &self.secret_env) {
+            (Some(_), Some(_)) => anyhow::bail!("webhook {:?}: give secret or secret_env, not both", webhook.name),
+            (Some(secret), None) => Some(secret.clone()),
+            (None, Some(var)) => {
+                Some(std::env::var(var).map_err(|_| anyhow::anyhow!("webhook {:?}: the variable {var} (secret_env) is not set", webhook.name))?)
+            }
+            (None, None) => None,
+        };
+        if let Some(s) = self.timeout_seconds {
+            webhook.timeout = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = self.max_backoff_seconds {
+            webhook.max_backoff = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = self.give_up_after_seconds {
+            webhook.give_up_after = std::time::Duration::from_secs(s);
+        }
+        webhook.validate()?;
+        Ok(webhook)
+    }
 }
 
 /// `[registry]`: uploaded plugins.

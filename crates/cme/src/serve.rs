@@ -72,8 +72,12 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         timezone_name.parse().map_err(|_| anyhow::anyhow!("unknown IANA time zone {timezone_name:?} (e.g. Europe/Madrid)"))?;
     let database_url = args.database_url.or(file.database_url.clone()).unwrap_or_else(|| DEFAULT_DATABASE.into());
 
+    let webhooks = file.webhooks.iter().map(|w| w.to_webhook()).collect::<anyhow::Result<Vec<_>>>()?;
+    cme_webhooks::Webhook::validate_all(&webhooks)?;
+    let subscriptions: Vec<cme_engine::Subscription> = webhooks.iter().map(|w| w.subscription()).collect();
     let mut store_config = StoreConfig::new(database_url.clone());
     store_config.credential_key = Some(sealing);
+    store_config.subscriptions = subscriptions.clone();
     if let Some(full) = file.sqlite_synchronous_full {
         store_config.sqlite_synchronous_full = full;
     }
@@ -104,7 +108,13 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let host = RuntimeHost::new(runtime);
     let builtins = host.builtins().await?;
 
-    let mut engine_config = EngineConfig { timezone, dry_run: args.dry_run || file.dry_run.unwrap_or(false), run_deadline, ..EngineConfig::default() };
+    let mut engine_config = EngineConfig {
+        timezone,
+        dry_run: args.dry_run || file.dry_run.unwrap_or(false),
+        run_deadline,
+        webhooks: subscriptions,
+        ..EngineConfig::default()
+    };
     if let Some(n) = file.max_concurrent_runs {
         engine_config.max_concurrent_runs = n;
     }
@@ -139,9 +149,16 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(bytes) = file.registry.max_plugin_bytes {
         engine_config.max_plugin_bytes = bytes;
     }
+    let mut sender_config = cme_webhooks::SenderConfig::new(engine_config.engine_id.clone());
+    if let Some(source) = &file.events_source {
+        sender_config.source = source.clone();
+    }
+    let sender = cme_webhooks::Sender::new(store.clone(), webhooks, sender_config)?;
     let engine = Engine::new(store, Arc::new(host), builtins, engine_config);
     engine.refresh_plugins(true).await.context("loading the uploaded plugins")?;
     engine.start();
+    let (stop_sending, sending_stops) = tokio::sync::watch::channel(false);
+    let sending = tokio::spawn(sender.run(sending_stops));
 
     let auth = Auth::new(tokens);
     if auth.open() {
@@ -176,6 +193,10 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new runs; waiting for running attacks");
     handle.stop(true).await;
     engine.shutdown().await;
+    // The events of the last runs are stored; what cannot be sent in a few seconds waits
+    // in the outbox for the next start.
+    stop_sending.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), sending).await;
     let _ = serving.await;
     Ok(())
 }

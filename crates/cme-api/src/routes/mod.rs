@@ -8,6 +8,7 @@ mod halt;
 mod plans;
 mod plugins;
 mod root;
+mod webhooks;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -86,6 +87,7 @@ fn routes(config: &mut web::ServiceConfig) {
     both(config, "/api/1/halt", |r| r.route(web::get().to(halt::show)).route(web::post().to(halt::halt)));
     both(config, "/api/1/resume", |r| r.route(web::post().to(halt::resume)));
     both(config, "/api/1/audit/", |r| r.route(web::get().to(audit::list)));
+    both(config, "/api/1/webhooks/", |r| r.route(web::get().to(webhooks::list)));
     both(config, "/api/1/credentials/", |r| r.route(web::get().to(credentials::list)).route(web::post().to(credentials::create)));
     config.service(
         web::resource("/api/1/credentials/{name}")

@@ -24,6 +24,7 @@ pub async fn entry(req: HttpRequest, state: web::Data<ApiState>) -> Result {
         .link("blackouts", "/api/1/blackouts/")
         .link("calendars", "/api/1/calendars/")
         .link("forecast", "/api/1/forecast")
+        .link("webhooks", "/api/1/webhooks/")
         .ok())
 }
 

@@ -249,4 +249,27 @@ impl Storage for SlowClaims {
         self.inner.delete_plugin(id, audit).await
     }
 
+    async fn insert_events(&self, events: &[Event]) -> StorageResult<()> {
+        self.inner.insert_events(events).await
+    }
+
+    async fn claim_deliveries(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Delivery>> {
+        self.inner.claim_deliveries(now, owner, lease_until, limit).await
+    }
+
+    async fn finish_delivery(&self, id: i64, owner: &str, attempt: &Attempt) -> StorageResult<()> {
+        self.inner.finish_delivery(id, owner, attempt).await
+    }
+
+    async fn next_delivery(&self) -> StorageResult<Option<DateTime<Utc>>> {
+        self.inner.next_delivery().await
+    }
+
+    async fn delivery_counts(&self, webhook: &str) -> StorageResult<DeliveryCounts> {
+        self.inner.delivery_counts(webhook).await
+    }
+
+    fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.outbox_signals()
+    }
 }

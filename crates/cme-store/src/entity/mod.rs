@@ -4,6 +4,7 @@
 pub mod audit_event;
 pub mod blackout;
 pub mod credential;
+pub mod delivery;
 pub mod executor;
 pub mod plan;
 pub mod plugin;

@@ -19,3 +19,4 @@ mod registry;
 mod replicas;
 mod secrets;
 mod support;
+mod webhooks;

@@ -270,21 +270,31 @@ pub fn api_plan(name: &str, endpoint: &str, date: &str) -> Value {
     })
 }
 
-/// A local HTTP server that records requests and answers 200 (after `delay`).
+/// A local HTTP server that records requests (and their heads) and answers 200 (after
+/// `delay`).
 pub struct Sink {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<(String, String, Vec<u8>)>>>,
+    heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl Sink {
     pub async fn start(delay: Duration) -> Sink {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Sink::start_at("127.0.0.1:0".parse().unwrap(), delay).await
+    }
+
+    /// A sink on `addr` (a receiver that comes back where it was).
+    pub async fn start_at(addr: SocketAddr, delay: Duration) -> Sink {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let heads = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
+        let seen_heads = heads.clone();
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let seen = seen.clone();
+                let seen_heads = seen_heads.clone();
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -312,13 +322,28 @@ impl Sink {
                     let mut first = head.lines().next().unwrap_or("").split(' ');
                     let method = first.next().unwrap_or("").to_string();
                     let target = first.next().unwrap_or("").to_string();
-                    seen.lock().unwrap().push((method, target, body));
+                    // Under one lock order (requests, then heads): the nth head is the nth request's.
+                    {
+                        let mut requests = seen.lock().unwrap();
+                        requests.push((method, target, body));
+                        seen_heads.lock().unwrap().push(head);
+                    }
                     tokio::time::sleep(delay).await;
                     let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
                 });
             }
         });
-        Sink { addr, requests }
+        Sink { addr, requests, heads }
+    }
+
+    /// Each request with the value of its header `name` (lower-case), if any.
+    pub fn requests_with_header(&self, name: &str) -> Vec<((String, String, Vec<u8>), Option<String>)> {
+        let requests = self.requests.lock().unwrap();
+        let heads = self.heads.lock().unwrap();
+        let value = |head: &String| {
+            head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+        };
+        requests.iter().cloned().zip(heads.iter().map(value)).collect()
     }
 
     pub fn url(&self, path: &str) -> String {
