@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! # cme-api: the HAL+JSON API
 //!
 //! Every endpoint of the original engine at the same paths (with and without the trailing
@@ -11,6 +12,7 @@ mod auth;
 mod body;
 mod browser;
 mod hal;
+mod openapi;
 mod problem;
 mod routes;
 

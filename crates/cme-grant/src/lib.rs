@@ -164,3 +164,46 @@ mod tests {
         assert!(bad.to_string().contains("invalid URL pattern"), "{bad}");
     }
 }
+
+impl Grant {
+    /// The JSON Schema of a grant document (what `from_json` accepts before validation):
+    /// for API descriptions.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "additionalProperties": false,
+            "description": "What the plugin may do; absent sections grant nothing",
+            "properties": {
+                "http": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["urls"],
+                    "properties": {
+                        "urls": {"type": "array", "items": {"type": "string"}, "description": "URL patterns, e.g. https://api.example.com/*"},
+                        "allow_link_local": {"type": "boolean"},
+                        "max_requests": {"type": "integer", "minimum": 0, "maximum": u32::MAX}
+                    }
+                },
+                "ec2": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "regions": {"type": "array", "items": {"type": "string"}},
+                        "required_tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "terminate": {"type": "boolean"},
+                        "max_terminations_per_run": {"type": "integer", "minimum": 0, "maximum": u32::MAX}
+                    }
+                },
+                "ssh": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "max_sessions": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+                        "hosts": {"type": "array", "items": {"type": "string"}, "description": "CIDRs or addresses"}
+                    }
+                },
+                "scripts": {"type": "boolean"}
+            }
+        })
+    }
+}

@@ -112,3 +112,8 @@ impl Webhook {
         Ok(())
     }
 }
+
+/// Describes what this crate counts (for the Prometheus HELP lines).
+pub fn describe_metrics() {
+    metrics::describe_counter!("cme_webhook_deliveries_total", "Webhook delivery attempts, by webhook and outcome (delivered, failed).");
+}

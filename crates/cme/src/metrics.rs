@@ -22,6 +22,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .context("installing the metrics recorder")?;
     cme_engine::describe_metrics();
     cme_api::describe_metrics();
+    cme_webhooks::describe_metrics();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         loop {

@@ -58,6 +58,19 @@ pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiS
     Ok(executor_document(&state.secrets, &executor, plugin.as_deref(), true).ok())
 }
 
+/// A reschedule body (the original's trigger shape): what the handler checks and the API
+/// document shows.
+pub(crate) fn schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["type", "args"],
+        "properties": {
+            "type": {"type": "string", "description": "only \"date\" is supported"},
+            "args": {"type": "object", "required": ["date"], "properties": {"date": {"type": "string"}}}
+        }
+    })
+}
+
 pub async fn reschedule(req: HttpRequest, id: web::Path<String>, payload: web::Payload, state: web::Data<ApiState>) -> Result {
     let caller = state.auth.require(&req, Role::Operator)?;
     let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);

@@ -15,6 +15,14 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     Ok(document(&state.engine.halt_state().await?).ok())
 }
 
+/// The optional halt body, as the API document shows it (the handler reads `reason`).
+pub(crate) fn schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {"reason": {"type": ["string", "null"], "description": "why; shown with the switch and in the audit log"}}
+    })
+}
+
 /// Body optional: `{"reason": "..."}`.
 pub async fn halt(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
     let caller = state.auth.require(&req, Role::Operator)?;

@@ -15,17 +15,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::ApiState;
 use crate::problem::ApiError;
 
+pub(crate) use blackouts::schema as blackout_schema;
+pub(crate) use credentials::schema as credential_schema;
+pub(crate) use executors::schema as reschedule_schema;
+pub(crate) use halt::schema as halt_schema;
 pub(crate) use plans::Schemas;
+pub(crate) use plans::schema as plan_schema;
 
 type Result<T = HttpResponse> = std::result::Result<T, ApiError>;
-
-/// Registers a resource at `path` and at `path` without its trailing slash.
-fn both(config: &mut web::ServiceConfig, path: &str, build: impl Fn(actix_web::Resource) -> actix_web::Resource) {
-    config.service(build(web::resource(path)).default_service(web::to(method_not_allowed)));
-    if let Some(bare) = path.strip_suffix('/').filter(|p| !p.is_empty()) {
-        config.service(build(web::resource(bare)).default_service(web::to(method_not_allowed)));
-    }
-}
 
 pub(crate) fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiState>) {
     config.app_data(state);
@@ -39,63 +36,170 @@ pub(crate) fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiSta
 }
 
 fn routes(config: &mut web::ServiceConfig) {
-    config.route("/healthz", web::get().to(root::healthz));
-    config.route("/livez", web::get().to(root::livez));
-    config.route("/metrics", web::get().to(root::metrics));
-    config.route("/readyz", web::get().to(root::readyz));
-    both(config, "/api/1/", |r| r.route(web::get().to(root::entry)));
-    both(config, "/api/1/attacks/", |r| r.route(web::get().to(plugins::attacks)));
-    both(config, "/api/1/planners/", |r| r.route(web::get().to(plugins::planners)));
-    both(config, "/api/1/plugins/", |r| r.route(web::get().to(plugins::list)).route(web::post().to(plugins::upload)));
-    config.service(
-        web::resource("/api/1/plugins/{id}")
-            .route(web::get().to(plugins::show))
-            .route(web::delete().to(plugins::delete))
-            .default_service(web::to(method_not_allowed)),
-    );
-    config.service(web::resource("/api/1/plugins/{id}/grant").route(web::put().to(plugins::grant)).default_service(web::to(method_not_allowed)));
-    config.service(web::resource("/api/1/plugins/{id}/enable").route(web::post().to(plugins::enable)).default_service(web::to(method_not_allowed)));
-    config.service(web::resource("/api/1/plugins/{id}/disable").route(web::post().to(plugins::disable)).default_service(web::to(method_not_allowed)));
-    both(config, "/api/1/plans/", |r| r.route(web::get().to(plans::list)).route(web::post().to(plans::create)));
-    config.service(
-        web::resource("/api/1/plans/{id}")
-            .route(web::get().to(plans::show))
-            .route(web::delete().to(plans::delete))
-            .default_service(web::to(method_not_allowed)),
-    );
-    config.service(web::resource("/api/1/plans/{id}/run").route(web::post().to(plans::run_now)).default_service(web::to(method_not_allowed)));
-    config.service(web::resource("/api/1/plans/{id}/pause").route(web::post().to(plans::pause)).default_service(web::to(method_not_allowed)));
-    config.service(web::resource("/api/1/plans/{id}/resume").route(web::post().to(plans::resume)).default_service(web::to(method_not_allowed)));
-    config.service(web::resource("/api/1/plans/{id}/forecast").route(web::get().to(plans::forecast)).default_service(web::to(method_not_allowed)));
-    both(config, "/api/1/forecast", |r| r.route(web::post().to(plans::forecast_new)));
-    both(config, "/api/1/blackouts/", |r| r.route(web::get().to(blackouts::list)).route(web::post().to(blackouts::create)));
-    config.service(
-        web::resource("/api/1/blackouts/{id}")
-            .route(web::get().to(blackouts::show))
-            .route(web::delete().to(blackouts::delete))
-            .default_service(web::to(method_not_allowed)),
-    );
-    both(config, "/api/1/calendars/", |r| r.route(web::post().to(blackouts::import)));
-    both(config, "/api/1/executors/", |r| r.route(web::get().to(executors::list)));
-    config.service(
-        web::resource("/api/1/executors/{id}")
-            .route(web::get().to(executors::show))
-            .route(web::put().to(executors::reschedule))
-            .route(web::delete().to(executors::cancel))
-            .default_service(web::to(method_not_allowed)),
-    );
-    both(config, "/api/1/halt", |r| r.route(web::get().to(halt::show)).route(web::post().to(halt::halt)));
-    both(config, "/api/1/resume", |r| r.route(web::post().to(halt::resume)));
-    both(config, "/api/1/audit/", |r| r.route(web::get().to(audit::list)));
-    both(config, "/api/1/webhooks/", |r| r.route(web::get().to(webhooks::list)));
-    both(config, "/api/1/credentials/", |r| r.route(web::get().to(credentials::list)).route(web::post().to(credentials::create)));
-    config.service(
-        web::resource("/api/1/credentials/{name}")
-            .route(web::delete().to(credentials::delete))
-            .default_service(web::to(method_not_allowed)),
-    );
+    // One resource per path, with every method the table gives it; a path under /api/
+    // ending in `/` is served without it too (the original's clients use both).
+    let mut paths: Vec<&'static str> = Vec::new();
+    for endpoint in ENDPOINTS {
+        if !paths.contains(&endpoint.path) {
+            paths.push(endpoint.path);
+        }
+    }
+    for path in paths {
+        let resource = |at: &str| {
+            let mut resource = web::resource(at.to_string());
+            for endpoint in ENDPOINTS.iter().filter(|e| e.path == path) {
+                resource = resource.route((endpoint.handler)(web::method(endpoint.verb.method())));
+            }
+            resource.default_service(web::to(method_not_allowed))
+        };
+        config.service(resource(path));
+        if let Some(bare) = path.strip_suffix('/').filter(|p| !p.is_empty() && p.starts_with("/api/")) {
+            config.service(resource(bare));
+        }
+    }
     config.default_service(web::to(not_found));
 }
+
+use crate::auth::Role::{Admin, Operator, Publisher, Viewer};
+use crate::openapi::{Answer::*, Body, Endpoint, Param, Verb::*};
+
+const PAGE: [Param; 2] = [Param::int("page", "the page, from 1 (default 1)"), Param::int("size", "items per page, 1 to 1000 (default 100)")];
+const SPAN: [Param; 2] = [
+    Param::text("from", "a date (RFC 3339; without an offset, in the engine's zone); default now"),
+    Param::text("until", "a date; default a week after from"),
+];
+
+const FIRST_EXECUTOR: &str = "$response.body#/_embedded/executors/0/id";
+const PLAN_LINKS: [crate::openapi::Link; 9] = [
+    ("show", "showPlan", "id", "$response.body#/id"),
+    ("run", "runPlan", "id", "$response.body#/id"),
+    ("pause", "pausePlan", "id", "$response.body#/id"),
+    ("resume", "resumePlan", "id", "$response.body#/id"),
+    ("forecast", "forecastPlan", "id", "$response.body#/id"),
+    ("delete", "deletePlan", "id", "$response.body#/id"),
+    ("executor", "showExecutor", "id", FIRST_EXECUTOR),
+    ("reschedule", "rescheduleExecutor", "id", FIRST_EXECUTOR),
+    ("cancel", "cancelExecutor", "id", FIRST_EXECUTOR),
+];
+
+/// Every endpoint: the router above and the OpenAPI document (`crate::openapi`) are both
+/// made from this table, so neither can miss one.
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    Endpoint::new(Get, "/healthz", "health", "Liveness and database reachability", None, |r| r.to(root::healthz))
+        .answers(&[(200, Json("Status")), (503, Json("Status"))]),
+    Endpoint::new(Get, "/livez", "liveness", "The process answers", None, |r| r.to(root::livez)).answers(&[(200, Json("Status"))]),
+    Endpoint::new(Get, "/readyz", "readiness", "The database answers and the engine is not shutting down", None, |r| r.to(root::readyz))
+        .answers(&[(200, Json("Readiness")), (503, Json("Readiness"))]),
+    Endpoint::new(Get, "/metrics", "metrics", "Every metric in the Prometheus text format", Some(Viewer), |r| r.to(root::metrics)).answers(&[(200, Text)]),
+    Endpoint::new(Get, "/api/1/openapi.json", "openapi", "This document", None, |r| r.to(root::openapi)).answers(&[(200, Json("OpenApi"))]),
+    Endpoint::new(Get, "/api/1/", "entry", "Links to every collection", Some(Viewer), |r| r.to(root::entry)).answers(&[(200, Hal("Entry"))]),
+    Endpoint::new(Get, "/api/1/attacks/", "listAttacks", "The attack plugins, with their argument schemas", Some(Viewer), |r| r.to(plugins::attacks))
+        .answers(&[(200, Hal("PluginList"))]),
+    Endpoint::new(Get, "/api/1/planners/", "listPlanners", "The planner plugins, with their argument schemas", Some(Viewer), |r| r.to(plugins::planners))
+        .answers(&[(200, Hal("PluginList"))]),
+    Endpoint::new(Get, "/api/1/plugins/", "listPlugins", "Every plugin, built in or uploaded, with its grant and status", Some(Viewer), |r| r.to(plugins::list))
+        .answers(&[(200, Hal("PluginList"))]),
+    Endpoint::new(Post, "/api/1/plugins/", "uploadPlugin", "Uploads a component (disabled and ungranted until an admin acts)", Some(Publisher), |r| r.to(plugins::upload))
+        .params(&[Param::text("sha256", "the component's expected SHA-256 (hex); refused when it differs")])
+        .body(Body::Wasm)
+        .answers(&[(201, Hal("Plugin")), (200, Hal("Plugin"))])
+        .links(&[("show", "showPlugin", "id", "$response.body#/id"), ("grant", "grantPlugin", "id", "$response.body#/id"), ("enable", "enablePlugin", "id", "$response.body#/id"), ("disable", "disablePlugin", "id", "$response.body#/id"), ("delete", "deletePlugin", "id", "$response.body#/id")]),
+    Endpoint::new(Get, "/api/1/plugins/{id}", "showPlugin", "One plugin", Some(Viewer), |r| r.to(plugins::show)).answers(&[(200, Hal("Plugin"))]),
+    Endpoint::new(Delete, "/api/1/plugins/{id}", "deletePlugin", "Deletes an uploaded plugin no live plan uses", Some(Admin), |r| r.to(plugins::delete))
+        .answers(&[(200, Hal("Message"))]),
+    Endpoint::new(Put, "/api/1/plugins/{id}/grant", "grantPlugin", "Replaces what the plugin may do (within the operator's fences)", Some(Admin), |r| {
+        r.to(plugins::grant)
+    })
+    .body(Body::Json("Grant"))
+    .answers(&[(200, Hal("Plugin"))]),
+    Endpoint::new(Post, "/api/1/plugins/{id}/enable", "enablePlugin", "Enables an uploaded plugin", Some(Admin), |r| r.to(plugins::enable))
+        .answers(&[(200, Hal("Plugin"))]),
+    Endpoint::new(Post, "/api/1/plugins/{id}/disable", "disablePlugin", "Disables an uploaded plugin (its plans stop firing)", Some(Admin), |r| r.to(plugins::disable))
+        .answers(&[(200, Hal("Plugin"))]),
+    Endpoint::new(Get, "/api/1/plans/", "listPlans", "Plans with executors still to run (all=true: every plan)", Some(Viewer), |r| r.to(plans::list))
+        .params(&[PAGE[0], PAGE[1], Param::boolean("all", "every plan, also those with nothing left to run")])
+        .answers(&[(200, Hal("PlanList"))]),
+    Endpoint::new(Post, "/api/1/plans/", "createPlan", "Creates a plan: its planner is asked when to fire and the executors are stored", Some(Operator), |r| {
+        r.to(plans::create)
+    })
+    .body(Body::Json("NewPlan"))
+    .answers(&[(201, Hal("Plan"))])
+        .links(&PLAN_LINKS),
+    Endpoint::new(Get, "/api/1/plans/{id}", "showPlan", "One plan, with its first executors", Some(Viewer), |r| r.to(plans::show)).answers(&[(200, Hal("Plan"))]),
+    Endpoint::new(Delete, "/api/1/plans/{id}", "deletePlan", "Deletes a plan and cancels its waiting executors", Some(Operator), |r| r.to(plans::delete))
+        .answers(&[(200, Hal("Message"))]),
+    Endpoint::new(Post, "/api/1/plans/{id}/run", "runPlan", "Fires the plan once, now (refused while halted or in a blackout)", Some(Operator), |r| r.to(plans::run_now))
+        .answers(&[(201, Hal("Executor"))])
+        .links(&[("show", "showExecutor", "id", "$response.body#/id"), ("cancel", "cancelExecutor", "id", "$response.body#/id")]),
+    Endpoint::new(Post, "/api/1/plans/{id}/pause", "pausePlan", "Pauses the plan: its pending executors wait", Some(Operator), |r| r.to(plans::pause))
+        .answers(&[(200, Hal("Plan"))]),
+    Endpoint::new(Post, "/api/1/plans/{id}/resume", "resumePlan", "Resumes a paused plan", Some(Operator), |r| r.to(plans::resume)).answers(&[(200, Hal("Plan"))]),
+    Endpoint::new(Get, "/api/1/plans/{id}/forecast", "forecastPlan", "The firings the plan will make in a span, skipped ones with their reason", Some(Viewer), |r| {
+        r.to(plans::forecast)
+    })
+    .params(&SPAN)
+    .answers(&[(200, Hal("Forecast"))]),
+    Endpoint::new(Post, "/api/1/forecast", "forecastNewPlan", "The firings a plan body would make; nothing is stored", Some(Operator), |r| r.to(plans::forecast_new))
+        .params(&SPAN)
+        .body(Body::Json("NewPlan"))
+        .answers(&[(200, Hal("Forecast"))]),
+    Endpoint::new(Get, "/api/1/blackouts/", "listBlackouts", "Spans in which nothing fires", Some(Viewer), |r| r.to(blackouts::list))
+        .answers(&[(200, Hal("BlackoutList"))]),
+    Endpoint::new(Post, "/api/1/blackouts/", "createBlackout", "A one-off or weekly/daily span in which nothing fires", Some(Operator), |r| r.to(blackouts::create))
+        .body(Body::Json("NewBlackout"))
+        .answers(&[(201, Hal("Blackout"))])
+        .links(&[("show", "showBlackout", "id", "$response.body#/id"), ("delete", "deleteBlackout", "id", "$response.body#/id")]),
+    Endpoint::new(Get, "/api/1/blackouts/{id}", "showBlackout", "One blackout", Some(Viewer), |r| r.to(blackouts::show)).answers(&[(200, Hal("Blackout"))]),
+    Endpoint::new(Delete, "/api/1/blackouts/{id}", "deleteBlackout", "Deletes a blackout", Some(Operator), |r| r.to(blackouts::delete))
+        .answers(&[(200, Hal("Message"))]),
+    Endpoint::new(Post, "/api/1/calendars/", "importCalendar", "Imports an iCalendar's events as blackouts (the same name again replaces them)", Some(Operator), |r| {
+        r.to(blackouts::import)
+    })
+    .params(&[
+        Param::required("name", "the calendar's name"),
+        Param::text("timezone", "IANA zone of all-day events and floating times (default: the engine's)"),
+        Param::text("plan_id", "the one plan its blackouts hold (default: every plan)"),
+        Param::boolean("stop_running", "cancel running attacks when a blackout starts"),
+    ])
+    .body(Body::Calendar)
+    .answers(&[(201, Hal("CalendarImport"))]),
+    Endpoint::new(Get, "/api/1/executors/", "listExecutors", "Executors, soonest first", Some(Viewer), |r| r.to(executors::list))
+        .params(&[
+            PAGE[0],
+            PAGE[1],
+            Param::text("executed", "false (default: pending, running or paused), true (finished) or all"),
+            Param::text("status", "comma-separated statuses (overrides executed)"),
+            Param::text("plan_id", "one plan's executors"),
+        ])
+        .answers(&[(200, Hal("ExecutorList"))]),
+    Endpoint::new(Get, "/api/1/executors/{id}", "showExecutor", "One executor, with its result and log", Some(Viewer), |r| r.to(executors::show))
+        .answers(&[(200, Hal("Executor"))]),
+    Endpoint::new(Put, "/api/1/executors/{id}", "rescheduleExecutor", "Moves a waiting executor to another time", Some(Operator), |r| r.to(executors::reschedule))
+        .body(Body::Json("Reschedule"))
+        .answers(&[(200, Hal("Executor"))]),
+    Endpoint::new(Delete, "/api/1/executors/{id}", "cancelExecutor", "Cancels a waiting executor", Some(Operator), |r| r.to(executors::cancel))
+        .answers(&[(200, Hal("Executor"))]),
+    Endpoint::new(Get, "/api/1/halt", "showHalt", "The halt switch", Some(Viewer), |r| r.to(halt::show)).answers(&[(200, Hal("Halt"))]),
+    Endpoint::new(Post, "/api/1/halt", "halt", "Halts everything: running attacks are cancelled, nothing fires until resumed", Some(Operator), |r| r.to(halt::halt))
+        .body(Body::OptionalJson("HaltRequest"))
+        .answers(&[(200, Hal("Halt"))]),
+    Endpoint::new(Post, "/api/1/resume", "resume", "Lifts the halt", Some(Operator), |r| r.to(halt::resume)).answers(&[(200, Hal("Halt"))]),
+    Endpoint::new(Get, "/api/1/audit/", "listAudit", "Audit events, newest first", Some(Admin), |r| r.to(audit::list))
+        .params(&PAGE)
+        .answers(&[(200, Hal("AuditList"))]),
+    Endpoint::new(Get, "/api/1/credentials/", "listCredentials", "SSH credentials by name, user and fingerprint (never the key)", Some(Admin), |r| {
+        r.to(credentials::list)
+    })
+    .answers(&[(200, Hal("CredentialList"))]),
+    Endpoint::new(Post, "/api/1/credentials/", "createCredential", "Stores an SSH key, sealed at rest", Some(Admin), |r| r.to(credentials::create))
+        .body(Body::Json("NewCredential"))
+        .answers(&[(201, Hal("Credential"))])
+        .links(&[("delete", "deleteCredential", "name", "$response.body#/name")]),
+    Endpoint::new(Delete, "/api/1/credentials/{name}", "deleteCredential", "Deletes a credential", Some(Admin), |r| r.to(credentials::delete))
+        .answers(&[(200, Hal("Message"))]),
+    Endpoint::new(Get, "/api/1/webhooks/", "listWebhooks", "The configured webhooks and their deliveries", Some(Admin), |r| r.to(webhooks::list))
+        .answers(&[(200, Hal("WebhookList"))]),
+];
 
 async fn method_not_allowed(req: HttpRequest) -> Result {
     Err(ApiError::new(

@@ -21,41 +21,37 @@ pub(crate) struct Schemas {
 
 impl Schemas {
     pub fn new() -> Self {
-        let call = json!({
-            "type": "object",
-            "required": ["ref", "args"],
-            "properties": {"ref": {"type": "string", "minLength": 1}, "args": {"type": "object"}}
-        });
-        let plan = json!({
-            "type": "object",
-            "required": ["name", "attack", "planner"],
-            "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 500},
-                "attack": call,
-                "planner": call,
-                "dry_run": {"type": "boolean"},
-                "grace_seconds": {"type": "integer", "minimum": 0, "maximum": 86400},
-                "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA zone the planner works in (default: the engine's)"},
-                "seed": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "the planner's seed (default: random); a forecast with this seed shows the firings"},
-                "misfire": {"enum": ["skip", "run_once"], "description": "firings missed in an outage: skip (default), or one catch-up run"},
-                "overlap": {"enum": ["forbid", "allow"], "description": "a firing due while the previous run runs: skipped (forbid, default) or run (allow)"}
-            }
-        });
-        let reschedule = json!({
-            "type": "object",
-            "required": ["type", "args"],
-            "properties": {
-                "type": {"type": "string"},
-                "args": {"type": "object", "required": ["date"], "properties": {"date": {"type": "string"}}}
-            }
-        });
         Schemas {
-            plan: jsonschema::validator_for(&plan).expect("the plan schema compiles"),
-            reschedule: jsonschema::validator_for(&reschedule).expect("the reschedule schema compiles"),
+            plan: jsonschema::validator_for(&schema()).expect("the plan schema compiles"),
+            reschedule: jsonschema::validator_for(&super::executors::schema()).expect("the reschedule schema compiles"),
             credential: jsonschema::validator_for(&super::credentials::schema()).expect("the credential schema compiles"),
             blackout: jsonschema::validator_for(&super::blackouts::schema()).expect("the blackout schema compiles"),
         }
     }
+}
+
+/// A plan body (creation and forecast): what the handlers check and the API document shows.
+pub(crate) fn schema() -> Value {
+    let call = json!({
+        "type": "object",
+        "required": ["ref", "args"],
+        "properties": {"ref": {"type": "string", "minLength": 1}, "args": {"type": "object"}}
+    });
+    json!({
+        "type": "object",
+        "required": ["name", "attack", "planner"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 500},
+            "attack": call,
+            "planner": call,
+            "dry_run": {"type": "boolean"},
+            "grace_seconds": {"type": "integer", "minimum": 0, "maximum": 86400},
+            "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA zone the planner works in (default: the engine's)"},
+            "seed": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "the planner's seed (default: random); a forecast with this seed shows the firings"},
+            "misfire": {"enum": ["skip", "run_once"], "description": "firings missed in an outage: skip (default), or one catch-up run"},
+            "overlap": {"enum": ["forbid", "allow"], "description": "a firing due while the previous run runs: skipped (forbid, default) or run (allow)"}
+        }
+    })
 }
 
 /// A plan body, checked against the schema.

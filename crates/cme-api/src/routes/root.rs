@@ -25,6 +25,7 @@ pub async fn entry(req: HttpRequest, state: web::Data<ApiState>) -> Result {
         .link("calendars", "/api/1/calendars/")
         .link("forecast", "/api/1/forecast")
         .link("webhooks", "/api/1/webhooks/")
+        .link("openapi", "/api/1/openapi.json")
         .ok())
 }
 
@@ -59,4 +60,10 @@ pub async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().content_type("application/json").body(r#"{"status":"database unavailable"}"#)
     }
+}
+
+/// The OpenAPI 3.1 document of this API (no token: it describes, it does not reveal).
+pub async fn openapi() -> HttpResponse {
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| crate::openapi::document(super::ENDPOINTS).to_string());
+    HttpResponse::Ok().content_type("application/json").body(DOCUMENT.as_str())
 }

@@ -13,6 +13,7 @@ mod credentials;
 mod egress;
 mod fences;
 mod firing;
+mod openapi;
 mod operations;
 mod peers;
 mod registry;
