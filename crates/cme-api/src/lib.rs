@@ -11,6 +11,7 @@ mod access;
 mod auth;
 mod body;
 mod browser;
+mod dashboard;
 mod hal;
 mod openapi;
 mod problem;
@@ -24,6 +25,7 @@ pub use access::describe_metrics;
 pub use auth::{Auth, Caller, MIN_TOKEN_LENGTH, Role, Token, TokenSecret};
 pub use body::MAX_JSON_BODY;
 pub use browser::HostPolicy;
+pub use dashboard::page_weight as dashboard_page_weight;
 pub use problem::ApiError;
 
 /// Shared by every request.

@@ -208,6 +208,8 @@ pub enum Request {
     Audit { page: u64, size: u64 },
     /// Whether the engine is halted, since when and why.
     HaltStatus,
+    /// The webhooks and their deliveries.
+    Webhooks,
     Plugins(PluginsCommand),
     Plans(PlansCommand),
     Executors(ExecutorsCommand),
@@ -236,6 +238,20 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                     .map(|e| vec![cell(&e["at"]), cell(&e["actor"]), cell(&e["action"]), cell(&e["target"]), cell(&e["decision"])])
                     .collect();
                 table(&["AT", "ACTOR", "ACTION", "TARGET", "DECISION"], rows);
+            }
+            Request::Webhooks => {
+                let doc = client.get("/api/1/webhooks/").await?;
+                let rows = doc["_embedded"]["webhooks"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|w| {
+                        let events = w["events"].as_array().map(|e| e.iter().map(cell).collect::<Vec<_>>().join(",")).unwrap_or_default();
+                        vec![cell(&w["name"]), cell(&w["url"]), events, cell(&w["pending"]), cell(&w["delivered"]), cell(&w["failed"]), cell(&w["last_error"])]
+                    })
+                    .collect();
+                table(&["NAME", "URL", "EVENTS", "PENDING", "DELIVERED", "FAILED", "LAST ERROR"], rows);
             }
             Request::HaltStatus => {
                 let doc = client.get("/api/1/halt").await?;

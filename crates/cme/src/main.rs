@@ -67,6 +67,11 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         size: u64,
     },
+    /// The webhooks of a running engine and the state of their deliveries (admin).
+    Webhooks {
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// Whether a running engine is halted, since when and why.
     Status {
         #[command(flatten)]
@@ -141,6 +146,7 @@ fn main() -> std::process::ExitCode {
         Command::Blackouts { target, command } => client::run(target, client::Request::Blackouts(command)),
         Command::Credentials { target, command } => client::run(target, client::Request::Credentials(command)),
         Command::Audit { target, page, size } => client::run(target, client::Request::Audit { page, size }),
+        Command::Webhooks { target } => client::run(target, client::Request::Webhooks),
         Command::Status { target } => client::run(target, client::Request::HaltStatus),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "cme", &mut std::io::stdout());

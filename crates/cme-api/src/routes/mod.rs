@@ -57,6 +57,7 @@ fn routes(config: &mut web::ServiceConfig) {
             config.service(resource(bare));
         }
     }
+    crate::dashboard::configure(config);
     config.default_service(web::to(not_found));
 }
 

@@ -10,6 +10,7 @@ mod cloud_ec2;
 mod cloud_ssh;
 mod continuous;
 mod credentials;
+mod dashboard;
 mod egress;
 mod fences;
 mod firing;

@@ -107,7 +107,13 @@ async fn events_wait_out_a_receiver_outage_and_a_restart_then_arrive_signed() {
         assert!(state["last_delivered"].is_string(), "{state}");
 
         let mut events: HashMap<String, Value> = HashMap::new();
-        for ((method, path, body), signature) in sink.requests_with_header("cme-signature") {
+        let received = sink.requests_with_header("cme-signature");
+        let ((_, _, body), signature) = &received[0];
+        assert!(readme_verifier_accepts(signature.as_deref().unwrap(), body), "the README's verifier accepts a real request");
+        let mut tampered = body.clone();
+        tampered.push(b' ');
+        assert!(!readme_verifier_accepts(signature.as_deref().unwrap(), &tampered), "and refuses a changed body");
+        for ((method, path, body), signature) in received {
             assert_eq!((method.as_str(), path.as_str()), ("POST", "/hooks/T0KEN-in-path"));
             verify(&signature.expect("every request is signed"), &body);
             let event: Value = serde_json::from_slice(&body).unwrap();
@@ -124,8 +130,47 @@ async fn events_wait_out_a_receiver_outage_and_a_restart_then_arrive_signed() {
         assert_eq!(succeeded["data"]["plan_id"], plan_id.as_str());
         assert!(events["cme.executor.started"]["time"].as_str() <= succeeded["time"].as_str());
         assert_eq!(events["cme.engine.halted"]["data"]["reason"], "game day over");
+
+        // The CLI shows the same state.
+        let cli = std::process::Command::new(env!("CARGO_BIN_EXE_cme")).args(["webhooks"]).env("CME_URL", &engine.url).env_remove("CME_TOKEN").output().unwrap();
+        let shown = String::from_utf8_lossy(&cli.stdout);
+        assert!(cli.status.success() && shown.contains("ops") && shown.contains("DELIVERED"), "{shown}{}", String::from_utf8_lossy(&cli.stderr));
+        assert!(!shown.contains(SECRET) && !shown.contains("T0KEN"));
         assert!(engine.stop().success());
     }
+}
+
+/// The README's fenced block of `language` that contains `needle`.
+fn readme_block(language: &str, needle: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    readme
+        .split(&format!("```{language}\n"))
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .find(|block| block.contains(needle))
+        .unwrap_or_else(|| panic!("no {language} block with {needle} in the README"))
+        .to_string()
+}
+
+/// Runs the README's Python signature check (python3) on a request.
+fn readme_verifier_accepts(signature: &str, body: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("body"), body).unwrap();
+    let script = format!("{}\nimport sys\nprint(verify(sys.argv[1].encode(), sys.argv[2], open(sys.argv[3], 'rb').read()))\n", readme_block("python", "def verify"));
+    let output = std::process::Command::new("python3").arg("-c").arg(script).arg(SECRET).arg(signature).arg(dir.path().join("body")).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim() == "True"
+}
+
+#[tokio::test]
+async fn the_readmes_webhook_configuration_starts_an_engine_that_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = readme_block("toml", "[[webhooks]]");
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), env: vec![("CME_WEBHOOK_SECRET".into(), "from-the-env".into())], ..Options::default() });
+    let listed = engine.client().get("/api/1/webhooks/").await;
+    let names: Vec<&str> = listed.body["_embedded"]["webhooks"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["chatops", "audit-sink"]);
+    assert!(!listed.body.to_string().contains("from-the-env"));
 }
 
 #[test]

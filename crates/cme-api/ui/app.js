@@ -1,0 +1,348 @@
+// The cme dashboard: plain JavaScript over the HAL API, same origin. Everything shown is
+// put in the page as text (never as HTML): plan names, logs and plugin output come from
+// people and plugins the operator may not trust.
+"use strict";
+
+const TOKEN_KEY = "cme-token";
+const STATUSES = ["pending", "running", "succeeded", "failed", "missed", "cancelled", "paused", "skipped"];
+const view = () => document.getElementById("view");
+
+// ---- the API -------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/hal+json, application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = "Bearer " + token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "omit" });
+  const text = await response.text();
+  let doc = null;
+  try { doc = text ? JSON.parse(text) : null; } catch (_) { doc = null; }
+  if (!response.ok) {
+    const detail = (doc && (doc.detail || doc.msg)) || response.status + " " + response.statusText;
+    throw new ApiError(response.status, detail);
+  }
+  return doc;
+}
+
+// ---- building the page ---------------------------------------------------------------
+
+// h("a", {href: "#/x", class: "y"}, "text", child, ...): children are text or nodes.
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  for (const child of children.flat(Infinity)) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
+
+function show(...nodes) {
+  view().replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+}
+
+function banner(message) {
+  const node = document.getElementById("banner");
+  node.textContent = message || "";
+  node.hidden = !message;
+}
+
+function when(text) {
+  if (!text) return "—";
+  const date = new Date(text);
+  return isNaN(date) ? text : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+function badge(status) {
+  return h("span", { class: "badge status-" + status, "data-status": status }, status);
+}
+
+function table(headings, rows, attrs) {
+  return h("table", attrs || {}, h("thead", {}, h("tr", {}, headings.map((t) => h("th", {}, t)))), h("tbody", {}, rows));
+}
+
+function json(value) {
+  return h("pre", { class: "mono" }, JSON.stringify(value, null, 2));
+}
+
+// ---- the halt switch (always in the header) -----------------------------------------
+
+// Whether the controls shown are for a halted engine (null: none shown yet). They are
+// rebuilt only when that changes (or when asked), never under an operator typing a reason.
+let controlsHalted = null;
+
+async function refreshSwitch(rebuild) {
+  const state = document.getElementById("halt-state");
+  const controls = document.getElementById("switch-controls");
+  let halt;
+  try {
+    halt = await api("GET", "/api/1/halt");
+  } catch (error) {
+    state.textContent = "unknown";
+    state.className = "badge";
+    controls.replaceChildren();
+    controlsHalted = null;
+    return;
+  }
+  state.textContent = halt.halted ? "halted" : "armed";
+  state.className = "badge " + (halt.halted ? "halted" : "running-engine");
+  state.title = halt.halted ? "since " + when(halt.since) + (halt.reason ? ": " + halt.reason : "") : "attacks fire on schedule";
+  if (rebuild || controlsHalted !== halt.halted) {
+    controls.replaceChildren(halt.halted ? resumeControl() : haltControl());
+    controlsHalted = halt.halted;
+  }
+}
+
+// Two steps each: the button asks, a second button confirms.
+function haltControl() {
+  const reason = h("input", { id: "halt-reason", placeholder: "reason (shown to everyone)", size: 24 });
+  const ask = h("button", { id: "halt", class: "danger", onclick: () => ask.replaceWith(confirmStep("halt", "Halt: cancel running attacks and fire nothing?", async () => {
+    await api("POST", "/api/1/halt", { reason: reason.value || null });
+  })) }, "Halt");
+  return h("span", {}, reason, " ", ask);
+}
+
+function resumeControl() {
+  const ask = h("button", { id: "resume", class: "go", onclick: () => ask.replaceWith(confirmStep("resume", "Resume: let plans fire again?", async () => {
+    await api("POST", "/api/1/resume");
+  })) }, "Resume");
+  return ask;
+}
+
+function confirmStep(name, question, act) {
+  return h("span", { class: "confirm", id: name + "-confirmation" }, question, " ",
+    h("button", { id: name + "-confirm", class: name === "halt" ? "danger" : "go", onclick: async () => {
+      try {
+        await act();
+        banner("");
+      } catch (error) {
+        banner(error.message);
+      }
+      await refreshSwitch(true);
+      route();
+    } }, "Confirm"),
+    h("button", { id: name + "-cancel", onclick: () => refreshSwitch(true) }, "Cancel"));
+}
+
+// ---- views ---------------------------------------------------------------------------
+
+async function plansView() {
+  const doc = await api("GET", "/api/1/plans/?all=true&size=200");
+  const rows = doc.plans.map((p) => h("tr", { "data-plan": p.id },
+    h("td", {}, h("a", { href: "#/plans/" + encodeURIComponent(p.id) }, p.name)),
+    h("td", { class: "mono" }, p.planner.ref),
+    h("td", { class: "mono" }, p.attack.ref),
+    h("td", {}, when(p.next_execution)),
+    h("td", {}, String(p.executors_count)),
+    h("td", {}, p.paused && h("span", { class: "tag" }, "paused"), p.dry_run && h("span", { class: "tag" }, "dry run"),
+      p.recurring && h("span", { class: "tag" }, "recurring"), p.executed && h("span", { class: "tag" }, "done"))));
+  show(h("h1", {}, "Plans"),
+    rows.length ? table(["Name", "Planner", "Attack", "Next firing", "Executors", ""], rows, { class: "plans" })
+      : h("p", { class: "muted" }, "No plans yet: POST one to /api/1/plans/ or run `cme plans create`."),
+    doc._links.next ? h("p", { class: "muted" }, "Showing the first 200 plans.") : null);
+}
+
+async function planView(id) {
+  const plan = await api("GET", "/api/1/plans/" + encodeURIComponent(id));
+  const facts = [
+    ["Id", plan.id], ["Created", when(plan.created)], ["Planner", plan.planner.ref + " (" + plan.planner.plugin + ")"],
+    ["Attack", plan.attack.ref + " (" + plan.attack.plugin + ")"], ["Next firing", when(plan.next_execution)],
+    ["Time zone", plan.timezone || "engine's"], ["Paused", plan.paused ? "since " + when(plan.paused_since) : "no"],
+    ["Dry run", plan.dry_run ? "yes" : "no"], ["Recurring", plan.recurring ? "planned until " + when(plan.planned_until) : "no"],
+    ["Misfire / overlap", plan.misfire + " / " + plan.overlap],
+  ];
+  const parts = [
+    h("h1", {}, plan.name),
+    h("dl", {}, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    h("p", {}, h("a", { href: "#/executors?plan_id=" + encodeURIComponent(plan.id) }, "All executors of this plan on the timeline")),
+    h("h2", {}, "Attack args"), json(plan.attack.args),
+    h("h2", {}, "Planner args"), json(plan.planner.args),
+  ];
+  if (plan.recurring) {
+    const forecast = await api("GET", "/api/1/plans/" + encodeURIComponent(id) + "/forecast");
+    parts.push(h("h2", {}, "Forecast: the coming week"), forecastTable(forecast));
+  }
+  show(...parts);
+}
+
+function forecastTable(forecast) {
+  const notes = forecast.notes.map((n) => h("p", { class: "muted" }, n));
+  const rows = forecast.firings.map((f) => h("tr", {},
+    h("td", {}, when(f.due)), h("td", {}, badge(f.status)), h("td", {}, f.reason || ""),
+    h("td", {}, f.executor_id ? h("a", { href: "#/executors/" + encodeURIComponent(f.executor_id) }, f.executor_id) : "not stored yet")));
+  return h("div", { class: "forecast" }, notes,
+    rows.length ? table(["Due", "Will be", "Why", "Executor"], rows) : h("p", { class: "muted" }, "No firings in this span."),
+    forecast.truncated ? h("p", { class: "muted" }, "Only the first firings are shown.") : null);
+}
+
+async function executorsView(query) {
+  const planId = query.get("plan_id") || "";
+  const status = query.get("status") || "";
+  const params = new URLSearchParams({ executed: "all", size: "300" });
+  if (planId) params.set("plan_id", planId);
+  if (status) params.set("status", status);
+  const [doc, plans] = await Promise.all([api("GET", "/api/1/executors/?" + params), api("GET", "/api/1/plans/?all=true&size=200")]);
+  const executors = (doc._embedded && doc._embedded.executors) || [];
+  const names = Object.fromEntries(plans.plans.map((p) => [p.id, p.name]));
+  const filters = h("form", { class: "filters", id: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const next = new URLSearchParams();
+    for (const key of ["plan_id", "status"]) if (form.get(key)) next.set(key, form.get(key));
+    location.hash = "#/executors" + (next.toString() ? "?" + next : "");
+  } },
+    h("label", {}, "Plan", h("select", { name: "plan_id", id: "filter-plan" }, h("option", { value: "" }, "every plan"),
+      plans.plans.map((p) => h("option", { value: p.id, selected: p.id === planId }, p.name)))),
+    h("label", {}, "Status", h("select", { name: "status", id: "filter-status" }, h("option", { value: "" }, "every status"),
+      STATUSES.map((s) => h("option", { value: s, selected: s === status }, s)))),
+    h("button", { type: "submit" }, "Filter"));
+  const rows = executors.map((e) => h("tr", { "data-executor": e.id },
+    h("td", {}, when(e.next_run_time)), h("td", {}, badge(e.status)),
+    h("td", {}, h("a", { href: "#/plans/" + encodeURIComponent(e.plan_id) }, names[e.plan_id] || e.plan_id)),
+    h("td", {}, h("a", { href: "#/executors/" + encodeURIComponent(e.id), class: "executor-link" }, e.id)),
+    h("td", {}, e.dry_run ? h("span", { class: "tag" }, "dry run") : null, e.error || e.reason || (e.result && e.result.summary) || "")));
+  show(h("h1", {}, "Executors"), filters, timeline(executors),
+    rows.length ? table(["Due", "Status", "Plan", "Executor", "Outcome"], rows, { class: "executors" })
+      : h("p", { class: "muted" }, "No executors match."));
+}
+
+// Past and upcoming executors on one time axis, one dot each, coloured by status.
+function timeline(executors) {
+  const width = 1000, height = 110, left = 20, right = 20;
+  const now = Date.now();
+  const times = executors.map((e) => Date.parse(e.next_run_time)).filter((t) => !isNaN(t));
+  const from = Math.min(now, ...times) - 60000, until = Math.max(now, ...times) + 60000;
+  const x = (t) => left + ((t - from) / (until - from)) * (width - left - right);
+  const chart = svg("svg", { class: "timeline", id: "timeline", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none" },
+    svg("line", { x1: left, x2: width - right, y1: 60, y2: 60, stroke: "#dde2e7" }),
+    svg("line", { x1: x(now), x2: x(now), y1: 15, y2: 95, stroke: "#1f5fa8", "stroke-dasharray": "3 3" }),
+    svg("text", { x: x(now) + 4, y: 24 }, "now"),
+    svg("text", { x: left, y: 105 }, new Date(from).toLocaleString()),
+    svg("text", { x: width - right, y: 105, "text-anchor": "end" }, new Date(until).toLocaleString()));
+  executors.forEach((e, i) => {
+    const t = Date.parse(e.next_run_time);
+    if (isNaN(t)) return;
+    const dot = svg("circle", { cx: x(t), cy: 60 + ((i % 5) - 2) * 7, r: 5, class: "dot status-" + e.status, "data-status": e.status },
+      svg("title", {}, `${e.status} · ${new Date(t).toLocaleString()} · ${e.id}`));
+    dot.addEventListener("click", () => { location.hash = "#/executors/" + encodeURIComponent(e.id); });
+    chart.append(dot);
+  });
+  const legend = h("p", { class: "legend" }, STATUSES.map((s) => h("span", {}, h("i", { class: "status-" + s }), s)));
+  return h("div", {}, chart, legend);
+}
+
+async function executorView(id) {
+  const e = await api("GET", "/api/1/executors/" + encodeURIComponent(id));
+  const facts = [
+    ["Status", badge(e.status)], ["Plan", h("a", { href: "#/plans/" + encodeURIComponent(e.plan_id) }, e.plan_id)],
+    ["Due", when(e.next_run_time)], ["Started", when(e.started_at)], ["Finished", when(e.finished_at)],
+    ["Plugin", e.plugin || "—"], ["Dry run", e.dry_run === null ? "—" : e.dry_run ? "yes" : "no"], ["Attempts", String(e.attempts)],
+  ];
+  if (e.error) facts.push(["Error", e.error]);
+  if (e.reason) facts.push(["Reason", e.reason]);
+  const log = e.log || {};
+  const lines = (log.lines || []).map((l) => (typeof l === "string" ? l : `${l.level || ""} ${l.message || JSON.stringify(l)}`)).join("\n");
+  show(h("h1", {}, "Executor ", h("span", { class: "mono" }, e.id)),
+    h("dl", { id: "executor-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    h("h2", {}, "Result"), e.result ? json(e.result) : h("p", { class: "muted" }, "No result."),
+    h("h2", {}, "Log"), h("pre", { id: "log", class: "mono" }, lines || "(no log lines)"),
+    log.stdout ? [h("h2", {}, "stdout"), h("pre", { class: "mono" }, log.stdout)] : null,
+    log.stderr ? [h("h2", {}, "stderr"), h("pre", { class: "mono" }, log.stderr)] : null,
+    log.dry_run_actions && log.dry_run_actions.length ? [h("h2", {}, "What a real run would have done"), json(log.dry_run_actions)] : null);
+}
+
+async function pluginsView() {
+  const doc = await api("GET", "/api/1/plugins/");
+  const rows = doc.plugins.map((p) => h("tr", { "data-plugin": p.id },
+    h("td", { class: "mono" }, p.id), h("td", {}, p.kind), h("td", {}, badge(p.status)),
+    h("td", {}, p.builtin ? "built in" : "uploaded" + (p.uploaded_by ? " by " + p.uploaded_by : "")),
+    h("td", { class: "mono" }, (p.capabilities || []).map(capability).join("; ")),
+    h("td", {}, p.granted ? h("pre", { class: "mono" }, JSON.stringify(p.granted, null, 1)) : h("span", { class: "muted" }, "nothing"))));
+  show(h("h1", {}, "Plugins"), table(["Id", "Kind", "Status", "Origin", "Declared capabilities", "Granted"], rows, { class: "plugins" }));
+}
+
+// A declared capability: its kind, then what it names ({"kind": "http", "urls": ["*"]} -> "http *").
+function capability(c) {
+  if (typeof c !== "object" || c === null) return String(c);
+  const rest = Object.entries(c).filter(([k]) => k !== "kind").map(([, v]) => (Array.isArray(v) ? v.join(" ") : JSON.stringify(v)));
+  return [c.kind, ...rest].join(" ");
+}
+
+async function auditView() {
+  const doc = await api("GET", "/api/1/audit/?size=200");
+  const entries = (doc._embedded && doc._embedded.audit) || [];
+  const rows = entries.map((a) => h("tr", {},
+    h("td", {}, when(a.at)), h("td", {}, a.source), h("td", {}, a.actor), h("td", { class: "mono" }, a.action),
+    h("td", { class: "mono" }, a.target), h("td", {}, a.decision + (a.dry_run ? " (dry run)" : "")), h("td", {}, a.reason || a.outcome || "")));
+  show(h("h1", {}, "Audit log"), table(["At", "Source", "Actor", "Action", "Target", "Decision", "Reason / outcome"], rows, { class: "audit" }));
+}
+
+function loginView(message) {
+  const input = h("input", { id: "token", type: "password", autocomplete: "off", placeholder: "API token" });
+  show(h("form", { class: "login", id: "login", onsubmit: (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    banner("");
+    start();
+  } }, h("h1", {}, "Sign in"), h("p", { class: "muted" }, message), input,
+    h("p", { class: "muted" }, "The token is kept in this tab's session storage only."), h("button", { type: "submit", class: "go" }, "Use token")));
+}
+
+// ---- routing -------------------------------------------------------------------------
+
+async function route() {
+  const [path, search] = (location.hash.replace(/^#/, "") || "/plans").split("?");
+  const query = new URLSearchParams(search || "");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.dataset.view === parts[0]);
+  try {
+    if (parts[0] === "plans" && parts[1]) await planView(parts[1]);
+    else if (parts[0] === "executors" && parts[1]) await executorView(parts[1]);
+    else if (parts[0] === "executors") await executorsView(query);
+    else if (parts[0] === "plugins") await pluginsView();
+    else if (parts[0] === "audit") await auditView();
+    else await plansView();
+  } catch (error) {
+    if (error.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      loginView("This engine needs an API token.");
+    } else {
+      show(h("p", { class: "muted" }, "Cannot show this page."));
+      banner(error.message);
+    }
+  }
+}
+
+function start() {
+  document.getElementById("sign-out").hidden = !sessionStorage.getItem(TOKEN_KEY);
+  refreshSwitch();
+  route();
+}
+
+document.getElementById("sign-out").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  start();
+});
+window.addEventListener("hashchange", () => { banner(""); route(); });
+start();
+// The switch can be flipped elsewhere (the CLI, another replica): keep the badge honest.
+setInterval(() => { if (!document.hidden) refreshSwitch(); }, 15000);

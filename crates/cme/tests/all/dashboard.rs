@@ -1,0 +1,189 @@
+//! The web dashboard in a real browser: headless Chromium (Debian `chromium`) drives the
+//! pages an operator uses, halts and resumes through them, and saves screenshots.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use serde_json::json;
+
+use crate::support::*;
+
+const TOKEN: &str = "dashboard-admin-secret";
+
+/// Chromium; under CI it must be there.
+fn chromium() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.exists());
+    if found.is_none() {
+        assert!(std::env::var("CME_REQUIRE_PEERS").as_deref() != Ok("1"), "CME_REQUIRE_PEERS=1 but chromium is missing (apt-get install chromium)");
+        eprintln!("skipping the browser test: chromium is not installed");
+    }
+    found
+}
+
+/// Where screenshots go: `CME_SCREENSHOT_DIR` (set it to `docs` to refresh the README's),
+/// else the test's own directory.
+fn screenshot_dir(fallback: &Path) -> PathBuf {
+    std::env::var_os("CME_SCREENSHOT_DIR").map(PathBuf::from).unwrap_or_else(|| fallback.to_path_buf())
+}
+
+fn text_of(tab: &Tab, selector: &str) -> String {
+    tab.wait_for_element(selector).unwrap_or_else(|e| panic!("{selector}: {e}")).get_inner_text().unwrap()
+}
+
+fn go(tab: &Tab, hash: &str) {
+    tab.evaluate(&format!("location.hash = {}", json!(hash)), false).unwrap();
+}
+
+/// Waits until `expression` (JavaScript) is true.
+fn until(tab: &Tab, what: &str, expression: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let value = tab.evaluate(expression, false).unwrap().value;
+        if value == Some(json!(true)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "waited 20 s for {what} ({expression}); page:\n{}", tab.get_content().unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn shoot(tab: &Tab, path: &Path) {
+    let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
+    assert!(png.len() > 10_000 && png.starts_with(b"\x89PNG"), "a real screenshot");
+    std::fs::write(path, png).unwrap();
+}
+
+fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str) {
+    let options = LaunchOptions::default_builder().path(Some(chromium)).sandbox(false).window_size(Some((1280, 900))).build().unwrap();
+    let browser = Browser::new(options).unwrap();
+    let tab = browser.new_tab().unwrap();
+    tab.set_default_timeout(Duration::from_secs(20));
+    tab.navigate_to(&format!("{url}/")).unwrap().wait_until_navigated().unwrap();
+
+    // The engine has tokens: the page asks for one and keeps it for the tab.
+    tab.wait_for_element("#token").unwrap().click().unwrap();
+    tab.type_str(TOKEN).unwrap().press_key("Enter").unwrap();
+    let plans = text_of(&tab, "table.plans");
+    for name in ["checkout latency", "broken endpoint", "office hours"] {
+        assert!(plans.contains(name), "{name} in {plans}");
+    }
+    assert!(plans.contains("cron_planner:CronPlanner") && plans.contains("recurring") && plans.contains("dry run"), "{plans}");
+    until(&tab, "the switch", "document.querySelector('#halt-state').textContent === 'armed'");
+    assert!(!text_of(&tab, "#view").contains("null"), "no stray values on the page");
+    shoot(&tab, &shots.join("dashboard-plans.png"));
+
+    // The timeline: past and upcoming executors coloured by status.
+    go(&tab, "#/executors");
+    tab.wait_for_element("#timeline circle").unwrap();
+    for status in ["succeeded", "failed", "pending"] {
+        until(&tab, status, &format!("document.querySelectorAll('#timeline circle[data-status={status}]').length > 0"));
+    }
+    shoot(&tab, &shots.join("dashboard-executors.png"));
+
+    // Filtered by status through the form.
+    tab.evaluate("document.querySelector('#filter-status').value = 'failed'", false).unwrap();
+    tab.wait_for_element("#filters button").unwrap().click().unwrap();
+    until(&tab, "only failed rows", "location.hash.includes('status=failed') && document.querySelectorAll('table.executors tbody tr').length === 1");
+
+    // An executor's detail: its error and its log.
+    tab.wait_for_element("table.executors .executor-link").unwrap().click().unwrap();
+    tab.wait_for_element("#log").unwrap();
+    let facts = text_of(&tab, "#executor-facts");
+    assert!(facts.contains("failed"), "{facts}");
+
+    // A recurring plan's forecast.
+    go(&tab, &format!("#/plans/{cron_plan}"));
+    let forecast = text_of(&tab, ".forecast table");
+    assert!(forecast.contains("pending"), "{forecast}");
+
+    go(&tab, "#/plugins");
+    let plugins = text_of(&tab, "table.plugins");
+    assert!(plugins.contains("api-request@") && plugins.contains("http *"), "{plugins}");
+    go(&tab, "#/audit");
+    let audit = text_of(&tab, "table.audit");
+    assert!(audit.contains("plan.create"), "{audit}");
+
+    // Halt, confirmed, with a reason; then resume, confirmed.
+    tab.wait_for_element("#halt-reason").unwrap().click().unwrap();
+    tab.type_str("checkout incident").unwrap();
+    tab.wait_for_element("#halt").unwrap().click().unwrap();
+    tab.wait_for_element("#halt-confirm").unwrap().click().unwrap();
+    until(&tab, "halted", "document.querySelector('#halt-state').textContent === 'halted'");
+    tab.wait_for_element("#resume").unwrap().click().unwrap();
+    tab.wait_for_element("#resume-cancel").unwrap().click().unwrap();
+    until(&tab, "still halted after a cancelled resume", "document.querySelector('#halt-state').textContent === 'halted' && !!document.querySelector('#resume')");
+    tab.wait_for_element("#resume").unwrap().click().unwrap();
+    tab.wait_for_element("#resume-confirm").unwrap().click().unwrap();
+    until(&tab, "armed again", "document.querySelector('#halt-state').textContent === 'armed'");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_follows_plans_and_runs_and_halts_and_resumes_from_the_dashboard() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: vec![("CME_TOKENS".into(), format!("admin:{TOKEN}"))], ..Options::default() });
+    let api = engine.client().with_token(TOKEN);
+    let sink = Sink::start(Duration::ZERO).await;
+    let ok = api.post("/api/1/plans/", &api_plan("checkout latency", &sink.url("/inject"), &in_seconds(1))).await;
+    assert_eq!(ok.status, 201, "{:?}", ok.body);
+    let broken = api.post("/api/1/plans/", &api_plan("broken endpoint", "http://127.0.0.1:9/nothing", &in_seconds(1))).await;
+    assert_eq!(broken.status, 201, "{:?}", broken.body);
+    let cron = api
+        .post("/api/1/plans/", &json!({
+            "name": "office hours",
+            "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/cron"), "method": "POST"}},
+            "planner": {"ref": "cron_planner:CronPlanner", "args": {"cron": "0 */2 9-17 * * MON-FRI", "timezone": "Europe/Madrid"}},
+            "dry_run": true
+        }))
+        .await;
+    assert_eq!(cron.status, 201, "{:?}", cron.body);
+    let cron_plan = cron.body["id"].as_str().unwrap().to_string();
+    for created in [&ok, &broken] {
+        api.wait_executor(created.body["_embedded"]["executors"][0]["id"].as_str().unwrap(), is_terminal).await;
+    }
+
+    let shots = screenshot_dir(dir.path());
+    std::fs::create_dir_all(&shots).unwrap();
+    let url = engine.url.clone();
+    let at = shots.clone();
+    tokio::task::spawn_blocking(move || drive(chromium, &url, &at, &cron_plan)).await.unwrap();
+    assert!(shots.join("dashboard-plans.png").exists() && shots.join("dashboard-executors.png").exists());
+
+    // What the clicks did, as the API and the audit log tell it.
+    let halt = api.get("/api/1/halt").await;
+    assert_eq!(halt.body["halted"], false, "{:?}", halt.body);
+    let audit = api.get("/api/1/audit/").await.body.to_string();
+    assert!(audit.contains("checkout incident"), "the halt's reason is audited: {audit}");
+    assert!(audit.contains("\"action\":\"resume\""), "{audit}");
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_from_the_binary_and_may_not_be_framed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let home = client.get(format!("{}/", engine.url)).send().await.unwrap();
+    assert_eq!(home.status(), 302);
+    assert_eq!(home.headers()["location"], "/ui/");
+    let mut weight = 0;
+    for (path, kind) in [("/ui/", "text/html"), ("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css")] {
+        let response = client.get(format!("{}{path}", engine.url)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers().clone();
+        assert!(headers["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("frame-ancestors 'none'") && policy.contains("script-src 'self'") && !policy.contains("unsafe"), "{policy}");
+        let body = response.text().await.unwrap();
+        for remote in ["src=\"http", "href=\"http", "url(http", "src=\"//", "href=\"//", "@import"] {
+            assert!(!body.contains(remote), "{path} loads nothing from elsewhere ({remote})");
+        }
+        weight += body.len();
+    }
+    eprintln!("dashboard page weight: {weight} bytes");
+    // A rebinding page reaching it by another name gets nothing.
+    let foreign = client.get(format!("{}/ui/", engine.url)).header("host", "evil.example").send().await.unwrap();
+    assert_eq!(foreign.status(), 421);
+}
