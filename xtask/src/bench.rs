@@ -184,6 +184,14 @@ fn wrk(url: &str, connections: u32, seconds: u64, script: Option<&Path>) -> anyh
 async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let engine = Engine::start(binary, dir.path(), &[])?;
+    // What a browser loads for the dashboard (uncompressed; the API calls it makes are the
+    // API's).
+    let client = reqwest::Client::new();
+    let mut weight = 0;
+    for asset in ["/ui/", "/ui/app.js", "/ui/app.css"] {
+        weight += client.get(format!("{}{asset}", engine.url)).send().await?.error_for_status()?.bytes().await?.len();
+    }
+    rows.push(("dashboard page weight (HTML + JS + CSS, uncompressed)".into(), format!("{:.1} KB in 3 requests", weight as f64 / 1000.0), "small, no CDN".into()));
     let planners = wrk(&format!("{}/api/1/planners/", engine.url), 8, s.duration, None)?;
     rows.push(("GET /api/1/planners/, keep-alive, c=8".into(), format!("{:.0} req/s (p99 {:.2} ms)", planners.requests_per_second, planners.p99_ms), ">= 50,000 req/s".into()));
     {
