@@ -116,3 +116,62 @@ async fn replicas_starting_together_migrate_one_at_a_time() {
         assert!(!store.halt_state().await.unwrap().halted);
     }
 }
+
+fn subscribed(events: &[&str]) -> StoreConfig {
+    let subscription = cme_engine::Subscription { name: "ops".into(), shown_url: "http://x/".into(), events: events.iter().map(|e| e.to_string()).collect() };
+    StoreConfig { subscriptions: vec![subscription], ..StoreConfig::in_memory() }
+}
+
+fn failed_event() -> cme_engine::Event {
+    let detail = cme_engine::ExecutorDetail { error: Some("boom"), ..Default::default() };
+    cme_engine::Event::executor("e1", "p1", ExecutorStatus::Failed, chrono::Utc::now(), detail).unwrap()
+}
+
+#[tokio::test]
+async fn a_delivery_is_held_by_one_sender_until_its_lease_ends() {
+    let store = Store::connect(&subscribed(&["executor.*"])).await.unwrap();
+    let mut signals = store.outbox_signals();
+    store.insert_events(&[failed_event()]).await.unwrap();
+    assert!(signals.has_changed().unwrap(), "writing rows wakes the senders");
+    let now = chrono::Utc::now();
+    let lease = now + chrono::Duration::seconds(30);
+    let first = store.claim_deliveries(now, "a", lease, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].event.data["error"], "boom");
+    assert!(store.claim_deliveries(now, "b", lease, 10).await.unwrap().is_empty(), "held by a");
+    // b may not record an attempt on a's delivery.
+    let delivered = cme_engine::Attempt::Delivered { at: now, status: 200 };
+    store.finish_delivery(first[0].id, "b", &delivered).await.unwrap();
+    assert_eq!(store.delivery_counts("ops").await.unwrap().pending, 1);
+    // a's lease ends (it died): b takes it over and delivers it.
+    let later = lease + chrono::Duration::seconds(1);
+    assert_eq!(store.next_delivery().await.unwrap(), Some(crate::convert::at(crate::convert::us(lease))));
+    let again = store.claim_deliveries(later, "b", later + chrono::Duration::seconds(30), 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    store.finish_delivery(again[0].id, "b", &delivered).await.unwrap();
+    let counts = store.delivery_counts("ops").await.unwrap();
+    assert_eq!((counts.pending, counts.delivered, counts.failed), (0, 1, 0));
+    assert_eq!(store.next_delivery().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_failed_attempt_waits_for_its_retry_and_unwanted_events_are_not_stored() {
+    let store = Store::connect(&subscribed(&["plan.created"])).await.unwrap();
+    store.insert_events(&[failed_event()]).await.unwrap();
+    let now = chrono::Utc::now();
+    assert!(store.claim_deliveries(now, "a", now, 10).await.unwrap().is_empty(), "ops does not want executor events");
+
+    let store = Store::connect(&subscribed(&["*"])).await.unwrap();
+    store.insert_events(&[failed_event()]).await.unwrap();
+    let now = chrono::Utc::now();
+    let claimed = store.claim_deliveries(now, "a", now + chrono::Duration::seconds(30), 10).await.unwrap();
+    let retry_at = now + chrono::Duration::seconds(60);
+    let failed = cme_engine::Attempt::Failed { at: now, error: "the receiver answered 503".into(), retry_at };
+    store.finish_delivery(claimed[0].id, "a", &failed).await.unwrap();
+    assert!(store.claim_deliveries(now + chrono::Duration::seconds(59), "a", retry_at, 10).await.unwrap().is_empty());
+    let counts = store.delivery_counts("ops").await.unwrap();
+    assert_eq!(counts.last_error.as_deref(), Some("the receiver answered 503"));
+    assert_eq!(counts.pending, 1);
+    let retried = store.claim_deliveries(retry_at, "a", retry_at + chrono::Duration::seconds(30), 10).await.unwrap();
+    assert_eq!(retried[0].attempts, 1);
+}
