@@ -169,6 +169,7 @@ async function planView(id) {
     ["Time zone", plan.timezone || "engine's"], ["Paused", plan.paused ? "since " + when(plan.paused_since) : "no"],
     ["Dry run", plan.dry_run ? "yes" : "no"], ["Recurring", plan.recurring ? "planned until " + when(plan.planned_until) : "no"],
     ["Misfire / overlap", plan.misfire + " / " + plan.overlap],
+    ["Steady state", (plan.steady_state || []).map((p) => p.ref).join(", ") || "none (no probe guards its runs)"],
   ];
   const parts = [
     h("h1", {}, plan.name),

@@ -109,6 +109,11 @@ impl Engine {
             planned_until: planned.recurring.then_some(window.1),
             misfire: new.misfire,
             overlap: new.overlap,
+            steady_state: draft.probes.iter().zip(&new.steady_state).map(|(probe, call)| crate::model::PlannedCall {
+                reference: call.reference.clone(),
+                plugin: probe.loaded.description.id.clone(),
+                args: call.args.clone(),
+            }).collect(),
         };
         let firings = planned
             .instants
@@ -142,6 +147,10 @@ impl Engine {
         }
         if plan.dry_run || self.config.dry_run {
             notes.push("runs are dry: capabilities record what they would do".into());
+        }
+        if !plan.steady_state.is_empty() {
+            let probes: Vec<&str> = plan.steady_state.iter().map(|p| p.plugin.as_str()).collect();
+            notes.push(format!("each firing runs only if its steady state holds then ({})", probes.join(", ")));
         }
         Forecast { from, until, firings, truncated, recurring: plan.is_recurring(), notes }
     }

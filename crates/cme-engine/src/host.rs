@@ -133,6 +133,38 @@ pub struct RunResult {
     pub cancelled: Option<String>,
 }
 
+/// A probe check's input.
+#[derive(Debug, Clone)]
+pub struct CheckInput {
+    /// Unique per check; its audit rows carry it.
+    pub check_id: String,
+    /// The plan guarded and who created it: what credential checks compare with.
+    pub plan_id: String,
+    pub created_by: Option<crate::model::Actor>,
+    pub now: DateTime<Utc>,
+    pub args: Value,
+    /// The longest the check may take.
+    pub deadline: std::time::Duration,
+}
+
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub healthy: bool,
+    /// One line for people.
+    pub reason: String,
+    /// What was measured (a JSON object).
+    pub values: Value,
+}
+
+/// How a check ended: the verdict, or why the probe could not tell (which counts as
+/// unhealthy), and its capability calls.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub verdict: Result<Verdict, String>,
+    pub audit: Vec<AuditEvent>,
+}
+
 /// The facts of a parsed SSH key that may be shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyFacts {
@@ -158,6 +190,8 @@ pub trait PluginHost: Send + Sync + 'static {
     /// Runs an attack with `grant`. When `cancel` completes the run stops and answers at
     /// once with what it recorded so far; dropping the future also stops it.
     async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult;
+    /// Asks a probe, with `grant`, whether its system is healthy (never a dry run).
+    async fn check(&self, plugin: &LoadedPlugin, grant: &Grant, input: CheckInput) -> CheckResult;
     /// Parses an SSH private key (OpenSSH or PEM, optionally encrypted).
     fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError>;
 }

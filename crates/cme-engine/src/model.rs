@@ -83,6 +83,9 @@ pub struct Plan {
     pub misfire: Misfire,
     /// What happens to a firing due while the plan's previous run still runs.
     pub overlap: Overlap,
+    /// Probes checked right before each run: any unhealthy (or unable to tell) answer
+    /// skips the run, with its reason.
+    pub steady_state: Vec<PlannedCall>,
 }
 
 impl Plan {
@@ -461,15 +464,16 @@ pub struct HaltState {
     pub reason: Option<String>,
 }
 
-/// Planner or attack.
+/// Planner, attack or probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     Planner,
     Attack,
+    Probe,
 }
 
-text_enum!(PluginKind, "plugin kind", { Planner => "planner", Attack => "attack" });
+text_enum!(PluginKind, "plugin kind", { Planner => "planner", Attack => "attack", Probe => "probe" });
 
 /// A plugin's state in the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,12 +38,19 @@ pub struct NewPlan {
     pub seed: Option<u64>,
     pub misfire: Misfire,
     pub overlap: Overlap,
+    /// Probes checked right before each run (see [`Plan::steady_state`]).
+    pub steady_state: Vec<PluginCall>,
 }
+
+/// The most probes a plan's steady state may name.
+pub const MAX_STEADY_STATE_PROBES: usize = 8;
 
 /// A plan body checked and resolved, not stored: what creating and forecasting share.
 pub(crate) struct Draft {
     pub planner: Arc<Entry>,
     pub attack: Arc<Entry>,
+    /// The steady state's probes, in the body's order.
+    pub probes: Vec<Arc<Entry>>,
     pub timezone: Tz,
     pub seed: u64,
 }
@@ -63,7 +70,16 @@ impl Engine {
         self.host.validate_args(&attack.loaded, &new.attack.args).map_err(|e| args_error("attack", e))?;
         self.host.validate_args(&planner.loaded, &new.planner.args).map_err(|e| args_error("planner", e))?;
         let timezone = self.zone_named(new.timezone.as_deref())?;
-        Ok(Draft { planner, attack, timezone, seed: new.seed.unwrap_or_else(rand_seed) })
+        if new.steady_state.len() > MAX_STEADY_STATE_PROBES {
+            return Err(EngineError::invalid("/steady_state", format!("at most {MAX_STEADY_STATE_PROBES} probes")));
+        }
+        let mut probes = Vec::with_capacity(new.steady_state.len());
+        for (i, call) in new.steady_state.iter().enumerate() {
+            let probe = self.resolve_plugin(PluginKind::Probe, &call.reference, &format!("/steady_state/{i}/ref")).await?;
+            self.host.validate_args(&probe.loaded, &call.args).map_err(|e| args_error(&format!("steady_state/{i}"), e))?;
+            probes.push(probe);
+        }
+        Ok(Draft { planner, attack, probes, timezone, seed: new.seed.unwrap_or_else(rand_seed) })
     }
 
     /// Asks a plan's planner about `[from, until)`. Its args are refused as the caller's
@@ -141,6 +157,7 @@ impl Engine {
             planned_until: planned.recurring.then_some(window.1),
             misfire: new.misfire,
             overlap: new.overlap,
+            steady_state: draft.probes.iter().zip(new.steady_state).map(|(probe, given)| call(&probe.loaded, given)).collect(),
         };
         let executors: Vec<Executor> = planned.instants.into_iter().map(|due| Executor::pending(new_id(), &plan, due)).collect();
         let audit = AuditEvent::action(&by.name, "plan.create", plan.id.clone());

@@ -167,14 +167,23 @@ impl Engine {
             match self.plan_of(&executor.plan_id).await {
                 Ok(Some(plan)) => {
                     plugin = plan.attack.plugin.clone();
-                    match self.why_skip(&executor, &plan, &blackouts).await {
-                        Some(reason) => {
+                    let skip = match self.why_skip(&executor, &plan, &blackouts).await {
+                        Some(reason) => Err((reason, Vec::new())),
+                        None => match self.steady_state(&executor, &plan).await {
+                            (Some(reason), probes) => Err((reason, probes)),
+                            (None, probes) => Ok(probes),
+                        },
+                    };
+                    match skip {
+                        Err((reason, probes)) => {
                             tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, %reason, "executor skipped");
-                            (RunEnd::skipped(reason), Vec::new())
+                            (RunEnd::skipped(reason), probes)
                         }
-                        None => {
+                        Ok(probes) => {
                             self.announce_start(&executor, &plan).await;
-                            self.run_attack(&executor, plan).await
+                            let (end, mut audit) = self.run_attack(&executor, plan).await;
+                            audit.splice(0..0, probes);
+                            (end, audit)
                         }
                     }
                 }

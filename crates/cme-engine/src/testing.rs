@@ -4,7 +4,8 @@
 //! A component is `{"name", "version", "kind": "planner" | "attack", "refs": [...]}`.
 //! Planner args: `{"in_ms": [..]}` (offsets from now), `{"count": n}` (n times, a second
 //! from now), `{"fail": "trap" | "invalid"}`. Attack args: `{"sleep_ms": n}`,
-//! `{"fail": "why"}`; args with a `bad` key are refused by the "schema" at `/bad`.
+//! `{"fail": "why"}`; probe args: `{"healthy": bool, "reason": "..."}` or `{"cannot": "why"}`
+//! (the probe cannot tell); args with a `bad` key are refused by the "schema" at `/bad`.
 //! Keys starting `-----BEGIN FAKE KEY-----` parse.
 
 use std::sync::Mutex;
@@ -31,6 +32,8 @@ pub struct Call {
 #[derive(Default)]
 pub struct FakeHost {
     pub runs: Mutex<Vec<Call>>,
+    /// Probe checks, in order (`run_id` is the check id).
+    pub checks: Mutex<Vec<Call>>,
     pub loads: Mutex<u32>,
 }
 
@@ -48,6 +51,7 @@ fn describe(spec: &Value, size: usize) -> Result<PluginDescription, HostError> {
     let kind = match text("kind")?.as_str() {
         "planner" => PluginKind::Planner,
         "attack" => PluginKind::Attack,
+        "probe" => PluginKind::Probe,
         other => return Err(HostError::NotAPlugin(format!("unknown world {other}"))),
     };
     let (name, version) = (text("name")?, text("version")?);
@@ -104,6 +108,20 @@ impl PluginHost for FakeHost {
     /// `{"fail": "..."}` fails with it. A cancelled run answers with what it did.
     async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult {
         self.run_fake(plugin, grant, input, cancel).await
+    }
+
+    /// Probe args: `{"healthy": bool, "reason": "..."}`, or `{"cannot": "why"}`.
+    async fn check(&self, plugin: &LoadedPlugin, grant: &Grant, input: crate::CheckInput) -> crate::CheckResult {
+        self.checks.lock().unwrap().push(Call { plugin: plugin.description.id.clone(), run_id: input.check_id.clone(), grant: grant.clone(), dry_run: false });
+        let verdict = match input.args["cannot"].as_str() {
+            Some(why) => Err(why.to_string()),
+            None => Ok(crate::Verdict {
+                healthy: input.args["healthy"].as_bool().unwrap_or(true),
+                reason: input.args["reason"].as_str().unwrap_or("fine").to_string(),
+                values: json!({}),
+            }),
+        };
+        crate::CheckResult { verdict, audit: Vec::new() }
     }
 
     fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError> {

@@ -29,20 +29,6 @@ pub use bindings::cme::plugin::{ec2, http, scripts, ssh};
 
 crate::describe::impl_into_plugin_info!();
 
-impl From<HostError> for PluginError {
-    /// A refusal stays a refusal; every other host failure fails the attack.
-    fn from(e: HostError) -> Self {
-        match e {
-            HostError::Denied(m) => PluginError::Denied(m),
-            HostError::Unavailable(m) => PluginError::Failed(format!("unavailable: {m}")),
-            HostError::InvalidArgument(m) => PluginError::Failed(format!("invalid argument: {m}")),
-            HostError::BudgetExhausted(m) => PluginError::Failed(format!("budget exhausted: {m}")),
-            HostError::Timeout(m) => PluginError::Failed(format!("timeout: {m}")),
-            HostError::Upstream(m) => PluginError::Failed(format!("upstream error: {m}")),
-        }
-    }
-}
-
 /// The run being executed.
 #[derive(Debug, Clone)]
 pub struct RunContext {

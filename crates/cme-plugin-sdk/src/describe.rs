@@ -93,7 +93,7 @@ impl Describe {
 
 /// Converts the SDK's description into one world's generated `plugin-info`; the same
 /// code serves both worlds because their `types` interface is identical.
-#[cfg(any(feature = "planner", feature = "attack"))]
+#[cfg(any(feature = "planner", feature = "attack", feature = "probe"))]
 macro_rules! impl_into_plugin_info {
     () => {
         const _: () = {
@@ -123,6 +123,21 @@ macro_rules! impl_into_plugin_info {
             }
         }
 
+        /// A refusal stays a refusal; every other host failure fails the call (an attack
+        /// failed; a probe could not tell, which counts as unhealthy).
+        impl From<t::HostError> for $crate::PluginError {
+            fn from(e: t::HostError) -> Self {
+                match e {
+                    t::HostError::Denied(m) => $crate::PluginError::Denied(m),
+                    t::HostError::Unavailable(m) => $crate::PluginError::Failed(format!("unavailable: {m}")),
+                    t::HostError::InvalidArgument(m) => $crate::PluginError::Failed(format!("invalid argument: {m}")),
+                    t::HostError::BudgetExhausted(m) => $crate::PluginError::Failed(format!("budget exhausted: {m}")),
+                    t::HostError::Timeout(m) => $crate::PluginError::Failed(format!("timeout: {m}")),
+                    t::HostError::Upstream(m) => $crate::PluginError::Failed(format!("upstream error: {m}")),
+                }
+            }
+        }
+
         impl From<$crate::PluginError> for t::PluginError {
             fn from(e: $crate::PluginError) -> Self {
                 match e {
@@ -135,5 +150,5 @@ macro_rules! impl_into_plugin_info {
         };
     };
 }
-#[cfg(any(feature = "planner", feature = "attack"))]
+#[cfg(any(feature = "planner", feature = "attack", feature = "probe"))]
 pub(crate) use impl_into_plugin_info;

@@ -68,10 +68,10 @@
 //!   still names the field on any mismatch.
 //! * Enable exactly one of the features `planner` or `attack`.
 
-#[cfg(all(feature = "planner", feature = "attack"))]
+#[cfg(any(all(feature = "planner", feature = "attack"), all(feature = "planner", feature = "probe"), all(feature = "attack", feature = "probe")))]
 compile_error!(
-    "enable exactly one of the features `planner` and `attack`: a component implements one world; \
-     build planner and attack plugins as separate crates, each with its own feature"
+    "enable exactly one of the features `planner`, `attack` and `probe`: a component implements one world; \
+     build each plugin as a crate of its own, with its own feature"
 );
 
 pub mod args;
@@ -85,6 +85,8 @@ pub mod time;
 pub mod attack;
 #[cfg(feature = "planner")]
 pub mod planner;
+#[cfg(feature = "probe")]
+pub mod probe;
 #[cfg(any(feature = "attack", test))]
 pub mod targets;
 

@@ -13,7 +13,7 @@ pub enum Level {
     Error,
 }
 
-#[cfg(all(target_arch = "wasm32", any(feature = "planner", feature = "attack")))]
+#[cfg(all(target_arch = "wasm32", any(feature = "planner", feature = "attack", feature = "probe")))]
 macro_rules! convert {
     ($host:ident, $level:expr) => {
         match $level {
@@ -39,7 +39,12 @@ pub fn write(level: Level, message: &str) {
         use crate::attack::bindings::cme::plugin::log as host;
         host::log(convert!(host, level), message);
     }
-    #[cfg(not(all(target_arch = "wasm32", any(feature = "planner", feature = "attack"))))]
+    #[cfg(all(target_arch = "wasm32", feature = "probe"))]
+    {
+        use crate::probe::bindings::cme::plugin::log as host;
+        host::log(convert!(host, level), message);
+    }
+    #[cfg(not(all(target_arch = "wasm32", any(feature = "planner", feature = "attack", feature = "probe"))))]
     eprintln!("[{level:?}] {message}");
 }
 

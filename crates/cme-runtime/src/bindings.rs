@@ -28,6 +28,22 @@ pub mod planner {
     });
 }
 
+/// The `probe` world of `cme:plugin@0.2.0`, sharing the attack world's `types`, `log` and
+/// `http` (a probe's requests take the attack's path: grant, fences, audit).
+pub mod probe {
+    wasmtime::component::bindgen!({
+        world: "probe",
+        path: "../../wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "cme:plugin/types": super::attack::cme::plugin::types,
+            "cme:plugin/log": super::attack::cme::plugin::log,
+            "cme:plugin/http": super::attack::cme::plugin::http,
+        },
+    });
+}
+
 /// `cme:plugin@0.1.0` (`wit/legacy/v0.1.0`), for components built against it: the same
 /// interfaces under their 0.1.0 names, and the one-shot planner world.
 pub mod legacy {

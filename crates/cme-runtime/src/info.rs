@@ -3,12 +3,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Planner or attack: which world the component implements.
+/// Planner, attack or probe: which world the component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     Planner,
     Attack,
+    Probe,
 }
 
 impl std::fmt::Display for PluginKind {
@@ -16,6 +17,7 @@ impl std::fmt::Display for PluginKind {
         f.write_str(match self {
             PluginKind::Planner => "planner",
             PluginKind::Attack => "attack",
+            PluginKind::Probe => "probe",
         })
     }
 }

@@ -47,7 +47,7 @@ pub use credentials::{CredentialError, CredentialSource, RunOwner, SshBackend, S
 pub use error::{CallError, LoadError};
 pub use grant::Grant;
 pub use info::{Capability, PluginInfo, PluginKind, canonical_ref};
-pub use outcome::{AttackReport, CallRecord, LogLevel, LogLine, PlanOutcome, Planned, RunOutcome};
+pub use outcome::{AttackReport, CallRecord, LogLevel, LogLine, PlanOutcome, Planned, ProbeOutcome, RunOutcome, Verdict};
 pub use plugin::Plugin;
-pub use runtime::{DESCRIBE_DEADLINE, PlanContext, RunRequest, Runtime};
+pub use runtime::{DESCRIBE_DEADLINE, PlanContext, ProbeRequest, RunRequest, Runtime};
 pub use ticker::TICK;

@@ -70,3 +70,19 @@ pub struct Planned {
     /// The plan goes on after the window: ask again for the next one.
     pub recurring: bool,
 }
+
+/// The result of a probe call and its record.
+#[derive(Debug, Clone)]
+pub struct ProbeOutcome {
+    pub result: Result<Verdict, CallError>,
+    pub record: CallRecord,
+}
+
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub healthy: bool,
+    pub reason: String,
+    /// What was measured (a JSON object).
+    pub values: Value,
+}

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::bindings::{attack::AttackPre, legacy, planner::PlannerPre};
+use crate::bindings::{attack::AttackPre, legacy, planner::PlannerPre, probe::ProbePre};
 use crate::cache::Provenance;
 use crate::error::CallError;
 use crate::info::{PluginInfo, PluginKind, canonical_ref};
@@ -29,6 +29,7 @@ pub(crate) struct PluginInner {
 pub(crate) enum Pre {
     Planner(PlannerPre<CallState>),
     Attack(AttackPre<CallState>),
+    Probe(ProbePre<CallState>),
     /// Built against `cme:plugin@0.1.0`: a one-shot planner.
     LegacyPlanner(legacy::planner::PlannerPre<CallState>),
     /// Built against `cme:plugin@0.1.0`.
@@ -44,13 +45,14 @@ impl Plugin {
         match self.inner.pre {
             Pre::Planner(_) | Pre::LegacyPlanner(_) => PluginKind::Planner,
             Pre::Attack(_) | Pre::LegacyAttack(_) => PluginKind::Attack,
+            Pre::Probe(_) => PluginKind::Probe,
         }
     }
 
     /// The contract version it was built against: `0.2.0`, or `0.1.0` for older components.
     pub fn contract(&self) -> &'static str {
         match self.inner.pre {
-            Pre::Planner(_) | Pre::Attack(_) => "0.2.0",
+            Pre::Planner(_) | Pre::Attack(_) | Pre::Probe(_) => "0.2.0",
             Pre::LegacyPlanner(_) | Pre::LegacyAttack(_) => "0.1.0",
         }
     }

@@ -16,6 +16,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::bindings::attack::{Attack, AttackPre, RunContext};
 use crate::bindings::legacy;
 use crate::bindings::planner::{PlanContext as WitPlanContext, Planner, PlannerPre, Window as WitWindow};
+use crate::bindings::probe::{Probe, ProbeContext, ProbePre};
 use crate::bindings::wit_types::{self, Timestamp};
 use crate::cache::{ArtifactCache, sha256_hex};
 use crate::caps::{Backends, Capabilities};
@@ -23,7 +24,7 @@ use crate::config::{Limits, RuntimeConfig};
 use crate::error::{CallError, LimitBreach, LoadError};
 use crate::grant::Grant;
 use crate::info::{Capability, PluginInfo};
-use crate::outcome::{AttackReport, CallRecord, PlanOutcome, Planned, RunOutcome};
+use crate::outcome::{ProbeOutcome, Verdict, AttackReport, CallRecord, PlanOutcome, Planned, RunOutcome};
 use crate::plugin::{Plugin, PluginInner, Pre};
 use crate::state::{CallState, breach};
 use crate::ticker::Ticker;
@@ -56,6 +57,20 @@ pub struct RunRequest {
     pub owner: crate::credentials::RunOwner,
 }
 
+/// A probe check to make.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    /// Unique per check (audit rows name it).
+    pub check_id: String,
+    pub now: DateTime<Utc>,
+    pub args: Value,
+    pub grant: Grant,
+    /// At most this long (never beyond the run deadline).
+    pub deadline: std::time::Duration,
+    /// On whose behalf it checks.
+    pub owner: crate::credentials::RunOwner,
+}
+
 /// The wasm runtime. Cheap to clone; all clones share one Engine.
 #[derive(Clone)]
 pub struct Runtime {
@@ -66,6 +81,7 @@ struct Inner {
     engine: Engine,
     attack_linker: Linker<CallState>,
     planner_linker: Linker<CallState>,
+    probe_linker: Linker<CallState>,
     /// The same capabilities under their `cme:plugin@0.1.0` names.
     legacy_attack_linker: Linker<CallState>,
     legacy_planner_linker: Linker<CallState>,
@@ -107,6 +123,8 @@ impl Runtime {
         Attack::add_to_linker::<_, HasSelf<_>>(&mut attack_linker, |s| s).map_err(host)?;
         let mut planner_linker = wasi_linker().map_err(host)?;
         Planner::add_to_linker::<_, HasSelf<_>>(&mut planner_linker, |s| s).map_err(host)?;
+        let mut probe_linker = wasi_linker().map_err(host)?;
+        Probe::add_to_linker::<_, HasSelf<_>>(&mut probe_linker, |s| s).map_err(host)?;
         let mut legacy_attack_linker = wasi_linker().map_err(host)?;
         legacy::attack::Attack::add_to_linker::<_, HasSelf<_>>(&mut legacy_attack_linker, |s| s).map_err(host)?;
         let mut legacy_planner_linker = wasi_linker().map_err(host)?;
@@ -132,6 +150,7 @@ impl Runtime {
                 engine,
                 attack_linker,
                 planner_linker,
+                probe_linker,
                 legacy_attack_linker,
                 legacy_planner_linker,
                 cache,
@@ -177,6 +196,9 @@ impl Runtime {
             Pre::Attack(pre) => Box::new(move |store| {
                 Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
             }),
+            Pre::Probe(pre) => Box::new(move |store| {
+                Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
+            }),
             Pre::LegacyPlanner(pre) => Box::new(move |store| {
                 Box::pin(async move { legacy_info(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?) })
             }),
@@ -217,6 +239,8 @@ impl Runtime {
                     Err(_) => Err(mismatch(e)),
                 },
             }
+        } else if has("describe") && has("check") {
+            inner.probe_linker.instantiate_pre(component).and_then(ProbePre::new).map(Pre::Probe).map_err(mismatch)
         } else {
             Err(LoadError::UnknownWorld { exports })
         }
@@ -254,7 +278,7 @@ impl Runtime {
                     Ok(answer.map(|schedule| (schedule.instants, schedule.recurring)))
                 })
             }),
-            Pre::Attack(_) | Pre::LegacyAttack(_) => unreachable!("checked above"),
+            Pre::Attack(_) | Pre::LegacyAttack(_) | Pre::Probe(_) => unreachable!("checked above"),
         };
         let (result, record) = self.call(state, body, Box::pin(std::future::pending())).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|(instants, recurring)| {
@@ -324,7 +348,7 @@ impl Runtime {
                     crate::caps::convert_version(answer)
                 })
             }),
-            Pre::Planner(_) | Pre::LegacyPlanner(_) => unreachable!("checked above"),
+            Pre::Planner(_) | Pre::LegacyPlanner(_) | Pre::Probe(_) => unreachable!("checked above"),
         };
         let (result, record) = self.call(state, body, Box::pin(cancel)).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|report| {
@@ -340,6 +364,43 @@ impl Runtime {
             Ok(AttackReport { summary: report.summary, targets: report.targets, details })
         });
         RunOutcome { result, record }
+    }
+
+    /// Asks a probe whether its system is healthy, with the given grant, under the run
+    /// limits. Never a dry run: a probe's requests are real (it should only read). Args
+    /// are validated against the plugin's schema first.
+    pub async fn check(&self, plugin: &Plugin, request: ProbeRequest) -> ProbeOutcome {
+        if !matches!(plugin.inner.pre, Pre::Probe(_)) {
+            return ProbeOutcome { result: Err(wrong_kind(plugin, "probe")), record: CallRecord::default() };
+        }
+        if let Err(e) = plugin.validate_args(&request.args) {
+            return ProbeOutcome { result: Err(e), record: CallRecord::default() };
+        }
+        let limits = Limits { deadline: request.deadline.min(self.inner.config.run_limits.deadline), ..self.inner.config.run_limits };
+        let caps = Capabilities::new(plugin.info().capabilities.clone(), request.grant, false, self.inner.backends.clone(), request.owner);
+        let state = CallState::new(plugin.id(), request.check_id.clone(), limits, Some(caps));
+        let ctx = ProbeContext {
+            check_id: request.check_id,
+            now: timestamp(request.now),
+            deadline_ms: u64::try_from(limits.deadline.as_millis()).unwrap_or(u64::MAX),
+        };
+        let args = request.args.to_string();
+        let Pre::Probe(pre) = plugin.inner.pre.clone() else { unreachable!("checked above") };
+        let body: CallBody<Result<crate::bindings::probe::Verdict, wit_types::PluginError>> = Box::new(move |store| {
+            Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await })
+        });
+        let (result, record) = self.call(state, body, Box::pin(std::future::pending())).await;
+        let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|verdict| {
+            if verdict.reason.len() + verdict.values.len() > limits.max_output_bytes {
+                return Err(CallError::OutputLimit { what: "the verdict", limit: limits.max_output_bytes });
+            }
+            let values: Value = serde_json::from_str(&verdict.values).map_err(|e| CallError::Contract(format!("verdict values are not JSON: {e}")))?;
+            if !values.is_object() {
+                return Err(CallError::Contract("verdict values are not a JSON object".into()));
+            }
+            Ok(Verdict { healthy: verdict.healthy, reason: verdict.reason, values })
+        });
+        ProbeOutcome { result, record }
     }
 
     /// Runs one call in a fresh Store on the wasm runtime, under the call's limits, and

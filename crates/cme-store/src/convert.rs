@@ -49,6 +49,12 @@ pub(crate) fn plan_model(p: &Plan) -> plan::Model {
         planned_until_us: p.planned_until.map(us),
         misfire: p.misfire.as_str().to_string(),
         overlap: p.overlap.as_str().to_string(),
+        steady_state: (!p.steady_state.is_empty()).then(|| {
+            serde_json::Value::Array(
+                p.steady_state.iter().map(|c| serde_json::json!({"ref": c.reference, "plugin": c.plugin, "args": c.args})).collect(),
+            )
+            .to_string()
+        }),
     }
 }
 
@@ -68,6 +74,20 @@ pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
         planned_until: m.planned_until_us.map(at),
         misfire: m.misfire.parse().map_err(|e| corrupt("plan misfire", e))?,
         overlap: m.overlap.parse().map_err(|e| corrupt("plan overlap", e))?,
+        steady_state: match m.steady_state {
+            None => Vec::new(),
+            Some(text) => {
+                let calls = json("plan steady state", &text)?;
+                let calls = calls.as_array().ok_or_else(|| StorageError::Corrupt("plan steady state is not a list".into()))?;
+                calls
+                    .iter()
+                    .map(|c| {
+                        let field = |k: &str| c[k].as_str().map(str::to_string).ok_or_else(|| StorageError::Corrupt(format!("plan steady state lacks {k}")));
+                        Ok(PlannedCall { reference: field("ref")?, plugin: field("plugin")?, args: c["args"].clone() })
+                    })
+                    .collect::<Result<Vec<_>, StorageError>>()?
+            }
+        },
         created_by: match m.created_by {
             None => None,
             Some(text) => {

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0006PlanPause),
             Box::new(M0007ContinuousChaos),
             Box::new(M0008Webhooks),
+            Box::new(M0009SteadyState),
         ]
     }
 }
@@ -506,5 +507,28 @@ impl MigrationTrait for M0008Webhooks {
         manager
             .create_index(Index::create().name("deliveries_webhook").table(Deliveries::Table).col(Deliveries::Webhook).col(Deliveries::Status).to_owned())
             .await
+    }
+}
+
+struct M0009SteadyState;
+
+impl MigrationName for M0009SteadyState {
+    fn name(&self) -> &str {
+        "m0009_steady_state"
+    }
+}
+
+#[derive(DeriveIden)]
+enum GuardedPlans {
+    #[sea_orm(iden = "plans")]
+    Table,
+    SteadyState,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0009SteadyState {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // Plans stored before have no steady state (NULL).
+        manager.alter_table(Table::alter().table(GuardedPlans::Table).add_column(text_null(GuardedPlans::SteadyState)).to_owned()).await
     }
 }

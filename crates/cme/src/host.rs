@@ -69,6 +69,7 @@ fn loaded(plugin: Plugin, size: usize) -> LoadedPlugin {
         kind: match plugin.kind() {
             cme_runtime::PluginKind::Planner => PluginKind::Planner,
             cme_runtime::PluginKind::Attack => PluginKind::Attack,
+            cme_runtime::PluginKind::Probe => PluginKind::Probe,
         },
         refs: plugin.canonical_refs().collect(),
         description: info.description.clone(),
@@ -141,29 +142,26 @@ impl PluginHost for RuntimeHost {
                 dry_run_actions: record.dry_run_actions,
                 elapsed_ms: record.elapsed.as_millis() as u64,
             },
-            audit: record
-                .audit
-                .into_iter()
-                .map(|a| {
-                    let (decision, reason) = match a.decision {
-                        Decision::Allowed => (AuditDecision::Allowed, None),
-                        Decision::Denied(r) => (AuditDecision::Denied, Some(r)),
-                        Decision::Unavailable(r) => (AuditDecision::Unavailable, Some(r)),
-                    };
-                    AuditEvent {
-                        at: a.at,
-                        source: AuditSource::Plugin,
-                        run_id: Some(if a.run_id.is_empty() { run_id.clone() } else { a.run_id }),
-                        actor: a.plugin,
-                        action: a.call,
-                        target: a.target,
-                        decision,
-                        reason,
-                        dry_run: a.dry_run,
-                        outcome: a.outcome,
-                    }
-                })
-                .collect(),
+            audit: audit_events(record.audit, &run_id),
+        }
+    }
+
+    async fn check(&self, plugin: &LoadedPlugin, grant: &Grant, input: cme_engine::CheckInput) -> cme_engine::CheckResult {
+        let runtime_plugin = match plugin_of(plugin) {
+            Ok(p) => p,
+            Err(e) => return cme_engine::CheckResult { verdict: Err(e.to_string()), audit: Vec::new() },
+        };
+        let check_id = input.check_id.clone();
+        let owner = RunOwner { plan: input.plan_id, created_by: input.created_by.map(|a| (a.name, a.role)) };
+        let request =
+            cme_runtime::ProbeRequest { check_id: input.check_id, now: input.now, args: input.args, grant: grant.clone(), deadline: input.deadline, owner };
+        let outcome = self.runtime.check(runtime_plugin, request).await;
+        cme_engine::CheckResult {
+            verdict: outcome
+                .result
+                .map(|v| cme_engine::Verdict { healthy: v.healthy, reason: v.reason, values: v.values })
+                .map_err(|e| e.to_string()),
+            audit: audit_events(outcome.record.audit, &check_id),
         }
     }
 
@@ -171,4 +169,31 @@ impl PluginHost for RuntimeHost {
         let key = cme_cloud::ssh::SshKey::parse(private_key, passphrase).map_err(|e| HostError::InvalidKey(e.to_string()))?;
         Ok(KeyFacts { fingerprint: key.fingerprint(), algorithm: key.algorithm() })
     }
+}
+
+/// The runtime's audit records as the engine's events (`run_id` names the run or check
+/// when the record does not).
+fn audit_events(records: Vec<cme_runtime::AuditEvent>, run_id: &str) -> Vec<AuditEvent> {
+    records
+        .into_iter()
+        .map(|a| {
+            let (decision, reason) = match a.decision {
+                Decision::Allowed => (AuditDecision::Allowed, None),
+                Decision::Denied(r) => (AuditDecision::Denied, Some(r)),
+                Decision::Unavailable(r) => (AuditDecision::Unavailable, Some(r)),
+            };
+            AuditEvent {
+                at: a.at,
+                source: AuditSource::Plugin,
+                run_id: Some(if a.run_id.is_empty() { run_id.to_string() } else { a.run_id }),
+                actor: a.plugin,
+                action: a.call,
+                target: a.target,
+                decision,
+                reason,
+                dry_run: a.dry_run,
+                outcome: a.outcome,
+            }
+        })
+        .collect()
 }

@@ -98,6 +98,8 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         .answers(&[(200, Hal("PluginList"))]),
     Endpoint::new(Get, "/api/1/planners/", "listPlanners", "The planner plugins, with their argument schemas", Some(Viewer), |r| r.to(plugins::planners))
         .answers(&[(200, Hal("PluginList"))]),
+    Endpoint::new(Get, "/api/1/probes/", "listProbes", "The probe plugins (steady state), with their argument schemas", Some(Viewer), |r| r.to(plugins::probes))
+        .answers(&[(200, Hal("PluginList"))]),
     Endpoint::new(Get, "/api/1/plugins/", "listPlugins", "Every plugin, built in or uploaded, with its grant and status", Some(Viewer), |r| r.to(plugins::list))
         .answers(&[(200, Hal("PluginList"))]),
     Endpoint::new(Post, "/api/1/plugins/", "uploadPlugin", "Uploads a component (disabled and ungranted until an admin acts)", Some(Publisher), |r| r.to(plugins::upload))

@@ -49,7 +49,13 @@ pub(crate) fn schema() -> Value {
             "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA zone the planner works in (default: the engine's)"},
             "seed": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "the planner's seed (default: random); a forecast with this seed shows the firings"},
             "misfire": {"enum": ["skip", "run_once"], "description": "firings missed in an outage: skip (default), or one catch-up run"},
-            "overlap": {"enum": ["forbid", "allow"], "description": "a firing due while the previous run runs: skipped (forbid, default) or run (allow)"}
+            "overlap": {"enum": ["forbid", "allow"], "description": "a firing due while the previous run runs: skipped (forbid, default) or run (allow)"},
+            "steady_state": {
+                "type": "array",
+                "maxItems": cme_engine::MAX_STEADY_STATE_PROBES,
+                "items": call,
+                "description": "probes checked right before each run (e.g. http_probe:HttpProbe); an unhealthy answer, or none, skips the run"
+            }
         }
     })
 }
@@ -72,6 +78,13 @@ fn new_plan(state: &ApiState, body: &Value) -> std::result::Result<NewPlan, crat
         // The schema allows only the known words.
         misfire: body["misfire"].as_str().and_then(|m| m.parse().ok()).unwrap_or(Misfire::Skip),
         overlap: body["overlap"].as_str().and_then(|o| o.parse().ok()).unwrap_or(Overlap::Forbid),
+        steady_state: body["steady_state"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|probe| PluginCall { reference: probe["ref"].as_str().unwrap_or_default().to_string(), args: probe["args"].clone() })
+            .collect(),
     })
 }
 
@@ -217,6 +230,7 @@ fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executo
         "seed": plan.seed,
         "attack": {"ref": plan.attack.reference, "plugin": plan.attack.plugin, "args": secrets.json(&plan.attack.args)},
         "planner": {"ref": plan.planner.reference, "plugin": plan.planner.plugin, "args": secrets.json(&plan.planner.args)},
+        "steady_state": plan.steady_state.iter().map(|p| json!({"ref": p.reference, "plugin": p.plugin, "args": secrets.json(&p.args)})).collect::<Vec<_>>(),
     }))
     .link("self", href.clone())
     .link("run", format!("{href}/run"))

@@ -23,6 +23,10 @@ pub async fn planners(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     list_kind(req, state, Some(PluginKind::Planner), "planners").await
 }
 
+pub async fn probes(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    list_kind(req, state, Some(PluginKind::Probe), "probes").await
+}
+
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     list_kind(req, state, None, "plugins").await
 }

@@ -16,6 +16,7 @@ pub async fn entry(req: HttpRequest, state: web::Data<ApiState>) -> Result {
         .link("executors", "/api/1/executors/")
         .link("attacks", "/api/1/attacks/")
         .link("planners", "/api/1/planners/")
+        .link("probes", "/api/1/probes/")
         .link("plugins", "/api/1/plugins/")
         .link("halt", "/api/1/halt")
         .link("resume", "/api/1/resume")

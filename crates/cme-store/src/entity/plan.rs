@@ -33,6 +33,8 @@ pub struct Model {
     pub misfire: String,
     /// `forbid` or `allow` (m0007).
     pub overlap: String,
+    /// The steady state's probes, a JSON array of `{ref, plugin, args}` (m0009); NULL: none.
+    pub steady_state: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

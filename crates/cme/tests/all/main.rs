@@ -14,6 +14,7 @@ mod dashboard;
 mod egress;
 mod fences;
 mod firing;
+mod guards;
 mod openapi;
 mod operations;
 mod peers;

@@ -354,3 +354,63 @@ impl Sink {
         self.requests.lock().unwrap().clone()
     }
 }
+
+/// A local HTTP service whose health the test sets: every request is answered with the
+/// current status (and a JSON body saying it).
+pub struct Service {
+    pub addr: SocketAddr,
+    status: Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl Service {
+    pub async fn start(status: u16) -> Service {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let current = Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let shared = current.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let status = shared.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let code = status.load(std::sync::atomic::Ordering::SeqCst);
+                    let body = format!("{{\"status\":{code}}}");
+                    let head = format!("HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                    let _ = socket.write_all(format!("{head}{body}").as_bytes()).await;
+                });
+            }
+        });
+        Service { addr, status: current }
+    }
+
+    pub fn set(&self, status: u16) {
+        self.status.store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// A program a test drives (the first of `paths` that exists), or None to skip the test;
+/// under CI (`CME_REQUIRE_PEERS=1`) a missing one fails it, saying how to `install` it.
+pub fn tool(paths: &[PathBuf], install: &str) -> Option<PathBuf> {
+    let found = paths.iter().find(|p| p.exists()).cloned();
+    if found.is_none() {
+        assert!(std::env::var("CME_REQUIRE_PEERS").as_deref() != Ok("1"), "CME_REQUIRE_PEERS=1 but {paths:?} is missing ({install})");
+        eprintln!("skipping: none of {paths:?} is installed ({install})");
+    }
+    found
+}
+
+/// `tool` for programs at fixed paths.
+pub fn system_tool(paths: &[&str], install: &str) -> Option<PathBuf> {
+    tool(&paths.iter().map(PathBuf::from).collect::<Vec<_>>(), install)
+}

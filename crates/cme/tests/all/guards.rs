@@ -1,0 +1,168 @@
+//! Guardrails: a plan's steady state, checked by probe plugins right before each run.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn guarded_plan(name: &str, attack_url: &str, probes: Value) -> Value {
+    let mut plan = api_plan(name, attack_url, &in_seconds(1));
+    plan["steady_state"] = probes;
+    plan
+}
+
+async fn run_to_the_end(api: &Api, plan: &Value) -> Value {
+    let created = api.post("/api/1/plans/", plan).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    api.wait_executor(&id, is_terminal).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unhealthy_steady_state_skips_the_run_and_the_attack_never_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let target = Sink::start(Duration::ZERO).await;
+    let service = Service::start(503).await;
+    let probe = json!([{"ref": "http_probe:HttpProbe", "args": {"url": service.url("/health"), "expect_status": 200}}]);
+
+    let skipped = run_to_the_end(&api, &guarded_plan("guarded, service down", &target.url("/attack"), probe.clone())).await;
+    assert_eq!(skipped["status"], "skipped", "{skipped}");
+    let reason = skipped["reason"].as_str().unwrap();
+    assert!(reason.contains("steady state") && reason.contains("http-probe@") && reason.contains("503") && reason.contains("expected 200"), "{reason}");
+    assert!(target.requests().is_empty(), "the attack never started");
+
+    service.set(200);
+    let ran = run_to_the_end(&api, &guarded_plan("guarded, service up", &target.url("/attack"), probe)).await;
+    assert_eq!(ran["status"], "succeeded", "{ran}");
+    assert_eq!(target.requests().len(), 1);
+    // The probe's request is audited under the run it guarded.
+    let audit = api.get("/api/1/audit/?size=100").await.body;
+    let probe_calls: Vec<&Value> = audit["_embedded"]["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"].as_str().unwrap_or("").starts_with("http-probe@") && e["action"] == "http.send")
+        .collect();
+    assert_eq!(probe_calls.len(), 2, "{audit}");
+    assert!(probe_calls.iter().any(|e| e["run_id"].as_str().unwrap().starts_with(ran["id"].as_str().unwrap())));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_probe_that_cannot_reach_its_service_counts_as_unhealthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let target = Sink::start(Duration::ZERO).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let probe = json!([{"ref": "http_probe:HttpProbe", "args": {"url": format!("http://{closed}/health"), "timeout_ms": 2000}}]);
+    let skipped = run_to_the_end(&api, &guarded_plan("guarded, nothing there", &target.url("/attack"), probe)).await;
+    assert_eq!(skipped["status"], "skipped", "{skipped}");
+    assert!(skipped["reason"].as_str().unwrap().contains("unreachable"), "{skipped}");
+    assert!(target.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_steady_state_that_names_no_probe_or_bad_args_is_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    for (probes, pointer, words) in [
+        (json!([{"ref": "nope:Nope", "args": {}}]), "/steady_state/0/ref", "nope:Nope"),
+        (json!([{"ref": "api_request:ApiRequest", "args": {}}]), "/steady_state/0/ref", "probe"),
+        (json!([{"ref": "http_probe:HttpProbe", "args": {"expect_status": 200}}]), "/steady_state/0/args", "url"),
+        (json!([{"ref": "http_probe:HttpProbe", "args": {"url": "ftp://x/"}}]), "/steady_state/0/args/url", "ftp://x/"),
+        (json!("http_probe:HttpProbe"), "/steady_state", "array"),
+    ] {
+        let refused = api.post("/api/1/plans/", &guarded_plan("bad guard", "http://127.0.0.1:9/", probes.clone())).await;
+        assert!(matches!(refused.status, 400 | 404 | 422), "{probes}: {:?}", refused.body);
+        assert_eq!(refused.body["pointer"], pointer, "{probes}: {:?}", refused.body);
+        let detail = refused.body["detail"].as_str().unwrap();
+        assert!(detail.contains(words), "{probes}: {detail}");
+    }
+    let plans = api.get("/api/1/plans/?all=true").await;
+    assert_eq!(plans.body["plans"].as_array().unwrap().len(), 0, "nothing stored");
+    let probes = api.get("/api/1/probes/").await;
+    let ids: Vec<&str> = probes.body["probes"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert!(ids.iter().any(|i| i.starts_with("http-probe@")) && ids.iter().any(|i| i.starts_with("prometheus-probe@")), "{ids:?}");
+}
+
+/// Prometheus (Debian `prometheus`).
+fn prometheus() -> Option<std::path::PathBuf> {
+    system_tool(&["/usr/bin/prometheus", "/usr/local/bin/prometheus"], "apt-get install prometheus")
+}
+
+/// A real Prometheus scraping `target` (host:port) every second, killed on drop.
+struct Prometheus {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_prometheus(binary: &std::path::Path, dir: &std::path::Path, target: &str) -> Prometheus {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: cme\n    static_configs: [{{targets: ['{target}']}}]\n"),
+    )
+    .unwrap();
+    let child = std::process::Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let prometheus = Prometheus { child, url: format!("http://127.0.0.1:{port}") };
+    // Ready once it has scraped the target.
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = client.get(format!("{}/api/v1/query", prometheus.url)).query(&[("query", "up{job=\"cme\"}")]).send().await;
+        if let Ok(answer) = answer {
+            let doc: Value = answer.json().await.unwrap_or(Value::Null);
+            if doc["data"]["result"][0]["value"][1] == "1" {
+                return prometheus;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "Prometheus did not scrape {target} within 60 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prometheus_probe_asks_a_real_prometheus_scraping_the_engine() {
+    let Some(binary) = prometheus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let target = Sink::start(Duration::ZERO).await;
+    let prometheus = start_prometheus(&binary, dir.path(), engine.url.trim_start_matches("http://")).await;
+    let probe = |query: &str, op: &str, threshold: f64| {
+        json!([{"ref": "prometheus_probe:PrometheusProbe", "args": {"url": prometheus.url, "query": query, "op": op, "threshold": threshold}}])
+    };
+
+    // The engine is not halted (cme_halted is 0): a steady state asking for 0 holds ...
+    let ran = run_to_the_end(&api, &guarded_plan("not halted", &target.url("/a"), probe("cme_halted", "==", 0.0))).await;
+    assert_eq!(ran["status"], "succeeded", "{ran}");
+    // ... one asking for 1 does not, and says what Prometheus measured.
+    let skipped = run_to_the_end(&api, &guarded_plan("halted?", &target.url("/b"), probe("cme_halted", "==", 1.0))).await;
+    assert_eq!(skipped["status"], "skipped", "{skipped}");
+    let reason = skipped["reason"].as_str().unwrap();
+    assert!(reason.contains("prometheus-probe@") && reason.contains("cme_halted == 1") && reason.contains("is 0"), "{reason}");
+    // A query that finds nothing is no evidence of health.
+    let empty = run_to_the_end(&api, &guarded_plan("no data", &target.url("/c"), probe("no_such_metric", "<", 1.0))).await;
+    assert_eq!(empty["status"], "skipped", "{empty}");
+    assert!(empty["reason"].as_str().unwrap().contains("no samples"), "{empty}");
+    assert_eq!(target.requests().len(), 1, "only the healthy plan's attack ran");
+}
