@@ -186,7 +186,8 @@ impl FakeHost {
 pub async fn builtins(host: &FakeHost) -> Vec<Builtin> {
     let planner = host.load(&bytes(&component("exact-planner", "0.1.0", "planner", &["exact_planner:ExactPlanner"]))).await.unwrap();
     let attack = host.load(&bytes(&component("noop", "0.1.0", "attack", &["noop:Noop"]))).await.unwrap();
+    let probe = host.load(&bytes(&component("fake-probe", "0.1.0", "probe", &["fake_probe:FakeProbe"]))).await.unwrap();
     let grant = Grant { scripts: true, ..Grant::default() };
-    vec![Builtin { plugin: planner, grant: Grant::default() }, Builtin { plugin: attack, grant }]
+    vec![Builtin { plugin: planner, grant: Grant::default() }, Builtin { plugin: attack, grant }, Builtin { plugin: probe, grant: Grant::default() }]
 }
 

@@ -2,6 +2,7 @@
 //! "components" are JSON descriptions. No wasm, no network: they run in seconds.
 
 mod credentials;
+mod guards;
 mod plans;
 mod recurring;
 mod registry;

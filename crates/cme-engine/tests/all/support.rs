@@ -67,6 +67,7 @@ pub fn plan(attack_args: Value, planner_args: Value) -> NewPlan {
         seed: None,
         misfire: Misfire::Skip,
         overlap: Overlap::Allow,
+        steady_state: Vec::new(),
     }
 }
 

@@ -1,0 +1,60 @@
+//! A plan's steady state: probes asked right before each run, failing closed.
+
+use serde_json::json;
+
+use cme_engine::{ExecutorStatus, PluginCall};
+
+use crate::support::*;
+
+fn guarded(probes: &[serde_json::Value]) -> cme_engine::NewPlan {
+    let mut new = plan(json!({}), json!({"in_ms": [50]}));
+    new.steady_state = probes.iter().map(|args| PluginCall { reference: "fake_probe:FakeProbe".into(), args: args.clone() }).collect();
+    new
+}
+
+async fn first_executor_after(rig: &Rig, new: cme_engine::NewPlan) -> cme_engine::Executor {
+    rig.engine.start();
+    let (_, executors) = rig.engine.create_plan(new, &operator()).await.unwrap();
+    finished(&rig.engine, &executors[0].id).await
+}
+
+#[tokio::test]
+async fn a_run_starts_only_when_every_probe_answers_healthy() {
+    let rig = Rig::new().await;
+    let done = first_executor_after(&rig, guarded(&[json!({"healthy": true}), json!({"healthy": true})])).await;
+    assert_eq!(done.status, ExecutorStatus::Succeeded);
+    assert_eq!(rig.host.checks.lock().unwrap().len(), 2, "both probes asked");
+    assert_eq!(rig.runs().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unhealthy_probe_skips_the_run_with_its_reason_and_later_probes_are_not_asked() {
+    let rig = Rig::new().await;
+    let done = first_executor_after(&rig, guarded(&[json!({"healthy": false, "reason": "error rate 7%"}), json!({"healthy": true})])).await;
+    assert_eq!(done.status, ExecutorStatus::Skipped);
+    let reason = done.reason.unwrap();
+    assert!(reason.contains("fake-probe@0.1.0 unhealthy: error rate 7%"), "{reason}");
+    assert_eq!(rig.host.checks.lock().unwrap().len(), 1);
+    assert!(rig.runs().is_empty(), "the attack never started");
+}
+
+#[tokio::test]
+async fn a_probe_that_cannot_tell_counts_as_unhealthy() {
+    let rig = Rig::new().await;
+    let done = first_executor_after(&rig, guarded(&[json!({"cannot": "prometheus unreachable"})])).await;
+    assert_eq!(done.status, ExecutorStatus::Skipped);
+    assert!(done.reason.unwrap().contains("could not tell (counts as unhealthy): prometheus unreachable"));
+    assert!(rig.runs().is_empty());
+}
+
+#[tokio::test]
+async fn a_steady_state_naming_an_attack_or_too_many_probes_is_refused() {
+    let rig = Rig::new().await;
+    let mut new = plan(json!({}), json!({"in_ms": [50]}));
+    new.steady_state = vec![PluginCall { reference: "noop:Noop".into(), args: json!({}) }];
+    let refused = rig.engine.create_plan(new, &operator()).await.unwrap_err();
+    assert!(refused.to_string().contains("probe"), "{refused}");
+    let too_many = guarded(&vec![json!({}); cme_engine::MAX_STEADY_STATE_PROBES + 1]);
+    assert!(rig.engine.create_plan(too_many, &operator()).await.is_err());
+    assert!(rig.engine.list_plans(true, cme_engine::Page::first(10).unwrap()).await.unwrap().items.is_empty(), "nothing stored");
+}
