@@ -45,7 +45,7 @@ async fn uploads_wait_for_a_grant_and_refs_resolve_to_the_newest_enabled_version
     let (created, _) = rig.engine.create_plan(ping_plan("ping:Ping"), &operator()).await.unwrap();
     assert_eq!(created.plan.attack.plugin, "ping@0.1.0", "a disabled version is not chosen");
     assert!(matches!(rig.engine.create_plan(ping_plan("ping:Ping@0.2.0"), &operator()).await, Err(EngineError::PluginDisabled { .. })));
-    assert_eq!(*rig.host.loads.lock().unwrap(), 2 + 3, "two built-ins, then each upload compiled once");
+    assert_eq!(*rig.host.loads.lock().unwrap(), 3 + 3, "three built-ins, then each upload compiled once");
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn a_plugin_in_use_is_not_deleted() {
 async fn a_second_engine_on_the_same_database_sees_uploads_grants_and_deletions() {
     let a = Rig::new().await;
     let b = a.replica().await;
-    assert_eq!(b.engine.plugin_views().await.unwrap().len(), 2, "built-ins only");
+    assert_eq!(b.engine.plugin_views().await.unwrap().len(), 3, "built-ins only");
     a.engine.upload_plugin(upload("0.1.0"), "admin").await.unwrap();
     // B resolves a ref it has not seen by syncing at once (no waiting for the interval).
     let pending = b.engine.create_plan(ping_plan("ping:Ping"), &operator()).await.unwrap_err();
