@@ -316,6 +316,7 @@ fn schemas() -> Value {
             "attack": call,
             "planner": call,
             "steady_state": {"type": "array", "items": call},
+            "stop_conditions": {"type": "array", "items": {"type": "object", "required": ["ref", "plugin", "args", "interval_seconds", "settle_seconds", "on_failure"]}},
             "executors_embedded": {"type": "integer"},
             "executors_truncated": {"type": "boolean"},
             "msg": {"type": "string"},

@@ -43,6 +43,10 @@ pub struct EngineConfig {
     pub recurring_horizon: Duration,
     /// The webhooks events go to (their sender runs outside the engine); none by default.
     pub webhooks: Vec<crate::Subscription>,
+    /// Probes asked all the time; an unhealthy one halts everything (none by default).
+    pub stop_conditions: Vec<crate::guards::EngineStopCondition>,
+    /// The dead-man's switch (see [`crate::guards::Deadman`]).
+    pub deadman: crate::guards::Deadman,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +68,8 @@ impl Default for EngineConfig {
             run_log_retention: Some(Duration::from_secs(30 * 86_400)),
             recurring_horizon: Duration::from_secs(7 * 86_400),
             webhooks: Vec::new(),
+            stop_conditions: Vec::new(),
+            deadman: crate::guards::Deadman::default(),
         }
     }
 }

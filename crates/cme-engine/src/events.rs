@@ -17,7 +17,7 @@ pub const EVENT_TYPE_PREFIX: &str = "cme.";
 
 /// The events a webhook may subscribe to (without the `cme.` prefix), in the order the
 /// documentation lists them.
-pub const EVENT_KINDS: [&str; 13] = [
+pub const EVENT_KINDS: [&str; 14] = [
     "executor.started",
     "executor.succeeded",
     "executor.failed",
@@ -31,6 +31,7 @@ pub const EVENT_KINDS: [&str; 13] = [
     "plugin.uploaded",
     "plugin.granted",
     "plugin.deleted",
+    "guard.tripped",
 ];
 
 /// One event, before it is framed as a CloudEvent.
@@ -88,6 +89,7 @@ impl Event {
             "plugin.upload" => "plugin.uploaded",
             "plugin.grant" => "plugin.granted",
             "plugin.delete" => "plugin.deleted",
+            "guard.trip" => "guard.tripped",
             _ => return None,
         };
         // Audit targets start with the id they are about ("p1", "p1: detail", "id (sha256 ..)").

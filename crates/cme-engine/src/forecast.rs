@@ -114,6 +114,7 @@ impl Engine {
                 plugin: probe.loaded.description.id.clone(),
                 args: call.args.clone(),
             }).collect(),
+            stop_conditions: Vec::new(),
         };
         let firings = planned
             .instants

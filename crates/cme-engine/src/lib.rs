@@ -20,7 +20,7 @@ mod error;
 pub mod events;
 mod executors;
 mod forecast;
-mod guards;
+pub mod guards;
 mod halt;
 mod horizon;
 pub mod host;
@@ -46,8 +46,9 @@ pub use model::*;
 pub use blackouts::{Blackout, BlackoutWhen, NewBlackout, WallTime};
 pub use events::{Attempt, Delivery, DeliveryCounts, Event, ExecutorDetail, Subscription, WebhookState};
 pub use forecast::{Firing, Forecast};
+pub use guards::{Deadman, EngineStopCondition};
 pub use telemetry::describe_metrics;
-pub use plans::{EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, MAX_STEADY_STATE_PROBES, NewPlan, PluginCall};
+pub use plans::{DEFAULT_STOP_INTERVAL, DEFAULT_STOP_SETTLE, EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, MAX_STEADY_STATE_PROBES, NewPlan, NewStopCondition, PluginCall};
 pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
 pub use storage::{CappedWork, ExecutorChangeError, Extension, InsertPlanError, OverCap, Storage, StorageError};
 
@@ -79,6 +80,12 @@ pub struct Engine {
     runs_in_flight: std::sync::Mutex<std::collections::HashMap<String, (String, watch::Sender<Option<String>>)>>,
     /// Wakes the planning loop of recurring plans.
     horizon_wake: Notify,
+    /// Plans whose stop conditions this engine watches.
+    watched_plans: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Set while the dead-man's switch holds this engine: it starts nothing.
+    deadman: std::sync::atomic::AtomicBool,
+    /// Notified when a run starts (wakes an idle dead-man's switch).
+    run_started: Notify,
     /// Recurring plans whose planner failed, and when to ask it again.
     horizon_failures: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
@@ -98,6 +105,9 @@ impl Engine {
             local_halt: Default::default(),
             halt_writes: Default::default(),
             horizon_failures: Default::default(),
+            watched_plans: Default::default(),
+            deadman: Default::default(),
+            run_started: Notify::new(),
             horizon_wake: Notify::new(),
             runs_in_flight: Default::default(),
             storage,
@@ -117,6 +127,8 @@ impl Engine {
         tokio::spawn(self.clone().reap());
         tokio::spawn(self.clone().schedule());
         tokio::spawn(self.clone().plan_ahead());
+        tokio::spawn(self.clone().watch_engine());
+        tokio::spawn(self.clone().watch_deadman());
         if let Some(signals) = self.storage.halt_signals() {
             tokio::spawn(self.clone().follow_halts(signals));
         }

@@ -86,7 +86,34 @@ pub struct Plan {
     /// Probes checked right before each run: any unhealthy (or unable to tell) answer
     /// skips the run, with its reason.
     pub steady_state: Vec<PlannedCall>,
+    /// Probes checked while the plan's runs are in flight (and for a settle time after):
+    /// an unhealthy answer cancels them and pauses the plan or halts the engine.
+    pub stop_conditions: Vec<StopCondition>,
 }
+
+/// A probe watching a plan's runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopCondition {
+    pub probe: PlannedCall,
+    /// How often it is asked while the plan's runs are in flight.
+    pub interval: Duration,
+    /// How long it is still asked after the plan's last run here ended.
+    pub settle: Duration,
+    pub on_failure: OnFailure,
+}
+
+/// What an unhealthy stop condition does (besides cancelling the plan's running attacks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Pause the plan.
+    #[default]
+    PausePlan,
+    /// Halt the engine (every replica).
+    Halt,
+}
+
+text_enum!(OnFailure, "on_failure", { PausePlan => "pause_plan", Halt => "halt" });
 
 impl Plan {
     /// Whether its planner is asked again as time passes.

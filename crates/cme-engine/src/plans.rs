@@ -10,7 +10,7 @@ use chrono::DateTime;
 use chrono_tz::Tz;
 
 use crate::host::{HostError, PlanInput, Planned};
-use crate::model::{Actor, AuditEvent, Executor, Misfire, Overlap, Page, PageOf, Plan, PlanSummary, PlannedCall, PluginKind};
+use crate::model::{Actor, AuditEvent, Executor, Misfire, OnFailure, Overlap, Page, PageOf, Plan, PlanSummary, PlannedCall, PluginKind, StopCondition};
 use crate::registry::Entry;
 use crate::{Engine, EngineError, Resource};
 
@@ -40,7 +40,24 @@ pub struct NewPlan {
     pub overlap: Overlap,
     /// Probes checked right before each run (see [`Plan::steady_state`]).
     pub steady_state: Vec<PluginCall>,
+    /// Probes watching the plan's runs (see [`Plan::stop_conditions`]).
+    pub stop_conditions: Vec<NewStopCondition>,
 }
+
+/// A stop condition as a plan body gives it.
+#[derive(Debug, Clone)]
+pub struct NewStopCondition {
+    pub probe: PluginCall,
+    /// Default 10 s; 1 s to an hour.
+    pub interval_seconds: Option<u64>,
+    /// Default 30 s; up to an hour.
+    pub settle_seconds: Option<u64>,
+    pub on_failure: OnFailure,
+}
+
+/// How often a stop condition is asked by default, and how long after the last run.
+pub const DEFAULT_STOP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+pub const DEFAULT_STOP_SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The most probes a plan's steady state may name.
 pub const MAX_STEADY_STATE_PROBES: usize = 8;
@@ -51,6 +68,8 @@ pub(crate) struct Draft {
     pub attack: Arc<Entry>,
     /// The steady state's probes, in the body's order.
     pub probes: Vec<Arc<Entry>>,
+    /// The stop conditions' probes, in the body's order.
+    pub stop_probes: Vec<Arc<Entry>>,
     pub timezone: Tz,
     pub seed: u64,
 }
@@ -79,7 +98,22 @@ impl Engine {
             self.host.validate_args(&probe.loaded, &call.args).map_err(|e| args_error(&format!("steady_state/{i}"), e))?;
             probes.push(probe);
         }
-        Ok(Draft { planner, attack, probes, timezone, seed: new.seed.unwrap_or_else(rand_seed) })
+        if new.stop_conditions.len() > MAX_STEADY_STATE_PROBES {
+            return Err(EngineError::invalid("/stop_conditions", format!("at most {MAX_STEADY_STATE_PROBES} stop conditions")));
+        }
+        let mut stop_probes = Vec::with_capacity(new.stop_conditions.len());
+        for (i, condition) in new.stop_conditions.iter().enumerate() {
+            let probe = self.resolve_plugin(PluginKind::Probe, &condition.probe.reference, &format!("/stop_conditions/{i}/ref")).await?;
+            self.host.validate_args(&probe.loaded, &condition.probe.args).map_err(|e| args_error(&format!("stop_conditions/{i}"), e))?;
+            if condition.interval_seconds.is_some_and(|s| !(1..=3600).contains(&s)) {
+                return Err(EngineError::invalid(&format!("/stop_conditions/{i}/interval_seconds"), "1 to 3600 seconds"));
+            }
+            if condition.settle_seconds.is_some_and(|s| s > 3600) {
+                return Err(EngineError::invalid(&format!("/stop_conditions/{i}/settle_seconds"), "0 to 3600 seconds"));
+            }
+            stop_probes.push(probe);
+        }
+        Ok(Draft { planner, attack, probes, stop_probes, timezone, seed: new.seed.unwrap_or_else(rand_seed) })
     }
 
     /// Asks a plan's planner about `[from, until)`. Its args are refused as the caller's
@@ -158,6 +192,17 @@ impl Engine {
             misfire: new.misfire,
             overlap: new.overlap,
             steady_state: draft.probes.iter().zip(new.steady_state).map(|(probe, given)| call(&probe.loaded, given)).collect(),
+            stop_conditions: draft
+                .stop_probes
+                .iter()
+                .zip(new.stop_conditions)
+                .map(|(probe, given)| StopCondition {
+                    probe: call(&probe.loaded, given.probe),
+                    interval: given.interval_seconds.map_or(DEFAULT_STOP_INTERVAL, std::time::Duration::from_secs),
+                    settle: given.settle_seconds.map_or(DEFAULT_STOP_SETTLE, std::time::Duration::from_secs),
+                    on_failure: given.on_failure,
+                })
+                .collect(),
         };
         let executors: Vec<Executor> = planned.instants.into_iter().map(|due| Executor::pending(new_id(), &plan, due)).collect();
         let audit = AuditEvent::action(&by.name, "plan.create", plan.id.clone());

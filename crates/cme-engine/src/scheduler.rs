@@ -122,6 +122,9 @@ impl Engine {
             if *self.shutdown.borrow() {
                 return Ok(());
             }
+            if self.deadman_tripped() {
+                return Ok(()); // its release wakes the scheduler
+            }
             let free = self.runs.available_permits();
             if free == 0 {
                 return Ok(()); // a finishing run wakes the scheduler
@@ -291,7 +294,11 @@ impl Engine {
                 }
             }
             let (runs, permits): (Vec<FinishedRun>, Vec<OwnedSemaphorePermit>) = batch.into_iter().unzip();
-            let mut attempt = 0;
+            // Retried (backing off up to 5 s) for as long as the runs' leases last: a
+            // database that is away for a while loses no result; after that the reaper of
+            // whichever engine sees it first marks them failed, outcome unknown.
+            let give_up = std::time::Instant::now() + self.config.run_deadline + self.config.lease_margin;
+            let mut attempt: u32 = 0;
             loop {
                 match self.storage.record_runs(&runs).await {
                     Ok(recorded) => {
@@ -304,10 +311,10 @@ impl Engine {
                         }
                         break;
                     }
-                    Err(e) if attempt < 5 => {
+                    Err(e) if std::time::Instant::now() < give_up => {
                         attempt += 1;
                         tracing::warn!(error = %e, attempt, "recording results failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt)).min(Duration::from_secs(5))).await;
                     }
                     Err(e) => {
                         // The leases expire and the reaper marks these runs failed, outcome unknown.
@@ -338,7 +345,7 @@ impl Engine {
         Ok(Some(plan))
     }
 
-    async fn run_attack(&self, executor: &Executor, plan: Arc<Plan>) -> (RunEnd, Vec<AuditEvent>) {
+    async fn run_attack(self: &Arc<Self>, executor: &Executor, plan: Arc<Plan>) -> (RunEnd, Vec<AuditEvent>) {
         let entry = match self.runnable(&plan.attack.plugin).await {
             Ok(Ok(entry)) => entry,
             Ok(Err(reason)) => return (RunEnd::failed(reason), Vec::new()),
@@ -357,6 +364,8 @@ impl Engine {
         // Stopped by a halt or shutdown (every run here) or by a blackout starting (its plans' runs).
         let (own, own_signal) = watch::channel(None);
         let _registered = RunRegistration::new(self, &executor.id, &plan.id, own);
+        self.run_started.notify_one();
+        self.watch_stop_conditions(&plan);
         let stop = self.stop.subscribe();
         let cancel: crate::host::Cancel = Box::pin(first_stop(stop.clone(), own_signal.clone()));
         let run = self.host.run(&entry.loaded, &entry.grant, input, cancel);

@@ -55,6 +55,21 @@ pub(crate) fn plan_model(p: &Plan) -> plan::Model {
             )
             .to_string()
         }),
+        stop_conditions: (!p.stop_conditions.is_empty()).then(|| {
+            serde_json::Value::Array(
+                p.stop_conditions
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "ref": c.probe.reference, "plugin": c.probe.plugin, "args": c.probe.args,
+                            "interval_ms": c.interval.as_millis() as u64, "settle_ms": c.settle.as_millis() as u64,
+                            "on_failure": c.on_failure.as_str(),
+                        })
+                    })
+                    .collect(),
+            )
+            .to_string()
+        }),
     }
 }
 
@@ -84,6 +99,26 @@ pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
                     .map(|c| {
                         let field = |k: &str| c[k].as_str().map(str::to_string).ok_or_else(|| StorageError::Corrupt(format!("plan steady state lacks {k}")));
                         Ok(PlannedCall { reference: field("ref")?, plugin: field("plugin")?, args: c["args"].clone() })
+                    })
+                    .collect::<Result<Vec<_>, StorageError>>()?
+            }
+        },
+        stop_conditions: match m.stop_conditions {
+            None => Vec::new(),
+            Some(text) => {
+                let conditions = json("plan stop conditions", &text)?;
+                let conditions = conditions.as_array().ok_or_else(|| StorageError::Corrupt("plan stop conditions are not a list".into()))?;
+                conditions
+                    .iter()
+                    .map(|c| {
+                        let text = |k: &str| c[k].as_str().map(str::to_string).ok_or_else(|| StorageError::Corrupt(format!("a plan stop condition lacks {k}")));
+                        let ms = |k: &str| c[k].as_u64().map(Duration::from_millis).ok_or_else(|| StorageError::Corrupt(format!("a plan stop condition lacks {k}")));
+                        Ok(cme_engine::StopCondition {
+                            probe: PlannedCall { reference: text("ref")?, plugin: text("plugin")?, args: c["args"].clone() },
+                            interval: ms("interval_ms")?,
+                            settle: ms("settle_ms")?,
+                            on_failure: text("on_failure")?.parse().map_err(|e| corrupt("plan stop condition on_failure", e))?,
+                        })
                     })
                     .collect::<Result<Vec<_>, StorageError>>()?
             }

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0007ContinuousChaos),
             Box::new(M0008Webhooks),
             Box::new(M0009SteadyState),
+            Box::new(M0010StopConditions),
         ]
     }
 }
@@ -530,5 +531,27 @@ impl MigrationTrait for M0009SteadyState {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // Plans stored before have no steady state (NULL).
         manager.alter_table(Table::alter().table(GuardedPlans::Table).add_column(text_null(GuardedPlans::SteadyState)).to_owned()).await
+    }
+}
+
+struct M0010StopConditions;
+
+impl MigrationName for M0010StopConditions {
+    fn name(&self) -> &str {
+        "m0010_stop_conditions"
+    }
+}
+
+#[derive(DeriveIden)]
+enum WatchedPlans {
+    #[sea_orm(iden = "plans")]
+    Table,
+    StopConditions,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0010StopConditions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.alter_table(Table::alter().table(WatchedPlans::Table).add_column(text_null(WatchedPlans::StopConditions)).to_owned()).await
     }
 }

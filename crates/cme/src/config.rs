@@ -67,6 +67,47 @@ pub struct FileConfig {
     pub webhooks: Vec<WebhookFile>,
     /// The CloudEvents `source` of the events (default "/cme").
     pub events_source: Option<String>,
+    /// Probes asked all the time; an unhealthy one halts the engine (`[[stop_conditions]]`).
+    #[serde(default)]
+    pub stop_conditions: Vec<ProbeFile>,
+    #[serde(default)]
+    pub deadman: DeadmanFile,
+}
+
+/// A probe in the configuration: `ref`, `args`, `interval_seconds` (default 10).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeFile {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    #[serde(default = "empty_object")]
+    pub args: serde_json::Value,
+    pub interval_seconds: Option<u64>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+impl ProbeFile {
+    pub fn to_condition(&self) -> cme_engine::EngineStopCondition {
+        cme_engine::EngineStopCondition {
+            probe: cme_engine::PluginCall { reference: self.reference.clone(), args: self.args.clone() },
+            interval: std::time::Duration::from_secs(self.interval_seconds.unwrap_or(10).clamp(1, 3600)),
+        }
+    }
+}
+
+/// `[deadman]`: when this engine cancels its runs by itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadmanFile {
+    /// Seconds the database may not answer while attacks run (default 10).
+    pub database_after_seconds: Option<u64>,
+    /// A probe that must keep answering healthy.
+    pub heartbeat: Option<ProbeFile>,
+    /// Seconds the heartbeat may fail before the switch trips (default 30).
+    pub heartbeat_after_seconds: Option<u64>,
 }
 
 /// `[[webhooks]]`: one receiver of events.

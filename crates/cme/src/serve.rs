@@ -149,6 +149,12 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(bytes) = file.registry.max_plugin_bytes {
         engine_config.max_plugin_bytes = bytes;
     }
+    engine_config.stop_conditions = file.stop_conditions.iter().map(|c| c.to_condition()).collect();
+    if let Some(s) = file.deadman.database_after_seconds {
+        engine_config.deadman.database_after = Duration::from_secs(s.max(1));
+    }
+    engine_config.deadman.heartbeat =
+        file.deadman.heartbeat.as_ref().map(|h| (h.to_condition(), Duration::from_secs(file.deadman.heartbeat_after_seconds.unwrap_or(30).max(1))));
     let mut sender_config = cme_webhooks::SenderConfig::new(engine_config.engine_id.clone());
     if let Some(source) = &file.events_source {
         sender_config.source = source.clone();
@@ -156,6 +162,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let sender = cme_webhooks::Sender::new(store.clone(), webhooks, sender_config)?;
     let engine = Engine::new(store, Arc::new(host), builtins, engine_config);
     engine.refresh_plugins(true).await.context("loading the uploaded plugins")?;
+    engine.check_guards().await.context("checking [[stop_conditions]] and [deadman] heartbeat")?;
     engine.start();
     let (stop_sending, sending_stops) = tokio::sync::watch::channel(false);
     let sending = tokio::spawn(sender.run(sending_stops));

@@ -55,6 +55,22 @@ pub(crate) fn schema() -> Value {
                 "maxItems": cme_engine::MAX_STEADY_STATE_PROBES,
                 "items": call,
                 "description": "probes checked right before each run (e.g. http_probe:HttpProbe); an unhealthy answer, or none, skips the run"
+            },
+            "stop_conditions": {
+                "type": "array",
+                "maxItems": cme_engine::MAX_STEADY_STATE_PROBES,
+                "items": {
+                    "type": "object",
+                    "required": ["ref", "args"],
+                    "properties": {
+                        "ref": {"type": "string", "minLength": 1},
+                        "args": {"type": "object"},
+                        "interval_seconds": {"type": "integer", "minimum": 1, "maximum": 3600, "description": "how often it is asked while the plan's runs are in flight (default 10)"},
+                        "settle_seconds": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "how long it is still asked after the last run ended (default 30)"},
+                        "on_failure": {"enum": ["pause_plan", "halt"], "description": "besides cancelling the plan's running attacks: pause the plan (default) or halt the engine"}
+                    }
+                },
+                "description": "probes watching the plan's runs; an unhealthy answer cancels them and pauses the plan or halts the engine"
             }
         }
     })
@@ -84,6 +100,19 @@ fn new_plan(state: &ApiState, body: &Value) -> std::result::Result<NewPlan, crat
             .unwrap_or_default()
             .iter()
             .map(|probe| PluginCall { reference: probe["ref"].as_str().unwrap_or_default().to_string(), args: probe["args"].clone() })
+            .collect(),
+        stop_conditions: body["stop_conditions"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| cme_engine::NewStopCondition {
+                probe: PluginCall { reference: c["ref"].as_str().unwrap_or_default().to_string(), args: c["args"].clone() },
+                interval_seconds: c["interval_seconds"].as_u64(),
+                settle_seconds: c["settle_seconds"].as_u64(),
+                // The schema allows only the known words.
+                on_failure: c["on_failure"].as_str().and_then(|o| o.parse().ok()).unwrap_or_default(),
+            })
             .collect(),
     })
 }
@@ -231,6 +260,10 @@ fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executo
         "attack": {"ref": plan.attack.reference, "plugin": plan.attack.plugin, "args": secrets.json(&plan.attack.args)},
         "planner": {"ref": plan.planner.reference, "plugin": plan.planner.plugin, "args": secrets.json(&plan.planner.args)},
         "steady_state": plan.steady_state.iter().map(|p| json!({"ref": p.reference, "plugin": p.plugin, "args": secrets.json(&p.args)})).collect::<Vec<_>>(),
+        "stop_conditions": plan.stop_conditions.iter().map(|c| json!({
+            "ref": c.probe.reference, "plugin": c.probe.plugin, "args": secrets.json(&c.probe.args),
+            "interval_seconds": c.interval.as_secs(), "settle_seconds": c.settle.as_secs(), "on_failure": c.on_failure.as_str(),
+        })).collect::<Vec<_>>(),
     }))
     .link("self", href.clone())
     .link("run", format!("{href}/run"))

@@ -68,6 +68,7 @@ pub fn plan(attack_args: Value, planner_args: Value) -> NewPlan {
         misfire: Misfire::Skip,
         overlap: Overlap::Allow,
         steady_state: Vec::new(),
+        stop_conditions: Vec::new(),
     }
 }
 

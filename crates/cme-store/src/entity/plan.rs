@@ -35,6 +35,9 @@ pub struct Model {
     pub overlap: String,
     /// The steady state's probes, a JSON array of `{ref, plugin, args}` (m0009); NULL: none.
     pub steady_state: Option<String>,
+    /// The stop conditions, a JSON array of `{ref, plugin, args, interval_ms, settle_ms,
+    /// on_failure}` (m0010); NULL: none.
+    pub stop_conditions: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -166,3 +166,64 @@ async fn a_prometheus_probe_asks_a_real_prometheus_scraping_the_engine() {
     assert!(empty["reason"].as_str().unwrap().contains("no samples"), "{empty}");
     assert_eq!(target.requests().len(), 1, "only the healthy plan's attack ran");
 }
+
+/// A plan whose one run calls `slow` (which answers after a while) and is watched by an
+/// http probe of `service` every second.
+fn watched_plan(name: &str, slow: &Sink, service: &Service, on_failure: &str) -> Value {
+    json!({
+        "name": name,
+        "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": slow.url("/slow"), "method": "GET", "timeout_ms": 50000}},
+        "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}},
+        "stop_conditions": [{"ref": "http_probe:HttpProbe", "args": {"url": service.url("/health"), "expect_status": 200},
+                             "interval_seconds": 1, "settle_seconds": 5, "on_failure": on_failure}]
+    })
+}
+
+async fn started(api: &Api, plan: &Value) -> String {
+    let created = api.post("/api/1/plans/", plan).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    api.wait_executor(&id, |e| e["status"] == "running" || is_terminal(e)).await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_condition_turning_unhealthy_mid_run_halts_the_engine_and_cancels_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let slow = Sink::start(Duration::from_secs(40)).await;
+    let service = Service::start(200).await;
+    let id = started(&api, &watched_plan("watched, halts", &slow, &service, "halt")).await;
+    // Healthy for a few checks: the run goes on.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(api.get(&format!("/api/1/executors/{id}")).await.body["status"], "running");
+
+    service.set(503);
+    let done = api.wait_executor(&id, is_terminal).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(done["error"].as_str().unwrap().contains("stop condition"), "{done}");
+    let halt = api.get("/api/1/halt").await.body;
+    assert_eq!(halt["halted"], true, "{halt}");
+    assert!(halt["reason"].as_str().unwrap().contains("503"), "{halt}");
+    let audit = api.get("/api/1/audit/?size=200").await.body.to_string();
+    assert!(audit.contains("\"action\":\"guard.trip\"") && audit.contains("expected 200"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_condition_may_pause_only_its_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let slow = Sink::start(Duration::from_secs(40)).await;
+    let service = Service::start(200).await;
+    let plan = watched_plan("watched, pauses", &slow, &service, "pause_plan");
+    let id = started(&api, &plan).await;
+    service.set(500);
+    let done = api.wait_executor(&id, is_terminal).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    let plan = api.get(&format!("/api/1/plans/{}", done["plan_id"].as_str().unwrap())).await.body;
+    assert_eq!(plan["paused"], true, "{plan}");
+    assert_eq!(plan["stop_conditions"][0]["on_failure"], "pause_plan");
+    assert_eq!(api.get("/api/1/halt").await.body["halted"], false, "only the plan stops");
+}
