@@ -227,3 +227,82 @@ async fn a_stop_condition_may_pause_only_its_plan() {
     assert_eq!(plan["stop_conditions"][0]["on_failure"], "pause_plan");
     assert_eq!(api.get("/api/1/halt").await.body["halted"], false, "only the plan stops");
 }
+
+/// A TCP proxy the test can cut (every connection dropped, new ones refused) and
+/// restore on the same port: a database that goes away and comes back.
+struct Cable {
+    addr: std::net::SocketAddr,
+    upstream: String,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Cable {
+    async fn start(upstream: &str) -> Cable {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut cable = Cable { addr, upstream: upstream.to_string(), running: None };
+        cable.restore().await;
+        cable
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        let upstream = self.upstream.clone();
+        self.running = Some(tokio::spawn(async move {
+            let mut pipes = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                pipes.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Aborting the task drops the listener and (with the JoinSet) every pipe.
+    fn cut(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dead_mans_switch_cancels_the_runs_when_postgresql_goes_away() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Postgres, dir.path());
+    let upstream = url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap().to_string();
+    let mut cable = Cable::start(&upstream).await;
+    let proxied = url.replace(&upstream, &cable.addr.to_string());
+    let config = "[deadman]\ndatabase_after_seconds = 2\n".to_string();
+    let engine = Engine::start(dir.path(), Backend::Postgres, Options { database_url: Some(proxied), config: Some(config), ..Options::default() });
+    let api = engine.client();
+    let slow = Sink::start(Duration::from_secs(40)).await;
+    let plan = json!({
+        "name": "runs while the database goes away",
+        "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": slow.url("/slow"), "method": "GET", "timeout_ms": 50000}},
+        "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}}
+    });
+    let id = started(&api, &plan).await;
+
+    cable.cut();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !engine.stderr().contains("dead-man's switch: cancelling") {
+        assert!(std::time::Instant::now() < deadline, "the switch did not trip:\n{}", engine.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cable.restore().await;
+
+    // The cancelled run is recorded once the database is back, and runs start again.
+    let done = api.wait_executor(&id, is_terminal).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    let error = done["error"].as_str().unwrap();
+    assert!(error.contains("dead-man's switch") && error.contains("database"), "{error}");
+    let quick = Sink::start(Duration::ZERO).await;
+    let again = run_to_the_end(&api, &api_plan("after the outage", &quick.url("/again"), &in_seconds(1))).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+}
