@@ -414,3 +414,15 @@ pub fn tool(paths: &[PathBuf], install: &str) -> Option<PathBuf> {
 pub fn system_tool(paths: &[&str], install: &str) -> Option<PathBuf> {
     tool(&paths.iter().map(PathBuf::from).collect::<Vec<_>>(), install)
 }
+
+/// The README's fenced block of `language` that contains `needle`.
+pub fn readme_block(language: &str, needle: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    readme
+        .split(&format!("```{language}\n"))
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .find(|block| block.contains(needle))
+        .unwrap_or_else(|| panic!("no {language} block with {needle} in the README"))
+        .to_string()
+}

@@ -140,17 +140,6 @@ async fn events_wait_out_a_receiver_outage_and_a_restart_then_arrive_signed() {
     }
 }
 
-/// The README's fenced block of `language` that contains `needle`.
-fn readme_block(language: &str, needle: &str) -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    readme
-        .split(&format!("```{language}\n"))
-        .skip(1)
-        .filter_map(|block| block.split("```").next())
-        .find(|block| block.contains(needle))
-        .unwrap_or_else(|| panic!("no {language} block with {needle} in the README"))
-        .to_string()
-}
 
 /// Runs the README's Python signature check (python3) on a request.
 fn readme_verifier_accepts(signature: &str, body: &[u8]) -> bool {
