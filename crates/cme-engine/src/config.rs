@@ -47,6 +47,9 @@ pub struct EngineConfig {
     pub stop_conditions: Vec<crate::guards::EngineStopCondition>,
     /// The dead-man's switch (see [`crate::guards::Deadman`]).
     pub deadman: crate::guards::Deadman,
+    /// The operator's blast-radius budgets (the engine applies `max_concurrent_attacks`
+    /// at claims; the runtime charges terminations to groups). None by default.
+    pub budgets: crate::Budgets,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +73,7 @@ impl Default for EngineConfig {
             webhooks: Vec::new(),
             stop_conditions: Vec::new(),
             deadman: crate::guards::Deadman::default(),
+            budgets: crate::Budgets::default(),
         }
     }
 }

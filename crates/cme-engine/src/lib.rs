@@ -46,6 +46,7 @@ pub use model::*;
 pub use blackouts::{Blackout, BlackoutWhen, NewBlackout, WallTime};
 pub use events::{Attempt, Delivery, DeliveryCounts, Event, ExecutorDetail, Subscription, WebhookState};
 pub use forecast::{Firing, Forecast};
+pub use cme_grant::{BudgetTake, Budgets, GroupBudget};
 pub use guards::{Deadman, EngineStopCondition};
 pub use telemetry::describe_metrics;
 pub use plans::{DEFAULT_STOP_INTERVAL, DEFAULT_STOP_SETTLE, EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, MAX_STEADY_STATE_PROBES, NewPlan, NewStopCondition, PluginCall};

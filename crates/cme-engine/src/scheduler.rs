@@ -17,6 +17,17 @@ use crate::{Engine, EngineError};
 const MAX_IDLE: Duration = Duration::from_secs(60);
 /// Longest sleep while attacks run here, so a halt made on another replica reaches them.
 const MAX_IDLE_WHILE_RUNNING: Duration = Duration::from_secs(1);
+/// How soon the scheduler looks again at due work it was held back from starting.
+const HELD_BACK_RETRY: Duration = Duration::from_secs(1);
+
+/// Whether a claiming pass started all it could.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claimed {
+    /// Everything due that fits this engine's free slots (or nothing was due).
+    All,
+    /// Held back by a budget over all replicas or the dead-man's switch.
+    HeldBack,
+}
 /// How long a cancelled run may take to stop and hand over its partial record.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
@@ -64,17 +75,19 @@ impl Engine {
             if self.running() > 0 {
                 self.stop_runs("halted");
             }
-        } else {
-            self.claim_and_start().await?;
         }
+        let held_back = !halted && self.claim_and_start().await? == Claimed::HeldBack;
         if self.running() > 0 {
             self.stop_runs_in_blackouts(now).await;
         }
         let cap = if self.running() > 0 { MAX_IDLE_WHILE_RUNNING } else { MAX_IDLE };
-        Ok(match self.storage.next_due().await? {
+        let wait = match self.storage.next_due().await? {
             None => cap,
             Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(cap),
-        })
+        };
+        // Due work this engine may not start yet (a budget over all replicas, the
+        // dead-man's switch): look again in a while, not at once (no spinning on it).
+        Ok(if held_back { wait.max(HELD_BACK_RETRY) } else { wait })
     }
 
     /// The audit event of a catch-up run (misfire `run_once`).
@@ -117,20 +130,30 @@ impl Engine {
     /// Claims as many due executors as there are free run slots and starts them. The
     /// slots are taken before claiming: whatever takes permits meanwhile (a shutdown
     /// takes them all) cannot leave a claimed executor without one.
-    async fn claim_and_start(self: &Arc<Self>) -> Result<(), EngineError> {
+    async fn claim_and_start(self: &Arc<Self>) -> Result<Claimed, EngineError> {
         loop {
             if *self.shutdown.borrow() {
-                return Ok(());
+                return Ok(Claimed::All);
             }
             if self.deadman_tripped() {
-                return Ok(()); // its release wakes the scheduler
+                return Ok(Claimed::HeldBack);
             }
-            let free = self.runs.available_permits();
+            let mut free = self.runs.available_permits();
             if free == 0 {
-                return Ok(()); // a finishing run wakes the scheduler
+                return Ok(Claimed::All); // a finishing run wakes the scheduler
+            }
+            if let Some(cap) = self.config.budgets.max_concurrent_attacks {
+                // Attacks running over every replica (a run ending elsewhere wakes no one
+                // here: the caller looks again in a while).
+                let running = self.storage.count_running().await?;
+                let allowed = u64::from(cap).saturating_sub(running) as usize;
+                if allowed == 0 {
+                    return Ok(Claimed::HeldBack);
+                }
+                free = free.min(allowed);
             }
             let Ok(mut slots) = self.runs.clone().try_acquire_many_owned(free as u32) else {
-                return Ok(()); // taken meanwhile (by a shutdown): claim nothing
+                return Ok(Claimed::All); // taken meanwhile (by a shutdown): claim nothing
             };
             let now = Utc::now();
             let lease = chrono::Duration::from_std(self.config.run_deadline + self.config.lease_margin).unwrap_or(chrono::Duration::MAX);
@@ -149,7 +172,7 @@ impl Engine {
             }
             drop(slots);
             if count < free {
-                return Ok(());
+                return Ok(Claimed::All);
             }
         }
     }

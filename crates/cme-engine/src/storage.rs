@@ -246,6 +246,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn next_delivery(&self) -> StorageResult<Option<DateTime<Utc>>>;
     /// A webhook's deliveries by state.
     async fn delivery_counts(&self, webhook: &str) -> StorageResult<DeliveryCounts>;
+    /// Records `takes` in the blast-radius ledger for `run_id` when every group's
+    /// terminations in the last 24 hours and time since its last one allow them (all or
+    /// nothing; serialised across replicas); otherwise which budget refuses and why.
+    /// `record: false` only checks (a dry run).
+    async fn take_budget(&self, takes: &[crate::BudgetTake], run_id: &str, now: DateTime<Utc>, record: bool) -> StorageResult<Result<(), String>>;
+    /// Attacks running now, over every replica.
+    async fn count_running(&self) -> StorageResult<u64>;
     /// Bumped when deliveries may have become due: outbox rows written here, or (on
     /// PostgreSQL) by any replica.
     fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64>;

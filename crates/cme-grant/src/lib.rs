@@ -16,6 +16,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod budgets;
+
+pub use budgets::{BudgetTake, Budgets, GroupBudget};
 pub use fences::{Ec2Fence, Fences, HttpFence, SshFence};
 pub use pattern::{PatternError, UrlPattern};
 

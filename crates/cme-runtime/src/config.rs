@@ -42,6 +42,11 @@ pub struct RuntimeConfig {
     pub fences: cme_grant::Fences,
     /// The sockets the engine's API listens on: no plugin request may reach them.
     pub own_sockets: Vec<std::net::SocketAddr>,
+    /// The operator's blast-radius budgets over groups of instances.
+    pub budgets: cme_grant::Budgets,
+    /// Where budgets are charged; None refuses every termination a counting budget
+    /// covers (fail closed).
+    pub ledger: Option<std::sync::Arc<dyn crate::BudgetLedger>>,
 }
 
 impl Default for RuntimeConfig {
@@ -59,6 +64,8 @@ impl Default for RuntimeConfig {
             ssh: None,
             fences: cme_grant::Fences::default(),
             own_sockets: Vec::new(),
+            budgets: cme_grant::Budgets::default(),
+            ledger: None,
         }
     }
 }

@@ -27,6 +27,7 @@
 
 mod audit;
 mod bindings;
+mod budget;
 mod cache;
 mod caps;
 mod config;
@@ -41,6 +42,7 @@ mod state;
 mod ticker;
 
 pub use audit::{AuditEvent, Decision};
+pub use budget::BudgetLedger;
 pub use cache::{Provenance, sha256_hex};
 pub use config::{Limits, RuntimeConfig};
 pub use credentials::{CredentialError, CredentialSource, RunOwner, SshBackend, SshCredential};

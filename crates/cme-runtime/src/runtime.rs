@@ -144,6 +144,8 @@ impl Runtime {
         backends.ssh = config.ssh.clone();
         backends.fences = config.fences.clone();
         backends.own_sockets = config.own_sockets.clone();
+        backends.budgets = config.budgets.clone();
+        backends.ledger = config.ledger.clone();
         let backends = Arc::new(backends);
         Ok(Runtime {
             inner: Arc::new(Inner {

@@ -11,6 +11,7 @@
 //! audit event and inline credential; any operator action with its audit event; a batch
 //! of results with its capability audit) runs in one transaction.
 
+mod budgets;
 mod convert;
 mod entity;
 mod migration;

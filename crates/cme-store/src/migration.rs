@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0008Webhooks),
             Box::new(M0009SteadyState),
             Box::new(M0010StopConditions),
+            Box::new(M0011BudgetLedger),
         ]
     }
 }
@@ -553,5 +554,46 @@ enum WatchedPlans {
 impl MigrationTrait for M0010StopConditions {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.alter_table(Table::alter().table(WatchedPlans::Table).add_column(text_null(WatchedPlans::StopConditions)).to_owned()).await
+    }
+}
+
+struct M0011BudgetLedger;
+
+impl MigrationName for M0011BudgetLedger {
+    fn name(&self) -> &str {
+        "m0011_budget_ledger"
+    }
+}
+
+#[derive(DeriveIden)]
+enum BudgetLedger {
+    Table,
+    Id,
+    GroupKey,
+    Rule,
+    RunId,
+    Count,
+    AtUs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0011BudgetLedger {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(BudgetLedger::Table)
+                    .col(big_pk_auto(BudgetLedger::Id))
+                    .col(string(BudgetLedger::GroupKey))
+                    .col(string(BudgetLedger::Rule))
+                    .col(string(BudgetLedger::RunId))
+                    .col(integer(BudgetLedger::Count))
+                    .col(big_integer(BudgetLedger::AtUs))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(Index::create().name("budget_ledger_group").table(BudgetLedger::Table).col(BudgetLedger::GroupKey).col(BudgetLedger::AtUs).to_owned())
+            .await
     }
 }

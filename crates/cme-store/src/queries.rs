@@ -546,6 +546,7 @@ impl Storage for Store {
             pruned.run_logs = cleared.rows_affected;
             pruned.deliveries = self.prune_deliveries(before).await?;
         }
+        self.prune_ledger().await?;
         Ok(pruned)
     }
 
@@ -790,6 +791,14 @@ impl Storage for Store {
 
     fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64> {
         self.outbox_signal_receiver()
+    }
+
+    async fn take_budget(&self, takes: &[cme_engine::BudgetTake], run_id: &str, now: DateTime<Utc>, record: bool) -> StorageResult<Result<(), String>> {
+        self.take_from_ledger(takes, run_id, now, record).await
+    }
+
+    async fn count_running(&self) -> StorageResult<u64> {
+        self.running_everywhere().await
     }
 }
 

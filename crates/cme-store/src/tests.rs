@@ -130,7 +130,7 @@ fn failed_event() -> cme_engine::Event {
 #[tokio::test]
 async fn a_delivery_is_held_by_one_sender_until_its_lease_ends() {
     let store = Store::connect(&subscribed(&["executor.*"])).await.unwrap();
-    let mut signals = store.outbox_signals();
+    let signals = store.outbox_signals();
     store.insert_events(&[failed_event()]).await.unwrap();
     assert!(signals.has_changed().unwrap(), "writing rows wakes the senders");
     let now = chrono::Utc::now();

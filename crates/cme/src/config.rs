@@ -72,6 +72,9 @@ pub struct FileConfig {
     pub stop_conditions: Vec<ProbeFile>,
     #[serde(default)]
     pub deadman: DeadmanFile,
+    /// Blast-radius budgets over all plans and replicas (`[budgets]`, `[[budgets.groups]]`).
+    #[serde(default)]
+    pub budgets: cme_grant::Budgets,
 }
 
 /// A probe in the configuration: `ref`, `args`, `interval_seconds` (default 10).

@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod host;
+mod ledger;
 mod metrics;
 mod serve;
 

@@ -56,6 +56,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     };
     let sealing = credential_key(&file)?;
     let fences = fences(&file)?;
+    file.budgets.validate().map_err(|e| anyhow::anyhow!("[budgets]: {e}"))?;
     let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
     let mut tokens = file.tokens.iter().map(|t| t.to_token()).collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(text) = &args.tokens {
@@ -98,6 +99,8 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         ssh: Some(ssh_backend(&file.ssh, &store)),
         fences,
         own_sockets,
+        budgets: file.budgets.clone(),
+        ledger: Some(Arc::new(crate::ledger::StorageLedger(store.clone()))),
         ..RuntimeConfig::default()
     };
     if let Some(s) = file.run_deadline_seconds {
@@ -149,6 +152,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(bytes) = file.registry.max_plugin_bytes {
         engine_config.max_plugin_bytes = bytes;
     }
+    engine_config.budgets = file.budgets.clone();
     engine_config.stop_conditions = file.stop_conditions.iter().map(|c| c.to_condition()).collect();
     if let Some(s) = file.deadman.database_after_seconds {
         engine_config.deadman.database_after = Duration::from_secs(s.max(1));

@@ -269,6 +269,14 @@ impl Storage for SlowClaims {
         self.inner.delivery_counts(webhook).await
     }
 
+    async fn take_budget(&self, takes: &[BudgetTake], run_id: &str, now: DateTime<Utc>, record: bool) -> StorageResult<Result<(), String>> {
+        self.inner.take_budget(takes, run_id, now, record).await
+    }
+
+    async fn count_running(&self) -> StorageResult<u64> {
+        self.inner.count_running().await
+    }
+
     fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.outbox_signals()
     }

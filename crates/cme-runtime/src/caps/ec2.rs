@@ -86,17 +86,31 @@ impl Host for CallState {
         };
         recheck.push(CloudFilter { name: "instance-id".into(), values: instance_ids.clone() });
         recheck.push(CloudFilter { name: "instance-state-name".into(), values: vec!["running".into()] });
-        match ec2.describe_instances(&region, &recheck).await {
+        let still = match ec2.describe_instances(&region, &recheck).await {
             Ok(still) => {
                 if let Some(gone) = instance_ids.iter().find(|id| !still.iter().any(|i| &i.instance_id == *id)) {
                     let reason = format!("instance {gone} is no longer running with the granted tags");
                     self.audit(CALL, target, Decision::Denied(reason.clone()), None);
                     return Ok(Err(HostError::Denied(reason)));
                 }
+                still
             }
             Err(e) => return Ok(Err(self.ec2_failed(CALL, target, e))),
-        }
+        };
         let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
+        let charge = {
+            let caps = self.caps.as_ref().expect("admitted");
+            crate::caps::budgets::Charge {
+                rules: caps.backends.budgets.groups.clone(),
+                ledger: caps.backends.ledger.clone(),
+                run_id: self.run_id.clone(),
+                dry_run,
+            }
+        };
+        if let Err(reason) = crate::caps::budgets::charge(charge, &ec2, &region, &still).await {
+            self.audit(CALL, target, Decision::Denied(reason.clone()), None);
+            return Ok(Err(HostError::BudgetExhausted(reason)));
+        }
         self.begin(CALL, &target);
         match ec2.terminate_instances(&region, &instance_ids, dry_run).await {
             Ok(done) => {

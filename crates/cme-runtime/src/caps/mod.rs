@@ -2,6 +2,7 @@
 //! way: count it against the host-call cap, check declaration AND grant, audit the
 //! decision, then act (or, in a dry run, record what would have been done).
 
+mod budgets;
 mod ec2;
 mod http;
 mod legacy;
@@ -37,6 +38,9 @@ pub struct Backends {
     pub fences: Fences,
     /// The engine's own API sockets, refused as HTTP targets.
     pub own_sockets: Vec<std::net::SocketAddr>,
+    /// The operator's blast-radius budgets, and where they are charged.
+    pub budgets: cme_grant::Budgets,
+    pub ledger: Option<Arc<dyn crate::BudgetLedger>>,
     /// HTTP clients by egress rules: runs with the same declaration and grant share one
     /// client and its connection pool (building a TLS client costs milliseconds).
     http_clients: std::sync::Mutex<std::collections::HashMap<String, HttpClient>>,
@@ -44,7 +48,7 @@ pub struct Backends {
 
 impl Backends {
     pub fn new(http: HttpConfig, scripts: ScriptLibrary) -> Self {
-        Backends { http, scripts, ec2: None, ssh: None, fences: Fences::default(), own_sockets: Vec::new(), http_clients: Default::default() }
+        Backends { http, scripts, ec2: None, ssh: None, fences: Fences::default(), own_sockets: Vec::new(), budgets: Default::default(), ledger: None, http_clients: Default::default() }
     }
 
     /// The client for these rules, built on first use.

@@ -3,6 +3,7 @@
 
 pub mod audit_event;
 pub mod blackout;
+pub mod budget_entry;
 pub mod credential;
 pub mod delivery;
 pub mod executor;
