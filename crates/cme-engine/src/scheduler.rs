@@ -138,26 +138,21 @@ impl Engine {
             if self.deadman_tripped() {
                 return Ok(Claimed::HeldBack);
             }
-            let mut free = self.runs.available_permits();
+            let free = self.runs.available_permits();
             if free == 0 {
                 return Ok(Claimed::All); // a finishing run wakes the scheduler
-            }
-            if let Some(cap) = self.config.budgets.max_concurrent_attacks {
-                // Attacks running over every replica (a run ending elsewhere wakes no one
-                // here: the caller looks again in a while).
-                let running = self.storage.count_running().await?;
-                let allowed = u64::from(cap).saturating_sub(running) as usize;
-                if allowed == 0 {
-                    return Ok(Claimed::HeldBack);
-                }
-                free = free.min(allowed);
             }
             let Ok(mut slots) = self.runs.clone().try_acquire_many_owned(free as u32) else {
                 return Ok(Claimed::All); // taken meanwhile (by a shutdown): claim nothing
             };
             let now = Utc::now();
             let lease = chrono::Duration::from_std(self.config.run_deadline + self.config.lease_margin).unwrap_or(chrono::Duration::MAX);
-            let claimed = self.storage.claim_due(now, &self.config.engine_id, now + lease, free as u64).await?;
+            let (claimed, held_back) = match self.config.budgets.max_concurrent_attacks {
+                // Attacks running over every replica (a run ending elsewhere wakes no one
+                // here: the caller looks again in a while).
+                Some(cap) => self.storage.claim_due_capped(now, &self.config.engine_id, now + lease, free as u64, u64::from(cap)).await?,
+                None => (self.storage.claim_due(now, &self.config.engine_id, now + lease, free as u64).await?, false),
+            };
             let count = claimed.len();
             // Read once per batch, never cached: a blackout made on any replica holds at once.
             let blackouts: Arc<Vec<Blackout>> = Arc::new(if count > 0 { self.blackouts_or_all().await } else { Vec::new() });
@@ -171,6 +166,9 @@ impl Engine {
                 tokio::spawn(async move { engine.execute(executor, slot, blackouts).await });
             }
             drop(slots);
+            if held_back {
+                return Ok(Claimed::HeldBack);
+            }
             if count < free {
                 return Ok(Claimed::All);
             }

@@ -163,6 +163,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Atomically moves up to `limit` due pending executors to running under a lease held
     /// by `owner` until `lease_until`; rows another replica holds are skipped.
     async fn claim_due(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>>;
+    /// `claim_due`, but never beyond `cap` executors running over every replica (counted
+    /// and claimed atomically); true when the cap held some back.
+    async fn claim_due_capped(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64, cap: u64) -> StorageResult<(Vec<Executor>, bool)>;
     /// Running executors of `plan_id` other than `executor_id` that are ahead of it (due
     /// earlier, or at the same time with a smaller id): the first one's id, if any.
     async fn running_ahead(&self, plan_id: &str, executor_id: &str, due: DateTime<Utc>) -> StorageResult<Option<String>>;
@@ -251,8 +254,6 @@ pub trait Storage: Send + Sync + 'static {
     /// nothing; serialised across replicas); otherwise which budget refuses and why.
     /// `record: false` only checks (a dry run).
     async fn take_budget(&self, takes: &[crate::BudgetTake], run_id: &str, now: DateTime<Utc>, record: bool) -> StorageResult<Result<(), String>>;
-    /// Attacks running now, over every replica.
-    async fn count_running(&self) -> StorageResult<u64>;
     /// Bumped when deliveries may have become due: outbox rows written here, or (on
     /// PostgreSQL) by any replica.
     fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64>;

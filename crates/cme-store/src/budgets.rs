@@ -84,7 +84,8 @@ impl Store {
         Ok(Ok(()))
     }
 
-    pub(crate) async fn running_everywhere(&self) -> Result<u64, StorageError> {
+    /// Attacks running now, over every replica.
+    pub async fn count_running(&self) -> Result<u64, StorageError> {
         executor::Entity::find().filter(executor::Column::Status.eq(ExecutorStatus::Running.as_str())).count(self.db()).await.map_err(db)
     }
 

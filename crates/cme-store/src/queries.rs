@@ -442,32 +442,25 @@ impl Storage for Store {
     /// On PostgreSQL rows locked by another engine are skipped (`FOR UPDATE SKIP LOCKED`).
     async fn claim_due(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
         let _gate = self.write_gate().await;
-        let lock = match self.backend() {
-            DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
-            _ => "",
-        };
-        let sql = format!(
-            "UPDATE executors SET status = $5, lease_owner = $1, lease_expires_us = $2, started_at_us = $3, \
-             attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM executors WHERE status = $6 AND due_at_us <= $3 \
-             ORDER BY due_at_us LIMIT $4{lock}) AND status = $6 \
-             AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $7 AND value = $8) RETURNING *"
-        );
-        let statement = Statement::from_sql_and_values(
-            self.backend(),
-            adapt(self.backend(), &sql),
-            [
-                owner.into(),
-                us(lease_until).into(),
-                us(now).into(),
-                (limit as i64).into(),
-                status(RUNNING),
-                status(PENDING),
-                HALTED_KEY.into(),
-                "true".into(),
-            ],
-        );
-        executor::Entity::find().from_raw_sql(statement).all(self.db()).await.map_err(db)?.into_iter().map(convert::executor).collect()
+        self.claim_statement(self.db(), now, owner, lease_until, limit).await
+    }
+
+    /// Counts and claims in one transaction, serialised across PostgreSQL replicas by an
+    /// advisory lock (on SQLite by the write gate).
+    async fn claim_due_capped(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64, cap: u64) -> StorageResult<(Vec<Executor>, bool)> {
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        if self.backend() == DbBackend::Postgres {
+            const RUNNING_CAP_LOCK: i64 = 0x636d_655f_7275_6e73; // "cme_runs"
+            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [RUNNING_CAP_LOCK.into()]))
+                .await
+                .map_err(db)?;
+        }
+        let running = executor::Entity::find().filter(executor::Column::Status.eq(RUNNING.as_str())).count(&txn).await.map_err(db)?;
+        let allowed = std::cmp::min(cap.saturating_sub(running), limit);
+        let claimed = if allowed == 0 { Vec::new() } else { self.claim_statement(&txn, now, owner, lease_until, allowed).await? };
+        txn.commit().await.map_err(db)?;
+        Ok((claimed, allowed < limit))
     }
 
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>> {
@@ -797,9 +790,6 @@ impl Storage for Store {
         self.take_from_ledger(takes, run_id, now, record).await
     }
 
-    async fn count_running(&self) -> StorageResult<u64> {
-        self.running_everywhere().await
-    }
 }
 
 
@@ -813,6 +803,37 @@ fn adapt(backend: DbBackend, sql: &str) -> String {
 }
 
 impl Store {
+    /// The claim itself: due pending executors to running under `owner`'s lease, unless
+    /// the stored halt switch is on (checked in the same statement).
+    async fn claim_statement(&self, conn: &impl ConnectionTrait, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+        let lock = match self.backend() {
+            DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let sql = format!(
+            "UPDATE executors SET status = $5, lease_owner = $1, lease_expires_us = $2, started_at_us = $3, \
+             attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM executors WHERE status = $6 AND due_at_us <= $3 \
+             ORDER BY due_at_us LIMIT $4{lock}) AND status = $6 \
+             AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $7 AND value = $8) RETURNING *"
+        );
+        let statement = Statement::from_sql_and_values(
+            self.backend(),
+            adapt(self.backend(), &sql),
+            [
+                owner.into(),
+                us(lease_until).into(),
+                us(now).into(),
+                (limit as i64).into(),
+                status(RUNNING),
+                status(PENDING),
+                HALTED_KEY.into(),
+                "true".into(),
+            ],
+        );
+        executor::Entity::find().from_raw_sql(statement).all(conn).await.map_err(db)?.into_iter().map(convert::executor).collect()
+    }
+
     /// Runs an executor `UPDATE ... RETURNING id, plan_id` that moves executors to
     /// `status`, with their events in the same transaction; answers the plans' ids.
     async fn update_announcing<const N: usize>(

@@ -175,3 +175,27 @@ async fn a_failed_attempt_waits_for_its_retry_and_unwanted_events_are_not_stored
     let retried = store.claim_deliveries(retry_at, "a", retry_at + chrono::Duration::seconds(30), 10).await.unwrap();
     assert_eq!(retried[0].attempts, 1);
 }
+
+fn take(count: u32, per_day: Option<u32>, interval: Option<u64>) -> cme_engine::BudgetTake {
+    cme_engine::BudgetTake { rule: "web".into(), group: "web:eu-west-1:Service=web".into(), count, max_per_day: per_day, min_interval_seconds: interval }
+}
+
+#[tokio::test]
+async fn the_ledger_counts_a_rolling_day_and_the_time_since_the_last_attack() {
+    let store = Store::connect(&StoreConfig::in_memory()).await.unwrap();
+    let t0 = chrono::Utc::now() - chrono::Duration::hours(30);
+    assert_eq!(store.take_budget(&[take(2, Some(2), None)], "r1", t0, true).await.unwrap(), Ok(()));
+    let refused = store.take_budget(&[take(1, Some(2), None)], "r2", t0 + chrono::Duration::hours(1), true).await.unwrap().unwrap_err();
+    assert!(refused.contains("2 terminations per 24 hours") && refused.contains("2 already"), "{refused}");
+    // A day later the first two no longer count.
+    assert_eq!(store.take_budget(&[take(1, Some(2), None)], "r3", t0 + chrono::Duration::hours(25), true).await.unwrap(), Ok(()));
+    // The last attack was at t0 + 25 h: ten minutes must pass.
+    let soon = t0 + chrono::Duration::hours(25) + chrono::Duration::minutes(5);
+    let waiting = store.take_budget(&[take(1, None, Some(600))], "r4", soon, true).await.unwrap().unwrap_err();
+    assert!(waiting.contains("300 s ago") && waiting.contains("600 s must pass"), "{waiting}");
+    // A dry run checks without charging.
+    let later = soon + chrono::Duration::minutes(10);
+    assert_eq!(store.take_budget(&[take(1, Some(2), Some(600))], "dry", later, false).await.unwrap(), Ok(()));
+    assert_eq!(store.take_budget(&[take(1, Some(2), Some(600))], "r5", later, true).await.unwrap(), Ok(()));
+    assert!(store.take_budget(&[take(1, Some(2), None)], "r6", later, true).await.unwrap().is_err(), "two in the last day now");
+}

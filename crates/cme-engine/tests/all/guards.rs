@@ -58,3 +58,29 @@ async fn a_steady_state_naming_an_attack_or_too_many_probes_is_refused() {
     assert!(rig.engine.create_plan(too_many, &operator()).await.is_err());
     assert!(rig.engine.list_plans(true, cme_engine::Page::first(10).unwrap()).await.unwrap().items.is_empty(), "nothing stored");
 }
+
+#[tokio::test]
+async fn max_concurrent_attacks_holds_over_every_replica() {
+    let config = cme_engine::EngineConfig { budgets: cme_engine::Budgets { max_concurrent_attacks: Some(1), groups: Vec::new() }, ..config() };
+    let a = Rig::with(config.clone()).await;
+    let b = a.replica_with(config).await;
+    a.engine.start();
+    b.engine.start();
+    let (_, executors) = a.engine.create_plan(plan(json!({"sleep_ms": 400}), json!({"in_ms": [50, 50, 50]})), &operator()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut most = 0;
+    for executor in &executors {
+        loop {
+            let running = a.store.count_running().await.unwrap();
+            most = most.max(running);
+            let (e, _) = a.engine.executor(&executor.id).await.unwrap();
+            if e.status.is_terminal() {
+                assert_eq!(e.status, ExecutorStatus::Succeeded);
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "the runs did not finish");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(most, 1, "never two attacks at once over both engines");
+}

@@ -174,6 +174,10 @@ impl Storage for SlowClaims {
         self.inner.claim_due(now, owner, lease_until, limit).await
     }
 
+    async fn claim_due_capped(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64, cap: u64) -> StorageResult<(Vec<Executor>, bool)> {
+        self.inner.claim_due_capped(now, owner, lease_until, limit, cap).await
+    }
+
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>> {
         self.inner.record_runs(runs).await
     }
@@ -271,10 +275,6 @@ impl Storage for SlowClaims {
 
     async fn take_budget(&self, takes: &[BudgetTake], run_id: &str, now: DateTime<Utc>, record: bool) -> StorageResult<Result<(), String>> {
         self.inner.take_budget(takes, run_id, now, record).await
-    }
-
-    async fn count_running(&self) -> StorageResult<u64> {
-        self.inner.count_running().await
     }
 
     fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64> {
