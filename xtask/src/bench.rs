@@ -33,7 +33,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
     // `--only a,b`: just the named groups (http, large, lateness, burst, recurring, halt,
-    // replicas, upload).
+    // guards, replicas, upload).
     let only: Option<Vec<String>> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(|list| list.split(',').map(str::to_string).collect());
     let wanted = |group: &str| only.as_ref().is_none_or(|only| only.iter().any(|o| o == group));
     runtime.block_on(async {
@@ -54,6 +54,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         if wanted("halt") {
             halt_latency(&binary, &mut rows).await?;
+        }
+        if wanted("guards") {
+            stop_condition_latency(&binary, &mut rows).await?;
         }
         if wanted("replicas") {
             cross_replica_halt(&binary, &mut rows).await?;
@@ -529,6 +532,73 @@ async fn halt_latency(binary: &Path, rows: &mut Vec<(String, String, String)>) -
     let ids = slow_attacks(&client, &engine.url, 20).await?;
     let worst = halt_to_cancelled(&client, &engine.url, &engine.url, ids).await?;
     rows.push(("halt: request to every running attack cancelled (20 running)".into(), format!("{worst:.1} ms"), "<= 100 ms".into()));
+    engine.stop();
+    Ok(())
+}
+
+/// A health endpoint the benchmark flips: every request gets the current status.
+async fn health(status: std::sync::Arc<std::sync::atomic::AtomicU16>) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let status = status.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                let code = status.load(std::sync::atomic::Ordering::SeqCst);
+                let _ = socket.write_all(format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await;
+            });
+        }
+    });
+    Ok(format!("http://{addr}/health"))
+}
+
+/// Five slow attacks whose plans watch one health endpoint every second; the endpoint
+/// turns unhealthy at a random moment and the figure is the time from then to the last
+/// run cancelled (three rounds, the worst).
+async fn stop_condition_latency(binary: &Path, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::start(binary, dir.path(), &[])?;
+    let client = reqwest::Client::new();
+    let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
+    let health_url = health(status.clone()).await?;
+    let endpoint = sink(Duration::from_secs(60)).await?;
+    let mut worst = 0.0f64;
+    for round in 0..3 {
+        status.store(200, std::sync::atomic::Ordering::SeqCst);
+        let date = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let body = json!({
+                "name": format!("watched{round}-{i}"),
+                "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": endpoint, "method": "GET", "timeout_ms": 50000}},
+                "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}},
+                "stop_conditions": [{"ref": "http_probe:HttpProbe", "args": {"url": health_url}, "interval_seconds": 1, "on_failure": "pause_plan"}]
+            });
+            let doc: Value = client.post(format!("{}/api/1/plans/", engine.url)).json(&body).send().await?.json().await?;
+            ids.push(doc["_embedded"]["executors"][0]["id"].as_str().context("executor id")?.to_string());
+        }
+        // Running, then unhealthy at a moment unrelated to the probes' schedule.
+        tokio::time::sleep(Duration::from_millis(3500 + 237 * round)).await;
+        let unhealthy = chrono::Utc::now();
+        status.store(503, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for id in ids {
+            let doc: Value = client.get(format!("{}/api/1/executors/{id}", engine.url)).send().await?.json().await?;
+            if doc["status"] != "cancelled" {
+                bail!("executor {id} is {} after its stop condition turned unhealthy", doc["status"]);
+            }
+            let finished = chrono::DateTime::parse_from_rfc3339(doc["finished_at"].as_str().context("finished")?)?;
+            worst = worst.max((finished.with_timezone(&chrono::Utc) - unhealthy).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        }
+    }
+    rows.push((
+        "stop condition: service unhealthy to every watched run cancelled (5 runs, probe every 1 s, worst of 3)".into(),
+        format!("{worst:.1} ms"),
+        "<= 1,100 ms (one interval + 100 ms)".into(),
+    ));
     engine.stop();
     Ok(())
 }

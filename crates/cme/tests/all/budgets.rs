@@ -101,3 +101,10 @@ fn a_budget_that_limits_nothing_stops_the_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("[budgets]") && stderr.contains("limits nothing"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_readmes_budget_configuration_starts_an_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(readme_block("toml", "[budgets]")), ..Options::default() });
+    assert_eq!(engine.client().get("/readyz").await.status, 200);
+}
