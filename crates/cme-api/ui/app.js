@@ -170,6 +170,7 @@ async function planView(id) {
     ["Dry run", plan.dry_run ? "yes" : "no"], ["Recurring", plan.recurring ? "planned until " + when(plan.planned_until) : "no"],
     ["Misfire / overlap", plan.misfire + " / " + plan.overlap],
     ["Steady state", (plan.steady_state || []).map((p) => p.ref).join(", ") || "none (no probe guards its runs)"],
+    ["Stop conditions", (plan.stop_conditions || []).map((c) => `${c.ref} every ${c.interval_seconds} s, then ${c.on_failure}`).join("; ") || "none"],
   ];
   const parts = [
     h("h1", {}, plan.name),
