@@ -276,6 +276,10 @@ mod tests {
         assert_eq!(Event::of_action(&AuditEvent::action("admin", "halt", "")).unwrap().kind, "engine.halted");
         assert!(Event::of_action(&upload.clone().denied("too big")).is_none(), "a refused upload did not happen");
         assert!(Event::of_action(&AuditEvent::action("admin", "credential.create", "k")).is_none());
+        let trip = AuditEvent { reason: Some("checkout 503".into()), ..AuditEvent::action("guard", "guard.trip", "p1: http-probe@0.1.0 (halt)") };
+        let tripped = Event::of_action(&trip).unwrap();
+        assert_eq!((tripped.kind, tripped.subject.as_str()), ("guard.tripped", "p1"));
+        assert_eq!(tripped.data["reason"], "checkout 503");
     }
 
     #[test]

@@ -124,12 +124,7 @@ impl Engine {
         let mut shutdown = self.shutdown.subscribe();
         tracing::info!(plan_id = %plan.id, conditions = plan.stop_conditions.len(), "watching the plan's stop conditions");
         loop {
-            let next = due.iter().min().copied().unwrap_or_else(Instant::now);
-            tokio::select! {
-                _ = tokio::time::sleep_until(next.into()) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
+            if !until_first_due(&due, &mut shutdown).await {
                 break;
             }
             // Runs in flight, or settling after the last: keep watching.
@@ -243,12 +238,7 @@ impl Engine {
         let mut due: Vec<Instant> = conditions.iter().map(|c| Instant::now() + c.interval).collect();
         let mut shutdown = self.shutdown.subscribe();
         loop {
-            let next = due.iter().min().copied().unwrap_or_else(Instant::now);
-            tokio::select! {
-                _ = tokio::time::sleep_until(next.into()) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
+            if !until_first_due(&due, &mut shutdown).await {
                 return;
             }
             let now = Instant::now();
@@ -360,6 +350,17 @@ impl Engine {
             }
         }
     }
+}
+
+/// Sleeps until the earliest of `due` (or at once when there is none); false when the
+/// engine is shutting down instead.
+async fn until_first_due(due: &[Instant], shutdown: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    let next = due.iter().min().copied().unwrap_or_else(Instant::now);
+    tokio::select! {
+        _ = tokio::time::sleep_until(next.into()) => {}
+        _ = shutdown.changed() => {}
+    }
+    !*shutdown.borrow()
 }
 
 /// Who guards act as in the audit log.

@@ -88,17 +88,7 @@ async fn a_group_never_drops_below_its_min_running() {
 
 #[test]
 fn a_budget_that_limits_nothing_stops_the_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("cme.toml");
-    std::fs::write(&config, "[[budgets.groups]]\nname = \"web\"\ntag = \"Service\"\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cme"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", "sqlite::memory:", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start("[[budgets.groups]]\nname = \"web\"\ntag = \"Service\"\n");
     assert!(stderr.contains("[budgets]") && stderr.contains("limits nothing"), "{stderr}");
 }
 

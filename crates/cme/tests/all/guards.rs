@@ -314,15 +314,6 @@ async fn the_readmes_guard_configuration_starts_an_engine_and_a_bad_probe_stops_
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), ..Options::default() });
     assert_eq!(engine.client().get("/readyz").await.status, 200);
 
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[stop_conditions]]\nref = \"api_request:ApiRequest\"\nargs = {}\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cme"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", "sqlite::memory:", "--config"])
-        .arg(&bad)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start("[[stop_conditions]]\nref = \"api_request:ApiRequest\"\nargs = {}\n");
     assert!(stderr.contains("stop_conditions") && stderr.contains("probe"), "{stderr}");
 }

@@ -426,3 +426,18 @@ pub fn readme_block(language: &str, needle: &str) -> String {
         .unwrap_or_else(|| panic!("no {language} block with {needle} in the README"))
         .to_string()
 }
+
+/// Starts `cme serve` with the configuration `config`, expecting it to refuse: its stderr.
+pub fn refused_start(config: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cme.toml");
+    std::fs::write(&path, config).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cme"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", "sqlite::memory:", "--config"])
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the engine started with:\n{config}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -164,16 +164,6 @@ async fn the_readmes_webhook_configuration_starts_an_engine_that_lists_them() {
 
 #[test]
 fn a_webhook_for_an_unknown_event_stops_the_start_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("cme.toml");
-    std::fs::write(&config, "[[webhooks]]\nurl = \"http://127.0.0.1:9/\"\nevents = [\"executor.exploded\"]\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cme"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", "sqlite::memory:", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start("[[webhooks]]\nurl = \"http://127.0.0.1:9/\"\nevents = [\"executor.exploded\"]\n");
     assert!(stderr.contains("executor.exploded") && stderr.contains("executor.failed"), "{stderr}");
 }
