@@ -315,6 +315,18 @@ async fn large_database(binary: &Path, s: &Settings, rows: &mut Vec<(String, Str
         format!("p99 {:.2} ms, p50 {:.2} ms, {:.0} req/s", page.p99_ms, page.p50_ms, page.requests_per_second),
         "p99 <= 10 ms".into(),
     ));
+    // Half way down the list: by page number (offset) and by the `next` cursor (seek).
+    let middle = (s.large / 200).max(1);
+    let doc: Value = client.get(format!("{}/api/1/executors/?size=100&page={middle}", engine.url)).send().await?.json().await?;
+    let next = doc["_links"]["next"]["href"].as_str().context("a next link half way down")?.to_string();
+    for (how, url) in [("page number", format!("{}/api/1/executors/?size=100&page={}", engine.url, middle + 1)), ("cursor", format!("{}{next}", engine.url))] {
+        let deep = wrk(&url, 4, s.duration, None)?;
+        rows.push((
+            format!("page of 100 half way down {} executors, by {how}, c=4", s.large),
+            format!("p99 {:.2} ms, p50 {:.2} ms, {:.0} req/s", deep.p99_ms, deep.p50_ms, deep.requests_per_second),
+            "p99 <= 10 ms".into(),
+        ));
+    }
     engine.stop();
     Ok(())
 }

@@ -92,6 +92,32 @@ pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
     form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect()
 }
 
+/// Adds a `next` link that seeks past `cursor` (`after=`, replacing any `page` or
+/// `after`, keeping every other query parameter) when there is more; a `prev` link only
+/// for pages asked by number (a cursor has no way back but the first page).
+pub fn seek_paged<T>(doc: Hal, req: &HttpRequest, page: Page, listed: &PageOf<T>, cursor: Option<String>, seeking: bool) -> Hal {
+    let others: Vec<String> = req
+        .query_string()
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("page=") && !p.starts_with("after="))
+        .map(str::to_string)
+        .collect();
+    let with = |extra: String| {
+        let mut pairs = others.clone();
+        pairs.push(extra);
+        format!("{}?{}", req.path(), pairs.join("&"))
+    };
+    let mut doc = doc;
+    if let (true, Some(cursor)) = (listed.has_more, cursor) {
+        let encoded: String = form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
+        doc = doc.link("next", with(format!("after={encoded}")));
+    }
+    if !seeking && page.number() > 1 {
+        doc = doc.link("prev", with(format!("page={}", page.number() - 1)));
+    }
+    doc
+}
+
 /// Adds `next`/`prev` links keeping every other query parameter.
 pub fn paged<T>(doc: Hal, req: &HttpRequest, page: Page, listed: &PageOf<T>) -> Hal {
     let with_page = |n: u64| {

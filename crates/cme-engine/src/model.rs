@@ -605,6 +605,45 @@ pub struct ExecutorFilter {
     /// None: any status. Otherwise any of these.
     pub statuses: Option<Vec<ExecutorStatus>>,
     pub plan_id: Option<String>,
+    /// Only executors after this one in the list's order (due time, then id): a keyset
+    /// cursor, as deep pages cost the same as the first. The page's offset is ignored
+    /// with it.
+    pub after: Option<ExecutorCursor>,
+}
+
+/// A position in the executor list: the last executor of the page before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutorCursor {
+    pub due: DateTime<Utc>,
+    pub id: String,
+}
+
+impl ExecutorCursor {
+    /// The cursor after `executor`.
+    pub fn after(executor: &Executor) -> ExecutorCursor {
+        ExecutorCursor { due: executor.due, id: executor.id.clone() }
+    }
+}
+
+impl fmt::Display for ExecutorCursor {
+    /// `<due in µs since the epoch>.<id>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.due.timestamp_micros(), self.id)
+    }
+}
+
+impl FromStr for ExecutorCursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("after {text:?} is not a cursor from a `next` link");
+        let (due, id) = text.split_once('.').ok_or_else(invalid)?;
+        let due = due.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(invalid)?;
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid());
+        }
+        Ok(ExecutorCursor { due, id: id.to_string() })
+    }
 }
 
 /// A page of a list: `page` counts from 1, `size` items each. The constructor refuses

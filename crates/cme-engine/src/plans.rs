@@ -280,7 +280,7 @@ impl Engine {
     pub async fn plan(&self, id: &str) -> Result<(PlanSummary, PageOf<Executor>), EngineError> {
         let plan = self.storage.plan(id).await?.filter(|p| p.deleted.is_none()).ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
         let summary = self.storage.summarize(plan).await?;
-        let filter = crate::ExecutorFilter { statuses: None, plan_id: Some(id.to_string()) };
+        let filter = crate::ExecutorFilter { statuses: None, plan_id: Some(id.to_string()), after: None };
         let executors = self.storage.list_executors(&filter, Page::first(EMBEDDED_EXECUTORS).expect("a valid page size")).await?;
         Ok((summary, executors))
     }

@@ -293,23 +293,33 @@ impl Storage for Store {
             values.push(v);
             format!("${}", values.len())
         };
-        let plan = filter.plan_id.clone().map(|p| bind(p.into()));
+        // A cursor seeks (the status/due index starts at it); an offset skips rows.
+        let offset_rows = if filter.after.is_some() { 0 } else { page.offset() };
+        let mut conditions: Vec<String> = Vec::new();
+        if let Some(plan) = &filter.plan_id {
+            conditions.push(format!("plan_id = {}", bind(plan.clone().into())));
+        }
+        if let Some(after) = &filter.after {
+            let (due, id) = (bind(us(after.due).into()), bind(after.id.clone().into()));
+            let due_again = bind(us(after.due).into());
+            conditions.push(format!("(due_at_us > {due} OR (due_at_us = {due_again} AND id > {id}))"));
+        }
+        let and_conditions: String = conditions.iter().map(|c| format!(" AND {c}")).collect();
         let keys = match filter.statuses.as_ref() {
             None => {
-                let plan = plan.as_ref().map(|p| format!(" WHERE plan_id = {p}")).unwrap_or_default();
-                format!("SELECT due_at_us, id FROM executors{plan}")
+                let conditions = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+                format!("SELECT due_at_us, id FROM executors{conditions}")
             }
             Some(statuses) => {
                 // Page::new guarantees offset + size + 1 fits an i64.
-                let window = bind(((page.offset() + page.size() + 1) as i64).into());
+                let window = bind(((offset_rows + page.size() + 1) as i64).into());
                 let members: Vec<String> = statuses
                     .iter()
                     .enumerate()
                     .map(|(i, s)| {
                         let s = bind(status(*s));
-                        let plan = plan.as_ref().map(|p| format!(" AND plan_id = {p}")).unwrap_or_default();
                         format!(
-                            "SELECT due_at_us, id FROM (SELECT due_at_us, id FROM executors WHERE status = {s}{plan} \
+                            "SELECT due_at_us, id FROM (SELECT due_at_us, id FROM executors WHERE status = {s}{and_conditions} \
                              ORDER BY due_at_us, id LIMIT {window}) AS s{i}"
                         )
                     })
@@ -321,7 +331,7 @@ impl Storage for Store {
             }
         };
         let limit = bind(((page.size() + 1) as i64).into());
-        let offset = bind((page.offset() as i64).into());
+        let offset = bind((offset_rows as i64).into());
         let sql = format!("SELECT id FROM ({keys}) AS k ORDER BY due_at_us, id LIMIT {limit} OFFSET {offset}");
         let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), &sql), values);
         let ids: Vec<String> = self

@@ -1,23 +1,25 @@
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use cme_engine::{Executor, ExecutorFilter, ExecutorStatus};
+use cme_engine::{Executor, ExecutorCursor, ExecutorFilter, ExecutorStatus};
 
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
 use crate::body::{check_schema, json_body};
-use crate::hal::{Hal, page_of, paged, query_pairs, self_href};
+use crate::hal::{Hal, page_of, query_pairs, seek_paged, self_href};
 use crate::problem::ApiError;
 
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Viewer)?;
     let page = page_of(&req)?;
     let filter = filter_of(&req)?;
+    let seeking = filter.after.is_some();
     let listed = state.engine.list_executors(&filter, page).await?;
     let items: Vec<Value> = listed.items.iter().map(|e| executor_document(&state.secrets, e, None, false).into_value()).collect();
     let doc = Hal::new(json!({})).link("self", self_href(&req)).embed("executors", items);
-    Ok(paged(doc, &req, page, &listed).ok())
+    let cursor = listed.items.last().map(|e| ExecutorCursor::after(e).to_string());
+    Ok(seek_paged(doc, &req, page, &listed, cursor, seeking).ok())
 }
 
 /// `executed=false` (default: pending or running), `true` (finished), `all`; `status=a,b`
@@ -26,8 +28,10 @@ fn filter_of(req: &HttpRequest) -> std::result::Result<ExecutorFilter, ApiError>
     let mut executed = "false".to_string();
     let mut statuses: Option<Vec<ExecutorStatus>> = None;
     let mut plan_id = None;
+    let mut after = None;
     for (key, value) in query_pairs(req) {
         match key.as_str() {
+            "after" => after = Some(value.parse::<ExecutorCursor>().map_err(|e| ApiError::bad_request(e, None))?),
             "executed" => executed = value.to_ascii_lowercase(),
             "status" => {
                 let wanted = value
@@ -49,7 +53,7 @@ fn filter_of(req: &HttpRequest) -> std::result::Result<ExecutorFilter, ApiError>
         "all" => None,
         other => return Err(ApiError::bad_request(format!("executed must be true, false or all, not {other:?}"), None)),
     });
-    Ok(ExecutorFilter { statuses, plan_id })
+    Ok(ExecutorFilter { statuses, plan_id, after })
 }
 
 pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {

@@ -173,6 +173,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
             Param::text("executed", "false (default: pending, running or paused), true (finished) or all"),
             Param::text("status", "comma-separated statuses (overrides executed)"),
             Param::text("plan_id", "one plan's executors"),
+            Param::text("after", "a cursor from a `next` link: the executors after it (seeks; as fast deep in the list as at its start)"),
         ])
         .answers(&[(200, Hal("ExecutorList"))]),
     Endpoint::new(Get, "/api/1/executors/{id}", "showExecutor", "One executor, with its result and log", Some(Viewer), |r| r.to(executors::show))

@@ -110,3 +110,30 @@ async fn a_plan_shows_a_bounded_first_page_of_its_executors() {
     assert_eq!(first.items.len() as u64, cme_engine::EMBEDDED_EXECUTORS);
     assert!(first.has_more, "the rest page through the executor list");
 }
+
+#[tokio::test]
+async fn a_cursor_walks_executors_due_at_the_same_instant_once_each_in_order() {
+    let rig = Rig::new().await;
+    rig.engine.create_plan(plan(json!({}), json!({"count": 5})), &operator()).await.unwrap();
+    let page = cme_engine::Page::first(2).unwrap();
+    for statuses in [None, Some(cme_engine::ExecutorStatus::OPEN.to_vec())] {
+        let mut filter = cme_engine::ExecutorFilter { statuses, plan_id: None, after: None };
+        let mut walked = Vec::new();
+        loop {
+            let listed = rig.engine.list_executors(&filter, page).await.unwrap();
+            walked.extend(listed.items.iter().map(|e| e.id.clone()));
+            match (listed.has_more, listed.items.last()) {
+                (true, Some(last)) => filter.after = Some(cme_engine::ExecutorCursor::after(last)),
+                _ => break,
+            }
+        }
+        let mut sorted = walked.clone();
+        sorted.sort();
+        assert_eq!(walked.len(), 5);
+        assert_eq!(walked, sorted, "same due time: by id, none twice");
+    }
+    let cursor: cme_engine::ExecutorCursor = "1700000000000000.0123abcd".parse().unwrap();
+    assert_eq!(cursor.to_string(), "1700000000000000.0123abcd");
+    assert!("1700000000000000".parse::<cme_engine::ExecutorCursor>().is_err());
+    assert!("x.y".parse::<cme_engine::ExecutorCursor>().is_err());
+}

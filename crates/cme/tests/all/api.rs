@@ -209,14 +209,35 @@ async fn lists_paginate_with_next_and_prev_links() {
         let plan = api_plan("many", "http://127.0.0.1:4505/", &in_seconds(3600 * hour));
         assert_eq!(api.post("/api/1/plans/", &plan).await.status, 201);
     }
+    let ids = |doc: &serde_json::Value| -> Vec<String> {
+        doc["_embedded"]["executors"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
+    };
+    // `next` seeks with a cursor, keeping the other parameters; following it walks the
+    // whole list once, in order.
     let first = api.get("/api/1/executors/?size=2&executed=all").await.body;
-    assert_eq!(first["_embedded"]["executors"].as_array().unwrap().len(), 2);
-    assert_eq!(first["_links"]["next"]["href"], "/api/1/executors/?size=2&executed=all&page=2");
+    assert_eq!(ids(&first).len(), 2);
+    let next = first["_links"]["next"]["href"].as_str().unwrap().to_string();
+    assert!(next.starts_with("/api/1/executors/?size=2&executed=all&after="), "{next}");
     assert!(first["_links"]["prev"].is_null());
+    let mut walked = ids(&first);
+    let mut href = next;
+    loop {
+        let doc = api.get(&href).await.body;
+        walked.extend(ids(&doc));
+        match doc["_links"]["next"]["href"].as_str() {
+            Some(next) => href = next.to_string(),
+            None => break,
+        }
+    }
+    let all = api.get("/api/1/executors/?size=100&executed=all").await.body;
+    assert_eq!(walked, ids(&all), "the cursor walk is the list, in order, once");
+    // Pages by number still work (the original's clients), with a way back.
     let last = api.get("/api/1/executors/?size=2&executed=all&page=3").await.body;
-    assert_eq!(last["_embedded"]["executors"].as_array().unwrap().len(), 1);
+    assert_eq!(ids(&last), ids(&all)[4..].to_vec());
     assert!(last["_links"]["next"].is_null());
     assert_eq!(last["_links"]["prev"]["href"], "/api/1/executors/?size=2&executed=all&page=2");
+    // A cursor that is not one is refused.
+    assert_eq!(api.get("/api/1/executors/?after=yesterday").await.status, 400);
 }
 
 #[tokio::test]
