@@ -300,9 +300,10 @@ impl Storage for Store {
             conditions.push(format!("plan_id = {}", bind(plan.clone().into())));
         }
         if let Some(after) = &filter.after {
-            let (due, id) = (bind(us(after.due).into()), bind(after.id.clone().into()));
-            let due_again = bind(us(after.due).into());
-            conditions.push(format!("(due_at_us > {due} OR (due_at_us = {due_again} AND id > {id}))"));
+            // The first conjunct is an index range (a seek); the second drops what is at
+            // the cursor's own due time up to and including it.
+            let (due, due_again, id) = (bind(us(after.due).into()), bind(us(after.due).into()), bind(after.id.clone().into()));
+            conditions.push(format!("due_at_us >= {due} AND (due_at_us > {due_again} OR id > {id})"));
         }
         let and_conditions: String = conditions.iter().map(|c| format!(" AND {c}")).collect();
         let keys = match filter.statuses.as_ref() {
