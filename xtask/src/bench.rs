@@ -33,7 +33,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
     // `--only a,b`: just the named groups (http, large, lateness, burst, recurring, halt,
-    // guards, replicas, upload).
+    // guards, original, replicas, upload).
     let only: Option<Vec<String>> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(|list| list.split(',').map(str::to_string).collect());
     let wanted = |group: &str| only.as_ref().is_none_or(|only| only.iter().any(|o| o == group));
     runtime.block_on(async {
@@ -57,6 +57,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         if wanted("guards") {
             stop_condition_latency(&binary, &mut rows).await?;
+        }
+        if wanted("original") {
+            side_by_side(&root, &binary, &settings, &mut rows).await?;
         }
         if wanted("replicas") {
             cross_replica_halt(&binary, &mut rows).await?;
@@ -544,6 +547,107 @@ async fn halt_latency(binary: &Path, rows: &mut Vec<(String, String, String)>) -
     let ids = slow_attacks(&client, &engine.url, 20).await?;
     let worst = halt_to_cancelled(&client, &engine.url, &engine.url, ids).await?;
     rows.push(("halt: request to every running attack cancelled (20 running)".into(), format!("{worst:.1} ms"), "<= 100 ms".into()));
+    engine.stop();
+    Ok(())
+}
+
+/// BBVA's engine 1.1.0 (PyPI `chaosmonkey==1.1.0`) in its own venv: see xtask/original/.
+fn ensure_original() -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME")?;
+    let venv = PathBuf::from(home).join(".cache/cme-original-venv");
+    let engine = venv.join("bin/chaos-monkey-engine");
+    if engine.exists() {
+        return Ok(engine);
+    }
+    eprintln!("installing chaosmonkey==1.1.0 (pip) into {}...", venv.display());
+    let run = |program: &Path, args: &[&str]| -> anyhow::Result<()> {
+        if !Command::new(program).args(args).status()?.success() {
+            bail!("{} {} failed", program.display(), args.join(" "));
+        }
+        Ok(())
+    };
+    run(Path::new("python3"), &["-m", "venv", venv.to_str().context("utf-8 path")?])?;
+    let pip = venv.join("bin/pip");
+    run(&pip, &["install", "-q", "--no-deps", "chaosmonkey==1.1.0"])?;
+    // Its own pins (gevent 1.2.1, SQLAlchemy 1.1.5, ...) do not build on Python 3.11.
+    run(&pip, &[
+        "install", "-q", "SQLAlchemy==1.3.24", "APScheduler==3.6.3", "requests==2.31.0", "flask-cors==3.0.10", "gevent", "Flask==0.12.5",
+        "Werkzeug==0.16.1", "Jinja2==2.11.3", "MarkupSafe==2.0.1", "itsdangerous==1.1.0", "click==7.1.2", "arrow==0.10.0",
+        "Flask-SQLAlchemy==2.1", "jsonschema==2.6.0", "flask-hal-bbva==1.0.5", "paramiko", "boto3", "six", "pytz", "tzlocal==2.1",
+    ])?;
+    let output = Command::new(venv.join("bin/python")).args(["-c", "import gevent, os; print(os.path.dirname(gevent.__file__))"]).output()?;
+    let gevent = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_string());
+    std::fs::write(gevent.join("wsgi.py"), "from gevent.pywsgi import WSGIServer  # gevent 1.x had gevent.wsgi\n")?;
+    Ok(engine)
+}
+
+/// The three API rows against the original engine and `cme`, with the same requests and
+/// the same load generator: GET planners (c=8), POST an exact-planner plan (c=8), GET the
+/// executor list holding 100 executors (c=4).
+async fn side_by_side(root: &Path, binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+    let original = ensure_original()?;
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let folders = root.join("xtask/original");
+    let mut python = Command::new(&original)
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--database-uri")
+        .arg(format!("sqlite:///{}", dir.path().join("original.db").display()))
+        .arg("--attacks-folder")
+        .arg(folders.join("attacks"))
+        .arg("--planners-folder")
+        .arg(folders.join("planners"))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let original_url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{original_url}/api/1/planners/")).send().await.is_err() {
+        if Instant::now() > deadline {
+            let _ = python.kill();
+            bail!("the original engine did not answer in 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cme_dir = tempfile::tempdir()?;
+    let engine = Engine::start(binary, cme_dir.path(), &[])?;
+    let body = |date: &str| {
+        json!({
+            "name": "bench",
+            "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET", "payload": {}, "headers": {}}},
+            "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}}
+        })
+    };
+    // The same 100 executors on both (the original reads the date in its zone, cme in UTC).
+    for url in [&original_url, &engine.url] {
+        for _ in 0..100 {
+            client.post(format!("{url}/api/1/plans/")).json(&body("2099-01-01T00:00:00")).send().await?.error_for_status()?;
+        }
+    }
+    let script = dir.path().join("post.lua");
+    std::fs::write(&script, format!("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{}]]\n", body("2099-01-01T00:00:00")))?;
+    let measures: [(&str, &str, u32, Option<&Path>); 3] = [
+        ("GET /api/1/executors/ (100 executors), c=4", "/api/1/executors/", 4, None),
+        ("GET /api/1/planners/, c=8", "/api/1/planners/", 8, None),
+        ("POST /api/1/plans/ (exact planner), c=8", "/api/1/plans/", 8, Some(&script)),
+    ];
+    for (what, path, connections, script) in measures {
+        let theirs = wrk(&format!("{original_url}{path}"), connections, s.duration, script)?;
+        let ours = wrk(&format!("{}{path}", engine.url), connections, s.duration, script)?;
+        rows.push((
+            format!("side by side: {what}"),
+            format!(
+                "original 1.1.0 {:.0} req/s (p99 {:.1} ms), cme {:.0} req/s (p99 {:.1} ms): x{:.0}",
+                theirs.requests_per_second, theirs.p99_ms, ours.requests_per_second, ours.p99_ms, ours.requests_per_second / theirs.requests_per_second.max(0.001)
+            ),
+            "cme far faster".into(),
+        ));
+    }
+    let _ = python.kill();
+    let _ = python.wait();
     engine.stop();
     Ok(())
 }
