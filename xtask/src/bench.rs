@@ -79,8 +79,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     eprintln!("building cme (release)...");
-    let status = Command::new(env!("CARGO")).current_dir(root).args(["build", "--release", "--locked", "-p", "cme"]).status()?;
-    if !status.success() {
+    let mut build = Command::new(env!("CARGO"));
+    build.current_dir(root).args(["build", "--release", "--locked", "-p", "cme"]);
+    // `cargo xtask` (cargo run) hands this process its own CARGO_* variables and library
+    // path; passed on, they change build scripts' fingerprints and the nested build
+    // recompiles the dependencies (aws-sdk-ec2: ten minutes) that a plain `cargo build
+    // --release` just built. Build as from the shell.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR") || key == "LD_LIBRARY_PATH" {
+            build.env_remove(key.as_ref());
+        }
+    }
+    if !build.status()?.success() {
         bail!("cargo build --release -p cme failed");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
