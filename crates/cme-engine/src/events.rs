@@ -187,14 +187,13 @@ pub struct Delivery {
     pub event: Event,
     /// Attempts made before this one.
     pub attempts: u32,
-    pub created: DateTime<Utc>,
 }
 
 /// How one delivery attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Attempt {
     /// The receiver answered 2xx.
-    Delivered { at: DateTime<Utc>, status: u16 },
+    Delivered { at: DateTime<Utc> },
     /// Try again at `retry_at`.
     Failed { at: DateTime<Utc>, error: String, retry_at: DateTime<Utc> },
     /// Failed and out of attempts: kept as `failed`, visible, never sent again.

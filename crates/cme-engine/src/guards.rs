@@ -334,8 +334,10 @@ impl Engine {
                     tracing::error!(%why, "dead-man's switch: cancelling this engine's runs and starting none");
                     self.deadman.store(true, Ordering::SeqCst);
                     self.stop_runs(&format!("dead-man's switch: {why}"));
-                    // Stored when the database answers (it may be what is silent).
-                    self.audit_trip("engine: dead-man's switch", &why).await;
+                    // In the background: the database may be what is silent, and waiting on
+                    // it here would keep the switch from seeing it answer again.
+                    let engine = self.clone();
+                    tokio::spawn(async move { engine.audit_trip("engine: dead-man's switch", &why).await });
                 }
                 (None, true) => {
                     tracing::warn!("dead-man's switch released: the database and heartbeat answer again");

@@ -107,7 +107,7 @@ impl Store {
             .col_expr(delivery::Column::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(delivery::Column::LeaseUntilUs, Expr::value(Option::<i64>::None));
         update = match attempt {
-            Attempt::Delivered { at, .. } => update
+            Attempt::Delivered { at } => update
                 .col_expr(delivery::Column::Status, Expr::value(DELIVERED))
                 .col_expr(delivery::Column::LastAttemptUs, Expr::value(us(*at)))
                 .col_expr(delivery::Column::DeliveredUs, Expr::value(us(*at))),
@@ -223,6 +223,5 @@ fn delivery_of(row: delivery::Model) -> Result<Delivery, StorageError> {
         webhook: row.webhook,
         event: Event { id: row.event_id, kind, subject: row.subject, time: at(row.time_us), data },
         attempts: u32::try_from(row.attempts).unwrap_or(0),
-        created: at(row.created_us),
     })
 }

@@ -140,7 +140,7 @@ async fn a_delivery_is_held_by_one_sender_until_its_lease_ends() {
     assert_eq!(first[0].event.data["error"], "boom");
     assert!(store.claim_deliveries(now, "b", lease, 10).await.unwrap().is_empty(), "held by a");
     // b may not record an attempt on a's delivery.
-    let delivered = cme_engine::Attempt::Delivered { at: now, status: 200 };
+    let delivered = cme_engine::Attempt::Delivered { at: now };
     store.finish_delivery(first[0].id, "b", &delivered).await.unwrap();
     assert_eq!(store.delivery_counts("ops").await.unwrap().pending, 1);
     // a's lease ends (it died): b takes it over and delivers it.

@@ -161,7 +161,7 @@ impl Sender {
         let error = match answer {
             Ok(response) if response.status().is_success() => {
                 metrics::counter!("cme_webhook_deliveries_total", "webhook" => webhook.name.clone(), "outcome" => "delivered").increment(1);
-                return Attempt::Delivered { at, status: response.status().as_u16() };
+                return Attempt::Delivered { at };
             }
             Ok(response) => format!("the receiver answered {}", response.status()),
             // Without the URL: reqwest's errors name it, and its path may be a token.
