@@ -179,11 +179,19 @@ fn watched_plan(name: &str, slow: &Sink, service: &Service, on_failure: &str) ->
     })
 }
 
-async fn started(api: &Api, plan: &Value) -> String {
+/// Creates `plan` and waits until its attack's request has reached `slow`: the run is in
+/// flight (past its start checks), not merely claimed.
+async fn started(api: &Api, plan: &Value, slow: &Sink) -> String {
     let created = api.post("/api/1/plans/", plan).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
-    api.wait_executor(&id, |e| e["status"] == "running" || is_terminal(e)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while slow.requests().is_empty() {
+        let now = api.get(&format!("/api/1/executors/{id}")).await.body;
+        assert!(!is_terminal(&now), "the run ended before its attack was in flight: {now}");
+        assert!(std::time::Instant::now() < deadline, "the attack never reached the sink: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     id
 }
 
@@ -194,7 +202,7 @@ async fn a_stop_condition_turning_unhealthy_mid_run_halts_the_engine_and_cancels
     let api = engine.client();
     let slow = Sink::start(Duration::from_secs(40)).await;
     let service = Service::start(200).await;
-    let id = started(&api, &watched_plan("watched, halts", &slow, &service, "halt")).await;
+    let id = started(&api, &watched_plan("watched, halts", &slow, &service, "halt"), &slow).await;
     // Healthy for a few checks: the run goes on.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(api.get(&format!("/api/1/executors/{id}")).await.body["status"], "running");
@@ -218,7 +226,7 @@ async fn a_stop_condition_may_pause_only_its_plan() {
     let slow = Sink::start(Duration::from_secs(40)).await;
     let service = Service::start(200).await;
     let plan = watched_plan("watched, pauses", &slow, &service, "pause_plan");
-    let id = started(&api, &plan).await;
+    let id = started(&api, &plan, &slow).await;
     service.set(500);
     let done = api.wait_executor(&id, is_terminal).await;
     assert_eq!(done["status"], "cancelled", "{done}");
@@ -287,7 +295,7 @@ async fn the_dead_mans_switch_cancels_the_runs_when_postgresql_goes_away() {
         "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": slow.url("/slow"), "method": "GET", "timeout_ms": 50000}},
         "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}}
     });
-    let id = started(&api, &plan).await;
+    let id = started(&api, &plan, &slow).await;
 
     cable.cut();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
