@@ -59,6 +59,8 @@ pub struct Engine {
     host: Arc<dyn PluginHost>,
     config: EngineConfig,
     wake: Notify,
+    /// When the scheduler's next pass is (µs since the epoch), i64::MAX during a pass.
+    next_pass_us: std::sync::atomic::AtomicI64,
     /// Bounds attacks running at once; its free permits are how many may be claimed.
     runs: Arc<Semaphore>,
     /// Bumped (with a reason) to cancel every running attack.
@@ -115,6 +117,7 @@ impl Engine {
             host,
             config,
             wake: Notify::new(),
+            next_pass_us: std::sync::atomic::AtomicI64::new(i64::MAX),
             runs: Arc::new(Semaphore::new(permits)),
             stop: watch::channel((0, String::new())).0,
             shutdown: watch::channel(false).0,
@@ -160,6 +163,17 @@ impl Engine {
 
     pub(crate) fn wake_scheduler(&self) {
         self.wake.notify_one();
+    }
+
+    /// Wakes the scheduler for new work due at `due` only if it would otherwise sleep past
+    /// it: a burst of plans due next week costs the scheduler nothing. A pass in progress
+    /// counts as sleeping past everything (it may have read the due times before this
+    /// work was stored).
+    pub(crate) fn wake_scheduler_for(&self, due: Option<chrono::DateTime<chrono::Utc>>) {
+        let Some(due) = due else { return };
+        if due.timestamp_micros() < self.next_pass_us.load(std::sync::atomic::Ordering::SeqCst) {
+            self.wake_scheduler();
+        }
     }
 
     fn stop_runs(&self, reason: &str) {

@@ -210,7 +210,7 @@ impl Engine {
             tracing::info!(plan_id = %plan.id, credential = %credential.name, fingerprint = %credential.fingerprint, "stored the plan's inline SSH key as a credential");
         }
         self.storage.insert_plan(&plan, &executors, &audit, inline_credential.as_ref(), &self.config.work_caps()).await?;
-        self.wake_scheduler();
+        self.wake_scheduler_for(executors.iter().map(|e| e.due).min());
         if plan.is_recurring() {
             self.wake_planning();
         }

@@ -39,6 +39,7 @@ impl Engine {
             if *shutdown.borrow() {
                 return;
             }
+            self.next_pass_us.store(i64::MAX, std::sync::atomic::Ordering::SeqCst);
             let wait = match self.tick().await {
                 Ok(wait) => wait,
                 Err(error) => {
@@ -47,6 +48,8 @@ impl Engine {
                     Duration::from_secs(1)
                 }
             };
+            let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+            self.next_pass_us.store(next.timestamp_micros(), std::sync::atomic::Ordering::SeqCst);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}

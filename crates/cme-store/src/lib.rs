@@ -20,6 +20,8 @@ mod plugins;
 mod queries;
 mod sealed;
 mod signals;
+mod writer;
+mod writes;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +49,9 @@ pub struct Store {
     signals: Arc<signals::Signals>,
     /// The webhooks events are written for.
     subscriptions: Arc<[cme_engine::Subscription]>,
+    /// The group-committing writer of a SQLite file (see `writer`); None on PostgreSQL
+    /// and in memory (where every write goes through sea-orm).
+    writer: Option<Arc<writer::Writer>>,
 }
 
 /// Connection settings.
@@ -86,6 +91,8 @@ pub enum ConnectError {
     Connect(#[source] sea_orm::DbErr),
     #[error("cannot apply the schema migrations: {0}")]
     Migrate(#[source] sea_orm::DbErr),
+    #[error("cannot open the SQLite writer's connection: {0}")]
+    Writer(String),
 }
 
 /// Replicas starting together must not migrate at once: the migrations run on one
@@ -109,9 +116,8 @@ async fn migrate_postgres_one_at_a_time(url: &str) -> Result<(), ConnectError> {
 /// holds credentials and plugin grants. (SQLite gives its -wal and -shm files the same
 /// mode.) An existing file is left as the operator made it.
 fn create_private_sqlite_file(url: &str) -> std::io::Result<()> {
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else { return Ok(()) };
-    let path = rest.split('?').next().unwrap_or("");
-    if path.is_empty() || path.starts_with(':') || !url.contains("mode=rwc") {
+    let Some(path) = sqlite_file(url) else { return Ok(()) };
+    if !url.contains("mode=rwc") {
         return Ok(());
     }
     let mut options = std::fs::OpenOptions::new();
@@ -123,6 +129,13 @@ fn create_private_sqlite_file(url: &str) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// The file a SQLite URL names (None: PostgreSQL, or a database in memory).
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.starts_with(':') && !url.contains("mode=memory")).then_some(path)
 }
 
 pub(crate) fn db_error(e: sea_orm::DbErr) -> cme_engine::StorageError {
@@ -166,10 +179,23 @@ impl Store {
             counter.fetch_add(1, Ordering::Relaxed);
         });
         let writes = (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Store { db, writes, statements, credential_key: config.credential_key.clone(),
-            signals: Default::default(),
-            subscriptions: config.subscriptions.clone().into(),
-        })
+        let signals: Arc<signals::Signals> = Default::default();
+        let subscriptions: Arc<[cme_engine::Subscription]> = config.subscriptions.clone().into();
+        let writer = match (&writes, sqlite_file(&config.url)) {
+            (Some(gate), Some(path)) => {
+                let signals = signals.clone();
+                let announce = !subscriptions.is_empty();
+                let config = writer::WriterConfig { path: std::path::Path::new(path), synchronous_full: full };
+                let started = writer::Writer::start(config, gate.clone(), move || {
+                    if announce {
+                        signals.bump_outbox();
+                    }
+                });
+                Some(Arc::new(started.map_err(|e| ConnectError::Writer(e.to_string()))?))
+            }
+            _ => None,
+        };
+        Ok(Store { db, writes, statements, credential_key: config.credential_key.clone(), signals, subscriptions, writer })
     }
 
     /// Held for the duration of a write on SQLite; nothing on PostgreSQL.

@@ -10,7 +10,8 @@ use cme_engine::events::EVENT_KINDS;
 use cme_engine::{Attempt, AuditEvent, Delivery, DeliveryCounts, Event, StorageError};
 
 use crate::convert::{at, us};
-use crate::entity::{audit_event, delivery};
+use crate::entity::delivery;
+use crate::writes::Writes;
 use crate::{Store, db_error as db};
 
 const PENDING: &str = "pending";
@@ -25,22 +26,23 @@ impl Store {
 
     /// Audit rows, and the outbox rows of the operator actions among them.
     pub(crate) async fn insert_audit_rows(&self, conn: &impl ConnectionTrait, events: &[AuditEvent]) -> Result<(), StorageError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        audit_event::Entity::insert_many(events.iter().map(crate::convert::audit_row)).exec_without_returning(conn).await.map_err(db)?;
-        if !self.subscriptions.is_empty() {
-            let announced: Vec<Event> = events.iter().filter_map(Event::of_action).collect();
-            self.write_outbox(conn, &announced).await?;
-        }
-        Ok(())
+        let mut writes = Writes::default();
+        writes.audit(self, events);
+        writes.execute(self, conn).await
     }
 
     /// The outbox rows of `events` for every webhook that wants them, and the signal to
     /// the senders. Callers hold the write gate to their commit.
     pub(crate) async fn write_outbox(&self, conn: &impl ConnectionTrait, events: &[Event]) -> Result<(), StorageError> {
+        let mut writes = Writes::default();
+        writes.outbox(self, events);
+        writes.execute(self, conn).await
+    }
+
+    /// One pending row per event and webhook that wants it.
+    pub(crate) fn outbox_rows(&self, events: &[Event]) -> Vec<delivery::ActiveModel> {
         let now = us(Utc::now());
-        let rows: Vec<delivery::ActiveModel> = events
+        events
             .iter()
             .flat_map(|event| self.subscriptions.iter().filter(|s| s.wants(event.kind)).map(move |s| (s, event)))
             .map(|(subscription, event)| delivery::ActiveModel {
@@ -61,14 +63,7 @@ impl Store {
                 delivered_us: Set(None),
                 created_us: Set(now),
             })
-            .collect();
-        if rows.is_empty() {
-            return Ok(());
-        }
-        for chunk in rows.chunks(500) {
-            delivery::Entity::insert_many(chunk.to_vec()).exec_without_returning(conn).await.map_err(db)?;
-        }
-        self.signal_outbox(conn).await
+            .collect()
     }
 
     pub(crate) async fn insert_events_now(&self, events: &[Event]) -> Result<(), StorageError> {

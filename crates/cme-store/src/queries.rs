@@ -19,6 +19,7 @@ use cme_engine::{
 
 use crate::convert::{self, at, us};
 use crate::entity::{audit_event, blackout, credential, executor, plan, setting};
+use crate::writes::Writes;
 use crate::{Store, db_error as db};
 
 const HALT_KEY: &str = "halt";
@@ -151,27 +152,21 @@ impl Storage for Store {
         credential: Option<&Credential>,
         caps: &WorkCaps,
     ) -> Result<(), InsertPlanError> {
-        let _gate = self.write_gate().await;
-        let txn = self.db().begin().await.map_err(db)?;
-        self.check_caps(&txn, caps, 1, executors.len() as u64).await?;
-        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        let mut writes = Writes::default();
+        writes.audit(self, std::slice::from_ref(audit));
         if let Some(credential) = credential {
-            credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
+            writes.push(self, credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()));
         }
-        plan::Entity::insert(convert::plan_model(plan).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
-        insert_executor_rows(&txn, executors).await?;
-        txn.commit().await.map_err(db)?;
-        Ok(())
+        writes.push(self, plan::Entity::insert(convert::plan_model(plan).into_active_model()));
+        self.executor_writes(&mut writes, executors);
+        self.store_new_work(writes, caps, 1, executors.len() as u64).await
     }
 
     async fn insert_executors(&self, executors: &[Executor], audit: &AuditEvent, caps: &WorkCaps) -> Result<(), InsertPlanError> {
-        let _gate = self.write_gate().await;
-        let txn = self.db().begin().await.map_err(db)?;
-        self.check_caps(&txn, caps, 0, executors.len() as u64).await?;
-        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        insert_executor_rows(&txn, executors).await?;
-        txn.commit().await.map_err(db)?;
-        Ok(())
+        let mut writes = Writes::default();
+        writes.audit(self, std::slice::from_ref(audit));
+        self.executor_writes(&mut writes, executors);
+        self.store_new_work(writes, caps, 0, executors.len() as u64).await
     }
 
     async fn set_plan_paused(&self, id: &str, since: Option<DateTime<Utc>>, audit: &AuditEvent) -> StorageResult<bool> {
@@ -606,7 +601,9 @@ impl Storage for Store {
             }
             stored.push(won);
         }
-        insert_executor_rows(&txn, &executors).await?;
+        let mut writes = Writes::default();
+        self.executor_writes(&mut writes, &executors);
+        writes.execute(self, &txn).await?;
         txn.commit().await.map_err(db)?;
         Ok(stored)
     }
@@ -872,6 +869,38 @@ impl Store {
 
     /// Refuses a change that would pass `caps`, counting inside its transaction; on
     /// PostgreSQL replicas count one after the other (an advisory lock held to commit).
+    /// Stores new plans' or executors' rows within the caps, in one transaction: on the
+    /// SQLite writer (group commit) when there is one, else through sea-orm.
+    async fn store_new_work(&self, writes: Writes, caps: &WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {
+        if let Some(writer) = &self.writer {
+            let caps = *caps;
+            return writer
+                .write(move |conn| -> Result<(), InsertPlanError> {
+                    let counts = conn
+                        .query_row(WORK_COUNTS, [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
+                        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                    judge_caps(&caps, counts, plans, executors)?;
+                    Ok(writes.execute_sqlite(conn)?)
+                })
+                .await
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        }
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        self.check_caps(&txn, caps, plans, executors).await?;
+        writes.execute(self, &txn).await?;
+        txn.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    /// The executors' rows, in batches that stay under every backend's bound-parameter limit.
+    fn executor_writes(&self, writes: &mut Writes, executors: &[Executor]) {
+        for chunk in executors.chunks(500) {
+            let models: Vec<executor::ActiveModel> = chunk.iter().map(|e| convert::executor_model(e).into_active_model()).collect();
+            writes.push(self, executor::Entity::insert_many(models));
+        }
+    }
+
     async fn check_caps(&self, txn: &sea_orm::DatabaseTransaction, caps: &WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {
         if self.backend() == DbBackend::Postgres {
             const WORK_CAPS_LOCK: i64 = 0x636d_655f_6361_7073; // "cme_caps"
@@ -879,26 +908,29 @@ impl Store {
                 .await
                 .map_err(db)?;
         }
-        if plans > 0 {
-            let stored = plan::Entity::find().filter(plan::Column::DeletedAtUs.is_null()).count(txn).await.map_err(db)?;
-            if stored.saturating_add(plans) > caps.max_plans {
-                return Err(OverCap { what: CappedWork::Plans, max: caps.max_plans, stored, adding: plans }.into());
-            }
-        }
-        let stored = executor::Entity::find().filter(executor::Column::Status.is_in(waiting())).count(txn).await.map_err(db)?;
-        if stored.saturating_add(executors) > caps.max_pending_executors {
-            return Err(OverCap { what: CappedWork::PendingExecutors, max: caps.max_pending_executors, stored, adding: executors }.into());
-        }
-        Ok(())
+        let row = txn
+            .query_one_raw(Statement::from_string(self.backend(), WORK_COUNTS))
+            .await
+            .map_err(db)?
+            .ok_or_else(|| db(sea_orm::DbErr::RecordNotFound("work_counts".into())))?;
+        let counts = (row.try_get_by_index::<i64>(0).map_err(db)?, row.try_get_by_index::<i64>(1).map_err(db)?);
+        judge_caps(caps, counts, plans, executors)
     }
 }
 
-/// Inserts executors in batches that stay under every backend's bound-parameter limit.
-async fn insert_executor_rows(txn: &sea_orm::DatabaseTransaction, executors: &[Executor]) -> StorageResult<()> {
-    for chunk in executors.chunks(500) {
-        let models: Vec<executor::ActiveModel> = chunk.iter().map(|e| convert::executor_model(e).into_active_model()).collect();
-        executor::Entity::insert_many(models).exec_without_returning(txn).await.map_err(db)?;
+/// Live plans and waiting executors, as the database's triggers keep them (m0012): one
+/// small read, however much is stored.
+const WORK_COUNTS: &str = "SELECT CAST(COALESCE(SUM(live_plans), 0) AS BIGINT), CAST(COALESCE(SUM(waiting_executors), 0) AS BIGINT) FROM work_counts";
+
+/// Whether adding `plans` and `executors` to the stored `(plans, executors)` stays within the caps.
+fn judge_caps(caps: &WorkCaps, (stored_plans, stored_executors): (i64, i64), plans: u64, executors: u64) -> Result<(), InsertPlanError> {
+    let stored_plans = u64::try_from(stored_plans).unwrap_or(0);
+    let stored_executors = u64::try_from(stored_executors).unwrap_or(0);
+    if plans > 0 && stored_plans.saturating_add(plans) > caps.max_plans {
+        return Err(OverCap { what: CappedWork::Plans, max: caps.max_plans, stored: stored_plans, adding: plans }.into());
+    }
+    if stored_executors.saturating_add(executors) > caps.max_pending_executors {
+        return Err(OverCap { what: CappedWork::PendingExecutors, max: caps.max_pending_executors, stored: stored_executors, adding: executors }.into());
     }
     Ok(())
 }
-

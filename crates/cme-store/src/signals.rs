@@ -33,6 +33,13 @@ impl Default for Signals {
     }
 }
 
+impl Signals {
+    /// Outbox rows were committed (by the SQLite writer, still holding the write gate).
+    pub(crate) fn bump_outbox(&self) {
+        self.outbox.send_modify(|n| *n += 1);
+    }
+}
+
 impl Store {
     pub(crate) fn halt_signal_receiver(&self) -> Option<watch::Receiver<u64>> {
         (self.backend() == DbBackend::Postgres).then(|| {
@@ -52,7 +59,7 @@ impl Store {
         if self.backend() == DbBackend::Postgres {
             txn.execute_raw(notify(OUTBOX_CHANNEL)).await.map_err(db_error)?;
         }
-        self.signals.outbox.send_modify(|n| *n += 1);
+        self.signals.bump_outbox();
         Ok(())
     }
 

@@ -199,3 +199,159 @@ async fn the_ledger_counts_a_rolling_day_and_the_time_since_the_last_attack() {
     assert_eq!(store.take_budget(&[take(1, Some(2), Some(600))], "r5", later, true).await.unwrap(), Ok(()));
     assert!(store.take_budget(&[take(1, Some(2), None)], "r6", later, true).await.unwrap().is_err(), "two in the last day now");
 }
+
+/// A database of its own on each backend this machine has: SQLite in memory, and
+/// PostgreSQL when `CME_TEST_POSTGRES_URL` names an admin URL.
+async fn empty_databases() -> Vec<sea_orm::DatabaseConnection> {
+    let mut databases = vec![sea_orm::Database::connect("sqlite::memory:").await.unwrap()];
+    if let Ok(admin) = std::env::var("CME_TEST_POSTGRES_URL") {
+        let name = format!("cme_store_test_{}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+        let server = sea_orm::Database::connect(&admin).await.unwrap();
+        server.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+        databases.push(sea_orm::Database::connect(format!("{base}/{name}")).await.unwrap());
+    }
+    databases
+}
+
+#[tokio::test]
+async fn the_work_counts_start_from_what_is_stored_and_follow_every_change() {
+    use sea_orm_migration::MigratorTrait;
+    for db in empty_databases().await {
+        let run = |sql: &str| {
+            let sql = sql.to_string();
+            let db = db.clone();
+            async move { db.execute_unprepared(&sql).await.unwrap() }
+        };
+        let counted = || {
+            let db = db.clone();
+            async move {
+                let pair = |sql: &str| Statement::from_string(db.get_database_backend(), sql.to_string());
+                let kept = db.query_one_raw(pair("SELECT CAST(SUM(live_plans) AS BIGINT) AS p, CAST(SUM(waiting_executors) AS BIGINT) AS e FROM work_counts")).await.unwrap().unwrap();
+                let real = db
+                    .query_one_raw(pair(
+                        "SELECT (SELECT COUNT(*) FROM plans WHERE deleted_at_us IS NULL) AS p, \
+                         (SELECT COUNT(*) FROM executors WHERE status IN ('pending', 'paused')) AS e",
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let read = |row: &sea_orm::QueryResult| (row.try_get::<i64>("", "p").unwrap(), row.try_get::<i64>("", "e").unwrap());
+                assert_eq!(read(&kept), read(&real), "kept counts against real ones on {:?}", db.get_database_backend());
+                read(&kept)
+            }
+        };
+        // Rows stored before the counts existed.
+        crate::migration::Migrator::up(&db, Some(11)).await.unwrap();
+        let plan = |id: &str, deleted: &str| {
+            format!(
+                "INSERT INTO plans (id, name, created_at_us, deleted_at_us, attack_ref, attack_plugin, attack_args, planner_ref, \
+                 planner_plugin, planner_args, dry_run, timezone, seed, grace_ms, created_by) \
+                 VALUES ('{id}', 'p', 1, {deleted}, 'a', 'a', '{{}}', 'p', 'p', '{{}}', false, 'UTC', 0, 1000, 'test')"
+            )
+        };
+        let executor = |id: &str, status: &str| {
+            format!(
+                "INSERT INTO executors (id, plan_id, due_at_us, status, attempts, grace_ms, created_at_us, targets, log) \
+                 VALUES ('{id}', 'p1', 1000, '{status}', 0, 60000, 1000, '[]', '[]')"
+            )
+        };
+        run(&plan("p1", "NULL")).await;
+        run(&plan("p2", "5")).await;
+        for (id, status) in [("e1", "pending"), ("e2", "paused"), ("e3", "succeeded")] {
+            run(&executor(id, status)).await;
+        }
+        crate::migration::Migrator::up(&db, None).await.unwrap();
+        assert_eq!(counted().await, (1, 2));
+
+        run(&plan("p3", "NULL")).await;
+        run("UPDATE plans SET deleted_at_us = NULL WHERE id = 'p2'").await;
+        assert_eq!(counted().await, (3, 2));
+        run("UPDATE plans SET deleted_at_us = 9 WHERE id IN ('p1', 'p3')").await;
+        run("UPDATE plans SET name = 'renamed'").await;
+        assert_eq!(counted().await, (1, 2));
+        run(&executor("e4", "pending").replace("VALUES (", "VALUES ('e5', 'p1', 1000, 'pending', 0, 60000, 1000, '[]', '[]'), (")).await;
+        assert_eq!(counted().await, (1, 4));
+        run("UPDATE executors SET status = 'running' WHERE id IN ('e1', 'e4')").await;
+        run("UPDATE executors SET status = 'pending' WHERE id = 'e3'").await;
+        run("UPDATE executors SET status = 'paused' WHERE status = 'pending'").await;
+        assert_eq!(counted().await, (1, 3));
+        run("DELETE FROM executors WHERE id IN ('e2', 'e1')").await;
+        run("DELETE FROM plans").await;
+        assert_eq!(counted().await, (0, 2));
+    }
+}
+
+fn new_plan(id: &str) -> (cme_engine::Plan, Vec<cme_engine::Executor>, cme_engine::AuditEvent) {
+    let call = |reference: &str| cme_engine::PlannedCall { reference: reference.into(), plugin: "p@1.0.0".into(), args: serde_json::json!({}) };
+    let plan = cme_engine::Plan {
+        id: id.into(),
+        name: format!("plan {id}"),
+        created: chrono::Utc::now(),
+        deleted: None,
+        attack: call("api_request:ApiRequest"),
+        planner: call("exact_planner:ExactPlanner"),
+        dry_run: false,
+        timezone: "UTC".into(),
+        seed: 7,
+        grace: std::time::Duration::from_secs(60),
+        created_by: None,
+        paused: None,
+        planned_until: None,
+        misfire: Default::default(),
+        overlap: Default::default(),
+        steady_state: Vec::new(),
+        stop_conditions: Vec::new(),
+    };
+    let due = chrono::Utc::now() + chrono::Duration::days(1);
+    let executors = vec![cme_engine::Executor::pending(format!("{id}-e"), &plan, due)];
+    (plan, executors, cme_engine::AuditEvent::action("admin", "plan.create", id))
+}
+
+/// Many plans created at once on a SQLite file share transactions (the writer); each is
+/// still judged on its own: the caps count the ones before it in the same transaction, a
+/// plan that cannot be stored fails alone, and every answered plan is on disk.
+#[tokio::test(flavor = "multi_thread")]
+async fn plans_created_at_once_commit_together_and_are_judged_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cme.db").display());
+    let store = std::sync::Arc::new(Store::connect(&StoreConfig::new(&url)).await.unwrap());
+    assert!(store.writer.is_some(), "a SQLite file gets the writer");
+    let caps = cme_engine::WorkCaps { max_plans: 30, max_pending_executors: 1_000 };
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Plan 5's id is taken by plan 4's: its insert fails inside the shared transaction.
+            let id = if n == 5 { "plan-4".to_string() } else { format!("plan-{n}") };
+            let (plan, executors, audit) = new_plan(&id);
+            store.insert_plan(&plan, &executors, &audit, None, &caps).await
+        }));
+    }
+    let mut stored = 0;
+    let (mut over_cap, mut failed) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => stored += 1,
+            Err(cme_engine::InsertPlanError::OverCap(_)) => over_cap += 1,
+            Err(cme_engine::InsertPlanError::Storage(_)) => failed += 1,
+        }
+    }
+    assert_eq!((stored, over_cap, failed), (30, 9, 1), "30 within the cap, 9 over it, the duplicate alone failed");
+
+    // What was answered is what a fresh connection reads, executors and audit rows alike.
+    drop(store);
+    let reopened = Store::connect(&StoreConfig::new(&url)).await.unwrap();
+    let count = |sql: &str| {
+        let reopened = reopened.clone();
+        let sql = sql.to_string();
+        async move {
+            let row = reopened.db().query_one_raw(Statement::from_string(reopened.backend(), sql)).await.unwrap().unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM plans").await, 30);
+    assert_eq!(count("SELECT COUNT(*) FROM executors WHERE status = 'pending'").await, 30);
+    assert_eq!(count("SELECT COUNT(*) FROM audit_events WHERE action = 'plan.create'").await, 30);
+    assert_eq!(count("SELECT waiting_executors FROM work_counts").await, 30);
+}

@@ -1,0 +1,209 @@
+//! The SQLite writer: one thread, one connection, group commit.
+//!
+//! With `synchronous=FULL` every commit waits for the disk, and through sqlx every
+//! statement of a transaction is a round trip to a connection's worker thread. Creating
+//! plans at the rate of a busy API spent its time in those two places, not in SQLite. So
+//! the hot writes (a plan with its executors and audit, a run-now executor) go to this
+//! thread as ready statements (built by sea-orm's query builders, the same statements the
+//! PostgreSQL path executes); it takes whatever writes are queued, runs each in a
+//! savepoint of one transaction (a failing one rolls back alone), commits once, and only
+//! then answers each caller. A caller is never answered before its commit, and one fsync
+//! serves the whole batch.
+//!
+//! The writer holds the store's write gate for each batch, so the other (sea-orm) writers
+//! of this process and it never meet in SQLite's busy handler.
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+
+use rusqlite::Connection;
+use sea_orm::sea_query::Value;
+use tokio::sync::oneshot;
+
+use cme_engine::StorageError;
+
+/// The most writes one transaction takes: bounds a batch's latency and size.
+const MAX_BATCH: usize = 256;
+
+/// Why a write did not happen. Its own error (a job's `E`) is answered as `Ok(Err(e))`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum WriteError {
+    #[error("the database writer could not commit: {0}")]
+    Commit(String),
+    #[error("the database writer is gone")]
+    Gone,
+}
+
+/// Connection settings for the writer's connection (the pool's, see `StoreConfig`).
+pub(crate) struct WriterConfig<'a> {
+    pub path: &'a Path,
+    pub synchronous_full: bool,
+}
+
+/// A handle on the writer thread; the thread ends when the last handle is dropped.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+/// One queued write, erased: run in the open transaction (true: keep its changes), then
+/// told how the transaction ended.
+trait Job: Send {
+    fn run(&mut self, conn: &Connection) -> bool;
+    fn finish(self: Box<Self>, committed: Result<(), String>);
+}
+
+struct Typed<T, E, F> {
+    work: Option<F>,
+    result: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<Result<T, E>, WriteError>>,
+}
+
+impl<T: Send, E: Send + From<StorageError>, F: FnOnce(&Connection) -> Result<T, E> + Send> Job for Typed<T, E, F> {
+    fn run(&mut self, conn: &Connection) -> bool {
+        let work = self.work.take().expect("a job runs once");
+        // A panicking job fails alone; the writer keeps serving the others.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| Err(E::from(StorageError::Unavailable("the write panicked".into()))));
+        let kept = result.is_ok();
+        self.result = Some(result);
+        kept
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), String>) {
+        let outcome = match (self.result, committed) {
+            // Its own refusal stands whatever became of the others: it stored nothing.
+            (Some(Err(e)), _) => Ok(Err(e)),
+            (Some(Ok(value)), Ok(())) => Ok(Ok(value)),
+            (Some(Ok(_)) | None, Err(why)) => Err(WriteError::Commit(why)),
+            (None, Ok(())) => Err(WriteError::Commit("the write was not run".into())),
+        };
+        let _ = self.reply.send(outcome);
+    }
+}
+
+impl Writer {
+    /// Opens the writer's connection and starts its thread. `after_commit` runs after each
+    /// commit that kept a write, before the gate is released (the outbox signal).
+    pub(crate) fn start(
+        config: WriterConfig<'_>,
+        gate: Arc<tokio::sync::Mutex<()>>,
+        after_commit: impl Fn() + Send + 'static,
+    ) -> rusqlite::Result<Writer> {
+        let conn = Connection::open(config.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+            if config.synchronous_full { "FULL" } else { "NORMAL" }
+        ))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("cme-sqlite-writer".into())
+            .spawn(move || serve(conn, queue, gate, after_commit))
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `work` in the next group transaction and answers after its commit: `Ok(Ok(t))`
+    /// committed, `Ok(Err(e))` refused by the work itself (nothing of it kept).
+    pub(crate) async fn write<T, E, F>(&self, work: F) -> Result<Result<T, E>, WriteError>
+    where
+        T: Send + 'static,
+        E: Send + From<StorageError> + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Box::new(Typed { work: Some(work), result: None, reply })).map_err(|_| WriteError::Gone)?;
+        answer.await.map_err(|_| WriteError::Gone)?
+    }
+}
+
+fn serve(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, gate: Arc<tokio::sync::Mutex<()>>, after_commit: impl Fn()) {
+    // Blocks without CPU until a write comes; whatever queued meanwhile joins its batch.
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let gate = gate.blocking_lock();
+        let committed = run_batch(&conn, &mut batch);
+        if matches!(committed, Ok(true)) {
+            after_commit();
+        }
+        drop(gate);
+        let committed = committed.map(|_| ());
+        for job in batch {
+            job.finish(committed.clone());
+        }
+    }
+}
+
+/// One transaction for the batch: Ok(whether any write was kept), or why it did not commit.
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<bool, String> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+    let mut kept_any = false;
+    let outcome = (|| {
+        for job in batch.iter_mut() {
+            conn.execute_batch("SAVEPOINT write").map_err(|e| e.to_string())?;
+            if job.run(conn) {
+                kept_any = true;
+                conn.execute_batch("RELEASE write").map_err(|e| e.to_string())?;
+            } else {
+                conn.execute_batch("ROLLBACK TO write; RELEASE write").map_err(|e| e.to_string())?;
+            }
+        }
+        conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+    })();
+    match outcome {
+        Ok(()) => Ok(kept_any),
+        Err(why) => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Err(why)
+        }
+    }
+}
+
+/// Executes a statement sea-orm built for SQLite; the number of rows it changed.
+pub(crate) fn execute(conn: &Connection, statement: &sea_orm::Statement) -> rusqlite::Result<usize> {
+    let mut prepared = conn.prepare_cached(&statement.sql)?;
+    let values: Vec<rusqlite::types::Value> = match &statement.values {
+        Some(values) => values.0.iter().map(sqlite_value).collect::<rusqlite::Result<_>>()?,
+        None => Vec::new(),
+    };
+    prepared.execute(rusqlite::params_from_iter(values))
+}
+
+/// sea-query's value as SQLite stores it (our columns hold integers, reals, text and bytes).
+fn sqlite_value(value: &Value) -> rusqlite::Result<rusqlite::types::Value> {
+    use rusqlite::types::Value as Sql;
+    let integer = |v: Option<i64>| v.map_or(Sql::Null, Sql::Integer);
+    Ok(match value {
+        Value::Bool(v) => integer(v.map(i64::from)),
+        Value::TinyInt(v) => integer(v.map(i64::from)),
+        Value::SmallInt(v) => integer(v.map(i64::from)),
+        Value::Int(v) => integer(v.map(i64::from)),
+        Value::BigInt(v) => integer(*v),
+        Value::TinyUnsigned(v) => integer(v.map(i64::from)),
+        Value::SmallUnsigned(v) => integer(v.map(i64::from)),
+        Value::Unsigned(v) => integer(v.map(i64::from)),
+        Value::BigUnsigned(v) => match v {
+            Some(v) => Sql::Integer(i64::try_from(*v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?),
+            None => Sql::Null,
+        },
+        Value::Float(v) => v.map_or(Sql::Null, |v| Sql::Real(f64::from(v))),
+        Value::Double(v) => v.map_or(Sql::Null, Sql::Real),
+        Value::String(v) => v.clone().map_or(Sql::Null, Sql::Text),
+        Value::Char(v) => v.map_or(Sql::Null, |c| Sql::Text(c.to_string())),
+        Value::Bytes(v) => v.clone().map_or(Sql::Null, Sql::Blob),
+        Value::Json(v) => v.as_ref().map_or(Sql::Null, |j| Sql::Text(j.to_string())),
+        other => {
+            return Err(rusqlite::Error::ToSqlConversionFailure(format!("a value the SQLite writer does not bind: {other:?}").into()));
+        }
+    })
+}
