@@ -92,8 +92,10 @@ impl Writer {
     ) -> rusqlite::Result<Writer> {
         let conn = Connection::open(config.path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Each write runs in a savepoint: its statement journal stays in memory (on disk,
+        // SQLite would create and delete a temporary file for it, every write).
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
             if config.synchronous_full { "FULL" } else { "NORMAL" }
         ))?;
         conn.set_prepared_statement_cache_capacity(64);
