@@ -141,7 +141,9 @@ pub trait Storage: Send + Sync + 'static {
     /// A plan's executors due in `[from, until)`, by due time, at most `limit`.
     async fn executors_between(&self, plan_id: &str, from: DateTime<Utc>, until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>>;
     async fn executor(&self, id: &str) -> StorageResult<Option<Executor>>;
-    /// Executors by due time (then id), one page.
+    /// Executors by due time (then id), one page, without their run logs (`log` is empty:
+    /// lists never show it, and a page of big logs would be read and parsed for nothing;
+    /// `executor` reads one with its log).
     async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> StorageResult<PageOf<Executor>>;
     /// Moves a pending executor to `due`, with the audit event.
     async fn reschedule(&self, id: &str, due: DateTime<Utc>, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError>;

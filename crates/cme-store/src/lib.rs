@@ -18,6 +18,7 @@ mod migration;
 mod outbox;
 mod plugins;
 mod queries;
+mod readers;
 mod sealed;
 mod signals;
 mod writer;
@@ -52,6 +53,8 @@ pub struct Store {
     /// The group-committing writer of a SQLite file (see `writer`); None on PostgreSQL
     /// and in memory (where every write goes through sea-orm).
     writer: Option<Arc<writer::Writer>>,
+    /// Read-only connections of a SQLite file for the hot reads (see `readers`).
+    readers: Option<Arc<readers::Readers>>,
 }
 
 /// Connection settings.
@@ -195,7 +198,8 @@ impl Store {
             }
             _ => None,
         };
-        Ok(Store { db, writes, statements, credential_key: config.credential_key.clone(), signals, subscriptions, writer })
+        let readers = writer.as_ref().and(sqlite_file(&config.url)).map(|path| Arc::new(readers::Readers::new(std::path::Path::new(path))));
+        Ok(Store { db, writes, statements, credential_key: config.credential_key.clone(), signals, subscriptions, writer, readers })
     }
 
     /// Held for the duration of a write on SQLite; nothing on PostgreSQL.

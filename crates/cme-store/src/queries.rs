@@ -19,6 +19,7 @@ use cme_engine::{
 
 use crate::convert::{self, at, us};
 use crate::entity::{audit_event, blackout, credential, executor, plan, setting};
+use crate::readers::{LISTED_EXECUTOR_COLUMNS, executor_row};
 use crate::writes::Writes;
 use crate::{Store, db_error as db};
 
@@ -301,10 +302,13 @@ impl Storage for Store {
             conditions.push(format!("due_at_us >= {due} AND (due_at_us > {due_again} OR id > {id})"));
         }
         let and_conditions: String = conditions.iter().map(|c| format!(" AND {c}")).collect();
+        // A SQLite reader fetches the page's rows by rowid (straight from the index entries)
+        // rather than by id (a second index to search per row).
+        let (key, key_columns) = if self.readers.is_some() { ("row_key", "due_at_us, id, rowid AS row_key") } else { ("id", "due_at_us, id") };
         let keys = match filter.statuses.as_ref() {
             None => {
                 let conditions = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-                format!("SELECT due_at_us, id FROM executors{conditions}")
+                format!("SELECT {key_columns} FROM executors{conditions}")
             }
             Some(statuses) => {
                 // Page::new guarantees offset + size + 1 fits an i64.
@@ -315,7 +319,7 @@ impl Storage for Store {
                     .map(|(i, s)| {
                         let s = bind(status(*s));
                         format!(
-                            "SELECT due_at_us, id FROM (SELECT due_at_us, id FROM executors WHERE status = {s}{and_conditions} \
+                            "SELECT * FROM (SELECT {key_columns} FROM executors WHERE status = {s}{and_conditions} \
                              ORDER BY due_at_us, id LIMIT {window}) AS s{i}"
                         )
                     })
@@ -328,7 +332,23 @@ impl Storage for Store {
         };
         let limit = bind(((page.size() + 1) as i64).into());
         let offset = bind((offset_rows as i64).into());
-        let sql = format!("SELECT id FROM ({keys}) AS k ORDER BY due_at_us, id LIMIT {limit} OFFSET {offset}");
+        let sql = format!("SELECT {key} FROM ({keys}) AS k ORDER BY due_at_us, id LIMIT {limit} OFFSET {offset}");
+        if let Some(readers) = &self.readers {
+            // One query, on a reader (see `readers`): the page's rows, and one more if any.
+            let sql = adapt(self.backend(), &format!("SELECT {LISTED_EXECUTOR_COLUMNS} FROM executors WHERE rowid IN ({sql}) ORDER BY due_at_us, id"));
+            let mut rows = readers
+                .read(move |conn| {
+                    let values = values.iter().map(crate::writer::sqlite_value).collect::<rusqlite::Result<Vec<_>>>()?;
+                    let mut statement = conn.prepare_cached(&sql)?;
+                    let rows = statement.query_map(rusqlite::params_from_iter(values), executor_row)?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await?;
+            let has_more = rows.len() as u64 > page.size();
+            rows.truncate(page.size() as usize);
+            let items = rows.into_iter().map(convert::executor).collect::<StorageResult<_>>()?;
+            return Ok(PageOf { items, has_more });
+        }
         let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), &sql), values);
         let ids: Vec<String> = self
             .db()
@@ -352,7 +372,7 @@ impl Storage for Store {
             .await
             .map_err(db)?
             .into_iter()
-            .map(convert::executor)
+            .map(|row| convert::executor(executor::Model { log: "[]".into(), ..row }))
             .collect::<StorageResult<_>>()?;
         Ok(PageOf { items, has_more })
     }

@@ -182,7 +182,7 @@ pub(crate) fn execute(conn: &Connection, statement: &sea_orm::Statement) -> rusq
 }
 
 /// sea-query's value as SQLite stores it (our columns hold integers, reals, text and bytes).
-fn sqlite_value(value: &Value) -> rusqlite::Result<rusqlite::types::Value> {
+pub(crate) fn sqlite_value(value: &Value) -> rusqlite::Result<rusqlite::types::Value> {
     use rusqlite::types::Value as Sql;
     let integer = |v: Option<i64>| v.map_or(Sql::Null, Sql::Integer);
     Ok(match value {
