@@ -50,6 +50,16 @@ impl Hal {
         self.respond(StatusCode::OK)
     }
 
+    /// 200 with `items` embedded under `rel`, serialised straight from their types (the
+    /// same JSON as `embed` with their values, keys in the same sorted order).
+    pub fn ok_embedding<T: serde::Serialize>(self, rel: &str, items: &[T]) -> HttpResponse {
+        let document = WithEmbedded { rel, items, rest: &self.0 };
+        match serde_json::to_vec(&document) {
+            Ok(body) => HttpResponse::Ok().content_type(HAL).body(body),
+            Err(e) => actix_web::ResponseError::error_response(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the document: {e}"))),
+        }
+    }
+
     /// The document with a `Location` header: what a creation answers. Locations are
     /// built from ids and names the engine validated, so they are always header-safe.
     pub fn respond_at(self, status: StatusCode, location: &str) -> HttpResponse {
@@ -58,6 +68,33 @@ impl Hal {
             response.headers_mut().insert(actix_web::http::header::LOCATION, value);
         }
         response
+    }
+}
+
+/// A document's keys with `_embedded: {rel: items}` among them, in sorted order.
+struct WithEmbedded<'a, T> {
+    rel: &'a str,
+    items: &'a [T],
+    rest: &'a Map<String, Value>,
+}
+
+impl<T: serde::Serialize> serde::Serialize for WithEmbedded<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        const EMBEDDED: &str = "_embedded";
+        let mut map = serializer.serialize_map(Some(self.rest.len() + 1))?;
+        let mut embedded_written = false;
+        for (key, value) in self.rest.iter().filter(|(key, _)| key.as_str() != EMBEDDED) {
+            if !embedded_written && key.as_str() > EMBEDDED {
+                map.serialize_entry(EMBEDDED, &std::collections::BTreeMap::from([(self.rel, self.items)]))?;
+                embedded_written = true;
+            }
+            map.serialize_entry(key, value)?;
+        }
+        if !embedded_written {
+            map.serialize_entry(EMBEDDED, &std::collections::BTreeMap::from([(self.rel, self.items)]))?;
+        }
+        map.end()
     }
 }
 

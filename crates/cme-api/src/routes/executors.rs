@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use cme_engine::{Executor, ExecutorCursor, ExecutorFilter, ExecutorStatus};
 
-use super::{Result, date};
+use super::{Result, date_text};
 use crate::ApiState;
 use crate::auth::Role;
 use crate::body::{check_schema, json_body};
@@ -16,10 +16,10 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     let filter = filter_of(&req)?;
     let seeking = filter.after.is_some();
     let listed = state.engine.list_executors(&filter, page).await?;
-    let items: Vec<Value> = listed.items.iter().map(|e| executor_document(&state.secrets, e, None, false).into_value()).collect();
-    let doc = Hal::new(json!({})).link("self", self_href(&req)).embed("executors", items);
+    let items: Vec<ListedExecutor> = listed.items.iter().map(|e| ListedExecutor::of(&state.secrets, e)).collect();
+    let doc = Hal::new(json!({})).link("self", self_href(&req));
     let cursor = listed.items.last().map(|e| ExecutorCursor::after(e).to_string());
-    Ok(seek_paged(doc, &req, page, &listed, cursor, seeking).ok())
+    Ok(seek_paged(doc, &req, page, &listed, cursor, seeking).ok_embedding("executors", &items))
 }
 
 /// `executed=false` (default: pending or running), `true` (finished), `all`; `status=a,b`
@@ -97,30 +97,97 @@ pub async fn cancel(req: HttpRequest, id: web::Path<String>, state: web::Data<Ap
 /// `executed`), then the new ones. The log (one shape: lines, stdout, stderr, dry-run
 /// actions, elapsed) only in the executor's own document, with the plugin version it runs.
 pub(crate) fn executor_document(secrets: &cme_secrets::Redactor, e: &Executor, plugin: Option<&str>, with_log: bool) -> Hal {
-    let mut doc = Hal::new(json!({
-        "id": e.id,
-        "next_run_time": date(e.due),
-        "plan_id": e.plan_id,
-        "executed": e.executed(),
-        "status": e.status,
-        "attempts": e.attempts,
-        "started_at": e.started.map(date),
-        "finished_at": e.finished.map(date),
-        "result": e.report.as_ref().map(|r| {
-            let mut result = secrets.json(&serde_json::to_value(r).unwrap_or(Value::Null));
-            result["dry_run"] = json!(e.dry_run.unwrap_or(false));
-            result
-        }),
-        "error": cme_secrets::option_of(e.error.as_deref()),
-        "reason": cme_secrets::option_of(e.reason.as_deref()),
-        "dry_run": e.dry_run,
-    }));
+    let mut doc = Hal::new(serde_json::to_value(ListedExecutor::of(secrets, e)).unwrap_or(Value::Null));
     if with_log {
         doc = doc.set("log", secrets.json(&serde_json::to_value(&e.log).unwrap_or(Value::Null)));
     }
     if let Some(plugin) = plugin {
         doc = doc.set("plugin", json!(plugin));
     }
-    let href = format!("/api/1/executors/{}", e.id);
-    doc.link("self", href.clone()).link("update", href.clone()).link("delete", href).link("plan", format!("/api/1/plans/{}", e.plan_id))
+    doc
+}
+
+/// An executor as lists show it (no log), serialised straight to JSON: lists write these
+/// without building a tree of values per executor (a page of 100 is what a dashboard
+/// polls), and `executor_document` starts from it. Fields are in sorted order, as a JSON
+/// object's keys are written.
+#[derive(serde::Serialize)]
+pub(crate) struct ListedExecutor<'a> {
+    _links: ExecutorLinks<'a>,
+    attempts: u32,
+    dry_run: Option<bool>,
+    error: Option<String>,
+    executed: bool,
+    finished_at: Option<String>,
+    id: &'a str,
+    next_run_time: String,
+    plan_id: &'a str,
+    reason: Option<String>,
+    result: Option<Value>,
+    started_at: Option<String>,
+    status: ExecutorStatus,
+}
+
+impl<'a> ListedExecutor<'a> {
+    pub(crate) fn of(secrets: &cme_secrets::Redactor, e: &'a Executor) -> Self {
+        ListedExecutor {
+            _links: ExecutorLinks { delete: Href::executor(&e.id), plan: Href("/api/1/plans/", &e.plan_id), this: Href::executor(&e.id), update: Href::executor(&e.id) },
+            attempts: e.attempts,
+            dry_run: e.dry_run,
+            error: cme_secrets::option_of(e.error.as_deref()),
+            executed: e.executed(),
+            finished_at: e.finished.map(date_text),
+            id: &e.id,
+            next_run_time: date_text(e.due),
+            plan_id: &e.plan_id,
+            reason: cme_secrets::option_of(e.reason.as_deref()),
+            result: e.report.as_ref().map(|r| {
+                let mut result = secrets.json(&serde_json::to_value(r).unwrap_or(Value::Null));
+                result["dry_run"] = json!(e.dry_run.unwrap_or(false));
+                result
+            }),
+            started_at: e.started.map(date_text),
+            status: e.status,
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ExecutorLinks<'a> {
+    delete: Href<'a>,
+    plan: Href<'a>,
+    #[serde(rename = "self")]
+    this: Href<'a>,
+    update: Href<'a>,
+}
+
+/// `{"href": prefix + id}`, written without building the string first.
+struct Href<'a>(&'static str, &'a str);
+
+impl<'a> Href<'a> {
+    fn executor(id: &'a str) -> Self {
+        Href("/api/1/executors/", id)
+    }
+}
+
+impl serde::Serialize for Href<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Joined<'b>(&'b str, &'b str);
+        impl std::fmt::Display for Joined<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)?;
+                f.write_str(self.1)
+            }
+        }
+        struct Text<'b>(Joined<'b>);
+        impl serde::Serialize for Text<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                serializer.collect_str(&self.0)
+            }
+        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("href", &Text(Joined(self.0, self.1)))?;
+        map.end()
+    }
 }

@@ -218,5 +218,10 @@ async fn not_found(req: HttpRequest) -> Result {
 
 /// RFC 3339 in UTC with a `Z`, the API's one date format.
 fn date(t: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
-    serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    serde_json::Value::String(date_text(t))
+}
+
+/// The API's one date format: RFC 3339, UTC, microseconds.
+fn date_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
