@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder,
-    PaginatorTrait, QuerySelect, Select, Set, Statement, TransactionTrait,
+    PaginatorTrait, QuerySelect, QueryTrait, Select, Set, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -490,51 +490,32 @@ impl Storage for Store {
     }
 
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>> {
+        if let Some(writer) = &self.writer {
+            // With the other writes of the moment, in one transaction (see `writer`).
+            let (store, runs) = (self.clone(), runs.to_vec());
+            return writer
+                .write(move |conn| -> StorageResult<Vec<bool>> {
+                    let mut results = RecordedRuns::default();
+                    for run in &runs {
+                        let changed = crate::writer::execute(conn, &store.record_statement(run)).map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                        store.recorded(&mut results, run, changed == 1);
+                    }
+                    store.record_writes(&results).execute_sqlite(conn)?;
+                    Ok(results.recorded)
+                })
+                .await
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        }
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
-        let mut recorded = Vec::with_capacity(runs.len());
-        let mut audit = Vec::new();
-        let mut events = Vec::new();
+        let mut results = RecordedRuns::default();
         for run in runs {
-            let end = &run.end;
-            let updated = executor::Entity::update_many()
-                .col_expr(executor::Column::Status, Expr::value(end.status.as_str()))
-                .col_expr(executor::Column::FinishedAtUs, Expr::value(us(end.finished)))
-                .col_expr(executor::Column::Summary, Expr::value(end.report.as_ref().map(|r| r.summary.clone())))
-                .col_expr(executor::Column::Targets, Expr::value(convert::targets_text(end.report.as_ref())))
-                .col_expr(executor::Column::Details, Expr::value(end.report.as_ref().map(|r| r.details.to_string())))
-                .col_expr(executor::Column::Error, Expr::value(end.error.clone()))
-                .col_expr(executor::Column::Log, Expr::value(convert::log_text(&end.log)))
-                .col_expr(executor::Column::DryRun, Expr::value(end.dry_run))
-                // A catch-up run keeps the reason it was made for.
-                .col_expr(executor::Column::Reason, match &end.reason {
-                    Some(reason) => Expr::value(reason.clone()),
-                    None => Expr::col(executor::Column::Reason).into(),
-                })
-                .col_expr(executor::Column::LeaseOwner, Expr::value(Option::<String>::None))
-                .col_expr(executor::Column::LeaseExpiresUs, Expr::value(Option::<i64>::None))
-                .filter(executor::Column::Id.eq(run.executor_id.as_str()))
-                .filter(executor::Column::Status.eq(RUNNING.as_str()))
-                .filter(executor::Column::LeaseOwner.eq(run.owner.as_str()))
-                .exec(&txn)
-                .await
-                .map_err(db)?;
-            recorded.push(updated.rows_affected == 1);
-            audit.extend(run.audit.iter().cloned());
-            if updated.rows_affected == 1 && self.wants(&format!("executor.{}", end.status.as_str())) {
-                let detail = cme_engine::ExecutorDetail {
-                    summary: end.report.as_ref().map(|r| r.summary.as_str()),
-                    error: end.error.as_deref(),
-                    reason: end.reason.as_deref(),
-                    dry_run: end.dry_run,
-                };
-                events.extend(Event::executor(&run.executor_id, &run.plan_id, end.status, end.finished, detail));
-            }
+            let changed = txn.execute_raw(self.record_statement(run)).await.map_err(db)?.rows_affected();
+            self.recorded(&mut results, run, changed == 1);
         }
-        self.insert_audit_rows(&txn, &audit).await?;
-        self.write_outbox(&txn, &events).await?;
+        self.record_writes(&results).execute(self, &txn).await?;
         txn.commit().await.map_err(db)?;
-        Ok(recorded)
+        Ok(results.recorded)
     }
 
     async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64> {
@@ -913,6 +894,55 @@ impl Store {
         Ok(())
     }
 
+    /// A run's result, stored only while its owner still holds it running.
+    fn record_statement(&self, run: &FinishedRun) -> Statement {
+        let end = &run.end;
+        executor::Entity::update_many()
+            .col_expr(executor::Column::Status, Expr::value(end.status.as_str()))
+            .col_expr(executor::Column::FinishedAtUs, Expr::value(us(end.finished)))
+            .col_expr(executor::Column::Summary, Expr::value(end.report.as_ref().map(|r| r.summary.clone())))
+            .col_expr(executor::Column::Targets, Expr::value(convert::targets_text(end.report.as_ref())))
+            .col_expr(executor::Column::Details, Expr::value(end.report.as_ref().map(|r| r.details.to_string())))
+            .col_expr(executor::Column::Error, Expr::value(end.error.clone()))
+            .col_expr(executor::Column::Log, Expr::value(convert::log_text(&end.log)))
+            .col_expr(executor::Column::DryRun, Expr::value(end.dry_run))
+            // A catch-up run keeps the reason it was made for.
+            .col_expr(executor::Column::Reason, match &end.reason {
+                Some(reason) => Expr::value(reason.clone()),
+                None => Expr::col(executor::Column::Reason).into(),
+            })
+            .col_expr(executor::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(executor::Column::LeaseExpiresUs, Expr::value(Option::<i64>::None))
+            .filter(executor::Column::Id.eq(run.executor_id.as_str()))
+            .filter(executor::Column::Status.eq(RUNNING.as_str()))
+            .filter(executor::Column::LeaseOwner.eq(run.owner.as_str()))
+            .build(self.backend())
+    }
+
+    /// Notes whether `run` was stored, its audit events, and its event when it was.
+    fn recorded(&self, results: &mut RecordedRuns, run: &FinishedRun, stored: bool) {
+        let end = &run.end;
+        results.recorded.push(stored);
+        results.audit.extend(run.audit.iter().cloned());
+        if stored && self.wants(&format!("executor.{}", end.status.as_str())) {
+            let detail = cme_engine::ExecutorDetail {
+                summary: end.report.as_ref().map(|r| r.summary.as_str()),
+                error: end.error.as_deref(),
+                reason: end.reason.as_deref(),
+                dry_run: end.dry_run,
+            };
+            results.events.extend(Event::executor(&run.executor_id, &run.plan_id, end.status, end.finished, detail));
+        }
+    }
+
+    /// The audit and outbox rows of a batch of recorded runs.
+    fn record_writes(&self, results: &RecordedRuns) -> Writes {
+        let mut writes = Writes::default();
+        writes.audit(self, &results.audit);
+        writes.outbox(self, &results.events);
+        writes
+    }
+
     /// The executors' rows, in batches that stay under every backend's bound-parameter limit.
     fn executor_writes(&self, writes: &mut Writes, executors: &[Executor]) {
         for chunk in executors.chunks(500) {
@@ -936,6 +966,14 @@ impl Store {
         let counts = (row.try_get_by_index::<i64>(0).map_err(db)?, row.try_get_by_index::<i64>(1).map_err(db)?);
         judge_caps(caps, counts, plans, executors)
     }
+}
+
+/// What recording a batch of runs found: which were stored, and what they leave.
+#[derive(Default)]
+struct RecordedRuns {
+    recorded: Vec<bool>,
+    audit: Vec<AuditEvent>,
+    events: Vec<Event>,
 }
 
 /// Live plans and waiting executors, as the database's triggers keep them (m0012): one
