@@ -19,7 +19,7 @@ use cme_engine::{
 
 use crate::convert::{self, at, us};
 use crate::entity::{audit_event, blackout, credential, executor, plan, setting};
-use crate::readers::{LISTED_EXECUTOR_COLUMNS, executor_row};
+use crate::readers::{EXECUTOR_COLUMNS, LISTED_EXECUTOR_COLUMNS, executor_row};
 use crate::writes::Writes;
 use crate::{Store, db_error as db};
 
@@ -467,13 +467,32 @@ impl Storage for Store {
 
     /// On PostgreSQL rows locked by another engine are skipped (`FOR UPDATE SKIP LOCKED`).
     async fn claim_due(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+        if let Some(writer) = &self.writer {
+            let statement = self.claim_statement(now, owner, lease_until, limit);
+            return writer.write(move |conn| claim_on(conn, &statement)).await.map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        }
         let _gate = self.write_gate().await;
-        self.claim_statement(self.db(), now, owner, lease_until, limit).await
+        self.claim(self.db(), now, owner, lease_until, limit).await
     }
 
     /// Counts and claims in one transaction, serialised across PostgreSQL replicas by an
-    /// advisory lock (on SQLite by the write gate).
+    /// advisory lock (on SQLite by the one writer).
     async fn claim_due_capped(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64, cap: u64) -> StorageResult<(Vec<Executor>, bool)> {
+        if let Some(writer) = &self.writer {
+            let store = self.clone();
+            let (owner, now_us) = (owner.to_string(), now);
+            return writer
+                .write(move |conn| -> StorageResult<(Vec<Executor>, bool)> {
+                    let running: i64 = conn
+                        .query_row("SELECT COUNT(*) FROM executors WHERE status = ?1", [RUNNING.as_str()], |row| row.get(0))
+                        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                    let allowed = std::cmp::min(cap.saturating_sub(u64::try_from(running).unwrap_or(0)), limit);
+                    let claimed = if allowed == 0 { Vec::new() } else { claim_on(conn, &store.claim_statement(now_us, &owner, lease_until, allowed))? };
+                    Ok((claimed, allowed < limit))
+                })
+                .await
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        }
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
         if self.backend() == DbBackend::Postgres {
@@ -484,7 +503,7 @@ impl Storage for Store {
         }
         let running = executor::Entity::find().filter(executor::Column::Status.eq(RUNNING.as_str())).count(&txn).await.map_err(db)?;
         let allowed = std::cmp::min(cap.saturating_sub(running), limit);
-        let claimed = if allowed == 0 { Vec::new() } else { self.claim_statement(&txn, now, owner, lease_until, allowed).await? };
+        let claimed = if allowed == 0 { Vec::new() } else { self.claim(&txn, now, owner, lease_until, allowed).await? };
         txn.commit().await.map_err(db)?;
         Ok((claimed, allowed < limit))
     }
@@ -814,7 +833,13 @@ fn adapt(backend: DbBackend, sql: &str) -> String {
 impl Store {
     /// The claim itself: due pending executors to running under `owner`'s lease, unless
     /// the stored halt switch is on (checked in the same statement).
-    async fn claim_statement(&self, conn: &impl ConnectionTrait, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+    async fn claim(&self, conn: &impl ConnectionTrait, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+        let statement = self.claim_statement(now, owner, lease_until, limit);
+        executor::Entity::find().from_raw_sql(statement).all(conn).await.map_err(db)?.into_iter().map(convert::executor).collect()
+    }
+
+    /// The claim's `UPDATE ... RETURNING` (every executor column, in `executor_row`'s order).
+    fn claim_statement(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> Statement {
         let lock = match self.backend() {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
             _ => "",
@@ -824,9 +849,9 @@ impl Store {
              attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM executors WHERE status = $6 AND due_at_us <= $3 \
              ORDER BY due_at_us LIMIT $4{lock}) AND status = $6 \
-             AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $7 AND value = $8) RETURNING *"
+             AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $7 AND value = $8) RETURNING {EXECUTOR_COLUMNS}"
         );
-        let statement = Statement::from_sql_and_values(
+        Statement::from_sql_and_values(
             self.backend(),
             adapt(self.backend(), &sql),
             [
@@ -839,8 +864,7 @@ impl Store {
                 HALTED_KEY.into(),
                 "true".into(),
             ],
-        );
-        executor::Entity::find().from_raw_sql(statement).all(conn).await.map_err(db)?.into_iter().map(convert::executor).collect()
+        )
     }
 
     /// Runs an executor `UPDATE ... RETURNING id, plan_id` that moves executors to
@@ -966,6 +990,15 @@ impl Store {
         let counts = (row.try_get_by_index::<i64>(0).map_err(db)?, row.try_get_by_index::<i64>(1).map_err(db)?);
         judge_caps(caps, counts, plans, executors)
     }
+}
+
+/// Runs a claim on the SQLite writer's connection.
+fn claim_on(conn: &rusqlite::Connection, statement: &Statement) -> StorageResult<Vec<Executor>> {
+    let unavailable = |e: rusqlite::Error| StorageError::Unavailable(e.to_string());
+    let values = statement.values.iter().flat_map(|v| v.0.iter()).map(crate::writer::sqlite_value).collect::<rusqlite::Result<Vec<_>>>().map_err(unavailable)?;
+    let mut prepared = conn.prepare_cached(&statement.sql).map_err(unavailable)?;
+    let rows = prepared.query_map(rusqlite::params_from_iter(values), executor_row).map_err(unavailable)?;
+    rows.map(|row| row.map_err(unavailable).and_then(convert::executor)).collect()
 }
 
 /// What recording a batch of runs found: which were stored, and what they leave.

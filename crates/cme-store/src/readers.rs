@@ -74,7 +74,11 @@ impl Readers {
 pub(crate) const LISTED_EXECUTOR_COLUMNS: &str = "id, plan_id, due_at_us, status, attempts, lease_owner, lease_expires_us, grace_ms, \
      created_at_us, started_at_us, finished_at_us, summary, targets, details, error, '[]', dry_run, reason";
 
-/// One row of `SELECT {LISTED_EXECUTOR_COLUMNS}` as the entity's model.
+/// Every executor column, in the order `executor_row` reads them.
+pub(crate) const EXECUTOR_COLUMNS: &str = "id, plan_id, due_at_us, status, attempts, lease_owner, lease_expires_us, grace_ms, \
+     created_at_us, started_at_us, finished_at_us, summary, targets, details, error, log, dry_run, reason";
+
+/// One row of `SELECT {EXECUTOR_COLUMNS}` (or `LISTED_EXECUTOR_COLUMNS`) as the entity's model.
 pub(crate) fn executor_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<executor::Model> {
     Ok(executor::Model {
         id: row.get(0)?,
