@@ -11,6 +11,7 @@
 //! audit event and inline credential; any operator action with its audit event; a batch
 //! of results with its capability audit) runs in one transaction.
 
+mod batcher;
 mod budgets;
 mod convert;
 mod entity;
@@ -55,6 +56,8 @@ pub struct Store {
     writer: Option<Arc<writer::Writer>>,
     /// Read-only connections of a SQLite file for the hot reads (see `readers`).
     readers: Option<Arc<readers::Readers>>,
+    /// Group commit of inserts on PostgreSQL (see `batcher`).
+    batcher: Option<Arc<batcher::Batcher>>,
 }
 
 /// Connection settings.
@@ -199,7 +202,11 @@ impl Store {
             _ => None,
         };
         let readers = writer.as_ref().and(sqlite_file(&config.url)).map(|path| Arc::new(readers::Readers::new(std::path::Path::new(path))));
-        Ok(Store { db, writes, statements, credential_key: config.credential_key.clone(), signals, subscriptions, writer, readers })
+        let mut store = Store { db, writes, statements, credential_key: config.credential_key.clone(), signals, subscriptions, writer, readers, batcher: None };
+        if is_postgres {
+            store.batcher = Some(Arc::new(batcher::Batcher::start(store.clone())));
+        }
+        Ok(store)
     }
 
     /// Held for the duration of a write on SQLite; nothing on PostgreSQL.

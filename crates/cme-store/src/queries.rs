@@ -910,6 +910,9 @@ impl Store {
                 .await
                 .map_err(|e| StorageError::Unavailable(e.to_string()))?;
         }
+        if let Some(batcher) = &self.batcher {
+            return batcher.insert(writes, *caps, plans, executors).await;
+        }
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
         self.check_caps(&txn, caps, plans, executors).await?;
@@ -976,6 +979,14 @@ impl Store {
     }
 
     async fn check_caps(&self, txn: &sea_orm::DatabaseTransaction, caps: &WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {
+        let counts = self.locked_work_counts(txn).await?;
+        judge_caps(caps, counts, plans, executors)
+    }
+
+    /// The stored (live plans, waiting executors), read under the work-caps lock: on
+    /// PostgreSQL an advisory transaction lock serialises every inserting transaction
+    /// across replicas (SQLite has one writer).
+    pub(crate) async fn locked_work_counts(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(i64, i64), StorageError> {
         if self.backend() == DbBackend::Postgres {
             const WORK_CAPS_LOCK: i64 = 0x636d_655f_6361_7073; // "cme_caps"
             txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [WORK_CAPS_LOCK.into()]))
@@ -987,8 +998,7 @@ impl Store {
             .await
             .map_err(db)?
             .ok_or_else(|| db(sea_orm::DbErr::RecordNotFound("work_counts".into())))?;
-        let counts = (row.try_get_by_index::<i64>(0).map_err(db)?, row.try_get_by_index::<i64>(1).map_err(db)?);
-        judge_caps(caps, counts, plans, executors)
+        Ok((row.try_get_by_index::<i64>(0).map_err(db)?, row.try_get_by_index::<i64>(1).map_err(db)?))
     }
 }
 
@@ -1014,7 +1024,7 @@ struct RecordedRuns {
 const WORK_COUNTS: &str = "SELECT CAST(COALESCE(SUM(live_plans), 0) AS BIGINT), CAST(COALESCE(SUM(waiting_executors), 0) AS BIGINT) FROM work_counts";
 
 /// Whether adding `plans` and `executors` to the stored `(plans, executors)` stays within the caps.
-fn judge_caps(caps: &WorkCaps, (stored_plans, stored_executors): (i64, i64), plans: u64, executors: u64) -> Result<(), InsertPlanError> {
+pub(crate) fn judge_caps(caps: &WorkCaps, (stored_plans, stored_executors): (i64, i64), plans: u64, executors: u64) -> Result<(), InsertPlanError> {
     let stored_plans = u64::try_from(stored_plans).unwrap_or(0);
     let stored_executors = u64::try_from(stored_executors).unwrap_or(0);
     if plans > 0 && stored_plans.saturating_add(plans) > caps.max_plans {

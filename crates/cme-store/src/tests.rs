@@ -308,50 +308,59 @@ fn new_plan(id: &str) -> (cme_engine::Plan, Vec<cme_engine::Executor>, cme_engin
     (plan, executors, cme_engine::AuditEvent::action("admin", "plan.create", id))
 }
 
-/// Many plans created at once on a SQLite file share transactions (the writer); each is
-/// still judged on its own: the caps count the ones before it in the same transaction, a
-/// plan that cannot be stored fails alone, and every answered plan is on disk.
+/// Many plans created at once share transactions (the SQLite writer, the PostgreSQL
+/// batcher); each is still judged on its own: the caps count the ones before it in the
+/// same transaction, a plan that cannot be stored fails alone, and every answered plan is
+/// stored.
 #[tokio::test(flavor = "multi_thread")]
 async fn plans_created_at_once_commit_together_and_are_judged_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cme.db").display());
-    let store = std::sync::Arc::new(Store::connect(&StoreConfig::new(&url)).await.unwrap());
-    assert!(store.writer.is_some(), "a SQLite file gets the writer");
-    let caps = cme_engine::WorkCaps { max_plans: 30, max_pending_executors: 1_000 };
-    let mut tasks = Vec::new();
-    for n in 0..40 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            // Plan 5's id is taken by plan 4's: its insert fails inside the shared transaction.
-            let id = if n == 5 { "plan-4".to_string() } else { format!("plan-{n}") };
-            let (plan, executors, audit) = new_plan(&id);
-            store.insert_plan(&plan, &executors, &audit, None, &caps).await
-        }));
+    let mut urls = vec![format!("sqlite://{}?mode=rwc", dir.path().join("cme.db").display())];
+    if let Ok(admin) = std::env::var("CME_TEST_POSTGRES_URL") {
+        let name = format!("cme_store_batch_{}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+        let server = sea_orm::Database::connect(&admin).await.unwrap();
+        server.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        urls.push(format!("{}/{name}", admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin)));
     }
-    let mut stored = 0;
-    let (mut over_cap, mut failed) = (0, 0);
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(()) => stored += 1,
-            Err(cme_engine::InsertPlanError::OverCap(_)) => over_cap += 1,
-            Err(cme_engine::InsertPlanError::Storage(_)) => failed += 1,
+    for url in urls {
+        let store = std::sync::Arc::new(Store::connect(&StoreConfig::new(&url)).await.unwrap());
+        assert!(store.writer.is_some() || store.batcher.is_some(), "{url}: inserts are grouped");
+        let caps = cme_engine::WorkCaps { max_plans: 30, max_pending_executors: 1_000 };
+        let mut tasks = Vec::new();
+        for n in 0..40 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                // Plan 5's id is taken by plan 4's: its insert fails inside the shared transaction.
+                let id = if n == 5 { "plan-4".to_string() } else { format!("plan-{n}") };
+                let (plan, executors, audit) = new_plan(&id);
+                store.insert_plan(&plan, &executors, &audit, None, &caps).await
+            }));
         }
-    }
-    assert_eq!((stored, over_cap, failed), (30, 9, 1), "30 within the cap, 9 over it, the duplicate alone failed");
+        let mut stored = 0;
+        let (mut over_cap, mut failed) = (0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => stored += 1,
+                Err(cme_engine::InsertPlanError::OverCap(_)) => over_cap += 1,
+                Err(cme_engine::InsertPlanError::Storage(_)) => failed += 1,
+            }
+        }
+        assert_eq!((stored, over_cap, failed), (30, 9, 1), "{url}: 30 within the cap, 9 over it, the duplicate alone failed");
 
-    // What was answered is what a fresh connection reads, executors and audit rows alike.
-    drop(store);
-    let reopened = Store::connect(&StoreConfig::new(&url)).await.unwrap();
-    let count = |sql: &str| {
-        let reopened = reopened.clone();
-        let sql = sql.to_string();
-        async move {
-            let row = reopened.db().query_one_raw(Statement::from_string(reopened.backend(), sql)).await.unwrap().unwrap();
-            row.try_get_by_index::<i64>(0).unwrap()
-        }
-    };
-    assert_eq!(count("SELECT COUNT(*) FROM plans").await, 30);
-    assert_eq!(count("SELECT COUNT(*) FROM executors WHERE status = 'pending'").await, 30);
-    assert_eq!(count("SELECT COUNT(*) FROM audit_events WHERE action = 'plan.create'").await, 30);
-    assert_eq!(count("SELECT waiting_executors FROM work_counts").await, 30);
+        // What was answered is what a fresh connection reads, executors and audit rows alike.
+        drop(store);
+        let reopened = Store::connect(&StoreConfig::new(&url)).await.unwrap();
+        let count = |sql: &str| {
+            let reopened = reopened.clone();
+            let sql = sql.to_string();
+            async move {
+                let row = reopened.db().query_one_raw(Statement::from_string(reopened.backend(), sql)).await.unwrap().unwrap();
+                row.try_get_by_index::<i64>(0).unwrap()
+            }
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM plans").await, 30, "{url}");
+        assert_eq!(count("SELECT COUNT(*) FROM executors WHERE status = 'pending'").await, 30, "{url}");
+        assert_eq!(count("SELECT COUNT(*) FROM audit_events WHERE action = 'plan.create'").await, 30, "{url}");
+        assert_eq!(count("SELECT CAST(SUM(waiting_executors) AS BIGINT) FROM work_counts").await, 30, "{url}");
+    }
 }

@@ -44,9 +44,9 @@ impl Writes {
 
     /// In a sea-orm transaction (or on a connection); callers hold the write gate to their
     /// commit.
-    pub(crate) async fn execute(self, store: &Store, conn: &impl ConnectionTrait) -> Result<(), StorageError> {
-        for statement in self.statements {
-            conn.execute_raw(statement).await.map_err(db_error)?;
+    pub(crate) async fn execute(&self, store: &Store, conn: &impl ConnectionTrait) -> Result<(), StorageError> {
+        for statement in &self.statements {
+            conn.execute_raw(statement.clone()).await.map_err(db_error)?;
         }
         if self.outbox {
             store.signal_outbox(conn).await?;
