@@ -33,7 +33,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
     // `--only a,b`: just the named groups (http, large, lateness, burst, recurring, halt,
-    // guards, original, replicas, upload).
+    // guards, original, replicas, upload, plugin).
     let only: Option<Vec<String>> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(|list| list.split(',').map(str::to_string).collect());
     let wanted = |group: &str| only.as_ref().is_none_or(|only| only.iter().any(|o| o == group));
     runtime.block_on(async {
@@ -67,6 +67,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         if wanted("upload") {
             plugin_upload(&root, &binary, &mut rows).await?;
         }
+        if wanted("plugin") {
+            plugin_calls(&root, &mut rows)?;
+        }
         anyhow::Ok(())
     })?;
     println!("\n| figure | measured | target |\n| --- | --- | --- |");
@@ -79,23 +82,47 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     eprintln!("building cme (release)...");
-    let mut build = Command::new(env!("CARGO"));
-    build.current_dir(root).args(["build", "--release", "--locked", "-p", "cme"]);
-    // `cargo xtask` (cargo run) hands this process its own CARGO_* variables and library
-    // path; passed on, they change build scripts' fingerprints and the nested build
-    // recompiles the dependencies (aws-sdk-ec2: ten minutes) that a plain `cargo build
-    // --release` just built. Build as from the shell.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR") || key == "LD_LIBRARY_PATH" {
-            build.env_remove(key.as_ref());
-        }
-    }
+    let mut build = cargo_as_from_the_shell(root);
+    build.args(["build", "--release", "--locked", "-p", "cme"]);
     if !build.status()?.success() {
         bail!("cargo build --release -p cme failed");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     Ok(target.join("release/cme"))
+}
+
+/// `cargo` in `root` as from the shell. `cargo xtask` (cargo run) hands this process its
+/// own CARGO_* variables and library path; passed on, they change build scripts'
+/// fingerprints and a nested build recompiles the dependencies (aws-sdk-ec2: ten minutes)
+/// that a plain `cargo build --release` just built.
+fn cargo_as_from_the_shell(root: &Path) -> Command {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(root);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR") || key == "LD_LIBRARY_PATH" {
+            cargo.env_remove(key.as_ref());
+        }
+    }
+    cargo
+}
+
+/// The runtime's own benchmark (`cargo bench -p cme-runtime`): a plugin call, instantiate
+/// + run of a no-op attack, through `Runtime::run`. Its first build compiles the runtime's
+/// dependencies for that package alone (long once, then cached).
+fn plugin_calls(root: &Path, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+    eprintln!("cargo bench -p cme-runtime (the first time compiles its dependencies)...");
+    let output = cargo_as_from_the_shell(root).args(["bench", "--locked", "-p", "cme-runtime", "--bench", "runtime"]).stderr(Stdio::inherit()).output()?;
+    if !output.status.success() {
+        bail!("cargo bench -p cme-runtime failed");
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    for line in text.lines().filter(|l| l.starts_with("instantiate+run")) {
+        let (figure, measured) = line.split_once(": ").unwrap_or((line, ""));
+        let measured = measured.split(" (target").next().unwrap_or(measured);
+        rows.push((figure.to_string(), measured.to_string(), "median <= 50 µs".into()));
+    }
+    Ok(())
 }
 
 fn ensure_tools() -> anyhow::Result<()> {
