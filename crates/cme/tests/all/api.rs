@@ -373,3 +373,37 @@ async fn a_plan_may_name_its_own_time_zone_and_an_unknown_one_is_refused() {
     assert!(refused.body["msg"].as_str().unwrap().contains("unknown IANA time zone"), "{:?}", refused.body);
     assert_eq!(api.get("/api/1/plans/").await.body["plans"].as_array().unwrap().len(), 1, "nothing stored");
 }
+
+/// Plans created many at once share commits; every one answered 201 is on disk the moment
+/// it was answered: killed with SIGKILL straight after, the engine comes back with all of
+/// them (on SQLite and PostgreSQL).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_plan_answered_201_survives_a_kill_9_right_after() {
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::start(dir.path(), backend, Options::default());
+        let api = engine.client();
+        let sink = Sink::start(Duration::ZERO).await;
+        let later = in_seconds(86_400);
+        let mut posts = tokio::task::JoinSet::new();
+        for n in 0..200 {
+            let (api, plan) = (api.clone(), api_plan(&format!("durable {n}"), &sink.url("/never"), &later));
+            posts.spawn(async move { api.post("/api/1/plans/", &plan).await });
+        }
+        let mut answered = Vec::new();
+        while let Some(reply) = posts.join_next().await {
+            let reply = reply.unwrap();
+            assert_eq!(reply.status, 201, "{backend:?}: {:?}", reply.body);
+            answered.push(reply.body["id"].as_str().unwrap().to_string());
+        }
+        engine.kill9();
+
+        let again = Engine::start(dir.path(), backend, Options { database_url: Some(engine.database_url.clone()), ..Options::default() });
+        let listed = again.client().get("/api/1/plans/?size=1000").await.body;
+        let stored: std::collections::HashSet<&str> = listed["plans"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+        for id in &answered {
+            assert!(stored.contains(id.as_str()), "{backend:?}: plan {id} was answered 201 and is gone after kill -9");
+        }
+        assert_eq!(stored.len(), 200, "{backend:?}");
+    }
+}
