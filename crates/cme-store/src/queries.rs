@@ -424,6 +424,14 @@ impl Storage for Store {
     /// (`due_at_us < now` keeps the scan on the status/due index: only overdue rows are
     /// looked at.)
     async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<Vec<String>> {
+        // Every scheduler pass asks; almost always nothing is past its grace. Looking first
+        // (a read, which waits for no writer) keeps a firing from queueing behind the writes
+        // of a busy API just to learn that.
+        let past_grace = "SELECT 1 FROM executors WHERE status = $1 AND due_at_us < $2 AND due_at_us + grace_ms * 1000 < $2 LIMIT 1";
+        let look = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), past_grace), [status(PENDING), us(now).into()]);
+        if self.db().query_one_raw(look).await.map_err(db)?.is_none() {
+            return Ok(Vec::new());
+        }
         let _gate = self.write_gate().await;
         let sql = "UPDATE executors SET status = $2, finished_at_us = $1, \
                    error = 'missed: not started within its grace period after its due time (was the engine down or halted?)' \
@@ -892,8 +900,6 @@ impl Store {
         Ok(moved.into_iter().map(|(_, plan)| plan).collect())
     }
 
-    /// Refuses a change that would pass `caps`, counting inside its transaction; on
-    /// PostgreSQL replicas count one after the other (an advisory lock held to commit).
     /// Stores new plans' or executors' rows within the caps, in one transaction: on the
     /// SQLite writer (group commit) when there is one, else through sea-orm.
     async fn store_new_work(&self, writes: Writes, caps: &WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {
