@@ -91,10 +91,12 @@ async fn commit(store: &Store, batch: &[Insert]) -> Result<Vec<Result<(), Insert
     let txn = store.db().begin().await.map_err(db_error)?;
     let mut counts = store.locked_work_counts(&txn).await?;
     let mut verdicts = Vec::with_capacity(batch.len());
+    // The admitted inserts' rows, table by table (see `Writes::absorb`).
+    let mut admitted = Writes::default();
     for insert in batch {
         match crate::queries::judge_caps(&insert.caps, counts, insert.plans, insert.executors) {
             Ok(()) => {
-                insert.writes.execute(store, &txn).await?;
+                admitted.absorb(&insert.writes);
                 counts.0 += insert.plans as i64;
                 counts.1 += insert.executors as i64;
                 verdicts.push(Ok(()));
@@ -102,6 +104,7 @@ async fn commit(store: &Store, batch: &[Insert]) -> Result<Vec<Result<(), Insert
             Err(refused) => verdicts.push(Err(refused)),
         }
     }
+    admitted.execute(store, &txn).await?;
     txn.commit().await.map_err(db_error)?;
     Ok(verdicts)
 }
