@@ -5,7 +5,8 @@
 //! inserts were strictly one after another, each waiting for its own commit to reach the
 //! disk. Here one task takes whatever inserts are queued, takes the lock once, reads the
 //! stored counts once and judges each insert against them in order (counting the ones it
-//! admitted before), runs the admitted ones' statements and commits once; each caller is
+//! admitted before), runs the admitted ones' rows as one multi-row INSERT per table
+//! (`Writes::absorb`) and commits once; each caller is
 //! answered after that commit. Should the transaction fail (it never does for a refusal:
 //! caps are judged before any statement), every insert of the batch is retried alone, so
 //! that one bad insert cannot fail the others.
