@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use cme_runtime::{Grant, Provenance, RunRequest, Runtime, RuntimeConfig};
+use cme_runtime::{Grant, PlanContext, Provenance, RunRequest, Runtime, RuntimeConfig};
 
 fn main() {
     let executor = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -20,8 +20,10 @@ fn main() {
 async fn bench() {
     println!("machine: {} cores, load average {}", num_cpus(), load_average());
 
+    // `CME_BENCH_CALLS_ONLY=1`: just the call figures (for profiling them).
+    let calls_only = std::env::var_os("CME_BENCH_CALLS_ONLY").is_some();
     // Compile time of each built-in: a runtime without artifact cache compiles at load.
-    for plugin in cme_plugins::BUILTINS {
+    for plugin in cme_plugins::BUILTINS.iter().filter(|_| !calls_only) {
         let mut samples = Vec::new();
         for _ in 0..5 {
             let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
@@ -42,7 +44,7 @@ async fn bench() {
     // Precompiled load: a fresh runtime (as after a restart) maps the cached artifact.
     let cache = tempfile::tempdir().unwrap();
     let cached = || RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), ..RuntimeConfig::default() };
-    for plugin in cme_plugins::BUILTINS {
+    for plugin in cme_plugins::BUILTINS.iter().filter(|_| !calls_only) {
         Runtime::new(cached()).unwrap().load(plugin.wasm).await.unwrap();
         let mut samples = Vec::new();
         for _ in 0..20 {
@@ -80,6 +82,26 @@ async fn bench() {
         let allocator = if pooling { "pooling" } else { "on-demand" };
         println!(
             "instantiate+run no-op attack (Runtime::run, {allocator} allocator, 20000 runs): median {p50:.2?}, p99 {p99:.2?} (target: median <= 50us)"
+        );
+
+        // A planner call (on the caller's task): the exact planner asked for one date.
+        let exact = runtime.load(cme_plugins::builtin("exact-planner").expect("a built-in").wasm).await.unwrap();
+        let now = Utc::now();
+        let ctx = || PlanContext { now, timezone: "UTC".into(), seed: 1, window: (now, now + chrono::Duration::days(1)) };
+        let args = serde_json::json!({"date": (now + chrono::Duration::hours(1)).to_rfc3339()});
+        for _ in 0..1_000 {
+            runtime.plan(&exact, ctx(), &args).await.result.unwrap();
+        }
+        let mut samples = Vec::with_capacity(20_000);
+        for _ in 0..20_000 {
+            let started = Instant::now();
+            runtime.plan(&exact, ctx(), &args).await.result.unwrap();
+            samples.push(started.elapsed());
+        }
+        let p50 = median(&mut samples);
+        let p99 = samples[samples.len() * 99 / 100];
+        println!(
+            "instantiate+run exact planner (Runtime::plan, {allocator} allocator, 20000 runs): median {p50:.2?}, p99 {p99:.2?} (target: median <= 50us)"
         );
     }
 }

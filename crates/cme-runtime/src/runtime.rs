@@ -282,7 +282,7 @@ impl Runtime {
             }),
             Pre::Attack(_) | Pre::LegacyAttack(_) | Pre::Probe(_) => unreachable!("checked above"),
         };
-        let (result, record) = self.call(state, body, Box::pin(std::future::pending())).await;
+        let (result, record) = self.call_here(state, body).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|(instants, recurring)| {
             if instants.len() > max_instants {
                 return Err(CallError::OutputLimit { what: "the plan", limit: max_instants });
@@ -409,55 +409,11 @@ impl Runtime {
     /// returns its result with everything it recorded.
     async fn call<R: Send + 'static>(
         &self,
-        mut state: CallState,
+        state: CallState,
         body: CallBody<R>,
         cancel: Pin<Box<dyn Future<Output = String> + Send>>,
     ) -> (Result<R, CallError>, CallRecord) {
-        let inner = self.inner.clone();
-        let task = self.inner.handle.spawn(async move {
-            let _permit = inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-            let _active = inner.ticker.activate();
-            let limits = state.limits;
-            // The deadline starts when the call starts, not while it queued.
-            let started = Instant::now();
-            state.deadline = started + limits.deadline;
-            let mut store = Store::new(&inner.engine, state);
-            store.limiter(|s| s as &mut dyn ResourceLimiter);
-            store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(|ctx| {
-                let state = ctx.data();
-                if Instant::now() >= state.deadline {
-                    return Err(breach(CallError::Deadline(state.limits.deadline)));
-                }
-                if let Some(what) = state.full_stdio() {
-                    return Err(breach(CallError::OutputLimit { what, limit: state.limits.max_stdio_bytes }));
-                }
-                Ok(UpdateDeadline::Yield(1))
-            });
-            // The timeout also ends host calls (an HTTP request), which epochs cannot; a
-            // cancellation ends the call the same way, keeping what the store recorded.
-            let ended = tokio::select! {
-                ended = tokio::time::timeout(limits.deadline, body(&mut store)) => Ended::Call(ended),
-                reason = cancel => Ended::Cancelled(reason),
-            };
-            let result = match ended {
-                Ended::Call(Ok(Ok(value))) => Ok(value),
-                Ended::Call(Ok(Err(error))) => Err(classify(&error, store.data())),
-                Ended::Call(Err(_)) => Err(CallError::Deadline(limits.deadline)),
-                Ended::Cancelled(reason) => Err(CallError::Cancelled(reason)),
-            };
-            let mut state = store.into_data();
-            state.end_in_flight();
-            let record = CallRecord {
-                log: state.log,
-                audit: state.audit,
-                stdout: String::from_utf8_lossy(&state.stdout.contents()).into_owned(),
-                stderr: String::from_utf8_lossy(&state.stderr.contents()).into_owned(),
-                dry_run_actions: state.caps.map(|c| c.actions).unwrap_or_default(),
-                elapsed: started.elapsed(),
-            };
-            (result, record)
-        });
+        let task = self.inner.handle.spawn(run_call(self.inner.clone(), state, body, cancel));
         // Dropping this future (a halted run, a shutdown) must end the call too: the task
         // runs on another runtime, so abort it rather than let it finish unobserved.
         let mut task = AbortOnDrop(task);
@@ -466,6 +422,67 @@ impl Runtime {
             Err(e) => (Err(CallError::Host(format!("the call's task failed: {e}"))), CallRecord::default()),
         }
     }
+
+    /// [`Runtime::call`] on the caller's own task, for planner calls: a planner is a pure
+    /// function of its input (it imports `log` and in-memory WASI only, nothing that starts
+    /// work elsewhere), and the hop to the runtime's threads and back cost about three times
+    /// the call itself. The same permits, deadline and limits apply; epoch ticks make a
+    /// looping planner yield every tick, and dropping the caller's future ends the call.
+    async fn call_here<R: Send + 'static>(&self, state: CallState, body: CallBody<R>) -> (Result<R, CallError>, CallRecord) {
+        run_call(self.inner.clone(), state, body, Box::pin(std::future::pending())).await
+    }
+}
+
+/// One call: a permit, a fresh store under the limits, the body under the deadline (or
+/// until cancelled), and the call's record.
+async fn run_call<R: Send + 'static>(
+    inner: Arc<Inner>,
+    mut state: CallState,
+    body: CallBody<R>,
+    cancel: Pin<Box<dyn Future<Output = String> + Send>>,
+) -> (Result<R, CallError>, CallRecord) {
+    let _permit = inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+    let _active = inner.ticker.activate();
+    let limits = state.limits;
+    // The deadline starts when the call starts, not while it queued.
+    let started = Instant::now();
+    state.deadline = started + limits.deadline;
+    let mut store = Store::new(&inner.engine, state);
+    store.limiter(|s| s as &mut dyn ResourceLimiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        if Instant::now() >= state.deadline {
+            return Err(breach(CallError::Deadline(state.limits.deadline)));
+        }
+        if let Some(what) = state.full_stdio() {
+            return Err(breach(CallError::OutputLimit { what, limit: state.limits.max_stdio_bytes }));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    // The timeout also ends host calls (an HTTP request), which epochs cannot; a
+    // cancellation ends the call the same way, keeping what the store recorded.
+    let ended = tokio::select! {
+        ended = tokio::time::timeout(limits.deadline, body(&mut store)) => Ended::Call(ended),
+        reason = cancel => Ended::Cancelled(reason),
+    };
+    let result = match ended {
+        Ended::Call(Ok(Ok(value))) => Ok(value),
+        Ended::Call(Ok(Err(error))) => Err(classify(&error, store.data())),
+        Ended::Call(Err(_)) => Err(CallError::Deadline(limits.deadline)),
+        Ended::Cancelled(reason) => Err(CallError::Cancelled(reason)),
+    };
+    let mut state = store.into_data();
+    state.end_in_flight();
+    let record = CallRecord {
+        log: state.log,
+        audit: state.audit,
+        stdout: String::from_utf8_lossy(&state.stdout.contents()).into_owned(),
+        stderr: String::from_utf8_lossy(&state.stderr.contents()).into_owned(),
+        dry_run_actions: state.caps.map(|c| c.actions).unwrap_or_default(),
+        elapsed: started.elapsed(),
+    };
+    (result, record)
 }
 
 /// How a call's body ended.
