@@ -19,7 +19,8 @@ use cme_engine::{
 
 use crate::convert::{self, at, us};
 use crate::entity::{audit_event, blackout, credential, executor, plan, setting};
-use crate::readers::{EXECUTOR_COLUMNS, LISTED_EXECUTOR_COLUMNS, executor_row};
+use crate::readers::{EXECUTOR_COLUMNS, LISTED_EXECUTOR_COLUMNS};
+use crate::writer::{query_executors, unavailable};
 use crate::writes::Writes;
 use crate::{Store, db_error as db};
 
@@ -336,17 +337,10 @@ impl Storage for Store {
         if let Some(readers) = &self.readers {
             // One query, on a reader (see `readers`): the page's rows, and one more if any.
             let sql = adapt(self.backend(), &format!("SELECT {LISTED_EXECUTOR_COLUMNS} FROM executors WHERE rowid IN ({sql}) ORDER BY due_at_us, id"));
-            let mut rows = readers
-                .read(move |conn| {
-                    let values = values.iter().map(crate::writer::sqlite_value).collect::<rusqlite::Result<Vec<_>>>()?;
-                    let mut statement = conn.prepare_cached(&sql)?;
-                    let rows = statement.query_map(rusqlite::params_from_iter(values), executor_row)?;
-                    rows.collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .await?;
-            let has_more = rows.len() as u64 > page.size();
-            rows.truncate(page.size() as usize);
-            let items = rows.into_iter().map(convert::executor).collect::<StorageResult<_>>()?;
+            let statement = Statement::from_sql_and_values(self.backend(), sql, values);
+            let mut items = readers.read(move |conn| query_executors(conn, &statement)).await?;
+            let has_more = items.len() as u64 > page.size();
+            items.truncate(page.size() as usize);
             return Ok(PageOf { items, has_more });
         }
         let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), &sql), values);
@@ -477,7 +471,7 @@ impl Storage for Store {
     async fn claim_due(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
         if let Some(writer) = &self.writer {
             let statement = self.claim_statement(now, owner, lease_until, limit);
-            return writer.write(move |conn| claim_on(conn, &statement)).await.map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            return writer.write(move |conn| query_executors(conn, &statement)).await;
         }
         let _gate = self.write_gate().await;
         self.claim(self.db(), now, owner, lease_until, limit).await
@@ -491,15 +485,13 @@ impl Storage for Store {
             let (owner, now_us) = (owner.to_string(), now);
             return writer
                 .write(move |conn| -> StorageResult<(Vec<Executor>, bool)> {
-                    let running: i64 = conn
-                        .query_row("SELECT COUNT(*) FROM executors WHERE status = ?1", [RUNNING.as_str()], |row| row.get(0))
-                        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                    let running: i64 =
+                        conn.query_row("SELECT COUNT(*) FROM executors WHERE status = ?1", [RUNNING.as_str()], |row| row.get(0)).map_err(unavailable)?;
                     let allowed = std::cmp::min(cap.saturating_sub(u64::try_from(running).unwrap_or(0)), limit);
-                    let claimed = if allowed == 0 { Vec::new() } else { claim_on(conn, &store.claim_statement(now_us, &owner, lease_until, allowed))? };
+                    let claimed = if allowed == 0 { Vec::new() } else { query_executors(conn, &store.claim_statement(now_us, &owner, lease_until, allowed))? };
                     Ok((claimed, allowed < limit))
                 })
-                .await
-                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                .await;
         }
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
@@ -524,14 +516,13 @@ impl Storage for Store {
                 .write(move |conn| -> StorageResult<Vec<bool>> {
                     let mut results = RecordedRuns::default();
                     for run in &runs {
-                        let changed = crate::writer::execute(conn, &store.record_statement(run)).map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                        let changed = crate::writer::execute(conn, &store.record_statement(run))?;
                         store.recorded(&mut results, run, changed == 1);
                     }
                     store.record_writes(&results).execute_sqlite(conn)?;
                     Ok(results.recorded)
                 })
-                .await
-                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                .await;
         }
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
@@ -907,14 +898,11 @@ impl Store {
             let caps = *caps;
             return writer
                 .write(move |conn| -> Result<(), InsertPlanError> {
-                    let counts = conn
-                        .query_row(WORK_COUNTS, [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
-                        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                    let counts = conn.query_row(WORK_COUNTS, [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))).map_err(unavailable)?;
                     judge_caps(&caps, counts, plans, executors)?;
                     Ok(writes.execute_sqlite(conn)?)
                 })
-                .await
-                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                .await;
         }
         if let Some(batcher) = &self.batcher {
             return batcher.insert(writes, *caps, plans, executors).await;
@@ -1006,15 +994,6 @@ impl Store {
             .ok_or_else(|| db(sea_orm::DbErr::RecordNotFound("work_counts".into())))?;
         Ok((row.try_get_by_index::<i64>(0).map_err(db)?, row.try_get_by_index::<i64>(1).map_err(db)?))
     }
-}
-
-/// Runs a claim on the SQLite writer's connection.
-fn claim_on(conn: &rusqlite::Connection, statement: &Statement) -> StorageResult<Vec<Executor>> {
-    let unavailable = |e: rusqlite::Error| StorageError::Unavailable(e.to_string());
-    let values = statement.values.iter().flat_map(|v| v.0.iter()).map(crate::writer::sqlite_value).collect::<rusqlite::Result<Vec<_>>>().map_err(unavailable)?;
-    let mut prepared = conn.prepare_cached(&statement.sql).map_err(unavailable)?;
-    let rows = prepared.query_map(rusqlite::params_from_iter(values), executor_row).map_err(unavailable)?;
-    rows.map(|row| row.map_err(unavailable).and_then(convert::executor)).collect()
 }
 
 /// What recording a batch of runs found: which were stored, and what they leave.

@@ -35,18 +35,17 @@ impl Readers {
     pub(crate) async fn read<T, F>(self: &Arc<Self>, read: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
     {
         let readers = self.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = readers.take()?;
+            let conn = readers.take().map_err(crate::writer::unavailable)?;
             let result = read(&conn);
             readers.give(conn);
             result
         })
         .await
         .map_err(|e| StorageError::Unavailable(format!("a read did not finish: {e}")))?
-        .map_err(|e| StorageError::Unavailable(e.to_string()))
     }
 
     fn take(&self) -> rusqlite::Result<Connection> {

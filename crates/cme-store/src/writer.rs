@@ -26,7 +26,7 @@ use cme_engine::StorageError;
 /// The most writes one transaction takes: bounds a batch's latency and size.
 const MAX_BATCH: usize = 256;
 
-/// Why a write did not happen. Its own error (a job's `E`) is answered as `Ok(Err(e))`.
+/// Why the writer could not take or commit a write (a write's own refusal is its `E`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum WriteError {
     #[error("the database writer could not commit: {0}")]
@@ -107,17 +107,18 @@ impl Writer {
         Ok(Writer { jobs })
     }
 
-    /// Runs `work` in the next group transaction and answers after its commit: `Ok(Ok(t))`
-    /// committed, `Ok(Err(e))` refused by the work itself (nothing of it kept).
-    pub(crate) async fn write<T, E, F>(&self, work: F) -> Result<Result<T, E>, WriteError>
+    /// Runs `work` in the next group transaction and answers after its commit: its value,
+    /// its own refusal (nothing of it kept), or the writer's failure as a storage error.
+    pub(crate) async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: Send + From<StorageError> + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Box::new(Typed { work: Some(work), result: None, reply })).map_err(|_| WriteError::Gone)?;
-        answer.await.map_err(|_| WriteError::Gone)?
+        let unavailable = |e: WriteError| E::from(StorageError::Unavailable(e.to_string()));
+        self.jobs.send(Box::new(Typed { work: Some(work), result: None, reply })).map_err(|_| unavailable(WriteError::Gone))?;
+        answer.await.map_err(|_| unavailable(WriteError::Gone))?.map_err(unavailable)?
     }
 }
 
@@ -171,18 +172,32 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<bool, Stri
     }
 }
 
+/// A rusqlite error as the engine's storage error.
+pub(crate) fn unavailable(e: rusqlite::Error) -> StorageError {
+    StorageError::Unavailable(e.to_string())
+}
+
+/// A statement's bound values as SQLite takes them.
+fn params(statement: &sea_orm::Statement) -> rusqlite::Result<Vec<rusqlite::types::Value>> {
+    statement.values.iter().flat_map(|values| values.0.iter()).map(sqlite_value).collect()
+}
+
 /// Executes a statement sea-orm built for SQLite; the number of rows it changed.
-pub(crate) fn execute(conn: &Connection, statement: &sea_orm::Statement) -> rusqlite::Result<usize> {
-    let mut prepared = conn.prepare_cached(&statement.sql)?;
-    let values: Vec<rusqlite::types::Value> = match &statement.values {
-        Some(values) => values.0.iter().map(sqlite_value).collect::<rusqlite::Result<_>>()?,
-        None => Vec::new(),
-    };
-    prepared.execute(rusqlite::params_from_iter(values))
+pub(crate) fn execute(conn: &Connection, statement: &sea_orm::Statement) -> Result<usize, StorageError> {
+    let mut prepared = conn.prepare_cached(&statement.sql).map_err(unavailable)?;
+    prepared.execute(rusqlite::params_from_iter(params(statement).map_err(unavailable)?)).map_err(unavailable)
+}
+
+/// The executors a statement answers (a `SELECT` or `... RETURNING` of
+/// `readers::EXECUTOR_COLUMNS` or `LISTED_EXECUTOR_COLUMNS`), as the engine's executors.
+pub(crate) fn query_executors(conn: &Connection, statement: &sea_orm::Statement) -> Result<Vec<cme_engine::Executor>, StorageError> {
+    let mut prepared = conn.prepare_cached(&statement.sql).map_err(unavailable)?;
+    let rows = prepared.query_map(rusqlite::params_from_iter(params(statement).map_err(unavailable)?), crate::readers::executor_row).map_err(unavailable)?;
+    rows.map(|row| row.map_err(unavailable).and_then(crate::convert::executor)).collect()
 }
 
 /// sea-query's value as SQLite stores it (our columns hold integers, reals, text and bytes).
-pub(crate) fn sqlite_value(value: &Value) -> rusqlite::Result<rusqlite::types::Value> {
+fn sqlite_value(value: &Value) -> rusqlite::Result<rusqlite::types::Value> {
     use rusqlite::types::Value as Sql;
     let integer = |v: Option<i64>| v.map_or(Sql::Null, Sql::Integer);
     Ok(match value {

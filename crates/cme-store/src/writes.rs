@@ -76,7 +76,7 @@ impl Writes {
     /// On the SQLite writer's connection (it signals the senders after its commit).
     pub(crate) fn execute_sqlite(&self, conn: &rusqlite::Connection) -> Result<(), StorageError> {
         for statement in &self.statements {
-            crate::writer::execute(conn, statement).map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            crate::writer::execute(conn, statement)?;
         }
         Ok(())
     }
