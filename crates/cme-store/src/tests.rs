@@ -325,27 +325,40 @@ async fn plans_created_at_once_commit_together_and_are_judged_one_by_one() {
     for url in urls {
         let store = std::sync::Arc::new(Store::connect(&StoreConfig::new(&url)).await.unwrap());
         assert!(store.writer.is_some() || store.batcher.is_some(), "{url}: inserts are grouped");
-        let caps = cme_engine::WorkCaps { max_plans: 30, max_pending_executors: 1_000 };
-        let mut tasks = Vec::new();
-        for n in 0..40 {
+        // Inserts `ids` all at once under `max_plans`: (stored, over the cap, failed).
+        let burst = |ids: Vec<String>, max_plans: u64| {
             let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                // Plan 5's id is taken by plan 4's: its insert fails inside the shared transaction.
-                let id = if n == 5 { "plan-4".to_string() } else { format!("plan-{n}") };
-                let (plan, executors, audit) = new_plan(&id);
-                store.insert_plan(&plan, &executors, &audit, None, &caps).await
-            }));
-        }
-        let mut stored = 0;
-        let (mut over_cap, mut failed) = (0, 0);
-        for task in tasks {
-            match task.await.unwrap() {
-                Ok(()) => stored += 1,
-                Err(cme_engine::InsertPlanError::OverCap(_)) => over_cap += 1,
-                Err(cme_engine::InsertPlanError::Storage(_)) => failed += 1,
+            async move {
+                let caps = cme_engine::WorkCaps { max_plans, max_pending_executors: 1_000 };
+                let tasks: Vec<_> = ids
+                    .into_iter()
+                    .map(|id| {
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            let (plan, executors, audit) = new_plan(&id);
+                            store.insert_plan(&plan, &executors, &audit, None, &caps).await
+                        })
+                    })
+                    .collect();
+                let mut outcome = (0, 0, 0);
+                for task in tasks {
+                    match task.await.unwrap() {
+                        Ok(()) => outcome.0 += 1,
+                        Err(cme_engine::InsertPlanError::OverCap(_)) => outcome.1 += 1,
+                        Err(cme_engine::InsertPlanError::Storage(_)) => outcome.2 += 1,
+                    }
+                }
+                outcome
             }
-        }
-        assert_eq!((stored, over_cap, failed), (30, 9, 1), "{url}: 30 within the cap, 9 over it, the duplicate alone failed");
+        };
+        assert_eq!(burst(vec!["taken".into()], 1_000).await, (1, 0, 0), "{url}");
+        let first: Vec<String> = (0..40).map(|n| format!("plan-{n}")).collect();
+        assert_eq!(burst(first, 31).await, (30, 10, 0), "{url}: 30 more within the cap, 10 over it");
+        // Room for all; one id is taken: its insert fails inside the shared transaction, alone.
+        let mut second: Vec<String> = (0..9).map(|n| format!("late-{n}")).collect();
+        second.insert(4, "taken".into());
+        let (taken_stored, over, failed) = burst(second, 1_000).await;
+        assert_eq!((taken_stored, over, failed), (9, 0, 1), "{url}: the taken id alone failed");
 
         // What was answered is what a fresh connection reads, executors and audit rows alike.
         drop(store);
@@ -358,9 +371,9 @@ async fn plans_created_at_once_commit_together_and_are_judged_one_by_one() {
                 row.try_get_by_index::<i64>(0).unwrap()
             }
         };
-        assert_eq!(count("SELECT COUNT(*) FROM plans").await, 30, "{url}");
-        assert_eq!(count("SELECT COUNT(*) FROM executors WHERE status = 'pending'").await, 30, "{url}");
-        assert_eq!(count("SELECT COUNT(*) FROM audit_events WHERE action = 'plan.create'").await, 30, "{url}");
-        assert_eq!(count("SELECT CAST(SUM(waiting_executors) AS BIGINT) FROM work_counts").await, 30, "{url}");
+        assert_eq!(count("SELECT COUNT(*) FROM plans").await, 40, "{url}");
+        assert_eq!(count("SELECT COUNT(*) FROM executors WHERE status = 'pending'").await, 40, "{url}");
+        assert_eq!(count("SELECT COUNT(*) FROM audit_events WHERE action = 'plan.create'").await, 40, "{url}");
+        assert_eq!(count("SELECT CAST(SUM(waiting_executors) AS BIGINT) FROM work_counts").await, 40, "{url}");
     }
 }
