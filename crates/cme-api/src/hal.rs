@@ -50,14 +50,11 @@ impl Hal {
         self.respond(StatusCode::OK)
     }
 
-    /// 200 with `items` embedded under `rel`, serialised straight from their types (the
-    /// same JSON as `embed` with their values, keys in the same sorted order).
-    pub fn ok_embedding<T: serde::Serialize>(self, rel: &str, items: &[T]) -> HttpResponse {
+    /// The document with `items` embedded under `rel`, serialised straight from their
+    /// types (the same JSON as `embed` with their values, keys in the same sorted order).
+    pub fn embedding_body<T: serde::Serialize>(self, rel: &str, items: &[T]) -> Result<Vec<u8>, ApiError> {
         let document = WithEmbedded { rel, items, rest: &self.0 };
-        match serde_json::to_vec(&document) {
-            Ok(body) => HttpResponse::Ok().content_type(HAL).body(body),
-            Err(e) => actix_web::ResponseError::error_response(&ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the document: {e}"))),
-        }
+        serde_json::to_vec(&document).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the document: {e}")))
     }
 
     /// The document with a `Location` header: what a creation answers. Locations are

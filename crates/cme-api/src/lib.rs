@@ -15,6 +15,7 @@ mod dashboard;
 mod hal;
 mod openapi;
 mod problem;
+mod rendered;
 mod routes;
 
 use std::sync::Arc;
@@ -37,8 +38,8 @@ pub struct ApiState {
     /// What every document shows as `***`.
     pub secrets: cme_secrets::Redactor,
     schemas: routes::Schemas,
-    /// Rendered plugin lists by request URL, with the plugin generation they show.
-    rendered: std::sync::Mutex<std::collections::HashMap<String, (u64, web::Bytes)>>,
+    /// Rendered lists by request URL, with the version of the data they show.
+    rendered: rendered::Rendered,
     /// Renders every metric in the Prometheus text format; None: `/metrics` answers 404.
     metrics: Option<MetricsRender>,
 }

@@ -24,6 +24,11 @@ pub struct EngineConfig {
     pub run_deadline: Duration,
     /// Added to the run deadline to make a lease.
     pub lease_margin: Duration,
+    /// How long before their due time executors are claimed (default 50 ms): the claim's
+    /// commit, which waits behind whatever else is being written, happens before the due
+    /// time, and the run starts at it. From its claim an executor counts as running (a
+    /// halt still stops it before it starts).
+    pub claim_ahead: Duration,
     pub reaper_interval: Duration,
     pub shutdown_deadline: Duration,
     /// Identifies this engine in leases.
@@ -61,6 +66,7 @@ impl Default for EngineConfig {
             max_concurrent_runs: 256,
             run_deadline: Duration::from_secs(60),
             lease_margin: Duration::from_secs(30),
+            claim_ahead: Duration::from_millis(50),
             reaper_interval: Duration::from_secs(30),
             shutdown_deadline: Duration::from_secs(30),
             engine_id: format!("engine-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),

@@ -12,6 +12,12 @@ impl Engine {
         Ok(self.storage.list_executors(filter, page).await?)
     }
 
+    /// The store's data version (see [`crate::Storage::data_version`]): what a rendered
+    /// executor list may be kept under.
+    pub fn data_version(&self) -> Option<u64> {
+        self.storage.data_version()
+    }
+
     /// One executor, with the plugin version it runs (`name@version`, from its plan).
     pub async fn executor(&self, id: &str) -> Result<(Executor, Option<String>), EngineError> {
         let found = self.storage.executor(id).await?.ok_or_else(|| EngineError::not_found(Resource::Executor, id))?;

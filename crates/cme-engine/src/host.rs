@@ -194,4 +194,12 @@ pub trait PluginHost: Send + Sync + 'static {
     async fn check(&self, plugin: &LoadedPlugin, grant: &Grant, input: CheckInput) -> CheckResult;
     /// Parses an SSH private key (OpenSSH or PEM, optionally encrypted).
     fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError>;
+    /// Starts a run's task (start checks, the attack, handing over its result) where this
+    /// host's calls cost least. By default, on the caller's runtime.
+    fn spawn_run(&self, run: RunTask) {
+        tokio::spawn(run);
+    }
 }
+
+/// A run's whole task, as the scheduler hands it to [`PluginHost::spawn_run`].
+pub type RunTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

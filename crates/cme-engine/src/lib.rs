@@ -51,7 +51,7 @@ pub use guards::{Deadman, EngineStopCondition};
 pub use telemetry::describe_metrics;
 pub use plans::{DEFAULT_STOP_INTERVAL, DEFAULT_STOP_SETTLE, EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, MAX_STEADY_STATE_PROBES, NewPlan, NewStopCondition, PluginCall};
 pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
-pub use storage::{CappedWork, ExecutorChangeError, Extension, InsertPlanError, OverCap, Storage, StorageError};
+pub use storage::{CappedWork, Claim, ExecutorChangeError, Extension, InsertPlanError, OverCap, Storage, StorageError};
 
 /// The engine. Share it as `Arc<Engine>`.
 pub struct Engine {
@@ -171,7 +171,9 @@ impl Engine {
     /// work was stored).
     pub(crate) fn wake_scheduler_for(&self, due: Option<chrono::DateTime<chrono::Utc>>) {
         let Some(due) = due else { return };
-        if due.timestamp_micros() < self.next_pass_us.load(std::sync::atomic::Ordering::SeqCst) {
+        // The pass that claims it comes `claim_ahead` before it is due.
+        let ahead = i64::try_from(self.config.claim_ahead.as_micros()).unwrap_or(i64::MAX);
+        if due.timestamp_micros().saturating_sub(ahead) < self.next_pass_us.load(std::sync::atomic::Ordering::SeqCst) {
             self.wake_scheduler();
         }
     }

@@ -404,6 +404,8 @@ pub struct FinishedRun {
     /// Its plan (named by the run's events).
     pub plan_id: String,
     pub owner: String,
+    /// When the engine began the run (its start checks, then the attack).
+    pub started: DateTime<Utc>,
     pub end: RunEnd,
     pub audit: Vec<AuditEvent>,
 }

@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use crate::blackouts::{Blackout, blocking};
 use crate::host::RunInput;
 use crate::model::{AuditEvent, Executor, ExecutorStatus, FinishedRun, Misfire, Overlap, Plan, RunEnd};
-use crate::{Engine, EngineError};
+use crate::{Claim, Engine, EngineError};
 
 /// Longest sleep with nothing due.
 const MAX_IDLE: Duration = Duration::from_secs(60);
@@ -84,9 +84,10 @@ impl Engine {
             self.stop_runs_in_blackouts(now).await;
         }
         let cap = if self.running() > 0 { MAX_IDLE_WHILE_RUNNING } else { MAX_IDLE };
+        let ahead = chrono::Duration::from_std(self.config.claim_ahead).unwrap_or_default();
         let wait = match self.storage.next_due().await? {
             None => cap,
-            Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(cap),
+            Some(at) => (at - ahead - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(cap),
         };
         // Due work this engine may not start yet (a budget over all replicas, the
         // dead-man's switch): look again in a while, not at once (no spinning on it).
@@ -149,12 +150,19 @@ impl Engine {
                 return Ok(Claimed::All); // taken meanwhile (by a shutdown): claim nothing
             };
             let now = Utc::now();
-            let lease = chrono::Duration::from_std(self.config.run_deadline + self.config.lease_margin).unwrap_or(chrono::Duration::MAX);
+            let lease = self.config.run_deadline + self.config.lease_margin + self.config.claim_ahead;
+            let claim = Claim {
+                now,
+                due_by: now + chrono::Duration::from_std(self.config.claim_ahead).unwrap_or_default(),
+                owner: self.config.engine_id.clone(),
+                lease_until: now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX),
+                limit: free as u64,
+            };
             let (claimed, held_back) = match self.config.budgets.max_concurrent_attacks {
                 // Attacks running over every replica (a run ending elsewhere wakes no one
                 // here: the caller looks again in a while).
-                Some(cap) => self.storage.claim_due_capped(now, &self.config.engine_id, now + lease, free as u64, u64::from(cap)).await?,
-                None => (self.storage.claim_due(now, &self.config.engine_id, now + lease, free as u64).await?, false),
+                Some(cap) => self.storage.claim_due_capped(&claim, u64::from(cap)).await?,
+                None => (self.storage.claim_due(&claim).await?, false),
             };
             let count = claimed.len();
             // Read once per batch, never cached: a blackout made on any replica holds at once.
@@ -166,7 +174,7 @@ impl Engine {
                 };
                 let engine = self.clone();
                 let blackouts = blackouts.clone();
-                tokio::spawn(async move { engine.execute(executor, slot, blackouts).await });
+                self.host.spawn_run(Box::pin(async move { engine.execute(executor, slot, blackouts).await }));
             }
             drop(slots);
             if held_back {
@@ -181,14 +189,17 @@ impl Engine {
     /// Runs one claimed executor and hands how it ended to the recorder, with its permit
     /// (released once the result is committed).
     async fn execute(self: Arc<Self>, executor: Executor, permit: OwnedSemaphorePermit, blackouts: Arc<Vec<Blackout>>) {
-        let late = (executor.started.unwrap_or(executor.due) - executor.due).to_std().unwrap_or_default();
+        let stopped = self.until_due(&executor).await;
+        let started = Utc::now();
+        let late = (started - executor.due).to_std().unwrap_or_default();
         tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, late_ms = late.as_millis() as u64, "executor started");
         let began = std::time::Instant::now();
         // The attack plugin names the run in the metrics ("" when the plan cannot be read).
         let mut plugin = String::new();
-        let (end, audit) = if self.local_halt().is_some() {
+        let stopped = stopped.or_else(|| self.local_halt().is_some().then(|| "halted".to_string()));
+        let (end, audit) = if let Some(reason) = stopped {
             // Claimed just before a halt: it must not start after the halt answered.
-            let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some("cancelled before it started: halted".into()), ..RunEnd::failed("") };
+            let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some(format!("cancelled before it started: {reason}")), ..RunEnd::failed("") };
             (end, Vec::new())
         } else {
             match self.plan_of(&executor.plan_id).await {
@@ -207,7 +218,7 @@ impl Engine {
                             (RunEnd::skipped(reason), probes)
                         }
                         Ok(probes) => {
-                            self.announce_start(&executor, &plan).await;
+                            self.announce_start(&executor, &plan, started).await;
                             let (end, mut audit) = self.run_attack(&executor, plan).await;
                             audit.splice(0..0, probes);
                             (end, audit)
@@ -220,21 +231,32 @@ impl Engine {
         };
         crate::telemetry::run_started(&plugin, late);
         crate::telemetry::run_ended(&plugin, end.status, began.elapsed(), &audit);
-        let finished = FinishedRun { executor_id: executor.id, plan_id: executor.plan_id, owner: self.config.engine_id.clone(), end, audit };
+        let finished = FinishedRun { executor_id: executor.id, plan_id: executor.plan_id, owner: self.config.engine_id.clone(), started, end, audit };
         if let Err(mpsc::error::SendError((finished, _))) = self.recorder.send((finished, permit)) {
             tracing::error!(executor_id = %finished.executor_id, "the recorder is gone; the result is lost");
+        }
+    }
+
+    /// Waits until a claimed executor is due (it was claimed ahead of its due time); the
+    /// reason when a halt or a shutdown stopped every run meanwhile.
+    async fn until_due(&self, executor: &Executor) -> Option<String> {
+        let wait = (executor.due - Utc::now()).to_std().ok().filter(|wait| !wait.is_zero())?;
+        let mut stop = self.stop.subscribe();
+        stop.borrow_and_update();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => None,
+            Ok(()) = stop.changed() => Some(stop.borrow().1.clone()),
         }
     }
 
     /// Tells the webhooks that a run starts. Notifications never hold an attack back: an
     /// event that cannot be stored is logged and the run goes on (its end is recorded with
     /// its own event, in the record's transaction).
-    async fn announce_start(&self, executor: &Executor, plan: &Plan) {
+    async fn announce_start(&self, executor: &Executor, plan: &Plan, started: chrono::DateTime<Utc>) {
         if self.config.webhooks.is_empty() {
             return;
         }
         let detail = crate::ExecutorDetail { dry_run: Some(plan.dry_run || self.config.dry_run), ..Default::default() };
-        let started = executor.started.unwrap_or_else(Utc::now);
         let Some(event) = crate::Event::executor(&executor.id, &executor.plan_id, ExecutorStatus::Running, started, detail) else { return };
         if let Err(error) = self.storage.insert_events(&[event]).await {
             tracing::error!(executor_id = %executor.id, %error, "cannot store the executor.started event");

@@ -93,6 +93,21 @@ pub struct Pruned {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// A claim of due executors (see [`Storage::claim_due`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// When the claim is made.
+    pub now: DateTime<Utc>,
+    /// Executors due up to this instant are claimed: `now`, or a little after it when
+    /// the scheduler claims ahead of the due times.
+    pub due_by: DateTime<Utc>,
+    /// The claiming engine, which holds the leases.
+    pub owner: String,
+    pub lease_until: DateTime<Utc>,
+    /// At most this many executors.
+    pub limit: u64,
+}
+
 /// One recurring plan's next window, to store (see [`Storage::extend_plans`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Extension {
@@ -145,6 +160,13 @@ pub trait Storage: Send + Sync + 'static {
     /// lists never show it, and a page of big logs would be read and parsed for nothing;
     /// `executor` reads one with its log).
     async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> StorageResult<PageOf<Executor>>;
+    /// A number that changes whenever anything is committed, by any writer: two reads
+    /// made under the same number saw the same data, so what was made of the first may
+    /// answer the second. Cheap (no wait, no round trip); None when the store cannot
+    /// tell that way (then every read is made afresh). By default None.
+    fn data_version(&self) -> Option<u64> {
+        None
+    }
     /// Moves a pending executor to `due`, with the audit event.
     async fn reschedule(&self, id: &str, due: DateTime<Utc>, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError>;
     /// Cancels a pending executor, with the audit event.
@@ -162,12 +184,15 @@ pub trait Storage: Send + Sync + 'static {
     async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<Vec<String>>;
     /// While halted: pending executors that fall due are cancelled for good.
     async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64>;
-    /// Atomically moves up to `limit` due pending executors to running under a lease held
-    /// by `owner` until `lease_until`; rows another replica holds are skipped.
-    async fn claim_due(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>>;
+    /// Atomically moves up to `claim.limit` pending executors due by `claim.due_by` to
+    /// running under a lease held by `claim.owner`, unless the stored halt is on; rows
+    /// another replica holds are skipped. Each records as its start the later of its due
+    /// time and `claim.now` (the engine starts one claimed ahead at its due time, and
+    /// records the moment it really started with its result).
+    async fn claim_due(&self, claim: &Claim) -> StorageResult<Vec<Executor>>;
     /// `claim_due`, but never beyond `cap` executors running over every replica (counted
     /// and claimed atomically); true when the cap held some back.
-    async fn claim_due_capped(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64, cap: u64) -> StorageResult<(Vec<Executor>, bool)>;
+    async fn claim_due_capped(&self, claim: &Claim, cap: u64) -> StorageResult<(Vec<Executor>, bool)>;
     /// Running executors of `plan_id` other than `executor_id` that are ahead of it (due
     /// earlier, or at the same time with a smaller id): the first one's id, if any.
     async fn running_ahead(&self, plan_id: &str, executor_id: &str, due: DateTime<Utc>) -> StorageResult<Option<String>>;

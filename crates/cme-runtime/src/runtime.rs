@@ -78,6 +78,8 @@ pub struct Runtime {
 }
 
 struct Inner {
+    /// Unique in the process: marks the worker threads of this runtime's executor.
+    id: u64,
     engine: Engine,
     attack_linker: Linker<CallState>,
     planner_linker: Linker<CallState>,
@@ -131,9 +133,12 @@ impl Runtime {
         legacy::planner::Planner::add_to_linker::<_, HasSelf<_>>(&mut legacy_planner_linker, |s| s).map_err(host)?;
 
         let cache = ArtifactCache::new(&engine, config.cache_dir.as_deref())?;
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let executor = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.max(1))
             .thread_name("cme-wasm")
+            .on_thread_start(move || RUNTIME_OF_THREAD.set(id))
             .enable_all()
             .build()
             .map_err(|e| LoadError::Compile(format!("starting the wasm worker threads: {e}")))?;
@@ -149,6 +154,7 @@ impl Runtime {
         let backends = Arc::new(backends);
         Ok(Runtime {
             inner: Arc::new(Inner {
+                id,
                 engine,
                 attack_linker,
                 planner_linker,
@@ -406,13 +412,19 @@ impl Runtime {
     }
 
     /// Runs one call in a fresh Store on the wasm runtime, under the call's limits, and
-    /// returns its result with everything it recorded.
+    /// returns its result with everything it recorded. A caller already on the runtime's
+    /// threads (a task started with [`Runtime::spawn`]) runs it on its own task: the hop
+    /// to another task and back (a spawn and two cross-thread wake-ups) cost more than
+    /// instantiating and calling a small plugin.
     async fn call<R: Send + 'static>(
         &self,
         state: CallState,
         body: CallBody<R>,
         cancel: Pin<Box<dyn Future<Output = String> + Send>>,
     ) -> (Result<R, CallError>, CallRecord) {
+        if self.on_own_threads() {
+            return run_call(self.inner.clone(), state, body, cancel).await;
+        }
         let task = self.inner.handle.spawn(run_call(self.inner.clone(), state, body, cancel));
         // Dropping this future (a halted run, a shutdown) must end the call too: the task
         // runs on another runtime, so abort it rather than let it finish unobserved.
@@ -421,6 +433,23 @@ impl Runtime {
             Ok(outcome) => outcome,
             Err(e) => (Err(CallError::Host(format!("the call's task failed: {e}"))), CallRecord::default()),
         }
+    }
+
+    /// Whether the current thread is one of this runtime's workers: there, capabilities
+    /// (HTTP connection tasks, SSH sessions, the AWS SDK) start their background work on
+    /// the runtime that outlives every call.
+    fn on_own_threads(&self) -> bool {
+        RUNTIME_OF_THREAD.get() == self.inner.id
+    }
+
+    /// Starts a task on the runtime's worker threads. Calls made from such a task run on
+    /// it, without a hop: the engine starts its runs this way.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.handle.spawn(task)
     }
 
     /// [`Runtime::call`] on the caller's own task, for planner calls: a planner is a pure
@@ -483,6 +512,11 @@ async fn run_call<R: Send + 'static>(
         elapsed: started.elapsed(),
     };
     (result, record)
+}
+
+thread_local! {
+    /// The id of the runtime whose executor this thread works for (0: none).
+    static RUNTIME_OF_THREAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// How a call's body ended.

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use cme_engine::storage::{CappedWork, Extension, InsertPlanError, OverCap, Pruned, StorageResult};
+use cme_engine::storage::{CappedWork, Claim, Extension, InsertPlanError, OverCap, Pruned, StorageResult};
 use cme_engine::{
     Attempt, AuditEntry, AuditEvent, Blackout, Delivery, DeliveryCounts, Event, Credential, Executor, ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
     Plan, PlanSummary, PluginChange, PluginRecord, RunLog, Storage, StorageError, StoredUpload, WorkCaps,
@@ -284,6 +284,12 @@ impl Storage for Store {
     /// The page's ids are found first from the covering indexes alone (with a status
     /// filter: one ordered, limited range per status, merged), then only those rows are
     /// read; a page costs about the same with a million executors as with ten.
+    /// SQLite's data version (see `Readers::data_version`); None on PostgreSQL, whose
+    /// other replicas commit where no cheap counter sees it.
+    fn data_version(&self) -> Option<u64> {
+        self.readers.as_ref()?.data_version()
+    }
+
     async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> StorageResult<PageOf<Executor>> {
         let mut values: Vec<sea_orm::Value> = Vec::new();
         let mut bind = |v: sea_orm::Value| {
@@ -468,27 +474,27 @@ impl Storage for Store {
     }
 
     /// On PostgreSQL rows locked by another engine are skipped (`FOR UPDATE SKIP LOCKED`).
-    async fn claim_due(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+    async fn claim_due(&self, claim: &Claim) -> StorageResult<Vec<Executor>> {
         if let Some(writer) = &self.writer {
-            let statement = self.claim_statement(now, owner, lease_until, limit);
+            let statement = self.claim_statement(claim, claim.limit);
             return writer.write(move |conn| query_executors(conn, &statement)).await;
         }
         let _gate = self.write_gate().await;
-        self.claim(self.db(), now, owner, lease_until, limit).await
+        self.claim(self.db(), claim, claim.limit).await
     }
 
     /// Counts and claims in one transaction, serialised across PostgreSQL replicas by an
     /// advisory lock (on SQLite by the one writer).
-    async fn claim_due_capped(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64, cap: u64) -> StorageResult<(Vec<Executor>, bool)> {
+    async fn claim_due_capped(&self, claim: &Claim, cap: u64) -> StorageResult<(Vec<Executor>, bool)> {
+        let limit = claim.limit;
         if let Some(writer) = &self.writer {
-            let store = self.clone();
-            let (owner, now_us) = (owner.to_string(), now);
+            let (store, claim) = (self.clone(), claim.clone());
             return writer
                 .write(move |conn| -> StorageResult<(Vec<Executor>, bool)> {
                     let running: i64 =
                         conn.query_row("SELECT COUNT(*) FROM executors WHERE status = ?1", [RUNNING.as_str()], |row| row.get(0)).map_err(unavailable)?;
                     let allowed = std::cmp::min(cap.saturating_sub(u64::try_from(running).unwrap_or(0)), limit);
-                    let claimed = if allowed == 0 { Vec::new() } else { query_executors(conn, &store.claim_statement(now_us, &owner, lease_until, allowed))? };
+                    let claimed = if allowed == 0 { Vec::new() } else { query_executors(conn, &store.claim_statement(&claim, allowed))? };
                     Ok((claimed, allowed < limit))
                 })
                 .await;
@@ -503,7 +509,7 @@ impl Storage for Store {
         }
         let running = executor::Entity::find().filter(executor::Column::Status.eq(RUNNING.as_str())).count(&txn).await.map_err(db)?;
         let allowed = std::cmp::min(cap.saturating_sub(running), limit);
-        let claimed = if allowed == 0 { Vec::new() } else { self.claim(&txn, now, owner, lease_until, allowed).await? };
+        let claimed = if allowed == 0 { Vec::new() } else { self.claim(&txn, claim, allowed).await? };
         txn.commit().await.map_err(db)?;
         Ok((claimed, allowed < limit))
     }
@@ -830,23 +836,24 @@ fn adapt(backend: DbBackend, sql: &str) -> String {
 }
 
 impl Store {
-    /// The claim itself: due pending executors to running under `owner`'s lease, unless
-    /// the stored halt switch is on (checked in the same statement).
-    async fn claim(&self, conn: &impl ConnectionTrait, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
-        let statement = self.claim_statement(now, owner, lease_until, limit);
+    /// The claim itself (at most `limit` executors): due pending executors to running
+    /// under the claimer's lease, unless the stored halt switch is on (checked in the same
+    /// statement).
+    async fn claim(&self, conn: &impl ConnectionTrait, claim: &Claim, limit: u64) -> StorageResult<Vec<Executor>> {
+        let statement = self.claim_statement(claim, limit);
         executor::Entity::find().from_raw_sql(statement).all(conn).await.map_err(db)?.into_iter().map(convert::executor).collect()
     }
 
     /// The claim's `UPDATE ... RETURNING` (every executor column, in `executor_row`'s order).
-    fn claim_statement(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> Statement {
+    fn claim_statement(&self, claim: &Claim, limit: u64) -> Statement {
         let lock = match self.backend() {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
             _ => "",
         };
         let sql = format!(
-            "UPDATE executors SET status = $5, lease_owner = $1, lease_expires_us = $2, started_at_us = $3, \
-             attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM executors WHERE status = $6 AND due_at_us <= $3 \
+            "UPDATE executors SET status = $5, lease_owner = $1, lease_expires_us = $2, \
+             started_at_us = CASE WHEN due_at_us > $3 THEN due_at_us ELSE $3 END, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM executors WHERE status = $6 AND due_at_us <= $9 \
              ORDER BY due_at_us LIMIT $4{lock}) AND status = $6 \
              AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $7 AND value = $8) RETURNING {EXECUTOR_COLUMNS}"
         );
@@ -854,14 +861,15 @@ impl Store {
             self.backend(),
             adapt(self.backend(), &sql),
             [
-                owner.into(),
-                us(lease_until).into(),
-                us(now).into(),
+                claim.owner.as_str().into(),
+                us(claim.lease_until).into(),
+                us(claim.now).into(),
                 (limit as i64).into(),
                 status(RUNNING),
                 status(PENDING),
                 HALTED_KEY.into(),
                 "true".into(),
+                us(std::cmp::max(claim.due_by, claim.now)).into(),
             ],
         )
     }
@@ -921,6 +929,8 @@ impl Store {
         executor::Entity::update_many()
             .col_expr(executor::Column::Status, Expr::value(end.status.as_str()))
             .col_expr(executor::Column::FinishedAtUs, Expr::value(us(end.finished)))
+            // When the engine really began it (a run claimed ahead waits for its due time).
+            .col_expr(executor::Column::StartedAtUs, Expr::value(us(run.started)))
             .col_expr(executor::Column::Summary, Expr::value(end.report.as_ref().map(|r| r.summary.clone())))
             .col_expr(executor::Column::Targets, Expr::value(convert::targets_text(end.report.as_ref())))
             .col_expr(executor::Column::Details, Expr::value(end.report.as_ref().map(|r| r.details.to_string())))

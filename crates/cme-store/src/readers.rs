@@ -24,11 +24,36 @@ const KEPT: usize = 4;
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// The one connection `data_version` asks, with how many times it was opened.
+    versions: Mutex<(Option<Connection>, u64)>,
 }
 
 impl Readers {
     pub(crate) fn new(path: &Path) -> Readers {
-        Readers { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) }
+        Readers { path: path.to_path_buf(), idle: Mutex::new(Vec::new()), versions: Mutex::new((None, 0)) }
+    }
+
+    /// A number that changes whenever any connection (of this process or another) commits
+    /// to the database: SQLite's `PRAGMA data_version`, asked always on the same
+    /// connection (its values are only comparable there), with the number of times that
+    /// connection was opened in the high bits (a reopened connection counts afresh). A few
+    /// microseconds, without waiting: None when SQLite is busy or the file cannot be read.
+    pub(crate) fn data_version(&self) -> Option<u64> {
+        let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        if versions.0.is_none() {
+            let conn = self.open().ok()?;
+            conn.busy_timeout(std::time::Duration::ZERO).ok()?;
+            versions.0 = Some(conn);
+            versions.1 += 1;
+        }
+        let asked = versions.0.as_ref().map(|conn| conn.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)));
+        match asked {
+            Some(Ok(version)) => Some((versions.1 << 40) | (u64::try_from(version).ok()? & ((1 << 40) - 1))),
+            _ => {
+                versions.0 = None;
+                None
+            }
+        }
     }
 
     /// Runs `read` on a pooled connection, off the async threads.
@@ -52,9 +77,15 @@ impl Readers {
         if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(conn);
         }
-        // Read-write to the WAL index as every WAL reader is, refusing writes itself.
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = self.open()?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        Ok(conn)
+    }
+
+    /// A new connection: read-write to the WAL index as every WAL reader is, refusing
+    /// writes itself.
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)

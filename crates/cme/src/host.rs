@@ -169,6 +169,12 @@ impl PluginHost for RuntimeHost {
         let key = cme_cloud::ssh::SshKey::parse(private_key, passphrase).map_err(|e| HostError::InvalidKey(e.to_string()))?;
         Ok(KeyFacts { fingerprint: key.fingerprint(), algorithm: key.algorithm() })
     }
+
+    /// Runs start on the runtime's own threads, so their plugin calls run on the run's
+    /// task instead of hopping to those threads and back.
+    fn spawn_run(&self, run: cme_engine::host::RunTask) {
+        self.runtime.spawn(run);
+    }
 }
 
 /// The runtime's audit records as the engine's events (`run_id` names the run or check

@@ -1,4 +1,4 @@
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use cme_engine::{Executor, ExecutorCursor, ExecutorFilter, ExecutorStatus};
@@ -7,19 +7,33 @@ use super::{Result, date_text};
 use crate::ApiState;
 use crate::auth::Role;
 use crate::body::{check_schema, json_body};
-use crate::hal::{Hal, page_of, query_pairs, seek_paged, self_href};
+use crate::hal::{HAL, Hal, page_of, query_pairs, seek_paged, self_href};
+use crate::rendered::Source;
 use crate::problem::ApiError;
 
+/// A page is rendered once per request URL and version of the stored data: a dashboard
+/// polling the same page while nothing changes is answered from memory.
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Viewer)?;
     let page = page_of(&req)?;
     let filter = filter_of(&req)?;
+    // Asked before reading: a commit landing meanwhile changes the version the next
+    // request sees, so this page is never kept under a version newer than its data.
+    let version = state.engine.data_version();
+    let href = self_href(&req);
+    if let Some(body) = version.and_then(|version| state.rendered.get(Source::Store, &href, version)) {
+        return Ok(HttpResponse::Ok().content_type(HAL).body(body));
+    }
     let seeking = filter.after.is_some();
     let listed = state.engine.list_executors(&filter, page).await?;
     let items: Vec<ListedExecutor> = listed.items.iter().map(|e| ListedExecutor::of(&state.secrets, e)).collect();
-    let doc = Hal::new(json!({})).link("self", self_href(&req));
+    let doc = Hal::new(json!({})).link("self", href.clone());
     let cursor = listed.items.last().map(|e| ExecutorCursor::after(e).to_string());
-    Ok(seek_paged(doc, &req, page, &listed, cursor, seeking).ok_embedding("executors", &items))
+    let body = web::Bytes::from(seek_paged(doc, &req, page, &listed, cursor, seeking).embedding_body("executors", &items)?);
+    if let Some(version) = version {
+        state.rendered.put(Source::Store, href, version, body.clone());
+    }
+    Ok(HttpResponse::Ok().content_type(HAL).body(body))
 }
 
 /// `executed=false` (default: pending or running), `true` (finished), `all`; `status=a,b`

@@ -13,6 +13,7 @@ use crate::auth::Role;
 use crate::body::{json_body, read_limited};
 use crate::hal::{HAL, Hal, query_pairs, self_href};
 use crate::problem::ApiError;
+use crate::rendered::Source;
 use cme_engine::{PluginKind, PluginView, Upload};
 
 pub async fn attacks(req: HttpRequest, state: web::Data<ApiState>) -> Result {
@@ -40,21 +41,13 @@ async fn list_kind(req: HttpRequest, state: web::Data<ApiState>, kind: Option<Pl
     state.engine.refresh_plugins(kind.is_none()).await?;
     let generation = state.engine.plugins_generation();
     let href = self_href(&req);
-    let cached = {
-        let cache = state.rendered.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(&href).filter(|(seen, _)| *seen == generation).map(|(_, body)| body.clone())
-    };
-    let body = match cached {
+    let body = match state.rendered.get(Source::Plugins, &href, generation) {
         Some(body) => body,
         None => {
             let views = state.engine.plugin_views().await?;
             let items: Vec<Value> = views.iter().filter(|v| kind.is_none_or(|k| v.description.kind == k)).map(document).collect();
             let body = web::Bytes::from(Hal::new(json!({ key: items })).link("self", href.clone()).into_value().to_string());
-            let mut cache = state.rendered.lock().unwrap_or_else(|e| e.into_inner());
-            if cache.len() > 64 {
-                cache.clear(); // arbitrary query strings must not grow it without bound
-            }
-            cache.insert(href, (generation, body.clone()));
+            state.rendered.put(Source::Plugins, href, generation, body.clone());
             body
         }
     };

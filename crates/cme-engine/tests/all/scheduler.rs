@@ -71,7 +71,7 @@ async fn expired_leases_are_reaped_as_outcome_unknown() {
     let rig = Rig::new().await;
     let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [-10]})), &operator()).await.unwrap();
     // Another engine claimed it and died: its lease has expired.
-    let claimed = rig.store.claim_due(Utc::now(), "dead-engine", Utc::now() - chrono::Duration::seconds(1), 10).await.unwrap();
+    let claimed = rig.store.claim_due(&claim("dead-engine", Utc::now() - chrono::Duration::seconds(1))).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].lease.as_ref().unwrap().owner, "dead-engine");
     rig.engine.start();
@@ -182,10 +182,10 @@ async fn a_claim_checks_the_stored_halt_in_the_same_statement() {
     // Another replica halted: a claim by any engine that has not looked yet finds nothing.
     let halted = cme_engine::HaltState { halted: true, since: Some(Utc::now()), reason: None };
     rig.store.set_halt_state(&halted, &cme_engine::AuditEvent::action("operator", "halt", "")).await.unwrap();
-    let claimed = rig.store.claim_due(Utc::now(), "late-engine", Utc::now() + chrono::Duration::seconds(60), 10).await.unwrap();
+    let claimed = rig.store.claim_due(&claim("late-engine", Utc::now() + chrono::Duration::seconds(60))).await.unwrap();
     assert!(claimed.is_empty(), "nothing is claimed while the stored switch is on");
     rig.store.set_halt_state(&cme_engine::HaltState::default(), &cme_engine::AuditEvent::action("operator", "resume", "")).await.unwrap();
-    assert_eq!(rig.store.claim_due(Utc::now(), "late-engine", Utc::now() + chrono::Duration::seconds(60), 10).await.unwrap().len(), 1);
+    assert_eq!(rig.store.claim_due(&claim("late-engine", Utc::now() + chrono::Duration::seconds(60))).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -230,4 +230,40 @@ async fn a_paused_plan_does_not_fire_until_resumed() {
     let audit = rig.engine.audit(Page::default()).await.unwrap();
     assert!(audit.items.iter().any(|e| e.event.action == "plan.pause") && audit.items.iter().any(|e| e.event.action == "plan.resume"));
     assert!(matches!(rig.engine.pause_plan("nope", "operator").await, Err(cme_engine::EngineError::NotFound { .. })));
+}
+
+/// A claim by `owner`, now, of up to ten executors due by now.
+fn claim(owner: &str, lease_until: chrono::DateTime<Utc>) -> cme_engine::Claim {
+    let now = Utc::now();
+    cme_engine::Claim { now, due_by: now, owner: owner.into(), lease_until, limit: 10 }
+}
+
+#[tokio::test]
+async fn executors_are_claimed_ahead_and_start_at_their_due_time() {
+    let rig = Rig::with(EngineConfig { claim_ahead: Duration::from_millis(400), ..config() }).await;
+    rig.engine.start();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [600]})), &operator()).await.unwrap();
+    let due = executors[0].due;
+    // Claimed ahead: running (leased) before its due time, but its attack not started.
+    reaches(&rig.engine, &executors[0].id, ExecutorStatus::Running).await;
+    assert!(Utc::now() < due, "claimed before it is due");
+    assert!(rig.runs().is_empty(), "the attack waits for its due time");
+    let done = finished(&rig.engine, &executors[0].id).await;
+    assert_eq!(done.status, ExecutorStatus::Succeeded);
+    let started = done.started.unwrap();
+    assert!(started >= due, "recorded as started when it really started ({started}), not at its claim (due {due})");
+    assert!(started - due < chrono::Duration::seconds(2), "and at its due time: {started} vs {due}");
+}
+
+#[tokio::test]
+async fn a_halt_between_a_claim_ahead_and_the_due_time_cancels_the_run_unstarted() {
+    let rig = Rig::with(EngineConfig { claim_ahead: Duration::from_millis(1_500), ..config() }).await;
+    rig.engine.start();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [2_000]})), &operator()).await.unwrap();
+    reaches(&rig.engine, &executors[0].id, ExecutorStatus::Running).await;
+    rig.engine.halt(Some("freeze".into()), "operator").await.unwrap();
+    let done = finished(&rig.engine, &executors[0].id).await;
+    assert_eq!(done.status, ExecutorStatus::Cancelled);
+    assert_eq!(done.error.as_deref(), Some("cancelled before it started: halted"), "{done:?}");
+    assert!(rig.runs().is_empty(), "the attack never ran");
 }

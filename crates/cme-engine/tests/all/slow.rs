@@ -166,16 +166,16 @@ impl Storage for SlowClaims {
         self.inner.cancel_due_while_halted(now).await
     }
 
-    async fn claim_due(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+    async fn claim_due(&self, claim: &Claim) -> StorageResult<Vec<Executor>> {
         if !self.released.swap(true, std::sync::atomic::Ordering::SeqCst) {
             self.entered.notify_one();
             self.release.notified().await;
         }
-        self.inner.claim_due(now, owner, lease_until, limit).await
+        self.inner.claim_due(claim).await
     }
 
-    async fn claim_due_capped(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64, cap: u64) -> StorageResult<(Vec<Executor>, bool)> {
-        self.inner.claim_due_capped(now, owner, lease_until, limit, cap).await
+    async fn claim_due_capped(&self, claim: &Claim, cap: u64) -> StorageResult<(Vec<Executor>, bool)> {
+        self.inner.claim_due_capped(claim, cap).await
     }
 
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>> {

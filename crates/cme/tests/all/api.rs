@@ -407,3 +407,63 @@ async fn every_plan_answered_201_survives_a_kill_9_right_after() {
         assert_eq!(stored.len(), 200, "{backend:?}");
     }
 }
+
+/// A dashboard polls the same page: it is answered from memory while nothing changed, and
+/// shows every change (an insert, a reschedule, a cancel, a run's claim and result, each
+/// written by another path) on the very next request.
+#[tokio::test]
+async fn a_polled_executor_page_shows_every_change_at_once() {
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::start(dir.path(), backend, Options::default());
+        let api = engine.client();
+        let page = "/api/1/executors/?executed=all&size=100";
+        let statuses = |body: &Value| -> Vec<(String, String, String)> {
+            body["_embedded"]["executors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (e["id"].as_str().unwrap().to_string(), e["status"].as_str().unwrap().to_string(), e["next_run_time"].as_str().unwrap().to_string()))
+                .collect()
+        };
+        assert!(statuses(&api.get(page).await.body).is_empty(), "{backend:?}");
+
+        let later = api.post("/api/1/plans/", &api_plan("later", "http://127.0.0.1:9/", &in_seconds(3600))).await.body;
+        let later_id = later["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+        let seen = statuses(&api.get(page).await.body);
+        assert_eq!(seen.len(), 1, "{backend:?}: the insert shows at once");
+        assert_eq!(statuses(&api.get(page).await.body), seen, "{backend:?}: polled again, the same page");
+
+        let moved = in_seconds(7200);
+        let rescheduled = api.put(&format!("/api/1/executors/{later_id}"), &json!({"type": "date", "args": {"date": moved}})).await;
+        assert_eq!(rescheduled.status, 200, "{:?}", rescheduled.body);
+        let seen = statuses(&api.get(page).await.body);
+        assert_ne!(seen[0].2, later["_embedded"]["executors"][0]["next_run_time"].as_str().unwrap(), "{backend:?}: moved");
+        assert_eq!(seen[0].2, rescheduled.body["next_run_time"].as_str().unwrap(), "{backend:?}: the reschedule shows at once");
+
+        assert_eq!(api.delete(&format!("/api/1/executors/{later_id}")).await.status, 200);
+        assert_eq!(statuses(&api.get(page).await.body)[0].1, "cancelled", "{backend:?}: the cancel shows at once");
+
+        // A run: claimed and recorded by the scheduler; each poll shows the state stored then.
+        let sink = Sink::start(Duration::ZERO).await;
+        let soon = api.post("/api/1/plans/", &api_plan("soon", &sink.url("/hit"), &in_seconds(1))).await.body;
+        let soon_id = soon["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+        let mut shown = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = statuses(&api.get(page).await.body);
+            let status = seen.iter().find(|(id, _, _)| *id == soon_id).map(|(_, s, _)| s.clone()).unwrap();
+            if shown.last() != Some(&status) {
+                shown.push(status.clone());
+            }
+            if status == "succeeded" || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(shown.first().map(String::as_str), Some("pending"), "{backend:?}: {shown:?}");
+        assert_eq!(shown.last().map(String::as_str), Some("succeeded"), "{backend:?}: {shown:?}");
+        let document = api.get(&format!("/api/1/executors/{soon_id}")).await.body;
+        assert_eq!(document["status"], "succeeded", "{backend:?}: the list agrees with the executor's own document");
+    }
+}

@@ -371,8 +371,7 @@ async fn a_blackout_marked_stop_running_cancels_an_attack_in_flight_when_it_star
     let created = api.post("/api/1/plans/", &body).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
-    api.wait_executor(&id, |e| e["status"] == "running").await;
-    eventually("the attack reaches the sink", || async { !slow.requests().is_empty() }).await;
+    slow.until_requests(1).await;
     let blackout = json!({"name": "incident", "start": in_seconds(0), "end": in_seconds(3600), "stop_running": true});
     let made = api.post("/api/1/blackouts/", &blackout).await;
     assert_eq!(made.status, 201, "{:?}", made.body);

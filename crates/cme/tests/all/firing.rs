@@ -119,7 +119,7 @@ async fn halt_cancels_a_running_attack() {
     let api = engine.client();
     let created = api.post("/api/1/plans/", &api_plan("slow", &sink.url("/slow"), &in_seconds(1))).await;
     let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
-    api.wait_executor(&id, |e| e["status"] == "running").await;
+    sink.until_requests(1).await;
     api.post("/api/1/halt", &json!({})).await;
     let done = api.wait_executor(&id, is_terminal).await;
     assert_eq!(done["status"], "cancelled");

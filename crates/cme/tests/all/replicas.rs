@@ -91,13 +91,8 @@ async fn a_killed_engines_runs_are_failed_by_another_engines_reaper() {
     let api = a.client();
     let created = api.post("/api/1/plans/", &api_plan("doomed", &sink.url("/slow"), &in_seconds(1))).await;
     let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
-    api.wait_executor(&id, |e| e["status"] == "running").await;
     // Kill it once the attack is under way (its request reached the server).
-    let waiting = std::time::Instant::now();
-    while sink.requests().is_empty() {
-        assert!(waiting.elapsed() < Duration::from_secs(60), "the attack never sent its request");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    sink.until_requests(1).await;
     a.kill9();
 
     let dir_b = tempfile::tempdir().unwrap();
@@ -123,9 +118,7 @@ async fn a_halt_on_one_replica_cancels_the_runs_of_another() {
         let created = b.client().post("/api/1/plans/", &api_plan(&format!("slow{i}"), &sink.url("/slow"), &in_seconds(1))).await;
         running.push(created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string());
     }
-    for id in &running {
-        b.client().wait_executor(id, |e| e["status"] == "running").await;
-    }
+    sink.until_requests(running.len()).await;
     // A joins after B claimed them all: the runs are B's, the halt is A's.
     let a = Engine::start(dir_a.path(), Backend::Postgres, Options { database_url: Some(b.database_url.clone()), ..Options::default() });
     let halted = a.client().post("/api/1/halt", &serde_json::json!({"reason": "from A"})).await;

@@ -353,6 +353,16 @@ impl Sink {
     pub fn requests(&self) -> Vec<(String, String, Vec<u8>)> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// Waits (up to a minute) until `count` requests have reached the sink: attacks are
+    /// in flight (an executor is `running` from its claim, a little before it starts).
+    pub async fn until_requests(&self, count: usize) {
+        let waiting = std::time::Instant::now();
+        while self.requests.lock().unwrap().len() < count {
+            assert!(waiting.elapsed() < Duration::from_secs(60), "{count} requests never reached the sink");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// A local HTTP service whose health the test sets: every request is answered with the
