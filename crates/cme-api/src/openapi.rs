@@ -345,6 +345,7 @@ fn schemas() -> Value {
             "builtin": {"type": "boolean"},
             "uploaded_by": text_or_null,
             "uploaded_at": date_or_null,
+            "signed_by": text_or_null,
             "compile_ms": {"type": "integer"},
             "_links": links,
         }

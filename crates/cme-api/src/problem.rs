@@ -47,7 +47,9 @@ impl From<EngineError> for ApiError {
             | EngineError::TooManyRunTimes { .. }
             | EngineError::DigestMismatch { .. }
             | EngineError::NotAPlugin(_)
-            | EngineError::InvalidGrant(_) => StatusCode::BAD_REQUEST,
+            | EngineError::InvalidGrant(_)
+            | EngineError::Signature(cme_engine::SignatureError::Malformed(_)) => StatusCode::BAD_REQUEST,
+            EngineError::Signature(_) => StatusCode::FORBIDDEN,
             EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
             EngineError::NotPending { .. }
             | EngineError::BuiltinPlugin { .. }

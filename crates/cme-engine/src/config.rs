@@ -55,6 +55,9 @@ pub struct EngineConfig {
     /// The operator's blast-radius budgets (the engine applies `max_concurrent_attacks`
     /// at claims; the runtime charges terminations to groups). None by default.
     pub budgets: crate::Budgets,
+    /// Who may sign uploaded plugins, and whether they must be signed (by default no
+    /// key is trusted and unsigned uploads are accepted).
+    pub trusted_keys: crate::TrustedKeys,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +82,7 @@ impl Default for EngineConfig {
             webhooks: Vec::new(),
             stop_conditions: Vec::new(),
             deadman: crate::guards::Deadman::default(),
+            trusted_keys: crate::TrustedKeys::default(),
             budgets: crate::Budgets::default(),
         }
     }

@@ -87,6 +87,9 @@ pub enum EngineError {
     NotAPlugin(String),
     #[error(transparent)]
     InvalidGrant(#[from] cme_grant::GrantError),
+    /// The upload's signature, or its absence, is refused ([registry] trusted_keys).
+    #[error(transparent)]
+    Signature(#[from] crate::signatures::SignatureError),
     #[error("a credential named {0} exists; delete it first")]
     CredentialExists(String),
     #[error("the engine is halted: nothing fires until it is resumed")]

@@ -24,6 +24,7 @@ pub mod guards;
 mod halt;
 mod horizon;
 pub mod host;
+pub mod signatures;
 pub mod model;
 mod plans;
 mod registry;
@@ -50,7 +51,8 @@ pub use cme_grant::{BudgetTake, Budgets, GroupBudget};
 pub use guards::{Deadman, EngineStopCondition};
 pub use telemetry::describe_metrics;
 pub use plans::{DEFAULT_STOP_INTERVAL, DEFAULT_STOP_SETTLE, EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, MAX_STEADY_STATE_PROBES, NewPlan, NewStopCondition, PluginCall};
-pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
+pub use registry::{check_upload, Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
+pub use signatures::{SIGNATURE_NAMESPACE, SignatureError, Signer, TrustedKeys};
 pub use storage::{CappedWork, Claim, ExecutorChangeError, Extension, InsertPlanError, OverCap, Storage, StorageError};
 
 /// The engine. Share it as `Arc<Engine>`.

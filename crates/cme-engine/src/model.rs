@@ -533,6 +533,8 @@ pub struct PluginRecord {
     pub uploaded_by: String,
     pub uploaded_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The trusted key that signed it (`name (SHA256:...)`); None: unsigned.
+    pub signed_by: Option<String>,
 }
 
 /// A change to a stored plugin.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::host::{HostError, LoadedPlugin, PluginDescription};
+use crate::host::{PluginHost, HostError, LoadedPlugin, PluginDescription};
 use crate::model::{AuditEvent, Grant, PluginChange, PluginKind, PluginRecord, PluginStatus, StoredUpload};
 use crate::{Engine, EngineError, Resource};
 
@@ -68,6 +68,7 @@ impl Entry {
             },
             uploaded_by: self.record.as_ref().map(|r| r.uploaded_by.clone()),
             uploaded_at: self.record.as_ref().map(|r| r.uploaded_at),
+            signed_by: self.record.as_ref().and_then(|r| r.signed_by.clone()),
         }
     }
 }
@@ -82,6 +83,8 @@ pub struct PluginView {
     pub grant: Option<Grant>,
     pub uploaded_by: Option<String>,
     pub uploaded_at: Option<DateTime<Utc>>,
+    /// The trusted key that signed it (`name (SHA256:...)`).
+    pub signed_by: Option<String>,
 }
 
 /// An upload as received.
@@ -89,6 +92,9 @@ pub struct Upload {
     pub wasm: Vec<u8>,
     /// The sha256 the uploader expects, hex.
     pub expected_sha256: Option<String>,
+    /// A detached SSH signature over the bytes (the armored `.sig` text), see
+    /// [`crate::signatures`].
+    pub signature: Option<String>,
 }
 
 /// What an upload did.
@@ -161,22 +167,18 @@ impl Engine {
     }
 
     async fn try_upload(&self, upload: Upload, by: &str) -> Result<Uploaded, EngineError> {
-        let max = self.config.max_plugin_bytes;
-        if upload.wasm.len() > max {
-            return Err(EngineError::TooLarge { size: upload.wasm.len(), max });
-        }
+        too_large(&upload.wasm, self.config.max_plugin_bytes)?;
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&upload.wasm));
         if let Some(expected) = &upload.expected_sha256 {
             if !expected.trim().eq_ignore_ascii_case(&sha256) {
                 return Err(EngineError::DigestMismatch { expected: expected.clone(), actual: sha256 });
             }
         }
+        // Before compiling: a refused signature costs nothing.
+        let signer = self.config.trusted_keys.judge(&upload.wasm, upload.signature.as_deref())?;
         let _one_at_a_time = self.uploads.lock().await;
         let started = Instant::now();
-        let loaded = self.host.load(&upload.wasm).await.map_err(|e| match e {
-            HostError::NotAPlugin(m) => EngineError::NotAPlugin(m),
-            other => EngineError::NotAPlugin(other.to_string()),
-        })?;
+        let loaded = load_upload(self.host.as_ref(), &upload.wasm).await?;
         let compile_ms = started.elapsed().as_millis() as u64;
         self.sync_plugins(true).await?;
         self.check_clash(&loaded.description)?;
@@ -194,8 +196,10 @@ impl Engine {
             uploaded_by: by.to_string(),
             uploaded_at: now,
             updated_at: now,
+            signed_by: signer.as_ref().map(ToString::to_string),
         };
-        let audit = AuditEvent::action(by, "plugin.upload", format!("{} (sha256 {sha256})", d.id));
+        let signed = signer.map(|s| format!(", signed by {s}")).unwrap_or_default();
+        let audit = AuditEvent::action(by, "plugin.upload", format!("{} (sha256 {sha256}{signed})", d.id));
         let created = match self.storage.insert_plugin(&record, &upload.wasm, &audit).await? {
             StoredUpload::Inserted => true,
             StoredUpload::AlreadyStored => false,
@@ -429,18 +433,52 @@ impl Engine {
     /// Refuses a new plugin that takes a built-in's name, or a ref that another plugin
     /// (another name) already answers to.
     fn check_clash(&self, new: &PluginDescription) -> Result<(), EngineError> {
-        if self.registry.builtins.iter().any(|b| b.loaded.description.name == new.name) {
-            return Err(EngineError::BuiltinName { name: new.name.clone() });
-        }
-        for other in self.registry.all() {
-            let other = &other.loaded.description;
-            if other.name == new.name {
-                continue;
-            }
-            if let Some(taken) = new.refs.iter().find(|r| other.refs.contains(r)) {
-                return Err(EngineError::RefTaken { reference: taken.clone(), by: other.id.clone() });
-            }
-        }
-        Ok(())
+        let builtins: Vec<&PluginDescription> = self.registry.builtins.iter().map(|b| &b.loaded.description).collect();
+        let all = self.registry.all();
+        clash(new, &builtins, all.iter().map(|entry| &entry.loaded.description))
     }
+}
+
+/// Checks a component as an upload is checked before anything is stored: the size cap,
+/// the host's validation (a supported world, imports the host provides, a describe() that
+/// answers in time with valid info), and the built-ins' names and refs. `cme plugins
+/// check` runs exactly this, offline; the errors are the upload's.
+pub async fn check_upload(host: &dyn PluginHost, wasm: &[u8], max_bytes: usize, builtins: &[Builtin]) -> Result<LoadedPlugin, EngineError> {
+    too_large(wasm, max_bytes)?;
+    let loaded = load_upload(host, wasm).await?;
+    let builtins: Vec<&PluginDescription> = builtins.iter().map(|b| &b.plugin.description).collect();
+    clash(&loaded.description, &builtins, builtins.iter().copied())?;
+    Ok(loaded)
+}
+
+fn too_large(wasm: &[u8], max: usize) -> Result<(), EngineError> {
+    if wasm.len() > max {
+        return Err(EngineError::TooLarge { size: wasm.len(), max });
+    }
+    Ok(())
+}
+
+/// The host's validation of an upload, its refusal as the API words it.
+async fn load_upload(host: &dyn PluginHost, wasm: &[u8]) -> Result<LoadedPlugin, EngineError> {
+    host.load(wasm).await.map_err(|e| match e {
+        HostError::NotAPlugin(m) => EngineError::NotAPlugin(m),
+        other => EngineError::NotAPlugin(other.to_string()),
+    })
+}
+
+/// Why `new` cannot join: a built-in's name, or a ref another plugin (of another name)
+/// answers to. Versions of one plugin share their refs.
+fn clash<'a>(new: &PluginDescription, builtins: &[&PluginDescription], others: impl Iterator<Item = &'a PluginDescription>) -> Result<(), EngineError> {
+    if builtins.iter().any(|b| b.name == new.name) {
+        return Err(EngineError::BuiltinName { name: new.name.clone() });
+    }
+    for other in others {
+        if other.name == new.name {
+            continue;
+        }
+        if let Some(taken) = new.refs.iter().find(|r| other.refs.contains(r)) {
+            return Err(EngineError::RefTaken { reference: taken.clone(), by: other.id.clone() });
+        }
+    }
+    Ok(())
 }

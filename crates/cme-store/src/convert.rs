@@ -313,6 +313,7 @@ pub(crate) fn plugin_model(r: &PluginRecord, wasm: &[u8]) -> plugin::Model {
         uploaded_by: r.uploaded_by.clone(),
         uploaded_at_us: us(r.uploaded_at),
         updated_at_us: us(r.updated_at),
+        signed_by: r.signed_by.clone(),
     }
 }
 
@@ -333,5 +334,6 @@ pub(crate) fn plugin_record(row: PluginRow) -> Result<PluginRecord, StorageError
         uploaded_by: row.uploaded_by,
         uploaded_at: at(row.uploaded_at_us),
         updated_at: at(row.updated_at_us),
+        signed_by: row.signed_by,
     })
 }

@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0010StopConditions),
             Box::new(M0011BudgetLedger),
             Box::new(M0012WorkCounts),
+            Box::new(M0013PluginSigner),
         ]
     }
 }
@@ -697,5 +698,28 @@ impl MigrationTrait for M0012WorkCounts {
             _ => SQLITE_WORK_COUNTS,
         };
         manager.get_connection().execute_unprepared(sql).await.map(|_| ())
+    }
+}
+
+/// Who signed an uploaded plugin (a trusted key's name and fingerprint); None: unsigned.
+struct M0013PluginSigner;
+
+impl MigrationName for M0013PluginSigner {
+    fn name(&self) -> &str {
+        "m0013_plugin_signer"
+    }
+}
+
+#[derive(DeriveIden)]
+enum PluginSigner {
+    #[sea_orm(iden = "plugins")]
+    Table,
+    SignedBy,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0013PluginSigner {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.alter_table(Table::alter().table(PluginSigner::Table).add_column(text_null(PluginSigner::SignedBy)).to_owned()).await
     }
 }

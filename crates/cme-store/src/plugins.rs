@@ -32,6 +32,7 @@ pub(crate) struct PluginRow {
     pub uploaded_by: String,
     pub uploaded_at_us: i64,
     pub updated_at_us: i64,
+    pub signed_by: Option<String>,
 }
 
 impl Store {

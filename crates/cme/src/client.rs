@@ -40,7 +40,7 @@ pub struct Target {
     token: Option<String>,
     /// How to print results.
     #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
-    output: Output,
+    pub output: Output,
     /// Seconds to wait for the engine's answer.
     #[arg(long, default_value_t = 30, global = true)]
     timeout: u64,
@@ -184,6 +184,13 @@ pub enum PluginsCommand {
         /// The sha256 you expect the engine to receive (hex).
         #[arg(long)]
         sha256: Option<String>,
+        /// Sign it with this OpenSSH ed25519 private key (unencrypted; `ssh-keygen -t
+        /// ed25519`); the engine must trust its public key ([registry] trusted_keys).
+        #[arg(long, value_name = "KEY", conflicts_with = "signature")]
+        sign: Option<PathBuf>,
+        /// Send a signature made elsewhere (`ssh-keygen -Y sign -n cme-plugin -f KEY FILE`).
+        #[arg(long, value_name = "FILE.sig")]
+        signature: Option<PathBuf>,
     },
     /// List built-in and uploaded plugins.
     List,
@@ -200,6 +207,13 @@ pub enum PluginsCommand {
     Disable { id: String },
     /// Delete an uploaded plugin (refused while executors still to run use it).
     Delete { id: String },
+    /// Run a component here, without an engine or database: an attack runs (its
+    /// capabilities real, within --grant; --dry-run records them), a planner plans the
+    /// next 7 days, a probe checks. Prints its log, capability calls and result.
+    Run(crate::local::RunArgs),
+    /// Check a component offline as an upload is checked (size, world, imports, describe,
+    /// schema, built-in names and refs); exits non-zero with the upload's message.
+    Check { file: PathBuf },
 }
 
 pub enum Request {
@@ -371,9 +385,19 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
 
 async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()> {
     match command {
-        PluginsCommand::Push { file, sha256 } => {
+        PluginsCommand::Run(_) | PluginsCommand::Check { .. } => anyhow::bail!("`cme plugins run` and `check` work on this machine, not through an engine"),
+        PluginsCommand::Push { file, sha256, sign, signature } => {
             let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let query: Vec<(&str, String)> = sha256.into_iter().map(|s| ("sha256", s)).collect();
+            let mut query: Vec<(&str, String)> = sha256.into_iter().map(|s| ("sha256", s)).collect();
+            let armored = match (sign, signature) {
+                (Some(key), _) => Some(sign_plugin(&key, &wasm)?),
+                (None, Some(path)) => Some(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?),
+                (None, None) => None,
+            };
+            if let Some(armored) = armored {
+                use base64::Engine as _;
+                query.push(("signature", base64::engine::general_purpose::STANDARD.encode(armored)));
+            }
             eprintln!("uploading {} ({} bytes); the engine compiles it, which can take a few seconds", file.display(), wasm.len());
             let doc = client.request(reqwest::Method::POST, "/api/1/plugins/", &query, Some(("application/wasm", wasm))).await?;
             say!("{} {} ({}), compiled in {} ms", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""), doc["kind"].as_str().unwrap_or(""), doc["compile_ms"]);
@@ -638,4 +662,19 @@ fn print_executors(executors: &[Value]) {
         })
         .collect();
     table(&["ID", "PLAN", "DUE", "STATUS", "RESULT"], rows);
+}
+
+/// A detached SSH signature (SSHSIG, namespace `cme-plugin`) over `wasm` with the OpenSSH
+/// ed25519 private key at `key`, armored as `ssh-keygen -Y sign` writes it.
+fn sign_plugin(key: &std::path::Path, wasm: &[u8]) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+    let key = ssh_key::PrivateKey::from_openssh(text).with_context(|| format!("{} is not an OpenSSH private key", key.display()))?;
+    if key.is_encrypted() {
+        anyhow::bail!("the key is encrypted: sign with `ssh-keygen -Y sign -n cme-plugin -f KEY FILE.wasm` and pass --signature FILE.wasm.sig");
+    }
+    if key.algorithm() != ssh_key::Algorithm::Ed25519 {
+        anyhow::bail!("a {} key: plugin signatures are ed25519 (ssh-keygen -t ed25519)", key.algorithm());
+    }
+    let signature = key.sign(cme_engine::SIGNATURE_NAMESPACE, ssh_key::HashAlg::Sha512, wasm).context("signing")?;
+    Ok(signature.to_pem(ssh_key::LineEnding::LF).context("armoring the signature")?)
 }

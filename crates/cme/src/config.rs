@@ -26,6 +26,8 @@ pub struct FileConfig {
     pub misfire_grace_seconds: Option<u64>,
     pub run_deadline_seconds: Option<u64>,
     pub lease_margin_seconds: Option<u64>,
+    /// How long before its due time an executor is claimed (default 50 ms).
+    pub claim_ahead_ms: Option<u64>,
     pub reaper_interval_seconds: Option<u64>,
     pub shutdown_deadline_seconds: Option<u64>,
     /// Seconds audit events are kept (default 365 days; 0 keeps them forever).
@@ -169,6 +171,12 @@ impl WebhookFile {
 pub struct RegistryFile {
     /// The largest component accepted, in bytes (default 20 MiB).
     pub max_plugin_bytes: Option<usize>,
+    /// Signers of plugins, by name: OpenSSH ed25519 public key lines.
+    #[serde(default)]
+    pub trusted_keys: std::collections::BTreeMap<String, String>,
+    /// Refuse unsigned uploads.
+    #[serde(default)]
+    pub require_signature: bool,
 }
 
 /// `[ec2]`: the EC2 backend and its fence, which bounds every plugin (built-in or

@@ -5,6 +5,7 @@ mod client;
 mod config;
 mod host;
 mod ledger;
+mod local;
 mod metrics;
 mod serve;
 
@@ -30,7 +31,8 @@ struct Cli {
 enum Command {
     /// Run the engine: the HAL API and the scheduler.
     Serve(ServeArgs),
-    /// The plugin registry of a running engine: push, list, show, grant, enable, disable, delete.
+    /// The plugin registry of a running engine (push, list, show, grant, enable, disable,
+    /// delete), and plugins on this machine (run, check).
     Plugins {
         #[command(flatten)]
         target: client::Target,
@@ -147,6 +149,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args),
+        Command::Plugins { target, command: client::PluginsCommand::Run(args) } => local::run(args, target.output == client::Output::Json),
+        Command::Plugins { command: client::PluginsCommand::Check { file }, .. } => local::check(&file),
         Command::Plugins { target, command } => client::run(target, client::Request::Plugins(command)),
         Command::Plans { target, command } => client::run(target, client::Request::Plans(command)),
         Command::Executors { target, command } => client::run(target, client::Request::Executors(command)),

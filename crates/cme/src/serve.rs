@@ -124,6 +124,9 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(s) = file.misfire_grace_seconds {
         engine_config.default_grace = Duration::from_secs(s);
     }
+    if let Some(ms) = file.claim_ahead_ms {
+        engine_config.claim_ahead = Duration::from_millis(ms.min(10_000));
+    }
     if let Some(s) = file.lease_margin_seconds {
         engine_config.lease_margin = Duration::from_secs(s);
     }
@@ -153,6 +156,11 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         engine_config.max_plugin_bytes = bytes;
     }
     engine_config.budgets = file.budgets.clone();
+    let registry = &file.registry;
+    engine_config.trusted_keys = cme_engine::TrustedKeys::new(registry.trusted_keys.iter().map(|(n, k)| (n.as_str(), k.as_str())), registry.require_signature)?;
+    if registry.require_signature && registry.trusted_keys.is_empty() {
+        anyhow::bail!("[registry] require_signature is on but no trusted_keys are configured: no upload could be accepted");
+    }
     engine_config.stop_conditions = file.stop_conditions.iter().map(|c| c.to_condition()).collect();
     if let Some(s) = file.deadman.database_after_seconds {
         engine_config.deadman.database_after = Duration::from_secs(s.max(1));
@@ -289,7 +297,7 @@ fn ssh_backend(file: &SshFile, store: &Arc<dyn Storage>) -> SshBackend {
 
 /// The EC2 backend from the standard AWS chain. A default region keeps start-up from
 /// asking the instance metadata service for one (every call names its region anyway).
-async fn ec2_backend(endpoint_url: Option<String>) -> cme_cloud::ec2::Ec2 {
+pub(crate) async fn ec2_backend(endpoint_url: Option<String>) -> cme_cloud::ec2::Ec2 {
     use aws_config::{BehaviorVersion, Region};
     let base = aws_config::defaults(BehaviorVersion::latest()).region(Region::new("us-east-1")).load().await;
     let config = cme_cloud::ec2::Ec2Config { endpoint_url, ..Default::default() };

@@ -103,7 +103,10 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     Endpoint::new(Get, "/api/1/plugins/", "listPlugins", "Every plugin, built in or uploaded, with its grant and status", Some(Viewer), |r| r.to(plugins::list))
         .answers(&[(200, Hal("PluginList"))]),
     Endpoint::new(Post, "/api/1/plugins/", "uploadPlugin", "Uploads a component (disabled and ungranted until an admin acts)", Some(Publisher), |r| r.to(plugins::upload))
-        .params(&[Param::text("sha256", "the component's expected SHA-256 (hex); refused when it differs")])
+        .params(&[
+            Param::text("sha256", "the component's expected SHA-256 (hex); refused when it differs"),
+            Param::text("signature", "a detached SSH signature (ed25519, namespace cme-plugin) over the component, armored or in base64; checked against [registry] trusted_keys"),
+        ])
         .body(Body::Wasm)
         .answers(&[(201, Hal("Plugin")), (200, Hal("Plugin"))])
         .links(&[("show", "showPlugin", "id", "$response.body#/id"), ("grant", "grantPlugin", "id", "$response.body#/id"), ("enable", "enablePlugin", "id", "$response.body#/id"), ("disable", "disablePlugin", "id", "$response.body#/id"), ("delete", "deletePlugin", "id", "$response.body#/id")]),

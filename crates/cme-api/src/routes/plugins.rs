@@ -72,8 +72,10 @@ pub async fn upload(req: HttpRequest, state: web::Data<ApiState>, payload: web::
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let upload = match essence.as_str() {
         "application/wasm" | "application/octet-stream" => {
-            let expected_sha256 = query_pairs(&req).into_iter().find(|(k, _)| k == "sha256").map(|(_, v)| v);
-            Upload { wasm: read_limited(payload, max, || too_large(max)).await?.to_vec(), expected_sha256 }
+            let query = query_pairs(&req);
+            let expected_sha256 = query.iter().find(|(k, _)| k == "sha256").map(|(_, v)| v.clone());
+            let signature = query.iter().find(|(k, _)| k == "signature").map(|(_, v)| signature_text(v)).transpose()?;
+            Upload { wasm: read_limited(payload, max, || too_large(max)).await?.to_vec(), expected_sha256, signature }
         }
         "multipart/form-data" => read_multipart(&req, payload, max).await?,
         _ => {
@@ -117,6 +119,28 @@ pub async fn delete(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<
     Ok(Hal::new(json!({"msg": format!("Plugin {id} deleted")})).link("plugins", "/api/1/plugins/").ok())
 }
 
+/// An SSH signature is a few hundred bytes; anything much longer is not one.
+const MAX_SIGNATURE_BYTES: usize = 8 * 1024;
+
+/// A signature as sent: the armored `.sig` text, or that text in base64 (one line, as a
+/// query parameter carries it).
+fn signature_text(sent: &str) -> std::result::Result<String, ApiError> {
+    use base64::Engine as _;
+    let refuse = || ApiError::bad_request("the signature is neither an armored SSH signature nor one in base64", Some("/signature".into()));
+    if sent.len() > MAX_SIGNATURE_BYTES {
+        return Err(refuse());
+    }
+    let sent = sent.trim();
+    if sent.starts_with("-----BEGIN") {
+        return Ok(sent.to_string());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(sent)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sent.trim_end_matches('=')))
+        .map_err(|_| refuse())?;
+    String::from_utf8(bytes).map_err(|_| refuse())
+}
+
 fn too_large(max: usize) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the component is larger than {max} bytes, this engine's cap ([registry] max_plugin_bytes)"))
 }
@@ -126,7 +150,7 @@ fn too_large(max: usize) -> ApiError {
 async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) -> std::result::Result<Upload, ApiError> {
     let malformed = |e: actix_multipart::MultipartError| ApiError::bad_request(format!("multipart body: {e}"), None);
     let mut multipart = actix_multipart::Multipart::new(req.headers(), payload);
-    let mut upload = Upload { wasm: Vec::new(), expected_sha256: None };
+    let mut upload = Upload { wasm: Vec::new(), expected_sha256: None, signature: None };
     let mut found = false;
     while let Some(mut field) = multipart.try_next().await.map_err(malformed)? {
         let name = field.name().map(str::to_string);
@@ -150,8 +174,18 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) ->
                 }
                 upload.expected_sha256 = Some(String::from_utf8_lossy(&text).into_owned());
             }
+            Some("signature") => {
+                let mut text = Vec::new();
+                while let Some(chunk) = field.next().await.transpose().map_err(malformed)? {
+                    text.extend_from_slice(&chunk);
+                    if text.len() > MAX_SIGNATURE_BYTES {
+                        return Err(ApiError::bad_request("the signature part is longer than an SSH signature", Some("/signature".into())));
+                    }
+                }
+                upload.signature = Some(signature_text(&String::from_utf8_lossy(&text))?);
+            }
             other => {
-                return Err(ApiError::bad_request(format!("unexpected multipart part {other:?}: send one `file` and optionally `sha256`"), None));
+                return Err(ApiError::bad_request(format!("unexpected multipart part {other:?}: send one `file` and optionally `sha256` and `signature`"), None));
             }
         }
     }
@@ -191,6 +225,7 @@ fn document(view: &PluginView) -> Value {
         "builtin": view.builtin,
         "uploaded_by": view.uploaded_by,
         "uploaded_at": view.uploaded_at.map(date),
+        "signed_by": view.signed_by,
         "_links": {"self": {"href": format!("/api/1/plugins/{}", p.id)}},
     })
 }

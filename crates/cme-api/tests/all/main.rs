@@ -66,7 +66,7 @@ async fn engine_refusals_become_statuses_with_pointers_and_route_hints() {
     let (status, _, body) = call(&app, post("/api/1/plans/", &plan("noop:Noop", json!({"fail": "invalid"})))).await;
     assert_eq!((status, body["pointer"].as_str()), (400, Some("/planner/args/date")), "{body}");
 
-    engine.upload_plugin(Upload { wasm: bytes(&component("ping", "0.1.0", "attack", &["ping:Ping"])), expected_sha256: None }, "admin").await.unwrap();
+    engine.upload_plugin(Upload { wasm: bytes(&component("ping", "0.1.0", "attack", &["ping:Ping"])), expected_sha256: None, signature: None }, "admin").await.unwrap();
     let (status, _, body) = call(&app, post("/api/1/plans/", &plan("ping:Ping", json!({"in_ms": [60_000]})))).await;
     assert_eq!(status, 400);
     assert!(body["msg"].as_str().unwrap().ends_with("is pending: an admin must grant it first (PUT /api/1/plugins/ping@0.1.0/grant)"), "{body}");

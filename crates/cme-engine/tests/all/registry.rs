@@ -5,7 +5,7 @@ use cme_engine::{EngineError, Grant, PluginKind, PluginStatus, Upload};
 use crate::support::{Rig, bytes, component, operator, plan};
 
 fn upload(version: &str) -> Upload {
-    Upload { wasm: bytes(&component("ping", version, "attack", &["ping:Ping"])), expected_sha256: None }
+    Upload { wasm: bytes(&component("ping", version, "attack", &["ping:Ping"])), expected_sha256: None, signature: None }
 }
 
 fn ping_plan(reference: &str) -> cme_engine::NewPlan {
@@ -52,14 +52,14 @@ async fn uploads_wait_for_a_grant_and_refs_resolve_to_the_newest_enabled_version
 async fn bad_uploads_and_grants_are_refused_and_change_nothing() {
     let rig = Rig::new().await;
     let before = rig.engine.plugin_views().await.unwrap();
-    let taken_ref = Upload { wasm: bytes(&component("thief", "1.0.0", "attack", &["noop:Noop"])), expected_sha256: None };
-    let builtin_name = Upload { wasm: bytes(&component("noop", "9.0.0", "attack", &["other:Other"])), expected_sha256: None };
+    let taken_ref = Upload { wasm: bytes(&component("thief", "1.0.0", "attack", &["noop:Noop"])), expected_sha256: None, signature: None };
+    let builtin_name = Upload { wasm: bytes(&component("noop", "9.0.0", "attack", &["other:Other"])), expected_sha256: None, signature: None };
     let cases: Vec<(&str, Upload, fn(&EngineError) -> bool)> = vec![
-        ("not a component", Upload { wasm: b"\0asm garbage".to_vec(), expected_sha256: None }, |e| matches!(e, EngineError::NotAPlugin(_))),
+        ("not a component", Upload { wasm: b"\0asm garbage".to_vec(), expected_sha256: None, signature: None }, |e| matches!(e, EngineError::NotAPlugin(_))),
         ("a digest mismatch", Upload { expected_sha256: Some("00".repeat(32)), ..upload("1.0.0") }, |e| matches!(e, EngineError::DigestMismatch { .. })),
         ("a ref another plugin has", taken_ref, |e| matches!(e, EngineError::RefTaken { by, .. } if by == "noop@0.1.0")),
         ("a built-in's name", builtin_name, |e| matches!(e, EngineError::BuiltinName { .. })),
-        ("over the size cap", Upload { wasm: vec![b' '; (20 << 20) + 1], expected_sha256: None }, |e| matches!(e, EngineError::TooLarge { .. })),
+        ("over the size cap", Upload { wasm: vec![b' '; (20 << 20) + 1], expected_sha256: None, signature: None }, |e| matches!(e, EngineError::TooLarge { .. })),
     ];
     for (what, bad, expected) in cases {
         let error = rig.engine.upload_plugin(bad, "admin").await.err().expect(what);

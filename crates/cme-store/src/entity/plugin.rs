@@ -22,6 +22,8 @@ pub struct Model {
     pub uploaded_by: String,
     pub uploaded_at_us: i64,
     pub updated_at_us: i64,
+    /// The trusted key that signed it; None: unsigned.
+    pub signed_by: Option<String>,
 }
 
 impl std::fmt::Debug for Model {

@@ -242,3 +242,148 @@ async fn plans_create_wait_prints_each_outcome_as_it_finishes() {
     assert!(last.contains(" succeeded: POST ") && last.contains("-> 200"), "the outcome is the last line: {out}");
     assert_eq!(sink.requests().len(), 1);
 }
+
+/// `cme plugins check` refuses what an upload refuses, with the upload's own message, and
+/// passes what an upload takes. It needs no engine: one runs here only to compare.
+#[tokio::test]
+async fn plugins_check_answers_offline_as_an_upload_does() {
+    use cme_plugins::test_plugins::{BAD_SCHEMA, COMMAND, DESCRIBE_LOOP, IMPOSTOR, PING, REF_THIEF};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let file = dir.path().join("plugin.wasm");
+    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    let refused: [(&str, &[u8]); 6] = [
+        ("a core module", &core_module),
+        ("a component of another world", COMMAND.wasm),
+        ("a describe() that loops", DESCRIBE_LOOP.wasm),
+        ("a schema that does not compile", BAD_SCHEMA.wasm),
+        ("a built-in's ref", REF_THIEF.wasm),
+        ("a built-in's name", IMPOSTOR.wasm),
+    ];
+    for (what, wasm) in refused {
+        std::fs::write(&file, wasm).unwrap();
+        let (ok, out, err) = cme("http://127.0.0.1:9", &["plugins", "check", file.to_str().unwrap()]);
+        assert!(!ok, "{what}: {out}");
+        let uploaded = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(wasm.to_vec()), Some("application/wasm")).await;
+        assert!(uploaded.status >= 400, "{what}: {:?}", uploaded.body);
+        assert_eq!(err.trim(), format!("cme: {}", uploaded.body["msg"].as_str().unwrap()), "{what}");
+    }
+    std::fs::write(&file, PING.wasm).unwrap();
+    let (ok, out, err) = cme("http://127.0.0.1:9", &["plugins", "check", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("ok: ping-attack@") && out.contains("ping:Ping"), "{out}");
+}
+
+/// `cme plugins run`: the component with the engine's runtime and real capabilities,
+/// within the grant given, on this machine; every call shown, allowed or denied.
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_run_here_with_real_capabilities_within_the_grant() {
+    let sink = Sink::start(std::time::Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("ping.wasm");
+    std::fs::write(&wasm, cme_plugins::test_plugins::PING.wasm).unwrap();
+    let grant = dir.path().join("grant.json");
+    std::fs::write(&grant, serde_json::json!({"http": {"urls": [sink.url("/*")]}}).to_string()).unwrap();
+    let args = serde_json::json!({"url": sink.url("/ping")}).to_string();
+    let wasm = wasm.to_str().unwrap();
+    let grant_arg = format!("@{}", grant.display());
+
+    let (ok, out, err) = cme("http://127.0.0.1:9", &["plugins", "run", wasm, "--args", &args, "--grant", &grant_arg]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("\"call\":\"http.send\"") && out.contains("\"decision\":\"allowed\""), "the call is shown: {out}");
+    assert!(out.contains("-> 200"), "the result is shown: {out}");
+    assert_eq!(sink.requests().len(), 1, "the request was real");
+
+    let (ok, out, _) = cme("http://127.0.0.1:9", &["plugins", "run", wasm, "--args", &args]);
+    assert!(!ok, "nothing granted: the plugin's call is refused and it fails");
+    assert!(out.contains("\"decision\":\"denied\""), "the refusal is shown: {out}");
+    assert_eq!(sink.requests().len(), 1, "nothing was sent");
+
+    let (_, out, _) = cme("http://127.0.0.1:9", &["plugins", "run", wasm, "--args", &args, "--grant-declared", "--dry-run"]);
+    assert!(out.contains("would send GET"), "a dry run records: {out}");
+    assert_eq!(sink.requests().len(), 1, "a dry run sends nothing");
+
+    let (ok, out, err) = cme("http://127.0.0.1:9", &["plugins", "run", wasm, "--args", &args, "--grant", &grant_arg, "--repeat", "5", "--output", "json"]);
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["plugin"].as_str().unwrap().split('@').next(), Some("ping-attack"));
+    assert_eq!(doc["timing"]["calls"], 5);
+    assert!(doc["timing"]["median_us"].as_u64().unwrap() > 0);
+    assert_eq!(sink.requests().len(), 7, "one call and five timed ones, each real");
+
+    let (ok, _, err) = cme("http://127.0.0.1:9", &["plugins", "run", wasm, "--args", "{not json"]);
+    assert!(!ok && err.contains("--args"), "{err}");
+}
+
+/// An OpenSSH ed25519 key pair made by `ssh-keygen`: (private key path, public key line).
+fn keygen(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
+    let path = dir.join(name);
+    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&path).status().expect("ssh-keygen runs");
+    assert!(made.success());
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap().trim().to_string();
+    (path, public)
+}
+
+/// With `require_signature`, only plugins signed by a trusted key get in: signed with
+/// `cme plugins push --sign` or with OpenSSH's own `ssh-keygen -Y sign`, they show and
+/// audit their signer; unsigned ones, ones signed by another key and signatures over other
+/// bytes are refused with a clear message and nothing is stored.
+#[tokio::test]
+async fn only_plugins_signed_by_a_trusted_key_get_in_when_signatures_are_required() {
+    use cme_plugins::test_plugins::{PING, PING_V2};
+    let dir = tempfile::tempdir().unwrap();
+    let (trusted, public) = keygen(dir.path(), "trusted");
+    let (stranger, _) = keygen(dir.path(), "stranger");
+    let config = format!("[registry]\nrequire_signature = true\ntrusted_keys = {{ ci = \"{public}\" }}\n");
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), ..Options::default() });
+    let api = engine.client();
+    let ping = dir.path().join("ping.wasm");
+    std::fs::write(&ping, PING.wasm).unwrap();
+    let ping_v2 = dir.path().join("ping_v2.wasm");
+    std::fs::write(&ping_v2, PING_V2.wasm).unwrap();
+    let ping = ping.to_str().unwrap();
+
+    let unsigned = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(PING.wasm.to_vec()), Some("application/wasm")).await;
+    assert_eq!(unsigned.status, 403, "{:?}", unsigned.body);
+    assert!(unsigned.body["msg"].as_str().unwrap().contains("accepts signed plugins only"), "{:?}", unsigned.body);
+
+    let (ok, _, err) = cme(&engine.url, &["plugins", "push", ping, "--sign", stranger.to_str().unwrap()]);
+    assert!(!ok && err.contains("no trusted key verifies this signature"), "{err}");
+
+    // OpenSSH signs the other file; sent with this one, it does not verify.
+    let signed = Command::new("ssh-keygen").args(["-Y", "sign", "-n", "cme-plugin", "-f"]).arg(&trusted).arg(&ping_v2).output().unwrap();
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    let sig = format!("{}.sig", ping_v2.display());
+    let (ok, _, err) = cme(&engine.url, &["plugins", "push", ping, "--signature", &sig]);
+    assert!(!ok && err.contains("no trusted key verifies this signature"), "{err}");
+    let scribble = dir.path().join("scribble.sig");
+    std::fs::write(&scribble, "not a signature").unwrap();
+    let (ok, _, err) = cme(&engine.url, &["plugins", "push", ping, "--signature", scribble.to_str().unwrap()]);
+    assert!(!ok && err.contains("is not an SSH signature"), "not a signature at all: {err}");
+    assert!(api.get("/api/1/plugins/").await.body["plugins"].as_array().unwrap().iter().all(|p| p["builtin"] == true), "nothing refused was stored");
+
+    let (ok, out, err) = cme(&engine.url, &["plugins", "push", ping, "--sign", trusted.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = cme(&engine.url, &["plugins", "push", ping_v2.to_str().unwrap(), "--signature", &sig]);
+    assert!(ok, "OpenSSH's signature is accepted: {out}{err}");
+    let uploaded: Vec<serde_json::Value> =
+        api.get("/api/1/plugins/").await.body["plugins"].as_array().unwrap().iter().filter(|p| p["builtin"] == false).cloned().collect();
+    assert_eq!(uploaded.len(), 2);
+    for plugin in &uploaded {
+        let signer = plugin["signed_by"].as_str().unwrap_or_default();
+        assert!(signer.starts_with("ci (SHA256:"), "{plugin}");
+    }
+    let audit = api.get("/api/1/audit/?size=100").await.body;
+    let uploads: Vec<&serde_json::Value> = audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["action"] == "plugin.upload").collect();
+    assert_eq!(uploads.iter().filter(|e| e["decision"] == "allowed" && e["target"].as_str().unwrap().contains("signed by ci (SHA256:")).count(), 2, "{uploads:?}");
+    assert_eq!(uploads.iter().filter(|e| e["decision"] != "allowed").count(), 4, "every refusal is audited: {uploads:?}");
+}
+
+#[test]
+fn a_signature_requirement_without_keys_or_with_a_bad_key_stops_the_start() {
+    let stderr = refused_start("[registry]\nrequire_signature = true\n");
+    assert!(stderr.contains("no trusted_keys are configured"), "{stderr}");
+    let stderr = refused_start("[registry]\ntrusted_keys = { ci = \"ssh-rsa AAAAB3NzaC1yc2E\" }\n");
+    assert!(stderr.contains("[registry] trusted_keys.ci"), "{stderr}");
+}
