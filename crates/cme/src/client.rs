@@ -549,7 +549,7 @@ fn print_blackouts(blackouts: &[Value]) {
 }
 
 /// A JSON document from a file, or stdin for "-".
-fn read_json(file: &std::path::Path, what: &str) -> anyhow::Result<Value> {
+pub(crate) fn read_json(file: &std::path::Path, what: &str) -> anyhow::Result<Value> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {

@@ -66,14 +66,12 @@ pub fn run(args: RunArgs, json: bool) -> anyhow::Result<()> {
         let runtime = new_runtime(RuntimeConfig { ec2: Some(Arc::new(ec2)), ..RuntimeConfig::default() })?;
         let plugin = runtime.load(&wasm).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let call_args = match &args.args {
-            Some(text) => json_input(text).context("--args")?,
+            Some(text) => json_input(text, "--args")?,
             None => plugin.info().example_args.clone(),
         };
         let grant = match (&args.grant, args.grant_declared) {
             (Some(text), _) => {
-                let grant: Grant = serde_json::from_value(json_input(text).context("--grant")?).context("--grant is not a grant")?;
-                grant.validate().context("--grant")?;
-                grant
+                Grant::from_json(&json_input(text, "--grant")?).context("--grant")?
             }
             (None, true) => cme_runtime::grant::as_declared(&plugin.info().capabilities),
             (None, false) => Grant::default(),
@@ -169,16 +167,13 @@ fn new_runtime(config: RuntimeConfig) -> anyhow::Result<Runtime> {
     Runtime::new(RuntimeConfig { cache_dir, ..config }).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// `text` as JSON: inline, `@FILE`, or `-` for standard input.
-fn json_input(text: &str) -> anyhow::Result<Value> {
-    let raw = match text {
-        "-" => std::io::read_to_string(std::io::stdin())?,
-        _ => match text.strip_prefix('@') {
-            Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
-            None => text.to_string(),
-        },
-    };
-    serde_json::from_str(&raw).context("not JSON")
+/// `text` as JSON: inline, `@FILE`, or `-` for standard input (`what` names the flag).
+fn json_input(text: &str, what: &str) -> anyhow::Result<Value> {
+    match text.strip_prefix('@') {
+        Some(path) => crate::client::read_json(Path::new(path), what),
+        None if text == "-" => crate::client::read_json(Path::new("-"), what),
+        None => serde_json::from_str(text).with_context(|| format!("{what} is not JSON")),
+    }
 }
 
 fn report(args: &RunArgs, json: bool, plugin: &Plugin, answer: &Answer, timing: Option<&(Duration, Duration)>) -> anyhow::Result<()> {

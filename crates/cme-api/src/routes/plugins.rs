@@ -165,24 +165,12 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) ->
                 }
             }
             Some("sha256") => {
-                let mut text = Vec::new();
-                while let Some(chunk) = field.next().await.transpose().map_err(malformed)? {
-                    text.extend_from_slice(&chunk);
-                    if text.len() > 128 {
-                        return Err(ApiError::bad_request("the sha256 part is longer than a hex digest", Some("/sha256".into())));
-                    }
-                }
-                upload.expected_sha256 = Some(String::from_utf8_lossy(&text).into_owned());
+                let text = short_part(&mut field, 128, "the sha256 part is longer than a hex digest", "/sha256").await?;
+                upload.expected_sha256 = Some(text);
             }
             Some("signature") => {
-                let mut text = Vec::new();
-                while let Some(chunk) = field.next().await.transpose().map_err(malformed)? {
-                    text.extend_from_slice(&chunk);
-                    if text.len() > MAX_SIGNATURE_BYTES {
-                        return Err(ApiError::bad_request("the signature part is longer than an SSH signature", Some("/signature".into())));
-                    }
-                }
-                upload.signature = Some(signature_text(&String::from_utf8_lossy(&text))?);
+                let text = short_part(&mut field, MAX_SIGNATURE_BYTES, "the signature part is longer than an SSH signature", "/signature").await?;
+                upload.signature = Some(signature_text(&text)?);
             }
             other => {
                 return Err(ApiError::bad_request(format!("unexpected multipart part {other:?}: send one `file` and optionally `sha256` and `signature`"), None));
@@ -193,6 +181,18 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) ->
         return Err(ApiError::bad_request("the multipart body has no `file` part with the component", None));
     }
     Ok(upload)
+}
+
+/// A small text part of a multipart upload, refused past `max` bytes.
+async fn short_part(field: &mut actix_multipart::Field, max: usize, too_long: &str, pointer: &str) -> std::result::Result<String, ApiError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field.next().await.transpose().map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))? {
+        text.extend_from_slice(&chunk);
+        if text.len() > max {
+            return Err(ApiError::bad_request(too_long, Some(pointer.into())));
+        }
+    }
+    Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
 /// One plugin, shaped as the original: `ref`, `schema` and `example` describe the whole
