@@ -10,7 +10,7 @@
 //! parses every pattern and network it names.
 
 mod fences;
-mod pattern;
+
 
 use std::collections::BTreeMap;
 
@@ -20,7 +20,8 @@ mod budgets;
 
 pub use budgets::{BudgetTake, Budgets, GroupBudget};
 pub use fences::{Ec2Fence, Fences, HttpFence, SshFence};
-pub use pattern::{PatternError, UrlPattern};
+// The URL-pattern rule lives in the SDK so that its mock host judges URLs as the engine does.
+pub use cme_plugin_sdk::pattern::{PatternError, UrlPattern};
 
 /// An operator's grant for one plugin version. Absent sections grant nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,22 +12,29 @@ use serde_json::Value;
 
 use crate::{Describe, PluginError, time};
 
-/// Bindings generated from `wit/` for the `attack` world.
+/// Bindings generated from `wit/` for the `attack` world; the interfaces are the shared
+/// ones of [`crate::wit`].
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "attack",
-        path: "../../wit",
+        path: "wit",
+        with: {
+            "cme:plugin/types@0.2.0": cme_plugin_sdk::wit::cme::plugin::types,
+            "cme:plugin/log@0.2.0": cme_plugin_sdk::wit::cme::plugin::log,
+            "cme:plugin/http@0.2.0": cme_plugin_sdk::wit::cme::plugin::http,
+            "cme:plugin/ec2@0.2.0": cme_plugin_sdk::wit::cme::plugin::ec2,
+            "cme:plugin/ssh@0.2.0": cme_plugin_sdk::wit::cme::plugin::ssh,
+            "cme:plugin/scripts@0.2.0": cme_plugin_sdk::wit::cme::plugin::scripts,
+        },
         pub_export_macro: true,
         export_macro_name: "__export_attack_world",
         default_bindings_module: "cme_plugin_sdk::attack::bindings",
     });
 }
 
-pub use bindings::cme::plugin::types::{HostError, KeyValue};
-pub use bindings::cme::plugin::{ec2, http, scripts, ssh};
-
-crate::describe::impl_into_plugin_info!();
+pub use crate::capabilities::{ec2, http, scripts, ssh};
+pub use crate::{HostError, KeyValue};
 
 /// The run being executed.
 #[derive(Debug, Clone)]
@@ -70,11 +77,13 @@ impl Report {
         Report { summary: summary.into(), targets: Vec::new(), details: Value::Object(Default::default()) }
     }
 
+    /// Adds something the attack affected: an instance id, a URL, an address.
     pub fn target(mut self, target: impl Into<String>) -> Self {
         self.targets.push(target.into());
         self
     }
 
+    /// Sets the details, a JSON object (`json!({"status": 200})`).
     pub fn details(mut self, details: Value) -> Self {
         self.details = details;
         self
@@ -107,13 +116,19 @@ pub fn __run<A: Attack>(
         dry_run: ctx.dry_run,
         time_left: Duration::from_millis(ctx.deadline_ms),
     };
-    let args = crate::args::parse::<A::Args>(&args)?;
-    let report = A::run(&ctx, args)?;
+    let report = run_json::<A>(&ctx, &args)?;
     Ok(bindings::AttackReport {
         summary: report.summary,
         targets: report.targets,
         details: report.details.to_string(),
     })
+}
+
+/// Parses the args as the host hands them over (JSON text) and runs the attack: what the
+/// component's export does, and what the mock host calls.
+pub(crate) fn run_json<A: Attack>(ctx: &RunContext, args: &str) -> Result<Report, PluginError> {
+    let args = crate::args::parse::<A::Args>(args)?;
+    A::run(ctx, args)
 }
 
 /// Exports an [`Attack`] implementation as the component's `attack` world.

@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use crate::PluginError;
+
 /// A capability a plugin asks for. The operator's grant may be narrower.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capability {
@@ -33,12 +35,19 @@ pub enum Capability {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Describe {
+    /// Kebab-case name, unique among the engine's plugins.
     pub name: String,
+    /// Semantic version, e.g. `env!("CARGO_PKG_VERSION")`.
     pub version: String,
+    /// The refs plans select the plugin by, e.g. `api_request:ApiRequest`.
     pub refs: Vec<String>,
+    /// One or two sentences for people choosing a plugin.
     pub description: String,
+    /// JSON Schema (draft 2020-12) of the args object.
     pub schema: Value,
+    /// Example args; they must validate against `schema`.
     pub example: Value,
+    /// What the plugin needs from the host; planners need nothing.
     pub capabilities: Vec<Capability>,
 }
 
@@ -67,15 +76,44 @@ impl Describe {
         self
     }
 
+    /// One or two sentences for people choosing a plugin.
     pub fn description(mut self, text: impl Into<String>) -> Self {
         self.description = text.into();
         self
     }
 
-    /// JSON Schema (draft 2020-12) of the args object.
+    /// JSON Schema (draft 2020-12) of the args object, written by hand. Prefer
+    /// [`Describe::args`], which derives it from the type `run` receives.
     pub fn schema(mut self, schema: Value) -> Self {
         self.schema = schema;
         self
+    }
+
+    /// The args schema derived from `T` (`#[derive(Deserialize, JsonSchema)]`), so the
+    /// schema the engine checks plans against and the struct the plugin parses cannot
+    /// drift apart. Doc comments on fields become their `description`s.
+    ///
+    /// ```
+    /// use cme_plugin_sdk::{Describe, json};
+    /// use schemars::JsonSchema;
+    /// use serde::Deserialize;
+    ///
+    /// /// The attack's args.
+    /// #[derive(Deserialize, JsonSchema)]
+    /// struct Args {
+    ///     /// The URL to call.
+    ///     url: String,
+    ///     /// Seconds to wait for an answer.
+    ///     #[serde(default)]
+    ///     timeout: Option<u32>,
+    /// }
+    ///
+    /// let info = Describe::new("ping-attack", "1.0.0").args::<Args>().example(json!({"url": "http://svc/"}));
+    /// assert_eq!(info.schema["required"], json!(["url"]));
+    /// assert_eq!(info.schema["properties"]["url"]["description"], "The URL to call.");
+    /// ```
+    pub fn args<T: schemars::JsonSchema>(self) -> Self {
+        self.schema(schemars::schema_for!(T).to_value())
     }
 
     /// Example args; must validate against the schema.
@@ -91,64 +129,55 @@ impl Describe {
     }
 }
 
-/// Converts the SDK's description into one world's generated `plugin-info`; the same
-/// code serves both worlds because their `types` interface is identical.
-#[cfg(any(feature = "planner", feature = "attack", feature = "probe"))]
-macro_rules! impl_into_plugin_info {
-    () => {
-        const _: () = {
-        use self::bindings::cme::plugin::types as t;
-        impl From<$crate::Describe> for t::PluginInfo {
-            fn from(d: $crate::Describe) -> Self {
-                use t::{Capability as C, PluginInfo};
-                PluginInfo {
-                    name: d.name,
-                    version: d.version,
-                    refs: d.refs,
-                    description: d.description,
-                    args_schema: d.schema.to_string(),
-                    example_args: d.example.to_string(),
-                    capabilities: d
-                        .capabilities
-                        .into_iter()
-                        .map(|c| match c {
-                            $crate::Capability::Http(p) => C::Http(p),
-                            $crate::Capability::Ec2Describe(r) => C::Ec2Describe(r),
-                            $crate::Capability::Ec2Terminate(r) => C::Ec2Terminate(r),
-                            $crate::Capability::Ssh => C::Ssh,
-                            $crate::Capability::Scripts => C::Scripts,
-                        })
-                        .collect(),
-                }
-            }
-        }
+use crate::wit::cme::plugin::types as wit;
 
-        /// A refusal stays a refusal; every other host failure fails the call (an attack
-        /// failed; a probe could not tell, which counts as unhealthy).
-        impl From<t::HostError> for $crate::PluginError {
-            fn from(e: t::HostError) -> Self {
-                match e {
-                    t::HostError::Denied(m) => $crate::PluginError::Denied(m),
-                    t::HostError::Unavailable(m) => $crate::PluginError::Failed(format!("unavailable: {m}")),
-                    t::HostError::InvalidArgument(m) => $crate::PluginError::Failed(format!("invalid argument: {m}")),
-                    t::HostError::BudgetExhausted(m) => $crate::PluginError::Failed(format!("budget exhausted: {m}")),
-                    t::HostError::Timeout(m) => $crate::PluginError::Failed(format!("timeout: {m}")),
-                    t::HostError::Upstream(m) => $crate::PluginError::Failed(format!("upstream error: {m}")),
-                }
-            }
+impl From<Describe> for wit::PluginInfo {
+    fn from(d: Describe) -> Self {
+        wit::PluginInfo {
+            name: d.name,
+            version: d.version,
+            refs: d.refs,
+            description: d.description,
+            args_schema: d.schema.to_string(),
+            example_args: d.example.to_string(),
+            capabilities: d.capabilities.into_iter().map(Into::into).collect(),
         }
-
-        impl From<$crate::PluginError> for t::PluginError {
-            fn from(e: $crate::PluginError) -> Self {
-                match e {
-                    $crate::PluginError::InvalidArgs(m) => t::PluginError::InvalidArgs(m),
-                    $crate::PluginError::Denied(m) => t::PluginError::Denied(m),
-                    $crate::PluginError::Failed(m) => t::PluginError::Failed(m),
-                }
-            }
-        }
-        };
-    };
+    }
 }
-#[cfg(any(feature = "planner", feature = "attack", feature = "probe"))]
-pub(crate) use impl_into_plugin_info;
+
+impl From<Capability> for wit::Capability {
+    fn from(c: Capability) -> Self {
+        match c {
+            Capability::Http(p) => wit::Capability::Http(p),
+            Capability::Ec2Describe(r) => wit::Capability::Ec2Describe(r),
+            Capability::Ec2Terminate(r) => wit::Capability::Ec2Terminate(r),
+            Capability::Ssh => wit::Capability::Ssh,
+            Capability::Scripts => wit::Capability::Scripts,
+        }
+    }
+}
+
+/// A refusal stays a refusal; every other host failure fails the call (an attack failed;
+/// a probe could not tell, which counts as unhealthy).
+impl From<wit::HostError> for PluginError {
+    fn from(e: wit::HostError) -> Self {
+        match e {
+            wit::HostError::Denied(m) => PluginError::Denied(m),
+            wit::HostError::Unavailable(m) => PluginError::Failed(format!("unavailable: {m}")),
+            wit::HostError::InvalidArgument(m) => PluginError::Failed(format!("invalid argument: {m}")),
+            wit::HostError::BudgetExhausted(m) => PluginError::Failed(format!("budget exhausted: {m}")),
+            wit::HostError::Timeout(m) => PluginError::Failed(format!("timeout: {m}")),
+            wit::HostError::Upstream(m) => PluginError::Failed(format!("upstream error: {m}")),
+        }
+    }
+}
+
+impl From<PluginError> for wit::PluginError {
+    fn from(e: PluginError) -> Self {
+        match e {
+            PluginError::InvalidArgs(m) => wit::PluginError::InvalidArgs(m),
+            PluginError::Denied(m) => wit::PluginError::Denied(m),
+            PluginError::Failed(m) => wit::PluginError::Failed(m),
+        }
+    }
+}

@@ -6,48 +6,36 @@
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// Step-by-step detail.
     Trace,
+    /// Detail for whoever debugs the plugin.
     Debug,
+    /// What the plugin did.
     Info,
+    /// Something odd that did not stop it.
     Warn,
+    /// What made it fail.
     Error,
 }
 
-#[cfg(all(target_arch = "wasm32", any(feature = "planner", feature = "attack", feature = "probe")))]
-macro_rules! convert {
-    ($host:ident, $level:expr) => {
-        match $level {
-            Level::Trace => $host::Level::Trace,
-            Level::Debug => $host::Level::Debug,
-            Level::Info => $host::Level::Info,
-            Level::Warn => $host::Level::Warn,
-            Level::Error => $host::Level::Error,
-        }
-    };
-}
-
-/// Sends one line to the host. Outside a component (unit tests on the build machine)
-/// lines go to stderr.
+/// Sends one line to the host. Built for the machine running `cargo test`, lines go to
+/// the [`MockHost`](crate::testing::MockHost) running the plugin (and to stderr).
 pub fn write(level: Level, message: &str) {
-    #[cfg(all(target_arch = "wasm32", feature = "planner"))]
+    #[cfg(target_arch = "wasm32")]
     {
-        use crate::planner::bindings::cme::plugin::log as host;
-        host::log(convert!(host, level), message);
+        use crate::wit::cme::plugin::log as host;
+        let level = match level {
+            Level::Trace => host::Level::Trace,
+            Level::Debug => host::Level::Debug,
+            Level::Info => host::Level::Info,
+            Level::Warn => host::Level::Warn,
+            Level::Error => host::Level::Error,
+        };
+        host::log(level, message);
     }
-    #[cfg(all(target_arch = "wasm32", feature = "attack"))]
-    {
-        use crate::attack::bindings::cme::plugin::log as host;
-        host::log(convert!(host, level), message);
-    }
-    #[cfg(all(target_arch = "wasm32", feature = "probe"))]
-    {
-        use crate::probe::bindings::cme::plugin::log as host;
-        host::log(convert!(host, level), message);
-    }
-    #[cfg(not(all(target_arch = "wasm32", any(feature = "planner", feature = "attack", feature = "probe"))))]
-    eprintln!("[{level:?}] {message}");
+    #[cfg(not(target_arch = "wasm32"))]
+    crate::testing::log(level, message);
 }
-
 
 /// Logs at trace level: `trace!("checked {} filters", n)`.
 #[macro_export]

@@ -15,19 +15,22 @@ use serde::de::DeserializeOwned;
 
 use crate::{Describe, PluginError, time};
 
-/// Bindings generated from `wit/` for the `planner` world.
+/// Bindings generated from `wit/` for the `planner` world; the interfaces are the shared
+/// ones of [`crate::wit`].
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "planner",
-        path: "../../wit",
+        path: "wit",
+        with: {
+            "cme:plugin/types@0.2.0": cme_plugin_sdk::wit::cme::plugin::types,
+            "cme:plugin/log@0.2.0": cme_plugin_sdk::wit::cme::plugin::log,
+        },
         pub_export_macro: true,
         export_macro_name: "__export_planner_world",
         default_bindings_module: "cme_plugin_sdk::planner::bindings",
     });
 }
-
-crate::describe::impl_into_plugin_info!();
 
 /// When and where a plan is being made.
 #[derive(Debug, Clone)]
@@ -45,7 +48,9 @@ pub struct PlanContext {
 /// The span of time a planner is asked about: `[from, until)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// The first instant of the window.
     pub from: DateTime<Utc>,
+    /// The first instant after the window.
     pub until: DateTime<Utc>,
 }
 
@@ -90,6 +95,7 @@ fn mix(seed: u64, key: u64) -> u64 {
 /// What a planner answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
+    /// The instants to run the attack at, in any order.
     pub instants: Vec<DateTime<Utc>>,
     /// The plan goes on after the window: the host asks again for the next one.
     pub recurring: bool,
@@ -139,8 +145,7 @@ pub fn __plan<P: Planner>(
             until: time::from_parts(window.until.seconds, window.until.nanoseconds),
         },
     };
-    let args = crate::args::parse::<P::Args>(&args)?;
-    let schedule = P::plan(&ctx, args)?;
+    let schedule = plan_json::<P>(&ctx, &args)?;
     Ok(bindings::Schedule {
         instants: schedule
             .instants
@@ -152,6 +157,13 @@ pub fn __plan<P: Planner>(
             .collect(),
         recurring: schedule.recurring,
     })
+}
+
+/// Parses the args as the host hands them over and plans: what the component's export
+/// does, and what the mock host calls.
+pub(crate) fn plan_json<P: Planner>(ctx: &PlanContext, args: &str) -> Result<Schedule, PluginError> {
+    let args = crate::args::parse::<P::Args>(args)?;
+    P::plan(ctx, args)
 }
 
 /// Exports a [`Planner`] implementation as the component's `planner` world.

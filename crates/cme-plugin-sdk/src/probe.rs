@@ -13,22 +13,26 @@ use serde_json::Value;
 
 use crate::{Describe, PluginError, time};
 
-/// Bindings generated from `wit/` for the `probe` world.
+/// Bindings generated from `wit/` for the `probe` world; the interfaces are the shared
+/// ones of [`crate::wit`].
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "probe",
-        path: "../../wit",
+        path: "wit",
+        with: {
+            "cme:plugin/types@0.2.0": cme_plugin_sdk::wit::cme::plugin::types,
+            "cme:plugin/log@0.2.0": cme_plugin_sdk::wit::cme::plugin::log,
+            "cme:plugin/http@0.2.0": cme_plugin_sdk::wit::cme::plugin::http,
+        },
         pub_export_macro: true,
         export_macro_name: "__export_probe_world",
         default_bindings_module: "cme_plugin_sdk::probe::bindings",
     });
 }
 
-pub use bindings::cme::plugin::http;
-pub use bindings::cme::plugin::types::{HostError, KeyValue};
-
-crate::describe::impl_into_plugin_info!();
+pub use crate::capabilities::http;
+pub use crate::{HostError, KeyValue};
 
 /// The check being made.
 #[derive(Debug, Clone)]
@@ -44,6 +48,7 @@ pub struct ProbeContext {
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
+    /// True when the system is as it should be.
     pub healthy: bool,
     /// One line for people.
     pub reason: String,
@@ -52,14 +57,17 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The system is as it should be; `reason` says how it was judged.
     pub fn healthy(reason: impl Into<String>) -> Verdict {
         Verdict { healthy: true, reason: reason.into(), values: Value::Object(Default::default()) }
     }
 
+    /// The system is not as it should be; `reason` says what is wrong.
     pub fn unhealthy(reason: impl Into<String>) -> Verdict {
         Verdict { healthy: false, reason: reason.into(), values: Value::Object(Default::default()) }
     }
 
+    /// Sets what was measured, a JSON object (`json!({"status": 503})`).
     pub fn values(mut self, values: Value) -> Verdict {
         self.values = values;
         self
@@ -88,9 +96,15 @@ pub fn __check<P: Probe>(ctx: bindings::ProbeContext, args: String) -> Result<bi
         now: time::from_parts(ctx.now.seconds, ctx.now.nanoseconds),
         time_left: Duration::from_millis(ctx.deadline_ms),
     };
-    let args = crate::args::parse::<P::Args>(&args)?;
-    let verdict = P::check(&ctx, args)?;
+    let verdict = check_json::<P>(&ctx, &args)?;
     Ok(bindings::Verdict { healthy: verdict.healthy, reason: verdict.reason, values: verdict.values.to_string() })
+}
+
+/// Parses the args as the host hands them over and checks: what the component's export
+/// does, and what the mock host calls.
+pub(crate) fn check_json<P: Probe>(ctx: &ProbeContext, args: &str) -> Result<Verdict, PluginError> {
+    let args = crate::args::parse::<P::Args>(args)?;
+    P::check(ctx, args)
 }
 
 /// Exports a [`Probe`] implementation as the component's `probe` world.

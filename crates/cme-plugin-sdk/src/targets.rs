@@ -6,17 +6,7 @@ use rand_core::RngCore;
 use serde_json::{Map, Value};
 
 use crate::PluginError;
-#[cfg(feature = "attack")]
-use crate::attack::ec2::Filter;
-
-/// The shape of `ec2::Filter`, so that this module's tests run without the `attack`
-/// feature (which `cargo test --workspace` does not enable).
-#[cfg(not(feature = "attack"))]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Filter {
-    pub name: String,
-    pub values: Vec<String>,
-}
+use crate::ec2::Filter;
 
 /// `{"tag:Chaos": "true", "instance-type": ["t3.micro", "t3.small"]}` as EC2 filters.
 /// Values may be strings, numbers, booleans or lists of those; `field` names the args

@@ -54,7 +54,9 @@ enum Path {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid URL pattern {pattern:?}: {reason} (expected scheme://host[:port][/path], e.g. https://*.example.com/api/*)")]
 pub struct PatternError {
+    /// The pattern as written.
     pub pattern: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 

@@ -1,0 +1,124 @@
+//! The host's capabilities as a plugin calls them. In a component each function is the
+//! WIT import; built for the machine running `cargo test` it asks the
+//! [`MockHost`](crate::testing::MockHost) running the plugin, so `run` and `check` can be
+//! tested end to end without an engine.
+//!
+//! Every call returns a [`HostError`](crate::HostError) value when the host refuses or
+//! fails it, never a trap; `?` turns it into a [`PluginError`](crate::PluginError).
+
+/// Outbound HTTP, checked against the plugin's declared URL patterns, the operator's
+/// grant and the engine's egress rules.
+///
+/// ```no_run
+/// use cme_plugin_sdk::http;
+/// let response = http::send(&http::Request {
+///     method: "GET".into(),
+///     url: "http://service.internal/health".into(),
+///     headers: vec![],
+///     body: None,
+///     timeout_ms: Some(2_000),
+/// })?;
+/// assert_eq!(response.status, 200);
+/// # Ok::<(), cme_plugin_sdk::HostError>(())
+/// ```
+pub mod http {
+    pub use crate::wit::cme::plugin::http::{Request, Response};
+    use crate::HostError;
+
+    /// Sends one request, following up to the host's redirect limit (each hop checked like
+    /// the first URL). In a dry run the request is checked but not sent: the response has
+    /// status 0, no headers and an empty body.
+    pub fn send(request: &Request) -> Result<Response, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::http::send(request);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.http_send(request));
+    }
+}
+
+/// Amazon EC2 through the engine's credentials (a plugin never sees them).
+///
+/// ```no_run
+/// use cme_plugin_sdk::ec2;
+/// let running = ec2::describe_instances("eu-west-1", &[ec2::Filter {
+///     name: "instance-state-name".into(),
+///     values: vec!["running".into()],
+/// }])?;
+/// let ids: Vec<String> = running.into_iter().map(|i| i.instance_id).take(1).collect();
+/// let done = ec2::terminate_instances("eu-west-1", &ids)?;
+/// # Ok::<(), cme_plugin_sdk::HostError>(())
+/// ```
+pub mod ec2 {
+    pub use crate::wit::cme::plugin::ec2::{Filter, Instance, Terminated};
+    use crate::HostError;
+
+    /// Lists the instances in `region` matching every filter (EC2 semantics); the host
+    /// adds the grant's required filters and returns every page up to its cap.
+    pub fn describe_instances(region: &str, filters: &[Filter]) -> Result<Vec<Instance>, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::ec2::describe_instances(region, filters);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.ec2_describe(region, filters));
+    }
+
+    /// Terminates instances this run obtained from [`describe_instances`] in the same
+    /// region; the host re-checks them against the grant and counts them against the run's
+    /// termination budget. In a dry run nothing is terminated (state `dry-run`).
+    pub fn terminate_instances(region: &str, instance_ids: &[String]) -> Result<Vec<Terminated>, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::ec2::terminate_instances(region, instance_ids);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.ec2_terminate(region, instance_ids));
+    }
+}
+
+/// SSH to instances the same run discovered; keys stay in the host (a target names a
+/// stored credential).
+///
+/// ```no_run
+/// use cme_plugin_sdk::ssh;
+/// let target = ssh::Target { address: "10.0.0.7".into(), port: 22, user: "ec2-user".into(), credential: "fleet".into() };
+/// ssh::upload(&target, "/tmp/burn.sh", b"#!/bin/sh\nuptime\n", 0o700)?;
+/// let out = ssh::exec(&target, "/tmp/burn.sh", 30_000)?;
+/// # Ok::<(), cme_plugin_sdk::HostError>(())
+/// ```
+pub mod ssh {
+    pub use crate::wit::cme::plugin::ssh::{ExecOutput, Target};
+    use crate::HostError;
+
+    /// Writes `contents` to `remote_path` on the target with permission bits `mode`.
+    pub fn upload(target: &Target, remote_path: &str, contents: &[u8], mode: u32) -> Result<(), HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::ssh::upload(target, remote_path, contents, mode);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.ssh_upload(target, remote_path, contents, mode));
+    }
+
+    /// Runs `command` through the remote shell, waiting at most `timeout_ms`. In a dry run
+    /// nothing is sent and the answer is exit code 0 with no output.
+    pub fn exec(target: &Target, command: &str, timeout_ms: u32) -> Result<ExecOutput, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::ssh::exec(target, command, timeout_ms);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.ssh_exec(target, command, timeout_ms));
+    }
+}
+
+/// The host's script library: the scripts shipped with the engine and an operator's own.
+///
+/// ```no_run
+/// let script = cme_plugin_sdk::scripts::read("s_burncpu.sh")?;
+/// # Ok::<(), cme_plugin_sdk::HostError>(())
+/// ```
+pub mod scripts {
+    use crate::HostError;
+
+    /// The script called `name` (`s_burncpu.sh` or `script_attacks/s_burncpu.sh`); paths
+    /// that leave the library are refused.
+    pub fn read(name: &str) -> Result<Vec<u8>, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::scripts::read(name);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.script_read(name));
+    }
+}
