@@ -214,6 +214,9 @@ pub enum PluginsCommand {
     /// Check a component offline as an upload is checked (size, world, imports, describe,
     /// schema, built-in names and refs); exits non-zero with the upload's message.
     Check { file: PathBuf },
+    /// Create a plugin project here (Rust, the SDK by version, a mock-host test, a grant
+    /// and a plan to start from).
+    New(crate::scaffold::NewArgs),
 }
 
 pub enum Request {
@@ -385,7 +388,9 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
 
 async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()> {
     match command {
-        PluginsCommand::Run(_) | PluginsCommand::Check { .. } => anyhow::bail!("`cme plugins run` and `check` work on this machine, not through an engine"),
+        PluginsCommand::Run(_) | PluginsCommand::Check { .. } | PluginsCommand::New(_) => {
+            anyhow::bail!("`cme plugins run`, `check` and `new` work on this machine, not through an engine")
+        }
         PluginsCommand::Push { file, sha256, sign, signature } => {
             let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let mut query: Vec<(&str, String)> = sha256.into_iter().map(|s| ("sha256", s)).collect();

@@ -7,6 +7,7 @@ mod host;
 mod ledger;
 mod local;
 mod metrics;
+mod scaffold;
 mod serve;
 
 use std::net::SocketAddr;
@@ -151,6 +152,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::serve(args),
         Command::Plugins { target, command: client::PluginsCommand::Run(args) } => local::run(args, target.output == client::Output::Json),
         Command::Plugins { command: client::PluginsCommand::Check { file }, .. } => local::check(&file),
+        Command::Plugins { command: client::PluginsCommand::New(args), .. } => scaffold::new(args),
         Command::Plugins { target, command } => client::run(target, client::Request::Plugins(command)),
         Command::Plans { target, command } => client::run(target, client::Request::Plans(command)),
         Command::Executors { target, command } => client::run(target, client::Request::Executors(command)),

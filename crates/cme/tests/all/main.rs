@@ -19,6 +19,7 @@ mod guards;
 mod openapi;
 mod operations;
 mod peers;
+mod plugin_authors;
 mod registry;
 mod replicas;
 mod secrets;
