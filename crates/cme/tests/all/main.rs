@@ -20,6 +20,7 @@ mod openapi;
 mod operations;
 mod peers;
 mod plugin_authors;
+mod polyglot;
 mod registry;
 mod replicas;
 mod secrets;
