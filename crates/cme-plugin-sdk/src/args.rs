@@ -1,4 +1,13 @@
 //! Typed args: the host hands plugins JSON text; plugins want structs.
+//!
+//! ```
+//! use cme_plugin_sdk::{PluginError, args};
+//! #[derive(Debug, serde::Deserialize)]
+//! struct Args { times: u32 }
+//! assert_eq!(args::parse::<Args>(r#"{"times": 3}"#).unwrap().times, 3);
+//! let wrong = args::parse::<Args>(r#"{"times": "3"}"#).unwrap_err();
+//! assert_eq!(wrong, PluginError::InvalidArgs("times: invalid type: string \"3\", expected u32".into()));
+//! ```
 
 use serde::de::DeserializeOwned;
 

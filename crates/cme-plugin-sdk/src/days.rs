@@ -1,6 +1,22 @@
 //! Calendar helpers for recurring planners: week days, daily windows that may cross
 //! midnight, and spreading N instants over a span with a minimum gap. Pure functions of
 //! their inputs, so plans built on them replay exactly.
+//!
+//! ```
+//! use cme_plugin_sdk::days::{day_key, parse_between, parse_weekday, span_on, spread};
+//! use cme_plugin_sdk::time::parse_zone;
+//! use chrono::{NaiveDate, Weekday};
+//! assert_eq!(parse_weekday("mon"), Ok(Weekday::Mon));
+//! let (start, end) = parse_between("22:00-02:00").unwrap(); // crosses midnight
+//! let date = NaiveDate::from_ymd_opt(2030, 1, 7).unwrap();
+//! let (from, until) = span_on(date, start, end, parse_zone("UTC").unwrap());
+//! assert_eq!((until - from).num_hours(), 4);
+//! // Three instants in the window, 30 minutes apart at least, the same for the same day.
+//! let mut rng = <rand_chacha::ChaCha8Rng as rand_core::SeedableRng>::seed_from_u64(day_key(date) as u64);
+//! let picks = spread(&mut rng, from, until, 3, chrono::Duration::minutes(30)).unwrap();
+//! assert_eq!(picks.len(), 3);
+//! assert!(picks.windows(2).all(|w| (w[1] - w[0]).num_minutes() >= 30));
+//! ```
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;

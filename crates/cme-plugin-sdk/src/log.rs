@@ -2,6 +2,13 @@
 //!
 //! Use the macros [`trace!`](crate::trace), [`debug!`](crate::debug), [`info!`](crate::info),
 //! [`warn!`](crate::warn) and [`error!`](crate::error); they take `format!` arguments.
+//!
+//! ```
+//! use cme_plugin_sdk::{info, warn};
+//! let (found, region) = (3, "eu-west-1");
+//! info!("{found} instances match in {region}");
+//! warn!("sparing {}: it is the last one", "i-0abc");
+//! ```
 
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,19 @@
 //! Choosing EC2 targets the way the built-in attacks do: filters written as a JSON
 //! object (as the original engine's plans carry them), only running instances, and a
 //! random pick of one, `count` or `percent` of the candidates.
+//!
+//! ```
+//! use cme_plugin_sdk::targets::{Selection, choose, filters_from_json, running_only, shell_quote};
+//! use cme_plugin_sdk::json;
+//! let object = json!({"tag:Chaos": "true", "instance-type": ["t3.micro", "t3.small"]});
+//! let filters = running_only("filters", filters_from_json("filters", object.as_object().unwrap()).unwrap()).unwrap();
+//! assert!(filters.iter().any(|f| f.name == "instance-state-name" && f.values == ["running"]));
+//! let half = Selection::from_args(None, Some(50)).unwrap();
+//! assert_eq!(half.size(4), 2);
+//! let mut rng = <rand_chacha::ChaCha8Rng as rand_core::SeedableRng>::seed_from_u64(7);
+//! assert_eq!(choose(&mut rng, vec!["i-1", "i-2", "i-3", "i-4"], 2).len(), 2);
+//! assert_eq!(shell_quote("it's"), "'it'\\''s'");
+//! ```
 
 use rand_core::RngCore;
 use serde_json::{Map, Value};

@@ -1,6 +1,20 @@
 //! Time for planners: the engine's rule is one rule for every input. A date with an
 //! offset means exactly that instant; a date without one is wall time in the plan's
 //! IANA time zone.
+//!
+//! ```
+//! use cme_plugin_sdk::time::{parse_datetime, parse_hh_mm, parse_zone, schedule_instant, to_parts, from_parts};
+//! let madrid = parse_zone("Europe/Madrid").unwrap();
+//! // With an offset: that instant. Without: wall time in the zone (CEST is +02:00).
+//! assert_eq!(parse_datetime("2030-06-21T10:00:00+00:00", madrid).unwrap().to_rfc3339(), "2030-06-21T10:00:00+00:00");
+//! assert_eq!(parse_datetime("2030-06-21 10:00", madrid).unwrap().to_rfc3339(), "2030-06-21T08:00:00+00:00");
+//! // 02:30 does not exist on 2030-03-31 in Madrid: a user's date is refused, a schedule moves.
+//! assert!(parse_datetime("2030-03-31T02:30:00", madrid).is_err());
+//! let gap = chrono::NaiveDate::from_ymd_opt(2030, 3, 31).unwrap().and_time(parse_hh_mm("02:30").unwrap());
+//! assert_eq!(schedule_instant(gap, madrid).to_rfc3339(), "2030-03-31T01:00:00+00:00");
+//! let t = parse_datetime("2030-01-01T00:00:00Z", madrid).unwrap();
+//! assert_eq!(from_parts(to_parts(t).0, to_parts(t).1), t);
+//! ```
 
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;

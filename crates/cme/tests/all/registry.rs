@@ -114,7 +114,7 @@ async fn every_bad_upload_is_refused_clearly_and_changes_nothing() {
     let cases: Vec<(&str, Reply, u16, &str)> = vec![
         ("random bytes", upload(&admin, &random).await, 400, "not a WebAssembly binary"),
         ("a core module", upload(&admin, &core_module).await, 400, "core WebAssembly module, not a component"),
-        ("a component of another world", upload(&admin, COMMAND.wasm).await, 400, "neither the `planner` nor the `attack` world"),
+        ("a component of another world", upload(&admin, COMMAND.wasm).await, 400, "none of the `planner`, `attack` and `probe` worlds"),
         ("a describe() that loops", upload(&admin, DESCRIBE_LOOP.wasm).await, 400, "describe() failed: deadline of 1000 ms exceeded"),
         ("a schema that does not compile", upload(&admin, BAD_SCHEMA.wasm).await, 400, "schema"),
         ("a describe() of 2 MiB", upload(&admin, DESCRIBE_HUGE.wasm).await, 400, "describe() answered with 2097"),
