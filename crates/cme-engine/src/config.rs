@@ -55,6 +55,8 @@ pub struct EngineConfig {
     /// The operator's blast-radius budgets (the engine applies `max_concurrent_attacks`
     /// at claims; the runtime charges terminations to groups). None by default.
     pub budgets: crate::Budgets,
+    /// The names of the engine's `[[http.credentials]]`: a grant may name only these.
+    pub http_credentials: Vec<String>,
     /// Who may sign uploaded plugins, and whether they must be signed (by default no
     /// key is trusted and unsigned uploads are accepted).
     pub trusted_keys: crate::TrustedKeys,
@@ -84,6 +86,7 @@ impl Default for EngineConfig {
             deadman: crate::guards::Deadman::default(),
             trusted_keys: crate::TrustedKeys::default(),
             budgets: crate::Budgets::default(),
+            http_credentials: Vec::new(),
         }
     }
 }

@@ -220,6 +220,7 @@ impl Engine {
     /// Sets an uploaded plugin's grant and enables it (a pending plugin is approved).
     pub async fn grant_plugin(&self, id: &str, grant: &Value, by: &str) -> Result<PluginView, EngineError> {
         let grant = Grant::from_json(grant)?;
+        grant.check_credentials(&self.config.http_credentials)?;
         self.uploaded_record(id).await?;
         let detail = serde_json::to_string(&grant).unwrap_or_default();
         let change = PluginChange { status: Some(PluginStatus::Enabled), grant: Some(grant) };

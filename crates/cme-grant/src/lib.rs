@@ -39,7 +39,9 @@ pub struct Grant {
 
 /// HTTP: URL patterns (see [`UrlPattern`]) and whether link-local / cloud metadata
 /// addresses may be reached (default: no). `max_requests` caps requests per run
-/// (default: only the runtime's host-call cap).
+/// (default: only the runtime's host-call cap). `credentials` names the engine's
+/// `[[http.credentials]]` the host may add to this plugin's matching requests (default:
+/// none); the plugin never sees them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpGrant {
@@ -48,6 +50,8 @@ pub struct HttpGrant {
     pub allow_link_local: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<String>,
 }
 
 /// EC2: regions (empty: any), tags every touched instance must carry, whether
@@ -92,6 +96,8 @@ pub enum GrantError {
     SshHost { host: String, reason: String },
     #[error("invalid fence: {0}")]
     Fence(String),
+    #[error("invalid grant: no HTTP credential {name:?} is configured on this engine ([[http.credentials]]; configured: {known})")]
+    UnknownCredential { name: String, known: String },
 }
 
 impl Grant {
@@ -100,6 +106,18 @@ impl Grant {
         let grant: Grant = serde_json::from_value(value.clone()).map_err(|e| GrantError::Shape(e.to_string()))?;
         grant.validate()?;
         Ok(grant)
+    }
+
+    /// Checks that every HTTP credential the grant names is one of `known` (the engine's
+    /// `[[http.credentials]]` names).
+    pub fn check_credentials(&self, known: &[String]) -> Result<(), GrantError> {
+        for name in self.http.iter().flat_map(|h| &h.credentials) {
+            if !known.contains(name) {
+                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                return Err(GrantError::UnknownCredential { name: name.clone(), known });
+            }
+        }
+        Ok(())
     }
 
     /// Checks that every URL pattern and SSH network parses.

@@ -172,6 +172,12 @@ impl Runtime {
         })
     }
 
+    /// The host-held HTTP credentials (`[[http.credentials]]`) this runtime adds to the
+    /// requests of plugins granted them.
+    pub fn http_credentials(&self) -> &[Arc<cme_cloud::http::HttpCredential>] {
+        &self.inner.backends.http.credentials
+    }
+
     /// The artifact cache's engine key (`wasmtime-<hash>`).
     pub fn engine_key(&self) -> &str {
         self.inner.cache.engine_key()

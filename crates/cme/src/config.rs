@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use serde::Deserialize;
 
 use cme_api::{Role, Token};
@@ -61,7 +62,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub ssh: SshFile,
     #[serde(default)]
-    pub http: cme_grant::HttpFence,
+    pub http: HttpFile,
     #[serde(default)]
     pub registry: RegistryFile,
     /// Where events go (`[[webhooks]]`, one table each).
@@ -77,6 +78,130 @@ pub struct FileConfig {
     /// Blast-radius budgets over all plans and replicas (`[budgets]`, `[[budgets.groups]]`).
     #[serde(default)]
     pub budgets: cme_grant::Budgets,
+}
+
+/// `[http]`: the operator's fence for plugins' requests, and the credentials the host adds
+/// to them (`[[http.credentials]]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    /// Patterns every request must also match (empty: no extra condition).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Patterns no request may match.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Networks no request may reach (CIDR).
+    #[serde(default)]
+    pub deny_networks: Vec<String>,
+    #[serde(default)]
+    pub credentials: Vec<HttpCredentialFile>,
+}
+
+impl HttpFile {
+    pub fn fence(&self) -> cme_grant::HttpFence {
+        cme_grant::HttpFence { allow: self.allow.clone(), deny: self.deny.clone(), deny_networks: self.deny_networks.clone() }
+    }
+
+    /// Reads every credential's secret and builds it; the error names the credential.
+    pub async fn credentials(&self) -> anyhow::Result<Vec<std::sync::Arc<cme_cloud::http::HttpCredential>>> {
+        let mut built = Vec::new();
+        for (i, file) in self.credentials.iter().enumerate() {
+            if self.credentials[..i].iter().any(|other| other.name == file.name) {
+                anyhow::bail!("[[http.credentials]]: the name {:?} is used twice", file.name);
+            }
+            if let Some(unknown) = file.builtins.iter().find(|b| !cme_plugins::BUILTIN_NAMES.contains(&b.as_str())) {
+                anyhow::bail!("[[http.credentials]] {:?}: {unknown:?} is not a built-in plugin ({})", file.name, cme_plugins::BUILTIN_NAMES.join(", "));
+            }
+            let credential = cme_cloud::http::HttpCredential::new(&file.name, &file.urls, file.spec().await?)
+                .map_err(|e| anyhow::anyhow!("[[http.credentials]]: {e}"))?
+                .with_builtins(file.builtins.clone());
+            built.push(std::sync::Arc::new(credential));
+        }
+        Ok(built)
+    }
+}
+
+/// `[[http.credentials]]`: a secret the host adds to matching requests of plugins whose
+/// grant names it. The secret comes from exactly one of `secret`, `secret_env` (an
+/// environment variable) or `secret_file`; AWS SigV4 takes none (the standard AWS chain).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCredentialFile {
+    pub name: String,
+    pub urls: Vec<String>,
+    pub kind: CredentialKind,
+    pub secret: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// basic: the user name.
+    pub username: Option<String>,
+    /// header: the header's name, e.g. X-Api-Key.
+    pub header: Option<String>,
+    /// aws-sigv4: the service (e.g. "ec2", "execute-api") and region.
+    pub service: Option<String>,
+    pub region: Option<String>,
+    /// gcp-service-account: the OAuth scopes (default cloud-platform).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Built-in plugins granted this credential (e.g. ["api-request"]); uploaded plugins
+    /// are granted it through their grant's `http.credentials`.
+    #[serde(default)]
+    pub builtins: Vec<String>,
+}
+
+/// How a credential is added.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    Bearer,
+    Basic,
+    Header,
+    AwsSigv4,
+    GcpServiceAccount,
+}
+
+impl std::fmt::Debug for HttpCredentialFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("HttpCredentialFile").field("name", &self.name).field("urls", &self.urls).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl HttpCredentialFile {
+    async fn spec(&self) -> anyhow::Result<cme_cloud::http::CredentialSpec> {
+        use cme_cloud::http::CredentialSpec;
+        let name = &self.name;
+        let required = |what: &str, value: &Option<String>| {
+            value.clone().ok_or_else(|| anyhow::anyhow!("[[http.credentials]] {name:?}: {what} is required for kind {:?}", self.kind))
+        };
+        Ok(match self.kind {
+            CredentialKind::Bearer => CredentialSpec::Bearer { token: self.secret()? },
+            CredentialKind::Basic => CredentialSpec::Basic { username: required("username", &self.username)?, password: self.secret()? },
+            CredentialKind::Header => CredentialSpec::Header { header: required("header", &self.header)?, value: self.secret()? },
+            CredentialKind::GcpServiceAccount => CredentialSpec::GcpServiceAccount { key_json: self.secret()?, scopes: self.scopes.clone() },
+            CredentialKind::AwsSigv4 => {
+                if self.secret.is_some() || self.secret_env.is_some() || self.secret_file.is_some() {
+                    anyhow::bail!("[[http.credentials]] {name:?}: aws-sigv4 takes no secret: it signs with the standard AWS credential chain");
+                }
+                let provider = cme_cloud::http::aws_credential_chain().await.map_err(|e| anyhow::anyhow!("[[http.credentials]] {name:?}: {e}"))?;
+                CredentialSpec::AwsSigV4 { service: required("service", &self.service)?, region: required("region", &self.region)?, provider }
+            }
+        })
+    }
+
+    /// The secret, from exactly one of its three sources.
+    fn secret(&self) -> anyhow::Result<String> {
+        let name = &self.name;
+        match (&self.secret, &self.secret_env, &self.secret_file) {
+            (Some(value), None, None) => Ok(value.clone()),
+            (None, Some(var), None) => std::env::var(var).map_err(|_| anyhow::anyhow!("[[http.credentials]] {name:?}: the environment variable {var} is not set")),
+            (None, None, Some(path)) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .with_context(|| format!("[[http.credentials]] {name:?}: reading {}", path.display())),
+            _ => anyhow::bail!("[[http.credentials]] {name:?}: give exactly one of secret, secret_env and secret_file"),
+        }
+    }
 }
 
 /// A probe in the configuration: `ref`, `args`, `interval_seconds` (default 10).

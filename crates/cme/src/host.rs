@@ -54,6 +54,10 @@ impl RuntimeHost {
             if let Some(ssh) = &mut grant.ssh {
                 ssh.max_sessions = u32::MAX;
             }
+            if let Some(http) = &mut grant.http {
+                let name = &plugin.info().name;
+                http.credentials = self.runtime.http_credentials().iter().filter(|c| c.granted_to_builtin(name)).map(|c| c.name().to_string()).collect();
+            }
             builtins.push(Builtin { plugin: loaded(plugin, embedded.wasm.len()), grant });
         }
         Ok(builtins)

@@ -89,6 +89,8 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
     let own_sockets = vec![listener.local_addr().context("reading the bound address")?];
     let ec2 = Arc::new(ec2_backend(file.ec2.endpoint_url.clone()).await);
+    let credentials = file.http.credentials().await?;
+    let credential_names: Vec<String> = credentials.iter().map(|c| c.name().to_string()).collect();
     let mut runtime_config = RuntimeConfig {
         cache_dir: Some(match args.cache_dir.or(file.cache_dir.clone()) {
             Some(dir) => dir,
@@ -103,6 +105,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         ledger: Some(Arc::new(crate::ledger::StorageLedger(store.clone()))),
         ..RuntimeConfig::default()
     };
+    runtime_config.http.credentials = credentials;
     if let Some(s) = file.run_deadline_seconds {
         runtime_config.run_limits.deadline = Duration::from_secs(s.max(1));
     }
@@ -116,6 +119,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         dry_run: args.dry_run || file.dry_run.unwrap_or(false),
         run_deadline,
         webhooks: subscriptions,
+        http_credentials: credential_names,
         ..EngineConfig::default()
     };
     if let Some(n) = file.max_concurrent_runs {
@@ -231,7 +235,7 @@ fn fences(file: &FileConfig) -> anyhow::Result<Fences> {
             max_terminations_per_run: file.ec2.max_terminations_per_run.unwrap_or(defaults.ec2.max_terminations_per_run),
         },
         ssh: SshFence { max_sessions_per_run: file.ssh.max_sessions_per_run.unwrap_or(defaults.ssh.max_sessions_per_run) },
-        http: file.http.clone(),
+        http: file.http.fence(),
     };
     fences.validate()?;
     if fences.ec2.required_tags.is_empty() {

@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use super::credentials::{HttpCredential, scrub};
 use super::egress::{AddressRefused, CheckedResolver};
 use super::{DnsResolver, EgressRules, HttpError, SystemResolver};
 
 /// Engine-wide HTTP settings.
 ///
 /// By default: a 10 s timeout per request, responses cut at 1 MiB, at most 5 redirects,
-/// the system resolver, and no proxy (a proxy would resolve names where the egress rules
-/// cannot see them).
+/// the system resolver, no proxy (a proxy would resolve names where the egress rules
+/// cannot see them), and no host-held credentials.
 #[derive(Clone)]
 pub struct HttpConfig {
     pub default_timeout: Duration,
@@ -22,6 +23,8 @@ pub struct HttpConfig {
     pub max_redirects: usize,
     pub user_agent: String,
     pub resolver: Arc<dyn DnsResolver>,
+    /// Every configured `[[http.credentials]]`; a run gets those its grant names.
+    pub credentials: Vec<Arc<HttpCredential>>,
 }
 
 impl Default for HttpConfig {
@@ -32,6 +35,7 @@ impl Default for HttpConfig {
             max_redirects: 5,
             user_agent: concat!("cme/", env!("CARGO_PKG_VERSION")).into(),
             resolver: Arc::new(SystemResolver),
+            credentials: Vec::new(),
         }
     }
 }
@@ -43,6 +47,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("max_redirects", &self.max_redirects)
             .field("user_agent", &self.user_agent)
+            .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
 }
@@ -61,6 +66,8 @@ pub struct Request {
 /// The final response (after redirects).
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The host-held credential added to the request, by name (never its secret).
+    pub credential: Option<String>,
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -76,6 +83,8 @@ pub struct HttpClient {
     client: reqwest::Client,
     rules: Arc<EgressRules>,
     config: HttpConfig,
+    /// The host-held credentials this run's grant names.
+    credentials: Arc<Vec<Arc<HttpCredential>>>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -94,22 +103,28 @@ struct RedirectRefused(String);
 struct TooManyRedirects(usize);
 
 impl HttpClient {
-    /// Prepares a client for one run.
-    pub fn new(config: &HttpConfig, rules: EgressRules) -> Result<Self, HttpError> {
+    /// Prepares a client for one run; `credentials` are those its grant names.
+    pub fn new(config: &HttpConfig, rules: EgressRules, credentials: Vec<Arc<HttpCredential>>) -> Result<Self, HttpError> {
         let rules = Arc::new(rules);
+        let credentials = Arc::new(credentials);
         let redirect_rules = rules.clone();
+        let redirect_credentials = credentials.clone();
         let max_redirects = config.max_redirects;
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > max_redirects {
                 return attempt.error(TooManyRedirects(max_redirects));
             }
-            match redirect_rules.check_url(attempt.url()) {
-                Ok(()) => attempt.follow(),
-                Err(e) => {
-                    let reason = e.to_string();
-                    attempt.error(RedirectRefused(reason))
-                }
+            if let Err(e) = redirect_rules.check_url(attempt.url()) {
+                let reason = e.to_string();
+                return attempt.error(RedirectRefused(reason));
             }
+            // A credential added to the first request never follows a redirect outside its URLs.
+            let first = attempt.previous().first();
+            if let Some(credential) = redirect_credentials.iter().find(|c| first.is_some_and(|u| c.matches(u)) && !c.matches(attempt.url())) {
+                let reason = format!("{} is outside the URLs of credential {}", attempt.url().origin().ascii_serialization(), credential.name());
+                return attempt.error(RedirectRefused(reason));
+            }
+            attempt.follow()
         });
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -118,12 +133,17 @@ impl HttpClient {
             .dns_resolver(Arc::new(CheckedResolver { inner: config.resolver.clone(), rules: rules.clone() }))
             .build()
             .map_err(|e| HttpError::Upstream(format!("cannot build the HTTP client: {e}")))?;
-        Ok(HttpClient { client, rules, config: config.clone() })
+        Ok(HttpClient { client, rules, config: config.clone(), credentials })
     }
 
     /// The timeout used when a request names none.
     pub fn default_timeout(&self) -> Duration {
         self.config.default_timeout
+    }
+
+    /// The credential a request to `url` carries: the first granted one whose URLs match.
+    pub fn credential_for(&self, url: &Url) -> Option<&HttpCredential> {
+        self.credentials.iter().find(|c| c.matches(url)).map(|c| c.as_ref())
     }
 
     /// Checks a request against the rules without sending it (what a dry run does).
@@ -166,14 +186,25 @@ impl HttpClient {
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
+        let mut prepared = builder.build().map_err(|e| classify(e, timeout))?;
+        let credential = self.credential_for(prepared.url()).map(|c| c.name().to_string());
+        let secrets = match self.credential_for(prepared.url()) {
+            Some(c) => c.apply(&mut prepared).await?,
+            None => Vec::new(),
+        };
         let started = Instant::now();
-        let mut response = builder.send().await.map_err(|e| classify(e, timeout))?;
+        let mut response = self.client.execute(prepared).await.map_err(|e| classify(e, timeout))?;
         let status = response.status().as_u16();
         let final_url = response.url().to_string();
         let headers = response
             .headers()
             .iter()
             .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.to_string(), v.to_string())))
+            .map(|(k, v)| {
+                let mut value = v.into_bytes();
+                scrub(&mut value, &secrets);
+                (k, String::from_utf8_lossy(&value).into_owned())
+            })
             .collect();
         let cap = self.config.max_response_bytes;
         let mut body = Vec::new();
@@ -187,7 +218,9 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Response { status, headers, body, body_truncated, final_url, elapsed: started.elapsed() })
+        // The plugin reads what came back: a service that echoes the credential echoes ***.
+        scrub(&mut body, &secrets);
+        Ok(Response { credential, status, headers, body, body_truncated, final_url, elapsed: started.elapsed() })
     }
 }
 

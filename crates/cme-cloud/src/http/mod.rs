@@ -8,12 +8,17 @@
 //! * the engine's own listening sockets are refused, so a plugin cannot drive its API;
 //! * the addresses checked are the addresses connected to: resolution happens once,
 //!   inside the client's resolver, so DNS rebinding cannot swap them afterwards;
-//! * every redirect hop is checked like the first URL, up to a hop limit.
+//! * every redirect hop is checked like the first URL, up to a hop limit;
+//! * credentials the host holds are added to matching requests of plugins granted them
+//!   (`credentials`), never follow a redirect outside their URLs, and are scrubbed from
+//!   every response.
 
 mod client;
+mod credentials;
 mod egress;
 
 pub use client::{HttpClient, HttpConfig, Request, Response};
+pub use credentials::{CredentialSpec, HttpCredential, aws_credential_chain, granted as granted_credentials};
 pub use egress::{DeniedNetwork, DnsResolver, EgressRules, SystemResolver, UrlAllowList, is_loopback_name, is_metadata_or_link_local};
 pub use cme_grant::{PatternError, UrlPattern};
 

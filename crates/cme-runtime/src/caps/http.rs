@@ -50,7 +50,11 @@ impl Host for CallState {
         self.begin(CALL, &target);
         match client.send(request).await {
             Ok(response) => {
-                self.audit(CALL, target, Decision::Allowed, Some(response.status.to_string()));
+                let outcome = match &response.credential {
+                    Some(name) => format!("{} (credential {name})", response.status),
+                    None => response.status.to_string(),
+                };
+                self.audit(CALL, target, Decision::Allowed, Some(outcome));
                 Ok(Ok(Response {
                     status: response.status,
                     headers: response.headers.into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
@@ -88,7 +92,8 @@ impl CallState {
         match client.check(request) {
             Ok(url) => {
                 let bytes = request.body.as_ref().map_or(0, Vec::len);
-                let action = format!("would send {} {url} ({bytes} body bytes)", request.method.to_ascii_uppercase());
+                let with = client.credential_for(&url).map(|c| format!(" with credential {}", c.name())).unwrap_or_default();
+                let action = format!("would send {} {url} ({bytes} body bytes){with}", request.method.to_ascii_uppercase());
                 self.caps.as_mut().expect("admitted").actions.push(action);
                 self.audit("http.send", target.to_string(), Decision::Allowed, Some("not sent: dry run".into()));
                 Ok(Response {

@@ -60,7 +60,9 @@ impl Backends {
             return Ok(client.clone());
         }
         let rules = grant::http_rules(declared, grant, &self.fences, &self.own_sockets).expect("admitted HTTP calls have an HTTP grant");
-        let client = HttpClient::new(&self.http, rules)?;
+        let names = grant.http.as_ref().map(|h| h.credentials.as_slice()).unwrap_or_default();
+        let credentials = cme_cloud::http::granted_credentials(&self.http.credentials, names)?;
+        let client = HttpClient::new(&self.http, rules, credentials)?;
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
         }

@@ -16,6 +16,7 @@ mod egress;
 mod fences;
 mod firing;
 mod guards;
+mod http_credentials;
 mod openapi;
 mod operations;
 mod peers;

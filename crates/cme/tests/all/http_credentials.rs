@@ -1,0 +1,272 @@
+//! Credentials the host adds to plugins' requests (`[[http.credentials]]`): seen by the
+//! service, never by the plugin, an answer, a log or an audit row. A capture server here
+//! plays the service: it records each request's head and echoes it back, as a hostile
+//! or careless service might.
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::*;
+
+const BEARER: &str = "bearer-secret-1234";
+const PASSWORD: &str = "basic-pass-9876";
+const API_KEY: &str = "inline-key-5555";
+const AWS_SECRET: &str = "aws-secret-key-7777";
+const GCP_TOKEN: &str = "ya29.gcp-token-4242";
+
+/// Records request heads (and bodies); `/token` answers as Google's token endpoint,
+/// `/redirect?to=URL` redirects, anything else echoes the request head.
+struct Capture {
+    base: String,
+    heads: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Capture {
+    async fn start() -> Capture {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
+                    let length = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+                    let mut body = buffer[head_end..].to_vec();
+                    while body.len() < length {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => body.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let target = head.split(' ').nth(1).unwrap_or("").to_string();
+                    seen.lock().unwrap().push((head.clone(), String::from_utf8_lossy(&body).into_owned()));
+                    let authorization = head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.trim().to_string()));
+                    let answer = if target == "/token" {
+                        let token = json!({"access_token": GCP_TOKEN, "expires_in": 3600, "token_type": "Bearer"}).to_string();
+                        format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{token}", token.len())
+                    } else if let Some(to) = target.split_once("/redirect?to=").map(|(_, to)| to.to_string()) {
+                        format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    } else {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nx-seen-authorization: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
+                            authorization.unwrap_or_default(),
+                            head.len()
+                        )
+                    };
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Capture { base, heads }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The heads of requests to `path_prefix`.
+    fn heads(&self, path_prefix: &str) -> Vec<(String, String)> {
+        self.heads.lock().unwrap().iter().filter(|(head, _)| head.split(' ').nth(1).is_some_and(|t| t.starts_with(path_prefix))).cloned().collect()
+    }
+}
+
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+}
+
+/// A service-account key as Google issues it, with a fresh RSA key (openssl) and the
+/// capture server as its token endpoint.
+fn service_account_key(dir: &std::path::Path, token_uri: &str) -> Option<String> {
+    let pem = dir.join("sa.pem");
+    let status = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&pem)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then(|| {
+        json!({"type": "service_account", "client_email": "chaos@project.iam.gserviceaccount.com", "private_key_id": "k1",
+               "private_key": std::fs::read_to_string(&pem).unwrap(), "token_uri": token_uri})
+        .to_string()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_credentials_reach_the_service_and_never_the_plugin_an_answer_a_log_or_the_audit() {
+    let capture = Capture::start().await;
+    let elsewhere = Capture::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(key) = service_account_key(dir.path(), &capture.url("/token")) else {
+        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "openssl is required under CI");
+        eprintln!("skipping: openssl is missing");
+        return;
+    };
+    std::fs::write(dir.path().join("sa.json"), &key).unwrap();
+    std::fs::write(dir.path().join("password"), format!("{PASSWORD}\n")).unwrap();
+    let config = format!(
+        r#"
+[[http.credentials]]
+name = "billing"
+urls = ["{base}/bearer/*"]
+kind = "bearer"
+secret_env = "TEST_BILLING_TOKEN"
+builtins = ["api-request"]
+
+[[http.credentials]]
+name = "legacy"
+urls = ["{base}/basic/*"]
+kind = "basic"
+username = "ops"
+secret_file = "password"
+builtins = ["api-request"]
+
+[[http.credentials]]
+name = "apikey"
+urls = ["{base}/header/*"]
+kind = "header"
+header = "X-Api-Key"
+secret = "{API_KEY}"
+builtins = ["api-request"]
+
+[[http.credentials]]
+name = "aws"
+urls = ["{base}/aws/*"]
+kind = "aws-sigv4"
+service = "execute-api"
+region = "eu-west-1"
+builtins = ["api-request"]
+
+[[http.credentials]]
+name = "gce"
+urls = ["{base}/gcp/*"]
+kind = "gcp-service-account"
+secret_file = "sa.json"
+scopes = ["https://www.googleapis.com/auth/compute"]
+builtins = ["api-request"]
+"#,
+        base = capture.base
+    );
+    let env = vec![
+        ("TEST_BILLING_TOKEN".to_string(), BEARER.to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "AKIDCMETEST".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), AWS_SECRET.to_string()),
+    ];
+    let mut engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), env, ..Options::default() });
+    let api = engine.client();
+
+    let call = |path: &str| json!({"ref": "api_request:ApiRequest", "args": {"endpoint": capture.url(path), "method": "GET"}});
+    let mut executors = Vec::new();
+    for path in ["/bearer/a", "/basic/a", "/header/a", "/aws/a", "/gcp/a", "/gcp/b", "/plain/a"] {
+        let done = api.run_once(call(path), false).await;
+        assert_eq!(done["status"], "succeeded", "{path}: {done}");
+        executors.push(done);
+    }
+
+    // The service saw each credential, only where it applies.
+    let seen = |prefix: &str, name: &str| header(&capture.heads(prefix)[0].0, name);
+    assert_eq!(seen("/bearer/", "authorization").as_deref(), Some(format!("Bearer {BEARER}").as_str()));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("ops:{PASSWORD}"));
+    assert_eq!(seen("/basic/", "authorization").as_deref(), Some(format!("Basic {basic}").as_str()));
+    assert_eq!(seen("/header/", "x-api-key").as_deref(), Some(API_KEY));
+    let sigv4 = seen("/aws/", "authorization").expect("a SigV4 Authorization header");
+    assert!(sigv4.starts_with("AWS4-HMAC-SHA256 Credential=AKIDCMETEST/") && sigv4.contains("/eu-west-1/execute-api/aws4_request"), "{sigv4}");
+    assert!(seen("/aws/", "x-amz-date").is_some());
+    assert_eq!(seen("/gcp/", "authorization").as_deref(), Some(format!("Bearer {GCP_TOKEN}").as_str()));
+    assert_eq!(seen("/plain/", "authorization"), None, "no credential outside its URLs");
+    // The token was asked for once (cached), with a JWT signed for the key's account.
+    let token_requests = capture.heads("/token");
+    assert_eq!(token_requests.len(), 1, "the access token is cached: {token_requests:?}");
+    let form = &token_requests[0].1;
+    assert!(form.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"), "{form}");
+    let assertion = form.split("assertion=").nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(assertion.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["iss"], "chaos@project.iam.gserviceaccount.com");
+    assert_eq!(claims["aud"], capture.url("/token"));
+    assert_eq!(claims["scope"], "https://www.googleapis.com/auth/compute");
+
+    // The echo came back to the plugin scrubbed: its report shows *** where the secret was.
+    let bearer_report = executors[0]["result"]["details"]["body_excerpt"].as_str().unwrap();
+    assert!(bearer_report.contains("Bearer ***"), "{bearer_report}");
+
+    // A redirect that leaves the credential's URLs is refused, and nothing reaches there.
+    let away = api.run_once(call(&format!("/bearer/redirect?to={}", elsewhere.url("/stolen"))), false).await;
+    assert_eq!(away["status"], "failed", "{away}");
+    assert!(away["error"].as_str().unwrap().contains("outside the URLs of credential billing"), "{away}");
+    assert!(elsewhere.heads("/").is_empty(), "the redirect was not followed");
+
+    // The audit names the credential; no answer, log or audit row carries a secret.
+    let audit = api.get("/api/1/audit/?size=500").await.body;
+    assert!(audit.to_string().contains("200 (credential billing)"), "{audit}");
+    let mut everything = audit.to_string();
+    for done in &executors {
+        everything.push_str(&api.get(&format!("/api/1/executors/{}", done["id"].as_str().unwrap())).await.body.to_string());
+    }
+    everything.push_str(&api.get("/api/1/plugins/api-request@0.1.0").await.body.to_string());
+    engine.stop();
+    everything.push_str(&engine.stderr());
+    for secret in [BEARER, PASSWORD, basic.as_str(), API_KEY, AWS_SECRET, GCP_TOKEN, "BEGIN PRIVATE KEY"] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+}
+
+#[tokio::test]
+async fn a_grant_may_name_only_configured_credentials_and_uploaded_plugins_get_theirs() {
+    let capture = Capture::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("[[http.credentials]]\nname = \"billing\"\nurls = [\"{}/bearer/*\"]\nkind = \"bearer\"\nsecret = \"{BEARER}\"\n", capture.base);
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), ..Options::default() });
+    let api = engine.client();
+    let uploaded = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(cme_plugins::test_plugins::PING.wasm.to_vec()), Some("application/wasm")).await;
+    assert_eq!(uploaded.status, 201, "{:?}", uploaded.body);
+
+    let unknown = api.put("/api/1/plugins/ping-attack@0.1.0/grant", &json!({"http": {"urls": [capture.url("/*")], "credentials": ["nope"]}})).await;
+    assert_eq!(unknown.status, 400, "{:?}", unknown.body);
+    assert!(unknown.body["msg"].as_str().unwrap().contains("no HTTP credential \"nope\" is configured"), "{:?}", unknown.body);
+    assert_eq!(api.get("/api/1/plugins/ping-attack@0.1.0").await.body["status"], "pending", "the refused grant changed nothing");
+
+    // Granted without the credential: the request goes out bare.
+    let bare = api.put("/api/1/plugins/ping-attack@0.1.0/grant", &json!({"http": {"urls": [capture.url("/*")]}})).await;
+    assert_eq!(bare.status, 200, "{:?}", bare.body);
+    let done = api.run_once(json!({"ref": "ping:Ping", "args": {"url": capture.url("/bearer/bare")}}), false).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(header(&capture.heads("/bearer/bare")[0].0, "authorization"), None);
+
+    let granted = api.put("/api/1/plugins/ping-attack@0.1.0/grant", &json!({"http": {"urls": [capture.url("/*")], "credentials": ["billing"]}})).await;
+    assert_eq!(granted.status, 200, "{:?}", granted.body);
+    let done = api.run_once(json!({"ref": "ping:Ping", "args": {"url": capture.url("/bearer/granted")}}), false).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(header(&capture.heads("/bearer/granted")[0].0, "authorization").as_deref(), Some(format!("Bearer {BEARER}").as_str()));
+
+    // A dry run names the credential it would add, and sends nothing.
+    let dry = api.run_once(json!({"ref": "ping:Ping", "args": {"url": capture.url("/bearer/dry")}}), true).await;
+    assert!(dry["log"]["dry_run_actions"][0].as_str().unwrap().ends_with("with credential billing"), "{dry}");
+    assert!(capture.heads("/bearer/dry").is_empty());
+}
+
+#[test]
+fn a_misconfigured_credential_stops_the_engine_from_starting_with_its_name() {
+    let both = "[[http.credentials]]\nname = \"billing\"\nurls = [\"https://billing.internal/*\"]\nkind = \"bearer\"\nsecret = \"x\"\nsecret_env = \"Y\"\n";
+    assert!(refused_start(both).contains("\"billing\": give exactly one of secret, secret_env and secret_file"));
+    let unset = "[[http.credentials]]\nname = \"billing\"\nurls = [\"https://billing.internal/*\"]\nkind = \"bearer\"\nsecret_env = \"CME_TEST_SURELY_UNSET\"\n";
+    assert!(refused_start(unset).contains("CME_TEST_SURELY_UNSET is not set"));
+    let builtin = "[[http.credentials]]\nname = \"billing\"\nurls = [\"https://billing.internal/*\"]\nkind = \"bearer\"\nsecret = \"x\"\nbuiltins = [\"nope\"]\n";
+    assert!(refused_start(builtin).contains("\"nope\" is not a built-in plugin"));
+    let no_urls = "[[http.credentials]]\nname = \"billing\"\nurls = []\nkind = \"bearer\"\nsecret = \"x\"\n";
+    assert!(refused_start(no_urls).contains("urls is empty"));
+}
