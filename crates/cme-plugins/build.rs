@@ -8,8 +8,8 @@ use std::process::Command;
 
 // The one list of built-in plugins (crate names in plugins/), shared with src/lib.rs.
 include!("src/builtin_names.rs");
-const TEST_PLUGINS: [&str; 11] = [
-    "hostile", "ping-attack", "ping-v2", "describe-loop", "describe-huge", "bad-schema", "ref-thief", "impostor", "command", "legacy-planner",
+const TEST_PLUGINS: [&str; 12] = [
+    "hostile", "ping-attack", "gce-stop-instance", "ping-v2", "describe-loop", "describe-huge", "bad-schema", "ref-thief", "impostor", "command", "legacy-planner",
     "legacy-attack",
 ];
 

@@ -40,6 +40,10 @@ pub mod test_plugins {
     /// The SDK documentation's example attack (`plugins/examples/ping-attack`).
     pub const PING: EmbeddedPlugin = embed!("ping-attack", "ping_attack.wasm");
 
+    /// The example of a second cloud (`plugins/examples/gce-stop-instance`): stops a GCE
+    /// instance through the REST API with a host-injected token.
+    pub const GCE_STOP: EmbeddedPlugin = embed!("gce-stop-instance", "gce_stop_instance.wasm");
+
     /// The same example built as version 0.2.0 (`ping-attack@0.2.0`).
     pub const PING_V2: EmbeddedPlugin = embed!("ping-v2", "ping_v2.wasm");
 

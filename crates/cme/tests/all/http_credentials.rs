@@ -17,15 +17,22 @@ const API_KEY: &str = "inline-key-5555";
 const AWS_SECRET: &str = "aws-secret-key-7777";
 const GCP_TOKEN: &str = "ya29.gcp-token-4242";
 
-/// Records request heads (and bodies); `/token` answers as Google's token endpoint,
-/// `/redirect?to=URL` redirects, anything else echoes the request head.
+/// Records request heads (and bodies) and answers through a responder ([`echo`] by default).
 struct Capture {
     base: String,
     heads: Arc<Mutex<Vec<(String, String)>>>,
 }
 
+/// What the capture server answers to a request (target, head): the whole HTTP answer.
+type Responder = Arc<dyn Fn(&str, &str) -> String + Send + Sync>;
+
 impl Capture {
+    /// Echoes, as described above.
     async fn start() -> Capture {
+        Capture::start_with(Arc::new(echo)).await
+    }
+
+    async fn start_with(respond: Responder) -> Capture {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let heads = Arc::new(Mutex::new(Vec::new()));
@@ -33,6 +40,7 @@ impl Capture {
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let seen = seen.clone();
+                let respond = respond.clone();
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -56,19 +64,7 @@ impl Capture {
                     }
                     let target = head.split(' ').nth(1).unwrap_or("").to_string();
                     seen.lock().unwrap().push((head.clone(), String::from_utf8_lossy(&body).into_owned()));
-                    let authorization = head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.trim().to_string()));
-                    let answer = if target == "/token" {
-                        let token = json!({"access_token": GCP_TOKEN, "expires_in": 3600, "token_type": "Bearer"}).to_string();
-                        format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{token}", token.len())
-                    } else if let Some(to) = target.split_once("/redirect?to=").map(|(_, to)| to.to_string()) {
-                        format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    } else {
-                        format!(
-                            "HTTP/1.1 200 OK\r\nx-seen-authorization: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
-                            authorization.unwrap_or_default(),
-                            head.len()
-                        )
-                    };
+                    let answer = respond(&target, &head);
                     let _ = socket.write_all(answer.as_bytes()).await;
                 });
             }
@@ -84,6 +80,24 @@ impl Capture {
     fn heads(&self, path_prefix: &str) -> Vec<(String, String)> {
         self.heads.lock().unwrap().iter().filter(|(head, _)| head.split(' ').nth(1).is_some_and(|t| t.starts_with(path_prefix))).cloned().collect()
     }
+}
+
+/// `/token` answers as Google's token endpoint, `/redirect?to=URL` redirects, anything
+/// else echoes the request head (with the Authorization it saw in a header too).
+fn echo(target: &str, head: &str) -> String {
+    if target == "/token" {
+        return json_answer(200, &json!({"access_token": GCP_TOKEN, "expires_in": 3600, "token_type": "Bearer"}));
+    }
+    if let Some((_, to)) = target.split_once("/redirect?to=") {
+        return format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    }
+    let authorization = header(head, "authorization").unwrap_or_default();
+    format!("HTTP/1.1 200 OK\r\nx-seen-authorization: {authorization}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}", head.len())
+}
+
+fn json_answer(status: u16, body: &Value) -> String {
+    let body = body.to_string();
+    format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
 }
 
 fn header(head: &str, name: &str) -> Option<String> {
@@ -269,4 +283,66 @@ fn a_misconfigured_credential_stops_the_engine_from_starting_with_its_name() {
     assert!(refused_start(builtin).contains("\"nope\" is not a built-in plugin"));
     let no_urls = "[[http.credentials]]\nname = \"billing\"\nurls = []\nkind = \"bearer\"\nsecret = \"x\"\n";
     assert!(refused_start(no_urls).contains("urls is empty"));
+}
+
+/// The GCE example plugin against a local server playing the Compute Engine API and
+/// Google's token endpoint (no GCE emulator exists): the server checks every request
+/// carries the token the host obtained with the service account, and the plugin stops the
+/// one running instance whose labels match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gce_example_stops_a_matching_instance_with_an_injected_service_account_token() {
+    let gce: Responder = Arc::new(|target: &str, head: &str| {
+        if target == "/token" {
+            return json_answer(200, &json!({"access_token": GCP_TOKEN, "expires_in": 3600}));
+        }
+        if header(head, "authorization").as_deref() != Some(&format!("Bearer {GCP_TOKEN}")) {
+            return json_answer(401, &json!({"error": {"code": 401, "message": "Request is missing required authentication credential."}}));
+        }
+        let instances = "/compute/v1/projects/chaos-project-1/zones/europe-west1-b/instances";
+        match target.split_once('?') {
+            Some((path, query)) if path == instances && query == "filter=labels.chaos%20%3D%20%22true%22" => json_answer(
+                200,
+                &json!({"kind": "compute#instanceList", "items": [
+                    {"name": "web-1", "status": "RUNNING", "labels": {"chaos": "true"}},
+                    {"name": "web-2", "status": "TERMINATED", "labels": {"chaos": "true"}}]}),
+            ),
+            None if target == format!("{instances}/web-1/stop") => {
+                json_answer(200, &json!({"kind": "compute#operation", "name": "operation-stop-web-1", "status": "RUNNING"}))
+            }
+            _ => json_answer(404, &json!({"error": {"code": 404, "message": format!("unexpected {target}")}})),
+        }
+    });
+    let google = Capture::start_with(gce).await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(key) = service_account_key(dir.path(), &google.url("/token")) else {
+        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "openssl is required under CI");
+        return;
+    };
+    std::fs::write(dir.path().join("sa.json"), key).unwrap();
+    let config = format!(
+        "[[http.credentials]]\nname = \"gce\"\nurls = [\"{}/compute/v1/*\"]\nkind = \"gcp-service-account\"\nsecret_file = \"sa.json\"\n",
+        google.base
+    );
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), ..Options::default() });
+    let api = engine.client();
+    let uploaded = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(cme_plugins::test_plugins::GCE_STOP.wasm.to_vec()), Some("application/wasm")).await;
+    assert_eq!(uploaded.status, 201, "{:?}", uploaded.body);
+    let grant = json!({"http": {"urls": [google.url("/compute/v1/projects/chaos-project-1/*")], "credentials": ["gce"]}});
+    assert_eq!(api.put("/api/1/plugins/gce-stop-instance@0.1.0/grant", &grant).await.status, 200);
+
+    let args = json!({"project": "chaos-project-1", "zone": "europe-west1-b", "labels": {"chaos": "true"}, "endpoint": google.base});
+    let done = api.run_once(json!({"ref": "gce_stop_instance:GceStopInstance", "args": args}), false).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["summary"], "stopping web-1");
+    assert_eq!(done["result"]["details"]["operation"], "operation-stop-web-1");
+    let stops = google.heads("/compute/v1/projects/chaos-project-1/zones/europe-west1-b/instances/web-1/stop");
+    assert_eq!(stops.len(), 1, "one stop request");
+    assert!(stops[0].0.starts_with("POST "));
+    assert!(!done.to_string().contains(GCP_TOKEN));
+
+    // Another project is outside the grant: refused before any request leaves.
+    let other = json!({"project": "other-project-9", "zone": "europe-west1-b", "labels": {"chaos": "true"}, "endpoint": google.base});
+    let denied = api.run_once(json!({"ref": "gce_stop_instance:GceStopInstance", "args": other}), false).await;
+    assert_eq!(denied["status"], "failed", "{denied}");
+    assert!(google.heads("/compute/v1/projects/other-project-9").is_empty());
 }
