@@ -354,6 +354,11 @@ async fn every_plan_body_in_the_readme_is_accepted_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
     let api = engine.client();
+    // The README's example of an uploaded plugin (gce-stop-instance), uploaded and granted as it says.
+    let gce = cme_plugins::test_plugins::GCE_STOP.wasm.to_vec();
+    assert_eq!(api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(gce), Some("application/wasm")).await.status, 201);
+    let grant = serde_json::json!({"http": {"urls": ["https://compute.googleapis.com/*"]}});
+    assert_eq!(api.put("/api/1/plugins/gce-stop-instance@0.1.0/grant", &grant).await.status, 200);
     for body in bodies {
         let forecast = api.post("/api/1/forecast?from=2029-12-30T00:00:00Z&until=2030-01-06T00:00:00Z", &body).await;
         assert_eq!(forecast.status, 200, "{body}: {:?}", forecast.body);
