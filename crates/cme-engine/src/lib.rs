@@ -24,6 +24,7 @@ pub mod guards;
 mod halt;
 mod horizon;
 pub mod host;
+pub mod inventory;
 pub mod signatures;
 pub mod model;
 mod plans;

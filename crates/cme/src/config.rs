@@ -81,7 +81,8 @@ pub struct FileConfig {
 }
 
 /// `[http]`: the operator's fence for plugins' requests, and the credentials the host adds
-/// to them (`[[http.credentials]]`).
+/// to them (`[[http.credentials]]`). The fence's keys repeat `cme_grant::HttpFence`'s
+/// because serde cannot flatten it under `deny_unknown_fields`; `fence()` converts.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpFile {

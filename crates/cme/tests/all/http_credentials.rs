@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::support::*;
 
@@ -42,26 +42,7 @@ impl Capture {
                 let seen = seen.clone();
                 let respond = respond.clone();
                 tokio::spawn(async move {
-                    let mut buffer = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let head_end = loop {
-                        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
-                    let length = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
-                    let mut body = buffer[head_end..].to_vec();
-                    while body.len() < length {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => body.extend_from_slice(&chunk[..n]),
-                        }
-                    }
+                    let Some((head, body)) = read_request(&mut socket).await else { return };
                     let target = head.split(' ').nth(1).unwrap_or("").to_string();
                     seen.lock().unwrap().push((head.clone(), String::from_utf8_lossy(&body).into_owned()));
                     let answer = respond(&target, &head);
