@@ -119,7 +119,7 @@ pub mod testing;
 pub use capabilities::{ec2, http, scripts, ssh};
 pub use chrono;
 pub use chrono_tz;
-pub use describe::{Capability, Describe};
+pub use describe::{Capability, Describe, is_plugin_name};
 pub use error::PluginError;
 pub use serde;
 pub use serde_json::{self, json};

@@ -55,7 +55,7 @@ impl PluginInfo {
     /// name, a semver version, at least one well-formed ref, a JSON Schema that compiles,
     /// example args that validate, and parsable URL patterns.
     pub fn validate(&self) -> Result<jsonschema::Validator, String> {
-        if !is_kebab_case(&self.name) {
+        if !cme_plugin_sdk::is_plugin_name(&self.name) {
             return Err(format!("name {:?} is not kebab-case (lowercase words joined by '-', e.g. api-request)", self.name));
         }
         semver::Version::parse(&self.version)
@@ -87,14 +87,6 @@ impl PluginInfo {
     }
 }
 
-fn is_kebab_case(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.split('-').all(|word| {
-            !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-}
 
 /// The canonical `module:Class` spelling of a ref; the original engine's documented
 /// `module.Class` spelling maps to it (the last `.` becomes `:`). None when malformed.

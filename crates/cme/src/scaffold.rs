@@ -68,12 +68,7 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
 
 fn create(args: &NewArgs, dir: &Path) -> anyhow::Result<()> {
     let name = &args.name;
-    let kebab = !name.is_empty()
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.ends_with('-')
-        && !name.contains("--");
-    if !kebab {
+    if !cme_plugin_sdk::is_plugin_name(name) {
         bail!("the name must be kebab-case, e.g. kill-pod (it is the plugin's name in the registry)");
     }
     if dir.exists() && dir.read_dir().with_context(|| format!("reading {}", dir.display()))?.next().is_some() {

@@ -187,10 +187,9 @@ impl HttpClient {
             builder = builder.body(body);
         }
         let mut prepared = builder.build().map_err(|e| classify(e, timeout))?;
-        let credential = self.credential_for(prepared.url()).map(|c| c.name().to_string());
-        let secrets = match self.credential_for(prepared.url()) {
-            Some(c) => c.apply(&mut prepared).await?,
-            None => Vec::new(),
+        let (credential, secrets) = match self.credential_for(prepared.url()) {
+            Some(c) => (Some(c.name().to_string()), c.apply(&mut prepared).await?),
+            None => (None, Vec::new()),
         };
         let started = Instant::now();
         let mut response = self.client.execute(prepared).await.map_err(|e| classify(e, timeout))?;

@@ -336,17 +336,15 @@ impl MockHost {
 /// version, a schema that compiles and an example that validates against it. Call it
 /// from a test so a bad description fails `cargo test`, not the upload.
 pub fn validate_describe(describe: &Describe) -> Result<(), String> {
-    let kebab = !describe.name.is_empty()
-        && describe.name.starts_with(|c: char| c.is_ascii_lowercase())
-        && describe.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !describe.name.ends_with('-')
-        && !describe.name.contains("--");
-    if !kebab {
+    if !crate::is_plugin_name(&describe.name) {
         return Err(format!("name {:?} is not kebab-case (e.g. kill-pod)", describe.name));
     }
     let parts: Vec<&str> = describe.version.split(['-', '+']).next().unwrap_or_default().split('.').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) {
         return Err(format!("version {:?} is not semver (e.g. 1.0.0)", describe.version));
+    }
+    if describe.refs.is_empty() {
+        return Err("refs is empty: a plugin needs at least one ref, e.g. my_attack:MyAttack".into());
     }
     for r in &describe.refs {
         if r.trim().is_empty() {

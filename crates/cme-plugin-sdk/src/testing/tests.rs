@@ -157,7 +157,7 @@ struct DailyArgs {
 impl Planner for Daily {
     type Args = DailyArgs;
     fn describe() -> Describe {
-        Describe::new("daily", "1.0.0").args::<DailyArgs>().example(json!({"hour": 10}))
+        Describe::new("daily", "1.0.0").refs(["daily:Daily"]).args::<DailyArgs>().example(json!({"hour": 10}))
     }
     fn plan(ctx: &PlanContext, args: DailyArgs) -> Result<Schedule, PluginError> {
         let mut day = ctx.window.from.date_naive();
