@@ -73,6 +73,8 @@ pub(crate) enum Body {
     Wasm,
     /// An iCalendar file.
     Calendar,
+    /// An Ansible YAML inventory.
+    Yaml,
 }
 
 /// A successful answer.
@@ -221,6 +223,7 @@ impl Endpoint {
                 }}
             }})),
             Body::Calendar => Some(json!({"required": true, "content": {"text/calendar": {"schema": {"type": "string"}}}})),
+            Body::Yaml => Some(json!({"required": true, "content": {"application/yaml": {"schema": {"type": "string"}}}})),
         };
         if let Some(body) = body {
             operation["requestBody"] = body;
@@ -381,6 +384,7 @@ fn schemas() -> Value {
         "Reschedule": crate::routes::reschedule_schema(),
         "NewCredential": crate::routes::credential_schema(),
         "NewBlackout": crate::routes::blackout_schema(),
+        "NewInventory": crate::routes::inventory_schema(),
         "HaltRequest": crate::routes::halt_schema(),
         "Grant": cme_grant::Grant::json_schema(),
         "Problem": {
@@ -425,6 +429,24 @@ fn schemas() -> Value {
             "_links": links,
         }},
         "Blackout": blackout,
+        "Inventory": {"type": "object", "required": ["name", "count", "hosts", "updated", "updated_by", "_links"], "properties": {
+            "name": {"type": "string"}, "count": {"type": "integer"}, "hosts": {"type": "array", "items": crate::routes::inventory_host_schema()},
+            "updated": date, "updated_by": {"type": "string"}, "_links": links
+        }},
+        "InventoryList": {"type": "object", "required": ["count", "inventories"], "properties": {
+            "count": {"type": "integer"}, "inventories": {"type": "array", "items": reference("Inventory")}, "_links": links
+        }},
+        "InventoryImport": {"type": "object", "required": ["count", "inventories"], "properties": {
+            "msg": {"type": "string"}, "count": {"type": "integer"}, "inventories": {"type": "array", "items": reference("Inventory")}, "_links": links
+        }},
+        "Undo": {"type": "object", "required": ["id", "state", "target", "command", "plugin", "executor_id", "plan_id", "armed", "due", "attempts", "_links"], "properties": {
+            "id": {"type": "string"}, "state": {"enum": ["pending", "done", "failed"]}, "target": {"type": "string"}, "command": {"type": "string"},
+            "plugin": {"type": "string"}, "executor_id": {"type": "string"}, "plan_id": {"type": "string"}, "armed": date, "due": date,
+            "attempts": {"type": "integer", "minimum": 0}, "outcome": text_or_null, "finished": date_or_null, "_links": links
+        }},
+        "UndoList": {"type": "object", "required": ["count", "pending", "undos"], "properties": {
+            "count": {"type": "integer"}, "pending": {"type": "integer"}, "undos": {"type": "array", "items": reference("Undo")}, "_links": links
+        }},
         "BlackoutList": {"type": "object", "required": ["count", "blackouts"], "properties": {
             "count": {"type": "integer"}, "blackouts": {"type": "array", "items": reference("Blackout")}, "_links": links
         }},

@@ -327,3 +327,31 @@ mod tests {
         assert_eq!(cut.chars().count(), 200);
     }
 }
+
+/// The commands that make an undo happen once the engine armed it. A timer is left on the
+/// target (a process group of its own, outside the SSH session, so it survives the session
+/// and the engine), and when the engine runs the undo itself it stops that timer first.
+pub mod undo {
+    use super::shell_quote;
+
+    /// Where the target's timer for undo `id` keeps its process group id.
+    fn pid_file(id: &str) -> String {
+        let id: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        format!("/tmp/cme-undo-{id}.pid")
+    }
+
+    /// Starts the target's timer: after `after_seconds` it runs `command` (unless the
+    /// engine ran the undo first), then forgets itself.
+    pub fn timer(id: &str, command: &str, after_seconds: u64) -> String {
+        let pid = pid_file(id);
+        let script = format!("echo $$ > {pid}; sleep {after_seconds}; rm -f {pid}; {command}");
+        format!("setsid sh -c {} </dev/null >/dev/null 2>&1 &", shell_quote(&script))
+    }
+
+    /// Runs the undo now: stops the target's timer, if it still waits, then `command`; its
+    /// exit status is the command's.
+    pub fn now(id: &str, command: &str) -> String {
+        let pid = pid_file(id);
+        format!("if [ -f {pid} ]; then kill -- -\"$(cat {pid})\" 2>/dev/null; rm -f {pid}; fi; {command}")
+    }
+}

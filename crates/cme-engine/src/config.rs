@@ -60,6 +60,9 @@ pub struct EngineConfig {
     /// Who may sign uploaded plugins, and whether they must be signed (by default no
     /// key is trusted and unsigned uploads are accepted).
     pub trusted_keys: crate::TrustedKeys,
+    /// Notified by whoever stores an undo (the binary's SSH store), so that the undo
+    /// keeper learns of it without polling; a fresh one by default.
+    pub undo_armed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +88,7 @@ impl Default for EngineConfig {
             stop_conditions: Vec::new(),
             deadman: crate::guards::Deadman::default(),
             trusted_keys: crate::TrustedKeys::default(),
+            undo_armed: Default::default(),
             budgets: crate::Budgets::default(),
             http_credentials: Vec::new(),
         }

@@ -12,6 +12,8 @@ pub enum Resource {
     Plugin,
     Credential,
     Blackout,
+    Inventory,
+    Undo,
 }
 
 impl std::fmt::Display for Resource {
@@ -22,6 +24,8 @@ impl std::fmt::Display for Resource {
             Resource::Plugin => "plugin",
             Resource::Credential => "credential",
             Resource::Blackout => "blackout",
+            Resource::Inventory => "inventory",
+            Resource::Undo => "undo",
         })
     }
 }

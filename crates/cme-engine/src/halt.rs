@@ -34,6 +34,7 @@ impl Engine {
         *self.local_halt.lock().unwrap_or_else(|e| e.into_inner()) = Some(state.clone());
         self.stop_runs("halted");
         self.wake_scheduler();
+        self.wake_undos();
         tracing::warn!(by, "engine halted");
         let audit = AuditEvent { reason, ..AuditEvent::action(by, "halt", "") };
         let persisted = self.persist_halt(&state, &audit).await;
@@ -107,6 +108,7 @@ impl Engine {
                         tracing::warn!("halted by another replica: cancelling running attacks");
                     }
                     self.stop_runs("halted");
+                    self.wake_undos();
                 }
                 Ok(_) => {}
                 // Fail closed: the scheduler's next pass cannot read the switch either.

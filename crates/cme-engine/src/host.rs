@@ -196,6 +196,12 @@ pub trait PluginHost: Send + Sync + 'static {
     fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError>;
     /// Starts a run's task (start checks, the attack, handing over its result) where this
     /// host's calls cost least. By default, on the caller's runtime.
+    /// Runs an armed undo now, over SSH to its target. Hosts without SSH cannot.
+    async fn run_undo(&self, undo: &crate::Undo) -> crate::UndoAttempt {
+        let _ = undo;
+        crate::UndoAttempt::Unreachable("this host cannot run undos".into())
+    }
+
     fn spawn_run(&self, run: RunTask) {
         tokio::spawn(run);
     }

@@ -2,16 +2,29 @@
 //! those EC2 finds (issue 16). A host is an address, a port, a login user, the name of a
 //! stored SSH credential and free-form tags that attacks filter on.
 //!
-//! This module is the vocabulary and the two ways in: checking a group written as JSON,
-//! and importing the groups of an Ansible YAML inventory (`ansible_host`, `ansible_port`,
+//! This module is the vocabulary, the engine's operations on stored inventories (each
+//! change audited with it) and the two ways in: checking a group written as JSON, and
+//! importing the groups of an Ansible YAML inventory (`ansible_host`, `ansible_port`,
 //! `ansible_user`; `cme_credential` names the credential; other scalar variables become
 //! tags). Group variables apply to the group's hosts and to its children's, a host's own
 //! variables win, and a host in a child group belongs to every ancestor, as in Ansible.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_norway::Value as Yaml;
+
+use crate::{AuditEvent, Engine, EngineError, Resource};
+
+/// A stored inventory: a named group of hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    pub name: String,
+    pub hosts: Vec<InventoryHost>,
+    pub updated: DateTime<Utc>,
+    pub updated_by: String,
+}
 
 /// The most hosts one inventory holds.
 pub const MAX_HOSTS: usize = 10_000;
@@ -101,6 +114,68 @@ pub fn from_ansible_yaml(text: &str) -> Result<BTreeMap<String, Vec<InventoryHos
         return Err("the inventory has no hosts".into());
     }
     Ok(inventories)
+}
+
+impl Engine {
+    /// Creates or replaces the inventory called `name`, audited.
+    pub async fn put_inventory(&self, name: &str, hosts: Vec<InventoryHost>, by: &str) -> Result<Inventory, EngineError> {
+        validate(name, &hosts).map_err(|m| EngineError::invalid("/hosts", m))?;
+        self.check_inventory_credentials(std::iter::once((name, hosts.as_slice()))).await?;
+        let inventory = Inventory { name: name.to_string(), hosts, updated: Utc::now(), updated_by: by.to_string() };
+        let audit = AuditEvent::action(by, "inventory.put", format!("{name}: {} hosts", inventory.hosts.len()));
+        self.storage.put_inventories(std::slice::from_ref(&inventory), &audit).await?;
+        tracing::info!(inventory = name, hosts = inventory.hosts.len(), by, "inventory stored");
+        Ok(inventory)
+    }
+
+    /// Imports every group of an Ansible YAML inventory that holds hosts as an inventory
+    /// of the same name, replacing those of the same names; all or nothing, audited.
+    pub async fn import_inventories(&self, yaml: &str, by: &str) -> Result<Vec<Inventory>, EngineError> {
+        let groups = from_ansible_yaml(yaml).map_err(|m| EngineError::invalid("/", m))?;
+        self.check_inventory_credentials(groups.iter().map(|(name, hosts)| (name.as_str(), hosts.as_slice()))).await?;
+        let now = Utc::now();
+        let inventories: Vec<Inventory> =
+            groups.into_iter().map(|(name, hosts)| Inventory { name, hosts, updated: now, updated_by: by.to_string() }).collect();
+        let names: Vec<&str> = inventories.iter().map(|i| i.name.as_str()).collect();
+        let audit = AuditEvent::action(by, "inventory.import", names.join(", "));
+        self.storage.put_inventories(&inventories, &audit).await?;
+        tracing::info!(inventories = %names.join(","), by, "inventories imported");
+        Ok(inventories)
+    }
+
+    /// Every inventory, by name.
+    pub async fn inventories(&self) -> Result<Vec<Inventory>, EngineError> {
+        Ok(self.storage.inventories().await?)
+    }
+
+    pub async fn inventory(&self, name: &str) -> Result<Inventory, EngineError> {
+        self.storage.inventory(name).await?.ok_or_else(|| EngineError::not_found(Resource::Inventory, name))
+    }
+
+    /// Deletes an inventory, audited. Plans naming it fail at their next run, saying so.
+    pub async fn delete_inventory(&self, name: &str, by: &str) -> Result<(), EngineError> {
+        let audit = AuditEvent::action(by, "inventory.delete", name);
+        if !self.storage.delete_inventory(name, &audit).await? {
+            return Err(EngineError::not_found(Resource::Inventory, name));
+        }
+        tracing::info!(inventory = name, by, "inventory deleted");
+        Ok(())
+    }
+
+    /// Every credential the hosts name must be stored: a typo is refused now rather than
+    /// found by the first attack.
+    async fn check_inventory_credentials<'a>(&self, inventories: impl Iterator<Item = (&'a str, &'a [InventoryHost])>) -> Result<(), EngineError> {
+        let stored: std::collections::HashSet<String> = self.storage.credentials().await?.into_iter().map(|c| c.name).collect();
+        for (name, hosts) in inventories {
+            if let Some(host) = hosts.iter().find(|h| !stored.contains(&h.credential)) {
+                return Err(EngineError::invalid(
+                    "/hosts",
+                    format!("inventory {name}, host {:?}: no credential named {:?} is stored (POST /api/1/credentials/ first)", host.name, host.credential),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 type Vars = BTreeMap<String, String>;

@@ -13,6 +13,7 @@
 //! (implemented by the binary over the runtime).
 
 pub mod blackouts;
+pub mod undo;
 pub mod calendar;
 mod config;
 mod credentials;
@@ -46,6 +47,8 @@ pub use halt::Halt;
 pub use host::{CheckInput, CheckResult, HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost, Verdict};
 pub use model::*;
 pub use blackouts::{Blackout, BlackoutWhen, NewBlackout, WallTime};
+pub use inventory::{Inventory, InventoryHost};
+pub use undo::{Undo, UndoAttempt, UndoState};
 pub use events::{Attempt, Delivery, DeliveryCounts, Event, ExecutorDetail, Subscription, WebhookState};
 pub use forecast::{Firing, Forecast};
 pub use cme_grant::{BudgetTake, Budgets, GroupBudget};
@@ -94,6 +97,8 @@ pub struct Engine {
     run_started: Notify,
     /// Recurring plans whose planner failed, and when to ask it again.
     horizon_failures: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Wakes the undo keeper (a halt).
+    undo_wake: Notify,
 }
 
 impl Engine {
@@ -111,6 +116,7 @@ impl Engine {
             local_halt: Default::default(),
             halt_writes: Default::default(),
             horizon_failures: Default::default(),
+            undo_wake: Notify::new(),
             watched_plans: Default::default(),
             deadman: Default::default(),
             run_started: Notify::new(),
@@ -136,6 +142,7 @@ impl Engine {
         tokio::spawn(self.clone().plan_ahead());
         tokio::spawn(self.clone().watch_engine());
         tokio::spawn(self.clone().watch_deadman());
+        tokio::spawn(self.clone().keep_undos());
         if let Some(signals) = self.storage.halt_signals() {
             tokio::spawn(self.clone().follow_halts(signals));
         }

@@ -226,6 +226,26 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes a blackout with its audit event; false when there is none by that id.
     async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool>;
 
+    /// Every inventory, by name.
+    async fn inventories(&self) -> StorageResult<Vec<crate::Inventory>>;
+    async fn inventory(&self, name: &str) -> StorageResult<Option<crate::Inventory>>;
+    /// Stores inventories, replacing those of the same names, with the audit event (all
+    /// or nothing).
+    async fn put_inventories(&self, inventories: &[crate::Inventory], audit: &AuditEvent) -> StorageResult<()>;
+    /// Deletes an inventory with its audit event; false when there is none by that name.
+    async fn delete_inventory(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool>;
+
+    /// Stores an armed undo (before its attack acts).
+    async fn insert_undo(&self, undo: &crate::Undo) -> StorageResult<()>;
+    /// Pending undos, soonest due first (`pending: true`), or every undo, newest armed
+    /// first; at most `limit`.
+    async fn undos(&self, pending: bool, limit: u64) -> StorageResult<Vec<crate::Undo>>;
+    async fn undo(&self, id: &str) -> StorageResult<Option<crate::Undo>>;
+    /// Records an attempt at an undo (its new state, attempts, due time and outcome) with
+    /// its audit event, only while it is still pending; false when it was not (another
+    /// replica finished it first: nothing is written).
+    async fn update_undo(&self, undo: &crate::Undo, audit: &AuditEvent) -> StorageResult<bool>;
+
     async fn halt_state(&self) -> StorageResult<HaltState>;
     /// Changes whenever another replica may have changed the halt switch (PostgreSQL's
     /// LISTEN/NOTIFY), so that a halt reaches every replica at once; None where storage

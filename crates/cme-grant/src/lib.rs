@@ -69,9 +69,10 @@ pub struct Ec2Grant {
     pub max_terminations_per_run: u32,
 }
 
-/// SSH: sessions one run may open (default 1), and the networks it may reach besides the
+/// SSH: sessions one run may open (default 1), the networks it may reach besides the
 /// instances the same run described (`hosts`: CIDRs such as `10.1.0.0/16` or single
-/// addresses; default none, so only described instances).
+/// addresses; default none, so only described instances), and the inventories it may list
+/// and reach the hosts of (`inventories`: names, or `"*"` for every one; default none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshGrant {
@@ -79,6 +80,15 @@ pub struct SshGrant {
     pub max_sessions: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventories: Vec<String>,
+}
+
+impl SshGrant {
+    /// Whether the grant names the inventory called `name` (or every one, `"*"`).
+    pub fn allows_inventory(&self, name: &str) -> bool {
+        self.inventories.iter().any(|granted| granted == "*" || granted == name)
+    }
 }
 
 fn one() -> u32 {
@@ -159,7 +169,7 @@ mod tests {
 
     #[test]
     fn ssh_networks_contain_their_addresses_only() {
-        let grant = SshGrant { max_sessions: 1, hosts: vec!["10.1.0.0/16".into(), "192.168.5.7".into(), "fd00::/8".into()] };
+        let grant = SshGrant { max_sessions: 1, hosts: vec!["10.1.0.0/16".into(), "192.168.5.7".into(), "fd00::/8".into()], inventories: vec![] };
         for (address, allowed) in [
             ("10.1.2.3", true),
             ("10.2.0.1", false),
@@ -173,7 +183,7 @@ mod tests {
         }
         let bad: Grant = serde_json::from_str(r#"{"ssh":{"hosts":["10.0.0.0/33"]}}"#).unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("prefix"));
-        let everything = SshGrant { max_sessions: 1, hosts: vec!["0.0.0.0/0".into()] };
+        let everything = SshGrant { max_sessions: 1, hosts: vec!["0.0.0.0/0".into()], inventories: vec![] };
         assert!(everything.allows_host("8.8.8.8"));
     }
 
@@ -221,7 +231,8 @@ impl Grant {
                     "additionalProperties": false,
                     "properties": {
                         "max_sessions": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
-                        "hosts": {"type": "array", "items": {"type": "string"}, "description": "CIDRs or addresses"}
+                        "hosts": {"type": "array", "items": {"type": "string"}, "description": "CIDRs or addresses"},
+                        "inventories": {"type": "array", "items": {"type": "string", "minLength": 1}, "description": "inventories it may list and reach the hosts of (\"*\": every one)"}
                     }
                 },
                 "scripts": {"type": "boolean"}

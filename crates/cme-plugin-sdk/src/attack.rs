@@ -33,7 +33,7 @@ pub mod bindings {
     });
 }
 
-pub use crate::capabilities::{ec2, http, scripts, ssh};
+pub use crate::capabilities::{ec2, http, inventory, scripts, ssh, undo};
 pub use crate::{HostError, KeyValue};
 
 /// The run being executed.

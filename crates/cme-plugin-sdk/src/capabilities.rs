@@ -122,3 +122,57 @@ pub mod scripts {
         return crate::testing::call(|host| host.script_read(name));
     }
 }
+
+/// The engine's inventories: machines an operator listed, reachable over [`ssh`] by the
+/// run that listed them (it takes the `ssh` capability and a grant naming the inventory).
+///
+/// ```no_run
+/// use cme_plugin_sdk::{inventory, ssh};
+/// let web = inventory::hosts("web", &[("zone", "a")])?;
+/// if let Some(host) = web.first() {
+///     let target = ssh::Target { address: host.address.clone(), port: host.port, user: host.user.clone(), credential: host.credential.clone() };
+///     ssh::exec(&target, "uptime", 10_000)?;
+/// }
+/// # Ok::<(), cme_plugin_sdk::HostError>(())
+/// ```
+pub mod inventory {
+    pub use crate::wit::cme::plugin::inventory::InventoryHost;
+    use crate::HostError;
+    use crate::wit::cme::plugin::types::KeyValue;
+
+    /// The hosts of inventory `name` carrying every tag of `tags` (all of them when it is
+    /// empty), in the inventory's order.
+    pub fn hosts(name: &str, tags: &[(&str, &str)]) -> Result<Vec<InventoryHost>, HostError> {
+        let tags: Vec<KeyValue> = tags.iter().map(|(k, v)| KeyValue { key: k.to_string(), value: v.to_string() }).collect();
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::inventory::hosts(name, &tags);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.inventory_hosts(name, &tags));
+    }
+}
+
+/// Undoing a fault whatever happens to the run: arm the undo *before* making the fault.
+/// The engine runs it when due, at once when halted, and when it starts again; a timer
+/// left on the target runs it should the engine be gone. The command must be safe to run
+/// twice.
+///
+/// ```no_run
+/// use cme_plugin_sdk::{ssh, undo};
+/// let target = ssh::Target { address: "10.0.0.7".into(), port: 22, user: String::new(), credential: "fleet".into() };
+/// undo::arm(&target, "systemctl start nginx", 300_000)?;
+/// ssh::exec(&target, "systemctl stop nginx", 30_000)?;
+/// # Ok::<(), cme_plugin_sdk::HostError>(())
+/// ```
+pub mod undo {
+    use crate::HostError;
+    use crate::wit::cme::plugin::ssh::Target;
+
+    /// Arms `command` to run on `target` after `after_ms`; returns the undo's id. In a dry
+    /// run nothing is armed (the id is `dry-run`).
+    pub fn arm(target: &Target, command: &str, after_ms: u64) -> Result<String, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::undo::arm(target, command, after_ms);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.undo_arm(target, command, after_ms));
+    }
+}

@@ -94,6 +94,8 @@ compile_error!(
 // that the paths hold both here and where the export macros expand, in a plugin's crate.
 extern crate self as cme_plugin_sdk;
 
+#[cfg(any(feature = "attack", doc, test))]
+pub mod aim;
 pub mod args;
 mod capabilities;
 pub mod days;
@@ -116,7 +118,7 @@ pub mod targets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
-pub use capabilities::{ec2, http, scripts, ssh};
+pub use capabilities::{ec2, http, inventory, scripts, ssh, undo};
 pub use chrono;
 pub use chrono_tz;
 pub use describe::{Capability, Describe, is_plugin_name};

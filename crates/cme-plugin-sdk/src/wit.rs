@@ -1,4 +1,5 @@
-//! The contract's interfaces (`types`, `log`, `http`, `ec2`, `ssh`, `scripts`), generated
+//! The contract's interfaces (`types`, `log`, `http`, `ec2`, `ssh`, `scripts`, `inventory`,
+//! `undo`), generated
 //! once from the vendored `wit/` and shared by the three worlds' bindings (`with`), so that
 //! a `HostError` or an `http::Request` is one type whichever world a plugin implements and
 //! the mock host in [`testing`](crate::testing) serves them all.
@@ -15,6 +16,8 @@ wit_bindgen::generate!({
             import cme:plugin/ec2@0.2.0;
             import cme:plugin/ssh@0.2.0;
             import cme:plugin/scripts@0.2.0;
+            import cme:plugin/inventory@0.2.0;
+            import cme:plugin/undo@0.2.0;
         }
     ",
     path: "wit",

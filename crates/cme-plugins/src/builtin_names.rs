@@ -1,6 +1,6 @@
 /// Every built-in plugin, by its crate name in `plugins/`: the planners first, then the
 /// attacks, then the probes. Read by build.rs (what to build) and by the crate (what to embed).
-pub const BUILTIN_NAMES: [&str; 11] = [
+pub const BUILTIN_NAMES: [&str; 14] = [
     "exact-planner",
     "simple-planner",
     "cron-planner",
@@ -10,6 +10,9 @@ pub const BUILTIN_NAMES: [&str; 11] = [
     "terminate-ec2-instance",
     "terminate-ec2-instance-not-excluded",
     "run-script",
+    "kill-process",
+    "stop-service",
+    "network-fault",
     "http-probe",
     "prometheus-probe",
 ];

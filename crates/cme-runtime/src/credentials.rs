@@ -1,6 +1,7 @@
-//! Where the SSH capability gets keys: a [`CredentialSource`] the embedding process
-//! implements (the engine reads its credential store). Keys are fetched by name at the
-//! moment a run opens a session and never cross into wasm.
+//! What the SSH capability reads from and records in the engine's store: an [`SshStore`]
+//! the embedding process implements. Keys are fetched by name at the moment a run opens a
+//! session and never cross into wasm; inventories are read when a run lists one; undos
+//! are stored before the run may act.
 
 use std::sync::Arc;
 
@@ -35,19 +36,64 @@ pub enum CredentialError {
     Unavailable(String),
 }
 
-/// Looks credentials up by name.
+/// One machine of an inventory, as the `inventory` capability hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryHost {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    /// Empty: the credential's own user.
+    pub user: String,
+    pub credential: String,
+    /// Sorted by key.
+    pub tags: Vec<(String, String)>,
+}
+
+/// An undo a run armed: `command` to run on the target at `due`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmedUndo {
+    pub id: String,
+    pub run_id: String,
+    /// `name@version` of the plugin that armed it.
+    pub plugin: String,
+    pub address: String,
+    pub port: u16,
+    /// Empty: the credential's own user.
+    pub user: String,
+    pub credential: String,
+    pub command: String,
+    pub due: chrono::DateTime<chrono::Utc>,
+    /// On whose behalf it was armed: the undo uses the credential as the run did.
+    pub owner: RunOwner,
+}
+
+/// The engine's store as the SSH capability sees it.
 #[async_trait::async_trait]
-pub trait CredentialSource: Send + Sync + 'static {
+pub trait SshStore: Send + Sync + 'static {
     /// The credential called `name` for a run of `owner`; `Ok(None)` when there is none.
     /// Errors never carry key material.
     async fn ssh_credential(&self, name: &str, owner: &RunOwner) -> Result<Option<SshCredential>, CredentialError>;
+
+    /// The hosts of the inventory called `name`; `Ok(None)` when there is none. Engines
+    /// without inventories answer `Unavailable` (the default).
+    async fn inventory(&self, name: &str) -> Result<Option<Vec<InventoryHost>>, CredentialError> {
+        let _ = name;
+        Err(CredentialError::Unavailable("inventories are not available on this engine".into()))
+    }
+
+    /// Stores an undo durably before the run acts; an error means nothing was stored and
+    /// the run must not act. Engines without an undo store refuse (the default).
+    async fn arm_undo(&self, undo: &ArmedUndo) -> Result<(), CredentialError> {
+        let _ = undo;
+        Err(CredentialError::Unavailable("undos are not available on this engine".into()))
+    }
 }
 
 /// The SSH backend: engine-wide settings plus where keys come from.
 #[derive(Clone)]
 pub struct SshBackend {
     pub config: SshConfig,
-    pub credentials: Arc<dyn CredentialSource>,
+    pub store: Arc<dyn SshStore>,
 }
 
 impl std::fmt::Debug for SshBackend {

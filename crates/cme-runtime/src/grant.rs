@@ -16,6 +16,8 @@ pub enum CapabilityUse<'a> {
     Ec2Describe { region: &'a str },
     Ec2Terminate { region: &'a str },
     Ssh,
+    /// Listing an inventory (it takes the `ssh` capability and a grant naming it).
+    Inventory { name: &'a str },
     Scripts,
 }
 
@@ -43,7 +45,8 @@ pub fn as_declared(declared: &[Capability]) -> Grant {
                 ec2.regions.extend(regions.iter().cloned());
                 ec2.terminate |= matches!(capability, Capability::Ec2Terminate { .. });
             }
-            Capability::Ssh => grant.ssh = Some(SshGrant { max_sessions: 1, hosts: Vec::new() }),
+            // A built-in may list any inventory: which hosts a plan aims at is the plan's args.
+            Capability::Ssh => grant.ssh = Some(SshGrant { max_sessions: 1, hosts: Vec::new(), inventories: vec!["*".into()] }),
             Capability::Scripts => grant.scripts = true,
         }
     }
@@ -91,6 +94,15 @@ pub fn check(declared: &[Capability], grant: &Grant, fences: &Fences, call: Capa
             }
             if grant.ssh.is_none() {
                 return Err(not_granted("ssh"));
+            }
+        }
+        CapabilityUse::Inventory { name } => {
+            if !declared.iter().any(|c| matches!(c, Capability::Ssh)) {
+                return Err(not_declared("ssh (inventories are reached over ssh)"));
+            }
+            let Some(ssh) = &grant.ssh else { return Err(not_granted("ssh")) };
+            if !ssh.allows_inventory(name) {
+                return Err(Denial(format!("inventory {name} is not granted to this plugin (granted inventories: {:?})", ssh.inventories)));
             }
         }
         CapabilityUse::Scripts => {
@@ -179,8 +191,8 @@ mod tests {
             ("a describe declaration does not cover terminate", describe_eu(), ec2(&[], true), CapabilityUse::Ec2Terminate { region: "eu-west-1" }, Err("not among")),
             ("ec2 declared, not granted", describe_eu(), Grant::default(), CapabilityUse::Ec2Describe { region: "eu-west-1" }, Err("is not granted")),
             ("ssh declared, not granted", vec![Capability::Ssh], Grant::default(), CapabilityUse::Ssh, Err("ssh is not granted")),
-            ("ssh granted, not declared", vec![], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![] }), ..Grant::default() }, CapabilityUse::Ssh, Err("not among")),
-            ("ssh declared and granted", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![] }), ..Grant::default() }, CapabilityUse::Ssh, Ok(())),
+            ("ssh granted, not declared", vec![], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() }, CapabilityUse::Ssh, Err("not among")),
+            ("ssh declared and granted", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() }, CapabilityUse::Ssh, Ok(())),
             ("scripts declared, not granted", vec![Capability::Scripts], Grant::default(), CapabilityUse::Scripts, Err("scripts is not granted")),
             ("scripts declared and granted", vec![Capability::Scripts], Grant { scripts: true, ..Grant::default() }, CapabilityUse::Scripts, Ok(())),
         ];

@@ -15,13 +15,14 @@
 //!   [`CallError`] naming it; the engine and other calls carry on;
 //! * **no ambient authority**: WASI with an empty context (no files, environment or
 //!   sockets; stdout and stderr captured into the run's record); wasi:http is not linked;
-//! * **capabilities** (`log`, `http`, `ec2`, `ssh`, `scripts`): each call must fit what the
+//! * **capabilities** (`log`, `http`, `ec2`, `ssh`, `scripts`, `inventory`, `undo`): each call must fit what the
 //!   plugin declared in `describe()` AND the operator's [`Grant`] ([`grant::check`]), and
 //!   produces an [`AuditEvent`]; in a dry run they record what they would do instead.
 //!   HTTP and the script library always work; EC2 works when the runtime is given a
 //!   backend ([`RuntimeConfig::ec2`]), binding terminations to what the same run described;
 //!   SSH works when given a backend ([`RuntimeConfig::ssh`]) and reaches only addresses the
-//!   same run described, with keys looked up host-side by credential name.
+//!   same run described or listed from an inventory, with keys looked up host-side by
+//!   credential name; undos are stored through the same backend before a run acts.
 //!
 //! Invariant: only this crate names wasmtime types.
 
@@ -40,12 +41,13 @@ mod plugin;
 mod runtime;
 mod state;
 mod ticker;
+mod undo;
 
 pub use audit::{AuditEvent, Decision};
 pub use budget::BudgetLedger;
 pub use cache::{Provenance, sha256_hex};
 pub use config::{Limits, RuntimeConfig};
-pub use credentials::{CredentialError, CredentialSource, RunOwner, SshBackend, SshCredential};
+pub use credentials::{ArmedUndo, CredentialError, InventoryHost, RunOwner, SshBackend, SshCredential, SshStore};
 pub use error::{CallError, LoadError};
 pub use grant::Grant;
 pub use info::{Capability, PluginInfo, PluginKind, canonical_ref};
@@ -53,3 +55,4 @@ pub use outcome::{AttackReport, CallRecord, LogLevel, LogLine, PlanOutcome, Plan
 pub use plugin::Plugin;
 pub use runtime::{DESCRIBE_DEADLINE, PlanContext, ProbeRequest, RunRequest, Runtime};
 pub use ticker::TICK;
+pub use undo::{UNDO_TIMEOUT, UndoRun};

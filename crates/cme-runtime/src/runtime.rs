@@ -174,6 +174,10 @@ impl Runtime {
 
     /// The host-held HTTP credentials (`[[http.credentials]]`) this runtime adds to the
     /// requests of plugins granted them.
+    pub(crate) fn backends(&self) -> &Backends {
+        &self.inner.backends
+    }
+
     pub fn http_credentials(&self) -> &[Arc<cme_cloud::http::HttpCredential>] {
         &self.inner.backends.http.credentials
     }

@@ -22,6 +22,7 @@ mod queries;
 mod readers;
 mod sealed;
 mod signals;
+mod ssh_targets;
 mod writer;
 mod writes;
 #[cfg(test)]

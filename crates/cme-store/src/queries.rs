@@ -668,6 +668,38 @@ impl Storage for Store {
         Ok(true)
     }
 
+    async fn inventories(&self) -> StorageResult<Vec<cme_engine::Inventory>> {
+        self.all_inventories().await
+    }
+
+    async fn inventory(&self, name: &str) -> StorageResult<Option<cme_engine::Inventory>> {
+        self.one_inventory(name).await
+    }
+
+    async fn put_inventories(&self, inventories: &[cme_engine::Inventory], audit: &AuditEvent) -> StorageResult<()> {
+        self.store_inventories(inventories, audit).await
+    }
+
+    async fn delete_inventory(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool> {
+        self.remove_inventory(name, audit).await
+    }
+
+    async fn insert_undo(&self, undo: &cme_engine::Undo) -> StorageResult<()> {
+        self.store_undo(undo).await
+    }
+
+    async fn undos(&self, pending: bool, limit: u64) -> StorageResult<Vec<cme_engine::Undo>> {
+        self.list_undos(pending, limit).await
+    }
+
+    async fn undo(&self, id: &str) -> StorageResult<Option<cme_engine::Undo>> {
+        self.one_undo(id).await
+    }
+
+    async fn update_undo(&self, undo: &cme_engine::Undo, audit: &AuditEvent) -> StorageResult<bool> {
+        self.record_undo(undo, audit).await
+    }
+
     async fn halt_state(&self) -> StorageResult<HaltState> {
         match setting::Entity::find_by_id(HALT_KEY.to_string()).one(self.db()).await.map_err(db)? {
             None => Ok(HaltState::default()),

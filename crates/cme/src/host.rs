@@ -1,35 +1,15 @@
 //! The engine's `PluginHost` over the wasm runtime: stateless operations on handles the
-//! engine keeps. Also the built-in plugins with their grants, and the SSH
-//! backend's credential source (keys read from the engine at session time).
-
-use std::sync::Arc;
-
+//! engine keeps. Also the built-in plugins with their grants, and armed undos run over
+//! the runtime's SSH backend.
 
 use serde_json::Value;
 
 use cme_engine::{
-    Actor, AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, LogLine, PluginDescription,
-    PluginHandle, PluginHost, PluginKind, Report, RunLog, Storage,
+    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, LogLine, PluginDescription,
+    PluginHandle, PluginHost, PluginKind, Report, RunLog,
 };
 use cme_engine::host::{Cancel, PlanInput, Planned, RunInput, RunResult};
-use cme_runtime::{CallError, CredentialError, Decision, PlanContext, Plugin, RunOwner, RunRequest, Runtime};
-
-/// SSH keys for the runtime, read from storage at session time and handed out only to
-/// runs whose plan may use them ([`cme_engine::Credential::usable_by`]).
-pub struct StoredCredentials(pub Arc<dyn Storage>);
-
-#[async_trait::async_trait]
-impl cme_runtime::CredentialSource for StoredCredentials {
-    async fn ssh_credential(&self, name: &str, owner: &RunOwner) -> Result<Option<cme_runtime::SshCredential>, CredentialError> {
-        let stored = self.0.credential(name).await.map_err(|e| CredentialError::Unavailable(format!("reading credential {name}: {e}")))?;
-        let Some(stored) = stored else { return Ok(None) };
-        let creator = owner.created_by.as_ref().map(|(name, role)| Actor::new(name.clone(), role.clone()));
-        stored.usable_by(&owner.plan, creator.as_ref()).map_err(CredentialError::Denied)?;
-        let key = cme_cloud::ssh::SshKey::parse(&stored.private_key, stored.passphrase.as_deref())
-            .map_err(|e| CredentialError::Unavailable(format!("credential {name}: {e}")))?;
-        Ok(Some(cme_runtime::SshCredential { user: stored.user, key }))
-    }
-}
+use cme_runtime::{CallError, Decision, PlanContext, Plugin, RunOwner, RunRequest, Runtime};
 
 pub struct RuntimeHost {
     runtime: Runtime,
@@ -99,6 +79,25 @@ fn host_error(e: CallError) -> HostError {
 
 #[async_trait::async_trait]
 impl PluginHost for RuntimeHost {
+    async fn run_undo(&self, undo: &cme_engine::Undo) -> cme_engine::UndoAttempt {
+        let armed = cme_runtime::ArmedUndo {
+            id: undo.id.clone(),
+            run_id: undo.run_id.clone(),
+            plugin: undo.plugin.clone(),
+            address: undo.address.clone(),
+            port: undo.port,
+            user: undo.user.clone(),
+            credential: undo.credential.clone(),
+            command: undo.command.clone(),
+            due: undo.due,
+            owner: RunOwner { plan: undo.plan_id.clone(), created_by: undo.plan_created_by.clone().map(|a| (a.name, a.role)) },
+        };
+        match self.runtime.run_undo(&armed).await {
+            Ok(ran) => cme_engine::UndoAttempt::Ran { exit_code: ran.exit_code, output: ran.output },
+            Err(why) => cme_engine::UndoAttempt::Unreachable(why),
+        }
+    }
+
     fn canonical_ref(&self, reference: &str) -> Option<String> {
         cme_runtime::canonical_ref(reference)
     }

@@ -9,6 +9,7 @@ mod local;
 mod metrics;
 mod scaffold;
 mod serve;
+mod ssh_store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

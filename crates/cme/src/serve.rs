@@ -19,7 +19,7 @@ use cme_cloud::ssh::{HostKeyPolicy, SshConfig};
 use cme_runtime::SshBackend;
 
 use crate::config::{FileConfig, SshFile, default_cache_dir, parse_tokens};
-use crate::host::{RuntimeHost, StoredCredentials};
+use crate::host::RuntimeHost;
 use cme_grant::{Ec2Fence, Fences, SshFence};
 
 const DEFAULT_BIND: &str = "127.0.0.1:5000";
@@ -90,6 +90,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let own_sockets = vec![listener.local_addr().context("reading the bound address")?];
     let ec2 = Arc::new(ec2_backend(file.ec2.endpoint_url.clone()).await);
     let credentials = file.http.credentials().await?;
+    let undo_armed = Arc::new(tokio::sync::Notify::new());
     let credential_names: Vec<String> = credentials.iter().map(|c| c.name().to_string()).collect();
     let mut runtime_config = RuntimeConfig {
         cache_dir: Some(match args.cache_dir.or(file.cache_dir.clone()) {
@@ -98,7 +99,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         }),
         scripts_dir: args.scripts_dir.or(file.scripts_dir.clone()),
         ec2: Some(ec2),
-        ssh: Some(ssh_backend(&file.ssh, &store)),
+        ssh: Some(ssh_backend(&file.ssh, &store, &undo_armed)),
         fences,
         own_sockets,
         budgets: file.budgets.clone(),
@@ -120,6 +121,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         run_deadline,
         webhooks: subscriptions,
         http_credentials: credential_names,
+        undo_armed,
         ..EngineConfig::default()
     };
     if let Some(n) = file.max_concurrent_runs {
@@ -282,7 +284,7 @@ fn credential_key(file: &FileConfig) -> anyhow::Result<cme_store::CredentialKey>
 }
 
 /// The SSH backend: keys come from the credential store, host keys are checked by policy.
-fn ssh_backend(file: &SshFile, store: &Arc<dyn Storage>) -> SshBackend {
+fn ssh_backend(file: &SshFile, store: &Arc<dyn Storage>, undo_armed: &Arc<tokio::sync::Notify>) -> SshBackend {
     let mut config = SshConfig::default();
     if let Some(path) = &file.known_hosts {
         config.known_hosts = path.clone();
@@ -296,7 +298,7 @@ fn ssh_backend(file: &SshFile, store: &Arc<dyn Storage>) -> SshBackend {
     if let Some(seconds) = file.connect_timeout_seconds {
         config.connect_timeout = Duration::from_secs(seconds.max(1));
     }
-    SshBackend { config, credentials: Arc::new(StoredCredentials(store.clone())) }
+    SshBackend { config, store: Arc::new(crate::ssh_store::StoredSsh { storage: store.clone(), undo_armed: undo_armed.clone() }) }
 }
 
 /// The EC2 backend from the standard AWS chain. A default region keeps start-up from

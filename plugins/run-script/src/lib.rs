@@ -1,47 +1,31 @@
 //! `run_script:RunScript`: runs a script from the engine's script library on a random
-//! running EC2 instance matching the filters, over SSH.
+//! running EC2 instance matching the filters, or on a random host of an inventory
+//! (`"target": {"inventory": "web", "tags": {...}}`), over SSH.
 //!
-//! Args as the original (`region`, `filters`, `local_script`, `remote_script`, `ssh`)
-//! plus `ssh.credential` (a credential stored in the engine; a plan sent with the
+//! Args as the original (`region`, `filters`, `local_script`, `remote_script`, `ssh`), or
+//! `target` instead of `region`, `filters` and `ssh`; `count` or `percent` hosts (default
+//! one, run one after the other); plus `ssh.credential` (a credential stored in the engine; a plan sent with the
 //! original's `ssh.pem` has its key stored as one by the engine before it gets here),
 //! `ssh.port` (default 22), `ssh.address` (`private`, the default, or `public`), `args`
 //! (the script's arguments) and `timeout_seconds` (default 300). The script is uploaded
 //! with mode 0700 and run with its arguments; a non-zero exit fails the run, with the
 //! exit code and the end of stderr in the error.
 
-use cme_plugin_sdk::attack::{Attack, Report, RunContext, ec2, scripts, ssh};
+use cme_plugin_sdk::aim::{Aim, SshHost};
+use cme_plugin_sdk::attack::{Attack, Report, RunContext, scripts, ssh};
 use cme_plugin_sdk::serde_json::{Map, Value};
-use cme_plugin_sdk::targets::{choose, filters_from_json, running_only, shell_quote};
+use cme_plugin_sdk::targets::shell_quote;
 use cme_plugin_sdk::{Capability, Describe, PluginError, info, json};
 
 #[derive(serde::Deserialize)]
 struct Args {
-    region: String,
-    filters: Map<String, Value>,
+    #[serde(flatten)]
+    aim: Aim,
     local_script: String,
     remote_script: Option<String>,
-    ssh: Ssh,
     #[serde(default)]
     args: Vec<String>,
     timeout_seconds: Option<u32>,
-}
-
-#[derive(serde::Deserialize)]
-struct Ssh {
-    #[serde(default)]
-    user: String,
-    credential: String,
-    port: Option<u16>,
-    #[serde(default)]
-    address: AddressKind,
-}
-
-#[derive(serde::Deserialize, Default, Clone, Copy, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum AddressKind {
-    #[default]
-    Private,
-    Public,
 }
 
 const DEFAULT_TIMEOUT_SECONDS: u32 = 300;
@@ -55,35 +39,18 @@ impl Attack for RunScript {
     fn describe() -> Describe {
         Describe::new("run-script", env!("CARGO_PKG_VERSION"))
             .refs(["run_script:RunScript"])
-            .description("Uploads a script from the engine's script library to a random running EC2 instance matching the filters and runs it over SSH; a non-zero exit fails the run.")
-            .schema(json!({
-                "type": "object",
-                "required": ["region", "filters", "local_script", "ssh"],
-                "additionalProperties": false,
-                "properties": {
-                    "region": {"type": "string", "minLength": 1, "description": "AWS region, e.g. eu-west-1"},
-                    "filters": {
-                        "type": "object",
-                        "description": "EC2 describe-instances filters: name -> value or list of values; only running instances are considered",
-                        "additionalProperties": {"type": ["string", "number", "boolean", "array"], "items": {"type": ["string", "number", "boolean"]}}
-                    },
+            .description("Uploads a script from the engine's script library to a random running EC2 instance matching the filters, or a random host of an inventory, and runs it over SSH; a non-zero exit fails the run.")
+            .schema({
+                let mut properties: Map<String, Value> = Aim::schema_properties();
+                let own = json!({
                     "local_script": {"type": "string", "minLength": 1, "description": "a script of the engine's library, e.g. s_burncpu.sh or script_attacks/s_burncpu.sh"},
                     "remote_script": {"type": "string", "pattern": "^/", "description": "absolute path to upload it to (default /tmp/cme-<script name>)"},
-                    "ssh": {
-                        "type": "object",
-                        "required": ["credential"],
-                        "additionalProperties": false,
-                        "properties": {
-                            "user": {"type": "string", "description": "login user (default: the credential's user)"},
-                            "credential": {"type": "string", "minLength": 1, "description": "name of a credential stored in the engine (POST /api/1/credentials)"},
-                            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default 22"},
-                            "address": {"enum": ["private", "public"], "description": "which address of the instance to connect to (default private)"}
-                        }
-                    },
                     "args": {"type": "array", "items": {"type": "string"}, "maxItems": 64, "description": "arguments passed to the script"},
                     "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "description": "how long the script may run (default 300; the run's deadline caps it)"}
-                }
-            }))
+                });
+                properties.extend(own.as_object().cloned().unwrap_or_default());
+                json!({"type": "object", "required": ["local_script"], "additionalProperties": false, "properties": properties, "oneOf": Aim::schema_rule()})
+            })
             .example(json!({
                 "region": "eu-west-1",
                 "filters": {"tag:Chaos": "true"},
@@ -101,68 +68,63 @@ impl Attack for RunScript {
         let script = scripts::read(&args.local_script)?;
         let script_name = args.local_script.rsplit('/').next().unwrap_or(&args.local_script).to_string();
         let remote = args.remote_script.clone().unwrap_or_else(|| format!("/tmp/cme-{script_name}"));
-
-        let filters = running_only("filters", filters_from_json("filters", &args.filters)?)?;
-        let candidates = ec2::describe_instances(&args.region, &filters)?;
-        let Some(instance) = choose(&mut ctx.rng(), candidates, 1).pop() else {
-            return Err(PluginError::failed(format!(
-                "no instance matched filters {} in {} (only running instances count)",
-                Value::Object(args.filters.clone()),
-                args.region
-            )));
-        };
-        let address = match args.ssh.address {
-            AddressKind::Private => instance.private_ip.clone(),
-            AddressKind::Public => instance.public_ip.clone(),
-        };
-        let kind = if args.ssh.address == AddressKind::Private { "private" } else { "public" };
-        let Some(address) = address else {
-            return Err(PluginError::failed(format!("instance {} has no {kind} IP address (ssh.address)", instance.instance_id)));
-        };
-        let target = ssh::Target {
-            address: address.clone(),
-            port: args.ssh.port.unwrap_or(22),
-            user: args.ssh.user.clone(),
-            credential: args.ssh.credential.clone(),
-        };
-
-        info!("uploading {} ({} bytes) to {}:{remote} on {}", args.local_script, script.len(), address, instance.instance_id);
-        ssh::upload(&target, &remote, &script, 0o700)?;
         let command = std::iter::once(remote.as_str()).chain(args.args.iter().map(String::as_str)).map(shell_quote).collect::<Vec<_>>().join(" ");
         let timeout_ms = args.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS).saturating_mul(1000);
-        info!("running {command} on {address}");
-        let output = ssh::exec(&target, &command, timeout_ms)?;
 
-        let details = json!({
-            "region": args.region,
-            "instance_id": instance.instance_id,
-            "address": address,
+        let mut ran = Vec::new();
+        for host in args.aim.hosts(&mut ctx.rng())? {
+            let SshHost { name, target } = &host;
+            info!("uploading {} ({} bytes) to {}:{remote} on {name}", args.local_script, script.len(), target.address);
+            ssh::upload(target, &remote, &script, 0o700)?;
+            info!("running {command} on {}", target.address);
+            let output = ssh::exec(target, &command, timeout_ms)?;
+            if !ctx.dry_run && output.exit_code != Some(0) {
+                let how = output.exit_code.map_or("was killed by a signal".to_string(), |c| format!("exited {c}"));
+                let stderr = tail(&output.stderr).trim().to_string();
+                let hint = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
+                return Err(PluginError::failed(format!("{script_name} {how} on {name} ({}){hint}", target.address)));
+            }
+            ran.push((host, output));
+        }
+        let hosts: Vec<Value> = ran
+            .iter()
+            .map(|(host, output)| {
+                json!({
+                    "name": host.name,
+                    "address": host.target.address,
+                    "exit_code": output.exit_code,
+                    "stdout": tail(&output.stdout),
+                    "stderr": tail(&output.stderr),
+                    "output_truncated": output.truncated,
+                })
+            })
+            .collect();
+        let (first, first_output) = &ran[0];
+        let mut details = json!({
+            "aim": args.aim.describe(),
             "script": args.local_script,
             "remote_script": remote,
             "args": args.args,
-            "exit_code": output.exit_code,
-            "stdout": tail(&output.stdout),
-            "stderr": tail(&output.stderr),
-            "output_truncated": output.truncated,
+            "hosts": hosts,
             "dry_run": ctx.dry_run,
+            // The original engine's fields, for the first host.
+            "address": first.target.address,
+            "exit_code": first_output.exit_code,
+            "stdout": tail(&first_output.stdout),
+            "stderr": tail(&first_output.stderr),
         });
-        if ctx.dry_run {
-            let summary = format!("dry run: would run {script_name} on {} ({address})", instance.instance_id);
-            return Ok(Report::new(summary).target(instance.instance_id).details(details));
+        if let Some(region) = &args.aim.region {
+            details["region"] = json!(region);
+            details["instance_id"] = json!(first.name);
         }
-        match output.exit_code {
-            Some(0) => {
-                let summary = format!("{script_name} exited 0 on {} ({address})", instance.instance_id);
-                Ok(Report::new(summary).target(instance.instance_id).target(address).details(details))
-            }
-            code => {
-                let how = code.map_or("was killed by a signal".to_string(), |c| format!("exited {c}"));
-                let stderr = tail(&output.stderr);
-                let stderr = stderr.trim();
-                let hint = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
-                Err(PluginError::failed(format!("{script_name} {how} on {} ({address}){hint}", instance.instance_id)))
-            }
-        }
+        let names: Vec<String> = ran.iter().map(|(h, _)| format!("{} ({})", h.name, h.target.address)).collect();
+        let summary = if ctx.dry_run {
+            format!("dry run: would run {script_name} on {}", names.join(", "))
+        } else {
+            format!("{script_name} exited 0 on {}", names.join(", "))
+        };
+        let report = Report::new(summary).details(details);
+        Ok(ran.iter().fold(report, |r, (h, _)| if ctx.dry_run { r.target(h.name.clone()) } else { r.target(h.name.clone()).target(h.target.address.clone()) }))
     }
 }
 

@@ -5,9 +5,11 @@ mod blackouts;
 mod credentials;
 mod executors;
 mod halt;
+mod inventories;
 mod plans;
 mod plugins;
 mod root;
+mod undos;
 mod webhooks;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,6 +21,7 @@ pub(crate) use blackouts::schema as blackout_schema;
 pub(crate) use credentials::schema as credential_schema;
 pub(crate) use executors::schema as reschedule_schema;
 pub(crate) use halt::schema as halt_schema;
+pub(crate) use inventories::{host_schema as inventory_host_schema, schema as inventory_schema};
 pub(crate) use plans::Schemas;
 pub(crate) use plans::schema as plan_schema;
 
@@ -169,6 +172,24 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     ])
     .body(Body::Calendar)
     .answers(&[(201, Hal("CalendarImport"))]),
+    Endpoint::new(Get, "/api/1/inventories/", "listInventories", "Named groups of hosts attacks reach over SSH", Some(Viewer), |r| r.to(inventories::list))
+        .answers(&[(200, Hal("InventoryList"))]),
+    Endpoint::new(Post, "/api/1/inventories/", "importInventories", "Imports an Ansible YAML inventory: each group with hosts becomes the inventory of its name (replacing it)", Some(Admin), |r| {
+        r.to(inventories::import)
+    })
+    .body(Body::Yaml)
+    .answers(&[(201, Hal("InventoryImport"))]),
+    Endpoint::new(Get, "/api/1/inventories/{name}", "showInventory", "One inventory, with its hosts", Some(Viewer), |r| r.to(inventories::show))
+        .answers(&[(200, Hal("Inventory"))]),
+    Endpoint::new(Put, "/api/1/inventories/{name}", "putInventory", "Creates or replaces an inventory", Some(Admin), |r| r.to(inventories::put))
+        .body(Body::Json("NewInventory"))
+        .answers(&[(200, Hal("Inventory"))]),
+    Endpoint::new(Delete, "/api/1/inventories/{name}", "deleteInventory", "Deletes an inventory", Some(Admin), |r| r.to(inventories::delete))
+        .answers(&[(200, Hal("Message"))]),
+    Endpoint::new(Get, "/api/1/undos/", "listUndos", "Undos attacks armed: pending ones soonest first, then the latest finished", Some(Viewer), |r| r.to(undos::list))
+        .params(&[Param::text("limit", "how many (1-1000, default 100)")])
+        .answers(&[(200, Hal("UndoList"))]),
+    Endpoint::new(Get, "/api/1/undos/{id}", "showUndo", "One undo and how it ran", Some(Viewer), |r| r.to(undos::show)).answers(&[(200, Hal("Undo"))]),
     Endpoint::new(Get, "/api/1/executors/", "listExecutors", "Executors, soonest first", Some(Viewer), |r| r.to(executors::list))
         .params(&[
             PAGE[0],

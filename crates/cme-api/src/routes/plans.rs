@@ -17,6 +17,7 @@ pub(crate) struct Schemas {
     pub reschedule: jsonschema::Validator,
     pub credential: jsonschema::Validator,
     pub blackout: jsonschema::Validator,
+    pub inventory: jsonschema::Validator,
 }
 
 impl Schemas {
@@ -26,6 +27,7 @@ impl Schemas {
             reschedule: jsonschema::validator_for(&super::executors::schema()).expect("the reschedule schema compiles"),
             credential: jsonschema::validator_for(&super::credentials::schema()).expect("the credential schema compiles"),
             blackout: jsonschema::validator_for(&super::blackouts::schema()).expect("the blackout schema compiles"),
+            inventory: jsonschema::validator_for(&super::inventories::schema()).expect("the inventory schema compiles"),
         }
     }
 }

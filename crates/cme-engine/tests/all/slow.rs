@@ -162,6 +162,38 @@ impl Storage for SlowClaims {
         self.inner.delete_blackout(id, audit).await
     }
 
+    async fn inventories(&self) -> StorageResult<Vec<cme_engine::Inventory>> {
+        self.inner.inventories().await
+    }
+
+    async fn inventory(&self, name: &str) -> StorageResult<Option<cme_engine::Inventory>> {
+        self.inner.inventory(name).await
+    }
+
+    async fn put_inventories(&self, inventories: &[cme_engine::Inventory], audit: &AuditEvent) -> StorageResult<()> {
+        self.inner.put_inventories(inventories, audit).await
+    }
+
+    async fn delete_inventory(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool> {
+        self.inner.delete_inventory(name, audit).await
+    }
+
+    async fn insert_undo(&self, undo: &cme_engine::Undo) -> StorageResult<()> {
+        self.inner.insert_undo(undo).await
+    }
+
+    async fn undos(&self, pending: bool, limit: u64) -> StorageResult<Vec<cme_engine::Undo>> {
+        self.inner.undos(pending, limit).await
+    }
+
+    async fn undo(&self, id: &str) -> StorageResult<Option<cme_engine::Undo>> {
+        self.inner.undo(id).await
+    }
+
+    async fn update_undo(&self, undo: &cme_engine::Undo, audit: &AuditEvent) -> StorageResult<bool> {
+        self.inner.update_undo(undo, audit).await
+    }
+
     async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64> {
         self.inner.cancel_due_while_halted(now).await
     }

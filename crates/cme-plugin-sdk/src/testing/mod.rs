@@ -43,13 +43,13 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 
-
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::ec2::{Filter, Instance, Terminated};
 use crate::http::{Request, Response};
+use crate::inventory::InventoryHost;
 use crate::log::Level;
 use crate::pattern::UrlPattern;
 use crate::ssh::{ExecOutput, Target};
@@ -78,6 +78,7 @@ pub struct MockHost {
     instances: BTreeMap<String, Vec<Instance>>,
     scripts: BTreeMap<String, Vec<u8>>,
     ssh_handler: Option<SshHandler>,
+    inventories: BTreeMap<String, Vec<InventoryHost>>,
 }
 
 impl Default for MockHost {
@@ -95,6 +96,7 @@ impl Default for MockHost {
             instances: BTreeMap::new(),
             scripts: BTreeMap::new(),
             ssh_handler: None,
+            inventories: BTreeMap::new(),
         }
     }
 }
@@ -152,6 +154,26 @@ pub enum Call {
         /// Why it was refused, if it was.
         denied: Option<String>,
     },
+    /// `inventory::hosts`.
+    InventoryHosts {
+        /// The inventory asked.
+        name: String,
+        /// The tags asked, as `key=value`.
+        tags: Vec<String>,
+        /// Why it was refused, if it was.
+        denied: Option<String>,
+    },
+    /// `undo::arm`.
+    UndoArm {
+        /// The target's address.
+        address: String,
+        /// The undo command.
+        command: String,
+        /// After how long.
+        after_ms: u64,
+        /// Why it was refused, if it was.
+        denied: Option<String>,
+    },
     /// `scripts::read`.
     ScriptRead {
         /// The script's name.
@@ -170,6 +192,8 @@ impl Call {
             | Call::Ec2Terminate { denied, .. }
             | Call::SshUpload { denied, .. }
             | Call::SshExec { denied, .. }
+            | Call::InventoryHosts { denied, .. }
+            | Call::UndoArm { denied, .. }
             | Call::ScriptRead { denied, .. } => denied.as_deref(),
         }
     }
@@ -266,6 +290,12 @@ impl MockHost {
     /// A script in the library.
     pub fn script(mut self, name: &str, contents: &[u8]) -> Self {
         self.scripts.insert(name.to_string(), contents.to_vec());
+        self
+    }
+
+    /// Stores an inventory for `inventory::hosts` (see [`inventory_host`]).
+    pub fn inventory(mut self, name: &str, hosts: Vec<InventoryHost>) -> Self {
+        self.inventories.insert(name.into(), hosts);
         self
     }
 
@@ -502,6 +532,25 @@ impl Session {
         }
     }
 
+    pub(crate) fn inventory_hosts(&mut self, name: &str, tags: &[KeyValue]) -> Result<Vec<InventoryHost>, HostError> {
+        let verdict = self.allowed(|c| matches!(c, Capability::Ssh), &format!("listing inventory {name} (it takes ssh)")).map_err(HostError::Denied);
+        self.calls.push(Call::InventoryHosts { name: name.into(), tags: tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect(), denied: denied_text(&verdict) });
+        verdict?;
+        let Some(hosts) = self.host.inventories.get(name) else {
+            return Err(HostError::InvalidArgument(format!("no inventory named {name:?} is stored on this engine")));
+        };
+        let found: Vec<InventoryHost> = hosts.iter().filter(|h| tags.iter().all(|want| h.tags.contains(want))).cloned().collect();
+        self.described.extend(found.iter().map(|h| h.address.clone()));
+        Ok(found)
+    }
+
+    pub(crate) fn undo_arm(&mut self, target: &Target, command: &str, after_ms: u64) -> Result<String, HostError> {
+        let verdict = self.ssh_allowed(target);
+        self.calls.push(Call::UndoArm { address: target.address.clone(), command: command.into(), after_ms, denied: denied_text(&verdict) });
+        verdict?;
+        Ok(if self.host.dry_run { "dry-run".into() } else { format!("undo-{}", self.calls.len()) })
+    }
+
     pub(crate) fn script_read(&mut self, name: &str) -> Result<Vec<u8>, HostError> {
         let verdict = self.allowed(|c| matches!(c, Capability::Scripts), &format!("reading script {name}")).map_err(HostError::Denied);
         self.calls.push(Call::ScriptRead { name: name.into(), denied: denied_text(&verdict) });
@@ -536,6 +585,14 @@ fn filter_matches(filter: &Filter, instance: &Instance) -> bool {
         Some(prefix) => field.starts_with(prefix),
         None => &field == v,
     })
+}
+
+/// An inventory host for fixtures: `inventory_host("web-1", "10.0.0.1", &[("zone", "a")])`,
+/// port 22, the credential's own user, credential `fleet`.
+pub fn inventory_host(name: &str, address: &str, tags: &[(&str, &str)]) -> InventoryHost {
+    let mut tags: Vec<KeyValue> = tags.iter().map(|(k, v)| KeyValue { key: k.to_string(), value: v.to_string() }).collect();
+    tags.sort_by(|a, b| a.key.cmp(&b.key));
+    InventoryHost { name: name.into(), address: address.into(), port: 22, user: String::new(), credential: "fleet".into(), tags }
 }
 
 /// A running instance for fixtures: `instance("i-1", "10.0.0.1", &[("Chaos", "true")])`,

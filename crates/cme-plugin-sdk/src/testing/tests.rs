@@ -78,6 +78,8 @@ fn an_attack_runs_end_to_end_with_answers_from_fixtures() {
             Call::SshUpload { .. } => "upload",
             Call::SshExec { .. } => "exec",
             Call::Ec2Terminate { .. } => "terminate",
+            Call::InventoryHosts { .. } => "inventory",
+            Call::UndoArm { .. } => "undo",
         })
         .collect();
     assert_eq!(kinds, ["http", "describe", "script", "upload", "exec", "terminate"]);

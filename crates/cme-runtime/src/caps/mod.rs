@@ -5,10 +5,12 @@
 mod budgets;
 mod ec2;
 mod http;
+mod inventory;
 mod legacy;
 mod log;
 mod scripts;
 mod ssh;
+mod undo;
 
 pub(crate) use legacy::convert as convert_version;
 
@@ -85,8 +87,9 @@ pub(crate) struct Capabilities {
     /// the only ones it may terminate.
     pub discovered: std::collections::HashMap<String, String>,
     pub terminated: u32,
-    /// Addresses (private and public) of the instances this run described, with the
-    /// instance id: the only hosts it may open SSH sessions to.
+    /// Addresses (private and public) of the instances this run described, and of the
+    /// inventory hosts it listed, with what they are: the only hosts it may open SSH
+    /// sessions to (besides granted networks).
     pub addresses: std::collections::HashMap<String, String>,
     /// Open SSH sessions by target, reused by later calls of the same run.
     pub ssh_sessions: std::collections::HashMap<String, Arc<SshSession>>,

@@ -1,5 +1,5 @@
 //! `cme:plugin/ssh` over `cme_cloud::ssh`. A target must be an address the same run
-//! obtained from `ec2.describe-instances` under its grant, or lie in a network the grant
+//! obtained from `ec2.describe-instances` or `inventory.hosts` under its grant, or lie in a network the grant
 //! names explicitly (`ssh.hosts`); the key is looked up by
 //! credential name host-side and never reaches the plugin. One session per target is
 //! opened per run and reused by later calls; distinct targets count against the grant's
@@ -69,7 +69,7 @@ impl Host for CallState {
     }
 }
 
-fn label(target: &Target) -> String {
+pub(super) fn label(target: &Target) -> String {
     let user = if target.user.is_empty() { "<credential user>" } else { &target.user };
     format!("{user}@{}:{} (credential {})", target.address, target.port, target.credential)
 }
@@ -77,7 +77,7 @@ fn label(target: &Target) -> String {
 impl CallState {
     /// Admits the call, binds the target to this run's discovery and returns its session
     /// (opened on first use). `Ok(None)` in a dry run, where nothing is opened.
-    async fn ssh_session(&mut self, call: &str, label: &str, target: &Target) -> wasmtime::Result<Result<Option<Arc<SshSession>>, HostError>> {
+    pub(super) async fn ssh_session(&mut self, call: &str, label: &str, target: &Target) -> wasmtime::Result<Result<Option<Arc<SshSession>>, HostError>> {
         if let Err(denied) = self.admit(call, label, CapabilityUse::Ssh)? {
             return Ok(Err(denied));
         }
@@ -87,7 +87,7 @@ impl CallState {
         };
         let granted_network = caps.grant.ssh.as_ref().is_some_and(|g| g.allows_host(&target.address));
         if !caps.addresses.contains_key(&target.address) && !granted_network {
-            let reason = format!("address {} was not returned by this run's ec2.describe-instances and is in no granted ssh network", target.address);
+            let reason = format!("address {} was not returned by this run's ec2.describe-instances or inventory.hosts and is in no granted ssh network", target.address);
             return Ok(Err(self.deny(call, label, reason)));
         }
         if target.port == 0 {
@@ -108,7 +108,7 @@ impl CallState {
             self.audit(call, label.to_string(), Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
         }
-        let credential = match backend.credentials.ssh_credential(&target.credential, &caps.owner).await {
+        let credential = match backend.store.ssh_credential(&target.credential, &caps.owner).await {
             Ok(Some(credential)) => credential,
             Ok(None) => {
                 let reason = format!("no credential named {:?} is stored on this engine", target.credential);
@@ -148,14 +148,14 @@ impl CallState {
         HostError::Denied(reason)
     }
 
-    fn record_ssh_dry_run(&mut self, call: &str, label: String, action: String) {
+    pub(super) fn record_ssh_dry_run(&mut self, call: &str, label: String, action: String) {
         self.caps.as_mut().expect("admitted").actions.push(action);
         self.audit(call, label, Decision::Allowed, Some("dry run: not sent".into()));
     }
 
     /// Time left before the run's deadline (at least a millisecond, so a timeout fires
     /// rather than panics).
-    fn remaining(&self) -> Duration {
+    pub(super) fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
     }
 

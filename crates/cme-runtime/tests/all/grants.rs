@@ -95,7 +95,7 @@ async fn ssh_to_an_address_the_run_did_not_describe_is_denied_and_audited() {
         config.ssh = Some(SshBackend { config: Default::default(), credentials: Arc::new(NoCredentials) });
     });
     let plugin = hostile(&runtime).await;
-    let grant = Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![] }), ..Grant::default() };
+    let grant = Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() };
     let outcome = run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), grant.clone()).await;
     match outcome.result {
         Err(CallError::Denied(message)) => {
@@ -107,7 +107,7 @@ async fn ssh_to_an_address_the_run_did_not_describe_is_denied_and_audited() {
     assert!(matches!(outcome.record.audit[0].decision, Decision::Denied(_)));
     // A network the grant names explicitly is reachable without discovery (here the
     // call gets as far as looking the credential up).
-    let network = Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec!["127.0.0.0/8".into()] }), ..Grant::default() };
+    let network = Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec!["127.0.0.0/8".into()], inventories: vec![] }), ..Grant::default() };
     match run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), network).await.result {
         Err(CallError::Failed(message)) => assert_eq!(message, "invalid argument: no credential named \"none\" is stored on this engine"),
         other => panic!("expected the credential lookup to fail, got {other:?}"),
@@ -124,7 +124,7 @@ async fn ssh_to_an_address_the_run_did_not_describe_is_denied_and_audited() {
 async fn ssh_answers_unavailable_on_an_engine_without_it() {
     let runtime = runtime();
     let plugin = hostile(&runtime).await;
-    let grant = Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![] }), ..Grant::default() };
+    let grant = Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() };
     match run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), grant).await.result {
         Err(CallError::Failed(message)) => assert_eq!(message, "unavailable: ssh is not available on this engine"),
         other => panic!("expected unavailable, got {other:?}"),

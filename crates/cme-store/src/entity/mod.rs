@@ -7,6 +7,8 @@ pub mod budget_entry;
 pub mod credential;
 pub mod delivery;
 pub mod executor;
+pub mod inventory;
 pub mod plan;
 pub mod plugin;
 pub mod setting;
+pub mod undo;

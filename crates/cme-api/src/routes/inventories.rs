@@ -1,0 +1,103 @@
+//! Inventories (`/api/1/inventories/`): named groups of hosts attacks reach over SSH.
+//! Reading is for viewers; changes are an admin's (they say which machines may be
+//! attacked), audited. A group is written as JSON (`PUT .../{name}`) or imported with the
+//! other groups of an Ansible YAML inventory (`POST /api/1/inventories/`).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use serde_json::{Value, json};
+
+use cme_engine::{Inventory, InventoryHost};
+
+use super::{Result, date};
+use crate::ApiState;
+use crate::auth::Role;
+use crate::body::{check_schema, json_body, read_limited};
+use crate::hal::{Hal, self_href};
+use crate::problem::ApiError;
+
+/// The largest Ansible inventory file accepted.
+pub const MAX_INVENTORY_BYTES: usize = 4 << 20;
+
+/// One host, as written and as shown.
+pub(crate) fn host_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["name", "address", "credential"],
+        "additionalProperties": false,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 255, "description": "unique within the inventory, e.g. web-1"},
+            "address": {"type": "string", "minLength": 1, "maxLength": 255, "description": "a DNS name or an IP address"},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default 22"},
+            "user": {"type": "string", "maxLength": 255, "description": "login user (default: the credential's own)"},
+            "credential": {"type": "string", "minLength": 1, "maxLength": 255, "description": "a stored SSH credential (POST /api/1/credentials/)"},
+            "tags": {"type": "object", "maxProperties": 64, "additionalProperties": {"type": "string", "maxLength": 256}, "description": "what attacks filter on, e.g. {\"zone\": \"a\"}"}
+        }
+    })
+}
+
+/// The body of `PUT /api/1/inventories/{name}`.
+pub(crate) fn schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["hosts"],
+        "additionalProperties": false,
+        "properties": {
+            "hosts": {"type": "array", "maxItems": cme_engine::inventory::MAX_HOSTS, "items": host_schema()}
+        }
+    })
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    let items: Vec<Value> = state.engine.inventories().await?.iter().map(|i| document(i).into_value()).collect();
+    Ok(Hal::new(json!({"count": items.len(), "inventories": items})).link("self", self_href(&req)).ok())
+}
+
+pub async fn show(req: HttpRequest, name: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    Ok(document(&state.engine.inventory(&name).await?).ok())
+}
+
+pub async fn put(req: HttpRequest, name: web::Path<String>, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+    let caller = state.auth.require(&req, Role::Admin)?;
+    let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
+    check_schema(&state.schemas.inventory, &body)?;
+    let hosts: Vec<InventoryHost> = serde_json::from_value(body["hosts"].clone()).map_err(|e| ApiError::bad_request(format!("hosts: {e}"), Some("/hosts".into())))?;
+    let inventory = state.engine.put_inventory(&name, hosts, caller.name()).await?;
+    Ok(document(&inventory).ok())
+}
+
+pub async fn delete(req: HttpRequest, name: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    let caller = state.auth.require(&req, Role::Admin)?;
+    state.engine.delete_inventory(&name, caller.name()).await?;
+    Ok(Hal::new(json!({"msg": format!("Inventory {name} successfully deleted")})).link("inventories", "/api/1/inventories/").ok())
+}
+
+/// Imports an Ansible YAML inventory: each group holding hosts becomes (or replaces) the
+/// inventory of its name; all or nothing.
+pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+    let caller = state.auth.require(&req, Role::Admin)?;
+    let bytes = read_limited(payload, MAX_INVENTORY_BYTES, || {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the inventory is larger than {MAX_INVENTORY_BYTES} bytes"))
+    })
+    .await?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the inventory is not UTF-8 text", Some("/".into())))?;
+    let inventories = state.engine.import_inventories(text, caller.name()).await?;
+    let items: Vec<Value> = inventories.iter().map(|i| document(i).into_value()).collect();
+    let doc = Hal::new(json!({"msg": "ok", "count": items.len(), "inventories": items})).link("inventories", "/api/1/inventories/");
+    Ok(doc.respond_at(StatusCode::CREATED, "/api/1/inventories/"))
+}
+
+fn document(inventory: &Inventory) -> Hal {
+    let href = format!("/api/1/inventories/{}", inventory.name);
+    Hal::new(json!({
+        "name": inventory.name,
+        "count": inventory.hosts.len(),
+        "hosts": inventory.hosts,
+        "updated": date(inventory.updated),
+        "updated_by": inventory.updated_by,
+    }))
+    .link("self", href.clone())
+    .link("delete", href)
+}

@@ -1,0 +1,56 @@
+//! Undos (`/api/1/undos/`): what attacks armed to reverse their faults, and how each
+//! ran. Read-only: the engine runs them (when due, when halted, when it starts).
+
+use actix_web::{HttpRequest, web};
+use serde_json::{Value, json};
+
+use cme_engine::Undo;
+
+use super::{Result, date};
+use crate::ApiState;
+use crate::auth::Role;
+use crate::hal::{Hal, query_pairs, self_href};
+use crate::problem::ApiError;
+
+/// The most undos one list shows.
+const MAX_LIST: u64 = 1_000;
+
+pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    let limit = match query_pairs(&req).into_iter().find(|(k, _)| k == "limit") {
+        None => 100,
+        Some((_, v)) => match v.parse::<u64>() {
+            Ok(n) if (1..=MAX_LIST).contains(&n) => n,
+            _ => return Err(ApiError::bad_request(format!("limit must be 1-{MAX_LIST}, not {v:?}"), Some("/limit".into()))),
+        },
+    };
+    let undos = state.engine.undos(limit).await?;
+    let pending = undos.iter().filter(|u| u.state == cme_engine::UndoState::Pending).count();
+    let items: Vec<Value> = undos.iter().map(|u| document(u).into_value()).collect();
+    Ok(Hal::new(json!({"count": items.len(), "pending": pending, "undos": items})).link("self", self_href(&req)).ok())
+}
+
+pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    Ok(document(&state.engine.undo(&id).await?).ok())
+}
+
+fn document(u: &Undo) -> Hal {
+    Hal::new(json!({
+        "id": u.id,
+        "state": u.state.as_str(),
+        "target": u.target(),
+        "command": u.command,
+        "plugin": u.plugin,
+        "executor_id": u.run_id,
+        "plan_id": u.plan_id,
+        "armed": date(u.armed),
+        "due": date(u.due),
+        "attempts": u.attempts,
+        "outcome": u.outcome,
+        "finished": u.finished.map(date),
+    }))
+    .link("self", format!("/api/1/undos/{}", u.id))
+    .link("executor", format!("/api/1/executors/{}", u.run_id))
+    .link("plan", format!("/api/1/plans/{}", u.plan_id))
+}

@@ -1,0 +1,186 @@
+//! Aiming an SSH attack, the way the built-in ones do: at EC2 instances matching filters
+//! (`region`, `filters`, `ssh`, as the original engine's `run_script` plans carry them) or
+//! at the hosts of an inventory matching tags (`"target": {"inventory": "web", "tags":
+//! {"zone": "a"}}`), picking one, `count` or `percent` of them at random. Put an [`Aim`]
+//! in the args with `#[serde(flatten)]` and [`Aim::schema_properties`] in the schema.
+//!
+//! ```
+//! use cme_plugin_sdk::aim::Aim;
+//! use cme_plugin_sdk::json;
+//! let aim: Aim = serde_json::from_value(json!({"target": {"inventory": "web", "tags": {"zone": "a"}}})).unwrap();
+//! assert_eq!(aim.describe(), "inventory web with tags zone=a");
+//! let aim: Aim = serde_json::from_value(json!({"region": "eu-west-1", "filters": {"tag:Chaos": "true"}, "ssh": {"credential": "fleet"}})).unwrap();
+//! assert!(aim.describe().starts_with("instances in eu-west-1"));
+//! ```
+
+use std::collections::BTreeMap;
+
+use rand_core::RngCore;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::PluginError;
+use crate::targets::{Selection, choose, filters_from_json, running_only};
+use crate::{ec2, inventory, ssh};
+
+/// Where an SSH attack acts: exactly one of the two forms.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Aim {
+    /// The EC2 form: the region,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// its describe-instances filters (only running instances count),
+    #[serde(default)]
+    pub filters: Option<Map<String, Value>>,
+    /// and how to log in.
+    #[serde(default)]
+    pub ssh: Option<Login>,
+    /// The inventory form.
+    #[serde(default)]
+    pub target: Option<InventoryTarget>,
+    /// How many hosts: `count` of them (default 1) ...
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// ... or `percent` of them, rounded up.
+    #[serde(default)]
+    pub percent: Option<u32>,
+}
+
+/// How to log in to an EC2 instance.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Login {
+    /// Login user; empty: the credential's own.
+    #[serde(default)]
+    pub user: String,
+    /// A credential stored in the engine.
+    pub credential: String,
+    /// Default 22.
+    pub port: Option<u16>,
+    /// `private` (default) or `public`: which of the instance's addresses.
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+/// `{"inventory": "web", "tags": {"zone": "a"}}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InventoryTarget {
+    /// The inventory's name.
+    pub inventory: String,
+    /// Tags every chosen host carries.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One chosen host: what to call it in reports, and how to reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshHost {
+    /// The instance id, or the inventory host's name.
+    pub name: String,
+    /// Where it is reached.
+    pub target: ssh::Target,
+}
+
+impl Aim {
+    /// The schema of the fields an [`Aim`] reads, to merge into an args schema's
+    /// `properties`; [`Aim::schema_rule`] makes exactly one form required.
+    pub fn schema_properties() -> Map<String, Value> {
+        let properties = json!({
+            "target": {
+                "type": "object",
+                "required": ["inventory"],
+                "additionalProperties": false,
+                "description": "the inventory form: hosts of an inventory (/api/1/inventories/) carrying every tag",
+                "properties": {
+                    "inventory": {"type": "string", "minLength": 1},
+                    "tags": {"type": "object", "additionalProperties": {"type": "string"}}
+                }
+            },
+            "region": {"type": "string", "minLength": 1, "description": "the EC2 form: AWS region, e.g. eu-west-1"},
+            "filters": {
+                "type": "object",
+                "description": "the EC2 form: describe-instances filters, name -> value or list of values; only running instances are considered",
+                "additionalProperties": {"type": ["string", "number", "boolean", "array"], "items": {"type": ["string", "number", "boolean"]}}
+            },
+            "ssh": {
+                "type": "object",
+                "required": ["credential"],
+                "additionalProperties": false,
+                "description": "the EC2 form: how to log in",
+                "properties": {
+                    "user": {"type": "string", "description": "login user (default: the credential's user)"},
+                    "credential": {"type": "string", "minLength": 1, "description": "name of a credential stored in the engine (POST /api/1/credentials)"},
+                    "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default 22"},
+                    "address": {"enum": ["private", "public"], "description": "which address of the instance to connect to (default private)"}
+                }
+            },
+            "count": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "act on this many of the matching hosts (default 1)"},
+            "percent": {"type": "integer", "minimum": 1, "maximum": 100, "description": "act on this percentage of the matching hosts, rounded up (instead of count)"}
+        });
+        match properties {
+            Value::Object(map) => map,
+            _ => unreachable!("an object literal"),
+        }
+    }
+
+    /// The rule that one form, and only one, is given (for the schema's `oneOf`).
+    pub fn schema_rule() -> Value {
+        json!([
+            {"required": ["target"], "not": {"anyOf": [{"required": ["region"]}, {"required": ["filters"]}, {"required": ["ssh"]}]}},
+            {"required": ["region", "filters", "ssh"], "not": {"required": ["target"]}}
+        ])
+    }
+
+    /// What it aims at, for people: `inventory web with tags zone=a`.
+    pub fn describe(&self) -> String {
+        match (&self.target, &self.region) {
+            (Some(target), _) if target.tags.is_empty() => format!("inventory {}", target.inventory),
+            (Some(target), _) => {
+                let tags: Vec<String> = target.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("inventory {} with tags {}", target.inventory, tags.join(", "))
+            }
+            (None, region) => format!(
+                "instances in {} matching {} (running)",
+                region.as_deref().unwrap_or("?"),
+                Value::Object(self.filters.clone().unwrap_or_default())
+            ),
+        }
+    }
+
+    /// Lists the candidates (describe-instances or the inventory) and picks `count` or
+    /// `percent` of them at random; none matching is the attack's failure, saying what
+    /// was looked for.
+    pub fn hosts(&self, rng: &mut impl RngCore) -> Result<Vec<SshHost>, PluginError> {
+        let selection = Selection::from_args(self.count, self.percent)?;
+        let candidates = match (&self.target, &self.region, &self.filters, &self.ssh) {
+            (Some(target), None, None, None) => {
+                let tags: Vec<(&str, &str)> = target.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                inventory::hosts(&target.inventory, &tags)?
+                    .into_iter()
+                    .map(|h| SshHost { name: h.name, target: ssh::Target { address: h.address, port: h.port, user: h.user, credential: h.credential } })
+                    .collect::<Vec<_>>()
+            }
+            (None, Some(region), Some(filters), Some(login)) => {
+                let public = match login.address.as_deref() {
+                    None | Some("private") => false,
+                    Some("public") => true,
+                    Some(other) => return Err(PluginError::invalid("ssh.address", &format!("private or public, not {other:?}"))),
+                };
+                let filters = running_only("filters", filters_from_json("filters", filters)?)?;
+                let mut hosts = Vec::new();
+                for instance in ec2::describe_instances(region, &filters)? {
+                    let address = if public { instance.public_ip } else { instance.private_ip };
+                    let Some(address) = address else { continue };
+                    let target = ssh::Target { address, port: login.port.unwrap_or(22), user: login.user.clone(), credential: login.credential.clone() };
+                    hosts.push(SshHost { name: instance.instance_id, target });
+                }
+                hosts
+            }
+            _ => return Err(PluginError::invalid("target", "aim either at an inventory (target) or at EC2 instances (region, filters and ssh), not both")),
+        };
+        if candidates.is_empty() {
+            return Err(PluginError::failed(format!("no host matched: {} (instances without the chosen address are skipped)", self.describe())));
+        }
+        let n = selection.size(candidates.len());
+        Ok(choose(rng, candidates, n))
+    }
+}

@@ -1,0 +1,83 @@
+//! `cme:plugin/undo`: an attack's undo, stored before the attack acts. The target is
+//! checked as any SSH call's (the run must be allowed to reach it, with that credential);
+//! the undo is stored through the SSH backend's store (no store, or a store that fails: the
+//! call fails and the attack must not act), then a timer is left on the target that runs
+//! the undo should the engine be gone when it is due. The engine runs it when it is due,
+//! when it is halted, and when it starts again.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+use crate::audit::Decision;
+use crate::bindings::HostError;
+use crate::bindings::attack::cme::plugin::ssh::Target;
+use crate::bindings::attack::cme::plugin::undo::Host;
+use crate::credentials::ArmedUndo;
+use crate::state::CallState;
+
+/// The longest an undo may wait: a fault is meant to be short.
+const MAX_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest undo command.
+const MAX_COMMAND_BYTES: usize = 4096;
+/// How long after the undo is due the target's timer runs it: the engine, when it is
+/// there, runs it first and stops the timer.
+const TIMER_GRACE_SECONDS: u64 = 30;
+
+impl Host for CallState {
+    async fn arm(&mut self, target: Target, command: String, after_ms: u64) -> wasmtime::Result<Result<String, HostError>> {
+        const CALL: &str = "undo.arm";
+        let after = Duration::from_millis(after_ms);
+        let label = format!("{}: {command} in {} s", super::ssh::label(&target), after.as_secs());
+        if command.trim().is_empty() || command.len() > MAX_COMMAND_BYTES {
+            return Ok(Err(HostError::InvalidArgument(format!("command must have 1 to {MAX_COMMAND_BYTES} bytes"))));
+        }
+        if after > MAX_AFTER {
+            return Ok(Err(HostError::InvalidArgument(format!("after-ms must be at most {} ms (7 days)", MAX_AFTER.as_millis()))));
+        }
+        let session = match self.ssh_session(CALL, &label, &target).await? {
+            Ok(Some(session)) => session,
+            Ok(None) => {
+                self.record_ssh_dry_run(CALL, label.clone(), format!("would arm the undo {label}"));
+                return Ok(Ok("dry-run".into()));
+            }
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let caps = self.caps.as_ref().expect("admitted");
+        let store = caps.backends.ssh.as_ref().expect("a session was opened").store.clone();
+        let undo = ArmedUndo {
+            id: undo_id(&self.run_id, self.host_calls),
+            run_id: self.run_id.clone(),
+            plugin: self.plugin.clone(),
+            address: target.address.clone(),
+            port: target.port,
+            user: target.user.clone(),
+            credential: target.credential.clone(),
+            command: command.clone(),
+            due: Utc::now() + after,
+            owner: caps.owner.clone(),
+        };
+        if let Err(error) = store.arm_undo(&undo).await {
+            let reason = format!("the undo could not be stored, so the fault must not be made: {error}");
+            self.audit(CALL, label, Decision::Unavailable(reason.clone()), None);
+            return Ok(Err(HostError::Unavailable(reason)));
+        }
+        let timer = cme_cloud::ssh::undo::timer(&undo.id, &command, after.as_secs() + TIMER_GRACE_SECONDS);
+        self.begin(CALL, &label);
+        let outcome = match session.exec(&timer, None, self.remaining()).await {
+            Ok(output) if output.exit_code == Some(0) => format!("armed {} (due {}; the target's timer is set)", undo.id, undo.due.to_rfc3339()),
+            Ok(output) => format!("armed {} (due {}); the target's timer was not set: exit {:?}", undo.id, undo.due.to_rfc3339(), output.exit_code),
+            Err(e) => format!("armed {} (due {}); the target's timer was not set: {e}", undo.id, undo.due.to_rfc3339()),
+        };
+        self.audit(CALL, label, Decision::Allowed, Some(outcome));
+        Ok(Ok(undo.id))
+    }
+}
+
+/// A fresh id: unique per run and call, and safe in a file name.
+fn undo_id(run_id: &str, call: u32) -> String {
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let digest = Sha256::digest(format!("{run_id}\0{call}\0{nanos}"));
+    hex::encode(&digest[..12])
+}

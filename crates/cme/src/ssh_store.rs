@@ -1,0 +1,63 @@
+//! The runtime's SSH store over the engine's storage: keys read at session time and
+//! handed out only to runs whose plan may use them ([`cme_engine::Credential::usable_by`]),
+//! inventories read when a run lists one, and undos stored before a run acts (the engine's
+//! undo keeper is told at once).
+
+use std::sync::Arc;
+
+use cme_engine::{Actor, Storage, Undo, UndoState};
+use cme_runtime::{ArmedUndo, CredentialError, InventoryHost, RunOwner, SshCredential};
+
+pub struct StoredSsh {
+    pub storage: Arc<dyn Storage>,
+    /// The engine's `undo_armed` signal.
+    pub undo_armed: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl cme_runtime::SshStore for StoredSsh {
+    async fn ssh_credential(&self, name: &str, owner: &RunOwner) -> Result<Option<SshCredential>, CredentialError> {
+        let stored = self.storage.credential(name).await.map_err(|e| CredentialError::Unavailable(format!("reading credential {name}: {e}")))?;
+        let Some(stored) = stored else { return Ok(None) };
+        let creator = owner.created_by.as_ref().map(|(name, role)| Actor::new(name.clone(), role.clone()));
+        stored.usable_by(&owner.plan, creator.as_ref()).map_err(CredentialError::Denied)?;
+        let key = cme_cloud::ssh::SshKey::parse(&stored.private_key, stored.passphrase.as_deref())
+            .map_err(|e| CredentialError::Unavailable(format!("credential {name}: {e}")))?;
+        Ok(Some(SshCredential { user: stored.user, key }))
+    }
+
+    async fn inventory(&self, name: &str) -> Result<Option<Vec<InventoryHost>>, CredentialError> {
+        let stored = self.storage.inventory(name).await.map_err(|e| CredentialError::Unavailable(format!("reading inventory {name}: {e}")))?;
+        Ok(stored.map(|inventory| {
+            inventory
+                .hosts
+                .into_iter()
+                .map(|h| InventoryHost { name: h.name, address: h.address, port: h.port, user: h.user, credential: h.credential, tags: h.tags.into_iter().collect() })
+                .collect()
+        }))
+    }
+
+    async fn arm_undo(&self, armed: &ArmedUndo) -> Result<(), CredentialError> {
+        let undo = Undo {
+            id: armed.id.clone(),
+            run_id: armed.run_id.clone(),
+            plan_id: armed.owner.plan.clone(),
+            plugin: armed.plugin.clone(),
+            address: armed.address.clone(),
+            port: armed.port,
+            user: armed.user.clone(),
+            credential: armed.credential.clone(),
+            command: armed.command.clone(),
+            plan_created_by: armed.owner.created_by.as_ref().map(|(name, role)| Actor::new(name.clone(), role.clone())),
+            armed: chrono::Utc::now(),
+            due: armed.due,
+            state: UndoState::Pending,
+            attempts: 0,
+            outcome: None,
+            finished: None,
+        };
+        self.storage.insert_undo(&undo).await.map_err(|e| CredentialError::Unavailable(e.to_string()))?;
+        self.undo_armed.notify_one();
+        Ok(())
+    }
+}

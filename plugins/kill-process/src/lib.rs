@@ -1,0 +1,113 @@
+//! `kill_process:KillProcess`: sends a signal to the processes with a name (or whose
+//! command line matches a pattern) on random hosts, over SSH; hosts come from an inventory
+//! (`target`) or from EC2 (`region`, `filters`, `ssh`). `STOP` freezes them for
+//! `duration_seconds` and arms `CONT` as the undo; the other signals are not undone (the
+//! service manager restarts what it supervises). The processes are looked up first, so
+//! none matching fails the run before any signal is sent, and the report names their pids.
+
+use ssh_fault::{Done, Fault, exec, make, report, sudo};
+
+use cme_plugin_sdk::aim::Aim;
+use cme_plugin_sdk::attack::{Attack, Report, RunContext};
+use cme_plugin_sdk::serde_json::{Map, Value};
+use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+
+#[derive(serde::Deserialize)]
+struct Args {
+    #[serde(flatten)]
+    aim: Aim,
+    process: Option<String>,
+    pattern: Option<String>,
+    #[serde(default = "kill")]
+    signal: String,
+    duration_seconds: Option<u32>,
+    #[serde(default)]
+    sudo: bool,
+}
+
+fn kill() -> String {
+    "KILL".into()
+}
+
+const SIGNALS: [&str; 8] = ["KILL", "TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "STOP"];
+
+struct KillProcess;
+
+impl Attack for KillProcess {
+    type Args = Args;
+
+    fn describe() -> Describe {
+        let mut properties: Map<String, Value> = Aim::schema_properties();
+        let own = json!({
+            "process": {"type": "string", "minLength": 1, "maxLength": 15, "description": "the process name, matched exactly (pgrep -x; Linux keeps 15 characters)"},
+            "pattern": {"type": "string", "minLength": 1, "maxLength": 512, "description": "an extended regular expression matched against full command lines (pgrep -f), instead of process"},
+            "signal": {"enum": SIGNALS, "description": "default KILL; STOP freezes the processes and needs duration_seconds"},
+            "duration_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "description": "with STOP: when to continue them (the undo)"},
+            "sudo": {"type": "boolean", "description": "signal through sudo -n (default false)"}
+        });
+        properties.extend(own.as_object().cloned().unwrap_or_default());
+        Describe::new("kill-process", env!("CARGO_PKG_VERSION"))
+            .refs(["kill_process:KillProcess"])
+            .description("Sends a signal to the processes with a name (or matching a pattern) on random hosts of an inventory or EC2, over SSH; STOP is undone with CONT after duration_seconds.")
+            .schema(json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": properties,
+                "allOf": [
+                    {"oneOf": Aim::schema_rule()},
+                    {"oneOf": [{"required": ["process"]}, {"required": ["pattern"]}]}
+                ]
+            }))
+            .example(json!({"target": {"inventory": "web", "tags": {"zone": "a"}}, "process": "nginx", "signal": "KILL"}))
+            .capability(Capability::Ec2Describe(vec![]))
+            .capability(Capability::Ssh)
+    }
+
+    fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {
+        let stop = args.signal == "STOP";
+        let duration = match (stop, args.duration_seconds) {
+            (true, None) => return Err(PluginError::invalid("duration_seconds", "STOP needs it: the processes are continued (CONT) after it")),
+            (false, Some(_)) => return Err(PluginError::invalid("duration_seconds", "only STOP is undone; other signals end the processes")),
+            (_, d) => d,
+        };
+        let (what, lookup) = match (&args.process, &args.pattern) {
+            (Some(name), None) => (format!("processes named {name}"), format!("pgrep -x -- {}", quote(name))),
+            // The pattern travels as octal escapes, so that the shell running pgrep does
+            // not carry it in its own command line (and match itself).
+            (None, Some(pattern)) => (format!("processes matching {pattern:?}"), format!("pgrep -f -- \"$(printf '{}')\"", octal(pattern))),
+            _ => return Err(PluginError::invalid("process", "give process or pattern, not both")),
+        };
+        let hosts = args.aim.hosts(&mut ctx.rng())?;
+        let mut done: Vec<Done> = Vec::new();
+        for host in hosts {
+            let found = exec(&host, &format!("{lookup} || {{ echo 'cme: no {} on this host' >&2; exit 1; }}", what.replace('\'', "")))?;
+            let pids: Vec<&str> = found.stdout.split_whitespace().filter(|p| p.chars().all(|c| c.is_ascii_digit())).collect();
+            if pids.is_empty() && !ctx.dry_run {
+                return Err(PluginError::failed(format!("on {} ({}): no {what}", host.name, host.target.address)));
+            }
+            let pids = if ctx.dry_run { "<pids>".to_string() } else { pids.join(" ") };
+            let sudo = sudo(args.sudo);
+            let fault = Fault {
+                check: None,
+                apply: format!("{sudo}kill -{} {pids} && echo {pids}", args.signal),
+                undo: duration.map(|seconds| (format!("{sudo}kill -CONT {pids} 2>/dev/null; true"), u64::from(seconds) * 1000)),
+            };
+            done.push(make(host, &fault)?);
+        }
+        let undone = duration.map_or(String::new(), |s| format!(", continued after {s} s"));
+        let summary = format!("sent {} to {what} on {} hosts{undone}", args.signal, done.len());
+        let details = json!({"signal": args.signal, "process": args.process, "pattern": args.pattern, "duration_seconds": duration});
+        Ok(report(ctx, summary, &done, details))
+    }
+}
+
+fn quote(word: &str) -> String {
+    cme_plugin_sdk::targets::shell_quote(word)
+}
+
+/// `\ooo` escapes of every byte, for printf.
+fn octal(text: &str) -> String {
+    text.bytes().map(|b| format!("\\{b:03o}")).collect()
+}
+
+cme_plugin_sdk::export_attack!(KillProcess);

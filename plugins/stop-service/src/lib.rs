@@ -1,0 +1,75 @@
+//! `stop_service:StopService`: stops a systemd unit on random hosts (an inventory's or
+//! EC2's) for `duration_seconds`, over SSH, and starts it again: the start is armed as the
+//! undo before the stop, so it happens when due, when the engine is halted or restarts,
+//! and (by a timer left on the host) even if the engine is gone. A host without systemd,
+//! or where the unit is not active, is refused before anything changes.
+
+use ssh_fault::{Done, Fault, make, report, sudo};
+
+use cme_plugin_sdk::aim::Aim;
+use cme_plugin_sdk::attack::{Attack, Report, RunContext};
+use cme_plugin_sdk::serde_json::{Map, Value};
+use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+
+#[derive(serde::Deserialize)]
+struct Args {
+    #[serde(flatten)]
+    aim: Aim,
+    service: String,
+    duration_seconds: u32,
+    #[serde(default)]
+    sudo: bool,
+}
+
+struct StopService;
+
+impl Attack for StopService {
+    type Args = Args;
+
+    fn describe() -> Describe {
+        let mut properties: Map<String, Value> = Aim::schema_properties();
+        let own = json!({
+            "service": {"type": "string", "pattern": "^[A-Za-z0-9@._:-]{1,200}$", "description": "the systemd unit, e.g. nginx or nginx.service"},
+            "duration_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "description": "when to start it again (the undo)"},
+            "sudo": {"type": "boolean", "description": "run systemctl through sudo -n (default false)"}
+        });
+        properties.extend(own.as_object().cloned().unwrap_or_default());
+        Describe::new("stop-service", env!("CARGO_PKG_VERSION"))
+            .refs(["stop_service:StopService"])
+            .description("Stops a systemd unit on random hosts of an inventory or EC2 over SSH and starts it again after duration_seconds (also when the engine halts or restarts).")
+            .schema(json!({
+                "type": "object",
+                "required": ["service", "duration_seconds"],
+                "additionalProperties": false,
+                "properties": properties,
+                "oneOf": Aim::schema_rule()
+            }))
+            .example(json!({"target": {"inventory": "web"}, "service": "nginx", "duration_seconds": 120, "sudo": true}))
+            .capability(Capability::Ec2Describe(vec![]))
+            .capability(Capability::Ssh)
+    }
+
+    fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {
+        if !args.service.chars().all(|c| c.is_ascii_alphanumeric() || "@._:-".contains(c)) {
+            return Err(PluginError::invalid("service", "a systemd unit name"));
+        }
+        let unit = &args.service;
+        let sudo = sudo(args.sudo);
+        let fault = Fault {
+            check: Some(format!(
+                "command -v systemctl >/dev/null || {{ echo 'cme: systemctl not found: this host does not run systemd' >&2; exit 90; }}; \
+                 state=$(systemctl is-active {unit} 2>&1); [ \"$state\" = active ] || {{ echo \"cme: {unit} is not active here (systemctl is-active: $state)\" >&2; exit 91; }}"
+            )),
+            apply: format!("{sudo}systemctl stop {unit}"),
+            undo: Some((format!("{sudo}systemctl start {unit}"), u64::from(args.duration_seconds) * 1000)),
+        };
+        let mut done: Vec<Done> = Vec::new();
+        for host in args.aim.hosts(&mut ctx.rng())? {
+            done.push(make(host, &fault)?);
+        }
+        let summary = format!("stopped {unit} on {} hosts for {} s", done.len(), args.duration_seconds);
+        Ok(report(ctx, summary, &done, json!({"service": unit, "duration_seconds": args.duration_seconds})))
+    }
+}
+
+cme_plugin_sdk::export_attack!(StopService);
