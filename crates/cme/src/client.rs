@@ -133,6 +133,21 @@ pub enum BlackoutsCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum InventoriesCommand {
+    /// List inventories and how many hosts each has.
+    List,
+    /// One inventory's hosts.
+    Show { name: String },
+    /// Import an Ansible YAML inventory: each group with hosts becomes (or replaces) the
+    /// inventory of its name (admin).
+    Import { file: PathBuf },
+    /// Create or replace an inventory from a JSON file `{"hosts": [...]}` ("-": stdin) (admin).
+    Put { name: String, file: PathBuf },
+    /// Delete an inventory (admin).
+    Delete { name: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ExecutorsCommand {
     /// List executors (pending/running by default).
     List {
@@ -231,6 +246,9 @@ pub enum Request {
     Plans(PlansCommand),
     Executors(ExecutorsCommand),
     Blackouts(BlackoutsCommand),
+    Inventories(InventoriesCommand),
+    /// The undos attacks armed: pending ones first, then the latest finished.
+    Undos,
     Halt(Option<String>),
     Resume,
 }
@@ -244,6 +262,18 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
         match request {
             Request::Plugins(command) => plugins(&client, command).await?,
             Request::Blackouts(command) => blackouts(&client, command).await?,
+            Request::Inventories(command) => inventories(&client, command).await?,
+            Request::Undos => {
+                let doc = client.get("/api/1/undos/").await?;
+                let rows = doc["undos"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|u| vec![cell(&u["id"]), cell(&u["state"]), cell(&u["due"]), cell(&u["target"]), cell(&u["command"]), cell(&u["outcome"])])
+                    .collect();
+                table(&["ID", "STATE", "DUE", "TARGET", "COMMAND", "OUTCOME"], rows);
+            }
             Request::Credentials(command) => credentials(&client, command).await?,
             Request::Audit { page, size } => {
                 let doc = client.get_with("/api/1/audit/", &[("page", page.to_string()), ("size", size.to_string())]).await?;
@@ -540,6 +570,54 @@ async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+async fn inventories(client: &Client, command: InventoriesCommand) -> anyhow::Result<()> {
+    match command {
+        InventoriesCommand::List => {
+            let doc = client.get("/api/1/inventories/").await?;
+            let rows = doc["inventories"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|i| vec![cell(&i["name"]), cell(&i["count"]), cell(&i["updated"]), cell(&i["updated_by"])])
+                .collect();
+            table(&["NAME", "HOSTS", "UPDATED", "BY"], rows);
+        }
+        InventoriesCommand::Show { name } => print_hosts(&client.get(&format!("/api/1/inventories/{name}")).await?),
+        InventoriesCommand::Import { file } => {
+            let yaml = std::fs::read(&file).with_context(|| format!("reading the inventory {}", file.display()))?;
+            let doc = client.request(reqwest::Method::POST, "/api/1/inventories/", &[], Some(("application/yaml", yaml))).await?;
+            for inventory in doc["inventories"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                say!("imported inventory {} ({} hosts)", cell(&inventory["name"]), cell(&inventory["count"]));
+            }
+        }
+        InventoriesCommand::Put { name, file } => {
+            let body = read_json(&file, "inventory")?;
+            let doc = client.send(reqwest::Method::PUT, &format!("/api/1/inventories/{name}"), Some(body)).await?;
+            say!("stored inventory {} ({} hosts)", cell(&doc["name"]), cell(&doc["count"]));
+        }
+        InventoriesCommand::Delete { name } => {
+            let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/inventories/{name}"), None).await?;
+            say!("{}", doc["msg"].as_str().unwrap_or("deleted"));
+        }
+    }
+    Ok(())
+}
+
+fn print_hosts(inventory: &Value) {
+    let rows = inventory["hosts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            let tags = h["tags"].as_object().map(|t| t.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(",")).unwrap_or_default();
+            vec![cell(&h["name"]), format!("{}:{}", cell(&h["address"]), cell(&h["port"])), cell(&h["user"]), cell(&h["credential"]), tags]
+        })
+        .collect();
+    table(&["NAME", "ADDRESS", "USER", "CREDENTIAL", "TAGS"], rows);
 }
 
 fn print_blackouts(blackouts: &[Value]) {

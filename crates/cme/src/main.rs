@@ -62,6 +62,18 @@ enum Command {
         #[command(subcommand)]
         command: client::BlackoutsCommand,
     },
+    /// Inventories on a running engine: named groups of SSH hosts attacks aim at.
+    Inventories {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: client::InventoriesCommand,
+    },
+    /// The undos attacks armed on a running engine, and how each ran.
+    Undos {
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// SSH credentials on a running engine (admin): list, create, delete.
     Credentials {
         #[command(flatten)]
@@ -158,6 +170,8 @@ fn main() -> std::process::ExitCode {
         Command::Plans { target, command } => client::run(target, client::Request::Plans(command)),
         Command::Executors { target, command } => client::run(target, client::Request::Executors(command)),
         Command::Blackouts { target, command } => client::run(target, client::Request::Blackouts(command)),
+        Command::Inventories { target, command } => client::run(target, client::Request::Inventories(command)),
+        Command::Undos { target } => client::run(target, client::Request::Undos),
         Command::Credentials { target, command } => client::run(target, client::Request::Credentials(command)),
         Command::Audit { target, page, size } => client::run(target, client::Request::Audit { page, size }),
         Command::Webhooks { target } => client::run(target, client::Request::Webhooks),

@@ -5,7 +5,7 @@
 //! service manager restarts what it supervises). The processes are looked up first, so
 //! none matching fails the run before any signal is sent, and the report names their pids.
 
-use ssh_fault::{Done, Fault, exec, make, report, sudo};
+use ssh_fault::{Done, Fault, Summary, exec, make, report, sudo};
 
 use cme_plugin_sdk::aim::Aim;
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
@@ -95,7 +95,8 @@ impl Attack for KillProcess {
             done.push(make(host, &fault)?);
         }
         let undone = duration.map_or(String::new(), |s| format!(", continued after {s} s"));
-        let summary = format!("sent {} to {what} on {} hosts{undone}", args.signal, done.len());
+        let rest = format!("{} to {what} on {} hosts{undone}", args.signal, done.len());
+        let summary = Summary { done: format!("sent {rest}"), would: format!("send {rest}") };
         let details = json!({"signal": args.signal, "process": args.process, "pattern": args.pattern, "duration_seconds": duration});
         Ok(report(ctx, summary, &done, details))
     }

@@ -6,7 +6,7 @@
 //! gone. A host without tc or iptables, a kernel without netem, or an interface that
 //! already carries a netem qdisc is refused with an error saying so.
 
-use ssh_fault::{Done, Fault, make, report, sudo};
+use ssh_fault::{Done, Fault, Summary, make, report, sudo};
 
 use cme_plugin_sdk::aim::Aim;
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
@@ -110,7 +110,8 @@ impl Attack for NetworkFault {
                     };
                     done.push(make(host, &fault)?);
                 }
-                format!("{netem} on", netem = if args.fault == "latency" { "added latency" } else { "dropped packets" })
+                let (done, would) = if args.fault == "latency" { ("added latency on", "add latency on") } else { ("dropped packets on", "drop packets on") };
+                (done.to_string(), would.to_string())
             }
             "blackhole" => {
                 if args.ports.is_empty() {
@@ -139,11 +140,12 @@ impl Attack for NetworkFault {
                     };
                     done.push(make(host, &fault)?);
                 }
-                format!("dropped ports {:?} on", args.ports)
+                (format!("dropped the traffic of ports {:?} on", args.ports), format!("drop the traffic of ports {:?} on", args.ports))
             }
             other => return Err(PluginError::invalid("fault", format!("latency, loss or blackhole, not {other:?}"))),
         };
-        let summary = format!("{what} {} hosts for {} s", done.len(), args.duration_seconds);
+        let rest = format!("{} hosts for {} s", done.len(), args.duration_seconds);
+        let summary = Summary { done: format!("{} {rest}", what.0), would: format!("{} {rest}", what.1) };
         let details = json!({"fault": args.fault, "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms, "loss_percent": args.loss_percent, "ports": args.ports, "duration_seconds": args.duration_seconds});
         Ok(report(ctx, summary, &done, details))
     }

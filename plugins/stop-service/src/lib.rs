@@ -4,7 +4,7 @@
 //! and (by a timer left on the host) even if the engine is gone. A host without systemd,
 //! or where the unit is not active, is refused before anything changes.
 
-use ssh_fault::{Done, Fault, make, report, sudo};
+use ssh_fault::{Done, Fault, Summary, make, report, sudo};
 
 use cme_plugin_sdk::aim::Aim;
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
@@ -67,7 +67,8 @@ impl Attack for StopService {
         for host in args.aim.hosts(&mut ctx.rng())? {
             done.push(make(host, &fault)?);
         }
-        let summary = format!("stopped {unit} on {} hosts for {} s", done.len(), args.duration_seconds);
+        let rest = format!("{unit} on {} hosts for {} s", done.len(), args.duration_seconds);
+        let summary = Summary { done: format!("stopped {rest}"), would: format!("stop {rest}") };
         Ok(report(ctx, summary, &done, json!({"service": unit, "duration_seconds": args.duration_seconds})))
     }
 }

@@ -17,6 +17,7 @@ mod fences;
 mod firing;
 mod guards;
 mod http_credentials;
+mod inventories;
 mod openapi;
 mod operations;
 mod peers;

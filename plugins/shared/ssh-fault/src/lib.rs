@@ -80,9 +80,16 @@ pub fn make(host: SshHost, fault: &Fault) -> Result<Done, PluginError> {
     }
 }
 
-/// The report of a fault made on every host: `summary` says what, for people.
-pub fn report(ctx: &RunContext, summary: String, done: &[Done], details: Value) -> Report {
-    let summary = if ctx.dry_run { format!("dry run: would {summary}") } else { summary };
+/// What a report says, for people: what was done (`"stopped nginx on 2 hosts"`) and what
+/// a dry run would do (`"stop nginx on 2 hosts"`).
+pub struct Summary {
+    pub done: String,
+    pub would: String,
+}
+
+/// The report of a fault made on every host.
+pub fn report(ctx: &RunContext, summary: Summary, done: &[Done], details: Value) -> Report {
+    let summary = if ctx.dry_run { format!("dry run: would {}", summary.would) } else { summary.done };
     let hosts: Vec<Value> = done
         .iter()
         .map(|d| json!({"name": d.host.name, "address": d.host.target.address, "undo_id": d.undo_id, "output": d.stdout.trim()}))
