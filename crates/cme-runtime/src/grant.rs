@@ -193,6 +193,10 @@ mod tests {
             ("ssh declared, not granted", vec![Capability::Ssh], Grant::default(), CapabilityUse::Ssh, Err("ssh is not granted")),
             ("ssh granted, not declared", vec![], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() }, CapabilityUse::Ssh, Err("not among")),
             ("ssh declared and granted", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() }, CapabilityUse::Ssh, Ok(())),
+            ("inventory not named by the grant", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["db".into()] }), ..Grant::default() }, CapabilityUse::Inventory { name: "web" }, Err("inventory web is not granted")),
+            ("inventory named by the grant", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["web".into()] }), ..Grant::default() }, CapabilityUse::Inventory { name: "web" }, Ok(())),
+            ("every inventory granted", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["*".into()] }), ..Grant::default() }, CapabilityUse::Inventory { name: "web" }, Ok(())),
+            ("inventory without ssh declared", vec![], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["*".into()] }), ..Grant::default() }, CapabilityUse::Inventory { name: "web" }, Err("not among")),
             ("scripts declared, not granted", vec![Capability::Scripts], Grant::default(), CapabilityUse::Scripts, Err("scripts is not granted")),
             ("scripts declared and granted", vec![Capability::Scripts], Grant { scripts: true, ..Grant::default() }, CapabilityUse::Scripts, Ok(())),
         ];

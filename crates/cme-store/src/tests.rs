@@ -377,3 +377,68 @@ async fn plans_created_at_once_commit_together_and_are_judged_one_by_one() {
         assert_eq!(count("SELECT CAST(SUM(waiting_executors) AS BIGINT) FROM work_counts").await, 40, "{url}");
     }
 }
+
+/// A store on each backend this machine has (SQLite in memory; PostgreSQL when
+/// `CME_TEST_POSTGRES_URL` is set).
+async fn stores(test: &str) -> Vec<Store> {
+    let mut stores = vec![Store::connect(&StoreConfig::in_memory()).await.unwrap()];
+    if let Some(url) = fresh_postgres(test) {
+        stores.push(Store::connect(&StoreConfig::new(url)).await.unwrap());
+    }
+    stores
+}
+
+#[tokio::test]
+async fn inventories_are_replaced_whole_and_undos_are_recorded_once() {
+    use chrono::SubsecRound;
+    use cme_engine::{AuditEvent, Inventory, InventoryHost, Undo, UndoState};
+    let now = chrono::Utc::now().trunc_subsecs(6); // what the database keeps
+    let host = |name: &str, zone: &str| InventoryHost {
+        name: name.into(),
+        address: "10.0.0.1".into(),
+        port: 2222,
+        user: String::new(),
+        credential: "fleet".into(),
+        tags: [("zone".to_string(), zone.to_string())].into(),
+    };
+    for store in stores("inventories").await {
+        let web = Inventory { name: "web".into(), hosts: vec![host("web-1", "a"), host("web-2", "b")], updated: now, updated_by: "admin".into() };
+        store.put_inventories(std::slice::from_ref(&web), &AuditEvent::action("admin", "inventory.put", "web")).await.unwrap();
+        let replaced = Inventory { hosts: vec![host("web-3", "c")], ..web.clone() };
+        store.put_inventories(&[replaced.clone()], &AuditEvent::action("admin", "inventory.put", "web")).await.unwrap();
+        assert_eq!(store.inventory("web").await.unwrap().unwrap().hosts, replaced.hosts, "replaced whole");
+        assert_eq!(store.inventories().await.unwrap().len(), 1);
+        assert!(store.delete_inventory("web", &AuditEvent::action("admin", "inventory.delete", "web")).await.unwrap());
+        assert!(!store.delete_inventory("web", &AuditEvent::action("admin", "inventory.delete", "web")).await.unwrap());
+        assert!(store.inventory("web").await.unwrap().is_none());
+
+        let undo = Undo {
+            id: "u1".into(),
+            run_id: "e1".into(),
+            plan_id: "p1".into(),
+            plugin: "stop-service@0.1.0".into(),
+            address: "10.0.0.1".into(),
+            port: 22,
+            user: "root".into(),
+            credential: "fleet".into(),
+            command: "systemctl start nginx".into(),
+            plan_created_by: Some(cme_engine::Actor::new("ops", "operator")),
+            armed: now,
+            due: now + chrono::Duration::minutes(5),
+            state: UndoState::Pending,
+            attempts: 0,
+            outcome: None,
+            finished: None,
+        };
+        store.insert_undo(&undo).await.unwrap();
+        assert_eq!(store.undos(true, 10).await.unwrap(), vec![undo.clone()]);
+        let done = Undo { state: UndoState::Done, attempts: 1, outcome: Some("exit 0".into()), finished: Some(now), ..undo.clone() };
+        let audit = AuditEvent::action("engine", "undo.run", "u1");
+        assert!(store.update_undo(&done, &audit).await.unwrap(), "the first outcome is recorded");
+        let failed = Undo { state: UndoState::Failed, ..done.clone() };
+        assert!(!store.update_undo(&failed, &audit).await.unwrap(), "a second replica's outcome is not");
+        assert_eq!(store.undo("u1").await.unwrap().unwrap().state, UndoState::Done);
+        assert!(store.undos(true, 10).await.unwrap().is_empty());
+        assert_eq!(store.undos(false, 10).await.unwrap().len(), 1);
+    }
+}

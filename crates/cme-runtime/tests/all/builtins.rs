@@ -15,7 +15,7 @@ pub fn ctx(now: &str, timezone: &str, seed: u64) -> PlanContext {
 #[tokio::test]
 async fn every_builtin_describes_itself_with_the_original_refs() {
     let runtime = runtime();
-    let expected: [(&str, PluginKind, &[&str]); 11] = [
+    let expected: [(&str, PluginKind, &[&str]); 14] = [
         ("exact-planner", PluginKind::Planner, &["exact_planner:ExactPlanner"]),
         ("simple-planner", PluginKind::Planner, &["simple_planner:SimplePlanner"]),
         ("cron-planner", PluginKind::Planner, &["cron_planner:CronPlanner"]),
@@ -30,6 +30,9 @@ async fn every_builtin_describes_itself_with_the_original_refs() {
             &["terminate_ec2_instance_not_excluded:TerminateEC2InstanceNotExcluded", "terminate_ec2_instance:TerminateEC2InstanceNotExcluded"],
         ),
         ("run-script", PluginKind::Attack, &["run_script:RunScript"]),
+        ("kill-process", PluginKind::Attack, &["kill_process:KillProcess"]),
+        ("stop-service", PluginKind::Attack, &["stop_service:StopService"]),
+        ("network-fault", PluginKind::Attack, &["network_fault:NetworkFault"]),
         ("http-probe", PluginKind::Probe, &["http_probe:HttpProbe"]),
         ("prometheus-probe", PluginKind::Probe, &["prometheus_probe:PrometheusProbe"]),
     ];

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cme_cloud::http::DnsResolver;
 use cme_runtime::grant::{Ec2Grant, HttpGrant, SshGrant};
-use cme_runtime::{CallError, CredentialSource, Decision, Grant, SshBackend, SshCredential};
+use cme_runtime::{CallError, Decision, Grant, SshBackend, SshCredential, SshStore};
 use serde_json::json;
 
 use crate::support::*;
@@ -83,7 +83,7 @@ async fn a_granted_but_undeclared_capability_is_denied() {
 struct NoCredentials;
 
 #[async_trait::async_trait]
-impl CredentialSource for NoCredentials {
+impl SshStore for NoCredentials {
     async fn ssh_credential(&self, _name: &str, _owner: &cme_runtime::RunOwner) -> Result<Option<SshCredential>, cme_runtime::CredentialError> {
         Ok(None)
     }
@@ -92,14 +92,14 @@ impl CredentialSource for NoCredentials {
 #[tokio::test]
 async fn ssh_to_an_address_the_run_did_not_describe_is_denied_and_audited() {
     let runtime = runtime_with(|config| {
-        config.ssh = Some(SshBackend { config: Default::default(), credentials: Arc::new(NoCredentials) });
+        config.ssh = Some(SshBackend { config: Default::default(), store: Arc::new(NoCredentials) });
     });
     let plugin = hostile(&runtime).await;
     let grant = Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() };
     let outcome = run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), grant.clone()).await;
     match outcome.result {
         Err(CallError::Denied(message)) => {
-            assert_eq!(message, "address 127.0.0.1 was not returned by this run's ec2.describe-instances and is in no granted ssh network")
+            assert_eq!(message, "address 127.0.0.1 was not returned by this run's ec2.describe-instances or inventory.hosts and is in no granted ssh network")
         }
         other => panic!("expected denied, got {other:?}"),
     }

@@ -124,6 +124,19 @@ async fn an_inventory_imported_from_yaml_aims_run_script_and_kill_process_at_its
     assert_eq!(done["status"], "succeeded", "{done}\n{}", engine.stderr());
     assert!(marker.exists(), "the script ran on the inventory's host");
     assert_eq!(done["result"]["details"]["hosts"][0]["name"], "web-1");
+    // count and percent pick that many of the matching hosts (both groups' hosts share one
+    // sshd, so the [ssh] fence's one session per run covers them).
+    let mut two = script.clone();
+    two["args"]["target"] = json!({"inventory": "all"});
+    two["args"]["count"] = json!(2);
+    let done = api.run_once(two.clone(), false).await;
+    let mut ran: Vec<&str> = done["result"]["details"]["hosts"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    ran.sort();
+    assert_eq!(ran, ["db-1", "web-1"], "{done}");
+    two["args"].as_object_mut().unwrap().remove("count");
+    two["args"]["percent"] = json!(50);
+    let done = api.run_once(two, false).await;
+    assert_eq!(done["result"]["details"]["hosts"].as_array().unwrap().len(), 1, "{done}");
     let mut nothing = script.clone();
     nothing["args"]["target"]["tags"]["zone"] = json!("z");
     let done = api.run_once(nothing, false).await;
