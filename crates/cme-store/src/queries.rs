@@ -115,6 +115,25 @@ impl Store {
     }
 
     /// Every row of `query`, converted to the engine's type.
+    /// Deletes the row of `E` whose (text) key is `key` with its audit event, in one
+    /// transaction; false (nothing written) when there is none.
+    pub(crate) async fn delete_audited<E>(&self, key: &str, audit: &AuditEvent) -> StorageResult<bool>
+    where
+        E: EntityTrait,
+        <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<String>,
+    {
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        let deleted = E::delete_by_id(key.to_string()).exec(&txn).await.map_err(db)?;
+        if deleted.rows_affected == 0 {
+            txn.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        txn.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
     async fn all_of<E: EntityTrait, T>(&self, query: Select<E>, convert: fn(E::Model) -> Result<T, StorageError>) -> StorageResult<Vec<T>> {
         query.all(self.db()).await.map_err(db)?.into_iter().map(convert).collect()
     }
@@ -656,16 +675,7 @@ impl Storage for Store {
     }
 
     async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool> {
-        let _gate = self.write_gate().await;
-        let txn = self.db().begin().await.map_err(db)?;
-        let deleted = blackout::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(db)?;
-        if deleted.rows_affected == 0 {
-            txn.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        txn.commit().await.map_err(db)?;
-        Ok(true)
+        self.delete_audited::<blackout::Entity>(id, audit).await
     }
 
     async fn inventories(&self) -> StorageResult<Vec<cme_engine::Inventory>> {
@@ -681,7 +691,7 @@ impl Storage for Store {
     }
 
     async fn delete_inventory(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool> {
-        self.remove_inventory(name, audit).await
+        self.delete_audited::<crate::entity::inventory::Entity>(name, audit).await
     }
 
     async fn insert_undo(&self, undo: &cme_engine::Undo) -> StorageResult<()> {
@@ -787,16 +797,7 @@ impl Storage for Store {
     }
 
     async fn delete_credential(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool> {
-        let _gate = self.write_gate().await;
-        let txn = self.db().begin().await.map_err(db)?;
-        let deleted = credential::Entity::delete_by_id(name.to_string()).exec(&txn).await.map_err(db)?;
-        if deleted.rows_affected != 1 {
-            txn.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        txn.commit().await.map_err(db)?;
-        Ok(true)
+        self.delete_audited::<credential::Entity>(name, audit).await
     }
 
     async fn plugins_generation(&self) -> StorageResult<String> {

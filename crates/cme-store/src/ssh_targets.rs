@@ -100,19 +100,6 @@ impl Store {
         txn.commit().await.map_err(db)
     }
 
-    pub(crate) async fn remove_inventory(&self, name: &str, audit: &AuditEvent) -> Result<bool, StorageError> {
-        let _gate = self.write_gate().await;
-        let txn = self.db().begin().await.map_err(db)?;
-        let deleted = inventory::Entity::delete_by_id(name.to_string()).exec(&txn).await.map_err(db)?;
-        if deleted.rows_affected == 0 {
-            txn.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        txn.commit().await.map_err(db)?;
-        Ok(true)
-    }
-
     pub(crate) async fn store_undo(&self, undo: &Undo) -> Result<(), StorageError> {
         let _gate = self.write_gate().await;
         undo::Entity::insert(undo_model(undo).into_active_model()).exec_without_returning(self.db()).await.map_err(db)?;

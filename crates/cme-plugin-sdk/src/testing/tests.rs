@@ -238,3 +238,89 @@ fn a_plugin_that_panics_does_not_poison_the_next_call() {
     assert!(std::panic::catch_unwind(|| MockHost::new().run::<Panics>(json!({}))).is_err());
     assert!(fleet().run::<Chaos>(json!({"url": "http://svc/health", "tag": "true"})).result.is_ok());
 }
+
+/// Stops a service on the hosts an [`Aim`](crate::aim::Aim) picks, arming its start first.
+struct Pause;
+
+#[derive(Deserialize)]
+struct PauseArgs {
+    #[serde(flatten)]
+    aim: crate::aim::Aim,
+    /// Arm the undo on this address instead of the chosen host's (a plugin's mistake).
+    #[serde(default)]
+    undo_on: Option<String>,
+}
+
+impl Attack for Pause {
+    type Args = PauseArgs;
+
+    fn describe() -> Describe {
+        let mut properties = crate::aim::Aim::schema_properties();
+        properties.insert("undo_on".into(), json!({"type": "string"}));
+        Describe::new("pause", "1.0.0")
+            .refs(["pause:Pause"])
+            .schema(json!({"type": "object", "additionalProperties": false, "properties": properties, "oneOf": crate::aim::Aim::schema_rule()}))
+            .example(json!({"target": {"inventory": "web"}}))
+            .capability(Capability::Ec2Describe(vec![]))
+            .capability(Capability::Ssh)
+    }
+
+    fn run(ctx: &RunContext, args: PauseArgs) -> Result<Report, PluginError> {
+        let mut report = Report::new("paused");
+        for host in args.aim.hosts(&mut ctx.rng())? {
+            let mut undo_target = host.target.clone();
+            if let Some(address) = &args.undo_on {
+                undo_target.address = address.clone();
+            }
+            crate::undo::arm(&undo_target, "systemctl start app", 60_000)?;
+            ssh::exec(&host.target, "systemctl stop app", 1_000)?;
+            report = report.target(host.name);
+        }
+        Ok(report)
+    }
+}
+
+fn inventory() -> MockHost {
+    use super::inventory_host;
+    MockHost::new().inventory("web", vec![inventory_host("web-1", "10.0.1.1", &[("zone", "a")]), inventory_host("web-2", "10.0.1.2", &[("zone", "b")])])
+}
+
+#[test]
+fn an_attack_aimed_at_an_inventory_arms_its_undo_before_the_fault() {
+    let outcome = inventory().run::<Pause>(json!({"target": {"inventory": "web", "tags": {"zone": "b"}}}));
+    assert_eq!(outcome.result.expect("it succeeds").targets, vec!["web-2"]);
+    let kinds: Vec<String> = outcome
+        .calls
+        .iter()
+        .map(|c| match c {
+            Call::InventoryHosts { name, tags, .. } => format!("list {name} {tags:?}"),
+            Call::UndoArm { address, command, .. } => format!("arm {address} {command}"),
+            Call::SshExec { address, command, .. } => format!("exec {address} {command}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["list web [\"zone=b\"]", "arm 10.0.1.2 systemctl start app", "exec 10.0.1.2 systemctl stop app"]);
+
+    let both = inventory().run::<Pause>(json!({"target": {"inventory": "web"}, "count": 2}));
+    assert_eq!(both.result.expect("it succeeds").targets.len(), 2);
+    let none = inventory().run::<Pause>(json!({"target": {"inventory": "web", "tags": {"zone": "z"}}}));
+    assert!(matches!(none.result, Err(PluginError::Failed(ref m)) if m.contains("no host matched: inventory web with tags zone=z")), "{:?}", none.result);
+    let unknown = inventory().run::<Pause>(json!({"target": {"inventory": "db"}}));
+    assert!(format!("{:?}", unknown.result).contains("no inventory named \\\"db\\\""), "{:?}", unknown.result);
+}
+
+#[test]
+fn an_undo_on_an_address_the_run_did_not_list_is_denied() {
+    let outcome = inventory().run::<Pause>(json!({"target": {"inventory": "web", "tags": {"zone": "a"}}, "undo_on": "10.9.9.9"}));
+    assert!(outcome.result.is_err());
+    let arm = outcome.calls.iter().find(|c| matches!(c, Call::UndoArm { .. })).expect("the arm was tried");
+    assert!(arm.denied().unwrap().contains("10.9.9.9 is not an address this run described"), "{arm:?}");
+    assert!(!outcome.calls.iter().any(|c| matches!(c, Call::SshExec { .. })), "no fault without its undo");
+}
+
+#[test]
+fn both_forms_at_once_are_refused_by_the_schema() {
+    let outcome = inventory().run::<Pause>(json!({"target": {"inventory": "web"}, "region": "eu-west-1"}));
+    assert!(matches!(outcome.result, Err(PluginError::InvalidArgs(_))), "{:?}", outcome.result);
+    assert!(outcome.calls.is_empty());
+}
