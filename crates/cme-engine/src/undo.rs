@@ -119,15 +119,23 @@ impl Engine {
                 Ok(pending) => {
                     let halted = self.local_halt().is_some() || self.storage.halt_state().await.map(|h| h.halted).unwrap_or(true);
                     let now = Utc::now();
-                    let (due, later): (Vec<Undo>, Vec<Undo>) = pending.into_iter().partition(|u| starting || halted || u.due <= now);
+                    // Halted, an undo not tried yet is due now; one being retried keeps its
+                    // back-off (else an unreachable target would be tried in a loop).
+                    let (due, later): (Vec<Undo>, Vec<Undo>) = pending.into_iter().partition(|u| starting || (halted && u.attempts == 0) || u.due <= now);
                     if !due.is_empty() {
                         let why = if starting { "engine started" } else if halted { "halted" } else { "due" };
-                        self.run_undos(due, why).await;
+                        let recorded = self.run_undos(due, why).await;
                         starting = false;
-                        continue; // new ones may have been armed meanwhile
+                        if recorded {
+                            continue; // new ones may have been armed meanwhile
+                        }
+                        // An outcome could not be stored: its undo is still pending and due;
+                        // wait before trying again rather than loop on the database.
+                        Some(Duration::from_secs(5))
+                    } else {
+                        starting = false;
+                        later.iter().map(|u| u.due).min().map(|at| (at - now).to_std().unwrap_or_default())
                     }
-                    starting = false;
-                    later.iter().map(|u| u.due).min().map(|at| (at - now).to_std().unwrap_or_default())
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the undos; trying again in 5 s");
@@ -149,7 +157,8 @@ impl Engine {
         self.undo_wake.notify_one();
     }
 
-    async fn run_undos(self: &Arc<Self>, undos: Vec<Undo>, why: &'static str) {
+    /// Runs the undos, a few at a time; false when an outcome could not be stored.
+    async fn run_undos(self: &Arc<Self>, undos: Vec<Undo>, why: &'static str) -> bool {
         let limit = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
         let mut tasks = tokio::task::JoinSet::new();
         for undo in undos {
@@ -157,13 +166,18 @@ impl Engine {
             let limit = limit.clone();
             tasks.spawn(async move {
                 let _slot = limit.acquire_owned().await;
-                engine.run_undo(undo, why).await;
+                engine.run_undo(undo, why).await
             });
         }
-        while tasks.join_next().await.is_some() {}
+        let mut recorded = true;
+        while let Some(done) = tasks.join_next().await {
+            recorded &= done.unwrap_or(false);
+        }
+        recorded
     }
 
-    async fn run_undo(&self, mut undo: Undo, why: &str) {
+    /// Runs one undo and records the attempt; false when the record could not be stored.
+    async fn run_undo(&self, mut undo: Undo, why: &str) -> bool {
         let attempt = self.host.run_undo(&undo).await;
         undo.attempts += 1;
         let now = Utc::now();
@@ -193,13 +207,22 @@ impl Engine {
             }
         }
         match self.storage.update_undo(&undo, &audit).await {
-            Ok(true) => match undo.state {
-                UndoState::Done => tracing::info!(undo_id = %undo.id, target = %undo.target(), why, "undo done"),
-                UndoState::Failed => tracing::error!(undo_id = %undo.id, target = %undo.target(), outcome = ?undo.outcome, "undo failed"),
-                UndoState::Pending => tracing::warn!(undo_id = %undo.id, target = %undo.target(), outcome = ?undo.outcome, "undo not run yet"),
-            },
-            Ok(false) => tracing::info!(undo_id = %undo.id, "undo already finished elsewhere"),
-            Err(e) => tracing::error!(undo_id = %undo.id, error = %e, "recording an undo failed; it runs again (undos are safe to repeat)"),
+            Ok(true) => {
+                match undo.state {
+                    UndoState::Done => tracing::info!(undo_id = %undo.id, target = %undo.target(), why, "undo done"),
+                    UndoState::Failed => tracing::error!(undo_id = %undo.id, target = %undo.target(), outcome = ?undo.outcome, "undo failed"),
+                    UndoState::Pending => tracing::warn!(undo_id = %undo.id, target = %undo.target(), outcome = ?undo.outcome, "undo not run yet"),
+                }
+                true
+            }
+            Ok(false) => {
+                tracing::info!(undo_id = %undo.id, "undo already finished elsewhere");
+                true
+            }
+            Err(e) => {
+                tracing::error!(undo_id = %undo.id, error = %e, "recording an undo failed; it runs again (undos are safe to repeat)");
+                false
+            }
         }
     }
 }
