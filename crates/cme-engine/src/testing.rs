@@ -35,6 +35,10 @@ pub struct FakeHost {
     /// Probe checks, in order (`run_id` is the check id).
     pub checks: Mutex<Vec<Call>>,
     pub loads: Mutex<u32>,
+    /// Ids of the undos run, in order.
+    pub undos: Mutex<Vec<String>>,
+    /// When set, undos cannot reach their targets.
+    pub undo_unreachable: std::sync::atomic::AtomicBool,
 }
 
 /// A fake component: `{"name", "version", "kind", "refs", ...behaviour}`.
@@ -126,6 +130,15 @@ impl PluginHost for FakeHost {
 
     fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError> {
         self.inspect_fake_key(private_key, passphrase)
+    }
+
+    async fn run_undo(&self, undo: &crate::Undo) -> crate::UndoAttempt {
+        self.undos.lock().unwrap_or_else(|e| e.into_inner()).push(undo.id.clone());
+        if self.undo_unreachable.load(std::sync::atomic::Ordering::SeqCst) {
+            crate::UndoAttempt::Unreachable("connection refused".into())
+        } else {
+            crate::UndoAttempt::Ran { exit_code: Some(0), output: String::new() }
+        }
     }
 }
 

@@ -9,3 +9,4 @@ mod registry;
 mod scheduler;
 mod slow;
 mod support;
+mod undos;

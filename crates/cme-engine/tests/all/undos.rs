@@ -1,0 +1,89 @@
+//! The undo keeper: pending undos run at start, when due, at once when halted; an
+//! unreachable target is retried with a back-off, not in a loop (halted or not).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use cme_engine::{Storage, Undo, UndoState};
+
+use crate::support::*;
+
+fn undo(id: &str, due_in: chrono::Duration) -> Undo {
+    Undo {
+        id: id.into(),
+        run_id: format!("run-{id}"),
+        plan_id: "p1".into(),
+        plugin: "stop-service@0.1.0".into(),
+        address: "10.0.0.1".into(),
+        port: 22,
+        user: String::new(),
+        credential: "fleet".into(),
+        command: "systemctl start app".into(),
+        plan_created_by: None,
+        armed: Utc::now(),
+        due: Utc::now() + due_in,
+        state: UndoState::Pending,
+        attempts: 0,
+        outcome: None,
+        finished: None,
+    }
+}
+
+async fn state_of(rig: &Rig, id: &str) -> Undo {
+    rig.store.undo(id).await.unwrap().unwrap()
+}
+
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn pending_undos_run_at_start_when_due_and_at_once_when_halted() {
+    let rig = Rig::new().await;
+    // Left by an engine that died: run as this one starts, however far off its time.
+    rig.store.insert_undo(&undo("left", chrono::Duration::hours(1))).await.unwrap();
+    rig.engine.start();
+    until("the leftover undo", async || state_of(&rig, "left").await.state == UndoState::Done).await;
+
+    // Armed now, due in a moment: waits for its time.
+    rig.store.insert_undo(&undo("soon", chrono::Duration::milliseconds(300))).await.unwrap();
+    rig.engine.config().undo_armed.notify_one();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(state_of(&rig, "soon").await.state, UndoState::Pending, "not before its time");
+    until("the undo when due", async || state_of(&rig, "soon").await.state == UndoState::Done).await;
+
+    // Due in an hour: a halt runs it at once, audited.
+    rig.store.insert_undo(&undo("later", chrono::Duration::hours(1))).await.unwrap();
+    rig.engine.config().undo_armed.notify_one();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(state_of(&rig, "later").await.state, UndoState::Pending);
+    rig.engine.halt(Some("enough".into()), "ops").await.unwrap();
+    until("the undo on halt", async || state_of(&rig, "later").await.state == UndoState::Done).await;
+    let done = state_of(&rig, "later").await;
+    assert_eq!((done.attempts, done.outcome.as_deref()), (1, Some("exit 0")));
+    assert!(audited(&rig.engine).await.iter().filter(|(action, _, _)| action == "undo.run").count() >= 3);
+    assert_eq!(*rig.host.undos.lock().unwrap(), ["left", "soon", "later"], "each ran once");
+}
+
+#[tokio::test]
+async fn an_unreachable_target_is_retried_with_a_back_off_even_while_halted() {
+    let rig = Rig::new().await;
+    rig.host.undo_unreachable.store(true, Ordering::SeqCst);
+    rig.engine.start();
+    rig.engine.halt(None, "ops").await.unwrap();
+    rig.store.insert_undo(&undo("far", chrono::Duration::hours(1))).await.unwrap();
+    rig.engine.config().undo_armed.notify_one();
+    until("the first attempt", async || state_of(&rig, "far").await.attempts == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = state_of(&rig, "far").await;
+    assert_eq!(after.state, UndoState::Pending);
+    assert_eq!(rig.host.undos.lock().unwrap().len(), 1, "not tried again before its back-off");
+    assert!(after.due > Utc::now() + chrono::Duration::seconds(20), "next attempt {}", after.due);
+    assert!(after.outcome.unwrap().contains("connection refused"));
+}
