@@ -387,3 +387,43 @@ fn a_signature_requirement_without_keys_or_with_a_bad_key_stops_the_start() {
     let stderr = refused_start("[registry]\ntrusted_keys = { ci = \"ssh-rsa AAAAB3NzaC1yc2E\" }\n");
     assert!(stderr.contains("[registry] trusted_keys.ci"), "{stderr}");
 }
+
+#[tokio::test]
+async fn inventories_and_undos_are_managed_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let url = engine.url.clone();
+    let key = cme_test_peers::sshd::ed25519(dir.path(), "fleet_key");
+    let created = engine
+        .client()
+        .post("/api/1/credentials/", &serde_json::json!({"name": "fleet", "user": "ops", "private_key": std::fs::read_to_string(&key).unwrap()}))
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+
+    let yaml = dir.path().join("hosts.yml");
+    std::fs::write(&yaml, "web:\n  vars: {cme_credential: fleet, zone: a}\n  hosts:\n    web-1: {ansible_host: 10.0.1.11}\n    web-2: {ansible_host: 10.0.1.12, ansible_port: 2222}\n").unwrap();
+    let (ok, out, err) = cme(&url, &["inventories", "import", yaml.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("imported inventory web (2 hosts)"), "{out}");
+    let (ok, out, _) = cme(&url, &["inventories", "show", "web"]);
+    assert!(ok);
+    assert!(out.contains("web-2") && out.contains("10.0.1.12:2222") && out.contains("zone=a"), "{out}");
+
+    let json = dir.path().join("db.json");
+    std::fs::write(&json, r#"{"hosts": [{"name": "db-1", "address": "10.0.2.1", "credential": "nobody"}]}"#).unwrap();
+    let (ok, _, err) = cme(&url, &["inventories", "put", "db", json.to_str().unwrap()]);
+    assert!(!ok && err.contains("no credential named \"nobody\""), "{err}");
+    std::fs::write(&json, r#"{"hosts": [{"name": "db-1", "address": "10.0.2.1", "credential": "fleet"}]}"#).unwrap();
+    let (ok, out, err) = cme(&url, &["inventories", "put", "db", json.to_str().unwrap()]);
+    assert!(ok && out.contains("stored inventory db (1 hosts)"), "{out}{err}");
+    let (ok, out, _) = cme(&url, &["inventories", "list"]);
+    assert!(ok && out.contains("db") && out.contains("web"), "{out}");
+    let (ok, _, _) = cme(&url, &["inventories", "delete", "db"]);
+    assert!(ok);
+    let (ok, out, _) = cme(&url, &["inventories", "list"]);
+    assert!(ok && !out.contains("db "), "{out}");
+
+    let (ok, out, err) = cme(&url, &["undos"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("ID"), "an empty table with its headers: {out}");
+}

@@ -180,6 +180,15 @@ async fn an_inventory_imported_from_yaml_aims_run_script_and_kill_process_at_its
     let done = api.run_once(kill, false).await;
     assert_eq!(done["status"], "failed");
     assert!(done["error"].as_str().unwrap().contains("no processes named cmevictim1"), "{done}");
+
+    // By a pattern over whole command lines (the shell running pgrep does not match itself).
+    let mut patterned = victim(rig.dir.path(), "cmevictim4");
+    let by_pattern = json!({"ref": "kill_process:KillProcess", "args": {"target": {"inventory": "web"}, "pattern": "cmevictim4 6[0-9]+$", "signal": "TERM"}});
+    let done = api.run_once(by_pattern, false).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["details"]["hosts"][0]["output"], patterned.id().to_string(), "only the victim was signalled");
+    let status = patterned.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
 }
 
 #[tokio::test]
