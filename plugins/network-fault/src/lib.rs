@@ -93,6 +93,7 @@ impl Attack for NetworkFault {
                 for host in hosts {
                     let dev = match &iface {
                         Some(name) => name.clone(),
+                        None if ctx.dry_run => "<default route's>".to_string(),
                         None => default_interface(&host)?,
                     };
                     let fault = Fault {
@@ -156,10 +157,6 @@ fn default_interface(host: &cme_plugin_sdk::aim::SshHost) -> Result<String, Plug
     let output = ssh_fault::exec(host, "ip route show default | awk '{for (i = 1; i < NF; i++) if ($i == \"dev\") { print $(i + 1); exit }}'")?;
     let dev = output.stdout.trim().to_string();
     if dev.is_empty() {
-        if output.stdout.is_empty() && output.stderr.is_empty() && output.exit_code == Some(0) {
-            // A dry run answers nothing: name the interface for the record.
-            return Ok("<default>".into());
-        }
         return Err(PluginError::failed(format!("on {} ({}): no default route, so no default interface: give interface", host.name, host.target.address)));
     }
     if !dev.chars().all(|c| c.is_ascii_alphanumeric() || "_.:@-".contains(c)) {
