@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0012WorkCounts),
             Box::new(M0013PluginSigner),
             Box::new(M0014InventoriesAndUndos),
+            Box::new(M0015LockedWorkCounts),
         ]
     }
 }
@@ -803,5 +804,40 @@ impl MigrationTrait for M0014InventoriesAndUndos {
             )
             .await?;
         manager.create_index(Index::create().name("undos_state_due").table(Undos::Table).col(Undos::State).col(Undos::DueAtUs).to_owned()).await
+    }
+}
+
+/// PostgreSQL only: the work-caps lock and the counts in one round trip. Every batch of
+/// inserts takes the advisory lock and then reads the counts; as two statements that was
+/// two round trips per batch. The counts must be read after the lock is granted (another
+/// replica may have committed while this one waited): a VOLATILE PL/pgSQL function takes
+/// a new snapshot for each statement it runs, so its `RETURN QUERY` sees every commit made
+/// before the lock, which one plain statement (one snapshot, taken before the wait) would
+/// not. SQLite has one writer and needs no lock.
+struct M0015LockedWorkCounts;
+
+impl MigrationName for M0015LockedWorkCounts {
+    fn name(&self) -> &str {
+        "m0015_locked_work_counts"
+    }
+}
+
+const POSTGRES_LOCKED_WORK_COUNTS: &str = r#"
+CREATE FUNCTION cme_locked_work_counts(lock_key BIGINT) RETURNS TABLE (plans BIGINT, executors BIGINT)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    RETURN QUERY SELECT CAST(COALESCE(SUM(w.live_plans), 0) AS BIGINT), CAST(COALESCE(SUM(w.waiting_executors), 0) AS BIGINT)
+    FROM work_counts AS w;
+END $$;
+"#;
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0015LockedWorkCounts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        manager.get_connection().execute_unprepared(POSTGRES_LOCKED_WORK_COUNTS).await.map(|_| ())
     }
 }

@@ -1024,17 +1024,13 @@ impl Store {
     /// PostgreSQL an advisory transaction lock serialises every inserting transaction
     /// across replicas (SQLite has one writer).
     pub(crate) async fn locked_work_counts(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(i64, i64), StorageError> {
-        if self.backend() == DbBackend::Postgres {
-            const WORK_CAPS_LOCK: i64 = 0x636d_655f_6361_7073; // "cme_caps"
-            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [WORK_CAPS_LOCK.into()]))
-                .await
-                .map_err(db)?;
-        }
-        let row = txn
-            .query_one_raw(Statement::from_string(self.backend(), WORK_COUNTS))
-            .await
-            .map_err(db)?
-            .ok_or_else(|| db(sea_orm::DbErr::RecordNotFound("work_counts".into())))?;
+        const WORK_CAPS_LOCK: i64 = 0x636d_655f_6361_7073; // "cme_caps"
+        // On PostgreSQL the lock and the counts read after it are one call (m0015).
+        let statement = match self.backend() {
+            DbBackend::Postgres => Statement::from_sql_and_values(DbBackend::Postgres, "SELECT plans, executors FROM cme_locked_work_counts($1)", [WORK_CAPS_LOCK.into()]),
+            backend => Statement::from_string(backend, WORK_COUNTS),
+        };
+        let row = txn.query_one_raw(statement).await.map_err(db)?.ok_or_else(|| db(sea_orm::DbErr::RecordNotFound("work_counts".into())))?;
         Ok((row.try_get_by_index::<i64>(0).map_err(db)?, row.try_get_by_index::<i64>(1).map_err(db)?))
     }
 }

@@ -64,8 +64,15 @@ impl Writes {
     /// In a sea-orm transaction (or on a connection); callers hold the write gate to their
     /// commit.
     pub(crate) async fn execute(&self, store: &Store, conn: &impl ConnectionTrait) -> Result<(), StorageError> {
-        for statement in &self.statements {
-            conn.execute_raw(statement.clone()).await.map_err(db_error)?;
+        match one_statement(&self.statements) {
+            Some(statement) => {
+                conn.execute_raw(statement).await.map_err(db_error)?;
+            }
+            None => {
+                for statement in &self.statements {
+                    conn.execute_raw(statement.clone()).await.map_err(db_error)?;
+                }
+            }
         }
         if self.outbox {
             store.signal_outbox(conn).await?;
@@ -104,27 +111,67 @@ fn fold(target: &mut Statement, extra: &Statement) -> bool {
         return false;
     }
     let Some((_, rows)) = insert_parts(extra) else { return false };
-    let offset = target_values.0.len();
-    let mut renumbered = String::with_capacity(rows.len() + 16);
-    let mut chars = rows.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        renumbered.push(c);
-        if c == '$' {
-            let mut number = String::new();
-            while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
-                number.push(*d);
-                chars.next();
-            }
-            match number.parse::<usize>() {
-                Ok(n) => renumbered.push_str(&(n + offset).to_string()),
-                Err(_) => return false,
-            }
-        }
-    }
+    let Some(renumbered) = renumbered(rows, target_values.0.len()) else { return false };
     target.sql.push_str(", ");
     target.sql.push_str(&renumbered);
     target_values.0.extend(extra_values.0.iter().cloned());
     true
+}
+
+/// Plain PostgreSQL inserts into different tables as one statement: every insert but the
+/// last becomes a data-modifying `WITH` clause (all of them run, whatever the main query
+/// reads), so a batch's rows cost one round trip instead of one per table. None when
+/// there is only one statement, one is not a plain insert, or the parameters would be
+/// too many (then they run one by one). The tables have no foreign keys between them,
+/// and each is written once (`absorb` folded each table's rows into one insert).
+fn one_statement(statements: &[Statement]) -> Option<Statement> {
+    let tables: Option<Vec<&str>> = statements.iter().map(|s| insert_parts(s).and_then(|(head, _)| head.split(" (").next())).collect();
+    let mut tables = tables?;
+    tables.sort_unstable();
+    tables.dedup();
+    // A table written twice in one statement would meet its own statement triggers twice.
+    if statements.len() < 2 || tables.len() != statements.len() {
+        return None;
+    }
+    let total: usize = statements.iter().map(|s| s.values.as_ref().map_or(0, |v| v.0.len())).sum();
+    if total > MAX_PARAMETERS {
+        return None;
+    }
+    let (last, first) = statements.split_last()?;
+    let mut sql = String::from("WITH ");
+    let mut values = Vec::with_capacity(total);
+    for (i, statement) in first.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("w{i} AS ("));
+        sql.push_str(&renumbered(&statement.sql, values.len())?);
+        sql.push(')');
+        values.extend(statement.values.as_ref().map(|v| v.0.clone()).unwrap_or_default());
+    }
+    sql.push(' ');
+    sql.push_str(&renumbered(&last.sql, values.len())?);
+    values.extend(last.values.as_ref().map(|v| v.0.clone()).unwrap_or_default());
+    Some(Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values))
+}
+
+/// `sql` with each `$n` placeholder moved up by `offset`; None if a `$` is not followed by
+/// a number (not a statement built with bound values only).
+fn renumbered(sql: &str, offset: usize) -> Option<String> {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '$' {
+            let mut number = String::new();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                number.push(*d);
+                chars.next();
+            }
+            out.push_str(&(number.parse::<usize>().ok()? + offset).to_string());
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -150,6 +197,27 @@ mod tests {
         assert_eq!(batch.statements[0].values.as_ref().unwrap().0, vec![1.into(), 2.into(), 4.into(), 5.into(), 6.into(), 7.into()]);
         assert_eq!(batch.statements[1].sql, r#"INSERT INTO "b" ("z") VALUES ($1), ($2)"#);
         assert_eq!(batch.statements[1].values.as_ref().unwrap().0, vec![3.into(), 8.into()]);
+    }
+
+    #[test]
+    fn inserts_into_different_tables_become_one_statement_with_renumbered_parameters() {
+        let statements = vec![
+            insert(r#"INSERT INTO "a" ("x", "y") VALUES ($1, $2), ($3, $4)"#, vec![1.into(), 2.into(), 3.into(), 4.into()]),
+            insert(r#"INSERT INTO "b" ("z") VALUES ($1)"#, vec![5.into()]),
+            insert(r#"INSERT INTO "c" ("v") VALUES ($1), ($2)"#, vec![6.into(), 7.into()]),
+        ];
+        let one = super::one_statement(&statements).expect("plain inserts combine");
+        assert_eq!(
+            one.sql,
+            r#"WITH w0 AS (INSERT INTO "a" ("x", "y") VALUES ($1, $2), ($3, $4)), w1 AS (INSERT INTO "b" ("z") VALUES ($5)) INSERT INTO "c" ("v") VALUES ($6), ($7)"#
+        );
+        assert_eq!(one.values.unwrap().0, (1..=7).map(sea_orm::Value::from).collect::<Vec<_>>());
+        // One statement, or anything but plain inserts, runs as it is.
+        assert!(super::one_statement(&statements[..1]).is_none());
+        let with_update = vec![statements[0].clone(), insert(r#"UPDATE "a" SET "x" = $1"#, vec![1.into()])];
+        assert!(super::one_statement(&with_update).is_none());
+        let same_table_twice = vec![statements[1].clone(), statements[1].clone()];
+        assert!(super::one_statement(&same_table_twice).is_none());
     }
 
     #[test]
