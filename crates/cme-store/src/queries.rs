@@ -114,7 +114,6 @@ impl Store {
         Ok(current)
     }
 
-    /// Every row of `query`, converted to the engine's type.
     /// Deletes the row of `E` whose (text) key is `key` with its audit event, in one
     /// transaction; false (nothing written) when there is none.
     pub(crate) async fn delete_audited<E>(&self, key: &str, audit: &AuditEvent) -> StorageResult<bool>
@@ -125,7 +124,13 @@ impl Store {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
         let deleted = E::delete_by_id(key.to_string()).exec(&txn).await.map_err(db)?;
-        if deleted.rows_affected == 0 {
+        self.audit_if_changed(txn, deleted.rows_affected, audit).await
+    }
+
+    /// Ends a one-change transaction: with its audit event and committed when the change
+    /// touched a row, else rolled back (false: nothing written).
+    pub(crate) async fn audit_if_changed(&self, txn: sea_orm::DatabaseTransaction, rows_affected: u64, audit: &AuditEvent) -> StorageResult<bool> {
+        if rows_affected == 0 {
             txn.rollback().await.map_err(db)?;
             return Ok(false);
         }
@@ -134,6 +139,7 @@ impl Store {
         Ok(true)
     }
 
+    /// Every row of `query`, converted to the engine's type.
     async fn all_of<E: EntityTrait, T>(&self, query: Select<E>, convert: fn(E::Model) -> Result<T, StorageError>) -> StorageResult<Vec<T>> {
         query.all(self.db()).await.map_err(db)?.into_iter().map(convert).collect()
     }

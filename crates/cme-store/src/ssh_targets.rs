@@ -138,13 +138,7 @@ impl Store {
             .exec(&txn)
             .await
             .map_err(db)?;
-        if changed.rows_affected == 0 {
-            txn.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        txn.commit().await.map_err(db)?;
-        Ok(true)
+        self.audit_if_changed(txn, changed.rows_affected, audit).await
     }
 }
 

@@ -126,18 +126,16 @@ fn serve(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, gate: Arc<tokio:
     // Blocks without CPU until a write comes; whatever queued meanwhile joins its batch.
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
-        let lingering = Linger::start();
         while batch.len() < MAX_BATCH {
-            match lingering.next(&queue) {
-                Some(job) => batch.push(job),
-                None => break,
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
         }
-        let gathered = lingering.started.elapsed();
         let gate = gate.blocking_lock();
         let began = std::time::Instant::now();
         let committed = run_batch(&conn, &mut batch);
-        tracing::debug!(writes = batch.len(), gathered_us = gathered.as_micros() as u64, committed_us = began.elapsed().as_micros() as u64, "write batch");
+        tracing::debug!(writes = batch.len(), committed_us = began.elapsed().as_micros() as u64, "write batch");
         if matches!(committed, Ok(true)) {
             after_commit();
         }
@@ -146,35 +144,6 @@ fn serve(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, gate: Arc<tokio:
         for job in batch {
             job.finish(committed.clone());
         }
-    }
-}
-
-/// How long a batch waits for more writes before it commits. A commit costs an fsync
-/// (`synchronous=FULL`), and requests being handled on the API's threads arrive a fraction
-/// of that apart: committing each as it comes made batches of one or two, each paying
-/// its own fsync. So, like PostgreSQL's `commit_delay`, a batch keeps taking writes while
-/// they keep coming, each within `GAP` of the one before, up to `MAX_WAIT` in all. A lone
-/// write waits `GAP` once.
-struct Linger {
-    started: std::time::Instant,
-}
-
-impl Linger {
-    const GAP: std::time::Duration = std::time::Duration::from_micros(250);
-    const MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
-
-    fn start() -> Linger {
-        Linger { started: std::time::Instant::now() }
-    }
-
-    /// The next queued write, waiting for it while the batch may still linger (blocked,
-    /// not spinning).
-    fn next<T>(&self, queue: &mpsc::Receiver<T>) -> Option<T> {
-        if let Ok(job) = queue.try_recv() {
-            return Some(job);
-        }
-        let left = Self::MAX_WAIT.checked_sub(self.started.elapsed())?;
-        queue.recv_timeout(Self::GAP.min(left)).ok()
     }
 }
 
@@ -192,10 +161,7 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<bool, Stri
                 conn.execute_batch("ROLLBACK TO write; RELEASE write").map_err(|e| e.to_string())?;
             }
         }
-        let syncing = std::time::Instant::now();
-        let done = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-        tracing::trace!(commit_us = syncing.elapsed().as_micros() as u64, "COMMIT");
-        done
+        conn.execute_batch("COMMIT").map_err(|e| e.to_string())
     })();
     match outcome {
         Ok(()) => Ok(kept_any),
