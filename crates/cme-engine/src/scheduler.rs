@@ -501,9 +501,12 @@ async fn first_stop(mut all: watch::Receiver<(u64, String)>, mut own: watch::Rec
             }
         }
     };
+    // This run's own reason first when both are there: a stop condition set it before it
+    // halted the engine, and the run ended for the condition, not for the halt it caused.
     tokio::select! {
-        reason = every_run => reason,
+        biased;
         reason = this_run => reason,
+        reason = every_run => reason,
     }
 }
 
