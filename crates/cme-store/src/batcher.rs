@@ -3,19 +3,25 @@
 //!
 //! Every insert takes the work-caps advisory lock (the caps hold across replicas), so
 //! inserts were strictly one after another, each waiting for its own commit to reach the
-//! disk. Here one task takes whatever inserts are queued, takes the lock once, reads the
-//! stored counts once and judges each insert against them in order (counting the ones it
-//! admitted before), runs the admitted ones' rows as one multi-row INSERT per table
-//! (`Writes::absorb`) and commits once; each caller is
-//! answered after that commit. Should the transaction fail (it never does for a refusal:
-//! caps are judged before any statement), every insert of the batch is retried alone, so
-//! that one bad insert cannot fail the others.
+//! disk. Here one task takes whatever inserts are queued and stores them together; each
+//! caller is answered after that commit.
+//!
+//! - When the batch fits under the caps (the usual case), it is one statement committed
+//!   on its own: the rows, one multi-row INSERT per table (`Writes::absorb`), and the
+//!   check that the counts read under the lock leave room for all of them (m0016), which
+//!   undoes the statement when they do not. One round trip.
+//! - Otherwise one transaction takes the lock, reads the counts once and judges each
+//!   insert against them in order (counting the ones it admitted before), then stores the
+//!   admitted ones' rows and commits.
+//!
+//! Should either fail for another reason (caps are judged before any row is kept), every
+//! insert of the batch is retried alone, so that one bad insert cannot fail the others.
 
 use tokio::sync::{mpsc, oneshot};
 
 use cme_engine::storage::InsertPlanError;
 use cme_engine::{StorageError, WorkCaps};
-use sea_orm::TransactionTrait;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, RuntimeErr, Statement, TransactionTrait};
 
 use crate::writes::Writes;
 use crate::{Store, db_error};
@@ -86,9 +92,79 @@ fn answer(batch: Vec<Insert>, verdicts: Vec<Result<(), InsertPlanError>>) {
     }
 }
 
-/// One transaction for `batch`: each insert's verdict (stored, or over a cap), or why the
-/// transaction failed (nothing of the batch is stored then).
+/// Stores `batch`: each insert's verdict (stored, or over a cap), or why storing failed
+/// (nothing of the batch is stored then).
 async fn commit(store: &Store, batch: &[Insert]) -> Result<Vec<Result<(), InsertPlanError>>, InsertPlanError> {
+    if store_whole(store, batch).await? {
+        return Ok(batch.iter().map(|_| Ok(())).collect());
+    }
+    commit_judged(store, batch).await
+}
+
+/// `batch` in one statement that keeps it only if all of it fits under the caps; false
+/// (nothing stored) when it does not, or when it cannot be one statement.
+async fn store_whole(store: &Store, batch: &[Insert]) -> Result<bool, InsertPlanError> {
+    let began = std::time::Instant::now();
+    let Some((plans_room, executors_room)) = room(batch) else { return Ok(false) };
+    let mut all = Writes::default();
+    for insert in batch {
+        all.absorb(&insert.writes);
+    }
+    let lock = crate::queries::WORK_CAPS_LOCK;
+    // The outbox signal in the same statement is delivered at its commit.
+    let guard = match all.writes_outbox() {
+        false => Statement::from_sql_and_values(DbBackend::Postgres, "SELECT cme_admit_work($1, $2, $3)", [lock.into(), plans_room.into(), executors_room.into()]),
+        true => Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT cme_admit_work($1, $2, $3), pg_notify($4, '')",
+            [lock.into(), plans_room.into(), executors_room.into(), crate::signals::OUTBOX_CHANNEL.into()],
+        ),
+    };
+    let Some(statement) = all.guarded_by(&guard) else { return Ok(false) };
+    match store.db().execute_raw(statement).await {
+        Ok(_) => {}
+        Err(e) if sqlstate(&e).as_deref() == Some(NO_ROOM) => return Ok(false),
+        Err(e) => return Err(db_error(e).into()),
+    }
+    if all.writes_outbox() {
+        store.signals.bump_outbox();
+    }
+    tracing::debug!(inserts = batch.len(), committed_us = began.elapsed().as_micros() as u64, "insert batch in one statement");
+    Ok(true)
+}
+
+/// What `cme_admit_work` raises when the stored counts leave too little room (m0016).
+const NO_ROOM: &str = "CMEC1";
+
+fn sqlstate(e: &DbErr) -> Option<String> {
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e.as_database_error()?.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// The most live plans and waiting executors there may be stored for every insert of
+/// `batch` to pass `judge_caps` in order, each counting the ones before it; None when
+/// some insert would not fit even into an empty database.
+fn room(batch: &[Insert]) -> Option<(i64, i64)> {
+    let (mut plans_room, mut executors_room) = (i128::from(i64::MAX), i128::from(i64::MAX));
+    let (mut plans, mut executors) = (0i128, 0i128);
+    for insert in batch {
+        plans += i128::from(insert.plans);
+        executors += i128::from(insert.executors);
+        if insert.plans > 0 {
+            plans_room = plans_room.min(i128::from(insert.caps.max_plans) - plans);
+        }
+        executors_room = executors_room.min(i128::from(insert.caps.max_pending_executors) - executors);
+    }
+    Some((i64::try_from(plans_room).ok().filter(|r| *r >= 0)?, i64::try_from(executors_room).ok().filter(|r| *r >= 0)?))
+}
+
+/// One transaction for `batch` that judges each insert on its own: each insert's verdict
+/// (stored, or over a cap), or why the transaction failed (nothing of the batch is stored
+/// then).
+async fn commit_judged(store: &Store, batch: &[Insert]) -> Result<Vec<Result<(), InsertPlanError>>, InsertPlanError> {
+    let began = std::time::Instant::now();
     let txn = store.db().begin().await.map_err(db_error)?;
     let mut counts = store.locked_work_counts(&txn).await?;
     let mut verdicts = Vec::with_capacity(batch.len());
@@ -107,5 +183,6 @@ async fn commit(store: &Store, batch: &[Insert]) -> Result<Vec<Result<(), Insert
     }
     admitted.execute(store, &txn).await?;
     txn.commit().await.map_err(db_error)?;
+    tracing::debug!(inserts = batch.len(), committed_us = began.elapsed().as_micros() as u64, "insert batch judged one by one");
     Ok(verdicts)
 }

@@ -1030,7 +1030,6 @@ impl Store {
     /// PostgreSQL an advisory transaction lock serialises every inserting transaction
     /// across replicas (SQLite has one writer).
     pub(crate) async fn locked_work_counts(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(i64, i64), StorageError> {
-        const WORK_CAPS_LOCK: i64 = 0x636d_655f_6361_7073; // "cme_caps"
         // On PostgreSQL the lock and the counts read after it are one call (m0015).
         let statement = match self.backend() {
             DbBackend::Postgres => Statement::from_sql_and_values(DbBackend::Postgres, "SELECT plans, executors FROM cme_locked_work_counts($1)", [WORK_CAPS_LOCK.into()]),
@@ -1040,6 +1039,10 @@ impl Store {
         Ok((row.try_get_by_index::<i64>(0).map_err(db)?, row.try_get_by_index::<i64>(1).map_err(db)?))
     }
 }
+
+/// The PostgreSQL advisory lock every inserting transaction takes before it reads the
+/// work counts ("cme_caps").
+pub(crate) const WORK_CAPS_LOCK: i64 = 0x636d_655f_6361_7073;
 
 /// What recording a batch of runs found: which were stored, and what they leave.
 #[derive(Default)]

@@ -354,6 +354,9 @@ async fn plans_created_at_once_commit_together_and_are_judged_one_by_one() {
         assert_eq!(burst(vec!["taken".into()], 1_000).await, (1, 0, 0), "{url}");
         let first: Vec<String> = (0..40).map(|n| format!("plan-{n}")).collect();
         assert_eq!(burst(first, 31).await, (30, 10, 0), "{url}: 30 more within the cap, 10 over it");
+        // Alone, it would fit an empty database: the stored counts refuse it (on PostgreSQL
+        // the one-statement path finds no room and leaves the verdict to the judged one).
+        assert_eq!(burst(vec!["one-more".into()], 31).await, (0, 1, 0), "{url}: the cap is reached");
         // Room for all; one id is taken: its insert fails inside the shared transaction, alone.
         let mut second: Vec<String> = (0..9).map(|n| format!("late-{n}")).collect();
         second.insert(4, "taken".into());

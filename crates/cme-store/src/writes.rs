@@ -80,6 +80,21 @@ impl Writes {
         Ok(())
     }
 
+    /// This change as one PostgreSQL statement whose main query is `guard`, which may
+    /// raise to store none of it (see `with_inserts`); None when the change is not plain
+    /// inserts only.
+    pub(crate) fn guarded_by(&self, guard: &Statement) -> Option<Statement> {
+        if self.statements.is_empty() {
+            return None;
+        }
+        with_inserts(&self.statements, guard)
+    }
+
+    /// Whether the change writes outbox rows (the senders must be told after its commit).
+    pub(crate) fn writes_outbox(&self) -> bool {
+        self.outbox
+    }
+
     /// On the SQLite writer's connection (it signals the senders after its commit).
     pub(crate) fn execute_sqlite(&self, conn: &rusqlite::Connection) -> Result<(), StorageError> {
         for statement in &self.statements {
@@ -119,28 +134,42 @@ fn fold(target: &mut Statement, extra: &Statement) -> bool {
 }
 
 /// Plain PostgreSQL inserts into different tables as one statement: every insert but the
-/// last becomes a data-modifying `WITH` clause (all of them run, whatever the main query
-/// reads), so a batch's rows cost one round trip instead of one per table. None when
-/// there is only one statement, one is not a plain insert, or the parameters would be
-/// too many (then they run one by one). The tables have no foreign keys between them,
-/// and each is written once (`absorb` folded each table's rows into one insert).
+/// last becomes a data-modifying `WITH` clause, so a batch's rows cost one round trip
+/// instead of one per table. None when there is only one statement, one is not a plain
+/// insert, or the parameters would be too many (then they run one by one).
 fn one_statement(statements: &[Statement]) -> Option<Statement> {
-    let tables: Option<Vec<&str>> = statements.iter().map(|s| insert_parts(s).and_then(|(head, _)| head.split(" (").next())).collect();
-    let mut tables = tables?;
-    tables.sort_unstable();
-    tables.dedup();
-    // A table written twice in one statement would meet its own statement triggers twice.
-    if statements.len() < 2 || tables.len() != statements.len() {
+    let (last, first) = statements.split_last()?;
+    insert_parts(last)?;
+    if first.is_empty() {
         return None;
     }
-    let total: usize = statements.iter().map(|s| s.values.as_ref().map_or(0, |v| v.0.len())).sum();
+    with_inserts(first, last)
+}
+
+/// `inserts` as data-modifying `WITH` clauses before `main`. PostgreSQL runs each of them
+/// exactly once and to completion, whatever `main` reads, and all of them or none are
+/// stored. None when one is not a plain insert, a table would be written twice (it would
+/// meet its own statement triggers twice; `absorb` folds each table's rows into one
+/// insert), or the parameters would be too many. The tables have no foreign keys between
+/// them, so the order of the clauses does not matter.
+fn with_inserts(inserts: &[Statement], main: &Statement) -> Option<Statement> {
+    let table = |s: &Statement| insert_parts(s).and_then(|(head, _)| head.split(" (").next().map(str::to_string));
+    let mut tables: Vec<String> = inserts.iter().map(table).collect::<Option<_>>()?;
+    tables.extend(table(main));
+    let written = tables.len();
+    tables.sort_unstable();
+    tables.dedup();
+    if tables.len() != written {
+        return None;
+    }
+    let parameters = |s: &Statement| s.values.as_ref().map_or(0, |v| v.0.len());
+    let total: usize = inserts.iter().chain([main]).map(parameters).sum();
     if total > MAX_PARAMETERS {
         return None;
     }
-    let (last, first) = statements.split_last()?;
     let mut sql = String::from("WITH ");
     let mut values = Vec::with_capacity(total);
-    for (i, statement) in first.iter().enumerate() {
+    for (i, statement) in inserts.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
@@ -150,8 +179,8 @@ fn one_statement(statements: &[Statement]) -> Option<Statement> {
         values.extend(statement.values.as_ref().map(|v| v.0.clone()).unwrap_or_default());
     }
     sql.push(' ');
-    sql.push_str(&renumbered(&last.sql, values.len())?);
-    values.extend(last.values.as_ref().map(|v| v.0.clone()).unwrap_or_default());
+    sql.push_str(&renumbered(&main.sql, values.len())?);
+    values.extend(main.values.as_ref().map(|v| v.0.clone()).unwrap_or_default());
     Some(Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values))
 }
 
