@@ -836,10 +836,7 @@ END $$;
 #[async_trait::async_trait]
 impl MigrationTrait for M0015LockedWorkCounts {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
-            return Ok(());
-        }
-        manager.get_connection().execute_unprepared(POSTGRES_LOCKED_WORK_COUNTS).await.map(|_| ())
+        on_postgres_only(manager, POSTGRES_LOCKED_WORK_COUNTS).await
     }
 }
 
@@ -880,9 +877,14 @@ END $$;
 #[async_trait::async_trait]
 impl MigrationTrait for M0016AdmitWork {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
-            return Ok(());
-        }
-        manager.get_connection().execute_unprepared(POSTGRES_ADMIT_WORK).await.map(|_| ())
+        on_postgres_only(manager, POSTGRES_ADMIT_WORK).await
     }
+}
+
+/// Runs `sql` on PostgreSQL; SQLite needs none of it.
+async fn on_postgres_only(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    manager.get_connection().execute_unprepared(sql).await.map(|_| ())
 }
