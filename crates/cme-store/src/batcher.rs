@@ -21,7 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use cme_engine::storage::InsertPlanError;
 use cme_engine::{StorageError, WorkCaps};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, RuntimeErr, Statement, TransactionTrait};
+use sea_orm::sqlx::{self, Postgres, pool::PoolConnection};
+use sea_orm::{DbBackend, Statement, TransactionTrait};
+use sea_query_sqlx::SqlxValues;
 
 use crate::writes::Writes;
 use crate::{Store, db_error};
@@ -61,6 +63,7 @@ impl Batcher {
 }
 
 async fn serve(store: Store, mut inserts: mpsc::UnboundedReceiver<Insert>) {
+    let mut held = Held::default();
     while let Some(first) = inserts.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -69,11 +72,11 @@ async fn serve(store: Store, mut inserts: mpsc::UnboundedReceiver<Insert>) {
                 Err(_) => break,
             }
         }
-        match commit(&store, &batch).await {
+        match commit(&store, &mut held, &batch).await {
             Ok(verdicts) => answer(batch, verdicts),
             Err(_) if batch.len() > 1 => {
                 for insert in batch {
-                    let verdict = commit(&store, std::slice::from_ref(&insert)).await.and_then(|mut v| v.pop().unwrap_or(Ok(())));
+                    let verdict = commit(&store, &mut held, std::slice::from_ref(&insert)).await.and_then(|mut v| v.pop().unwrap_or(Ok(())));
                     let _ = insert.reply.send(verdict);
                 }
             }
@@ -94,8 +97,8 @@ fn answer(batch: Vec<Insert>, verdicts: Vec<Result<(), InsertPlanError>>) {
 
 /// Stores `batch`: each insert's verdict (stored, or over a cap), or why storing failed
 /// (nothing of the batch is stored then).
-async fn commit(store: &Store, batch: &[Insert]) -> Result<Vec<Result<(), InsertPlanError>>, InsertPlanError> {
-    if store_whole(store, batch).await? {
+async fn commit(store: &Store, held: &mut Held, batch: &[Insert]) -> Result<Vec<Result<(), InsertPlanError>>, InsertPlanError> {
+    if store_whole(store, held, batch).await? {
         return Ok(batch.iter().map(|_| Ok(())).collect());
     }
     commit_judged(store, batch).await
@@ -103,7 +106,7 @@ async fn commit(store: &Store, batch: &[Insert]) -> Result<Vec<Result<(), Insert
 
 /// `batch` in one statement that keeps it only if all of it fits under the caps; false
 /// (nothing stored) when it does not, or when it cannot be one statement.
-async fn store_whole(store: &Store, batch: &[Insert]) -> Result<bool, InsertPlanError> {
+async fn store_whole(store: &Store, held: &mut Held, batch: &[Insert]) -> Result<bool, InsertPlanError> {
     let began = std::time::Instant::now();
     let Some((plans_room, executors_room)) = room(batch) else { return Ok(false) };
     let mut all = Writes::default();
@@ -121,10 +124,20 @@ async fn store_whole(store: &Store, batch: &[Insert]) -> Result<bool, InsertPlan
         ),
     };
     let Some(statement) = all.guarded_by(&guard) else { return Ok(false) };
-    match store.db().execute_raw(statement).await {
+    let unavailable = |e: sqlx::Error| InsertPlanError::from(StorageError::Unavailable(e.to_string()));
+    let connection = match &mut held.0 {
+        Some(connection) => connection,
+        empty => empty.insert(store.db().get_postgres_connection_pool().acquire().await.map_err(unavailable)?),
+    };
+    let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
+    match sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), SqlxValues(values)).execute(&mut **connection).await {
         Ok(_) => {}
-        Err(e) if sqlstate(&e).as_deref() == Some(NO_ROOM) => return Ok(false),
-        Err(e) => return Err(db_error(e).into()),
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(NO_ROOM) => return Ok(false),
+        Err(e) => {
+            // Back to the pool, which tests it (and closes it if it broke).
+            held.0 = None;
+            return Err(unavailable(e));
+        }
     }
     if all.writes_outbox() {
         store.signals.bump_outbox();
@@ -136,12 +149,11 @@ async fn store_whole(store: &Store, batch: &[Insert]) -> Result<bool, InsertPlan
 /// What `cme_admit_work` raises when the stored counts leave too little room (m0016).
 const NO_ROOM: &str = "CMEC1";
 
-fn sqlstate(e: &DbErr) -> Option<String> {
-    match e {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e.as_database_error()?.code().map(|c| c.into_owned()),
-        _ => None,
-    }
-}
+/// The connection the one-statement path keeps between batches. sqlx pings a pooled
+/// connection each time it goes back to the pool: for a batch that is one statement, that
+/// doubled the round trips (and woke the server twice).
+#[derive(Default)]
+struct Held(Option<PoolConnection<Postgres>>);
 
 /// The most live plans and waiting executors there may be stored for every insert of
 /// `batch` to pass `judge_caps` in order, each counting the ones before it; None when
