@@ -125,17 +125,14 @@ async fn store_whole(store: &Store, held: &mut Held, batch: &[Insert]) -> Result
     };
     let Some(statement) = all.guarded_by(&guard) else { return Ok(false) };
     let unavailable = |e: sqlx::Error| InsertPlanError::from(StorageError::Unavailable(e.to_string()));
-    let connection = match &mut held.0 {
-        Some(connection) => connection,
-        empty => empty.insert(store.db().get_postgres_connection_pool().acquire().await.map_err(unavailable)?),
-    };
+    let connection = held.connection(store).await.map_err(unavailable)?;
     let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
     match sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), SqlxValues(values)).execute(&mut **connection).await {
         Ok(_) => {}
         Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(NO_ROOM) => return Ok(false),
         Err(e) => {
             // Back to the pool, which tests it (and closes it if it broke).
-            held.0 = None;
+            held.connection = None;
             return Err(unavailable(e));
         }
     }
@@ -150,10 +147,38 @@ async fn store_whole(store: &Store, held: &mut Held, batch: &[Insert]) -> Result
 const NO_ROOM: &str = "CMEC1";
 
 /// The connection the one-statement path keeps between batches. sqlx pings a pooled
-/// connection each time it goes back to the pool: for a batch that is one statement, that
-/// doubled the round trips (and woke the server twice).
+/// connection each time it is taken from the pool and each time it goes back: for a batch
+/// that is one statement, that tripled the round trips (and woke the server three times).
+/// Batches back to back need no test; a connection idle for `IDLE_TEST` is pinged first
+/// and, if the server or a proxy dropped it meanwhile, replaced from the pool (which tests
+/// what it hands out), so an outage fails no insert made after it.
 #[derive(Default)]
-struct Held(Option<PoolConnection<Postgres>>);
+struct Held {
+    connection: Option<PoolConnection<Postgres>>,
+    used: Option<std::time::Instant>,
+}
+
+/// How long the held connection may idle before it is tested again.
+const IDLE_TEST: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Held {
+    async fn connection(&mut self, store: &Store) -> Result<&mut PoolConnection<Postgres>, sqlx::Error> {
+        use sqlx::Connection;
+        let idle = self.used.is_none_or(|used| used.elapsed() >= IDLE_TEST);
+        self.used = Some(std::time::Instant::now());
+        if let Some(connection) = &mut self.connection
+            && idle
+            && connection.ping().await.is_err()
+        {
+            connection.close_on_drop();
+            self.connection = None;
+        }
+        match &mut self.connection {
+            Some(connection) => Ok(connection),
+            empty => Ok(empty.insert(store.db().get_postgres_connection_pool().acquire().await?)),
+        }
+    }
+}
 
 /// The most live plans and waiting executors there may be stored for every insert of
 /// `batch` to pass `judge_caps` in order, each counting the ones before it; None when

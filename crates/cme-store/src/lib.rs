@@ -159,11 +159,6 @@ impl Store {
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30))
-            // sqlx pings every connection it hands out by default: a round trip before
-            // every statement or transaction. Only a connection idle this long may have
-            // been dropped by the server or a proxy; a busy one is known alive, and a
-            // connection that breaks anyway fails its statement and is discarded.
-            .test_before_acquire_if_idle_for(Duration::from_secs(5))
             .sqlx_logging(false);
         if config.max_connections == 1 {
             // An in-memory database lives as long as its one connection: never recycle it.
