@@ -113,17 +113,14 @@ async fn store_whole(store: &Store, held: &mut Held, batch: &[Insert]) -> Result
     for insert in batch {
         all.absorb(&insert.writes);
     }
-    let lock = crate::queries::WORK_CAPS_LOCK;
-    // The outbox signal in the same statement is delivered at its commit.
-    let guard = match all.writes_outbox() {
-        false => Statement::from_sql_and_values(DbBackend::Postgres, "SELECT cme_admit_work($1, $2, $3)", [lock.into(), plans_room.into(), executors_room.into()]),
-        true => Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT cme_admit_work($1, $2, $3), pg_notify($4, '')",
-            [lock.into(), plans_room.into(), executors_room.into(), crate::signals::OUTBOX_CHANNEL.into()],
-        ),
-    };
-    let Some(statement) = all.guarded_by(&guard) else { return Ok(false) };
+    let mut sql = String::from("SELECT cme_admit_work($1, $2, $3)");
+    let mut values: Vec<sea_orm::Value> = vec![crate::queries::WORK_CAPS_LOCK.into(), plans_room.into(), executors_room.into()];
+    if all.writes_outbox() {
+        // The outbox signal in the same statement is delivered at its commit.
+        sql.push_str(", pg_notify($4, '')");
+        values.push(crate::signals::OUTBOX_CHANNEL.into());
+    }
+    let Some(statement) = all.guarded_by(&Statement::from_sql_and_values(DbBackend::Postgres, sql, values)) else { return Ok(false) };
     let unavailable = |e: sqlx::Error| InsertPlanError::from(StorageError::Unavailable(e.to_string()));
     let connection = held.connection(store).await.map_err(unavailable)?;
     let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
