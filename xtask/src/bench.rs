@@ -30,6 +30,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let binary = build_release(&root)?;
     ensure_tools()?;
     println!("machine: {} cores, load average {}", cores(), load_average());
+    let started = Steal::now();
     let runtime = tokio::runtime::Runtime::new()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
     // `--only a,b`: just the named groups (http, large, lateness, burst, recurring, halt,
@@ -76,7 +77,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for (figure, measured, target) in rows {
         println!("| {figure} | {measured} | {target} |");
     }
-    println!("\nmachine load average after: {}", load_average());
+    println!("\nmachine load average after: {}; host steal over the whole run: {}", load_average(), Steal::now().since(started));
     Ok(())
 }
 
@@ -188,14 +189,20 @@ impl Engine {
         let shared_cache = std::env::temp_dir().join("cme-bench-artifacts");
         let cache_args: Vec<&std::ffi::OsStr> =
             if extra.contains(&"--cache-dir") { vec![] } else { vec!["--cache-dir".as_ref(), shared_cache.as_os_str()] };
+        // For profiling a row: CME_BENCH_ENGINE_LOG=FILE appends every engine's log to FILE,
+        // at CME_BENCH_RUST_LOG's levels (default warn).
+        let log = match std::env::var_os("CME_BENCH_ENGINE_LOG") {
+            Some(file) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(&file).with_context(|| format!("opening {}", file.to_string_lossy()))?),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(binary)
             .args(["serve", "--bind", "127.0.0.1:0", "--database-url", database])
             .args(cache_args)
             .args(extra)
             .current_dir(dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("CME_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .context("starting cme")?;
         let mut line = String::new();
@@ -225,6 +232,45 @@ struct Wrk {
     requests_per_second: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The share of the machine's CPU time the hypervisor gave to others during the run.
+    steal: Steal,
+}
+
+impl Wrk {
+    /// "N req/s (p99 X ms, host steal Y %)": the row's figure with what the host took.
+    fn summary(&self) -> String {
+        format!("{:.0} req/s (p99 {:.2} ms, host steal {})", self.requests_per_second, self.p99_ms, self.steal)
+    }
+}
+
+/// CPU time stolen by the hypervisor between two readings of `/proc/stat`, as a share of
+/// all CPU time. A shared virtual machine's throughput rows move with it: a row read with
+/// a few per cent of steal is not comparable with one read at none.
+#[derive(Clone, Copy)]
+struct Steal {
+    stolen: u64,
+    total: u64,
+}
+
+impl Steal {
+    fn now() -> Steal {
+        let line = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = line.lines().next().unwrap_or_default().split_whitespace().skip(1).take(8).filter_map(|t| t.parse().ok()).collect();
+        Steal { stolen: ticks.get(7).copied().unwrap_or(0), total: ticks.iter().sum() }
+    }
+
+    fn since(self, start: Steal) -> Steal {
+        Steal { stolen: self.stolen.saturating_sub(start.stolen), total: self.total.saturating_sub(start.total) }
+    }
+}
+
+impl std::fmt::Display for Steal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.total == 0 {
+            return f.write_str("unknown");
+        }
+        write!(f, "{:.1} %", self.stolen as f64 * 100.0 / self.total as f64)
+    }
 }
 
 fn wrk(url: &str, connections: u32, seconds: u64, script: Option<&Path>) -> anyhow::Result<Wrk> {
@@ -233,7 +279,9 @@ fn wrk(url: &str, connections: u32, seconds: u64, script: Option<&Path>) -> anyh
     if let Some(script) = script {
         command.arg("-s").arg(script);
     }
+    let start = Steal::now();
     let output = command.arg(url).output()?;
+    let steal = Steal::now().since(start);
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let field = |prefix: &str| {
         text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string())).unwrap_or_default()
@@ -252,7 +300,7 @@ fn wrk(url: &str, connections: u32, seconds: u64, script: Option<&Path>) -> anyh
     if text.contains("Non-2xx") {
         eprintln!("wrk saw errors:\n{text}");
     }
-    Ok(Wrk { requests_per_second: field("Requests/sec:").parse().unwrap_or(0.0), p50_ms: ms(field("50%")), p99_ms: ms(field("99%")) })
+    Ok(Wrk { requests_per_second: field("Requests/sec:").parse().unwrap_or(0.0), p50_ms: ms(field("50%")), p99_ms: ms(field("99%")), steal })
 }
 
 async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
@@ -267,7 +315,7 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
     }
     rows.push(("dashboard page weight (HTML + JS + CSS, uncompressed)".into(), format!("{:.1} KB in 3 requests", weight as f64 / 1000.0), "small, no CDN".into()));
     let planners = wrk(&format!("{}/api/1/planners/", engine.url), 8, s.duration, None)?;
-    rows.push(("GET /api/1/planners/, keep-alive, c=8".into(), format!("{:.0} req/s (p99 {:.2} ms)", planners.requests_per_second, planners.p99_ms), ">= 50,000 req/s".into()));
+    rows.push(("GET /api/1/planners/, keep-alive, c=8".into(), planners.summary(), ">= 50,000 req/s".into()));
     {
         // The same without metrics: what counting every request costs. Runs alternate
         // (off, on, off, on) and each side keeps its best, so that a passing load on the
@@ -299,7 +347,7 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
         format!("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{body}]]\n"),
     )?;
     let plans = wrk(&format!("{}/api/1/plans/", engine.url), 8, s.duration, Some(&script))?;
-    rows.push(("POST /api/1/plans/ (exact planner), SQLite, c=8".into(), format!("{:.0} req/s (p99 {:.2} ms)", plans.requests_per_second, plans.p99_ms), ">= 3,000 req/s".into()));
+    rows.push(("POST /api/1/plans/ (exact planner), SQLite, c=8".into(), plans.summary(), ">= 3,000 req/s".into()));
     {
         // Firings while the API takes plans as fast as it can: the scheduler must not
         // queue behind the writes.
@@ -322,7 +370,7 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
             let plans = wrk(&format!("{}/api/1/plans/", on_postgres.url), 8, s.duration, Some(&script))?;
             rows.push((
                 "POST /api/1/plans/ (exact planner), PostgreSQL, c=8".into(),
-                format!("{:.0} req/s (p99 {:.2} ms)", plans.requests_per_second, plans.p99_ms),
+                plans.summary(),
                 ">= 3,000 req/s".into(),
             ));
             on_postgres.stop();
@@ -332,7 +380,7 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
     let executors = wrk(&format!("{}/api/1/executors/?size=100", engine.url), 4, s.duration, None)?;
     rows.push((
         "GET /api/1/executors/ page of 100, c=4 (the same page polled: rendered once per data version)".into(),
-        format!("{:.0} req/s (p99 {:.2} ms)", executors.requests_per_second, executors.p99_ms),
+        executors.summary(),
         ">= 5,000 req/s".into(),
     ));
     // Every request a URL of its own: each page read and rendered afresh (what a page
@@ -347,7 +395,7 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
     let executors = wrk(&format!("{}/api/1/executors/?size=100", engine.url), 4, s.duration, Some(&fresh))?;
     rows.push((
         "GET /api/1/executors/ page of 100, c=4, every page read afresh".into(),
-        format!("{:.0} req/s (p99 {:.2} ms)", executors.requests_per_second, executors.p99_ms),
+        executors.summary(),
         "(reported)".into(),
     ));
     engine.stop();
@@ -760,8 +808,10 @@ async fn side_by_side(root: &Path, binary: &Path, s: &Settings, rows: &mut Vec<(
         rows.push((
             format!("side by side: {what}"),
             format!(
-                "original 1.1.0 {:.0} req/s (p99 {:.1} ms), cme {:.0} req/s (p99 {:.1} ms): x{:.0}",
-                theirs.requests_per_second, theirs.p99_ms, ours.requests_per_second, ours.p99_ms, ours.requests_per_second / theirs.requests_per_second.max(0.001)
+                "original 1.1.0 {}, cme {}: x{:.0}",
+                theirs.summary(),
+                ours.summary(),
+                ours.requests_per_second / theirs.requests_per_second.max(0.001)
             ),
             "cme far faster".into(),
         ));

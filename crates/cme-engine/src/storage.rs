@@ -211,9 +211,11 @@ pub trait Storage: Send + Sync + 'static {
     async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>>;
     /// The earliest `planned_until` of a live, unpaused recurring plan.
     async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>>;
-    /// Applies extensions in one transaction, within `caps`: each moves its plan's horizon
+    /// Applies extensions within `caps`, each all or nothing: each moves its plan's horizon
     /// from `from` to `until` (None: it stopped recurring) and stores its window's
-    /// executors, only while the horizon is still `from`. Returns, per extension, whether
+    /// executors, only while the horizon is still `from`. A store may commit them a few
+    /// at a time (SQLite does, so that no firing waits behind a long write); on an error,
+    /// the extensions committed before it stay stored. Returns, per extension, whether
     /// it was stored (false: another replica moved that horizon first, or the plan was
     /// deleted or paused meanwhile; nothing of it is stored).
     async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError>;

@@ -627,25 +627,69 @@ impl Storage for Store {
     /// replica racing for the same plan waits for the row, then finds the horizon moved
     /// and changes nothing; its executors are never inserted.
     async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError> {
-        let _gate = self.write_gate().await;
-        let txn = self.db().begin().await.map_err(db)?;
-        let adding: usize = extensions.iter().map(|e| e.executors.len()).sum();
-        if adding > 0 {
-            self.check_caps(&txn, caps, 0, adding as u64).await?;
-        }
-        let mut stored = Vec::with_capacity(extensions.len());
-        let mut executors = Vec::with_capacity(adding);
-        for extension in extensions {
-            let moved = plan::Entity::update_many()
+        let adding: u64 = extensions.iter().map(|e| e.executors.len() as u64).sum();
+        // Each plan's horizon moves only from the value its planner was asked from; its
+        // executors are stored only when it moved (another replica may have been first).
+        let moves = extensions.iter().map(|extension| {
+            plan::Entity::update_many()
                 .col_expr(plan::Column::PlannedUntilUs, Expr::value(extension.until.map(us)))
                 .filter(plan::Column::Id.eq(extension.plan_id.as_str()))
                 .filter(plan::Column::PlannedUntilUs.eq(us(extension.from)))
                 .filter(plan::Column::DeletedAtUs.is_null())
                 .filter(plan::Column::PausedAtUs.is_null())
-                .exec(&txn)
-                .await
-                .map_err(db)?;
-            let won = moved.rows_affected == 1;
+                .build(self.backend())
+        });
+        if let Some(writer) = &self.writer {
+            // On the writer, a few plans per write: through sqlx, a round of 200 plans held
+            // SQLite's one write lock for tens of milliseconds (a thread hop per statement),
+            // and even on the writer 200 plans are a 15-55 ms write that every firing's
+            // claim would queue behind. A claim waits for at most one small write now.
+            let mut moves = moves.zip(extensions);
+            let mut stored = Vec::with_capacity(extensions.len());
+            loop {
+                let chunk: Vec<(Statement, Writes)> = moves
+                    .by_ref()
+                    .take(EXTENSIONS_PER_WRITE)
+                    .map(|(moved, extension)| {
+                        let mut executors = Writes::default();
+                        self.executor_writes(&mut executors, &extension.executors);
+                        (moved, executors)
+                    })
+                    .collect();
+                if chunk.is_empty() {
+                    return Ok(stored);
+                }
+                let adding = extensions[stored.len()..stored.len() + chunk.len()].iter().map(|e| e.executors.len() as u64).sum::<u64>();
+                let caps = *caps;
+                let chunk_stored = writer
+                    .write(move |conn| -> Result<Vec<bool>, InsertPlanError> {
+                        if adding > 0 {
+                            let counts = conn.query_row(WORK_COUNTS, [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))).map_err(unavailable)?;
+                            judge_caps(&caps, counts, 0, adding)?;
+                        }
+                        let mut stored = Vec::with_capacity(chunk.len());
+                        for (moved, executors) in &chunk {
+                            let won = crate::writer::execute(conn, moved)? == 1;
+                            if won {
+                                executors.execute_sqlite(conn)?;
+                            }
+                            stored.push(won);
+                        }
+                        Ok(stored)
+                    })
+                    .await?;
+                stored.extend(chunk_stored);
+            }
+        }
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        if adding > 0 {
+            self.check_caps(&txn, caps, 0, adding).await?;
+        }
+        let mut stored = Vec::with_capacity(extensions.len());
+        let mut executors = Vec::with_capacity(adding as usize);
+        for (moved, extension) in moves.zip(extensions) {
+            let won = txn.execute_raw(moved).await.map_err(db)?.rows_affected() == 1;
             if won {
                 executors.extend(extension.executors.iter().cloned());
             }
@@ -1039,6 +1083,10 @@ impl Store {
         Ok((row.try_get_by_index::<i64>(0).map_err(db)?, row.try_get_by_index::<i64>(1).map_err(db)?))
     }
 }
+
+/// Recurring plans extended per write on the SQLite writer: small enough that a firing's
+/// claim queued behind one waits a few milliseconds, not the whole round's.
+pub(crate) const EXTENSIONS_PER_WRITE: usize = 20;
 
 /// The PostgreSQL advisory lock every inserting transaction takes before it reads the
 /// work counts ("cme_caps").

@@ -445,3 +445,55 @@ async fn inventories_are_replaced_whole_and_undos_are_recorded_once() {
         assert_eq!(store.undos(false, 10).await.unwrap().len(), 1);
     }
 }
+
+/// Horizon extension, on the SQLite writer (a few plans per write) and on PostgreSQL (one
+/// transaction): an extension whose horizon moved meanwhile stores nothing; the others
+/// store their executors; a round over the caps is refused and stores none of the
+/// extensions it refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn recurring_plans_extend_only_from_the_horizon_they_were_planned_from() {
+    use chrono::SubsecRound;
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}?mode=rwc", dir.path().join("cme.db").display())];
+    urls.extend(fresh_postgres("extend"));
+    let from = chrono::Utc::now().trunc_subsecs(6) + chrono::Duration::days(1);
+    let until = from + chrono::Duration::days(1);
+    let roomy = cme_engine::WorkCaps { max_plans: 1_000, max_pending_executors: 1_000 };
+    for url in urls {
+        let store = Store::connect(&StoreConfig::new(&url)).await.unwrap();
+        // More plans than one SQLite write takes, so that the round spans several.
+        let count = super::queries::EXTENSIONS_PER_WRITE * 2 + 5;
+        let mut extensions = Vec::new();
+        for n in 0..count {
+            let (mut plan, executors, audit) = new_plan(&format!("daily-{n}"));
+            plan.planned_until = Some(from);
+            store.insert_plan(&plan, &executors, &audit, None, &roomy).await.unwrap();
+            let mut next = cme_engine::Executor::pending(format!("daily-{n}-next"), &plan, from + chrono::Duration::hours(12));
+            next.created = from;
+            extensions.push(cme_engine::Extension { plan_id: plan.id.clone(), from, until: Some(until), executors: vec![next] });
+        }
+        // Another replica already moved plan 7's horizon.
+        let moved = format!("UPDATE plans SET planned_until_us = {} WHERE id = 'daily-7'", until.timestamp_micros());
+        store.db().execute_raw(Statement::from_string(store.backend(), moved)).await.unwrap();
+
+        let stored = store.extend_plans(&extensions, &roomy).await.unwrap();
+        let expected: Vec<bool> = (0..count).map(|n| n != 7).collect();
+        assert_eq!(stored, expected, "{url}");
+        assert!(store.executor("daily-7-next").await.unwrap().is_none(), "{url}: the lost extension stored no executor");
+        assert!(store.executor("daily-8-next").await.unwrap().is_some(), "{url}");
+        assert!(store.executor(&format!("daily-{}-next", count - 1)).await.unwrap().is_some(), "{url}");
+        // Asked again (a retry), every horizon has moved: nothing more is stored.
+        assert_eq!(store.extend_plans(&extensions, &roomy).await.unwrap(), vec![false; count], "{url}");
+
+        // A round with no room: refused, and the plans keep their horizons.
+        let (mut plan, executors, audit) = new_plan("tight");
+        plan.planned_until = Some(from);
+        store.insert_plan(&plan, &executors, &audit, None, &roomy).await.unwrap();
+        let next = cme_engine::Executor::pending("tight-next".into(), &plan, from + chrono::Duration::hours(12));
+        let tight = cme_engine::Extension { plan_id: "tight".into(), from, until: Some(until), executors: vec![next] };
+        let full = cme_engine::WorkCaps { max_plans: 1_000, max_pending_executors: count as u64 * 2 };
+        assert!(matches!(store.extend_plans(std::slice::from_ref(&tight), &full).await, Err(cme_engine::InsertPlanError::OverCap(_))), "{url}");
+        assert!(store.executor("tight-next").await.unwrap().is_none(), "{url}");
+        assert_eq!(store.extend_plans(&[tight], &roomy).await.unwrap(), vec![true], "{url}: the horizon did not move when refused");
+    }
+}
