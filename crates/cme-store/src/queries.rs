@@ -664,8 +664,7 @@ impl Storage for Store {
                 let chunk_stored = writer
                     .write(move |conn| -> Result<Vec<bool>, InsertPlanError> {
                         if adding > 0 {
-                            let counts = conn.query_row(WORK_COUNTS, [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))).map_err(unavailable)?;
-                            judge_caps(&caps, counts, 0, adding)?;
+                            judge_caps_on_writer(conn, &caps, 0, adding)?;
                         }
                         let mut stored = Vec::with_capacity(chunk.len());
                         for (moved, executors) in &chunk {
@@ -989,8 +988,7 @@ impl Store {
             let caps = *caps;
             return writer
                 .write(move |conn| -> Result<(), InsertPlanError> {
-                    let counts = conn.query_row(WORK_COUNTS, [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))).map_err(unavailable)?;
-                    judge_caps(&caps, counts, plans, executors)?;
+                    judge_caps_on_writer(conn, &caps, plans, executors)?;
                     Ok(writes.execute_sqlite(conn)?)
                 })
                 .await;
@@ -1103,6 +1101,12 @@ struct RecordedRuns {
 /// Live plans and waiting executors, as the database's triggers keep them (m0012): one
 /// small read, however much is stored.
 const WORK_COUNTS: &str = "SELECT CAST(COALESCE(SUM(live_plans), 0) AS BIGINT), CAST(COALESCE(SUM(waiting_executors), 0) AS BIGINT) FROM work_counts";
+
+/// `judge_caps` on the SQLite writer's connection (the one writer: no lock to take).
+fn judge_caps_on_writer(conn: &rusqlite::Connection, caps: &WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {
+    let counts = conn.query_row(WORK_COUNTS, [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))).map_err(unavailable)?;
+    judge_caps(caps, counts, plans, executors)
+}
 
 /// Whether adding `plans` and `executors` to the stored `(plans, executors)` stays within the caps.
 pub(crate) fn judge_caps(caps: &WorkCaps, (stored_plans, stored_executors): (i64, i64), plans: u64, executors: u64) -> Result<(), InsertPlanError> {
