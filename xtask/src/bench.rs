@@ -346,8 +346,10 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
         &script,
         format!("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{body}]]\n"),
     )?;
+    let before = cpu_ticks(engine.pid());
     let plans = wrk(&format!("{}/api/1/plans/", engine.url), 8, s.duration, Some(&script))?;
-    rows.push(("POST /api/1/plans/ (exact planner), SQLite, c=8".into(), plans.summary(), ">= 3,000 req/s".into()));
+    let cpu = cpu_per_request(cpu_ticks(engine.pid()) - before, None, &plans, s.duration);
+    rows.push(("POST /api/1/plans/ (exact planner), SQLite, c=8".into(), format!("{}; {cpu}", plans.summary()), ">= 3,000 req/s".into()));
     {
         // Firings while the API takes plans as fast as it can: the scheduler must not
         // queue behind the writes.
@@ -367,10 +369,12 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
         Some(database) => {
             let pg_dir = tempfile::tempdir()?;
             let on_postgres = Engine::start_on(binary, pg_dir.path(), &database.url, &[])?;
+            let (before, postgres_before) = (cpu_ticks(on_postgres.pid()), postgres_ticks());
             let plans = wrk(&format!("{}/api/1/plans/", on_postgres.url), 8, s.duration, Some(&script))?;
+            let cpu = cpu_per_request(cpu_ticks(on_postgres.pid()) - before, Some(postgres_ticks().saturating_sub(postgres_before)), &plans, s.duration);
             rows.push((
                 "POST /api/1/plans/ (exact planner), PostgreSQL, c=8".into(),
-                plans.summary(),
+                format!("{}; {cpu}", plans.summary()),
                 ">= 3,000 req/s".into(),
             ));
             on_postgres.stop();
@@ -425,6 +429,29 @@ fn seed(db: &Path, plan_id: &str, count: u64, first_due_us: i64, step_us: i64, e
 fn create_schema(binary: &Path, dir: &Path) -> anyhow::Result<()> {
     Engine::start(binary, dir, &[])?.stop();
     Ok(())
+}
+
+/// CPU ticks (1/100 s) of every local process named `postgres` (a local server's
+/// backends; 0 when the server is elsewhere).
+fn postgres_ticks() -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(cpu_ticks)
+        .sum()
+}
+
+/// "CPU per request: cme X ms[, postgres Y ms]": what each request cost the engine (and a
+/// local PostgreSQL) in CPU time over a wrk run, from tick counts taken around it.
+fn cpu_per_request(engine_ticks: u64, postgres_ticks: Option<u64>, run: &Wrk, seconds: u64) -> String {
+    let requests = (run.requests_per_second * seconds as f64).max(1.0);
+    let ms = |ticks: u64| ticks as f64 * 10.0 / requests;
+    match postgres_ticks {
+        Some(pg) => format!("CPU per request: cme {:.2} ms, postgres {:.2} ms", ms(engine_ticks), ms(pg)),
+        None => format!("CPU per request: cme {:.2} ms", ms(engine_ticks)),
+    }
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
