@@ -17,14 +17,19 @@ struct Settings {
     burst: u64,
     /// Recurring plans for the horizon-extension figures.
     recurring: u64,
+    /// Time between the 20 firings of a lateness figure.
+    firing_gap: Duration,
+    /// Seconds over which idle CPU is counted (a tick is 10 ms: 3 s still shows any
+    /// polling).
+    idle: u64,
 }
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let settings = if quick {
-        Settings { duration: 3, large: 100_000, burst: 1_000, recurring: 1_000 }
+        Settings { duration: 3, large: 100_000, burst: 1_000, recurring: 1_000, idle: 3, firing_gap: Duration::from_millis(250) }
     } else {
-        Settings { duration: 10, large: 1_000_000, burst: 10_000, recurring: 10_000 }
+        Settings { duration: 10, large: 1_000_000, burst: 10_000, recurring: 10_000, idle: 10, firing_gap: Duration::from_millis(500) }
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let binary = build_release(&root)?;
@@ -45,7 +50,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             large_database(&binary, &settings, &mut rows).await?;
         }
         if wanted("lateness") {
-            firing_lateness(&binary, &mut rows).await?;
+            firing_lateness(&binary, &settings, &mut rows).await?;
         }
         if wanted("burst") {
             burst(&binary, &settings, &mut rows).await?;
@@ -355,8 +360,10 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
         // queue behind the writes.
         let url = format!("{}/api/1/plans/", engine.url);
         let load_script = script.clone();
-        let load = std::thread::spawn(move || wrk(&url, 8, 16, Some(&load_script)));
-        let (p50, p99) = lateness_at(&engine.url).await?;
+        // As long as the firings take, and a little more.
+        let load_seconds = lateness_span(s.firing_gap).as_secs() + 2;
+        let load = std::thread::spawn(move || wrk(&url, 8, load_seconds, Some(&load_script)));
+        let (p50, p99) = lateness_at(&engine.url, s.firing_gap).await?;
         let load = load.join().map_err(|_| anyhow::anyhow!("the load generator panicked"))??;
         rows.push((
             "firing lateness of an executor due alone, under the POST load above (20 runs)".into(),
@@ -480,7 +487,7 @@ async fn large_database(binary: &Path, s: &Settings, rows: &mut Vec<(String, Str
     let engine = Engine::start(binary, dir.path(), &[])?;
     let client = reqwest::Client::new();
     let ready = Instant::now();
-    while client.get(format!("{}/healthz", engine.url)).send().await.map(|r| r.status().is_success()).unwrap_or(false) == false {
+    while !client.get(format!("{}/healthz", engine.url)).send().await.map(|r| r.status().is_success()).unwrap_or(false) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let start_to_ready = engine.started_to_ready + ready.elapsed();
@@ -488,12 +495,12 @@ async fn large_database(binary: &Path, s: &Settings, rows: &mut Vec<(String, Str
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = cpu_ticks(engine.pid());
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(s.idle)).await;
     let ticks = cpu_ticks(engine.pid()) - before;
     let ticks_per_second = 100.0;
     rows.push((
-        format!("idle CPU with {} pending executors (10 s)", s.large),
-        format!("{:.2} % ({ticks} ticks)", ticks as f64 / ticks_per_second / 10.0 * 100.0),
+        format!("idle CPU with {} pending executors ({} s)", s.large, s.idle),
+        format!("{:.2} % ({ticks} ticks)", ticks as f64 / ticks_per_second / s.idle as f64 * 100.0),
         "0 %".into(),
     ));
     rows.push((format!("RSS with {} pending executors", s.large), format!("{:.1} MiB", rss_mib(engine.pid())), "<= 150 MiB".into()));
@@ -520,29 +527,37 @@ async fn large_database(binary: &Path, s: &Settings, rows: &mut Vec<(String, Str
     Ok(())
 }
 
-async fn firing_lateness(binary: &Path, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+async fn firing_lateness(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let engine = Engine::start(binary, dir.path(), &[])?;
-    let (p50, p99) = lateness_at(&engine.url).await?;
+    let (p50, p99) = lateness_at(&engine.url, s.firing_gap).await?;
     rows.push(("firing lateness of an executor due alone (20 runs)".into(), format!("p50 {p50:.2} ms, p99 {p99:.2} ms"), "p99 <= 5 ms".into()));
     engine.stop();
     Ok(())
 }
 
-/// p50 and p99 lateness (ms) of 20 executors due one at a time, half a second apart.
-async fn lateness_at(url: &str) -> anyhow::Result<(f64, f64)> {
+/// How long `lateness_at` takes: the first firing 3 s out, 20 firings `gap` apart, 1 s to
+/// finish.
+fn lateness_span(gap: Duration) -> Duration {
+    Duration::from_secs(3) + gap * LATENESS_FIRINGS + Duration::from_secs(1)
+}
+
+const LATENESS_FIRINGS: u32 = 20;
+
+/// p50 and p99 lateness (ms) of 20 executors due one at a time, `gap` apart.
+async fn lateness_at(url: &str, gap: Duration) -> anyhow::Result<(f64, f64)> {
     let client = reqwest::Client::new();
     let first = chrono::Utc::now() + chrono::Duration::seconds(3);
-    let count = 20;
+    let gap_ms = gap.as_millis() as i64;
     let mut ids = Vec::new();
-    for i in 0..count {
-        let date = (first + chrono::Duration::milliseconds(i * 500)).to_rfc3339();
+    for i in 0..i64::from(LATENESS_FIRINGS) {
+        let date = (first + chrono::Duration::milliseconds(i * gap_ms)).to_rfc3339();
         let body = json!({"name": format!("late{i}"), "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": format!("{}/healthz", url), "method": "GET"}},
                           "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}}});
         let doc: Value = client.post(format!("{}/api/1/plans/", url)).json(&body).send().await?.json().await?;
         ids.push(doc["_embedded"]["executors"][0]["id"].as_str().context("executor id")?.to_string());
     }
-    tokio::time::sleep(Duration::from_millis(3000 + 500 * count as u64 + 1000)).await;
+    tokio::time::sleep(lateness_span(gap)).await;
     let mut lateness = Vec::new();
     for id in ids {
         let doc: Value = client.get(format!("{}/api/1/executors/{id}", url)).send().await?.json().await?;
@@ -599,7 +614,8 @@ async fn recurring_plans(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
     // Executors due one at a time while the horizons are being extended.
     let during = {
         let url = engine.url.clone();
-        tokio::spawn(async move { lateness_at(&url).await })
+        let gap = s.firing_gap;
+        tokio::spawn(async move { lateness_at(&url, gap).await })
     };
     let threshold = (chrono::Utc::now() + chrono::Duration::days(6) - chrono::Duration::seconds(30)).timestamp_micros();
     loop {
@@ -627,15 +643,15 @@ async fn recurring_plans(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
     ));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = cpu_ticks(engine.pid());
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(s.idle)).await;
     let ticks = cpu_ticks(engine.pid()) - before;
     rows.push((
-        format!("idle CPU with {} recurring plans (10 s)", s.recurring),
-        format!("{:.2} % ({ticks} ticks)", ticks as f64 / 100.0 / 10.0 * 100.0),
+        format!("idle CPU with {} recurring plans ({} s)", s.recurring, s.idle),
+        format!("{:.2} % ({ticks} ticks)", ticks as f64 / 100.0 / s.idle as f64 * 100.0),
         "0 %".into(),
     ));
     rows.push((format!("RSS with {} recurring plans", s.recurring), format!("{:.1} MiB", rss_mib(engine.pid())), "<= 150 MiB".into()));
-    let (p50, p99) = lateness_at(&engine.url).await?;
+    let (p50, p99) = lateness_at(&engine.url, s.firing_gap).await?;
     rows.push((format!("firing lateness with {} recurring plans (20 runs)", s.recurring), format!("p50 {p50:.2} ms, p99 {p99:.2} ms"), "p99 <= 5 ms".into()));
     engine.stop();
     Ok(())
