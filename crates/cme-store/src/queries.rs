@@ -627,10 +627,9 @@ impl Storage for Store {
     /// replica racing for the same plan waits for the row, then finds the horizon moved
     /// and changes nothing; its executors are never inserted.
     async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError> {
-        let adding: u64 = extensions.iter().map(|e| e.executors.len() as u64).sum();
         // Each plan's horizon moves only from the value its planner was asked from; its
         // executors are stored only when it moved (another replica may have been first).
-        let moves = extensions.iter().map(|extension| {
+        let horizon_move = |extension: &Extension| {
             plan::Entity::update_many()
                 .col_expr(plan::Column::PlannedUntilUs, Expr::value(extension.until.map(us)))
                 .filter(plan::Column::Id.eq(extension.plan_id.as_str()))
@@ -638,36 +637,32 @@ impl Storage for Store {
                 .filter(plan::Column::DeletedAtUs.is_null())
                 .filter(plan::Column::PausedAtUs.is_null())
                 .build(self.backend())
-        });
+        };
+        let executors_of = |extensions: &[Extension]| extensions.iter().map(|e| e.executors.len() as u64).sum::<u64>();
         if let Some(writer) = &self.writer {
             // On the writer, a few plans per write: through sqlx, a round of 200 plans held
             // SQLite's one write lock for tens of milliseconds (a thread hop per statement),
             // and even on the writer 200 plans are a 15-55 ms write that every firing's
             // claim would queue behind. A claim waits for at most one small write now.
-            let mut moves = moves.zip(extensions);
             let mut stored = Vec::with_capacity(extensions.len());
-            loop {
-                let chunk: Vec<(Statement, Writes)> = moves
-                    .by_ref()
-                    .take(EXTENSIONS_PER_WRITE)
-                    .map(|(moved, extension)| {
+            for chunk in extensions.chunks(EXTENSIONS_PER_WRITE) {
+                let adding = executors_of(chunk);
+                let moves: Vec<(Statement, Writes)> = chunk
+                    .iter()
+                    .map(|extension| {
                         let mut executors = Writes::default();
                         self.executor_writes(&mut executors, &extension.executors);
-                        (moved, executors)
+                        (horizon_move(extension), executors)
                     })
                     .collect();
-                if chunk.is_empty() {
-                    return Ok(stored);
-                }
-                let adding = extensions[stored.len()..stored.len() + chunk.len()].iter().map(|e| e.executors.len() as u64).sum::<u64>();
                 let caps = *caps;
                 let chunk_stored = writer
                     .write(move |conn| -> Result<Vec<bool>, InsertPlanError> {
                         if adding > 0 {
                             judge_caps_on_writer(conn, &caps, 0, adding)?;
                         }
-                        let mut stored = Vec::with_capacity(chunk.len());
-                        for (moved, executors) in &chunk {
+                        let mut stored = Vec::with_capacity(moves.len());
+                        for (moved, executors) in &moves {
                             let won = crate::writer::execute(conn, moved)? == 1;
                             if won {
                                 executors.execute_sqlite(conn)?;
@@ -679,7 +674,9 @@ impl Storage for Store {
                     .await?;
                 stored.extend(chunk_stored);
             }
+            return Ok(stored);
         }
+        let adding = executors_of(extensions);
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
         if adding > 0 {
@@ -687,8 +684,8 @@ impl Storage for Store {
         }
         let mut stored = Vec::with_capacity(extensions.len());
         let mut executors = Vec::with_capacity(adding as usize);
-        for (moved, extension) in moves.zip(extensions) {
-            let won = txn.execute_raw(moved).await.map_err(db)?.rows_affected() == 1;
+        for extension in extensions {
+            let won = txn.execute_raw(horizon_move(extension)).await.map_err(db)?.rows_affected() == 1;
             if won {
                 executors.extend(extension.executors.iter().cloned());
             }
