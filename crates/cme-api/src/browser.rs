@@ -40,8 +40,11 @@ impl HostPolicy {
 
     /// Whether `authority` (`host[:port]`, `[v6]:port`) names this engine.
     fn allows(&self, authority: &str) -> bool {
+        if !authority.bytes().all(|b| b.is_ascii_graphic()) {
+            return false;
+        }
         let host = host_of(authority);
-        self.hosts.iter().any(|h| *h == host)
+        !host.is_empty() && self.hosts.iter().any(|h| *h == host)
     }
 
     pub fn hosts(&self) -> &[String] {
@@ -49,45 +52,78 @@ impl HostPolicy {
     }
 }
 
+/// A name as compared: lowercase, without brackets, and without the one trailing dot of
+/// a fully qualified name.
 fn normalize(host: &str) -> String {
-    host.trim().trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase()
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
 }
 
-/// The host part of an authority, without port or brackets.
+/// The host part of an authority, without port or brackets; empty when the authority is
+/// malformed (a port that is not a number, text after an IPv6 literal's bracket).
 fn host_of(authority: &str) -> String {
     let authority = authority.trim();
+    let port_ok = |port: &str| !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
     let host = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
+        match rest.split_once(']') {
+            Some((host, "")) => host,
+            Some((host, tail)) if tail.strip_prefix(':').is_some_and(port_ok) => host,
+            _ => "",
+        }
     } else if authority.matches(':').count() > 1 {
         authority // a bare IPv6 address
     } else {
-        authority.split(':').next().unwrap_or("")
+        match authority.split_once(':') {
+            None => authority,
+            Some((host, port)) if port_ok(port) => host,
+            Some(_) => "",
+        }
     };
     normalize(host)
 }
 
-/// Refuses a request whose `Host` names no host of this engine (421), and a
-/// state-changing request from another origin (403).
-pub async fn refuse_foreign(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if let Some(refusal) = refusal(&req) {
-        let response = refusal.error_response();
-        return Ok(req.into_response(response).map_into_right_body());
+/// Paths an orchestrator probes by IP address: they answer whatever `Host` names.
+const PROBE_PATHS: [&str; 3] = ["/livez", "/readyz", "/healthz"];
+
+/// The request's authority when it names a host this engine serves; the refusal otherwise.
+///
+/// Total: a `Host` that is missing, empty, repeated, not visible ASCII, or foreign is
+/// refused alike (an absolute-form request target's authority must agree with it).
+fn authority_of(req: &ServiceRequest, policy: &HostPolicy) -> Result<String, ApiError> {
+    let misdirected = |why: String| ApiError::new(StatusCode::MISDIRECTED_REQUEST, why);
+    let mut hosts = req.headers().get_all("host");
+    let authority = match (hosts.next(), hosts.next()) {
+        (Some(value), None) => value.to_str().ok().filter(|v| v.bytes().all(|b| b.is_ascii_graphic())).map(str::to_string).ok_or_else(|| {
+            misdirected("the Host header must be plain ASCII naming a host this engine serves".into())
+        })?,
+        (Some(_), Some(_)) => return Err(misdirected("the request names more than one Host".into())),
+        (None, _) => match req.uri().authority() {
+            Some(authority) => authority.to_string(),
+            None => return Err(misdirected("the request names no Host".into())),
+        },
+    };
+    if let Some(target) = req.uri().authority() {
+        if !target.as_str().eq_ignore_ascii_case(&authority) {
+            return Err(misdirected("the request target and the Host header name different hosts".into()));
+        }
     }
-    Ok(next.call(req).await?.map_into_left_body())
+    if authority.is_empty() || !policy.allows(&authority) {
+        return Err(misdirected(format!(
+            "this engine does not serve the host {:?}; add it to allowed_hosts in the configuration if it should",
+            host_of(&authority)
+        )));
+    }
+    Ok(authority)
 }
 
 fn refusal(req: &ServiceRequest) -> Option<ApiError> {
     let policy = &req.app_data::<web::Data<ApiState>>()?.hosts;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let authority = header("host").map(str::to_string).or_else(|| req.uri().authority().map(|a| a.to_string()));
-    if let Some(authority) = &authority {
-        if !policy.allows(authority) {
-            return Some(ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                format!("this engine does not serve the host {:?}; add it to allowed_hosts in the configuration if it should", host_of(authority)),
-            ));
-        }
-    }
+    let authority = match authority_of(req, policy) {
+        Ok(authority) => authority,
+        Err(_) if PROBE_PATHS.contains(&req.path()) => return None,
+        Err(refusal) => return Some(refusal),
+    };
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if safe {
         return None;
@@ -96,9 +132,9 @@ fn refusal(req: &ServiceRequest) -> Option<ApiError> {
         return Some(ApiError::new(StatusCode::FORBIDDEN, "cross-site requests may not change anything on this engine"));
     }
     let origin = header("origin")?;
-    let same = match (origin.split_once("://"), authority.as_deref()) {
-        (Some((_, origin_authority)), Some(authority)) => origin_authority.eq_ignore_ascii_case(authority) && policy.allows(origin_authority),
-        _ => false,
+    let same = match origin.split_once("://") {
+        Some((_, origin_authority)) => origin_authority.eq_ignore_ascii_case(&authority) && policy.allows(origin_authority),
+        None => false,
     };
     if !same {
         return Some(ApiError::new(StatusCode::FORBIDDEN, format!("requests from the origin {origin:?} may not change anything on this engine")));
@@ -126,6 +162,14 @@ mod tests {
             ("localhost.evil.example", false),
             ("[::2]:5000", false),
             ("", false),
+            ("localhost..", false),
+            ("localhost:evil", false),
+            ("localhost:", false),
+            ("[::1]junk", false),
+            ("[::1]:5000:1", false),
+            ("127.0.0.1 ", false),
+            ("lo calhost", false),
+            ("localhost\u{e9}", false),
         ] {
             assert_eq!(policy.allows(authority), allowed, "{authority}");
         }

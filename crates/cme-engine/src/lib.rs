@@ -143,6 +143,12 @@ impl Engine {
         tokio::spawn(self.clone().watch_engine());
         tokio::spawn(self.clone().watch_deadman());
         tokio::spawn(self.clone().keep_undos());
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.disable_unsigned_plugins().await {
+                tracing::error!(error = %e, "cannot apply require_signature to the stored plugins");
+            }
+        });
         if let Some(signals) = self.storage.halt_signals() {
             tokio::spawn(self.clone().follow_halts(signals));
         }

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::host::{PluginHost, HostError, LoadedPlugin, PluginDescription};
 use crate::model::{AuditEvent, Grant, PluginChange, PluginKind, PluginRecord, PluginStatus, StoredUpload};
+use crate::signatures::SignatureError;
 use crate::{Engine, EngineError, Resource};
 
 /// The largest component accepted by default (20 MiB): Cranelift cannot be interrupted,
@@ -221,7 +222,8 @@ impl Engine {
     pub async fn grant_plugin(&self, id: &str, grant: &Value, by: &str) -> Result<PluginView, EngineError> {
         let grant = Grant::from_json(grant)?;
         grant.check_credentials(&self.config.http_credentials)?;
-        self.uploaded_record(id).await?;
+        let record = self.uploaded_record(id).await?;
+        self.check_signed(&record)?;
         let detail = serde_json::to_string(&grant).unwrap_or_default();
         let change = PluginChange { status: Some(PluginStatus::Enabled), grant: Some(grant) };
         self.change_plugin(id, change, AuditEvent::action(by, "plugin.grant", format!("{id}: {detail}"))).await
@@ -232,6 +234,9 @@ impl Engine {
         let record = self.uploaded_record(id).await?;
         if enabled && record.grant.is_none() {
             return Err(EngineError::NoGrant { id: id.to_string() });
+        }
+        if enabled {
+            self.check_signed(&record)?;
         }
         let (status, action) = if enabled { (PluginStatus::Enabled, "plugin.enable") } else { (PluginStatus::Disabled, "plugin.disable") };
         self.change_plugin(id, PluginChange { status: Some(status), grant: None }, AuditEvent::action(by, action, id)).await
@@ -322,12 +327,13 @@ impl Engine {
                 field: field.into(),
             });
         }
-        if let Some(found) = pinned.iter().filter(|e| e.status() == PluginStatus::Enabled).max_by(newest) {
+        if let Some(found) = pinned.iter().filter(|e| e.status() == PluginStatus::Enabled && self.vouched(e)).max_by(newest) {
             return Ok((*found).clone());
         }
         let blocked = pinned.iter().max_by(newest).expect("not empty");
         let id = blocked.id().to_string();
         Err(match blocked.status() {
+            PluginStatus::Enabled => SignatureError::Unsigned(id).into(),
             PluginStatus::Pending => EngineError::PluginPending { kind, id, field: field.into() },
             _ => EngineError::PluginDisabled { kind, id, field: field.into() },
         })
@@ -337,6 +343,7 @@ impl Engine {
     pub(crate) async fn runnable(&self, plugin_id: &str) -> Result<Result<Arc<Entry>, String>, EngineError> {
         self.sync_plugins(self.registry.get(plugin_id).is_none()).await?;
         Ok(match self.registry.get(plugin_id) {
+            Some(entry) if !self.vouched(&entry) => Err(SignatureError::Unsigned(plugin_id.to_string()).to_string()),
             Some(entry) => match entry.status() {
                 PluginStatus::Enabled => Ok(entry),
                 PluginStatus::Disabled => Err(format!("plugin {plugin_id} is disabled")),
@@ -344,6 +351,11 @@ impl Engine {
             },
             None => Err(format!("plugin {plugin_id} is not in the registry (deleted?)")),
         })
+    }
+
+    /// Whether the signature policy lets this plugin run (built-ins always).
+    fn vouched(&self, entry: &Entry) -> bool {
+        entry.record.as_ref().is_none_or(|r| self.config.trusted_keys.vouches_for(r.signed_by.as_deref()))
     }
 
     /// Brings this replica's loaded set in step with the stored records. Without
@@ -414,6 +426,37 @@ impl Engine {
         }
         self.sync_plugins(true).await?;
         self.plugin_view(id).await
+    }
+
+    /// Refuses to grant or enable a plugin no trusted key vouches for when the engine
+    /// accepts signed plugins only.
+    fn check_signed(&self, record: &PluginRecord) -> Result<(), EngineError> {
+        if self.config.trusted_keys.vouches_for(record.signed_by.as_deref()) {
+            Ok(())
+        } else {
+            Err(SignatureError::Unsigned(record.id.clone()).into())
+        }
+    }
+
+    /// With `require_signature`, disables every enabled upload that no trusted key vouches
+    /// for (unsigned, or signed by a key since removed), each audited and logged: the flag
+    /// holds for what was enabled before it was set.
+    pub(crate) async fn disable_unsigned_plugins(&self) -> Result<usize, EngineError> {
+        if !self.config.trusted_keys.required {
+            return Ok(0);
+        }
+        let mut disabled = 0;
+        for record in self.storage.plugin_records().await? {
+            if record.status != PluginStatus::Enabled || self.config.trusted_keys.vouches_for(record.signed_by.as_deref()) {
+                continue;
+            }
+            let audit = AuditEvent::action("engine", "plugin.disable", format!("{}: not signed by a trusted key (require_signature)", record.id));
+            let change = PluginChange { status: Some(PluginStatus::Disabled), grant: None };
+            self.change_plugin(&record.id, change, audit).await?;
+            tracing::warn!(plugin = %record.id, signed_by = record.signed_by.as_deref().unwrap_or("nobody"), "plugin disabled: require_signature is set and no trusted key signed it");
+            disabled += 1;
+        }
+        Ok(disabled)
     }
 
     /// The stored record of an uploaded plugin; built-ins cannot be changed.

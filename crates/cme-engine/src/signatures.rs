@@ -45,6 +45,8 @@ pub enum SignatureError {
     WrongNamespace(String),
     #[error("no trusted key verifies this signature over these bytes (signed by {0}); the component was changed after signing, or its key is not in [registry] trusted_keys")]
     Untrusted(String),
+    #[error("plugin {0} is not signed by a key in [registry] trusted_keys and this engine accepts signed plugins only (require_signature): upload it again, signed (`cme plugins push --sign KEY`)")]
+    Unsigned(String),
 }
 
 /// A trusted key that does not parse, named.
@@ -74,6 +76,19 @@ impl TrustedKeys {
     /// Whether any key is trusted.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Whether a stored plugin signed by `signed_by` (as [`Signer`] displays it; None:
+    /// unsigned) may be granted, enabled and run now. With `require_signature` only a
+    /// signer whose key is still trusted counts: one removed from `trusted_keys` since
+    /// the upload vouches for nothing.
+    pub fn vouches_for(&self, signed_by: Option<&str>) -> bool {
+        if !self.required {
+            return true;
+        }
+        let Some(signed_by) = signed_by else { return false };
+        let fingerprint = signed_by.rsplit_once('(').map(|(_, rest)| rest.trim_end_matches(')')).unwrap_or_default();
+        self.keys.iter().any(|(_, key)| key.fingerprint(Default::default()).to_string() == fingerprint)
     }
 
     /// Judges an upload's signature (the armored `.sig` text): its signer, None for an
@@ -149,5 +164,19 @@ AAAECJdfianpKPiCnEuG3KM+s5avJuhY1DTUCS4QlSlISQ96zPG/+yZ8sywXD4hGdLyxQI
         let error = TrustedKeys::new([("ci", "ssh-rsa AAAA")], false).unwrap_err();
         assert_eq!(error.name, "ci");
         assert!(TrustedKeys::new([("ci", "nonsense")], false).is_err());
+    }
+
+    #[test]
+    fn only_a_signer_still_trusted_vouches_for_a_stored_plugin_when_signatures_are_required() {
+        let (_, public) = keys();
+        let required = TrustedKeys::new([("ci", public.as_str())], true).unwrap();
+        let fingerprint = ssh_key::PublicKey::from_openssh(&public).unwrap().fingerprint(Default::default()).to_string();
+        assert!(required.vouches_for(Some(&format!("ci ({fingerprint})"))));
+        assert!(required.vouches_for(Some(&format!("renamed ({fingerprint})"))), "the key, not its name, vouches");
+        assert!(!required.vouches_for(None), "unsigned");
+        assert!(!required.vouches_for(Some("old (SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA)")), "a key no longer trusted");
+        assert!(!required.vouches_for(Some("no fingerprint")));
+        let optional = TrustedKeys::new([("ci", public.as_str())], false).unwrap();
+        assert!(optional.vouches_for(None), "unsigned plugins are fine when signatures are optional");
     }
 }

@@ -167,7 +167,8 @@ fn is_local_address(ip: IpAddr) -> bool {
 /// * IPv4: 169.254.0.0/16 (AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle, Hetzner,
 ///   Tencent), 100.100.100.200 (Alibaba), 168.63.129.16 (Azure's wire server),
 ///   192.0.0.192 (Oracle Cloud Classic);
-/// * IPv6: fe80::/10, fd00:ec2::254 (AWS), fd20:ce::254 (GCP);
+/// * IPv6: fe80::/10, fd00:ec2::/64 (AWS: IMDS `::254`, EKS Pod Identity `::23`, the
+///   Route 53 resolver and time service beside them), fd20:ce::/64 (GCP's `::254`);
 /// * embeddings: IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64
 ///   `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4 `2002:aabb:ccdd::/48`, Teredo
 ///   `2001:0::/32` (server and obfuscated client), ISATAP `...:5efe:a.b.c.d`.
@@ -181,8 +182,8 @@ pub fn is_metadata_or_link_local(ip: IpAddr) -> bool {
             "168.63.129.16/32",
             "192.0.0.192/32",
             "fe80::/10",
-            "fd00:ec2::254/128",
-            "fd20:ce::254/128",
+            "fd00:ec2::/64",
+            "fd20:ce::/64",
         ]
         .iter()
         .map(|n| n.parse().expect("a valid network"))
@@ -323,7 +324,8 @@ mod tests {
             ("::1", false),
             ("::", false),
             ("fec0::1", false),
-            ("fd00:ec2::253", false),
+            ("fd00:ec2::253", true),
+            ("fd00:ec3::254", false),
             ("64:ff9b::8.8.8.8", false),
             ("2002:808:808::", false),
             ("2001:db8::1", false),
@@ -331,6 +333,39 @@ mod tests {
         ];
         for (ip, expected) in cases {
             assert_eq!(is_metadata_or_link_local(ip.parse().unwrap()), expected, "{ip}");
+        }
+    }
+
+    /// Every documented cloud metadata and workload-credential endpoint, by its vendor's
+    /// name for it: each must be refused.
+    #[test]
+    fn every_documented_cloud_metadata_endpoint_is_refused() {
+        let endpoints = [
+            ("AWS IMDS (IPv4)", "169.254.169.254"),
+            ("AWS IMDS (IPv6, Nitro)", "fd00:ec2::254"),
+            ("AWS ECS task metadata and credentials", "169.254.170.2"),
+            ("AWS EKS Pod Identity agent (IPv4)", "169.254.170.23"),
+            ("AWS EKS Pod Identity agent (IPv6)", "fd00:ec2::23"),
+            ("AWS Route 53 resolver (IPv6)", "fd00:ec2::253"),
+            ("GCP metadata server (IPv4)", "169.254.169.254"),
+            ("GCP metadata server (IPv6)", "fd20:ce::254"),
+            ("Azure IMDS", "169.254.169.254"),
+            ("Azure wire server", "168.63.129.16"),
+            ("Alibaba Cloud metadata", "100.100.100.200"),
+            ("Oracle Cloud IMDS", "169.254.169.254"),
+            ("Oracle Cloud Classic metadata", "192.0.0.192"),
+            ("DigitalOcean metadata", "169.254.169.254"),
+            ("OpenStack metadata (IPv4)", "169.254.169.254"),
+            ("OpenStack metadata (IPv6)", "fe80::a9fe:a9fe"),
+            ("Hetzner Cloud metadata", "169.254.169.254"),
+            ("Tencent Cloud metadata", "169.254.0.23"),
+            ("IPv4-mapped AWS IMDS", "::ffff:169.254.169.254"),
+        ];
+        for (vendor, address) in endpoints {
+            assert!(is_metadata_or_link_local(address.parse().unwrap()), "{vendor} at {address} must be refused");
+            let url = Url::parse(&format!("http://{}/", if address.contains(':') { format!("[{address}]") } else { address.to_string() })).unwrap();
+            let refusal = rules(&["*"], false).check_url(&url).expect_err(vendor);
+            assert!(matches!(&refusal, HttpError::Denied(m) if m.contains("metadata")), "{vendor}: {refusal}");
         }
     }
 

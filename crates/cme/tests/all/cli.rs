@@ -380,6 +380,66 @@ async fn only_plugins_signed_by_a_trusted_key_get_in_when_signatures_are_require
     assert_eq!(uploads.iter().filter(|e| e["decision"] != "allowed").count(), 4, "every refusal is audited: {uploads:?}");
 }
 
+/// `require_signature` holds at every door, not only at upload: a plugin uploaded unsigned
+/// before the flag was set is disabled when an engine starts with it (audited, logged),
+/// and may then be neither granted nor enabled; a plugin signed by a key that is no longer
+/// trusted counts as unsigned.
+#[tokio::test]
+async fn unsigned_plugins_cannot_be_granted_enabled_or_run_once_signatures_are_required() {
+    use cme_plugins::test_plugins::{PING, PING_V2};
+    let dir = tempfile::tempdir().unwrap();
+    let (retired, retired_public) = keygen(dir.path(), "retired");
+    let (_, current_public) = keygen(dir.path(), "current");
+    let config = format!("[registry]\ntrusted_keys = {{ old = \"{retired_public}\" }}\n");
+    let mut engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), ..Options::default() });
+    let api = engine.client();
+    let grant = serde_json::json!({"http": {"urls": ["http://127.0.0.1:9/*"]}});
+    let unsigned = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(PING.wasm.to_vec()), Some("application/wasm")).await;
+    assert_eq!(unsigned.status, 201, "{:?}", unsigned.body);
+    let unsigned_id = unsigned.body["id"].as_str().unwrap().to_string();
+    let ping_v2 = dir.path().join("ping_v2.wasm");
+    std::fs::write(&ping_v2, PING_V2.wasm).unwrap();
+    let (ok, out, err) = cme(&engine.url, &["plugins", "push", ping_v2.to_str().unwrap(), "--sign", retired.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let plugins = api.get("/api/1/plugins/").await.body;
+    let signed_id = plugins["plugins"].as_array().unwrap().iter().find(|p| p["builtin"] == false && p["id"] != unsigned_id.as_str()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for id in [&unsigned_id, &signed_id] {
+        let granted = api.put(&format!("/api/1/plugins/{id}/grant"), &grant).await;
+        assert_eq!(granted.status, 200, "granted while signatures are optional: {:?}", granted.body);
+    }
+    let database_url = engine.database_url.clone();
+    engine.stop();
+
+    // The old key is retired and signatures become required.
+    let config = format!("[registry]\nrequire_signature = true\ntrusted_keys = {{ new = \"{current_public}\" }}\n");
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), database_url: Some(database_url), ..Options::default() });
+    let api = engine.client();
+    for id in [&unsigned_id, &signed_id] {
+        let mut status = String::new();
+        for _ in 0..100 {
+            status = api.get(&format!("/api/1/plugins/{id}")).await.body["status"].as_str().unwrap_or_default().to_string();
+            if status == "disabled" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, "disabled", "{id} is disabled at start");
+        let enabled = api.raw(reqwest::Method::POST, &format!("/api/1/plugins/{id}/enable"), None, None).await;
+        assert_eq!(enabled.status, 403, "{id} may not be enabled: {:?}", enabled.body);
+        assert!(enabled.body["msg"].as_str().unwrap().contains("accepts signed plugins only"), "{:?}", enabled.body);
+        let granted = api.put(&format!("/api/1/plugins/{id}/grant"), &grant).await;
+        assert_eq!(granted.status, 403, "{id} may not be granted: {:?}", granted.body);
+        assert_eq!(api.get(&format!("/api/1/plugins/{id}")).await.body["status"], "disabled", "refusals change nothing");
+    }
+    let audit = api.get("/api/1/audit/?size=100").await.body;
+    let disabled = audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["action"] == "plugin.disable" && e["actor"] == "engine").count();
+    assert_eq!(disabled, 2, "each disabling is audited: {audit}");
+    assert!(engine.stderr().contains("plugin disabled: require_signature is set"), "and logged");
+}
+
 #[test]
 fn a_signature_requirement_without_keys_or_with_a_bad_key_stops_the_start() {
     let stderr = refused_start("[registry]\nrequire_signature = true\n");
