@@ -82,6 +82,16 @@ fn host_of(authority: &str) -> String {
     normalize(host)
 }
 
+/// Refuses a request whose `Host` names no host of this engine (421), and a
+/// state-changing request from another origin (403).
+pub async fn refuse_foreign(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(refusal) = refusal(&req) {
+        let response = refusal.error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
 /// Paths an orchestrator probes by IP address: they answer whatever `Host` names.
 const PROBE_PATHS: [&str; 3] = ["/livez", "/readyz", "/healthz"];
 

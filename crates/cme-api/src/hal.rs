@@ -42,8 +42,11 @@ impl Hal {
         Value::Object(self.0)
     }
 
+    /// The document as answered: every string passes the masker last, whatever built it.
     pub fn respond(self, status: StatusCode) -> HttpResponse {
-        HttpResponse::build(status).content_type(HAL).body(self.into_value().to_string())
+        let mut document = self.into_value();
+        cme_secrets::mask_strings(&mut document);
+        HttpResponse::build(status).content_type(HAL).body(document.to_string())
     }
 
     pub fn ok(self) -> HttpResponse {
@@ -150,6 +153,37 @@ pub fn seek_paged<T>(doc: Hal, req: &HttpRequest, page: Page, listed: &PageOf<T>
         doc = doc.link("prev", with(format!("page={}", page.number() - 1)));
     }
     doc
+}
+
+/// `size` (1 to 1,000, default 100) and the `after` cursor, read by `parse`, of a list
+/// paged by cursor only.
+pub fn cursor_page<C>(req: &HttpRequest, parse: impl Fn(&str) -> Option<C>) -> Result<(u64, Option<C>), ApiError> {
+    let (mut size, mut after) = (Page::DEFAULT_SIZE, None);
+    for (key, value) in query_pairs(req) {
+        match key.as_str() {
+            "size" | "limit" => {
+                size = value.parse().ok().filter(|s| (1..=Page::MAX_SIZE).contains(s)).ok_or_else(|| bad_query(PageError::Size))?;
+            }
+            "after" => {
+                after = Some(parse(&value).ok_or_else(|| ApiError::bad_request(format!("query parameter after: {value:?} is not a cursor of this list (use the next link)"), Some("/after".into())))?);
+            }
+            _ => {}
+        }
+    }
+    Ok((size, after))
+}
+
+/// Adds a `next` link seeking past `cursor` when more follow, keeping every other query
+/// parameter.
+pub fn cursor_links(doc: Hal, req: &HttpRequest, has_more: bool, cursor: Option<String>) -> Hal {
+    match (has_more, cursor) {
+        (true, Some(cursor)) => {
+            let mut pairs: Vec<String> = req.query_string().split('&').filter(|p| !p.is_empty() && !p.starts_with("after=")).map(str::to_string).collect();
+            pairs.push(format!("after={}", form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>()));
+            doc.link("next", format!("{}?{}", req.path(), pairs.join("&")))
+        }
+        _ => doc,
+    }
 }
 
 /// Adds `next`/`prev` links keeping every other query parameter.

@@ -62,7 +62,7 @@ impl From<EngineError> for ApiError {
             | EngineError::Halted
             | EngineError::InBlackout { .. } => StatusCode::CONFLICT,
             EngineError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            EngineError::OverCap(_) => StatusCode::TOO_MANY_REQUESTS,
+            EngineError::OverCap(_) | EngineError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             // The plugin's fault, not the client's: a server-side error.
             EngineError::PlannerFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             EngineError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -5,6 +5,8 @@
 //! Keys stay here: callers hand a [`SshKey`] (parsed from a stored credential) and never
 //! see it again; errors and logs name only its fingerprint.
 
+pub mod key_cost;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,6 +87,7 @@ impl std::fmt::Debug for SshKey {
 impl SshKey {
     /// Parses a key; the error never echoes the key.
     pub fn parse(text: &str, passphrase: Option<&str>) -> Result<SshKey, SshError> {
+        key_cost::check(text).map_err(SshError::InvalidKey)?;
         let key = russh::keys::decode_secret_key(text, passphrase).map_err(|e| SshError::InvalidKey(describe_key_error(&e)))?;
         Ok(SshKey { key: Arc::new(key) })
     }

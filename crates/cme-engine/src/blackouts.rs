@@ -45,7 +45,7 @@ pub struct WallTime {
 
 impl WallTime {
     /// Minutes since the start of the week (Monday 00:00) or of the day.
-    fn minutes(self) -> u32 {
+    pub(crate) fn minutes(self) -> u32 {
         let of_day = self.time.hour() * 60 + self.time.minute();
         match self.day {
             Some(day) => day.num_days_from_monday() * 24 * 60 + of_day,
@@ -134,11 +134,6 @@ impl Blackout {
     pub fn reason(&self) -> String {
         format!("blackout {:?}", self.name)
     }
-}
-
-/// The first blackout of `blackouts` that holds `plan_id` at `at`.
-pub fn blocking<'a>(blackouts: &'a [Blackout], plan_id: &str, at: DateTime<Utc>) -> Option<&'a Blackout> {
-    blackouts.iter().find(|b| b.holds(plan_id, at))
 }
 
 #[cfg(test)]
@@ -250,7 +245,7 @@ impl crate::Engine {
             created_by: by.to_string(),
         };
         let audit = crate::AuditEvent::action(by, "blackout.create", format!("{}: {}", blackout.id, blackout.name));
-        self.storage.insert_blackouts(None, std::slice::from_ref(&blackout), &audit).await?;
+        self.storage.insert_blackouts(None, std::slice::from_ref(&blackout), &audit, self.config.max_blackouts).await?;
         tracing::info!(blackout_id = %blackout.id, name = %blackout.name, by, "blackout created");
         Ok(blackout)
     }
@@ -272,7 +267,8 @@ impl crate::Engine {
             return Err(EngineError::invalid("/name", format!("a calendar needs a name of 1 to {MAX_NAME} characters (?name=)")));
         }
         let zone = self.zone_named(timezone)?;
-        let events = crate::calendar::parse_events(ics, zone).map_err(|m| EngineError::invalid("/", m))?;
+        let text = ics.to_string();
+        let events = crate::bounded::off_worker("the calendar", move || crate::calendar::parse_events(&text, zone)).await.map_err(|m| EngineError::invalid("/", m))?;
         self.check_blackout_plan(plan_id.as_deref()).await?;
         let now = Utc::now();
         let blackouts: Vec<Blackout> = events
@@ -289,18 +285,20 @@ impl crate::Engine {
             })
             .collect();
         let audit = crate::AuditEvent::action(by, "calendar.import", format!("{calendar}: {} events", blackouts.len()));
-        self.storage.insert_blackouts(Some(calendar), &blackouts, &audit).await?;
+        self.storage.insert_blackouts(Some(calendar), &blackouts, &audit, self.config.max_blackouts).await?;
         tracing::info!(calendar, events = blackouts.len(), by, "calendar imported");
         Ok(blackouts)
     }
 
-    /// Every blackout, oldest first.
-    pub async fn list_blackouts(&self) -> Result<Vec<Blackout>, crate::EngineError> {
-        Ok(self.storage.blackouts().await?)
+    /// Up to `size` blackouts after `after`, oldest first, with whether more follow and
+    /// how many are stored in all.
+    pub async fn list_blackouts(&self, after: Option<&crate::storage::BlackoutCursor>, size: u64) -> Result<(crate::PageOf<Blackout>, u64), crate::EngineError> {
+        let page = self.storage.blackouts_page(after, size).await?;
+        Ok((page, self.storage.count_blackouts().await?))
     }
 
     pub async fn blackout(&self, id: &str) -> Result<Blackout, crate::EngineError> {
-        self.storage.blackouts().await?.into_iter().find(|b| b.id == id).ok_or_else(|| crate::EngineError::not_found(crate::Resource::Blackout, id))
+        self.storage.blackout(id).await?.ok_or_else(|| crate::EngineError::not_found(crate::Resource::Blackout, id))
     }
 
     /// Deletes a blackout, audited.

@@ -23,9 +23,11 @@ pub struct CalendarEvent {
 /// Reads every VEVENT of `text`; any event that cannot be read refuses the whole file,
 /// naming it.
 pub fn parse_events(text: &str, zone: Tz) -> Result<Vec<CalendarEvent>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if !text.trim_start().starts_with("BEGIN:VCALENDAR") {
         return Err("not an iCalendar file: it must start with BEGIN:VCALENDAR".into());
     }
+    crate::bounded::check_ical_shape(text).map_err(|e| format!("not a valid iCalendar file: {e}"))?;
     let calendar: Calendar = text.parse().map_err(|e: String| format!("not a valid iCalendar file: {}", e.lines().next().unwrap_or("")))?;
     let mut events = Vec::new();
     for (index, component) in calendar.components.iter().enumerate() {

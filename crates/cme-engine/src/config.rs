@@ -19,6 +19,12 @@ pub struct EngineConfig {
     pub default_grace: Duration,
     /// Every plan runs as a dry run (Chaos Monkey's "leashed" mode).
     pub dry_run: bool,
+    /// The most blackouts stored (a calendar import counts every event); more are
+    /// refused with 429 naming `max_blackouts`.
+    pub max_blackouts: u64,
+    /// `[probes]`: the methods probes may send besides GET and HEAD (plans naming another
+    /// are refused at creation; the runtime refuses the request itself).
+    pub probes: cme_grant::ProbeFence,
     pub max_concurrent_runs: usize,
     /// The longest an attack may run (the runtime enforces it).
     pub run_deadline: Duration,
@@ -71,6 +77,8 @@ impl Default for EngineConfig {
             timezone: chrono_tz::UTC,
             default_grace: Duration::from_secs(60),
             dry_run: false,
+            probes: Default::default(),
+            max_blackouts: 50_000,
             max_concurrent_runs: 256,
             run_deadline: Duration::from_secs(60),
             lease_margin: Duration::from_secs(30),

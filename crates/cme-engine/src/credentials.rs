@@ -68,7 +68,7 @@ impl Engine {
         if may_use.is_empty() || may_use.iter().any(|m| m.trim().is_empty() || m.len() > 100) {
             return Err(EngineError::invalid("/may_use", "may_use must list 1 or more token names or roles (viewer, operator, admin, publisher)"));
         }
-        let facts = self.host.inspect_key(&new.private_key, new.passphrase.as_deref()).map_err(|e| EngineError::invalid("/private_key", e.to_string()))?;
+        let facts = inspect_key(&self.host, &new.private_key, new.passphrase.as_deref()).await.map_err(|e| EngineError::invalid("/private_key", e))?;
         let credential = Credential {
             name: new.name,
             user: new.user,
@@ -115,12 +115,24 @@ pub fn plan_credential_name(plan_id: &str) -> String {
     format!("plan-{plan_id}-ssh")
 }
 
+/// Reads a private key off the async workers (decrypting one may take a good part of a
+/// second, within the caps `inspect_key` applies first).
+async fn inspect_key(host: &std::sync::Arc<dyn PluginHost>, key: &str, passphrase: Option<&str>) -> Result<crate::host::KeyFacts, String> {
+    // From here on the masker hides the key and its passphrase wherever they would show.
+    cme_secrets::remember(key);
+    if let Some(passphrase) = passphrase {
+        cme_secrets::remember(passphrase);
+    }
+    let (host, key, passphrase) = (host.clone(), key.to_string(), passphrase.map(str::to_string));
+    crate::bounded::off_worker("the private key", move || host.inspect_key(&key, passphrase.as_deref()).map_err(|e| e.to_string())).await
+}
+
 /// For the original engine's clients: attack args whose `ssh` object carries `pem` (the
 /// base64 of a private key file, or the PEM text itself) and `user`. The key is checked
 /// and taken out of the args, which then name the credential it will be stored as;
 /// `passphrase` is taken out too. Returns the credential to store with the plan, or None
 /// when the args carry no key. Nothing of the key is kept in the args or shown.
-pub(crate) fn take_inline_key(host: &dyn PluginHost, args: &mut serde_json::Value, plan_id: &str) -> Result<Option<Credential>, EngineError> {
+pub(crate) async fn take_inline_key(host: &std::sync::Arc<dyn PluginHost>, args: &mut serde_json::Value, plan_id: &str) -> Result<Option<Credential>, EngineError> {
     use base64::Engine as _;
     const POINTER: &str = "/attack/args/ssh";
     let at = |field: &str| format!("{POINTER}/{field}");
@@ -153,7 +165,7 @@ pub(crate) fn take_inline_key(host: &dyn PluginHost, args: &mut serde_json::Valu
             .map_err(|_| EngineError::invalid(&at("pem"), "ssh.pem is not base64 (expected the base64 of a private key file)"))?;
         String::from_utf8(bytes).map_err(|_| EngineError::invalid(&at("pem"), "ssh.pem does not decode to a text key file"))?
     };
-    let facts = host.inspect_key(&text, passphrase.as_deref()).map_err(|e| EngineError::invalid(&at("pem"), format!("ssh.pem: {e}")))?;
+    let facts = inspect_key(host, &text, passphrase.as_deref()).await.map_err(|e| EngineError::invalid(&at("pem"), format!("ssh.pem: {e}")))?;
     let name = plan_credential_name(plan_id);
     ssh.insert("credential".into(), serde_json::Value::String(name.clone()));
     Ok(Some(Credential {

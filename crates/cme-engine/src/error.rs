@@ -104,6 +104,10 @@ pub enum EngineError {
     /// A configured cap on stored work would be passed; nothing was changed.
     #[error("{0}; delete finished plans or raise the cap")]
     OverCap(#[from] crate::storage::OverCap),
+    /// The engine is doing as much of this as it does at once (compiling an upload);
+    /// nothing was changed and the same request may succeed a moment later.
+    #[error("{0}")]
+    Busy(String),
     /// Storage failed: nothing was changed, and the engine cannot serve this now.
     #[error("the database is unavailable: {0}")]
     Storage(#[from] StorageError),

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::blackouts::{Blackout, blocking};
+use crate::blackout_index::BlackoutIndex;
 use crate::model::{ExecutorStatus, Plan};
 use crate::plans::NewPlan;
 use crate::{Engine, EngineError, Resource};
@@ -51,7 +51,7 @@ impl Engine {
     pub async fn forecast_plan(&self, id: &str, from: DateTime<Utc>, until: DateTime<Utc>) -> Result<Forecast, EngineError> {
         check_span(from, until)?;
         let plan = self.storage.plan(id).await?.filter(|p| p.deleted.is_none()).ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
-        let blackouts = self.storage.blackouts().await?;
+        let blackouts = self.blackout_index().await?;
         let mut firings: Vec<Firing> = self
             .storage
             .executors_between(id, from, until, MAX_FORECAST_FIRINGS as u64 + 1)
@@ -91,7 +91,7 @@ impl Engine {
         let from = from.max(now);
         let window = if until > from { ((from - look_back()).max(now), until) } else { (from, from) };
         let planned = self.ask_planner(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window).await?;
-        let blackouts = self.storage.blackouts().await?;
+        let blackouts = self.blackout_index().await?;
         // Judged as a plan of its own: global blackouts hold it, plan blackouts cannot yet.
         let plan = Plan {
             id: String::new(),
@@ -159,11 +159,11 @@ impl Engine {
 
 /// A pending firing as the scheduler will see it: paused with its plan, or skipped by a
 /// blackout.
-fn judge(mut firing: Firing, plan: &Plan, blackouts: &[Blackout]) -> Firing {
+fn judge(mut firing: Firing, plan: &Plan, blackouts: &BlackoutIndex) -> Firing {
     if plan.paused.is_some() {
         firing.status = ExecutorStatus::Paused;
         firing.reason = Some("the plan is paused".into());
-    } else if let Some(blackout) = blocking(blackouts, &plan.id, firing.due) {
+    } else if let Some(blackout) = blackouts.holding(&plan.id, firing.due) {
         firing.status = ExecutorStatus::Skipped;
         firing.reason = Some(blackout.reason());
     }

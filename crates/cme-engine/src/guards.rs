@@ -74,6 +74,7 @@ impl Engine {
             now: Utc::now(),
             args: call.args.clone(),
             deadline: PROBE_DEADLINE,
+            dry_run: self.config.dry_run || plan.is_some_and(|p| p.dry_run),
         };
         let checked = self.host.check(&entry.loaded, &entry.grant, input).await;
         let verdict = match checked.verdict {

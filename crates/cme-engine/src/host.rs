@@ -145,6 +145,9 @@ pub struct CheckInput {
     pub args: Value,
     /// The longest the check may take.
     pub deadline: std::time::Duration,
+    /// The engine or the plan runs dry: the probe still observes (GET, HEAD), but sends
+    /// no other method even where `[probes] allow_methods` allows it.
+    pub dry_run: bool,
 }
 
 /// What a probe found.

@@ -93,7 +93,7 @@ pub fn validate(name: &str, hosts: &[InventoryHost]) -> Result<(), String> {
 /// The groups of an Ansible YAML inventory that hold hosts (directly or through their
 /// children), each with its hosts, by group name.
 pub fn from_ansible_yaml(text: &str) -> Result<BTreeMap<String, Vec<InventoryHost>>, String> {
-    let root: Yaml = serde_norway::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let root: Yaml = crate::bounded::yaml(text).map_err(|e| format!("not YAML: {e}"))?;
     let Yaml::Mapping(groups) = root else {
         return Err("an Ansible YAML inventory is a mapping of groups (e.g. all: {children: ...})".into());
     };
@@ -131,7 +131,8 @@ impl Engine {
     /// Imports every group of an Ansible YAML inventory that holds hosts as an inventory
     /// of the same name, replacing those of the same names; all or nothing, audited.
     pub async fn import_inventories(&self, yaml: &str, by: &str) -> Result<Vec<Inventory>, EngineError> {
-        let groups = from_ansible_yaml(yaml).map_err(|m| EngineError::invalid("/", m))?;
+        let text = yaml.to_string();
+        let groups = crate::bounded::off_worker("the inventory", move || from_ansible_yaml(&text)).await.map_err(|m| EngineError::invalid("/", m))?;
         self.check_inventory_credentials(groups.iter().map(|(name, hosts)| (name.as_str(), hosts.as_slice()))).await?;
         let now = Utc::now();
         let inventories: Vec<Inventory> =

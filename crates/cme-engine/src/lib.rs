@@ -13,6 +13,8 @@
 //! (implemented by the binary over the runtime).
 
 pub mod blackouts;
+pub mod blackout_index;
+pub mod bounded;
 pub mod undo;
 pub mod calendar;
 mod config;
@@ -99,6 +101,8 @@ pub struct Engine {
     horizon_failures: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Wakes the undo keeper (a halt).
     undo_wake: Notify,
+    /// The blackouts as last read, with the store's generation they were read at.
+    blackout_cache: std::sync::Mutex<Option<(String, Arc<blackout_index::BlackoutIndex>)>>,
 }
 
 impl Engine {
@@ -117,6 +121,7 @@ impl Engine {
             halt_writes: Default::default(),
             horizon_failures: Default::default(),
             undo_wake: Notify::new(),
+            blackout_cache: Default::default(),
             watched_plans: Default::default(),
             deadman: Default::default(),
             run_started: Notify::new(),

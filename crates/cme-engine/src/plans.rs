@@ -81,6 +81,20 @@ pub const EMBEDDED_EXECUTORS: u64 = 100;
 pub const MAX_EXECUTORS_PER_PLAN: usize = 10_000;
 
 impl Engine {
+    /// Probes observe: a probe's `method` arg must be GET or HEAD, or a method the
+    /// operator's `[probes] allow_methods` allows.
+    fn check_probe_method(&self, args: &serde_json::Value, pointer: &str) -> Result<(), EngineError> {
+        let Some(method) = args.get("method").and_then(|m| m.as_str()) else { return Ok(()) };
+        let method = method.to_ascii_uppercase();
+        if self.config.probes.allows(&method) {
+            return Ok(());
+        }
+        Err(EngineError::invalid(
+            pointer,
+            format!("probes observe: a probe may use GET or HEAD, not {method} (the operator's [probes] allow_methods may allow it)"),
+        ))
+    }
+
     /// Resolves both refs, validates both args and the zone: everything about a plan body
     /// that does not need its planner.
     pub(crate) async fn draft(&self, new: &NewPlan) -> Result<Draft, EngineError> {
@@ -96,6 +110,7 @@ impl Engine {
         for (i, call) in new.steady_state.iter().enumerate() {
             let probe = self.resolve_plugin(PluginKind::Probe, &call.reference, &format!("/steady_state/{i}/ref")).await?;
             self.host.validate_args(&probe.loaded, &call.args).map_err(|e| args_error(&format!("steady_state/{i}"), e))?;
+            self.check_probe_method(&call.args, &format!("/steady_state/{i}/args/method"))?;
             probes.push(probe);
         }
         if new.stop_conditions.len() > MAX_STEADY_STATE_PROBES {
@@ -105,6 +120,7 @@ impl Engine {
         for (i, condition) in new.stop_conditions.iter().enumerate() {
             let probe = self.resolve_plugin(PluginKind::Probe, &condition.probe.reference, &format!("/stop_conditions/{i}/ref")).await?;
             self.host.validate_args(&probe.loaded, &condition.probe.args).map_err(|e| args_error(&format!("stop_conditions/{i}"), e))?;
+            self.check_probe_method(&condition.probe.args, &format!("/stop_conditions/{i}/args/method"))?;
             if condition.interval_seconds.is_some_and(|s| !(1..=3600).contains(&s)) {
                 return Err(EngineError::invalid(&format!("/stop_conditions/{i}/interval_seconds"), "1 to 3600 seconds"));
             }
@@ -160,7 +176,7 @@ impl Engine {
     /// how far it is planned; the scheduler extends it as time passes.
     pub async fn create_plan(&self, mut new: NewPlan, by: &Actor) -> Result<(PlanSummary, Vec<Executor>), EngineError> {
         let plan_id = new_id();
-        let inline_credential = take_inline_key(self.host.as_ref(), &mut new.attack.args, &plan_id)?;
+        let inline_credential = take_inline_key(&self.host, &mut new.attack.args, &plan_id).await?;
         let draft = self.draft(&new).await?;
         let now = Utc::now().trunc_subsecs(6);
         let window = self.first_window(now);
@@ -234,7 +250,7 @@ impl Engine {
             return Err(EngineError::Halted);
         }
         let now = Utc::now().trunc_subsecs(6);
-        if let Some(blackout) = crate::blackouts::blocking(&self.storage.blackouts().await?, id, now) {
+        if let Some(blackout) = self.blackout_index().await?.holding(id, now) {
             return Err(EngineError::InBlackout { name: blackout.reason() });
         }
         let mut executor = Executor::pending(new_id(), &plan, now);

@@ -152,7 +152,8 @@ impl Registry {
 impl Engine {
     /// Validates an upload (size, digest, component of a supported world with allowed
     /// imports that compiles, a describe() that answers in time with valid info, name and
-    /// refs free), then stores it `pending`. One upload compiles at a time. A refused
+    /// refs free), then stores it `pending`. One upload compiles at a time; one that
+    /// arrives meanwhile is refused as busy (429). A refused
     /// upload is audited with the reason.
     pub async fn upload_plugin(&self, upload: Upload, by: &str) -> Result<Uploaded, EngineError> {
         let size = upload.wasm.len();
@@ -177,7 +178,12 @@ impl Engine {
         }
         // Before compiling: a refused signature costs nothing.
         let signer = self.config.trusted_keys.judge(&upload.wasm, upload.signature.as_deref())?;
-        let _one_at_a_time = self.uploads.lock().await;
+        // One compile at a time (it takes both cores); another upload meanwhile is told to
+        // come back rather than queued, so that uploads cannot pile up compiles.
+        let _one_at_a_time = self
+            .uploads
+            .try_lock()
+            .map_err(|_| EngineError::Busy("another plugin upload is being compiled; try again in a moment".into()))?;
         let started = Instant::now();
         let loaded = load_upload(self.host.as_ref(), &upload.wasm).await?;
         let compile_ms = started.elapsed().as_millis() as u64;

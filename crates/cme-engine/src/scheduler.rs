@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::{SubsecRound, Utc};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
-use crate::blackouts::{Blackout, blocking};
+use crate::blackout_index::BlackoutIndex;
+use crate::blackouts::Blackout;
 use crate::host::RunInput;
 use crate::model::{AuditEvent, Executor, ExecutorStatus, FinishedRun, Misfire, Overlap, Plan, RunEnd};
 use crate::{Claim, Engine, EngineError};
@@ -166,7 +167,7 @@ impl Engine {
             };
             let count = claimed.len();
             // Read once per batch, never cached: a blackout made on any replica holds at once.
-            let blackouts: Arc<Vec<Blackout>> = Arc::new(if count > 0 { self.blackouts_or_all().await } else { Vec::new() });
+            let blackouts: Arc<BlackoutIndex> = if count > 0 { self.blackout_index_or_all().await } else { Arc::default() };
             for executor in claimed {
                 let Some(slot) = slots.split(1) else {
                     tracing::error!(executor_id = %executor.id, "claimed more executors than asked for; its lease will expire");
@@ -188,7 +189,7 @@ impl Engine {
 
     /// Runs one claimed executor and hands how it ended to the recorder, with its permit
     /// (released once the result is committed).
-    async fn execute(self: Arc<Self>, executor: Executor, permit: OwnedSemaphorePermit, blackouts: Arc<Vec<Blackout>>) {
+    async fn execute(self: Arc<Self>, executor: Executor, permit: OwnedSemaphorePermit, blackouts: Arc<BlackoutIndex>) {
         let stopped = self.until_due(&executor).await;
         let started = Utc::now();
         let late = (started - executor.due).to_std().unwrap_or_default();
@@ -265,8 +266,8 @@ impl Engine {
 
     /// Why a claimed executor must not run: a blackout holding its plan at its due time or
     /// now, or (overlap `forbid`) an earlier run of its plan still in flight.
-    async fn why_skip(&self, executor: &Executor, plan: &Plan, blackouts: &[Blackout]) -> Option<String> {
-        if let Some(blackout) = blocking(blackouts, &plan.id, executor.due).or_else(|| blocking(blackouts, &plan.id, Utc::now())) {
+    async fn why_skip(&self, executor: &Executor, plan: &Plan, blackouts: &BlackoutIndex) -> Option<String> {
+        if let Some(blackout) = blackouts.holding(&plan.id, executor.due).or_else(|| blackouts.holding(&plan.id, Utc::now())) {
             return Some(blackout.reason());
         }
         if plan.overlap == Overlap::Forbid {
@@ -283,14 +284,14 @@ impl Engine {
     /// Cancels the runs on this engine of plans that a `stop_running` blackout holds now
     /// (checked at every pass while attacks run, so within a second of its start).
     async fn stop_runs_in_blackouts(&self, now: chrono::DateTime<Utc>) {
-        let blackouts = match self.storage.blackouts().await {
+        let blackouts = match self.blackout_index().await {
             Ok(blackouts) => blackouts,
             Err(error) => {
                 tracing::error!(%error, "cannot read the blackouts to stop runs they hold");
                 return;
             }
         };
-        let stopping: Vec<&Blackout> = blackouts.iter().filter(|b| b.stop_running && b.when.covers(now)).collect();
+        let stopping: Vec<&Blackout> = blackouts.covering(now).into_iter().filter(|b| b.stop_running).collect();
         if stopping.is_empty() {
             return;
         }
@@ -301,28 +302,6 @@ impl Engine {
                     tracing::warn!(%executor_id, %plan_id, blackout = %blackout.name, "a blackout started: cancelling the run");
                     stop.send_replace(Some(format!("{} started", blackout.reason())));
                 }
-            }
-        }
-    }
-
-    /// Every blackout; on a read failure, one that holds everything (fail closed: a
-    /// blackout that cannot be read might be the one that forbids this run).
-    async fn blackouts_or_all(&self) -> Vec<Blackout> {
-        match self.storage.blackouts().await {
-            Ok(blackouts) => blackouts,
-            Err(error) => {
-                tracing::error!(%error, "cannot read the blackouts; skipping what falls due");
-                let always = crate::blackouts::BlackoutWhen::Once { start: chrono::DateTime::<Utc>::MIN_UTC, end: chrono::DateTime::<Utc>::MAX_UTC };
-                vec![Blackout {
-                    id: String::new(),
-                    name: format!("unreadable blackouts ({error})"),
-                    plan_id: None,
-                    when: always,
-                    calendar: None,
-                    stop_running: false,
-                    created: Utc::now(),
-                    created_by: "scheduler".into(),
-                }]
             }
         }
     }

@@ -61,6 +61,7 @@ pub struct OverCap {
 pub enum CappedWork {
     Plans,
     PendingExecutors,
+    Blackouts,
 }
 
 impl CappedWork {
@@ -69,6 +70,7 @@ impl CappedWork {
         match self {
             CappedWork::Plans => "max_plans",
             CappedWork::PendingExecutors => "max_pending_executors",
+            CappedWork::Blackouts => "max_blackouts",
         }
     }
 }
@@ -78,7 +80,35 @@ impl std::fmt::Display for CappedWork {
         f.write_str(match self {
             CappedWork::Plans => "live plans",
             CappedWork::PendingExecutors => "pending executors",
+            CappedWork::Blackouts => "blackouts",
         })
+    }
+}
+
+/// A position in the blackout list: just past the blackout created at `created` with `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlackoutCursor {
+    pub created: DateTime<Utc>,
+    pub id: String,
+}
+
+impl BlackoutCursor {
+    /// The cursor past `blackout`.
+    pub fn after(blackout: &Blackout) -> Self {
+        BlackoutCursor { created: blackout.created, id: blackout.id.clone() }
+    }
+
+    /// As written in a `next` link: `<microseconds>-<id>`.
+    pub fn to_text(&self) -> String {
+        format!("{}-{}", self.created.timestamp_micros(), self.id)
+    }
+
+    /// Reads what [`BlackoutCursor::to_text`] wrote; None for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('-')?;
+        let created = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        id_ok.then(|| BlackoutCursor { created, id: id.to_string() })
     }
 }
 
@@ -220,11 +250,23 @@ pub trait Storage: Send + Sync + 'static {
     /// deleted or paused meanwhile; nothing of it is stored).
     async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError>;
 
-    /// Every blackout, oldest first.
+    /// Every blackout, oldest first (what the engine's blackout index is built from).
     async fn blackouts(&self) -> StorageResult<Vec<Blackout>>;
+    /// Up to `size` blackouts after `after` (None: from the first), oldest first, and
+    /// whether more follow.
+    async fn blackouts_page(&self, after: Option<&BlackoutCursor>, size: u64) -> StorageResult<PageOf<Blackout>>;
+    /// How many blackouts are stored.
+    async fn count_blackouts(&self) -> StorageResult<u64>;
+    /// One blackout by id.
+    async fn blackout(&self, id: &str) -> StorageResult<Option<Blackout>>;
+    /// Changes with every change to the blackouts, by any replica, in the change's own
+    /// transaction: one cheap read tells whether a copy of them is current.
+    async fn blackouts_generation(&self) -> StorageResult<String>;
     /// Stores blackouts with the audit event; with `replace_calendar`, the blackouts that
-    /// calendar imported before are deleted in the same transaction.
-    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent) -> StorageResult<()>;
+    /// calendar imported before are deleted in the same transaction. Refused, storing
+    /// nothing, when more than `max` blackouts would then be stored (judged under a lock
+    /// that serialises blackout inserts across replicas).
+    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent, max: u64) -> Result<(), InsertPlanError>;
     /// Deletes a blackout with its audit event; false when there is none by that id.
     async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool>;
 

@@ -19,6 +19,33 @@ pub struct Fences {
     pub ec2: Ec2Fence,
     pub ssh: SshFence,
     pub http: HttpFence,
+    pub probes: ProbeFence,
+}
+
+/// `[probes]`: probes observe. By default a probe's HTTP requests may only `GET` or
+/// `HEAD`; `allow_methods` names others the operator lets probes use (a health endpoint
+/// that wants `POST`). Under a dry run only `GET` and `HEAD` are sent, whatever is allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeFence {
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+}
+
+/// The methods that only observe: what every probe may send, dry run or not.
+pub const OBSERVING_METHODS: [&str; 2] = ["GET", "HEAD"];
+
+impl ProbeFence {
+    /// Whether a probe may send `method` at all. Methods are compared as sent (HTTP
+    /// methods are case-sensitive: `get` is not `GET`); the configured ones in uppercase.
+    pub fn allows(&self, method: &str) -> bool {
+        is_observing(method) || self.allow_methods.iter().any(|m| m.to_ascii_uppercase() == method)
+    }
+}
+
+/// Whether `method`, as sent, only observes.
+pub fn is_observing(method: &str) -> bool {
+    OBSERVING_METHODS.contains(&method)
 }
 
 /// `[ec2]`: regions (empty: any), tags every touched instance must carry besides the
@@ -69,6 +96,9 @@ impl Fences {
             UrlPattern::parse(pattern).map_err(|e| GrantError::Fence(format!("[http] {e}")))?;
         }
         self.http.networks()?;
+        if let Some(bad) = self.probes.allow_methods.iter().find(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic())) {
+            return Err(GrantError::Fence(format!("[probes] allow_methods: {bad:?} is not an HTTP method")));
+        }
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 mod budgets;
 
 pub use budgets::{BudgetTake, Budgets, GroupBudget};
-pub use fences::{Ec2Fence, Fences, HttpFence, SshFence};
+pub use fences::{Ec2Fence, Fences, HttpFence, OBSERVING_METHODS, ProbeFence, SshFence, is_observing};
 // The URL-pattern rule lives in the SDK so that its mock host judges URLs as the engine does.
 pub use cme_plugin_sdk::pattern::{PatternError, UrlPattern};
 

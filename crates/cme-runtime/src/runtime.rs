@@ -69,6 +69,8 @@ pub struct ProbeRequest {
     pub deadline: std::time::Duration,
     /// On whose behalf it checks.
     pub owner: crate::credentials::RunOwner,
+    /// A dry run: only GET and HEAD are sent (see [`cme_grant::ProbeFence`]).
+    pub dry_run: bool,
 }
 
 /// The wasm runtime. Cheap to clone; all clones share one Engine.
@@ -385,8 +387,10 @@ impl Runtime {
     }
 
     /// Asks a probe whether its system is healthy, with the given grant, under the run
-    /// limits. Never a dry run: a probe's requests are real (it should only read). Args
-    /// are validated against the plugin's schema first.
+    /// limits. A probe observes: its `http` capability sends only GET and HEAD, or a
+    /// method the operator's `[probes] allow_methods` allows (not under a dry run, where
+    /// such a request is recorded, not sent). Args are validated against the plugin's
+    /// schema first.
     pub async fn check(&self, plugin: &Plugin, request: ProbeRequest) -> ProbeOutcome {
         if !matches!(plugin.inner.pre, Pre::Probe(_)) {
             return ProbeOutcome { result: Err(wrong_kind(plugin, "probe")), record: CallRecord::default() };
@@ -395,7 +399,8 @@ impl Runtime {
             return ProbeOutcome { result: Err(e), record: CallRecord::default() };
         }
         let limits = Limits { deadline: request.deadline.min(self.inner.config.run_limits.deadline), ..self.inner.config.run_limits };
-        let caps = Capabilities::new(plugin.info().capabilities.clone(), request.grant, false, self.inner.backends.clone(), request.owner);
+        let mut caps = Capabilities::new(plugin.info().capabilities.clone(), request.grant, false, self.inner.backends.clone(), request.owner);
+        caps.probe = Some(crate::caps::ProbeMode { dry_run: request.dry_run });
         let state = CallState::new(plugin.id(), request.check_id.clone(), limits, Some(caps));
         let ctx = ProbeContext {
             check_id: request.check_id,

@@ -4,12 +4,19 @@
 //! document, audit row, log line and error shows secrets as `***`: the values of
 //! credential-bearing headers (`Authorization`, `Proxy-Authorization`, `Cookie`,
 //! `Set-Cookie`, `X-Api-Key`, and any name an operator adds) wherever they appear as keys
-//! of JSON objects, and the user-info of any URL in any text (`https://user:***@host/`).
+//! of JSON objects, the user-info of any URL in any text (`https://***@host/`, whole,
+//! whatever it holds), and every secret the engine knows ([`remember`]: token secrets,
+//! webhook secrets, host-held credentials, the database password, SSH keys and
+//! passphrases) wherever it appears.
+//!
+//! There is one masker: every text that leaves the engine (API answers, the halt reason,
+//! audit rows, webhook payloads, the log writer through [`MaskingWriter`]) passes
+//! [`text_of`] or [`Redactor::json`].
 //!
 //! Invariant: pure code; redacting twice changes nothing more.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use serde_json::Value;
 
@@ -68,11 +75,141 @@ impl Redactor {
     }
 }
 
-/// `text` with the user-info of every URL in it masked.
+/// `text` with the user-info of every URL in it masked, and every known secret
+/// ([`remember`]).
+///
+/// User-info runs from `scheme://` to the last `@` before the next `/`, `?`, `#` or end
+/// of line, and is masked whole whatever it holds (`@`, whitespace, percent-escapes): a
+/// password with an `@` in it shows nothing of itself.
 pub fn text_of(text: &str) -> Cow<'_, str> {
     static USERINFO: LazyLock<regex::Regex> =
-        LazyLock::new(|| regex::Regex::new(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^\s/?#@]+@").expect("a valid pattern"));
-    USERINFO.replace_all(text, |c: &regex::Captures<'_>| format!("{}{MASK}@", &c[1]))
+        LazyLock::new(|| regex::Regex::new(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\r\n]*@").expect("a valid pattern"));
+    let masked = USERINFO.replace_all(text, |c: &regex::Captures<'_>| format!("{}{MASK}@", &c[1]));
+    let known = KNOWN.read().unwrap_or_else(|e| e.into_inner()).clone();
+    match known.matcher.as_ref().filter(|m| m.is_match(masked.as_ref())) {
+        Some(matcher) => Cow::Owned(matcher.replace_all(masked.as_ref(), &vec![MASK; known.count])),
+        None => masked,
+    }
+}
+
+/// A URL string with its user-info masked, parsed as a URL where it is one (so that the
+/// whole user-info goes, whatever it holds); other text as [`text_of`] masks it.
+pub fn url_of(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+            let _ = url.set_password(None);
+            let _ = url.set_username(MASK);
+            text_of(url.as_str()).into_owned()
+        }
+        _ => text_of(text).into_owned(),
+    }
+}
+
+/// The shortest literal secret [`remember`] masks: shorter ones would mask ordinary
+/// words of every text.
+pub const MIN_SECRET_LEN: usize = 6;
+
+#[derive(Default)]
+struct Known {
+    secrets: Vec<String>,
+    count: usize,
+    matcher: Option<aho_corasick::AhoCorasick>,
+}
+
+static KNOWN: LazyLock<RwLock<Arc<Known>>> = LazyLock::new(Default::default);
+
+/// Masks `secret` from now on in every text this crate masks, in this process: as
+/// written, JSON-escaped (as JSON logs and documents carry it) and, for a multi-line
+/// secret such as a private key, each of its long lines. Secrets shorter than
+/// [`MIN_SECRET_LEN`] are not remembered.
+pub fn remember(secret: &str) {
+    let mut forms: Vec<String> = vec![secret.trim().to_string()];
+    if let Ok(escaped) = serde_json::to_string(secret.trim()) {
+        forms.push(escaped.trim_matches('"').to_string());
+    }
+    if secret.trim().contains('\n') {
+        forms.extend(secret.lines().map(str::trim).filter(|l| l.len() >= 16 && !l.starts_with("-----")).map(str::to_string));
+    }
+    forms.retain(|f| f.len() >= MIN_SECRET_LEN);
+    if forms.is_empty() {
+        return;
+    }
+    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    let mut secrets = known.secrets.clone();
+    let before = secrets.len();
+    for form in forms {
+        if !secrets.contains(&form) {
+            secrets.push(form);
+        }
+    }
+    if secrets.len() == before {
+        return;
+    }
+    // Longest first, so that a key's whole text masks before its lines do.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let matcher = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(&secrets)
+        .ok();
+    *known = Arc::new(Known { count: secrets.len(), secrets, matcher });
+}
+
+/// A writer that masks what passes through it, line by line ([`text_of`]): the log
+/// writer, so that every line at every level (dependencies' lines at `trace` too, in
+/// either log format) is masked before it is written.
+pub struct MaskingWriter<W: std::io::Write> {
+    inner: W,
+    pending: Vec<u8>,
+}
+
+impl<W: std::io::Write> MaskingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        MaskingWriter { inner, pending: Vec::new() }
+    }
+
+    fn flush_lines(&mut self, all: bool) -> std::io::Result<()> {
+        let end = if all { self.pending.len() } else { self.pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
+        if end == 0 {
+            return Ok(());
+        }
+        let lines: Vec<u8> = self.pending.drain(..end).collect();
+        let text = String::from_utf8_lossy(&lines);
+        self.inner.write_all(text_of(&text).as_bytes())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for MaskingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        self.flush_lines(false)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_lines(true)?;
+        self.inner.flush()
+    }
+}
+
+impl<W: std::io::Write> Drop for MaskingWriter<W> {
+    fn drop(&mut self) {
+        let _ = self.flush_lines(true);
+    }
+}
+
+/// Masks every string of `value` in place ([`text_of`]); allocates only for strings that
+/// change. What documents, webhook payloads and journals pass last, whatever built them.
+pub fn mask_strings(value: &mut Value) {
+    match value {
+        Value::String(text) => {
+            if let Cow::Owned(masked) = text_of(text) {
+                *text = masked;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_strings),
+        Value::Object(map) => map.values_mut().for_each(mask_strings),
+        _ => {}
+    }
 }
 
 /// An optional text, masked.
@@ -94,6 +231,10 @@ mod tests {
             ("no url here, just a@b.c", "no url here, just a@b.c"),
             ("https://api.example.com/path?email=a@b.c", "https://api.example.com/path?email=a@b.c"),
             ("https://***@host/", "https://***@host/"),
+            ("http://user:p@ss@probe.example/health", "http://***@probe.example/health"),
+            ("http://user:pa ss\tword@probe.example", "http://***@probe.example"),
+            ("http://us%40er:p%23w@h/x", "http://***@h/x"),
+            ("halted: http://u:a@b@c:9/x?next=d@e", "halted: http://***@c:9/x?next=d@e"),
         ] {
             assert_eq!(text_of(text), shown, "{text}");
         }
@@ -116,5 +257,25 @@ mod tests {
         assert_eq!(shown["nested"]["deeper"]["proxy-authorization"], "***");
         assert_eq!(shown["method"], "POST");
         assert_eq!(redactor.json(&shown), shown, "masking twice changes nothing more");
+    }
+
+    #[test]
+    fn remembered_secrets_are_masked_in_every_form_they_travel_in() {
+        remember("canary-7f3a9c1e");
+        remember("short");
+        remember("line one of a key that is long enough\nline two of a key that is long enough\n");
+        assert_eq!(text_of("token canary-7f3a9c1e here"), "token *** here");
+        assert_eq!(text_of("short stays"), "short stays", "too short to mask");
+        assert_eq!(text_of(r#"{"key":"line one of a key that is long enough\nline two of a key that is long enough"}"#), r#"{"key":"***"}"#);
+        assert_eq!(text_of("saw: line two of a key that is long enough"), "saw: ***");
+        let mut out = Vec::new();
+        {
+            use std::io::Write;
+            let mut writer = MaskingWriter::new(&mut out);
+            writer.write_all(b"first canary-7f3a").unwrap();
+            writer.write_all(b"9c1e line\nsecond http://u:p@h/ line\n").unwrap();
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "first *** line\nsecond http://***@h/ line\n");
+        assert_eq!(url_of("http://a%40b:c@d/e"), "http://***@d/e");
     }
 }

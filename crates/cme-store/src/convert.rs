@@ -232,11 +232,12 @@ pub(crate) fn audit_row(e: &AuditEvent) -> audit_event::ActiveModel {
         run_id: Set(e.run_id.clone().unwrap_or_default()),
         actor: Set(e.actor.clone()),
         action: Set(e.action.clone()),
-        target: Set(e.target.clone()),
+        // Audit rows are shown and exported: stored masked, whoever wrote the event.
+        target: Set(cme_secrets::text_of(&e.target).into_owned()),
         decision: Set(e.decision.as_str().into()),
-        reason: Set(e.reason.clone()),
+        reason: Set(cme_secrets::option_of(e.reason.as_deref())),
         dry_run: Set(e.dry_run),
-        outcome: Set(e.outcome.clone()),
+        outcome: Set(cme_secrets::option_of(e.outcome.as_deref())),
     }
 }
 

@@ -24,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0014InventoriesAndUndos),
             Box::new(M0015LockedWorkCounts),
             Box::new(M0016AdmitWork),
+            Box::new(M0017BlackoutOrder),
         ]
     }
 }
@@ -887,4 +888,38 @@ async fn on_postgres_only(manager: &SchemaManager<'_>, sql: &str) -> Result<(), 
         return Ok(());
     }
     manager.get_connection().execute_unprepared(sql).await.map(|_| ())
+}
+
+/// Blackouts are listed page by page in creation order (`created_at_us`, `id`): the
+/// index the keyset seeks on.
+struct M0017BlackoutOrder;
+
+impl MigrationName for M0017BlackoutOrder {
+    fn name(&self) -> &str {
+        "m0017_blackout_order"
+    }
+}
+
+#[derive(DeriveIden)]
+enum BlackoutOrder {
+    #[sea_orm(iden = "blackouts")]
+    Table,
+    CreatedAtUs,
+    Id,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0017BlackoutOrder {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .name("blackouts_by_creation")
+                    .table(BlackoutOrder::Table)
+                    .col(BlackoutOrder::CreatedAtUs)
+                    .col(BlackoutOrder::Id)
+                    .to_owned(),
+            )
+            .await
+    }
 }

@@ -2,9 +2,9 @@
 //! the same transaction, so that replicas notice a change with one cheap read.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DerivePartialModel, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DerivePartialModel, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
     QueryOrder, TransactionTrait,
 };
 
@@ -13,7 +13,7 @@ use cme_engine::{AuditEvent, ExecutorStatus, PluginChange, PluginRecord, StoredU
 
 use crate::{Store, db_error as db};
 use crate::convert::{self, us};
-use crate::entity::{executor, plan, plugin, setting};
+use crate::entity::{executor, plan, plugin};
 
 const GENERATION_KEY: &str = "plugins_generation";
 
@@ -37,7 +37,7 @@ pub(crate) struct PluginRow {
 
 impl Store {
     pub(crate) async fn generation(&self) -> StorageResult<String> {
-        Ok(setting::Entity::find_by_id(GENERATION_KEY.to_string()).one(self.db()).await.map_err(db)?.map(|row| row.value).unwrap_or_default())
+        self.setting_value(GENERATION_KEY).await
     }
 
     pub(crate) async fn rows(&self) -> StorageResult<Vec<PluginRow>> {
@@ -61,7 +61,7 @@ impl Store {
         }
         plugin::Entity::insert(convert::plugin_model(record, wasm).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
         self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        bump_generation(&txn, record.uploaded_at).await?;
+        bump_generation(&txn).await?;
         txn.commit().await.map_err(db)?;
         Ok(StoredUpload::Inserted)
     }
@@ -81,7 +81,7 @@ impl Store {
             return Ok(false);
         }
         self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        bump_generation(&txn, now).await?;
+        bump_generation(&txn).await?;
         txn.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -113,20 +113,13 @@ impl Store {
         }
         plugin::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(db)?;
         self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        bump_generation(&txn, audit.at).await?;
+        bump_generation(&txn).await?;
         txn.commit().await.map_err(db)?;
         Ok(Some(0))
     }
 }
 
 /// A fresh opaque generation value, written by upsert (no read-modify-write race).
-async fn bump_generation(db_: &impl ConnectionTrait, now: DateTime<Utc>) -> StorageResult<()> {
-    let value = format!("{}-{}", us(now), uuid::Uuid::new_v4().simple());
-    let row = setting::ActiveModel { key: Set(GENERATION_KEY.into()), value: Set(value), updated_at_us: Set(us(now)) };
-    setting::Entity::insert(row)
-        .on_conflict(OnConflict::column(setting::Column::Key).update_columns([setting::Column::Value, setting::Column::UpdatedAtUs]).to_owned())
-        .exec_without_returning(db_)
-        .await
-        .map_err(db)?;
-    Ok(())
+async fn bump_generation(db_: &impl ConnectionTrait) -> StorageResult<()> {
+    crate::queries::bump_setting(db_, GENERATION_KEY).await
 }

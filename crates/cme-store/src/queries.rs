@@ -169,6 +169,29 @@ impl Store {
     }
 }
 
+/// The setting that changes with every change to the blackouts.
+const BLACKOUTS_GENERATION: &str = "blackouts_generation";
+
+/// Sets `key` to a fresh unique value in the transaction `db_` (a generation stamp).
+pub(crate) async fn bump_setting(db_: &impl ConnectionTrait, key: &str) -> StorageResult<()> {
+    use sea_orm::sea_query::OnConflict;
+    let now = chrono::Utc::now();
+    let row = setting::ActiveModel { key: Set(key.into()), value: Set(format!("{}-{}", us(now), uuid::Uuid::new_v4().simple())), updated_at_us: Set(us(now)) };
+    setting::Entity::insert(row)
+        .on_conflict(OnConflict::column(setting::Column::Key).update_columns([setting::Column::Value, setting::Column::UpdatedAtUs]).to_owned())
+        .exec_without_returning(db_)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+impl Store {
+    /// A setting's value; empty when it was never set.
+    pub(crate) async fn setting_value(&self, key: &str) -> StorageResult<String> {
+        Ok(setting::Entity::find_by_id(key.to_string()).one(self.db()).await.map_err(db)?.map(|row| row.value).unwrap_or_default())
+    }
+}
+
 #[async_trait::async_trait]
 impl Storage for Store {
     async fn insert_plan(
@@ -705,23 +728,77 @@ impl Storage for Store {
         self.all_of(query, convert::blackout).await
     }
 
-    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent) -> StorageResult<()> {
+    async fn blackouts_page(&self, after: Option<&cme_engine::storage::BlackoutCursor>, size: u64) -> StorageResult<PageOf<Blackout>> {
+        let mut query = blackout::Entity::find();
+        if let Some(after) = after {
+            let created = us(after.created);
+            query = query.filter(
+                sea_orm::Condition::any()
+                    .add(blackout::Column::CreatedAtUs.gt(created))
+                    .add(sea_orm::Condition::all().add(blackout::Column::CreatedAtUs.eq(created)).add(blackout::Column::Id.gt(after.id.clone()))),
+            );
+        }
+        let rows = query
+            .order_by_asc(blackout::Column::CreatedAtUs)
+            .order_by_asc(blackout::Column::Id)
+            .limit(size + 1)
+            .all(self.db())
+            .await
+            .map_err(db)?;
+        let has_more = rows.len() as u64 > size;
+        let items = rows.into_iter().take(size as usize).map(convert::blackout).collect::<Result<Vec<_>, _>>()?;
+        Ok(PageOf { items, has_more })
+    }
+
+    async fn count_blackouts(&self) -> StorageResult<u64> {
+        blackout::Entity::find().count(self.db()).await.map_err(db)
+    }
+
+    async fn blackout(&self, id: &str) -> StorageResult<Option<Blackout>> {
+        blackout::Entity::find_by_id(id.to_string()).one(self.db()).await.map_err(db)?.map(convert::blackout).transpose()
+    }
+
+    async fn blackouts_generation(&self) -> StorageResult<String> {
+        self.setting_value(BLACKOUTS_GENERATION).await
+    }
+
+    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent, max: u64) -> Result<(), InsertPlanError> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
+        if self.backend() == sea_orm::DbBackend::Postgres {
+            // Replicas insert one at a time, so that the cap holds across them.
+            const BLACKOUT_LOCK: i64 = 0x636d_655f_626c_6b6f; // "cme_blko"
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [BLACKOUT_LOCK.into()]))
+                .await
+                .map_err(db)?;
+        }
         if let Some(calendar) = replace_calendar {
             blackout::Entity::delete_many().filter(blackout::Column::Calendar.eq(calendar)).exec(&txn).await.map_err(db)?;
+        }
+        let stored = blackout::Entity::find().count(&txn).await.map_err(db)?;
+        let adding = blackouts.len() as u64;
+        if stored + adding > max {
+            txn.rollback().await.map_err(db)?;
+            return Err(OverCap { what: CappedWork::Blackouts, max, stored, adding }.into());
         }
         for chunk in blackouts.chunks(500) {
             let models: Vec<blackout::ActiveModel> = chunk.iter().map(|b| convert::blackout_model(b).into_active_model()).collect();
             blackout::Entity::insert_many(models).exec_without_returning(&txn).await.map_err(db)?;
         }
         self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        bump_setting(&txn, BLACKOUTS_GENERATION).await?;
         txn.commit().await.map_err(db)?;
         Ok(())
     }
 
     async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool> {
-        self.delete_audited::<blackout::Entity>(id, audit).await
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        let deleted = blackout::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(db)?;
+        if deleted.rows_affected > 0 {
+            bump_setting(&txn, BLACKOUTS_GENERATION).await?;
+        }
+        self.audit_if_changed(txn, deleted.rows_affected, audit).await
     }
 
     async fn inventories(&self) -> StorageResult<Vec<cme_engine::Inventory>> {

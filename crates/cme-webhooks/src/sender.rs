@@ -146,7 +146,10 @@ impl Sender {
 
     /// One POST, and what it means for the delivery.
     async fn attempt(&self, webhook: &Webhook, delivery: &Delivery) -> Attempt {
-        let body = serde_json::to_vec(&delivery.event.cloud_event(&self.config.source)).expect("JSON values serialise");
+        let mut event = delivery.event.cloud_event(&self.config.source);
+        // Event data carries halt reasons, summaries and URLs: masked like every answer.
+        cme_secrets::mask_strings(&mut event);
+        let body = serde_json::to_vec(&event).expect("JSON values serialise");
         let mut request = self
             .client
             .post(webhook.url.clone())

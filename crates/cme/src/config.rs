@@ -43,6 +43,9 @@ pub struct FileConfig {
     pub max_plans: Option<u64>,
     /// Pending executors over all plans at most (default 1,000,000); more answer 429.
     pub max_pending_executors: Option<u64>,
+    /// Blackouts all replicas hold at most, calendar events included (default 50,000);
+    /// more answer 429.
+    pub max_blackouts: Option<u64>,
     /// Names and addresses, besides loopback and the bind address, by which clients reach
     /// the API (requests naming any other `Host` are refused: DNS rebinding).
     #[serde(default)]
@@ -63,6 +66,9 @@ pub struct FileConfig {
     pub ssh: SshFile,
     #[serde(default)]
     pub http: HttpFile,
+    /// `[probes]`: the HTTP methods probes may use besides GET and HEAD.
+    #[serde(default)]
+    pub probes: cme_grant::ProbeFence,
     #[serde(default)]
     pub registry: RegistryFile,
     /// Where events go (`[[webhooks]]`, one table each).
@@ -192,7 +198,17 @@ impl HttpCredentialFile {
     }
 
     /// The secret, from exactly one of its three sources.
+    /// The masker learns it (and a service account's private key inside it).
     fn secret(&self) -> anyhow::Result<String> {
+        let secret = self.read_secret()?;
+        cme_secrets::remember(&secret);
+        if let Some(key) = serde_json::from_str::<serde_json::Value>(&secret).ok().and_then(|v| v["private_key"].as_str().map(str::to_string)) {
+            cme_secrets::remember(&key);
+        }
+        Ok(secret)
+    }
+
+    fn read_secret(&self) -> anyhow::Result<String> {
         let name = &self.name;
         match (&self.secret, &self.secret_env, &self.secret_file) {
             (Some(value), None, None) => Ok(value.clone()),

@@ -157,7 +157,15 @@ impl PluginHost for RuntimeHost {
         let check_id = input.check_id.clone();
         let owner = RunOwner { plan: input.plan_id, created_by: input.created_by.map(|a| (a.name, a.role)) };
         let request =
-            cme_runtime::ProbeRequest { check_id: input.check_id, now: input.now, args: input.args, grant: grant.clone(), deadline: input.deadline, owner };
+            cme_runtime::ProbeRequest {
+                check_id: input.check_id,
+                now: input.now,
+                args: input.args,
+                grant: grant.clone(),
+                deadline: input.deadline,
+                owner,
+                dry_run: input.dry_run,
+            };
         let outcome = self.runtime.check(runtime_plugin, request).await;
         cme_engine::CheckResult {
             verdict: outcome

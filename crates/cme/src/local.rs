@@ -141,6 +141,7 @@ impl Call {
                     grant: self.grant.clone(),
                     deadline: Duration::from_secs(60),
                     owner: Default::default(),
+                    dry_run: self.dry_run,
                 };
                 let outcome = runtime.check(&self.plugin, request).await;
                 let result = outcome.result.map(|v| json!({"healthy": v.healthy, "reason": v.reason, "values": v.values}));

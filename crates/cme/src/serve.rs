@@ -38,7 +38,9 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     // Colours only for a terminal: a file or a log collector gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    // Every line passes the masker as it is written, dependencies' lines at trace too.
+    let writer = || cme_secrets::MaskingWriter::new(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     match format {
         "json" => builder.json().init(),
         "text" => builder.init(),
@@ -56,6 +58,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     };
     let sealing = credential_key(&file)?;
     let fences = fences(&file)?;
+    let probe_fence = fences.probes.clone();
     file.budgets.validate().map_err(|e| anyhow::anyhow!("[budgets]: {e}"))?;
     let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
     let mut tokens = file.tokens.iter().map(|t| t.to_token()).collect::<anyhow::Result<Vec<_>>>()?;
@@ -75,6 +78,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
 
     let webhooks = file.webhooks.iter().map(|w| w.to_webhook()).collect::<anyhow::Result<Vec<_>>>()?;
     cme_webhooks::Webhook::validate_all(&webhooks)?;
+    remember_secrets(&tokens, &webhooks, &database_url);
     let subscriptions: Vec<cme_engine::Subscription> = webhooks.iter().map(|w| w.subscription()).collect();
     let mut store_config = StoreConfig::new(database_url.clone());
     store_config.credential_key = Some(sealing);
@@ -121,6 +125,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         run_deadline,
         webhooks: subscriptions,
         http_credentials: credential_names,
+        probes: probe_fence,
         undo_armed,
         ..EngineConfig::default()
     };
@@ -157,6 +162,9 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     if let Some(n) = file.max_pending_executors {
         engine_config.max_pending_executors = n;
+    }
+    if let Some(n) = file.max_blackouts {
+        engine_config.max_blackouts = n;
     }
     if let Some(bytes) = file.registry.max_plugin_bytes {
         engine_config.max_plugin_bytes = bytes;
@@ -226,7 +234,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The operator's fences from `[ec2]`, `[ssh]` and `[http]`; warns when no instance tag
+/// The operator's fences from `[ec2]`, `[ssh]`, `[http]` and `[probes]`; warns when no instance tag
 /// fences the EC2 attacks in.
 fn fences(file: &FileConfig) -> anyhow::Result<Fences> {
     let defaults = Fences::default();
@@ -238,6 +246,7 @@ fn fences(file: &FileConfig) -> anyhow::Result<Fences> {
         },
         ssh: SshFence { max_sessions_per_run: file.ssh.max_sessions_per_run.unwrap_or(defaults.ssh.max_sessions_per_run) },
         http: file.http.fence(),
+        probes: file.probes.clone(),
     };
     fences.validate()?;
     if fences.ec2.required_tags.is_empty() {
@@ -247,6 +256,27 @@ fn fences(file: &FileConfig) -> anyhow::Result<Fences> {
         );
     }
     Ok(fences)
+}
+
+/// Teaches the masker the secrets the configuration holds, before anything is logged
+/// with them: plaintext token secrets, webhook secrets and the database's password
+/// (`[[http.credentials]]` values are learnt as they are read).
+fn remember_secrets(tokens: &[cme_api::Token], webhooks: &[cme_webhooks::Webhook], database_url: &str) {
+    for token in tokens {
+        if let cme_api::TokenSecret::Plain(secret) = &token.secret {
+            cme_secrets::remember(secret);
+        }
+    }
+    for secret in webhooks.iter().filter_map(|w| w.secret.as_deref()) {
+        cme_secrets::remember(secret);
+    }
+    if let Some(password) = url::Url::parse(database_url).ok().and_then(|u| u.password().map(str::to_string)) {
+        cme_secrets::remember(&password);
+        cme_secrets::remember(&percent_encoding::percent_decode_str(&password).decode_utf8_lossy());
+    }
+    if let Ok(key) = std::env::var("CME_CREDENTIAL_KEY") {
+        cme_secrets::remember(&key);
+    }
 }
 
 /// The key credentials are sealed with: `CME_CREDENTIAL_KEY`, or the key file (created

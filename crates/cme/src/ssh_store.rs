@@ -21,6 +21,11 @@ impl cme_runtime::SshStore for StoredSsh {
         let Some(stored) = stored else { return Ok(None) };
         let creator = owner.created_by.as_ref().map(|(name, role)| Actor::new(name.clone(), role.clone()));
         stored.usable_by(&owner.plan, creator.as_ref()).map_err(CredentialError::Denied)?;
+        // A key in use is a secret the masker must know, whichever process stored it.
+        cme_secrets::remember(&stored.private_key);
+        if let Some(passphrase) = &stored.passphrase {
+            cme_secrets::remember(passphrase);
+        }
         let key = cme_cloud::ssh::SshKey::parse(&stored.private_key, stored.passphrase.as_deref())
             .map_err(|e| CredentialError::Unavailable(format!("credential {name}: {e}")))?;
         Ok(Some(SshCredential { user: stored.user, key }))

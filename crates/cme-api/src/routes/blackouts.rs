@@ -11,7 +11,8 @@ use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
 use crate::body::{check_schema, json_body, read_limited};
-use crate::hal::{Hal, query_pairs, self_href};
+use crate::hal::{Hal, cursor_links, cursor_page, query_pairs, self_href};
+use cme_engine::storage::BlackoutCursor;
 use crate::problem::ApiError;
 
 /// The largest calendar file accepted.
@@ -33,10 +34,16 @@ pub(crate) fn schema() -> Value {
     })
 }
 
+/// A page of blackouts, oldest first: `?size=` (1 to 1,000, default 100) and `?after=`
+/// (the cursor of the `next` link); `count` is how many are stored in all.
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Viewer)?;
-    let items: Vec<Value> = state.engine.list_blackouts().await?.iter().map(|b| document(b).into_value()).collect();
-    Ok(Hal::new(json!({"count": items.len(), "blackouts": items})).link("self", self_href(&req)).link("calendars", "/api/1/calendars/").ok())
+    let (size, after) = cursor_page(&req, BlackoutCursor::parse)?;
+    let (page, count) = state.engine.list_blackouts(after.as_ref(), size).await?;
+    let cursor = page.items.last().map(|b| BlackoutCursor::after(b).to_text());
+    let items: Vec<Value> = page.items.iter().map(|b| document(b).into_value()).collect();
+    let doc = Hal::new(json!({"count": count, "blackouts": items})).link("self", self_href(&req)).link("calendars", "/api/1/calendars/");
+    Ok(cursor_links(doc, &req, page.has_more, cursor).ok())
 }
 
 pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {

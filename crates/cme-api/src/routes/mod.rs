@@ -68,6 +68,11 @@ use crate::auth::Role::{Admin, Operator, Publisher, Viewer};
 use crate::openapi::{Answer::*, Body, Endpoint, Param, Verb::*};
 
 const PAGE: [Param; 2] = [Param::int("page", "the page, from 1 (default 1)"), Param::int("size", "items per page, 1 to 1000 (default 100)")];
+/// A list paged by cursor only (it grows from input).
+const CURSOR: [Param; 2] = [
+    Param::int("size", "items per page, 1 to 1000 (default 100)"),
+    Param::text("after", "a cursor from a `next` link: the items after it"),
+];
 const SPAN: [Param; 2] = [
     Param::text("from", "a date (RFC 3339; without an offset, in the engine's zone); default now"),
     Param::text("until", "a date; default a week after from"),
@@ -153,6 +158,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         .body(Body::Json("NewPlan"))
         .answers(&[(200, Hal("Forecast"))]),
     Endpoint::new(Get, "/api/1/blackouts/", "listBlackouts", "Spans in which nothing fires", Some(Viewer), |r| r.to(blackouts::list))
+        .params(&CURSOR)
         .answers(&[(200, Hal("BlackoutList"))]),
     Endpoint::new(Post, "/api/1/blackouts/", "createBlackout", "A one-off or weekly/daily span in which nothing fires", Some(Operator), |r| r.to(blackouts::create))
         .body(Body::Json("NewBlackout"))

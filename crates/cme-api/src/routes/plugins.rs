@@ -152,8 +152,16 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) ->
     let mut multipart = actix_multipart::Multipart::new(req.headers(), payload);
     let mut upload = Upload { wasm: Vec::new(), expected_sha256: None, signature: None };
     let mut found = false;
+    let mut seen: Vec<String> = Vec::new();
     while let Some(mut field) = multipart.try_next().await.map_err(malformed)? {
         let name = field.name().map(str::to_string);
+        // Each part once: a stream of small parts would otherwise be read without end.
+        if let Some(name) = &name {
+            if seen.contains(name) || seen.len() >= 3 {
+                return Err(ApiError::bad_request(format!("the multipart body has the part {name:?} twice, or more parts than `file`, `sha256` and `signature`"), None));
+            }
+            seen.push(name.clone());
+        }
         match name.as_deref() {
             Some("file") | Some("plugin") if !found => {
                 found = true;

@@ -27,9 +27,10 @@ macro_rules! app {
     };
 }
 
-/// Status, content type and JSON body of a request.
+/// Status, content type and JSON body of a request (sent to `localhost`, as a client
+/// always names a host).
 async fn call(app: &impl actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse, Error = actix_web::Error>, req: test::TestRequest) -> (u16, String, Value) {
-    let response = test::call_service(app, req.to_request()).await;
+    let response = test::call_service(app, req.insert_header(("host", "localhost")).to_request()).await;
     let status = response.status().as_u16();
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = test::read_body(response).await;

@@ -154,8 +154,24 @@ impl Storage for SlowClaims {
         self.inner.blackouts().await
     }
 
-    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent) -> StorageResult<()> {
-        self.inner.insert_blackouts(replace_calendar, blackouts, audit).await
+    async fn blackouts_page(&self, after: Option<&cme_engine::storage::BlackoutCursor>, size: u64) -> StorageResult<PageOf<Blackout>> {
+        self.inner.blackouts_page(after, size).await
+    }
+
+    async fn count_blackouts(&self) -> StorageResult<u64> {
+        self.inner.count_blackouts().await
+    }
+
+    async fn blackout(&self, id: &str) -> StorageResult<Option<Blackout>> {
+        self.inner.blackout(id).await
+    }
+
+    async fn blackouts_generation(&self) -> StorageResult<String> {
+        self.inner.blackouts_generation().await
+    }
+
+    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent, max: u64) -> Result<(), InsertPlanError> {
+        self.inner.insert_blackouts(replace_calendar, blackouts, audit, max).await
     }
 
     async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool> {

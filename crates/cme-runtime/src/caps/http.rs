@@ -40,7 +40,19 @@ impl Host for CallState {
             body: req.body,
             timeout: Some(timeout),
         };
-        if self.caps.as_ref().is_some_and(|c| c.dry_run) {
+        if let Some((mode, fence)) = self.caps.as_ref().and_then(|c| c.probe.map(|p| (p, c.backends.fences.probes.clone()))) {
+            if !fence.allows(&request.method) {
+                let reason = format!(
+                    "probes observe: a probe may send only GET or HEAD, not {} (the operator's [probes] allow_methods may allow more)",
+                    request.method
+                );
+                self.audit(CALL, target, Decision::Denied(reason.clone()), None);
+                return Ok(Err(HostError::Denied(reason)));
+            }
+            if mode.dry_run && !cme_grant::is_observing(&request.method) {
+                return Ok(self.record_dry_run(&target, &client, &request));
+            }
+        } else if self.caps.as_ref().is_some_and(|c| c.dry_run) {
             return Ok(self.record_dry_run(&target, &client, &request));
         }
         if timeout.is_zero() {

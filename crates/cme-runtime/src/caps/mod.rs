@@ -95,6 +95,15 @@ pub(crate) struct Capabilities {
     pub ssh_sessions: std::collections::HashMap<String, Arc<SshSession>>,
     /// Targets this run used (dry or not): what the session budget counts.
     pub ssh_targets: std::collections::HashSet<String>,
+    /// A probe's check: its HTTP requests only observe (see `http.rs`).
+    pub probe: Option<ProbeMode>,
+}
+
+/// How a probe's check runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProbeMode {
+    /// The engine or the plan runs dry: methods other than GET and HEAD are recorded, not sent.
+    pub dry_run: bool,
 }
 
 impl Capabilities {
@@ -112,6 +121,7 @@ impl Capabilities {
             addresses: Default::default(),
             ssh_sessions: Default::default(),
             ssh_targets: Default::default(),
+            probe: None,
         }
     }
 }

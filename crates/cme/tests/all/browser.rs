@@ -73,3 +73,48 @@ async fn foreign_hosts_and_origins_are_refused_before_anything_changes() {
         assert_eq!(api.get("/api/1/halt").await.body["halted"], true);
     }
 }
+
+/// Sends `head` (request line and headers, without the blank line) on a fresh connection
+/// and returns the status: what a client that writes its own bytes can send.
+async fn raw_status(engine: &Engine, head: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = engine.url.strip_prefix("http://").unwrap().to_string();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = head.to_vec();
+    request.extend_from_slice(b"Connection: close\r\n\r\n");
+    socket.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {text:?}"))
+}
+
+/// The Host check is total: a request whose `Host` is missing, empty, repeated, not plain
+/// ASCII or malformed is refused like a foreign one, before any handler; the health probes
+/// answer whatever the Host (orchestrators probe by IP address).
+#[tokio::test]
+async fn every_host_that_is_not_plainly_an_allowed_name_is_misdirected() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let port = engine.url.rsplit(':').next().unwrap().to_string();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("an allowed name", format!("GET /api/1/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n").into_bytes(), 200),
+        ("one trailing dot", format!("GET /api/1/ HTTP/1.1\r\nHost: localhost.:{port}\r\n").into_bytes(), 200),
+        ("a non-ASCII byte", b"GET /api/1/ HTTP/1.1\r\nHost: localhost\xe9\r\n".to_vec(), 421),
+        ("a non-ASCII name", "GET /api/1/ HTTP/1.1\r\nHost: l\u{f6}calhost\r\n".as_bytes().to_vec(), 421),
+        ("an empty Host", b"GET /api/1/ HTTP/1.1\r\nHost: \r\n".to_vec(), 421),
+        ("no Host (HTTP/1.0)", b"GET /api/1/ HTTP/1.0\r\n".to_vec(), 421),
+        ("two Hosts", format!("GET /api/1/ HTTP/1.1\r\nHost: localhost:{port}\r\nHost: evil.example\r\n").into_bytes(), 421),
+        ("two trailing dots", b"GET /api/1/ HTTP/1.1\r\nHost: localhost..\r\n".to_vec(), 421),
+        ("a port that is not a number", b"GET /api/1/ HTTP/1.1\r\nHost: localhost:evil\r\n".to_vec(), 421),
+        ("text after an IPv6 literal", b"GET /api/1/ HTTP/1.1\r\nHost: [::1]evil\r\n".to_vec(), 421),
+        ("a state change without a Host", b"POST /api/1/halt HTTP/1.0\r\nContent-Length: 0\r\n".to_vec(), 421),
+        ("/livez by any name", b"GET /livez HTTP/1.1\r\nHost: 10.1.2.3:5000\r\n".to_vec(), 200),
+        ("/readyz without a Host", b"GET /readyz HTTP/1.0\r\n".to_vec(), 200),
+        ("/healthz with a non-ASCII Host", b"GET /healthz HTTP/1.1\r\nHost: \xff\r\n".to_vec(), 200),
+    ];
+    for (what, head, status) in cases {
+        assert_eq!(raw_status(&engine, &head).await, status, "{what}");
+    }
+    assert_eq!(engine.client().get("/api/1/halt").await.body["halted"], false, "nothing refused halted the engine");
+}
