@@ -173,6 +173,25 @@ pub fn cursor_page<C>(req: &HttpRequest, parse: impl Fn(&str) -> Option<C>) -> R
     Ok((size, after))
 }
 
+/// One page of a list the engine answers whole (lists bounded by their own caps, each
+/// item with a unique key, in list order): up to `size` items after the one keyed
+/// `after`, whether more follow, and the cursor of the last item. A cursor naming an item
+/// no longer listed is refused: the client starts again from the first page.
+pub fn page_of_list<T>(items: Vec<T>, key: impl Fn(&T) -> String, after: Option<&str>, size: u64) -> Result<(Vec<T>, bool, Option<String>), ApiError> {
+    let start = match after {
+        None => 0,
+        Some(after) => match items.iter().position(|item| key(item) == after) {
+            Some(i) => i + 1,
+            None => return Err(ApiError::bad_request(format!("query parameter after: {after:?} names nothing in this list any more; start again without after"), Some("/after".into()))),
+        },
+    };
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(size as usize).collect();
+    let has_more = start + page.len() < total;
+    let cursor = page.last().map(&key);
+    Ok((page, has_more, cursor))
+}
+
 /// Adds a `next` link seeking past `cursor` when more follow, keeping every other query
 /// parameter.
 pub fn cursor_links(doc: Hal, req: &HttpRequest, has_more: bool, cursor: Option<String>) -> Hal {

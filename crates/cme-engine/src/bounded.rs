@@ -67,9 +67,63 @@ pub async fn off_worker<T: Send + 'static>(what: &'static str, parse: impl FnOnc
 /// [`YAML_MAX_DEPTH`] or expand (aliases included) past [`YAML_MAX_NODES`] nodes or
 /// [`YAML_MAX_TEXT_BYTES`] bytes of text. Tags are refused.
 pub fn yaml(text: &str) -> Result<Yaml, String> {
+    check_yaml_flow_depth(text)?;
     let mut budget = Budget { nodes: 0, bytes: 0, depth: 0 };
     let deserializer = serde_norway::Deserializer::from_str(text);
     BoundedYaml { budget: &mut budget }.deserialize(deserializer).map_err(|e| e.to_string())
+}
+
+/// Refuses flow collections (`[`, `{`) nested deeper than [`YAML_MAX_DEPTH`], in one
+/// linear pass before the parser runs: the parser's own work grows with the square of
+/// the nesting (38 KB of `[` took seconds), so depth must be refused before it parses.
+/// Quoted scalars and comments are skipped as YAML reads them.
+fn check_yaml_flow_depth(text: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    let mut chars = text.chars().peekable();
+    let mut previous = '\n';
+    while let Some(c) = chars.next() {
+        match c {
+            '[' | '{' => {
+                depth += 1;
+                if depth > YAML_MAX_DEPTH {
+                    return Err(format!("the document nests deeper than {YAML_MAX_DEPTH} levels"));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            '#' if previous.is_whitespace() => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '\'' if !previous.is_alphanumeric() => {
+                while let Some(c) = chars.next() {
+                    if c == '\'' {
+                        if chars.peek() == Some(&'\'') {
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    Ok(())
 }
 
 struct Budget {
@@ -267,6 +321,15 @@ mod tests {
         strings.push_str(&"*big, ".repeat(40));
         strings.push_str("]\n");
         assert!(yaml(&strings).unwrap_err().contains("bytes of text"));
+    }
+
+    #[test]
+    fn flow_nesting_is_counted_outside_quotes_and_comments() {
+        let deep = format!("a: {}{}", "[".repeat(65), "]".repeat(65));
+        assert!(check_yaml_flow_depth(&deep).unwrap_err().contains("deeper than 64"));
+        let quoted = format!("a: \"{}\"\nb: '{}'\n# {}\nc: it's [1]", "[".repeat(100), "{".repeat(100), "[".repeat(100));
+        assert!(check_yaml_flow_depth(&quoted).is_ok());
+        assert!(yaml(&quoted).is_ok());
     }
 
     #[test]

@@ -211,6 +211,11 @@ impl Engine {
         Ok(self.storage.list_audit(page).await?)
     }
 
+    /// Up to `size` audit events older than event `before`, newest first.
+    pub async fn audit_before(&self, before: i64, size: u64) -> Result<PageOf<AuditEntry>, EngineError> {
+        Ok(self.storage.list_audit_before(before, size).await?)
+    }
+
     /// A date from a client: RFC 3339, or without an offset in the engine's zone. The
     /// error names `field`.
     pub fn parse_time(&self, text: &str, field: &str) -> Result<chrono::DateTime<chrono::Utc>, EngineError> {

@@ -303,6 +303,9 @@ pub trait Storage: Send + Sync + 'static {
     async fn insert_audit(&self, events: &[AuditEvent]) -> StorageResult<()>;
     /// Audit events, newest first.
     async fn list_audit(&self, page: Page) -> StorageResult<PageOf<AuditEntry>>;
+    /// Up to `size` audit events older than the one with id `before`, newest first (a
+    /// seek: as fast deep in the log as at its start).
+    async fn list_audit_before(&self, before: i64, size: u64) -> StorageResult<PageOf<AuditEntry>>;
 
     /// Stores a credential with its audit event; false (nothing stored) when the name is taken.
     async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool>;

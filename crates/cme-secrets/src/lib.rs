@@ -278,4 +278,42 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), "first *** line\nsecond http://***@h/ line\n");
         assert_eq!(url_of("http://a%40b:c@d/e"), "http://***@d/e");
     }
+
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Whatever user-info holds (but the characters that end it), none of it shows.
+            #[test]
+            fn url_user_info_is_masked_whole(user in "[^/?#\r\n]{1,40}", scheme in "[a-z][a-z0-9+.-]{0,8}", host in "[a-z0-9.-]{1,20}", tail in "(/[a-z0-9/._-]{0,20})?") {
+                let text = format!("probe {scheme}://{user}@{host}{tail} failed");
+                let shown = text_of(&text).into_owned();
+                prop_assert_eq!(&shown, &format!("probe {scheme}://***@{host}{tail} failed"));
+                prop_assert_eq!(text_of(&shown).into_owned(), shown.clone(), "masking twice changes nothing more");
+            }
+
+            #[test]
+            fn masking_any_text_is_total_and_idempotent(text in "\\PC{0,300}") {
+                let once = text_of(&text).into_owned();
+                prop_assert_eq!(text_of(&once).into_owned(), once);
+                let _ = url_of(&text);
+            }
+
+            /// A parsed URL shows no byte of its user-info, percent-escaped or not.
+            #[test]
+            fn parsed_urls_lose_their_user_info(user in "[a-zA-Z0-9%@:!$&'()*+,;= \t]{1,30}", host in "[a-z]{1,10}") {
+                let raw = format!("https://{user}@{host}.example/x");
+                if let Ok(url) = url::Url::parse(&raw).map(|u| u.to_string()).and_then(|u| url::Url::parse(&u)) {
+                    if url.username().is_empty() && url.password().is_none() {
+                        return Ok(()); // nothing left of the user-info to mask (tabs are dropped)
+                    }
+                    let shown = url_of(url.as_str());
+                    prop_assert!(shown.starts_with("https://***@"), "{} -> {}", raw, shown);
+                }
+            }
+        }
+    }
 }

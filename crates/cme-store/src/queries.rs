@@ -891,6 +891,12 @@ impl Storage for Store {
         Ok(PageOf { items: rows.items.into_iter().map(convert::audit).collect::<StorageResult<_>>()?, has_more: rows.has_more })
     }
 
+    async fn list_audit_before(&self, before: i64, size: u64) -> StorageResult<PageOf<AuditEntry>> {
+        let query = audit_event::Entity::find().filter(audit_event::Column::Id.lt(before)).order_by_desc(audit_event::Column::Id);
+        let rows = self.fetch_page(query, Page::first(size).map_err(|e| StorageError::Unavailable(e.to_string()))?).await?;
+        Ok(PageOf { items: rows.items.into_iter().map(convert::audit).collect::<StorageResult<_>>()?, has_more: rows.has_more })
+    }
+
     async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;

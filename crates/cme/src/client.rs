@@ -264,11 +264,9 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
             Request::Blackouts(command) => blackouts(&client, command).await?,
             Request::Inventories(command) => inventories(&client, command).await?,
             Request::Undos => {
-                let doc = client.get("/api/1/undos/").await?;
-                let rows = doc["undos"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
+                let rows = client
+                    .all_pages("/api/1/undos/", &[("size", "1000".into())], "undos")
+                    .await?
                     .iter()
                     .map(|u| vec![cell(&u["id"]), cell(&u["state"]), cell(&u["due"]), cell(&u["target"]), cell(&u["command"]), cell(&u["outcome"])])
                     .collect();
@@ -442,11 +440,9 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
             }
         }
         PluginsCommand::List => {
-            let doc = client.get("/api/1/plugins/").await?;
-            let rows = doc["plugins"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let rows = client
+                .all_pages("/api/1/plugins/", &[("size", "1000".into())], "plugins")
+                .await?
                 .iter()
                 .map(|p| {
                     vec![cell(&p["id"]), cell(&p["kind"]), cell(&p["status"]), if p["builtin"] == true { "built-in".into() } else { cell(&p["uploaded_by"]) }, cell(&p["ref"])]
@@ -504,8 +500,7 @@ async fn wait_for_executors(client: &Client, plan_id: &str) -> anyhow::Result<()
 async fn credentials(client: &Client, command: CredentialsCommand) -> anyhow::Result<()> {
     match command {
         CredentialsCommand::List => {
-            let doc = client.get("/api/1/credentials/").await?;
-            print_credentials(doc["_embedded"]["credentials"].as_array().map(Vec::as_slice).unwrap_or_default());
+            print_credentials(&client.all_pages("/api/1/credentials/", &[("size", "1000".into())], "credentials").await?);
         }
         CredentialsCommand::Create { name, user, key, passphrase_env, may_use } => {
             let private_key = std::fs::read_to_string(&key).with_context(|| format!("reading the key {}", key.display()))?;
@@ -539,8 +534,8 @@ fn print_credentials(credentials: &[Value]) {
 async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result<()> {
     match command {
         BlackoutsCommand::List => {
-            let doc = client.get("/api/1/blackouts/").await?;
-            print_blackouts(doc["blackouts"].as_array().map(Vec::as_slice).unwrap_or_default());
+            let blackouts = client.all_pages("/api/1/blackouts/", &[("size", "1000".into())], "blackouts").await?;
+            print_blackouts(&blackouts);
         }
         BlackoutsCommand::Create { name, start, end, timezone, plan, stop_running } => {
             let mut body = serde_json::json!({"name": name, "start": start, "end": end, "stop_running": stop_running});
@@ -575,11 +570,9 @@ async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result
 async fn inventories(client: &Client, command: InventoriesCommand) -> anyhow::Result<()> {
     match command {
         InventoriesCommand::List => {
-            let doc = client.get("/api/1/inventories/").await?;
-            let rows = doc["inventories"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let rows = client
+                .all_pages("/api/1/inventories/", &[("size", "1000".into())], "inventories")
+                .await?
                 .iter()
                 .map(|i| vec![cell(&i["name"]), cell(&i["count"]), cell(&i["updated"]), cell(&i["updated_by"])])
                 .collect();

@@ -89,7 +89,8 @@ impl Planner for CronPlanner {
     }
 }
 
-fn parse(pattern: &str) -> Result<Cron, PluginError> {
+/// Reads a cron pattern (5 or 6 fields, or an `@` nickname); the error names the field.
+pub fn parse(pattern: &str) -> Result<Cron, PluginError> {
     let fields = pattern.split_whitespace().count();
     if !(fields == 5 || fields == 6) && !pattern.trim_start().starts_with('@') {
         return Err(PluginError::invalid("cron", format!("{pattern:?} has {fields} fields; use 5 (minute hour day month weekday) or 6 (seconds first)")));
@@ -102,3 +103,55 @@ fn parse(pattern: &str) -> Result<Cron, PluginError> {
 }
 
 cme_plugin_sdk::export_planner!(CronPlanner);
+
+#[cfg(test)]
+mod fuzz {
+    //! Fuzz target: the cron parser and one window of planning, natively. Patterns are
+    //! built from cron's own tokens mixed with noise; each is read or refused, never a
+    //! panic, and an accepted one plans a day within the firing cap.
+    use super::*;
+    use cme_plugin_sdk::planner::Window;
+    use proptest::prelude::*;
+
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("*".to_string()),
+            "[0-9]{1,2}",
+            "[0-9]{1,2}-[0-9]{1,2}",
+            "(\\*|[0-9]{1,2})/[0-9]{1,3}",
+            "[0-9]{1,2}(,[0-9]{1,2}){1,4}",
+            "(MON|TUE|WED|THU|FRI|SAT|SUN|JAN|DEC)(-(MON|FRI|DEC))?",
+            "[0-9]?L(-[0-9])?",
+            "[0-9]{1,2}W",
+            "LW",
+            "[0-7]#[0-9]",
+            Just("?".to_string()),
+            "[ -~]{0,6}",
+        ]
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::collection::vec(field(), 4..8).prop_map(|f| f.join(" ")),
+            "@(yearly|annually|monthly|weekly|daily|midnight|hourly|reboot|every [0-9a-z]{0,6})",
+            "\\PC{0,60}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn cron_patterns_are_read_or_refused_and_plan_within_the_cap(pattern in pattern(), zone in prop_oneof![Just("UTC"), Just("Europe/Madrid"), Just("America/Sao_Paulo"), Just("Australia/Lord_Howe")]) {
+            let parsed = parse(&pattern);
+            if parsed.is_ok() {
+                let from = DateTime::parse_from_rfc3339("2026-03-28T00:00:00Z").unwrap().with_timezone(&Utc);
+                let ctx = PlanContext { now: from, timezone: time::parse_zone(zone).unwrap(), seed: 7, window: Window { from, until: from + Duration::days(1) } };
+                let args = Args { cron: pattern.clone(), timezone: None, jitter_seconds: 0 };
+                if let Ok(schedule) = CronPlanner::plan(&ctx, args) {
+                    prop_assert!(schedule.instants.len() <= MAX_FIRINGS);
+                }
+            }
+        }
+    }
+}

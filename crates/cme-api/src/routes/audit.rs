@@ -4,13 +4,18 @@ use serde_json::{Value, json};
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
-use crate::hal::{Hal, page_of, paged, self_href};
+use crate::hal::{Hal, cursor_page, page_of, seek_paged, self_href};
 
 /// Audit events, newest first (admin only).
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Admin)?;
     let page = page_of(&req)?;
-    let listed = state.engine.audit(page).await?;
+    // `after` (the id of the last event seen, from a `next` link) seeks; `page` counts.
+    let (_, after) = cursor_page(&req, |t| t.parse::<i64>().ok())?;
+    let listed = match after {
+        Some(before) => state.engine.audit_before(before, page.size()).await?,
+        None => state.engine.audit(page).await?,
+    };
     let items: Vec<Value> = listed
         .items
         .iter()
@@ -32,5 +37,6 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
         })
         .collect();
     let doc = Hal::new(json!({})).link("self", self_href(&req)).embed("audit", items);
-    Ok(paged(doc, &req, page, &listed).ok())
+    let cursor = listed.items.last().map(|entry| entry.id.to_string());
+    Ok(seek_paged(doc, &req, page, &listed, cursor, after.is_some()).ok())
 }

@@ -8,7 +8,7 @@ use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
 use crate::body::{check_schema, json_body};
-use crate::hal::{Hal, self_href};
+use crate::hal::{Hal, cursor_links, cursor_page, page_of_list, self_href};
 
 pub(crate) fn schema() -> Value {
     json!({
@@ -56,8 +56,13 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
 /// Names, users and fingerprints (admin).
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Admin)?;
-    let items: Vec<Value> = state.engine.credentials().await?.iter().map(|c| document(c).into_value()).collect();
-    Ok(Hal::new(json!({})).link("self", self_href(&req)).embed("credentials", items).ok())
+    let (size, after) = cursor_page(&req, |t| Some(t.to_string()))?;
+    let all = state.engine.credentials().await?;
+    let count = all.len();
+    let (page, has_more, cursor) = page_of_list(all, |c| c.name.clone(), after.as_deref(), size)?;
+    let items: Vec<Value> = page.iter().map(|c| document(c).into_value()).collect();
+    let doc = Hal::new(json!({"count": count})).link("self", self_href(&req)).embed("credentials", items);
+    Ok(cursor_links(doc, &req, has_more, cursor).ok())
 }
 
 pub async fn delete(req: HttpRequest, name: web::Path<String>, state: web::Data<ApiState>) -> Result {

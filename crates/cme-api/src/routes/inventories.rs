@@ -13,7 +13,7 @@ use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
 use crate::body::{check_schema, json_body, read_limited};
-use crate::hal::{Hal, self_href};
+use crate::hal::{Hal, cursor_links, cursor_page, page_of_list, self_href};
 use crate::problem::ApiError;
 
 /// The largest Ansible inventory file accepted.
@@ -48,10 +48,15 @@ pub(crate) fn schema() -> Value {
     })
 }
 
+/// A page of inventories by name (`?size=`, `?after=`); `count` is how many there are.
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Viewer)?;
-    let items: Vec<Value> = state.engine.inventories().await?.iter().map(|i| document(i).into_value()).collect();
-    Ok(Hal::new(json!({"count": items.len(), "inventories": items})).link("self", self_href(&req)).ok())
+    let (size, after) = cursor_page(&req, |t| Some(t.to_string()))?;
+    let all = state.engine.inventories().await?;
+    let count = all.len();
+    let (page, has_more, cursor) = page_of_list(all, |i| i.name.clone(), after.as_deref(), size)?;
+    let items: Vec<Value> = page.iter().map(|i| document(i).into_value()).collect();
+    Ok(cursor_links(Hal::new(json!({"count": count, "inventories": items})).link("self", self_href(&req)), &req, has_more, cursor).ok())
 }
 
 pub async fn show(req: HttpRequest, name: web::Path<String>, state: web::Data<ApiState>) -> Result {

@@ -109,6 +109,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     Endpoint::new(Get, "/api/1/probes/", "listProbes", "The probe plugins (steady state), with their argument schemas", Some(Viewer), |r| r.to(plugins::probes))
         .answers(&[(200, Hal("PluginList"))]),
     Endpoint::new(Get, "/api/1/plugins/", "listPlugins", "Every plugin, built in or uploaded, with its grant and status", Some(Viewer), |r| r.to(plugins::list))
+        .params(&CURSOR)
         .answers(&[(200, Hal("PluginList"))]),
     Endpoint::new(Post, "/api/1/plugins/", "uploadPlugin", "Uploads a component (disabled and ungranted until an admin acts)", Some(Publisher), |r| r.to(plugins::upload))
         .params(&[
@@ -179,6 +180,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     .body(Body::Calendar)
     .answers(&[(201, Hal("CalendarImport"))]),
     Endpoint::new(Get, "/api/1/inventories/", "listInventories", "Named groups of hosts attacks reach over SSH", Some(Viewer), |r| r.to(inventories::list))
+        .params(&CURSOR)
         .answers(&[(200, Hal("InventoryList"))]),
     Endpoint::new(Post, "/api/1/inventories/", "importInventories", "Imports an Ansible YAML inventory: each group with hosts becomes the inventory of its name (replacing it)", Some(Admin), |r| {
         r.to(inventories::import)
@@ -193,7 +195,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     Endpoint::new(Delete, "/api/1/inventories/{name}", "deleteInventory", "Deletes an inventory", Some(Admin), |r| r.to(inventories::delete))
         .answers(&[(200, Hal("Message"))]),
     Endpoint::new(Get, "/api/1/undos/", "listUndos", "Undos attacks armed: pending ones soonest first, then the latest finished", Some(Viewer), |r| r.to(undos::list))
-        .params(&[Param::text("limit", "how many (1-1000, default 100)")])
+        .params(&[Param::text("limit", "how many (1-1000, default 100), as size"), CURSOR[0], CURSOR[1]])
         .answers(&[(200, Hal("UndoList"))]),
     Endpoint::new(Get, "/api/1/undos/{id}", "showUndo", "One undo and how it ran", Some(Viewer), |r| r.to(undos::show)).answers(&[(200, Hal("Undo"))]),
     Endpoint::new(Get, "/api/1/executors/", "listExecutors", "Executors, soonest first", Some(Viewer), |r| r.to(executors::list))
@@ -219,12 +221,13 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         .answers(&[(200, Hal("Halt"))]),
     Endpoint::new(Post, "/api/1/resume", "resume", "Lifts the halt", Some(Operator), |r| r.to(halt::resume)).answers(&[(200, Hal("Halt"))]),
     Endpoint::new(Get, "/api/1/audit/", "listAudit", "Audit events, newest first", Some(Admin), |r| r.to(audit::list))
-        .params(&PAGE)
+        .params(&[PAGE[0], PAGE[1], Param::int("after", "the id of the last event seen (from a `next` link): the events before it (seeks)")])
         .answers(&[(200, Hal("AuditList"))]),
     Endpoint::new(Get, "/api/1/credentials/", "listCredentials", "SSH credentials by name, user and fingerprint (never the key)", Some(Admin), |r| {
         r.to(credentials::list)
     })
-    .answers(&[(200, Hal("CredentialList"))]),
+    .params(&CURSOR)
+        .answers(&[(200, Hal("CredentialList"))]),
     Endpoint::new(Post, "/api/1/credentials/", "createCredential", "Stores an SSH key, sealed at rest", Some(Admin), |r| r.to(credentials::create))
         .body(Body::Json("NewCredential"))
         .answers(&[(201, Hal("Credential"))])

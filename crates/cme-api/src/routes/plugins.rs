@@ -11,7 +11,7 @@ use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
 use crate::body::{json_body, read_limited};
-use crate::hal::{HAL, Hal, query_pairs, self_href};
+use crate::hal::{HAL, Hal, cursor_links, cursor_page, page_of_list, query_pairs, self_href};
 use crate::problem::ApiError;
 use crate::rendered::Source;
 use cme_engine::{PluginKind, PluginView, Upload};
@@ -44,9 +44,21 @@ async fn list_kind(req: HttpRequest, state: web::Data<ApiState>, kind: Option<Pl
     let body = match state.rendered.get(Source::Plugins, &href, generation) {
         Some(body) => body,
         None => {
-            let views = state.engine.plugin_views().await?;
-            let items: Vec<Value> = views.iter().filter(|v| kind.is_none_or(|k| v.description.kind == k)).map(document).collect();
-            let body = web::Bytes::from(Hal::new(json!({ key: items })).link("self", href.clone()).into_value().to_string());
+            let views: Vec<_> = state.engine.plugin_views().await?.into_iter().filter(|v| kind.is_none_or(|k| v.description.kind == k)).collect();
+            let mut doc = match kind {
+                // The original's lists (`/attacks/`, `/planners/`, `/probes/`) are whole, as its clients read them.
+                Some(_) => Hal::new(json!({ key: views.iter().map(document).collect::<Vec<Value>>() })).link("self", href.clone()),
+                None => {
+                    let (size, after) = cursor_page(&req, |t| Some(t.to_string()))?;
+                    let count = views.len();
+                    let (page, has_more, cursor) = page_of_list(views, |v| v.description.id.clone(), after.as_deref(), size)?;
+                    let doc = Hal::new(json!({ "count": count, key: page.iter().map(document).collect::<Vec<Value>>() })).link("self", href.clone());
+                    cursor_links(doc, &req, has_more, cursor)
+                }
+            }
+            .into_value();
+            cme_secrets::mask_strings(&mut doc);
+            let body = web::Bytes::from(doc.to_string());
             state.rendered.put(Source::Plugins, href, generation, body.clone());
             body
         }

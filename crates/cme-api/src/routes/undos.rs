@@ -9,25 +9,29 @@ use cme_engine::Undo;
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
-use crate::hal::{Hal, query_pairs, self_href};
+use crate::hal::{Hal, cursor_links, cursor_page, page_of_list, query_pairs, self_href};
 use crate::problem::ApiError;
 
-/// The most undos one list shows.
+/// The most undos one page shows.
 const MAX_LIST: u64 = 1_000;
+/// The most undos the list reaches (pending ones first, then the latest finished).
+const MAX_LISTED: u64 = 10_000;
 
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     state.auth.require(&req, Role::Viewer)?;
-    let limit = match query_pairs(&req).into_iter().find(|(k, _)| k == "limit") {
-        None => 100,
-        Some((_, v)) => match v.parse::<u64>() {
-            Ok(n) if (1..=MAX_LIST).contains(&n) => n,
-            _ => return Err(ApiError::bad_request(format!("limit must be 1-{MAX_LIST}, not {v:?}"), Some("/limit".into()))),
-        },
-    };
-    let undos = state.engine.undos(limit).await?;
-    let pending = undos.iter().filter(|u| u.state == cme_engine::UndoState::Pending).count();
-    let items: Vec<Value> = undos.iter().map(|u| document(u).into_value()).collect();
-    Ok(Hal::new(json!({"count": items.len(), "pending": pending, "undos": items})).link("self", self_href(&req)).ok())
+    if let Some((_, v)) = query_pairs(&req).into_iter().find(|(k, _)| k == "limit") {
+        if !v.parse::<u64>().is_ok_and(|n| (1..=MAX_LIST).contains(&n)) {
+            return Err(ApiError::bad_request(format!("limit must be 1-{MAX_LIST}, not {v:?}"), Some("/limit".into())));
+        }
+    }
+    // `limit` (the original spelling) and `size` both size the page; `after` seeks.
+    let (size, after) = cursor_page(&req, |t| Some(t.to_string()))?;
+    let undos = state.engine.undos(MAX_LISTED).await?;
+    let (count, pending) = (undos.len(), undos.iter().filter(|u| u.state == cme_engine::UndoState::Pending).count());
+    let (page, has_more, cursor) = page_of_list(undos, |u| u.id.clone(), after.as_deref(), size)?;
+    let items: Vec<Value> = page.iter().map(|u| document(u).into_value()).collect();
+    let doc = Hal::new(json!({"count": count, "pending": pending, "undos": items})).link("self", self_href(&req));
+    Ok(cursor_links(doc, &req, has_more, cursor).ok())
 }
 
 pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {

@@ -128,3 +128,51 @@ async fn operator_actions_are_audited_by_the_engine() {
     assert_eq!(actions, ["plan.create", "plan.delete", "halt", "resume"]);
     assert!(audit["_embedded"]["audit"].as_array().unwrap().iter().all(|e| e["actor"] == "admin" && e["source"] == "api"));
 }
+
+/// Fuzz target: plan bodies. Valid bodies with fields replaced by arbitrary JSON, and
+/// arbitrary JSON, are posted to the real router over a real engine; every answer is a
+/// 2xx or a problem document with a 4xx status (never a 5xx: no body is the engine's
+/// fault), and the engine keeps serving. `PROPTEST_CASES` sets how many (default 256).
+#[actix_web::test]
+async fn plan_bodies_are_accepted_or_refused_with_a_problem_document() {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    let engine = engine().await;
+    let app = app!(engine);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        "\\PC{0,30}".prop_map(Value::from),
+        Just(Value::from("2030-01-01T10:00:00Z")),
+        Just(Value::from("exact_planner:ExactPlanner")),
+    ];
+    let json = leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-z_]{1,12}", inner, 0..8).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    static FIELDS: [&str; 11] = ["name", "attack", "planner", "dry_run", "timezone", "seed", "misfire", "overlap", "steady_state", "stop_conditions", "grace_seconds"];
+    let body = (json.clone(), proptest::sample::select(&FIELDS[..]), any::<bool>()).prop_map(|(value, field, whole)| {
+        if whole {
+            return value;
+        }
+        let mut body = plan("api_request:ApiRequest", json!({"date": "2030-01-01T10:00:00Z"}));
+        body[field] = value;
+        body
+    });
+    let cases: u32 = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
+    let mut runner = proptest::test_runner::TestRunner::default();
+    for _ in 0..cases {
+        let body = body.new_tree(&mut runner).unwrap().current();
+        let (status, content_type, answer) = call(&app, post("/api/1/plans/", &body)).await;
+        assert!(status < 500, "{body} -> {status} {answer}");
+        if status >= 400 {
+            assert_eq!(content_type, "application/problem+json", "{body} -> {answer}");
+            assert!(answer["msg"].as_str().is_some_and(|m| !m.is_empty()), "{body} -> {answer}");
+        }
+    }
+    assert_eq!(call(&app, test::TestRequest::get().uri("/livez")).await.0, 200, "still serving");
+}

@@ -444,4 +444,51 @@ mod tests {
         assert!(fenced.check_addr("192.168.1.1".parse().unwrap()).is_ok());
         assert!(fenced.check_url(&Url::parse("https://staging.example.com/").unwrap()).is_ok());
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any URL text a plugin may send is checked without a panic.
+            #[test]
+            fn any_url_is_checked_or_refused(text in "\\PC{0,200}") {
+                if let Ok(url) = Url::parse(&text) {
+                    let _ = rules(&["*"], false).check_url(&url);
+                    let _ = rules(&["https://api.example.com/**"], false).check_url(&url);
+                }
+            }
+
+            /// A link-local (metadata) IPv4 address is refused in every IPv6 spelling that
+            /// carries it.
+            #[test]
+            fn link_local_is_refused_in_every_spelling(c in any::<u8>(), d in any::<u8>()) {
+                let v4 = std::net::Ipv4Addr::new(169, 254, c, d);
+                let [a, b, c, d] = v4.octets();
+                let (hi, lo) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+                for spelled in [
+                    v4.to_string(),
+                    format!("::ffff:{v4}"),
+                    format!("::{v4}"),
+                    format!("64:ff9b::{v4}"),
+                    format!("64:ff9b:1::{hi:x}:{lo:x}"),
+                    format!("2002:{hi:x}:{lo:x}::1"),
+                    format!("2001:0:{hi:x}:{lo:x}::1"),
+                    format!("2001:db8::5efe:{hi:x}:{lo:x}"),
+                ] {
+                    let ip: IpAddr = spelled.parse().unwrap();
+                    prop_assert!(is_metadata_or_link_local(ip), "{} must be refused", spelled);
+                }
+            }
+
+            /// Every address of AWS's fd00:ec2::/64 is refused.
+            #[test]
+            fn the_aws_metadata_network_is_refused_whole(tail in any::<u64>()) {
+                let ip = std::net::Ipv6Addr::from((0xfd00_0ec2_0000_0000u128 << 64) | u128::from(tail));
+                prop_assert!(is_metadata_or_link_local(IpAddr::V6(ip)));
+            }
+        }
+    }
 }

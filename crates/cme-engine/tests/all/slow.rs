@@ -257,6 +257,10 @@ impl Storage for SlowClaims {
         self.inner.list_audit(page).await
     }
 
+    async fn list_audit_before(&self, before: i64, size: u64) -> StorageResult<PageOf<AuditEntry>> {
+        self.inner.list_audit_before(before, size).await
+    }
+
     async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool> {
         self.inner.insert_credential(credential, audit).await
     }
