@@ -6,13 +6,15 @@
 //! A new plugin project comes from the binary: `cme plugins new NAME --kind attack|planner|probe`.
 
 mod bench;
+mod fuzz;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask bench [--quick] [--only GROUP,...]");
+            eprintln!("usage: cargo xtask bench [--quick] [--only GROUP,...]\n       cargo xtask fuzz [--minutes N] [--cases N]");
             return std::process::ExitCode::from(2);
         }
     };

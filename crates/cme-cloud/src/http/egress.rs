@@ -454,10 +454,10 @@ mod tests {
 
             /// Any URL text a plugin may send is checked without a panic.
             #[test]
-            fn any_url_is_checked_or_refused(text in "\\PC{0,200}") {
+            fn any_url_is_checked_or_refused(text in "(https?|ftp|file|HTTP)://[ -~]{0,80}|\\PC{0,80}") {
                 if let Ok(url) = Url::parse(&text) {
                     let _ = rules(&["*"], false).check_url(&url);
-                    let _ = rules(&["https://api.example.com/**"], false).check_url(&url);
+                    let _ = rules(&["https://api.example.com/*"], false).check_url(&url);
                 }
             }
 
