@@ -84,21 +84,38 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// The longest detail a problem document carries: a refusal that quotes the input (a
+/// schema error names the offending value) must not echo a megabyte back.
+pub const MAX_DETAIL: usize = 1_000;
+
+/// `text` cut to at most `max` bytes (on a character boundary), marked when cut.
+fn shortened(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} [cut: {} bytes in all]", &text[..end], text.len())
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status
     }
 
     fn error_response(&self) -> HttpResponse {
+        let detail = shortened(&cme_secrets::text_of(&self.detail), MAX_DETAIL);
         let mut body = json!({
             "type": "about:blank",
             "title": self.status.canonical_reason().unwrap_or("Error"),
             "status": self.status.as_u16(),
-            "detail": cme_secrets::text_of(&self.detail),
-            "msg": cme_secrets::text_of(&self.detail),
+            "detail": detail,
+            "msg": detail,
         });
         if let Some(pointer) = &self.pointer {
-            body["pointer"] = json!(pointer);
+            body["pointer"] = json!(shortened(pointer, MAX_DETAIL));
         }
         let mut response = HttpResponse::build(self.status);
         response.content_type("application/problem+json");

@@ -32,9 +32,19 @@ pub struct Redactor {
     headers: Vec<String>,
 }
 
+/// Header names the operator adds (`secret_headers`), for every redactor of this process.
+static OPERATOR_HEADERS: LazyLock<RwLock<Vec<String>>> = LazyLock::new(Default::default);
+
+/// Makes `names` secret headers for every [`Redactor::default`] made from now on (the
+/// binary calls it once at start, with the configuration's `secret_headers`).
+pub fn add_secret_headers(names: &[String]) {
+    OPERATOR_HEADERS.write().unwrap_or_else(|e| e.into_inner()).extend(names.iter().cloned());
+}
+
 impl Default for Redactor {
+    /// The default secret headers and the operator's ([`add_secret_headers`]).
     fn default() -> Self {
-        Redactor::new(Vec::<String>::new())
+        Redactor::new(OPERATOR_HEADERS.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 }
 
@@ -49,6 +59,42 @@ impl Redactor {
 
     fn is_secret_key(&self, key: &str) -> bool {
         self.headers.iter().any(|h| h.eq_ignore_ascii_case(key))
+    }
+
+    /// Teaches the masker ([`remember`]) every secret `value` carries: the values of
+    /// secret headers (and the token after a scheme such as `Bearer`) and the user-info
+    /// of every URL in its strings. Called on what plans and requests carry, so that a
+    /// secret shows nowhere else either (a dependency's trace line, an error, a summary).
+    pub fn remember_secrets_in(&self, value: &Value) {
+        match value {
+            Value::String(text) => remember_user_info(text),
+            Value::Array(items) => items.iter().for_each(|v| self.remember_secrets_in(v)),
+            Value::Object(map) => {
+                let pair_key = map.get("key").or_else(|| map.get("name")).and_then(Value::as_str);
+                let pair_is_secret = pair_key.is_some_and(|k| self.is_secret_key(k));
+                for (key, item) in map {
+                    match item.as_str() {
+                        Some(secret) if self.is_secret_key(key) || (pair_is_secret && key == "value") => self.remember_header_value(secret),
+                        _ => self.remember_secrets_in(item),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Teaches the masker a header's value if `name` is a secret header.
+    pub fn remember_header(&self, name: &str, value: &str) {
+        if self.is_secret_key(name) {
+            self.remember_header_value(value);
+        }
+    }
+
+    fn remember_header_value(&self, value: &str) {
+        remember(value);
+        if let Some((_, token)) = value.trim().split_once(' ') {
+            remember(token.trim());
+        }
     }
 
     /// A copy of `value` with secret header values masked (object keys, and
@@ -102,6 +148,23 @@ pub fn url_of(text: &str) -> String {
             text_of(url.as_str()).into_owned()
         }
         _ => text_of(text).into_owned(),
+    }
+}
+
+/// Remembers the user-info of every URL in `text`, as written and percent-decoded, and
+/// its password alone.
+pub fn remember_user_info(text: &str) {
+    static USERINFO: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"\b[A-Za-z][A-Za-z0-9+.\-]*://([^/?#\r\n]*)@").expect("a valid pattern"));
+    for found in USERINFO.captures_iter(text) {
+        let user_info = &found[1];
+        let decoded = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        remember(user_info);
+        remember(&decoded(user_info));
+        if let Some((_, password)) = user_info.split_once(':') {
+            remember(password);
+            remember(&decoded(password));
+        }
     }
 }
 

@@ -79,6 +79,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let webhooks = file.webhooks.iter().map(|w| w.to_webhook()).collect::<anyhow::Result<Vec<_>>>()?;
     cme_webhooks::Webhook::validate_all(&webhooks)?;
     remember_secrets(&tokens, &webhooks, &database_url);
+    cme_secrets::add_secret_headers(&file.secret_headers);
     let subscriptions: Vec<cme_engine::Subscription> = webhooks.iter().map(|w| w.subscription()).collect();
     let mut store_config = StoreConfig::new(database_url.clone());
     store_config.credential_key = Some(sealing);

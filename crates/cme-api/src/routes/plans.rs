@@ -122,6 +122,8 @@ fn new_plan(state: &ApiState, body: &Value) -> std::result::Result<NewPlan, crat
 pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
     let caller = state.auth.require(&req, Role::Operator)?;
     let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
+    // Its secrets are masked from now on, wherever they would show (errors included).
+    state.secrets.remember_secrets_in(&body);
     let new = new_plan(&state, &body)?;
     let (plan, executors) = state.engine.create_plan(new, &caller.actor()).await?;
     let location = format!("/api/1/plans/{}", plan.plan.id);

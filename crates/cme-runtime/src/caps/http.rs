@@ -33,6 +33,13 @@ impl Host for CallState {
             .map(|ms| Duration::from_millis(ms.into()))
             .unwrap_or(client.default_timeout())
             .min(remaining);
+        // What a plugin sends as a secret is masked wherever it could show next (a
+        // dependency's trace line, an error, the run's summary).
+        static SECRET_HEADERS: std::sync::LazyLock<cme_secrets::Redactor> = std::sync::LazyLock::new(cme_secrets::Redactor::default);
+        for kv in &req.headers {
+            SECRET_HEADERS.remember_header(&kv.key, &kv.value);
+        }
+        cme_secrets::remember_user_info(&req.url);
         let request = CloudRequest {
             method: req.method,
             url: req.url,

@@ -104,7 +104,9 @@ async fn every_host_that_is_not_plainly_an_allowed_name_is_misdirected() {
         ("a non-ASCII name", "GET /api/1/ HTTP/1.1\r\nHost: l\u{f6}calhost\r\n".as_bytes().to_vec(), 421),
         ("an empty Host", b"GET /api/1/ HTTP/1.1\r\nHost: \r\n".to_vec(), 421),
         ("no Host (HTTP/1.0)", b"GET /api/1/ HTTP/1.0\r\n".to_vec(), 421),
-        ("two Hosts", format!("GET /api/1/ HTTP/1.1\r\nHost: localhost:{port}\r\nHost: evil.example\r\n").into_bytes(), 421),
+        // RFC 9112 §3.2: the HTTP layer answers 400 to these before any handler runs.
+        ("two Hosts", format!("GET /api/1/ HTTP/1.1\r\nHost: localhost:{port}\r\nHost: evil.example\r\n").into_bytes(), 400),
+        ("no Host (HTTP/1.1)", b"GET /api/1/ HTTP/1.1\r\n".to_vec(), 400),
         ("two trailing dots", b"GET /api/1/ HTTP/1.1\r\nHost: localhost..\r\n".to_vec(), 421),
         ("a port that is not a number", b"GET /api/1/ HTTP/1.1\r\nHost: localhost:evil\r\n".to_vec(), 421),
         ("text after an IPv6 literal", b"GET /api/1/ HTTP/1.1\r\nHost: [::1]evil\r\n".to_vec(), 421),

@@ -16,6 +16,7 @@ mod egress;
 mod fences;
 mod firing;
 mod guards;
+mod hostile;
 mod http_credentials;
 mod inventories;
 mod openapi;

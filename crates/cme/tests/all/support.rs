@@ -119,6 +119,11 @@ impl Engine {
         Engine { child: Some(child), url, database_url, stderr }
     }
 
+    /// The engine's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }

@@ -1,0 +1,184 @@
+//! Hostile input against the real binary (issue 27): every kind of input the engine
+//! parses, at the worst the body caps allow, gets a problem document; after each the
+//! process is alive and its peak RSS grew less than 64 MiB (the peak is reset before each
+//! input: `5` to `/proc/PID/clear_refs`, then `VmHWM` read after) and it spent at most 5 s
+//! of CPU (this debug build; the release bound is 1 s).
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// One hostile request: what it is, its method, path, content type and body.
+struct Hostile {
+    what: &'static str,
+    method: reqwest::Method,
+    path: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+fn post(what: &'static str, path: &str, content_type: &'static str, body: impl Into<Vec<u8>>) -> Hostile {
+    Hostile { what, method: reqwest::Method::POST, path: path.to_string(), content_type, body: body.into() }
+}
+
+/// Peak RSS and CPU of a process, from /proc.
+struct Usage {
+    peak_kib: u64,
+    rss_kib: u64,
+    cpu_ticks: u64,
+}
+
+fn usage(pid: u32) -> Usage {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    let cpu_ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Usage { peak_kib: field("VmHWM:"), rss_kib: field("VmRSS:"), cpu_ticks }
+}
+
+fn reset_peak(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("resetting the peak RSS (/proc/PID/clear_refs)");
+}
+
+/// An OpenSSH private key header asking for `rounds` bcrypt rounds (the body after the
+/// KDF options is irrelevant: the cost is judged first).
+fn bcrypt_key(rounds: u32) -> String {
+    let mut der = b"openssh-key-v1\0".to_vec();
+    let string = |bytes: &[u8], der: &mut Vec<u8>| {
+        der.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        der.extend_from_slice(bytes);
+    };
+    string(b"aes256-ctr", &mut der);
+    string(b"bcrypt", &mut der);
+    let mut options = Vec::new();
+    string(&[1u8; 16], &mut options);
+    options.extend_from_slice(&rounds.to_be_bytes());
+    string(&options, &mut der);
+    der.extend_from_slice(&[0u8; 64]);
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n-----END OPENSSH PRIVATE KEY-----\n")
+}
+
+fn hostile_inputs() -> Vec<Hostile> {
+    let calendar_cap = 2 << 20;
+    let json_cap = 1 << 20;
+    let inventory_cap = 4 << 20;
+    let mut laughs = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..40 {
+        laughs.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
+    }
+    let big = "x".repeat(200_000);
+    let mut strings = format!("big: &big {big}\nall:\n  vars:\n    v: [");
+    strings.push_str(&"*big, ".repeat(3000));
+    strings.push_str("]\n");
+    let many_events: String = {
+        let mut text = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n");
+        let mut i = 0;
+        while text.len() < calendar_cap - 200 {
+            text.push_str(&format!("BEGIN:VEVENT\r\nUID:{i}\r\nDTSTART:20270101T000000Z\r\nDTEND:20270101T010000Z\r\nSUMMARY:e{i}\r\nEND:VEVENT\r\n"));
+            i += 1;
+        }
+        text + "END:VCALENDAR\r\n"
+    };
+    let plan_with = |args: Value| json!({"name": "hostile", "attack": {"ref": "run_script:RunScript", "args": args}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": "2030-01-01T00:00:00Z"}}});
+    let pem = base64::engine::general_purpose::STANDARD.encode(bcrypt_key(u32::MAX));
+    let multipart = {
+        let mut body = Vec::new();
+        for _ in 0..20_000 {
+            body.extend_from_slice(b"--XX\r\nContent-Disposition: form-data; name=\"sha256\"\r\n\r\nabc\r\n");
+        }
+        body.extend_from_slice(b"--XX--\r\n");
+        body
+    };
+    vec![
+        post("an iCalendar of nested BEGIN lines", "/api/1/calendars/?name=deep", "text/calendar", format!("BEGIN:VCALENDAR\r\n{}", "BEGIN:VEVENT\r\n".repeat((calendar_cap - 100) / 14))),
+        post("an iCalendar of as many events as fit", "/api/1/calendars/?name=many", "text/calendar", many_events),
+        post("an iCalendar that is not UTF-8", "/api/1/calendars/?name=bytes", "text/calendar", vec![0xff; 4096]),
+        post("a YAML inventory of aliases to aliases", "/api/1/inventories/", "application/yaml", laughs),
+        post("a YAML inventory of one big string aliased", "/api/1/inventories/", "application/yaml", strings),
+        post("a YAML inventory of nested flow collections", "/api/1/inventories/", "application/yaml", format!("all: {}{}", "[".repeat(inventory_cap / 2 - 100), "]".repeat(inventory_cap / 2 - 100))),
+        post("a YAML inventory of nested blocks", "/api/1/inventories/", "application/yaml", (0..1400).map(|i| format!("{}k{i}:", " ".repeat(i))).collect::<Vec<_>>().join("\n")),
+        post("JSON nested as deep as the cap allows", "/api/1/plans/", "application/json", format!("{}{}", "[".repeat(json_cap / 2 - 10), "]".repeat(json_cap / 2 - 10))),
+        post("JSON as wide as the cap allows", "/api/1/plans/", "application/json", format!("{{\"name\":[{}0]}}", "{},".repeat(json_cap / 3 - 10))),
+        post("JSON of escapes", "/api/1/plans/", "application/json", format!("{{\"name\":\"{}\"}}", "\\u0041".repeat(json_cap / 6 - 10))),
+        post("JSON larger than the cap", "/api/1/plans/", "application/json", vec![b' '; json_cap + 1]),
+        post("an inline SSH key asking for 4 billion bcrypt rounds", "/api/1/plans/", "application/json", plan_with(json!({"ssh": {"user": "ops", "pem": pem}, "script": "x"})).to_string()),
+        post(
+            "a credential asking Argon2 for 4 GiB",
+            "/api/1/credentials/",
+            "application/json",
+            json!({"name": "argon", "user": "ops", "private_key": "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: aes256-cbc\nKey-Derivation: Argon2id\nArgon2-Memory: 4194304\nArgon2-Passes: 1000\nArgon2-Parallelism: 1\n", "passphrase": "x"}).to_string(),
+        ),
+        post("a multipart upload of endless small parts", "/api/1/plugins/", "multipart/form-data; boundary=XX", multipart),
+        post(
+            "a credential of a 60 KB RSA key of noise",
+            "/api/1/credentials/",
+            "application/json",
+            json!({"name": "noise", "user": "ops", "private_key": format!("-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n", base64::engine::general_purpose::STANDARD.encode((0..45_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<u8>>()))}).to_string(),
+        ),
+        Hostile {
+            what: "a grant nested as deep as the cap allows",
+            method: reqwest::Method::PUT,
+            path: "/api/1/plugins/none@0.1.0/grant".into(),
+            content_type: "application/json",
+            body: format!("{}{}", "{\"a\":".repeat(json_cap / 6), "}".repeat(json_cap / 6)).into_bytes(),
+        },
+        post("an upload that is not a component", "/api/1/plugins/", "application/wasm", vec![0x42; 1 << 20]),
+        post("a plan with a cron line firing every second", "/api/1/plans/", "application/json", json!({"name": "tight", "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET"}}, "planner": {"ref": "cron_planner:CronPlanner", "args": {"cron": "* * * * * *"}}}).to_string()),
+        post("a blackout with a name of escapes", "/api/1/blackouts/", "application/json", json!({"name": "\u{0}".repeat(100_000), "start": "x", "end": "y"}).to_string()),
+        Hostile { what: "a signature of noise", method: reqwest::Method::POST, path: format!("/api/1/plugins/?signature={}", "A".repeat(9000)), content_type: "application/wasm", body: vec![0; 16] },
+        Hostile { what: "a Host of a non-ASCII byte", method: reqwest::Method::GET, path: "/api/1/plans/".into(), content_type: "", body: Vec::new() },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_inputs_get_a_problem_and_leave_the_engine_alive_and_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let pid = engine.pid();
+    let client = reqwest::Client::new();
+    // Warm up what every request touches once (the registry, the pools).
+    assert_eq!(engine.client().get("/api/1/plans/").await.status, 200);
+    let ticks_per_second = 100; // USER_HZ on Linux
+    for input in hostile_inputs() {
+        reset_peak(pid);
+        let before = usage(pid);
+        let mut request = client.request(input.method.clone(), format!("{}{}", engine.url, input.path)).timeout(Duration::from_secs(120));
+        if !input.content_type.is_empty() {
+            request = request.header("content-type", input.content_type).body(input.body.clone());
+        }
+        if input.what.starts_with("a Host") {
+            request = request.header("host", reqwest::header::HeaderValue::from_bytes(b"localhost\xe9").unwrap());
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{}: no answer: {e}", input.what));
+        let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let text = response.text().await.unwrap_or_default();
+        let after = usage(pid);
+        let head: String = text.chars().take(300).collect();
+        assert!(status >= 400, "{}: answered {status}: {head}", input.what);
+        assert_eq!(content_type, "application/problem+json", "{}: {status} {head}", input.what);
+        assert!(text.len() < 4096, "{}: a {} byte answer: {head}", input.what, text.len());
+        let doc: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{}: not JSON: {head}", input.what));
+        assert!(doc["msg"].as_str().is_some_and(|m| !m.is_empty()), "{}: {head}", input.what);
+        let live = client.get(format!("{}/livez", engine.url)).send().await;
+        assert!(live.is_ok_and(|r| r.status() == 200), "{}: the engine died", input.what);
+        let grew_mib = after.peak_kib.saturating_sub(before.rss_kib) / 1024;
+        assert!(grew_mib < 64, "{}: peak RSS grew {grew_mib} MiB", input.what);
+        let cpu = (after.cpu_ticks - before.cpu_ticks) as f64 / ticks_per_second as f64;
+        assert!(cpu <= 5.0, "{}: took {cpu:.1} s of CPU", input.what);
+        eprintln!("{:<55} {status} peak +{grew_mib} MiB, {cpu:.2} s CPU", input.what);
+    }
+    let stored = engine.client().get("/api/1/plans/?all=true").await.body;
+    assert_eq!(stored["plans"].as_array().map(Vec::len), Some(0), "nothing hostile was stored: {stored}");
+    let credentials = engine.client().get("/api/1/credentials/").await.body;
+    assert_eq!(credentials["count"], 0, "{credentials}");
+}
