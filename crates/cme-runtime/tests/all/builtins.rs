@@ -287,3 +287,50 @@ async fn the_sdk_documentation_example_builds_loads_and_runs() {
     let outcome = runtime.run(&ping, run_request(json!({"url": server.url("/down")}), grant)).await;
     assert_eq!(outcome.result.unwrap_err(), CallError::Failed(format!("{} answered 503", server.url("/down"))));
 }
+
+/// Asks the built-in http probe with `args` on `runtime`, granted what it declares.
+async fn probe_check(runtime: &cme_runtime::Runtime, args: serde_json::Value, dry_run: bool) -> cme_runtime::ProbeOutcome {
+    let probe = builtin(runtime, "http-probe").await;
+    let grant = cme_runtime::grant::as_declared(&probe.info().capabilities);
+    let request = cme_runtime::ProbeRequest {
+        check_id: "check-1".into(),
+        now: chrono::Utc::now(),
+        args,
+        grant,
+        deadline: std::time::Duration::from_secs(10),
+        owner: Default::default(),
+        dry_run,
+    };
+    runtime.check(&probe, request).await
+}
+
+/// Probes observe: the host's http capability lets a probe send only GET and HEAD
+/// (whatever its args say), or what the operator's `[probes] allow_methods` allows; under
+/// a dry run such an allowed method is recorded, not sent, while GET still is.
+#[tokio::test]
+async fn a_probe_may_only_observe_unless_the_operator_allows_more() {
+    let server = CaptureServer::start(|_| Reply::status(200)).await;
+    let plain = runtime();
+    for method in ["DELETE", "POST", "PUT", "PATCH"] {
+        let outcome = probe_check(&plain, json!({"url": server.url("/health"), "method": method}), false).await;
+        let audited: Vec<_> = outcome.record.audit.iter().map(|a| (a.call.clone(), format!("{:?}", a.decision))).collect();
+        assert!(audited.iter().any(|(call, decision)| call == "http.send" && decision.contains("probes observe")), "{method}: {audited:?}");
+        let healthy = outcome.result.as_ref().map(|v| v.healthy).unwrap_or(false);
+        assert!(!healthy, "{method}: a refused request is not health");
+    }
+    assert!(server.requests().is_empty(), "nothing but GET and HEAD left the host: {:?}", server.requests().iter().map(|r| r.method.clone()).collect::<Vec<_>>());
+    for method in ["GET", "HEAD"] {
+        let outcome = probe_check(&plain, json!({"url": server.url("/health"), "method": method}), true).await;
+        assert!(outcome.result.expect("answers").healthy, "{method} observes, dry run or not");
+    }
+    assert_eq!(server.requests().iter().map(|r| r.method.as_str()).collect::<Vec<_>>(), ["GET", "HEAD"]);
+
+    let allowing = runtime_with(|config| config.fences.probes.allow_methods = vec!["post".into()]);
+    let sent = probe_check(&allowing, json!({"url": server.url("/health"), "method": "POST"}), false).await;
+    assert!(sent.result.expect("answers").healthy);
+    assert_eq!(server.requests().last().map(|r| r.method.as_str()), Some("POST"), "an allowed method is sent");
+    let before = server.requests().len();
+    let dry = probe_check(&allowing, json!({"url": server.url("/health"), "method": "POST"}), true).await;
+    assert_eq!(server.requests().len(), before, "under a dry run an allowed POST is not sent");
+    assert!(dry.record.dry_run_actions.iter().any(|a| a.contains("POST")), "{:?}", dry.record.dry_run_actions);
+}

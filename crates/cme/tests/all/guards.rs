@@ -325,3 +325,51 @@ async fn the_readmes_guard_configuration_starts_an_engine_and_a_bad_probe_stops_
     let stderr = refused_start("[[stop_conditions]]\nref = \"api_request:ApiRequest\"\nargs = {}\n");
     assert!(stderr.contains("stop_conditions") && stderr.contains("probe"), "{stderr}");
 }
+
+/// Probes observe: a plan whose steady-state or stop-condition probe names a method other
+/// than GET or HEAD is refused at creation with its pointer, unless the operator's
+/// `[probes] allow_methods` allows it; under `--dry-run` even an allowed POST is not sent
+/// (the GET probe still is), and the attack sends nothing at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_may_only_observe_unless_allowed_and_never_act_in_a_dry_run() {
+    let sink = Sink::start(Duration::ZERO).await;
+    let attacked = Sink::start(Duration::ZERO).await;
+    let plan = |method: &str, where_: &str| {
+        let probe = json!({"ref": "http_probe:HttpProbe", "args": {"url": sink.url("/probe"), "method": method, "expect_status": 200}});
+        let mut body = json!({
+            "name": format!("probe {method}"),
+            "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": attacked.url("/attack"), "method": "DELETE"}},
+            "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}},
+        });
+        if where_ == "steady_state" {
+            body["steady_state"] = json!([probe]);
+        } else {
+            body["stop_conditions"] = json!([{"ref": probe["ref"], "args": probe["args"], "interval_seconds": 1, "on_failure": "pause_plan"}]);
+        }
+        body
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    for (method, where_) in [("DELETE", "steady_state"), ("post", "stop_conditions"), ("PUT", "steady_state")] {
+        let refused = api.post("/api/1/plans/", &plan(method, where_)).await;
+        assert_eq!(refused.status, 400, "{method}: {:?}", refused.body);
+        assert_eq!(refused.body["pointer"], format!("/{where_}/0/args/method"), "{:?}", refused.body);
+        assert!(refused.body["msg"].as_str().unwrap().contains("probes observe"), "{:?}", refused.body);
+    }
+    assert!(sink.requests().is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { args: vec!["--dry-run".into()], config: Some("[probes]\nallow_methods = [\"POST\"]\n".into()), ..Options::default() });
+    let api = engine.client();
+    for method in ["POST", "GET"] {
+        let created = api.post("/api/1/plans/", &plan(method, "steady_state")).await;
+        assert_eq!(created.status, 201, "{method} is allowed: {:?}", created.body);
+        let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+        let done = api.wait_executor(&id, is_terminal).await;
+        assert!(done["status"] == "succeeded" || done["status"] == "skipped", "{method}: {done}");
+    }
+    let methods: Vec<String> = sink.requests().iter().map(|(method, _, _)| method.clone()).collect();
+    assert_eq!(methods, ["GET"], "under a dry run only the observing probe was sent");
+    assert!(attacked.requests().is_empty(), "the dry-run attack sent nothing");
+}

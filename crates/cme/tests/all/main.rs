@@ -19,6 +19,7 @@ mod guards;
 mod hostile;
 mod http_credentials;
 mod inventories;
+mod lists;
 mod openapi;
 mod operations;
 mod peers;

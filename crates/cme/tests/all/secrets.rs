@@ -163,6 +163,8 @@ fn excerpt(text: &str, needle: &str) -> String {
 
 /// The CLI with a token: success, stdout, stderr.
 fn cme_cli(url: &str, token: &str, args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cme")).args(["--url", url, "--token", token]).args(args).output().unwrap();
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cme")).args(args).args(["--url", url, "--token", token]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+    assert!(output.status.success() && !stdout.trim().is_empty(), "cme {args:?}: {stderr}");
+    (output.status.success(), stdout, stderr)
 }
