@@ -18,6 +18,16 @@ mod problem;
 mod rendered;
 mod routes;
 
+/// The bounds the API puts on what it reads, in one place: the README's security table
+/// states them and a test keeps the two equal.
+pub mod limits {
+    pub use crate::body::MAX_JSON_BODY;
+    pub use crate::problem::MAX_DETAIL;
+    pub use crate::routes::blackouts::MAX_CALENDAR_BYTES;
+    pub use crate::routes::inventories::MAX_INVENTORY_BYTES;
+    pub use crate::routes::plugins::MAX_SIGNATURE_BYTES;
+}
+
 use std::sync::Arc;
 
 use actix_web::web;

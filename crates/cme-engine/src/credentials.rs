@@ -118,13 +118,18 @@ pub fn plan_credential_name(plan_id: &str) -> String {
 /// Reads a private key off the async workers (decrypting one may take a good part of a
 /// second, within the caps `inspect_key` applies first).
 async fn inspect_key(host: &std::sync::Arc<dyn PluginHost>, key: &str, passphrase: Option<&str>) -> Result<crate::host::KeyFacts, String> {
-    // From here on the masker hides the key and its passphrase wherever they would show.
-    cme_secrets::remember(key);
-    if let Some(passphrase) = passphrase {
-        cme_secrets::remember(passphrase);
-    }
     let (host, key, passphrase) = (host.clone(), key.to_string(), passphrase.map(str::to_string));
-    crate::bounded::off_worker("the private key", move || host.inspect_key(&key, passphrase.as_deref()).map_err(|e| e.to_string())).await
+    crate::bounded::off_worker("the private key", move || {
+        let facts = host.inspect_key(&key, passphrase.as_deref()).map_err(|e| e.to_string())?;
+        // A real key (not whatever was sent): from here on the masker hides it and its
+        // passphrase wherever they would show.
+        cme_secrets::remember(&key);
+        if let Some(passphrase) = &passphrase {
+            cme_secrets::remember(passphrase);
+        }
+        Ok(facts)
+    })
+    .await
 }
 
 /// For the original engine's clients: attack args whose `ssh` object carries `pem` (the

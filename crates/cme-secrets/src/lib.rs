@@ -132,10 +132,16 @@ pub fn text_of(text: &str) -> Cow<'_, str> {
         LazyLock::new(|| regex::Regex::new(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\r\n]*@").expect("a valid pattern"));
     let masked = USERINFO.replace_all(text, |c: &regex::Captures<'_>| format!("{}{MASK}@", &c[1]));
     let known = KNOWN.read().unwrap_or_else(|e| e.into_inner()).clone();
-    match known.matcher.as_ref().filter(|m| m.is_match(masked.as_ref())) {
+    let mut masked = match known.matcher.as_ref().filter(|m| m.is_match(masked.as_ref())) {
         Some(matcher) => Cow::Owned(matcher.replace_all(masked.as_ref(), &vec![MASK; known.count])),
         None => masked,
+    };
+    for secret in &known.pending {
+        if masked.contains(secret.as_str()) {
+            masked = Cow::Owned(masked.replace(secret.as_str(), MASK));
+        }
     }
+    masked
 }
 
 /// A URL string with its user-info masked, parsed as a URL where it is one (so that the
@@ -172,11 +178,29 @@ pub fn remember_user_info(text: &str) {
 /// words of every text.
 pub const MIN_SECRET_LEN: usize = 6;
 
+/// The most secret forms remembered at once (besides the pinned ones from the
+/// configuration): when more arrive, the oldest are forgotten, so that hostile input
+/// cannot grow the masker (its memory, and the time every text takes to mask).
+pub const MAX_REMEMBERED: usize = 4_096;
+
+/// The longest form remembered; a longer secret is remembered by its lines (a key's).
+pub const MAX_SECRET_LEN: usize = 4_096;
+
+/// Secrets learnt since the matcher was last built, masked by plain search until there
+/// are this many (so that learning a secret does not rebuild the matcher every time).
+const PENDING: usize = 64;
+
 #[derive(Default)]
 struct Known {
-    secrets: Vec<String>,
-    count: usize,
+    /// From the configuration: never forgotten.
+    pinned: Vec<String>,
+    /// Learnt at run time, oldest first.
+    learnt: std::collections::VecDeque<String>,
+    /// The matcher over every form when it was built, and how many forms it has.
     matcher: Option<aho_corasick::AhoCorasick>,
+    count: usize,
+    /// Forms learnt since, longest first.
+    pending: Vec<String>,
 }
 
 static KNOWN: LazyLock<RwLock<Arc<Known>>> = LazyLock::new(Default::default);
@@ -184,37 +208,64 @@ static KNOWN: LazyLock<RwLock<Arc<Known>>> = LazyLock::new(Default::default);
 /// Masks `secret` from now on in every text this crate masks, in this process: as
 /// written, JSON-escaped (as JSON logs and documents carry it) and, for a multi-line
 /// secret such as a private key, each of its long lines. Secrets shorter than
-/// [`MIN_SECRET_LEN`] are not remembered.
+/// [`MIN_SECRET_LEN`] are not remembered; at most [`MAX_REMEMBERED`] are kept (the
+/// oldest forgotten first).
 pub fn remember(secret: &str) {
-    let mut forms: Vec<String> = vec![secret.trim().to_string()];
-    if let Ok(escaped) = serde_json::to_string(secret.trim()) {
+    learn(secret, false);
+}
+
+/// As [`remember`], for a secret of the configuration (a token, a webhook secret, a
+/// host-held credential, the database password): never forgotten.
+pub fn remember_pinned(secret: &str) {
+    learn(secret, true);
+}
+
+fn learn(secret: &str, pinned: bool) {
+    let secret = secret.trim();
+    let mut forms: Vec<String> = vec![secret.to_string()];
+    if let Ok(escaped) = serde_json::to_string(secret) {
         forms.push(escaped.trim_matches('"').to_string());
     }
-    if secret.trim().contains('\n') {
+    if secret.contains('\n') {
         forms.extend(secret.lines().map(str::trim).filter(|l| l.len() >= 16 && !l.starts_with("-----")).map(str::to_string));
     }
-    forms.retain(|f| f.len() >= MIN_SECRET_LEN);
-    if forms.is_empty() {
+    forms.retain(|f| (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&f.len()));
+    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    let fresh: Vec<String> = forms.into_iter().filter(|f| !known.pinned.contains(f) && !known.learnt.contains(f)).collect();
+    if fresh.is_empty() {
         return;
     }
-    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
-    let mut secrets = known.secrets.clone();
-    let before = secrets.len();
-    for form in forms {
-        if !secrets.contains(&form) {
-            secrets.push(form);
+    let (mut pinned_forms, mut learnt, mut pending) = (known.pinned.clone(), known.learnt.clone(), known.pending.clone());
+    for form in fresh {
+        pending.push(form.clone());
+        if pinned {
+            pinned_forms.push(form);
+        } else {
+            learnt.push_back(form);
         }
     }
-    if secrets.len() == before {
+    while learnt.len() > MAX_REMEMBERED {
+        let gone = learnt.pop_front();
+        pending.retain(|p| Some(p) != gone.as_ref());
+    }
+    if pending.len() < PENDING {
+        // A forgotten secret leaves the matcher when it is next rebuilt (masking a
+        // little more for a while is safe).
+        pending.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let (matcher, count) = (known.matcher.clone(), known.count);
+        *known = Arc::new(Known { pinned: pinned_forms, learnt, matcher, count, pending });
         return;
     }
+    let mut all: Vec<&String> = pinned_forms.iter().chain(&learnt).collect();
     // Longest first, so that a key's whole text masks before its lines do.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    // A contiguous NFA: memory in proportion to the patterns, never a full DFA.
     let matcher = aho_corasick::AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
         .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-        .build(&secrets)
+        .build(&all)
         .ok();
-    *known = Arc::new(Known { count: secrets.len(), secrets, matcher });
+    *known = Arc::new(Known { count: all.len(), pinned: pinned_forms, learnt, matcher, pending: Vec::new() });
 }
 
 /// A writer that masks what passes through it, line by line ([`text_of`]): the log
@@ -378,5 +429,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_masker_forgets_the_oldest_learnt_secrets_but_never_the_pinned_ones() {
+        remember_pinned("pinned-secret-abc123");
+        let learnt = MAX_REMEMBERED + 2 * PENDING;
+        for i in 0..learnt {
+            remember(&format!("learnt-secret-{i:06}"));
+        }
+        assert_eq!(text_of("pinned-secret-abc123"), "***");
+        assert_eq!(text_of("learnt-secret-000000"), "learnt-secret-000000", "the oldest was forgotten");
+        assert_eq!(text_of(&format!("learnt-secret-{:06}", learnt - 1)), "***", "the newest is masked (pending)");
+        assert_eq!(text_of(&format!("learnt-secret-{:06}", learnt - PENDING - 1)), "***", "an older one is masked (built)");
+        remember(&"x".repeat(MAX_SECRET_LEN + 1));
+        assert_eq!(text_of(&"x".repeat(MAX_SECRET_LEN + 1)), "x".repeat(MAX_SECRET_LEN + 1), "too long to remember whole");
     }
 }

@@ -201,9 +201,9 @@ impl HttpCredentialFile {
     /// The masker learns it (and a service account's private key inside it).
     fn secret(&self) -> anyhow::Result<String> {
         let secret = self.read_secret()?;
-        cme_secrets::remember(&secret);
+        cme_secrets::remember_pinned(&secret);
         if let Some(key) = serde_json::from_str::<serde_json::Value>(&secret).ok().and_then(|v| v["private_key"].as_str().map(str::to_string)) {
-            cme_secrets::remember(&key);
+            cme_secrets::remember_pinned(&key);
         }
         Ok(secret)
     }

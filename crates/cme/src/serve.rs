@@ -265,18 +265,18 @@ fn fences(file: &FileConfig) -> anyhow::Result<Fences> {
 fn remember_secrets(tokens: &[cme_api::Token], webhooks: &[cme_webhooks::Webhook], database_url: &str) {
     for token in tokens {
         if let cme_api::TokenSecret::Plain(secret) = &token.secret {
-            cme_secrets::remember(secret);
+            cme_secrets::remember_pinned(secret);
         }
     }
     for secret in webhooks.iter().filter_map(|w| w.secret.as_deref()) {
-        cme_secrets::remember(secret);
+        cme_secrets::remember_pinned(secret);
     }
     if let Some(password) = url::Url::parse(database_url).ok().and_then(|u| u.password().map(str::to_string)) {
-        cme_secrets::remember(&password);
-        cme_secrets::remember(&percent_encoding::percent_decode_str(&password).decode_utf8_lossy());
+        cme_secrets::remember_pinned(&password);
+        cme_secrets::remember_pinned(&percent_encoding::percent_decode_str(&password).decode_utf8_lossy());
     }
     if let Ok(key) = std::env::var("CME_CREDENTIAL_KEY") {
-        cme_secrets::remember(&key);
+        cme_secrets::remember_pinned(&key);
     }
 }
 

@@ -1,13 +1,13 @@
 //! Routes, one module per resource.
 
 mod audit;
-mod blackouts;
+pub(crate) mod blackouts;
 mod credentials;
 mod executors;
 mod halt;
-mod inventories;
+pub(crate) mod inventories;
 mod plans;
-mod plugins;
+pub(crate) mod plugins;
 mod root;
 mod undos;
 mod webhooks;

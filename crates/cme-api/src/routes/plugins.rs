@@ -132,7 +132,7 @@ pub async fn delete(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<
 }
 
 /// An SSH signature is a few hundred bytes; anything much longer is not one.
-const MAX_SIGNATURE_BYTES: usize = 8 * 1024;
+pub const MAX_SIGNATURE_BYTES: usize = 8 * 1024;
 
 /// A signature as sent: the armored `.sig` text, or that text in base64 (one line, as a
 /// query parameter carries it).

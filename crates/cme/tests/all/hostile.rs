@@ -182,3 +182,68 @@ async fn hostile_inputs_get_a_problem_and_leave_the_engine_alive_and_small() {
     let credentials = engine.client().get("/api/1/credentials/").await.body;
     assert_eq!(credentials["count"], 0, "{credentials}");
 }
+
+/// `1048576` as the README writes it: `1,048,576`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The README's security table states the limits the code enforces: each row names the
+/// numbers of the constants behind it.
+#[test]
+fn the_readmes_input_table_states_the_codes_limits() {
+    use cme_api::limits::*;
+    use cme_cloud::ssh::key_cost;
+    use cme_engine::bounded;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let row = |input: &str| -> String {
+        readme.lines().find(|l| l.starts_with(&format!("| {input}"))).unwrap_or_else(|| panic!("no README row for {input}")).to_string()
+    };
+    let defaults = cme_engine::EngineConfig::default();
+    let expected: Vec<(&str, Vec<u64>)> = vec![
+        ("JSON body", vec![MAX_JSON_BODY as u64]),
+        ("iCalendar upload", vec![MAX_CALENDAR_BYTES as u64, bounded::ICAL_MAX_DEPTH as u64, bounded::ICAL_MAX_LINES as u64, cme_engine::calendar::MAX_EVENTS as u64]),
+        (
+            "YAML inventory",
+            vec![
+                MAX_INVENTORY_BYTES as u64,
+                bounded::YAML_MAX_DEPTH as u64,
+                bounded::YAML_MAX_NODES as u64,
+                bounded::YAML_MAX_TEXT_BYTES as u64,
+                cme_engine::inventory::MAX_HOSTS as u64,
+            ],
+        ),
+        (
+            "SSH private key",
+            vec![
+                key_cost::MAX_KEY_BYTES as u64,
+                key_cost::MAX_BCRYPT_ROUNDS as u64,
+                key_cost::MAX_PBKDF2_ITERATIONS as u64,
+                key_cost::MAX_SCRYPT_WORK_BYTES,
+                key_cost::MAX_ARGON2_MEMORY_KIB,
+            ],
+        ),
+        ("plugin upload", vec![defaults.max_plugin_bytes as u64]),
+        ("plugin signature", vec![MAX_SIGNATURE_BYTES as u64]),
+        ("blackouts", vec![defaults.max_blackouts, cme_engine::Page::MAX_SIZE]),
+        ("lists", vec![cme_engine::Page::MAX_SIZE]),
+    ];
+    for (input, numbers) in expected {
+        let line = row(input);
+        for n in numbers {
+            assert!(line.contains(&thousands(n)), "the README row for {input} does not state {}:\n{line}", thousands(n));
+        }
+    }
+    let prose = format!("at most {} at a time", bounded::PARSES_AT_ONCE);
+    assert!(readme.contains(&prose) && readme.contains(&format!("{} MiB stacks", bounded::PARSE_STACK >> 20)), "the parse threads");
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains(&format!("at most {} bytes", thousands(MAX_DETAIL as u64))), "the problem detail cap");
+}
