@@ -56,7 +56,7 @@ pub use forecast::{Firing, Forecast};
 pub use cme_grant::{BudgetTake, Budgets, GroupBudget};
 pub use guards::{Deadman, EngineStopCondition};
 pub use telemetry::describe_metrics;
-pub use plans::{DEFAULT_STOP_INTERVAL, DEFAULT_STOP_SETTLE, EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, MAX_STEADY_STATE_PROBES, NewPlan, NewStopCondition, PluginCall};
+pub use plans::{DEFAULT_STOP_INTERVAL, DEFAULT_STOP_SETTLE, EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, MAX_PLAN_ARGS_BYTES, MAX_STEADY_STATE_PROBES, NewPlan, NewStopCondition, PluginCall};
 pub use registry::{check_upload, Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
 pub use signatures::{SIGNATURE_NAMESPACE, SignatureError, Signer, TrustedKeys};
 pub use storage::{CappedWork, Claim, ExecutorChangeError, Extension, InsertPlanError, OverCap, Storage, StorageError};

@@ -80,6 +80,35 @@ pub const EMBEDDED_EXECUTORS: u64 = 100;
 /// The most executors one plan may create.
 pub const MAX_EXECUTORS_PER_PLAN: usize = 10_000;
 
+/// The most bytes a plan's args may take in all (attack, planner and probes, as JSON):
+/// every page of plans shows them, so a page of the largest plans stays a few MiB.
+pub const MAX_PLAN_ARGS_BYTES: usize = 32 << 10;
+
+fn check_args_size(new: &NewPlan) -> Result<(), EngineError> {
+    let size = |v: &serde_json::Value| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+    let mut total = 0usize;
+    let mut largest = ("/attack/args".to_string(), 0usize);
+    let mut count = |pointer: String, args: &serde_json::Value| {
+        let n = size(args);
+        total = total.saturating_add(n);
+        if n > largest.1 {
+            largest = (pointer, n);
+        }
+    };
+    count("/attack/args".into(), &new.attack.args);
+    count("/planner/args".into(), &new.planner.args);
+    for (i, call) in new.steady_state.iter().enumerate() {
+        count(format!("/steady_state/{i}/args"), &call.args);
+    }
+    for (i, condition) in new.stop_conditions.iter().enumerate() {
+        count(format!("/stop_conditions/{i}/args"), &condition.probe.args);
+    }
+    if total > MAX_PLAN_ARGS_BYTES {
+        return Err(EngineError::invalid(&largest.0, format!("a plan's args take at most {MAX_PLAN_ARGS_BYTES} bytes in all (these take {total})")));
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Probes observe: a probe's `method` arg must be GET or HEAD, or a method the
     /// operator's `[probes] allow_methods` allows.
@@ -98,6 +127,7 @@ impl Engine {
     /// Resolves both refs, validates both args and the zone: everything about a plan body
     /// that does not need its planner.
     pub(crate) async fn draft(&self, new: &NewPlan) -> Result<Draft, EngineError> {
+        check_args_size(new)?;
         let planner = self.resolve_plugin(PluginKind::Planner, &new.planner.reference, "/planner/ref").await?;
         let attack = self.resolve_plugin(PluginKind::Attack, &new.attack.reference, "/attack/ref").await?;
         self.host.validate_args(&attack.loaded, &new.attack.args).map_err(|e| args_error("attack", e))?;

@@ -84,6 +84,10 @@ impl PluginHost for FakeHost {
     async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, HostError> {
         *self.loads.lock().unwrap() += 1;
         let spec: Value = serde_json::from_slice(wasm).map_err(|_| HostError::NotAPlugin("not a WebAssembly binary".into()))?;
+        // A component may ask to take a while to compile (`"compile_ms": N`).
+        if let Some(ms) = spec.get("compile_ms").and_then(Value::as_u64) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         Ok(LoadedPlugin { description: describe(&spec, wasm.len())?, handle: PluginHandle::new(spec) })
     }
 

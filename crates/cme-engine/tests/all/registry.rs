@@ -116,3 +116,23 @@ async fn a_second_engine_on_the_same_database_sees_uploads_grants_and_deletions(
     assert!(b.engine.plugin_view("ping@0.1.0").await.is_err());
     assert_ne!(b.engine.plugins_generation(), generation, "the view's generation moves with every change");
 }
+
+/// One upload compiles at a time: another that arrives meanwhile is told to come back
+/// (busy, 429 through the API) rather than queued, and stores nothing; once the first is
+/// done the same upload goes through.
+#[tokio::test]
+async fn an_upload_while_another_compiles_is_refused_as_busy() {
+    let rig = std::sync::Arc::new(Rig::new().await);
+    let mut slow = component("slow", "0.1.0", "attack", &["slow:Slow"]);
+    slow["compile_ms"] = json!(1_000);
+    let first = {
+        let rig = rig.clone();
+        tokio::spawn(async move { rig.engine.upload_plugin(Upload { wasm: bytes(&slow), expected_sha256: None, signature: None }, "admin").await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let second = rig.engine.upload_plugin(upload("0.1.0"), "admin").await;
+    assert!(matches!(&second, Err(EngineError::Busy(m)) if m.contains("another plugin upload")), "{:?}", second.as_ref().err());
+    assert!(first.await.unwrap().is_ok(), "the first upload is stored");
+    assert!(rig.engine.plugin_view("ping@0.1.0").await.is_err(), "the refused one stored nothing");
+    assert!(rig.engine.upload_plugin(upload("0.1.0"), "admin").await.is_ok(), "and goes through afterwards");
+}

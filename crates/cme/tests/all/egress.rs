@@ -23,6 +23,11 @@ async fn metadata_addresses_in_every_spelling_are_refused_and_loopback_is_not() 
         "http://[64:ff9b::a9fe:a9fe]/",
         "http://[2002:a9fe:a9fe::1]/",
         "http://[::169.254.169.254]/",
+        "http://[fd00:ec2::23]/v1/credentials",
+        "http://169.254.170.23/v1/credentials",
+        "http://169.254.170.2/v2/credentials/x",
+        "http://[fd20:ce::254]/computeMetadata/v1/",
+        "http://192.0.0.192/latest/",
     ];
     let mut planned = Vec::new();
     for url in refused {

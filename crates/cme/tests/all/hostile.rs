@@ -133,6 +133,7 @@ fn hostile_inputs() -> Vec<Hostile> {
         },
         post("an upload that is not a component", "/api/1/plugins/", "application/wasm", vec![0x42; 1 << 20]),
         post("a plan with a cron line firing every second", "/api/1/plans/", "application/json", json!({"name": "tight", "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET"}}, "planner": {"ref": "cron_planner:CronPlanner", "args": {"cron": "* * * * * *"}}}).to_string()),
+        post("a plan whose args fill the body cap", "/api/1/plans/", "application/json", json!({"name": "big", "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET", "headers": {"X-Pad": "p".repeat(json_cap - 400)}}}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": "2030-01-01T00:00:00Z"}}}).to_string()),
         post("a blackout with a name of escapes", "/api/1/blackouts/", "application/json", json!({"name": "\u{0}".repeat(100_000), "start": "x", "end": "y"}).to_string()),
         Hostile { what: "a signature of noise", method: reqwest::Method::POST, path: format!("/api/1/plugins/?signature={}", "A".repeat(9000)), content_type: "application/wasm", body: vec![0; 16] },
         Hostile { what: "a Host of a non-ASCII byte", method: reqwest::Method::GET, path: "/api/1/plans/".into(), content_type: "", body: Vec::new() },
@@ -209,7 +210,7 @@ fn the_readmes_input_table_states_the_codes_limits() {
     };
     let defaults = cme_engine::EngineConfig::default();
     let expected: Vec<(&str, Vec<u64>)> = vec![
-        ("JSON body", vec![MAX_JSON_BODY as u64]),
+        ("JSON body", vec![MAX_JSON_BODY as u64, cme_engine::MAX_PLAN_ARGS_BYTES as u64]),
         ("iCalendar upload", vec![MAX_CALENDAR_BYTES as u64, bounded::ICAL_MAX_DEPTH as u64, bounded::ICAL_MAX_LINES as u64, cme_engine::calendar::MAX_EVENTS as u64]),
         (
             "YAML inventory",
