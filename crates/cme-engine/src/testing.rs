@@ -91,8 +91,12 @@ impl PluginHost for FakeHost {
         Ok(LoadedPlugin { description: describe(&spec, wasm.len())?, handle: PluginHandle::new(spec) })
     }
 
-    /// Args with `"bad": ...` are refused at `/bad`.
+    /// Args with `"bad": ...` are refused at `/bad`; args with `"panic": ...` panic (a bug
+    /// anywhere below a request handler).
     fn validate_args(&self, _plugin: &LoadedPlugin, args: &Value) -> Result<(), HostError> {
+        if args.get("panic").is_some() {
+            panic!("the fake host was asked to panic");
+        }
         match args.get("bad") {
             Some(_) => Err(HostError::InvalidArgs { pointer: Some("/bad".into()), message: "bad is not allowed".into() }),
             None => Ok(()),

@@ -29,9 +29,11 @@ type Result<T = HttpResponse> = std::result::Result<T, ApiError>;
 
 pub(crate) fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiState>) {
     config.app_data(state);
-    // Every route sits behind the host and origin checks; every request is logged.
+    // Every route sits behind the host and origin checks; every request is logged; a
+    // panic anywhere below is a 500 answer, never a dead worker.
     config.service(
         web::scope("")
+            .wrap(actix_web::middleware::from_fn(crate::problem::catch_panics))
             .wrap(actix_web::middleware::from_fn(crate::browser::refuse_foreign))
             .wrap(actix_web::middleware::from_fn(crate::access::log_access))
             .configure(routes),

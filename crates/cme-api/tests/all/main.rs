@@ -176,3 +176,23 @@ async fn plan_bodies_are_accepted_or_refused_with_a_problem_document() {
     }
     assert_eq!(call(&app, test::TestRequest::get().uri("/livez")).await.0, 200, "still serving");
 }
+
+/// A panic anywhere below a handler is a 500 problem document, and the engine answers
+/// the next request as before.
+#[actix_web::test]
+async fn a_panicking_handler_is_a_500_not_a_dead_worker() {
+    let engine = engine().await;
+    let app = app!(engine);
+    let mut body = plan("noop:Noop", json!({"date": "2030-01-01T10:00:00Z"}));
+    body["attack"]["args"] = json!({"panic": true});
+    // The middleware answers with an error that the server (not the test harness's
+    // `call_service`) turns into its response.
+    let failed = test::try_call_service(&app, post("/api/1/plans/", &body).insert_header(("host", "localhost")).to_request()).await;
+    let response = failed.err().expect("the panic is answered as an error").error_response();
+    let status = response.status().as_u16();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let answer: Value = serde_json::from_slice(&actix_web::body::to_bytes(response.into_body()).await.unwrap()).unwrap();
+    assert_eq!((status, content_type.as_str()), (500, "application/problem+json"), "{answer}");
+    assert!(answer["msg"].as_str().unwrap().contains("failed on this request"), "{answer}");
+    assert_eq!(call(&app, test::TestRequest::get().uri("/api/1/plans/")).await.0, 200, "still serving");
+}
