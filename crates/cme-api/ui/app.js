@@ -272,9 +272,20 @@ async function executorView(id) {
     log.dry_run_actions && log.dry_run_actions.length ? [h("h2", {}, "What a real run would have done"), json(log.dry_run_actions)] : null);
 }
 
+// Every item of a list paged by cursor, following `_links.next` to the end.
+async function allPages(path, key) {
+  let items = [];
+  for (let next = path; next;) {
+    const doc = await api("GET", next);
+    items = items.concat(doc[key] || []);
+    next = doc._links && doc._links.next ? doc._links.next.href : null;
+  }
+  return items;
+}
+
 async function pluginsView() {
-  const doc = await api("GET", "/api/1/plugins/");
-  const rows = doc.plugins.map((p) => h("tr", { "data-plugin": p.id },
+  const plugins = await allPages("/api/1/plugins/?size=1000", "plugins");
+  const rows = plugins.map((p) => h("tr", { "data-plugin": p.id },
     h("td", { class: "mono" }, p.id), h("td", {}, p.kind), h("td", {}, badge(p.status)),
     h("td", {}, p.builtin ? "built in" : "uploaded" + (p.uploaded_by ? " by " + p.uploaded_by : "")),
     h("td", { class: "mono" }, (p.capabilities || []).map(capability).join("; ")),
