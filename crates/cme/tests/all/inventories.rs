@@ -37,10 +37,15 @@ impl Rig {
     }
 
     fn engine(&self, database_url: Option<String>) -> Engine {
+        self.engine_with("", Vec::new(), database_url)
+    }
+
+    /// An engine with `extra` configuration and environment.
+    fn engine_with(&self, extra: &str, env: Vec<(String, String)>, database_url: Option<String>) -> Engine {
         let home = self.dir.path().join("engine");
         std::fs::create_dir_all(&home).unwrap();
-        let config = format!("[ssh]\nknown_hosts = \"{}\"\nhost_key_policy = \"accept-new\"\n", self.dir.path().join("known_hosts").display());
-        Engine::start(&home, Backend::Sqlite, Options { config: Some(config), database_url, ..Options::default() })
+        let config = format!("{extra}\n[ssh]\nknown_hosts = \"{}\"\nhost_key_policy = \"accept-new\"\n", self.dir.path().join("known_hosts").display());
+        Engine::start(&home, Backend::Sqlite, Options { config: Some(config), env, database_url, ..Options::default() })
     }
 
     /// Stores the credential and imports the inventory: group `web` (zone a) and `db`.
@@ -276,4 +281,44 @@ async fn network_fault_refuses_a_kernel_without_netem_and_its_undo_still_runs() 
     assert_eq!(done["status"], "failed", "{done}");
     assert!(done["error"].as_str().unwrap().contains("cron is not active here") || done["error"].as_str().unwrap().contains("does not run systemd"), "{done}");
     assert!(undo_of(&api, done["id"].as_str().unwrap()).await.is_null());
+}
+
+/// The canary test's SSH half: a secret the engine knows (here a host-held credential's)
+/// planted in script args, a process pattern (the target of a fault and its undo) and an
+/// inventory's variables shows in no answer, undo listing or log line at trace level.
+#[tokio::test]
+async fn a_known_secret_in_script_args_fault_targets_and_undos_shows_nowhere() {
+    const CANARY: &str = "c4n4ryssh7q";
+    let Some(rig) = Rig::start() else { return };
+    let extra = format!("[[http.credentials]]\nname = \"vault\"\nurls = [\"http://127.0.0.1:9/*\"]\nkind = \"bearer\"\nsecret = \"{CANARY}\"\n");
+    let engine = rig.engine_with(&extra, vec![("RUST_LOG".into(), "trace".into())], None);
+    let api = engine.client();
+    rig.prepare(&api).await;
+    let marker = rig.dir.path().join("marker");
+    let script = json!({"ref": "run_script:RunScript", "args": {
+        "target": {"inventory": "web"},
+        "local_script": "script_attacks/s_empty.sh",
+        "remote_script": rig.dir.path().join("uploaded.sh").display().to_string(),
+        "args": [marker.to_str().unwrap(), format!("--token={CANARY}")],
+    }});
+    let ran = api.run_once(script, false).await;
+    assert_eq!(ran["status"], "succeeded", "{ran}");
+    let name = format!("v{CANARY}");
+    let mut frozen = victim(rig.dir.path(), &name);
+    let stopped = api.run_once(stop_attack(&name, 1), false).await;
+    assert_eq!(stopped["status"], "succeeded", "{stopped}\n{}", engine.stderr());
+    let executor = stopped["id"].as_str().unwrap().to_string();
+    wait_for("the undo to run", async || undo_of(&api, &executor).await["state"] == "done").await;
+    let _ = frozen.kill();
+    let shown = [
+        ("the script's executor", api.get(&format!("/api/1/executors/{}", ran["id"].as_str().unwrap())).await.body.to_string()),
+        ("the fault's executor", api.get(&format!("/api/1/executors/{executor}")).await.body.to_string()),
+        ("the plans", api.get("/api/1/plans/?all=true").await.body.to_string()),
+        ("the undos", api.get("/api/1/undos/").await.body.to_string()),
+        ("the audit log", api.get("/api/1/audit/?size=1000").await.body.to_string()),
+        ("the engine's log", engine.stderr()),
+    ];
+    for (what, text) in shown {
+        assert!(!text.contains(CANARY), "{what} shows the canary: {}", text.lines().filter(|l| l.contains(CANARY)).take(2).collect::<Vec<_>>().join("\n"));
+    }
 }
