@@ -250,12 +250,15 @@ pub const ICAL_MAX_DEPTH: usize = 8;
 pub const ICAL_MAX_LINES: usize = 200_000;
 
 /// Checks an iCalendar file's shape in one linear pass before it is parsed: components
-/// nest at most [`ICAL_MAX_DEPTH`] deep, every END closes the open BEGIN of its name, and
-/// there are at most [`ICAL_MAX_LINES`] content lines. Names are compared in any case,
+/// nest at most [`ICAL_MAX_DEPTH`] deep, every END closes the open BEGIN of its name,
+/// there are at most [`ICAL_MAX_LINES`] content lines and at most
+/// [`crate::calendar::MAX_EVENTS`] events (a file of more is refused before the parser
+/// builds any of them). Names are compared in any case,
 /// as RFC 5545 reads them, and folded lines are unfolded first.
 pub fn check_ical_shape(text: &str) -> Result<(), String> {
     let mut open: Vec<String> = Vec::new();
     let mut lines = 0usize;
+    let mut events = 0usize;
     let mut logical = String::new();
     let mut check = |line: &str, open: &mut Vec<String>| -> Result<(), String> {
         lines += 1;
@@ -268,7 +271,14 @@ pub fn check_ical_shape(text: &str) -> Result<(), String> {
             if open.len() >= ICAL_MAX_DEPTH {
                 return Err(format!("components nest deeper than {ICAL_MAX_DEPTH} levels"));
             }
-            open.push(value.trim().to_ascii_uppercase());
+            let component = value.trim().to_ascii_uppercase();
+            if component == "VEVENT" {
+                events += 1;
+                if events > crate::calendar::MAX_EVENTS {
+                    return Err(format!("the calendar has more than {} events", crate::calendar::MAX_EVENTS));
+                }
+            }
+            open.push(component);
         } else if name.eq_ignore_ascii_case("END") {
             let closing = value.trim().to_ascii_uppercase();
             match open.pop() {
@@ -351,6 +361,8 @@ mod tests {
         assert!(check_ical_shape("begin:vcalendar\nEND:VCALENDAR\n").is_ok(), "any case");
         assert!(check_ical_shape("BEGIN:VCALENDAR\r\nEND:VEVENT\r\n").unwrap_err().contains("closes BEGIN:VCALENDAR"));
         assert!(check_ical_shape("BEGIN:VCALENDAR\r\n").unwrap_err().contains("never closed"));
+        let many = format!("BEGIN:VCALENDAR\r\n{}END:VCALENDAR\r\n", "BEGIN:VEVENT\r\nEND:VEVENT\r\n".repeat(10_001));
+        assert!(check_ical_shape(&many).unwrap_err().contains("more than 10000 events"));
     }
 
     #[tokio::test]

@@ -79,13 +79,16 @@ fn hostile_inputs() -> Vec<Hostile> {
     let mut strings = format!("big: &big {big}\nall:\n  vars:\n    v: [");
     strings.push_str(&"*big, ".repeat(3000));
     strings.push_str("]\n");
+    // As many events as a calendar may hold, padded to the cap, the last one bad: the
+    // parser reads them all before the import is refused.
     let many_events: String = {
+        let events = cme_engine::calendar::MAX_EVENTS;
+        let pad = "p".repeat((calendar_cap - 200) / events - 110);
         let mut text = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n");
-        let mut i = 0;
-        while text.len() < calendar_cap - 200 {
-            text.push_str(&format!("BEGIN:VEVENT\r\nUID:{i}\r\nDTSTART:20270101T000000Z\r\nDTEND:20270101T010000Z\r\nSUMMARY:e{i}\r\nEND:VEVENT\r\n"));
-            i += 1;
+        for i in 0..events - 1 {
+            text.push_str(&format!("BEGIN:VEVENT\r\nUID:{i}\r\nDTSTART:20270101T000000Z\r\nDTEND:20270101T010000Z\r\nSUMMARY:{pad}\r\nEND:VEVENT\r\n"));
         }
+        text.push_str("BEGIN:VEVENT\r\nUID:bad\r\nDTSTART:20270101T010000Z\r\nDTEND:20270101T000000Z\r\nSUMMARY:ends first\r\nEND:VEVENT\r\n");
         text + "END:VCALENDAR\r\n"
     };
     let plan_with = |args: Value| json!({"name": "hostile", "attack": {"ref": "run_script:RunScript", "args": args}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": "2030-01-01T00:00:00Z"}}});
@@ -100,7 +103,8 @@ fn hostile_inputs() -> Vec<Hostile> {
     };
     vec![
         post("an iCalendar of nested BEGIN lines", "/api/1/calendars/?name=deep", "text/calendar", format!("BEGIN:VCALENDAR\r\n{}", "BEGIN:VEVENT\r\n".repeat((calendar_cap - 100) / 14))),
-        post("an iCalendar of as many events as fit", "/api/1/calendars/?name=many", "text/calendar", many_events),
+        post("an iCalendar of as many events as it may hold, one bad", "/api/1/calendars/?name=many", "text/calendar", many_events),
+        post("an iCalendar of more events than it may hold", "/api/1/calendars/?name=more", "text/calendar", format!("BEGIN:VCALENDAR\r\n{}END:VCALENDAR\r\n", "BEGIN:VEVENT\r\nEND:VEVENT\r\n".repeat((calendar_cap - 100) / 26))),
         post("an iCalendar that is not UTF-8", "/api/1/calendars/?name=bytes", "text/calendar", vec![0xff; 4096]),
         post("a YAML inventory of aliases to aliases", "/api/1/inventories/", "application/yaml", laughs),
         post("a YAML inventory of one big string aliased", "/api/1/inventories/", "application/yaml", strings),
