@@ -157,6 +157,35 @@ fn touched_hours(start: u32, end: u32, period: usize) -> Vec<usize> {
     (0..span.min(period)).map(|h| (first + h) % period).collect()
 }
 
+impl crate::Engine {
+    /// The blackouts as an index, rebuilt only when the stored blackouts changed (the
+    /// generation is read every time: a blackout made on any replica holds at once).
+    pub(crate) async fn blackout_index(&self) -> Result<Arc<BlackoutIndex>, crate::StorageError> {
+        let generation = self.storage.blackouts_generation().await?;
+        if let Some((known, index)) = self.blackout_cache.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if *known == generation {
+                return Ok(index.clone());
+            }
+        }
+        let index = Arc::new(BlackoutIndex::new(self.storage.blackouts().await?));
+        tracing::debug!(blackouts = index.len(), %generation, "blackout index rebuilt");
+        *self.blackout_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, index.clone()));
+        Ok(index)
+    }
+
+    /// The index, or on a read failure one that holds everything (fail closed: a blackout
+    /// that cannot be read might be the one that forbids this run).
+    pub(crate) async fn blackout_index_or_all(&self) -> Arc<BlackoutIndex> {
+        match self.blackout_index().await {
+            Ok(index) => index,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the blackouts; skipping what falls due");
+                Arc::new(BlackoutIndex::everything(format!("unreadable blackouts ({error})")))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,34 +244,5 @@ mod tests {
         let index = BlackoutIndex::everything("unreadable".into());
         assert_eq!(index.holding("any", Utc::now()).map(|b| b.name.as_str()), Some("unreadable"));
         assert!(BlackoutIndex::default().holding("any", Utc::now()).is_none());
-    }
-}
-
-impl crate::Engine {
-    /// The blackouts as an index, rebuilt only when the stored blackouts changed (the
-    /// generation is read every time: a blackout made on any replica holds at once).
-    pub(crate) async fn blackout_index(&self) -> Result<Arc<BlackoutIndex>, crate::StorageError> {
-        let generation = self.storage.blackouts_generation().await?;
-        if let Some((known, index)) = self.blackout_cache.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            if *known == generation {
-                return Ok(index.clone());
-            }
-        }
-        let index = Arc::new(BlackoutIndex::new(self.storage.blackouts().await?));
-        tracing::debug!(blackouts = index.len(), %generation, "blackout index rebuilt");
-        *self.blackout_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, index.clone()));
-        Ok(index)
-    }
-
-    /// The index, or on a read failure one that holds everything (fail closed: a blackout
-    /// that cannot be read might be the one that forbids this run).
-    pub(crate) async fn blackout_index_or_all(&self) -> Arc<BlackoutIndex> {
-        match self.blackout_index().await {
-            Ok(index) => index,
-            Err(error) => {
-                tracing::error!(%error, "cannot read the blackouts; skipping what falls due");
-                Arc::new(BlackoutIndex::everything(format!("unreadable blackouts ({error})")))
-            }
-        }
     }
 }

@@ -128,12 +128,19 @@ impl Redactor {
 /// of line, and is masked whole whatever it holds (`@`, whitespace, percent-escapes): a
 /// password with an `@` in it shows nothing of itself.
 pub fn text_of(text: &str) -> Cow<'_, str> {
-    static USERINFO: LazyLock<regex::Regex> =
-        LazyLock::new(|| regex::Regex::new(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\r\n]*@").expect("a valid pattern"));
+    masked(&known(), text)
+}
+
+/// `scheme://` and the user-info after it, up to the last `@` before `/`, `?`, `#` or
+/// the end of the line: what is masked, and what is remembered.
+static USERINFO: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#\r\n]*)@").expect("a valid pattern"));
+
+/// `text` masked with one snapshot of the known secrets.
+fn masked<'t>(known: &Known, text: &'t str) -> Cow<'t, str> {
     let masked = USERINFO.replace_all(text, |c: &regex::Captures<'_>| format!("{}{MASK}@", &c[1]));
-    let known = KNOWN.read().unwrap_or_else(|e| e.into_inner()).clone();
     let mut masked = match known.matcher.as_ref().filter(|m| m.is_match(masked.as_ref())) {
-        Some(matcher) => Cow::Owned(matcher.replace_all(masked.as_ref(), &vec![MASK; known.count])),
+        Some(matcher) => Cow::Owned(matcher.replace_all(masked.as_ref(), &vec![MASK; matcher.patterns_len()])),
         None => masked,
     };
     for secret in &known.pending {
@@ -144,26 +151,11 @@ pub fn text_of(text: &str) -> Cow<'_, str> {
     masked
 }
 
-/// A URL string with its user-info masked, parsed as a URL where it is one (so that the
-/// whole user-info goes, whatever it holds); other text as [`text_of`] masks it.
-pub fn url_of(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
-            let _ = url.set_password(None);
-            let _ = url.set_username(MASK);
-            text_of(url.as_str()).into_owned()
-        }
-        _ => text_of(text).into_owned(),
-    }
-}
-
 /// Remembers the user-info of every URL in `text`, as written and percent-decoded, and
 /// its password alone.
 pub fn remember_user_info(text: &str) {
-    static USERINFO: LazyLock<regex::Regex> =
-        LazyLock::new(|| regex::Regex::new(r"\b[A-Za-z][A-Za-z0-9+.\-]*://([^/?#\r\n]*)@").expect("a valid pattern"));
     for found in USERINFO.captures_iter(text) {
-        let user_info = &found[1];
+        let user_info = &found[2];
         let decoded = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
         remember(user_info);
         remember(&decoded(user_info));
@@ -196,14 +188,18 @@ struct Known {
     pinned: Vec<String>,
     /// Learnt at run time, oldest first.
     learnt: std::collections::VecDeque<String>,
-    /// The matcher over every form when it was built, and how many forms it has.
+    /// The matcher over every form when it was built.
     matcher: Option<aho_corasick::AhoCorasick>,
-    count: usize,
     /// Forms learnt since, longest first.
     pending: Vec<String>,
 }
 
 static KNOWN: LazyLock<RwLock<Arc<Known>>> = LazyLock::new(Default::default);
+
+/// The known secrets now.
+fn known() -> Arc<Known> {
+    KNOWN.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
 
 /// Masks `secret` from now on in every text this crate masks, in this process: as
 /// written, JSON-escaped (as JSON logs and documents carry it) and, for a multi-line
@@ -230,8 +226,14 @@ fn learn(secret: &str, pinned: bool) {
         forms.extend(secret.lines().map(str::trim).filter(|l| l.len() >= 16 && !l.starts_with("-----")).map(str::to_string));
     }
     forms.retain(|f| (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&f.len()));
+    let is_new = |known: &Known, form: &String| !known.pinned.contains(form) && !known.learnt.contains(form);
+    // Most secrets are met again and again (every request a plugin sends): only a new
+    // one takes the write lock.
+    if !forms.iter().any(|f| is_new(&known(), f)) {
+        return;
+    }
     let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
-    let fresh: Vec<String> = forms.into_iter().filter(|f| !known.pinned.contains(f) && !known.learnt.contains(f)).collect();
+    let fresh: Vec<String> = forms.into_iter().filter(|f| is_new(&known, f)).collect();
     if fresh.is_empty() {
         return;
     }
@@ -252,8 +254,8 @@ fn learn(secret: &str, pinned: bool) {
         // A forgotten secret leaves the matcher when it is next rebuilt (masking a
         // little more for a while is safe).
         pending.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let (matcher, count) = (known.matcher.clone(), known.count);
-        *known = Arc::new(Known { pinned: pinned_forms, learnt, matcher, count, pending });
+        let matcher = known.matcher.clone();
+        *known = Arc::new(Known { pinned: pinned_forms, learnt, matcher, pending });
         return;
     }
     let mut all: Vec<&String> = pinned_forms.iter().chain(&learnt).collect();
@@ -265,7 +267,7 @@ fn learn(secret: &str, pinned: bool) {
         .match_kind(aho_corasick::MatchKind::LeftmostLongest)
         .build(&all)
         .ok();
-    *known = Arc::new(Known { count: all.len(), pinned: pinned_forms, learnt, matcher, pending: Vec::new() });
+    *known = Arc::new(Known { pinned: pinned_forms, learnt, matcher, pending: Vec::new() });
 }
 
 /// A writer that masks what passes through it, line by line ([`text_of`]): the log
@@ -314,16 +316,19 @@ impl<W: std::io::Write> Drop for MaskingWriter<W> {
 /// Masks every string of `value` in place ([`text_of`]); allocates only for strings that
 /// change. What documents, webhook payloads and journals pass last, whatever built them.
 pub fn mask_strings(value: &mut Value) {
-    match value {
-        Value::String(text) => {
-            if let Cow::Owned(masked) = text_of(text) {
-                *text = masked;
+    fn mask(known: &Known, value: &mut Value) {
+        match value {
+            Value::String(text) => {
+                if let Cow::Owned(shown) = masked(known, text) {
+                    *text = shown;
+                }
             }
+            Value::Array(items) => items.iter_mut().for_each(|v| mask(known, v)),
+            Value::Object(map) => map.values_mut().for_each(|v| mask(known, v)),
+            _ => {}
         }
-        Value::Array(items) => items.iter_mut().for_each(mask_strings),
-        Value::Object(map) => map.values_mut().for_each(mask_strings),
-        _ => {}
     }
+    mask(&known(), value);
 }
 
 /// An optional text, masked.
@@ -390,7 +395,7 @@ mod tests {
             writer.write_all(b"9c1e line\nsecond http://u:p@h/ line\n").unwrap();
         }
         assert_eq!(String::from_utf8(out).unwrap(), "first *** line\nsecond http://***@h/ line\n");
-        assert_eq!(url_of("http://a%40b:c@d/e"), "http://***@d/e");
+        assert_eq!(text_of("http://a%40b:c@d/e"), "http://***@d/e");
     }
 
     mod fuzz {
@@ -413,7 +418,6 @@ mod tests {
             fn masking_any_text_is_total_and_idempotent(text in "\\PC{0,300}") {
                 let once = text_of(&text).into_owned();
                 prop_assert_eq!(text_of(&once).into_owned(), once);
-                let _ = url_of(&text);
             }
 
             /// A parsed URL shows no byte of its user-info, percent-escaped or not.
@@ -424,7 +428,7 @@ mod tests {
                     if url.username().is_empty() && url.password().is_none() {
                         return Ok(()); // nothing left of the user-info to mask (tabs are dropped)
                     }
-                    let shown = url_of(url.as_str());
+                    let shown = text_of(url.as_str()).into_owned();
                     prop_assert!(shown.starts_with("https://***@"), "{} -> {}", raw, shown);
                 }
             }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DerivePartialModel, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    ColumnTrait, DerivePartialModel, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
     QueryOrder, TransactionTrait,
 };
 
@@ -61,7 +61,7 @@ impl Store {
         }
         plugin::Entity::insert(convert::plugin_model(record, wasm).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
         self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        bump_generation(&txn).await?;
+        crate::queries::bump_setting(&txn, GENERATION_KEY).await?;
         txn.commit().await.map_err(db)?;
         Ok(StoredUpload::Inserted)
     }
@@ -81,7 +81,7 @@ impl Store {
             return Ok(false);
         }
         self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        bump_generation(&txn).await?;
+        crate::queries::bump_setting(&txn, GENERATION_KEY).await?;
         txn.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -113,13 +113,8 @@ impl Store {
         }
         plugin::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(db)?;
         self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        bump_generation(&txn).await?;
+        crate::queries::bump_setting(&txn, GENERATION_KEY).await?;
         txn.commit().await.map_err(db)?;
         Ok(Some(0))
     }
-}
-
-/// A fresh opaque generation value, written by upsert (no read-modify-write race).
-async fn bump_generation(db_: &impl ConnectionTrait) -> StorageResult<()> {
-    crate::queries::bump_setting(db_, GENERATION_KEY).await
 }

@@ -172,7 +172,8 @@ impl Store {
 /// The setting that changes with every change to the blackouts.
 const BLACKOUTS_GENERATION: &str = "blackouts_generation";
 
-/// Sets `key` to a fresh unique value in the transaction `db_` (a generation stamp).
+/// Sets `key` to a fresh unique value in the transaction `db_` (a generation stamp, written
+/// by upsert: no read-modify-write race).
 pub(crate) async fn bump_setting(db_: &impl ConnectionTrait, key: &str) -> StorageResult<()> {
     use sea_orm::sea_query::OnConflict;
     let now = chrono::Utc::now();

@@ -19,6 +19,10 @@ impl Host for CallState {
         if let Err(denied) = self.admit(CALL, &target, CapabilityUse::Http)? {
             return Ok(Err(denied));
         }
+        if let Some(reason) = self.probe_refusal(&req.method) {
+            self.audit(CALL, target, Decision::Denied(reason.clone()), None);
+            return Ok(Err(HostError::Denied(reason)));
+        }
         if let Err(reason) = self.take_http_budget() {
             self.audit(CALL, target, Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
@@ -47,19 +51,7 @@ impl Host for CallState {
             body: req.body,
             timeout: Some(timeout),
         };
-        if let Some((mode, fence)) = self.caps.as_ref().and_then(|c| c.probe.map(|p| (p, c.backends.fences.probes.clone()))) {
-            if !fence.allows(&request.method) {
-                let reason = format!(
-                    "probes observe: a probe may send only GET or HEAD, not {} (the operator's [probes] allow_methods may allow more)",
-                    request.method
-                );
-                self.audit(CALL, target, Decision::Denied(reason.clone()), None);
-                return Ok(Err(HostError::Denied(reason)));
-            }
-            if mode.dry_run && !cme_grant::is_observing(&request.method) {
-                return Ok(self.record_dry_run(&target, &client, &request));
-            }
-        } else if self.caps.as_ref().is_some_and(|c| c.dry_run) {
+        if self.records_only(&request.method) {
             return Ok(self.record_dry_run(&target, &client, &request));
         }
         if timeout.is_zero() {
@@ -89,6 +81,29 @@ impl Host for CallState {
 }
 
 impl CallState {
+    /// Why a probe may not send `method`: probes observe (GET, HEAD), unless the
+    /// operator's `[probes] allow_methods` allows more. None for attacks.
+    fn probe_refusal(&self, method: &str) -> Option<String> {
+        let caps = self.caps.as_ref()?;
+        caps.probe?;
+        (!caps.backends.fences.probes.allows(method)).then(|| {
+            format!("probes observe: a probe may send only GET or HEAD, not {method} (the operator's [probes] allow_methods may allow more)")
+        })
+    }
+
+    /// Whether a request is recorded rather than sent: every request of a dry-run
+    /// attack; of a probe (which observes, dry run or not), one that would do more than
+    /// observe under a dry run.
+    fn records_only(&self, method: &str) -> bool {
+        match &self.caps {
+            Some(caps) => match caps.probe {
+                Some(mode) => mode.dry_run && !cme_grant::is_observing(method),
+                None => caps.dry_run,
+            },
+            None => false,
+        }
+    }
+
     /// Counts a request against the grant's `max_requests`.
     fn take_http_budget(&mut self) -> Result<(), String> {
         let caps = self.caps.as_mut().expect("admitted calls have capabilities");
