@@ -20,7 +20,7 @@ fn main() {
     // OUT_DIR is <target>/<profile>/build/<pkg>/out: keep the guests beside <profile>.
     let target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("wasm-plugins");
 
-    for watched in ["plugins", "crates/cme-plugin-sdk"] {
+    for watched in ["plugins", "wit", "crates/cme-plugin-sdk"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     // Two checkouts sharing one CARGO_TARGET_DIR (CI clones next to a working copy) share

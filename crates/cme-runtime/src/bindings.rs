@@ -5,7 +5,7 @@
 pub mod attack {
     wasmtime::component::bindgen!({
         world: "attack",
-        path: "../cme-plugin-sdk/wit",
+        path: "../../wit",
         imports: { default: async | trappable },
         exports: { default: async },
         // The 0.1.0 shim (`caps::legacy`) converts between the two versions' types,
@@ -18,7 +18,7 @@ pub mod attack {
 pub mod planner {
     wasmtime::component::bindgen!({
         world: "planner",
-        path: "../cme-plugin-sdk/wit",
+        path: "../../wit",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -33,7 +33,7 @@ pub mod planner {
 pub mod probe {
     wasmtime::component::bindgen!({
         world: "probe",
-        path: "../cme-plugin-sdk/wit",
+        path: "../../wit",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -50,7 +50,7 @@ pub mod legacy {
     pub mod attack {
         wasmtime::component::bindgen!({
             world: "attack",
-            path: "../cme-plugin-sdk/wit/legacy/v0.1.0",
+            path: "../../wit/legacy/v0.1.0",
             imports: { default: async | trappable },
             exports: { default: async },
             additional_derives: [serde::Serialize, serde::Deserialize],
@@ -60,7 +60,7 @@ pub mod legacy {
     pub mod planner {
         wasmtime::component::bindgen!({
             world: "planner",
-            path: "../cme-plugin-sdk/wit/legacy/v0.1.0",
+            path: "../../wit/legacy/v0.1.0",
             imports: { default: async | trappable },
             exports: { default: async },
             with: {

@@ -2,7 +2,7 @@
 //! host must keep loading it and run it as a one-shot planner. Args: `{"in_seconds": N}`
 //! plans one run N seconds after `now`; it logs through the 0.1.0 `log` import.
 
-wit_bindgen::generate!({ world: "planner", path: "../../../crates/cme-plugin-sdk/wit/legacy/v0.1.0" });
+wit_bindgen::generate!({ world: "planner", path: "../../../wit/legacy/v0.1.0" });
 
 use cme::plugin::log::{Level, log};
 

@@ -29,4 +29,5 @@ mod registry;
 mod replicas;
 mod secrets;
 mod support;
+mod upgrade;
 mod webhooks;

@@ -40,7 +40,7 @@ fn python_attack() -> Option<Vec<u8>> {
     let out = out_dir().join("py_http_check.wasm");
     build(
         Command::new(componentize)
-            .args(["-d", "crates/cme-plugin-sdk/wit", "-w", "attack", "componentize", "app", "-p", "plugins/polyglot/python", "-o"])
+            .args(["-d", "wit", "-w", "attack", "componentize", "app", "-p", "plugins/polyglot/python", "-o"])
             .arg(&out),
     );
     Some(std::fs::read(out).unwrap())
@@ -53,7 +53,7 @@ fn javascript_attack() -> Option<Vec<u8>> {
     let out = out_dir().join("js_http_check.wasm");
     build(
         Command::new(componentize)
-            .args(["plugins/polyglot/javascript/attack.js", "--wit", "crates/cme-plugin-sdk/wit", "--world-name", "attack", "-d", "http", "fetch-event", "-o"])
+            .args(["plugins/polyglot/javascript/attack.js", "--wit", "wit", "--world-name", "attack", "-d", "http", "fetch-event", "-o"])
             .arg(&out),
     );
     Some(std::fs::read(out).unwrap())
