@@ -9,13 +9,24 @@ use std::process::Command;
 // The one list of built-in plugins (crate names in plugins/), shared with src/lib.rs.
 include!("src/builtin_names.rs");
 const TEST_PLUGINS: [&str; 12] = [
-    "hostile", "ping-attack", "gce-stop-instance", "ping-v2", "describe-loop", "describe-huge", "bad-schema", "ref-thief", "impostor", "command", "legacy-planner",
+    "hostile",
+    "ping-attack",
+    "gce-stop-instance",
+    "ping-v2",
+    "describe-loop",
+    "describe-huge",
+    "bad-schema",
+    "ref-thief",
+    "impostor",
+    "command",
+    "legacy-planner",
     "legacy-attack",
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.parent().and_then(Path::parent).expect("crates/cme-plugins lives two levels below the root");
+    let root =
+        manifest_dir.parent().and_then(Path::parent).expect("crates/cme-plugins lives two levels below the root");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
     // OUT_DIR is <target>/<profile>/build/<pkg>/out: keep the guests beside <profile>.
     let target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("wasm-plugins");
@@ -43,7 +54,9 @@ fn main() {
         .iter()
         .map(|name| format!("    EmbeddedPlugin {{ crate_name: {name:?}, wasm: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{}.wasm\")) }},\n", name.replace('-', "_")))
         .collect();
-    let list = format!("/// Every built-in plugin of `BUILTIN_NAMES`, embedded.\npub const BUILTINS: &[EmbeddedPlugin] = &[\n{entries}];\n");
+    let list = format!(
+        "/// Every built-in plugin of `BUILTIN_NAMES`, embedded.\npub const BUILTINS: &[EmbeddedPlugin] = &[\n{entries}];\n"
+    );
     if std::fs::read_to_string(out_dir.join("builtins.rs")).ok().as_deref() != Some(list.as_str()) {
         std::fs::write(out_dir.join("builtins.rs"), list).expect("writing builtins.rs");
     }
@@ -66,13 +79,17 @@ fn build(root: &Path, target_dir: &Path, package: &str) {
         .arg("--target-dir")
         .arg(target_dir);
     // Host-only settings must not leak into the guest build.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in
+        ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER"]
+    {
         cmd.env_remove(var);
     }
     let output = cmd.output().unwrap_or_else(|e| panic!("running cargo to build plugin {package}: {e}"));
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint = if stderr.contains("wasm32-wasip2") && (stderr.contains("not installed") || stderr.contains("can't find crate")) {
+        let hint = if stderr.contains("wasm32-wasip2")
+            && (stderr.contains("not installed") || stderr.contains("can't find crate"))
+        {
             "\n\nThe wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2`."
         } else {
             ""

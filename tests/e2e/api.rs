@@ -18,10 +18,17 @@ async fn the_original_clients_flows_work() {
             let reply = api.get(path).await;
             assert_eq!(reply.status, 200, "{backend:?} {path}");
             assert_eq!(reply.content_type, "application/hal+json");
-            let refs: Vec<&str> = reply.body["planners"].as_array().unwrap().iter().map(|p| p["ref"].as_str().unwrap()).collect();
+            let refs: Vec<&str> =
+                reply.body["planners"].as_array().unwrap().iter().map(|p| p["ref"].as_str().unwrap()).collect();
             assert_eq!(
                 refs,
-                vec!["cron_planner:CronPlanner", "exact_planner:ExactPlanner", "mtbf_planner:MtbfPlanner", "simple_planner:SimplePlanner", "window_planner:WindowPlanner"]
+                vec![
+                    "cron_planner:CronPlanner",
+                    "exact_planner:ExactPlanner",
+                    "mtbf_planner:MtbfPlanner",
+                    "simple_planner:SimplePlanner",
+                    "window_planner:WindowPlanner"
+                ]
             );
             assert_eq!(reply.body["_links"]["self"]["href"], path);
         }
@@ -32,7 +39,12 @@ async fn the_original_clients_flows_work() {
         assert_eq!(api_request["schema"]["required"], json!(["ref", "args"]));
 
         // Create, as the original's clients send it (the request body is theirs, verbatim).
-        let created = api.post("/api/1/plans/", &api_plan("API attack on local http.server", "http://127.0.0.1:4505/", &in_seconds(3600))).await;
+        let created = api
+            .post(
+                "/api/1/plans/",
+                &api_plan("API attack on local http.server", "http://127.0.0.1:4505/", &in_seconds(3600)),
+            )
+            .await;
         assert_eq!(created.status, 201, "{:?}", created.body);
         assert_eq!(created.body["msg"], "ok");
         let plan_id = created.body["id"].as_str().unwrap().to_string();
@@ -59,7 +71,12 @@ async fn the_original_clients_flows_work() {
         assert_eq!(one.body["plan_id"], plan_id.as_str());
 
         // Reschedule with the original's body; a naive date is in the engine's zone (UTC).
-        let moved = api.put(&format!("/api/1/executors/{executor_id}"), &json!({"type": "date", "args": {"date": "2031-06-01T12:00"}})).await;
+        let moved = api
+            .put(
+                &format!("/api/1/executors/{executor_id}"),
+                &json!({"type": "date", "args": {"date": "2031-06-01T12:00"}}),
+            )
+            .await;
         assert_eq!(moved.status, 200, "{:?}", moved.body);
         assert_eq!(moved.body["next_run_time"], "2031-06-01T12:00:00.000000Z");
 
@@ -72,7 +89,12 @@ async fn the_original_clients_flows_work() {
         assert_eq!(done["_embedded"]["executors"][0]["status"], "cancelled");
         assert_eq!(done["_links"]["self"]["href"], "/api/1/executors/?executed=true");
         // Changing it again is a conflict.
-        let again = api.put(&format!("/api/1/executors/{executor_id}"), &json!({"type": "date", "args": {"date": "2031-06-01T12:00"}})).await;
+        let again = api
+            .put(
+                &format!("/api/1/executors/{executor_id}"),
+                &json!({"type": "date", "args": {"date": "2031-06-01T12:00"}}),
+            )
+            .await;
         assert_eq!(again.status, 409);
 
         // Its plan has nothing left: only ?all=true lists it.
@@ -98,7 +120,12 @@ async fn the_original_clients_flows_work() {
             assert_eq!(deleted.body["msg"], format!("Plan {id} successfully deleted"));
             assert_eq!(api.get(&format!("/api/1/plans/{id}")).await.status, 404);
             let history = api.get(&format!("/api/1/executors/?plan_id={id}&executed=all")).await.body;
-            let statuses: Vec<&str> = history["_embedded"]["executors"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+            let statuses: Vec<&str> = history["_embedded"]["executors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["status"].as_str().unwrap())
+                .collect();
             assert_eq!(statuses, vec!["cancelled"; 3]);
         }
 
@@ -132,20 +159,117 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
 
         let cases: Vec<(&str, Option<serde_json::Value>, Option<Vec<u8>>, &str, u16, &str)> = vec![
             ("not json", None, Some(b"not json".to_vec()), "application/json", 400, "payload must be a valid json"),
-            ("JSON sent as text/plain", None, Some(good.to_string().into_bytes()), "text/plain", 415, "Content-Type: application/json"),
+            (
+                "JSON sent as text/plain",
+                None,
+                Some(good.to_string().into_bytes()),
+                "text/plain",
+                415,
+                "Content-Type: application/json",
+            ),
             ("missing name", Some(without_name), None, "application/json", 400, "\"name\" is a required property"),
-            ("name is a number", Some(with("/name", json!(5))), None, "application/json", 400, "5 is not of type \"string\""),
-            ("attack without args", Some(attack_without_args), None, "application/json", 400, "\"args\" is a required property"),
-            ("api_request without endpoint", Some(endpoint_missing), None, "application/json", 400, "\"endpoint\" is a required property"),
-            ("unknown planner class", Some(with("/planner/ref", json!("exact_planner:Nope"))), None, "application/json", 400, "unknown planner ref"),
-            ("unknown attack module", Some(with("/attack/ref", json!("nope:Nope"))), None, "application/json", 400, "unknown attack ref"),
-            ("garbage date", Some(with("/planner/args/date", json!("garbage"))), None, "application/json", 400, "date: "),
-            ("planner args empty", Some(with("/planner/args", json!({}))), None, "application/json", 400, "\"date\" is a required property"),
-            ("date is a number", Some(with("/planner/args/date", json!(5))), None, "application/json", 400, "is not of type \"string\""),
-            ("past date", Some(with("/planner/args/date", json!("2020-01-01T00:00:00Z"))), None, "application/json", 400, "in the past"),
-            ("simple times 0", Some(with("/planner", json!({"ref": "simple_planner:SimplePlanner", "args": {"min_time": "10:00", "max_time": "15:00", "times": 0}}))), None, "application/json", 400, "minimum"),
-            ("simple times \"3\"", Some(with("/planner", json!({"ref": "simple_planner:SimplePlanner", "args": {"min_time": "10:00", "max_time": "15:00", "times": "3"}}))), None, "application/json", 400, "not of type \"integer\""),
-            ("oversize body", None, Some(format!("{{\"name\":\"{}\"}}", "x".repeat(2 << 20)).into_bytes()), "application/json", 413, "larger than"),
+            (
+                "name is a number",
+                Some(with("/name", json!(5))),
+                None,
+                "application/json",
+                400,
+                "5 is not of type \"string\"",
+            ),
+            (
+                "attack without args",
+                Some(attack_without_args),
+                None,
+                "application/json",
+                400,
+                "\"args\" is a required property",
+            ),
+            (
+                "api_request without endpoint",
+                Some(endpoint_missing),
+                None,
+                "application/json",
+                400,
+                "\"endpoint\" is a required property",
+            ),
+            (
+                "unknown planner class",
+                Some(with("/planner/ref", json!("exact_planner:Nope"))),
+                None,
+                "application/json",
+                400,
+                "unknown planner ref",
+            ),
+            (
+                "unknown attack module",
+                Some(with("/attack/ref", json!("nope:Nope"))),
+                None,
+                "application/json",
+                400,
+                "unknown attack ref",
+            ),
+            (
+                "garbage date",
+                Some(with("/planner/args/date", json!("garbage"))),
+                None,
+                "application/json",
+                400,
+                "date: ",
+            ),
+            (
+                "planner args empty",
+                Some(with("/planner/args", json!({}))),
+                None,
+                "application/json",
+                400,
+                "\"date\" is a required property",
+            ),
+            (
+                "date is a number",
+                Some(with("/planner/args/date", json!(5))),
+                None,
+                "application/json",
+                400,
+                "is not of type \"string\"",
+            ),
+            (
+                "past date",
+                Some(with("/planner/args/date", json!("2020-01-01T00:00:00Z"))),
+                None,
+                "application/json",
+                400,
+                "in the past",
+            ),
+            (
+                "simple times 0",
+                Some(with(
+                    "/planner",
+                    json!({"ref": "simple_planner:SimplePlanner", "args": {"min_time": "10:00", "max_time": "15:00", "times": 0}}),
+                )),
+                None,
+                "application/json",
+                400,
+                "minimum",
+            ),
+            (
+                "simple times \"3\"",
+                Some(with(
+                    "/planner",
+                    json!({"ref": "simple_planner:SimplePlanner", "args": {"min_time": "10:00", "max_time": "15:00", "times": "3"}}),
+                )),
+                None,
+                "application/json",
+                400,
+                "not of type \"integer\"",
+            ),
+            (
+                "oversize body",
+                None,
+                Some(format!("{{\"name\":\"{}\"}}", "x".repeat(2 << 20)).into_bytes()),
+                "application/json",
+                413,
+                "larger than",
+            ),
         ];
         for (what, json_body, raw_body, content_type, status, fragment) in cases {
             let body = raw_body.unwrap_or_else(|| json_body.unwrap().to_string().into_bytes());
@@ -161,7 +285,12 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
 
         // Nothing of the above was stored.
         assert!(api.get("/api/1/plans/?all=true").await.body["plans"].as_array().unwrap().is_empty());
-        assert!(api.get("/api/1/executors/?executed=all").await.body["_embedded"]["executors"].as_array().unwrap().is_empty());
+        assert!(
+            api.get("/api/1/executors/?executed=all").await.body["_embedded"]["executors"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
 
         // The documented dotted ref works.
         assert_eq!(api.post("/api/1/plans/", &with("/attack/ref", json!("api_request.ApiRequest"))).await.status, 201);
@@ -174,9 +303,15 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
         }
         assert_eq!(api.delete("/api/1/plans/nope").await.status, 404);
         assert_eq!(api.delete("/api/1/executors/nope").await.status, 404);
-        assert_eq!(api.put("/api/1/executors/nope", &json!({"type": "date", "args": {"date": "2031-01-01T00:00:00Z"}})).await.status, 404);
+        assert_eq!(
+            api.put("/api/1/executors/nope", &json!({"type": "date", "args": {"date": "2031-01-01T00:00:00Z"}}))
+                .await
+                .status,
+            404
+        );
         // Reschedule body errors, as the original's table.
-        let id = api.get("/api/1/executors/").await.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+        let id =
+            api.get("/api/1/executors/").await.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
         for (body, fragment) in [
             (json!({"type": "cron", "args": {"date": "2031-01-01T00:00:00Z"}}), "Invalid trigger type"),
             (json!({"type": "date", "args": {}}), "\"date\" is a required property"),
@@ -189,7 +324,11 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
         }
         // Bad query parameters.
         assert_eq!(api.get("/api/1/executors/?page=0").await.status, 400);
-        assert_eq!(api.get("/api/1/executors/?page=99999999999999999&size=1000").await.status, 400, "an absurd page is refused, not overflowed");
+        assert_eq!(
+            api.get("/api/1/executors/?page=99999999999999999&size=1000").await.status,
+            400,
+            "an absurd page is refused, not overflowed"
+        );
         assert_eq!(api.get("/api/1/plans/?page=18446744073709551615").await.status, 400);
         assert_eq!(api.get("/api/1/executors/?status=exploded").await.status, 400);
         // A wrong method is 405, still problem+json.
@@ -210,7 +349,12 @@ async fn lists_paginate_with_next_and_prev_links() {
         assert_eq!(api.post("/api/1/plans/", &plan).await.status, 201);
     }
     let ids = |doc: &serde_json::Value| -> Vec<String> {
-        doc["_embedded"]["executors"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
+        doc["_embedded"]["executors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
     };
     // `next` seeks with a cursor, keeping the other parameters; following it walks the
     // whole list once, in order.
@@ -245,10 +389,16 @@ async fn plans_beyond_the_configured_caps_are_refused_with_429_and_store_nothing
     let sink = Sink::start(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let config = "max_plans = 2\nmax_pending_executors = 1\n";
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config.into()), ..Options::default() });
+    let engine =
+        Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config.into()), ..Options::default() });
     let api = engine.client();
     let later = in_seconds(3600);
-    let ran = api.run_once(json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/now"), "method": "GET"}}), false).await;
+    let ran = api
+        .run_once(
+            json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/now"), "method": "GET"}}),
+            false,
+        )
+        .await;
     assert_eq!(ran["status"], "succeeded", "{ran}");
     assert_eq!(api.post("/api/1/plans/", &api_plan("pending", &sink.url("/b"), &later)).await.status, 201);
 
@@ -263,7 +413,12 @@ async fn plans_beyond_the_configured_caps_are_refused_with_429_and_store_nothing
     assert_eq!(refused.status, 429, "{:?}", refused.body);
     let message = refused.body["msg"].as_str().unwrap();
     assert!(message.contains("at most 1 pending executors") && message.contains("max_pending_executors"), "{message}");
-    let names: Vec<Value> = api.get("/api/1/plans/?all=true").await.body["plans"].as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
+    let names: Vec<Value> = api.get("/api/1/plans/?all=true").await.body["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
     assert_eq!(names, vec![json!("pending")], "nothing of the refused plans was stored");
 }
 
@@ -272,20 +427,33 @@ async fn audit_events_and_run_logs_past_their_retention_are_pruned_and_results_s
     let sink = Sink::start(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let config = "audit_retention_seconds = 3\nrun_log_retention_seconds = 3\nreaper_interval_seconds = 1\n";
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config.into()), ..Options::default() });
+    let engine =
+        Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config.into()), ..Options::default() });
     let api = engine.client();
-    let done = api.run_once(json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/kept"), "method": "GET"}}), false).await;
+    let done = api
+        .run_once(
+            json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/kept"), "method": "GET"}}),
+            false,
+        )
+        .await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let id = done["id"].as_str().unwrap().to_string();
-    let audited = |audit: &Value| audit["_embedded"]["audit"].as_array().unwrap().iter().any(|e| e["run_id"] == id.as_str());
+    let audited =
+        |audit: &Value| audit["_embedded"]["audit"].as_array().unwrap().iter().any(|e| e["run_id"] == id.as_str());
     assert!(audited(&api.get("/api/1/audit/").await.body), "the run's calls are audited at first");
-    assert!(done["log"]["elapsed_ms"].as_u64().unwrap() > 0 || !done["log"]["lines"].as_array().unwrap().is_empty(), "{done}");
+    assert!(
+        done["log"]["elapsed_ms"].as_u64().unwrap() > 0 || !done["log"]["lines"].as_array().unwrap().is_empty(),
+        "{done}"
+    );
 
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let executor = api.get(&format!("/api/1/executors/{id}")).await.body;
         let audit = api.get("/api/1/audit/").await.body;
-        if !audited(&audit) && executor["log"]["lines"].as_array().is_some_and(Vec::is_empty) && executor["log"]["elapsed_ms"] == 0 {
+        if !audited(&audit)
+            && executor["log"]["lines"].as_array().is_some_and(Vec::is_empty)
+            && executor["log"]["elapsed_ms"] == 0
+        {
             assert_eq!(executor["status"], "succeeded", "the result outlives the log: {executor}");
             assert_eq!(executor["result"], done["result"]);
             break;
@@ -356,7 +524,11 @@ async fn a_paused_plan_fires_nothing_until_it_is_resumed() {
 #[tokio::test]
 async fn a_plan_may_name_its_own_time_zone_and_an_unknown_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { args: vec!["--timezone".into(), "Europe/Madrid".into()], ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { args: vec!["--timezone".into(), "Europe/Madrid".into()], ..Options::default() },
+    );
     let api = engine.client();
     let mut body = api_plan("new york morning", "http://127.0.0.1:9/x", "2030-01-01T10:00:00");
     body["timezone"] = json!("America/New_York");
@@ -398,9 +570,14 @@ async fn every_plan_answered_201_survives_a_kill_9_right_after() {
         }
         engine.kill9();
 
-        let again = Engine::start(dir.path(), backend, Options { database_url: Some(engine.database_url.clone()), ..Options::default() });
+        let again = Engine::start(
+            dir.path(),
+            backend,
+            Options { database_url: Some(engine.database_url.clone()), ..Options::default() },
+        );
         let listed = again.client().get("/api/1/plans/?size=1000").await.body;
-        let stored: std::collections::HashSet<&str> = listed["plans"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+        let stored: std::collections::HashSet<&str> =
+            listed["plans"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
         for id in &answered {
             assert!(stored.contains(id.as_str()), "{backend:?}: plan {id} was answered 201 and is gone after kill -9");
         }
@@ -423,7 +600,13 @@ async fn a_polled_executor_page_shows_every_change_at_once() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|e| (e["id"].as_str().unwrap().to_string(), e["status"].as_str().unwrap().to_string(), e["next_run_time"].as_str().unwrap().to_string()))
+                .map(|e| {
+                    (
+                        e["id"].as_str().unwrap().to_string(),
+                        e["status"].as_str().unwrap().to_string(),
+                        e["next_run_time"].as_str().unwrap().to_string(),
+                    )
+                })
                 .collect()
         };
         assert!(statuses(&api.get(page).await.body).is_empty(), "{backend:?}");
@@ -435,11 +618,20 @@ async fn a_polled_executor_page_shows_every_change_at_once() {
         assert_eq!(statuses(&api.get(page).await.body), seen, "{backend:?}: polled again, the same page");
 
         let moved = in_seconds(7200);
-        let rescheduled = api.put(&format!("/api/1/executors/{later_id}"), &json!({"type": "date", "args": {"date": moved}})).await;
+        let rescheduled =
+            api.put(&format!("/api/1/executors/{later_id}"), &json!({"type": "date", "args": {"date": moved}})).await;
         assert_eq!(rescheduled.status, 200, "{:?}", rescheduled.body);
         let seen = statuses(&api.get(page).await.body);
-        assert_ne!(seen[0].2, later["_embedded"]["executors"][0]["next_run_time"].as_str().unwrap(), "{backend:?}: moved");
-        assert_eq!(seen[0].2, rescheduled.body["next_run_time"].as_str().unwrap(), "{backend:?}: the reschedule shows at once");
+        assert_ne!(
+            seen[0].2,
+            later["_embedded"]["executors"][0]["next_run_time"].as_str().unwrap(),
+            "{backend:?}: moved"
+        );
+        assert_eq!(
+            seen[0].2,
+            rescheduled.body["next_run_time"].as_str().unwrap(),
+            "{backend:?}: the reschedule shows at once"
+        );
 
         assert_eq!(api.delete(&format!("/api/1/executors/{later_id}")).await.status, 200);
         assert_eq!(statuses(&api.get(page).await.body)[0].1, "cancelled", "{backend:?}: the cancel shows at once");

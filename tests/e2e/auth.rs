@@ -8,7 +8,11 @@ use crate::support::*;
 async fn roles_decide_what_a_token_may_do() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = "viewer:viewer-secret,operator:operator-secret,admin:admin-secret";
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: vec![("CME_TOKENS".into(), tokens.into())], ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: vec![("CME_TOKENS".into(), tokens.into())], ..Options::default() },
+    );
     let api = engine.client();
     let plan = api_plan("auth", "http://127.0.0.1:4505/", &in_seconds(3600));
 
@@ -33,7 +37,8 @@ async fn roles_decide_what_a_token_may_do() {
     let admin = api.with_token("admin-secret");
     let audit = admin.get("/api/1/audit/").await;
     assert_eq!(audit.status, 200);
-    let actions: Vec<&str> = audit.body["_embedded"]["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        audit.body["_embedded"]["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, vec!["resume", "halt", "plan.create"]);
     // Health needs no token (for load balancers); tokens never appear in logs.
     assert_eq!(api.get("/healthz").await.status, 200);
@@ -75,8 +80,15 @@ async fn named_hashed_tokens_are_audited_by_name_and_publishers_only_publish() {
         assert_eq!(reply.status, 403, "a publisher may not {what}: {:?}", reply.body);
     }
     assert_eq!(ci.get("/api/1/plugins/").await.status, 200, "but reads like a viewer");
-    assert_eq!(alice.raw(reqwest::Method::POST, "/api/1/plugins/", Some(wasm), Some("application/wasm")).await.status, 403, "operators do not publish");
-    assert_eq!(alice.post("/api/1/plans/", &api_plan("alice", "http://127.0.0.1:4505/", &in_seconds(3600))).await.status, 201);
+    assert_eq!(
+        alice.raw(reqwest::Method::POST, "/api/1/plugins/", Some(wasm), Some("application/wasm")).await.status,
+        403,
+        "operators do not publish"
+    );
+    assert_eq!(
+        alice.post("/api/1/plans/", &api_plan("alice", "http://127.0.0.1:4505/", &in_seconds(3600))).await.status,
+        201
+    );
 
     let audit = root.get("/api/1/audit/").await.body;
     let actors: Vec<(String, String)> = audit["_embedded"]["audit"]

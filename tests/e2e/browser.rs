@@ -35,21 +35,91 @@ async fn foreign_hosts_and_origins_are_refused_before_anything_changes() {
     for token in [None, Some("admin-secret-0123456789")] {
         let dir = tempfile::tempdir().unwrap();
         let env = token.map(|t| vec![("CME_TOKENS".to_string(), format!("admin:{t}"))]).unwrap_or_default();
-        let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env, config: Some("allowed_hosts = [\"cme.test\"]\n".into()), ..Options::default() });
+        let engine = Engine::start(
+            dir.path(),
+            Backend::Sqlite,
+            Options { env, config: Some("allowed_hosts = [\"cme.test\"]\n".into()), ..Options::default() },
+        );
         let port = engine.url.rsplit(':').next().unwrap().to_string();
         let own = format!("http://127.0.0.1:{port}");
         let probes = vec![
-            Probe { what: "a rebinding page reads", method: reqwest::Method::GET, path: "/api/1/credentials/", headers: vec![("host", format!("evil.example:{port}"))], status: 421 },
-            Probe { what: "a rebinding page halts", method: reqwest::Method::POST, path: "/api/1/halt", headers: vec![("host", format!("evil.example:{port}"))], status: 421 },
-            Probe { what: "a look-alike name", method: reqwest::Method::GET, path: "/api/1/", headers: vec![("host", format!("127.0.0.1.evil.example:{port}"))], status: 421 },
-            Probe { what: "a cross-site form resumes", method: reqwest::Method::POST, path: "/api/1/resume", headers: vec![("origin", "http://evil.example".into())], status: 403 },
-            Probe { what: "a sandboxed frame halts", method: reqwest::Method::POST, path: "/api/1/halt", headers: vec![("origin", "null".into())], status: 403 },
-            Probe { what: "another port of this host", method: reqwest::Method::POST, path: "/api/1/halt", headers: vec![("origin", "http://127.0.0.1:1".into())], status: 403 },
-            Probe { what: "a cross-site fetch", method: reqwest::Method::POST, path: "/api/1/plans/", headers: vec![("sec-fetch-site", "cross-site".into())], status: 403 },
-            Probe { what: "a cross-site upload", method: reqwest::Method::POST, path: "/api/1/plugins/", headers: vec![("origin", "https://evil.example".into())], status: 403 },
-            Probe { what: "a configured name", method: reqwest::Method::GET, path: "/api/1/", headers: vec![("host", format!("cme.test:{port}"))], status: 200 },
-            Probe { what: "localhost", method: reqwest::Method::GET, path: "/api/1/", headers: vec![("host", format!("localhost:{port}"))], status: 200 },
-            Probe { what: "a cross-site read (no state change)", method: reqwest::Method::GET, path: "/api/1/", headers: vec![("origin", "http://evil.example".into())], status: 200 },
+            Probe {
+                what: "a rebinding page reads",
+                method: reqwest::Method::GET,
+                path: "/api/1/credentials/",
+                headers: vec![("host", format!("evil.example:{port}"))],
+                status: 421,
+            },
+            Probe {
+                what: "a rebinding page halts",
+                method: reqwest::Method::POST,
+                path: "/api/1/halt",
+                headers: vec![("host", format!("evil.example:{port}"))],
+                status: 421,
+            },
+            Probe {
+                what: "a look-alike name",
+                method: reqwest::Method::GET,
+                path: "/api/1/",
+                headers: vec![("host", format!("127.0.0.1.evil.example:{port}"))],
+                status: 421,
+            },
+            Probe {
+                what: "a cross-site form resumes",
+                method: reqwest::Method::POST,
+                path: "/api/1/resume",
+                headers: vec![("origin", "http://evil.example".into())],
+                status: 403,
+            },
+            Probe {
+                what: "a sandboxed frame halts",
+                method: reqwest::Method::POST,
+                path: "/api/1/halt",
+                headers: vec![("origin", "null".into())],
+                status: 403,
+            },
+            Probe {
+                what: "another port of this host",
+                method: reqwest::Method::POST,
+                path: "/api/1/halt",
+                headers: vec![("origin", "http://127.0.0.1:1".into())],
+                status: 403,
+            },
+            Probe {
+                what: "a cross-site fetch",
+                method: reqwest::Method::POST,
+                path: "/api/1/plans/",
+                headers: vec![("sec-fetch-site", "cross-site".into())],
+                status: 403,
+            },
+            Probe {
+                what: "a cross-site upload",
+                method: reqwest::Method::POST,
+                path: "/api/1/plugins/",
+                headers: vec![("origin", "https://evil.example".into())],
+                status: 403,
+            },
+            Probe {
+                what: "a configured name",
+                method: reqwest::Method::GET,
+                path: "/api/1/",
+                headers: vec![("host", format!("cme.test:{port}"))],
+                status: 200,
+            },
+            Probe {
+                what: "localhost",
+                method: reqwest::Method::GET,
+                path: "/api/1/",
+                headers: vec![("host", format!("localhost:{port}"))],
+                status: 200,
+            },
+            Probe {
+                what: "a cross-site read (no state change)",
+                method: reqwest::Method::GET,
+                path: "/api/1/",
+                headers: vec![("origin", "http://evil.example".into())],
+                status: 200,
+            },
         ];
         for probe in &probes {
             let (status, body) = send(&engine, token, probe).await;
@@ -68,7 +138,13 @@ async fn foreign_hosts_and_origins_are_refused_before_anything_changes() {
         let audit = api.get("/api/1/audit/").await.body;
         assert_eq!(audit["_embedded"]["audit"], json!([]), "nothing refused reached the engine: {audit}");
         // The engine's own origin may change things.
-        let own_halt = Probe { what: "its own origin", method: reqwest::Method::POST, path: "/api/1/halt", headers: vec![("origin", own.clone())], status: 200 };
+        let own_halt = Probe {
+            what: "its own origin",
+            method: reqwest::Method::POST,
+            path: "/api/1/halt",
+            headers: vec![("origin", own.clone())],
+            status: 200,
+        };
         assert_eq!(send(&engine, token, &own_halt).await.0, 200);
         assert_eq!(api.get("/api/1/halt").await.body["halted"], true);
     }
@@ -105,7 +181,11 @@ async fn every_host_that_is_not_plainly_an_allowed_name_is_misdirected() {
         ("an empty Host", b"GET /api/1/ HTTP/1.1\r\nHost: \r\n".to_vec(), 421),
         ("no Host (HTTP/1.0)", b"GET /api/1/ HTTP/1.0\r\n".to_vec(), 421),
         // RFC 9112 §3.2: the HTTP layer answers 400 to these before any handler runs.
-        ("two Hosts", format!("GET /api/1/ HTTP/1.1\r\nHost: localhost:{port}\r\nHost: evil.example\r\n").into_bytes(), 400),
+        (
+            "two Hosts",
+            format!("GET /api/1/ HTTP/1.1\r\nHost: localhost:{port}\r\nHost: evil.example\r\n").into_bytes(),
+            400,
+        ),
         ("no Host (HTTP/1.1)", b"GET /api/1/ HTTP/1.1\r\n".to_vec(), 400),
         ("two trailing dots", b"GET /api/1/ HTTP/1.1\r\nHost: localhost..\r\n".to_vec(), 421),
         ("a port that is not a number", b"GET /api/1/ HTTP/1.1\r\nHost: localhost:evil\r\n".to_vec(), 421),

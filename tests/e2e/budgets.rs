@@ -12,7 +12,9 @@ fn terminate_one(region: &str, label: &str) -> Value {
 }
 
 fn budget_config(region: &str, rule: &str) -> String {
-    format!("[ec2]\nregions = [\"{region}\"]\nmax_terminations_per_run = 5\n\n[[budgets.groups]]\nname = \"per-service\"\ntag = \"Service\"\n{rule}\n")
+    format!(
+        "[ec2]\nregions = [\"{region}\"]\nmax_terminations_per_run = 5\n\n[[budgets.groups]]\nname = \"per-service\"\ntag = \"Service\"\n{rule}\n"
+    )
 }
 
 async fn terminated(moto: &Moto, ids: &[String]) -> usize {
@@ -39,7 +41,12 @@ async fn the_day_budget_of_a_group_holds_across_two_engines_on_one_postgresql() 
     let config = budget_config("ap-south-1", "max_terminations_per_day = 2");
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let url = fresh_database(Backend::Postgres, dir_a.path());
-    let options = || Options { env: moto.engine_env(), config: Some(config.clone()), database_url: Some(url.clone()), ..Options::default() };
+    let options = || Options {
+        env: moto.engine_env(),
+        config: Some(config.clone()),
+        database_url: Some(url.clone()),
+        ..Options::default()
+    };
     let a = Engine::start(dir_a.path(), Backend::Postgres, options());
     let b = Engine::start(dir_b.path(), Backend::Postgres, options());
     let (api_a, api_b) = (a.client(), b.client());
@@ -50,7 +57,12 @@ async fn the_day_budget_of_a_group_holds_across_two_engines_on_one_postgresql() 
         let refused = api.run_once(terminate_one("ap-south-1", &label), false).await;
         assert_eq!(refused["status"], "failed", "{refused}");
         let error = refused["error"].as_str().unwrap();
-        assert!(error.contains("budget exhausted") && error.contains("per-service") && error.contains("2 terminations per 24 hours"), "{error}");
+        assert!(
+            error.contains("budget exhausted")
+                && error.contains("per-service")
+                && error.contains("2 terminations per 24 hours"),
+            "{error}"
+        );
     }
     assert_eq!(terminated(&moto, &ids).await, 2, "the third and fourth terminations never reached EC2");
     let audit = api_a.get("/api/1/audit/?size=200").await.body;
@@ -58,7 +70,11 @@ async fn the_day_budget_of_a_group_holds_across_two_engines_on_one_postgresql() 
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["action"] == "ec2.terminate-instances" && e["decision"] == "denied" && e["reason"].as_str().unwrap_or("").contains("per-service"))
+        .filter(|e| {
+            e["action"] == "ec2.terminate-instances"
+                && e["decision"] == "denied"
+                && e["reason"].as_str().unwrap_or("").contains("per-service")
+        })
         .count();
     assert_eq!(refusals, 2, "both refusals are audited: {audit}");
 }
@@ -73,7 +89,11 @@ async fn a_group_never_drops_below_its_min_running() {
     }
     let dir = tempfile::tempdir().unwrap();
     let config = budget_config("ap-northeast-2", "min_running = 2");
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: moto.engine_env(), config: Some(config), ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: moto.engine_env(), config: Some(config), ..Options::default() },
+    );
     let api = engine.client();
     let two = json!({"ref": "terminate_ec2_instance:TerminateEC2Instance", "args": {"region": "ap-northeast-2", "filters": {"tag:Test": label}, "count": 2}});
     let refused = api.run_once(two, false).await;
@@ -95,6 +115,10 @@ fn a_budget_that_limits_nothing_stops_the_start() {
 #[tokio::test]
 async fn the_readmes_budget_configuration_starts_an_engine() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(readme_block("toml", "[budgets]")), ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { config: Some(readme_block("toml", "[budgets]")), ..Options::default() },
+    );
     assert_eq!(engine.client().get("/readyz").await.status, 200);
 }

@@ -5,8 +5,17 @@ use std::process::Command;
 use crate::support::*;
 
 fn cme(url: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_cme")).args(args).env("CME_URL", url).env_remove("CME_TOKEN").output().unwrap();
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    let output = Command::new(env!("CARGO_BIN_EXE_cme"))
+        .args(args)
+        .env("CME_URL", url)
+        .env_remove("CME_TOKEN")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[tokio::test]
@@ -15,7 +24,8 @@ async fn the_cli_drives_a_running_engine() {
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
     let url = engine.url.clone();
     let plan_file = dir.path().join("plan.json");
-    std::fs::write(&plan_file, api_plan("from the cli", "http://127.0.0.1:4505/", &in_seconds(3600)).to_string()).unwrap();
+    std::fs::write(&plan_file, api_plan("from the cli", "http://127.0.0.1:4505/", &in_seconds(3600)).to_string())
+        .unwrap();
 
     let (ok, out, err) = cme(&url, &["plans", "create", "-f", plan_file.to_str().unwrap()]);
     assert!(ok, "{err}");
@@ -111,7 +121,21 @@ async fn the_cli_manages_blackouts_calendars_and_forecasts() {
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
     let url = engine.url.clone();
 
-    let (ok, out, err) = cme(&url, &["blackouts", "create", "--name", "weekend", "--start", "FRI 16:00", "--end", "MON 08:00", "--timezone", "Europe/Madrid"]);
+    let (ok, out, err) = cme(
+        &url,
+        &[
+            "blackouts",
+            "create",
+            "--name",
+            "weekend",
+            "--start",
+            "FRI 16:00",
+            "--end",
+            "MON 08:00",
+            "--timezone",
+            "Europe/Madrid",
+        ],
+    );
     assert!(ok, "{err}");
     let weekend_id = out.split_whitespace().nth(2).unwrap().to_string();
     assert!(out.contains("every week") && out.contains("FRI 16:00"), "{out}");
@@ -120,7 +144,8 @@ async fn the_cli_manages_blackouts_calendars_and_forecasts() {
 
     let ics = dir.path().join("holidays.ics");
     std::fs::write(&ics, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20271225\r\nSUMMARY:Navidad\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").unwrap();
-    let (ok, out, err) = cme(&url, &["blackouts", "import", ics.to_str().unwrap(), "--name", "es", "--timezone", "Europe/Madrid"]);
+    let (ok, out, err) =
+        cme(&url, &["blackouts", "import", ics.to_str().unwrap(), "--name", "es", "--timezone", "Europe/Madrid"]);
     assert!(ok, "{err}");
     assert!(out.starts_with("imported 1 events of calendar es"), "{out}");
     assert!(out.contains("es: Navidad") && out.contains("2027-12-24T23:00:00"), "all day in Madrid: {out}");
@@ -134,7 +159,19 @@ async fn the_cli_manages_blackouts_calendars_and_forecasts() {
         "planner": {"ref": "cron_planner:CronPlanner", "args": {"cron": "0 12 * * *"}}});
     let plan_file = dir.path().join("noon.json");
     std::fs::write(&plan_file, body.to_string()).unwrap();
-    let (ok, out, err) = cme(&url, &["plans", "forecast", "-f", plan_file.to_str().unwrap(), "--from", "2027-01-04T00:00:00Z", "--until", "2027-01-11T00:00:00Z"]);
+    let (ok, out, err) = cme(
+        &url,
+        &[
+            "plans",
+            "forecast",
+            "-f",
+            plan_file.to_str().unwrap(),
+            "--from",
+            "2027-01-04T00:00:00Z",
+            "--until",
+            "2027-01-11T00:00:00Z",
+        ],
+    );
     assert!(ok, "{err}");
     assert!(out.starts_with("7 firings from 2027-01-04"), "{out}");
     assert_eq!(out.lines().filter(|l| l.contains("skipped") && l.contains("blackout \"weekend\"")).count(), 2, "{out}");
@@ -175,7 +212,8 @@ async fn the_cli_covers_executors_credentials_audit_status_completions_and_the_m
     let key = dir.path().join("id_ed25519");
     let status = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap();
     assert!(status.success());
-    let (ok, out, err) = cme(&url, &["credentials", "create", "--name", "web", "--user", "ec2-user", "--key", key.to_str().unwrap()]);
+    let (ok, out, err) =
+        cme(&url, &["credentials", "create", "--name", "web", "--user", "ec2-user", "--key", key.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(out.contains("SHA256:") && !out.contains("PRIVATE KEY"), "{out}");
     let (ok, out, _) = cme(&url, &["credentials", "list"]);
@@ -198,7 +236,11 @@ async fn the_cli_covers_executors_credentials_audit_status_completions_and_the_m
     let (ok, out, _) = cme(&url, &["completions", "bash"]);
     assert!(ok && out.contains("_cme()") && out.contains("blackouts"), "a bash completion script");
     let (ok, out, _) = cme(&url, &["man"]);
-    assert!(ok && out.contains(".TH cme") && out.contains(".SH SUBCOMMANDS"), "a roff man page: {}", &out[..out.len().min(300)]);
+    assert!(
+        ok && out.contains(".TH cme") && out.contains(".SH SUBCOMMANDS"),
+        "a roff man page: {}",
+        &out[..out.len().min(300)]
+    );
 }
 
 #[tokio::test]
@@ -208,7 +250,8 @@ async fn lists_follow_every_page_and_json_output_prints_the_documents() {
     let url = engine.url.clone();
     let api = engine.client();
     for i in 0..3 {
-        let created = api.post("/api/1/plans/", &api_plan(&format!("p{i}"), "http://127.0.0.1:9/", &in_seconds(3600))).await;
+        let created =
+            api.post("/api/1/plans/", &api_plan(&format!("p{i}"), "http://127.0.0.1:9/", &in_seconds(3600))).await;
         assert_eq!(created.status, 201);
     }
     let (ok, out, err) = cme(&url, &["plans", "list", "--all", "--page-size", "1", "--output", "json"]);
@@ -265,7 +308,8 @@ async fn plugins_check_answers_offline_as_an_upload_does() {
         std::fs::write(&file, wasm).unwrap();
         let (ok, out, err) = cme("http://127.0.0.1:9", &["plugins", "check", file.to_str().unwrap()]);
         assert!(!ok, "{what}: {out}");
-        let uploaded = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(wasm.to_vec()), Some("application/wasm")).await;
+        let uploaded =
+            api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(wasm.to_vec()), Some("application/wasm")).await;
         assert!(uploaded.status >= 400, "{what}: {:?}", uploaded.body);
         assert_eq!(err.trim(), format!("cme: {}", uploaded.body["msg"].as_str().unwrap()), "{what}");
     }
@@ -291,7 +335,10 @@ async fn plugins_run_here_with_real_capabilities_within_the_grant() {
 
     let (ok, out, err) = cme("http://127.0.0.1:9", &["plugins", "run", wasm, "--args", &args, "--grant", &grant_arg]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("\"call\":\"http.send\"") && out.contains("\"decision\":\"allowed\""), "the call is shown: {out}");
+    assert!(
+        out.contains("\"call\":\"http.send\"") && out.contains("\"decision\":\"allowed\""),
+        "the call is shown: {out}"
+    );
     assert!(out.contains("-> 200"), "the result is shown: {out}");
     assert_eq!(sink.requests().len(), 1, "the request was real");
 
@@ -300,11 +347,15 @@ async fn plugins_run_here_with_real_capabilities_within_the_grant() {
     assert!(out.contains("\"decision\":\"denied\""), "the refusal is shown: {out}");
     assert_eq!(sink.requests().len(), 1, "nothing was sent");
 
-    let (_, out, _) = cme("http://127.0.0.1:9", &["plugins", "run", wasm, "--args", &args, "--grant-declared", "--dry-run"]);
+    let (_, out, _) =
+        cme("http://127.0.0.1:9", &["plugins", "run", wasm, "--args", &args, "--grant-declared", "--dry-run"]);
     assert!(out.contains("would send GET"), "a dry run records: {out}");
     assert_eq!(sink.requests().len(), 1, "a dry run sends nothing");
 
-    let (ok, out, err) = cme("http://127.0.0.1:9", &["plugins", "run", wasm, "--args", &args, "--grant", &grant_arg, "--repeat", "5", "--output", "json"]);
+    let (ok, out, err) = cme(
+        "http://127.0.0.1:9",
+        &["plugins", "run", wasm, "--args", &args, "--grant", &grant_arg, "--repeat", "5", "--output", "json"],
+    );
     assert!(ok, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["plugin"].as_str().unwrap().split('@').next(), Some("ping-attack"));
@@ -319,7 +370,11 @@ async fn plugins_run_here_with_real_capabilities_within_the_grant() {
 /// An OpenSSH ed25519 key pair made by `ssh-keygen`: (private key path, public key line).
 fn keygen(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
     let path = dir.join(name);
-    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&path).status().expect("ssh-keygen runs");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen runs");
     assert!(made.success());
     let public = std::fs::read_to_string(path.with_extension("pub")).unwrap().trim().to_string();
     (path, public)
@@ -344,7 +399,8 @@ async fn only_plugins_signed_by_a_trusted_key_get_in_when_signatures_are_require
     std::fs::write(&ping_v2, PING_V2.wasm).unwrap();
     let ping = ping.to_str().unwrap();
 
-    let unsigned = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(PING.wasm.to_vec()), Some("application/wasm")).await;
+    let unsigned =
+        api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(PING.wasm.to_vec()), Some("application/wasm")).await;
     assert_eq!(unsigned.status, 403, "{:?}", unsigned.body);
     assert!(unsigned.body["msg"].as_str().unwrap().contains("accepts signed plugins only"), "{:?}", unsigned.body);
 
@@ -352,7 +408,12 @@ async fn only_plugins_signed_by_a_trusted_key_get_in_when_signatures_are_require
     assert!(!ok && err.contains("no trusted key verifies this signature"), "{err}");
 
     // OpenSSH signs the other file; sent with this one, it does not verify.
-    let signed = Command::new("ssh-keygen").args(["-Y", "sign", "-n", "cme-plugin", "-f"]).arg(&trusted).arg(&ping_v2).output().unwrap();
+    let signed = Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", "cme-plugin", "-f"])
+        .arg(&trusted)
+        .arg(&ping_v2)
+        .output()
+        .unwrap();
     assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
     let sig = format!("{}.sig", ping_v2.display());
     let (ok, _, err) = cme(&engine.url, &["plugins", "push", ping, "--signature", &sig]);
@@ -361,23 +422,43 @@ async fn only_plugins_signed_by_a_trusted_key_get_in_when_signatures_are_require
     std::fs::write(&scribble, "not a signature").unwrap();
     let (ok, _, err) = cme(&engine.url, &["plugins", "push", ping, "--signature", scribble.to_str().unwrap()]);
     assert!(!ok && err.contains("is not an SSH signature"), "not a signature at all: {err}");
-    assert!(api.get("/api/1/plugins/").await.body["plugins"].as_array().unwrap().iter().all(|p| p["builtin"] == true), "nothing refused was stored");
+    assert!(
+        api.get("/api/1/plugins/").await.body["plugins"].as_array().unwrap().iter().all(|p| p["builtin"] == true),
+        "nothing refused was stored"
+    );
 
     let (ok, out, err) = cme(&engine.url, &["plugins", "push", ping, "--sign", trusted.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
     let (ok, out, err) = cme(&engine.url, &["plugins", "push", ping_v2.to_str().unwrap(), "--signature", &sig]);
     assert!(ok, "OpenSSH's signature is accepted: {out}{err}");
-    let uploaded: Vec<serde_json::Value> =
-        api.get("/api/1/plugins/").await.body["plugins"].as_array().unwrap().iter().filter(|p| p["builtin"] == false).cloned().collect();
+    let uploaded: Vec<serde_json::Value> = api.get("/api/1/plugins/").await.body["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["builtin"] == false)
+        .cloned()
+        .collect();
     assert_eq!(uploaded.len(), 2);
     for plugin in &uploaded {
         let signer = plugin["signed_by"].as_str().unwrap_or_default();
         assert!(signer.starts_with("ci (SHA256:"), "{plugin}");
     }
     let audit = api.get("/api/1/audit/?size=100").await.body;
-    let uploads: Vec<&serde_json::Value> = audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["action"] == "plugin.upload").collect();
-    assert_eq!(uploads.iter().filter(|e| e["decision"] == "allowed" && e["target"].as_str().unwrap().contains("signed by ci (SHA256:")).count(), 2, "{uploads:?}");
-    assert_eq!(uploads.iter().filter(|e| e["decision"] != "allowed").count(), 4, "every refusal is audited: {uploads:?}");
+    let uploads: Vec<&serde_json::Value> =
+        audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["action"] == "plugin.upload").collect();
+    assert_eq!(
+        uploads
+            .iter()
+            .filter(|e| e["decision"] == "allowed" && e["target"].as_str().unwrap().contains("signed by ci (SHA256:"))
+            .count(),
+        2,
+        "{uploads:?}"
+    );
+    assert_eq!(
+        uploads.iter().filter(|e| e["decision"] != "allowed").count(),
+        4,
+        "every refusal is audited: {uploads:?}"
+    );
 }
 
 /// `require_signature` holds at every door, not only at upload: a plugin uploaded unsigned
@@ -394,15 +475,22 @@ async fn unsigned_plugins_cannot_be_granted_enabled_or_run_once_signatures_are_r
     let mut engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), ..Options::default() });
     let api = engine.client();
     let grant = serde_json::json!({"http": {"urls": ["http://127.0.0.1:9/*"]}});
-    let unsigned = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(PING.wasm.to_vec()), Some("application/wasm")).await;
+    let unsigned =
+        api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(PING.wasm.to_vec()), Some("application/wasm")).await;
     assert_eq!(unsigned.status, 201, "{:?}", unsigned.body);
     let unsigned_id = unsigned.body["id"].as_str().unwrap().to_string();
     let ping_v2 = dir.path().join("ping_v2.wasm");
     std::fs::write(&ping_v2, PING_V2.wasm).unwrap();
-    let (ok, out, err) = cme(&engine.url, &["plugins", "push", ping_v2.to_str().unwrap(), "--sign", retired.to_str().unwrap()]);
+    let (ok, out, err) =
+        cme(&engine.url, &["plugins", "push", ping_v2.to_str().unwrap(), "--sign", retired.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
     let plugins = api.get("/api/1/plugins/").await.body;
-    let signed_id = plugins["plugins"].as_array().unwrap().iter().find(|p| p["builtin"] == false && p["id"] != unsigned_id.as_str()).unwrap()["id"]
+    let signed_id = plugins["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["builtin"] == false && p["id"] != unsigned_id.as_str())
+        .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -415,12 +503,17 @@ async fn unsigned_plugins_cannot_be_granted_enabled_or_run_once_signatures_are_r
 
     // The old key is retired and signatures become required.
     let config = format!("[registry]\nrequire_signature = true\ntrusted_keys = {{ new = \"{current_public}\" }}\n");
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), database_url: Some(database_url), ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { config: Some(config), database_url: Some(database_url), ..Options::default() },
+    );
     let api = engine.client();
     for id in [&unsigned_id, &signed_id] {
         let mut status = String::new();
         for _ in 0..100 {
-            status = api.get(&format!("/api/1/plugins/{id}")).await.body["status"].as_str().unwrap_or_default().to_string();
+            status =
+                api.get(&format!("/api/1/plugins/{id}")).await.body["status"].as_str().unwrap_or_default().to_string();
             if status == "disabled" {
                 break;
             }
@@ -432,10 +525,19 @@ async fn unsigned_plugins_cannot_be_granted_enabled_or_run_once_signatures_are_r
         assert!(enabled.body["msg"].as_str().unwrap().contains("accepts signed plugins only"), "{:?}", enabled.body);
         let granted = api.put(&format!("/api/1/plugins/{id}/grant"), &grant).await;
         assert_eq!(granted.status, 403, "{id} may not be granted: {:?}", granted.body);
-        assert_eq!(api.get(&format!("/api/1/plugins/{id}")).await.body["status"], "disabled", "refusals change nothing");
+        assert_eq!(
+            api.get(&format!("/api/1/plugins/{id}")).await.body["status"],
+            "disabled",
+            "refusals change nothing"
+        );
     }
     let audit = api.get("/api/1/audit/?size=100").await.body;
-    let disabled = audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["action"] == "plugin.disable" && e["actor"] == "engine").count();
+    let disabled = audit["_embedded"]["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "plugin.disable" && e["actor"] == "engine")
+        .count();
     assert_eq!(disabled, 2, "each disabling is audited: {audit}");
     assert!(engine.stderr().contains("plugin disabled: require_signature is set"), "and logged");
 }
@@ -456,7 +558,10 @@ async fn inventories_and_undos_are_managed_from_the_cli() {
     let key = cme_test_peers::sshd::ed25519(dir.path(), "fleet_key");
     let created = engine
         .client()
-        .post("/api/1/credentials/", &serde_json::json!({"name": "fleet", "user": "ops", "private_key": std::fs::read_to_string(&key).unwrap()}))
+        .post(
+            "/api/1/credentials/",
+            &serde_json::json!({"name": "fleet", "user": "ops", "private_key": std::fs::read_to_string(&key).unwrap()}),
+        )
         .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
 

@@ -8,7 +8,11 @@ use crate::peers::{Moto, label};
 use crate::support::*;
 
 fn engine_with(moto: &Moto, dir: &std::path::Path, config: &str) -> Engine {
-    Engine::start(dir, Backend::Sqlite, Options { env: moto.engine_env(), config: Some(config.to_string()), ..Options::default() })
+    Engine::start(
+        dir,
+        Backend::Sqlite,
+        Options { env: moto.engine_env(), config: Some(config.to_string()), ..Options::default() },
+    )
 }
 
 fn terminate(region: &str, label: &str) -> Value {
@@ -16,7 +20,10 @@ fn terminate(region: &str, label: &str) -> Value {
 }
 
 fn targets(executor: &Value) -> Vec<String> {
-    executor["result"]["targets"].as_array().map(|t| t.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    executor["result"]["targets"]
+        .as_array()
+        .map(|t| t.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -27,7 +34,8 @@ async fn only_instances_with_the_required_tag_are_ever_terminated() {
     let chaos_b = moto.launch(&[("Test", &label), ("Chaos", "true")], None, None).await;
     let untagged = moto.launch(&[("Test", &label)], None, None).await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine_with(&moto, dir.path(), "[ec2]\nregions = [\"us-east-2\"]\nrequired_tags = { Chaos = \"true\" }\n");
+    let engine =
+        engine_with(&moto, dir.path(), "[ec2]\nregions = [\"us-east-2\"]\nrequired_tags = { Chaos = \"true\" }\n");
     let api = engine.client();
 
     let first = api.run_once(terminate("us-east-2", &label), false).await;
@@ -56,8 +64,12 @@ async fn only_instances_with_the_required_tag_are_ever_terminated() {
     let error = elsewhere["error"].as_str().unwrap();
     assert!(error.contains("region eu-west-3 is outside the operator's [ec2] fence"), "{error}");
     let audit = api.get("/api/1/audit/").await.body;
-    let denied: Vec<&Value> =
-        audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["run_id"] == elsewhere["id"] && e["decision"] == "denied").collect();
+    let denied: Vec<&Value> = audit["_embedded"]["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["run_id"] == elsewhere["id"] && e["decision"] == "denied")
+        .collect();
     assert!(!denied.is_empty() && denied.iter().all(|e| e["action"] == "ec2.describe-instances"), "{audit}");
     assert!(!engine.stderr().contains("no [ec2] required_tags configured"));
 }
@@ -71,7 +83,10 @@ async fn exclusions_by_zone_and_by_tag_spare_their_instances() {
     let keep = moto.launch(&[("Test", &label), ("Name", "keep")], None, Some("us-west-2b")).await;
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_with(&moto, dir.path(), "[ec2]\nmax_terminations_per_run = 10\n");
-    assert!(engine.stderr().contains("no [ec2] required_tags configured"), "the engine warns that nothing fences the built-ins in");
+    assert!(
+        engine.stderr().contains("no [ec2] required_tags configured"),
+        "the engine warns that nothing fences the built-ins in"
+    );
     let api = engine.client();
 
     // An EC2 filter as exclusion (the original could not exclude by zone): all but zone b.
@@ -107,7 +122,10 @@ async fn a_dry_run_names_its_target_and_terminates_nothing() {
     let engine = engine_with(&moto, dir.path(), "[ec2]\nrequired_tags = { Chaos = \"true\" }\n");
     let done = engine.client().run_once(terminate("eu-west-2", &label), true).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["result"]["summary"].as_str().unwrap(), format!("dry run: would terminate {} in eu-west-2 (1 of 1 candidates)", instance.id));
+    assert_eq!(
+        done["result"]["summary"].as_str().unwrap(),
+        format!("dry run: would terminate {} in eu-west-2 (1 of 1 candidates)", instance.id)
+    );
     assert_eq!(targets(&done), vec![instance.id.clone()]);
     assert_eq!(done["result"]["details"]["terminated"][0]["current_state"], "dry-run");
     assert!(moto.is_running(&instance.id).await);

@@ -48,7 +48,11 @@ impl Rig {
         let home = self.dir.path().join(name);
         std::fs::create_dir_all(home.join("scripts")).unwrap();
         // An operator's script directory, beside the shipped library.
-        std::fs::write(home.join("scripts/exit3.sh"), "#!/bin/sh\necho about to fail\necho 'broken on purpose' >&2\nexit 3\n").unwrap();
+        std::fs::write(
+            home.join("scripts/exit3.sh"),
+            "#!/bin/sh\necho about to fail\necho 'broken on purpose' >&2\nexit 3\n",
+        )
+        .unwrap();
         let config = format!(
             "scripts_dir = \"{scripts}\"\n[ssh]\nknown_hosts = \"{known}\"\nhost_key_policy = \"{policy}\"\n",
             scripts = home.join("scripts").display(),
@@ -75,7 +79,8 @@ impl Rig {
 }
 
 async fn store_credential(api: &Api, name: &str, key: &str) {
-    let created = api.post("/api/1/credentials/", &json!({"name": name, "user": current_user(), "private_key": key})).await;
+    let created =
+        api.post("/api/1/credentials/", &json!({"name": name, "user": current_user(), "private_key": key})).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
 }
 
@@ -87,7 +92,8 @@ async fn run_script_runs_the_smoke_script_on_the_instance_and_reports_failures()
     store_credential(&api, "test-key", &rig.private_key()).await;
 
     let marker = rig.dir.path().join("marker");
-    let done = api.run_once(rig.run_script("script_attacks/s_empty.sh", &[marker.to_str().unwrap()], "test-key"), false).await;
+    let done =
+        api.run_once(rig.run_script("script_attacks/s_empty.sh", &[marker.to_str().unwrap()], "test-key"), false).await;
     assert_eq!(done["status"], "succeeded", "{done}\n{}", engine.stderr());
     assert!(marker.exists(), "the smoke script left its marker");
     assert_eq!(done["result"]["details"]["address"], rig.instance.private_ip.as_str());
@@ -154,7 +160,14 @@ async fn host_keys_are_checked_strictly_or_pinned_on_first_use() {
     let error = done["error"].as_str().unwrap();
     assert!(error.contains("is not in the known-hosts file (policy strict)"), "{error}");
     let audit = api.get("/api/1/audit/").await.body;
-    assert!(audit["_embedded"]["audit"].as_array().unwrap().iter().any(|e| e["run_id"] == done["id"] && e["decision"] == "denied"), "{audit}");
+    assert!(
+        audit["_embedded"]["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["run_id"] == done["id"] && e["decision"] == "denied"),
+        "{audit}"
+    );
     assert!(!marker.exists());
 
     // accept-new: the first connection records the key...
@@ -169,7 +182,8 @@ async fn host_keys_are_checked_strictly_or_pinned_on_first_use() {
     // ...and the same address answering with another host key is refused.
     drop(rig.sshd.take());
     let new_host_key = keygen(rig.dir.path(), "rebuilt_host_key");
-    rig.sshd = Some(Sshd::start(rig.dir.path(), &[&rig.instance.private_ip], rig.port, &new_host_key, &[&rig.client_key]));
+    rig.sshd =
+        Some(Sshd::start(rig.dir.path(), &[&rig.instance.private_ip], rig.port, &new_host_key, &[&rig.client_key]));
     let done = api.run_once(smoke, false).await;
     assert_eq!(done["status"], "failed");
     let error = done["error"].as_str().unwrap();
@@ -191,7 +205,10 @@ async fn a_plan_with_the_originals_inline_pem_stores_it_as_a_credential_and_neve
     let created = api.plan_once(attack.clone(), false).await;
     let plan_id = created.body["id"].as_str().unwrap().to_string();
     let credential = format!("plan-{plan_id}-ssh");
-    assert_eq!(created.body["attack"]["args"]["ssh"], json!({"user": current_user(), "credential": credential, "port": rig.port}));
+    assert_eq!(
+        created.body["attack"]["args"]["ssh"],
+        json!({"user": current_user(), "credential": credential, "port": rig.port})
+    );
     let listed = api.get("/api/1/credentials/").await.body;
     assert_eq!(listed["_embedded"]["credentials"][0]["name"], credential.as_str());
 
@@ -211,7 +228,10 @@ async fn a_plan_with_the_originals_inline_pem_stores_it_as_a_credential_and_neve
     let secret_line = rig.private_key().lines().nth(1).unwrap().to_string();
     let plan = api.get(&format!("/api/1/plans/{plan_id}")).await.body.to_string();
     for text in [created.body.to_string(), plan, refused.body.to_string(), engine.stderr()] {
-        assert!(!text.contains(&secret_line) && !text.contains(&pem) && !text.contains("SECRET-ISH"), "key material leaked: {text}");
+        assert!(
+            !text.contains(&secret_line) && !text.contains(&pem) && !text.contains("SECRET-ISH"),
+            "key material leaked: {text}"
+        );
     }
 
     // Deleting the plan deletes the key it brought.
@@ -239,7 +259,13 @@ async fn a_credential_serves_only_the_plans_it_names_and_an_inline_key_only_its_
     assert!(error.starts_with("denied") && error.contains("may be used by plans of [\"admin\"] only"), "{error}");
     assert!(!marker.exists(), "nothing ran with a credential the plan may not use");
     let audit = admin.get("/api/1/audit/").await.body;
-    assert!(audit["_embedded"]["audit"].as_array().unwrap().iter().any(|e| e["run_id"] == done["id"] && e["decision"] == "denied"));
+    assert!(
+        audit["_embedded"]["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["run_id"] == done["id"] && e["decision"] == "denied")
+    );
 
     // Named for operators, it serves them.
     let created = admin.post("/api/1/credentials/", &json!({"name": "for-ops", "user": current_user(), "private_key": rig.private_key(), "may_use": ["operator"]})).await;
@@ -259,4 +285,3 @@ async fn a_credential_serves_only_the_plans_it_names_and_an_inline_key_only_its_
     assert!(stolen["error"].as_str().unwrap().contains("no other plan may use it"), "{stolen}");
     assert!(!marker.exists());
 }
-

@@ -50,9 +50,14 @@ async fn a_cron_plan_recurs_through_the_binary_and_its_forecast_is_what_fires() 
     for backend in backends() {
         let sink = Sink::start(Duration::ZERO).await;
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::start(dir.path(), backend, Options { config: Some(SHORT_HORIZON.into()), ..Options::default() });
+        let engine =
+            Engine::start(dir.path(), backend, Options { config: Some(SHORT_HORIZON.into()), ..Options::default() });
         let api = engine.client();
-        let body = recurring_plan("every 2 s", &sink.url("/cron"), json!({"ref": "cron_planner:CronPlanner", "args": {"cron": "*/2 * * * * *", "jitter_seconds": 1}}));
+        let body = recurring_plan(
+            "every 2 s",
+            &sink.url("/cron"),
+            json!({"ref": "cron_planner:CronPlanner", "args": {"cron": "*/2 * * * * *", "jitter_seconds": 1}}),
+        );
         let created = api.post("/api/1/plans/", &body).await;
         assert_eq!(created.status, 201, "{:?}", created.body);
         assert_eq!(created.body["recurring"], true);
@@ -60,16 +65,20 @@ async fn a_cron_plan_recurs_through_the_binary_and_its_forecast_is_what_fires() 
         let plan_id = created.body["id"].as_str().unwrap().to_string();
         let horizon = created.body["planned_until"].as_str().unwrap().to_string();
         let (from, until) = (created.body["created"].as_str().unwrap().to_string(), in_seconds(14));
-        let forecast = api.get(&format!("/api/1/plans/{plan_id}/forecast?from={}&until={}", urlencode(&from), urlencode(&until))).await;
+        let forecast = api
+            .get(&format!("/api/1/plans/{plan_id}/forecast?from={}&until={}", urlencode(&from), urlencode(&until)))
+            .await;
         assert_eq!(forecast.status, 200, "{:?}", forecast.body);
         let predicted = firings(&forecast.body);
         // The API's own spelling of the span, comparable as text with its other dates.
-        let (from, until) = (forecast.body["from"].as_str().unwrap().to_string(), forecast.body["until"].as_str().unwrap().to_string());
+        let (from, until) =
+            (forecast.body["from"].as_str().unwrap().to_string(), forecast.body["until"].as_str().unwrap().to_string());
         assert!(predicted.len() >= 6, "a firing every 2 s for 14 s: {predicted:?}");
         assert!(predicted.iter().any(|f| f["executor_id"].is_null()), "the forecast reaches past the stored horizon");
         // Once the horizon has passed `until`, the executors made are the forecast.
         eventually("the horizon passes the forecast's end", || async {
-            api.get(&format!("/api/1/plans/{plan_id}")).await.body["planned_until"].as_str().unwrap_or("") > until.as_str()
+            api.get(&format!("/api/1/plans/{plan_id}")).await.body["planned_until"].as_str().unwrap_or("")
+                > until.as_str()
         })
         .await;
         let made: Vec<String> = executors_of(&api, &plan_id)
@@ -79,7 +88,10 @@ async fn a_cron_plan_recurs_through_the_binary_and_its_forecast_is_what_fires() 
             .filter(|due| due.as_str() >= from.as_str() && due.as_str() < until.as_str())
             .collect();
         assert_eq!(made, dues(&predicted), "{backend:?}: the forecast is what the engine made");
-        assert!(api.get(&format!("/api/1/plans/{plan_id}")).await.body["planned_until"].as_str().unwrap() > horizon.as_str());
+        assert!(
+            api.get(&format!("/api/1/plans/{plan_id}")).await.body["planned_until"].as_str().unwrap()
+                > horizon.as_str()
+        );
         eventually("it fires", || async { sink.requests().len() >= 2 }).await;
         // Pausing stops future firings; deleting ends the plan.
         assert_eq!(api.post(&format!("/api/1/plans/{plan_id}/pause"), &json!({})).await.status, 200);
@@ -109,12 +121,20 @@ async fn each_new_planner_plans_what_its_args_say() {
     // Sun 6th's window is not chosen, Fri 11th's ends on Saturday: Mon..Fri, 2 each.
     assert_eq!(firings(&forecast.body).len(), 10, "{:?}", forecast.body);
     // mtbf_planner over a year: each work day with probability 1/5, at least 2 apart.
-    let mtbf = recurring_plan("mtbf", "http://127.0.0.1:9/", json!({"ref": "mtbf_planner:MtbfPlanner", "args": {"mean_days_between": 5, "min_days_between": 2}}));
+    let mtbf = recurring_plan(
+        "mtbf",
+        "http://127.0.0.1:9/",
+        json!({"ref": "mtbf_planner:MtbfPlanner", "args": {"mean_days_between": 5, "min_days_between": 2}}),
+    );
     let year = api.post("/api/1/forecast?from=2027-01-01T00:00:00Z&until=2028-01-01T00:00:00Z", &mtbf).await;
     let count = firings(&year.body).len();
     assert!((25..=60).contains(&count), "{count} firings in a year");
     // simple_planner every_day: its window every day.
-    let daily = recurring_plan("daily", "http://127.0.0.1:9/", json!({"ref": "simple_planner:SimplePlanner", "args": {"min_time": "10:00", "max_time": "11:00", "times": 3, "every_day": true}}));
+    let daily = recurring_plan(
+        "daily",
+        "http://127.0.0.1:9/",
+        json!({"ref": "simple_planner:SimplePlanner", "args": {"min_time": "10:00", "max_time": "11:00", "times": 3, "every_day": true}}),
+    );
     assert_eq!(firings(&api.post(&format!("/api/1/forecast?{week}"), &daily).await.body).len(), 21);
     // Each can be created, recurring, and the same seed forecasts the same firings.
     for body in [&window, &mtbf, &daily] {
@@ -125,16 +145,26 @@ async fn each_new_planner_plans_what_its_args_say() {
         assert_eq!(created.body["recurring"], true);
         assert_eq!(created.body["seed"], 42);
         let span = "until=2030-01-01T00:00:00Z";
-        let stored = api.get(&format!("/api/1/plans/{}/forecast?{span}", created.body["id"].as_str().unwrap())).await.body;
+        let stored =
+            api.get(&format!("/api/1/plans/{}/forecast?{span}", created.body["id"].as_str().unwrap())).await.body;
         let fresh = api.post(&format!("/api/1/forecast?{span}"), &seeded).await.body;
         // The stored plan began a moment earlier: compare what both cover.
         let fresh_dues: HashSet<String> = dues(&firings(&fresh)).into_iter().collect();
-        let stored_dues: Vec<String> = dues(&firings(&stored)).into_iter().filter(|d| d.as_str() >= fresh["from"].as_str().unwrap()).collect();
+        let stored_dues: Vec<String> =
+            dues(&firings(&stored)).into_iter().filter(|d| d.as_str() >= fresh["from"].as_str().unwrap()).collect();
         assert_eq!(stored_dues.len(), fresh_dues.len(), "{}", seeded["name"]);
-        assert!(stored_dues.iter().all(|d| fresh_dues.contains(d)), "{}: the seed gives the same firings", seeded["name"]);
+        assert!(
+            stored_dues.iter().all(|d| fresh_dues.contains(d)),
+            "{}: the seed gives the same firings",
+            seeded["name"]
+        );
     }
     // A bad cron is the caller's mistake, located; nothing is stored.
-    let bad = recurring_plan("bad", "http://127.0.0.1:9/", json!({"ref": "cron_planner:CronPlanner", "args": {"cron": "61 * * * *"}}));
+    let bad = recurring_plan(
+        "bad",
+        "http://127.0.0.1:9/",
+        json!({"ref": "cron_planner:CronPlanner", "args": {"cron": "61 * * * *"}}),
+    );
     let refused = api.post("/api/1/plans/", &bad).await;
     assert_eq!(refused.status, 400, "{:?}", refused.body);
     assert_eq!(refused.body["pointer"], "/planner/args");
@@ -146,7 +176,11 @@ async fn a_forecast_follows_dst_in_the_plans_zone() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
     let api = engine.client();
-    let body = recurring_plan("madrid 02:30", "http://127.0.0.1:9/", json!({"ref": "cron_planner:CronPlanner", "args": {"cron": "30 2 * * *"}}));
+    let body = recurring_plan(
+        "madrid 02:30",
+        "http://127.0.0.1:9/",
+        json!({"ref": "cron_planner:CronPlanner", "args": {"cron": "30 2 * * *"}}),
+    );
     let mut body = body;
     body["timezone"] = json!("Europe/Madrid");
     // 2027-03-28: 02:30 does not exist in Madrid (fires at the change, 03:00 CEST = 01:00Z);
@@ -155,7 +189,12 @@ async fn a_forecast_follows_dst_in_the_plans_zone() {
     assert_eq!(dues(&firings(&spring)), ["2027-03-28T01:00:00.000000Z", "2027-03-29T00:30:00.000000Z"], "{spring}");
     let autumn = api.post("/api/1/forecast?from=2027-10-30T12:00:00Z&until=2027-11-01T12:00:00Z", &body).await.body;
     assert_eq!(dues(&firings(&autumn)), ["2027-10-31T00:30:00.000000Z", "2027-11-01T01:30:00.000000Z"], "{autumn}");
-    let unknown = api.post("/api/1/forecast", &json!({"name": "x", "attack": body["attack"], "planner": body["planner"], "timezone": "Mars/Olympus"})).await;
+    let unknown = api
+        .post(
+            "/api/1/forecast",
+            &json!({"name": "x", "attack": body["attack"], "planner": body["planner"], "timezone": "Mars/Olympus"}),
+        )
+        .await;
     assert_eq!(unknown.status, 400);
     assert_eq!(unknown.body["pointer"], "/timezone");
 }
@@ -166,7 +205,9 @@ async fn a_firing_in_a_blackout_or_on_an_ics_holiday_is_skipped_with_its_name() 
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
     let api = engine.client();
-    let freeze = api.post("/api/1/blackouts/", &json!({"name": "change freeze", "start": in_seconds(-60), "end": in_seconds(60)})).await;
+    let freeze = api
+        .post("/api/1/blackouts/", &json!({"name": "change freeze", "start": in_seconds(-60), "end": in_seconds(60)}))
+        .await;
     assert_eq!(freeze.status, 201, "{:?}", freeze.body);
     let freeze_id = freeze.body["id"].as_str().unwrap().to_string();
     assert_eq!(freeze.location.as_deref(), Some(format!("/api/1/blackouts/{freeze_id}").as_str()));
@@ -186,11 +227,24 @@ async fn a_firing_in_a_blackout_or_on_an_ics_holiday_is_skipped_with_its_name() 
         today.format("%Y%m%d"),
         tomorrow.format("%Y%m%d")
     );
-    let imported = api.raw(reqwest::Method::POST, "/api/1/calendars/?name=holidays&timezone=UTC", Some(ics.clone().into_bytes()), Some("text/calendar")).await;
+    let imported = api
+        .raw(
+            reqwest::Method::POST,
+            "/api/1/calendars/?name=holidays&timezone=UTC",
+            Some(ics.clone().into_bytes()),
+            Some("text/calendar"),
+        )
+        .await;
     assert_eq!(imported.status, 201, "{:?}", imported.body);
     assert_eq!(imported.body["count"], 1);
     // Importing again replaces, never doubles.
-    api.raw(reqwest::Method::POST, "/api/1/calendars/?name=holidays&timezone=UTC", Some(ics.into_bytes()), Some("text/calendar")).await;
+    api.raw(
+        reqwest::Method::POST,
+        "/api/1/calendars/?name=holidays&timezone=UTC",
+        Some(ics.into_bytes()),
+        Some("text/calendar"),
+    )
+    .await;
     let listed = api.get("/api/1/blackouts/").await.body;
     assert_eq!(listed["count"], 1, "{listed}");
     assert_eq!(listed["blackouts"][0]["name"], "holidays: Fiesta");
@@ -203,7 +257,12 @@ async fn a_firing_in_a_blackout_or_on_an_ics_holiday_is_skipped_with_its_name() 
     // The forecast says so before it happens.
     let later = api.post("/api/1/plans/", &api_plan("later", &sink.url("/later"), &in_seconds(3600))).await;
     let forecast = api.get(&format!("/api/1/plans/{}/forecast", later.body["id"].as_str().unwrap())).await.body;
-    let expected = if chrono::Utc::now() + chrono::Duration::hours(1) < tomorrow.and_hms_opt(0, 0, 0).unwrap().and_utc() { "skipped" } else { "pending" };
+    let expected = if chrono::Utc::now() + chrono::Duration::hours(1) < tomorrow.and_hms_opt(0, 0, 0).unwrap().and_utc()
+    {
+        "skipped"
+    } else {
+        "pending"
+    };
     assert_eq!(forecast["firings"][0]["status"], expected, "{forecast}");
 
     // Bad input changes nothing: not a calendar, an unknown zone, an unknown plan, a bad blackout.
@@ -228,7 +287,8 @@ async fn a_firing_in_a_blackout_or_on_an_ics_holiday_is_skipped_with_its_name() 
     }
     assert_eq!(api.get("/api/1/blackouts/").await.body["count"], 1);
     let audit = api.get("/api/1/audit/?size=100").await.body;
-    let actions: Vec<&str> = audit["_embedded"]["audit"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    let actions: Vec<&str> =
+        audit["_embedded"]["audit"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     for action in ["blackout.create", "blackout.delete", "calendar.import"] {
         assert!(actions.contains(&action), "{action} audited: {actions:?}");
     }
@@ -238,9 +298,17 @@ async fn a_firing_in_a_blackout_or_on_an_ics_holiday_is_skipped_with_its_name() 
 async fn overlap_forbid_skips_a_firing_while_the_previous_run_still_runs() {
     let slow = Sink::start(Duration::from_millis(2500)).await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(SHORT_HORIZON.into()), ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { config: Some(SHORT_HORIZON.into()), ..Options::default() },
+    );
     let api = engine.client();
-    let mut body = recurring_plan("every second", &slow.url("/slow"), json!({"ref": "cron_planner:CronPlanner", "args": {"cron": "* * * * * *"}}));
+    let mut body = recurring_plan(
+        "every second",
+        &slow.url("/slow"),
+        json!({"ref": "cron_planner:CronPlanner", "args": {"cron": "* * * * * *"}}),
+    );
     body["overlap"] = json!("forbid");
     let created = api.post("/api/1/plans/", &body).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
@@ -276,7 +344,11 @@ async fn misfire_run_once_makes_one_catch_up_run_after_downtime() {
     // Down over the due time and past the grace.
     engine.stop();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let restarted = Engine::start(dir.path(), Backend::Sqlite, Options { database_url: Some(engine.database_url.clone()), ..Options::default() });
+    let restarted = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { database_url: Some(engine.database_url.clone()), ..Options::default() },
+    );
     let api = restarted.client();
     eventually("the catch-up run is recorded", || async {
         executors_of(&api, &ids[0]).await.iter().any(|e| e["status"] == "succeeded")
@@ -303,11 +375,19 @@ async fn two_engines_on_one_postgres_extend_a_recurring_plan_exactly_once() {
     let dir_b = tempfile::tempdir().unwrap();
     let options = Options { config: Some(SHORT_HORIZON.into()), ..Options::default() };
     let a = Engine::start(dir_a.path(), Backend::Postgres, options.clone());
-    let b = Engine::start(dir_b.path(), Backend::Postgres, Options { database_url: Some(a.database_url.clone()), ..options });
+    let b = Engine::start(
+        dir_b.path(),
+        Backend::Postgres,
+        Options { database_url: Some(a.database_url.clone()), ..options },
+    );
     let api = a.client();
     let mut plans = Vec::new();
     for i in 0..5 {
-        let body = recurring_plan(&format!("p{i}"), &sink.url(&format!("/p{i}")), json!({"ref": "cron_planner:CronPlanner", "args": {"cron": "* * * * * *"}}));
+        let body = recurring_plan(
+            &format!("p{i}"),
+            &sink.url(&format!("/p{i}")),
+            json!({"ref": "cron_planner:CronPlanner", "args": {"cron": "* * * * * *"}}),
+        );
         let created = if i % 2 == 0 { a.client() } else { b.client() }.post("/api/1/plans/", &body).await;
         assert_eq!(created.status, 201, "{:?}", created.body);
         plans.push(created.body["id"].as_str().unwrap().to_string());
@@ -319,10 +399,19 @@ async fn two_engines_on_one_postgres_extend_a_recurring_plan_exactly_once() {
     }
     for id in &plans {
         let executors = executors_of(&api, id).await;
-        let dues: Vec<chrono::DateTime<chrono::Utc>> =
-            executors.iter().map(|e| chrono::DateTime::parse_from_rfc3339(e["next_run_time"].as_str().unwrap()).unwrap().with_timezone(&chrono::Utc)).collect();
+        let dues: Vec<chrono::DateTime<chrono::Utc>> = executors
+            .iter()
+            .map(|e| {
+                chrono::DateTime::parse_from_rfc3339(e["next_run_time"].as_str().unwrap())
+                    .unwrap()
+                    .with_timezone(&chrono::Utc)
+            })
+            .collect();
         assert!(dues.len() >= 12, "extended past the first window: {}", dues.len());
-        assert!(dues.windows(2).all(|w| w[1] - w[0] == chrono::Duration::seconds(1)), "{id}: each second once, none twice: {dues:?}");
+        assert!(
+            dues.windows(2).all(|w| w[1] - w[0] == chrono::Duration::seconds(1)),
+            "{id}: each second once, none twice: {dues:?}"
+        );
     }
     // Each request the sink saw was one executor's.
     let hits = sink.requests();
@@ -356,7 +445,10 @@ async fn every_plan_body_in_the_readme_is_accepted_as_written() {
     let api = engine.client();
     // The README's example of an uploaded plugin (gce-stop-instance), uploaded and granted as it says.
     let gce = cme_plugins::test_plugins::GCE_STOP.wasm.to_vec();
-    assert_eq!(api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(gce), Some("application/wasm")).await.status, 201);
+    assert_eq!(
+        api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(gce), Some("application/wasm")).await.status,
+        201
+    );
     let grant = serde_json::json!({"http": {"urls": ["https://compute.googleapis.com/*"]}});
     assert_eq!(api.put("/api/1/plugins/gce-stop-instance@0.1.0/grant", &grant).await.status, 200);
     for body in bodies {

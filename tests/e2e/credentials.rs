@@ -21,7 +21,11 @@ async fn credentials_are_stored_by_admins_and_never_shown_again() {
         return;
     };
     let tokens = "operator:operator-secret,admin:admin-secret";
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: vec![("CME_TOKENS".into(), tokens.into())], ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: vec![("CME_TOKENS".into(), tokens.into())], ..Options::default() },
+    );
     let admin = engine.client().with_token("admin-secret");
     let operator = engine.client().with_token("operator-secret");
     let body = json!({"name": "prod-ssh", "user": "ec2-user", "private_key": key, "passphrase": "open sesame"});
@@ -46,22 +50,38 @@ async fn credentials_are_stored_by_admins_and_never_shown_again() {
     let refused = admin.post("/api/1/credentials/", &wrong).await;
     assert_eq!(refused.status, 400);
     assert_eq!(refused.body["pointer"], "/private_key");
-    let garbage = admin.post("/api/1/credentials/", &json!({"name": "g", "user": "u", "private_key": "not-a-key-SECRET123"})).await;
+    let garbage = admin
+        .post("/api/1/credentials/", &json!({"name": "g", "user": "u", "private_key": "not-a-key-SECRET123"}))
+        .await;
     assert_eq!(garbage.status, 400);
     let bad_type = admin.post("/api/1/credentials/", &json!({"name": "g", "user": "u", "private_key": 12345987})).await;
     assert_eq!(bad_type.status, 400);
 
     // Nothing the engine answered or logged contains the key, its passphrase or the garbage.
     let secret_line = key.lines().nth(1).unwrap();
-    for text in [created.body.to_string(), listed.body.to_string(), refused.body.to_string(), garbage.body.to_string(), bad_type.body.to_string(), engine.stderr()] {
-        assert!(!text.contains(secret_line) && !text.contains("open sesame") && !text.contains("SECRET123") && !text.contains("12345987"), "leak in {text}");
+    for text in [
+        created.body.to_string(),
+        listed.body.to_string(),
+        refused.body.to_string(),
+        garbage.body.to_string(),
+        bad_type.body.to_string(),
+        engine.stderr(),
+    ] {
+        assert!(
+            !text.contains(secret_line)
+                && !text.contains("open sesame")
+                && !text.contains("SECRET123")
+                && !text.contains("12345987"),
+            "leak in {text}"
+        );
     }
 
     let deleted = admin.delete("/api/1/credentials/prod-ssh").await;
     assert_eq!(deleted.status, 200);
     assert_eq!(admin.delete("/api/1/credentials/prod-ssh").await.status, 404);
     let audit = admin.get("/api/1/audit/").await.body;
-    let actions: Vec<&str> = audit["_embedded"]["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        audit["_embedded"]["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, vec!["credential.delete", "credential.create"]);
 }
 
@@ -89,10 +109,17 @@ async fn stored_keys_are_sealed_in_the_database_file() {
         return;
     };
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
-    let created = engine.client().post("/api/1/credentials/", &json!({"name": "sealed", "user": "ubuntu", "private_key": key})).await;
+    let created = engine
+        .client()
+        .post("/api/1/credentials/", &json!({"name": "sealed", "user": "ubuntu", "private_key": key}))
+        .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let key_file = dir.path().join("cme.key");
-    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600, "the key file is the owner's only");
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the key file is the owner's only"
+    );
     // Whatever SQLite has written so far (file and WAL) holds no line of the key.
     let mut stored = std::fs::read(dir.path().join("cme.db")).unwrap();
     stored.extend(std::fs::read(dir.path().join("cme.db-wal")).unwrap_or_default());
@@ -105,11 +132,21 @@ async fn stored_keys_are_sealed_in_the_database_file() {
     drop(engine);
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_cme"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &format!("sqlite://{}?mode=rwc", dir.path().join("cme.db").display())])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            &format!("sqlite://{}?mode=rwc", dir.path().join("cme.db").display()),
+        ])
         .current_dir(dir.path())
         .env_remove("CME_CREDENTIAL_KEY")
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("may be read by others (mode 644)"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("may be read by others (mode 644)"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

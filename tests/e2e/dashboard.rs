@@ -14,7 +14,10 @@ const TOKEN: &str = "dashboard-admin-secret";
 
 /// Chromium (Debian `chromium`).
 fn chromium() -> Option<PathBuf> {
-    system_tool(&["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"], "apt-get install chromium")
+    system_tool(
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"],
+        "apt-get install chromium",
+    )
 }
 
 /// Where screenshots go: `CME_SCREENSHOT_DIR` (set it to `docs` to refresh the README's),
@@ -39,7 +42,11 @@ fn until(tab: &Tab, what: &str, expression: &str) {
         if value == Some(json!(true)) {
             return;
         }
-        assert!(Instant::now() < deadline, "waited 20 s for {what} ({expression}); page:\n{}", tab.get_content().unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "waited 20 s for {what} ({expression}); page:\n{}",
+            tab.get_content().unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -51,7 +58,12 @@ fn shoot(tab: &Tab, path: &Path) {
 }
 
 fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str) {
-    let options = LaunchOptions::default_builder().path(Some(chromium)).sandbox(false).window_size(Some((1280, 900))).build().unwrap();
+    let options = LaunchOptions::default_builder()
+        .path(Some(chromium))
+        .sandbox(false)
+        .window_size(Some((1280, 900)))
+        .build()
+        .unwrap();
     let browser = Browser::new(options).unwrap();
     let tab = browser.new_tab().unwrap();
     tab.set_default_timeout(Duration::from_secs(20));
@@ -64,7 +76,10 @@ fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str) {
     for name in ["checkout latency", "broken endpoint", "office hours"] {
         assert!(plans.contains(name), "{name} in {plans}");
     }
-    assert!(plans.contains("cron_planner:CronPlanner") && plans.contains("recurring") && plans.contains("dry run"), "{plans}");
+    assert!(
+        plans.contains("cron_planner:CronPlanner") && plans.contains("recurring") && plans.contains("dry run"),
+        "{plans}"
+    );
     until(&tab, "the switch", "document.querySelector('#halt-state').textContent === 'armed'");
     assert!(!text_of(&tab, "#view").contains("null"), "no stray values on the page");
     shoot(&tab, &shots.join("dashboard-plans.png"));
@@ -80,7 +95,11 @@ fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str) {
     // Filtered by status through the form.
     tab.evaluate("document.querySelector('#filter-status').value = 'failed'", false).unwrap();
     tab.wait_for_element("#filters button").unwrap().click().unwrap();
-    until(&tab, "only failed rows", "location.hash.includes('status=failed') && document.querySelectorAll('table.executors tbody tr').length === 1");
+    until(
+        &tab,
+        "only failed rows",
+        "location.hash.includes('status=failed') && document.querySelectorAll('table.executors tbody tr').length === 1",
+    );
 
     // An executor's detail: its error and its log.
     tab.wait_for_element("table.executors .executor-link").unwrap().click().unwrap();
@@ -108,7 +127,11 @@ fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str) {
     until(&tab, "halted", "document.querySelector('#halt-state').textContent === 'halted'");
     tab.wait_for_element("#resume").unwrap().click().unwrap();
     tab.wait_for_element("#resume-cancel").unwrap().click().unwrap();
-    until(&tab, "still halted after a cancelled resume", "document.querySelector('#halt-state').textContent === 'halted' && !!document.querySelector('#resume')");
+    until(
+        &tab,
+        "still halted after a cancelled resume",
+        "document.querySelector('#halt-state').textContent === 'halted' && !!document.querySelector('#resume')",
+    );
     tab.wait_for_element("#resume").unwrap().click().unwrap();
     tab.wait_for_element("#resume-confirm").unwrap().click().unwrap();
     until(&tab, "armed again", "document.querySelector('#halt-state').textContent === 'armed'");
@@ -118,12 +141,17 @@ fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str) {
 async fn an_operator_follows_plans_and_runs_and_halts_and_resumes_from_the_dashboard() {
     let Some(chromium) = chromium() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: vec![("CME_TOKENS".into(), format!("admin:{TOKEN}"))], ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: vec![("CME_TOKENS".into(), format!("admin:{TOKEN}"))], ..Options::default() },
+    );
     let api = engine.client().with_token(TOKEN);
     let sink = Sink::start(Duration::ZERO).await;
     let ok = api.post("/api/1/plans/", &api_plan("checkout latency", &sink.url("/inject"), &in_seconds(1))).await;
     assert_eq!(ok.status, 201, "{:?}", ok.body);
-    let broken = api.post("/api/1/plans/", &api_plan("broken endpoint", "http://127.0.0.1:9/nothing", &in_seconds(1))).await;
+    let broken =
+        api.post("/api/1/plans/", &api_plan("broken endpoint", "http://127.0.0.1:9/nothing", &in_seconds(1))).await;
     assert_eq!(broken.status, 201, "{:?}", broken.body);
     let cron = api
         .post("/api/1/plans/", &json!({
@@ -170,7 +198,12 @@ async fn the_dashboard_is_served_from_the_binary_and_may_not_be_framed() {
         assert!(headers["content-type"].to_str().unwrap().starts_with(kind), "{path}");
         assert_eq!(headers["x-frame-options"], "DENY");
         let policy = headers["content-security-policy"].to_str().unwrap();
-        assert!(policy.contains("frame-ancestors 'none'") && policy.contains("script-src 'self'") && !policy.contains("unsafe"), "{policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'")
+                && policy.contains("script-src 'self'")
+                && !policy.contains("unsafe"),
+            "{policy}"
+        );
         let body = response.text().await.unwrap();
         for remote in ["src=\"http", "href=\"http", "url(http", "src=\"//", "href=\"//", "@import"] {
             assert!(!body.contains(remote), "{path} loads nothing from elsewhere ({remote})");

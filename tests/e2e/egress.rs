@@ -31,7 +31,9 @@ async fn metadata_addresses_in_every_spelling_are_refused_and_loopback_is_not() 
     ];
     let mut planned = Vec::new();
     for url in refused {
-        let created = api.plan_once(json!({"ref": "api_request:ApiRequest", "args": {"endpoint": url, "method": "GET"}}), false).await;
+        let created = api
+            .plan_once(json!({"ref": "api_request:ApiRequest", "args": {"endpoint": url, "method": "GET"}}), false)
+            .await;
         planned.push((url, created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string()));
     }
     for (url, id) in planned {
@@ -39,8 +41,18 @@ async fn metadata_addresses_in_every_spelling_are_refused_and_loopback_is_not() 
         assert_eq!(done["status"], "failed", "{url}: {done}");
         assert!(done["error"].as_str().unwrap().contains("link-local or cloud metadata address"), "{url}: {done}");
     }
-    let reachable = api.run_once(json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/ok"), "method": "GET"}}), false).await;
+    let reachable = api
+        .run_once(
+            json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/ok"), "method": "GET"}}),
+            false,
+        )
+        .await;
     assert_eq!(reachable["status"], "succeeded", "{reachable}");
-    let denied = api.get("/api/1/audit/").await.body["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["decision"] == "denied").count();
+    let denied = api.get("/api/1/audit/").await.body["_embedded"]["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["decision"] == "denied")
+        .count();
     assert_eq!(denied, refused.len(), "each refusal is audited");
 }

@@ -11,7 +11,8 @@ use crate::peers::{Moto, label};
 use crate::support::*;
 
 async fn upload_and_grant(api: &Api, grant: Value) {
-    let uploaded = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(HOSTILE.wasm.to_vec()), Some("application/wasm")).await;
+    let uploaded =
+        api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(HOSTILE.wasm.to_vec()), Some("application/wasm")).await;
     assert_eq!(uploaded.status, 201, "{:?}", uploaded.body);
     let granted = api.put("/api/1/plugins/hostile@0.1.0/grant", &grant).await;
     assert_eq!(granted.status, 200, "{:?}", granted.body);
@@ -30,7 +31,8 @@ fn error_of(done: &Value) -> String {
 async fn the_http_fence_holds_an_uploaded_plugin_granted_everything() {
     let sink = Sink::start(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = format!("[http]\ndeny = [\"http://{addr}/denied/*\"]\ndeny_networks = [\"127.0.0.2\"]\n", addr = sink.addr);
+    let config =
+        format!("[http]\ndeny = [\"http://{addr}/denied/*\"]\ndeny_networks = [\"127.0.0.2\"]\n", addr = sink.addr);
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), ..Options::default() });
     let api = engine.client();
     upload_and_grant(&api, json!({"http": {"urls": ["*"]}})).await;
@@ -40,7 +42,12 @@ async fn the_http_fence_holds_an_uploaded_plugin_granted_everything() {
     let error = error_of(&api.run_once(hostile_http(&format!("http://127.0.0.2:{}/", sink.addr.port())), false).await);
     assert!(error.contains("the operator's [http] fence (deny_networks)"), "{error}");
     // The built-in HTTP attack meets the same fence.
-    let builtin = api.run_once(json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/denied/y"), "method": "GET"}}), false).await;
+    let builtin = api
+        .run_once(
+            json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/denied/y"), "method": "GET"}}),
+            false,
+        )
+        .await;
     assert!(error_of(&builtin).contains("[http] fence"));
     // Inside the fence, the grant decides.
     let allowed = api.run_once(hostile_http(&sink.url("/ok")), false).await;
@@ -49,7 +56,12 @@ async fn the_http_fence_holds_an_uploaded_plugin_granted_everything() {
     assert_eq!(paths, vec!["/ok".to_string()], "nothing fenced reached the server");
 
     let audit = api.get("/api/1/audit/").await.body;
-    let fenced = audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["decision"] == "denied" && e["reason"].as_str().unwrap_or("").contains("[http] fence")).count();
+    let fenced = audit["_embedded"]["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["decision"] == "denied" && e["reason"].as_str().unwrap_or("").contains("[http] fence"))
+        .count();
     assert_eq!(fenced, 3, "each fenced call is audited with the fence named");
 }
 
@@ -94,8 +106,13 @@ async fn the_ec2_fence_holds_an_uploaded_plugin_whose_grant_asks_for_more() {
     let tagged_b = moto.launch(&[("Test", &label), ("Chaos", "true")], None, None).await;
     let untagged = moto.launch(&[("Test", &label)], None, None).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = "[ec2]\nregions = [\"eu-west-1\"]\nrequired_tags = { Chaos = \"true\" }\nmax_terminations_per_run = 1\n";
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: moto.engine_env(), config: Some(config.into()), ..Options::default() });
+    let config =
+        "[ec2]\nregions = [\"eu-west-1\"]\nrequired_tags = { Chaos = \"true\" }\nmax_terminations_per_run = 1\n";
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: moto.engine_env(), config: Some(config.into()), ..Options::default() },
+    );
     let api = engine.client();
     upload_and_grant(&api, json!({"ec2": {"terminate": true, "max_terminations_per_run": 5}})).await;
     let terminate = |region: &str, ids: Vec<&str>| json!({"ref": "hostile:Hostile", "args": {"mode": "ec2-terminate", "region": region, "tag_key": "Test", "tag_value": label, "terminate": ids}});
@@ -112,7 +129,11 @@ async fn the_ec2_fence_holds_an_uploaded_plugin_whose_grant_asks_for_more() {
     // Inside every fence, one tagged instance goes.
     let done = api.run_once(terminate("eu-west-1", vec![&tagged_a.id]), false).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["result"]["details"]["described"].as_array().unwrap().len(), 2, "only tagged instances were described: {done}");
+    assert_eq!(
+        done["result"]["details"]["described"].as_array().unwrap().len(),
+        2,
+        "only tagged instances were described: {done}"
+    );
     assert!(!moto.is_running(&tagged_a.id).await);
     assert!(moto.is_running(&tagged_b.id).await && moto.is_running(&untagged.id).await);
 }

@@ -28,7 +28,8 @@ async fn an_executor_fires_against_a_local_server_and_its_result_is_recorded() {
         assert_eq!(requests[0].2, b"terminate=1");
         // The capability call is in the audit log.
         let audit = api.get("/api/1/audit/").await.body;
-        let calls: Vec<&serde_json::Value> = audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["source"] == "plugin").collect();
+        let calls: Vec<&serde_json::Value> =
+            audit["_embedded"]["audit"].as_array().unwrap().iter().filter(|e| e["source"] == "plugin").collect();
         assert_eq!(calls[0]["action"], "http.send");
         assert_eq!(calls[0]["run_id"], id.as_str());
         assert_eq!(calls[0]["decision"], "allowed");
@@ -57,7 +58,8 @@ async fn a_dry_run_plan_records_what_it_would_do_and_sends_nothing() {
 async fn an_engine_started_with_dry_run_runs_every_plan_dry() {
     let sink = Sink::start(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { args: vec!["--dry-run".into()], ..Options::default() });
+    let engine =
+        Engine::start(dir.path(), Backend::Sqlite, Options { args: vec!["--dry-run".into()], ..Options::default() });
     let api = engine.client();
     let created = api.post("/api/1/plans/", &api_plan("leashed", &sink.url("/kill"), &in_seconds(1))).await;
     assert_eq!(created.body["dry_run"], true);
@@ -71,11 +73,20 @@ async fn a_plan_made_before_a_restart_with_dry_run_runs_dry() {
     let sink = Sink::start(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let mut unleashed = Engine::start(dir.path(), Backend::Sqlite, Options::default());
-    let created = unleashed.client().post("/api/1/plans/", &api_plan("made for real", &sink.url("/kill"), &in_seconds(3))).await;
+    let created =
+        unleashed.client().post("/api/1/plans/", &api_plan("made for real", &sink.url("/kill"), &in_seconds(3))).await;
     assert_eq!(created.body["dry_run"], false);
     assert!(unleashed.stop().success());
     // The operator restarts the engine leashed before the plan fires.
-    let leashed = Engine::start(dir.path(), Backend::Sqlite, Options { args: vec!["--dry-run".into()], database_url: Some(unleashed.database_url.clone()), ..Options::default() });
+    let leashed = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options {
+            args: vec!["--dry-run".into()],
+            database_url: Some(unleashed.database_url.clone()),
+            ..Options::default()
+        },
+    );
     let api = leashed.client();
     assert_eq!(api.get("/api/1/").await.body["dry_run"], true, "the entry document says the engine is leashed");
     let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
@@ -203,7 +214,11 @@ async fn pending_executors_fire_after_a_restart_and_late_ones_follow_the_misfire
         let strict = api.post("/api/1/plans/", &strict).await;
         assert!(first.stop().success(), "SIGTERM exits 0");
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let second = Engine::start(dir.path(), backend, Options { database_url: Some(first.database_url.clone()), ..Options::default() });
+        let second = Engine::start(
+            dir.path(),
+            backend,
+            Options { database_url: Some(first.database_url.clone()), ..Options::default() },
+        );
         let api = second.client();
         let within_id = within.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
         let strict_id = strict.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
@@ -233,7 +248,13 @@ async fn a_non_loopback_bind_without_tokens_is_refused() {
 fn serve_with_cache(dir: &std::path::Path, cache: &std::path::Path) -> (bool, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cme"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &format!("sqlite://{}?mode=rwc", dir.join("c.db").display())])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            &format!("sqlite://{}?mode=rwc", dir.join("c.db").display()),
+        ])
         .arg("--cache-dir")
         .arg(cache)
         // The credential key file is created in the working directory: keep it out of the tree.

@@ -28,10 +28,17 @@ async fn an_unhealthy_steady_state_skips_the_run_and_the_attack_never_starts() {
     let service = Service::start(503).await;
     let probe = json!([{"ref": "http_probe:HttpProbe", "args": {"url": service.url("/health"), "expect_status": 200}}]);
 
-    let skipped = run_to_the_end(&api, &guarded_plan("guarded, service down", &target.url("/attack"), probe.clone())).await;
+    let skipped =
+        run_to_the_end(&api, &guarded_plan("guarded, service down", &target.url("/attack"), probe.clone())).await;
     assert_eq!(skipped["status"], "skipped", "{skipped}");
     let reason = skipped["reason"].as_str().unwrap();
-    assert!(reason.contains("steady state") && reason.contains("http-probe@") && reason.contains("503") && reason.contains("expected 200"), "{reason}");
+    assert!(
+        reason.contains("steady state")
+            && reason.contains("http-probe@")
+            && reason.contains("503")
+            && reason.contains("expected 200"),
+        "{reason}"
+    );
     assert!(target.requests().is_empty(), "the attack never started");
 
     service.set(200);
@@ -76,7 +83,8 @@ async fn a_steady_state_that_names_no_probe_or_bad_args_is_refused_and_nothing_i
         (json!([{"ref": "http_probe:HttpProbe", "args": {"url": "ftp://x/"}}]), "/steady_state/0/args/url", "ftp://x/"),
         (json!("http_probe:HttpProbe"), "/steady_state", "array"),
     ] {
-        let refused = api.post("/api/1/plans/", &guarded_plan("bad guard", "http://127.0.0.1:9/", probes.clone())).await;
+        let refused =
+            api.post("/api/1/plans/", &guarded_plan("bad guard", "http://127.0.0.1:9/", probes.clone())).await;
         assert!(matches!(refused.status, 400 | 404 | 422), "{probes}: {:?}", refused.body);
         assert_eq!(refused.body["pointer"], pointer, "{probes}: {:?}", refused.body);
         let detail = refused.body["detail"].as_str().unwrap();
@@ -86,7 +94,10 @@ async fn a_steady_state_that_names_no_probe_or_bad_args_is_refused_and_nothing_i
     assert_eq!(plans.body["plans"].as_array().unwrap().len(), 0, "nothing stored");
     let probes = api.get("/api/1/probes/").await;
     let ids: Vec<&str> = probes.body["probes"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
-    assert!(ids.iter().any(|i| i.starts_with("http-probe@")) && ids.iter().any(|i| i.starts_with("prometheus-probe@")), "{ids:?}");
+    assert!(
+        ids.iter().any(|i| i.starts_with("http-probe@")) && ids.iter().any(|i| i.starts_with("prometheus-probe@")),
+        "{ids:?}"
+    );
 }
 
 /// Prometheus (Debian `prometheus`).
@@ -128,7 +139,8 @@ async fn start_prometheus(binary: &std::path::Path, dir: &std::path::Path, targe
     let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let answer = client.get(format!("{}/api/v1/query", prometheus.url)).query(&[("query", "up{job=\"cme\"}")]).send().await;
+        let answer =
+            client.get(format!("{}/api/v1/query", prometheus.url)).query(&[("query", "up{job=\"cme\"}")]).send().await;
         if let Ok(answer) = answer {
             let doc: Value = answer.json().await.unwrap_or(Value::Null);
             if doc["data"]["result"][0]["value"][1] == "1" {
@@ -148,20 +160,24 @@ async fn a_prometheus_probe_asks_a_real_prometheus_scraping_the_engine() {
     let api = engine.client();
     let target = Sink::start(Duration::ZERO).await;
     let prometheus = start_prometheus(&binary, dir.path(), engine.url.trim_start_matches("http://")).await;
-    let probe = |query: &str, op: &str, threshold: f64| {
-        json!([{"ref": "prometheus_probe:PrometheusProbe", "args": {"url": prometheus.url, "query": query, "op": op, "threshold": threshold}}])
-    };
+    let probe = |query: &str, op: &str, threshold: f64| json!([{"ref": "prometheus_probe:PrometheusProbe", "args": {"url": prometheus.url, "query": query, "op": op, "threshold": threshold}}]);
 
     // The engine is not halted (cme_halted is 0): a steady state asking for 0 holds ...
-    let ran = run_to_the_end(&api, &guarded_plan("not halted", &target.url("/a"), probe("cme_halted", "==", 0.0))).await;
+    let ran =
+        run_to_the_end(&api, &guarded_plan("not halted", &target.url("/a"), probe("cme_halted", "==", 0.0))).await;
     assert_eq!(ran["status"], "succeeded", "{ran}");
     // ... one asking for 1 does not, and says what Prometheus measured.
-    let skipped = run_to_the_end(&api, &guarded_plan("halted?", &target.url("/b"), probe("cme_halted", "==", 1.0))).await;
+    let skipped =
+        run_to_the_end(&api, &guarded_plan("halted?", &target.url("/b"), probe("cme_halted", "==", 1.0))).await;
     assert_eq!(skipped["status"], "skipped", "{skipped}");
     let reason = skipped["reason"].as_str().unwrap();
-    assert!(reason.contains("prometheus-probe@") && reason.contains("cme_halted == 1") && reason.contains("is 0"), "{reason}");
+    assert!(
+        reason.contains("prometheus-probe@") && reason.contains("cme_halted == 1") && reason.contains("is 0"),
+        "{reason}"
+    );
     // A query that finds nothing is no evidence of health.
-    let empty = run_to_the_end(&api, &guarded_plan("no data", &target.url("/c"), probe("no_such_metric", "<", 1.0))).await;
+    let empty =
+        run_to_the_end(&api, &guarded_plan("no data", &target.url("/c"), probe("no_such_metric", "<", 1.0))).await;
     assert_eq!(empty["status"], "skipped", "{empty}");
     assert!(empty["reason"].as_str().unwrap().contains("no samples"), "{empty}");
     assert_eq!(target.requests().len(), 1, "only the healthy plan's attack ran");
@@ -287,7 +303,11 @@ async fn the_dead_mans_switch_cancels_the_runs_when_postgresql_goes_away() {
     let mut cable = Cable::start(&upstream).await;
     let proxied = url.replace(&upstream, &cable.addr.to_string());
     let config = "[deadman]\ndatabase_after_seconds = 2\n".to_string();
-    let engine = Engine::start(dir.path(), Backend::Postgres, Options { database_url: Some(proxied), config: Some(config), ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Postgres,
+        Options { database_url: Some(proxied), config: Some(config), ..Options::default() },
+    );
     let api = engine.client();
     let slow = Sink::start(Duration::from_secs(40)).await;
     let plan = json!({
@@ -360,7 +380,15 @@ async fn probes_may_only_observe_unless_allowed_and_never_act_in_a_dry_run() {
     assert!(sink.requests().is_empty());
 
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { args: vec!["--dry-run".into()], config: Some("[probes]\nallow_methods = [\"POST\"]\n".into()), ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options {
+            args: vec!["--dry-run".into()],
+            config: Some("[probes]\nallow_methods = [\"POST\"]\n".into()),
+            ..Options::default()
+        },
+    );
     let api = engine.client();
     for method in ["POST", "GET"] {
         let created = api.post("/api/1/plans/", &plan(method, "steady_state")).await;

@@ -34,7 +34,12 @@ struct Usage {
 fn usage(pid: u32) -> Usage {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let field = |name: &str| -> u64 {
-        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     };
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after_name = &stat[stat.rfind(')').unwrap() + 2..];
@@ -156,7 +161,9 @@ async fn hostile_inputs_get_a_problem_and_leave_the_engine_alive_and_small() {
     for input in hostile_inputs() {
         reset_peak(pid);
         let before = usage(pid);
-        let mut request = client.request(input.method.clone(), format!("{}{}", engine.url, input.path)).timeout(Duration::from_secs(120));
+        let mut request = client
+            .request(input.method.clone(), format!("{}{}", engine.url, input.path))
+            .timeout(Duration::from_secs(120));
         if !input.content_type.is_empty() {
             request = request.header("content-type", input.content_type).body(input.body.clone());
         }
@@ -165,7 +172,8 @@ async fn hostile_inputs_get_a_problem_and_leave_the_engine_alive_and_small() {
         }
         let response = request.send().await.unwrap_or_else(|e| panic!("{}: no answer: {e}", input.what));
         let status = response.status().as_u16();
-        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let text = response.text().await.unwrap_or_default();
         let after = usage(pid);
         let head: String = text.chars().take(300).collect();
@@ -210,12 +218,24 @@ fn the_readmes_input_table_states_the_codes_limits() {
     use cme_engine::bounded;
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let row = |input: &str| -> String {
-        readme.lines().find(|l| l.starts_with(&format!("| {input}"))).unwrap_or_else(|| panic!("no README row for {input}")).to_string()
+        readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| {input}")))
+            .unwrap_or_else(|| panic!("no README row for {input}"))
+            .to_string()
     };
     let defaults = cme_engine::EngineConfig::default();
     let expected: Vec<(&str, Vec<u64>)> = vec![
         ("JSON body", vec![MAX_JSON_BODY as u64, cme_engine::MAX_PLAN_ARGS_BYTES as u64]),
-        ("iCalendar upload", vec![MAX_CALENDAR_BYTES as u64, bounded::ICAL_MAX_DEPTH as u64, bounded::ICAL_MAX_LINES as u64, cme_engine::calendar::MAX_EVENTS as u64]),
+        (
+            "iCalendar upload",
+            vec![
+                MAX_CALENDAR_BYTES as u64,
+                bounded::ICAL_MAX_DEPTH as u64,
+                bounded::ICAL_MAX_LINES as u64,
+                cme_engine::calendar::MAX_EVENTS as u64,
+            ],
+        ),
         (
             "YAML inventory",
             vec![
@@ -244,11 +264,18 @@ fn the_readmes_input_table_states_the_codes_limits() {
     for (input, numbers) in expected {
         let line = row(input);
         for n in numbers {
-            assert!(line.contains(&thousands(n)), "the README row for {input} does not state {}:\n{line}", thousands(n));
+            assert!(
+                line.contains(&thousands(n)),
+                "the README row for {input} does not state {}:\n{line}",
+                thousands(n)
+            );
         }
     }
     let prose = format!("at most {} at a time", bounded::PARSES_AT_ONCE);
-    assert!(readme.contains(&prose) && readme.contains(&format!("{} MiB stacks", bounded::PARSE_STACK >> 20)), "the parse threads");
+    assert!(
+        readme.contains(&prose) && readme.contains(&format!("{} MiB stacks", bounded::PARSE_STACK >> 20)),
+        "the parse threads"
+    );
     let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(flat.contains(&format!("at most {} bytes", thousands(MAX_DETAIL as u64))), "the problem detail cap");
 }

@@ -59,7 +59,13 @@ impl Capture {
 
     /// The heads of requests to `path_prefix`.
     fn heads(&self, path_prefix: &str) -> Vec<(String, String)> {
-        self.heads.lock().unwrap().iter().filter(|(head, _)| head.split(' ').nth(1).is_some_and(|t| t.starts_with(path_prefix))).cloned().collect()
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(head, _)| head.split(' ').nth(1).is_some_and(|t| t.starts_with(path_prefix)))
+            .cloned()
+            .collect()
     }
 }
 
@@ -73,16 +79,24 @@ fn echo(target: &str, head: &str) -> String {
         return format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     }
     let authorization = header(head, "authorization").unwrap_or_default();
-    format!("HTTP/1.1 200 OK\r\nx-seen-authorization: {authorization}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}", head.len())
+    format!(
+        "HTTP/1.1 200 OK\r\nx-seen-authorization: {authorization}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
+        head.len()
+    )
 }
 
 fn json_answer(status: u16, body: &Value) -> String {
     let body = body.to_string();
-    format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+    format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+    head.lines().find_map(|l| {
+        l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())
+    })
 }
 
 /// A service-account key as Google issues it, with a fresh RSA key (openssl) and the
@@ -162,10 +176,12 @@ builtins = ["api-request"]
         ("AWS_ACCESS_KEY_ID".to_string(), "AKIDCMETEST".to_string()),
         ("AWS_SECRET_ACCESS_KEY".to_string(), AWS_SECRET.to_string()),
     ];
-    let mut engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), env, ..Options::default() });
+    let mut engine =
+        Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), env, ..Options::default() });
     let api = engine.client();
 
-    let call = |path: &str| json!({"ref": "api_request:ApiRequest", "args": {"endpoint": capture.url(path), "method": "GET"}});
+    let call =
+        |path: &str| json!({"ref": "api_request:ApiRequest", "args": {"endpoint": capture.url(path), "method": "GET"}});
     let mut executors = Vec::new();
     for path in ["/bearer/a", "/basic/a", "/header/a", "/aws/a", "/gcp/a", "/gcp/b", "/plain/a"] {
         let done = api.run_once(call(path), false).await;
@@ -180,7 +196,11 @@ builtins = ["api-request"]
     assert_eq!(seen("/basic/", "authorization").as_deref(), Some(format!("Basic {basic}").as_str()));
     assert_eq!(seen("/header/", "x-api-key").as_deref(), Some(API_KEY));
     let sigv4 = seen("/aws/", "authorization").expect("a SigV4 Authorization header");
-    assert!(sigv4.starts_with("AWS4-HMAC-SHA256 Credential=AKIDCMETEST/") && sigv4.contains("/eu-west-1/execute-api/aws4_request"), "{sigv4}");
+    assert!(
+        sigv4.starts_with("AWS4-HMAC-SHA256 Credential=AKIDCMETEST/")
+            && sigv4.contains("/eu-west-1/execute-api/aws4_request"),
+        "{sigv4}"
+    );
     assert!(seen("/aws/", "x-amz-date").is_some());
     assert_eq!(seen("/gcp/", "authorization").as_deref(), Some(format!("Bearer {GCP_TOKEN}").as_str()));
     assert_eq!(seen("/plain/", "authorization"), None, "no credential outside its URLs");
@@ -190,7 +210,10 @@ builtins = ["api-request"]
     let form = &token_requests[0].1;
     assert!(form.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"), "{form}");
     let assertion = form.split("assertion=").nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(assertion.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(assertion.split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(claims["iss"], "chaos@project.iam.gserviceaccount.com");
     assert_eq!(claims["aud"], capture.url("/token"));
     assert_eq!(claims["scope"], "https://www.googleapis.com/auth/compute");
@@ -210,7 +233,8 @@ builtins = ["api-request"]
     assert!(audit.to_string().contains("200 (credential billing)"), "{audit}");
     let mut everything = audit.to_string();
     for done in &executors {
-        everything.push_str(&api.get(&format!("/api/1/executors/{}", done["id"].as_str().unwrap())).await.body.to_string());
+        everything
+            .push_str(&api.get(&format!("/api/1/executors/{}", done["id"].as_str().unwrap())).await.body.to_string());
     }
     everything.push_str(&api.get("/api/1/plugins/api-request@0.1.0").await.body.to_string());
     engine.stop();
@@ -224,16 +248,39 @@ builtins = ["api-request"]
 async fn a_grant_may_name_only_configured_credentials_and_uploaded_plugins_get_theirs() {
     let capture = Capture::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = format!("[[http.credentials]]\nname = \"billing\"\nurls = [\"{}/bearer/*\"]\nkind = \"bearer\"\nsecret = \"{BEARER}\"\n", capture.base);
+    let config = format!(
+        "[[http.credentials]]\nname = \"billing\"\nurls = [\"{}/bearer/*\"]\nkind = \"bearer\"\nsecret = \"{BEARER}\"\n",
+        capture.base
+    );
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), ..Options::default() });
     let api = engine.client();
-    let uploaded = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(cme_plugins::test_plugins::PING.wasm.to_vec()), Some("application/wasm")).await;
+    let uploaded = api
+        .raw(
+            reqwest::Method::POST,
+            "/api/1/plugins/",
+            Some(cme_plugins::test_plugins::PING.wasm.to_vec()),
+            Some("application/wasm"),
+        )
+        .await;
     assert_eq!(uploaded.status, 201, "{:?}", uploaded.body);
 
-    let unknown = api.put("/api/1/plugins/ping-attack@0.1.0/grant", &json!({"http": {"urls": [capture.url("/*")], "credentials": ["nope"]}})).await;
+    let unknown = api
+        .put(
+            "/api/1/plugins/ping-attack@0.1.0/grant",
+            &json!({"http": {"urls": [capture.url("/*")], "credentials": ["nope"]}}),
+        )
+        .await;
     assert_eq!(unknown.status, 400, "{:?}", unknown.body);
-    assert!(unknown.body["msg"].as_str().unwrap().contains("no HTTP credential \"nope\" is configured"), "{:?}", unknown.body);
-    assert_eq!(api.get("/api/1/plugins/ping-attack@0.1.0").await.body["status"], "pending", "the refused grant changed nothing");
+    assert!(
+        unknown.body["msg"].as_str().unwrap().contains("no HTTP credential \"nope\" is configured"),
+        "{:?}",
+        unknown.body
+    );
+    assert_eq!(
+        api.get("/api/1/plugins/ping-attack@0.1.0").await.body["status"],
+        "pending",
+        "the refused grant changed nothing"
+    );
 
     // Granted without the credential: the request goes out bare.
     let bare = api.put("/api/1/plugins/ping-attack@0.1.0/grant", &json!({"http": {"urls": [capture.url("/*")]}})).await;
@@ -242,11 +289,19 @@ async fn a_grant_may_name_only_configured_credentials_and_uploaded_plugins_get_t
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(header(&capture.heads("/bearer/bare")[0].0, "authorization"), None);
 
-    let granted = api.put("/api/1/plugins/ping-attack@0.1.0/grant", &json!({"http": {"urls": [capture.url("/*")], "credentials": ["billing"]}})).await;
+    let granted = api
+        .put(
+            "/api/1/plugins/ping-attack@0.1.0/grant",
+            &json!({"http": {"urls": [capture.url("/*")], "credentials": ["billing"]}}),
+        )
+        .await;
     assert_eq!(granted.status, 200, "{:?}", granted.body);
     let done = api.run_once(json!({"ref": "ping:Ping", "args": {"url": capture.url("/bearer/granted")}}), false).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(header(&capture.heads("/bearer/granted")[0].0, "authorization").as_deref(), Some(format!("Bearer {BEARER}").as_str()));
+    assert_eq!(
+        header(&capture.heads("/bearer/granted")[0].0, "authorization").as_deref(),
+        Some(format!("Bearer {BEARER}").as_str())
+    );
 
     // A dry run names the credential it would add, and sends nothing.
     let dry = api.run_once(json!({"ref": "ping:Ping", "args": {"url": capture.url("/bearer/dry")}}), true).await;
@@ -277,19 +332,25 @@ async fn the_gce_example_stops_a_matching_instance_with_an_injected_service_acco
             return json_answer(200, &json!({"access_token": GCP_TOKEN, "expires_in": 3600}));
         }
         if header(head, "authorization").as_deref() != Some(&format!("Bearer {GCP_TOKEN}")) {
-            return json_answer(401, &json!({"error": {"code": 401, "message": "Request is missing required authentication credential."}}));
+            return json_answer(
+                401,
+                &json!({"error": {"code": 401, "message": "Request is missing required authentication credential."}}),
+            );
         }
         let instances = "/compute/v1/projects/chaos-project-1/zones/europe-west1-b/instances";
         match target.split_once('?') {
-            Some((path, query)) if path == instances && query == "filter=labels.chaos%20%3D%20%22true%22" => json_answer(
-                200,
-                &json!({"kind": "compute#instanceList", "items": [
+            Some((path, query)) if path == instances && query == "filter=labels.chaos%20%3D%20%22true%22" => {
+                json_answer(
+                    200,
+                    &json!({"kind": "compute#instanceList", "items": [
                     {"name": "web-1", "status": "RUNNING", "labels": {"chaos": "true"}},
                     {"name": "web-2", "status": "TERMINATED", "labels": {"chaos": "true"}}]}),
-            ),
-            None if target == format!("{instances}/web-1/stop") => {
-                json_answer(200, &json!({"kind": "compute#operation", "name": "operation-stop-web-1", "status": "RUNNING"}))
+                )
             }
+            None if target == format!("{instances}/web-1/stop") => json_answer(
+                200,
+                &json!({"kind": "compute#operation", "name": "operation-stop-web-1", "status": "RUNNING"}),
+            ),
             _ => json_answer(404, &json!({"error": {"code": 404, "message": format!("unexpected {target}")}})),
         }
     });
@@ -306,9 +367,17 @@ async fn the_gce_example_stops_a_matching_instance_with_an_injected_service_acco
     );
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), ..Options::default() });
     let api = engine.client();
-    let uploaded = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(cme_plugins::test_plugins::GCE_STOP.wasm.to_vec()), Some("application/wasm")).await;
+    let uploaded = api
+        .raw(
+            reqwest::Method::POST,
+            "/api/1/plugins/",
+            Some(cme_plugins::test_plugins::GCE_STOP.wasm.to_vec()),
+            Some("application/wasm"),
+        )
+        .await;
     assert_eq!(uploaded.status, 201, "{:?}", uploaded.body);
-    let grant = json!({"http": {"urls": [google.url("/compute/v1/projects/chaos-project-1/*")], "credentials": ["gce"]}});
+    let grant =
+        json!({"http": {"urls": [google.url("/compute/v1/projects/chaos-project-1/*")], "credentials": ["gce"]}});
     assert_eq!(api.put("/api/1/plugins/gce-stop-instance@0.1.0/grant", &grant).await.status, 200);
 
     let args = json!({"project": "chaos-project-1", "zone": "europe-west1-b", "labels": {"chaos": "true"}, "endpoint": google.base});

@@ -44,20 +44,27 @@ impl Rig {
     fn engine_with(&self, extra: &str, env: Vec<(String, String)>, database_url: Option<String>) -> Engine {
         let home = self.dir.path().join("engine");
         std::fs::create_dir_all(&home).unwrap();
-        let config = format!("{extra}\n[ssh]\nknown_hosts = \"{}\"\nhost_key_policy = \"accept-new\"\n", self.dir.path().join("known_hosts").display());
+        let config = format!(
+            "{extra}\n[ssh]\nknown_hosts = \"{}\"\nhost_key_policy = \"accept-new\"\n",
+            self.dir.path().join("known_hosts").display()
+        );
         Engine::start(&home, Backend::Sqlite, Options { config: Some(config), env, database_url, ..Options::default() })
     }
 
     /// Stores the credential and imports the inventory: group `web` (zone a) and `db`.
     async fn prepare(&self, api: &Api) {
         let key = std::fs::read_to_string(&self.client_key).unwrap();
-        let created = api.post("/api/1/credentials/", &json!({"name": "fleet", "user": current_user(), "private_key": key})).await;
+        let created = api
+            .post("/api/1/credentials/", &json!({"name": "fleet", "user": current_user(), "private_key": key}))
+            .await;
         assert_eq!(created.status, 201, "{:?}", created.body);
         let yaml = format!(
             "all:\n  vars:\n    cme_credential: fleet\n    ansible_port: {port}\n  children:\n    web:\n      vars:\n        zone: a\n      hosts:\n        web-1:\n          ansible_host: 127.0.0.1\n    db:\n      hosts:\n        db-1:\n          ansible_host: 127.0.0.1\n          zone: b\n",
             port = self.port
         );
-        let imported = api.raw(reqwest::Method::POST, "/api/1/inventories/", Some(yaml.into_bytes()), Some("application/yaml")).await;
+        let imported = api
+            .raw(reqwest::Method::POST, "/api/1/inventories/", Some(yaml.into_bytes()), Some("application/yaml"))
+            .await;
         assert_eq!(imported.status, 201, "{:?}", imported.body);
     }
 }
@@ -90,7 +97,13 @@ fn stop_attack(process: &str, seconds: u32) -> Value {
 async fn undo_of(api: &Api, executor_id: &str) -> Value {
     let undos = api.get("/api/1/undos/").await;
     assert_eq!(undos.status, 200, "{:?}", undos.body);
-    undos.body["undos"].as_array().unwrap().iter().find(|u| u["executor_id"] == executor_id).cloned().unwrap_or(Value::Null)
+    undos.body["undos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["executor_id"] == executor_id)
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 #[tokio::test]
@@ -102,18 +115,29 @@ async fn an_inventory_imported_from_yaml_aims_run_script_and_kill_process_at_its
 
     // Every group with hosts became an inventory; group vars reached the hosts.
     let list = api.get("/api/1/inventories/").await;
-    let names: Vec<&str> = list.body["inventories"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        list.body["inventories"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["all", "db", "web"]);
     let web = api.get("/api/1/inventories/web").await.body;
-    assert_eq!(web["hosts"][0], json!({"name": "web-1", "address": "127.0.0.1", "port": rig.port, "user": "", "credential": "fleet", "tags": {"zone": "a"}}));
+    assert_eq!(
+        web["hosts"][0],
+        json!({"name": "web-1", "address": "127.0.0.1", "port": rig.port, "user": "", "credential": "fleet", "tags": {"zone": "a"}})
+    );
     let audit = api.get("/api/1/audit/").await.body.to_string();
     assert!(audit.contains("inventory.import"), "{audit}");
 
     // Bad inventories change nothing and say what is wrong.
-    let unknown = api.put("/api/1/inventories/web", &json!({"hosts": [{"name": "x", "address": "10.0.0.1", "credential": "nobody"}]})).await;
+    let unknown = api
+        .put(
+            "/api/1/inventories/web",
+            &json!({"hosts": [{"name": "x", "address": "10.0.0.1", "credential": "nobody"}]}),
+        )
+        .await;
     assert_eq!(unknown.status, 400);
     assert!(unknown.body["detail"].as_str().unwrap().contains("no credential named \"nobody\""), "{:?}", unknown.body);
-    let broken = api.raw(reqwest::Method::POST, "/api/1/inventories/", Some(b"all: [unclosed".to_vec()), Some("application/yaml")).await;
+    let broken = api
+        .raw(reqwest::Method::POST, "/api/1/inventories/", Some(b"all: [unclosed".to_vec()), Some("application/yaml"))
+        .await;
     assert_eq!(broken.status, 400, "{:?}", broken.body);
     assert_eq!(api.get("/api/1/inventories/web").await.body["hosts"], web["hosts"]);
 
@@ -135,7 +159,8 @@ async fn an_inventory_imported_from_yaml_aims_run_script_and_kill_process_at_its
     two["args"]["target"] = json!({"inventory": "all"});
     two["args"]["count"] = json!(2);
     let done = api.run_once(two.clone(), false).await;
-    let mut ran: Vec<&str> = done["result"]["details"]["hosts"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    let mut ran: Vec<&str> =
+        done["result"]["details"]["hosts"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
     ran.sort();
     assert_eq!(ran, ["db-1", "web-1"], "{done}");
     two["args"].as_object_mut().unwrap().remove("count");
@@ -165,7 +190,10 @@ async fn an_inventory_imported_from_yaml_aims_run_script_and_kill_process_at_its
     wait_for("the undo to run when due", async || undo_of(&api, &executor).await["state"] == "done").await;
     assert_eq!(state(frozen.id()), Some('S'), "the undo continued it");
     let undo = undo_of(&api, &executor).await;
-    assert!(!std::path::Path::new(&format!("/tmp/cme-undo-{}.pid", undo["id"].as_str().unwrap())).exists(), "the target's timer was stopped");
+    assert!(
+        !std::path::Path::new(&format!("/tmp/cme-undo-{}.pid", undo["id"].as_str().unwrap())).exists(),
+        "the target's timer was stopped"
+    );
     let audit = api.get("/api/1/audit/").await.body.to_string();
     assert!(audit.contains("undo.arm") && audit.contains("undo.run"), "{audit}");
 
@@ -177,7 +205,8 @@ async fn an_inventory_imported_from_yaml_aims_run_script_and_kill_process_at_its
     assert!(undo_of(&api, done["id"].as_str().unwrap()).await.is_null());
 
     // KILL ends it; a name nothing has fails the run.
-    let kill = json!({"ref": "kill_process:KillProcess", "args": {"target": {"inventory": "web"}, "process": "cmevictim1"}});
+    let kill =
+        json!({"ref": "kill_process:KillProcess", "args": {"target": {"inventory": "web"}, "process": "cmevictim1"}});
     let done = api.run_once(kill.clone(), false).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let status = frozen.wait().unwrap();
@@ -191,7 +220,11 @@ async fn an_inventory_imported_from_yaml_aims_run_script_and_kill_process_at_its
     let by_pattern = json!({"ref": "kill_process:KillProcess", "args": {"target": {"inventory": "web"}, "pattern": "cmevictim4 6[0-9]+$", "signal": "TERM"}});
     let done = api.run_once(by_pattern, false).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["result"]["details"]["hosts"][0]["output"], patterned.id().to_string(), "only the victim was signalled");
+    assert_eq!(
+        done["result"]["details"]["hosts"][0]["output"],
+        patterned.id().to_string(),
+        "only the victim was signalled"
+    );
     let status = patterned.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
 }
@@ -239,7 +272,8 @@ async fn network_fault_refuses_a_kernel_without_netem_and_its_undo_still_runs() 
     let engine = rig.engine(None);
     let api = engine.client();
     rig.prepare(&api).await;
-    let qdisc = || String::from_utf8(Command::new("tc").args(["qdisc", "show", "dev", "lo"]).output().unwrap().stdout).unwrap();
+    let qdisc =
+        || String::from_utf8(Command::new("tc").args(["qdisc", "show", "dev", "lo"]).output().unwrap().stdout).unwrap();
     let before = qdisc();
 
     let latency = json!({"ref": "network_fault:NetworkFault", "args": {"target": {"inventory": "db"}, "fault": "latency", "interface": "lo", "latency_ms": 100, "duration_seconds": 600}});
@@ -279,7 +313,11 @@ async fn network_fault_refuses_a_kernel_without_netem_and_its_undo_still_runs() 
     let stop = json!({"ref": "stop_service:StopService", "args": {"target": {"inventory": "db"}, "service": "cron", "duration_seconds": 60}});
     let done = api.run_once(stop, false).await;
     assert_eq!(done["status"], "failed", "{done}");
-    assert!(done["error"].as_str().unwrap().contains("cron is not active here") || done["error"].as_str().unwrap().contains("does not run systemd"), "{done}");
+    assert!(
+        done["error"].as_str().unwrap().contains("cron is not active here")
+            || done["error"].as_str().unwrap().contains("does not run systemd"),
+        "{done}"
+    );
     assert!(undo_of(&api, done["id"].as_str().unwrap()).await.is_null());
 }
 
@@ -290,7 +328,9 @@ async fn network_fault_refuses_a_kernel_without_netem_and_its_undo_still_runs() 
 async fn a_known_secret_in_script_args_fault_targets_and_undos_shows_nowhere() {
     const CANARY: &str = "c4n4ryssh7q";
     let Some(rig) = Rig::start() else { return };
-    let extra = format!("[[http.credentials]]\nname = \"vault\"\nurls = [\"http://127.0.0.1:9/*\"]\nkind = \"bearer\"\nsecret = \"{CANARY}\"\n");
+    let extra = format!(
+        "[[http.credentials]]\nname = \"vault\"\nurls = [\"http://127.0.0.1:9/*\"]\nkind = \"bearer\"\nsecret = \"{CANARY}\"\n"
+    );
     let engine = rig.engine_with(&extra, vec![("RUST_LOG".into(), "trace".into())], None);
     let api = engine.client();
     rig.prepare(&api).await;
@@ -311,7 +351,10 @@ async fn a_known_secret_in_script_args_fault_targets_and_undos_shows_nowhere() {
     wait_for("the undo to run", async || undo_of(&api, &executor).await["state"] == "done").await;
     let _ = frozen.kill();
     let shown = [
-        ("the script's executor", api.get(&format!("/api/1/executors/{}", ran["id"].as_str().unwrap())).await.body.to_string()),
+        (
+            "the script's executor",
+            api.get(&format!("/api/1/executors/{}", ran["id"].as_str().unwrap())).await.body.to_string(),
+        ),
         ("the fault's executor", api.get(&format!("/api/1/executors/{executor}")).await.body.to_string()),
         ("the plans", api.get("/api/1/plans/?all=true").await.body.to_string()),
         ("the undos", api.get("/api/1/undos/").await.body.to_string()),
@@ -319,6 +362,10 @@ async fn a_known_secret_in_script_args_fault_targets_and_undos_shows_nowhere() {
         ("the engine's log", engine.stderr()),
     ];
     for (what, text) in shown {
-        assert!(!text.contains(CANARY), "{what} shows the canary: {}", text.lines().filter(|l| l.contains(CANARY)).take(2).collect::<Vec<_>>().join("\n"));
+        assert!(
+            !text.contains(CANARY),
+            "{what} shows the canary: {}",
+            text.lines().filter(|l| l.contains(CANARY)).take(2).collect::<Vec<_>>().join("\n")
+        );
     }
 }

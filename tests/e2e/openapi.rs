@@ -6,15 +6,21 @@ use crate::support::*;
 
 /// The schemathesis CLI: `CME_TEST_SCHEMATHESIS`, or the CI venv's.
 fn schemathesis() -> Option<std::path::PathBuf> {
-    let venv = std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache/cme-venv/bin/schemathesis"));
-    let candidates: Vec<std::path::PathBuf> = std::env::var_os("CME_TEST_SCHEMATHESIS").map(std::path::PathBuf::from).into_iter().chain(venv).collect();
+    let venv =
+        std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache/cme-venv/bin/schemathesis"));
+    let candidates: Vec<std::path::PathBuf> =
+        std::env::var_os("CME_TEST_SCHEMATHESIS").map(std::path::PathBuf::from).into_iter().chain(venv).collect();
     tool(&candidates, "pip install schemathesis, see .ci/run")
 }
 
 #[tokio::test]
 async fn the_document_describes_every_route_and_is_served_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: vec![("CME_TOKENS".into(), "admin:admin-secret".into())], ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: vec![("CME_TOKENS".into(), "admin:admin-secret".into())], ..Options::default() },
+    );
     let document = engine.client().get("/api/1/openapi.json").await;
     assert_eq!(document.status, 200);
     assert_eq!(document.body["openapi"], "3.1.0");
@@ -39,7 +45,11 @@ async fn the_document_describes_every_route_and_is_served_without_a_token() {
 async fn schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_allow() {
     let Some(schemathesis) = schemathesis() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: vec![("CME_TOKENS".into(), "admin:admin-secret".into())], ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: vec![("CME_TOKENS".into(), "admin:admin-secret".into())], ..Options::default() },
+    );
     let output = std::process::Command::new(schemathesis)
         .arg("run")
         .arg(format!("{}/api/1/openapi.json", engine.url))
@@ -51,6 +61,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "schemathesis failed:\n{stdout}\n{}\nengine log:\n{}", String::from_utf8_lossy(&output.stderr), engine.stderr());
+    assert!(
+        output.status.success(),
+        "schemathesis failed:\n{stdout}\n{}\nengine log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        engine.stderr()
+    );
     assert!(stdout.contains("passed") && !stdout.contains(" failed"), "{stdout}");
 }

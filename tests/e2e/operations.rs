@@ -8,7 +8,11 @@ use crate::support::*;
 #[tokio::test]
 async fn livez_and_readyz_answer_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: vec![("CME_TOKENS".into(), "admin:admin-secret".into())], ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: vec![("CME_TOKENS".into(), "admin:admin-secret".into())], ..Options::default() },
+    );
     let api = engine.client();
     let live = api.get("/livez").await;
     assert_eq!(live.status, 200);
@@ -23,7 +27,11 @@ async fn livez_and_readyz_answer_without_a_token() {
 async fn every_request_leaves_one_access_log_line_naming_route_status_and_token() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = "viewer:viewer-secret-1,operator:operator-secret-1";
-    let options = Options { env: vec![("CME_TOKENS".into(), tokens.into())], args: vec!["--log-format".into(), "json".into()], ..Options::default() };
+    let options = Options {
+        env: vec![("CME_TOKENS".into(), tokens.into())],
+        args: vec!["--log-format".into(), "json".into()],
+        ..Options::default()
+    };
     let engine = Engine::start(dir.path(), Backend::Sqlite, options);
     let viewer = engine.client().with_token("viewer-secret-1");
     assert_eq!(viewer.get("/api/1/plans/?all=true&page=1").await.status, 200);
@@ -31,8 +39,12 @@ async fn every_request_leaves_one_access_log_line_naming_route_status_and_token(
     assert_eq!(engine.client().get("/api/1/plans/").await.status, 401);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = engine.stderr();
-    let lines: Vec<serde_json::Value> =
-        log.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|l| l["target"] == "cme::access").map(|l| l["fields"].clone()).collect();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["target"] == "cme::access")
+        .map(|l| l["fields"].clone())
+        .collect();
     let line = |route: &str, status: u64| lines.iter().find(|f| f["route"] == route && f["status"] == status).cloned();
     let listed = line("/api/1/plans/", 200).unwrap_or_else(|| panic!("{lines:#?}"));
     assert_eq!(listed["method"], "GET");
@@ -53,14 +65,28 @@ fn promtool() -> Option<std::path::PathBuf> {
 async fn metrics_are_served_in_the_prometheus_format_and_promtool_accepts_them() {
     let sink = Sink::start(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { env: vec![("CME_TOKENS".into(), "operator:operator-secret-1".into())], ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: vec![("CME_TOKENS".into(), "operator:operator-secret-1".into())], ..Options::default() },
+    );
     let api = engine.client().with_token("operator-secret-1");
     assert_eq!(engine.client().get("/metrics").await.status, 401, "metrics need a token like every other read");
-    let done = api.run_once(serde_json::json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/m"), "method": "GET"}}), false).await;
+    let done = api
+        .run_once(
+            serde_json::json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url("/m"), "method": "GET"}}),
+            false,
+        )
+        .await;
     assert_eq!(done["status"], "succeeded");
     api.post("/api/1/halt", &serde_json::json!({"reason": "metrics test"})).await;
 
-    let response = reqwest::Client::new().get(format!("{}/metrics", api.base)).bearer_auth("operator-secret-1").send().await.unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{}/metrics", api.base))
+        .bearer_auth("operator-secret-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     let text = response.text().await.unwrap();
@@ -81,15 +107,28 @@ async fn metrics_are_served_in_the_prometheus_format_and_promtool_accepts_them()
     if let Some(promtool) = promtool() {
         let path = dir.path().join("metrics.txt");
         std::fs::write(&path, &text).unwrap();
-        let output = std::process::Command::new(promtool).args(["check", "metrics"]).stdin(std::fs::File::open(&path).unwrap()).output().unwrap();
-        assert!(output.status.success(), "promtool: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        let output = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::fs::File::open(&path).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 
 #[tokio::test]
 async fn metrics_can_be_turned_off() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some("metrics = false\n".into()), ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { config: Some("metrics = false\n".into()), ..Options::default() },
+    );
     let reply = engine.client().get("/metrics").await;
     assert_eq!(reply.status, 404, "{:?}", reply.body);
     assert_eq!(engine.client().get("/readyz").await.status, 200);

@@ -22,7 +22,11 @@ pub struct Launched {
 impl Moto {
     pub async fn connect(region: &str) -> Option<Moto> {
         let Ok(url) = std::env::var("CME_TEST_MOTO_URL") else {
-            assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "CME_TEST_MOTO_URL is required under CI (.ci/run starts moto)");
+            assert_ne!(
+                std::env::var("CME_REQUIRE_PEERS").as_deref(),
+                Ok("1"),
+                "CME_TEST_MOTO_URL is required under CI (.ci/run starts moto)"
+            );
             eprintln!("skipping: CME_TEST_MOTO_URL is not set");
             return None;
         };
@@ -64,7 +68,13 @@ impl Moto {
         for (k, v) in tags {
             spec = spec.tags(Tag::builder().key(*k).value(*v).build());
         }
-        let mut request = self.client.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).tag_specifications(spec.build());
+        let mut request = self
+            .client
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(spec.build());
         if let Some(subnet) = subnet {
             request = request.subnet_id(subnet);
         }
@@ -73,12 +83,21 @@ impl Moto {
         }
         let run = request.send().await.unwrap();
         let instance = &run.instances()[0];
-        Launched { id: instance.instance_id().unwrap().to_string(), private_ip: instance.private_ip_address().unwrap_or_default().to_string() }
+        Launched {
+            id: instance.instance_id().unwrap().to_string(),
+            private_ip: instance.private_ip_address().unwrap_or_default().to_string(),
+        }
     }
 
     /// The instance's state name: running, shutting-down, terminated, ...
     pub async fn state(&self, id: &str) -> String {
-        let found = self.client.describe_instances().filters(Filter::builder().name("instance-id").values(id).build()).send().await.unwrap();
+        let found = self
+            .client
+            .describe_instances()
+            .filters(Filter::builder().name("instance-id").values(id).build())
+            .send()
+            .await
+            .unwrap();
         let instance = &found.reservations()[0].instances()[0];
         instance.state().unwrap().name().unwrap().as_str().to_string()
     }
@@ -90,6 +109,9 @@ impl Moto {
 
 /// A unique label for this test's instances.
 pub fn label(test: &str) -> String {
-    format!("{test}-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    )
 }
-

@@ -19,8 +19,10 @@ fn build_dir() -> PathBuf {
 }
 
 fn run(command: &mut Command) -> String {
-    let output = command.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS").output().expect("the command starts");
-    let (out, err) = (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+    let output =
+        command.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS").output().expect("the command starts");
+    let (out, err) =
+        (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
     assert!(output.status.success(), "{command:?} failed:\n{out}\n{err}");
     out + &err
 }
@@ -35,8 +37,16 @@ fn cme(args: &[&str]) -> (bool, String) {
 
 /// The CLI against the engine at `url`.
 fn cme_at(url: &str, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_cme")).args(args).env("CME_URL", url).env_remove("CME_TOKEN").output().unwrap();
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr))
+    let output = Command::new(env!("CARGO_BIN_EXE_cme"))
+        .args(args)
+        .env("CME_URL", url)
+        .env_remove("CME_TOKEN")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+    )
 }
 
 /// The SDK crate exactly as `cargo package` would publish it, unpacked outside the
@@ -73,7 +83,17 @@ fn published_sdk() -> PathBuf {
 fn new_project(projects: &Path, name: &str, kind: &str) -> (PathBuf, PathBuf) {
     let dir = projects.join(name);
     let sdk = published_sdk();
-    let (ok, out) = cme(&["plugins", "new", name, "--kind", kind, "--dir", dir.to_str().unwrap(), "--sdk-path", sdk.to_str().unwrap()]);
+    let (ok, out) = cme(&[
+        "plugins",
+        "new",
+        name,
+        "--kind",
+        kind,
+        "--dir",
+        dir.to_str().unwrap(),
+        "--sdk-path",
+        sdk.to_str().unwrap(),
+    ]);
     assert!(ok, "{out}");
     assert!(out.contains("cargo test"), "it says what to do next: {out}");
     for file in ["Cargo.toml", "rust-toolchain.toml", "src/lib.rs", "grant.json", "plan.json"] {
@@ -105,7 +125,10 @@ async fn a_new_author_goes_from_cme_plugins_new_to_a_succeeded_executor() {
     std::fs::write(dir.join("grant.json"), json!({"http": {"urls": [sink.url("/*")]}}).to_string()).unwrap();
     let grant = format!("@{}", dir.join("grant.json").display());
     let args = json!({"url": sink.url("/health")}).to_string();
-    let (ok, out) = tokio::task::spawn_blocking(move || cme(&["plugins", "run", &wasm, "--args", &args, "--grant", &grant])).await.unwrap();
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || cme(&["plugins", "run", &wasm, "--args", &args, "--grant", &grant]))
+            .await
+            .unwrap();
     assert!(ok && out.contains(&format!("GET {} -> 200", sink.url("/health"))), "{out}");
     assert_eq!(sink.requests().len(), 1, "the local run's request was real");
 
@@ -116,7 +139,8 @@ async fn a_new_author_goes_from_cme_plugins_new_to_a_succeeded_executor() {
     let wasm = build_dir().join("target/wasm32-wasip2/release/guide_attack.wasm");
     let (ok, out) = cme_at(url, &["plugins", "push", wasm.to_str().unwrap()]);
     assert!(ok && out.contains("guide-attack@0.1.0"), "{out}");
-    let (ok, out) = cme_at(url, &["plugins", "grant", "guide-attack@0.1.0", "-f", dir.join("grant.json").to_str().unwrap()]);
+    let (ok, out) =
+        cme_at(url, &["plugins", "grant", "guide-attack@0.1.0", "-f", dir.join("grant.json").to_str().unwrap()]);
     assert!(ok, "{out}");
     let mut plan: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
     plan["attack"]["args"]["url"] = json!(sink.url("/from-the-engine"));
@@ -148,6 +172,14 @@ async fn new_planner_and_probe_projects_pass_their_tests_and_the_uploads_checks(
     let existing = projects.path().join("guide-probe");
     let (ok, out) = cme(&["plugins", "new", "guide-probe", "--kind", "probe", "--dir", existing.to_str().unwrap()]);
     assert!(!ok && out.contains("is not empty"), "{out}");
-    let (ok, out) = cme(&["plugins", "new", "Guide_Probe", "--kind", "probe", "--dir", projects.path().join("x").to_str().unwrap()]);
+    let (ok, out) = cme(&[
+        "plugins",
+        "new",
+        "Guide_Probe",
+        "--kind",
+        "probe",
+        "--dir",
+        projects.path().join("x").to_str().unwrap(),
+    ]);
     assert!(!ok && out.contains("kebab-case"), "{out}");
 }

@@ -31,12 +31,21 @@ fn home_tool(env: &str, under_home: &str, install: &str) -> Option<PathBuf> {
 
 fn build(command: &mut Command) {
     let output = command.current_dir(repo()).output().expect("the build tool starts");
-    assert!(output.status.success(), "{command:?}:\n{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{command:?}:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The Python attack, from `app.py` and the SDK's WIT.
 fn python_attack() -> Option<Vec<u8>> {
-    let componentize = home_tool("CME_TEST_COMPONENTIZE_PY", ".cache/cme-venv/bin/componentize-py", "pip install componentize-py, see .ci/run")?;
+    let componentize = home_tool(
+        "CME_TEST_COMPONENTIZE_PY",
+        ".cache/cme-venv/bin/componentize-py",
+        "pip install componentize-py, see .ci/run",
+    )?;
     let out = out_dir().join("py_http_check.wasm");
     build(
         Command::new(componentize)
@@ -49,11 +58,25 @@ fn python_attack() -> Option<Vec<u8>> {
 /// The JavaScript attack, from `attack.js` and the SDK's WIT. No WASI HTTP: the plugin
 /// reaches the network only through the engine's `http` capability.
 fn javascript_attack() -> Option<Vec<u8>> {
-    let componentize = home_tool("CME_TEST_COMPONENTIZE_JS", ".cache/cme-node/node_modules/.bin/componentize-js", "npm install @bytecodealliance/componentize-js, see .ci/run")?;
+    let componentize = home_tool(
+        "CME_TEST_COMPONENTIZE_JS",
+        ".cache/cme-node/node_modules/.bin/componentize-js",
+        "npm install @bytecodealliance/componentize-js, see .ci/run",
+    )?;
     let out = out_dir().join("js_http_check.wasm");
     build(
         Command::new(componentize)
-            .args(["plugins/polyglot/javascript/attack.js", "--wit", "wit", "--world-name", "attack", "-d", "http", "fetch-event", "-o"])
+            .args([
+                "plugins/polyglot/javascript/attack.js",
+                "--wit",
+                "wit",
+                "--world-name",
+                "attack",
+                "-d",
+                "http",
+                "fetch-event",
+                "-o",
+            ])
             .arg(&out),
     );
     Some(std::fs::read(out).unwrap())
@@ -65,7 +88,8 @@ async fn uploaded_granted_and_run(wasm: &[u8], id: &str, reference: &str, langua
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
     let api = engine.client();
 
-    let uploaded = api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(wasm.to_vec()), Some("application/wasm")).await;
+    let uploaded =
+        api.raw(reqwest::Method::POST, "/api/1/plugins/", Some(wasm.to_vec()), Some("application/wasm")).await;
     assert_eq!(uploaded.status, 201, "{:?}", uploaded.body);
     assert_eq!(uploaded.body["id"], id);
     assert_eq!(uploaded.body["kind"], "attack");
@@ -73,15 +97,21 @@ async fn uploaded_granted_and_run(wasm: &[u8], id: &str, reference: &str, langua
     let granted = api.put(&format!("/api/1/plugins/{id}/grant"), &json!({"http": {"urls": [sink.url("/*")]}})).await;
     assert_eq!(granted.status, 200, "{:?}", granted.body);
 
-    let done = api.run_once(json!({"ref": reference, "args": {"url": sink.url("/chaos"), "method": "POST", "body": "go"}}), false).await;
+    let done = api
+        .run_once(json!({"ref": reference, "args": {"url": sink.url("/chaos"), "method": "POST", "body": "go"}}), false)
+        .await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["result"]["summary"], format!("POST {} -> 200", sink.url("/chaos")));
     assert_eq!(done["result"]["details"]["language"], language, "{done}");
     let requests = sink.requests();
-    assert!(requests.iter().any(|(method, path, body)| method == "POST" && path == "/chaos" && body == b"go"), "{requests:?}");
+    assert!(
+        requests.iter().any(|(method, path, body)| method == "POST" && path == "/chaos" && body == b"go"),
+        "{requests:?}"
+    );
 
     // The plugin's own failure, with its message.
-    let failed = api.run_once(json!({"ref": reference, "args": {"url": sink.url("/chaos"), "expect_status": 204}}), false).await;
+    let failed =
+        api.run_once(json!({"ref": reference, "args": {"url": sink.url("/chaos"), "expect_status": 204}}), false).await;
     assert_eq!(failed["status"], "failed", "{failed}");
     assert!(failed["error"].to_string().contains("expected 204"), "{failed}");
 

@@ -24,7 +24,11 @@ async fn two_engines_on_one_postgres_run_each_executor_exactly_once() {
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
     let a = Engine::start(dir_a.path(), Backend::Postgres, Options::default());
-    let b = Engine::start(dir_b.path(), Backend::Postgres, Options { database_url: Some(a.database_url.clone()), ..Options::default() });
+    let b = Engine::start(
+        dir_b.path(),
+        Backend::Postgres,
+        Options { database_url: Some(a.database_url.clone()), ..Options::default() },
+    );
     // 500 plans created through both engines (due in an hour), then all 500 executors
     // moved into the same 2-second window a few seconds ahead, straight in the database,
     // so that plan creation speed (a loaded CI machine) does not matter.
@@ -45,7 +49,13 @@ async fn two_engines_on_one_postgres_run_each_executor_exactly_once() {
     assert!(status.success());
     // A reschedule through each engine wakes its scheduler (they would notice within a minute anyway).
     for engine in [&a, &b] {
-        let moved = engine.client().put(&format!("/api/1/executors/{some_executor}"), &serde_json::json!({"type": "date", "args": {"date": in_seconds(5)}})).await;
+        let moved = engine
+            .client()
+            .put(
+                &format!("/api/1/executors/{some_executor}"),
+                &serde_json::json!({"type": "date", "args": {"date": in_seconds(5)}}),
+            )
+            .await;
         assert_eq!(moved.status, 200, "{:?}", moved.body);
     }
     let api = a.client();
@@ -87,7 +97,8 @@ async fn a_killed_engines_runs_are_failed_by_another_engines_reaper() {
     let sink = Sink::start(Duration::from_secs(600)).await;
     let config = "run_deadline_seconds = 3\nlease_margin_seconds = 1\nreaper_interval_seconds = 1\n".to_string();
     let dir_a = tempfile::tempdir().unwrap();
-    let mut a = Engine::start(dir_a.path(), Backend::Postgres, Options { config: Some(config.clone()), ..Options::default() });
+    let mut a =
+        Engine::start(dir_a.path(), Backend::Postgres, Options { config: Some(config.clone()), ..Options::default() });
     let api = a.client();
     let created = api.post("/api/1/plans/", &api_plan("doomed", &sink.url("/slow"), &in_seconds(1))).await;
     let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
@@ -96,7 +107,11 @@ async fn a_killed_engines_runs_are_failed_by_another_engines_reaper() {
     a.kill9();
 
     let dir_b = tempfile::tempdir().unwrap();
-    let b = Engine::start(dir_b.path(), Backend::Postgres, Options { config: Some(config), database_url: Some(a.database_url.clone()), ..Options::default() });
+    let b = Engine::start(
+        dir_b.path(),
+        Backend::Postgres,
+        Options { config: Some(config), database_url: Some(a.database_url.clone()), ..Options::default() },
+    );
     let done = b.client().wait_executor(&id, |e| e["executed"] == true).await;
     assert_eq!(done["status"], "failed");
     assert!(done["error"].as_str().unwrap().starts_with("outcome unknown"), "{done}");
@@ -115,12 +130,17 @@ async fn a_halt_on_one_replica_cancels_the_runs_of_another() {
     let b = Engine::start(dir_b.path(), Backend::Postgres, Options::default());
     let mut running = Vec::new();
     for i in 0..3 {
-        let created = b.client().post("/api/1/plans/", &api_plan(&format!("slow{i}"), &sink.url("/slow"), &in_seconds(1))).await;
+        let created =
+            b.client().post("/api/1/plans/", &api_plan(&format!("slow{i}"), &sink.url("/slow"), &in_seconds(1))).await;
         running.push(created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string());
     }
     sink.until_requests(running.len()).await;
     // A joins after B claimed them all: the runs are B's, the halt is A's.
-    let a = Engine::start(dir_a.path(), Backend::Postgres, Options { database_url: Some(b.database_url.clone()), ..Options::default() });
+    let a = Engine::start(
+        dir_a.path(),
+        Backend::Postgres,
+        Options { database_url: Some(b.database_url.clone()), ..Options::default() },
+    );
     let halted = a.client().post("/api/1/halt", &serde_json::json!({"reason": "from A"})).await;
     assert_eq!((halted.status, &halted.body["persisted"]), (200, &serde_json::json!(true)), "{:?}", halted.body);
     for id in &running {

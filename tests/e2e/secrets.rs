@@ -11,7 +11,11 @@ use crate::support::*;
 async fn secret_headers_and_url_passwords_never_show() {
     let sink = Sink::start(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some("secret_headers = [\"X-Vault-Token\"]\n".into()), ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { config: Some("secret_headers = [\"X-Vault-Token\"]\n".into()), ..Options::default() },
+    );
     let api = engine.client();
     let with_password = sink.url("/kill").replacen("http://", "http://chaos:hunter2-pw@", 1);
     let secrets = ["hunter2-pw", "Bearer topsecret-token", "k-123-apikey", "vault-s3cret", "metadata-pw"];
@@ -77,8 +81,10 @@ async fn a_canary_secret_shows_in_no_sink_at_trace_level() {
             receiver.url("/hooks"),
             sink.addr
         );
-        let env = vec![("RUST_LOG".to_string(), "trace".to_string()), ("CME_LOG_FORMAT".to_string(), format.to_string())];
-        let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), env, ..Options::default() });
+        let env =
+            vec![("RUST_LOG".to_string(), "trace".to_string()), ("CME_LOG_FORMAT".to_string(), format.to_string())];
+        let engine =
+            Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), env, ..Options::default() });
         let api = engine.client().with_token(TOKEN);
 
         // An SSH key whose passphrase is a canary, and an inventory whose variables carry secrets.
@@ -87,11 +93,16 @@ async fn a_canary_secret_shows_in_no_sink_at_trace_level() {
             .post("/api/1/credentials/", &json!({"name": "fleet", "user": "ops", "private_key": std::fs::read_to_string(&key).unwrap(), "passphrase": PASSPHRASE}))
             .await;
         assert_eq!(stored.status, 201, "{:?}", stored.body);
-        let inventory = format!("all:\n  hosts:\n    web-1:\n      ansible_host: 127.0.0.1\n      cme_credential: fleet\n      note: \"{PASSPHRASE} {TOKEN}\"\n");
-        let imported = api.raw(reqwest::Method::POST, "/api/1/inventories/", Some(inventory.into_bytes()), Some("application/yaml")).await;
+        let inventory = format!(
+            "all:\n  hosts:\n    web-1:\n      ansible_host: 127.0.0.1\n      cme_credential: fleet\n      note: \"{PASSPHRASE} {TOKEN}\"\n"
+        );
+        let imported = api
+            .raw(reqwest::Method::POST, "/api/1/inventories/", Some(inventory.into_bytes()), Some("application/yaml"))
+            .await;
         assert_eq!(imported.status, 201, "{:?}", imported.body);
 
-        let with_user_info = |url: String, password: &str| url.replacen("http://", &format!("http://chaos:{password}@"), 1);
+        let with_user_info =
+            |url: String, password: &str| url.replacen("http://", &format!("http://chaos:{password}@"), 1);
         let plan = json!({
             "name": "canary",
             "attack": {"ref": "api_request:ApiRequest", "args": {
@@ -127,7 +138,10 @@ async fn a_canary_secret_shows_in_no_sink_at_trace_level() {
         let (_, cli_status, _) = cme_cli(&engine.url, TOKEN, &["status"]);
         let mut shown = vec![
             ("the plans", api.get("/api/1/plans/?all=true").await.body.to_string()),
-            ("the plan", api.get(&format!("/api/1/plans/{}", created.body["id"].as_str().unwrap())).await.body.to_string()),
+            (
+                "the plan",
+                api.get(&format!("/api/1/plans/{}", created.body["id"].as_str().unwrap())).await.body.to_string(),
+            ),
             ("the executors", api.get("/api/1/executors/?executed=all").await.body.to_string()),
             ("the executor", api.get(&format!("/api/1/executors/{id}")).await.body.to_string()),
             ("the halt reason", api.get("/api/1/halt").await.body.to_string()),
@@ -142,7 +156,10 @@ async fn a_canary_secret_shows_in_no_sink_at_trace_level() {
             ("the CLI's status", cli_status),
         ];
         for (i, (_, _, body)) in receiver.requests().iter().enumerate() {
-            shown.push((if i == 0 { "a webhook payload" } else { "another webhook payload" }, String::from_utf8_lossy(body).into_owned()));
+            shown.push((
+                if i == 0 { "a webhook payload" } else { "another webhook payload" },
+                String::from_utf8_lossy(body).into_owned(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         shown.push(("the engine's log", engine.stderr()));
@@ -151,8 +168,14 @@ async fn a_canary_secret_shows_in_no_sink_at_trace_level() {
                 assert!(!text.contains(canary), "{format} logs: {what} shows {canary:?}:\n{}", excerpt(text, canary));
             }
         }
-        assert!(shown.iter().any(|(what, text)| *what == "the halt reason" && text.contains("***@")), "the halt reason names the probe, masked");
-        assert!(engine.stderr().contains("TRACE") || engine.stderr().contains("\"level\":\"TRACE\""), "the log is at trace level");
+        assert!(
+            shown.iter().any(|(what, text)| *what == "the halt reason" && text.contains("***@")),
+            "the halt reason names the probe, masked"
+        );
+        assert!(
+            engine.stderr().contains("TRACE") || engine.stderr().contains("\"level\":\"TRACE\""),
+            "the log is at trace level"
+        );
     }
 }
 
@@ -163,8 +186,13 @@ fn excerpt(text: &str, needle: &str) -> String {
 
 /// The CLI with a token: success, stdout, stderr.
 fn cme_cli(url: &str, token: &str, args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cme")).args(args).args(["--url", url, "--token", token]).output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cme"))
+        .args(args)
+        .args(["--url", url, "--token", token])
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
     assert!(output.status.success() && !stdout.trim().is_empty(), "cme {args:?}: {stderr}");
     (output.status.success(), stdout, stderr)
 }

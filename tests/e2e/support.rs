@@ -39,7 +39,11 @@ pub fn fresh_database(backend: Backend, dir: &Path) -> String {
         Backend::Postgres => {
             let admin = std::env::var("CME_TEST_POSTGRES_URL").expect("checked by backends()");
             let name = format!("cme_test_{}", uuid_like());
-            let status = Command::new("psql").arg(&admin).args(["-q", "-c", &format!("CREATE DATABASE {name}")]).status().expect("psql runs");
+            let status = Command::new("psql")
+                .arg(&admin)
+                .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+                .status()
+                .expect("psql runs");
             assert!(status.success(), "creating database {name}");
             let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
             format!("{base}/{name}")
@@ -50,7 +54,12 @@ pub fn fresh_database(backend: Backend, dir: &Path) -> String {
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), Instant::now().elapsed().as_nanos() % 1000)
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        Instant::now().elapsed().as_nanos() % 1000
+    )
 }
 
 /// One running `cme serve`.
@@ -197,7 +206,13 @@ impl Api {
         self.raw(reqwest::Method::DELETE, path, None, None).await
     }
 
-    pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, content_type: Option<&str>) -> Reply {
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: Option<&str>,
+    ) -> Reply {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -292,7 +307,9 @@ pub async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String,
     let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
     let length = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
         .unwrap_or(0);
     let mut body = buffer[head_end..].to_vec();
     while body.len() < length {
@@ -341,7 +358,8 @@ impl Sink {
                         seen_heads.lock().unwrap().push(head);
                     }
                     tokio::time::sleep(delay).await;
-                    let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                    let _ =
+                        socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
                 });
             }
         });
@@ -353,7 +371,11 @@ impl Sink {
         let requests = self.requests.lock().unwrap();
         let heads = self.heads.lock().unwrap();
         let value = |head: &String| {
-            head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+            head.lines().find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_string())
+            })
         };
         requests.iter().cloned().zip(heads.iter().map(value)).collect()
     }
@@ -404,7 +426,10 @@ impl Service {
                     }
                     let code = status.load(std::sync::atomic::Ordering::SeqCst);
                     let body = format!("{{\"status\":{code}}}");
-                    let head = format!("HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                    let head = format!(
+                        "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
                     let _ = socket.write_all(format!("{head}{body}").as_bytes()).await;
                 });
             }
@@ -426,7 +451,10 @@ impl Service {
 pub fn tool(paths: &[PathBuf], install: &str) -> Option<PathBuf> {
     let found = paths.iter().find(|p| p.exists()).cloned();
     if found.is_none() {
-        assert!(std::env::var("CME_REQUIRE_PEERS").as_deref() != Ok("1"), "CME_REQUIRE_PEERS=1 but {paths:?} is missing ({install})");
+        assert!(
+            std::env::var("CME_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "CME_REQUIRE_PEERS=1 but {paths:?} is missing ({install})"
+        );
         eprintln!("skipping: none of {paths:?} is installed ({install})");
     }
     found

@@ -44,7 +44,9 @@ fn applied(backend: Backend, database_url: &str) -> Vec<String> {
             let file = database_url.trim_start_matches("sqlite://").split('?').next().unwrap();
             Command::new("sqlite3").args([file, query]).output().expect("sqlite3 runs")
         }
-        Backend::Postgres => Command::new("psql").args([database_url, "-qAt", "-c", query]).output().expect("psql runs"),
+        Backend::Postgres => {
+            Command::new("psql").args([database_url, "-qAt", "-c", query]).output().expect("psql runs")
+        }
     };
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().lines().map(str::to_string).collect()
@@ -72,7 +74,13 @@ fn old_database(backend: Backend, dir: &Path) -> String {
 }
 
 fn names(list: &Value, key: &str) -> Vec<String> {
-    list.get(key).or_else(|| list["_embedded"].get(key)).and_then(Value::as_array).unwrap_or_else(|| panic!("{key} in {list}")).iter().map(|item| item["name"].as_str().unwrap_or_default().to_string()).collect()
+    list.get(key)
+        .or_else(|| list["_embedded"].get(key))
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("{key} in {list}"))
+        .iter()
+        .map(|item| item["name"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -81,14 +89,22 @@ async fn databases_written_before_the_migration_split_open_with_all_they_hold() 
         let dir = tempfile::tempdir().unwrap();
         let database_url = old_database(backend, dir.path());
         assert_eq!(applied(backend, &database_url), RECORDED, "{backend:?}: the fixture records every migration");
-        let engine = Engine::start(dir.path(), backend, Options { database_url: Some(database_url.clone()), ..Options::default() });
+        let engine = Engine::start(
+            dir.path(),
+            backend,
+            Options { database_url: Some(database_url.clone()), ..Options::default() },
+        );
         let api = engine.client();
 
         let mut plans = names(&api.get("/api/1/plans/").await.body, "plans");
         plans.sort();
         assert_eq!(plans, ["fixture plan", "fixture recurring"], "{backend:?}");
         let halt = api.get("/api/1/halt").await.body;
-        assert_eq!((halt["halted"].as_bool(), halt["reason"].as_str()), (Some(true), Some("fixture halt")), "{backend:?}: {halt}");
+        assert_eq!(
+            (halt["halted"].as_bool(), halt["reason"].as_str()),
+            (Some(true), Some("fixture halt")),
+            "{backend:?}: {halt}"
+        );
         assert_eq!(names(&api.get("/api/1/blackouts/").await.body, "blackouts"), ["fixture freeze"], "{backend:?}");
         let credentials = api.get("/api/1/credentials/").await.body;
         assert_eq!(names(&credentials, "credentials"), ["chaos-key"], "{backend:?}");
@@ -96,7 +112,8 @@ async fn databases_written_before_the_migration_split_open_with_all_they_hold() 
         assert_eq!(inventory.status, 200, "{backend:?}: {:?}", inventory.body);
         assert_eq!(inventory.body["hosts"][0]["name"], "web-1", "{backend:?}: {:?}", inventory.body);
         let executors = api.get("/api/1/executors/").await.body;
-        let executors = executors.get("executors").or_else(|| executors["_embedded"].get("executors")).and_then(Value::as_array);
+        let executors =
+            executors.get("executors").or_else(|| executors["_embedded"].get("executors")).and_then(Value::as_array);
         assert!(executors.is_some_and(|e| e.len() >= 2), "{backend:?}: {executors:?}");
 
         // Nothing was applied again, and a database made today records the same names.

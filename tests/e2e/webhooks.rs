@@ -55,7 +55,8 @@ async fn events_wait_out_a_receiver_outage_and_a_restart_then_arrive_signed() {
         let dir = tempfile::tempdir().unwrap();
         let receiver = free_port();
         let config = webhook_config(receiver);
-        let mut engine = Engine::start(dir.path(), backend, Options { config: Some(config.clone()), ..Options::default() });
+        let mut engine =
+            Engine::start(dir.path(), backend, Options { config: Some(config.clone()), ..Options::default() });
         let api = engine.client();
         let target = Sink::start(Duration::ZERO).await;
 
@@ -109,7 +110,10 @@ async fn events_wait_out_a_receiver_outage_and_a_restart_then_arrive_signed() {
         let mut events: HashMap<String, Value> = HashMap::new();
         let received = sink.requests_with_header("cme-signature");
         let ((_, _, body), signature) = &received[0];
-        assert!(readme_verifier_accepts(signature.as_deref().unwrap(), body), "the README's verifier accepts a real request");
+        assert!(
+            readme_verifier_accepts(signature.as_deref().unwrap(), body),
+            "the README's verifier accepts a real request"
+        );
         let mut tampered = body.clone();
         tampered.push(b' ');
         assert!(!readme_verifier_accepts(signature.as_deref().unwrap(), &tampered), "and refuses a changed body");
@@ -121,7 +125,13 @@ async fn events_wait_out_a_receiver_outage_and_a_restart_then_arrive_signed() {
             assert_eq!(event["source"], "/cme");
             events.insert(event["type"].as_str().unwrap().to_string(), event);
         }
-        for kind in ["cme.plan.created", "cme.executor.started", "cme.executor.succeeded", "cme.engine.halted", "cme.engine.resumed"] {
+        for kind in [
+            "cme.plan.created",
+            "cme.executor.started",
+            "cme.executor.succeeded",
+            "cme.engine.halted",
+            "cme.engine.resumed",
+        ] {
             assert!(events.contains_key(kind), "{backend:?}: no {kind} among {:?}", events.keys());
         }
         assert_eq!(events["cme.plan.created"]["subject"], plan_id.as_str());
@@ -132,21 +142,39 @@ async fn events_wait_out_a_receiver_outage_and_a_restart_then_arrive_signed() {
         assert_eq!(events["cme.engine.halted"]["data"]["reason"], "game day over");
 
         // The CLI shows the same state.
-        let cli = std::process::Command::new(env!("CARGO_BIN_EXE_cme")).args(["webhooks"]).env("CME_URL", &engine.url).env_remove("CME_TOKEN").output().unwrap();
+        let cli = std::process::Command::new(env!("CARGO_BIN_EXE_cme"))
+            .args(["webhooks"])
+            .env("CME_URL", &engine.url)
+            .env_remove("CME_TOKEN")
+            .output()
+            .unwrap();
         let shown = String::from_utf8_lossy(&cli.stdout);
-        assert!(cli.status.success() && shown.contains("ops") && shown.contains("DELIVERED"), "{shown}{}", String::from_utf8_lossy(&cli.stderr));
+        assert!(
+            cli.status.success() && shown.contains("ops") && shown.contains("DELIVERED"),
+            "{shown}{}",
+            String::from_utf8_lossy(&cli.stderr)
+        );
         assert!(!shown.contains(SECRET) && !shown.contains("T0KEN"));
         assert!(engine.stop().success());
     }
 }
 
-
 /// Runs the README's Python signature check (python3) on a request.
 fn readme_verifier_accepts(signature: &str, body: &[u8]) -> bool {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("body"), body).unwrap();
-    let script = format!("{}\nimport sys\nprint(verify(sys.argv[1].encode(), sys.argv[2], open(sys.argv[3], 'rb').read()))\n", readme_block("python", "def verify"));
-    let output = std::process::Command::new("python3").arg("-c").arg(script).arg(SECRET).arg(signature).arg(dir.path().join("body")).output().unwrap();
+    let script = format!(
+        "{}\nimport sys\nprint(verify(sys.argv[1].encode(), sys.argv[2], open(sys.argv[3], 'rb').read()))\n",
+        readme_block("python", "def verify")
+    );
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(SECRET)
+        .arg(signature)
+        .arg(dir.path().join("body"))
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).trim() == "True"
 }
@@ -155,9 +183,18 @@ fn readme_verifier_accepts(signature: &str, body: &[u8]) -> bool {
 async fn the_readmes_webhook_configuration_starts_an_engine_that_lists_them() {
     let dir = tempfile::tempdir().unwrap();
     let config = readme_block("toml", "[[webhooks]]");
-    let engine = Engine::start(dir.path(), Backend::Sqlite, Options { config: Some(config), env: vec![("CME_WEBHOOK_SECRET".into(), "from-the-env".into())], ..Options::default() });
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options {
+            config: Some(config),
+            env: vec![("CME_WEBHOOK_SECRET".into(), "from-the-env".into())],
+            ..Options::default()
+        },
+    );
     let listed = engine.client().get("/api/1/webhooks/").await;
-    let names: Vec<&str> = listed.body["_embedded"]["webhooks"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        listed.body["_embedded"]["webhooks"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["chatops", "audit-sink"]);
     assert!(!listed.body.to_string().contains("from-the-env"));
 }

@@ -27,9 +27,23 @@ struct Settings {
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let settings = if quick {
-        Settings { duration: 3, large: 100_000, burst: 1_000, recurring: 1_000, idle: 3, firing_gap: Duration::from_millis(250) }
+        Settings {
+            duration: 3,
+            large: 100_000,
+            burst: 1_000,
+            recurring: 1_000,
+            idle: 3,
+            firing_gap: Duration::from_millis(250),
+        }
     } else {
-        Settings { duration: 10, large: 1_000_000, burst: 10_000, recurring: 10_000, idle: 10, firing_gap: Duration::from_millis(500) }
+        Settings {
+            duration: 10,
+            large: 1_000_000,
+            burst: 10_000,
+            recurring: 10_000,
+            idle: 10,
+            firing_gap: Duration::from_millis(500),
+        }
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let binary = build_release(&root)?;
@@ -40,7 +54,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut rows: Vec<(String, String, String)> = Vec::new();
     // `--only a,b`: just the named groups (http, large, lateness, burst, recurring, halt,
     // guards, original, replicas, upload, plugin).
-    let only: Option<Vec<String>> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(|list| list.split(',').map(str::to_string).collect());
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(str::to_string).collect());
     let wanted = |group: &str| only.as_ref().is_none_or(|only| only.iter().any(|o| o == group));
     runtime.block_on(async {
         if wanted("http") {
@@ -82,7 +100,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for (figure, measured, target) in rows {
         println!("| {figure} | {measured} | {target} |");
     }
-    println!("\nmachine load average after: {}; host steal over the whole run: {}", load_average(), Steal::now().since(started));
+    println!(
+        "\nmachine load average after: {}; host steal over the whole run: {}",
+        load_average(),
+        Steal::now().since(started)
+    );
     Ok(())
 }
 
@@ -138,7 +160,9 @@ fn plugin_calls(root: &Path, binary: &Path, rows: &mut Vec<(String, String, Stri
         let doc: Value = serde_json::from_slice(&output.stdout)?;
         let us = |key: &str| doc["timing"][key].as_u64().unwrap_or(0) as f64;
         rows.push((
-            format!("instantiate+run {what} (cme plugins run --repeat 20000, pooling allocator, as the engine calls it)"),
+            format!(
+                "instantiate+run {what} (cme plugins run --repeat 20000, pooling allocator, as the engine calls it)"
+            ),
             format!("median {:.1} µs, p99 {:.1} µs", us("median_us"), us("p99_us")),
             "median <= 50 µs".into(),
         ));
@@ -149,11 +173,16 @@ fn plugin_calls(root: &Path, binary: &Path, rows: &mut Vec<(String, String, Stri
 /// Builds packages of `plugins/` for wasm32-wasip2 as cme-plugins' build script does;
 /// answers the directory of the built components.
 fn build_plugins(root: &Path, packages: &[&str]) -> anyhow::Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("wasm-plugins");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("wasm-plugins");
     // One at a time: each enables its own world's feature of the SDK.
     for package in packages {
         let mut build = cargo_as_from_the_shell(&root.join("plugins"));
-        build.args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "-p", package, "--target-dir"]).arg(&target);
+        build
+            .args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "-p", package, "--target-dir"])
+            .arg(&target);
         if !build.status()?.success() {
             bail!("building {package} for wasm32-wasip2 failed");
         }
@@ -168,7 +197,12 @@ fn ensure_tools() -> anyhow::Result<()> {
         }
         eprintln!("installing {package} (apt-get)...");
         let status = Command::new("sh")
-            .args(["-c", &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package} >/dev/null")])
+            .args([
+                "-c",
+                &format!(
+                    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package} >/dev/null"
+                ),
+            ])
             .status()?;
         if !status.success() {
             bail!("{tool} is needed: apt-get install {package}");
@@ -192,12 +226,21 @@ impl Engine {
     fn start_on(binary: &Path, dir: &Path, database: &str, extra: &[&str]) -> anyhow::Result<Engine> {
         let started = Instant::now();
         let shared_cache = std::env::temp_dir().join("cme-bench-artifacts");
-        let cache_args: Vec<&std::ffi::OsStr> =
-            if extra.contains(&"--cache-dir") { vec![] } else { vec!["--cache-dir".as_ref(), shared_cache.as_os_str()] };
+        let cache_args: Vec<&std::ffi::OsStr> = if extra.contains(&"--cache-dir") {
+            vec![]
+        } else {
+            vec!["--cache-dir".as_ref(), shared_cache.as_os_str()]
+        };
         // For profiling a row: CME_BENCH_ENGINE_LOG=FILE appends every engine's log to FILE,
         // at CME_BENCH_RUST_LOG's levels (default warn).
         let log = match std::env::var_os("CME_BENCH_ENGINE_LOG") {
-            Some(file) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(&file).with_context(|| format!("opening {}", file.to_string_lossy()))?),
+            Some(file) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&file)
+                    .with_context(|| format!("opening {}", file.to_string_lossy()))?,
+            ),
             None => Stdio::null(),
         };
         let mut child = Command::new(binary)
@@ -260,7 +303,15 @@ struct Steal {
 impl Steal {
     fn now() -> Steal {
         let line = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let ticks: Vec<u64> = line.lines().next().unwrap_or_default().split_whitespace().skip(1).take(8).filter_map(|t| t.parse().ok()).collect();
+        let ticks: Vec<u64> = line
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|t| t.parse().ok())
+            .collect();
         Steal { stolen: ticks.get(7).copied().unwrap_or(0), total: ticks.iter().sum() }
     }
 
@@ -305,7 +356,12 @@ fn wrk(url: &str, connections: u32, seconds: u64, script: Option<&Path>) -> anyh
     if text.contains("Non-2xx") {
         eprintln!("wrk saw errors:\n{text}");
     }
-    Ok(Wrk { requests_per_second: field("Requests/sec:").parse().unwrap_or(0.0), p50_ms: ms(field("50%")), p99_ms: ms(field("99%")), steal })
+    Ok(Wrk {
+        requests_per_second: field("Requests/sec:").parse().unwrap_or(0.0),
+        p50_ms: ms(field("50%")),
+        p99_ms: ms(field("99%")),
+        steal,
+    })
 }
 
 async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
@@ -318,7 +374,11 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
     for asset in ["/ui/", "/ui/app.js", "/ui/app.css"] {
         weight += client.get(format!("{}{asset}", engine.url)).send().await?.error_for_status()?.bytes().await?.len();
     }
-    rows.push(("dashboard page weight (HTML + JS + CSS, uncompressed)".into(), format!("{:.1} KB in 3 requests", weight as f64 / 1000.0), "small, no CDN".into()));
+    rows.push((
+        "dashboard page weight (HTML + JS + CSS, uncompressed)".into(),
+        format!("{:.1} KB in 3 requests", weight as f64 / 1000.0),
+        "small, no CDN".into(),
+    ));
     let planners = wrk(&format!("{}/api/1/planners/", engine.url), 8, s.duration, None)?;
     rows.push(("GET /api/1/planners/, keep-alive, c=8".into(), planners.summary(), ">= 50,000 req/s".into()));
     {
@@ -354,7 +414,11 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
     let before = cpu_ticks(engine.pid());
     let plans = wrk(&format!("{}/api/1/plans/", engine.url), 8, s.duration, Some(&script))?;
     let cpu = cpu_per_request(cpu_ticks(engine.pid()) - before, None, &plans, s.duration);
-    rows.push(("POST /api/1/plans/ (exact planner), SQLite, c=8".into(), format!("{}; {cpu}", plans.summary()), ">= 3,000 req/s".into()));
+    rows.push((
+        "POST /api/1/plans/ (exact planner), SQLite, c=8".into(),
+        format!("{}; {cpu}", plans.summary()),
+        ">= 3,000 req/s".into(),
+    ));
     {
         // Firings while the API takes plans as fast as it can: the scheduler must not
         // queue behind the writes.
@@ -372,13 +436,22 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
         ));
     }
     match BenchDatabase::create()? {
-        None => rows.push(("POST /api/1/plans/ (exact planner), PostgreSQL, c=8".into(), "not measured: set CME_BENCH_POSTGRES_URL".into(), ">= 3,000 req/s".into())),
+        None => rows.push((
+            "POST /api/1/plans/ (exact planner), PostgreSQL, c=8".into(),
+            "not measured: set CME_BENCH_POSTGRES_URL".into(),
+            ">= 3,000 req/s".into(),
+        )),
         Some(database) => {
             let pg_dir = tempfile::tempdir()?;
             let on_postgres = Engine::start_on(binary, pg_dir.path(), &database.url, &[])?;
             let (before, postgres_before) = (cpu_ticks(on_postgres.pid()), postgres_ticks());
             let plans = wrk(&format!("{}/api/1/plans/", on_postgres.url), 8, s.duration, Some(&script))?;
-            let cpu = cpu_per_request(cpu_ticks(on_postgres.pid()) - before, Some(postgres_ticks().saturating_sub(postgres_before)), &plans, s.duration);
+            let cpu = cpu_per_request(
+                cpu_ticks(on_postgres.pid()) - before,
+                Some(postgres_ticks().saturating_sub(postgres_before)),
+                &plans,
+                s.duration,
+            );
             rows.push((
                 "POST /api/1/plans/ (exact planner), PostgreSQL, c=8".into(),
                 format!("{}; {cpu}", plans.summary()),
@@ -416,7 +489,8 @@ async fn http_throughput(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
 /// Seeds `count` pending executors of one plan, due from `first_due_us` one `step_us` apart.
 fn seed(db: &Path, plan_id: &str, count: u64, first_due_us: i64, step_us: i64, endpoint: &str) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_micros();
-    let attack_args = json!({"endpoint": endpoint, "method": "GET", "payload": {}, "headers": {}}).to_string().replace('\'', "''");
+    let attack_args =
+        json!({"endpoint": endpoint, "method": "GET", "payload": {}, "headers": {}}).to_string().replace('\'', "''");
     let sql = format!(
         "PRAGMA journal_mode=WAL;
          INSERT INTO plans (id, name, created_at_us, deleted_at_us, attack_ref, attack_plugin, attack_args, planner_ref, planner_plugin, planner_args, dry_run, timezone, seed, grace_ms)
@@ -465,7 +539,8 @@ fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -483,15 +558,27 @@ async fn large_database(binary: &Path, s: &Settings, rows: &mut Vec<(String, Str
     create_schema(binary, dir.path())?;
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).timestamp_micros();
     eprintln!("seeding {} pending executors...", s.large);
-    seed(&dir.path().join("cme.db"), "0123456789abcdef0123456789abcdef", s.large, tomorrow, 1_000, "http://127.0.0.1:9/")?;
+    seed(
+        &dir.path().join("cme.db"),
+        "0123456789abcdef0123456789abcdef",
+        s.large,
+        tomorrow,
+        1_000,
+        "http://127.0.0.1:9/",
+    )?;
     let engine = Engine::start(binary, dir.path(), &[])?;
     let client = reqwest::Client::new();
     let ready = Instant::now();
-    while !client.get(format!("{}/healthz", engine.url)).send().await.map(|r| r.status().is_success()).unwrap_or(false) {
+    while !client.get(format!("{}/healthz", engine.url)).send().await.map(|r| r.status().is_success()).unwrap_or(false)
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let start_to_ready = engine.started_to_ready + ready.elapsed();
-    rows.push((format!("engine start to ready, {} pending executors", s.large), format!("{:.0} ms", start_to_ready.as_secs_f64() * 1000.0), "<= 1 s".into()));
+    rows.push((
+        format!("engine start to ready, {} pending executors", s.large),
+        format!("{:.0} ms", start_to_ready.as_secs_f64() * 1000.0),
+        "<= 1 s".into(),
+    ));
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = cpu_ticks(engine.pid());
@@ -503,7 +590,11 @@ async fn large_database(binary: &Path, s: &Settings, rows: &mut Vec<(String, Str
         format!("{:.2} % ({ticks} ticks)", ticks as f64 / ticks_per_second / s.idle as f64 * 100.0),
         "0 %".into(),
     ));
-    rows.push((format!("RSS with {} pending executors", s.large), format!("{:.1} MiB", rss_mib(engine.pid())), "<= 150 MiB".into()));
+    rows.push((
+        format!("RSS with {} pending executors", s.large),
+        format!("{:.1} MiB", rss_mib(engine.pid())),
+        "<= 150 MiB".into(),
+    ));
 
     let page = wrk(&format!("{}/api/1/executors/?size=100&page=50", engine.url), 4, s.duration, None)?;
     rows.push((
@@ -513,9 +604,13 @@ async fn large_database(binary: &Path, s: &Settings, rows: &mut Vec<(String, Str
     ));
     // Half way down the list: by page number (offset) and by the `next` cursor (seek).
     let middle = (s.large / 200).max(1);
-    let doc: Value = client.get(format!("{}/api/1/executors/?size=100&page={middle}", engine.url)).send().await?.json().await?;
+    let doc: Value =
+        client.get(format!("{}/api/1/executors/?size=100&page={middle}", engine.url)).send().await?.json().await?;
     let next = doc["_links"]["next"]["href"].as_str().context("a next link half way down")?.to_string();
-    for (how, url) in [("page number", format!("{}/api/1/executors/?size=100&page={}", engine.url, middle + 1)), ("cursor", format!("{}{next}", engine.url))] {
+    for (how, url) in [
+        ("page number", format!("{}/api/1/executors/?size=100&page={}", engine.url, middle + 1)),
+        ("cursor", format!("{}{next}", engine.url)),
+    ] {
         let deep = wrk(&url, 4, s.duration, None)?;
         rows.push((
             format!("page of 100 half way down {} executors, by {how}, c=4", s.large),
@@ -531,7 +626,11 @@ async fn firing_lateness(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
     let dir = tempfile::tempdir()?;
     let engine = Engine::start(binary, dir.path(), &[])?;
     let (p50, p99) = lateness_at(&engine.url, s.firing_gap).await?;
-    rows.push(("firing lateness of an executor due alone (20 runs)".into(), format!("p50 {p50:.2} ms, p99 {p99:.2} ms"), "p99 <= 5 ms".into()));
+    rows.push((
+        "firing lateness of an executor due alone (20 runs)".into(),
+        format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
+        "p99 <= 5 ms".into(),
+    ));
     engine.stop();
     Ok(())
 }
@@ -605,7 +704,8 @@ async fn recurring_plans(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
     // Every horizon a minute short of being due: the next start extends each plan by a
     // day (what happens to every plan once a day).
     let due = (chrono::Utc::now() + chrono::Duration::days(6) - chrono::Duration::minutes(1)).timestamp_micros();
-    let status = Command::new("sqlite3").arg(&db).arg(format!("UPDATE plans SET planned_until_us = {due};")).status()?;
+    let status =
+        Command::new("sqlite3").arg(&db).arg(format!("UPDATE plans SET planned_until_us = {due};")).status()?;
     if !status.success() {
         bail!("moving the horizons back failed");
     }
@@ -619,7 +719,10 @@ async fn recurring_plans(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
     };
     let threshold = (chrono::Utc::now() + chrono::Duration::days(6) - chrono::Duration::seconds(30)).timestamp_micros();
     loop {
-        let output = Command::new("sqlite3").arg(&db).arg(format!("SELECT count(*) FROM plans WHERE planned_until_us < {threshold};")).output()?;
+        let output = Command::new("sqlite3")
+            .arg(&db)
+            .arg(format!("SELECT count(*) FROM plans WHERE planned_until_us < {threshold};"))
+            .output()?;
         let left: u64 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap_or(u64::MAX);
         if left == 0 {
             break;
@@ -650,9 +753,17 @@ async fn recurring_plans(binary: &Path, s: &Settings, rows: &mut Vec<(String, St
         format!("{:.2} % ({ticks} ticks)", ticks as f64 / 100.0 / s.idle as f64 * 100.0),
         "0 %".into(),
     ));
-    rows.push((format!("RSS with {} recurring plans", s.recurring), format!("{:.1} MiB", rss_mib(engine.pid())), "<= 150 MiB".into()));
+    rows.push((
+        format!("RSS with {} recurring plans", s.recurring),
+        format!("{:.1} MiB", rss_mib(engine.pid())),
+        "<= 150 MiB".into(),
+    ));
     let (p50, p99) = lateness_at(&engine.url, s.firing_gap).await?;
-    rows.push((format!("firing lateness with {} recurring plans (20 runs)", s.recurring), format!("p50 {p50:.2} ms, p99 {p99:.2} ms"), "p99 <= 5 ms".into()));
+    rows.push((
+        format!("firing lateness with {} recurring plans (20 runs)", s.recurring),
+        format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
+        "p99 <= 5 ms".into(),
+    ));
     engine.stop();
     Ok(())
 }
@@ -681,7 +792,14 @@ async fn burst(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, Stri
     let endpoint = sink(Duration::ZERO).await?;
     let due = (chrono::Utc::now() + chrono::Duration::seconds(8)).timestamp_micros() / 1_000_000 * 1_000_000;
     // All due within the same second.
-    seed(&dir.path().join("cme.db"), "fedcba9876543210fedcba9876543210", s.burst, due, 1_000_000 / s.burst as i64, &endpoint)?;
+    seed(
+        &dir.path().join("cme.db"),
+        "fedcba9876543210fedcba9876543210",
+        s.burst,
+        due,
+        1_000_000 / s.burst as i64,
+        &endpoint,
+    )?;
     let engine = Engine::start(binary, dir.path(), &[])?;
     let client = reqwest::Client::new();
     let wait_until = Instant::now() + Duration::from_secs(120);
@@ -698,7 +816,8 @@ async fn burst(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, Stri
         let out = Command::new("sqlite3").arg(&db).arg(sql).output()?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
-    let spread_ms: f64 = query("SELECT (MAX(started_at_us) - MIN(due_at_us)) / 1000.0 FROM executors")?.parse().unwrap_or(f64::NAN);
+    let spread_ms: f64 =
+        query("SELECT (MAX(started_at_us) - MIN(due_at_us)) / 1000.0 FROM executors")?.parse().unwrap_or(f64::NAN);
     let statuses = query("SELECT status || '=' || COUNT(*) FROM executors GROUP BY status")?.replace('\n', ", ");
     // How late each one started (its own due time to its start).
     let late_ms = |rank: f64| -> anyhow::Result<f64> {
@@ -711,7 +830,10 @@ async fn burst(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, Stri
     let (p50, p99) = (late_ms(0.5)?, late_ms(0.99)?);
     rows.push((
         format!("burst: {} executors due in the same second (api-request to a local sink)", s.burst),
-        format!("last started {:.0} ms after the first was due; each late by p50 {p50:.0} ms, p99 {p99:.0} ms; {statuses}", spread_ms),
+        format!(
+            "last started {:.0} ms after the first was due; each late by p50 {p50:.0} ms, p99 {p99:.0} ms; {statuses}",
+            spread_ms
+        ),
         "all started within 2 s, none missed".into(),
     ));
     Ok(())
@@ -735,7 +857,12 @@ async fn slow_attacks(client: &reqwest::Client, url: &str, count: usize) -> anyh
 
 /// Halts through `halt_url` and returns the longest time, in ms, from the halt to one of
 /// the executors (read through `read_url`) cancelled.
-async fn halt_to_cancelled(client: &reqwest::Client, halt_url: &str, read_url: &str, ids: Vec<String>) -> anyhow::Result<f64> {
+async fn halt_to_cancelled(
+    client: &reqwest::Client,
+    halt_url: &str,
+    read_url: &str,
+    ids: Vec<String>,
+) -> anyhow::Result<f64> {
     let halted: Value = client.post(format!("{halt_url}/api/1/halt")).send().await?.json().await?;
     let since = chrono::DateTime::parse_from_rfc3339(halted["since"].as_str().context("since")?)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -757,7 +884,11 @@ async fn halt_latency(binary: &Path, rows: &mut Vec<(String, String, String)>) -
     let client = reqwest::Client::new();
     let ids = slow_attacks(&client, &engine.url, 20).await?;
     let worst = halt_to_cancelled(&client, &engine.url, &engine.url, ids).await?;
-    rows.push(("halt: request to every running attack cancelled (20 running)".into(), format!("{worst:.1} ms"), "<= 100 ms".into()));
+    rows.push((
+        "halt: request to every running attack cancelled (20 running)".into(),
+        format!("{worst:.1} ms"),
+        "<= 100 ms".into(),
+    ));
     engine.stop();
     Ok(())
 }
@@ -781,12 +912,36 @@ fn ensure_original() -> anyhow::Result<PathBuf> {
     let pip = venv.join("bin/pip");
     run(&pip, &["install", "-q", "--no-deps", "chaosmonkey==1.1.0"])?;
     // Its own pins (gevent 1.2.1, SQLAlchemy 1.1.5, ...) do not build on Python 3.11.
-    run(&pip, &[
-        "install", "-q", "SQLAlchemy==1.3.24", "APScheduler==3.6.3", "requests==2.31.0", "flask-cors==3.0.10", "gevent", "Flask==0.12.5",
-        "Werkzeug==0.16.1", "Jinja2==2.11.3", "MarkupSafe==2.0.1", "itsdangerous==1.1.0", "click==7.1.2", "arrow==0.10.0",
-        "Flask-SQLAlchemy==2.1", "jsonschema==2.6.0", "flask-hal-bbva==1.0.5", "paramiko", "boto3", "six", "pytz", "tzlocal==2.1",
-    ])?;
-    let output = Command::new(venv.join("bin/python")).args(["-c", "import gevent, os; print(os.path.dirname(gevent.__file__))"]).output()?;
+    run(
+        &pip,
+        &[
+            "install",
+            "-q",
+            "SQLAlchemy==1.3.24",
+            "APScheduler==3.6.3",
+            "requests==2.31.0",
+            "flask-cors==3.0.10",
+            "gevent",
+            "Flask==0.12.5",
+            "Werkzeug==0.16.1",
+            "Jinja2==2.11.3",
+            "MarkupSafe==2.0.1",
+            "itsdangerous==1.1.0",
+            "click==7.1.2",
+            "arrow==0.10.0",
+            "Flask-SQLAlchemy==2.1",
+            "jsonschema==2.6.0",
+            "flask-hal-bbva==1.0.5",
+            "paramiko",
+            "boto3",
+            "six",
+            "pytz",
+            "tzlocal==2.1",
+        ],
+    )?;
+    let output = Command::new(venv.join("bin/python"))
+        .args(["-c", "import gevent, os; print(os.path.dirname(gevent.__file__))"])
+        .output()?;
     let gevent = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_string());
     std::fs::write(gevent.join("wsgi.py"), "from gevent.pywsgi import WSGIServer  # gevent 1.x had gevent.wsgi\n")?;
     Ok(engine)
@@ -795,7 +950,12 @@ fn ensure_original() -> anyhow::Result<PathBuf> {
 /// The three API rows against the original engine and `cme`, with the same requests and
 /// the same load generator: GET planners (c=8), POST an exact-planner plan (c=8), GET the
 /// executor list holding 100 executors (c=4).
-async fn side_by_side(root: &Path, binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+async fn side_by_side(
+    root: &Path,
+    binary: &Path,
+    s: &Settings,
+    rows: &mut Vec<(String, String, String)>,
+) -> anyhow::Result<()> {
     let original = ensure_original()?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -835,11 +995,22 @@ async fn side_by_side(root: &Path, binary: &Path, s: &Settings, rows: &mut Vec<(
     // The same 100 executors on both (the original reads the date in its zone, cme in UTC).
     for url in [&original_url, &engine.url] {
         for _ in 0..100 {
-            client.post(format!("{url}/api/1/plans/")).json(&body("2099-01-01T00:00:00")).send().await?.error_for_status()?;
+            client
+                .post(format!("{url}/api/1/plans/"))
+                .json(&body("2099-01-01T00:00:00"))
+                .send()
+                .await?
+                .error_for_status()?;
         }
     }
     let script = dir.path().join("post.lua");
-    std::fs::write(&script, format!("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{}]]\n", body("2099-01-01T00:00:00")))?;
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{}]]\n",
+            body("2099-01-01T00:00:00")
+        ),
+    )?;
     let measures: [(&str, &str, u32, Option<&Path>); 3] = [
         ("GET /api/1/executors/ (100 executors), c=4", "/api/1/executors/", 4, None),
         ("GET /api/1/planners/, c=8", "/api/1/planners/", 8, None),
@@ -877,7 +1048,11 @@ async fn health(status: std::sync::Arc<std::sync::atomic::AtomicU16>) -> anyhow:
                 let mut buffer = [0u8; 4096];
                 let _ = socket.read(&mut buffer).await;
                 let code = status.load(std::sync::atomic::Ordering::SeqCst);
-                let _ = socket.write_all(format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await;
+                let _ = socket
+                    .write_all(
+                        format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
+                    )
+                    .await;
             });
         }
     });
@@ -906,7 +1081,8 @@ async fn stop_condition_latency(binary: &Path, rows: &mut Vec<(String, String, S
                 "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}},
                 "stop_conditions": [{"ref": "http_probe:HttpProbe", "args": {"url": health_url}, "interval_seconds": 1, "on_failure": "pause_plan"}]
             });
-            let doc: Value = client.post(format!("{}/api/1/plans/", engine.url)).json(&body).send().await?.json().await?;
+            let doc: Value =
+                client.post(format!("{}/api/1/plans/", engine.url)).json(&body).send().await?.json().await?;
             ids.push(doc["_embedded"]["executors"][0]["id"].as_str().context("executor id")?.to_string());
         }
         // Running, then unhealthy at a moment unrelated to the probes' schedule.
@@ -920,7 +1096,9 @@ async fn stop_condition_latency(binary: &Path, rows: &mut Vec<(String, String, S
                 bail!("executor {id} is {} after its stop condition turned unhealthy", doc["status"]);
             }
             let finished = chrono::DateTime::parse_from_rfc3339(doc["finished_at"].as_str().context("finished")?)?;
-            worst = worst.max((finished.with_timezone(&chrono::Utc) - unhealthy).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            worst = worst.max(
+                (finished.with_timezone(&chrono::Utc) - unhealthy).num_microseconds().unwrap_or(0) as f64 / 1000.0,
+            );
         }
     }
     rows.push((
@@ -936,7 +1114,8 @@ async fn stop_condition_latency(binary: &Path, rows: &mut Vec<(String, String, S
 /// without): 20 slow attacks run on B, the halt is asked of A; the figure is the time
 /// from A's halt to the last of B's runs cancelled.
 async fn cross_replica_halt(binary: &Path, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
-    let figure = "halt on replica A to every running attack on replica B cancelled (20 running, PostgreSQL)".to_string();
+    let figure =
+        "halt on replica A to every running attack on replica B cancelled (20 running, PostgreSQL)".to_string();
     let Some(database) = BenchDatabase::create()? else {
         rows.push((figure, "not measured: set CME_BENCH_POSTGRES_URL".into(), "<= 100 ms".into()));
         return Ok(());
@@ -966,8 +1145,10 @@ impl BenchDatabase {
     fn create() -> anyhow::Result<Option<BenchDatabase>> {
         let Ok(admin) = std::env::var("CME_BENCH_POSTGRES_URL") else { return Ok(None) };
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let name = format!("cme_bench_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let created = Command::new("psql").arg(&admin).args(["-q", "-c", &format!("CREATE DATABASE {name}")]).status()?;
+        let name =
+            format!("cme_bench_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let created =
+            Command::new("psql").arg(&admin).args(["-q", "-c", &format!("CREATE DATABASE {name}")]).status()?;
         if !created.success() {
             bail!("creating database {name}");
         }
@@ -978,7 +1159,10 @@ impl BenchDatabase {
 
 impl Drop for BenchDatabase {
     fn drop(&mut self) {
-        let _ = Command::new("psql").arg(&self.admin).args(["-q", "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)]).status();
+        let _ = Command::new("psql")
+            .arg(&self.admin)
+            .args(["-q", "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .status();
     }
 }
 
@@ -1017,5 +1201,7 @@ fn cores() -> usize {
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }

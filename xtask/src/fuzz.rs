@@ -67,23 +67,45 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let mut command = Command::new(cargo);
             command.env("PROPTEST_CASES", cases.to_string());
             if guest {
-                command.current_dir(root.join("plugins")).args(["test", "--locked", "-p", "cron-planner", "--lib", "--", "fuzz::"]);
+                command.current_dir(root.join("plugins")).args([
+                    "test",
+                    "--locked",
+                    "-p",
+                    "cron-planner",
+                    "--lib",
+                    "--",
+                    "fuzz::",
+                ]);
             } else {
-                command.current_dir(&root).args(["test", "--locked", "--workspace", "--tests", "--", "fuzz::", "plan_bodies"]);
+                command.current_dir(&root).args([
+                    "test",
+                    "--locked",
+                    "--workspace",
+                    "--tests",
+                    "--",
+                    "fuzz::",
+                    "plan_bodies",
+                ]);
             }
             let output = command.output().context("running cargo test")?;
             let stdout = String::from_utf8_lossy(&output.stdout);
             if !output.status.success() {
                 println!("{stdout}");
                 eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-                bail!("a fuzz target failed in round {round}: add the minimal failing input above to its regressions, then fix it");
+                bail!(
+                    "a fuzz target failed in round {round}: add the minimal failing input above to its regressions, then fix it"
+                );
             }
             for line in stdout.lines() {
                 if let Some(i) = target_of(line, guest) {
                     counts[i] += cases;
                 }
             }
-            eprintln!("round {round}: {} in {:.1} s", if guest { "guest targets" } else { "host targets" }, started.elapsed().as_secs_f64());
+            eprintln!(
+                "round {round}: {} in {:.1} s",
+                if guest { "guest targets" } else { "host targets" },
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     println!("fuzz: {round} rounds, no failure");

@@ -14,7 +14,9 @@ fn main() -> std::process::ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask bench [--quick] [--only GROUP,...]\n       cargo xtask fuzz [--minutes N] [--cases N]");
+            eprintln!(
+                "usage: cargo xtask bench [--quick] [--only GROUP,...]\n       cargo xtask fuzz [--minutes N] [--cases N]"
+            );
             return std::process::ExitCode::from(2);
         }
     };

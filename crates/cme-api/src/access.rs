@@ -25,7 +25,8 @@ fn count_request(route: String, status: u16) {
             counter.increment(1);
             return;
         }
-        let counter = metrics::counter!("cme_http_requests_total", "route" => key.0.clone(), "status" => status.to_string());
+        let counter =
+            metrics::counter!("cme_http_requests_total", "route" => key.0.clone(), "status" => status.to_string());
         counter.increment(1);
         counters.insert(key, counter);
     });
@@ -38,7 +39,10 @@ pub fn describe_metrics() {
 
 /// Logs each request once its answer is ready. The route is the matched pattern
 /// (`/api/1/plans/{id}`), so that ids and query strings (which may carry secrets) stay out.
-pub(crate) async fn log_access(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub(crate) async fn log_access(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
     let response = next.call(req).await?;

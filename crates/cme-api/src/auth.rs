@@ -1,8 +1,8 @@
 //! Bearer tokens with roles. Without any token configured every caller is admin (the
 //! binary then refuses to bind beyond loopback).
 
-use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::problem::ApiError;
@@ -83,7 +83,9 @@ impl Token {
     pub fn hashed(name: impl Into<String>, role: Role, sha256: &str) -> Result<Token, String> {
         let sha256 = sha256.trim().to_ascii_lowercase();
         if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err("sha256 must be the 64 hex digits of the token's SHA-256 (e.g. printf %s TOKEN | sha256sum)".into());
+            return Err(
+                "sha256 must be the 64 hex digits of the token's SHA-256 (e.g. printf %s TOKEN | sha256sum)".into()
+            );
         }
         Ok(Token { name: name.into(), role, secret: TokenSecret::Sha256(sha256) })
     }
@@ -157,13 +159,15 @@ impl Auth {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim);
         let Some(presented) = presented else {
-            return Err(ApiError { challenge: true, ..ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer <token>)") });
+            return Err(ApiError {
+                challenge: true,
+                ..ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer <token>)")
+            });
         };
-        let token = self
-            .tokens
-            .iter()
-            .find(|t| t.matches(presented))
-            .ok_or_else(|| ApiError { challenge: true, ..ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid") })?;
+        let token = self.tokens.iter().find(|t| t.matches(presented)).ok_or_else(|| ApiError {
+            challenge: true,
+            ..ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is not valid")
+        })?;
         if !token.role.allows(needed) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

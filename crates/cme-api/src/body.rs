@@ -14,7 +14,11 @@ pub const MAX_JSON_BODY: usize = 1 << 20;
 pub async fn json_body(req: &HttpRequest, payload: web::Payload, optional: bool) -> Result<Option<Value>, ApiError> {
     let bytes = read_limited(payload, MAX_JSON_BODY, too_large).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return if optional { Ok(None) } else { Err(ApiError::bad_request("payload must be a valid json (the body is empty)", None)) };
+        return if optional {
+            Ok(None)
+        } else {
+            Err(ApiError::bad_request("payload must be a valid json (the body is empty)", None))
+        };
     }
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -31,7 +35,11 @@ pub async fn json_body(req: &HttpRequest, payload: web::Payload, optional: bool)
 
 /// The whole body, refused with `too_large()` past `max` bytes (a larger Content-Length is
 /// refused before reading).
-pub async fn read_limited(payload: web::Payload, max: usize, too_large: impl FnOnce() -> ApiError) -> Result<web::Bytes, ApiError> {
+pub async fn read_limited(
+    payload: web::Payload,
+    max: usize,
+    too_large: impl FnOnce() -> ApiError,
+) -> Result<web::Bytes, ApiError> {
     match payload.to_bytes_limited(max).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => Err(ApiError::bad_request(format!("could not read the body: {e}"), None)),
@@ -50,7 +58,10 @@ pub fn check_schema(validator: &jsonschema::Validator, value: &Value) -> Result<
         Some(error) => {
             let pointer = error.instance_path().to_string();
             let at = if pointer.is_empty() { String::new() } else { format!(" at {pointer}") };
-            Err(ApiError::bad_request(format!("invalid payload{at}: {error}"), Some(if pointer.is_empty() { "/".into() } else { pointer })))
+            Err(ApiError::bad_request(
+                format!("invalid payload{at}: {error}"),
+                Some(if pointer.is_empty() { "/".into() } else { pointer }),
+            ))
         }
     }
 }

@@ -84,7 +84,10 @@ fn host_of(authority: &str) -> String {
 
 /// Refuses a request whose `Host` names no host of this engine (421), and a
 /// state-changing request from another origin (403).
-pub async fn refuse_foreign(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn refuse_foreign(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if let Some(refusal) = refusal(&req) {
         let response = refusal.error_response();
         return Ok(req.into_response(response).map_into_right_body());
@@ -103,9 +106,11 @@ fn authority_of(req: &ServiceRequest, policy: &HostPolicy) -> Result<String, Api
     let misdirected = |why: String| ApiError::new(StatusCode::MISDIRECTED_REQUEST, why);
     let mut hosts = req.headers().get_all("host");
     let authority = match (hosts.next(), hosts.next()) {
-        (Some(value), None) => value.to_str().ok().filter(|v| v.bytes().all(|b| b.is_ascii_graphic())).map(str::to_string).ok_or_else(|| {
-            misdirected("the Host header must be plain ASCII naming a host this engine serves".into())
-        })?,
+        (Some(value), None) => {
+            value.to_str().ok().filter(|v| v.bytes().all(|b| b.is_ascii_graphic())).map(str::to_string).ok_or_else(
+                || misdirected("the Host header must be plain ASCII naming a host this engine serves".into()),
+            )?
+        }
         (Some(_), Some(_)) => return Err(misdirected("the request names more than one Host".into())),
         (None, _) => match req.uri().authority() {
             Some(authority) => authority.to_string(),
@@ -139,15 +144,23 @@ fn refusal(req: &ServiceRequest) -> Option<ApiError> {
         return None;
     }
     if header("sec-fetch-site") == Some("cross-site") {
-        return Some(ApiError::new(StatusCode::FORBIDDEN, "cross-site requests may not change anything on this engine"));
+        return Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross-site requests may not change anything on this engine",
+        ));
     }
     let origin = header("origin")?;
     let same = match origin.split_once("://") {
-        Some((_, origin_authority)) => origin_authority.eq_ignore_ascii_case(&authority) && policy.allows(origin_authority),
+        Some((_, origin_authority)) => {
+            origin_authority.eq_ignore_ascii_case(&authority) && policy.allows(origin_authority)
+        }
         None => false,
     };
     if !same {
-        return Some(ApiError::new(StatusCode::FORBIDDEN, format!("requests from the origin {origin:?} may not change anything on this engine")));
+        return Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("requests from the origin {origin:?} may not change anything on this engine"),
+        ));
     }
     None
 }

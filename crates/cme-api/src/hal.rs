@@ -57,7 +57,8 @@ impl Hal {
     /// types (the same JSON as `embed` with their values, keys in the same sorted order).
     pub fn embedding_body<T: serde::Serialize>(self, rel: &str, items: &[T]) -> Result<Vec<u8>, ApiError> {
         let document = WithEmbedded { rel, items, rest: &self.0 };
-        serde_json::to_vec(&document).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the document: {e}")))
+        serde_json::to_vec(&document)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the document: {e}")))
     }
 
     /// The document with a `Location` header: what a creation answers. Locations are
@@ -132,7 +133,14 @@ pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
 /// Adds a `next` link that seeks past `cursor` (`after=`, replacing any `page` or
 /// `after`, keeping every other query parameter) when there is more; a `prev` link only
 /// for pages asked by number (a cursor has no way back but the first page).
-pub fn seek_paged<T>(doc: Hal, req: &HttpRequest, page: Page, listed: &PageOf<T>, cursor: Option<String>, seeking: bool) -> Hal {
+pub fn seek_paged<T>(
+    doc: Hal,
+    req: &HttpRequest,
+    page: Page,
+    listed: &PageOf<T>,
+    cursor: Option<String>,
+    seeking: bool,
+) -> Hal {
     let others: Vec<String> = req
         .query_string()
         .split('&')
@@ -162,10 +170,19 @@ pub fn cursor_page<C>(req: &HttpRequest, parse: impl Fn(&str) -> Option<C>) -> R
     for (key, value) in query_pairs(req) {
         match key.as_str() {
             "size" | "limit" => {
-                size = value.parse().ok().filter(|s| (1..=Page::MAX_SIZE).contains(s)).ok_or_else(|| bad_query(PageError::Size))?;
+                size = value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=Page::MAX_SIZE).contains(s))
+                    .ok_or_else(|| bad_query(PageError::Size))?;
             }
             "after" => {
-                after = Some(parse(&value).ok_or_else(|| ApiError::bad_request(format!("query parameter after: {value:?} is not a cursor of this list (use the next link)"), Some("/after".into())))?);
+                after = Some(parse(&value).ok_or_else(|| {
+                    ApiError::bad_request(
+                        format!("query parameter after: {value:?} is not a cursor of this list (use the next link)"),
+                        Some("/after".into()),
+                    )
+                })?);
             }
             _ => {}
         }
@@ -177,12 +194,24 @@ pub fn cursor_page<C>(req: &HttpRequest, parse: impl Fn(&str) -> Option<C>) -> R
 /// item with a unique key, in list order): up to `size` items after the one keyed
 /// `after`, whether more follow, and the cursor of the last item. A cursor naming an item
 /// no longer listed is refused: the client starts again from the first page.
-pub fn page_of_list<T>(items: Vec<T>, key: impl Fn(&T) -> String, after: Option<&str>, size: u64) -> Result<(Vec<T>, bool, Option<String>), ApiError> {
+pub fn page_of_list<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    after: Option<&str>,
+    size: u64,
+) -> Result<(Vec<T>, bool, Option<String>), ApiError> {
     let start = match after {
         None => 0,
         Some(after) => match items.iter().position(|item| key(item) == after) {
             Some(i) => i + 1,
-            None => return Err(ApiError::bad_request(format!("query parameter after: {after:?} names nothing in this list any more; start again without after"), Some("/after".into()))),
+            None => {
+                return Err(ApiError::bad_request(
+                    format!(
+                        "query parameter after: {after:?} names nothing in this list any more; start again without after"
+                    ),
+                    Some("/after".into()),
+                ));
+            }
         },
     };
     let total = items.len();
@@ -197,7 +226,12 @@ pub fn page_of_list<T>(items: Vec<T>, key: impl Fn(&T) -> String, after: Option<
 pub fn cursor_links(doc: Hal, req: &HttpRequest, has_more: bool, cursor: Option<String>) -> Hal {
     match (has_more, cursor) {
         (true, Some(cursor)) => {
-            let mut pairs: Vec<String> = req.query_string().split('&').filter(|p| !p.is_empty() && !p.starts_with("after=")).map(str::to_string).collect();
+            let mut pairs: Vec<String> = req
+                .query_string()
+                .split('&')
+                .filter(|p| !p.is_empty() && !p.starts_with("after="))
+                .map(str::to_string)
+                .collect();
             pairs.push(format!("after={}", form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>()));
             doc.link("next", format!("{}?{}", req.path(), pairs.join("&")))
         }

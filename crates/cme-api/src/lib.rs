@@ -58,7 +58,12 @@ pub struct ApiState {
 pub type MetricsRender = Box<dyn Fn() -> String + Send + Sync>;
 
 impl ApiState {
-    pub fn new(engine: Arc<cme_engine::Engine>, auth: Auth, hosts: HostPolicy, secrets: cme_secrets::Redactor) -> web::Data<ApiState> {
+    pub fn new(
+        engine: Arc<cme_engine::Engine>,
+        auth: Auth,
+        hosts: HostPolicy,
+        secrets: cme_secrets::Redactor,
+    ) -> web::Data<ApiState> {
         ApiState::with_metrics(engine, auth, hosts, secrets, None)
     }
 
@@ -70,7 +75,15 @@ impl ApiState {
         secrets: cme_secrets::Redactor,
         metrics: Option<MetricsRender>,
     ) -> web::Data<ApiState> {
-        web::Data::new(ApiState { engine, auth, hosts, secrets, schemas: routes::Schemas::new(), rendered: Default::default(), metrics })
+        web::Data::new(ApiState {
+            engine,
+            auth,
+            hosts,
+            secrets,
+            schemas: routes::Schemas::new(),
+            rendered: Default::default(),
+            metrics,
+        })
     }
 }
 

@@ -118,7 +118,18 @@ impl Endpoint {
         role: Option<Role>,
         handler: fn(actix_web::Route) -> actix_web::Route,
     ) -> Endpoint {
-        Endpoint { verb, path, operation, summary, role, params: &[], body: Body::None, answers: &[], links: &[], handler }
+        Endpoint {
+            verb,
+            path,
+            operation,
+            summary,
+            role,
+            params: &[],
+            body: Body::None,
+            answers: &[],
+            links: &[],
+            handler,
+        }
     }
     pub const fn params(mut self, params: &'static [Param]) -> Endpoint {
         self.params = params;
@@ -194,7 +205,10 @@ impl Endpoint {
         for (status, why) in self.problems() {
             responses.entry(status.to_string()).or_insert_with(|| problem(why));
         }
-        responses.insert("default".into(), problem("a conflict (409), a cap (429), a plugin's fault (500) or an unavailable database (503)"));
+        responses.insert(
+            "default".into(),
+            problem("a conflict (409), a cap (429), a plugin's fault (500) or an unavailable database (503)"),
+        );
         let mut operation = json!({
             "operationId": self.operation,
             "summary": self.summary,
@@ -212,8 +226,12 @@ impl Endpoint {
         }
         let body = match self.body {
             Body::None => None,
-            Body::Json(schema) => Some(json!({"required": true, "content": {"application/json": {"schema": reference(schema)}}})),
-            Body::OptionalJson(schema) => Some(json!({"required": false, "content": {"application/json": {"schema": reference(schema)}}})),
+            Body::Json(schema) => {
+                Some(json!({"required": true, "content": {"application/json": {"schema": reference(schema)}}}))
+            }
+            Body::OptionalJson(schema) => {
+                Some(json!({"required": false, "content": {"application/json": {"schema": reference(schema)}}}))
+            }
             Body::Wasm => Some(json!({"required": true, "content": {
                 "application/wasm": {"schema": {"type": "string", "format": "binary"}},
                 "multipart/form-data": {"schema": {
@@ -222,8 +240,12 @@ impl Endpoint {
                     "properties": {"file": {"type": "string", "format": "binary"}, "sha256": {"type": "string"}}
                 }}
             }})),
-            Body::Calendar => Some(json!({"required": true, "content": {"text/calendar": {"schema": {"type": "string"}}}})),
-            Body::Yaml => Some(json!({"required": true, "content": {"application/yaml": {"schema": {"type": "string"}}}})),
+            Body::Calendar => {
+                Some(json!({"required": true, "content": {"text/calendar": {"schema": {"type": "string"}}}}))
+            }
+            Body::Yaml => {
+                Some(json!({"required": true, "content": {"application/yaml": {"schema": {"type": "string"}}}}))
+            }
         };
         if let Some(body) = body {
             operation["requestBody"] = body;
@@ -241,7 +263,10 @@ fn problem(description: &str) -> Value {
 }
 
 fn tag(path: &str) -> &str {
-    path.strip_prefix("/api/1/").and_then(|rest| rest.split('/').next()).filter(|t| !t.is_empty()).unwrap_or("operations")
+    path.strip_prefix("/api/1/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|t| !t.is_empty())
+        .unwrap_or("operations")
 }
 
 /// The whole document.
@@ -506,8 +531,13 @@ mod tests {
         for endpoint in crate::routes::ENDPOINTS {
             for (name, target, parameter, _) in endpoint.links {
                 let target = crate::routes::ENDPOINTS.iter().find(|e| e.operation == *target);
-                let target = target.unwrap_or_else(|| panic!("link {name} of {} names no operation", endpoint.operation));
-                assert!(target.path_params().any(|p| p == *parameter), "link {name}: {} has no {parameter}", target.path);
+                let target =
+                    target.unwrap_or_else(|| panic!("link {name} of {} names no operation", endpoint.operation));
+                assert!(
+                    target.path_params().any(|p| p == *parameter),
+                    "link {name}: {} has no {parameter}",
+                    target.path
+                );
             }
         }
         for name in schemas.keys() {

@@ -70,7 +70,9 @@ impl From<EngineError> for ApiError {
         let detail = match &e {
             EngineError::PluginPending { id, .. } => format!("{e} (PUT /api/1/plugins/{id}/grant)"),
             EngineError::PluginDisabled { id, .. } => format!("{e} (POST /api/1/plugins/{id}/enable)"),
-            EngineError::NoGrant { id } => format!("{id} has no grant yet: PUT /api/1/plugins/{id}/grant approves and enables it"),
+            EngineError::NoGrant { id } => {
+                format!("{id} has no grant yet: PUT /api/1/plugins/{id}/grant approves and enables it")
+            }
             EngineError::BuiltinPlugin { .. } => format!("{e} here (configure its limits under [ec2] and [ssh])"),
             EngineError::TooLarge { .. } => format!("{e} ([registry] max_plugin_bytes)"),
             EngineError::OverCap(over) => format!("{e} ({} in the config)", over.what.config_key()),
@@ -139,9 +141,17 @@ pub async fn catch_panics(
     match std::panic::AssertUnwindSafe(next.call(req)).catch_unwind().await {
         Ok(response) => response,
         Err(panic) => {
-            let why = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
             tracing::error!(%path, panic = %why, "a request handler panicked; answered 500");
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the engine failed on this request (a bug: see its log)").into())
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the engine failed on this request (a bug: see its log)",
+            )
+            .into())
         }
     }
 }

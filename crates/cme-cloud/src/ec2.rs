@@ -93,7 +93,9 @@ impl Ec2 {
 
     fn client(&self, region: &str) -> Result<Client, Ec2Error> {
         if region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-            return Err(Ec2Error::InvalidArgument(format!("region {region:?} is not an AWS region name (e.g. eu-west-1)")));
+            return Err(Ec2Error::InvalidArgument(format!(
+                "region {region:?} is not an AWS region name (e.g. eu-west-1)"
+            )));
         }
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = clients.get(region) {
@@ -141,7 +143,12 @@ impl Ec2 {
     }
 
     /// Terminates instances; with `dry_run` only asks EC2 whether it would (its `DryRun`).
-    pub async fn terminate_instances(&self, region: &str, ids: &[String], dry_run: bool) -> Result<Vec<Terminated>, Ec2Error> {
+    pub async fn terminate_instances(
+        &self,
+        region: &str,
+        ids: &[String],
+        dry_run: bool,
+    ) -> Result<Vec<Terminated>, Ec2Error> {
         const OPERATION: &str = "TerminateInstances";
         if ids.is_empty() {
             return Err(Ec2Error::InvalidArgument("no instance ids to terminate".into()));
@@ -161,7 +168,11 @@ impl Ec2 {
             // EC2 answers a permitted dry run with this error code.
             Err(e) if dry_run && e.code() == Some("DryRunOperation") => Ok(ids
                 .iter()
-                .map(|id| Terminated { instance_id: id.clone(), previous_state: "running".into(), current_state: "dry-run".into() })
+                .map(|id| Terminated {
+                    instance_id: id.clone(),
+                    previous_state: "running".into(),
+                    current_state: "dry-run".into(),
+                })
                 .collect()),
             Err(e) => Err(upstream(OPERATION, e)),
         }
@@ -174,8 +185,14 @@ where
     R: std::fmt::Debug,
 {
     match error.code() {
-        Some(code) => Ec2Error::Upstream { operation, code: code.to_string(), message: error.message().unwrap_or_default().to_string() },
-        None => Ec2Error::Unreachable { operation, reason: aws_sdk_ec2::error::DisplayErrorContext(&error).to_string() },
+        Some(code) => Ec2Error::Upstream {
+            operation,
+            code: code.to_string(),
+            message: error.message().unwrap_or_default().to_string(),
+        },
+        None => {
+            Ec2Error::Unreachable { operation, reason: aws_sdk_ec2::error::DisplayErrorContext(&error).to_string() }
+        }
     }
 }
 

@@ -19,7 +19,9 @@ pub const MAX_SCRIPT_BYTES: u64 = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScriptError {
     /// The name is not a plain file name (a path, `..`, a hidden file).
-    #[error("script name {0:?} is refused: name a script of the library, e.g. s_burncpu.sh or script_attacks/s_burncpu.sh")]
+    #[error(
+        "script name {0:?} is refused: name a script of the library, e.g. s_burncpu.sh or script_attacks/s_burncpu.sh"
+    )]
     Refused(String),
     #[error("no script named {name:?} (available: {available})")]
     NotFound { name: String, available: String },
@@ -44,7 +46,12 @@ impl ScriptLibrary {
         let mut names: Vec<String> = embedded().map(|(n, _)| n.to_string()).collect();
         if let Some(dir) = &self.dir {
             if let Ok(entries) = std::fs::read_dir(dir) {
-                names.extend(entries.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).filter(|n| plain(n)));
+                names.extend(
+                    entries
+                        .filter_map(Result::ok)
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .filter(|n| plain(n)),
+                );
             }
         }
         names.sort();
@@ -59,7 +66,9 @@ impl ScriptLibrary {
             return Err(ScriptError::Refused(name.to_string()));
         }
         if let Some(dir) = &self.dir {
-            if let Some(bytes) = read_within(dir, file).map_err(|reason| ScriptError::Io { name: name.to_string(), reason })? {
+            if let Some(bytes) =
+                read_within(dir, file).map_err(|reason| ScriptError::Io { name: name.to_string(), reason })?
+            {
                 return Ok(bytes);
             }
         }
@@ -111,7 +120,8 @@ mod tests {
     #[test]
     fn paths_out_of_the_library_are_refused() {
         let library = ScriptLibrary::default();
-        for name in ["../etc/passwd", "/etc/passwd", "script_attacks/../x.sh", "a/b.sh", ".hidden", "", "s_empty.sh\0"] {
+        for name in ["../etc/passwd", "/etc/passwd", "script_attacks/../x.sh", "a/b.sh", ".hidden", "", "s_empty.sh\0"]
+        {
             assert!(matches!(library.read(name), Err(ScriptError::Refused(_))), "{name:?}");
         }
     }

@@ -60,7 +60,9 @@ pub enum SshError {
     Connect { target: String, reason: String },
     #[error("host key of {target} is not in the known-hosts file (policy strict); its fingerprint is {fingerprint}")]
     HostKeyUnknown { target: String, fingerprint: String },
-    #[error("host key of {target} changed (known-hosts line {line}); refusing to connect. If the host was rebuilt, remove that line")]
+    #[error(
+        "host key of {target} changed (known-hosts line {line}); refusing to connect. If the host was rebuilt, remove that line"
+    )]
     HostKeyChanged { target: String, line: usize },
     #[error("authentication as {user} on {target} was refused for key {fingerprint}")]
     Auth { user: String, target: String, fingerprint: String },
@@ -88,7 +90,8 @@ impl SshKey {
     /// Parses a key; the error never echoes the key.
     pub fn parse(text: &str, passphrase: Option<&str>) -> Result<SshKey, SshError> {
         key_cost::check(text).map_err(SshError::InvalidKey)?;
-        let key = russh::keys::decode_secret_key(text, passphrase).map_err(|e| SshError::InvalidKey(describe_key_error(&e)))?;
+        let key = russh::keys::decode_secret_key(text, passphrase)
+            .map_err(|e| SshError::InvalidKey(describe_key_error(&e)))?;
         Ok(SshKey { key: Arc::new(key) })
     }
 
@@ -192,7 +195,9 @@ fn check_host_key(config: &SshConfig, target: &Target, key: &PublicKey) -> Resul
         }),
         Ok(false) => {
             russh::keys::known_hosts::learn_known_hosts_path(&target.host, target.port, key, &config.known_hosts)
-                .map_err(|e| SshError::Session(format!("recording the host key in {}: {e}", config.known_hosts.display())))?;
+                .map_err(|e| {
+                    SshError::Session(format!("recording the host key in {}: {e}", config.known_hosts.display()))
+                })?;
             tracing::info!(target = %target.label(), fingerprint = %key.fingerprint(HashAlg::Sha256), "recorded a new host key");
             Ok(())
         }
@@ -205,27 +210,36 @@ impl SshSession {
         let label = target.label();
         let refusal = Arc::new(Mutex::new(None));
         let handler = HostKeyCheck { config: config.clone(), target: target.clone(), refusal: refusal.clone() };
-        let client_config = Arc::new(client::Config { inactivity_timeout: Some(Duration::from_secs(600)), ..Default::default() });
+        let client_config =
+            Arc::new(client::Config { inactivity_timeout: Some(Duration::from_secs(600)), ..Default::default() });
         let connecting = async {
-            let mut handle = client::connect(client_config, (target.host.as_str(), target.port), handler).await.map_err(|e| {
-                refusal
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take()
-                    .unwrap_or_else(|| SshError::Connect { target: label.clone(), reason: e.to_string() })
-            })?;
+            let mut handle =
+                client::connect(client_config, (target.host.as_str(), target.port), handler).await.map_err(|e| {
+                    refusal
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take()
+                        .unwrap_or_else(|| SshError::Connect { target: label.clone(), reason: e.to_string() })
+                })?;
             let hash = handle.best_supported_rsa_hash().await.map_err(|e| SshError::Session(e.to_string()))?.flatten();
             let auth = handle
                 .authenticate_publickey(target.user.clone(), PrivateKeyWithHashAlg::new(key.key.clone(), hash))
                 .await
                 .map_err(|e| SshError::Session(e.to_string()))?;
             if !auth.success() {
-                return Err(SshError::Auth { user: target.user.clone(), target: label.clone(), fingerprint: key.fingerprint() });
+                return Err(SshError::Auth {
+                    user: target.user.clone(),
+                    target: label.clone(),
+                    fingerprint: key.fingerprint(),
+                });
             }
             Ok(handle)
         };
         let handle = tokio::time::timeout(config.connect_timeout, connecting).await.map_err(|_| {
-            SshError::Timeout(format!("connecting to {label} took longer than {} ms", config.connect_timeout.as_millis()))
+            SshError::Timeout(format!(
+                "connecting to {label} took longer than {} ms",
+                config.connect_timeout.as_millis()
+            ))
         })??;
         Ok(SshSession { handle, config: config.clone(), target: target.clone() })
     }
@@ -244,22 +258,38 @@ impl SshSession {
             while let Some(message) = channel.wait().await {
                 match message {
                     ChannelMsg::Data { data } => output.truncated |= append_capped(&mut output.stdout, &data, cap),
-                    ChannelMsg::ExtendedData { data, ext: 1 } => output.truncated |= append_capped(&mut output.stderr, &data, cap),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        output.truncated |= append_capped(&mut output.stderr, &data, cap)
+                    }
                     ChannelMsg::ExitStatus { exit_status } => output.exit_code = i32::try_from(exit_status).ok(),
                     _ => {}
                 }
             }
             Ok(output)
         };
-        tokio::time::timeout(timeout, running)
-            .await
-            .map_err(|_| SshError::Timeout(format!("{command:?} on {} took longer than {} ms", self.target.label(), timeout.as_millis())))?
+        tokio::time::timeout(timeout, running).await.map_err(|_| {
+            SshError::Timeout(format!(
+                "{command:?} on {} took longer than {} ms",
+                self.target.label(),
+                timeout.as_millis()
+            ))
+        })?
     }
 
     /// Writes `contents` to `remote_path` with permission bits `mode`.
-    pub async fn upload(&self, remote_path: &str, contents: &[u8], mode: u32, timeout: Duration) -> Result<(), SshError> {
+    pub async fn upload(
+        &self,
+        remote_path: &str,
+        contents: &[u8],
+        mode: u32,
+        timeout: Duration,
+    ) -> Result<(), SshError> {
         if contents.len() > self.config.max_upload_bytes {
-            return Err(SshError::InvalidArgument(format!("upload of {} bytes exceeds the cap of {}", contents.len(), self.config.max_upload_bytes)));
+            return Err(SshError::InvalidArgument(format!(
+                "upload of {} bytes exceeds the cap of {}",
+                contents.len(),
+                self.config.max_upload_bytes
+            )));
         }
         if remote_path.is_empty() || remote_path.contains('\0') || remote_path.contains('\n') {
             return Err(SshError::InvalidArgument(format!("remote path {remote_path:?} is not valid")));
@@ -317,7 +347,11 @@ mod tests {
 
     #[test]
     fn garbage_keys_are_refused_without_echoing_them() {
-        let err = SshKey::parse("-----BEGIN OPENSSH PRIVATE KEY-----\nsecretgarbage\n-----END OPENSSH PRIVATE KEY-----\n", None).unwrap_err();
+        let err = SshKey::parse(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nsecretgarbage\n-----END OPENSSH PRIVATE KEY-----\n",
+            None,
+        )
+        .unwrap_err();
         assert!(matches!(err, SshError::InvalidKey(_)));
         assert!(!err.to_string().contains("secretgarbage"));
     }

@@ -56,7 +56,8 @@ impl BlackoutIndex {
                         weekly: vec![Vec::new(); WEEK_HOURS],
                         daily: vec![Vec::new(); 24],
                     });
-                    let (list, period) = if start.day.is_some() { (&mut buckets.weekly, WEEK_HOURS) } else { (&mut buckets.daily, 24) };
+                    let (list, period) =
+                        if start.day.is_some() { (&mut buckets.weekly, WEEK_HOURS) } else { (&mut buckets.daily, 24) };
                     for hour in touched_hours(start.minutes(), end.minutes(), period) {
                         list[hour].push(blackout.clone());
                     }
@@ -213,13 +214,25 @@ mod tests {
         for i in 0..300i64 {
             let start = at("2026-12-01T00:00:00Z") + chrono::Duration::minutes(i * 37);
             let end = start + chrono::Duration::minutes(5 + (i * 13) % 600);
-            all.push(blackout(&format!("once-{i}"), BlackoutWhen::Once { start, end }, if i % 3 == 0 { Some("p1") } else { None }));
+            all.push(blackout(
+                &format!("once-{i}"),
+                BlackoutWhen::Once { start, end },
+                if i % 3 == 0 { Some("p1") } else { None },
+            ));
         }
-        all.push(blackout("long", BlackoutWhen::Once { start: at("2026-11-01T00:00:00Z"), end: at("2027-01-01T00:00:00Z") }, Some("p2")));
-        for (i, (s, e, zone)) in
-            [("FRI 16:00", "MON 08:00", "Europe/Madrid"), ("22:00", "06:00", "UTC"), ("SUN 23:30", "MON 00:30", "America/New_York"), ("12:15", "12:45", "Asia/Kolkata")]
-                .iter()
-                .enumerate()
+        all.push(blackout(
+            "long",
+            BlackoutWhen::Once { start: at("2026-11-01T00:00:00Z"), end: at("2027-01-01T00:00:00Z") },
+            Some("p2"),
+        ));
+        for (i, (s, e, zone)) in [
+            ("FRI 16:00", "MON 08:00", "Europe/Madrid"),
+            ("22:00", "06:00", "UTC"),
+            ("SUN 23:30", "MON 00:30", "America/New_York"),
+            ("12:15", "12:45", "Asia/Kolkata"),
+        ]
+        .iter()
+        .enumerate()
         {
             all.push(blackout(&format!("recurring-{i}"), BlackoutWhen::recurring(s, e, zone).unwrap(), None));
         }

@@ -62,7 +62,11 @@ impl std::str::FromStr for WallTime {
         let (day, time) = match parts.as_slice() {
             [time] => (None, *time),
             [day, time] => (Some(cme_plugin_sdk::days::parse_weekday(day)?), *time),
-            _ => return Err(format!("{text:?} is not a wall time: use \"HH:MM\" (every day) or \"DAY HH:MM\" (every week), e.g. \"FRI 16:00\"")),
+            _ => {
+                return Err(format!(
+                    "{text:?} is not a wall time: use \"HH:MM\" (every day) or \"DAY HH:MM\" (every week), e.g. \"FRI 16:00\""
+                ));
+            }
         };
         Ok(WallTime { day, time: cme_plugin_sdk::time::parse_hh_mm(time)? })
     }
@@ -216,15 +220,22 @@ impl crate::Engine {
         use crate::EngineError;
         let name = new.name.trim().to_string();
         if name.is_empty() || name.len() > MAX_NAME {
-            return Err(EngineError::invalid("/name", format!("a blackout needs a name of 1 to {MAX_NAME} characters")));
+            return Err(EngineError::invalid(
+                "/name",
+                format!("a blackout needs a name of 1 to {MAX_NAME} characters"),
+            ));
         }
         let zone = self.zone_named(new.timezone.as_deref())?;
         let when = if new.start.parse::<WallTime>().is_ok() {
-            BlackoutWhen::recurring(&new.start, &new.end, zone.name()).map_err(|(field, m)| EngineError::invalid(&format!("/{field}"), m))?
+            BlackoutWhen::recurring(&new.start, &new.end, zone.name())
+                .map_err(|(field, m)| EngineError::invalid(&format!("/{field}"), m))?
         } else {
             let date = |field: &str, text: &str| {
                 cme_plugin_sdk::time::parse_datetime(text, zone).map_err(|m| {
-                    EngineError::invalid(&format!("/{field}"), format!("{m}; use a date (RFC 3339) or, for a recurring blackout, \"DAY HH:MM\" or \"HH:MM\""))
+                    EngineError::invalid(
+                        &format!("/{field}"),
+                        format!("{m}; use a date (RFC 3339) or, for a recurring blackout, \"DAY HH:MM\" or \"HH:MM\""),
+                    )
                 })
             };
             let (start, end) = (date("start", &new.start)?, date("end", &new.end)?);
@@ -264,11 +275,16 @@ impl crate::Engine {
         use crate::EngineError;
         let calendar = calendar.trim();
         if calendar.is_empty() || calendar.len() > MAX_NAME {
-            return Err(EngineError::invalid("/name", format!("a calendar needs a name of 1 to {MAX_NAME} characters (?name=)")));
+            return Err(EngineError::invalid(
+                "/name",
+                format!("a calendar needs a name of 1 to {MAX_NAME} characters (?name=)"),
+            ));
         }
         let zone = self.zone_named(timezone)?;
         let text = ics.to_string();
-        let events = crate::bounded::off_worker("the calendar", move || crate::calendar::parse_events(&text, zone)).await.map_err(|m| EngineError::invalid("/", m))?;
+        let events = crate::bounded::off_worker("the calendar", move || crate::calendar::parse_events(&text, zone))
+            .await
+            .map_err(|m| EngineError::invalid("/", m))?;
         self.check_blackout_plan(plan_id.as_deref()).await?;
         let now = Utc::now();
         let blackouts: Vec<Blackout> = events
@@ -292,7 +308,11 @@ impl crate::Engine {
 
     /// Up to `size` blackouts after `after`, oldest first, with whether more follow and
     /// how many are stored in all.
-    pub async fn list_blackouts(&self, after: Option<&crate::storage::BlackoutCursor>, size: u64) -> Result<(crate::PageOf<Blackout>, u64), crate::EngineError> {
+    pub async fn list_blackouts(
+        &self,
+        after: Option<&crate::storage::BlackoutCursor>,
+        size: u64,
+    ) -> Result<(crate::PageOf<Blackout>, u64), crate::EngineError> {
         let page = self.storage.blackouts_page(after, size).await?;
         Ok((page, self.storage.count_blackouts().await?))
     }
@@ -324,9 +344,12 @@ impl crate::Engine {
     pub(crate) fn zone_named(&self, name: Option<&str>) -> Result<Tz, crate::EngineError> {
         match name {
             None => Ok(self.config.timezone),
-            Some(name) => name
-                .parse::<Tz>()
-                .map_err(|_| crate::EngineError::invalid("/timezone", format!("unknown IANA time zone {name:?} (e.g. Europe/Madrid, America/New_York)"))),
+            Some(name) => name.parse::<Tz>().map_err(|_| {
+                crate::EngineError::invalid(
+                    "/timezone",
+                    format!("unknown IANA time zone {name:?} (e.g. Europe/Madrid, America/New_York)"),
+                )
+            }),
         }
     }
 }

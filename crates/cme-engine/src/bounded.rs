@@ -42,7 +42,10 @@ static GATE: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(PARSES_AT_ONC
 
 /// Runs `parse` on a parsing thread (see the module's doc) and answers its result; a panic
 /// becomes an error saying `what` could not be read.
-pub async fn off_worker<T: Send + 'static>(what: &'static str, parse: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+pub async fn off_worker<T: Send + 'static>(
+    what: &'static str,
+    parse: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
     let _permit = GATE.acquire().await.map_err(|_| format!("{what}: the engine is shutting down"))?;
     let (answer, answered) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new().name("cme-parse".into()).stack_size(PARSE_STACK).spawn(move || {
@@ -55,7 +58,11 @@ pub async fn off_worker<T: Send + 'static>(what: &'static str, parse: impl FnOnc
     match answered.await {
         Ok(Ok(result)) => result,
         Ok(Err(panic)) => {
-            let why = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
             tracing::error!(what, panic = %why, "a parser panicked on a document; refused");
             Err(format!("{what} could not be read (the parser failed on it)"))
         }
@@ -137,10 +144,14 @@ impl Budget {
         self.nodes += 1;
         self.bytes += bytes;
         if self.nodes > YAML_MAX_NODES {
-            return Err(E::custom(format!("the document expands to more than {YAML_MAX_NODES} nodes (aliases included)")));
+            return Err(E::custom(format!(
+                "the document expands to more than {YAML_MAX_NODES} nodes (aliases included)"
+            )));
         }
         if self.bytes > YAML_MAX_TEXT_BYTES {
-            return Err(E::custom(format!("the document expands to more than {YAML_MAX_TEXT_BYTES} bytes of text (aliases included)")));
+            return Err(E::custom(format!(
+                "the document expands to more than {YAML_MAX_TEXT_BYTES} bytes of text (aliases included)"
+            )));
         }
         Ok(())
     }
@@ -337,7 +348,8 @@ mod tests {
     fn flow_nesting_is_counted_outside_quotes_and_comments() {
         let deep = format!("a: {}{}", "[".repeat(65), "]".repeat(65));
         assert!(check_yaml_flow_depth(&deep).unwrap_err().contains("deeper than 64"));
-        let quoted = format!("a: \"{}\"\nb: '{}'\n# {}\nc: it's [1]", "[".repeat(100), "{".repeat(100), "[".repeat(100));
+        let quoted =
+            format!("a: \"{}\"\nb: '{}'\n# {}\nc: it's [1]", "[".repeat(100), "{".repeat(100), "[".repeat(100));
         assert!(check_yaml_flow_depth(&quoted).is_ok());
         assert!(yaml(&quoted).is_ok());
     }

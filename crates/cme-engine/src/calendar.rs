@@ -28,7 +28,8 @@ pub fn parse_events(text: &str, zone: Tz) -> Result<Vec<CalendarEvent>, String> 
         return Err("not an iCalendar file: it must start with BEGIN:VCALENDAR".into());
     }
     crate::bounded::check_ical_shape(text).map_err(|e| format!("not a valid iCalendar file: {e}"))?;
-    let calendar: Calendar = text.parse().map_err(|e: String| format!("not a valid iCalendar file: {}", e.lines().next().unwrap_or("")))?;
+    let calendar: Calendar =
+        text.parse().map_err(|e: String| format!("not a valid iCalendar file: {}", e.lines().next().unwrap_or("")))?;
     let mut events = Vec::new();
     for (index, component) in calendar.components.iter().enumerate() {
         let CalendarComponent::Event(event) = component else { continue };
@@ -40,7 +41,9 @@ pub fn parse_events(text: &str, zone: Tz) -> Result<Vec<CalendarEvent>, String> 
             .unwrap_or_else(|| format!("event {}", index + 1));
         let refuse = |what: &str| format!("event {name:?}: {what}");
         if event.property_value("RRULE").is_some() || event.property_value("RDATE").is_some() {
-            return Err(refuse("recurring events (RRULE, RDATE) are not supported; list each occurrence, or add a recurring blackout through /api/1/blackouts/"));
+            return Err(refuse(
+                "recurring events (RRULE, RDATE) are not supported; list each occurrence, or add a recurring blackout through /api/1/blackouts/",
+            ));
         }
         let start = event.get_start().ok_or_else(|| refuse("no DTSTART"))?;
         let (start, all_day) = instant(&start, zone).map_err(|e| refuse(&e))?;
@@ -72,7 +75,9 @@ fn instant(value: &DatePerhapsTime, zone: Tz) -> Result<(DateTime<Utc>, bool), S
         DatePerhapsTime::DateTime(CalendarDateTime::Utc(t)) => (*t, false),
         DatePerhapsTime::DateTime(CalendarDateTime::Floating(naive)) => (local(*naive, zone), false),
         DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone { date_time, tzid }) => {
-            let tz: Tz = tzid.parse().map_err(|_| format!("unknown time zone TZID={tzid} (use an IANA name such as Europe/Madrid)"))?;
+            let tz: Tz = tzid
+                .parse()
+                .map_err(|_| format!("unknown time zone TZID={tzid} (use an IANA name such as Europe/Madrid)"))?;
             (local(*date_time, tz), false)
         }
     })
@@ -96,8 +101,14 @@ mod tests {
     fn all_day_events_hold_their_days_in_the_calendars_zone() {
         let events = parse_events(HOLIDAYS, chrono_tz::Europe::Madrid).unwrap();
         assert_eq!(events[0].name, "Navidad");
-        assert_eq!(events[0].when, BlackoutWhen::Once { start: at("2026-12-24T23:00:00Z"), end: at("2026-12-25T23:00:00Z") });
-        assert_eq!(events[1].when, BlackoutWhen::Once { start: at("2026-12-31T23:00:00Z"), end: at("2027-01-01T04:59:00Z") });
+        assert_eq!(
+            events[0].when,
+            BlackoutWhen::Once { start: at("2026-12-24T23:00:00Z"), end: at("2026-12-25T23:00:00Z") }
+        );
+        assert_eq!(
+            events[1].when,
+            BlackoutWhen::Once { start: at("2026-12-31T23:00:00Z"), end: at("2027-01-01T04:59:00Z") }
+        );
     }
 
     #[test]

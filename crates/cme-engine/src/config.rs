@@ -108,7 +108,9 @@ impl EngineConfig {
     /// pass and at most hourly (pruning scans unindexed times; once an hour is cheap).
     pub fn prune_interval(&self) -> Duration {
         let shortest = [self.audit_retention, self.run_log_retention].into_iter().flatten().min();
-        shortest.map_or(Duration::from_secs(3600), |k| k / 10).clamp(self.reaper_interval, Duration::from_secs(3600).max(self.reaper_interval))
+        shortest
+            .map_or(Duration::from_secs(3600), |k| k / 10)
+            .clamp(self.reaper_interval, Duration::from_secs(3600).max(self.reaper_interval))
     }
 
     /// How much a recurring plan's horizon moves at a time: a seventh of the horizon (a day
@@ -131,7 +133,11 @@ mod tests {
     #[test]
     fn retention_runs_hourly_by_default_and_often_enough_for_short_retentions() {
         assert_eq!(EngineConfig::default().prune_interval(), Duration::from_secs(3600));
-        let short = EngineConfig { audit_retention: Some(Duration::from_secs(3)), reaper_interval: Duration::from_secs(1), ..EngineConfig::default() };
+        let short = EngineConfig {
+            audit_retention: Some(Duration::from_secs(3)),
+            reaper_interval: Duration::from_secs(1),
+            ..EngineConfig::default()
+        };
         assert_eq!(short.prune_interval(), Duration::from_secs(1), "never more often than the reaper");
         let day = EngineConfig { run_log_retention: Some(Duration::from_secs(86_400)), ..EngineConfig::default() };
         assert_eq!(day.prune_interval(), Duration::from_secs(3600));

@@ -66,9 +66,14 @@ impl Engine {
         }
         let may_use = new.may_use.unwrap_or_else(|| vec![by.name.clone()]);
         if may_use.is_empty() || may_use.iter().any(|m| m.trim().is_empty() || m.len() > 100) {
-            return Err(EngineError::invalid("/may_use", "may_use must list 1 or more token names or roles (viewer, operator, admin, publisher)"));
+            return Err(EngineError::invalid(
+                "/may_use",
+                "may_use must list 1 or more token names or roles (viewer, operator, admin, publisher)",
+            ));
         }
-        let facts = inspect_key(&self.host, &new.private_key, new.passphrase.as_deref()).await.map_err(|e| EngineError::invalid("/private_key", e))?;
+        let facts = inspect_key(&self.host, &new.private_key, new.passphrase.as_deref())
+            .await
+            .map_err(|e| EngineError::invalid("/private_key", e))?;
         let credential = Credential {
             name: new.name,
             user: new.user,
@@ -117,7 +122,11 @@ pub fn plan_credential_name(plan_id: &str) -> String {
 
 /// Reads a private key off the async workers (decrypting one may take a good part of a
 /// second, within the caps `inspect_key` applies first).
-async fn inspect_key(host: &std::sync::Arc<dyn PluginHost>, key: &str, passphrase: Option<&str>) -> Result<crate::host::KeyFacts, String> {
+async fn inspect_key(
+    host: &std::sync::Arc<dyn PluginHost>,
+    key: &str,
+    passphrase: Option<&str>,
+) -> Result<crate::host::KeyFacts, String> {
     let (host, key, passphrase) = (host.clone(), key.to_string(), passphrase.map(str::to_string));
     crate::bounded::off_worker("the private key", move || {
         let facts = host.inspect_key(&key, passphrase.as_deref()).map_err(|e| e.to_string())?;
@@ -137,7 +146,11 @@ async fn inspect_key(host: &std::sync::Arc<dyn PluginHost>, key: &str, passphras
 /// and taken out of the args, which then name the credential it will be stored as;
 /// `passphrase` is taken out too. Returns the credential to store with the plan, or None
 /// when the args carry no key. Nothing of the key is kept in the args or shown.
-pub(crate) async fn take_inline_key(host: &std::sync::Arc<dyn PluginHost>, args: &mut serde_json::Value, plan_id: &str) -> Result<Option<Credential>, EngineError> {
+pub(crate) async fn take_inline_key(
+    host: &std::sync::Arc<dyn PluginHost>,
+    args: &mut serde_json::Value,
+    plan_id: &str,
+) -> Result<Option<Credential>, EngineError> {
     use base64::Engine as _;
     const POINTER: &str = "/attack/args/ssh";
     let at = |field: &str| format!("{POINTER}/{field}");
@@ -148,7 +161,9 @@ pub(crate) async fn take_inline_key(host: &std::sync::Arc<dyn PluginHost>, args:
         return Ok(None);
     };
     let passphrase = ssh.remove("passphrase");
-    let pem = pem.as_str().ok_or_else(|| EngineError::invalid(&at("pem"), "ssh.pem must be a string: the base64 of a private key file"))?;
+    let pem = pem.as_str().ok_or_else(|| {
+        EngineError::invalid(&at("pem"), "ssh.pem must be a string: the base64 of a private key file")
+    })?;
     let passphrase = match passphrase {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(p)) => Some(p),
@@ -165,12 +180,15 @@ pub(crate) async fn take_inline_key(host: &std::sync::Arc<dyn PluginHost>, args:
         pem.to_string()
     } else {
         let compact: String = pem.chars().filter(|c| !c.is_whitespace()).collect();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(compact)
-            .map_err(|_| EngineError::invalid(&at("pem"), "ssh.pem is not base64 (expected the base64 of a private key file)"))?;
-        String::from_utf8(bytes).map_err(|_| EngineError::invalid(&at("pem"), "ssh.pem does not decode to a text key file"))?
+        let bytes = base64::engine::general_purpose::STANDARD.decode(compact).map_err(|_| {
+            EngineError::invalid(&at("pem"), "ssh.pem is not base64 (expected the base64 of a private key file)")
+        })?;
+        String::from_utf8(bytes)
+            .map_err(|_| EngineError::invalid(&at("pem"), "ssh.pem does not decode to a text key file"))?
     };
-    let facts = inspect_key(host, &text, passphrase.as_deref()).await.map_err(|e| EngineError::invalid(&at("pem"), format!("ssh.pem: {e}")))?;
+    let facts = inspect_key(host, &text, passphrase.as_deref())
+        .await
+        .map_err(|e| EngineError::invalid(&at("pem"), format!("ssh.pem: {e}")))?;
     let name = plan_credential_name(plan_id);
     ssh.insert("credential".into(), serde_json::Value::String(name.clone()));
     Ok(Some(Credential {

@@ -74,9 +74,13 @@ pub enum EngineError {
     BuiltinPlugin { id: String },
     #[error("{id} has no grant yet: granting it approves and enables it")]
     NoGrant { id: String },
-    #[error("{executors} executors that still have to run use {id}: delete their plans (or executors) first, or disable it")]
+    #[error(
+        "{executors} executors that still have to run use {id}: delete their plans (or executors) first, or disable it"
+    )]
     PluginInUse { id: String, executors: u64 },
-    #[error("{id} is already stored with other bytes (sha256 {stored}); a version is immutable: bump the version in describe()")]
+    #[error(
+        "{id} is already stored with other bytes (sha256 {stored}); a version is immutable: bump the version in describe()"
+    )]
     VersionTaken { id: String, stored: String },
     #[error("the name {name} belongs to a built-in plugin; choose another name in describe()")]
     BuiltinName { name: String },

@@ -53,7 +53,13 @@ impl Event {
     }
 
     /// An executor reached `status` (running means its attack started).
-    pub fn executor(executor_id: &str, plan_id: &str, status: ExecutorStatus, time: DateTime<Utc>, detail: ExecutorDetail<'_>) -> Option<Event> {
+    pub fn executor(
+        executor_id: &str,
+        plan_id: &str,
+        status: ExecutorStatus,
+        time: DateTime<Utc>,
+        detail: ExecutorDetail<'_>,
+    ) -> Option<Event> {
         let kind = match status {
             ExecutorStatus::Running => "executor.started",
             ExecutorStatus::Succeeded => "executor.succeeded",
@@ -149,15 +155,25 @@ pub struct Subscription {
 impl Subscription {
     /// Checks that every pattern names a known kind or family.
     pub fn validate(&self) -> Result<(), String> {
-        if self.name.is_empty() || self.name.len() > 64 || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
             return Err(format!("webhook name {:?}: 1 to 64 letters, digits, '-', '_' or '.'", self.name));
         }
         if self.events.is_empty() {
-            return Err(format!("webhook {:?} subscribes to no events: list kinds such as \"executor.failed\", families such as \"executor.*\", or \"*\"", self.name));
+            return Err(format!(
+                "webhook {:?} subscribes to no events: list kinds such as \"executor.failed\", families such as \"executor.*\", or \"*\"",
+                self.name
+            ));
         }
         for pattern in &self.events {
             if !EVENT_KINDS.iter().any(|kind| matches(pattern, kind)) {
-                return Err(format!("webhook {:?}: unknown event {pattern:?}; known: {}", self.name, EVENT_KINDS.join(", ")));
+                return Err(format!(
+                    "webhook {:?}: unknown event {pattern:?}; known: {}",
+                    self.name,
+                    EVENT_KINDS.join(", ")
+                ));
             }
         }
         Ok(())
@@ -241,7 +257,11 @@ mod tests {
     use super::*;
 
     fn subscription(events: &[&str]) -> Subscription {
-        Subscription { name: "ops".into(), shown_url: "http://x/".into(), events: events.iter().map(|e| e.to_string()).collect() }
+        Subscription {
+            name: "ops".into(),
+            shown_url: "http://x/".into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+        }
     }
 
     #[test]
@@ -275,7 +295,10 @@ mod tests {
         assert_eq!(Event::of_action(&AuditEvent::action("admin", "halt", "")).unwrap().kind, "engine.halted");
         assert!(Event::of_action(&upload.clone().denied("too big")).is_none(), "a refused upload did not happen");
         assert!(Event::of_action(&AuditEvent::action("admin", "credential.create", "k")).is_none());
-        let trip = AuditEvent { reason: Some("checkout 503".into()), ..AuditEvent::action("guard", "guard.trip", "p1: http-probe@0.1.0 (halt)") };
+        let trip = AuditEvent {
+            reason: Some("checkout 503".into()),
+            ..AuditEvent::action("guard", "guard.trip", "p1: http-probe@0.1.0 (halt)")
+        };
         let tripped = Event::of_action(&trip).unwrap();
         assert_eq!((tripped.kind, tripped.subject.as_str()), ("guard.tripped", "p1"));
         assert_eq!(tripped.data["reason"], "checkout 503");
@@ -283,7 +306,14 @@ mod tests {
 
     #[test]
     fn a_cloud_event_has_the_required_attributes() {
-        let event = Event::executor("e1", "p1", ExecutorStatus::Failed, Utc::now(), ExecutorDetail { error: Some("boom"), ..Default::default() }).unwrap();
+        let event = Event::executor(
+            "e1",
+            "p1",
+            ExecutorStatus::Failed,
+            Utc::now(),
+            ExecutorDetail { error: Some("boom"), ..Default::default() },
+        )
+        .unwrap();
         let cloud = event.cloud_event("/cme/test");
         for attribute in ["specversion", "id", "source", "type"] {
             assert!(cloud.get(attribute).is_some_and(|v| v.is_string()), "{attribute} missing in {cloud}");

@@ -4,8 +4,8 @@ use chrono::Utc;
 
 use crate::model::{AuditEvent, Executor, ExecutorFilter, Page, PageOf};
 use crate::storage::ExecutorChangeError;
-use cme_plugin_sdk::time::parse_datetime;
 use crate::{Engine, EngineError, ExecutorChange, Resource};
+use cme_plugin_sdk::time::parse_datetime;
 
 impl Engine {
     pub async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> Result<PageOf<Executor>, EngineError> {
@@ -28,9 +28,14 @@ impl Engine {
     /// Moves a pending executor to `date` (RFC 3339; without offset in the engine's
     /// zone), audited in the same transaction.
     pub async fn reschedule(&self, id: &str, date: &str, by: &str) -> Result<Executor, EngineError> {
-        let due = parse_datetime(date, self.config.timezone).map_err(|m| EngineError::invalid("/args/date", format!("invalid date: {m}")))?;
+        let due = parse_datetime(date, self.config.timezone)
+            .map_err(|m| EngineError::invalid("/args/date", format!("invalid date: {m}")))?;
         let audit = AuditEvent::action(by, "executor.reschedule", id);
-        let changed = self.storage.reschedule(id, due, &audit).await.map_err(|e| change_error(id, e, ExecutorChange::Reschedule))?;
+        let changed = self
+            .storage
+            .reschedule(id, due, &audit)
+            .await
+            .map_err(|e| change_error(id, e, ExecutorChange::Reschedule))?;
         self.wake_scheduler();
         Ok(changed)
     }
@@ -39,7 +44,11 @@ impl Engine {
     /// the same transaction.
     pub async fn cancel_executor(&self, id: &str, by: &str) -> Result<Executor, EngineError> {
         let audit = AuditEvent::action(by, "executor.cancel", id);
-        let changed = self.storage.cancel(id, Utc::now(), "by request", &audit).await.map_err(|e| change_error(id, e, ExecutorChange::Cancel))?;
+        let changed = self
+            .storage
+            .cancel(id, Utc::now(), "by request", &audit)
+            .await
+            .map_err(|e| change_error(id, e, ExecutorChange::Cancel))?;
         self.wake_scheduler();
         Ok(changed)
     }

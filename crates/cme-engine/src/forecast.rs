@@ -48,9 +48,19 @@ pub struct Forecast {
 impl Engine {
     /// The firings of a stored plan in `[from, until)`: its executors stored so far, then
     /// (recurring) what its planner will answer for the rest.
-    pub async fn forecast_plan(&self, id: &str, from: DateTime<Utc>, until: DateTime<Utc>) -> Result<Forecast, EngineError> {
+    pub async fn forecast_plan(
+        &self,
+        id: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Forecast, EngineError> {
         check_span(from, until)?;
-        let plan = self.storage.plan(id).await?.filter(|p| p.deleted.is_none()).ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
+        let plan = self
+            .storage
+            .plan(id)
+            .await?
+            .filter(|p| p.deleted.is_none())
+            .ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
         let blackouts = self.blackout_index().await?;
         let mut firings: Vec<Firing> = self
             .storage
@@ -58,7 +68,8 @@ impl Engine {
             .await?
             .into_iter()
             .map(|e| {
-                let mut firing = Firing { due: e.due, status: e.status, reason: e.reason.clone(), executor_id: Some(e.id.clone()) };
+                let mut firing =
+                    Firing { due: e.due, status: e.status, reason: e.reason.clone(), executor_id: Some(e.id.clone()) };
                 if e.status == ExecutorStatus::Pending {
                     firing = judge(firing, &plan, &blackouts);
                 }
@@ -70,13 +81,13 @@ impl Engine {
             let window = ((from - look_back()).max(planned_until), until);
             let planner = self.planner_of(&plan).await?;
             let planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
-            firings.extend(
-                planned
-                    .instants
-                    .into_iter()
-                    .filter(|due| *due >= from && *due < until)
-                    .map(|due| judge(Firing { due, status: ExecutorStatus::Pending, reason: None, executor_id: None }, &plan, &blackouts)),
-            );
+            firings.extend(planned.instants.into_iter().filter(|due| *due >= from && *due < until).map(|due| {
+                judge(
+                    Firing { due, status: ExecutorStatus::Pending, reason: None, executor_id: None },
+                    &plan,
+                    &blackouts,
+                )
+            }));
         }
         Ok(self.finish(&plan, from, until, firings).await)
     }
@@ -84,13 +95,19 @@ impl Engine {
     /// The firings a plan body not yet created would make in `[from, until)` (from now at
     /// the earliest), with its `seed` when it names one: creating it with the same seed
     /// makes these.
-    pub async fn forecast_new(&self, new: NewPlan, from: DateTime<Utc>, until: DateTime<Utc>) -> Result<Forecast, EngineError> {
+    pub async fn forecast_new(
+        &self,
+        new: NewPlan,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Forecast, EngineError> {
         check_span(from, until)?;
         let draft = self.draft(&new).await?;
         let now = Utc::now().trunc_subsecs(6);
         let from = from.max(now);
         let window = if until > from { ((from - look_back()).max(now), until) } else { (from, from) };
-        let planned = self.ask_planner(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window).await?;
+        let planned =
+            self.ask_planner(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window).await?;
         let blackouts = self.blackout_index().await?;
         // Judged as a plan of its own: global blackouts hold it, plan blackouts cannot yet.
         let plan = Plan {
@@ -98,8 +115,16 @@ impl Engine {
             name: new.name.clone(),
             created: now,
             deleted: None,
-            attack: crate::model::PlannedCall { reference: new.attack.reference.clone(), plugin: draft.attack.loaded.description.id.clone(), args: new.attack.args.clone() },
-            planner: crate::model::PlannedCall { reference: new.planner.reference.clone(), plugin: draft.planner.loaded.description.id.clone(), args: new.planner.args.clone() },
+            attack: crate::model::PlannedCall {
+                reference: new.attack.reference.clone(),
+                plugin: draft.attack.loaded.description.id.clone(),
+                args: new.attack.args.clone(),
+            },
+            planner: crate::model::PlannedCall {
+                reference: new.planner.reference.clone(),
+                plugin: draft.planner.loaded.description.id.clone(),
+                args: new.planner.args.clone(),
+            },
             dry_run: new.dry_run || self.config.dry_run,
             timezone: draft.timezone.name().to_string(),
             seed: draft.seed,
@@ -109,26 +134,45 @@ impl Engine {
             planned_until: planned.recurring.then_some(window.1),
             misfire: new.misfire,
             overlap: new.overlap,
-            steady_state: draft.probes.iter().zip(&new.steady_state).map(|(probe, call)| crate::model::PlannedCall {
-                reference: call.reference.clone(),
-                plugin: probe.loaded.description.id.clone(),
-                args: call.args.clone(),
-            }).collect(),
+            steady_state: draft
+                .probes
+                .iter()
+                .zip(&new.steady_state)
+                .map(|(probe, call)| crate::model::PlannedCall {
+                    reference: call.reference.clone(),
+                    plugin: probe.loaded.description.id.clone(),
+                    args: call.args.clone(),
+                })
+                .collect(),
             stop_conditions: Vec::new(),
         };
         let firings = planned
             .instants
             .into_iter()
             .filter(|t| *t >= from && *t < until)
-            .map(|due| judge(Firing { due, status: ExecutorStatus::Pending, reason: None, executor_id: None }, &plan, &blackouts))
+            .map(|due| {
+                judge(
+                    Firing { due, status: ExecutorStatus::Pending, reason: None, executor_id: None },
+                    &plan,
+                    &blackouts,
+                )
+            })
             .collect();
         let mut forecast = self.finish(&plan, from, until, firings).await;
-        forecast.notes.push(format!("seed {} (pass it as \"seed\" when creating the plan to get these firings)", draft.seed));
+        forecast
+            .notes
+            .push(format!("seed {} (pass it as \"seed\" when creating the plan to get these firings)", draft.seed));
         Ok(forecast)
     }
 
     /// Sorts, caps and explains.
-    async fn finish(&self, plan: &Plan, from: DateTime<Utc>, until: DateTime<Utc>, mut firings: Vec<Firing>) -> Forecast {
+    async fn finish(
+        &self,
+        plan: &Plan,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        mut firings: Vec<Firing>,
+    ) -> Forecast {
         firings.sort_by_key(|f| f.due);
         let truncated = firings.len() > MAX_FORECAST_FIRINGS;
         firings.truncate(MAX_FORECAST_FIRINGS);

@@ -61,11 +61,18 @@ impl Default for Deadman {
 
 impl Engine {
     /// Asks one probe; Ok when healthy, else why not. Its capability calls come back.
-    async fn ask_probe(&self, call: &PlannedCall, check_id: String, plan: Option<&Plan>) -> (Result<(), String>, Vec<AuditEvent>) {
+    async fn ask_probe(
+        &self,
+        call: &PlannedCall,
+        check_id: String,
+        plan: Option<&Plan>,
+    ) -> (Result<(), String>, Vec<AuditEvent>) {
         let entry = match self.runnable(&call.plugin).await {
             Ok(Ok(entry)) => entry,
             Ok(Err(reason)) => return (Err(format!("probe {} may not run ({reason})", call.plugin)), Vec::new()),
-            Err(e) => return (Err(format!("cannot check the plugin registry for probe {}: {e}", call.plugin)), Vec::new()),
+            Err(e) => {
+                return (Err(format!("cannot check the plugin registry for probe {}: {e}", call.plugin)), Vec::new());
+            }
         };
         let input = CheckInput {
             check_id,
@@ -179,7 +186,8 @@ impl Engine {
         let reason = format!("stop condition of plan {} ({}): {why}", plan.id, plan.name);
         tracing::warn!(plan_id = %plan.id, probe = %condition.probe.plugin, %why, on_failure = condition.on_failure.as_str(), "stop condition tripped");
         self.cancel_plan_runs(&plan.id, &reason);
-        self.audit_trip(&format!("{}: {} ({})", plan.id, condition.probe.plugin, condition.on_failure.as_str()), why).await;
+        self.audit_trip(&format!("{}: {} ({})", plan.id, condition.probe.plugin, condition.on_failure.as_str()), why)
+            .await;
         match condition.on_failure {
             OnFailure::Halt => {
                 if let Err(error) = self.halt(Some(reason), GUARD).await {
@@ -218,15 +226,25 @@ impl Engine {
         let heartbeat = self.config.deadman.heartbeat.iter().map(|(c, _)| ("/deadman/heartbeat", c));
         let conditions = self.config.stop_conditions.iter().map(|c| ("/stop_conditions", c));
         for (field, condition) in conditions.chain(heartbeat) {
-            let entry = self.resolve_plugin(PluginKind::Probe, &condition.probe.reference, &format!("{field}/ref")).await?;
-            self.host.validate_args(&entry.loaded, &condition.probe.args).map_err(|e| crate::EngineError::invalid(&format!("{field}/args"), e.to_string()))?;
+            let entry =
+                self.resolve_plugin(PluginKind::Probe, &condition.probe.reference, &format!("{field}/ref")).await?;
+            self.host
+                .validate_args(&entry.loaded, &condition.probe.args)
+                .map_err(|e| crate::EngineError::invalid(&format!("{field}/args"), e.to_string()))?;
         }
         Ok(())
     }
 
     async fn resolved(&self, condition: &EngineStopCondition) -> Result<PlannedCall, String> {
-        let entry = self.resolve_plugin(PluginKind::Probe, &condition.probe.reference, "/ref").await.map_err(|e| e.to_string())?;
-        Ok(PlannedCall { reference: condition.probe.reference.clone(), plugin: entry.loaded.description.id.clone(), args: condition.probe.args.clone() })
+        let entry = self
+            .resolve_plugin(PluginKind::Probe, &condition.probe.reference, "/ref")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(PlannedCall {
+            reference: condition.probe.reference.clone(),
+            plugin: entry.loaded.description.id.clone(),
+            args: condition.probe.args.clone(),
+        })
     }
 
     /// Asks the engine's own stop conditions at their intervals (not while halted: there
@@ -253,7 +271,13 @@ impl Engine {
                 }
                 let verdict = match self.resolved(condition).await {
                     Ok(call) => {
-                        let (verdict, calls) = self.ask_probe(&call, format!("engine/stop-condition/{i}/{}", Utc::now().timestamp_millis()), None).await;
+                        let (verdict, calls) = self
+                            .ask_probe(
+                                &call,
+                                format!("engine/stop-condition/{i}/{}", Utc::now().timestamp_millis()),
+                                None,
+                            )
+                            .await;
                         self.audit_calls(calls).await;
                         verdict
                     }
@@ -315,7 +339,8 @@ impl Engine {
             if let Some((call, interval, _)) = &heartbeat {
                 if Instant::now() >= next_heartbeat {
                     next_heartbeat = Instant::now() + *interval;
-                    let (verdict, calls) = self.ask_probe(call, format!("engine/heartbeat/{}", Utc::now().timestamp_millis()), None).await;
+                    let (verdict, calls) =
+                        self.ask_probe(call, format!("engine/heartbeat/{}", Utc::now().timestamp_millis()), None).await;
                     self.audit_calls(calls).await;
                     match verdict {
                         Ok(()) => heartbeat_ok = Instant::now(),
@@ -327,7 +352,11 @@ impl Engine {
                 Some(format!("the database has not answered for {} s", database_ok.elapsed().as_secs()))
             } else {
                 heartbeat.as_ref().filter(|(_, _, after)| heartbeat_ok.elapsed() > *after).map(|(call, _, _)| {
-                    format!("the heartbeat probe {} has not answered healthy for {} s", call.plugin, heartbeat_ok.elapsed().as_secs())
+                    format!(
+                        "the heartbeat probe {} has not answered healthy for {} s",
+                        call.plugin,
+                        heartbeat_ok.elapsed().as_secs()
+                    )
                 })
             };
             match (silent, self.deadman_tripped()) {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::model::{Executor, Plan};
-use crate::storage::Extension;
 use crate::plans::new_id;
+use crate::storage::Extension;
 use crate::{Engine, EngineError};
 
 /// Plans read, planned and stored per round (in one transaction on PostgreSQL; SQLite
@@ -83,7 +83,10 @@ impl Engine {
                     Err(error) => {
                         failing = true;
                         tracing::error!(plan_id = %plan.id, %error, "could not plan the next window of a recurring plan; retrying in a minute");
-                        self.horizon_failures.lock().unwrap_or_else(|e| e.into_inner()).insert(plan.id.clone(), Instant::now() + RETRY_AFTER);
+                        self.horizon_failures
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(plan.id.clone(), Instant::now() + RETRY_AFTER);
                     }
                 }
             }
@@ -109,7 +112,8 @@ impl Engine {
             }
         }
         let next = self.storage.next_planned_until().await?.map(|until| until - self.extension_lead());
-        let retry = failing.then(|| now + chrono::Duration::from_std(RETRY_AFTER).unwrap_or(chrono::Duration::minutes(1)));
+        let retry =
+            failing.then(|| now + chrono::Duration::from_std(RETRY_AFTER).unwrap_or(chrono::Duration::minutes(1)));
         Ok(match (next, retry) {
             // A failing plan's own horizon is in the past: wait for its retry instead.
             (Some(next), Some(retry)) if next <= now => Some(retry),

@@ -59,7 +59,9 @@ pub fn validate(name: &str, hosts: &[InventoryHost]) -> Result<(), String> {
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if !name_ok {
-        return Err(format!("inventory name {name:?}: 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"));
+        return Err(format!(
+            "inventory name {name:?}: 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        ));
     }
     if hosts.len() > MAX_HOSTS {
         return Err(format!("inventory {name}: {} hosts, at most {MAX_HOSTS}", hosts.len()));
@@ -73,7 +75,9 @@ pub fn validate(name: &str, hosts: &[InventoryHost]) -> Result<(), String> {
         if !seen.insert(host.name.as_str()) {
             return Err(at("name", "is used twice"));
         }
-        let address_ok = !host.address.is_empty() && host.address.len() <= 255 && !host.address.contains(|c: char| c.is_whitespace() || c == '/' || c == '@');
+        let address_ok = !host.address.is_empty()
+            && host.address.len() <= 255
+            && !host.address.contains(|c: char| c.is_whitespace() || c == '/' || c == '@');
         if !address_ok {
             return Err(at("address", "must be a host name or an IP address"));
         }
@@ -118,7 +122,12 @@ pub fn from_ansible_yaml(text: &str) -> Result<BTreeMap<String, Vec<InventoryHos
 
 impl Engine {
     /// Creates or replaces the inventory called `name`, audited.
-    pub async fn put_inventory(&self, name: &str, hosts: Vec<InventoryHost>, by: &str) -> Result<Inventory, EngineError> {
+    pub async fn put_inventory(
+        &self,
+        name: &str,
+        hosts: Vec<InventoryHost>,
+        by: &str,
+    ) -> Result<Inventory, EngineError> {
         validate(name, &hosts).map_err(|m| EngineError::invalid("/hosts", m))?;
         self.check_inventory_credentials(std::iter::once((name, hosts.as_slice()))).await?;
         let inventory = Inventory { name: name.to_string(), hosts, updated: Utc::now(), updated_by: by.to_string() };
@@ -132,11 +141,15 @@ impl Engine {
     /// of the same name, replacing those of the same names; all or nothing, audited.
     pub async fn import_inventories(&self, yaml: &str, by: &str) -> Result<Vec<Inventory>, EngineError> {
         let text = yaml.to_string();
-        let groups = crate::bounded::off_worker("the inventory", move || from_ansible_yaml(&text)).await.map_err(|m| EngineError::invalid("/", m))?;
+        let groups = crate::bounded::off_worker("the inventory", move || from_ansible_yaml(&text))
+            .await
+            .map_err(|m| EngineError::invalid("/", m))?;
         self.check_inventory_credentials(groups.iter().map(|(name, hosts)| (name.as_str(), hosts.as_slice()))).await?;
         let now = Utc::now();
-        let inventories: Vec<Inventory> =
-            groups.into_iter().map(|(name, hosts)| Inventory { name, hosts, updated: now, updated_by: by.to_string() }).collect();
+        let inventories: Vec<Inventory> = groups
+            .into_iter()
+            .map(|(name, hosts)| Inventory { name, hosts, updated: now, updated_by: by.to_string() })
+            .collect();
         let names: Vec<&str> = inventories.iter().map(|i| i.name.as_str()).collect();
         let audit = AuditEvent::action(by, "inventory.import", names.join(", "));
         self.storage.put_inventories(&inventories, &audit).await?;
@@ -165,13 +178,20 @@ impl Engine {
 
     /// Every credential the hosts name must be stored: a typo is refused now rather than
     /// found by the first attack.
-    async fn check_inventory_credentials<'a>(&self, inventories: impl Iterator<Item = (&'a str, &'a [InventoryHost])>) -> Result<(), EngineError> {
-        let stored: std::collections::HashSet<String> = self.storage.credentials().await?.into_iter().map(|c| c.name).collect();
+    async fn check_inventory_credentials<'a>(
+        &self,
+        inventories: impl Iterator<Item = (&'a str, &'a [InventoryHost])>,
+    ) -> Result<(), EngineError> {
+        let stored: std::collections::HashSet<String> =
+            self.storage.credentials().await?.into_iter().map(|c| c.name).collect();
         for (name, hosts) in inventories {
             if let Some(host) = hosts.iter().find(|h| !stored.contains(&h.credential)) {
                 return Err(EngineError::invalid(
                     "/hosts",
-                    format!("inventory {name}, host {:?}: no credential named {:?} is stored (POST /api/1/credentials/ first)", host.name, host.credential),
+                    format!(
+                        "inventory {name}, host {:?}: no credential named {:?} is stored (POST /api/1/credentials/ first)",
+                        host.name, host.credential
+                    ),
                 ));
             }
         }
@@ -185,7 +205,13 @@ type Found = BTreeMap<String, BTreeMap<String, Result<InventoryHost, String>>>;
 
 /// Collects `group`'s hosts (and its children's) into it and into every child, with the
 /// variables inherited so far; returns the hosts, so that the parent collects them too.
-fn walk(group: &str, body: &Yaml, inherited: &Vars, found: &mut Found, depth: usize) -> Result<BTreeMap<String, Result<InventoryHost, String>>, String> {
+fn walk(
+    group: &str,
+    body: &Yaml,
+    inherited: &Vars,
+    found: &mut Found,
+    depth: usize,
+) -> Result<BTreeMap<String, Result<InventoryHost, String>>, String> {
     if depth > 32 {
         return Err(format!("group {group}: children nest deeper than 32 levels"));
     }
@@ -196,7 +222,10 @@ fn walk(group: &str, body: &Yaml, inherited: &Vars, found: &mut Found, depth: us
     };
     for key in body.keys() {
         if !matches!(scalar(key).as_deref(), Some("hosts" | "vars" | "children")) {
-            return Err(format!("group {group}: unknown key {:?} (hosts, vars, children)", scalar(key).unwrap_or_default()));
+            return Err(format!(
+                "group {group}: unknown key {:?} (hosts, vars, children)",
+                scalar(key).unwrap_or_default()
+            ));
         }
     }
     let mut vars = inherited.clone();
@@ -218,7 +247,8 @@ fn walk(group: &str, body: &Yaml, inherited: &Vars, found: &mut Found, depth: us
         None | Some(Yaml::Null) => {}
         Some(Yaml::Mapping(children)) => {
             for (child, child_body) in children {
-                let child = scalar(child).ok_or_else(|| format!("group {group}: a child group name is not a string"))?;
+                let child =
+                    scalar(child).ok_or_else(|| format!("group {group}: a child group name is not a string"))?;
                 let collected = walk(&child, child_body, &vars, found, depth + 1)?;
                 for (name, host) in collected {
                     hosts.entry(name).or_insert(host);
@@ -265,7 +295,11 @@ fn host_from(name: &str, vars: &Vars) -> Result<InventoryHost, String> {
     let credential = vars.get("cme_credential").cloned().ok_or_else(|| {
         format!("host {name}: no cme_credential (the stored SSH credential to log in with; set it on the host or a group's vars)")
     })?;
-    let tags = vars.iter().filter(|(k, _)| !k.starts_with("ansible_") && !k.starts_with("cme_")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let tags = vars
+        .iter()
+        .filter(|(k, _)| !k.starts_with("ansible_") && !k.starts_with("cme_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Ok(InventoryHost {
         name: bare.to_string(),
         address: vars.get("ansible_host").cloned().unwrap_or_else(|| bare.to_string()),
@@ -319,12 +353,22 @@ all:
                 port: 22,
                 user: "ubuntu".into(),
                 credential: "fleet-ssh".into(),
-                tags: [("env", "prod"), ("tier", "frontend"), ("zone", "a")].into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+                tags: [("env", "prod"), ("tier", "frontend"), ("zone", "a")]
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
             }
         );
-        assert_eq!((web[1].name.as_str(), web[1].address.as_str(), web[1].port), ("web-2", "web-2", 2222), "host:port in the name");
+        assert_eq!(
+            (web[1].name.as_str(), web[1].address.as_str(), web[1].port),
+            ("web-2", "web-2", 2222),
+            "host:port in the name"
+        );
         let db = &inventories["db"][0];
-        assert_eq!((db.address.as_str(), db.port, db.credential.as_str(), db.user.as_str()), ("db1.internal", 2200, "db-ssh", ""));
+        assert_eq!(
+            (db.address.as_str(), db.port, db.credential.as_str(), db.user.as_str()),
+            ("db1.internal", 2200, "db-ssh", "")
+        );
         assert_eq!(inventories["all"].len(), 3, "a parent holds its children's hosts");
     }
 
@@ -339,16 +383,31 @@ all:
         assert!(from_ansible_yaml("[1, 2]").unwrap_err().contains("mapping of groups"));
         assert!(from_ansible_yaml("all:\n  hostz: {}\n").unwrap_err().contains("unknown key \"hostz\""));
         assert!(from_ansible_yaml("all:\n  hosts: [a, b]\n").unwrap_err().contains("hosts must be a mapping"));
-        assert!(from_ansible_yaml("all:\n  vars: {cme_credential: x}\n  hosts:\n    a:\n      ansible_port: http\n").unwrap_err().contains("not a port"));
+        assert!(
+            from_ansible_yaml("all:\n  vars: {cme_credential: x}\n  hosts:\n    a:\n      ansible_port: http\n")
+                .unwrap_err()
+                .contains("not a port")
+        );
         assert!(from_ansible_yaml(": : :").unwrap_err().starts_with("not YAML"));
         assert_eq!(from_ansible_yaml("all: {}\n").unwrap_err(), "the inventory has no hosts");
     }
 
     #[test]
     fn validation_names_the_host_and_field() {
-        let host = |name: &str, address: &str| InventoryHost { name: name.into(), address: address.into(), port: 22, user: String::new(), credential: "c".into(), tags: BTreeMap::new() };
+        let host = |name: &str, address: &str| InventoryHost {
+            name: name.into(),
+            address: address.into(),
+            port: 22,
+            user: String::new(),
+            credential: "c".into(),
+            tags: BTreeMap::new(),
+        };
         assert_eq!(validate("web", &[host("a", "10.0.0.1")]), Ok(()));
-        assert!(validate("web", &[host("a", "10.0.0.1"), host("a", "10.0.0.2")]).unwrap_err().contains("\"a\": name is used twice"));
+        assert!(
+            validate("web", &[host("a", "10.0.0.1"), host("a", "10.0.0.2")])
+                .unwrap_err()
+                .contains("\"a\": name is used twice")
+        );
         assert!(validate("web", &[host("a", "user@10.0.0.1")]).unwrap_err().contains("address must be"));
         assert!(validate("bad name", &[]).unwrap_err().contains("inventory name"));
     }

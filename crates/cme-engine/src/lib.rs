@@ -12,10 +12,9 @@
 //! ([`model`]) to two ports: [`Storage`] (implemented by `cme-store`) and [`PluginHost`]
 //! (implemented by the binary over the runtime).
 
-pub mod blackouts;
 pub mod blackout_index;
+pub mod blackouts;
 pub mod bounded;
-pub mod undo;
 pub mod calendar;
 mod config;
 mod credentials;
@@ -28,38 +27,44 @@ mod halt;
 mod horizon;
 pub mod host;
 pub mod inventory;
-pub mod signatures;
 pub mod model;
 mod plans;
 mod registry;
 mod scheduler;
-mod telemetry;
+pub mod signatures;
 pub mod storage;
+mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod undo;
 
 use std::sync::Arc;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+pub use blackouts::{Blackout, BlackoutWhen, NewBlackout, WallTime};
+pub use cme_grant::{BudgetTake, Budgets, GroupBudget};
 pub use config::EngineConfig;
 pub use credentials::{CredentialView, NewCredential, plan_credential_name};
 pub use error::{EngineError, ExecutorChange, Resource};
-pub use halt::Halt;
-pub use host::{CheckInput, CheckResult, HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost, Verdict};
-pub use model::*;
-pub use blackouts::{Blackout, BlackoutWhen, NewBlackout, WallTime};
-pub use inventory::{Inventory, InventoryHost};
-pub use undo::{Undo, UndoAttempt, UndoState};
 pub use events::{Attempt, Delivery, DeliveryCounts, Event, ExecutorDetail, Subscription, WebhookState};
 pub use forecast::{Firing, Forecast};
-pub use cme_grant::{BudgetTake, Budgets, GroupBudget};
 pub use guards::{Deadman, EngineStopCondition};
-pub use telemetry::describe_metrics;
-pub use plans::{DEFAULT_STOP_INTERVAL, DEFAULT_STOP_SETTLE, EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, MAX_PLAN_ARGS_BYTES, MAX_STEADY_STATE_PROBES, NewPlan, NewStopCondition, PluginCall};
-pub use registry::{check_upload, Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded};
+pub use halt::Halt;
+pub use host::{
+    CheckInput, CheckResult, HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost, Verdict,
+};
+pub use inventory::{Inventory, InventoryHost};
+pub use model::*;
+pub use plans::{
+    DEFAULT_STOP_INTERVAL, DEFAULT_STOP_SETTLE, EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, MAX_PLAN_ARGS_BYTES,
+    MAX_STEADY_STATE_PROBES, NewPlan, NewStopCondition, PluginCall,
+};
+pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded, check_upload};
 pub use signatures::{SIGNATURE_NAMESPACE, SignatureError, Signer, TrustedKeys};
 pub use storage::{CappedWork, Claim, ExecutorChangeError, Extension, InsertPlanError, OverCap, Storage, StorageError};
+pub use telemetry::describe_metrics;
+pub use undo::{Undo, UndoAttempt, UndoState};
 
 /// The engine. Share it as `Arc<Engine>`.
 pub struct Engine {
@@ -108,7 +113,12 @@ pub struct Engine {
 impl Engine {
     /// An engine over `storage` and `host`, with the built-in plugins (always enabled,
     /// with the grants the operator's configuration gives them).
-    pub fn new(storage: Arc<dyn Storage>, host: Arc<dyn PluginHost>, builtins: Vec<Builtin>, config: EngineConfig) -> Arc<Engine> {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        host: Arc<dyn PluginHost>,
+        builtins: Vec<Builtin>,
+        config: EngineConfig,
+    ) -> Arc<Engine> {
         let permits = config.max_concurrent_runs.max(1);
         let (recorder, recorded) = mpsc::unbounded_channel();
         Arc::new(Engine {
@@ -219,7 +229,8 @@ impl Engine {
     /// A date from a client: RFC 3339, or without an offset in the engine's zone. The
     /// error names `field`.
     pub fn parse_time(&self, text: &str, field: &str) -> Result<chrono::DateTime<chrono::Utc>, EngineError> {
-        cme_plugin_sdk::time::parse_datetime(text, self.config.timezone).map_err(|m| EngineError::invalid(field, format!("invalid date: {m}")))
+        cme_plugin_sdk::time::parse_datetime(text, self.config.timezone)
+            .map_err(|m| EngineError::invalid(field, format!("invalid date: {m}")))
     }
 
     /// True once shutdown has begun (no new runs start).

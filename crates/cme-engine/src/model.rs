@@ -206,13 +206,22 @@ pub enum ExecutorStatus {
 }
 
 impl ExecutorStatus {
-    pub const ALL: [ExecutorStatus; 8] =
-        [Self::Pending, Self::Running, Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled, Self::Paused, Self::Skipped];
+    pub const ALL: [ExecutorStatus; 8] = [
+        Self::Pending,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Missed,
+        Self::Cancelled,
+        Self::Paused,
+        Self::Skipped,
+    ];
     /// Still to run (or running): what "not executed" means.
     pub const OPEN: [ExecutorStatus; 3] = [Self::Pending, Self::Running, Self::Paused];
     /// Waiting for their time: what a cancel, a reschedule or a deletion may change.
     pub const WAITING: [ExecutorStatus; 2] = [Self::Pending, Self::Paused];
-    pub const TERMINAL: [ExecutorStatus; 5] = [Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled, Self::Skipped];
+    pub const TERMINAL: [ExecutorStatus; 5] =
+        [Self::Succeeded, Self::Failed, Self::Missed, Self::Cancelled, Self::Skipped];
 
     pub fn is_terminal(self) -> bool {
         !Self::OPEN.contains(&self)
@@ -345,7 +354,13 @@ impl<'de> Deserialize<'de> for RunLog {
         }
         impl Default for Object {
             fn default() -> Self {
-                Object { lines: Vec::new(), stdout: String::new(), stderr: String::new(), dry_run_actions: Vec::new(), elapsed_ms: 0 }
+                Object {
+                    lines: Vec::new(),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    dry_run_actions: Vec::new(),
+                    elapsed_ms: 0,
+                }
             }
         }
         #[derive(Deserialize)]
@@ -355,7 +370,13 @@ impl<'de> Deserialize<'de> for RunLog {
             Lines(Vec<LogLine>),
         }
         Ok(match Stored::deserialize(deserializer)? {
-            Stored::Object(o) => RunLog { lines: o.lines, stdout: o.stdout, stderr: o.stderr, dry_run_actions: o.dry_run_actions, elapsed_ms: o.elapsed_ms },
+            Stored::Object(o) => RunLog {
+                lines: o.lines,
+                stdout: o.stdout,
+                stderr: o.stderr,
+                dry_run_actions: o.dry_run_actions,
+                elapsed_ms: o.elapsed_ms,
+            },
             Stored::Lines(lines) => RunLog { lines, ..RunLog::default() },
         })
     }
@@ -552,7 +573,9 @@ pub enum StoredUpload {
     /// The same id with the same bytes was already there.
     AlreadyStored,
     /// The same id with other bytes is there: versions are immutable.
-    Conflict { sha256: String },
+    Conflict {
+        sha256: String,
+    },
 }
 
 /// An SSH credential plugins refer to by name. The key never leaves the engine except
@@ -580,7 +603,10 @@ impl Credential {
     pub fn usable_by(&self, plan_id: &str, creator: Option<&Actor>) -> Result<(), String> {
         if let Some(owner) = &self.owner_plan {
             if owner != plan_id {
-                return Err(format!("credential {} is the inline key of plan {owner}; no other plan may use it", self.name));
+                return Err(format!(
+                    "credential {} is the inline key of plan {owner}; no other plan may use it",
+                    self.name
+                ));
             }
             return Ok(());
         }
@@ -599,7 +625,11 @@ impl Credential {
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credential").field("name", &self.name).field("user", &self.user).field("fingerprint", &self.fingerprint).finish_non_exhaustive()
+        f.debug_struct("Credential")
+            .field("name", &self.name)
+            .field("user", &self.user)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -743,7 +773,10 @@ mod tests {
 
     #[test]
     fn run_logs_read_both_stored_shapes() {
-        let object: RunLog = serde_json::from_str(r#"{"lines":[{"at":"2031-01-01T00:00:00Z","level":"info","message":"hi"}],"stdout":"o","elapsed_ms":3}"#).unwrap();
+        let object: RunLog = serde_json::from_str(
+            r#"{"lines":[{"at":"2031-01-01T00:00:00Z","level":"info","message":"hi"}],"stdout":"o","elapsed_ms":3}"#,
+        )
+        .unwrap();
         assert_eq!(object.lines[0].message, "hi");
         assert_eq!(object.stdout, "o");
         assert_eq!(object.elapsed_ms, 3);

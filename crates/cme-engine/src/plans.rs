@@ -10,7 +10,10 @@ use chrono::DateTime;
 use chrono_tz::Tz;
 
 use crate::host::{HostError, PlanInput, Planned};
-use crate::model::{Actor, AuditEvent, Executor, Misfire, OnFailure, Overlap, Page, PageOf, Plan, PlanSummary, PlannedCall, PluginKind, StopCondition};
+use crate::model::{
+    Actor, AuditEvent, Executor, Misfire, OnFailure, Overlap, Page, PageOf, Plan, PlanSummary, PlannedCall, PluginKind,
+    StopCondition,
+};
 use crate::registry::Entry;
 use crate::{Engine, EngineError, Resource};
 
@@ -104,7 +107,10 @@ fn check_args_size(new: &NewPlan) -> Result<(), EngineError> {
         count(format!("/stop_conditions/{i}/args"), &condition.probe.args);
     }
     if total > MAX_PLAN_ARGS_BYTES {
-        return Err(EngineError::invalid(&largest.0, format!("a plan's args take at most {MAX_PLAN_ARGS_BYTES} bytes in all (these take {total})")));
+        return Err(EngineError::invalid(
+            &largest.0,
+            format!("a plan's args take at most {MAX_PLAN_ARGS_BYTES} bytes in all (these take {total})"),
+        ));
     }
     Ok(())
 }
@@ -120,7 +126,9 @@ impl Engine {
         }
         Err(EngineError::invalid(
             pointer,
-            format!("probes observe: a probe may use GET or HEAD, not {method} (the operator's [probes] allow_methods may allow it)"),
+            format!(
+                "probes observe: a probe may use GET or HEAD, not {method} (the operator's [probes] allow_methods may allow it)"
+            ),
         ))
     }
 
@@ -138,21 +146,34 @@ impl Engine {
         }
         let mut probes = Vec::with_capacity(new.steady_state.len());
         for (i, call) in new.steady_state.iter().enumerate() {
-            let probe = self.resolve_plugin(PluginKind::Probe, &call.reference, &format!("/steady_state/{i}/ref")).await?;
-            self.host.validate_args(&probe.loaded, &call.args).map_err(|e| args_error(&format!("steady_state/{i}"), e))?;
+            let probe =
+                self.resolve_plugin(PluginKind::Probe, &call.reference, &format!("/steady_state/{i}/ref")).await?;
+            self.host
+                .validate_args(&probe.loaded, &call.args)
+                .map_err(|e| args_error(&format!("steady_state/{i}"), e))?;
             self.check_probe_method(&call.args, &format!("/steady_state/{i}/args/method"))?;
             probes.push(probe);
         }
         if new.stop_conditions.len() > MAX_STEADY_STATE_PROBES {
-            return Err(EngineError::invalid("/stop_conditions", format!("at most {MAX_STEADY_STATE_PROBES} stop conditions")));
+            return Err(EngineError::invalid(
+                "/stop_conditions",
+                format!("at most {MAX_STEADY_STATE_PROBES} stop conditions"),
+            ));
         }
         let mut stop_probes = Vec::with_capacity(new.stop_conditions.len());
         for (i, condition) in new.stop_conditions.iter().enumerate() {
-            let probe = self.resolve_plugin(PluginKind::Probe, &condition.probe.reference, &format!("/stop_conditions/{i}/ref")).await?;
-            self.host.validate_args(&probe.loaded, &condition.probe.args).map_err(|e| args_error(&format!("stop_conditions/{i}"), e))?;
+            let probe = self
+                .resolve_plugin(PluginKind::Probe, &condition.probe.reference, &format!("/stop_conditions/{i}/ref"))
+                .await?;
+            self.host
+                .validate_args(&probe.loaded, &condition.probe.args)
+                .map_err(|e| args_error(&format!("stop_conditions/{i}"), e))?;
             self.check_probe_method(&condition.probe.args, &format!("/stop_conditions/{i}/args/method"))?;
             if condition.interval_seconds.is_some_and(|s| !(1..=3600).contains(&s)) {
-                return Err(EngineError::invalid(&format!("/stop_conditions/{i}/interval_seconds"), "1 to 3600 seconds"));
+                return Err(EngineError::invalid(
+                    &format!("/stop_conditions/{i}/interval_seconds"),
+                    "1 to 3600 seconds",
+                ));
             }
             if condition.settle_seconds.is_some_and(|s| s > 3600) {
                 return Err(EngineError::invalid(&format!("/stop_conditions/{i}/settle_seconds"), "0 to 3600 seconds"));
@@ -172,10 +193,18 @@ impl Engine {
         seed: u64,
         window: (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<Planned, EngineError> {
-        let input = PlanInput { now: Utc::now().trunc_subsecs(6), timezone: timezone.to_string(), seed, args: args.clone(), window };
+        let input = PlanInput {
+            now: Utc::now().trunc_subsecs(6),
+            timezone: timezone.to_string(),
+            seed,
+            args: args.clone(),
+            window,
+        };
         let mut planned = self.host.plan(&planner.loaded, input).await.map_err(|e| match e {
             HostError::InvalidArgs { .. } => args_error("planner", e),
-            other => EngineError::PlannerFailed { plugin: planner.loaded.description.id.clone(), reason: other.to_string() },
+            other => {
+                EngineError::PlannerFailed { plugin: planner.loaded.description.id.clone(), reason: other.to_string() }
+            }
         })?;
         if planned.instants.len() > MAX_EXECUTORS_PER_PLAN {
             return Err(EngineError::TooManyRunTimes { count: planned.instants.len(), max: MAX_EXECUTORS_PER_PLAN });
@@ -210,7 +239,8 @@ impl Engine {
         let draft = self.draft(&new).await?;
         let now = Utc::now().trunc_subsecs(6);
         let window = self.first_window(now);
-        let planned = self.ask_planner(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window).await?;
+        let planned =
+            self.ask_planner(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window).await?;
         if planned.instants.is_empty() && !planned.recurring {
             return Err(EngineError::NoRunTime);
         }
@@ -237,7 +267,12 @@ impl Engine {
             planned_until: planned.recurring.then_some(window.1),
             misfire: new.misfire,
             overlap: new.overlap,
-            steady_state: draft.probes.iter().zip(new.steady_state).map(|(probe, given)| call(&probe.loaded, given)).collect(),
+            steady_state: draft
+                .probes
+                .iter()
+                .zip(new.steady_state)
+                .map(|(probe, given)| call(&probe.loaded, given))
+                .collect(),
             stop_conditions: draft
                 .stop_probes
                 .iter()
@@ -250,12 +285,15 @@ impl Engine {
                 })
                 .collect(),
         };
-        let executors: Vec<Executor> = planned.instants.into_iter().map(|due| Executor::pending(new_id(), &plan, due)).collect();
+        let executors: Vec<Executor> =
+            planned.instants.into_iter().map(|due| Executor::pending(new_id(), &plan, due)).collect();
         let audit = AuditEvent::action(&by.name, "plan.create", plan.id.clone());
         if let Some(credential) = &inline_credential {
             tracing::info!(plan_id = %plan.id, credential = %credential.name, fingerprint = %credential.fingerprint, "stored the plan's inline SSH key as a credential");
         }
-        self.storage.insert_plan(&plan, &executors, &audit, inline_credential.as_ref(), &self.config.work_caps()).await?;
+        self.storage
+            .insert_plan(&plan, &executors, &audit, inline_credential.as_ref(), &self.config.work_caps())
+            .await?;
         self.wake_scheduler_for(executors.iter().map(|e| e.due).min());
         if plan.is_recurring() {
             self.wake_planning();
@@ -275,7 +313,12 @@ impl Engine {
     /// `by` asking for it. Refused while halted; otherwise it runs like any executor (the
     /// leash, the plugin's grant and the operator's fences apply).
     pub async fn run_plan_now(&self, id: &str, by: &Actor) -> Result<Executor, EngineError> {
-        let plan = self.storage.plan(id).await?.filter(|p| p.deleted.is_none()).ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
+        let plan = self
+            .storage
+            .plan(id)
+            .await?
+            .filter(|p| p.deleted.is_none())
+            .ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
         if self.halt_state().await?.state.halted {
             return Err(EngineError::Halted);
         }
@@ -324,10 +367,16 @@ impl Engine {
     /// A plan (not deleted) with the first [`EMBEDDED_EXECUTORS`] of its executors by due
     /// time (the rest page through the executor list).
     pub async fn plan(&self, id: &str) -> Result<(PlanSummary, PageOf<Executor>), EngineError> {
-        let plan = self.storage.plan(id).await?.filter(|p| p.deleted.is_none()).ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
+        let plan = self
+            .storage
+            .plan(id)
+            .await?
+            .filter(|p| p.deleted.is_none())
+            .ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
         let summary = self.storage.summarize(plan).await?;
         let filter = crate::ExecutorFilter { statuses: None, plan_id: Some(id.to_string()), after: None };
-        let executors = self.storage.list_executors(&filter, Page::first(EMBEDDED_EXECUTORS).expect("a valid page size")).await?;
+        let executors =
+            self.storage.list_executors(&filter, Page::first(EMBEDDED_EXECUTORS).expect("a valid page size")).await?;
         Ok((summary, executors))
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::host::{PluginHost, HostError, LoadedPlugin, PluginDescription};
+use crate::host::{HostError, LoadedPlugin, PluginDescription, PluginHost};
 use crate::model::{AuditEvent, Grant, PluginChange, PluginKind, PluginRecord, PluginStatus, StoredUpload};
 use crate::signatures::SignatureError;
 use crate::{Engine, EngineError, Resource};
@@ -129,7 +129,12 @@ impl Registry {
         let builtins: Vec<Arc<Entry>> =
             builtins.into_iter().map(|b| Arc::new(Entry { loaded: b.plugin, grant: b.grant, record: None })).collect();
         let plugins = builtins.iter().map(|e| (e.id().to_string(), e.clone())).collect();
-        Registry { state: RwLock::new(State { plugins, ..State::default() }), builtins, syncing: Default::default(), changes: AtomicU64::new(0) }
+        Registry {
+            state: RwLock::new(State { plugins, ..State::default() }),
+            builtins,
+            syncing: Default::default(),
+            changes: AtomicU64::new(0),
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -210,7 +215,9 @@ impl Engine {
         let created = match self.storage.insert_plugin(&record, &upload.wasm, &audit).await? {
             StoredUpload::Inserted => true,
             StoredUpload::AlreadyStored => false,
-            StoredUpload::Conflict { sha256: stored } => return Err(EngineError::VersionTaken { id: d.id.clone(), stored }),
+            StoredUpload::Conflict { sha256: stored } => {
+                return Err(EngineError::VersionTaken { id: d.id.clone(), stored });
+            }
         };
         let id = d.id.clone();
         if created {
@@ -244,8 +251,10 @@ impl Engine {
         if enabled {
             self.check_signed(&record)?;
         }
-        let (status, action) = if enabled { (PluginStatus::Enabled, "plugin.enable") } else { (PluginStatus::Disabled, "plugin.disable") };
-        self.change_plugin(id, PluginChange { status: Some(status), grant: None }, AuditEvent::action(by, action, id)).await
+        let (status, action) =
+            if enabled { (PluginStatus::Enabled, "plugin.enable") } else { (PluginStatus::Disabled, "plugin.disable") };
+        self.change_plugin(id, PluginChange { status: Some(status), grant: None }, AuditEvent::action(by, action, id))
+            .await
     }
 
     /// Deletes an uploaded plugin unless executors still to run use it. (Its bytes go;
@@ -266,7 +275,9 @@ impl Engine {
     pub async fn plugin_views(&self) -> Result<Vec<PluginView>, EngineError> {
         self.sync_plugins(false).await?;
         let mut all: Vec<PluginView> = self.registry.all().iter().map(|e| e.view()).collect();
-        all.sort_by(|a, b| (&a.description.name, a.description.semver()).cmp(&(&b.description.name, b.description.semver())));
+        all.sort_by(|a, b| {
+            (&a.description.name, a.description.semver()).cmp(&(&b.description.name, b.description.semver()))
+        });
         Ok(all)
     }
 
@@ -295,7 +306,12 @@ impl Engine {
     /// The plugin of `kind` a plan's `reference` names: `module:Class` (or `module.Class`)
     /// for the newest enabled version, `module:Class@1.2.0` for that version. `field`
     /// locates the ref in the request.
-    pub(crate) async fn resolve_plugin(&self, kind: PluginKind, reference: &str, field: &str) -> Result<Arc<Entry>, EngineError> {
+    pub(crate) async fn resolve_plugin(
+        &self,
+        kind: PluginKind,
+        reference: &str,
+        field: &str,
+    ) -> Result<Arc<Entry>, EngineError> {
         self.sync_plugins(false).await?;
         match self.try_resolve(kind, reference, field) {
             // Uploaded on another replica a moment ago? Look again before refusing.
@@ -312,16 +328,21 @@ impl Engine {
             Some((r, v)) => (self.canonical_ref(r), Some(v)),
             None => (self.canonical_ref(reference), None),
         };
-        let of_kind: Vec<Arc<Entry>> = self.registry.all().into_iter().filter(|e| e.loaded.description.kind == kind).collect();
-        let answering: Vec<&Arc<Entry>> = of_kind.iter().filter(|e| e.loaded.description.refs.contains(&wanted)).collect();
+        let of_kind: Vec<Arc<Entry>> =
+            self.registry.all().into_iter().filter(|e| e.loaded.description.kind == kind).collect();
+        let answering: Vec<&Arc<Entry>> =
+            of_kind.iter().filter(|e| e.loaded.description.refs.contains(&wanted)).collect();
         if answering.is_empty() {
-            let mut known: Vec<String> = of_kind.iter().filter_map(|e| e.loaded.description.refs.first().cloned()).collect();
+            let mut known: Vec<String> =
+                of_kind.iter().filter_map(|e| e.loaded.description.refs.first().cloned()).collect();
             known.sort();
             known.dedup();
             return Err(EngineError::UnknownRef { kind, reference: reference.to_string(), known, field: field.into() });
         }
-        let newest = |a: &&&Arc<Entry>, b: &&&Arc<Entry>| a.loaded.description.semver().cmp(&b.loaded.description.semver());
-        let pinned: Vec<&Arc<Entry>> = answering.iter().copied().filter(|e| version.is_none_or(|v| e.loaded.description.version == v)).collect();
+        let newest =
+            |a: &&&Arc<Entry>, b: &&&Arc<Entry>| a.loaded.description.semver().cmp(&b.loaded.description.semver());
+        let pinned: Vec<&Arc<Entry>> =
+            answering.iter().copied().filter(|e| version.is_none_or(|v| e.loaded.description.version == v)).collect();
         if pinned.is_empty() {
             let mut available: Vec<&Arc<Entry>> = answering.clone();
             available.sort_by(|a, b| a.loaded.description.semver().cmp(&b.loaded.description.semver()));
@@ -333,7 +354,9 @@ impl Engine {
                 field: field.into(),
             });
         }
-        if let Some(found) = pinned.iter().filter(|e| e.status() == PluginStatus::Enabled && self.vouched(e)).max_by(newest) {
+        if let Some(found) =
+            pinned.iter().filter(|e| e.status() == PluginStatus::Enabled && self.vouched(e)).max_by(newest)
+        {
             return Ok((*found).clone());
         }
         let blocked = pinned.iter().max_by(newest).expect("not empty");
@@ -383,7 +406,8 @@ impl Engine {
             self.registry.write().checked = Some(Instant::now());
             return Ok(());
         }
-        let mut plugins: HashMap<String, Arc<Entry>> = self.registry.builtins.iter().map(|e| (e.id().to_string(), e.clone())).collect();
+        let mut plugins: HashMap<String, Arc<Entry>> =
+            self.registry.builtins.iter().map(|e| (e.id().to_string(), e.clone())).collect();
         for record in self.storage.plugin_records().await? {
             let grant = record.grant.clone().unwrap_or_default();
             let loaded = match old.get(&record.id).filter(|e| !e.builtin()) {
@@ -426,7 +450,12 @@ impl Engine {
     }
 
     /// Applies a change (with its audit event) to an uploaded plugin.
-    async fn change_plugin(&self, id: &str, change: PluginChange, audit: AuditEvent) -> Result<PluginView, EngineError> {
+    async fn change_plugin(
+        &self,
+        id: &str,
+        change: PluginChange,
+        audit: AuditEvent,
+    ) -> Result<PluginView, EngineError> {
         if !self.storage.update_plugin(id, &change, Utc::now(), &audit).await? {
             return Err(EngineError::not_found(Resource::Plugin, id));
         }
@@ -453,10 +482,16 @@ impl Engine {
         }
         let mut disabled = 0;
         for record in self.storage.plugin_records().await? {
-            if record.status != PluginStatus::Enabled || self.config.trusted_keys.vouches_for(record.signed_by.as_deref()) {
+            if record.status != PluginStatus::Enabled
+                || self.config.trusted_keys.vouches_for(record.signed_by.as_deref())
+            {
                 continue;
             }
-            let audit = AuditEvent::action("engine", "plugin.disable", format!("{}: not signed by a trusted key (require_signature)", record.id));
+            let audit = AuditEvent::action(
+                "engine",
+                "plugin.disable",
+                format!("{}: not signed by a trusted key (require_signature)", record.id),
+            );
             let change = PluginChange { status: Some(PluginStatus::Disabled), grant: None };
             self.change_plugin(&record.id, change, audit).await?;
             tracing::warn!(plugin = %record.id, signed_by = record.signed_by.as_deref().unwrap_or("nobody"), "plugin disabled: require_signature is set and no trusted key signed it");
@@ -469,7 +504,9 @@ impl Engine {
     async fn uploaded_record(&self, id: &str) -> Result<PluginRecord, EngineError> {
         match self.storage.plugin_record(id).await? {
             Some(record) => Ok(record),
-            None if self.registry.builtins.iter().any(|b| b.id() == id) => Err(EngineError::BuiltinPlugin { id: id.to_string() }),
+            None if self.registry.builtins.iter().any(|b| b.id() == id) => {
+                Err(EngineError::BuiltinPlugin { id: id.to_string() })
+            }
             None => Err(EngineError::not_found(Resource::Plugin, id)),
         }
     }
@@ -493,7 +530,12 @@ impl Engine {
 /// the host's validation (a supported world, imports the host provides, a describe() that
 /// answers in time with valid info), and the built-ins' names and refs. `cme plugins
 /// check` runs exactly this, offline; the errors are the upload's.
-pub async fn check_upload(host: &dyn PluginHost, wasm: &[u8], max_bytes: usize, builtins: &[Builtin]) -> Result<LoadedPlugin, EngineError> {
+pub async fn check_upload(
+    host: &dyn PluginHost,
+    wasm: &[u8],
+    max_bytes: usize,
+    builtins: &[Builtin],
+) -> Result<LoadedPlugin, EngineError> {
     too_large(wasm, max_bytes)?;
     let loaded = load_upload(host, wasm).await?;
     let builtins: Vec<&PluginDescription> = builtins.iter().map(|b| &b.plugin.description).collect();
@@ -518,7 +560,11 @@ async fn load_upload(host: &dyn PluginHost, wasm: &[u8]) -> Result<LoadedPlugin,
 
 /// Why `new` cannot join: a built-in's name, or a ref another plugin (of another name)
 /// answers to. Versions of one plugin share their refs.
-fn clash<'a>(new: &PluginDescription, builtins: &[&PluginDescription], others: impl Iterator<Item = &'a PluginDescription>) -> Result<(), EngineError> {
+fn clash<'a>(
+    new: &PluginDescription,
+    builtins: &[&PluginDescription],
+    others: impl Iterator<Item = &'a PluginDescription>,
+) -> Result<(), EngineError> {
     if builtins.iter().any(|b| b.name == new.name) {
         return Err(EngineError::BuiltinName { name: new.name.clone() });
     }

@@ -97,7 +97,11 @@ impl Engine {
 
     /// The audit event of a catch-up run (misfire `run_once`).
     fn catch_up_audit(plan_id: &str, missed: usize, executor_id: &str) -> AuditEvent {
-        AuditEvent::action("scheduler", "plan.catch_up", format!("{plan_id}: executor {executor_id} for {missed} missed firings"))
+        AuditEvent::action(
+            "scheduler",
+            "plan.catch_up",
+            format!("{plan_id}: executor {executor_id} for {missed} missed firings"),
+        )
     }
 
     /// Misfire `run_once`: one run, now, for each such plan that just missed firings
@@ -125,8 +129,11 @@ impl Engine {
             executor.created = now;
             executor.reason = Some(format!("catch-up run for {count} firings missed (misfire: run_once)"));
             let audit = Engine::catch_up_audit(&plan_id, count, &executor.id);
-            match self.storage.insert_executors(std::slice::from_ref(&executor), &audit, &self.config.work_caps()).await {
-                Ok(()) => tracing::info!(%plan_id, missed = count, executor_id = %executor.id, "catch-up run scheduled"),
+            match self.storage.insert_executors(std::slice::from_ref(&executor), &audit, &self.config.work_caps()).await
+            {
+                Ok(()) => {
+                    tracing::info!(%plan_id, missed = count, executor_id = %executor.id, "catch-up run scheduled")
+                }
                 Err(error) => tracing::error!(%plan_id, %error, "could not schedule the catch-up run"),
             }
         }
@@ -167,7 +174,8 @@ impl Engine {
             };
             let count = claimed.len();
             // Read once per batch, never cached: a blackout made on any replica holds at once.
-            let blackouts: Arc<BlackoutIndex> = if count > 0 { self.blackout_index_or_all().await } else { Arc::default() };
+            let blackouts: Arc<BlackoutIndex> =
+                if count > 0 { self.blackout_index_or_all().await } else { Arc::default() };
             for executor in claimed {
                 let Some(slot) = slots.split(1) else {
                     tracing::error!(executor_id = %executor.id, "claimed more executors than asked for; its lease will expire");
@@ -200,7 +208,11 @@ impl Engine {
         let stopped = stopped.or_else(|| self.local_halt().is_some().then(|| "halted".to_string()));
         let (end, audit) = if let Some(reason) = stopped {
             // Claimed just before a halt: it must not start after the halt answered.
-            let end = RunEnd { status: ExecutorStatus::Cancelled, error: Some(format!("cancelled before it started: {reason}")), ..RunEnd::failed("") };
+            let end = RunEnd {
+                status: ExecutorStatus::Cancelled,
+                error: Some(format!("cancelled before it started: {reason}")),
+                ..RunEnd::failed("")
+            };
             (end, Vec::new())
         } else {
             match self.plan_of(&executor.plan_id).await {
@@ -232,7 +244,14 @@ impl Engine {
         };
         crate::telemetry::run_started(&plugin, late);
         crate::telemetry::run_ended(&plugin, end.status, began.elapsed(), &audit);
-        let finished = FinishedRun { executor_id: executor.id, plan_id: executor.plan_id, owner: self.config.engine_id.clone(), started, end, audit };
+        let finished = FinishedRun {
+            executor_id: executor.id,
+            plan_id: executor.plan_id,
+            owner: self.config.engine_id.clone(),
+            started,
+            end,
+            audit,
+        };
         if let Err(mpsc::error::SendError((finished, _))) = self.recorder.send((finished, permit)) {
             tracing::error!(executor_id = %finished.executor_id, "the recorder is gone; the result is lost");
         }
@@ -258,7 +277,11 @@ impl Engine {
             return;
         }
         let detail = crate::ExecutorDetail { dry_run: Some(plan.dry_run || self.config.dry_run), ..Default::default() };
-        let Some(event) = crate::Event::executor(&executor.id, &executor.plan_id, ExecutorStatus::Running, started, detail) else { return };
+        let Some(event) =
+            crate::Event::executor(&executor.id, &executor.plan_id, ExecutorStatus::Running, started, detail)
+        else {
+            return;
+        };
         if let Err(error) = self.storage.insert_events(&[event]).await {
             tracing::error!(executor_id = %executor.id, %error, "cannot store the executor.started event");
         }
@@ -267,15 +290,21 @@ impl Engine {
     /// Why a claimed executor must not run: a blackout holding its plan at its due time or
     /// now, or (overlap `forbid`) an earlier run of its plan still in flight.
     async fn why_skip(&self, executor: &Executor, plan: &Plan, blackouts: &BlackoutIndex) -> Option<String> {
-        if let Some(blackout) = blackouts.holding(&plan.id, executor.due).or_else(|| blackouts.holding(&plan.id, Utc::now())) {
+        if let Some(blackout) =
+            blackouts.holding(&plan.id, executor.due).or_else(|| blackouts.holding(&plan.id, Utc::now()))
+        {
             return Some(blackout.reason());
         }
         if plan.overlap == Overlap::Forbid {
             match self.storage.running_ahead(&plan.id, &executor.id, executor.due).await {
-                Ok(Some(other)) => return Some(format!("the plan's previous run {other} is still running (overlap: forbid)")),
+                Ok(Some(other)) => {
+                    return Some(format!("the plan's previous run {other} is still running (overlap: forbid)"));
+                }
                 Ok(None) => {}
                 // Fail closed: without knowing, do not stack a second attack.
-                Err(error) => return Some(format!("cannot check the plan's runs in flight (overlap: forbid): {error}")),
+                Err(error) => {
+                    return Some(format!("cannot check the plan's runs in flight (overlap: forbid): {error}"));
+                }
             }
         }
         None
@@ -308,7 +337,10 @@ impl Engine {
 
     /// The recorder: commits finished runs in batches (one transaction, one fsync, for
     /// all the runs that finished meanwhile), then releases their permits.
-    pub(crate) async fn record(self: Arc<Self>, mut finished: mpsc::UnboundedReceiver<(FinishedRun, OwnedSemaphorePermit)>) {
+    pub(crate) async fn record(
+        self: Arc<Self>,
+        mut finished: mpsc::UnboundedReceiver<(FinishedRun, OwnedSemaphorePermit)>,
+    ) {
         const BATCH: usize = 500;
         while let Some(first) = finished.recv().await {
             let mut batch = vec![first];
@@ -339,7 +371,8 @@ impl Engine {
                     Err(e) if std::time::Instant::now() < give_up => {
                         attempt += 1;
                         tracing::warn!(error = %e, attempt, "recording results failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt)).min(Duration::from_secs(5))).await;
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt)).min(Duration::from_secs(5)))
+                            .await;
                     }
                     Err(e) => {
                         // The leases expire and the reaper marks these runs failed, outcome unknown.
@@ -419,8 +452,21 @@ impl Engine {
             return (end, result.audit);
         }
         let end = match result.outcome {
-            Ok(report) => RunEnd { status: ExecutorStatus::Succeeded, report: Some(report), error: None, log: result.log, dry_run: Some(dry_run), ..RunEnd::failed("") },
-            Err(error) => RunEnd { status: ExecutorStatus::Failed, error: Some(error), log: result.log, dry_run: Some(dry_run), ..RunEnd::failed("") },
+            Ok(report) => RunEnd {
+                status: ExecutorStatus::Succeeded,
+                report: Some(report),
+                error: None,
+                log: result.log,
+                dry_run: Some(dry_run),
+                ..RunEnd::failed("")
+            },
+            Err(error) => RunEnd {
+                status: ExecutorStatus::Failed,
+                error: Some(error),
+                log: result.log,
+                dry_run: Some(dry_run),
+                ..RunEnd::failed("")
+            },
         };
         (end, result.audit)
     }
@@ -434,7 +480,9 @@ impl Engine {
             let now = Utc::now();
             match self.storage.reap_expired(now).await {
                 Ok(0) => {}
-                Ok(n) => tracing::warn!(reaped = n, "executors whose engine stopped mid-run marked failed (outcome unknown)"),
+                Ok(n) => {
+                    tracing::warn!(reaped = n, "executors whose engine stopped mid-run marked failed (outcome unknown)")
+                }
                 Err(e) => tracing::error!(error = %e, "reaper pass failed"),
             }
             if last_prune.is_none_or(|at| at.elapsed() >= self.config.prune_interval()) {
@@ -450,15 +498,20 @@ impl Engine {
 
     /// Deletes audit events and empties run logs past their retention.
     async fn prune(&self, now: chrono::DateTime<Utc>) {
-        let before = |keep: Option<std::time::Duration>| keep.and_then(|k| chrono::Duration::from_std(k).ok()).and_then(|k| now.checked_sub_signed(k));
+        let before = |keep: Option<std::time::Duration>| {
+            keep.and_then(|k| chrono::Duration::from_std(k).ok()).and_then(|k| now.checked_sub_signed(k))
+        };
         match self.storage.prune(before(self.config.audit_retention), before(self.config.run_log_retention)).await {
             Ok(p) if p == crate::storage::Pruned::default() => {}
-            Ok(p) => tracing::info!(audit_events = p.audit_events, run_logs = p.run_logs, "pruned what is past its retention"),
+            Ok(p) => tracing::info!(
+                audit_events = p.audit_events,
+                run_logs = p.run_logs,
+                "pruned what is past its retention"
+            ),
             Err(e) => tracing::error!(error = %e, "retention pass failed"),
         }
     }
 }
-
 
 /// Completes with the reason of the first stop: every run's (halt, shutdown) or this one's
 /// (a blackout). A signal whose sender is gone never completes.
@@ -498,7 +551,11 @@ struct RunRegistration<'a> {
 
 impl<'a> RunRegistration<'a> {
     fn new(engine: &'a Engine, executor_id: &str, plan_id: &str, stop: watch::Sender<Option<String>>) -> Self {
-        engine.runs_in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(executor_id.to_string(), (plan_id.to_string(), stop));
+        engine
+            .runs_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(executor_id.to_string(), (plan_id.to_string(), stop));
         RunRegistration { engine, executor_id: executor_id.to_string() }
     }
 }

@@ -37,15 +37,23 @@ impl std::fmt::Display for Signer {
 /// Why a signature, or its absence, was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("this engine accepts signed plugins only ([registry] require_signature): sign it with `cme plugins push --sign KEY` or `ssh-keygen -Y sign -n cme-plugin -f KEY FILE.wasm`")]
+    #[error(
+        "this engine accepts signed plugins only ([registry] require_signature): sign it with `cme plugins push --sign KEY` or `ssh-keygen -Y sign -n cme-plugin -f KEY FILE.wasm`"
+    )]
     Missing,
     #[error("the signature is not an SSH signature (SSHSIG, as `ssh-keygen -Y sign` writes it): {0}")]
     Malformed(String),
-    #[error("the signature is for namespace {0:?}; plugin signatures use \"cme-plugin\" (ssh-keygen -Y sign -n cme-plugin)")]
+    #[error(
+        "the signature is for namespace {0:?}; plugin signatures use \"cme-plugin\" (ssh-keygen -Y sign -n cme-plugin)"
+    )]
     WrongNamespace(String),
-    #[error("no trusted key verifies this signature over these bytes (signed by {0}); the component was changed after signing, or its key is not in [registry] trusted_keys")]
+    #[error(
+        "no trusted key verifies this signature over these bytes (signed by {0}); the component was changed after signing, or its key is not in [registry] trusted_keys"
+    )]
     Untrusted(String),
-    #[error("plugin {0} is not signed by a key in [registry] trusted_keys and this engine accepts signed plugins only (require_signature): upload it again, signed (`cme plugins push --sign KEY`)")]
+    #[error(
+        "plugin {0} is not signed by a key in [registry] trusted_keys and this engine accepts signed plugins only (require_signature): upload it again, signed (`cme plugins push --sign KEY`)"
+    )]
     Unsigned(String),
 }
 
@@ -60,11 +68,15 @@ pub struct TrustedKeyError {
 impl TrustedKeys {
     /// Keys as OpenSSH public key lines (`ssh-ed25519 AAAA... comment`), by name; only
     /// ed25519 keys are accepted.
-    pub fn new<'a>(keys: impl IntoIterator<Item = (&'a str, &'a str)>, required: bool) -> Result<TrustedKeys, TrustedKeyError> {
+    pub fn new<'a>(
+        keys: impl IntoIterator<Item = (&'a str, &'a str)>,
+        required: bool,
+    ) -> Result<TrustedKeys, TrustedKeyError> {
         let mut parsed = Vec::new();
         for (name, line) in keys {
             let error = |reason: String| TrustedKeyError { name: name.to_string(), reason };
-            let key = PublicKey::from_openssh(line.trim()).map_err(|e| error(format!("not an OpenSSH public key: {e}")))?;
+            let key =
+                PublicKey::from_openssh(line.trim()).map_err(|e| error(format!("not an OpenSSH public key: {e}")))?;
             if key.algorithm() != ssh_key::Algorithm::Ed25519 {
                 return Err(error(format!("a {} key; plugin signatures are ed25519", key.algorithm())));
             }
@@ -104,7 +116,10 @@ impl TrustedKeys {
         let claimed = PublicKey::from(signature.public_key().clone());
         for (name, key) in &self.keys {
             if key.key_data() == claimed.key_data() && key.verify(SIGNATURE_NAMESPACE, wasm, &signature).is_ok() {
-                return Ok(Some(Signer { name: name.clone(), fingerprint: key.fingerprint(Default::default()).to_string() }));
+                return Ok(Some(Signer {
+                    name: name.clone(),
+                    fingerprint: key.fingerprint(Default::default()).to_string(),
+                }));
             }
         }
         Err(SignatureError::Untrusted(claimed.fingerprint(Default::default()).to_string()))
@@ -139,7 +154,8 @@ AAAECJdfianpKPiCnEuG3KM+s5avJuhY1DTUCS4QlSlISQ96zPG/+yZ8sywXD4hGdLyxQI
     fn a_signature_by_a_trusted_key_names_its_signer() {
         let (private, public) = keys();
         let trusted = TrustedKeys::new([("ci", public.as_str())], true).unwrap();
-        let signer = trusted.judge(b"component", Some(&sign(&private, SIGNATURE_NAMESPACE, b"component"))).unwrap().unwrap();
+        let signer =
+            trusted.judge(b"component", Some(&sign(&private, SIGNATURE_NAMESPACE, b"component"))).unwrap().unwrap();
         assert_eq!(signer.name, "ci");
         assert!(signer.fingerprint.starts_with("SHA256:"), "{signer}");
     }
@@ -156,7 +172,10 @@ AAAECJdfianpKPiCnEuG3KM+s5avJuhY1DTUCS4QlSlISQ96zPG/+yZ8sywXD4hGdLyxQI
         assert!(matches!(trusted.judge(b"component", Some("not a signature")), Err(SignatureError::Malformed(_))));
         let open = TrustedKeys::new([("ci", public.as_str())], false).unwrap();
         assert_eq!(open.judge(b"component", None), Ok(None), "unsigned is fine unless required");
-        assert!(matches!(TrustedKeys::default().judge(b"component", Some(&signed)), Err(SignatureError::Untrusted(_))), "a signature nobody trusts is refused");
+        assert!(
+            matches!(TrustedKeys::default().judge(b"component", Some(&signed)), Err(SignatureError::Untrusted(_))),
+            "a signature nobody trusts is refused"
+        );
     }
 
     #[test]
@@ -170,11 +189,15 @@ AAAECJdfianpKPiCnEuG3KM+s5avJuhY1DTUCS4QlSlISQ96zPG/+yZ8sywXD4hGdLyxQI
     fn only_a_signer_still_trusted_vouches_for_a_stored_plugin_when_signatures_are_required() {
         let (_, public) = keys();
         let required = TrustedKeys::new([("ci", public.as_str())], true).unwrap();
-        let fingerprint = ssh_key::PublicKey::from_openssh(&public).unwrap().fingerprint(Default::default()).to_string();
+        let fingerprint =
+            ssh_key::PublicKey::from_openssh(&public).unwrap().fingerprint(Default::default()).to_string();
         assert!(required.vouches_for(Some(&format!("ci ({fingerprint})"))));
         assert!(required.vouches_for(Some(&format!("renamed ({fingerprint})"))), "the key, not its name, vouches");
         assert!(!required.vouches_for(None), "unsigned");
-        assert!(!required.vouches_for(Some("old (SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA)")), "a key no longer trusted");
+        assert!(
+            !required.vouches_for(Some("old (SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA)")),
+            "a key no longer trusted"
+        );
         assert!(!required.vouches_for(Some("no fingerprint")));
         let optional = TrustedKeys::new([("ci", public.as_str())], false).unwrap();
         assert!(optional.vouches_for(None), "unsigned plugins are fine when signatures are optional");

@@ -7,11 +7,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::events::{Attempt, Delivery, DeliveryCounts, Event};
 use crate::blackouts::Blackout;
+use crate::events::{Attempt, Delivery, DeliveryCounts, Event};
 use crate::model::{
-    AuditEntry, AuditEvent, Credential, Executor, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf, Plan,
-    PlanSummary, PluginChange, PluginRecord, StoredUpload, WorkCaps,
+    AuditEntry, AuditEvent, Credential, Executor, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
+    Plan, PlanSummary, PluginChange, PluginRecord, StoredUpload, WorkCaps,
 };
 
 /// Why storage failed.
@@ -107,7 +107,8 @@ impl BlackoutCursor {
     pub fn parse(text: &str) -> Option<Self> {
         let (micros, id) = text.split_once('-')?;
         let created = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
-        let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let id_ok =
+            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         id_ok.then(|| BlackoutCursor { created, id: id.to_string() })
     }
 }
@@ -165,7 +166,12 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<(), InsertPlanError>;
     /// Adds executors to an existing plan with the audit event of the change, within
     /// `caps` (as `insert_plan`, the plan counting as already stored).
-    async fn insert_executors(&self, executors: &[Executor], audit: &AuditEvent, caps: &WorkCaps) -> Result<(), InsertPlanError>;
+    async fn insert_executors(
+        &self,
+        executors: &[Executor],
+        audit: &AuditEvent,
+        caps: &WorkCaps,
+    ) -> Result<(), InsertPlanError>;
     async fn plan(&self, id: &str) -> StorageResult<Option<Plan>>;
     /// Pauses (`Some(since)`) or resumes (`None`) a plan that is not deleted, moving its
     /// waiting executors between `pending` and `paused`, with the audit event; false when
@@ -179,12 +185,24 @@ pub trait Storage: Send + Sync + 'static {
     /// Marks a plan deleted, cancels its pending executors, deletes the credential it
     /// owns (named `owned_credential`) and stores `audit`; false (and nothing changed)
     /// when there is no such undeleted plan.
-    async fn delete_plan(&self, id: &str, at: DateTime<Utc>, owned_credential: &str, audit: &AuditEvent) -> StorageResult<bool>;
+    async fn delete_plan(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        owned_credential: &str,
+        audit: &AuditEvent,
+    ) -> StorageResult<bool>;
 
     /// A plan's executors by due time.
     async fn executors_of(&self, plan_id: &str) -> StorageResult<Vec<Executor>>;
     /// A plan's executors due in `[from, until)`, by due time, at most `limit`.
-    async fn executors_between(&self, plan_id: &str, from: DateTime<Utc>, until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>>;
+    async fn executors_between(
+        &self,
+        plan_id: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u64,
+    ) -> StorageResult<Vec<Executor>>;
     async fn executor(&self, id: &str) -> StorageResult<Option<Executor>>;
     /// Executors by due time (then id), one page, without their run logs (`log` is empty:
     /// lists never show it, and a page of big logs would be read and parsed for nothing;
@@ -198,9 +216,20 @@ pub trait Storage: Send + Sync + 'static {
         None
     }
     /// Moves a pending executor to `due`, with the audit event.
-    async fn reschedule(&self, id: &str, due: DateTime<Utc>, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError>;
+    async fn reschedule(
+        &self,
+        id: &str,
+        due: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Executor, ExecutorChangeError>;
     /// Cancels a pending executor, with the audit event.
-    async fn cancel(&self, id: &str, at: DateTime<Utc>, reason: &str, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError>;
+    async fn cancel(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> Result<Executor, ExecutorChangeError>;
 
     /// How many executors have each status (statuses with none may be left out).
     async fn count_executors(&self) -> StorageResult<Vec<(ExecutorStatus, u64)>>;
@@ -225,7 +254,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn claim_due_capped(&self, claim: &Claim, cap: u64) -> StorageResult<(Vec<Executor>, bool)>;
     /// Running executors of `plan_id` other than `executor_id` that are ahead of it (due
     /// earlier, or at the same time with a smaller id): the first one's id, if any.
-    async fn running_ahead(&self, plan_id: &str, executor_id: &str, due: DateTime<Utc>) -> StorageResult<Option<String>>;
+    async fn running_ahead(
+        &self,
+        plan_id: &str,
+        executor_id: &str,
+        due: DateTime<Utc>,
+    ) -> StorageResult<Option<String>>;
     /// Records finished runs, each only if its owner still holds its lease, with their
     /// audit events, in one transaction. Returns, per run, whether it was recorded.
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>>;
@@ -234,7 +268,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Retention: deletes audit events older than `audit_before` and empties the run logs
     /// (log lines, stdout, stderr) of executors finished before `logs_before`, keeping
     /// their status and result. None keeps that kind forever.
-    async fn prune(&self, audit_before: Option<DateTime<Utc>>, logs_before: Option<DateTime<Utc>>) -> StorageResult<Pruned>;
+    async fn prune(
+        &self,
+        audit_before: Option<DateTime<Utc>>,
+        logs_before: Option<DateTime<Utc>>,
+    ) -> StorageResult<Pruned>;
 
     /// Live, unpaused recurring plans whose executors are made only up to before `before`,
     /// soonest first, at most `limit`.
@@ -266,7 +304,13 @@ pub trait Storage: Send + Sync + 'static {
     /// calendar imported before are deleted in the same transaction. Refused, storing
     /// nothing, when more than `max` blackouts would then be stored (judged under a lock
     /// that serialises blackout inserts across replicas).
-    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent, max: u64) -> Result<(), InsertPlanError>;
+    async fn insert_blackouts(
+        &self,
+        replace_calendar: Option<&str>,
+        blackouts: &[Blackout],
+        audit: &AuditEvent,
+        max: u64,
+    ) -> Result<(), InsertPlanError>;
     /// Deletes a blackout with its audit event; false when there is none by that id.
     async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool>;
 
@@ -322,9 +366,20 @@ pub trait Storage: Send + Sync + 'static {
     async fn plugin_record(&self, id: &str) -> StorageResult<Option<PluginRecord>>;
     async fn plugin_wasm(&self, id: &str) -> StorageResult<Option<Vec<u8>>>;
     /// Stores an upload with its audit event unless its id is taken.
-    async fn insert_plugin(&self, record: &PluginRecord, wasm: &[u8], audit: &AuditEvent) -> StorageResult<StoredUpload>;
+    async fn insert_plugin(
+        &self,
+        record: &PluginRecord,
+        wasm: &[u8],
+        audit: &AuditEvent,
+    ) -> StorageResult<StoredUpload>;
     /// Applies a change with its audit event; false when there is no such plugin.
-    async fn update_plugin(&self, id: &str, change: &PluginChange, at: DateTime<Utc>, audit: &AuditEvent) -> StorageResult<bool>;
+    async fn update_plugin(
+        &self,
+        id: &str,
+        change: &PluginChange,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> StorageResult<bool>;
     /// Deletes a plugin (with its audit event) unless executors that still have to run
     /// use it; returns how many do (0: deleted), or None when there is no such plugin.
     async fn delete_plugin(&self, id: &str, audit: &AuditEvent) -> StorageResult<Option<u64>>;
@@ -336,7 +391,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn insert_events(&self, events: &[Event]) -> StorageResult<()>;
     /// Takes up to `limit` pending deliveries due by `now` (oldest first) for `owner`
     /// until `lease_until`; each is held by one sender at a time across replicas.
-    async fn claim_deliveries(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Delivery>>;
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> StorageResult<Vec<Delivery>>;
     /// Records how an attempt at a delivery `owner` holds ended.
     async fn finish_delivery(&self, id: i64, owner: &str, attempt: &Attempt) -> StorageResult<()>;
     /// When the next pending delivery is due (its next attempt, or its lease's end).
@@ -347,7 +408,13 @@ pub trait Storage: Send + Sync + 'static {
     /// terminations in the last 24 hours and time since its last one allow them (all or
     /// nothing; serialised across replicas); otherwise which budget refuses and why.
     /// `record: false` only checks (a dry run).
-    async fn take_budget(&self, takes: &[crate::BudgetTake], run_id: &str, now: DateTime<Utc>, record: bool) -> StorageResult<Result<(), String>>;
+    async fn take_budget(
+        &self,
+        takes: &[crate::BudgetTake],
+        run_id: &str,
+        now: DateTime<Utc>,
+        record: bool,
+    ) -> StorageResult<Result<(), String>>;
     /// Bumped when deliveries may have become due: outbox rows written here, or (on
     /// PostgreSQL) by any replica.
     fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64>;

@@ -12,10 +12,21 @@ use crate::{Engine, EngineError};
 /// installed).
 pub fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_histogram!("cme_firing_lateness_seconds", Unit::Seconds, "How late executors started after their due time, by attack plugin.");
-    describe_histogram!("cme_run_duration_seconds", Unit::Seconds, "How long runs took, from start to result, by attack plugin.");
+    describe_histogram!(
+        "cme_firing_lateness_seconds",
+        Unit::Seconds,
+        "How late executors started after their due time, by attack plugin."
+    );
+    describe_histogram!(
+        "cme_run_duration_seconds",
+        Unit::Seconds,
+        "How long runs took, from start to result, by attack plugin."
+    );
     describe_counter!("cme_runs_total", "Runs ended on this engine, by attack plugin and final status.");
-    describe_counter!("cme_capability_calls_total", "Capability calls of plugins, by capability and decision (allowed, denied, unavailable).");
+    describe_counter!(
+        "cme_capability_calls_total",
+        "Capability calls of plugins, by capability and decision (allowed, denied, unavailable)."
+    );
     describe_gauge!("cme_executors", "Executors stored, by status (all replicas).");
     describe_gauge!("cme_plans", "Live (not deleted) plans (all replicas).");
     describe_gauge!("cme_plugins", "Plugins in the registry, built-in and uploaded, by status.");

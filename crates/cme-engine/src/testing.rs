@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use crate::host::{Cancel, PlanInput, RunInput, RunResult};
 use crate::{
-    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost,
-    PluginKind, Report, RunLog,
+    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, PluginDescription,
+    PluginHandle, PluginHost, PluginKind, Report, RunLog,
 };
 
 /// A call the fake host made, for assertions.
@@ -51,7 +51,9 @@ pub fn bytes(spec: &Value) -> Vec<u8> {
 }
 
 fn describe(spec: &Value, size: usize) -> Result<PluginDescription, HostError> {
-    let text = |k: &str| spec[k].as_str().map(str::to_string).ok_or_else(|| HostError::NotAPlugin(format!("the component lacks {k}")));
+    let text = |k: &str| {
+        spec[k].as_str().map(str::to_string).ok_or_else(|| HostError::NotAPlugin(format!("the component lacks {k}")))
+    };
     let kind = match text("kind")?.as_str() {
         "planner" => PluginKind::Planner,
         "attack" => PluginKind::Attack,
@@ -61,7 +63,10 @@ fn describe(spec: &Value, size: usize) -> Result<PluginDescription, HostError> {
     let (name, version) = (text("name")?, text("version")?);
     Ok(PluginDescription {
         id: format!("{name}@{version}"),
-        refs: spec["refs"].as_array().map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default(),
+        refs: spec["refs"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
         description: String::new(),
         args_schema: json!({"type": "object"}),
         example_args: json!({}),
@@ -83,7 +88,8 @@ impl PluginHost for FakeHost {
 
     async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, HostError> {
         *self.loads.lock().unwrap() += 1;
-        let spec: Value = serde_json::from_slice(wasm).map_err(|_| HostError::NotAPlugin("not a WebAssembly binary".into()))?;
+        let spec: Value =
+            serde_json::from_slice(wasm).map_err(|_| HostError::NotAPlugin("not a WebAssembly binary".into()))?;
         // A component may ask to take a while to compile (`"compile_ms": N`).
         if let Some(ms) = spec.get("compile_ms").and_then(Value::as_u64) {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -98,7 +104,9 @@ impl PluginHost for FakeHost {
             panic!("the fake host was asked to panic");
         }
         match args.get("bad") {
-            Some(_) => Err(HostError::InvalidArgs { pointer: Some("/bad".into()), message: "bad is not allowed".into() }),
+            Some(_) => {
+                Err(HostError::InvalidArgs { pointer: Some("/bad".into()), message: "bad is not allowed".into() })
+            }
             None => Ok(()),
         }
     }
@@ -110,7 +118,11 @@ impl PluginHost for FakeHost {
         if let Some(every) = input.args["every_ms"].as_i64().filter(|n| *n > 0) {
             let (from, until) = (input.window.0.timestamp_millis(), input.window.1.timestamp_millis());
             let first = from.div_euclid(every) * every + if from.rem_euclid(every) == 0 { 0 } else { every };
-            let instants = (0..).map(|i| first + i * every).take_while(|t| *t < until).filter_map(DateTime::<Utc>::from_timestamp_millis).collect();
+            let instants = (0..)
+                .map(|i| first + i * every)
+                .take_while(|t| *t < until)
+                .filter_map(DateTime::<Utc>::from_timestamp_millis)
+                .collect();
             return Ok(crate::host::Planned { instants, recurring: true });
         }
         self.plan_once(input).map(|instants| crate::host::Planned { instants, recurring: false })
@@ -124,7 +136,12 @@ impl PluginHost for FakeHost {
 
     /// Probe args: `{"healthy": bool, "reason": "..."}`, or `{"cannot": "why"}`.
     async fn check(&self, plugin: &LoadedPlugin, grant: &Grant, input: crate::CheckInput) -> crate::CheckResult {
-        self.checks.lock().unwrap().push(Call { plugin: plugin.description.id.clone(), run_id: input.check_id.clone(), grant: grant.clone(), dry_run: false });
+        self.checks.lock().unwrap().push(Call {
+            plugin: plugin.description.id.clone(),
+            run_id: input.check_id.clone(),
+            grant: grant.clone(),
+            dry_run: false,
+        });
         let verdict = match input.args["cannot"].as_str() {
             Some(why) => Err(why.to_string()),
             None => Ok(crate::Verdict {
@@ -154,7 +171,12 @@ impl FakeHost {
     fn plan_once(&self, input: PlanInput) -> Result<Vec<DateTime<Utc>>, HostError> {
         match input.args["fail"].as_str() {
             Some("trap") => return Err(HostError::PluginFault("plugin trapped: unreachable".into())),
-            Some("invalid") => return Err(HostError::InvalidArgs { pointer: Some("/date".into()), message: "date is in the past".into() }),
+            Some("invalid") => {
+                return Err(HostError::InvalidArgs {
+                    pointer: Some("/date".into()),
+                    message: "date is in the past".into(),
+                });
+            }
             _ => {}
         }
         if let Some(n) = input.args["count"].as_u64() {
@@ -166,7 +188,12 @@ impl FakeHost {
 
     async fn run_fake(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult {
         let id = plugin.description.id.clone();
-        self.runs.lock().unwrap().push(Call { plugin: id.clone(), run_id: input.run_id.clone(), grant: grant.clone(), dry_run: input.dry_run });
+        self.runs.lock().unwrap().push(Call {
+            plugin: id.clone(),
+            run_id: input.run_id.clone(),
+            grant: grant.clone(),
+            dry_run: input.dry_run,
+        });
         let audit = vec![AuditEvent {
             at: Utc::now(),
             source: AuditSource::Plugin,
@@ -205,10 +232,16 @@ impl FakeHost {
 /// A fake exact planner (`exact_planner:ExactPlanner`) and a noop attack (`noop:Noop`,
 /// granted scripts) as built-ins.
 pub async fn builtins(host: &FakeHost) -> Vec<Builtin> {
-    let planner = host.load(&bytes(&component("exact-planner", "0.1.0", "planner", &["exact_planner:ExactPlanner"]))).await.unwrap();
+    let planner = host
+        .load(&bytes(&component("exact-planner", "0.1.0", "planner", &["exact_planner:ExactPlanner"])))
+        .await
+        .unwrap();
     let attack = host.load(&bytes(&component("noop", "0.1.0", "attack", &["noop:Noop"]))).await.unwrap();
     let probe = host.load(&bytes(&component("fake-probe", "0.1.0", "probe", &["fake_probe:FakeProbe"]))).await.unwrap();
     let grant = Grant { scripts: true, ..Grant::default() };
-    vec![Builtin { plugin: planner, grant: Grant::default() }, Builtin { plugin: attack, grant }, Builtin { plugin: probe, grant: Grant::default() }]
+    vec![
+        Builtin { plugin: planner, grant: Grant::default() },
+        Builtin { plugin: attack, grant },
+        Builtin { plugin: probe, grant: Grant::default() },
+    ]
 }
-

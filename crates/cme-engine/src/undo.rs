@@ -99,7 +99,14 @@ impl Engine {
         let mut undos = self.storage.undos(true, limit).await?;
         let room = limit.saturating_sub(undos.len() as u64);
         if room > 0 {
-            undos.extend(self.storage.undos(false, room + undos.len() as u64).await?.into_iter().filter(|u| u.state != UndoState::Pending).take(room as usize));
+            undos.extend(
+                self.storage
+                    .undos(false, room + undos.len() as u64)
+                    .await?
+                    .into_iter()
+                    .filter(|u| u.state != UndoState::Pending)
+                    .take(room as usize),
+            );
         }
         Ok(undos)
     }
@@ -117,13 +124,21 @@ impl Engine {
         loop {
             let next = match self.storage.undos(true, 10_000).await {
                 Ok(pending) => {
-                    let halted = self.local_halt().is_some() || self.storage.halt_state().await.map(|h| h.halted).unwrap_or(true);
+                    let halted = self.local_halt().is_some()
+                        || self.storage.halt_state().await.map(|h| h.halted).unwrap_or(true);
                     let now = Utc::now();
                     // Halted, an undo not tried yet is due now; one being retried keeps its
                     // back-off (else an unreachable target would be tried in a loop).
-                    let (due, later): (Vec<Undo>, Vec<Undo>) = pending.into_iter().partition(|u| starting || (halted && u.attempts == 0) || u.due <= now);
+                    let (due, later): (Vec<Undo>, Vec<Undo>) =
+                        pending.into_iter().partition(|u| starting || (halted && u.attempts == 0) || u.due <= now);
                     if !due.is_empty() {
-                        let why = if starting { "engine started" } else if halted { "halted" } else { "due" };
+                        let why = if starting {
+                            "engine started"
+                        } else if halted {
+                            "halted"
+                        } else {
+                            "due"
+                        };
                         let recorded = self.run_undos(due, why).await;
                         starting = false;
                         if recorded {
@@ -201,7 +216,8 @@ impl Engine {
                 } else {
                     let pause = Duration::from_secs(15 << undo.attempts.min(6));
                     undo.due = now + pause;
-                    undo.outcome = Some(format!("attempt {} failed, again in {} s: {reason}", undo.attempts, pause.as_secs()));
+                    undo.outcome =
+                        Some(format!("attempt {} failed, again in {} s: {reason}", undo.attempts, pause.as_secs()));
                 }
                 audit.outcome = undo.outcome.clone();
             }
@@ -210,8 +226,12 @@ impl Engine {
             Ok(true) => {
                 match undo.state {
                     UndoState::Done => tracing::info!(undo_id = %undo.id, target = %undo.target(), why, "undo done"),
-                    UndoState::Failed => tracing::error!(undo_id = %undo.id, target = %undo.target(), outcome = ?undo.outcome, "undo failed"),
-                    UndoState::Pending => tracing::warn!(undo_id = %undo.id, target = %undo.target(), outcome = ?undo.outcome, "undo not run yet"),
+                    UndoState::Failed => {
+                        tracing::error!(undo_id = %undo.id, target = %undo.target(), outcome = ?undo.outcome, "undo failed")
+                    }
+                    UndoState::Pending => {
+                        tracing::warn!(undo_id = %undo.id, target = %undo.target(), outcome = ?undo.outcome, "undo not run yet")
+                    }
                 }
                 true
             }

@@ -72,12 +72,23 @@ impl Budgets {
             if !names.insert(rule.name.as_str()) {
                 return Err(format!("budget {:?} is configured twice", rule.name));
             }
-            if rule.max_terminations_per_day.is_none() && rule.min_interval_seconds.is_none() && rule.min_running.is_none() {
-                return Err(format!("budget {:?} limits nothing: give max_terminations_per_day, min_interval_seconds or min_running", rule.name));
+            if rule.max_terminations_per_day.is_none()
+                && rule.min_interval_seconds.is_none()
+                && rule.min_running.is_none()
+            {
+                return Err(format!(
+                    "budget {:?} limits nothing: give max_terminations_per_day, min_interval_seconds or min_running",
+                    rule.name
+                ));
             }
         }
-        if let Some(rule) = self.groups.iter().find(|r| r.min_interval_seconds.is_some_and(|s| s > MAX_INTERVAL_SECONDS)) {
-            return Err(format!("budget {:?}: min_interval_seconds is at most {MAX_INTERVAL_SECONDS} (a week)", rule.name));
+        if let Some(rule) =
+            self.groups.iter().find(|r| r.min_interval_seconds.is_some_and(|s| s > MAX_INTERVAL_SECONDS))
+        {
+            return Err(format!(
+                "budget {:?}: min_interval_seconds is at most {MAX_INTERVAL_SECONDS} (a week)",
+                rule.name
+            ));
         }
         if self.max_concurrent_attacks == Some(0) {
             return Err("[budgets] max_concurrent_attacks = 0 would never run anything: use the halt switch".into());
@@ -92,17 +103,42 @@ mod tests {
 
     #[test]
     fn an_instance_is_in_the_group_of_its_tag_value_and_region() {
-        let rule = GroupBudget { name: "web".into(), tag: "Service".into(), max_terminations_per_day: Some(2), min_interval_seconds: None, min_running: None };
-        assert_eq!(rule.group_of("eu-west-1", [("Name", "a"), ("Service", "checkout")].into_iter()).as_deref(), Some("web:eu-west-1:Service=checkout"));
+        let rule = GroupBudget {
+            name: "web".into(),
+            tag: "Service".into(),
+            max_terminations_per_day: Some(2),
+            min_interval_seconds: None,
+            min_running: None,
+        };
+        assert_eq!(
+            rule.group_of("eu-west-1", [("Name", "a"), ("Service", "checkout")].into_iter()).as_deref(),
+            Some("web:eu-west-1:Service=checkout")
+        );
         assert_eq!(rule.group_of("eu-west-1", [("Name", "a")].into_iter()), None);
     }
 
     #[test]
     fn rules_that_limit_nothing_or_repeat_a_name_are_refused() {
-        let rule = |name: &str| GroupBudget { name: name.into(), tag: "Service".into(), max_terminations_per_day: None, min_interval_seconds: None, min_running: None };
-        assert!(Budgets { groups: vec![rule("a")], ..Budgets::default() }.validate().unwrap_err().contains("limits nothing"));
+        let rule = |name: &str| GroupBudget {
+            name: name.into(),
+            tag: "Service".into(),
+            max_terminations_per_day: None,
+            min_interval_seconds: None,
+            min_running: None,
+        };
+        assert!(
+            Budgets { groups: vec![rule("a")], ..Budgets::default() }
+                .validate()
+                .unwrap_err()
+                .contains("limits nothing")
+        );
         let limited = GroupBudget { min_running: Some(1), ..rule("a") };
-        assert!(Budgets { groups: vec![limited.clone(), limited.clone()], ..Budgets::default() }.validate().unwrap_err().contains("twice"));
+        assert!(
+            Budgets { groups: vec![limited.clone(), limited.clone()], ..Budgets::default() }
+                .validate()
+                .unwrap_err()
+                .contains("twice")
+        );
         Budgets { groups: vec![limited], max_concurrent_attacks: Some(3) }.validate().unwrap();
     }
 }

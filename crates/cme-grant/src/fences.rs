@@ -96,7 +96,9 @@ impl Fences {
             UrlPattern::parse(pattern).map_err(|e| GrantError::Fence(format!("[http] {e}")))?;
         }
         self.http.networks()?;
-        if let Some(bad) = self.probes.allow_methods.iter().find(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic())) {
+        if let Some(bad) =
+            self.probes.allow_methods.iter().find(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()))
+        {
             return Err(GrantError::Fence(format!("[probes] allow_methods: {bad:?} is not an HTTP method")));
         }
         Ok(())
@@ -155,7 +157,10 @@ mod tests {
 
     #[test]
     fn tags_add_up_and_conflicts_are_refused_naming_the_fence() {
-        let fences = Fences { ec2: Ec2Fence { required_tags: [("Chaos".into(), "true".into())].into(), ..Default::default() }, ..Default::default() };
+        let fences = Fences {
+            ec2: Ec2Fence { required_tags: [("Chaos".into(), "true".into())].into(), ..Default::default() },
+            ..Default::default()
+        };
         let granted: BTreeMap<String, String> = [("Team".into(), "a".into())].into();
         let both = fences.required_tags(&granted).unwrap();
         assert_eq!(both.len(), 2);
@@ -165,7 +170,8 @@ mod tests {
 
     #[test]
     fn regions_and_budgets_name_who_limits() {
-        let fences = Fences { ec2: Ec2Fence { regions: vec!["eu-west-1".into()], ..Default::default() }, ..Default::default() };
+        let fences =
+            Fences { ec2: Ec2Fence { regions: vec!["eu-west-1".into()], ..Default::default() }, ..Default::default() };
         assert!(fences.check_ec2_region("eu-west-1").is_ok());
         assert!(fences.check_ec2_region("us-east-1").unwrap_err().contains("[ec2] fence"));
         assert!(Fences::default().check_ec2_region("anywhere").is_ok());
@@ -177,7 +183,10 @@ mod tests {
     fn invalid_fence_patterns_and_networks_are_named() {
         let bad = Fences { http: HttpFence { deny: vec!["nope".into()], ..Default::default() }, ..Default::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("[http]"));
-        let bad = Fences { http: HttpFence { deny_networks: vec!["10.0.0.0/40".into()], ..Default::default() }, ..Default::default() };
+        let bad = Fences {
+            http: HttpFence { deny_networks: vec!["10.0.0.0/40".into()], ..Default::default() },
+            ..Default::default()
+        };
         assert!(bad.validate().unwrap_err().to_string().contains("deny_networks"));
     }
 }

@@ -11,7 +11,6 @@
 
 mod fences;
 
-
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -106,7 +105,9 @@ pub enum GrantError {
     SshHost { host: String, reason: String },
     #[error("invalid fence: {0}")]
     Fence(String),
-    #[error("invalid grant: no HTTP credential {name:?} is configured on this engine ([[http.credentials]]; configured: {known})")]
+    #[error(
+        "invalid grant: no HTTP credential {name:?} is configured on this engine ([[http.credentials]]; configured: {known})"
+    )]
     UnknownCredential { name: String, known: String },
 }
 
@@ -157,9 +158,12 @@ impl SshGrant {
 /// `a.b.c.d/n`, `x::y/n` or a single address (all bits); the error says why not.
 pub(crate) fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     if text.contains('/') {
-        return text.parse::<ipnet::IpNet>().map_err(|e| format!("{text:?}: {e}; the prefix must be 0-32 for IPv4, 0-128 for IPv6"));
+        return text
+            .parse::<ipnet::IpNet>()
+            .map_err(|e| format!("{text:?}: {e}; the prefix must be 0-32 for IPv4, 0-128 for IPv6"));
     }
-    let ip: std::net::IpAddr = text.parse().map_err(|e: std::net::AddrParseError| format!("{text:?} is not an IP address or CIDR ({e})"))?;
+    let ip: std::net::IpAddr =
+        text.parse().map_err(|e: std::net::AddrParseError| format!("{text:?} is not an IP address or CIDR ({e})"))?;
     Ok(ipnet::IpNet::from(ip))
 }
 
@@ -169,7 +173,11 @@ mod tests {
 
     #[test]
     fn ssh_networks_contain_their_addresses_only() {
-        let grant = SshGrant { max_sessions: 1, hosts: vec!["10.1.0.0/16".into(), "192.168.5.7".into(), "fd00::/8".into()], inventories: vec![] };
+        let grant = SshGrant {
+            max_sessions: 1,
+            hosts: vec!["10.1.0.0/16".into(), "192.168.5.7".into(), "fd00::/8".into()],
+            inventories: vec![],
+        };
         for (address, allowed) in [
             ("10.1.2.3", true),
             ("10.2.0.1", false),
@@ -189,7 +197,9 @@ mod tests {
 
     #[test]
     fn grants_parse_from_json_and_reject_unknown_fields() {
-        let grant = Grant::from_json(&serde_json::json!({"http": {"urls": ["https://api.example.com"]}, "scripts": true})).unwrap();
+        let grant =
+            Grant::from_json(&serde_json::json!({"http": {"urls": ["https://api.example.com"]}, "scripts": true}))
+                .unwrap();
         assert!(grant.scripts);
         assert!(Grant::from_json(&serde_json::json!({"htpp": {}})).unwrap_err().to_string().contains("unknown field"));
         let bad = Grant::from_json(&serde_json::json!({"http": {"urls": ["nope"]}})).unwrap_err();

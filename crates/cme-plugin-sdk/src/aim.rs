@@ -156,29 +156,52 @@ impl Aim {
                 let tags: Vec<(&str, &str)> = target.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 inventory::hosts(&target.inventory, &tags)?
                     .into_iter()
-                    .map(|h| SshHost { name: h.name, target: ssh::Target { address: h.address, port: h.port, user: h.user, credential: h.credential } })
+                    .map(|h| SshHost {
+                        name: h.name,
+                        target: ssh::Target {
+                            address: h.address,
+                            port: h.port,
+                            user: h.user,
+                            credential: h.credential,
+                        },
+                    })
                     .collect::<Vec<_>>()
             }
             (None, Some(region), Some(filters), Some(login)) => {
                 let public = match login.address.as_deref() {
                     None | Some("private") => false,
                     Some("public") => true,
-                    Some(other) => return Err(PluginError::invalid("ssh.address", &format!("private or public, not {other:?}"))),
+                    Some(other) => {
+                        return Err(PluginError::invalid("ssh.address", &format!("private or public, not {other:?}")));
+                    }
                 };
                 let filters = running_only("filters", filters_from_json("filters", filters)?)?;
                 let mut hosts = Vec::new();
                 for instance in ec2::describe_instances(region, &filters)? {
                     let address = if public { instance.public_ip } else { instance.private_ip };
                     let Some(address) = address else { continue };
-                    let target = ssh::Target { address, port: login.port.unwrap_or(22), user: login.user.clone(), credential: login.credential.clone() };
+                    let target = ssh::Target {
+                        address,
+                        port: login.port.unwrap_or(22),
+                        user: login.user.clone(),
+                        credential: login.credential.clone(),
+                    };
                     hosts.push(SshHost { name: instance.instance_id, target });
                 }
                 hosts
             }
-            _ => return Err(PluginError::invalid("target", "aim either at an inventory (target) or at EC2 instances (region, filters and ssh), not both")),
+            _ => {
+                return Err(PluginError::invalid(
+                    "target",
+                    "aim either at an inventory (target) or at EC2 instances (region, filters and ssh), not both",
+                ));
+            }
         };
         if candidates.is_empty() {
-            return Err(PluginError::failed(format!("no host matched: {} (instances without the chosen address are skipped)", self.describe())));
+            return Err(PluginError::failed(format!(
+                "no host matched: {} (instances without the chosen address are skipped)",
+                self.describe()
+            )));
         }
         let n = selection.size(candidates.len());
         Ok(choose(rng, candidates, n))

@@ -57,10 +57,7 @@ mod tests {
     #[test]
     fn wrong_type_names_the_field() {
         let err = parse::<Args>(r#"{"times":"3","window":{"from":"x"}}"#).unwrap_err();
-        assert_eq!(
-            err,
-            PluginError::InvalidArgs("times: invalid type: string \"3\", expected u32".into())
-        );
+        assert_eq!(err, PluginError::InvalidArgs("times: invalid type: string \"3\", expected u32".into()));
     }
 
     #[test]

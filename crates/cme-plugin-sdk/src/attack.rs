@@ -55,7 +55,10 @@ impl RunContext {
     pub fn rng(&self) -> rand_chacha::ChaCha8Rng {
         use rand_core::SeedableRng;
         // FNV-1a: stable across builds, unlike std's hasher.
-        let seed = self.run_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let seed = self
+            .run_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
         rand_chacha::ChaCha8Rng::seed_from_u64(seed)
     }
 }
@@ -117,11 +120,7 @@ pub fn __run<A: Attack>(
         time_left: Duration::from_millis(ctx.deadline_ms),
     };
     let report = run_json::<A>(&ctx, &args)?;
-    Ok(bindings::AttackReport {
-        summary: report.summary,
-        targets: report.targets,
-        details: report.details.to_string(),
-    })
+    Ok(bindings::AttackReport { summary: report.summary, targets: report.targets, details: report.details.to_string() })
 }
 
 /// Parses the args as the host hands them over (JSON text) and runs the attack: what the

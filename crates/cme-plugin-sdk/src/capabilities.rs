@@ -22,8 +22,8 @@
 /// # Ok::<(), cme_plugin_sdk::HostError>(())
 /// ```
 pub mod http {
-    pub use crate::wit::cme::plugin::http::{Request, Response};
     use crate::HostError;
+    pub use crate::wit::cme::plugin::http::{Request, Response};
 
     /// Sends one request, following up to the host's redirect limit (each hop checked like
     /// the first URL). In a dry run the request is checked but not sent: the response has
@@ -49,8 +49,8 @@ pub mod http {
 /// # Ok::<(), cme_plugin_sdk::HostError>(())
 /// ```
 pub mod ec2 {
-    pub use crate::wit::cme::plugin::ec2::{Filter, Instance, Terminated};
     use crate::HostError;
+    pub use crate::wit::cme::plugin::ec2::{Filter, Instance, Terminated};
 
     /// Lists the instances in `region` matching every filter (EC2 semantics); the host
     /// adds the grant's required filters and returns every page up to its cap.
@@ -83,8 +83,8 @@ pub mod ec2 {
 /// # Ok::<(), cme_plugin_sdk::HostError>(())
 /// ```
 pub mod ssh {
-    pub use crate::wit::cme::plugin::ssh::{ExecOutput, Target};
     use crate::HostError;
+    pub use crate::wit::cme::plugin::ssh::{ExecOutput, Target};
 
     /// Writes `contents` to `remote_path` on the target with permission bits `mode`.
     pub fn upload(target: &Target, remote_path: &str, contents: &[u8], mode: u32) -> Result<(), HostError> {
@@ -136,14 +136,15 @@ pub mod scripts {
 /// # Ok::<(), cme_plugin_sdk::HostError>(())
 /// ```
 pub mod inventory {
-    pub use crate::wit::cme::plugin::inventory::InventoryHost;
     use crate::HostError;
+    pub use crate::wit::cme::plugin::inventory::InventoryHost;
     use crate::wit::cme::plugin::types::KeyValue;
 
     /// The hosts of inventory `name` carrying every tag of `tags` (all of them when it is
     /// empty), in the inventory's order.
     pub fn hosts(name: &str, tags: &[(&str, &str)]) -> Result<Vec<InventoryHost>, HostError> {
-        let tags: Vec<KeyValue> = tags.iter().map(|(k, v)| KeyValue { key: k.to_string(), value: v.to_string() }).collect();
+        let tags: Vec<KeyValue> =
+            tags.iter().map(|(k, v)| KeyValue { key: k.to_string(), value: v.to_string() }).collect();
         #[cfg(target_arch = "wasm32")]
         return crate::wit::cme::plugin::inventory::hosts(name, &tags);
         #[cfg(not(target_arch = "wasm32"))]

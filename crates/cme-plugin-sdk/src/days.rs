@@ -26,7 +26,9 @@ use crate::time;
 
 /// Parses a week day: `MON`..`SUN` (any case; `MONDAY` too).
 pub fn parse_weekday(text: &str) -> Result<Weekday, String> {
-    text.trim().parse::<Weekday>().map_err(|_| format!("{text:?} is not a day of the week (MON, TUE, WED, THU, FRI, SAT, SUN)"))
+    text.trim()
+        .parse::<Weekday>()
+        .map_err(|_| format!("{text:?} is not a day of the week (MON, TUE, WED, THU, FRI, SAT, SUN)"))
 }
 
 /// Parses a list of week days; an error names the item (`days/2: ...`).
@@ -70,7 +72,13 @@ pub fn day_key(date: NaiveDate) -> i64 {
 
 /// `times` instants in `[start, end)`, at least `min_gap` apart, uniformly at random
 /// (sorted). Refused when they cannot fit.
-pub fn spread(rng: &mut impl RngCore, start: DateTime<Utc>, end: DateTime<Utc>, times: u32, min_gap: Duration) -> Result<Vec<DateTime<Utc>>, String> {
+pub fn spread(
+    rng: &mut impl RngCore,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    times: u32,
+    min_gap: Duration,
+) -> Result<Vec<DateTime<Utc>>, String> {
     let length = (end - start).num_microseconds().unwrap_or(i64::MAX);
     let gaps = min_gap.num_microseconds().unwrap_or(i64::MAX).saturating_mul(i64::from(times.saturating_sub(1)));
     let free = length.saturating_sub(gaps);
@@ -85,7 +93,11 @@ pub fn spread(rng: &mut impl RngCore, start: DateTime<Utc>, end: DateTime<Utc>, 
     let mut offsets: Vec<i64> = (0..times).map(|_| (rng.next_u64() % free as u64) as i64).collect();
     offsets.sort_unstable();
     let gap = min_gap.num_microseconds().unwrap_or(0);
-    Ok(offsets.into_iter().enumerate().map(|(i, offset)| start + Duration::microseconds(offset + gap * i as i64)).collect())
+    Ok(offsets
+        .into_iter()
+        .enumerate()
+        .map(|(i, offset)| start + Duration::microseconds(offset + gap * i as i64))
+        .collect())
 }
 
 #[cfg(test)]
@@ -129,7 +141,8 @@ mod tests {
 
     #[test]
     fn dates_around_include_the_day_before() {
-        let dates: Vec<_> = dates_around(at("2026-01-02T12:00:00Z"), at("2026-01-03T12:00:00Z"), chrono_tz::UTC).collect();
+        let dates: Vec<_> =
+            dates_around(at("2026-01-02T12:00:00Z"), at("2026-01-03T12:00:00Z"), chrono_tz::UTC).collect();
         assert_eq!(dates.first().unwrap().to_string(), "2026-01-01");
         assert_eq!(dates.last().unwrap().to_string(), "2026-01-03");
     }

@@ -32,7 +32,9 @@ pub enum Capability {
 pub fn is_plugin_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.split('-').all(|word| !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && name
+            .split('-')
+            .all(|word| !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
         && name.starts_with(|c: char| c.is_ascii_lowercase())
 }
 

@@ -84,7 +84,14 @@
 
 #![warn(missing_docs)]
 
-#[cfg(all(not(any(doc, test)), any(all(feature = "planner", feature = "attack"), all(feature = "planner", feature = "probe"), all(feature = "attack", feature = "probe"))))]
+#[cfg(all(
+    not(any(doc, test)),
+    any(
+        all(feature = "planner", feature = "attack"),
+        all(feature = "planner", feature = "probe"),
+        all(feature = "attack", feature = "probe")
+    )
+))]
 compile_error!(
     "enable exactly one of the features `planner`, `attack` and `probe`: a component implements one world; \
      build each plugin as a crate of its own, with its own feature"

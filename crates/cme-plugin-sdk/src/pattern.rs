@@ -52,7 +52,9 @@ enum Path {
 
 /// A pattern that does not parse; the text says what is wrong and shows a valid form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid URL pattern {pattern:?}: {reason} (expected scheme://host[:port][/path], e.g. https://*.example.com/api/*)")]
+#[error(
+    "invalid URL pattern {pattern:?}: {reason} (expected scheme://host[:port][/path], e.g. https://*.example.com/api/*)"
+)]
 pub struct PatternError {
     /// The pattern as written.
     pub pattern: String,
@@ -66,7 +68,13 @@ impl UrlPattern {
         let err = |reason: &str| PatternError { pattern: text.to_string(), reason: reason.to_string() };
         let trimmed = text.trim();
         if trimmed == "*" {
-            return Ok(UrlPattern { text: text.into(), scheme: Scheme::Any, host: Host::Any, port: Port::Any, path: Path::Any });
+            return Ok(UrlPattern {
+                text: text.into(),
+                scheme: Scheme::Any,
+                host: Host::Any,
+                port: Port::Any,
+                path: Path::Any,
+            });
         }
         let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| err("missing scheme://"))?;
         let scheme = match scheme.to_ascii_lowercase().as_str() {

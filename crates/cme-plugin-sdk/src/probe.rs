@@ -90,7 +90,10 @@ pub fn __describe<P: Probe>() -> bindings::PluginInfo {
 }
 
 #[doc(hidden)]
-pub fn __check<P: Probe>(ctx: bindings::ProbeContext, args: String) -> Result<bindings::Verdict, bindings::PluginError> {
+pub fn __check<P: Probe>(
+    ctx: bindings::ProbeContext,
+    args: String,
+) -> Result<bindings::Verdict, bindings::PluginError> {
     let ctx = ProbeContext {
         check_id: ctx.check_id,
         now: time::from_parts(ctx.now.seconds, ctx.now.nanoseconds),

@@ -29,7 +29,10 @@ pub fn filters_from_json(field: &str, object: &Map<String, Value>) -> Result<Vec
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        _ => Err(PluginError::invalid(&format!("{field}.{name}"), "values are strings, numbers, booleans or lists of those")),
+        _ => Err(PluginError::invalid(
+            &format!("{field}.{name}"),
+            "values are strings, numbers, booleans or lists of those",
+        )),
     };
     object
         .iter()
@@ -124,7 +127,9 @@ mod tests {
         assert!(pairs.contains(&("instance-type".into(), vec!["t3.micro".into(), "t3.small".into()])));
         assert!(pairs.contains(&("tag:Tier".into(), vec!["2".into()])));
         let bad = serde_json::json!({"tag:X": {"nested": 1}});
-        assert!(filters_from_json("filters", bad.as_object().unwrap()).unwrap_err().to_string().contains("filters.tag:X"));
+        assert!(
+            filters_from_json("filters", bad.as_object().unwrap()).unwrap_err().to_string().contains("filters.tag:X")
+        );
     }
 
     #[test]

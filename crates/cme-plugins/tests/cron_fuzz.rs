@@ -20,5 +20,8 @@ fn the_cron_planners_parser_is_fuzzed_natively() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the cron planner's fuzz target failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("fuzz::cron_patterns_are_read_or_refused_and_plan_within_the_cap ... ok"), "the fuzz target ran:\n{stdout}");
+    assert!(
+        stdout.contains("fuzz::cron_patterns_are_read_or_refused_and_plan_within_the_cap ... ok"),
+        "the fuzz target ran:\n{stdout}"
+    );
 }

@@ -87,7 +87,8 @@ async fn bench() {
         // A planner call (on the caller's task): the exact planner asked for one date.
         let exact = runtime.load(cme_plugins::builtin("exact-planner").expect("a built-in").wasm).await.unwrap();
         let now = Utc::now();
-        let ctx = || PlanContext { now, timezone: "UTC".into(), seed: 1, window: (now, now + chrono::Duration::days(1)) };
+        let ctx =
+            || PlanContext { now, timezone: "UTC".into(), seed: 1, window: (now, now + chrono::Duration::days(1)) };
         let args = serde_json::json!({"date": (now + chrono::Duration::hours(1)).to_rfc3339()});
         for _ in 0..1_000 {
             runtime.plan(&exact, ctx(), &args).await.result.unwrap();
@@ -131,5 +132,7 @@ fn num_cpus() -> usize {
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "unknown".into())
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }

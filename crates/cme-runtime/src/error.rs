@@ -5,17 +5,27 @@ use std::time::Duration;
 /// Why a component could not become a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("not a WebAssembly binary (it does not start with \\0asm): upload the .wasm file that `cargo build --release --target wasm32-wasip2` writes")]
+    #[error(
+        "not a WebAssembly binary (it does not start with \\0asm): upload the .wasm file that `cargo build --release --target wasm32-wasip2` writes"
+    )]
     NotWasm,
-    #[error("this is a core WebAssembly module, not a component: build for wasm32-wasip2 (cargo build --target wasm32-wasip2), which emits a component")]
+    #[error(
+        "this is a core WebAssembly module, not a component: build for wasm32-wasip2 (cargo build --target wasm32-wasip2), which emits a component"
+    )]
     CoreModule,
     #[error("the component does not compile: {0}")]
     Compile(String),
-    #[error("the component implements none of the `planner`, `attack` and `probe` worlds of cme:plugin@0.2.x or 0.1.x (it exports {exports:?}; a planner exports describe and plan, an attack describe and run, a probe describe and check)")]
+    #[error(
+        "the component implements none of the `planner`, `attack` and `probe` worlds of cme:plugin@0.2.x or 0.1.x (it exports {exports:?}; a planner exports describe and plan, an attack describe and run, a probe describe and check)"
+    )]
     UnknownWorld { exports: Vec<String> },
-    #[error("the component's imports cannot be satisfied by this engine: {0} (plugins may import cme:plugin/*@0.2.x or @0.1.x and wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem @0.2.x)")]
+    #[error(
+        "the component's imports cannot be satisfied by this engine: {0} (plugins may import cme:plugin/*@0.2.x or @0.1.x and wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem @0.2.x)"
+    )]
     Imports(String),
-    #[error("describe() failed: {0} (describe() must answer at once, without loops, large allocations or capability calls)")]
+    #[error(
+        "describe() failed: {0} (describe() must answer at once, without loops, large allocations or capability calls)"
+    )]
     Describe(#[source] CallError),
     #[error("describe() returned an invalid plugin-info: {0}")]
     InvalidInfo(String),

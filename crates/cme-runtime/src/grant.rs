@@ -13,11 +13,17 @@ use crate::info::Capability;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CapabilityUse<'a> {
     Http,
-    Ec2Describe { region: &'a str },
-    Ec2Terminate { region: &'a str },
+    Ec2Describe {
+        region: &'a str,
+    },
+    Ec2Terminate {
+        region: &'a str,
+    },
     Ssh,
     /// Listing an inventory (it takes the `ssh` capability and a grant naming it).
-    Inventory { name: &'a str },
+    Inventory {
+        name: &'a str,
+    },
     Scripts,
 }
 
@@ -46,17 +52,19 @@ pub fn as_declared(declared: &[Capability]) -> Grant {
                 ec2.terminate |= matches!(capability, Capability::Ec2Terminate { .. });
             }
             // A built-in may list any inventory: which hosts a plan aims at is the plan's args.
-            Capability::Ssh => grant.ssh = Some(SshGrant { max_sessions: 1, hosts: Vec::new(), inventories: vec!["*".into()] }),
+            Capability::Ssh => {
+                grant.ssh = Some(SshGrant { max_sessions: 1, hosts: Vec::new(), inventories: vec!["*".into()] })
+            }
             Capability::Scripts => grant.scripts = true,
         }
     }
     grant
 }
 
-
 /// Checks one call against the declaration, the grant and the operator's fences.
 pub fn check(declared: &[Capability], grant: &Grant, fences: &Fences, call: CapabilityUse<'_>) -> Result<(), Denial> {
-    let not_declared = |what: &str| Denial(format!("{what} is not among the capabilities the plugin declared in describe()"));
+    let not_declared =
+        |what: &str| Denial(format!("{what} is not among the capabilities the plugin declared in describe()"));
     let not_granted = |what: &str| Denial(format!("{what} is not granted to this plugin"));
     let region_in = |regions: &[String], region: &str| regions.is_empty() || regions.iter().any(|r| r == region);
     match call {
@@ -84,7 +92,10 @@ pub fn check(declared: &[Capability], grant: &Grant, fences: &Fences, call: Capa
                 return Err(not_granted(what));
             }
             if !region_in(&ec2.regions, region) {
-                return Err(Denial(format!("{what} in region {region} is not granted (granted regions: {:?})", ec2.regions)));
+                return Err(Denial(format!(
+                    "{what} in region {region} is not granted (granted regions: {:?})",
+                    ec2.regions
+                )));
             }
             fences.check_ec2_region(region).map_err(|reason| Denial(format!("{what}: {reason}")))?;
         }
@@ -102,7 +113,10 @@ pub fn check(declared: &[Capability], grant: &Grant, fences: &Fences, call: Capa
             }
             let Some(ssh) = &grant.ssh else { return Err(not_granted("ssh")) };
             if !ssh.allows_inventory(name) {
-                return Err(Denial(format!("inventory {name} is not granted to this plugin (granted inventories: {:?})", ssh.inventories)));
+                return Err(Denial(format!(
+                    "inventory {name} is not granted to this plugin (granted inventories: {:?})",
+                    ssh.inventories
+                )));
             }
         }
         CapabilityUse::Scripts => {
@@ -121,7 +135,12 @@ pub fn check(declared: &[Capability], grant: &Grant, fences: &Fences, call: Capa
 /// the `[http]` fence's allow patterns (when it has any), no deny pattern or network of
 /// the fence, and not the engine's own sockets; link-local addresses only when the grant
 /// says so. None when HTTP is not allowed.
-pub fn http_rules(declared: &[Capability], grant: &Grant, fences: &Fences, own_sockets: &[std::net::SocketAddr]) -> Option<EgressRules> {
+pub fn http_rules(
+    declared: &[Capability],
+    grant: &Grant,
+    fences: &Fences,
+    own_sockets: &[std::net::SocketAddr],
+) -> Option<EgressRules> {
     let http = grant.http.as_ref()?;
     let parse = |urls: &[String]| urls.iter().filter_map(|u| UrlPattern::parse(u).ok()).collect::<Vec<_>>();
     let declared_urls: Vec<String> = declared
@@ -137,7 +156,10 @@ pub fn http_rules(declared: &[Capability], grant: &Grant, fences: &Fences, own_s
         UrlAllowList { source: "the granted URL patterns".into(), patterns: parse(&http.urls) },
     ];
     if !fences.http.allow.is_empty() {
-        allow_lists.push(UrlAllowList { source: "the operator's [http] fence (allow)".into(), patterns: parse(&fences.http.allow) });
+        allow_lists.push(UrlAllowList {
+            source: "the operator's [http] fence (allow)".into(),
+            patterns: parse(&fences.http.allow),
+        });
     }
     let denied_networks = fences
         .http
@@ -148,7 +170,10 @@ pub fn http_rules(declared: &[Capability], grant: &Grant, fences: &Fences, own_s
         .collect();
     Some(EgressRules {
         allow_lists,
-        deny_lists: vec![UrlAllowList { source: "the operator's [http] fence (deny)".into(), patterns: parse(&fences.http.deny) }],
+        deny_lists: vec![UrlAllowList {
+            source: "the operator's [http] fence (deny)".into(),
+            patterns: parse(&fences.http.deny),
+        }],
         denied_networks,
         own_sockets: own_sockets.to_vec(),
         allow_link_local: http.allow_link_local,
@@ -176,29 +201,162 @@ mod tests {
         let http = || vec![Capability::Http { urls: vec!["*".into()] }];
         let describe_eu = || vec![Capability::Ec2Describe { regions: vec!["eu-west-1".into()] }];
         let terminate_any = || vec![Capability::Ec2Terminate { regions: vec![] }];
-        let http_grant = Grant { http: Some(HttpGrant { urls: vec!["*".into()], ..Default::default() }), ..Grant::default() };
+        let http_grant =
+            Grant { http: Some(HttpGrant { urls: vec!["*".into()], ..Default::default() }), ..Grant::default() };
         let cases: Vec<(&str, Vec<Capability>, Grant, CapabilityUse, Result<(), &str>)> = vec![
             ("http declared and granted", http(), http_grant.clone(), CapabilityUse::Http, Ok(())),
-            ("http granted, not declared", vec![], http_grant.clone(), CapabilityUse::Http, Err("not among the capabilities")),
+            (
+                "http granted, not declared",
+                vec![],
+                http_grant.clone(),
+                CapabilityUse::Http,
+                Err("not among the capabilities"),
+            ),
             ("http declared, not granted", http(), Grant::default(), CapabilityUse::Http, Err("http is not granted")),
-            ("describe in declared and granted region", describe_eu(), ec2(&["eu-west-1"], false), CapabilityUse::Ec2Describe { region: "eu-west-1" }, Ok(())),
-            ("describe in an undeclared region", describe_eu(), ec2(&[], false), CapabilityUse::Ec2Describe { region: "us-east-1" }, Err("region us-east-1 is not among")),
-            ("describe in an ungranted region", describe_eu(), ec2(&["us-east-1"], false), CapabilityUse::Ec2Describe { region: "eu-west-1" }, Err("granted regions")),
-            ("describe with empty region lists means any", vec![Capability::Ec2Describe { regions: vec![] }], ec2(&[], false), CapabilityUse::Ec2Describe { region: "ap-south-1" }, Ok(())),
-            ("terminate declared but grant is describe-only", terminate_any(), ec2(&[], false), CapabilityUse::Ec2Terminate { region: "us-east-1" }, Err("terminate-instances is not granted")),
-            ("terminate declared and granted", terminate_any(), ec2(&[], true), CapabilityUse::Ec2Terminate { region: "us-east-1" }, Ok(())),
-            ("a terminate declaration covers describe", terminate_any(), ec2(&[], true), CapabilityUse::Ec2Describe { region: "us-east-1" }, Ok(())),
-            ("a describe declaration does not cover terminate", describe_eu(), ec2(&[], true), CapabilityUse::Ec2Terminate { region: "eu-west-1" }, Err("not among")),
-            ("ec2 declared, not granted", describe_eu(), Grant::default(), CapabilityUse::Ec2Describe { region: "eu-west-1" }, Err("is not granted")),
-            ("ssh declared, not granted", vec![Capability::Ssh], Grant::default(), CapabilityUse::Ssh, Err("ssh is not granted")),
-            ("ssh granted, not declared", vec![], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() }, CapabilityUse::Ssh, Err("not among")),
-            ("ssh declared and granted", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() }, CapabilityUse::Ssh, Ok(())),
-            ("inventory not named by the grant", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["db".into()] }), ..Grant::default() }, CapabilityUse::Inventory { name: "web" }, Err("inventory web is not granted")),
-            ("inventory named by the grant", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["web".into()] }), ..Grant::default() }, CapabilityUse::Inventory { name: "web" }, Ok(())),
-            ("every inventory granted", vec![Capability::Ssh], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["*".into()] }), ..Grant::default() }, CapabilityUse::Inventory { name: "web" }, Ok(())),
-            ("inventory without ssh declared", vec![], Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["*".into()] }), ..Grant::default() }, CapabilityUse::Inventory { name: "web" }, Err("not among")),
-            ("scripts declared, not granted", vec![Capability::Scripts], Grant::default(), CapabilityUse::Scripts, Err("scripts is not granted")),
-            ("scripts declared and granted", vec![Capability::Scripts], Grant { scripts: true, ..Grant::default() }, CapabilityUse::Scripts, Ok(())),
+            (
+                "describe in declared and granted region",
+                describe_eu(),
+                ec2(&["eu-west-1"], false),
+                CapabilityUse::Ec2Describe { region: "eu-west-1" },
+                Ok(()),
+            ),
+            (
+                "describe in an undeclared region",
+                describe_eu(),
+                ec2(&[], false),
+                CapabilityUse::Ec2Describe { region: "us-east-1" },
+                Err("region us-east-1 is not among"),
+            ),
+            (
+                "describe in an ungranted region",
+                describe_eu(),
+                ec2(&["us-east-1"], false),
+                CapabilityUse::Ec2Describe { region: "eu-west-1" },
+                Err("granted regions"),
+            ),
+            (
+                "describe with empty region lists means any",
+                vec![Capability::Ec2Describe { regions: vec![] }],
+                ec2(&[], false),
+                CapabilityUse::Ec2Describe { region: "ap-south-1" },
+                Ok(()),
+            ),
+            (
+                "terminate declared but grant is describe-only",
+                terminate_any(),
+                ec2(&[], false),
+                CapabilityUse::Ec2Terminate { region: "us-east-1" },
+                Err("terminate-instances is not granted"),
+            ),
+            (
+                "terminate declared and granted",
+                terminate_any(),
+                ec2(&[], true),
+                CapabilityUse::Ec2Terminate { region: "us-east-1" },
+                Ok(()),
+            ),
+            (
+                "a terminate declaration covers describe",
+                terminate_any(),
+                ec2(&[], true),
+                CapabilityUse::Ec2Describe { region: "us-east-1" },
+                Ok(()),
+            ),
+            (
+                "a describe declaration does not cover terminate",
+                describe_eu(),
+                ec2(&[], true),
+                CapabilityUse::Ec2Terminate { region: "eu-west-1" },
+                Err("not among"),
+            ),
+            (
+                "ec2 declared, not granted",
+                describe_eu(),
+                Grant::default(),
+                CapabilityUse::Ec2Describe { region: "eu-west-1" },
+                Err("is not granted"),
+            ),
+            (
+                "ssh declared, not granted",
+                vec![Capability::Ssh],
+                Grant::default(),
+                CapabilityUse::Ssh,
+                Err("ssh is not granted"),
+            ),
+            (
+                "ssh granted, not declared",
+                vec![],
+                Grant {
+                    ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }),
+                    ..Grant::default()
+                },
+                CapabilityUse::Ssh,
+                Err("not among"),
+            ),
+            (
+                "ssh declared and granted",
+                vec![Capability::Ssh],
+                Grant {
+                    ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }),
+                    ..Grant::default()
+                },
+                CapabilityUse::Ssh,
+                Ok(()),
+            ),
+            (
+                "inventory not named by the grant",
+                vec![Capability::Ssh],
+                Grant {
+                    ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["db".into()] }),
+                    ..Grant::default()
+                },
+                CapabilityUse::Inventory { name: "web" },
+                Err("inventory web is not granted"),
+            ),
+            (
+                "inventory named by the grant",
+                vec![Capability::Ssh],
+                Grant {
+                    ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["web".into()] }),
+                    ..Grant::default()
+                },
+                CapabilityUse::Inventory { name: "web" },
+                Ok(()),
+            ),
+            (
+                "every inventory granted",
+                vec![Capability::Ssh],
+                Grant {
+                    ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["*".into()] }),
+                    ..Grant::default()
+                },
+                CapabilityUse::Inventory { name: "web" },
+                Ok(()),
+            ),
+            (
+                "inventory without ssh declared",
+                vec![],
+                Grant {
+                    ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec!["*".into()] }),
+                    ..Grant::default()
+                },
+                CapabilityUse::Inventory { name: "web" },
+                Err("not among"),
+            ),
+            (
+                "scripts declared, not granted",
+                vec![Capability::Scripts],
+                Grant::default(),
+                CapabilityUse::Scripts,
+                Err("scripts is not granted"),
+            ),
+            (
+                "scripts declared and granted",
+                vec![Capability::Scripts],
+                Grant { scripts: true, ..Grant::default() },
+                CapabilityUse::Scripts,
+                Ok(()),
+            ),
         ];
         for (name, declared, grant, call, expected) in cases {
             let got = check(&declared, &grant, &Fences::default(), call);

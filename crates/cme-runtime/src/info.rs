@@ -56,7 +56,10 @@ impl PluginInfo {
     /// example args that validate, and parsable URL patterns.
     pub fn validate(&self) -> Result<jsonschema::Validator, String> {
         if !cme_plugin_sdk::is_plugin_name(&self.name) {
-            return Err(format!("name {:?} is not kebab-case (lowercase words joined by '-', e.g. api-request)", self.name));
+            return Err(format!(
+                "name {:?} is not kebab-case (lowercase words joined by '-', e.g. api-request)",
+                self.name
+            ));
         }
         semver::Version::parse(&self.version)
             .map_err(|e| format!("version {:?} is not a semantic version (e.g. 1.2.0): {e}", self.version))?;
@@ -68,8 +71,8 @@ impl PluginInfo {
                 return Err(format!("ref {r:?} is not of the form module:Class (letters, digits, '_', '-', '.')"));
             }
         }
-        let validator = jsonschema::validator_for(&self.args_schema)
-            .map_err(|e| format!("args schema does not compile: {e}"))?;
+        let validator =
+            jsonschema::validator_for(&self.args_schema).map_err(|e| format!("args schema does not compile: {e}"))?;
         if let Some(error) = validator.iter_errors(&self.example_args).next() {
             return Err(format!(
                 "example args do not validate against the args schema at {:?}: {error}",
@@ -86,7 +89,6 @@ impl PluginInfo {
         Ok(validator)
     }
 }
-
 
 /// The canonical `module:Class` spelling of a ref; the original engine's documented
 /// `module.Class` spelling maps to it (the last `.` becomes `:`). None when malformed.
@@ -144,7 +146,10 @@ mod tests {
             (PluginInfo { refs: vec!["nope".into()], ..info() }, "module:Class"),
             (PluginInfo { args_schema: json!({"type": 5}), ..info() }, "does not compile"),
             (PluginInfo { example_args: json!({}), ..info() }, "example args do not validate"),
-            (PluginInfo { capabilities: vec![Capability::Http { urls: vec!["nope".into()] }], ..info() }, "invalid URL pattern"),
+            (
+                PluginInfo { capabilities: vec![Capability::Http { urls: vec!["nope".into()] }], ..info() },
+                "invalid URL pattern",
+            ),
         ];
         for (info, expected) in cases {
             let err = info.validate().unwrap_err();

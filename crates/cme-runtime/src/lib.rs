@@ -51,7 +51,9 @@ pub use credentials::{ArmedUndo, CredentialError, InventoryHost, RunOwner, SshBa
 pub use error::{CallError, LoadError};
 pub use grant::Grant;
 pub use info::{Capability, PluginInfo, PluginKind, canonical_ref};
-pub use outcome::{AttackReport, CallRecord, LogLevel, LogLine, PlanOutcome, Planned, ProbeOutcome, RunOutcome, Verdict};
+pub use outcome::{
+    AttackReport, CallRecord, LogLevel, LogLine, PlanOutcome, Planned, ProbeOutcome, RunOutcome, Verdict,
+};
 pub use plugin::Plugin;
 pub use runtime::{DESCRIBE_DEADLINE, PlanContext, ProbeRequest, RunRequest, Runtime};
 pub use ticker::TICK;

@@ -85,7 +85,10 @@ impl Plugin {
             None => Ok(()),
             Some(error) => {
                 let pointer = error.instance_path().to_string();
-                Err(CallError::InvalidArgs { pointer: Some(if pointer.is_empty() { "/".into() } else { pointer }), message: error.to_string() })
+                Err(CallError::InvalidArgs {
+                    pointer: Some(if pointer.is_empty() { "/".into() } else { pointer }),
+                    message: error.to_string(),
+                })
             }
         }
     }
@@ -93,6 +96,10 @@ impl Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("id", &self.id()).field("kind", &self.kind()).field("sha256", &self.sha256()).finish()
+        f.debug_struct("Plugin")
+            .field("id", &self.id())
+            .field("kind", &self.kind())
+            .field("sha256", &self.sha256())
+            .finish()
     }
 }

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use cme_cloud::scripts::ScriptLibrary;
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline,
+};
 
 use crate::bindings::attack::{Attack, AttackPre, RunContext};
 use crate::bindings::legacy;
@@ -24,7 +26,7 @@ use crate::config::{Limits, RuntimeConfig};
 use crate::error::{CallError, LimitBreach, LoadError};
 use crate::grant::Grant;
 use crate::info::{Capability, PluginInfo};
-use crate::outcome::{ProbeOutcome, Verdict, AttackReport, CallRecord, PlanOutcome, Planned, RunOutcome};
+use crate::outcome::{AttackReport, CallRecord, PlanOutcome, Planned, ProbeOutcome, RunOutcome, Verdict};
 use crate::plugin::{Plugin, PluginInner, Pre};
 use crate::state::{CallState, breach};
 use crate::ticker::Ticker;
@@ -108,8 +110,10 @@ impl Drop for Inner {
     }
 }
 
-type CallBody<R> =
-    Box<dyn for<'a> FnOnce(&'a mut Store<CallState>) -> Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>> + Send>;
+type CallBody<R> = Box<
+    dyn for<'a> FnOnce(&'a mut Store<CallState>) -> Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>
+        + Send,
+>;
 
 impl Runtime {
     /// Creates the engine, links the WIT worlds and WASI (p2, with an empty context per
@@ -220,10 +224,14 @@ impl Runtime {
                 Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
             }),
             Pre::LegacyPlanner(pre) => Box::new(move |store| {
-                Box::pin(async move { legacy_info(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?) })
+                Box::pin(async move {
+                    legacy_info(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
+                })
             }),
             Pre::LegacyAttack(pre) => Box::new(move |store| {
-                Box::pin(async move { legacy_info(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?) })
+                Box::pin(async move {
+                    legacy_info(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
+                })
             }),
         };
         let (described, _) = self.call(state, body, Box::pin(std::future::pending())).await;
@@ -245,16 +253,23 @@ impl Runtime {
             let current = inner.attack_linker.instantiate_pre(component).and_then(AttackPre::new);
             match current {
                 Ok(pre) => Ok(Pre::Attack(pre)),
-                Err(e) => match inner.legacy_attack_linker.instantiate_pre(component).and_then(legacy::attack::AttackPre::new) {
-                    Ok(pre) => Ok(Pre::LegacyAttack(pre)),
-                    Err(_) => Err(mismatch(e)),
-                },
+                Err(e) => {
+                    match inner.legacy_attack_linker.instantiate_pre(component).and_then(legacy::attack::AttackPre::new)
+                    {
+                        Ok(pre) => Ok(Pre::LegacyAttack(pre)),
+                        Err(_) => Err(mismatch(e)),
+                    }
+                }
             }
         } else if has("describe") && has("plan") {
             let current = inner.planner_linker.instantiate_pre(component).and_then(PlannerPre::new);
             match current {
                 Ok(pre) => Ok(Pre::Planner(pre)),
-                Err(e) => match inner.legacy_planner_linker.instantiate_pre(component).and_then(legacy::planner::PlannerPre::new) {
+                Err(e) => match inner
+                    .legacy_planner_linker
+                    .instantiate_pre(component)
+                    .and_then(legacy::planner::PlannerPre::new)
+                {
                     Ok(pre) => Ok(Pre::LegacyPlanner(pre)),
                     Err(_) => Err(mismatch(e)),
                 },
@@ -284,17 +299,32 @@ impl Runtime {
         let body: CallBody<Result<(Vec<Timestamp>, bool), wit_types::PluginError>> = match plugin.inner.pre.clone() {
             Pre::LegacyPlanner(pre) => Box::new(move |store| {
                 Box::pin(async move {
-                    let legacy_ctx = legacy::planner::PlanContext { now: legacy_timestamp(wit_ctx.now), timezone: wit_ctx.timezone, seed: wit_ctx.seed };
-                    let answer = pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &legacy_ctx, &args).await?;
+                    let legacy_ctx = legacy::planner::PlanContext {
+                        now: legacy_timestamp(wit_ctx.now),
+                        timezone: wit_ctx.timezone,
+                        seed: wit_ctx.seed,
+                    };
+                    let answer =
+                        pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &legacy_ctx, &args).await?;
                     Ok(match answer {
-                        Ok(instants) => Ok((instants.into_iter().map(|t| Timestamp { seconds: t.seconds, nanoseconds: t.nanoseconds }).collect(), false)),
+                        Ok(instants) => Ok((
+                            instants
+                                .into_iter()
+                                .map(|t| Timestamp { seconds: t.seconds, nanoseconds: t.nanoseconds })
+                                .collect(),
+                            false,
+                        )),
                         Err(e) => Err(crate::caps::convert_version(e)?),
                     })
                 })
             }),
             Pre::Planner(pre) => Box::new(move |store| {
                 Box::pin(async move {
-                    let answer = pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &wit_ctx, &args, window).await?;
+                    let answer = pre
+                        .instantiate_async(&mut *store)
+                        .await?
+                        .call_plan(&mut *store, &wit_ctx, &args, window)
+                        .await?;
                     Ok(answer.map(|schedule| (schedule.instants, schedule.recurring)))
                 })
             }),
@@ -308,12 +338,16 @@ impl Runtime {
             let instants = instants
                 .into_iter()
                 .map(|t| {
-                    DateTime::from_timestamp(t.seconds, t.nanoseconds)
-                        .ok_or_else(|| CallError::Contract(format!("instant {}s {}ns is out of range", t.seconds, t.nanoseconds)))
+                    DateTime::from_timestamp(t.seconds, t.nanoseconds).ok_or_else(|| {
+                        CallError::Contract(format!("instant {}s {}ns is out of range", t.seconds, t.nanoseconds))
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if recurring && let Some(early) = instants.iter().find(|t| **t < ctx.window.0) {
-                return Err(CallError::Contract(format!("a recurring planner answered {early}, before its window's start {}", ctx.window.0)));
+                return Err(CallError::Contract(format!(
+                    "a recurring planner answered {early}, before its window's start {}",
+                    ctx.window.0
+                )));
             }
             Ok(Planned { instants, recurring })
         });
@@ -329,7 +363,12 @@ impl Runtime {
     /// [`Runtime::run`], ended early when `cancel` completes (with the reason): the call
     /// then fails with [`CallError::Cancelled`] and its record keeps everything done so
     /// far (log lines, audit events of the calls it made, output).
-    pub async fn run_until(&self, plugin: &Plugin, request: RunRequest, cancel: impl Future<Output = String> + Send + 'static) -> RunOutcome {
+    pub async fn run_until(
+        &self,
+        plugin: &Plugin,
+        request: RunRequest,
+        cancel: impl Future<Output = String> + Send + 'static,
+    ) -> RunOutcome {
         if !matches!(plugin.inner.pre, Pre::Attack(_) | Pre::LegacyAttack(_)) {
             return RunOutcome { result: Err(wrong_kind(plugin, "attack")), record: CallRecord::default() };
         }
@@ -352,27 +391,32 @@ impl Runtime {
             deadline_ms: u64::try_from(limits.deadline.as_millis()).unwrap_or(u64::MAX),
         };
         let args = request.args.to_string();
-        let body: CallBody<Result<crate::bindings::attack::AttackReport, wit_types::PluginError>> = match plugin.inner.pre.clone() {
-            Pre::Attack(pre) => Box::new(move |store| {
-                Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await })
-            }),
-            Pre::LegacyAttack(pre) => Box::new(move |store| {
-                Box::pin(async move {
-                    let legacy_ctx = legacy::attack::RunContext {
-                        run_id: ctx.run_id,
-                        now: legacy_timestamp(ctx.now),
-                        dry_run: ctx.dry_run,
-                        deadline_ms: ctx.deadline_ms,
-                    };
-                    let answer = pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &legacy_ctx, &args).await?;
-                    crate::caps::convert_version(answer)
-                })
-            }),
-            Pre::Planner(_) | Pre::LegacyPlanner(_) | Pre::Probe(_) => unreachable!("checked above"),
-        };
+        let body: CallBody<Result<crate::bindings::attack::AttackReport, wit_types::PluginError>> =
+            match plugin.inner.pre.clone() {
+                Pre::Attack(pre) => Box::new(move |store| {
+                    Box::pin(async move {
+                        pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await
+                    })
+                }),
+                Pre::LegacyAttack(pre) => Box::new(move |store| {
+                    Box::pin(async move {
+                        let legacy_ctx = legacy::attack::RunContext {
+                            run_id: ctx.run_id,
+                            now: legacy_timestamp(ctx.now),
+                            dry_run: ctx.dry_run,
+                            deadline_ms: ctx.deadline_ms,
+                        };
+                        let answer =
+                            pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &legacy_ctx, &args).await?;
+                        crate::caps::convert_version(answer)
+                    })
+                }),
+                Pre::Planner(_) | Pre::LegacyPlanner(_) | Pre::Probe(_) => unreachable!("checked above"),
+            };
         let (result, record) = self.call(state, body, Box::pin(cancel)).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|report| {
-            let size = report.summary.len() + report.details.len() + report.targets.iter().map(String::len).sum::<usize>();
+            let size =
+                report.summary.len() + report.details.len() + report.targets.iter().map(String::len).sum::<usize>();
             if size > limits.max_output_bytes {
                 return Err(CallError::OutputLimit { what: "the report", limit: limits.max_output_bytes });
             }
@@ -398,8 +442,17 @@ impl Runtime {
         if let Err(e) = plugin.validate_args(&request.args) {
             return ProbeOutcome { result: Err(e), record: CallRecord::default() };
         }
-        let limits = Limits { deadline: request.deadline.min(self.inner.config.run_limits.deadline), ..self.inner.config.run_limits };
-        let mut caps = Capabilities::new(plugin.info().capabilities.clone(), request.grant, false, self.inner.backends.clone(), request.owner);
+        let limits = Limits {
+            deadline: request.deadline.min(self.inner.config.run_limits.deadline),
+            ..self.inner.config.run_limits
+        };
+        let mut caps = Capabilities::new(
+            plugin.info().capabilities.clone(),
+            request.grant,
+            false,
+            self.inner.backends.clone(),
+            request.owner,
+        );
         caps.probe = Some(crate::caps::ProbeMode { dry_run: request.dry_run });
         let state = CallState::new(plugin.id(), request.check_id.clone(), limits, Some(caps));
         let ctx = ProbeContext {
@@ -410,14 +463,17 @@ impl Runtime {
         let args = request.args.to_string();
         let Pre::Probe(pre) = plugin.inner.pre.clone() else { unreachable!("checked above") };
         let body: CallBody<Result<crate::bindings::probe::Verdict, wit_types::PluginError>> = Box::new(move |store| {
-            Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await })
+            Box::pin(
+                async move { pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await },
+            )
         });
         let (result, record) = self.call(state, body, Box::pin(std::future::pending())).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|verdict| {
             if verdict.reason.len() + verdict.values.len() > limits.max_output_bytes {
                 return Err(CallError::OutputLimit { what: "the verdict", limit: limits.max_output_bytes });
             }
-            let values: Value = serde_json::from_str(&verdict.values).map_err(|e| CallError::Contract(format!("verdict values are not JSON: {e}")))?;
+            let values: Value = serde_json::from_str(&verdict.values)
+                .map_err(|e| CallError::Contract(format!("verdict values are not JSON: {e}")))?;
             if !values.is_object() {
                 return Err(CallError::Contract("verdict values are not a JSON object".into()));
             }
@@ -472,7 +528,11 @@ impl Runtime {
     /// work elsewhere), and the hop to the runtime's threads and back cost about three times
     /// the call itself. The same permits, deadline and limits apply; epoch ticks make a
     /// looping planner yield every tick, and dropping the caller's future ends the call.
-    async fn call_here<R: Send + 'static>(&self, state: CallState, body: CallBody<R>) -> (Result<R, CallError>, CallRecord) {
+    async fn call_here<R: Send + 'static>(
+        &self,
+        state: CallState,
+        body: CallBody<R>,
+    ) -> (Result<R, CallError>, CallRecord) {
         run_call(self.inner.clone(), state, body, Box::pin(std::future::pending())).await
     }
 }
@@ -624,7 +684,9 @@ fn classify(error: &wasmtime::Error, state: &CallState) -> CallError {
             let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
             match panic_message(&stderr) {
                 Some(message) => CallError::Panicked(message),
-                None if stderr.trim().is_empty() => CallError::Trap("the plugin aborted (wasm `unreachable` executed)".into()),
+                None if stderr.trim().is_empty() => {
+                    CallError::Trap("the plugin aborted (wasm `unreachable` executed)".into())
+                }
                 None => CallError::Trap(format!("the plugin aborted; its stderr: {}", stderr.trim())),
             }
         }

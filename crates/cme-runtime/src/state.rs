@@ -99,7 +99,12 @@ impl CallState {
     /// Audits the call the run's end interrupted, if any: it was sent, its effect is unknown.
     pub fn end_in_flight(&mut self) {
         if let Some((call, target)) = self.in_flight.take() {
-            self.audit(call, target, Decision::Allowed, Some("unknown: the run ended while the call was in flight".into()));
+            self.audit(
+                call,
+                target,
+                Decision::Allowed,
+                Some("unknown: the run ended while the call was in flight".into()),
+            );
         }
     }
 

@@ -35,7 +35,8 @@ impl Runtime {
         let user = if undo.user.is_empty() { credential.user } else { undo.user.clone() };
         let target = Target { host: undo.address.clone(), port: undo.port, user };
         let work = async {
-            let session = SshSession::connect(&backend.config, &target, &credential.key).await.map_err(|e| e.to_string())?;
+            let session =
+                SshSession::connect(&backend.config, &target, &credential.key).await.map_err(|e| e.to_string())?;
             let command = cme_cloud::ssh::undo::now(&undo.id, &undo.command);
             let result = session.exec(&command, None, UNDO_TIMEOUT).await.map_err(|e| e.to_string());
             session.close().await;
@@ -49,6 +50,8 @@ impl Runtime {
             }
             Ok(UndoRun { exit_code: output.exit_code, output: text[start..].to_string() })
         };
-        tokio::time::timeout(UNDO_TIMEOUT, work).await.unwrap_or_else(|_| Err(format!("the undo took longer than {} s", UNDO_TIMEOUT.as_secs())))
+        tokio::time::timeout(UNDO_TIMEOUT, work)
+            .await
+            .unwrap_or_else(|_| Err(format!("the undo took longer than {} s", UNDO_TIMEOUT.as_secs())))
     }
 }

@@ -24,7 +24,8 @@ use serde_json::Value;
 pub const MASK: &str = "***";
 
 /// Header names whose values are secrets, lowercase.
-pub const DEFAULT_SECRET_HEADERS: [&str; 5] = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"];
+pub const DEFAULT_SECRET_HEADERS: [&str; 5] =
+    ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"];
 
 /// What counts as a secret: the default header names plus the operator's.
 #[derive(Debug, Clone)]
@@ -74,7 +75,9 @@ impl Redactor {
                 let pair_is_secret = pair_key.is_some_and(|k| self.is_secret_key(k));
                 for (key, item) in map {
                     match item.as_str() {
-                        Some(secret) if self.is_secret_key(key) || (pair_is_secret && key == "value") => self.remember_header_value(secret),
+                        Some(secret) if self.is_secret_key(key) || (pair_is_secret && key == "value") => {
+                            self.remember_header_value(secret)
+                        }
                         _ => self.remember_secrets_in(item),
                     }
                 }
@@ -223,7 +226,9 @@ fn learn(secret: &str, pinned: bool) {
         forms.push(escaped.trim_matches('"').to_string());
     }
     if secret.contains('\n') {
-        forms.extend(secret.lines().map(str::trim).filter(|l| l.len() >= 16 && !l.starts_with("-----")).map(str::to_string));
+        forms.extend(
+            secret.lines().map(str::trim).filter(|l| l.len() >= 16 && !l.starts_with("-----")).map(str::to_string),
+        );
     }
     forms.retain(|f| (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&f.len()));
     let is_new = |known: &Known, form: &String| !known.pinned.contains(form) && !known.learnt.contains(form);
@@ -237,7 +242,8 @@ fn learn(secret: &str, pinned: bool) {
     if fresh.is_empty() {
         return;
     }
-    let (mut pinned_forms, mut learnt, mut pending) = (known.pinned.clone(), known.learnt.clone(), known.pending.clone());
+    let (mut pinned_forms, mut learnt, mut pending) =
+        (known.pinned.clone(), known.learnt.clone(), known.pending.clone());
     for form in fresh {
         pending.push(form.clone());
         if pinned {
@@ -284,7 +290,8 @@ impl<W: std::io::Write> MaskingWriter<W> {
     }
 
     fn flush_lines(&mut self, all: bool) -> std::io::Result<()> {
-        let end = if all { self.pending.len() } else { self.pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
+        let end =
+            if all { self.pending.len() } else { self.pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
         if end == 0 {
             return Ok(());
         }
@@ -371,7 +378,10 @@ mod tests {
         });
         let shown = redactor.json(&args);
         assert_eq!(shown["endpoint"], "https://***@api.example.com/kill");
-        assert_eq!(shown["headers"], json!({"Authorization": "***", "COOKIE": "***", "x-vault-token": "***", "X-Custom": "visible"}));
+        assert_eq!(
+            shown["headers"],
+            json!({"Authorization": "***", "COOKIE": "***", "x-vault-token": "***", "X-Custom": "visible"})
+        );
         assert_eq!(shown["pairs"], json!([{"key": "X-Api-Key", "value": "***"}, {"key": "Accept", "value": "json"}]));
         assert_eq!(shown["nested"]["deeper"]["proxy-authorization"], "***");
         assert_eq!(shown["method"], "POST");
@@ -385,7 +395,10 @@ mod tests {
         remember("line one of a key that is long enough\nline two of a key that is long enough\n");
         assert_eq!(text_of("token canary-7f3a9c1e here"), "token *** here");
         assert_eq!(text_of("short stays"), "short stays", "too short to mask");
-        assert_eq!(text_of(r#"{"key":"line one of a key that is long enough\nline two of a key that is long enough"}"#), r#"{"key":"***"}"#);
+        assert_eq!(
+            text_of(r#"{"key":"line one of a key that is long enough\nline two of a key that is long enough"}"#),
+            r#"{"key":"***"}"#
+        );
         assert_eq!(text_of("saw: line two of a key that is long enough"), "saw: ***");
         let mut out = Vec::new();
         {
@@ -445,8 +458,16 @@ mod tests {
         assert_eq!(text_of("pinned-secret-abc123"), "***");
         assert_eq!(text_of("learnt-secret-000000"), "learnt-secret-000000", "the oldest was forgotten");
         assert_eq!(text_of(&format!("learnt-secret-{:06}", learnt - 1)), "***", "the newest is masked (pending)");
-        assert_eq!(text_of(&format!("learnt-secret-{:06}", learnt - PENDING - 1)), "***", "an older one is masked (built)");
+        assert_eq!(
+            text_of(&format!("learnt-secret-{:06}", learnt - PENDING - 1)),
+            "***",
+            "an older one is masked (built)"
+        );
         remember(&"x".repeat(MAX_SECRET_LEN + 1));
-        assert_eq!(text_of(&"x".repeat(MAX_SECRET_LEN + 1)), "x".repeat(MAX_SECRET_LEN + 1), "too long to remember whole");
+        assert_eq!(
+            text_of(&"x".repeat(MAX_SECRET_LEN + 1)),
+            "x".repeat(MAX_SECRET_LEN + 1),
+            "too long to remember whole"
+        );
     }
 }

@@ -54,7 +54,13 @@ impl Batcher {
         Batcher { queue }
     }
 
-    pub(crate) async fn insert(&self, writes: Writes, caps: WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {
+    pub(crate) async fn insert(
+        &self,
+        writes: Writes,
+        caps: WorkCaps,
+        plans: u64,
+        executors: u64,
+    ) -> Result<(), InsertPlanError> {
         let (reply, answer) = oneshot::channel();
         let gone = || InsertPlanError::from(StorageError::Unavailable("the insert batcher is gone".into()));
         self.queue.send(Insert { writes, caps, plans, executors, reply }).map_err(|_| gone())?;
@@ -76,7 +82,9 @@ async fn serve(store: Store, mut inserts: mpsc::UnboundedReceiver<Insert>) {
             Ok(verdicts) => answer(batch, verdicts),
             Err(_) if batch.len() > 1 => {
                 for insert in batch {
-                    let verdict = commit(&store, &mut held, std::slice::from_ref(&insert)).await.and_then(|mut v| v.pop().unwrap_or(Ok(())));
+                    let verdict = commit(&store, &mut held, std::slice::from_ref(&insert))
+                        .await
+                        .and_then(|mut v| v.pop().unwrap_or(Ok(())));
                     let _ = insert.reply.send(verdict);
                 }
             }
@@ -97,7 +105,11 @@ fn answer(batch: Vec<Insert>, verdicts: Vec<Result<(), InsertPlanError>>) {
 
 /// Stores `batch`: each insert's verdict (stored, or over a cap), or why storing failed
 /// (nothing of the batch is stored then).
-async fn commit(store: &Store, held: &mut Held, batch: &[Insert]) -> Result<Vec<Result<(), InsertPlanError>>, InsertPlanError> {
+async fn commit(
+    store: &Store,
+    held: &mut Held,
+    batch: &[Insert],
+) -> Result<Vec<Result<(), InsertPlanError>>, InsertPlanError> {
     if store_whole(store, held, batch).await? {
         return Ok(batch.iter().map(|_| Ok(())).collect());
     }
@@ -114,13 +126,16 @@ async fn store_whole(store: &Store, held: &mut Held, batch: &[Insert]) -> Result
         all.absorb(&insert.writes);
     }
     let mut sql = String::from("SELECT cme_admit_work($1, $2, $3)");
-    let mut values: Vec<sea_orm::Value> = vec![crate::queries::WORK_CAPS_LOCK.into(), plans_room.into(), executors_room.into()];
+    let mut values: Vec<sea_orm::Value> =
+        vec![crate::queries::WORK_CAPS_LOCK.into(), plans_room.into(), executors_room.into()];
     if all.writes_outbox() {
         // The outbox signal in the same statement is delivered at its commit.
         sql.push_str(", pg_notify($4, '')");
         values.push(crate::signals::OUTBOX_CHANNEL.into());
     }
-    let Some(statement) = all.guarded_by(&Statement::from_sql_and_values(DbBackend::Postgres, sql, values)) else { return Ok(false) };
+    let Some(statement) = all.guarded_by(&Statement::from_sql_and_values(DbBackend::Postgres, sql, values)) else {
+        return Ok(false);
+    };
     let unavailable = |e: sqlx::Error| InsertPlanError::from(StorageError::Unavailable(e.to_string()));
     let connection = held.connection(store).await.map_err(unavailable)?;
     let values = statement.values.unwrap_or(sea_orm::Values(Vec::new()));
@@ -136,7 +151,11 @@ async fn store_whole(store: &Store, held: &mut Held, batch: &[Insert]) -> Result
     if all.writes_outbox() {
         store.signals.bump_outbox();
     }
-    tracing::debug!(inserts = batch.len(), committed_us = began.elapsed().as_micros() as u64, "insert batch in one statement");
+    tracing::debug!(
+        inserts = batch.len(),
+        committed_us = began.elapsed().as_micros() as u64,
+        "insert batch in one statement"
+    );
     Ok(true)
 }
 
@@ -217,6 +236,10 @@ async fn commit_judged(store: &Store, batch: &[Insert]) -> Result<Vec<Result<(),
     }
     admitted.execute(store, &txn).await?;
     txn.commit().await.map_err(db_error)?;
-    tracing::debug!(inserts = batch.len(), committed_us = began.elapsed().as_micros() as u64, "insert batch judged one by one");
+    tracing::debug!(
+        inserts = batch.len(),
+        committed_us = began.elapsed().as_micros() as u64,
+        "insert batch judged one by one"
+    );
     Ok(verdicts)
 }

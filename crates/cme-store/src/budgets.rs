@@ -3,7 +3,10 @@
 //! the write gate).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, Statement, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, Statement,
+    TransactionTrait,
+};
 
 use cme_engine::{BudgetTake, ExecutorStatus, StorageError};
 
@@ -15,7 +18,13 @@ use crate::{Store, db_error as db};
 pub(crate) const LEDGER_DAYS: i64 = 8;
 
 impl Store {
-    pub(crate) async fn take_from_ledger(&self, takes: &[BudgetTake], run_id: &str, now: DateTime<Utc>, record: bool) -> Result<Result<(), String>, StorageError> {
+    pub(crate) async fn take_from_ledger(
+        &self,
+        takes: &[BudgetTake],
+        run_id: &str,
+        now: DateTime<Utc>,
+        record: bool,
+    ) -> Result<Result<(), String>, StorageError> {
         if takes.is_empty() {
             return Ok(Ok(()));
         }
@@ -23,9 +32,13 @@ impl Store {
         let txn = self.db().begin().await.map_err(db)?;
         if self.backend() == DbBackend::Postgres {
             const BUDGET_LOCK: i64 = 0x636d_655f_6275_6467; // "cme_budg"
-            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [BUDGET_LOCK.into()]))
-                .await
-                .map_err(db)?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [BUDGET_LOCK.into()],
+            ))
+            .await
+            .map_err(db)?;
         }
         let day_ago = us(now - chrono::Duration::days(1));
         for take in takes {
@@ -86,13 +99,21 @@ impl Store {
 
     /// Attacks running now, over every replica.
     pub async fn count_running(&self) -> Result<u64, StorageError> {
-        executor::Entity::find().filter(executor::Column::Status.eq(ExecutorStatus::Running.as_str())).count(self.db()).await.map_err(db)
+        executor::Entity::find()
+            .filter(executor::Column::Status.eq(ExecutorStatus::Running.as_str()))
+            .count(self.db())
+            .await
+            .map_err(db)
     }
 
     /// Ledger rows older than any budget looks back.
     pub(crate) async fn prune_ledger(&self) -> Result<u64, StorageError> {
         let before = us(Utc::now() - chrono::Duration::days(LEDGER_DAYS));
-        let deleted = budget_entry::Entity::delete_many().filter(budget_entry::Column::AtUs.lt(before)).exec(self.db()).await.map_err(db)?;
+        let deleted = budget_entry::Entity::delete_many()
+            .filter(budget_entry::Column::AtUs.lt(before))
+            .exec(self.db())
+            .await
+            .map_err(db)?;
         Ok(deleted.rows_affected)
     }
 }

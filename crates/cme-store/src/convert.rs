@@ -6,7 +6,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use cme_engine::{Actor, AuditEntry, Blackout, AuditEvent, Credential, Executor, Grant, Lease, Plan, PlannedCall, PluginRecord, Report, RunLog, StorageError};
+use cme_engine::{
+    Actor, AuditEntry, AuditEvent, Blackout, Credential, Executor, Grant, Lease, Plan, PlannedCall, PluginRecord,
+    Report, RunLog, StorageError,
+};
 
 use crate::entity::{audit_event, blackout, credential, executor, plan, plugin};
 use crate::plugins::PluginRow;
@@ -51,7 +54,10 @@ pub(crate) fn plan_model(p: &Plan) -> plan::Model {
         overlap: p.overlap.as_str().to_string(),
         steady_state: (!p.steady_state.is_empty()).then(|| {
             serde_json::Value::Array(
-                p.steady_state.iter().map(|c| serde_json::json!({"ref": c.reference, "plugin": c.plugin, "args": c.args})).collect(),
+                p.steady_state
+                    .iter()
+                    .map(|c| serde_json::json!({"ref": c.reference, "plugin": c.plugin, "args": c.args}))
+                    .collect(),
             )
             .to_string()
         }),
@@ -75,8 +81,16 @@ pub(crate) fn plan_model(p: &Plan) -> plan::Model {
 
 pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
     Ok(Plan {
-        attack: PlannedCall { reference: m.attack_ref, plugin: m.attack_plugin, args: json("plan attack args", &m.attack_args)? },
-        planner: PlannedCall { reference: m.planner_ref, plugin: m.planner_plugin, args: json("plan planner args", &m.planner_args)? },
+        attack: PlannedCall {
+            reference: m.attack_ref,
+            plugin: m.attack_plugin,
+            args: json("plan attack args", &m.attack_args)?,
+        },
+        planner: PlannedCall {
+            reference: m.planner_ref,
+            plugin: m.planner_plugin,
+            args: json("plan planner args", &m.planner_args)?,
+        },
         id: m.id,
         name: m.name,
         created: at(m.created_at_us),
@@ -93,11 +107,16 @@ pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
             None => Vec::new(),
             Some(text) => {
                 let calls = json("plan steady state", &text)?;
-                let calls = calls.as_array().ok_or_else(|| StorageError::Corrupt("plan steady state is not a list".into()))?;
+                let calls =
+                    calls.as_array().ok_or_else(|| StorageError::Corrupt("plan steady state is not a list".into()))?;
                 calls
                     .iter()
                     .map(|c| {
-                        let field = |k: &str| c[k].as_str().map(str::to_string).ok_or_else(|| StorageError::Corrupt(format!("plan steady state lacks {k}")));
+                        let field = |k: &str| {
+                            c[k].as_str()
+                                .map(str::to_string)
+                                .ok_or_else(|| StorageError::Corrupt(format!("plan steady state lacks {k}")))
+                        };
                         Ok(PlannedCall { reference: field("ref")?, plugin: field("plugin")?, args: c["args"].clone() })
                     })
                     .collect::<Result<Vec<_>, StorageError>>()?
@@ -107,17 +126,33 @@ pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
             None => Vec::new(),
             Some(text) => {
                 let conditions = json("plan stop conditions", &text)?;
-                let conditions = conditions.as_array().ok_or_else(|| StorageError::Corrupt("plan stop conditions are not a list".into()))?;
+                let conditions = conditions
+                    .as_array()
+                    .ok_or_else(|| StorageError::Corrupt("plan stop conditions are not a list".into()))?;
                 conditions
                     .iter()
                     .map(|c| {
-                        let text = |k: &str| c[k].as_str().map(str::to_string).ok_or_else(|| StorageError::Corrupt(format!("a plan stop condition lacks {k}")));
-                        let ms = |k: &str| c[k].as_u64().map(Duration::from_millis).ok_or_else(|| StorageError::Corrupt(format!("a plan stop condition lacks {k}")));
+                        let text = |k: &str| {
+                            c[k].as_str()
+                                .map(str::to_string)
+                                .ok_or_else(|| StorageError::Corrupt(format!("a plan stop condition lacks {k}")))
+                        };
+                        let ms = |k: &str| {
+                            c[k].as_u64()
+                                .map(Duration::from_millis)
+                                .ok_or_else(|| StorageError::Corrupt(format!("a plan stop condition lacks {k}")))
+                        };
                         Ok(cme_engine::StopCondition {
-                            probe: PlannedCall { reference: text("ref")?, plugin: text("plugin")?, args: c["args"].clone() },
+                            probe: PlannedCall {
+                                reference: text("ref")?,
+                                plugin: text("plugin")?,
+                                args: c["args"].clone(),
+                            },
                             interval: ms("interval_ms")?,
                             settle: ms("settle_ms")?,
-                            on_failure: text("on_failure")?.parse().map_err(|e| corrupt("plan stop condition on_failure", e))?,
+                            on_failure: text("on_failure")?
+                                .parse()
+                                .map_err(|e| corrupt("plan stop condition on_failure", e))?,
                         })
                     })
                     .collect::<Result<Vec<_>, StorageError>>()?
@@ -127,7 +162,12 @@ pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
             None => None,
             Some(text) => {
                 let value = json("plan created_by", &text)?;
-                let field = |k: &str| value[k].as_str().map(str::to_string).ok_or_else(|| StorageError::Corrupt(format!("plan created_by lacks {k}")));
+                let field = |k: &str| {
+                    value[k]
+                        .as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| StorageError::Corrupt(format!("plan created_by lacks {k}")))
+                };
                 Some(Actor { name: field("name")?, role: field("role")? })
             }
         },
@@ -321,7 +361,9 @@ pub(crate) fn plugin_model(r: &PluginRecord, wasm: &[u8]) -> plugin::Model {
 pub(crate) fn plugin_record(row: PluginRow) -> Result<PluginRecord, StorageError> {
     let grant = match row.grant.as_deref() {
         None => None,
-        Some(text) => Some(serde_json::from_str::<Grant>(text).map_err(|e| corrupt(&format!("grant of {}", row.id), e))?),
+        Some(text) => {
+            Some(serde_json::from_str::<Grant>(text).map_err(|e| corrupt(&format!("grant of {}", row.id), e))?)
+        }
     };
     Ok(PluginRecord {
         kind: row.kind.parse().map_err(|e| corrupt("plugin kind", e))?,

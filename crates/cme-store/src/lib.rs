@@ -23,10 +23,10 @@ mod readers;
 mod sealed;
 mod signals;
 mod ssh_targets;
-mod writer;
-mod writes;
 #[cfg(test)]
 mod tests;
+mod writer;
+mod writes;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +36,6 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 
 pub use sealed::CredentialKey;
-
 
 /// The database behind an engine.
 #[derive(Clone, Debug)]
@@ -79,13 +78,25 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        StoreConfig { url: url.into(), sqlite_synchronous_full: true, max_connections: 16, credential_key: None, subscriptions: Vec::new() }
+        StoreConfig {
+            url: url.into(),
+            sqlite_synchronous_full: true,
+            max_connections: 16,
+            credential_key: None,
+            subscriptions: Vec::new(),
+        }
     }
 
     /// A private in-memory SQLite database (one connection: each in-memory connection
     /// would be a database of its own), gone when the store is dropped.
     pub fn in_memory() -> Self {
-        StoreConfig { url: "sqlite::memory:".into(), sqlite_synchronous_full: false, max_connections: 1, credential_key: None, subscriptions: Vec::new() }
+        StoreConfig {
+            url: "sqlite::memory:".into(),
+            sqlite_synchronous_full: false,
+            max_connections: 1,
+            credential_key: None,
+            subscriptions: Vec::new(),
+        }
     }
 }
 
@@ -162,7 +173,9 @@ impl Store {
             .sqlx_logging(false);
         if config.max_connections == 1 {
             // An in-memory database lives as long as its one connection: never recycle it.
-            options.idle_timeout(Duration::from_secs(u32::MAX as u64)).max_lifetime(Duration::from_secs(u32::MAX as u64));
+            options
+                .idle_timeout(Duration::from_secs(u32::MAX as u64))
+                .max_lifetime(Duration::from_secs(u32::MAX as u64));
         }
         let full = config.sqlite_synchronous_full;
         options.map_sqlx_sqlite_opts(move |o| {
@@ -202,8 +215,21 @@ impl Store {
             }
             _ => None,
         };
-        let readers = writer.as_ref().and(sqlite_file(&config.url)).map(|path| Arc::new(readers::Readers::new(std::path::Path::new(path))));
-        let mut store = Store { db, writes, statements, credential_key: config.credential_key.clone(), signals, subscriptions, writer, readers, batcher: None };
+        let readers = writer
+            .as_ref()
+            .and(sqlite_file(&config.url))
+            .map(|path| Arc::new(readers::Readers::new(std::path::Path::new(path))));
+        let mut store = Store {
+            db,
+            writes,
+            statements,
+            credential_key: config.credential_key.clone(),
+            signals,
+            subscriptions,
+            writer,
+            readers,
+            batcher: None,
+        };
         if is_postgres {
             store.batcher = Some(Arc::new(batcher::Batcher::start(store.clone())));
         }

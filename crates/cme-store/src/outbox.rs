@@ -4,7 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
+    Statement,
+};
 
 use cme_engine::events::EVENT_KINDS;
 use cme_engine::{Attempt, AuditEvent, Delivery, DeliveryCounts, Event, StorageError};
@@ -25,7 +28,11 @@ impl Store {
     }
 
     /// Audit rows, and the outbox rows of the operator actions among them.
-    pub(crate) async fn insert_audit_rows(&self, conn: &impl ConnectionTrait, events: &[AuditEvent]) -> Result<(), StorageError> {
+    pub(crate) async fn insert_audit_rows(
+        &self,
+        conn: &impl ConnectionTrait,
+        events: &[AuditEvent],
+    ) -> Result<(), StorageError> {
         let mut writes = Writes::default();
         writes.audit(self, events);
         writes.execute(self, conn).await
@@ -74,7 +81,13 @@ impl Store {
         self.write_outbox(self.db(), events).await
     }
 
-    pub(crate) async fn claim_due_deliveries(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> Result<Vec<Delivery>, StorageError> {
+    pub(crate) async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, StorageError> {
         let _gate = self.write_gate().await;
         let lock = match self.backend() {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -85,12 +98,17 @@ impl Store {
              WHERE id IN (SELECT id FROM deliveries WHERE status = $3 AND next_attempt_us <= $4 \
              AND (lease_until_us IS NULL OR lease_until_us < $4) ORDER BY id LIMIT $5{lock}) RETURNING *"
         );
-        let values: [sea_orm::Value; 5] = [owner.into(), us(lease_until).into(), PENDING.into(), us(now).into(), (limit as i64).into()];
+        let values: [sea_orm::Value; 5] =
+            [owner.into(), us(lease_until).into(), PENDING.into(), us(now).into(), (limit as i64).into()];
         let sql = match self.backend() {
             DbBackend::Sqlite => sql.replace('$', "?"),
             _ => sql,
         };
-        let mut rows = delivery::Entity::find().from_raw_sql(Statement::from_sql_and_values(self.backend(), sql, values)).all(self.db()).await.map_err(db)?;
+        let mut rows = delivery::Entity::find()
+            .from_raw_sql(Statement::from_sql_and_values(self.backend(), sql, values))
+            .all(self.db())
+            .await
+            .map_err(db)?;
         rows.sort_by_key(|row| row.id);
         rows.into_iter().map(delivery_of).collect()
     }
@@ -137,7 +155,10 @@ impl Store {
             DbBackend::Sqlite => sql.replace('$', "?"),
             _ => sql.to_string(),
         };
-        let next = Next::find_by_statement(Statement::from_sql_and_values(self.backend(), sql, [PENDING.into()])).one(self.db()).await.map_err(db)?;
+        let next = Next::find_by_statement(Statement::from_sql_and_values(self.backend(), sql, [PENDING.into()]))
+            .one(self.db())
+            .await
+            .map_err(db)?;
         Ok(next.and_then(|n| n.next).map(at))
     }
 
@@ -211,8 +232,12 @@ impl Store {
 }
 
 fn delivery_of(row: delivery::Model) -> Result<Delivery, StorageError> {
-    let kind = EVENT_KINDS.iter().find(|k| **k == row.kind).ok_or_else(|| StorageError::Corrupt(format!("event kind {:?}", row.kind)))?;
-    let data = serde_json::from_str(&row.data).map_err(|e| StorageError::Corrupt(format!("event data of delivery {}: {e}", row.id)))?;
+    let kind = EVENT_KINDS
+        .iter()
+        .find(|k| **k == row.kind)
+        .ok_or_else(|| StorageError::Corrupt(format!("event kind {:?}", row.kind)))?;
+    let data = serde_json::from_str(&row.data)
+        .map_err(|e| StorageError::Corrupt(format!("event data of delivery {}: {e}", row.id)))?;
     Ok(Delivery {
         id: row.id,
         webhook: row.webhook,

@@ -4,16 +4,16 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DerivePartialModel, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    ColumnTrait, DerivePartialModel, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 
 use cme_engine::storage::StorageResult;
 use cme_engine::{AuditEvent, ExecutorStatus, PluginChange, PluginRecord, StoredUpload};
 
-use crate::{Store, db_error as db};
 use crate::convert::{self, us};
 use crate::entity::{executor, plan, plugin};
+use crate::{Store, db_error as db};
 
 const GENERATION_KEY: &str = "plugins_generation";
 
@@ -41,7 +41,12 @@ impl Store {
     }
 
     pub(crate) async fn rows(&self) -> StorageResult<Vec<PluginRow>> {
-        plugin::Entity::find().order_by_asc(plugin::Column::UploadedAtUs).into_partial_model::<PluginRow>().all(self.db()).await.map_err(db)
+        plugin::Entity::find()
+            .order_by_asc(plugin::Column::UploadedAtUs)
+            .into_partial_model::<PluginRow>()
+            .all(self.db())
+            .await
+            .map_err(db)
     }
 
     pub(crate) async fn row(&self, id: &str) -> StorageResult<Option<PluginRow>> {
@@ -52,24 +57,49 @@ impl Store {
         Ok(plugin::Entity::find_by_id(id.to_string()).one(self.db()).await.map_err(db)?.map(|row| row.wasm))
     }
 
-    pub(crate) async fn insert_upload(&self, record: &PluginRecord, wasm: &[u8], audit: &AuditEvent) -> StorageResult<StoredUpload> {
+    pub(crate) async fn insert_upload(
+        &self,
+        record: &PluginRecord,
+        wasm: &[u8],
+        audit: &AuditEvent,
+    ) -> StorageResult<StoredUpload> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
-        if let Some(existing) = plugin::Entity::find_by_id(record.id.clone()).into_partial_model::<PluginRow>().one(&txn).await.map_err(db)? {
+        if let Some(existing) = plugin::Entity::find_by_id(record.id.clone())
+            .into_partial_model::<PluginRow>()
+            .one(&txn)
+            .await
+            .map_err(db)?
+        {
             txn.rollback().await.map_err(db)?;
-            return Ok(if existing.sha256 == record.sha256 { StoredUpload::AlreadyStored } else { StoredUpload::Conflict { sha256: existing.sha256 } });
+            return Ok(if existing.sha256 == record.sha256 {
+                StoredUpload::AlreadyStored
+            } else {
+                StoredUpload::Conflict { sha256: existing.sha256 }
+            });
         }
-        plugin::Entity::insert(convert::plugin_model(record, wasm).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
+        plugin::Entity::insert(convert::plugin_model(record, wasm).into_active_model())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db)?;
         self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         crate::queries::bump_setting(&txn, GENERATION_KEY).await?;
         txn.commit().await.map_err(db)?;
         Ok(StoredUpload::Inserted)
     }
 
-    pub(crate) async fn change(&self, id: &str, change: &PluginChange, now: DateTime<Utc>, audit: &AuditEvent) -> StorageResult<bool> {
+    pub(crate) async fn change(
+        &self,
+        id: &str,
+        change: &PluginChange,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> StorageResult<bool> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
-        let mut update = plugin::Entity::update_many().col_expr(plugin::Column::UpdatedAtUs, Expr::value(us(now))).filter(plugin::Column::Id.eq(id));
+        let mut update = plugin::Entity::update_many()
+            .col_expr(plugin::Column::UpdatedAtUs, Expr::value(us(now)))
+            .filter(plugin::Column::Id.eq(id));
         if let Some(status) = change.status {
             update = update.col_expr(plugin::Column::Status, Expr::value(status.as_str()));
         }
@@ -89,7 +119,13 @@ impl Store {
     pub(crate) async fn delete(&self, id: &str, audit: &AuditEvent) -> StorageResult<Option<u64>> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
-        if plugin::Entity::find_by_id(id.to_string()).into_partial_model::<PluginRow>().one(&txn).await.map_err(db)?.is_none() {
+        if plugin::Entity::find_by_id(id.to_string())
+            .into_partial_model::<PluginRow>()
+            .one(&txn)
+            .await
+            .map_err(db)?
+            .is_none()
+        {
             txn.rollback().await.map_err(db)?;
             return Ok(None);
         }
@@ -100,7 +136,11 @@ impl Store {
                     sea_orm::sea_query::Query::select()
                         .column(plan::Column::Id)
                         .from(plan::Entity)
-                        .cond_where(sea_orm::Condition::any().add(plan::Column::AttackPlugin.eq(id)).add(plan::Column::PlannerPlugin.eq(id)))
+                        .cond_where(
+                            sea_orm::Condition::any()
+                                .add(plan::Column::AttackPlugin.eq(id))
+                                .add(plan::Column::PlannerPlugin.eq(id)),
+                        )
                         .to_owned(),
                 ),
             )

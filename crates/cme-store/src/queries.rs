@@ -6,15 +6,16 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder,
-    PaginatorTrait, QuerySelect, QueryTrait, Select, Set, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
 use cme_engine::storage::{CappedWork, Claim, Extension, InsertPlanError, OverCap, Pruned, StorageResult};
 use cme_engine::{
-    Attempt, AuditEntry, AuditEvent, Blackout, Delivery, DeliveryCounts, Event, Credential, Executor, ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
-    Plan, PlanSummary, PluginChange, PluginRecord, RunLog, Storage, StorageError, StoredUpload, WorkCaps,
+    Attempt, AuditEntry, AuditEvent, Blackout, Credential, Delivery, DeliveryCounts, Event, Executor,
+    ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf, Plan, PlanSummary,
+    PluginChange, PluginRecord, RunLog, Storage, StorageError, StoredUpload, WorkCaps,
 };
 
 use crate::convert::{self, at, us};
@@ -87,10 +88,14 @@ impl Store {
              FROM executors WHERE plan_id IN ({}) GROUP BY plan_id",
             placeholders.join(", ")
         );
-        let rows = Figures::find_by_statement(Statement::from_sql_and_values(self.backend(), adapt(self.backend(), &sql), values))
-            .all(self.db())
-            .await
-            .map_err(db)?;
+        let rows = Figures::find_by_statement(Statement::from_sql_and_values(
+            self.backend(),
+            adapt(self.backend(), &sql),
+            values,
+        ))
+        .all(self.db())
+        .await
+        .map_err(db)?;
         Ok(rows.into_iter().map(|f| (f.plan_id.clone(), f)).collect())
     }
 
@@ -129,7 +134,12 @@ impl Store {
 
     /// Ends a one-change transaction: with its audit event and committed when the change
     /// touched a row, else rolled back (false: nothing written).
-    pub(crate) async fn audit_if_changed(&self, txn: sea_orm::DatabaseTransaction, rows_affected: u64, audit: &AuditEvent) -> StorageResult<bool> {
+    pub(crate) async fn audit_if_changed(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        rows_affected: u64,
+        audit: &AuditEvent,
+    ) -> StorageResult<bool> {
         if rows_affected == 0 {
             txn.rollback().await.map_err(db)?;
             return Ok(false);
@@ -140,7 +150,11 @@ impl Store {
     }
 
     /// Every row of `query`, converted to the engine's type.
-    async fn all_of<E: EntityTrait, T>(&self, query: Select<E>, convert: fn(E::Model) -> Result<T, StorageError>) -> StorageResult<Vec<T>> {
+    async fn all_of<E: EntityTrait, T>(
+        &self,
+        query: Select<E>,
+        convert: fn(E::Model) -> Result<T, StorageError>,
+    ) -> StorageResult<Vec<T>> {
         query.all(self.db()).await.map_err(db)?.into_iter().map(convert).collect()
     }
 
@@ -154,11 +168,22 @@ impl Store {
     }
 
     /// Changes a pending executor in one transaction with its audit event.
-    async fn change_pending(&self, id: &str, update: sea_orm::UpdateMany<executor::Entity>, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError> {
+    async fn change_pending(
+        &self,
+        id: &str,
+        update: sea_orm::UpdateMany<executor::Entity>,
+        audit: &AuditEvent,
+    ) -> Result<Executor, ExecutorChangeError> {
         let rows = {
             let _gate = self.write_gate().await;
             let txn = self.db().begin().await.map_err(db)?;
-            let rows = update.filter(executor::Column::Id.eq(id)).filter(executor::Column::Status.is_in(waiting())).exec(&txn).await.map_err(db)?.rows_affected;
+            let rows = update
+                .filter(executor::Column::Id.eq(id))
+                .filter(executor::Column::Status.is_in(waiting()))
+                .exec(&txn)
+                .await
+                .map_err(db)?
+                .rows_affected;
             if rows == 1 {
                 self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
             }
@@ -177,9 +202,17 @@ const BLACKOUTS_GENERATION: &str = "blackouts_generation";
 pub(crate) async fn bump_setting(db_: &impl ConnectionTrait, key: &str) -> StorageResult<()> {
     use sea_orm::sea_query::OnConflict;
     let now = chrono::Utc::now();
-    let row = setting::ActiveModel { key: Set(key.into()), value: Set(format!("{}-{}", us(now), uuid::Uuid::new_v4().simple())), updated_at_us: Set(us(now)) };
+    let row = setting::ActiveModel {
+        key: Set(key.into()),
+        value: Set(format!("{}-{}", us(now), uuid::Uuid::new_v4().simple())),
+        updated_at_us: Set(us(now)),
+    };
     setting::Entity::insert(row)
-        .on_conflict(OnConflict::column(setting::Column::Key).update_columns([setting::Column::Value, setting::Column::UpdatedAtUs]).to_owned())
+        .on_conflict(
+            OnConflict::column(setting::Column::Key)
+                .update_columns([setting::Column::Value, setting::Column::UpdatedAtUs])
+                .to_owned(),
+        )
         .exec_without_returning(db_)
         .await
         .map_err(db)?;
@@ -189,7 +222,12 @@ pub(crate) async fn bump_setting(db_: &impl ConnectionTrait, key: &str) -> Stora
 impl Store {
     /// A setting's value; empty when it was never set.
     pub(crate) async fn setting_value(&self, key: &str) -> StorageResult<String> {
-        Ok(setting::Entity::find_by_id(key.to_string()).one(self.db()).await.map_err(db)?.map(|row| row.value).unwrap_or_default())
+        Ok(setting::Entity::find_by_id(key.to_string())
+            .one(self.db())
+            .await
+            .map_err(db)?
+            .map(|row| row.value)
+            .unwrap_or_default())
     }
 }
 
@@ -206,14 +244,24 @@ impl Storage for Store {
         let mut writes = Writes::default();
         writes.audit(self, std::slice::from_ref(audit));
         if let Some(credential) = credential {
-            writes.push(self, credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()));
+            writes.push(
+                self,
+                credential::Entity::insert(
+                    convert::credential_model(credential, self.credential_key.as_ref()).into_active_model(),
+                ),
+            );
         }
         writes.push(self, plan::Entity::insert(convert::plan_model(plan).into_active_model()));
         self.executor_writes(&mut writes, executors);
         self.store_new_work(writes, caps, 1, executors.len() as u64).await
     }
 
-    async fn insert_executors(&self, executors: &[Executor], audit: &AuditEvent, caps: &WorkCaps) -> Result<(), InsertPlanError> {
+    async fn insert_executors(
+        &self,
+        executors: &[Executor],
+        audit: &AuditEvent,
+        caps: &WorkCaps,
+    ) -> Result<(), InsertPlanError> {
         let mut writes = Writes::default();
         writes.audit(self, std::slice::from_ref(audit));
         self.executor_writes(&mut writes, executors);
@@ -223,7 +271,12 @@ impl Storage for Store {
     async fn set_plan_paused(&self, id: &str, since: Option<DateTime<Utc>>, audit: &AuditEvent) -> StorageResult<bool> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
-        let exists = plan::Entity::find_by_id(id.to_string()).filter(plan::Column::DeletedAtUs.is_null()).count(&txn).await.map_err(db)? == 1;
+        let exists = plan::Entity::find_by_id(id.to_string())
+            .filter(plan::Column::DeletedAtUs.is_null())
+            .count(&txn)
+            .await
+            .map_err(db)?
+            == 1;
         if !exists {
             txn.rollback().await.map_err(db)?;
             return Ok(false);
@@ -234,7 +287,9 @@ impl Storage for Store {
         };
         let mut plan_update = plan::Entity::update_many().filter(plan::Column::Id.eq(id));
         plan_update = match since {
-            Some(at) => plan_update.col_expr(plan::Column::PausedAtUs, Expr::value(us(at))).filter(plan::Column::PausedAtUs.is_null()),
+            Some(at) => plan_update
+                .col_expr(plan::Column::PausedAtUs, Expr::value(us(at)))
+                .filter(plan::Column::PausedAtUs.is_null()),
             None => plan_update.col_expr(plan::Column::PausedAtUs, Expr::value(Option::<i64>::None)),
         };
         plan_update.exec(&txn).await.map_err(db)?;
@@ -269,7 +324,9 @@ impl Storage for Store {
                 ),
             );
         }
-        let plans = self.fetch_page(query.order_by_desc(plan::Column::CreatedAtUs).order_by_asc(plan::Column::Id), page).await?;
+        let plans = self
+            .fetch_page(query.order_by_desc(plan::Column::CreatedAtUs).order_by_asc(plan::Column::Id), page)
+            .await?;
         Ok(PageOf { items: self.summaries(plans.items).await?, has_more: plans.has_more })
     }
 
@@ -278,7 +335,13 @@ impl Storage for Store {
         Ok(summary(plan, f))
     }
 
-    async fn delete_plan(&self, id: &str, now: DateTime<Utc>, owned_credential: &str, audit: &AuditEvent) -> StorageResult<bool> {
+    async fn delete_plan(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        owned_credential: &str,
+        audit: &AuditEvent,
+    ) -> StorageResult<bool> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
         let updated = plan::Entity::update_many()
@@ -315,7 +378,13 @@ impl Storage for Store {
         self.all_of(query, convert::executor).await
     }
 
-    async fn executors_between(&self, plan_id: &str, from: DateTime<Utc>, until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+    async fn executors_between(
+        &self,
+        plan_id: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u64,
+    ) -> StorageResult<Vec<Executor>> {
         let query = executor::Entity::find()
             .filter(executor::Column::PlanId.eq(plan_id))
             .filter(executor::Column::DueAtUs.gte(us(from)))
@@ -327,7 +396,12 @@ impl Storage for Store {
     }
 
     async fn executor(&self, id: &str) -> StorageResult<Option<Executor>> {
-        executor::Entity::find_by_id(id.to_string()).one(self.db()).await.map_err(db)?.map(convert::executor).transpose()
+        executor::Entity::find_by_id(id.to_string())
+            .one(self.db())
+            .await
+            .map_err(db)?
+            .map(convert::executor)
+            .transpose()
     }
 
     /// The page's ids are found first from the covering indexes alone (with a status
@@ -354,16 +428,22 @@ impl Storage for Store {
         if let Some(after) = &filter.after {
             // The first conjunct is an index range (a seek); the second drops what is at
             // the cursor's own due time up to and including it.
-            let (due, due_again, id) = (bind(us(after.due).into()), bind(us(after.due).into()), bind(after.id.clone().into()));
+            let (due, due_again, id) =
+                (bind(us(after.due).into()), bind(us(after.due).into()), bind(after.id.clone().into()));
             conditions.push(format!("due_at_us >= {due} AND (due_at_us > {due_again} OR id > {id})"));
         }
         let and_conditions: String = conditions.iter().map(|c| format!(" AND {c}")).collect();
         // A SQLite reader fetches the page's rows by rowid (straight from the index entries)
         // rather than by id (a second index to search per row).
-        let (key, key_columns) = if self.readers.is_some() { ("row_key", "due_at_us, id, rowid AS row_key") } else { ("id", "due_at_us, id") };
+        let (key, key_columns) = if self.readers.is_some() {
+            ("row_key", "due_at_us, id, rowid AS row_key")
+        } else {
+            ("id", "due_at_us, id")
+        };
         let keys = match filter.statuses.as_ref() {
             None => {
-                let conditions = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+                let conditions =
+                    if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
                 format!("SELECT {key_columns} FROM executors{conditions}")
             }
             Some(statuses) => {
@@ -391,7 +471,12 @@ impl Storage for Store {
         let sql = format!("SELECT {key} FROM ({keys}) AS k ORDER BY due_at_us, id LIMIT {limit} OFFSET {offset}");
         if let Some(readers) = &self.readers {
             // One query, on a reader (see `readers`): the page's rows, and one more if any.
-            let sql = adapt(self.backend(), &format!("SELECT {LISTED_EXECUTOR_COLUMNS} FROM executors WHERE rowid IN ({sql}) ORDER BY due_at_us, id"));
+            let sql = adapt(
+                self.backend(),
+                &format!(
+                    "SELECT {LISTED_EXECUTOR_COLUMNS} FROM executors WHERE rowid IN ({sql}) ORDER BY due_at_us, id"
+                ),
+            );
             let statement = Statement::from_sql_and_values(self.backend(), sql, values);
             let mut items = readers.read(move |conn| query_executors(conn, &statement)).await?;
             let has_more = items.len() as u64 > page.size();
@@ -426,12 +511,23 @@ impl Storage for Store {
         Ok(PageOf { items, has_more })
     }
 
-    async fn reschedule(&self, id: &str, due: DateTime<Utc>, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError> {
+    async fn reschedule(
+        &self,
+        id: &str,
+        due: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Executor, ExecutorChangeError> {
         let update = executor::Entity::update_many().col_expr(executor::Column::DueAtUs, Expr::value(us(due)));
         self.change_pending(id, update, audit).await
     }
 
-    async fn cancel(&self, id: &str, now: DateTime<Utc>, reason: &str, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError> {
+    async fn cancel(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> Result<Executor, ExecutorChangeError> {
         let update = executor::Entity::update_many()
             .col_expr(executor::Column::Status, Expr::value(ExecutorStatus::Cancelled.as_str()))
             .col_expr(executor::Column::FinishedAtUs, Expr::value(us(now)))
@@ -450,7 +546,12 @@ impl Storage for Store {
             .await
             .map_err(db)?;
         rows.into_iter()
-            .map(|(status, count)| Ok((status.parse().map_err(|e| StorageError::Corrupt(format!("executor status: {e}")))?, Ord::max(count, 0) as u64)))
+            .map(|(status, count)| {
+                Ok((
+                    status.parse().map_err(|e| StorageError::Corrupt(format!("executor status: {e}")))?,
+                    Ord::max(count, 0) as u64,
+                ))
+            })
             .collect()
     }
 
@@ -476,8 +577,13 @@ impl Storage for Store {
         // Every scheduler pass asks; almost always nothing is past its grace. Looking first
         // (a read, which waits for no writer) keeps a firing from queueing behind the writes
         // of a busy API just to learn that.
-        let past_grace = "SELECT 1 FROM executors WHERE status = $1 AND due_at_us < $2 AND due_at_us + grace_ms * 1000 < $2 LIMIT 1";
-        let look = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), past_grace), [status(PENDING), us(now).into()]);
+        let past_grace =
+            "SELECT 1 FROM executors WHERE status = $1 AND due_at_us < $2 AND due_at_us + grace_ms * 1000 < $2 LIMIT 1";
+        let look = Statement::from_sql_and_values(
+            self.backend(),
+            adapt(self.backend(), past_grace),
+            [status(PENDING), us(now).into()],
+        );
         if self.db().query_one_raw(look).await.map_err(db)?.is_none() {
             return Ok(Vec::new());
         }
@@ -489,11 +595,16 @@ impl Storage for Store {
         self.update_announcing(sql, values, ExecutorStatus::Missed, now).await
     }
 
-    async fn running_ahead(&self, plan_id: &str, executor_id: &str, due: DateTime<Utc>) -> StorageResult<Option<String>> {
+    async fn running_ahead(
+        &self,
+        plan_id: &str,
+        executor_id: &str,
+        due: DateTime<Utc>,
+    ) -> StorageResult<Option<String>> {
         let due = us(due);
-        let ahead = sea_orm::Condition::any()
-            .add(executor::Column::DueAtUs.lt(due))
-            .add(sea_orm::Condition::all().add(executor::Column::DueAtUs.eq(due)).add(executor::Column::Id.lt(executor_id)));
+        let ahead = sea_orm::Condition::any().add(executor::Column::DueAtUs.lt(due)).add(
+            sea_orm::Condition::all().add(executor::Column::DueAtUs.eq(due)).add(executor::Column::Id.lt(executor_id)),
+        );
         executor::Entity::find()
             .select_only()
             .column(executor::Column::Id)
@@ -540,10 +651,17 @@ impl Storage for Store {
             let (store, claim) = (self.clone(), claim.clone());
             return writer
                 .write(move |conn| -> StorageResult<(Vec<Executor>, bool)> {
-                    let running: i64 =
-                        conn.query_row("SELECT COUNT(*) FROM executors WHERE status = ?1", [RUNNING.as_str()], |row| row.get(0)).map_err(unavailable)?;
+                    let running: i64 = conn
+                        .query_row("SELECT COUNT(*) FROM executors WHERE status = ?1", [RUNNING.as_str()], |row| {
+                            row.get(0)
+                        })
+                        .map_err(unavailable)?;
                     let allowed = std::cmp::min(cap.saturating_sub(u64::try_from(running).unwrap_or(0)), limit);
-                    let claimed = if allowed == 0 { Vec::new() } else { query_executors(conn, &store.claim_statement(&claim, allowed))? };
+                    let claimed = if allowed == 0 {
+                        Vec::new()
+                    } else {
+                        query_executors(conn, &store.claim_statement(&claim, allowed))?
+                    };
                     Ok((claimed, allowed < limit))
                 })
                 .await;
@@ -552,11 +670,19 @@ impl Storage for Store {
         let txn = self.db().begin().await.map_err(db)?;
         if self.backend() == DbBackend::Postgres {
             const RUNNING_CAP_LOCK: i64 = 0x636d_655f_7275_6e73; // "cme_runs"
-            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [RUNNING_CAP_LOCK.into()]))
-                .await
-                .map_err(db)?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [RUNNING_CAP_LOCK.into()],
+            ))
+            .await
+            .map_err(db)?;
         }
-        let running = executor::Entity::find().filter(executor::Column::Status.eq(RUNNING.as_str())).count(&txn).await.map_err(db)?;
+        let running = executor::Entity::find()
+            .filter(executor::Column::Status.eq(RUNNING.as_str()))
+            .count(&txn)
+            .await
+            .map_err(db)?;
         let allowed = std::cmp::min(cap.saturating_sub(running), limit);
         let claimed = if allowed == 0 { Vec::new() } else { self.claim(&txn, claim, allowed).await? };
         txn.commit().await.map_err(db)?;
@@ -600,11 +726,19 @@ impl Storage for Store {
         Ok(self.update_announcing(sql, values, ExecutorStatus::Failed, now).await?.len() as u64)
     }
 
-    async fn prune(&self, audit_before: Option<DateTime<Utc>>, logs_before: Option<DateTime<Utc>>) -> StorageResult<Pruned> {
+    async fn prune(
+        &self,
+        audit_before: Option<DateTime<Utc>>,
+        logs_before: Option<DateTime<Utc>>,
+    ) -> StorageResult<Pruned> {
         let _gate = self.write_gate().await;
         let mut pruned = Pruned::default();
         if let Some(before) = audit_before {
-            let deleted = audit_event::Entity::delete_many().filter(audit_event::Column::AtUs.lt(us(before))).exec(self.db()).await.map_err(db)?;
+            let deleted = audit_event::Entity::delete_many()
+                .filter(audit_event::Column::AtUs.lt(us(before)))
+                .exec(self.db())
+                .await
+                .map_err(db)?;
             pruned.audit_events = deleted.rows_affected;
         }
         if let Some(before) = logs_before {
@@ -723,20 +857,25 @@ impl Storage for Store {
     }
 
     async fn blackouts(&self) -> StorageResult<Vec<Blackout>> {
-        let query = blackout::Entity::find()
-            .order_by_asc(blackout::Column::CreatedAtUs)
-            .order_by_asc(blackout::Column::Id);
+        let query =
+            blackout::Entity::find().order_by_asc(blackout::Column::CreatedAtUs).order_by_asc(blackout::Column::Id);
         self.all_of(query, convert::blackout).await
     }
 
-    async fn blackouts_page(&self, after: Option<&cme_engine::storage::BlackoutCursor>, size: u64) -> StorageResult<PageOf<Blackout>> {
+    async fn blackouts_page(
+        &self,
+        after: Option<&cme_engine::storage::BlackoutCursor>,
+        size: u64,
+    ) -> StorageResult<PageOf<Blackout>> {
         let mut query = blackout::Entity::find();
         if let Some(after) = after {
             let created = us(after.created);
             query = query.filter(
-                sea_orm::Condition::any()
-                    .add(blackout::Column::CreatedAtUs.gt(created))
-                    .add(sea_orm::Condition::all().add(blackout::Column::CreatedAtUs.eq(created)).add(blackout::Column::Id.gt(after.id.clone()))),
+                sea_orm::Condition::any().add(blackout::Column::CreatedAtUs.gt(created)).add(
+                    sea_orm::Condition::all()
+                        .add(blackout::Column::CreatedAtUs.eq(created))
+                        .add(blackout::Column::Id.gt(after.id.clone())),
+                ),
             );
         }
         let rows = query
@@ -756,25 +895,44 @@ impl Storage for Store {
     }
 
     async fn blackout(&self, id: &str) -> StorageResult<Option<Blackout>> {
-        blackout::Entity::find_by_id(id.to_string()).one(self.db()).await.map_err(db)?.map(convert::blackout).transpose()
+        blackout::Entity::find_by_id(id.to_string())
+            .one(self.db())
+            .await
+            .map_err(db)?
+            .map(convert::blackout)
+            .transpose()
     }
 
     async fn blackouts_generation(&self) -> StorageResult<String> {
         self.setting_value(BLACKOUTS_GENERATION).await
     }
 
-    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent, max: u64) -> Result<(), InsertPlanError> {
+    async fn insert_blackouts(
+        &self,
+        replace_calendar: Option<&str>,
+        blackouts: &[Blackout],
+        audit: &AuditEvent,
+        max: u64,
+    ) -> Result<(), InsertPlanError> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
         if self.backend() == sea_orm::DbBackend::Postgres {
             // Replicas insert one at a time, so that the cap holds across them.
             const BLACKOUT_LOCK: i64 = 0x636d_655f_626c_6b6f; // "cme_blko"
-            txn.execute_raw(sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, "SELECT pg_advisory_xact_lock($1)", [BLACKOUT_LOCK.into()]))
-                .await
-                .map_err(db)?;
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [BLACKOUT_LOCK.into()],
+            ))
+            .await
+            .map_err(db)?;
         }
         if let Some(calendar) = replace_calendar {
-            blackout::Entity::delete_many().filter(blackout::Column::Calendar.eq(calendar)).exec(&txn).await.map_err(db)?;
+            blackout::Entity::delete_many()
+                .filter(blackout::Column::Calendar.eq(calendar))
+                .exec(&txn)
+                .await
+                .map_err(db)?;
         }
         let stored = blackout::Entity::find().count(&txn).await.map_err(db)?;
         let adding = blackouts.len() as u64;
@@ -783,7 +941,8 @@ impl Storage for Store {
             return Err(OverCap { what: CappedWork::Blackouts, max, stored, adding }.into());
         }
         for chunk in blackouts.chunks(500) {
-            let models: Vec<blackout::ActiveModel> = chunk.iter().map(|b| convert::blackout_model(b).into_active_model()).collect();
+            let models: Vec<blackout::ActiveModel> =
+                chunk.iter().map(|b| convert::blackout_model(b).into_active_model()).collect();
             blackout::Entity::insert_many(models).exec_without_returning(&txn).await.map_err(db)?;
         }
         self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
@@ -838,7 +997,8 @@ impl Storage for Store {
         match setting::Entity::find_by_id(HALT_KEY.to_string()).one(self.db()).await.map_err(db)? {
             None => Ok(HaltState::default()),
             Some(row) => {
-                let stored: StoredHalt = serde_json::from_str(&row.value).map_err(|e| StorageError::Corrupt(format!("halt setting: {e}")))?;
+                let stored: StoredHalt = serde_json::from_str(&row.value)
+                    .map_err(|e| StorageError::Corrupt(format!("halt setting: {e}")))?;
                 Ok(HaltState { halted: stored.halted, since: stored.since_us.map(at), reason: stored.reason })
             }
         }
@@ -862,13 +1022,22 @@ impl Storage for Store {
                 row.update(&txn).await.map_err(db)?;
             }
             None => {
-                setting::ActiveModel { key: Set(HALT_KEY.into()), value: Set(value), updated_at_us: Set(us(audit.at)) }.insert(&txn).await.map_err(db)?;
+                setting::ActiveModel { key: Set(HALT_KEY.into()), value: Set(value), updated_at_us: Set(us(audit.at)) }
+                    .insert(&txn)
+                    .await
+                    .map_err(db)?;
             }
         }
-        let flag = setting::ActiveModel { key: Set(HALTED_KEY.into()), value: Set(state.halted.to_string()), updated_at_us: Set(us(audit.at)) };
+        let flag = setting::ActiveModel {
+            key: Set(HALTED_KEY.into()),
+            value: Set(state.halted.to_string()),
+            updated_at_us: Set(us(audit.at)),
+        };
         setting::Entity::insert(flag)
             .on_conflict(
-                sea_orm::sea_query::OnConflict::column(setting::Column::Key).update_columns([setting::Column::Value, setting::Column::UpdatedAtUs]).to_owned(),
+                sea_orm::sea_query::OnConflict::column(setting::Column::Key)
+                    .update_columns([setting::Column::Value, setting::Column::UpdatedAtUs])
+                    .to_owned(),
             )
             .exec_without_returning(&txn)
             .await
@@ -889,13 +1058,22 @@ impl Storage for Store {
 
     async fn list_audit(&self, page: Page) -> StorageResult<PageOf<AuditEntry>> {
         let rows = self.fetch_page(audit_event::Entity::find().order_by_desc(audit_event::Column::Id), page).await?;
-        Ok(PageOf { items: rows.items.into_iter().map(convert::audit).collect::<StorageResult<_>>()?, has_more: rows.has_more })
+        Ok(PageOf {
+            items: rows.items.into_iter().map(convert::audit).collect::<StorageResult<_>>()?,
+            has_more: rows.has_more,
+        })
     }
 
     async fn list_audit_before(&self, before: i64, size: u64) -> StorageResult<PageOf<AuditEntry>> {
-        let query = audit_event::Entity::find().filter(audit_event::Column::Id.lt(before)).order_by_desc(audit_event::Column::Id);
-        let rows = self.fetch_page(query, Page::first(size).map_err(|e| StorageError::Unavailable(e.to_string()))?).await?;
-        Ok(PageOf { items: rows.items.into_iter().map(convert::audit).collect::<StorageResult<_>>()?, has_more: rows.has_more })
+        let query = audit_event::Entity::find()
+            .filter(audit_event::Column::Id.lt(before))
+            .order_by_desc(audit_event::Column::Id);
+        let rows =
+            self.fetch_page(query, Page::first(size).map_err(|e| StorageError::Unavailable(e.to_string()))?).await?;
+        Ok(PageOf {
+            items: rows.items.into_iter().map(convert::audit).collect::<StorageResult<_>>()?,
+            has_more: rows.has_more,
+        })
     }
 
     async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool> {
@@ -905,14 +1083,24 @@ impl Storage for Store {
             txn.rollback().await.map_err(db)?;
             return Ok(false);
         }
-        credential::Entity::insert(convert::credential_model(credential, self.credential_key.as_ref()).into_active_model()).exec_without_returning(&txn).await.map_err(db)?;
+        credential::Entity::insert(
+            convert::credential_model(credential, self.credential_key.as_ref()).into_active_model(),
+        )
+        .exec_without_returning(&txn)
+        .await
+        .map_err(db)?;
         self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
         txn.commit().await.map_err(db)?;
         Ok(true)
     }
 
     async fn credential(&self, name: &str) -> StorageResult<Option<Credential>> {
-        credential::Entity::find_by_id(name.to_string()).one(self.db()).await.map_err(db)?.map(|m| convert::credential(m, self.credential_key.as_ref())).transpose()
+        credential::Entity::find_by_id(name.to_string())
+            .one(self.db())
+            .await
+            .map_err(db)?
+            .map(|m| convert::credential(m, self.credential_key.as_ref()))
+            .transpose()
     }
 
     async fn credentials(&self) -> StorageResult<Vec<Credential>> {
@@ -946,11 +1134,22 @@ impl Storage for Store {
         self.wasm(id).await
     }
 
-    async fn insert_plugin(&self, record: &PluginRecord, wasm: &[u8], audit: &AuditEvent) -> StorageResult<StoredUpload> {
+    async fn insert_plugin(
+        &self,
+        record: &PluginRecord,
+        wasm: &[u8],
+        audit: &AuditEvent,
+    ) -> StorageResult<StoredUpload> {
         self.insert_upload(record, wasm, audit).await
     }
 
-    async fn update_plugin(&self, id: &str, change: &PluginChange, now: DateTime<Utc>, audit: &AuditEvent) -> StorageResult<bool> {
+    async fn update_plugin(
+        &self,
+        id: &str,
+        change: &PluginChange,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> StorageResult<bool> {
         self.change(id, change, now, audit).await
     }
 
@@ -962,7 +1161,13 @@ impl Storage for Store {
         self.insert_events_now(events).await
     }
 
-    async fn claim_deliveries(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Delivery>> {
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> StorageResult<Vec<Delivery>> {
         self.claim_due_deliveries(now, owner, lease_until, limit).await
     }
 
@@ -982,12 +1187,16 @@ impl Storage for Store {
         self.outbox_signal_receiver()
     }
 
-    async fn take_budget(&self, takes: &[cme_engine::BudgetTake], run_id: &str, now: DateTime<Utc>, record: bool) -> StorageResult<Result<(), String>> {
+    async fn take_budget(
+        &self,
+        takes: &[cme_engine::BudgetTake],
+        run_id: &str,
+        now: DateTime<Utc>,
+        record: bool,
+    ) -> StorageResult<Result<(), String>> {
         self.take_from_ledger(takes, run_id, now, record).await
     }
-
 }
-
 
 /// Raw statements are written with PostgreSQL's numbered `$n` placeholders; SQLite's
 /// numbered form is `?n`.
@@ -1004,7 +1213,14 @@ impl Store {
     /// statement).
     async fn claim(&self, conn: &impl ConnectionTrait, claim: &Claim, limit: u64) -> StorageResult<Vec<Executor>> {
         let statement = self.claim_statement(claim, limit);
-        executor::Entity::find().from_raw_sql(statement).all(conn).await.map_err(db)?.into_iter().map(convert::executor).collect()
+        executor::Entity::find()
+            .from_raw_sql(statement)
+            .all(conn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(convert::executor)
+            .collect()
     }
 
     /// The claim's `UPDATE ... RETURNING` (every executor column, in `executor_row`'s order).
@@ -1051,11 +1267,14 @@ impl Store {
         let rows = txn.query_all_raw(statement).await.map_err(db)?;
         let moved = rows
             .iter()
-            .map(|row| Ok((row.try_get::<String>("", "id").map_err(db)?, row.try_get::<String>("", "plan_id").map_err(db)?)))
+            .map(|row| {
+                Ok((row.try_get::<String>("", "id").map_err(db)?, row.try_get::<String>("", "plan_id").map_err(db)?))
+            })
             .collect::<StorageResult<Vec<_>>>()?;
         if !moved.is_empty() && self.wants(&format!("executor.{}", status.as_str())) {
             let detail = |error| cme_engine::ExecutorDetail { error, ..Default::default() };
-            let events: Vec<Event> = moved.iter().filter_map(|(id, plan)| Event::executor(id, plan, status, now, detail(None))).collect();
+            let events: Vec<Event> =
+                moved.iter().filter_map(|(id, plan)| Event::executor(id, plan, status, now, detail(None))).collect();
             self.write_outbox(&txn, &events).await?;
         }
         txn.commit().await.map_err(db)?;
@@ -1064,7 +1283,13 @@ impl Store {
 
     /// Stores new plans' or executors' rows within the caps, in one transaction: on the
     /// SQLite writer (group commit) when there is one, else through sea-orm.
-    async fn store_new_work(&self, writes: Writes, caps: &WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {
+    async fn store_new_work(
+        &self,
+        writes: Writes,
+        caps: &WorkCaps,
+        plans: u64,
+        executors: u64,
+    ) -> Result<(), InsertPlanError> {
         if let Some(writer) = &self.writer {
             let caps = *caps;
             return writer
@@ -1100,10 +1325,13 @@ impl Store {
             .col_expr(executor::Column::Log, Expr::value(convert::log_text(&end.log)))
             .col_expr(executor::Column::DryRun, Expr::value(end.dry_run))
             // A catch-up run keeps the reason it was made for.
-            .col_expr(executor::Column::Reason, match &end.reason {
-                Some(reason) => Expr::value(reason.clone()),
-                None => Expr::col(executor::Column::Reason).into(),
-            })
+            .col_expr(
+                executor::Column::Reason,
+                match &end.reason {
+                    Some(reason) => Expr::value(reason.clone()),
+                    None => Expr::col(executor::Column::Reason).into(),
+                },
+            )
             .col_expr(executor::Column::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(executor::Column::LeaseExpiresUs, Expr::value(Option::<i64>::None))
             .filter(executor::Column::Id.eq(run.executor_id.as_str()))
@@ -1139,12 +1367,19 @@ impl Store {
     /// The executors' rows, in batches that stay under every backend's bound-parameter limit.
     fn executor_writes(&self, writes: &mut Writes, executors: &[Executor]) {
         for chunk in executors.chunks(500) {
-            let models: Vec<executor::ActiveModel> = chunk.iter().map(|e| convert::executor_model(e).into_active_model()).collect();
+            let models: Vec<executor::ActiveModel> =
+                chunk.iter().map(|e| convert::executor_model(e).into_active_model()).collect();
             writes.push(self, executor::Entity::insert_many(models));
         }
     }
 
-    async fn check_caps(&self, txn: &sea_orm::DatabaseTransaction, caps: &WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {
+    async fn check_caps(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        caps: &WorkCaps,
+        plans: u64,
+        executors: u64,
+    ) -> Result<(), InsertPlanError> {
         let counts = self.locked_work_counts(txn).await?;
         judge_caps(caps, counts, plans, executors)
     }
@@ -1152,13 +1387,24 @@ impl Store {
     /// The stored (live plans, waiting executors), read under the work-caps lock: on
     /// PostgreSQL an advisory transaction lock serialises every inserting transaction
     /// across replicas (SQLite has one writer).
-    pub(crate) async fn locked_work_counts(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(i64, i64), StorageError> {
+    pub(crate) async fn locked_work_counts(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+    ) -> Result<(i64, i64), StorageError> {
         // On PostgreSQL the lock and the counts read after it are one call (m0015).
         let statement = match self.backend() {
-            DbBackend::Postgres => Statement::from_sql_and_values(DbBackend::Postgres, "SELECT plans, executors FROM cme_locked_work_counts($1)", [WORK_CAPS_LOCK.into()]),
+            DbBackend::Postgres => Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT plans, executors FROM cme_locked_work_counts($1)",
+                [WORK_CAPS_LOCK.into()],
+            ),
             backend => Statement::from_string(backend, WORK_COUNTS),
         };
-        let row = txn.query_one_raw(statement).await.map_err(db)?.ok_or_else(|| db(sea_orm::DbErr::RecordNotFound("work_counts".into())))?;
+        let row = txn
+            .query_one_raw(statement)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| db(sea_orm::DbErr::RecordNotFound("work_counts".into())))?;
         Ok((row.try_get_by_index::<i64>(0).map_err(db)?, row.try_get_by_index::<i64>(1).map_err(db)?))
     }
 }
@@ -1184,20 +1430,40 @@ struct RecordedRuns {
 const WORK_COUNTS: &str = "SELECT CAST(COALESCE(SUM(live_plans), 0) AS BIGINT), CAST(COALESCE(SUM(waiting_executors), 0) AS BIGINT) FROM work_counts";
 
 /// `judge_caps` on the SQLite writer's connection (the one writer: no lock to take).
-fn judge_caps_on_writer(conn: &rusqlite::Connection, caps: &WorkCaps, plans: u64, executors: u64) -> Result<(), InsertPlanError> {
-    let counts = conn.query_row(WORK_COUNTS, [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))).map_err(unavailable)?;
+fn judge_caps_on_writer(
+    conn: &rusqlite::Connection,
+    caps: &WorkCaps,
+    plans: u64,
+    executors: u64,
+) -> Result<(), InsertPlanError> {
+    let counts = conn
+        .query_row(WORK_COUNTS, [], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
+        .map_err(unavailable)?;
     judge_caps(caps, counts, plans, executors)
 }
 
 /// Whether adding `plans` and `executors` to the stored `(plans, executors)` stays within the caps.
-pub(crate) fn judge_caps(caps: &WorkCaps, (stored_plans, stored_executors): (i64, i64), plans: u64, executors: u64) -> Result<(), InsertPlanError> {
+pub(crate) fn judge_caps(
+    caps: &WorkCaps,
+    (stored_plans, stored_executors): (i64, i64),
+    plans: u64,
+    executors: u64,
+) -> Result<(), InsertPlanError> {
     let stored_plans = u64::try_from(stored_plans).unwrap_or(0);
     let stored_executors = u64::try_from(stored_executors).unwrap_or(0);
     if plans > 0 && stored_plans.saturating_add(plans) > caps.max_plans {
-        return Err(OverCap { what: CappedWork::Plans, max: caps.max_plans, stored: stored_plans, adding: plans }.into());
+        return Err(
+            OverCap { what: CappedWork::Plans, max: caps.max_plans, stored: stored_plans, adding: plans }.into()
+        );
     }
     if stored_executors.saturating_add(executors) > caps.max_pending_executors {
-        return Err(OverCap { what: CappedWork::PendingExecutors, max: caps.max_pending_executors, stored: stored_executors, adding: executors }.into());
+        return Err(OverCap {
+            what: CappedWork::PendingExecutors,
+            max: caps.max_pending_executors,
+            stored: stored_executors,
+            adding: executors,
+        }
+        .into());
     }
     Ok(())
 }

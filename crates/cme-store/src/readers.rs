@@ -46,7 +46,8 @@ impl Readers {
             versions.0 = Some(conn);
             versions.1 += 1;
         }
-        let asked = versions.0.as_ref().map(|conn| conn.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)));
+        let asked =
+            versions.0.as_ref().map(|conn| conn.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)));
         match asked {
             Some(Ok(version)) => Some((versions.1 << 40) | (u64::try_from(version).ok()? & ((1 << 40) - 1))),
             _ => {
@@ -85,7 +86,10 @@ impl Readers {
     /// A new connection: read-write to the WAL index as every WAL reader is, refusing
     /// writes itself.
     fn open(&self) -> rusqlite::Result<Connection> {
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         conn.execute_batch("PRAGMA query_only = ON;")?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)

@@ -67,17 +67,21 @@ impl CredentialKey {
 /// The secret of a stored column: unsealed with `key`, or as it is when it was never sealed.
 pub(crate) fn open(key: Option<&CredentialKey>, name: &str, stored: &str) -> Result<String, StorageError> {
     let Some(body) = stored.strip_prefix(PREFIX) else { return Ok(stored.to_string()) };
-    let key = key.ok_or_else(|| StorageError::Corrupt(format!("credential {name} is sealed and this engine has no credential key")))?;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| StorageError::Corrupt(format!("credential {name}: sealed text is not base64")))?;
+    let key = key.ok_or_else(|| {
+        StorageError::Corrupt(format!("credential {name} is sealed and this engine has no credential key"))
+    })?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| StorageError::Corrupt(format!("credential {name}: sealed text is not base64")))?;
     if bytes.len() < 12 {
         return Err(StorageError::Corrupt(format!("credential {name}: sealed text is too short")));
     }
     let (nonce, sealed) = bytes.split_at(12);
     let nonce: [u8; 12] = nonce.try_into().expect("12 bytes");
-    let plain = key
-        .cipher()
-        .decrypt(&Nonce::from(nonce), Payload { msg: sealed, aad: name.as_bytes() })
-        .map_err(|_| StorageError::Corrupt(format!("credential {name} does not open with this engine's credential key")))?;
+    let plain =
+        key.cipher().decrypt(&Nonce::from(nonce), Payload { msg: sealed, aad: name.as_bytes() }).map_err(|_| {
+            StorageError::Corrupt(format!("credential {name} does not open with this engine's credential key"))
+        })?;
     String::from_utf8(plain).map_err(|_| StorageError::Corrupt(format!("credential {name}: not text")))
 }
 

@@ -68,7 +68,11 @@ impl Store {
             return;
         }
         self.signals.listening.call_once(|| {
-            tokio::spawn(listen(self.db().get_postgres_connection_pool().clone(), self.signals.halt.clone(), self.signals.outbox.clone()));
+            tokio::spawn(listen(
+                self.db().get_postgres_connection_pool().clone(),
+                self.signals.halt.clone(),
+                self.signals.outbox.clone(),
+            ));
         });
     }
 }

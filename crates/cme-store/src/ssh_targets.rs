@@ -17,14 +17,16 @@ fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
 }
 
 fn inventory_of(m: inventory::Model) -> Result<Inventory, StorageError> {
-    let hosts: Vec<InventoryHost> = serde_json::from_str(&m.hosts).map_err(|e| corrupt(&format!("inventory {} hosts", m.name), e))?;
+    let hosts: Vec<InventoryHost> =
+        serde_json::from_str(&m.hosts).map_err(|e| corrupt(&format!("inventory {} hosts", m.name), e))?;
     Ok(Inventory { name: m.name, hosts, updated: at(m.updated_at_us), updated_by: m.updated_by })
 }
 
 fn undo_of(m: undo::Model) -> Result<Undo, StorageError> {
     let plan_created_by = match &m.plan_created_by {
         Some(json) => {
-            let (name, role): (String, String) = serde_json::from_str(json).map_err(|e| corrupt(&format!("undo {} plan_created_by", m.id), e))?;
+            let (name, role): (String, String) =
+                serde_json::from_str(json).map_err(|e| corrupt(&format!("undo {} plan_created_by", m.id), e))?;
             Some(Actor::new(name, role))
         }
         None => None,
@@ -80,16 +82,29 @@ impl Store {
         inventory::Entity::find_by_id(name.to_string()).one(self.db()).await.map_err(db)?.map(inventory_of).transpose()
     }
 
-    pub(crate) async fn store_inventories(&self, inventories: &[Inventory], audit: &AuditEvent) -> Result<(), StorageError> {
+    pub(crate) async fn store_inventories(
+        &self,
+        inventories: &[Inventory],
+        audit: &AuditEvent,
+    ) -> Result<(), StorageError> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
         for inventory in inventories {
             let hosts = serde_json::to_string(&inventory.hosts).map_err(|e| corrupt("inventory hosts", e))?;
-            let row = inventory::Model { name: inventory.name.clone(), hosts, updated_at_us: us(inventory.updated), updated_by: inventory.updated_by.clone() };
+            let row = inventory::Model {
+                name: inventory.name.clone(),
+                hosts,
+                updated_at_us: us(inventory.updated),
+                updated_by: inventory.updated_by.clone(),
+            };
             inventory::Entity::insert(row.into_active_model())
                 .on_conflict(
                     OnConflict::column(inventory::Column::Name)
-                        .update_columns([inventory::Column::Hosts, inventory::Column::UpdatedAtUs, inventory::Column::UpdatedBy])
+                        .update_columns([
+                            inventory::Column::Hosts,
+                            inventory::Column::UpdatedAtUs,
+                            inventory::Column::UpdatedBy,
+                        ])
                         .to_owned(),
                 )
                 .exec_without_returning(&txn)
@@ -102,13 +117,18 @@ impl Store {
 
     pub(crate) async fn store_undo(&self, undo: &Undo) -> Result<(), StorageError> {
         let _gate = self.write_gate().await;
-        undo::Entity::insert(undo_model(undo).into_active_model()).exec_without_returning(self.db()).await.map_err(db)?;
+        undo::Entity::insert(undo_model(undo).into_active_model())
+            .exec_without_returning(self.db())
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
     pub(crate) async fn list_undos(&self, pending: bool, limit: u64) -> Result<Vec<Undo>, StorageError> {
         let query = if pending {
-            undo::Entity::find().filter(undo::Column::State.eq(UndoState::Pending.as_str())).order_by_asc(undo::Column::DueAtUs)
+            undo::Entity::find()
+                .filter(undo::Column::State.eq(UndoState::Pending.as_str()))
+                .order_by_asc(undo::Column::DueAtUs)
         } else {
             undo::Entity::find().order_by_desc(undo::Column::ArmedAtUs)
         };
@@ -141,4 +161,3 @@ impl Store {
         self.audit_if_changed(txn, changed.rows_affected, audit).await
     }
 }
-

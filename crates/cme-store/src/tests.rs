@@ -51,7 +51,10 @@ fn credential(name: &str) -> cme_engine::Credential {
 async fn raw_key_column(store: &Store, name: &str) -> (String, Option<String>) {
     let row = store
         .db()
-        .query_one_raw(Statement::from_string(store.backend(), format!("SELECT private_key, passphrase FROM credentials WHERE name = '{name}'")))
+        .query_one_raw(Statement::from_string(
+            store.backend(),
+            format!("SELECT private_key, passphrase FROM credentials WHERE name = '{name}'"),
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -61,14 +64,18 @@ async fn raw_key_column(store: &Store, name: &str) -> (String, Option<String>) {
 #[tokio::test]
 async fn credentials_are_sealed_at_rest_and_open_with_their_key_only() {
     let key = crate::CredentialKey::generate();
-    let store = Store::connect(&StoreConfig { credential_key: Some(key.clone()), ..StoreConfig::in_memory() }).await.unwrap();
+    let store =
+        Store::connect(&StoreConfig { credential_key: Some(key.clone()), ..StoreConfig::in_memory() }).await.unwrap();
     let audit = cme_engine::AuditEvent::action("admin", "credential.create", "web");
     assert!(store.insert_credential(&credential("web"), &audit).await.unwrap());
     let (private_key, passphrase) = raw_key_column(&store, "web").await;
     assert!(private_key.starts_with("enc:v1:") && !private_key.contains("secret-material"), "{private_key}");
     assert!(passphrase.as_deref().is_some_and(|p| p.starts_with("enc:v1:") && !p.contains("sesame")));
     let opened = store.credential("web").await.unwrap().unwrap();
-    assert_eq!((opened.private_key.as_str(), opened.passphrase.as_deref()), (credential("web").private_key.as_str(), Some("open sesame")));
+    assert_eq!(
+        (opened.private_key.as_str(), opened.passphrase.as_deref()),
+        (credential("web").private_key.as_str(), Some("open sesame"))
+    );
 
     // A sealed key moved to another credential's row does not open.
     let moved = "UPDATE credentials SET name = 'db' WHERE name = 'web'";
@@ -83,7 +90,14 @@ async fn sealed_credentials_need_the_key_and_old_plain_rows_still_read() {
     plain.insert_credential(&credential("old"), &audit).await.unwrap();
     assert_eq!(raw_key_column(&plain, "old").await.0, credential("old").private_key, "without a key: stored as given");
     let sealed_text = crate::CredentialKey::generate().seal("old", "x");
-    plain.db().execute_raw(Statement::from_string(plain.backend(), format!("UPDATE credentials SET private_key = '{sealed_text}'"))).await.unwrap();
+    plain
+        .db()
+        .execute_raw(Statement::from_string(
+            plain.backend(),
+            format!("UPDATE credentials SET private_key = '{sealed_text}'"),
+        ))
+        .await
+        .unwrap();
     match plain.credential("old").await {
         Err(StorageError::Corrupt(why)) => assert!(why.contains("no credential key"), "{why}"),
         other => panic!("a sealed row without the key: {other:?}"),
@@ -93,11 +107,19 @@ async fn sealed_credentials_need_the_key_and_old_plain_rows_still_read() {
 /// A fresh PostgreSQL database for this test, or None when no server is configured.
 fn fresh_postgres(name: &str) -> Option<String> {
     let Ok(admin) = std::env::var("CME_TEST_POSTGRES_URL") else {
-        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "CME_TEST_POSTGRES_URL is required under CI");
+        assert_ne!(
+            std::env::var("CME_REQUIRE_PEERS").as_deref(),
+            Ok("1"),
+            "CME_TEST_POSTGRES_URL is required under CI"
+        );
         return None;
     };
     let database = format!("cme_store_{name}_{}", std::process::id());
-    let status = std::process::Command::new("psql").arg(&admin).args(["-q", "-c", &format!("CREATE DATABASE {database}")]).status().unwrap();
+    let status = std::process::Command::new("psql")
+        .arg(&admin)
+        .args(["-q", "-c", &format!("CREATE DATABASE {database}")])
+        .status()
+        .unwrap();
     assert!(status.success());
     Some(format!("{}/{database}", admin.rsplit_once('/').unwrap().0))
 }
@@ -118,7 +140,11 @@ async fn replicas_starting_together_migrate_one_at_a_time() {
 }
 
 fn subscribed(events: &[&str]) -> StoreConfig {
-    let subscription = cme_engine::Subscription { name: "ops".into(), shown_url: "http://x/".into(), events: events.iter().map(|e| e.to_string()).collect() };
+    let subscription = cme_engine::Subscription {
+        name: "ops".into(),
+        shown_url: "http://x/".into(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+    };
     StoreConfig { subscriptions: vec![subscription], ..StoreConfig::in_memory() }
 }
 
@@ -177,7 +203,13 @@ async fn a_failed_attempt_waits_for_its_retry_and_unwanted_events_are_not_stored
 }
 
 fn take(count: u32, per_day: Option<u32>, interval: Option<u64>) -> cme_engine::BudgetTake {
-    cme_engine::BudgetTake { rule: "web".into(), group: "web:eu-west-1:Service=web".into(), count, max_per_day: per_day, min_interval_seconds: interval }
+    cme_engine::BudgetTake {
+        rule: "web".into(),
+        group: "web:eu-west-1:Service=web".into(),
+        count,
+        max_per_day: per_day,
+        min_interval_seconds: interval,
+    }
 }
 
 #[tokio::test]
@@ -185,10 +217,17 @@ async fn the_ledger_counts_a_rolling_day_and_the_time_since_the_last_attack() {
     let store = Store::connect(&StoreConfig::in_memory()).await.unwrap();
     let t0 = chrono::Utc::now() - chrono::Duration::hours(30);
     assert_eq!(store.take_budget(&[take(2, Some(2), None)], "r1", t0, true).await.unwrap(), Ok(()));
-    let refused = store.take_budget(&[take(1, Some(2), None)], "r2", t0 + chrono::Duration::hours(1), true).await.unwrap().unwrap_err();
+    let refused = store
+        .take_budget(&[take(1, Some(2), None)], "r2", t0 + chrono::Duration::hours(1), true)
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(refused.contains("2 terminations per 24 hours") && refused.contains("2 already"), "{refused}");
     // A day later the first two no longer count.
-    assert_eq!(store.take_budget(&[take(1, Some(2), None)], "r3", t0 + chrono::Duration::hours(25), true).await.unwrap(), Ok(()));
+    assert_eq!(
+        store.take_budget(&[take(1, Some(2), None)], "r3", t0 + chrono::Duration::hours(25), true).await.unwrap(),
+        Ok(())
+    );
     // The last attack was at t0 + 25 h: ten minutes must pass.
     let soon = t0 + chrono::Duration::hours(25) + chrono::Duration::minutes(5);
     let waiting = store.take_budget(&[take(1, None, Some(600))], "r4", soon, true).await.unwrap().unwrap_err();
@@ -197,7 +236,10 @@ async fn the_ledger_counts_a_rolling_day_and_the_time_since_the_last_attack() {
     let later = soon + chrono::Duration::minutes(10);
     assert_eq!(store.take_budget(&[take(1, Some(2), Some(600))], "dry", later, false).await.unwrap(), Ok(()));
     assert_eq!(store.take_budget(&[take(1, Some(2), Some(600))], "r5", later, true).await.unwrap(), Ok(()));
-    assert!(store.take_budget(&[take(1, Some(2), None)], "r6", later, true).await.unwrap().is_err(), "two in the last day now");
+    assert!(
+        store.take_budget(&[take(1, Some(2), None)], "r6", later, true).await.unwrap().is_err(),
+        "two in the last day now"
+    );
 }
 
 /// A database of its own on each backend this machine has: SQLite in memory, and
@@ -236,8 +278,15 @@ async fn the_work_counts_start_from_what_is_stored_and_follow_every_change() {
                     .await
                     .unwrap()
                     .unwrap();
-                let read = |row: &sea_orm::QueryResult| (row.try_get::<i64>("", "p").unwrap(), row.try_get::<i64>("", "e").unwrap());
-                assert_eq!(read(&kept), read(&real), "kept counts against real ones on {:?}", db.get_database_backend());
+                let read = |row: &sea_orm::QueryResult| {
+                    (row.try_get::<i64>("", "p").unwrap(), row.try_get::<i64>("", "e").unwrap())
+                };
+                assert_eq!(
+                    read(&kept),
+                    read(&real),
+                    "kept counts against real ones on {:?}",
+                    db.get_database_backend()
+                );
                 read(&kept)
             }
         };
@@ -270,7 +319,9 @@ async fn the_work_counts_start_from_what_is_stored_and_follow_every_change() {
         run("UPDATE plans SET deleted_at_us = 9 WHERE id IN ('p1', 'p3')").await;
         run("UPDATE plans SET name = 'renamed'").await;
         assert_eq!(counted().await, (1, 2));
-        run(&executor("e4", "pending").replace("VALUES (", "VALUES ('e5', 'p1', 1000, 'pending', 0, 60000, 1000, '[]', '[]'), (")).await;
+        run(&executor("e4", "pending")
+            .replace("VALUES (", "VALUES ('e5', 'p1', 1000, 'pending', 0, 60000, 1000, '[]', '[]'), ("))
+        .await;
         assert_eq!(counted().await, (1, 4));
         run("UPDATE executors SET status = 'running' WHERE id IN ('e1', 'e4')").await;
         run("UPDATE executors SET status = 'pending' WHERE id = 'e3'").await;
@@ -283,7 +334,11 @@ async fn the_work_counts_start_from_what_is_stored_and_follow_every_change() {
 }
 
 fn new_plan(id: &str) -> (cme_engine::Plan, Vec<cme_engine::Executor>, cme_engine::AuditEvent) {
-    let call = |reference: &str| cme_engine::PlannedCall { reference: reference.into(), plugin: "p@1.0.0".into(), args: serde_json::json!({}) };
+    let call = |reference: &str| cme_engine::PlannedCall {
+        reference: reference.into(),
+        plugin: "p@1.0.0".into(),
+        args: serde_json::json!({}),
+    };
     let plan = cme_engine::Plan {
         id: id.into(),
         name: format!("plan {id}"),
@@ -370,7 +425,12 @@ async fn plans_created_at_once_commit_together_and_are_judged_one_by_one() {
             let reopened = reopened.clone();
             let sql = sql.to_string();
             async move {
-                let row = reopened.db().query_one_raw(Statement::from_string(reopened.backend(), sql)).await.unwrap().unwrap();
+                let row = reopened
+                    .db()
+                    .query_one_raw(Statement::from_string(reopened.backend(), sql))
+                    .await
+                    .unwrap()
+                    .unwrap();
                 row.try_get_by_index::<i64>(0).unwrap()
             }
         };
@@ -405,8 +465,16 @@ async fn inventories_are_replaced_whole_and_undos_are_recorded_once() {
         tags: [("zone".to_string(), zone.to_string())].into(),
     };
     for store in stores("inventories").await {
-        let web = Inventory { name: "web".into(), hosts: vec![host("web-1", "a"), host("web-2", "b")], updated: now, updated_by: "admin".into() };
-        store.put_inventories(std::slice::from_ref(&web), &AuditEvent::action("admin", "inventory.put", "web")).await.unwrap();
+        let web = Inventory {
+            name: "web".into(),
+            hosts: vec![host("web-1", "a"), host("web-2", "b")],
+            updated: now,
+            updated_by: "admin".into(),
+        };
+        store
+            .put_inventories(std::slice::from_ref(&web), &AuditEvent::action("admin", "inventory.put", "web"))
+            .await
+            .unwrap();
         let replaced = Inventory { hosts: vec![host("web-3", "c")], ..web.clone() };
         store.put_inventories(&[replaced.clone()], &AuditEvent::action("admin", "inventory.put", "web")).await.unwrap();
         assert_eq!(store.inventory("web").await.unwrap().unwrap().hosts, replaced.hosts, "replaced whole");
@@ -435,7 +503,13 @@ async fn inventories_are_replaced_whole_and_undos_are_recorded_once() {
         };
         store.insert_undo(&undo).await.unwrap();
         assert_eq!(store.undos(true, 10).await.unwrap(), vec![undo.clone()]);
-        let done = Undo { state: UndoState::Done, attempts: 1, outcome: Some("exit 0".into()), finished: Some(now), ..undo.clone() };
+        let done = Undo {
+            state: UndoState::Done,
+            attempts: 1,
+            outcome: Some("exit 0".into()),
+            finished: Some(now),
+            ..undo.clone()
+        };
         let audit = AuditEvent::action("engine", "undo.run", "u1");
         assert!(store.update_undo(&done, &audit).await.unwrap(), "the first outcome is recorded");
         let failed = Undo { state: UndoState::Failed, ..done.clone() };
@@ -468,9 +542,15 @@ async fn recurring_plans_extend_only_from_the_horizon_they_were_planned_from() {
             let (mut plan, executors, audit) = new_plan(&format!("daily-{n}"));
             plan.planned_until = Some(from);
             store.insert_plan(&plan, &executors, &audit, None, &roomy).await.unwrap();
-            let mut next = cme_engine::Executor::pending(format!("daily-{n}-next"), &plan, from + chrono::Duration::hours(12));
+            let mut next =
+                cme_engine::Executor::pending(format!("daily-{n}-next"), &plan, from + chrono::Duration::hours(12));
             next.created = from;
-            extensions.push(cme_engine::Extension { plan_id: plan.id.clone(), from, until: Some(until), executors: vec![next] });
+            extensions.push(cme_engine::Extension {
+                plan_id: plan.id.clone(),
+                from,
+                until: Some(until),
+                executors: vec![next],
+            });
         }
         // Another replica already moved plan 7's horizon.
         let moved = format!("UPDATE plans SET planned_until_us = {} WHERE id = 'daily-7'", until.timestamp_micros());
@@ -479,7 +559,10 @@ async fn recurring_plans_extend_only_from_the_horizon_they_were_planned_from() {
         let stored = store.extend_plans(&extensions, &roomy).await.unwrap();
         let expected: Vec<bool> = (0..count).map(|n| n != 7).collect();
         assert_eq!(stored, expected, "{url}");
-        assert!(store.executor("daily-7-next").await.unwrap().is_none(), "{url}: the lost extension stored no executor");
+        assert!(
+            store.executor("daily-7-next").await.unwrap().is_none(),
+            "{url}: the lost extension stored no executor"
+        );
         assert!(store.executor("daily-8-next").await.unwrap().is_some(), "{url}");
         assert!(store.executor(&format!("daily-{}-next", count - 1)).await.unwrap().is_some(), "{url}");
         // Asked again (a retry), every horizon has moved: nothing more is stored.
@@ -492,8 +575,18 @@ async fn recurring_plans_extend_only_from_the_horizon_they_were_planned_from() {
         let next = cme_engine::Executor::pending("tight-next".into(), &plan, from + chrono::Duration::hours(12));
         let tight = cme_engine::Extension { plan_id: "tight".into(), from, until: Some(until), executors: vec![next] };
         let full = cme_engine::WorkCaps { max_plans: 1_000, max_pending_executors: count as u64 * 2 };
-        assert!(matches!(store.extend_plans(std::slice::from_ref(&tight), &full).await, Err(cme_engine::InsertPlanError::OverCap(_))), "{url}");
+        assert!(
+            matches!(
+                store.extend_plans(std::slice::from_ref(&tight), &full).await,
+                Err(cme_engine::InsertPlanError::OverCap(_))
+            ),
+            "{url}"
+        );
         assert!(store.executor("tight-next").await.unwrap().is_none(), "{url}");
-        assert_eq!(store.extend_plans(&[tight], &roomy).await.unwrap(), vec![true], "{url}: the horizon did not move when refused");
+        assert_eq!(
+            store.extend_plans(&[tight], &roomy).await.unwrap(),
+            vec![true],
+            "{url}: the horizon did not move when refused"
+        );
     }
 }

@@ -64,7 +64,8 @@ impl<T: Send, E: Send + From<StorageError>, F: FnOnce(&Connection) -> Result<T, 
     fn run(&mut self, conn: &Connection) -> bool {
         let work = self.work.take().expect("a job runs once");
         // A panicking job fails alone; the writer keeps serving the others.
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| Err(E::from(StorageError::Unavailable("the write panicked".into()))));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn)))
+            .unwrap_or_else(|_| Err(E::from(StorageError::Unavailable("the write panicked".into()))));
         let kept = result.is_ok();
         self.result = Some(result);
         kept
@@ -117,12 +118,19 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         let unavailable = |e: WriteError| E::from(StorageError::Unavailable(e.to_string()));
-        self.jobs.send(Box::new(Typed { work: Some(work), result: None, reply })).map_err(|_| unavailable(WriteError::Gone))?;
+        self.jobs
+            .send(Box::new(Typed { work: Some(work), result: None, reply }))
+            .map_err(|_| unavailable(WriteError::Gone))?;
         answer.await.map_err(|_| unavailable(WriteError::Gone))?.map_err(unavailable)?
     }
 }
 
-fn serve(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, gate: Arc<tokio::sync::Mutex<()>>, after_commit: impl Fn()) {
+fn serve(
+    conn: Connection,
+    queue: mpsc::Receiver<Box<dyn Job>>,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    after_commit: impl Fn(),
+) {
     // Blocks without CPU until a write comes; whatever queued meanwhile joins its batch.
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -192,9 +200,14 @@ pub(crate) fn execute(conn: &Connection, statement: &sea_orm::Statement) -> Resu
 
 /// The executors a statement answers (a `SELECT` or `... RETURNING` of
 /// `readers::EXECUTOR_COLUMNS` or `LISTED_EXECUTOR_COLUMNS`), as the engine's executors.
-pub(crate) fn query_executors(conn: &Connection, statement: &sea_orm::Statement) -> Result<Vec<cme_engine::Executor>, StorageError> {
+pub(crate) fn query_executors(
+    conn: &Connection,
+    statement: &sea_orm::Statement,
+) -> Result<Vec<cme_engine::Executor>, StorageError> {
     let mut prepared = conn.prepare_cached(&statement.sql).map_err(unavailable)?;
-    let rows = prepared.query_map(rusqlite::params_from_iter(params(statement).map_err(unavailable)?), crate::readers::executor_row).map_err(unavailable)?;
+    let rows = prepared
+        .query_map(rusqlite::params_from_iter(params(statement).map_err(unavailable)?), crate::readers::executor_row)
+        .map_err(unavailable)?;
     rows.map(|row| row.map_err(unavailable).and_then(crate::convert::executor)).collect()
 }
 
@@ -212,7 +225,9 @@ fn sqlite_value(value: &Value) -> rusqlite::Result<rusqlite::types::Value> {
         Value::SmallUnsigned(v) => integer(v.map(i64::from)),
         Value::Unsigned(v) => integer(v.map(i64::from)),
         Value::BigUnsigned(v) => match v {
-            Some(v) => Sql::Integer(i64::try_from(*v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?),
+            Some(v) => {
+                Sql::Integer(i64::try_from(*v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?)
+            }
             None => Sql::Null,
         },
         Value::Float(v) => v.map_or(Sql::Null, |v| Sql::Real(f64::from(v))),
@@ -222,7 +237,9 @@ fn sqlite_value(value: &Value) -> rusqlite::Result<rusqlite::types::Value> {
         Value::Bytes(v) => v.clone().map_or(Sql::Null, Sql::Blob),
         Value::Json(v) => v.as_ref().map_or(Sql::Null, |j| Sql::Text(j.to_string())),
         other => {
-            return Err(rusqlite::Error::ToSqlConversionFailure(format!("a value the SQLite writer does not bind: {other:?}").into()));
+            return Err(rusqlite::Error::ToSqlConversionFailure(
+                format!("a value the SQLite writer does not bind: {other:?}").into(),
+            ));
         }
     })
 }

@@ -115,13 +115,16 @@ fn insert_parts(statement: &Statement) -> Option<(&str, &str)> {
     }
     let at = statement.sql.find(" VALUES ")? + " VALUES ".len();
     let (head, rows) = statement.sql.split_at(at);
-    (rows.starts_with('(') && rows.ends_with(')') && !rows.contains("RETURNING") && !rows.contains("ON CONFLICT")).then_some((head, rows))
+    (rows.starts_with('(') && rows.ends_with(')') && !rows.contains("RETURNING") && !rows.contains("ON CONFLICT"))
+        .then_some((head, rows))
 }
 
 /// Appends `extra`'s rows to `target` (same head), renumbering its `$n` placeholders after
 /// `target`'s; false (nothing changed) when the result would bind too many parameters.
 fn fold(target: &mut Statement, extra: &Statement) -> bool {
-    let (Some(target_values), Some(extra_values)) = (target.values.as_mut(), extra.values.as_ref()) else { return false };
+    let (Some(target_values), Some(extra_values)) = (target.values.as_mut(), extra.values.as_ref()) else {
+        return false;
+    };
     if target_values.0.len() + extra_values.0.len() > MAX_PARAMETERS {
         return false;
     }
@@ -215,15 +218,33 @@ mod tests {
 
     #[test]
     fn inserts_of_one_table_fold_into_one_statement_with_renumbered_parameters() {
-        let one = Writes { statements: vec![insert(r#"INSERT INTO "a" ("x", "y") VALUES ($1, $2)"#, vec![1.into(), 2.into()]), insert(r#"INSERT INTO "b" ("z") VALUES ($1)"#, vec![3.into()])], outbox: false };
-        let two = Writes { statements: vec![insert(r#"INSERT INTO "a" ("x", "y") VALUES ($1, $2), ($3, $4)"#, vec![4.into(), 5.into(), 6.into(), 7.into()]), insert(r#"INSERT INTO "b" ("z") VALUES ($1)"#, vec![8.into()])], outbox: true };
+        let one = Writes {
+            statements: vec![
+                insert(r#"INSERT INTO "a" ("x", "y") VALUES ($1, $2)"#, vec![1.into(), 2.into()]),
+                insert(r#"INSERT INTO "b" ("z") VALUES ($1)"#, vec![3.into()]),
+            ],
+            outbox: false,
+        };
+        let two = Writes {
+            statements: vec![
+                insert(
+                    r#"INSERT INTO "a" ("x", "y") VALUES ($1, $2), ($3, $4)"#,
+                    vec![4.into(), 5.into(), 6.into(), 7.into()],
+                ),
+                insert(r#"INSERT INTO "b" ("z") VALUES ($1)"#, vec![8.into()]),
+            ],
+            outbox: true,
+        };
         let mut batch = Writes::default();
         batch.absorb(&one);
         batch.absorb(&two);
         assert!(batch.outbox);
         assert_eq!(batch.statements.len(), 2);
         assert_eq!(batch.statements[0].sql, r#"INSERT INTO "a" ("x", "y") VALUES ($1, $2), ($3, $4), ($5, $6)"#);
-        assert_eq!(batch.statements[0].values.as_ref().unwrap().0, vec![1.into(), 2.into(), 4.into(), 5.into(), 6.into(), 7.into()]);
+        assert_eq!(
+            batch.statements[0].values.as_ref().unwrap().0,
+            vec![1.into(), 2.into(), 4.into(), 5.into(), 6.into(), 7.into()]
+        );
         assert_eq!(batch.statements[1].sql, r#"INSERT INTO "b" ("z") VALUES ($1), ($2)"#);
         assert_eq!(batch.statements[1].values.as_ref().unwrap().0, vec![3.into(), 8.into()]);
     }
@@ -231,7 +252,10 @@ mod tests {
     #[test]
     fn inserts_into_different_tables_become_one_statement_with_renumbered_parameters() {
         let statements = vec![
-            insert(r#"INSERT INTO "a" ("x", "y") VALUES ($1, $2), ($3, $4)"#, vec![1.into(), 2.into(), 3.into(), 4.into()]),
+            insert(
+                r#"INSERT INTO "a" ("x", "y") VALUES ($1, $2), ($3, $4)"#,
+                vec![1.into(), 2.into(), 3.into(), 4.into()],
+            ),
             insert(r#"INSERT INTO "b" ("z") VALUES ($1)"#, vec![5.into()]),
             insert(r#"INSERT INTO "c" ("v") VALUES ($1), ($2)"#, vec![6.into(), 7.into()]),
         ];
@@ -251,7 +275,8 @@ mod tests {
 
     #[test]
     fn other_columns_and_other_statements_are_not_folded() {
-        let one = Writes { statements: vec![insert(r#"INSERT INTO "a" ("x") VALUES ($1)"#, vec![1.into()])], outbox: false };
+        let one =
+            Writes { statements: vec![insert(r#"INSERT INTO "a" ("x") VALUES ($1)"#, vec![1.into()])], outbox: false };
         let two = Writes {
             statements: vec![
                 insert(r#"INSERT INTO "a" ("x", "y") VALUES ($1, $2)"#, vec![1.into(), 2.into()]),

@@ -13,7 +13,11 @@ const SSHD: &str = "/usr/sbin/sshd";
 pub fn available() -> bool {
     let present = Path::new(SSHD).exists() && Command::new("ssh-keygen").arg("-?").output().is_ok();
     if !present {
-        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "sshd and ssh-keygen are required under CI (.ci/run installs openssh-server)");
+        assert_ne!(
+            std::env::var("CME_REQUIRE_PEERS").as_deref(),
+            Ok("1"),
+            "sshd and ssh-keygen are required under CI (.ci/run installs openssh-server)"
+        );
         eprintln!("skipping: {SSHD} or ssh-keygen is missing (apt-get install openssh-server)");
     }
     present
@@ -34,7 +38,10 @@ pub fn ed25519(dir: &Path, name: &str) -> PathBuf {
 
 /// The user the tests run as: the sshd authorizes the test keys for this user.
 pub fn current_user() -> String {
-    String::from_utf8(Command::new("id").arg("-un").output().expect("id runs").stdout).expect("utf-8").trim().to_string()
+    String::from_utf8(Command::new("id").arg("-un").output().expect("id runs").stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
 }
 
 /// A TCP port free on 127.0.0.1 right now.
@@ -52,7 +59,8 @@ impl Sshd {
     /// Starts sshd on `addresses`:`port` with `host_key`, authorizing the public halves of
     /// `authorized`, and waits until it accepts connections. Its config and log live in `dir`.
     pub fn start(dir: &Path, addresses: &[&str], port: u16, host_key: &Path, authorized: &[&Path]) -> Sshd {
-        let keys: String = authorized.iter().map(|k| std::fs::read_to_string(k.with_extension("pub")).expect("public key")).collect();
+        let keys: String =
+            authorized.iter().map(|k| std::fs::read_to_string(k.with_extension("pub")).expect("public key")).collect();
         std::fs::write(dir.join("authorized_keys"), keys).expect("writing authorized_keys");
         let listen: String = addresses.iter().map(|a| format!("ListenAddress {a}\n")).collect();
         let config = format!(
@@ -75,7 +83,11 @@ impl Sshd {
             .expect("sshd starts");
         let started = Instant::now();
         while std::net::TcpStream::connect((addresses[0], port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "sshd did not start: {}", std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "sshd did not start: {}",
+                std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Sshd { child, port }

@@ -82,7 +82,10 @@ impl Webhook {
     /// services put their token in the path; user-info is a password).
     pub fn shown_url(&self) -> String {
         let origin = self.url.origin().ascii_serialization();
-        let bare = self.url.path() == "/" && self.url.query().is_none() && self.url.username().is_empty() && self.url.password().is_none();
+        let bare = self.url.path() == "/"
+            && self.url.query().is_none()
+            && self.url.username().is_empty()
+            && self.url.password().is_none();
         if bare { format!("{origin}/") } else { format!("{origin}/***") }
     }
 
@@ -115,5 +118,8 @@ impl Webhook {
 
 /// Describes what this crate counts (for the Prometheus HELP lines).
 pub fn describe_metrics() {
-    metrics::describe_counter!("cme_webhook_deliveries_total", "Webhook delivery attempts, by webhook and outcome (delivered, failed).");
+    metrics::describe_counter!(
+        "cme_webhook_deliveries_total",
+        "Webhook delivery attempts, by webhook and outcome (delivered, failed)."
+    );
 }

@@ -38,7 +38,11 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(storage: Arc<dyn Storage>, webhooks: Vec<Webhook>, config: SenderConfig) -> Result<Sender, crate::WebhookError> {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        webhooks: Vec<Webhook>,
+        config: SenderConfig,
+    ) -> Result<Sender, crate::WebhookError> {
         Webhook::validate_all(&webhooks)?;
         // Redirects are not followed: a receiver that moved answers 3xx, which is a failure
         // the operator sees, not a hop to wherever it points.
@@ -94,7 +98,8 @@ impl Sender {
     async fn pass(&self) -> Result<bool, cme_engine::StorageError> {
         let now = Utc::now();
         let longest = self.webhooks.values().map(|w| w.timeout).max().unwrap_or_default();
-        let lease = chrono::Duration::from_std(longest * self.config.batch as u32 + Duration::from_secs(10)).unwrap_or(chrono::Duration::MAX);
+        let lease = chrono::Duration::from_std(longest * self.config.batch as u32 + Duration::from_secs(10))
+            .unwrap_or(chrono::Duration::MAX);
         let claimed = self.storage.claim_deliveries(now, &self.config.owner, now + lease, self.config.batch).await?;
         let full = claimed.len() as u64 == self.config.batch;
         let mut by_webhook: HashMap<String, Vec<Delivery>> = HashMap::new();
@@ -115,7 +120,12 @@ impl Sender {
     }
 
     fn clone_parts(&self) -> Sender {
-        Sender { storage: self.storage.clone(), webhooks: self.webhooks.clone(), client: self.client.clone(), config: self.config.clone() }
+        Sender {
+            storage: self.storage.clone(),
+            webhooks: self.webhooks.clone(),
+            client: self.client.clone(),
+            config: self.config.clone(),
+        }
     }
 
     /// One webhook's share of a batch, in event order; after a failure the rest wait for
@@ -172,13 +182,16 @@ impl Sender {
             Err(e) if e.is_connect() => "cannot connect to the receiver".to_string(),
             Err(e) => format!("the request failed: {}", e.without_url()),
         };
-        metrics::counter!("cme_webhook_deliveries_total", "webhook" => webhook.name.clone(), "outcome" => "failed").increment(1);
+        metrics::counter!("cme_webhook_deliveries_total", "webhook" => webhook.name.clone(), "outcome" => "failed")
+            .increment(1);
         let attempts = delivery.attempts + 1;
         if (at - delivery.event.time).to_std().unwrap_or_default() >= webhook.give_up_after {
             tracing::warn!(webhook = %webhook.name, event_id = %delivery.event.id, attempts, %error, "webhook delivery given up");
             return Attempt::GaveUp { at, error };
         }
-        let retry_at = at + chrono::Duration::from_std(backoff(attempts, delivery.id, webhook.max_backoff)).unwrap_or(chrono::Duration::MAX);
+        let retry_at = at
+            + chrono::Duration::from_std(backoff(attempts, delivery.id, webhook.max_backoff))
+                .unwrap_or(chrono::Duration::MAX);
         tracing::warn!(webhook = %webhook.name, event_id = %delivery.event.id, attempts, %error, %retry_at, "webhook delivery failed; will retry");
         Attempt::Failed { at, error, retry_at }
     }

@@ -116,8 +116,12 @@ pub enum BlackoutsCommand {
         #[arg(long)]
         stop_running: bool,
     },
-    Show { id: String },
-    Delete { id: String },
+    Show {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
     /// Import an iCalendar (.ics) file as blackouts, one per event; importing the same
     /// --name again replaces them.
     Import {
@@ -188,7 +192,9 @@ pub enum CredentialsCommand {
         #[arg(long = "may-use")]
         may_use: Vec<String>,
     },
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -210,7 +216,9 @@ pub enum PluginsCommand {
     /// List built-in and uploaded plugins.
     List,
     /// Show a plugin: refs, schema, requested and granted capabilities.
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Grant capabilities from a JSON file ("-" for stdin), e.g.
     /// {"http": {"urls": ["https://api.internal/*"]}}; approves and enables the plugin.
     Grant {
@@ -218,17 +226,25 @@ pub enum PluginsCommand {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
-    Enable { id: String },
-    Disable { id: String },
+    Enable {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
     /// Delete an uploaded plugin (refused while executors still to run use it).
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
     /// Run a component here, without an engine or database: an attack runs (its
     /// capabilities real, within --grant; --dry-run records them), a planner plans the
     /// next 7 days, a probe checks. Prints its log, capability calls and result.
     Run(crate::local::RunArgs),
     /// Check a component offline as an upload is checked (size, world, imports, describe,
     /// schema, built-in names and refs); exits non-zero with the upload's message.
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+    },
     /// Create a plugin project here (Rust, the SDK by version, a mock-host test, a grant
     /// and a plan to start from).
     New(crate::scaffold::NewArgs),
@@ -237,7 +253,10 @@ pub enum PluginsCommand {
 pub enum Request {
     Credentials(CredentialsCommand),
     /// The audit log, newest first: one page.
-    Audit { page: u64, size: u64 },
+    Audit {
+        page: u64,
+        size: u64,
+    },
     /// Whether the engine is halted, since when and why.
     HaltStatus,
     /// The webhooks and their deliveries.
@@ -268,19 +287,37 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                     .all_pages("/api/1/undos/", &[("size", "1000".into())], "undos")
                     .await?
                     .iter()
-                    .map(|u| vec![cell(&u["id"]), cell(&u["state"]), cell(&u["due"]), cell(&u["target"]), cell(&u["command"]), cell(&u["outcome"])])
+                    .map(|u| {
+                        vec![
+                            cell(&u["id"]),
+                            cell(&u["state"]),
+                            cell(&u["due"]),
+                            cell(&u["target"]),
+                            cell(&u["command"]),
+                            cell(&u["outcome"]),
+                        ]
+                    })
                     .collect();
                 table(&["ID", "STATE", "DUE", "TARGET", "COMMAND", "OUTCOME"], rows);
             }
             Request::Credentials(command) => credentials(&client, command).await?,
             Request::Audit { page, size } => {
-                let doc = client.get_with("/api/1/audit/", &[("page", page.to_string()), ("size", size.to_string())]).await?;
+                let doc =
+                    client.get_with("/api/1/audit/", &[("page", page.to_string()), ("size", size.to_string())]).await?;
                 let rows = doc["_embedded"]["audit"]
                     .as_array()
                     .map(Vec::as_slice)
                     .unwrap_or_default()
                     .iter()
-                    .map(|e| vec![cell(&e["at"]), cell(&e["actor"]), cell(&e["action"]), cell(&e["target"]), cell(&e["decision"])])
+                    .map(|e| {
+                        vec![
+                            cell(&e["at"]),
+                            cell(&e["actor"]),
+                            cell(&e["action"]),
+                            cell(&e["target"]),
+                            cell(&e["decision"]),
+                        ]
+                    })
                     .collect();
                 table(&["AT", "ACTOR", "ACTION", "TARGET", "DECISION"], rows);
             }
@@ -292,8 +329,19 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                     .unwrap_or_default()
                     .iter()
                     .map(|w| {
-                        let events = w["events"].as_array().map(|e| e.iter().map(cell).collect::<Vec<_>>().join(",")).unwrap_or_default();
-                        vec![cell(&w["name"]), cell(&w["url"]), events, cell(&w["pending"]), cell(&w["delivered"]), cell(&w["failed"]), cell(&w["last_error"])]
+                        let events = w["events"]
+                            .as_array()
+                            .map(|e| e.iter().map(cell).collect::<Vec<_>>().join(","))
+                            .unwrap_or_default();
+                        vec![
+                            cell(&w["name"]),
+                            cell(&w["url"]),
+                            events,
+                            cell(&w["pending"]),
+                            cell(&w["delivered"]),
+                            cell(&w["failed"]),
+                            cell(&w["last_error"]),
+                        ]
                     })
                     .collect();
                 table(&["NAME", "URL", "EVENTS", "PENDING", "DELIVERED", "FAILED", "LAST ERROR"], rows);
@@ -323,11 +371,24 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                     (Some(id), _) => client.get_with(&format!("/api/1/plans/{id}/forecast"), &query).await?,
                     (None, Some(file)) => {
                         let body = read_json(&file, "plan")?;
-                        client.request(reqwest::Method::POST, "/api/1/forecast", &query, Some(("application/json", body.to_string().into_bytes()))).await?
+                        client
+                            .request(
+                                reqwest::Method::POST,
+                                "/api/1/forecast",
+                                &query,
+                                Some(("application/json", body.to_string().into_bytes())),
+                            )
+                            .await?
                     }
                     (None, None) => anyhow::bail!("name a plan ID or a plan body with -f FILE"),
                 };
-                say!("{} firings from {} until {}{}", cell(&doc["count"]), cell(&doc["from"]), cell(&doc["until"]), if doc["truncated"] == true { " (truncated)" } else { "" });
+                say!(
+                    "{} firings from {} until {}{}",
+                    cell(&doc["count"]),
+                    cell(&doc["from"]),
+                    cell(&doc["until"]),
+                    if doc["truncated"] == true { " (truncated)" } else { "" }
+                );
                 let rows = doc["firings"]
                     .as_array()
                     .map(Vec::as_slice)
@@ -341,7 +402,15 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                 }
             }
             Request::Plans(PlansCommand::List { all }) => {
-                print_plans(&client.all_pages("/api/1/plans/", &[("all", all.to_string()), ("size", client.target.page_size.to_string())], "plans").await?);
+                print_plans(
+                    &client
+                        .all_pages(
+                            "/api/1/plans/",
+                            &[("all", all.to_string()), ("size", client.target.page_size.to_string())],
+                            "plans",
+                        )
+                        .await?,
+                );
             }
             Request::Plans(PlansCommand::Create { file, wait }) => {
                 let body = read_json(&file, "plan")?;
@@ -361,16 +430,22 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                 print_executors(doc["_embedded"]["executors"].as_array().map(Vec::as_slice).unwrap_or_default());
             }
             Request::Plans(PlansCommand::Run { id }) => {
-                let doc = client.send(reqwest::Method::POST, &format!("/api/1/plans/{id}/run"), Some(serde_json::json!({}))).await?;
+                let doc = client
+                    .send(reqwest::Method::POST, &format!("/api/1/plans/{id}/run"), Some(serde_json::json!({})))
+                    .await?;
                 say!("fired plan {id}: executor {}", doc["id"].as_str().unwrap_or("?"));
                 print_executors(std::slice::from_ref(&doc));
             }
             Request::Plans(PlansCommand::Pause { id }) => {
-                let doc = client.send(reqwest::Method::POST, &format!("/api/1/plans/{id}/pause"), Some(serde_json::json!({}))).await?;
+                let doc = client
+                    .send(reqwest::Method::POST, &format!("/api/1/plans/{id}/pause"), Some(serde_json::json!({})))
+                    .await?;
                 say!("plan {id} paused: {}", doc["paused"]);
             }
             Request::Plans(PlansCommand::Resume { id }) => {
-                let doc = client.send(reqwest::Method::POST, &format!("/api/1/plans/{id}/resume"), Some(serde_json::json!({}))).await?;
+                let doc = client
+                    .send(reqwest::Method::POST, &format!("/api/1/plans/{id}/resume"), Some(serde_json::json!({})))
+                    .await?;
                 say!("plan {id} paused: {}", doc["paused"]);
             }
             Request::Plans(PlansCommand::Delete { id }) => {
@@ -394,7 +469,12 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
                     say!("error:  {error}");
                 }
                 for line in doc["log"]["lines"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                    say!("log:    {} {:5} {}", line["at"].as_str().unwrap_or(""), line["level"].as_str().unwrap_or(""), line["message"].as_str().unwrap_or(""));
+                    say!(
+                        "log:    {} {:5} {}",
+                        line["at"].as_str().unwrap_or(""),
+                        line["level"].as_str().unwrap_or(""),
+                        line["message"].as_str().unwrap_or("")
+                    );
                 }
             }
             Request::Halt(reason) => {
@@ -424,16 +504,30 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
             let mut query: Vec<(&str, String)> = sha256.into_iter().map(|s| ("sha256", s)).collect();
             let armored = match (sign, signature) {
                 (Some(key), _) => Some(sign_plugin(&key, &wasm)?),
-                (None, Some(path)) => Some(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?),
+                (None, Some(path)) => {
+                    Some(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
+                }
                 (None, None) => None,
             };
             if let Some(armored) = armored {
                 use base64::Engine as _;
                 query.push(("signature", base64::engine::general_purpose::STANDARD.encode(armored)));
             }
-            eprintln!("uploading {} ({} bytes); the engine compiles it, which can take a few seconds", file.display(), wasm.len());
-            let doc = client.request(reqwest::Method::POST, "/api/1/plugins/", &query, Some(("application/wasm", wasm))).await?;
-            say!("{} {} ({}), compiled in {} ms", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""), doc["kind"].as_str().unwrap_or(""), doc["compile_ms"]);
+            eprintln!(
+                "uploading {} ({} bytes); the engine compiles it, which can take a few seconds",
+                file.display(),
+                wasm.len()
+            );
+            let doc = client
+                .request(reqwest::Method::POST, "/api/1/plugins/", &query, Some(("application/wasm", wasm)))
+                .await?;
+            say!(
+                "{} {} ({}), compiled in {} ms",
+                doc["id"].as_str().unwrap_or("?"),
+                doc["status"].as_str().unwrap_or(""),
+                doc["kind"].as_str().unwrap_or(""),
+                doc["compile_ms"]
+            );
             say!("requested capabilities: {}", doc["capabilities"]);
             if doc["status"] == "pending" {
                 say!("grant it to use it: cme plugins grant {} -f grant.json", doc["id"].as_str().unwrap_or("ID"));
@@ -445,7 +539,13 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
                 .await?
                 .iter()
                 .map(|p| {
-                    vec![cell(&p["id"]), cell(&p["kind"]), cell(&p["status"]), if p["builtin"] == true { "built-in".into() } else { cell(&p["uploaded_by"]) }, cell(&p["ref"])]
+                    vec![
+                        cell(&p["id"]),
+                        cell(&p["kind"]),
+                        cell(&p["status"]),
+                        if p["builtin"] == true { "built-in".into() } else { cell(&p["uploaded_by"]) },
+                        cell(&p["ref"]),
+                    ]
                 })
                 .collect();
             table(&["ID", "KIND", "STATUS", "SOURCE", "REF"], rows);
@@ -460,7 +560,12 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
         PluginsCommand::Grant { id, file } => {
             let grant = read_json(&file, "grant")?;
             let doc = client.send(reqwest::Method::PUT, &format!("/api/1/plugins/{id}/grant"), Some(grant)).await?;
-            say!("{} {}: granted {}", doc["id"].as_str().unwrap_or("?"), doc["status"].as_str().unwrap_or(""), doc["granted"]);
+            say!(
+                "{} {}: granted {}",
+                doc["id"].as_str().unwrap_or("?"),
+                doc["status"].as_str().unwrap_or(""),
+                doc["granted"]
+            );
         }
         PluginsCommand::Enable { id } => {
             let doc = client.send(reqwest::Method::POST, &format!("/api/1/plugins/{id}/enable"), None).await?;
@@ -481,12 +586,17 @@ async fn plugins(client: &Client, command: PluginsCommand) -> anyhow::Result<()>
 /// Polls a plan's executors until every one is finished, printing each as it finishes.
 async fn wait_for_executors(client: &Client, plan_id: &str) -> anyhow::Result<()> {
     let mut reported = std::collections::HashSet::new();
-    let query = [("plan_id", plan_id.to_string()), ("executed", "all".into()), ("size", client.target.page_size.to_string())];
+    let query =
+        [("plan_id", plan_id.to_string()), ("executed", "all".into()), ("size", client.target.page_size.to_string())];
     loop {
         let executors = client.all_pages("/api/1/executors/", &query, "executors").await?;
         for executor in executors.iter().filter(|e| e["executed"] == true) {
             if reported.insert(executor["id"].as_str().unwrap_or("").to_string()) {
-                let outcome = executor["result"]["summary"].as_str().or(executor["error"].as_str()).or(executor["reason"].as_str()).unwrap_or("");
+                let outcome = executor["result"]["summary"]
+                    .as_str()
+                    .or(executor["error"].as_str())
+                    .or(executor["reason"].as_str())
+                    .unwrap_or("");
                 say!("{} {}: {}", cell(&executor["id"]), cell(&executor["status"]), outcome);
             }
         }
@@ -500,13 +610,17 @@ async fn wait_for_executors(client: &Client, plan_id: &str) -> anyhow::Result<()
 async fn credentials(client: &Client, command: CredentialsCommand) -> anyhow::Result<()> {
     match command {
         CredentialsCommand::List => {
-            print_credentials(&client.all_pages("/api/1/credentials/", &[("size", "1000".into())], "credentials").await?);
+            print_credentials(
+                &client.all_pages("/api/1/credentials/", &[("size", "1000".into())], "credentials").await?,
+            );
         }
         CredentialsCommand::Create { name, user, key, passphrase_env, may_use } => {
-            let private_key = std::fs::read_to_string(&key).with_context(|| format!("reading the key {}", key.display()))?;
+            let private_key =
+                std::fs::read_to_string(&key).with_context(|| format!("reading the key {}", key.display()))?;
             let mut body = serde_json::json!({"name": name, "user": user, "private_key": private_key});
             if let Some(var) = passphrase_env {
-                body["passphrase"] = std::env::var(&var).with_context(|| format!("the passphrase variable {var} is not set"))?.into();
+                body["passphrase"] =
+                    std::env::var(&var).with_context(|| format!("the passphrase variable {var} is not set"))?.into();
             }
             if !may_use.is_empty() {
                 body["may_use"] = may_use.into();
@@ -526,7 +640,15 @@ async fn credentials(client: &Client, command: CredentialsCommand) -> anyhow::Re
 fn print_credentials(credentials: &[Value]) {
     let rows = credentials
         .iter()
-        .map(|c| vec![cell(&c["name"]), cell(&c["user"]), cell(&c["algorithm"]), cell(&c["fingerprint"]), cell(&c["may_use"])])
+        .map(|c| {
+            vec![
+                cell(&c["name"]),
+                cell(&c["user"]),
+                cell(&c["algorithm"]),
+                cell(&c["fingerprint"]),
+                cell(&c["may_use"]),
+            ]
+        })
         .collect();
     table(&["NAME", "USER", "ALGORITHM", "FINGERPRINT", "MAY USE"], rows);
 }
@@ -549,7 +671,9 @@ async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result
             say!("created blackout {}", cell(&doc["id"]));
             print_blackouts(std::slice::from_ref(&doc));
         }
-        BlackoutsCommand::Show { id } => print_blackouts(std::slice::from_ref(&client.get(&format!("/api/1/blackouts/{id}")).await?)),
+        BlackoutsCommand::Show { id } => {
+            print_blackouts(std::slice::from_ref(&client.get(&format!("/api/1/blackouts/{id}")).await?))
+        }
         BlackoutsCommand::Delete { id } => {
             let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/blackouts/{id}"), None).await?;
             say!("{}", doc["msg"].as_str().unwrap_or("deleted"));
@@ -559,7 +683,9 @@ async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result
             let mut query = vec![("name", name)];
             query.extend(timezone.map(|z| ("timezone", z)));
             query.extend(plan.map(|p| ("plan_id", p)));
-            let doc = client.request(reqwest::Method::POST, "/api/1/calendars/", &query, Some(("text/calendar", ics))).await?;
+            let doc = client
+                .request(reqwest::Method::POST, "/api/1/calendars/", &query, Some(("text/calendar", ics)))
+                .await?;
             say!("imported {} events of calendar {}", cell(&doc["count"]), cell(&doc["calendar"]));
             print_blackouts(doc["blackouts"].as_array().map(Vec::as_slice).unwrap_or_default());
         }
@@ -581,7 +707,9 @@ async fn inventories(client: &Client, command: InventoriesCommand) -> anyhow::Re
         InventoriesCommand::Show { name } => print_hosts(&client.get(&format!("/api/1/inventories/{name}")).await?),
         InventoriesCommand::Import { file } => {
             let yaml = std::fs::read(&file).with_context(|| format!("reading the inventory {}", file.display()))?;
-            let doc = client.request(reqwest::Method::POST, "/api/1/inventories/", &[], Some(("application/yaml", yaml))).await?;
+            let doc = client
+                .request(reqwest::Method::POST, "/api/1/inventories/", &[], Some(("application/yaml", yaml)))
+                .await?;
             for inventory in doc["inventories"].as_array().map(Vec::as_slice).unwrap_or_default() {
                 say!("imported inventory {} ({} hosts)", cell(&inventory["name"]), cell(&inventory["count"]));
             }
@@ -606,8 +734,17 @@ fn print_hosts(inventory: &Value) {
         .unwrap_or_default()
         .iter()
         .map(|h| {
-            let tags = h["tags"].as_object().map(|t| t.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(",")).unwrap_or_default();
-            vec![cell(&h["name"]), format!("{}:{}", cell(&h["address"]), cell(&h["port"])), cell(&h["user"]), cell(&h["credential"]), tags]
+            let tags = h["tags"]
+                .as_object()
+                .map(|t| t.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(","))
+                .unwrap_or_default();
+            vec![
+                cell(&h["name"]),
+                format!("{}:{}", cell(&h["address"]), cell(&h["port"])),
+                cell(&h["user"]),
+                cell(&h["credential"]),
+                tags,
+            ]
         })
         .collect();
     table(&["NAME", "ADDRESS", "USER", "CREDENTIAL", "TAGS"], rows);
@@ -648,7 +785,12 @@ impl Client {
         let mut items = Vec::new();
         let mut doc = self.get_with(path, query).await?;
         loop {
-            let page = doc.get(key).or_else(|| doc["_embedded"].get(key)).and_then(Value::as_array).cloned().unwrap_or_default();
+            let page = doc
+                .get(key)
+                .or_else(|| doc["_embedded"].get(key))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             items.extend(page);
             let Some(next) = doc["_links"]["next"]["href"].as_str().map(str::to_string) else { break };
             doc = self.get(&next).await?;
@@ -670,7 +812,13 @@ impl Client {
         self.request(method, path, &[], body.map(|b| ("application/json", b.to_string().into_bytes()))).await
     }
 
-    async fn request(&self, method: reqwest::Method, path: &str, query: &[(&str, String)], body: Option<(&str, Vec<u8>)>) -> anyhow::Result<Value> {
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.target.url.trim_end_matches('/'));
         let mut request = self.http.request(method, &url).query(query);
         if let Some(token) = &self.target.token {
@@ -679,7 +827,8 @@ impl Client {
         if let Some((content_type, body)) = body {
             request = request.header("content-type", content_type).body(body);
         }
-        let response = request.send().await.with_context(|| format!("cannot reach the engine at {}", self.target.url))?;
+        let response =
+            request.send().await.with_context(|| format!("cannot reach the engine at {}", self.target.url))?;
         let status = response.status();
         let doc: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -719,7 +868,15 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
 fn print_plans(plans: &[Value]) {
     let rows = plans
         .iter()
-        .map(|p| vec![cell(&p["id"]), cell(&p["name"]), cell(&p["executors_count"]), cell(&p["next_execution"]), cell(&p["executed"])])
+        .map(|p| {
+            vec![
+                cell(&p["id"]),
+                cell(&p["name"]),
+                cell(&p["executors_count"]),
+                cell(&p["next_execution"]),
+                cell(&p["executed"]),
+            ]
+        })
         .collect();
     table(&["ID", "NAME", "EXECUTORS", "NEXT", "EXECUTED"], rows);
 }
@@ -733,7 +890,12 @@ fn print_executors(executors: &[Value]) {
                 cell(&e["plan_id"]),
                 cell(&e["next_run_time"]),
                 cell(&e["status"]),
-                e["result"]["summary"].as_str().or(e["error"].as_str()).or(e["reason"].as_str()).unwrap_or("-").to_string(),
+                e["result"]["summary"]
+                    .as_str()
+                    .or(e["error"].as_str())
+                    .or(e["reason"].as_str())
+                    .unwrap_or("-")
+                    .to_string(),
             ]
         })
         .collect();
@@ -744,9 +906,12 @@ fn print_executors(executors: &[Value]) {
 /// ed25519 private key at `key`, armored as `ssh-keygen -Y sign` writes it.
 fn sign_plugin(key: &std::path::Path, wasm: &[u8]) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
-    let key = ssh_key::PrivateKey::from_openssh(text).with_context(|| format!("{} is not an OpenSSH private key", key.display()))?;
+    let key = ssh_key::PrivateKey::from_openssh(text)
+        .with_context(|| format!("{} is not an OpenSSH private key", key.display()))?;
     if key.is_encrypted() {
-        anyhow::bail!("the key is encrypted: sign with `ssh-keygen -Y sign -n cme-plugin -f KEY FILE.wasm` and pass --signature FILE.wasm.sig");
+        anyhow::bail!(
+            "the key is encrypted: sign with `ssh-keygen -Y sign -n cme-plugin -f KEY FILE.wasm` and pass --signature FILE.wasm.sig"
+        );
     }
     if key.algorithm() != ssh_key::Algorithm::Ed25519 {
         anyhow::bail!("a {} key: plugin signatures are ed25519 (ssh-keygen -t ed25519)", key.algorithm());

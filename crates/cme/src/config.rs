@@ -107,7 +107,11 @@ pub struct HttpFile {
 
 impl HttpFile {
     pub fn fence(&self) -> cme_grant::HttpFence {
-        cme_grant::HttpFence { allow: self.allow.clone(), deny: self.deny.clone(), deny_networks: self.deny_networks.clone() }
+        cme_grant::HttpFence {
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            deny_networks: self.deny_networks.clone(),
+        }
     }
 
     /// Reads every credential's secret and builds it; the error names the credential.
@@ -118,7 +122,11 @@ impl HttpFile {
                 anyhow::bail!("[[http.credentials]]: the name {:?} is used twice", file.name);
             }
             if let Some(unknown) = file.builtins.iter().find(|b| !cme_plugins::BUILTIN_NAMES.contains(&b.as_str())) {
-                anyhow::bail!("[[http.credentials]] {:?}: {unknown:?} is not a built-in plugin ({})", file.name, cme_plugins::BUILTIN_NAMES.join(", "));
+                anyhow::bail!(
+                    "[[http.credentials]] {:?}: {unknown:?} is not a built-in plugin ({})",
+                    file.name,
+                    cme_plugins::BUILTIN_NAMES.join(", ")
+                );
             }
             let credential = cme_cloud::http::HttpCredential::new(&file.name, &file.urls, file.spec().await?)
                 .map_err(|e| anyhow::anyhow!("[[http.credentials]]: {e}"))?
@@ -171,7 +179,11 @@ pub enum CredentialKind {
 impl std::fmt::Debug for HttpCredentialFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the secret.
-        f.debug_struct("HttpCredentialFile").field("name", &self.name).field("urls", &self.urls).field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("HttpCredentialFile")
+            .field("name", &self.name)
+            .field("urls", &self.urls)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,19 +192,35 @@ impl HttpCredentialFile {
         use cme_cloud::http::CredentialSpec;
         let name = &self.name;
         let required = |what: &str, value: &Option<String>| {
-            value.clone().ok_or_else(|| anyhow::anyhow!("[[http.credentials]] {name:?}: {what} is required for kind {:?}", self.kind))
+            value.clone().ok_or_else(|| {
+                anyhow::anyhow!("[[http.credentials]] {name:?}: {what} is required for kind {:?}", self.kind)
+            })
         };
         Ok(match self.kind {
             CredentialKind::Bearer => CredentialSpec::Bearer { token: self.secret()? },
-            CredentialKind::Basic => CredentialSpec::Basic { username: required("username", &self.username)?, password: self.secret()? },
-            CredentialKind::Header => CredentialSpec::Header { header: required("header", &self.header)?, value: self.secret()? },
-            CredentialKind::GcpServiceAccount => CredentialSpec::GcpServiceAccount { key_json: self.secret()?, scopes: self.scopes.clone() },
+            CredentialKind::Basic => {
+                CredentialSpec::Basic { username: required("username", &self.username)?, password: self.secret()? }
+            }
+            CredentialKind::Header => {
+                CredentialSpec::Header { header: required("header", &self.header)?, value: self.secret()? }
+            }
+            CredentialKind::GcpServiceAccount => {
+                CredentialSpec::GcpServiceAccount { key_json: self.secret()?, scopes: self.scopes.clone() }
+            }
             CredentialKind::AwsSigv4 => {
                 if self.secret.is_some() || self.secret_env.is_some() || self.secret_file.is_some() {
-                    anyhow::bail!("[[http.credentials]] {name:?}: aws-sigv4 takes no secret: it signs with the standard AWS credential chain");
+                    anyhow::bail!(
+                        "[[http.credentials]] {name:?}: aws-sigv4 takes no secret: it signs with the standard AWS credential chain"
+                    );
                 }
-                let provider = cme_cloud::http::aws_credential_chain().await.map_err(|e| anyhow::anyhow!("[[http.credentials]] {name:?}: {e}"))?;
-                CredentialSpec::AwsSigV4 { service: required("service", &self.service)?, region: required("region", &self.region)?, provider }
+                let provider = cme_cloud::http::aws_credential_chain()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("[[http.credentials]] {name:?}: {e}"))?;
+                CredentialSpec::AwsSigV4 {
+                    service: required("service", &self.service)?,
+                    region: required("region", &self.region)?,
+                    provider,
+                }
             }
         })
     }
@@ -202,7 +230,10 @@ impl HttpCredentialFile {
     fn secret(&self) -> anyhow::Result<String> {
         let secret = self.read_secret()?;
         cme_secrets::remember_pinned(&secret);
-        if let Some(key) = serde_json::from_str::<serde_json::Value>(&secret).ok().and_then(|v| v["private_key"].as_str().map(str::to_string)) {
+        if let Some(key) = serde_json::from_str::<serde_json::Value>(&secret)
+            .ok()
+            .and_then(|v| v["private_key"].as_str().map(str::to_string))
+        {
             cme_secrets::remember_pinned(&key);
         }
         Ok(secret)
@@ -212,7 +243,9 @@ impl HttpCredentialFile {
         let name = &self.name;
         match (&self.secret, &self.secret_env, &self.secret_file) {
             (Some(value), None, None) => Ok(value.clone()),
-            (None, Some(var), None) => std::env::var(var).map_err(|_| anyhow::anyhow!("[[http.credentials]] {name:?}: the environment variable {var} is not set")),
+            (None, Some(var), None) => std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("[[http.credentials]] {name:?}: the environment variable {var} is not set")
+            }),
             (None, None, Some(path)) => std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
                 .with_context(|| format!("[[http.credentials]] {name:?}: reading {}", path.display())),
@@ -282,15 +315,16 @@ impl std::fmt::Debug for WebhookFile {
 
 impl WebhookFile {
     pub fn to_webhook(&self) -> anyhow::Result<cme_webhooks::Webhook> {
-        let url = url::Url::parse(&self.url).map_err(|e| anyhow::anyhow!("webhook {:?}: invalid url: {e}", self.name.as_deref().unwrap_or("")))?;
+        let url = url::Url::parse(&self.url)
+            .map_err(|e| anyhow::anyhow!("webhook {:?}: invalid url: {e}", self.name.as_deref().unwrap_or("")))?;
         let name = self.name.clone().or_else(|| url.host_str().map(str::to_string)).unwrap_or_default();
         let mut webhook = cme_webhooks::Webhook::new(name, url, self.events.clone());
         webhook.secret = match (&self.secret, &self.secret_env) {
             (Some(_), Some(_)) => anyhow::bail!("webhook {:?}: give secret or secret_env, not both", webhook.name),
             (Some(secret), None) => Some(secret.clone()),
-            (None, Some(var)) => {
-                Some(std::env::var(var).map_err(|_| anyhow::anyhow!("webhook {:?}: the variable {var} (secret_env) is not set", webhook.name))?)
-            }
+            (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("webhook {:?}: the variable {var} (secret_env) is not set", webhook.name)
+            })?),
             (None, None) => None,
         };
         if let Some(s) = self.timeout_seconds {
@@ -375,7 +409,9 @@ impl TokenFile {
     pub fn to_token(&self) -> anyhow::Result<Token> {
         let name = self.name.clone().unwrap_or_else(|| self.role.name().to_string());
         match (&self.token, &self.sha256) {
-            (None, Some(digest)) => Token::hashed(name.clone(), self.role, digest).map_err(|e| anyhow::anyhow!("[[tokens]] {name}: {e}")),
+            (None, Some(digest)) => {
+                Token::hashed(name.clone(), self.role, digest).map_err(|e| anyhow::anyhow!("[[tokens]] {name}: {e}"))
+            }
             (Some(secret), None) => {
                 tracing::warn!(token = %name, "a [[tokens]] entry holds its secret in plaintext: give its sha256 instead");
                 Token::plain(name.clone(), self.role, secret).map_err(|e| anyhow::anyhow!("[[tokens]] {name}: {e}"))
@@ -390,7 +426,10 @@ pub fn parse_tokens(text: &str) -> anyhow::Result<Vec<Token>> {
     text.split(',')
         .filter(|t| !t.trim().is_empty())
         .map(|pair| {
-            let (role, token) = pair.trim().split_once(':').ok_or_else(|| anyhow::anyhow!("a token must be ROLE:TOKEN, e.g. admin:s3cret"))?;
+            let (role, token) = pair
+                .trim()
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("a token must be ROLE:TOKEN, e.g. admin:s3cret"))?;
             let role = match role {
                 "viewer" => Role::Viewer,
                 "publisher" => Role::Publisher,
@@ -410,6 +449,10 @@ pub fn default_cache_dir() -> anyhow::Result<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))
-        .ok_or_else(|| anyhow::anyhow!("neither XDG_CACHE_HOME nor HOME is set: give the artifact cache a directory with --cache-dir"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "neither XDG_CACHE_HOME nor HOME is set: give the artifact cache a directory with --cache-dir"
+            )
+        })?;
     Ok(base.join("cme").join("artifacts"))
 }

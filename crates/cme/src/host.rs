@@ -4,11 +4,11 @@
 
 use serde_json::Value;
 
-use cme_engine::{
-    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, LogLine, PluginDescription,
-    PluginHandle, PluginHost, PluginKind, Report, RunLog,
-};
 use cme_engine::host::{Cancel, PlanInput, Planned, RunInput, RunResult};
+use cme_engine::{
+    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, LogLine,
+    PluginDescription, PluginHandle, PluginHost, PluginKind, Report, RunLog,
+};
 use cme_runtime::{CallError, Decision, PlanContext, Plugin, RunOwner, RunRequest, Runtime};
 
 pub struct RuntimeHost {
@@ -26,7 +26,11 @@ impl RuntimeHost {
     pub async fn builtins(&self) -> anyhow::Result<Vec<Builtin>> {
         let mut builtins = Vec::new();
         for embedded in cme_plugins::BUILTINS {
-            let plugin = self.runtime.load(embedded.wasm).await.map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", embedded.crate_name))?;
+            let plugin = self
+                .runtime
+                .load(embedded.wasm)
+                .await
+                .map_err(|e| anyhow::anyhow!("built-in plugin {}: {e}", embedded.crate_name))?;
             let mut grant = cme_runtime::grant::as_declared(&plugin.info().capabilities);
             if let Some(ec2) = &mut grant.ec2 {
                 ec2.max_terminations_per_run = u32::MAX;
@@ -36,7 +40,13 @@ impl RuntimeHost {
             }
             if let Some(http) = &mut grant.http {
                 let name = &plugin.info().name;
-                http.credentials = self.runtime.http_credentials().iter().filter(|c| c.granted_to_builtin(name)).map(|c| c.name().to_string()).collect();
+                http.credentials = self
+                    .runtime
+                    .http_credentials()
+                    .iter()
+                    .filter(|c| c.granted_to_builtin(name))
+                    .map(|c| c.name().to_string())
+                    .collect();
             }
             builtins.push(Builtin { plugin: loaded(plugin, embedded.wasm.len()), grant });
         }
@@ -90,7 +100,10 @@ impl PluginHost for RuntimeHost {
             credential: undo.credential.clone(),
             command: undo.command.clone(),
             due: undo.due,
-            owner: RunOwner { plan: undo.plan_id.clone(), created_by: undo.plan_created_by.clone().map(|a| (a.name, a.role)) },
+            owner: RunOwner {
+                plan: undo.plan_id.clone(),
+                created_by: undo.plan_created_by.clone().map(|a| (a.name, a.role)),
+            },
         };
         match self.runtime.run_undo(&armed).await {
             Ok(ran) => cme_engine::UndoAttempt::Ran { exit_code: ran.exit_code, output: ran.output },
@@ -120,11 +133,25 @@ impl PluginHost for RuntimeHost {
     async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult {
         let runtime_plugin = match plugin_of(plugin) {
             Ok(p) => p,
-            Err(e) => return RunResult { outcome: Err(e.to_string()), log: RunLog::default(), audit: Vec::new(), cancelled: None },
+            Err(e) => {
+                return RunResult {
+                    outcome: Err(e.to_string()),
+                    log: RunLog::default(),
+                    audit: Vec::new(),
+                    cancelled: None,
+                };
+            }
         };
         let run_id = input.run_id.clone();
         let owner = RunOwner { plan: input.plan_id, created_by: input.created_by.map(|a| (a.name, a.role)) };
-        let request = RunRequest { run_id: input.run_id, now: input.now, args: input.args, grant: grant.clone(), dry_run: input.dry_run, owner };
+        let request = RunRequest {
+            run_id: input.run_id,
+            now: input.now,
+            args: input.args,
+            grant: grant.clone(),
+            dry_run: input.dry_run,
+            owner,
+        };
         let outcome = self.runtime.run_until(runtime_plugin, request, cancel).await;
         let record = outcome.record;
         let cancelled = match &outcome.result {
@@ -133,12 +160,22 @@ impl PluginHost for RuntimeHost {
         };
         RunResult {
             cancelled,
-            outcome: outcome.result.map(|r| Report { summary: r.summary, targets: r.targets, details: r.details }).map_err(|e| e.to_string()),
+            outcome: outcome
+                .result
+                .map(|r| Report { summary: r.summary, targets: r.targets, details: r.details })
+                .map_err(|e| e.to_string()),
             log: RunLog {
                 lines: record
                     .log
                     .into_iter()
-                    .map(|l| LogLine { at: l.at, level: serde_json::to_value(l.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), message: l.message })
+                    .map(|l| LogLine {
+                        at: l.at,
+                        level: serde_json::to_value(l.level)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        message: l.message,
+                    })
                     .collect(),
                 stdout: record.stdout,
                 stderr: record.stderr,
@@ -149,23 +186,27 @@ impl PluginHost for RuntimeHost {
         }
     }
 
-    async fn check(&self, plugin: &LoadedPlugin, grant: &Grant, input: cme_engine::CheckInput) -> cme_engine::CheckResult {
+    async fn check(
+        &self,
+        plugin: &LoadedPlugin,
+        grant: &Grant,
+        input: cme_engine::CheckInput,
+    ) -> cme_engine::CheckResult {
         let runtime_plugin = match plugin_of(plugin) {
             Ok(p) => p,
             Err(e) => return cme_engine::CheckResult { verdict: Err(e.to_string()), audit: Vec::new() },
         };
         let check_id = input.check_id.clone();
         let owner = RunOwner { plan: input.plan_id, created_by: input.created_by.map(|a| (a.name, a.role)) };
-        let request =
-            cme_runtime::ProbeRequest {
-                check_id: input.check_id,
-                now: input.now,
-                args: input.args,
-                grant: grant.clone(),
-                deadline: input.deadline,
-                owner,
-                dry_run: input.dry_run,
-            };
+        let request = cme_runtime::ProbeRequest {
+            check_id: input.check_id,
+            now: input.now,
+            args: input.args,
+            grant: grant.clone(),
+            deadline: input.deadline,
+            owner,
+            dry_run: input.dry_run,
+        };
         let outcome = self.runtime.check(runtime_plugin, request).await;
         cme_engine::CheckResult {
             verdict: outcome
@@ -177,7 +218,8 @@ impl PluginHost for RuntimeHost {
     }
 
     fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError> {
-        let key = cme_cloud::ssh::SshKey::parse(private_key, passphrase).map_err(|e| HostError::InvalidKey(e.to_string()))?;
+        let key =
+            cme_cloud::ssh::SshKey::parse(private_key, passphrase).map_err(|e| HostError::InvalidKey(e.to_string()))?;
         Ok(KeyFacts { fingerprint: key.fingerprint(), algorithm: key.algorithm() })
     }
 

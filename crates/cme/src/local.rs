@@ -11,7 +11,9 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use cme_runtime::{CallRecord, Grant, PlanContext, Plugin, PluginKind, ProbeRequest, RunRequest, Runtime, RuntimeConfig};
+use cme_runtime::{
+    CallRecord, Grant, PlanContext, Plugin, PluginKind, ProbeRequest, RunRequest, Runtime, RuntimeConfig,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -70,9 +72,7 @@ pub fn run(args: RunArgs, json: bool) -> anyhow::Result<()> {
             None => plugin.info().example_args.clone(),
         };
         let grant = match (&args.grant, args.grant_declared) {
-            (Some(text), _) => {
-                Grant::from_json(&json_input(text, "--grant")?).context("--grant")?
-            }
+            (Some(text), _) => Grant::from_json(&json_input(text, "--grant")?).context("--grant")?,
             (None, true) => cme_runtime::grant::as_declared(&plugin.info().capabilities),
             (None, false) => Grant::default(),
         };
@@ -85,7 +85,13 @@ pub fn run(args: RunArgs, json: bool) -> anyhow::Result<()> {
         let first = first.await.context("the call's task")?;
         let timing = if args.repeat > 0 {
             let (runtime, call, repeat) = (runtime.clone(), call.clone(), args.repeat);
-            Some(runtime.clone().spawn(async move { call.timed(&runtime, repeat).await }).await.context("the timed calls")?)
+            Some(
+                runtime
+                    .clone()
+                    .spawn(async move { call.timed(&runtime, repeat).await })
+                    .await
+                    .context("the timed calls")?,
+            )
         } else {
             None
         };
@@ -122,11 +128,17 @@ impl Call {
                     owner: Default::default(),
                 };
                 let outcome = runtime.run(&self.plugin, request).await;
-                let result = outcome.result.map(|r| json!({"summary": r.summary, "targets": r.targets, "details": r.details}));
+                let result =
+                    outcome.result.map(|r| json!({"summary": r.summary, "targets": r.targets, "details": r.details}));
                 Answer { result: result.map_err(|e| e.to_string()), record: outcome.record }
             }
             PluginKind::Planner => {
-                let ctx = PlanContext { now, timezone: "UTC".into(), seed: 1, window: (now, now + chrono::Duration::days(7)) };
+                let ctx = PlanContext {
+                    now,
+                    timezone: "UTC".into(),
+                    seed: 1,
+                    window: (now, now + chrono::Duration::days(7)),
+                };
                 let outcome = runtime.plan(&self.plugin, ctx, &self.args).await;
                 let result = outcome.result.map(|p| {
                     json!({"window_days": 7, "instants": p.instants.iter().map(|i| i.to_rfc3339()).collect::<Vec<_>>(), "recurring": p.recurring})
@@ -144,7 +156,8 @@ impl Call {
                     dry_run: self.dry_run,
                 };
                 let outcome = runtime.check(&self.plugin, request).await;
-                let result = outcome.result.map(|v| json!({"healthy": v.healthy, "reason": v.reason, "values": v.values}));
+                let result =
+                    outcome.result.map(|v| json!({"healthy": v.healthy, "reason": v.reason, "values": v.values}));
                 Answer { result: result.map_err(|e| e.to_string()), record: outcome.record }
             }
         }
@@ -177,8 +190,15 @@ fn json_input(text: &str, what: &str) -> anyhow::Result<Value> {
     }
 }
 
-fn report(args: &RunArgs, json: bool, plugin: &Plugin, answer: &Answer, timing: Option<&(Duration, Duration)>) -> anyhow::Result<()> {
-    let calls: Vec<Value> = answer.record.audit.iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
+fn report(
+    args: &RunArgs,
+    json: bool,
+    plugin: &Plugin,
+    answer: &Answer,
+    timing: Option<&(Duration, Duration)>,
+) -> anyhow::Result<()> {
+    let calls: Vec<Value> =
+        answer.record.audit.iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
     if json {
         let doc = json!({
             "plugin": plugin.id(),
@@ -216,7 +236,10 @@ fn report(args: &RunArgs, json: bool, plugin: &Plugin, answer: &Answer, timing: 
             Err(error) => println!("error  {error}"),
         }
         if let Some((p50, p99)) = timing {
-            println!("timing {} calls: median {p50:.2?}, p99 {p99:.2?} (instantiate + call, on the runtime's threads)", args.repeat);
+            println!(
+                "timing {} calls: median {p50:.2?}, p99 {p99:.2?} (instantiate + call, on the runtime's threads)",
+                args.repeat
+            );
         }
     }
     if let Err(error) = &answer.result {

@@ -23,7 +23,11 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "cme", version, about = "Chaos Monkey Engine: schedules chaos attacks run as sandboxed WebAssembly plugins")]
+#[command(
+    name = "cme",
+    version,
+    about = "Chaos Monkey Engine: schedules chaos attacks run as sandboxed WebAssembly plugins"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -163,7 +167,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args),
-        Command::Plugins { target, command: client::PluginsCommand::Run(args) } => local::run(args, target.output == client::Output::Json),
+        Command::Plugins { target, command: client::PluginsCommand::Run(args) } => {
+            local::run(args, target.output == client::Output::Json)
+        }
         Command::Plugins { command: client::PluginsCommand::Check { file }, .. } => local::check(&file),
         Command::Plugins { command: client::PluginsCommand::New(args), .. } => scaffold::new(args),
         Command::Plugins { target, command } => client::run(target, client::Request::Plugins(command)),
@@ -177,10 +183,17 @@ fn main() -> std::process::ExitCode {
         Command::Webhooks { target } => client::run(target, client::Request::Webhooks),
         Command::Status { target } => client::run(target, client::Request::HaltStatus),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "cme", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "cme",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout()).map_err(Into::into),
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map_err(Into::into),
         Command::Halt { target, reason } => client::run(target, client::Request::Halt(reason)),
         Command::Resume { target } => client::run(target, client::Request::Resume),
     };

@@ -61,7 +61,10 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
     println!("  cargo build --release --target wasm32-wasip2   # target/wasm32-wasip2/release/{module}.wasm");
     println!("  cme plugins check target/wasm32-wasip2/release/{module}.wasm");
     println!("  cme plugins run target/wasm32-wasip2/release/{module}.wasm --grant @grant.json");
-    println!("  cme plugins push target/wasm32-wasip2/release/{module}.wasm && cme plugins grant {} -f grant.json", args.name);
+    println!(
+        "  cme plugins push target/wasm32-wasip2/release/{module}.wasm && cme plugins grant {} -f grant.json",
+        args.name
+    );
     println!("  cme plans create -f plan.json");
     Ok(())
 }
@@ -94,7 +97,10 @@ fn create(args: &NewArgs, dir: &Path) -> anyhow::Result<()> {
         (Some(path), _) => {
             let path = path.canonicalize().with_context(|| format!("--sdk-path {}", path.display()))?;
             if !path.join("Cargo.toml").is_file() {
-                bail!("--sdk-path {}: no Cargo.toml there (expected a checkout's crates/cme-plugin-sdk)", path.display());
+                bail!(
+                    "--sdk-path {}: no Cargo.toml there (expected a checkout's crates/cme-plugin-sdk)",
+                    path.display()
+                );
             }
             format!("path = {}", toml_string(&path.display().to_string()))
         }

@@ -11,8 +11,8 @@ use anyhow::Context;
 
 use cme_api::{ApiState, Auth, HostPolicy};
 use cme_engine::{Engine, EngineConfig, Storage};
-use cme_store::{Store, StoreConfig};
 use cme_runtime::{Runtime, RuntimeConfig};
+use cme_store::{Store, StoreConfig};
 
 use crate::ServeArgs;
 use cme_cloud::ssh::{HostKeyPolicy, SshConfig};
@@ -72,8 +72,9 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         );
     }
     let timezone_name = args.timezone.or(file.timezone).unwrap_or_else(|| "UTC".into());
-    let timezone: chrono_tz::Tz =
-        timezone_name.parse().map_err(|_| anyhow::anyhow!("unknown IANA time zone {timezone_name:?} (e.g. Europe/Madrid)"))?;
+    let timezone: chrono_tz::Tz = timezone_name
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown IANA time zone {timezone_name:?} (e.g. Europe/Madrid)"))?;
     let database_url = args.database_url.or(file.database_url.clone()).unwrap_or_else(|| DEFAULT_DATABASE.into());
 
     let webhooks = file.webhooks.iter().map(|w| w.to_webhook()).collect::<anyhow::Result<Vec<_>>>()?;
@@ -87,8 +88,11 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(full) = file.sqlite_synchronous_full {
         store_config.sqlite_synchronous_full = full;
     }
-    let store: Arc<dyn Storage> =
-        Arc::new(Store::connect(&store_config).await.with_context(|| format!("opening the database {}", redact(&database_url)))?);
+    let store: Arc<dyn Storage> = Arc::new(
+        Store::connect(&store_config)
+            .await
+            .with_context(|| format!("opening the database {}", redact(&database_url)))?,
+    );
 
     // Bound before the runtime starts, so that plugins can be kept off the API's sockets.
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
@@ -172,16 +176,23 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     engine_config.budgets = file.budgets.clone();
     let registry = &file.registry;
-    engine_config.trusted_keys = cme_engine::TrustedKeys::new(registry.trusted_keys.iter().map(|(n, k)| (n.as_str(), k.as_str())), registry.require_signature)?;
+    engine_config.trusted_keys = cme_engine::TrustedKeys::new(
+        registry.trusted_keys.iter().map(|(n, k)| (n.as_str(), k.as_str())),
+        registry.require_signature,
+    )?;
     if registry.require_signature && registry.trusted_keys.is_empty() {
-        anyhow::bail!("[registry] require_signature is on but no trusted_keys are configured: no upload could be accepted");
+        anyhow::bail!(
+            "[registry] require_signature is on but no trusted_keys are configured: no upload could be accepted"
+        );
     }
     engine_config.stop_conditions = file.stop_conditions.iter().map(|c| c.to_condition()).collect();
     if let Some(s) = file.deadman.database_after_seconds {
         engine_config.deadman.database_after = Duration::from_secs(s.max(1));
     }
     engine_config.deadman.heartbeat =
-        file.deadman.heartbeat.as_ref().map(|h| (h.to_condition(), Duration::from_secs(file.deadman.heartbeat_after_seconds.unwrap_or(30).max(1))));
+        file.deadman.heartbeat.as_ref().map(|h| {
+            (h.to_condition(), Duration::from_secs(file.deadman.heartbeat_after_seconds.unwrap_or(30).max(1)))
+        });
     let mut sender_config = cme_webhooks::SenderConfig::new(engine_config.engine_id.clone());
     if let Some(source) = &file.events_source {
         sender_config.source = source.clone();
@@ -205,7 +216,13 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let hosts = HostPolicy::new(hosts);
     tracing::info!(hosts = ?hosts.hosts(), "serving these host names only");
     let render = metrics.map(|handle| -> cme_api::MetricsRender { Box::new(move || handle.render()) });
-    let state = ApiState::with_metrics(engine.clone(), auth, hosts, cme_secrets::Redactor::new(file.secret_headers.clone()), render);
+    let state = ApiState::with_metrics(
+        engine.clone(),
+        auth,
+        hosts,
+        cme_secrets::Redactor::new(file.secret_headers.clone()),
+        render,
+    );
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new().configure(move |c| cme_api::configure(c, state))
@@ -243,9 +260,14 @@ fn fences(file: &FileConfig) -> anyhow::Result<Fences> {
         ec2: Ec2Fence {
             regions: file.ec2.regions.clone(),
             required_tags: file.ec2.required_tags.clone(),
-            max_terminations_per_run: file.ec2.max_terminations_per_run.unwrap_or(defaults.ec2.max_terminations_per_run),
+            max_terminations_per_run: file
+                .ec2
+                .max_terminations_per_run
+                .unwrap_or(defaults.ec2.max_terminations_per_run),
         },
-        ssh: SshFence { max_sessions_per_run: file.ssh.max_sessions_per_run.unwrap_or(defaults.ssh.max_sessions_per_run) },
+        ssh: SshFence {
+            max_sessions_per_run: file.ssh.max_sessions_per_run.unwrap_or(defaults.ssh.max_sessions_per_run),
+        },
         http: file.http.fence(),
         probes: file.probes.clone(),
     };
@@ -293,7 +315,10 @@ fn credential_key(file: &FileConfig) -> anyhow::Result<cme_store::CredentialKey>
         Ok(meta) => {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                anyhow::bail!("the credential key file {} may be read by others (mode {mode:o}): chmod 600 it", path.display());
+                anyhow::bail!(
+                    "the credential key file {} may be read by others (mode {mode:o}): chmod 600 it",
+                    path.display()
+                );
             }
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             cme_store::CredentialKey::from_hex(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
@@ -329,7 +354,10 @@ fn ssh_backend(file: &SshFile, store: &Arc<dyn Storage>, undo_armed: &Arc<tokio:
     if let Some(seconds) = file.connect_timeout_seconds {
         config.connect_timeout = Duration::from_secs(seconds.max(1));
     }
-    SshBackend { config, store: Arc::new(crate::ssh_store::StoredSsh { storage: store.clone(), undo_armed: undo_armed.clone() }) }
+    SshBackend {
+        config,
+        store: Arc::new(crate::ssh_store::StoredSsh { storage: store.clone(), undo_armed: undo_armed.clone() }),
+    }
 }
 
 /// The EC2 backend from the standard AWS chain. A default region keeps start-up from
@@ -366,7 +394,10 @@ fn redact(text: &str) -> String {
 mod tests {
     #[test]
     fn database_passwords_are_redacted() {
-        assert_eq!(super::redact("postgres://cme:s3cr%40t@db.internal:5432/cme"), "postgres://cme:***@db.internal:5432/cme");
+        assert_eq!(
+            super::redact("postgres://cme:s3cr%40t@db.internal:5432/cme"),
+            "postgres://cme:***@db.internal:5432/cme"
+        );
         assert_eq!(super::redact("sqlite://cme.db?mode=rwc"), "sqlite://cme.db?mode=rwc");
         assert_eq!(super::redact("postgres://cme@db/cme"), "postgres://cme@db/cme");
     }

@@ -17,7 +17,11 @@ pub struct StoredSsh {
 #[async_trait::async_trait]
 impl cme_runtime::SshStore for StoredSsh {
     async fn ssh_credential(&self, name: &str, owner: &RunOwner) -> Result<Option<SshCredential>, CredentialError> {
-        let stored = self.storage.credential(name).await.map_err(|e| CredentialError::Unavailable(format!("reading credential {name}: {e}")))?;
+        let stored = self
+            .storage
+            .credential(name)
+            .await
+            .map_err(|e| CredentialError::Unavailable(format!("reading credential {name}: {e}")))?;
         let Some(stored) = stored else { return Ok(None) };
         let creator = owner.created_by.as_ref().map(|(name, role)| Actor::new(name.clone(), role.clone()));
         stored.usable_by(&owner.plan, creator.as_ref()).map_err(CredentialError::Denied)?;
@@ -32,12 +36,23 @@ impl cme_runtime::SshStore for StoredSsh {
     }
 
     async fn inventory(&self, name: &str) -> Result<Option<Vec<InventoryHost>>, CredentialError> {
-        let stored = self.storage.inventory(name).await.map_err(|e| CredentialError::Unavailable(format!("reading inventory {name}: {e}")))?;
+        let stored = self
+            .storage
+            .inventory(name)
+            .await
+            .map_err(|e| CredentialError::Unavailable(format!("reading inventory {name}: {e}")))?;
         Ok(stored.map(|inventory| {
             inventory
                 .hosts
                 .into_iter()
-                .map(|h| InventoryHost { name: h.name, address: h.address, port: h.port, user: h.user, credential: h.credential, tags: h.tags.into_iter().collect() })
+                .map(|h| InventoryHost {
+                    name: h.name,
+                    address: h.address,
+                    port: h.port,
+                    user: h.user,
+                    credential: h.credential,
+                    tags: h.tags.into_iter().collect(),
+                })
                 .collect()
         }))
     }

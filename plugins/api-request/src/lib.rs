@@ -81,14 +81,11 @@ impl Attack for ApiRequest {
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {
         let method = args.method.to_ascii_uppercase();
-        let mut headers: Vec<KeyValue> = args
-            .headers
-            .iter()
-            .map(|(k, v)| KeyValue { key: k.clone(), value: scalar_text(v) })
-            .collect();
-        let declared_json = headers
-            .iter()
-            .any(|h| h.key.eq_ignore_ascii_case("content-type") && h.value.to_ascii_lowercase().starts_with("application/json"));
+        let mut headers: Vec<KeyValue> =
+            args.headers.iter().map(|(k, v)| KeyValue { key: k.clone(), value: scalar_text(v) }).collect();
+        let declared_json = headers.iter().any(|h| {
+            h.key.eq_ignore_ascii_case("content-type") && h.value.to_ascii_lowercase().starts_with("application/json")
+        });
         let encoding = args.encoding.unwrap_or(if declared_json { Encoding::Json } else { Encoding::Form });
         let body = encode_body(&args.payload, encoding, &mut headers);
 

@@ -73,7 +73,10 @@ impl Planner for CronPlanner {
                 continue; // outside, or a skipped wall time that moved onto the previous tick
             }
             if firings.len() >= MAX_FIRINGS {
-                return Err(PluginError::invalid("cron", format!("fires more than {MAX_FIRINGS} times in one planning window; use a coarser pattern")));
+                return Err(PluginError::invalid(
+                    "cron",
+                    format!("fires more than {MAX_FIRINGS} times in one planning window; use a coarser pattern"),
+                ));
             }
             firings.push(nominal);
         }
@@ -93,7 +96,10 @@ impl Planner for CronPlanner {
 pub fn parse(pattern: &str) -> Result<Cron, PluginError> {
     let fields = pattern.split_whitespace().count();
     if !(fields == 5 || fields == 6) && !pattern.trim_start().starts_with('@') {
-        return Err(PluginError::invalid("cron", format!("{pattern:?} has {fields} fields; use 5 (minute hour day month weekday) or 6 (seconds first)")));
+        return Err(PluginError::invalid(
+            "cron",
+            format!("{pattern:?} has {fields} fields; use 5 (minute hour day month weekday) or 6 (seconds first)"),
+        ));
     }
     CronParser::builder()
         .seconds(Seconds::Optional)

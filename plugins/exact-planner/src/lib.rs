@@ -4,7 +4,6 @@
 //! engine dropped the offset); one without an offset is wall time in the plan's time zone.
 //! A past date or an unparsable one is `invalid-args` naming `date`.
 
-
 use cme_plugin_sdk::planner::{PlanContext, Planner, Schedule};
 use cme_plugin_sdk::{Describe, PluginError, json, time};
 

@@ -80,7 +80,11 @@ impl Probe for HttpProbe {
         let request = http::Request {
             method: args.method.to_ascii_uppercase(),
             url: args.url.clone(),
-            headers: args.headers.iter().map(|(key, value)| KeyValue { key: key.clone(), value: value.clone() }).collect(),
+            headers: args
+                .headers
+                .iter()
+                .map(|(key, value)| KeyValue { key: key.clone(), value: value.clone() })
+                .collect(),
             body: None,
             timeout_ms: Some(args.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
         };
@@ -119,10 +123,13 @@ impl Probe for HttpProbe {
             }
         }
         if let (Some(pointer), Some(expected)) = (&args.json_pointer, &args.json_equals) {
-            let found = cme_plugin_sdk::serde_json::from_str::<Value>(&body).ok().and_then(|doc| doc.pointer(pointer).cloned());
+            let found =
+                cme_plugin_sdk::serde_json::from_str::<Value>(&body).ok().and_then(|doc| doc.pointer(pointer).cloned());
             if found.as_ref() != Some(expected) {
                 let found = found.map_or_else(|| "nothing".to_string(), |v| v.to_string());
-                return Ok(Verdict::unhealthy(format!("{answered}, {pointer} is {found}, expected {expected}")).values(values));
+                return Ok(
+                    Verdict::unhealthy(format!("{answered}, {pointer} is {found}, expected {expected}")).values(values)
+                );
             }
         }
         Ok(Verdict::healthy(answered).values(values))

@@ -66,22 +66,38 @@ impl Attack for KillProcess {
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {
         let stop = args.signal == "STOP";
         let duration = match (stop, args.duration_seconds) {
-            (true, None) => return Err(PluginError::invalid("duration_seconds", "STOP needs it: the processes are continued (CONT) after it")),
-            (false, Some(_)) => return Err(PluginError::invalid("duration_seconds", "only STOP is undone; other signals end the processes")),
+            (true, None) => {
+                return Err(PluginError::invalid(
+                    "duration_seconds",
+                    "STOP needs it: the processes are continued (CONT) after it",
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(PluginError::invalid(
+                    "duration_seconds",
+                    "only STOP is undone; other signals end the processes",
+                ));
+            }
             (_, d) => d,
         };
         let (what, lookup) = match (&args.process, &args.pattern) {
             (Some(name), None) => (format!("processes named {name}"), format!("pgrep -x -- {}", quote(name))),
             // The pattern travels as octal escapes, so that the shell running pgrep does
             // not carry it in its own command line (and match itself).
-            (None, Some(pattern)) => (format!("processes matching {pattern:?}"), format!("pgrep -f -- \"$(printf '{}')\"", octal(pattern))),
+            (None, Some(pattern)) => {
+                (format!("processes matching {pattern:?}"), format!("pgrep -f -- \"$(printf '{}')\"", octal(pattern)))
+            }
             _ => return Err(PluginError::invalid("process", "give process or pattern, not both")),
         };
         let hosts = args.aim.hosts(&mut ctx.rng())?;
         let mut done: Vec<Done> = Vec::new();
         for host in hosts {
-            let found = exec(&host, &format!("{lookup} || {{ echo 'cme: no {} on this host' >&2; exit 1; }}", what.replace('\'', "")))?;
-            let pids: Vec<&str> = found.stdout.split_whitespace().filter(|p| p.chars().all(|c| c.is_ascii_digit())).collect();
+            let found = exec(
+                &host,
+                &format!("{lookup} || {{ echo 'cme: no {} on this host' >&2; exit 1; }}", what.replace('\'', "")),
+            )?;
+            let pids: Vec<&str> =
+                found.stdout.split_whitespace().filter(|p| p.chars().all(|c| c.is_ascii_digit())).collect();
             if pids.is_empty() && !ctx.dry_run {
                 return Err(PluginError::failed(format!("on {} ({}): no {what}", host.name, host.target.address)));
             }
@@ -90,7 +106,8 @@ impl Attack for KillProcess {
             let fault = Fault {
                 check: None,
                 apply: format!("{sudo}kill -{} {pids} && echo {pids}", args.signal),
-                undo: duration.map(|seconds| (format!("{sudo}kill -CONT {pids} 2>/dev/null; true"), u64::from(seconds) * 1000)),
+                undo: duration
+                    .map(|seconds| (format!("{sudo}kill -CONT {pids} 2>/dev/null; true"), u64::from(seconds) * 1000)),
             };
             done.push(make(host, &fault)?);
         }

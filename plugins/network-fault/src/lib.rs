@@ -81,11 +81,14 @@ impl Attack for NetworkFault {
             "latency" | "loss" => {
                 let netem = match args.fault.as_str() {
                     "latency" => {
-                        let delay = args.latency_ms.ok_or_else(|| PluginError::invalid("latency_ms", "latency needs it"))?;
+                        let delay =
+                            args.latency_ms.ok_or_else(|| PluginError::invalid("latency_ms", "latency needs it"))?;
                         format!("delay {delay}ms {}ms", args.jitter_ms.unwrap_or(0))
                     }
                     _ => {
-                        let loss = args.loss_percent.filter(|p| *p > 0.0 && *p <= 100.0).ok_or_else(|| PluginError::invalid("loss_percent", "loss needs it, above 0 and at most 100"))?;
+                        let loss = args.loss_percent.filter(|p| *p > 0.0 && *p <= 100.0).ok_or_else(|| {
+                            PluginError::invalid("loss_percent", "loss needs it, above 0 and at most 100")
+                        })?;
                         format!("loss {loss}%")
                     }
                 };
@@ -107,11 +110,20 @@ impl Attack for NetworkFault {
                              *'qdisc kind is unknown'*) echo \"cme: the kernel lacks netem (the sch_netem module), so latency and loss cannot be injected on this host: tc said: $out\" >&2; exit 93;; \
                              *) echo \"cme: tc qdisc add failed: $out\" >&2; exit 1;; esac; }}"
                         ),
-                        undo: Some((format!("if tc qdisc show dev {dev} root | grep -q netem; then {sudo}tc qdisc del dev {dev} root; fi"), after_ms)),
+                        undo: Some((
+                            format!(
+                                "if tc qdisc show dev {dev} root | grep -q netem; then {sudo}tc qdisc del dev {dev} root; fi"
+                            ),
+                            after_ms,
+                        )),
                     };
                     done.push(make(host, &fault)?);
                 }
-                let (done, would) = if args.fault == "latency" { ("added latency on", "add latency on") } else { ("dropped packets on", "drop packets on") };
+                let (done, would) = if args.fault == "latency" {
+                    ("added latency on", "add latency on")
+                } else {
+                    ("dropped packets on", "drop packets on")
+                };
                 (done.to_string(), would.to_string())
             }
             "blackhole" => {
@@ -120,28 +132,44 @@ impl Attack for NetworkFault {
                 }
                 for host in hosts {
                     if args.ports.contains(&host.target.port) {
-                        return Err(PluginError::invalid("ports", format!("{} is the SSH port the engine reaches {} on: the fault could not be undone", host.target.port, host.name)));
+                        return Err(PluginError::invalid(
+                            "ports",
+                            format!(
+                                "{} is the SSH port the engine reaches {} on: the fault could not be undone",
+                                host.target.port, host.name
+                            ),
+                        ));
                     }
                     let rules: Vec<String> = args
                         .ports
                         .iter()
                         .flat_map(|port| {
                             ["tcp", "udp"].into_iter().flat_map(move |proto| {
-                                [format!("INPUT -p {proto} --dport {port}"), format!("OUTPUT -p {proto} --dport {port}")]
+                                [
+                                    format!("INPUT -p {proto} --dport {port}"),
+                                    format!("OUTPUT -p {proto} --dport {port}"),
+                                ]
                             })
                         })
                         .map(|rule| format!("{rule} -m comment --comment {RULE_COMMENT} -j DROP"))
                         .collect();
                     let insert: Vec<String> = rules.iter().map(|r| format!("{sudo}iptables -I {r}")).collect();
-                    let delete: Vec<String> = rules.iter().map(|r| format!("while {sudo}iptables -D {r} 2>/dev/null; do :; done")).collect();
+                    let delete: Vec<String> =
+                        rules.iter().map(|r| format!("while {sudo}iptables -D {r} 2>/dev/null; do :; done")).collect();
                     let fault = Fault {
-                        check: Some("command -v iptables >/dev/null || { echo 'cme: iptables is not installed' >&2; exit 90; }".into()),
+                        check: Some(
+                            "command -v iptables >/dev/null || { echo 'cme: iptables is not installed' >&2; exit 90; }"
+                                .into(),
+                        ),
                         apply: format!("set -e; {}", insert.join("; ")),
                         undo: Some((format!("{}; true", delete.join("; ")), after_ms)),
                     };
                     done.push(make(host, &fault)?);
                 }
-                (format!("dropped the traffic of ports {:?} on", args.ports), format!("drop the traffic of ports {:?} on", args.ports))
+                (
+                    format!("dropped the traffic of ports {:?} on", args.ports),
+                    format!("drop the traffic of ports {:?} on", args.ports),
+                )
             }
             other => return Err(PluginError::invalid("fault", format!("latency, loss or blackhole, not {other:?}"))),
         };
@@ -154,10 +182,16 @@ impl Attack for NetworkFault {
 
 /// The interface of the host's default route.
 fn default_interface(host: &cme_plugin_sdk::aim::SshHost) -> Result<String, PluginError> {
-    let output = ssh_fault::exec(host, "ip route show default | awk '{for (i = 1; i < NF; i++) if ($i == \"dev\") { print $(i + 1); exit }}'")?;
+    let output = ssh_fault::exec(
+        host,
+        "ip route show default | awk '{for (i = 1; i < NF; i++) if ($i == \"dev\") { print $(i + 1); exit }}'",
+    )?;
     let dev = output.stdout.trim().to_string();
     if dev.is_empty() {
-        return Err(PluginError::failed(format!("on {} ({}): no default route, so no default interface: give interface", host.name, host.target.address)));
+        return Err(PluginError::failed(format!(
+            "on {} ({}): no default route, so no default interface: give interface",
+            host.name, host.target.address
+        )));
     }
     if !dev.chars().all(|c| c.is_ascii_alphanumeric() || "_.:@-".contains(c)) {
         return Err(PluginError::failed(format!("on {}: unexpected interface name {dev:?}", host.name)));

@@ -109,17 +109,28 @@ impl Probe for PrometheusProbe {
         let request = http::Request {
             method: "GET".into(),
             url: url.clone(),
-            headers: args.headers.iter().map(|(key, value)| KeyValue { key: key.clone(), value: value.clone() }).collect(),
+            headers: args
+                .headers
+                .iter()
+                .map(|(key, value)| KeyValue { key: key.clone(), value: value.clone() })
+                .collect(),
             body: None,
             timeout_ms: Some(args.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
         };
         let response = match http::send(&request) {
             Ok(response) => response,
-            Err(HostError::Upstream(m)) => return Err(PluginError::Failed(format!("Prometheus at {} unreachable: {m}", args.url))),
+            Err(HostError::Upstream(m)) => {
+                return Err(PluginError::Failed(format!("Prometheus at {} unreachable: {m}", args.url)));
+            }
             Err(other) => return Err(other.into()),
         };
         if response.status != 200 {
-            return Err(PluginError::Failed(format!("Prometheus answered {} to {:?}: {}", response.status, args.query, excerpt(&response.body))));
+            return Err(PluginError::Failed(format!(
+                "Prometheus answered {} to {:?}: {}",
+                response.status,
+                args.query,
+                excerpt(&response.body)
+            )));
         }
         let doc: Value = cme_plugin_sdk::serde_json::from_slice(&response.body)
             .map_err(|e| PluginError::Failed(format!("Prometheus answered something that is not JSON: {e}")))?;
@@ -131,11 +142,16 @@ impl Probe for PrometheusProbe {
         if samples.is_empty() {
             let values = json!({"samples": 0});
             return Ok(match args.on_empty {
-                OnEmpty::Healthy => Verdict::healthy(format!("no samples for {:?} (on_empty: healthy)", args.query)).values(values),
-                OnEmpty::Unhealthy => Verdict::unhealthy(format!("no samples for {:?}: no evidence of health", args.query)).values(values),
+                OnEmpty::Healthy => {
+                    Verdict::healthy(format!("no samples for {:?} (on_empty: healthy)", args.query)).values(values)
+                }
+                OnEmpty::Unhealthy => {
+                    Verdict::unhealthy(format!("no samples for {:?}: no evidence of health", args.query)).values(values)
+                }
             });
         }
-        let breaking: Vec<&(String, f64)> = samples.iter().filter(|(_, v)| !args.op.holds(*v, args.threshold)).collect();
+        let breaking: Vec<&(String, f64)> =
+            samples.iter().filter(|(_, v)| !args.op.holds(*v, args.threshold)).collect();
         let values = json!({
             "samples": samples.len(),
             "values": samples.iter().map(|(series, v)| json!({"series": series, "value": v})).collect::<Vec<_>>(),
@@ -150,7 +166,10 @@ impl Probe for PrometheusProbe {
 /// (series, value) of an instant vector or a scalar.
 fn samples(data: &Value) -> Result<Vec<(String, f64)>, String> {
     let number = |pair: &Value| -> Result<f64, String> {
-        pair.get(1).and_then(Value::as_str).and_then(|s| s.parse::<f64>().ok()).ok_or_else(|| format!("a sample without a number: {pair}"))
+        pair.get(1)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<f64>().ok())
+            .ok_or_else(|| format!("a sample without a number: {pair}"))
     };
     match data["resultType"].as_str() {
         Some("vector") => data["result"]

@@ -68,7 +68,11 @@ impl Attack for RunScript {
         let script = scripts::read(&args.local_script)?;
         let script_name = args.local_script.rsplit('/').next().unwrap_or(&args.local_script).to_string();
         let remote = args.remote_script.clone().unwrap_or_else(|| format!("/tmp/cme-{script_name}"));
-        let command = std::iter::once(remote.as_str()).chain(args.args.iter().map(String::as_str)).map(shell_quote).collect::<Vec<_>>().join(" ");
+        let command = std::iter::once(remote.as_str())
+            .chain(args.args.iter().map(String::as_str))
+            .map(shell_quote)
+            .collect::<Vec<_>>()
+            .join(" ");
         let timeout_ms = args.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS).saturating_mul(1000);
 
         let mut ran = Vec::new();
@@ -124,7 +128,13 @@ impl Attack for RunScript {
             format!("{script_name} exited 0 on {}", names.join(", "))
         };
         let report = Report::new(summary).details(details);
-        Ok(ran.iter().fold(report, |r, (h, _)| if ctx.dry_run { r.target(h.name.clone()) } else { r.target(h.name.clone()).target(h.target.address.clone()) }))
+        Ok(ran.iter().fold(report, |r, (h, _)| {
+            if ctx.dry_run {
+                r.target(h.name.clone())
+            } else {
+                r.target(h.name.clone()).target(h.target.address.clone())
+            }
+        }))
     }
 }
 

@@ -69,7 +69,11 @@ impl Planner for SimplePlanner {
 }
 
 /// The part of today's window [min, max) that is still ahead of `ctx.now`.
-fn window_ahead(ctx: &PlanContext, min: NaiveTime, max: NaiveTime) -> Result<(DateTime<Utc>, DateTime<Utc>), PluginError> {
+fn window_ahead(
+    ctx: &PlanContext,
+    min: NaiveTime,
+    max: NaiveTime,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), PluginError> {
     let today = time::today_in(ctx.now, ctx.timezone);
     let at = |date: cme_plugin_sdk::chrono::NaiveDate, t: NaiveTime| {
         time::localize(date.and_time(t), ctx.timezone).map_err(|m| PluginError::invalid("min_time", m))

@@ -15,7 +15,9 @@ impl Attack for TerminateEc2Instance {
     fn describe() -> Describe {
         Describe::new("terminate-ec2-instance", env!("CARGO_PKG_VERSION"))
             .refs(["terminate_ec2_instance:TerminateEC2Instance"])
-            .description("Terminates one random running EC2 instance matching the filters (or count / percent of them).")
+            .description(
+                "Terminates one random running EC2 instance matching the filters (or count / percent of them).",
+            )
             .schema(json!({
                 "type": "object",
                 "required": ["region", "filters"],

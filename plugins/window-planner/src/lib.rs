@@ -61,11 +61,16 @@ impl Planner for WindowPlanner {
         if needed >= nominal {
             return Err(PluginError::invalid(
                 "min_gap_minutes",
-                format!("{} runs at least {} minutes apart do not fit in {} ({} minutes)", args.times, args.min_gap_minutes, args.between, nominal),
+                format!(
+                    "{} runs at least {} minutes apart do not fit in {} ({} minutes)",
+                    args.times, args.min_gap_minutes, args.between, nominal
+                ),
             ));
         }
         let mut runs: Vec<DateTime<Utc>> = Vec::new();
-        for date in days::dates_around(ctx.window.from, ctx.window.until, zone).filter(|d| chosen.contains(&d.weekday())) {
+        for date in
+            days::dates_around(ctx.window.from, ctx.window.until, zone).filter(|d| chosen.contains(&d.weekday()))
+        {
             let (from, until) = days::span_on(date, start, end, zone);
             // A window a DST change shortens below the gaps gets the runs that fit.
             let mut times = args.times;

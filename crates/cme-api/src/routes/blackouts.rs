@@ -12,8 +12,8 @@ use crate::ApiState;
 use crate::auth::Role;
 use crate::body::{check_schema, json_body, read_limited};
 use crate::hal::{Hal, cursor_links, cursor_page, query_pairs, self_href};
-use cme_engine::storage::BlackoutCursor;
 use crate::problem::ApiError;
+use cme_engine::storage::BlackoutCursor;
 
 /// The largest calendar file accepted.
 pub const MAX_CALENDAR_BYTES: usize = 2 << 20;
@@ -42,7 +42,9 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     let (page, count) = state.engine.list_blackouts(after.as_ref(), size).await?;
     let cursor = page.items.last().map(|b| BlackoutCursor::after(b).to_text());
     let items: Vec<Value> = page.items.iter().map(|b| document(b).into_value()).collect();
-    let doc = Hal::new(json!({"count": count, "blackouts": items})).link("self", self_href(&req)).link("calendars", "/api/1/calendars/");
+    let doc = Hal::new(json!({"count": count, "blackouts": items}))
+        .link("self", self_href(&req))
+        .link("calendars", "/api/1/calendars/");
     Ok(cursor_links(doc, &req, page.has_more, cursor).ok())
 }
 
@@ -71,7 +73,9 @@ pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiS
 pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
     let caller = state.auth.require(&req, Role::Operator)?;
     state.engine.delete_blackout(&id, caller.name()).await?;
-    Ok(Hal::new(json!({"msg": format!("Blackout {id} successfully deleted")})).link("blackouts", "/api/1/blackouts/").ok())
+    Ok(Hal::new(json!({"msg": format!("Blackout {id} successfully deleted")}))
+        .link("blackouts", "/api/1/blackouts/")
+        .ok())
 }
 
 /// Imports an iCalendar body (`text/calendar`) as blackouts:
@@ -81,20 +85,32 @@ pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     let caller = state.auth.require(&req, Role::Operator)?;
     let pairs = query_pairs(&req);
     let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    let name = get("name").ok_or_else(|| ApiError::bad_request("name the calendar: POST /api/1/calendars/?name=holidays", Some("/name".into())))?;
+    let name = get("name").ok_or_else(|| {
+        ApiError::bad_request("name the calendar: POST /api/1/calendars/?name=holidays", Some("/name".into()))
+    })?;
     let bytes = read_limited(payload, MAX_CALENDAR_BYTES, || {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the calendar is larger than {MAX_CALENDAR_BYTES} bytes"))
     })
     .await?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the calendar is not UTF-8 text", Some("/".into())))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::bad_request("the calendar is not UTF-8 text", Some("/".into())))?;
     let stop_running = match get("stop_running").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("stop_running must be true or false, not {other:?}"), Some("/stop_running".into()))),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                format!("stop_running must be true or false, not {other:?}"),
+                Some("/stop_running".into()),
+            ));
+        }
     };
-    let blackouts = state.engine.import_calendar(&name, text, get("timezone").as_deref(), get("plan_id"), stop_running, caller.name()).await?;
+    let blackouts = state
+        .engine
+        .import_calendar(&name, text, get("timezone").as_deref(), get("plan_id"), stop_running, caller.name())
+        .await?;
     let items: Vec<Value> = blackouts.iter().map(|b| document(b).into_value()).collect();
-    let doc = Hal::new(json!({"msg": "ok", "calendar": name, "count": items.len(), "blackouts": items})).link("blackouts", "/api/1/blackouts/");
+    let doc = Hal::new(json!({"msg": "ok", "calendar": name, "count": items.len(), "blackouts": items}))
+        .link("blackouts", "/api/1/blackouts/");
     Ok(doc.respond_at(StatusCode::CREATED, "/api/1/blackouts/"))
 }
 

@@ -47,7 +47,9 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         user: text("user").unwrap_or_default(),
         private_key: text("private_key").unwrap_or_default(),
         passphrase: text("passphrase"),
-        may_use: body["may_use"].as_array().map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect()),
+        may_use: body["may_use"]
+            .as_array()
+            .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect()),
     };
     let view = state.engine.create_credential(new, &caller.actor()).await?;
     Ok(document(&view).respond_at(StatusCode::CREATED, &format!("/api/1/credentials/{}", view.name)))
@@ -68,7 +70,9 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
 pub async fn delete(req: HttpRequest, name: web::Path<String>, state: web::Data<ApiState>) -> Result {
     let caller = state.auth.require(&req, Role::Admin)?;
     state.engine.delete_credential(&name, caller.name()).await?;
-    Ok(Hal::new(json!({"msg": format!("Credential {name} successfully deleted")})).link("credentials", "/api/1/credentials").ok())
+    Ok(Hal::new(json!({"msg": format!("Credential {name} successfully deleted")}))
+        .link("credentials", "/api/1/credentials")
+        .ok())
 }
 
 fn document(c: &CredentialView) -> Hal {

@@ -8,8 +8,8 @@ use crate::ApiState;
 use crate::auth::Role;
 use crate::body::{check_schema, json_body};
 use crate::hal::{HAL, Hal, page_of, query_pairs, seek_paged, self_href};
-use crate::rendered::Source;
 use crate::problem::ApiError;
+use crate::rendered::Source;
 
 /// A page is rendered once per request URL and version of the stored data: a dashboard
 /// polling the same page while nothing changes is answered from memory.
@@ -29,7 +29,8 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     let items: Vec<ListedExecutor> = listed.items.iter().map(|e| ListedExecutor::of(&state.secrets, e)).collect();
     let doc = Hal::new(json!({})).link("self", href.clone());
     let cursor = listed.items.last().map(|e| ExecutorCursor::after(e).to_string());
-    let body = web::Bytes::from(seek_paged(doc, &req, page, &listed, cursor, seeking).embedding_body("executors", &items)?);
+    let body =
+        web::Bytes::from(seek_paged(doc, &req, page, &listed, cursor, seeking).embedding_body("executors", &items)?);
     if let Some(version) = version {
         state.rendered.put(Source::Store, href, version, body.clone());
     }
@@ -65,7 +66,9 @@ fn filter_of(req: &HttpRequest) -> std::result::Result<ExecutorFilter, ApiError>
         "false" | "no" | "0" | "n" | "off" => Some(ExecutorStatus::OPEN.to_vec()),
         "true" | "yes" | "1" | "y" | "on" => Some(ExecutorStatus::TERMINAL.to_vec()),
         "all" => None,
-        other => return Err(ApiError::bad_request(format!("executed must be true, false or all, not {other:?}"), None)),
+        other => {
+            return Err(ApiError::bad_request(format!("executed must be true, false or all, not {other:?}"), None));
+        }
     });
     Ok(ExecutorFilter { statuses, plan_id, after })
 }
@@ -89,7 +92,12 @@ pub(crate) fn schema() -> Value {
     })
 }
 
-pub async fn reschedule(req: HttpRequest, id: web::Path<String>, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+pub async fn reschedule(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result {
     let caller = state.auth.require(&req, Role::Operator)?;
     let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
     check_schema(&state.schemas.reschedule, &body)?;
@@ -104,13 +112,20 @@ pub async fn reschedule(req: HttpRequest, id: web::Path<String>, payload: web::P
 pub async fn cancel(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiState>) -> Result {
     let caller = state.auth.require(&req, Role::Operator)?;
     let executor = state.engine.cancel_executor(&id, caller.name()).await?;
-    Ok(executor_document(&state.secrets, &executor, None, true).set("msg", json!(format!("Executor {id} successfully cancelled"))).ok())
+    Ok(executor_document(&state.secrets, &executor, None, true)
+        .set("msg", json!(format!("Executor {id} successfully cancelled")))
+        .ok())
 }
 
 /// An executor; the original's fields first (`id`, `next_run_time`, `plan_id`,
 /// `executed`), then the new ones. The log (one shape: lines, stdout, stderr, dry-run
 /// actions, elapsed) only in the executor's own document, with the plugin version it runs.
-pub(crate) fn executor_document(secrets: &cme_secrets::Redactor, e: &Executor, plugin: Option<&str>, with_log: bool) -> Hal {
+pub(crate) fn executor_document(
+    secrets: &cme_secrets::Redactor,
+    e: &Executor,
+    plugin: Option<&str>,
+    with_log: bool,
+) -> Hal {
     let mut doc = Hal::new(serde_json::to_value(ListedExecutor::of(secrets, e)).unwrap_or(Value::Null));
     if with_log {
         doc = doc.set("log", secrets.json(&serde_json::to_value(&e.log).unwrap_or(Value::Null)));
@@ -145,7 +160,12 @@ pub(crate) struct ListedExecutor<'a> {
 impl<'a> ListedExecutor<'a> {
     pub(crate) fn of(secrets: &cme_secrets::Redactor, e: &'a Executor) -> Self {
         ListedExecutor {
-            _links: ExecutorLinks { delete: Href::executor(&e.id), plan: Href("/api/1/plans/", &e.plan_id), this: Href::executor(&e.id), update: Href::executor(&e.id) },
+            _links: ExecutorLinks {
+                delete: Href::executor(&e.id),
+                plan: Href("/api/1/plans/", &e.plan_id),
+                this: Href::executor(&e.id),
+                update: Href::executor(&e.id),
+            },
             attempts: e.attempts,
             dry_run: e.dry_run,
             error: cme_secrets::option_of(e.error.as_deref()),

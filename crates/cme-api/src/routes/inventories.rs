@@ -56,7 +56,13 @@ pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     let count = all.len();
     let (page, has_more, cursor) = page_of_list(all, |i| i.name.clone(), after.as_deref(), size)?;
     let items: Vec<Value> = page.iter().map(|i| document(i).into_value()).collect();
-    Ok(cursor_links(Hal::new(json!({"count": count, "inventories": items})).link("self", self_href(&req)), &req, has_more, cursor).ok())
+    Ok(cursor_links(
+        Hal::new(json!({"count": count, "inventories": items})).link("self", self_href(&req)),
+        &req,
+        has_more,
+        cursor,
+    )
+    .ok())
 }
 
 pub async fn show(req: HttpRequest, name: web::Path<String>, state: web::Data<ApiState>) -> Result {
@@ -64,11 +70,17 @@ pub async fn show(req: HttpRequest, name: web::Path<String>, state: web::Data<Ap
     Ok(document(&state.engine.inventory(&name).await?).ok())
 }
 
-pub async fn put(req: HttpRequest, name: web::Path<String>, payload: web::Payload, state: web::Data<ApiState>) -> Result {
+pub async fn put(
+    req: HttpRequest,
+    name: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result {
     let caller = state.auth.require(&req, Role::Admin)?;
     let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
     check_schema(&state.schemas.inventory, &body)?;
-    let hosts: Vec<InventoryHost> = serde_json::from_value(body["hosts"].clone()).map_err(|e| ApiError::bad_request(format!("hosts: {e}"), Some("/hosts".into())))?;
+    let hosts: Vec<InventoryHost> = serde_json::from_value(body["hosts"].clone())
+        .map_err(|e| ApiError::bad_request(format!("hosts: {e}"), Some("/hosts".into())))?;
     let inventory = state.engine.put_inventory(&name, hosts, caller.name()).await?;
     Ok(document(&inventory).ok())
 }
@@ -76,7 +88,9 @@ pub async fn put(req: HttpRequest, name: web::Path<String>, payload: web::Payloa
 pub async fn delete(req: HttpRequest, name: web::Path<String>, state: web::Data<ApiState>) -> Result {
     let caller = state.auth.require(&req, Role::Admin)?;
     state.engine.delete_inventory(&name, caller.name()).await?;
-    Ok(Hal::new(json!({"msg": format!("Inventory {name} successfully deleted")})).link("inventories", "/api/1/inventories/").ok())
+    Ok(Hal::new(json!({"msg": format!("Inventory {name} successfully deleted")}))
+        .link("inventories", "/api/1/inventories/")
+        .ok())
 }
 
 /// Imports an Ansible YAML inventory: each group holding hosts becomes (or replaces) the
@@ -84,13 +98,18 @@ pub async fn delete(req: HttpRequest, name: web::Path<String>, state: web::Data<
 pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
     let caller = state.auth.require(&req, Role::Admin)?;
     let bytes = read_limited(payload, MAX_INVENTORY_BYTES, || {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the inventory is larger than {MAX_INVENTORY_BYTES} bytes"))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the inventory is larger than {MAX_INVENTORY_BYTES} bytes"),
+        )
     })
     .await?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the inventory is not UTF-8 text", Some("/".into())))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::bad_request("the inventory is not UTF-8 text", Some("/".into())))?;
     let inventories = state.engine.import_inventories(text, caller.name()).await?;
     let items: Vec<Value> = inventories.iter().map(|i| document(i).into_value()).collect();
-    let doc = Hal::new(json!({"msg": "ok", "count": items.len(), "inventories": items})).link("inventories", "/api/1/inventories/");
+    let doc = Hal::new(json!({"msg": "ok", "count": items.len(), "inventories": items}))
+        .link("inventories", "/api/1/inventories/");
     Ok(doc.respond_at(StatusCode::CREATED, "/api/1/inventories/"))
 }
 

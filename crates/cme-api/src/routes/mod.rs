@@ -69,7 +69,8 @@ fn routes(config: &mut web::ServiceConfig) {
 use crate::auth::Role::{Admin, Operator, Publisher, Viewer};
 use crate::openapi::{Answer::*, Body, Endpoint, Param, Verb::*};
 
-const PAGE: [Param; 2] = [Param::int("page", "the page, from 1 (default 1)"), Param::int("size", "items per page, 1 to 1000 (default 100)")];
+const PAGE: [Param; 2] =
+    [Param::int("page", "the page, from 1 (default 1)"), Param::int("size", "items per page, 1 to 1000 (default 100)")];
 /// A list paged by cursor only (it grows from input).
 const CURSOR: [Param; 2] = [
     Param::int("size", "items per page, 1 to 1000 (default 100)"),

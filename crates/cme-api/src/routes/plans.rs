@@ -25,7 +25,8 @@ impl Schemas {
         Schemas {
             plan: jsonschema::validator_for(&schema()).expect("the plan schema compiles"),
             reschedule: jsonschema::validator_for(&super::executors::schema()).expect("the reschedule schema compiles"),
-            credential: jsonschema::validator_for(&super::credentials::schema()).expect("the credential schema compiles"),
+            credential: jsonschema::validator_for(&super::credentials::schema())
+                .expect("the credential schema compiles"),
             blackout: jsonschema::validator_for(&super::blackouts::schema()).expect("the blackout schema compiles"),
             inventory: jsonschema::validator_for(&super::inventories::schema()).expect("the inventory schema compiles"),
         }
@@ -101,7 +102,10 @@ fn new_plan(state: &ApiState, body: &Value) -> std::result::Result<NewPlan, crat
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
-            .map(|probe| PluginCall { reference: probe["ref"].as_str().unwrap_or_default().to_string(), args: probe["args"].clone() })
+            .map(|probe| PluginCall {
+                reference: probe["ref"].as_str().unwrap_or_default().to_string(),
+                args: probe["args"].clone(),
+            })
             .collect(),
         stop_conditions: body["stop_conditions"]
             .as_array()
@@ -109,7 +113,10 @@ fn new_plan(state: &ApiState, body: &Value) -> std::result::Result<NewPlan, crat
             .unwrap_or_default()
             .iter()
             .map(|c| cme_engine::NewStopCondition {
-                probe: PluginCall { reference: c["ref"].as_str().unwrap_or_default().to_string(), args: c["args"].clone() },
+                probe: PluginCall {
+                    reference: c["ref"].as_str().unwrap_or_default().to_string(),
+                    args: c["args"].clone(),
+                },
                 interval_seconds: c["interval_seconds"].as_u64(),
                 settle_seconds: c["settle_seconds"].as_u64(),
                 // The schema allows only the known words.
@@ -128,7 +135,8 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     let (plan, executors) = state.engine.create_plan(new, &caller.actor()).await?;
     let location = format!("/api/1/plans/{}", plan.plan.id);
     let shown = executors.len().min(cme_engine::EMBEDDED_EXECUTORS as usize);
-    let doc = plan_document(&state.secrets, &plan, Some((&executors[..shown], executors.len() > shown))).set("msg", json!("ok"));
+    let doc = plan_document(&state.secrets, &plan, Some((&executors[..shown], executors.len() > shown)))
+        .set("msg", json!("ok"));
     Ok(doc.respond_at(StatusCode::CREATED, &location))
 }
 
@@ -165,7 +173,8 @@ pub async fn run_now(req: HttpRequest, id: web::Path<String>, state: web::Data<A
     let caller = state.auth.require(&req, Role::Operator)?;
     let executor = state.engine.run_plan_now(&id, &caller.actor()).await?;
     let location = format!("/api/1/executors/{}", executor.id);
-    Ok(super::executors::executor_document(&state.secrets, &executor, None, false).respond_at(StatusCode::CREATED, &location))
+    Ok(super::executors::executor_document(&state.secrets, &executor, None, false)
+        .respond_at(StatusCode::CREATED, &location))
 }
 
 /// Pauses the plan (operator): its pending executors become `paused`.
@@ -182,7 +191,10 @@ pub async fn resume(req: HttpRequest, id: web::Path<String>, state: web::Data<Ap
 
 /// `from` and `until` of a forecast (dates; without an offset in the engine's zone):
 /// default now and a week later.
-fn span(req: &HttpRequest, state: &ApiState) -> std::result::Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), crate::problem::ApiError> {
+fn span(
+    req: &HttpRequest,
+    state: &ApiState,
+) -> std::result::Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), crate::problem::ApiError> {
     let pairs = query_pairs(req);
     let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let from = match get("from") {
@@ -241,7 +253,11 @@ fn forecast_document(forecast: &Forecast) -> Hal {
 
 /// A plan; with `executors`, the first of them embedded, and whether there are more (the
 /// `executors` link pages through all of them).
-fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executors: Option<(&[Executor], bool)>) -> Hal {
+fn plan_document(
+    secrets: &cme_secrets::Redactor,
+    summary: &PlanSummary,
+    executors: Option<(&[Executor], bool)>,
+) -> Hal {
     let plan = &summary.plan;
     let href = format!("/api/1/plans/{}", plan.id);
     let doc = Hal::new(json!({
@@ -277,10 +293,12 @@ fn plan_document(secrets: &cme_secrets::Redactor, summary: &PlanSummary, executo
     .link("delete", href)
     .link("executors", format!("/api/1/executors/?plan_id={}&executed=all", plan.id));
     match executors {
-        Some((executors, more)) => doc
-            .set("executors_embedded", json!(executors.len()))
-            .set("executors_truncated", json!(more))
-            .embed("executors", executors.iter().map(|e| executor_document(secrets, e, None, false).into_value()).collect()),
+        Some((executors, more)) => {
+            doc.set("executors_embedded", json!(executors.len())).set("executors_truncated", json!(more)).embed(
+                "executors",
+                executors.iter().map(|e| executor_document(secrets, e, None, false).into_value()).collect(),
+            )
+        }
         None => doc,
     }
 }

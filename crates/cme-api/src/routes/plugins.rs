@@ -44,15 +44,25 @@ async fn list_kind(req: HttpRequest, state: web::Data<ApiState>, kind: Option<Pl
     let body = match state.rendered.get(Source::Plugins, &href, generation) {
         Some(body) => body,
         None => {
-            let views: Vec<_> = state.engine.plugin_views().await?.into_iter().filter(|v| kind.is_none_or(|k| v.description.kind == k)).collect();
+            let views: Vec<_> = state
+                .engine
+                .plugin_views()
+                .await?
+                .into_iter()
+                .filter(|v| kind.is_none_or(|k| v.description.kind == k))
+                .collect();
             let mut doc = match kind {
                 // The original's lists (`/attacks/`, `/planners/`, `/probes/`) are whole, as its clients read them.
-                Some(_) => Hal::new(json!({ key: views.iter().map(document).collect::<Vec<Value>>() })).link("self", href.clone()),
+                Some(_) => Hal::new(json!({ key: views.iter().map(document).collect::<Vec<Value>>() }))
+                    .link("self", href.clone()),
                 None => {
                     let (size, after) = cursor_page(&req, |t| Some(t.to_string()))?;
                     let count = views.len();
-                    let (page, has_more, cursor) = page_of_list(views, |v| v.description.id.clone(), after.as_deref(), size)?;
-                    let doc = Hal::new(json!({ "count": count, key: page.iter().map(document).collect::<Vec<Value>>() })).link("self", href.clone());
+                    let (page, has_more, cursor) =
+                        page_of_list(views, |v| v.description.id.clone(), after.as_deref(), size)?;
+                    let doc =
+                        Hal::new(json!({ "count": count, key: page.iter().map(document).collect::<Vec<Value>>() }))
+                            .link("self", href.clone());
                     cursor_links(doc, &req, has_more, cursor)
                 }
             }
@@ -105,10 +115,17 @@ pub async fn upload(req: HttpRequest, state: web::Data<ApiState>, payload: web::
     let uploaded = state.engine.upload_plugin(upload, caller.name()).await?;
     let status = if uploaded.created { StatusCode::CREATED } else { StatusCode::OK };
     let id = uploaded.plugin.description.id.clone();
-    Ok(plugin_document(&uploaded.plugin).set("compile_ms", json!(uploaded.compile_ms)).respond_at(status, &format!("/api/1/plugins/{id}")))
+    Ok(plugin_document(&uploaded.plugin)
+        .set("compile_ms", json!(uploaded.compile_ms))
+        .respond_at(status, &format!("/api/1/plugins/{id}")))
 }
 
-pub async fn grant(req: HttpRequest, state: web::Data<ApiState>, id: web::Path<String>, payload: web::Payload) -> Result {
+pub async fn grant(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result {
     let caller = state.auth.require(&req, Role::Admin)?;
     let grant = json_body(&req, payload, false).await?.expect("not optional");
     let view = state.engine.grant_plugin(&id, &grant, caller.name()).await?;
@@ -138,7 +155,12 @@ pub const MAX_SIGNATURE_BYTES: usize = 8 * 1024;
 /// query parameter carries it).
 fn signature_text(sent: &str) -> std::result::Result<String, ApiError> {
     use base64::Engine as _;
-    let refuse = || ApiError::bad_request("the signature is neither an armored SSH signature nor one in base64", Some("/signature".into()));
+    let refuse = || {
+        ApiError::bad_request(
+            "the signature is neither an armored SSH signature nor one in base64",
+            Some("/signature".into()),
+        )
+    };
     if sent.len() > MAX_SIGNATURE_BYTES {
         return Err(refuse());
     }
@@ -154,7 +176,10 @@ fn signature_text(sent: &str) -> std::result::Result<String, ApiError> {
 }
 
 fn too_large(max: usize) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the component is larger than {max} bytes, this engine's cap ([registry] max_plugin_bytes)"))
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the component is larger than {max} bytes, this engine's cap ([registry] max_plugin_bytes)"),
+    )
 }
 
 /// A multipart upload, streamed part by part (actix-multipart): the `file` part (or
@@ -170,7 +195,12 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) ->
         // Each part once: a stream of small parts would otherwise be read without end.
         if let Some(name) = &name {
             if seen.contains(name) || seen.len() >= 3 {
-                return Err(ApiError::bad_request(format!("the multipart body has the part {name:?} twice, or more parts than `file`, `sha256` and `signature`"), None));
+                return Err(ApiError::bad_request(
+                    format!(
+                        "the multipart body has the part {name:?} twice, or more parts than `file`, `sha256` and `signature`"
+                    ),
+                    None,
+                ));
             }
             seen.push(name.clone());
         }
@@ -185,15 +215,27 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) ->
                 }
             }
             Some("sha256") => {
-                let text = short_part(&mut field, 128, "the sha256 part is longer than a hex digest", "/sha256").await?;
+                let text =
+                    short_part(&mut field, 128, "the sha256 part is longer than a hex digest", "/sha256").await?;
                 upload.expected_sha256 = Some(text);
             }
             Some("signature") => {
-                let text = short_part(&mut field, MAX_SIGNATURE_BYTES, "the signature part is longer than an SSH signature", "/signature").await?;
+                let text = short_part(
+                    &mut field,
+                    MAX_SIGNATURE_BYTES,
+                    "the signature part is longer than an SSH signature",
+                    "/signature",
+                )
+                .await?;
                 upload.signature = Some(signature_text(&text)?);
             }
             other => {
-                return Err(ApiError::bad_request(format!("unexpected multipart part {other:?}: send one `file` and optionally `sha256` and `signature`"), None));
+                return Err(ApiError::bad_request(
+                    format!(
+                        "unexpected multipart part {other:?}: send one `file` and optionally `sha256` and `signature`"
+                    ),
+                    None,
+                ));
             }
         }
     }
@@ -204,9 +246,16 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, max: usize) ->
 }
 
 /// A small text part of a multipart upload, refused past `max` bytes.
-async fn short_part(field: &mut actix_multipart::Field, max: usize, too_long: &str, pointer: &str) -> std::result::Result<String, ApiError> {
+async fn short_part(
+    field: &mut actix_multipart::Field,
+    max: usize,
+    too_long: &str,
+    pointer: &str,
+) -> std::result::Result<String, ApiError> {
     let mut text = Vec::new();
-    while let Some(chunk) = field.next().await.transpose().map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))? {
+    while let Some(chunk) =
+        field.next().await.transpose().map_err(|e| ApiError::bad_request(format!("multipart body: {e}"), None))?
+    {
         text.extend_from_slice(&chunk);
         if text.len() > max {
             return Err(ApiError::bad_request(too_long, Some(pointer.into())));

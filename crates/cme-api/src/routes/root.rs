@@ -65,6 +65,7 @@ pub async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
 
 /// The OpenAPI 3.1 document of this API (no token: it describes, it does not reveal).
 pub async fn openapi() -> HttpResponse {
-    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| crate::openapi::document(super::ENDPOINTS).to_string());
+    static DOCUMENT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| crate::openapi::document(super::ENDPOINTS).to_string());
     HttpResponse::Ok().content_type("application/json").body(DOCUMENT.as_str())
 }

@@ -104,7 +104,11 @@ struct TooManyRedirects(usize);
 
 impl HttpClient {
     /// Prepares a client for one run; `credentials` are those its grant names.
-    pub fn new(config: &HttpConfig, rules: EgressRules, credentials: Vec<Arc<HttpCredential>>) -> Result<Self, HttpError> {
+    pub fn new(
+        config: &HttpConfig,
+        rules: EgressRules,
+        credentials: Vec<Arc<HttpCredential>>,
+    ) -> Result<Self, HttpError> {
         let rules = Arc::new(rules);
         let credentials = Arc::new(credentials);
         let redirect_rules = rules.clone();
@@ -120,8 +124,14 @@ impl HttpClient {
             }
             // A credential added to the first request never follows a redirect outside its URLs.
             let first = attempt.previous().first();
-            if let Some(credential) = redirect_credentials.iter().find(|c| first.is_some_and(|u| c.matches(u)) && !c.matches(attempt.url())) {
-                let reason = format!("{} is outside the URLs of credential {}", attempt.url().origin().ascii_serialization(), credential.name());
+            if let Some(credential) =
+                redirect_credentials.iter().find(|c| first.is_some_and(|u| c.matches(u)) && !c.matches(attempt.url()))
+            {
+                let reason = format!(
+                    "{} is outside the URLs of credential {}",
+                    attempt.url().origin().ascii_serialization(),
+                    credential.name()
+                );
                 return attempt.error(RedirectRefused(reason));
             }
             attempt.follow()
@@ -148,7 +158,8 @@ impl HttpClient {
 
     /// Checks a request against the rules without sending it (what a dry run does).
     pub fn check(&self, request: &Request) -> Result<Url, HttpError> {
-        let url = Url::parse(&request.url).map_err(|e| HttpError::InvalidArgument(format!("url {:?}: {e}", request.url)))?;
+        let url =
+            Url::parse(&request.url).map_err(|e| HttpError::InvalidArgument(format!("url {:?}: {e}", request.url)))?;
         self.rules.check_url(&url)?;
         method(&request.method)?;
         headers(&request.headers)?;
@@ -162,13 +173,17 @@ impl HttpClient {
     /// names this machine. (A name that rebinds between this check and the connection
     /// still meets the engine's `Host` check, which answers only its own names.)
     async fn check_own_name(&self, url: &Url) -> Result<(), HttpError> {
-        let (Some(url::Host::Domain(name)), Some(port)) = (url.host(), url.port_or_known_default()) else { return Ok(()) };
+        let (Some(url::Host::Domain(name)), Some(port)) = (url.host(), url.port_or_known_default()) else {
+            return Ok(());
+        };
         if !self.rules.is_own_port(port) {
             return Ok(());
         }
         let addresses = self.config.resolver.resolve(name.to_string()).await.unwrap_or_default();
         for ip in addresses {
-            self.rules.check_own(ip, port).map_err(|reason| HttpError::Denied(format!("{name} resolves to {ip}: {reason}")))?;
+            self.rules
+                .check_own(ip, port)
+                .map_err(|reason| HttpError::Denied(format!("{name} resolves to {ip}: {reason}")))?;
         }
         Ok(())
     }
@@ -178,11 +193,8 @@ impl HttpClient {
         let url = self.check(&request)?;
         self.check_own_name(&url).await?;
         let timeout = request.timeout.unwrap_or(self.config.default_timeout);
-        let mut builder = self
-            .client
-            .request(method(&request.method)?, url)
-            .headers(headers(&request.headers)?)
-            .timeout(timeout);
+        let mut builder =
+            self.client.request(method(&request.method)?, url).headers(headers(&request.headers)?).timeout(timeout);
         if let Some(body) = request.body {
             builder = builder.body(body);
         }

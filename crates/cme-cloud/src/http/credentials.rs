@@ -60,8 +60,13 @@ impl HttpCredential {
         if urls.is_empty() {
             return Err(format!("credential {name:?}: urls is empty (a credential is only sent to the URLs it names)"));
         }
-        let urls = urls.iter().map(|u| UrlPattern::parse(u).map_err(|e| format!("credential {name:?}: {e}"))).collect::<Result<Vec<_>, _>>()?;
-        let nonempty = |what: &str, value: &str| if value.is_empty() { Err(format!("credential {name:?}: {what} is empty")) } else { Ok(()) };
+        let urls = urls
+            .iter()
+            .map(|u| UrlPattern::parse(u).map_err(|e| format!("credential {name:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let nonempty = |what: &str, value: &str| {
+            if value.is_empty() { Err(format!("credential {name:?}: {what} is empty")) } else { Ok(()) }
+        };
         let kind = match spec {
             CredentialSpec::Bearer { token } => {
                 nonempty("the token", &token)?;
@@ -70,11 +75,16 @@ impl HttpCredential {
             CredentialSpec::Basic { username, password } => {
                 nonempty("the password", &password)?;
                 let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-                Kind::Static { header: AUTHORIZATION, value: format!("Basic {encoded}"), secrets: vec![encoded, password] }
+                Kind::Static {
+                    header: AUTHORIZATION,
+                    value: format!("Basic {encoded}"),
+                    secrets: vec![encoded, password],
+                }
             }
             CredentialSpec::Header { header, value } => {
                 nonempty("the value", &value)?;
-                let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| format!("credential {name:?}: {header:?} is not a header name"))?;
+                let header = HeaderName::from_bytes(header.as_bytes())
+                    .map_err(|_| format!("credential {name:?}: {header:?} is not a header name"))?;
                 Kind::Static { header, value: value.clone(), secrets: vec![value] }
             }
             CredentialSpec::AwsSigV4 { service, region, provider } => {
@@ -82,10 +92,13 @@ impl HttpCredential {
                 nonempty("region", &region)?;
                 Kind::AwsSigV4 { service, region, provider }
             }
-            CredentialSpec::GcpServiceAccount { key_json, scopes } => Kind::Gcp(Box::new(GcpServiceAccount::new(name, &key_json, scopes)?)),
+            CredentialSpec::GcpServiceAccount { key_json, scopes } => {
+                Kind::Gcp(Box::new(GcpServiceAccount::new(name, &key_json, scopes)?))
+            }
         };
         if let Kind::Static { header, value, .. } = &kind {
-            HeaderValue::from_str(value).map_err(|_| format!("credential {name:?}: the {header} value is not a valid header value"))?;
+            HeaderValue::from_str(value)
+                .map_err(|_| format!("credential {name:?}: the {header} value is not a valid header value"))?;
         }
         Ok(HttpCredential { name: name.to_string(), urls, kind, builtins: Vec::new() })
     }
@@ -117,14 +130,16 @@ impl HttpCredential {
     pub(crate) async fn apply(&self, request: &mut reqwest::Request) -> Result<Vec<String>, HttpError> {
         match &self.kind {
             Kind::Static { header, value, secrets } => {
-                let value = HeaderValue::from_str(value).map_err(|_| self.failed("its value is not a valid header value"))?;
+                let value =
+                    HeaderValue::from_str(value).map_err(|_| self.failed("its value is not a valid header value"))?;
                 request.headers_mut().insert(header.clone(), sensitive(value));
                 Ok(secrets.clone())
             }
             Kind::AwsSigV4 { service, region, provider } => self.sign_sigv4(request, service, region, provider).await,
             Kind::Gcp(account) => {
                 let token = account.token().await.map_err(|e| self.failed(&e))?;
-                let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| self.failed("the token is not a valid header value"))?;
+                let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| self.failed("the token is not a valid header value"))?;
                 request.headers_mut().insert(AUTHORIZATION, sensitive(value));
                 Ok(vec![token])
             }
@@ -140,7 +155,8 @@ impl HttpCredential {
     ) -> Result<Vec<String>, HttpError> {
         use aws_credential_types::provider::ProvideCredentials;
         use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-        let credentials = provider.provide_credentials().await.map_err(|e| self.failed(&format!("no AWS credentials: {e}")))?;
+        let credentials =
+            provider.provide_credentials().await.map_err(|e| self.failed(&format!("no AWS credentials: {e}")))?;
         let identity = credentials.clone().into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
@@ -153,15 +169,24 @@ impl HttpCredential {
             .into();
         // The plugin's own Authorization or X-Amz-* headers would confuse the signature.
         request.headers_mut().remove(AUTHORIZATION);
-        let headers: Vec<(String, String)> =
-            request.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .collect();
         let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default().to_vec();
         let url = request.url().to_string();
-        let signable = SignableRequest::new(request.method().as_str(), &url, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), SignableBody::Bytes(&body))
-            .map_err(|e| self.failed(&e.to_string()))?;
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            &url,
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(&body),
+        )
+        .map_err(|e| self.failed(&e.to_string()))?;
         let (instructions, _signature) = sign(signable, &params).map_err(|e| self.failed(&e.to_string()))?.into_parts();
         for (name, value) in instructions.headers() {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| self.failed("a signing header name is not valid"))?;
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| self.failed("a signing header name is not valid"))?;
             let value = HeaderValue::from_str(value).map_err(|_| self.failed("a signing header value is not valid"))?;
             request.headers_mut().insert(name, sensitive(value));
         }
@@ -219,13 +244,21 @@ struct ServiceAccountKey {
 
 impl GcpServiceAccount {
     fn new(name: &str, key_json: &str, scopes: Vec<String>) -> Result<Self, String> {
-        let key: ServiceAccountKey =
-            serde_json::from_str(key_json).map_err(|e| format!("credential {name:?}: not a service-account key (JSON with client_email, private_key, token_uri): {e}"))?;
+        let key: ServiceAccountKey = serde_json::from_str(key_json).map_err(|e| {
+            format!(
+                "credential {name:?}: not a service-account key (JSON with client_email, private_key, token_uri): {e}"
+            )
+        })?;
         let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.private_key.as_bytes())
             .map_err(|e| format!("credential {name:?}: private_key is not an RSA PEM key: {e}"))?;
         Url::parse(&key.token_uri).map_err(|e| format!("credential {name:?}: token_uri: {e}"))?;
-        let scopes = if scopes.is_empty() { vec!["https://www.googleapis.com/auth/cloud-platform".to_string()] } else { scopes };
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().map_err(|e| format!("credential {name:?}: {e}"))?;
+        let scopes =
+            if scopes.is_empty() { vec!["https://www.googleapis.com/auth/cloud-platform".to_string()] } else { scopes };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("credential {name:?}: {e}"))?;
         Ok(GcpServiceAccount {
             client_email: key.client_email,
             token_uri: key.token_uri,
@@ -249,7 +282,8 @@ impl GcpServiceAccount {
         let claims = serde_json::json!({"iss": self.client_email, "scope": self.scopes, "aud": self.token_uri, "iat": now, "exp": now + 3600});
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = self.key_id.clone();
-        let assertion = jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| format!("signing the token request: {e}"))?;
+        let assertion =
+            jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| format!("signing the token request: {e}"))?;
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
             .append_pair("assertion", &assertion)
@@ -271,8 +305,10 @@ impl GcpServiceAccount {
             access_token: String,
             expires_in: Option<u64>,
         }
-        let body = response.bytes().await.map_err(|e| format!("reading the token endpoint's answer: {}", e.without_url()))?;
-        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| format!("the token endpoint's answer is not a token: {e}"))?;
+        let body =
+            response.bytes().await.map_err(|e| format!("reading the token endpoint's answer: {}", e.without_url()))?;
+        let answer: TokenAnswer =
+            serde_json::from_slice(&body).map_err(|e| format!("the token endpoint's answer is not a token: {e}"))?;
         let expires = Instant::now() + Duration::from_secs(answer.expires_in.unwrap_or(3600));
         *cached = Some((answer.access_token.clone(), expires));
         Ok(answer.access_token)
@@ -291,10 +327,11 @@ pub fn granted(all: &[Arc<HttpCredential>], names: &[String]) -> Result<Vec<Arc<
     names
         .iter()
         .map(|name| {
-            all.iter()
-                .find(|c| &c.name == name)
-                .cloned()
-                .ok_or_else(|| HttpError::Denied(format!("the grant names HTTP credential {name:?}, which this engine does not have ([[http.credentials]])")))
+            all.iter().find(|c| &c.name == name).cloned().ok_or_else(|| {
+                HttpError::Denied(format!(
+                    "the grant names HTTP credential {name:?}, which this engine does not have ([[http.credentials]])"
+                ))
+            })
         })
         .collect()
 }
@@ -314,15 +351,30 @@ mod tests {
     fn a_credential_without_urls_or_secret_is_refused_with_its_name() {
         let err = HttpCredential::new("billing", &[], CredentialSpec::Bearer { token: "t0ken".into() }).unwrap_err();
         assert!(err.contains("billing") && err.contains("urls"), "{err}");
-        let err = HttpCredential::new("billing", &["https://billing.internal/*".into()], CredentialSpec::Bearer { token: String::new() }).unwrap_err();
+        let err = HttpCredential::new(
+            "billing",
+            &["https://billing.internal/*".into()],
+            CredentialSpec::Bearer { token: String::new() },
+        )
+        .unwrap_err();
         assert!(err.contains("token is empty"), "{err}");
-        let err = HttpCredential::new("gce", &["https://compute.googleapis.com/*".into()], CredentialSpec::GcpServiceAccount { key_json: "{}".into(), scopes: vec![] }).unwrap_err();
+        let err = HttpCredential::new(
+            "gce",
+            &["https://compute.googleapis.com/*".into()],
+            CredentialSpec::GcpServiceAccount { key_json: "{}".into(), scopes: vec![] },
+        )
+        .unwrap_err();
         assert!(err.contains("service-account key"), "{err}");
     }
 
     #[test]
     fn debug_output_never_shows_the_secret() {
-        let c = HttpCredential::new("billing", &["https://billing.internal/*".into()], CredentialSpec::Bearer { token: "very-secret".into() }).unwrap();
+        let c = HttpCredential::new(
+            "billing",
+            &["https://billing.internal/*".into()],
+            CredentialSpec::Bearer { token: "very-secret".into() },
+        )
+        .unwrap();
         assert!(!format!("{c:?}").contains("very-secret"));
     }
 }

@@ -132,7 +132,9 @@ impl EgressRules {
             ip.is_loopback() || ip.is_unspecified() || self.own_sockets.iter().any(|s| canonical(s.ip()) == ip)
         });
         if own_ip || is_loopback_name(&host) {
-            return Err(HttpError::Denied(format!("a Host header naming {host} would address the engine's own API; plugins may not call it")));
+            return Err(HttpError::Denied(format!(
+                "a Host header naming {host} would address the engine's own API; plugins may not call it"
+            )));
         }
         Ok(())
     }
@@ -363,7 +365,11 @@ mod tests {
         ];
         for (vendor, address) in endpoints {
             assert!(is_metadata_or_link_local(address.parse().unwrap()), "{vendor} at {address} must be refused");
-            let url = Url::parse(&format!("http://{}/", if address.contains(':') { format!("[{address}]") } else { address.to_string() })).unwrap();
+            let url = Url::parse(&format!(
+                "http://{}/",
+                if address.contains(':') { format!("[{address}]") } else { address.to_string() }
+            ))
+            .unwrap();
             let refusal = rules(&["*"], false).check_url(&url).expect_err(vendor);
             assert!(matches!(&refusal, HttpError::Denied(m) if m.contains("metadata")), "{vendor}: {refusal}");
         }
@@ -371,13 +377,19 @@ mod tests {
 
     fn rules(patterns: &[&str], allow_link_local: bool) -> EgressRules {
         let patterns = patterns.iter().map(|p| UrlPattern::parse(p).unwrap()).collect();
-        EgressRules { allow_lists: vec![UrlAllowList { source: "the granted URL patterns".into(), patterns }], allow_link_local, ..Default::default() }
+        EgressRules {
+            allow_lists: vec![UrlAllowList { source: "the granted URL patterns".into(), patterns }],
+            allow_link_local,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn literal_metadata_url_is_refused_unless_granted() {
         let url = Url::parse("http://169.254.169.254/latest/meta-data/").unwrap();
-        assert!(matches!(rules(&["*"], false).check_url(&url), Err(HttpError::Denied(m)) if m.contains("allow_link_local")));
+        assert!(
+            matches!(rules(&["*"], false).check_url(&url), Err(HttpError::Denied(m)) if m.contains("allow_link_local"))
+        );
         assert!(rules(&["*"], true).check_url(&url).is_ok());
         let mapped = Url::parse("http://[::ffff:169.254.169.254]/").unwrap();
         assert!(rules(&["*"], false).check_url(&mapped).is_err());
@@ -390,7 +402,10 @@ mod tests {
             .unwrap_err();
         assert!(matches!(&err, HttpError::Denied(m) if m.contains("https://api.example.com")), "{err}");
         assert!(matches!(rules(&[], false).check_url(&Url::parse("http://a/").unwrap()), Err(HttpError::Denied(_))));
-        assert!(matches!(EgressRules::default().check_url(&Url::parse("http://a/").unwrap()), Err(HttpError::Denied(_))));
+        assert!(matches!(
+            EgressRules::default().check_url(&Url::parse("http://a/").unwrap()),
+            Err(HttpError::Denied(_))
+        ));
     }
 
     #[test]
@@ -404,7 +419,8 @@ mod tests {
     #[test]
     fn the_engines_own_listen_address_is_refused_on_its_port_only() {
         let own = |listen: &str| EgressRules { own_sockets: vec![listen.parse().unwrap()], ..rules(&["*"], false) };
-        let check = |rules: &EgressRules, url: &str| rules.check_url(&Url::parse(url).unwrap()).map_err(|e| e.to_string());
+        let check =
+            |rules: &EgressRules, url: &str| rules.check_url(&Url::parse(url).unwrap()).map_err(|e| e.to_string());
         let loopback = own("127.0.0.1:8099");
         for (url, refused) in [
             ("http://127.0.0.1:8099/api/1/resume", true),
@@ -431,8 +447,14 @@ mod tests {
     #[test]
     fn operator_deny_patterns_and_networks_are_refused_naming_the_fence() {
         let fenced = EgressRules {
-            deny_lists: vec![UrlAllowList { source: "the operator's [http] fence (deny)".into(), patterns: vec![UrlPattern::parse("https://*.prod.example.com").unwrap()] }],
-            denied_networks: vec![DeniedNetwork { network: "10.0.0.0/8".parse().unwrap(), source: "the operator's [http] fence (deny_networks)".into() }],
+            deny_lists: vec![UrlAllowList {
+                source: "the operator's [http] fence (deny)".into(),
+                patterns: vec![UrlPattern::parse("https://*.prod.example.com").unwrap()],
+            }],
+            denied_networks: vec![DeniedNetwork {
+                network: "10.0.0.0/8".parse().unwrap(),
+                source: "the operator's [http] fence (deny_networks)".into(),
+            }],
             ..rules(&["*"], false)
         };
         let err = fenced.check_url(&Url::parse("https://db.prod.example.com/").unwrap()).unwrap_err().to_string();

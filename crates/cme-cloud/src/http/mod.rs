@@ -18,9 +18,11 @@ mod credentials;
 mod egress;
 
 pub use client::{HttpClient, HttpConfig, Request, Response};
-pub use credentials::{CredentialSpec, HttpCredential, aws_credential_chain, granted as granted_credentials};
-pub use egress::{DeniedNetwork, DnsResolver, EgressRules, SystemResolver, UrlAllowList, is_loopback_name, is_metadata_or_link_local};
 pub use cme_grant::{PatternError, UrlPattern};
+pub use credentials::{CredentialSpec, HttpCredential, aws_credential_chain, granted as granted_credentials};
+pub use egress::{
+    DeniedNetwork, DnsResolver, EgressRules, SystemResolver, UrlAllowList, is_loopback_name, is_metadata_or_link_local,
+};
 
 /// Why a request was not sent or did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -60,8 +60,12 @@ fn check_openssh(der: &[u8]) -> Result<(), String> {
     if kdf != b"bcrypt" {
         return Ok(());
     }
-    let salt_len = options.get(..4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize).unwrap_or(usize::MAX);
-    let rounds = salt_len.checked_add(4).and_then(|at| options.get(at..at + 4)).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")));
+    let salt_len =
+        options.get(..4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize).unwrap_or(usize::MAX);
+    let rounds = salt_len
+        .checked_add(4)
+        .and_then(|at| options.get(at..at + 4))
+        .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")));
     match rounds {
         Some(rounds) if rounds > MAX_BCRYPT_ROUNDS => Err(format!(
             "the key is encrypted with {rounds} bcrypt rounds; at most {MAX_BCRYPT_ROUNDS} are accepted (re-encrypt it: ssh-keygen -p -a 64 -f KEY)"
@@ -80,9 +84,14 @@ fn check_pkcs8(der: &[u8]) -> Result<(), String> {
             kdf.iteration_count
         )),
         Kdf::Scrypt(kdf) => {
-            let work = 128u64.saturating_mul(kdf.cost_parameter as u64).saturating_mul(kdf.block_size as u64).saturating_mul(kdf.parallelization as u64);
+            let work = 128u64
+                .saturating_mul(kdf.cost_parameter as u64)
+                .saturating_mul(kdf.block_size as u64)
+                .saturating_mul(kdf.parallelization as u64);
             if work > MAX_SCRYPT_WORK_BYTES {
-                Err(format!("the key's scrypt parameters ask for {work} bytes of work; at most {MAX_SCRYPT_WORK_BYTES} are accepted"))
+                Err(format!(
+                    "the key's scrypt parameters ask for {work} bytes of work; at most {MAX_SCRYPT_WORK_BYTES} are accepted"
+                ))
             } else {
                 Ok(())
             }
@@ -94,9 +103,15 @@ fn check_pkcs8(der: &[u8]) -> Result<(), String> {
 /// PuTTY's headers, `Name: value` lines before the key's body.
 fn check_ppk(text: &str) -> Result<(), String> {
     let header = |name: &str| {
-        text.lines().find_map(|line| line.strip_prefix(name).and_then(|v| v.strip_prefix(':'))).map(|v| v.trim().parse::<u64>().unwrap_or(u64::MAX))
+        text.lines()
+            .find_map(|line| line.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+            .map(|v| v.trim().parse::<u64>().unwrap_or(u64::MAX))
     };
-    for (name, cap) in [("Argon2-Memory", MAX_ARGON2_MEMORY_KIB), ("Argon2-Passes", MAX_ARGON2_PASSES), ("Argon2-Parallelism", MAX_ARGON2_PARALLELISM)] {
+    for (name, cap) in [
+        ("Argon2-Memory", MAX_ARGON2_MEMORY_KIB),
+        ("Argon2-Passes", MAX_ARGON2_PASSES),
+        ("Argon2-Parallelism", MAX_ARGON2_PARALLELISM),
+    ] {
         if let Some(value) = header(name) {
             if value > cap {
                 return Err(format!("the key's {name} is {value}; at most {cap} is accepted"));

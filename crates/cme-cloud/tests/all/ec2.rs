@@ -9,7 +9,11 @@ fn moto_url() -> Option<String> {
     match std::env::var("CME_TEST_MOTO_URL") {
         Ok(url) => Some(url),
         Err(_) => {
-            assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "CME_TEST_MOTO_URL is required under CI (.ci/run starts moto)");
+            assert_ne!(
+                std::env::var("CME_REQUIRE_PEERS").as_deref(),
+                Ok("1"),
+                "CME_TEST_MOTO_URL is required under CI (.ci/run starts moto)"
+            );
             eprintln!("skipping the EC2 tests: CME_TEST_MOTO_URL is not set");
             None
         }
@@ -27,7 +31,9 @@ async fn aws(url: &str) -> aws_config::SdkConfig {
 
 /// Launches `count` instances tagged `Test=<label>` (plus `tags`) in a loopback subnet.
 async fn launch(url: &str, region: &str, label: &str, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
-    let client = aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(&aws(url).await).region(Region::new(region.to_string())).build());
+    let client = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&aws(url).await).region(Region::new(region.to_string())).build(),
+    );
     let vpc = client.create_vpc().cidr_block("127.0.0.0/16").send().await.unwrap();
     let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
     let subnet = client.create_subnet().vpc_id(&vpc_id).cidr_block("127.0.0.0/24").send().await.unwrap();
@@ -89,7 +95,9 @@ async fn describe_returns_every_page_of_matching_instances_with_loopback_address
     assert!(ec2.describe_instances("eu-west-1", &by(&label)).await.unwrap().is_empty());
     // A cap on the result protects against filters that match a whole fleet.
     let capped = Ec2::new(aws(&url).await, Ec2Config { max_instances: 3, ..Ec2Config::default() });
-    assert!(matches!(capped.describe_instances("us-east-1", &by(&label)).await, Err(Ec2Error::InvalidArgument(m)) if m.contains("narrow the filters")));
+    assert!(
+        matches!(capped.describe_instances("us-east-1", &by(&label)).await, Err(Ec2Error::InvalidArgument(m)) if m.contains("narrow the filters"))
+    );
 }
 
 #[tokio::test]

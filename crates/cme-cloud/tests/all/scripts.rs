@@ -26,10 +26,17 @@ fn stderr(output: &Output) -> String {
 fn every_script_passes_shellcheck_and_documents_itself() {
     let have_shellcheck = Command::new("shellcheck").arg("--version").output().is_ok();
     if !have_shellcheck {
-        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "shellcheck is required under CI (.ci/run installs it)");
+        assert_ne!(
+            std::env::var("CME_REQUIRE_PEERS").as_deref(),
+            Ok("1"),
+            "shellcheck is required under CI (.ci/run installs it)"
+        );
         eprintln!("skipping shellcheck: not installed (apt-get install shellcheck)");
     }
-    let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../script_attacks")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sh")).count();
+    let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../script_attacks"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sh"))
+        .count();
     assert_eq!(embedded().count(), on_disk, "every script of script_attacks/ ships");
     for (name, bytes) in embedded() {
         let text = String::from_utf8(bytes.to_vec()).unwrap();

@@ -39,7 +39,9 @@ async fn commands_run_with_exit_code_output_timeout_and_caps() {
     let host = ed25519(&dir, "host");
     let client = ed25519(&dir, "id_ed25519");
     let sshd = start_sshd(&dir, free_port(), &host, &[&client]);
-    let session = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &key(&client, None)).await.unwrap();
+    let session = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &key(&client, None))
+        .await
+        .unwrap();
 
     let output = session.exec("echo out; echo err >&2; exit 3", None, Duration::from_secs(10)).await.unwrap();
     assert_eq!(output.exit_code, Some(3));
@@ -58,11 +60,17 @@ async fn commands_run_with_exit_code_output_timeout_and_caps() {
     assert!(started.elapsed() < Duration::from_secs(10));
 
     let remote = dir.join("uploaded dir's script.sh");
-    session.upload(remote.to_str().unwrap(), b"#!/bin/sh\necho uploaded\n", 0o750, Duration::from_secs(10)).await.unwrap();
+    session
+        .upload(remote.to_str().unwrap(), b"#!/bin/sh\necho uploaded\n", 0o750, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&remote).unwrap(), b"#!/bin/sh\necho uploaded\n");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&remote).unwrap().permissions().mode() & 0o7777, 0o750);
-    let ran = session.exec(&cme_cloud::ssh::shell_quote(remote.to_str().unwrap()), None, Duration::from_secs(10)).await.unwrap();
+    let ran = session
+        .exec(&cme_cloud::ssh::shell_quote(remote.to_str().unwrap()), None, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(ran.stdout, b"uploaded\n");
     session.close().await;
 }
@@ -80,7 +88,9 @@ async fn every_key_kind_and_format_authenticates() {
     let ecdsa = keygen(&dir, "id_ecdsa", &["-t", "ecdsa", "-b", "256", "-N", ""]);
     let locked = keygen(&dir, "id_locked", &["-t", "ed25519", "-N", "correct horse"]);
     let sshd = start_sshd(&dir, free_port(), &host, &[&ed25519_key, &rsa_pem, &rsa, &ecdsa, &locked]);
-    for (path, passphrase) in [(&ed25519_key, None), (&rsa_pem, None), (&rsa, None), (&ecdsa, None), (&locked, Some("correct horse"))] {
+    for (path, passphrase) in
+        [(&ed25519_key, None), (&rsa_pem, None), (&rsa, None), (&ecdsa, None), (&locked, Some("correct horse"))]
+    {
         let key = key(path, passphrase);
         let session = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &key)
             .await
@@ -95,8 +105,18 @@ async fn every_key_kind_and_format_authenticates() {
     // A key the server does not know: refused, and only its fingerprint is named.
     let stranger = ed25519(&dir, "id_stranger");
     let stranger_key = key(&stranger, None);
-    let refused = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &stranger_key).await.err().unwrap();
-    assert_eq!(refused, SshError::Auth { user: user(), target: format!("{}@127.0.0.1:{}", user(), sshd.port), fingerprint: stranger_key.fingerprint() });
+    let refused = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(sshd.port), &stranger_key)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        refused,
+        SshError::Auth {
+            user: user(),
+            target: format!("{}@127.0.0.1:{}", user(), sshd.port),
+            fingerprint: stranger_key.fingerprint()
+        }
+    );
     assert!(!refused.to_string().contains("PRIVATE KEY"));
 }
 
@@ -114,11 +134,19 @@ async fn host_keys_are_recorded_once_and_a_changed_key_is_refused() {
 
     // strict with an empty known-hosts file: refused, naming the fingerprint to check.
     let sshd = start_sshd(&dir, port, &first_host, &[&client]);
-    let strict = SshSession::connect(&config(&dir, HostKeyPolicy::Strict), &target(port), &client_key).await.err().unwrap();
-    assert!(matches!(&strict, SshError::HostKeyUnknown { fingerprint, .. } if fingerprint.starts_with("SHA256:")), "{strict}");
+    let strict =
+        SshSession::connect(&config(&dir, HostKeyPolicy::Strict), &target(port), &client_key).await.err().unwrap();
+    assert!(
+        matches!(&strict, SshError::HostKeyUnknown { fingerprint, .. } if fingerprint.starts_with("SHA256:")),
+        "{strict}"
+    );
 
     // accept-new records it; strict then accepts it.
-    SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(port), &client_key).await.unwrap().close().await;
+    SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(port), &client_key)
+        .await
+        .unwrap()
+        .close()
+        .await;
     assert!(std::fs::read_to_string(dir.join("known_hosts")).unwrap().contains("ssh-ed25519"));
     SshSession::connect(&config(&dir, HostKeyPolicy::Strict), &target(port), &client_key).await.unwrap().close().await;
     drop(sshd);
@@ -142,6 +170,7 @@ async fn a_closed_port_is_a_connect_error() {
         }
         key(&ed25519(&dir, "id"), None)
     };
-    let error = SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(free_port()), &key).await.err().unwrap();
+    let error =
+        SshSession::connect(&config(&dir, HostKeyPolicy::AcceptNew), &target(free_port()), &key).await.err().unwrap();
     assert!(matches!(error, SshError::Connect { .. }), "{error}");
 }

@@ -23,7 +23,10 @@ async fn an_inline_key_becomes_the_plans_credential_and_leaves_its_args() {
     assert_eq!(stored.passphrase.as_deref(), Some("open sesame"));
     let shown = rig.engine.credentials().await.unwrap();
     assert_eq!(shown.len(), 1);
-    assert!(format!("{shown:?}{:?}", audited(&rig.engine).await).find("secret-material").is_none(), "no key material shown");
+    assert!(
+        format!("{shown:?}{:?}", audited(&rig.engine).await).find("secret-material").is_none(),
+        "no key material shown"
+    );
 
     rig.engine.delete_plan(&created.plan.id, "operator").await.unwrap();
     assert!(rig.store.credential(&name).await.unwrap().is_none(), "the plan's key goes with it");
@@ -41,7 +44,11 @@ async fn bad_inline_keys_are_refused_and_store_nothing() {
         (json!({"user": "ubuntu", "pem": base64(KEY), "credential": "other"}), "/attack/args/ssh/credential"),
         (json!({"user": "ubuntu", "pem": base64(KEY), "passphrase": 1}), "/attack/args/ssh/passphrase"),
     ] {
-        let error = rig.engine.create_plan(plan(json!({"ssh": ssh}), json!({"in_ms": [60_000]})), &operator()).await.unwrap_err();
+        let error = rig
+            .engine
+            .create_plan(plan(json!({"ssh": ssh}), json!({"in_ms": [60_000]})), &operator())
+            .await
+            .unwrap_err();
         assert_eq!(error.field(), Some(field), "{ssh}: {error:?}");
         assert!(!error.to_string().contains("secret-material"));
     }
@@ -51,12 +58,24 @@ async fn bad_inline_keys_are_refused_and_store_nothing() {
 #[tokio::test]
 async fn credentials_are_checked_named_once_and_audited() {
     let rig = Rig::new().await;
-    let new = |name: &str, key: &str| NewCredential { name: name.into(), user: "ubuntu".into(), private_key: key.into(), passphrase: None, may_use: None };
+    let new = |name: &str, key: &str| NewCredential {
+        name: name.into(),
+        user: "ubuntu".into(),
+        private_key: key.into(),
+        passphrase: None,
+        may_use: None,
+    };
     let view = rig.engine.create_credential(new("web", KEY), &admin()).await.unwrap();
     assert_eq!(view.algorithm, "ssh-fake");
-    assert!(matches!(rig.engine.create_credential(new("web", KEY), &admin()).await, Err(EngineError::CredentialExists(_))));
+    assert!(matches!(
+        rig.engine.create_credential(new("web", KEY), &admin()).await,
+        Err(EngineError::CredentialExists(_))
+    ));
     assert_eq!(rig.engine.create_credential(new("bad name!", KEY), &admin()).await.unwrap_err().field(), Some("/name"));
-    assert_eq!(rig.engine.create_credential(new("other", "garbage"), &admin()).await.unwrap_err().field(), Some("/private_key"));
+    assert_eq!(
+        rig.engine.create_credential(new("other", "garbage"), &admin()).await.unwrap_err().field(),
+        Some("/private_key")
+    );
     rig.engine.delete_credential("web", "admin").await.unwrap();
     assert!(matches!(rig.engine.delete_credential("web", "admin").await, Err(EngineError::NotFound { .. })));
     let actions: Vec<String> = audited(&rig.engine).await.into_iter().map(|(a, _, _)| a).collect();

@@ -34,8 +34,8 @@ fn ical_line() -> impl Strategy<Value = String> {
 }
 
 fn ical_text() -> impl Strategy<Value = String> {
-    (proptest::collection::vec(ical_line(), 0..60), prop_oneof![Just("\r\n"), Just("\n")], any::<bool>(), any::<u8>()).prop_map(
-        |(lines, newline, bom, fold_every)| {
+    (proptest::collection::vec(ical_line(), 0..60), prop_oneof![Just("\r\n"), Just("\n")], any::<bool>(), any::<u8>())
+        .prop_map(|(lines, newline, bom, fold_every)| {
             let mut text = if bom { "\u{feff}".to_string() } else { String::new() };
             for (i, line) in lines.iter().enumerate() {
                 // Fold some lines as producers do (CRLF and a space).
@@ -48,8 +48,7 @@ fn ical_text() -> impl Strategy<Value = String> {
                 }
             }
             text
-        },
-    )
+        })
 }
 
 fn yaml_piece() -> impl Strategy<Value = String> {

@@ -8,7 +8,8 @@ use crate::support::*;
 
 fn guarded(probes: &[serde_json::Value]) -> cme_engine::NewPlan {
     let mut new = plan(json!({}), json!({"in_ms": [50]}));
-    new.steady_state = probes.iter().map(|args| PluginCall { reference: "fake_probe:FakeProbe".into(), args: args.clone() }).collect();
+    new.steady_state =
+        probes.iter().map(|args| PluginCall { reference: "fake_probe:FakeProbe".into(), args: args.clone() }).collect();
     new
 }
 
@@ -30,7 +31,11 @@ async fn a_run_starts_only_when_every_probe_answers_healthy() {
 #[tokio::test]
 async fn an_unhealthy_probe_skips_the_run_with_its_reason_and_later_probes_are_not_asked() {
     let rig = Rig::new().await;
-    let done = first_executor_after(&rig, guarded(&[json!({"healthy": false, "reason": "error rate 7%"}), json!({"healthy": true})])).await;
+    let done = first_executor_after(
+        &rig,
+        guarded(&[json!({"healthy": false, "reason": "error rate 7%"}), json!({"healthy": true})]),
+    )
+    .await;
     assert_eq!(done.status, ExecutorStatus::Skipped);
     let reason = done.reason.unwrap();
     assert!(reason.contains("fake-probe@0.1.0 unhealthy: error rate 7%"), "{reason}");
@@ -56,17 +61,27 @@ async fn a_steady_state_naming_an_attack_or_too_many_probes_is_refused() {
     assert!(refused.to_string().contains("probe"), "{refused}");
     let too_many = guarded(&vec![json!({}); cme_engine::MAX_STEADY_STATE_PROBES + 1]);
     assert!(rig.engine.create_plan(too_many, &operator()).await.is_err());
-    assert!(rig.engine.list_plans(true, cme_engine::Page::first(10).unwrap()).await.unwrap().items.is_empty(), "nothing stored");
+    assert!(
+        rig.engine.list_plans(true, cme_engine::Page::first(10).unwrap()).await.unwrap().items.is_empty(),
+        "nothing stored"
+    );
 }
 
 #[tokio::test]
 async fn max_concurrent_attacks_holds_over_every_replica() {
-    let config = cme_engine::EngineConfig { budgets: cme_engine::Budgets { max_concurrent_attacks: Some(1), groups: Vec::new() }, ..config() };
+    let config = cme_engine::EngineConfig {
+        budgets: cme_engine::Budgets { max_concurrent_attacks: Some(1), groups: Vec::new() },
+        ..config()
+    };
     let a = Rig::with(config.clone()).await;
     let b = a.replica_with(config).await;
     a.engine.start();
     b.engine.start();
-    let (_, executors) = a.engine.create_plan(plan(json!({"sleep_ms": 400}), json!({"in_ms": [50, 50, 50]})), &operator()).await.unwrap();
+    let (_, executors) = a
+        .engine
+        .create_plan(plan(json!({"sleep_ms": 400}), json!({"in_ms": [50, 50, 50]})), &operator())
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let mut most = 0;
     for executor in &executors {

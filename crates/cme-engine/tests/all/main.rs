@@ -1,8 +1,8 @@
 //! The engine's tests: the real store (in-memory SQLite) and a fake plugin host whose
 //! "components" are JSON descriptions. No wasm, no network: they run in seconds.
 
-mod fuzz;
 mod credentials;
+mod fuzz;
 mod guards;
 mod plans;
 mod recurring;

@@ -7,7 +7,8 @@ use crate::support::{Rig, audited, operator, plan};
 #[tokio::test]
 async fn a_plan_is_stored_with_its_executors_and_its_audit_event() {
     let rig = Rig::new().await;
-    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000, 30_000]})), &operator()).await.unwrap();
+    let (created, executors) =
+        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000, 30_000]})), &operator()).await.unwrap();
     assert_eq!(created.executors_count, 2);
     assert_eq!(created.plan.attack.plugin, "noop@0.1.0");
     assert_eq!(created.plan.planner.reference, "exact_planner:ExactPlanner");
@@ -19,7 +20,10 @@ async fn a_plan_is_stored_with_its_executors_and_its_audit_event() {
     assert_eq!(shown.next_execution, Some(executors[0].due));
     assert_eq!(stored.items, executors);
     assert!(!stored.has_more);
-    assert_eq!(audited(&rig.engine).await, vec![("plan.create".to_string(), created.plan.id.clone(), AuditDecision::Allowed)]);
+    assert_eq!(
+        audited(&rig.engine).await,
+        vec![("plan.create".to_string(), created.plan.id.clone(), AuditDecision::Allowed)]
+    );
 }
 
 #[tokio::test]
@@ -30,13 +34,31 @@ async fn refused_plans_say_why_and_store_nothing() {
     let mut dotted_unknown = plan(json!({}), json!({"in_ms": [1000]}));
     dotted_unknown.planner.reference = "exact_planner.Nope".into();
     let cases: Vec<(&str, cme_engine::NewPlan, fn(&EngineError) -> bool)> = vec![
-        ("an unknown attack ref", unknown, |e| matches!(e, EngineError::UnknownRef { field, known, .. } if field == "/attack/ref" && known == &["noop:Noop".to_string()])),
-        ("an unknown planner ref", dotted_unknown, |e| matches!(e, EngineError::UnknownRef { field, .. } if field == "/planner/ref")),
-        ("attack args the schema refuses", plan(json!({"bad": 1}), json!({"in_ms": [1000]})), |e| e.field() == Some("/attack/args/bad")),
-        ("planner args the planner refuses", plan(json!({}), json!({"fail": "invalid"})), |e| e.field() == Some("/planner/args/date")),
-        ("a planner that traps", plan(json!({}), json!({"fail": "trap"})), |e| matches!(e, EngineError::PlannerFailed { plugin, .. } if plugin == "exact-planner@0.1.0")),
+        (
+            "an unknown attack ref",
+            unknown,
+            |e| matches!(e, EngineError::UnknownRef { field, known, .. } if field == "/attack/ref" && known == &["noop:Noop".to_string()]),
+        ),
+        (
+            "an unknown planner ref",
+            dotted_unknown,
+            |e| matches!(e, EngineError::UnknownRef { field, .. } if field == "/planner/ref"),
+        ),
+        ("attack args the schema refuses", plan(json!({"bad": 1}), json!({"in_ms": [1000]})), |e| {
+            e.field() == Some("/attack/args/bad")
+        }),
+        ("planner args the planner refuses", plan(json!({}), json!({"fail": "invalid"})), |e| {
+            e.field() == Some("/planner/args/date")
+        }),
+        (
+            "a planner that traps",
+            plan(json!({}), json!({"fail": "trap"})),
+            |e| matches!(e, EngineError::PlannerFailed { plugin, .. } if plugin == "exact-planner@0.1.0"),
+        ),
         ("no run time", plan(json!({}), json!({"in_ms": []})), |e| matches!(e, EngineError::NoRunTime)),
-        ("too many run times", plan(json!({}), json!({"count": 10_001})), |e| matches!(e, EngineError::TooManyRunTimes { count: 10_001, .. })),
+        ("too many run times", plan(json!({}), json!({"count": 10_001})), |e| {
+            matches!(e, EngineError::TooManyRunTimes { count: 10_001, .. })
+        }),
     ];
     for (what, new, expected) in cases {
         let error = rig.engine.create_plan(new, &operator()).await.unwrap_err();
@@ -73,13 +95,18 @@ async fn listing_plans_reads_their_figures_in_one_query() {
 #[tokio::test]
 async fn deleting_a_plan_cancels_its_pending_executors_and_is_audited_with_it() {
     let rig = Rig::new().await;
-    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000]})), &operator()).await.unwrap();
+    let (created, executors) =
+        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000]})), &operator()).await.unwrap();
     rig.engine.delete_plan(&created.plan.id, "admin").await.unwrap();
     assert!(matches!(rig.engine.plan(&created.plan.id).await, Err(EngineError::NotFound { .. })));
     let (executor, plugin) = rig.engine.executor(&executors[0].id).await.unwrap();
     assert_eq!(executor.status, ExecutorStatus::Cancelled);
     assert_eq!(plugin.as_deref(), Some("noop@0.1.0"), "history keeps the plugin version");
-    assert!(audited(&rig.engine).await.contains(&("plan.delete".into(), created.plan.id.clone(), AuditDecision::Allowed)));
+    assert!(audited(&rig.engine).await.contains(&(
+        "plan.delete".into(),
+        created.plan.id.clone(),
+        AuditDecision::Allowed
+    )));
     assert!(matches!(rig.engine.delete_plan(&created.plan.id, "admin").await, Err(EngineError::NotFound { .. })));
     assert!(rig.store.plan(&created.plan.id).await.unwrap().unwrap().deleted.is_some(), "the plan row stays");
 }
@@ -87,23 +114,31 @@ async fn deleting_a_plan_cancels_its_pending_executors_and_is_audited_with_it() 
 #[tokio::test]
 async fn executors_can_be_rescheduled_and_cancelled_only_while_pending() {
     let rig = Rig::new().await;
-    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000]})), &operator()).await.unwrap();
+    let (_, executors) =
+        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000]})), &operator()).await.unwrap();
     let id = &executors[0].id;
     let moved = rig.engine.reschedule(id, "2031-06-01T12:00:00+02:00", "operator").await.unwrap();
     assert_eq!(moved.due.to_rfc3339(), "2031-06-01T10:00:00+00:00");
-    assert!(matches!(rig.engine.reschedule(id, "tomorrow", "operator").await, Err(EngineError::Invalid { field, .. }) if field == "/args/date"));
+    assert!(
+        matches!(rig.engine.reschedule(id, "tomorrow", "operator").await, Err(EngineError::Invalid { field, .. }) if field == "/args/date")
+    );
     rig.engine.cancel_executor(id, "operator").await.unwrap();
     let again = rig.engine.cancel_executor(id, "operator").await.unwrap_err();
     assert!(matches!(again, EngineError::NotPending { status: ExecutorStatus::Cancelled, .. }), "{again:?}");
     assert!(matches!(rig.engine.cancel_executor("nope", "operator").await, Err(EngineError::NotFound { .. })));
     let actions: Vec<String> = audited(&rig.engine).await.into_iter().map(|(a, _, _)| a).collect();
-    assert_eq!(actions, ["plan.create", "executor.reschedule", "executor.cancel"], "refused changes are not audited as done");
+    assert_eq!(
+        actions,
+        ["plan.create", "executor.reschedule", "executor.cancel"],
+        "refused changes are not audited as done"
+    );
 }
 
 #[tokio::test]
 async fn a_plan_shows_a_bounded_first_page_of_its_executors() {
     let rig = Rig::new().await;
-    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"count": 150})), &operator()).await.unwrap();
+    let (created, executors) =
+        rig.engine.create_plan(plan(json!({}), json!({"count": 150})), &operator()).await.unwrap();
     assert_eq!(executors.len(), 150);
     let (summary, first) = rig.engine.plan(&created.plan.id).await.unwrap();
     assert_eq!(summary.executors_count, 150);

@@ -31,10 +31,17 @@ async fn a_recurring_plan_is_extended_as_time_passes_exactly_once_across_two_eng
     b.engine.start();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let plan = a.store.plan(&created.plan.id).await.unwrap().unwrap();
-    assert!(plan.planned_until.unwrap() > initial_horizon + chrono::Duration::seconds(2), "the horizon moved on: {:?}", plan.planned_until);
+    assert!(
+        plan.planned_until.unwrap() > initial_horizon + chrono::Duration::seconds(2),
+        "the horizon moved on: {:?}",
+        plan.planned_until
+    );
     let executors = a.store.executors_of(&created.plan.id).await.unwrap();
     let dues: Vec<_> = executors.iter().map(|e| e.due).collect();
-    assert!(dues.windows(2).all(|w| w[1] - w[0] == chrono::Duration::milliseconds(100)), "no firing twice and none left out: {dues:?}");
+    assert!(
+        dues.windows(2).all(|w| w[1] - w[0] == chrono::Duration::milliseconds(100)),
+        "no firing twice and none left out: {dues:?}"
+    );
     assert!(executors.iter().any(|e| e.status == ExecutorStatus::Succeeded), "they fire");
     let ran: Vec<String> = a.runs().into_iter().chain(b.runs()).map(|c| c.run_id).collect();
     let mut unique = ran.clone();
@@ -82,7 +89,8 @@ async fn a_firing_in_a_blackout_is_skipped_naming_it() {
     assert_eq!(done.status, ExecutorStatus::Skipped);
     assert_eq!(done.reason.as_deref(), Some("blackout \"change freeze\""));
     assert!(rig.runs().is_empty(), "the attack never started");
-    let (created, _) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [3_600_000]})), &operator()).await.unwrap();
+    let (created, _) =
+        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [3_600_000]})), &operator()).await.unwrap();
     match rig.engine.run_plan_now(&created.plan.id, &operator()).await {
         Err(cme_engine::EngineError::InBlackout { name }) => assert_eq!(name, "blackout \"change freeze\""),
         other => panic!("run now in a blackout: {other:?}"),
@@ -94,8 +102,10 @@ async fn a_firing_in_a_blackout_is_skipped_naming_it() {
 #[tokio::test]
 async fn a_plan_blackout_holds_its_plan_only() {
     let rig = Rig::new().await;
-    let (held, held_executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), &operator()).await.unwrap();
-    let (_, free_executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), &operator()).await.unwrap();
+    let (held, held_executors) =
+        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), &operator()).await.unwrap();
+    let (_, free_executors) =
+        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), &operator()).await.unwrap();
     let now = Utc::now();
     let blackout = NewBlackout {
         name: "this one".into(),
@@ -125,7 +135,11 @@ async fn overlap_forbid_skips_a_firing_while_the_previous_run_runs_and_allow_run
     assert_eq!(second.status, ExecutorStatus::Skipped);
     let reason = second.reason.unwrap();
     assert!(reason.contains(&forbidden[0].id) && reason.contains("overlap: forbid"), "{reason}");
-    assert_eq!(finished(&rig.engine, &allowed[1].id).await.status, ExecutorStatus::Succeeded, "overlap allow runs both");
+    assert_eq!(
+        finished(&rig.engine, &allowed[1].id).await.status,
+        ExecutorStatus::Succeeded,
+        "overlap allow runs both"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +179,14 @@ async fn a_forecast_lists_the_firings_the_engine_then_makes() {
     assert!(forecast.firings.iter().any(|f| f.executor_id.is_none()), "the forecast reaches past the stored horizon");
     rig.engine.start();
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    let made: Vec<_> = rig.store.executors_between(&created.plan.id, from, until, 1000).await.unwrap().into_iter().map(|e| e.due).collect();
+    let made: Vec<_> = rig
+        .store
+        .executors_between(&created.plan.id, from, until, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.due)
+        .collect();
     let forecast_dues: Vec<_> = forecast.firings.iter().map(|f| f.due).collect();
     assert_eq!(made, forecast_dues, "the executors made are the forecast");
 }
@@ -174,15 +195,33 @@ async fn a_forecast_lists_the_firings_the_engine_then_makes() {
 async fn a_forecast_of_a_new_plan_shows_blackouts_and_explains_an_empty_span() {
     let rig = Rig::new().await;
     let now = Utc::now();
-    let blackout = NewBlackout { name: "night".into(), plan_id: None, start: "22:00".into(), end: "06:00".into(), timezone: Some("UTC".into()), stop_running: false };
+    let blackout = NewBlackout {
+        name: "night".into(),
+        plan_id: None,
+        start: "22:00".into(),
+        end: "06:00".into(),
+        timezone: Some("UTC".into()),
+        stop_running: false,
+    };
     rig.engine.create_blackout(blackout, "operator").await.unwrap();
     let forecast = rig.engine.forecast_new(every(3_600_000), now, now + chrono::Duration::days(1)).await.unwrap();
     assert_eq!(forecast.firings.len(), 24);
     let skipped: Vec<_> = forecast.firings.iter().filter(|f| f.status == ExecutorStatus::Skipped).collect();
     assert_eq!(skipped.len(), 8, "22:00 to 06:00 holds 8 hourly firings");
     assert!(skipped.iter().all(|f| f.reason.as_deref() == Some("blackout \"night\"")));
-    assert!(rig.store.plans_to_extend(now + chrono::Duration::days(30), 10).await.unwrap().is_empty(), "a forecast stores nothing");
-    let empty = rig.engine.forecast_new(plan(json!({}), json!({"in_ms": [10_000]})), now + chrono::Duration::days(2), now + chrono::Duration::days(3)).await.unwrap();
+    assert!(
+        rig.store.plans_to_extend(now + chrono::Duration::days(30), 10).await.unwrap().is_empty(),
+        "a forecast stores nothing"
+    );
+    let empty = rig
+        .engine
+        .forecast_new(
+            plan(json!({}), json!({"in_ms": [10_000]})),
+            now + chrono::Duration::days(2),
+            now + chrono::Duration::days(3),
+        )
+        .await
+        .unwrap();
     assert!(empty.firings.is_empty());
     assert!(empty.notes.iter().any(|n| n.contains("no firing")), "{:?}", empty.notes);
 }
@@ -190,8 +229,10 @@ async fn a_forecast_of_a_new_plan_shows_blackouts_and_explains_an_empty_span() {
 #[tokio::test]
 async fn a_blackout_that_stops_running_attacks_cancels_the_runs_it_holds_when_it_starts() {
     let rig = Rig::new().await;
-    let (held, held_runs) = rig.engine.create_plan(plan(json!({"sleep_ms": 8000}), json!({"in_ms": [100]})), &operator()).await.unwrap();
-    let (_, other_runs) = rig.engine.create_plan(plan(json!({"sleep_ms": 1500}), json!({"in_ms": [100]})), &operator()).await.unwrap();
+    let (held, held_runs) =
+        rig.engine.create_plan(plan(json!({"sleep_ms": 8000}), json!({"in_ms": [100]})), &operator()).await.unwrap();
+    let (_, other_runs) =
+        rig.engine.create_plan(plan(json!({"sleep_ms": 1500}), json!({"in_ms": [100]})), &operator()).await.unwrap();
     rig.engine.start();
     reaches(&rig.engine, &held_runs[0].id, ExecutorStatus::Running).await;
     let now = Utc::now();
@@ -207,8 +248,15 @@ async fn a_blackout_that_stops_running_attacks_cancels_the_runs_it_holds_when_it
     let stopped = finished(&rig.engine, &held_runs[0].id).await;
     assert_eq!(stopped.status, ExecutorStatus::Cancelled);
     assert_eq!(stopped.error.as_deref(), Some("cancelled while running: blackout \"incident\" started"));
-    assert!(stopped.finished.unwrap() - now < chrono::Duration::seconds(5), "stopped well before its 8 s run would end");
-    assert_eq!(finished(&rig.engine, &other_runs[0].id).await.status, ExecutorStatus::Succeeded, "a plan the blackout does not hold runs on");
+    assert!(
+        stopped.finished.unwrap() - now < chrono::Duration::seconds(5),
+        "stopped well before its 8 s run would end"
+    );
+    assert_eq!(
+        finished(&rig.engine, &other_runs[0].id).await.status,
+        ExecutorStatus::Succeeded,
+        "a plan the blackout does not hold runs on"
+    );
 }
 
 #[tokio::test]
@@ -234,5 +282,8 @@ async fn two_engines_racing_to_extend_one_plan_store_its_window_once() {
     race.sort();
     assert_eq!(race, [false, true], "one engine stored the window, the other nothing: {outcomes:?}");
     let dues: Vec<_> = a.store.executors_of(&created.plan.id).await.unwrap().into_iter().map(|e| e.due).collect();
-    assert!(dues.windows(2).all(|w| w[1] - w[0] == chrono::Duration::milliseconds(100)), "the loser stored nothing: {dues:?}");
+    assert!(
+        dues.windows(2).all(|w| w[1] - w[0] == chrono::Duration::milliseconds(100)),
+        "the loser stored nothing: {dues:?}"
+    );
 }

@@ -5,7 +5,11 @@ use cme_engine::{EngineError, Grant, PluginKind, PluginStatus, Upload};
 use crate::support::{Rig, bytes, component, operator, plan};
 
 fn upload(version: &str) -> Upload {
-    Upload { wasm: bytes(&component("ping", version, "attack", &["ping:Ping"])), expected_sha256: None, signature: None }
+    Upload {
+        wasm: bytes(&component("ping", version, "attack", &["ping:Ping"])),
+        expected_sha256: None,
+        signature: None,
+    }
 }
 
 fn ping_plan(reference: &str) -> cme_engine::NewPlan {
@@ -20,7 +24,10 @@ async fn uploads_wait_for_a_grant_and_refs_resolve_to_the_newest_enabled_version
     let first = rig.engine.upload_plugin(upload("0.1.0"), "admin").await.unwrap();
     assert!(first.created);
     assert_eq!(first.plugin.status, PluginStatus::Pending);
-    assert!(!rig.engine.upload_plugin(upload("0.1.0"), "admin").await.unwrap().created, "the same bytes again change nothing");
+    assert!(
+        !rig.engine.upload_plugin(upload("0.1.0"), "admin").await.unwrap().created,
+        "the same bytes again change nothing"
+    );
 
     let pending = rig.engine.create_plan(ping_plan("ping:Ping"), &operator()).await.unwrap_err();
     assert!(matches!(&pending, EngineError::PluginPending { id, .. } if id == "ping@0.1.0"), "{pending:?}");
@@ -39,12 +46,18 @@ async fn uploads_wait_for_a_grant_and_refs_resolve_to_the_newest_enabled_version
     let (pinned, _) = rig.engine.create_plan(ping_plan("ping:Ping@0.1.0"), &operator()).await.unwrap();
     assert_eq!(pinned.plan.attack.plugin, "ping@0.1.0");
     let missing = rig.engine.create_plan(ping_plan("ping:Ping@9.9.9"), &operator()).await.unwrap_err();
-    assert!(matches!(&missing, EngineError::NoSuchVersion { available, .. } if available == &["0.1.0", "0.2.0"]), "{missing:?}");
+    assert!(
+        matches!(&missing, EngineError::NoSuchVersion { available, .. } if available == &["0.1.0", "0.2.0"]),
+        "{missing:?}"
+    );
 
     rig.engine.set_plugin_enabled("ping@0.2.0", false, "admin").await.unwrap();
     let (created, _) = rig.engine.create_plan(ping_plan("ping:Ping"), &operator()).await.unwrap();
     assert_eq!(created.plan.attack.plugin, "ping@0.1.0", "a disabled version is not chosen");
-    assert!(matches!(rig.engine.create_plan(ping_plan("ping:Ping@0.2.0"), &operator()).await, Err(EngineError::PluginDisabled { .. })));
+    assert!(matches!(
+        rig.engine.create_plan(ping_plan("ping:Ping@0.2.0"), &operator()).await,
+        Err(EngineError::PluginDisabled { .. })
+    ));
     assert_eq!(*rig.host.loads.lock().unwrap(), 3 + 3, "three built-ins, then each upload compiled once");
 }
 
@@ -52,33 +65,64 @@ async fn uploads_wait_for_a_grant_and_refs_resolve_to_the_newest_enabled_version
 async fn bad_uploads_and_grants_are_refused_and_change_nothing() {
     let rig = Rig::new().await;
     let before = rig.engine.plugin_views().await.unwrap();
-    let taken_ref = Upload { wasm: bytes(&component("thief", "1.0.0", "attack", &["noop:Noop"])), expected_sha256: None, signature: None };
-    let builtin_name = Upload { wasm: bytes(&component("noop", "9.0.0", "attack", &["other:Other"])), expected_sha256: None, signature: None };
+    let taken_ref = Upload {
+        wasm: bytes(&component("thief", "1.0.0", "attack", &["noop:Noop"])),
+        expected_sha256: None,
+        signature: None,
+    };
+    let builtin_name = Upload {
+        wasm: bytes(&component("noop", "9.0.0", "attack", &["other:Other"])),
+        expected_sha256: None,
+        signature: None,
+    };
     let cases: Vec<(&str, Upload, fn(&EngineError) -> bool)> = vec![
-        ("not a component", Upload { wasm: b"\0asm garbage".to_vec(), expected_sha256: None, signature: None }, |e| matches!(e, EngineError::NotAPlugin(_))),
-        ("a digest mismatch", Upload { expected_sha256: Some("00".repeat(32)), ..upload("1.0.0") }, |e| matches!(e, EngineError::DigestMismatch { .. })),
-        ("a ref another plugin has", taken_ref, |e| matches!(e, EngineError::RefTaken { by, .. } if by == "noop@0.1.0")),
+        ("not a component", Upload { wasm: b"\0asm garbage".to_vec(), expected_sha256: None, signature: None }, |e| {
+            matches!(e, EngineError::NotAPlugin(_))
+        }),
+        ("a digest mismatch", Upload { expected_sha256: Some("00".repeat(32)), ..upload("1.0.0") }, |e| {
+            matches!(e, EngineError::DigestMismatch { .. })
+        }),
+        (
+            "a ref another plugin has",
+            taken_ref,
+            |e| matches!(e, EngineError::RefTaken { by, .. } if by == "noop@0.1.0"),
+        ),
         ("a built-in's name", builtin_name, |e| matches!(e, EngineError::BuiltinName { .. })),
-        ("over the size cap", Upload { wasm: vec![b' '; (20 << 20) + 1], expected_sha256: None, signature: None }, |e| matches!(e, EngineError::TooLarge { .. })),
+        (
+            "over the size cap",
+            Upload { wasm: vec![b' '; (20 << 20) + 1], expected_sha256: None, signature: None },
+            |e| matches!(e, EngineError::TooLarge { .. }),
+        ),
     ];
     for (what, bad, expected) in cases {
         let error = rig.engine.upload_plugin(bad, "admin").await.err().expect(what);
         assert!(expected(&error), "{what}: {error:?}");
     }
     assert_eq!(rig.engine.plugin_views().await.unwrap(), before);
-    let denied = crate::support::audited(&rig.engine).await.iter().filter(|(a, _, d)| a == "plugin.upload" && *d == cme_engine::AuditDecision::Denied).count();
+    let denied = crate::support::audited(&rig.engine)
+        .await
+        .iter()
+        .filter(|(a, _, d)| a == "plugin.upload" && *d == cme_engine::AuditDecision::Denied)
+        .count();
     assert_eq!(denied, 5, "every refusal is audited");
 
     rig.engine.upload_plugin(upload("0.1.0"), "admin").await.unwrap();
-    for grant in [json!({"htpp": {}}), json!({"http": {"urls": ["nope"]}}), json!({"ssh": {"hosts": ["10.0.0.0/33"]}})] {
+    for grant in [json!({"htpp": {}}), json!({"http": {"urls": ["nope"]}}), json!({"ssh": {"hosts": ["10.0.0.0/33"]}})]
+    {
         let error = rig.engine.grant_plugin("ping@0.1.0", &grant, "admin").await.unwrap_err();
         assert!(matches!(error, EngineError::InvalidGrant(_)), "{grant}: {error:?}");
     }
-    assert!(matches!(rig.engine.set_plugin_enabled("ping@0.1.0", true, "admin").await, Err(EngineError::NoGrant { .. })));
+    assert!(matches!(
+        rig.engine.set_plugin_enabled("ping@0.1.0", true, "admin").await,
+        Err(EngineError::NoGrant { .. })
+    ));
     assert_eq!(rig.engine.plugin_view("ping@0.1.0").await.unwrap().status, PluginStatus::Pending);
     for builtin in ["noop@0.1.0", "exact-planner@0.1.0"] {
         assert!(matches!(rig.engine.delete_plugin(builtin, "admin").await, Err(EngineError::BuiltinPlugin { .. })));
-        assert!(matches!(rig.engine.grant_plugin(builtin, &json!({}), "admin").await, Err(EngineError::BuiltinPlugin { .. })));
+        assert!(matches!(
+            rig.engine.grant_plugin(builtin, &json!({}), "admin").await,
+            Err(EngineError::BuiltinPlugin { .. })
+        ));
     }
     assert!(matches!(rig.engine.delete_plugin("nope@1.0.0", "admin").await, Err(EngineError::NotFound { .. })));
 }
@@ -89,7 +133,10 @@ async fn a_plugin_in_use_is_not_deleted() {
     rig.engine.upload_plugin(upload("0.1.0"), "admin").await.unwrap();
     rig.engine.grant_plugin("ping@0.1.0", &json!({}), "admin").await.unwrap();
     let (created, _) = rig.engine.create_plan(ping_plan("ping:Ping"), &operator()).await.unwrap();
-    assert!(matches!(rig.engine.delete_plugin("ping@0.1.0", "admin").await, Err(EngineError::PluginInUse { executors: 1, .. })));
+    assert!(matches!(
+        rig.engine.delete_plugin("ping@0.1.0", "admin").await,
+        Err(EngineError::PluginInUse { executors: 1, .. })
+    ));
     rig.engine.delete_plan(&created.plan.id, "operator").await.unwrap();
     rig.engine.delete_plugin("ping@0.1.0", "admin").await.unwrap();
     assert!(rig.engine.plugin_views().await.unwrap().iter().all(|v| v.description.name != "ping"));
@@ -127,11 +174,19 @@ async fn an_upload_while_another_compiles_is_refused_as_busy() {
     slow["compile_ms"] = json!(1_000);
     let first = {
         let rig = rig.clone();
-        tokio::spawn(async move { rig.engine.upload_plugin(Upload { wasm: bytes(&slow), expected_sha256: None, signature: None }, "admin").await })
+        tokio::spawn(async move {
+            rig.engine
+                .upload_plugin(Upload { wasm: bytes(&slow), expected_sha256: None, signature: None }, "admin")
+                .await
+        })
     };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let second = rig.engine.upload_plugin(upload("0.1.0"), "admin").await;
-    assert!(matches!(&second, Err(EngineError::Busy(m)) if m.contains("another plugin upload")), "{:?}", second.as_ref().err());
+    assert!(
+        matches!(&second, Err(EngineError::Busy(m)) if m.contains("another plugin upload")),
+        "{:?}",
+        second.as_ref().err()
+    );
     assert!(first.await.unwrap().is_ok(), "the first upload is stored");
     assert!(rig.engine.plugin_view("ping@0.1.0").await.is_err(), "the refused one stored nothing");
     assert!(rig.engine.upload_plugin(upload("0.1.0"), "admin").await.is_ok(), "and goes through afterwards");

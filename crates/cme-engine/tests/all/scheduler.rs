@@ -23,14 +23,20 @@ async fn a_due_executor_runs_once_with_its_grant_and_its_result_is_recorded() {
     assert_eq!(runs.len(), 1);
     assert!(runs[0].grant.scripts, "the built-in's configured grant is what it runs with");
     let audit = rig.engine.audit(Page::default()).await.unwrap();
-    assert!(audit.items.iter().any(|e| e.event.source == AuditSource::Plugin && e.event.run_id.as_deref() == Some(&*executors[0].id)));
+    assert!(
+        audit
+            .items
+            .iter()
+            .any(|e| e.event.source == AuditSource::Plugin && e.event.run_id.as_deref() == Some(&*executors[0].id))
+    );
 }
 
 #[tokio::test]
 async fn failures_are_recorded_with_their_reason() {
     let rig = Rig::new().await;
     rig.engine.start();
-    let (_, executors) = rig.engine.create_plan(plan(json!({"fail": "boom"}), json!({"in_ms": [50]})), &operator()).await.unwrap();
+    let (_, executors) =
+        rig.engine.create_plan(plan(json!({"fail": "boom"}), json!({"in_ms": [50]})), &operator()).await.unwrap();
     let done = finished(&rig.engine, &executors[0].id).await;
     assert_eq!(done.status, ExecutorStatus::Failed);
     assert_eq!(done.error.as_deref(), Some("boom"));
@@ -85,7 +91,8 @@ async fn expired_leases_are_reaped_as_outcome_unknown() {
 async fn halt_cancels_running_attacks_and_executors_that_fall_due() {
     let rig = Rig::new().await;
     rig.engine.start();
-    let (_, running) = rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), &operator()).await.unwrap();
+    let (_, running) =
+        rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), &operator()).await.unwrap();
     reaches(&rig.engine, &running[0].id, ExecutorStatus::Running).await;
     let (_, later) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), &operator()).await.unwrap();
     let state = rig.engine.halt(Some("game day over".into()), "operator").await.unwrap();
@@ -96,7 +103,10 @@ async fn halt_cancels_running_attacks_and_executors_that_fall_due() {
     assert_eq!(cancelled.log.stdout, "ran", "a cancelled run keeps its partial log");
     let audit = rig.engine.audit(Page::default()).await.unwrap();
     assert!(
-        audit.items.iter().any(|e| e.event.source == AuditSource::Plugin && e.event.run_id.as_deref() == Some(&*running[0].id)),
+        audit
+            .items
+            .iter()
+            .any(|e| e.event.source == AuditSource::Plugin && e.event.run_id.as_deref() == Some(&*running[0].id)),
         "and the audit rows of the calls it made"
     );
     let skipped = finished(&rig.engine, &later[0].id).await;
@@ -107,7 +117,12 @@ async fn halt_cancels_running_attacks_and_executors_that_fall_due() {
     rig.engine.resume("operator").await.unwrap();
     let (_, after) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [50]})), &operator()).await.unwrap();
     assert_eq!(finished(&rig.engine, &after[0].id).await.status, ExecutorStatus::Succeeded);
-    let actions: Vec<String> = crate::support::audited(&rig.engine).await.into_iter().map(|(a, _, _)| a).filter(|a| a == "halt" || a == "resume").collect();
+    let actions: Vec<String> = crate::support::audited(&rig.engine)
+        .await
+        .into_iter()
+        .map(|(a, _, _)| a)
+        .filter(|a| a == "halt" || a == "resume")
+        .collect();
     assert_eq!(actions, ["halt", "resume"]);
 }
 
@@ -116,7 +131,12 @@ async fn a_shutdown_while_claiming_neither_panics_nor_loses_the_claim() {
     // Claims are slow here; the shutdown takes every run slot while one is in flight.
     let store = Arc::new(cme_store::Store::connect(&cme_store::StoreConfig::in_memory()).await.unwrap());
     let slow = Arc::new(crate::slow::SlowClaims::new(store.clone()));
-    let rig = Rig::over(store, slow.clone(), EngineConfig { max_concurrent_runs: 2, shutdown_deadline: Duration::from_secs(5), ..config() }).await;
+    let rig = Rig::over(
+        store,
+        slow.clone(),
+        EngineConfig { max_concurrent_runs: 2, shutdown_deadline: Duration::from_secs(5), ..config() },
+    )
+    .await;
     let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [0]})), &operator()).await.unwrap();
     rig.engine.start();
     slow.entered.notified().await;
@@ -126,17 +146,23 @@ async fn a_shutdown_while_claiming_neither_panics_nor_loses_the_claim() {
     slow.release.notify_one();
     shutdown.await.expect("shutdown completes");
     let done = rig.engine.executor(&executors[0].id).await.unwrap().0;
-    assert_eq!(done.status, ExecutorStatus::Succeeded, "the claimed run had its slot and finished before the engine stopped");
+    assert_eq!(
+        done.status,
+        ExecutorStatus::Succeeded,
+        "the claimed run had its slot and finished before the engine stopped"
+    );
 }
 
 #[tokio::test]
 async fn a_leashed_engine_runs_every_plan_dry_whenever_it_was_made() {
     let unleashed = Rig::new().await;
-    let (created, executors) = unleashed.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), &operator()).await.unwrap();
+    let (created, executors) =
+        unleashed.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), &operator()).await.unwrap();
     assert!(!created.plan.dry_run);
     // Only a leashed replica runs: it must not fire the plan for real.
     let store = unleashed.store.clone();
-    let leashed = Rig::over(store.clone(), store, EngineConfig { dry_run: true, engine_id: "leashed".into(), ..config() }).await;
+    let leashed =
+        Rig::over(store.clone(), store, EngineConfig { dry_run: true, engine_id: "leashed".into(), ..config() }).await;
     leashed.engine.start();
     let done = finished(&leashed.engine, &executors[0].id).await;
     assert_eq!(done.status, ExecutorStatus::Succeeded);
@@ -150,16 +176,25 @@ async fn a_halt_holds_and_cancels_runs_even_when_it_cannot_be_stored() {
     let faulty = Arc::new(crate::slow::SlowClaims::fast(store.clone()));
     let rig = Rig::over(store.clone(), faulty.clone(), config()).await;
     rig.engine.start();
-    let (_, running) = rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), &operator()).await.unwrap();
+    let (_, running) =
+        rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), &operator()).await.unwrap();
     reaches(&rig.engine, &running[0].id, ExecutorStatus::Running).await;
     faulty.fail_halt_writes.store(true, std::sync::atomic::Ordering::SeqCst);
 
     let halt = rig.engine.halt(Some("db trouble".into()), "operator").await.unwrap();
     assert!(halt.state.halted);
     assert!(!halt.persisted, "the answer says the halt is not stored");
-    assert_eq!(finished(&rig.engine, &running[0].id).await.status, ExecutorStatus::Cancelled, "the running attack was cancelled anyway");
+    assert_eq!(
+        finished(&rig.engine, &running[0].id).await.status,
+        ExecutorStatus::Cancelled,
+        "the running attack was cancelled anyway"
+    );
     let (_, later) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), &operator()).await.unwrap();
-    assert_eq!(finished(&rig.engine, &later[0].id).await.status, ExecutorStatus::Cancelled, "nothing starts while the halt holds here");
+    assert_eq!(
+        finished(&rig.engine, &later[0].id).await.status,
+        ExecutorStatus::Cancelled,
+        "nothing starts while the halt holds here"
+    );
     assert!(!rig.engine.halt_state().await.unwrap().persisted);
     assert_eq!(rig.runs().len(), 1);
 
@@ -184,40 +219,67 @@ async fn a_claim_checks_the_stored_halt_in_the_same_statement() {
     rig.store.set_halt_state(&halted, &cme_engine::AuditEvent::action("operator", "halt", "")).await.unwrap();
     let claimed = rig.store.claim_due(&claim("late-engine", Utc::now() + chrono::Duration::seconds(60))).await.unwrap();
     assert!(claimed.is_empty(), "nothing is claimed while the stored switch is on");
-    rig.store.set_halt_state(&cme_engine::HaltState::default(), &cme_engine::AuditEvent::action("operator", "resume", "")).await.unwrap();
-    assert_eq!(rig.store.claim_due(&claim("late-engine", Utc::now() + chrono::Duration::seconds(60))).await.unwrap().len(), 1);
+    rig.store
+        .set_halt_state(&cme_engine::HaltState::default(), &cme_engine::AuditEvent::action("operator", "resume", ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.store.claim_due(&claim("late-engine", Utc::now() + chrono::Duration::seconds(60))).await.unwrap().len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_plan_fired_on_request_runs_at_once_and_is_audited_but_not_while_halted() {
     let rig = Rig::new().await;
     rig.engine.start();
-    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [3_600_000]})), &operator()).await.unwrap();
+    let (created, executors) =
+        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [3_600_000]})), &operator()).await.unwrap();
     let fired = rig.engine.run_plan_now(&created.plan.id, &operator()).await.unwrap();
     assert_ne!(fired.id, executors[0].id);
     let done = finished(&rig.engine, &fired.id).await;
     assert_eq!(done.status, ExecutorStatus::Succeeded);
-    assert_eq!(rig.engine.executor(&executors[0].id).await.unwrap().0.status, ExecutorStatus::Pending, "the planned run is untouched");
+    assert_eq!(
+        rig.engine.executor(&executors[0].id).await.unwrap().0.status,
+        ExecutorStatus::Pending,
+        "the planned run is untouched"
+    );
     let audit = rig.engine.audit(Page::default()).await.unwrap();
-    assert!(audit.items.iter().any(|e| e.event.action == "plan.run" && e.event.actor == "operator" && e.event.target.contains(&fired.id)));
+    assert!(
+        audit
+            .items
+            .iter()
+            .any(|e| e.event.action == "plan.run" && e.event.actor == "operator" && e.event.target.contains(&fired.id))
+    );
 
     rig.engine.halt(None, "operator").await.unwrap();
-    assert!(matches!(rig.engine.run_plan_now(&created.plan.id, &operator()).await, Err(cme_engine::EngineError::Halted)));
+    assert!(matches!(
+        rig.engine.run_plan_now(&created.plan.id, &operator()).await,
+        Err(cme_engine::EngineError::Halted)
+    ));
     rig.engine.resume("operator").await.unwrap();
-    assert!(matches!(rig.engine.run_plan_now("no-such-plan", &operator()).await, Err(cme_engine::EngineError::NotFound { .. })));
+    assert!(matches!(
+        rig.engine.run_plan_now("no-such-plan", &operator()).await,
+        Err(cme_engine::EngineError::NotFound { .. })
+    ));
 }
 
 #[tokio::test]
 async fn a_paused_plan_does_not_fire_until_resumed() {
     let rig = Rig::new().await;
     rig.engine.start();
-    let (created, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), &operator()).await.unwrap();
+    let (created, executors) =
+        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), &operator()).await.unwrap();
     let id = created.plan.id.clone();
     let paused = rig.engine.pause_plan(&id, "operator").await.unwrap();
     assert!(paused.plan.paused.is_some());
     assert!(!paused.executed, "a paused plan still has work");
     assert_eq!(paused.next_execution, None, "nothing is due while paused");
-    assert_eq!(rig.engine.pause_plan(&id, "operator").await.unwrap().plan.paused, paused.plan.paused, "pausing again changes nothing");
+    assert_eq!(
+        rig.engine.pause_plan(&id, "operator").await.unwrap().plan.paused,
+        paused.plan.paused,
+        "pausing again changes nothing"
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     let waiting = rig.engine.executor(&executors[0].id).await.unwrap().0;
     assert_eq!(waiting.status, ExecutorStatus::Paused, "past its time, it did not fire");
@@ -228,7 +290,10 @@ async fn a_paused_plan_does_not_fire_until_resumed() {
     let done = finished(&rig.engine, &executors[0].id).await;
     assert_eq!(done.status, ExecutorStatus::Succeeded, "within its grace it fires at resume");
     let audit = rig.engine.audit(Page::default()).await.unwrap();
-    assert!(audit.items.iter().any(|e| e.event.action == "plan.pause") && audit.items.iter().any(|e| e.event.action == "plan.resume"));
+    assert!(
+        audit.items.iter().any(|e| e.event.action == "plan.pause")
+            && audit.items.iter().any(|e| e.event.action == "plan.resume")
+    );
     assert!(matches!(rig.engine.pause_plan("nope", "operator").await, Err(cme_engine::EngineError::NotFound { .. })));
 }
 

@@ -48,7 +48,12 @@ impl SlowClaims {
 
 #[async_trait::async_trait]
 impl Storage for SlowClaims {
-    async fn insert_executors(&self, executors: &[Executor], audit: &AuditEvent, caps: &WorkCaps) -> Result<(), InsertPlanError> {
+    async fn insert_executors(
+        &self,
+        executors: &[Executor],
+        audit: &AuditEvent,
+        caps: &WorkCaps,
+    ) -> Result<(), InsertPlanError> {
         self.inner.insert_executors(executors, audit, caps).await
     }
 
@@ -79,7 +84,13 @@ impl Storage for SlowClaims {
         self.inner.summarize(plan).await
     }
 
-    async fn delete_plan(&self, id: &str, at: DateTime<Utc>, owned_credential: &str, audit: &AuditEvent) -> StorageResult<bool> {
+    async fn delete_plan(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        owned_credential: &str,
+        audit: &AuditEvent,
+    ) -> StorageResult<bool> {
         self.inner.delete_plan(id, at, owned_credential, audit).await
     }
 
@@ -95,11 +106,22 @@ impl Storage for SlowClaims {
         self.inner.list_executors(filter, page).await
     }
 
-    async fn reschedule(&self, id: &str, due: DateTime<Utc>, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError> {
+    async fn reschedule(
+        &self,
+        id: &str,
+        due: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Executor, ExecutorChangeError> {
         self.inner.reschedule(id, due, audit).await
     }
 
-    async fn cancel(&self, id: &str, at: DateTime<Utc>, reason: &str, audit: &AuditEvent) -> Result<Executor, ExecutorChangeError> {
+    async fn cancel(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+        audit: &AuditEvent,
+    ) -> Result<Executor, ExecutorChangeError> {
         self.inner.cancel(id, at, reason, audit).await
     }
 
@@ -119,11 +141,22 @@ impl Storage for SlowClaims {
         self.inner.count_live_plans().await
     }
 
-    async fn running_ahead(&self, plan_id: &str, executor_id: &str, due: DateTime<Utc>) -> StorageResult<Option<String>> {
+    async fn running_ahead(
+        &self,
+        plan_id: &str,
+        executor_id: &str,
+        due: DateTime<Utc>,
+    ) -> StorageResult<Option<String>> {
         self.inner.running_ahead(plan_id, executor_id, due).await
     }
 
-    async fn executors_between(&self, plan_id: &str, from: DateTime<Utc>, until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Executor>> {
+    async fn executors_between(
+        &self,
+        plan_id: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u64,
+    ) -> StorageResult<Vec<Executor>> {
         self.inner.executors_between(plan_id, from, until, limit).await
     }
 
@@ -154,7 +187,11 @@ impl Storage for SlowClaims {
         self.inner.blackouts().await
     }
 
-    async fn blackouts_page(&self, after: Option<&cme_engine::storage::BlackoutCursor>, size: u64) -> StorageResult<PageOf<Blackout>> {
+    async fn blackouts_page(
+        &self,
+        after: Option<&cme_engine::storage::BlackoutCursor>,
+        size: u64,
+    ) -> StorageResult<PageOf<Blackout>> {
         self.inner.blackouts_page(after, size).await
     }
 
@@ -170,7 +207,13 @@ impl Storage for SlowClaims {
         self.inner.blackouts_generation().await
     }
 
-    async fn insert_blackouts(&self, replace_calendar: Option<&str>, blackouts: &[Blackout], audit: &AuditEvent, max: u64) -> Result<(), InsertPlanError> {
+    async fn insert_blackouts(
+        &self,
+        replace_calendar: Option<&str>,
+        blackouts: &[Blackout],
+        audit: &AuditEvent,
+        max: u64,
+    ) -> Result<(), InsertPlanError> {
         self.inner.insert_blackouts(replace_calendar, blackouts, audit, max).await
     }
 
@@ -230,7 +273,11 @@ impl Storage for SlowClaims {
         self.inner.record_runs(runs).await
     }
 
-    async fn prune(&self, audit_before: Option<DateTime<Utc>>, logs_before: Option<DateTime<Utc>>) -> StorageResult<storage::Pruned> {
+    async fn prune(
+        &self,
+        audit_before: Option<DateTime<Utc>>,
+        logs_before: Option<DateTime<Utc>>,
+    ) -> StorageResult<storage::Pruned> {
         self.inner.prune(audit_before, logs_before).await
     }
 
@@ -293,11 +340,22 @@ impl Storage for SlowClaims {
         self.inner.plugin_wasm(id).await
     }
 
-    async fn insert_plugin(&self, record: &PluginRecord, wasm: &[u8], audit: &AuditEvent) -> StorageResult<StoredUpload> {
+    async fn insert_plugin(
+        &self,
+        record: &PluginRecord,
+        wasm: &[u8],
+        audit: &AuditEvent,
+    ) -> StorageResult<StoredUpload> {
         self.inner.insert_plugin(record, wasm, audit).await
     }
 
-    async fn update_plugin(&self, id: &str, change: &PluginChange, at: DateTime<Utc>, audit: &AuditEvent) -> StorageResult<bool> {
+    async fn update_plugin(
+        &self,
+        id: &str,
+        change: &PluginChange,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> StorageResult<bool> {
         self.inner.update_plugin(id, change, at, audit).await
     }
 
@@ -309,7 +367,13 @@ impl Storage for SlowClaims {
         self.inner.insert_events(events).await
     }
 
-    async fn claim_deliveries(&self, now: DateTime<Utc>, owner: &str, lease_until: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Delivery>> {
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> StorageResult<Vec<Delivery>> {
         self.inner.claim_deliveries(now, owner, lease_until, limit).await
     }
 
@@ -325,7 +389,13 @@ impl Storage for SlowClaims {
         self.inner.delivery_counts(webhook).await
     }
 
-    async fn take_budget(&self, takes: &[BudgetTake], run_id: &str, now: DateTime<Utc>, record: bool) -> StorageResult<Result<(), String>> {
+    async fn take_budget(
+        &self,
+        takes: &[BudgetTake],
+        run_id: &str,
+        now: DateTime<Utc>,
+        record: bool,
+    ) -> StorageResult<Result<(), String>> {
         self.inner.take_budget(takes, run_id, now, record).await
     }
 

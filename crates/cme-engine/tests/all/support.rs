@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use cme_engine::testing::{Call, FakeHost, builtins, bytes, component};
-use cme_engine::{AuditDecision, Engine, EngineConfig, Executor, ExecutorStatus, Misfire, NewPlan, Overlap, PluginCall, Storage};
+use cme_engine::{
+    AuditDecision, Engine, EngineConfig, Executor, ExecutorStatus, Misfire, NewPlan, Overlap, PluginCall, Storage,
+};
 use cme_store::{Store, StoreConfig};
 
 /// One engine over an in-memory store, with a fake exact planner and noop attack built in.
@@ -18,7 +20,11 @@ pub struct Rig {
 }
 
 pub fn config() -> EngineConfig {
-    EngineConfig { run_deadline: Duration::from_secs(5), lease_margin: Duration::from_secs(1), ..EngineConfig::default() }
+    EngineConfig {
+        run_deadline: Duration::from_secs(5),
+        lease_margin: Duration::from_secs(1),
+        ..EngineConfig::default()
+    }
 }
 
 impl Rig {

@@ -333,7 +333,11 @@ impl MockHost {
     /// Asks a probe whether the system is healthy (probes are never dry runs).
     #[cfg(any(feature = "probe", doc, test))]
     pub fn check<P: crate::probe::Probe>(&self, args: Value) -> Outcome<crate::probe::Verdict> {
-        let ctx = crate::probe::ProbeContext { check_id: self.run_id.clone(), now: self.now, time_left: std::time::Duration::from_secs(60) };
+        let ctx = crate::probe::ProbeContext {
+            check_id: self.run_id.clone(),
+            now: self.now,
+            time_left: std::time::Duration::from_secs(60),
+        };
         let host = MockHost { dry_run: false, ..self.clone() };
         host.call(P::describe(), &args, |json| crate::probe::check_json::<P>(&ctx, json))
     }
@@ -343,7 +347,13 @@ impl MockHost {
         if let Err(refusal) = validate_args(&describe, args) {
             return Outcome { result: Err(PluginError::InvalidArgs(refusal)), calls: Vec::new(), log: Vec::new() };
         }
-        let session = Session { host: self.clone(), declared: describe.capabilities, calls: Vec::new(), log: Vec::new(), described: HashSet::new() };
+        let session = Session {
+            host: self.clone(),
+            declared: describe.capabilities,
+            calls: Vec::new(),
+            log: Vec::new(),
+            described: HashSet::new(),
+        };
         let previous = SESSION.with(|s| s.borrow_mut().replace(session));
         assert!(previous.is_none(), "a plugin called through MockHost called MockHost again");
         // The session is taken back even if the plugin panics, so a failing test does not
@@ -381,12 +391,14 @@ pub fn validate_describe(describe: &Describe) -> Result<(), String> {
             return Err("a ref is empty".into());
         }
     }
-    validate_args(describe, &describe.example).map_err(|e| format!("the example does not validate against the schema: {e}"))
+    validate_args(describe, &describe.example)
+        .map_err(|e| format!("the example does not validate against the schema: {e}"))
 }
 
 /// The args against the schema, with the engine's wording (`/path: reason`).
 fn validate_args(describe: &Describe, args: &Value) -> Result<(), String> {
-    let validator = jsonschema::validator_for(&describe.schema).map_err(|e| format!("the args schema does not compile: {e}"))?;
+    let validator =
+        jsonschema::validator_for(&describe.schema).map_err(|e| format!("the args schema does not compile: {e}"))?;
     let errors: Vec<String> = validator
         .iter_errors(args)
         .map(|e| {
@@ -462,13 +474,27 @@ impl Session {
         });
         verdict?;
         if self.host.dry_run {
-            return Ok(Response { status: 0, headers: vec![], body: vec![], body_truncated: false, final_url: request.url.clone(), elapsed_ms: 0 });
+            return Ok(Response {
+                status: 0,
+                headers: vec![],
+                body: vec![],
+                body_truncated: false,
+                final_url: request.url.clone(),
+                elapsed_ms: 0,
+            });
         }
-        let fixture = self.host.http_answers.iter().find(|(m, u, _)| m.eq_ignore_ascii_case(&request.method) && u == &request.url);
+        let fixture = self
+            .host
+            .http_answers
+            .iter()
+            .find(|(m, u, _)| m.eq_ignore_ascii_case(&request.method) && u == &request.url);
         match (fixture, &self.host.http_handler) {
             (Some((_, _, answer)), _) => answer.clone(),
             (None, Some(handler)) => handler(request),
-            (None, None) => Err(HostError::Upstream(format!("the mock host has no answer for {} {}: add one with http_answer or http_handler", request.method, request.url))),
+            (None, None) => Err(HostError::Upstream(format!(
+                "the mock host has no answer for {} {}: add one with http_answer or http_handler",
+                request.method, request.url
+            ))),
         }
     }
 
@@ -476,9 +502,21 @@ impl Session {
         let verdict = self
             .allowed(|c| matches!(c, Capability::Ec2Describe(regions) if regions.is_empty() || regions.iter().any(|r| r == region)), &format!("describing EC2 instances in {region}"))
             .map_err(HostError::Denied);
-        self.calls.push(Call::Ec2Describe { region: region.into(), filters: filters.to_vec(), denied: denied_text(&verdict) });
+        self.calls.push(Call::Ec2Describe {
+            region: region.into(),
+            filters: filters.to_vec(),
+            denied: denied_text(&verdict),
+        });
         verdict?;
-        let found: Vec<Instance> = self.host.instances.get(region).into_iter().flatten().filter(|i| filters.iter().all(|f| filter_matches(f, i))).cloned().collect();
+        let found: Vec<Instance> = self
+            .host
+            .instances
+            .get(region)
+            .into_iter()
+            .flatten()
+            .filter(|i| filters.iter().all(|f| filter_matches(f, i)))
+            .cloned()
+            .collect();
         for instance in &found {
             self.described.insert(format!("{region}/{}", instance.instance_id));
             self.described.extend(instance.private_ip.clone());
@@ -496,35 +534,66 @@ impl Session {
         {
             verdict = Err(HostError::Denied(format!("{unseen} was not described by this run in {region}")));
         }
-        self.calls.push(Call::Ec2Terminate { region: region.into(), instance_ids: ids.to_vec(), denied: denied_text(&verdict) });
+        self.calls.push(Call::Ec2Terminate {
+            region: region.into(),
+            instance_ids: ids.to_vec(),
+            denied: denied_text(&verdict),
+        });
         verdict?;
         let current = if self.host.dry_run { "dry-run" } else { "shutting-down" };
         Ok(ids
             .iter()
             .map(|id| {
-                let previous = self.host.instances.get(region).and_then(|all| all.iter().find(|i| &i.instance_id == id)).map(|i| i.state.clone()).unwrap_or_default();
+                let previous = self
+                    .host
+                    .instances
+                    .get(region)
+                    .and_then(|all| all.iter().find(|i| &i.instance_id == id))
+                    .map(|i| i.state.clone())
+                    .unwrap_or_default();
                 Terminated { instance_id: id.clone(), previous_state: previous, current_state: current.into() }
             })
             .collect())
     }
 
     fn ssh_allowed(&self, target: &Target) -> Result<(), HostError> {
-        self.allowed(|c| matches!(c, Capability::Ssh), &format!("SSH to {}", target.address)).map_err(HostError::Denied)?;
+        self.allowed(|c| matches!(c, Capability::Ssh), &format!("SSH to {}", target.address))
+            .map_err(HostError::Denied)?;
         if !self.described.contains(&target.address) {
             return Err(HostError::Denied(format!("{} is not an address this run described", target.address)));
         }
         Ok(())
     }
 
-    pub(crate) fn ssh_upload(&mut self, target: &Target, remote_path: &str, contents: &[u8], _mode: u32) -> Result<(), HostError> {
+    pub(crate) fn ssh_upload(
+        &mut self,
+        target: &Target,
+        remote_path: &str,
+        contents: &[u8],
+        _mode: u32,
+    ) -> Result<(), HostError> {
         let verdict = self.ssh_allowed(target);
-        self.calls.push(Call::SshUpload { address: target.address.clone(), remote_path: remote_path.into(), bytes: contents.len(), denied: denied_text(&verdict) });
+        self.calls.push(Call::SshUpload {
+            address: target.address.clone(),
+            remote_path: remote_path.into(),
+            bytes: contents.len(),
+            denied: denied_text(&verdict),
+        });
         verdict
     }
 
-    pub(crate) fn ssh_exec(&mut self, target: &Target, command: &str, _timeout_ms: u32) -> Result<ExecOutput, HostError> {
+    pub(crate) fn ssh_exec(
+        &mut self,
+        target: &Target,
+        command: &str,
+        _timeout_ms: u32,
+    ) -> Result<ExecOutput, HostError> {
         let verdict = self.ssh_allowed(target);
-        self.calls.push(Call::SshExec { address: target.address.clone(), command: command.into(), denied: denied_text(&verdict) });
+        self.calls.push(Call::SshExec {
+            address: target.address.clone(),
+            command: command.into(),
+            denied: denied_text(&verdict),
+        });
         verdict?;
         match (&self.host.ssh_handler, self.host.dry_run) {
             (Some(handler), false) => handler(target, command),
@@ -533,30 +602,48 @@ impl Session {
     }
 
     pub(crate) fn inventory_hosts(&mut self, name: &str, tags: &[KeyValue]) -> Result<Vec<InventoryHost>, HostError> {
-        let verdict = self.allowed(|c| matches!(c, Capability::Ssh), &format!("listing inventory {name} (it takes ssh)")).map_err(HostError::Denied);
-        self.calls.push(Call::InventoryHosts { name: name.into(), tags: tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect(), denied: denied_text(&verdict) });
+        let verdict = self
+            .allowed(|c| matches!(c, Capability::Ssh), &format!("listing inventory {name} (it takes ssh)"))
+            .map_err(HostError::Denied);
+        self.calls.push(Call::InventoryHosts {
+            name: name.into(),
+            tags: tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect(),
+            denied: denied_text(&verdict),
+        });
         verdict?;
         let Some(hosts) = self.host.inventories.get(name) else {
             return Err(HostError::InvalidArgument(format!("no inventory named {name:?} is stored on this engine")));
         };
-        let found: Vec<InventoryHost> = hosts.iter().filter(|h| tags.iter().all(|want| h.tags.contains(want))).cloned().collect();
+        let found: Vec<InventoryHost> =
+            hosts.iter().filter(|h| tags.iter().all(|want| h.tags.contains(want))).cloned().collect();
         self.described.extend(found.iter().map(|h| h.address.clone()));
         Ok(found)
     }
 
     pub(crate) fn undo_arm(&mut self, target: &Target, command: &str, after_ms: u64) -> Result<String, HostError> {
         let verdict = self.ssh_allowed(target);
-        self.calls.push(Call::UndoArm { address: target.address.clone(), command: command.into(), after_ms, denied: denied_text(&verdict) });
+        self.calls.push(Call::UndoArm {
+            address: target.address.clone(),
+            command: command.into(),
+            after_ms,
+            denied: denied_text(&verdict),
+        });
         verdict?;
         Ok(if self.host.dry_run { "dry-run".into() } else { format!("undo-{}", self.calls.len()) })
     }
 
     pub(crate) fn script_read(&mut self, name: &str) -> Result<Vec<u8>, HostError> {
-        let verdict = self.allowed(|c| matches!(c, Capability::Scripts), &format!("reading script {name}")).map_err(HostError::Denied);
+        let verdict = self
+            .allowed(|c| matches!(c, Capability::Scripts), &format!("reading script {name}"))
+            .map_err(HostError::Denied);
         self.calls.push(Call::ScriptRead { name: name.into(), denied: denied_text(&verdict) });
         verdict?;
         let bare = name.strip_prefix("script_attacks/").unwrap_or(name);
-        self.host.scripts.get(bare).cloned().ok_or_else(|| HostError::InvalidArgument(format!("name: no script called {name:?} in the library")))
+        self.host
+            .scripts
+            .get(bare)
+            .cloned()
+            .ok_or_else(|| HostError::InvalidArgument(format!("name: no script called {name:?} in the library")))
     }
 }
 
@@ -590,9 +677,17 @@ fn filter_matches(filter: &Filter, instance: &Instance) -> bool {
 /// An inventory host for fixtures: `inventory_host("web-1", "10.0.0.1", &[("zone", "a")])`,
 /// port 22, the credential's own user, credential `fleet`.
 pub fn inventory_host(name: &str, address: &str, tags: &[(&str, &str)]) -> InventoryHost {
-    let mut tags: Vec<KeyValue> = tags.iter().map(|(k, v)| KeyValue { key: k.to_string(), value: v.to_string() }).collect();
+    let mut tags: Vec<KeyValue> =
+        tags.iter().map(|(k, v)| KeyValue { key: k.to_string(), value: v.to_string() }).collect();
     tags.sort_by(|a, b| a.key.cmp(&b.key));
-    InventoryHost { name: name.into(), address: address.into(), port: 22, user: String::new(), credential: "fleet".into(), tags }
+    InventoryHost {
+        name: name.into(),
+        address: address.into(),
+        port: 22,
+        user: String::new(),
+        credential: "fleet".into(),
+        tags,
+    }
 }
 
 /// A running instance for fixtures: `instance("i-1", "10.0.0.1", &[("Chaos", "true")])`,

@@ -37,7 +37,13 @@ impl Attack for Chaos {
     }
 
     fn run(ctx: &RunContext, args: ChaosArgs) -> Result<Report, PluginError> {
-        let answer = http::send(&http::Request { method: "GET".into(), url: args.url.clone(), headers: vec![], body: None, timeout_ms: None })?;
+        let answer = http::send(&http::Request {
+            method: "GET".into(),
+            url: args.url.clone(),
+            headers: vec![],
+            body: None,
+            timeout_ms: None,
+        })?;
         info!("{} answered {}", args.url, answer.status);
         if answer.status != 200 && !ctx.dry_run {
             return Err(PluginError::failed(format!("{} answered {}", args.url, answer.status)));
@@ -46,20 +52,39 @@ impl Attack for Chaos {
         let found = ec2::describe_instances("eu-west-1", &[filter])?;
         let victim = found.first().ok_or_else(|| PluginError::failed("no instance matches"))?;
         let script = scripts::read("burn.sh")?;
-        let target = ssh::Target { address: victim.private_ip.clone().unwrap_or_default(), port: 22, user: String::new(), credential: "fleet".into() };
+        let target = ssh::Target {
+            address: victim.private_ip.clone().unwrap_or_default(),
+            port: 22,
+            user: String::new(),
+            credential: "fleet".into(),
+        };
         ssh::upload(&target, "/tmp/burn.sh", &script, 0o700)?;
         let out = ssh::exec(&target, "/tmp/burn.sh", 1_000)?;
         let done = ec2::terminate_instances("eu-west-1", std::slice::from_ref(&victim.instance_id))?;
-        Ok(Report::new(format!("{} -> {} ({})", victim.instance_id, done[0].current_state, out.stdout.trim())).target(victim.instance_id.clone()))
+        Ok(Report::new(format!("{} -> {} ({})", victim.instance_id, done[0].current_state, out.stdout.trim()))
+            .target(victim.instance_id.clone()))
     }
 }
 
 fn fleet() -> MockHost {
     MockHost::new()
         .http_answer("GET", "http://svc/health", 200, "ok")
-        .instances("eu-west-1", vec![instance("i-spared", "10.0.0.1", &[("Chaos", "false")]), instance("i-victim", "10.0.0.2", &[("Chaos", "true")])])
+        .instances(
+            "eu-west-1",
+            vec![
+                instance("i-spared", "10.0.0.1", &[("Chaos", "false")]),
+                instance("i-victim", "10.0.0.2", &[("Chaos", "true")]),
+            ],
+        )
         .script("burn.sh", b"#!/bin/sh\necho burning\n")
-        .ssh_handler(|_, command| Ok(ssh::ExecOutput { exit_code: Some(0), stdout: format!("ran {command}\n"), stderr: String::new(), truncated: false }))
+        .ssh_handler(|_, command| {
+            Ok(ssh::ExecOutput {
+                exit_code: Some(0),
+                stdout: format!("ran {command}\n"),
+                stderr: String::new(),
+                truncated: false,
+            })
+        })
 }
 
 #[test]
@@ -90,7 +115,11 @@ fn an_attack_runs_end_to_end_with_answers_from_fixtures() {
 #[test]
 fn a_url_outside_the_declared_patterns_is_denied_and_recorded() {
     let outcome = fleet().run::<Chaos>(json!({"url": "http://other/health", "tag": "true"}));
-    assert!(matches!(&outcome.result, Err(PluginError::Denied(why)) if why.contains("not declared")), "{:?}", outcome.result);
+    assert!(
+        matches!(&outcome.result, Err(PluginError::Denied(why)) if why.contains("not declared")),
+        "{:?}",
+        outcome.result
+    );
     assert_eq!(outcome.calls.len(), 1);
     assert!(outcome.calls[0].denied().is_some());
 }
@@ -126,7 +155,8 @@ fn an_instance_not_described_by_the_run_cannot_be_terminated_or_reached() {
             Describe::new("blind", "1.0.0").capability(Capability::Ec2Terminate(vec![])).capability(Capability::Ssh)
         }
         fn run(_: &RunContext, _: Self::Args) -> Result<Report, PluginError> {
-            let target = ssh::Target { address: "10.0.0.2".into(), port: 22, user: String::new(), credential: "fleet".into() };
+            let target =
+                ssh::Target { address: "10.0.0.2".into(), port: 22, user: String::new(), credential: "fleet".into() };
             let ssh = ssh::exec(&target, "true", 1_000).unwrap_err();
             let terminate = ec2::terminate_instances("eu-west-1", &["i-victim".into()]).unwrap_err();
             Ok(Report::new(format!("{ssh:?} / {terminate:?}")))
@@ -144,7 +174,9 @@ fn a_request_without_a_fixture_is_an_upstream_error_naming_it() {
     let outcome = MockHost::new().run::<Chaos>(json!({"url": "http://svc/nothing", "tag": "true"}));
     let Err(PluginError::Failed(why)) = outcome.result else { panic!() };
     assert!(why.contains("no answer for GET http://svc/nothing"), "{why}");
-    let error = MockHost::new().http_error("GET", "http://svc/slow", HostError::Timeout("10000 ms".into())).run::<Chaos>(json!({"url": "http://svc/slow", "tag": "x"}));
+    let error = MockHost::new()
+        .http_error("GET", "http://svc/slow", HostError::Timeout("10000 ms".into()))
+        .run::<Chaos>(json!({"url": "http://svc/slow", "tag": "x"}));
     assert_eq!(error.result, Err(PluginError::Failed("timeout: 10000 ms".into())));
 }
 
@@ -182,7 +214,10 @@ fn a_planner_plans_the_window_it_is_given() {
     let from = Utc.with_ymd_and_hms(2030, 3, 1, 0, 0, 0).unwrap();
     let host = MockHost::new().plan_context(chrono_tz::Europe::Madrid, 7, (from, from + Duration::days(3)));
     let schedule = host.plan::<Daily>(json!({"hour": 10})).result.unwrap();
-    assert_eq!(schedule.instants, (0..3).map(|d| Utc.with_ymd_and_hms(2030, 3, 1 + d, 9, 0, 0).unwrap()).collect::<Vec<_>>());
+    assert_eq!(
+        schedule.instants,
+        (0..3).map(|d| Utc.with_ymd_and_hms(2030, 3, 1 + d, 9, 0, 0).unwrap()).collect::<Vec<_>>()
+    );
     assert!(schedule.recurring);
     assert!(matches!(host.plan::<Daily>(json!({"hour": "ten"})).result, Err(PluginError::InvalidArgs(_))));
 }
@@ -195,8 +230,18 @@ impl Probe for Health {
         Describe::new("health", "1.0.0").capability(Capability::Http(vec!["*".into()]))
     }
     fn check(_: &ProbeContext, _: Self::Args) -> Result<Verdict, PluginError> {
-        let answer = http::send(&http::Request { method: "GET".into(), url: "http://svc/health".into(), headers: vec![], body: None, timeout_ms: None })?;
-        Ok(if answer.status == 200 { Verdict::healthy("200") } else { Verdict::unhealthy(format!("{}", answer.status)) })
+        let answer = http::send(&http::Request {
+            method: "GET".into(),
+            url: "http://svc/health".into(),
+            headers: vec![],
+            body: None,
+            timeout_ms: None,
+        })?;
+        Ok(if answer.status == 200 {
+            Verdict::healthy("200")
+        } else {
+            Verdict::unhealthy(format!("{}", answer.status))
+        })
     }
 }
 
@@ -219,7 +264,11 @@ fn validate_describe_catches_what_an_upload_would_refuse() {
 #[test]
 fn a_capability_called_outside_a_mock_host_call_says_how_to_test_it() {
     let panic = std::panic::catch_unwind(|| scripts::read("x")).unwrap_err();
-    let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
     assert!(message.contains("MockHost"), "{message}");
 }
 
@@ -282,7 +331,13 @@ impl Attack for Pause {
 
 fn inventory() -> MockHost {
     use super::inventory_host;
-    MockHost::new().inventory("web", vec![inventory_host("web-1", "10.0.1.1", &[("zone", "a")]), inventory_host("web-2", "10.0.1.2", &[("zone", "b")])])
+    MockHost::new().inventory(
+        "web",
+        vec![
+            inventory_host("web-1", "10.0.1.1", &[("zone", "a")]),
+            inventory_host("web-2", "10.0.1.2", &[("zone", "b")]),
+        ],
+    )
 }
 
 #[test]
@@ -299,19 +354,27 @@ fn an_attack_aimed_at_an_inventory_arms_its_undo_before_the_fault() {
             other => format!("{other:?}"),
         })
         .collect();
-    assert_eq!(kinds, ["list web [\"zone=b\"]", "arm 10.0.1.2 systemctl start app", "exec 10.0.1.2 systemctl stop app"]);
+    assert_eq!(
+        kinds,
+        ["list web [\"zone=b\"]", "arm 10.0.1.2 systemctl start app", "exec 10.0.1.2 systemctl stop app"]
+    );
 
     let both = inventory().run::<Pause>(json!({"target": {"inventory": "web"}, "count": 2}));
     assert_eq!(both.result.expect("it succeeds").targets.len(), 2);
     let none = inventory().run::<Pause>(json!({"target": {"inventory": "web", "tags": {"zone": "z"}}}));
-    assert!(matches!(none.result, Err(PluginError::Failed(ref m)) if m.contains("no host matched: inventory web with tags zone=z")), "{:?}", none.result);
+    assert!(
+        matches!(none.result, Err(PluginError::Failed(ref m)) if m.contains("no host matched: inventory web with tags zone=z")),
+        "{:?}",
+        none.result
+    );
     let unknown = inventory().run::<Pause>(json!({"target": {"inventory": "db"}}));
     assert!(format!("{:?}", unknown.result).contains("no inventory named \\\"db\\\""), "{:?}", unknown.result);
 }
 
 #[test]
 fn an_undo_on_an_address_the_run_did_not_list_is_denied() {
-    let outcome = inventory().run::<Pause>(json!({"target": {"inventory": "web", "tags": {"zone": "a"}}, "undo_on": "10.9.9.9"}));
+    let outcome =
+        inventory().run::<Pause>(json!({"target": {"inventory": "web", "tags": {"zone": "a"}}, "undo_on": "10.9.9.9"}));
     assert!(outcome.result.is_err());
     let arm = outcome.calls.iter().find(|c| matches!(c, Call::UndoArm { .. })).expect("the arm was tried");
     assert!(arm.denied().unwrap().contains("10.9.9.9 is not an address this run described"), "{arm:?}");

@@ -46,7 +46,10 @@ pub(crate) async fn charge(charge: Charge, ec2: &Ec2, region: &str, instances: &
                 Filter { name: format!("tag:{}", rule.tag), values: vec![value.to_string()] },
                 Filter { name: "instance-state-name".into(), values: vec!["running".into()] },
             ];
-            let running = ec2.describe_instances(region, &filters).await.map_err(|e| format!("budget {:?}: cannot count the running instances of {group}: {e}", rule.name))?;
+            let running = ec2
+                .describe_instances(region, &filters)
+                .await
+                .map_err(|e| format!("budget {:?}: cannot count the running instances of {group}: {e}", rule.name))?;
             let left = running.len().saturating_sub(*count as usize);
             if left < min as usize {
                 return Err(format!(

@@ -13,7 +13,11 @@ use crate::grant::{CapabilityUse, Fences};
 use crate::state::CallState;
 
 impl Host for CallState {
-    async fn describe_instances(&mut self, region: String, filters: Vec<Filter>) -> wasmtime::Result<Result<Vec<Instance>, HostError>> {
+    async fn describe_instances(
+        &mut self,
+        region: String,
+        filters: Vec<Filter>,
+    ) -> wasmtime::Result<Result<Vec<Instance>, HostError>> {
         const CALL: &str = "ec2.describe-instances";
         if let Err(denied) = self.admit(CALL, &region, CapabilityUse::Ec2Describe { region: &region })? {
             return Ok(Err(denied));
@@ -22,7 +26,8 @@ impl Host for CallState {
         let Some(ec2) = caps.backends.ec2.clone() else {
             return Ok(Err(self.unavailable(CALL, &region, "ec2")));
         };
-        let mut all: Vec<CloudFilter> = filters.into_iter().map(|f| CloudFilter { name: f.name, values: f.values }).collect();
+        let mut all: Vec<CloudFilter> =
+            filters.into_iter().map(|f| CloudFilter { name: f.name, values: f.values }).collect();
         match required_tag_filters(self) {
             Ok(tags) => all.extend(tags),
             Err(reason) => return Ok(Err(self.fenced(CALL, region, reason))),
@@ -54,7 +59,11 @@ impl Host for CallState {
         }
     }
 
-    async fn terminate_instances(&mut self, region: String, instance_ids: Vec<String>) -> wasmtime::Result<Result<Vec<Terminated>, HostError>> {
+    async fn terminate_instances(
+        &mut self,
+        region: String,
+        instance_ids: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Terminated>, HostError>> {
         const CALL: &str = "ec2.terminate-instances";
         let target = format!("{region}: {}", instance_ids.join(","));
         if let Err(denied) = self.admit(CALL, &target, CapabilityUse::Ec2Terminate { region: &region })? {
@@ -117,13 +126,21 @@ impl Host for CallState {
                 let caps = self.caps.as_mut().expect("admitted");
                 caps.terminated += instance_ids.len() as u32;
                 if dry_run {
-                    caps.actions.push(format!("would terminate {} in {region} (EC2 DryRun succeeded)", instance_ids.join(", ")));
+                    caps.actions.push(format!(
+                        "would terminate {} in {region} (EC2 DryRun succeeded)",
+                        instance_ids.join(", ")
+                    ));
                 }
-                let states: Vec<String> = done.iter().map(|t| format!("{}: {}", t.instance_id, t.current_state)).collect();
+                let states: Vec<String> =
+                    done.iter().map(|t| format!("{}: {}", t.instance_id, t.current_state)).collect();
                 self.audit(CALL, target, Decision::Allowed, Some(states.join(", ")));
                 Ok(Ok(done
                     .into_iter()
-                    .map(|t| Terminated { instance_id: t.instance_id, previous_state: t.previous_state, current_state: t.current_state })
+                    .map(|t| Terminated {
+                        instance_id: t.instance_id,
+                        previous_state: t.previous_state,
+                        current_state: t.current_state,
+                    })
                     .collect()))
             }
             Err(e) => Ok(Err(self.ec2_failed(CALL, target, e))),

@@ -39,7 +39,8 @@ impl Host for CallState {
             .min(remaining);
         // What a plugin sends as a secret is masked wherever it could show next (a
         // dependency's trace line, an error, the run's summary).
-        static SECRET_HEADERS: std::sync::LazyLock<cme_secrets::Redactor> = std::sync::LazyLock::new(cme_secrets::Redactor::default);
+        static SECRET_HEADERS: std::sync::LazyLock<cme_secrets::Redactor> =
+            std::sync::LazyLock::new(cme_secrets::Redactor::default);
         for kv in &req.headers {
             SECRET_HEADERS.remember_header(&kv.key, &kv.value);
         }
@@ -122,12 +123,19 @@ impl CallState {
     }
 
     /// A dry run checks the request like a real one, then records it instead of sending.
-    fn record_dry_run(&mut self, target: &str, client: &HttpClient, request: &CloudRequest) -> Result<Response, HostError> {
+    fn record_dry_run(
+        &mut self,
+        target: &str,
+        client: &HttpClient,
+        request: &CloudRequest,
+    ) -> Result<Response, HostError> {
         match client.check(request) {
             Ok(url) => {
                 let bytes = request.body.as_ref().map_or(0, Vec::len);
-                let with = client.credential_for(&url).map(|c| format!(" with credential {}", c.name())).unwrap_or_default();
-                let action = format!("would send {} {url} ({bytes} body bytes){with}", request.method.to_ascii_uppercase());
+                let with =
+                    client.credential_for(&url).map(|c| format!(" with credential {}", c.name())).unwrap_or_default();
+                let action =
+                    format!("would send {} {url} ({bytes} body bytes){with}", request.method.to_ascii_uppercase());
                 self.caps.as_mut().expect("admitted").actions.push(action);
                 self.audit("http.send", target.to_string(), Decision::Allowed, Some("not sent: dry run".into()));
                 Ok(Response {

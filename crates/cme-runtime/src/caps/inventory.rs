@@ -12,7 +12,11 @@ use crate::grant::CapabilityUse;
 use crate::state::CallState;
 
 impl Host for CallState {
-    async fn hosts(&mut self, name: String, tags: Vec<KeyValue>) -> wasmtime::Result<Result<Vec<InventoryHost>, HostError>> {
+    async fn hosts(
+        &mut self,
+        name: String,
+        tags: Vec<KeyValue>,
+    ) -> wasmtime::Result<Result<Vec<InventoryHost>, HostError>> {
         const CALL: &str = "inventory.hosts";
         let wanted: Vec<String> = tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect();
         let label = if wanted.is_empty() { name.clone() } else { format!("{name} [{}]", wanted.join(", ")) };

@@ -26,7 +26,10 @@ impl legacy::log::Host for CallState {
 }
 
 impl legacy::http::Host for CallState {
-    async fn send(&mut self, req: legacy::http::Request) -> wasmtime::Result<Result<legacy::http::Response, legacy::types::HostError>> {
+    async fn send(
+        &mut self,
+        req: legacy::http::Request,
+    ) -> wasmtime::Result<Result<legacy::http::Response, legacy::types::HostError>> {
         convert(current::http::Host::send(self, convert(req)?).await?)
     }
 }
@@ -84,6 +87,8 @@ mod tests {
     fn a_host_error_keeps_its_case_and_text_across_versions() {
         let current = current::types::HostError::BudgetExhausted("the grant allows 1 HTTP requests per run".into());
         let old: legacy::types::HostError = convert(current).unwrap();
-        assert!(matches!(old, legacy::types::HostError::BudgetExhausted(ref text) if text == "the grant allows 1 HTTP requests per run"));
+        assert!(
+            matches!(old, legacy::types::HostError::BudgetExhausted(ref text) if text == "the grant allows 1 HTTP requests per run")
+        );
     }
 }

@@ -21,8 +21,8 @@ use cme_cloud::scripts::ScriptLibrary;
 use cme_cloud::ssh::SshSession;
 
 use crate::audit::Decision;
-use crate::credentials::SshBackend;
 use crate::bindings::HostError;
+use crate::credentials::SshBackend;
 use crate::grant::{self, CapabilityUse, Fences, Grant};
 use crate::info::Capability;
 use crate::state::CallState;
@@ -50,18 +50,33 @@ pub struct Backends {
 
 impl Backends {
     pub fn new(http: HttpConfig, scripts: ScriptLibrary) -> Self {
-        Backends { http, scripts, ec2: None, ssh: None, fences: Fences::default(), own_sockets: Vec::new(), budgets: Default::default(), ledger: None, http_clients: Default::default() }
+        Backends {
+            http,
+            scripts,
+            ec2: None,
+            ssh: None,
+            fences: Fences::default(),
+            own_sockets: Vec::new(),
+            budgets: Default::default(),
+            ledger: None,
+            http_clients: Default::default(),
+        }
     }
 
     /// The client for these rules, built on first use.
-    pub(crate) fn http_client(&self, declared: &[Capability], grant: &Grant) -> Result<HttpClient, cme_cloud::http::HttpError> {
+    pub(crate) fn http_client(
+        &self,
+        declared: &[Capability],
+        grant: &Grant,
+    ) -> Result<HttpClient, cme_cloud::http::HttpError> {
         const MAX_CLIENTS: usize = 256;
         let key = serde_json::to_string(&(declared, &grant.http)).unwrap_or_default();
         let mut clients = self.http_clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let rules = grant::http_rules(declared, grant, &self.fences, &self.own_sockets).expect("admitted HTTP calls have an HTTP grant");
+        let rules = grant::http_rules(declared, grant, &self.fences, &self.own_sockets)
+            .expect("admitted HTTP calls have an HTTP grant");
         let names = grant.http.as_ref().map(|h| h.credentials.as_slice()).unwrap_or_default();
         let credentials = cme_cloud::http::granted_credentials(&self.http.credentials, names)?;
         let client = HttpClient::new(&self.http, rules, credentials)?;
@@ -107,7 +122,13 @@ pub(crate) struct ProbeMode {
 }
 
 impl Capabilities {
-    pub fn new(declared: Vec<Capability>, grant: Grant, dry_run: bool, backends: Arc<Backends>, owner: crate::credentials::RunOwner) -> Self {
+    pub fn new(
+        declared: Vec<Capability>,
+        grant: Grant,
+        dry_run: bool,
+        backends: Arc<Backends>,
+        owner: crate::credentials::RunOwner,
+    ) -> Self {
         Capabilities {
             declared,
             grant,
@@ -129,7 +150,12 @@ impl Capabilities {
 impl CallState {
     /// The common gate of every capability call: host-call cap, then declaration and
     /// grant. On refusal the call is audited and the plugin gets `denied`.
-    pub(crate) fn admit(&mut self, call: &str, target: &str, using: CapabilityUse<'_>) -> wasmtime::Result<Result<(), HostError>> {
+    pub(crate) fn admit(
+        &mut self,
+        call: &str,
+        target: &str,
+        using: CapabilityUse<'_>,
+    ) -> wasmtime::Result<Result<(), HostError>> {
         self.count_host_call()?;
         let verdict = match &self.caps {
             None => Err("no capabilities are available while describe() or a planner runs".to_string()),

@@ -18,7 +18,13 @@ use crate::grant::CapabilityUse;
 use crate::state::CallState;
 
 impl Host for CallState {
-    async fn upload(&mut self, target: Target, remote_path: String, contents: Vec<u8>, mode: u32) -> wasmtime::Result<Result<(), HostError>> {
+    async fn upload(
+        &mut self,
+        target: Target,
+        remote_path: String,
+        contents: Vec<u8>,
+        mode: u32,
+    ) -> wasmtime::Result<Result<(), HostError>> {
         const CALL: &str = "ssh.upload";
         let label = format!("{}:{remote_path}", label(&target));
         let session = match self.ssh_session(CALL, &label, &target).await? {
@@ -41,14 +47,24 @@ impl Host for CallState {
         })
     }
 
-    async fn exec(&mut self, target: Target, command: String, timeout_ms: u32) -> wasmtime::Result<Result<ExecOutput, HostError>> {
+    async fn exec(
+        &mut self,
+        target: Target,
+        command: String,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<ExecOutput, HostError>> {
         const CALL: &str = "ssh.exec";
         let label = format!("{}: {command}", label(&target));
         let session = match self.ssh_session(CALL, &label, &target).await? {
             Ok(Some(session)) => session,
             Ok(None) => {
                 self.record_ssh_dry_run(CALL, label.clone(), format!("would run on {label}"));
-                return Ok(Ok(ExecOutput { exit_code: Some(0), stdout: String::new(), stderr: String::new(), truncated: false }));
+                return Ok(Ok(ExecOutput {
+                    exit_code: Some(0),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    truncated: false,
+                }));
             }
             Err(refused) => return Ok(Err(refused)),
         };
@@ -77,7 +93,12 @@ pub(super) fn label(target: &Target) -> String {
 impl CallState {
     /// Admits the call, binds the target to this run's discovery and returns its session
     /// (opened on first use). `Ok(None)` in a dry run, where nothing is opened.
-    pub(super) async fn ssh_session(&mut self, call: &str, label: &str, target: &Target) -> wasmtime::Result<Result<Option<Arc<SshSession>>, HostError>> {
+    pub(super) async fn ssh_session(
+        &mut self,
+        call: &str,
+        label: &str,
+        target: &Target,
+    ) -> wasmtime::Result<Result<Option<Arc<SshSession>>, HostError>> {
         if let Err(denied) = self.admit(call, label, CapabilityUse::Ssh)? {
             return Ok(Err(denied));
         }
@@ -87,7 +108,10 @@ impl CallState {
         };
         let granted_network = caps.grant.ssh.as_ref().is_some_and(|g| g.allows_host(&target.address));
         if !caps.addresses.contains_key(&target.address) && !granted_network {
-            let reason = format!("address {} was not returned by this run's ec2.describe-instances or inventory.hosts and is in no granted ssh network", target.address);
+            let reason = format!(
+                "address {} was not returned by this run's ec2.describe-instances or inventory.hosts and is in no granted ssh network",
+                target.address
+            );
             return Ok(Err(self.deny(call, label, reason)));
         }
         if target.port == 0 {
@@ -102,7 +126,8 @@ impl CallState {
             return Ok(Ok(None));
         }
         let granted = caps.grant.ssh.as_ref().map_or(0, |g| g.max_sessions);
-        let (budget, by) = crate::grant::Fences::budget(granted, caps.backends.fences.ssh.max_sessions_per_run, "[ssh]");
+        let (budget, by) =
+            crate::grant::Fences::budget(granted, caps.backends.fences.ssh.max_sessions_per_run, "[ssh]");
         if !caps.ssh_targets.contains(&key) && caps.ssh_targets.len() >= budget as usize {
             let reason = format!("{by} allows {budget} SSH sessions per run");
             self.audit(call, label.to_string(), Decision::Denied(reason.clone()), None);

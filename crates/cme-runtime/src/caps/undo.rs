@@ -26,7 +26,12 @@ const MAX_COMMAND_BYTES: usize = 4096;
 const TIMER_GRACE_SECONDS: u64 = 30;
 
 impl Host for CallState {
-    async fn arm(&mut self, target: Target, command: String, after_ms: u64) -> wasmtime::Result<Result<String, HostError>> {
+    async fn arm(
+        &mut self,
+        target: Target,
+        command: String,
+        after_ms: u64,
+    ) -> wasmtime::Result<Result<String, HostError>> {
         const CALL: &str = "undo.arm";
         let after = Duration::from_millis(after_ms);
         let label = format!("{}: {command} in {} s", super::ssh::label(&target), after.as_secs());
@@ -34,7 +39,10 @@ impl Host for CallState {
             return Ok(Err(HostError::InvalidArgument(format!("command must have 1 to {MAX_COMMAND_BYTES} bytes"))));
         }
         if after > MAX_AFTER {
-            return Ok(Err(HostError::InvalidArgument(format!("after-ms must be at most {} ms (7 days)", MAX_AFTER.as_millis()))));
+            return Ok(Err(HostError::InvalidArgument(format!(
+                "after-ms must be at most {} ms (7 days)",
+                MAX_AFTER.as_millis()
+            ))));
         }
         let session = match self.ssh_session(CALL, &label, &target).await? {
             Ok(Some(session)) => session,
@@ -66,8 +74,15 @@ impl Host for CallState {
         let timer = cme_cloud::ssh::undo::timer(&undo.id, &command, after.as_secs() + TIMER_GRACE_SECONDS);
         self.begin(CALL, &label);
         let outcome = match session.exec(&timer, None, self.remaining()).await {
-            Ok(output) if output.exit_code == Some(0) => format!("armed {} (due {}; the target's timer is set)", undo.id, undo.due.to_rfc3339()),
-            Ok(output) => format!("armed {} (due {}); the target's timer was not set: exit {:?}", undo.id, undo.due.to_rfc3339(), output.exit_code),
+            Ok(output) if output.exit_code == Some(0) => {
+                format!("armed {} (due {}; the target's timer is set)", undo.id, undo.due.to_rfc3339())
+            }
+            Ok(output) => format!(
+                "armed {} (due {}); the target's timer was not set: exit {:?}",
+                undo.id,
+                undo.due.to_rfc3339(),
+                output.exit_code
+            ),
             Err(e) => format!("armed {} (due {}); the target's timer was not set: {e}", undo.id, undo.due.to_rfc3339()),
         };
         self.audit(CALL, label, Decision::Allowed, Some(outcome));

@@ -27,7 +27,10 @@ async fn every_builtin_describes_itself_with_the_original_refs() {
             "terminate-ec2-instance-not-excluded",
             PluginKind::Attack,
             // The second is the ref the original's docs gave.
-            &["terminate_ec2_instance_not_excluded:TerminateEC2InstanceNotExcluded", "terminate_ec2_instance:TerminateEC2InstanceNotExcluded"],
+            &[
+                "terminate_ec2_instance_not_excluded:TerminateEC2InstanceNotExcluded",
+                "terminate_ec2_instance:TerminateEC2InstanceNotExcluded",
+            ],
         ),
         ("run-script", PluginKind::Attack, &["run_script:RunScript"]),
         ("kill-process", PluginKind::Attack, &["kill_process:KillProcess"]),
@@ -66,7 +69,11 @@ async fn exact_planner_reads_a_date_without_offset_in_the_context_zone() {
     let outcome = runtime
         .plan(&planner, ctx("2030-01-01T00:00:00Z", "Europe/Madrid", 1), &json!({"date": "2030-06-21T15:30:00"}))
         .await;
-    assert_eq!(outcome.result.unwrap().instants, vec![at("2030-06-21T13:30:00Z")], "15:30 in Madrid in summer is 13:30 UTC");
+    assert_eq!(
+        outcome.result.unwrap().instants,
+        vec![at("2030-06-21T13:30:00Z")],
+        "15:30 in Madrid in summer is 13:30 UTC"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +106,14 @@ async fn schema_violations_carry_the_json_pointer() {
     }
 }
 
-async fn simple_plan(now: &str, zone: &str, seed: u64, min: &str, max: &str, times: u32) -> Result<Vec<chrono::DateTime<chrono::Utc>>, CallError> {
+async fn simple_plan(
+    now: &str,
+    zone: &str,
+    seed: u64,
+    min: &str,
+    max: &str,
+    times: u32,
+) -> Result<Vec<chrono::DateTime<chrono::Utc>>, CallError> {
     let runtime = runtime();
     let planner = builtin(&runtime, "simple-planner").await;
     runtime
@@ -157,7 +171,9 @@ async fn simple_planner_wraps_windows_across_midnight() {
 #[tokio::test]
 async fn simple_planner_refuses_a_window_already_over_today() {
     match simple_plan("2030-01-15T16:00:00Z", "UTC", 1, "10:00", "15:00", 3).await {
-        Err(CallError::InvalidArgs { message, .. }) => assert!(message.contains("window already over today"), "{message}"),
+        Err(CallError::InvalidArgs { message, .. }) => {
+            assert!(message.contains("window already over today"), "{message}")
+        }
         other => panic!("expected invalid args, got {other:?}"),
     }
 }
@@ -169,12 +185,17 @@ async fn simple_planner_accepts_only_1_to_10000_times() {
     for times in [json!(0), json!(10001), json!("3"), json!(2.5)] {
         let args = json!({"min_time": "10:00", "max_time": "15:00", "times": times});
         match runtime.plan(&planner, ctx("2030-01-15T07:00:00Z", "UTC", 1), &args).await.result {
-            Err(CallError::InvalidArgs { pointer, .. }) => assert_eq!(pointer.as_deref(), Some("/times"), "times = {times}"),
+            Err(CallError::InvalidArgs { pointer, .. }) => {
+                assert_eq!(pointer.as_deref(), Some("/times"), "times = {times}")
+            }
             other => panic!("times = {times}: expected invalid args, got {other:?}"),
         }
     }
     let args = json!({"min_time": "00:00", "max_time": "23:59", "times": 10000});
-    assert_eq!(runtime.plan(&planner, ctx("2030-01-15T00:00:00Z", "UTC", 1), &args).await.result.unwrap().instants.len(), 10000);
+    assert_eq!(
+        runtime.plan(&planner, ctx("2030-01-15T00:00:00Z", "UTC", 1), &args).await.result.unwrap().instants.len(),
+        10000
+    );
 }
 
 #[tokio::test]
@@ -233,7 +254,9 @@ async fn api_request_fails_on_an_unexpected_status_and_honours_expected_status()
     let grant = cme_runtime::grant::as_declared(&attack.info().capabilities);
     let args = json!({"endpoint": server.url("/boom"), "method": "GET", "payload": {}, "headers": {}});
     match runtime.run(&attack, run_request(args, grant.clone())).await.result {
-        Err(CallError::Failed(message)) => assert!(message.contains("500") && message.contains("expected 2xx"), "{message}"),
+        Err(CallError::Failed(message)) => {
+            assert!(message.contains("500") && message.contains("expected 2xx"), "{message}")
+        }
         other => panic!("expected failure, got {other:?}"),
     }
     let args = json!({"endpoint": server.url("/gone"), "method": "DELETE", "expected_status": [404, 410]});
@@ -289,7 +312,11 @@ async fn the_sdk_documentation_example_builds_loads_and_runs() {
 }
 
 /// Asks the built-in http probe with `args` on `runtime`, granted what it declares.
-async fn probe_check(runtime: &cme_runtime::Runtime, args: serde_json::Value, dry_run: bool) -> cme_runtime::ProbeOutcome {
+async fn probe_check(
+    runtime: &cme_runtime::Runtime,
+    args: serde_json::Value,
+    dry_run: bool,
+) -> cme_runtime::ProbeOutcome {
     let probe = builtin(runtime, "http-probe").await;
     let grant = cme_runtime::grant::as_declared(&probe.info().capabilities);
     let request = cme_runtime::ProbeRequest {
@@ -313,12 +340,20 @@ async fn a_probe_may_only_observe_unless_the_operator_allows_more() {
     let plain = runtime();
     for method in ["DELETE", "POST", "PUT", "PATCH"] {
         let outcome = probe_check(&plain, json!({"url": server.url("/health"), "method": method}), false).await;
-        let audited: Vec<_> = outcome.record.audit.iter().map(|a| (a.call.clone(), format!("{:?}", a.decision))).collect();
-        assert!(audited.iter().any(|(call, decision)| call == "http.send" && decision.contains("probes observe")), "{method}: {audited:?}");
+        let audited: Vec<_> =
+            outcome.record.audit.iter().map(|a| (a.call.clone(), format!("{:?}", a.decision))).collect();
+        assert!(
+            audited.iter().any(|(call, decision)| call == "http.send" && decision.contains("probes observe")),
+            "{method}: {audited:?}"
+        );
         let healthy = outcome.result.as_ref().map(|v| v.healthy).unwrap_or(false);
         assert!(!healthy, "{method}: a refused request is not health");
     }
-    assert!(server.requests().is_empty(), "nothing but GET and HEAD left the host: {:?}", server.requests().iter().map(|r| r.method.clone()).collect::<Vec<_>>());
+    assert!(
+        server.requests().is_empty(),
+        "nothing but GET and HEAD left the host: {:?}",
+        server.requests().iter().map(|r| r.method.clone()).collect::<Vec<_>>()
+    );
     for method in ["GET", "HEAD"] {
         let outcome = probe_check(&plain, json!({"url": server.url("/health"), "method": method}), true).await;
         assert!(outcome.result.expect("answers").healthy, "{method} observes, dry run or not");

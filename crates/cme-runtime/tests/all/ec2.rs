@@ -24,17 +24,29 @@ async fn aws(url: &str) -> aws_config::SdkConfig {
 
 async fn launch(url: &str, tags: &[(&str, &str)]) -> String {
     let client = aws_sdk_ec2::Client::new(&aws(url).await);
-    let mut spec = aws_sdk_ec2::types::TagSpecification::builder().resource_type(aws_sdk_ec2::types::ResourceType::Instance);
+    let mut spec =
+        aws_sdk_ec2::types::TagSpecification::builder().resource_type(aws_sdk_ec2::types::ResourceType::Instance);
     for (k, v) in tags {
         spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
     }
-    let run = client.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).tag_specifications(spec.build()).send().await.unwrap();
+    let run = client
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .unwrap();
     run.instances()[0].instance_id().unwrap().to_string()
 }
 
 async fn state(url: &str, id: &str) -> String {
     let ec2 = Ec2::new(aws(url).await, Ec2Config::default());
-    let found = ec2.describe_instances(REGION, &[cme_cloud::ec2::Filter { name: "instance-id".into(), values: vec![id.into()] }]).await.unwrap();
+    let found = ec2
+        .describe_instances(REGION, &[cme_cloud::ec2::Filter { name: "instance-id".into(), values: vec![id.into()] }])
+        .await
+        .unwrap();
     found[0].state.clone()
 }
 
@@ -45,7 +57,11 @@ async fn terminate_is_bound_to_discovery_tags_and_budget() {
         eprintln!("skipping: CME_TEST_MOTO_URL is not set");
         return;
     };
-    let label = format!("rt-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let label = format!(
+        "rt-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
     let chaos_a = launch(&url, &[("Test", &label), ("Chaos", "true")]).await;
     let chaos_b = launch(&url, &[("Test", &label), ("Chaos", "true")]).await;
     let spared = launch(&url, &[("Test", &label)]).await;
@@ -82,7 +98,10 @@ async fn terminate_is_bound_to_discovery_tags_and_budget() {
     dry.dry_run = true;
     let outcome = runtime.run(&plugin, dry).await;
     assert_eq!(outcome.result.unwrap().summary, format!("{chaos_a}=dry-run"));
-    assert_eq!(outcome.record.dry_run_actions, vec![format!("would terminate {chaos_a} in {REGION} (EC2 DryRun succeeded)")]);
+    assert_eq!(
+        outcome.record.dry_run_actions,
+        vec![format!("would terminate {chaos_a} in {REGION} (EC2 DryRun succeeded)")]
+    );
     assert_eq!(state(&url, &chaos_a).await, "running");
 
     // A described, tagged instance is terminated, and audited.
@@ -90,6 +109,8 @@ async fn terminate_is_bound_to_discovery_tags_and_budget() {
     let report = outcome.result.expect("terminated");
     assert_eq!(report.details["described"].as_array().unwrap().len(), 2, "only the tagged ones were described");
     assert!(matches!(state(&url, &chaos_a).await.as_str(), "shutting-down" | "terminated"));
-    assert!(outcome.record.audit.iter().any(|a| a.call == "ec2.terminate-instances" && a.decision == Decision::Allowed));
+    assert!(
+        outcome.record.audit.iter().any(|a| a.call == "ec2.terminate-instances" && a.decision == Decision::Allowed)
+    );
     assert_eq!(state(&url, &chaos_b).await, "running");
 }

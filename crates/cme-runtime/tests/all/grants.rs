@@ -51,7 +51,9 @@ async fn a_url_outside_the_grant_is_denied_and_one_inside_is_sent() {
     let grant = http_grant(&[&format!("http://{}/allowed/*", server.addr)]);
     let outcome = run_hostile(&runtime, &plugin, get(&server.url("/forbidden")), grant.clone()).await;
     match outcome.result {
-        Err(CallError::Denied(message)) => assert!(message.contains("matches none of the granted URL patterns"), "{message}"),
+        Err(CallError::Denied(message)) => {
+            assert!(message.contains("matches none of the granted URL patterns"), "{message}")
+        }
         other => panic!("expected denied, got {other:?}"),
     }
     assert!(matches!(outcome.record.audit[0].decision, Decision::Denied(_)));
@@ -68,12 +70,20 @@ async fn a_granted_but_undeclared_capability_is_denied() {
     let plugin = hostile(&runtime).await;
     // The grant allows any region; the plugin declared only two.
     let grant = Grant {
-        ec2: Some(Ec2Grant { regions: vec![], required_tags: Default::default(), terminate: true, max_terminations_per_run: 1 }),
+        ec2: Some(Ec2Grant {
+            regions: vec![],
+            required_tags: Default::default(),
+            terminate: true,
+            max_terminations_per_run: 1,
+        }),
         ..Grant::default()
     };
     match run_hostile(&runtime, &plugin, json!({"mode": "ec2", "region": "us-west-1"}), grant).await.result {
         Err(CallError::Denied(message)) => {
-            assert!(message.contains("in region us-west-1 is not among the capabilities the plugin declared"), "{message}")
+            assert!(
+                message.contains("in region us-west-1 is not among the capabilities the plugin declared"),
+                "{message}"
+            )
         }
         other => panic!("expected denied, got {other:?}"),
     }
@@ -84,7 +94,11 @@ struct NoCredentials;
 
 #[async_trait::async_trait]
 impl SshStore for NoCredentials {
-    async fn ssh_credential(&self, _name: &str, _owner: &cme_runtime::RunOwner) -> Result<Option<SshCredential>, cme_runtime::CredentialError> {
+    async fn ssh_credential(
+        &self,
+        _name: &str,
+        _owner: &cme_runtime::RunOwner,
+    ) -> Result<Option<SshCredential>, cme_runtime::CredentialError> {
         Ok(None)
     }
 }
@@ -95,11 +109,15 @@ async fn ssh_to_an_address_the_run_did_not_describe_is_denied_and_audited() {
         config.ssh = Some(SshBackend { config: Default::default(), store: Arc::new(NoCredentials) });
     });
     let plugin = hostile(&runtime).await;
-    let grant = Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() };
+    let grant =
+        Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() };
     let outcome = run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), grant.clone()).await;
     match outcome.result {
         Err(CallError::Denied(message)) => {
-            assert_eq!(message, "address 127.0.0.1 was not returned by this run's ec2.describe-instances or inventory.hosts and is in no granted ssh network")
+            assert_eq!(
+                message,
+                "address 127.0.0.1 was not returned by this run's ec2.describe-instances or inventory.hosts and is in no granted ssh network"
+            )
         }
         other => panic!("expected denied, got {other:?}"),
     }
@@ -107,13 +125,19 @@ async fn ssh_to_an_address_the_run_did_not_describe_is_denied_and_audited() {
     assert!(matches!(outcome.record.audit[0].decision, Decision::Denied(_)));
     // A network the grant names explicitly is reachable without discovery (here the
     // call gets as far as looking the credential up).
-    let network = Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec!["127.0.0.0/8".into()], inventories: vec![] }), ..Grant::default() };
+    let network = Grant {
+        ssh: Some(SshGrant { max_sessions: 1, hosts: vec!["127.0.0.0/8".into()], inventories: vec![] }),
+        ..Grant::default()
+    };
     match run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), network).await.result {
-        Err(CallError::Failed(message)) => assert_eq!(message, "invalid argument: no credential named \"none\" is stored on this engine"),
+        Err(CallError::Failed(message)) => {
+            assert_eq!(message, "invalid argument: no credential named \"none\" is stored on this engine")
+        }
         other => panic!("expected the credential lookup to fail, got {other:?}"),
     }
     // Without the grant: denied by the grant check before anything else.
-    let outcome = run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), Grant::default()).await;
+    let outcome =
+        run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), Grant::default()).await;
     match outcome.result {
         Err(CallError::Denied(message)) => assert!(message.contains("ssh is not granted"), "{message}"),
         other => panic!("expected denied, got {other:?}"),
@@ -124,7 +148,8 @@ async fn ssh_to_an_address_the_run_did_not_describe_is_denied_and_audited() {
 async fn ssh_answers_unavailable_on_an_engine_without_it() {
     let runtime = runtime();
     let plugin = hostile(&runtime).await;
-    let grant = Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() };
+    let grant =
+        Grant { ssh: Some(SshGrant { max_sessions: 1, hosts: vec![], inventories: vec![] }), ..Grant::default() };
     match run_hostile(&runtime, &plugin, json!({"mode": "ssh", "address": "127.0.0.1"}), grant).await.result {
         Err(CallError::Failed(message)) => assert_eq!(message, "unavailable: ssh is not available on this engine"),
         other => panic!("expected unavailable, got {other:?}"),
@@ -136,7 +161,12 @@ async fn ec2_answers_unavailable_on_an_engine_without_it() {
     let runtime = runtime();
     let plugin = hostile(&runtime).await;
     let grant = Grant {
-        ec2: Some(Ec2Grant { regions: vec![], required_tags: Default::default(), terminate: false, max_terminations_per_run: 1 }),
+        ec2: Some(Ec2Grant {
+            regions: vec![],
+            required_tags: Default::default(),
+            terminate: false,
+            max_terminations_per_run: 1,
+        }),
         ..Grant::default()
     };
     let outcome = run_hostile(&runtime, &plugin, json!({"mode": "ec2", "region": "eu-west-1"}), grant).await;
@@ -167,7 +197,8 @@ impl DnsResolver for FlippingResolver {
 
 fn runtime_resolving(first: &str, later: &str) -> (cme_runtime::Runtime, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
-    let resolver = FlippingResolver { first: first.parse().unwrap(), later: later.parse().unwrap(), calls: calls.clone() };
+    let resolver =
+        FlippingResolver { first: first.parse().unwrap(), later: later.parse().unwrap(), calls: calls.clone() };
     let runtime = runtime_with(|config| config.http.resolver = Arc::new(resolver));
     (runtime, calls)
 }
@@ -176,7 +207,8 @@ fn runtime_resolving(first: &str, later: &str) -> (cme_runtime::Runtime, Arc<Ato
 async fn a_name_resolving_to_the_metadata_address_is_refused() {
     let (runtime, _) = runtime_resolving("169.254.169.254", "169.254.169.254");
     let plugin = hostile(&runtime).await;
-    let outcome = run_hostile(&runtime, &plugin, get("http://metadata.test/latest/meta-data/"), http_grant(&["*"])).await;
+    let outcome =
+        run_hostile(&runtime, &plugin, get("http://metadata.test/latest/meta-data/"), http_grant(&["*"])).await;
     match outcome.result {
         Err(CallError::Denied(message)) => {
             assert!(message.contains("metadata.test resolves to no permitted address"), "{message}");
@@ -225,7 +257,11 @@ async fn a_redirect_outside_the_grant_is_refused_and_one_inside_is_followed() {
     .await;
     let runtime = runtime();
     let plugin = hostile(&runtime).await;
-    let grant = http_grant(&[&format!("http://{}/inside", server.addr), &format!("http://{}/ok/*", server.addr), &format!("http://{}/outside", server.addr)]);
+    let grant = http_grant(&[
+        &format!("http://{}/inside", server.addr),
+        &format!("http://{}/ok/*", server.addr),
+        &format!("http://{}/outside", server.addr),
+    ]);
     let report = run_hostile(&runtime, &plugin, get(&server.url("/inside")), grant.clone()).await.result.unwrap();
     assert_eq!(report.targets, vec![server.url("/ok/landed")]);
     match run_hostile(&runtime, &plugin, get(&server.url("/outside")), grant).await.result {
@@ -243,7 +279,9 @@ async fn the_request_budget_of_a_grant_is_enforced() {
     let mut grant = http_grant(&["*"]);
     grant.http.as_mut().unwrap().max_requests = Some(0);
     match run_hostile(&runtime, &plugin, get(&server.url("/")), grant).await.result {
-        Err(CallError::Failed(message)) => assert_eq!(message, "budget exhausted: the grant allows 0 HTTP requests per run"),
+        Err(CallError::Failed(message)) => {
+            assert_eq!(message, "budget exhausted: the grant allows 0 HTTP requests per run")
+        }
         other => panic!("expected the budget to stop the call, got {other:?}"),
     }
     assert!(server.requests().is_empty());
@@ -254,7 +292,9 @@ async fn scripts_are_read_from_the_library_only_when_granted() {
     let runtime = runtime();
     let plugin = hostile(&runtime).await;
     let granted = Grant { scripts: true, ..Grant::default() };
-    let outcome = run_hostile(&runtime, &plugin, json!({"mode": "script", "name": "script_attacks/s_empty.sh"}), granted.clone()).await;
+    let outcome =
+        run_hostile(&runtime, &plugin, json!({"mode": "script", "name": "script_attacks/s_empty.sh"}), granted.clone())
+            .await;
     let report = outcome.result.expect("a granted read succeeds");
     assert_eq!(report.details["first_line"], "#!/bin/sh");
     assert_eq!(outcome.record.audit[0].decision, Decision::Allowed);
@@ -264,7 +304,8 @@ async fn scripts_are_read_from_the_library_only_when_granted() {
             other => panic!("{name}: expected denied, got {other:?}"),
         }
     }
-    match run_hostile(&runtime, &plugin, json!({"mode": "script", "name": "s_empty.sh"}), Grant::default()).await.result {
+    match run_hostile(&runtime, &plugin, json!({"mode": "script", "name": "s_empty.sh"}), Grant::default()).await.result
+    {
         Err(CallError::Denied(message)) => assert_eq!(message, "scripts is not granted to this plugin"),
         other => panic!("expected denied, got {other:?}"),
     }

@@ -134,6 +134,9 @@ async fn dropping_a_call_cancels_it() {
     let looping = run_hostile(&runtime, &plugin, json!({"mode": "loop"}), Grant::default());
     assert!(tokio::time::timeout(Duration::from_millis(200), looping).await.is_err(), "the loop is still running");
     // A guard against hanging, not a measurement: a kept slot would block for an hour.
-    let next = tokio::time::timeout(Duration::from_secs(600), run_hostile(&runtime, &plugin, json!({"mode": "noop"}), Grant::default()));
+    let next = tokio::time::timeout(
+        Duration::from_secs(600),
+        run_hostile(&runtime, &plugin, json!({"mode": "noop"}), Grant::default()),
+    );
     next.await.expect("the dropped call gave its slot back").result.expect("the next call runs");
 }

@@ -17,7 +17,14 @@ async fn plan(runtime: &Runtime, planner: &Plugin, ctx: PlanContext, args: &Valu
 }
 
 /// The firings of `[from, until)` asked in one window, and asked as `parts` windows.
-async fn whole_and_split(runtime: &Runtime, planner: &Plugin, args: &Value, from: DateTime<Utc>, until: DateTime<Utc>, parts: i32) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+async fn whole_and_split(
+    runtime: &Runtime,
+    planner: &Plugin,
+    args: &Value,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    parts: i32,
+) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
     let whole = plan(runtime, planner, window(99, "UTC", from, until), args).await;
     assert!(whole.recurring);
     let step = (until - from) / parts;
@@ -38,12 +45,14 @@ async fn cron_planner_fires_on_its_pattern_in_its_zone() {
     let planner = builtin(&runtime, "cron-planner").await;
     let args = json!({"cron": "0 */15 9-17 * * MON-FRI", "timezone": "Europe/Madrid"});
     // Monday 2026-12-07 and Saturday 2026-12-12, whole UTC days.
-    let monday = plan(&runtime, &planner, window(1, "UTC", at("2026-12-07T00:00:00Z"), at("2026-12-08T00:00:00Z")), &args).await;
+    let monday =
+        plan(&runtime, &planner, window(1, "UTC", at("2026-12-07T00:00:00Z"), at("2026-12-08T00:00:00Z")), &args).await;
     assert!(monday.recurring);
     assert_eq!(monday.instants.len(), 9 * 4, "every quarter hour from 09:00 to 17:45");
     assert_eq!(monday.instants.iter().min().unwrap(), &at("2026-12-07T08:00:00Z"), "09:00 in Madrid in winter");
     assert_eq!(monday.instants.iter().max().unwrap(), &at("2026-12-07T16:45:00Z"));
-    let saturday = plan(&runtime, &planner, window(1, "UTC", at("2026-12-12T00:00:00Z"), at("2026-12-13T00:00:00Z")), &args).await;
+    let saturday =
+        plan(&runtime, &planner, window(1, "UTC", at("2026-12-12T00:00:00Z"), at("2026-12-13T00:00:00Z")), &args).await;
     assert!(saturday.instants.is_empty(), "MON-FRI only");
 }
 
@@ -81,7 +90,8 @@ async fn cron_planner_gives_the_same_firings_whatever_the_windows_with_jitter_in
     let runtime = runtime();
     let planner = builtin(&runtime, "cron-planner").await;
     let args = json!({"cron": "*/20 * * * *", "jitter_seconds": 300});
-    let (whole, split) = whole_and_split(&runtime, &planner, &args, at("2026-12-01T00:00:00Z"), at("2026-12-04T00:00:00Z"), 7).await;
+    let (whole, split) =
+        whole_and_split(&runtime, &planner, &args, at("2026-12-01T00:00:00Z"), at("2026-12-04T00:00:00Z"), 7).await;
     assert_eq!(whole.len(), 3 * 24 * 3);
     assert_eq!(whole, split, "a forecast over the span equals the windows the scheduler asks for");
     let ticks = whole.iter().map(|t| t.timestamp() - t.timestamp() % 1200);
@@ -94,7 +104,15 @@ async fn cron_planner_refuses_a_bad_pattern_naming_the_field() {
     let runtime = runtime();
     let planner = builtin(&runtime, "cron-planner").await;
     for cron in ["61 * * * *", "* * *", "every minute"] {
-        match runtime.plan(&planner, window(1, "UTC", at("2026-12-01T00:00:00Z"), at("2026-12-02T00:00:00Z")), &json!({"cron": cron})).await.result {
+        match runtime
+            .plan(
+                &planner,
+                window(1, "UTC", at("2026-12-01T00:00:00Z"), at("2026-12-02T00:00:00Z")),
+                &json!({"cron": cron}),
+            )
+            .await
+            .result
+        {
             Err(CallError::InvalidArgs { message, .. }) => assert!(message.starts_with("cron:"), "{cron}: {message}"),
             other => panic!("{cron}: expected invalid args, got {other:?}"),
         }
@@ -108,7 +126,8 @@ async fn window_planner_crosses_midnight_keeps_the_gap_and_its_days() {
     let args = json!({"days": ["MON", "TUE", "WED", "THU", "FRI"], "between": "22:00-02:00", "times": 3, "min_gap_minutes": 30, "timezone": "America/New_York"});
     let ny: Tz = "America/New_York".parse().unwrap();
     // Two whole weeks.
-    let (whole, split) = whole_and_split(&runtime, &planner, &args, at("2026-12-07T00:00:00Z"), at("2026-12-21T00:00:00Z"), 5).await;
+    let (whole, split) =
+        whole_and_split(&runtime, &planner, &args, at("2026-12-07T00:00:00Z"), at("2026-12-21T00:00:00Z"), 5).await;
     assert_eq!(whole, split);
     // The windows of Sun 6th and of Sat 12th/Sun 13th are not chosen; Mon 7th..Fri 11th
     // and Mon 14th..Fri 18th are (the Friday windows end on Saturday).
@@ -124,7 +143,11 @@ async fn window_planner_crosses_midnight_keeps_the_gap_and_its_days() {
         assert!(runs.windows(2).all(|w| w[1] - w[0] >= Duration::minutes(30)), "{runs:?}");
     }
     let too_many = json!({"days": ["MON"], "between": "22:00-23:00", "times": 3, "min_gap_minutes": 30});
-    match runtime.plan(&planner, window(1, "UTC", at("2026-12-07T00:00:00Z"), at("2026-12-08T00:00:00Z")), &too_many).await.result {
+    match runtime
+        .plan(&planner, window(1, "UTC", at("2026-12-07T00:00:00Z"), at("2026-12-08T00:00:00Z")), &too_many)
+        .await
+        .result
+    {
         Err(CallError::InvalidArgs { message, .. }) => assert!(message.contains("do not fit"), "{message}"),
         other => panic!("expected invalid args, got {other:?}"),
     }
@@ -136,7 +159,8 @@ async fn mtbf_planner_fires_once_per_mean_on_average_never_closer_than_its_minim
     let planner = builtin(&runtime, "mtbf-planner").await;
     let args = json!({"mean_days_between": 5, "min_days_between": 2, "between": "09:00-15:00", "timezone": "America/Los_Angeles"});
     let la: Tz = "America/Los_Angeles".parse().unwrap();
-    let (whole, split) = whole_and_split(&runtime, &planner, &args, at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"), 12).await;
+    let (whole, split) =
+        whole_and_split(&runtime, &planner, &args, at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"), 12).await;
     assert_eq!(whole, split, "a day's draw never depends on the window");
     // 261 work days at 1/5, fewer with the 2-day minimum: about 40 to 52.
     assert!((25..=60).contains(&whole.len()), "{} firings in 2026", whole.len());
@@ -156,7 +180,8 @@ async fn simple_planner_every_day_recurs_in_its_window() {
     let runtime = runtime();
     let planner = builtin(&runtime, "simple-planner").await;
     let args = json!({"min_time": "10:00", "max_time": "11:00", "times": 2, "every_day": true});
-    let (whole, split) = whole_and_split(&runtime, &planner, &args, at("2026-12-01T00:00:00Z"), at("2026-12-08T00:00:00Z"), 3).await;
+    let (whole, split) =
+        whole_and_split(&runtime, &planner, &args, at("2026-12-01T00:00:00Z"), at("2026-12-08T00:00:00Z"), 3).await;
     assert_eq!(whole, split);
     assert_eq!(whole.len(), 14, "two runs on each of 7 days");
     assert!(whole.iter().all(|t| t.hour() == 10), "{whole:?}");
@@ -170,7 +195,10 @@ async fn a_planner_built_against_0_1_0_loads_and_plans_once() {
     let ctx = window(1, "UTC", at("2026-12-01T00:00:00Z"), at("2026-12-08T00:00:00Z"));
     let outcome = runtime.plan(&planner, ctx, &json!({"in_seconds": 60})).await;
     assert_eq!(outcome.result.unwrap(), Planned { instants: vec![at("2026-12-01T00:01:00Z")], recurring: false });
-    assert_eq!(outcome.record.log[0].message, "planning with the 0.1.0 contract", "its 0.1.0 log import reaches the run's log");
+    assert_eq!(
+        outcome.record.log[0].message, "planning with the 0.1.0 contract",
+        "its 0.1.0 log import reaches the run's log"
+    );
 }
 
 #[tokio::test]
@@ -186,9 +214,15 @@ async fn an_attack_built_against_0_1_0_runs_within_the_same_grant() {
         other => panic!("expected denied, got {other:?}"),
     }
     assert!(server.requests().is_empty());
-    let grant = Grant { http: Some(cme_runtime::grant::HttpGrant { urls: vec!["http://127.0.0.1:*".into()], ..Default::default() }), ..Grant::default() };
+    let grant = Grant {
+        http: Some(cme_runtime::grant::HttpGrant { urls: vec!["http://127.0.0.1:*".into()], ..Default::default() }),
+        ..Grant::default()
+    };
     let outcome = runtime.run(&attack, run_request(args, grant)).await;
-    assert_eq!(outcome.result.expect("the granted request is sent").summary, format!("GET {} -> 204", server.url("/poke")));
+    assert_eq!(
+        outcome.result.expect("the granted request is sent").summary,
+        format!("GET {} -> 204", server.url("/poke"))
+    );
     assert_eq!(server.requests().len(), 1);
     assert_eq!(outcome.record.audit.len(), 1, "audited like any call");
 }

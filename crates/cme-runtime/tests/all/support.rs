@@ -114,7 +114,11 @@ impl CaptureServer {
                     let Some(captured) = read_request(&mut socket).await else { return };
                     let answer = reply(&captured);
                     seen.lock().unwrap().push(captured);
-                    let mut head = format!("HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n", answer.status, answer.body.len());
+                    let mut head = format!(
+                        "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                        answer.status,
+                        answer.body.len()
+                    );
                     for (k, v) in &answer.headers {
                         head.push_str(&format!("{k}: {v}\r\n"));
                     }
@@ -155,10 +159,8 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Captured> {
     let mut request_line = lines.next()?.split(' ');
     let method = request_line.next()?.to_string();
     let target = request_line.next()?.to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     let length: usize = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))

@@ -23,7 +23,11 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential").field("name", &self.name).field("user", &self.user).field("fingerprint", &self.fingerprint).finish_non_exhaustive()
+        f.debug_struct("Credential")
+            .field("name", &self.name)
+            .field("user", &self.user)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
     }
 }
 

@@ -28,7 +28,11 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("id", &self.id).field("sha256", &self.sha256).field("status", &self.status).finish_non_exhaustive()
+        f.debug_struct("Plugin")
+            .field("id", &self.id)
+            .field("sha256", &self.sha256)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
     }
 }
 

@@ -100,7 +100,9 @@ impl MigrationTrait for M0001Initial {
             )
             .await?;
         manager
-            .create_index(Index::create().name("plans_by_created").table(Plans::Table).col(Plans::CreatedAtUs).to_owned())
+            .create_index(
+                Index::create().name("plans_by_created").table(Plans::Table).col(Plans::CreatedAtUs).to_owned(),
+            )
             .await?;
         manager
             .create_table(

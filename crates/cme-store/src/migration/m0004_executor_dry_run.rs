@@ -21,6 +21,10 @@ pub(super) enum ExecutorRuns {
 #[async_trait::async_trait]
 impl MigrationTrait for M0004ExecutorDryRun {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.alter_table(Table::alter().table(ExecutorRuns::Table).add_column(boolean_null(ExecutorRuns::DryRun)).to_owned()).await
+        manager
+            .alter_table(
+                Table::alter().table(ExecutorRuns::Table).add_column(boolean_null(ExecutorRuns::DryRun)).to_owned(),
+            )
+            .await
     }
 }

@@ -30,8 +30,26 @@ pub(super) enum PlanCreators {
 impl MigrationTrait for M0005CredentialScopes {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // One column per statement: SQLite alters one column at a time.
-        manager.alter_table(Table::alter().table(ScopedCredentials::Table).add_column(text_null(ScopedCredentials::MayUse)).to_owned()).await?;
-        manager.alter_table(Table::alter().table(ScopedCredentials::Table).add_column(text_null(ScopedCredentials::OwnerPlan)).to_owned()).await?;
-        manager.alter_table(Table::alter().table(PlanCreators::Table).add_column(text_null(PlanCreators::CreatedBy)).to_owned()).await
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ScopedCredentials::Table)
+                    .add_column(text_null(ScopedCredentials::MayUse))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ScopedCredentials::Table)
+                    .add_column(text_null(ScopedCredentials::OwnerPlan))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter().table(PlanCreators::Table).add_column(text_null(PlanCreators::CreatedBy)).to_owned(),
+            )
+            .await
     }
 }

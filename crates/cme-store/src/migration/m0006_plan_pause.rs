@@ -20,6 +20,13 @@ pub(super) enum PausedPlans {
 #[async_trait::async_trait]
 impl MigrationTrait for M0006PlanPause {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.alter_table(Table::alter().table(PausedPlans::Table).add_column(big_integer_null(PausedPlans::PausedAtUs)).to_owned()).await
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(PausedPlans::Table)
+                    .add_column(big_integer_null(PausedPlans::PausedAtUs))
+                    .to_owned(),
+            )
+            .await
     }
 }

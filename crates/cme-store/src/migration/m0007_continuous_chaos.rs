@@ -45,18 +45,48 @@ impl MigrationTrait for M0007ContinuousChaos {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // One column per statement: SQLite alters one column at a time. Plans stored
         // before are one-shot, with the original behaviour (skip misfires)...
-        manager.alter_table(Table::alter().table(RecurringPlans::Table).add_column(big_integer_null(RecurringPlans::PlannedUntilUs)).to_owned()).await?;
         manager
-            .alter_table(Table::alter().table(RecurringPlans::Table).add_column(string(RecurringPlans::Misfire).default("skip")).to_owned())
+            .alter_table(
+                Table::alter()
+                    .table(RecurringPlans::Table)
+                    .add_column(big_integer_null(RecurringPlans::PlannedUntilUs))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(RecurringPlans::Table)
+                    .add_column(string(RecurringPlans::Misfire).default("skip"))
+                    .to_owned(),
+            )
             .await?;
         // ... and allow overlaps, as they always did.
         manager
-            .alter_table(Table::alter().table(RecurringPlans::Table).add_column(string(RecurringPlans::Overlap).default("allow")).to_owned())
+            .alter_table(
+                Table::alter()
+                    .table(RecurringPlans::Table)
+                    .add_column(string(RecurringPlans::Overlap).default("allow"))
+                    .to_owned(),
+            )
             .await?;
         manager
-            .create_index(Index::create().name("plans_planned_until").table(RecurringPlans::Table).col(RecurringPlans::PlannedUntilUs).to_owned())
+            .create_index(
+                Index::create()
+                    .name("plans_planned_until")
+                    .table(RecurringPlans::Table)
+                    .col(RecurringPlans::PlannedUntilUs)
+                    .to_owned(),
+            )
             .await?;
-        manager.alter_table(Table::alter().table(SkippedExecutors::Table).add_column(text_null(SkippedExecutors::Reason)).to_owned()).await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(SkippedExecutors::Table)
+                    .add_column(text_null(SkippedExecutors::Reason))
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_table(
                 Table::create()

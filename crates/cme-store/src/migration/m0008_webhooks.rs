@@ -60,11 +60,23 @@ impl MigrationTrait for M0008Webhooks {
         // What the senders claim (pending and due), and what the API counts per webhook.
         manager
             .create_index(
-                Index::create().name("deliveries_due").table(Deliveries::Table).col(Deliveries::Status).col(Deliveries::NextAttemptUs).to_owned(),
+                Index::create()
+                    .name("deliveries_due")
+                    .table(Deliveries::Table)
+                    .col(Deliveries::Status)
+                    .col(Deliveries::NextAttemptUs)
+                    .to_owned(),
             )
             .await?;
         manager
-            .create_index(Index::create().name("deliveries_webhook").table(Deliveries::Table).col(Deliveries::Webhook).col(Deliveries::Status).to_owned())
+            .create_index(
+                Index::create()
+                    .name("deliveries_webhook")
+                    .table(Deliveries::Table)
+                    .col(Deliveries::Webhook)
+                    .col(Deliveries::Status)
+                    .to_owned(),
+            )
             .await
     }
 }

@@ -21,6 +21,10 @@ pub(super) enum GuardedPlans {
 impl MigrationTrait for M0009SteadyState {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // Plans stored before have no steady state (NULL).
-        manager.alter_table(Table::alter().table(GuardedPlans::Table).add_column(text_null(GuardedPlans::SteadyState)).to_owned()).await
+        manager
+            .alter_table(
+                Table::alter().table(GuardedPlans::Table).add_column(text_null(GuardedPlans::SteadyState)).to_owned(),
+            )
+            .await
     }
 }

@@ -20,6 +20,13 @@ pub(super) enum WatchedPlans {
 #[async_trait::async_trait]
 impl MigrationTrait for M0010StopConditions {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.alter_table(Table::alter().table(WatchedPlans::Table).add_column(text_null(WatchedPlans::StopConditions)).to_owned()).await
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(WatchedPlans::Table)
+                    .add_column(text_null(WatchedPlans::StopConditions))
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -38,7 +38,14 @@ impl MigrationTrait for M0011BudgetLedger {
             )
             .await?;
         manager
-            .create_index(Index::create().name("budget_ledger_group").table(BudgetLedger::Table).col(BudgetLedger::GroupKey).col(BudgetLedger::AtUs).to_owned())
+            .create_index(
+                Index::create()
+                    .name("budget_ledger_group")
+                    .table(BudgetLedger::Table)
+                    .col(BudgetLedger::GroupKey)
+                    .col(BudgetLedger::AtUs)
+                    .to_owned(),
+            )
             .await
     }
 }

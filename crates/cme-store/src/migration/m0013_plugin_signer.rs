@@ -20,6 +20,10 @@ pub(super) enum PluginSigner {
 #[async_trait::async_trait]
 impl MigrationTrait for M0013PluginSigner {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.alter_table(Table::alter().table(PluginSigner::Table).add_column(text_null(PluginSigner::SignedBy)).to_owned()).await
+        manager
+            .alter_table(
+                Table::alter().table(PluginSigner::Table).add_column(text_null(PluginSigner::SignedBy)).to_owned(),
+            )
+            .await
     }
 }

@@ -78,6 +78,15 @@ impl MigrationTrait for M0014InventoriesAndUndos {
                     .to_owned(),
             )
             .await?;
-        manager.create_index(Index::create().name("undos_state_due").table(Undos::Table).col(Undos::State).col(Undos::DueAtUs).to_owned()).await
+        manager
+            .create_index(
+                Index::create()
+                    .name("undos_state_due")
+                    .table(Undos::Table)
+                    .col(Undos::State)
+                    .col(Undos::DueAtUs)
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -64,26 +64,43 @@ impl Attack for GceStopInstance {
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {
-        let base = format!("{}/compute/v1/projects/{}/zones/{}/instances", args.endpoint.trim_end_matches('/'), args.project, args.zone);
+        let base = format!(
+            "{}/compute/v1/projects/{}/zones/{}/instances",
+            args.endpoint.trim_end_matches('/'),
+            args.project,
+            args.zone
+        );
         // GCE's list filter: labels.KEY = "VALUE" AND ... (quoted: values may hold spaces).
         let filter = args.labels.iter().map(|(k, v)| format!("labels.{k} = \"{v}\"")).collect::<Vec<_>>().join(" AND ");
         let list = send("GET", &format!("{base}?filter={}", encode(&filter)))?;
-        let listed: InstanceList = serde_json::from_slice(&list.body).map_err(|e| PluginError::failed(format!("the instance list is not GCE's JSON: {e}")))?;
+        let listed: InstanceList = serde_json::from_slice(&list.body)
+            .map_err(|e| PluginError::failed(format!("the instance list is not GCE's JSON: {e}")))?;
         let running: Vec<String> = listed.items.into_iter().filter(|i| i.status == "RUNNING").map(|i| i.name).collect();
         info!("{} running instances match {filter}", running.len());
         let Some(victim) = targets::choose(&mut ctx.rng(), running, 1).pop() else {
-            return Err(PluginError::failed(format!("no running instance in {}/{} matches {filter}", args.project, args.zone)));
+            return Err(PluginError::failed(format!(
+                "no running instance in {}/{} matches {filter}",
+                args.project, args.zone
+            )));
         };
         let stopped = send("POST", &format!("{base}/{victim}/stop"))?;
         let operation: serde_json::Value = serde_json::from_slice(&stopped.body).unwrap_or_default();
         let summary = if ctx.dry_run { format!("would stop {victim}") } else { format!("stopping {victim}") };
-        Ok(Report::new(summary).target(victim).details(json!({"operation": operation["name"], "status": stopped.status})))
+        Ok(Report::new(summary)
+            .target(victim)
+            .details(json!({"operation": operation["name"], "status": stopped.status})))
     }
 }
 
 /// One API call; any answer but 2xx (or a dry run's 0) fails the attack with GCE's status.
 fn send(method: &str, url: &str) -> Result<http::Response, PluginError> {
-    let response = http::send(&http::Request { method: method.into(), url: url.into(), headers: vec![], body: None, timeout_ms: Some(10_000) })?;
+    let response = http::send(&http::Request {
+        method: method.into(),
+        url: url.into(),
+        headers: vec![],
+        body: None,
+        timeout_ms: Some(10_000),
+    })?;
     if response.status != 0 && !(200..300).contains(&response.status) {
         let excerpt = String::from_utf8_lossy(&response.body[..response.body.len().min(300)]).into_owned();
         return Err(PluginError::failed(format!("{method} {url} -> {}: {excerpt}", response.status)));

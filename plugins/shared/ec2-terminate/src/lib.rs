@@ -32,7 +32,11 @@ pub fn schema_properties() -> Map<String, Value> {
 }
 
 /// Runs the attack: `excluded` lists the ids that must survive.
-pub fn terminate(ctx: &RunContext, args: &TargetArgs, excluded: &dyn Fn(&[ec2::Filter]) -> Result<Vec<String>, PluginError>) -> Result<Report, PluginError> {
+pub fn terminate(
+    ctx: &RunContext,
+    args: &TargetArgs,
+    excluded: &dyn Fn(&[ec2::Filter]) -> Result<Vec<String>, PluginError>,
+) -> Result<Report, PluginError> {
     let selection = Selection::from_args(args.count, args.percent)?;
     let filters = running_only("filters", filters_from_json("filters", &args.filters)?)?;
     let matching = ec2::describe_instances(&args.region, &filters)?;
@@ -44,7 +48,8 @@ pub fn terminate(ctx: &RunContext, args: &TargetArgs, excluded: &dyn Fn(&[ec2::F
         )));
     }
     let spared = excluded(&filters)?;
-    let candidates: Vec<ec2::Instance> = matching.iter().filter(|i| !spared.contains(&i.instance_id)).cloned().collect();
+    let candidates: Vec<ec2::Instance> =
+        matching.iter().filter(|i| !spared.contains(&i.instance_id)).cloned().collect();
     if candidates.is_empty() {
         return Err(PluginError::failed(format!(
             "all {} instances matching filters {} in {} are excluded",
@@ -62,7 +67,8 @@ pub fn terminate(ctx: &RunContext, args: &TargetArgs, excluded: &dyn Fn(&[ec2::F
         warn!("EC2 reported {} of {} instances", done.len(), ids.len());
     }
     let verb = if ctx.dry_run { "dry run: would terminate" } else { "terminated" };
-    let summary = format!("{verb} {} in {} ({} of {} candidates)", ids.join(", "), args.region, ids.len(), candidates.len());
+    let summary =
+        format!("{verb} {} in {} ({} of {} candidates)", ids.join(", "), args.region, ids.len(), candidates.len());
     let details = json!({
         "region": args.region,
         "matching": matching.len(),

@@ -97,5 +97,7 @@ pub fn report(ctx: &RunContext, summary: Summary, done: &[Done], details: Value)
     let mut details = details;
     details["hosts"] = Value::Array(hosts);
     details["dry_run"] = Value::Bool(ctx.dry_run);
-    done.iter().fold(Report::new(summary).details(details), |report, d| report.target(d.host.name.clone()).target(d.host.target.address.clone()))
+    done.iter().fold(Report::new(summary).details(details), |report, d| {
+        report.target(d.host.name.clone()).target(d.host.target.address.clone())
+    })
 }

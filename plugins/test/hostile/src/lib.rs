@@ -102,7 +102,8 @@ impl Attack for Hostile {
             Mode::Env => Ok(Report::new(format!("{} variables", std::env::vars().count()))
                 .details(json!({"vars": std::env::vars().collect::<Vec<_>>()}))),
             Mode::Http { method, url } => {
-                let response = http::send(&http::Request { method, url, headers: vec![], body: None, timeout_ms: None })?;
+                let response =
+                    http::send(&http::Request { method, url, headers: vec![], body: None, timeout_ms: None })?;
                 Ok(Report::new(format!("status {}", response.status)).target(response.final_url))
             }
             Mode::Ec2 { region } => {
@@ -111,14 +112,17 @@ impl Attack for Hostile {
             }
             Mode::Ec2Terminate { region, tag_key, tag_value, terminate } => {
                 let filter = ec2::Filter { name: format!("tag:{tag_key}"), values: vec![tag_value] };
-                let described: Vec<String> = ec2::describe_instances(&region, &[filter])?.into_iter().map(|i| i.instance_id).collect();
+                let described: Vec<String> =
+                    ec2::describe_instances(&region, &[filter])?.into_iter().map(|i| i.instance_id).collect();
                 let done = ec2::terminate_instances(&region, &terminate)?;
-                let states: Vec<String> = done.iter().map(|t| format!("{}={}", t.instance_id, t.current_state)).collect();
+                let states: Vec<String> =
+                    done.iter().map(|t| format!("{}={}", t.instance_id, t.current_state)).collect();
                 Ok(Report::new(states.join(",")).details(json!({"described": described})))
             }
             Mode::Script { name } => {
                 let bytes = scripts::read(&name)?;
-                Ok(Report::new(format!("{} bytes", bytes.len())).details(json!({"first_line": String::from_utf8_lossy(&bytes).lines().next().unwrap_or("")})))
+                Ok(Report::new(format!("{} bytes", bytes.len()))
+                    .details(json!({"first_line": String::from_utf8_lossy(&bytes).lines().next().unwrap_or("")})))
             }
             Mode::Ssh { address } => {
                 let target = ssh::Target { address, port: 22, user: "root".into(), credential: "none".into() };

@@ -24,7 +24,13 @@ impl Guest for LegacyAttack {
 
     fn run(_ctx: RunContext, args: String) -> Result<AttackReport, PluginError> {
         let url = args.split('"').nth(3).ok_or_else(|| PluginError::InvalidArgs("url: missing".into()))?.to_string();
-        let request = Request { method: "GET".into(), url: url.clone(), headers: Vec::new(), body: None, timeout_ms: Some(5_000) };
+        let request = Request {
+            method: "GET".into(),
+            url: url.clone(),
+            headers: Vec::new(),
+            body: None,
+            timeout_ms: Some(5_000),
+        };
         match send(&request) {
             Ok(response) => Ok(AttackReport {
                 summary: format!("GET {url} -> {}", response.status),
