@@ -157,7 +157,9 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
         let mut endpoint_missing = good.clone();
         endpoint_missing["attack"]["args"].as_object_mut().unwrap().remove("endpoint");
 
-        let cases: Vec<(&str, Option<serde_json::Value>, Option<Vec<u8>>, &str, u16, &str)> = vec![
+        // (what, JSON body, raw body, content type, expected status, expected detail)
+        type Case = (&'static str, Option<serde_json::Value>, Option<Vec<u8>>, &'static str, u16, &'static str);
+        let cases: Vec<Case> = vec![
             ("not json", None, Some(b"not json".to_vec()), "application/json", 400, "payload must be a valid json"),
             (
                 "JSON sent as text/plain",

@@ -350,6 +350,7 @@ async fn a_known_secret_in_script_args_fault_targets_and_undos_shows_nowhere() {
     let executor = stopped["id"].as_str().unwrap().to_string();
     wait_for("the undo to run", async || undo_of(&api, &executor).await["state"] == "done").await;
     let _ = frozen.kill();
+    let _ = frozen.wait();
     let shown = [
         (
             "the script's executor",

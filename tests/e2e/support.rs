@@ -323,9 +323,12 @@ pub async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String,
 
 /// A local HTTP server that records requests (and their heads) and answers 200 (after
 /// `delay`).
+/// A request a sink captured: method, path and query, body.
+pub type Captured = (String, String, Vec<u8>);
+
 pub struct Sink {
     pub addr: SocketAddr,
-    requests: Arc<Mutex<Vec<(String, String, Vec<u8>)>>>,
+    requests: Arc<Mutex<Vec<Captured>>>,
     heads: Arc<Mutex<Vec<String>>>,
 }
 
@@ -367,7 +370,7 @@ impl Sink {
     }
 
     /// Each request with the value of its header `name` (lower-case), if any.
-    pub fn requests_with_header(&self, name: &str) -> Vec<((String, String, Vec<u8>), Option<String>)> {
+    pub fn requests_with_header(&self, name: &str) -> Vec<(Captured, Option<String>)> {
         let requests = self.requests.lock().unwrap();
         let heads = self.heads.lock().unwrap();
         let value = |head: &String| {

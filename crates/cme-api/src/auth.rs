@@ -35,12 +35,13 @@ impl Role {
 
     /// Whether this role may do what `needed` may.
     pub fn allows(self, needed: Role) -> bool {
-        match (self, needed) {
-            (Role::Admin, _) => true,
-            (_, Role::Viewer) => true,
-            (Role::Operator, Role::Operator) | (Role::Publisher, Role::Publisher) => true,
-            _ => false,
-        }
+        matches!(
+            (self, needed),
+            (Role::Admin, _)
+                | (_, Role::Viewer)
+                | (Role::Operator, Role::Operator)
+                | (Role::Publisher, Role::Publisher)
+        )
     }
 }
 

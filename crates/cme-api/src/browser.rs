@@ -44,7 +44,7 @@ impl HostPolicy {
             return false;
         }
         let host = host_of(authority);
-        !host.is_empty() && self.hosts.iter().any(|h| *h == host)
+        !host.is_empty() && self.hosts.contains(&host)
     }
 
     pub fn hosts(&self) -> &[String] {
@@ -117,10 +117,10 @@ fn authority_of(req: &ServiceRequest, policy: &HostPolicy) -> Result<String, Api
             None => return Err(misdirected("the request names no Host".into())),
         },
     };
-    if let Some(target) = req.uri().authority() {
-        if !target.as_str().eq_ignore_ascii_case(&authority) {
-            return Err(misdirected("the request target and the Host header name different hosts".into()));
-        }
+    if let Some(target) = req.uri().authority()
+        && !target.as_str().eq_ignore_ascii_case(&authority)
+    {
+        return Err(misdirected("the request target and the Host header name different hosts".into()));
     }
     if authority.is_empty() || !policy.allows(&authority) {
         return Err(misdirected(format!(

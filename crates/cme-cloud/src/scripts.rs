@@ -44,15 +44,12 @@ impl ScriptLibrary {
     /// Every script name, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = embedded().map(|(n, _)| n.to_string()).collect();
-        if let Some(dir) = &self.dir {
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                names.extend(
-                    entries
-                        .filter_map(Result::ok)
-                        .filter_map(|e| e.file_name().into_string().ok())
-                        .filter(|n| plain(n)),
-                );
-            }
+        if let Some(dir) = &self.dir
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            names.extend(
+                entries.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).filter(|n| plain(n)),
+            );
         }
         names.sort();
         names.dedup();
@@ -65,12 +62,11 @@ impl ScriptLibrary {
         if !plain(file) {
             return Err(ScriptError::Refused(name.to_string()));
         }
-        if let Some(dir) = &self.dir {
-            if let Some(bytes) =
+        if let Some(dir) = &self.dir
+            && let Some(bytes) =
                 read_within(dir, file).map_err(|reason| ScriptError::Io { name: name.to_string(), reason })?
-            {
-                return Ok(bytes);
-            }
+        {
+            return Ok(bytes);
         }
         embedded()
             .find(|(n, _)| *n == file)

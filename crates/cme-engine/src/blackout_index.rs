@@ -163,10 +163,10 @@ impl crate::Engine {
     /// generation is read every time: a blackout made on any replica holds at once).
     pub(crate) async fn blackout_index(&self) -> Result<Arc<BlackoutIndex>, crate::StorageError> {
         let generation = self.storage.blackouts_generation().await?;
-        if let Some((known, index)) = self.blackout_cache.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            if *known == generation {
-                return Ok(index.clone());
-            }
+        if let Some((known, index)) = self.blackout_cache.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && *known == generation
+        {
+            return Ok(index.clone());
         }
         let index = Arc::new(BlackoutIndex::new(self.storage.blackouts().await?));
         tracing::debug!(blackouts = index.len(), %generation, "blackout index rebuilt");

@@ -336,16 +336,16 @@ impl Engine {
             if tokio::time::timeout(DEADMAN_PING, self.storage.halt_state()).await.is_ok_and(|r| r.is_ok()) {
                 database_ok = Instant::now();
             }
-            if let Some((call, interval, _)) = &heartbeat {
-                if Instant::now() >= next_heartbeat {
-                    next_heartbeat = Instant::now() + *interval;
-                    let (verdict, calls) =
-                        self.ask_probe(call, format!("engine/heartbeat/{}", Utc::now().timestamp_millis()), None).await;
-                    self.audit_calls(calls).await;
-                    match verdict {
-                        Ok(()) => heartbeat_ok = Instant::now(),
-                        Err(why) => tracing::warn!(%why, "the heartbeat probe is not healthy"),
-                    }
+            if let Some((call, interval, _)) = &heartbeat
+                && Instant::now() >= next_heartbeat
+            {
+                next_heartbeat = Instant::now() + *interval;
+                let (verdict, calls) =
+                    self.ask_probe(call, format!("engine/heartbeat/{}", Utc::now().timestamp_millis()), None).await;
+                self.audit_calls(calls).await;
+                match verdict {
+                    Ok(()) => heartbeat_ok = Instant::now(),
+                    Err(why) => tracing::warn!(%why, "the heartbeat probe is not healthy"),
                 }
             }
             let silent = if database_ok.elapsed() > limits.database_after {

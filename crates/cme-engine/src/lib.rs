@@ -67,6 +67,9 @@ pub use telemetry::describe_metrics;
 pub use undo::{Undo, UndoAttempt, UndoState};
 
 /// The engine. Share it as `Arc<Engine>`.
+/// A run in flight on this engine: its plan id and its own stop signal (a reason once stopped).
+type RunInFlight = (String, watch::Sender<Option<String>>);
+
 pub struct Engine {
     storage: Arc<dyn Storage>,
     host: Arc<dyn PluginHost>,
@@ -93,7 +96,7 @@ pub struct Engine {
     /// Halt, resume and the halt's retried persisting write one at a time.
     halt_writes: tokio::sync::Mutex<()>,
     /// Attacks running on this engine: executor id -> (plan id, its own stop signal).
-    runs_in_flight: std::sync::Mutex<std::collections::HashMap<String, (String, watch::Sender<Option<String>>)>>,
+    runs_in_flight: std::sync::Mutex<std::collections::HashMap<String, RunInFlight>>,
     /// Wakes the planning loop of recurring plans.
     horizon_wake: Notify,
     /// Plans whose stop conditions this engine watches.

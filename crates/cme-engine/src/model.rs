@@ -345,6 +345,7 @@ impl<'de> Deserialize<'de> for RunLog {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(default)]
+        #[derive(Default)]
         struct Object {
             lines: Vec<LogLine>,
             stdout: String,
@@ -352,17 +353,7 @@ impl<'de> Deserialize<'de> for RunLog {
             dry_run_actions: Vec<String>,
             elapsed_ms: u64,
         }
-        impl Default for Object {
-            fn default() -> Self {
-                Object {
-                    lines: Vec::new(),
-                    stdout: String::new(),
-                    stderr: String::new(),
-                    dry_run_actions: Vec::new(),
-                    elapsed_ms: 0,
-                }
-            }
-        }
+
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Stored {

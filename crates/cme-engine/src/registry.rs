@@ -176,10 +176,10 @@ impl Engine {
     async fn try_upload(&self, upload: Upload, by: &str) -> Result<Uploaded, EngineError> {
         too_large(&upload.wasm, self.config.max_plugin_bytes)?;
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&upload.wasm));
-        if let Some(expected) = &upload.expected_sha256 {
-            if !expected.trim().eq_ignore_ascii_case(&sha256) {
-                return Err(EngineError::DigestMismatch { expected: expected.clone(), actual: sha256 });
-            }
+        if let Some(expected) = &upload.expected_sha256
+            && !expected.trim().eq_ignore_ascii_case(&sha256)
+        {
+            return Err(EngineError::DigestMismatch { expected: expected.clone(), actual: sha256 });
         }
         // Before compiling: a refused signature costs nothing.
         let signer = self.config.trusted_keys.judge(&upload.wasm, upload.signature.as_deref())?;
@@ -345,7 +345,7 @@ impl Engine {
             answering.iter().copied().filter(|e| version.is_none_or(|v| e.loaded.description.version == v)).collect();
         if pinned.is_empty() {
             let mut available: Vec<&Arc<Entry>> = answering.clone();
-            available.sort_by(|a, b| a.loaded.description.semver().cmp(&b.loaded.description.semver()));
+            available.sort_by_key(|a| a.loaded.description.semver());
             return Err(EngineError::NoSuchVersion {
                 kind,
                 reference: wanted,

@@ -326,11 +326,11 @@ impl Engine {
         }
         let runs = self.runs_in_flight.lock().unwrap_or_else(|e| e.into_inner());
         for (executor_id, (plan_id, stop)) in runs.iter() {
-            if let Some(blackout) = stopping.iter().find(|b| b.holds(plan_id, now)) {
-                if stop.borrow().is_none() {
-                    tracing::warn!(%executor_id, %plan_id, blackout = %blackout.name, "a blackout started: cancelling the run");
-                    stop.send_replace(Some(format!("{} started", blackout.reason())));
-                }
+            if let Some(blackout) = stopping.iter().find(|b| b.holds(plan_id, now))
+                && stop.borrow().is_none()
+            {
+                tracing::warn!(%executor_id, %plan_id, blackout = %blackout.name, "a blackout started: cancelling the run");
+                stop.send_replace(Some(format!("{} started", blackout.reason())));
             }
         }
     }

@@ -167,46 +167,6 @@ pub(crate) fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     Ok(ipnet::IpNet::from(ip))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ssh_networks_contain_their_addresses_only() {
-        let grant = SshGrant {
-            max_sessions: 1,
-            hosts: vec!["10.1.0.0/16".into(), "192.168.5.7".into(), "fd00::/8".into()],
-            inventories: vec![],
-        };
-        for (address, allowed) in [
-            ("10.1.2.3", true),
-            ("10.2.0.1", false),
-            ("192.168.5.7", true),
-            ("192.168.5.8", false),
-            ("fd12::1", true),
-            ("fe80::1", false),
-            ("not-an-ip", false),
-        ] {
-            assert_eq!(grant.allows_host(address), allowed, "{address}");
-        }
-        let bad: Grant = serde_json::from_str(r#"{"ssh":{"hosts":["10.0.0.0/33"]}}"#).unwrap();
-        assert!(bad.validate().unwrap_err().to_string().contains("prefix"));
-        let everything = SshGrant { max_sessions: 1, hosts: vec!["0.0.0.0/0".into()], inventories: vec![] };
-        assert!(everything.allows_host("8.8.8.8"));
-    }
-
-    #[test]
-    fn grants_parse_from_json_and_reject_unknown_fields() {
-        let grant =
-            Grant::from_json(&serde_json::json!({"http": {"urls": ["https://api.example.com"]}, "scripts": true}))
-                .unwrap();
-        assert!(grant.scripts);
-        assert!(Grant::from_json(&serde_json::json!({"htpp": {}})).unwrap_err().to_string().contains("unknown field"));
-        let bad = Grant::from_json(&serde_json::json!({"http": {"urls": ["nope"]}})).unwrap_err();
-        assert!(bad.to_string().contains("invalid URL pattern"), "{bad}");
-    }
-}
-
 impl Grant {
     /// The JSON Schema of a grant document (what `from_json` accepts before validation):
     /// for API descriptions.
@@ -248,5 +208,45 @@ impl Grant {
                 "scripts": {"type": "boolean"}
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_networks_contain_their_addresses_only() {
+        let grant = SshGrant {
+            max_sessions: 1,
+            hosts: vec!["10.1.0.0/16".into(), "192.168.5.7".into(), "fd00::/8".into()],
+            inventories: vec![],
+        };
+        for (address, allowed) in [
+            ("10.1.2.3", true),
+            ("10.2.0.1", false),
+            ("192.168.5.7", true),
+            ("192.168.5.8", false),
+            ("fd12::1", true),
+            ("fe80::1", false),
+            ("not-an-ip", false),
+        ] {
+            assert_eq!(grant.allows_host(address), allowed, "{address}");
+        }
+        let bad: Grant = serde_json::from_str(r#"{"ssh":{"hosts":["10.0.0.0/33"]}}"#).unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("prefix"));
+        let everything = SshGrant { max_sessions: 1, hosts: vec!["0.0.0.0/0".into()], inventories: vec![] };
+        assert!(everything.allows_host("8.8.8.8"));
+    }
+
+    #[test]
+    fn grants_parse_from_json_and_reject_unknown_fields() {
+        let grant =
+            Grant::from_json(&serde_json::json!({"http": {"urls": ["https://api.example.com"]}, "scripts": true}))
+                .unwrap();
+        assert!(grant.scripts);
+        assert!(Grant::from_json(&serde_json::json!({"htpp": {}})).unwrap_err().to_string().contains("unknown field"));
+        let bad = Grant::from_json(&serde_json::json!({"http": {"urls": ["nope"]}})).unwrap_err();
+        assert!(bad.to_string().contains("invalid URL pattern"), "{bad}");
     }
 }

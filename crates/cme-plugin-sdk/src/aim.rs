@@ -172,7 +172,7 @@ impl Aim {
                     None | Some("private") => false,
                     Some("public") => true,
                     Some(other) => {
-                        return Err(PluginError::invalid("ssh.address", &format!("private or public, not {other:?}")));
+                        return Err(PluginError::invalid("ssh.address", format!("private or public, not {other:?}")));
                     }
                 };
                 let filters = running_only("filters", filters_from_json("filters", filters)?)?;

@@ -18,6 +18,8 @@ use crate::{Describe, PluginError, time};
 /// Bindings generated from `wit/` for the `planner` world; the interfaces are the shared
 /// ones of [`crate::wit`].
 #[doc(hidden)]
+// The generated export glue takes one argument per WIT parameter.
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "planner",

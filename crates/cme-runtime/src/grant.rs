@@ -203,7 +203,8 @@ mod tests {
         let terminate_any = || vec![Capability::Ec2Terminate { regions: vec![] }];
         let http_grant =
             Grant { http: Some(HttpGrant { urls: vec!["*".into()], ..Default::default() }), ..Grant::default() };
-        let cases: Vec<(&str, Vec<Capability>, Grant, CapabilityUse, Result<(), &str>)> = vec![
+        type Case = (&'static str, Vec<Capability>, Grant, CapabilityUse<'static>, Result<(), &'static str>);
+        let cases: Vec<Case> = vec![
             ("http declared and granted", http(), http_grant.clone(), CapabilityUse::Http, Ok(())),
             (
                 "http granted, not declared",

@@ -1329,7 +1329,7 @@ impl Store {
                 executor::Column::Reason,
                 match &end.reason {
                     Some(reason) => Expr::value(reason.clone()),
-                    None => Expr::col(executor::Column::Reason).into(),
+                    None => Expr::col(executor::Column::Reason),
                 },
             )
             .col_expr(executor::Column::LeaseOwner, Expr::value(Option::<String>::None))

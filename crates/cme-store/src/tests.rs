@@ -476,7 +476,10 @@ async fn inventories_are_replaced_whole_and_undos_are_recorded_once() {
             .await
             .unwrap();
         let replaced = Inventory { hosts: vec![host("web-3", "c")], ..web.clone() };
-        store.put_inventories(&[replaced.clone()], &AuditEvent::action("admin", "inventory.put", "web")).await.unwrap();
+        store
+            .put_inventories(std::slice::from_ref(&replaced), &AuditEvent::action("admin", "inventory.put", "web"))
+            .await
+            .unwrap();
         assert_eq!(store.inventory("web").await.unwrap().unwrap().hosts, replaced.hosts, "replaced whole");
         assert_eq!(store.inventories().await.unwrap().len(), 1);
         assert!(store.delete_inventory("web", &AuditEvent::action("admin", "inventory.delete", "web")).await.unwrap());

@@ -917,5 +917,5 @@ fn sign_plugin(key: &std::path::Path, wasm: &[u8]) -> anyhow::Result<String> {
         anyhow::bail!("a {} key: plugin signatures are ed25519 (ssh-keygen -t ed25519)", key.algorithm());
     }
     let signature = key.sign(cme_engine::SIGNATURE_NAMESPACE, ssh_key::HashAlg::Sha512, wasm).context("signing")?;
-    Ok(signature.to_pem(ssh_key::LineEnding::LF).context("armoring the signature")?)
+    signature.to_pem(ssh_key::LineEnding::LF).context("armoring the signature")
 }

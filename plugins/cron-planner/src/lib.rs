@@ -95,7 +95,7 @@ impl Planner for CronPlanner {
 /// Reads a cron pattern (5 or 6 fields, or an `@` nickname); the error names the field.
 pub fn parse(pattern: &str) -> Result<Cron, PluginError> {
     let fields = pattern.split_whitespace().count();
-    if !(fields == 5 || fields == 6) && !pattern.trim_start().starts_with('@') {
+    if !(fields == 5 || fields == 6 || pattern.trim_start().starts_with('@')) {
         return Err(PluginError::invalid(
             "cron",
             format!("{pattern:?} has {fields} fields; use 5 (minute hour day month weekday) or 6 (seconds first)"),

@@ -111,16 +111,16 @@ impl Probe for HttpProbe {
             };
             return Ok(Verdict::unhealthy(format!("{answered}, expected {expected}")).values(values));
         }
-        if let Some(max) = args.max_latency_ms {
-            if response.elapsed_ms > max {
-                return Ok(Verdict::unhealthy(format!("{answered}, slower than {max} ms")).values(values));
-            }
+        if let Some(max) = args.max_latency_ms
+            && response.elapsed_ms > max
+        {
+            return Ok(Verdict::unhealthy(format!("{answered}, slower than {max} ms")).values(values));
         }
         let body = String::from_utf8_lossy(&response.body);
-        if let Some(needle) = &args.body_contains {
-            if !body.contains(needle.as_str()) {
-                return Ok(Verdict::unhealthy(format!("{answered}, body without {needle:?}")).values(values));
-            }
+        if let Some(needle) = &args.body_contains
+            && !body.contains(needle.as_str())
+        {
+            return Ok(Verdict::unhealthy(format!("{answered}, body without {needle:?}")).values(values));
         }
         if let (Some(pointer), Some(expected)) = (&args.json_pointer, &args.json_equals) {
             let found =

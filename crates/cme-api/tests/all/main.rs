@@ -254,7 +254,7 @@ async fn a_panicking_handler_is_a_500_not_a_dead_worker() {
     let failed =
         test::try_call_service(&app, post("/api/1/plans/", &body).insert_header(("host", "localhost")).to_request())
             .await;
-    let response = failed.err().expect("the panic is answered as an error").error_response();
+    let response = failed.expect_err("the panic is answered as an error").error_response();
     let status = response.status().as_u16();
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let answer: Value =

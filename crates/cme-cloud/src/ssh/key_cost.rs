@@ -85,7 +85,7 @@ fn check_pkcs8(der: &[u8]) -> Result<(), String> {
         )),
         Kdf::Scrypt(kdf) => {
             let work = 128u64
-                .saturating_mul(kdf.cost_parameter as u64)
+                .saturating_mul(kdf.cost_parameter)
                 .saturating_mul(kdf.block_size as u64)
                 .saturating_mul(kdf.parallelization as u64);
             if work > MAX_SCRYPT_WORK_BYTES {
@@ -112,10 +112,10 @@ fn check_ppk(text: &str) -> Result<(), String> {
         ("Argon2-Passes", MAX_ARGON2_PASSES),
         ("Argon2-Parallelism", MAX_ARGON2_PARALLELISM),
     ] {
-        if let Some(value) = header(name) {
-            if value > cap {
-                return Err(format!("the key's {name} is {value}; at most {cap} is accepted"));
-            }
+        if let Some(value) = header(name)
+            && value > cap
+        {
+            return Err(format!("the key's {name} is {value}; at most {cap} is accepted"));
         }
     }
     Ok(())

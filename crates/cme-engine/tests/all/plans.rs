@@ -33,7 +33,8 @@ async fn refused_plans_say_why_and_store_nothing() {
     unknown.attack.reference = "nope:Nope".into();
     let mut dotted_unknown = plan(json!({}), json!({"in_ms": [1000]}));
     dotted_unknown.planner.reference = "exact_planner.Nope".into();
-    let cases: Vec<(&str, cme_engine::NewPlan, fn(&EngineError) -> bool)> = vec![
+    type Case = (&'static str, cme_engine::NewPlan, fn(&EngineError) -> bool);
+    let cases: Vec<Case> = vec![
         (
             "an unknown attack ref",
             unknown,

@@ -75,7 +75,8 @@ async fn bad_uploads_and_grants_are_refused_and_change_nothing() {
         expected_sha256: None,
         signature: None,
     };
-    let cases: Vec<(&str, Upload, fn(&EngineError) -> bool)> = vec![
+    type Case = (&'static str, Upload, fn(&EngineError) -> bool);
+    let cases: Vec<Case> = vec![
         ("not a component", Upload { wasm: b"\0asm garbage".to_vec(), expected_sha256: None, signature: None }, |e| {
             matches!(e, EngineError::NotAPlugin(_))
         }),

@@ -10,6 +10,9 @@ use cme_engine::*;
 use cme_store::Store;
 use tokio::sync::Notify;
 
+/// Where the first extension waits for the other engine, and every extension's outcome.
+pub type ExtendRace = (Arc<tokio::sync::Barrier>, Arc<std::sync::Mutex<Vec<bool>>>);
+
 pub struct SlowClaims {
     inner: Arc<Store>,
     /// Notified when a claim starts.
@@ -21,7 +24,7 @@ pub struct SlowClaims {
     pub fail_halt_writes: std::sync::atomic::AtomicBool,
     /// The first horizon extension waits here for another engine's (a forced race), and
     /// every extension's outcome is recorded.
-    pub extend_race: Option<(Arc<tokio::sync::Barrier>, Arc<std::sync::Mutex<Vec<bool>>>)>,
+    pub extend_race: Option<ExtendRace>,
     raced: std::sync::atomic::AtomicBool,
 }
 

@@ -31,12 +31,11 @@ pub fn schema_properties() -> Map<String, Value> {
     properties.as_object().cloned().expect("a literal object")
 }
 
+/// Lists, for the attack's filters, the ids of the instances that must survive.
+pub type Excluded<'a> = &'a dyn Fn(&[ec2::Filter]) -> Result<Vec<String>, PluginError>;
+
 /// Runs the attack: `excluded` lists the ids that must survive.
-pub fn terminate(
-    ctx: &RunContext,
-    args: &TargetArgs,
-    excluded: &dyn Fn(&[ec2::Filter]) -> Result<Vec<String>, PluginError>,
-) -> Result<Report, PluginError> {
+pub fn terminate(ctx: &RunContext, args: &TargetArgs, excluded: Excluded) -> Result<Report, PluginError> {
     let selection = Selection::from_args(args.count, args.percent)?;
     let filters = running_only("filters", filters_from_json("filters", &args.filters)?)?;
     let matching = ec2::describe_instances(&args.region, &filters)?;

@@ -2,7 +2,12 @@
 //! same grant checks, through the 0.1.0 names of the capabilities. Args: `{"url": "..."}`;
 //! it GETs the URL and reports the status (a refusal comes back as the 0.1.0 host-error).
 
-wit_bindgen::generate!({ world: "attack", path: "../../../wit/legacy/v0.1.0" });
+// The generated export glue takes one argument per WIT parameter.
+#[allow(clippy::too_many_arguments)]
+mod bindings {
+    wit_bindgen::generate!({ world: "attack", path: "../../../wit/legacy/v0.1.0" });
+}
+use bindings::*;
 
 use cme::plugin::http::{Request, send};
 use cme::plugin::types::{Capability, HostError};
