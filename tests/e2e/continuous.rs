@@ -367,7 +367,6 @@ async fn misfire_run_once_makes_one_catch_up_run_after_downtime() {
 #[tokio::test]
 async fn two_engines_on_one_postgres_extend_a_recurring_plan_exactly_once() {
     if !backends().contains(&Backend::Postgres) {
-        eprintln!("skipping: two engines need PostgreSQL (CME_TEST_POSTGRES_URL)");
         return;
     }
     let sink = Sink::start(Duration::ZERO).await;

@@ -22,12 +22,10 @@ pub struct Launched {
 impl Moto {
     pub async fn connect(region: &str) -> Option<Moto> {
         let Ok(url) = std::env::var("CME_TEST_MOTO_URL") else {
-            assert_ne!(
-                std::env::var("CME_REQUIRE_PEERS").as_deref(),
-                Ok("1"),
-                "CME_TEST_MOTO_URL is required under CI (.ci/run starts moto)"
+            cme_test_peers::missing_peer(
+                "CME_TEST_MOTO_URL (a moto server; .ci/run starts one)",
+                "pip install 'moto[server]'; moto_server -p PORT; CME_TEST_MOTO_URL=http://127.0.0.1:PORT",
             );
-            eprintln!("skipping: CME_TEST_MOTO_URL is not set");
             return None;
         };
         let config = aws_sdk_ec2::Config::builder()

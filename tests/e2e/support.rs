@@ -22,11 +22,11 @@ pub enum Backend {
 pub fn backends() -> Vec<Backend> {
     match std::env::var("CME_TEST_POSTGRES_URL") {
         Ok(_) => vec![Backend::Sqlite, Backend::Postgres],
-        Err(_) if std::env::var("CME_REQUIRE_PEERS").as_deref() == Ok("1") => {
-            panic!("CME_REQUIRE_PEERS=1 but CME_TEST_POSTGRES_URL is not set: start PostgreSQL (see .ci/run)")
-        }
         Err(_) => {
-            eprintln!("skipping the PostgreSQL runs: CME_TEST_POSTGRES_URL is not set");
+            cme_test_peers::missing_peer(
+                "CME_TEST_POSTGRES_URL (a PostgreSQL server; .ci/run starts one)",
+                "apt-get install postgresql; CME_TEST_POSTGRES_URL=postgres://...",
+            );
             vec![Backend::Sqlite]
         }
     }
@@ -454,11 +454,7 @@ impl Service {
 pub fn tool(paths: &[PathBuf], install: &str) -> Option<PathBuf> {
     let found = paths.iter().find(|p| p.exists()).cloned();
     if found.is_none() {
-        assert!(
-            std::env::var("CME_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "CME_REQUIRE_PEERS=1 but {paths:?} is missing ({install})"
-        );
-        eprintln!("skipping: none of {paths:?} is installed ({install})");
+        cme_test_peers::missing_peer(&format!("{paths:?}"), install);
     }
     found
 }

@@ -1,7 +1,10 @@
 //! `cargo xtask <task>`: project tasks that are not tests.
 //!
-//! * `bench [--quick]`: builds `cme` in release and measures it against the targets of
-//!   ARCHITECTURE.md §9 (figures, not assertions; the machine's load is printed too).
+//! * `bench [--quick]`: builds `cme` in release and measures it against the performance
+//!   targets of ARCHITECTURE.md (figures, not assertions; the machine's load is printed too).
+//! * `fuzz [--minutes N] [--cases N]`: every fuzz target, round after round.
+//! * `test`: the whole suite as CI runs it (`.ci/run`): installs and starts every peer,
+//!   checks formatting and lints, runs `cargo test --workspace`; a missing peer fails it.
 //!
 //! A new plugin project comes from the binary: `cme plugins new NAME --kind attack|planner|probe`.
 
@@ -13,9 +16,10 @@ fn main() -> std::process::ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("test") => test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--quick] [--only GROUP,...]\n       cargo xtask fuzz [--minutes N] [--cases N]"
+                "usage: cargo xtask bench [--quick] [--only GROUP,...]\n       cargo xtask fuzz [--minutes N] [--cases N]\n       cargo xtask test"
             );
             return std::process::ExitCode::from(2);
         }
@@ -27,4 +31,13 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The whole suite as CI runs it: `.ci/run` installs and starts every peer it needs and
+/// fails (never skips) when one is missing.
+fn test() -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the root");
+    let status = std::process::Command::new("bash").arg(root.join(".ci/run")).current_dir(root).status()?;
+    anyhow::ensure!(status.success(), ".ci/run failed ({status})");
+    Ok(())
 }

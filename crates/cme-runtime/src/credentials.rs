@@ -16,7 +16,7 @@ pub struct SshCredential {
 }
 
 /// On whose behalf a run acts: opaque to the runtime, handed to the
-/// [`CredentialSource`] so that it can decide which credentials the run may use.
+/// [`SshStore`] so that it can decide which credentials the run may use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOwner {
     /// The plan the run belongs to.

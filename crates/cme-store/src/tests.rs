@@ -107,10 +107,9 @@ async fn sealed_credentials_need_the_key_and_old_plain_rows_still_read() {
 /// A fresh PostgreSQL database for this test, or None when no server is configured.
 fn fresh_postgres(name: &str) -> Option<String> {
     let Ok(admin) = std::env::var("CME_TEST_POSTGRES_URL") else {
-        assert_ne!(
-            std::env::var("CME_REQUIRE_PEERS").as_deref(),
-            Ok("1"),
-            "CME_TEST_POSTGRES_URL is required under CI"
+        cme_test_peers::missing_peer(
+            "CME_TEST_POSTGRES_URL (a PostgreSQL server; .ci/run starts one)",
+            "apt-get install postgresql; CME_TEST_POSTGRES_URL=postgres://...",
         );
         return None;
     };

@@ -9,12 +9,10 @@ fn moto_url() -> Option<String> {
     match std::env::var("CME_TEST_MOTO_URL") {
         Ok(url) => Some(url),
         Err(_) => {
-            assert_ne!(
-                std::env::var("CME_REQUIRE_PEERS").as_deref(),
-                Ok("1"),
-                "CME_TEST_MOTO_URL is required under CI (.ci/run starts moto)"
+            cme_test_peers::missing_peer(
+                "CME_TEST_MOTO_URL (a moto server; .ci/run starts one)",
+                "pip install 'moto[server]'; moto_server -p PORT; CME_TEST_MOTO_URL=http://127.0.0.1:PORT",
             );
-            eprintln!("skipping the EC2 tests: CME_TEST_MOTO_URL is not set");
             None
         }
     }

@@ -53,8 +53,10 @@ async fn state(url: &str, id: &str) -> String {
 #[tokio::test]
 async fn terminate_is_bound_to_discovery_tags_and_budget() {
     let Ok(url) = std::env::var("CME_TEST_MOTO_URL") else {
-        assert_ne!(std::env::var("CME_REQUIRE_PEERS").as_deref(), Ok("1"), "CME_TEST_MOTO_URL is required under CI");
-        eprintln!("skipping: CME_TEST_MOTO_URL is not set");
+        cme_test_peers::missing_peer(
+            "CME_TEST_MOTO_URL (a moto server; .ci/run starts one)",
+            "pip install 'moto[server]'; moto_server -p PORT; CME_TEST_MOTO_URL=http://127.0.0.1:PORT",
+        );
         return;
     };
     let label = format!(
