@@ -189,8 +189,7 @@ fn internal_dependencies() -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// The dependencies ARCHITECTURE.md's invariants allow between workspace crates: lower
-/// layers never import upper ones, and only plugins (and the binary's scaffold) use the
-/// guest SDK.
+/// layers never import upper ones, and no host crate uses the guest SDK.
 const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cme",
@@ -199,7 +198,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "cme-cloud",
             "cme-engine",
             "cme-grant",
-            "cme-plugin-sdk",
+            "cme-model",
             "cme-plugins",
             "cme-runtime",
             "cme-secrets",
@@ -207,15 +206,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "cme-webhooks",
         ],
     ),
-    ("cme-api", &["cme-engine", "cme-grant", "cme-secrets"]),
-    ("cme-store", &["cme-engine", "cme-secrets"]),
-    ("cme-webhooks", &["cme-engine", "cme-secrets"]),
-    ("cme-runtime", &["cme-cloud", "cme-grant", "cme-plugin-sdk", "cme-secrets"]),
-    ("cme-engine", &["cme-grant", "cme-plugin-sdk", "cme-secrets"]),
-    ("cme-cloud", &["cme-grant"]),
-    ("cme-grant", &["cme-plugin-sdk"]),
+    ("cme-api", &["cme-engine", "cme-grant", "cme-model", "cme-secrets"]),
+    ("cme-store", &["cme-engine", "cme-model", "cme-secrets"]),
+    ("cme-webhooks", &["cme-engine", "cme-model", "cme-secrets"]),
+    ("cme-runtime", &["cme-cloud", "cme-grant", "cme-model", "cme-secrets"]),
+    ("cme-engine", &["cme-grant", "cme-model", "cme-secrets"]),
+    ("cme-cloud", &["cme-grant", "cme-model"]),
+    ("cme-grant", &["cme-model"]),
     ("cme-secrets", &[]),
+    ("cme-model", &[]),
     ("cme-plugins", &[]),
+    // Guest side: only plugins (their own workspace) depend on the SDK.
     ("cme-plugin-sdk", &[]),
     ("cme-test-peers", &[]),
     ("xtask", &[]),
@@ -252,5 +253,15 @@ fn the_sdks_contract_is_the_top_level_wit_not_a_copy() {
             let resolved = root().join("crates/cme-runtime").join(path).canonicalize().unwrap();
             assert!(resolved.starts_with(top.canonicalize().unwrap()), "{binding} builds from {path}, outside wit/");
         }
+    }
+}
+
+#[test]
+fn the_hosts_shared_rules_are_the_sdks_own_files() {
+    let model = std::fs::read_to_string(root().join("crates/cme-model/src/lib.rs")).unwrap();
+    for rule in ["time.rs", "pattern.rs", "names.rs"] {
+        let path = format!("#[path = \"../../cme-plugin-sdk/src/{rule}\"]");
+        assert!(model.contains(&path), "cme-model compiles the SDK's {rule} ({path}), no copy of it");
+        assert!(!root().join("crates/cme-model/src").join(rule).exists(), "a copy of {rule} in cme-model can drift");
     }
 }

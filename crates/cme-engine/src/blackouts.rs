@@ -61,14 +61,14 @@ impl std::str::FromStr for WallTime {
         let parts: Vec<&str> = text.split_whitespace().collect();
         let (day, time) = match parts.as_slice() {
             [time] => (None, *time),
-            [day, time] => (Some(cme_plugin_sdk::days::parse_weekday(day)?), *time),
+            [day, time] => (Some(cme_model::time::parse_weekday(day)?), *time),
             _ => {
                 return Err(format!(
                     "{text:?} is not a wall time: use \"HH:MM\" (every day) or \"DAY HH:MM\" (every week), e.g. \"FRI 16:00\""
                 ));
             }
         };
-        Ok(WallTime { day, time: cme_plugin_sdk::time::parse_hh_mm(time)? })
+        Ok(WallTime { day, time: cme_model::time::parse_hh_mm(time)? })
     }
 }
 
@@ -231,7 +231,7 @@ impl crate::Engine {
                 .map_err(|(field, m)| EngineError::invalid(&format!("/{field}"), m))?
         } else {
             let date = |field: &str, text: &str| {
-                cme_plugin_sdk::time::parse_datetime(text, zone).map_err(|m| {
+                cme_model::time::parse_datetime(text, zone).map_err(|m| {
                     EngineError::invalid(
                         &format!("/{field}"),
                         format!("{m}; use a date (RFC 3339) or, for a recurring blackout, \"DAY HH:MM\" or \"HH:MM\""),

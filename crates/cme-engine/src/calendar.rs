@@ -69,7 +69,7 @@ pub fn parse_events(text: &str, zone: Tz) -> Result<Vec<CalendarEvent>, String> 
 
 /// The instant of a DTSTART/DTEND, and whether it was a date (all day).
 fn instant(value: &DatePerhapsTime, zone: Tz) -> Result<(DateTime<Utc>, bool), String> {
-    let local = |naive: NaiveDateTime, zone: Tz| cme_plugin_sdk::time::schedule_instant(naive, zone);
+    let local = |naive: NaiveDateTime, zone: Tz| cme_model::time::schedule_instant(naive, zone);
     Ok(match value {
         DatePerhapsTime::Date(date) => (local(midnight(*date), zone), true),
         DatePerhapsTime::DateTime(CalendarDateTime::Utc(t)) => (*t, false),

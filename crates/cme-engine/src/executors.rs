@@ -5,7 +5,7 @@ use chrono::Utc;
 use crate::model::{AuditEvent, Executor, ExecutorFilter, Page, PageOf};
 use crate::storage::ExecutorChangeError;
 use crate::{Engine, EngineError, ExecutorChange, Resource};
-use cme_plugin_sdk::time::parse_datetime;
+use cme_model::time::parse_datetime;
 
 impl Engine {
     pub async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> Result<PageOf<Executor>, EngineError> {

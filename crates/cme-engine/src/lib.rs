@@ -232,7 +232,7 @@ impl Engine {
     /// A date from a client: RFC 3339, or without an offset in the engine's zone. The
     /// error names `field`.
     pub fn parse_time(&self, text: &str, field: &str) -> Result<chrono::DateTime<chrono::Utc>, EngineError> {
-        cme_plugin_sdk::time::parse_datetime(text, self.config.timezone)
+        cme_model::time::parse_datetime(text, self.config.timezone)
             .map_err(|m| EngineError::invalid(field, format!("invalid date: {m}")))
     }
 

@@ -20,7 +20,7 @@ mod budgets;
 pub use budgets::{BudgetTake, Budgets, GroupBudget};
 pub use fences::{Ec2Fence, Fences, HttpFence, OBSERVING_METHODS, ProbeFence, SshFence, is_observing};
 // The URL-pattern rule lives in the SDK so that its mock host judges URLs as the engine does.
-pub use cme_plugin_sdk::pattern::{PatternError, UrlPattern};
+pub use cme_model::pattern::{PatternError, UrlPattern};
 
 /// An operator's grant for one plugin version. Absent sections grant nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,12 +24,7 @@ use rand_core::RngCore;
 
 use crate::time;
 
-/// Parses a week day: `MON`..`SUN` (any case; `MONDAY` too).
-pub fn parse_weekday(text: &str) -> Result<Weekday, String> {
-    text.trim()
-        .parse::<Weekday>()
-        .map_err(|_| format!("{text:?} is not a day of the week (MON, TUE, WED, THU, FRI, SAT, SUN)"))
-}
+pub use crate::time::parse_weekday;
 
 /// Parses a list of week days; an error names the item (`days/2: ...`).
 pub fn parse_weekdays(list: &[String], field: &str) -> Result<Vec<Weekday>, crate::PluginError> {

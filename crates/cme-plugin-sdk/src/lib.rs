@@ -109,6 +109,7 @@ pub mod days;
 mod describe;
 mod error;
 pub mod log;
+mod names;
 pub mod time;
 #[doc(hidden)]
 pub mod wit;
@@ -128,8 +129,9 @@ pub mod testing;
 pub use capabilities::{ec2, http, inventory, scripts, ssh, undo};
 pub use chrono;
 pub use chrono_tz;
-pub use describe::{Capability, Describe, is_plugin_name};
+pub use describe::{Capability, Describe};
 pub use error::PluginError;
+pub use names::is_plugin_name;
 pub use serde;
 pub use serde_json::{self, json};
 pub use wit::cme::plugin::types::{HostError, KeyValue};

@@ -1,4 +1,5 @@
-//! URL patterns for HTTP grants: `scheme://host[:port][/path]`.
+//! URL patterns for HTTP grants: `scheme://host[:port][/path]`. The host compiles this very
+//! file into `cme-model` (`#[path]`): grants and the mock host match URLs from one copy.
 //!
 //! * a lone `*` matches any http or https URL;
 //! * scheme: `http`, `https` or `*` (either);

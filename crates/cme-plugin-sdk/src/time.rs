@@ -1,6 +1,7 @@
 //! Time for planners: the engine's rule is one rule for every input. A date with an
 //! offset means exactly that instant; a date without one is wall time in the plan's
-//! IANA time zone.
+//! IANA time zone. The host compiles this very file into `cme-model` (`#[path]`): the
+//! engine's time rules and the SDK's are one copy.
 //!
 //! ```
 //! use cme_plugin_sdk::time::{parse_datetime, parse_hh_mm, parse_zone, schedule_instant, to_parts, from_parts};
@@ -98,6 +99,13 @@ pub fn parse_hh_mm(text: &str) -> Result<NaiveTime, String> {
 /// The calendar date of `now` in `zone`.
 pub fn today_in(now: DateTime<Utc>, zone: Tz) -> NaiveDate {
     now.with_timezone(&zone).date_naive()
+}
+
+/// Parses a week day: `MON`..`SUN` (any case; `MONDAY` too).
+pub fn parse_weekday(text: &str) -> Result<chrono::Weekday, String> {
+    text.trim()
+        .parse::<chrono::Weekday>()
+        .map_err(|_| format!("{text:?} is not a day of the week (MON, TUE, WED, THU, FRI, SAT, SUN)"))
 }
 
 #[cfg(test)]

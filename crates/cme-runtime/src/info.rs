@@ -55,7 +55,7 @@ impl PluginInfo {
     /// name, a semver version, at least one well-formed ref, a JSON Schema that compiles,
     /// example args that validate, and parsable URL patterns.
     pub fn validate(&self) -> Result<jsonschema::Validator, String> {
-        if !cme_plugin_sdk::is_plugin_name(&self.name) {
+        if !cme_model::is_plugin_name(&self.name) {
             return Err(format!(
                 "name {:?} is not kebab-case (lowercase words joined by '-', e.g. api-request)",
                 self.name

@@ -71,7 +71,7 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
 
 fn create(args: &NewArgs, dir: &Path) -> anyhow::Result<()> {
     let name = &args.name;
-    if !cme_plugin_sdk::is_plugin_name(name) {
+    if !cme_model::is_plugin_name(name) {
         bail!("the name must be kebab-case, e.g. kill-pod (it is the plugin's name in the registry)");
     }
     if dir.exists() && dir.read_dir().with_context(|| format!("reading {}", dir.display()))?.next().is_some() {
