@@ -265,3 +265,22 @@ fn the_hosts_shared_rules_are_the_sdks_own_files() {
         assert!(!root().join("crates/cme-model/src").join(rule).exists(), "a copy of {rule} in cme-model can drift");
     }
 }
+
+#[test]
+fn no_storage_port_has_more_than_fifteen_methods() {
+    let text = std::fs::read_to_string(root().join("crates/cme-engine/src/storage.rs")).unwrap();
+    let mut ports = 0;
+    for block in text.split("\npub trait ").skip(1) {
+        let name = block.split(':').next().unwrap().trim().to_string();
+        let body = &block[..block.find("\n}\n").unwrap_or(block.len())];
+        let methods = body
+            .lines()
+            .filter(|l| l.trim_start().starts_with("async fn ") || l.trim_start().starts_with("fn "))
+            .count();
+        if name != "Storage" {
+            ports += 1;
+            assert!(methods <= 15, "the storage port {name} has {methods} methods: split it by concern");
+        }
+    }
+    assert!(ports >= 7, "the storage ports parsed ({ports})");
+}

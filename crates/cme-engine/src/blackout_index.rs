@@ -162,13 +162,13 @@ impl crate::Engine {
     /// The blackouts as an index, rebuilt only when the stored blackouts changed (the
     /// generation is read every time: a blackout made on any replica holds at once).
     pub(crate) async fn blackout_index(&self) -> Result<Arc<BlackoutIndex>, crate::StorageError> {
-        let generation = self.storage.blackouts_generation().await?;
+        let generation = self.ports.calendars.blackouts_generation().await?;
         if let Some((known, index)) = self.blackout_cache.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
             && *known == generation
         {
             return Ok(index.clone());
         }
-        let index = Arc::new(BlackoutIndex::new(self.storage.blackouts().await?));
+        let index = Arc::new(BlackoutIndex::new(self.ports.calendars.blackouts().await?));
         tracing::debug!(blackouts = index.len(), %generation, "blackout index rebuilt");
         *self.blackout_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, index.clone()));
         Ok(index)

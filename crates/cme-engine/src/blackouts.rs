@@ -256,7 +256,10 @@ impl crate::Engine {
             created_by: by.to_string(),
         };
         let audit = crate::AuditEvent::action(by, "blackout.create", format!("{}: {}", blackout.id, blackout.name));
-        self.storage.insert_blackouts(None, std::slice::from_ref(&blackout), &audit, self.config.max_blackouts).await?;
+        self.ports
+            .calendars
+            .insert_blackouts(None, std::slice::from_ref(&blackout), &audit, self.config.max_blackouts)
+            .await?;
         tracing::info!(blackout_id = %blackout.id, name = %blackout.name, by, "blackout created");
         Ok(blackout)
     }
@@ -301,7 +304,7 @@ impl crate::Engine {
             })
             .collect();
         let audit = crate::AuditEvent::action(by, "calendar.import", format!("{calendar}: {} events", blackouts.len()));
-        self.storage.insert_blackouts(Some(calendar), &blackouts, &audit, self.config.max_blackouts).await?;
+        self.ports.calendars.insert_blackouts(Some(calendar), &blackouts, &audit, self.config.max_blackouts).await?;
         tracing::info!(calendar, events = blackouts.len(), by, "calendar imported");
         Ok(blackouts)
     }
@@ -313,18 +316,22 @@ impl crate::Engine {
         after: Option<&crate::storage::BlackoutCursor>,
         size: u64,
     ) -> Result<(crate::PageOf<Blackout>, u64), crate::EngineError> {
-        let page = self.storage.blackouts_page(after, size).await?;
-        Ok((page, self.storage.count_blackouts().await?))
+        let page = self.ports.calendars.blackouts_page(after, size).await?;
+        Ok((page, self.ports.calendars.count_blackouts().await?))
     }
 
     pub async fn blackout(&self, id: &str) -> Result<Blackout, crate::EngineError> {
-        self.storage.blackout(id).await?.ok_or_else(|| crate::EngineError::not_found(crate::Resource::Blackout, id))
+        self.ports
+            .calendars
+            .blackout(id)
+            .await?
+            .ok_or_else(|| crate::EngineError::not_found(crate::Resource::Blackout, id))
     }
 
     /// Deletes a blackout, audited.
     pub async fn delete_blackout(&self, id: &str, by: &str) -> Result<(), crate::EngineError> {
         let audit = crate::AuditEvent::action(by, "blackout.delete", id);
-        if !self.storage.delete_blackout(id, &audit).await? {
+        if !self.ports.calendars.delete_blackout(id, &audit).await? {
             return Err(crate::EngineError::not_found(crate::Resource::Blackout, id));
         }
         tracing::info!(blackout_id = %id, by, "blackout deleted");
@@ -334,7 +341,7 @@ impl crate::Engine {
     /// A blackout's plan must be a live one (refused naming `/plan_id`).
     async fn check_blackout_plan(&self, plan_id: Option<&str>) -> Result<(), crate::EngineError> {
         let Some(plan_id) = plan_id else { return Ok(()) };
-        match self.storage.plan(plan_id).await? {
+        match self.ports.plans.plan(plan_id).await? {
             Some(plan) if plan.deleted.is_none() => Ok(()),
             _ => Err(crate::EngineError::invalid("/plan_id", format!("plan {plan_id} not found"))),
         }

@@ -87,7 +87,7 @@ impl Engine {
         };
         let view = CredentialView::from(&credential);
         let audit = AuditEvent::action(&by.name, "credential.create", format!("{} ({})", view.name, view.fingerprint));
-        if !self.storage.insert_credential(&credential, &audit).await? {
+        if !self.ports.ssh.insert_credential(&credential, &audit).await? {
             return Err(EngineError::CredentialExists(view.name));
         }
         tracing::info!(name = %view.name, fingerprint = %view.fingerprint, "credential stored");
@@ -95,11 +95,11 @@ impl Engine {
     }
 
     pub async fn credentials(&self) -> Result<Vec<CredentialView>, EngineError> {
-        Ok(self.storage.credentials().await?.iter().map(CredentialView::from).collect())
+        Ok(self.ports.ssh.credentials().await?.iter().map(CredentialView::from).collect())
     }
 
     pub async fn delete_credential(&self, name: &str, by: &str) -> Result<(), EngineError> {
-        if !self.storage.delete_credential(name, &AuditEvent::action(by, "credential.delete", name)).await? {
+        if !self.ports.ssh.delete_credential(name, &AuditEvent::action(by, "credential.delete", name)).await? {
             return Err(EngineError::not_found(Resource::Credential, name));
         }
         Ok(())
@@ -107,7 +107,7 @@ impl Engine {
 
     /// A stored credential, key included: for the host's SSH backend only.
     pub async fn ssh_credential(&self, name: &str) -> Result<Option<Credential>, EngineError> {
-        Ok(self.storage.credential(name).await?)
+        Ok(self.ports.ssh.credential(name).await?)
     }
 }
 

@@ -245,7 +245,7 @@ impl crate::Engine {
     pub async fn webhooks(&self) -> Result<Vec<WebhookState>, crate::EngineError> {
         let mut states = Vec::with_capacity(self.config.webhooks.len());
         for subscription in &self.config.webhooks {
-            let deliveries = self.storage.delivery_counts(&subscription.name).await?;
+            let deliveries = self.ports.events.delivery_counts(&subscription.name).await?;
             states.push(WebhookState { subscription: subscription.clone(), deliveries });
         }
         Ok(states)

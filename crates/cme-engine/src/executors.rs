@@ -9,19 +9,20 @@ use cme_model::time::parse_datetime;
 
 impl Engine {
     pub async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> Result<PageOf<Executor>, EngineError> {
-        Ok(self.storage.list_executors(filter, page).await?)
+        Ok(self.ports.executors.list_executors(filter, page).await?)
     }
 
     /// The store's data version (see [`crate::Storage::data_version`]): what a rendered
     /// executor list may be kept under.
     pub fn data_version(&self) -> Option<u64> {
-        self.storage.data_version()
+        self.ports.executors.data_version()
     }
 
     /// One executor, with the plugin version it runs (`name@version`, from its plan).
     pub async fn executor(&self, id: &str) -> Result<(Executor, Option<String>), EngineError> {
-        let found = self.storage.executor(id).await?.ok_or_else(|| EngineError::not_found(Resource::Executor, id))?;
-        let plugin = self.storage.plan(&found.plan_id).await?.map(|p| p.attack.plugin);
+        let found =
+            self.ports.executors.executor(id).await?.ok_or_else(|| EngineError::not_found(Resource::Executor, id))?;
+        let plugin = self.ports.plans.plan(&found.plan_id).await?.map(|p| p.attack.plugin);
         Ok((found, plugin))
     }
 
@@ -32,7 +33,8 @@ impl Engine {
             .map_err(|m| EngineError::invalid("/args/date", format!("invalid date: {m}")))?;
         let audit = AuditEvent::action(by, "executor.reschedule", id);
         let changed = self
-            .storage
+            .ports
+            .executors
             .reschedule(id, due, &audit)
             .await
             .map_err(|e| change_error(id, e, ExecutorChange::Reschedule))?;
@@ -45,7 +47,8 @@ impl Engine {
     pub async fn cancel_executor(&self, id: &str, by: &str) -> Result<Executor, EngineError> {
         let audit = AuditEvent::action(by, "executor.cancel", id);
         let changed = self
-            .storage
+            .ports
+            .executors
             .cancel(id, Utc::now(), "by request", &audit)
             .await
             .map_err(|e| change_error(id, e, ExecutorChange::Cancel))?;

@@ -56,14 +56,16 @@ impl Engine {
     ) -> Result<Forecast, EngineError> {
         check_span(from, until)?;
         let plan = self
-            .storage
+            .ports
+            .plans
             .plan(id)
             .await?
             .filter(|p| p.deleted.is_none())
             .ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
         let blackouts = self.blackout_index().await?;
         let mut firings: Vec<Firing> = self
-            .storage
+            .ports
+            .executors
             .executors_between(id, from, until, MAX_FORECAST_FIRINGS as u64 + 1)
             .await?
             .into_iter()

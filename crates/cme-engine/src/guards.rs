@@ -175,7 +175,7 @@ impl Engine {
         if calls.is_empty() {
             return;
         }
-        if let Err(error) = self.storage.insert_audit(&calls).await {
+        if let Err(error) = self.ports.audit.insert_audit(&calls).await {
             tracing::error!(%error, "cannot store the audit events of a probe's calls");
         }
     }
@@ -204,7 +204,7 @@ impl Engine {
 
     async fn audit_trip(&self, target: &str, why: &str) {
         let audit = AuditEvent { reason: Some(why.to_string()), ..AuditEvent::action(GUARD, "guard.trip", target) };
-        if let Err(error) = self.storage.insert_audit(&[audit]).await {
+        if let Err(error) = self.ports.audit.insert_audit(&[audit]).await {
             tracing::error!(%error, "cannot store the audit event of a tripped guard");
         }
     }
@@ -333,7 +333,7 @@ impl Engine {
             if *shutdown.borrow() {
                 return;
             }
-            if tokio::time::timeout(DEADMAN_PING, self.storage.halt_state()).await.is_ok_and(|r| r.is_ok()) {
+            if tokio::time::timeout(DEADMAN_PING, self.ports.halt.halt_state()).await.is_ok_and(|r| r.is_ok()) {
                 database_ok = Instant::now();
             }
             if let Some((call, interval, _)) = &heartbeat
@@ -373,7 +373,7 @@ impl Engine {
                     tracing::warn!("dead-man's switch released: the database and heartbeat answer again");
                     self.deadman.store(false, Ordering::SeqCst);
                     let audit = AuditEvent::action(GUARD, "deadman.release", "engine");
-                    if let Err(error) = self.storage.insert_audit(&[audit]).await {
+                    if let Err(error) = self.ports.audit.insert_audit(&[audit]).await {
                         tracing::error!(%error, "cannot store the audit event of the dead-man's switch's release");
                     }
                     self.wake_scheduler();

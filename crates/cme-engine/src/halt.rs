@@ -51,7 +51,7 @@ impl Engine {
         let state = HaltState::default();
         {
             let _one = self.halt_writes.lock().await;
-            self.storage.set_halt_state(&state, &AuditEvent::action(by, "resume", "")).await?;
+            self.ports.halt.set_halt_state(&state, &AuditEvent::action(by, "resume", "")).await?;
             *self.local_halt.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
         self.wake_scheduler();
@@ -62,7 +62,7 @@ impl Engine {
     /// The switch: this engine's own halt while it is not stored, else the stored one.
     pub async fn halt_state(&self) -> Result<Halt, EngineError> {
         let local = self.local_halt();
-        match self.storage.halt_state().await {
+        match self.ports.halt.halt_state().await {
             Ok(stored) if stored.halted => Ok(Halt { state: stored, persisted: true }),
             Ok(stored) => Ok(match local {
                 Some(state) => Halt { state, persisted: false },
@@ -86,7 +86,7 @@ impl Engine {
         if self.local_halt().as_ref() != Some(state) {
             return true; // resumed (or halted again) meanwhile: nothing of this to store
         }
-        match tokio::time::timeout(PERSIST_WAIT, self.storage.set_halt_state(state, audit)).await {
+        match tokio::time::timeout(PERSIST_WAIT, self.ports.halt.set_halt_state(state, audit)).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "storing the halt failed");
@@ -102,7 +102,7 @@ impl Engine {
     /// Acts on halts made by other replicas as soon as storage signals them.
     pub(crate) async fn follow_halts(self: Arc<Self>, mut signals: tokio::sync::watch::Receiver<u64>) {
         while signals.changed().await.is_ok() {
-            match self.storage.halt_state().await {
+            match self.ports.halt.halt_state().await {
                 Ok(stored) if stored.halted => {
                     if self.running() > 0 {
                         tracing::warn!("halted by another replica: cancelling running attacks");

@@ -69,7 +69,7 @@ impl Engine {
         let before = now + self.extension_lead();
         let mut failing = false;
         loop {
-            let due = self.storage.plans_to_extend(before, BATCH).await?;
+            let due = self.ports.horizon.plans_to_extend(before, BATCH).await?;
             let count = due.len() as u64;
             let mut extensions = Vec::with_capacity(due.len());
             for plan in &due {
@@ -92,7 +92,7 @@ impl Engine {
             }
             let progressed = !extensions.is_empty();
             if progressed {
-                let stored = self.storage.extend_plans(&extensions, &self.config.work_caps()).await?;
+                let stored = self.ports.horizon.extend_plans(&extensions, &self.config.work_caps()).await?;
                 let mut made = 0;
                 for (extension, stored) in extensions.iter().zip(stored) {
                     if stored {
@@ -111,7 +111,7 @@ impl Engine {
                 break;
             }
         }
-        let next = self.storage.next_planned_until().await?.map(|until| until - self.extension_lead());
+        let next = self.ports.horizon.next_planned_until().await?.map(|until| until - self.extension_lead());
         let retry =
             failing.then(|| now + chrono::Duration::from_std(RETRY_AFTER).unwrap_or(chrono::Duration::minutes(1)));
         Ok(match (next, retry) {

@@ -132,7 +132,7 @@ impl Engine {
         self.check_inventory_credentials(std::iter::once((name, hosts.as_slice()))).await?;
         let inventory = Inventory { name: name.to_string(), hosts, updated: Utc::now(), updated_by: by.to_string() };
         let audit = AuditEvent::action(by, "inventory.put", format!("{name}: {} hosts", inventory.hosts.len()));
-        self.storage.put_inventories(std::slice::from_ref(&inventory), &audit).await?;
+        self.ports.ssh.put_inventories(std::slice::from_ref(&inventory), &audit).await?;
         tracing::info!(inventory = name, hosts = inventory.hosts.len(), by, "inventory stored");
         Ok(inventory)
     }
@@ -152,24 +152,24 @@ impl Engine {
             .collect();
         let names: Vec<&str> = inventories.iter().map(|i| i.name.as_str()).collect();
         let audit = AuditEvent::action(by, "inventory.import", names.join(", "));
-        self.storage.put_inventories(&inventories, &audit).await?;
+        self.ports.ssh.put_inventories(&inventories, &audit).await?;
         tracing::info!(inventories = %names.join(","), by, "inventories imported");
         Ok(inventories)
     }
 
     /// Every inventory, by name.
     pub async fn inventories(&self) -> Result<Vec<Inventory>, EngineError> {
-        Ok(self.storage.inventories().await?)
+        Ok(self.ports.ssh.inventories().await?)
     }
 
     pub async fn inventory(&self, name: &str) -> Result<Inventory, EngineError> {
-        self.storage.inventory(name).await?.ok_or_else(|| EngineError::not_found(Resource::Inventory, name))
+        self.ports.ssh.inventory(name).await?.ok_or_else(|| EngineError::not_found(Resource::Inventory, name))
     }
 
     /// Deletes an inventory, audited. Plans naming it fail at their next run, saying so.
     pub async fn delete_inventory(&self, name: &str, by: &str) -> Result<(), EngineError> {
         let audit = AuditEvent::action(by, "inventory.delete", name);
-        if !self.storage.delete_inventory(name, &audit).await? {
+        if !self.ports.ssh.delete_inventory(name, &audit).await? {
             return Err(EngineError::not_found(Resource::Inventory, name));
         }
         tracing::info!(inventory = name, by, "inventory deleted");
@@ -183,7 +183,7 @@ impl Engine {
         inventories: impl Iterator<Item = (&'a str, &'a [InventoryHost])>,
     ) -> Result<(), EngineError> {
         let stored: std::collections::HashSet<String> =
-            self.storage.credentials().await?.into_iter().map(|c| c.name).collect();
+            self.ports.ssh.credentials().await?.into_iter().map(|c| c.name).collect();
         for (name, hosts) in inventories {
             if let Some(host) = hosts.iter().find(|h| !stored.contains(&h.credential)) {
                 return Err(EngineError::invalid(

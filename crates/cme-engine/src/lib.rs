@@ -62,7 +62,11 @@ pub use plans::{
 };
 pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded, check_upload};
 pub use signatures::{SIGNATURE_NAMESPACE, SignatureError, Signer, TrustedKeys};
-pub use storage::{CappedWork, Claim, ExecutorChangeError, Extension, InsertPlanError, OverCap, Storage, StorageError};
+pub use storage::{
+    AuditStore, BudgetStore, CalendarStore, CappedWork, Claim, ClaimStore, EventStore, ExecutorChangeError,
+    ExecutorStore, Extension, HaltStore, HorizonStore, InsertPlanError, OverCap, PlanStore, PluginStore, Ports,
+    RunStore, SshTargetStore, Storage, StorageError,
+};
 pub use telemetry::describe_metrics;
 pub use undo::{Undo, UndoAttempt, UndoState};
 
@@ -71,7 +75,7 @@ pub use undo::{Undo, UndoAttempt, UndoState};
 type RunInFlight = (String, watch::Sender<Option<String>>);
 
 pub struct Engine {
-    storage: Arc<dyn Storage>,
+    ports: storage::Ports,
     host: Arc<dyn PluginHost>,
     config: EngineConfig,
     wake: Notify,
@@ -122,6 +126,16 @@ impl Engine {
         builtins: Vec<Builtin>,
         config: EngineConfig,
     ) -> Arc<Engine> {
+        Engine::with_ports(storage::Ports::of_dyn(storage), host, builtins, config)
+    }
+
+    /// An engine over storage `ports` (a test may fake one of them) and `host`.
+    pub fn with_ports(
+        ports: storage::Ports,
+        host: Arc<dyn PluginHost>,
+        builtins: Vec<Builtin>,
+        config: EngineConfig,
+    ) -> Arc<Engine> {
         let permits = config.max_concurrent_runs.max(1);
         let (recorder, recorded) = mpsc::unbounded_channel();
         Arc::new(Engine {
@@ -140,7 +154,7 @@ impl Engine {
             run_started: Notify::new(),
             horizon_wake: Notify::new(),
             runs_in_flight: Default::default(),
-            storage,
+            ports,
             host,
             config,
             wake: Notify::new(),
@@ -167,7 +181,7 @@ impl Engine {
                 tracing::error!(error = %e, "cannot apply require_signature to the stored plugins");
             }
         });
-        if let Some(signals) = self.storage.halt_signals() {
+        if let Some(signals) = self.ports.halt.halt_signals() {
             tokio::spawn(self.clone().follow_halts(signals));
         }
         tracing::info!(engine_id = %self.config.engine_id, dry_run = self.config.dry_run, "scheduler started");
@@ -221,12 +235,12 @@ impl Engine {
 
     /// Audit events, newest first.
     pub async fn audit(&self, page: Page) -> Result<PageOf<AuditEntry>, EngineError> {
-        Ok(self.storage.list_audit(page).await?)
+        Ok(self.ports.audit.list_audit(page).await?)
     }
 
     /// Up to `size` audit events older than event `before`, newest first.
     pub async fn audit_before(&self, before: i64, size: u64) -> Result<PageOf<AuditEntry>, EngineError> {
-        Ok(self.storage.list_audit_before(before, size).await?)
+        Ok(self.ports.audit.list_audit_before(before, size).await?)
     }
 
     /// A date from a client: RFC 3339, or without an offset in the engine's zone. The
@@ -243,6 +257,6 @@ impl Engine {
 
     /// True when the database answers.
     pub async fn healthy(&self) -> bool {
-        self.storage.halt_state().await.is_ok()
+        self.ports.halt.halt_state().await.is_ok()
     }
 }

@@ -291,7 +291,8 @@ impl Engine {
         if let Some(credential) = &inline_credential {
             tracing::info!(plan_id = %plan.id, credential = %credential.name, fingerprint = %credential.fingerprint, "stored the plan's inline SSH key as a credential");
         }
-        self.storage
+        self.ports
+            .plans
             .insert_plan(&plan, &executors, &audit, inline_credential.as_ref(), &self.config.work_caps())
             .await?;
         self.wake_scheduler_for(executors.iter().map(|e| e.due).min());
@@ -314,7 +315,8 @@ impl Engine {
     /// leash, the plugin's grant and the operator's fences apply).
     pub async fn run_plan_now(&self, id: &str, by: &Actor) -> Result<Executor, EngineError> {
         let plan = self
-            .storage
+            .ports
+            .plans
             .plan(id)
             .await?
             .filter(|p| p.deleted.is_none())
@@ -329,7 +331,7 @@ impl Engine {
         let mut executor = Executor::pending(new_id(), &plan, now);
         executor.created = now;
         let audit = AuditEvent::action(&by.name, "plan.run", format!("{id}: executor {}", executor.id));
-        self.storage.insert_executors(std::slice::from_ref(&executor), &audit, &self.config.work_caps()).await?;
+        self.ports.plans.insert_executors(std::slice::from_ref(&executor), &audit, &self.config.work_caps()).await?;
         self.wake_scheduler();
         tracing::info!(plan_id = %id, executor_id = %executor.id, by = %by.name, "plan fired on request");
         Ok(executor)
@@ -339,7 +341,7 @@ impl Engine {
     /// resumed. Pausing a paused plan changes nothing.
     pub async fn pause_plan(&self, id: &str, by: &str) -> Result<PlanSummary, EngineError> {
         let audit = AuditEvent::action(by, "plan.pause", id);
-        if !self.storage.set_plan_paused(id, Some(Utc::now().trunc_subsecs(6)), &audit).await? {
+        if !self.ports.plans.set_plan_paused(id, Some(Utc::now().trunc_subsecs(6)), &audit).await? {
             return Err(EngineError::not_found(Resource::Plan, id));
         }
         tracing::info!(plan_id = %id, by, "plan paused");
@@ -350,7 +352,7 @@ impl Engine {
     /// grace become missed, as after downtime).
     pub async fn resume_plan(&self, id: &str, by: &str) -> Result<PlanSummary, EngineError> {
         let audit = AuditEvent::action(by, "plan.resume", id);
-        if !self.storage.set_plan_paused(id, None, &audit).await? {
+        if !self.ports.plans.set_plan_paused(id, None, &audit).await? {
             return Err(EngineError::not_found(Resource::Plan, id));
         }
         self.wake_scheduler();
@@ -361,22 +363,26 @@ impl Engine {
 
     /// Plans that are not deleted (only those with work left unless `all`).
     pub async fn list_plans(&self, all: bool, page: Page) -> Result<PageOf<PlanSummary>, EngineError> {
-        Ok(self.storage.list_plans(all, page).await?)
+        Ok(self.ports.plans.list_plans(all, page).await?)
     }
 
     /// A plan (not deleted) with the first [`EMBEDDED_EXECUTORS`] of its executors by due
     /// time (the rest page through the executor list).
     pub async fn plan(&self, id: &str) -> Result<(PlanSummary, PageOf<Executor>), EngineError> {
         let plan = self
-            .storage
+            .ports
+            .plans
             .plan(id)
             .await?
             .filter(|p| p.deleted.is_none())
             .ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
-        let summary = self.storage.summarize(plan).await?;
+        let summary = self.ports.plans.summarize(plan).await?;
         let filter = crate::ExecutorFilter { statuses: None, plan_id: Some(id.to_string()), after: None };
-        let executors =
-            self.storage.list_executors(&filter, Page::first(EMBEDDED_EXECUTORS).expect("a valid page size")).await?;
+        let executors = self
+            .ports
+            .executors
+            .list_executors(&filter, Page::first(EMBEDDED_EXECUTORS).expect("a valid page size"))
+            .await?;
         Ok((summary, executors))
     }
 
@@ -384,7 +390,7 @@ impl Engine {
     /// executors' history stays; the deletion is audited in the same transaction.
     pub async fn delete_plan(&self, id: &str, by: &str) -> Result<(), EngineError> {
         let audit = AuditEvent::action(by, "plan.delete", id);
-        if !self.storage.delete_plan(id, Utc::now(), &plan_credential_name(id), &audit).await? {
+        if !self.ports.plans.delete_plan(id, Utc::now(), &plan_credential_name(id), &audit).await? {
             return Err(EngineError::not_found(Resource::Plan, id));
         }
         self.wake_scheduler();

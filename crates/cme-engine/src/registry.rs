@@ -165,7 +165,7 @@ impl Engine {
         let result = self.try_upload(upload, by).await;
         if let Err(refusal) = &result {
             let audit = AuditEvent::action(by, "plugin.upload", format!("{size} bytes")).denied(refusal.to_string());
-            if let Err(e) = self.storage.insert_audit(&[audit]).await {
+            if let Err(e) = self.ports.audit.insert_audit(&[audit]).await {
                 tracing::error!(error = %e, "cannot audit a refused upload");
             }
             tracing::warn!(by, size, reason = %refusal, "plugin upload refused");
@@ -212,7 +212,7 @@ impl Engine {
         };
         let signed = signer.map(|s| format!(", signed by {s}")).unwrap_or_default();
         let audit = AuditEvent::action(by, "plugin.upload", format!("{} (sha256 {sha256}{signed})", d.id));
-        let created = match self.storage.insert_plugin(&record, &upload.wasm, &audit).await? {
+        let created = match self.ports.plugins.insert_plugin(&record, &upload.wasm, &audit).await? {
             StoredUpload::Inserted => true,
             StoredUpload::AlreadyStored => false,
             StoredUpload::Conflict { sha256: stored } => {
@@ -261,7 +261,7 @@ impl Engine {
     /// its audit events and the plans that used it stay.)
     pub async fn delete_plugin(&self, id: &str, by: &str) -> Result<(), EngineError> {
         self.uploaded_record(id).await?;
-        match self.storage.delete_plugin(id, &AuditEvent::action(by, "plugin.delete", id)).await? {
+        match self.ports.plugins.delete_plugin(id, &AuditEvent::action(by, "plugin.delete", id)).await? {
             None => Err(EngineError::not_found(Resource::Plugin, id)),
             Some(0) => {
                 self.sync_plugins(true).await?;
@@ -397,7 +397,7 @@ impl Engine {
         // One sync at a time; the view stays readable meanwhile (loading a new plugin
         // compiles it, and runs and plans must not wait for that).
         let _one = self.registry.syncing.lock().await;
-        let generation = self.storage.plugins_generation().await?;
+        let generation = self.ports.plugins.plugins_generation().await?;
         let (known_generation, old) = {
             let state = self.registry.read();
             (state.generation.clone(), state.plugins.clone())
@@ -408,7 +408,7 @@ impl Engine {
         }
         let mut plugins: HashMap<String, Arc<Entry>> =
             self.registry.builtins.iter().map(|e| (e.id().to_string(), e.clone())).collect();
-        for record in self.storage.plugin_records().await? {
+        for record in self.ports.plugins.plugin_records().await? {
             let grant = record.grant.clone().unwrap_or_default();
             let loaded = match old.get(&record.id).filter(|e| !e.builtin()) {
                 Some(entry) => entry.loaded.clone(),
@@ -432,7 +432,7 @@ impl Engine {
 
     /// Compiles a stored plugin; None (logged) when it does not load on this engine.
     async fn load_stored(&self, id: &str) -> Result<Option<LoadedPlugin>, EngineError> {
-        let Some(wasm) = self.storage.plugin_wasm(id).await? else { return Ok(None) };
+        let Some(wasm) = self.ports.plugins.plugin_wasm(id).await? else { return Ok(None) };
         match self.host.load(&wasm).await {
             Ok(loaded) if loaded.description.id == id => {
                 tracing::info!(plugin = %id, "plugin loaded from the registry");
@@ -456,7 +456,7 @@ impl Engine {
         change: PluginChange,
         audit: AuditEvent,
     ) -> Result<PluginView, EngineError> {
-        if !self.storage.update_plugin(id, &change, Utc::now(), &audit).await? {
+        if !self.ports.plugins.update_plugin(id, &change, Utc::now(), &audit).await? {
             return Err(EngineError::not_found(Resource::Plugin, id));
         }
         self.sync_plugins(true).await?;
@@ -481,7 +481,7 @@ impl Engine {
             return Ok(0);
         }
         let mut disabled = 0;
-        for record in self.storage.plugin_records().await? {
+        for record in self.ports.plugins.plugin_records().await? {
             if record.status != PluginStatus::Enabled
                 || self.config.trusted_keys.vouches_for(record.signed_by.as_deref())
             {
@@ -502,7 +502,7 @@ impl Engine {
 
     /// The stored record of an uploaded plugin; built-ins cannot be changed.
     async fn uploaded_record(&self, id: &str) -> Result<PluginRecord, EngineError> {
-        match self.storage.plugin_record(id).await? {
+        match self.ports.plugins.plugin_record(id).await? {
             Some(record) => Ok(record),
             None if self.registry.builtins.iter().any(|b| b.id() == id) => {
                 Err(EngineError::BuiltinPlugin { id: id.to_string() })

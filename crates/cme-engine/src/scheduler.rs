@@ -63,8 +63,8 @@ impl Engine {
     pub(crate) async fn tick(self: &Arc<Self>) -> Result<Duration, EngineError> {
         let now = Utc::now();
         // This engine's own halt holds even when it is not stored (yet).
-        let halted = self.local_halt().is_some() || self.storage.halt_state().await?.halted;
-        let missed = self.storage.mark_missed(now).await?;
+        let halted = self.local_halt().is_some() || self.ports.halt.halt_state().await?.halted;
+        let missed = self.ports.runs.mark_missed(now).await?;
         if !missed.is_empty() {
             tracing::warn!(missed = missed.len(), "executors missed their grace period");
             if !halted {
@@ -72,7 +72,7 @@ impl Engine {
             }
         }
         if halted {
-            let cancelled = self.storage.cancel_due_while_halted(now).await?;
+            let cancelled = self.ports.runs.cancel_due_while_halted(now).await?;
             if cancelled > 0 {
                 tracing::warn!(cancelled, "executors fell due while halted and were cancelled");
             }
@@ -86,7 +86,7 @@ impl Engine {
         }
         let cap = if self.running() > 0 { MAX_IDLE_WHILE_RUNNING } else { MAX_IDLE };
         let ahead = chrono::Duration::from_std(self.config.claim_ahead).unwrap_or_default();
-        let wait = match self.storage.next_due().await? {
+        let wait = match self.ports.runs.next_due().await? {
             None => cap,
             Some(at) => (at - ahead - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(cap),
         };
@@ -113,7 +113,7 @@ impl Engine {
         }
         for (plan_id, count) in counts {
             // Read from storage, not the run cache: a pause or a deletion must count.
-            let plan = match self.storage.plan(&plan_id).await {
+            let plan = match self.ports.plans.plan(&plan_id).await {
                 Ok(Some(plan)) => plan,
                 Ok(None) => continue,
                 Err(error) => {
@@ -129,7 +129,11 @@ impl Engine {
             executor.created = now;
             executor.reason = Some(format!("catch-up run for {count} firings missed (misfire: run_once)"));
             let audit = Engine::catch_up_audit(&plan_id, count, &executor.id);
-            match self.storage.insert_executors(std::slice::from_ref(&executor), &audit, &self.config.work_caps()).await
+            match self
+                .ports
+                .plans
+                .insert_executors(std::slice::from_ref(&executor), &audit, &self.config.work_caps())
+                .await
             {
                 Ok(()) => {
                     tracing::info!(%plan_id, missed = count, executor_id = %executor.id, "catch-up run scheduled")
@@ -169,8 +173,8 @@ impl Engine {
             let (claimed, held_back) = match self.config.budgets.max_concurrent_attacks {
                 // Attacks running over every replica (a run ending elsewhere wakes no one
                 // here: the caller looks again in a while).
-                Some(cap) => self.storage.claim_due_capped(&claim, u64::from(cap)).await?,
-                None => (self.storage.claim_due(&claim).await?, false),
+                Some(cap) => self.ports.claims.claim_due_capped(&claim, u64::from(cap)).await?,
+                None => (self.ports.claims.claim_due(&claim).await?, false),
             };
             let count = claimed.len();
             // Read once per batch, never cached: a blackout made on any replica holds at once.
@@ -282,7 +286,7 @@ impl Engine {
         else {
             return;
         };
-        if let Err(error) = self.storage.insert_events(&[event]).await {
+        if let Err(error) = self.ports.events.insert_events(&[event]).await {
             tracing::error!(executor_id = %executor.id, %error, "cannot store the executor.started event");
         }
     }
@@ -296,7 +300,7 @@ impl Engine {
             return Some(blackout.reason());
         }
         if plan.overlap == Overlap::Forbid {
-            match self.storage.running_ahead(&plan.id, &executor.id, executor.due).await {
+            match self.ports.claims.running_ahead(&plan.id, &executor.id, executor.due).await {
                 Ok(Some(other)) => {
                     return Some(format!("the plan's previous run {other} is still running (overlap: forbid)"));
                 }
@@ -357,7 +361,7 @@ impl Engine {
             let give_up = std::time::Instant::now() + self.config.run_deadline + self.config.lease_margin;
             let mut attempt: u32 = 0;
             loop {
-                match self.storage.record_runs(&runs).await {
+                match self.ports.runs.record_runs(&runs).await {
                     Ok(recorded) => {
                         for (run, ok) in runs.iter().zip(recorded) {
                             if ok {
@@ -393,7 +397,7 @@ impl Engine {
         if let Some(plan) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
             return Ok(Some(plan.clone()));
         }
-        let Some(plan) = self.storage.plan(id).await? else { return Ok(None) };
+        let Some(plan) = self.ports.plans.plan(id).await? else { return Ok(None) };
         let plan = Arc::new(plan);
         let mut cache = self.plans.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHED {
@@ -478,7 +482,7 @@ impl Engine {
         let mut last_prune: Option<std::time::Instant> = None;
         loop {
             let now = Utc::now();
-            match self.storage.reap_expired(now).await {
+            match self.ports.runs.reap_expired(now).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(reaped = n, "executors whose engine stopped mid-run marked failed (outcome unknown)")
@@ -501,7 +505,7 @@ impl Engine {
         let before = |keep: Option<std::time::Duration>| {
             keep.and_then(|k| chrono::Duration::from_std(k).ok()).and_then(|k| now.checked_sub_signed(k))
         };
-        match self.storage.prune(before(self.config.audit_retention), before(self.config.run_log_retention)).await {
+        match self.ports.runs.prune(before(self.config.audit_retention), before(self.config.run_log_retention)).await {
             Ok(p) if p == crate::storage::Pruned::default() => {}
             Ok(p) => tracing::info!(
                 audit_events = p.audit_events,

@@ -5,6 +5,8 @@
 //! its executors, audit event and inline credential; a change with its audit event; a
 //! batch of finished runs with their capability calls' audit events.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::blackouts::Blackout;
@@ -150,8 +152,9 @@ pub struct Extension {
     pub executors: Vec<Executor>,
 }
 
+/// Plans: stored with their executors, read, listed, paused, deleted.
 #[async_trait::async_trait]
-pub trait Storage: Send + Sync + 'static {
+pub trait PlanStore: Send + Sync + 'static {
     /// Stores a plan, its executors, the audit event of its creation and the credential
     /// made from its inline key, if any: all or nothing, and only when the live plans and
     /// pending executors stay within `caps` (checked in the same transaction, serialised
@@ -164,6 +167,7 @@ pub trait Storage: Send + Sync + 'static {
         credential: Option<&Credential>,
         caps: &WorkCaps,
     ) -> Result<(), InsertPlanError>;
+
     /// Adds executors to an existing plan with the audit event of the change, within
     /// `caps` (as `insert_plan`, the plan counting as already stored).
     async fn insert_executors(
@@ -172,16 +176,21 @@ pub trait Storage: Send + Sync + 'static {
         audit: &AuditEvent,
         caps: &WorkCaps,
     ) -> Result<(), InsertPlanError>;
+
     async fn plan(&self, id: &str) -> StorageResult<Option<Plan>>;
+
     /// Pauses (`Some(since)`) or resumes (`None`) a plan that is not deleted, moving its
     /// waiting executors between `pending` and `paused`, with the audit event; false when
     /// there is no such plan. Pausing a paused plan keeps its first `since`.
     async fn set_plan_paused(&self, id: &str, since: Option<DateTime<Utc>>, audit: &AuditEvent) -> StorageResult<bool>;
+
     /// Plans not deleted, newest first, with their figures (one query for the page's
     /// figures); with `all` false only those with executors still pending or running.
     async fn list_plans(&self, all: bool, page: Page) -> StorageResult<PageOf<PlanSummary>>;
+
     /// One plan's figures.
     async fn summarize(&self, plan: Plan) -> StorageResult<PlanSummary>;
+
     /// Marks a plan deleted, cancels its pending executors, deletes the credential it
     /// owns (named `owned_credential`) and stores `audit`; false (and nothing changed)
     /// when there is no such undeleted plan.
@@ -193,8 +202,36 @@ pub trait Storage: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> StorageResult<bool>;
 
+    /// Plans not deleted.
+    async fn count_live_plans(&self) -> StorageResult<u64>;
+}
+
+/// Recurring plans' horizon: which plans need their next window, and storing it.
+#[async_trait::async_trait]
+pub trait HorizonStore: Send + Sync + 'static {
+    /// Live, unpaused recurring plans whose executors are made only up to before `before`,
+    /// soonest first, at most `limit`.
+    async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>>;
+
+    /// The earliest `planned_until` of a live, unpaused recurring plan.
+    async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>>;
+
+    /// Applies extensions within `caps`, each all or nothing: each moves its plan's horizon
+    /// from `from` to `until` (None: it stopped recurring) and stores its window's
+    /// executors, only while the horizon is still `from`. A store may commit them a few
+    /// at a time (SQLite does, so that no firing waits behind a long write); on an error,
+    /// the extensions committed before it stay stored. Returns, per extension, whether
+    /// it was stored (false: another replica moved that horizon first, or the plan was
+    /// deleted or paused meanwhile; nothing of it is stored).
+    async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError>;
+}
+
+/// Executors as operators see and change them: read, listed, rescheduled, cancelled, counted.
+#[async_trait::async_trait]
+pub trait ExecutorStore: Send + Sync + 'static {
     /// A plan's executors by due time.
     async fn executors_of(&self, plan_id: &str) -> StorageResult<Vec<Executor>>;
+
     /// A plan's executors due in `[from, until)`, by due time, at most `limit`.
     async fn executors_between(
         &self,
@@ -203,11 +240,14 @@ pub trait Storage: Send + Sync + 'static {
         until: DateTime<Utc>,
         limit: u64,
     ) -> StorageResult<Vec<Executor>>;
+
     async fn executor(&self, id: &str) -> StorageResult<Option<Executor>>;
+
     /// Executors by due time (then id), one page, without their run logs (`log` is empty:
     /// lists never show it, and a page of big logs would be read and parsed for nothing;
     /// `executor` reads one with its log).
     async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> StorageResult<PageOf<Executor>>;
+
     /// A number that changes whenever anything is committed, by any writer: two reads
     /// made under the same number saw the same data, so what was made of the first may
     /// answer the second. Cheap (no wait, no round trip); None when the store cannot
@@ -215,6 +255,7 @@ pub trait Storage: Send + Sync + 'static {
     fn data_version(&self) -> Option<u64> {
         None
     }
+
     /// Moves a pending executor to `due`, with the audit event.
     async fn reschedule(
         &self,
@@ -222,6 +263,7 @@ pub trait Storage: Send + Sync + 'static {
         due: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<Executor, ExecutorChangeError>;
+
     /// Cancels a pending executor, with the audit event.
     async fn cancel(
         &self,
@@ -233,25 +275,22 @@ pub trait Storage: Send + Sync + 'static {
 
     /// How many executors have each status (statuses with none may be left out).
     async fn count_executors(&self) -> StorageResult<Vec<(ExecutorStatus, u64)>>;
-    /// Plans not deleted.
-    async fn count_live_plans(&self) -> StorageResult<u64>;
-    /// The earliest due time of a pending executor.
-    async fn next_due(&self) -> StorageResult<Option<DateTime<Utc>>>;
-    /// Pending executors past their grace become missed; returns the plan of each one
-    /// marked (a plan once per executor), so that the engine can catch up (misfire
-    /// `run_once`): only the caller whose statement marked a row is told.
-    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<Vec<String>>;
-    /// While halted: pending executors that fall due are cancelled for good.
-    async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64>;
+}
+
+/// Claiming due executors for this engine, under the lease.
+#[async_trait::async_trait]
+pub trait ClaimStore: Send + Sync + 'static {
     /// Atomically moves up to `claim.limit` pending executors due by `claim.due_by` to
     /// running under a lease held by `claim.owner`, unless the stored halt is on; rows
     /// another replica holds are skipped. Each records as its start the later of its due
     /// time and `claim.now` (the engine starts one claimed ahead at its due time, and
     /// records the moment it really started with its result).
     async fn claim_due(&self, claim: &Claim) -> StorageResult<Vec<Executor>>;
+
     /// `claim_due`, but never beyond `cap` executors running over every replica (counted
     /// and claimed atomically); true when the cap held some back.
     async fn claim_due_capped(&self, claim: &Claim, cap: u64) -> StorageResult<(Vec<Executor>, bool)>;
+
     /// Running executors of `plan_id` other than `executor_id` that are ahead of it (due
     /// earlier, or at the same time with a smaller id): the first one's id, if any.
     async fn running_ahead(
@@ -260,11 +299,29 @@ pub trait Storage: Send + Sync + 'static {
         executor_id: &str,
         due: DateTime<Utc>,
     ) -> StorageResult<Option<String>>;
+}
+
+/// The scheduler's other bookkeeping: what is due next, missed and halted firings, results, the reaper, retention.
+#[async_trait::async_trait]
+pub trait RunStore: Send + Sync + 'static {
+    /// The earliest due time of a pending executor.
+    async fn next_due(&self) -> StorageResult<Option<DateTime<Utc>>>;
+
+    /// Pending executors past their grace become missed; returns the plan of each one
+    /// marked (a plan once per executor), so that the engine can catch up (misfire
+    /// `run_once`): only the caller whose statement marked a row is told.
+    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<Vec<String>>;
+
+    /// While halted: pending executors that fall due are cancelled for good.
+    async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64>;
+
     /// Records finished runs, each only if its owner still holds its lease, with their
     /// audit events, in one transaction. Returns, per run, whether it was recorded.
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>>;
+
     /// Running executors whose lease expired become failed, "outcome unknown".
     async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64>;
+
     /// Retention: deletes audit events older than `audit_before` and empties the run logs
     /// (log lines, stdout, stderr) of executors finished before `logs_before`, keeping
     /// their status and result. None keeps that kind forever.
@@ -273,33 +330,28 @@ pub trait Storage: Send + Sync + 'static {
         audit_before: Option<DateTime<Utc>>,
         logs_before: Option<DateTime<Utc>>,
     ) -> StorageResult<Pruned>;
+}
 
-    /// Live, unpaused recurring plans whose executors are made only up to before `before`,
-    /// soonest first, at most `limit`.
-    async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>>;
-    /// The earliest `planned_until` of a live, unpaused recurring plan.
-    async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>>;
-    /// Applies extensions within `caps`, each all or nothing: each moves its plan's horizon
-    /// from `from` to `until` (None: it stopped recurring) and stores its window's
-    /// executors, only while the horizon is still `from`. A store may commit them a few
-    /// at a time (SQLite does, so that no firing waits behind a long write); on an error,
-    /// the extensions committed before it stay stored. Returns, per extension, whether
-    /// it was stored (false: another replica moved that horizon first, or the plan was
-    /// deleted or paused meanwhile; nothing of it is stored).
-    async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError>;
-
+/// Blackouts (and imported calendars' events as blackouts).
+#[async_trait::async_trait]
+pub trait CalendarStore: Send + Sync + 'static {
     /// Every blackout, oldest first (what the engine's blackout index is built from).
     async fn blackouts(&self) -> StorageResult<Vec<Blackout>>;
+
     /// Up to `size` blackouts after `after` (None: from the first), oldest first, and
     /// whether more follow.
     async fn blackouts_page(&self, after: Option<&BlackoutCursor>, size: u64) -> StorageResult<PageOf<Blackout>>;
+
     /// How many blackouts are stored.
     async fn count_blackouts(&self) -> StorageResult<u64>;
+
     /// One blackout by id.
     async fn blackout(&self, id: &str) -> StorageResult<Option<Blackout>>;
+
     /// Changes with every change to the blackouts, by any replica, in the change's own
     /// transaction: one cheap read tells whether a copy of them is current.
     async fn blackouts_generation(&self) -> StorageResult<String>;
+
     /// Stores blackouts with the audit event; with `replace_calendar`, the blackouts that
     /// calendar imported before are deleted in the same transaction. Refused, storing
     /// nothing, when more than `max` blackouts would then be stored (judged under a lock
@@ -311,60 +363,94 @@ pub trait Storage: Send + Sync + 'static {
         audit: &AuditEvent,
         max: u64,
     ) -> Result<(), InsertPlanError>;
+
     /// Deletes a blackout with its audit event; false when there is none by that id.
     async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool>;
+}
 
+/// What SSH attacks reach and leave behind: credentials, inventories, armed undos.
+#[async_trait::async_trait]
+pub trait SshTargetStore: Send + Sync + 'static {
     /// Every inventory, by name.
     async fn inventories(&self) -> StorageResult<Vec<crate::Inventory>>;
+
     async fn inventory(&self, name: &str) -> StorageResult<Option<crate::Inventory>>;
+
     /// Stores inventories, replacing those of the same names, with the audit event (all
     /// or nothing).
     async fn put_inventories(&self, inventories: &[crate::Inventory], audit: &AuditEvent) -> StorageResult<()>;
+
     /// Deletes an inventory with its audit event; false when there is none by that name.
     async fn delete_inventory(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool>;
 
     /// Stores an armed undo (before its attack acts).
     async fn insert_undo(&self, undo: &crate::Undo) -> StorageResult<()>;
+
     /// Pending undos, soonest due first (`pending: true`), or every undo, newest armed
     /// first; at most `limit`.
     async fn undos(&self, pending: bool, limit: u64) -> StorageResult<Vec<crate::Undo>>;
+
     async fn undo(&self, id: &str) -> StorageResult<Option<crate::Undo>>;
+
     /// Records an attempt at an undo (its new state, attempts, due time and outcome) with
     /// its audit event, only while it is still pending; false when it was not (another
     /// replica finished it first: nothing is written).
     async fn update_undo(&self, undo: &crate::Undo, audit: &AuditEvent) -> StorageResult<bool>;
 
+    /// Stores a credential with its audit event; false (nothing stored) when the name is taken.
+    async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool>;
+
+    async fn credential(&self, name: &str) -> StorageResult<Option<Credential>>;
+
+    /// Every credential, by name.
+    async fn credentials(&self) -> StorageResult<Vec<Credential>>;
+
+    /// Deletes a credential with its audit event; false when there is none by that name.
+    async fn delete_credential(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool>;
+}
+
+/// The persisted halt switch, and its changes as other replicas make them.
+#[async_trait::async_trait]
+pub trait HaltStore: Send + Sync + 'static {
     async fn halt_state(&self) -> StorageResult<HaltState>;
+
     /// Changes whenever another replica may have changed the halt switch (PostgreSQL's
     /// LISTEN/NOTIFY), so that a halt reaches every replica at once; None where storage
     /// has no such channel (a SQLite file serves one engine).
     fn halt_signals(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+
     /// Sets the halt switch and stores the audit event of the change.
     async fn set_halt_state(&self, state: &HaltState, audit: &AuditEvent) -> StorageResult<()>;
+}
 
+/// The audit log.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync + 'static {
     async fn insert_audit(&self, events: &[AuditEvent]) -> StorageResult<()>;
+
     /// Audit events, newest first.
     async fn list_audit(&self, page: Page) -> StorageResult<PageOf<AuditEntry>>;
+
     /// Up to `size` audit events older than the one with id `before`, newest first (a
     /// seek: as fast deep in the log as at its start).
     async fn list_audit_before(&self, before: i64, size: u64) -> StorageResult<PageOf<AuditEntry>>;
+}
 
-    /// Stores a credential with its audit event; false (nothing stored) when the name is taken.
-    async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool>;
-    async fn credential(&self, name: &str) -> StorageResult<Option<Credential>>;
-    /// Every credential, by name.
-    async fn credentials(&self) -> StorageResult<Vec<Credential>>;
-    /// Deletes a credential with its audit event; false when there is none by that name.
-    async fn delete_credential(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool>;
-
+/// Uploaded plugins: records, their bytes, the generation replicas sync by.
+#[async_trait::async_trait]
+pub trait PluginStore: Send + Sync + 'static {
     /// Changes whenever any plugin record changes (opaque; compare for equality).
     async fn plugins_generation(&self) -> StorageResult<String>;
+
     /// Every stored plugin, oldest first, without bytes.
     async fn plugin_records(&self) -> StorageResult<Vec<PluginRecord>>;
+
     async fn plugin_record(&self, id: &str) -> StorageResult<Option<PluginRecord>>;
+
     async fn plugin_wasm(&self, id: &str) -> StorageResult<Option<Vec<u8>>>;
+
     /// Stores an upload with its audit event unless its id is taken.
     async fn insert_plugin(
         &self,
@@ -372,6 +458,7 @@ pub trait Storage: Send + Sync + 'static {
         wasm: &[u8],
         audit: &AuditEvent,
     ) -> StorageResult<StoredUpload>;
+
     /// Applies a change with its audit event; false when there is no such plugin.
     async fn update_plugin(
         &self,
@@ -380,15 +467,21 @@ pub trait Storage: Send + Sync + 'static {
         at: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> StorageResult<bool>;
+
     /// Deletes a plugin (with its audit event) unless executors that still have to run
     /// use it; returns how many do (0: deleted), or None when there is no such plugin.
     async fn delete_plugin(&self, id: &str, audit: &AuditEvent) -> StorageResult<Option<u64>>;
+}
 
+/// The webhook outbox: events in, deliveries claimed and finished.
+#[async_trait::async_trait]
+pub trait EventStore: Send + Sync + 'static {
     /// Stores events in the outbox of every webhook that wants them (nothing when none
     /// does). Events of stored changes are written by those changes' own transactions
     /// (records, misses, reaps, audited operator actions); this is for the rest (a run's
     /// start).
     async fn insert_events(&self, events: &[Event]) -> StorageResult<()>;
+
     /// Takes up to `limit` pending deliveries due by `now` (oldest first) for `owner`
     /// until `lease_until`; each is held by one sender at a time across replicas.
     async fn claim_deliveries(
@@ -398,12 +491,24 @@ pub trait Storage: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
         limit: u64,
     ) -> StorageResult<Vec<Delivery>>;
+
     /// Records how an attempt at a delivery `owner` holds ended.
     async fn finish_delivery(&self, id: i64, owner: &str, attempt: &Attempt) -> StorageResult<()>;
+
     /// When the next pending delivery is due (its next attempt, or its lease's end).
     async fn next_delivery(&self) -> StorageResult<Option<DateTime<Utc>>>;
+
     /// A webhook's deliveries by state.
     async fn delivery_counts(&self, webhook: &str) -> StorageResult<DeliveryCounts>;
+
+    /// Bumped when deliveries may have become due: outbox rows written here, or (on
+    /// PostgreSQL) by any replica.
+    fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// The blast-radius ledger: terminations charged against group budgets.
+#[async_trait::async_trait]
+pub trait BudgetStore: Send + Sync + 'static {
     /// Records `takes` in the blast-radius ledger for `run_id` when every group's
     /// terminations in the last 24 hours and time since its last one allow them (all or
     /// nothing; serialised across replicas); otherwise which budget refuses and why.
@@ -415,7 +520,103 @@ pub trait Storage: Send + Sync + 'static {
         now: DateTime<Utc>,
         record: bool,
     ) -> StorageResult<Result<(), String>>;
-    /// Bumped when deliveries may have become due: outbox rows written here, or (on
-    /// PostgreSQL) by any replica.
-    fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// Every port at once: what a database implements (`cme-store`'s `Store`). The engine
+/// holds the ports apart ([`Ports`]) so that a test fake implements only the port it fakes.
+pub trait Storage:
+    PlanStore
+    + HorizonStore
+    + ExecutorStore
+    + ClaimStore
+    + RunStore
+    + CalendarStore
+    + SshTargetStore
+    + HaltStore
+    + AuditStore
+    + PluginStore
+    + EventStore
+    + BudgetStore
+{
+}
+
+impl<
+    T: PlanStore
+        + HorizonStore
+        + ExecutorStore
+        + ClaimStore
+        + RunStore
+        + CalendarStore
+        + SshTargetStore
+        + HaltStore
+        + AuditStore
+        + PluginStore
+        + EventStore
+        + BudgetStore,
+> Storage for T
+{
+}
+
+/// The storage ports an engine works through, each on its own: by default all one store
+/// (`Ports::of`), any of them replaceable (a fake that slows claims is a `RunStore`).
+#[derive(Clone)]
+pub struct Ports {
+    pub plans: Arc<dyn PlanStore>,
+    pub horizon: Arc<dyn HorizonStore>,
+    pub executors: Arc<dyn ExecutorStore>,
+    pub claims: Arc<dyn ClaimStore>,
+    pub runs: Arc<dyn RunStore>,
+    pub calendars: Arc<dyn CalendarStore>,
+    pub ssh: Arc<dyn SshTargetStore>,
+    pub halt: Arc<dyn HaltStore>,
+    pub audit: Arc<dyn AuditStore>,
+    pub plugins: Arc<dyn PluginStore>,
+    pub events: Arc<dyn EventStore>,
+    pub budgets: Arc<dyn BudgetStore>,
+}
+
+impl Ports {
+    /// Every port served by `store`.
+    pub fn of<S: Storage>(store: Arc<S>) -> Ports {
+        Ports {
+            plans: store.clone(),
+            horizon: store.clone(),
+            executors: store.clone(),
+            claims: store.clone(),
+            runs: store.clone(),
+            calendars: store.clone(),
+            ssh: store.clone(),
+            halt: store.clone(),
+            audit: store.clone(),
+            plugins: store.clone(),
+            events: store.clone(),
+            budgets: store.clone(),
+        }
+    }
+
+    /// Every port served by one store behind `dyn Storage`.
+    pub fn of_dyn(store: Arc<dyn Storage>) -> Ports {
+        Ports {
+            plans: store.clone(),
+            horizon: store.clone(),
+            executors: store.clone(),
+            claims: store.clone(),
+            runs: store.clone(),
+            calendars: store.clone(),
+            ssh: store.clone(),
+            halt: store.clone(),
+            audit: store.clone(),
+            plugins: store.clone(),
+            events: store.clone(),
+            budgets: store.clone(),
+        }
+    }
+}
+
+/// The ports as traits, to call their methods on a store: `use cme_engine::storage::prelude::*`.
+pub mod prelude {
+    pub use super::{
+        AuditStore, BudgetStore, CalendarStore, ClaimStore, EventStore, ExecutorStore, HaltStore, HorizonStore,
+        PlanStore, PluginStore, RunStore, SshTargetStore,
+    };
 }

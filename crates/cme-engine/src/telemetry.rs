@@ -52,12 +52,12 @@ impl Engine {
     /// Sets the gauges that storage and the registry know: executors by status, live
     /// plans, plugins by status, the halt switch. Called when metrics are gathered.
     pub async fn refresh_gauges(&self) -> Result<(), EngineError> {
-        let counts = self.storage.count_executors().await?;
+        let counts = self.ports.executors.count_executors().await?;
         for status in ExecutorStatus::ALL {
             let count = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
             metrics::gauge!("cme_executors", "status" => status.as_str()).set(count as f64);
         }
-        metrics::gauge!("cme_plans").set(self.storage.count_live_plans().await? as f64);
+        metrics::gauge!("cme_plans").set(self.ports.plans.count_live_plans().await? as f64);
         let plugins = self.plugin_views().await?;
         for status in [PluginStatus::Pending, PluginStatus::Enabled, PluginStatus::Disabled] {
             let count = plugins.iter().filter(|p| p.status == status).count();

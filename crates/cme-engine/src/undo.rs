@@ -96,11 +96,12 @@ pub enum UndoAttempt {
 impl Engine {
     /// Undos: the pending ones, soonest first, then the latest finished ones, up to `limit`.
     pub async fn undos(&self, limit: u64) -> Result<Vec<Undo>, EngineError> {
-        let mut undos = self.storage.undos(true, limit).await?;
+        let mut undos = self.ports.ssh.undos(true, limit).await?;
         let room = limit.saturating_sub(undos.len() as u64);
         if room > 0 {
             undos.extend(
-                self.storage
+                self.ports
+                    .ssh
                     .undos(false, room + undos.len() as u64)
                     .await?
                     .into_iter()
@@ -112,7 +113,7 @@ impl Engine {
     }
 
     pub async fn undo(&self, id: &str) -> Result<Undo, EngineError> {
-        self.storage.undo(id).await?.ok_or_else(|| EngineError::not_found(Resource::Undo, id))
+        self.ports.ssh.undo(id).await?.ok_or_else(|| EngineError::not_found(Resource::Undo, id))
     }
 
     /// Keeps the undos: runs every pending one at start, then each when it is due, and
@@ -122,10 +123,10 @@ impl Engine {
         let mut shutdown = self.shutdown.subscribe();
         let mut starting = true;
         loop {
-            let next = match self.storage.undos(true, 10_000).await {
+            let next = match self.ports.ssh.undos(true, 10_000).await {
                 Ok(pending) => {
                     let halted = self.local_halt().is_some()
-                        || self.storage.halt_state().await.map(|h| h.halted).unwrap_or(true);
+                        || self.ports.halt.halt_state().await.map(|h| h.halted).unwrap_or(true);
                     let now = Utc::now();
                     // Halted, an undo not tried yet is due now; one being retried keeps its
                     // back-off (else an unreachable target would be tried in a loop).
@@ -222,7 +223,7 @@ impl Engine {
                 audit.outcome = undo.outcome.clone();
             }
         }
-        match self.storage.update_undo(&undo, &audit).await {
+        match self.ports.ssh.update_undo(&undo, &audit).await {
             Ok(true) => {
                 match undo.state {
                     UndoState::Done => tracing::info!(undo_id = %undo.id, target = %undo.target(), why, "undo done"),

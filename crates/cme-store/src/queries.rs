@@ -11,11 +11,12 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
+use cme_engine::storage::prelude::*;
 use cme_engine::storage::{CappedWork, Claim, Extension, InsertPlanError, OverCap, Pruned, StorageResult};
 use cme_engine::{
     Attempt, AuditEntry, AuditEvent, Blackout, Credential, Delivery, DeliveryCounts, Event, Executor,
     ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf, Plan, PlanSummary,
-    PluginChange, PluginRecord, RunLog, Storage, StorageError, StoredUpload, WorkCaps,
+    PluginChange, PluginRecord, RunLog, StorageError, StoredUpload, WorkCaps,
 };
 
 use crate::convert::{self, at, us};
@@ -232,7 +233,7 @@ impl Store {
 }
 
 #[async_trait::async_trait]
-impl Storage for Store {
+impl PlanStore for Store {
     async fn insert_plan(
         &self,
         plan: &Plan,
@@ -370,6 +371,115 @@ impl Storage for Store {
         Ok(true)
     }
 
+    async fn count_live_plans(&self) -> StorageResult<u64> {
+        plan::Entity::find().filter(plan::Column::DeletedAtUs.is_null()).count(self.db()).await.map_err(db)
+    }
+}
+
+#[async_trait::async_trait]
+impl HorizonStore for Store {
+    async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>> {
+        let query = plan::Entity::find()
+            .filter(plan::Column::PlannedUntilUs.lt(us(before)))
+            .filter(plan::Column::DeletedAtUs.is_null())
+            .filter(plan::Column::PausedAtUs.is_null())
+            .order_by_asc(plan::Column::PlannedUntilUs)
+            .limit(limit);
+        self.all_of(query, convert::plan).await
+    }
+
+    async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>> {
+        let next = plan::Entity::find()
+            .select_only()
+            .column_as(plan::Column::PlannedUntilUs.min(), "next")
+            .filter(plan::Column::PlannedUntilUs.is_not_null())
+            .filter(plan::Column::DeletedAtUs.is_null())
+            .filter(plan::Column::PausedAtUs.is_null())
+            .into_tuple::<Option<i64>>()
+            .one(self.db())
+            .await
+            .map_err(db)?;
+        Ok(next.flatten().map(at))
+    }
+
+    /// The conditional UPDATE is what makes an extension happen once: on PostgreSQL a
+    /// replica racing for the same plan waits for the row, then finds the horizon moved
+    /// and changes nothing; its executors are never inserted.
+    async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError> {
+        // Each plan's horizon moves only from the value its planner was asked from; its
+        // executors are stored only when it moved (another replica may have been first).
+        let horizon_move = |extension: &Extension| {
+            plan::Entity::update_many()
+                .col_expr(plan::Column::PlannedUntilUs, Expr::value(extension.until.map(us)))
+                .filter(plan::Column::Id.eq(extension.plan_id.as_str()))
+                .filter(plan::Column::PlannedUntilUs.eq(us(extension.from)))
+                .filter(plan::Column::DeletedAtUs.is_null())
+                .filter(plan::Column::PausedAtUs.is_null())
+                .build(self.backend())
+        };
+        let executors_of = |extensions: &[Extension]| extensions.iter().map(|e| e.executors.len() as u64).sum::<u64>();
+        if let Some(writer) = &self.writer {
+            // On the writer, a few plans per write: through sqlx, a round of 200 plans held
+            // SQLite's one write lock for tens of milliseconds (a thread hop per statement),
+            // and even on the writer 200 plans are a 15-55 ms write that every firing's
+            // claim would queue behind. A claim waits for at most one small write now.
+            let mut stored = Vec::with_capacity(extensions.len());
+            for chunk in extensions.chunks(EXTENSIONS_PER_WRITE) {
+                let adding = executors_of(chunk);
+                let moves: Vec<(Statement, Writes)> = chunk
+                    .iter()
+                    .map(|extension| {
+                        let mut executors = Writes::default();
+                        self.executor_writes(&mut executors, &extension.executors);
+                        (horizon_move(extension), executors)
+                    })
+                    .collect();
+                let caps = *caps;
+                let chunk_stored = writer
+                    .write(move |conn| -> Result<Vec<bool>, InsertPlanError> {
+                        if adding > 0 {
+                            judge_caps_on_writer(conn, &caps, 0, adding)?;
+                        }
+                        let mut stored = Vec::with_capacity(moves.len());
+                        for (moved, executors) in &moves {
+                            let won = crate::writer::execute(conn, moved)? == 1;
+                            if won {
+                                executors.execute_sqlite(conn)?;
+                            }
+                            stored.push(won);
+                        }
+                        Ok(stored)
+                    })
+                    .await?;
+                stored.extend(chunk_stored);
+            }
+            return Ok(stored);
+        }
+        let adding = executors_of(extensions);
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        if adding > 0 {
+            self.check_caps(&txn, caps, 0, adding).await?;
+        }
+        let mut stored = Vec::with_capacity(extensions.len());
+        let mut executors = Vec::with_capacity(adding as usize);
+        for extension in extensions {
+            let won = txn.execute_raw(horizon_move(extension)).await.map_err(db)?.rows_affected() == 1;
+            if won {
+                executors.extend(extension.executors.iter().cloned());
+            }
+            stored.push(won);
+        }
+        let mut writes = Writes::default();
+        self.executor_writes(&mut writes, &executors);
+        writes.execute(self, &txn).await?;
+        txn.commit().await.map_err(db)?;
+        Ok(stored)
+    }
+}
+
+#[async_trait::async_trait]
+impl ExecutorStore for Store {
     async fn executors_of(&self, plan_id: &str) -> StorageResult<Vec<Executor>> {
         let query = executor::Entity::find()
             .filter(executor::Column::PlanId.eq(plan_id))
@@ -554,47 +664,10 @@ impl Storage for Store {
             })
             .collect()
     }
+}
 
-    async fn count_live_plans(&self) -> StorageResult<u64> {
-        plan::Entity::find().filter(plan::Column::DeletedAtUs.is_null()).count(self.db()).await.map_err(db)
-    }
-
-    async fn next_due(&self) -> StorageResult<Option<DateTime<Utc>>> {
-        let next = executor::Entity::find()
-            .select_only()
-            .column_as(executor::Column::DueAtUs.min(), "next")
-            .filter(executor::Column::Status.eq(PENDING.as_str()))
-            .into_tuple::<Option<i64>>()
-            .one(self.db())
-            .await
-            .map_err(db)?;
-        Ok(next.flatten().map(at))
-    }
-
-    /// (`due_at_us < now` keeps the scan on the status/due index: only overdue rows are
-    /// looked at.)
-    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<Vec<String>> {
-        // Every scheduler pass asks; almost always nothing is past its grace. Looking first
-        // (a read, which waits for no writer) keeps a firing from queueing behind the writes
-        // of a busy API just to learn that.
-        let past_grace =
-            "SELECT 1 FROM executors WHERE status = $1 AND due_at_us < $2 AND due_at_us + grace_ms * 1000 < $2 LIMIT 1";
-        let look = Statement::from_sql_and_values(
-            self.backend(),
-            adapt(self.backend(), past_grace),
-            [status(PENDING), us(now).into()],
-        );
-        if self.db().query_one_raw(look).await.map_err(db)?.is_none() {
-            return Ok(Vec::new());
-        }
-        let _gate = self.write_gate().await;
-        let sql = "UPDATE executors SET status = $2, finished_at_us = $1, \
-                   error = 'missed: not started within its grace period after its due time (was the engine down or halted?)' \
-                   WHERE status = $3 AND due_at_us < $1 AND due_at_us + grace_ms * 1000 < $1 RETURNING id, plan_id";
-        let values = [us(now).into(), status(ExecutorStatus::Missed), status(PENDING)];
-        self.update_announcing(sql, values, ExecutorStatus::Missed, now).await
-    }
-
+#[async_trait::async_trait]
+impl ClaimStore for Store {
     async fn running_ahead(
         &self,
         plan_id: &str,
@@ -617,20 +690,6 @@ impl Storage for Store {
             .one(self.db())
             .await
             .map_err(db)
-    }
-
-    async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64> {
-        let _gate = self.write_gate().await;
-        let updated = executor::Entity::update_many()
-            .col_expr(executor::Column::Status, Expr::value(ExecutorStatus::Cancelled.as_str()))
-            .col_expr(executor::Column::FinishedAtUs, Expr::value(us(now)))
-            .col_expr(executor::Column::Error, Expr::value("cancelled: halted"))
-            .filter(executor::Column::Status.eq(PENDING.as_str()))
-            .filter(executor::Column::DueAtUs.lte(us(now)))
-            .exec(self.db())
-            .await
-            .map_err(db)?;
-        Ok(updated.rows_affected)
     }
 
     /// On PostgreSQL rows locked by another engine are skipped (`FOR UPDATE SKIP LOCKED`).
@@ -687,6 +746,59 @@ impl Storage for Store {
         let claimed = if allowed == 0 { Vec::new() } else { self.claim(&txn, claim, allowed).await? };
         txn.commit().await.map_err(db)?;
         Ok((claimed, allowed < limit))
+    }
+}
+
+#[async_trait::async_trait]
+impl RunStore for Store {
+    async fn next_due(&self) -> StorageResult<Option<DateTime<Utc>>> {
+        let next = executor::Entity::find()
+            .select_only()
+            .column_as(executor::Column::DueAtUs.min(), "next")
+            .filter(executor::Column::Status.eq(PENDING.as_str()))
+            .into_tuple::<Option<i64>>()
+            .one(self.db())
+            .await
+            .map_err(db)?;
+        Ok(next.flatten().map(at))
+    }
+
+    /// (`due_at_us < now` keeps the scan on the status/due index: only overdue rows are
+    /// looked at.)
+    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<Vec<String>> {
+        // Every scheduler pass asks; almost always nothing is past its grace. Looking first
+        // (a read, which waits for no writer) keeps a firing from queueing behind the writes
+        // of a busy API just to learn that.
+        let past_grace =
+            "SELECT 1 FROM executors WHERE status = $1 AND due_at_us < $2 AND due_at_us + grace_ms * 1000 < $2 LIMIT 1";
+        let look = Statement::from_sql_and_values(
+            self.backend(),
+            adapt(self.backend(), past_grace),
+            [status(PENDING), us(now).into()],
+        );
+        if self.db().query_one_raw(look).await.map_err(db)?.is_none() {
+            return Ok(Vec::new());
+        }
+        let _gate = self.write_gate().await;
+        let sql = "UPDATE executors SET status = $2, finished_at_us = $1, \
+                   error = 'missed: not started within its grace period after its due time (was the engine down or halted?)' \
+                   WHERE status = $3 AND due_at_us < $1 AND due_at_us + grace_ms * 1000 < $1 RETURNING id, plan_id";
+        let values = [us(now).into(), status(ExecutorStatus::Missed), status(PENDING)];
+        self.update_announcing(sql, values, ExecutorStatus::Missed, now).await
+    }
+
+    async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64> {
+        let _gate = self.write_gate().await;
+        let updated = executor::Entity::update_many()
+            .col_expr(executor::Column::Status, Expr::value(ExecutorStatus::Cancelled.as_str()))
+            .col_expr(executor::Column::FinishedAtUs, Expr::value(us(now)))
+            .col_expr(executor::Column::Error, Expr::value("cancelled: halted"))
+            .filter(executor::Column::Status.eq(PENDING.as_str()))
+            .filter(executor::Column::DueAtUs.lte(us(now)))
+            .exec(self.db())
+            .await
+            .map_err(db)?;
+        Ok(updated.rows_affected)
     }
 
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>> {
@@ -756,106 +868,10 @@ impl Storage for Store {
         self.prune_ledger().await?;
         Ok(pruned)
     }
+}
 
-    async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>> {
-        let query = plan::Entity::find()
-            .filter(plan::Column::PlannedUntilUs.lt(us(before)))
-            .filter(plan::Column::DeletedAtUs.is_null())
-            .filter(plan::Column::PausedAtUs.is_null())
-            .order_by_asc(plan::Column::PlannedUntilUs)
-            .limit(limit);
-        self.all_of(query, convert::plan).await
-    }
-
-    async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>> {
-        let next = plan::Entity::find()
-            .select_only()
-            .column_as(plan::Column::PlannedUntilUs.min(), "next")
-            .filter(plan::Column::PlannedUntilUs.is_not_null())
-            .filter(plan::Column::DeletedAtUs.is_null())
-            .filter(plan::Column::PausedAtUs.is_null())
-            .into_tuple::<Option<i64>>()
-            .one(self.db())
-            .await
-            .map_err(db)?;
-        Ok(next.flatten().map(at))
-    }
-
-    /// The conditional UPDATE is what makes an extension happen once: on PostgreSQL a
-    /// replica racing for the same plan waits for the row, then finds the horizon moved
-    /// and changes nothing; its executors are never inserted.
-    async fn extend_plans(&self, extensions: &[Extension], caps: &WorkCaps) -> Result<Vec<bool>, InsertPlanError> {
-        // Each plan's horizon moves only from the value its planner was asked from; its
-        // executors are stored only when it moved (another replica may have been first).
-        let horizon_move = |extension: &Extension| {
-            plan::Entity::update_many()
-                .col_expr(plan::Column::PlannedUntilUs, Expr::value(extension.until.map(us)))
-                .filter(plan::Column::Id.eq(extension.plan_id.as_str()))
-                .filter(plan::Column::PlannedUntilUs.eq(us(extension.from)))
-                .filter(plan::Column::DeletedAtUs.is_null())
-                .filter(plan::Column::PausedAtUs.is_null())
-                .build(self.backend())
-        };
-        let executors_of = |extensions: &[Extension]| extensions.iter().map(|e| e.executors.len() as u64).sum::<u64>();
-        if let Some(writer) = &self.writer {
-            // On the writer, a few plans per write: through sqlx, a round of 200 plans held
-            // SQLite's one write lock for tens of milliseconds (a thread hop per statement),
-            // and even on the writer 200 plans are a 15-55 ms write that every firing's
-            // claim would queue behind. A claim waits for at most one small write now.
-            let mut stored = Vec::with_capacity(extensions.len());
-            for chunk in extensions.chunks(EXTENSIONS_PER_WRITE) {
-                let adding = executors_of(chunk);
-                let moves: Vec<(Statement, Writes)> = chunk
-                    .iter()
-                    .map(|extension| {
-                        let mut executors = Writes::default();
-                        self.executor_writes(&mut executors, &extension.executors);
-                        (horizon_move(extension), executors)
-                    })
-                    .collect();
-                let caps = *caps;
-                let chunk_stored = writer
-                    .write(move |conn| -> Result<Vec<bool>, InsertPlanError> {
-                        if adding > 0 {
-                            judge_caps_on_writer(conn, &caps, 0, adding)?;
-                        }
-                        let mut stored = Vec::with_capacity(moves.len());
-                        for (moved, executors) in &moves {
-                            let won = crate::writer::execute(conn, moved)? == 1;
-                            if won {
-                                executors.execute_sqlite(conn)?;
-                            }
-                            stored.push(won);
-                        }
-                        Ok(stored)
-                    })
-                    .await?;
-                stored.extend(chunk_stored);
-            }
-            return Ok(stored);
-        }
-        let adding = executors_of(extensions);
-        let _gate = self.write_gate().await;
-        let txn = self.db().begin().await.map_err(db)?;
-        if adding > 0 {
-            self.check_caps(&txn, caps, 0, adding).await?;
-        }
-        let mut stored = Vec::with_capacity(extensions.len());
-        let mut executors = Vec::with_capacity(adding as usize);
-        for extension in extensions {
-            let won = txn.execute_raw(horizon_move(extension)).await.map_err(db)?.rows_affected() == 1;
-            if won {
-                executors.extend(extension.executors.iter().cloned());
-            }
-            stored.push(won);
-        }
-        let mut writes = Writes::default();
-        self.executor_writes(&mut writes, &executors);
-        writes.execute(self, &txn).await?;
-        txn.commit().await.map_err(db)?;
-        Ok(stored)
-    }
-
+#[async_trait::async_trait]
+impl CalendarStore for Store {
     async fn blackouts(&self) -> StorageResult<Vec<Blackout>> {
         let query =
             blackout::Entity::find().order_by_asc(blackout::Column::CreatedAtUs).order_by_asc(blackout::Column::Id);
@@ -960,7 +976,10 @@ impl Storage for Store {
         }
         self.audit_if_changed(txn, deleted.rows_affected, audit).await
     }
+}
 
+#[async_trait::async_trait]
+impl SshTargetStore for Store {
     async fn inventories(&self) -> StorageResult<Vec<cme_engine::Inventory>> {
         self.all_inventories().await
     }
@@ -993,6 +1012,51 @@ impl Storage for Store {
         self.record_undo(undo, audit).await
     }
 
+    async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool> {
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        if credential::Entity::find_by_id(credential.name.clone()).one(&txn).await.map_err(db)?.is_some() {
+            txn.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        credential::Entity::insert(
+            convert::credential_model(credential, self.credential_key.as_ref()).into_active_model(),
+        )
+        .exec_without_returning(&txn)
+        .await
+        .map_err(db)?;
+        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
+        txn.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn credential(&self, name: &str) -> StorageResult<Option<Credential>> {
+        credential::Entity::find_by_id(name.to_string())
+            .one(self.db())
+            .await
+            .map_err(db)?
+            .map(|m| convert::credential(m, self.credential_key.as_ref()))
+            .transpose()
+    }
+
+    async fn credentials(&self) -> StorageResult<Vec<Credential>> {
+        credential::Entity::find()
+            .order_by_asc(credential::Column::Name)
+            .all(self.db())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|m| convert::credential(m, self.credential_key.as_ref()))
+            .collect()
+    }
+
+    async fn delete_credential(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool> {
+        self.delete_audited::<credential::Entity>(name, audit).await
+    }
+}
+
+#[async_trait::async_trait]
+impl HaltStore for Store {
     async fn halt_state(&self) -> StorageResult<HaltState> {
         match setting::Entity::find_by_id(HALT_KEY.to_string()).one(self.db()).await.map_err(db)? {
             None => Ok(HaltState::default()),
@@ -1050,7 +1114,10 @@ impl Storage for Store {
         txn.commit().await.map_err(db)?;
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl AuditStore for Store {
     async fn insert_audit(&self, events: &[AuditEvent]) -> StorageResult<()> {
         let _gate = self.write_gate().await;
         self.insert_audit_rows(self.db(), events).await
@@ -1075,49 +1142,10 @@ impl Storage for Store {
             has_more: rows.has_more,
         })
     }
+}
 
-    async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool> {
-        let _gate = self.write_gate().await;
-        let txn = self.db().begin().await.map_err(db)?;
-        if credential::Entity::find_by_id(credential.name.clone()).one(&txn).await.map_err(db)?.is_some() {
-            txn.rollback().await.map_err(db)?;
-            return Ok(false);
-        }
-        credential::Entity::insert(
-            convert::credential_model(credential, self.credential_key.as_ref()).into_active_model(),
-        )
-        .exec_without_returning(&txn)
-        .await
-        .map_err(db)?;
-        self.insert_audit_rows(&txn, std::slice::from_ref(audit)).await?;
-        txn.commit().await.map_err(db)?;
-        Ok(true)
-    }
-
-    async fn credential(&self, name: &str) -> StorageResult<Option<Credential>> {
-        credential::Entity::find_by_id(name.to_string())
-            .one(self.db())
-            .await
-            .map_err(db)?
-            .map(|m| convert::credential(m, self.credential_key.as_ref()))
-            .transpose()
-    }
-
-    async fn credentials(&self) -> StorageResult<Vec<Credential>> {
-        credential::Entity::find()
-            .order_by_asc(credential::Column::Name)
-            .all(self.db())
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(|m| convert::credential(m, self.credential_key.as_ref()))
-            .collect()
-    }
-
-    async fn delete_credential(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool> {
-        self.delete_audited::<credential::Entity>(name, audit).await
-    }
-
+#[async_trait::async_trait]
+impl PluginStore for Store {
     async fn plugins_generation(&self) -> StorageResult<String> {
         self.generation().await
     }
@@ -1156,7 +1184,10 @@ impl Storage for Store {
     async fn delete_plugin(&self, id: &str, audit: &AuditEvent) -> StorageResult<Option<u64>> {
         self.delete(id, audit).await
     }
+}
 
+#[async_trait::async_trait]
+impl EventStore for Store {
     async fn insert_events(&self, events: &[Event]) -> StorageResult<()> {
         self.insert_events_now(events).await
     }
@@ -1186,7 +1217,10 @@ impl Storage for Store {
     fn outbox_signals(&self) -> tokio::sync::watch::Receiver<u64> {
         self.outbox_signal_receiver()
     }
+}
 
+#[async_trait::async_trait]
+impl BudgetStore for Store {
     async fn take_budget(
         &self,
         takes: &[cme_engine::BudgetTake],

@@ -3,7 +3,8 @@
 
 use sea_orm::{ConnectionTrait, Statement};
 
-use cme_engine::{ExecutorStatus, RunLog, Storage, StorageError};
+use cme_engine::storage::prelude::*;
+use cme_engine::{ExecutorStatus, RunLog, StorageError};
 
 use crate::{Store, StoreConfig};
 

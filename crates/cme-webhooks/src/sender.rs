@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use cme_engine::{Attempt, Delivery, Storage};
+use cme_engine::{Attempt, Delivery, EventStore};
 
 use crate::{SIGNATURE_HEADER, Webhook, signature};
 
@@ -31,7 +31,7 @@ impl SenderConfig {
 
 /// Delivers the outbox to the configured webhooks.
 pub struct Sender {
-    storage: Arc<dyn Storage>,
+    storage: Arc<dyn EventStore>,
     webhooks: HashMap<String, Webhook>,
     client: reqwest::Client,
     config: SenderConfig,
@@ -39,7 +39,7 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(
-        storage: Arc<dyn Storage>,
+        storage: Arc<dyn EventStore>,
         webhooks: Vec<Webhook>,
         config: SenderConfig,
     ) -> Result<Sender, crate::WebhookError> {

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use cme_engine::{BudgetTake, Storage};
+use cme_engine::{BudgetStore, BudgetTake};
 
-pub struct StorageLedger(pub Arc<dyn Storage>);
+pub struct StorageLedger(pub Arc<dyn BudgetStore>);
 
 impl std::fmt::Debug for StorageLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use cme_engine::{Actor, Storage, Undo, UndoState};
+use cme_engine::{Actor, SshTargetStore, Undo, UndoState};
 use cme_runtime::{ArmedUndo, CredentialError, InventoryHost, RunOwner, SshCredential};
 
 pub struct StoredSsh {
-    pub storage: Arc<dyn Storage>,
+    pub storage: Arc<dyn SshTargetStore>,
     /// The engine's `undo_armed` signal.
     pub undo_armed: Arc<tokio::sync::Notify>,
 }

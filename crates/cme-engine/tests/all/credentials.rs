@@ -1,6 +1,7 @@
 use serde_json::json;
 
-use cme_engine::{EngineError, NewCredential, Storage};
+use cme_engine::storage::prelude::*;
+use cme_engine::{EngineError, NewCredential};
 
 use crate::support::{Rig, admin, audited, operator, plan};
 

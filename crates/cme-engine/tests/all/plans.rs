@@ -1,6 +1,7 @@
 use serde_json::json;
 
-use cme_engine::{AuditDecision, EngineError, ExecutorFilter, ExecutorStatus, Page, Storage};
+use cme_engine::storage::prelude::*;
+use cme_engine::{AuditDecision, EngineError, ExecutorFilter, ExecutorStatus, Page};
 
 use crate::support::{Rig, audited, operator, plan};
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 
-use cme_engine::{EngineConfig, ExecutorStatus, Misfire, NewBlackout, Overlap, Storage};
+use cme_engine::storage::prelude::*;
+use cme_engine::{EngineConfig, ExecutorStatus, Misfire, NewBlackout, Overlap};
 
 use crate::support::*;
 
@@ -267,7 +268,7 @@ async fn two_engines_racing_to_extend_one_plan_store_its_window_once() {
     let racing = || {
         let mut storage = crate::slow::SlowClaims::fast(store.clone());
         storage.extend_race = Some((gate.clone(), outcomes.clone()));
-        std::sync::Arc::new(storage)
+        std::sync::Arc::new(storage).ports()
     };
     let a = Rig::over(store.clone(), racing(), short_horizon()).await;
     let (created, _) = a.engine.create_plan(every(100), &operator()).await.unwrap();

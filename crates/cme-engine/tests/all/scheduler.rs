@@ -4,7 +4,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 
-use cme_engine::{AuditSource, EngineConfig, ExecutorStatus, Page, Storage};
+use cme_engine::storage::prelude::*;
+use cme_engine::{AuditSource, EngineConfig, ExecutorStatus, Page};
 
 use crate::support::{Rig, config, finished, operator, plan, reaches};
 
@@ -133,7 +134,7 @@ async fn a_shutdown_while_claiming_neither_panics_nor_loses_the_claim() {
     let slow = Arc::new(crate::slow::SlowClaims::new(store.clone()));
     let rig = Rig::over(
         store,
-        slow.clone(),
+        slow.ports(),
         EngineConfig { max_concurrent_runs: 2, shutdown_deadline: Duration::from_secs(5), ..config() },
     )
     .await;
@@ -161,8 +162,12 @@ async fn a_leashed_engine_runs_every_plan_dry_whenever_it_was_made() {
     assert!(!created.plan.dry_run);
     // Only a leashed replica runs: it must not fire the plan for real.
     let store = unleashed.store.clone();
-    let leashed =
-        Rig::over(store.clone(), store, EngineConfig { dry_run: true, engine_id: "leashed".into(), ..config() }).await;
+    let leashed = Rig::over(
+        store.clone(),
+        cme_engine::Ports::of(store),
+        EngineConfig { dry_run: true, engine_id: "leashed".into(), ..config() },
+    )
+    .await;
     leashed.engine.start();
     let done = finished(&leashed.engine, &executors[0].id).await;
     assert_eq!(done.status, ExecutorStatus::Succeeded);
@@ -174,7 +179,7 @@ async fn a_leashed_engine_runs_every_plan_dry_whenever_it_was_made() {
 async fn a_halt_holds_and_cancels_runs_even_when_it_cannot_be_stored() {
     let store = Arc::new(cme_store::Store::connect(&cme_store::StoreConfig::in_memory()).await.unwrap());
     let faulty = Arc::new(crate::slow::SlowClaims::fast(store.clone()));
-    let rig = Rig::over(store.clone(), faulty.clone(), config()).await;
+    let rig = Rig::over(store.clone(), faulty.ports(), config()).await;
     rig.engine.start();
     let (_, running) =
         rig.engine.create_plan(plan(json!({"sleep_ms": 30_000}), json!({"in_ms": [0]})), &operator()).await.unwrap();

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 pub use cme_engine::testing::{Call, FakeHost, builtins, bytes, component};
 use cme_engine::{
-    AuditDecision, Engine, EngineConfig, Executor, ExecutorStatus, Misfire, NewPlan, Overlap, PluginCall, Storage,
+    AuditDecision, Engine, EngineConfig, Executor, ExecutorStatus, Misfire, NewPlan, Overlap, PluginCall, Ports,
 };
 use cme_store::{Store, StoreConfig};
 
@@ -34,13 +34,13 @@ impl Rig {
 
     pub async fn with(config: EngineConfig) -> Rig {
         let store = Arc::new(Store::connect(&StoreConfig::in_memory()).await.expect("in-memory store"));
-        Rig::over(store.clone(), store, config).await
+        Rig::over(store.clone(), Ports::of(store), config).await
     }
 
     /// An engine over `storage` (which may wrap `store`).
-    pub async fn over(store: Arc<Store>, storage: Arc<dyn Storage>, config: EngineConfig) -> Rig {
+    pub async fn over(store: Arc<Store>, ports: Ports, config: EngineConfig) -> Rig {
         let host = Arc::new(FakeHost::default());
-        let engine = Engine::new(storage, host.clone(), builtins(&host).await, config);
+        let engine = Engine::with_ports(ports, host.clone(), builtins(&host).await, config);
         Rig { engine, store, host }
     }
 

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use cme_engine::{Storage, Undo, UndoState};
+use cme_engine::storage::prelude::*;
+use cme_engine::{Undo, UndoState};
 
 use crate::support::*;
 
