@@ -3,6 +3,7 @@
 //! SDK's mock host, a component build, `cme plugins check` and `run` here, then push, grant
 //! and a plan on a running engine, down to a succeeded executor.
 
+use cme_model::Locked;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -54,7 +55,7 @@ fn cme_at(url: &str, args: &[&str]) -> (bool, String) {
 /// below would not build. Packaged once per test process.
 fn published_sdk() -> PathBuf {
     static SDK: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut sdk = SDK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut sdk = SDK.locked();
     if let Some(path) = sdk.as_ref() {
         return path.clone();
     }

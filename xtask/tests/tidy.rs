@@ -213,7 +213,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cme-engine", &["cme-grant", "cme-model", "cme-secrets"]),
     ("cme-cloud", &["cme-grant", "cme-model"]),
     ("cme-grant", &["cme-model"]),
-    ("cme-secrets", &[]),
+    ("cme-secrets", &["cme-model"]),
     ("cme-model", &[]),
     ("cme-plugins", &[]),
     // Guest side: only plugins (their own workspace) depend on the SDK.

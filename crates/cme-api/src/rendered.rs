@@ -2,6 +2,7 @@
 //! that clients poll (the dashboard's executor timeline, plugin lists) are rendered once
 //! per version of their data and request URL, then served from memory.
 
+use cme_model::Locked;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -27,13 +28,13 @@ pub(crate) struct Rendered {
 impl Rendered {
     /// The body rendered for `url` from `source` at `version`, if it is kept.
     pub(crate) fn get(&self, source: Source, url: &str, version: u64) -> Option<Bytes> {
-        let bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        let bodies = self.bodies.locked();
         bodies.get(&(source, url.to_string())).filter(|(seen, _)| *seen == version).map(|(_, body)| body.clone())
     }
 
     /// Keeps `body` as what `url` shows of `source` at `version`.
     pub(crate) fn put(&self, source: Source, url: String, version: u64, body: Bytes) {
-        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bodies = self.bodies.locked();
         if bodies.len() >= KEPT {
             bodies.clear();
         }

@@ -3,6 +3,7 @@
 //! AWS chain; the endpoint from `AWS_ENDPOINT_URL_EC2` or the engine's configuration.
 //! AWS errors keep their code and message; nothing carries credentials.
 
+use cme_model::Locked;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -97,7 +98,7 @@ impl Ec2 {
                 "region {region:?} is not an AWS region name (e.g. eu-west-1)"
             )));
         }
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let mut clients = self.clients.locked();
         if let Some(client) = clients.get(region) {
             return Ok(client.clone());
         }

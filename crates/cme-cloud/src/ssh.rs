@@ -7,6 +7,7 @@
 
 pub mod key_cost;
 
+use cme_model::Locked;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -161,7 +162,7 @@ impl client::Handler for HostKeyCheck {
         let key: &PublicKey = match server_key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key,
             PublicKeyOrCertificate::Certificate(_) => {
-                *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) =
+                *self.refusal.locked() =
                     Some(SshError::Session("host certificates are not supported; configure a plain host key".into()));
                 return Ok(false);
             }
@@ -169,7 +170,7 @@ impl client::Handler for HostKeyCheck {
         let verdict = check_host_key(&self.config, &self.target, key);
         let accepted = verdict.is_ok();
         if let Err(refusal) = verdict {
-            *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(refusal);
+            *self.refusal.locked() = Some(refusal);
         }
         Ok(accepted)
     }
@@ -216,8 +217,7 @@ impl SshSession {
             let mut handle =
                 client::connect(client_config, (target.host.as_str(), target.port), handler).await.map_err(|e| {
                     refusal
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
+                        .locked()
                         .take()
                         .unwrap_or_else(|| SshError::Connect { target: label.clone(), reason: e.to_string() })
                 })?;

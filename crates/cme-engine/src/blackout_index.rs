@@ -8,6 +8,7 @@
 //! hours of the week (or day) they touch. A lookup looks at the spans that can cover the
 //! instant and confirms each with [`BlackoutWhen::covers`], the one rule.
 
+use cme_model::Locked;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -163,14 +164,14 @@ impl crate::Engine {
     /// generation is read every time: a blackout made on any replica holds at once).
     pub(crate) async fn blackout_index(&self) -> Result<Arc<BlackoutIndex>, crate::StorageError> {
         let generation = self.ports.calendars.blackouts_generation().await?;
-        if let Some((known, index)) = self.blackout_cache.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        if let Some((known, index)) = self.blackout_cache.locked().as_ref()
             && *known == generation
         {
             return Ok(index.clone());
         }
         let index = Arc::new(BlackoutIndex::new(self.ports.calendars.blackouts().await?));
         tracing::debug!(blackouts = index.len(), %generation, "blackout index rebuilt");
-        *self.blackout_cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, index.clone()));
+        *self.blackout_cache.locked() = Some((generation, index.clone()));
         Ok(index)
     }
 

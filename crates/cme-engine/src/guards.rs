@@ -18,6 +18,7 @@
 //! `guard.trip` audit event (and a `guard.tripped` event for webhooks) naming the probe
 //! and why.
 
+use cme_model::Locked;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -113,13 +114,13 @@ impl Engine {
         if plan.stop_conditions.is_empty() {
             return;
         }
-        if self.watched_plans.lock().unwrap_or_else(|e| e.into_inner()).insert(plan.id.clone()) {
+        if self.watched_plans.locked().insert(plan.id.clone()) {
             tokio::spawn(self.clone().watch_plan(plan.clone()));
         }
     }
 
     fn plan_runs_here(&self, plan_id: &str) -> bool {
-        self.runs_in_flight.lock().unwrap_or_else(|e| e.into_inner()).values().any(|(plan, _)| plan == plan_id)
+        self.runs_in_flight.locked().values().any(|(plan, _)| plan == plan_id)
     }
 
     /// Asks each of the plan's stop conditions at its interval while the plan's runs are
@@ -141,7 +142,7 @@ impl Engine {
             } else {
                 let since = *quiet_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= settle {
-                    let mut watched = self.watched_plans.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut watched = self.watched_plans.locked();
                     // A run registered meanwhile keeps this watcher (it found it watching).
                     if !self.plan_runs_here(&plan.id) {
                         watched.remove(&plan.id);
@@ -161,7 +162,7 @@ impl Engine {
                 self.audit_calls(calls).await;
                 if let Err(why) = verdict {
                     self.trip_plan(&plan, condition, &why).await;
-                    self.watched_plans.lock().unwrap_or_else(|e| e.into_inner()).remove(&plan.id);
+                    self.watched_plans.locked().remove(&plan.id);
                     tracing::info!(plan_id = %plan.id, "stopped watching the plan: a stop condition tripped");
                     return;
                 }
@@ -211,7 +212,7 @@ impl Engine {
 
     /// Cancels this engine's running attacks of one plan.
     pub(crate) fn cancel_plan_runs(&self, plan_id: &str, reason: &str) {
-        let runs = self.runs_in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let runs = self.runs_in_flight.locked();
         for (executor_id, (plan, stop)) in runs.iter() {
             if plan == plan_id && stop.borrow().is_none() {
                 tracing::warn!(%executor_id, %plan_id, "cancelling the run: {reason}");

@@ -3,6 +3,7 @@
 //! and is retried until it succeeds. Claims are conditioned on the stored switch in the
 //! same statement, and a run claimed just before a halt does not start after it.
 
+use cme_model::Locked;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ impl Engine {
     /// for good. The stored switch carries its audit event.
     pub async fn halt(self: &Arc<Self>, reason: Option<String>, by: &str) -> Result<Halt, EngineError> {
         let state = HaltState { halted: true, since: Some(Utc::now().trunc_subsecs(6)), reason: reason.clone() };
-        *self.local_halt.lock().unwrap_or_else(|e| e.into_inner()) = Some(state.clone());
+        *self.local_halt.locked() = Some(state.clone());
         self.stop_runs("halted");
         self.wake_scheduler();
         self.wake_undos();
@@ -52,7 +53,7 @@ impl Engine {
         {
             let _one = self.halt_writes.lock().await;
             self.ports.halt.set_halt_state(&state, &AuditEvent::action(by, "resume", "")).await?;
-            *self.local_halt.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *self.local_halt.locked() = None;
         }
         self.wake_scheduler();
         tracing::warn!(by, "engine resumed");
@@ -76,7 +77,7 @@ impl Engine {
     }
 
     pub(crate) fn local_halt(&self) -> Option<HaltState> {
-        self.local_halt.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.local_halt.locked().clone()
     }
 
     /// Stores the halt if it is still the one asked for; false when storage did not

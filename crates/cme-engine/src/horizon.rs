@@ -5,6 +5,7 @@
 //! that stores the executors). It sleeps until the next plan needs extending, a plan is
 //! made or resumed, or a minute passes (plans made on other replicas).
 
+use cme_model::Locked;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -83,10 +84,7 @@ impl Engine {
                     Err(error) => {
                         failing = true;
                         tracing::error!(plan_id = %plan.id, %error, "could not plan the next window of a recurring plan; retrying in a minute");
-                        self.horizon_failures
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(plan.id.clone(), Instant::now() + RETRY_AFTER);
+                        self.horizon_failures.locked().insert(plan.id.clone(), Instant::now() + RETRY_AFTER);
                     }
                 }
             }
@@ -124,7 +122,7 @@ impl Engine {
 
     /// Whether the plan's planner failed lately (and waits for its retry).
     fn extension_backoff(&self, plan_id: &str) -> bool {
-        let mut failures = self.horizon_failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failures = self.horizon_failures.locked();
         match failures.get(plan_id) {
             Some(until) if *until > Instant::now() => true,
             Some(_) => {

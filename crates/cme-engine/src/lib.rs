@@ -38,6 +38,7 @@ mod telemetry;
 pub mod testing;
 pub mod undo;
 
+use cme_model::Locked;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -167,7 +168,7 @@ impl Engine {
 
     /// Starts the scheduler, the recorder and the reaper (which passes once at once).
     pub fn start(self: &Arc<Self>) {
-        let recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner()).take().expect("start is called once");
+        let recorded = self.recorded.locked().take().expect("start is called once");
         tokio::spawn(self.clone().record(recorded));
         tokio::spawn(self.clone().reap());
         tokio::spawn(self.clone().schedule());

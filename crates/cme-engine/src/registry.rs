@@ -8,6 +8,7 @@
 //! (one indexed read, at most once a second, or at once when it meets an id it does not
 //! know) and loads, re-grants or unloads what changed. Nothing polls while idle.
 
+use cme_model::RwLocked;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -138,11 +139,11 @@ impl Registry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+        self.state.read_locked()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+        self.state.write_locked()
     }
 
     fn get(&self, id: &str) -> Option<Arc<Entry>> {

@@ -2,6 +2,7 @@
 //! due with a lease, runs it, records the result. Never polls in a loop: with nothing to
 //! do it sleeps up to a minute (to notice plans made by other replicas).
 
+use cme_model::Locked;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -328,7 +329,7 @@ impl Engine {
         if stopping.is_empty() {
             return;
         }
-        let runs = self.runs_in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let runs = self.runs_in_flight.locked();
         for (executor_id, (plan_id, stop)) in runs.iter() {
             if let Some(blackout) = stopping.iter().find(|b| b.holds(plan_id, now))
                 && stop.borrow().is_none()
@@ -394,12 +395,12 @@ impl Engine {
     /// never changes, and a burst of executors of one plan should not read it each time.
     async fn plan_of(&self, id: &str) -> Result<Option<Arc<Plan>>, crate::StorageError> {
         const CACHED: usize = 1024;
-        if let Some(plan) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+        if let Some(plan) = self.plans.locked().get(id) {
             return Ok(Some(plan.clone()));
         }
         let Some(plan) = self.ports.plans.plan(id).await? else { return Ok(None) };
         let plan = Arc::new(plan);
-        let mut cache = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.plans.locked();
         if cache.len() >= CACHED {
             cache.clear();
         }
@@ -555,17 +556,13 @@ struct RunRegistration<'a> {
 
 impl<'a> RunRegistration<'a> {
     fn new(engine: &'a Engine, executor_id: &str, plan_id: &str, stop: watch::Sender<Option<String>>) -> Self {
-        engine
-            .runs_in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(executor_id.to_string(), (plan_id.to_string(), stop));
+        engine.runs_in_flight.locked().insert(executor_id.to_string(), (plan_id.to_string(), stop));
         RunRegistration { engine, executor_id: executor_id.to_string() }
     }
 }
 
 impl Drop for RunRegistration<'_> {
     fn drop(&mut self) {
-        self.engine.runs_in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.executor_id);
+        self.engine.runs_in_flight.locked().remove(&self.executor_id);
     }
 }

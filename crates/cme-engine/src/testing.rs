@@ -8,6 +8,7 @@
 //! (the probe cannot tell); args with a `bad` key are refused by the "schema" at `/bad`.
 //! Keys starting `-----BEGIN FAKE KEY-----` parse.
 
+use cme_model::Locked;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -158,7 +159,7 @@ impl PluginHost for FakeHost {
     }
 
     async fn run_undo(&self, undo: &crate::Undo) -> crate::UndoAttempt {
-        self.undos.lock().unwrap_or_else(|e| e.into_inner()).push(undo.id.clone());
+        self.undos.locked().push(undo.id.clone());
         if self.undo_unreachable.load(std::sync::atomic::Ordering::SeqCst) {
             crate::UndoAttempt::Unreachable("connection refused".into())
         } else {

@@ -16,5 +16,8 @@ pub mod pattern;
 #[path = "../../cme-plugin-sdk/src/names.rs"]
 mod names;
 
+pub mod lock;
+
+pub use lock::{Locked, RwLocked};
 pub use names::is_plugin_name;
 pub use pattern::{PatternError, UrlPattern};

@@ -3,6 +3,7 @@
 //! not wake it each time), and sleeps on a condition variable otherwise, so that an idle
 //! engine uses no CPU at all.
 
+use cme_model::Locked;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -70,7 +71,7 @@ impl Ticker {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 }
 

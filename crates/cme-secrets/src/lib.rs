@@ -15,6 +15,7 @@
 //!
 //! Invariant: pure code; redacting twice changes nothing more.
 
+use cme_model::RwLocked;
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock, RwLock};
 
@@ -39,13 +40,13 @@ static OPERATOR_HEADERS: LazyLock<RwLock<Vec<String>>> = LazyLock::new(Default::
 /// Makes `names` secret headers for every [`Redactor::default`] made from now on (the
 /// binary calls it once at start, with the configuration's `secret_headers`).
 pub fn add_secret_headers(names: &[String]) {
-    OPERATOR_HEADERS.write().unwrap_or_else(|e| e.into_inner()).extend(names.iter().cloned());
+    OPERATOR_HEADERS.write_locked().extend(names.iter().cloned());
 }
 
 impl Default for Redactor {
     /// The default secret headers and the operator's ([`add_secret_headers`]).
     fn default() -> Self {
-        Redactor::new(OPERATOR_HEADERS.read().unwrap_or_else(|e| e.into_inner()).clone())
+        Redactor::new(OPERATOR_HEADERS.read_locked().clone())
     }
 }
 
@@ -201,7 +202,7 @@ static KNOWN: LazyLock<RwLock<Arc<Known>>> = LazyLock::new(Default::default);
 
 /// The known secrets now.
 fn known() -> Arc<Known> {
-    KNOWN.read().unwrap_or_else(|e| e.into_inner()).clone()
+    KNOWN.read_locked().clone()
 }
 
 /// Masks `secret` from now on in every text this crate masks, in this process: as
@@ -237,7 +238,7 @@ fn learn(secret: &str, pinned: bool) {
     if !forms.iter().any(|f| is_new(&known(), f)) {
         return;
     }
-    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    let mut known = KNOWN.write_locked();
     let fresh: Vec<String> = forms.into_iter().filter(|f| is_new(&known, f)).collect();
     if fresh.is_empty() {
         return;

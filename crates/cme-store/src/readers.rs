@@ -7,6 +7,7 @@
 //! read-only connection (WAL: readers never wait for the writer), and its rows come back
 //! at once.
 
+use cme_model::Locked;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -39,7 +40,7 @@ impl Readers {
     /// connection was opened in the high bits (a reopened connection counts afresh). A few
     /// microseconds, without waiting: None when SQLite is busy or the file cannot be read.
     pub(crate) fn data_version(&self) -> Option<u64> {
-        let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut versions = self.versions.locked();
         if versions.0.is_none() {
             let conn = self.open().ok()?;
             conn.busy_timeout(std::time::Duration::ZERO).ok()?;
@@ -75,7 +76,7 @@ impl Readers {
     }
 
     fn take(&self) -> rusqlite::Result<Connection> {
-        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        if let Some(conn) = self.idle.locked().pop() {
             return Ok(conn);
         }
         let conn = self.open()?;
@@ -96,7 +97,7 @@ impl Readers {
     }
 
     fn give(&self, conn: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle.locked();
         if idle.len() < KEPT {
             idle.push(conn);
         }

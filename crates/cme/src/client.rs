@@ -1,5 +1,6 @@
 //! Client subcommands: talk to a running engine over its API and print readable tables.
 
+use cme_model::Locked;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -488,7 +489,7 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
             }
         }
         if JSON.load(Ordering::Relaxed) {
-            println!("{}", serde_json::to_string_pretty(&*client.result.lock().unwrap_or_else(|e| e.into_inner()))?);
+            println!("{}", serde_json::to_string_pretty(&*client.result.locked())?);
         }
         Ok(())
     })
@@ -795,7 +796,7 @@ impl Client {
             let Some(next) = doc["_links"]["next"]["href"].as_str().map(str::to_string) else { break };
             doc = self.get(&next).await?;
         }
-        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Value::Array(items.clone());
+        *self.result.locked() = Value::Array(items.clone());
         Ok(items)
     }
 
@@ -835,7 +836,7 @@ impl Client {
             let msg = doc["detail"].as_str().or(doc["msg"].as_str()).unwrap_or("no detail");
             anyhow::bail!("{status}: {msg}");
         }
-        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = doc.clone();
+        *self.result.locked() = doc.clone();
         Ok(doc)
     }
 }

@@ -14,6 +14,7 @@ mod undo;
 
 pub(crate) use legacy::convert as convert_version;
 
+use cme_model::Locked;
 use std::sync::Arc;
 
 use cme_cloud::http::{HttpClient, HttpConfig};
@@ -71,7 +72,7 @@ impl Backends {
     ) -> Result<HttpClient, cme_cloud::http::HttpError> {
         const MAX_CLIENTS: usize = 256;
         let key = serde_json::to_string(&(declared, &grant.http)).unwrap_or_default();
-        let mut clients = self.http_clients.lock().unwrap_or_else(|e| e.into_inner());
+        let mut clients = self.http_clients.locked();
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
