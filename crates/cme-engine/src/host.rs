@@ -99,13 +99,7 @@ pub struct PlanInput {
     pub window: (DateTime<Utc>, DateTime<Utc>),
 }
 
-/// A planner's answer for one window.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Planned {
-    pub instants: Vec<DateTime<Utc>>,
-    /// The plan goes on after the window (ask again for the next one).
-    pub recurring: bool,
-}
+pub use cme_model::Planned;
 
 /// An attack run's input.
 #[derive(Debug, Clone)]
@@ -150,15 +144,7 @@ pub struct CheckInput {
     pub dry_run: bool,
 }
 
-/// What a probe found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub healthy: bool,
-    /// One line for people.
-    pub reason: String,
-    /// What was measured (a JSON object).
-    pub values: Value,
-}
+pub use cme_model::Verdict;
 
 /// How a check ended: the verdict, or why the probe could not tell (which counts as
 /// unhealthy), and its capability calls.

@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_norway::Value as Yaml;
 
 use crate::{AuditEvent, Engine, EngineError, Resource};
@@ -29,28 +28,7 @@ pub struct Inventory {
 /// The most hosts one inventory holds.
 pub const MAX_HOSTS: usize = 10_000;
 
-/// One machine of an inventory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InventoryHost {
-    /// Unique within the inventory (Ansible's inventory hostname), e.g. `web-1`.
-    pub name: String,
-    /// A DNS name or an IP address.
-    pub address: String,
-    #[serde(default = "ssh_port")]
-    pub port: u16,
-    /// The login user; empty: the credential's own user.
-    #[serde(default)]
-    pub user: String,
-    /// The stored SSH credential (`/api/1/credentials/`) to log in with.
-    pub credential: String,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-}
-
-fn ssh_port() -> u16 {
-    22
-}
+pub use cme_model::InventoryHost;
 
 /// Checks an inventory's name and hosts; the error names the host and field.
 pub fn validate(name: &str, hosts: &[InventoryHost]) -> Result<(), String> {

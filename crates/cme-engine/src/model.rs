@@ -12,36 +12,8 @@ use serde_json::Value;
 
 pub use cme_grant::Grant;
 
-/// `as_str`, `Display` and a strict `FromStr` (unknown text is an error, never a
-/// default) for an enum stored and shown as text.
-macro_rules! text_enum {
-    ($name:ident, $kind:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownStatus;
-
-            fn from_str(text: &str) -> Result<Self, UnknownStatus> {
-                match text {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownStatus { kind: $kind, text: text.to_string(), known: [$($text),+].join(", ") }),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+use cme_model::text_enum;
+pub use cme_model::{PluginKind, UnknownStatus};
 
 /// A plan: an attack with its args, and the planner call that scheduled it. A deleted
 /// plan is kept (its executors' history refers to it) with `deleted` set.
@@ -150,18 +122,7 @@ pub enum Overlap {
 
 text_enum!(Overlap, "overlap policy", { Forbid => "forbid", Allow => "allow" });
 
-/// Who asked for a change: the token's name (what audit rows show) and its role.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub name: String,
-    pub role: String,
-}
-
-impl Actor {
-    pub fn new(name: impl Into<String>, role: impl Into<String>) -> Actor {
-        Actor { name: name.into(), role: role.into() }
-    }
-}
+pub use cme_model::Actor;
 
 /// One side of a plan: the ref as the plan gave it (canonical form), the exact plugin
 /// version it resolved to, and the args.
@@ -226,15 +187,6 @@ impl ExecutorStatus {
     pub fn is_terminal(self) -> bool {
         !Self::OPEN.contains(&self)
     }
-}
-
-/// Text that names no status of its kind.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} {text:?} (known: {known})")]
-pub struct UnknownStatus {
-    pub kind: &'static str,
-    pub text: String,
-    pub known: String,
 }
 
 text_enum!(ExecutorStatus, "executor status", {
@@ -504,17 +456,6 @@ pub struct HaltState {
     pub since: Option<DateTime<Utc>>,
     pub reason: Option<String>,
 }
-
-/// Planner, attack or probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PluginKind {
-    Planner,
-    Attack,
-    Probe,
-}
-
-text_enum!(PluginKind, "plugin kind", { Planner => "planner", Attack => "attack", Probe => "probe" });
 
 /// A plugin's state in the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

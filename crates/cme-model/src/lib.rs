@@ -16,8 +16,16 @@ pub mod pattern;
 #[path = "../../cme-plugin-sdk/src/names.rs"]
 mod names;
 
+pub mod actor;
+pub mod inventory;
 pub mod lock;
+pub mod plugin;
+pub mod text;
 
+pub use actor::Actor;
+pub use inventory::InventoryHost;
 pub use lock::{Locked, RwLocked};
 pub use names::is_plugin_name;
 pub use pattern::{PatternError, UrlPattern};
+pub use plugin::{Planned, PluginKind, Verdict};
+pub use text::UnknownStatus;

@@ -22,7 +22,7 @@ pub struct RunOwner {
     /// The plan the run belongs to.
     pub plan: String,
     /// Who created the plan (token name and role), when known.
-    pub created_by: Option<(String, String)>,
+    pub created_by: Option<cme_model::Actor>,
 }
 
 /// Why a credential was not handed out.
@@ -36,18 +36,7 @@ pub enum CredentialError {
     Unavailable(String),
 }
 
-/// One machine of an inventory, as the `inventory` capability hands it out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InventoryHost {
-    pub name: String,
-    pub address: String,
-    pub port: u16,
-    /// Empty: the credential's own user.
-    pub user: String,
-    pub credential: String,
-    /// Sorted by key.
-    pub tags: Vec<(String, String)>,
-}
+pub use cme_model::InventoryHost;
 
 /// An undo a run armed: `command` to run on the target at `due`.
 #[derive(Debug, Clone, PartialEq, Eq)]

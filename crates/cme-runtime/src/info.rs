@@ -3,24 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Planner, attack or probe: which world the component implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PluginKind {
-    Planner,
-    Attack,
-    Probe,
-}
-
-impl std::fmt::Display for PluginKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PluginKind::Planner => "planner",
-            PluginKind::Attack => "attack",
-            PluginKind::Probe => "probe",
-        })
-    }
-}
+pub use cme_model::PluginKind;
 
 /// A capability as a plugin requests it in `describe()` (the WIT `capability`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

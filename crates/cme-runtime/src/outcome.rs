@@ -63,13 +63,7 @@ pub struct PlanOutcome {
     pub record: CallRecord,
 }
 
-/// A planner's answer for one window.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Planned {
-    pub instants: Vec<DateTime<Utc>>,
-    /// The plan goes on after the window: ask again for the next one.
-    pub recurring: bool,
-}
+pub use cme_model::Planned;
 
 /// The result of a probe call and its record.
 #[derive(Debug, Clone)]
@@ -78,11 +72,4 @@ pub struct ProbeOutcome {
     pub record: CallRecord,
 }
 
-/// What a probe found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub healthy: bool,
-    pub reason: String,
-    /// What was measured (a JSON object).
-    pub values: Value,
-}
+pub use cme_model::Verdict;

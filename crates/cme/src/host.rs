@@ -7,7 +7,7 @@ use serde_json::Value;
 use cme_engine::host::{Cancel, PlanInput, Planned, RunInput, RunResult};
 use cme_engine::{
     AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, LogLine,
-    PluginDescription, PluginHandle, PluginHost, PluginKind, Report, RunLog,
+    PluginDescription, PluginHandle, PluginHost, Report, RunLog,
 };
 use cme_runtime::{CallError, Decision, PlanContext, Plugin, RunOwner, RunRequest, Runtime};
 
@@ -60,11 +60,7 @@ fn loaded(plugin: Plugin, size: usize) -> LoadedPlugin {
         id: plugin.id(),
         name: info.name.clone(),
         version: info.version.clone(),
-        kind: match plugin.kind() {
-            cme_runtime::PluginKind::Planner => PluginKind::Planner,
-            cme_runtime::PluginKind::Attack => PluginKind::Attack,
-            cme_runtime::PluginKind::Probe => PluginKind::Probe,
-        },
+        kind: plugin.kind(),
         refs: plugin.canonical_refs().collect(),
         description: info.description.clone(),
         args_schema: info.args_schema.clone(),
@@ -100,10 +96,7 @@ impl PluginHost for RuntimeHost {
             credential: undo.credential.clone(),
             command: undo.command.clone(),
             due: undo.due,
-            owner: RunOwner {
-                plan: undo.plan_id.clone(),
-                created_by: undo.plan_created_by.clone().map(|a| (a.name, a.role)),
-            },
+            owner: RunOwner { plan: undo.plan_id.clone(), created_by: undo.plan_created_by.clone() },
         };
         match self.runtime.run_undo(&armed).await {
             Ok(ran) => cme_engine::UndoAttempt::Ran { exit_code: ran.exit_code, output: ran.output },
@@ -126,8 +119,7 @@ impl PluginHost for RuntimeHost {
 
     async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Planned, HostError> {
         let ctx = PlanContext { now: input.now, timezone: input.timezone, seed: input.seed, window: input.window };
-        let planned = self.runtime.plan(plugin_of(plugin)?, ctx, &input.args).await.result.map_err(host_error)?;
-        Ok(Planned { instants: planned.instants, recurring: planned.recurring })
+        self.runtime.plan(plugin_of(plugin)?, ctx, &input.args).await.result.map_err(host_error)
     }
 
     async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult {
@@ -143,7 +135,7 @@ impl PluginHost for RuntimeHost {
             }
         };
         let run_id = input.run_id.clone();
-        let owner = RunOwner { plan: input.plan_id, created_by: input.created_by.map(|a| (a.name, a.role)) };
+        let owner = RunOwner { plan: input.plan_id, created_by: input.created_by };
         let request = RunRequest {
             run_id: input.run_id,
             now: input.now,
@@ -197,7 +189,7 @@ impl PluginHost for RuntimeHost {
             Err(e) => return cme_engine::CheckResult { verdict: Err(e.to_string()), audit: Vec::new() },
         };
         let check_id = input.check_id.clone();
-        let owner = RunOwner { plan: input.plan_id, created_by: input.created_by.map(|a| (a.name, a.role)) };
+        let owner = RunOwner { plan: input.plan_id, created_by: input.created_by };
         let request = cme_runtime::ProbeRequest {
             check_id: input.check_id,
             now: input.now,
@@ -209,10 +201,7 @@ impl PluginHost for RuntimeHost {
         };
         let outcome = self.runtime.check(runtime_plugin, request).await;
         cme_engine::CheckResult {
-            verdict: outcome
-                .result
-                .map(|v| cme_engine::Verdict { healthy: v.healthy, reason: v.reason, values: v.values })
-                .map_err(|e| e.to_string()),
+            verdict: outcome.result.map_err(|e| e.to_string()),
             audit: audit_events(outcome.record.audit, &check_id),
         }
     }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cme_engine::{Actor, SshTargetStore, Undo, UndoState};
+use cme_engine::{SshTargetStore, Undo, UndoState};
 use cme_runtime::{ArmedUndo, CredentialError, InventoryHost, RunOwner, SshCredential};
 
 pub struct StoredSsh {
@@ -23,7 +23,7 @@ impl cme_runtime::SshStore for StoredSsh {
             .await
             .map_err(|e| CredentialError::Unavailable(format!("reading credential {name}: {e}")))?;
         let Some(stored) = stored else { return Ok(None) };
-        let creator = owner.created_by.as_ref().map(|(name, role)| Actor::new(name.clone(), role.clone()));
+        let creator = owner.created_by.clone();
         stored.usable_by(&owner.plan, creator.as_ref()).map_err(CredentialError::Denied)?;
         // A key in use is a secret the masker must know, whichever process stored it.
         cme_secrets::remember(&stored.private_key);
@@ -41,20 +41,7 @@ impl cme_runtime::SshStore for StoredSsh {
             .inventory(name)
             .await
             .map_err(|e| CredentialError::Unavailable(format!("reading inventory {name}: {e}")))?;
-        Ok(stored.map(|inventory| {
-            inventory
-                .hosts
-                .into_iter()
-                .map(|h| InventoryHost {
-                    name: h.name,
-                    address: h.address,
-                    port: h.port,
-                    user: h.user,
-                    credential: h.credential,
-                    tags: h.tags.into_iter().collect(),
-                })
-                .collect()
-        }))
+        Ok(stored.map(|inventory| inventory.hosts))
     }
 
     async fn arm_undo(&self, armed: &ArmedUndo) -> Result<(), CredentialError> {
@@ -68,7 +55,7 @@ impl cme_runtime::SshStore for StoredSsh {
             user: armed.user.clone(),
             credential: armed.credential.clone(),
             command: armed.command.clone(),
-            plan_created_by: armed.owner.created_by.as_ref().map(|(name, role)| Actor::new(name.clone(), role.clone())),
+            plan_created_by: armed.owner.created_by.clone(),
             armed: chrono::Utc::now(),
             due: armed.due,
             state: UndoState::Pending,
