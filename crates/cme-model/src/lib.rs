@@ -21,6 +21,7 @@ pub mod inventory;
 pub mod lock;
 pub mod plugin;
 pub mod text;
+pub mod undo;
 
 pub use actor::Actor;
 pub use inventory::InventoryHost;

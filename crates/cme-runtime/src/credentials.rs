@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use cme_cloud::ssh::{SshConfig, SshKey};
+use cme_model::undo::Undo;
 
 /// A stored credential, ready to authenticate with.
 #[derive(Debug, Clone)]
@@ -38,24 +39,6 @@ pub enum CredentialError {
 
 pub use cme_model::InventoryHost;
 
-/// An undo a run armed: `command` to run on the target at `due`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArmedUndo {
-    pub id: String,
-    pub run_id: String,
-    /// `name@version` of the plugin that armed it.
-    pub plugin: String,
-    pub address: String,
-    pub port: u16,
-    /// Empty: the credential's own user.
-    pub user: String,
-    pub credential: String,
-    pub command: String,
-    pub due: chrono::DateTime<chrono::Utc>,
-    /// On whose behalf it was armed: the undo uses the credential as the run did.
-    pub owner: RunOwner,
-}
-
 /// The engine's store as the SSH capability sees it.
 #[async_trait::async_trait]
 pub trait SshStore: Send + Sync + 'static {
@@ -72,7 +55,7 @@ pub trait SshStore: Send + Sync + 'static {
 
     /// Stores an undo durably before the run acts; an error means nothing was stored and
     /// the run must not act. Engines without an undo store refuse (the default).
-    async fn arm_undo(&self, undo: &ArmedUndo) -> Result<(), CredentialError> {
+    async fn arm_undo(&self, undo: &Undo) -> Result<(), CredentialError> {
         let _ = undo;
         Err(CredentialError::Unavailable("undos are not available on this engine".into()))
     }

@@ -46,8 +46,9 @@ mod undo;
 pub use audit::{AuditEvent, Decision};
 pub use budget::BudgetLedger;
 pub use cache::{Provenance, sha256_hex};
+pub use cme_model::undo::{Undo, UndoAttempt, UndoState};
 pub use config::{Limits, RuntimeConfig};
-pub use credentials::{ArmedUndo, CredentialError, InventoryHost, RunOwner, SshBackend, SshCredential, SshStore};
+pub use credentials::{CredentialError, InventoryHost, RunOwner, SshBackend, SshCredential, SshStore};
 pub use error::{CallError, LoadError};
 pub use grant::Grant;
 pub use info::{Capability, PluginInfo, PluginKind, canonical_ref};
@@ -57,4 +58,4 @@ pub use outcome::{
 pub use plugin::Plugin;
 pub use runtime::{DESCRIBE_DEADLINE, PlanContext, ProbeRequest, RunRequest, Runtime};
 pub use ticker::TICK;
-pub use undo::{UNDO_TIMEOUT, UndoRun};
+pub use undo::UNDO_TIMEOUT;

@@ -6,28 +6,30 @@ use std::time::Duration;
 
 use cme_cloud::ssh::{SshSession, Target};
 
-use crate::credentials::{ArmedUndo, CredentialError};
+use crate::credentials::{CredentialError, RunOwner};
 use crate::runtime::Runtime;
+use cme_model::undo::{Undo, UndoAttempt};
 
 /// How long an undo may take, connection included.
 pub const UNDO_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How an undo ran: the command's exit code and the end of its output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UndoRun {
-    pub exit_code: Option<i32>,
-    /// The end of stderr (or stdout when stderr is empty), for the record.
-    pub output: String,
-}
-
 impl Runtime {
-    /// Runs `undo` now; an error says why it could not be run (no SSH backend, the
-    /// credential, the connection), never with key material.
-    pub async fn run_undo(&self, undo: &ArmedUndo) -> Result<UndoRun, String> {
+    /// Runs `undo` now, on behalf of its plan's creator: the command's exit code and the
+    /// end of its output, or why it could not be run (no SSH backend, the credential, the
+    /// connection), never with key material.
+    pub async fn run_undo(&self, undo: &Undo) -> UndoAttempt {
+        match self.try_undo(undo).await {
+            Ok((exit_code, output)) => UndoAttempt::Ran { exit_code, output },
+            Err(why) => UndoAttempt::Unreachable(why),
+        }
+    }
+
+    async fn try_undo(&self, undo: &Undo) -> Result<(Option<i32>, String), String> {
+        let owner = RunOwner { plan: undo.plan_id.clone(), created_by: undo.plan_created_by.clone() };
         let Some(backend) = self.backends().ssh.clone() else {
             return Err("ssh is not available on this engine".into());
         };
-        let credential = match backend.store.ssh_credential(&undo.credential, &undo.owner).await {
+        let credential = match backend.store.ssh_credential(&undo.credential, &owner).await {
             Ok(Some(credential)) => credential,
             Ok(None) => return Err(format!("no credential named {:?} is stored on this engine", undo.credential)),
             Err(CredentialError::Denied(why) | CredentialError::Unavailable(why)) => return Err(why),
@@ -48,7 +50,7 @@ impl Runtime {
             while !text.is_char_boundary(start) {
                 start += 1;
             }
-            Ok(UndoRun { exit_code: output.exit_code, output: text[start..].to_string() })
+            Ok((output.exit_code, text[start..].to_string()))
         };
         tokio::time::timeout(UNDO_TIMEOUT, work)
             .await

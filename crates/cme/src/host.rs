@@ -86,22 +86,7 @@ fn host_error(e: CallError) -> HostError {
 #[async_trait::async_trait]
 impl PluginHost for RuntimeHost {
     async fn run_undo(&self, undo: &cme_engine::Undo) -> cme_engine::UndoAttempt {
-        let armed = cme_runtime::ArmedUndo {
-            id: undo.id.clone(),
-            run_id: undo.run_id.clone(),
-            plugin: undo.plugin.clone(),
-            address: undo.address.clone(),
-            port: undo.port,
-            user: undo.user.clone(),
-            credential: undo.credential.clone(),
-            command: undo.command.clone(),
-            due: undo.due,
-            owner: RunOwner { plan: undo.plan_id.clone(), created_by: undo.plan_created_by.clone() },
-        };
-        match self.runtime.run_undo(&armed).await {
-            Ok(ran) => cme_engine::UndoAttempt::Ran { exit_code: ran.exit_code, output: ran.output },
-            Err(why) => cme_engine::UndoAttempt::Unreachable(why),
-        }
+        self.runtime.run_undo(undo).await
     }
 
     fn canonical_ref(&self, reference: &str) -> Option<String> {

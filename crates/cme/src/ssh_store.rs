@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use cme_engine::{SshTargetStore, Undo, UndoState};
-use cme_runtime::{ArmedUndo, CredentialError, InventoryHost, RunOwner, SshCredential};
+use cme_engine::{SshTargetStore, Undo};
+use cme_runtime::{CredentialError, InventoryHost, RunOwner, SshCredential};
 
 pub struct StoredSsh {
     pub storage: Arc<dyn SshTargetStore>,
@@ -44,26 +44,8 @@ impl cme_runtime::SshStore for StoredSsh {
         Ok(stored.map(|inventory| inventory.hosts))
     }
 
-    async fn arm_undo(&self, armed: &ArmedUndo) -> Result<(), CredentialError> {
-        let undo = Undo {
-            id: armed.id.clone(),
-            run_id: armed.run_id.clone(),
-            plan_id: armed.owner.plan.clone(),
-            plugin: armed.plugin.clone(),
-            address: armed.address.clone(),
-            port: armed.port,
-            user: armed.user.clone(),
-            credential: armed.credential.clone(),
-            command: armed.command.clone(),
-            plan_created_by: armed.owner.created_by.clone(),
-            armed: chrono::Utc::now(),
-            due: armed.due,
-            state: UndoState::Pending,
-            attempts: 0,
-            outcome: None,
-            finished: None,
-        };
-        self.storage.insert_undo(&undo).await.map_err(|e| CredentialError::Unavailable(e.to_string()))?;
+    async fn arm_undo(&self, undo: &Undo) -> Result<(), CredentialError> {
+        self.storage.insert_undo(undo).await.map_err(|e| CredentialError::Unavailable(e.to_string()))?;
         self.undo_armed.notify_one();
         Ok(())
     }

@@ -14,8 +14,8 @@ use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::ssh::Target;
 use crate::bindings::attack::cme::plugin::undo::Host;
-use crate::credentials::ArmedUndo;
 use crate::state::CallState;
+use cme_model::undo::{Undo, UndoState};
 
 /// The longest an undo may wait: a fault is meant to be short.
 const MAX_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -54,17 +54,24 @@ impl Host for CallState {
         };
         let caps = self.caps.as_ref().expect("admitted");
         let store = caps.backends.ssh.as_ref().expect("a session was opened").store.clone();
-        let undo = ArmedUndo {
+        let now = Utc::now();
+        let undo = Undo {
             id: undo_id(&self.run_id, self.host_calls),
             run_id: self.run_id.clone(),
+            plan_id: caps.owner.plan.clone(),
             plugin: self.plugin.clone(),
             address: target.address.clone(),
             port: target.port,
             user: target.user.clone(),
             credential: target.credential.clone(),
             command: command.clone(),
-            due: Utc::now() + after,
-            owner: caps.owner.clone(),
+            plan_created_by: caps.owner.created_by.clone(),
+            armed: now,
+            due: now + after,
+            state: UndoState::Pending,
+            attempts: 0,
+            outcome: None,
+            finished: None,
         };
         if let Err(error) = store.arm_undo(&undo).await {
             let reason = format!("the undo could not be stored, so the fault must not be made: {error}");
