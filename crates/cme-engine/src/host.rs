@@ -66,9 +66,10 @@ pub struct LoadedPlugin {
     pub handle: PluginHandle,
 }
 
-/// Why the host could not do what was asked.
+/// Why the plugin host (the engine's port onto the wasm runtime) could not do what was
+/// asked. Not the contract's `host-error`, which a capability answers a plugin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostError {
+pub enum PluginHostError {
     /// The bytes are not a plugin this engine can load; the text says how to fix it.
     #[error("{0}")]
     NotAPlugin(String),
@@ -171,18 +172,18 @@ pub trait PluginHost: Send + Sync + 'static {
     fn canonical_ref(&self, reference: &str) -> Option<String>;
     /// Checks and compiles a component: a supported world whose imports the host
     /// provides, a describe() that answers in time with valid info.
-    async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, HostError>;
+    async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, PluginHostError>;
     /// Validates args against the plugin's schema.
-    fn validate_args(&self, plugin: &LoadedPlugin, args: &Value) -> Result<(), HostError>;
+    fn validate_args(&self, plugin: &LoadedPlugin, args: &Value) -> Result<(), PluginHostError>;
     /// Asks a planner to plan a window.
-    async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Planned, HostError>;
+    async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Planned, PluginHostError>;
     /// Runs an attack with `grant`. When `cancel` completes the run stops and answers at
     /// once with what it recorded so far; dropping the future also stops it.
     async fn run(&self, plugin: &LoadedPlugin, grant: &Grant, input: RunInput, cancel: Cancel) -> RunResult;
     /// Asks a probe, with `grant`, whether its system is healthy (never a dry run).
     async fn check(&self, plugin: &LoadedPlugin, grant: &Grant, input: CheckInput) -> CheckResult;
     /// Parses an SSH private key (OpenSSH or PEM, optionally encrypted).
-    fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError>;
+    fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, PluginHostError>;
     /// Starts a run's task (start checks, the attack, handing over its result) where this
     /// host's calls cost least. By default, on the caller's runtime.
     /// Runs an armed undo now, over SSH to its target. Hosts without SSH cannot.

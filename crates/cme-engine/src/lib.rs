@@ -53,7 +53,8 @@ pub use forecast::{Firing, Forecast};
 pub use guards::{Deadman, EngineStopCondition};
 pub use halt::Halt;
 pub use host::{
-    CheckInput, CheckResult, HostError, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost, Verdict,
+    CheckInput, CheckResult, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost, PluginHostError,
+    Verdict,
 };
 pub use inventory::{Inventory, InventoryHost};
 pub use model::*;

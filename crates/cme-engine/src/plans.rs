@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::DateTime;
 use chrono_tz::Tz;
 
-use crate::host::{HostError, PlanInput, Planned};
+use crate::host::{PlanInput, Planned, PluginHostError};
 use crate::model::{
     Actor, AuditEvent, Executor, Misfire, OnFailure, Overlap, Page, PageOf, Plan, PlanSummary, PlannedCall, PluginKind,
     StopCondition,
@@ -201,7 +201,7 @@ impl Engine {
             window,
         };
         let mut planned = self.host.plan(&planner.loaded, input).await.map_err(|e| match e {
-            HostError::InvalidArgs { .. } => args_error("planner", e),
+            PluginHostError::InvalidArgs { .. } => args_error("planner", e),
             other => {
                 EngineError::PlannerFailed { plugin: planner.loaded.description.id.clone(), reason: other.to_string() }
             }
@@ -400,10 +400,10 @@ impl Engine {
 }
 
 /// Args refused by a plugin's schema or by the plugin, located under the plan's field.
-fn args_error(side: &str, error: HostError) -> EngineError {
+fn args_error(side: &str, error: PluginHostError) -> EngineError {
     let base = format!("/{side}/args");
     match error {
-        HostError::InvalidArgs { pointer, message } => {
+        PluginHostError::InvalidArgs { pointer, message } => {
             let field = match pointer.as_deref() {
                 None | Some("") | Some("/") => base,
                 Some(p) => format!("{base}{p}"),

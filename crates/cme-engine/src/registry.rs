@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::host::{HostError, LoadedPlugin, PluginDescription, PluginHost};
+use crate::host::{LoadedPlugin, PluginDescription, PluginHost, PluginHostError};
 use crate::model::{AuditEvent, Grant, PluginChange, PluginKind, PluginRecord, PluginStatus, StoredUpload};
 use crate::signatures::SignatureError;
 use crate::{Engine, EngineError, Resource};
@@ -554,7 +554,7 @@ fn too_large(wasm: &[u8], max: usize) -> Result<(), EngineError> {
 /// The host's validation of an upload, its refusal as the API words it.
 async fn load_upload(host: &dyn PluginHost, wasm: &[u8]) -> Result<LoadedPlugin, EngineError> {
     host.load(wasm).await.map_err(|e| match e {
-        HostError::NotAPlugin(m) => EngineError::NotAPlugin(m),
+        PluginHostError::NotAPlugin(m) => EngineError::NotAPlugin(m),
         other => EngineError::NotAPlugin(other.to_string()),
     })
 }

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 
 use crate::host::{Cancel, PlanInput, RunInput, RunResult};
 use crate::{
-    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, PluginDescription,
-    PluginHandle, PluginHost, PluginKind, Report, RunLog,
+    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle,
+    PluginHost, PluginHostError, PluginKind, Report, RunLog,
 };
 
 /// A call the fake host made, for assertions.
@@ -51,15 +51,18 @@ pub fn bytes(spec: &Value) -> Vec<u8> {
     spec.to_string().into_bytes()
 }
 
-fn describe(spec: &Value, size: usize) -> Result<PluginDescription, HostError> {
+fn describe(spec: &Value, size: usize) -> Result<PluginDescription, PluginHostError> {
     let text = |k: &str| {
-        spec[k].as_str().map(str::to_string).ok_or_else(|| HostError::NotAPlugin(format!("the component lacks {k}")))
+        spec[k]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| PluginHostError::NotAPlugin(format!("the component lacks {k}")))
     };
     let kind = match text("kind")?.as_str() {
         "planner" => PluginKind::Planner,
         "attack" => PluginKind::Attack,
         "probe" => PluginKind::Probe,
-        other => return Err(HostError::NotAPlugin(format!("unknown world {other}"))),
+        other => return Err(PluginHostError::NotAPlugin(format!("unknown world {other}"))),
     };
     let (name, version) = (text("name")?, text("version")?);
     Ok(PluginDescription {
@@ -87,10 +90,10 @@ impl PluginHost for FakeHost {
         (!module.is_empty() && !class.is_empty()).then(|| format!("{module}:{class}"))
     }
 
-    async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, HostError> {
+    async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, PluginHostError> {
         *self.loads.lock().unwrap() += 1;
         let spec: Value =
-            serde_json::from_slice(wasm).map_err(|_| HostError::NotAPlugin("not a WebAssembly binary".into()))?;
+            serde_json::from_slice(wasm).map_err(|_| PluginHostError::NotAPlugin("not a WebAssembly binary".into()))?;
         // A component may ask to take a while to compile (`"compile_ms": N`).
         if let Some(ms) = spec.get("compile_ms").and_then(Value::as_u64) {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -100,13 +103,13 @@ impl PluginHost for FakeHost {
 
     /// Args with `"bad": ...` are refused at `/bad`; args with `"panic": ...` panic (a bug
     /// anywhere below a request handler).
-    fn validate_args(&self, _plugin: &LoadedPlugin, args: &Value) -> Result<(), HostError> {
+    fn validate_args(&self, _plugin: &LoadedPlugin, args: &Value) -> Result<(), PluginHostError> {
         if args.get("panic").is_some() {
             panic!("the fake host was asked to panic");
         }
         match args.get("bad") {
             Some(_) => {
-                Err(HostError::InvalidArgs { pointer: Some("/bad".into()), message: "bad is not allowed".into() })
+                Err(PluginHostError::InvalidArgs { pointer: Some("/bad".into()), message: "bad is not allowed".into() })
             }
             None => Ok(()),
         }
@@ -115,7 +118,7 @@ impl PluginHost for FakeHost {
     /// Planner args: `{"in_ms": [..]}` (offsets from now), `{"fail": "trap" | "invalid"}`,
     /// `{"count": n}` (n times, a second from now), `{"every_ms": n}` (recurring: every
     /// multiple of n ms since the epoch in the window).
-    async fn plan(&self, _plugin: &LoadedPlugin, input: PlanInput) -> Result<crate::host::Planned, HostError> {
+    async fn plan(&self, _plugin: &LoadedPlugin, input: PlanInput) -> Result<crate::host::Planned, PluginHostError> {
         if let Some(every) = input.args["every_ms"].as_i64().filter(|n| *n > 0) {
             let (from, until) = (input.window.0.timestamp_millis(), input.window.1.timestamp_millis());
             let first = from.div_euclid(every) * every + if from.rem_euclid(every) == 0 { 0 } else { every };
@@ -154,7 +157,7 @@ impl PluginHost for FakeHost {
         crate::CheckResult { verdict, audit: Vec::new() }
     }
 
-    fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError> {
+    fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, PluginHostError> {
         self.inspect_fake_key(private_key, passphrase)
     }
 
@@ -169,11 +172,11 @@ impl PluginHost for FakeHost {
 }
 
 impl FakeHost {
-    fn plan_once(&self, input: PlanInput) -> Result<Vec<DateTime<Utc>>, HostError> {
+    fn plan_once(&self, input: PlanInput) -> Result<Vec<DateTime<Utc>>, PluginHostError> {
         match input.args["fail"].as_str() {
-            Some("trap") => return Err(HostError::PluginFault("plugin trapped: unreachable".into())),
+            Some("trap") => return Err(PluginHostError::PluginFault("plugin trapped: unreachable".into())),
             Some("invalid") => {
-                return Err(HostError::InvalidArgs {
+                return Err(PluginHostError::InvalidArgs {
                     pointer: Some("/date".into()),
                     message: "date is in the past".into(),
                 });
@@ -221,11 +224,11 @@ impl FakeHost {
         RunResult { outcome, log, audit, cancelled: None }
     }
 
-    fn inspect_fake_key(&self, private_key: &str, _passphrase: Option<&str>) -> Result<KeyFacts, HostError> {
+    fn inspect_fake_key(&self, private_key: &str, _passphrase: Option<&str>) -> Result<KeyFacts, PluginHostError> {
         if private_key.starts_with("-----BEGIN FAKE KEY-----") {
             Ok(KeyFacts { fingerprint: format!("SHA256:fake{}", private_key.len()), algorithm: "ssh-fake".into() })
         } else {
-            Err(HostError::InvalidKey("the key does not parse".into()))
+            Err(PluginHostError::InvalidKey("the key does not parse".into()))
         }
     }
 }

@@ -26,13 +26,14 @@ pub struct RunOwner {
     pub created_by: Option<cme_model::Actor>,
 }
 
-/// Why a credential was not handed out.
+/// Why the SSH store did not answer: a credential not handed out, an inventory or an
+/// undo that could not be read or stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CredentialError {
-    /// It exists, but this run may not use it; the text says why.
+pub enum SshStoreError {
+    /// It exists, but this run may not use it (a credential); the text says why.
     #[error("{0}")]
     Denied(String),
-    /// It could not be read (a database error, a key that no longer parses).
+    /// It could not be read or stored (a database error, a key that no longer parses).
     #[error("{0}")]
     Unavailable(String),
 }
@@ -44,20 +45,20 @@ pub use cme_model::InventoryHost;
 pub trait SshStore: Send + Sync + 'static {
     /// The credential called `name` for a run of `owner`; `Ok(None)` when there is none.
     /// Errors never carry key material.
-    async fn ssh_credential(&self, name: &str, owner: &RunOwner) -> Result<Option<SshCredential>, CredentialError>;
+    async fn ssh_credential(&self, name: &str, owner: &RunOwner) -> Result<Option<SshCredential>, SshStoreError>;
 
     /// The hosts of the inventory called `name`; `Ok(None)` when there is none. Engines
     /// without inventories answer `Unavailable` (the default).
-    async fn inventory(&self, name: &str) -> Result<Option<Vec<InventoryHost>>, CredentialError> {
+    async fn inventory(&self, name: &str) -> Result<Option<Vec<InventoryHost>>, SshStoreError> {
         let _ = name;
-        Err(CredentialError::Unavailable("inventories are not available on this engine".into()))
+        Err(SshStoreError::Unavailable("inventories are not available on this engine".into()))
     }
 
     /// Stores an undo durably before the run acts; an error means nothing was stored and
     /// the run must not act. Engines without an undo store refuse (the default).
-    async fn arm_undo(&self, undo: &Undo) -> Result<(), CredentialError> {
+    async fn arm_undo(&self, undo: &Undo) -> Result<(), SshStoreError> {
         let _ = undo;
-        Err(CredentialError::Unavailable("undos are not available on this engine".into()))
+        Err(SshStoreError::Unavailable("undos are not available on this engine".into()))
     }
 }
 

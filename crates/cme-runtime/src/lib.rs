@@ -48,7 +48,7 @@ pub use budget::BudgetLedger;
 pub use cache::{Provenance, sha256_hex};
 pub use cme_model::undo::{Undo, UndoAttempt, UndoState};
 pub use config::{Limits, RuntimeConfig};
-pub use credentials::{CredentialError, InventoryHost, RunOwner, SshBackend, SshCredential, SshStore};
+pub use credentials::{InventoryHost, RunOwner, SshBackend, SshCredential, SshStore, SshStoreError};
 pub use error::{CallError, LoadError};
 pub use grant::Grant;
 pub use info::{Capability, PluginInfo, PluginKind, canonical_ref};

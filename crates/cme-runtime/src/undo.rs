@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cme_cloud::ssh::{SshSession, Target};
 
-use crate::credentials::{CredentialError, RunOwner};
+use crate::credentials::{RunOwner, SshStoreError};
 use crate::runtime::Runtime;
 use cme_model::undo::{Undo, UndoAttempt};
 
@@ -32,7 +32,7 @@ impl Runtime {
         let credential = match backend.store.ssh_credential(&undo.credential, &owner).await {
             Ok(Some(credential)) => credential,
             Ok(None) => return Err(format!("no credential named {:?} is stored on this engine", undo.credential)),
-            Err(CredentialError::Denied(why) | CredentialError::Unavailable(why)) => return Err(why),
+            Err(SshStoreError::Denied(why) | SshStoreError::Unavailable(why)) => return Err(why),
         };
         let user = if undo.user.is_empty() { credential.user } else { undo.user.clone() };
         let target = Target { host: undo.address.clone(), port: undo.port, user };

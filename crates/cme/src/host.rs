@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use cme_engine::host::{Cancel, PlanInput, Planned, RunInput, RunResult};
 use cme_engine::{
-    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, HostError, KeyFacts, LoadedPlugin, LogLine,
-    PluginDescription, PluginHandle, PluginHost, Report, RunLog,
+    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, KeyFacts, LoadedPlugin, LogLine, PluginDescription,
+    PluginHandle, PluginHost, PluginHostError, Report, RunLog,
 };
 use cme_runtime::{CallError, Decision, PlanContext, Plugin, RunOwner, RunRequest, Runtime};
 
@@ -72,14 +72,14 @@ fn loaded(plugin: Plugin, size: usize) -> LoadedPlugin {
     LoadedPlugin { description, handle: PluginHandle::new(plugin) }
 }
 
-fn plugin_of(loaded: &LoadedPlugin) -> Result<&Plugin, HostError> {
-    loaded.handle.get::<Plugin>().ok_or_else(|| HostError::NotLoaded(loaded.description.id.clone()))
+fn plugin_of(loaded: &LoadedPlugin) -> Result<&Plugin, PluginHostError> {
+    loaded.handle.get::<Plugin>().ok_or_else(|| PluginHostError::NotLoaded(loaded.description.id.clone()))
 }
 
-fn host_error(e: CallError) -> HostError {
+fn host_error(e: CallError) -> PluginHostError {
     match e {
-        CallError::InvalidArgs { pointer, message } => HostError::InvalidArgs { pointer, message },
-        other => HostError::PluginFault(other.to_string()),
+        CallError::InvalidArgs { pointer, message } => PluginHostError::InvalidArgs { pointer, message },
+        other => PluginHostError::PluginFault(other.to_string()),
     }
 }
 
@@ -93,16 +93,16 @@ impl PluginHost for RuntimeHost {
         cme_runtime::canonical_ref(reference)
     }
 
-    async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, HostError> {
-        let plugin = self.runtime.load(wasm).await.map_err(|e| HostError::NotAPlugin(e.to_string()))?;
+    async fn load(&self, wasm: &[u8]) -> Result<LoadedPlugin, PluginHostError> {
+        let plugin = self.runtime.load(wasm).await.map_err(|e| PluginHostError::NotAPlugin(e.to_string()))?;
         Ok(loaded(plugin, wasm.len()))
     }
 
-    fn validate_args(&self, plugin: &LoadedPlugin, args: &Value) -> Result<(), HostError> {
+    fn validate_args(&self, plugin: &LoadedPlugin, args: &Value) -> Result<(), PluginHostError> {
         plugin_of(plugin)?.validate_args(args).map_err(host_error)
     }
 
-    async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Planned, HostError> {
+    async fn plan(&self, plugin: &LoadedPlugin, input: PlanInput) -> Result<Planned, PluginHostError> {
         let ctx = PlanContext { now: input.now, timezone: input.timezone, seed: input.seed, window: input.window };
         self.runtime.plan(plugin_of(plugin)?, ctx, &input.args).await.result.map_err(host_error)
     }
@@ -191,9 +191,9 @@ impl PluginHost for RuntimeHost {
         }
     }
 
-    fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, HostError> {
-        let key =
-            cme_cloud::ssh::SshKey::parse(private_key, passphrase).map_err(|e| HostError::InvalidKey(e.to_string()))?;
+    fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, PluginHostError> {
+        let key = cme_cloud::ssh::SshKey::parse(private_key, passphrase)
+            .map_err(|e| PluginHostError::InvalidKey(e.to_string()))?;
         Ok(KeyFacts { fingerprint: key.fingerprint(), algorithm: key.algorithm() })
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use cme_engine::{SshTargetStore, Undo};
-use cme_runtime::{CredentialError, InventoryHost, RunOwner, SshCredential};
+use cme_runtime::{InventoryHost, RunOwner, SshCredential, SshStoreError};
 
 pub struct StoredSsh {
     pub storage: Arc<dyn SshTargetStore>,
@@ -16,36 +16,36 @@ pub struct StoredSsh {
 
 #[async_trait::async_trait]
 impl cme_runtime::SshStore for StoredSsh {
-    async fn ssh_credential(&self, name: &str, owner: &RunOwner) -> Result<Option<SshCredential>, CredentialError> {
+    async fn ssh_credential(&self, name: &str, owner: &RunOwner) -> Result<Option<SshCredential>, SshStoreError> {
         let stored = self
             .storage
             .credential(name)
             .await
-            .map_err(|e| CredentialError::Unavailable(format!("reading credential {name}: {e}")))?;
+            .map_err(|e| SshStoreError::Unavailable(format!("reading credential {name}: {e}")))?;
         let Some(stored) = stored else { return Ok(None) };
         let creator = owner.created_by.clone();
-        stored.usable_by(&owner.plan, creator.as_ref()).map_err(CredentialError::Denied)?;
+        stored.usable_by(&owner.plan, creator.as_ref()).map_err(SshStoreError::Denied)?;
         // A key in use is a secret the masker must know, whichever process stored it.
         cme_secrets::remember(&stored.private_key);
         if let Some(passphrase) = &stored.passphrase {
             cme_secrets::remember(passphrase);
         }
         let key = cme_cloud::ssh::SshKey::parse(&stored.private_key, stored.passphrase.as_deref())
-            .map_err(|e| CredentialError::Unavailable(format!("credential {name}: {e}")))?;
+            .map_err(|e| SshStoreError::Unavailable(format!("credential {name}: {e}")))?;
         Ok(Some(SshCredential { user: stored.user, key }))
     }
 
-    async fn inventory(&self, name: &str) -> Result<Option<Vec<InventoryHost>>, CredentialError> {
+    async fn inventory(&self, name: &str) -> Result<Option<Vec<InventoryHost>>, SshStoreError> {
         let stored = self
             .storage
             .inventory(name)
             .await
-            .map_err(|e| CredentialError::Unavailable(format!("reading inventory {name}: {e}")))?;
+            .map_err(|e| SshStoreError::Unavailable(format!("reading inventory {name}: {e}")))?;
         Ok(stored.map(|inventory| inventory.hosts))
     }
 
-    async fn arm_undo(&self, undo: &Undo) -> Result<(), CredentialError> {
-        self.storage.insert_undo(undo).await.map_err(|e| CredentialError::Unavailable(e.to_string()))?;
+    async fn arm_undo(&self, undo: &Undo) -> Result<(), SshStoreError> {
+        self.storage.insert_undo(undo).await.map_err(|e| SshStoreError::Unavailable(e.to_string()))?;
         self.undo_armed.notify_one();
         Ok(())
     }

@@ -7,7 +7,7 @@ use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::inventory::{Host, InventoryHost};
 use crate::bindings::wit_types::KeyValue;
-use crate::credentials::CredentialError;
+use crate::credentials::SshStoreError;
 use crate::grant::CapabilityUse;
 use crate::state::CallState;
 
@@ -35,11 +35,11 @@ impl Host for CallState {
                 self.audit(CALL, label, Decision::Allowed, Some(reason.clone()));
                 return Ok(Err(HostError::InvalidArgument(reason)));
             }
-            Err(CredentialError::Denied(reason)) => {
+            Err(SshStoreError::Denied(reason)) => {
                 self.audit(CALL, label, Decision::Denied(reason.clone()), None);
                 return Ok(Err(HostError::Denied(reason)));
             }
-            Err(CredentialError::Unavailable(reason)) => {
+            Err(SshStoreError::Unavailable(reason)) => {
                 self.audit(CALL, label, Decision::Unavailable(reason.clone()), None);
                 return Ok(Err(HostError::Unavailable(reason)));
             }

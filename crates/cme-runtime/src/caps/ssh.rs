@@ -140,11 +140,11 @@ impl CallState {
                 self.audit(call, label.to_string(), Decision::Allowed, Some(reason.clone()));
                 return Ok(Err(HostError::InvalidArgument(reason)));
             }
-            Err(crate::credentials::CredentialError::Denied(reason)) => {
+            Err(crate::credentials::SshStoreError::Denied(reason)) => {
                 self.audit(call, label.to_string(), Decision::Denied(reason.clone()), None);
                 return Ok(Err(HostError::Denied(reason)));
             }
-            Err(crate::credentials::CredentialError::Unavailable(reason)) => {
+            Err(crate::credentials::SshStoreError::Unavailable(reason)) => {
                 self.audit(call, label.to_string(), Decision::Unavailable(reason.clone()), None);
                 return Ok(Err(HostError::Unavailable(reason)));
             }

@@ -98,7 +98,7 @@ impl SshStore for NoCredentials {
         &self,
         _name: &str,
         _owner: &cme_runtime::RunOwner,
-    ) -> Result<Option<SshCredential>, cme_runtime::CredentialError> {
+    ) -> Result<Option<SshCredential>, cme_runtime::SshStoreError> {
         Ok(None)
     }
 }
