@@ -108,7 +108,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The release binary to measure: `CME_BENCH_BINARY` when set (to compare builds of two
+/// commits in one sitting, alternating), otherwise this checkout's, built now.
 fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(binary) = std::env::var_os("CME_BENCH_BINARY") {
+        eprintln!("measuring {}", PathBuf::from(&binary).display());
+        return Ok(binary.into());
+    }
     eprintln!("building cme (release)...");
     let mut build = cargo_as_from_the_shell(root);
     build.args(["build", "--release", "--locked", "-p", "cme"]);
