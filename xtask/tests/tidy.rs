@@ -284,3 +284,27 @@ fn no_storage_port_has_more_than_fifteen_methods() {
     }
     assert!(ports >= 7, "the storage ports parsed ({ports})");
 }
+
+/// `Result<_, String>` across a crate's edge says nothing a caller can match on: public
+/// functions of the host crates answer typed errors (`thiserror`).
+#[test]
+fn no_public_function_of_a_host_crate_answers_a_string_error() {
+    let mut found = Vec::new();
+    for krate in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
+        if krate.file_name() == "cme-plugin-sdk" || krate.file_name() == "cme-model" {
+            continue; // the guest SDK's API (and the files the model compiles from it)
+        }
+        for file in sources(&krate.path().join("src")) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (number, line) in text.lines().enumerate() {
+                let line = line.trim_start();
+                let answers_string = line.contains("-> Result<")
+                    && line.trim_end().trim_end_matches('{').trim_end().ends_with(", String>");
+                if (line.starts_with("pub fn ") || line.starts_with("pub async fn ")) && answers_string {
+                    found.push(format!("{}:{}: {line}", file.strip_prefix(root()).unwrap().display(), number + 1));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "public functions answering Result<_, String>:\n{}", found.join("\n"));
+}

@@ -71,22 +71,27 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// Why a configured token is refused (too short a secret, a digest that is not SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenError(pub String);
+
 impl Token {
     /// A token from its secret; refused when shorter than [`MIN_TOKEN_LENGTH`].
-    pub fn plain(name: impl Into<String>, role: Role, secret: &str) -> Result<Token, String> {
+    pub fn plain(name: impl Into<String>, role: Role, secret: &str) -> Result<Token, TokenError> {
         if secret.len() < MIN_TOKEN_LENGTH {
-            return Err(format!("a token must be at least {MIN_TOKEN_LENGTH} characters long"));
+            return Err(TokenError(format!("a token must be at least {MIN_TOKEN_LENGTH} characters long")));
         }
         Ok(Token { name: name.into(), role, secret: TokenSecret::Plain(secret.to_string()) })
     }
 
     /// A token from the SHA-256 of its secret (64 hex digits).
-    pub fn hashed(name: impl Into<String>, role: Role, sha256: &str) -> Result<Token, String> {
+    pub fn hashed(name: impl Into<String>, role: Role, sha256: &str) -> Result<Token, TokenError> {
         let sha256 = sha256.trim().to_ascii_lowercase();
         if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(
-                "sha256 must be the 64 hex digits of the token's SHA-256 (e.g. printf %s TOKEN | sha256sum)".into()
-            );
+            return Err(TokenError(
+                "sha256 must be the 64 hex digits of the token's SHA-256 (e.g. printf %s TOKEN | sha256sum)".into(),
+            ));
         }
         Ok(Token { name: name.into(), role, secret: TokenSecret::Sha256(sha256) })
     }
@@ -215,6 +220,6 @@ mod tests {
         assert!(token.matches("ci-publisher-secret"));
         assert!(!token.matches("ci-publisher-secreT"));
         assert!(Token::hashed("ci", Role::Publisher, "abc").is_err());
-        assert!(Token::plain("short", Role::Admin, "1234567").unwrap_err().contains("at least 8"));
+        assert!(Token::plain("short", Role::Admin, "1234567").unwrap_err().to_string().contains("at least 8"));
     }
 }

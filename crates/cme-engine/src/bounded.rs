@@ -70,14 +70,26 @@ pub async fn off_worker<T: Send + 'static>(
     }
 }
 
+/// Why a document from a request was refused before or while parsing it: a bound it
+/// breaks (nesting, size, nodes), or the parser's own error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DocumentRefused(pub String);
+
+impl From<String> for DocumentRefused {
+    fn from(message: String) -> Self {
+        DocumentRefused(message)
+    }
+}
+
 /// Parses YAML into a value, refusing documents that nest deeper than
 /// [`YAML_MAX_DEPTH`] or expand (aliases included) past [`YAML_MAX_NODES`] nodes or
 /// [`YAML_MAX_TEXT_BYTES`] bytes of text. Tags are refused.
-pub fn yaml(text: &str) -> Result<Yaml, String> {
+pub fn yaml(text: &str) -> Result<Yaml, DocumentRefused> {
     check_yaml_flow_depth(text)?;
     let mut budget = Budget { nodes: 0, bytes: 0, depth: 0 };
     let deserializer = serde_norway::Deserializer::from_str(text);
-    BoundedYaml { budget: &mut budget }.deserialize(deserializer).map_err(|e| e.to_string())
+    BoundedYaml { budget: &mut budget }.deserialize(deserializer).map_err(|e| DocumentRefused(e.to_string()))
 }
 
 /// Refuses flow collections (`[`, `{`) nested deeper than [`YAML_MAX_DEPTH`], in one
@@ -266,7 +278,7 @@ pub const ICAL_MAX_LINES: usize = 200_000;
 /// [`crate::calendar::MAX_EVENTS`] events (a file of more is refused before the parser
 /// builds any of them). Names are compared in any case,
 /// as RFC 5545 reads them, and folded lines are unfolded first.
-pub fn check_ical_shape(text: &str) -> Result<(), String> {
+pub fn check_ical_shape(text: &str) -> Result<(), DocumentRefused> {
     let mut open: Vec<String> = Vec::new();
     let mut lines = 0usize;
     let mut events = 0usize;
@@ -312,7 +324,7 @@ pub fn check_ical_shape(text: &str) -> Result<(), String> {
     }
     check(&logical, &mut open)?;
     if let Some(unclosed) = open.last() {
-        return Err(format!("BEGIN:{unclosed} is never closed"));
+        return Err(DocumentRefused(format!("BEGIN:{unclosed} is never closed")));
     }
     Ok(())
 }
@@ -328,7 +340,7 @@ mod tests {
             let previous = level - 1;
             laughs.push_str(&format!("a{level}: &a{level} [*a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}]\n"));
         }
-        let refused = yaml(&laughs).unwrap_err();
+        let refused = yaml(&laughs).unwrap_err().to_string();
         assert!(refused.contains("more than 250000 nodes") || refused.contains("repetition limit"), "{refused}");
         // Within the parser's own repetition limit, the node budget is what stops it.
         let mut wide = String::from("a: &a [");
@@ -336,12 +348,12 @@ mod tests {
         wide.push_str("]\nb: [");
         wide.push_str(&"*a, ".repeat(60));
         wide.push_str("]\n");
-        assert!(yaml(&wide).unwrap_err().contains("more than 250000 nodes"));
+        assert!(yaml(&wide).unwrap_err().to_string().contains("more than 250000 nodes"));
         let big = "x".repeat(1 << 20);
         let mut strings = format!("big: &big {big}\nuses: [");
         strings.push_str(&"*big, ".repeat(40));
         strings.push_str("]\n");
-        assert!(yaml(&strings).unwrap_err().contains("bytes of text"));
+        assert!(yaml(&strings).unwrap_err().to_string().contains("bytes of text"));
     }
 
     #[test]
@@ -357,7 +369,7 @@ mod tests {
     #[test]
     fn deep_yaml_is_refused_and_ordinary_yaml_reads() {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-        let refused = yaml(&deep).unwrap_err();
+        let refused = yaml(&deep).unwrap_err().to_string();
         assert!(refused.contains("deeper") || refused.contains("recursion"), "{refused}");
         let merged = yaml("base: &base {user: ops}\nweb:\n  <<: *base\n  port: 22\n").unwrap();
         assert_eq!(merged["web"]["port"], Yaml::Number(22.into()));
@@ -367,14 +379,19 @@ mod tests {
     #[test]
     fn calendars_that_nest_too_deep_or_do_not_close_are_refused_in_a_linear_pass() {
         let deep = "BEGIN:VCALENDAR\r\n".to_string() + &"BEGIN:X\r\n".repeat(100_000);
-        assert!(check_ical_shape(&deep).unwrap_err().contains("deeper than 8"));
+        assert!(check_ical_shape(&deep).unwrap_err().to_string().contains("deeper than 8"));
         let folded = "BEGIN:VCALENDAR\r\nBEG\r\n IN:VEVENT\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
         assert!(check_ical_shape(folded).is_ok());
         assert!(check_ical_shape("begin:vcalendar\nEND:VCALENDAR\n").is_ok(), "any case");
-        assert!(check_ical_shape("BEGIN:VCALENDAR\r\nEND:VEVENT\r\n").unwrap_err().contains("closes BEGIN:VCALENDAR"));
-        assert!(check_ical_shape("BEGIN:VCALENDAR\r\n").unwrap_err().contains("never closed"));
+        assert!(
+            check_ical_shape("BEGIN:VCALENDAR\r\nEND:VEVENT\r\n")
+                .unwrap_err()
+                .to_string()
+                .contains("closes BEGIN:VCALENDAR")
+        );
+        assert!(check_ical_shape("BEGIN:VCALENDAR\r\n").unwrap_err().to_string().contains("never closed"));
         let many = format!("BEGIN:VCALENDAR\r\n{}END:VCALENDAR\r\n", "BEGIN:VEVENT\r\nEND:VEVENT\r\n".repeat(10_001));
-        assert!(check_ical_shape(&many).unwrap_err().contains("more than 10000 events"));
+        assert!(check_ical_shape(&many).unwrap_err().to_string().contains("more than 10000 events"));
     }
 
     #[tokio::test]

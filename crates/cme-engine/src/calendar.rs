@@ -22,7 +22,11 @@ pub struct CalendarEvent {
 
 /// Reads every VEVENT of `text`; any event that cannot be read refuses the whole file,
 /// naming it.
-pub fn parse_events(text: &str, zone: Tz) -> Result<Vec<CalendarEvent>, String> {
+pub fn parse_events(text: &str, zone: Tz) -> Result<Vec<CalendarEvent>, crate::bounded::DocumentRefused> {
+    calendar_events(text, zone).map_err(crate::bounded::DocumentRefused)
+}
+
+fn calendar_events(text: &str, zone: Tz) -> Result<Vec<CalendarEvent>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if !text.trim_start().starts_with("BEGIN:VCALENDAR") {
         return Err("not an iCalendar file: it must start with BEGIN:VCALENDAR".into());
@@ -114,9 +118,9 @@ mod tests {
     #[test]
     fn recurring_events_and_garbage_are_refused_with_their_name() {
         let rrule = HOLIDAYS.replace("SUMMARY:Navidad", "SUMMARY:Navidad\r\nRRULE:FREQ=YEARLY");
-        assert!(parse_events(&rrule, chrono_tz::UTC).unwrap_err().contains("\"Navidad\""));
-        assert!(parse_events("hello", chrono_tz::UTC).unwrap_err().contains("BEGIN:VCALENDAR"));
+        assert!(parse_events(&rrule, chrono_tz::UTC).unwrap_err().to_string().contains("\"Navidad\""));
+        assert!(parse_events("hello", chrono_tz::UTC).unwrap_err().to_string().contains("BEGIN:VCALENDAR"));
         let no_events = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n";
-        assert!(parse_events(no_events, chrono_tz::UTC).unwrap_err().contains("no events"));
+        assert!(parse_events(no_events, chrono_tz::UTC).unwrap_err().to_string().contains("no events"));
     }
 }

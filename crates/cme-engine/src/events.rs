@@ -152,28 +152,36 @@ pub struct Subscription {
     pub events: Vec<String>,
 }
 
+/// Why a webhook's subscription is refused (its name, or an event it names).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SubscriptionError(pub String);
+
 impl Subscription {
     /// Checks that every pattern names a known kind or family.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SubscriptionError> {
         if self.name.is_empty()
             || self.name.len() > 64
             || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
-            return Err(format!("webhook name {:?}: 1 to 64 letters, digits, '-', '_' or '.'", self.name));
+            return Err(SubscriptionError(format!(
+                "webhook name {:?}: 1 to 64 letters, digits, '-', '_' or '.'",
+                self.name
+            )));
         }
         if self.events.is_empty() {
-            return Err(format!(
+            return Err(SubscriptionError(format!(
                 "webhook {:?} subscribes to no events: list kinds such as \"executor.failed\", families such as \"executor.*\", or \"*\"",
                 self.name
-            ));
+            )));
         }
         for pattern in &self.events {
             if !EVENT_KINDS.iter().any(|kind| matches(pattern, kind)) {
-                return Err(format!(
+                return Err(SubscriptionError(format!(
                     "webhook {:?}: unknown event {pattern:?}; known: {}",
                     self.name,
                     EVENT_KINDS.join(", ")
-                ));
+                )));
             }
         }
         Ok(())
@@ -277,11 +285,11 @@ mod tests {
 
     #[test]
     fn unknown_events_and_bad_names_are_refused_naming_them() {
-        let error = subscription(&["executor.exploded"]).validate().unwrap_err();
+        let error = subscription(&["executor.exploded"]).validate().unwrap_err().to_string();
         assert!(error.contains("executor.exploded") && error.contains("executor.failed"), "{error}");
         assert!(subscription(&[]).validate().is_err());
         let bad = Subscription { name: "a b".into(), ..subscription(&["*"]) };
-        assert!(bad.validate().unwrap_err().contains("a b"));
+        assert!(bad.validate().unwrap_err().to_string().contains("a b"));
         subscription(&["executor.*", "engine.halted", "*"]).validate().unwrap();
     }
 

@@ -114,6 +114,18 @@ pub struct RunInput {
     pub dry_run: bool,
 }
 
+/// Why a plugin call ended without an answer (a limit, a trap, a refusal of its args, a
+/// cancellation), as the runtime said it: shown as the run's or the check's error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CallFailure(pub String);
+
+impl From<String> for CallFailure {
+    fn from(message: String) -> Self {
+        CallFailure(message)
+    }
+}
+
 /// Completes, with the reason, when a run must stop (a halt, a shutdown).
 pub type Cancel = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
 
@@ -121,7 +133,7 @@ pub type Cancel = std::pin::Pin<Box<dyn std::future::Future<Output = String> + S
 /// (of a cancelled run too: what it did before it was stopped).
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    pub outcome: Result<Report, String>,
+    pub outcome: Result<Report, CallFailure>,
     pub log: RunLog,
     pub audit: Vec<AuditEvent>,
     /// Some(reason) when the run was cancelled.
@@ -151,7 +163,7 @@ pub use cme_model::Verdict;
 /// unhealthy), and its capability calls.
 #[derive(Debug, Clone)]
 pub struct CheckResult {
-    pub verdict: Result<Verdict, String>,
+    pub verdict: Result<Verdict, CallFailure>,
     pub audit: Vec<AuditEvent>,
 }
 

@@ -31,7 +31,7 @@ pub const MAX_HOSTS: usize = 10_000;
 pub use cme_model::InventoryHost;
 
 /// Checks an inventory's name and hosts; the error names the host and field.
-pub fn validate(name: &str, hosts: &[InventoryHost]) -> Result<(), String> {
+pub(crate) fn validate(name: &str, hosts: &[InventoryHost]) -> Result<(), String> {
     let name_ok = !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -74,7 +74,11 @@ pub fn validate(name: &str, hosts: &[InventoryHost]) -> Result<(), String> {
 
 /// The groups of an Ansible YAML inventory that hold hosts (directly or through their
 /// children), each with its hosts, by group name.
-pub fn from_ansible_yaml(text: &str) -> Result<BTreeMap<String, Vec<InventoryHost>>, String> {
+pub fn from_ansible_yaml(text: &str) -> Result<BTreeMap<String, Vec<InventoryHost>>, crate::bounded::DocumentRefused> {
+    ansible_groups(text).map_err(crate::bounded::DocumentRefused)
+}
+
+fn ansible_groups(text: &str) -> Result<BTreeMap<String, Vec<InventoryHost>>, String> {
     let root: Yaml = crate::bounded::yaml(text).map_err(|e| format!("not YAML: {e}"))?;
     let Yaml::Mapping(groups) = root else {
         return Err("an Ansible YAML inventory is a mapping of groups (e.g. all: {children: ...})".into());
@@ -119,9 +123,10 @@ impl Engine {
     /// of the same name, replacing those of the same names; all or nothing, audited.
     pub async fn import_inventories(&self, yaml: &str, by: &str) -> Result<Vec<Inventory>, EngineError> {
         let text = yaml.to_string();
-        let groups = crate::bounded::off_worker("the inventory", move || from_ansible_yaml(&text))
-            .await
-            .map_err(|m| EngineError::invalid("/", m))?;
+        let groups =
+            crate::bounded::off_worker("the inventory", move || from_ansible_yaml(&text).map_err(|refused| refused.0))
+                .await
+                .map_err(|m| EngineError::invalid("/", m))?;
         self.check_inventory_credentials(groups.iter().map(|(name, hosts)| (name.as_str(), hosts.as_slice()))).await?;
         let now = Utc::now();
         let inventories: Vec<Inventory> = groups
@@ -352,22 +357,26 @@ all:
 
     #[test]
     fn a_host_without_a_credential_is_refused_naming_it() {
-        let err = from_ansible_yaml("all:\n  hosts:\n    web-1:\n      ansible_host: 10.0.0.1\n").unwrap_err();
+        let err =
+            from_ansible_yaml("all:\n  hosts:\n    web-1:\n      ansible_host: 10.0.0.1\n").unwrap_err().to_string();
         assert!(err.contains("host web-1: no cme_credential"), "{err}");
     }
 
     #[test]
     fn malformed_inventories_are_refused_with_what_is_wrong() {
-        assert!(from_ansible_yaml("[1, 2]").unwrap_err().contains("mapping of groups"));
-        assert!(from_ansible_yaml("all:\n  hostz: {}\n").unwrap_err().contains("unknown key \"hostz\""));
-        assert!(from_ansible_yaml("all:\n  hosts: [a, b]\n").unwrap_err().contains("hosts must be a mapping"));
+        assert!(from_ansible_yaml("[1, 2]").unwrap_err().to_string().contains("mapping of groups"));
+        assert!(from_ansible_yaml("all:\n  hostz: {}\n").unwrap_err().to_string().contains("unknown key \"hostz\""));
+        assert!(
+            from_ansible_yaml("all:\n  hosts: [a, b]\n").unwrap_err().to_string().contains("hosts must be a mapping")
+        );
         assert!(
             from_ansible_yaml("all:\n  vars: {cme_credential: x}\n  hosts:\n    a:\n      ansible_port: http\n")
                 .unwrap_err()
+                .to_string()
                 .contains("not a port")
         );
-        assert!(from_ansible_yaml(": : :").unwrap_err().starts_with("not YAML"));
-        assert_eq!(from_ansible_yaml("all: {}\n").unwrap_err(), "the inventory has no hosts");
+        assert!(from_ansible_yaml(": : :").unwrap_err().to_string().starts_with("not YAML"));
+        assert_eq!(from_ansible_yaml("all: {}\n").unwrap_err().to_string(), "the inventory has no hosts");
     }
 
     #[test]

@@ -510,6 +510,11 @@ pub enum StoredUpload {
     },
 }
 
+/// Why a credential may not serve a run (its `may_use`, or an inline key's own plan).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotUsable(pub String);
+
 /// An SSH credential plugins refer to by name. The key never leaves the engine except
 /// to the host's SSH backend; `Debug` shows the name, user and fingerprint only.
 #[derive(Clone, PartialEq, Eq)]
@@ -532,13 +537,13 @@ pub struct Credential {
 impl Credential {
     /// Whether a run of plan `plan_id`, created by `creator`, may use this credential;
     /// the error says why not. Plans stored without a creator count as an operator's.
-    pub fn usable_by(&self, plan_id: &str, creator: Option<&Actor>) -> Result<(), String> {
+    pub fn usable_by(&self, plan_id: &str, creator: Option<&Actor>) -> Result<(), NotUsable> {
         if let Some(owner) = &self.owner_plan {
             if owner != plan_id {
-                return Err(format!(
+                return Err(NotUsable(format!(
                     "credential {} is the inline key of plan {owner}; no other plan may use it",
                     self.name
-                ));
+                )));
             }
             return Ok(());
         }
@@ -546,12 +551,12 @@ impl Credential {
         if self.may_use.iter().any(|allowed| allowed == role || (!name.is_empty() && allowed == name)) {
             return Ok(());
         }
-        Err(format!(
+        Err(NotUsable(format!(
             "credential {} may be used by plans of {:?} only; this plan was created by {} (role {role})",
             self.name,
             self.may_use,
             if name.is_empty() { "an unrecorded caller" } else { name }
-        ))
+        )))
     }
 }
 

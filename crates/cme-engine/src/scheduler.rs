@@ -467,7 +467,7 @@ impl Engine {
             },
             Err(error) => RunEnd {
                 status: ExecutorStatus::Failed,
-                error: Some(error),
+                error: Some(error.0),
                 log: result.log,
                 dry_run: Some(dry_run),
                 ..RunEnd::failed("")

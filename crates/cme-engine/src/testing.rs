@@ -147,7 +147,7 @@ impl PluginHost for FakeHost {
             dry_run: false,
         });
         let verdict = match input.args["cannot"].as_str() {
-            Some(why) => Err(why.to_string()),
+            Some(why) => Err(why.to_string().into()),
             None => Ok(crate::Verdict {
                 healthy: input.args["healthy"].as_bool().unwrap_or(true),
                 reason: input.args["reason"].as_str().unwrap_or("fine").to_string(),
@@ -214,11 +214,11 @@ impl FakeHost {
         if let Some(ms) = input.args["sleep_ms"].as_u64() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
-                reason = cancel => return RunResult { outcome: Err(format!("cancelled: {reason}")), log, audit, cancelled: Some(reason) },
+                reason = cancel => return RunResult { outcome: Err(format!("cancelled: {reason}").into()), log, audit, cancelled: Some(reason) },
             }
         }
         let outcome = match input.args["fail"].as_str() {
-            Some(why) => Err(why.to_string()),
+            Some(why) => Err(why.to_string().into()),
             None => Ok(Report { summary: "done".into(), targets: vec!["t1".into()], details: json!({"k": 1}) }),
         };
         RunResult { outcome, log, audit, cancelled: None }

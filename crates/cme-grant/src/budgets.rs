@@ -63,35 +63,37 @@ pub struct BudgetTake {
 impl Budgets {
     /// Checks the rules: names unique and non-empty, tags non-empty, every rule limits
     /// something.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::GrantError> {
         let mut names = std::collections::HashSet::new();
         for rule in &self.groups {
             if rule.name.is_empty() || rule.tag.is_empty() {
-                return Err("every [[budgets.groups]] needs a name and a tag".into());
+                return Err(crate::GrantError::Budget("every [[budgets.groups]] needs a name and a tag".into()));
             }
             if !names.insert(rule.name.as_str()) {
-                return Err(format!("budget {:?} is configured twice", rule.name));
+                return Err(crate::GrantError::Budget(format!("budget {:?} is configured twice", rule.name)));
             }
             if rule.max_terminations_per_day.is_none()
                 && rule.min_interval_seconds.is_none()
                 && rule.min_running.is_none()
             {
-                return Err(format!(
+                return Err(crate::GrantError::Budget(format!(
                     "budget {:?} limits nothing: give max_terminations_per_day, min_interval_seconds or min_running",
                     rule.name
-                ));
+                )));
             }
         }
         if let Some(rule) =
             self.groups.iter().find(|r| r.min_interval_seconds.is_some_and(|s| s > MAX_INTERVAL_SECONDS))
         {
-            return Err(format!(
+            return Err(crate::GrantError::Budget(format!(
                 "budget {:?}: min_interval_seconds is at most {MAX_INTERVAL_SECONDS} (a week)",
                 rule.name
-            ));
+            )));
         }
         if self.max_concurrent_attacks == Some(0) {
-            return Err("[budgets] max_concurrent_attacks = 0 would never run anything: use the halt switch".into());
+            return Err(crate::GrantError::Budget(
+                "[budgets] max_concurrent_attacks = 0 would never run anything: use the halt switch".into(),
+            ));
         }
         Ok(())
     }
@@ -130,6 +132,7 @@ mod tests {
             Budgets { groups: vec![rule("a")], ..Budgets::default() }
                 .validate()
                 .unwrap_err()
+                .to_string()
                 .contains("limits nothing")
         );
         let limited = GroupBudget { min_running: Some(1), ..rule("a") };
@@ -137,6 +140,7 @@ mod tests {
             Budgets { groups: vec![limited.clone(), limited.clone()], ..Budgets::default() }
                 .validate()
                 .unwrap_err()
+                .to_string()
                 .contains("twice")
         );
         Budgets { groups: vec![limited], max_concurrent_attacks: Some(3) }.validate().unwrap();

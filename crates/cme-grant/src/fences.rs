@@ -105,23 +105,26 @@ impl Fences {
     }
 
     /// Whether `region` is inside the `[ec2]` fence; the error names the fence.
-    pub fn check_ec2_region(&self, region: &str) -> Result<(), String> {
+    pub fn check_ec2_region(&self, region: &str) -> Result<(), GrantError> {
         if self.ec2.regions.is_empty() || self.ec2.regions.iter().any(|r| r == region) {
             return Ok(());
         }
-        Err(format!("region {region} is outside the operator's [ec2] fence (regions {:?})", self.ec2.regions))
+        Err(GrantError::OutsideFence(format!(
+            "region {region} is outside the operator's [ec2] fence (regions {:?})",
+            self.ec2.regions
+        )))
     }
 
     /// The tags an instance must carry: the grant's and the fence's. Refused when the two
     /// ask for different values of one tag (no instance could satisfy both).
-    pub fn required_tags(&self, granted: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+    pub fn required_tags(&self, granted: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, GrantError> {
         let mut tags = granted.clone();
         for (key, value) in &self.ec2.required_tags {
             match tags.get(key) {
                 Some(other) if other != value => {
-                    return Err(format!(
+                    return Err(GrantError::OutsideFence(format!(
                         "the grant requires tag {key}={other} but the operator's [ec2] fence requires {key}={value}"
-                    ));
+                    )));
                 }
                 _ => {
                     tags.insert(key.clone(), value.clone());
@@ -165,7 +168,7 @@ mod tests {
         let both = fences.required_tags(&granted).unwrap();
         assert_eq!(both.len(), 2);
         let conflict: BTreeMap<String, String> = [("Chaos".into(), "false".into())].into();
-        assert!(fences.required_tags(&conflict).unwrap_err().contains("[ec2] fence"));
+        assert!(fences.required_tags(&conflict).unwrap_err().to_string().contains("[ec2] fence"));
     }
 
     #[test]
@@ -173,7 +176,7 @@ mod tests {
         let fences =
             Fences { ec2: Ec2Fence { regions: vec!["eu-west-1".into()], ..Default::default() }, ..Default::default() };
         assert!(fences.check_ec2_region("eu-west-1").is_ok());
-        assert!(fences.check_ec2_region("us-east-1").unwrap_err().contains("[ec2] fence"));
+        assert!(fences.check_ec2_region("us-east-1").unwrap_err().to_string().contains("[ec2] fence"));
         assert!(Fences::default().check_ec2_region("anywhere").is_ok());
         assert_eq!(Fences::budget(5, 1, "[ec2]"), (1, "the operator's [ec2] fence".to_string()));
         assert_eq!(Fences::budget(1, 5, "[ec2]"), (1, "the grant".to_string()));

@@ -105,6 +105,12 @@ pub enum GrantError {
     SshHost { host: String, reason: String },
     #[error("invalid fence: {0}")]
     Fence(String),
+    /// A request the operator's fences keep out (a region, clashing required tags).
+    #[error("{0}")]
+    OutsideFence(String),
+    /// The `[budgets]` rules do not hold together.
+    #[error("{0}")]
+    Budget(String),
     #[error(
         "invalid grant: no HTTP credential {name:?} is configured on this engine ([[http.credentials]]; configured: {known})"
     )]

@@ -37,7 +37,7 @@ impl PluginInfo {
     /// Checks the rules every plugin must meet and compiles the args schema: a kebab-case
     /// name, a semver version, at least one well-formed ref, a JSON Schema that compiles,
     /// example args that validate, and parsable URL patterns.
-    pub fn validate(&self) -> Result<jsonschema::Validator, String> {
+    pub(crate) fn validate(&self) -> Result<jsonschema::Validator, String> {
         if !cme_model::is_plugin_name(&self.name) {
             return Err(format!(
                 "name {:?} is not kebab-case (lowercase words joined by '-', e.g. api-request)",

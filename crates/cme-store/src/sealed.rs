@@ -22,15 +22,22 @@ impl std::fmt::Debug for CredentialKey {
     }
 }
 
+/// Why text is not a credential key (64 hex digits).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyFileError(pub String);
+
 impl CredentialKey {
     pub fn new(bytes: [u8; 32]) -> Self {
         CredentialKey(bytes)
     }
 
     /// From 64 hex digits (the form of the key file and of `CME_CREDENTIAL_KEY`).
-    pub fn from_hex(text: &str) -> Result<Self, String> {
+    pub fn from_hex(text: &str) -> Result<Self, KeyFileError> {
         let text = text.trim();
-        let bytes = hex_decode(text).filter(|b| b.len() == 32).ok_or("a credential key is 64 hex digits (32 bytes)")?;
+        let bytes = hex_decode(text)
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| KeyFileError("a credential key is 64 hex digits (32 bytes)".into()))?;
         Ok(CredentialKey(bytes.try_into().expect("32 bytes")))
     }
 

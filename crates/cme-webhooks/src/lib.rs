@@ -96,7 +96,7 @@ impl Webhook {
 
     /// Checks one webhook.
     pub fn validate(&self) -> Result<(), WebhookError> {
-        self.subscription().validate().map_err(WebhookError::Subscription)?;
+        self.subscription().validate().map_err(|refused| WebhookError::Subscription(refused.0))?;
         if !matches!(self.url.scheme(), "http" | "https") {
             return Err(WebhookError::Scheme { name: self.name.clone(), scheme: self.url.scheme().to_string() });
         }

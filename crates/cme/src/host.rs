@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use cme_engine::host::{Cancel, PlanInput, Planned, RunInput, RunResult};
+use cme_engine::host::{CallFailure, Cancel, PlanInput, Planned, RunInput, RunResult};
 use cme_engine::{
     AuditDecision, AuditEvent, AuditSource, Builtin, Grant, KeyFacts, LoadedPlugin, LogLine, PluginDescription,
     PluginHandle, PluginHost, PluginHostError, Report, RunLog,
@@ -112,7 +112,7 @@ impl PluginHost for RuntimeHost {
             Ok(p) => p,
             Err(e) => {
                 return RunResult {
-                    outcome: Err(e.to_string()),
+                    outcome: Err(CallFailure(e.to_string())),
                     log: RunLog::default(),
                     audit: Vec::new(),
                     cancelled: None,
@@ -140,7 +140,7 @@ impl PluginHost for RuntimeHost {
             outcome: outcome
                 .result
                 .map(|r| Report { summary: r.summary, targets: r.targets, details: r.details })
-                .map_err(|e| e.to_string()),
+                .map_err(|e| CallFailure(e.to_string())),
             log: RunLog {
                 lines: record
                     .log
@@ -171,7 +171,7 @@ impl PluginHost for RuntimeHost {
     ) -> cme_engine::CheckResult {
         let runtime_plugin = match plugin_of(plugin) {
             Ok(p) => p,
-            Err(e) => return cme_engine::CheckResult { verdict: Err(e.to_string()), audit: Vec::new() },
+            Err(e) => return cme_engine::CheckResult { verdict: Err(CallFailure(e.to_string())), audit: Vec::new() },
         };
         let check_id = input.check_id.clone();
         let owner = RunOwner { plan: input.plan_id, created_by: input.created_by };
@@ -186,7 +186,7 @@ impl PluginHost for RuntimeHost {
         };
         let outcome = self.runtime.check(runtime_plugin, request).await;
         cme_engine::CheckResult {
-            verdict: outcome.result.map_err(|e| e.to_string()),
+            verdict: outcome.result.map_err(|e| CallFailure(e.to_string())),
             audit: audit_events(outcome.record.audit, &check_id),
         }
     }

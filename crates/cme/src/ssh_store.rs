@@ -24,7 +24,7 @@ impl cme_runtime::SshStore for StoredSsh {
             .map_err(|e| SshStoreError::Unavailable(format!("reading credential {name}: {e}")))?;
         let Some(stored) = stored else { return Ok(None) };
         let creator = owner.created_by.clone();
-        stored.usable_by(&owner.plan, creator.as_ref()).map_err(SshStoreError::Denied)?;
+        stored.usable_by(&owner.plan, creator.as_ref()).map_err(|refused| SshStoreError::Denied(refused.0))?;
         // A key in use is a secret the masker must know, whichever process stored it.
         cme_secrets::remember(&stored.private_key);
         if let Some(passphrase) = &stored.passphrase {

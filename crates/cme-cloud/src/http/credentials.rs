@@ -54,18 +54,36 @@ impl std::fmt::Debug for HttpCredential {
     }
 }
 
+/// Why a configured HTTP credential (`[[http.credentials]]`) is refused, or its source
+/// (the AWS credential chain) could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CredentialConfigError(pub String);
+
+impl From<String> for CredentialConfigError {
+    fn from(message: String) -> Self {
+        CredentialConfigError(message)
+    }
+}
+
 impl HttpCredential {
     /// A credential named `name` for requests to `urls`; the error names what is wrong.
-    pub fn new(name: &str, urls: &[String], spec: CredentialSpec) -> Result<HttpCredential, String> {
+    pub fn new(name: &str, urls: &[String], spec: CredentialSpec) -> Result<HttpCredential, CredentialConfigError> {
         if urls.is_empty() {
-            return Err(format!("credential {name:?}: urls is empty (a credential is only sent to the URLs it names)"));
+            return Err(CredentialConfigError(format!(
+                "credential {name:?}: urls is empty (a credential is only sent to the URLs it names)"
+            )));
         }
         let urls = urls
             .iter()
             .map(|u| UrlPattern::parse(u).map_err(|e| format!("credential {name:?}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let nonempty = |what: &str, value: &str| {
-            if value.is_empty() { Err(format!("credential {name:?}: {what} is empty")) } else { Ok(()) }
+            if value.is_empty() {
+                Err(CredentialConfigError(format!("credential {name:?}: {what} is empty")))
+            } else {
+                Ok(())
+            }
         };
         let kind = match spec {
             CredentialSpec::Bearer { token } => {
@@ -317,9 +335,12 @@ impl GcpServiceAccount {
 
 /// The standard AWS credential chain (environment, profile, web identity, instance role),
 /// as the EC2 capability uses it.
-pub async fn aws_credential_chain() -> Result<aws_credential_types::provider::SharedCredentialsProvider, String> {
+pub async fn aws_credential_chain()
+-> Result<aws_credential_types::provider::SharedCredentialsProvider, CredentialConfigError> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    config.credentials_provider().ok_or_else(|| "the AWS credential chain found no provider".to_string())
+    config
+        .credentials_provider()
+        .ok_or_else(|| CredentialConfigError("the AWS credential chain found no provider".into()))
 }
 
 /// The credentials of one grant, looked up by name among the configured ones.
@@ -349,21 +370,25 @@ mod tests {
 
     #[test]
     fn a_credential_without_urls_or_secret_is_refused_with_its_name() {
-        let err = HttpCredential::new("billing", &[], CredentialSpec::Bearer { token: "t0ken".into() }).unwrap_err();
+        let err = HttpCredential::new("billing", &[], CredentialSpec::Bearer { token: "t0ken".into() })
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("billing") && err.contains("urls"), "{err}");
         let err = HttpCredential::new(
             "billing",
             &["https://billing.internal/*".into()],
             CredentialSpec::Bearer { token: String::new() },
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("token is empty"), "{err}");
         let err = HttpCredential::new(
             "gce",
             &["https://compute.googleapis.com/*".into()],
             CredentialSpec::GcpServiceAccount { key_json: "{}".into(), scopes: vec![] },
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("service-account key"), "{err}");
     }
 

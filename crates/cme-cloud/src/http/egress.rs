@@ -82,7 +82,7 @@ impl EgressRules {
     }
 
     /// Checks one resolved address; the error says why it is refused.
-    pub fn check_addr(&self, ip: IpAddr) -> Result<(), String> {
+    pub(crate) fn check_addr(&self, ip: IpAddr) -> Result<(), String> {
         if !self.allow_link_local && is_metadata_or_link_local(ip) {
             return Err(format!(
                 "{ip} is a link-local or cloud metadata address, refused unless the grant sets allow_link_local"
@@ -105,7 +105,7 @@ impl EgressRules {
     /// Refuses `ip:port` when it reaches one of the engine's own listening sockets:
     /// the listen address itself, loopback and unspecified addresses on that port, and,
     /// for an engine listening on all interfaces, every address of this machine.
-    pub fn check_own(&self, ip: IpAddr, port: u16) -> Result<(), String> {
+    pub(crate) fn check_own(&self, ip: IpAddr, port: u16) -> Result<(), String> {
         let ip = canonical(ip);
         let own = self.own_sockets.iter().filter(|s| s.port() == port).any(|s| {
             let listen = canonical(s.ip());

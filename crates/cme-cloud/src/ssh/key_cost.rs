@@ -21,7 +21,7 @@ pub const MAX_ARGON2_PASSES: u64 = 64;
 pub const MAX_ARGON2_PARALLELISM: u64 = 8;
 
 /// Refuses a key whose size or declared key-derivation cost is past the caps above.
-pub fn check(text: &str) -> Result<(), String> {
+pub(crate) fn check(text: &str) -> Result<(), String> {
     if text.len() > MAX_KEY_BYTES {
         return Err(format!("the key is {} bytes; a private key is at most {MAX_KEY_BYTES}", text.len()));
     }

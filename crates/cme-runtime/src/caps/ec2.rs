@@ -152,7 +152,7 @@ impl Host for CallState {
 fn required_tag_filters(state: &CallState) -> Result<Vec<CloudFilter>, String> {
     let Some(caps) = state.caps.as_ref() else { return Ok(Vec::new()) };
     let granted = caps.grant.ec2.as_ref().map(|g| g.required_tags.clone()).unwrap_or_default();
-    let tags = caps.backends.fences.required_tags(&granted)?;
+    let tags = caps.backends.fences.required_tags(&granted).map_err(|refusal| refusal.to_string())?;
     Ok(tags.into_iter().map(|(k, v)| CloudFilter { name: format!("tag:{k}"), values: vec![v] }).collect())
 }
 
