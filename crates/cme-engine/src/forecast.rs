@@ -8,7 +8,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::blackout_index::BlackoutIndex;
 use crate::model::{ExecutorStatus, Plan};
 use crate::plans::NewPlan;
-use crate::{Engine, EngineError, Resource};
+use crate::{Engine, EngineError};
 
 /// The longest span one forecast covers.
 pub const MAX_FORECAST_DAYS: i64 = 366;
@@ -55,13 +55,7 @@ impl Engine {
         until: DateTime<Utc>,
     ) -> Result<Forecast, EngineError> {
         check_span(from, until)?;
-        let plan = self
-            .ports
-            .plans
-            .plan(id)
-            .await?
-            .filter(|p| p.deleted.is_none())
-            .ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
+        let plan = self.live_plan(id).await?;
         let blackouts = self.blackout_index().await?;
         let mut firings: Vec<Firing> = self
             .ports

@@ -128,7 +128,7 @@ impl Engine {
         builtins: Vec<Builtin>,
         config: EngineConfig,
     ) -> Arc<Engine> {
-        Engine::with_ports(storage::Ports::of_dyn(storage), host, builtins, config)
+        Engine::with_ports(storage::Ports::of(storage), host, builtins, config)
     }
 
     /// An engine over storage `ports` (a test may fake one of them) and `host`.

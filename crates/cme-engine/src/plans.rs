@@ -310,17 +310,21 @@ impl Engine {
         Ok((summary, executors))
     }
 
-    /// Fires a plan once, now: a new executor due at once, stored with the audit event of
-    /// `by` asking for it. Refused while halted; otherwise it runs like any executor (the
-    /// leash, the plugin's grant and the operator's fences apply).
-    pub async fn run_plan_now(&self, id: &str, by: &Actor) -> Result<Executor, EngineError> {
-        let plan = self
-            .ports
+    /// The plan `id`, unless it does not exist or was deleted (404 either way).
+    pub(crate) async fn live_plan(&self, id: &str) -> Result<Plan, EngineError> {
+        self.ports
             .plans
             .plan(id)
             .await?
             .filter(|p| p.deleted.is_none())
-            .ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
+            .ok_or_else(|| EngineError::not_found(Resource::Plan, id))
+    }
+
+    /// Fires a plan once, now: a new executor due at once, stored with the audit event of
+    /// `by` asking for it. Refused while halted; otherwise it runs like any executor (the
+    /// leash, the plugin's grant and the operator's fences apply).
+    pub async fn run_plan_now(&self, id: &str, by: &Actor) -> Result<Executor, EngineError> {
+        let plan = self.live_plan(id).await?;
         if self.halt_state().await?.state.halted {
             return Err(EngineError::Halted);
         }
@@ -369,13 +373,7 @@ impl Engine {
     /// A plan (not deleted) with the first [`EMBEDDED_EXECUTORS`] of its executors by due
     /// time (the rest page through the executor list).
     pub async fn plan(&self, id: &str) -> Result<(PlanSummary, PageOf<Executor>), EngineError> {
-        let plan = self
-            .ports
-            .plans
-            .plan(id)
-            .await?
-            .filter(|p| p.deleted.is_none())
-            .ok_or_else(|| EngineError::not_found(Resource::Plan, id))?;
+        let plan = self.live_plan(id).await?;
         let summary = self.ports.plans.summarize(plan).await?;
         let filter = crate::ExecutorFilter { statuses: None, plan_id: Some(id.to_string()), after: None };
         let executors = self

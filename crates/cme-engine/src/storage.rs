@@ -558,7 +558,7 @@ impl<
 }
 
 /// The storage ports an engine works through, each on its own: by default all one store
-/// (`Ports::of`), any of them replaceable (a fake that slows claims is a `RunStore`).
+/// (`Ports::of`), any of them replaceable (a fake that slows claims is a `ClaimStore`).
 #[derive(Clone)]
 pub struct Ports {
     pub plans: Arc<dyn PlanStore>,
@@ -576,26 +576,8 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Every port served by `store`.
-    pub fn of<S: Storage>(store: Arc<S>) -> Ports {
-        Ports {
-            plans: store.clone(),
-            horizon: store.clone(),
-            executors: store.clone(),
-            claims: store.clone(),
-            runs: store.clone(),
-            calendars: store.clone(),
-            ssh: store.clone(),
-            halt: store.clone(),
-            audit: store.clone(),
-            plugins: store.clone(),
-            events: store.clone(),
-            budgets: store.clone(),
-        }
-    }
-
-    /// Every port served by one store behind `dyn Storage`.
-    pub fn of_dyn(store: Arc<dyn Storage>) -> Ports {
+    /// Every port served by one store (an `Arc<Store>` coerces to `Arc<dyn Storage>`).
+    pub fn of(store: Arc<dyn Storage>) -> Ports {
         Ports {
             plans: store.clone(),
             horizon: store.clone(),
