@@ -54,7 +54,9 @@ fn applied(backend: Backend, database_url: &str) -> Vec<String> {
 
 /// The fixture for `backend`, loaded as a database in `dir` (with its credential key).
 fn old_database(backend: Backend, dir: &Path) -> String {
-    std::fs::copy(fixtures().join("cme.key"), dir.join("cme.key")).unwrap();
+    // The fixtures' key file is named so that .gitignore (which keeps engines' cme.key out)
+    // lets it in; the engine reads cme.key from its directory.
+    std::fs::copy(fixtures().join("credential.key"), dir.join("cme.key")).unwrap();
     match backend {
         Backend::Sqlite => {
             std::fs::copy(fixtures().join("before.sqlite"), dir.join("cme.db")).unwrap();
