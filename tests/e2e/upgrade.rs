@@ -56,7 +56,9 @@ fn applied(backend: Backend, database_url: &str) -> Vec<String> {
 fn old_database(backend: Backend, dir: &Path) -> String {
     // The fixtures' key file is named so that .gitignore (which keeps engines' cme.key out)
     // lets it in; the engine reads cme.key from its directory.
+    // A checkout makes it 0644; the engine refuses a key file others may read.
     std::fs::copy(fixtures().join("credential.key"), dir.join("cme.key")).unwrap();
+    std::fs::set_permissions(dir.join("cme.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     match backend {
         Backend::Sqlite => {
             std::fs::copy(fixtures().join("before.sqlite"), dir.join("cme.db")).unwrap();
