@@ -111,20 +111,22 @@ impl Engine {
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
         let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&line);
-                sink.lock().unwrap().push('\n');
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
             }
         });
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("cme listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}; stderr:\n{}", stderr.lock().unwrap()))
-            .to_string();
+        let Some(url) = line.trim().strip_prefix("cme listening on ").map(str::to_string) else {
+            // The engine refused to start: wait for it, so that its stderr says why.
+            let status = child.wait().unwrap();
+            let _ = reader.join();
+            panic!("unexpected first line {line:?} ({status}); stderr:\n{}", stderr.lock().unwrap());
+        };
         Engine { child: Some(child), url, database_url, stderr }
     }
 
