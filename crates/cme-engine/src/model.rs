@@ -282,14 +282,7 @@ pub struct RunLog {
     pub elapsed_ms: u64,
 }
 
-/// A line a plugin logged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLine {
-    pub at: DateTime<Utc>,
-    /// trace, debug, info, warn, error.
-    pub level: String,
-    pub message: String,
-}
+pub use cme_model::{LogLevel, LogLine};
 
 impl<'de> Deserialize<'de> for RunLog {
     /// Reads the object form, and the empty array earlier versions stored for runs that

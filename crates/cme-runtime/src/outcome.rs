@@ -2,30 +2,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::audit::AuditEvent;
 use crate::error::CallError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-/// A line the plugin logged through the `log` interface.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLine {
-    pub at: DateTime<Utc>,
-    pub level: LogLevel,
-    pub message: String,
-}
+pub use cme_model::{LogLevel, LogLine};
 
 /// What an attack reported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use cme_engine::host::{CallFailure, Cancel, PlanInput, Planned, RunInput, RunResult};
 use cme_engine::{
-    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, KeyFacts, LoadedPlugin, LogLine, PluginDescription,
-    PluginHandle, PluginHost, PluginHostError, Report, RunLog,
+    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle,
+    PluginHost, PluginHostError, Report, RunLog,
 };
 use cme_runtime::{CallError, Decision, PlanContext, Plugin, RunOwner, RunRequest, Runtime};
 
@@ -142,18 +142,7 @@ impl PluginHost for RuntimeHost {
                 .map(|r| Report { summary: r.summary, targets: r.targets, details: r.details })
                 .map_err(|e| CallFailure(e.to_string())),
             log: RunLog {
-                lines: record
-                    .log
-                    .into_iter()
-                    .map(|l| LogLine {
-                        at: l.at,
-                        level: serde_json::to_value(l.level)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
-                        message: l.message,
-                    })
-                    .collect(),
+                lines: record.log,
                 stdout: record.stdout,
                 stderr: record.stderr,
                 dry_run_actions: record.dry_run_actions,
