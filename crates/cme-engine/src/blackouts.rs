@@ -285,11 +285,9 @@ impl crate::Engine {
         }
         let zone = self.zone_named(timezone)?;
         let text = ics.to_string();
-        let events = crate::bounded::off_worker("the calendar", move || {
-            crate::calendar::parse_events(&text, zone).map_err(|refused| refused.0)
-        })
-        .await
-        .map_err(|m| EngineError::invalid("/", m))?;
+        let events = crate::bounded::off_worker("the calendar", move || crate::calendar::calendar_events(&text, zone))
+            .await
+            .map_err(|m| EngineError::invalid("/", m))?;
         self.check_blackout_plan(plan_id.as_deref()).await?;
         let now = Utc::now();
         let blackouts: Vec<Blackout> = events

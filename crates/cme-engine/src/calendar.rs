@@ -26,7 +26,7 @@ pub fn parse_events(text: &str, zone: Tz) -> Result<Vec<CalendarEvent>, crate::b
     calendar_events(text, zone).map_err(crate::bounded::DocumentRefused)
 }
 
-fn calendar_events(text: &str, zone: Tz) -> Result<Vec<CalendarEvent>, String> {
+pub(crate) fn calendar_events(text: &str, zone: Tz) -> Result<Vec<CalendarEvent>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if !text.trim_start().starts_with("BEGIN:VCALENDAR") {
         return Err("not an iCalendar file: it must start with BEGIN:VCALENDAR".into());

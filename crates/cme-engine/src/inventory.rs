@@ -78,7 +78,7 @@ pub fn from_ansible_yaml(text: &str) -> Result<BTreeMap<String, Vec<InventoryHos
     ansible_groups(text).map_err(crate::bounded::DocumentRefused)
 }
 
-fn ansible_groups(text: &str) -> Result<BTreeMap<String, Vec<InventoryHost>>, String> {
+pub(crate) fn ansible_groups(text: &str) -> Result<BTreeMap<String, Vec<InventoryHost>>, String> {
     let root: Yaml = crate::bounded::yaml(text).map_err(|e| format!("not YAML: {e}"))?;
     let Yaml::Mapping(groups) = root else {
         return Err("an Ansible YAML inventory is a mapping of groups (e.g. all: {children: ...})".into());
@@ -123,10 +123,9 @@ impl Engine {
     /// of the same name, replacing those of the same names; all or nothing, audited.
     pub async fn import_inventories(&self, yaml: &str, by: &str) -> Result<Vec<Inventory>, EngineError> {
         let text = yaml.to_string();
-        let groups =
-            crate::bounded::off_worker("the inventory", move || from_ansible_yaml(&text).map_err(|refused| refused.0))
-                .await
-                .map_err(|m| EngineError::invalid("/", m))?;
+        let groups = crate::bounded::off_worker("the inventory", move || ansible_groups(&text))
+            .await
+            .map_err(|m| EngineError::invalid("/", m))?;
         self.check_inventory_credentials(groups.iter().map(|(name, hosts)| (name.as_str(), hosts.as_slice()))).await?;
         let now = Utc::now();
         let inventories: Vec<Inventory> = groups
