@@ -16,7 +16,8 @@
 //! * **no ambient authority**: WASI with an empty context (no files, environment or
 //!   sockets; stdout and stderr captured into the run's record); wasi:http is not linked;
 //! * **capabilities** (`log`, `http`, `ec2`, `ssh`, `scripts`, `inventory`, `undo`): each call must fit what the
-//!   plugin declared in `describe()` AND the operator's [`Grant`] ([`grant::check`]), and
+//!   plugin declared in `describe()` AND the operator's [`Grant`] (each interface's unit in
+//!   `caps/` owns its rule), and
 //!   produces an [`AuditEvent`]; in a dry run they record what they would do instead.
 //!   HTTP and the script library always work; EC2 works when the runtime is given a
 //!   backend ([`RuntimeConfig::ec2`]), binding terminations to what the same run described;

@@ -1,22 +1,135 @@
 //! `cme:plugin/http`: real requests through reqwest, within the run's egress rules (the
-//! declared AND granted URL patterns; no link-local or metadata address unless granted).
+//! declared AND granted URL patterns, the `[http]` fence; no link-local or metadata
+//! address unless granted). Clients are shared by runs with the same rules.
 
 use std::time::{Duration, Instant};
 
-use cme_cloud::http::{HttpClient, HttpError, Request as CloudRequest};
+use cme_cloud::http::{DeniedNetwork, EgressRules, HttpClient, HttpError, Request as CloudRequest};
+use cme_cloud::http::{UrlAllowList, UrlPattern};
+use cme_model::Locked;
 
+use super::{Backends, Unit};
 use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::http::{Host, Request, Response};
 use crate::bindings::wit_types::KeyValue;
-use crate::grant::CapabilityUse;
+use crate::grant::{Denial, Fences, Grant, not_declared, not_granted};
+use crate::info::Capability;
 use crate::state::CallState;
+
+/// The `http` unit.
+pub(crate) struct Http;
+
+/// What one run keeps: the requests it made (what the grant's `max_requests` counts).
+#[derive(Default)]
+pub(crate) struct HttpRun {
+    requests: u32,
+}
+
+impl Unit for Http {
+    const INTERFACE: &'static str = "cme:plugin/http";
+    type RunState = HttpRun;
+    type Use<'a> = ();
+
+    /// Declared and granted; which URLs is the egress rules' part ([`http_rules`]).
+    fn check(declared: &[Capability], grant: &Grant, _fences: &Fences, _: ()) -> Result<(), Denial> {
+        if !declared.iter().any(|c| matches!(c, Capability::Http { .. })) {
+            return Err(not_declared("http"));
+        }
+        if grant.http.is_none() {
+            return Err(not_granted("http"));
+        }
+        Ok(())
+    }
+
+    /// Every declared URL pattern; never link-local addresses.
+    fn grant_as_declared(declared: &[Capability], grant: &mut Grant) {
+        for capability in declared {
+            if let Capability::Http { urls } = capability {
+                grant.http.get_or_insert_with(Default::default).urls.extend(urls.iter().cloned());
+            }
+        }
+    }
+}
+
+/// The egress rules for HTTP: a URL must match a declared pattern AND a granted one AND
+/// the `[http]` fence's allow patterns (when it has any), no deny pattern or network of
+/// the fence, and not the engine's own sockets; link-local addresses only when the grant
+/// says so. None when HTTP is not allowed.
+pub fn http_rules(
+    declared: &[Capability],
+    grant: &Grant,
+    fences: &Fences,
+    own_sockets: &[std::net::SocketAddr],
+) -> Option<EgressRules> {
+    let http = grant.http.as_ref()?;
+    let parse = |urls: &[String]| urls.iter().filter_map(|u| UrlPattern::parse(u).ok()).collect::<Vec<_>>();
+    let declared_urls: Vec<String> = declared
+        .iter()
+        .filter_map(|c| match c {
+            Capability::Http { urls } => Some(urls.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let mut allow_lists = vec![
+        UrlAllowList { source: "the plugin's declared URL patterns".into(), patterns: parse(&declared_urls) },
+        UrlAllowList { source: "the granted URL patterns".into(), patterns: parse(&http.urls) },
+    ];
+    if !fences.http.allow.is_empty() {
+        allow_lists.push(UrlAllowList {
+            source: "the operator's [http] fence (allow)".into(),
+            patterns: parse(&fences.http.allow),
+        });
+    }
+    let denied_networks = fences
+        .http
+        .networks()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|network| DeniedNetwork { network, source: "the operator's [http] fence (deny_networks)".into() })
+        .collect();
+    Some(EgressRules {
+        allow_lists,
+        deny_lists: vec![UrlAllowList {
+            source: "the operator's [http] fence (deny)".into(),
+            patterns: parse(&fences.http.deny),
+        }],
+        denied_networks,
+        own_sockets: own_sockets.to_vec(),
+        allow_link_local: http.allow_link_local,
+    })
+}
+
+impl Backends {
+    /// The client for these rules, built on first use: runs with the same declaration and
+    /// grant share one client and its connection pool (building a TLS client costs
+    /// milliseconds).
+    pub(crate) fn http_client(&self, declared: &[Capability], grant: &Grant) -> Result<HttpClient, HttpError> {
+        const MAX_CLIENTS: usize = 256;
+        let key = serde_json::to_string(&(declared, &grant.http)).unwrap_or_default();
+        let mut clients = self.http_clients.locked();
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let rules = http_rules(declared, grant, &self.fences, &self.own_sockets)
+            .expect("admitted HTTP calls have an HTTP grant");
+        let names = grant.http.as_ref().map(|h| h.credentials.as_slice()).unwrap_or_default();
+        let credentials = cme_cloud::http::granted_credentials(&self.http.credentials, names)?;
+        let client = HttpClient::new(&self.http, rules, credentials)?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
 
 impl Host for CallState {
     async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, HostError>> {
         const CALL: &str = "http.send";
         let target = format!("{} {}", req.method, req.url);
-        if let Err(denied) = self.admit(CALL, &target, CapabilityUse::Http)? {
+        if let Err(denied) = self.admit::<Http>(CALL, &target, ())? {
             return Ok(Err(denied));
         }
         if let Some(reason) = self.probe_refusal(&req.method) {
@@ -109,10 +222,10 @@ impl CallState {
     fn take_http_budget(&mut self) -> Result<(), String> {
         let caps = self.caps.as_mut().expect("admitted calls have capabilities");
         let max = caps.grant.http.as_ref().and_then(|h| h.max_requests);
-        if max.is_some_and(|max| caps.http_requests >= max) {
+        if max.is_some_and(|max| caps.units.http.requests >= max) {
             return Err(format!("the grant allows {} HTTP requests per run", max.unwrap_or_default()));
         }
-        caps.http_requests += 1;
+        caps.units.http.requests += 1;
         Ok(())
     }
 
@@ -171,5 +284,28 @@ impl CallState {
                 HostError::Upstream(m)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grant::HttpGrant;
+
+    #[test]
+    fn http_urls_must_match_declaration_and_grant() {
+        let declared = vec![Capability::Http { urls: vec!["http://*.internal:*".into()] }];
+        let grant = Grant {
+            http: Some(HttpGrant { urls: vec!["http://svc.internal:8080/api/*".into()], ..Default::default() }),
+            ..Grant::default()
+        };
+        let rules = http_rules(&declared, &grant, &Fences::default(), &[]).unwrap();
+        let check = |url: &str| rules.check_url(&url::Url::parse(url).unwrap());
+        assert!(check("http://svc.internal:8080/api/kill").is_ok());
+        let outside_grant = check("http://other.internal:8080/api/kill").unwrap_err().to_string();
+        assert!(outside_grant.contains("granted URL patterns"), "{outside_grant}");
+        let outside_declaration = check("http://svc.example:8080/api/kill").unwrap_err().to_string();
+        assert!(outside_declaration.contains("declared URL patterns"), "{outside_declaration}");
+        assert!(http_rules(&declared, &Grant::default(), &Fences::default(), &[]).is_none());
     }
 }

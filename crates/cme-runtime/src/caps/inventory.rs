@@ -3,13 +3,41 @@
 //! same run may open SSH sessions to them (and to nothing it was not given). Listing is
 //! a read: a dry run lists for real.
 
+use super::Unit;
 use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::inventory::{Host, InventoryHost};
 use crate::bindings::wit_types::KeyValue;
 use crate::credentials::SshStoreError;
-use crate::grant::CapabilityUse;
+use crate::grant::{Denial, Fences, Grant, not_declared, not_granted};
+use crate::info::Capability;
 use crate::state::CallState;
+
+/// The `inventory` unit. Inventories are reached over SSH: listing one takes the `ssh`
+/// declaration and an ssh grant naming the inventory (no grant section of its own).
+pub(crate) struct Inventory;
+
+impl Unit for Inventory {
+    const INTERFACE: &'static str = "cme:plugin/inventory";
+    /// The hosts a run listed join the run's reachable addresses, shared with `ssh`.
+    type RunState = ();
+    /// The inventory's name.
+    type Use<'a> = &'a str;
+
+    fn check(declared: &[Capability], grant: &Grant, _fences: &Fences, name: &str) -> Result<(), Denial> {
+        if !declared.iter().any(|c| matches!(c, Capability::Ssh)) {
+            return Err(not_declared("ssh (inventories are reached over ssh)"));
+        }
+        let Some(ssh) = &grant.ssh else { return Err(not_granted("ssh")) };
+        if !ssh.allows_inventory(name) {
+            return Err(Denial(format!(
+                "inventory {name} is not granted to this plugin (granted inventories: {:?})",
+                ssh.inventories
+            )));
+        }
+        Ok(())
+    }
+}
 
 impl Host for CallState {
     async fn hosts(
@@ -20,7 +48,7 @@ impl Host for CallState {
         const CALL: &str = "inventory.hosts";
         let wanted: Vec<String> = tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect();
         let label = if wanted.is_empty() { name.clone() } else { format!("{name} [{}]", wanted.join(", ")) };
-        if let Err(denied) = self.admit(CALL, &label, CapabilityUse::Inventory { name: &name })? {
+        if let Err(denied) = self.admit::<Inventory>(CALL, &label, &name)? {
             return Ok(Err(denied));
         }
         let caps = self.caps.as_ref().expect("admitted calls have capabilities");

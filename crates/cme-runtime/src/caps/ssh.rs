@@ -6,16 +6,55 @@
 //! session budget. In a dry run nothing is sent: the call is checked, recorded and
 //! answered as if it succeeded (exec: exit code 0, no output).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cme_cloud::ssh::{SshError, SshSession, Target as CloudTarget};
 
+use super::Unit;
 use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::ssh::{ExecOutput, Host, Target};
-use crate::grant::CapabilityUse;
+use crate::grant::{Denial, Fences, Grant, SshGrant, not_declared, not_granted};
+use crate::info::Capability;
 use crate::state::CallState;
+
+/// The `ssh` unit.
+pub(crate) struct Ssh;
+
+/// What one run keeps: its open sessions by target (reused by later calls) and the
+/// targets it used, dry or not (what the session budget counts).
+#[derive(Default)]
+pub(crate) struct SshRun {
+    sessions: HashMap<String, Arc<SshSession>>,
+    targets: HashSet<String>,
+}
+
+impl Unit for Ssh {
+    const INTERFACE: &'static str = "cme:plugin/ssh";
+    type RunState = SshRun;
+    type Use<'a> = ();
+
+    /// Declared and granted; which addresses is [`CallState::ssh_session`]'s part.
+    fn check(declared: &[Capability], grant: &Grant, _fences: &Fences, _: ()) -> Result<(), Denial> {
+        if !declared.iter().any(|c| matches!(c, Capability::Ssh)) {
+            return Err(not_declared("ssh"));
+        }
+        if grant.ssh.is_none() {
+            return Err(not_granted("ssh"));
+        }
+        Ok(())
+    }
+
+    /// One session per run; a built-in may list any inventory (which hosts a plan aims
+    /// at is the plan's args).
+    fn grant_as_declared(declared: &[Capability], grant: &mut Grant) {
+        if declared.contains(&Capability::Ssh) {
+            grant.ssh = Some(SshGrant { max_sessions: 1, hosts: Vec::new(), inventories: vec!["*".into()] });
+        }
+    }
+}
 
 impl Host for CallState {
     async fn upload(
@@ -99,7 +138,7 @@ impl CallState {
         label: &str,
         target: &Target,
     ) -> wasmtime::Result<Result<Option<Arc<SshSession>>, HostError>> {
-        if let Err(denied) = self.admit(call, label, CapabilityUse::Ssh)? {
+        if let Err(denied) = self.admit::<Ssh>(call, label, ())? {
             return Ok(Err(denied));
         }
         let caps = self.caps.as_ref().expect("admitted calls have capabilities");
@@ -118,17 +157,17 @@ impl CallState {
             return Ok(Err(HostError::InvalidArgument("port must be 1-65535".into())));
         }
         let key = session_key(target);
-        if let Some(session) = caps.ssh_sessions.get(&key) {
+        if let Some(session) = caps.units.ssh.sessions.get(&key) {
             return Ok(Ok(Some(session.clone())));
         }
-        if caps.dry_run && caps.ssh_targets.contains(&key) {
+        if caps.dry_run && caps.units.ssh.targets.contains(&key) {
             // Already checked (credential included) by this dry run's first call.
             return Ok(Ok(None));
         }
         let granted = caps.grant.ssh.as_ref().map_or(0, |g| g.max_sessions);
         let (budget, by) =
             crate::grant::Fences::budget(granted, caps.backends.fences.ssh.max_sessions_per_run, "[ssh]");
-        if !caps.ssh_targets.contains(&key) && caps.ssh_targets.len() >= budget as usize {
+        if !caps.units.ssh.targets.contains(&key) && caps.units.ssh.targets.len() >= budget as usize {
             let reason = format!("{by} allows {budget} SSH sessions per run");
             self.audit(call, label.to_string(), Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
@@ -150,7 +189,7 @@ impl CallState {
             }
         };
         let caps = self.caps.as_mut().expect("admitted");
-        caps.ssh_targets.insert(key.clone());
+        caps.units.ssh.targets.insert(key.clone());
         if caps.dry_run {
             return Ok(Ok(None));
         }
@@ -161,7 +200,7 @@ impl CallState {
         match SshSession::connect(&config, &cloud_target, &credential.key).await {
             Ok(session) => {
                 let session = Arc::new(session);
-                self.caps.as_mut().expect("admitted").ssh_sessions.insert(key, session.clone());
+                self.caps.as_mut().expect("admitted").units.ssh.sessions.insert(key, session.clone());
                 Ok(Ok(Some(session)))
             }
             Err(e) => Ok(Err(self.ssh_failed(call, label.to_string(), e))),

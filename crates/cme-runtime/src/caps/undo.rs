@@ -10,12 +10,30 @@ use std::time::Duration;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
+use super::Unit;
+use super::ssh::Ssh;
 use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::ssh::Target;
 use crate::bindings::attack::cme::plugin::undo::Host;
+use crate::grant::{Denial, Fences, Grant};
+use crate::info::Capability;
 use crate::state::CallState;
 use cme_model::undo::{Undo, UndoState};
+
+/// The `undo` unit. Arming an undo reaches its target over SSH, so its rule is the
+/// `ssh` unit's (the target is checked as any SSH call's).
+pub(crate) struct UndoUnit;
+
+impl Unit for UndoUnit {
+    const INTERFACE: &'static str = "cme:plugin/undo";
+    type RunState = ();
+    type Use<'a> = ();
+
+    fn check(declared: &[Capability], grant: &Grant, fences: &Fences, _: ()) -> Result<(), Denial> {
+        Ssh::check(declared, grant, fences, ())
+    }
+}
 
 /// The longest an undo may wait: a fault is meant to be short.
 const MAX_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);

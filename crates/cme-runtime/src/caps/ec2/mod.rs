@@ -3,14 +3,87 @@
 //! tags and state right before, and counts them against the run's termination budget.
 //! In a dry run EC2's own DryRun is used. Without an EC2 backend: `unavailable`.
 
+mod budgets;
+
+use std::collections::{BTreeMap, HashMap};
+
 use cme_cloud::ec2::{Ec2Error, Filter as CloudFilter};
 
+use super::Unit;
 use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::ec2::{Filter, Host, Instance, Terminated};
 use crate::bindings::wit_types::KeyValue;
-use crate::grant::{CapabilityUse, Fences};
+use crate::grant::{Denial, Ec2Grant, Fences, Grant, not_declared, not_granted};
+use crate::info::Capability;
 use crate::state::CallState;
+
+/// The `ec2` unit.
+pub(crate) struct Ec2;
+
+/// What one run keeps: the instances it described (by id, with their region: the only
+/// ones it may terminate) and how many it terminated.
+#[derive(Default)]
+pub(crate) struct Ec2Run {
+    discovered: HashMap<String, String>,
+    terminated: u32,
+}
+
+/// An EC2 call as the grant rule sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ec2Use<'a> {
+    Describe { region: &'a str },
+    Terminate { region: &'a str },
+}
+
+impl Unit for Ec2 {
+    const INTERFACE: &'static str = "cme:plugin/ec2";
+    type RunState = Ec2Run;
+    type Use<'a> = Ec2Use<'a>;
+
+    /// The region must be declared (a terminate declaration covers describe), granted
+    /// (terminating only when the grant says so) and inside the `[ec2]` fence.
+    fn check(declared: &[Capability], grant: &Grant, fences: &Fences, using: Ec2Use<'_>) -> Result<(), Denial> {
+        let region_in = |regions: &[String], region: &str| regions.is_empty() || regions.iter().any(|r| r == region);
+        let (region, terminate) = match using {
+            Ec2Use::Describe { region } => (region, false),
+            Ec2Use::Terminate { region } => (region, true),
+        };
+        let what = if terminate { "ec2 terminate-instances" } else { "ec2 describe-instances" };
+        let declared_here = declared.iter().any(|c| match c {
+            Capability::Ec2Describe { regions } if !terminate => region_in(regions, region),
+            Capability::Ec2Terminate { regions } => region_in(regions, region),
+            _ => false,
+        });
+        if !declared_here {
+            return Err(not_declared(&format!("{what} in region {region}")));
+        }
+        let Some(ec2) = &grant.ec2 else { return Err(not_granted(what)) };
+        if terminate && !ec2.terminate {
+            return Err(not_granted(what));
+        }
+        if !region_in(&ec2.regions, region) {
+            return Err(Denial(format!("{what} in region {region} is not granted (granted regions: {:?})", ec2.regions)));
+        }
+        fences.check_ec2_region(region).map_err(|reason| Denial(format!("{what}: {reason}")))
+    }
+
+    /// The declared regions; terminating when declared, one instance per run.
+    fn grant_as_declared(declared: &[Capability], grant: &mut Grant) {
+        for capability in declared {
+            if let Capability::Ec2Describe { regions } | Capability::Ec2Terminate { regions } = capability {
+                let ec2 = grant.ec2.get_or_insert_with(|| Ec2Grant {
+                    regions: Vec::new(),
+                    required_tags: BTreeMap::new(),
+                    terminate: false,
+                    max_terminations_per_run: 1,
+                });
+                ec2.regions.extend(regions.iter().cloned());
+                ec2.terminate |= matches!(capability, Capability::Ec2Terminate { .. });
+            }
+        }
+    }
+}
 
 impl Host for CallState {
     async fn describe_instances(
@@ -19,7 +92,7 @@ impl Host for CallState {
         filters: Vec<Filter>,
     ) -> wasmtime::Result<Result<Vec<Instance>, HostError>> {
         const CALL: &str = "ec2.describe-instances";
-        if let Err(denied) = self.admit(CALL, &region, CapabilityUse::Ec2Describe { region: &region })? {
+        if let Err(denied) = self.admit::<Ec2>(CALL, &region, Ec2Use::Describe { region: &region })? {
             return Ok(Err(denied));
         }
         let caps = self.caps.as_ref().expect("admitted calls have capabilities");
@@ -36,7 +109,7 @@ impl Host for CallState {
             Ok(instances) => {
                 let caps = self.caps.as_mut().expect("admitted");
                 for instance in &instances {
-                    caps.discovered.insert(instance.instance_id.clone(), region.clone());
+                    caps.units.ec2.discovered.insert(instance.instance_id.clone(), region.clone());
                     for address in instance.private_ip.iter().chain(&instance.public_ip) {
                         caps.addresses.insert(address.clone(), instance.instance_id.clone());
                     }
@@ -66,7 +139,7 @@ impl Host for CallState {
     ) -> wasmtime::Result<Result<Vec<Terminated>, HostError>> {
         const CALL: &str = "ec2.terminate-instances";
         let target = format!("{region}: {}", instance_ids.join(","));
-        if let Err(denied) = self.admit(CALL, &target, CapabilityUse::Ec2Terminate { region: &region })? {
+        if let Err(denied) = self.admit::<Ec2>(CALL, &target, Ec2Use::Terminate { region: &region })? {
             return Ok(Err(denied));
         }
         let caps = self.caps.as_ref().expect("admitted calls have capabilities");
@@ -76,14 +149,14 @@ impl Host for CallState {
         if instance_ids.is_empty() {
             return Ok(Err(HostError::InvalidArgument("instance-ids is empty".into())));
         }
-        if let Some(stranger) = instance_ids.iter().find(|id| caps.discovered.get(*id) != Some(&region)) {
+        if let Some(stranger) = instance_ids.iter().find(|id| caps.units.ec2.discovered.get(*id) != Some(&region)) {
             let reason = format!("instance {stranger} was not returned by this run's describe-instances in {region}");
             self.audit(CALL, target, Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::Denied(reason)));
         }
         let granted = caps.grant.ec2.as_ref().map_or(0, |g| g.max_terminations_per_run);
         let (budget, by) = Fences::budget(granted, caps.backends.fences.ec2.max_terminations_per_run, "[ec2]");
-        if caps.terminated.saturating_add(instance_ids.len() as u32) > budget {
+        if caps.units.ec2.terminated.saturating_add(instance_ids.len() as u32) > budget {
             let reason = format!("{by} allows {budget} terminations per run");
             self.audit(CALL, target, Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
@@ -109,14 +182,14 @@ impl Host for CallState {
         let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
         let charge = {
             let caps = self.caps.as_ref().expect("admitted");
-            crate::caps::budgets::Charge {
+            budgets::Charge {
                 rules: caps.backends.budgets.groups.clone(),
                 ledger: caps.backends.ledger.clone(),
                 run_id: self.run_id.clone(),
                 dry_run,
             }
         };
-        if let Err(reason) = crate::caps::budgets::charge(charge, &ec2, &region, &still).await {
+        if let Err(reason) = budgets::charge(charge, &ec2, &region, &still).await {
             self.audit(CALL, target, Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
         }
@@ -124,7 +197,7 @@ impl Host for CallState {
         match ec2.terminate_instances(&region, &instance_ids, dry_run).await {
             Ok(done) => {
                 let caps = self.caps.as_mut().expect("admitted");
-                caps.terminated += instance_ids.len() as u32;
+                caps.units.ec2.terminated += instance_ids.len() as u32;
                 if dry_run {
                     caps.actions.push(format!(
                         "would terminate {} in {region} (EC2 DryRun succeeded)",
