@@ -91,7 +91,8 @@ impl Describe {
 
     /// The args schema derived from `T` (`#[derive(Deserialize, JsonSchema)]`), so the
     /// schema the engine checks plans against and the struct the plugin parses cannot
-    /// drift apart. Doc comments on fields become their `description`s.
+    /// drift apart. Doc comments on fields become their `description`s. An `Option` field
+    /// may be left out but not sent as `null` (see [`schema::schema_of`](crate::schema::schema_of)).
     ///
     /// ```
     /// use cme_plugin_sdk::{Describe, json};
@@ -113,7 +114,39 @@ impl Describe {
     /// assert_eq!(info.schema["properties"]["url"]["description"], "The URL to call.");
     /// ```
     pub fn args<T: schemars::JsonSchema>(self) -> Self {
-        self.schema(schemars::schema_for!(T).to_value())
+        self.schema(crate::schema::schema_of::<T>())
+    }
+
+    /// The args schema derived from `T` when the plugin was built, not when it runs: the
+    /// same schema as [`Describe::args`], carried by the component as text instead of
+    /// schemars' code (which adds a third to a small component's size). The plugin's
+    /// `build.rs` writes it with [`build::write_args_schema`](crate::build::write_args_schema)
+    /// from the very file that defines `T`, and [`built_args!`](crate::built_args)
+    /// ties the two together:
+    ///
+    /// ```ignore
+    /// // build.rs
+    /// #[path = "src/args.rs"]
+    /// #[allow(dead_code)]
+    /// mod args;
+    /// fn main() {
+    ///     cme_plugin_sdk::build::write_args_schema::<args::Args>("Args");
+    /// }
+    ///
+    /// // src/lib.rs
+    /// mod args;
+    /// cme_plugin_sdk::built_args!(args::Args);
+    /// // in describe():
+    /// Describe::new("my-attack", "1.0.0").args_built::<args::Args>()
+    /// ```
+    ///
+    /// Under `cargo test` (not wasm) the schema is derived again and must equal the built
+    /// one, so a stale build cannot pass.
+    pub fn args_built<T: BuiltArgs>(self) -> Self {
+        let built: Value = serde_json::from_str(T::SCHEMA).expect("the build script wrote JSON");
+        #[cfg(not(target_arch = "wasm32"))]
+        assert_eq!(built, crate::schema::schema_of::<T>(), "the built args schema is stale: rebuild the plugin");
+        self.schema(built)
     }
 
     /// Example args; must validate against the schema.
@@ -180,4 +213,25 @@ impl From<PluginError> for wit::PluginError {
             PluginError::Failed(m) => wit::PluginError::Failed(m),
         }
     }
+}
+
+/// An args type whose schema the plugin's build script derived ([`built_args!`](crate::built_args)).
+pub trait BuiltArgs: schemars::JsonSchema {
+    /// The schema's JSON text.
+    const SCHEMA: &'static str;
+}
+
+/// Implements [`BuiltArgs`] for a type with the schema the plugin's `build.rs` wrote for
+/// it ([`build::write_args_schema`](crate::build::write_args_schema), under the type's
+/// name).
+#[macro_export]
+macro_rules! built_args {
+    ($($path:ident)::+) => {
+        impl $crate::BuiltArgs for $($path)::+ {
+            const SCHEMA: &'static str =
+                include_str!(concat!(env!("OUT_DIR"), "/", $crate::built_args!(@last $($path)::+), ".schema.json"));
+        }
+    };
+    (@last $head:ident :: $($rest:ident)::+) => { $crate::built_args!(@last $($rest)::+) };
+    (@last $last:ident) => { stringify!($last) };
 }

@@ -111,6 +111,9 @@ mod error;
 pub mod log;
 mod names;
 pub mod time;
+pub mod schema;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod build;
 #[doc(hidden)]
 pub mod wit;
 
@@ -129,7 +132,7 @@ pub mod testing;
 pub use capabilities::{ec2, http, inventory, scripts, ssh, undo};
 pub use chrono;
 pub use chrono_tz;
-pub use describe::{Capability, Describe};
+pub use describe::{BuiltArgs, Capability, Describe};
 pub use error::PluginError;
 pub use names::is_plugin_name;
 pub use serde;

@@ -6,38 +6,16 @@
 //! is form-encoded (`application/x-www-form-urlencoded`) as before, unless `headers` carry
 //! `Content-Type: application/json` or `encoding` is `json`. An empty payload sends no body.
 
-use std::collections::BTreeMap;
 
 use cme_plugin_sdk::attack::{Attack, KeyValue, Report, RunContext, http};
 use cme_plugin_sdk::serde_json::{Map, Value};
 use cme_plugin_sdk::{Capability, Describe, PluginError, info, json};
 
-#[derive(serde::Deserialize)]
-struct Args {
-    endpoint: String,
-    method: String,
-    #[serde(default)]
-    payload: Map<String, Value>,
-    #[serde(default)]
-    headers: BTreeMap<String, Value>,
-    timeout_ms: Option<u32>,
-    expected_status: Option<ExpectedStatus>,
-    encoding: Option<Encoding>,
-}
+mod args;
 
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum ExpectedStatus {
-    One(u16),
-    Any(Vec<u16>),
-}
+use args::{Args, Encoding, ExpectedStatus};
 
-#[derive(serde::Deserialize, Clone, Copy, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum Encoding {
-    Form,
-    Json,
-}
+cme_plugin_sdk::built_args!(args::Args);
 
 const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 const BODY_EXCERPT_BYTES: usize = 512;
@@ -51,25 +29,7 @@ impl Attack for ApiRequest {
         Describe::new("api-request", env!("CARGO_PKG_VERSION"))
             .refs(["api_request:ApiRequest"])
             .description("Calls an HTTP API (for example a service's kill switch) and fails unless it answers the expected status.")
-            .schema(json!({
-                "type": "object",
-                "required": ["endpoint", "method"],
-                "properties": {
-                    "endpoint": {"type": "string", "pattern": "^[hH][tT][tT][pP][sS]?://", "description": "absolute http(s) URL"},
-                    "method": {"type": "string", "pattern": "^[A-Za-z]+$", "description": "HTTP method, e.g. POST"},
-                    "payload": {"type": "object", "description": "body fields; form-encoded unless encoding is json or Content-Type is application/json"},
-                    "headers": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
-                    "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "description": "whole-request timeout in ms (default 10000)"},
-                    "expected_status": {
-                        "description": "status code(s) that count as success (default any 2xx)",
-                        "oneOf": [
-                            {"type": "integer", "minimum": 100, "maximum": 599},
-                            {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 100, "maximum": 599}}
-                        ]
-                    },
-                    "encoding": {"enum": ["form", "json"]}
-                }
-            }))
+            .args_built::<Args>()
             .example(json!({
                 "endpoint": "http://service.internal/chaos/kill",
                 "method": "POST",
@@ -82,7 +42,7 @@ impl Attack for ApiRequest {
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {
         let method = args.method.to_ascii_uppercase();
         let mut headers: Vec<KeyValue> =
-            args.headers.iter().map(|(k, v)| KeyValue { key: k.clone(), value: scalar_text(v) }).collect();
+            args.headers.iter().map(|(k, v)| KeyValue { key: k.clone(), value: v.text() }).collect();
         let declared_json = headers.iter().any(|h| {
             h.key.eq_ignore_ascii_case("content-type") && h.value.to_ascii_lowercase().starts_with("application/json")
         });
@@ -161,7 +121,7 @@ fn encode_body(payload: &Map<String, Value>, encoding: Encoding, headers: &mut V
     Some(body.into_bytes())
 }
 
-/// A JSON value as form or header text: strings bare, everything else as JSON.
+/// A JSON value as form text: strings bare, everything else as JSON.
 fn scalar_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),

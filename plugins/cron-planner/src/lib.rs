@@ -15,13 +15,11 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use rand_core::RngCore;
 
-#[derive(serde::Deserialize)]
-struct Args {
-    cron: String,
-    timezone: Option<String>,
-    #[serde(default)]
-    jitter_seconds: u32,
-}
+mod args;
+
+use args::Args;
+
+cme_plugin_sdk::built_args!(args::Args);
 
 /// The most firings one window may hold (a `* * * * * *` pattern over a week is 604,800).
 const MAX_FIRINGS: usize = 20_000;
@@ -37,16 +35,7 @@ impl Planner for CronPlanner {
         Describe::new("cron-planner", env!("CARGO_PKG_VERSION"))
             .refs(["cron_planner:CronPlanner"])
             .description("Runs the attack on a cron schedule (5 or 6 fields) in a time zone, DST-safe, with optional jitter; recurring.")
-            .schema(json!({
-                "type": "object",
-                "required": ["cron"],
-                "additionalProperties": false,
-                "properties": {
-                    "cron": {"type": "string", "minLength": 1, "maxLength": 200, "description": "5 fields (minute hour day month weekday) or 6 (seconds first)"},
-                    "timezone": {"type": "string", "description": "IANA zone the pattern is read in; default: the plan's"},
-                    "jitter_seconds": {"type": "integer", "minimum": 0, "maximum": MAX_JITTER, "default": 0, "description": "delay each firing by 0..jitter seconds (random, per tick)"}
-                }
-            }))
+            .args_built::<Args>()
             .example(json!({"cron": "0 */15 9-17 * * MON-FRI", "timezone": "Europe/Madrid", "jitter_seconds": 300}))
     }
 

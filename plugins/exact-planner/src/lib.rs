@@ -7,10 +7,11 @@
 use cme_plugin_sdk::planner::{PlanContext, Planner, Schedule};
 use cme_plugin_sdk::{Describe, PluginError, json, time};
 
-#[derive(serde::Deserialize)]
-struct Args {
-    date: String,
-}
+mod args;
+
+use args::Args;
+
+cme_plugin_sdk::built_args!(args::Args);
 
 struct ExactPlanner;
 
@@ -23,17 +24,7 @@ impl Planner for ExactPlanner {
             .description(
                 "Runs the attack once at an exact date. A date without offset is read in the plan's time zone.",
             )
-            .schema(json!({
-                "type": "object",
-                "required": ["date"],
-                "properties": {
-                    "date": {
-                        "type": "string",
-                        "minLength": 1,
-                        "description": "RFC 3339 date-time, e.g. 2030-06-21T15:30:00+02:00; without offset it is wall time in the plan's time zone"
-                    }
-                }
-            }))
+            .args_built::<Args>()
             .example(json!({"date": "2030-06-21T15:30:00+02:00"}))
     }
 

@@ -6,37 +6,16 @@
 //! `json_equals` (the value at the pointer of the JSON body must equal it), `timeout_ms`
 //! (default 5,000). A service that cannot be reached is unhealthy, with the reason.
 
-use std::collections::BTreeMap;
 
 use cme_plugin_sdk::probe::{HostError, KeyValue, Probe, ProbeContext, Verdict, http};
 use cme_plugin_sdk::serde_json::Value;
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
 
-#[derive(serde::Deserialize)]
-struct Args {
-    url: String,
-    #[serde(default = "get")]
-    method: String,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    expect_status: Option<ExpectedStatus>,
-    max_latency_ms: Option<u32>,
-    body_contains: Option<String>,
-    json_pointer: Option<String>,
-    json_equals: Option<Value>,
-    timeout_ms: Option<u32>,
-}
+mod args;
 
-fn get() -> String {
-    "GET".into()
-}
+use args::{Args, ExpectedStatus};
 
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum ExpectedStatus {
-    One(u16),
-    Any(Vec<u16>),
-}
+cme_plugin_sdk::built_args!(args::Args);
 
 const DEFAULT_TIMEOUT_MS: u32 = 5_000;
 
@@ -49,29 +28,7 @@ impl Probe for HttpProbe {
         Describe::new("http-probe", env!("CARGO_PKG_VERSION"))
             .refs(["http_probe:HttpProbe"])
             .description("Checks an HTTP service: the status, the latency and optionally the body of one request.")
-            .schema(json!({
-                "type": "object",
-                "required": ["url"],
-                "additionalProperties": false,
-                "properties": {
-                    "url": {"type": "string", "pattern": "^[hH][tT][tT][pP][sS]?://", "description": "absolute http(s) URL"},
-                    "method": {"type": "string", "pattern": "^[A-Za-z]+$", "description": "default GET"},
-                    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "expect_status": {
-                        "oneOf": [
-                            {"type": "integer", "minimum": 100, "maximum": 599},
-                            {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 100, "maximum": 599}}
-                        ],
-                        "description": "a code or a list of codes (default: any 2xx)"
-                    },
-                    "max_latency_ms": {"type": "integer", "minimum": 1, "description": "slower answers are unhealthy"},
-                    "body_contains": {"type": "string", "description": "text the body must contain"},
-                    "json_pointer": {"type": "string", "pattern": "^(/.*)?$", "description": "a JSON pointer into the JSON body, e.g. /status"},
-                    "json_equals": {"description": "the value the pointer must find"},
-                    "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 60000, "description": "default 5000"}
-                },
-                "dependentRequired": {"json_equals": ["json_pointer"], "json_pointer": ["json_equals"]}
-            }))
+            .args_built::<Args>()
             .example(json!({"url": "https://shop.example.com/health", "expect_status": 200, "max_latency_ms": 500}))
             .capability(Capability::Http(vec!["*".into()]))
     }

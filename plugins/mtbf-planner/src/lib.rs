@@ -13,25 +13,11 @@ use cme_plugin_sdk::planner::{PlanContext, Planner, Schedule};
 use cme_plugin_sdk::{Describe, PluginError, days, json, time};
 use rand_core::RngCore;
 
-#[derive(serde::Deserialize)]
-struct Args {
-    mean_days_between: f64,
-    #[serde(default)]
-    min_days_between: u32,
-    #[serde(default = "default_work_days")]
-    work_days: Vec<String>,
-    #[serde(default = "default_hours")]
-    between: String,
-    timezone: Option<String>,
-}
+mod args;
 
-fn default_work_days() -> Vec<String> {
-    ["MON", "TUE", "WED", "THU", "FRI"].map(String::from).to_vec()
-}
+use args::Args;
 
-fn default_hours() -> String {
-    "09:00-15:00".into()
-}
+cme_plugin_sdk::built_args!(args::Args);
 
 /// Day 0 of every decision chain (a Monday). Windows before it are refused.
 fn epoch() -> NaiveDate {
@@ -47,18 +33,7 @@ impl Planner for MtbfPlanner {
         Describe::new("mtbf-planner", env!("CARGO_PKG_VERSION"))
             .refs(["mtbf_planner:MtbfPlanner"])
             .description("Netflix Chaos Monkey semantics: each work day fires with probability 1/mean_days_between, at least min_days_between work days apart, inside work hours; recurring.")
-            .schema(json!({
-                "type": "object",
-                "required": ["mean_days_between"],
-                "additionalProperties": false,
-                "properties": {
-                    "mean_days_between": {"type": "number", "minimum": 1, "maximum": 3650, "description": "mean work days between firings (probability per work day is 1/mean)"},
-                    "min_days_between": {"type": "integer", "minimum": 0, "maximum": 3650, "default": 0, "description": "least work days between two firings"},
-                    "work_days": {"type": "array", "minItems": 1, "maxItems": 7, "items": {"type": "string", "pattern": "^(?i)(MON|TUE|WED|THU|FRI|SAT|SUN)$"}, "default": ["MON", "TUE", "WED", "THU", "FRI"]},
-                    "between": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$", "default": "09:00-15:00", "description": "work hours HH:MM-HH:MM"},
-                    "timezone": {"type": "string", "description": "IANA zone of the work hours; default: the plan's"}
-                }
-            }))
+            .args_built::<Args>()
             .example(json!({"mean_days_between": 5, "min_days_between": 2, "work_days": ["MON", "TUE", "WED", "THU", "FRI"], "between": "09:00-15:00", "timezone": "America/Los_Angeles"}))
     }
 

@@ -7,40 +7,16 @@
 //! health; or `healthy`), `headers`, `timeout_ms` (default 5,000). Healthy when every
 //! sample satisfies `value op threshold`.
 
-use std::collections::BTreeMap;
 
 use cme_plugin_sdk::probe::{HostError, KeyValue, Probe, ProbeContext, Verdict, http};
 use cme_plugin_sdk::serde_json::Value;
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
 
-#[derive(serde::Deserialize)]
-struct Args {
-    url: String,
-    query: String,
-    op: Op,
-    threshold: f64,
-    #[serde(default)]
-    on_empty: OnEmpty,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    timeout_ms: Option<u32>,
-}
+mod args;
 
-#[derive(serde::Deserialize, Clone, Copy)]
-enum Op {
-    #[serde(rename = "<")]
-    Lt,
-    #[serde(rename = "<=")]
-    Le,
-    #[serde(rename = ">")]
-    Gt,
-    #[serde(rename = ">=")]
-    Ge,
-    #[serde(rename = "==")]
-    Eq,
-    #[serde(rename = "!=")]
-    Ne,
-}
+use args::{Args, OnEmpty, Op};
+
+cme_plugin_sdk::built_args!(args::Args);
 
 impl Op {
     fn holds(self, value: f64, threshold: f64) -> bool {
@@ -66,14 +42,6 @@ impl Op {
     }
 }
 
-#[derive(serde::Deserialize, Default, Clone, Copy, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum OnEmpty {
-    #[default]
-    Unhealthy,
-    Healthy,
-}
-
 const DEFAULT_TIMEOUT_MS: u32 = 5_000;
 
 struct PrometheusProbe;
@@ -85,20 +53,7 @@ impl Probe for PrometheusProbe {
         Describe::new("prometheus-probe", env!("CARGO_PKG_VERSION"))
             .refs(["prometheus_probe:PrometheusProbe"])
             .description("Runs a PromQL instant query against Prometheus and compares every sample with a threshold.")
-            .schema(json!({
-                "type": "object",
-                "required": ["url", "query", "op", "threshold"],
-                "additionalProperties": false,
-                "properties": {
-                    "url": {"type": "string", "pattern": "^[hH][tT][tT][pP][sS]?://", "description": "Prometheus' base URL, e.g. http://prometheus:9090"},
-                    "query": {"type": "string", "minLength": 1, "description": "PromQL, e.g. sum(rate(http_requests_total{code=~\"5..\"}[1m]))"},
-                    "op": {"enum": ["<", "<=", ">", ">=", "==", "!="]},
-                    "threshold": {"type": "number"},
-                    "on_empty": {"enum": ["unhealthy", "healthy"], "description": "when the query finds no sample (default unhealthy)"},
-                    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 60000}
-                }
-            }))
+            .args_built::<Args>()
             .example(json!({"url": "http://prometheus:9090", "query": "sum(rate(http_requests_total{code=~\"5..\"}[1m]))", "op": "<", "threshold": 1}))
             .capability(Capability::Http(vec!["*".into()]))
     }

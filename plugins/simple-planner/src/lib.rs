@@ -16,14 +16,11 @@ use cme_plugin_sdk::planner::{PlanContext, Planner, Schedule};
 use cme_plugin_sdk::{Describe, PluginError, days, json, time};
 use rand_core::RngCore;
 
-#[derive(serde::Deserialize)]
-struct Args {
-    min_time: String,
-    max_time: String,
-    times: u32,
-    #[serde(default)]
-    every_day: bool,
-}
+mod args;
+
+use args::Args;
+
+cme_plugin_sdk::built_args!(args::Args);
 
 const MAX_TIMES: u32 = 10_000;
 
@@ -38,16 +35,7 @@ impl Planner for SimplePlanner {
             .description(
                 "Runs the attack N times at random instants within today's HH:MM window (one per equal slice), in the plan's time zone; with every_day, in that window every day.",
             )
-            .schema(json!({
-                "type": "object",
-                "required": ["min_time", "max_time", "times"],
-                "properties": {
-                    "min_time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "window start, HH:MM"},
-                    "max_time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "window end, HH:MM; before min_time wraps midnight"},
-                    "times": {"type": "integer", "minimum": 1, "maximum": MAX_TIMES, "description": "how many runs"},
-                    "every_day": {"type": "boolean", "default": false, "description": "repeat every day (a recurring plan)"}
-                }
-            }))
+            .args_built::<Args>()
             .example(json!({"min_time": "10:00", "max_time": "15:00", "times": 4}))
     }
 

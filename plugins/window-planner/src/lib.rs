@@ -11,15 +11,11 @@ use cme_plugin_sdk::chrono::{DateTime, Datelike, Duration, Utc, Weekday};
 use cme_plugin_sdk::planner::{PlanContext, Planner, Schedule};
 use cme_plugin_sdk::{Describe, PluginError, days, json};
 
-#[derive(serde::Deserialize)]
-struct Args {
-    days: Vec<String>,
-    between: String,
-    times: u32,
-    #[serde(default)]
-    min_gap_minutes: u32,
-    timezone: Option<String>,
-}
+mod args;
+
+use args::Args;
+
+cme_plugin_sdk::built_args!(args::Args);
 
 const MAX_TIMES: u32 = 1_000;
 
@@ -32,18 +28,7 @@ impl Planner for WindowPlanner {
         Describe::new("window-planner", env!("CARGO_PKG_VERSION"))
             .refs(["window_planner:WindowPlanner"])
             .description("Runs the attack N times at random instants on chosen week days, inside a daily HH:MM-HH:MM window that may cross midnight, at least a minimum gap apart; recurring.")
-            .schema(json!({
-                "type": "object",
-                "required": ["days", "between", "times"],
-                "additionalProperties": false,
-                "properties": {
-                    "days": {"type": "array", "minItems": 1, "maxItems": 7, "items": {"type": "string", "pattern": "^(?i)(MON|TUE|WED|THU|FRI|SAT|SUN)$"}, "description": "week days the window starts on"},
-                    "between": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "HH:MM-HH:MM; an end before the start is the next day"},
-                    "times": {"type": "integer", "minimum": 1, "maximum": MAX_TIMES, "description": "runs per window"},
-                    "min_gap_minutes": {"type": "integer", "minimum": 0, "maximum": 1440, "default": 0, "description": "least time between two runs of one window"},
-                    "timezone": {"type": "string", "description": "IANA zone of the window; default: the plan's"}
-                }
-            }))
+            .args_built::<Args>()
             .example(json!({"days": ["MON", "TUE", "WED", "THU", "FRI"], "between": "22:00-02:00", "times": 2, "min_gap_minutes": 30, "timezone": "America/New_York"}))
     }
 

@@ -7,4 +7,5 @@ mod ec2;
 mod grants;
 mod hostile;
 mod recurring;
+mod schemas;
 mod support;
