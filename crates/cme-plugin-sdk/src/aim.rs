@@ -2,7 +2,8 @@
 //! (`region`, `filters`, `ssh`, as the original engine's `run_script` plans carry them) or
 //! at the hosts of an inventory matching tags (`"target": {"inventory": "web", "tags":
 //! {"zone": "a"}}`), picking one, `count` or `percent` of them at random. Put an [`Aim`]
-//! in the args with `#[serde(flatten)]` and [`Aim::schema_properties`] in the schema.
+//! in the args with `#[serde(flatten)]`: its schema (derived, with the rule that exactly
+//! one form is given) joins the args'.
 //!
 //! ```
 //! use cme_plugin_sdk::aim::Aim;
@@ -16,55 +17,92 @@
 use std::collections::BTreeMap;
 
 use rand_core::RngCore;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::PluginError;
 use crate::targets::{Selection, choose, filters_from_json, running_only};
 use crate::{ec2, inventory, ssh};
 
-/// Where an SSH attack acts: exactly one of the two forms.
-#[derive(Debug, Clone, Deserialize)]
+/// Where an SSH attack acts: exactly one of the two forms. (The `description`s are what
+/// plan writers read in the schema.)
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(extend("oneOf" = [
+    {"required": ["target"], "not": {"anyOf": [{"required": ["region"]}, {"required": ["filters"]}, {"required": ["ssh"]}]}},
+    {"required": ["region", "filters", "ssh"], "not": {"required": ["target"]}}
+]))]
 pub struct Aim {
     /// The EC2 form: the region,
     #[serde(default)]
+    #[schemars(length(min = 1), description = "the EC2 form: AWS region, e.g. eu-west-1")]
     pub region: Option<String>,
     /// its describe-instances filters (only running instances count),
     #[serde(default)]
+    #[schemars(
+        with = "crate::targets::Ec2Filters",
+        description = "the EC2 form: describe-instances filters, name -> value or list of values; only running instances are considered"
+    )]
     pub filters: Option<Map<String, Value>>,
     /// and how to log in.
     #[serde(default)]
+    #[schemars(description = "the EC2 form: how to log in")]
     pub ssh: Option<Login>,
     /// The inventory form.
     #[serde(default)]
+    #[schemars(description = "the inventory form: hosts of an inventory (/api/1/inventories/) carrying every tag")]
     pub target: Option<InventoryTarget>,
     /// How many hosts: `count` of them (default 1) ...
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1000), description = "act on this many of the matching hosts (default 1)")]
     pub count: Option<u32>,
     /// ... or `percent` of them, rounded up.
     #[serde(default)]
+    #[schemars(
+        range(min = 1, max = 100),
+        description = "act on this percentage of the matching hosts, rounded up (instead of count)"
+    )]
     pub percent: Option<u32>,
 }
 
 /// How to log in to an EC2 instance.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Login {
     /// Login user; empty: the credential's own.
     #[serde(default)]
+    #[schemars(description = "login user (default: the credential's user)")]
     pub user: String,
     /// A credential stored in the engine.
+    #[schemars(length(min = 1), description = "name of a credential stored in the engine (POST /api/1/credentials)")]
     pub credential: String,
     /// Default 22.
+    #[schemars(range(min = 1, max = 65535), description = "default 22")]
     pub port: Option<u16>,
     /// `private` (default) or `public`: which of the instance's addresses.
     #[serde(default)]
+    #[schemars(
+        with = "Option<AddressKind>",
+        description = "which address of the instance to connect to (default private)"
+    )]
     pub address: Option<String>,
 }
 
+/// The words [`Login::address`] takes.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum AddressKind {
+    Private,
+    Public,
+}
+
 /// `{"inventory": "web", "tags": {"zone": "a"}}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct InventoryTarget {
     /// The inventory's name.
+    #[schemars(length(min = 1))]
     pub inventory: String,
     /// Tags every chosen host carries.
     #[serde(default)]
@@ -81,55 +119,6 @@ pub struct SshHost {
 }
 
 impl Aim {
-    /// The schema of the fields an [`Aim`] reads, to merge into an args schema's
-    /// `properties`; [`Aim::schema_rule`] makes exactly one form required.
-    pub fn schema_properties() -> Map<String, Value> {
-        let properties = json!({
-            "target": {
-                "type": "object",
-                "required": ["inventory"],
-                "additionalProperties": false,
-                "description": "the inventory form: hosts of an inventory (/api/1/inventories/) carrying every tag",
-                "properties": {
-                    "inventory": {"type": "string", "minLength": 1},
-                    "tags": {"type": "object", "additionalProperties": {"type": "string"}}
-                }
-            },
-            "region": {"type": "string", "minLength": 1, "description": "the EC2 form: AWS region, e.g. eu-west-1"},
-            "filters": {
-                "type": "object",
-                "description": "the EC2 form: describe-instances filters, name -> value or list of values; only running instances are considered",
-                "additionalProperties": {"type": ["string", "number", "boolean", "array"], "items": {"type": ["string", "number", "boolean"]}}
-            },
-            "ssh": {
-                "type": "object",
-                "required": ["credential"],
-                "additionalProperties": false,
-                "description": "the EC2 form: how to log in",
-                "properties": {
-                    "user": {"type": "string", "description": "login user (default: the credential's user)"},
-                    "credential": {"type": "string", "minLength": 1, "description": "name of a credential stored in the engine (POST /api/1/credentials)"},
-                    "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default 22"},
-                    "address": {"enum": ["private", "public"], "description": "which address of the instance to connect to (default private)"}
-                }
-            },
-            "count": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "act on this many of the matching hosts (default 1)"},
-            "percent": {"type": "integer", "minimum": 1, "maximum": 100, "description": "act on this percentage of the matching hosts, rounded up (instead of count)"}
-        });
-        match properties {
-            Value::Object(map) => map,
-            _ => unreachable!("an object literal"),
-        }
-    }
-
-    /// The rule that one form, and only one, is given (for the schema's `oneOf`).
-    pub fn schema_rule() -> Value {
-        json!([
-            {"required": ["target"], "not": {"anyOf": [{"required": ["region"]}, {"required": ["filters"]}, {"required": ["ssh"]}]}},
-            {"required": ["region", "filters", "ssh"], "not": {"required": ["target"]}}
-        ])
-    }
-
     /// What it aims at, for people: `inventory web with tags zone=a`.
     pub fn describe(&self) -> String {
         match (&self.target, &self.region) {

@@ -104,16 +104,16 @@ extern crate self as cme_plugin_sdk;
 #[cfg(any(feature = "attack", doc, test))]
 pub mod aim;
 pub mod args;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod build;
 mod capabilities;
 pub mod days;
 mod describe;
 mod error;
 pub mod log;
 mod names;
-pub mod time;
 pub mod schema;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod build;
+pub mod time;
 #[doc(hidden)]
 pub mod wit;
 

@@ -34,6 +34,10 @@ struct AbsentNotNull;
 impl Transform for AbsentNotNull {
     fn transform(&mut self, schema: &mut Schema) {
         if let Some(object) = schema.as_object_mut() {
+            // An absent `Option` is not a null value to show as the default.
+            if object.get("default").is_some_and(Value::is_null) {
+                object.remove("default");
+            }
             if let Some(Value::Array(types)) = object.get_mut("type") {
                 if types.iter().any(|t| t != "null") {
                     types.retain(|t| t != "null");

@@ -49,6 +49,26 @@ pub fn filters_from_json(field: &str, object: &Map<String, Value>) -> Result<Vec
         .collect()
 }
 
+/// The JSON Schema of EC2 filters as [`filters_from_json`] reads them: an object whose
+/// values are strings, numbers, booleans or lists of those. Args keep the object as
+/// JSON and say so with `#[schemars(with = "cme_plugin_sdk::targets::Ec2Filters")]`.
+pub struct Ec2Filters;
+
+impl schemars::JsonSchema for Ec2Filters {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Ec2Filters".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // One `type` list with `items` (not an `anyOf` per shape), so that a bad list
+        // item is reported at its own pointer.
+        schemars::json_schema!({
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean", "array"], "items": {"type": ["string", "number", "boolean"]}}
+        })
+    }
+}
+
 /// Adds `instance-state-name = running` to `filters`; a filter that asks for another
 /// state is refused, since only running instances are targets.
 pub fn running_only(field: &str, mut filters: Vec<Filter>) -> Result<Vec<Filter>, PluginError> {

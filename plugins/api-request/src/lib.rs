@@ -6,7 +6,6 @@
 //! is form-encoded (`application/x-www-form-urlencoded`) as before, unless `headers` carry
 //! `Content-Type: application/json` or `encoding` is `json`. An empty payload sends no body.
 
-
 use cme_plugin_sdk::attack::{Attack, KeyValue, Report, RunContext, http};
 use cme_plugin_sdk::serde_json::{Map, Value};
 use cme_plugin_sdk::{Capability, Describe, PluginError, info, json};

@@ -6,7 +6,6 @@
 //! `json_equals` (the value at the pointer of the JSON body must equal it), `timeout_ms`
 //! (default 5,000). A service that cannot be reached is unhealthy, with the reason.
 
-
 use cme_plugin_sdk::probe::{HostError, KeyValue, Probe, ProbeContext, Verdict, http};
 use cme_plugin_sdk::serde_json::Value;
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};

@@ -7,29 +7,14 @@
 
 use ssh_fault::{Done, Fault, Summary, exec, make, report, sudo};
 
-use cme_plugin_sdk::aim::Aim;
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::serde_json::{Map, Value};
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
 
-#[derive(serde::Deserialize)]
-struct Args {
-    #[serde(flatten)]
-    aim: Aim,
-    process: Option<String>,
-    pattern: Option<String>,
-    #[serde(default = "kill")]
-    signal: String,
-    duration_seconds: Option<u32>,
-    #[serde(default)]
-    sudo: bool,
-}
+mod args;
 
-fn kill() -> String {
-    "KILL".into()
-}
+use args::Args;
 
-const SIGNALS: [&str; 8] = ["KILL", "TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "STOP"];
+cme_plugin_sdk::built_args!(args::Args);
 
 struct KillProcess;
 
@@ -37,27 +22,10 @@ impl Attack for KillProcess {
     type Args = Args;
 
     fn describe() -> Describe {
-        let mut properties: Map<String, Value> = Aim::schema_properties();
-        let own = json!({
-            "process": {"type": "string", "minLength": 1, "maxLength": 15, "description": "the process name, matched exactly (pgrep -x; Linux keeps 15 characters)"},
-            "pattern": {"type": "string", "minLength": 1, "maxLength": 512, "description": "an extended regular expression matched against full command lines (pgrep -f), instead of process"},
-            "signal": {"enum": SIGNALS, "description": "default KILL; STOP freezes the processes and needs duration_seconds"},
-            "duration_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "description": "with STOP: when to continue them (the undo)"},
-            "sudo": {"type": "boolean", "description": "signal through sudo -n (default false)"}
-        });
-        properties.extend(own.as_object().cloned().unwrap_or_default());
         Describe::new("kill-process", env!("CARGO_PKG_VERSION"))
             .refs(["kill_process:KillProcess"])
             .description("Sends a signal to the processes with a name (or matching a pattern) on random hosts of an inventory or EC2, over SSH; STOP is undone with CONT after duration_seconds.")
-            .schema(json!({
-                "type": "object",
-                "additionalProperties": false,
-                "properties": properties,
-                "allOf": [
-                    {"oneOf": Aim::schema_rule()},
-                    {"oneOf": [{"required": ["process"]}, {"required": ["pattern"]}]}
-                ]
-            }))
+            .args_built::<Args>()
             .example(json!({"target": {"inventory": "web", "tags": {"zone": "a"}}, "process": "nginx", "signal": "KILL"}))
             .capability(Capability::Ec2Describe(vec![]))
             .capability(Capability::Ssh)

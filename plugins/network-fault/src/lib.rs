@@ -8,26 +8,14 @@
 
 use ssh_fault::{Done, Fault, Summary, make, report, sudo};
 
-use cme_plugin_sdk::aim::Aim;
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::serde_json::{Map, Value};
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
 
-#[derive(serde::Deserialize)]
-struct Args {
-    #[serde(flatten)]
-    aim: Aim,
-    fault: String,
-    interface: Option<String>,
-    latency_ms: Option<u32>,
-    jitter_ms: Option<u32>,
-    loss_percent: Option<f64>,
-    #[serde(default)]
-    ports: Vec<u16>,
-    duration_seconds: u32,
-    #[serde(default)]
-    sudo: bool,
-}
+mod args;
+
+use args::Args;
+
+cme_plugin_sdk::built_args!(args::Args);
 
 /// The comment blackhole rules carry, so that the undo removes only them.
 const RULE_COMMENT: &str = "cme-network-fault";
@@ -38,35 +26,10 @@ impl Attack for NetworkFault {
     type Args = Args;
 
     fn describe() -> Describe {
-        let mut properties: Map<String, Value> = Aim::schema_properties();
-        let own = json!({
-            "fault": {"enum": ["latency", "loss", "blackhole"]},
-            "interface": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,15}$", "description": "latency and loss: the network interface (default: the default route's)"},
-            "latency_ms": {"type": "integer", "minimum": 1, "maximum": 60000, "description": "latency: added delay"},
-            "jitter_ms": {"type": "integer", "minimum": 0, "maximum": 60000, "description": "latency: variation of the delay (default 0)"},
-            "loss_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "description": "loss: share of packets dropped"},
-            "ports": {"type": "array", "minItems": 1, "maxItems": 32, "uniqueItems": true, "items": {"type": "integer", "minimum": 1, "maximum": 65535}, "description": "blackhole: TCP and UDP ports whose traffic is dropped (never the SSH port the engine uses)"},
-            "duration_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "description": "when the fault is removed (the undo)"},
-            "sudo": {"type": "boolean", "description": "run tc and iptables through sudo -n (default false)"}
-        });
-        properties.extend(own.as_object().cloned().unwrap_or_default());
         Describe::new("network-fault", env!("CARGO_PKG_VERSION"))
             .refs(["network_fault:NetworkFault"])
             .description("Adds latency or packet loss (tc netem) or drops the traffic of some ports (iptables) on random hosts of an inventory or EC2 over SSH, removed after duration_seconds (also when the engine halts or restarts).")
-            .schema(json!({
-                "type": "object",
-                "required": ["fault", "duration_seconds"],
-                "additionalProperties": false,
-                "properties": properties,
-                "allOf": [
-                    {"oneOf": Aim::schema_rule()},
-                    {"oneOf": [
-                        {"properties": {"fault": {"const": "latency"}}, "required": ["latency_ms"]},
-                        {"properties": {"fault": {"const": "loss"}}, "required": ["loss_percent"]},
-                        {"properties": {"fault": {"const": "blackhole"}}, "required": ["ports"]}
-                    ]}
-                ]
-            }))
+            .args_built::<Args>()
             .example(json!({"target": {"inventory": "web", "tags": {"zone": "a"}}, "fault": "latency", "latency_ms": 200, "jitter_ms": 50, "duration_seconds": 300, "sudo": true}))
             .capability(Capability::Ec2Describe(vec![]))
             .capability(Capability::Ssh)

@@ -7,7 +7,6 @@
 //! health; or `healthy`), `headers`, `timeout_ms` (default 5,000). Healthy when every
 //! sample satisfies `value op threshold`.
 
-
 use cme_plugin_sdk::probe::{HostError, KeyValue, Probe, ProbeContext, Verdict, http};
 use cme_plugin_sdk::serde_json::Value;
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};

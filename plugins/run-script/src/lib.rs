@@ -11,22 +11,17 @@
 //! with mode 0700 and run with its arguments; a non-zero exit fails the run, with the
 //! exit code and the end of stderr in the error.
 
-use cme_plugin_sdk::aim::{Aim, SshHost};
+use cme_plugin_sdk::aim::SshHost;
 use cme_plugin_sdk::attack::{Attack, Report, RunContext, scripts, ssh};
-use cme_plugin_sdk::serde_json::{Map, Value};
+use cme_plugin_sdk::serde_json::Value;
 use cme_plugin_sdk::targets::shell_quote;
 use cme_plugin_sdk::{Capability, Describe, PluginError, info, json};
 
-#[derive(serde::Deserialize)]
-struct Args {
-    #[serde(flatten)]
-    aim: Aim,
-    local_script: String,
-    remote_script: Option<String>,
-    #[serde(default)]
-    args: Vec<String>,
-    timeout_seconds: Option<u32>,
-}
+mod args;
+
+use args::Args;
+
+cme_plugin_sdk::built_args!(args::Args);
 
 const DEFAULT_TIMEOUT_SECONDS: u32 = 300;
 const EXCERPT_BYTES: usize = 2048;
@@ -40,17 +35,7 @@ impl Attack for RunScript {
         Describe::new("run-script", env!("CARGO_PKG_VERSION"))
             .refs(["run_script:RunScript"])
             .description("Uploads a script from the engine's script library to a random running EC2 instance matching the filters, or a random host of an inventory, and runs it over SSH; a non-zero exit fails the run.")
-            .schema({
-                let mut properties: Map<String, Value> = Aim::schema_properties();
-                let own = json!({
-                    "local_script": {"type": "string", "minLength": 1, "description": "a script of the engine's library, e.g. s_burncpu.sh or script_attacks/s_burncpu.sh"},
-                    "remote_script": {"type": "string", "pattern": "^/", "description": "absolute path to upload it to (default /tmp/cme-<script name>)"},
-                    "args": {"type": "array", "items": {"type": "string"}, "maxItems": 64, "description": "arguments passed to the script"},
-                    "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "description": "how long the script may run (default 300; the run's deadline caps it)"}
-                });
-                properties.extend(own.as_object().cloned().unwrap_or_default());
-                json!({"type": "object", "required": ["local_script"], "additionalProperties": false, "properties": properties, "oneOf": Aim::schema_rule()})
-            })
+            .args_built::<Args>()
             .example(json!({
                 "region": "eu-west-1",
                 "filters": {"tag:Chaos": "true"},

@@ -6,20 +6,14 @@
 
 use ssh_fault::{Done, Fault, Summary, make, report, sudo};
 
-use cme_plugin_sdk::aim::Aim;
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::serde_json::{Map, Value};
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
 
-#[derive(serde::Deserialize)]
-struct Args {
-    #[serde(flatten)]
-    aim: Aim,
-    service: String,
-    duration_seconds: u32,
-    #[serde(default)]
-    sudo: bool,
-}
+mod args;
+
+use args::Args;
+
+cme_plugin_sdk::built_args!(args::Args);
 
 struct StopService;
 
@@ -27,23 +21,10 @@ impl Attack for StopService {
     type Args = Args;
 
     fn describe() -> Describe {
-        let mut properties: Map<String, Value> = Aim::schema_properties();
-        let own = json!({
-            "service": {"type": "string", "pattern": "^[A-Za-z0-9@._:-]{1,200}$", "description": "the systemd unit, e.g. nginx or nginx.service"},
-            "duration_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "description": "when to start it again (the undo)"},
-            "sudo": {"type": "boolean", "description": "run systemctl through sudo -n (default false)"}
-        });
-        properties.extend(own.as_object().cloned().unwrap_or_default());
         Describe::new("stop-service", env!("CARGO_PKG_VERSION"))
             .refs(["stop_service:StopService"])
             .description("Stops a systemd unit on random hosts of an inventory or EC2 over SSH and starts it again after duration_seconds (also when the engine halts or restarts).")
-            .schema(json!({
-                "type": "object",
-                "required": ["service", "duration_seconds"],
-                "additionalProperties": false,
-                "properties": properties,
-                "oneOf": Aim::schema_rule()
-            }))
+            .args_built::<Args>()
             .example(json!({"target": {"inventory": "web"}, "service": "nginx", "duration_seconds": 120, "sudo": true}))
             .capability(Capability::Ec2Describe(vec![]))
             .capability(Capability::Ssh)

@@ -9,24 +9,15 @@
 //! original, `{"availability-zone": "eu-west-1a"}` really excludes that zone.
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext, ec2};
-use cme_plugin_sdk::serde_json::{Map, Value};
 use cme_plugin_sdk::targets::filters_from_json;
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
-use ec2_terminate::{TargetArgs, schema_properties, terminate};
+use ec2_terminate::terminate;
 
-#[derive(serde::Deserialize)]
-struct Args {
-    #[serde(flatten)]
-    target: TargetArgs,
-    excluded: Excluded,
-}
+mod args;
 
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum Excluded {
-    One(Map<String, Value>),
-    AnyOf(Vec<Map<String, Value>>),
-}
+use args::{Args, Excluded};
+
+cme_plugin_sdk::built_args!(args::Args);
 
 /// The describe-instances filter names for instances (AWS EC2 API reference) that make
 /// sense for exclusion; any other key without a `tag:` prefix is a tag pair.
@@ -70,31 +61,13 @@ impl Attack for TerminateEc2InstanceNotExcluded {
     type Args = Args;
 
     fn describe() -> Describe {
-        let exclusion = json!({
-            "type": "object",
-            "minProperties": 1,
-            "additionalProperties": {"type": ["string", "number", "boolean", "array"], "items": {"type": ["string", "number", "boolean"]}}
-        });
-        let mut properties = schema_properties();
-        properties.insert(
-            "excluded".into(),
-            json!({
-                "description": "instances to spare: EC2 filters and/or tag pairs, all of which must match; a list means any of its objects",
-                "oneOf": [exclusion.clone(), {"type": "array", "minItems": 1, "items": exclusion}]
-            }),
-        );
         Describe::new("terminate-ec2-instance-not-excluded", env!("CARGO_PKG_VERSION"))
             .refs([
                 "terminate_ec2_instance_not_excluded:TerminateEC2InstanceNotExcluded",
                 "terminate_ec2_instance:TerminateEC2InstanceNotExcluded",
             ])
             .description("Terminates a random running EC2 instance matching the filters, sparing those matching the exclusions (EC2 filters such as availability-zone, or tag pairs).")
-            .schema(json!({
-                "type": "object",
-                "required": ["region", "filters", "excluded"],
-                "properties": properties,
-                "additionalProperties": false
-            }))
+            .args_built::<Args>()
             .example(json!({
                 "region": "eu-west-1",
                 "filters": {"tag:Chaos": "true"},

@@ -5,12 +5,18 @@
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
-use ec2_terminate::{TargetArgs, schema_properties, terminate};
+use ec2_terminate::terminate;
+
+mod args;
+
+use args::Args;
+
+cme_plugin_sdk::built_args!(args::Args);
 
 struct TerminateEc2Instance;
 
 impl Attack for TerminateEc2Instance {
-    type Args = TargetArgs;
+    type Args = Args;
 
     fn describe() -> Describe {
         Describe::new("terminate-ec2-instance", env!("CARGO_PKG_VERSION"))
@@ -18,18 +24,13 @@ impl Attack for TerminateEc2Instance {
             .description(
                 "Terminates one random running EC2 instance matching the filters (or count / percent of them).",
             )
-            .schema(json!({
-                "type": "object",
-                "required": ["region", "filters"],
-                "properties": schema_properties(),
-                "additionalProperties": false
-            }))
+            .args_built::<Args>()
             .example(json!({"region": "eu-west-1", "filters": {"tag:Chaos": "true"}}))
             .capability(Capability::Ec2Terminate(vec![]))
     }
 
-    fn run(ctx: &RunContext, args: TargetArgs) -> Result<Report, PluginError> {
-        terminate(ctx, &args, &|_| Ok(Vec::new()))
+    fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {
+        terminate(ctx, &args.target, &|_| Ok(Vec::new()))
     }
 }
 

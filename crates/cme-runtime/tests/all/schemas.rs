@@ -96,9 +96,10 @@ fn boundaries(example: &Value, schema: &Value) -> Vec<Value> {
 fn values_across_bounds(property: &Value, current: Option<&Value>) -> Vec<Value> {
     let mut values = Vec::new();
     let mut bounds: Vec<&Value> = Vec::new();
-    for branch in std::iter::once(property).chain(property["anyOf"].as_array().into_iter().flatten()).chain(
-        property["oneOf"].as_array().into_iter().flatten(),
-    ) {
+    for branch in std::iter::once(property)
+        .chain(property["anyOf"].as_array().into_iter().flatten())
+        .chain(property["oneOf"].as_array().into_iter().flatten())
+    {
         bounds.extend(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"].iter().map(|k| &branch[*k]));
         for key in ["minLength", "maxLength"] {
             if let Some(n) = branch[key].as_u64() {
@@ -187,6 +188,37 @@ fn known_bad(plugin: &str) -> Vec<Value> {
             json!({"endpoint": "http://x/", "method": "GET", "headers": {"a": null}}),
             json!({"endpoint": "http://x/", "method": "GET", "encoding": "xml"}),
             json!({"endpoint": "http://x/", "method": "GET", "timeout_ms": 600001}),
+        ],
+        "kill-process" => vec![
+            json!({"target": {"inventory": "web"}, "process": "nginx", "pattern": "ngin.*"}),
+            json!({"target": {"inventory": "web"}}),
+            json!({"target": {"inventory": "web"}, "region": "eu-west-1", "process": "nginx"}),
+            json!({"region": "eu-west-1", "filters": {}, "process": "nginx"}),
+            json!({"target": {"inventory": "web"}, "process": "a-name-longer-than-15"}),
+            json!({"target": {"inventory": "web"}, "process": "nginx", "signal": "CONT"}),
+            json!({"region": "r", "filters": {"k": [null]}, "ssh": {"credential": "c"}, "process": "nginx"}),
+            json!({"region": "r", "filters": {}, "ssh": {"credential": "c", "address": "elastic"}, "process": "x"}),
+            json!({"region": "r", "filters": {}, "ssh": {"credential": "c", "port": 0}, "process": "x"}),
+            json!({"region": "r", "filters": {}, "ssh": {"credential": "c", "key": "k"}, "process": "x"}),
+            json!({"target": {"inventory": "web", "group": "g"}, "process": "x"}),
+        ],
+        "network-fault" => vec![
+            json!({"target": {"inventory": "web"}, "fault": "latency", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "fault": "loss", "loss_percent": 0, "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "fault": "blackhole", "ports": [22, 22], "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "fault": "blackhole", "ports": [], "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "fault": "dns", "duration_seconds": 60}),
+        ],
+        "terminate-ec2-instance-not-excluded" => vec![
+            json!({"region": "r", "filters": {}, "excluded": {}}),
+            json!({"region": "r", "filters": {}, "excluded": []}),
+            json!({"region": "r", "filters": {}, "excluded": [{}]}),
+            json!({"region": "r", "filters": {}, "excluded": [{"k": [null]}]}),
+        ],
+        "http-probe" => vec![
+            json!({"url": "http://x/", "json_pointer": "/a"}),
+            json!({"url": "http://x/", "json_equals": 1}),
+            json!({"url": "http://x/", "json_pointer": "a", "json_equals": 1}),
         ],
         _ => Vec::new(),
     }

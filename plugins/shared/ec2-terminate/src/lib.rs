@@ -7,28 +7,21 @@ use cme_plugin_sdk::serde_json::{Map, Value};
 use cme_plugin_sdk::targets::{Selection, choose, filters_from_json, running_only};
 use cme_plugin_sdk::{PluginError, info, json, warn};
 
-/// The args both plugins take.
-#[derive(serde::Deserialize)]
+/// The args both plugins take (each flattens them into its own `Args`).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 pub struct TargetArgs {
+    /// AWS region, e.g. eu-west-1
+    #[schemars(length(min = 1))]
     pub region: String,
+    /// EC2 describe-instances filters: name -> value or list of values, e.g. {"tag:Chaos": "true"}; only running instances are considered
+    #[schemars(with = "cme_plugin_sdk::targets::Ec2Filters")]
     pub filters: Map<String, Value>,
+    /// terminate this many of the matching instances (default 1)
+    #[schemars(range(min = 1, max = 1000))]
     pub count: Option<u32>,
+    /// terminate this percentage of the matching instances, rounded up (instead of count)
+    #[schemars(range(min = 1, max = 100))]
     pub percent: Option<u32>,
-}
-
-/// The JSON Schema properties of [`TargetArgs`].
-pub fn schema_properties() -> Map<String, Value> {
-    let properties = json!({
-        "region": {"type": "string", "minLength": 1, "description": "AWS region, e.g. eu-west-1"},
-        "filters": {
-            "type": "object",
-            "description": "EC2 describe-instances filters: name -> value or list of values, e.g. {\"tag:Chaos\": \"true\"}; only running instances are considered",
-            "additionalProperties": {"type": ["string", "number", "boolean", "array"], "items": {"type": ["string", "number", "boolean"]}}
-        },
-        "count": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "terminate this many of the matching instances (default 1)"},
-        "percent": {"type": "integer", "minimum": 1, "maximum": 100, "description": "terminate this percentage of the matching instances, rounded up (instead of count)"}
-    });
-    properties.as_object().cloned().expect("a literal object")
 }
 
 /// Lists, for the attack's filters, the ids of the instances that must survive.
