@@ -13,6 +13,7 @@ mod fences;
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod budgets;
@@ -23,7 +24,8 @@ pub use fences::{Ec2Fence, Fences, HttpFence, OBSERVING_METHODS, ProbeFence, Ssh
 pub use cme_model::pattern::{PatternError, UrlPattern};
 
 /// An operator's grant for one plugin version. Absent sections grant nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the plugin may do; absent sections grant nothing
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,13 +43,15 @@ pub struct Grant {
 /// (default: only the runtime's host-call cap). `credentials` names the engine's
 /// `[[http.credentials]]` the host may add to this plugin's matching requests (default:
 /// none); the plugin never sees them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpGrant {
+    /// URL patterns, e.g. https://api.example.com/*
     pub urls: Vec<String>,
     #[serde(default)]
     pub allow_link_local: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = u32::MAX))]
     pub max_requests: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub credentials: Vec<String>,
@@ -55,7 +59,7 @@ pub struct HttpGrant {
 
 /// EC2: regions (empty: any), tags every touched instance must carry, whether
 /// terminating is allowed, and how many instances one run may terminate (default 1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2Grant {
     #[serde(default)]
@@ -65,6 +69,7 @@ pub struct Ec2Grant {
     #[serde(default)]
     pub terminate: bool,
     #[serde(default = "one")]
+    #[schemars(range(max = u32::MAX))]
     pub max_terminations_per_run: u32,
 }
 
@@ -72,14 +77,18 @@ pub struct Ec2Grant {
 /// instances the same run described (`hosts`: CIDRs such as `10.1.0.0/16` or single
 /// addresses; default none, so only described instances), and the inventories it may list
 /// and reach the hosts of (`inventories`: names, or `"*"` for every one; default none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SshGrant {
     #[serde(default = "one")]
+    #[schemars(range(max = u32::MAX))]
     pub max_sessions: u32,
+    /// CIDRs or addresses
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// inventories it may list and reach the hosts of ("*": every one)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1)))]
     pub inventories: Vec<String>,
 }
 
@@ -120,6 +129,10 @@ pub enum GrantError {
 impl Grant {
     /// Parses a grant from JSON (unknown fields refused) and validates it.
     pub fn from_json(value: &serde_json::Value) -> Result<Grant, GrantError> {
+        if !value.is_object() {
+            // serde would take a list for a struct; a grant document is an object.
+            return Err(GrantError::Shape("a grant is a JSON object".into()));
+        }
         let grant: Grant = serde_json::from_value(value.clone()).map_err(|e| GrantError::Shape(e.to_string()))?;
         grant.validate()?;
         Ok(grant)
@@ -174,46 +187,10 @@ pub(crate) fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
 }
 
 impl Grant {
-    /// The JSON Schema of a grant document (what `from_json` accepts before validation):
-    /// for API descriptions.
+    /// The JSON Schema of a grant document (what `from_json` accepts before validation),
+    /// derived from the types: for API descriptions.
     pub fn json_schema() -> serde_json::Value {
-        serde_json::json!({
-            "type": "object",
-            "additionalProperties": false,
-            "description": "What the plugin may do; absent sections grant nothing",
-            "properties": {
-                "http": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["urls"],
-                    "properties": {
-                        "urls": {"type": "array", "items": {"type": "string"}, "description": "URL patterns, e.g. https://api.example.com/*"},
-                        "allow_link_local": {"type": "boolean"},
-                        "max_requests": {"type": "integer", "minimum": 0, "maximum": u32::MAX}
-                    }
-                },
-                "ec2": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "properties": {
-                        "regions": {"type": "array", "items": {"type": "string"}},
-                        "required_tags": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "terminate": {"type": "boolean"},
-                        "max_terminations_per_run": {"type": "integer", "minimum": 0, "maximum": u32::MAX}
-                    }
-                },
-                "ssh": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "properties": {
-                        "max_sessions": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
-                        "hosts": {"type": "array", "items": {"type": "string"}, "description": "CIDRs or addresses"},
-                        "inventories": {"type": "array", "items": {"type": "string", "minLength": 1}, "description": "inventories it may list and reach the hosts of (\"*\": every one)"}
-                    }
-                },
-                "scripts": {"type": "boolean"}
-            }
-        })
+        cme_model::schema::schema_of::<Grant>()
     }
 }
 
@@ -255,4 +232,41 @@ mod tests {
         let bad = Grant::from_json(&serde_json::json!({"http": {"urls": ["nope"]}})).unwrap_err();
         assert!(bad.to_string().contains("invalid URL pattern"), "{bad}");
     }
+
+    #[test]
+    fn the_derived_schema_accepts_what_a_grant_parses_from() {
+        let validator = jsonschema::validator_for(&Grant::json_schema()).unwrap();
+        let documents = serde_json::json!([
+            {},
+            {"scripts": true},
+            {"scripts": "yes"},
+            {"htpp": {}},
+            {"http": {"urls": ["https://a/*"], "allow_link_local": true, "max_requests": 3, "credentials": ["gh"]}},
+            {"http": {}},
+            {"http": {"urls": "https://a/*"}},
+            {"http": {"urls": [], "max_requests": -1}},
+            {"http": {"urls": [], "max_requests": 4294967296u64}},
+            {"http": {"urls": [], "max_requests": null}},
+            {"http": {"urls": [], "extra": 1}},
+            {"ec2": {}},
+            {"ec2": {"regions": ["eu-west-1"], "required_tags": {"chaos": "yes"}, "terminate": true, "max_terminations_per_run": 2}},
+            {"ec2": {"required_tags": {"chaos": 1}}},
+            {"ec2": {"max_terminations_per_run": 1.5}},
+            {"ssh": {}},
+            {"ssh": {"max_sessions": 2, "hosts": ["10.0.0.0/8"], "inventories": ["web", "*"]}},
+            {"ssh": {"inventories": [""]}},
+            {"ssh": {"hosts": [1]}},
+            {"http": null},
+            []
+        ]);
+        for document in documents.as_array().unwrap() {
+            let parses = document.is_object() && serde_json::from_value::<Grant>(document.clone()).is_ok();
+            // The schema is stricter in two places: an inventory name is never empty, and
+            // an optional section or field is left out, not sent as null.
+            let empty_inventory = document.pointer("/ssh/inventories/0") == Some(&serde_json::json!(""));
+            let null = document.to_string().contains("null");
+            assert_eq!(validator.is_valid(document), parses && !empty_inventory && !null, "{document}");
+        }
+    }
 }
+

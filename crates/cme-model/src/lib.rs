@@ -2,7 +2,8 @@
 //!
 //! The rules plugin authors must see exactly as the engine applies them (time: one rule
 //! for dates, zones and wall times; URL patterns of HTTP grants; plugin names) are written
-//! once, in the plugin SDK, which is published on its own and cannot depend on this
+//! once, in the plugin SDK (and so is how a type's JSON Schema is derived: plugin args
+//! and the API's request bodies follow one rule), which is published on its own and cannot depend on this
 //! unpublished crate. This crate compiles those very files (`#[path]`), so the host and
 //! the SDK share one copy that cannot drift, and the host never depends on the guest SDK
 //! (whose `wit_bindgen::generate!` would otherwise build into the engine).
@@ -12,6 +13,9 @@ pub mod time;
 
 #[path = "../../cme-plugin-sdk/src/pattern.rs"]
 pub mod pattern;
+
+#[path = "../../cme-plugin-sdk/src/schema.rs"]
+pub mod schema;
 
 #[path = "../../cme-plugin-sdk/src/names.rs"]
 mod names;
