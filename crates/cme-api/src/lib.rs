@@ -9,6 +9,7 @@
 
 mod access;
 mod auth;
+mod bodies;
 mod body;
 mod browser;
 mod dashboard;

@@ -5,6 +5,10 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::bodies::{
+    HaltBody, InventoryBody, InventoryHostBody, NewBlackoutBody, NewCredentialBody, NewPlanBody, RescheduleBody, schema,
+};
+
 use crate::auth::Role;
 
 /// An HTTP method of the table.
@@ -405,12 +409,12 @@ fn schemas() -> Value {
         })
     };
     json!({
-        "NewPlan": crate::routes::plan_schema(),
-        "Reschedule": crate::routes::reschedule_schema(),
-        "NewCredential": crate::routes::credential_schema(),
-        "NewBlackout": crate::routes::blackout_schema(),
-        "NewInventory": crate::routes::inventory_schema(),
-        "HaltRequest": crate::routes::halt_schema(),
+        "NewPlan": schema::<NewPlanBody>(),
+        "Reschedule": schema::<RescheduleBody>(),
+        "NewCredential": schema::<NewCredentialBody>(),
+        "NewBlackout": schema::<NewBlackoutBody>(),
+        "NewInventory": schema::<InventoryBody>(),
+        "HaltRequest": schema::<HaltBody>(),
         "Grant": cme_grant::Grant::json_schema(),
         "Problem": {
             "type": "object",
@@ -455,7 +459,7 @@ fn schemas() -> Value {
         }},
         "Blackout": blackout,
         "Inventory": {"type": "object", "required": ["name", "count", "hosts", "updated", "updated_by", "_links"], "properties": {
-            "name": {"type": "string"}, "count": {"type": "integer"}, "hosts": {"type": "array", "items": crate::routes::inventory_host_schema()},
+            "name": {"type": "string"}, "count": {"type": "integer"}, "hosts": {"type": "array", "items": schema::<InventoryHostBody>()},
             "updated": date, "updated_by": {"type": "string"}, "_links": links
         }},
         "InventoryList": {"type": "object", "required": ["count", "inventories"], "properties": {

@@ -5,11 +5,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use cme_engine::{Blackout, BlackoutWhen, NewBlackout};
+use cme_engine::{Blackout, BlackoutWhen};
 
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
+use crate::bodies::{NewBlackoutBody, typed};
 use crate::body::{check_schema, json_body, read_limited};
 use crate::hal::{Hal, cursor_links, cursor_page, query_pairs, self_href};
 use crate::problem::ApiError;
@@ -17,22 +18,6 @@ use cme_engine::storage::BlackoutCursor;
 
 /// The largest calendar file accepted.
 pub const MAX_CALENDAR_BYTES: usize = 2 << 20;
-
-pub(crate) fn schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["name", "start", "end"],
-        "additionalProperties": false,
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "start": {"type": "string", "minLength": 1, "maxLength": 64, "description": "a date (RFC 3339), or a wall time \"DAY HH:MM\" (every week) or \"HH:MM\" (every day)"},
-            "end": {"type": "string", "minLength": 1, "maxLength": 64, "description": "of the same kind as start; before start wraps (Friday to Monday, 22:00 to 06:00)"},
-            "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA zone of wall times and of dates without an offset (default: the engine's)"},
-            "plan_id": {"type": "string", "minLength": 1, "maxLength": 64, "description": "the one plan it holds (default: every plan)"},
-            "stop_running": {"type": "boolean", "description": "cancel the plans' running attacks when it starts (default: let them finish)"}
-        }
-    })
-}
 
 /// A page of blackouts, oldest first: `?size=` (1 to 1,000, default 100) and `?after=`
 /// (the cursor of the `next` link); `count` is how many are stored in all.
@@ -52,15 +37,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     let caller = state.auth.require(&req, Role::Operator)?;
     let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
     check_schema(&state.schemas.blackout, &body)?;
-    let text = |key: &str| body[key].as_str().map(str::to_string);
-    let new = NewBlackout {
-        name: text("name").unwrap_or_default(),
-        plan_id: text("plan_id"),
-        start: text("start").unwrap_or_default(),
-        end: text("end").unwrap_or_default(),
-        timezone: text("timezone"),
-        stop_running: body["stop_running"].as_bool().unwrap_or(false),
-    };
+    let new = typed::<NewBlackoutBody>(body)?.into_new();
     let blackout = state.engine.create_blackout(new, caller.name()).await?;
     Ok(document(&blackout).respond_at(StatusCode::CREATED, &format!("/api/1/blackouts/{}", blackout.id)))
 }

@@ -2,33 +2,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use cme_engine::{CredentialView, NewCredential};
+use cme_engine::CredentialView;
 
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
+use crate::bodies::{NewCredentialBody, typed};
 use crate::body::{check_schema, json_body};
 use crate::hal::{Hal, cursor_links, cursor_page, page_of_list, self_href};
-
-pub(crate) fn schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["name", "user", "private_key"],
-        "additionalProperties": false,
-        "properties": {
-            "name": {"type": "string"},
-            "user": {"type": "string"},
-            "private_key": {"type": "string", "description": "OpenSSH or PEM private key (ed25519, RSA, ECDSA)"},
-            "passphrase": {"type": "string"},
-            "may_use": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "string", "minLength": 1, "maxLength": 100},
-                "description": "token names and roles whose plans may use it (default: the creating token only)"
-            }
-        }
-    })
-}
 
 /// Stores a credential (admin). The answer shows its fingerprint, never the key.
 pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
@@ -41,16 +22,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         }
         e
     })?;
-    let text = |key: &str| body[key].as_str().map(str::to_string);
-    let new = NewCredential {
-        name: text("name").unwrap_or_default(),
-        user: text("user").unwrap_or_default(),
-        private_key: text("private_key").unwrap_or_default(),
-        passphrase: text("passphrase"),
-        may_use: body["may_use"]
-            .as_array()
-            .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect()),
-    };
+    let new = typed::<NewCredentialBody>(body)?.into_new();
     let view = state.engine.create_credential(new, &caller.actor()).await?;
     Ok(document(&view).respond_at(StatusCode::CREATED, &format!("/api/1/credentials/{}", view.name)))
 }

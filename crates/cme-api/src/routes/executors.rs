@@ -6,6 +6,7 @@ use cme_engine::{Executor, ExecutorCursor, ExecutorFilter, ExecutorStatus};
 use super::{Result, date_text};
 use crate::ApiState;
 use crate::auth::Role;
+use crate::bodies::{RescheduleBody, typed};
 use crate::body::{check_schema, json_body};
 use crate::hal::{HAL, Hal, page_of, query_pairs, seek_paged, self_href};
 use crate::problem::ApiError;
@@ -79,19 +80,6 @@ pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiS
     Ok(executor_document(&state.secrets, &executor, plugin.as_deref(), true).ok())
 }
 
-/// A reschedule body (the original's trigger shape): what the handler checks and the API
-/// document shows.
-pub(crate) fn schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["type", "args"],
-        "properties": {
-            "type": {"type": "string", "description": "only \"date\" is supported"},
-            "args": {"type": "object", "required": ["date"], "properties": {"date": {"type": "string"}}}
-        }
-    })
-}
-
 pub async fn reschedule(
     req: HttpRequest,
     id: web::Path<String>,
@@ -101,11 +89,11 @@ pub async fn reschedule(
     let caller = state.auth.require(&req, Role::Operator)?;
     let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
     check_schema(&state.schemas.reschedule, &body)?;
-    if body["type"] != "date" {
+    let body: RescheduleBody = typed(body)?;
+    if body.kind != "date" {
         return Err(ApiError::bad_request("Invalid trigger type: only \"date\" is supported", Some("/type".into())));
     }
-    let date_text = body["args"]["date"].as_str().unwrap_or_default();
-    let executor = state.engine.reschedule(&id, date_text, caller.name()).await?;
+    let executor = state.engine.reschedule(&id, &body.args.date, caller.name()).await?;
     Ok(executor_document(&state.secrets, &executor, None, true).ok())
 }
 

@@ -6,6 +6,7 @@ use cme_engine::Halt;
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
+use crate::bodies::{HaltBody, typed};
 use crate::body::json_body;
 use crate::hal::Hal;
 use crate::problem::ApiError;
@@ -15,22 +16,18 @@ pub async fn show(req: HttpRequest, state: web::Data<ApiState>) -> Result {
     Ok(document(&state.engine.halt_state().await?).ok())
 }
 
-/// The optional halt body, as the API document shows it (the handler reads `reason`).
-pub(crate) fn schema() -> serde_json::Value {
-    serde_json::json!({
-        "type": "object",
-        "properties": {"reason": {"type": ["string", "null"], "description": "why; shown with the switch and in the audit log"}}
-    })
-}
-
 /// Body optional: `{"reason": "..."}`.
 pub async fn halt(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
     let caller = state.auth.require(&req, Role::Operator)?;
     let body = json_body(&req, payload, true).await?;
-    let reason = match body.as_ref().map(|b| &b["reason"]) {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(ApiError::bad_request("reason must be a string", Some("/reason".into()))),
+    // Anything but an object carries no reason (as before bodies were typed).
+    let reason = match body {
+        Some(body @ serde_json::Value::Object(_)) => {
+            typed::<HaltBody>(body)
+                .map_err(|_| ApiError::bad_request("reason must be a string", Some("/reason".into())))?
+                .reason
+        }
+        _ => None,
     };
     Ok(document(&state.engine.halt(reason, caller.name()).await?).ok())
 }

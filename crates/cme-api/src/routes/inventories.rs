@@ -7,46 +7,18 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use cme_engine::{Inventory, InventoryHost};
+use cme_engine::Inventory;
 
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
+use crate::bodies::{InventoryBody, typed};
 use crate::body::{check_schema, json_body, read_limited};
 use crate::hal::{Hal, cursor_links, cursor_page, page_of_list, self_href};
 use crate::problem::ApiError;
 
 /// The largest Ansible inventory file accepted.
 pub const MAX_INVENTORY_BYTES: usize = 4 << 20;
-
-/// One host, as written and as shown.
-pub(crate) fn host_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["name", "address", "credential"],
-        "additionalProperties": false,
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 255, "description": "unique within the inventory, e.g. web-1"},
-            "address": {"type": "string", "minLength": 1, "maxLength": 255, "description": "a DNS name or an IP address"},
-            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default 22"},
-            "user": {"type": "string", "maxLength": 255, "description": "login user (default: the credential's own)"},
-            "credential": {"type": "string", "minLength": 1, "maxLength": 255, "description": "a stored SSH credential (POST /api/1/credentials/)"},
-            "tags": {"type": "object", "maxProperties": 64, "additionalProperties": {"type": "string", "maxLength": 256}, "description": "what attacks filter on, e.g. {\"zone\": \"a\"}"}
-        }
-    })
-}
-
-/// The body of `PUT /api/1/inventories/{name}`.
-pub(crate) fn schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["hosts"],
-        "additionalProperties": false,
-        "properties": {
-            "hosts": {"type": "array", "maxItems": cme_engine::inventory::MAX_HOSTS, "items": host_schema()}
-        }
-    })
-}
 
 /// A page of inventories by name (`?size=`, `?after=`); `count` is how many there are.
 pub async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result {
@@ -79,8 +51,7 @@ pub async fn put(
     let caller = state.auth.require(&req, Role::Admin)?;
     let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
     check_schema(&state.schemas.inventory, &body)?;
-    let hosts: Vec<InventoryHost> = serde_json::from_value(body["hosts"].clone())
-        .map_err(|e| ApiError::bad_request(format!("hosts: {e}"), Some("/hosts".into())))?;
+    let hosts = typed::<InventoryBody>(body)?.into_hosts();
     let inventory = state.engine.put_inventory(&name, hosts, caller.name()).await?;
     Ok(document(&inventory).ok())
 }

@@ -17,13 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::ApiState;
 use crate::problem::ApiError;
 
-pub(crate) use blackouts::schema as blackout_schema;
-pub(crate) use credentials::schema as credential_schema;
-pub(crate) use executors::schema as reschedule_schema;
-pub(crate) use halt::schema as halt_schema;
-pub(crate) use inventories::{host_schema as inventory_host_schema, schema as inventory_schema};
 pub(crate) use plans::Schemas;
-pub(crate) use plans::schema as plan_schema;
 
 type Result<T = HttpResponse> = std::result::Result<T, ApiError>;
 

@@ -2,14 +2,20 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use cme_engine::{Executor, Forecast, Misfire, NewPlan, Overlap, PlanSummary, PluginCall};
+use cme_engine::{Executor, Forecast, NewPlan, PlanSummary};
 
 use super::executors::executor_document;
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
+use crate::bodies::{InventoryBody, NewBlackoutBody, NewCredentialBody, NewPlanBody, RescheduleBody, schema, typed};
 use crate::body::{check_schema, json_body};
 use crate::hal::{Hal, page_of, paged, query_pairs, self_href};
+
+/// A body type's derived schema, compiled.
+fn compiled<T: schemars::JsonSchema>() -> jsonschema::Validator {
+    jsonschema::validator_for(&schema::<T>()).expect("a derived request schema compiles")
+}
 
 /// The request schemas, compiled once.
 pub(crate) struct Schemas {
@@ -23,107 +29,19 @@ pub(crate) struct Schemas {
 impl Schemas {
     pub fn new() -> Self {
         Schemas {
-            plan: jsonschema::validator_for(&schema()).expect("the plan schema compiles"),
-            reschedule: jsonschema::validator_for(&super::executors::schema()).expect("the reschedule schema compiles"),
-            credential: jsonschema::validator_for(&super::credentials::schema())
-                .expect("the credential schema compiles"),
-            blackout: jsonschema::validator_for(&super::blackouts::schema()).expect("the blackout schema compiles"),
-            inventory: jsonschema::validator_for(&super::inventories::schema()).expect("the inventory schema compiles"),
+            plan: compiled::<NewPlanBody>(),
+            reschedule: compiled::<RescheduleBody>(),
+            credential: compiled::<NewCredentialBody>(),
+            blackout: compiled::<NewBlackoutBody>(),
+            inventory: compiled::<InventoryBody>(),
         }
     }
-}
-
-/// A plan body (creation and forecast): what the handlers check and the API document shows.
-pub(crate) fn schema() -> Value {
-    let call = json!({
-        "type": "object",
-        "required": ["ref", "args"],
-        "properties": {"ref": {"type": "string", "minLength": 1}, "args": {"type": "object"}}
-    });
-    json!({
-        "type": "object",
-        "required": ["name", "attack", "planner"],
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 500},
-            "attack": call,
-            "planner": call,
-            "dry_run": {"type": "boolean"},
-            "grace_seconds": {"type": "integer", "minimum": 0, "maximum": 86400},
-            "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA zone the planner works in (default: the engine's)"},
-            "seed": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "the planner's seed (default: random); a forecast with this seed shows the firings"},
-            "misfire": {"enum": ["skip", "run_once"], "description": "firings missed in an outage: skip (default), or one catch-up run"},
-            "overlap": {"enum": ["forbid", "allow"], "description": "a firing due while the previous run runs: skipped (forbid, default) or run (allow)"},
-            "steady_state": {
-                "type": "array",
-                "maxItems": cme_engine::MAX_STEADY_STATE_PROBES,
-                "items": call,
-                "description": "probes checked right before each run (e.g. http_probe:HttpProbe); an unhealthy answer, or none, skips the run"
-            },
-            "stop_conditions": {
-                "type": "array",
-                "maxItems": cme_engine::MAX_STEADY_STATE_PROBES,
-                "items": {
-                    "type": "object",
-                    "required": ["ref", "args"],
-                    "properties": {
-                        "ref": {"type": "string", "minLength": 1},
-                        "args": {"type": "object"},
-                        "interval_seconds": {"type": "integer", "minimum": 1, "maximum": 3600, "description": "how often it is asked while the plan's runs are in flight (default 10)"},
-                        "settle_seconds": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "how long it is still asked after the last run ended (default 30)"},
-                        "on_failure": {"enum": ["pause_plan", "halt"], "description": "besides cancelling the plan's running attacks: pause the plan (default) or halt the engine"}
-                    }
-                },
-                "description": "probes watching the plan's runs; an unhealthy answer cancels them and pauses the plan or halts the engine"
-            }
-        }
-    })
 }
 
 /// A plan body, checked against the schema.
 fn new_plan(state: &ApiState, body: &Value) -> std::result::Result<NewPlan, crate::problem::ApiError> {
     check_schema(&state.schemas.plan, body)?;
-    let call = |key: &str| PluginCall {
-        reference: body[key]["ref"].as_str().unwrap_or_default().to_string(),
-        args: body[key]["args"].clone(),
-    };
-    Ok(NewPlan {
-        name: body["name"].as_str().unwrap_or_default().to_string(),
-        attack: call("attack"),
-        planner: call("planner"),
-        dry_run: body["dry_run"].as_bool().unwrap_or(false),
-        grace_seconds: body["grace_seconds"].as_u64(),
-        timezone: body["timezone"].as_str().map(str::to_string),
-        seed: body["seed"].as_u64(),
-        // The schema allows only the known words.
-        misfire: body["misfire"].as_str().and_then(|m| m.parse().ok()).unwrap_or(Misfire::Skip),
-        overlap: body["overlap"].as_str().and_then(|o| o.parse().ok()).unwrap_or(Overlap::Forbid),
-        steady_state: body["steady_state"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|probe| PluginCall {
-                reference: probe["ref"].as_str().unwrap_or_default().to_string(),
-                args: probe["args"].clone(),
-            })
-            .collect(),
-        stop_conditions: body["stop_conditions"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|c| cme_engine::NewStopCondition {
-                probe: PluginCall {
-                    reference: c["ref"].as_str().unwrap_or_default().to_string(),
-                    args: c["args"].clone(),
-                },
-                interval_seconds: c["interval_seconds"].as_u64(),
-                settle_seconds: c["settle_seconds"].as_u64(),
-                // The schema allows only the known words.
-                on_failure: c["on_failure"].as_str().and_then(|o| o.parse().ok()).unwrap_or_default(),
-            })
-            .collect(),
-    })
+    Ok(typed::<NewPlanBody>(body.clone())?.into_new())
 }
 
 pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
