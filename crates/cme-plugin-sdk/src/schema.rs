@@ -38,19 +38,19 @@ impl Transform for AbsentNotNull {
             if object.get("default").is_some_and(Value::is_null) {
                 object.remove("default");
             }
-            if let Some(Value::Array(types)) = object.get_mut("type") {
-                if types.iter().any(|t| t != "null") {
-                    types.retain(|t| t != "null");
-                    if types.len() == 1 {
-                        let only = types.remove(0);
-                        object.insert("type".into(), only);
-                    }
+            if let Some(Value::Array(types)) = object.get_mut("type")
+                && types.iter().any(|t| t != "null")
+            {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    object.insert("type".into(), only);
                 }
             }
-            if let Some(Value::Array(values)) = object.get_mut("enum") {
-                if values.iter().any(|v| !v.is_null()) {
-                    values.retain(|v| !v.is_null());
-                }
+            if let Some(Value::Array(values)) = object.get_mut("enum")
+                && values.iter().any(|v| !v.is_null())
+            {
+                values.retain(|v| !v.is_null());
             }
             let lone_branch = match object.get_mut("anyOf") {
                 Some(Value::Array(branches)) if branches.iter().any(|b| !is_null_only(b)) => {

@@ -142,4 +142,3 @@ fn values_across_bounds(property: &Value, current: Option<&Value>) -> Vec<Value>
 pub fn pointers(validator: &jsonschema::Validator, args: &Value) -> BTreeSet<String> {
     validator.iter_errors(args).map(|e| e.instance_path().to_string()).collect()
 }
-

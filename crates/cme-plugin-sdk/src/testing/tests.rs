@@ -291,7 +291,8 @@ fn a_plugin_that_panics_does_not_poison_the_next_call() {
 /// Stops a service on the hosts an [`Aim`](crate::aim::Aim) picks, arming its start first.
 struct Pause;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 struct PauseArgs {
     #[serde(flatten)]
     aim: crate::aim::Aim,
@@ -304,11 +305,9 @@ impl Attack for Pause {
     type Args = PauseArgs;
 
     fn describe() -> Describe {
-        let mut properties = crate::aim::Aim::schema_properties();
-        properties.insert("undo_on".into(), json!({"type": "string"}));
         Describe::new("pause", "1.0.0")
             .refs(["pause:Pause"])
-            .schema(json!({"type": "object", "additionalProperties": false, "properties": properties, "oneOf": crate::aim::Aim::schema_rule()}))
+            .args::<PauseArgs>()
             .example(json!({"target": {"inventory": "web"}}))
             .capability(Capability::Ec2Describe(vec![]))
             .capability(Capability::Ssh)

@@ -39,13 +39,8 @@ async fn derived_args_schemas_judge_as_the_hand_written_ones_did() {
             panic!("{}: {e}", path.display());
         }))
         .unwrap();
-        compared += assert_same_judgement(
-            &info.name,
-            &before,
-            &info.args_schema,
-            &info.example_args,
-            &known_bad(&info.name),
-        );
+        compared +=
+            assert_same_judgement(&info.name, &before, &info.args_schema, &info.example_args, &known_bad(&info.name));
     }
     assert!(dump || compared > 1000, "only {compared} args compared");
 }
