@@ -79,7 +79,7 @@ async fn max_concurrent_attacks_holds_over_every_replica() {
     b.engine.start();
     let (_, executors) = a
         .engine
-        .create_plan(plan(json!({"sleep_ms": 400}), json!({"in_ms": [50, 50, 50]})), &operator())
+        .create_plan(plan(json!({"sleep_ms": 250}), json!({"in_ms": [50, 50, 50]})), &operator())
         .await
         .unwrap();
     let started = std::time::Instant::now();

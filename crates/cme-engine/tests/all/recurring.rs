@@ -30,10 +30,16 @@ async fn a_recurring_plan_is_extended_as_time_passes_exactly_once_across_two_eng
     assert!((13..=14).contains(&first.len()), "the first window holds 1.4 s of firings: {}", first.len());
     a.engine.start();
     b.engine.start();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let moved_on = initial_horizon + chrono::Duration::seconds(1);
+    until("the horizon moving 1 s on and a firing", async || {
+        let plan = a.store.plan(&created.plan.id).await.unwrap().unwrap();
+        let executors = a.store.executors_of(&created.plan.id).await.unwrap();
+        plan.planned_until.unwrap() > moved_on && executors.iter().any(|e| e.status == ExecutorStatus::Succeeded)
+    })
+    .await;
     let plan = a.store.plan(&created.plan.id).await.unwrap().unwrap();
     assert!(
-        plan.planned_until.unwrap() > initial_horizon + chrono::Duration::seconds(2),
+        plan.planned_until.unwrap() > moved_on,
         "the horizon moved on: {:?}",
         plan.planned_until
     );
@@ -59,16 +65,19 @@ async fn a_paused_recurring_plan_is_not_extended_and_a_deleted_one_stops() {
     rig.engine.pause_plan(&paused.plan.id, "operator").await.unwrap();
     rig.engine.delete_plan(&deleted.plan.id, "operator").await.unwrap();
     rig.engine.start();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Several extension rounds (one per 200 ms) pass.
+    tokio::time::sleep(Duration::from_millis(700)).await;
     for made in [&paused.plan, &deleted.plan] {
         let stored = rig.store.plan(&made.id).await.unwrap().unwrap();
         assert_eq!(stored.planned_until, made.planned_until, "not extended");
     }
     assert!(rig.runs().is_empty(), "nothing of either fired");
     rig.engine.resume_plan(&paused.plan.id, "operator").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let resumed = rig.store.plan(&paused.plan.id).await.unwrap().unwrap();
-    assert!(resumed.planned_until > paused.plan.planned_until, "extended again once resumed");
+    until("the resumed plan extended again", async || {
+        let resumed = rig.store.plan(&paused.plan.id).await.unwrap().unwrap();
+        resumed.planned_until > paused.plan.planned_until
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -125,9 +134,9 @@ async fn a_plan_blackout_holds_its_plan_only() {
 #[tokio::test]
 async fn overlap_forbid_skips_a_firing_while_the_previous_run_runs_and_allow_runs_it() {
     let rig = Rig::new().await;
-    let mut forbid = plan(json!({"sleep_ms": 1500}), json!({"in_ms": [100, 600]}));
+    let mut forbid = plan(json!({"sleep_ms": 600}), json!({"in_ms": [100, 300]}));
     forbid.overlap = Overlap::Forbid;
-    let allow = plan(json!({"sleep_ms": 1500}), json!({"in_ms": [100, 600]}));
+    let allow = plan(json!({"sleep_ms": 600}), json!({"in_ms": [100, 300]}));
     let (_, forbidden) = rig.engine.create_plan(forbid, &operator()).await.unwrap();
     let (_, allowed) = rig.engine.create_plan(allow, &operator()).await.unwrap();
     rig.engine.start();
@@ -155,7 +164,11 @@ async fn misfire_run_once_catches_up_once_after_downtime_and_skip_does_not() {
     let (once, _) = rig.engine.create_plan(late(Misfire::RunOnce), &operator()).await.unwrap();
     let (skip, _) = rig.engine.create_plan(late(Misfire::Skip), &operator()).await.unwrap();
     rig.engine.start();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    until("three missed firings and one catch-up run", async || {
+        let executors = rig.store.executors_of(&once.plan.id).await.unwrap();
+        executors.iter().filter(|e| e.status == ExecutorStatus::Missed).count() == 3 && executors.len() >= 4
+    })
+    .await;
     let caught_up = rig.store.executors_of(&once.plan.id).await.unwrap();
     assert_eq!(caught_up.iter().filter(|e| e.status == ExecutorStatus::Missed).count(), 3);
     let extra: Vec<_> = caught_up.iter().filter(|e| e.status != ExecutorStatus::Missed).collect();
@@ -174,12 +187,16 @@ async fn a_forecast_lists_the_firings_the_engine_then_makes() {
     let rig = Rig::with(short_horizon()).await;
     let (created, _) = rig.engine.create_plan(every(100), &operator()).await.unwrap();
     let from = created.plan.created;
-    let until = from + chrono::Duration::seconds(3);
+    let until = from + chrono::Duration::seconds(2);
     let forecast = rig.engine.forecast_plan(&created.plan.id, from, until).await.unwrap();
     assert!(forecast.recurring);
     assert!(forecast.firings.iter().any(|f| f.executor_id.is_none()), "the forecast reaches past the stored horizon");
     rig.engine.start();
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    crate::support::until("the horizon passing the forecast's end", async || {
+        let plan = rig.store.plan(&created.plan.id).await.unwrap().unwrap();
+        plan.planned_until.is_some_and(|horizon| horizon >= until)
+    })
+    .await;
     let made: Vec<_> = rig
         .store
         .executors_between(&created.plan.id, from, until, 1000)
@@ -233,7 +250,7 @@ async fn a_blackout_that_stops_running_attacks_cancels_the_runs_it_holds_when_it
     let (held, held_runs) =
         rig.engine.create_plan(plan(json!({"sleep_ms": 8000}), json!({"in_ms": [100]})), &operator()).await.unwrap();
     let (_, other_runs) =
-        rig.engine.create_plan(plan(json!({"sleep_ms": 1500}), json!({"in_ms": [100]})), &operator()).await.unwrap();
+        rig.engine.create_plan(plan(json!({"sleep_ms": 500}), json!({"in_ms": [100]})), &operator()).await.unwrap();
     rig.engine.start();
     reaches(&rig.engine, &held_runs[0].id, ExecutorStatus::Running).await;
     let now = Utc::now();
@@ -276,7 +293,7 @@ async fn two_engines_racing_to_extend_one_plan_store_its_window_once() {
     let b = Rig::over(store.clone(), racing(), EngineConfig { engine_id: "replica-b".into(), ..short_horizon() }).await;
     a.engine.start();
     b.engine.start();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until("both engines trying to extend", async || { outcomes.lock().unwrap().len() >= 2 }).await;
     let outcomes = outcomes.lock().unwrap().clone();
     assert!(outcomes.len() >= 2, "both engines tried: {outcomes:?}");
     let mut race = outcomes[..2].to_vec();

@@ -172,7 +172,7 @@ async fn a_second_engine_on_the_same_database_sees_uploads_grants_and_deletions(
 async fn an_upload_while_another_compiles_is_refused_as_busy() {
     let rig = std::sync::Arc::new(Rig::new().await);
     let mut slow = component("slow", "0.1.0", "attack", &["slow:Slow"]);
-    slow["compile_ms"] = json!(1_000);
+    slow["compile_ms"] = json!(600);
     let first = {
         let rig = rig.clone();
         tokio::spawn(async move {

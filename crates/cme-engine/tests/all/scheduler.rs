@@ -285,7 +285,7 @@ async fn a_paused_plan_does_not_fire_until_resumed() {
         paused.plan.paused,
         "pausing again changes nothing"
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(550)).await;
     let waiting = rig.engine.executor(&executors[0].id).await.unwrap().0;
     assert_eq!(waiting.status, ExecutorStatus::Paused, "past its time, it did not fire");
     assert!(rig.runs().is_empty());

@@ -78,6 +78,16 @@ pub fn plan(attack_args: Value, planner_args: Value) -> NewPlan {
     }
 }
 
+/// Waits (up to 10 s) until `done` answers true: for a state the engine reaches as time
+/// passes, so that a test waits as long as the engine needs and no longer.
+pub async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits (up to 10 s) until the executor is terminal.
 pub async fn finished(engine: &Engine, id: &str) -> Executor {
     for _ in 0..500 {

@@ -2,7 +2,7 @@
 //! unreachable target is retried with a back-off, not in a loop (halted or not).
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 
@@ -34,14 +34,6 @@ fn undo(id: &str, due_in: chrono::Duration) -> Undo {
 
 async fn state_of(rig: &Rig, id: &str) -> Undo {
     rig.store.undo(id).await.unwrap().unwrap()
-}
-
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
