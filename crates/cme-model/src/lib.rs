@@ -21,6 +21,7 @@ pub mod schema;
 mod names;
 
 pub mod actor;
+pub mod audit;
 pub mod inventory;
 pub mod lock;
 pub mod log;
@@ -29,6 +30,7 @@ pub mod text;
 pub mod undo;
 
 pub use actor::Actor;
+pub use audit::{AuditDecision, AuditEvent, AuditSource};
 pub use inventory::InventoryHost;
 pub use lock::{Locked, RwLocked};
 pub use log::{LogLevel, LogLine};

@@ -1,9 +1,12 @@
-//! Audit events: one per capability call, allowed or not.
+//! Audit events: one per capability call, allowed or not, in the one shape the engine
+//! stores and shows (`cme_model::AuditEvent`, source `plugin`).
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// What the host decided about a capability call.
+pub use cme_model::audit::{AuditDecision, AuditEvent, AuditSource};
+
+/// What the host decided about a capability call: how a capability's code says it (the
+/// reason travels with the refusal), before it becomes an event's decision and reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", content = "reason", rename_all = "kebab-case")]
 pub enum Decision {
@@ -15,22 +18,13 @@ pub enum Decision {
     Unavailable(String),
 }
 
-/// One capability call by one plugin in one run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    pub at: DateTime<Utc>,
-    /// The run (executor) id; empty for `describe` and `plan`.
-    pub run_id: String,
-    /// `name@version` of the plugin.
-    pub plugin: String,
-    /// `interface.function`, e.g. `http.send`.
-    pub call: String,
-    /// What the call was aimed at: a URL, a region, an address, a script name.
-    pub target: String,
-    #[serde(flatten)]
-    pub decision: Decision,
-    /// True when the call was only recorded, not performed.
-    pub dry_run: bool,
-    /// How an allowed call ended: "200", "timeout: ...".
-    pub outcome: Option<String>,
+impl Decision {
+    /// The event's decision and reason.
+    pub fn into_parts(self) -> (AuditDecision, Option<String>) {
+        match self {
+            Decision::Allowed => (AuditDecision::Allowed, None),
+            Decision::Denied(reason) => (AuditDecision::Denied, Some(reason)),
+            Decision::Unavailable(reason) => (AuditDecision::Unavailable, Some(reason)),
+        }
+    }
 }

@@ -44,7 +44,7 @@ mod state;
 mod ticker;
 mod undo;
 
-pub use audit::{AuditEvent, Decision};
+pub use audit::{AuditDecision, AuditEvent, AuditSource, Decision};
 pub use budget::BudgetLedger;
 pub use cache::{Provenance, sha256_hex};
 pub use cme_model::undo::{Undo, UndoAttempt, UndoState};

@@ -9,7 +9,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::audit::{AuditEvent, Decision};
+use crate::audit::{AuditEvent, AuditSource, Decision};
 use crate::caps::Capabilities;
 use crate::config::Limits;
 use crate::error::{CallError, LimitBreach};
@@ -123,13 +123,16 @@ impl CallState {
         if let Decision::Denied(reason) = &decision {
             tracing::warn!(plugin = %self.plugin, run_id = %self.run_id, call, %target, %reason, "capability denied");
         }
+        let (decision, reason) = decision.into_parts();
         self.audit.push(AuditEvent {
             at: Utc::now(),
-            run_id: self.run_id.clone(),
-            plugin: self.plugin.clone(),
-            call: call.to_string(),
+            source: AuditSource::Plugin,
+            run_id: (!self.run_id.is_empty()).then(|| self.run_id.clone()),
+            actor: self.plugin.clone(),
+            action: call.to_string(),
             target,
             decision,
+            reason,
             dry_run,
             outcome,
         });

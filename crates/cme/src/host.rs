@@ -6,10 +6,10 @@ use serde_json::Value;
 
 use cme_engine::host::{CallFailure, Cancel, PlanInput, Planned, RunInput, RunResult};
 use cme_engine::{
-    AuditDecision, AuditEvent, AuditSource, Builtin, Grant, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle,
-    PluginHost, PluginHostError, Report, RunLog,
+    AuditEvent, Builtin, Grant, KeyFacts, LoadedPlugin, PluginDescription, PluginHandle, PluginHost, PluginHostError,
+    Report, RunLog,
 };
-use cme_runtime::{CallError, Decision, PlanContext, Plugin, RunOwner, RunRequest, Runtime};
+use cme_runtime::{CallError, PlanContext, Plugin, RunOwner, RunRequest, Runtime};
 
 pub struct RuntimeHost {
     runtime: Runtime,
@@ -193,29 +193,11 @@ impl PluginHost for RuntimeHost {
     }
 }
 
-/// The runtime's audit records as the engine's events (`run_id` names the run or check
-/// when the record does not).
-fn audit_events(records: Vec<cme_runtime::AuditEvent>, run_id: &str) -> Vec<AuditEvent> {
+/// The runtime's audit records (already the engine's events), with the run or check they
+/// belong to named where the record does not name one.
+fn audit_events(mut records: Vec<AuditEvent>, run_id: &str) -> Vec<AuditEvent> {
+    for record in &mut records {
+        record.run_id.get_or_insert_with(|| run_id.to_string());
+    }
     records
-        .into_iter()
-        .map(|a| {
-            let (decision, reason) = match a.decision {
-                Decision::Allowed => (AuditDecision::Allowed, None),
-                Decision::Denied(r) => (AuditDecision::Denied, Some(r)),
-                Decision::Unavailable(r) => (AuditDecision::Unavailable, Some(r)),
-            };
-            AuditEvent {
-                at: a.at,
-                source: AuditSource::Plugin,
-                run_id: Some(if a.run_id.is_empty() { run_id.to_string() } else { a.run_id }),
-                actor: a.plugin,
-                action: a.call,
-                target: a.target,
-                decision,
-                reason,
-                dry_run: a.dry_run,
-                outcome: a.outcome,
-            }
-        })
-        .collect()
 }

@@ -190,6 +190,25 @@ fn json_input(text: &str, what: &str) -> anyhow::Result<Value> {
     }
 }
 
+/// One capability call as `cme plugins run` has always printed it (`plugin`, `call`, a
+/// `reason` only with a refusal).
+fn call_document(event: &cme_runtime::AuditEvent) -> Value {
+    let mut doc = json!({
+        "at": event.at,
+        "run_id": event.run_id.clone().unwrap_or_default(),
+        "plugin": event.actor,
+        "call": event.action,
+        "target": event.target,
+        "decision": event.decision.as_str().replace('_', "-"),
+        "dry_run": event.dry_run,
+        "outcome": event.outcome,
+    });
+    if let Some(reason) = &event.reason {
+        doc["reason"] = json!(reason);
+    }
+    doc
+}
+
 fn report(
     args: &RunArgs,
     json: bool,
@@ -197,8 +216,7 @@ fn report(
     answer: &Answer,
     timing: Option<&(Duration, Duration)>,
 ) -> anyhow::Result<()> {
-    let calls: Vec<Value> =
-        answer.record.audit.iter().map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).collect();
+    let calls: Vec<Value> = answer.record.audit.iter().map(call_document).collect();
     if json {
         let doc = json!({
             "plugin": plugin.id(),

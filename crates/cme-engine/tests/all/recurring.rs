@@ -38,11 +38,7 @@ async fn a_recurring_plan_is_extended_as_time_passes_exactly_once_across_two_eng
     })
     .await;
     let plan = a.store.plan(&created.plan.id).await.unwrap().unwrap();
-    assert!(
-        plan.planned_until.unwrap() > moved_on,
-        "the horizon moved on: {:?}",
-        plan.planned_until
-    );
+    assert!(plan.planned_until.unwrap() > moved_on, "the horizon moved on: {:?}", plan.planned_until);
     let executors = a.store.executors_of(&created.plan.id).await.unwrap();
     let dues: Vec<_> = executors.iter().map(|e| e.due).collect();
     assert!(
@@ -293,7 +289,7 @@ async fn two_engines_racing_to_extend_one_plan_store_its_window_once() {
     let b = Rig::over(store.clone(), racing(), EngineConfig { engine_id: "replica-b".into(), ..short_horizon() }).await;
     a.engine.start();
     b.engine.start();
-    until("both engines trying to extend", async || { outcomes.lock().unwrap().len() >= 2 }).await;
+    until("both engines trying to extend", async || outcomes.lock().unwrap().len() >= 2).await;
     let outcomes = outcomes.lock().unwrap().clone();
     assert!(outcomes.len() >= 2, "both engines tried: {outcomes:?}");
     let mut race = outcomes[..2].to_vec();

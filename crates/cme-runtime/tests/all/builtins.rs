@@ -224,7 +224,7 @@ async fn api_request_sends_a_form_encoded_payload_like_the_original() {
     assert!(report.details["elapsed_ms"].is_u64());
     assert!(report.summary.contains("-> 200"), "{}", report.summary);
     assert_eq!(report.targets, vec![server.url("/hit?x=1")]);
-    let audited: Vec<_> = outcome.record.audit.iter().map(|a| (a.call.as_str(), a.outcome.clone())).collect();
+    let audited: Vec<_> = outcome.record.audit.iter().map(|a| (a.action.as_str(), a.outcome.clone())).collect();
     assert_eq!(audited, vec![("http.send", Some("200".to_string()))]);
 }
 
@@ -340,8 +340,12 @@ async fn a_probe_may_only_observe_unless_the_operator_allows_more() {
     let plain = runtime();
     for method in ["DELETE", "POST", "PUT", "PATCH"] {
         let outcome = probe_check(&plain, json!({"url": server.url("/health"), "method": method}), false).await;
-        let audited: Vec<_> =
-            outcome.record.audit.iter().map(|a| (a.call.clone(), format!("{:?}", a.decision))).collect();
+        let audited: Vec<_> = outcome
+            .record
+            .audit
+            .iter()
+            .map(|a| (a.action.clone(), format!("{:?} {:?}", a.decision, a.reason)))
+            .collect();
         assert!(
             audited.iter().any(|(call, decision)| call == "http.send" && decision.contains("probes observe")),
             "{method}: {audited:?}"

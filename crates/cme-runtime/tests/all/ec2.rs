@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use cme_cloud::ec2::{Ec2, Ec2Config};
 use cme_runtime::grant::Ec2Grant;
-use cme_runtime::{CallError, Decision, Grant};
+use cme_runtime::{AuditDecision, CallError, Grant};
 use serde_json::json;
 
 use crate::support::*;
@@ -112,7 +112,11 @@ async fn terminate_is_bound_to_discovery_tags_and_budget() {
     assert_eq!(report.details["described"].as_array().unwrap().len(), 2, "only the tagged ones were described");
     assert!(matches!(state(&url, &chaos_a).await.as_str(), "shutting-down" | "terminated"));
     assert!(
-        outcome.record.audit.iter().any(|a| a.call == "ec2.terminate-instances" && a.decision == Decision::Allowed)
+        outcome
+            .record
+            .audit
+            .iter()
+            .any(|a| a.action == "ec2.terminate-instances" && a.decision == AuditDecision::Allowed)
     );
     assert_eq!(state(&url, &chaos_b).await, "running");
 }

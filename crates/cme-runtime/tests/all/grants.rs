@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cme_cloud::http::DnsResolver;
 use cme_runtime::grant::{Ec2Grant, HttpGrant, SshGrant};
-use cme_runtime::{CallError, Decision, Grant, SshBackend, SshCredential, SshStore};
+use cme_runtime::{AuditDecision, CallError, Grant, SshBackend, SshCredential, SshStore};
 use serde_json::json;
 
 use crate::support::*;
@@ -35,11 +35,14 @@ async fn an_ungranted_capability_is_denied_and_audited() {
         other => panic!("expected denied, got {other:?}"),
     }
     let event = &outcome.record.audit[0];
-    assert_eq!(event.call, "http.send");
-    assert_eq!(event.plugin, "hostile@0.1.0");
-    assert_eq!(event.run_id, "run-1");
+    assert_eq!(event.action, "http.send");
+    assert_eq!(event.actor, "hostile@0.1.0");
+    assert_eq!(event.run_id.as_deref(), Some("run-1"));
     assert_eq!(event.target, format!("GET {}", server.url("/")));
-    assert_eq!(event.decision, Decision::Denied("http is not granted to this plugin".into()));
+    assert_eq!(
+        (event.decision, event.reason.as_deref()),
+        (AuditDecision::Denied, Some("http is not granted to this plugin"))
+    );
     assert!(server.requests().is_empty());
 }
 
@@ -56,10 +59,10 @@ async fn a_url_outside_the_grant_is_denied_and_one_inside_is_sent() {
         }
         other => panic!("expected denied, got {other:?}"),
     }
-    assert!(matches!(outcome.record.audit[0].decision, Decision::Denied(_)));
+    assert!(outcome.record.audit[0].decision == AuditDecision::Denied);
     let outcome = run_hostile(&runtime, &plugin, get(&server.url("/allowed/x")), grant).await;
     assert_eq!(outcome.result.unwrap().summary, "status 200");
-    assert_eq!(outcome.record.audit[0].decision, Decision::Allowed);
+    assert_eq!(outcome.record.audit[0].decision, AuditDecision::Allowed);
     assert_eq!(server.requests().len(), 1);
     assert_eq!(server.requests()[0].target, "/allowed/x");
 }
@@ -121,8 +124,8 @@ async fn ssh_to_an_address_the_run_did_not_describe_is_denied_and_audited() {
         }
         other => panic!("expected denied, got {other:?}"),
     }
-    assert_eq!(outcome.record.audit[0].call, "ssh.exec");
-    assert!(matches!(outcome.record.audit[0].decision, Decision::Denied(_)));
+    assert_eq!(outcome.record.audit[0].action, "ssh.exec");
+    assert!(outcome.record.audit[0].decision == AuditDecision::Denied);
     // A network the grant names explicitly is reachable without discovery (here the
     // call gets as far as looking the credential up).
     let network = Grant {
@@ -174,7 +177,10 @@ async fn ec2_answers_unavailable_on_an_engine_without_it() {
         Err(CallError::Failed(message)) => assert_eq!(message, "unavailable: ec2 is not available on this engine"),
         other => panic!("expected unavailable, got {other:?}"),
     }
-    assert_eq!(outcome.record.audit[0].decision, Decision::Unavailable("ec2 is not available on this engine".into()));
+    assert_eq!(
+        (outcome.record.audit[0].decision, outcome.record.audit[0].reason.as_deref()),
+        (AuditDecision::Unavailable, Some("ec2 is not available on this engine"))
+    );
     // Without the grant, the same call is denied, not unavailable.
     let outcome = run_hostile(&runtime, &plugin, json!({"mode": "ec2", "region": "eu-west-1"}), Grant::default()).await;
     assert!(matches!(outcome.result, Err(CallError::Denied(_))));
@@ -216,7 +222,7 @@ async fn a_name_resolving_to_the_metadata_address_is_refused() {
         }
         other => panic!("expected denied, got {other:?}"),
     }
-    assert!(matches!(outcome.record.audit[0].decision, Decision::Denied(_)));
+    assert!(outcome.record.audit[0].decision == AuditDecision::Denied);
 }
 
 #[tokio::test]
@@ -297,7 +303,7 @@ async fn scripts_are_read_from_the_library_only_when_granted() {
             .await;
     let report = outcome.result.expect("a granted read succeeds");
     assert_eq!(report.details["first_line"], "#!/bin/sh");
-    assert_eq!(outcome.record.audit[0].decision, Decision::Allowed);
+    assert_eq!(outcome.record.audit[0].decision, AuditDecision::Allowed);
     for name in ["../../etc/passwd", "/etc/passwd"] {
         match run_hostile(&runtime, &plugin, json!({"mode": "script", "name": name}), granted.clone()).await.result {
             Err(CallError::Denied(message)) => assert!(message.contains("is refused"), "{message}"),
