@@ -86,34 +86,31 @@ pub struct FileConfig {
     pub budgets: cme_grant::Budgets,
 }
 
-/// `[http]`: the operator's fence for plugins' requests, and the credentials the host adds
-/// to them (`[[http.credentials]]`). The fence's keys repeat `cme_grant::HttpFence`'s
-/// because serde cannot flatten it under `deny_unknown_fields`; `fence()` converts.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[http]`: the operator's fence for plugins' requests (`allow`, `deny`, `deny_networks`:
+/// `cme_grant::HttpFence` itself, unknown keys refused) and the credentials the host adds
+/// to them (`[[http.credentials]]`).
+#[derive(Debug, Default)]
 pub struct HttpFile {
-    /// Patterns every request must also match (empty: no extra condition).
-    #[serde(default)]
-    pub allow: Vec<String>,
-    /// Patterns no request may match.
-    #[serde(default)]
-    pub deny: Vec<String>,
-    /// Networks no request may reach (CIDR).
-    #[serde(default)]
-    pub deny_networks: Vec<String>,
-    #[serde(default)]
+    pub fence: cme_grant::HttpFence,
     pub credentials: Vec<HttpCredentialFile>,
 }
 
-impl HttpFile {
-    pub fn fence(&self) -> cme_grant::HttpFence {
-        cme_grant::HttpFence {
-            allow: self.allow.clone(),
-            deny: self.deny.clone(),
-            deny_networks: self.deny_networks.clone(),
-        }
+impl<'de> Deserialize<'de> for HttpFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // serde cannot flatten a struct under `deny_unknown_fields`: the credentials are
+        // taken out, and what is left must be exactly a fence.
+        let mut table = toml::Table::deserialize(deserializer)?;
+        let credentials = match table.remove("credentials") {
+            Some(value) => value.try_into().map_err(D::Error::custom)?,
+            None => Vec::new(),
+        };
+        let fence = cme_grant::HttpFence::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
+        Ok(HttpFile { fence, credentials })
     }
+}
 
+impl HttpFile {
     /// Reads every credential's secret and builds it; the error names the credential.
     pub async fn credentials(&self) -> anyhow::Result<Vec<std::sync::Arc<cme_cloud::http::HttpCredential>>> {
         let mut built = Vec::new();
@@ -455,4 +452,33 @@ pub fn default_cache_dir() -> anyhow::Result<PathBuf> {
             )
         })?;
     Ok(base.join("cme").join("artifacts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http_table_is_a_fence_and_credentials_and_nothing_else() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [http]
+            allow = ["https://*.internal/*"]
+            deny_networks = ["10.0.0.0/8"]
+            [[http.credentials]]
+            name = "gh"
+            urls = ["https://api.github.com/*"]
+            kind = "bearer"
+            secret = "x"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.http.fence.allow, vec!["https://*.internal/*".to_string()]);
+        assert_eq!(file.http.fence.deny_networks, vec!["10.0.0.0/8".to_string()]);
+        assert!(file.http.fence.deny.is_empty());
+        assert_eq!(file.http.credentials.len(), 1);
+        let typo = toml::from_str::<FileConfig>("[http]\nalow = [\"https://x/*\"]\n").unwrap_err().to_string();
+        assert!(typo.contains("unknown field") && typo.contains("alow"), "{typo}");
+        assert!(toml::from_str::<FileConfig>("").unwrap().http.fence.allow.is_empty());
+    }
 }

@@ -268,7 +268,7 @@ fn fences(file: &FileConfig) -> anyhow::Result<Fences> {
         ssh: SshFence {
             max_sessions_per_run: file.ssh.max_sessions_per_run.unwrap_or(defaults.ssh.max_sessions_per_run),
         },
-        http: file.http.fence(),
+        http: file.http.fence.clone(),
         probes: file.probes.clone(),
     };
     fences.validate()?;
