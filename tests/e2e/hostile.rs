@@ -96,6 +96,17 @@ fn hostile_inputs() -> Vec<Hostile> {
         text.push_str("BEGIN:VEVENT\r\nUID:bad\r\nDTSTART:20270101T010000Z\r\nDTEND:20270101T000000Z\r\nSUMMARY:ends first\r\nEND:VEVENT\r\n");
         text + "END:VCALENDAR\r\n"
     };
+    // Rules the rrule crate can only give up on (February 30th) and rules that repeat too
+    // often to evaluate: the calendar's check budgets (time, occurrences) cut them off.
+    let rules = |rule: &str, name: &str| {
+        let mut text = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n");
+        for i in 0..cme_engine::calendar::MAX_EVENTS {
+            text.push_str(&format!("BEGIN:VEVENT\r\nUID:{name}{i}\r\nDTSTART:20000101T000000Z\r\nDTEND:20000101T000100Z\r\nRRULE:{rule}\r\nEND:VEVENT\r\n"));
+        }
+        text + "END:VCALENDAR\r\n"
+    };
+    let impossible_rules = rules("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "never");
+    let hourly_rules = rules("FREQ=HOURLY", "hourly");
     let plan_with = |args: Value| json!({"name": "hostile", "attack": {"ref": "run_script:RunScript", "args": args}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": "2030-01-01T00:00:00Z"}}});
     let pem = base64::engine::general_purpose::STANDARD.encode(bcrypt_key(u32::MAX));
     let multipart = {
@@ -108,7 +119,9 @@ fn hostile_inputs() -> Vec<Hostile> {
     };
     vec![
         post("an iCalendar of nested BEGIN lines", "/api/1/calendars/?name=deep", "text/calendar", format!("BEGIN:VCALENDAR\r\n{}", "BEGIN:VEVENT\r\n".repeat((calendar_cap - 100) / 14))),
-        post("an iCalendar of as many events as it may hold, one bad", "/api/1/calendars/?name=many", "text/calendar", many_events),
+        post("an iCalendar of as many events as it may hold, one bad, strict", "/api/1/calendars/?name=many&strict=true", "text/calendar", many_events),
+        post("an iCalendar of recurring events that can never match", "/api/1/calendars/?name=never", "text/calendar", impossible_rules),
+        post("an iCalendar of hourly rules since 2000", "/api/1/calendars/?name=hourly", "text/calendar", hourly_rules),
         post("an iCalendar of more events than it may hold", "/api/1/calendars/?name=more", "text/calendar", format!("BEGIN:VCALENDAR\r\n{}END:VCALENDAR\r\n", "BEGIN:VEVENT\r\nEND:VEVENT\r\n".repeat((calendar_cap - 100) / 26))),
         post("an iCalendar that is not UTF-8", "/api/1/calendars/?name=bytes", "text/calendar", vec![0xff; 4096]),
         post("a YAML inventory of aliases to aliases", "/api/1/inventories/", "application/yaml", laughs),

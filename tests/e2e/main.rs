@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod browser;
 mod budgets;
+mod calendars;
 mod cli;
 mod cloud_ec2;
 mod cloud_ssh;

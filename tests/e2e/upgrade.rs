@@ -36,6 +36,14 @@ const RECORDED: [&str; 17] = [
     "m0017_blackout_order",
 ];
 
+/// The migrations added since the fixtures were made, applied after the recorded ones.
+const ADDED: [&str; 1] = ["m0018_blackout_description"];
+
+/// What a database made or upgraded today records.
+fn today() -> Vec<&'static str> {
+    RECORDED.iter().chain(ADDED.iter()).copied().collect()
+}
+
 /// The migration names a database records, in the order they were applied.
 fn applied(backend: Backend, database_url: &str) -> Vec<String> {
     let query = "select version from seaql_migrations order by applied_at, version";
@@ -120,10 +128,11 @@ async fn databases_written_before_the_migration_split_open_with_all_they_hold() 
             executors.get("executors").or_else(|| executors["_embedded"].get("executors")).and_then(Value::as_array);
         assert!(executors.is_some_and(|e| e.len() >= 2), "{backend:?}: {executors:?}");
 
-        // Nothing was applied again, and a database made today records the same names.
-        assert_eq!(applied(backend, &database_url), RECORDED, "{backend:?}");
+        // Nothing was applied again (only the newer migrations, after the recorded ones),
+        // and a database made today records the same names.
+        assert_eq!(applied(backend, &database_url), today(), "{backend:?}");
         let fresh_dir = tempfile::tempdir().unwrap();
         let fresh = Engine::start(fresh_dir.path(), backend, Options::default());
-        assert_eq!(applied(backend, &fresh.database_url), RECORDED, "{backend:?}: a new database");
+        assert_eq!(applied(backend, &fresh.database_url), today(), "{backend:?}: a new database");
     }
 }

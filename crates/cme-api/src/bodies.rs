@@ -195,12 +195,16 @@ pub(crate) struct NewBlackoutBody {
     /// cancel the plans' running attacks when it starts (default: let them finish)
     #[serde(default)]
     stop_running: bool,
+    /// what it is for
+    #[schemars(length(max = 2000))]
+    description: Option<String>,
 }
 
 impl NewBlackoutBody {
     pub fn into_new(self) -> NewBlackout {
         NewBlackout {
             name: self.name,
+            description: self.description,
             plan_id: self.plan_id,
             start: self.start,
             end: self.end,

@@ -394,10 +394,18 @@ fn schemas() -> Value {
             "created": date,
             "created_by": {"type": "string"},
             "recurring": {"type": "boolean"},
-            "every": {"enum": ["week", "day"]},
+            "every": {"enum": ["week", "day", "rule"]},
             "start": {"type": "string"},
             "end": {"type": "string"},
             "timezone": {"type": "string"},
+            "description": text_or_null,
+            "rule": text_or_null,
+            "until": date_or_null,
+            "length_days": {"type": "integer"},
+            "length_seconds": {"type": "integer"},
+            "rdates": {"type": "array", "items": date},
+            "exdates": {"type": "array", "items": date},
+            "next": {"type": "array", "items": {"type": "object", "properties": {"start": date, "end": date}}},
             "_links": links,
         }
     });
@@ -480,8 +488,12 @@ fn schemas() -> Value {
             "count": {"type": "integer"}, "blackouts": {"type": "array", "items": reference("Blackout")}, "_links": links
         }},
         "CalendarImport": {"type": "object", "required": ["calendar", "count", "blackouts"], "properties": {
-            "msg": {"type": "string"}, "calendar": {"type": "string"}, "count": {"type": "integer"},
-            "blackouts": {"type": "array", "items": reference("Blackout")}, "_links": links
+            "msg": {"type": "string"}, "calendar": {"type": "string"}, "timezone": {"type": "string"}, "count": {"type": "integer"},
+            "blackouts": {"type": "array", "items": reference("Blackout")},
+            "skipped": {"type": "array", "items": {"type": "object", "required": ["event", "reason"], "properties": {
+                "event": {"type": "string"}, "reason": {"type": "string"}
+            }}},
+            "_links": links
         }},
         "Halt": {"type": "object", "required": ["halted", "persisted"], "properties": {
             "halted": {"type": "boolean"}, "since": date_or_null, "reason": text_or_null, "persisted": {"type": "boolean"}, "_links": links

@@ -5,8 +5,11 @@
 //! when the store's blackout generation changes (one indexed read per claim batch, so a
 //! blackout made on any replica holds at the next claim). One-off spans are sorted by
 //! start with a running maximum of their ends; recurring ones are bucketed per zone by the
-//! hours of the week (or day) they touch. A lookup looks at the spans that can cover the
-//! instant and confirms each with [`BlackoutWhen::covers`], the one rule.
+//! hours of the week (or day) they touch; a calendar's recurring events keep the spans of
+//! their occurrences around the last instant asked (a window of [`RULE_WINDOW_DAYS`],
+//! recomputed when a lookup falls outside it: firings are asked in time order). A lookup
+//! looks at the spans that can cover the instant and confirms each with
+//! [`BlackoutWhen::covers`], the one rule, or with the rule's own spans.
 
 use cme_model::Locked;
 use std::collections::HashMap;
@@ -20,6 +23,10 @@ use crate::blackouts::{Blackout, BlackoutWhen};
 /// Hours in a week: the buckets of weekly blackouts (daily ones use the first 24).
 const WEEK_HOURS: usize = 7 * 24;
 
+/// The days of occurrences a recurring event's window holds ahead of the instant that
+/// filled it (and one day behind).
+pub const RULE_WINDOW_DAYS: i64 = 92;
+
 /// Blackouts, indexed by when they hold.
 #[derive(Debug, Default)]
 pub struct BlackoutIndex {
@@ -29,8 +36,52 @@ pub struct BlackoutIndex {
     once_max_end: Vec<DateTime<Utc>>,
     /// Recurring blackouts, by zone.
     zones: Vec<ZoneBuckets>,
+    /// Calendars' recurring events.
+    rules: Vec<RuleEntry>,
     /// How many blackouts it holds.
     count: usize,
+}
+
+/// A recurring event and the spans of its occurrences near the last lookup.
+#[derive(Debug)]
+struct RuleEntry {
+    blackout: Arc<Blackout>,
+    /// None: the stored rule no longer compiles (it holds always: fail closed).
+    compiled: Option<crate::recurrence::CompiledRule>,
+    state: std::sync::Mutex<Option<RuleState>>,
+}
+
+/// Where a rule's walk stands, and the window it last filled.
+#[derive(Debug)]
+struct RuleState {
+    cursor: crate::recurrence::Cursor,
+    window: Option<RuleWindow>,
+}
+
+#[derive(Debug)]
+struct RuleWindow {
+    /// `[from, to)`: every occurrence overlapping it is in `spans`.
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// None: the rule could not be walked that far (it holds: fail closed).
+    spans: Option<Vec<crate::recurrence::Span>>,
+}
+
+impl RuleEntry {
+    fn covers(&self, at: DateTime<Utc>) -> bool {
+        let Some(compiled) = &self.compiled else { return true };
+        let mut state = self.state.locked();
+        let state = state.get_or_insert_with(|| RuleState { cursor: compiled.cursor(), window: None });
+        if !state.window.as_ref().is_some_and(|w| w.from <= at && at < w.to) {
+            let (from, to) = (at - chrono::Duration::days(1), at + chrono::Duration::days(RULE_WINDOW_DAYS));
+            let spans = state.cursor.spans(compiled, from, to).ok();
+            state.window = Some(RuleWindow { from, to, spans });
+        }
+        match state.window.as_ref().and_then(|w| w.spans.as_ref()) {
+            Some(spans) => spans.iter().any(|(start, end)| *start <= at && at < *end),
+            None => true,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -46,10 +97,18 @@ impl BlackoutIndex {
     pub fn new(blackouts: Vec<Blackout>) -> Self {
         let count = blackouts.len();
         let mut once: Vec<Arc<Blackout>> = Vec::new();
+        let mut rules: Vec<RuleEntry> = Vec::new();
         let mut zones: HashMap<String, ZoneBuckets> = HashMap::new();
         for blackout in blackouts.into_iter().map(Arc::new) {
             match &blackout.when {
                 BlackoutWhen::Once { .. } => once.push(blackout),
+                BlackoutWhen::Rule(rule) => {
+                    let compiled = rule
+                        .compile()
+                        .inspect_err(|error| tracing::error!(blackout_id = %blackout.id, %error, "a stored recurring blackout does not compile; it holds always"))
+                        .ok();
+                    rules.push(RuleEntry { blackout: blackout.clone(), compiled, state: std::sync::Mutex::new(None) });
+                }
                 BlackoutWhen::Recurring { start, end, timezone } => {
                     let zone: Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
                     let buckets = zones.entry(timezone.clone()).or_insert_with(|| ZoneBuckets {
@@ -74,7 +133,7 @@ impl BlackoutIndex {
                 latest
             })
             .collect();
-        BlackoutIndex { once, once_max_end, zones: zones.into_values().collect(), count }
+        BlackoutIndex { once, once_max_end, zones: zones.into_values().collect(), rules, count }
     }
 
     /// An index in which everything is blacked out, by `name`: what the engine judges
@@ -83,6 +142,7 @@ impl BlackoutIndex {
         let always = Blackout {
             id: String::new(),
             name,
+            description: None,
             plan_id: None,
             when: BlackoutWhen::Once { start: DateTime::<Utc>::MIN_UTC, end: DateTime::<Utc>::MAX_UTC },
             calendar: None,
@@ -116,6 +176,7 @@ impl BlackoutIndex {
                 }
             }
         }
+        found.extend(self.rules.iter().filter(|rule| rule.covers(at)).map(|rule| &*rule.blackout));
         found
     }
 
@@ -137,14 +198,14 @@ impl BlackoutIndex {
 fn start_of(blackout: &Blackout) -> DateTime<Utc> {
     match blackout.when {
         BlackoutWhen::Once { start, .. } => start,
-        BlackoutWhen::Recurring { .. } => DateTime::<Utc>::MIN_UTC,
+        BlackoutWhen::Recurring { .. } | BlackoutWhen::Rule(_) => DateTime::<Utc>::MIN_UTC,
     }
 }
 
 fn end_of(blackout: &Blackout) -> DateTime<Utc> {
     match blackout.when {
         BlackoutWhen::Once { end, .. } => end,
-        BlackoutWhen::Recurring { .. } => DateTime::<Utc>::MAX_UTC,
+        BlackoutWhen::Recurring { .. } | BlackoutWhen::Rule(_) => DateTime::<Utc>::MAX_UTC,
     }
 }
 
@@ -200,6 +261,7 @@ mod tests {
         Blackout {
             id: id.into(),
             name: id.into(),
+            description: None,
             plan_id: plan_id.map(str::to_string),
             when,
             calendar: None,
@@ -237,6 +299,24 @@ mod tests {
         {
             all.push(blackout(&format!("recurring-{i}"), BlackoutWhen::recurring(s, e, zone).unwrap(), None));
         }
+        let wall = |text: &str| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+        use crate::recurrence::{EventRule, Length};
+        let weekly = EventRule::new(
+            wall("2026-01-06 09:00"),
+            chrono_tz::Europe::Madrid,
+            Some("FREQ=WEEKLY;BYDAY=TU,TH"),
+            Length::Seconds(7200),
+        )
+        .unwrap();
+        let last_friday = EventRule::new(
+            wall("2026-01-30 00:00"),
+            chrono_tz::America::New_York,
+            Some("FREQ=MONTHLY;BYDAY=-1FR"),
+            Length::Days(1),
+        )
+        .unwrap();
+        all.push(blackout("rule-weekly", BlackoutWhen::Rule(weekly), Some("p1")));
+        all.push(blackout("rule-last-friday", BlackoutWhen::Rule(last_friday), None));
         let index = BlackoutIndex::new(all.clone());
         assert_eq!(index.len(), all.len());
         let mut t = at("2026-11-28T00:00:00Z");

@@ -1,7 +1,8 @@
 //! Blackouts: spans of time in which no firing runs. A firing that falls in one becomes a
 //! `skipped` executor naming it (never silently absent). A blackout is global or bound to
-//! one plan, and is either one-off (`start`..`end`) or recurring every week or every day
-//! in wall time of a zone ("FRI 16:00" to "MON 08:00", "22:00" to "06:00").
+//! one plan, and is either one-off (`start`..`end`), recurring every week or every day
+//! in wall time of a zone ("FRI 16:00" to "MON 08:00", "22:00" to "06:00"), or a
+//! calendar's recurring event (an RRULE with its RDATEs and EXDATEs).
 
 use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
@@ -12,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub struct Blackout {
     pub id: String,
     pub name: String,
+    /// What it is for (a calendar event's DESCRIPTION, or the operator's words).
+    pub description: Option<String>,
     /// The one plan it holds; None: every plan.
     pub plan_id: Option<String>,
     pub when: BlackoutWhen,
@@ -34,6 +37,8 @@ pub enum BlackoutWhen {
     /// wall time of `timezone`; an end before its start wraps (Friday to Monday, 22:00 to
     /// 06:00).
     Recurring { start: WallTime, end: WallTime, timezone: String },
+    /// Every occurrence of a calendar's recurring event (RRULE, RDATE, EXDATE).
+    Rule(crate::recurrence::EventRule),
 }
 
 /// A wall time of a week (`FRI 16:00`) or of every day (`16:00`).
@@ -124,6 +129,8 @@ impl BlackoutWhen {
                 let (s, e) = (start.minutes(), end.minutes());
                 if s < e { s <= now && now < e } else { now >= s || now < e }
             }
+            // A rule that no longer compiles holds (fail closed); the index caches this.
+            BlackoutWhen::Rule(rule) => rule.compile().map_or(true, |compiled| compiled.covers(at)),
         }
     }
 }
@@ -182,6 +189,7 @@ mod tests {
         let b = Blackout {
             id: "b".into(),
             name: "freeze".into(),
+            description: None,
             plan_id: Some("p1".into()),
             when: BlackoutWhen::Once { start: at("2026-01-01T00:00:00Z"), end: at("2026-01-02T00:00:00Z") },
             calendar: None,
@@ -201,6 +209,8 @@ mod tests {
 #[derive(Debug, Clone)]
 pub struct NewBlackout {
     pub name: String,
+    /// What it is for (at most 2,000 characters).
+    pub description: Option<String>,
     /// None: every plan.
     pub plan_id: Option<String>,
     pub start: String,
@@ -209,6 +219,32 @@ pub struct NewBlackout {
     pub timezone: Option<String>,
     /// Cancel the plans' running attacks when it starts.
     pub stop_running: bool,
+}
+
+/// A calendar to import (`POST /api/1/calendars/?name=...`).
+#[derive(Debug, Clone, Default)]
+pub struct CalendarImport {
+    /// Importing the same name again replaces that calendar's blackouts.
+    pub name: String,
+    /// The zone of floating times and dates; None: the file's `X-WR-TIMEZONE`, else the
+    /// engine's.
+    pub timezone: Option<String>,
+    /// The one plan its blackouts hold; None: every plan.
+    pub plan_id: Option<String>,
+    pub stop_running: bool,
+    /// Free (`TRANSP:TRANSPARENT`) events become blackouts too.
+    pub include_free: bool,
+    /// Any event that cannot be read refuses the file.
+    pub strict: bool,
+}
+
+/// What an import stored, and what it left out.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub blackouts: Vec<Blackout>,
+    pub skipped: Vec<crate::calendar::Skipped>,
+    /// The zone floating times and dates were read in.
+    pub zone: Tz,
 }
 
 /// The longest name a blackout may have.
@@ -244,10 +280,18 @@ impl crate::Engine {
             }
             BlackoutWhen::Once { start, end }
         };
+        let description = new.description.map(|d| d.trim().to_string()).filter(|d| !d.is_empty());
+        if description.as_ref().is_some_and(|d| d.chars().count() > crate::calendar::MAX_DESCRIPTION) {
+            return Err(EngineError::invalid(
+                "/description",
+                format!("a description may hold at most {} characters", crate::calendar::MAX_DESCRIPTION),
+            ));
+        }
         self.check_blackout_plan(new.plan_id.as_deref()).await?;
         let blackout = Blackout {
             id: crate::plans::new_id(),
             name,
+            description,
             plan_id: new.plan_id,
             when,
             calendar: None,
@@ -265,48 +309,62 @@ impl crate::Engine {
     }
 
     /// Imports an iCalendar file as blackouts named `<calendar>: <event>`, one per event,
-    /// replacing what the same calendar imported before; all or nothing, audited.
+    /// replacing what the same calendar imported before; all or nothing, audited. Events
+    /// that cannot be blackouts come back as skipped, with why.
     pub async fn import_calendar(
         &self,
-        calendar: &str,
+        import: CalendarImport,
         ics: &str,
-        timezone: Option<&str>,
-        plan_id: Option<String>,
-        stop_running: bool,
         by: &str,
-    ) -> Result<Vec<Blackout>, crate::EngineError> {
+    ) -> Result<Imported, crate::EngineError> {
         use crate::EngineError;
-        let calendar = calendar.trim();
-        if calendar.is_empty() || calendar.len() > MAX_NAME {
+        let calendar = import.name.trim().to_string();
+        if calendar.is_empty() || calendar.len() > MAX_NAME - crate::calendar::MAX_SUMMARY - 2 {
             return Err(EngineError::invalid(
                 "/name",
-                format!("a calendar needs a name of 1 to {MAX_NAME} characters (?name=)"),
+                format!(
+                    "a calendar needs a name of 1 to {} characters (?name=)",
+                    MAX_NAME - crate::calendar::MAX_SUMMARY - 2
+                ),
             ));
         }
-        let zone = self.zone_named(timezone)?;
+        let options = crate::calendar::ReadOptions {
+            zone: import.timezone.as_deref().map(|name| self.zone_named(Some(name))).transpose()?,
+            include_free: import.include_free,
+            strict: import.strict,
+        };
+        let engine_zone = self.config.timezone;
         let text = ics.to_string();
-        let events = crate::bounded::off_worker("the calendar", move || crate::calendar::calendar_events(&text, zone))
-            .await
-            .map_err(|m| EngineError::invalid("/", m))?;
-        self.check_blackout_plan(plan_id.as_deref()).await?;
+        let read = crate::bounded::off_worker("the calendar", move || {
+            crate::calendar::read(&text, engine_zone, options, Utc::now()).map_err(|refused| refused.0)
+        })
+        .await
+        .map_err(|m| EngineError::invalid("/", m))?;
+        self.check_blackout_plan(import.plan_id.as_deref()).await?;
         let now = Utc::now();
-        let blackouts: Vec<Blackout> = events
+        let blackouts: Vec<Blackout> = read
+            .events
             .into_iter()
             .map(|event| Blackout {
                 id: crate::plans::new_id(),
                 name: format!("{calendar}: {}", event.name),
-                plan_id: plan_id.clone(),
+                description: event.description,
+                plan_id: import.plan_id.clone(),
                 when: event.when,
-                calendar: Some(calendar.to_string()),
-                stop_running,
+                calendar: Some(calendar.clone()),
+                stop_running: import.stop_running,
                 created: now,
                 created_by: by.to_string(),
             })
             .collect();
-        let audit = crate::AuditEvent::action(by, "calendar.import", format!("{calendar}: {} events", blackouts.len()));
-        self.ports.calendars.insert_blackouts(Some(calendar), &blackouts, &audit, self.config.max_blackouts).await?;
-        tracing::info!(calendar, events = blackouts.len(), by, "calendar imported");
-        Ok(blackouts)
+        let audit = crate::AuditEvent::action(
+            by,
+            "calendar.import",
+            format!("{calendar}: {} events, {} skipped", blackouts.len(), read.skipped.len()),
+        );
+        self.ports.calendars.insert_blackouts(Some(&calendar), &blackouts, &audit, self.config.max_blackouts).await?;
+        tracing::info!(calendar, events = blackouts.len(), skipped = read.skipped.len(), by, "calendar imported");
+        Ok(Imported { blackouts, skipped: read.skipped, zone: read.zone })
     }
 
     /// Up to `size` blackouts after `after`, oldest first, with whether more follow and

@@ -29,6 +29,7 @@ pub mod host;
 pub mod inventory;
 pub mod model;
 mod plans;
+pub mod recurrence;
 mod registry;
 mod scheduler;
 pub mod signatures;
@@ -43,7 +44,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-pub use blackouts::{Blackout, BlackoutWhen, NewBlackout, WallTime};
+pub use blackouts::{Blackout, BlackoutWhen, CalendarImport, Imported, NewBlackout, WallTime};
 pub use cme_grant::{BudgetTake, Budgets, GroupBudget};
 pub use config::EngineConfig;
 pub use credentials::{CredentialView, NewCredential, plan_credential_name};

@@ -247,6 +247,7 @@ pub(crate) fn blackout_model(b: &Blackout) -> blackout::Model {
         stop_running: b.stop_running,
         created_at_us: us(b.created),
         created_by: b.created_by.clone(),
+        description: b.description.clone(),
     }
 }
 
@@ -255,6 +256,7 @@ pub(crate) fn blackout(m: blackout::Model) -> Result<Blackout, StorageError> {
         when: serde_json::from_str(&m.spec).map_err(|e| corrupt("blackout spec", e))?,
         id: m.id,
         name: m.name,
+        description: m.description,
         plan_id: m.plan_id,
         calendar: m.calendar,
         stop_running: m.stop_running,

@@ -129,11 +129,18 @@ pub enum BlackoutsCommand {
         file: PathBuf,
         #[arg(long)]
         name: String,
-        /// Zone of all-day events and floating times [default: the engine's].
+        /// Zone of all-day events and floating times [default: the file's X-WR-TIMEZONE,
+        /// else the engine's].
         #[arg(long)]
         timezone: Option<String>,
         #[arg(long)]
         plan: Option<String>,
+        /// Free (TRANSP:TRANSPARENT) events become blackouts too.
+        #[arg(long)]
+        include_free: bool,
+        /// Refuse the file if any event cannot be read (default: skip it, listed).
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -679,16 +686,21 @@ async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result
             let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/blackouts/{id}"), None).await?;
             say!("{}", doc["msg"].as_str().unwrap_or("deleted"));
         }
-        BlackoutsCommand::Import { file, name, timezone, plan } => {
+        BlackoutsCommand::Import { file, name, timezone, plan, include_free, strict } => {
             let ics = std::fs::read(&file).with_context(|| format!("reading the calendar {}", file.display()))?;
             let mut query = vec![("name", name)];
             query.extend(timezone.map(|z| ("timezone", z)));
             query.extend(plan.map(|p| ("plan_id", p)));
+            query.extend(include_free.then(|| ("include_free", "true".to_string())));
+            query.extend(strict.then(|| ("strict", "true".to_string())));
             let doc = client
                 .request(reqwest::Method::POST, "/api/1/calendars/", &query, Some(("text/calendar", ics)))
                 .await?;
             say!("imported {} events of calendar {}", cell(&doc["count"]), cell(&doc["calendar"]));
             print_blackouts(doc["blackouts"].as_array().map(Vec::as_slice).unwrap_or_default());
+            for skipped in doc["skipped"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                say!("skipped {}: {}", cell(&skipped["event"]), cell(&skipped["reason"]));
+            }
         }
     }
     Ok(())
@@ -755,7 +767,11 @@ fn print_blackouts(blackouts: &[Value]) {
     let rows = blackouts
         .iter()
         .map(|b| {
-            let every = if b["recurring"] == true { format!("every {}", cell(&b["every"])) } else { "once".into() };
+            let every = match (b["recurring"] == true, b["rule"].as_str()) {
+                (true, Some(rule)) => rule.to_string(),
+                (true, None) => format!("every {}", cell(&b["every"])),
+                (false, _) => "once".into(),
+            };
             vec![cell(&b["id"]), cell(&b["name"]), every, cell(&b["start"]), cell(&b["end"]), cell(&b["plan_id"])]
         })
         .collect();

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use cme_engine::{Blackout, BlackoutWhen};
+use cme_engine::{Blackout, BlackoutWhen, CalendarImport};
 
 use super::{Result, date};
 use crate::ApiState;
@@ -15,6 +15,9 @@ use crate::body::{check_schema, json_body, read_limited};
 use crate::hal::{Hal, cursor_links, cursor_page, query_pairs, self_href};
 use crate::problem::ApiError;
 use cme_engine::storage::BlackoutCursor;
+
+/// The occurrences of a recurring event a blackout's document shows.
+const NEXT_SHOWN: usize = 3;
 
 /// The largest calendar file accepted.
 pub const MAX_CALENDAR_BYTES: usize = 2 << 20;
@@ -71,23 +74,33 @@ pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     .await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::bad_request("the calendar is not UTF-8 text", Some("/".into())))?;
-    let stop_running = match get("stop_running").as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
+    let flag = |key: &str| match get(key).as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
         Some(other) => {
-            return Err(ApiError::bad_request(
-                format!("stop_running must be true or false, not {other:?}"),
-                Some("/stop_running".into()),
-            ));
+            Err(ApiError::bad_request(format!("{key} must be true or false, not {other:?}"), Some(format!("/{key}"))))
         }
     };
-    let blackouts = state
-        .engine
-        .import_calendar(&name, text, get("timezone").as_deref(), get("plan_id"), stop_running, caller.name())
-        .await?;
-    let items: Vec<Value> = blackouts.iter().map(|b| document(b).into_value()).collect();
-    let doc = Hal::new(json!({"msg": "ok", "calendar": name, "count": items.len(), "blackouts": items}))
-        .link("blackouts", "/api/1/blackouts/");
+    let import = CalendarImport {
+        name: name.clone(),
+        timezone: get("timezone"),
+        plan_id: get("plan_id"),
+        stop_running: flag("stop_running")?,
+        include_free: flag("include_free")?,
+        strict: flag("strict")?,
+    };
+    let imported = state.engine.import_calendar(import, text, caller.name()).await?;
+    let items: Vec<Value> = imported.blackouts.iter().map(|b| document(b).into_value()).collect();
+    let skipped: Vec<Value> = imported.skipped.iter().map(|s| json!({"event": s.event, "reason": s.reason})).collect();
+    let doc = Hal::new(json!({
+        "msg": "ok",
+        "calendar": name,
+        "timezone": imported.zone.name(),
+        "count": items.len(),
+        "blackouts": items,
+        "skipped": skipped,
+    }))
+    .link("blackouts", "/api/1/blackouts/");
     Ok(doc.respond_at(StatusCode::CREATED, "/api/1/blackouts/"))
 }
 
@@ -101,10 +114,37 @@ fn document(b: &Blackout) -> Hal {
             "end": end.to_string(),
             "timezone": timezone,
         }),
+        BlackoutWhen::Rule(rule) => {
+            let compiled = rule.compile().ok();
+            let spans = |from, n| compiled.as_ref().map(|c| c.next(from, n)).unwrap_or_default();
+            let first = spans(chrono::DateTime::<chrono::Utc>::MIN_UTC, 1).first().copied();
+            let next: Vec<Value> = spans(chrono::Utc::now(), NEXT_SHOWN)
+                .into_iter()
+                .map(|(start, end)| json!({"start": date(start), "end": date(end)}))
+                .collect();
+            let (unit, amount) = match rule.length {
+                cme_engine::recurrence::Length::Days(days) => ("length_days", days as i64),
+                cme_engine::recurrence::Length::Seconds(seconds) => ("length_seconds", seconds),
+            };
+            json!({
+                "recurring": true,
+                "every": "rule",
+                "rule": rule.rrule,
+                "until": rule.until.map(date),
+                "start": first.map(|(start, _)| date(start)),
+                "end": first.map(|(_, end)| date(end)),
+                "timezone": rule.timezone,
+                unit: amount,
+                "rdates": rule.rdates.iter().map(|d| date(*d)).collect::<Vec<_>>(),
+                "exdates": rule.exdates.iter().map(|d| date(*d)).collect::<Vec<_>>(),
+                "next": next,
+            })
+        }
     };
     let mut data = json!({
         "id": b.id,
         "name": b.name,
+        "description": b.description,
         "plan_id": b.plan_id,
         "calendar": b.calendar,
         "stop_running": b.stop_running,

@@ -170,9 +170,11 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     })
     .params(&[
         Param::required("name", "the calendar's name"),
-        Param::text("timezone", "IANA zone of all-day events and floating times (default: the engine's)"),
+        Param::text("timezone", "IANA zone of all-day events and floating times (default: the file's X-WR-TIMEZONE, else the engine's)"),
         Param::text("plan_id", "the one plan its blackouts hold (default: every plan)"),
         Param::boolean("stop_running", "cancel running attacks when a blackout starts"),
+        Param::boolean("include_free", "free (TRANSP:TRANSPARENT) events become blackouts too"),
+        Param::boolean("strict", "refuse the file if any event cannot be read (default: skip it, listed in skipped)"),
     ])
     .body(Body::Calendar)
     .answers(&[(201, Hal("CalendarImport"))]),

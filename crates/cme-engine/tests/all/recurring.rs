@@ -81,6 +81,7 @@ async fn a_firing_in_a_blackout_is_skipped_naming_it() {
     let rig = Rig::new().await;
     let now = Utc::now();
     let blackout = NewBlackout {
+        description: None,
         name: "change freeze".into(),
         plan_id: None,
         start: (now - chrono::Duration::minutes(1)).to_rfc3339(),
@@ -114,6 +115,7 @@ async fn a_plan_blackout_holds_its_plan_only() {
         rig.engine.create_plan(plan(json!({}), json!({"in_ms": [300]})), &operator()).await.unwrap();
     let now = Utc::now();
     let blackout = NewBlackout {
+        description: None,
         name: "this one".into(),
         plan_id: Some(held.plan.id.clone()),
         start: now.to_rfc3339(),
@@ -210,6 +212,7 @@ async fn a_forecast_of_a_new_plan_shows_blackouts_and_explains_an_empty_span() {
     let rig = Rig::new().await;
     let now = Utc::now();
     let blackout = NewBlackout {
+        description: None,
         name: "night".into(),
         plan_id: None,
         start: "22:00".into(),
@@ -251,6 +254,7 @@ async fn a_blackout_that_stops_running_attacks_cancels_the_runs_it_holds_when_it
     reaches(&rig.engine, &held_runs[0].id, ExecutorStatus::Running).await;
     let now = Utc::now();
     let blackout = NewBlackout {
+        description: None,
         name: "incident".into(),
         plan_id: Some(held.plan.id.clone()),
         start: now.to_rfc3339(),

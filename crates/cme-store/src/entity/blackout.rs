@@ -17,6 +17,8 @@ pub struct Model {
     pub stop_running: bool,
     pub created_at_us: i64,
     pub created_by: String,
+    /// What it is for (m0018).
+    pub description: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,7 @@ mod m0014_inventories_and_undos;
 mod m0015_locked_work_counts;
 mod m0016_admit_work;
 mod m0017_blackout_order;
+mod m0018_blackout_description;
 
 use m0001_initial::*;
 use m0002_credentials::*;
@@ -42,6 +43,7 @@ use m0014_inventories_and_undos::*;
 use m0015_locked_work_counts::*;
 use m0016_admit_work::*;
 use m0017_blackout_order::*;
+use m0018_blackout_description::*;
 
 pub struct Migrator;
 
@@ -65,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0015LockedWorkCounts),
             Box::new(M0016AdmitWork),
             Box::new(M0017BlackoutOrder),
+            Box::new(M0018BlackoutDescription),
         ]
     }
 }
