@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod browser;
 mod budgets;
+mod calendar_subscriptions;
 mod calendars;
 mod cli;
 mod cloud_ec2;

@@ -214,6 +214,47 @@ impl NewBlackoutBody {
     }
 }
 
+/// The body of `POST /api/1/calendars/` as JSON: a subscription to a calendar's URL.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct SubscriptionBody {
+    /// the calendar's name (its blackouts are named "<name>: <event>")
+    #[schemars(length(min = 1, max = 100))]
+    name: String,
+    /// the calendar's iCal address (https, http or webcal); a secret: answers show its origin only
+    #[schemars(length(min = 1, max = 2048))]
+    url: String,
+    /// how often it is fetched again (default 3600)
+    #[schemars(range(min = 300))]
+    refresh_seconds: Option<u64>,
+    /// IANA zone of all-day events and floating times (default: the file's X-WR-TIMEZONE, else the engine's)
+    #[schemars(length(min = 1, max = 64))]
+    timezone: Option<String>,
+    /// the one plan its blackouts hold (default: every plan)
+    #[schemars(length(min = 1, max = 64))]
+    plan_id: Option<String>,
+    /// cancel the plans' running attacks when a blackout starts
+    #[serde(default)]
+    stop_running: bool,
+    /// free (TRANSP:TRANSPARENT) events become blackouts too
+    #[serde(default)]
+    include_free: bool,
+}
+
+impl SubscriptionBody {
+    pub fn into_new(self) -> cme_engine::NewSubscription {
+        cme_engine::NewSubscription {
+            name: self.name,
+            url: self.url,
+            refresh_seconds: self.refresh_seconds,
+            timezone: self.timezone,
+            plan_id: self.plan_id,
+            stop_running: self.stop_running,
+            include_free: self.include_free,
+        }
+    }
+}
+
 /// The body of `PUT /api/1/inventories/{name}`.
 #[derive(Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]

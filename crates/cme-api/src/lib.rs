@@ -24,7 +24,7 @@ mod routes;
 pub mod limits {
     pub use crate::body::MAX_JSON_BODY;
     pub use crate::problem::MAX_DETAIL;
-    pub use crate::routes::blackouts::MAX_CALENDAR_BYTES;
+    pub use crate::routes::calendars::MAX_CALENDAR_BYTES;
     pub use crate::routes::inventories::MAX_INVENTORY_BYTES;
     pub use crate::routes::plugins::MAX_SIGNATURE_BYTES;
 }

@@ -54,9 +54,6 @@ impl Param {
     pub const fn text(name: &'static str, description: &'static str) -> Param {
         Param { name, description, kind: "string", required: false }
     }
-    pub const fn required(name: &'static str, description: &'static str) -> Param {
-        Param { name, description, kind: "string", required: true }
-    }
     pub const fn int(name: &'static str, description: &'static str) -> Param {
         Param { name, description, kind: "integer", required: false }
     }
@@ -75,8 +72,8 @@ pub(crate) enum Body {
     OptionalJson(&'static str),
     /// A WebAssembly component, raw or as the `file` part of a form.
     Wasm,
-    /// An iCalendar file.
-    Calendar,
+    /// An iCalendar file, or a subscription to one as JSON.
+    CalendarOrSubscription,
     /// An Ansible YAML inventory.
     Yaml,
 }
@@ -244,9 +241,10 @@ impl Endpoint {
                     "properties": {"file": {"type": "string", "format": "binary"}, "sha256": {"type": "string"}}
                 }}
             }})),
-            Body::Calendar => {
-                Some(json!({"required": true, "content": {"text/calendar": {"schema": {"type": "string"}}}}))
-            }
+            Body::CalendarOrSubscription => Some(json!({"required": true, "content": {
+                "text/calendar": {"schema": {"type": "string"}},
+                "application/json": {"schema": reference("NewSubscription")}
+            }})),
             Body::Yaml => {
                 Some(json!({"required": true, "content": {"application/yaml": {"schema": {"type": "string"}}}}))
             }
@@ -409,6 +407,28 @@ fn schemas() -> Value {
             "_links": links,
         }
     });
+    let calendar = json!({
+        "type": "object",
+        "required": ["name", "kind", "blackouts", "_links"],
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"enum": ["upload", "subscription"]},
+            "url": text_or_null,
+            "refresh_seconds": {"type": ["integer", "null"]},
+            "timezone": text_or_null,
+            "plan_id": text_or_null,
+            "stop_running": {"type": "boolean"},
+            "include_free": {"type": "boolean"},
+            "created": date,
+            "created_by": {"type": "string"},
+            "last_fetched": date_or_null,
+            "last_error": text_or_null,
+            "next_fetch": date_or_null,
+            "blackouts": {"type": "integer"},
+            "msg": {"type": "string"},
+            "_links": links,
+        }
+    });
     let embedded = |key: &str, item: Value| {
         json!({
             "type": "object",
@@ -421,6 +441,7 @@ fn schemas() -> Value {
         "Reschedule": schema::<RescheduleBody>(),
         "NewCredential": schema::<NewCredentialBody>(),
         "NewBlackout": schema::<NewBlackoutBody>(),
+        "NewSubscription": schema::<crate::bodies::SubscriptionBody>(),
         "NewInventory": schema::<InventoryBody>(),
         "HaltRequest": schema::<HaltBody>(),
         "Grant": cme_grant::Grant::json_schema(),
@@ -487,6 +508,11 @@ fn schemas() -> Value {
         "BlackoutList": {"type": "object", "required": ["count", "blackouts"], "properties": {
             "count": {"type": "integer"}, "blackouts": {"type": "array", "items": reference("Blackout")}, "_links": links
         }},
+        "Calendar": calendar.clone(),
+        "CalendarList": {"type": "object", "required": ["count", "calendars"], "properties": {
+            "count": {"type": "integer"}, "calendars": {"type": "array", "items": reference("Calendar")}, "_links": links
+        }},
+        "CalendarCreated": {"anyOf": [reference("CalendarImport"), reference("Calendar")]},
         "CalendarImport": {"type": "object", "required": ["calendar", "count", "blackouts"], "properties": {
             "msg": {"type": "string"}, "calendar": {"type": "string"}, "timezone": {"type": "string"}, "count": {"type": "integer"},
             "blackouts": {"type": "array", "items": reference("Blackout")},

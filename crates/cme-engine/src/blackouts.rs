@@ -250,6 +250,26 @@ pub struct Imported {
 /// The longest name a blackout may have.
 const MAX_NAME: usize = 200;
 
+/// The longest name a calendar may have (its events' blackouts are `<calendar>: <event>`).
+pub const MAX_CALENDAR_NAME: usize = 100;
+
+/// A calendar's name, checked: 1 to [`MAX_CALENDAR_NAME`] characters, none of them `/`,
+/// `?` or `#` (it is a path segment of `/api/1/calendars/{name}`).
+pub(crate) fn calendar_name(name: &str) -> Result<String, crate::EngineError> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.len() > MAX_CALENDAR_NAME
+        || name.contains(['/', '?', '#'])
+        || name.chars().any(char::is_control)
+    {
+        return Err(crate::EngineError::invalid(
+            "/name",
+            format!("a calendar needs a name of 1 to {MAX_CALENDAR_NAME} characters, without / ? # (?name=)"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
 impl crate::Engine {
     /// Checks and stores a blackout, audited.
     pub async fn create_blackout(&self, new: NewBlackout, by: &str) -> Result<Blackout, crate::EngineError> {
@@ -308,26 +328,56 @@ impl crate::Engine {
         Ok(blackout)
     }
 
-    /// Imports an iCalendar file as blackouts named `<calendar>: <event>`, one per event,
-    /// replacing what the same calendar imported before; all or nothing, audited. Events
-    /// that cannot be blackouts come back as skipped, with why.
+    /// Imports an uploaded iCalendar file as blackouts named `<calendar>: <event>`, one
+    /// per event, replacing what the same calendar imported before; all or nothing,
+    /// audited. Events that cannot be blackouts come back as skipped, with why. The name
+    /// of a subscription is refused (its blackouts come from its URL).
     pub async fn import_calendar(
         &self,
         import: CalendarImport,
         ics: &str,
         by: &str,
     ) -> Result<Imported, crate::EngineError> {
-        use crate::EngineError;
-        let calendar = import.name.trim().to_string();
-        if calendar.is_empty() || calendar.len() > MAX_NAME - crate::calendar::MAX_SUMMARY - 2 {
-            return Err(EngineError::invalid(
+        let name = calendar_name(&import.name)?;
+        if let Some(existing) = self.ports.feeds.feed(&name).await?
+            && existing.url.is_some()
+        {
+            return Err(crate::EngineError::invalid(
                 "/name",
                 format!(
-                    "a calendar needs a name of 1 to {} characters (?name=)",
-                    MAX_NAME - crate::calendar::MAX_SUMMARY - 2
+                    "calendar {name} is a subscription (its events come from its URL); delete it first, or upload under another name"
                 ),
             ));
         }
+        let imported = self.import_events(import.clone(), ics, by, true).await?;
+        let feed = crate::feeds::CalendarFeed {
+            name,
+            url: None,
+            refresh_seconds: 0,
+            timezone: import.timezone,
+            plan_id: import.plan_id,
+            stop_running: import.stop_running,
+            include_free: import.include_free,
+            created: Utc::now(),
+            created_by: by.to_string(),
+            last_fetched: Some(Utc::now()),
+            last_error: None,
+            next_fetch: None,
+        };
+        self.ports.feeds.save_feed(&feed, None).await?;
+        Ok(imported)
+    }
+
+    /// Reads `ics` and replaces calendar `import.name`'s blackouts with its events.
+    pub(crate) async fn import_events(
+        &self,
+        import: CalendarImport,
+        ics: &str,
+        by: &str,
+        log_it: bool,
+    ) -> Result<Imported, crate::EngineError> {
+        use crate::EngineError;
+        let calendar = calendar_name(&import.name)?;
         let options = crate::calendar::ReadOptions {
             zone: import.timezone.as_deref().map(|name| self.zone_named(Some(name))).transpose()?,
             include_free: import.include_free,
@@ -363,7 +413,11 @@ impl crate::Engine {
             format!("{calendar}: {} events, {} skipped", blackouts.len(), read.skipped.len()),
         );
         self.ports.calendars.insert_blackouts(Some(&calendar), &blackouts, &audit, self.config.max_blackouts).await?;
-        tracing::info!(calendar, events = blackouts.len(), skipped = read.skipped.len(), by, "calendar imported");
+        if log_it {
+            tracing::info!(calendar, events = blackouts.len(), skipped = read.skipped.len(), by, "calendar imported");
+        } else {
+            tracing::debug!(calendar, events = blackouts.len(), skipped = read.skipped.len(), "calendar refreshed");
+        }
         Ok(Imported { blackouts, skipped: read.skipped, zone: read.zone })
     }
 
@@ -397,7 +451,7 @@ impl crate::Engine {
     }
 
     /// A blackout's plan must be a live one (refused naming `/plan_id`).
-    async fn check_blackout_plan(&self, plan_id: Option<&str>) -> Result<(), crate::EngineError> {
+    pub(crate) async fn check_blackout_plan(&self, plan_id: Option<&str>) -> Result<(), crate::EngineError> {
         let Some(plan_id) = plan_id else { return Ok(()) };
         match self.ports.plans.plan(plan_id).await? {
             Some(plan) if plan.deleted.is_none() => Ok(()),

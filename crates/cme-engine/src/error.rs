@@ -14,6 +14,7 @@ pub enum Resource {
     Blackout,
     Inventory,
     Undo,
+    Calendar,
 }
 
 impl std::fmt::Display for Resource {
@@ -26,6 +27,7 @@ impl std::fmt::Display for Resource {
             Resource::Blackout => "blackout",
             Resource::Inventory => "inventory",
             Resource::Undo => "undo",
+            Resource::Calendar => "calendar",
         })
     }
 }

@@ -21,6 +21,7 @@ mod credentials;
 mod error;
 pub mod events;
 mod executors;
+pub mod feeds;
 mod forecast;
 pub mod guards;
 mod halt;
@@ -50,6 +51,7 @@ pub use config::EngineConfig;
 pub use credentials::{CredentialView, NewCredential, plan_credential_name};
 pub use error::{EngineError, ExecutorChange, Resource};
 pub use events::{Attempt, Delivery, DeliveryCounts, Event, ExecutorDetail, Subscription, WebhookState};
+pub use feeds::{CalendarFeed, CalendarFetch, FetchError, NewSubscription};
 pub use forecast::{Firing, Forecast};
 pub use guards::{Deadman, EngineStopCondition};
 pub use halt::Halt;
@@ -108,6 +110,8 @@ pub struct Engine {
     horizon_wake: Notify,
     /// Plans whose stop conditions this engine watches.
     watched_plans: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// How subscribed calendars are fetched (set by the binary; none: no subscriptions).
+    calendar_fetch: std::sync::OnceLock<Arc<dyn feeds::CalendarFetch>>,
     /// Set while the dead-man's switch holds this engine: it starts nothing.
     deadman: std::sync::atomic::AtomicBool,
     /// Notified when a run starts (wakes an idle dead-man's switch).
@@ -153,6 +157,7 @@ impl Engine {
             undo_wake: Notify::new(),
             blackout_cache: Default::default(),
             watched_plans: Default::default(),
+            calendar_fetch: Default::default(),
             deadman: Default::default(),
             run_started: Notify::new(),
             horizon_wake: Notify::new(),
@@ -178,6 +183,7 @@ impl Engine {
         tokio::spawn(self.clone().watch_engine());
         tokio::spawn(self.clone().watch_deadman());
         tokio::spawn(self.clone().keep_undos());
+        tokio::spawn(self.clone().keep_calendars());
         let engine = self.clone();
         tokio::spawn(async move {
             if let Err(e) = engine.disable_unsigned_plugins().await {

@@ -368,6 +368,44 @@ pub trait CalendarStore: Send + Sync + 'static {
     async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool>;
 }
 
+/// The calendars the engine holds blackouts of: uploads, and subscriptions with their
+/// fetch state.
+#[async_trait::async_trait]
+pub trait FeedStore: Send + Sync + 'static {
+    /// Every calendar, by name.
+    async fn feeds(&self) -> StorageResult<Vec<crate::feeds::CalendarFeed>>;
+
+    async fn feed(&self, name: &str) -> StorageResult<Option<crate::feeds::CalendarFeed>>;
+
+    /// Stores a calendar, replacing one of its name, with its audit event (if any).
+    async fn save_feed(&self, feed: &crate::feeds::CalendarFeed, audit: Option<&AuditEvent>) -> StorageResult<()>;
+
+    /// Deletes a calendar and its blackouts with the audit event; false when there is none.
+    async fn delete_feed(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool>;
+
+    /// Claims one subscription due at `now` (its next fetch at or before it) by moving its
+    /// next fetch to `hold`, in one conditional write: of replicas claiming at once, one
+    /// gets it.
+    async fn claim_due_feed(
+        &self,
+        now: DateTime<Utc>,
+        hold: DateTime<Utc>,
+    ) -> StorageResult<Option<crate::feeds::CalendarFeed>>;
+
+    /// Records a fetch: when it succeeded (None: it failed, `error` says why; the last
+    /// success stays), and when the next is due.
+    async fn record_fetch(
+        &self,
+        name: &str,
+        fetched: Option<DateTime<Utc>>,
+        error: Option<&str>,
+        next: DateTime<Utc>,
+    ) -> StorageResult<()>;
+
+    /// How many blackouts each calendar holds.
+    async fn blackouts_per_calendar(&self) -> StorageResult<std::collections::HashMap<String, u64>>;
+}
+
 /// What SSH attacks reach and leave behind: credentials, inventories, armed undos.
 #[async_trait::async_trait]
 pub trait SshTargetStore: Send + Sync + 'static {
@@ -531,6 +569,7 @@ pub trait Storage:
     + ClaimStore
     + RunStore
     + CalendarStore
+    + FeedStore
     + SshTargetStore
     + HaltStore
     + AuditStore
@@ -547,6 +586,7 @@ impl<
         + ClaimStore
         + RunStore
         + CalendarStore
+        + FeedStore
         + SshTargetStore
         + HaltStore
         + AuditStore
@@ -567,6 +607,7 @@ pub struct Ports {
     pub claims: Arc<dyn ClaimStore>,
     pub runs: Arc<dyn RunStore>,
     pub calendars: Arc<dyn CalendarStore>,
+    pub feeds: Arc<dyn FeedStore>,
     pub ssh: Arc<dyn SshTargetStore>,
     pub halt: Arc<dyn HaltStore>,
     pub audit: Arc<dyn AuditStore>,
@@ -585,6 +626,7 @@ impl Ports {
             claims: store.clone(),
             runs: store.clone(),
             calendars: store.clone(),
+            feeds: store.clone(),
             ssh: store.clone(),
             halt: store.clone(),
             audit: store.clone(),
@@ -598,7 +640,7 @@ impl Ports {
 /// The ports as traits, to call their methods on a store: `use cme_engine::storage::prelude::*`.
 pub mod prelude {
     pub use super::{
-        AuditStore, BudgetStore, CalendarStore, ClaimStore, EventStore, ExecutorStore, HaltStore, HorizonStore,
-        PlanStore, PluginStore, RunStore, SshTargetStore,
+        AuditStore, BudgetStore, CalendarStore, ClaimStore, EventStore, ExecutorStore, FeedStore, HaltStore,
+        HorizonStore, PlanStore, PluginStore, RunStore, SshTargetStore,
     };
 }

@@ -15,6 +15,7 @@ mod batcher;
 mod budgets;
 mod convert;
 mod entity;
+mod feeds;
 mod migration;
 mod outbox;
 mod plugins;

@@ -196,7 +196,7 @@ impl Store {
 }
 
 /// The setting that changes with every change to the blackouts.
-const BLACKOUTS_GENERATION: &str = "blackouts_generation";
+pub(crate) const BLACKOUTS_GENERATION: &str = "blackouts_generation";
 
 /// Sets `key` to a fresh unique value in the transaction `db_` (a generation stamp, written
 /// by upsert: no read-modify-write race).

@@ -95,6 +95,36 @@ pub enum PlansCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum CalendarsCommand {
+    /// List calendars: kind, URL origin, last fetch, last error, blackouts.
+    List,
+    /// Subscribe to a calendar's iCal URL (Google's or Outlook's secret address); it is
+    /// fetched now and again every --refresh-seconds.
+    Subscribe {
+        url: String,
+        #[arg(long)]
+        name: String,
+        /// How often it is fetched again [default: 3600; at least 300].
+        #[arg(long)]
+        refresh_seconds: Option<u64>,
+        /// Zone of all-day events and floating times [default: the file's X-WR-TIMEZONE,
+        /// else the engine's].
+        #[arg(long)]
+        timezone: Option<String>,
+        #[arg(long)]
+        plan: Option<String>,
+        /// Free (TRANSP:TRANSPARENT) events become blackouts too.
+        #[arg(long)]
+        include_free: bool,
+        /// Cancel the plans' running attacks when a blackout starts.
+        #[arg(long)]
+        stop_running: bool,
+    },
+    /// Delete a calendar and its blackouts.
+    Delete { name: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum BlackoutsCommand {
     /// List blackouts.
     List,
@@ -273,6 +303,7 @@ pub enum Request {
     Plans(PlansCommand),
     Executors(ExecutorsCommand),
     Blackouts(BlackoutsCommand),
+    Calendars(CalendarsCommand),
     Inventories(InventoriesCommand),
     /// The undos attacks armed: pending ones first, then the latest finished.
     Undos,
@@ -289,6 +320,7 @@ pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
         match request {
             Request::Plugins(command) => plugins(&client, command).await?,
             Request::Blackouts(command) => blackouts(&client, command).await?,
+            Request::Calendars(command) => calendars(&client, command).await?,
             Request::Inventories(command) => inventories(&client, command).await?,
             Request::Undos => {
                 let rows = client
@@ -704,6 +736,52 @@ async fn blackouts(client: &Client, command: BlackoutsCommand) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+async fn calendars(client: &Client, command: CalendarsCommand) -> anyhow::Result<()> {
+    match command {
+        CalendarsCommand::List => {
+            let doc = client.get("/api/1/calendars/").await?;
+            print_calendars(doc["calendars"].as_array().map(Vec::as_slice).unwrap_or_default());
+        }
+        CalendarsCommand::Subscribe { url, name, refresh_seconds, timezone, plan, include_free, stop_running } => {
+            let mut body = serde_json::json!({"name": name, "url": url, "include_free": include_free, "stop_running": stop_running});
+            if let Some(seconds) = refresh_seconds {
+                body["refresh_seconds"] = seconds.into();
+            }
+            if let Some(zone) = timezone {
+                body["timezone"] = zone.into();
+            }
+            if let Some(plan) = plan {
+                body["plan_id"] = plan.into();
+            }
+            let doc = client.send(reqwest::Method::POST, "/api/1/calendars/", Some(body)).await?;
+            say!("subscribed to calendar {}", cell(&doc["name"]));
+            print_calendars(std::slice::from_ref(&doc));
+        }
+        CalendarsCommand::Delete { name } => {
+            let doc = client.send(reqwest::Method::DELETE, &format!("/api/1/calendars/{name}"), None).await?;
+            say!("{}", doc["msg"].as_str().unwrap_or("deleted"));
+        }
+    }
+    Ok(())
+}
+
+fn print_calendars(calendars: &[Value]) {
+    let rows = calendars
+        .iter()
+        .map(|c| {
+            vec![
+                cell(&c["name"]),
+                cell(&c["kind"]),
+                cell(&c["url"]),
+                cell(&c["last_fetched"]),
+                cell(&c["last_error"]),
+                cell(&c["blackouts"]),
+            ]
+        })
+        .collect();
+    table(&["NAME", "KIND", "URL", "LAST FETCHED", "LAST ERROR", "BLACKOUTS"], rows);
 }
 
 async fn inventories(client: &Client, command: InventoriesCommand) -> anyhow::Result<()> {

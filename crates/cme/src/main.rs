@@ -1,6 +1,7 @@
 //! `cme`: the Chaos Monkey Engine. `cme serve` runs the engine; the other subcommands
 //! talk to a running one.
 
+mod calendar_fetch;
 mod client;
 mod config;
 mod host;
@@ -65,6 +66,13 @@ enum Command {
         target: client::Target,
         #[command(subcommand)]
         command: client::BlackoutsCommand,
+    },
+    /// Calendars on a running engine: uploaded ones and subscriptions to a calendar's URL.
+    Calendars {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: client::CalendarsCommand,
     },
     /// Inventories on a running engine: named groups of SSH hosts attacks aim at.
     Inventories {
@@ -176,6 +184,7 @@ fn main() -> std::process::ExitCode {
         Command::Plans { target, command } => client::run(target, client::Request::Plans(command)),
         Command::Executors { target, command } => client::run(target, client::Request::Executors(command)),
         Command::Blackouts { target, command } => client::run(target, client::Request::Blackouts(command)),
+        Command::Calendars { target, command } => client::run(target, client::Request::Calendars(command)),
         Command::Inventories { target, command } => client::run(target, client::Request::Inventories(command)),
         Command::Undos { target } => client::run(target, client::Request::Undos),
         Command::Credentials { target, command } => client::run(target, client::Request::Credentials(command)),

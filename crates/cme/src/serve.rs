@@ -120,6 +120,9 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         runtime_config.run_limits.deadline = Duration::from_secs(s.max(1));
     }
     let run_deadline = runtime_config.run_limits.deadline;
+    let calendar_fetch =
+        crate::calendar_fetch::HttpCalendarFetch::new(&runtime_config.fences.http, &runtime_config.own_sockets)
+            .context("preparing the HTTP client of calendar subscriptions")?;
     let runtime = Runtime::new(runtime_config).context("starting the wasm runtime")?;
     let host = RuntimeHost::new(runtime);
     let builtins = host.builtins().await?;
@@ -199,6 +202,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     }
     let sender = cme_webhooks::Sender::new(store.clone(), webhooks, sender_config)?;
     let engine = Engine::new(store, Arc::new(host), builtins, engine_config);
+    engine.set_calendar_fetch(Arc::new(calendar_fetch));
     engine.refresh_plugins(true).await.context("loading the uploaded plugins")?;
     engine.check_guards().await.context("checking [[stop_conditions]] and [deadman] heartbeat")?;
     engine.start();

@@ -5,22 +5,18 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
-use cme_engine::{Blackout, BlackoutWhen, CalendarImport};
+use cme_engine::{Blackout, BlackoutWhen};
 
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
 use crate::bodies::{NewBlackoutBody, typed};
-use crate::body::{check_schema, json_body, read_limited};
-use crate::hal::{Hal, cursor_links, cursor_page, query_pairs, self_href};
-use crate::problem::ApiError;
+use crate::body::{check_schema, json_body};
+use crate::hal::{Hal, cursor_links, cursor_page, self_href};
 use cme_engine::storage::BlackoutCursor;
 
 /// The occurrences of a recurring event a blackout's document shows.
 const NEXT_SHOWN: usize = 3;
-
-/// The largest calendar file accepted.
-pub const MAX_CALENDAR_BYTES: usize = 2 << 20;
 
 /// A page of blackouts, oldest first: `?size=` (1 to 1,000, default 100) and `?after=`
 /// (the cursor of the `next` link); `count` is how many are stored in all.
@@ -58,53 +54,7 @@ pub async fn delete(req: HttpRequest, id: web::Path<String>, state: web::Data<Ap
         .ok())
 }
 
-/// Imports an iCalendar body (`text/calendar`) as blackouts:
-/// `?name=holidays-es[&timezone=Europe/Madrid][&plan_id=...]`. Importing the same name
-/// again replaces that calendar's blackouts.
-pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
-    let caller = state.auth.require(&req, Role::Operator)?;
-    let pairs = query_pairs(&req);
-    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    let name = get("name").ok_or_else(|| {
-        ApiError::bad_request("name the calendar: POST /api/1/calendars/?name=holidays", Some("/name".into()))
-    })?;
-    let bytes = read_limited(payload, MAX_CALENDAR_BYTES, || {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the calendar is larger than {MAX_CALENDAR_BYTES} bytes"))
-    })
-    .await?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ApiError::bad_request("the calendar is not UTF-8 text", Some("/".into())))?;
-    let flag = |key: &str| match get(key).as_deref() {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(other) => {
-            Err(ApiError::bad_request(format!("{key} must be true or false, not {other:?}"), Some(format!("/{key}"))))
-        }
-    };
-    let import = CalendarImport {
-        name: name.clone(),
-        timezone: get("timezone"),
-        plan_id: get("plan_id"),
-        stop_running: flag("stop_running")?,
-        include_free: flag("include_free")?,
-        strict: flag("strict")?,
-    };
-    let imported = state.engine.import_calendar(import, text, caller.name()).await?;
-    let items: Vec<Value> = imported.blackouts.iter().map(|b| document(b).into_value()).collect();
-    let skipped: Vec<Value> = imported.skipped.iter().map(|s| json!({"event": s.event, "reason": s.reason})).collect();
-    let doc = Hal::new(json!({
-        "msg": "ok",
-        "calendar": name,
-        "timezone": imported.zone.name(),
-        "count": items.len(),
-        "blackouts": items,
-        "skipped": skipped,
-    }))
-    .link("blackouts", "/api/1/blackouts/");
-    Ok(doc.respond_at(StatusCode::CREATED, "/api/1/blackouts/"))
-}
-
-fn document(b: &Blackout) -> Hal {
+pub(super) fn document(b: &Blackout) -> Hal {
     let when = match &b.when {
         BlackoutWhen::Once { start, end } => json!({"recurring": false, "start": date(*start), "end": date(*end)}),
         BlackoutWhen::Recurring { start, end, timezone } => json!({

@@ -2,6 +2,7 @@
 
 mod audit;
 pub(crate) mod blackouts;
+pub(crate) mod calendars;
 mod credentials;
 mod executors;
 mod halt;
@@ -165,19 +166,25 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     Endpoint::new(Get, "/api/1/blackouts/{id}", "showBlackout", "One blackout", Some(Viewer), |r| r.to(blackouts::show)).answers(&[(200, Hal("Blackout"))]),
     Endpoint::new(Delete, "/api/1/blackouts/{id}", "deleteBlackout", "Deletes a blackout", Some(Operator), |r| r.to(blackouts::delete))
         .answers(&[(200, Hal("Message"))]),
-    Endpoint::new(Post, "/api/1/calendars/", "importCalendar", "Imports an iCalendar's events as blackouts (the same name again replaces them)", Some(Operator), |r| {
-        r.to(blackouts::import)
+    Endpoint::new(Get, "/api/1/calendars/", "listCalendars", "Every calendar the engine holds blackouts of, uploaded or subscribed to, with its fetch state", Some(Viewer), |r| r.to(calendars::list))
+        .answers(&[(200, Hal("CalendarList"))]),
+    Endpoint::new(Post, "/api/1/calendars/", "importCalendar", "Imports an iCalendar's events as blackouts (the same name again replaces them); with a JSON body, subscribes to a calendar's URL, fetched again every refresh_seconds", Some(Operator), |r| {
+        r.to(calendars::create)
     })
     .params(&[
-        Param::required("name", "the calendar's name"),
+        Param::text("name", "the calendar's name (an upload)"),
         Param::text("timezone", "IANA zone of all-day events and floating times (default: the file's X-WR-TIMEZONE, else the engine's)"),
         Param::text("plan_id", "the one plan its blackouts hold (default: every plan)"),
         Param::boolean("stop_running", "cancel running attacks when a blackout starts"),
         Param::boolean("include_free", "free (TRANSP:TRANSPARENT) events become blackouts too"),
         Param::boolean("strict", "refuse the file if any event cannot be read (default: skip it, listed in skipped)"),
     ])
-    .body(Body::Calendar)
-    .answers(&[(201, Hal("CalendarImport"))]),
+    .body(Body::CalendarOrSubscription)
+    .answers(&[(201, Hal("CalendarCreated"))]),
+    Endpoint::new(Get, "/api/1/calendars/{name}", "showCalendar", "One calendar: its kind, URL origin, refresh, last fetch and error, blackout count", Some(Viewer), |r| r.to(calendars::show))
+        .answers(&[(200, Hal("Calendar"))]),
+    Endpoint::new(Delete, "/api/1/calendars/{name}", "deleteCalendar", "Deletes a calendar and its blackouts", Some(Operator), |r| r.to(calendars::delete))
+        .answers(&[(200, Hal("Message"))]),
     Endpoint::new(Get, "/api/1/inventories/", "listInventories", "Named groups of hosts attacks reach over SSH", Some(Viewer), |r| r.to(inventories::list))
         .params(&CURSOR)
         .answers(&[(200, Hal("InventoryList"))]),

@@ -23,6 +23,7 @@ pub(crate) struct Schemas {
     pub reschedule: jsonschema::Validator,
     pub credential: jsonschema::Validator,
     pub blackout: jsonschema::Validator,
+    pub subscription: jsonschema::Validator,
     pub inventory: jsonschema::Validator,
 }
 
@@ -33,6 +34,7 @@ impl Schemas {
             reschedule: compiled::<RescheduleBody>(),
             credential: compiled::<NewCredentialBody>(),
             blackout: compiled::<NewBlackoutBody>(),
+            subscription: compiled::<crate::bodies::SubscriptionBody>(),
             inventory: compiled::<InventoryBody>(),
         }
     }

@@ -1,6 +1,7 @@
 //! The engine's tests: the real store (in-memory SQLite) and a fake plugin host whose
 //! "components" are JSON descriptions. No wasm, no network: they run in seconds.
 
+mod calendars;
 mod credentials;
 mod fuzz;
 mod guards;

@@ -4,6 +4,7 @@
 pub mod audit_event;
 pub mod blackout;
 pub mod budget_entry;
+pub mod calendar_feed;
 pub mod credential;
 pub mod delivery;
 pub mod executor;

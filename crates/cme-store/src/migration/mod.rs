@@ -25,6 +25,7 @@ mod m0015_locked_work_counts;
 mod m0016_admit_work;
 mod m0017_blackout_order;
 mod m0018_blackout_description;
+mod m0019_calendar_feeds;
 
 use m0001_initial::*;
 use m0002_credentials::*;
@@ -44,6 +45,7 @@ use m0015_locked_work_counts::*;
 use m0016_admit_work::*;
 use m0017_blackout_order::*;
 use m0018_blackout_description::*;
+use m0019_calendar_feeds::*;
 
 pub struct Migrator;
 
@@ -68,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0016AdmitWork),
             Box::new(M0017BlackoutOrder),
             Box::new(M0018BlackoutDescription),
+            Box::new(M0019CalendarFeeds),
         ]
     }
 }
