@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::support::*;
 
@@ -28,13 +28,8 @@ impl CalendarServer {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let (shared, counted) = (shared.clone(), counted.clone());
                 tokio::spawn(async move {
-                    let mut buffer = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                        }
+                    if !read_request_head(&mut socket).await {
+                        return;
                     }
                     *counted.lock().unwrap() += 1;
                     let (status, body) = shared.lock().unwrap().clone();

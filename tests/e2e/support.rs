@@ -421,13 +421,8 @@ impl Service {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let status = shared.clone();
                 tokio::spawn(async move {
-                    let mut buffer = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                        }
+                    if !read_request_head(&mut socket).await {
+                        return;
                     }
                     let code = status.load(std::sync::atomic::Ordering::SeqCst);
                     let body = format!("{{\"status\":{code}}}");
@@ -449,6 +444,19 @@ impl Service {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+}
+
+/// Reads a request's head (up to its blank line); false when the peer went away first.
+pub async fn read_request_head(socket: &mut tokio::net::TcpStream) -> bool {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
 }
 
 /// A program a test drives (the first of `paths` that exists), or None to skip the test;
