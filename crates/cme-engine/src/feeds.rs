@@ -61,23 +61,18 @@ impl CalendarFeed {
 
 /// The origin of a URL (`https://calendar.google.com`); what a log or answer may show.
 pub fn origin_of(url: &str) -> String {
-    match url.find("://") {
-        Some(scheme_end) => {
-            let rest = &url[scheme_end + 3..];
-            let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let host = rest[..host_end].rsplit('@').next().unwrap_or("");
-            format!("{}://{host}", &url[..scheme_end])
-        }
-        None => "(not a URL)".into(),
+    match url::Url::parse(url) {
+        Ok(parsed) => parsed.origin().ascii_serialization(),
+        Err(_) => "(not a URL)".into(),
     }
 }
 
-/// Teaches the masker a subscription URL's secret parts (user-info, path, query).
+/// Teaches the masker a subscription URL's secret parts: its user-info, and its path,
+/// query and fragment (Google's and Outlook's secret is in the path).
 fn remember_url(url: &str) {
     cme_secrets::remember_user_info(url);
-    let origin = origin_of(url);
-    if let Some(rest) = url.strip_prefix(origin.as_str()) {
-        cme_secrets::remember(rest);
+    if let Ok(parsed) = url::Url::parse(url) {
+        cme_secrets::remember(&parsed[url::Position::BeforePath..]);
     }
 }
 
@@ -293,5 +288,15 @@ mod tests {
             "https://outlook.office365.com"
         );
         assert_eq!(origin_of("http://127.0.0.1:8080?token=s3cret"), "http://127.0.0.1:8080");
+        assert_eq!(origin_of("not a url"), "(not a URL)");
+    }
+
+    #[test]
+    fn a_calendar_urls_path_and_user_info_are_masked() {
+        let url = "https://ops:hunter2-long-pass@calendar.example.com/private-0123456789abcdef/basic.ics?k=1";
+        remember_url(url);
+        let text = cme_secrets::text_of(&format!("fetching {url} failed")).into_owned();
+        assert!(!text.contains("hunter2") && !text.contains("private-0123456789abcdef"), "{text}");
+        assert!(text.contains("calendar.example.com"), "the origin stays readable: {text}");
     }
 }

@@ -79,8 +79,8 @@ pub enum Length {
 }
 
 impl EventRule {
-    /// A rule from an event's DTSTART (wall time of `zone`) and RRULE value; `all_day`
-    /// says how a date-only UNTIL is read.
+    /// A rule from an event's DTSTART (wall time of `zone`) and RRULE value (a date-only
+    /// UNTIL includes its whole day in `zone`).
     pub fn new(start: NaiveDateTime, zone: Tz, rrule: Option<&str>, length: Length) -> Result<EventRule, RuleRefused> {
         let (rrule, until) = match rrule {
             Some(text) => {
@@ -112,8 +112,8 @@ impl EventRule {
     pub fn floating_starts_before(&self, end: NaiveDateTime, cap: usize) -> Result<Vec<NaiveDateTime>, RuleRefused> {
         let compiled = self.compile()?;
         let end = end.and_utc();
-        Ok((&compiled.set)
-            .into_iter()
+        Ok(compiled
+            .starts()
             .take(cap)
             .map(|start| start.with_timezone(&Utc))
             .take_while(|start| *start < end)
