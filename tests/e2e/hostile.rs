@@ -107,6 +107,38 @@ fn hostile_inputs() -> Vec<Hostile> {
     };
     let impossible_rules = rules("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "never");
     let hourly_rules = rules("FREQ=HOURLY", "hourly");
+    // Inventories: a group chain where every group holds the deepest group's hosts (the
+    // memberships multiply), more groups than a source may define, a JSON host with a
+    // hundred thousand variables (and a bad port, so that nothing imports).
+    let chain: String = {
+        let mut text = String::from("[g4999]\nh[0:1999]\n");
+        for i in 0..4999 {
+            text.push_str(&format!("[g{i}:children]\ng{}\n", i + 1));
+        }
+        text
+    };
+    let groups: String = (0..)
+        .map(|i| format!("[g{i}:children]\nc{i}\n"))
+        .take_while({
+            let mut n = 0;
+            move |l: &String| {
+                n += l.len();
+                n < inventory_cap - 100
+            }
+        })
+        .collect();
+    let wide_hostvars = {
+        let vars: Vec<String> = (0..100_000).map(|i| format!("\"v{i}\": {{\"n\": [{i}]}}")).collect();
+        format!(
+            "{{\"_meta\": {{\"hostvars\": {{\"h\": {{\"ansible_port\": \"x\", {}}}}}}}, \"web\": [\"h\"]}}",
+            vars.join(", ")
+        )
+    };
+    let amplified = {
+        let value = "v".repeat(250);
+        let vars: String = (0..256).map(|i| format!("var{i}={value}\n")).collect();
+        format!("[all:vars]\n{vars}[web]\nh[0:9999]\n")
+    };
     let plan_with = |args: Value| json!({"name": "hostile", "attack": {"ref": "run_script:RunScript", "args": args}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": "2030-01-01T00:00:00Z"}}});
     let pem = base64::engine::general_purpose::STANDARD.encode(bcrypt_key(u32::MAX));
     let multipart = {
@@ -128,6 +160,12 @@ fn hostile_inputs() -> Vec<Hostile> {
         post("a YAML inventory of one big string aliased", "/api/1/inventories/", "application/yaml", strings),
         post("a YAML inventory of nested flow collections", "/api/1/inventories/", "application/yaml", format!("all: {}{}", "[".repeat(inventory_cap / 2 - 100), "]".repeat(inventory_cap / 2 - 100))),
         post("a YAML inventory of nested blocks", "/api/1/inventories/", "application/yaml", (0..1400).map(|i| format!("{}k{i}:", " ".repeat(i))).collect::<Vec<_>>().join("\n")),
+        post("an INI inventory of ranges that multiply", "/api/1/inventories/", "text/plain", "[web]\nh[0:9999][0:9999][0:9999]\n"),
+        post("an INI inventory of a 5,000-group chain over 2,000 hosts", "/api/1/inventories/", "text/plain", chain),
+        post("an INI inventory of more groups than it may define", "/api/1/inventories/", "text/plain", groups),
+        post("an INI inventory whose group variables repeat on 10,000 hosts", "/api/1/inventories/", "text/plain", amplified),
+        post("an ansible-inventory JSON nested to the cap", "/api/1/inventories/", "application/json", format!("{{\"_meta\": {}{}}}", "[".repeat(inventory_cap / 2 - 100), "]".repeat(inventory_cap / 2 - 100))),
+        post("an ansible-inventory JSON host of 100,000 variables", "/api/1/inventories/", "application/json", wide_hostvars),
         post("JSON nested as deep as the cap allows", "/api/1/plans/", "application/json", format!("{}{}", "[".repeat(json_cap / 2 - 10), "]".repeat(json_cap / 2 - 10))),
         post("JSON as wide as the cap allows", "/api/1/plans/", "application/json", format!("{{\"name\":[{}0]}}", "{},".repeat(json_cap / 3 - 10))),
         post("JSON of escapes", "/api/1/plans/", "application/json", format!("{{\"name\":\"{}\"}}", "\\u0041".repeat(json_cap / 6 - 10))),
@@ -250,9 +288,13 @@ fn the_readmes_input_table_states_the_codes_limits() {
             ],
         ),
         (
-            "YAML inventory",
+            "Ansible inventory",
             vec![
                 MAX_INVENTORY_BYTES as u64,
+                cme_engine::inventory::MAX_GROUPS as u64,
+                cme_engine::inventory::MAX_MEMBERSHIPS as u64,
+                (cme_engine::inventory::MAX_RESOLVED_BYTES >> 20) as u64,
+                cme_engine::inventory::MAX_TAGS as u64,
                 bounded::YAML_MAX_DEPTH as u64,
                 bounded::YAML_MAX_NODES as u64,
                 bounded::YAML_MAX_TEXT_BYTES as u64,

@@ -2,6 +2,7 @@
 //! server capturing what attacks send; PostgreSQL when `CME_TEST_POSTGRES_URL` is set;
 //! moto when `CME_TEST_MOTO_URL` is set; OpenSSH sshd on loopback addresses).
 
+mod ansible_inventories;
 mod api;
 mod auth;
 mod browser;

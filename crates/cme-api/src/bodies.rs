@@ -279,12 +279,13 @@ pub(crate) struct InventoryHostBody {
     /// login user (default: the credential's own)
     #[schemars(length(max = 255))]
     user: Option<String>,
-    /// a stored SSH credential (POST /api/1/credentials/)
+    /// a stored SSH credential (POST /api/1/credentials/); none: stored without one, and
+    /// attacks on the host fail saying so
     #[schemars(length(min = 1, max = 255))]
-    credential: String,
+    credential: Option<String>,
     /// what attacks filter on, e.g. {"zone": "a"}
     #[serde(default)]
-    #[schemars(extend("maxProperties" = 64))]
+    #[schemars(extend("maxProperties" = cme_engine::inventory::MAX_TAGS))]
     tags: BTreeMap<String, TagValue>,
 }
 

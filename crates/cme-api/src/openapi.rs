@@ -74,8 +74,8 @@ pub(crate) enum Body {
     Wasm,
     /// An iCalendar file, or a subscription to one as JSON.
     CalendarOrSubscription,
-    /// An Ansible YAML inventory.
-    Yaml,
+    /// An Ansible inventory: INI, YAML or `ansible-inventory --list` JSON.
+    Inventory,
 }
 
 /// A successful answer.
@@ -245,8 +245,12 @@ impl Endpoint {
                 "text/calendar": {"schema": {"type": "string"}},
                 "application/json": {"schema": reference("NewSubscription")}
             }})),
-            Body::Yaml => {
-                Some(json!({"required": true, "content": {"application/yaml": {"schema": {"type": "string"}}}}))
+            Body::Inventory => {
+                let text = json!({"schema": {"type": "string"}});
+                Some(json!({"required": true, "content": {
+                    "application/yaml": text, "text/x-ini": text, "text/plain": text,
+                    "application/json": {"schema": {"type": "object"}},
+                }}))
             }
         };
         if let Some(body) = body {
@@ -429,6 +433,9 @@ fn schemas() -> Value {
             "_links": links,
         }
     });
+    // A stored host shows `"credential": null` when it has none (a request may leave it out).
+    let mut stored_host = schema::<InventoryHostBody>();
+    stored_host["properties"]["credential"]["type"] = json!(["string", "null"]);
     let embedded = |key: &str, item: Value| {
         json!({
             "type": "object",
@@ -488,14 +495,17 @@ fn schemas() -> Value {
         }},
         "Blackout": blackout,
         "Inventory": {"type": "object", "required": ["name", "count", "hosts", "updated", "updated_by", "_links"], "properties": {
-            "name": {"type": "string"}, "count": {"type": "integer"}, "hosts": {"type": "array", "items": schema::<InventoryHostBody>()},
+            "name": {"type": "string"}, "count": {"type": "integer"}, "hosts": {"type": "array", "items": stored_host},
             "updated": date, "updated_by": {"type": "string"}, "_links": links
         }},
         "InventoryList": {"type": "object", "required": ["count", "inventories"], "properties": {
             "count": {"type": "integer"}, "inventories": {"type": "array", "items": reference("Inventory")}, "_links": links
         }},
-        "InventoryImport": {"type": "object", "required": ["count", "inventories"], "properties": {
-            "msg": {"type": "string"}, "count": {"type": "integer"}, "inventories": {"type": "array", "items": reference("Inventory")}, "_links": links
+        "InventoryImport": {"type": "object", "required": ["count", "format", "imported", "skipped", "inventories"], "properties": {
+            "msg": {"type": "string"}, "count": {"type": "integer"}, "format": {"enum": ["ini", "yaml", "json"]},
+            "imported": {"type": "array", "items": {"type": "object", "required": ["name", "hosts"], "properties": {"name": {"type": "string"}, "hosts": {"type": "integer"}}}},
+            "skipped": {"type": "array", "items": {"type": "object", "required": ["group", "reason"], "properties": {"group": {"type": "string"}, "reason": {"type": "string"}}}},
+            "inventories": {"type": "array", "items": reference("Inventory")}, "_links": links
         }},
         "Undo": {"type": "object", "required": ["id", "state", "target", "command", "plugin", "executor_id", "plan_id", "armed", "due", "attempts", "_links"], "properties": {
             "id": {"type": "string"}, "state": {"enum": ["pending", "done", "failed"]}, "target": {"type": "string"}, "command": {"type": "string"},

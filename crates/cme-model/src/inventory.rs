@@ -18,8 +18,11 @@ pub struct InventoryHost {
     /// The login user; empty: the credential's own user.
     #[serde(default)]
     pub user: String,
-    /// The stored SSH credential (`/api/1/credentials/`) to log in with.
-    pub credential: String,
+    /// The stored SSH credential (`/api/1/credentials/`) to log in with; none: stored
+    /// without one (imported from an inventory that names none), and attacks on it fail
+    /// saying so.
+    #[serde(default)]
+    pub credential: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }

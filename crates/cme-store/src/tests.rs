@@ -461,7 +461,7 @@ async fn inventories_are_replaced_whole_and_undos_are_recorded_once() {
         address: "10.0.0.1".into(),
         port: 2222,
         user: String::new(),
-        credential: "fleet".into(),
+        credential: Some("fleet".into()),
         tags: [("zone".to_string(), zone.to_string())].into(),
     };
     for store in stores("inventories").await {

@@ -180,9 +180,18 @@ pub enum InventoriesCommand {
     List,
     /// One inventory's hosts.
     Show { name: String },
-    /// Import an Ansible YAML inventory: each group with hosts becomes (or replaces) the
-    /// inventory of its name (admin).
-    Import { file: PathBuf },
+    /// Import an Ansible inventory, INI, YAML or `ansible-inventory --list` JSON ("-":
+    /// stdin): each group with hosts becomes (or replaces) the inventory of its name;
+    /// groups that cannot are listed with why (admin).
+    Import {
+        file: PathBuf,
+        /// ini, yaml or json (default: guessed from the text)
+        #[arg(long)]
+        format: Option<String>,
+        /// The stored SSH credential of every host that names none (cme_credential).
+        #[arg(long)]
+        credential: Option<String>,
+    },
     /// Create or replace an inventory from a JSON file `{"hosts": [...]}` ("-": stdin) (admin).
     Put { name: String, file: PathBuf },
     /// Delete an inventory (admin).
@@ -796,13 +805,27 @@ async fn inventories(client: &Client, command: InventoriesCommand) -> anyhow::Re
             table(&["NAME", "HOSTS", "UPDATED", "BY"], rows);
         }
         InventoriesCommand::Show { name } => print_hosts(&client.get(&format!("/api/1/inventories/{name}")).await?),
-        InventoriesCommand::Import { file } => {
-            let yaml = std::fs::read(&file).with_context(|| format!("reading the inventory {}", file.display()))?;
+        InventoriesCommand::Import { file, format, credential } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading the inventory from stdin")?.into_bytes()
+            } else {
+                std::fs::read(&file).with_context(|| format!("reading the inventory {}", file.display()))?
+            };
+            let mut query = Vec::new();
+            if let Some(format) = format {
+                query.push(("format", format));
+            }
+            if let Some(credential) = credential {
+                query.push(("credential", credential));
+            }
             let doc = client
-                .request(reqwest::Method::POST, "/api/1/inventories/", &[], Some(("application/yaml", yaml)))
+                .request(reqwest::Method::POST, "/api/1/inventories/", &query, Some(("text/plain", text)))
                 .await?;
-            for inventory in doc["inventories"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                say!("imported inventory {} ({} hosts)", cell(&inventory["name"]), cell(&inventory["count"]));
+            for group in doc["imported"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                say!("imported inventory {} ({} hosts)", cell(&group["name"]), cell(&group["hosts"]));
+            }
+            for skipped in doc["skipped"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                say!("skipped group {}: {}", cell(&skipped["group"]), cell(&skipped["reason"]));
             }
         }
         InventoriesCommand::Put { name, file } => {

@@ -1,20 +1,22 @@
 //! Inventories (`/api/1/inventories/`): named groups of hosts attacks reach over SSH.
 //! Reading is for viewers; changes are an admin's (they say which machines may be
 //! attacked), audited. A group is written as JSON (`PUT .../{name}`) or imported with the
-//! other groups of an Ansible YAML inventory (`POST /api/1/inventories/`).
+//! other groups of an Ansible inventory, INI, YAML or `ansible-inventory --list` JSON
+//! (`POST /api/1/inventories/`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
 use cme_engine::Inventory;
+use cme_engine::inventory::{Format, InventoryImport, ReadOptions};
 
 use super::{Result, date};
 use crate::ApiState;
 use crate::auth::Role;
 use crate::bodies::{InventoryBody, typed};
 use crate::body::{check_schema, json_body, read_limited};
-use crate::hal::{Hal, cursor_links, cursor_page, page_of_list, self_href};
+use crate::hal::{Hal, cursor_links, cursor_page, page_of_list, query_pairs, self_href};
 use crate::problem::ApiError;
 
 /// The largest Ansible inventory file accepted.
@@ -64,10 +66,27 @@ pub async fn delete(req: HttpRequest, name: web::Path<String>, state: web::Data<
         .ok())
 }
 
-/// Imports an Ansible YAML inventory: each group holding hosts becomes (or replaces) the
-/// inventory of its name; all or nothing.
+/// Imports an Ansible inventory (INI, YAML or `ansible-inventory --list` JSON; `?format=`,
+/// else the content type, else a sniff of the text chooses): each group holding hosts
+/// becomes (or replaces) the inventory of its name, in one write. `?credential=NAME` gives
+/// every host that names none that credential. The answer lists the groups imported with
+/// their host counts and the groups skipped with why.
 pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
     let caller = state.auth.require(&req, Role::Admin)?;
+    let pairs = query_pairs(&req);
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let format = match get("format") {
+        Some(name) => {
+            Some(name.parse::<Format>().map_err(|e| ApiError::bad_request(e.to_string(), Some("/format".into())))?)
+        }
+        None => req.headers().get("content-type").and_then(|v| v.to_str().ok()).and_then(Format::of_media_type),
+    };
+    let credential = match get("credential") {
+        Some(c) if c.trim().is_empty() => {
+            return Err(ApiError::bad_request("credential is empty", Some("/credential".into())));
+        }
+        other => other,
+    };
     let bytes = read_limited(payload, MAX_INVENTORY_BYTES, || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -77,10 +96,25 @@ pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     .await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::bad_request("the inventory is not UTF-8 text", Some("/".into())))?;
-    let inventories = state.engine.import_inventories(text, caller.name()).await?;
-    let items: Vec<Value> = inventories.iter().map(|i| document(i).into_value()).collect();
-    let doc = Hal::new(json!({"msg": "ok", "count": items.len(), "inventories": items}))
-        .link("inventories", "/api/1/inventories/");
+    let import = InventoryImport { read: ReadOptions { format, credential } };
+    let imported = state.engine.import_inventories(text, &import, caller.name()).await?;
+    let items: Vec<Value> = imported.inventories.iter().map(|i| document(i).into_value()).collect();
+    let groups: Vec<Value> =
+        imported.inventories.iter().map(|i| json!({"name": i.name, "hosts": i.hosts.len()})).collect();
+    let format = match imported.format {
+        Format::Ini => "ini",
+        Format::Yaml => "yaml",
+        Format::Json => "json",
+    };
+    let doc = Hal::new(json!({
+        "msg": "ok",
+        "format": format,
+        "count": items.len(),
+        "imported": groups,
+        "skipped": imported.skipped,
+        "inventories": items,
+    }))
+    .link("inventories", "/api/1/inventories/");
     Ok(doc.respond_at(StatusCode::CREATED, "/api/1/inventories/"))
 }
 

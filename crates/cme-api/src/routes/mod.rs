@@ -188,10 +188,14 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     Endpoint::new(Get, "/api/1/inventories/", "listInventories", "Named groups of hosts attacks reach over SSH", Some(Viewer), |r| r.to(inventories::list))
         .params(&CURSOR)
         .answers(&[(200, Hal("InventoryList"))]),
-    Endpoint::new(Post, "/api/1/inventories/", "importInventories", "Imports an Ansible YAML inventory: each group with hosts becomes the inventory of its name (replacing it)", Some(Admin), |r| {
+    Endpoint::new(Post, "/api/1/inventories/", "importInventories", "Imports an Ansible inventory (INI, YAML or ansible-inventory --list JSON): each group with hosts becomes the inventory of its name (replacing it); groups that cannot are skipped, saying why", Some(Admin), |r| {
         r.to(inventories::import)
     })
-    .body(Body::Yaml)
+    .params(&[
+        Param::text("format", "ini, yaml or json (default: the content type's, else sniffed from the text)"),
+        Param::text("credential", "the stored SSH credential of every host that names none (cme_credential)"),
+    ])
+    .body(Body::Inventory)
     .answers(&[(201, Hal("InventoryImport"))]),
     Endpoint::new(Get, "/api/1/inventories/{name}", "showInventory", "One inventory, with its hosts", Some(Viewer), |r| r.to(inventories::show))
         .answers(&[(200, Hal("Inventory"))]),

@@ -1,5 +1,6 @@
 //! Fuzz targets (property-based, coverage-free, on stable Rust) for the documents the
-//! engine parses from requests: iCalendar files and Ansible inventories. Inputs are built
+//! engine parses from requests: iCalendar files and Ansible inventories (INI, YAML and
+//! `ansible-inventory --list` JSON, host patterns). Inputs are built
 //! from the grammar's own pieces (so most reach deep into the parsers) mixed with noise.
 //! Each property: the parser answers (accepts or refuses with a message), never panics,
 //! never recurses past its bound, and what it accepts is within the engine's limits.
@@ -11,7 +12,21 @@ use proptest::prelude::*;
 
 use cme_engine::bounded;
 use cme_engine::calendar::{MAX_EVENTS, parse_events};
-use cme_engine::inventory::{MAX_HOSTS, from_ansible_yaml};
+use cme_engine::inventory::{Format, MAX_HOSTS, ReadOptions, read};
+
+/// Reads an inventory in `format` as the import does (a refusal's message, or the groups).
+fn from_inventory(
+    text: &str,
+    format: Format,
+) -> Result<std::collections::BTreeMap<String, Vec<cme_engine::InventoryHost>>, String> {
+    read(text, &ReadOptions { format: Some(format), credential: Some("fleet".into()) })
+        .map(|r| r.groups)
+        .map_err(|e| e.0)
+}
+
+fn from_ansible_yaml(text: &str) -> Result<std::collections::BTreeMap<String, Vec<cme_engine::InventoryHost>>, String> {
+    from_inventory(text, Format::Yaml)
+}
 
 fn ical_line() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -79,6 +94,42 @@ fn yaml_piece() -> impl Strategy<Value = String> {
     ]
 }
 
+fn ini_line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\[[a-z_]{1,6}(:vars|:children|:hosts|:[a-z]{1,3})?\\]",
+        "[a-z]{1,5}(\\[[0-9a-z]{0,3}:[0-9a-z]{0,3}(:[0-9]{0,2})?\\])?[a-z.]{0,6}(:[0-9]{1,6})?( [a-z_]{1,8}=[a-z0-9\"' .]{0,8}){0,3}( #.*)?",
+        "ansible_(host|port|user|ssh_host|ssh_port|ssh_user|group_priority) ?= ?[a-z0-9.\"']{0,10}",
+        "[a-z_]{1,6}",
+        "[#;].{0,20}",
+        "[\\[\\]:=\"' #;a-z0-9]{0,30}",
+        "[ -~]{0,40}",
+    ]
+}
+
+fn json_inventory() -> impl Strategy<Value = String> {
+    let host = "[a-z0-9.-]{0,8}";
+    let group = (
+        "[a-z_]{1,6}",
+        proptest::collection::vec(host, 0..5),
+        proptest::collection::vec("[a-z_]{1,6}", 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(name, hosts, children, list_form)| {
+            if list_form {
+                format!("{name:?}: {hosts:?}")
+            } else {
+                format!("{name:?}: {{\"hosts\": {hosts:?}, \"children\": {children:?}, \"vars\": {{\"v\": {{\"n\": [1, true, null]}}}}}}")
+            }
+        });
+    let hostvar =
+        (host, "[a-z_]{1,12}", "[a-z0-9 \"{}\\[\\],:]{0,20}").prop_map(|(h, k, v)| format!("{h:?}: {{{k:?}: {v}}}"));
+    (proptest::collection::vec(group, 0..8), proptest::collection::vec(hostvar, 0..6), "[ -~]{0,10}").prop_map(
+        |(groups, hostvars, noise)| {
+            format!("{{\"_meta\": {{\"hostvars\": {{{}}}}}, {}}}{noise}", hostvars.join(", "), groups.join(", "))
+        },
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -106,6 +157,29 @@ proptest! {
     #[test]
     fn any_text_as_yaml_is_read_or_refused(text in "\\PC{0,400}") {
         let _ = from_ansible_yaml(&text);
+    }
+
+    #[test]
+    fn ini_inventories_are_read_or_refused_never_crash(lines in proptest::collection::vec(ini_line(), 0..40)) {
+        let text = lines.join("\n");
+        if let Ok(groups) = from_inventory(&text, Format::Ini) {
+            prop_assert!(groups.values().all(|hosts| !hosts.is_empty() && hosts.len() <= MAX_HOSTS));
+        }
+        let _ = read(&text, &ReadOptions::default());
+    }
+
+    #[test]
+    fn ansible_inventory_json_is_read_or_refused_never_crash(text in json_inventory()) {
+        if let Ok(groups) = from_inventory(&text, Format::Json) {
+            prop_assert!(groups.values().all(|hosts| !hosts.is_empty() && hosts.len() <= MAX_HOSTS));
+        }
+    }
+
+    #[test]
+    fn any_text_as_ini_or_json_is_read_or_refused(text in "\\PC{0,400}") {
+        let _ = from_inventory(&text, Format::Ini);
+        let _ = from_inventory(&text, Format::Json);
+        let _ = from_inventory(&format!("[g]\n{text}"), Format::Ini);
     }
 
     /// Nesting as deep as the body cap allows is refused by the pre-scan or the depth
@@ -148,5 +222,14 @@ mod regressions {
         }
         text.push_str("all:\n  hosts:\n    h: {ansible_host: 10.0.0.1, cme_credential: fleet}\n");
         assert!(from_ansible_yaml(&text).is_err());
+    }
+
+    /// Ranges multiply: a line of a few bytes could name billions of hosts.
+    #[test]
+    fn host_ranges_that_multiply_past_the_cap_are_refused_before_expanding() {
+        let text = "[web]\nw[0:99999][0:99999][0:99999]\n";
+        assert!(from_inventory(text, Format::Ini).unwrap_err().contains("more than"));
+        let many: String = (0..200).map(|i| format!("h{i}-[0:99]\n")).collect();
+        assert!(from_inventory(&format!("[web]\n{many}"), Format::Ini).unwrap_err().contains("more than 10000 hosts"));
     }
 }

@@ -88,7 +88,7 @@ impl Host for CallState {
                 address: host.address,
                 port: host.port,
                 user: host.user,
-                credential: host.credential,
+                credential: host.credential.unwrap_or_default(),
                 tags: host.tags.into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
             })
             .collect()))

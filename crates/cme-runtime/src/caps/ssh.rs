@@ -172,6 +172,14 @@ impl CallState {
             self.audit(call, label.to_string(), Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
         }
+        if target.credential.is_empty() {
+            let host = caps.addresses.get(&target.address).cloned().unwrap_or_else(|| target.address.clone());
+            let reason = format!(
+                "{host} has no SSH credential: give it one (cme_credential in the inventory, ?credential= on import, or credential in its JSON)"
+            );
+            self.audit(call, label.to_string(), Decision::Allowed, Some(reason.clone()));
+            return Ok(Err(HostError::InvalidArgument(reason)));
+        }
         let credential = match backend.store.ssh_credential(&target.credential, &caps.owner).await {
             Ok(Some(credential)) => credential,
             Ok(None) => {
