@@ -424,10 +424,6 @@ async fn two_engines_on_one_postgres_extend_a_recurring_plan_exactly_once() {
     }
 }
 
-fn urlencode(text: &str) -> String {
-    text.replace('+', "%2B").replace(':', "%3A")
-}
-
 #[tokio::test]
 async fn every_plan_body_in_the_readme_is_accepted_as_written() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();

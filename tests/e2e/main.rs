@@ -18,6 +18,7 @@ mod dashboard;
 mod egress;
 mod fences;
 mod firing;
+mod frequent_plans;
 mod guards;
 mod hostile;
 mod http_credentials;

@@ -279,6 +279,11 @@ impl Api {
 }
 
 /// An RFC 3339 time `seconds` from now.
+/// A date for a query string (`+` and `:` escaped).
+pub fn urlencode(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
+
 pub fn in_seconds(seconds: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::seconds(seconds)).to_rfc3339()
 }

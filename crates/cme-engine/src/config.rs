@@ -51,6 +51,9 @@ pub struct EngineConfig {
     /// and result stay. None: forever.
     pub run_log_retention: Option<Duration>,
     /// How far ahead the executors of recurring plans are made.
+    /// Executors a recurring plan keeps ahead at most (default 1,000): the horizon of a
+    /// plan firing more often ends at its 1,000th executor, and moves on as they are used.
+    pub max_executors_ahead_per_plan: usize,
     pub recurring_horizon: Duration,
     /// The webhooks events go to (their sender runs outside the engine); none by default.
     pub webhooks: Vec<crate::Subscription>,
@@ -92,6 +95,7 @@ impl Default for EngineConfig {
             audit_retention: Some(Duration::from_secs(365 * 86_400)),
             run_log_retention: Some(Duration::from_secs(30 * 86_400)),
             recurring_horizon: Duration::from_secs(7 * 86_400),
+            max_executors_ahead_per_plan: 1000,
             webhooks: Vec::new(),
             stop_conditions: Vec::new(),
             deadman: crate::guards::Deadman::default(),

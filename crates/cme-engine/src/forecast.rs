@@ -14,6 +14,9 @@ use crate::{Engine, EngineError};
 pub const MAX_FORECAST_DAYS: i64 = 366;
 /// The most firings one forecast lists.
 pub const MAX_FORECAST_FIRINGS: usize = 10_000;
+/// The most times one forecast asks a planner again from where its last answer stopped
+/// (a planner answers a frequent plan's earliest firings only).
+const MAX_FORECAST_ASKS: usize = 100;
 /// How long before a span's start planners are also asked about: a firing whose nominal
 /// time is earlier may be delayed into the span (cron jitter is at most a day).
 fn look_back() -> chrono::Duration {
@@ -38,11 +41,22 @@ pub struct Forecast {
     pub from: DateTime<Utc>,
     pub until: DateTime<Utc>,
     pub firings: Vec<Firing>,
+    /// How many firings fall in the span (the first [`MAX_FORECAST_FIRINGS`] are listed).
+    pub count: usize,
     /// More firings than [`MAX_FORECAST_FIRINGS`] fell in the span.
     pub truncated: bool,
     pub recurring: bool,
     /// Why fewer firings than expected will run, in words ("the engine is halted").
     pub notes: Vec<String>,
+}
+
+/// A planner's firings over a span: the first of them, how many, whether that count is
+/// exact (a span of more firings than the forecast asks about is counted in part).
+struct Span {
+    instants: Vec<DateTime<Utc>>,
+    count: usize,
+    exact: bool,
+    recurring: bool,
 }
 
 impl Engine {
@@ -72,12 +86,15 @@ impl Engine {
                 firing
             })
             .collect();
+        let (mut extra, mut exact) = (0, true);
         if let Some(planned_until) = plan.planned_until.filter(|p| *p < until) {
             // Firings before the horizon are stored (and listed above).
             let window = ((from - look_back()).max(planned_until), until);
             let planner = self.planner_of(&plan).await?;
-            let planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
-            firings.extend(planned.instants.into_iter().filter(|due| *due >= from && *due < until).map(|due| {
+            let span = self.planned_span(&planner, &plan.planner.args, &plan.timezone, plan.seed, window, from).await?;
+            extra = span.count - span.instants.len();
+            exact = span.exact;
+            firings.extend(span.instants.into_iter().map(|due| {
                 judge(
                     Firing { due, status: ExecutorStatus::Pending, reason: None, executor_id: None },
                     &plan,
@@ -85,7 +102,8 @@ impl Engine {
                 )
             }));
         }
-        Ok(self.finish(&plan, from, until, firings).await)
+        let count = firings.len() + extra;
+        Ok(self.finish(&plan, from, until, firings, count, exact).await)
     }
 
     /// The firings a plan body not yet created would make in `[from, until)` (from now at
@@ -93,17 +111,19 @@ impl Engine {
     /// makes these.
     pub async fn forecast_new(
         &self,
-        new: NewPlan,
+        mut new: NewPlan,
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Forecast, EngineError> {
         check_span(from, until)?;
         let draft = self.draft(&new).await?;
         let now = Utc::now().trunc_subsecs(6);
+        crate::plans::stamp_creation_time(&draft.planner.loaded.description.args_schema, &mut new.planner.args, now);
         let from = from.max(now);
         let window = if until > from { ((from - look_back()).max(now), until) } else { (from, from) };
-        let planned =
-            self.ask_planner(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window).await?;
+        let span = self
+            .planned_span(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window, from)
+            .await?;
         let blackouts = self.blackout_index().await?;
         // Judged as a plan of its own: global blackouts hold it, plan blackouts cannot yet.
         let plan = Plan {
@@ -127,7 +147,7 @@ impl Engine {
             grace: self.config.default_grace,
             created_by: None,
             paused: None,
-            planned_until: planned.recurring.then_some(window.1),
+            planned_until: span.recurring.then_some(window.1),
             misfire: new.misfire,
             overlap: new.overlap,
             steady_state: draft
@@ -142,10 +162,10 @@ impl Engine {
                 .collect(),
             stop_conditions: Vec::new(),
         };
-        let firings = planned
+        let (count, exact) = (span.count, span.exact);
+        let firings = span
             .instants
             .into_iter()
-            .filter(|t| *t >= from && *t < until)
             .map(|due| {
                 judge(
                     Firing { due, status: ExecutorStatus::Pending, reason: None, executor_id: None },
@@ -154,11 +174,47 @@ impl Engine {
                 )
             })
             .collect();
-        let mut forecast = self.finish(&plan, from, until, firings).await;
+        let mut forecast = self.finish(&plan, from, until, firings, count, exact).await;
         forecast
             .notes
             .push(format!("seed {} (pass it as \"seed\" when creating the plan to get these firings)", draft.seed));
         Ok(forecast)
+    }
+
+    /// What a planner answers for `window`, asked again from just after its last answer
+    /// while it answers (a planner answers a frequent plan's earliest firings only): the
+    /// first [`MAX_FORECAST_FIRINGS`] + 1 at or after `from`, and how many in all.
+    async fn planned_span(
+        &self,
+        planner: &crate::registry::Entry,
+        args: &serde_json::Value,
+        timezone: &str,
+        seed: u64,
+        window: (DateTime<Utc>, DateTime<Utc>),
+        from: DateTime<Utc>,
+    ) -> Result<Span, EngineError> {
+        let mut span = Span { instants: Vec::new(), count: 0, exact: true, recurring: false };
+        let (mut start, until) = window;
+        for ask in 0.. {
+            if ask == MAX_FORECAST_ASKS {
+                span.exact = false;
+                break;
+            }
+            let planned = self.ask_planner(planner, args, timezone, seed, (start, until)).await?;
+            span.recurring = planned.recurring;
+            let Some(last) = planned.instants.last().copied() else { break };
+            for due in planned.instants.into_iter().filter(|t| *t >= from && *t < until && *t >= start) {
+                span.count += 1;
+                if span.instants.len() <= MAX_FORECAST_FIRINGS {
+                    span.instants.push(due);
+                }
+            }
+            start = last + chrono::Duration::microseconds(1);
+            if !span.recurring || start >= until {
+                break;
+            }
+        }
+        Ok(span)
     }
 
     /// Sorts, caps and explains.
@@ -168,11 +224,20 @@ impl Engine {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
         mut firings: Vec<Firing>,
+        count: usize,
+        exact: bool,
     ) -> Forecast {
         firings.sort_by_key(|f| f.due);
-        let truncated = firings.len() > MAX_FORECAST_FIRINGS;
+        let truncated = firings.len() > MAX_FORECAST_FIRINGS || count > firings.len();
         firings.truncate(MAX_FORECAST_FIRINGS);
         let mut notes = Vec::new();
+        if truncated {
+            notes.push(format!(
+                "{}{count} firings fall in this span; the first {} are listed",
+                if exact { "" } else { "at least " },
+                firings.len()
+            ));
+        }
         if firings.is_empty() {
             notes.push("no firing falls in this span".to_string());
         }
@@ -193,7 +258,8 @@ impl Engine {
             let probes: Vec<&str> = plan.steady_state.iter().map(|p| p.plugin.as_str()).collect();
             notes.push(format!("each firing runs only if its steady state holds then ({})", probes.join(", ")));
         }
-        Forecast { from, until, firings, truncated, recurring: plan.is_recurring(), notes }
+        let count = count.max(firings.len());
+        Forecast { from, until, firings, count, truncated, recurring: plan.is_recurring(), notes }
     }
 }
 

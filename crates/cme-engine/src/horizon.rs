@@ -78,6 +78,9 @@ impl Engine {
                     failing = true;
                     continue;
                 }
+                if self.extension_deferred(&plan.id, now) {
+                    continue;
+                }
                 match self.next_window(plan, now).await {
                     Ok(Some(extension)) => extensions.push(extension),
                     Ok(None) => {}
@@ -112,12 +115,40 @@ impl Engine {
         let next = self.ports.horizon.next_planned_until().await?.map(|until| until - self.extension_lead());
         let retry =
             failing.then(|| now + chrono::Duration::from_std(RETRY_AFTER).unwrap_or(chrono::Duration::minutes(1)));
-        Ok(match (next, retry) {
-            // A failing plan's own horizon is in the past: wait for its retry instead.
-            (Some(next), Some(retry)) if next <= now => Some(retry),
+        // A frequent plan's horizon is always within the lead: it waits for its deferral.
+        let deferred = self.next_deferral(now);
+        let waiting = match (retry, deferred) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(match (next, waiting) {
+            // A failing or full plan's own horizon is in the past: wait for its retry or
+            // for its executors to be used instead.
+            (Some(next), Some(waiting)) if next <= now => Some(waiting),
             (Some(next), _) => Some(next),
-            (None, retry) => retry,
+            (None, waiting) => waiting,
         })
+    }
+
+    /// Whether the plan holds enough executors ahead for now (and waits until half of
+    /// them are used).
+    fn extension_deferred(&self, plan_id: &str, now: DateTime<Utc>) -> bool {
+        let mut deferred = self.horizon_deferred.locked();
+        match deferred.get(plan_id) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                deferred.remove(plan_id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The soonest a full plan needs extending; deferrals past are forgotten.
+    fn next_deferral(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut deferred = self.horizon_deferred.locked();
+        deferred.retain(|_, until| *until > now);
+        deferred.values().min().copied()
     }
 
     /// Whether the plan's planner failed lately (and waits for its retry).
@@ -145,8 +176,21 @@ impl Engine {
         if window.0 >= window.1 {
             return Ok(None);
         }
+        // At most `max_executors_ahead_per_plan` ahead: a plan holding half of them or more
+        // waits until only half are left.
+        let max_ahead = self.config.max_executors_ahead_per_plan;
+        let ahead = self.ports.executors.executors_between(&plan.id, now, from.max(now), max_ahead as u64).await?;
+        let half = max_ahead / 2;
+        if ahead.len() > half {
+            let wake = ahead[ahead.len() - half - 1].due;
+            self.horizon_deferred.locked().insert(plan.id.clone(), wake.max(now + chrono::Duration::seconds(1)));
+            return Ok(None);
+        }
         let planner = self.planner_of(plan).await?;
-        let planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
+        let mut planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
+        let until = planned
+            .recurring
+            .then(|| crate::plans::keep_ahead(&mut planned.instants, window.1, max_ahead - ahead.len()));
         let executors = planned
             .instants
             .into_iter()
@@ -156,6 +200,6 @@ impl Engine {
                 executor
             })
             .collect();
-        Ok(Some(Extension { plan_id: plan.id.clone(), from, until: planned.recurring.then_some(window.1), executors }))
+        Ok(Some(Extension { plan_id: plan.id.clone(), from, until, executors }))
     }
 }

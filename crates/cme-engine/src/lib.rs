@@ -118,6 +118,8 @@ pub struct Engine {
     run_started: Notify,
     /// Recurring plans whose planner failed, and when to ask it again.
     horizon_failures: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Frequent plans holding enough executors ahead, and when each needs extending.
+    horizon_deferred: std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
     /// Wakes the undo keeper (a halt).
     undo_wake: Notify,
     /// The blackouts as last read, with the store's generation they were read at.
@@ -154,6 +156,7 @@ impl Engine {
             local_halt: Default::default(),
             halt_writes: Default::default(),
             horizon_failures: Default::default(),
+            horizon_deferred: Default::default(),
             undo_wake: Notify::new(),
             blackout_cache: Default::default(),
             watched_plans: Default::default(),

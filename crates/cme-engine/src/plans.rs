@@ -87,6 +87,32 @@ pub const MAX_EXECUTORS_PER_PLAN: usize = 10_000;
 /// every page of plans shows them, so a page of the largest plans stays a few MiB.
 pub const MAX_PLAN_ARGS_BYTES: usize = 32 << 10;
 
+/// Keeps the earliest `room` of a recurring window's firings (sorted); answers how far
+/// the plan is then planned: the window's end, or just after the last firing kept.
+pub(crate) fn keep_ahead(instants: &mut Vec<DateTime<Utc>>, until: DateTime<Utc>, room: usize) -> DateTime<Utc> {
+    if instants.len() <= room {
+        return until;
+    }
+    instants.truncate(room);
+    instants.last().map_or(until, |last| (*last + chrono::Duration::microseconds(1)).min(until))
+}
+
+/// Writes the creation time into every arg the plugin's schema marks
+/// `"x-cme-stamp": "created"` that the plan leaves out (the cron planner's `start`, the
+/// anchor of its intervals), so that the stored args plan the same on every replica and
+/// after every restart.
+pub(crate) fn stamp_creation_time(schema: &Value, args: &mut Value, now: DateTime<Utc>) {
+    let (Some(properties), Some(given)) = (schema.get("properties").and_then(Value::as_object), args.as_object_mut())
+    else {
+        return;
+    };
+    for (key, property) in properties {
+        if property.get("x-cme-stamp").and_then(Value::as_str) == Some("created") && !given.contains_key(key) {
+            given.insert(key.clone(), Value::String(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        }
+    }
+}
+
 fn check_args_size(new: &NewPlan) -> Result<(), EngineError> {
     let size = |v: &serde_json::Value| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
     let mut total = 0usize;
@@ -206,7 +232,9 @@ impl Engine {
                 EngineError::PlannerFailed { plugin: planner.loaded.description.id.clone(), reason: other.to_string() }
             }
         })?;
-        if planned.instants.len() > MAX_EXECUTORS_PER_PLAN {
+        // A recurring planner's answer is kept in part (the earliest); a one-off plan's is
+        // stored whole, so it is bounded here.
+        if !planned.recurring && planned.instants.len() > MAX_EXECUTORS_PER_PLAN {
             return Err(EngineError::TooManyRunTimes { count: planned.instants.len(), max: MAX_EXECUTORS_PER_PLAN });
         }
         // Stored times have microseconds: what is returned is what is stored.
@@ -238,8 +266,9 @@ impl Engine {
         let inline_credential = take_inline_key(&self.host, &mut new.attack.args, &plan_id).await?;
         let draft = self.draft(&new).await?;
         let now = Utc::now().trunc_subsecs(6);
+        stamp_creation_time(&draft.planner.loaded.description.args_schema, &mut new.planner.args, now);
         let window = self.first_window(now);
-        let planned =
+        let mut planned =
             self.ask_planner(&draft.planner, &new.planner.args, draft.timezone.name(), draft.seed, window).await?;
         if planned.instants.is_empty() && !planned.recurring {
             return Err(EngineError::NoRunTime);
@@ -264,7 +293,9 @@ impl Engine {
             grace,
             created_by: Some(by.clone()),
             paused: None,
-            planned_until: planned.recurring.then_some(window.1),
+            planned_until: planned
+                .recurring
+                .then(|| keep_ahead(&mut planned.instants, window.1, self.config.max_executors_ahead_per_plan)),
             misfire: new.misfire,
             overlap: new.overlap,
             steady_state: draft

@@ -41,6 +41,10 @@ pub struct FileConfig {
     pub recurring_horizon_seconds: Option<u64>,
     /// Live plans all replicas hold at most (default 100,000); more answer 429.
     pub max_plans: Option<u64>,
+    /// Executors a recurring plan keeps ahead at most (default 1,000): a frequent plan
+    /// (every minute, every 10 s) is planned that far, not the whole horizon, and extended
+    /// as they are used.
+    pub max_executors_ahead_per_plan: Option<u64>,
     /// Pending executors over all plans at most (default 1,000,000); more answer 429.
     pub max_pending_executors: Option<u64>,
     /// Blackouts all replicas hold at most, calendar events included (default 50,000);

@@ -165,6 +165,9 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(n) = file.max_plans {
         engine_config.max_plans = n;
     }
+    if let Some(n) = file.max_executors_ahead_per_plan {
+        engine_config.max_executors_ahead_per_plan = usize::try_from(n.clamp(2, 100_000)).unwrap_or(1000);
+    }
     if let Some(s) = file.recurring_horizon_seconds {
         engine_config.recurring_horizon = Duration::from_secs(s.max(1));
     }

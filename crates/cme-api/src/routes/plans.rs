@@ -164,7 +164,7 @@ fn forecast_document(forecast: &Forecast) -> Hal {
         "from": date(forecast.from),
         "until": date(forecast.until),
         "recurring": forecast.recurring,
-        "count": firings.len(),
+        "count": forecast.count,
         "truncated": forecast.truncated,
         "notes": forecast.notes,
         "firings": firings,
