@@ -57,7 +57,7 @@ fn shoot(tab: &Tab, path: &Path) {
     std::fs::write(path, png).unwrap();
 }
 
-fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str) {
+fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str, next_week: &str) {
     let options = LaunchOptions::default_builder()
         .path(Some(chromium))
         .sandbox(false)
@@ -112,6 +112,33 @@ fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str) {
     let forecast = text_of(&tab, ".forecast table");
     assert!(forecast.contains("pending"), "{forecast}");
 
+    // The calendar: next week in Madrid, the office-hours firings, the freeze over them
+    // (its firings skipped, with its name), and the uploaded holiday calendar.
+    go(&tab, &format!("#/calendar?zone=Europe/Madrid&week={next_week}"));
+    until(&tab, "the week's firings", "document.querySelectorAll('#week .firing').length > 20");
+    until(
+        &tab,
+        "the freeze",
+        "[...document.querySelectorAll('#week .blackout')].some((b) => b.textContent.includes('release freeze'))",
+    );
+    let skipped = text_of(&tab, "#week .firing.skipped");
+    assert!(skipped.contains("office hours") && skipped.contains("release freeze"), "{skipped}");
+    let wednesday_freeze = tab
+        .evaluate(
+            "[...document.querySelectorAll('#week .day')].findIndex((d) => d.textContent.includes('release freeze'))",
+            false,
+        )
+        .unwrap()
+        .value;
+    assert_eq!(wednesday_freeze, Some(json!(2)), "the freeze is on Wednesday, the third day");
+    assert!(text_of(&tab, "#calendar-summary").contains("in Europe/Madrid"));
+    assert!(text_of(&tab, "table.calendars").contains("holidays"));
+    shoot(&tab, &shots.join("dashboard-calendar.png"));
+    // Another zone moves the same firings: 09:00 in Madrid is 08:00 in London (in winter,
+    // and 08:00 or 09:00 around the changes: either way not where Madrid shows it).
+    tab.wait_for_element("#week-after").unwrap().click().unwrap();
+    until(&tab, "the week after", &format!("!location.hash.includes('week={next_week}')"));
+
     go(&tab, "#/plugins");
     let plugins = text_of(&tab, "table.plugins");
     assert!(plugins.contains("api-request@") && plugins.contains("http *"), "{plugins}");
@@ -163,6 +190,23 @@ async fn an_operator_follows_plans_and_runs_and_halts_and_resumes_from_the_dashb
         .await;
     assert_eq!(cron.status, 201, "{:?}", cron.body);
     let cron_plan = cron.body["id"].as_str().unwrap().to_string();
+    let freeze = api
+        .post(
+            "/api/1/blackouts/",
+            &json!({"name": "release freeze", "start": "WED 10:00", "end": "WED 12:00", "timezone": "Europe/Madrid"}),
+        )
+        .await;
+    assert_eq!(freeze.status, 201, "{:?}", freeze.body);
+    let ics =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/fixtures/calendars/google.ics")).unwrap();
+    let holidays =
+        api.raw(reqwest::Method::POST, "/api/1/calendars/?name=holidays", Some(ics), Some("text/calendar")).await;
+    assert_eq!(holidays.status, 201, "{:?}", holidays.body);
+    let next_week = {
+        use chrono::Datelike;
+        let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Madrid).date_naive();
+        (today + chrono::Duration::days(7 - i64::from(today.weekday().num_days_from_monday()))).to_string()
+    };
     for created in [&ok, &broken] {
         api.wait_executor(created.body["_embedded"]["executors"][0]["id"].as_str().unwrap(), is_terminal).await;
     }
@@ -171,8 +215,10 @@ async fn an_operator_follows_plans_and_runs_and_halts_and_resumes_from_the_dashb
     std::fs::create_dir_all(&shots).unwrap();
     let url = engine.url.clone();
     let at = shots.clone();
-    tokio::task::spawn_blocking(move || drive(chromium, &url, &at, &cron_plan)).await.unwrap();
-    assert!(shots.join("dashboard-plans.png").exists() && shots.join("dashboard-executors.png").exists());
+    tokio::task::spawn_blocking(move || drive(chromium, &url, &at, &cron_plan, &next_week)).await.unwrap();
+    for shot in ["dashboard-plans.png", "dashboard-executors.png", "dashboard-calendar.png"] {
+        assert!(shots.join(shot).exists(), "{shot}");
+    }
 
     // What the clicks did, as the API and the audit log tell it.
     let halt = api.get("/api/1/halt").await;

@@ -485,6 +485,18 @@ fn schemas() -> Value {
             "plugins": {"type": "array", "items": reference("Plugin")},
             "_links": links,
         }},
+        "Schedule": {"type": "object", "required": ["from", "until", "firings", "blackouts", "notes"], "properties": {
+            "from": date, "until": date, "notes": {"type": "array", "items": {"type": "string"}},
+            "firings": {"type": "array", "items": {"type": "object", "required": ["plan_id", "plan", "due", "status"], "properties": {
+                "plan_id": {"type": "string"}, "plan": {"type": "string"}, "due": date, "status": {"enum": statuses},
+                "reason": text_or_null, "executor_id": text_or_null
+            }}},
+            "blackouts": {"type": "array", "items": {"type": "object", "required": ["id", "name", "start", "end"], "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"}, "plan_id": text_or_null, "calendar": text_or_null,
+                "start": date, "end": date
+            }}},
+            "_links": links
+        }},
         "Forecast": {"type": "object", "required": ["from", "until", "recurring", "count", "truncated", "notes", "firings"], "properties": {
             "from": date, "until": date, "recurring": {"type": "boolean"}, "count": {"type": "integer"}, "truncated": {"type": "boolean"},
             "notes": {"type": "array", "items": {"type": "string"}},

@@ -40,6 +40,8 @@ function h(tag, attrs, ...children) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    // Through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+    else if (key === "style") Object.assign(node.style, value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
   for (const child of children.flat(Infinity)) {
@@ -283,6 +285,111 @@ async function allPages(path, key) {
   return items;
 }
 
+// ---- the calendar: a week of every plan's firings and the blackouts over them -----------
+
+// The wall-clock parts of an instant in a zone.
+function wallParts(ms, zone) {
+  const parts = new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit",
+    day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", weekday: "short" }).formatToParts(new Date(ms));
+  const get = (type) => parts.find((p) => p.type === type).value;
+  return { y: +get("year"), m: +get("month"), d: +get("day"), h: +get("hour"), min: +get("minute"), s: +get("second"),
+    weekday: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].indexOf(get("weekday")) };
+}
+
+// The instant a wall time of a zone names (a skipped wall time: just after the change).
+function instantOf(y, m, d, zone) {
+  const guess = Date.UTC(y, m - 1, d);
+  let at = guess;
+  for (let i = 0; i < 2; i++) {
+    const w = wallParts(at, zone);
+    at -= Date.UTC(w.y, w.m - 1, w.d, w.h, w.min, w.s) - guess;
+  }
+  return at;
+}
+
+function dayKey(p) { return `${p.y}-${String(p.m).padStart(2, "0")}-${String(p.d).padStart(2, "0")}`; }
+
+async function calendarView(query) {
+  const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  let zone = query.get("zone") || browserZone;
+  try { new Intl.DateTimeFormat("en-US", { timeZone: zone }); } catch (_) { banner("Unknown time zone " + zone + "; showing " + browserZone); zone = browserZone; }
+  // The Monday of the asked week (default: this week), in the zone.
+  const asked = (query.get("week") || "").match(/^(\d{4})-(\d{2})-(\d{2})$/);
+  const today = wallParts(Date.now(), zone);
+  let [y, m, d] = asked ? [+asked[1], +asked[2], +asked[3]] : [today.y, today.m, today.d];
+  const noon = Date.UTC(y, m - 1, d, 12);
+  const back = (new Date(noon).getUTCDay() + 6) % 7;
+  const monday = new Date(noon - back * 86400000);
+  const days = [...Array(7).keys()].map((i) => new Date(monday.getTime() + i * 86400000));
+  const starts = days.map((day) => instantOf(day.getUTCFullYear(), day.getUTCMonth() + 1, day.getUTCDate(), zone));
+  const after = new Date(monday.getTime() + 7 * 86400000);
+  const end = instantOf(after.getUTCFullYear(), after.getUTCMonth() + 1, after.getUTCDate(), zone);
+  const params = new URLSearchParams({ from: new Date(starts[0]).toISOString(), until: new Date(end).toISOString() });
+  const [schedule, calendars] = await Promise.all([api("GET", "/api/1/schedule?" + params), api("GET", "/api/1/calendars/")]);
+  const weekOf = (date) => `${date.getUTCFullYear()}-${String(date.getUTCMonth() + 1).padStart(2, "0")}-${String(date.getUTCDate()).padStart(2, "0")}`;
+  const go = (week, z) => { location.hash = "#/calendar?" + new URLSearchParams({ zone: z, week }); };
+  const controls = h("form", { class: "filters", id: "calendar-controls", onsubmit: (event) => {
+    event.preventDefault();
+    go(weekOf(monday), new FormData(event.target).get("zone") || browserZone);
+  } },
+    h("button", { type: "button", id: "week-before", onclick: () => go(weekOf(new Date(monday.getTime() - 7 * 86400000)), zone) }, "‹ Week before"),
+    h("button", { type: "button", id: "week-after", onclick: () => go(weekOf(after), zone) }, "Week after ›"),
+    h("label", {}, "Time zone", h("input", { name: "zone", id: "calendar-zone", value: zone, list: "zones", size: 24 })),
+    h("datalist", { id: "zones" }, [browserZone, "UTC", "Europe/Madrid", "Europe/London", "America/New_York", "America/Los_Angeles", "Asia/Tokyo"]
+      .map((z) => h("option", { value: z }))),
+    h("button", { type: "submit" }, "Show"));
+
+  // One column a day; a block per (hour, plan, status) with how many firings it holds, and
+  // each blackout occurrence as a band over the hours it covers.
+  const dayOf = (ms) => { for (let i = 6; i >= 0; i--) if (ms >= starts[i]) return i; return -1; };
+  const top = (ms, i) => Math.max(0, Math.min(100, ((ms - starts[i]) / ((i < 6 ? starts[i + 1] : end) - starts[i])) * 100));
+  const columns = days.map((day, i) => h("div", { class: "day", "data-day": weekOf(day) },
+    h("div", { class: "day-head" }, day.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" })),
+    h("div", { class: "day-body" })));
+  for (const b of schedule.blackouts) {
+    const s = Date.parse(b.start), e = Date.parse(b.end);
+    for (let i = 0; i < 7; i++) {
+      const dayEnd = i < 6 ? starts[i + 1] : end;
+      if (s >= dayEnd || e <= starts[i]) continue;
+      const from = top(Math.max(s, starts[i]), i), to = top(Math.min(e, dayEnd), i);
+      columns[i].lastChild.append(h("div", { class: "blackout", style: { top: from + "%", height: Math.max(to - from, 0.8) + "%" },
+        title: `${b.name}: ${new Date(s).toLocaleString(undefined, { timeZone: zone })} – ${new Date(e).toLocaleString(undefined, { timeZone: zone })}` },
+        h("span", {}, b.name)));
+    }
+  }
+  const groups = new Map();
+  for (const f of schedule.firings) {
+    const t = Date.parse(f.due), i = dayOf(t);
+    if (i < 0) continue;
+    const w = wallParts(t, zone);
+    const key = [i, w.h, f.plan_id, f.status, f.reason || ""].join("|");
+    if (!groups.has(key)) groups.set(key, { i, hour: w.h, first: t, firing: f, count: 0 });
+    groups.get(key).count += 1;
+  }
+  for (const g of groups.values()) {
+    const f = g.firing;
+    const label = `${new Date(g.first).toLocaleTimeString(undefined, { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" })} ${f.plan}` + (g.count > 1 ? ` ×${g.count}` : "");
+    columns[g.i].lastChild.append(h("a", { class: "firing status-" + f.status + (f.status === "skipped" ? " skipped" : ""),
+      href: "#/plans/" + encodeURIComponent(f.plan_id), style: { top: top(g.first, g.i) + "%" }, "data-status": f.status,
+      title: `${f.plan} · ${f.status}${f.reason ? " · " + f.reason : ""}` },
+      label, f.status === "skipped" && f.reason ? h("em", {}, " — " + f.reason) : null));
+  }
+  const hours = h("div", { class: "hours" }, h("div", { class: "day-head" }), h("div", { class: "day-body" },
+    [...Array(24).keys()].map((hr) => h("span", { style: { top: (hr / 24) * 100 + "%" } }, String(hr).padStart(2, "0") + ":00"))));
+  const skipped = schedule.firings.filter((f) => f.status === "skipped").length;
+  const calendarRows = calendars.calendars.map((c) => h("tr", { "data-calendar": c.name },
+    h("td", {}, c.name), h("td", {}, c.kind), h("td", { class: "mono" }, c.url || "—"), h("td", {}, String(c.blackouts)),
+    h("td", {}, c.kind === "subscription" ? when(c.last_fetched) : "uploaded " + when(c.created)),
+    h("td", {}, c.last_error ? h("span", { class: "error" }, c.last_error) : (c.kind === "subscription" ? "ok" : ""))));
+  show(h("h1", {}, "Calendar"), controls,
+    h("p", { class: "muted", id: "calendar-summary" }, `${schedule.firings.length} firings, ${skipped} skipped, ${schedule.blackouts.length} blackout spans, week of ${weekOf(monday)} in ${zone}`),
+    schedule.notes.map((n) => h("p", { class: "muted" }, n)),
+    h("div", { class: "week", id: "week" }, hours, columns),
+    h("h2", {}, "Calendars"),
+    calendarRows.length ? table(["Name", "Kind", "URL", "Blackouts", "Fetched", "State"], calendarRows, { class: "calendars" })
+      : h("p", { class: "muted" }, "No calendars: POST an .ics to /api/1/calendars/?name=holidays, or subscribe to one."));
+}
+
 async function pluginsView() {
   const plugins = await allPages("/api/1/plugins/?size=1000", "plugins");
   const rows = plugins.map((p) => h("tr", { "data-plugin": p.id },
@@ -331,6 +438,7 @@ async function route() {
     if (parts[0] === "plans" && parts[1]) await planView(parts[1]);
     else if (parts[0] === "executors" && parts[1]) await executorView(parts[1]);
     else if (parts[0] === "executors") await executorsView(query);
+    else if (parts[0] === "calendar") await calendarView(query);
     else if (parts[0] === "plugins") await pluginsView();
     else if (parts[0] === "audit") await auditView();
     else await plansView();

@@ -16,6 +16,7 @@ pub mod blackout_index;
 pub mod blackouts;
 pub mod bounded;
 pub mod calendar;
+pub mod calendar_view;
 mod config;
 mod credentials;
 mod error;

@@ -152,6 +152,11 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     })
     .params(&SPAN)
     .answers(&[(200, Hal("Forecast"))]),
+    Endpoint::new(Get, "/api/1/schedule", "showSchedule", "Every live plan's firings (skipped ones with their reason) and every blackout's occurrences in a span of up to 31 days: the dashboard's calendar", Some(Viewer), |r| {
+        r.to(plans::schedule)
+    })
+    .params(&SPAN)
+    .answers(&[(200, Hal("Schedule"))]),
     Endpoint::new(Post, "/api/1/forecast", "forecastNewPlan", "The firings a plan body would make; nothing is stored", Some(Operator), |r| r.to(plans::forecast_new))
         .params(&SPAN)
         .body(Body::Json("NewPlan"))

@@ -111,7 +111,7 @@ pub async fn resume(req: HttpRequest, id: web::Path<String>, state: web::Data<Ap
 
 /// `from` and `until` of a forecast (dates; without an offset in the engine's zone):
 /// default now and a week later.
-fn span(
+pub(crate) fn span(
     req: &HttpRequest,
     state: &ApiState,
 ) -> std::result::Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), crate::problem::ApiError> {
@@ -126,6 +126,40 @@ fn span(
         None => from + chrono::Duration::days(7),
     };
     Ok((from, until))
+}
+
+/// Every live plan's firings and every blackout's occurrences in `?from=&until=` (default:
+/// the coming week; at most 31 days): the dashboard's calendar.
+pub async fn schedule(req: HttpRequest, state: web::Data<ApiState>) -> Result {
+    state.auth.require(&req, Role::Viewer)?;
+    let (from, until) = span(&req, &state)?;
+    let view = state.engine.calendar_view(from, until).await?;
+    let firings: Vec<Value> = view
+        .firings
+        .iter()
+        .map(|f| {
+            json!({
+                "plan_id": f.plan_id, "plan": f.plan_name, "due": date(f.firing.due),
+                "status": f.firing.status.as_str(), "reason": f.firing.reason, "executor_id": f.firing.executor_id,
+            })
+        })
+        .collect();
+    let blackouts: Vec<Value> = view
+        .blackouts
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.blackout.id, "name": o.blackout.name, "plan_id": o.blackout.plan_id,
+                "calendar": o.blackout.calendar, "start": date(o.start), "end": date(o.end),
+            })
+        })
+        .collect();
+    Ok(Hal::new(json!({
+        "from": date(from), "until": date(until), "firings": firings, "blackouts": blackouts, "notes": view.notes,
+    }))
+    .link("self", self_href(&req))
+    .link("calendars", "/api/1/calendars/")
+    .ok())
 }
 
 /// The firings of a plan in `?from=&until=` (default: the coming week), with the skipped
