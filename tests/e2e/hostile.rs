@@ -139,6 +139,9 @@ fn hostile_inputs() -> Vec<Hostile> {
         let vars: String = (0..256).map(|i| format!("var{i}={value}\n")).collect();
         format!("[all:vars]\n{vars}[web]\nh[0:9999]\n")
     };
+    let cron_plan = |args: Value| {
+        json!({"name": "hostile cron", "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET"}}, "planner": {"ref": "cron_planner:CronPlanner", "args": args}}).to_string()
+    };
     let plan_with = |args: Value| json!({"name": "hostile", "attack": {"ref": "run_script:RunScript", "args": args}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": "2030-01-01T00:00:00Z"}}});
     let pem = base64::engine::general_purpose::STANDARD.encode(bcrypt_key(u32::MAX));
     let multipart = {
@@ -166,6 +169,10 @@ fn hostile_inputs() -> Vec<Hostile> {
         post("an INI inventory whose group variables repeat on 10,000 hosts", "/api/1/inventories/", "text/plain", amplified),
         post("an ansible-inventory JSON nested to the cap", "/api/1/inventories/", "application/json", format!("{{\"_meta\": {}{}}}", "[".repeat(inventory_cap / 2 - 100), "]".repeat(inventory_cap / 2 - 100))),
         post("an ansible-inventory JSON host of 100,000 variables", "/api/1/inventories/", "application/json", wide_hostvars),
+        post("a cron rate() past any integer", "/api/1/plans/", "application/json", cron_plan(json!({"cron": "rate(99999999999999999999999 minutes)", "dialect": "aws"}))),
+        post("an @every interval that overflows", "/api/1/plans/", "application/json", cron_plan(json!({"cron": "@every 9999999999999999h9999999999999999m"}))),
+        post("a Jenkins H with a zero step", "/api/1/plans/", "application/json", cron_plan(json!({"cron": "H(0-59)/0 * * * *", "dialect": "jenkins"}))),
+        post("a cron line of 100 fields, read in every dialect", "/api/1/plans/", "application/json", cron_plan(json!({"cron": "* ".repeat(100).trim_end()}))),
         post("JSON nested as deep as the cap allows", "/api/1/plans/", "application/json", format!("{}{}", "[".repeat(json_cap / 2 - 10), "]".repeat(json_cap / 2 - 10))),
         post("JSON as wide as the cap allows", "/api/1/plans/", "application/json", format!("{{\"name\":[{}0]}}", "{},".repeat(json_cap / 3 - 10))),
         post("JSON of escapes", "/api/1/plans/", "application/json", format!("{{\"name\":\"{}\"}}", "\\u0041".repeat(json_cap / 6 - 10))),
@@ -192,7 +199,6 @@ fn hostile_inputs() -> Vec<Hostile> {
             body: format!("{}{}", "{\"a\":".repeat(json_cap / 6), "}".repeat(json_cap / 6)).into_bytes(),
         },
         post("an upload that is not a component", "/api/1/plugins/", "application/wasm", vec![0x42; 1 << 20]),
-        post("a plan with a cron line firing every second", "/api/1/plans/", "application/json", json!({"name": "tight", "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET"}}, "planner": {"ref": "cron_planner:CronPlanner", "args": {"cron": "* * * * * *"}}}).to_string()),
         post("a plan whose args fill the body cap", "/api/1/plans/", "application/json", json!({"name": "big", "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET", "headers": {"X-Pad": "p".repeat(json_cap - 400)}}}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": "2030-01-01T00:00:00Z"}}}).to_string()),
         post("a blackout with a name of escapes", "/api/1/blackouts/", "application/json", json!({"name": "\u{0}".repeat(100_000), "start": "x", "end": "y"}).to_string()),
         Hostile { what: "a signature of noise", method: reqwest::Method::POST, path: format!("/api/1/plugins/?signature={}", "A".repeat(9000)), content_type: "application/wasm", body: vec![0; 16] },

@@ -100,6 +100,26 @@ async fn a_canary_secret_shows_in_no_sink_at_trace_level() {
             .raw(reqwest::Method::POST, "/api/1/inventories/", Some(inventory.into_bytes()), Some("application/yaml"))
             .await;
         assert_eq!(imported.status, 201, "{:?}", imported.body);
+        // The same in an INI inventory and in ansible-inventory JSON, and in a line the INI
+        // parser refuses (its error quotes the line).
+        let ini = format!("[db]\ndb-1 ansible_host=127.0.0.2 cme_credential=fleet note=\"{PASSPHRASE} {TOKEN}\"\n");
+        let imported =
+            api.raw(reqwest::Method::POST, "/api/1/inventories/?format=ini", Some(ini.into_bytes()), None).await;
+        assert_eq!(imported.status, 201, "{:?}", imported.body);
+        let listed = json!({"_meta": {"hostvars": {"db-2": {"ansible_host": "127.0.0.3", "vault": {"token": TOKEN, "pass": PASSPHRASE}}}}, "db2": ["db-2"]});
+        let imported = api
+            .raw(
+                reqwest::Method::POST,
+                "/api/1/inventories/?credential=fleet",
+                Some(listed.to_string().into_bytes()),
+                Some("application/json"),
+            )
+            .await;
+        assert_eq!(imported.status, 201, "{:?}", imported.body);
+        let refused = format!("[db]\ndb-3 {PASSPHRASE}\n");
+        let refused =
+            api.raw(reqwest::Method::POST, "/api/1/inventories/?format=ini", Some(refused.into_bytes()), None).await;
+        assert_eq!(refused.status, 400, "{:?}", refused.body);
 
         let with_user_info =
             |url: String, password: &str| url.replacen("http://", &format!("http://chaos:{password}@"), 1);

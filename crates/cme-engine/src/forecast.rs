@@ -16,7 +16,7 @@ pub const MAX_FORECAST_DAYS: i64 = 366;
 pub const MAX_FORECAST_FIRINGS: usize = 10_000;
 /// The most times one forecast asks a planner again from where its last answer stopped
 /// (a planner answers a frequent plan's earliest firings only).
-const MAX_FORECAST_ASKS: usize = 100;
+const MAX_FORECAST_ASKS: usize = 20;
 /// How long before a span's start planners are also asked about: a firing whose nominal
 /// time is earlier may be delayed into the span (cron jitter is at most a day).
 fn look_back() -> chrono::Duration {
