@@ -13,7 +13,6 @@
 use serde_json::Value;
 
 use super::model::{Model, Vars};
-use super::patterns;
 
 #[derive(Debug)]
 enum Section {
@@ -50,14 +49,7 @@ pub(super) fn read(text: &str, model: &mut Model) -> Result<(), String> {
                         .ok_or_else(|| at(format!("{word:?} after host {pattern} is not key=value")))?;
                     vars.insert(key.to_string(), literal(value, false));
                 }
-                for host in patterns::expand(pattern).map_err(at)? {
-                    let mut host_vars = Vars::new();
-                    if let Some(port) = host.port {
-                        host_vars.insert("ansible_port".into(), Value::from(port));
-                    }
-                    host_vars.extend(vars.clone());
-                    model.add_host(group, &host.name, host_vars).map_err(at)?;
-                }
+                model.add_pattern(group, pattern, &vars).map_err(at)?;
             }
             Section::Vars(group) => {
                 let (key, value) =

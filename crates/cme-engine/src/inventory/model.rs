@@ -80,6 +80,20 @@ impl Model {
         self.add_host_vars(host, vars)
     }
 
+    /// Puts every host a pattern names (`www[01:50]:2222`) in `group` with `vars`; a port
+    /// in the pattern is the host's `ansible_port` unless `vars` set one.
+    pub(super) fn add_pattern(&mut self, group: &str, pattern: &str, vars: &Vars) -> Result<(), String> {
+        for host in super::patterns::expand(pattern)? {
+            let mut host_vars = Vars::new();
+            if let Some(port) = host.port {
+                host_vars.insert("ansible_port".into(), Value::from(port));
+            }
+            host_vars.extend(vars.clone());
+            self.add_host(group, &host.name, host_vars)?;
+        }
+        Ok(())
+    }
+
     /// Sets a host's own variables (a host in no group is `ungrouped`).
     pub(super) fn add_host_vars(&mut self, host: &str, vars: Vars) -> Result<(), String> {
         if !self.hosts.contains_key(host) && self.hosts.len() >= MAX_HOSTS {

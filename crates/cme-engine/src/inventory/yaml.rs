@@ -9,7 +9,6 @@ use serde_json::Value;
 use serde_norway::{Mapping, Value as Yaml};
 
 use super::model::{Model, Vars};
-use super::patterns;
 
 /// How deep `children` may nest (the YAML reader bounds nesting too; this keeps the
 /// recursion's own bound next to it).
@@ -49,14 +48,7 @@ fn group(model: &mut Model, name: &str, body: &Yaml, depth: usize) -> Result<(),
                         let pattern =
                             scalar(pattern).ok_or_else(|| format!("group {name}: a host name is not a string"))?;
                         let host_vars = vars(&format!("host {pattern}"), host_vars)?;
-                        for host in patterns::expand(&pattern).map_err(|e| format!("group {name}: {e}"))? {
-                            let mut all = Vars::new();
-                            if let Some(port) = host.port {
-                                all.insert("ansible_port".into(), Value::from(port));
-                            }
-                            all.extend(host_vars.clone());
-                            model.add_host(name, &host.name, all)?;
-                        }
+                        model.add_pattern(name, &pattern, &host_vars).map_err(|e| format!("group {name}: {e}"))?;
                     }
                 }
                 _ => model.note(name, "hosts is not a mapping of host names (a list is INI's habit)".into())?,
