@@ -84,7 +84,7 @@ impl From<String> for DocumentRefused {
 
 /// Parses YAML into a value, refusing documents that nest deeper than
 /// [`YAML_MAX_DEPTH`] or expand (aliases included) past [`YAML_MAX_NODES`] nodes or
-/// [`YAML_MAX_TEXT_BYTES`] bytes of text. Tags are refused.
+/// [`YAML_MAX_TEXT_BYTES`] bytes of text. Tagged values are kept with their tag.
 pub fn yaml(text: &str) -> Result<Yaml, DocumentRefused> {
     check_yaml_flow_depth(text)?;
     let mut budget = Budget { nodes: 0, bytes: 0, depth: 0 };
@@ -260,8 +260,14 @@ impl<'de> Visitor<'de> for BoundedVisitor<'_> {
         Ok(Yaml::Mapping(mapping))
     }
 
-    fn visit_enum<A: de::EnumAccess<'de>>(self, _data: A) -> Result<Yaml, A::Error> {
-        Err(de::Error::custom("YAML tags (!tag) are not supported here"))
+    /// A tagged value (`!vault |`, as Ansible Vault writes encrypted variables) is kept
+    /// with its tag, within the same budget; what it means is the reader's to decide.
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Yaml, A::Error> {
+        use serde::de::VariantAccess;
+        let (tag, variant): (String, A::Variant) = data.variant()?;
+        self.budget.take(tag.len())?;
+        let value = variant.newtype_variant_seed(BoundedYaml { budget: &mut *self.budget })?;
+        Ok(Yaml::Tagged(Box::new(serde_norway::value::TaggedValue { tag: serde_norway::value::Tag::new(tag), value })))
     }
 }
 
@@ -373,7 +379,11 @@ mod tests {
         assert!(refused.contains("deeper") || refused.contains("recursion"), "{refused}");
         let merged = yaml("base: &base {user: ops}\nweb:\n  <<: *base\n  port: 22\n").unwrap();
         assert_eq!(merged["web"]["port"], Yaml::Number(22.into()));
-        assert!(yaml("!custom 3").is_err());
+        let tagged = yaml("!custom 3").unwrap();
+        assert!(
+            matches!(tagged, Yaml::Tagged(ref t) if t.tag == "custom" && t.value == Yaml::Number(3.into())),
+            "{tagged:?}"
+        );
     }
 
     #[test]

@@ -388,6 +388,9 @@ mod tests {
             "{:?}",
             read.skipped
         );
+        let vaulted = host(&read, "vaulted", "vault-1");
+        assert_eq!(vaulted.tags.get("role").map(String::as_str), Some("db"));
+        assert!(!vaulted.tags.contains_key("db_password"), "Vault ciphertext is left out");
     }
 
     #[test]

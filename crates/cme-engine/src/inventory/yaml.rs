@@ -3,7 +3,8 @@
 //! `vars` and `children` (groups, defined there or anywhere else: a group named twice is
 //! one group, its parts merged). Merge keys (`<<: *defaults`) apply in every mapping.
 //! Unknown keys in a group are ignored (and said, if the group ends without hosts), as
-//! Ansible ignores them with a warning.
+//! Ansible ignores them with a warning; Vault-encrypted variables (`!vault |`) are left
+//! out.
 
 use serde_json::Value;
 use serde_norway::{Mapping, Value as Yaml};
@@ -124,7 +125,15 @@ fn json(value: &Yaml) -> Value {
         }
         Yaml::String(s) => Value::String(s.clone()),
         Yaml::Sequence(items) => Value::Array(items.iter().map(json).collect()),
-        Yaml::Mapping(m) => Value::Object(merged(m).iter().filter_map(|(k, v)| Some((scalar(k)?, json(v)))).collect()),
+        // A tagged value (Ansible Vault's `!vault |` ciphertext) is left out: cme cannot
+        // read it, and it is not a tag to filter on.
+        Yaml::Mapping(m) => Value::Object(
+            merged(m)
+                .iter()
+                .filter(|(_, v)| !matches!(v, Yaml::Tagged(_)))
+                .filter_map(|(k, v)| Some((scalar(k)?, json(v))))
+                .collect(),
+        ),
         Yaml::Tagged(_) => Value::Null,
     }
 }
