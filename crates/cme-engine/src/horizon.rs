@@ -69,9 +69,13 @@ impl Engine {
     pub(crate) async fn extend_horizons(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, EngineError> {
         let before = now + self.extension_lead();
         let mut failing = false;
+        // Paged by (planned_until, id): plans that wait (failing, or full) never hide the
+        // ones behind them.
+        let mut after: Option<(DateTime<Utc>, String)> = None;
         loop {
-            let due = self.ports.horizon.plans_to_extend(before, BATCH).await?;
+            let due = self.ports.horizon.plans_to_extend(before, after.as_ref(), BATCH).await?;
             let count = due.len() as u64;
+            after = due.last().and_then(|p| Some((p.planned_until?, p.id.clone())));
             let mut extensions = Vec::with_capacity(due.len());
             for plan in &due {
                 if self.extension_backoff(&plan.id) {
@@ -108,7 +112,7 @@ impl Engine {
                     self.wake_scheduler();
                 }
             }
-            if count < BATCH || !progressed {
+            if count < BATCH {
                 break;
             }
         }

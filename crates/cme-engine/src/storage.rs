@@ -210,8 +210,14 @@ pub trait PlanStore: Send + Sync + 'static {
 #[async_trait::async_trait]
 pub trait HorizonStore: Send + Sync + 'static {
     /// Live, unpaused recurring plans whose executors are made only up to before `before`,
-    /// soonest first, at most `limit`.
-    async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>>;
+    /// soonest first (then by id), after `after` (a `(planned_until, id)` of an earlier
+    /// page), at most `limit`.
+    async fn plans_to_extend(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&(DateTime<Utc>, String)>,
+        limit: u64,
+    ) -> StorageResult<Vec<Plan>>;
 
     /// The earliest `planned_until` of a live, unpaused recurring plan.
     async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>>;

@@ -378,13 +378,26 @@ impl PlanStore for Store {
 
 #[async_trait::async_trait]
 impl HorizonStore for Store {
-    async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>> {
-        let query = plan::Entity::find()
+    async fn plans_to_extend(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&(DateTime<Utc>, String)>,
+        limit: u64,
+    ) -> StorageResult<Vec<Plan>> {
+        let mut query = plan::Entity::find()
             .filter(plan::Column::PlannedUntilUs.lt(us(before)))
             .filter(plan::Column::DeletedAtUs.is_null())
-            .filter(plan::Column::PausedAtUs.is_null())
-            .order_by_asc(plan::Column::PlannedUntilUs)
-            .limit(limit);
+            .filter(plan::Column::PausedAtUs.is_null());
+        if let Some((planned_until, id)) = after {
+            query = query.filter(
+                sea_orm::Condition::any().add(plan::Column::PlannedUntilUs.gt(us(*planned_until))).add(
+                    sea_orm::Condition::all()
+                        .add(plan::Column::PlannedUntilUs.eq(us(*planned_until)))
+                        .add(plan::Column::Id.gt(id.as_str())),
+                ),
+            );
+        }
+        let query = query.order_by_asc(plan::Column::PlannedUntilUs).order_by_asc(plan::Column::Id).limit(limit);
         self.all_of(query, convert::plan).await
     }
 

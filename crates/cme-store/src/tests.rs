@@ -593,3 +593,31 @@ async fn recurring_plans_extend_only_from_the_horizon_they_were_planned_from() {
         );
     }
 }
+
+/// The plans due for extension page by `(planned_until, id)`: plans that wait (a full
+/// frequent plan, a failing planner) never hide the ones behind them.
+#[tokio::test]
+async fn plans_due_for_extension_page_past_the_ones_that_wait() {
+    use chrono::SubsecRound;
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}?mode=rwc", dir.path().join("cme.db").display())];
+    urls.extend(fresh_postgres("paging"));
+    let soon = chrono::Utc::now().trunc_subsecs(6) + chrono::Duration::hours(1);
+    let roomy = cme_engine::WorkCaps { max_plans: 1_000, max_pending_executors: 1_000 };
+    for url in urls {
+        let store = Store::connect(&StoreConfig::new(&url)).await.unwrap();
+        for (id, hours) in [("b", 0), ("a", 0), ("c", 1), ("d", 2)] {
+            let (mut plan, executors, audit) = new_plan(id);
+            plan.planned_until = Some(soon + chrono::Duration::hours(hours));
+            store.insert_plan(&plan, &executors, &audit, None, &roomy).await.unwrap();
+        }
+        let before = soon + chrono::Duration::days(1);
+        let ids = |plans: Vec<cme_engine::Plan>| plans.into_iter().map(|p| p.id).collect::<Vec<_>>();
+        let first = store.plans_to_extend(before, None, 2).await.unwrap();
+        let cursor = (first[1].planned_until.unwrap(), first[1].id.clone());
+        assert_eq!(ids(first), ["a", "b"], "{url}: soonest first, then by id");
+        let rest = store.plans_to_extend(before, Some(&cursor), 10).await.unwrap();
+        assert_eq!(ids(rest), ["c", "d"], "{url}");
+        assert!(store.plans_to_extend(soon, None, 10).await.unwrap().is_empty(), "{url}: none due before the first");
+    }
+}

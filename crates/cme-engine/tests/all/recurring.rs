@@ -227,7 +227,7 @@ async fn a_forecast_of_a_new_plan_shows_blackouts_and_explains_an_empty_span() {
     assert_eq!(skipped.len(), 8, "22:00 to 06:00 holds 8 hourly firings");
     assert!(skipped.iter().all(|f| f.reason.as_deref() == Some("blackout \"night\"")));
     assert!(
-        rig.store.plans_to_extend(now + chrono::Duration::days(30), 10).await.unwrap().is_empty(),
+        rig.store.plans_to_extend(now + chrono::Duration::days(30), None, 10).await.unwrap().is_empty(),
         "a forecast stores nothing"
     );
     let empty = rig

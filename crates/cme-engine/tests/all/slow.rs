@@ -101,8 +101,13 @@ impl HaltStore for SlowClaims {
 
 #[async_trait::async_trait]
 impl HorizonStore for SlowClaims {
-    async fn plans_to_extend(&self, before: DateTime<Utc>, limit: u64) -> StorageResult<Vec<Plan>> {
-        self.inner.plans_to_extend(before, limit).await
+    async fn plans_to_extend(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&(DateTime<Utc>, String)>,
+        limit: u64,
+    ) -> StorageResult<Vec<Plan>> {
+        self.inner.plans_to_extend(before, after, limit).await
     }
 
     async fn next_planned_until(&self) -> StorageResult<Option<DateTime<Utc>>> {
