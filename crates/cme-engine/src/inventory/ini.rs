@@ -10,9 +10,8 @@
 //!
 //! A line that is none of these refuses the file naming the line, as Ansible does.
 
-use serde_json::Value;
-
-use super::model::{Model, Vars};
+use super::model::Model;
+use super::var::{Var, Vars};
 
 #[derive(Debug)]
 enum Section {
@@ -153,24 +152,24 @@ fn shell_words(line: &str) -> Result<Vec<String>, String> {
 /// A value as Ansible's INI reader makes it: Python literals (numbers, `True`/`False`)
 /// become numbers and booleans; in `:vars` sections quotes around the whole value are
 /// removed (host-line values lost theirs to the word splitting already); else text.
-fn literal(value: &str, unquote: bool) -> Value {
+fn literal(value: &str, unquote: bool) -> Var {
     let trimmed = value.trim();
     if unquote && trimmed.len() >= 2 {
         for q in ['"', '\''] {
             if trimmed.starts_with(q) && trimmed.ends_with(q) {
-                return Value::String(trimmed[1..trimmed.len() - 1].to_string());
+                return Var::Text(trimmed[1..trimmed.len() - 1].to_string());
             }
         }
     }
     match trimmed {
-        "True" => return Value::Bool(true),
-        "False" => return Value::Bool(false),
+        "True" => return Var::Bool(true),
+        "False" => return Var::Bool(false),
         _ => {}
     }
     if let Ok(n) = trimmed.parse::<i64>() {
         // Python reads 010 as an error and keeps it as text; so do we.
         if !(trimmed.len() > 1 && trimmed.trim_start_matches('-').starts_with('0')) {
-            return Value::from(n);
+            return Var::Number(n.into());
         }
     }
     if trimmed.contains('.')
@@ -178,9 +177,9 @@ fn literal(value: &str, unquote: bool) -> Value {
         && f.is_finite()
         && trimmed.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
     {
-        return Value::from(f);
+        return serde_json::Number::from_f64(f).map_or(Var::Null, Var::Number);
     }
-    Value::String(value.to_string())
+    Var::Text(value.to_string())
 }
 
 #[cfg(test)]
@@ -199,11 +198,11 @@ mod tests {
 
     #[test]
     fn literals_are_read_as_python_would() {
-        assert_eq!(literal("22", false), Value::from(22));
-        assert_eq!(literal("True", false), Value::Bool(true));
-        assert_eq!(literal("010", false), Value::from("010"));
-        assert_eq!(literal("\"quoted text\"", true), Value::from("quoted text"));
-        assert_eq!(literal("10.0.0.1", false), Value::from("10.0.0.1"));
+        assert_eq!(literal("22", false), Var::Number(22.into()));
+        assert_eq!(literal("True", false), Var::Bool(true));
+        assert_eq!(literal("010", false), Var::Text("010".into()));
+        assert_eq!(literal("\"quoted text\"", true), Var::Text("quoted text".into()));
+        assert_eq!(literal("10.0.0.1", false), Var::Text("10.0.0.1".into()));
     }
 
     #[test]

@@ -5,18 +5,16 @@
 //! this, so each is a source: `ansible-inventory -i aws_ec2.yml --list | cme inventories
 //! import -`. Host names are taken as written (no ranges: the output is expanded already).
 
-use serde_json::Value;
-
-use super::model::{Model, Vars};
+use super::model::Model;
+use super::var::{Var, Vars};
 
 /// How deep the document may nest (serde_json's own limit is 128).
 const MAX_DEPTH: usize = 64;
 
 pub(super) fn read(text: &str, model: &mut Model) -> Result<(), String> {
     check_depth(text)?;
-    let root: Value =
-        serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| format!("not JSON: {e}"))?;
-    let Value::Object(root) = root else {
+    let root: Var = serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| format!("not JSON: {e}"))?;
+    let Var::Map(root) = root else {
         return Err("ansible-inventory JSON is an object of groups (with _meta.hostvars)".into());
     };
     let mut meta = None;
@@ -28,53 +26,57 @@ pub(super) fn read(text: &str, model: &mut Model) -> Result<(), String> {
         let name = name.as_str();
         model.declare(name)?;
         match body {
-            Value::Array(hosts) => add_hosts(model, name, &hosts)?,
-            Value::Object(group) => {
+            Var::List(hosts) => add_hosts(model, name, &hosts)?,
+            Var::Map(group) => {
                 for (key, value) in group {
                     match (key.as_str(), value) {
-                        ("hosts", Value::Array(hosts)) => add_hosts(model, name, &hosts)?,
-                        ("children", Value::Array(children)) => {
+                        ("hosts", Var::List(hosts)) => add_hosts(model, name, &hosts)?,
+                        ("children", Var::List(children)) => {
                             for child in children {
-                                let child = child
-                                    .as_str()
-                                    .ok_or_else(|| format!("group {name}: a child group name is not a string"))?;
-                                model.add_child(name, child)?;
+                                let Var::Text(child) = child else {
+                                    return Err(format!("group {name}: a child group name is not a string"));
+                                };
+                                model.add_child(name, &child)?;
                             }
                         }
-                        ("vars", Value::Object(vars)) => model.add_group_vars(name, vars)?,
-                        (_, Value::Null) => {}
+                        ("vars", vars @ Var::Map(_)) => {
+                            model.add_group_vars(name, vars.into_vars().unwrap_or_default())?
+                        }
+                        (_, Var::Null) => {}
                         (key, _) => model.note(name, format!("key {key:?} ignored (hosts, vars, children)"))?,
                     }
                 }
             }
-            Value::Null => {}
+            Var::Null => {}
             _ => model.note(name, "not a list of hosts nor an object".into())?,
         }
     }
-    if let Some(mut meta) = meta {
-        match meta.get_mut("hostvars").map(Value::take) {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(hostvars)) => {
-                for (host, vars) in hostvars {
-                    let vars: Vars = match vars {
-                        Value::Object(v) => v,
-                        Value::Null => Vars::new(),
-                        _ => return Err(format!("_meta.hostvars.{host} is not an object")),
-                    };
-                    model.add_host_vars(&host, vars)?;
-                }
+    if let Some(Var::Map(meta)) = meta {
+        for (key, value) in meta {
+            if key != "hostvars" {
+                continue;
             }
-            Some(_) => return Err("_meta.hostvars is not an object of hosts".into()),
+            match value {
+                Var::Null => {}
+                Var::Map(hostvars) => {
+                    for (host, vars) in hostvars {
+                        let vars: Vars =
+                            vars.into_vars().ok_or_else(|| format!("_meta.hostvars.{host} is not an object"))?;
+                        model.add_host_vars(&host, vars)?;
+                    }
+                }
+                _ => return Err("_meta.hostvars is not an object of hosts".into()),
+            }
         }
     }
     Ok(())
 }
 
-fn add_hosts(model: &mut Model, group: &str, hosts: &[Value]) -> Result<(), String> {
+fn add_hosts(model: &mut Model, group: &str, hosts: &[Var]) -> Result<(), String> {
     for host in hosts {
         let host = match host {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
+            Var::Text(s) => s.clone(),
+            Var::Number(n) => n.to_string(),
             _ => return Err(format!("group {group}: a host name is not a string")),
         };
         if host.is_empty() {

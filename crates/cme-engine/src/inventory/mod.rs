@@ -12,6 +12,7 @@ mod ini;
 mod json;
 mod model;
 mod patterns;
+mod var;
 mod yaml;
 
 use std::collections::BTreeMap;

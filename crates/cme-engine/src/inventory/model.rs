@@ -12,12 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
-
+use super::var::{Var, Vars};
 use super::{InventoryHost, MAX_HOSTS};
-
-/// Variables as the source wrote them (nested mappings kept until tags are made).
-pub(super) type Vars = serde_json::Map<String, Value>;
 
 /// The most groups one source may define.
 pub const MAX_GROUPS: usize = 10_000;
@@ -86,7 +82,7 @@ impl Model {
         for host in super::patterns::expand(pattern)? {
             let mut host_vars = Vars::new();
             if let Some(port) = host.port {
-                host_vars.insert("ansible_port".into(), Value::from(port));
+                host_vars.insert("ansible_port".into(), Var::from(port));
             }
             host_vars.extend(vars.clone());
             self.add_host(group, &host.name, host_vars)?;
@@ -257,16 +253,16 @@ impl Model {
     }
 }
 
-fn number(value: &Value) -> Option<i64> {
+fn number(value: &Var) -> Option<i64> {
     match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Var::Number(n) => n.as_i64(),
+        Var::Text(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
 
 /// A host's variables once merged, borrowed from the groups and host that set them.
-type Merged<'a> = BTreeMap<&'a str, &'a Value>;
+type Merged<'a> = BTreeMap<&'a str, &'a Var>;
 
 /// About how many bytes a host takes in memory and stored.
 fn size_of(host: &InventoryHost) -> usize {
@@ -279,11 +275,7 @@ fn size_of(host: &InventoryHost) -> usize {
 
 /// The first of `names` set, as text.
 fn first_text(vars: &Merged, names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| vars.get(*n)).and_then(|v| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
+    names.iter().find_map(|n| vars.get(*n)).and_then(|v| v.text())
 }
 
 /// The cme host Ansible's variables describe: `ansible_host`, `ansible_port` and
@@ -321,27 +313,27 @@ fn host_from(name: &str, vars: &Merged, credential: Option<&str>) -> Result<Inve
 /// Adds `value` as tags under `key`: scalars as text, mappings and lists as dotted keys
 /// (`tags.Role`, `security_groups.0.group_id`). Tags that would not fit a host's limits
 /// (key or value too long, too many) are left out.
-fn flatten(key: &str, value: &Value, depth: usize, tags: &mut BTreeMap<String, String>) {
+fn flatten(key: &str, value: &Var, depth: usize, tags: &mut BTreeMap<String, String>) {
     if tags.len() >= MAX_TAGS || key.is_empty() || key.len() > 128 || depth > MAX_TAG_DEPTH {
         return;
     }
     let text = match value {
-        Value::Object(map) => {
+        Var::Map(map) => {
             for (k, v) in map {
                 flatten(&format!("{key}.{k}"), v, depth + 1, tags);
             }
             return;
         }
-        Value::Array(items) => {
+        Var::List(items) => {
             for (i, v) in items.iter().enumerate() {
                 flatten(&format!("{key}.{i}"), v, depth + 1, tags);
             }
             return;
         }
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => String::new(),
+        Var::Text(s) => s.clone(),
+        Var::Number(n) => n.to_string(),
+        Var::Bool(b) => b.to_string(),
+        Var::Null => String::new(),
     };
     if text.len() <= 256 {
         tags.insert(key.to_string(), text);
@@ -353,8 +345,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn vars(value: Value) -> Vars {
-        value.as_object().cloned().unwrap()
+    fn vars(value: serde_json::Value) -> Vars {
+        serde_json::from_value::<Var>(value).unwrap().into_vars().unwrap()
     }
 
     #[test]

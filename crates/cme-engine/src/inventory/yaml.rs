@@ -6,10 +6,10 @@
 //! Ansible ignores them with a warning; Vault-encrypted variables (`!vault |`) are left
 //! out.
 
-use serde_json::Value;
 use serde_norway::{Mapping, Value as Yaml};
 
-use super::model::{Model, Vars};
+use super::model::Model;
+use super::var::{Var, Vars};
 
 /// How deep `children` may nest (the YAML reader bounds nesting too; this keeps the
 /// recursion's own bound next to it).
@@ -101,40 +101,36 @@ fn merged(mapping: &Mapping) -> Mapping {
 fn vars(owner: &str, value: &Yaml) -> Result<Vars, String> {
     match value {
         Yaml::Null => Ok(Vars::new()),
-        Yaml::Mapping(m) => match json(&Yaml::Mapping(m.clone())) {
-            Value::Object(vars) => Ok(vars),
-            _ => Ok(Vars::new()),
-        },
+        Yaml::Mapping(m) => Ok(var(&Yaml::Mapping(m.clone())).into_vars().unwrap_or_default()),
         _ => Err(format!("{owner}: variables must be a mapping")),
     }
 }
 
-/// A YAML value as JSON: keys that are not scalars, and tagged values, are left out.
-fn json(value: &Yaml) -> Value {
+/// A YAML value as a variable: keys that are not scalars are left out, and so are
+/// tagged values (Ansible Vault's `!vault |` ciphertext: cme cannot read it, and it is
+/// not a tag to filter on).
+fn var(value: &Yaml) -> Var {
     match value {
-        Yaml::Null => Value::Null,
-        Yaml::Bool(b) => Value::Bool(*b),
+        Yaml::Null | Yaml::Tagged(_) => Var::Null,
+        Yaml::Bool(b) => Var::Bool(*b),
         Yaml::Number(n) => {
             if let Some(i) = n.as_i64() {
-                Value::from(i)
+                Var::Number(i.into())
             } else if let Some(u) = n.as_u64() {
-                Value::from(u)
+                Var::Number(u.into())
             } else {
-                n.as_f64().map(Value::from).unwrap_or(Value::Null)
+                n.as_f64().and_then(serde_json::Number::from_f64).map_or(Var::Null, Var::Number)
             }
         }
-        Yaml::String(s) => Value::String(s.clone()),
-        Yaml::Sequence(items) => Value::Array(items.iter().map(json).collect()),
-        // A tagged value (Ansible Vault's `!vault |` ciphertext) is left out: cme cannot
-        // read it, and it is not a tag to filter on.
-        Yaml::Mapping(m) => Value::Object(
+        Yaml::String(s) => Var::Text(s.clone()),
+        Yaml::Sequence(items) => Var::List(items.iter().map(var).collect()),
+        Yaml::Mapping(m) => Var::Map(
             merged(m)
                 .iter()
                 .filter(|(_, v)| !matches!(v, Yaml::Tagged(_)))
-                .filter_map(|(k, v)| Some((scalar(k)?, json(v))))
+                .filter_map(|(k, v)| Some((scalar(k)?, var(v))))
                 .collect(),
         ),
-        Yaml::Tagged(_) => Value::Null,
     }
 }
 
