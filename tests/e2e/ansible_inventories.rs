@@ -114,6 +114,28 @@ async fn an_ini_inventory_imports_as_ansible_reads_it_and_says_what_it_skipped()
     assert_eq!(bad.status, 400, "{:?}", bad.body);
     assert!(bad.body["detail"].as_str().unwrap().contains("line 2"), "{:?}", bad.body);
     assert_eq!(api.get("/api/1/inventories/webservers").await.body["count"], 53, "nothing changed");
+
+    // YAML with merge keys, integer host names, a group defined in two places and a
+    // Vault-encrypted variable.
+    let yaml = api
+        .raw(
+            reqwest::Method::POST,
+            "/api/1/inventories/?credential=fleet",
+            Some(fixture("merge-keys.yaml")),
+            Some("application/yaml"),
+        )
+        .await;
+    assert_eq!(yaml.status, 201, "{:?}", yaml.body);
+    assert_eq!(yaml.body["format"], "yaml");
+    let web = api.get("/api/1/inventories/web").await.body;
+    let app1 = web["hosts"].as_array().unwrap().iter().find(|h| h["name"] == "app1.example.com").unwrap().clone();
+    assert_eq!((app1["port"].clone(), app1["user"].clone()), (json!(2222), json!("deploy")), "{app1}");
+    assert_eq!(app1["tags"]["monitoring.team"], "sre");
+    assert_eq!(web["count"], 4, "app[1:3] and app9, defined in two places");
+    let db = api.get("/api/1/inventories/db").await.body;
+    assert!(db["hosts"].as_array().unwrap().iter().any(|h| h["name"] == "12345" && h["address"] == "10.0.3.8"), "{db}");
+    let vaulted = api.get("/api/1/inventories/vaulted").await.body;
+    assert!(vaulted["hosts"][0]["tags"].get("db_password").is_none(), "{vaulted}");
 }
 
 #[tokio::test]

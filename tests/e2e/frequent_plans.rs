@@ -125,6 +125,17 @@ async fn cron_lines_of_each_dialect_plan_what_their_documentation_says() {
     // A zone prefix and cronie's step from a single value.
     let prefixed = forecast(json!({"cron": "CRON_TZ=America/New_York 0 9 1 * *"})).await;
     assert_eq!(dues(&prefixed), ["2027-01-01T14:00:00", "2027-02-01T14:00:00"]);
+    // crontab(5) and cronie forms.
+    let cronie = forecast(json!({"cron": "20/15 9 1 1 *", "timezone": "UTC"})).await;
+    assert_eq!(dues(&cronie), ["2027-01-01T09:20:00", "2027-01-01T09:35:00", "2027-01-01T09:50:00"]);
+    let midnight = forecast(json!({"cron": "@midnight", "timezone": "UTC"})).await;
+    assert_eq!(dues(&midnight).len(), 59);
+    let last = forecast(json!({"cron": "0 6 L-3 * *", "timezone": "UTC"})).await;
+    assert_eq!(dues(&last), ["2027-01-28T06:00:00", "2027-02-25T06:00:00"]);
+    let weekday = forecast(json!({"cron": "0 6 LW * *", "timezone": "UTC"})).await;
+    assert_eq!(dues(&weekday), ["2027-01-29T06:00:00", "2027-02-26T06:00:00"]);
+    let rate = forecast(json!({"cron": "rate(12 hours)", "dialect": "aws", "start": "2026-12-31T18:00:00Z"})).await;
+    assert_eq!(&dues(&rate)[..2], ["2027-01-01T06:00:00", "2027-01-01T18:00:00"], "from its start");
     // Jenkins' H comes from the plan's seed: the same on every ask.
     let jenkins = json!({"cron": "H H 1 * *", "dialect": "jenkins", "timezone": "UTC"});
     let a = forecast(jenkins.clone()).await;
