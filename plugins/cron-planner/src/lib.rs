@@ -273,6 +273,25 @@ mod dialects {
     }
 
     #[test]
+    fn lines_copied_with_their_quotes_or_their_crontab_command_read_as_cron_reads_them() {
+        assert_eq!(first("'30 5 * * 1,3'", Dialect::Unix, 1), ["2026-12-07T05:30:00"]);
+        assert_eq!(first("\"*/30 * * * *\"", Dialect::Unix, 2), ["2026-12-07T00:00:00", "2026-12-07T00:30:00"]);
+        assert_eq!(first("0 5 * * * /usr/local/bin/backup.sh --full", Dialect::Unix, 1), ["2026-12-07T05:00:00"]);
+        assert_eq!(
+            first("17 * * * * root cd / && run-parts --report /etc/cron.hourly", Dialect::Unix, 1),
+            ["2026-12-07T00:17:00"]
+        );
+        // A sixth field stays a field: seconds first.
+        assert_eq!(first("30 0 5 * * MON", Dialect::Unix, 1), ["2026-12-07T05:00:30"]);
+        let refused = plan("0 25 * * * /bin/true", Dialect::Unix, None, 7, 1).unwrap_err();
+        assert!(refused.contains("hour"), "{refused}");
+        let every = plan("@every 1.5h", Dialect::Unix, Some("2026-12-07T00:00:00Z"), 7, 1).unwrap();
+        assert_eq!(&every[..2], ["2026-12-07T00:00:00", "2026-12-07T01:30:00"]);
+        let at = plan("at(2027-01-01T10:00:00)", Dialect::Aws, None, 7, 1).unwrap_err();
+        assert!(at.contains("exact_planner"), "{at}");
+    }
+
+    #[test]
     fn last_days_and_weekdays_of_the_month() {
         assert_eq!(first("0 0 L-3 * *", Dialect::Unix, 2), ["2026-12-28T00:00:00", "2027-01-28T00:00:00"]);
         assert_eq!(first("0 0 L * *", Dialect::Unix, 2), ["2026-12-31T00:00:00", "2027-01-31T00:00:00"]);

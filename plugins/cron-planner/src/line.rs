@@ -6,7 +6,8 @@
 //!   `@midnight`; `@every 1h30m` and AWS's `rate(5 minutes)` (intervals from the plan's
 //!   `start`); a step from a single value read as cronie reads it (`20/15` is `20-59/15`);
 //!   `L`, `L-3`, `LW`, `W`, `#`; day of week 0 or 7 is Sunday; day of month and day of
-//!   week both restricted fire on either (as Vixie cron).
+//!   week both restricted fire on either (as Vixie cron); a whole crontab entry's command
+//!   after the five fields is left out, as are quotes around the line.
 //! * `spring`: 6 fields, seconds first, as Spring's `CronExpression`: `?`, `L`, `W`, `#`,
 //!   day of week 0 or 7 Sunday; day of month and day of week must both match.
 //! * `quartz`: 6 or 7 fields (a year last); day of week 1 is Sunday, so `6L` is the last
@@ -63,10 +64,13 @@ pub fn read(text: &str, dialect: Dialect, seed: u64) -> Result<Line, PluginError
 }
 
 fn read_as(text: &str, dialect: Dialect, seed: u64) -> Result<Line, String> {
-    let (zone, rest) = zone_prefix(text.trim())?;
-    let rest = rest.trim();
+    let (zone, rest) = zone_prefix(unquoted(text.trim()))?;
+    let rest = unquoted(rest.trim());
     if rest.is_empty() {
         return Err("the line is empty".into());
+    }
+    if rest.starts_with("at(") {
+        return Err("at(...) is an EventBridge one-time schedule, not a recurring one: use exact_planner:ExactPlanner with its date".into());
     }
     let timing = if let Some(inner) = rest.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
         if dialect != Dialect::Aws && dialect != Dialect::Unix {
@@ -116,9 +120,51 @@ fn read_as(text: &str, dialect: Dialect, seed: u64) -> Result<Line, String> {
             }
         }
     } else {
-        fields(rest, dialect, seed)?
+        match fields(rest, dialect, seed) {
+            Ok(timing) => timing,
+            // A crontab entry copied whole: five schedule fields, then (in /etc/crontab a
+            // user and) the command, which cron runs and a plan has no use for.
+            Err(why) => match crontab_schedule(rest, dialect) {
+                Some(schedule) => fields(schedule, dialect, seed)?,
+                None => return Err(why),
+            },
+        }
     };
     Ok(Line { timing, zone })
+}
+
+/// A line without the quotes a YAML or shell copy leaves around it.
+fn unquoted(text: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(inner) = text.strip_prefix(q).and_then(|t| t.strip_suffix(q)) {
+            return inner.trim();
+        }
+    }
+    text
+}
+
+/// The five schedule fields of a whole crontab entry (`0 5 * * * /usr/bin/backup.sh`,
+/// or `17 * * * * root run-parts ...` from /etc/crontab), when the word after them cannot
+/// be a sixth field: it holds a letter run that names no day or month, or is a path.
+fn crontab_schedule(text: &str, dialect: Dialect) -> Option<&str> {
+    if !matches!(dialect, Dialect::Unix | Dialect::Jenkins) {
+        return None;
+    }
+    let mut rest = text;
+    for _ in 0..5 {
+        rest = rest.trim_start();
+        rest = &rest[rest.find(char::is_whitespace)?..];
+    }
+    let command = rest.split_whitespace().next()?;
+    const NAMES: [&str; 21] = [
+        "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN", "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP",
+        "OCT", "NOV", "DEC", "L", "W",
+    ];
+    let upper = command.to_ascii_uppercase();
+    let is_field = !upper.starts_with('/')
+        && upper.chars().all(|c| c.is_ascii_alphanumeric() || "*,-/?#".contains(c))
+        && upper.split(|c: char| !c.is_ascii_alphabetic()).all(|w| w.is_empty() || w == "LW" || NAMES.contains(&w));
+    (!is_field).then(|| text[..text.len() - rest.len()].trim())
 }
 
 /// `CRON_TZ=Europe/Madrid 0 9 * * *` or `TZ=...`.
@@ -133,15 +179,16 @@ fn zone_prefix(text: &str) -> Result<(Option<Tz>, &str), String> {
     Ok((None, text))
 }
 
-/// Go's durations as `@every` takes them (`1h30m`, `90m`, `45s`), plus days (`1d`).
+/// Go's durations as `@every` takes them (`1h30m`, `90m`, `1.5h`, `45s`), plus days
+/// (`1d`); whole seconds.
 fn every(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("@every needs an interval, e.g. @every 1h30m".into());
     }
-    let mut total: i64 = 0;
+    let mut total: f64 = 0.0;
     let mut number = String::new();
     for c in text.chars() {
-        if c.is_ascii_digit() {
+        if c.is_ascii_digit() || c == '.' {
             number.push(c);
             continue;
         }
@@ -152,17 +199,17 @@ fn every(text: &str) -> Result<Duration, String> {
             's' => 1,
             _ => return Err(format!("@every {text}: {c:?} is not a unit (d, h, m, s)")),
         };
-        let n: i64 = number.parse().map_err(|_| format!("@every {text}: a number comes before each unit"))?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|s| total.checked_add(s))
-            .ok_or_else(|| format!("@every {text} is too long"))?;
+        let n: f64 = number.parse().map_err(|_| format!("@every {text}: a number comes before each unit"))?;
+        total += n * unit as f64;
         number.clear();
     }
     if !number.is_empty() {
         return Err(format!("@every {text}: {number} has no unit (d, h, m, s)"));
     }
-    interval(total, text)
+    if !total.is_finite() || total > 1e12 {
+        return Err(format!("@every {text} is too long"));
+    }
+    interval(total.round() as i64, text)
 }
 
 /// AWS's `rate(5 minutes)`.

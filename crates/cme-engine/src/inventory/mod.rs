@@ -131,14 +131,21 @@ pub struct InventoryRead {
 /// refused for syntax Ansible would refuse too; a group that cannot be an inventory (no
 /// hosts, an invalid name, a host with a bad port) is skipped, saying why.
 pub fn read(text: &str, options: &ReadOptions) -> Result<InventoryRead, DocumentRefused> {
-    let format = options.format.unwrap_or_else(|| Format::sniff(text));
+    let mut format = options.format.unwrap_or_else(|| Format::sniff(text));
+    let parse = |format: Format, model: &mut model::Model| match format {
+        Format::Ini => ini::read(text, model),
+        Format::Yaml => yaml::read(text, model),
+        Format::Json => json::read(text, model),
+    };
     let mut model = model::Model::default();
-    match format {
-        Format::Ini => ini::read(text, &mut model),
-        Format::Yaml => yaml::read(text, &mut model),
-        Format::Json => json::read(text, &mut model),
+    if let Err(why) = parse(format, &mut model) {
+        // Sniffed as JSON for its `{`, it may be a YAML inventory in flow style.
+        let mut yaml = model::Model::default();
+        if options.format.is_some() || format != Format::Json || parse(Format::Yaml, &mut yaml).is_err() {
+            return Err(DocumentRefused(why));
+        }
+        (format, model) = (Format::Yaml, yaml);
     }
-    .map_err(DocumentRefused)?;
     let mut read = InventoryRead { format: Some(format), ..InventoryRead::default() };
     for (group, hosts) in model.resolve(options.credential.as_deref()).map_err(DocumentRefused)? {
         match hosts.and_then(|hosts| validate(&group, &hosts).map(|()| hosts)) {
@@ -417,6 +424,8 @@ mod tests {
         assert_eq!(Format::sniff("web1:2222\n"), Format::Ini, "a host and port is not a YAML key");
         assert_eq!(Format::sniff("all:\n  hosts:\n"), Format::Yaml);
         assert_eq!(Format::sniff("---\nall: {}\n"), Format::Yaml);
+        let flow = read_as("{all: {hosts: {web-1: {ansible_host: 10.0.0.1}}}}", None, None);
+        assert_eq!((flow.format, flow.groups["all"].len()), (Some(Format::Yaml), 1), "YAML in flow style is YAML");
         assert_eq!(Format::of_media_type("application/json; charset=utf-8"), Some(Format::Json));
         assert_eq!(Format::of_media_type("text/plain"), None);
         assert_eq!("INI".parse::<Format>(), Ok(Format::Ini));
