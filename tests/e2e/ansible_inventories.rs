@@ -173,6 +173,10 @@ async fn ansible_inventory_list_output_pipes_into_the_cli_and_hosts_without_cred
         api.put("/api/1/inventories/spare", &json!({"hosts": [{"name": "spare-1", "address": "127.0.0.1"}]})).await;
     assert_eq!(put.status, 200, "{:?}", put.body);
     assert_eq!(put.body["hosts"][0]["credential"], Value::Null);
+    // What GET shows can be PUT back as it is.
+    let shown = api.get("/api/1/inventories/kube_node").await.body;
+    let again = api.put("/api/1/inventories/kube_node", &json!({"hosts": shown["hosts"]})).await;
+    assert_eq!((again.status, again.body["hosts"].clone()), (200, shown["hosts"].clone()), "{:?}", again.body);
 
     // An attack aimed at a host with no credential fails naming it.
     let attack = json!({"ref": "run_script:RunScript", "args": {

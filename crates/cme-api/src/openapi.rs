@@ -433,9 +433,12 @@ fn schemas() -> Value {
             "_links": links,
         }
     });
-    // A stored host shows `"credential": null` when it has none (a request may leave it out).
+    // A stored host shows `"credential": null` when it has none; a request may leave it out
+    // or send it back so.
     let mut stored_host = schema::<InventoryHostBody>();
     stored_host["properties"]["credential"]["type"] = json!(["string", "null"]);
+    let mut new_inventory = schema::<InventoryBody>();
+    new_inventory["properties"]["hosts"]["items"] = stored_host.clone();
     let embedded = |key: &str, item: Value| {
         json!({
             "type": "object",
@@ -449,7 +452,7 @@ fn schemas() -> Value {
         "NewCredential": schema::<NewCredentialBody>(),
         "NewBlackout": schema::<NewBlackoutBody>(),
         "NewSubscription": schema::<crate::bodies::SubscriptionBody>(),
-        "NewInventory": schema::<InventoryBody>(),
+        "NewInventory": new_inventory,
         "HaltRequest": schema::<HaltBody>(),
         "Grant": cme_grant::Grant::json_schema(),
         "Problem": {

@@ -51,7 +51,15 @@ pub async fn put(
     state: web::Data<ApiState>,
 ) -> Result {
     let caller = state.auth.require(&req, Role::Admin)?;
-    let body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
+    let mut body = json_body(&req, payload, false).await?.unwrap_or(Value::Null);
+    // A host shown with `"credential": null` (it has none) is put back as it was shown.
+    if let Some(hosts) = body.get_mut("hosts").and_then(Value::as_array_mut) {
+        for host in hosts.iter_mut().filter_map(Value::as_object_mut) {
+            if host.get("credential").is_some_and(Value::is_null) {
+                host.remove("credential");
+            }
+        }
+    }
     check_schema(&state.schemas.inventory, &body)?;
     let hosts = typed::<InventoryBody>(body)?.into_hosts();
     let inventory = state.engine.put_inventory(&name, hosts, caller.name()).await?;
