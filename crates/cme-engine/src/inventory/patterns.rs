@@ -19,6 +19,13 @@ pub(super) fn expand(pattern: &str) -> Result<Vec<PatternHost>, String> {
         return Err("a host pattern is empty".into());
     }
     let (body, port) = split_port(pattern)?;
+    // `[2001:db8::1]:22`: an IPv6 address in brackets, so that a port may follow.
+    if let Some(address) = body.strip_prefix('[').and_then(|b| b.strip_suffix(']'))
+        && address.matches(':').count() >= 2
+        && address.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+    {
+        return Ok(vec![PatternHost { name: address.to_string(), port }]);
+    }
     let mut names = vec![String::new()];
     let mut rest = body;
     while let Some(open) = rest.find('[') {
@@ -133,6 +140,11 @@ mod tests {
         assert_eq!(expand("web-2:2222").unwrap(), [PatternHost { name: "web-2".into(), port: Some(2222) }]);
         assert_eq!(expand("w[1:2]:2200").unwrap()[1], PatternHost { name: "w2".into(), port: Some(2200) });
         assert_eq!(expand("fe80::1").unwrap()[0].port, None);
+        assert_eq!(
+            expand("[2001:db8::1]:2222").unwrap(),
+            [PatternHost { name: "2001:db8::1".into(), port: Some(2222) }]
+        );
+        assert_eq!(expand("[2001:db8::1]").unwrap()[0].name, "2001:db8::1");
         assert!(expand("web:http").unwrap_err().contains("not a port"));
     }
 
