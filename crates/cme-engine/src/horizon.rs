@@ -180,21 +180,26 @@ impl Engine {
         if window.0 >= window.1 {
             return Ok(None);
         }
-        // At most `max_executors_ahead_per_plan` ahead: a plan holding half of them or more
-        // waits until only half are left.
-        let max_ahead = self.config.max_executors_ahead_per_plan;
-        let ahead = self.ports.executors.executors_between(&plan.id, now, from.max(now), max_ahead as u64).await?;
-        let half = max_ahead / 2;
-        if ahead.len() > half {
-            let wake = ahead[ahead.len() - half - 1].due;
-            self.horizon_deferred.locked().insert(plan.id.clone(), wake.max(now + chrono::Duration::seconds(1)));
-            return Ok(None);
-        }
         let planner = self.planner_of(plan).await?;
         let mut planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
-        let until = planned
-            .recurring
-            .then(|| crate::plans::keep_ahead(&mut planned.instants, window.1, max_ahead - ahead.len()));
+        // At most `max_executors_ahead_per_plan` ahead: a plan holding more than half of
+        // them waits until only half are left. Counted only for a window that brings many
+        // (a tenth of the allowance or more), so that the many plans firing a few times a
+        // day cost no extra read.
+        let max_ahead = self.config.max_executors_ahead_per_plan;
+        let mut held = 0;
+        if planned.recurring && planned.instants.len() >= (max_ahead / 10).max(1) {
+            let ahead = self.ports.executors.executors_between(&plan.id, now, from.max(now), max_ahead as u64).await?;
+            let half = max_ahead / 2;
+            if ahead.len() > half {
+                let wake = ahead[ahead.len() - half - 1].due;
+                self.horizon_deferred.locked().insert(plan.id.clone(), wake.max(now + chrono::Duration::seconds(1)));
+                return Ok(None);
+            }
+            held = ahead.len();
+        }
+        let until =
+            planned.recurring.then(|| crate::plans::keep_ahead(&mut planned.instants, window.1, max_ahead - held));
         let executors = planned
             .instants
             .into_iter()
