@@ -138,19 +138,25 @@ impl Model {
         let depth = self.depths(&order);
         let members = self.members(&order)?;
 
-        // Each host's groups, in the order their variables apply.
-        let mut host_groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        // Each host's groups (hosts by their index among all hosts, in name order), in the
+        // order their variables apply.
+        let names: Vec<&str> = self.hosts.keys().map(String::as_str).collect();
+        let mut host_groups: Vec<Vec<&str>> = vec![Vec::new(); names.len()];
         for (group, hosts) in &members {
             for host in hosts {
-                host_groups.entry(host.as_str()).or_default().push(group.as_str());
+                host_groups[*host as usize].push(group.as_str());
             }
         }
         let priority =
             |group: &str| self.groups[group].vars.get("ansible_group_priority").and_then(number).unwrap_or(1);
-        let mut hosts: BTreeMap<&str, Result<InventoryHost, String>> = BTreeMap::new();
+        let mut hosts: Vec<Option<Result<InventoryHost, String>>> = vec![None; names.len()];
         let mut merges = 0usize;
         let mut bytes = 0usize;
-        for (host, mut groups) in host_groups {
+        for (index, mut groups) in host_groups.into_iter().enumerate() {
+            if groups.is_empty() {
+                continue;
+            }
+            let host = names[index];
             groups.sort_by_key(|g| (depth[*g], priority(g), *g));
             let own = self.hosts.get(host);
             merges += groups.iter().map(|g| self.groups[*g].vars.len()).sum::<usize>() + own.map_or(0, Vars::len);
@@ -172,7 +178,7 @@ impl Model {
                     MAX_RESOLVED_BYTES >> 20
                 ));
             }
-            hosts.insert(host, resolved);
+            hosts[index] = Some(resolved);
         }
 
         let mut resolved = Resolved::new();
@@ -185,7 +191,9 @@ impl Model {
                 }
                 Err(why)
             } else {
-                held.iter().map(|h| hosts[h.as_str()].clone()).collect::<Result<Vec<_>, _>>()
+                held.iter()
+                    .map(|h| hosts[*h as usize].clone().expect("every member host is resolved"))
+                    .collect::<Result<Vec<_>, _>>()
             };
             resolved.insert(name.clone(), outcome);
         }
@@ -233,14 +241,21 @@ impl Model {
     }
 
     /// Each group's hosts, its descendants' included, children resolved first.
-    fn members(&self, order: &[String]) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
-        let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    /// Hosts are their index among all hosts (in name order): a million memberships take
+    /// 4 MB, not a million copies of names.
+    fn members(&self, order: &[String]) -> Result<BTreeMap<String, Vec<u32>>, String> {
+        let index: std::collections::HashMap<&str, u32> =
+            self.hosts.keys().enumerate().map(|(i, h)| (h.as_str(), i as u32)).collect();
+        let mut members: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         let mut total = 0usize;
         for group in order.iter().rev() {
-            let mut held = self.groups[group].hosts.clone();
+            let mut held: Vec<u32> = self.groups[group].hosts.iter().map(|h| index[h.as_str()]).collect();
+            // Each child's list was counted in `total`: this one is no longer than all of them.
             for child in &self.groups[group].children {
-                held.extend(members[child].iter().cloned());
+                held.extend_from_slice(&members[child]);
             }
+            held.sort_unstable();
+            held.dedup();
             total += held.len();
             if total > MAX_MEMBERSHIPS {
                 return Err(format!(
