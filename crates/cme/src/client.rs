@@ -806,11 +806,7 @@ async fn inventories(client: &Client, command: InventoriesCommand) -> anyhow::Re
         }
         InventoriesCommand::Show { name } => print_hosts(&client.get(&format!("/api/1/inventories/{name}")).await?),
         InventoriesCommand::Import { file, format, credential } => {
-            let text = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin()).context("reading the inventory from stdin")?.into_bytes()
-            } else {
-                std::fs::read(&file).with_context(|| format!("reading the inventory {}", file.display()))?
-            };
+            let text = read_input(&file)?.into_bytes();
             let mut query = Vec::new();
             if let Some(format) = format {
                 query.push(("format", format));
@@ -879,14 +875,18 @@ fn print_blackouts(blackouts: &[Value]) {
     table(&["ID", "NAME", "WHEN", "START", "END", "PLAN"], rows);
 }
 
+/// A text file, or stdin for "-".
+fn read_input(file: &std::path::Path) -> anyhow::Result<String> {
+    if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading stdin")
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+    }
+}
+
 /// A JSON document from a file, or stdin for "-".
 pub(crate) fn read_json(file: &std::path::Path, what: &str) -> anyhow::Result<Value> {
-    let text = if file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())?
-    } else {
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
-    };
-    serde_json::from_str(&text).with_context(|| format!("the {what} file is not JSON"))
+    serde_json::from_str(&read_input(file)?).with_context(|| format!("the {what} file is not JSON"))
 }
 
 struct Client {

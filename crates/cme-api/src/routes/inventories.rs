@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, web};
 use serde_json::{Value, json};
 
 use cme_engine::Inventory;
-use cme_engine::inventory::{Format, InventoryImport, ReadOptions};
+use cme_engine::inventory::{Format, ReadOptions};
 
 use super::{Result, date};
 use crate::ApiState;
@@ -104,19 +104,13 @@ pub async fn import(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     .await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::bad_request("the inventory is not UTF-8 text", Some("/".into())))?;
-    let import = InventoryImport { read: ReadOptions { format, credential } };
-    let imported = state.engine.import_inventories(text, &import, caller.name()).await?;
+    let imported = state.engine.import_inventories(text, &ReadOptions { format, credential }, caller.name()).await?;
     let items: Vec<Value> = imported.inventories.iter().map(|i| document(i).into_value()).collect();
     let groups: Vec<Value> =
         imported.inventories.iter().map(|i| json!({"name": i.name, "hosts": i.hosts.len()})).collect();
-    let format = match imported.format {
-        Format::Ini => "ini",
-        Format::Yaml => "yaml",
-        Format::Json => "json",
-    };
     let doc = Hal::new(json!({
         "msg": "ok",
-        "format": format,
+        "format": imported.format.name(),
         "count": items.len(),
         "imported": groups,
         "skipped": imported.skipped,

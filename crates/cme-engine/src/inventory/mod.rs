@@ -66,6 +66,15 @@ impl FromStr for Format {
 }
 
 impl Format {
+    /// Its name, as `?format=` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Ini => "ini",
+            Format::Yaml => "yaml",
+            Format::Json => "json",
+        }
+    }
+
     /// The format a media type names (`application/json`, `application/yaml`,
     /// `text/x-ini`...); `None` for types that say nothing (`text/plain`, forms).
     pub fn of_media_type(media_type: &str) -> Option<Format> {
@@ -120,9 +129,10 @@ pub struct SkippedGroup {
 
 /// What a source holds: an inventory's hosts per group that has any, and the groups
 /// skipped.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct InventoryRead {
-    pub format: Option<Format>,
+    /// The parser that read it (given, or sniffed).
+    pub format: Format,
     pub groups: BTreeMap<String, Vec<InventoryHost>>,
     pub skipped: Vec<SkippedGroup>,
 }
@@ -146,7 +156,7 @@ pub fn read(text: &str, options: &ReadOptions) -> Result<InventoryRead, Document
         }
         (format, model) = (Format::Yaml, yaml);
     }
-    let mut read = InventoryRead { format: Some(format), ..InventoryRead::default() };
+    let mut read = InventoryRead { format, groups: BTreeMap::new(), skipped: Vec::new() };
     for (group, hosts) in model.resolve(options.credential.as_deref()).map_err(DocumentRefused)? {
         match hosts.and_then(|hosts| validate(&group, &hosts).map(|()| hosts)) {
             Ok(hosts) => {
@@ -203,12 +213,6 @@ pub(crate) fn validate(name: &str, hosts: &[InventoryHost]) -> Result<(), String
     Ok(())
 }
 
-/// How to import an inventory source.
-#[derive(Debug, Clone, Default)]
-pub struct InventoryImport {
-    pub read: ReadOptions,
-}
-
 /// What an import stored, and the groups it skipped.
 #[derive(Debug, Clone)]
 pub struct ImportedInventories {
@@ -245,11 +249,11 @@ impl Engine {
     pub async fn import_inventories(
         &self,
         text: &str,
-        import: &InventoryImport,
+        options: &ReadOptions,
         by: &str,
     ) -> Result<ImportedInventories, EngineError> {
         let stored = self.stored_credentials().await?;
-        if let Some(credential) = &import.read.credential
+        if let Some(credential) = &options.credential
             && !stored.contains(credential)
         {
             return Err(EngineError::invalid(
@@ -258,7 +262,7 @@ impl Engine {
             ));
         }
         let text = text.to_string();
-        let options = import.read.clone();
+        let options = options.clone();
         let read = crate::bounded::off_worker("the inventory", move || read(&text, &options).map_err(|e| e.0))
             .await
             .map_err(|m| EngineError::invalid("/", m))?;
@@ -280,7 +284,7 @@ impl Engine {
         let audit = AuditEvent::action(by, "inventory.import", names.join(", "));
         self.ports.ssh.put_inventories(&inventories, &audit).await?;
         tracing::info!(inventories = %names.join(","), skipped = skipped.len(), by, "inventories imported");
-        Ok(ImportedInventories { format: read.format.unwrap_or(Format::Yaml), inventories, skipped })
+        Ok(ImportedInventories { format: read.format, inventories, skipped })
     }
 
     /// Every inventory, by name.
@@ -342,7 +346,7 @@ mod tests {
     #[test]
     fn ini_inventories_are_read_as_ansible_reads_them() {
         let read = read_as(&fixture("docs-example.ini"), None, Some("fleet"));
-        assert_eq!(read.format, Some(Format::Ini), "sniffed");
+        assert_eq!(read.format, Format::Ini, "sniffed");
         assert_eq!(read.groups["webservers"].len(), 53, "www[01:50] and web-[a:c]");
         assert!(read.groups["webservers"].iter().any(|h| h.name == "www07.example.com"));
         assert_eq!(read.groups["ungrouped"][0].name, "mail.example.com");
@@ -380,7 +384,7 @@ mod tests {
     #[test]
     fn yaml_merge_keys_integer_names_and_groups_in_two_places() {
         let read = read_as(&fixture("merge-keys.yaml"), None, Some("fleet"));
-        assert_eq!(read.format, Some(Format::Yaml));
+        assert_eq!(read.format, Format::Yaml);
         let web: Vec<&str> = read.groups["web"].iter().map(|h| h.name.as_str()).collect();
         assert_eq!(web, ["app1.example.com", "app2.example.com", "app3.example.com", "app9.example.com"]);
         let app1 = host(&read, "web", "app1.example.com");
@@ -404,7 +408,7 @@ mod tests {
     #[test]
     fn ansible_inventory_list_json_is_a_source_with_dotted_tags() {
         let read = read_as(&fixture("aws_ec2-list.json"), None, Some("fleet"));
-        assert_eq!(read.format, Some(Format::Json));
+        assert_eq!(read.format, Format::Json);
         assert_eq!(read.groups["tag_Role_web"].len(), 2);
         assert_eq!(read.groups["aws_ec2"].len(), 3);
         let web1 = host(&read, "tag_Role_web", "ec2-54-1-2-3.compute-1.amazonaws.com");
@@ -425,7 +429,7 @@ mod tests {
         assert_eq!(Format::sniff("all:\n  hosts:\n"), Format::Yaml);
         assert_eq!(Format::sniff("---\nall: {}\n"), Format::Yaml);
         let flow = read_as("{all: {hosts: {web-1: {ansible_host: 10.0.0.1}}}}", None, None);
-        assert_eq!((flow.format, flow.groups["all"].len()), (Some(Format::Yaml), 1), "YAML in flow style is YAML");
+        assert_eq!((flow.format, flow.groups["all"].len()), (Format::Yaml, 1), "YAML in flow style is YAML");
         assert_eq!(Format::of_media_type("application/json; charset=utf-8"), Some(Format::Json));
         assert_eq!(Format::of_media_type("text/plain"), None);
         assert_eq!("INI".parse::<Format>(), Ok(Format::Ini));
