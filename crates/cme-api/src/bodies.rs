@@ -9,18 +9,29 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use cme_engine::{Misfire, NewBlackout, NewCredential, NewPlan, NewStopCondition, OnFailure, Overlap, PluginCall};
+use cme_engine::{
+    Misfire, NewBlackout, NewCredential, NewPlan, NewStep, NewStepAction, NewStopCondition, OnFailure, Overlap,
+    PluginCall,
+};
 use cme_model::InventoryHost;
 
 use crate::problem::ApiError;
 
-/// The body of `POST /api/1/plans/` and of a forecast of a new plan.
+/// The body of `POST /api/1/plans/` and of a forecast of a new plan: one `attack`, or an
+/// experiment's `steps`.
 #[derive(Deserialize, JsonSchema)]
+#[schemars(extend("oneOf" = [{"required": ["attack"]}, {"required": ["steps"]}]))]
 pub(crate) struct NewPlanBody {
     #[schemars(length(min = 1, max = 500))]
     name: String,
-    attack: CallBody,
+    attack: Option<CallBody>,
     planner: CallBody,
+    /// an experiment: several faults, verifications and waits in one run, ordered by `after`, every fault reverted
+    #[schemars(length(min = 1, max = cme_engine::MAX_STEPS))]
+    steps: Option<Vec<StepBody>>,
+    /// an experiment's longest run, all steps and reverts (default and most: the engine's max_experiment_seconds)
+    #[schemars(range(min = 1, max = 604_800))]
+    deadline_seconds: Option<u64>,
     #[serde(default)]
     dry_run: bool,
     #[schemars(range(max = 86_400))]
@@ -52,6 +63,64 @@ struct CallBody {
     #[schemars(length(min = 1))]
     reference: String,
     args: Map<String, Value>,
+}
+
+/// One step of an experiment: exactly one of `attack`, `verify` or `wait_seconds`.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["attack"]}, {"required": ["verify"]}, {"required": ["wait_seconds"]}]))]
+struct StepBody {
+    /// unique in the experiment; what `after` names
+    #[schemars(length(min = 1, max = 64))]
+    name: String,
+    /// steps that must have ended (their faults reverted) first; none: the step starts with the run
+    #[serde(default)]
+    #[schemars(length(max = cme_engine::MAX_STEPS))]
+    after: Vec<String>,
+    /// a fault: an attack plugin by ref, with its args
+    attack: Option<CallBody>,
+    /// how long an attack step holds its fault before it is reverted (default: until the experiment ends)
+    #[schemars(range(min = 1, max = 86_400))]
+    duration_seconds: Option<u64>,
+    /// the attack's plugin cannot revert this fault, and the experiment runs it anyway
+    #[serde(default)]
+    irreversible: bool,
+    /// probes that must all answer healthy, else the hypothesis is refuted and the run aborted
+    #[schemars(length(min = 1, max = 8))]
+    verify: Option<Vec<CallBody>>,
+    /// a pause
+    #[schemars(range(min = 1, max = 86_400))]
+    wait_seconds: Option<u64>,
+}
+
+impl StepBody {
+    fn into_step(self, index: usize) -> Result<NewStep, ApiError> {
+        let at = |field: &str| Some(format!("/steps/{index}/{field}"));
+        let action = match (self.attack, self.verify, self.wait_seconds) {
+            (Some(attack), None, None) => NewStepAction::Attack {
+                call: attack.into_call(),
+                duration_seconds: self.duration_seconds,
+                irreversible: self.irreversible,
+            },
+            (None, Some(probes), None) => NewStepAction::Verify(probes.into_iter().map(CallBody::into_call).collect()),
+            (None, None, Some(seconds)) => NewStepAction::Wait { seconds },
+            _ => {
+                return Err(ApiError::bad_request(
+                    "a step has exactly one of attack, verify or wait_seconds",
+                    Some(format!("/steps/{index}")),
+                ));
+            }
+        };
+        if !matches!(action, NewStepAction::Attack { .. }) {
+            if self.duration_seconds.is_some() {
+                return Err(ApiError::bad_request("only an attack step has a duration", at("duration_seconds")));
+            }
+            if self.irreversible {
+                return Err(ApiError::bad_request("only an attack step is irreversible", at("irreversible")));
+            }
+        }
+        Ok(NewStep { name: self.name, after: self.after, action })
+    }
 }
 
 /// A probe watching a plan's runs.
@@ -99,10 +168,37 @@ impl CallBody {
 }
 
 impl NewPlanBody {
-    pub fn into_new(self) -> NewPlan {
-        NewPlan {
+    /// The plan to create. An experiment's `attack` is its first attack step's (what the
+    /// plan's one-attack fields show); refused when the body has both or neither.
+    pub fn into_new(self) -> Result<NewPlan, ApiError> {
+        let steps = match self.steps {
+            Some(steps) => steps.into_iter().enumerate().map(|(i, s)| s.into_step(i)).collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        let first_attack = steps.iter().find_map(|s| match &s.action {
+            NewStepAction::Attack { call, .. } => Some(call.clone()),
+            _ => None,
+        });
+        let attack = match (self.attack, steps.is_empty()) {
+            (Some(attack), true) => attack.into_call(),
+            (None, false) => first_attack.ok_or_else(|| {
+                ApiError::bad_request("an experiment has at least one attack step", Some("/steps".into()))
+            })?,
+            (Some(_), false) => {
+                return Err(ApiError::bad_request(
+                    "a plan has one attack or an experiment's steps, not both",
+                    Some("/attack".into()),
+                ));
+            }
+            (None, true) => {
+                return Err(ApiError::bad_request("a plan needs an attack (or steps)", Some("/attack".into())));
+            }
+        };
+        Ok(NewPlan {
             name: self.name,
-            attack: self.attack.into_call(),
+            attack,
+            steps,
+            deadline_seconds: self.deadline_seconds,
             planner: self.planner.into_call(),
             dry_run: self.dry_run,
             grace_seconds: self.grace_seconds,
@@ -130,7 +226,7 @@ impl NewPlanBody {
                     },
                 })
                 .collect(),
-        }
+        })
     }
 }
 
@@ -332,6 +428,43 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, Ap
 mod tests {
     use super::*;
 
+    /// The plan body's schema without what experiments added (`steps`, `deadline_seconds`,
+    /// and `attack` or `steps`): the one-attack shape, which must judge as it always did.
+    fn one_attack_shape(mut schema: Value) -> Value {
+        let object = schema.as_object_mut().unwrap();
+        object.remove("oneOf");
+        let properties = object["properties"].as_object_mut().unwrap();
+        properties.remove("steps");
+        properties.remove("deadline_seconds");
+        object["required"] = serde_json::json!(["name", "attack", "planner"]);
+        schema
+    }
+
+    #[test]
+    fn a_plan_body_has_an_attack_or_steps_and_each_step_exactly_one_action() {
+        let validator = jsonschema::validator_for(&schema::<NewPlanBody>()).unwrap();
+        let call = serde_json::json!({"ref": "noop:Noop", "args": {}});
+        let attack = serde_json::json!({"name": "a", "attack": call, "duration_seconds": 5});
+        let verify = serde_json::json!({"name": "v", "after": ["a"], "verify": [call]});
+        let wait = serde_json::json!({"name": "w", "wait_seconds": 3});
+        let body = |extra: Value| {
+            let mut body = serde_json::json!({"name": "p", "planner": call});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            body
+        };
+        assert!(validator.is_valid(&body(serde_json::json!({"attack": call}))));
+        assert!(
+            validator.is_valid(&body(serde_json::json!({"steps": [attack, verify, wait], "deadline_seconds": 60})))
+        );
+        assert!(!validator.is_valid(&body(serde_json::json!({}))), "neither");
+        assert!(!validator.is_valid(&body(serde_json::json!({"attack": call, "steps": [attack]}))), "both");
+        assert!(!validator.is_valid(&body(serde_json::json!({"steps": []}))));
+        let two_actions = serde_json::json!({"name": "x", "attack": call, "wait_seconds": 3});
+        assert!(!validator.is_valid(&body(serde_json::json!({"steps": [two_actions]}))));
+        let unknown = serde_json::json!({"name": "x", "wait_seconds": 3, "startAfter": ["a"]});
+        assert!(!validator.is_valid(&body(serde_json::json!({"steps": [unknown]}))));
+    }
+
     /// The derived schemas judge as the hand-written ones they replaced did, kept in
     /// `tests/fixtures/request-schemas/` (problem pointers included).
     #[test]
@@ -345,7 +478,7 @@ mod tests {
         let cases: Vec<(&str, Value, Value, Vec<Value>)> = vec![
             (
                 "NewPlan",
-                schema::<NewPlanBody>(),
+                one_attack_shape(schema::<NewPlanBody>()),
                 serde_json::json!({
                     "name": "p", "attack": call, "planner": call, "dry_run": true, "grace_seconds": 60,
                     "timezone": "Europe/Madrid", "seed": 7, "misfire": "run_once", "overlap": "allow",

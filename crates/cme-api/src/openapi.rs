@@ -87,6 +87,9 @@ pub(crate) enum Answer {
     Json(&'static str),
     /// `text/plain`.
     Text,
+    /// A run's journal: `application/hal+json` matching the named schema, JUnit XML, or
+    /// an event stream.
+    Journal(&'static str),
 }
 
 /// An OpenAPI link: where a value of the answer can be used next (name, the target's
@@ -189,6 +192,11 @@ impl Endpoint {
                 Answer::Hal(schema) => json!({"application/hal+json": {"schema": reference(schema)}}),
                 Answer::Json(schema) => json!({"application/json": {"schema": reference(schema)}}),
                 Answer::Text => json!({"text/plain": {"schema": {"type": "string"}}}),
+                Answer::Journal(schema) => json!({
+                    "application/hal+json": {"schema": reference(schema)},
+                    "application/xml": {"schema": {"type": "string"}},
+                    "text/event-stream": {"schema": {"type": "string"}},
+                }),
             };
             let mut response = json!({"description": self.summary, "content": content});
             if i == 0 && !self.links.is_empty() {
@@ -320,6 +328,7 @@ fn schemas() -> Value {
             "error": text_or_null,
             "reason": text_or_null,
             "dry_run": {"type": ["boolean", "null"]},
+            "outcome": {"enum": ["held", "refuted", "aborted", null]},
             "log": {"type": "object"},
             "plugin": {"type": "string"},
             "msg": {"type": "string"},
@@ -351,6 +360,12 @@ fn schemas() -> Value {
             "planner": call,
             "steady_state": {"type": "array", "items": call},
             "stop_conditions": {"type": "array", "items": {"type": "object", "required": ["ref", "plugin", "args", "interval_seconds", "settle_seconds", "on_failure"]}},
+            "steps": {"type": "array", "items": {"type": "object", "required": ["name", "after", "kind"], "properties": {
+                "name": {"type": "string"}, "after": {"type": "array", "items": {"type": "string"}}, "kind": {"enum": ["attack", "verify", "wait"]},
+                "attack": call, "duration_seconds": {"type": ["integer", "null"]}, "irreversible": {"type": "boolean"},
+                "verify": {"type": "array", "items": call}, "wait_seconds": {"type": "integer"}
+            }}},
+            "deadline_seconds": {"type": ["integer", "null"]},
             "executors_embedded": {"type": "integer"},
             "executors_truncated": {"type": "boolean"},
             "msg": {"type": "string"},
@@ -522,9 +537,29 @@ fn schemas() -> Value {
             "skipped": {"type": "array", "items": {"type": "object", "required": ["group", "reason"], "properties": {"group": {"type": "string"}, "reason": {"type": "string"}}}},
             "inventories": {"type": "array", "items": reference("Inventory")}, "_links": links
         }},
+        "Journal": {"type": "object", "required": ["executor_id", "plan_id", "status", "live", "steps", "readings", "reverts", "_links"], "properties": {
+            "executor_id": {"type": "string"}, "plan_id": {"type": "string"}, "status": {"enum": statuses}, "live": {"type": "boolean"},
+            "outcome": {"enum": ["held", "refuted", "aborted"]}, "aborted": {"type": "string"},
+            "steps": {"type": "array", "items": {"type": "object", "required": ["name", "kind", "after", "status"], "properties": {
+                "name": {"type": "string"}, "kind": {"enum": ["attack", "verify", "wait"]}, "after": {"type": "array", "items": {"type": "string"}},
+                "plugin": {"type": "string"},
+                "status": {"enum": ["waiting", "running", "succeeded", "failed", "cancelled", "not_run"]},
+                "started": date, "ended": date, "reverting": date, "targets": {"type": "array", "items": {"type": "string"}},
+                "summary": {"type": "string"}, "error": {"type": "string"}
+            }}},
+            "readings": {"type": "array", "items": {"type": "object", "required": ["probe", "at", "phase", "healthy"], "properties": {
+                "step": {"type": "string"}, "probe": {"type": "string"}, "at": date, "phase": {"enum": ["before", "during", "after"]},
+                "healthy": {"type": "boolean"}, "reason": {"type": "string"}
+            }}},
+            "reverts": {"type": "array", "items": {"type": "object", "required": ["undo_id", "target", "at", "state", "why"], "properties": {
+                "step": {"type": "string"}, "undo_id": {"type": "string"}, "target": {"type": "string"}, "at": date,
+                "state": {"enum": ["pending", "done", "failed"]}, "outcome": {"type": "string"}, "why": {"type": "string"}
+            }}},
+            "_links": links
+        }},
         "Undo": {"type": "object", "required": ["id", "state", "target", "command", "plugin", "executor_id", "plan_id", "armed", "due", "attempts", "_links"], "properties": {
             "id": {"type": "string"}, "state": {"enum": ["pending", "done", "failed"]}, "target": {"type": "string"}, "command": {"type": "string"},
-            "plugin": {"type": "string"}, "executor_id": {"type": "string"}, "plan_id": {"type": "string"}, "armed": date, "due": date,
+            "plugin": {"type": "string"}, "executor_id": {"type": "string"}, "plan_id": {"type": "string"}, "step": text_or_null, "armed": date, "due": date,
             "attempts": {"type": "integer", "minimum": 0}, "outcome": text_or_null, "finished": date_or_null, "_links": links
         }},
         "UndoList": {"type": "object", "required": ["count", "pending", "undos"], "properties": {

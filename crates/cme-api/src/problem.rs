@@ -50,7 +50,7 @@ impl From<EngineError> for ApiError {
             | EngineError::InvalidGrant(_)
             | EngineError::Signature(cme_engine::SignatureError::Malformed(_)) => StatusCode::BAD_REQUEST,
             EngineError::Signature(_) => StatusCode::FORBIDDEN,
-            EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
+            EngineError::NotFound { .. } | EngineError::JournalMissing { .. } => StatusCode::NOT_FOUND,
             EngineError::NotPending { .. }
             | EngineError::BuiltinPlugin { .. }
             | EngineError::NoGrant { .. }

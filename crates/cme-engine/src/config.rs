@@ -26,8 +26,12 @@ pub struct EngineConfig {
     /// are refused at creation; the runtime refuses the request itself).
     pub probes: cme_grant::ProbeFence,
     pub max_concurrent_runs: usize,
-    /// The longest an attack may run (the runtime enforces it).
+    /// The longest an attack may run (the runtime enforces it): each plugin call of an
+    /// experiment's steps too.
     pub run_deadline: Duration,
+    /// The longest an experiment's run may take, all its steps and reverts (default one
+    /// hour): a plan's `deadline_seconds` may only shorten it.
+    pub max_experiment_seconds: Duration,
     /// Added to the run deadline to make a lease.
     pub lease_margin: Duration,
     /// How long before their due time executors are claimed (default 50 ms): the claim's
@@ -85,6 +89,7 @@ impl Default for EngineConfig {
             max_concurrent_runs: 256,
             run_deadline: Duration::from_secs(60),
             lease_margin: Duration::from_secs(30),
+            max_experiment_seconds: Duration::from_secs(3600),
             claim_ahead: Duration::from_millis(50),
             reaper_interval: Duration::from_secs(30),
             shutdown_deadline: Duration::from_secs(30),

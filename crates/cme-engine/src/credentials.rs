@@ -141,6 +141,11 @@ async fn inspect_key(
     .await
 }
 
+/// Whether attack args carry an inline key (`ssh.pem`, see [`take_inline_key`]).
+pub(crate) fn has_inline_key(args: &serde_json::Value) -> bool {
+    args.get("ssh").and_then(|ssh| ssh.get("pem")).is_some()
+}
+
 /// For the original engine's clients: attack args whose `ssh` object carries `pem` (the
 /// base64 of a private key file, or the PEM text itself) and `user`. The key is checked
 /// and taken out of the args, which then name the credential it will be stored as;

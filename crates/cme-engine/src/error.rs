@@ -72,6 +72,9 @@ pub enum EngineError {
     PlannerFailed { plugin: String, reason: String },
     #[error("executor {id} is {status}; only a pending executor can be {change}")]
     NotPending { id: String, status: ExecutorStatus, change: ExecutorChange },
+    /// The executor exists but has no journal to show (yet, here, or any more).
+    #[error("executor {id} has no journal here: {why}")]
+    JournalMissing { id: String, why: String },
     #[error("{id} is built in: it cannot be changed or deleted")]
     BuiltinPlugin { id: String },
     #[error("{id} has no grant yet: granting it approves and enables it")]

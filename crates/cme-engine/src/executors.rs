@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 
-use crate::model::{AuditEvent, Executor, ExecutorFilter, Page, PageOf};
+use crate::model::{AuditEvent, Executor, ExecutorFilter, ExecutorStatus, Page, PageOf};
 use crate::storage::ExecutorChangeError;
 use crate::{Engine, EngineError, ExecutorChange, Resource};
 use cme_model::time::parse_datetime;
@@ -62,5 +62,46 @@ fn change_error(id: &str, error: ExecutorChangeError, change: ExecutorChange) ->
         ExecutorChangeError::NotFound => EngineError::not_found(Resource::Executor, id),
         ExecutorChangeError::NotPending(status) => EngineError::NotPending { id: id.to_string(), status, change },
         ExecutorChangeError::Storage(e) => e.into(),
+    }
+}
+
+/// A run's journal as the API shows it.
+#[derive(Debug, Clone)]
+pub enum JournalView {
+    /// The run is in flight here: its journal so far, and its changes as they come.
+    Live(tokio::sync::watch::Receiver<crate::journal::Journal>),
+    /// The run ended: its stored journal.
+    Stored(crate::journal::Journal),
+}
+
+impl Engine {
+    /// Executor `id` with its journal: live while its run is in flight here, stored once
+    /// it ended. A run that has not started, runs on another replica, or whose journal
+    /// retention emptied has none (`JournalMissing`, saying which).
+    /// The name of the executor's plan comes with it (what a JUnit suite is called).
+    pub async fn journal(&self, id: &str) -> Result<(Executor, String, JournalView), EngineError> {
+        let executor =
+            self.ports.executors.executor(id).await?.ok_or_else(|| EngineError::not_found(Resource::Executor, id))?;
+        let plan = self.ports.plans.plan(&executor.plan_id).await?.map_or_else(|| executor.plan_id.clone(), |p| p.name);
+        if let Some(live) = self.live_journal(id) {
+            return Ok((executor, plan, JournalView::Live(live)));
+        }
+        match self.ports.runs.journal(id).await? {
+            Some(journal) => Ok((executor, plan, JournalView::Stored(journal))),
+            None => {
+                let why = match (executor.status, &executor.lease) {
+                    (ExecutorStatus::Pending | ExecutorStatus::Paused, _) => "its run has not started".to_string(),
+                    (ExecutorStatus::Running, Some(lease)) if lease.owner != self.config.engine_id => {
+                        format!(
+                            "its run is in flight on another replica ({}); the journal is stored when it ends",
+                            lease.owner
+                        )
+                    }
+                    (ExecutorStatus::Running, _) => "its run is starting".to_string(),
+                    (status, _) => format!("it is {status} and has no journal (it never ran, or retention emptied it)"),
+                };
+                Err(EngineError::JournalMissing { id: id.to_string(), why })
+            }
+        }
     }
 }

@@ -161,6 +161,8 @@ impl Engine {
                 })
                 .collect(),
             stop_conditions: Vec::new(),
+            steps: Vec::new(),
+            deadline: None,
         };
         let (count, exact) = (span.count, span.exact);
         let firings = span

@@ -62,7 +62,7 @@ impl Default for Deadman {
 
 impl Engine {
     /// Asks one probe; Ok when healthy, else why not. Its capability calls come back.
-    async fn ask_probe(
+    pub(crate) async fn ask_probe(
         &self,
         call: &PlannedCall,
         check_id: String,
@@ -96,16 +96,30 @@ impl Engine {
     /// Checks `plan`'s steady state for `executor`, probe after probe: None when every
     /// one answered healthy, else why the run must not start (the first probe that did
     /// not). The probes' capability calls come back for the run's audit either way.
-    pub(crate) async fn steady_state(&self, executor: &Executor, plan: &Plan) -> (Option<String>, Vec<AuditEvent>) {
+    /// The probes' readings come back too, for the run's journal.
+    pub(crate) async fn steady_state(
+        &self,
+        executor: &Executor,
+        plan: &Plan,
+    ) -> (Option<String>, Vec<AuditEvent>, Vec<crate::journal::ProbeReading>) {
         let mut audit = Vec::new();
+        let mut readings = Vec::new();
         for (i, call) in plan.steady_state.iter().enumerate() {
             let (verdict, calls) = self.ask_probe(call, format!("{}/steady-state/{i}", executor.id), Some(plan)).await;
             audit.extend(calls);
+            readings.push(crate::journal::ProbeReading {
+                step: None,
+                probe: call.plugin.clone(),
+                at: Utc::now(),
+                phase: crate::journal::Phase::Before,
+                healthy: verdict.is_ok(),
+                reason: verdict.as_ref().err().cloned(),
+            });
             if let Err(why) = verdict {
-                return (Some(format!("steady state: {why}")), audit);
+                return (Some(format!("steady state: {why}")), audit, readings);
             }
         }
-        (None, audit)
+        (None, audit, readings)
     }
 
     /// Starts watching `plan`'s stop conditions, unless this engine already does. Called

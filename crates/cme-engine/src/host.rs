@@ -112,6 +112,8 @@ pub struct RunInput {
     pub now: DateTime<Utc>,
     pub args: Value,
     pub dry_run: bool,
+    /// The experiment step it makes (None: a one-attack plan's run).
+    pub step: Option<String>,
 }
 
 /// Why a plugin call ended without an answer (a limit, a trap, a refusal of its args, a

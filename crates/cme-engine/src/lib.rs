@@ -22,6 +22,7 @@ mod credentials;
 mod error;
 pub mod events;
 mod executors;
+mod experiment;
 pub mod feeds;
 mod forecast;
 pub mod guards;
@@ -29,12 +30,14 @@ mod halt;
 mod horizon;
 pub mod host;
 pub mod inventory;
+pub mod journal;
 pub mod model;
 mod plans;
 pub mod recurrence;
 mod registry;
 mod scheduler;
 pub mod signatures;
+pub mod steps;
 pub mod storage;
 mod telemetry;
 #[cfg(feature = "testing")]
@@ -52,6 +55,7 @@ pub use config::EngineConfig;
 pub use credentials::{CredentialView, NewCredential, plan_credential_name};
 pub use error::{EngineError, ExecutorChange, Resource};
 pub use events::{Attempt, Delivery, DeliveryCounts, Event, ExecutorDetail, Subscription, WebhookState};
+pub use executors::JournalView;
 pub use feeds::{CalendarFeed, CalendarFetch, FetchError, NewSubscription};
 pub use forecast::{Firing, Forecast};
 pub use guards::{Deadman, EngineStopCondition};
@@ -61,6 +65,7 @@ pub use host::{
     Verdict,
 };
 pub use inventory::{Inventory, InventoryHost};
+pub use journal::{Journal, Outcome, Phase, ProbeReading, RevertRecord, StepRecord, StepStatus};
 pub use model::*;
 pub use plans::{
     DEFAULT_STOP_INTERVAL, DEFAULT_STOP_SETTLE, EMBEDDED_EXECUTORS, MAX_EXECUTORS_PER_PLAN, MAX_PLAN_ARGS_BYTES,
@@ -68,6 +73,7 @@ pub use plans::{
 };
 pub use registry::{Builtin, DEFAULT_MAX_PLUGIN_BYTES, PluginView, Upload, Uploaded, check_upload};
 pub use signatures::{SIGNATURE_NAMESPACE, SignatureError, Signer, TrustedKeys};
+pub use steps::{MAX_PARALLEL_STEPS, MAX_STEPS, NewStep, NewStepAction, Step, StepAction};
 pub use storage::{
     AuditStore, BudgetStore, CalendarStore, CappedWork, Claim, ClaimStore, EventStore, ExecutorChangeError,
     ExecutorStore, Extension, HaltStore, HorizonStore, InsertPlanError, OverCap, PlanStore, PluginStore, Ports,
@@ -123,6 +129,8 @@ pub struct Engine {
     horizon_deferred: std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
     /// Wakes the undo keeper (a halt).
     undo_wake: Notify,
+    /// The journals of the experiments running here, as they are written.
+    live_journals: std::sync::Mutex<std::collections::HashMap<String, experiment::LiveJournal>>,
     /// The blackouts as last read, with the store's generation they were read at.
     blackout_cache: std::sync::Mutex<Option<(String, Arc<blackout_index::BlackoutIndex>)>>,
 }
@@ -159,6 +167,7 @@ impl Engine {
             horizon_failures: Default::default(),
             horizon_deferred: Default::default(),
             undo_wake: Notify::new(),
+            live_journals: Default::default(),
             blackout_cache: Default::default(),
             watched_plans: Default::default(),
             calendar_fetch: Default::default(),

@@ -61,6 +61,12 @@ pub struct Plan {
     /// Probes checked while the plan's runs are in flight (and for a settle time after):
     /// an unhealthy answer cancels them and pauses the plan or halts the engine.
     pub stop_conditions: Vec<StopCondition>,
+    /// An experiment's steps (empty: the plan runs its one `attack`, which for an
+    /// experiment is its first attack step, as older clients show it).
+    pub steps: Vec<crate::steps::Step>,
+    /// The longest an experiment's run may take, all steps and reverts (None: the
+    /// engine's `max_experiment_seconds`).
+    pub deadline: Option<Duration>,
 }
 
 /// A probe watching a plan's runs.
@@ -224,6 +230,9 @@ pub struct Executor {
     /// Why it did not run (a skipped executor: the blackout's name, the run in flight; a
     /// catch-up run: the firings it stands for).
     pub reason: Option<String>,
+    /// What its run showed: every verify held, one was refuted, or it was aborted
+    /// (None until it ran, and for a run that never started).
+    pub outcome: Option<crate::journal::Outcome>,
 }
 
 impl Executor {
@@ -245,6 +254,7 @@ impl Executor {
             log: RunLog::default(),
             dry_run: None,
             reason: None,
+            outcome: None,
         }
     }
 
@@ -331,6 +341,10 @@ pub struct RunEnd {
     pub dry_run: Option<bool>,
     /// Why a skipped executor did not run.
     pub reason: Option<String>,
+    /// What the run showed (None: it never started).
+    pub outcome: Option<crate::journal::Outcome>,
+    /// Its journal (None: it never started).
+    pub journal: Option<crate::journal::Journal>,
 }
 
 impl RunEnd {
@@ -344,6 +358,8 @@ impl RunEnd {
             log: RunLog::default(),
             dry_run: None,
             reason: None,
+            outcome: None,
+            journal: None,
         }
     }
 

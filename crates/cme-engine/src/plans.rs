@@ -15,6 +15,7 @@ use crate::model::{
     StopCondition,
 };
 use crate::registry::Entry;
+use crate::steps::{NewStepAction, Step, StepAction};
 use crate::{Engine, EngineError, Resource};
 
 /// A plugin reference with its args, as a plan names it.
@@ -45,6 +46,11 @@ pub struct NewPlan {
     pub steady_state: Vec<PluginCall>,
     /// Probes watching the plan's runs (see [`Plan::stop_conditions`]).
     pub stop_conditions: Vec<NewStopCondition>,
+    /// An experiment's steps (empty: a one-attack plan). `attack` is then the first
+    /// attack step's call, as the body's reader sets it.
+    pub steps: Vec<crate::steps::NewStep>,
+    /// An experiment's deadline (None: the engine's `max_experiment_seconds`).
+    pub deadline_seconds: Option<u64>,
 }
 
 /// A stop condition as a plan body gives it.
@@ -75,6 +81,8 @@ pub(crate) struct Draft {
     pub stop_probes: Vec<Arc<Entry>>,
     pub timezone: Tz,
     pub seed: u64,
+    /// An experiment's steps, resolved (empty: a one-attack plan).
+    pub steps: Vec<Step>,
 }
 
 /// How many executors a plan's document embeds.
@@ -132,6 +140,17 @@ fn check_args_size(new: &NewPlan) -> Result<(), EngineError> {
     for (i, condition) in new.stop_conditions.iter().enumerate() {
         count(format!("/stop_conditions/{i}/args"), &condition.probe.args);
     }
+    for (i, step) in new.steps.iter().enumerate() {
+        match &step.action {
+            NewStepAction::Attack { call, .. } => count(format!("/steps/{i}/attack/args"), &call.args),
+            NewStepAction::Verify(probes) => {
+                for (j, probe) in probes.iter().enumerate() {
+                    count(format!("/steps/{i}/verify/{j}/args"), &probe.args);
+                }
+            }
+            NewStepAction::Wait { .. } => {}
+        }
+    }
     if total > MAX_PLAN_ARGS_BYTES {
         return Err(EngineError::invalid(
             &largest.0,
@@ -162,6 +181,8 @@ impl Engine {
     /// that does not need its planner.
     pub(crate) async fn draft(&self, new: &NewPlan) -> Result<Draft, EngineError> {
         check_args_size(new)?;
+        // An experiment's steps first: a fault in its first attack step is named there.
+        let steps = self.resolve_steps(new).await?;
         let planner = self.resolve_plugin(PluginKind::Planner, &new.planner.reference, "/planner/ref").await?;
         let attack = self.resolve_plugin(PluginKind::Attack, &new.attack.reference, "/attack/ref").await?;
         self.host.validate_args(&attack.loaded, &new.attack.args).map_err(|e| args_error("attack", e))?;
@@ -206,7 +227,93 @@ impl Engine {
             }
             stop_probes.push(probe);
         }
-        Ok(Draft { planner, attack, probes, stop_probes, timezone, seed: new.seed.unwrap_or_else(rand_seed) })
+        Ok(Draft { planner, attack, probes, stop_probes, timezone, seed: new.seed.unwrap_or_else(rand_seed), steps })
+    }
+
+    /// An experiment's steps checked and resolved: their order (`steps::check_graph`),
+    /// each attack's ref, args and reversibility, each verify's probes (which observe).
+    /// Every refusal names the step (`/steps/3/attack/args/...`).
+    async fn resolve_steps(&self, new: &NewPlan) -> Result<Vec<Step>, EngineError> {
+        if new.steps.is_empty() {
+            if new.deadline_seconds.is_some() {
+                return Err(EngineError::invalid(
+                    "/deadline_seconds",
+                    "only an experiment (a plan with steps) has a deadline",
+                ));
+            }
+            return Ok(Vec::new());
+        }
+        crate::steps::check_graph(&new.steps)?;
+        let most = self.config.max_experiment_seconds.as_secs();
+        if new.deadline_seconds.is_some_and(|s| s == 0 || s > most) {
+            return Err(EngineError::invalid(
+                "/deadline_seconds",
+                format!("1 to {most} seconds (the engine's max_experiment_seconds)"),
+            ));
+        }
+        let mut steps = Vec::with_capacity(new.steps.len());
+        for (i, step) in new.steps.iter().enumerate() {
+            let action = match &step.action {
+                NewStepAction::Attack { call, duration_seconds, irreversible } => {
+                    let at = format!("/steps/{i}/attack");
+                    let entry = self.resolve_plugin(PluginKind::Attack, &call.reference, &format!("{at}/ref")).await?;
+                    self.host
+                        .validate_args(&entry.loaded, &call.args)
+                        .map_err(|e| args_error(&format!("steps/{i}/attack"), e))?;
+                    if crate::credentials::has_inline_key(&call.args) {
+                        return Err(EngineError::invalid(
+                            &format!("{at}/args/ssh/pem"),
+                            "an experiment's steps name stored credentials (POST /api/1/credentials/), not inline keys",
+                        ));
+                    }
+                    if !irreversible && !crate::steps::reversible(&entry.loaded.description.args_schema, &call.args) {
+                        return Err(EngineError::invalid(
+                            &format!("/steps/{i}/irreversible"),
+                            format!(
+                                "{} does not declare that it can revert this fault: say \"irreversible\": true to run it in an experiment anyway",
+                                entry.loaded.description.id
+                            ),
+                        ));
+                    }
+                    StepAction::Attack {
+                        call: PlannedCall {
+                            reference: entry.loaded.description.refs.first().cloned().unwrap_or(call.reference.clone()),
+                            plugin: entry.loaded.description.id.clone(),
+                            args: call.args.clone(),
+                        },
+                        duration: duration_seconds.map(std::time::Duration::from_secs),
+                        irreversible: *irreversible,
+                    }
+                }
+                NewStepAction::Verify(probes) => {
+                    let mut calls = Vec::with_capacity(probes.len());
+                    for (j, probe) in probes.iter().enumerate() {
+                        let at = format!("/steps/{i}/verify/{j}");
+                        let entry =
+                            self.resolve_plugin(PluginKind::Probe, &probe.reference, &format!("{at}/ref")).await?;
+                        self.host
+                            .validate_args(&entry.loaded, &probe.args)
+                            .map_err(|e| args_error(&format!("steps/{i}/verify/{j}"), e))?;
+                        self.check_probe_method(&probe.args, &format!("{at}/args/method"))?;
+                        calls.push(PlannedCall {
+                            reference: entry
+                                .loaded
+                                .description
+                                .refs
+                                .first()
+                                .cloned()
+                                .unwrap_or(probe.reference.clone()),
+                            plugin: entry.loaded.description.id.clone(),
+                            args: probe.args.clone(),
+                        });
+                    }
+                    StepAction::Verify(calls)
+                }
+                NewStepAction::Wait { seconds } => StepAction::Wait(std::time::Duration::from_secs(*seconds)),
+            };
+            steps.push(Step { name: step.name.clone(), after: step.after.clone(), action });
+        }
+        Ok(steps)
     }
 
     /// Asks a plan's planner about `[from, until)`. Its args are refused as the caller's
@@ -263,8 +370,12 @@ impl Engine {
     /// how far it is planned; the scheduler extends it as time passes.
     pub async fn create_plan(&self, mut new: NewPlan, by: &Actor) -> Result<(PlanSummary, Vec<Executor>), EngineError> {
         let plan_id = new_id();
-        let inline_credential = take_inline_key(&self.host, &mut new.attack.args, &plan_id).await?;
-        let draft = self.draft(&new).await?;
+        // An experiment's steps name stored credentials (its draft refuses inline keys).
+        let inline_credential = match new.steps.is_empty() {
+            true => take_inline_key(&self.host, &mut new.attack.args, &plan_id).await?,
+            false => None,
+        };
+        let mut draft = self.draft(&new).await?;
         let now = Utc::now().trunc_subsecs(6);
         stamp_creation_time(&draft.planner.loaded.description.args_schema, &mut new.planner.args, now);
         let window = self.first_window(now);
@@ -304,6 +415,8 @@ impl Engine {
                 .zip(new.steady_state)
                 .map(|(probe, given)| call(&probe.loaded, given))
                 .collect(),
+            steps: std::mem::take(&mut draft.steps),
+            deadline: new.deadline_seconds.map(std::time::Duration::from_secs),
             stop_conditions: draft
                 .stop_probes
                 .iter()

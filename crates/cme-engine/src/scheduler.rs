@@ -226,8 +226,8 @@ impl Engine {
                     let skip = match self.why_skip(&executor, &plan, &blackouts).await {
                         Some(reason) => Err((reason, Vec::new())),
                         None => match self.steady_state(&executor, &plan).await {
-                            (Some(reason), probes) => Err((reason, probes)),
-                            (None, probes) => Ok(probes),
+                            (Some(reason), probes, _) => Err((reason, probes)),
+                            (None, probes, readings) => Ok((probes, readings)),
                         },
                     };
                     match skip {
@@ -235,9 +235,13 @@ impl Engine {
                             tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, %reason, "executor skipped");
                             (RunEnd::skipped(reason), probes)
                         }
-                        Ok(probes) => {
+                        Ok((probes, readings)) => {
                             self.announce_start(&executor, &plan, started).await;
-                            let (end, mut audit) = self.run_attack(&executor, plan).await;
+                            let (end, mut audit) = if plan.steps.is_empty() {
+                                self.run_one_attack(&executor, plan, readings, started).await
+                            } else {
+                                self.run_experiment(&executor, plan, readings).await
+                            };
                             audit.splice(0..0, probes);
                             (end, audit)
                         }
@@ -408,8 +412,40 @@ impl Engine {
         Ok(Some(plan))
     }
 
-    async fn run_attack(self: &Arc<Self>, executor: &Executor, plan: Arc<Plan>) -> (RunEnd, Vec<AuditEvent>) {
-        let entry = match self.runnable(&plan.attack.plugin).await {
+    /// Runs a one-attack plan's attack, registered as in flight here (a halt, a shutdown,
+    /// a blackout or a stop condition stops it), with its one-step journal.
+    async fn run_one_attack(
+        self: &Arc<Self>,
+        executor: &Executor,
+        plan: Arc<Plan>,
+        readings: Vec<crate::journal::ProbeReading>,
+        started: chrono::DateTime<Utc>,
+    ) -> (RunEnd, Vec<AuditEvent>) {
+        let (own, own_signal) = watch::channel(None);
+        let _registered = RunRegistration::new(self, &executor.id, &plan.id, own);
+        self.run_started.notify_one();
+        self.watch_stop_conditions(&plan);
+        let stop = self.stop.subscribe();
+        let stopped = move || -> crate::host::Cancel { Box::pin(first_stop(stop.clone(), own_signal.clone())) };
+        let (mut end, audit) = self.attack_call(&executor.id, &plan, &plan.attack, None, stopped).await;
+        let journal = crate::journal::Journal::of_one_attack(&plan.attack.plugin, &end, readings, started);
+        end.outcome = journal.outcome;
+        end.journal = Some(journal);
+        (end, audit)
+    }
+
+    /// Runs one attack call of `plan` for run `run_id` (`step`: the experiment step it
+    /// makes) until it ends or `stopped()` completes; the host is given that long to stop
+    /// it before it is dropped.
+    pub(crate) async fn attack_call(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        call: &crate::model::PlannedCall,
+        step: Option<String>,
+        stopped: impl Fn() -> crate::host::Cancel,
+    ) -> (RunEnd, Vec<AuditEvent>) {
+        let entry = match self.runnable(&call.plugin).await {
             Ok(Ok(entry)) => entry,
             Ok(Err(reason)) => return (RunEnd::failed(reason), Vec::new()),
             Err(e) => return (RunEnd::failed(format!("cannot check the plugin registry: {e}")), Vec::new()),
@@ -417,25 +453,19 @@ impl Engine {
         // The engine's leash applies to every run it starts, whenever the plan was made.
         let dry_run = plan.dry_run || self.config.dry_run;
         let input = RunInput {
-            run_id: executor.id.clone(),
+            run_id: run_id.to_string(),
             plan_id: plan.id.clone(),
             created_by: plan.created_by.clone(),
             now: Utc::now(),
-            args: plan.attack.args.clone(),
+            args: call.args.clone(),
             dry_run,
+            step,
         };
-        // Stopped by a halt or shutdown (every run here) or by a blackout starting (its plans' runs).
-        let (own, own_signal) = watch::channel(None);
-        let _registered = RunRegistration::new(self, &executor.id, &plan.id, own);
-        self.run_started.notify_one();
-        self.watch_stop_conditions(&plan);
-        let stop = self.stop.subscribe();
-        let cancel: crate::host::Cancel = Box::pin(first_stop(stop.clone(), own_signal.clone()));
-        let run = self.host.run(&entry.loaded, &entry.grant, input, cancel);
+        let run = self.host.run(&entry.loaded, &entry.grant, input, stopped());
         tokio::pin!(run);
         let result = tokio::select! {
             result = &mut run => result,
-            reason = first_stop(stop, own_signal) => match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
+            reason = stopped() => match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
                 Ok(result) => result,
                 Err(_) => {
                     // The host did not stop the run: drop it (its partial record is lost).
@@ -444,34 +474,17 @@ impl Engine {
                 }
             },
         };
-        if let Some(reason) = result.cancelled {
-            let end = RunEnd {
+        let end = RunEnd { log: result.log, dry_run: Some(dry_run), ..RunEnd::failed("") };
+        let end = match (result.cancelled, result.outcome) {
+            (Some(reason), _) => RunEnd {
                 status: ExecutorStatus::Cancelled,
-                finished: Utc::now(),
-                report: None,
                 error: Some(format!("cancelled while running: {reason}")),
-                log: result.log,
-                dry_run: Some(dry_run),
-                reason: None,
-            };
-            return (end, result.audit);
-        }
-        let end = match result.outcome {
-            Ok(report) => RunEnd {
-                status: ExecutorStatus::Succeeded,
-                report: Some(report),
-                error: None,
-                log: result.log,
-                dry_run: Some(dry_run),
-                ..RunEnd::failed("")
+                ..end
             },
-            Err(error) => RunEnd {
-                status: ExecutorStatus::Failed,
-                error: Some(error.0),
-                log: result.log,
-                dry_run: Some(dry_run),
-                ..RunEnd::failed("")
-            },
+            (None, Ok(report)) => {
+                RunEnd { status: ExecutorStatus::Succeeded, report: Some(report), error: None, ..end }
+            }
+            (None, Err(error)) => RunEnd { status: ExecutorStatus::Failed, error: Some(error.0), ..end },
         };
         (end, result.audit)
     }
@@ -486,7 +499,12 @@ impl Engine {
             match self.ports.runs.reap_expired(now).await {
                 Ok(0) => {}
                 Ok(n) => {
-                    tracing::warn!(reaped = n, "executors whose engine stopped mid-run marked failed (outcome unknown)")
+                    tracing::warn!(
+                        reaped = n,
+                        "executors whose engine stopped mid-run marked failed (outcome unknown)"
+                    );
+                    // Their experiments' faults are reverted now, not when each was due.
+                    self.wake_undos();
                 }
                 Err(e) => tracing::error!(error = %e, "reaper pass failed"),
             }
@@ -520,7 +538,10 @@ impl Engine {
 
 /// Completes with the reason of the first stop: every run's (halt, shutdown) or this one's
 /// (a blackout). A signal whose sender is gone never completes.
-async fn first_stop(mut all: watch::Receiver<(u64, String)>, mut own: watch::Receiver<Option<String>>) -> String {
+pub(crate) async fn first_stop(
+    mut all: watch::Receiver<(u64, String)>,
+    mut own: watch::Receiver<Option<String>>,
+) -> String {
     all.borrow_and_update();
     let every_run = async move {
         match all.changed().await {
@@ -549,13 +570,18 @@ async fn first_stop(mut all: watch::Receiver<(u64, String)>, mut own: watch::Rec
 
 /// A run in flight on this engine, listed (with its plan and its own stop signal) for as
 /// long as it lives.
-struct RunRegistration<'a> {
+pub(crate) struct RunRegistration<'a> {
     engine: &'a Engine,
     executor_id: String,
 }
 
 impl<'a> RunRegistration<'a> {
-    fn new(engine: &'a Engine, executor_id: &str, plan_id: &str, stop: watch::Sender<Option<String>>) -> Self {
+    pub(crate) fn new(
+        engine: &'a Engine,
+        executor_id: &str,
+        plan_id: &str,
+        stop: watch::Sender<Option<String>>,
+    ) -> Self {
         engine.runs_in_flight.locked().insert(executor_id.to_string(), (plan_id.to_string(), stop));
         RunRegistration { engine, executor_id: executor_id.to_string() }
     }

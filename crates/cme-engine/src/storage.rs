@@ -328,6 +328,13 @@ pub trait RunStore: Send + Sync + 'static {
     /// Running executors whose lease expired become failed, "outcome unknown".
     async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64>;
 
+    /// Extends a running executor's lease to `expires` while `owner` still holds it (an
+    /// experiment outlives one lease); false when it does not (reaped, or another's).
+    async fn renew_lease(&self, executor_id: &str, owner: &str, expires: DateTime<Utc>) -> StorageResult<bool>;
+
+    /// A finished run's journal (None: the run never started, or retention emptied it).
+    async fn journal(&self, executor_id: &str) -> StorageResult<Option<crate::journal::Journal>>;
+
     /// Retention: deletes audit events older than `audit_before` and empties the run logs
     /// (log lines, stdout, stderr) of executors finished before `logs_before`, keeping
     /// their status and result. None keeps that kind forever.
@@ -435,6 +442,9 @@ pub trait SshTargetStore: Send + Sync + 'static {
     async fn undos(&self, pending: bool, limit: u64) -> StorageResult<Vec<crate::Undo>>;
 
     async fn undo(&self, id: &str) -> StorageResult<Option<crate::Undo>>;
+
+    /// Every undo a run armed, in the order they were armed.
+    async fn undos_of_run(&self, run_id: &str) -> StorageResult<Vec<crate::Undo>>;
 
     /// Records an attempt at an undo (its new state, attempts, due time and outcome) with
     /// its audit event, only while it is still pending; false when it was not (another

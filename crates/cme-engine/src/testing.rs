@@ -40,6 +40,9 @@ pub struct FakeHost {
     pub undos: Mutex<Vec<String>>,
     /// When set, undos cannot reach their targets.
     pub undo_unreachable: std::sync::atomic::AtomicBool,
+    /// Where a run's `"arm": "command"` stores its undo (as the runtime does, before the
+    /// attack acts); unset, such a run fails.
+    pub undo_store: std::sync::OnceLock<std::sync::Arc<dyn crate::SshTargetStore>>,
 }
 
 /// A fake component: `{"name", "version", "kind", "refs", ...behaviour}`.
@@ -72,7 +75,12 @@ fn describe(spec: &Value, size: usize) -> Result<PluginDescription, PluginHostEr
             .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             .unwrap_or_default(),
         description: String::new(),
-        args_schema: json!({"type": "object"}),
+        // `"reversible": true` in the spec: the attack declares it can revert its faults.
+        args_schema: match spec["reversible"].as_bool() {
+            // Reversible when it arms an undo (`"arm": "command"`), as kill-process with STOP.
+            Some(true) => json!({"type": "object", "x-cme-reversible": {"required": ["arm"]}}),
+            _ => json!({"type": "object"}),
+        },
         example_args: json!({}),
         capabilities: json!([]),
         sha256: String::new(),
@@ -211,6 +219,34 @@ impl FakeHost {
             outcome: Some("200".into()),
         }];
         let log = RunLog { stdout: "ran".into(), elapsed_ms: 1, ..RunLog::default() };
+        if let Some(command) = input.args["arm"].as_str() {
+            let Some(store) = self.undo_store.get() else {
+                return RunResult { outcome: Err("no undo store".to_string().into()), log, audit, cancelled: None };
+            };
+            let now = Utc::now();
+            let undo = crate::Undo {
+                id: format!("{}-{}-{command}", input.run_id, input.step.as_deref().unwrap_or("run")),
+                run_id: input.run_id.clone(),
+                plan_id: input.plan_id.clone(),
+                step: input.step.clone(),
+                plugin: plugin.description.id.clone(),
+                address: "10.0.0.1".into(),
+                port: 22,
+                user: String::new(),
+                credential: "fleet".into(),
+                command: command.to_string(),
+                plan_created_by: input.created_by.clone(),
+                armed: now,
+                due: now + chrono::Duration::hours(1),
+                state: crate::UndoState::Pending,
+                attempts: 0,
+                outcome: None,
+                finished: None,
+            };
+            if let Err(e) = store.insert_undo(&undo).await {
+                return RunResult { outcome: Err(format!("undo not stored: {e}").into()), log, audit, cancelled: None };
+            }
+        }
         if let Some(ms) = input.args["sleep_ms"].as_u64() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
@@ -240,7 +276,9 @@ pub async fn builtins(host: &FakeHost) -> Vec<Builtin> {
         .load(&bytes(&component("exact-planner", "0.1.0", "planner", &["exact_planner:ExactPlanner"])))
         .await
         .unwrap();
-    let attack = host.load(&bytes(&component("noop", "0.1.0", "attack", &["noop:Noop"]))).await.unwrap();
+    let mut noop = component("noop", "0.1.0", "attack", &["noop:Noop"]);
+    noop["reversible"] = json!(true);
+    let attack = host.load(&bytes(&noop)).await.unwrap();
     let probe = host.load(&bytes(&component("fake-probe", "0.1.0", "probe", &["fake_probe:FakeProbe"]))).await.unwrap();
     let grant = Grant { scripts: true, ..Grant::default() };
     vec![

@@ -19,6 +19,17 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// Undos run at once.
 const PARALLEL: usize = 8;
 
+/// Whether an undo's run still runs somewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunLife {
+    /// Running under a lease not expired (on this replica or another).
+    Live,
+    /// Ended, reaped, or its lease expired.
+    Over,
+    /// Not looked up.
+    Unknown,
+}
+
 pub use cme_model::undo::{Undo, UndoAttempt, UndoState};
 
 impl Engine {
@@ -56,10 +67,19 @@ impl Engine {
                     let halted = self.local_halt().is_some()
                         || self.ports.halt.halt_state().await.map(|h| h.halted).unwrap_or(true);
                     let now = Utc::now();
+                    let runs = self.runs_of(&pending, starting, now).await;
                     // Halted, an undo not tried yet is due now; one being retried keeps its
-                    // back-off (else an unreachable target would be tried in a loop).
-                    let (due, later): (Vec<Undo>, Vec<Undo>) =
-                        pending.into_iter().partition(|u| starting || (halted && u.attempts == 0) || u.due <= now);
+                    // back-off (else an unreachable target would be tried in a loop). At
+                    // start, every undo whose run is not live on another replica is due; an
+                    // experiment step's undo is due once its run is over (reaped, or ended
+                    // without reverting it).
+                    let (due, later): (Vec<Undo>, Vec<Undo>) = pending.into_iter().partition(|u| {
+                        let live = runs.get(&u.run_id).copied().unwrap_or(RunLife::Unknown);
+                        (starting && live != RunLife::Live)
+                            || (halted && u.attempts == 0)
+                            || u.due <= now
+                            || (u.step.is_some() && u.attempts == 0 && live == RunLife::Over)
+                    });
                     if !due.is_empty() {
                         let why = if starting {
                             "engine started"
@@ -96,6 +116,37 @@ impl Engine {
         }
     }
 
+    /// Whether the runs of pending undos are live (a replica holds an unexpired lease) or
+    /// over: every run at start, else the runs of experiment steps' undos (the ones whose
+    /// revert waits for their run). A run that cannot be read counts as live now (its
+    /// undo waits for its due time, a halt or the next pass) and is logged.
+    async fn runs_of(
+        &self,
+        pending: &[Undo],
+        starting: bool,
+        now: chrono::DateTime<Utc>,
+    ) -> std::collections::HashMap<String, RunLife> {
+        let mut runs = std::collections::HashMap::new();
+        for undo in pending.iter().filter(|u| starting || u.step.is_some()) {
+            if runs.contains_key(&undo.run_id) {
+                continue;
+            }
+            let life = match self.ports.executors.executor(&undo.run_id).await {
+                Ok(Some(run)) if run.status == crate::ExecutorStatus::Running => match run.lease {
+                    Some(lease) if lease.expires > now => RunLife::Live,
+                    _ => RunLife::Over,
+                },
+                Ok(_) => RunLife::Over,
+                Err(error) => {
+                    tracing::warn!(run_id = %undo.run_id, %error, "cannot read an undo's run; its undo waits");
+                    RunLife::Live
+                }
+            };
+            runs.insert(undo.run_id.clone(), life);
+        }
+        runs
+    }
+
     /// Wakes the undo keeper (a halt: every pending undo runs now).
     pub(crate) fn wake_undos(&self) {
         self.undo_wake.notify_one();
@@ -110,7 +161,7 @@ impl Engine {
             let limit = limit.clone();
             tasks.spawn(async move {
                 let _slot = limit.acquire_owned().await;
-                engine.run_undo(undo, why).await
+                engine.run_undo(undo, why).await.1
             });
         }
         let mut recorded = true;
@@ -120,8 +171,9 @@ impl Engine {
         recorded
     }
 
-    /// Runs one undo and records the attempt; false when the record could not be stored.
-    async fn run_undo(&self, mut undo: Undo, why: &str) -> bool {
+    /// Runs one undo and records the attempt: the undo as it now stands, and false when
+    /// the record could not be stored.
+    pub(crate) async fn run_undo(&self, mut undo: Undo, why: &str) -> (Undo, bool) {
         let attempt = self.host.run_undo(&undo).await;
         undo.attempts += 1;
         let now = Utc::now();
@@ -151,7 +203,7 @@ impl Engine {
                 audit.outcome = undo.outcome.clone();
             }
         }
-        match self.ports.ssh.update_undo(&undo, &audit).await {
+        let stored = match self.ports.ssh.update_undo(&undo, &audit).await {
             Ok(true) => {
                 match undo.state {
                     UndoState::Done => tracing::info!(undo_id = %undo.id, target = %undo.target(), why, "undo done"),
@@ -172,6 +224,7 @@ impl Engine {
                 tracing::error!(undo_id = %undo.id, error = %e, "recording an undo failed; it runs again (undos are safe to repeat)");
                 false
             }
-        }
+        };
+        (undo, stored)
     }
 }

@@ -42,6 +42,8 @@ pub struct Undo {
     /// The executor whose run armed it, and its plan.
     pub run_id: String,
     pub plan_id: String,
+    /// The experiment step whose fault it reverts (None: a one-attack run's).
+    pub step: Option<String>,
     /// `name@version` of the plugin.
     pub plugin: String,
     pub address: String,

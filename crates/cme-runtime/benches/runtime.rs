@@ -67,6 +67,7 @@ async fn bench() {
             grant: Grant::default(),
             dry_run: false,
             owner: Default::default(),
+            step: None,
         };
         // As the engine calls it: from a run task on the runtime's own threads.
         let on_runtime = {

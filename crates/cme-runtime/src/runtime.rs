@@ -57,6 +57,9 @@ pub struct RunRequest {
     pub dry_run: bool,
     /// On whose behalf it runs (what credential lookups are checked against).
     pub owner: crate::credentials::RunOwner,
+    /// The experiment step it runs (None: a one-attack run): the undos it arms revert
+    /// that step's fault.
+    pub step: Option<String>,
 }
 
 /// A probe check to make.
@@ -383,7 +386,8 @@ impl Runtime {
             self.inner.backends.clone(),
             request.owner,
         );
-        let state = CallState::new(plugin.id(), request.run_id.clone(), limits, Some(caps));
+        let mut state = CallState::new(plugin.id(), request.run_id.clone(), limits, Some(caps));
+        state.step = request.step;
         let ctx = RunContext {
             run_id: request.run_id,
             now: timestamp(request.now),

@@ -27,6 +27,8 @@ pub(crate) struct CallState {
     /// `name@version`, for audit events and tracing.
     pub plugin: String,
     pub run_id: String,
+    /// The experiment step an attack run makes (its undos say so).
+    pub step: Option<String>,
     /// None: the zero-capability sandbox of `describe` and `plan`.
     pub caps: Option<Capabilities>,
     pub deadline: Instant,
@@ -58,6 +60,7 @@ impl CallState {
             host_calls: 0,
             plugin,
             run_id,
+            step: None,
             caps,
             deadline: Instant::now() + limits.deadline,
         }

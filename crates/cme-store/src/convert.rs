@@ -23,7 +23,7 @@ pub(crate) fn at(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
-fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
+pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {error}"))
 }
 
@@ -76,7 +76,77 @@ pub(crate) fn plan_model(p: &Plan) -> plan::Model {
             )
             .to_string()
         }),
+        steps: (!p.steps.is_empty()).then(|| steps_text(&p.steps)),
+        deadline_ms: p.deadline.map(|d| d.as_millis() as i64),
     }
+}
+
+/// An experiment's steps as stored: `[{name, after, kind, ...}]` with `ref`, `plugin`,
+/// `args`, `duration_ms`, `irreversible` (attack), `probes` (verify) or `wait_ms`.
+fn steps_text(steps: &[cme_engine::Step]) -> String {
+    use cme_engine::StepAction;
+    let call = |c: &PlannedCall| serde_json::json!({"ref": c.reference, "plugin": c.plugin, "args": c.args});
+    let steps: Vec<Value> = steps
+        .iter()
+        .map(|step| {
+            let mut stored = serde_json::json!({"name": step.name, "after": step.after, "kind": step.action.kind()});
+            match &step.action {
+                StepAction::Attack { call: attack, duration, irreversible } => {
+                    stored["ref"] = attack.reference.clone().into();
+                    stored["plugin"] = attack.plugin.clone().into();
+                    stored["args"] = attack.args.clone();
+                    stored["duration_ms"] = duration.map(|d| d.as_millis() as u64).into();
+                    stored["irreversible"] = (*irreversible).into();
+                }
+                StepAction::Verify(probes) => stored["probes"] = probes.iter().map(call).collect(),
+                StepAction::Wait(wait) => stored["wait_ms"] = (wait.as_millis() as u64).into(),
+            }
+            stored
+        })
+        .collect();
+    Value::Array(steps).to_string()
+}
+
+fn steps_of(text: &str) -> Result<Vec<cme_engine::Step>, StorageError> {
+    use cme_engine::{Step, StepAction};
+    let stored = json("plan steps", text)?;
+    let steps = stored.as_array().ok_or_else(|| StorageError::Corrupt("plan steps are not a list".into()))?;
+    let lacks = |what: &str| StorageError::Corrupt(format!("a plan step lacks {what}"));
+    let text_of = |v: &Value, k: &str| v[k].as_str().map(str::to_string).ok_or_else(|| lacks(k));
+    let call_of = |v: &Value| -> Result<PlannedCall, StorageError> {
+        Ok(PlannedCall { reference: text_of(v, "ref")?, plugin: text_of(v, "plugin")?, args: v["args"].clone() })
+    };
+    steps
+        .iter()
+        .map(|s| {
+            let action = match s["kind"].as_str() {
+                Some("attack") => StepAction::Attack {
+                    call: call_of(s)?,
+                    duration: s["duration_ms"].as_u64().map(Duration::from_millis),
+                    irreversible: s["irreversible"].as_bool().unwrap_or(false),
+                },
+                Some("verify") => StepAction::Verify(
+                    s["probes"]
+                        .as_array()
+                        .ok_or_else(|| lacks("probes"))?
+                        .iter()
+                        .map(call_of)
+                        .collect::<Result<_, _>>()?,
+                ),
+                Some("wait") => {
+                    StepAction::Wait(Duration::from_millis(s["wait_ms"].as_u64().ok_or_else(|| lacks("wait_ms"))?))
+                }
+                _ => return Err(lacks("a kind")),
+            };
+            let after = s["after"]
+                .as_array()
+                .ok_or_else(|| lacks("after"))?
+                .iter()
+                .map(|a| a.as_str().map(str::to_string).ok_or_else(|| lacks("after names")))
+                .collect::<Result<_, _>>()?;
+            Ok(Step { name: text_of(s, "name")?, after, action })
+        })
+        .collect()
 }
 
 pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
@@ -158,6 +228,8 @@ pub(crate) fn plan(m: plan::Model) -> Result<Plan, StorageError> {
                     .collect::<Result<Vec<_>, StorageError>>()?
             }
         },
+        steps: m.steps.as_deref().map(steps_of).transpose()?.unwrap_or_default(),
+        deadline: m.deadline_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
         created_by: match m.created_by {
             None => None,
             Some(text) => {
@@ -194,7 +266,13 @@ pub(crate) fn executor_model(e: &Executor) -> executor::Model {
         log: log_text(&e.log),
         dry_run: e.dry_run,
         reason: e.reason.clone(),
+        outcome: e.outcome.map(|o| o.as_str().to_string()),
+        journal: None,
     }
+}
+
+pub(crate) fn journal_text(journal: &cme_engine::Journal) -> String {
+    serde_json::to_string(journal).unwrap_or_else(|_| "{}".into())
 }
 
 pub(crate) fn targets_text(report: Option<&Report>) -> String {
@@ -234,6 +312,7 @@ pub(crate) fn executor(m: executor::Model) -> Result<Executor, StorageError> {
         error: m.error,
         dry_run: m.dry_run,
         reason: m.reason,
+        outcome: m.outcome.map(|o| o.parse().map_err(|e| corrupt("executor outcome", e))).transpose()?,
     })
 }
 

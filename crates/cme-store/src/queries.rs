@@ -851,6 +851,32 @@ impl RunStore for Store {
         Ok(self.update_announcing(sql, values, ExecutorStatus::Failed, now).await?.len() as u64)
     }
 
+    async fn renew_lease(&self, executor_id: &str, owner: &str, expires: DateTime<Utc>) -> StorageResult<bool> {
+        let _gate = self.write_gate().await;
+        let updated = executor::Entity::update_many()
+            .col_expr(executor::Column::LeaseExpiresUs, Expr::value(us(expires)))
+            .filter(executor::Column::Id.eq(executor_id))
+            .filter(executor::Column::Status.eq(RUNNING.as_str()))
+            .filter(executor::Column::LeaseOwner.eq(owner))
+            .exec(self.db())
+            .await
+            .map_err(db)?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    async fn journal(&self, executor_id: &str) -> StorageResult<Option<cme_engine::Journal>> {
+        let row = executor::Entity::find_by_id(executor_id)
+            .select_only()
+            .column(executor::Column::Journal)
+            .into_tuple::<Option<String>>()
+            .one(self.db())
+            .await
+            .map_err(db)?;
+        row.flatten()
+            .map(|text| serde_json::from_str(&text).map_err(|e| convert::corrupt("executor journal", e)))
+            .transpose()
+    }
+
     async fn prune(
         &self,
         audit_before: Option<DateTime<Utc>>,
@@ -876,6 +902,13 @@ impl RunStore for Store {
                 .await
                 .map_err(db)?;
             pruned.run_logs = cleared.rows_affected;
+            executor::Entity::update_many()
+                .col_expr(executor::Column::Journal, Expr::value(Option::<String>::None))
+                .filter(executor::Column::FinishedAtUs.lt(us(before)))
+                .filter(executor::Column::Journal.is_not_null())
+                .exec(self.db())
+                .await
+                .map_err(db)?;
             pruned.deliveries = self.prune_deliveries(before).await?;
         }
         self.prune_ledger().await?;
@@ -1019,6 +1052,10 @@ impl SshTargetStore for Store {
 
     async fn undo(&self, id: &str) -> StorageResult<Option<cme_engine::Undo>> {
         self.one_undo(id).await
+    }
+
+    async fn undos_of_run(&self, run_id: &str) -> StorageResult<Vec<cme_engine::Undo>> {
+        self.run_undos(run_id).await
     }
 
     async fn update_undo(&self, undo: &cme_engine::Undo, audit: &AuditEvent) -> StorageResult<bool> {
@@ -1371,6 +1408,8 @@ impl Store {
             .col_expr(executor::Column::Error, Expr::value(end.error.clone()))
             .col_expr(executor::Column::Log, Expr::value(convert::log_text(&end.log)))
             .col_expr(executor::Column::DryRun, Expr::value(end.dry_run))
+            .col_expr(executor::Column::Outcome, Expr::value(end.outcome.map(|o| o.as_str().to_string())))
+            .col_expr(executor::Column::Journal, Expr::value(end.journal.as_ref().map(convert::journal_text)))
             // A catch-up run keeps the reason it was made for.
             .col_expr(
                 executor::Column::Reason,

@@ -107,11 +107,11 @@ impl Readers {
 /// The executor columns of a list in the order `executor_row` reads them: the run log is
 /// left out (`[]`, read as an empty log; see `Storage::list_executors`).
 pub(crate) const LISTED_EXECUTOR_COLUMNS: &str = "id, plan_id, due_at_us, status, attempts, lease_owner, lease_expires_us, grace_ms, \
-     created_at_us, started_at_us, finished_at_us, summary, targets, details, error, '[]', dry_run, reason";
+     created_at_us, started_at_us, finished_at_us, summary, targets, details, error, '[]', dry_run, reason, outcome, NULL AS journal";
 
 /// Every executor column, in the order `executor_row` reads them.
 pub(crate) const EXECUTOR_COLUMNS: &str = "id, plan_id, due_at_us, status, attempts, lease_owner, lease_expires_us, grace_ms, \
-     created_at_us, started_at_us, finished_at_us, summary, targets, details, error, log, dry_run, reason";
+     created_at_us, started_at_us, finished_at_us, summary, targets, details, error, log, dry_run, reason, outcome, NULL AS journal";
 
 /// One row of `SELECT {EXECUTOR_COLUMNS}` (or `LISTED_EXECUTOR_COLUMNS`) as the entity's model.
 pub(crate) fn executor_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<executor::Model> {
@@ -134,5 +134,8 @@ pub(crate) fn executor_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<executor
         log: row.get(15)?,
         dry_run: row.get(16)?,
         reason: row.get(17)?,
+        outcome: row.get(18)?,
+        // Journals are read one at a time (`RunStore::journal`), never with lists.
+        journal: None,
     })
 }

@@ -38,6 +38,7 @@ fn undo_of(m: undo::Model) -> Result<Undo, StorageError> {
         id: m.id,
         run_id: m.run_id,
         plan_id: m.plan_id,
+        step: m.step,
         plugin: m.plugin,
         address: m.address,
         user: m.user,
@@ -56,6 +57,7 @@ fn undo_model(u: &Undo) -> undo::Model {
         id: u.id.clone(),
         run_id: u.run_id.clone(),
         plan_id: u.plan_id.clone(),
+        step: u.step.clone(),
         plugin: u.plugin.clone(),
         address: u.address.clone(),
         port: i32::from(u.port),
@@ -133,6 +135,18 @@ impl Store {
             undo::Entity::find().order_by_desc(undo::Column::ArmedAtUs)
         };
         let rows = query.order_by_asc(undo::Column::Id).limit(limit).all(self.db()).await.map_err(db)?;
+        rows.into_iter().map(undo_of).collect()
+    }
+
+    pub(crate) async fn run_undos(&self, run_id: &str) -> Result<Vec<Undo>, StorageError> {
+        let rows = undo::Entity::find()
+            .filter(undo::Column::RunId.eq(run_id))
+            .order_by_asc(undo::Column::ArmedAtUs)
+            .order_by_asc(undo::Column::Id)
+            .limit(10_000)
+            .all(self.db())
+            .await
+            .map_err(db)?;
         rows.into_iter().map(undo_of).collect()
     }
 

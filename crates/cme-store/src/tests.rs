@@ -357,6 +357,8 @@ fn new_plan(id: &str) -> (cme_engine::Plan, Vec<cme_engine::Executor>, cme_engin
         overlap: Default::default(),
         steady_state: Vec::new(),
         stop_conditions: Vec::new(),
+        steps: Vec::new(),
+        deadline: None,
     };
     let due = chrono::Utc::now() + chrono::Duration::days(1);
     let executors = vec![cme_engine::Executor::pending(format!("{id}-e"), &plan, due)];
@@ -490,6 +492,7 @@ async fn inventories_are_replaced_whole_and_undos_are_recorded_once() {
             id: "u1".into(),
             run_id: "e1".into(),
             plan_id: "p1".into(),
+            step: Some("stop web".into()),
             plugin: "stop-service@0.1.0".into(),
             address: "10.0.0.1".into(),
             port: 22,
@@ -506,6 +509,8 @@ async fn inventories_are_replaced_whole_and_undos_are_recorded_once() {
         };
         store.insert_undo(&undo).await.unwrap();
         assert_eq!(store.undos(true, 10).await.unwrap(), vec![undo.clone()]);
+        assert_eq!(store.undos_of_run("e1").await.unwrap(), vec![undo.clone()], "a run's undos, with their step");
+        assert!(store.undos_of_run("e2").await.unwrap().is_empty());
         let done = Undo {
             state: UndoState::Done,
             attempts: 1,

@@ -26,6 +26,8 @@ pub struct FileConfig {
     pub max_concurrent_runs: Option<usize>,
     pub misfire_grace_seconds: Option<u64>,
     pub run_deadline_seconds: Option<u64>,
+    /// The longest an experiment's run may take (default 3600).
+    pub max_experiment_seconds: Option<u64>,
     pub lease_margin_seconds: Option<u64>,
     /// How long before its due time an executor is claimed (default 50 ms).
     pub claim_ahead_ms: Option<u64>,

@@ -128,6 +128,7 @@ impl PluginHost for RuntimeHost {
             grant: grant.clone(),
             dry_run: input.dry_run,
             owner,
+            step: input.step,
         };
         let outcome = self.runtime.run_until(runtime_plugin, request, cancel).await;
         let record = outcome.record;

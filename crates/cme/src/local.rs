@@ -126,6 +126,7 @@ impl Call {
                     grant: self.grant.clone(),
                     dry_run: self.dry_run,
                     owner: Default::default(),
+                    step: None,
                 };
                 let outcome = runtime.run(&self.plugin, request).await;
                 let result =

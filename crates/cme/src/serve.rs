@@ -146,6 +146,9 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     if let Some(ms) = file.claim_ahead_ms {
         engine_config.claim_ahead = Duration::from_millis(ms.min(10_000));
     }
+    if let Some(s) = file.max_experiment_seconds {
+        engine_config.max_experiment_seconds = Duration::from_secs(s.clamp(1, 7 * 86_400));
+    }
     if let Some(s) = file.lease_margin_seconds {
         engine_config.lease_margin = Duration::from_secs(s);
     }

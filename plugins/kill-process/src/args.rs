@@ -6,6 +6,8 @@ use cme_plugin_sdk::aim::Aim;
 /// Which hosts, which processes, which signal.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[schemars(deny_unknown_fields)]
+// Only a STOP with a duration is reverted (continued); a killed process stays dead.
+#[schemars(extend("x-cme-reversible" = {"properties": {"signal": {"const": "STOP"}}, "required": ["signal", "duration_seconds"]}))]
 #[schemars(extend("allOf" = [{"oneOf": [{"required": ["process"]}, {"required": ["pattern"]}]}]))]
 pub struct Args {
     #[serde(flatten)]

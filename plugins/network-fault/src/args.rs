@@ -6,6 +6,8 @@ use cme_plugin_sdk::aim::Aim;
 /// Which hosts, which fault, for how long.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[schemars(deny_unknown_fields)]
+// Its undo (the qdisc or rule removed) is registered before the fault.
+#[schemars(extend("x-cme-reversible" = true))]
 #[schemars(extend("allOf" = [{"oneOf": [
     {"properties": {"fault": {"const": "latency"}}, "required": ["latency_ms"]},
     {"properties": {"fault": {"const": "loss"}}, "required": ["loss_percent"]},

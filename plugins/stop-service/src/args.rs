@@ -6,6 +6,8 @@ use cme_plugin_sdk::aim::Aim;
 /// Which hosts, which unit, for how long.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[schemars(deny_unknown_fields)]
+// Its undo (the start) is registered before the stop: an experiment may hold and revert it.
+#[schemars(extend("x-cme-reversible" = true))]
 pub struct Args {
     #[serde(flatten)]
     pub aim: Aim,

@@ -138,6 +138,8 @@ pub(crate) struct ListedExecutor<'a> {
     finished_at: Option<String>,
     id: &'a str,
     next_run_time: String,
+    /// held, refuted or aborted, once it ran
+    outcome: Option<cme_engine::Outcome>,
     plan_id: &'a str,
     reason: Option<String>,
     result: Option<Value>,
@@ -150,7 +152,8 @@ impl<'a> ListedExecutor<'a> {
         ListedExecutor {
             _links: ExecutorLinks {
                 delete: Href::executor(&e.id),
-                plan: Href("/api/1/plans/", &e.plan_id),
+                journal: Href("/api/1/executors/", &e.id, "/journal"),
+                plan: Href("/api/1/plans/", &e.plan_id, ""),
                 this: Href::executor(&e.id),
                 update: Href::executor(&e.id),
             },
@@ -161,6 +164,7 @@ impl<'a> ListedExecutor<'a> {
             finished_at: e.finished.map(date_text),
             id: &e.id,
             next_run_time: date_text(e.due),
+            outcome: e.outcome,
             plan_id: &e.plan_id,
             reason: cme_secrets::option_of(e.reason.as_deref()),
             result: e.report.as_ref().map(|r| {
@@ -177,29 +181,31 @@ impl<'a> ListedExecutor<'a> {
 #[derive(serde::Serialize)]
 struct ExecutorLinks<'a> {
     delete: Href<'a>,
+    journal: Href<'a>,
     plan: Href<'a>,
     #[serde(rename = "self")]
     this: Href<'a>,
     update: Href<'a>,
 }
 
-/// `{"href": prefix + id}`, written without building the string first.
-struct Href<'a>(&'static str, &'a str);
+/// `{"href": prefix + id + suffix}`, written without building the string first.
+struct Href<'a>(&'static str, &'a str, &'static str);
 
 impl<'a> Href<'a> {
     fn executor(id: &'a str) -> Self {
-        Href("/api/1/executors/", id)
+        Href("/api/1/executors/", id, "")
     }
 }
 
 impl serde::Serialize for Href<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        struct Joined<'b>(&'b str, &'b str);
+        struct Joined<'b>(&'b str, &'b str, &'b str);
         impl std::fmt::Display for Joined<'_> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.0)?;
-                f.write_str(self.1)
+                f.write_str(self.1)?;
+                f.write_str(self.2)
             }
         }
         struct Text<'b>(Joined<'b>);
@@ -209,7 +215,7 @@ impl serde::Serialize for Href<'_> {
             }
         }
         let mut map = serializer.serialize_map(Some(1))?;
-        map.serialize_entry("href", &Text(Joined(self.0, self.1)))?;
+        map.serialize_entry("href", &Text(Joined(self.0, self.1, self.2)))?;
         map.end()
     }
 }

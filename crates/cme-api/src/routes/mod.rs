@@ -7,6 +7,7 @@ mod credentials;
 mod executors;
 mod halt;
 pub(crate) mod inventories;
+mod journals;
 mod plans;
 pub(crate) mod plugins;
 mod root;
@@ -225,6 +226,9 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         .answers(&[(200, Hal("ExecutorList"))]),
     Endpoint::new(Get, "/api/1/executors/{id}", "showExecutor", "One executor, with its result and log", Some(Viewer), |r| r.to(executors::show))
         .answers(&[(200, Hal("Executor"))]),
+    Endpoint::new(Get, "/api/1/executors/{id}/journal", "showJournal", "A run's journal: each step's start, end and targets, probe readings, reverts and their outcomes (JSON; ?format=junit: JUnit XML; Accept: text/event-stream: Server-Sent Events while it runs here)", Some(Viewer), |r| r.to(journals::show))
+        .params(&[Param::text("format", "json (default) or junit")])
+        .answers(&[(200, Journal("Journal"))]),
     Endpoint::new(Put, "/api/1/executors/{id}", "rescheduleExecutor", "Moves a waiting executor to another time", Some(Operator), |r| r.to(executors::reschedule))
         .body(Body::Json("Reschedule"))
         .answers(&[(200, Hal("Executor"))]),

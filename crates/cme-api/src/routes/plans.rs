@@ -43,7 +43,7 @@ impl Schemas {
 /// A plan body, checked against the schema.
 fn new_plan(state: &ApiState, body: &Value) -> std::result::Result<NewPlan, crate::problem::ApiError> {
     check_schema(&state.schemas.plan, body)?;
-    Ok(typed::<NewPlanBody>(body.clone())?.into_new())
+    typed::<NewPlanBody>(body.clone())?.into_new()
 }
 
 pub async fn create(req: HttpRequest, payload: web::Payload, state: web::Data<ApiState>) -> Result {
@@ -205,6 +205,23 @@ fn forecast_document(forecast: &Forecast) -> Hal {
     }))
 }
 
+/// An experiment's step as its body gave it, with the plugin versions it resolved to.
+fn step_document(secrets: &cme_secrets::Redactor, step: &cme_engine::Step) -> serde_json::Value {
+    let call =
+        |c: &cme_engine::PlannedCall| json!({"ref": c.reference, "plugin": c.plugin, "args": secrets.json(&c.args)});
+    let mut doc = json!({"name": step.name, "after": step.after, "kind": step.action.kind()});
+    match &step.action {
+        cme_engine::StepAction::Attack { call: attack, duration, irreversible } => {
+            doc["attack"] = call(attack);
+            doc["duration_seconds"] = json!(duration.map(|d| d.as_secs()));
+            doc["irreversible"] = json!(irreversible);
+        }
+        cme_engine::StepAction::Verify(probes) => doc["verify"] = probes.iter().map(call).collect(),
+        cme_engine::StepAction::Wait(wait) => doc["wait_seconds"] = json!(wait.as_secs()),
+    }
+    doc
+}
+
 /// A plan; with `executors`, the first of them embedded, and whether there are more (the
 /// `executors` link pages through all of them).
 fn plan_document(
@@ -238,6 +255,8 @@ fn plan_document(
             "ref": c.probe.reference, "plugin": c.probe.plugin, "args": secrets.json(&c.probe.args),
             "interval_seconds": c.interval.as_secs(), "settle_seconds": c.settle.as_secs(), "on_failure": c.on_failure.as_str(),
         })).collect::<Vec<_>>(),
+        "steps": plan.steps.iter().map(|step| step_document(secrets, step)).collect::<Vec<_>>(),
+        "deadline_seconds": plan.deadline.map(|d| d.as_secs()),
     }))
     .link("self", href.clone())
     .link("run", format!("{href}/run"))

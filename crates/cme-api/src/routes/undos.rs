@@ -40,6 +40,7 @@ fn document(u: &Undo) -> Hal {
         "plugin": u.plugin,
         "executor_id": u.run_id,
         "plan_id": u.plan_id,
+        "step": u.step,
         "armed": date(u.armed),
         "due": date(u.due),
         "attempts": u.attempts,

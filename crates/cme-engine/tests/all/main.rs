@@ -3,6 +3,7 @@
 
 mod calendars;
 mod credentials;
+mod experiments;
 mod fuzz;
 mod guards;
 mod plans;

@@ -75,6 +75,8 @@ pub fn plan(attack_args: Value, planner_args: Value) -> NewPlan {
         overlap: Overlap::Allow,
         steady_state: Vec::new(),
         stop_conditions: Vec::new(),
+        steps: Vec::new(),
+        deadline_seconds: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn undo(id: &str, due_in: chrono::Duration) -> Undo {
         id: id.into(),
         run_id: format!("run-{id}"),
         plan_id: "p1".into(),
+        step: None,
         plugin: "stop-service@0.1.0".into(),
         address: "10.0.0.1".into(),
         port: 22,

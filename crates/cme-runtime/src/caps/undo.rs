@@ -77,6 +77,7 @@ impl Host for CallState {
             id: undo_id(&self.run_id, self.host_calls),
             run_id: self.run_id.clone(),
             plan_id: caps.owner.plan.clone(),
+            step: self.step.clone(),
             plugin: self.plugin.clone(),
             address: target.address.clone(),
             port: target.port,

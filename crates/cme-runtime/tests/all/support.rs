@@ -43,7 +43,15 @@ pub async fn hostile(runtime: &Runtime) -> Plugin {
 }
 
 pub fn run_request(args: Value, grant: Grant) -> RunRequest {
-    RunRequest { run_id: "run-1".into(), now: Utc::now(), args, grant, dry_run: false, owner: Default::default() }
+    RunRequest {
+        run_id: "run-1".into(),
+        now: Utc::now(),
+        args,
+        grant,
+        dry_run: false,
+        owner: Default::default(),
+        step: None,
+    }
 }
 
 pub async fn run_hostile(runtime: &Runtime, plugin: &Plugin, args: Value, grant: Grant) -> RunOutcome {

@@ -30,6 +30,10 @@ pub struct Model {
     pub dry_run: Option<bool>,
     /// Why a skipped executor did not run, or what a catch-up run stands for (m0007).
     pub reason: Option<String>,
+    /// held, refuted or aborted; NULL until it ran (m0020).
+    pub outcome: Option<String>,
+    /// The run's journal, JSON (m0020); NULL: never started, or emptied by retention.
+    pub journal: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

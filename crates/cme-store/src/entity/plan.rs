@@ -38,6 +38,10 @@ pub struct Model {
     /// The stop conditions, a JSON array of `{ref, plugin, args, interval_ms, settle_ms,
     /// on_failure}` (m0010); NULL: none.
     pub stop_conditions: Option<String>,
+    /// An experiment's steps, a JSON array (m0020); NULL: a one-attack plan.
+    pub steps: Option<String>,
+    /// An experiment's deadline (m0020); NULL: the engine's.
+    pub deadline_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

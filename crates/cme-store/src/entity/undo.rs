@@ -8,6 +8,8 @@ pub struct Model {
     pub id: String,
     pub run_id: String,
     pub plan_id: String,
+    /// The experiment step whose fault it reverts (m0020); NULL: a one-attack run's.
+    pub step: Option<String>,
     pub plugin: String,
     pub address: String,
     pub port: i32,

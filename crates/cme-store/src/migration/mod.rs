@@ -26,6 +26,7 @@ mod m0016_admit_work;
 mod m0017_blackout_order;
 mod m0018_blackout_description;
 mod m0019_calendar_feeds;
+mod m0020_experiments;
 
 use m0001_initial::*;
 use m0002_credentials::*;
@@ -46,6 +47,7 @@ use m0016_admit_work::*;
 use m0017_blackout_order::*;
 use m0018_blackout_description::*;
 use m0019_calendar_feeds::*;
+use m0020_experiments::*;
 
 pub struct Migrator;
 
@@ -71,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0017BlackoutOrder),
             Box::new(M0018BlackoutDescription),
             Box::new(M0019CalendarFeeds),
+            Box::new(M0020Experiments),
         ]
     }
 }
