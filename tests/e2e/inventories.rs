@@ -15,15 +15,15 @@ use cme_test_peers::sshd::{self, Sshd, current_user, ed25519 as keygen, free_por
 
 use crate::support::*;
 
-struct Rig {
-    dir: tempfile::TempDir,
+pub(crate) struct Rig {
+    pub(crate) dir: tempfile::TempDir,
     client_key: PathBuf,
     port: u16,
     _sshd: Sshd,
 }
 
 impl Rig {
-    fn start() -> Option<Rig> {
+    pub(crate) fn start() -> Option<Rig> {
         if !sshd::available() {
             return None;
         }
@@ -35,12 +35,12 @@ impl Rig {
         Some(Rig { dir, client_key, port, _sshd: sshd })
     }
 
-    fn engine(&self, database_url: Option<String>) -> Engine {
+    pub(crate) fn engine(&self, database_url: Option<String>) -> Engine {
         self.engine_with("", Vec::new(), database_url)
     }
 
     /// An engine with `extra` configuration and environment.
-    fn engine_with(&self, extra: &str, env: Vec<(String, String)>, database_url: Option<String>) -> Engine {
+    pub(crate) fn engine_with(&self, extra: &str, env: Vec<(String, String)>, database_url: Option<String>) -> Engine {
         let home = self.dir.path().join("engine");
         std::fs::create_dir_all(&home).unwrap();
         let config = format!(
@@ -51,7 +51,7 @@ impl Rig {
     }
 
     /// Stores the credential and imports the inventory: group `web` (zone a) and `db`.
-    async fn prepare(&self, api: &Api) {
+    pub(crate) async fn prepare(&self, api: &Api) {
         let key = std::fs::read_to_string(&self.client_key).unwrap();
         let created = api
             .post("/api/1/credentials/", &json!({"name": "fleet", "user": current_user(), "private_key": key}))
@@ -69,19 +69,19 @@ impl Rig {
 }
 
 /// A process called `name` (a copy of sleep), sleeping for ten minutes.
-fn victim(dir: &std::path::Path, name: &str) -> Child {
+pub(crate) fn victim(dir: &std::path::Path, name: &str) -> Child {
     let path = dir.join(name);
     std::fs::copy("/bin/sleep", &path).unwrap();
     Command::new(&path).arg("600").spawn().unwrap()
 }
 
 /// The process's state letter (`S` sleeping, `T` stopped), or None once it is gone.
-fn state(pid: u32) -> Option<char> {
+pub(crate) fn state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit(')').next()?.trim().chars().next()
 }
 
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -89,7 +89,7 @@ async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
     }
 }
 
-fn stop_attack(process: &str, seconds: u32) -> Value {
+pub(crate) fn stop_attack(process: &str, seconds: u32) -> Value {
     json!({"ref": "kill_process:KillProcess", "args": {"target": {"inventory": "web", "tags": {"zone": "a"}}, "process": process, "signal": "STOP", "duration_seconds": seconds}})
 }
 

@@ -16,6 +16,7 @@ mod continuous;
 mod credentials;
 mod dashboard;
 mod egress;
+mod experiments;
 mod fences;
 mod firing;
 mod frequent_plans;

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// True with `--output json`: the human output is silent and each command prints the
 /// documents it got, as JSON.
-static JSON: AtomicBool = AtomicBool::new(false);
+pub(crate) static JSON: AtomicBool = AtomicBool::new(false);
 
 /// A line of human output (silent with `--output json`).
 macro_rules! say {
@@ -323,9 +323,7 @@ pub enum Request {
 pub fn run(target: Target, request: Request) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        JSON.store(target.output == Output::Json, Ordering::Relaxed);
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(target.timeout.max(1))).build()?;
-        let client = Client { http, target, result: std::sync::Mutex::new(Value::Null) };
+        let client = Client::connect(target)?;
         match request {
             Request::Plugins(command) => plugins(&client, command).await?,
             Request::Blackouts(command) => blackouts(&client, command).await?,
@@ -889,9 +887,9 @@ pub(crate) fn read_json(file: &std::path::Path, what: &str) -> anyhow::Result<Va
     serde_json::from_str(&read_input(file)?).with_context(|| format!("the {what} file is not JSON"))
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
-    target: Target,
+    pub(crate) target: Target,
     /// What `--output json` prints: the last document, or every item of a list.
     result: std::sync::Mutex<Value>,
 }
@@ -917,7 +915,14 @@ impl Client {
         Ok(items)
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    /// A client of the engine `target` names (and `--output` set for the process).
+    pub(crate) fn connect(target: Target) -> anyhow::Result<Client> {
+        JSON.store(target.output == Output::Json, Ordering::Relaxed);
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(target.timeout.max(1))).build()?;
+        Ok(Client { http, target, result: std::sync::Mutex::new(Value::Null) })
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.get_with(path, &[]).await
     }
 
@@ -926,7 +931,7 @@ impl Client {
         self.request(reqwest::Method::GET, path, query, None).await
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         self.request(method, path, &[], body.map(|b| ("application/json", b.to_string().into_bytes()))).await
     }
 
@@ -958,7 +963,7 @@ impl Client {
     }
 }
 
-fn cell(v: &Value) -> String {
+pub(crate) fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),

@@ -4,6 +4,7 @@
 mod calendar_fetch;
 mod client;
 mod config;
+mod experiments;
 mod host;
 mod ledger;
 mod local;
@@ -52,6 +53,14 @@ enum Command {
         target: client::Target,
         #[command(subcommand)]
         command: client::PlansCommand,
+    },
+    /// Experiments on a running engine: several faults in one run, checked between steps,
+    /// always reverted (exit codes for CI: 0 held, 1 refuted, 2 aborted).
+    Experiments {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: experiments::ExperimentsCommand,
     },
     /// Executors on a running engine.
     Executors {
@@ -174,6 +183,8 @@ fn main() -> std::process::ExitCode {
     install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
+        // Its exit code says how the experiment ended.
+        Command::Experiments { target, command } => return experiments::run(target, command),
         Command::Serve(args) => serve::serve(args),
         Command::Plugins { target, command: client::PluginsCommand::Run(args) } => {
             local::run(args, target.output == client::Output::Json)
