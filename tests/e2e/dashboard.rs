@@ -57,7 +57,7 @@ fn shoot(tab: &Tab, path: &Path) {
     std::fs::write(path, png).unwrap();
 }
 
-fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str, next_week: &str) {
+fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str, next_week: &str, experiment_run: &str) {
     let options = LaunchOptions::default_builder()
         .path(Some(chromium))
         .sandbox(false)
@@ -106,6 +106,21 @@ fn drive(chromium: PathBuf, url: &str, shots: &Path, cron_plan: &str, next_week:
     tab.wait_for_element("#log").unwrap();
     let facts = text_of(&tab, "#executor-facts");
     assert!(facts.contains("failed"), "{facts}");
+
+    // An experiment's run as a timeline: lanes as rows, a bar per step, the probe's reading.
+    go(&tab, &format!("#/executors/{experiment_run}"));
+    until(&tab, "the run's bars", "document.querySelectorAll('#run-timeline rect.bar').length === 4");
+    until(&tab, "the reading", "document.querySelectorAll('#run-timeline circle.reading.healthy').length === 1");
+    let lanes = tab
+        .evaluate(
+            "new Set([...document.querySelectorAll('#run-timeline rect.bar')].map((b) => b.getAttribute('y'))).size",
+            false,
+        )
+        .unwrap()
+        .value;
+    assert_eq!(lanes, Some(json!(2)), "two lanes: inject latency, and settle then verify then inject errors");
+    assert!(text_of(&tab, "#executor-facts").contains("held"));
+    shoot(&tab, &shots.join("dashboard-experiment.png"));
 
     // A recurring plan's forecast.
     go(&tab, &format!("#/plans/{cron_plan}"));
@@ -207,16 +222,36 @@ async fn an_operator_follows_plans_and_runs_and_halts_and_resumes_from_the_dashb
         let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Madrid).date_naive();
         (today + chrono::Duration::days(7 - i64::from(today.weekday().num_days_from_monday()))).to_string()
     };
-    for created in [&ok, &broken] {
+    let service = Service::start(200).await;
+    let inject =
+        |path: &str| json!({"ref": "api_request:ApiRequest", "args": {"endpoint": sink.url(path), "method": "POST"}});
+    let experiment = api
+        .post("/api/1/plans/", &json!({
+            "name": "checkout experiment",
+            "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}},
+            "steps": [
+                {"name": "inject latency", "duration_seconds": 3, "irreversible": true, "attack": inject("/latency")},
+                {"name": "settle", "wait_seconds": 1},
+                {"name": "checkout answers", "after": ["settle"], "verify": [{"ref": "http_probe:HttpProbe", "args": {"url": service.url("/health"), "expect_status": 200}}]},
+                {"name": "inject errors", "after": ["checkout answers"], "duration_seconds": 1, "irreversible": true, "attack": inject("/errors")},
+            ],
+        }))
+        .await;
+    assert_eq!(experiment.status, 201, "{:?}", experiment.body);
+    for created in [&ok, &broken, &experiment] {
         api.wait_executor(created.body["_embedded"]["executors"][0]["id"].as_str().unwrap(), is_terminal).await;
     }
+    let experiment_run = experiment.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
 
     let shots = screenshot_dir(dir.path());
     std::fs::create_dir_all(&shots).unwrap();
     let url = engine.url.clone();
     let at = shots.clone();
-    tokio::task::spawn_blocking(move || drive(chromium, &url, &at, &cron_plan, &next_week)).await.unwrap();
-    for shot in ["dashboard-plans.png", "dashboard-executors.png", "dashboard-calendar.png"] {
+    tokio::task::spawn_blocking(move || drive(chromium, &url, &at, &cron_plan, &next_week, &experiment_run))
+        .await
+        .unwrap();
+    for shot in ["dashboard-plans.png", "dashboard-executors.png", "dashboard-calendar.png", "dashboard-experiment.png"]
+    {
         assert!(shots.join(shot).exists(), "{shot}");
     }
 

@@ -280,6 +280,13 @@ async fn an_irreversible_step_is_refused_without_the_flag_and_a_halted_engine_ex
         assert!(refused.body["pointer"].as_str().unwrap().starts_with(pointer), "{body}: {:?}", refused.body);
     }
 
+    // The README's experiment is a body the engine takes.
+    let mut readme: Value = serde_json::from_str(&readme_block("json", "checkout survives frozen workers")).unwrap();
+    readme["planner"] = planner.clone();
+    let created = api.post("/api/1/plans/", &readme).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["steps"].as_array().unwrap().len(), 6);
+
     assert_eq!(api.post("/api/1/halt", &json!({"reason": "freeze window"})).await.status, 200);
     let experiment = json!({"name": "while halted", "steps": [freeze("freeze", &[], "cmenothere", Some(1))]});
     let (code, stdout, stderr) = cme_experiment(&engine.url, &experiment);

@@ -53,7 +53,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
     // `--only a,b`: just the named groups (http, large, lateness, burst, recurring, halt,
-    // guards, original, replicas, upload, plugin).
+    // guards, original, replicas, upload, plugin, experiments).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -93,6 +93,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         if wanted("plugin") {
             plugin_calls(&root, &binary, &mut rows)?;
+        }
+        if wanted("experiments") {
+            crate::experiment_bench::abort_to_reverted(&binary, &mut rows).await?;
         }
         anyhow::Ok(())
     })?;
@@ -218,14 +221,14 @@ fn ensure_tools() -> anyhow::Result<()> {
 }
 
 /// A running release engine.
-struct Engine {
+pub(crate) struct Engine {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     started_to_ready: Duration,
 }
 
 impl Engine {
-    fn start(binary: &Path, dir: &Path, extra: &[&str]) -> anyhow::Result<Engine> {
+    pub(crate) fn start(binary: &Path, dir: &Path, extra: &[&str]) -> anyhow::Result<Engine> {
         Engine::start_on(binary, dir, &format!("sqlite://{}?mode=rwc", dir.join("cme.db").display()), extra)
     }
 

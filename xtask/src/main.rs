@@ -9,6 +9,7 @@
 //! A new plugin project comes from the binary: `cme plugins new NAME --kind attack|planner|probe`.
 
 mod bench;
+mod experiment_bench;
 mod fuzz;
 
 fn main() -> std::process::ExitCode {

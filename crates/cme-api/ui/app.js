@@ -254,19 +254,84 @@ function timeline(executors) {
   return h("div", {}, chart, legend);
 }
 
+// A run's journal as a timeline: one row per lane (a chain of `after`), a bar per step
+// from its start to its end (attacks red, verifies blue, waits grey), a tick where each
+// revert ran, and the probe readings as a small chart below (healthy up, unhealthy down).
+function runTimeline(journal) {
+  const steps = (journal.steps || []).filter((s) => s.started);
+  const readings = journal.readings || [];
+  const reverts = journal.reverts || [];
+  const times = [...steps.flatMap((s) => [s.started, s.ended]), ...readings.map((r) => r.at), ...reverts.map((r) => r.at)]
+    .map((t) => Date.parse(t)).filter((t) => !isNaN(t));
+  if (!steps.length || !times.length) return h("p", { class: "muted" }, "No step has started yet.");
+  const from = Math.min(...times), until = Math.max(...times, Date.now() * (journal.live ? 1 : 0), from + 1000);
+  // Lanes: a step continues the row of a step it comes after when that step ends the row.
+  const rows = [], rowOf = {};
+  [...steps].sort((a, b) => Date.parse(a.started) - Date.parse(b.started)).forEach((step) => {
+    const before = (step.after || []).find((name) => rowOf[name] !== undefined && rows[rowOf[name]] === name);
+    const at = before !== undefined ? rowOf[before] : rows.length;
+    rows[at] = step.name;
+    rowOf[step.name] = at;
+  });
+  const width = 1000, left = 150, right = 20, rowHeight = 26, top = 10, chart = 46;
+  const height = top + rows.length * rowHeight + chart + 24;
+  const x = (t) => left + ((Date.parse(t) - from) / (until - from)) * (width - left - right);
+  const y = (name) => top + rowOf[name] * rowHeight;
+  const node = svg("svg", { class: "run-timeline", id: "run-timeline", viewBox: `0 0 ${width} ${height}` });
+  steps.forEach((step) => {
+    const end = step.ended || new Date(until).toISOString();
+    const width_ = Math.max(2, x(end) - x(step.started));
+    const bar = svg("rect", { x: x(step.started), y: y(step.name) + 4, width: width_, height: rowHeight - 8,
+      rx: 3, class: `bar kind-${step.kind} step-${step.status}`, "data-step": step.name, "data-status": step.status },
+      svg("title", {}, `${step.name} (${step.kind}) ${step.status}${step.error ? ": " + step.error : ""}`));
+    node.append(bar);
+    // The step's name in its bar when it fits (a verify is an instant: its reading is named below).
+    if (width_ >= step.name.length * 6.5 + 8) {
+      node.append(svg("text", { x: x(step.started) + 4, y: y(step.name) + rowHeight / 2 + 4, class: "in-bar" }, step.name));
+    }
+  });
+  rows.forEach((_, i) => node.append(svg("text", { x: 4, y: top + i * rowHeight + rowHeight / 2 + 4, class: "lane" }, `lane ${i + 1}`)));
+  reverts.forEach((revert) => {
+    const row = revert.step !== undefined && rowOf[revert.step] !== undefined ? y(revert.step) : top;
+    node.append(svg("path", { d: `M ${x(revert.at)} ${row + 2} l 5 -0 l -5 ${rowHeight - 4} l -5 -${rowHeight - 4} z`,
+      class: "revert revert-" + revert.state, "data-state": revert.state },
+      svg("title", {}, `revert ${revert.state}: ${revert.target}${revert.outcome ? " (" + revert.outcome + ")" : ""}`)));
+  });
+  const base = top + rows.length * rowHeight + 8;
+  node.append(svg("line", { x1: left, x2: width - right, y1: base + chart / 2, y2: base + chart / 2, class: "axis" }),
+    svg("text", { x: 4, y: base + chart / 2 + 4, class: "lane" }, "probe readings"));
+  readings.forEach((reading) => {
+    node.append(svg("circle", { cx: x(reading.at), cy: base + (reading.healthy ? 8 : chart - 8), r: 5,
+      class: "reading " + (reading.healthy ? "healthy" : "unhealthy"), "data-phase": reading.phase },
+      svg("title", {}, `${reading.probe} ${reading.healthy ? "healthy" : "unhealthy"} (${reading.phase})${reading.reason ? ": " + reading.reason : ""}`)),
+      svg("text", { x: x(reading.at) + 8, y: base + (reading.healthy ? 12 : chart - 4) }, `${reading.step || "steady state"} · ${reading.phase}`));
+  });
+  node.append(svg("text", { x: left, y: height - 4 }, new Date(from).toLocaleTimeString()),
+    svg("text", { x: width - right, y: height - 4, "text-anchor": "end" }, new Date(until).toLocaleTimeString()));
+  const legend = h("p", { class: "legend" }, h("span", {}, h("i", { class: "kind-attack" }), "fault held"),
+    h("span", {}, h("i", { class: "kind-verify" }), "verify"), h("span", {}, h("i", { class: "kind-wait" }), "wait"),
+    h("span", {}, "▼ revert"), journal.outcome ? h("span", {}, "outcome: ", badge(journal.outcome)) : null,
+    journal.aborted ? h("span", { class: "error" }, "aborted: " + journal.aborted) : null);
+  return h("div", {}, node, legend);
+}
+
 async function executorView(id) {
   const e = await api("GET", "/api/1/executors/" + encodeURIComponent(id));
+  let journal = null;
+  try { journal = await api("GET", "/api/1/executors/" + encodeURIComponent(id) + "/journal"); } catch (_) { journal = null; }
   const facts = [
     ["Status", badge(e.status)], ["Plan", h("a", { href: "#/plans/" + encodeURIComponent(e.plan_id) }, e.plan_id)],
     ["Due", when(e.next_run_time)], ["Started", when(e.started_at)], ["Finished", when(e.finished_at)],
     ["Plugin", e.plugin || "—"], ["Dry run", e.dry_run === null ? "—" : e.dry_run ? "yes" : "no"], ["Attempts", String(e.attempts)],
   ];
+  if (e.outcome) facts.push(["Outcome", badge(e.outcome)]);
   if (e.error) facts.push(["Error", e.error]);
   if (e.reason) facts.push(["Reason", e.reason]);
   const log = e.log || {};
   const lines = (log.lines || []).map((l) => (typeof l === "string" ? l : `${l.level || ""} ${l.message || JSON.stringify(l)}`)).join("\n");
   show(h("h1", {}, "Executor ", h("span", { class: "mono" }, e.id)),
     h("dl", { id: "executor-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    journal ? [h("h2", {}, "Run"), runTimeline(journal)] : null,
     h("h2", {}, "Result"), e.result ? json(e.result) : h("p", { class: "muted" }, "No result."),
     h("h2", {}, "Log"), h("pre", { id: "log", class: "mono" }, lines || "(no log lines)"),
     log.stdout ? [h("h2", {}, "stdout"), h("pre", { class: "mono" }, log.stdout)] : null,
