@@ -293,3 +293,55 @@ async fn an_irreversible_step_is_refused_without_the_flag_and_a_halted_engine_ex
     assert_eq!(code, Some(2), "refused: exit 2\n{stdout}\n{stderr}");
     assert!(stderr.contains("halted"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_halt_on_another_replica_aborts_the_experiment_and_reverts_its_faults() {
+    let Some(rig) = Rig::start() else { return };
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let a = rig.engine_on(Backend::Postgres, "a", "", Vec::new(), None);
+    let api_a = a.client();
+    rig.prepare(&api_a).await;
+    let frozen = victim(rig.dir.path(), "cmereplica");
+    let plan = json!({
+        "name": "held until a halt elsewhere",
+        "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}},
+        "steps": [freeze("freeze", &[], "cmereplica", Some(600))],
+    });
+    let created = api_a.post("/api/1/plans/", &plan).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    wait_for("the fault", async || state(frozen.id()) == Some('T')).await;
+
+    // The journal streams from the replica running the run, until its end.
+    let stream = reqwest::Client::new()
+        .get(format!("{}/api/1/executors/{id}/journal", a.url))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let events = tokio::spawn(async move { stream.text().await.unwrap() });
+
+    // The second replica starts after the run began on the first: the halt crosses over.
+    let b = rig.engine_on(Backend::Postgres, "b", "", Vec::new(), Some(a.database_url.clone()));
+    let halted = b.client().post("/api/1/halt", &json!({"reason": "incident elsewhere"})).await;
+    assert_eq!(halted.status, 200, "{:?}", halted.body);
+    wait_for("the revert on the other replica", async || state(frozen.id()) == Some('S')).await;
+    let executor = api_a.wait_executor(&id, is_terminal).await;
+    assert_eq!(executor["status"], "cancelled", "{executor}");
+    assert_eq!(executor["outcome"], "aborted", "{executor}");
+    let journal = b.client().get(&format!("/api/1/executors/{id}/journal")).await.body;
+    assert_eq!(journal["aborted"], "halted: incident elsewhere", "the halt's reason crosses replicas: {journal}");
+    assert_eq!(journal["reverts"][0]["step"], "freeze", "{journal}");
+    assert_eq!(journal["reverts"][0]["state"], "done", "{journal}");
+
+    let events = tokio::time::timeout(std::time::Duration::from_secs(30), events).await.unwrap().unwrap();
+    assert!(events.starts_with("event: journal\ndata: {"), "{events}");
+    let last = events.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: end\ndata: "), "{events}");
+    let last: Value = serde_json::from_str(last.trim_start_matches("event: end\ndata: ")).unwrap();
+    assert_eq!(last["outcome"], "aborted", "{last}");
+    end(vec![frozen]);
+}

@@ -181,7 +181,7 @@ async fn a_halt_holds_at_once_while_the_database_is_locked() {
     locker.wait().unwrap();
     let done = api.wait_executor(&running, is_terminal).await;
     assert_eq!(done["status"], "cancelled", "{done}");
-    assert_eq!(done["error"], "cancelled while running: halted");
+    assert_eq!(done["error"], "cancelled while running: halted: locked database");
     let skipped = api.wait_executor(&later, is_terminal).await;
     assert_eq!(skipped["status"], "cancelled", "nothing started while halted: {skipped}");
     let paths: Vec<String> = sink.requests().into_iter().map(|r| r.1).collect();

@@ -41,13 +41,25 @@ impl Rig {
 
     /// An engine with `extra` configuration and environment.
     pub(crate) fn engine_with(&self, extra: &str, env: Vec<(String, String)>, database_url: Option<String>) -> Engine {
-        let home = self.dir.path().join("engine");
+        self.engine_on(Backend::Sqlite, "engine", extra, env, database_url)
+    }
+
+    /// An engine on `backend` whose files live in `home` (a directory of the rig's).
+    pub(crate) fn engine_on(
+        &self,
+        backend: Backend,
+        home: &str,
+        extra: &str,
+        env: Vec<(String, String)>,
+        database_url: Option<String>,
+    ) -> Engine {
+        let home = self.dir.path().join(home);
         std::fs::create_dir_all(&home).unwrap();
         let config = format!(
             "{extra}\n[ssh]\nknown_hosts = \"{}\"\nhost_key_policy = \"accept-new\"\n",
             self.dir.path().join("known_hosts").display()
         );
-        Engine::start(&home, Backend::Sqlite, Options { config: Some(config), env, database_url, ..Options::default() })
+        Engine::start(&home, backend, Options { config: Some(config), env, database_url, ..Options::default() })
     }
 
     /// Stores the credential and imports the inventory: group `web` (zone a) and `db`.

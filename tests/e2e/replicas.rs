@@ -142,7 +142,7 @@ async fn a_halt_on_one_replica_cancels_the_runs_of_another() {
     for id in &running {
         let done = b.client().wait_executor(id, is_terminal).await;
         assert_eq!(done["status"], "cancelled", "{done}");
-        assert_eq!(done["error"], "cancelled while running: halted");
+        assert_eq!(done["error"], "cancelled while running: halted: from A", "the halt's reason crosses replicas");
     }
     assert_eq!(b.client().get("/api/1/halt").await.body["halted"], true);
 }

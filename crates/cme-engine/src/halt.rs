@@ -33,7 +33,7 @@ impl Engine {
     pub async fn halt(self: &Arc<Self>, reason: Option<String>, by: &str) -> Result<Halt, EngineError> {
         let state = HaltState { halted: true, since: Some(Utc::now().trunc_subsecs(6)), reason: reason.clone() };
         *self.local_halt.locked() = Some(state.clone());
-        self.stop_runs("halted");
+        self.stop_runs(&halted_because(reason.as_deref()));
         self.wake_scheduler();
         self.wake_undos();
         tracing::warn!(by, "engine halted");
@@ -108,7 +108,7 @@ impl Engine {
                     if self.running() > 0 {
                         tracing::warn!("halted by another replica: cancelling running attacks");
                     }
-                    self.stop_runs("halted");
+                    self.stop_runs(&halted_because(stored.reason.as_deref()));
                     self.wake_undos();
                 }
                 Ok(_) => {}
@@ -129,5 +129,13 @@ impl Engine {
             }
             pause = (pause * 2).min(MAX_RETRY_PAUSE);
         }
+    }
+}
+
+/// What a run stopped by a halt says: `halted`, with the halt's reason when it has one.
+pub(crate) fn halted_because(reason: Option<&str>) -> String {
+    match reason {
+        Some(reason) if !reason.trim().is_empty() => format!("halted: {reason}"),
+        _ => "halted".to_string(),
     }
 }

@@ -64,7 +64,11 @@ impl Engine {
     pub(crate) async fn tick(self: &Arc<Self>) -> Result<Duration, EngineError> {
         let now = Utc::now();
         // This engine's own halt holds even when it is not stored (yet).
-        let halted = self.local_halt().is_some() || self.ports.halt.halt_state().await?.halted;
+        let halt = match self.local_halt() {
+            Some(local) => local,
+            None => self.ports.halt.halt_state().await?,
+        };
+        let halted = halt.halted;
         let missed = self.ports.runs.mark_missed(now).await?;
         if !missed.is_empty() {
             tracing::warn!(missed = missed.len(), "executors missed their grace period");
@@ -78,7 +82,7 @@ impl Engine {
                 tracing::warn!(cancelled, "executors fell due while halted and were cancelled");
             }
             if self.running() > 0 {
-                self.stop_runs("halted");
+                self.stop_runs(&crate::halt::halted_because(halt.reason.as_deref()));
             }
         }
         let held_back = !halted && self.claim_and_start().await? == Claimed::HeldBack;
@@ -210,7 +214,7 @@ impl Engine {
         let began = std::time::Instant::now();
         // The attack plugin names the run in the metrics ("" when the plan cannot be read).
         let mut plugin = String::new();
-        let stopped = stopped.or_else(|| self.local_halt().is_some().then(|| "halted".to_string()));
+        let stopped = stopped.or_else(|| self.local_halt().map(|h| crate::halt::halted_because(h.reason.as_deref())));
         let (end, audit) = if let Some(reason) = stopped {
             // Claimed just before a halt: it must not start after the halt answered.
             let end = RunEnd {

@@ -100,7 +100,7 @@ async fn halt_cancels_running_attacks_and_executors_that_fall_due() {
     assert!(state.state.halted && state.persisted);
     let cancelled = finished(&rig.engine, &running[0].id).await;
     assert_eq!(cancelled.status, ExecutorStatus::Cancelled);
-    assert_eq!(cancelled.error.as_deref(), Some("cancelled while running: halted"));
+    assert_eq!(cancelled.error.as_deref(), Some("cancelled while running: halted: game day over"));
     assert_eq!(cancelled.log.stdout, "ran", "a cancelled run keeps its partial log");
     let audit = rig.engine.audit(Page::default()).await.unwrap();
     assert!(
@@ -334,6 +334,6 @@ async fn a_halt_between_a_claim_ahead_and_the_due_time_cancels_the_run_unstarted
     rig.engine.halt(Some("freeze".into()), "operator").await.unwrap();
     let done = finished(&rig.engine, &executors[0].id).await;
     assert_eq!(done.status, ExecutorStatus::Cancelled);
-    assert_eq!(done.error.as_deref(), Some("cancelled before it started: halted"), "{done:?}");
+    assert_eq!(done.error.as_deref(), Some("cancelled before it started: halted: freeze"), "{done:?}");
     assert!(rig.runs().is_empty(), "the attack never ran");
 }
