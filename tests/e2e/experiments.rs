@@ -345,3 +345,46 @@ async fn a_halt_on_another_replica_aborts_the_experiment_and_reverts_its_faults(
     assert_eq!(last["outcome"], "aborted", "{last}");
     end(vec![frozen]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_fault_is_compensated_by_the_host_when_the_run_is_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let api = engine.client();
+    let sink = Sink::start(std::time::Duration::ZERO).await;
+    let service = Service::start(500).await;
+    let inject = json!({"ref": "api_request:ApiRequest", "args": {
+        "endpoint": sink.url("/faults"), "method": "POST", "payload": {"latency_ms": 800},
+        "revert": {"endpoint": sink.url("/faults/latency"), "method": "DELETE", "headers": {"X-Why": "revert"}},
+    }});
+    let plan = json!({
+        "name": "latency injected through an API",
+        "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}},
+        "steps": [
+            {"name": "inject latency", "attack": inject},
+            {"name": "checkout up", "after": ["inject latency"], "verify": [{"ref": "http_probe:HttpProbe", "args": {"url": service.url("/checkout"), "expect_status": 200}}]},
+        ],
+    });
+    let created = api.post("/api/1/plans/", &plan).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    let done = api.wait_executor(&id, is_terminal).await;
+    assert_eq!(done["outcome"], "refuted", "{done}");
+    let requests: Vec<(String, String)> = sink.requests().into_iter().map(|(method, path, _)| (method, path)).collect();
+    assert_eq!(
+        requests,
+        [("POST".to_string(), "/faults".to_string()), ("DELETE".to_string(), "/faults/latency".to_string())],
+        "the fault, then its compensating call"
+    );
+    let journal = api.get(&format!("/api/1/executors/{id}/journal")).await.body;
+    assert_eq!(journal["reverts"][0]["state"], "done", "{journal}");
+    assert_eq!(journal["reverts"][0]["target"], format!("DELETE {}", sink.url("/faults/latency")), "{journal}");
+    let undos = api.get("/api/1/undos/").await.body;
+    assert_eq!(undos["undos"][0]["kind"], "http", "{undos}");
+    // Without a revert, api_request cannot undo its call: a step must say so.
+    let mut bare = plan.clone();
+    bare["steps"][0]["attack"]["args"].as_object_mut().unwrap().remove("revert");
+    let refused = api.post("/api/1/plans/", &bare).await;
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert_eq!(refused.body["pointer"], "/steps/0/irreversible");
+}

@@ -15,6 +15,7 @@ mod cloud_ssh;
 mod continuous;
 mod credentials;
 mod dashboard;
+mod ec2_faults;
 mod egress;
 mod experiments;
 mod fences;

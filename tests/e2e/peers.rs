@@ -103,6 +103,89 @@ impl Moto {
     pub async fn is_running(&self, id: &str) -> bool {
         self.state(id).await == "running"
     }
+
+    /// The instance's security groups' ids, sorted.
+    pub async fn groups(&self, id: &str) -> Vec<String> {
+        let found = self
+            .client
+            .describe_instances()
+            .filters(Filter::builder().name("instance-id").values(id).build())
+            .send()
+            .await
+            .unwrap();
+        let mut groups: Vec<String> = found.reservations()[0].instances()[0]
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect();
+        groups.sort();
+        groups
+    }
+
+    /// Gives the instance a security group of its own (made in the VPC of `subnet`).
+    pub async fn give_group(&self, id: &str, subnet: &str, name: &str) -> String {
+        let found = self
+            .client
+            .describe_subnets()
+            .filters(Filter::builder().name("subnet-id").values(subnet).build())
+            .send()
+            .await
+            .unwrap();
+        let vpc = found.subnets()[0].vpc_id().unwrap().to_string();
+        let group = self
+            .client
+            .create_security_group()
+            .group_name(name)
+            .description("a test's")
+            .vpc_id(vpc)
+            .send()
+            .await
+            .unwrap();
+        let group = group.group_id().unwrap().to_string();
+        self.client.modify_instance_attribute().instance_id(id).groups(&group).send().await.unwrap();
+        group
+    }
+
+    /// The instance's tag `key`, if it has it.
+    pub async fn tag(&self, id: &str, key: &str) -> Option<String> {
+        let found = self
+            .client
+            .describe_tags()
+            .filters(Filter::builder().name("resource-id").values(id).build())
+            .filters(Filter::builder().name("key").values(key).build())
+            .send()
+            .await
+            .unwrap();
+        found.tags().first().and_then(|t| t.value().map(str::to_string))
+    }
+
+    /// The network ACL a subnet is associated with.
+    pub async fn acl_of(&self, subnet: &str) -> String {
+        let found = self
+            .client
+            .describe_network_acls()
+            .filters(Filter::builder().name("association.subnet-id").values(subnet).build())
+            .send()
+            .await
+            .unwrap();
+        found.network_acls()[0].network_acl_id().unwrap().to_string()
+    }
+
+    /// A VPC with a subnet in `zone` (its own CIDR block from `second_octet`).
+    pub async fn subnet_in(&self, zone: &str, second_octet: u8) -> String {
+        let vpc = self.client.create_vpc().cidr_block(format!("10.{second_octet}.0.0/16")).send().await.unwrap();
+        let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let subnet = self
+            .client
+            .create_subnet()
+            .vpc_id(vpc_id)
+            .availability_zone(zone)
+            .cidr_block(format!("10.{second_octet}.1.0/24"))
+            .send()
+            .await
+            .unwrap();
+        subnet.subnet().unwrap().subnet_id().unwrap().to_string()
+    }
 }
 
 /// A unique label for this test's instances.

@@ -1,6 +1,7 @@
 //! Plugins in other languages, built from source here and run by the engine as any
 //! other: `plugins/polyglot/python` (componentize-py, PyPI) and
-//! `plugins/polyglot/javascript` (componentize-js, npm). Each is uploaded, granted,
+//! `plugins/polyglot/javascript` (componentize-js, npm; built against the frozen
+//! `cme:plugin@0.2.0`, so it also shows that older components keep running). Each is uploaded, granted,
 //! planned, and its executor's result checked; a failing answer fails the executor with
 //! the plugin's own message.
 
@@ -68,8 +69,10 @@ fn javascript_attack() -> Option<Vec<u8>> {
         Command::new(componentize)
             .args([
                 "plugins/polyglot/javascript/attack.js",
+                // Built against the frozen 0.2.0 contract: what an older component looks
+                // like to this engine (it must keep loading and running).
                 "--wit",
-                "wit",
+                "wit/legacy/v0.2.0",
                 "--world-name",
                 "attack",
                 "-d",

@@ -558,7 +558,7 @@ fn schemas() -> Value {
             "_links": links
         }},
         "Undo": {"type": "object", "required": ["id", "state", "target", "command", "plugin", "executor_id", "plan_id", "armed", "due", "attempts", "_links"], "properties": {
-            "id": {"type": "string"}, "state": {"enum": ["pending", "done", "failed"]}, "target": {"type": "string"}, "command": {"type": "string"},
+            "id": {"type": "string"}, "state": {"enum": ["pending", "done", "failed"]}, "kind": {"enum": ["ssh", "http", "ec2"]}, "target": {"type": "string"}, "command": {"type": "string"},
             "plugin": {"type": "string"}, "executor_id": {"type": "string"}, "plan_id": {"type": "string"}, "step": text_or_null, "armed": date, "due": date,
             "attempts": {"type": "integer", "minimum": 0}, "outcome": text_or_null, "finished": date_or_null, "_links": links
         }},

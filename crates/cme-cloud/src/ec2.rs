@@ -1,5 +1,6 @@
-//! Amazon EC2 (aws-sdk-ec2): describe instances by filters (every page), terminate
-//! instances (with EC2's own `DryRun` for dry runs). Credentials come from the standard
+//! Amazon EC2 (aws-sdk-ec2): describe instances by filters (every page), terminate, stop,
+//! start and reboot instances (with EC2's own `DryRun` for dry runs), swap an instance's
+//! security groups and a subnet's network ACL (and back), tag what a fault changed. Credentials come from the standard
 //! AWS chain; the endpoint from `AWS_ENDPOINT_URL_EC2` or the engine's configuration.
 //! AWS errors keep their code and message; nothing carries credentials.
 
@@ -44,6 +45,10 @@ pub struct Instance {
     pub private_ip: Option<String>,
     pub public_ip: Option<String>,
     pub tags: Vec<(String, String)>,
+    pub subnet_id: Option<String>,
+    pub vpc_id: Option<String>,
+    /// Its security groups' ids.
+    pub security_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,5 +219,230 @@ fn convert(instance: &aws_sdk_ec2::types::Instance) -> Instance {
             .iter()
             .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
             .collect(),
+        subnet_id: instance.subnet_id().map(str::to_string),
+        vpc_id: instance.vpc_id().map(str::to_string),
+        security_groups: instance.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
+    }
+}
+
+fn changes(list: &[aws_sdk_ec2::types::InstanceStateChange]) -> Vec<Terminated> {
+    list.iter()
+        .map(|change| Terminated {
+            instance_id: change.instance_id().unwrap_or_default().to_string(),
+            previous_state: state_name(change.previous_state()),
+            current_state: state_name(change.current_state()),
+        })
+        .collect()
+}
+
+/// What a dry run answers for `ids`: EC2 said it would.
+fn dry(ids: &[String], from: &str) -> Vec<Terminated> {
+    ids.iter()
+        .map(|id| Terminated { instance_id: id.clone(), previous_state: from.into(), current_state: "dry-run".into() })
+        .collect()
+}
+
+fn filter(name: &str, values: &[&str]) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(name)
+        .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+        .build()
+}
+
+/// The security group an isolated instance is given: no rule in or out.
+pub const ISOLATION_GROUP: &str = "cme-isolation";
+/// The network ACL an isolated subnet is given: the implicit deny only.
+pub const DENY_ALL_ACL: &str = "cme-deny-all";
+
+/// A subnet's network-ACL association.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclAssociation {
+    pub subnet_id: String,
+    pub association_id: String,
+    pub network_acl_id: String,
+    pub vpc_id: String,
+}
+
+impl Ec2 {
+    /// Stops instances (EC2's `DryRun` when asked).
+    pub async fn stop_instances(
+        &self,
+        region: &str,
+        ids: &[String],
+        dry_run: bool,
+    ) -> Result<Vec<Terminated>, Ec2Error> {
+        const OPERATION: &str = "StopInstances";
+        let client = self.client(region)?;
+        match client.stop_instances().set_instance_ids(Some(ids.to_vec())).dry_run(dry_run).send().await {
+            Ok(output) => Ok(changes(output.stopping_instances())),
+            Err(e) if dry_run && e.code() == Some("DryRunOperation") => Ok(dry(ids, "running")),
+            Err(e) => Err(upstream(OPERATION, e)),
+        }
+    }
+
+    /// Starts instances (what reverts a stop).
+    pub async fn start_instances(&self, region: &str, ids: &[String]) -> Result<Vec<Terminated>, Ec2Error> {
+        const OPERATION: &str = "StartInstances";
+        let client = self.client(region)?;
+        let output = client.start_instances().set_instance_ids(Some(ids.to_vec())).send().await;
+        Ok(changes(output.map_err(|e| upstream(OPERATION, e))?.starting_instances()))
+    }
+
+    /// Reboots instances (EC2's `DryRun` when asked).
+    pub async fn reboot_instances(
+        &self,
+        region: &str,
+        ids: &[String],
+        dry_run: bool,
+    ) -> Result<Vec<Terminated>, Ec2Error> {
+        const OPERATION: &str = "RebootInstances";
+        let client = self.client(region)?;
+        match client.reboot_instances().set_instance_ids(Some(ids.to_vec())).dry_run(dry_run).send().await {
+            Ok(_) => Ok(ids
+                .iter()
+                .map(|id| Terminated {
+                    instance_id: id.clone(),
+                    previous_state: "running".into(),
+                    current_state: "rebooting".into(),
+                })
+                .collect()),
+            Err(e) if dry_run && e.code() == Some("DryRunOperation") => Ok(dry(ids, "running")),
+            Err(e) => Err(upstream(OPERATION, e)),
+        }
+    }
+
+    /// Sets an instance's security groups (isolating it, or restoring them).
+    pub async fn set_security_groups(
+        &self,
+        region: &str,
+        instance_id: &str,
+        groups: &[String],
+    ) -> Result<(), Ec2Error> {
+        const OPERATION: &str = "ModifyInstanceAttribute";
+        if groups.is_empty() {
+            return Err(Ec2Error::InvalidArgument(format!("no security group to give {instance_id}")));
+        }
+        let client = self.client(region)?;
+        client
+            .modify_instance_attribute()
+            .instance_id(instance_id)
+            .set_groups(Some(groups.to_vec()))
+            .send()
+            .await
+            .map_err(|e| upstream(OPERATION, e))?;
+        Ok(())
+    }
+
+    /// The isolation group of `vpc_id` ([`ISOLATION_GROUP`]: no inbound rule, its default
+    /// outbound rule revoked), made when missing.
+    pub async fn isolation_group(&self, region: &str, vpc_id: &str) -> Result<String, Ec2Error> {
+        let client = self.client(region)?;
+        let found = client
+            .describe_security_groups()
+            .filters(filter("group-name", &[ISOLATION_GROUP]))
+            .filters(filter("vpc-id", &[vpc_id]))
+            .send()
+            .await
+            .map_err(|e| upstream("DescribeSecurityGroups", e))?;
+        if let Some(id) = found.security_groups().iter().find_map(|g| g.group_id()) {
+            return Ok(id.to_string());
+        }
+        let made = client
+            .create_security_group()
+            .group_name(ISOLATION_GROUP)
+            .description("cme: no traffic in or out (an isolated instance; restored by its revert)")
+            .vpc_id(vpc_id)
+            .send()
+            .await
+            .map_err(|e| upstream("CreateSecurityGroup", e))?;
+        let id = made.group_id().unwrap_or_default().to_string();
+        let everything = aws_sdk_ec2::types::IpPermission::builder()
+            .ip_protocol("-1")
+            .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+            .build();
+        // A new group lets everything out: take that away (an emulator may not have it).
+        if let Err(e) = client.revoke_security_group_egress().group_id(&id).ip_permissions(everything).send().await
+            && e.code() != Some("InvalidPermission.NotFound")
+        {
+            return Err(upstream("RevokeSecurityGroupEgress", e));
+        }
+        Ok(id)
+    }
+
+    /// The deny-all network ACL of `vpc_id` ([`DENY_ALL_ACL`]: no rule, so the implicit
+    /// deny), made when missing.
+    pub async fn deny_all_acl(&self, region: &str, vpc_id: &str) -> Result<String, Ec2Error> {
+        let client = self.client(region)?;
+        let found = client
+            .describe_network_acls()
+            .filters(filter("tag:Name", &[DENY_ALL_ACL]))
+            .filters(filter("vpc-id", &[vpc_id]))
+            .send()
+            .await
+            .map_err(|e| upstream("DescribeNetworkAcls", e))?;
+        if let Some(id) = found.network_acls().iter().find_map(|a| a.network_acl_id()) {
+            return Ok(id.to_string());
+        }
+        let made =
+            client.create_network_acl().vpc_id(vpc_id).send().await.map_err(|e| upstream("CreateNetworkAcl", e))?;
+        let id = made.network_acl().and_then(|a| a.network_acl_id()).unwrap_or_default().to_string();
+        self.tag(region, &id, "Name", DENY_ALL_ACL).await?;
+        Ok(id)
+    }
+
+    /// The network-ACL association of a subnet.
+    pub async fn acl_association(&self, region: &str, subnet_id: &str) -> Result<AclAssociation, Ec2Error> {
+        let client = self.client(region)?;
+        let found = client
+            .describe_network_acls()
+            .filters(filter("association.subnet-id", &[subnet_id]))
+            .send()
+            .await
+            .map_err(|e| upstream("DescribeNetworkAcls", e))?;
+        for acl in found.network_acls() {
+            for association in acl.associations() {
+                if association.subnet_id() == Some(subnet_id) {
+                    return Ok(AclAssociation {
+                        subnet_id: subnet_id.to_string(),
+                        association_id: association.network_acl_association_id().unwrap_or_default().to_string(),
+                        network_acl_id: acl.network_acl_id().unwrap_or_default().to_string(),
+                        vpc_id: acl.vpc_id().unwrap_or_default().to_string(),
+                    });
+                }
+            }
+        }
+        Err(Ec2Error::InvalidArgument(format!("subnet {subnet_id} has no network ACL association")))
+    }
+
+    /// Associates `subnet_id` with `network_acl_id` in place of its current ACL (found
+    /// afresh, so that a revert works whatever association id the swap left); answers the
+    /// new association id.
+    pub async fn associate_acl(&self, region: &str, subnet_id: &str, network_acl_id: &str) -> Result<String, Ec2Error> {
+        let current = self.acl_association(region, subnet_id).await?;
+        if current.network_acl_id == network_acl_id {
+            return Ok(current.association_id);
+        }
+        let client = self.client(region)?;
+        let replaced = client
+            .replace_network_acl_association()
+            .association_id(&current.association_id)
+            .network_acl_id(network_acl_id)
+            .send()
+            .await
+            .map_err(|e| upstream("ReplaceNetworkAclAssociation", e))?;
+        Ok(replaced.new_association_id().unwrap_or_default().to_string())
+    }
+
+    /// Tags a resource (an instance, a subnet, an ACL).
+    pub async fn tag(&self, region: &str, resource: &str, key: &str, value: &str) -> Result<(), Ec2Error> {
+        let client = self.client(region)?;
+        client
+            .create_tags()
+            .resources(resource)
+            .tags(aws_sdk_ec2::types::Tag::builder().key(key).value(value).build())
+            .send()
+            .await
+            .map_err(|e| upstream("CreateTags", e))?;
+        Ok(())
     }
 }

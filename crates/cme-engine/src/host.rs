@@ -200,9 +200,10 @@ pub trait PluginHost: Send + Sync + 'static {
     fn inspect_key(&self, private_key: &str, passphrase: Option<&str>) -> Result<KeyFacts, PluginHostError>;
     /// Starts a run's task (start checks, the attack, handing over its result) where this
     /// host's calls cost least. By default, on the caller's runtime.
-    /// Runs an armed undo now, over SSH to its target. Hosts without SSH cannot.
-    async fn run_undo(&self, undo: &crate::Undo) -> crate::UndoAttempt {
-        let _ = undo;
+    /// Runs an armed undo now: over SSH to its target, or what the host restores itself
+    /// (an HTTP revert with `grant`, the arming plugin's; EC2). Hosts without these cannot.
+    async fn run_undo(&self, undo: &crate::Undo, grant: Option<&Grant>) -> crate::UndoAttempt {
+        let _ = (undo, grant);
         crate::UndoAttempt::Unreachable("this host cannot run undos".into())
     }
 

@@ -383,6 +383,15 @@ impl Engine {
         })
     }
 
+    /// The grant of a plugin as it stands, whatever its status (None: not in the
+    /// registry): what an HTTP revert it armed is sent with.
+    pub(crate) async fn grant_of(&self, plugin_id: &str) -> Option<cme_grant::Grant> {
+        if let Err(error) = self.sync_plugins(self.registry.get(plugin_id).is_none()).await {
+            tracing::warn!(plugin_id, %error, "cannot read the registry for a revert's grant");
+        }
+        self.registry.get(plugin_id).map(|entry| entry.grant.clone())
+    }
+
     /// Whether the signature policy lets this plugin run (built-ins always).
     fn vouched(&self, entry: &Entry) -> bool {
         entry.record.as_ref().is_none_or(|r| self.config.trusted_keys.vouches_for(r.signed_by.as_deref()))

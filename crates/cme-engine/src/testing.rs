@@ -169,7 +169,7 @@ impl PluginHost for FakeHost {
         self.inspect_fake_key(private_key, passphrase)
     }
 
-    async fn run_undo(&self, undo: &crate::Undo) -> crate::UndoAttempt {
+    async fn run_undo(&self, undo: &crate::Undo, _grant: Option<&Grant>) -> crate::UndoAttempt {
         self.undos.locked().push(undo.id.clone());
         if self.undo_unreachable.load(std::sync::atomic::Ordering::SeqCst) {
             crate::UndoAttempt::Unreachable("connection refused".into())
@@ -235,6 +235,7 @@ impl FakeHost {
                 user: String::new(),
                 credential: "fleet".into(),
                 command: command.to_string(),
+                revert: crate::undo::Revert::Ssh,
                 plan_created_by: input.created_by.clone(),
                 armed: now,
                 due: now + chrono::Duration::hours(1),

@@ -30,7 +30,7 @@ enum RunLife {
     Unknown,
 }
 
-pub use cme_model::undo::{Undo, UndoAttempt, UndoState};
+pub use cme_model::undo::{Revert, Undo, UndoAttempt, UndoState};
 
 impl Engine {
     /// Undos: the pending ones, soonest first, then the latest finished ones, up to `limit`.
@@ -174,7 +174,11 @@ impl Engine {
     /// Runs one undo and records the attempt: the undo as it now stands, and false when
     /// the record could not be stored.
     pub(crate) async fn run_undo(&self, mut undo: Undo, why: &str) -> (Undo, bool) {
-        let attempt = self.host.run_undo(&undo).await;
+        let grant = match undo.revert {
+            crate::undo::Revert::Http { .. } => self.grant_of(&undo.plugin).await,
+            _ => None,
+        };
+        let attempt = self.host.run_undo(&undo, grant.as_ref()).await;
         undo.attempts += 1;
         let now = Utc::now();
         let mut audit = AuditEvent::action("engine", "undo.run", format!("{}: {}", undo.target(), undo.command));
@@ -188,6 +192,18 @@ impl Engine {
                 undo.finished = Some(now);
                 undo.outcome = Some(outcome.clone());
                 audit.outcome = Some(outcome);
+            }
+            // Never given up: the fault stays until the fence allows its revert or a
+            // person reverts it; shown as failed meanwhile.
+            UndoAttempt::Refused(reason) => {
+                let pause = Duration::from_secs(15 << undo.attempts.min(6));
+                undo.due = now + pause;
+                undo.outcome = Some(format!(
+                    "failed: refused ({reason}); attempt {} of as many as it takes, again in {} s",
+                    undo.attempts,
+                    pause.as_secs()
+                ));
+                audit.outcome = undo.outcome.clone();
             }
             UndoAttempt::Unreachable(reason) => {
                 if undo.attempts >= MAX_ATTEMPTS {

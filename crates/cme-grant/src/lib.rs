@@ -58,7 +58,9 @@ pub struct HttpGrant {
 }
 
 /// EC2: regions (empty: any), tags every touched instance must carry, whether
-/// terminating is allowed, and how many instances one run may terminate (default 1).
+/// terminating is allowed, whether stopping, rebooting and isolating instances and their
+/// subnets is (`disrupt`; the host reverts what it can), and how many instances one run
+/// may terminate, stop or isolate (default 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2Grant {
@@ -68,6 +70,8 @@ pub struct Ec2Grant {
     pub required_tags: BTreeMap<String, String>,
     #[serde(default)]
     pub terminate: bool,
+    #[serde(default)]
+    pub disrupt: bool,
     #[serde(default = "one")]
     #[schemars(range(max = u32::MAX))]
     pub max_terminations_per_run: u32,

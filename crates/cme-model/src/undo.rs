@@ -35,7 +35,44 @@ impl UndoState {
     }
 }
 
-/// An armed undo: `command` to run over SSH on the target, when due.
+/// What an undo does when it runs: a command over SSH (the undo's target), or what the
+/// host does itself without the plugin (a compensating HTTP request, EC2 restored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Revert {
+    /// `command` over SSH on `address:port` as `user`, with `credential`.
+    #[default]
+    Ssh,
+    /// A compensating request, sent with the arming plugin's grant, the operator's fences
+    /// and the credentials the host injects.
+    Http {
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<Vec<u8>>,
+    },
+    /// Stopped instances started again.
+    Ec2Start { region: String, instance_ids: Vec<String> },
+    /// An isolated instance's security groups given back.
+    Ec2Groups { region: String, instance_id: String, groups: Vec<String> },
+    /// An isolated subnet's network ACL given back.
+    Ec2Acl { region: String, subnet_id: String, network_acl_id: String },
+}
+
+impl Revert {
+    /// `ssh`, `http` or `ec2`: what lists call the kind of an undo.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Revert::Ssh => "ssh",
+            Revert::Http { .. } => "http",
+            Revert::Ec2Start { .. } | Revert::Ec2Groups { .. } | Revert::Ec2Acl { .. } => "ec2",
+        }
+    }
+}
+
+/// An armed undo: `command` to run over SSH on the target, or (`revert`) what the host
+/// restores itself, when due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Undo {
     pub id: String,
@@ -51,7 +88,10 @@ pub struct Undo {
     /// Empty: the credential's own user.
     pub user: String,
     pub credential: String,
+    /// The SSH command; for what the host restores itself, what it does, in words.
     pub command: String,
+    /// What it does (SSH unless the host restores something itself).
+    pub revert: Revert,
     /// Who created the plan: the credential is used on their behalf, as the run did.
     pub plan_created_by: Option<Actor>,
     pub armed: DateTime<Utc>,
@@ -65,10 +105,19 @@ pub struct Undo {
 }
 
 impl Undo {
-    /// `user@address:port`, as audit rows name the target.
+    /// `user@address:port`, as audit rows name the target (an HTTP revert's URL, an EC2
+    /// revert's region and resources).
     pub fn target(&self) -> String {
-        let user = if self.user.is_empty() { "<credential user>" } else { &self.user };
-        format!("{user}@{}:{} (credential {})", self.address, self.port, self.credential)
+        match &self.revert {
+            Revert::Ssh => {
+                let user = if self.user.is_empty() { "<credential user>" } else { &self.user };
+                format!("{user}@{}:{} (credential {})", self.address, self.port, self.credential)
+            }
+            Revert::Http { method, url, .. } => format!("{method} {url}"),
+            Revert::Ec2Start { region, instance_ids } => format!("ec2 {region}: {}", instance_ids.join(", ")),
+            Revert::Ec2Groups { region, instance_id, .. } => format!("ec2 {region}: {instance_id}"),
+            Revert::Ec2Acl { region, subnet_id, .. } => format!("ec2 {region}: {subnet_id}"),
+        }
     }
 }
 
@@ -79,4 +128,8 @@ pub enum UndoAttempt {
     Ran { exit_code: Option<i32>, output: String },
     /// It could not be run (no connection, no credential); tried again later.
     Unreachable(String),
+    /// The operator's fences or the plugin's grant refuse it now: shown as failed and
+    /// tried again, backing off, for as long as it is pending (never dropped: a fault
+    /// stays on until a person lifts the fence or reverts it by hand).
+    Refused(String),
 }

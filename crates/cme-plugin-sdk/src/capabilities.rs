@@ -70,6 +70,49 @@ pub mod ec2 {
         #[cfg(not(target_arch = "wasm32"))]
         return crate::testing::call(|host| host.ec2_terminate(region, instance_ids));
     }
+
+    /// Stops instances this run described; the host stores their revert (start) first and
+    /// runs it when the experiment's step ends, the run is aborted, on a halt, and at the
+    /// latest after `hold_ms`. In a dry run nothing is stopped (state `dry-run`).
+    pub fn stop_instances(region: &str, instance_ids: &[String], hold_ms: u64) -> Result<Vec<Terminated>, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::ec2::stop_instances(region, instance_ids, hold_ms);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.ec2_disrupt("stop", region, instance_ids, hold_ms));
+    }
+
+    /// Reboots instances this run described (nothing to revert).
+    pub fn reboot_instances(region: &str, instance_ids: &[String]) -> Result<Vec<Terminated>, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::ec2::reboot_instances(region, instance_ids);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.ec2_disrupt("reboot", region, instance_ids, 0));
+    }
+
+    /// Swaps instances' security groups for an empty one; the host stores their groups
+    /// as the revert first (state `isolated`).
+    pub fn isolate_instances(
+        region: &str,
+        instance_ids: &[String],
+        hold_ms: u64,
+    ) -> Result<Vec<Terminated>, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::ec2::isolate_instances(region, instance_ids, hold_ms);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.ec2_disrupt("isolate", region, instance_ids, hold_ms));
+    }
+
+    /// Swaps subnets' network ACLs for a deny-all one; the host stores the original ACLs
+    /// as the revert first. Answers the subnet ids.
+    pub fn isolate_subnets(region: &str, subnet_ids: &[String], hold_ms: u64) -> Result<Vec<String>, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::ec2::isolate_subnets(region, subnet_ids, hold_ms);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| {
+            host.ec2_disrupt("isolate-subnets", region, subnet_ids, hold_ms)
+                .map(|done| done.into_iter().map(|d| d.instance_id).collect())
+        });
+    }
 }
 
 /// SSH to instances the same run discovered; keys stay in the host (a target names a
@@ -175,5 +218,16 @@ pub mod undo {
         return crate::wit::cme::plugin::undo::arm(target, command, after_ms);
         #[cfg(not(target_arch = "wasm32"))]
         return crate::testing::call(|host| host.undo_arm(target, command, after_ms));
+    }
+
+    /// Arms a compensating HTTP request the host sends after `after_ms` (or when the
+    /// experiment's step ends, the run is aborted, on a halt), with this plugin's grant and
+    /// the credentials the host injects; it must be a request the plugin may send now.
+    /// In a dry run nothing is armed (the id is `dry-run`).
+    pub fn arm_http(request: &crate::http::Request, after_ms: u64) -> Result<String, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::undo::arm_http(request, after_ms);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.undo_arm_http(request, after_ms));
     }
 }

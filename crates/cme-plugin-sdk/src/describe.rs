@@ -18,6 +18,9 @@ pub enum Capability {
     Ssh,
     /// Read scripts from the host's library.
     Scripts,
+    /// Stop, reboot and isolate EC2 instances and their subnets in these regions (empty:
+    /// any); the host reverts what it can (0.3.0).
+    Ec2Disrupt(Vec<String>),
 }
 
 /// A plugin's self-description. `name` is kebab-case, `version` semver; the JSON Schema
@@ -186,6 +189,7 @@ impl From<Capability> for wit::Capability {
             Capability::Ec2Terminate(r) => wit::Capability::Ec2Terminate(r),
             Capability::Ssh => wit::Capability::Ssh,
             Capability::Scripts => wit::Capability::Scripts,
+            Capability::Ec2Disrupt(r) => wit::Capability::Ec2Disrupt(r),
         }
     }
 }

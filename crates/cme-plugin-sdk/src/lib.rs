@@ -1,7 +1,7 @@
 //! # cme-plugin-sdk: write cme planners, attacks and probes
 //!
 //! A cme plugin is a WebAssembly component built from a Rust `cdylib` for the
-//! `wasm32-wasip2` target. It implements one of three worlds of the `cme:plugin@0.2.0`
+//! `wasm32-wasip2` target. It implements one of three worlds of the `cme:plugin@0.3.0`
 //! contract, whose WIT travels with this crate (`wit/cme-plugin.wit`, every field
 //! documented; `wit/CHANGELOG.md` says which contract versions an engine loads):
 //!

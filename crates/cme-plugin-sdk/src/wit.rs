@@ -11,13 +11,13 @@ wit_bindgen::generate!({
     inline: "
         package cme:sdk;
         world capabilities {
-            import cme:plugin/log@0.2.0;
-            import cme:plugin/http@0.2.0;
-            import cme:plugin/ec2@0.2.0;
-            import cme:plugin/ssh@0.2.0;
-            import cme:plugin/scripts@0.2.0;
-            import cme:plugin/inventory@0.2.0;
-            import cme:plugin/undo@0.2.0;
+            import cme:plugin/log@0.3.0;
+            import cme:plugin/http@0.3.0;
+            import cme:plugin/ec2@0.3.0;
+            import cme:plugin/ssh@0.3.0;
+            import cme:plugin/scripts@0.3.0;
+            import cme:plugin/inventory@0.3.0;
+            import cme:plugin/undo@0.3.0;
         }
     ",
     path: "wit",

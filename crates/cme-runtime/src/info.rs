@@ -19,6 +19,8 @@ pub enum Capability {
     Ssh,
     /// Read from the script library.
     Scripts,
+    /// Stop, reboot and isolate EC2 instances and subnets in these regions (empty: any).
+    Ec2Disrupt { regions: Vec<String> },
 }
 
 /// A plugin's self-description, as returned by `describe()` and validated.

@@ -1,7 +1,7 @@
 //! # cme-runtime: the wasmtime host for cme plugins
 //!
 //! Planners and attacks are WebAssembly components implementing the `planner` or
-//! `attack` world of `cme:plugin@0.2.0` (`wit/`; 0.1.0 components too). This crate loads them and calls them
+//! `attack` world of `cme:plugin@0.3.0` (`wit/`; 0.2.0 and 0.1.0 components too). This crate loads them and calls them
 //! in sandboxes:
 //!
 //! * **one [`Runtime`] per process**: one wasmtime `Engine`, components compiled once per

@@ -16,10 +16,10 @@ use wasmtime::{
 };
 
 use crate::bindings::attack::{Attack, AttackPre, RunContext};
-use crate::bindings::legacy;
 use crate::bindings::planner::{PlanContext as WitPlanContext, Planner, PlannerPre, Window as WitWindow};
 use crate::bindings::probe::{Probe, ProbeContext, ProbePre};
 use crate::bindings::wit_types::{self, Timestamp};
+use crate::bindings::{legacy, v0_2};
 use crate::cache::{ArtifactCache, sha256_hex};
 use crate::caps::{Backends, Capabilities};
 use crate::config::{Limits, RuntimeConfig};
@@ -91,6 +91,10 @@ struct Inner {
     attack_linker: Linker<CallState>,
     planner_linker: Linker<CallState>,
     probe_linker: Linker<CallState>,
+    /// The same capabilities under their `cme:plugin@0.2.0` names.
+    v02_attack_linker: Linker<CallState>,
+    v02_planner_linker: Linker<CallState>,
+    v02_probe_linker: Linker<CallState>,
     /// The same capabilities under their `cme:plugin@0.1.0` names.
     legacy_attack_linker: Linker<CallState>,
     legacy_planner_linker: Linker<CallState>,
@@ -136,6 +140,12 @@ impl Runtime {
         Planner::add_to_linker::<_, HasSelf<_>>(&mut planner_linker, |s| s).map_err(host)?;
         let mut probe_linker = wasi_linker().map_err(host)?;
         Probe::add_to_linker::<_, HasSelf<_>>(&mut probe_linker, |s| s).map_err(host)?;
+        let mut v02_attack_linker = wasi_linker().map_err(host)?;
+        v0_2::attack::Attack::add_to_linker::<_, HasSelf<_>>(&mut v02_attack_linker, |s| s).map_err(host)?;
+        let mut v02_planner_linker = wasi_linker().map_err(host)?;
+        v0_2::planner::Planner::add_to_linker::<_, HasSelf<_>>(&mut v02_planner_linker, |s| s).map_err(host)?;
+        let mut v02_probe_linker = wasi_linker().map_err(host)?;
+        v0_2::probe::Probe::add_to_linker::<_, HasSelf<_>>(&mut v02_probe_linker, |s| s).map_err(host)?;
         let mut legacy_attack_linker = wasi_linker().map_err(host)?;
         legacy::attack::Attack::add_to_linker::<_, HasSelf<_>>(&mut legacy_attack_linker, |s| s).map_err(host)?;
         let mut legacy_planner_linker = wasi_linker().map_err(host)?;
@@ -168,6 +178,9 @@ impl Runtime {
                 attack_linker,
                 planner_linker,
                 probe_linker,
+                v02_attack_linker,
+                v02_planner_linker,
+                v02_probe_linker,
                 legacy_attack_linker,
                 legacy_planner_linker,
                 cache,
@@ -226,6 +239,21 @@ impl Runtime {
             Pre::Probe(pre) => Box::new(move |store| {
                 Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
             }),
+            Pre::V02Planner(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
+                })
+            }),
+            Pre::V02Attack(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
+                })
+            }),
+            Pre::V02Probe(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
+                })
+            }),
             Pre::LegacyPlanner(pre) => Box::new(move |store| {
                 Box::pin(async move {
                     legacy_info(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
@@ -244,8 +272,9 @@ impl Runtime {
     }
 
     /// Pre-instantiates a component for its world (by exports) and contract version: the
-    /// 0.2.0 linker first, then the 0.1.0 one (its imports and its `plan` signature
-    /// differ); when neither links, the 0.2.0 linker's complaint is the one to read.
+    /// 0.3.0 linker first, then the 0.2.0 one, then the 0.1.0 one (their imports differ,
+    /// and 0.1.0's `plan` signature); when none links, the 0.3.0 linker's complaint is the
+    /// one to read.
     fn pre_instantiate(&self, component: &Component) -> Result<Pre, LoadError> {
         let exports: Vec<String> =
             component.component_type().exports(&self.inner.engine).map(|(name, _)| name.to_string()).collect();
@@ -253,32 +282,46 @@ impl Runtime {
         let mismatch = |e: wasmtime::Error| LoadError::Imports(format!("{:#}", e));
         let inner = &self.inner;
         if has("describe") && has("run") {
-            let current = inner.attack_linker.instantiate_pre(component).and_then(AttackPre::new);
-            match current {
-                Ok(pre) => Ok(Pre::Attack(pre)),
-                Err(e) => {
-                    match inner.legacy_attack_linker.instantiate_pre(component).and_then(legacy::attack::AttackPre::new)
-                    {
-                        Ok(pre) => Ok(Pre::LegacyAttack(pre)),
-                        Err(_) => Err(mismatch(e)),
-                    }
-                }
-            }
-        } else if has("describe") && has("plan") {
-            let current = inner.planner_linker.instantiate_pre(component).and_then(PlannerPre::new);
-            match current {
-                Ok(pre) => Ok(Pre::Planner(pre)),
-                Err(e) => match inner
-                    .legacy_planner_linker
+            inner.attack_linker.instantiate_pre(component).and_then(AttackPre::new).map(Pre::Attack).or_else(|e| {
+                inner
+                    .v02_attack_linker
                     .instantiate_pre(component)
-                    .and_then(legacy::planner::PlannerPre::new)
-                {
-                    Ok(pre) => Ok(Pre::LegacyPlanner(pre)),
-                    Err(_) => Err(mismatch(e)),
-                },
-            }
+                    .and_then(v0_2::attack::AttackPre::new)
+                    .map(Pre::V02Attack)
+                    .or_else(|_| {
+                        inner
+                            .legacy_attack_linker
+                            .instantiate_pre(component)
+                            .and_then(legacy::attack::AttackPre::new)
+                            .map(Pre::LegacyAttack)
+                    })
+                    .map_err(|_| mismatch(e))
+            })
+        } else if has("describe") && has("plan") {
+            inner.planner_linker.instantiate_pre(component).and_then(PlannerPre::new).map(Pre::Planner).or_else(|e| {
+                inner
+                    .v02_planner_linker
+                    .instantiate_pre(component)
+                    .and_then(v0_2::planner::PlannerPre::new)
+                    .map(Pre::V02Planner)
+                    .or_else(|_| {
+                        inner
+                            .legacy_planner_linker
+                            .instantiate_pre(component)
+                            .and_then(legacy::planner::PlannerPre::new)
+                            .map(Pre::LegacyPlanner)
+                    })
+                    .map_err(|_| mismatch(e))
+            })
         } else if has("describe") && has("check") {
-            inner.probe_linker.instantiate_pre(component).and_then(ProbePre::new).map(Pre::Probe).map_err(mismatch)
+            inner.probe_linker.instantiate_pre(component).and_then(ProbePre::new).map(Pre::Probe).or_else(|e| {
+                inner
+                    .v02_probe_linker
+                    .instantiate_pre(component)
+                    .and_then(v0_2::probe::ProbePre::new)
+                    .map(Pre::V02Probe)
+                    .map_err(|_| mismatch(e))
+            })
         } else {
             Err(LoadError::UnknownWorld { exports })
         }
@@ -287,7 +330,7 @@ impl Runtime {
     /// Asks a planner to plan a window. Args are validated against the plugin's schema
     /// first. A 0.1.0 planner is asked without the window and is one-shot.
     pub async fn plan(&self, plugin: &Plugin, ctx: PlanContext, args: &Value) -> PlanOutcome {
-        if !matches!(plugin.inner.pre, Pre::Planner(_) | Pre::LegacyPlanner(_)) {
+        if !matches!(plugin.inner.pre, Pre::Planner(_) | Pre::V02Planner(_) | Pre::LegacyPlanner(_)) {
             return PlanOutcome { result: Err(wrong_kind(plugin, "planner")), record: CallRecord::default() };
         }
         if let Err(e) = plugin.validate_args(args) {
@@ -331,7 +374,21 @@ impl Runtime {
                     Ok(answer.map(|schedule| (schedule.instants, schedule.recurring)))
                 })
             }),
-            Pre::Attack(_) | Pre::LegacyAttack(_) | Pre::Probe(_) => unreachable!("checked above"),
+            Pre::V02Planner(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    let (ctx, window): (v0_2::planner::PlanContext, v0_2::planner::Window) =
+                        (convert_version(wit_ctx)?, convert_version(window)?);
+                    let answer =
+                        pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &ctx, &args, window).await?;
+                    Ok(match answer {
+                        Ok(schedule) => Ok((convert_version(schedule.instants)?, schedule.recurring)),
+                        Err(e) => Err(convert_version(e)?),
+                    })
+                })
+            }),
+            Pre::Attack(_) | Pre::V02Attack(_) | Pre::LegacyAttack(_) | Pre::Probe(_) | Pre::V02Probe(_) => {
+                unreachable!("checked above")
+            }
         };
         let (result, record) = self.call_here(state, body).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|(instants, recurring)| {
@@ -372,7 +429,7 @@ impl Runtime {
         request: RunRequest,
         cancel: impl Future<Output = String> + Send + 'static,
     ) -> RunOutcome {
-        if !matches!(plugin.inner.pre, Pre::Attack(_) | Pre::LegacyAttack(_)) {
+        if !matches!(plugin.inner.pre, Pre::Attack(_) | Pre::V02Attack(_) | Pre::LegacyAttack(_)) {
             return RunOutcome { result: Err(wrong_kind(plugin, "attack")), record: CallRecord::default() };
         }
         if let Err(e) = plugin.validate_args(&request.args) {
@@ -402,6 +459,14 @@ impl Runtime {
                         pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await
                     })
                 }),
+                Pre::V02Attack(pre) => Box::new(move |store| {
+                    Box::pin(async move {
+                        let ctx: v0_2::attack::RunContext = convert_version(ctx)?;
+                        let answer =
+                            pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await?;
+                        convert_version(answer)
+                    })
+                }),
                 Pre::LegacyAttack(pre) => Box::new(move |store| {
                     Box::pin(async move {
                         let legacy_ctx = legacy::attack::RunContext {
@@ -415,7 +480,9 @@ impl Runtime {
                         crate::caps::convert_version(answer)
                     })
                 }),
-                Pre::Planner(_) | Pre::LegacyPlanner(_) | Pre::Probe(_) => unreachable!("checked above"),
+                Pre::Planner(_) | Pre::V02Planner(_) | Pre::LegacyPlanner(_) | Pre::Probe(_) | Pre::V02Probe(_) => {
+                    unreachable!("checked above")
+                }
             };
         let (result, record) = self.call(state, body, Box::pin(cancel)).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|report| {
@@ -440,7 +507,7 @@ impl Runtime {
     /// such a request is recorded, not sent). Args are validated against the plugin's
     /// schema first.
     pub async fn check(&self, plugin: &Plugin, request: ProbeRequest) -> ProbeOutcome {
-        if !matches!(plugin.inner.pre, Pre::Probe(_)) {
+        if !matches!(plugin.inner.pre, Pre::Probe(_) | Pre::V02Probe(_)) {
             return ProbeOutcome { result: Err(wrong_kind(plugin, "probe")), record: CallRecord::default() };
         }
         if let Err(e) = plugin.validate_args(&request.args) {
@@ -465,12 +532,23 @@ impl Runtime {
             deadline_ms: u64::try_from(limits.deadline.as_millis()).unwrap_or(u64::MAX),
         };
         let args = request.args.to_string();
-        let Pre::Probe(pre) = plugin.inner.pre.clone() else { unreachable!("checked above") };
-        let body: CallBody<Result<crate::bindings::probe::Verdict, wit_types::PluginError>> = Box::new(move |store| {
-            Box::pin(
-                async move { pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await },
-            )
-        });
+        let body: CallBody<Result<crate::bindings::probe::Verdict, wit_types::PluginError>> =
+            match plugin.inner.pre.clone() {
+                Pre::Probe(pre) => Box::new(move |store| {
+                    Box::pin(async move {
+                        pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await
+                    })
+                }),
+                Pre::V02Probe(pre) => Box::new(move |store| {
+                    Box::pin(async move {
+                        let ctx: v0_2::probe::ProbeContext = convert_version(ctx)?;
+                        let answer =
+                            pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await?;
+                        convert_version(answer)
+                    })
+                }),
+                _ => unreachable!("checked above"),
+            };
         let (result, record) = self.call(state, body, Box::pin(std::future::pending())).await;
         let result = result.and_then(|r| r.map_err(plugin_error)).and_then(|verdict| {
             if verdict.reason.len() + verdict.values.len() > limits.max_output_bytes {
@@ -655,8 +733,10 @@ fn new_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
 }
 
 fn legacy_info(info: legacy::attack::cme::plugin::types::PluginInfo) -> wasmtime::Result<wit_types::PluginInfo> {
-    crate::caps::convert_version(info)
+    convert_version(info)
 }
+
+use crate::caps::convert_version;
 
 fn legacy_timestamp(t: Timestamp) -> legacy::attack::cme::plugin::types::Timestamp {
     legacy::attack::cme::plugin::types::Timestamp { seconds: t.seconds, nanoseconds: t.nanoseconds }
@@ -763,6 +843,7 @@ fn convert_info(info: wit_types::PluginInfo) -> Result<PluginInfo, LoadError> {
                 wit_types::Capability::Ec2Terminate(regions) => Capability::Ec2Terminate { regions },
                 wit_types::Capability::Ssh => Capability::Ssh,
                 wit_types::Capability::Scripts => Capability::Scripts,
+                wit_types::Capability::Ec2Disrupt(regions) => Capability::Ec2Disrupt { regions },
             })
             .collect(),
     })

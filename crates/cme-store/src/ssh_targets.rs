@@ -31,6 +31,10 @@ fn undo_of(m: undo::Model) -> Result<Undo, StorageError> {
         }
         None => None,
     };
+    let revert = match &m.revert {
+        Some(json) => serde_json::from_str(json).map_err(|e| corrupt(&format!("undo {} revert", m.id), e))?,
+        None => cme_model::undo::Revert::Ssh,
+    };
     Ok(Undo {
         state: UndoState::parse(&m.state).ok_or_else(|| corrupt(&format!("undo {} state", m.id), &m.state))?,
         port: u16::try_from(m.port).map_err(|e| corrupt(&format!("undo {} port", m.id), e))?,
@@ -44,6 +48,7 @@ fn undo_of(m: undo::Model) -> Result<Undo, StorageError> {
         user: m.user,
         credential: m.credential,
         command: m.command,
+        revert,
         plan_created_by,
         armed: at(m.armed_at_us),
         due: at(m.due_at_us),
@@ -64,6 +69,10 @@ fn undo_model(u: &Undo) -> undo::Model {
         user: u.user.clone(),
         credential: u.credential.clone(),
         command: u.command.clone(),
+        revert: match &u.revert {
+            cme_model::undo::Revert::Ssh => None,
+            other => serde_json::to_string(other).ok(),
+        },
         plan_created_by: u.plan_created_by.as_ref().map(|a| serde_json::json!([a.name, a.role]).to_string()),
         armed_at_us: us(u.armed),
         due_at_us: us(u.due),

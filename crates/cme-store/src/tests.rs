@@ -499,6 +499,7 @@ async fn inventories_are_replaced_whole_and_undos_are_recorded_once() {
             user: "root".into(),
             credential: "fleet".into(),
             command: "systemctl start nginx".into(),
+            revert: Default::default(),
             plan_created_by: Some(cme_engine::Actor::new("ops", "operator")),
             armed: now,
             due: now + chrono::Duration::minutes(5),

@@ -85,8 +85,8 @@ fn host_error(e: CallError) -> PluginHostError {
 
 #[async_trait::async_trait]
 impl PluginHost for RuntimeHost {
-    async fn run_undo(&self, undo: &cme_engine::Undo) -> cme_engine::UndoAttempt {
-        self.runtime.run_undo(undo).await
+    async fn run_undo(&self, undo: &cme_engine::Undo, grant: Option<&cme_engine::Grant>) -> cme_engine::UndoAttempt {
+        self.runtime.run_undo(undo, grant).await
     }
 
     fn canonical_ref(&self, reference: &str) -> Option<String> {

@@ -7,6 +7,8 @@ use cme_plugin_sdk::serde_json::{Map, Number, Value};
 
 /// What to call, and what counts as success.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
+// With a `revert`, the compensating call is registered before the request: reverted.
+#[schemars(extend("x-cme-reversible" = {"required": ["revert"]}))]
 pub struct Args {
     /// absolute http(s) URL
     #[schemars(regex(pattern = "^[hH][tT][tT][pP][sS]?://"))]
@@ -25,6 +27,28 @@ pub struct Args {
     /// status code(s) that count as success (default any 2xx)
     pub expected_status: Option<ExpectedStatus>,
     pub encoding: Option<Encoding>,
+    /// a compensating request that undoes this one (e.g. DELETE what a POST injected): registered with the host before the call and sent by it, with this plugin's grant and injected credentials, when the fault ends (after_seconds, an experiment's step, an abort, a halt)
+    pub revert: Option<Revert>,
+}
+
+/// The compensating request.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Revert {
+    /// absolute http(s) URL
+    #[schemars(regex(pattern = "^[hH][tT][tT][pP][sS]?://"))]
+    pub endpoint: String,
+    /// HTTP method, e.g. DELETE
+    #[schemars(regex(pattern = "^[A-Za-z]+$"))]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, HeaderValue>,
+    /// sent as the request body (text)
+    #[schemars(length(max = 16384))]
+    pub body: Option<String>,
+    /// when the host sends it at the latest (default 3600; an experiment's step may send it sooner)
+    #[schemars(range(min = 1, max = 604_800))]
+    pub after_seconds: Option<u32>,
 }
 
 /// A header's value as the original's clients send it: text, a number or a flag.

@@ -48,6 +48,19 @@ impl Attack for ApiRequest {
         let encoding = args.encoding.unwrap_or(if declared_json { Encoding::Json } else { Encoding::Form });
         let body = encode_body(&args.payload, encoding, &mut headers);
 
+        if let Some(revert) = &args.revert {
+            // Registered before the call: whatever happens next, the host sends it.
+            let compensating = http::Request {
+                method: revert.method.to_ascii_uppercase(),
+                url: revert.endpoint.clone(),
+                headers: revert.headers.iter().map(|(k, v)| KeyValue { key: k.clone(), value: v.text() }).collect(),
+                body: revert.body.as_ref().map(|b| b.as_bytes().to_vec()),
+                timeout_ms: None,
+            };
+            let after_ms = u64::from(revert.after_seconds.unwrap_or(3600)) * 1000;
+            let id = cme_plugin_sdk::attack::undo::arm_http(&compensating, after_ms)?;
+            info!("armed the revert {} {} ({id})", compensating.method, compensating.url);
+        }
         info!("{method} {}", args.endpoint);
         let response = http::send(&http::Request {
             method: method.clone(),

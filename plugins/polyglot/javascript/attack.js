@@ -1,9 +1,10 @@
 // js-http-check: an attack written in JavaScript (jco componentize, StarlingMonkey).
 //
 // It sends one HTTP request through the host's `http` capability and fails unless the
-// answer has the expected status. Built from this file and the SDK's WIT:
+// answer has the expected status. Built from this file and the frozen 0.2.0 contract (the
+// engine keeps loading components built against older versions; the test checks it):
 //
-//   jco componentize attack.js --wit ../../../crates/cme-plugin-sdk/wit --world-name attack \
+//   jco componentize attack.js --wit ../../../wit/legacy/v0.2.0 --world-name attack \
 //       --disable all --out js_http_check.wasm
 
 import { send } from 'cme:plugin/http@0.2.0';

@@ -35,6 +35,7 @@ fn document(u: &Undo) -> Hal {
     Hal::new(json!({
         "id": u.id,
         "state": u.state.as_str(),
+        "kind": u.revert.kind(),
         "target": u.target(),
         "command": u.command,
         "plugin": u.plugin,

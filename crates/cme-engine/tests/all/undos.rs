@@ -23,6 +23,7 @@ fn undo(id: &str, due_in: chrono::Duration) -> Undo {
         user: String::new(),
         credential: "fleet".into(),
         command: "systemctl start app".into(),
+        revert: Default::default(),
         plan_created_by: None,
         armed: Utc::now(),
         due: Utc::now() + due_in,

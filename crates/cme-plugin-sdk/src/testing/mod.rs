@@ -134,6 +134,30 @@ pub enum Call {
         /// Why it was refused, if it was.
         denied: Option<String>,
     },
+    /// `ec2::stop_instances`, `reboot_instances`, `isolate_instances` or `isolate_subnets`.
+    Ec2Disrupt {
+        /// `stop`, `reboot`, `isolate` or `isolate-subnets`.
+        operation: String,
+        /// The region asked.
+        region: String,
+        /// The instances (or subnets).
+        ids: Vec<String>,
+        /// How long at most before the host reverts it.
+        hold_ms: u64,
+        /// Why it was refused, if it was.
+        denied: Option<String>,
+    },
+    /// `undo::arm_http`.
+    UndoArmHttp {
+        /// The request's method.
+        method: String,
+        /// The request's URL.
+        url: String,
+        /// After how long.
+        after_ms: u64,
+        /// Why it was refused, if it was.
+        denied: Option<String>,
+    },
     /// `ssh::upload`.
     SshUpload {
         /// The target's address.
@@ -190,6 +214,8 @@ impl Call {
             Call::Http { denied, .. }
             | Call::Ec2Describe { denied, .. }
             | Call::Ec2Terminate { denied, .. }
+            | Call::Ec2Disrupt { denied, .. }
+            | Call::UndoArmHttp { denied, .. }
             | Call::SshUpload { denied, .. }
             | Call::SshExec { denied, .. }
             | Call::InventoryHosts { denied, .. }
@@ -556,6 +582,64 @@ impl Session {
             .collect())
     }
 
+    pub(crate) fn ec2_disrupt(
+        &mut self,
+        operation: &str,
+        region: &str,
+        ids: &[String],
+        hold_ms: u64,
+    ) -> Result<Vec<Terminated>, HostError> {
+        let mut verdict = self
+            .allowed(|c| matches!(c, Capability::Ec2Disrupt(regions) if regions.is_empty() || regions.iter().any(|r| r == region)), &format!("disrupting EC2 in {region}"))
+            .map_err(HostError::Denied);
+        if verdict.is_ok()
+            && operation != "isolate-subnets"
+            && let Some(unseen) = ids.iter().find(|id| !self.described.contains(&format!("{region}/{id}")))
+        {
+            verdict = Err(HostError::Denied(format!("{unseen} was not described by this run in {region}")));
+        }
+        self.calls.push(Call::Ec2Disrupt {
+            operation: operation.into(),
+            region: region.into(),
+            ids: ids.to_vec(),
+            hold_ms,
+            denied: denied_text(&verdict),
+        });
+        verdict?;
+        let current = match (self.host.dry_run, operation) {
+            (true, _) => "dry-run",
+            (false, "stop") => "stopping",
+            (false, "reboot") => "rebooting",
+            (false, _) => "isolated",
+        };
+        Ok(ids
+            .iter()
+            .map(|id| Terminated {
+                instance_id: id.clone(),
+                previous_state: "running".into(),
+                current_state: current.into(),
+            })
+            .collect())
+    }
+
+    pub(crate) fn undo_arm_http(&mut self, request: &Request, after_ms: u64) -> Result<String, HostError> {
+        let url = url::Url::parse(&request.url);
+        let verdict = match &url {
+            Err(e) => Err(HostError::InvalidArgument(format!("url: {e}"))),
+            Ok(url) => self
+                .allowed(|c| matches!(c, Capability::Http(patterns) if patterns.iter().any(|p| UrlPattern::parse(p).is_ok_and(|p| p.matches(url)))), &format!("HTTP to {url}"))
+                .map_err(HostError::Denied),
+        };
+        self.calls.push(Call::UndoArmHttp {
+            method: request.method.clone(),
+            url: request.url.clone(),
+            after_ms,
+            denied: denied_text(&verdict),
+        });
+        verdict?;
+        Ok(if self.host.dry_run { "dry-run".into() } else { format!("undo-{}", self.calls.len()) })
+    }
+
     fn ssh_allowed(&self, target: &Target) -> Result<(), HostError> {
         self.allowed(|c| matches!(c, Capability::Ssh), &format!("SSH to {}", target.address))
             .map_err(HostError::Denied)?;
@@ -691,7 +775,7 @@ pub fn inventory_host(name: &str, address: &str, tags: &[(&str, &str)]) -> Inven
 }
 
 /// A running instance for fixtures: `instance("i-1", "10.0.0.1", &[("Chaos", "true")])`,
-/// type `t3.micro`, zone `eu-west-1a`, no public IP.
+/// type `t3.micro`, zone `eu-west-1a`, no public IP, in `subnet-1` of `vpc-1` with group `sg-1`.
 pub fn instance(id: &str, private_ip: &str, tags: &[(&str, &str)]) -> Instance {
     Instance {
         instance_id: id.into(),
@@ -701,6 +785,9 @@ pub fn instance(id: &str, private_ip: &str, tags: &[(&str, &str)]) -> Instance {
         private_ip: Some(private_ip.into()),
         public_ip: None,
         tags: tags.iter().map(|(k, v)| KeyValue { key: (*k).into(), value: (*v).into() }).collect(),
+        subnet_id: Some("subnet-1".into()),
+        vpc_id: Some("vpc-1".into()),
+        security_groups: vec!["sg-1".into()],
     }
 }
 

@@ -104,7 +104,8 @@ fn an_attack_runs_end_to_end_with_answers_from_fixtures() {
             Call::SshExec { .. } => "exec",
             Call::Ec2Terminate { .. } => "terminate",
             Call::InventoryHosts { .. } => "inventory",
-            Call::UndoArm { .. } => "undo",
+            Call::UndoArm { .. } | Call::UndoArmHttp { .. } => "undo",
+            Call::Ec2Disrupt { .. } => "disrupt",
         })
         .collect();
     assert_eq!(kinds, ["http", "describe", "script", "upload", "exec", "terminate"]);

@@ -230,7 +230,7 @@ impl CallState {
     }
 
     /// The HTTP client for this run's egress rules.
-    fn prepare_http_client(&mut self) -> Result<HttpClient, HttpError> {
+    pub(crate) fn prepare_http_client(&mut self) -> Result<HttpClient, HttpError> {
         let caps = self.caps.as_ref().expect("admitted calls have capabilities");
         caps.backends.http_client(&caps.declared, &caps.grant)
     }

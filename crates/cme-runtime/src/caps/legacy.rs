@@ -1,6 +1,6 @@
 //! The 0.1.0 names of the capability interfaces, for components built against
 //! `cme:plugin@0.1.0`. The interfaces did not change in 0.2.0: each call converts its
-//! arguments to the 0.2.0 types (same shape, through serde), runs the 0.2.0 host function
+//! arguments to the current types (same shape, through serde), runs the current host function
 //! (the same grant checks, fences and audit), and converts the answer back.
 
 use serde::Serialize;
@@ -14,7 +14,7 @@ use crate::state::CallState;
 pub(crate) fn convert<A: Serialize, B: DeserializeOwned>(value: A) -> wasmtime::Result<B> {
     serde_json::to_value(value)
         .and_then(serde_json::from_value)
-        .map_err(|e| wasmtime::Error::msg(format!("converting between cme:plugin 0.1.0 and 0.2.0 types: {e}")))
+        .map_err(|e| wasmtime::Error::msg(format!("converting between cme:plugin versions' types: {e}")))
 }
 
 impl legacy::types::Host for CallState {}

@@ -16,6 +16,7 @@
 //! without depending on this crate.
 
 mod legacy;
+mod v0_2;
 
 pub(crate) use legacy::convert as convert_version;
 
@@ -239,6 +240,7 @@ mod tests {
                 regions: regions.iter().map(|r| r.to_string()).collect(),
                 required_tags: BTreeMap::new(),
                 terminate,
+                disrupt: false,
                 max_terminations_per_run: 1,
             }),
             ..Grant::default()

@@ -15,11 +15,14 @@ use super::ssh::Ssh;
 use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::ssh::Target;
+use crate::bindings::attack::cme::plugin::http::Request;
 use crate::bindings::attack::cme::plugin::undo::Host;
+use cme_cloud::http::Request as CloudRequest;
+use super::http::Http;
 use crate::grant::{Denial, Fences, Grant};
 use crate::info::Capability;
 use crate::state::CallState;
-use cme_model::undo::{Undo, UndoState};
+use cme_model::undo::{Revert, Undo, UndoState};
 
 /// The `undo` unit. Arming an undo reaches its target over SSH, so its rule is the
 /// `ssh` unit's (the target is checked as any SSH call's).
@@ -84,6 +87,7 @@ impl Host for CallState {
             user: target.user.clone(),
             credential: target.credential.clone(),
             command: command.clone(),
+            revert: Revert::Ssh,
             plan_created_by: caps.owner.created_by.clone(),
             armed: now,
             due: now + after,
@@ -114,10 +118,87 @@ impl Host for CallState {
         self.audit(CALL, label, Decision::Allowed, Some(outcome));
         Ok(Ok(undo.id))
     }
+
+    async fn arm_http(&mut self, request: Request, after_ms: u64) -> wasmtime::Result<Result<String, HostError>> {
+        const CALL: &str = "undo.arm-http";
+        let label = format!("{} {}", request.method.to_ascii_uppercase(), request.url);
+        if let Err(denied) = self.admit::<Http>(CALL, &label, ())? {
+            return Ok(Err(denied));
+        }
+        let after = Duration::from_millis(after_ms);
+        if after > MAX_AFTER {
+            return Ok(Err(HostError::InvalidArgument(format!(
+                "after-ms must be at most {} ms (7 days)",
+                MAX_AFTER.as_millis()
+            ))));
+        }
+        if request.body.as_ref().is_some_and(|b| b.len() > MAX_HTTP_BODY_BYTES) || request.headers.len() > 32 {
+            return Ok(Err(HostError::InvalidArgument(format!(
+                "a compensating request has at most 32 headers and {MAX_HTTP_BODY_BYTES} body bytes"
+            ))));
+        }
+        let cloud = CloudRequest {
+            method: request.method.clone(),
+            url: request.url.clone(),
+            headers: request.headers.iter().map(|h| (h.key.clone(), h.value.clone())).collect(),
+            body: request.body.clone(),
+            timeout: None,
+        };
+        // It must be a request this run may send now (egress rules, fences); it is checked
+        // again when it is made.
+        let checked = self.prepare_http_client().and_then(|client| client.check(&cloud).map(|_| ()));
+        if let Err(error) = checked {
+            let reason = error.to_string();
+            self.audit(CALL, label, Decision::Denied(reason.clone()), None);
+            return Ok(Err(HostError::Denied(reason)));
+        }
+        let caps = self.caps.as_ref().expect("admitted");
+        if caps.dry_run {
+            self.caps.as_mut().expect("admitted").actions.push(format!("would arm the compensating request {label}"));
+            self.audit(CALL, label, Decision::Allowed, Some("not armed: dry run".into()));
+            return Ok(Ok("dry-run".into()));
+        }
+        let Some(store) = caps.backends.ssh.as_ref().map(|ssh| ssh.store.clone()) else {
+            let reason = "this engine has no revert ledger (the undo store), so the fault must not be made".to_string();
+            self.audit(CALL, label, Decision::Unavailable(reason.clone()), None);
+            return Ok(Err(HostError::Unavailable(reason)));
+        };
+        let now = Utc::now();
+        let undo = Undo {
+            id: undo_id(&self.run_id, self.host_calls),
+            run_id: self.run_id.clone(),
+            plan_id: caps.owner.plan.clone(),
+            step: self.step.clone(),
+            plugin: self.plugin.clone(),
+            address: String::new(),
+            port: 0,
+            user: String::new(),
+            credential: String::new(),
+            command: label.clone(),
+            revert: Revert::Http { method: cloud.method, url: cloud.url, headers: cloud.headers, body: cloud.body },
+            plan_created_by: caps.owner.created_by.clone(),
+            armed: now,
+            due: now + after,
+            state: UndoState::Pending,
+            attempts: 0,
+            outcome: None,
+            finished: None,
+        };
+        if let Err(error) = store.arm_undo(&undo).await {
+            let reason = format!("the undo could not be stored, so the fault must not be made: {error}");
+            self.audit(CALL, label, Decision::Unavailable(reason.clone()), None);
+            return Ok(Err(HostError::Unavailable(reason)));
+        }
+        self.audit(CALL, label, Decision::Allowed, Some(format!("armed {} (due {})", undo.id, undo.due.to_rfc3339())));
+        Ok(Ok(undo.id))
+    }
 }
 
+/// The largest body a compensating request may carry.
+const MAX_HTTP_BODY_BYTES: usize = 16 << 10;
+
 /// A fresh id: unique per run and call, and safe in a file name.
-fn undo_id(run_id: &str, call: u32) -> String {
+pub(crate) fn undo_id(run_id: &str, call: u32) -> String {
     let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
     let digest = Sha256::digest(format!("{run_id}\0{call}\0{nanos}"));
     hex::encode(&digest[..12])

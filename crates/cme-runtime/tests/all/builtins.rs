@@ -15,7 +15,7 @@ pub fn ctx(now: &str, timezone: &str, seed: u64) -> PlanContext {
 #[tokio::test]
 async fn every_builtin_describes_itself_with_the_original_refs() {
     let runtime = runtime();
-    let expected: [(&str, PluginKind, &[&str]); 14] = [
+    let expected: [(&str, PluginKind, &[&str]); 18] = [
         ("exact-planner", PluginKind::Planner, &["exact_planner:ExactPlanner"]),
         ("simple-planner", PluginKind::Planner, &["simple_planner:SimplePlanner"]),
         ("cron-planner", PluginKind::Planner, &["cron_planner:CronPlanner"]),
@@ -36,6 +36,10 @@ async fn every_builtin_describes_itself_with_the_original_refs() {
         ("kill-process", PluginKind::Attack, &["kill_process:KillProcess"]),
         ("stop-service", PluginKind::Attack, &["stop_service:StopService"]),
         ("network-fault", PluginKind::Attack, &["network_fault:NetworkFault"]),
+        ("stop-ec2-instances", PluginKind::Attack, &["stop_ec2_instances:StopEC2Instances"]),
+        ("reboot-ec2-instances", PluginKind::Attack, &["reboot_ec2_instances:RebootEC2Instances"]),
+        ("isolate-ec2-instances", PluginKind::Attack, &["isolate_ec2_instances:IsolateEC2Instances"]),
+        ("az-outage", PluginKind::Attack, &["az_outage:AzOutage"]),
         ("http-probe", PluginKind::Probe, &["http_probe:HttpProbe"]),
         ("prometheus-probe", PluginKind::Probe, &["prometheus_probe:PrometheusProbe"]),
     ];

@@ -75,6 +75,7 @@ async fn terminate_is_bound_to_discovery_tags_and_budget() {
             regions: vec![REGION.into()],
             required_tags: [("Chaos".to_string(), "true".to_string())].into(),
             terminate: true,
+            disrupt: false,
             max_terminations_per_run: 1,
         }),
         ..Grant::default()

@@ -77,6 +77,7 @@ async fn a_granted_but_undeclared_capability_is_denied() {
             regions: vec![],
             required_tags: Default::default(),
             terminate: true,
+            disrupt: false,
             max_terminations_per_run: 1,
         }),
         ..Grant::default()
@@ -168,6 +169,7 @@ async fn ec2_answers_unavailable_on_an_engine_without_it() {
             regions: vec![],
             required_tags: Default::default(),
             terminate: false,
+            disrupt: false,
             max_terminations_per_run: 1,
         }),
         ..Grant::default()

@@ -16,6 +16,8 @@ pub struct Model {
     pub user: String,
     pub credential: String,
     pub command: String,
+    /// What the host restores itself, JSON (m0020); NULL: an SSH command.
+    pub revert: Option<String>,
     /// JSON `{"name", "role"}` of whoever created the plan; NULL when unknown.
     pub plan_created_by: Option<String>,
     pub armed_at_us: i64,

@@ -1,5 +1,5 @@
-//! Experiments: a plan's steps and deadline, an executor's outcome and journal, and the
-//! step an undo reverts.
+//! Experiments: a plan's steps and deadline, an executor's outcome and journal, the step
+//! an undo reverts and what it restores when the host does it itself (HTTP, EC2).
 
 use super::*;
 
@@ -32,6 +32,7 @@ pub(super) enum StepUndos {
     #[sea_orm(iden = "undos")]
     Table,
     Step,
+    Revert,
     RunId,
 }
 
@@ -45,9 +46,9 @@ impl MigrationTrait for M0020Experiments {
         for column in [text_null(ExperimentExecutors::Outcome), text_null(ExperimentExecutors::Journal)] {
             manager.alter_table(Table::alter().table(ExperimentExecutors::Table).add_column(column).to_owned()).await?;
         }
-        manager
-            .alter_table(Table::alter().table(StepUndos::Table).add_column(text_null(StepUndos::Step)).to_owned())
-            .await?;
+        for column in [text_null(StepUndos::Step), text_null(StepUndos::Revert)] {
+            manager.alter_table(Table::alter().table(StepUndos::Table).add_column(column).to_owned()).await?;
+        }
         // A run's undos are read together (its steps' reverts, an abort's).
         manager
             .create_index(

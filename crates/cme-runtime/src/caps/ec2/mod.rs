@@ -4,6 +4,7 @@
 //! In a dry run EC2's own DryRun is used. Without an EC2 backend: `unavailable`.
 
 mod budgets;
+mod disrupt;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,6 +27,9 @@ pub(crate) struct Ec2;
 #[derive(Default)]
 pub(crate) struct Ec2Run {
     discovered: HashMap<String, String>,
+    /// The subnets of the instances it described: subnet id -> (region, VPC id).
+    subnets: HashMap<String, (String, String)>,
+    /// Instances terminated, stopped or isolated (what `max_terminations_per_run` counts).
     terminated: u32,
 }
 
@@ -34,6 +38,8 @@ pub(crate) struct Ec2Run {
 pub(crate) enum Ec2Use<'a> {
     Describe { region: &'a str },
     Terminate { region: &'a str },
+    /// Stop, reboot, isolate (instances or subnets).
+    Disrupt { region: &'a str },
 }
 
 impl Unit for Ec2 {
@@ -45,22 +51,29 @@ impl Unit for Ec2 {
     /// (terminating only when the grant says so) and inside the `[ec2]` fence.
     fn check(declared: &[Capability], grant: &Grant, fences: &Fences, using: Ec2Use<'_>) -> Result<(), Denial> {
         let region_in = |regions: &[String], region: &str| regions.is_empty() || regions.iter().any(|r| r == region);
-        let (region, terminate) = match using {
-            Ec2Use::Describe { region } => (region, false),
-            Ec2Use::Terminate { region } => (region, true),
+        let (region, what) = match using {
+            Ec2Use::Describe { region } => (region, "ec2 describe-instances"),
+            Ec2Use::Terminate { region } => (region, "ec2 terminate-instances"),
+            Ec2Use::Disrupt { region } => (region, "ec2 stop, reboot or isolate"),
         };
-        let what = if terminate { "ec2 terminate-instances" } else { "ec2 describe-instances" };
-        let declared_here = declared.iter().any(|c| match c {
-            Capability::Ec2Describe { regions } if !terminate => region_in(regions, region),
-            Capability::Ec2Terminate { regions } => region_in(regions, region),
+        let declared_here = declared.iter().any(|c| match (c, using) {
+            (Capability::Ec2Describe { regions }, Ec2Use::Describe { .. }) => region_in(regions, region),
+            (Capability::Ec2Terminate { regions }, Ec2Use::Describe { .. } | Ec2Use::Terminate { .. }) => {
+                region_in(regions, region)
+            }
+            (Capability::Ec2Disrupt { regions }, Ec2Use::Describe { .. } | Ec2Use::Disrupt { .. }) => {
+                region_in(regions, region)
+            }
             _ => false,
         });
         if !declared_here {
             return Err(not_declared(&format!("{what} in region {region}")));
         }
         let Some(ec2) = &grant.ec2 else { return Err(not_granted(what)) };
-        if terminate && !ec2.terminate {
-            return Err(not_granted(what));
+        match using {
+            Ec2Use::Terminate { .. } if !ec2.terminate => return Err(not_granted(what)),
+            Ec2Use::Disrupt { .. } if !ec2.disrupt => return Err(not_granted(what)),
+            _ => {}
         }
         if !region_in(&ec2.regions, region) {
             return Err(Denial(format!("{what} in region {region} is not granted (granted regions: {:?})", ec2.regions)));
@@ -71,15 +84,20 @@ impl Unit for Ec2 {
     /// The declared regions; terminating when declared, one instance per run.
     fn grant_as_declared(declared: &[Capability], grant: &mut Grant) {
         for capability in declared {
-            if let Capability::Ec2Describe { regions } | Capability::Ec2Terminate { regions } = capability {
+            if let Capability::Ec2Describe { regions }
+            | Capability::Ec2Terminate { regions }
+            | Capability::Ec2Disrupt { regions } = capability
+            {
                 let ec2 = grant.ec2.get_or_insert_with(|| Ec2Grant {
                     regions: Vec::new(),
                     required_tags: BTreeMap::new(),
                     terminate: false,
+                    disrupt: false,
                     max_terminations_per_run: 1,
                 });
                 ec2.regions.extend(regions.iter().cloned());
                 ec2.terminate |= matches!(capability, Capability::Ec2Terminate { .. });
+                ec2.disrupt |= matches!(capability, Capability::Ec2Disrupt { .. });
             }
         }
     }
@@ -110,6 +128,9 @@ impl Host for CallState {
                 let caps = self.caps.as_mut().expect("admitted");
                 for instance in &instances {
                     caps.units.ec2.discovered.insert(instance.instance_id.clone(), region.clone());
+                    if let (Some(subnet), Some(vpc)) = (&instance.subnet_id, &instance.vpc_id) {
+                        caps.units.ec2.subnets.insert(subnet.clone(), (region.clone(), vpc.clone()));
+                    }
                     for address in instance.private_ip.iter().chain(&instance.public_ip) {
                         caps.addresses.insert(address.clone(), instance.instance_id.clone());
                     }
@@ -125,6 +146,9 @@ impl Host for CallState {
                         private_ip: i.private_ip,
                         public_ip: i.public_ip,
                         tags: i.tags.into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
+                        subnet_id: i.subnet_id,
+                        vpc_id: i.vpc_id,
+                        security_groups: i.security_groups,
                     })
                     .collect()))
             }
@@ -218,6 +242,41 @@ impl Host for CallState {
             }
             Err(e) => Ok(Err(self.ec2_failed(CALL, target, e))),
         }
+    }
+
+    async fn stop_instances(
+        &mut self,
+        region: String,
+        instance_ids: Vec<String>,
+        hold_ms: u64,
+    ) -> wasmtime::Result<Result<Vec<Terminated>, HostError>> {
+        self.disrupt_instances(disrupt::Operation::Stop, region, instance_ids, hold_ms).await
+    }
+
+    async fn reboot_instances(
+        &mut self,
+        region: String,
+        instance_ids: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Terminated>, HostError>> {
+        self.disrupt_instances(disrupt::Operation::Reboot, region, instance_ids, 0).await
+    }
+
+    async fn isolate_instances(
+        &mut self,
+        region: String,
+        instance_ids: Vec<String>,
+        hold_ms: u64,
+    ) -> wasmtime::Result<Result<Vec<Terminated>, HostError>> {
+        self.disrupt_instances(disrupt::Operation::Isolate, region, instance_ids, hold_ms).await
+    }
+
+    async fn isolate_subnets(
+        &mut self,
+        region: String,
+        subnet_ids: Vec<String>,
+        hold_ms: u64,
+    ) -> wasmtime::Result<Result<Vec<String>, HostError>> {
+        self.isolate_subnets_of_run(region, subnet_ids, hold_ms).await
     }
 }
 
