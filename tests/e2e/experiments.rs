@@ -286,6 +286,10 @@ async fn an_irreversible_step_is_refused_without_the_flag_and_a_halted_engine_ex
     let created = api.post("/api/1/plans/", &readme).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     assert_eq!(created.body["steps"].as_array().unwrap().len(), 6);
+    // An experiment's forecast shows its firings as a one-attack plan's does.
+    let forecast = api.post("/api/1/forecast", &readme).await;
+    assert_eq!(forecast.status, 200, "{:?}", forecast.body);
+    assert_eq!(forecast.body["count"], 1, "{:?}", forecast.body);
 
     assert_eq!(api.post("/api/1/halt", &json!({"reason": "freeze window"})).await.status, 200);
     let experiment = json!({"name": "while halted", "steps": [freeze("freeze", &[], "cmenothere", Some(1))]});

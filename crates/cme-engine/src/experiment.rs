@@ -134,8 +134,15 @@ impl Engine {
         let mut log = RunLog::default();
         // Why the run stopped early, what that shows, and the run's status.
         let mut stop: Option<(String, Outcome, ExecutorStatus)> = None;
+        // `max_concurrent_attacks` counts each attack step in flight: the run's executor
+        // counts for one, every other one takes a slot (or waits a second for one).
+        let cap = self.config.budgets.max_concurrent_attacks.map(u64::from);
+        let mut attacks_running = 0usize;
+        let mut holds_slot = vec![false; plan.steps.len()];
+        let mut waiting_for_slot;
         tracing::info!(executor_id = %executor.id, plan_id = %plan.id, steps = plan.steps.len(), "experiment started");
         loop {
+            waiting_for_slot = false;
             if stop.is_none() {
                 for index in 0..plan.steps.len() {
                     if tasks.len() >= MAX_PARALLEL_STEPS {
@@ -146,7 +153,28 @@ impl Engine {
                             plan.steps.iter().position(|s| &s.name == before).map(|b| state[b])
                                 == Some(StepStatus::Succeeded)
                         });
+                    let attack = matches!(plan.steps[index].action, StepAction::Attack { .. });
+                    if ready
+                        && attack
+                        && attacks_running >= 1
+                        && let Some(cap) = cap
+                    {
+                        match self.ports.claims.take_step_slot(&executor.id, &self.config.engine_id, cap).await {
+                            Ok(true) => holds_slot[index] = true,
+                            Ok(false) => {
+                                waiting_for_slot = true;
+                                continue;
+                            }
+                            Err(error) => {
+                                // Fail closed: without a slot, the step waits.
+                                tracing::warn!(executor_id = %executor.id, %error, "cannot take a step's slot; it waits");
+                                waiting_for_slot = true;
+                                continue;
+                            }
+                        }
+                    }
                     if ready {
+                        attacks_running += usize::from(attack);
                         state[index] = StepStatus::Running;
                         tasks.spawn(self.clone().run_step(
                             executor.id.clone(),
@@ -158,7 +186,7 @@ impl Engine {
                     }
                 }
             }
-            if tasks.is_empty() {
+            if tasks.is_empty() && !waiting_for_slot {
                 break;
             }
             let failed = |reason: String| Some((reason, Outcome::Aborted, ExecutorStatus::Failed));
@@ -166,6 +194,14 @@ impl Engine {
                 Some(done) = tasks.join_next() => match done {
                     Ok(done) => {
                         state[done.index] = done.status;
+                        if matches!(plan.steps[done.index].action, StepAction::Attack { .. }) {
+                            attacks_running -= 1;
+                        }
+                        if std::mem::take(&mut holds_slot[done.index])
+                            && let Err(error) = self.ports.claims.release_step_slot(&executor.id).await
+                        {
+                            tracing::warn!(executor_id = %executor.id, %error, "cannot give a step's slot back (the run's end frees it)");
+                        }
                         audit.extend(done.audit);
                         let name = &plan.steps[done.index].name;
                         log.lines.extend(done.log.lines.into_iter().map(|line| LogLine { message: format!("[{name}] {}", line.message), ..line }));
@@ -184,6 +220,8 @@ impl Engine {
                 },
                 // A halt, a shutdown, a blackout, a stop condition: the run is cancelled.
                 reason = &mut stopped, if stop.is_none() => Some((reason, Outcome::Aborted, ExecutorStatus::Cancelled)),
+                // A step waits for a slot of max_concurrent_attacks: look again in a second.
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if waiting_for_slot && stop.is_none() => None,
                 _ = tokio::time::sleep_until(expires), if stop.is_none() => {
                     failed(format!("the experiment's deadline ({} s) passed", deadline.as_secs()))
                 }
@@ -403,7 +441,15 @@ impl Engine {
                     undo_id: undo.id.clone(),
                     target: undo.target(),
                     at: Utc::now(),
-                    state: undo.state.as_str().into(),
+                    // A refused revert stays pending (retried), and is shown as failed.
+                    state: match undo.outcome.as_deref() {
+                        Some(outcome)
+                            if undo.state == UndoState::Pending && outcome.starts_with(crate::undo::REFUSED) =>
+                        {
+                            UndoState::Failed.as_str().into()
+                        }
+                        _ => undo.state.as_str().into(),
+                    },
                     outcome: undo.outcome.clone(),
                     why: why.to_string(),
                 })

@@ -293,9 +293,18 @@ pub trait ClaimStore: Send + Sync + 'static {
     /// records the moment it really started with its result).
     async fn claim_due(&self, claim: &Claim) -> StorageResult<Vec<Executor>>;
 
-    /// `claim_due`, but never beyond `cap` executors running over every replica (counted
-    /// and claimed atomically); true when the cap held some back.
+    /// `claim_due`, but never beyond `cap` attacks running over every replica (counted
+    /// and claimed atomically: each running executor, plus the attack steps its
+    /// experiment runs beside its first); true when the cap held some back.
     async fn claim_due_capped(&self, claim: &Claim, cap: u64) -> StorageResult<(Vec<Executor>, bool)>;
+
+    /// Takes a slot of the `cap` for another attack step of the running experiment
+    /// `executor_id` (held by `owner`), counted as `claim_due_capped` counts; false when
+    /// the cap is reached (nothing changed).
+    async fn take_step_slot(&self, executor_id: &str, owner: &str, cap: u64) -> StorageResult<bool>;
+
+    /// Gives a step's slot back.
+    async fn release_step_slot(&self, executor_id: &str) -> StorageResult<()>;
 
     /// Running executors of `plan_id` other than `executor_id` that are ahead of it (due
     /// earlier, or at the same time with a smaller id): the first one's id, if any.

@@ -40,6 +40,8 @@ pub struct FakeHost {
     pub undos: Mutex<Vec<String>>,
     /// When set, undos cannot reach their targets.
     pub undo_unreachable: std::sync::atomic::AtomicBool,
+    /// When set, a fence refuses every undo.
+    pub undo_refused: std::sync::atomic::AtomicBool,
     /// Where a run's `"arm": "command"` stores its undo (as the runtime does, before the
     /// attack acts); unset, such a run fails.
     pub undo_store: std::sync::OnceLock<std::sync::Arc<dyn crate::SshTargetStore>>,
@@ -171,6 +173,9 @@ impl PluginHost for FakeHost {
 
     async fn run_undo(&self, undo: &crate::Undo, _grant: Option<&Grant>) -> crate::UndoAttempt {
         self.undos.locked().push(undo.id.clone());
+        if self.undo_refused.load(std::sync::atomic::Ordering::SeqCst) {
+            return crate::UndoAttempt::Refused("the operator's [ec2] fence does not allow region eu-west-1".into());
+        }
         if self.undo_unreachable.load(std::sync::atomic::Ordering::SeqCst) {
             crate::UndoAttempt::Unreachable("connection refused".into())
         } else {

@@ -16,6 +16,9 @@ use crate::{Engine, EngineError, Resource};
 
 /// Attempts before an undo is given up as failed.
 pub const MAX_ATTEMPTS: u32 = 5;
+/// How the outcome of an attempt a fence refused begins: the undo stays pending (retried,
+/// never dropped), and is shown as failed.
+pub(crate) const REFUSED: &str = "failed: refused";
 /// Undos run at once.
 const PARALLEL: usize = 8;
 
@@ -199,7 +202,7 @@ impl Engine {
                 let pause = Duration::from_secs(15 << undo.attempts.min(6));
                 undo.due = now + pause;
                 undo.outcome = Some(format!(
-                    "failed: refused ({reason}); attempt {} of as many as it takes, again in {} s",
+                    "{REFUSED} ({reason}); attempt {} of as many as it takes, again in {} s",
                     undo.attempts,
                     pause.as_secs()
                 ));

@@ -723,11 +723,7 @@ impl ClaimStore for Store {
             let (store, claim) = (self.clone(), claim.clone());
             return writer
                 .write(move |conn| -> StorageResult<(Vec<Executor>, bool)> {
-                    let running: i64 = conn
-                        .query_row("SELECT COUNT(*) FROM executors WHERE status = ?1", [RUNNING.as_str()], |row| {
-                            row.get(0)
-                        })
-                        .map_err(unavailable)?;
+                    let running = attacks_running_sqlite(conn)?;
                     let allowed = std::cmp::min(cap.saturating_sub(u64::try_from(running).unwrap_or(0)), limit);
                     let claimed = if allowed == 0 {
                         Vec::new()
@@ -740,6 +736,71 @@ impl ClaimStore for Store {
         }
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
+        let running = self.attacks_running(&txn).await?;
+        let allowed = std::cmp::min(cap.saturating_sub(running), limit);
+        let claimed = if allowed == 0 { Vec::new() } else { self.claim(&txn, claim, allowed).await? };
+        txn.commit().await.map_err(db)?;
+        Ok((claimed, allowed < limit))
+    }
+
+    async fn take_step_slot(&self, executor_id: &str, owner: &str, cap: u64) -> StorageResult<bool> {
+        const TAKE: &str =
+            "UPDATE executors SET extra_steps = extra_steps + 1 WHERE id = $1 AND status = $2 AND lease_owner = $3";
+        let values = [executor_id.into(), status(RUNNING), owner.into()];
+        if let Some(writer) = &self.writer {
+            let statement = Statement::from_sql_and_values(DbBackend::Sqlite, adapt(DbBackend::Sqlite, TAKE), values);
+            return writer
+                .write(move |conn| -> StorageResult<bool> {
+                    if attacks_running_sqlite(conn)? >= cap {
+                        return Ok(false);
+                    }
+                    Ok(crate::writer::execute(conn, &statement)? == 1)
+                })
+                .await;
+        }
+        let _gate = self.write_gate().await;
+        let txn = self.db().begin().await.map_err(db)?;
+        if self.attacks_running(&txn).await? >= cap {
+            return Ok(false);
+        }
+        let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), TAKE), values);
+        let taken = txn.execute_raw(statement).await.map_err(db)?.rows_affected() == 1;
+        txn.commit().await.map_err(db)?;
+        Ok(taken)
+    }
+
+    async fn release_step_slot(&self, executor_id: &str) -> StorageResult<()> {
+        let _gate = self.write_gate().await;
+        let sql = "UPDATE executors SET extra_steps = extra_steps - 1 WHERE id = $1 AND extra_steps > 0";
+        self.db()
+            .execute_raw(Statement::from_sql_and_values(
+                self.backend(),
+                adapt(self.backend(), sql),
+                [executor_id.into()],
+            ))
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+/// Attacks running over every replica: running executors and the attack steps their
+/// experiments run beside their first (read on the SQLite writer).
+fn attacks_running_sqlite(conn: &rusqlite::Connection) -> StorageResult<u64> {
+    let running: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) + COALESCE(SUM(extra_steps), 0) FROM executors WHERE status = ?1",
+            [RUNNING.as_str()],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)?;
+    Ok(u64::try_from(running).unwrap_or(0))
+}
+
+impl Store {
+    /// `attacks_running_sqlite` in a transaction, serialised across PostgreSQL replicas
+    /// by an advisory lock held until it ends (claims and step slots take it too).
+    async fn attacks_running(&self, txn: &sea_orm::DatabaseTransaction) -> StorageResult<u64> {
         if self.backend() == DbBackend::Postgres {
             const RUNNING_CAP_LOCK: i64 = 0x636d_655f_7275_6e73; // "cme_runs"
             txn.execute_raw(Statement::from_sql_and_values(
@@ -750,15 +811,20 @@ impl ClaimStore for Store {
             .await
             .map_err(db)?;
         }
-        let running = executor::Entity::find()
-            .filter(executor::Column::Status.eq(RUNNING.as_str()))
-            .count(&txn)
-            .await
-            .map_err(db)?;
-        let allowed = std::cmp::min(cap.saturating_sub(running), limit);
-        let claimed = if allowed == 0 { Vec::new() } else { self.claim(&txn, claim, allowed).await? };
-        txn.commit().await.map_err(db)?;
-        Ok((claimed, allowed < limit))
+        #[derive(FromQueryResult)]
+        struct Running {
+            running: i64,
+        }
+        let sql = "SELECT CAST(COUNT(*) + COALESCE(SUM(extra_steps), 0) AS BIGINT) AS running FROM executors WHERE status = $1";
+        let row = Running::find_by_statement(Statement::from_sql_and_values(
+            self.backend(),
+            adapt(self.backend(), sql),
+            [status(RUNNING)],
+        ))
+        .one(txn)
+        .await
+        .map_err(db)?;
+        Ok(row.map_or(0, |r| u64::try_from(r.running).unwrap_or(0)))
     }
 }
 

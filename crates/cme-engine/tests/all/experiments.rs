@@ -225,3 +225,23 @@ async fn plans_with_bad_steps_are_refused_naming_the_step_and_nothing_is_stored(
     let plans = engine.list_plans(true, cme_engine::Page::first(100).unwrap()).await.unwrap();
     assert_eq!(plans.items.len(), 1, "only the flagged plan was stored");
 }
+
+#[tokio::test]
+async fn max_concurrent_attacks_counts_each_attack_step_in_flight() {
+    let budgets = cme_engine::Budgets { max_concurrent_attacks: Some(2), ..Default::default() };
+    let rig = Rig::with(cme_engine::EngineConfig { budgets, ..config() }).await;
+    let store: std::sync::Arc<dyn cme_engine::SshTargetStore> = rig.store.clone();
+    rig.host.undo_store.set(store).ok();
+    rig.engine.start();
+    let slow = |name: &str| attack(name, &[], json!({"arm": name, "sleep_ms": 600}), Some(1));
+    let (done, journal) = run(&rig, experiment(vec![slow("a"), slow("b"), slow("c")])).await;
+    assert_eq!(done.outcome, Some(Outcome::Held), "{:?}", done.error);
+    // The three overlap pairwise at most: one started only after another ended.
+    let spans: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> =
+        journal.steps.iter().map(|s| (s.started.unwrap(), s.ended.unwrap())).collect();
+    for (i, (start, _)) in spans.iter().enumerate() {
+        let overlapping = spans.iter().filter(|(s, e)| s <= start && start < e).count();
+        assert!(overlapping <= 2, "step {i} started while {overlapping} attacks ran: {spans:?}");
+    }
+    assert!(spans.iter().any(|(s, _)| spans.iter().any(|(_, e)| e <= s)), "one waited for a slot: {spans:?}");
+}

@@ -71,6 +71,14 @@ impl ClaimStore for SlowClaims {
         self.inner.claim_due_capped(claim, cap).await
     }
 
+    async fn take_step_slot(&self, executor_id: &str, owner: &str, cap: u64) -> StorageResult<bool> {
+        self.inner.take_step_slot(executor_id, owner, cap).await
+    }
+
+    async fn release_step_slot(&self, executor_id: &str) -> StorageResult<()> {
+        self.inner.release_step_slot(executor_id).await
+    }
+
     async fn running_ahead(
         &self,
         plan_id: &str,

@@ -82,3 +82,26 @@ async fn an_unreachable_target_is_retried_with_a_back_off_even_while_halted() {
     assert!(after.due > Utc::now() + chrono::Duration::seconds(20), "next attempt {}", after.due);
     assert!(after.outcome.unwrap().contains("connection refused"));
 }
+
+#[tokio::test]
+async fn a_revert_a_fence_refuses_is_shown_as_failed_and_retried_never_given_up() {
+    let rig = Rig::new().await;
+    rig.host.undo_refused.store(true, Ordering::SeqCst);
+    let mut refused = undo("fenced", chrono::Duration::hours(1));
+    // Already tried as often as an unreachable target is before it is given up.
+    refused.attempts = cme_engine::undo::MAX_ATTEMPTS + 3;
+    rig.store.insert_undo(&refused).await.unwrap();
+    rig.engine.start();
+    until("the attempt at start", async || state_of(&rig, "fenced").await.attempts > refused.attempts).await;
+    let after = state_of(&rig, "fenced").await;
+    assert_eq!(after.state, UndoState::Pending, "never dropped: {after:?}");
+    let outcome = after.outcome.unwrap();
+    assert!(outcome.starts_with("failed: refused") && outcome.contains("[ec2] fence"), "{outcome}");
+    assert!(after.due > Utc::now(), "retried later, backing off");
+    // Once the fence allows it, it runs.
+    rig.host.undo_refused.store(false, Ordering::SeqCst);
+    rig.engine.halt(None, "ops").await.unwrap();
+    rig.store.insert_undo(&undo("other", chrono::Duration::hours(1))).await.unwrap();
+    rig.engine.config().undo_armed.notify_one();
+    until("another undo to run on halt", async || state_of(&rig, "other").await.state == UndoState::Done).await;
+}

@@ -25,6 +25,7 @@ pub(super) enum ExperimentExecutors {
     Table,
     Outcome,
     Journal,
+    ExtraSteps,
 }
 
 #[derive(DeriveIden)]
@@ -43,7 +44,13 @@ impl MigrationTrait for M0020Experiments {
         for column in [text_null(ExperimentPlans::Steps), big_integer_null(ExperimentPlans::DeadlineMs)] {
             manager.alter_table(Table::alter().table(ExperimentPlans::Table).add_column(column).to_owned()).await?;
         }
-        for column in [text_null(ExperimentExecutors::Outcome), text_null(ExperimentExecutors::Journal)] {
+        // Attack steps an experiment runs beside its first (what max_concurrent_attacks
+        // counts besides the running executors).
+        for column in [
+            text_null(ExperimentExecutors::Outcome),
+            text_null(ExperimentExecutors::Journal),
+            integer(ExperimentExecutors::ExtraSteps).default(0).to_owned(),
+        ] {
             manager.alter_table(Table::alter().table(ExperimentExecutors::Table).add_column(column).to_owned()).await?;
         }
         for column in [text_null(StepUndos::Step), text_null(StepUndos::Revert)] {
