@@ -105,3 +105,43 @@ async fn a_revert_a_fence_refuses_is_shown_as_failed_and_retried_never_given_up(
     rig.engine.config().undo_armed.notify_one();
     until("another undo to run on halt", async || state_of(&rig, "other").await.state == UndoState::Done).await;
 }
+
+#[tokio::test]
+async fn at_start_an_experiments_reverts_wait_while_another_replica_holds_its_run() {
+    let rig = Rig::new().await;
+    // Two runs claimed by other engines before this one starts: one alive (its lease
+    // holds), one dead (its lease expired).
+    let (_, executors) = rig
+        .engine
+        .create_plan(plan(serde_json::json!({}), serde_json::json!({"in_ms": [0, 0]})), &operator())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let now = Utc::now();
+    let live_claim = cme_engine::Claim {
+        now,
+        due_by: now,
+        owner: "replica-alive".into(),
+        lease_until: now + chrono::Duration::hours(1),
+        limit: 1,
+    };
+    let live = rig.store.claim_due(&live_claim).await.unwrap().remove(0);
+    let dead_claim = cme_engine::Claim {
+        owner: "replica-dead".into(),
+        lease_until: now - chrono::Duration::seconds(1),
+        ..live_claim.clone()
+    };
+    let dead = rig.store.claim_due(&dead_claim).await.unwrap().remove(0);
+    assert_eq!(executors.len(), 2);
+    for (id, run) in [("of-live", &live.id), ("of-dead", &dead.id)] {
+        let mut armed = undo(id, chrono::Duration::hours(1));
+        armed.run_id = run.clone();
+        armed.step = Some("freeze".into());
+        rig.store.insert_undo(&armed).await.unwrap();
+    }
+    rig.engine.start();
+    until("the dead run's revert", async || state_of(&rig, "of-dead").await.state == UndoState::Done).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(state_of(&rig, "of-live").await.state, UndoState::Pending, "a live replica's run is left to it");
+    assert_eq!(*rig.host.undos.lock().unwrap(), ["of-dead"]);
+}
