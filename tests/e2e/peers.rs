@@ -89,6 +89,11 @@ impl Moto {
 
     /// The instance's state name: running, shutting-down, terminated, ...
     pub async fn state(&self, id: &str) -> String {
+        self.instance(id).await.state().unwrap().name().unwrap().as_str().to_string()
+    }
+
+    /// The instance as EC2 describes it.
+    async fn instance(&self, id: &str) -> aws_sdk_ec2::types::Instance {
         let found = self
             .client
             .describe_instances()
@@ -96,8 +101,7 @@ impl Moto {
             .send()
             .await
             .unwrap();
-        let instance = &found.reservations()[0].instances()[0];
-        instance.state().unwrap().name().unwrap().as_str().to_string()
+        found.reservations()[0].instances()[0].clone()
     }
 
     pub async fn is_running(&self, id: &str) -> bool {
@@ -106,18 +110,8 @@ impl Moto {
 
     /// The instance's security groups' ids, sorted.
     pub async fn groups(&self, id: &str) -> Vec<String> {
-        let found = self
-            .client
-            .describe_instances()
-            .filters(Filter::builder().name("instance-id").values(id).build())
-            .send()
-            .await
-            .unwrap();
-        let mut groups: Vec<String> = found.reservations()[0].instances()[0]
-            .security_groups()
-            .iter()
-            .filter_map(|g| g.group_id().map(str::to_string))
-            .collect();
+        let mut groups: Vec<String> =
+            self.instance(id).await.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect();
         groups.sort();
         groups
     }

@@ -724,7 +724,7 @@ impl ClaimStore for Store {
             return writer
                 .write(move |conn| -> StorageResult<(Vec<Executor>, bool)> {
                     let running = attacks_running_sqlite(conn)?;
-                    let allowed = std::cmp::min(cap.saturating_sub(u64::try_from(running).unwrap_or(0)), limit);
+                    let allowed = std::cmp::min(cap.saturating_sub(running), limit);
                     let claimed = if allowed == 0 {
                         Vec::new()
                     } else {

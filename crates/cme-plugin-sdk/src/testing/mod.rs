@@ -484,14 +484,16 @@ impl Session {
         Ok(())
     }
 
+    /// Whether the plugin may send `request` (declared and granted URL patterns).
+    fn http_allowed(&self, request: &Request) -> Result<url::Url, HostError> {
+        let url = url::Url::parse(&request.url).map_err(|e| HostError::InvalidArgument(format!("url: {e}")))?;
+        self.allowed(|c| matches!(c, Capability::Http(patterns) if patterns.iter().any(|p| UrlPattern::parse(p).is_ok_and(|p| p.matches(&url)))), &format!("HTTP to {url}"))
+            .map_err(HostError::Denied)?;
+        Ok(url)
+    }
+
     pub(crate) fn http_send(&mut self, request: &Request) -> Result<Response, HostError> {
-        let url = url::Url::parse(&request.url);
-        let verdict = match &url {
-            Err(e) => Err(HostError::InvalidArgument(format!("url: {e}"))),
-            Ok(url) => self
-                .allowed(|c| matches!(c, Capability::Http(patterns) if patterns.iter().any(|p| UrlPattern::parse(p).is_ok_and(|p| p.matches(url)))), &format!("HTTP to {url}"))
-                .map_err(HostError::Denied),
-        };
+        let verdict = self.http_allowed(request);
         self.calls.push(Call::Http {
             method: request.method.clone(),
             url: request.url.clone(),
@@ -623,13 +625,7 @@ impl Session {
     }
 
     pub(crate) fn undo_arm_http(&mut self, request: &Request, after_ms: u64) -> Result<String, HostError> {
-        let url = url::Url::parse(&request.url);
-        let verdict = match &url {
-            Err(e) => Err(HostError::InvalidArgument(format!("url: {e}"))),
-            Ok(url) => self
-                .allowed(|c| matches!(c, Capability::Http(patterns) if patterns.iter().any(|p| UrlPattern::parse(p).is_ok_and(|p| p.matches(url)))), &format!("HTTP to {url}"))
-                .map_err(HostError::Denied),
-        };
+        let verdict = self.http_allowed(request);
         self.calls.push(Call::UndoArmHttp {
             method: request.method.clone(),
             url: request.url.clone(),

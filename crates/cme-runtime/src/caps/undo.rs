@@ -75,31 +75,14 @@ impl Host for CallState {
         };
         let caps = self.caps.as_ref().expect("admitted");
         let store = caps.backends.ssh.as_ref().expect("a session was opened").store.clone();
-        let now = Utc::now();
-        let undo = Undo {
-            id: undo_id(&self.run_id, self.host_calls),
-            run_id: self.run_id.clone(),
-            plan_id: caps.owner.plan.clone(),
-            step: self.step.clone(),
-            plugin: self.plugin.clone(),
-            address: target.address.clone(),
-            port: target.port,
-            user: target.user.clone(),
-            credential: target.credential.clone(),
-            command: command.clone(),
-            revert: Revert::Ssh,
-            plan_created_by: caps.owner.created_by.clone(),
-            armed: now,
-            due: now + after,
-            state: UndoState::Pending,
-            attempts: 0,
-            outcome: None,
-            finished: None,
-        };
-        if let Err(error) = store.arm_undo(&undo).await {
-            let reason = format!("the undo could not be stored, so the fault must not be made: {error}");
-            self.audit(CALL, label, Decision::Unavailable(reason.clone()), None);
-            return Ok(Err(HostError::Unavailable(reason)));
+        let undo = self.new_undo(
+            Revert::Ssh,
+            (target.address.clone(), target.port, target.user.clone(), target.credential.clone()),
+            command.clone(),
+            after,
+        );
+        if let Err(refused) = self.store_undo(&store, CALL, &label, &undo).await {
+            return Ok(Err(refused));
         }
         let timer = cme_cloud::ssh::undo::timer(&undo.id, &command, after.as_secs() + TIMER_GRACE_SECONDS);
         self.begin(CALL, &label);
@@ -163,19 +146,42 @@ impl Host for CallState {
             self.audit(CALL, label, Decision::Unavailable(reason.clone()), None);
             return Ok(Err(HostError::Unavailable(reason)));
         };
+        let revert = Revert::Http { method: cloud.method, url: cloud.url, headers: cloud.headers, body: cloud.body };
+        let undo = self.new_undo(revert, (String::new(), 0, String::new(), String::new()), label.clone(), after);
+        if let Err(refused) = self.store_undo(&store, CALL, &label, &undo).await {
+            return Ok(Err(refused));
+        }
+        self.audit(CALL, label, Decision::Allowed, Some(format!("armed {} (due {})", undo.id, undo.due.to_rfc3339())));
+        Ok(Ok(undo.id))
+    }
+}
+
+impl CallState {
+    /// An undo of this run (and step) doing `revert`, due after `after`; `target` is the
+    /// SSH target's (address, port, user, credential), empty for what the host restores
+    /// itself; `command` what it does, in words for those.
+    pub(crate) fn new_undo(
+        &self,
+        revert: Revert,
+        target: (String, u16, String, String),
+        command: String,
+        after: Duration,
+    ) -> Undo {
+        let caps = self.caps.as_ref().expect("admitted calls have capabilities");
+        let (address, port, user, credential) = target;
         let now = Utc::now();
-        let undo = Undo {
+        Undo {
             id: undo_id(&self.run_id, self.host_calls),
             run_id: self.run_id.clone(),
             plan_id: caps.owner.plan.clone(),
             step: self.step.clone(),
             plugin: self.plugin.clone(),
-            address: String::new(),
-            port: 0,
-            user: String::new(),
-            credential: String::new(),
-            command: label.clone(),
-            revert: Revert::Http { method: cloud.method, url: cloud.url, headers: cloud.headers, body: cloud.body },
+            address,
+            port,
+            user,
+            credential,
+            command,
+            revert,
             plan_created_by: caps.owner.created_by.clone(),
             armed: now,
             due: now + after,
@@ -183,14 +189,24 @@ impl Host for CallState {
             attempts: 0,
             outcome: None,
             finished: None,
-        };
-        if let Err(error) = store.arm_undo(&undo).await {
-            let reason = format!("the undo could not be stored, so the fault must not be made: {error}");
-            self.audit(CALL, label, Decision::Unavailable(reason.clone()), None);
-            return Ok(Err(HostError::Unavailable(reason)));
         }
-        self.audit(CALL, label, Decision::Allowed, Some(format!("armed {} (due {})", undo.id, undo.due.to_rfc3339())));
-        Ok(Ok(undo.id))
+    }
+
+    /// Stores an undo before its fault is made; a refusal (audited) means the fault
+    /// must not be made.
+    pub(crate) async fn store_undo(
+        &mut self,
+        store: &std::sync::Arc<dyn crate::SshStore>,
+        call: &str,
+        label: &str,
+        undo: &Undo,
+    ) -> Result<(), HostError> {
+        if let Err(error) = store.arm_undo(undo).await {
+            let reason = format!("the undo could not be stored, so the fault must not be made: {error}");
+            self.audit(call, label.to_string(), Decision::Unavailable(reason.clone()), None);
+            return Err(HostError::Unavailable(reason));
+        }
+        Ok(())
     }
 }
 

@@ -9,9 +9,8 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use cme_cloud::ec2::{Ec2 as Ec2Backend, Filter as CloudFilter, Instance as CloudInstance, Terminated as CloudTerminated};
-use cme_model::undo::{Revert, Undo, UndoState};
+use cme_model::undo::Revert;
 
 use super::{Ec2, Ec2Use, budgets, required_tag_filters};
 use crate::audit::Decision;
@@ -99,20 +98,11 @@ impl CallState {
             Err(Err(e)) => return Ok(Err(self.ec2_failed(call, target, e))),
         };
         let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
-        if operation.takes_out() {
-            let charge = {
-                let caps = self.caps.as_ref().expect("admitted");
-                budgets::Charge {
-                    rules: caps.backends.budgets.groups.clone(),
-                    ledger: caps.backends.ledger.clone(),
-                    run_id: self.run_id.clone(),
-                    dry_run,
-                }
-            };
-            if let Err(reason) = budgets::charge(charge, &ec2, &region, &still).await {
-                self.audit(call, target, Decision::Denied(reason.clone()), None);
-                return Ok(Err(HostError::BudgetExhausted(reason)));
-            }
+        if operation.takes_out()
+            && let Err(reason) = budgets::charge(self.charge(dry_run), &ec2, &region, &still).await
+        {
+            self.audit(call, target, Decision::Denied(reason.clone()), None);
+            return Ok(Err(HostError::BudgetExhausted(reason)));
         }
         if dry_run {
             let verb = match operation {
@@ -292,38 +282,14 @@ impl CallState {
             self.audit(call, target.to_string(), Decision::Unavailable(reason.clone()), None);
             return Err(HostError::Unavailable(reason));
         };
-        let now = Utc::now();
         let region = match &revert {
             Revert::Ec2Start { region, .. } | Revert::Ec2Groups { region, .. } | Revert::Ec2Acl { region, .. } => {
                 region.clone()
             }
             _ => String::new(),
         };
-        let undo = Undo {
-            id: crate::caps::undo::undo_id(&self.run_id, self.host_calls),
-            run_id: self.run_id.clone(),
-            plan_id: caps.owner.plan.clone(),
-            step: self.step.clone(),
-            plugin: self.plugin.clone(),
-            address: region,
-            port: 0,
-            user: String::new(),
-            credential: String::new(),
-            command: words,
-            revert,
-            plan_created_by: caps.owner.created_by.clone(),
-            armed: now,
-            due: now + Duration::from_millis(hold_ms),
-            state: UndoState::Pending,
-            attempts: 0,
-            outcome: None,
-            finished: None,
-        };
-        if let Err(error) = store.arm_undo(&undo).await {
-            let reason = format!("the revert could not be stored, so the fault must not be made: {error}");
-            self.audit(call, target.to_string(), Decision::Unavailable(reason.clone()), None);
-            return Err(HostError::Unavailable(reason));
-        }
+        let undo = self.new_undo(revert, (region, 0, String::new(), String::new()), words, Duration::from_millis(hold_ms));
+        self.store_undo(&store, call, target, &undo).await?;
         self.audit("undo.arm", undo.target(), Decision::Allowed, Some(format!("armed {}: {}", undo.id, undo.command)));
         Ok(undo.id)
     }

@@ -204,16 +204,7 @@ impl Host for CallState {
             Err(e) => return Ok(Err(self.ec2_failed(CALL, target, e))),
         };
         let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
-        let charge = {
-            let caps = self.caps.as_ref().expect("admitted");
-            budgets::Charge {
-                rules: caps.backends.budgets.groups.clone(),
-                ledger: caps.backends.ledger.clone(),
-                run_id: self.run_id.clone(),
-                dry_run,
-            }
-        };
-        if let Err(reason) = budgets::charge(charge, &ec2, &region, &still).await {
+        if let Err(reason) = budgets::charge(self.charge(dry_run), &ec2, &region, &still).await {
             self.audit(CALL, target, Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
         }
@@ -289,6 +280,18 @@ fn required_tag_filters(state: &CallState) -> Result<Vec<CloudFilter>, String> {
 }
 
 impl CallState {
+    /// What taking instances out is charged against: the operator's budgets, their
+    /// ledger, this run.
+    fn charge(&self, dry_run: bool) -> budgets::Charge {
+        let caps = self.caps.as_ref().expect("admitted");
+        budgets::Charge {
+            rules: caps.backends.budgets.groups.clone(),
+            ledger: caps.backends.ledger.clone(),
+            run_id: self.run_id.clone(),
+            dry_run,
+        }
+    }
+
     fn fenced(&mut self, call: &str, target: String, reason: String) -> HostError {
         self.audit(call, target, Decision::Denied(reason.clone()), None);
         HostError::Denied(reason)
