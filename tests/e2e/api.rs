@@ -425,7 +425,7 @@ async fn plans_beyond_the_configured_caps_are_refused_with_429_and_store_nothing
 }
 
 #[tokio::test]
-async fn audit_events_and_run_logs_past_their_retention_are_pruned_and_results_stay() {
+async fn audit_events_run_logs_and_journals_past_their_retention_are_pruned_and_results_stay() {
     let sink = Sink::start(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let config = "audit_retention_seconds = 3\nrun_log_retention_seconds = 3\nreaper_interval_seconds = 1\n";
@@ -447,14 +447,17 @@ async fn audit_events_and_run_logs_past_their_retention_are_pruned_and_results_s
         done["log"]["elapsed_ms"].as_u64().unwrap() > 0 || !done["log"]["lines"].as_array().unwrap().is_empty(),
         "{done}"
     );
+    assert_eq!(api.get(&format!("/api/1/executors/{id}/journal")).await.status, 200, "a journal at first");
 
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let executor = api.get(&format!("/api/1/executors/{id}")).await.body;
         let audit = api.get("/api/1/audit/").await.body;
+        let journal = api.get(&format!("/api/1/executors/{id}/journal")).await.status;
         if !audited(&audit)
             && executor["log"]["lines"].as_array().is_some_and(Vec::is_empty)
             && executor["log"]["elapsed_ms"] == 0
+            && journal == 404
         {
             assert_eq!(executor["status"], "succeeded", "the result outlives the log: {executor}");
             assert_eq!(executor["result"], done["result"]);
