@@ -368,6 +368,11 @@ async fn a_known_secret_in_script_args_fault_targets_and_undos_shows_nowhere() {
             api.get(&format!("/api/1/executors/{}", ran["id"].as_str().unwrap())).await.body.to_string(),
         ),
         ("the fault's executor", api.get(&format!("/api/1/executors/{executor}")).await.body.to_string()),
+        ("the fault's journal", api.get(&format!("/api/1/executors/{executor}/journal")).await.body.to_string()),
+        (
+            "the fault's JUnit",
+            api.get(&format!("/api/1/executors/{executor}/journal?format=junit")).await.body.to_string(),
+        ),
         ("the plans", api.get("/api/1/plans/?all=true").await.body.to_string()),
         ("the undos", api.get("/api/1/undos/").await.body.to_string()),
         ("the audit log", api.get("/api/1/audit/?size=1000").await.body.to_string()),
