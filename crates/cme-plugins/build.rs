@@ -8,7 +8,7 @@ use std::process::Command;
 
 // The one list of built-in plugins (crate names in plugins/), shared with src/lib.rs.
 include!("src/builtin_names.rs");
-const TEST_PLUGINS: [&str; 12] = [
+const TEST_PLUGINS: [&str; 14] = [
     "hostile",
     "ping-attack",
     "gce-stop-instance",
@@ -21,6 +21,8 @@ const TEST_PLUGINS: [&str; 12] = [
     "command",
     "legacy-planner",
     "legacy-attack",
+    "v2-planner",
+    "v2-probe",
 ];
 
 fn main() {

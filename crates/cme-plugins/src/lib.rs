@@ -68,4 +68,8 @@ pub mod test_plugins {
     pub const LEGACY_PLANNER: EmbeddedPlugin = embed!("legacy-planner", "legacy_planner.wasm");
     /// An attack built against cme:plugin@0.1.0 (GETs its `url` through the 0.1.0 http).
     pub const LEGACY_ATTACK: EmbeddedPlugin = embed!("legacy-attack", "legacy_attack.wasm");
+    /// A planner built against cme:plugin@0.2.0 (asked about a window).
+    pub const V2_PLANNER: EmbeddedPlugin = embed!("v2-planner", "v2_planner.wasm");
+    /// A probe built against cme:plugin@0.2.0 (GETs its `url` through the 0.2.0 http).
+    pub const V2_PROBE: EmbeddedPlugin = embed!("v2-probe", "v2_probe.wasm");
 }

@@ -226,3 +226,43 @@ async fn an_attack_built_against_0_1_0_runs_within_the_same_grant() {
     assert_eq!(server.requests().len(), 1);
     assert_eq!(outcome.record.audit.len(), 1, "audited like any call");
 }
+
+#[tokio::test]
+async fn a_planner_built_against_0_2_0_loads_and_plans_its_window() {
+    let runtime = runtime();
+    let planner = runtime.load(cme_plugins::test_plugins::V2_PLANNER.wasm).await.expect("a 0.2.0 planner loads");
+    assert_eq!(planner.contract(), "0.2.0");
+    let ctx = window(1, "UTC", at("2026-12-01T00:00:00Z"), at("2026-12-08T00:00:00Z"));
+    let outcome = runtime.plan(&planner, ctx, &json!({"in_seconds": 60})).await;
+    assert_eq!(outcome.result.unwrap(), Planned { instants: vec![at("2026-12-01T00:01:00Z")], recurring: false });
+    assert_eq!(outcome.record.log[0].message, "planning with the 0.2.0 contract");
+}
+
+#[tokio::test]
+async fn a_probe_built_against_0_2_0_checks_within_the_same_grant() {
+    let server = CaptureServer::start(|_| Reply::status(503)).await;
+    let runtime = runtime();
+    let probe = runtime.load(cme_plugins::test_plugins::V2_PROBE.wasm).await.expect("a 0.2.0 probe loads");
+    assert_eq!(probe.contract(), "0.2.0");
+    let request = |grant: Grant| cme_runtime::ProbeRequest {
+        check_id: "check-1".into(),
+        now: Utc::now(),
+        args: json!({"url": server.url("/health")}),
+        grant,
+        deadline: std::time::Duration::from_secs(10),
+        owner: Default::default(),
+        dry_run: false,
+    };
+    let denied = runtime.check(&probe, request(Grant::default())).await;
+    assert!(
+        matches!(denied.result, Err(CallError::Denied(ref m)) if m.contains("http is not granted")),
+        "{:?}",
+        denied.result
+    );
+    assert!(server.requests().is_empty());
+    let outcome = runtime.check(&probe, request(cme_runtime::grant::as_declared(&probe.info().capabilities))).await;
+    let verdict = outcome.result.expect("the granted request is sent");
+    assert!(!verdict.healthy);
+    assert_eq!(verdict.reason, format!("GET {} -> 503", server.url("/health")));
+    assert_eq!(outcome.record.audit.len(), 1, "audited like any call");
+}
