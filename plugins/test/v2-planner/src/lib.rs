@@ -2,7 +2,12 @@
 //! it about windows. Args: `{"in_seconds": N}` plans one run N seconds after the window's
 //! start (one-shot); it logs through the 0.2.0 `log` import.
 
-wit_bindgen::generate!({ world: "planner", path: "../../../wit/legacy/v0.2.0" });
+// The generated export glue takes one argument per flattened WIT value (a window is four).
+#[allow(clippy::too_many_arguments)]
+mod bindings {
+    wit_bindgen::generate!({ world: "planner", path: "../../../wit/legacy/v0.2.0" });
+}
+use bindings::*;
 
 use cme::plugin::log::{Level, log};
 
