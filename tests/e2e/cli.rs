@@ -4,7 +4,14 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn cme(url: &str, args: &[&str]) -> (bool, String, String) {
+/// `cme ARGS` against the engine at `url`: whether it succeeded, its stdout and stderr.
+pub(crate) fn cme(url: &str, args: &[&str]) -> (bool, String, String) {
+    let (code, stdout, stderr) = cme_exit(url, args);
+    (code == Some(0), stdout, stderr)
+}
+
+/// `cme ARGS` against the engine at `url` (no token): its exit code, stdout and stderr.
+pub(crate) fn cme_exit(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_cme"))
         .args(args)
         .env("CME_URL", url)
@@ -12,7 +19,7 @@ fn cme(url: &str, args: &[&str]) -> (bool, String, String) {
         .output()
         .unwrap();
     (
-        output.status.success(),
+        output.status.code(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )

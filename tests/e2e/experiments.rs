@@ -34,17 +34,7 @@ fn verify(name: &str, after: &[&str], url: &str) -> Value {
 fn cme_experiment(url: &str, body: &Value) -> (Option<i32>, String, String) {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), body.to_string()).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_cme"))
-        .args(["experiments", "run", "-f", file.path().to_str().unwrap(), "--wait"])
-        .env("CME_URL", url)
-        .env_remove("CME_TOKEN")
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    crate::cli::cme_exit(url, &["experiments", "run", "-f", file.path().to_str().unwrap(), "--wait"])
 }
 
 /// The run id the CLI printed.

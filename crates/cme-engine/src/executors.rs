@@ -74,6 +74,16 @@ pub enum JournalView {
     Stored(crate::journal::Journal),
 }
 
+impl JournalView {
+    /// The journal as it stands now.
+    pub fn now(&self) -> crate::journal::Journal {
+        match self {
+            JournalView::Live(live) => live.borrow().clone(),
+            JournalView::Stored(journal) => journal.clone(),
+        }
+    }
+}
+
 impl Engine {
     /// Executor `id` with its journal: live while its run is in flight here, stored once
     /// it ended. A run that has not started, runs on another replica, or whose journal

@@ -76,18 +76,11 @@ pub async fn show(req: HttpRequest, id: web::Path<String>, state: web::Data<ApiS
             Ok(events(stream::iter([first]).chain(rest)))
         }
         (Form::Json, view) => {
-            let (journal, live) = match view {
-                JournalView::Live(live) => (live.borrow().clone(), true),
-                JournalView::Stored(journal) => (journal, false),
-            };
-            Ok(document(&executor, &masked(&secrets, &journal), live).ok())
+            let live = matches!(view, JournalView::Live(_));
+            Ok(document(&executor, &masked(&secrets, &view.now()), live).ok())
         }
         (Form::Junit, view) => {
-            let journal = match view {
-                JournalView::Live(live) => live.borrow().clone(),
-                JournalView::Stored(journal) => journal,
-            };
-            let journal: Journal = serde_json::from_value(masked(&secrets, &journal)).unwrap_or_default();
+            let journal: Journal = serde_json::from_value(masked(&secrets, &view.now())).unwrap_or_default();
             Ok(HttpResponse::Ok()
                 .content_type("application/xml; charset=utf-8")
                 .body(journal.junit(&executor.id, &cme_secrets::text_of(&plan))))

@@ -98,7 +98,7 @@ async fn a_revert_a_fence_refuses_is_shown_as_failed_and_retried_never_given_up(
     let outcome = after.outcome.unwrap();
     assert!(outcome.starts_with("failed: refused") && outcome.contains("[ec2] fence"), "{outcome}");
     assert!(after.due > Utc::now(), "retried later, backing off");
-    // Once the fence allows it, it runs.
+    // The keeper goes on serving the other undos meanwhile.
     rig.host.undo_refused.store(false, Ordering::SeqCst);
     rig.engine.halt(None, "ops").await.unwrap();
     rig.store.insert_undo(&undo("other", chrono::Duration::hours(1))).await.unwrap();

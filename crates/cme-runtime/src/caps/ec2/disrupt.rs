@@ -9,18 +9,19 @@
 
 use std::time::Duration;
 
-use cme_cloud::ec2::{Ec2 as Ec2Backend, Filter as CloudFilter, Instance as CloudInstance, Terminated as CloudTerminated};
+use cme_cloud::ec2::{Ec2 as Ec2Backend, Instance as CloudInstance, Terminated as CloudTerminated};
 use cme_model::undo::Revert;
 
-use super::{Ec2, Ec2Use, budgets, required_tag_filters};
+use super::{Ec2, Ec2Use, budgets};
 use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::ec2::Terminated;
-use crate::grant::Fences;
 use crate::state::CallState;
 
 /// The tag that says, on the changed resource, what restores it.
 pub(crate) const REVERT_TAG: &str = "cme:revert";
+/// What the run's budget counts the faults that take instances out as.
+const TAKEN_OUT: &str = "instances taken out (terminated, stopped or isolated)";
 /// The longest a fault may be held before its revert is due.
 const MAX_HOLD: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -58,44 +59,14 @@ impl CallState {
     ) -> wasmtime::Result<Result<Vec<Terminated>, HostError>> {
         let call = operation.call();
         let target = format!("{region}: {}", instance_ids.join(","));
-        if let Err(denied) = self.admit::<Ec2>(call, &target, Ec2Use::Disrupt { region: &region })? {
-            return Ok(Err(denied));
-        }
-        let caps = self.caps.as_ref().expect("admitted calls have capabilities");
-        let Some(ec2) = caps.backends.ec2.clone() else {
-            return Ok(Err(self.unavailable(call, &target, "ec2")));
-        };
-        if instance_ids.is_empty() {
-            return Ok(Err(HostError::InvalidArgument("instance-ids is empty".into())));
-        }
         if Duration::from_millis(hold_ms) > MAX_HOLD {
             return Ok(Err(HostError::InvalidArgument("hold-ms must be at most 7 days".into())));
         }
-        if let Some(stranger) = instance_ids.iter().find(|id| caps.units.ec2.discovered.get(*id) != Some(&region)) {
-            let reason = format!("instance {stranger} was not returned by this run's describe-instances in {region}");
-            self.audit(call, target, Decision::Denied(reason.clone()), None);
-            return Ok(Err(HostError::Denied(reason)));
-        }
-        if operation.takes_out()
-            && let Err(reason) = self.within_run_budget(instance_ids.len())
-        {
-            self.audit(call, target, Decision::Denied(reason.clone()), None);
-            return Ok(Err(HostError::BudgetExhausted(reason)));
-        }
-        let tags = match required_tag_filters(self) {
-            Ok(tags) => tags,
-            Err(reason) => {
-                self.audit(call, target, Decision::Denied(reason.clone()), None);
-                return Ok(Err(HostError::Denied(reason)));
-            }
-        };
-        let still = match still_running(&ec2, &region, &instance_ids, tags).await {
-            Ok(still) => still,
-            Err(Ok(reason)) => {
-                self.audit(call, target, Decision::Denied(reason.clone()), None);
-                return Ok(Err(HostError::Denied(reason)));
-            }
-            Err(Err(e)) => return Ok(Err(self.ec2_failed(call, target, e))),
+        let using = Ec2Use::Disrupt { region: &region };
+        let counted = operation.takes_out().then_some(TAKEN_OUT);
+        let (ec2, still) = match self.instances_to_change(call, &target, &region, &instance_ids, using, counted).await? {
+            Ok(checked) => checked,
+            Err(refused) => return Ok(Err(refused)),
         };
         let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
         if operation.takes_out()
@@ -214,7 +185,7 @@ impl CallState {
                 }
             }
         }
-        if let Err(reason) = self.within_run_budget(subnet_ids.len()) {
+        if let Err(reason) = self.within_run_budget(subnet_ids.len(), TAKEN_OUT) {
             self.audit(CALL, target, Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
         }
@@ -251,18 +222,6 @@ impl CallState {
         }
         self.audit(CALL, target, Decision::Allowed, Some(format!("{} subnets isolated", subnet_ids.len())));
         Ok(Ok(subnet_ids))
-    }
-
-    /// Whether `count` more instances fit the run's budget (the grant's and the `[ec2]`
-    /// fence's `max_terminations_per_run`, counting terminated, stopped and isolated).
-    fn within_run_budget(&self, count: usize) -> Result<(), String> {
-        let caps = self.caps.as_ref().expect("admitted");
-        let granted = caps.grant.ec2.as_ref().map_or(0, |g| g.max_terminations_per_run);
-        let (budget, by) = Fences::budget(granted, caps.backends.fences.ec2.max_terminations_per_run, "[ec2]");
-        if caps.units.ec2.terminated.saturating_add(count as u32) > budget {
-            return Err(format!("{by} allows {budget} instances taken out (terminated, stopped or isolated) per run"));
-        }
-        Ok(())
     }
 
     /// Stores a revert in the run's ledger, due after `hold_ms` (sooner when the
@@ -302,23 +261,6 @@ impl CallState {
             tracing::warn!(resource, error = %e, "cannot tag the resource with its revert");
         }
     }
-}
-
-/// The instances, re-read right before acting: still running with the required tags
-/// (`tags`) (Err(Ok): why not; Err(Err): EC2 failed).
-async fn still_running(
-    ec2: &Ec2Backend,
-    region: &str,
-    ids: &[String],
-    mut recheck: Vec<CloudFilter>,
-) -> Result<Vec<CloudInstance>, Result<String, cme_cloud::ec2::Ec2Error>> {
-    recheck.push(CloudFilter { name: "instance-id".into(), values: ids.to_vec() });
-    recheck.push(CloudFilter { name: "instance-state-name".into(), values: vec!["running".into()] });
-    let still = ec2.describe_instances(region, &recheck).await.map_err(Err)?;
-    if let Some(gone) = ids.iter().find(|id| !still.iter().any(|i| &i.instance_id == *id)) {
-        return Err(Ok(format!("instance {gone} is no longer running with the granted tags")));
-    }
-    Ok(still)
 }
 
 /// Isolates each instance: its VPC's isolation group instead of its own.

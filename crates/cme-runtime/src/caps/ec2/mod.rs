@@ -8,7 +8,9 @@ mod disrupt;
 
 use std::collections::{BTreeMap, HashMap};
 
-use cme_cloud::ec2::{Ec2Error, Filter as CloudFilter};
+use std::sync::Arc;
+
+use cme_cloud::ec2::{Ec2 as Ec2Backend, Ec2Error, Filter as CloudFilter, Instance as CloudInstance};
 
 use super::Unit;
 use crate::audit::Decision;
@@ -163,46 +165,12 @@ impl Host for CallState {
     ) -> wasmtime::Result<Result<Vec<Terminated>, HostError>> {
         const CALL: &str = "ec2.terminate-instances";
         let target = format!("{region}: {}", instance_ids.join(","));
-        if let Err(denied) = self.admit::<Ec2>(CALL, &target, Ec2Use::Terminate { region: &region })? {
-            return Ok(Err(denied));
-        }
-        let caps = self.caps.as_ref().expect("admitted calls have capabilities");
-        let Some(ec2) = caps.backends.ec2.clone() else {
-            return Ok(Err(self.unavailable(CALL, &target, "ec2")));
-        };
-        if instance_ids.is_empty() {
-            return Ok(Err(HostError::InvalidArgument("instance-ids is empty".into())));
-        }
-        if let Some(stranger) = instance_ids.iter().find(|id| caps.units.ec2.discovered.get(*id) != Some(&region)) {
-            let reason = format!("instance {stranger} was not returned by this run's describe-instances in {region}");
-            self.audit(CALL, target, Decision::Denied(reason.clone()), None);
-            return Ok(Err(HostError::Denied(reason)));
-        }
-        let granted = caps.grant.ec2.as_ref().map_or(0, |g| g.max_terminations_per_run);
-        let (budget, by) = Fences::budget(granted, caps.backends.fences.ec2.max_terminations_per_run, "[ec2]");
-        if caps.units.ec2.terminated.saturating_add(instance_ids.len() as u32) > budget {
-            let reason = format!("{by} allows {budget} terminations per run");
-            self.audit(CALL, target, Decision::Denied(reason.clone()), None);
-            return Ok(Err(HostError::BudgetExhausted(reason)));
-        }
-        // Re-check right before acting: still running, still carrying the required tags.
-        let mut recheck = match required_tag_filters(self) {
-            Ok(tags) => tags,
-            Err(reason) => return Ok(Err(self.fenced(CALL, target, reason))),
-        };
-        recheck.push(CloudFilter { name: "instance-id".into(), values: instance_ids.clone() });
-        recheck.push(CloudFilter { name: "instance-state-name".into(), values: vec!["running".into()] });
-        let still = match ec2.describe_instances(&region, &recheck).await {
-            Ok(still) => {
-                if let Some(gone) = instance_ids.iter().find(|id| !still.iter().any(|i| &i.instance_id == *id)) {
-                    let reason = format!("instance {gone} is no longer running with the granted tags");
-                    self.audit(CALL, target, Decision::Denied(reason.clone()), None);
-                    return Ok(Err(HostError::Denied(reason)));
-                }
-                still
-            }
-            Err(e) => return Ok(Err(self.ec2_failed(CALL, target, e))),
-        };
+        let using = Ec2Use::Terminate { region: &region };
+        let (ec2, still) =
+            match self.instances_to_change(CALL, &target, &region, &instance_ids, using, Some("terminations")).await? {
+                Ok(checked) => checked,
+                Err(refused) => return Ok(Err(refused)),
+            };
         let dry_run = self.caps.as_ref().is_some_and(|c| c.dry_run);
         if let Err(reason) = budgets::charge(self.charge(dry_run), &ec2, &region, &still).await {
             self.audit(CALL, target, Decision::Denied(reason.clone()), None);
@@ -280,6 +248,71 @@ fn required_tag_filters(state: &CallState) -> Result<Vec<CloudFilter>, String> {
 }
 
 impl CallState {
+    /// What every change to instances checks before it acts, in this order: declared and
+    /// granted (`using`), an EC2 backend, ids given, each one described by this run in
+    /// `region`, the run's budget (`counted`: what the refusal calls the instances it
+    /// counts; None: not counted), and each one re-read right before: still running,
+    /// still carrying the required tags. The backend and the instances as re-read; every
+    /// refusal is audited.
+    pub(super) async fn instances_to_change(
+        &mut self,
+        call: &'static str,
+        target: &str,
+        region: &str,
+        ids: &[String],
+        using: Ec2Use<'_>,
+        counted: Option<&str>,
+    ) -> wasmtime::Result<Result<(Arc<Ec2Backend>, Vec<CloudInstance>), HostError>> {
+        if let Err(denied) = self.admit::<Ec2>(call, target, using)? {
+            return Ok(Err(denied));
+        }
+        let caps = self.caps.as_ref().expect("admitted calls have capabilities");
+        let Some(ec2) = caps.backends.ec2.clone() else {
+            return Ok(Err(self.unavailable(call, target, "ec2")));
+        };
+        if ids.is_empty() {
+            return Ok(Err(HostError::InvalidArgument("instance-ids is empty".into())));
+        }
+        if let Some(stranger) = ids.iter().find(|id| caps.units.ec2.discovered.get(*id).map(String::as_str) != Some(region)) {
+            let reason = format!("instance {stranger} was not returned by this run's describe-instances in {region}");
+            return Ok(Err(self.fenced(call, target.to_string(), reason)));
+        }
+        if let Some(counted) = counted
+            && let Err(reason) = self.within_run_budget(ids.len(), counted)
+        {
+            self.audit(call, target.to_string(), Decision::Denied(reason.clone()), None);
+            return Ok(Err(HostError::BudgetExhausted(reason)));
+        }
+        let mut recheck = match required_tag_filters(self) {
+            Ok(tags) => tags,
+            Err(reason) => return Ok(Err(self.fenced(call, target.to_string(), reason))),
+        };
+        recheck.push(CloudFilter { name: "instance-id".into(), values: ids.to_vec() });
+        recheck.push(CloudFilter { name: "instance-state-name".into(), values: vec!["running".into()] });
+        let still = match ec2.describe_instances(region, &recheck).await {
+            Ok(still) => still,
+            Err(e) => return Ok(Err(self.ec2_failed(call, target.to_string(), e))),
+        };
+        if let Some(gone) = ids.iter().find(|id| !still.iter().any(|i| &i.instance_id == *id)) {
+            let reason = format!("instance {gone} is no longer running with the granted tags");
+            return Ok(Err(self.fenced(call, target.to_string(), reason)));
+        }
+        Ok(Ok((ec2, still)))
+    }
+
+    /// Whether `count` more fit the run's budget: the grant's and the `[ec2]` fence's
+    /// `max_terminations_per_run`, over everything the run took out (`counted`: what the
+    /// refusal calls them).
+    pub(super) fn within_run_budget(&self, count: usize, counted: &str) -> Result<(), String> {
+        let caps = self.caps.as_ref().expect("admitted");
+        let granted = caps.grant.ec2.as_ref().map_or(0, |g| g.max_terminations_per_run);
+        let (budget, by) = Fences::budget(granted, caps.backends.fences.ec2.max_terminations_per_run, "[ec2]");
+        if caps.units.ec2.terminated.saturating_add(count as u32) > budget {
+            return Err(format!("{by} allows {budget} {counted} per run"));
+        }
+        Ok(())
+    }
+
     /// What taking instances out is charged against: the operator's budgets, their
     /// ledger, this run.
     fn charge(&self, dry_run: bool) -> budgets::Charge {
