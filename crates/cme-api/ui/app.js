@@ -494,7 +494,19 @@ function loginView(message) {
 
 // ---- routing -------------------------------------------------------------------------
 
-async function route() {
+// Views render one at a time, in the order they were asked for, and a view asked for
+// while another renders is skipped when a newer one follows it: a slow page (the
+// calendar's forecasts) can never paint over the page the operator went to next.
+let routeSeq = 0;
+let routing = Promise.resolve();
+
+function route() {
+  const seq = ++routeSeq;
+  routing = routing.then(() => (seq === routeSeq ? renderRoute() : undefined)).catch((error) => banner(String(error)));
+  return routing;
+}
+
+async function renderRoute() {
   const [path, search] = (location.hash.replace(/^#/, "") || "/plans").split("?");
   const query = new URLSearchParams(search || "");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
