@@ -226,8 +226,8 @@ impl Engine {
                     failed(format!("the experiment's deadline ({} s) passed", deadline.as_secs()))
                 }
                 _ = renew.tick() => {
-                    let until = Utc::now() + chrono::Duration::from_std(self.config.run_deadline + self.config.lease_margin).unwrap_or_default();
-                    match self.ports.runs.renew_lease(&executor.id, &self.config.engine_id, until).await {
+                    let lease = self.config.run_deadline + self.config.lease_margin;
+                    match self.ports.runs.renew_lease(&executor.id, &self.config.engine_id, lease).await {
                         Ok(true) => None,
                         Ok(false) => failed("this engine's lease on the run was lost (reaped, or held by another)".to_string()),
                         // Fail closed: a run whose lease may lapse is stopped and reverted.

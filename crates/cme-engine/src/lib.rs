@@ -93,6 +93,10 @@ pub struct Engine {
     wake: Notify,
     /// When the scheduler's next pass is (µs since the epoch), i64::MAX during a pass.
     next_pass_us: std::sync::atomic::AtomicI64,
+    /// How far the database's clock is ahead of this engine's (µs), as the last claim
+    /// showed (its leases are set by the database's clock on PostgreSQL): a run claimed
+    /// ahead waits for its due time by the database's clock, as every replica judges it.
+    db_clock_offset_us: std::sync::atomic::AtomicI64,
     /// Bounds attacks running at once; its free permits are how many may be claimed.
     runs: Arc<Semaphore>,
     /// Bumped (with a reason) to cancel every running attack.
@@ -180,6 +184,7 @@ impl Engine {
             config,
             wake: Notify::new(),
             next_pass_us: std::sync::atomic::AtomicI64::new(i64::MAX),
+            db_clock_offset_us: std::sync::atomic::AtomicI64::new(0),
             runs: Arc::new(Semaphore::new(permits)),
             stop: watch::channel((0, String::new())).0,
             shutdown: watch::channel(false).0,

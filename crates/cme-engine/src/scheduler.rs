@@ -93,7 +93,7 @@ impl Engine {
         let ahead = chrono::Duration::from_std(self.config.claim_ahead).unwrap_or_default();
         let wait = match self.ports.runs.next_due().await? {
             None => cap,
-            Some(at) => (at - ahead - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(cap),
+            Some(at) => (at - ahead - self.db_now()).to_std().unwrap_or(Duration::ZERO).min(cap),
         };
         // Due work this engine may not start yet (a budget over all replicas, the
         // dead-man's switch): look again in a while, not at once (no spinning on it).
@@ -182,6 +182,10 @@ impl Engine {
                 None => (self.ports.claims.claim_due(&claim).await?, false),
             };
             let count = claimed.len();
+            if let Some(lease) = claimed.first().and_then(|e| e.lease.as_ref()) {
+                let offset = (lease.expires - claim.lease_until).num_microseconds().unwrap_or(0);
+                self.db_clock_offset_us.store(offset, std::sync::atomic::Ordering::Relaxed);
+            }
             // Read once per batch, never cached: a blackout made on any replica holds at once.
             let blackouts: Arc<BlackoutIndex> =
                 if count > 0 { self.blackout_index_or_all().await } else { Arc::default() };
@@ -234,6 +238,21 @@ impl Engine {
                             (None, probes, readings) => Ok((probes, readings)),
                         },
                     };
+                    let skip = match skip {
+                        Ok(ready) => match self.confirm_claim(&executor, started).await {
+                            None => Ok(ready),
+                            Some(reason) => {
+                                tracing::warn!(executor_id = %executor.id, %reason, "run not started: its claim no longer holds");
+                                let end = RunEnd {
+                                    status: ExecutorStatus::Cancelled,
+                                    error: Some(format!("cancelled before it started: {reason}")),
+                                    ..RunEnd::failed("")
+                                };
+                                return self.hand_over(executor, started, end, ready.0, permit);
+                            }
+                        },
+                        skipped => skipped,
+                    };
                     match skip {
                         Err((reason, probes)) => {
                             tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, %reason, "executor skipped");
@@ -257,6 +276,18 @@ impl Engine {
         };
         crate::telemetry::run_started(&plugin, late);
         crate::telemetry::run_ended(&plugin, end.status, began.elapsed(), &audit);
+        self.hand_over(executor, started, end, audit, permit);
+    }
+
+    /// Hands how a run ended to the recorder, with its permit.
+    fn hand_over(
+        &self,
+        executor: Executor,
+        started: chrono::DateTime<Utc>,
+        end: RunEnd,
+        audit: Vec<AuditEvent>,
+        permit: OwnedSemaphorePermit,
+    ) {
         let finished = FinishedRun {
             executor_id: executor.id,
             plan_id: executor.plan_id,
@@ -270,16 +301,38 @@ impl Engine {
         }
     }
 
+    /// Right before a run's first effect: whether its claim still holds, confirmed by the
+    /// database in one statement (running, this engine's lease, unexpired by the
+    /// database's clock, no stored halt). A replica paused past its lease, or a halt
+    /// stored by another replica during the claim-ahead wait, keeps the run unstarted.
+    /// None when it holds; why not otherwise (fail closed: an unreadable database too).
+    async fn confirm_claim(&self, executor: &Executor, started: chrono::DateTime<Utc>) -> Option<String> {
+        match self.ports.runs.confirm_start(&executor.id, &self.config.engine_id, started).await {
+            Ok(true) => None,
+            Ok(false) => Some(match self.ports.halt.halt_state().await {
+                Ok(halt) if halt.halted => crate::halt::halted_because(halt.reason.as_deref()),
+                _ => "its claim no longer holds (its lease expired or was taken over)".to_string(),
+            }),
+            Err(error) => Some(format!("cannot confirm its claim: {error}")),
+        }
+    }
+
     /// Waits until a claimed executor is due (it was claimed ahead of its due time); the
     /// reason when a halt or a shutdown stopped every run meanwhile.
     async fn until_due(&self, executor: &Executor) -> Option<String> {
-        let wait = (executor.due - Utc::now()).to_std().ok().filter(|wait| !wait.is_zero())?;
+        let wait = (executor.due - self.db_now()).to_std().ok().filter(|wait| !wait.is_zero())?;
         let mut stop = self.stop.subscribe();
         stop.borrow_and_update();
         tokio::select! {
             _ = tokio::time::sleep(wait) => None,
             Ok(()) = stop.changed() => Some(stop.borrow().1.clone()),
         }
+    }
+
+    /// Now by the database's clock, as the last claim showed it (this engine's clock on
+    /// SQLite, where the two are one).
+    fn db_now(&self) -> chrono::DateTime<Utc> {
+        Utc::now() + chrono::Duration::microseconds(self.db_clock_offset_us.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Tells the webhooks that a run starts. Notifications never hold an attack back: an

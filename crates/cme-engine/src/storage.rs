@@ -127,9 +127,13 @@ pub struct Pruned {
 pub type StorageResult<T> = Result<T, StorageError>;
 
 /// A claim of due executors (see [`Storage::claim_due`]).
+///
+/// On PostgreSQL the database's clock stands for `now` and the other instants keep their
+/// distance from it: replicas share one clock, so a replica whose own clock is ahead
+/// neither claims early nor takes leases that others would judge expired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    /// When the claim is made.
+    /// When the claim is made (by the claiming engine's clock).
     pub now: DateTime<Utc>,
     /// Executors due up to this instant are claimed: `now`, or a little after it when
     /// the scheduler claims ahead of the due times.
@@ -334,12 +338,21 @@ pub trait RunStore: Send + Sync + 'static {
     /// audit events, in one transaction. Returns, per run, whether it was recorded.
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>>;
 
-    /// Running executors whose lease expired become failed, "outcome unknown".
+    /// Running executors whose lease expired become failed, "outcome unknown" (on
+    /// PostgreSQL judged by the database's clock, whatever `now` says).
     async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64>;
 
-    /// Extends a running executor's lease to `expires` while `owner` still holds it (an
-    /// experiment outlives one lease); false when it does not (reaped, or another's).
-    async fn renew_lease(&self, executor_id: &str, owner: &str, expires: DateTime<Utc>) -> StorageResult<bool>;
+    /// Extends a running executor's lease to `lease` from now (on PostgreSQL the
+    /// database's now) while `owner` still holds it (an experiment outlives one lease);
+    /// false when it does not (reaped, or another's).
+    async fn renew_lease(&self, executor_id: &str, owner: &str, lease: std::time::Duration) -> StorageResult<bool>;
+
+    /// Confirms, in one statement, right before a run's first effect, that its claim
+    /// still holds: the executor is running, `owner` holds its lease, the lease has not
+    /// expired (on PostgreSQL by the database's clock) and no halt is stored. Records
+    /// `started` when it does; false (and nothing written) when it does not, and then
+    /// the run must not start.
+    async fn confirm_start(&self, executor_id: &str, owner: &str, started: DateTime<Utc>) -> StorageResult<bool>;
 
     /// A finished run's journal (None: the run never started, or retention emptied it).
     async fn journal(&self, executor_id: &str) -> StorageResult<Option<crate::journal::Journal>>;

@@ -101,6 +101,12 @@ impl StoreConfig {
     }
 }
 
+/// The longest a PostgreSQL statement waits for a lock (row or advisory) before it fails.
+pub const LOCK_TIMEOUT: &str = "5s";
+/// The longest a PostgreSQL session may sit idle inside a transaction before the server
+/// ends it (its locks released): far beyond any transaction of a live engine.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "15s";
+
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -185,6 +191,16 @@ impl Store {
                 .synchronous(if full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
+        });
+        // A replica paused (SIGSTOP) or cut off inside a transaction must not hold the
+        // others up: a lock is waited for at most `LOCK_TIMEOUT` (the statement fails and
+        // is retried, the claim's advisory lock included), and the server ends a session
+        // left idle in a transaction, releasing what it held.
+        options.map_sqlx_postgres_opts(|o| {
+            o.options([
+                ("lock_timeout", LOCK_TIMEOUT),
+                ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION_TIMEOUT),
+            ])
         });
         let is_postgres = config.url.starts_with("postgres");
         if is_postgres {

@@ -848,22 +848,27 @@ impl RunStore for Store {
         // Every scheduler pass asks; almost always nothing is past its grace. Looking first
         // (a read, which waits for no writer) keeps a firing from queueing behind the writes
         // of a busy API just to learn that.
-        let past_grace =
-            "SELECT 1 FROM executors WHERE status = $1 AND due_at_us < $2 AND due_at_us + grace_ms * 1000 < $2 LIMIT 1";
+        let now_sql = self.now_us("$2");
+        let past_grace = format!(
+            "SELECT 1 FROM executors WHERE status = $1 AND due_at_us < {now_sql} AND due_at_us + grace_ms * 1000 < {now_sql} LIMIT 1"
+        );
         let look = Statement::from_sql_and_values(
             self.backend(),
-            adapt(self.backend(), past_grace),
+            adapt(self.backend(), &past_grace),
             [status(PENDING), us(now).into()],
         );
         if self.db().query_one_raw(look).await.map_err(db)?.is_none() {
             return Ok(Vec::new());
         }
         let _gate = self.write_gate().await;
-        let sql = "UPDATE executors SET status = $2, finished_at_us = $1, \
-                   error = 'missed: not started within its grace period after its due time (was the engine down or halted?)' \
-                   WHERE status = $3 AND due_at_us < $1 AND due_at_us + grace_ms * 1000 < $1 RETURNING id, plan_id";
+        let now_sql = self.now_us("$1");
+        let sql = format!(
+            "UPDATE executors SET status = $2, finished_at_us = $1, \
+             error = 'missed: not started within its grace period after its due time (was the engine down or halted?)' \
+             WHERE status = $3 AND due_at_us < {now_sql} AND due_at_us + grace_ms * 1000 < {now_sql} RETURNING id, plan_id"
+        );
         let values = [us(now).into(), status(ExecutorStatus::Missed), status(PENDING)];
-        self.update_announcing(sql, values, ExecutorStatus::Missed, now).await
+        self.update_announcing(&sql, values, ExecutorStatus::Missed, now).await
     }
 
     async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64> {
@@ -910,24 +915,35 @@ impl RunStore for Store {
 
     async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64> {
         let _gate = self.write_gate().await;
-        let sql = "UPDATE executors SET status = $1, finished_at_us = $2, \
-                   error = 'outcome unknown: the engine running this attack stopped before recording its result', lease_owner = NULL \
-                   WHERE status = $3 AND lease_expires_us < $2 RETURNING id, plan_id";
+        let now_sql = self.now_us("$2");
+        let sql = format!(
+            "UPDATE executors SET status = $1, finished_at_us = $2, \
+             error = 'outcome unknown: the engine running this attack stopped before recording its result', lease_owner = NULL \
+             WHERE status = $3 AND lease_expires_us < {now_sql} RETURNING id, plan_id"
+        );
         let values = [status(ExecutorStatus::Failed), us(now).into(), status(RUNNING)];
-        Ok(self.update_announcing(sql, values, ExecutorStatus::Failed, now).await?.len() as u64)
+        Ok(self.update_announcing(&sql, values, ExecutorStatus::Failed, now).await?.len() as u64)
     }
 
-    async fn renew_lease(&self, executor_id: &str, owner: &str, expires: DateTime<Utc>) -> StorageResult<bool> {
-        let _gate = self.write_gate().await;
-        let updated = executor::Entity::update_many()
-            .col_expr(executor::Column::LeaseExpiresUs, Expr::value(us(expires)))
-            .filter(executor::Column::Id.eq(executor_id))
-            .filter(executor::Column::Status.eq(RUNNING.as_str()))
-            .filter(executor::Column::LeaseOwner.eq(owner))
-            .exec(self.db())
-            .await
-            .map_err(db)?;
-        Ok(updated.rows_affected == 1)
+    async fn renew_lease(&self, executor_id: &str, owner: &str, lease: std::time::Duration) -> StorageResult<bool> {
+        let now = self.now_us("$4");
+        let sql = format!(
+            "UPDATE executors SET lease_expires_us = {now} + $5 WHERE id = $1 AND status = $2 AND lease_owner = $3"
+        );
+        let lease_us = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 2);
+        let values = [executor_id.into(), status(RUNNING), owner.into(), us(Utc::now()).into(), lease_us.into()];
+        Ok(self.execute_write(&sql, values).await? == 1)
+    }
+
+    async fn confirm_start(&self, executor_id: &str, owner: &str, started: DateTime<Utc>) -> StorageResult<bool> {
+        let now = self.now_us("$4");
+        let sql = format!(
+            "UPDATE executors SET started_at_us = $4 WHERE id = $1 AND status = $2 AND lease_owner = $3 \
+             AND lease_expires_us > {now} AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $5 AND value = $6)"
+        );
+        let values =
+            [executor_id.into(), status(RUNNING), owner.into(), us(started).into(), HALTED_KEY.into(), "true".into()];
+        Ok(self.execute_write(&sql, values).await? == 1)
     }
 
     async fn journal(&self, executor_id: &str) -> StorageResult<Option<cme_engine::Journal>> {
@@ -1379,10 +1395,11 @@ impl Store {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
             _ => "",
         };
+        let now = self.now_us("$3");
         let sql = format!(
-            "UPDATE executors SET status = $5, lease_owner = $1, lease_expires_us = $2, \
-             started_at_us = CASE WHEN due_at_us > $3 THEN due_at_us ELSE $3 END, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM executors WHERE status = $6 AND due_at_us <= $9 \
+            "UPDATE executors SET status = $5, lease_owner = $1, lease_expires_us = {now} + $2, \
+             started_at_us = CASE WHEN due_at_us > {now} THEN due_at_us ELSE {now} END, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM executors WHERE status = $6 AND due_at_us <= {now} + $9 \
              ORDER BY due_at_us LIMIT $4{lock}) AND status = $6 \
              AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $7 AND value = $8) RETURNING {EXECUTOR_COLUMNS}"
         );
@@ -1391,16 +1408,41 @@ impl Store {
             adapt(self.backend(), &sql),
             [
                 claim.owner.as_str().into(),
-                us(claim.lease_until).into(),
+                (us(claim.lease_until) - us(claim.now)).into(),
                 us(claim.now).into(),
                 (limit as i64).into(),
                 status(RUNNING),
                 status(PENDING),
                 HALTED_KEY.into(),
                 "true".into(),
-                us(std::cmp::max(claim.due_by, claim.now)).into(),
+                (us(std::cmp::max(claim.due_by, claim.now)) - us(claim.now)).into(),
             ],
         )
+    }
+
+    /// "Now" in microseconds where a statement judges time: on PostgreSQL the database's
+    /// clock (every replica reads that one, so a replica whose clock is off neither fires
+    /// early nor reaps live runs); on SQLite, whose one engine's clock is the only one,
+    /// the bound parameter `param` (the engine's now).
+    fn now_us(&self, param: &str) -> String {
+        match self.backend() {
+            // `$N + 0 * …` keeps the engine's bound value a typed, used parameter.
+            DbBackend::Postgres => {
+                format!("(CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT) + 0 * {param})")
+            }
+            _ => param.to_string(),
+        }
+    }
+
+    /// Runs one writing statement (on SQLite's writer when there is one); answers the
+    /// rows it changed.
+    async fn execute_write<const N: usize>(&self, sql: &str, values: [sea_orm::Value; N]) -> StorageResult<u64> {
+        let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), sql), values);
+        if let Some(writer) = &self.writer {
+            return writer.write(move |conn| Ok(crate::writer::execute(conn, &statement)? as u64)).await;
+        }
+        let _gate = self.write_gate().await;
+        Ok(self.db().execute_raw(statement).await.map_err(db)?.rows_affected())
     }
 
     /// Runs an executor `UPDATE ... RETURNING id, plan_id` that moves executors to

@@ -627,3 +627,67 @@ async fn plans_due_for_extension_page_past_the_ones_that_wait() {
         assert!(store.plans_to_extend(soon, None, 10).await.unwrap().is_empty(), "{url}: none due before the first");
     }
 }
+
+/// On PostgreSQL claims, leases and reaping read the database's clock: a replica whose
+/// own clock runs two minutes ahead neither claims an executor early nor reaps a live
+/// run, and one two minutes behind still sees its lease expire.
+#[tokio::test]
+async fn replicas_with_skewed_clocks_claim_and_reap_by_the_databases_clock() {
+    let Some(url) = fresh_postgres("skew") else { return };
+    let store = Store::connect(&StoreConfig::new(url)).await.unwrap();
+    let caps = cme_engine::WorkCaps { max_plans: 10, max_pending_executors: 10 };
+    let (plan, mut executors, audit) = new_plan("skew");
+    executors[0].due = chrono::Utc::now() + chrono::Duration::seconds(60);
+    store.insert_plan(&plan, &executors, &audit, None, &caps).await.unwrap();
+    let skew = chrono::Duration::minutes(2);
+    let claim = |now: chrono::DateTime<chrono::Utc>, owner: &str| cme_engine::Claim {
+        now,
+        due_by: now,
+        owner: owner.into(),
+        lease_until: now + chrono::Duration::seconds(30),
+        limit: 10,
+    };
+    let ahead = chrono::Utc::now() + skew;
+    assert!(store.claim_due(&claim(ahead, "fast")).await.unwrap().is_empty(), "due in a minute: not claimed early");
+    // Due now: claimed, with a 30 s lease by the database's clock.
+    store
+        .db()
+        .execute_unprepared(&format!(
+            "UPDATE executors SET due_at_us = {}",
+            crate::convert::us(chrono::Utc::now() - chrono::Duration::seconds(1))
+        ))
+        .await
+        .unwrap();
+    let claimed = store.claim_due(&claim(chrono::Utc::now() - skew, "slow")).await.unwrap();
+    assert_eq!(claimed.len(), 1, "a replica behind still claims what the database says is due");
+    let lease = claimed[0].lease.as_ref().unwrap().expires - chrono::Utc::now();
+    assert!(lease > chrono::Duration::seconds(25) && lease <= chrono::Duration::seconds(30), "{lease}");
+    assert_eq!(store.reap_expired(chrono::Utc::now() + skew).await.unwrap(), 0, "a live lease is not reaped");
+    assert!(store.confirm_start(&claimed[0].id, "slow", chrono::Utc::now()).await.unwrap(), "the claim holds");
+    assert!(store.renew_lease(&claimed[0].id, "slow", std::time::Duration::ZERO).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(
+        !store.confirm_start(&claimed[0].id, "slow", chrono::Utc::now()).await.unwrap(),
+        "an expired lease does not"
+    );
+    assert_eq!(store.reap_expired(chrono::Utc::now() - skew).await.unwrap(), 1, "an expired lease is reaped");
+}
+
+/// A replica paused inside a capped claim holds the claim's advisory lock: every other
+/// replica's claim fails after the lock timeout (and is retried by its scheduler) instead
+/// of blocking for as long as the pause lasts.
+#[tokio::test]
+async fn a_claim_waits_for_the_advisory_lock_no_longer_than_the_lock_timeout() {
+    let Some(url) = fresh_postgres("lock_timeout") else { return };
+    let store = Store::connect(&StoreConfig::new(url.clone())).await.unwrap();
+    // The paused replica: a transaction holding the lock, never ending.
+    let paused = sea_orm::Database::connect(&url).await.unwrap();
+    let txn = sea_orm::TransactionTrait::begin(&paused).await.unwrap();
+    txn.execute_unprepared("SELECT pg_advisory_xact_lock(7164494042832924275)").await.unwrap();
+    let now = chrono::Utc::now();
+    let claim = cme_engine::Claim { now, due_by: now, owner: "b".into(), lease_until: now, limit: 1 };
+    let waited = std::time::Instant::now();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(30), store.claim_due_capped(&claim, 5)).await;
+    assert!(matches!(answer, Ok(Err(StorageError::Unavailable(_)))), "{answer:?} after {:?}", waited.elapsed());
+    drop(txn);
+}

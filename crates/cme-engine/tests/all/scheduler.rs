@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use cme_engine::storage::prelude::*;
-use cme_engine::{AuditSource, EngineConfig, ExecutorStatus, Page};
+use cme_engine::{AuditSource, EngineConfig, ExecutorStatus, Page, Ports};
 
 use crate::support::{Rig, config, finished, operator, plan, reaches};
 
@@ -336,4 +336,55 @@ async fn a_halt_between_a_claim_ahead_and_the_due_time_cancels_the_run_unstarted
     assert_eq!(done.status, ExecutorStatus::Cancelled);
     assert_eq!(done.error.as_deref(), Some("cancelled before it started: halted: freeze"), "{done:?}");
     assert!(rig.runs().is_empty(), "the attack never ran");
+}
+
+/// A halt port that has not seen the stored halt yet: a replica that lost a NOTIFY, or
+/// was paused between its last read of the switch and a run's due time.
+struct StaleHalt(Arc<cme_store::Store>);
+
+#[async_trait::async_trait]
+impl HaltStore for StaleHalt {
+    async fn halt_state(&self) -> cme_engine::storage::StorageResult<cme_engine::HaltState> {
+        Ok(cme_engine::HaltState::default())
+    }
+
+    async fn set_halt_state(
+        &self,
+        state: &cme_engine::HaltState,
+        audit: &cme_engine::AuditEvent,
+    ) -> cme_engine::storage::StorageResult<()> {
+        self.0.set_halt_state(state, audit).await
+    }
+}
+
+#[tokio::test]
+async fn a_halt_stored_by_another_replica_during_a_claim_ahead_keeps_the_run_unstarted() {
+    let store = Arc::new(cme_store::Store::connect(&cme_store::StoreConfig::in_memory()).await.unwrap());
+    let ports = Ports { halt: Arc::new(StaleHalt(store.clone())), ..Ports::of(store.clone()) };
+    let rig = Rig::over(store, ports, EngineConfig { claim_ahead: Duration::from_millis(1_500), ..config() }).await;
+    rig.engine.start();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [2_000]})), &operator()).await.unwrap();
+    reaches(&rig.engine, &executors[0].id, ExecutorStatus::Running).await;
+    // Another replica halts: stored, never seen by this engine's own switch.
+    let other = rig.replica().await;
+    other.engine.halt(Some("incident".into()), "operator").await.unwrap();
+    let done = finished(&rig.engine, &executors[0].id).await;
+    assert!(rig.runs().is_empty(), "nothing fires while a stored halt is in force: {:?}", rig.runs());
+    assert_eq!(done.status, ExecutorStatus::Cancelled);
+    assert!(done.error.as_deref().unwrap_or_default().starts_with("cancelled before it started"), "{done:?}");
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_was_reaped_during_its_claim_ahead_never_starts() {
+    let rig = Rig::with(EngineConfig { claim_ahead: Duration::from_millis(1_500), ..config() }).await;
+    rig.engine.start();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [2_000]})), &operator()).await.unwrap();
+    reaches(&rig.engine, &executors[0].id, ExecutorStatus::Running).await;
+    // As if this engine were paused past its lease: another engine's reaper took the run.
+    assert_eq!(rig.store.reap_expired(Utc::now() + chrono::Duration::hours(1)).await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(rig.runs().is_empty(), "a reaped run never fires: {:?}", rig.runs());
+    let (done, _) = rig.engine.executor(&executors[0].id).await.unwrap();
+    assert_eq!(done.status, ExecutorStatus::Failed);
+    assert!(done.error.as_deref().unwrap_or_default().starts_with("outcome unknown"), "{done:?}");
 }
