@@ -417,10 +417,11 @@ impl Engine {
                 }
             }
             let (runs, permits): (Vec<FinishedRun>, Vec<OwnedSemaphorePermit>) = batch.into_iter().unzip();
-            // Retried (backing off up to 5 s) for as long as the runs' leases last: a
-            // database that is away for a while loses no result; after that the reaper of
-            // whichever engine sees it first marks them failed, outcome unknown.
-            let give_up = std::time::Instant::now() + self.config.run_deadline + self.config.lease_margin;
+            // Retried (backing off up to 5 s) for as long as this engine lives: a database
+            // that is away for a while loses no result. Past the runs' leases another
+            // replica's reaper may mark them "outcome unknown"; the result, recorded when
+            // the database is back, replaces that. The permits are held meanwhile, so
+            // nothing new is claimed while results cannot be written.
             let mut attempt: u32 = 0;
             loop {
                 match self.ports.runs.record_runs(&runs).await {
@@ -434,16 +435,10 @@ impl Engine {
                         }
                         break;
                     }
-                    Err(e) if std::time::Instant::now() < give_up => {
-                        attempt += 1;
-                        tracing::warn!(error = %e, attempt, "recording results failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt)).min(Duration::from_secs(5)))
-                            .await;
-                    }
                     Err(e) => {
-                        // The leases expire and the reaper marks these runs failed, outcome unknown.
-                        tracing::error!(error = %e, runs = runs.len(), "could not record results");
-                        break;
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, runs = runs.len(), "recording results failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
                     }
                 }
             }

@@ -29,6 +29,9 @@ use crate::{Store, db_error as db};
 const HALT_KEY: &str = "halt";
 /// `"true"` while halted: what claims check, in the same statement.
 const HALTED_KEY: &str = "halted";
+/// A reaped run's error: its lease lapsed before its result was recorded. Replaced by
+/// the result should its engine, alive but cut off from the database, record it later.
+const REAPED: &str = "outcome unknown: the engine running this attack stopped (or lost the database) before recording its result, and its lease expired";
 const PENDING: ExecutorStatus = ExecutorStatus::Pending;
 const RUNNING: ExecutorStatus = ExecutorStatus::Running;
 
@@ -916,12 +919,13 @@ impl RunStore for Store {
     async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64> {
         let _gate = self.write_gate().await;
         let now_sql = self.now_us("$2");
+        // The owner stays on the row: should its engine be alive after all (cut off from
+        // the database past the lease), its result replaces this one when it arrives.
         let sql = format!(
-            "UPDATE executors SET status = $1, finished_at_us = $2, \
-             error = 'outcome unknown: the engine running this attack stopped before recording its result', lease_owner = NULL \
+            "UPDATE executors SET status = $1, finished_at_us = $2, error = $4, lease_expires_us = NULL \
              WHERE status = $3 AND lease_expires_us < {now_sql} RETURNING id, plan_id"
         );
-        let values = [status(ExecutorStatus::Failed), us(now).into(), status(RUNNING)];
+        let values = [status(ExecutorStatus::Failed), us(now).into(), status(RUNNING), REAPED.into()];
         Ok(self.update_announcing(&sql, values, ExecutorStatus::Failed, now).await?.len() as u64)
     }
 
@@ -1529,8 +1533,16 @@ impl Store {
             .col_expr(executor::Column::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(executor::Column::LeaseExpiresUs, Expr::value(Option::<i64>::None))
             .filter(executor::Column::Id.eq(run.executor_id.as_str()))
-            .filter(executor::Column::Status.eq(RUNNING.as_str()))
             .filter(executor::Column::LeaseOwner.eq(run.owner.as_str()))
+            .filter(
+                sea_orm::Condition::any().add(executor::Column::Status.eq(RUNNING.as_str())).add(
+                    // Reaped while its engine, cut off from the database, still ran it.
+                    sea_orm::Condition::all()
+                        .add(executor::Column::Status.eq(ExecutorStatus::Failed.as_str()))
+                        .add(executor::Column::LeaseExpiresUs.is_null())
+                        .add(executor::Column::Error.eq(REAPED)),
+                ),
+            )
             .build(self.backend())
     }
 

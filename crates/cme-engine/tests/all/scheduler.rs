@@ -384,7 +384,31 @@ async fn a_run_whose_lease_was_reaped_during_its_claim_ahead_never_starts() {
     assert_eq!(rig.store.reap_expired(Utc::now() + chrono::Duration::hours(1)).await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert!(rig.runs().is_empty(), "a reaped run never fires: {:?}", rig.runs());
+    // And its record says so: the reaper's "outcome unknown" gives way to the truth.
     let (done, _) = rig.engine.executor(&executors[0].id).await.unwrap();
-    assert_eq!(done.status, ExecutorStatus::Failed);
-    assert!(done.error.as_deref().unwrap_or_default().starts_with("outcome unknown"), "{done:?}");
+    assert_eq!(done.status, ExecutorStatus::Cancelled, "{done:?}");
+    assert!(done.error.as_deref().unwrap_or_default().starts_with("cancelled before it started"), "{done:?}");
+}
+
+#[tokio::test]
+async fn a_result_held_up_past_its_lease_by_a_database_outage_is_still_recorded_truthfully() {
+    let store = Arc::new(cme_store::Store::connect(&cme_store::StoreConfig::in_memory()).await.unwrap());
+    let faulty = Arc::new(crate::slow::SlowClaims::fast(store.clone()));
+    let short =
+        EngineConfig { run_deadline: Duration::from_millis(500), lease_margin: Duration::from_millis(500), ..config() };
+    let rig = Rig::over(store.clone(), faulty.ports(), short).await;
+    // The database goes away before the run ends, for longer than the run's lease.
+    faulty.fail_records.store(true, std::sync::atomic::Ordering::SeqCst);
+    rig.engine.start();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [0]})), &operator()).await.unwrap();
+    crate::support::until("the attack ran", async || !rig.runs().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Another replica's reaper sees the lapsed lease first.
+    assert_eq!(store.reap_expired(Utc::now()).await.unwrap(), 1);
+    faulty.fail_records.store(false, std::sync::atomic::Ordering::SeqCst);
+    crate::support::until("the true result is recorded", async || {
+        rig.engine.executor(&executors[0].id).await.unwrap().0.status == ExecutorStatus::Succeeded
+    })
+    .await;
+    assert_eq!(rig.runs().len(), 1, "and the attack ran once");
 }

@@ -1,7 +1,7 @@
 //! A store with faults on demand: its first claim waits for the test's signal (the
 //! window between claiming and starting a run, held open), halt writes can fail, and the
-//! first horizon extension can wait for another engine's. It fakes three small ports
-//! (claims, halt, horizon); every other port is the real store's.
+//! first horizon extension can wait for another engine's, results can fail to record. It
+//! fakes four ports (claims, halt, horizon, runs); every other port is the real store's.
 
 use std::sync::Arc;
 
@@ -25,6 +25,8 @@ pub struct SlowClaims {
     released: std::sync::atomic::AtomicBool,
     /// While true, storing the halt switch fails as if the database were locked.
     pub fail_halt_writes: std::sync::atomic::AtomicBool,
+    /// While true, recording results fails as if the database were away.
+    pub fail_records: std::sync::atomic::AtomicBool,
     /// The first horizon extension waits here for another engine's (a forced race), and
     /// every extension's outcome is recorded.
     pub extend_race: Option<ExtendRace>,
@@ -39,6 +41,7 @@ impl SlowClaims {
             release: Notify::new(),
             released: Default::default(),
             fail_halt_writes: Default::default(),
+            fail_records: Default::default(),
             extend_race: None,
             raced: Default::default(),
         }
@@ -53,7 +56,13 @@ impl SlowClaims {
 
     /// The real store's ports, with the three this one fakes in their place.
     pub fn ports(self: &Arc<Self>) -> Ports {
-        Ports { claims: self.clone(), halt: self.clone(), horizon: self.clone(), ..Ports::of(self.inner.clone()) }
+        Ports {
+            claims: self.clone(),
+            halt: self.clone(),
+            horizon: self.clone(),
+            runs: self.clone(),
+            ..Ports::of(self.inner.clone())
+        }
     }
 }
 
@@ -135,5 +144,51 @@ impl HorizonStore for SlowClaims {
             outcomes.lock().unwrap().extend(stored.iter().copied());
         }
         stored
+    }
+}
+
+#[async_trait::async_trait]
+impl RunStore for SlowClaims {
+    async fn next_due(&self) -> StorageResult<Option<DateTime<Utc>>> {
+        self.inner.next_due().await
+    }
+
+    async fn mark_missed(&self, now: DateTime<Utc>) -> StorageResult<Vec<String>> {
+        self.inner.mark_missed(now).await
+    }
+
+    async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64> {
+        self.inner.cancel_due_while_halted(now).await
+    }
+
+    async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>> {
+        if self.fail_records.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StorageError::Unavailable("the database is away".into()));
+        }
+        self.inner.record_runs(runs).await
+    }
+
+    async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64> {
+        self.inner.reap_expired(now).await
+    }
+
+    async fn renew_lease(&self, executor_id: &str, owner: &str, lease: std::time::Duration) -> StorageResult<bool> {
+        self.inner.renew_lease(executor_id, owner, lease).await
+    }
+
+    async fn confirm_start(&self, executor_id: &str, owner: &str, started: DateTime<Utc>) -> StorageResult<bool> {
+        self.inner.confirm_start(executor_id, owner, started).await
+    }
+
+    async fn journal(&self, executor_id: &str) -> StorageResult<Option<Journal>> {
+        self.inner.journal(executor_id).await
+    }
+
+    async fn prune(
+        &self,
+        audit_before: Option<DateTime<Utc>>,
+        logs_before: Option<DateTime<Utc>>,
+    ) -> StorageResult<cme_engine::storage::Pruned> {
+        self.inner.prune(audit_before, logs_before).await
     }
 }
