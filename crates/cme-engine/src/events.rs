@@ -17,7 +17,7 @@ pub const EVENT_TYPE_PREFIX: &str = "cme.";
 
 /// The events a webhook may subscribe to (without the `cme.` prefix), in the order the
 /// documentation lists them.
-pub const EVENT_KINDS: [&str; 14] = [
+pub const EVENT_KINDS: [&str; 15] = [
     "executor.started",
     "executor.succeeded",
     "executor.failed",
@@ -26,6 +26,7 @@ pub const EVENT_KINDS: [&str; 14] = [
     "executor.cancelled",
     "plan.created",
     "plan.deleted",
+    "plan.firings_skipped",
     "engine.halted",
     "engine.resumed",
     "plugin.uploaded",
@@ -90,6 +91,7 @@ impl Event {
         let kind = match audit.action.as_str() {
             "plan.create" => "plan.created",
             "plan.delete" => "plan.deleted",
+            "plan.firings_skipped" => "plan.firings_skipped",
             "halt" => "engine.halted",
             "resume" => "engine.resumed",
             "plugin.upload" => "plugin.uploaded",

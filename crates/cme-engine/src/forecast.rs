@@ -52,11 +52,11 @@ pub struct Forecast {
 
 /// A planner's firings over a span: the first of them, how many, whether that count is
 /// exact (a span of more firings than the forecast asks about is counted in part).
-struct Span {
-    instants: Vec<DateTime<Utc>>,
-    count: usize,
-    exact: bool,
-    recurring: bool,
+pub(crate) struct Span {
+    pub(crate) instants: Vec<DateTime<Utc>>,
+    pub(crate) count: usize,
+    pub(crate) exact: bool,
+    pub(crate) recurring: bool,
 }
 
 impl Engine {
@@ -186,7 +186,7 @@ impl Engine {
     /// What a planner answers for `window`, asked again from just after its last answer
     /// while it answers (a planner answers a frequent plan's earliest firings only): the
     /// first [`MAX_FORECAST_FIRINGS`] + 1 at or after `from`, and how many in all.
-    async fn planned_span(
+    pub(crate) async fn planned_span(
         &self,
         planner: &crate::registry::Entry,
         args: &serde_json::Value,

@@ -77,6 +77,7 @@ impl Engine {
             let count = due.len() as u64;
             after = due.last().and_then(|p| Some((p.planned_until?, p.id.clone())));
             let mut extensions = Vec::with_capacity(due.len());
+            let mut skipped = Vec::with_capacity(due.len());
             for plan in &due {
                 if self.extension_backoff(&plan.id) {
                     failing = true;
@@ -86,7 +87,10 @@ impl Engine {
                     continue;
                 }
                 match self.next_window(plan, now).await {
-                    Ok(Some(extension)) => extensions.push(extension),
+                    Ok(Some((extension, skips))) => {
+                        extensions.push(extension);
+                        skipped.push(skips);
+                    }
                     Ok(None) => {}
                     Err(error) => {
                         failing = true;
@@ -99,15 +103,23 @@ impl Engine {
             if progressed {
                 let stored = self.ports.horizon.extend_plans(&extensions, &self.config.work_caps()).await?;
                 let mut made = 0;
-                for (extension, stored) in extensions.iter().zip(stored) {
+                let mut told = Vec::new();
+                for ((extension, stored), skipped) in extensions.iter().zip(stored).zip(skipped) {
                     if stored {
                         made += extension.executors.len();
+                        told.extend(skipped);
                         tracing::debug!(plan_id = %extension.plan_id, executors = extension.executors.len(), "recurring plan extended");
                     } else {
                         tracing::debug!(plan_id = %extension.plan_id, "another replica extended the plan first");
                     }
                 }
                 tracing::info!(plans = extensions.len(), executors = made, "recurring plans extended");
+                // Told once: only the replica whose extension was stored tells.
+                if !told.is_empty()
+                    && let Err(error) = self.ports.audit.insert_audit(&told).await
+                {
+                    tracing::error!(%error, "cannot store the plan.firings_skipped audit rows");
+                }
                 if made > 0 {
                     self.wake_scheduler();
                 }
@@ -169,10 +181,16 @@ impl Engine {
     }
 
     /// Asks the plan's planner for `[planned_until, now + horizon)`: the extension to store
-    /// (None: nothing to ask). A window that starts in the past (the engine was down)
-    /// starts now instead: firings an outage made impossible are not made up for here
-    /// (misfire `run_once` does that for the executors already stored).
-    async fn next_window(&self, plan: &Plan, now: DateTime<Utc>) -> Result<Option<Extension>, EngineError> {
+    /// (None: nothing to ask). A window that starts in the past (the engine was down, or
+    /// its clock stepped forward past the horizon's lead) starts now instead: firings an
+    /// outage made impossible are not made up for here (misfire `run_once` does that for
+    /// the executors already stored), but they are never silent: the `plan.firings_skipped`
+    /// audit row (and webhook event) to store with the extension names their span and count.
+    async fn next_window(
+        &self,
+        plan: &Plan,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Extension, Option<crate::AuditEvent>)>, EngineError> {
         let Some(from) = plan.planned_until else { return Ok(None) };
         let now = now.trunc_subsecs(6);
         let (_, until) = self.first_window(now);
@@ -181,6 +199,7 @@ impl Engine {
             return Ok(None);
         }
         let planner = self.planner_of(plan).await?;
+        let skipped = if from < now { self.skipped_firings(plan, &planner, (from, now)).await } else { None };
         let mut planned = self.ask_planner(&planner, &plan.planner.args, &plan.timezone, plan.seed, window).await?;
         // At most `max_executors_ahead_per_plan` ahead: a plan holding more than half of
         // them waits until only half are left. Counted only for a window that brings many
@@ -209,6 +228,45 @@ impl Engine {
                 executor
             })
             .collect();
-        Ok(Some(Extension { plan_id: plan.id.clone(), from, until, executors }))
+        Ok(Some((Extension { plan_id: plan.id.clone(), from, until, executors }, skipped)))
     }
+
+    /// The firings a plan's planner places in `span`, a stretch of the past no executor was
+    /// planned for: the audit row saying so (None when there were none). Counted as the
+    /// forecast counts (a frequent plan over several answers, "at least" past its bound).
+    async fn skipped_firings(
+        &self,
+        plan: &Plan,
+        planner: &crate::registry::Entry,
+        (from, until): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Option<crate::AuditEvent> {
+        let args = &plan.planner.args;
+        let span = match self.planned_span(planner, args, &plan.timezone, plan.seed, (from, until), from).await {
+            Ok(span) => span,
+            Err(error) => {
+                tracing::error!(plan_id = %plan.id, %error, "cannot count the firings skipped before this window");
+                return Some(skipped_audit(&plan.id, (from, until), "an unknown number of"));
+            }
+        };
+        if span.count == 0 {
+            return None;
+        }
+        let count = if span.exact { span.count.to_string() } else { format!("at least {}", span.count) };
+        tracing::warn!(plan_id = %plan.id, %from, %until, %count, "firings skipped: the clock or the engine jumped past them");
+        Some(skipped_audit(&plan.id, (from, until), &count))
+    }
+}
+
+/// The `plan.firings_skipped` audit row: the plan, how many, and the span.
+fn skipped_audit(plan_id: &str, (from, until): (DateTime<Utc>, DateTime<Utc>), count: &str) -> crate::AuditEvent {
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    crate::AuditEvent::action(
+        "scheduler",
+        "plan.firings_skipped",
+        format!(
+            "{plan_id}: {count} firings from {} to {} skipped (the engine was down or its clock jumped past them)",
+            at(from),
+            at(until)
+        ),
+    )
 }

@@ -130,7 +130,11 @@ impl PluginHost for FakeHost {
     /// multiple of n ms since the epoch in the window).
     async fn plan(&self, _plugin: &LoadedPlugin, input: PlanInput) -> Result<crate::host::Planned, PluginHostError> {
         if let Some(every) = input.args["every_ms"].as_i64().filter(|n| *n > 0) {
-            let (from, until) = (input.window.0.timestamp_millis(), input.window.1.timestamp_millis());
+            // The window's start rounded up to a millisecond: a start just after an
+            // instant (asked again from just after the last answer) excludes it.
+            let from_us = input.window.0.timestamp_micros();
+            let from = from_us.div_euclid(1000) + i64::from(from_us.rem_euclid(1000) != 0);
+            let until = input.window.1.timestamp_millis();
             let first = from.div_euclid(every) * every + if from.rem_euclid(every) == 0 { 0 } else { every };
             let instants = (0..)
                 .map(|i| first + i * every)

@@ -305,3 +305,32 @@ async fn two_engines_racing_to_extend_one_plan_store_its_window_once() {
         "the loser stored nothing: {dues:?}"
     );
 }
+
+#[tokio::test]
+async fn firings_a_clock_step_or_an_outage_jumped_past_are_told_once_with_their_span_and_count() {
+    let a = Rig::with(short_horizon()).await;
+    let b = a.replica_with(short_horizon()).await;
+    let (created, _) = a.engine.create_plan(every(100), &operator()).await.unwrap();
+    let horizon = created.plan.planned_until.unwrap();
+    // Nothing plans for 3 s: to the engines, the clock has jumped 1.6 s past the horizon.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    a.engine.start();
+    b.engine.start();
+    until("the plan extended again", async || {
+        a.store.plan(&created.plan.id).await.unwrap().unwrap().planned_until.unwrap() > Utc::now()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let told: Vec<_> = audited(&a.engine).await.into_iter().filter(|(a, _, _)| a == "plan.firings_skipped").collect();
+    assert_eq!(told.len(), 1, "told once, by the replica whose extension was stored: {told:?}");
+    let target = &told[0].1;
+    let count: usize = target
+        .split(": ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count in {target}"));
+    assert!((10..=20).contains(&count), "about 1.6 s of firings every 100 ms: {target}");
+    let from = horizon.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    assert!(target.starts_with(&created.plan.id) && target.contains(&format!("from {from} to ")), "{target}");
+}
