@@ -34,6 +34,7 @@ mod polyglot;
 mod registry;
 mod replicas;
 mod secrets;
+mod storage_faults;
 mod support;
 mod upgrade;
 mod webhooks;

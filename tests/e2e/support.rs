@@ -78,6 +78,9 @@ pub struct Options {
     /// Reuse this database (a restart, or a second replica).
     pub database_url: Option<String>,
     pub config: Option<String>,
+    /// A command the engine runs under (its program, then its arguments; the engine's
+    /// command line follows them): `unshare` and a mount for the disk fault tests.
+    pub under: Vec<String>,
 }
 
 pub fn shared_cache_dir() -> PathBuf {
@@ -87,7 +90,14 @@ pub fn shared_cache_dir() -> PathBuf {
 impl Engine {
     pub fn start(dir: &Path, backend: Backend, options: Options) -> Engine {
         let database_url = options.database_url.clone().unwrap_or_else(|| fresh_database(backend, dir));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cme"));
+        let mut command = match options.under.split_first() {
+            None => Command::new(env!("CARGO_BIN_EXE_cme")),
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(env!("CARGO_BIN_EXE_cme"));
+                command
+            }
+        };
         command
             .arg("serve")
             .args(["--bind", "127.0.0.1:0", "--database-url", &database_url])

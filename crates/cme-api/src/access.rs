@@ -46,6 +46,11 @@ pub(crate) async fn log_access(
     let started = Instant::now();
     let method = req.method().clone();
     let response = next.call(req).await?;
+    if response.response().extensions().get::<crate::problem::StorageFailed>().is_some()
+        && let Some(state) = response.request().app_data::<actix_web::web::Data<crate::ApiState>>()
+    {
+        state.engine.note_storage_failure();
+    }
     let route = response.request().match_pattern().unwrap_or_else(|| "(no route)".into());
     let token = response.request().extensions().get::<TokenName>().map(|t| t.0.clone());
     count_request(route.clone(), response.status().as_u16());

@@ -16,11 +16,18 @@ pub struct ApiError {
     pub pointer: Option<String>,
     /// For 401: ask for a bearer token.
     pub challenge: bool,
+    /// For 503 from storage: what failed (the problem's `type`, and `Retry-After`).
+    pub storage: Option<cme_engine::StorageCause>,
 }
+
+/// Left on an answer that storage failed, for the access layer to tell the engine (which
+/// then reports not ready until a write succeeds).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StorageFailed;
 
 impl ApiError {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        ApiError { status, detail: detail.into(), pointer: None, challenge: false }
+        ApiError { status, detail: detail.into(), pointer: None, challenge: false, storage: None }
     }
 
     pub fn bad_request(detail: impl Into<String>, pointer: Option<String>) -> Self {
@@ -82,7 +89,11 @@ impl From<EngineError> for ApiError {
             }
             _ => e.to_string(),
         };
-        ApiError { pointer, ..ApiError::new(status, detail) }
+        let storage = match &e {
+            EngineError::Storage(error) => Some(error.cause()),
+            _ => None,
+        };
+        ApiError { pointer, storage, ..ApiError::new(status, detail) }
     }
 }
 
@@ -110,7 +121,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let detail = shortened(&cme_secrets::text_of(&self.detail), MAX_DETAIL);
         let mut body = json!({
-            "type": "about:blank",
+            "type": self.storage.map_or("about:blank", |cause| cause.problem_type()),
             "title": self.status.canonical_reason().unwrap_or("Error"),
             "status": self.status.as_u16(),
             "detail": detail,
@@ -124,7 +135,14 @@ impl ResponseError for ApiError {
         if self.challenge {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        response.body(body.to_string())
+        if let Some(cause) = self.storage {
+            response.insert_header(("Retry-After", cause.retry_after_seconds().to_string()));
+        }
+        let mut response = response.body(body.to_string());
+        if self.storage.is_some() {
+            response.extensions_mut().insert(StorageFailed);
+        }
+        response
     }
 }
 

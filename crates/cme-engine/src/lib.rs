@@ -77,7 +77,7 @@ pub use steps::{MAX_PARALLEL_STEPS, MAX_STEPS, NewStep, NewStepAction, Step, Ste
 pub use storage::{
     AuditStore, BudgetStore, CalendarStore, CappedWork, Claim, ClaimStore, EventStore, ExecutorChangeError,
     ExecutorStore, Extension, HaltStore, HorizonStore, InsertPlanError, OverCap, PlanStore, PluginStore, Ports,
-    RunStore, SshTargetStore, Storage, StorageError,
+    RunStore, SshTargetStore, Storage, StorageCause, StorageError,
 };
 pub use telemetry::describe_metrics;
 pub use undo::{Undo, UndoAttempt, UndoState};
@@ -97,6 +97,11 @@ pub struct Engine {
     /// showed (its leases are set by the database's clock on PostgreSQL): a run claimed
     /// ahead waits for its due time by the database's clock, as every replica judges it.
     db_clock_offset_us: std::sync::atomic::AtomicI64,
+    /// Set by any failed storage call this engine or its API saw; cleared by a write that
+    /// succeeds (see [`Engine::writable`]).
+    storage_failing: std::sync::atomic::AtomicBool,
+    /// The last write probe: when, and whether it was taken.
+    write_probe: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
     /// Bounds attacks running at once; its free permits are how many may be claimed.
     runs: Arc<Semaphore>,
     /// Bumped (with a reason) to cancel every running attack.
@@ -185,6 +190,8 @@ impl Engine {
             wake: Notify::new(),
             next_pass_us: std::sync::atomic::AtomicI64::new(i64::MAX),
             db_clock_offset_us: std::sync::atomic::AtomicI64::new(0),
+            storage_failing: Default::default(),
+            write_probe: Default::default(),
             runs: Arc::new(Semaphore::new(permits)),
             stop: watch::channel((0, String::new())).0,
             shutdown: watch::channel(false).0,
@@ -285,5 +292,37 @@ impl Engine {
     /// True when the database answers.
     pub async fn healthy(&self) -> bool {
         self.ports.halt.halt_state().await.is_ok()
+    }
+
+    /// A storage call failed (seen by the API or the engine's own tasks): not writable
+    /// until a write succeeds again.
+    pub fn note_storage_failure(&self) {
+        self.storage_failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the database takes writes: false from the first failed storage call until
+    /// a write probe succeeds. The probe (one small committed row) runs at most once a
+    /// second however often this is asked, so a full disk or a read-only file system is
+    /// seen within a second even when nothing else writes.
+    pub async fn writable(&self) -> bool {
+        const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+        let failing = || self.storage_failing.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some((at, ok)) = *self.write_probe.locked()
+            && at.elapsed() < PROBE_EVERY
+        {
+            return ok && !failing();
+        }
+        // Marked before the write: a concurrent failure noted meanwhile is not lost.
+        *self.write_probe.locked() = Some((std::time::Instant::now(), !failing()));
+        let ok = match self.ports.halt.probe_write().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, cause = ?error.cause(), "the database refuses writes");
+                false
+            }
+        };
+        self.storage_failing.store(!ok, std::sync::atomic::Ordering::SeqCst);
+        *self.write_probe.locked() = Some((std::time::Instant::now(), ok));
+        ok
     }
 }

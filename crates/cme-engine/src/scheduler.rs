@@ -46,6 +46,7 @@ impl Engine {
                 Ok(wait) => wait,
                 Err(error) => {
                     // Fail closed: nothing fires while the database cannot be read.
+                    self.note_storage_failure();
                     tracing::error!(%error, "scheduler pass failed; retrying in 1 s");
                     Duration::from_secs(1)
                 }
@@ -436,6 +437,7 @@ impl Engine {
                         break;
                     }
                     Err(e) => {
+                        self.note_storage_failure();
                         attempt += 1;
                         tracing::warn!(error = %e, attempt, runs = runs.len(), "recording results failed; retrying");
                         tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;

@@ -27,6 +27,77 @@ pub enum StorageError {
     Corrupt(String),
 }
 
+/// What made storage fail, as far as its message tells: what an operator must do differs
+/// (free space, repair the file system, bring the database back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageCause {
+    /// No space left for the database (SQLite's "database or disk is full", ENOSPC,
+    /// PostgreSQL's `53100`).
+    DiskFull,
+    /// The database or its file system takes no writes (SQLite's read-only database,
+    /// EROFS, a read-only PostgreSQL transaction).
+    ReadOnly,
+    /// The database cannot be reached (refused, reset, closed connections, pool timeouts).
+    Unreachable,
+    /// Anything else (an I/O error, a refused statement).
+    Failed,
+}
+
+impl StorageCause {
+    /// The problem document's `type` (RFC 9457) for this cause.
+    pub fn problem_type(self) -> &'static str {
+        match self {
+            StorageCause::DiskFull => "urn:cme:problem:storage-disk-full",
+            StorageCause::ReadOnly => "urn:cme:problem:storage-read-only",
+            StorageCause::Unreachable => "urn:cme:problem:storage-unreachable",
+            StorageCause::Failed => "urn:cme:problem:storage-failed",
+        }
+    }
+
+    /// How long a client should wait before trying again (`Retry-After`, seconds): space
+    /// and file systems come back slower than a restarted database.
+    pub fn retry_after_seconds(self) -> u32 {
+        match self {
+            StorageCause::DiskFull => 30,
+            StorageCause::ReadOnly => 60,
+            StorageCause::Unreachable | StorageCause::Failed => 5,
+        }
+    }
+}
+
+impl StorageError {
+    /// What made storage fail, read from the drivers' messages (SQLite's and
+    /// PostgreSQL's wording and codes, and the OS's errno texts).
+    pub fn cause(&self) -> StorageCause {
+        let StorageError::Unavailable(message) = self else { return StorageCause::Failed };
+        let message = message.to_ascii_lowercase();
+        let says = |needles: &[&str]| needles.iter().any(|n| message.contains(n));
+        if says(&["disk is full", "no space left", "could not extend file", "53100", "os error 28", "disk quota"]) {
+            StorageCause::DiskFull
+        } else if says(&["readonly database", "read-only file system", "read-only transaction", "25006", "os error 30"])
+        {
+            StorageCause::ReadOnly
+        } else if says(&[
+            "connection refused",
+            "connection reset",
+            "broken pipe",
+            "pool timed out",
+            "connection closed",
+            "server closed the connection",
+            "terminating connection",
+            "57p01",
+            "08006",
+            "08001",
+            "unable to open database file",
+            "error communicating with database",
+        ]) {
+            StorageCause::Unreachable
+        } else {
+            StorageCause::Failed
+        }
+    }
+}
+
 /// Why a change to an executor was not made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecutorChangeError {
@@ -499,6 +570,10 @@ pub trait HaltStore: Send + Sync + 'static {
 
     /// Sets the halt switch and stores the audit event of the change.
     async fn set_halt_state(&self, state: &HaltState, audit: &AuditEvent) -> StorageResult<()>;
+
+    /// Writes one small row, committed as every change is: whether the database takes
+    /// writes now (a full disk or a read-only file system refuses it where reads pass).
+    async fn probe_write(&self) -> StorageResult<()>;
 }
 
 /// The audit log.
@@ -681,4 +756,39 @@ pub mod prelude {
         AuditStore, BudgetStore, CalendarStore, ClaimStore, EventStore, ExecutorStore, FeedStore, HaltStore,
         HorizonStore, PlanStore, PluginStore, RunStore, SshTargetStore,
     };
+}
+
+#[cfg(test)]
+mod cause_tests {
+    use super::{StorageCause, StorageError};
+
+    fn cause(message: &str) -> StorageCause {
+        StorageError::Unavailable(message.into()).cause()
+    }
+
+    #[test]
+    fn drivers_messages_name_their_cause() {
+        assert_eq!(cause("database or disk is full"), StorageCause::DiskFull);
+        assert_eq!(
+            cause("Execution Error: error returned from database: (code: 13) database or disk is full"),
+            StorageCause::DiskFull
+        );
+        assert_eq!(cause("could not extend file \"base/16384/2619\": No space left on device"), StorageCause::DiskFull);
+        assert_eq!(cause("attempt to write a readonly database"), StorageCause::ReadOnly);
+        assert_eq!(cause("Read-only file system (os error 30)"), StorageCause::ReadOnly);
+        assert_eq!(
+            cause("Connection Error: pool timed out while waiting for an open connection"),
+            StorageCause::Unreachable
+        );
+        assert_eq!(
+            cause("error communicating with database: Connection refused (os error 111)"),
+            StorageCause::Unreachable
+        );
+        assert_eq!(
+            cause("FATAL: terminating connection due to administrator command (57P01)"),
+            StorageCause::Unreachable
+        );
+        assert_eq!(cause("UNIQUE constraint failed: plans.id"), StorageCause::Failed);
+        assert_eq!(StorageError::Corrupt("x".into()).cause(), StorageCause::Failed);
+    }
 }

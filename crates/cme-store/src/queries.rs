@@ -1250,7 +1250,18 @@ impl HaltStore for Store {
         txn.commit().await.map_err(db)?;
         Ok(())
     }
+
+    async fn probe_write(&self) -> StorageResult<()> {
+        let sql = "INSERT INTO settings (key, value, updated_at_us) VALUES ($1, $2, $3) \
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_us = excluded.updated_at_us";
+        let now = Utc::now();
+        self.execute_write(sql, [WRITE_PROBE_KEY.into(), now.to_rfc3339().into(), us(now).into()]).await?;
+        Ok(())
+    }
 }
+
+/// The setting the write probe rewrites.
+const WRITE_PROBE_KEY: &str = "write_probe";
 
 #[async_trait::async_trait]
 impl AuditStore for Store {

@@ -96,7 +96,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     Endpoint::new(Get, "/healthz", "health", "Liveness and database reachability", None, |r| r.to(root::healthz))
         .answers(&[(200, Json("Status")), (503, Json("Status"))]),
     Endpoint::new(Get, "/livez", "liveness", "The process answers", None, |r| r.to(root::livez)).answers(&[(200, Json("Status"))]),
-    Endpoint::new(Get, "/readyz", "readiness", "The database answers and the engine is not shutting down", None, |r| r.to(root::readyz))
+    Endpoint::new(Get, "/readyz", "readiness", "The database takes writes (probed at most once a second) and the engine is not shutting down", None, |r| r.to(root::readyz))
         .answers(&[(200, Json("Readiness")), (503, Json("Readiness"))]),
     Endpoint::new(Get, "/metrics", "metrics", "Every metric in the Prometheus text format", Some(Viewer), |r| r.to(root::metrics)).answers(&[(200, Text)]),
     Endpoint::new(Get, "/api/1/openapi.json", "openapi", "This document", None, |r| r.to(root::openapi)).answers(&[(200, Json("OpenApi"))]),

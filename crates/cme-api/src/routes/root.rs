@@ -45,10 +45,12 @@ pub async fn livez() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(r#"{"status":"alive"}"#)
 }
 
-/// Readiness: the database answers and the engine is not shutting down (its wasm runtime
+/// Readiness: the database takes writes (false from the first failed storage call until
+/// a write succeeds, probed at most once a second: a full disk or a read-only file system
+/// shows here even while reads pass) and the engine is not shutting down (its wasm runtime
 /// and built-in plugins are loaded before the API listens); no auth.
 pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
-    let database = state.engine.healthy().await;
+    let database = state.engine.writable().await;
     let running = !state.engine.shutting_down();
     let body = serde_json::json!({"status": if database && running { "ready" } else { "not ready" }, "database": database, "scheduler": running});
     if database && running { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }

@@ -355,6 +355,10 @@ impl HaltStore for StaleHalt {
     ) -> cme_engine::storage::StorageResult<()> {
         self.0.set_halt_state(state, audit).await
     }
+
+    async fn probe_write(&self) -> cme_engine::storage::StorageResult<()> {
+        self.0.probe_write().await
+    }
 }
 
 #[tokio::test]

@@ -114,6 +114,10 @@ impl HaltStore for SlowClaims {
         }
         self.inner.set_halt_state(state, audit).await
     }
+
+    async fn probe_write(&self) -> StorageResult<()> {
+        self.inner.probe_write().await
+    }
 }
 
 #[async_trait::async_trait]
