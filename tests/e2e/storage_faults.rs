@@ -84,3 +84,18 @@ async fn a_full_disk_answers_503_disk_full_keeps_what_was_stored_and_recovers_by
     assert!(names.contains(&"kept") && names.contains(&"after"), "{names:?}");
     assert!(!names.contains(&"refused"), "a refused write left nothing: {names:?}");
 }
+
+#[tokio::test]
+async fn a_second_engine_on_a_live_sqlite_file_is_refused_and_the_first_serves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cme"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &first.database_url])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a second engine started on the same SQLite file");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("another engine is serving the SQLite database"), "{stderr}");
+    assert_eq!(first.client().get("/readyz").await.status, 200, "the first engine serves on");
+}

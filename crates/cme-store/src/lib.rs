@@ -59,6 +59,8 @@ pub struct Store {
     readers: Option<Arc<readers::Readers>>,
     /// Group commit of inserts on PostgreSQL (see `batcher`).
     batcher: Option<Arc<batcher::Batcher>>,
+    /// A SQLite file's engine lock, held while the store lives (see `lock_sqlite_file`).
+    _sole_engine: Option<Arc<std::fs::File>>,
 }
 
 /// Connection settings.
@@ -118,6 +120,32 @@ pub enum ConnectError {
     Migrate(#[source] sea_orm::DbErr),
     #[error("cannot open the SQLite writer's connection: {0}")]
     Writer(String),
+    #[error(
+        "another engine is serving the SQLite database {0} (its file is locked): a SQLite file serves one engine; replicas share a PostgreSQL database"
+    )]
+    InUse(String),
+    #[error("cannot lock the SQLite database file {0}: {1}")]
+    Lock(String, #[source] std::io::Error),
+}
+
+/// One engine per SQLite file: an exclusive `flock` on the database file, held while the
+/// store lives (released by the kernel when the process dies, even by `kill -9`).
+/// SQLite's own locks are POSIX record locks, which `flock` does not touch, so the
+/// sqlite3 shell and backups still read the file. Two engines on one file would each
+/// believe they alone claim, lease and reap.
+fn lock_sqlite_file(url: &str) -> Result<Option<Arc<std::fs::File>>, ConnectError> {
+    let Some(path) = sqlite_file(url) else { return Ok(None) };
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        // Not created yet (mode=rwc creates it with the first connection): locked after.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ConnectError::Lock(path.to_string(), e)),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(Arc::new(file))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ConnectError::InUse(path.to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(ConnectError::Lock(path.to_string(), e)),
+    }
 }
 
 /// Replicas starting together must not migrate at once: the migrations run on one
@@ -171,6 +199,7 @@ impl Store {
     /// Connects and applies pending migrations.
     pub async fn connect(config: &StoreConfig) -> Result<Store, ConnectError> {
         create_private_sqlite_file(&config.url).map_err(ConnectError::Create)?;
+        let sole_engine = lock_sqlite_file(&config.url)?;
         let mut options = ConnectOptions::new(config.url.clone());
         options
             .max_connections(config.max_connections)
@@ -246,6 +275,7 @@ impl Store {
             writer,
             readers,
             batcher: None,
+            _sole_engine: sole_engine,
         };
         if is_postgres {
             store.batcher = Some(Arc::new(batcher::Batcher::start(store.clone())));
