@@ -312,7 +312,10 @@ impl Engine {
             Ok(true) => None,
             Ok(false) => Some(match self.ports.halt.halt_state().await {
                 Ok(halt) if halt.halted => crate::halt::halted_because(halt.reason.as_deref()),
-                _ => "its claim no longer holds (its lease expired or was taken over)".to_string(),
+                _ => {
+                    "its claim no longer holds (its plan was paused or deleted, or its lease expired or was taken over)"
+                        .to_string()
+                }
             }),
             Err(error) => Some(format!("cannot confirm its claim: {error}")),
         }

@@ -420,7 +420,8 @@ pub trait RunStore: Send + Sync + 'static {
 
     /// Confirms, in one statement, right before a run's first effect, that its claim
     /// still holds: the executor is running, `owner` holds its lease, the lease has not
-    /// expired (on PostgreSQL by the database's clock) and no halt is stored. Records
+    /// expired (on PostgreSQL by the database's clock), no halt is stored, and its plan
+    /// is neither paused nor deleted. Records
     /// `started` when it does; false (and nothing written) when it does not, and then
     /// the run must not start.
     async fn confirm_start(&self, executor_id: &str, owner: &str, started: DateTime<Utc>) -> StorageResult<bool>;

@@ -943,7 +943,9 @@ impl RunStore for Store {
         let now = self.now_us("$4");
         let sql = format!(
             "UPDATE executors SET started_at_us = $4 WHERE id = $1 AND status = $2 AND lease_owner = $3 \
-             AND lease_expires_us > {now} AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $5 AND value = $6)"
+             AND lease_expires_us > {now} AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $5 AND value = $6) \
+             AND NOT EXISTS (SELECT 1 FROM plans WHERE plans.id = executors.plan_id \
+             AND (plans.paused_at_us IS NOT NULL OR plans.deleted_at_us IS NOT NULL))"
         );
         let values =
             [executor_id.into(), status(RUNNING), owner.into(), us(started).into(), HALTED_KEY.into(), "true".into()];

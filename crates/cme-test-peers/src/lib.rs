@@ -1,6 +1,8 @@
-//! Real peers for tests, started and stopped by the test that needs them. Only the
-//! `[dev-dependencies]` of other crates use this crate.
+//! Real peers for tests, started and stopped by the test that needs them (a private sshd,
+//! a private PostgreSQL cluster). Only the `[dev-dependencies]` of other crates and the
+//! xtask harnesses use this crate.
 
+pub mod postgres;
 pub mod schema_corpus;
 pub mod skip;
 pub mod sshd;

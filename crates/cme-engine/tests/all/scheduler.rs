@@ -416,3 +416,15 @@ async fn a_result_held_up_past_its_lease_by_a_database_outage_is_still_recorded_
     .await;
     assert_eq!(rig.runs().len(), 1, "and the attack ran once");
 }
+
+#[tokio::test]
+async fn a_plan_paused_during_a_claim_ahead_does_not_fire() {
+    let rig = Rig::with(EngineConfig { claim_ahead: Duration::from_millis(1_500), ..config() }).await;
+    rig.engine.start();
+    let (created, executors) =
+        rig.engine.create_plan(plan(json!({}), json!({"in_ms": [2_000]})), &operator()).await.unwrap();
+    reaches(&rig.engine, &executors[0].id, ExecutorStatus::Running).await;
+    rig.engine.pause_plan(&created.plan.id, "operator").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(rig.runs().is_empty(), "a paused plan's claimed run never fires: {:?}", rig.runs());
+}
