@@ -128,6 +128,22 @@ fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(target.join("release/cme"))
 }
 
+/// Builds `cme` in the debug profile (the one the tests build: never a second profile of
+/// aws-sdk-ec2 just for the chaos harness); `CME_CHAOS_BINARY` names another binary.
+pub(crate) fn build_debug(root: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(binary) = std::env::var_os("CME_CHAOS_BINARY") {
+        return Ok(binary.into());
+    }
+    eprintln!("building cme (debug)...");
+    let mut build = cargo_as_from_the_shell(root);
+    build.args(["build", "--locked", "-p", "cme"]);
+    if !build.status()?.success() {
+        bail!("cargo build -p cme failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    Ok(target.join("debug/cme"))
+}
+
 /// `cargo` in `root` as from the shell. `cargo xtask` (cargo run) hands this process its
 /// own CARGO_* variables and library path; passed on, they change build scripts'
 /// fingerprints and a nested build recompiles the dependencies (aws-sdk-ec2: ten minutes)
@@ -181,7 +197,7 @@ fn plugin_calls(root: &Path, binary: &Path, rows: &mut Vec<(String, String, Stri
 
 /// Builds packages of `plugins/` for wasm32-wasip2 as cme-plugins' build script does;
 /// answers the directory of the built components.
-fn build_plugins(root: &Path, packages: &[&str]) -> anyhow::Result<PathBuf> {
+pub(crate) fn build_plugins(root: &Path, packages: &[&str]) -> anyhow::Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))

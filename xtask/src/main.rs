@@ -3,12 +3,15 @@
 //! * `bench [--quick]`: builds `cme` in release and measures it against the performance
 //!   targets of ARCHITECTURE.md (figures, not assertions; the machine's load is printed too).
 //! * `fuzz [--minutes N] [--cases N]`: every fuzz target, round after round.
+//! * `chaos [--minutes N] [--seed S] [--backend sqlite|postgres|both] [--engines N] [--ci]`: a
+//!   workload against real engines under injected faults, judged by a history checker.
 //! * `test`: the whole suite as CI runs it (`.ci/run`): installs and starts every peer,
 //!   checks formatting and lints, runs `cargo test --workspace`; a missing peer fails it.
 //!
 //! A new plugin project comes from the binary: `cme plugins new NAME --kind attack|planner|probe`.
 
 mod bench;
+mod chaos;
 mod experiment_bench;
 mod fuzz;
 
@@ -17,10 +20,11 @@ fn main() -> std::process::ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("chaos") => chaos::run(&args[1..]),
         Some("test") => test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--quick] [--only GROUP,...]\n       cargo xtask fuzz [--minutes N] [--cases N]\n       cargo xtask test"
+                "usage: cargo xtask bench [--quick] [--only GROUP,...]\n       cargo xtask fuzz [--minutes N] [--cases N]\n       cargo xtask chaos [--minutes N] [--seed S] [--backend sqlite|postgres|both] [--engines N] [--ci]\n       cargo xtask test"
             );
             return std::process::ExitCode::from(2);
         }

@@ -874,18 +874,13 @@ impl RunStore for Store {
         self.update_announcing(&sql, values, ExecutorStatus::Missed, now).await
     }
 
+    /// Each cancelled executor is told (`executor.cancelled`), in the same transaction.
     async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64> {
         let _gate = self.write_gate().await;
-        let updated = executor::Entity::update_many()
-            .col_expr(executor::Column::Status, Expr::value(ExecutorStatus::Cancelled.as_str()))
-            .col_expr(executor::Column::FinishedAtUs, Expr::value(us(now)))
-            .col_expr(executor::Column::Error, Expr::value("cancelled: halted"))
-            .filter(executor::Column::Status.eq(PENDING.as_str()))
-            .filter(executor::Column::DueAtUs.lte(us(now)))
-            .exec(self.db())
-            .await
-            .map_err(db)?;
-        Ok(updated.rows_affected)
+        let sql = "UPDATE executors SET status = $1, finished_at_us = $2, error = 'cancelled: halted' \
+                   WHERE status = $3 AND due_at_us <= $2 RETURNING id, plan_id";
+        let values = [status(ExecutorStatus::Cancelled), us(now).into(), status(PENDING)];
+        Ok(self.update_announcing(sql, values, ExecutorStatus::Cancelled, now).await?.len() as u64)
     }
 
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>> {

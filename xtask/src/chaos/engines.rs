@@ -1,0 +1,171 @@
+//! The engines under test: `cme serve` processes the harness starts, kills, pauses and
+//! restarts, each logging to a file of its own; optionally under libfaketime (a clock the
+//! harness steps through a timestamp file) and inside a mount namespace of its own (a
+//! small tmpfs for its SQLite file).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// Debian's libfaketime.
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// How to start one engine (kept for its restarts).
+#[derive(Clone)]
+pub struct Recipe {
+    pub binary: PathBuf,
+    pub dir: PathBuf,
+    pub database_url: String,
+    pub config: PathBuf,
+    /// A timestamp file for libfaketime (its offset, `+0` when not stepped).
+    pub clock: Option<PathBuf>,
+    /// A mount namespace to run in (the pid of its holder, see [`SmallDisk`]).
+    pub namespace: Option<u32>,
+}
+
+/// A small tmpfs in a mount namespace of its own, held by a sleeping process so that it
+/// outlives engine restarts; the machine's mounts never see it.
+pub struct SmallDisk {
+    holder: Child,
+    pub mount: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn create(mount: &Path, megabytes: u32) -> anyhow::Result<SmallDisk> {
+        std::fs::create_dir_all(mount)?;
+        let script = format!("mount -t tmpfs -o size={megabytes}m cme-chaos \"$0\" && exec sleep infinity");
+        let holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c", &script])
+            .arg(mount)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("unshare --mount (needs root and util-linux)")?;
+        let disk = SmallDisk { holder, mount: mount.to_path_buf() };
+        for _ in 0..100 {
+            let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", disk.pid())).unwrap_or_default();
+            if mounts.contains(&format!(" {} ", mount.display())) {
+                return Ok(disk);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("the tmpfs was not mounted at {}", mount.display())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+
+    /// `path` (under the mount point) as the namespace sees it.
+    pub fn inside(&self, path: &Path) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{}", self.pid(), path.display()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+pub struct EngineProc {
+    pub recipe: Recipe,
+    child: Option<Child>,
+    pub url: Option<String>,
+    pub log: PathBuf,
+}
+
+impl EngineProc {
+    pub fn new(recipe: Recipe, index: usize) -> EngineProc {
+        let log = recipe.dir.join(format!("engine-{index}.log"));
+        EngineProc { recipe, child: None, url: None, log }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts the engine and waits for its listening line.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        let recipe = &self.recipe;
+        let mut command = match recipe.namespace {
+            Some(holder) => {
+                let mut command = Command::new("nsenter");
+                command.args(["-t", &holder.to_string(), "-m", "--"]).arg(&recipe.binary);
+                command
+            }
+            None => Command::new(&recipe.binary),
+        };
+        command
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &recipe.database_url, "--config"])
+            .arg(&recipe.config)
+            .arg("--cache-dir")
+            .arg(std::env::temp_dir().join("cme-chaos-artifacts"))
+            .current_dir(&recipe.dir)
+            .env("RUST_LOG", "warn,cme=info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?);
+        if let Some(clock) = &recipe.clock {
+            command
+                .env("LD_PRELOAD", LIBFAKETIME)
+                .env("FAKETIME_TIMESTAMP_FILE", clock)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .env("FAKETIME_CACHE_DURATION", "1");
+        }
+        let mut child = command.spawn().context("starting cme")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_default();
+        let Some(url) = line.trim().strip_prefix("cme listening on ") else {
+            let _ = child.kill();
+            let status = child.wait()?;
+            bail!("the engine did not start ({status}): {line:?}; see {}", self.log.display());
+        };
+        self.url = Some(url.to_string());
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Sends `signal` (`-KILL`, `-TERM`, `-STOP`, `-CONT`).
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("not running")?;
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+        Ok(())
+    }
+
+    /// Waits for the process to end; its exit status.
+    pub fn reap(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("not running")?;
+        self.url = None;
+        Ok(child.wait()?)
+    }
+
+    /// The process state letter of `/proc/PID/stat` (`T` when stopped).
+    pub fn state(&self) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
+        stat.rsplit_once(')')?.1.trim().chars().next()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for EngineProc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The faults: a schedule drawn from the seed, and each injection. An injection waits for
+//! its precondition (an executor claimed or running somewhere) instead of a fixed sleep,
+//! checks that it took effect, and records the span it was in force.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::history::Fault;
+use super::workload::Draw;
+use super::{Backend, World, now_ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// `kill -9`, then a restart.
+    Kill9,
+    /// `SIGTERM` while work is in flight, then a restart.
+    Term,
+    /// `SIGSTOP` past the leases, then `SIGCONT`.
+    Stop,
+    PgRestartFast,
+    PgRestartImmediate,
+    /// `pg_terminate_backend` of every engine connection.
+    PgTerminate,
+    /// The proxy resets every engine connection.
+    ProxyReset,
+    /// The proxy delays every chunk for a few seconds.
+    ProxyDelay,
+    /// The SQLite file's tmpfs filled up, then freed.
+    DiskFull,
+    /// A lone engine's wall clock stepped by this many seconds, then back.
+    ClockStep(i64),
+    /// One replica's wall clock off by this many seconds, then back.
+    ClockSkew(i64),
+    /// A second engine started on the live SQLite file (it must be refused).
+    SecondEngine,
+}
+
+impl FaultKind {
+    pub fn name(self) -> String {
+        match self {
+            FaultKind::Kill9 => "kill9".into(),
+            FaultKind::Term => "sigterm".into(),
+            FaultKind::Stop => "sigstop".into(),
+            FaultKind::PgRestartFast => "pg-restart-fast".into(),
+            FaultKind::PgRestartImmediate => "pg-restart-immediate".into(),
+            FaultKind::PgTerminate => "pg-terminate-backend".into(),
+            FaultKind::ProxyReset => "proxy-reset".into(),
+            FaultKind::ProxyDelay => "proxy-delay".into(),
+            FaultKind::DiskFull => "disk-full".into(),
+            FaultKind::ClockStep(s) => format!("clock-step {s:+}s"),
+            FaultKind::ClockSkew(s) => format!("clock-skew {s:+}s"),
+            FaultKind::SecondEngine => "second-engine".into(),
+        }
+    }
+}
+
+/// The fault kinds a backend is tested with.
+fn kinds(backend: Backend, faketime: bool) -> Vec<FaultKind> {
+    use FaultKind::*;
+    let mut kinds = vec![Kill9, Term, Stop];
+    match backend {
+        Backend::Sqlite => {
+            kinds.extend([DiskFull, SecondEngine]);
+            if faketime {
+                kinds.extend([ClockStep(90), ClockStep(7_200), ClockStep(8 * 86_400), ClockStep(-7_200)]);
+            }
+        }
+        Backend::Postgres => {
+            kinds.extend([PgRestartFast, PgRestartImmediate, PgTerminate, ProxyReset, ProxyDelay]);
+            if faketime {
+                kinds.extend([ClockSkew(5), ClockSkew(-5), ClockSkew(120), ClockSkew(-120)]);
+            }
+        }
+    }
+    kinds
+}
+
+/// One injection: after a pause, a fault on an engine.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub gap: Duration,
+    pub kind: FaultKind,
+    pub engine: usize,
+}
+
+pub struct Schedule {
+    pub items: Vec<Item>,
+    /// How long the workload and the injections go on...
+    pub span: Duration,
+    /// ... unless every item is to run (`--ci`), however long that takes.
+    pub whole: bool,
+}
+
+/// The schedule: under `--ci` every kind once, in order, a few seconds apart; otherwise
+/// kinds drawn from the seed, 2–6 s apart, for `minutes`.
+pub fn schedule(seed: u64, backend: Backend, ci: bool, minutes: f64, faketime: bool, engines: usize) -> Schedule {
+    let kinds = kinds(backend, faketime);
+    let mut draw = Draw::new(seed);
+    if ci {
+        let items = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| Item { gap: Duration::from_secs(3), kind: *kind, engine: i % engines })
+            .collect();
+        return Schedule { items, span: Duration::ZERO, whole: true };
+    }
+    let items = (0..5_000)
+        .map(|_| Item {
+            gap: Duration::from_millis(draw.between(2_000, 6_000)),
+            kind: kinds[draw.between(0, kinds.len() as u64) as usize],
+            engine: draw.between(0, engines as u64) as usize,
+        })
+        .collect();
+    Schedule { items, span: Duration::from_secs_f64(minutes * 60.0), whole: false }
+}
+
+/// Runs the schedule until its span has passed (under `--ci`: every item); answers, per
+/// kind, how many were injected and how many while work was in flight.
+pub async fn inject(world: Arc<World>, schedule: Schedule) -> anyhow::Result<Vec<(String, usize, usize)>> {
+    let started = tokio::time::Instant::now();
+    let mut counts: Vec<(String, usize, usize)> = Vec::new();
+    let mut draw = Draw::new(schedule.items.len() as u64 ^ 0xFA17);
+    for item in &schedule.items {
+        if !schedule.whole && started.elapsed() >= schedule.span {
+            break;
+        }
+        tokio::time::sleep(item.gap).await;
+        // The precondition: work in flight (up to 15 s, then injected anyway, not counted).
+        let mut overlapping = false;
+        for _ in 0..150 {
+            if world.work_in_flight().await {
+                overlapping = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let name = item.kind.name();
+        let from = now_ms();
+        let clock_ahead_ms = one(&world, item, &mut draw).await.with_context(|| format!("injecting {name}"))?;
+        world.faults.lock().unwrap().push(Fault {
+            kind: name.clone(),
+            engine: Some(item.engine),
+            from,
+            until: now_ms(),
+            clock_ahead_ms,
+        });
+        match counts.iter_mut().find(|(k, _, _)| *k == name) {
+            Some(count) => {
+                count.1 += 1;
+                count.2 += usize::from(overlapping);
+            }
+            None => counts.push((name, 1, usize::from(overlapping))),
+        }
+    }
+    world.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(counts)
+}
+
+/// Injects one fault, checks it took effect, lifts it; answers how far a lone engine's
+/// clock was ahead meanwhile (ms).
+async fn one(world: &World, item: &Item, draw: &mut Draw) -> anyhow::Result<i64> {
+    let engine = item.engine.min(world.engines.len() - 1);
+    let lease = Duration::from_secs(7);
+    match item.kind {
+        FaultKind::Kill9 => {
+            let status = {
+                let mut e = world.engines[engine].lock().unwrap();
+                e.signal("-KILL")?;
+                e.reap()?
+            };
+            anyhow::ensure!(std::os::unix::process::ExitStatusExt::signal(&status) == Some(9), "not killed: {status}");
+            tokio::time::sleep(Duration::from_millis(draw.between(300, 2_500))).await;
+            restart(world, engine).await?;
+        }
+        FaultKind::Term => {
+            let mut e = world.engines[engine].lock().unwrap();
+            e.signal("-TERM")?;
+            let status = e.reap()?;
+            anyhow::ensure!(status.success(), "SIGTERM: the engine exited {status}");
+            e.start()?;
+        }
+        FaultKind::Stop => {
+            world.engines[engine].lock().unwrap().signal("-STOP")?;
+            let state = world.engines[engine].lock().unwrap().state();
+            anyhow::ensure!(state == Some('T'), "SIGSTOP: state {state:?}");
+            tokio::time::sleep(lease + Duration::from_millis(draw.between(500, 3_000))).await;
+            world.engines[engine].lock().unwrap().signal("-CONT")?;
+        }
+        FaultKind::PgRestartFast | FaultKind::PgRestartImmediate => {
+            let pg = world.postgres.as_ref().context("no PostgreSQL")?;
+            let before = pg.started_at()?;
+            let mode = if item.kind == FaultKind::PgRestartFast {
+                cme_test_peers::postgres::StopMode::Fast
+            } else {
+                cme_test_peers::postgres::StopMode::Immediate
+            };
+            tokio::task::block_in_place(|| pg.restart(mode))?;
+            let after = pg.started_at()?;
+            anyhow::ensure!(before != after, "pg_ctl restart: the postmaster start time did not move");
+        }
+        FaultKind::PgTerminate => {
+            let pg = world.postgres.as_ref().context("no PostgreSQL")?;
+            let ended = pg.psql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'chaos' AND pid <> pg_backend_pid()",
+            )?;
+            anyhow::ensure!(ended.parse::<u64>().unwrap_or(0) > 0, "no engine connection to terminate");
+        }
+        FaultKind::ProxyReset => {
+            let proxy = world.proxy.as_ref().context("no proxy")?;
+            anyhow::ensure!(proxy.reset_all() > 0, "no engine connection through the proxy");
+        }
+        FaultKind::ProxyDelay => {
+            let proxy = world.proxy.as_ref().context("no proxy")?;
+            proxy.set_delay(Duration::from_millis(draw.between(200, 1_500)));
+            tokio::time::sleep(Duration::from_millis(draw.between(2_000, 6_000))).await;
+            proxy.set_delay(Duration::ZERO);
+        }
+        FaultKind::DiskFull => {
+            let disk = world.disk.as_ref().context("no small disk")?;
+            let filler = disk.inside(&disk.mount.join("filler"));
+            tokio::task::block_in_place(|| fill(&filler))?;
+            let url = world.url(engine).context("no engine")?;
+            let mut refused = false;
+            for _ in 0..50 {
+                let answer = world.http.get(format!("{url}/readyz")).send().await;
+                if answer.is_ok_and(|a| a.status().as_u16() == 503) {
+                    refused = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(draw.between(1_000, 4_000))).await;
+            std::fs::remove_file(&filler)?;
+            anyhow::ensure!(refused, "the disk filled up and /readyz stayed 200");
+        }
+        FaultKind::ClockStep(seconds) | FaultKind::ClockSkew(seconds) => {
+            let clock = world.engines[engine].lock().unwrap().recipe.clock.clone().context("no fake clock")?;
+            let url = world.url(engine).context("no engine")?;
+            std::fs::write(&clock, format!("{seconds:+}\n"))?;
+            // Taken effect when the engine's Date header has moved (cached up to 1 s).
+            let mut moved = false;
+            for _ in 0..50 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let Ok(answer) = world.http.get(format!("{url}/livez")).send().await else { continue };
+                let date = answer.headers().get("date").and_then(|d| d.to_str().ok()).map(str::to_string);
+                let at = date.and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok());
+                if at.is_some_and(|at| (at.timestamp() - chrono::Utc::now().timestamp() - seconds).abs() <= 3) {
+                    moved = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(draw.between(3_000, 8_000))).await;
+            std::fs::write(&clock, "+0\n")?;
+            anyhow::ensure!(moved, "the engine's Date header did not move by {seconds} s");
+            // A lone engine (SQLite) has no other clock: it may fire early by the step.
+            if matches!(item.kind, FaultKind::ClockStep(_)) {
+                return Ok(seconds.max(0) * 1_000);
+            }
+        }
+        FaultKind::SecondEngine => {
+            let recipe = world.engines[0].lock().unwrap().recipe.clone();
+            let mut second = super::engines::EngineProc::new(recipe, 99);
+            match tokio::task::block_in_place(|| second.start()) {
+                Ok(()) => bail!("a second engine started on the live SQLite file"),
+                Err(_) => {
+                    let log = second.log_text();
+                    anyhow::ensure!(log.contains("another engine is serving"), "refused, but not for the lock: {log}");
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+async fn restart(world: &World, engine: usize) -> anyhow::Result<()> {
+    tokio::task::block_in_place(|| world.engines[engine].lock().unwrap().start())
+}
+
+/// Writes to `path` until the file system is full (ENOSPC).
+fn fill(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    let chunk = vec![0u8; 256 * 1024];
+    loop {
+        match file.write_all(&chunk) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(28) => return Ok(()),
+            Err(e) => bail!("filling the disk: {e}"),
+        }
+    }
+}
+
+/// Lifts whatever is still in force and brings every engine up.
+pub async fn lift_all(world: &World) -> anyhow::Result<()> {
+    if let Some(proxy) = &world.proxy {
+        proxy.set_delay(Duration::ZERO);
+    }
+    for engine in &world.engines {
+        let mut e = engine.lock().unwrap();
+        if let Some(clock) = &e.recipe.clock {
+            std::fs::write(clock, "+0\n")?;
+        }
+        if e.pid().is_some() {
+            let _ = e.signal("-CONT");
+        } else {
+            tokio::task::block_in_place(|| e.start())?;
+        }
+    }
+    Ok(())
+}
