@@ -88,50 +88,22 @@ impl EngineProc {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Starts the engine and waits for its listening line.
-    pub fn start(&mut self) -> anyhow::Result<()> {
-        let recipe = &self.recipe;
-        let mut command = match recipe.namespace {
-            Some(holder) => {
-                let mut command = Command::new("nsenter");
-                command.args(["-t", &holder.to_string(), "-m", "--"]).arg(&recipe.binary);
-                command
-            }
-            None => Command::new(&recipe.binary),
-        };
-        command
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &recipe.database_url, "--config"])
-            .arg(&recipe.config)
-            .arg("--cache-dir")
-            .arg(std::env::temp_dir().join("cme-chaos-artifacts"))
-            .current_dir(&recipe.dir)
-            .env("RUST_LOG", "warn,cme=info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?);
-        if let Some(clock) = &recipe.clock {
-            command
-                .env("LD_PRELOAD", LIBFAKETIME)
-                .env("FAKETIME_TIMESTAMP_FILE", clock)
-                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-                .env("FAKETIME_CACHE_DURATION", "1");
-        }
-        let mut child = command.spawn().context("starting cme")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_default();
-        let Some(url) = line.trim().strip_prefix("cme listening on ") else {
-            let _ = child.kill();
-            let status = child.wait()?;
-            bail!("the engine did not start ({status}): {line:?}; see {}", self.log.display());
-        };
-        self.url = Some(url.to_string());
+    /// The engine's log file and how it starts: what [`launch`] needs, taken under a
+    /// lock that must not be held while an engine starts.
+    pub fn plan(&self) -> (Recipe, PathBuf) {
+        (self.recipe.clone(), self.log.clone())
+    }
+
+    /// Takes a launched engine in.
+    pub fn install(&mut self, (child, url): (Child, String)) {
         self.child = Some(child);
-        Ok(())
+        self.url = Some(url);
+    }
+
+    /// Takes the process out (to wait for it without holding a lock); its URL is gone.
+    pub fn take(&mut self) -> Option<Child> {
+        self.url = None;
+        self.child.take()
     }
 
     /// Sends `signal` (`-KILL`, `-TERM`, `-STOP`, `-CONT`).
@@ -142,22 +114,54 @@ impl EngineProc {
         Ok(())
     }
 
-    /// Waits for the process to end; its exit status.
-    pub fn reap(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let mut child = self.child.take().context("not running")?;
-        self.url = None;
-        Ok(child.wait()?)
-    }
-
     /// The process state letter of `/proc/PID/stat` (`T` when stopped).
     pub fn state(&self) -> Option<char> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
         stat.rsplit_once(')')?.1.trim().chars().next()
     }
+}
 
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+/// Starts an engine and waits (blocking, up to two minutes) for its listening line.
+pub fn launch(recipe: &Recipe, log: &Path) -> anyhow::Result<(Child, String)> {
+    let mut command = match recipe.namespace {
+        Some(holder) => {
+            let mut command = Command::new("nsenter");
+            command.args(["-t", &holder.to_string(), "-m", "--"]).arg(&recipe.binary);
+            command
+        }
+        None => Command::new(&recipe.binary),
+    };
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &recipe.database_url, "--config"])
+        .arg(&recipe.config)
+        .arg("--cache-dir")
+        .arg(std::env::temp_dir().join("cme-chaos-artifacts"))
+        .current_dir(&recipe.dir)
+        .env("RUST_LOG", "warn,cme=info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log)?);
+    if let Some(clock) = &recipe.clock {
+        command
+            .env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME_TIMESTAMP_FILE", clock)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_CACHE_DURATION", "1");
     }
+    let mut child = command.spawn().context("starting cme")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_default();
+    let Some(url) = line.trim().strip_prefix("cme listening on ") else {
+        let _ = child.kill();
+        let status = child.wait()?;
+        bail!("the engine did not start ({status}): {line:?}; see {}", log.display());
+    };
+    Ok((child, url.to_string()))
 }
 
 impl Drop for EngineProc {

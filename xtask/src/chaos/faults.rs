@@ -94,7 +94,7 @@ pub struct Schedule {
 }
 
 /// The schedule: under `--ci` every kind once, in order, a few seconds apart; otherwise
-/// kinds drawn from the seed, 2–6 s apart, for `minutes`.
+/// kinds drawn from the seed, 1.5–4.5 s apart, for `minutes`.
 pub fn schedule(seed: u64, backend: Backend, ci: bool, minutes: f64, faketime: bool, engines: usize) -> Schedule {
     let kinds = kinds(backend, faketime);
     let mut draw = Draw::new(seed);
@@ -108,7 +108,7 @@ pub fn schedule(seed: u64, backend: Backend, ci: bool, minutes: f64, faketime: b
     }
     let items = (0..5_000)
         .map(|_| Item {
-            gap: Duration::from_millis(draw.between(2_000, 6_000)),
+            gap: Duration::from_millis(draw.between(1_500, 4_500)),
             kind: kinds[draw.between(0, kinds.len() as u64) as usize],
             engine: draw.between(0, engines as u64) as usize,
         })
@@ -165,21 +165,15 @@ async fn one(world: &World, item: &Item, draw: &mut Draw) -> anyhow::Result<i64>
     let lease = Duration::from_secs(7);
     match item.kind {
         FaultKind::Kill9 => {
-            let status = {
-                let mut e = world.engines[engine].lock().unwrap();
-                e.signal("-KILL")?;
-                e.reap()?
-            };
+            let status = world.end_engine(engine, "-KILL").await?;
             anyhow::ensure!(std::os::unix::process::ExitStatusExt::signal(&status) == Some(9), "not killed: {status}");
             tokio::time::sleep(Duration::from_millis(draw.between(300, 2_500))).await;
-            restart(world, engine).await?;
+            world.start_engine(engine).await?;
         }
         FaultKind::Term => {
-            let mut e = world.engines[engine].lock().unwrap();
-            e.signal("-TERM")?;
-            let status = e.reap()?;
+            let status = world.end_engine(engine, "-TERM").await?;
             anyhow::ensure!(status.success(), "SIGTERM: the engine exited {status}");
-            e.start()?;
+            world.start_engine(engine).await?;
         }
         FaultKind::Stop => {
             world.engines[engine].lock().unwrap().signal("-STOP")?;
@@ -261,21 +255,25 @@ async fn one(world: &World, item: &Item, draw: &mut Draw) -> anyhow::Result<i64>
         }
         FaultKind::SecondEngine => {
             let recipe = world.engines[0].lock().unwrap().recipe.clone();
-            let mut second = super::engines::EngineProc::new(recipe, 99);
-            match tokio::task::block_in_place(|| second.start()) {
-                Ok(()) => bail!("a second engine started on the live SQLite file"),
+            let log = world.dir.join("second-engine.log");
+            let launched = {
+                let (recipe, log) = (recipe.clone(), log.clone());
+                tokio::task::spawn_blocking(move || super::engines::launch(&recipe, &log)).await?
+            };
+            match launched {
+                Ok((mut child, _)) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("a second engine started on the live SQLite file")
+                }
                 Err(_) => {
-                    let log = second.log_text();
+                    let log = std::fs::read_to_string(&log).unwrap_or_default();
                     anyhow::ensure!(log.contains("another engine is serving"), "refused, but not for the lock: {log}");
                 }
             }
         }
     }
     Ok(0)
-}
-
-async fn restart(world: &World, engine: usize) -> anyhow::Result<()> {
-    tokio::task::block_in_place(|| world.engines[engine].lock().unwrap().start())
 }
 
 /// Writes to `path` until the file system is full (ENOSPC).
@@ -297,15 +295,19 @@ pub async fn lift_all(world: &World) -> anyhow::Result<()> {
     if let Some(proxy) = &world.proxy {
         proxy.set_delay(Duration::ZERO);
     }
-    for engine in &world.engines {
-        let mut e = engine.lock().unwrap();
-        if let Some(clock) = &e.recipe.clock {
-            std::fs::write(clock, "+0\n")?;
-        }
-        if e.pid().is_some() {
-            let _ = e.signal("-CONT");
-        } else {
-            tokio::task::block_in_place(|| e.start())?;
+    for n in 0..world.engines.len() {
+        let down = {
+            let e = world.engines[n].lock().unwrap();
+            if let Some(clock) = &e.recipe.clock {
+                std::fs::write(clock, "+0\n")?;
+            }
+            if e.pid().is_some() {
+                let _ = e.signal("-CONT");
+            }
+            e.pid().is_none()
+        };
+        if down {
+            world.start_engine(n).await?;
         }
     }
     Ok(())

@@ -82,7 +82,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     println!("chaos: seed {} ({})", settings.seed, if settings.ci { "CI schedules" } else { "randomized" });
     let binary = crate::bench::build_debug(&root)?;
     let wasm = crate::bench::build_plugins(&root, &["chaos-witness"])?.join("chaos_witness.wasm");
-    let runtime = tokio::runtime::Runtime::new()?;
+    // Workers enough that the proxy's and the sink's tasks never wait behind the harness.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(6).enable_all().build()?;
     let mut failed = false;
     for backend in &settings.backends {
         let report = runtime.block_on(campaign(&settings, *backend, &binary, &wasm))?;
@@ -161,6 +162,25 @@ impl World {
         (0..count).map(|i| (n + i) % count).find_map(|i| self.engines[i].lock().unwrap().url.clone())
     }
 
+    /// Starts engine `n` (never holding its lock while it starts: the workload and the
+    /// proxy go on meanwhile).
+    pub async fn start_engine(&self, n: usize) -> anyhow::Result<()> {
+        let (recipe, log) = self.engines[n].lock().unwrap().plan();
+        let launched = tokio::task::spawn_blocking(move || engines::launch(&recipe, &log)).await??;
+        self.engines[n].lock().unwrap().install(launched);
+        Ok(())
+    }
+
+    /// Sends `signal` to engine `n` and waits for it to exit; its exit status.
+    pub async fn end_engine(&self, n: usize, signal: &str) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = {
+            let mut engine = self.engines[n].lock().unwrap();
+            engine.signal(signal)?;
+            engine.take().context("not running")?
+        };
+        Ok(tokio::task::spawn_blocking(move || child.wait()).await??)
+    }
+
     pub fn record(&self, op: history::Op) {
         self.ops.lock().unwrap().push(op);
     }
@@ -180,7 +200,9 @@ impl World {
 
 async fn campaign(settings: &Settings, backend: Backend, binary: &Path, wasm: &Path) -> anyhow::Result<Report> {
     let started = std::time::Instant::now();
-    let dir = tempfile::Builder::new().prefix("cme-chaos-").tempdir()?;
+    // Kept when the campaign fails (its engines' logs say why); removed when it passes.
+    let dir = tempfile::Builder::new().prefix("cme-chaos-").tempdir()?.keep();
+    let dir = Kept(dir);
     let sink = sink::Sink::start().await?;
     let config = dir.path().join("cme.toml");
     std::fs::write(&config, engine_config(&sink.base, settings.ci))?;
@@ -217,7 +239,8 @@ async fn campaign(settings: &Settings, backend: Backend, binary: &Path, wasm: &P
             namespace: disk.as_ref().map(SmallDisk::pid),
         };
         let mut engine = EngineProc::new(recipe, i);
-        engine.start()?;
+        let (recipe, log) = engine.plan();
+        engine.install(tokio::task::spawn_blocking(move || engines::launch(&recipe, &log)).await??);
         engines.push(Mutex::new(engine));
     }
     let world = Arc::new(World {
@@ -272,6 +295,10 @@ async fn campaign(settings: &Settings, backend: Backend, binary: &Path, wasm: &P
         std::fs::write(kept.join("history.txt"), format!("{history:#?}"))?;
         eprintln!("chaos: the history and the engines' logs are kept in {}", kept.display());
     }
+    drop(world);
+    if violations.is_empty() {
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
     Ok(Report {
         backend,
         seconds: started.elapsed().as_secs(),
@@ -281,6 +308,15 @@ async fn campaign(settings: &Settings, backend: Backend, binary: &Path, wasm: &P
         injections,
         violations,
     })
+}
+
+/// A campaign's directory: removed only once its campaign has ended without an error.
+struct Kept(PathBuf);
+
+impl Kept {
+    fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
 /// Uploads the witness attack and grants it the sink.
