@@ -217,10 +217,8 @@ fn durability(history: &History, found: &mut Vec<Violation>) {
                     found.push(Violation::LostWrite { what: format!("plan {id} paused") });
                 }
             }
-            Action::Delete { id } => {
-                if state.plans.get(id).is_some_and(|p| !p.deleted) {
-                    found.push(Violation::LostWrite { what: format!("plan {id} deleted") });
-                }
+            Action::Delete { id } if state.plans.get(id).is_some_and(|p| !p.deleted) => {
+                found.push(Violation::LostWrite { what: format!("plan {id} deleted") });
             }
             _ => {}
         }
