@@ -100,6 +100,9 @@ pub struct Engine {
     /// Set by any failed storage call this engine or its API saw; cleared by a write that
     /// succeeds (see [`Engine::writable`]).
     storage_failing: std::sync::atomic::AtomicBool,
+    /// This engine's runs from their claim until their result is committed: its own
+    /// reaper spares them (a wall clock stepped forward would call their leases expired).
+    live_runs: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The last write probe: when, and whether it was taken.
     write_probe: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
     /// Bounds attacks running at once; its free permits are how many may be claimed.
@@ -191,6 +194,7 @@ impl Engine {
             next_pass_us: std::sync::atomic::AtomicI64::new(i64::MAX),
             db_clock_offset_us: std::sync::atomic::AtomicI64::new(0),
             storage_failing: Default::default(),
+            live_runs: Default::default(),
             write_probe: Default::default(),
             runs: Arc::new(Semaphore::new(permits)),
             stop: watch::channel((0, String::new())).0,

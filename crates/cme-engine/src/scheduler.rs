@@ -183,6 +183,7 @@ impl Engine {
                 None => (self.ports.claims.claim_due(&claim).await?, false),
             };
             let count = claimed.len();
+            self.live_runs.locked().extend(claimed.iter().map(|e| e.id.clone()));
             if let Some(lease) = claimed.first().and_then(|e| e.lease.as_ref()) {
                 let offset = (lease.expires - claim.lease_until).num_microseconds().unwrap_or(0);
                 self.db_clock_offset_us.store(offset, std::sync::atomic::Ordering::Relaxed);
@@ -193,6 +194,7 @@ impl Engine {
             for executor in claimed {
                 let Some(slot) = slots.split(1) else {
                     tracing::error!(executor_id = %executor.id, "claimed more executors than asked for; its lease will expire");
+                    self.live_runs.locked().remove(&executor.id);
                     continue;
                 };
                 let engine = self.clone();
@@ -430,6 +432,11 @@ impl Engine {
             loop {
                 match self.ports.runs.record_runs(&runs).await {
                     Ok(recorded) => {
+                        let mut live = self.live_runs.locked();
+                        for run in &runs {
+                            live.remove(&run.executor_id);
+                        }
+                        drop(live);
                         for (run, ok) in runs.iter().zip(recorded) {
                             if ok {
                                 tracing::info!(executor_id = %run.executor_id, status = %run.end.status, "executor finished");
@@ -553,7 +560,8 @@ impl Engine {
         let mut last_prune: Option<std::time::Instant> = None;
         loop {
             let now = Utc::now();
-            match self.ports.runs.reap_expired(now).await {
+            let spare: Vec<String> = self.live_runs.locked().iter().cloned().collect();
+            match self.ports.runs.reap_expired(now, &spare).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(

@@ -410,8 +410,10 @@ pub trait RunStore: Send + Sync + 'static {
     async fn record_runs(&self, runs: &[FinishedRun]) -> StorageResult<Vec<bool>>;
 
     /// Running executors whose lease expired become failed, "outcome unknown" (on
-    /// PostgreSQL judged by the database's clock, whatever `now` says).
-    async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64>;
+    /// PostgreSQL judged by the database's clock, whatever `now` says), except `spare`:
+    /// the reaping engine's own runs still in flight or waiting for its recorder (their
+    /// results are coming, whatever a stepped clock says of their leases).
+    async fn reap_expired(&self, now: DateTime<Utc>, spare: &[String]) -> StorageResult<u64>;
 
     /// Extends a running executor's lease to `lease` from now (on PostgreSQL the
     /// database's now) while `owner` still holds it (an experiment outlives one lease);

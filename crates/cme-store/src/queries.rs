@@ -911,14 +911,21 @@ impl RunStore for Store {
         Ok(results.recorded)
     }
 
-    async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64> {
+    async fn reap_expired(&self, now: DateTime<Utc>, spare: &[String]) -> StorageResult<u64> {
         let _gate = self.write_gate().await;
         let now_sql = self.now_us("$2");
+        // Spared ids are quoted literals (executor ids are generated hex, checked here).
+        let spared: Vec<String> = spare
+            .iter()
+            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            .map(|id| format!("'{id}'"))
+            .collect();
+        let except = if spared.is_empty() { String::new() } else { format!(" AND id NOT IN ({})", spared.join(", ")) };
         // The owner stays on the row: should its engine be alive after all (cut off from
         // the database past the lease), its result replaces this one when it arrives.
         let sql = format!(
             "UPDATE executors SET status = $1, finished_at_us = $2, error = $4, lease_expires_us = NULL \
-             WHERE status = $3 AND lease_expires_us < {now_sql} RETURNING id, plan_id"
+             WHERE status = $3 AND lease_expires_us < {now_sql}{except} RETURNING id, plan_id"
         );
         let values = [status(ExecutorStatus::Failed), us(now).into(), status(RUNNING), REAPED.into()];
         Ok(self.update_announcing(&sql, values, ExecutorStatus::Failed, now).await?.len() as u64)

@@ -662,7 +662,7 @@ async fn replicas_with_skewed_clocks_claim_and_reap_by_the_databases_clock() {
     assert_eq!(claimed.len(), 1, "a replica behind still claims what the database says is due");
     let lease = claimed[0].lease.as_ref().unwrap().expires - chrono::Utc::now();
     assert!(lease > chrono::Duration::seconds(25) && lease <= chrono::Duration::seconds(30), "{lease}");
-    assert_eq!(store.reap_expired(chrono::Utc::now() + skew).await.unwrap(), 0, "a live lease is not reaped");
+    assert_eq!(store.reap_expired(chrono::Utc::now() + skew, &[]).await.unwrap(), 0, "a live lease is not reaped");
     assert!(store.confirm_start(&claimed[0].id, "slow", chrono::Utc::now()).await.unwrap(), "the claim holds");
     assert!(store.renew_lease(&claimed[0].id, "slow", std::time::Duration::ZERO).await.unwrap());
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -670,7 +670,7 @@ async fn replicas_with_skewed_clocks_claim_and_reap_by_the_databases_clock() {
         !store.confirm_start(&claimed[0].id, "slow", chrono::Utc::now()).await.unwrap(),
         "an expired lease does not"
     );
-    assert_eq!(store.reap_expired(chrono::Utc::now() - skew).await.unwrap(), 1, "an expired lease is reaped");
+    assert_eq!(store.reap_expired(chrono::Utc::now() - skew, &[]).await.unwrap(), 1, "an expired lease is reaped");
 }
 
 /// A replica paused inside a capped claim holds the claim's advisory lock: every other
@@ -690,4 +690,24 @@ async fn a_claim_waits_for_the_advisory_lock_no_longer_than_the_lock_timeout() {
     let answer = tokio::time::timeout(std::time::Duration::from_secs(30), store.claim_due_capped(&claim, 5)).await;
     assert!(matches!(answer, Ok(Err(StorageError::Unavailable(_)))), "{answer:?} after {:?}", waited.elapsed());
     drop(txn);
+}
+
+/// The reaping engine's own live runs are spared, however expired their leases look to
+/// it (its wall clock stepped forward); the others are reaped.
+#[tokio::test]
+async fn the_reaper_spares_the_runs_its_engine_still_holds() {
+    let store = Store::connect(&StoreConfig::in_memory()).await.unwrap();
+    let caps = cme_engine::WorkCaps { max_plans: 10, max_pending_executors: 10 };
+    for id in ["a", "b"] {
+        let (plan, mut executors, audit) = new_plan(id);
+        executors[0].due = chrono::Utc::now() - chrono::Duration::seconds(1);
+        store.insert_plan(&plan, &executors, &audit, None, &caps).await.unwrap();
+    }
+    let now = chrono::Utc::now();
+    let claim = cme_engine::Claim { now, due_by: now, owner: "me".into(), lease_until: now, limit: 10 };
+    assert_eq!(store.claim_due(&claim).await.unwrap().len(), 2);
+    let later = chrono::Utc::now() + chrono::Duration::hours(2);
+    assert_eq!(store.reap_expired(later, &["a-e".to_string()]).await.unwrap(), 1, "b-e only");
+    let spared = store.executor("a-e").await.unwrap().unwrap();
+    assert_eq!(spared.status, ExecutorStatus::Running);
 }

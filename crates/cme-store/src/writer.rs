@@ -101,9 +101,10 @@ impl Writer {
         ))?;
         conn.set_prepared_statement_cache_capacity(64);
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let path = config.path.to_path_buf();
         std::thread::Builder::new()
             .name("cme-sqlite-writer".into())
-            .spawn(move || serve(conn, queue, gate, after_commit))
+            .spawn(move || serve(conn, &path, queue, gate, after_commit))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Writer { jobs })
     }
@@ -127,6 +128,7 @@ impl Writer {
 
 fn serve(
     conn: Connection,
+    path: &Path,
     queue: mpsc::Receiver<Box<dyn Job>>,
     gate: Arc<tokio::sync::Mutex<()>>,
     after_commit: impl Fn(),
@@ -142,7 +144,7 @@ fn serve(
         }
         let gate = gate.blocking_lock();
         let began = std::time::Instant::now();
-        let committed = run_batch(&conn, &mut batch);
+        let committed = run_batch(&conn, &mut batch).map_err(|why| diagnosed(path, why));
         tracing::debug!(writes = batch.len(), committed_us = began.elapsed().as_micros() as u64, "write batch");
         if matches!(committed, Ok(true)) {
             after_commit();
@@ -179,6 +181,18 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<bool, Stri
             }
             Err(why)
         }
+    }
+}
+
+/// A failed commit's message, with what SQLite does not say: a file system turned
+/// read-only makes SQLite answer "database is locked" or "disk I/O error", which would
+/// send an operator looking for another writer instead of at the disk.
+fn diagnosed(path: &Path, why: String) -> String {
+    match std::fs::OpenOptions::new().append(true).open(path) {
+        Err(e) if e.raw_os_error() == Some(30) => {
+            format!("{why} (the database's file system is read-only: os error 30)")
+        }
+        _ => why,
     }
 }
 

@@ -292,9 +292,12 @@ fn liveness(history: &History, found: &mut Vec<Violation>) {
         }
         let unknown = executor.error.as_deref().is_some_and(|e| e.starts_with("outcome unknown"));
         // Only an engine that really died leaves a run's outcome unknown: one killed
-        // (SIGKILL) while the run may have been claimed or running.
+        // (SIGKILL), or stopped while its disk refused every write, while the run may have
+        // been claimed or running.
         let died = history.faults.iter().any(|f| {
-            f.kind == "kill9" && f.from >= executor.due - lease - 5_000 && f.from <= executor.due + 2 * lease + 5_000
+            matches!(f.kind.as_str(), "kill9" | "read-only-disk")
+                && f.from >= executor.due - lease - 5_000
+                && f.from <= executor.due + 2 * lease + 5_000
         });
         if unknown && !died {
             found.push(Violation::FalseUnknown { executor: executor.id.clone() });

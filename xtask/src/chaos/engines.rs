@@ -1,7 +1,7 @@
 //! The engines under test: `cme serve` processes the harness starts, kills, pauses and
 //! restarts, each logging to a file of its own; optionally under libfaketime (a clock the
 //! harness steps through a timestamp file) and inside a mount namespace of its own (a
-//! small tmpfs for its SQLite file).
+//! small ext4 image for its SQLite file).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -26,32 +26,70 @@ pub struct Recipe {
     pub namespace: Option<u32>,
 }
 
-/// A small tmpfs in a mount namespace of its own, held by a sleeping process so that it
-/// outlives engine restarts; the machine's mounts never see it.
+/// A small ext4 file system (a loop-mounted image, `errors=remount-ro`) in a mount
+/// namespace of its own, held by a sleeping process so that it outlives engine restarts;
+/// the machine's mounts never see it. It fills up (ENOSPC), and its error trigger turns it
+/// read-only until it is checked (`e2fsck -fy`) and mounted again.
 pub struct SmallDisk {
     holder: Child,
     pub mount: PathBuf,
+    image: PathBuf,
 }
 
 impl SmallDisk {
     pub fn create(mount: &Path, megabytes: u32) -> anyhow::Result<SmallDisk> {
         std::fs::create_dir_all(mount)?;
-        let script = format!("mount -t tmpfs -o size={megabytes}m cme-chaos \"$0\" && exec sleep infinity");
+        let image = mount.with_extension("img");
+        std::fs::File::create(&image)?.set_len(u64::from(megabytes) << 20)?;
+        let made =
+            Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image).output().context("mkfs.ext4 (e2fsprogs)")?;
+        anyhow::ensure!(made.status.success(), "mkfs.ext4: {}", String::from_utf8_lossy(&made.stderr));
         let holder = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "--", "sh", "-c", &script])
-            .arg(mount)
+            .args(["--mount", "--propagation", "private", "--", "sleep", "infinity"])
             .stdin(Stdio::null())
             .spawn()
             .context("unshare --mount (needs root and util-linux)")?;
-        let disk = SmallDisk { holder, mount: mount.to_path_buf() };
-        for _ in 0..100 {
-            let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", disk.pid())).unwrap_or_default();
-            if mounts.contains(&format!(" {} ", mount.display())) {
-                return Ok(disk);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("the tmpfs was not mounted at {}", mount.display())
+        let disk = SmallDisk { holder, mount: mount.to_path_buf(), image };
+        disk.mount_image()?;
+        Ok(disk)
+    }
+
+    /// Mounts the image at the mount point, inside the namespace.
+    pub fn mount_image(&self) -> anyhow::Result<()> {
+        let options = "loop,errors=remount-ro";
+        let mounted =
+            self.nsenter(&["mount", "-o", options, &self.image.to_string_lossy(), &self.mount.to_string_lossy()])?;
+        anyhow::ensure!(mounted.status.success(), "mount: {}", String::from_utf8_lossy(&mounted.stderr));
+        // Owner-only directories would keep nobody out here; the engine runs as root.
+        Ok(())
+    }
+
+    /// Unmounts, repairs (`e2fsck -fy`) and mounts the image again.
+    pub fn repair(&self) -> anyhow::Result<()> {
+        let unmounted = self.nsenter(&["umount", &self.mount.to_string_lossy()])?;
+        anyhow::ensure!(unmounted.status.success(), "umount: {}", String::from_utf8_lossy(&unmounted.stderr));
+        // 0: clean, 1: errors corrected.
+        let checked = Command::new("e2fsck").args(["-fy"]).arg(&self.image).output()?;
+        anyhow::ensure!(
+            matches!(checked.status.code(), Some(0 | 1)),
+            "e2fsck: {}",
+            String::from_utf8_lossy(&checked.stdout)
+        );
+        self.mount_image()
+    }
+
+    /// Turns the file system read-only as an ext4 error would (its sysfs trigger).
+    pub fn trigger_error(&self) -> anyhow::Result<()> {
+        let listed = Command::new("losetup").arg("-j").arg(&self.image).output()?;
+        let text = String::from_utf8_lossy(&listed.stdout);
+        let device = text.split(':').next().and_then(|d| d.rsplit('/').next()).context("no loop device")?;
+        std::fs::write(format!("/sys/fs/ext4/{device}/trigger_fs_error"), "cme chaos\n")
+            .context("ext4's trigger_fs_error")?;
+        Ok(())
+    }
+
+    fn nsenter(&self, command: &[&str]) -> anyhow::Result<std::process::Output> {
+        Ok(Command::new("nsenter").args(["-t", &self.pid().to_string(), "-m", "--"]).args(command).output()?)
     }
 
     pub fn pid(&self) -> u32 {

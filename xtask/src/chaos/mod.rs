@@ -3,8 +3,8 @@
 //! recorded history (see `checker`). The fault schedule is drawn from the seed (printed
 //! at start): the same seed replays the same schedule, not the same interleaving.
 //!
-//! SQLite runs one engine (on a small tmpfs in a mount namespace of its own, for the
-//! disk faults); PostgreSQL runs one to three on a private cluster of the harness's own
+//! SQLite runs one engine (its file on a small ext4 image in a mount namespace of its own,
+//! for the disk faults); PostgreSQL runs one to three on a private cluster of the harness's own
 //! (never a shared server), reached through a TCP proxy that can delay or reset. Engines
 //! run under libfaketime when it is installed (Debian `faketime`) so that their clocks
 //! can be stepped; the sink and the harness keep the real clock.

@@ -385,7 +385,7 @@ async fn a_run_whose_lease_was_reaped_during_its_claim_ahead_never_starts() {
     let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [2_000]})), &operator()).await.unwrap();
     reaches(&rig.engine, &executors[0].id, ExecutorStatus::Running).await;
     // As if this engine were paused past its lease: another engine's reaper took the run.
-    assert_eq!(rig.store.reap_expired(Utc::now() + chrono::Duration::hours(1)).await.unwrap(), 1);
+    assert_eq!(rig.store.reap_expired(Utc::now() + chrono::Duration::hours(1), &[]).await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert!(rig.runs().is_empty(), "a reaped run never fires: {:?}", rig.runs());
     // And its record says so: the reaper's "outcome unknown" gives way to the truth.
@@ -408,7 +408,7 @@ async fn a_result_held_up_past_its_lease_by_a_database_outage_is_still_recorded_
     crate::support::until("the attack ran", async || !rig.runs().is_empty()).await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     // Another replica's reaper sees the lapsed lease first.
-    assert_eq!(store.reap_expired(Utc::now()).await.unwrap(), 1);
+    assert_eq!(store.reap_expired(Utc::now(), &[]).await.unwrap(), 1);
     faulty.fail_records.store(false, std::sync::atomic::Ordering::SeqCst);
     crate::support::until("the true result is recorded", async || {
         rig.engine.executor(&executors[0].id).await.unwrap().0.status == ExecutorStatus::Succeeded

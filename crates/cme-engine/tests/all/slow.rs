@@ -172,8 +172,8 @@ impl RunStore for SlowClaims {
         self.inner.record_runs(runs).await
     }
 
-    async fn reap_expired(&self, now: DateTime<Utc>) -> StorageResult<u64> {
-        self.inner.reap_expired(now).await
+    async fn reap_expired(&self, now: DateTime<Utc>, spare: &[String]) -> StorageResult<u64> {
+        self.inner.reap_expired(now, spare).await
     }
 
     async fn renew_lease(&self, executor_id: &str, owner: &str, lease: std::time::Duration) -> StorageResult<bool> {
