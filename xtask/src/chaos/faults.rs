@@ -227,16 +227,7 @@ async fn one(world: &World, item: &Item, draw: &mut Draw) -> anyhow::Result<i64>
             let disk = world.disk.as_ref().context("no small disk")?;
             let filler = disk.inside(&disk.mount.join("filler"));
             tokio::task::block_in_place(|| fill(&filler))?;
-            let url = world.url(engine).context("no engine")?;
-            let mut refused = false;
-            for _ in 0..50 {
-                let answer = world.http.get(format!("{url}/readyz")).send().await;
-                if answer.is_ok_and(|a| a.status().as_u16() == 503) {
-                    refused = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let refused = until_unready(world, engine).await;
             tokio::time::sleep(Duration::from_millis(draw.between(1_000, 4_000))).await;
             std::fs::remove_file(&filler)?;
             // Taken effect: the filler met ENOSPC. The engine may still write for a while
@@ -248,17 +239,8 @@ async fn one(world: &World, item: &Item, draw: &mut Draw) -> anyhow::Result<i64>
         FaultKind::ReadOnly => {
             let disk = world.disk.as_ref().context("no small disk")?;
             disk.trigger_error()?;
-            let url = world.url(engine).context("no engine")?;
             // Taken effect: the engine's writes fail read-only, and it says it is not ready.
-            let mut refused = false;
-            for _ in 0..50 {
-                let answer = world.http.get(format!("{url}/readyz")).send().await;
-                if answer.is_ok_and(|a| a.status().as_u16() == 503) {
-                    refused = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let refused = until_unready(world, engine).await;
             tokio::time::sleep(Duration::from_millis(draw.between(500, 2_000))).await;
             let log = world.engines[engine].lock().unwrap().log.clone();
             let status = world.end_engine(engine, "-TERM").await?;
@@ -317,6 +299,19 @@ async fn one(world: &World, item: &Item, draw: &mut Draw) -> anyhow::Result<i64>
         }
     }
     Ok(0)
+}
+
+/// Whether engine `n`'s `/readyz` turns 503 within five seconds.
+async fn until_unready(world: &World, n: usize) -> bool {
+    let Some(url) = world.url(n) else { return false };
+    for _ in 0..50 {
+        let answer = world.http.get(format!("{url}/readyz")).send().await;
+        if answer.is_ok_and(|a| a.status().as_u16() == 503) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// Writes to `path` until the file system is full (ENOSPC).
