@@ -711,3 +711,20 @@ async fn the_reaper_spares_the_runs_its_engine_still_holds() {
     let spared = store.executor("a-e").await.unwrap().unwrap();
     assert_eq!(spared.status, ExecutorStatus::Running);
 }
+
+/// Executors that fall due while halted are cancelled for good, and each is told to the
+/// webhooks that want it, in the same transaction.
+#[tokio::test]
+async fn executors_cancelled_while_halted_are_told() {
+    let store = Store::connect(&subscribed(&["executor.cancelled"])).await.unwrap();
+    let caps = cme_engine::WorkCaps { max_plans: 10, max_pending_executors: 10 };
+    let (plan, mut executors, audit) = new_plan("halted");
+    executors[0].due = chrono::Utc::now() - chrono::Duration::seconds(1);
+    store.insert_plan(&plan, &executors, &audit, None, &caps).await.unwrap();
+    let now = chrono::Utc::now();
+    assert_eq!(store.cancel_due_while_halted(now).await.unwrap(), 1);
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let told = store.claim_deliveries(later, "a", later + chrono::Duration::seconds(30), 10).await.unwrap();
+    assert_eq!(told.len(), 1, "one executor.cancelled event: {told:?}");
+    assert_eq!((told[0].event.kind, told[0].event.subject.as_str()), ("executor.cancelled", "halted-e"));
+}
