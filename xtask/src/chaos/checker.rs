@@ -34,6 +34,10 @@ pub enum Violation {
     MissingEvent { kind: String, subject: String },
     /// An executor's end told before its start.
     EventOrder { subject: String },
+    /// An experiment's revert before its fault.
+    RevertBeforeFault { plan: String },
+    /// After the quiet period: an experiment's fault never reverted.
+    NotReverted { plan: String },
     /// After the quiet period: an executor still running.
     StillRunning { executor: String },
     /// "Outcome unknown" where no engine died.
@@ -48,6 +52,7 @@ pub fn check(history: &History) -> Vec<Violation> {
     durability(history, &mut found);
     webhooks(history, &mut found);
     liveness(history, &mut found);
+    reverts(history, &mut found);
     found.sort();
     found.dedup();
     found
@@ -284,6 +289,25 @@ fn webhooks(history: &History, found: &mut Vec<Violation>) {
     }
 }
 
+/// Every fault an experiment made is reverted, after it (each experiment plan runs once).
+fn reverts(history: &History, found: &mut Vec<Violation>) {
+    let mut by_plan: HashMap<&str, (Option<Ms>, Option<Ms>)> = HashMap::new();
+    for touch in &history.touches {
+        let (fault, revert) = by_plan.entry(touch.plan.as_str()).or_default();
+        let slot = if touch.revert { revert } else { fault };
+        *slot = Some(slot.map_or(touch.at, |t| t.min(touch.at)));
+    }
+    for (plan, (fault, revert)) in by_plan {
+        match (fault, revert) {
+            (Some(fault), Some(revert)) if revert < fault => {
+                found.push(Violation::RevertBeforeFault { plan: plan.to_string() })
+            }
+            (Some(_), None) => found.push(Violation::NotReverted { plan: plan.to_string() }),
+            _ => {}
+        }
+    }
+}
+
 fn liveness(history: &History, found: &mut Vec<Violation>) {
     let lease = history.terms.lease_ms;
     for executor in history.final_state.executors.values() {
@@ -342,6 +366,10 @@ mod tests {
                 op(Action::Halt, 10_000, Answer::Done(200)),
             ],
             receipts: vec![Receipt { run_id: "e1".into(), plan: "n1".into(), at: 2_010, done: 3_000 }],
+            touches: vec![
+                Touch { plan: "x1".into(), revert: false, at: 4_000 },
+                Touch { plan: "x1".into(), revert: true, at: 6_000 },
+            ],
             deliveries: vec![
                 delivery("plan.created", "p1", 1_020),
                 delivery("executor.started", "e1", 2_020),
@@ -483,6 +511,15 @@ mod tests {
         let mut h = clean();
         h.deliveries.retain(|d| d.kind != "plan.created");
         assert!(check(&h).contains(&Violation::MissingEvent { kind: "plan.created".into(), subject: "p1".into() }));
+    }
+
+    #[test]
+    fn a_fault_never_reverted_or_reverted_before_it_is_found() {
+        let mut h = clean();
+        h.touches[1].at = 3_000;
+        assert!(check(&h).contains(&Violation::RevertBeforeFault { plan: "x1".into() }));
+        h.touches.pop();
+        assert!(check(&h).contains(&Violation::NotReverted { plan: "x1".into() }));
     }
 
     #[test]

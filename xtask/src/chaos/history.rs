@@ -74,6 +74,14 @@ pub struct Receipt {
     pub done: Ms,
 }
 
+/// An experiment's fault or its revert that reached the sink (its plan's name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Touch {
+    pub plan: String,
+    pub revert: bool,
+    pub at: Ms,
+}
+
 /// A webhook delivery that reached the sink.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
@@ -139,6 +147,8 @@ pub struct History {
     pub terms: Terms,
     pub ops: Vec<Op>,
     pub receipts: Vec<Receipt>,
+    /// Experiments' faults and reverts (`api_request` with a `revert`).
+    pub touches: Vec<Touch>,
     pub deliveries: Vec<Delivery>,
     pub faults: Vec<Fault>,
     pub final_state: FinalState,

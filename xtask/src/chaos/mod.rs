@@ -283,6 +283,7 @@ async fn campaign(settings: &Settings, backend: Backend, binary: &Path, wasm: &P
         },
         ops: world.ops.lock().unwrap().clone(),
         receipts: recorded.receipts,
+        touches: recorded.touches,
         deliveries: recorded.deliveries,
         faults: world.faults.lock().unwrap().clone(),
         final_state,

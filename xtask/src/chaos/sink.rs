@@ -1,6 +1,7 @@
 //! The sink: a plain HTTP/1.1 server on 127.0.0.1 that records every attack that reaches it
 //! (`POST /fired`, held open 1–3 s before it answers, so that runs are in flight when faults
-//! land) and every webhook delivery (`POST /events`, answered at once).
+//! land), every experiment's fault and revert (`POST /fault`, `POST /revert`) and every
+//! webhook delivery (`POST /events`), answered at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,12 +9,13 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::history::{Delivery, Receipt};
+use super::history::{Delivery, Receipt, Touch};
 use super::now_ms;
 
 #[derive(Default)]
 pub struct Recorded {
     pub receipts: Vec<Receipt>,
+    pub touches: Vec<Touch>,
     pub deliveries: Vec<Delivery>,
 }
 
@@ -91,6 +93,9 @@ async fn serve(socket: tokio::net::TcpStream, recorded: Arc<Mutex<Recorded>>) {
                     return;
                 }
             }
+        } else if path.starts_with("/fault") || path.starts_with("/revert") {
+            let touch = Touch { plan: text("plan"), revert: path.starts_with("/revert"), at };
+            recorded.lock().unwrap().touches.push(touch);
         } else if path.starts_with("/events") {
             let kind = text("type").trim_start_matches("cme.").to_string();
             let delivery = Delivery { event_id: text("id"), kind, subject: text("subject"), at };

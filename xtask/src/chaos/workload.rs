@@ -32,6 +32,27 @@ pub fn plan_body(name: &str, sink: &str, when: When, forbid: bool) -> Value {
     })
 }
 
+/// An experiment: a fault (an HTTP call to the sink) held two seconds with its revert
+/// registered before it, then a wait; run once, at `due`.
+pub fn experiment_body(name: &str, sink: &str, due: chrono::DateTime<chrono::Utc>) -> Value {
+    let json_header = json!({"Content-Type": "application/json"});
+    json!({
+        "name": name,
+        "deadline_seconds": 60,
+        "steps": [
+            {"name": "fault", "duration_seconds": 2, "attack": {"ref": "api_request:ApiRequest", "args": {
+                "endpoint": format!("{sink}/fault"), "method": "POST", "headers": json_header,
+                "payload": {"plan": name},
+                "revert": {"endpoint": format!("{sink}/revert"), "method": "POST", "headers": json_header,
+                           "body": json!({"plan": name}).to_string()},
+            }}},
+            {"name": "settle", "wait_seconds": 1},
+        ],
+        "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": due.to_rfc3339()}},
+        "grace_seconds": 30,
+    })
+}
+
 /// SplitMix64: the schedule's and the workload's draws, replayable from the seed.
 pub struct Draw(u64);
 
@@ -123,7 +144,14 @@ pub async fn drive(world: Arc<World>, seed: u64) -> anyhow::Result<()> {
                 create(&world, engine + i as usize, &name, When::At(due), false, &mut live).await;
             }
             continue;
-        } else if roll < 24 && recurring < 4 {
+        } else if roll < 27 {
+            let due = chrono::Utc::now() + chrono::Duration::milliseconds(draw.between(500, 4_000) as i64);
+            let name = format!("experiment-{n}");
+            let body = experiment_body(&name, &world.sink.base, due);
+            let (answer, doc) = send(&world, engine, reqwest::Method::POST, "/api/1/plans/", Some(&body)).await;
+            let id = doc["id"].as_str().map(str::to_string);
+            (Action::Create { name, id, recurring: false, forbid: false }, answer, doc)
+        } else if roll < 29 && recurring < 4 {
             recurring += 1;
             let name = format!("recurring-{n}");
             create(&world, engine, &name, When::Cron("*/3 * * * * *"), true, &mut live).await;
