@@ -310,7 +310,8 @@ impl Engine {
     /// stored by another replica during the claim-ahead wait, keeps the run unstarted.
     /// None when it holds; why not otherwise (fail closed: an unreadable database too).
     async fn confirm_claim(&self, executor: &Executor, started: chrono::DateTime<Utc>) -> Option<String> {
-        match self.ports.runs.confirm_start(&executor.id, &self.config.engine_id, started).await {
+        let lease = self.config.run_deadline + self.config.lease_margin;
+        match self.ports.runs.confirm_start(&executor.id, &self.config.engine_id, started, lease).await {
             Ok(true) => None,
             Ok(false) => Some(match self.ports.halt.halt_state().await {
                 Ok(halt) if halt.halted => crate::halt::halted_because(halt.reason.as_deref()),

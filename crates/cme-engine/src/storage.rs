@@ -423,10 +423,17 @@ pub trait RunStore: Send + Sync + 'static {
     /// Confirms, in one statement, right before a run's first effect, that its claim
     /// still holds: the executor is running, `owner` holds its lease, the lease has not
     /// expired (on PostgreSQL by the database's clock), no halt is stored, and its plan
-    /// is neither paused nor deleted. Records
-    /// `started` when it does; false (and nothing written) when it does not, and then
-    /// the run must not start.
-    async fn confirm_start(&self, executor_id: &str, owner: &str, started: DateTime<Utc>) -> StorageResult<bool>;
+    /// is neither paused nor deleted. Records `started` and a fresh lease of `lease`
+    /// from now (a run that starts late, its engine slowed by a database outage, keeps
+    /// its whole deadline under its lease) when it does; false (and nothing written) when
+    /// it does not, and then the run must not start.
+    async fn confirm_start(
+        &self,
+        executor_id: &str,
+        owner: &str,
+        started: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> StorageResult<bool>;
 
     /// A finished run's journal (None: the run never started, or retention emptied it).
     async fn journal(&self, executor_id: &str) -> StorageResult<Option<crate::journal::Journal>>;

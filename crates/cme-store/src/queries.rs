@@ -941,16 +941,31 @@ impl RunStore for Store {
         Ok(self.execute_write(&sql, values).await? == 1)
     }
 
-    async fn confirm_start(&self, executor_id: &str, owner: &str, started: DateTime<Utc>) -> StorageResult<bool> {
+    async fn confirm_start(
+        &self,
+        executor_id: &str,
+        owner: &str,
+        started: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> StorageResult<bool> {
         let now = self.now_us("$4");
         let sql = format!(
-            "UPDATE executors SET started_at_us = $4 WHERE id = $1 AND status = $2 AND lease_owner = $3 \
+            "UPDATE executors SET started_at_us = $4, lease_expires_us = {now} + $7 \
+             WHERE id = $1 AND status = $2 AND lease_owner = $3 \
              AND lease_expires_us > {now} AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $5 AND value = $6) \
              AND NOT EXISTS (SELECT 1 FROM plans WHERE plans.id = executors.plan_id \
              AND (plans.paused_at_us IS NOT NULL OR plans.deleted_at_us IS NOT NULL))"
         );
-        let values =
-            [executor_id.into(), status(RUNNING), owner.into(), us(started).into(), HALTED_KEY.into(), "true".into()];
+        let lease_us = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 2);
+        let values = [
+            executor_id.into(),
+            status(RUNNING),
+            owner.into(),
+            us(started).into(),
+            HALTED_KEY.into(),
+            "true".into(),
+            lease_us.into(),
+        ];
         Ok(self.execute_write(&sql, values).await? == 1)
     }
 

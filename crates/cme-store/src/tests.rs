@@ -663,11 +663,20 @@ async fn replicas_with_skewed_clocks_claim_and_reap_by_the_databases_clock() {
     let lease = claimed[0].lease.as_ref().unwrap().expires - chrono::Utc::now();
     assert!(lease > chrono::Duration::seconds(25) && lease <= chrono::Duration::seconds(30), "{lease}");
     assert_eq!(store.reap_expired(chrono::Utc::now() + skew, &[]).await.unwrap(), 0, "a live lease is not reaped");
-    assert!(store.confirm_start(&claimed[0].id, "slow", chrono::Utc::now()).await.unwrap(), "the claim holds");
+    assert!(
+        store
+            .confirm_start(&claimed[0].id, "slow", chrono::Utc::now(), std::time::Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "the claim holds"
+    );
     assert!(store.renew_lease(&claimed[0].id, "slow", std::time::Duration::ZERO).await.unwrap());
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert!(
-        !store.confirm_start(&claimed[0].id, "slow", chrono::Utc::now()).await.unwrap(),
+        !store
+            .confirm_start(&claimed[0].id, "slow", chrono::Utc::now(), std::time::Duration::from_secs(30))
+            .await
+            .unwrap(),
         "an expired lease does not"
     );
     assert_eq!(store.reap_expired(chrono::Utc::now() - skew, &[]).await.unwrap(), 1, "an expired lease is reaped");
@@ -749,4 +758,24 @@ async fn a_later_event_waits_behind_an_earlier_one_that_waits_for_its_retry() {
     );
     let both = store.claim_deliveries(retry_at, "a", retry_at + chrono::Duration::seconds(30), 10).await.unwrap();
     assert_eq!(both.iter().map(|d| d.id).collect::<Vec<_>>(), vec![first[0].id, first[0].id + 1], "in order");
+}
+
+/// A run that starts late (its engine slowed between claim and start) gets a fresh lease
+/// when it confirms its claim: no reaper takes it while its attack may still run.
+#[tokio::test]
+async fn a_confirmed_start_renews_the_lease_for_the_whole_run() {
+    let store = Store::connect(&StoreConfig::in_memory()).await.unwrap();
+    let caps = cme_engine::WorkCaps { max_plans: 10, max_pending_executors: 10 };
+    let (plan, mut executors, audit) = new_plan("late");
+    executors[0].due = chrono::Utc::now() - chrono::Duration::seconds(1);
+    store.insert_plan(&plan, &executors, &audit, None, &caps).await.unwrap();
+    let now = chrono::Utc::now();
+    let lease_until = now + chrono::Duration::milliseconds(300);
+    let claim = cme_engine::Claim { now, due_by: now, owner: "me".into(), lease_until, limit: 1 };
+    assert_eq!(store.claim_due(&claim).await.unwrap().len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let whole_run = std::time::Duration::from_secs(30);
+    assert!(store.confirm_start("late-e", "me", chrono::Utc::now(), whole_run).await.unwrap());
+    let after_the_claims_lease = chrono::Utc::now() + chrono::Duration::seconds(5);
+    assert_eq!(store.reap_expired(after_the_claims_lease, &[]).await.unwrap(), 0, "its lease runs from its start");
 }

@@ -180,8 +180,14 @@ impl RunStore for SlowClaims {
         self.inner.renew_lease(executor_id, owner, lease).await
     }
 
-    async fn confirm_start(&self, executor_id: &str, owner: &str, started: DateTime<Utc>) -> StorageResult<bool> {
-        self.inner.confirm_start(executor_id, owner, started).await
+    async fn confirm_start(
+        &self,
+        executor_id: &str,
+        owner: &str,
+        started: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> StorageResult<bool> {
+        self.inner.confirm_start(executor_id, owner, started, lease).await
     }
 
     async fn journal(&self, executor_id: &str) -> StorageResult<Option<Journal>> {
