@@ -93,16 +93,10 @@ impl Store {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
             _ => "",
         };
-        // In outbox order per webhook: a row waits while an earlier pending row of its
-        // webhook cannot be sent now (held by a sender, or waiting for its retry), so a
-        // retried event never arrives after a later one.
         let sql = format!(
             "UPDATE deliveries SET lease_owner = $1, lease_until_us = $2 \
-             WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status = $3 AND d.next_attempt_us <= $4 \
-             AND (d.lease_until_us IS NULL OR d.lease_until_us < $4) \
-             AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.webhook = d.webhook AND e.status = $3 AND e.id < d.id \
-             AND (e.next_attempt_us > $4 OR e.lease_until_us >= $4)) \
-             ORDER BY d.id LIMIT $5{lock}) RETURNING *"
+             WHERE id IN (SELECT id FROM deliveries WHERE status = $3 AND next_attempt_us <= $4 \
+             AND (lease_until_us IS NULL OR lease_until_us < $4) ORDER BY id LIMIT $5{lock}) RETURNING *"
         );
         let values: [sea_orm::Value; 5] =
             [owner.into(), us(lease_until).into(), PENDING.into(), us(now).into(), (limit as i64).into()];

@@ -738,28 +738,6 @@ async fn executors_cancelled_while_halted_are_told() {
     assert_eq!((told[0].event.kind, told[0].event.subject.as_str()), ("executor.cancelled", "halted-e"));
 }
 
-/// Events reach each webhook in outbox order: while an earlier event waits for its retry
-/// (or is held by a sender), later ones wait behind it.
-#[tokio::test]
-async fn a_later_event_waits_behind_an_earlier_one_that_waits_for_its_retry() {
-    let store = Store::connect(&subscribed(&["executor.*"])).await.unwrap();
-    store.insert_events(&[failed_event()]).await.unwrap();
-    let now = chrono::Utc::now() + chrono::Duration::seconds(1);
-    let first = store.claim_deliveries(now, "a", now + chrono::Duration::seconds(30), 10).await.unwrap();
-    assert_eq!(first.len(), 1);
-    let retry_at = now + chrono::Duration::seconds(60);
-    let failed = cme_engine::Attempt::Failed { at: now, error: "503".into(), retry_at };
-    store.finish_delivery(first[0].id, "a", &failed).await.unwrap();
-    store.insert_events(&[failed_event()]).await.unwrap();
-    let later = now + chrono::Duration::seconds(1);
-    assert!(
-        store.claim_deliveries(later, "a", later + chrono::Duration::seconds(30), 10).await.unwrap().is_empty(),
-        "the second event waits behind the first"
-    );
-    let both = store.claim_deliveries(retry_at, "a", retry_at + chrono::Duration::seconds(30), 10).await.unwrap();
-    assert_eq!(both.iter().map(|d| d.id).collect::<Vec<_>>(), vec![first[0].id, first[0].id + 1], "in order");
-}
-
 /// A run that starts late (its engine slowed between claim and start) gets a fresh lease
 /// when it confirms its claim: no reaper takes it while its attack may still run.
 #[tokio::test]

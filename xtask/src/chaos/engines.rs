@@ -88,6 +88,22 @@ impl SmallDisk {
         Ok(())
     }
 
+    /// Whether the namespace's mount of the image is read-only.
+    pub fn read_only(&self) -> bool {
+        let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid())).unwrap_or_default();
+        let point = format!(" {} ", self.mount.display());
+        mounts
+            .lines()
+            .filter(|l| l.contains(&point))
+            // The mount's options, or the super block's (after " - "): an ext4 error
+            // turns the latter read-only (`ro`, or `emergency_ro` on newer kernels).
+            .any(|l| {
+                l.split_whitespace()
+                    .flat_map(|field| field.split(','))
+                    .any(|option| matches!(option, "ro" | "emergency_ro"))
+            })
+    }
+
     fn nsenter(&self, command: &[&str]) -> anyhow::Result<std::process::Output> {
         Ok(Command::new("nsenter").args(["-t", &self.pid().to_string(), "-m", "--"]).args(command).output()?)
     }

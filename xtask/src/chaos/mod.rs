@@ -103,7 +103,7 @@ fn engine_config(sink: &str, ci: bool) -> String {
     format!(
         "claim_ahead_ms = 500\nrun_deadline_seconds = {deadline}\nlease_margin_seconds = 2\nreaper_interval_seconds = 1\n\
          misfire_grace_seconds = 30\nshutdown_deadline_seconds = 2\n\n[budgets]\nmax_concurrent_attacks = {CAP}\n\n\
-         [[webhooks]]\nname = \"chaos\"\nurl = \"{sink}/events\"\nevents = [\"*\"]\nmax_backoff_seconds = 2\n"
+         [[webhooks]]\nname = \"chaos\"\nurl = \"{sink}/events\"\nevents = [\"*\"]\nmax_backoff_seconds = 2\ntimeout_seconds = 2\n"
     )
 }
 
@@ -272,6 +272,7 @@ async fn campaign(settings: &Settings, backend: Backend, binary: &Path, wasm: &P
     let lease = Duration::from_secs(if settings.ci { 3 } else { 5 } + 2);
     tokio::time::sleep(lease + Duration::from_secs(1) + Duration::from_secs(10)).await;
     until_quiet(&world).await;
+    until_delivered(&world).await;
     let final_state = final_state(&world).await?;
     let recorded = std::mem::take(&mut *world.sink.recorded.lock().unwrap());
     let history = History {
@@ -381,6 +382,29 @@ async fn until_quiet(world: &World) {
 /// A list document's items: at the top (the original's lists) or embedded (HAL).
 fn listed<'a>(doc: &'a Value, key: &str) -> Option<&'a Vec<Value>> {
     doc[key].as_array().or_else(|| doc["_embedded"][key].as_array())
+}
+
+/// Waits (up to two minutes) until the outbox holds no pending event: deliveries a killed
+/// engine held wait out their lease (2 s per event of its batch, plus 10 s), and events
+/// reach the webhook in order, so later ones wait behind them.
+async fn until_delivered(world: &World) {
+    for _ in 0..240 {
+        let Some(url) = world.url(0) else { return };
+        let listed = world.http.get(format!("{url}/api/1/webhooks/")).send().await;
+        let doc: Value = match listed {
+            Ok(answer) => answer.json().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
+        let pending: u64 = listed_items(&doc).iter().map(|w| w["pending"].as_u64().unwrap_or(1)).sum();
+        if doc.is_object() && pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn listed_items(doc: &Value) -> Vec<Value> {
+    listed(doc, "webhooks").cloned().unwrap_or_default()
 }
 
 /// Every page of a list (`key`), following `_links.next`.
