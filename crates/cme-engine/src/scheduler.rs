@@ -215,7 +215,8 @@ impl Engine {
     /// (released once the result is committed).
     async fn execute(self: Arc<Self>, executor: Executor, permit: OwnedSemaphorePermit, blackouts: Arc<BlackoutIndex>) {
         let stopped = self.until_due(&executor).await;
-        let started = Utc::now();
+        // By the clock the due time was judged by (the database's, on PostgreSQL).
+        let started = self.db_now();
         let late = (started - executor.due).to_std().unwrap_or_default();
         tracing::info!(executor_id = %executor.id, plan_id = %executor.plan_id, late_ms = late.as_millis() as u64, "executor started");
         let began = std::time::Instant::now();
@@ -338,8 +339,14 @@ impl Engine {
 
     /// Now by the database's clock, as the last claim showed it (this engine's clock on
     /// SQLite, where the two are one).
+    /// An offset under a second is the claim's round trip, not a clock apart: ignored, so
+    /// that a run never starts before its due time by this engine's own clock either.
     fn db_now(&self) -> chrono::DateTime<Utc> {
-        Utc::now() + chrono::Duration::microseconds(self.db_clock_offset_us.load(std::sync::atomic::Ordering::Relaxed))
+        let offset = self.db_clock_offset_us.load(std::sync::atomic::Ordering::Relaxed);
+        if offset.abs() < 1_000_000 {
+            return Utc::now();
+        }
+        Utc::now() + chrono::Duration::microseconds(offset)
     }
 
     /// Tells the webhooks that a run starts. Notifications never hold an attack back: an
