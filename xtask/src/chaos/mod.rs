@@ -291,11 +291,9 @@ async fn campaign(settings: &Settings, backend: Backend, binary: &Path, wasm: &P
     };
     let violations = checker::check(&history);
     if !violations.is_empty() {
-        let kept = std::env::temp_dir().join(format!("cme-chaos-{}-{:?}", settings.seed, backend));
-        let _ = std::fs::remove_dir_all(&kept);
-        let _ = std::process::Command::new("cp").arg("-r").arg(dir.path()).arg(&kept).status();
-        std::fs::write(kept.join("history.txt"), format!("{history:#?}"))?;
-        eprintln!("chaos: the history and the engines' logs are kept in {}", kept.display());
+        // The campaign's directory is kept already (see `Kept`): the history joins its logs.
+        std::fs::write(dir.path().join("history.txt"), format!("{history:#?}"))?;
+        eprintln!("chaos: the history and the engines' logs are kept in {}", dir.path().display());
     }
     drop(world);
     if violations.is_empty() {
