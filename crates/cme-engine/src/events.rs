@@ -215,6 +215,27 @@ pub struct Delivery {
     pub attempts: u32,
 }
 
+/// What a sender asks of the outbox when it claims deliveries.
+///
+/// Rows are claimed in outbox order per webhook: a row waits while an earlier pending row
+/// of its webhook is held by a sender or waits for its retry, so a receiver never gets an
+/// event before an earlier one that is still on its way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryClaim<'a> {
+    /// The sender's clock; on PostgreSQL the database's clock judges instead, so replicas
+    /// whose clocks disagree hold and retry rows by one clock.
+    pub now: DateTime<Utc>,
+    /// Names the sender holding the claimed rows.
+    pub owner: &'a str,
+    /// How long the claimed rows are held (long enough to try all of them).
+    pub lease: std::time::Duration,
+    pub limit: u64,
+    /// The furthest ahead a sender ever holds a row or sets its retry. A row held or
+    /// waiting beyond `now + furthest` was dated by a clock that has since stepped back,
+    /// and is due now rather than days later.
+    pub furthest: std::time::Duration,
+}
+
 /// How one delivery attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Attempt {

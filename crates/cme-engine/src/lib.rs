@@ -54,7 +54,7 @@ pub use cme_grant::{BudgetTake, Budgets, GroupBudget};
 pub use config::EngineConfig;
 pub use credentials::{CredentialView, NewCredential, plan_credential_name};
 pub use error::{EngineError, ExecutorChange, Resource};
-pub use events::{Attempt, Delivery, DeliveryCounts, Event, ExecutorDetail, Subscription, WebhookState};
+pub use events::{Attempt, Delivery, DeliveryClaim, DeliveryCounts, Event, ExecutorDetail, Subscription, WebhookState};
 pub use executors::JournalView;
 pub use feeds::{CalendarFeed, CalendarFetch, FetchError, NewSubscription};
 pub use forecast::{Firing, Forecast};

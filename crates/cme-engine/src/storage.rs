@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::blackouts::Blackout;
-use crate::events::{Attempt, Delivery, DeliveryCounts, Event};
+use crate::events::{Attempt, Delivery, DeliveryClaim, DeliveryCounts, Event};
 use crate::model::{
     AuditEntry, AuditEvent, Credential, Executor, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf,
     Plan, PlanSummary, PluginChange, PluginRecord, StoredUpload, WorkCaps,
@@ -643,21 +643,18 @@ pub trait EventStore: Send + Sync + 'static {
     /// start).
     async fn insert_events(&self, events: &[Event]) -> StorageResult<()>;
 
-    /// Takes up to `limit` pending deliveries due by `now` (oldest first) for `owner`
-    /// until `lease_until`; each is held by one sender at a time across replicas.
-    async fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        owner: &str,
-        lease_until: DateTime<Utc>,
-        limit: u64,
-    ) -> StorageResult<Vec<Delivery>>;
+    /// Takes up to `claim.limit` pending deliveries that are due, oldest first and in
+    /// outbox order per webhook (see [`DeliveryClaim`]); each is held by one sender at a
+    /// time across replicas.
+    async fn claim_deliveries(&self, claim: &DeliveryClaim<'_>) -> StorageResult<Vec<Delivery>>;
 
     /// Records how an attempt at a delivery `owner` holds ended.
     async fn finish_delivery(&self, id: i64, owner: &str, attempt: &Attempt) -> StorageResult<()>;
 
-    /// When the next pending delivery is due (its next attempt, or its lease's end).
-    async fn next_delivery(&self) -> StorageResult<Option<DateTime<Utc>>>;
+    /// When, by this engine's clock, a pending delivery is next due: the earliest time a
+    /// webhook's first pending row may be claimed (its retry, or its lease's end; a time
+    /// beyond `furthest` from now counts as now, see [`DeliveryClaim::furthest`]).
+    async fn next_delivery(&self, furthest: std::time::Duration) -> StorageResult<Option<DateTime<Utc>>>;
 
     /// A webhook's deliveries by state.
     async fn delivery_counts(&self, webhook: &str) -> StorageResult<DeliveryCounts>;

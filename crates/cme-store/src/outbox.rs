@@ -6,14 +6,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
-    Statement,
+    Statement, TransactionTrait,
 };
 
 use cme_engine::events::EVENT_KINDS;
-use cme_engine::{Attempt, AuditEvent, Delivery, DeliveryCounts, Event, StorageError};
+use cme_engine::{Attempt, AuditEvent, Delivery, DeliveryClaim, DeliveryCounts, Event, StorageError};
 
 use crate::convert::{at, us};
 use crate::entity::delivery;
+use crate::queries::{DB_NOW_US, adapt};
 use crate::writes::Writes;
 use crate::{Store, db_error as db};
 
@@ -81,36 +82,62 @@ impl Store {
         self.write_outbox(self.db(), events).await
     }
 
-    pub(crate) async fn claim_due_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        owner: &str,
-        lease_until: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<Delivery>, StorageError> {
+    /// The claim: due rows that no earlier pending row of their webhook blocks (held by a
+    /// sender, or waiting for its retry), oldest first. On PostgreSQL an advisory lock
+    /// serialises claims across replicas: two claims judged from one snapshot would each
+    /// take a different part of a webhook's queue and send them side by side.
+    pub(crate) async fn claim_due_deliveries(&self, claim: &DeliveryClaim<'_>) -> Result<Vec<Delivery>, StorageError> {
         let _gate = self.write_gate().await;
+        let now = self.now_us("$4");
+        let blocks = self.blocks("$4", "$6");
         let lock = match self.backend() {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
             _ => "",
         };
         let sql = format!(
-            "UPDATE deliveries SET lease_owner = $1, lease_until_us = $2 \
-             WHERE id IN (SELECT id FROM deliveries WHERE status = $3 AND next_attempt_us <= $4 \
-             AND (lease_until_us IS NULL OR lease_until_us < $4) ORDER BY id LIMIT $5{lock}) RETURNING *"
+            "WITH blocked AS (SELECT webhook, MIN(id) AS first FROM deliveries WHERE status = $3 AND {blocks} \
+             GROUP BY webhook) \
+             UPDATE deliveries SET lease_owner = $1, lease_until_us = {now} + $2 \
+             WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status = $3 \
+             AND NOT EXISTS (SELECT 1 FROM blocked b WHERE b.webhook = d.webhook AND b.first <= d.id) \
+             ORDER BY d.id LIMIT $5{lock}) RETURNING *"
         );
-        let values: [sea_orm::Value; 5] =
-            [owner.into(), us(lease_until).into(), PENDING.into(), us(now).into(), (limit as i64).into()];
-        let sql = match self.backend() {
-            DbBackend::Sqlite => sql.replace('$', "?"),
-            _ => sql,
-        };
-        let mut rows = delivery::Entity::find()
-            .from_raw_sql(Statement::from_sql_and_values(self.backend(), sql, values))
-            .all(self.db())
-            .await
-            .map_err(db)?;
+        let values: [sea_orm::Value; 6] = [
+            claim.owner.into(),
+            micros(claim.lease).into(),
+            PENDING.into(),
+            us(claim.now).into(),
+            (claim.limit as i64).into(),
+            micros(claim.furthest).into(),
+        ];
+        let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), &sql), values);
+        let txn = self.db().begin().await.map_err(db)?;
+        if self.backend() == DbBackend::Postgres {
+            const OUTBOX_LOCK: i64 = 0x636d_655f_6f75_7462; // "cme_outb"
+            let lock = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [OUTBOX_LOCK.into()],
+            );
+            txn.execute_raw(lock).await.map_err(db)?;
+        }
+        let mut rows = delivery::Entity::find().from_raw_sql(statement).all(&txn).await.map_err(db)?;
+        txn.commit().await.map_err(db)?;
         rows.sort_by_key(|row| row.id);
         rows.into_iter().map(delivery_of).collect()
+    }
+
+    /// SQL: whether a pending row cannot be sent at `now` (bound to parameter `now`): it
+    /// is held by a sender, or was tried and waits for its retry. A lease or retry beyond
+    /// `now + furthest` (parameter `furthest`) was set by a clock that stepped back since
+    /// and does not hold. A row never tried is due at once, whatever the clock of the
+    /// replica that wrote it said.
+    fn blocks(&self, now: &str, furthest: &str) -> String {
+        let now = self.now_us(now);
+        format!(
+            "((lease_until_us IS NOT NULL AND lease_until_us >= {now} AND lease_until_us <= {now} + {furthest}) \
+             OR (attempts > 0 AND next_attempt_us > {now} AND next_attempt_us <= {now} + {furthest}))"
+        )
     }
 
     pub(crate) async fn finish_attempt(&self, id: i64, owner: &str, attempt: &Attempt) -> Result<(), StorageError> {
@@ -127,7 +154,16 @@ impl Store {
             Attempt::Failed { at, error, retry_at } => update
                 .col_expr(delivery::Column::LastAttemptUs, Expr::value(us(*at)))
                 .col_expr(delivery::Column::LastError, Expr::value(error.clone()))
-                .col_expr(delivery::Column::NextAttemptUs, Expr::value(us(*retry_at))),
+                // By the clock that judges claims (the database's, on PostgreSQL).
+                .col_expr(
+                    delivery::Column::NextAttemptUs,
+                    match self.backend() {
+                        DbBackend::Postgres => {
+                            Expr::cust(format!("{DB_NOW_US} + {}", us(*retry_at).saturating_sub(us(*at))))
+                        }
+                        _ => Expr::value(us(*retry_at)),
+                    },
+                ),
             Attempt::GaveUp { at, error } => update
                 .col_expr(delivery::Column::Status, Expr::value(FAILED))
                 .col_expr(delivery::Column::LastAttemptUs, Expr::value(us(*at)))
@@ -143,23 +179,36 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) async fn next_pending_delivery(&self) -> Result<Option<DateTime<Utc>>, StorageError> {
+    pub(crate) async fn next_pending_delivery(
+        &self,
+        furthest: std::time::Duration,
+    ) -> Result<Option<DateTime<Utc>>, StorageError> {
         #[derive(FromQueryResult)]
         struct Next {
-            next: Option<i64>,
+            wait: Option<i64>,
         }
-        // A leased row is due again when its lease ends (its sender may have died).
-        let sql = "SELECT MIN(CASE WHEN lease_until_us IS NOT NULL AND lease_until_us > next_attempt_us THEN lease_until_us ELSE next_attempt_us END) AS next \
-                   FROM deliveries WHERE status = $1";
-        let sql = match self.backend() {
-            DbBackend::Sqlite => sql.replace('$', "?"),
-            _ => sql.to_string(),
-        };
-        let next = Next::find_by_statement(Statement::from_sql_and_values(self.backend(), sql, [PENDING.into()]))
-            .one(self.db())
-            .await
-            .map_err(db)?;
-        Ok(next.and_then(|n| n.next).map(at))
+        // Only a webhook's first pending row matters: the rows after it wait for it. It is
+        // due when its lease ends and its retry time has come, whichever is later; the wait
+        // is measured by the clock that judges claims and handed back on this engine's.
+        let now = self.now_us("$2");
+        let blocks = self.blocks("$2", "$3");
+        let sql = format!(
+            "SELECT MIN(CASE WHEN {blocks} THEN \
+             (CASE WHEN lease_until_us IS NOT NULL AND lease_until_us > next_attempt_us THEN lease_until_us \
+             ELSE next_attempt_us END) - {now} ELSE 0 END) AS wait \
+             FROM deliveries WHERE id IN (SELECT MIN(id) FROM deliveries WHERE status = $1 GROUP BY webhook)"
+        );
+        let local_now = Utc::now();
+        let values: [sea_orm::Value; 3] = [PENDING.into(), us(local_now).into(), micros(furthest).into()];
+        let next = Next::find_by_statement(Statement::from_sql_and_values(
+            self.backend(),
+            adapt(self.backend(), &sql),
+            values,
+        ))
+        .one(self.db())
+        .await
+        .map_err(db)?;
+        Ok(next.and_then(|n| n.wait).map(|wait| local_now + chrono::Duration::microseconds(Ord::max(wait, 0))))
     }
 
     pub(crate) async fn counts_of(&self, webhook: &str) -> Result<DeliveryCounts, StorageError> {
@@ -244,4 +293,11 @@ fn delivery_of(row: delivery::Model) -> Result<Delivery, StorageError> {
         event: Event { id: row.event_id, kind, subject: row.subject, time: at(row.time_us), data },
         attempts: u32::try_from(row.attempts).unwrap_or(0),
     })
+}
+
+/// Whole microseconds of a duration, as stored times are, at most a hundred years (added
+/// to a stored time, it must not overflow).
+fn micros(duration: std::time::Duration) -> i64 {
+    const CENTURY_US: i64 = 100 * 366 * 86_400 * 1_000_000;
+    Ord::min(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX), CENTURY_US)
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use cme_engine::storage::prelude::*;
 use cme_engine::storage::{CappedWork, Claim, Extension, InsertPlanError, OverCap, Pruned, StorageResult};
 use cme_engine::{
-    Attempt, AuditEntry, AuditEvent, Blackout, Credential, Delivery, DeliveryCounts, Event, Executor,
+    Attempt, AuditEntry, AuditEvent, Blackout, Credential, Delivery, DeliveryClaim, DeliveryCounts, Event, Executor,
     ExecutorChangeError, ExecutorFilter, ExecutorStatus, FinishedRun, HaltState, Page, PageOf, Plan, PlanSummary,
     PluginChange, PluginRecord, RunLog, StorageError, StoredUpload, WorkCaps,
 };
@@ -1358,22 +1358,16 @@ impl EventStore for Store {
         self.insert_events_now(events).await
     }
 
-    async fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        owner: &str,
-        lease_until: DateTime<Utc>,
-        limit: u64,
-    ) -> StorageResult<Vec<Delivery>> {
-        self.claim_due_deliveries(now, owner, lease_until, limit).await
+    async fn claim_deliveries(&self, claim: &DeliveryClaim<'_>) -> StorageResult<Vec<Delivery>> {
+        self.claim_due_deliveries(claim).await
     }
 
     async fn finish_delivery(&self, id: i64, owner: &str, attempt: &Attempt) -> StorageResult<()> {
         self.finish_attempt(id, owner, attempt).await
     }
 
-    async fn next_delivery(&self) -> StorageResult<Option<DateTime<Utc>>> {
-        self.next_pending_delivery().await
+    async fn next_delivery(&self, furthest: std::time::Duration) -> StorageResult<Option<DateTime<Utc>>> {
+        self.next_pending_delivery(furthest).await
     }
 
     async fn delivery_counts(&self, webhook: &str) -> StorageResult<DeliveryCounts> {
@@ -1400,7 +1394,10 @@ impl BudgetStore for Store {
 
 /// Raw statements are written with PostgreSQL's numbered `$n` placeholders; SQLite's
 /// numbered form is `?n`.
-fn adapt(backend: DbBackend, sql: &str) -> String {
+/// PostgreSQL's clock in microseconds, as stored times are.
+pub(crate) const DB_NOW_US: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT)";
+
+pub(crate) fn adapt(backend: DbBackend, sql: &str) -> String {
     match backend {
         DbBackend::Sqlite => sql.replace('$', "?"),
         _ => sql.to_string(),
@@ -1458,12 +1455,10 @@ impl Store {
     /// clock (every replica reads that one, so a replica whose clock is off neither fires
     /// early nor reaps live runs); on SQLite, whose one engine's clock is the only one,
     /// the bound parameter `param` (the engine's now).
-    fn now_us(&self, param: &str) -> String {
+    pub(crate) fn now_us(&self, param: &str) -> String {
         match self.backend() {
             // `$N + 0 * …` keeps the engine's bound value a typed, used parameter.
-            DbBackend::Postgres => {
-                format!("(CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT) + 0 * {param})")
-            }
+            DbBackend::Postgres => format!("({DB_NOW_US} + 0 * {param})"),
             _ => param.to_string(),
         }
     }

@@ -148,6 +148,26 @@ fn subscribed(events: &[&str]) -> StoreConfig {
     StoreConfig { subscriptions: vec![subscription], ..StoreConfig::in_memory() }
 }
 
+/// The furthest ahead the tests' senders hold or retry a row.
+const FURTHEST: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// Up to ten deliveries claimed at `now` by `owner` for `lease_seconds`.
+async fn claim(
+    store: &Store,
+    now: chrono::DateTime<chrono::Utc>,
+    owner: &str,
+    lease_seconds: u64,
+) -> Vec<cme_engine::Delivery> {
+    let claim = cme_engine::DeliveryClaim {
+        now,
+        owner,
+        lease: std::time::Duration::from_secs(lease_seconds),
+        limit: 10,
+        furthest: FURTHEST,
+    };
+    store.claim_deliveries(&claim).await.unwrap()
+}
+
 fn failed_event() -> cme_engine::Event {
     let detail = cme_engine::ExecutorDetail { error: Some("boom"), ..Default::default() };
     cme_engine::Event::executor("e1", "p1", ExecutorStatus::Failed, chrono::Utc::now(), detail).unwrap()
@@ -161,23 +181,24 @@ async fn a_delivery_is_held_by_one_sender_until_its_lease_ends() {
     assert!(signals.has_changed().unwrap(), "writing rows wakes the senders");
     let now = chrono::Utc::now();
     let lease = now + chrono::Duration::seconds(30);
-    let first = store.claim_deliveries(now, "a", lease, 10).await.unwrap();
+    let first = claim(&store, now, "a", 30).await;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].event.data["error"], "boom");
-    assert!(store.claim_deliveries(now, "b", lease, 10).await.unwrap().is_empty(), "held by a");
+    assert!(claim(&store, now, "b", 30).await.is_empty(), "held by a");
     // b may not record an attempt on a's delivery.
     let delivered = cme_engine::Attempt::Delivered { at: now };
     store.finish_delivery(first[0].id, "b", &delivered).await.unwrap();
     assert_eq!(store.delivery_counts("ops").await.unwrap().pending, 1);
     // a's lease ends (it died): b takes it over and delivers it.
     let later = lease + chrono::Duration::seconds(1);
-    assert_eq!(store.next_delivery().await.unwrap(), Some(crate::convert::at(crate::convert::us(lease))));
-    let again = store.claim_deliveries(later, "b", later + chrono::Duration::seconds(30), 10).await.unwrap();
+    let next = store.next_delivery(FURTHEST).await.unwrap().expect("a pending delivery");
+    assert!((next - lease).num_milliseconds().abs() < 1_000, "due when a's lease ends: {next} vs {lease}");
+    let again = claim(&store, later, "b", 30).await;
     assert_eq!(again.len(), 1);
     store.finish_delivery(again[0].id, "b", &delivered).await.unwrap();
     let counts = store.delivery_counts("ops").await.unwrap();
     assert_eq!((counts.pending, counts.delivered, counts.failed), (0, 1, 0));
-    assert_eq!(store.next_delivery().await.unwrap(), None);
+    assert_eq!(store.next_delivery(FURTHEST).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -185,20 +206,20 @@ async fn a_failed_attempt_waits_for_its_retry_and_unwanted_events_are_not_stored
     let store = Store::connect(&subscribed(&["plan.created"])).await.unwrap();
     store.insert_events(&[failed_event()]).await.unwrap();
     let now = chrono::Utc::now();
-    assert!(store.claim_deliveries(now, "a", now, 10).await.unwrap().is_empty(), "ops does not want executor events");
+    assert!(claim(&store, now, "a", 0).await.is_empty(), "ops does not want executor events");
 
     let store = Store::connect(&subscribed(&["*"])).await.unwrap();
     store.insert_events(&[failed_event()]).await.unwrap();
     let now = chrono::Utc::now();
-    let claimed = store.claim_deliveries(now, "a", now + chrono::Duration::seconds(30), 10).await.unwrap();
+    let claimed = claim(&store, now, "a", 30).await;
     let retry_at = now + chrono::Duration::seconds(60);
     let failed = cme_engine::Attempt::Failed { at: now, error: "the receiver answered 503".into(), retry_at };
     store.finish_delivery(claimed[0].id, "a", &failed).await.unwrap();
-    assert!(store.claim_deliveries(now + chrono::Duration::seconds(59), "a", retry_at, 10).await.unwrap().is_empty());
+    assert!(claim(&store, now + chrono::Duration::seconds(59), "a", 1).await.is_empty());
     let counts = store.delivery_counts("ops").await.unwrap();
     assert_eq!(counts.last_error.as_deref(), Some("the receiver answered 503"));
     assert_eq!(counts.pending, 1);
-    let retried = store.claim_deliveries(retry_at, "a", retry_at + chrono::Duration::seconds(30), 10).await.unwrap();
+    let retried = claim(&store, retry_at, "a", 30).await;
     assert_eq!(retried[0].attempts, 1);
 }
 
@@ -733,7 +754,7 @@ async fn executors_cancelled_while_halted_are_told() {
     let now = chrono::Utc::now();
     assert_eq!(store.cancel_due_while_halted(now).await.unwrap(), 1);
     let later = chrono::Utc::now() + chrono::Duration::seconds(1);
-    let told = store.claim_deliveries(later, "a", later + chrono::Duration::seconds(30), 10).await.unwrap();
+    let told = claim(&store, later, "a", 30).await;
     assert_eq!(told.len(), 1, "one executor.cancelled event: {told:?}");
     assert_eq!((told[0].event.kind, told[0].event.subject.as_str()), ("executor.cancelled", "halted-e"));
 }
@@ -756,4 +777,79 @@ async fn a_confirmed_start_renews_the_lease_for_the_whole_run() {
     assert!(store.confirm_start("late-e", "me", chrono::Utc::now(), whole_run).await.unwrap());
     let after_the_claims_lease = chrono::Utc::now() + chrono::Duration::seconds(5);
     assert_eq!(store.reap_expired(after_the_claims_lease, &[]).await.unwrap(), 0, "its lease runs from its start");
+}
+
+/// A store subscribed to every event on each backend this machine has (SQLite in memory,
+/// and PostgreSQL when `CME_TEST_POSTGRES_URL` is set).
+async fn outbox_stores(name: &str) -> Vec<Store> {
+    let mut stores = vec![Store::connect(&subscribed(&["*"])).await.unwrap()];
+    if let Some(url) = fresh_postgres(name) {
+        let config = StoreConfig { url, ..subscribed(&["*"]) };
+        stores.push(Store::connect(&config).await.unwrap());
+    }
+    stores
+}
+
+fn within_a_second(at: chrono::DateTime<chrono::Utc>, expected: chrono::DateTime<chrono::Utc>) -> bool {
+    (at - expected).num_milliseconds().abs() < 1_000
+}
+
+/// Events reach each webhook in outbox order: while an earlier event is held by a sender
+/// or waits for its retry, later ones wait behind it, and the senders sleep until the
+/// earlier one is due instead of polling for the later ones.
+#[tokio::test]
+async fn a_later_event_waits_behind_an_earlier_one_that_is_held_or_waits_for_its_retry() {
+    for store in outbox_stores("order").await {
+        store.insert_events(&[failed_event()]).await.unwrap();
+        let now = chrono::Utc::now();
+        let first = claim(&store, now, "a", 30).await;
+        assert_eq!(first.len(), 1);
+        store.insert_events(&[failed_event()]).await.unwrap();
+        assert!(
+            claim(&store, chrono::Utc::now(), "b", 30).await.is_empty(),
+            "the second event waits while a holds the first"
+        );
+        let next = store.next_delivery(FURTHEST).await.unwrap().expect("pending");
+        assert!(within_a_second(next, now + chrono::Duration::seconds(30)), "due when a's lease ends: {next}");
+
+        let at = chrono::Utc::now();
+        let retry_at = at + chrono::Duration::seconds(1);
+        store
+            .finish_delivery(first[0].id, "a", &cme_engine::Attempt::Failed { at, error: "503".into(), retry_at })
+            .await
+            .unwrap();
+        assert!(claim(&store, chrono::Utc::now(), "b", 30).await.is_empty(), "the second waits for the first's retry");
+        let next = store.next_delivery(FURTHEST).await.unwrap().expect("pending");
+        assert!(within_a_second(next, retry_at), "due at the first's retry: {next} vs {retry_at}");
+
+        tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+        let both = claim(&store, chrono::Utc::now(), "b", 30).await;
+        let ids: Vec<i64> = both.iter().map(|d| d.id).collect();
+        assert_eq!(ids, vec![first[0].id, first[0].id + 1], "both, in order");
+    }
+}
+
+/// A lease or retry set further ahead than any sender sets one was dated by a clock that
+/// has stepped back since (an engine's clock stepped days ahead, then corrected): it does
+/// not hold the webhook's events for days.
+#[tokio::test]
+async fn a_lease_or_retry_dated_by_a_clock_that_stepped_back_does_not_hold_the_queue() {
+    for store in outbox_stores("stepped").await {
+        store.insert_events(&[failed_event()]).await.unwrap();
+        store.insert_events(&[failed_event()]).await.unwrap();
+        let now = chrono::Utc::now();
+        let held = claim(&store, now, "ahead", 8 * 86_400).await;
+        assert_eq!(held.len(), 2);
+        let taken = claim(&store, now, "b", 30).await;
+        assert_eq!(taken.len(), 2, "a lease eight days long is not one a sender sets");
+
+        let at = chrono::Utc::now();
+        let retry_at = at + chrono::Duration::days(8);
+        let failed = cme_engine::Attempt::Failed { at, error: "503".into(), retry_at };
+        store.finish_delivery(taken[0].id, "b", &failed).await.unwrap();
+        store.finish_delivery(taken[1].id, "b", &failed).await.unwrap();
+        let next = store.next_delivery(FURTHEST).await.unwrap().expect("pending");
+        assert!(within_a_second(next, chrono::Utc::now()), "due now, not in eight days: {next}");
+        assert_eq!(claim(&store, chrono::Utc::now(), "c", 30).await.len(), 2, "a retry eight days ahead does not hold");
+    }
 }

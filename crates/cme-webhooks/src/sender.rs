@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use cme_engine::{Attempt, Delivery, EventStore};
+use cme_engine::{Attempt, Delivery, DeliveryClaim, EventStore};
 
 use crate::{SIGNATURE_HEADER, Webhook, signature};
 
@@ -67,7 +67,7 @@ impl Sender {
             }
             let pause = match self.pass().await {
                 Ok(true) => continue,
-                Ok(false) => match self.storage.next_delivery().await {
+                Ok(false) => match self.storage.next_delivery(self.furthest()).await {
                     Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or_default().max(Duration::from_millis(10)),
                     Ok(None) => Duration::MAX,
                     Err(error) => {
@@ -96,11 +96,14 @@ impl Sender {
 
     /// Claims one batch and delivers it; true when a full batch was claimed (more may wait).
     async fn pass(&self) -> Result<bool, cme_engine::StorageError> {
-        let now = Utc::now();
-        let longest = self.webhooks.values().map(|w| w.timeout).max().unwrap_or_default();
-        let lease = chrono::Duration::from_std(longest * self.config.batch as u32 + Duration::from_secs(10))
-            .unwrap_or(chrono::Duration::MAX);
-        let claimed = self.storage.claim_deliveries(now, &self.config.owner, now + lease, self.config.batch).await?;
+        let claim = DeliveryClaim {
+            now: Utc::now(),
+            owner: &self.config.owner,
+            lease: self.lease(),
+            limit: self.config.batch,
+            furthest: self.furthest(),
+        };
+        let claimed = self.storage.claim_deliveries(&claim).await?;
         let full = claimed.len() as u64 == self.config.batch;
         let mut by_webhook: HashMap<String, Vec<Delivery>> = HashMap::new();
         for delivery in claimed {
@@ -117,6 +120,19 @@ impl Sender {
             }
         }
         Ok(full)
+    }
+
+    /// How long a claimed batch is held: long enough to try every row in it.
+    fn lease(&self) -> Duration {
+        let longest = self.webhooks.values().map(|w| w.timeout).max().unwrap_or_default();
+        longest.saturating_mul(self.config.batch as u32) + Duration::from_secs(10)
+    }
+
+    /// The furthest ahead this sender holds a row or sets its retry (a lease, or the
+    /// backoff's cap); anything further was set by a clock that stepped back since.
+    fn furthest(&self) -> Duration {
+        let backoff = self.webhooks.values().map(|w| w.max_backoff).max().unwrap_or_default();
+        self.lease().max(backoff) + Duration::from_secs(1)
     }
 
     fn clone_parts(&self) -> Sender {
