@@ -260,7 +260,7 @@ fn webhooks(history: &History, found: &mut Vec<Violation>) {
             },
             _ => true,
         };
-        if !committed {
+        if !committed && delivery.at < state.read_at {
             found.push(Violation::PhantomEvent { kind: delivery.kind.clone(), subject: delivery.subject.clone() });
         }
     }
@@ -313,9 +313,12 @@ fn liveness(history: &History, found: &mut Vec<Violation>) {
     // When each run really ran (its attack reached the sink): a due time set by a
     // stepped clock says little of that.
     let reached: HashMap<&str, Ms> = history.receipts.iter().map(|r| (r.run_id.as_str(), r.at)).collect();
+    // A run due shortly before the final state was read may rightly be running still
+    // (recurring plans go on firing); one due a lease and half a minute before is stuck.
+    let stuck_before = history.final_state.read_at - lease - 30_000;
     for executor in history.final_state.executors.values() {
         let ran = reached.get(executor.id.as_str()).copied().unwrap_or(executor.due);
-        if executor.status == "running" {
+        if executor.status == "running" && executor.due < stuck_before {
             found.push(Violation::StillRunning { executor: executor.id.clone() });
         }
         let unknown = executor.error.as_deref().is_some_and(|e| e.starts_with("outcome unknown"));
@@ -381,7 +384,7 @@ mod tests {
                 delivery("engine.halted", "", 10_020),
             ],
             faults: vec![],
-            final_state: FinalState { halted: true, ..final_state },
+            final_state: FinalState { halted: true, read_at: 100_000, ..final_state },
         }
     }
 
@@ -532,6 +535,22 @@ mod tests {
         let executor = h.final_state.executors.get_mut("e1").unwrap();
         executor.status = "running".into();
         assert!(check(&h).contains(&Violation::StillRunning { executor: "e1".into() }));
+        // Due just before the state was read: it may rightly run still, and its end may
+        // be told after the reading (not a phantom).
+        h.final_state.executors.get_mut("e1").unwrap().due = 99_000;
+        h.receipts.clear();
+        h.deliveries.retain(|d| d.kind != "executor.succeeded");
+        h.deliveries.push(Delivery {
+            event_id: "late".into(),
+            kind: "executor.succeeded".into(),
+            subject: "e1".into(),
+            at: 101_000,
+        });
+        assert_eq!(check(&h), vec![], "a run ending while the state was read");
+        h.deliveries.last_mut().unwrap().at = 99_500;
+        assert!(
+            check(&h).contains(&Violation::PhantomEvent { kind: "executor.succeeded".into(), subject: "e1".into() })
+        );
         let mut h = clean();
         let executor = h.final_state.executors.get_mut("e1").unwrap();
         executor.status = "failed".into();

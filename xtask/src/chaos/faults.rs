@@ -98,7 +98,8 @@ pub struct Schedule {
 }
 
 /// The schedule: under `--ci` every kind once, in order, a few seconds apart; otherwise
-/// kinds drawn from the seed, 1.5–4.5 s apart, for `minutes`.
+/// rounds of every kind in an order drawn from the seed (so that each kind is injected
+/// about as often as the others), 0.5–2 s apart, for `minutes`.
 pub fn schedule(seed: u64, backend: Backend, ci: bool, minutes: f64, faketime: bool, engines: usize) -> Schedule {
     let kinds = kinds(backend, faketime);
     let mut draw = Draw::new(seed);
@@ -110,13 +111,18 @@ pub fn schedule(seed: u64, backend: Backend, ci: bool, minutes: f64, faketime: b
             .collect();
         return Schedule { items, span: Duration::ZERO, whole: true };
     }
-    let items = (0..5_000)
-        .map(|_| Item {
-            gap: Duration::from_millis(draw.between(1_500, 4_500)),
-            kind: kinds[draw.between(0, kinds.len() as u64) as usize],
-            engine: draw.between(0, engines as u64) as usize,
-        })
-        .collect();
+    let mut items = Vec::new();
+    while items.len() < 5_000 {
+        let mut round = kinds.clone();
+        // Fisher–Yates, by the seed.
+        for i in (1..round.len()).rev() {
+            round.swap(i, draw.between(0, i as u64 + 1) as usize);
+        }
+        for kind in round {
+            let gap = Duration::from_millis(draw.between(500, 2_000));
+            items.push(Item { gap, kind, engine: draw.between(0, engines as u64) as usize });
+        }
+    }
     Schedule { items, span: Duration::from_secs_f64(minutes * 60.0), whole: false }
 }
 
@@ -353,4 +359,26 @@ pub async fn lift_all(world: &World) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_replays_its_schedule_and_every_kind_comes_once_a_round() {
+        let one = schedule(7, Backend::Postgres, false, 30.0, true, 3);
+        let again = schedule(7, Backend::Postgres, false, 30.0, true, 3);
+        let kinds_of = |s: &Schedule| s.items.iter().map(|i| (i.kind, i.engine, i.gap)).collect::<Vec<_>>();
+        assert_eq!(kinds_of(&one), kinds_of(&again), "the same seed, the same schedule");
+        assert_ne!(kinds_of(&one), kinds_of(&schedule(8, Backend::Postgres, false, 30.0, true, 3)));
+        let all = kinds(Backend::Postgres, true);
+        for round in one.items.chunks(all.len()).take(100) {
+            let mut seen: Vec<FaultKind> = round.iter().map(|i| i.kind).collect();
+            seen.dedup();
+            assert_eq!(seen.len(), all.len(), "each kind once a round: {seen:?}");
+            assert!(all.iter().all(|k| seen.contains(k)));
+        }
+        assert!(one.items.iter().all(|i| i.engine < 3 && i.gap >= Duration::from_millis(500)));
+    }
 }

@@ -127,6 +127,10 @@ pub struct FinalState {
     pub plans: HashMap<String, FinalPlan>,
     pub executors: HashMap<String, FinalExecutor>,
     pub halted: bool,
+    /// When its reading began. Recurring plans go on firing while it is read: an event
+    /// that arrived before this tells a change the state shows (or a later one); one that
+    /// arrived after may tell a change the state does not show yet.
+    pub read_at: Ms,
 }
 
 /// What the engines were told (`max_concurrent_attacks`, `claim_ahead_ms`) and how much

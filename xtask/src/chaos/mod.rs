@@ -274,6 +274,8 @@ async fn campaign(settings: &Settings, backend: Backend, binary: &Path, wasm: &P
     until_quiet(&world).await;
     until_delivered(&world).await;
     let final_state = final_state(&world).await?;
+    // The events of the changes the state shows (some made while it was read).
+    until_delivered(&world).await;
     let recorded = std::mem::take(&mut *world.sink.recorded.lock().unwrap());
     let history = History {
         terms: Terms {
@@ -419,7 +421,7 @@ async fn all_pages(world: &World, first: &str, key: &str) -> anyhow::Result<Vec<
 }
 
 async fn final_state(world: &World) -> anyhow::Result<FinalState> {
-    let mut state = FinalState::default();
+    let mut state = FinalState { read_at: now_ms(), ..FinalState::default() };
     let ms = |v: &Value| {
         v.as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map_or(0, |t| t.timestamp_millis())
     };
