@@ -1,7 +1,8 @@
 //! The halt switch, failing closed. A halt cancels this engine's runs first and holds in
 //! memory at once; storing it (so that other replicas and restarts see it) comes second
 //! and is retried until it succeeds. Claims are conditioned on the stored switch in the
-//! same statement, and a run claimed just before a halt does not start after it.
+//! same statement, and a run claimed just before a halt does not start after it. Once
+//! stored, the stored switch alone speaks: a resume on any replica lifts it everywhere.
 
 use cme_model::Locked;
 use std::sync::Arc;
@@ -88,7 +89,12 @@ impl Engine {
             return true; // resumed (or halted again) meanwhile: nothing of this to store
         }
         match tokio::time::timeout(PERSIST_WAIT, self.ports.halt.set_halt_state(state, audit)).await {
-            Ok(Ok(())) => true,
+            Ok(Ok(())) => {
+                // Stored: from now on the stored switch speaks for every replica, so that
+                // a resume on another one lifts this halt here too.
+                *self.local_halt.locked() = None;
+                true
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "storing the halt failed");
                 false

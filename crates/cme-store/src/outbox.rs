@@ -94,13 +94,16 @@ impl Store {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
             _ => "",
         };
+        // Picked once, in a materialised CTE (see the executors' claim: a subquery with a
+        // LIMIT may run again per row and take more than the limit).
         let sql = format!(
             "WITH blocked AS (SELECT webhook, MIN(id) AS first FROM deliveries WHERE status = $3 AND {blocks} \
-             GROUP BY webhook) \
-             UPDATE deliveries SET lease_owner = $1, lease_until_us = {now} + $2 \
-             WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status = $3 \
+             GROUP BY webhook), \
+             picked AS MATERIALIZED (SELECT d.id FROM deliveries d WHERE d.status = $3 \
              AND NOT EXISTS (SELECT 1 FROM blocked b WHERE b.webhook = d.webhook AND b.first <= d.id) \
-             ORDER BY d.id LIMIT $5{lock}) RETURNING *"
+             ORDER BY d.id LIMIT $5{lock}) \
+             UPDATE deliveries SET lease_owner = $1, lease_until_us = {now} + $2 \
+             WHERE id IN (SELECT id FROM picked) RETURNING *"
         );
         let values: [sea_orm::Value; 6] = [
             claim.owner.into(),

@@ -1427,11 +1427,17 @@ impl Store {
             _ => "",
         };
         let now = self.now_us("$3");
+        // The rows are picked once, in a materialised CTE: as a plain `IN (SELECT ... LIMIT
+        // n FOR UPDATE SKIP LOCKED)` PostgreSQL may plan the subquery as the inner side of
+        // a nested-loop semi-join and run it again for every outer row, and the rows it
+        // locked itself count again each time: the claim took every due row, whatever the
+        // limit (and the attack cap) said.
         let sql = format!(
-            "UPDATE executors SET status = $5, lease_owner = $1, lease_expires_us = {now} + $2, \
+            "WITH picked AS MATERIALIZED (SELECT id FROM executors WHERE status = $6 AND due_at_us <= {now} + $9 \
+             ORDER BY due_at_us LIMIT $4{lock}) \
+             UPDATE executors SET status = $5, lease_owner = $1, lease_expires_us = {now} + $2, \
              started_at_us = CASE WHEN due_at_us > {now} THEN due_at_us ELSE {now} END, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM executors WHERE status = $6 AND due_at_us <= {now} + $9 \
-             ORDER BY due_at_us LIMIT $4{lock}) AND status = $6 \
+             WHERE id IN (SELECT id FROM picked) AND status = $6 \
              AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $7 AND value = $8) RETURNING {EXECUTOR_COLUMNS}"
         );
         Statement::from_sql_and_values(

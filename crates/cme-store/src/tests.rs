@@ -853,3 +853,54 @@ async fn a_lease_or_retry_dated_by_a_clock_that_stepped_back_does_not_hold_the_q
         assert_eq!(claim(&store, chrono::Utc::now(), "c", 30).await.len(), 2, "a retry eight days ahead does not hold");
     }
 }
+
+/// A capped claim never takes more than the cap leaves, on every backend: a burst of due
+/// executors larger than the cap is claimed a cap's worth at a time.
+#[tokio::test]
+async fn a_capped_claim_takes_no_more_than_the_cap_leaves() {
+    let mut stores = vec![Store::connect(&StoreConfig::in_memory()).await.unwrap()];
+    if let Some(url) = fresh_postgres("capped") {
+        stores.push(Store::connect(&StoreConfig::new(url)).await.unwrap());
+    }
+    for store in stores {
+        let caps = cme_engine::WorkCaps { max_plans: 100, max_pending_executors: 100 };
+        for i in 0..16 {
+            let (plan, mut executors, audit) = new_plan(&format!("burst{i}"));
+            executors[0].due = chrono::Utc::now() - chrono::Duration::milliseconds(10);
+            store.insert_plan(&plan, &executors, &audit, None, &caps).await.unwrap();
+        }
+        let now = chrono::Utc::now();
+        let claim = |limit| cme_engine::Claim {
+            now,
+            due_by: now + chrono::Duration::seconds(1),
+            owner: "a".into(),
+            lease_until: now + chrono::Duration::seconds(30),
+            limit,
+        };
+        let (first, held_back) = store.claim_due_capped(&claim(64), 6).await.unwrap();
+        assert_eq!((first.len(), held_back), (6, true), "a cap's worth");
+        let (second, _) = store.claim_due_capped(&claim(64), 6).await.unwrap();
+        assert!(second.is_empty(), "the cap is full: {}", second.len());
+    }
+}
+
+/// The outbox claim takes no more than its limit on every backend (PostgreSQL once ran a
+/// limited subquery again per row and took every due row).
+#[tokio::test]
+async fn an_outbox_claim_takes_no_more_than_its_limit() {
+    for store in outbox_stores("limit").await {
+        for _ in 0..16 {
+            store.insert_events(&[failed_event()]).await.unwrap();
+        }
+        let claim = cme_engine::DeliveryClaim {
+            now: chrono::Utc::now(),
+            owner: "a",
+            lease: std::time::Duration::from_secs(30),
+            limit: 6,
+            furthest: FURTHEST,
+        };
+        let taken = store.claim_deliveries(&claim).await.unwrap();
+        assert_eq!(taken.len(), 6, "the limit holds");
+        assert!(taken.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+    }
+}

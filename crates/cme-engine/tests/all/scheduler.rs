@@ -215,6 +215,24 @@ async fn a_halt_holds_and_cancels_runs_even_when_it_cannot_be_stored() {
     assert!(rig.engine.halt_state().await.unwrap().persisted);
 }
 
+/// A halt this engine stored is lifted by a resume on another replica: the engine does
+/// not stay halted on its own, cancelling every replica's executors as they fall due.
+#[tokio::test]
+async fn a_resume_by_another_replica_lifts_a_halt_this_engine_stored() {
+    let rig = Rig::new().await;
+    rig.engine.start();
+    assert!(rig.engine.halt(Some("drill".into()), "operator").await.unwrap().persisted);
+    let resumed = cme_engine::AuditEvent::action("operator", "resume", "");
+    rig.store.set_halt_state(&cme_engine::HaltState::default(), &resumed).await.unwrap();
+    assert!(!rig.engine.halt_state().await.unwrap().state.halted, "the stored switch speaks once stored");
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), &operator()).await.unwrap();
+    assert_eq!(
+        finished(&rig.engine, &executors[0].id).await.status,
+        ExecutorStatus::Succeeded,
+        "resumed everywhere: the executor runs"
+    );
+}
+
 #[tokio::test]
 async fn a_claim_checks_the_stored_halt_in_the_same_statement() {
     let rig = Rig::new().await;
