@@ -208,6 +208,11 @@ async fn campaign(settings: &Settings, backend: Backend, binary: &Path, wasm: &P
     std::fs::write(&config, engine_config(&sink.base, settings.ci))?;
     let faketime = Path::new(engines::LIBFAKETIME).exists();
     if !faketime {
+        // CI installs it: there, clock faults are never skipped quietly.
+        anyhow::ensure!(
+            !cme_test_peers::peers_required(),
+            "CME_REQUIRE_PEERS=1 but libfaketime is missing (apt-get install faketime)"
+        );
         eprintln!("chaos: libfaketime missing (apt-get install faketime): no clock faults");
     }
     let (postgres, proxy, disk, database_url, count) = match backend {
