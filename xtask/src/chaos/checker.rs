@@ -20,6 +20,9 @@ pub enum Violation {
     WhileHalted { run_id: String, at: Ms },
     /// An attack of a plan paused or deleted (answered 2xx) before it.
     PausedOrDeleted { run_id: String, at: Ms },
+    /// An attack of an executor due in a blackout answered 2xx before the claim that
+    /// took it (its due time minus `claim_ahead_ms`).
+    InBlackout { run_id: String },
     /// An attack before its due time minus `claim_ahead_ms`.
     Early { run_id: String, by_ms: Ms },
     /// More attacks at once than `max_concurrent_attacks`.
@@ -119,6 +122,14 @@ fn safety_of_attacks(history: &History, found: &mut Vec<Violation>) {
     let terms = &history.terms;
     let halted = halted_spans(history);
     let stopped = stopped_spans(history);
+    let blackouts: Vec<(Ms, Ms, Ms)> = history
+        .ops
+        .iter()
+        .filter_map(|o| match o.action {
+            Action::Blackout { start, end } if o.answer.done() => Some((o.answered, start, end)),
+            _ => None,
+        })
+        .collect();
     let mut seen = HashSet::new();
     let creations: HashMap<&str, &super::history::Op> = history
         .ops
@@ -146,6 +157,15 @@ fn safety_of_attacks(history: &History, found: &mut Vec<Violation>) {
         };
         if stopped.get(&executor.plan_id).is_some_and(|spans| in_spans(spans, receipt.at, terms.in_flight_ms)) {
             found.push(Violation::PausedOrDeleted { run_id: receipt.run_id.clone(), at: receipt.at });
+        }
+        // Blackouts are judged by the executor's due time (no engine clock involved), read
+        // by each claim: one made before the claim (a second of slack) holds.
+        let claimed_by = executor.due - terms.claim_ahead_ms - clock_ahead_at(history, receipt.at) - 1_000;
+        if blackouts
+            .iter()
+            .any(|(answered, start, end)| *answered <= claimed_by && (*start..*end).contains(&executor.due))
+        {
+            found.push(Violation::InBlackout { run_id: receipt.run_id.clone() });
         }
         let earliest = executor.due - terms.claim_ahead_ms - clock_ahead_at(history, receipt.at);
         // The sink's clock and the engines' are one machine's: a few ms of scheduling.
@@ -518,6 +538,23 @@ mod tests {
         let mut h = clean();
         h.deliveries.retain(|d| d.kind != "plan.created");
         assert!(check(&h).contains(&Violation::MissingEvent { kind: "plan.created".into(), subject: "p1".into() }));
+    }
+
+    #[test]
+    fn an_attack_due_in_a_blackout_made_before_its_claim_is_found() {
+        let mut h = clean();
+        let blackout = |answered| Op {
+            action: Action::Blackout { start: 1_900, end: 2_100 },
+            sent: answered - 10,
+            answered,
+            answer: Answer::Done(201),
+        };
+        h.ops.push(blackout(200));
+        assert!(check(&h).contains(&Violation::InBlackout { run_id: "e1".into() }));
+        // Made while the run may have been claimed already: not judged.
+        h.ops.pop();
+        h.ops.push(blackout(1_000));
+        assert_eq!(check(&h), vec![]);
     }
 
     #[test]

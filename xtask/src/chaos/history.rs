@@ -53,6 +53,11 @@ pub enum Action {
     },
     Halt,
     Resume,
+    /// A blackout over every plan, from `start` to `end` (harness clock).
+    Blackout {
+        start: Ms,
+        end: Ms,
+    },
 }
 
 /// One operation: what, when it was sent, when it was answered, how.

@@ -117,6 +117,7 @@ pub struct Report {
     executors: usize,
     receipts: usize,
     halts: usize,
+    blackouts: usize,
     injections: Vec<(String, usize, usize)>,
     violations: Vec<checker::Violation>,
 }
@@ -124,7 +125,11 @@ pub struct Report {
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "== chaos report: {:?}, {} s", self.backend, self.seconds)?;
-        writeln!(f, "executors {}, attacks at the sink {}, halts {}", self.executors, self.receipts, self.halts)?;
+        writeln!(
+            f,
+            "executors {}, attacks at the sink {}, halts {}, blackouts {}",
+            self.executors, self.receipts, self.halts, self.blackouts
+        )?;
         for (kind, count, overlapping) in &self.injections {
             writeln!(f, "  {kind:<22} {count:>4} injected, {overlapping:>4} with work in flight")?;
         }
@@ -312,6 +317,11 @@ async fn campaign(settings: &Settings, backend: Backend, binary: &Path, wasm: &P
         executors: history.final_state.executors.len(),
         receipts: history.receipts.len(),
         halts: history.ops.iter().filter(|o| o.action == history::Action::Halt && o.answer.done()).count(),
+        blackouts: history
+            .ops
+            .iter()
+            .filter(|o| matches!(o.action, history::Action::Blackout { .. }) && o.answer.done())
+            .count(),
         injections,
         violations,
     })

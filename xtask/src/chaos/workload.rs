@@ -151,7 +151,22 @@ pub async fn drive(world: Arc<World>, seed: u64) -> anyhow::Result<()> {
             let (answer, doc) = send(&world, engine, reqwest::Method::POST, "/api/1/plans/", Some(&body)).await;
             let id = doc["id"].as_str().map(str::to_string);
             (Action::Create { name, id, recurring: false, forbid: false }, answer, doc)
-        } else if roll < 29 && recurring < 4 {
+        } else if roll < 29 {
+            // A blackout over every plan, a few seconds from now.
+            // Whole seconds: the window the engine holds is exactly the one recorded.
+            let from_now = draw.between(2, 5) as i64;
+            let start =
+                chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + from_now, 0).unwrap_or_default();
+            let end = start + chrono::Duration::seconds(draw.between(1, 5) as i64);
+            let body = json!({
+                "name": format!("blackout-{n}"),
+                "start": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "end": end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "stop_running": draw.between(0, 2) == 1,
+            });
+            let (answer, doc) = send(&world, engine, reqwest::Method::POST, "/api/1/blackouts/", Some(&body)).await;
+            (Action::Blackout { start: start.timestamp_millis(), end: end.timestamp_millis() }, answer, doc)
+        } else if roll < 31 && recurring < 4 {
             recurring += 1;
             let name = format!("recurring-{n}");
             create(&world, engine, &name, When::Cron("*/3 * * * * *"), true, &mut live).await;
