@@ -195,6 +195,23 @@ pub(crate) fn db_error(e: sea_orm::DbErr) -> cme_engine::StorageError {
     cme_engine::StorageError::Unavailable(e.to_string())
 }
 
+/// Whether a SQLite connection going back to the pool may be used again: not if a
+/// transaction is open on it. SQLite rolls a transaction back by itself on some errors (a
+/// full disk, an I/O error); sqlx then still counts it open (its ROLLBACK fails), and that
+/// connection's next transaction would be a savepoint whose rollback leaves SQLite's
+/// transaction open, holding the write lock against every other writer ("database is
+/// locked" until the engine restarts). Such a connection is closed instead; closing rolls
+/// back whatever it held.
+async fn sqlite_reusable(conn: &mut sea_orm::sqlx::SqliteConnection) -> Result<bool, sea_orm::sqlx::Error> {
+    use sea_orm::sqlx::Connection;
+    // Waits for the rollback a dropped transaction queued on the connection's worker.
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle is locked for this call, and sqlite3_get_autocommit only reads it.
+    let autocommit = unsafe { rusqlite::ffi::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) } != 0;
+    drop(handle);
+    Ok(autocommit && !conn.is_in_transaction())
+}
+
 impl Store {
     /// Connects and applies pending migrations.
     pub async fn connect(config: &StoreConfig) -> Result<Store, ConnectError> {
@@ -212,6 +229,10 @@ impl Store {
             options
                 .idle_timeout(Duration::from_secs(u32::MAX as u64))
                 .max_lifetime(Duration::from_secs(u32::MAX as u64));
+        }
+        if config.max_connections > 1 {
+            // (Not for a one-connection in-memory database: closing it would lose it.)
+            options.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(|conn, _| Box::pin(sqlite_reusable(conn))));
         }
         let full = config.sqlite_synchronous_full;
         options.map_sqlx_sqlite_opts(move |o| {

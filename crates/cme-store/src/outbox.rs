@@ -114,18 +114,25 @@ impl Store {
             micros(claim.furthest).into(),
         ];
         let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), &sql), values);
-        let txn = self.db().begin().await.map_err(db)?;
-        if self.backend() == DbBackend::Postgres {
+        let claimed = delivery::Entity::find().from_raw_sql(statement);
+        let mut rows = if self.backend() == DbBackend::Postgres {
             const OUTBOX_LOCK: i64 = 0x636d_655f_6f75_7462; // "cme_outb"
+            let txn = self.db().begin().await.map_err(db)?;
             let lock = Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_advisory_xact_lock($1)",
                 [OUTBOX_LOCK.into()],
             );
             txn.execute_raw(lock).await.map_err(db)?;
-        }
-        let mut rows = delivery::Entity::find().from_raw_sql(statement).all(&txn).await.map_err(db)?;
-        txn.commit().await.map_err(db)?;
+            let rows = claimed.all(&txn).await.map_err(db)?;
+            txn.commit().await.map_err(db)?;
+            rows
+        } else {
+            // One statement, under the write gate: SQLite's one writer serialises it. (No
+            // transaction around it: one that failed on a full disk could be left open on
+            // a pooled connection, holding the write lock.)
+            claimed.all(self.db()).await.map_err(db)?
+        };
         rows.sort_by_key(|row| row.id);
         rows.into_iter().map(delivery_of).collect()
     }

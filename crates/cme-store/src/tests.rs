@@ -904,3 +904,40 @@ async fn an_outbox_claim_takes_no_more_than_its_limit() {
         assert!(taken.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
     }
 }
+
+/// A transaction SQLite rolled back by itself (as it does on a full disk) leaves sqlx
+/// counting it open; the connection is not reused, so no later transaction on it can
+/// hold the write lock against every other writer.
+#[tokio::test]
+async fn a_connection_whose_transaction_sqlite_ended_itself_never_holds_the_write_lock() {
+    use sea_orm::TransactionTrait;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cme.db");
+    let config =
+        StoreConfig { max_connections: 2, ..StoreConfig::new(format!("sqlite://{}?mode=rwc", file.display())) };
+    let store = Store::connect(&config).await.unwrap();
+    for _ in 0..3 {
+        let txn = store.db().begin().await.unwrap();
+        // What SQLite does by itself on SQLITE_FULL: the transaction is gone.
+        txn.execute_unprepared("ROLLBACK").await.unwrap();
+        drop(txn);
+        let txn = store.db().begin().await.unwrap();
+        txn.execute_unprepared("INSERT INTO settings (key, value, updated_at_us) VALUES ('probe', 'x', 0)")
+            .await
+            .unwrap();
+        drop(txn); // an error in the middle of a change: rolled back
+    }
+    let other = rusqlite::Connection::open(&file).unwrap();
+    let mut free = false;
+    for _ in 0..50 {
+        if other.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").is_ok() {
+            free = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(free, "another writer gets the write lock");
+    let stored: Option<String> =
+        other.query_row("SELECT value FROM settings WHERE key = 'probe'", [], |r| r.get(0)).ok();
+    assert_eq!(stored, None, "nothing of the rolled-back changes was kept");
+}
