@@ -376,12 +376,6 @@ mod tests {
                 due: 2_000,
             },
         );
-        let delivery = |kind: &str, subject: &str, at| Delivery {
-            event_id: format!("{kind}-{subject}-{at}"),
-            kind: kind.into(),
-            subject: subject.into(),
-            at,
-        };
         History {
             terms: Terms { claim_ahead_ms: 500, max_concurrent_attacks: Some(1), in_flight_ms: 1_000, lease_ms: 5_000 },
             ops: vec![
@@ -408,6 +402,10 @@ mod tests {
         }
     }
 
+    fn delivery(kind: &str, subject: &str, at: Ms) -> Delivery {
+        Delivery { event_id: format!("{kind}-{subject}-{at}"), kind: kind.into(), subject: subject.into(), at }
+    }
+
     fn receipt(run_id: &str, at: Ms, done: Ms) -> Receipt {
         Receipt { run_id: run_id.into(), plan: "n1".into(), at, done }
     }
@@ -417,12 +415,7 @@ mod tests {
             "e2".into(),
             FinalExecutor { id: "e2".into(), plan_id: "p1".into(), status: "succeeded".into(), error: None, due },
         );
-        history.deliveries.push(Delivery {
-            event_id: "x".into(),
-            kind: "executor.succeeded".into(),
-            subject: "e2".into(),
-            at: due + 1_000,
-        });
+        history.deliveries.push(delivery("executor.succeeded", "e2", due + 1_000));
     }
 
     #[test]
@@ -519,19 +512,9 @@ mod tests {
     #[test]
     fn phantom_missing_and_misordered_events_are_found() {
         let mut h = clean();
-        h.deliveries.push(Delivery {
-            event_id: "z".into(),
-            kind: "plan.created".into(),
-            subject: "ghost".into(),
-            at: 5,
-        });
+        h.deliveries.push(delivery("plan.created", "ghost", 5));
         h.deliveries.retain(|d| d.kind != "executor.succeeded");
-        h.deliveries.push(Delivery {
-            event_id: "y".into(),
-            kind: "executor.succeeded".into(),
-            subject: "e1".into(),
-            at: 2_000,
-        });
+        h.deliveries.push(delivery("executor.succeeded", "e1", 2_000));
         let found = check(&h);
         assert!(found.contains(&Violation::PhantomEvent { kind: "plan.created".into(), subject: "ghost".into() }));
         assert!(found.contains(&Violation::EventOrder { subject: "e1".into() }));
@@ -577,12 +560,7 @@ mod tests {
         h.final_state.executors.get_mut("e1").unwrap().due = 99_000;
         h.receipts.clear();
         h.deliveries.retain(|d| d.kind != "executor.succeeded");
-        h.deliveries.push(Delivery {
-            event_id: "late".into(),
-            kind: "executor.succeeded".into(),
-            subject: "e1".into(),
-            at: 101_000,
-        });
+        h.deliveries.push(delivery("executor.succeeded", "e1", 101_000));
         assert_eq!(check(&h), vec![], "a run ending while the state was read");
         h.deliveries.last_mut().unwrap().at = 99_500;
         assert!(
@@ -592,12 +570,7 @@ mod tests {
         let executor = h.final_state.executors.get_mut("e1").unwrap();
         executor.status = "failed".into();
         executor.error = Some("outcome unknown: the engine running this attack stopped".into());
-        h.deliveries.push(Delivery {
-            event_id: "f".into(),
-            kind: "executor.failed".into(),
-            subject: "e1".into(),
-            at: 9_000,
-        });
+        h.deliveries.push(delivery("executor.failed", "e1", 9_000));
         assert!(check(&h).contains(&Violation::FalseUnknown { executor: "e1".into() }));
         h.faults.push(Fault { kind: "kill9".into(), engine: Some(0), from: 2_500, until: 4_000, clock_ahead_ms: 0 });
         assert!(!check(&h).contains(&Violation::FalseUnknown { executor: "e1".into() }));
