@@ -80,21 +80,32 @@ impl SmallDisk {
 
     /// Turns the file system read-only as an ext4 error would (its sysfs trigger).
     pub fn trigger_error(&self) -> anyhow::Result<()> {
-        let listed = Command::new("losetup").arg("-j").arg(&self.image).output()?;
-        let text = String::from_utf8_lossy(&listed.stdout);
-        let device = text.split(':').next().and_then(|d| d.rsplit('/').next()).context("no loop device")?;
+        // The loop device mounted there now: after a repair the image may still be
+        // attached to an earlier one too (`losetup -j` lists both), whose ext4 is not the
+        // engine's.
+        let line = self.mount_line();
+        let device = line
+            .lines()
+            .filter_map(|l| l.split(" - ").nth(1)?.split_whitespace().nth(1))
+            .filter_map(|source| source.strip_prefix("/dev/"))
+            .next_back()
+            .context("no loop device mounted for the SQLite file")?;
         std::fs::write(format!("/sys/fs/ext4/{device}/trigger_fs_error"), "cme chaos\n")
             .context("ext4's trigger_fs_error")?;
         Ok(())
     }
 
-    /// Whether the namespace's mount of the image is read-only.
-    pub fn read_only(&self) -> bool {
+    /// The namespace's mountinfo line(s) of the image's mount point.
+    pub fn mount_line(&self) -> String {
         let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid())).unwrap_or_default();
         let point = format!(" {} ", self.mount.display());
-        mounts
+        mounts.lines().filter(|l| l.contains(&point)).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Whether the namespace's mount of the image is read-only.
+    pub fn read_only(&self) -> bool {
+        self.mount_line()
             .lines()
-            .filter(|l| l.contains(&point))
             // The mount's options, or the super block's (after " - "): an ext4 error
             // turns the latter read-only (`ro`, or `emergency_ro` on newer kernels).
             .any(|l| {

@@ -247,14 +247,14 @@ async fn one(world: &World, item: &Item, draw: &mut Draw) -> anyhow::Result<i64>
             disk.trigger_error()?;
             // Taken effect: the namespace's mount of the image is read-only now.
             let mut read_only = false;
-            for _ in 0..50 {
+            for _ in 0..150 {
                 read_only = disk.read_only();
                 if read_only {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            anyhow::ensure!(read_only, "ext4's error trigger left the file system writable");
+            anyhow::ensure!(read_only, "ext4's error trigger left the file system writable: {}", disk.mount_line());
             if !until_unready(world, engine).await {
                 eprintln!("chaos: read-only disk, and the engine still wrote (into its page cache)");
             }
