@@ -50,8 +50,24 @@ impl SmallDisk {
             .spawn()
             .context("unshare --mount (needs root and util-linux)")?;
         let disk = SmallDisk { holder, mount: mount.to_path_buf(), image };
+        disk.until_unshared()?;
         disk.mount_image()?;
         Ok(disk)
+    }
+
+    /// Waits until the holder runs in a mount namespace of its own. Right after the spawn
+    /// `unshare` may not have called unshare(2) yet: a mount made through it then would
+    /// land in the machine's namespace (and stay there).
+    fn until_unshared(&self) -> anyhow::Result<()> {
+        let ours = std::fs::read_link("/proc/self/ns/mnt")?;
+        for _ in 0..500 {
+            let theirs = std::fs::read_link(format!("/proc/{}/ns/mnt", self.pid()));
+            if theirs.is_ok_and(|theirs| theirs != ours) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        anyhow::bail!("unshare --mount did not give its process a mount namespace of its own in 5 s")
     }
 
     /// Mounts the image at the mount point, inside the namespace.
