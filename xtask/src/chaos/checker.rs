@@ -328,6 +328,18 @@ fn reverts(history: &History, found: &mut Vec<Violation>) {
     }
 }
 
+/// A time a lone engine recorded by its own clock, on the harness's: less the step its
+/// clock was under then (a step takes a second to take effect and to end: slack).
+fn harness_time(history: &History, engine_time: Ms) -> Ms {
+    history
+        .faults
+        .iter()
+        .filter(|f| f.clock_step_ms != 0)
+        .map(|f| (f, engine_time - f.clock_step_ms))
+        .find(|(f, real)| f.from - 2_000 <= *real && *real < f.until + 2_000)
+        .map_or(engine_time, |(_, real)| real)
+}
+
 fn liveness(history: &History, found: &mut Vec<Violation>) {
     let lease = history.terms.lease_ms;
     // When each run really ran (its attack reached the sink): a due time set by a
@@ -337,7 +349,10 @@ fn liveness(history: &History, found: &mut Vec<Violation>) {
     // (recurring plans go on firing); one due a lease and half a minute before is stuck.
     let stuck_before = history.final_state.read_at - lease - 30_000;
     for executor in history.final_state.executors.values() {
-        let ran = reached.get(executor.id.as_str()).copied().unwrap_or(executor.due);
+        // Else when its engine started it: a run may start long after its due time (its
+        // engine's clock stepped back, or the engine was down meanwhile).
+        let started = executor.started.map(|at| harness_time(history, at));
+        let ran = reached.get(executor.id.as_str()).copied().or(started).unwrap_or(executor.due);
         if executor.status == "running" && executor.due < stuck_before {
             found.push(Violation::StillRunning { executor: executor.id.clone() });
         }
@@ -374,6 +389,7 @@ mod tests {
                 status: "succeeded".into(),
                 error: None,
                 due: 2_000,
+                started: Some(2_000),
             },
         );
         History {
@@ -413,7 +429,14 @@ mod tests {
     fn second_executor(history: &mut History, due: Ms) {
         history.final_state.executors.insert(
             "e2".into(),
-            FinalExecutor { id: "e2".into(), plan_id: "p1".into(), status: "succeeded".into(), error: None, due },
+            FinalExecutor {
+                id: "e2".into(),
+                plan_id: "p1".into(),
+                status: "succeeded".into(),
+                error: None,
+                due,
+                started: None,
+            },
         );
         history.deliveries.push(delivery("executor.succeeded", "e2", due + 1_000));
     }
@@ -467,6 +490,7 @@ mod tests {
             from: 1_000,
             until: 1_500,
             clock_ahead_ms: 90_000,
+            clock_step_ms: 90_000,
         });
         assert!(!check(&h).iter().any(|v| matches!(v, Violation::Early { .. })));
     }
@@ -572,7 +596,44 @@ mod tests {
         executor.error = Some("outcome unknown: the engine running this attack stopped".into());
         h.deliveries.push(delivery("executor.failed", "e1", 9_000));
         assert!(check(&h).contains(&Violation::FalseUnknown { executor: "e1".into() }));
-        h.faults.push(Fault { kind: "kill9".into(), engine: Some(0), from: 2_500, until: 4_000, clock_ahead_ms: 0 });
+        h.faults.push(Fault {
+            kind: "kill9".into(),
+            engine: Some(0),
+            from: 2_500,
+            until: 4_000,
+            clock_ahead_ms: 0,
+            clock_step_ms: 0,
+        });
         assert!(!check(&h).contains(&Violation::FalseUnknown { executor: "e1".into() }));
+    }
+
+    /// A run that never reached the sink is dated by its recorded start, on the harness's
+    /// clock: its lone engine's clock stood two hours back when it started 30 s late, and
+    /// the kill that left its outcome unknown came right after.
+    #[test]
+    fn an_unknown_outcome_is_judged_by_when_the_run_really_started() {
+        let mut h = clean();
+        h.receipts.clear();
+        h.ops.retain(|o| o.action != Action::Halt);
+        h.final_state.halted = false;
+        let executor = h.final_state.executors.get_mut("e1").unwrap();
+        executor.status = "failed".into();
+        executor.error = Some("outcome unknown: the engine running this attack stopped".into());
+        executor.started = Some(32_000 - 7_200_000);
+        h.deliveries.retain(|d| d.kind != "executor.succeeded");
+        h.deliveries.push(delivery("executor.failed", "e1", 40_000));
+        let fault = |kind: &str, from, until, step| Fault {
+            kind: kind.into(),
+            engine: Some(0),
+            from,
+            until,
+            clock_ahead_ms: 0,
+            clock_step_ms: step,
+        };
+        h.faults.push(fault("clock-step -7200s", 20_000, 35_000, -7_200_000));
+        h.faults.push(fault("kill9", 33_000, 34_000, 0));
+        assert_eq!(check(&h), vec![], "the kill came as the run started");
+        h.faults.pop();
+        assert!(check(&h).contains(&Violation::FalseUnknown { executor: "e1".into() }));
     }
 }

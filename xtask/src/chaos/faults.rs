@@ -155,6 +155,10 @@ pub async fn inject(world: Arc<World>, schedule: Schedule) -> anyhow::Result<Vec
             from,
             until: now_ms(),
             clock_ahead_ms,
+            clock_step_ms: match item.kind {
+                FaultKind::ClockStep(seconds) => seconds * 1_000,
+                _ => 0,
+            },
         });
         match counts.iter_mut().find(|(k, _, _)| *k == name) {
             Some(count) => {

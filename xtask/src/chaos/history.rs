@@ -108,6 +108,9 @@ pub struct Fault {
     /// For a clock fault of a lone engine (SQLite): how far its clock was ahead (ms).
     /// Such an engine fires early by exactly that much at most: it has no other clock.
     pub clock_ahead_ms: i64,
+    /// For a clock step of a lone engine: its clock's offset meanwhile (ms, signed); the
+    /// times it recorded then are off by that much.
+    pub clock_step_ms: i64,
 }
 
 /// An executor as the database holds it once everything is quiet.
@@ -118,6 +121,9 @@ pub struct FinalExecutor {
     pub status: String,
     pub error: Option<String>,
     pub due: Ms,
+    /// When its engine recorded its start (that engine's clock; on PostgreSQL the
+    /// database's).
+    pub started: Option<Ms>,
 }
 
 /// A plan as the database holds it once everything is quiet.

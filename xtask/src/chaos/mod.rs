@@ -476,6 +476,7 @@ async fn final_state(world: &World) -> anyhow::Result<FinalState> {
                 status: text("status").unwrap_or_default(),
                 error: text("error"),
                 due: ms(&e["next_run_time"]),
+                started: e["started_at"].as_str().map(|_| ms(&e["started_at"])),
             },
         );
     }
