@@ -328,7 +328,11 @@ impl Engine {
     /// Waits until a claimed executor is due (it was claimed ahead of its due time); the
     /// reason when a halt or a shutdown stopped every run meanwhile.
     async fn until_due(&self, executor: &Executor) -> Option<String> {
-        let wait = (executor.due - self.db_now()).to_std().ok().filter(|wait| !wait.is_zero())?;
+        // At most the claim-ahead window it was claimed for (and the second of clock
+        // offset `db_now` ignores): a wall clock stepped back meanwhile must not hold the
+        // run, its slot and its lease for as long as the step.
+        let longest = self.config.claim_ahead + Duration::from_secs(1);
+        let wait = (executor.due - self.db_now()).to_std().ok().filter(|wait| !wait.is_zero())?.min(longest);
         let mut stop = self.stop.subscribe();
         stop.borrow_and_update();
         tokio::select! {

@@ -134,7 +134,10 @@ impl PluginHost for FakeHost {
             // instant (asked again from just after the last answer) excludes it.
             let from_us = input.window.0.timestamp_micros();
             let from = from_us.div_euclid(1000) + i64::from(from_us.rem_euclid(1000) != 0);
-            let until = input.window.1.timestamp_millis();
+            // The end rounded up too: an instant t (whole ms) is in [.., end) when
+            // t < end exactly, so a window ending at 38.9005 s keeps 38.900 s.
+            let until_us = input.window.1.timestamp_micros();
+            let until = until_us.div_euclid(1000) + i64::from(until_us.rem_euclid(1000) != 0);
             let first = from.div_euclid(every) * every + if from.rem_euclid(every) == 0 { 0 } else { every };
             let instants = (0..)
                 .map(|i| first + i * every)

@@ -215,6 +215,24 @@ async fn a_halt_holds_and_cancels_runs_even_when_it_cannot_be_stored() {
     assert!(rig.engine.halt_state().await.unwrap().persisted);
 }
 
+/// A claimed run waits for its due time no longer than the claim-ahead window it was
+/// claimed for: a wall clock stepped back two hours right after the claim does not hold
+/// the run (its slot, its lease) for two hours.
+#[tokio::test]
+async fn a_claimed_run_waits_no_longer_than_its_claim_ahead_when_the_clock_steps_back() {
+    let store = Arc::new(cme_store::Store::connect(&cme_store::StoreConfig::in_memory()).await.unwrap());
+    let stepped = Arc::new(crate::slow::SlowClaims::fast(store.clone()));
+    stepped.due_shift_ms.store(2 * 3_600_000, std::sync::atomic::Ordering::SeqCst);
+    let rig = Rig::over(store.clone(), stepped.ports(), config()).await;
+    rig.engine.start();
+    let (_, executors) = rig.engine.create_plan(plan(json!({}), json!({"in_ms": [100]})), &operator()).await.unwrap();
+    assert_eq!(
+        finished(&rig.engine, &executors[0].id).await.status,
+        ExecutorStatus::Succeeded,
+        "the run started within its claim-ahead window"
+    );
+}
+
 /// A halt this engine stored is lifted by a resume on another replica: the engine does
 /// not stay halted on its own, cancelling every replica's executors as they fall due.
 #[tokio::test]

@@ -31,6 +31,9 @@ pub struct SlowClaims {
     /// every extension's outcome is recorded.
     pub extend_race: Option<ExtendRace>,
     raced: std::sync::atomic::AtomicBool,
+    /// Added to the due time of every executor a claim hands out (ms): what the engine
+    /// sees when its wall clock steps back by that much right after the claim.
+    pub due_shift_ms: std::sync::atomic::AtomicI64,
 }
 
 impl SlowClaims {
@@ -44,6 +47,7 @@ impl SlowClaims {
             fail_records: Default::default(),
             extend_race: None,
             raced: Default::default(),
+            due_shift_ms: Default::default(),
         }
     }
 
@@ -52,6 +56,13 @@ impl SlowClaims {
         let store = SlowClaims::new(inner);
         store.released.store(true, std::sync::atomic::Ordering::SeqCst);
         store
+    }
+
+    fn shift(&self, claimed: &mut [Executor]) {
+        let shift = chrono::Duration::milliseconds(self.due_shift_ms.load(std::sync::atomic::Ordering::SeqCst));
+        for executor in claimed {
+            executor.due += shift;
+        }
     }
 
     /// The real store's ports, with the three this one fakes in their place.
@@ -73,11 +84,15 @@ impl ClaimStore for SlowClaims {
             self.entered.notify_one();
             self.release.notified().await;
         }
-        self.inner.claim_due(claim).await
+        let mut claimed = self.inner.claim_due(claim).await?;
+        self.shift(&mut claimed);
+        Ok(claimed)
     }
 
     async fn claim_due_capped(&self, claim: &Claim, cap: u64) -> StorageResult<(Vec<Executor>, bool)> {
-        self.inner.claim_due_capped(claim, cap).await
+        let (mut claimed, held_back) = self.inner.claim_due_capped(claim, cap).await?;
+        self.shift(&mut claimed);
+        Ok((claimed, held_back))
     }
 
     async fn take_step_slot(&self, executor_id: &str, owner: &str, cap: u64) -> StorageResult<bool> {
