@@ -108,11 +108,23 @@ fn stopped_spans(history: &History) -> HashMap<String, Spans> {
 }
 
 /// How far ahead a lone engine's clock was at `at` (a clock fault): it fires early by that.
+/// A run claimed under the step may start up to a lease after it ends, later still when
+/// its engine was stopped (SIGSTOP) meanwhile.
 fn clock_ahead_at(history: &History, at: Ms) -> Ms {
+    let lease = history.terms.lease_ms;
     history
         .faults
         .iter()
-        .filter(|f| f.clock_ahead_ms > 0 && f.from <= at && at < f.until + history.terms.lease_ms)
+        .filter(|f| f.clock_ahead_ms > 0)
+        .filter(|f| {
+            let stopped: Ms = history
+                .faults
+                .iter()
+                .filter(|g| g.kind == "sigstop" && f.from <= g.from && g.from <= f.until + lease)
+                .map(|g| g.until - g.from)
+                .sum();
+            f.from <= at && at < f.until + lease + stopped
+        })
         .map(|f| f.clock_ahead_ms)
         .max()
         .unwrap_or(0)
@@ -328,16 +340,18 @@ fn reverts(history: &History, found: &mut Vec<Violation>) {
     }
 }
 
-/// A time a lone engine recorded by its own clock, on the harness's: less the step its
-/// clock was under then (a step takes a second to take effect and to end: slack).
-fn harness_time(history: &History, engine_time: Ms) -> Ms {
-    history
+/// The harness times a time a lone engine recorded by its own clock may stand for: itself,
+/// and itself less each step its clock may have been under then (a step takes a second
+/// to take effect and to end: slack). Which one it was, the time alone does not say.
+fn harness_times(history: &History, engine_time: Ms) -> Vec<Ms> {
+    let stepped = history
         .faults
         .iter()
         .filter(|f| f.clock_step_ms != 0)
         .map(|f| (f, engine_time - f.clock_step_ms))
-        .find(|(f, real)| f.from - 2_000 <= *real && *real < f.until + 2_000)
-        .map_or(engine_time, |(_, real)| real)
+        .filter(|(f, real)| f.from - 2_000 <= *real && *real < f.until + 2_000)
+        .map(|(_, real)| real);
+    std::iter::once(engine_time).chain(stepped).collect()
 }
 
 fn liveness(history: &History, found: &mut Vec<Violation>) {
@@ -351,8 +365,11 @@ fn liveness(history: &History, found: &mut Vec<Violation>) {
     for executor in history.final_state.executors.values() {
         // Else when its engine started it: a run may start long after its due time (its
         // engine's clock stepped back, or the engine was down meanwhile).
-        let started = executor.started.map(|at| harness_time(history, at));
-        let ran = reached.get(executor.id.as_str()).copied().or(started).unwrap_or(executor.due);
+        let ran: Vec<Ms> = match (reached.get(executor.id.as_str()), executor.started) {
+            (Some(at), _) => vec![*at],
+            (None, Some(started)) => harness_times(history, started),
+            (None, None) => vec![executor.due],
+        };
         if executor.status == "running" && executor.due < stuck_before {
             found.push(Violation::StillRunning { executor: executor.id.clone() });
         }
@@ -362,8 +379,7 @@ fn liveness(history: &History, found: &mut Vec<Violation>) {
         // been claimed or running.
         let died = history.faults.iter().any(|f| {
             matches!(f.kind.as_str(), "kill9" | "read-only-disk")
-                && f.from >= ran - lease - 5_000
-                && f.from <= ran + 2 * lease + 5_000
+                && ran.iter().any(|ran| f.from >= ran - lease - 5_000 && f.from <= ran + 2 * lease + 5_000)
         });
         if unknown && !died {
             found.push(Violation::FalseUnknown { executor: executor.id.clone() });
@@ -635,5 +651,44 @@ mod tests {
         assert_eq!(check(&h), vec![], "the kill came as the run started");
         h.faults.pop();
         assert!(check(&h).contains(&Violation::FalseUnknown { executor: "e1".into() }));
+
+        // Recorded at 200 s by a clock that was right then; a +90 s step 90 s earlier
+        // could have recorded the same time. Either reading is judged.
+        h.faults.clear();
+        h.final_state.executors.get_mut("e1").unwrap().started = Some(200_000);
+        h.faults.push(fault("clock-step +90s", 105_000, 115_000, 90_000));
+        h.faults.push(fault("read-only-disk", 199_700, 209_000, 0));
+        assert_eq!(check(&h), vec![], "the disk turned read-only as the run started");
+    }
+
+    /// A run claimed under a forward clock step may start after the step ended: up to a
+    /// lease later, and later still when its engine was stopped in between.
+    #[test]
+    fn a_run_claimed_under_a_forward_step_may_fire_after_a_stop_that_followed() {
+        let mut h = clean();
+        h.ops.retain(|o| o.action != Action::Halt);
+        h.final_state.halted = false;
+        let executor = h.final_state.executors.get_mut("e1").unwrap();
+        executor.due = 1_000_000;
+        h.faults.push(Fault {
+            kind: "clock-step +691200s".into(),
+            engine: Some(0),
+            from: 1_000,
+            until: 1_500,
+            clock_ahead_ms: 691_200_000,
+            clock_step_ms: 691_200_000,
+        });
+        h.receipts[0].at = 12_000;
+        h.receipts[0].done = 13_000;
+        assert!(check(&h).iter().any(|v| matches!(v, Violation::Early { .. })), "long after the step and its lease");
+        h.faults.push(Fault {
+            kind: "sigstop".into(),
+            engine: Some(0),
+            from: 2_000,
+            until: 11_500,
+            clock_ahead_ms: 0,
+            clock_step_ms: 0,
+        });
+        assert!(!check(&h).iter().any(|v| matches!(v, Violation::Early { .. })), "the engine was stopped meanwhile");
     }
 }
