@@ -127,7 +127,7 @@ async fn store_whole(store: &Store, held: &mut Held, batch: &[Insert]) -> Result
     }
     let mut sql = String::from("SELECT cme_admit_work($1, $2, $3)");
     let mut values: Vec<sea_orm::Value> =
-        vec![crate::queries::WORK_CAPS_LOCK.into(), plans_room.into(), executors_room.into()];
+        vec![crate::advisory::AdvisoryLock::WorkCaps.key().into(), plans_room.into(), executors_room.into()];
     if all.writes_outbox() {
         // The outbox signal in the same statement is delivered at its commit.
         sql.push_str(", pg_notify($4, '')");

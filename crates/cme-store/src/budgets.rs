@@ -3,13 +3,11 @@
 //! the write gate).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
 
 use cme_engine::{BudgetTake, ExecutorStatus, StorageError};
 
+use crate::advisory::AdvisoryLock;
 use crate::convert::{at, us};
 use crate::entity::{budget_entry, executor};
 use crate::{Store, db_error as db};
@@ -30,16 +28,7 @@ impl Store {
         }
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
-        if self.backend() == DbBackend::Postgres {
-            const BUDGET_LOCK: i64 = 0x636d_655f_6275_6467; // "cme_budg"
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock($1)",
-                [BUDGET_LOCK.into()],
-            ))
-            .await
-            .map_err(db)?;
-        }
+        self.lock_until_commit(&txn, AdvisoryLock::Budgets).await?;
         let day_ago = us(now - chrono::Duration::days(1));
         for take in takes {
             if let Some(max) = take.max_per_day {

@@ -11,6 +11,7 @@
 //! audit event and inline credential; any operator action with its audit event; a batch
 //! of results with its capability audit) runs in one transaction.
 
+mod advisory;
 mod batcher;
 mod budgets;
 mod convert;
@@ -153,11 +154,16 @@ fn lock_sqlite_file(url: &str) -> Result<Option<Arc<std::fs::File>>, ConnectErro
 /// even if this process dies).
 async fn migrate_postgres_one_at_a_time(url: &str) -> Result<(), ConnectError> {
     use sea_orm::ConnectionTrait;
-    const MIGRATION_LOCK: i64 = 0x636d_655f_6d69_6772; // "cme_migr"
     let mut options = ConnectOptions::new(url.to_string());
     options.max_connections(1).min_connections(1).connect_timeout(Duration::from_secs(10)).sqlx_logging(false);
     let single = Database::connect(options).await.map_err(ConnectError::Connect)?;
-    let lock = |sql: &str| sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, [MIGRATION_LOCK.into()]);
+    let lock = |sql: &str| {
+        sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [advisory::AdvisoryLock::Migration.key().into()],
+        )
+    };
     single.execute_raw(lock("SELECT pg_advisory_lock($1)")).await.map_err(ConnectError::Migrate)?;
     let migrated = migration::Migrator::up(&single, None).await;
     let _ = single.execute_raw(lock("SELECT pg_advisory_unlock($1)")).await;

@@ -12,6 +12,7 @@ use sea_orm::{
 use cme_engine::events::EVENT_KINDS;
 use cme_engine::{Attempt, AuditEvent, Delivery, DeliveryClaim, DeliveryCounts, Event, StorageError};
 
+use crate::advisory::AdvisoryLock;
 use crate::convert::{at, us};
 use crate::entity::delivery;
 use crate::queries::{DB_NOW_US, adapt};
@@ -116,14 +117,8 @@ impl Store {
         let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), &sql), values);
         let claimed = delivery::Entity::find().from_raw_sql(statement);
         let mut rows = if self.backend() == DbBackend::Postgres {
-            const OUTBOX_LOCK: i64 = 0x636d_655f_6f75_7462; // "cme_outb"
             let txn = self.db().begin().await.map_err(db)?;
-            let lock = Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock($1)",
-                [OUTBOX_LOCK.into()],
-            );
-            txn.execute_raw(lock).await.map_err(db)?;
+            self.lock_until_commit(&txn, AdvisoryLock::Outbox).await?;
             let rows = claimed.all(&txn).await.map_err(db)?;
             txn.commit().await.map_err(db)?;
             rows

@@ -19,6 +19,7 @@ use cme_engine::{
     PluginChange, PluginRecord, RunLog, StorageError, StoredUpload, WorkCaps,
 };
 
+use crate::advisory::AdvisoryLock;
 use crate::convert::{self, at, us};
 use crate::entity::{audit_event, blackout, credential, executor, plan, setting};
 use crate::readers::{EXECUTOR_COLUMNS, LISTED_EXECUTOR_COLUMNS};
@@ -804,16 +805,7 @@ impl Store {
     /// `attacks_running_sqlite` in a transaction, serialised across PostgreSQL replicas
     /// by an advisory lock held until it ends (claims and step slots take it too).
     async fn attacks_running(&self, txn: &sea_orm::DatabaseTransaction) -> StorageResult<u64> {
-        if self.backend() == DbBackend::Postgres {
-            const RUNNING_CAP_LOCK: i64 = 0x636d_655f_7275_6e73; // "cme_runs"
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock($1)",
-                [RUNNING_CAP_LOCK.into()],
-            ))
-            .await
-            .map_err(db)?;
-        }
+        self.lock_until_commit(txn, AdvisoryLock::RunningCap).await?;
         #[derive(FromQueryResult)]
         struct Running {
             running: i64,
@@ -1083,17 +1075,8 @@ impl CalendarStore for Store {
     ) -> Result<(), InsertPlanError> {
         let _gate = self.write_gate().await;
         let txn = self.db().begin().await.map_err(db)?;
-        if self.backend() == sea_orm::DbBackend::Postgres {
-            // Replicas insert one at a time, so that the cap holds across them.
-            const BLACKOUT_LOCK: i64 = 0x636d_655f_626c_6b6f; // "cme_blko"
-            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
-                sea_orm::DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock($1)",
-                [BLACKOUT_LOCK.into()],
-            ))
-            .await
-            .map_err(db)?;
-        }
+        // Replicas insert one at a time, so that the cap holds across them.
+        self.lock_until_commit(&txn, AdvisoryLock::Blackouts).await?;
         if let Some(calendar) = replace_calendar {
             blackout::Entity::delete_many()
                 .filter(blackout::Column::Calendar.eq(calendar))
@@ -1633,7 +1616,7 @@ impl Store {
             DbBackend::Postgres => Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT plans, executors FROM cme_locked_work_counts($1)",
-                [WORK_CAPS_LOCK.into()],
+                [AdvisoryLock::WorkCaps.key().into()],
             ),
             backend => Statement::from_string(backend, WORK_COUNTS),
         };
@@ -1649,10 +1632,6 @@ impl Store {
 /// Recurring plans extended per write on the SQLite writer: small enough that a firing's
 /// claim queued behind one waits a few milliseconds, not the whole round's.
 pub(crate) const EXTENSIONS_PER_WRITE: usize = 20;
-
-/// The PostgreSQL advisory lock every inserting transaction takes before it reads the
-/// work counts ("cme_caps").
-pub(crate) const WORK_CAPS_LOCK: i64 = 0x636d_655f_6361_7073;
 
 /// What recording a batch of runs found: which were stored, and what they leave.
 #[derive(Default)]

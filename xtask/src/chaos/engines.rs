@@ -80,6 +80,37 @@ impl SmallDisk {
         Ok(())
     }
 
+    /// Fills the file system until the kernel answers ENOSPC.
+    pub fn fill(&self) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.filler())?;
+        let chunk = vec![0u8; 256 * 1024];
+        loop {
+            match file.write_all(&chunk) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => return Ok(()),
+                Err(e) => anyhow::bail!("filling the disk: {e}"),
+            }
+        }
+    }
+
+    /// Frees what `fill` took, durably: the unlink is committed to ext4's journal before
+    /// this returns. Left in the journal's 5-second commit window, an error trigger that
+    /// follows (the read-only fault) aborts the journal, and after the repair the filler is
+    /// back and the disk full for good (a clean-clone `.ci/run` lost every event after it).
+    pub fn unfill(&self) -> anyhow::Result<()> {
+        std::fs::remove_file(self.filler())?;
+        // fsync on an ext4 directory commits the running journal transaction.
+        std::fs::File::open(self.inside(&self.mount))?
+            .sync_all()
+            .context("fsync of the disk's root after the unlink")?;
+        Ok(())
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.inside(&self.mount.join("filler"))
+    }
+
     /// Unmounts, repairs (`e2fsck -fy`) and mounts the image again.
     pub fn repair(&self) -> anyhow::Result<()> {
         let unmounted = self.nsenter(&["umount", &self.mount.to_string_lossy()])?;
@@ -91,7 +122,10 @@ impl SmallDisk {
             "e2fsck: {}",
             String::from_utf8_lossy(&checked.stdout)
         );
-        self.mount_image()
+        self.mount_image()?;
+        // A fault the harness reverted stays reverted.
+        anyhow::ensure!(!self.filler().exists(), "the disk-full filler came back with the repair");
+        Ok(())
     }
 
     /// Turns the file system read-only as an ext4 error would (its sysfs trigger).
@@ -252,5 +286,33 @@ impl Drop for EngineProc {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freed_disk_stays_freed_through_an_error_and_its_repair() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = match SmallDisk::create(&dir.path().join("disk"), 16) {
+            Ok(disk) => disk,
+            Err(e) if !cme_test_peers::peers_required() => {
+                eprintln!("skipped: no small disk here (needs root, util-linux, e2fsprogs): {e:#}");
+                return;
+            }
+            Err(e) => panic!("CME_REQUIRE_PEERS=1 and no small disk: {e:#}"),
+        };
+        disk.fill().unwrap();
+        disk.unfill().unwrap();
+        // At once, inside ext4's 5-second journal commit window: the read-only fault.
+        disk.trigger_error().unwrap();
+        assert!(disk.read_only(), "the error trigger turned the disk read-only: {}", disk.mount_line());
+        disk.repair().expect("repaired, without the filler");
+        assert!(!disk.read_only());
+        let free = std::fs::File::create(disk.inside(&disk.mount.join("probe")))
+            .and_then(|mut probe| std::io::Write::write_all(&mut probe, &[0u8; 1 << 20]));
+        assert!(free.is_ok(), "a megabyte fits on the freed disk: {free:?}");
     }
 }

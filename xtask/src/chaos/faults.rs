@@ -235,11 +235,10 @@ async fn one(world: &World, item: &Item, draw: &mut Draw) -> anyhow::Result<i64>
         }
         FaultKind::DiskFull => {
             let disk = world.disk.as_ref().context("no small disk")?;
-            let filler = disk.inside(&disk.mount.join("filler"));
-            tokio::task::block_in_place(|| fill(&filler))?;
+            tokio::task::block_in_place(|| disk.fill())?;
             let refused = until_unready(world, engine).await;
             tokio::time::sleep(Duration::from_millis(draw.between(1_000, 4_000))).await;
-            std::fs::remove_file(&filler)?;
+            tokio::task::block_in_place(|| disk.unfill())?;
             // Taken effect: the filler met ENOSPC. The engine may still write for a while
             // (into WAL pages it already has): then it is rightly ready.
             if !refused {
@@ -329,19 +328,6 @@ async fn until_unready(world: &World, n: usize) -> bool {
 }
 
 /// Writes to `path` until the file system is full (ENOSPC).
-fn fill(path: &std::path::Path) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path)?;
-    let chunk = vec![0u8; 256 * 1024];
-    loop {
-        match file.write_all(&chunk) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(28) => return Ok(()),
-            Err(e) => bail!("filling the disk: {e}"),
-        }
-    }
-}
-
 /// Lifts whatever is still in force and brings every engine up.
 pub async fn lift_all(world: &World) -> anyhow::Result<()> {
     if let Some(proxy) = &world.proxy {
