@@ -105,7 +105,7 @@ pub(crate) fn stop_attack(process: &str, seconds: u32) -> Value {
     json!({"ref": "kill_process:KillProcess", "args": {"target": {"inventory": "web", "tags": {"zone": "a"}}, "process": process, "signal": "STOP", "duration_seconds": seconds}})
 }
 
-async fn undo_of(api: &Api, executor_id: &str) -> Value {
+pub(crate) async fn undo_of(api: &Api, executor_id: &str) -> Value {
     let undos = api.get("/api/1/undos/").await;
     assert_eq!(undos.status, 200, "{:?}", undos.body);
     undos.body["undos"]

@@ -22,6 +22,7 @@ mod fences;
 mod firing;
 mod frequent_plans;
 mod guards;
+mod host_faults;
 mod hostile;
 mod http_credentials;
 mod inventories;

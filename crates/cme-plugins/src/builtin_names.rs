@@ -1,6 +1,6 @@
 /// Every built-in plugin, by its crate name in `plugins/`: the planners first, then the
 /// attacks, then the probes. Read by build.rs (what to build) and by the crate (what to embed).
-pub const BUILTIN_NAMES: [&str; 18] = [
+pub const BUILTIN_NAMES: [&str; 24] = [
     "exact-planner",
     "simple-planner",
     "cron-planner",
@@ -13,6 +13,12 @@ pub const BUILTIN_NAMES: [&str; 18] = [
     "kill-process",
     "stop-service",
     "network-fault",
+    "cpu-stress",
+    "memory-stress",
+    "io-stress",
+    "disk-fill",
+    "dns-fault",
+    "time-skew",
     "stop-ec2-instances",
     "reboot-ec2-instances",
     "isolate-ec2-instances",

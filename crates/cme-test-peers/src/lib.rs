@@ -6,5 +6,6 @@ pub mod postgres;
 pub mod schema_corpus;
 pub mod skip;
 pub mod sshd;
+pub mod testhost;
 
 pub use skip::{missing_peer, peers_required};

@@ -15,7 +15,7 @@ pub fn ctx(now: &str, timezone: &str, seed: u64) -> PlanContext {
 #[tokio::test]
 async fn every_builtin_describes_itself_with_the_original_refs() {
     let runtime = runtime();
-    let expected: [(&str, PluginKind, &[&str]); 18] = [
+    let expected: [(&str, PluginKind, &[&str]); 24] = [
         ("exact-planner", PluginKind::Planner, &["exact_planner:ExactPlanner"]),
         ("simple-planner", PluginKind::Planner, &["simple_planner:SimplePlanner"]),
         ("cron-planner", PluginKind::Planner, &["cron_planner:CronPlanner"]),
@@ -36,6 +36,12 @@ async fn every_builtin_describes_itself_with_the_original_refs() {
         ("kill-process", PluginKind::Attack, &["kill_process:KillProcess"]),
         ("stop-service", PluginKind::Attack, &["stop_service:StopService"]),
         ("network-fault", PluginKind::Attack, &["network_fault:NetworkFault"]),
+        ("cpu-stress", PluginKind::Attack, &["cpu_stress:CpuStress"]),
+        ("memory-stress", PluginKind::Attack, &["memory_stress:MemoryStress"]),
+        ("io-stress", PluginKind::Attack, &["io_stress:IoStress"]),
+        ("disk-fill", PluginKind::Attack, &["disk_fill:DiskFill"]),
+        ("dns-fault", PluginKind::Attack, &["dns_fault:DnsFault"]),
+        ("time-skew", PluginKind::Attack, &["time_skew:TimeSkew"]),
         ("stop-ec2-instances", PluginKind::Attack, &["stop_ec2_instances:StopEC2Instances"]),
         ("reboot-ec2-instances", PluginKind::Attack, &["reboot_ec2_instances:RebootEC2Instances"]),
         ("isolate-ec2-instances", PluginKind::Attack, &["isolate_ec2_instances:IsolateEC2Instances"]),

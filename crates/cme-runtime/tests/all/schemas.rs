@@ -79,6 +79,38 @@ fn known_bad(plugin: &str) -> Vec<Value> {
             json!({"target": {"inventory": "web"}, "fault": "blackhole", "ports": [], "duration_seconds": 60}),
             json!({"target": {"inventory": "web"}, "fault": "dns", "duration_seconds": 60}),
         ],
+        "cpu-stress" => vec![
+            json!({"target": {"inventory": "web"}, "cores": 0, "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "load_percent": 101, "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}}),
+        ],
+        "memory-stress" => vec![
+            json!({"target": {"inventory": "web"}, "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "mib": 64, "percent": 10, "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "percent": 0, "duration_seconds": 60}),
+        ],
+        "io-stress" => vec![
+            json!({"target": {"inventory": "web"}, "bytes": 1, "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "path": "relative", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "workers": 65, "duration_seconds": 60}),
+        ],
+        "disk-fill" => vec![
+            json!({"target": {"inventory": "web"}, "path": "/var/tmp", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "path": "/var/tmp", "bytes": 1, "percent": 5, "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "path": "/var/tmp; rm -rf /", "bytes": 1, "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "path": "/var/tmp", "percent": 101, "duration_seconds": 60}),
+        ],
+        "dns-fault" => vec![
+            json!({"target": {"inventory": "web"}, "names": [], "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "names": ["a b"], "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "names": ["x';reboot;'"], "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "names": ["db"], "redirect_to": "$(reboot)", "duration_seconds": 60}),
+        ],
+        "time-skew" => vec![
+            json!({"target": {"inventory": "web"}, "offset_seconds": 0, "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "offset_seconds": 31_536_001i64, "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "duration_seconds": 60}),
+        ],
         "terminate-ec2-instance-not-excluded" => vec![
             json!({"region": "r", "filters": {}, "excluded": {}}),
             json!({"region": "r", "filters": {}, "excluded": []}),
@@ -91,5 +123,22 @@ fn known_bad(plugin: &str) -> Vec<Value> {
             json!({"url": "http://x/", "json_pointer": "a", "json_equals": 1}),
         ],
         _ => Vec::new(),
+    }
+}
+
+/// The host fault attacks were born with derived schemas (their fixtures are snapshots):
+/// what their docs name as refused is refused by the schema itself, before any run.
+#[tokio::test]
+async fn host_fault_args_refuse_bad_sizes_paths_names_and_offsets() {
+    let runtime = runtime();
+    for name in ["cpu-stress", "memory-stress", "io-stress", "disk-fill", "dns-fault", "time-skew"] {
+        let embedded = cme_plugins::BUILTINS.iter().find(|p| p.crate_name == name).expect("a built-in");
+        let plugin = runtime.load(embedded.wasm).await.expect("loads");
+        plugin.validate_args(&plugin.info().example_args).expect("the example validates");
+        let bad = known_bad(name);
+        assert!(bad.len() >= 3, "{name}");
+        for args in bad {
+            assert!(plugin.validate_args(&args).is_err(), "{name} accepted {args}");
+        }
     }
 }

@@ -101,3 +101,102 @@ pub fn report(ctx: &RunContext, summary: Summary, done: &[Done], details: Value)
         report.target(d.host.name.clone()).target(d.host.target.address.clone())
     })
 }
+
+/// `script` as one command run by root: through `sudo -n sh -c` when asked, else as is
+/// (the login is root's, or the operator granted the privilege otherwise).
+pub fn as_root(sudo: bool, script: &str) -> String {
+    if sudo { format!("sudo -n sh -c {}", quote(script)) } else { script.to_string() }
+}
+
+/// A word the remote shell takes literally.
+pub fn quote(word: &str) -> String {
+    cme_plugin_sdk::targets::shell_quote(word)
+}
+
+/// Where a fault keeps what its revert needs on the host (a process group, an applied
+/// offset): a name of this run's own and the host's place in it, under `/tmp`. The revert
+/// acts only while the file is there and removes it, so running it twice (the engine's,
+/// then the target's timer) changes nothing the second time.
+pub fn state_file(ctx: &RunContext, kind: &str, host_index: usize) -> String {
+    let run: String = ctx.run_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(40).collect();
+    format!("/tmp/cme-{kind}-{run}-{host_index}")
+}
+
+/// Starts `command` detached from the SSH session, in a process group of its own whose id
+/// is written to `state`, ended by `timeout` after `limit_seconds` whatever becomes of the
+/// engine and the undo (the last bound). Returns at once.
+pub fn launch_group(state: &str, command: &str, limit_seconds: u64) -> String {
+    let script = format!("echo $$ > {state}; exec timeout -s KILL {limit_seconds} sh -c {}", quote(command));
+    format!("setsid sh -c {} </dev/null >/dev/null 2>&1 & sleep 0.2; [ -s {state} ]", quote(&script))
+}
+
+/// Ends the process group `launch_group` started (TERM, then KILL after 5 s) and waits
+/// until it is gone; then removes its state. Nothing when the state is gone already.
+pub fn end_group(state: &str) -> String {
+    format!(
+        "if [ -f {state} ]; then g=$(cat {state}); if [ -n \"$g\" ]; then kill -TERM -- -\"$g\" 2>/dev/null; i=0; \
+         while kill -0 -- -\"$g\" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done; \
+         kill -KILL -- -\"$g\" 2>/dev/null; fi; rm -f {state}; fi; true"
+    )
+}
+
+/// A shell test: whether `tool` is an executable on the host's PATH (`command -v` alone
+/// also finds a file root may not run, in bash).
+pub fn has_tool(tool: &str) -> String {
+    format!("[ -x \"$(command -v {tool} 2>/dev/null)\" ]")
+}
+
+/// A check line: refuses (exit 90, `cme: ` message on stderr) unless `tool` is on the
+/// host's PATH, naming the package that brings it.
+pub fn need_tool(tool: &str, package: &str) -> String {
+    format!(
+        "{} || {{ echo 'cme: {tool} is not installed on this host (it comes with {package})' >&2; exit 90; }}",
+        has_tool(tool)
+    )
+}
+
+/// How much longer than its duration a held fault's processes may live, should neither the
+/// engine nor the target's undo timer end them: `timeout` kills them then.
+const LAST_BOUND_SECONDS: u64 = 120;
+
+/// Workers that load a host for a while: started detached in a process group of their own
+/// (`launch_group`), ended by the undo (`end_group`) armed before they start.
+pub struct Workers {
+    /// Run first (nothing changed yet): refuses with a `cme:` message.
+    pub check: String,
+    /// The workers: a shell command that runs until killed.
+    pub command: String,
+    /// Run by the undo after the workers are gone (e.g. their files removed).
+    pub cleanup: Option<String>,
+}
+
+/// Holds `workers` on `host` for `duration_seconds`: checks, arms the undo, starts them.
+pub fn hold(
+    ctx: &RunContext,
+    host: SshHost,
+    index: usize,
+    kind: &str,
+    (workers, sudo, duration_seconds): (&Workers, bool, u32),
+) -> Result<Done, PluginError> {
+    let state = state_file(ctx, kind, index);
+    let limit = u64::from(duration_seconds) + LAST_BOUND_SECONDS;
+    let tools = format!("{}; {}", need_tool("setsid", "util-linux"), need_tool("timeout", "coreutils"));
+    let mut undo = end_group(&state);
+    if let Some(cleanup) = &workers.cleanup {
+        undo = format!("{undo}; {cleanup}; true");
+    }
+    let fault = Fault {
+        check: Some(as_root(sudo, &format!("{tools}; {}", workers.check))),
+        apply: as_root(
+            sudo,
+            &format!("{}; {} && cat {state}", workers.check, launch_group(&state, &workers.command, limit)),
+        ),
+        undo: Some((as_root(sudo, &undo), u64::from(duration_seconds) * 1000)),
+    };
+    make(host, &fault)
+}
+
+/// A shell fragment choosing stress-ng when the host has it, else `fallback`.
+pub fn stress_ng_or(stress_ng: &str, fallback: &str) -> String {
+    format!("if {}; then exec stress-ng {stress_ng}; else {fallback}; fi", has_tool("stress-ng"))
+}
