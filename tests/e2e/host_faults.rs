@@ -408,3 +408,53 @@ async fn time_skew_steps_a_stand_in_clock_with_sync_paused_and_is_refused_where_
     .await;
     assert_eq!(container.snapshot(), before);
 }
+
+#[tokio::test]
+async fn a_partition_cuts_the_host_off_both_ways_never_from_the_engine_and_netem_faults_are_refused_without_netem() {
+    let Some(rig) = HostRig::start(vec![("box", TestHostConfig::default())]) else { return };
+    let (engine, api) = rig.engine().await;
+    let host = rig.host("box");
+    let before = host.snapshot();
+    // A closed port answers at once (refused); cut off, the connection hangs.
+    let reach =
+        |address: &str| host.exec(&format!("timeout 2 bash -c '</dev/tcp/{address}/1' 2>/dev/null; echo $?")).stdout;
+    assert_eq!(String::from_utf8_lossy(&reach("127.0.0.2")).trim(), "1", "refused before the partition");
+
+    let partition = json!({"fault": "partition", "peers": ["127.0.0.2", "192.0.2.0/24"], "duration_seconds": 4});
+    let cut = made(&api, &engine, at("box", "network_fault:NetworkFault", partition)).await;
+    let rules = host.exec_ok("iptables-save");
+    for rule in [
+        "-A INPUT -s 127.0.0.2/32",
+        "-A OUTPUT -d 127.0.0.2/32",
+        "-A INPUT -s 192.0.2.0/24",
+        "-A OUTPUT -d 192.0.2.0/24",
+    ] {
+        assert!(rules.lines().any(|l| l.starts_with(rule) && l.ends_with("-j DROP")), "{rule} in\n{rules}");
+    }
+    assert_eq!(String::from_utf8_lossy(&reach("127.0.0.2")).trim(), "124", "the connection hangs while cut off");
+    reverted(&api, &cut).await;
+    assert_eq!(host.snapshot(), before, "the rules are gone, and only they");
+    assert_eq!(String::from_utf8_lossy(&reach("127.0.0.2")).trim(), "1");
+
+    // Any network holding the engine's address as the host sees it could not be undone.
+    for peers in [json!([format!("{}/30", host.engine_address)]), json!(["0.0.0.0/0"]), json!([host.engine_address])] {
+        let partition = json!({"fault": "partition", "peers": peers, "duration_seconds": 4});
+        refused(&api, at("box", "network_fault:NetworkFault", partition), "the engine's address as box sees it").await;
+    }
+    assert_eq!(host.snapshot(), before);
+
+    // Corruption and duplication need netem, which this kernel lacks: refused, saying so,
+    // and their undo (armed first) still runs and leaves the qdiscs as they were.
+    for (fault, field) in [("corrupt", "corrupt_percent"), ("duplicate", "duplicate_percent")] {
+        let mut args = json!({"fault": fault, "interface": "eth0", "duration_seconds": 3});
+        args[field] = json!(5);
+        let done = api.run_once(at("box", "network_fault:NetworkFault", args), false).await;
+        let executor = done["id"].as_str().unwrap();
+        let netem = host.exec_ok("tc qdisc show dev eth0").contains("netem") || done["status"] == "succeeded";
+        if !netem {
+            assert!(done["error"].as_str().unwrap_or_default().contains("the kernel lacks netem"), "{done}");
+        }
+        reverted(&api, executor).await;
+        assert_eq!(host.snapshot(), before, "{fault}: the qdiscs are as they were");
+    }
+}

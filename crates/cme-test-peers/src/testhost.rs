@@ -1,5 +1,6 @@
 //! An isolated test host for destructive SSH faults: an sshd in a network namespace of its
-//! own (a veth pair to this machine, addresses in 10.213.0.0/16), in a mount namespace of
+//! own (a veth pair to this machine, addresses in 10.213.0.0/16; its filter tables in
+//! place and empty, as on a host with a firewall loaded), in a mount namespace of
 //! its own (`ip netns exec` gives one; `/etc/netns/NAME/hosts` is its `/etc/hosts`, and an
 //! optional tmpfs is its disk to fill), without `CAP_SYS_TIME` (a `date -s` there fails as
 //! in a container, never moving this machine's clock), and with an optional directory of
@@ -117,7 +118,8 @@ impl TestHost {
             "sh",
             "-c",
             &format!(
-                "ip link set lo up && ip addr add {address}/30 dev eth0 && ip link set eth0 up && ip route add default via {engine_address}"
+                "ip link set lo up && ip addr add {address}/30 dev eth0 && ip link set eth0 up && ip route add default via {engine_address} && \
+                 if command -v iptables >/dev/null; then iptables -P INPUT ACCEPT && ip6tables -P INPUT ACCEPT; fi"
             ),
         ]);
         // Its /etc/hosts: `ip netns exec` binds /etc/netns/NAME/hosts over /etc/hosts.
@@ -188,7 +190,8 @@ impl TestHost {
     /// What a revert must leave exactly as it was: the firewall, the qdiscs, the hosts
     /// file, the disk's files and the processes besides sshd's own.
     pub fn snapshot(&self) -> String {
-        let firewall = self.exec("iptables-save 2>/dev/null | grep -v '^#'");
+        // Rules and policies, not the packet counters traffic moves.
+        let firewall = self.exec("for t in iptables-save ip6tables-save; do $t 2>/dev/null | grep -v '^#' | sed 's/ \\[[0-9]*:[0-9]*\\]$//'; done");
         let qdiscs = self.exec("tc qdisc show");
         // The disk's files and use, when it has one (else `df` would measure this machine's).
         let files = self.exec(&format!(

@@ -11,14 +11,17 @@ use cme_plugin_sdk::aim::Aim;
 #[schemars(extend("allOf" = [{"oneOf": [
     {"properties": {"fault": {"const": "latency"}}, "required": ["latency_ms"]},
     {"properties": {"fault": {"const": "loss"}}, "required": ["loss_percent"]},
-    {"properties": {"fault": {"const": "blackhole"}}, "required": ["ports"]}
+    {"properties": {"fault": {"const": "blackhole"}}, "required": ["ports"]},
+    {"properties": {"fault": {"const": "partition"}}, "required": ["peers"]},
+    {"properties": {"fault": {"const": "corrupt"}}, "required": ["corrupt_percent"]},
+    {"properties": {"fault": {"const": "duplicate"}}, "required": ["duplicate_percent"]}
 ]}]))]
 pub struct Args {
     #[serde(flatten)]
     pub aim: Aim,
     #[schemars(with = "FaultKind")]
     pub fault: String,
-    /// latency and loss: the network interface (default: the default route's)
+    /// latency, loss, corrupt and duplicate: the network interface (default: the default route's)
     #[schemars(regex(pattern = "^[A-Za-z0-9_.:@-]{1,15}$"))]
     pub interface: Option<String>,
     /// latency: added delay
@@ -34,6 +37,17 @@ pub struct Args {
     #[serde(default)]
     #[schemars(length(min = 1, max = 32), inner(range(min = 1, max = 65535)), extend("uniqueItems" = true))]
     pub ports: Vec<u16>,
+    /// partition: addresses or CIDRs the host is cut off from, both directions (never one
+    /// holding the engine's address as the host sees it)
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 32), inner(regex(pattern = "^[0-9A-Fa-f.:]{2,45}(/[0-9]{1,3})?$")), extend("uniqueItems" = true))]
+    pub peers: Vec<String>,
+    /// corrupt: share of packets with a flipped bit
+    #[schemars(range(max = 100), extend("exclusiveMinimum" = 0))]
+    pub corrupt_percent: Option<f64>,
+    /// duplicate: share of packets sent twice
+    #[schemars(range(max = 100), extend("exclusiveMinimum" = 0))]
+    pub duplicate_percent: Option<f64>,
     /// when the fault is removed (the undo)
     #[schemars(range(min = 1, max = 86_400))]
     pub duration_seconds: u32,
@@ -50,4 +64,7 @@ enum FaultKind {
     Latency,
     Loss,
     Blackhole,
+    Partition,
+    Corrupt,
+    Duplicate,
 }

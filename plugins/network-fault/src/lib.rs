@@ -1,6 +1,8 @@
 //! `network_fault:NetworkFault`: degrades the network of random hosts (an inventory's or
-//! EC2's) for `duration_seconds`, over SSH: `latency` or `loss` with a netem qdisc on an
-//! interface (tc), or `blackhole`, dropping TCP and UDP traffic on some ports (iptables).
+//! EC2's) for `duration_seconds`, over SSH: `latency`, `loss`, `corrupt` or `duplicate`
+//! with a netem qdisc on an interface (tc); `blackhole`, dropping TCP and UDP traffic on
+//! some ports; or `partition`, dropping all traffic to and from some addresses or CIDRs
+//! (iptables, ip6tables), never one holding the engine's address as the host sees it.
 //! The removal is armed as the undo before the fault, so it happens when due, when the
 //! engine is halted or restarts, and (by a timer left on the host) even if the engine is
 //! gone. A host without tc or iptables, a kernel without netem, or an interface that
@@ -12,8 +14,10 @@ use cme_plugin_sdk::attack::{Attack, Report, RunContext};
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
 
 mod args;
+mod cidr;
 
 use args::Args;
+use cidr::Cidr;
 
 cme_plugin_sdk::built_args!(args::Args);
 
@@ -28,7 +32,7 @@ impl Attack for NetworkFault {
     fn describe() -> Describe {
         Describe::new("network-fault", env!("CARGO_PKG_VERSION"))
             .refs(["network_fault:NetworkFault"])
-            .description("Adds latency or packet loss (tc netem) or drops the traffic of some ports (iptables) on random hosts of an inventory or EC2 over SSH, removed after duration_seconds (also when the engine halts or restarts).")
+            .description("Adds latency, packet loss, corruption or duplication (tc netem), drops the traffic of some ports, or partitions hosts from addresses and CIDRs (iptables) on random hosts of an inventory or EC2 over SSH, removed after duration_seconds (also when the engine halts or restarts).")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web", "tags": {"zone": "a"}}, "fault": "latency", "latency_ms": 200, "jitter_ms": 50, "duration_seconds": 300, "sudo": true}))
             .capability(Capability::Ec2Describe(vec![]))
@@ -41,19 +45,21 @@ impl Attack for NetworkFault {
         let hosts = args.aim.hosts(&mut ctx.rng())?;
         let mut done: Vec<Done> = Vec::new();
         let what = match args.fault.as_str() {
-            "latency" | "loss" => {
+            "latency" | "loss" | "corrupt" | "duplicate" => {
+                let share = |value: Option<f64>, field: &str| {
+                    value.filter(|p| *p > 0.0 && *p <= 100.0).ok_or_else(|| {
+                        PluginError::invalid(field, format!("{} needs it, above 0 and at most 100", args.fault))
+                    })
+                };
                 let netem = match args.fault.as_str() {
                     "latency" => {
                         let delay =
                             args.latency_ms.ok_or_else(|| PluginError::invalid("latency_ms", "latency needs it"))?;
                         format!("delay {delay}ms {}ms", args.jitter_ms.unwrap_or(0))
                     }
-                    _ => {
-                        let loss = args.loss_percent.filter(|p| *p > 0.0 && *p <= 100.0).ok_or_else(|| {
-                            PluginError::invalid("loss_percent", "loss needs it, above 0 and at most 100")
-                        })?;
-                        format!("loss {loss}%")
-                    }
+                    "loss" => format!("loss {}%", share(args.loss_percent, "loss_percent")?),
+                    "corrupt" => format!("corrupt {}%", share(args.corrupt_percent, "corrupt_percent")?),
+                    _ => format!("duplicate {}%", share(args.duplicate_percent, "duplicate_percent")?),
                 };
                 let iface = args.interface.clone();
                 for host in hosts {
@@ -82,10 +88,11 @@ impl Attack for NetworkFault {
                     };
                     done.push(make(host, &fault)?);
                 }
-                let (done, would) = if args.fault == "latency" {
-                    ("added latency on", "add latency on")
-                } else {
-                    ("dropped packets on", "drop packets on")
+                let (done, would) = match args.fault.as_str() {
+                    "latency" => ("added latency on", "add latency on"),
+                    "loss" => ("dropped packets on", "drop packets on"),
+                    "corrupt" => ("corrupted packets on", "corrupt packets on"),
+                    _ => ("duplicated packets on", "duplicate packets on"),
                 };
                 (done.to_string(), would.to_string())
             }
@@ -134,12 +141,80 @@ impl Attack for NetworkFault {
                     format!("drop the traffic of ports {:?} on", args.ports),
                 )
             }
-            other => return Err(PluginError::invalid("fault", format!("latency, loss or blackhole, not {other:?}"))),
+            "partition" => {
+                let peers: Vec<Cidr> = args
+                    .peers
+                    .iter()
+                    .map(|p| Cidr::parse(p).map_err(|e| PluginError::invalid("peers", e)))
+                    .collect::<Result<_, _>>()?;
+                if peers.is_empty() {
+                    return Err(PluginError::invalid("peers", "partition needs the addresses or CIDRs to cut off"));
+                }
+                for host in hosts {
+                    if !ctx.dry_run {
+                        refuse_cutting_off_the_engine(&host, &peers)?;
+                    }
+                    let rules: Vec<(&str, String)> = peers
+                        .iter()
+                        .flat_map(|peer| {
+                            let tool = if peer.is_ipv6() { "ip6tables" } else { "iptables" };
+                            [(tool, format!("INPUT -s {peer}")), (tool, format!("OUTPUT -d {peer}"))]
+                        })
+                        .map(|(tool, rule)| (tool, format!("{rule} -m comment --comment {RULE_COMMENT} -j DROP")))
+                        .collect();
+                    let insert: Vec<String> = rules.iter().map(|(tool, r)| format!("{sudo}{tool} -I {r}")).collect();
+                    let delete: Vec<String> = rules
+                        .iter()
+                        .map(|(tool, r)| format!("while {sudo}{tool} -D {r} 2>/dev/null; do :; done"))
+                        .collect();
+                    let six = peers.iter().any(Cidr::is_ipv6);
+                    let tools = if six { "iptables ip6tables" } else { "iptables" };
+                    let fault = Fault {
+                        check: Some(format!(
+                            "for t in {tools}; do [ -x \"$(command -v $t 2>/dev/null)\" ] || {{ echo \"cme: $t is not installed\" >&2; exit 90; }}; done"
+                        )),
+                        apply: format!("set -e; {}", insert.join("; ")),
+                        undo: Some((format!("{}; true", delete.join("; ")), after_ms)),
+                    };
+                    done.push(make(host, &fault)?);
+                }
+                let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
+                (format!("partitioned from {}:", peers.join(", ")), format!("partition from {}:", peers.join(", ")))
+            }
+            other => {
+                return Err(PluginError::invalid(
+                    "fault",
+                    format!("latency, loss, corrupt, duplicate, blackhole or partition, not {other:?}"),
+                ));
+            }
         };
         let rest = format!("{} hosts for {} s", done.len(), args.duration_seconds);
         let summary = Summary { done: format!("{} {rest}", what.0), would: format!("{} {rest}", what.1) };
-        let details = json!({"fault": args.fault, "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms, "loss_percent": args.loss_percent, "ports": args.ports, "duration_seconds": args.duration_seconds});
+        let details = json!({"fault": args.fault, "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms, "loss_percent": args.loss_percent, "corrupt_percent": args.corrupt_percent, "duplicate_percent": args.duplicate_percent, "ports": args.ports, "peers": args.peers, "duration_seconds": args.duration_seconds});
         Ok(report(ctx, summary, &done, details))
+    }
+}
+
+/// Refuses a partition that would cut the host off from the engine: the address the host
+/// sees the engine's SSH connection come from (`SSH_CLIENT`, so NAT is taken into account).
+fn refuse_cutting_off_the_engine(host: &cme_plugin_sdk::aim::SshHost, peers: &[Cidr]) -> Result<(), PluginError> {
+    let output = ssh_fault::exec(host, "echo \"$SSH_CLIENT\"")?;
+    let seen =
+        output.stdout.split_whitespace().next().and_then(|a| a.parse::<std::net::IpAddr>().ok()).ok_or_else(|| {
+            PluginError::failed(format!(
+                "on {} ({}): SSH_CLIENT does not say where the engine connects from, so a partition could cut it off",
+                host.name, host.target.address
+            ))
+        })?;
+    match peers.iter().find(|peer| peer.contains(seen)) {
+        Some(peer) => Err(PluginError::invalid(
+            "peers",
+            format!(
+                "{peer} holds {seen}, the engine's address as {} sees it: the partition could not be undone",
+                host.name
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -78,6 +78,10 @@ fn known_bad(plugin: &str) -> Vec<Value> {
             json!({"target": {"inventory": "web"}, "fault": "blackhole", "ports": [22, 22], "duration_seconds": 60}),
             json!({"target": {"inventory": "web"}, "fault": "blackhole", "ports": [], "duration_seconds": 60}),
             json!({"target": {"inventory": "web"}, "fault": "dns", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "fault": "partition", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "fault": "partition", "peers": ["10.0.0.0/8;reboot"], "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "fault": "corrupt", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "fault": "duplicate", "duplicate_percent": 0, "duration_seconds": 60}),
         ],
         "cpu-stress" => vec![
             json!({"target": {"inventory": "web"}, "cores": 0, "duration_seconds": 60}),
@@ -131,7 +135,7 @@ fn known_bad(plugin: &str) -> Vec<Value> {
 #[tokio::test]
 async fn host_fault_args_refuse_bad_sizes_paths_names_and_offsets() {
     let runtime = runtime();
-    for name in ["cpu-stress", "memory-stress", "io-stress", "disk-fill", "dns-fault", "time-skew"] {
+    for name in ["cpu-stress", "memory-stress", "io-stress", "disk-fill", "dns-fault", "time-skew", "network-fault"] {
         let embedded = cme_plugins::BUILTINS.iter().find(|p| p.crate_name == name).expect("a built-in");
         let plugin = runtime.load(embedded.wasm).await.expect("loads");
         plugin.validate_args(&plugin.info().example_args).expect("the example validates");
