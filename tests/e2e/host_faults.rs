@@ -106,7 +106,12 @@ async fn refused(api: &Api, attack: Value, says: &str) {
 
 /// Waits for the run's undo to have run, successfully.
 async fn reverted(api: &Api, executor: &str) {
-    wait_for("the undo", async || undo_of(api, executor).await["state"] == "done").await;
+    wait_for("the undo", async || {
+        let undo = undo_of(api, executor).await;
+        assert!(undo["state"] != "failed", "{undo}");
+        undo["state"] == "done"
+    })
+    .await;
     let undo = undo_of(api, executor).await;
     assert_eq!(undo["outcome"], "exit 0", "{undo}");
 }
@@ -202,14 +207,14 @@ async fn io_stress_writes_under_its_path_and_its_undo_removes_the_workers_and_th
         let host = rig.host(name);
         let disk = host.disk.display().to_string();
         let before = host.snapshot();
-        let args = json!({"workers": 1, "bytes": 16 << 20, "path": disk, "duration_seconds": 4});
-        let io = made(&api, &engine, at(name, "io_stress:IoStress", args)).await;
         // stress-ng unlinks its files as it opens them: what shows is the disk's use and the
         // run's directory.
         let used =
             || host.exec_ok(&format!("df -Pk {disk} | awk 'NR == 2 {{ print $3 }}'")).trim().parse::<u64>().unwrap();
         let idle = used();
-        let mut most = idle;
+        let args = json!({"workers": 1, "bytes": 16 << 20, "path": disk, "duration_seconds": 4});
+        let io = made(&api, &engine, at(name, "io_stress:IoStress", args)).await;
+        let mut most = used();
         for _ in 0..30 {
             most = most.max(used());
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -457,4 +462,98 @@ async fn a_partition_cuts_the_host_off_both_ways_never_from_the_engine_and_netem
         reverted(&api, executor).await;
         assert_eq!(host.snapshot(), before, "{fault}: the qdiscs are as they were");
     }
+}
+
+#[tokio::test]
+async fn container_fault_stops_pauses_kills_and_restarts_through_podman_and_the_docker_cli_and_its_undo_restores_each()
+{
+    if !cme_test_peers::containers::available() {
+        return;
+    }
+    let containers = tempfile::tempdir().unwrap();
+    let podman = cme_test_peers::containers::Podman::start(containers.path());
+    let docker_cli =
+        std::process::Command::new("sh").args(["-c", "command -v docker"]).output().is_ok_and(|o| o.status.success());
+    if docker_cli {
+        podman.serve_docker_api();
+    } else {
+        cme_test_peers::missing_peer("the docker CLI", "apt-get install docker.io");
+    }
+    let config = TestHostConfig { env: podman.env.clone(), ..TestHostConfig::default() };
+    let Some(rig) = HostRig::start(vec![("box", config)]) else { return };
+    let (engine, api) = rig.engine().await;
+    podman.container("cme-db", &["app=db"]);
+    podman.container("cme-web-1", &["app=web"]);
+    podman.container("cme-web-2", &["app=web"]);
+    let states = || ["cme-db", "cme-web-1", "cme-web-2"].map(|name| podman.state(name));
+    assert_eq!(states(), ["running", "running", "running"]);
+    let fault = |args: Value| at("box", "container_fault:ContainerFault", args);
+
+    // By name, through podman: stopped while held, started by the undo.
+    let stop = made(
+        &api,
+        &engine,
+        fault(json!({"runtime": "podman", "action": "stop", "name": "cme-db", "duration_seconds": 3})),
+    )
+    .await;
+    assert_eq!(states(), ["exited", "running", "running"], "only cme-db stopped");
+    reverted(&api, &stop).await;
+    assert_eq!(states(), ["running", "running", "running"]);
+
+    // By label, both of them, through the docker CLI on podman's Docker API.
+    if docker_cli {
+        let pause = fault(
+            json!({"runtime": "docker", "action": "pause", "label": "app=web", "containers": 2, "duration_seconds": 3}),
+        );
+        let paused = made(&api, &engine, pause).await;
+        assert_eq!(states(), ["running", "paused", "paused"], "both web containers paused");
+        reverted(&api, &paused).await;
+        assert_eq!(states(), ["running", "running", "running"]);
+    }
+
+    // By image, one of the three at random: killed, then started.
+    let kill = fault(
+        json!({"runtime": "podman", "action": "kill", "image": cme_test_peers::containers::IMAGE, "duration_seconds": 3}),
+    );
+    let killed = made(&api, &engine, kill).await;
+    assert_eq!(states().iter().filter(|s| *s == "exited").count(), 1, "one killed: {:?}", states());
+    reverted(&api, &killed).await;
+    assert_eq!(states(), ["running", "running", "running"]);
+
+    // A restart: nothing to undo, the container runs again with a new start.
+    let started = || podman.run(&["inspect", "-f", "{{.State.StartedAt}}", "cme-db"]);
+    let first = started();
+    let restart = api.run_once(fault(json!({"runtime": "podman", "action": "restart", "name": "cme-db"})), false).await;
+    assert_eq!(restart["status"], "succeeded", "{restart}");
+    assert!(undo_of(&api, restart["id"].as_str().unwrap()).await.is_null(), "no undo for a restart");
+    assert_eq!(states(), ["running", "running", "running"]);
+    assert_ne!(started(), first, "restarted");
+    let leftovers =
+        std::fs::read_dir("/tmp").unwrap().filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned());
+    let run = restart["id"].as_str().unwrap().to_string();
+    assert!(leftovers.filter(|name| name.contains(&run)).count() == 0, "a restart keeps no state on the host");
+
+    // Nothing matching, or no daemon to reach: refused before anything changes.
+    refused(
+        &api,
+        fault(json!({"runtime": "podman", "action": "stop", "name": "cme-nothere", "duration_seconds": 3})),
+        "no running container named cme-nothere",
+    )
+    .await;
+    refused(
+        &api,
+        fault(json!({"runtime": "podman", "action": "pause", "label": "app=none", "duration_seconds": 3})),
+        "no running container labelled app=none",
+    )
+    .await;
+    if docker_cli {
+        podman.service_stop();
+        refused(
+            &api,
+            fault(json!({"runtime": "docker", "action": "stop", "name": "cme-db", "duration_seconds": 3})),
+            "docker cannot list containers here",
+        )
+        .await;
+    }
+    assert_eq!(states(), ["running", "running", "running"]);
 }

@@ -1,6 +1,6 @@
 /// Every built-in plugin, by its crate name in `plugins/`: the planners first, then the
 /// attacks, then the probes. Read by build.rs (what to build) and by the crate (what to embed).
-pub const BUILTIN_NAMES: [&str; 24] = [
+pub const BUILTIN_NAMES: [&str; 25] = [
     "exact-planner",
     "simple-planner",
     "cron-planner",
@@ -19,6 +19,7 @@ pub const BUILTIN_NAMES: [&str; 24] = [
     "disk-fill",
     "dns-fault",
     "time-skew",
+    "container-fault",
     "stop-ec2-instances",
     "reboot-ec2-instances",
     "isolate-ec2-instances",

@@ -2,6 +2,7 @@
 //! a private PostgreSQL cluster). Only the `[dev-dependencies]` of other crates and the
 //! xtask harnesses use this crate.
 
+pub mod containers;
 pub mod postgres;
 pub mod schema_corpus;
 pub mod skip;

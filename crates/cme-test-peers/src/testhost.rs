@@ -33,6 +33,8 @@ pub struct TestHostConfig {
     /// Only with a stand-in `date` first on `PATH`: the real one would move this
     /// machine's clock.
     pub clock_settable: bool,
+    /// More environment for the sessions (`SetEnv`), e.g. a container runtime's config.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running isolated test host; everything it made is removed on drop.
@@ -248,7 +250,8 @@ fn spawn_sshd(
     let sshd_config = format!(
         "Port {port}\nListenAddress {address}\nHostKey {key}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
          PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-         StrictModes no\nUsePAM no\nLogLevel VERBOSE\nSetEnv PATH={path}\n",
+         StrictModes no\nUsePAM no\nLogLevel VERBOSE\nSetEnv PATH={path}{env}\n",
+        env = config.env.iter().map(|(k, v)| format!(" {k}={v}")).collect::<String>(),
         key = host_key.display(),
         dir = dir.display()
     );
@@ -259,6 +262,9 @@ fn spawn_sshd(
         Some(mib) => format!("mount -t tmpfs -o size={mib}m cme-test-disk {} && ", disk.display()),
         None => String::new(),
     };
+    // `ip netns exec` mounts a fresh sysfs, without this machine's cgroup file systems: a
+    // container runtime in the host would find none. They are mounted again there.
+    mount.push_str(&cgroup_mounts());
     let hidden = dir.join("hidden");
     std::fs::write(&hidden, "").expect("the hiding file");
     for tool in &config.hidden_tools {
@@ -293,6 +299,38 @@ fn spawn_sshd(
         std::thread::sleep(Duration::from_millis(50));
     }
     child
+}
+
+/// Shell commands mounting this machine's cgroup file systems again where they are (from
+/// `/proc/self/mountinfo`), each followed by `&& `.
+fn cgroup_mounts() -> String {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut commands = String::new();
+    for line in mounts.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else { continue };
+        let (point, fstype, options) = (fields[4], fields.get(dash + 1).copied(), fields.get(dash + 3).copied());
+        if !point.starts_with("/sys/fs/cgroup") {
+            continue;
+        }
+        let options: Vec<&str> = options.unwrap_or("").split(',').filter(|o| !matches!(*o, "rw" | "ro")).collect();
+        let command = match fstype {
+            Some("tmpfs") if point == "/sys/fs/cgroup" => {
+                "mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup".to_string()
+            }
+            Some("cgroup2") => format!("mkdir -p {point} && mount -t cgroup2 cgroup2 {point}"),
+            Some("cgroup") => {
+                // A named hierarchy without controllers needs `none`.
+                let only_name = options.iter().all(|o| o.starts_with("name="));
+                let options = if only_name { format!("none,{}", options.join(",")) } else { options.join(",") };
+                format!("mkdir -p {point} && mount -t cgroup -o {options} cgroup {point}")
+            }
+            _ => continue,
+        };
+        commands.push_str(&command);
+        commands.push_str(" && ");
+    }
+    commands
 }
 
 /// A /30 in 10.213.0.0/16 no interface here has yet: (the host's address, ours).
@@ -347,7 +385,7 @@ mod tests {
             disk_mib: Some(8),
             stand_ins: vec![("cme-stand-in".into(), "#!/bin/sh\necho standing in\n".into())],
             hidden_tools: vec!["/usr/bin/getent".into()],
-            clock_settable: false,
+            ..TestHostConfig::default()
         };
         let host = TestHost::start(dir.path(), &host_key, &[&client], config);
         let machine_hosts = std::fs::read("/etc/hosts").unwrap();

@@ -15,7 +15,7 @@ pub fn ctx(now: &str, timezone: &str, seed: u64) -> PlanContext {
 #[tokio::test]
 async fn every_builtin_describes_itself_with_the_original_refs() {
     let runtime = runtime();
-    let expected: [(&str, PluginKind, &[&str]); 24] = [
+    let expected: [(&str, PluginKind, &[&str]); 25] = [
         ("exact-planner", PluginKind::Planner, &["exact_planner:ExactPlanner"]),
         ("simple-planner", PluginKind::Planner, &["simple_planner:SimplePlanner"]),
         ("cron-planner", PluginKind::Planner, &["cron_planner:CronPlanner"]),
@@ -42,6 +42,7 @@ async fn every_builtin_describes_itself_with_the_original_refs() {
         ("disk-fill", PluginKind::Attack, &["disk_fill:DiskFill"]),
         ("dns-fault", PluginKind::Attack, &["dns_fault:DnsFault"]),
         ("time-skew", PluginKind::Attack, &["time_skew:TimeSkew"]),
+        ("container-fault", PluginKind::Attack, &["container_fault:ContainerFault"]),
         ("stop-ec2-instances", PluginKind::Attack, &["stop_ec2_instances:StopEC2Instances"]),
         ("reboot-ec2-instances", PluginKind::Attack, &["reboot_ec2_instances:RebootEC2Instances"]),
         ("isolate-ec2-instances", PluginKind::Attack, &["isolate_ec2_instances:IsolateEC2Instances"]),

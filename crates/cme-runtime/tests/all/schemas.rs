@@ -115,6 +115,15 @@ fn known_bad(plugin: &str) -> Vec<Value> {
             json!({"target": {"inventory": "web"}, "offset_seconds": 31_536_001i64, "duration_seconds": 60}),
             json!({"target": {"inventory": "web"}, "duration_seconds": 60}),
         ],
+        "container-fault" => vec![
+            json!({"target": {"inventory": "web"}, "action": "stop", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "action": "stop", "name": "db"}),
+            json!({"target": {"inventory": "web"}, "action": "restart", "name": "db", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "action": "stop", "name": "db;reboot", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "action": "stop", "name": "db", "label": "a=b", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "action": "delete", "name": "db", "duration_seconds": 60}),
+            json!({"target": {"inventory": "web"}, "action": "stop", "name": "db", "runtime": "lxc", "duration_seconds": 60}),
+        ],
         "terminate-ec2-instance-not-excluded" => vec![
             json!({"region": "r", "filters": {}, "excluded": {}}),
             json!({"region": "r", "filters": {}, "excluded": []}),
@@ -135,7 +144,16 @@ fn known_bad(plugin: &str) -> Vec<Value> {
 #[tokio::test]
 async fn host_fault_args_refuse_bad_sizes_paths_names_and_offsets() {
     let runtime = runtime();
-    for name in ["cpu-stress", "memory-stress", "io-stress", "disk-fill", "dns-fault", "time-skew", "network-fault"] {
+    for name in [
+        "cpu-stress",
+        "memory-stress",
+        "io-stress",
+        "disk-fill",
+        "dns-fault",
+        "time-skew",
+        "network-fault",
+        "container-fault",
+    ] {
         let embedded = cme_plugins::BUILTINS.iter().find(|p| p.crate_name == name).expect("a built-in");
         let plugin = runtime.load(embedded.wasm).await.expect("loads");
         plugin.validate_args(&plugin.info().example_args).expect("the example validates");
