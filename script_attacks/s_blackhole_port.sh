@@ -5,6 +5,7 @@
 # Usage:    s_blackhole_port.sh PORT [SECONDS]   (default 60 s)
 # Duration: SECONDS (1..3600).
 # Undo:     iptables -D INPUT -p tcp --dport PORT -j DROP -m comment --comment cme-blackhole
+# Prefer the built-in network_fault:NetworkFault (fault blackhole): checked before it acts, and undone by the engine.
 set -eu
 port="${1:?usage: s_blackhole_port.sh PORT [SECONDS]}"
 seconds="${2:-60}"

@@ -4,6 +4,8 @@
 # Usage:    s_burncpu.sh [SECONDS] [WORKERS]   (defaults: 60 s, one worker per CPU)
 # Duration: SECONDS (1..3600).
 # Undo:     nothing to undo; the workers end after SECONDS (or kill the script).
+# Prefer the built-in cpu_stress:CpuStress: load_percent, stress-ng where present, and its
+# workers are ended by the engine's undo (on halt too), not only by their timeout.
 set -eu
 seconds="${1:-60}"
 workers="${2:-$(nproc 2>/dev/null || echo 1)}"

@@ -4,6 +4,8 @@
 # Usage:    s_burnio.sh [SECONDS] [DIRECTORY] [MEGABYTES]   (defaults: 60 s, /tmp, 64 MB per round)
 # Duration: SECONDS (1..3600).
 # Undo:     nothing to undo; its scratch file is removed on exit.
+# Prefer the built-in io_stress:IoStress: several writers, stress-ng where present, the
+# same disk floor as disk_fill, and its workers are ended by the engine's undo.
 set -eu
 seconds="${1:-60}"
 dir="${2:-/tmp}"

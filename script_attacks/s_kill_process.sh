@@ -4,6 +4,7 @@
 # Usage:    s_kill_process.sh NAME [SIGNAL]   (default signal KILL)
 # Duration: instant.
 # Undo:     restart the process (its supervisor usually does).
+# Prefer the built-in kill_process:KillProcess: checked before it acts, and undone by the engine.
 set -eu
 name="${1:?usage: s_kill_process.sh NAME [SIGNAL]}"
 signal="${2:-KILL}"

@@ -5,6 +5,7 @@
 # Usage:    s_network_latency.sh [DELAY_MS] [SECONDS] [INTERFACE]   (defaults: 200 ms, 60 s, eth0)
 # Duration: SECONDS (1..3600).
 # Undo:     tc qdisc del dev INTERFACE root netem
+# Prefer the built-in network_fault:NetworkFault (fault latency): checked before it acts, and undone by the engine.
 set -eu
 delay="${1:-200}"
 seconds="${2:-60}"

@@ -5,6 +5,7 @@
 # Usage:    s_network_loss.sh [PERCENT] [SECONDS] [INTERFACE]   (defaults: 10 %, 60 s, eth0)
 # Duration: SECONDS (1..3600).
 # Undo:     tc qdisc del dev INTERFACE root netem
+# Prefer the built-in network_fault:NetworkFault (fault loss): checked before it acts, and undone by the engine.
 set -eu
 percent="${1:-10}"
 seconds="${2:-60}"

@@ -5,6 +5,7 @@
 # Usage:    s_stop_service.sh NAME [SECONDS]   (default 60 s; 0 leaves it stopped)
 # Duration: SECONDS (0..86400).
 # Undo:     systemctl start NAME
+# Prefer the built-in stop_service:StopService: checked before it acts, and undone by the engine.
 set -eu
 name="${1:?usage: s_stop_service.sh NAME [SECONDS]}"
 seconds="${2:-60}"

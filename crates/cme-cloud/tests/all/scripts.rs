@@ -86,11 +86,31 @@ fn s_burncpu_burns_for_the_given_time_and_stops() {
 #[test]
 fn s_filldisk_fills_then_removes_its_file() {
     let dir = tempdir();
-    let output = run("s_filldisk.sh", &["2", "0", dir.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("holding 2 MB"));
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "the file is gone");
+    // On a disk of its own (a 1200 MiB tmpfs in a mount namespace of its own), so that the
+    // floor max(1 GiB, 5 %) depends on nothing this machine holds.
+    let unshared = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size=1200m cme-fill {0} && sh {1} 2 0 {0} && ls -A {0} | wc -l",
+            dir.display(),
+            script("s_filldisk.sh").display()
+        ))
+        .output()
+        .unwrap();
+    if !unshared.status.success() && stderr(&unshared).contains("unshare") {
+        cme_test_peers::missing_peer("root and unshare (util-linux) for a private tmpfs", "run as root");
+        return;
+    }
+    assert!(unshared.status.success(), "{}", stderr(&unshared));
+    let said = String::from_utf8_lossy(&unshared.stdout);
+    assert!(said.contains("holding 2 MB"), "{said}");
+    assert!(said.trim_end().ends_with('0'), "the file is gone: {said}");
     assert_eq!(run("s_filldisk.sh", &["1", "0", "/nonexistent-dir"]).status.code(), Some(2));
+    // More than the disk has less max(1 GiB, 5 %): refused before anything is written.
+    let greedy = run("s_filldisk.sh", &["1000000000", "0", dir.to_str().unwrap()]);
+    assert_eq!(greedy.status.code(), Some(3), "{}", stderr(&greedy));
+    assert!(stderr(&greedy).contains("would leave less than max(1 GiB, 5 %)"), "{}", stderr(&greedy));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing written");
 }
 
 #[test]
