@@ -557,3 +557,46 @@ async fn container_fault_stops_pauses_kills_and_restarts_through_podman_and_the_
     }
     assert_eq!(states(), ["running", "running", "running"]);
 }
+
+#[tokio::test]
+async fn every_host_fault_in_a_dry_run_changes_nothing_and_says_what_it_would_do_and_sudo_runs_them_as_root() {
+    let config = TestHostConfig { disk_mib: Some(1200), ..TestHostConfig::default() };
+    let Some(rig) = HostRig::start(vec![("box", config)]) else { return };
+    let (engine, api) = rig.engine().await;
+    let host = rig.host("box");
+    let disk = host.disk.display().to_string();
+    let before = host.snapshot();
+    let faults = [
+        ("cpu_stress:CpuStress", json!({"cores": 1, "duration_seconds": 3})),
+        ("memory_stress:MemoryStress", json!({"mib": 64, "duration_seconds": 3})),
+        ("io_stress:IoStress", json!({"bytes": 1 << 20, "path": disk, "duration_seconds": 3})),
+        ("disk_fill:DiskFill", json!({"path": disk, "bytes": 1 << 20, "duration_seconds": 3})),
+        ("dns_fault:DnsFault", json!({"names": ["db.internal"], "duration_seconds": 3})),
+        ("time_skew:TimeSkew", json!({"offset_seconds": 60, "duration_seconds": 3})),
+        ("container_fault:ContainerFault", json!({"action": "stop", "name": "db", "duration_seconds": 3})),
+        ("network_fault:NetworkFault", json!({"fault": "partition", "peers": ["192.0.2.0/24"], "duration_seconds": 3})),
+    ];
+    for (reference, args) in &faults {
+        let dry = api.run_once(at("box", reference, args.clone()), true).await;
+        assert_eq!(dry["status"], "succeeded", "{reference}: {dry}");
+        let summary = dry["result"]["summary"].as_str().or(dry["summary"].as_str()).unwrap_or_default().to_string();
+        assert!(dry.to_string().contains("dry run: would"), "{reference} says what it would do: {dry}");
+        assert!(undo_of(&api, dry["id"].as_str().unwrap()).await.is_null(), "{reference}: nothing armed ({summary})");
+        assert_eq!(host.snapshot(), before, "{reference}: a dry run changed nothing");
+    }
+    // sudo: true runs the commands through `sudo -n` (root may, without a password).
+    let sudo =
+        std::process::Command::new("sh").args(["-c", "command -v sudo"]).output().is_ok_and(|o| o.status.success());
+    if !sudo {
+        cme_test_peers::missing_peer("sudo", "apt-get install sudo");
+        return;
+    }
+    let fill =
+        at("box", "disk_fill:DiskFill", json!({"path": disk, "bytes": 8 << 20, "duration_seconds": 3, "sudo": true}));
+    let filled = made(&api, &engine, fill).await;
+    let undo = undo_of(&api, &filled).await;
+    assert!(undo["command"].as_str().unwrap_or_default().starts_with("sudo -n sh -c "), "{undo}");
+    assert!(host.exec_ok(&format!("ls {disk}")).contains("cme-disk-fill-"));
+    reverted(&api, &filled).await;
+    assert_eq!(host.snapshot(), before);
+}

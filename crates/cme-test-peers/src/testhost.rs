@@ -127,7 +127,14 @@ impl TestHost {
         // Its /etc/hosts: `ip netns exec` binds /etc/netns/NAME/hosts over /etc/hosts.
         let etc = PathBuf::from(format!("/etc/netns/{netns}"));
         std::fs::create_dir_all(&etc).expect("/etc/netns/NAME");
-        std::fs::write(etc.join("hosts"), format!("127.0.0.1\tlocalhost\n{address}\t{netns}\n")).expect("hosts");
+        // The host name (shared with this machine: no UTS namespace) resolves, as on a real
+        // host: sudo looks it up.
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        std::fs::write(
+            etc.join("hosts"),
+            format!("127.0.0.1\tlocalhost\n127.0.1.1\t{}\n{address}\t{netns}\n", hostname.trim()),
+        )
+        .expect("hosts");
         let (disk, stand_ins) = (dir.join("disk"), dir.join("bin"));
         std::fs::create_dir_all(&disk).expect("disk mount point");
         std::fs::create_dir_all(&stand_ins).expect("stand-ins");
