@@ -56,8 +56,7 @@ impl Attack for IoStress {
                 "[ -d {root} ] || {{ echo 'cme: there is no directory {shown} on this host' >&2; exit 91; }}; \
                  set -- $(df -Pk {root} | awk 'NR == 2 {{ print $2, $4 }}'); size=$1; avail=$2; \
                  floor=$(( size / 20 )); [ $floor -lt 1048576 ] && floor=1048576; \
-                 [ $(( avail - {kib} )) -ge $floor ] || {{ echo \"cme: {workers} writers of {mib} MiB on {shown} would leave less than max(1 GiB, 5 %) = $(( floor / 1024 )) MiB free ($(( avail / 1024 )) MiB free now)\" >&2; exit 94; }}; \
-                 mkdir -p {dir}",
+                 [ $(( avail - {kib} )) -ge $floor ] || {{ echo \"cme: {workers} writers of {mib} MiB on {shown} would leave less than max(1 GiB, 5 %) = $(( floor / 1024 )) MiB free ($(( avail / 1024 )) MiB free now)\" >&2; exit 94; }}",
                 shown = path.replace('\'', ""),
                 mib = bytes >> 20
             );
@@ -67,9 +66,14 @@ impl Attack for IoStress {
             );
             let stress = Workers {
                 check,
-                command: stress_ng_or(
-                    &format!("--hdd {workers} --hdd-bytes {bytes} --temp-path {dir} --timeout {timeout}s --quiet"),
-                    &fallback,
+                // The run's directory is made by the workers' own command: the check
+                // changes nothing.
+                command: format!(
+                    "mkdir -p {dir} && {}",
+                    stress_ng_or(
+                        &format!("--hdd {workers} --hdd-bytes {bytes} --temp-path {dir} --timeout {timeout}s --quiet"),
+                        &fallback,
+                    )
                 ),
                 cleanup: Some(format!("rm -rf {dir}")),
             };
