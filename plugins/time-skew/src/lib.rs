@@ -2,9 +2,10 @@
 //! `offset_seconds` for `duration_seconds`, over SSH, and pauses their time sync meanwhile
 //! (`timedatectl set-ntp false`, or `chronyc offline` where chronyd runs without systemd),
 //! so that it is not corrected under the experiment. The undo, armed before the step,
-//! steps the clock back by the same offset (time that passed meanwhile is kept) and
-//! resumes the sync (`chronyc makestep` after `online`). What the undo needs is kept in a
-//! state file on the host, so running it twice changes nothing the second time.
+//! sets the true time again (the time before the step plus the uptime that passed since:
+//! the uptime clock is not moved by a step) and resumes the sync (`chronyc makestep` after
+//! `online`). What the undo needs is kept in a state file on the host, written before the
+//! step, so running it twice changes nothing the second time.
 //!
 //! A host whose clock cannot be set is refused before anything changes, saying so: a
 //! login without `CAP_SYS_TIME` (a container, or a user without `sudo: true`). So is a
@@ -45,6 +46,7 @@ impl Attack for TimeSkew {
         }
         // CAP_SYS_TIME is bit 25 of the effective set.
         let check = "[ -x \"$(command -v date 2>/dev/null)\" ] || { echo 'cme: date is not installed on this host' >&2; exit 90; }; \
+             [ -r /proc/uptime ] || { echo 'cme: no /proc/uptime on this host: the undo could not tell the true time' >&2; exit 94; }; \
              cap=$(awk '/^CapEff:/ { print $2 }' /proc/self/status 2>/dev/null); \
              if [ -n \"$cap\" ] && [ $(( 0x$cap >> 25 & 1 )) -eq 0 ]; then echo 'cme: the clock cannot be set on this host: the login lacks CAP_SYS_TIME (a container cannot set the clock; elsewhere give sudo: true or log in as root)' >&2; exit 91; fi; \
              sync=none; \
@@ -57,14 +59,17 @@ impl Attack for TimeSkew {
             let state = state_file(ctx, "time-skew", index);
             let fault = Fault {
                 check: Some(as_root(args.sudo, check)),
-                // The clock first (a failure changes nothing), then what the undo needs, then
-                // the sync paused.
+                // What the undo needs first: the true time and the uptime (a clock `date -s`
+                // does not move) just before the step. The undo sets the true time from them
+                // whether or not the step happened, so a session lost between the two changes
+                // nothing, and a second undo finds no state. Then the step (its failure
+                // removes the state: nothing changed), then the sync paused.
                 apply: as_root(
                     args.sudo,
                     &format!(
                         "{check}; [ -f {state} ] && exit 0; \
-                         out=$(date -s \"@$(( $(date +%s) + {offset} ))\" 2>&1) || {{ echo \"cme: date -s failed: $out\" >&2; exit 93; }}; \
-                         echo \"{offset} $sync\" > {state}; \
+                         t0=$(date +%s); up0=$(cut -d . -f 1 /proc/uptime); echo \"$t0 $up0 $sync\" > {state}; \
+                         out=$(date -s \"@$(( t0 + {offset} ))\" 2>&1) || {{ rm -f {state}; echo \"cme: date -s failed: $out\" >&2; exit 93; }}; \
                          case $sync in timedatectl) timedatectl set-ntp false;; chrony) chronyc -n offline >/dev/null;; esac; \
                          echo \"clock stepped by {offset} s to $(date -u +%FT%TZ); time sync paused: $sync\""
                     ),
@@ -73,8 +78,8 @@ impl Attack for TimeSkew {
                     as_root(
                         args.sudo,
                         &format!(
-                            "if [ -f {state} ]; then read off sync < {state}; \
-                             date -s \"@$(( $(date +%s) - off ))\" >/dev/null && rm -f {state}; \
+                            "if [ -f {state} ]; then read t0 up0 sync < {state}; up1=$(cut -d . -f 1 /proc/uptime); \
+                             date -s \"@$(( t0 + up1 - up0 ))\" >/dev/null && rm -f {state}; \
                              case $sync in timedatectl) timedatectl set-ntp true;; chrony) chronyc -n online >/dev/null; chronyc -n makestep >/dev/null;; esac; \
                              [ ! -f {state} ]; fi"
                         ),
