@@ -580,9 +580,8 @@ async fn every_host_fault_in_a_dry_run_changes_nothing_and_says_what_it_would_do
     for (reference, args) in &faults {
         let dry = api.run_once(at("box", reference, args.clone()), true).await;
         assert_eq!(dry["status"], "succeeded", "{reference}: {dry}");
-        let summary = dry["result"]["summary"].as_str().or(dry["summary"].as_str()).unwrap_or_default().to_string();
         assert!(dry.to_string().contains("dry run: would"), "{reference} says what it would do: {dry}");
-        assert!(undo_of(&api, dry["id"].as_str().unwrap()).await.is_null(), "{reference}: nothing armed ({summary})");
+        assert!(undo_of(&api, dry["id"].as_str().unwrap()).await.is_null(), "{reference}: nothing armed");
         assert_eq!(host.snapshot(), before, "{reference}: a dry run changed nothing");
     }
     // sudo: true runs the commands through `sudo -n` (root may, without a password).

@@ -6,7 +6,7 @@
 //! always leaves at least max(1 GiB, 5 % of the file system) free: a request beyond that
 //! is refused on the host, before anything is written, saying how much there is.
 
-use ssh_fault::{Done, Fault, Summary, as_root, make, quote, report, state_file};
+use ssh_fault::{Done, Fault, Summary, as_root, make, measure_disk, quote, report, run_name};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
@@ -45,24 +45,17 @@ impl Attack for DiskFill {
             _ => return Err(PluginError::invalid("bytes", "give one of bytes, percent or leave_free_mib")),
         };
         let dir = quote(&args.path);
-        // Sizes in KiB, from POSIX df; the floor is max(1 GiB, 5 % of the size).
         let measure = format!(
-            "[ -d {dir} ] || {{ echo 'cme: there is no directory {path} on this host' >&2; exit 91; }}; \
-             set -- $(df -Pk {dir} | awk 'NR == 2 {{ print $2, $4 }}'); size=$1; avail=$2; \
-             [ -n \"$avail\" ] || {{ echo 'cme: df could not measure {path}' >&2; exit 92; }}; \
-             floor=$(( size / 20 )); [ $floor -lt 1048576 ] && floor=1048576; {want}; \
+            "{}; {want}; \
              [ $want -gt 0 ] || {{ echo \"cme: nothing to fill on {path}: $(( avail / 1024 )) MiB free is already within what was asked ({asked})\" >&2; exit 93; }}; \
              [ $(( avail - want )) -ge $floor ] || {{ echo \"cme: filling {path} {asked} would leave less than max(1 GiB, 5 %) = $(( floor / 1024 )) MiB free ($(( avail / 1024 )) MiB free now, $(( want / 1024 )) MiB asked)\" >&2; exit 94; }}",
+            measure_disk(&dir, &args.path),
             path = args.path.replace('\'', "")
         );
         let hosts = args.aim.hosts(&mut ctx.rng())?;
         let mut done: Vec<Done> = Vec::new();
         for (index, host) in hosts.into_iter().enumerate() {
-            let file = format!(
-                "{}/{}",
-                args.path.trim_end_matches('/'),
-                state_file(ctx, "disk-fill", index).trim_start_matches("/tmp/")
-            );
+            let file = format!("{}/{}", args.path.trim_end_matches('/'), run_name(ctx, "disk-fill", index));
             let file = quote(&file);
             let fault = Fault {
                 check: Some(as_root(args.sudo, &measure)),

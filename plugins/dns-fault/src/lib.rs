@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use ssh_fault::{Done, Fault, Summary, as_root, make, report, state_file};
+use ssh_fault::{Done, Fault, Summary, as_root, make, report, run_name, state_file};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
@@ -67,7 +67,7 @@ impl Attack for DnsFault {
         let mut done: Vec<Done> = Vec::new();
         for (index, host) in hosts.into_iter().enumerate() {
             let state = state_file(ctx, "dns-fault", index);
-            let marker = format!("# cme-dns-fault {}", state.trim_start_matches("/tmp/cme-dns-fault-"));
+            let marker = format!("# {}", run_name(ctx, "dns-fault", index));
             let marker_ref = &marker;
             let lines: String = addresses
                 .iter()

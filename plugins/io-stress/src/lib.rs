@@ -6,7 +6,7 @@
 //! fit and still leave max(1 GiB, 5 %) of the file system free, or the host is refused
 //! before anything starts.
 
-use ssh_fault::{Done, Summary, Workers, hold, quote, report, state_file, stress_ng_or};
+use ssh_fault::{Done, Summary, Workers, hold, measure_disk, quote, report, run_name, stress_ng_or};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
@@ -45,18 +45,13 @@ impl Attack for IoStress {
         let hosts = args.aim.hosts(&mut ctx.rng())?;
         let mut done: Vec<Done> = Vec::new();
         for (index, host) in hosts.into_iter().enumerate() {
-            let dir = format!(
-                "{}/{}",
-                path.trim_end_matches('/'),
-                state_file(ctx, "io-stress", index).trim_start_matches("/tmp/")
-            );
+            let dir = format!("{}/{}", path.trim_end_matches('/'), run_name(ctx, "io-stress", index));
             let (root, dir) = (quote(&path), quote(&dir));
             let kib = (bytes * u64::from(workers)).div_ceil(1024);
             let check = format!(
-                "[ -d {root} ] || {{ echo 'cme: there is no directory {shown} on this host' >&2; exit 91; }}; \
-                 set -- $(df -Pk {root} | awk 'NR == 2 {{ print $2, $4 }}'); size=$1; avail=$2; \
-                 floor=$(( size / 20 )); [ $floor -lt 1048576 ] && floor=1048576; \
+                "{}; \
                  [ $(( avail - {kib} )) -ge $floor ] || {{ echo \"cme: {workers} writers of {mib} MiB on {shown} would leave less than max(1 GiB, 5 %) = $(( floor / 1024 )) MiB free ($(( avail / 1024 )) MiB free now)\" >&2; exit 94; }}",
+                measure_disk(&root, &path),
                 shown = path.replace('\'', ""),
                 mib = bytes >> 20
             );

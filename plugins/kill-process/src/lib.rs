@@ -5,7 +5,7 @@
 //! service manager restarts what it supervises). The processes are looked up first, so
 //! none matching fails the run before any signal is sent, and the report names their pids.
 
-use ssh_fault::{Done, Fault, Summary, exec, make, report, sudo};
+use ssh_fault::{Done, Fault, Summary, exec, make, quote, report, sudo};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
 use cme_plugin_sdk::{Capability, Describe, PluginError, json};
@@ -85,10 +85,6 @@ impl Attack for KillProcess {
         let details = json!({"signal": args.signal, "process": args.process, "pattern": args.pattern, "duration_seconds": duration});
         Ok(report(ctx, summary, &done, details))
     }
-}
-
-fn quote(word: &str) -> String {
-    cme_plugin_sdk::targets::shell_quote(word)
 }
 
 /// `\ooo` escapes of every byte, for printf.

@@ -167,12 +167,12 @@ impl Attack for NetworkFault {
                         .iter()
                         .map(|(tool, r)| format!("while {sudo}{tool} -D {r} 2>/dev/null; do :; done"))
                         .collect();
-                    let six = peers.iter().any(Cidr::is_ipv6);
-                    let tools = if six { "iptables ip6tables" } else { "iptables" };
+                    let mut check = ssh_fault::need_tool("iptables", "iptables");
+                    if peers.iter().any(Cidr::is_ipv6) {
+                        check = format!("{check}; {}", ssh_fault::need_tool("ip6tables", "iptables"));
+                    }
                     let fault = Fault {
-                        check: Some(format!(
-                            "for t in {tools}; do [ -x \"$(command -v $t 2>/dev/null)\" ] || {{ echo \"cme: $t is not installed\" >&2; exit 90; }}; done"
-                        )),
+                        check: Some(check),
                         apply: format!("set -e; {}", insert.join("; ")),
                         undo: Some((format!("{}; true", delete.join("; ")), after_ms)),
                     };

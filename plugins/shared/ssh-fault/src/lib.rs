@@ -118,8 +118,27 @@ pub fn quote(word: &str) -> String {
 /// acts only while the file is there and removes it, so running it twice (the engine's,
 /// then the target's timer) changes nothing the second time.
 pub fn state_file(ctx: &RunContext, kind: &str, host_index: usize) -> String {
+    format!("/tmp/{}", run_name(ctx, kind, host_index))
+}
+
+/// `cme-KIND-RUN-INDEX`: the name of what a fault leaves on its host (its state file, a
+/// fill's file, a stress's directory), this run's and this host's own.
+pub fn run_name(ctx: &RunContext, kind: &str, host_index: usize) -> String {
     let run: String = ctx.run_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(40).collect();
-    format!("/tmp/cme-{kind}-{run}-{host_index}")
+    format!("cme-{kind}-{run}-{host_index}")
+}
+
+/// A shell fragment measuring the file system holding `dir` (a quoted absolute path;
+/// `shown` names it in messages): sets `size` and `avail` in KiB (POSIX df) and `floor`,
+/// what must stay free: max(1 GiB, 5 % of the size). Refuses a missing directory.
+pub fn measure_disk(dir: &str, shown: &str) -> String {
+    let shown = shown.replace('\'', "");
+    format!(
+        "[ -d {dir} ] || {{ echo 'cme: there is no directory {shown} on this host' >&2; exit 91; }}; \
+         set -- $(df -Pk {dir} | awk 'NR == 2 {{ print $2, $4 }}'); size=$1; avail=$2; \
+         [ -n \"$avail\" ] || {{ echo 'cme: df could not measure {shown}' >&2; exit 92; }}; \
+         floor=$(( size / 20 )); [ $floor -lt 1048576 ] && floor=1048576"
+    )
 }
 
 /// Starts `command` detached from the SSH session, in a process group of its own whose id
