@@ -71,14 +71,15 @@ async fn the_original_clients_flows_work() {
         assert_eq!(one.body["plan_id"], plan_id.as_str());
 
         // Reschedule with the original's body; a naive date is in the engine's zone (UTC).
+        let dates = Dates::like(2031);
         let moved = api
             .put(
                 &format!("/api/1/executors/{executor_id}"),
-                &json!({"type": "date", "args": {"date": "2031-06-01T12:00"}}),
+                &json!({"type": "date", "args": {"date": dates.at("2031-06-01T12:00")}}),
             )
             .await;
         assert_eq!(moved.status, 200, "{:?}", moved.body);
-        assert_eq!(moved.body["next_run_time"], "2031-06-01T12:00:00.000000Z");
+        assert_eq!(moved.body["next_run_time"], dates.at("2031-06-01T12:00:00.000000Z"));
 
         // Cancel it; it leaves the pending list and shows under executed=true as cancelled.
         let cancelled = api.delete(&format!("/api/1/executors/{executor_id}")).await;
@@ -92,7 +93,7 @@ async fn the_original_clients_flows_work() {
         let again = api
             .put(
                 &format!("/api/1/executors/{executor_id}"),
-                &json!({"type": "date", "args": {"date": "2031-06-01T12:00"}}),
+                &json!({"type": "date", "args": {"date": dates.at("2031-06-01T12:00")}}),
             )
             .await;
         assert_eq!(again.status, 409);
@@ -535,13 +536,18 @@ async fn a_plan_may_name_its_own_time_zone_and_an_unknown_one_is_refused() {
         Options { args: vec!["--timezone".into(), "Europe/Madrid".into()], ..Options::default() },
     );
     let api = engine.client();
-    let mut body = api_plan("new york morning", "http://127.0.0.1:9/x", "2030-01-01T10:00:00");
+    let dates = Dates::like(2030);
+    let mut body = api_plan("new york morning", "http://127.0.0.1:9/x", &dates.at("2030-01-01T10:00:00"));
     body["timezone"] = json!("America/New_York");
     let created = api.post("/api/1/plans/", &body).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     assert_eq!(created.body["timezone"], "America/New_York");
     let due = chrono::DateTime::parse_from_rfc3339(created.body["next_execution"].as_str().unwrap()).unwrap();
-    assert_eq!(due.to_utc().to_rfc3339(), "2030-01-01T15:00:00+00:00", "10:00 in New York, not in the engine's Madrid");
+    assert_eq!(
+        due.to_utc().to_rfc3339(),
+        dates.at("2030-01-01T15:00:00+00:00"),
+        "10:00 in New York, not in the engine's Madrid"
+    );
 
     body["timezone"] = json!("Mars/Olympus_Mons");
     let refused = api.post("/api/1/plans/", &body).await;

@@ -149,13 +149,15 @@ async fn the_cli_manages_blackouts_calendars_and_forecasts() {
     let (ok, _, err) = cme(&url, &["blackouts", "create", "--name", "bad", "--start", "FRI 16:00", "--end", "08:00"]);
     assert!(!ok && err.contains("400"), "{err}");
 
+    // 2027's calendar in a year to come: a forecast begins no earlier than now.
+    let dates = Dates::like(2026);
     let ics = dir.path().join("holidays.ics");
-    std::fs::write(&ics, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20271225\r\nSUMMARY:Navidad\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").unwrap();
+    std::fs::write(&ics, dates.at("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20271225\r\nSUMMARY:Navidad\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")).unwrap();
     let (ok, out, err) =
         cme(&url, &["blackouts", "import", ics.to_str().unwrap(), "--name", "es", "--timezone", "Europe/Madrid"]);
     assert!(ok, "{err}");
     assert!(out.starts_with("imported 1 events of calendar es"), "{out}");
-    assert!(out.contains("es: Navidad") && out.contains("2027-12-24T23:00:00"), "all day in Madrid: {out}");
+    assert!(out.contains("es: Navidad") && out.contains(&dates.at("2027-12-24T23:00:00")), "all day in Madrid: {out}");
 
     let (ok, out, _) = cme(&url, &["blackouts", "list"]);
     assert!(ok && out.contains("weekend") && out.contains("es: Navidad"), "{out}");
@@ -174,13 +176,13 @@ async fn the_cli_manages_blackouts_calendars_and_forecasts() {
             "-f",
             plan_file.to_str().unwrap(),
             "--from",
-            "2027-01-04T00:00:00Z",
+            &dates.at("2027-01-04T00:00:00Z"),
             "--until",
-            "2027-01-11T00:00:00Z",
+            &dates.at("2027-01-11T00:00:00Z"),
         ],
     );
     assert!(ok, "{err}");
-    assert!(out.starts_with("7 firings from 2027-01-04"), "{out}");
+    assert!(out.starts_with(&dates.at("7 firings from 2027-01-04")), "{out}");
     assert_eq!(out.lines().filter(|l| l.contains("skipped") && l.contains("blackout \"weekend\"")).count(), 2, "{out}");
     assert!(out.contains("note: 2 firings fall in blackouts"), "{out}");
 
@@ -208,9 +210,10 @@ async fn the_cli_covers_executors_credentials_audit_status_completions_and_the_m
     assert!(ok, "{err}");
     let (_, out, _) = cme(&url, &["executors", "list"]);
     let executor = out.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-    let (ok, out, err) = cme(&url, &["executors", "reschedule", &executor, "2031-01-01T10:00:00Z"]);
+    let later = Dates::like(2031).at("2031-01-01T10:00:00");
+    let (ok, out, err) = cme(&url, &["executors", "reschedule", &executor, &format!("{later}Z")]);
     assert!(ok, "{err}");
-    assert!(out.contains("2031-01-01T10:00:00"), "{out}");
+    assert!(out.contains(&later), "{out}");
     let (ok, out, err) = cme(&url, &["executors", "cancel", &executor]);
     assert!(ok && out.contains("successfully cancelled"), "{out}{err}");
     let (ok, _, err) = cme(&url, &["executors", "cancel", &executor]);

@@ -108,7 +108,9 @@ async fn each_new_planner_plans_what_its_args_say() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
     let api = engine.client();
-    let week = "from=2026-12-07T00:00:00Z&until=2026-12-14T00:00:00Z";
+    // 2026's calendar in a year to come: a forecast begins no earlier than now.
+    let dates = Dates::like(2026);
+    let week = dates.at("from=2026-12-07T00:00:00Z&until=2026-12-14T00:00:00Z");
     // window_planner: 2 runs on each work day's 22:00-02:00 window in New York.
     let window = recurring_plan(
         "nightly",
@@ -126,7 +128,7 @@ async fn each_new_planner_plans_what_its_args_say() {
         "http://127.0.0.1:9/",
         json!({"ref": "mtbf_planner:MtbfPlanner", "args": {"mean_days_between": 5, "min_days_between": 2}}),
     );
-    let year = api.post("/api/1/forecast?from=2027-01-01T00:00:00Z&until=2028-01-01T00:00:00Z", &mtbf).await;
+    let year = api.post(&dates.at("/api/1/forecast?from=2027-01-01T00:00:00Z&until=2028-01-01T00:00:00Z"), &mtbf).await;
     let count = firings(&year.body).len();
     assert!((25..=60).contains(&count), "{count} firings in a year");
     // simple_planner every_day: its window every day.
@@ -144,7 +146,7 @@ async fn each_new_planner_plans_what_its_args_say() {
         assert_eq!(created.status, 201, "{:?}", created.body);
         assert_eq!(created.body["recurring"], true);
         assert_eq!(created.body["seed"], 42);
-        let span = "until=2030-01-01T00:00:00Z";
+        let span = dates.at("until=2030-01-01T00:00:00Z");
         let stored =
             api.get(&format!("/api/1/plans/{}/forecast?{span}", created.body["id"].as_str().unwrap())).await.body;
         let fresh = api.post(&format!("/api/1/forecast?{span}"), &seeded).await.body;
@@ -184,11 +186,16 @@ async fn a_forecast_follows_dst_in_the_plans_zone() {
     let mut body = body;
     body["timezone"] = json!("Europe/Madrid");
     // 2027-03-28: 02:30 does not exist in Madrid (fires at the change, 03:00 CEST = 01:00Z);
-    // 2027-10-31: 02:30 happens twice (fires once, at the first, 00:30Z).
-    let spring = api.post("/api/1/forecast?from=2027-03-27T12:00:00Z&until=2027-03-29T12:00:00Z", &body).await.body;
-    assert_eq!(dues(&firings(&spring)), ["2027-03-28T01:00:00.000000Z", "2027-03-29T00:30:00.000000Z"], "{spring}");
-    let autumn = api.post("/api/1/forecast?from=2027-10-30T12:00:00Z&until=2027-11-01T12:00:00Z", &body).await.body;
-    assert_eq!(dues(&firings(&autumn)), ["2027-10-31T00:30:00.000000Z", "2027-11-01T01:30:00.000000Z"], "{autumn}");
+    // 2027-10-31: 02:30 happens twice (fires once, at the first, 00:30Z). In 2027's calendar
+    // in a year to come: a forecast begins no earlier than now.
+    let dates = Dates::like(2027);
+    let forecast = async |span: &str| api.post(&dates.at(&format!("/api/1/forecast?{span}")), &body).await;
+    let spring = forecast("from=2027-03-27T12:00:00Z&until=2027-03-29T12:00:00Z").await.body;
+    let expected = ["2027-03-28T01:00:00.000000Z", "2027-03-29T00:30:00.000000Z"].map(|due| dates.at(due));
+    assert_eq!(dues(&firings(&spring)), expected, "{spring}");
+    let autumn = forecast("from=2027-10-30T12:00:00Z&until=2027-11-01T12:00:00Z").await.body;
+    let expected = ["2027-10-31T00:30:00.000000Z", "2027-11-01T01:30:00.000000Z"].map(|due| dates.at(due));
+    assert_eq!(dues(&firings(&autumn)), expected, "{autumn}");
     let unknown = api
         .post(
             "/api/1/forecast",
@@ -447,7 +454,8 @@ async fn every_plan_body_in_the_readme_is_accepted_as_written() {
     let grant = serde_json::json!({"http": {"urls": ["https://compute.googleapis.com/*"]}});
     assert_eq!(api.put("/api/1/plugins/gce-stop-instance@0.1.0/grant", &grant).await.status, 200);
     for body in bodies {
-        let forecast = api.post("/api/1/forecast?from=2029-12-30T00:00:00Z&until=2030-01-06T00:00:00Z", &body).await;
+        let span = Dates::like(2029).at("from=2029-12-30T00:00:00Z&until=2030-01-06T00:00:00Z");
+        let forecast = api.post(&format!("/api/1/forecast?{span}"), &body).await;
         assert_eq!(forecast.status, 200, "{body}: {:?}", forecast.body);
     }
 }

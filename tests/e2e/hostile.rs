@@ -142,7 +142,9 @@ fn hostile_inputs() -> Vec<Hostile> {
     let cron_plan = |args: Value| {
         json!({"name": "hostile cron", "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET"}}, "planner": {"ref": "cron_planner:CronPlanner", "args": args}}).to_string()
     };
-    let plan_with = |args: Value| json!({"name": "hostile", "attack": {"ref": "run_script:RunScript", "args": args}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": "2030-01-01T00:00:00Z"}}});
+    // A date the exact planner takes: one still to come.
+    let later = Dates::like(2030).at("2030-01-01T00:00:00Z");
+    let plan_with = |args: Value| json!({"name": "hostile", "attack": {"ref": "run_script:RunScript", "args": args}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": later}}});
     let pem = base64::engine::general_purpose::STANDARD.encode(bcrypt_key(u32::MAX));
     let multipart = {
         let mut body = Vec::new();
@@ -199,7 +201,7 @@ fn hostile_inputs() -> Vec<Hostile> {
             body: format!("{}{}", "{\"a\":".repeat(json_cap / 6), "}".repeat(json_cap / 6)).into_bytes(),
         },
         post("an upload that is not a component", "/api/1/plugins/", "application/wasm", vec![0x42; 1 << 20]),
-        post("a plan whose args fill the body cap", "/api/1/plans/", "application/json", json!({"name": "big", "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET", "headers": {"X-Pad": "p".repeat(json_cap - 400)}}}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": "2030-01-01T00:00:00Z"}}}).to_string()),
+        post("a plan whose args fill the body cap", "/api/1/plans/", "application/json", json!({"name": "big", "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET", "headers": {"X-Pad": "p".repeat(json_cap - 400)}}}, "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": later}}}).to_string()),
         post("a blackout with a name of escapes", "/api/1/blackouts/", "application/json", json!({"name": "\u{0}".repeat(100_000), "start": "x", "end": "y"}).to_string()),
         Hostile { what: "a signature of noise", method: reqwest::Method::POST, path: format!("/api/1/plugins/?signature={}", "A".repeat(9000)), content_type: "application/wasm", body: vec![0; 16] },
         Hostile { what: "a Host of a non-ASCII byte", method: reqwest::Method::GET, path: "/api/1/plans/".into(), content_type: "", body: Vec::new() },

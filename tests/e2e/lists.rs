@@ -57,21 +57,14 @@ async fn blackouts_are_capped_and_paged_by_cursor_and_the_cli_reads_every_page()
         )
         .await;
     assert_eq!(imported.status, 201, "{:?}", imported.body);
+    let dates = Dates::like(2032);
+    let day = (dates.at("2032-01-01T00:00:00Z"), dates.at("2032-01-02T00:00:00Z"));
     for i in 0..20 {
-        let created = api
-            .post(
-                "/api/1/blackouts/",
-                &json!({"name": format!("freeze {i}"), "start": "2032-01-01T00:00:00Z", "end": "2032-01-02T00:00:00Z"}),
-            )
-            .await;
+        let created =
+            api.post("/api/1/blackouts/", &json!({"name": format!("freeze {i}"), "start": day.0, "end": day.1})).await;
         assert_eq!(created.status, 201, "{:?}", created.body);
     }
-    let over = api
-        .post(
-            "/api/1/blackouts/",
-            &json!({"name": "one too many", "start": "2032-01-01T00:00:00Z", "end": "2032-01-02T00:00:00Z"}),
-        )
-        .await;
+    let over = api.post("/api/1/blackouts/", &json!({"name": "one too many", "start": day.0, "end": day.1})).await;
     assert_eq!(over.status, 429, "{:?}", over.body);
     assert!(
         over.body["msg"].as_str().unwrap().contains("max_blackouts")

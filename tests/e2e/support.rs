@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use cme_test_peers::Dates;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -123,7 +123,9 @@ async fn databases_written_before_the_migration_split_open_with_all_they_hold() 
         let inventory = api.get("/api/1/inventories/fixture-web").await;
         assert_eq!(inventory.status, 200, "{backend:?}: {:?}", inventory.body);
         assert_eq!(inventory.body["hosts"][0]["name"], "web-1", "{backend:?}: {:?}", inventory.body);
-        let executors = api.get("/api/1/executors/").await.body;
+        // Every status: the recurring plan's first firing (made when the fixture was) has
+        // passed by now, and is missed (the engine was down) or cancelled (it is halted).
+        let executors = api.get("/api/1/executors/?executed=all").await.body;
         let executors =
             executors.get("executors").or_else(|| executors["_embedded"].get("executors")).and_then(Value::as_array);
         assert!(executors.is_some_and(|e| e.len() >= 2), "{backend:?}: {executors:?}");

@@ -3,10 +3,12 @@
 //! xtask harnesses use this crate.
 
 pub mod containers;
+pub mod dates;
 pub mod postgres;
 pub mod schema_corpus;
 pub mod skip;
 pub mod sshd;
 pub mod testhost;
 
+pub use dates::Dates;
 pub use skip::{missing_peer, peers_required};

@@ -218,12 +218,13 @@ async fn plan_bodies_are_accepted_or_refused_with_a_problem_document() {
         "stop_conditions",
         "grace_seconds",
     ];
+    let later = cme_test_peers::Dates::like(2030).at("2030-01-01T10:00:00Z");
     let body =
         (json.clone(), proptest::sample::select(&FIELDS[..]), any::<bool>()).prop_map(|(value, field, whole)| {
             if whole {
                 return value;
             }
-            let mut body = plan("api_request:ApiRequest", json!({"date": "2030-01-01T10:00:00Z"}));
+            let mut body = plan("api_request:ApiRequest", json!({"date": later}));
             body[field] = value;
             body
         });
@@ -247,7 +248,8 @@ async fn plan_bodies_are_accepted_or_refused_with_a_problem_document() {
 async fn a_panicking_handler_is_a_500_not_a_dead_worker() {
     let engine = engine().await;
     let app = app!(engine);
-    let mut body = plan("noop:Noop", json!({"date": "2030-01-01T10:00:00Z"}));
+    let later = cme_test_peers::Dates::like(2030).at("2030-01-01T10:00:00Z");
+    let mut body = plan("noop:Noop", json!({"date": later}));
     body["attack"]["args"] = json!({"panic": true});
     // The middleware answers with an error that the server (not the test harness's
     // `call_service`) turns into its response.

@@ -119,8 +119,9 @@ async fn executors_can_be_rescheduled_and_cancelled_only_while_pending() {
     let (_, executors) =
         rig.engine.create_plan(plan(json!({}), json!({"in_ms": [60_000]})), &operator()).await.unwrap();
     let id = &executors[0].id;
-    let moved = rig.engine.reschedule(id, "2031-06-01T12:00:00+02:00", "operator").await.unwrap();
-    assert_eq!(moved.due.to_rfc3339(), "2031-06-01T10:00:00+00:00");
+    let dates = cme_test_peers::Dates::like(2031);
+    let moved = rig.engine.reschedule(id, &dates.at("2031-06-01T12:00:00+02:00"), "operator").await.unwrap();
+    assert_eq!(moved.due.to_rfc3339(), dates.at("2031-06-01T10:00:00+00:00"));
     assert!(
         matches!(rig.engine.reschedule(id, "tomorrow", "operator").await, Err(EngineError::Invalid { field, .. }) if field == "/args/date")
     );
