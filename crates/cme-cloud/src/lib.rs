@@ -5,6 +5,7 @@
 //! Invariant: this crate knows nothing of WebAssembly; the runtime adapts its calls
 //! to the WIT interfaces.
 
+pub mod compute;
 pub mod ec2;
 pub mod http;
 pub mod scripts;

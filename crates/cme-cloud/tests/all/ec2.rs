@@ -5,7 +5,7 @@
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use cme_cloud::ec2::{Ec2, Ec2Config, Ec2Error, Filter};
 
-fn moto_url() -> Option<String> {
+pub(crate) fn moto_url() -> Option<String> {
     match std::env::var("CME_TEST_MOTO_URL") {
         Ok(url) => Some(url),
         Err(_) => {
@@ -18,7 +18,7 @@ fn moto_url() -> Option<String> {
     }
 }
 
-async fn aws(url: &str) -> aws_config::SdkConfig {
+pub(crate) async fn aws(url: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .credentials_provider(Credentials::new("testing", "testing", None, None, "cme-tests"))
         .region(Region::new("us-east-1"))
@@ -28,7 +28,7 @@ async fn aws(url: &str) -> aws_config::SdkConfig {
 }
 
 /// Launches `count` instances tagged `Test=<label>` (plus `tags`) in a loopback subnet.
-async fn launch(url: &str, region: &str, label: &str, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
+pub(crate) async fn launch(url: &str, region: &str, label: &str, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
     let client = aws_sdk_ec2::Client::from_conf(
         aws_sdk_ec2::config::Builder::from(&aws(url).await).region(Region::new(region.to_string())).build(),
     );
@@ -57,7 +57,7 @@ async fn launch(url: &str, region: &str, label: &str, count: i32, tags: &[(&str,
 }
 
 /// A label no earlier run against the same (long-lived) moto has used.
-fn unique(name: &str) -> String {
+pub(crate) fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{name}-{}-{nanos}", std::process::id())
 }
