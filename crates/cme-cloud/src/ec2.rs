@@ -97,6 +97,11 @@ impl Ec2 {
         Ec2 { base, config, clients: Mutex::new(HashMap::new()) }
     }
 
+    /// The region the AWS configuration names (`AWS_REGION`, the profile's), if any.
+    pub fn default_region(&self) -> Option<String> {
+        self.base.region().map(|region| region.to_string())
+    }
+
     fn client(&self, region: &str) -> Result<Client, Ec2Error> {
         if region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
             return Err(Ec2Error::InvalidArgument(format!(

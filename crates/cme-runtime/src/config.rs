@@ -38,6 +38,8 @@ pub struct RuntimeConfig {
     pub ec2: Option<std::sync::Arc<cme_cloud::ec2::Ec2>>,
     /// The SSH backend; None answers `unavailable` to every ssh call.
     pub ssh: Option<crate::credentials::SshBackend>,
+    /// The clouds `compute` reaches, by name (`[[clouds]]`); none answers `unavailable`.
+    pub clouds: Vec<cme_cloud::compute::Cloud>,
     /// The operator's fences, intersected with every run's grant.
     pub fences: cme_grant::Fences,
     /// The sockets the engine's API listens on: no plugin request may reach them.
@@ -62,6 +64,7 @@ impl Default for RuntimeConfig {
             scripts_dir: None,
             ec2: None,
             ssh: None,
+            clouds: Vec::new(),
             fences: cme_grant::Fences::default(),
             own_sockets: Vec::new(),
             budgets: cme_grant::Budgets::default(),

@@ -166,6 +166,7 @@ impl Runtime {
         let mut backends = Backends::new(config.http.clone(), ScriptLibrary::new(config.scripts_dir.clone()));
         backends.ec2 = config.ec2.clone();
         backends.ssh = config.ssh.clone();
+        backends.clouds = config.clouds.clone();
         backends.fences = config.fences.clone();
         backends.own_sockets = config.own_sockets.clone();
         backends.budgets = config.budgets.clone();

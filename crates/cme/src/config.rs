@@ -68,6 +68,10 @@ pub struct FileConfig {
     pub tokens: Vec<TokenFile>,
     #[serde(default)]
     pub ec2: Ec2File,
+    /// The clouds the `compute` capability reaches (`[[clouds]]`); `aws` is implied by
+    /// `[ec2]` when none is named so.
+    #[serde(default)]
+    pub clouds: Vec<crate::clouds::CloudFile>,
     #[serde(default)]
     pub ssh: SshFile,
     #[serde(default)]

@@ -3,6 +3,7 @@
 
 mod calendar_fetch;
 mod client;
+mod clouds;
 mod config;
 mod experiments;
 mod host;

@@ -94,6 +94,8 @@ pub struct Backends {
     pub ec2: Option<Arc<cme_cloud::ec2::Ec2>>,
     /// None: this engine has no SSH configuration; calls answer `unavailable`.
     pub ssh: Option<SshBackend>,
+    /// The clouds `compute` reaches (`[[clouds]]`).
+    pub clouds: Vec<cme_cloud::compute::Cloud>,
     /// The operator's fences, intersected with every grant.
     pub fences: Fences,
     /// The engine's own API sockets, refused as HTTP targets.
@@ -113,6 +115,7 @@ impl Backends {
             scripts,
             ec2: None,
             ssh: None,
+            clouds: Vec::new(),
             fences: Fences::default(),
             own_sockets: Vec::new(),
             budgets: Default::default(),
