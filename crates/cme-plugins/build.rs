@@ -8,7 +8,7 @@ use std::process::Command;
 
 // The one list of built-in plugins (crate names in plugins/), shared with src/lib.rs.
 include!("src/builtin_names.rs");
-const TEST_PLUGINS: [&str; 15] = [
+const TEST_PLUGINS: [&str; 16] = [
     "hostile",
     "ping-attack",
     "gce-stop-instance",
@@ -23,6 +23,7 @@ const TEST_PLUGINS: [&str; 15] = [
     "legacy-attack",
     "v2-planner",
     "v2-probe",
+    "v3-attack",
     "chaos-witness",
 ];
 

@@ -36,6 +36,38 @@ pub struct Grant {
     pub ssh: Option<SshGrant>,
     #[serde(default)]
     pub scripts: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute: Option<ComputeGrant>,
+}
+
+/// The operations of the `compute` interface a grant may name.
+pub const COMPUTE_OPERATIONS: [&str; 5] = ["list-nodes", "stop-node", "start-node", "reboot-node", "destroy-node"];
+
+/// Compute (`[[clouds]]`): the clouds (empty: any configured one), the operations
+/// (`list-nodes`, `stop-node`, `start-node`, `reboot-node`, `destroy-node`; listing is
+/// implied by any other; default: listing only), tags every listed or touched node must
+/// carry besides the cloud's own, and how many nodes one run may stop, reboot or destroy
+/// (default 1; the cloud's `max_nodes_per_run` bounds it too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeGrant {
+    #[serde(default)]
+    pub clouds: Vec<String>,
+    #[serde(default)]
+    pub operations: Vec<String>,
+    #[serde(default)]
+    pub required_tags: BTreeMap<String, String>,
+    #[serde(default = "one")]
+    #[schemars(range(max = u32::MAX))]
+    pub max_nodes_per_run: u32,
+}
+
+impl ComputeGrant {
+    /// Whether the grant allows `operation` on `cloud`.
+    pub fn allows(&self, cloud: &str, operation: &str) -> bool {
+        (self.clouds.is_empty() || self.clouds.iter().any(|c| c == cloud))
+            && (operation == "list-nodes" || self.operations.iter().any(|o| o == operation))
+    }
 }
 
 /// HTTP: URL patterns (see [`UrlPattern`]) and whether link-local / cloud metadata
@@ -165,6 +197,14 @@ impl Grant {
             for host in &ssh.hosts {
                 parse_network(host).map_err(|reason| GrantError::SshHost { host: host.clone(), reason })?;
             }
+        }
+        if let Some(compute) = &self.compute
+            && let Some(unknown) = compute.operations.iter().find(|o| !COMPUTE_OPERATIONS.contains(&o.as_str()))
+        {
+            return Err(GrantError::Shape(format!(
+                "compute operation {unknown:?} is not one of {}",
+                COMPUTE_OPERATIONS.join(", ")
+            )));
         }
         Ok(())
     }

@@ -58,6 +58,16 @@ pub enum Revert {
     Ec2Groups { region: String, instance_id: String, groups: Vec<String> },
     /// An isolated subnet's network ACL given back.
     Ec2Acl { region: String, subnet_id: String, network_acl_id: String },
+    /// A node stopped through `compute` on a cloud other than `aws` started again (on
+    /// `aws` a stop's revert is [`Revert::Ec2Start`], as `ec2.stop-instances` stores it).
+    NodeStart {
+        cloud: String,
+        node_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
+    },
 }
 
 impl Revert {
@@ -67,6 +77,7 @@ impl Revert {
             Revert::Ssh => "ssh",
             Revert::Http { .. } => "http",
             Revert::Ec2Start { .. } | Revert::Ec2Groups { .. } | Revert::Ec2Acl { .. } => "ec2",
+            Revert::NodeStart { .. } => "compute",
         }
     }
 }
@@ -117,6 +128,7 @@ impl Undo {
             Revert::Ec2Start { region, instance_ids } => format!("ec2 {region}: {}", instance_ids.join(", ")),
             Revert::Ec2Groups { region, instance_id, .. } => format!("ec2 {region}: {instance_id}"),
             Revert::Ec2Acl { region, subnet_id, .. } => format!("ec2 {region}: {subnet_id}"),
+            Revert::NodeStart { cloud, node_id, .. } => format!("cloud {cloud}: {node_id}"),
         }
     }
 }

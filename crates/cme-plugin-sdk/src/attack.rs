@@ -22,12 +22,15 @@ pub mod bindings {
         world: "attack",
         path: "wit",
         with: {
-            "cme:plugin/types@0.3.0": cme_plugin_sdk::wit::cme::plugin::types,
-            "cme:plugin/log@0.3.0": cme_plugin_sdk::wit::cme::plugin::log,
-            "cme:plugin/http@0.3.0": cme_plugin_sdk::wit::cme::plugin::http,
-            "cme:plugin/ec2@0.3.0": cme_plugin_sdk::wit::cme::plugin::ec2,
-            "cme:plugin/ssh@0.3.0": cme_plugin_sdk::wit::cme::plugin::ssh,
-            "cme:plugin/scripts@0.3.0": cme_plugin_sdk::wit::cme::plugin::scripts,
+            "cme:plugin/types@0.4.0": cme_plugin_sdk::wit::cme::plugin::types,
+            "cme:plugin/log@0.4.0": cme_plugin_sdk::wit::cme::plugin::log,
+            "cme:plugin/http@0.4.0": cme_plugin_sdk::wit::cme::plugin::http,
+            "cme:plugin/ec2@0.4.0": cme_plugin_sdk::wit::cme::plugin::ec2,
+            "cme:plugin/ssh@0.4.0": cme_plugin_sdk::wit::cme::plugin::ssh,
+            "cme:plugin/scripts@0.4.0": cme_plugin_sdk::wit::cme::plugin::scripts,
+            "cme:plugin/inventory@0.4.0": cme_plugin_sdk::wit::cme::plugin::inventory,
+            "cme:plugin/undo@0.4.0": cme_plugin_sdk::wit::cme::plugin::undo,
+            "cme:plugin/compute@0.4.0": cme_plugin_sdk::wit::cme::plugin::compute,
         },
         pub_export_macro: true,
         export_macro_name: "__export_attack_world",
@@ -35,7 +38,7 @@ pub mod bindings {
     });
 }
 
-pub use crate::capabilities::{ec2, http, inventory, scripts, ssh, undo};
+pub use crate::capabilities::{compute, ec2, http, inventory, scripts, ssh, undo};
 pub use crate::{HostError, KeyValue};
 
 /// The run being executed.

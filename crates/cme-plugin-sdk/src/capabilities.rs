@@ -231,3 +231,76 @@ pub mod undo {
         return crate::testing::call(|host| host.undo_arm_http(request, after_ms));
     }
 }
+
+/// Compute nodes on the operator's clouds (`[[clouds]]`), whatever their provider: list
+/// them, then stop, start, reboot or destroy the ones this run listed.
+///
+/// ```no_run
+/// use cme_plugin_sdk::compute;
+/// let filters = compute::NodeFilters {
+///     tags: vec![cme_plugin_sdk::KeyValue { key: "team".into(), value: "web".into() }],
+///     zones: vec![],
+///     states: vec![compute::NodeState::Running],
+///     names: vec![],
+/// };
+/// let nodes = compute::list_nodes("prod-gce", &filters)?;
+/// if let Some(node) = nodes.first() {
+///     compute::stop_node("prod-gce", &node.id, 600_000)?;
+/// }
+/// # Ok::<(), cme_plugin_sdk::HostError>(())
+/// ```
+pub mod compute {
+    use crate::HostError;
+    pub use crate::wit::cme::plugin::compute::{Acted, Node, NodeFilters, NodeState};
+
+    /// The clouds this plugin may use, by name.
+    pub fn clouds() -> Vec<String> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::compute::clouds();
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.compute_clouds());
+    }
+
+    /// The nodes of `cloud` matching every filter (the host adds the required tags of the
+    /// cloud and the grant).
+    pub fn list_nodes(cloud: &str, filters: &NodeFilters) -> Result<Vec<Node>, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::compute::list_nodes(cloud, filters);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.compute_list(cloud, filters));
+    }
+
+    /// Stops a node this run listed; the host stores its revert (start it) first and
+    /// runs it when the experiment's step ends, the run is aborted, on a halt, and at the
+    /// latest after `hold_ms`.
+    pub fn stop_node(cloud: &str, node_id: &str, hold_ms: u64) -> Result<Acted, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::compute::stop_node(cloud, node_id, hold_ms);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.compute_operate("stop-node", cloud, node_id, hold_ms));
+    }
+
+    /// Starts a node this run listed.
+    pub fn start_node(cloud: &str, node_id: &str) -> Result<Acted, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::compute::start_node(cloud, node_id);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.compute_operate("start-node", cloud, node_id, 0));
+    }
+
+    /// Reboots a node this run listed (nothing to revert).
+    pub fn reboot_node(cloud: &str, node_id: &str) -> Result<Acted, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::compute::reboot_node(cloud, node_id);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.compute_operate("reboot-node", cloud, node_id, 0));
+    }
+
+    /// Destroys a node this run listed (nothing to revert).
+    pub fn destroy_node(cloud: &str, node_id: &str) -> Result<Acted, HostError> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::wit::cme::plugin::compute::destroy_node(cloud, node_id);
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::call(|host| host.compute_operate("destroy-node", cloud, node_id, 0));
+    }
+}

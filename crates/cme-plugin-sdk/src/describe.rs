@@ -21,6 +21,15 @@ pub enum Capability {
     /// Stop, reboot and isolate EC2 instances and their subnets in these regions (empty:
     /// any); the host reverts what it can (0.3.0).
     Ec2Disrupt(Vec<String>),
+    /// The `compute` interface on these clouds (empty: any) for these operations
+    /// (`stop-node`, `start-node`, `reboot-node`, `destroy-node`; listing is implied)
+    /// (0.4.0).
+    Compute {
+        /// The clouds, by the names of the operator's `[[clouds]]` (empty: any).
+        clouds: Vec<String>,
+        /// The operations besides `list-nodes`.
+        operations: Vec<String>,
+    },
 }
 
 /// A plugin's self-description. `name` is kebab-case, `version` semver; the JSON Schema
@@ -190,6 +199,9 @@ impl From<Capability> for wit::Capability {
             Capability::Ssh => wit::Capability::Ssh,
             Capability::Scripts => wit::Capability::Scripts,
             Capability::Ec2Disrupt(r) => wit::Capability::Ec2Disrupt(r),
+            Capability::Compute { clouds, operations } => {
+                wit::Capability::Compute(wit::ComputeUse { clouds, operations })
+            }
         }
     }
 }

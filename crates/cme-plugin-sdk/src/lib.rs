@@ -1,7 +1,7 @@
 //! # cme-plugin-sdk: write cme planners, attacks and probes
 //!
 //! A cme plugin is a WebAssembly component built from a Rust `cdylib` for the
-//! `wasm32-wasip2` target. It implements one of three worlds of the `cme:plugin@0.3.0`
+//! `wasm32-wasip2` target. It implements one of three worlds of the `cme:plugin@0.4.0`
 //! contract, whose WIT travels with this crate (`wit/cme-plugin.wit`, every field
 //! documented; `wit/CHANGELOG.md` says which contract versions an engine loads):
 //!
@@ -129,7 +129,7 @@ pub mod targets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
-pub use capabilities::{ec2, http, inventory, scripts, ssh, undo};
+pub use capabilities::{compute, ec2, http, inventory, scripts, ssh, undo};
 pub use chrono;
 pub use chrono_tz;
 pub use describe::{BuiltArgs, Capability, Describe};

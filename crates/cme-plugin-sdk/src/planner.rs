@@ -25,8 +25,8 @@ pub mod bindings {
         world: "planner",
         path: "wit",
         with: {
-            "cme:plugin/types@0.3.0": cme_plugin_sdk::wit::cme::plugin::types,
-            "cme:plugin/log@0.3.0": cme_plugin_sdk::wit::cme::plugin::log,
+            "cme:plugin/types@0.4.0": cme_plugin_sdk::wit::cme::plugin::types,
+            "cme:plugin/log@0.4.0": cme_plugin_sdk::wit::cme::plugin::log,
         },
         pub_export_macro: true,
         export_macro_name: "__export_planner_world",

@@ -23,9 +23,9 @@ pub mod bindings {
         world: "probe",
         path: "wit",
         with: {
-            "cme:plugin/types@0.3.0": cme_plugin_sdk::wit::cme::plugin::types,
-            "cme:plugin/log@0.3.0": cme_plugin_sdk::wit::cme::plugin::log,
-            "cme:plugin/http@0.3.0": cme_plugin_sdk::wit::cme::plugin::http,
+            "cme:plugin/types@0.4.0": cme_plugin_sdk::wit::cme::plugin::types,
+            "cme:plugin/log@0.4.0": cme_plugin_sdk::wit::cme::plugin::log,
+            "cme:plugin/http@0.4.0": cme_plugin_sdk::wit::cme::plugin::http,
         },
         pub_export_macro: true,
         export_macro_name: "__export_probe_world",

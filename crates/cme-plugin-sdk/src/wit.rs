@@ -1,5 +1,5 @@
 //! The contract's interfaces (`types`, `log`, `http`, `ec2`, `ssh`, `scripts`, `inventory`,
-//! `undo`), generated
+//! `undo`, `compute`), generated
 //! once from the vendored `wit/` and shared by the three worlds' bindings (`with`), so that
 //! a `HostError` or an `http::Request` is one type whichever world a plugin implements and
 //! the mock host in [`testing`](crate::testing) serves them all.
@@ -11,13 +11,14 @@ wit_bindgen::generate!({
     inline: "
         package cme:sdk;
         world capabilities {
-            import cme:plugin/log@0.3.0;
-            import cme:plugin/http@0.3.0;
-            import cme:plugin/ec2@0.3.0;
-            import cme:plugin/ssh@0.3.0;
-            import cme:plugin/scripts@0.3.0;
-            import cme:plugin/inventory@0.3.0;
-            import cme:plugin/undo@0.3.0;
+            import cme:plugin/log@0.4.0;
+            import cme:plugin/http@0.4.0;
+            import cme:plugin/ec2@0.4.0;
+            import cme:plugin/ssh@0.4.0;
+            import cme:plugin/scripts@0.4.0;
+            import cme:plugin/inventory@0.4.0;
+            import cme:plugin/undo@0.4.0;
+            import cme:plugin/compute@0.4.0;
         }
     ",
     path: "wit",

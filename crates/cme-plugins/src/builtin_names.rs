@@ -1,6 +1,6 @@
 /// Every built-in plugin, by its crate name in `plugins/`: the planners first, then the
 /// attacks, then the probes. Read by build.rs (what to build) and by the crate (what to embed).
-pub const BUILTIN_NAMES: [&str; 25] = [
+pub const BUILTIN_NAMES: [&str; 28] = [
     "exact-planner",
     "simple-planner",
     "cron-planner",
@@ -24,6 +24,9 @@ pub const BUILTIN_NAMES: [&str; 25] = [
     "reboot-ec2-instances",
     "isolate-ec2-instances",
     "az-outage",
+    "terminate-random-node",
+    "stop-random-node",
+    "reboot-random-node",
     "http-probe",
     "prometheus-probe",
 ];

@@ -72,6 +72,9 @@ pub mod test_plugins {
     pub const V2_PLANNER: EmbeddedPlugin = embed!("v2-planner", "v2_planner.wasm");
     /// A probe built against cme:plugin@0.2.0 (GETs its `url` through the 0.2.0 http).
     pub const V2_PROBE: EmbeddedPlugin = embed!("v2-probe", "v2_probe.wasm");
+    /// An attack built against cme:plugin@0.3.0 (declares `ec2-disrupt`; GETs its `url`
+    /// through the 0.3.0 http and arms a DELETE of it through the 0.3.0 undo.arm-http).
+    pub const V3_ATTACK: EmbeddedPlugin = embed!("v3-attack", "v3_attack.wasm");
     /// The chaos harness's attack: POSTs its run id to a sink (`{"url", "plan"}`).
     pub const CHAOS_WITNESS: EmbeddedPlugin = embed!("chaos-witness", "chaos_witness.wasm");
 }

@@ -1,7 +1,7 @@
 //! Host bindings generated from `wit/`, one module per world. Only this module and the
 //! `caps` modules name generated types.
 
-/// The `attack` world of `cme:plugin@0.3.0`: its imports are every capability interface.
+/// The `attack` world of `cme:plugin@0.4.0`: its imports are every capability interface.
 pub mod attack {
     wasmtime::component::bindgen!({
         world: "attack",
@@ -14,7 +14,7 @@ pub mod attack {
     });
 }
 
-/// The `planner` world of `cme:plugin@0.3.0`, sharing the attack world's `types` and `log`.
+/// The `planner` world of `cme:plugin@0.4.0`, sharing the attack world's `types` and `log`.
 pub mod planner {
     wasmtime::component::bindgen!({
     world: "planner",
@@ -29,7 +29,7 @@ pub mod planner {
     });
 }
 
-/// The `probe` world of `cme:plugin@0.3.0`, sharing the attack world's `types`, `log` and
+/// The `probe` world of `cme:plugin@0.4.0`, sharing the attack world's `types`, `log` and
 /// `http` (a probe's requests take the attack's path: grant, fences, audit).
 pub mod probe {
     wasmtime::component::bindgen!({
@@ -44,6 +44,49 @@ pub mod probe {
     },
         additional_derives: [serde::Serialize, serde::Deserialize],
     });
+}
+
+/// `cme:plugin@0.3.0` (`wit/legacy/v0.3.0`), for components built against it: the same
+/// worlds without 0.4.0's `compute`.
+pub mod v0_3 {
+    pub mod attack {
+        wasmtime::component::bindgen!({
+            world: "attack",
+            path: "../../wit/legacy/v0.3.0",
+            imports: { default: async | trappable },
+            exports: { default: async },
+            additional_derives: [serde::Serialize, serde::Deserialize],
+        });
+    }
+
+    pub mod planner {
+        wasmtime::component::bindgen!({
+            world: "planner",
+            path: "../../wit/legacy/v0.3.0",
+            imports: { default: async | trappable },
+            exports: { default: async },
+            with: {
+                "cme:plugin/types": super::attack::cme::plugin::types,
+                "cme:plugin/log": super::attack::cme::plugin::log,
+            },
+            additional_derives: [serde::Serialize, serde::Deserialize],
+        });
+    }
+
+    pub mod probe {
+        wasmtime::component::bindgen!({
+            world: "probe",
+            path: "../../wit/legacy/v0.3.0",
+            imports: { default: async | trappable },
+            exports: { default: async },
+            with: {
+                "cme:plugin/types": super::attack::cme::plugin::types,
+                "cme:plugin/log": super::attack::cme::plugin::log,
+                "cme:plugin/http": super::attack::cme::plugin::http,
+            },
+            additional_derives: [serde::Serialize, serde::Deserialize],
+        });
+    }
 }
 
 /// `cme:plugin@0.2.0` (`wit/legacy/v0.2.0`), for components built against it: the same

@@ -16,11 +16,11 @@ pub enum LoadError {
     #[error("the component does not compile: {0}")]
     Compile(String),
     #[error(
-        "the component implements none of the `planner`, `attack` and `probe` worlds of cme:plugin@0.3.x, 0.2.x or 0.1.x (it exports {exports:?}; a planner exports describe and plan, an attack describe and run, a probe describe and check)"
+        "the component implements none of the `planner`, `attack` and `probe` worlds of cme:plugin@0.4.x, 0.3.x, 0.2.x or 0.1.x (it exports {exports:?}; a planner exports describe and plan, an attack describe and run, a probe describe and check)"
     )]
     UnknownWorld { exports: Vec<String> },
     #[error(
-        "the component's imports cannot be satisfied by this engine: {0} (plugins may import cme:plugin/*@0.3.x, @0.2.x or @0.1.x and wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem @0.2.x)"
+        "the component's imports cannot be satisfied by this engine: {0} (plugins may import cme:plugin/*@0.4.x, @0.3.x, @0.2.x or @0.1.x and wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem @0.2.x)"
     )]
     Imports(String),
     #[error(

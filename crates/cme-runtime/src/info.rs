@@ -21,6 +21,8 @@ pub enum Capability {
     Scripts,
     /// Stop, reboot and isolate EC2 instances and subnets in these regions (empty: any).
     Ec2Disrupt { regions: Vec<String> },
+    /// `compute` on these clouds (empty: any) for these operations (listing is implied).
+    Compute { clouds: Vec<String>, operations: Vec<String> },
 }
 
 /// A plugin's self-description, as returned by `describe()` and validated.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::bindings::{attack::AttackPre, legacy, planner::PlannerPre, probe::ProbePre, v0_2};
+use crate::bindings::{attack::AttackPre, legacy, planner::PlannerPre, probe::ProbePre, v0_2, v0_3};
 use crate::cache::Provenance;
 use crate::error::CallError;
 use crate::info::{PluginInfo, PluginKind, canonical_ref};
@@ -30,6 +30,10 @@ pub(crate) enum Pre {
     Planner(PlannerPre<CallState>),
     Attack(AttackPre<CallState>),
     Probe(ProbePre<CallState>),
+    /// Built against `cme:plugin@0.3.0`.
+    V03Planner(v0_3::planner::PlannerPre<CallState>),
+    V03Attack(v0_3::attack::AttackPre<CallState>),
+    V03Probe(v0_3::probe::ProbePre<CallState>),
     /// Built against `cme:plugin@0.2.0`.
     V02Planner(v0_2::planner::PlannerPre<CallState>),
     V02Attack(v0_2::attack::AttackPre<CallState>),
@@ -47,17 +51,18 @@ impl Plugin {
 
     pub fn kind(&self) -> PluginKind {
         match self.inner.pre {
-            Pre::Planner(_) | Pre::V02Planner(_) | Pre::LegacyPlanner(_) => PluginKind::Planner,
-            Pre::Attack(_) | Pre::V02Attack(_) | Pre::LegacyAttack(_) => PluginKind::Attack,
-            Pre::Probe(_) | Pre::V02Probe(_) => PluginKind::Probe,
+            Pre::Planner(_) | Pre::V03Planner(_) | Pre::V02Planner(_) | Pre::LegacyPlanner(_) => PluginKind::Planner,
+            Pre::Attack(_) | Pre::V03Attack(_) | Pre::V02Attack(_) | Pre::LegacyAttack(_) => PluginKind::Attack,
+            Pre::Probe(_) | Pre::V03Probe(_) | Pre::V02Probe(_) => PluginKind::Probe,
         }
     }
 
-    /// The contract version it was built against: `0.3.0`, or `0.2.0` or `0.1.0` for older
-    /// components.
+    /// The contract version it was built against: `0.4.0`, or `0.3.0`, `0.2.0` or `0.1.0`
+    /// for older components.
     pub fn contract(&self) -> &'static str {
         match self.inner.pre {
-            Pre::Planner(_) | Pre::Attack(_) | Pre::Probe(_) => "0.3.0",
+            Pre::Planner(_) | Pre::Attack(_) | Pre::Probe(_) => "0.4.0",
+            Pre::V03Planner(_) | Pre::V03Attack(_) | Pre::V03Probe(_) => "0.3.0",
             Pre::V02Planner(_) | Pre::V02Attack(_) | Pre::V02Probe(_) => "0.2.0",
             Pre::LegacyPlanner(_) | Pre::LegacyAttack(_) => "0.1.0",
         }

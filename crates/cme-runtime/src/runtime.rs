@@ -19,7 +19,7 @@ use crate::bindings::attack::{Attack, AttackPre, RunContext};
 use crate::bindings::planner::{PlanContext as WitPlanContext, Planner, PlannerPre, Window as WitWindow};
 use crate::bindings::probe::{Probe, ProbeContext, ProbePre};
 use crate::bindings::wit_types::{self, Timestamp};
-use crate::bindings::{legacy, v0_2};
+use crate::bindings::{legacy, v0_2, v0_3};
 use crate::cache::{ArtifactCache, sha256_hex};
 use crate::caps::{Backends, Capabilities};
 use crate::config::{Limits, RuntimeConfig};
@@ -92,6 +92,9 @@ struct Inner {
     planner_linker: Linker<CallState>,
     probe_linker: Linker<CallState>,
     /// The same capabilities under their `cme:plugin@0.2.0` names.
+    v03_attack_linker: Linker<CallState>,
+    v03_planner_linker: Linker<CallState>,
+    v03_probe_linker: Linker<CallState>,
     v02_attack_linker: Linker<CallState>,
     v02_planner_linker: Linker<CallState>,
     v02_probe_linker: Linker<CallState>,
@@ -140,6 +143,12 @@ impl Runtime {
         Planner::add_to_linker::<_, HasSelf<_>>(&mut planner_linker, |s| s).map_err(host)?;
         let mut probe_linker = wasi_linker().map_err(host)?;
         Probe::add_to_linker::<_, HasSelf<_>>(&mut probe_linker, |s| s).map_err(host)?;
+        let mut v03_attack_linker = wasi_linker().map_err(host)?;
+        v0_3::attack::Attack::add_to_linker::<_, HasSelf<_>>(&mut v03_attack_linker, |s| s).map_err(host)?;
+        let mut v03_planner_linker = wasi_linker().map_err(host)?;
+        v0_3::planner::Planner::add_to_linker::<_, HasSelf<_>>(&mut v03_planner_linker, |s| s).map_err(host)?;
+        let mut v03_probe_linker = wasi_linker().map_err(host)?;
+        v0_3::probe::Probe::add_to_linker::<_, HasSelf<_>>(&mut v03_probe_linker, |s| s).map_err(host)?;
         let mut v02_attack_linker = wasi_linker().map_err(host)?;
         v0_2::attack::Attack::add_to_linker::<_, HasSelf<_>>(&mut v02_attack_linker, |s| s).map_err(host)?;
         let mut v02_planner_linker = wasi_linker().map_err(host)?;
@@ -179,6 +188,9 @@ impl Runtime {
                 attack_linker,
                 planner_linker,
                 probe_linker,
+                v03_attack_linker,
+                v03_planner_linker,
+                v03_probe_linker,
                 v02_attack_linker,
                 v02_planner_linker,
                 v02_probe_linker,
@@ -240,12 +252,27 @@ impl Runtime {
             Pre::Probe(pre) => Box::new(move |store| {
                 Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
             }),
+            Pre::V03Planner(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
+                })
+            }),
             Pre::V02Planner(pre) => Box::new(move |store| {
                 Box::pin(async move {
                     convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
                 })
             }),
+            Pre::V03Attack(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
+                })
+            }),
             Pre::V02Attack(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
+                })
+            }),
+            Pre::V03Probe(pre) => Box::new(move |store| {
                 Box::pin(async move {
                     convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
                 })
@@ -273,9 +300,9 @@ impl Runtime {
     }
 
     /// Pre-instantiates a component for its world (by exports) and contract version: the
-    /// 0.3.0 linker first, then the 0.2.0 one, then the 0.1.0 one (their imports differ,
-    /// and 0.1.0's `plan` signature); when none links, the 0.3.0 linker's complaint is the
-    /// one to read.
+    /// 0.4.0 linker first, then the 0.3.0, 0.2.0 and 0.1.0 ones (their imports differ, and
+    /// 0.1.0's `plan` signature); when none links, the 0.4.0 linker's complaint is the one
+    /// to read.
     fn pre_instantiate(&self, component: &Component) -> Result<Pre, LoadError> {
         let exports: Vec<String> =
             component.component_type().exports(&self.inner.engine).map(|(name, _)| name.to_string()).collect();
@@ -285,10 +312,17 @@ impl Runtime {
         if has("describe") && has("run") {
             inner.attack_linker.instantiate_pre(component).and_then(AttackPre::new).map(Pre::Attack).or_else(|e| {
                 inner
-                    .v02_attack_linker
+                    .v03_attack_linker
                     .instantiate_pre(component)
-                    .and_then(v0_2::attack::AttackPre::new)
-                    .map(Pre::V02Attack)
+                    .and_then(v0_3::attack::AttackPre::new)
+                    .map(Pre::V03Attack)
+                    .or_else(|_| {
+                        inner
+                            .v02_attack_linker
+                            .instantiate_pre(component)
+                            .and_then(v0_2::attack::AttackPre::new)
+                            .map(Pre::V02Attack)
+                    })
                     .or_else(|_| {
                         inner
                             .legacy_attack_linker
@@ -301,10 +335,17 @@ impl Runtime {
         } else if has("describe") && has("plan") {
             inner.planner_linker.instantiate_pre(component).and_then(PlannerPre::new).map(Pre::Planner).or_else(|e| {
                 inner
-                    .v02_planner_linker
+                    .v03_planner_linker
                     .instantiate_pre(component)
-                    .and_then(v0_2::planner::PlannerPre::new)
-                    .map(Pre::V02Planner)
+                    .and_then(v0_3::planner::PlannerPre::new)
+                    .map(Pre::V03Planner)
+                    .or_else(|_| {
+                        inner
+                            .v02_planner_linker
+                            .instantiate_pre(component)
+                            .and_then(v0_2::planner::PlannerPre::new)
+                            .map(Pre::V02Planner)
+                    })
                     .or_else(|_| {
                         inner
                             .legacy_planner_linker
@@ -317,10 +358,17 @@ impl Runtime {
         } else if has("describe") && has("check") {
             inner.probe_linker.instantiate_pre(component).and_then(ProbePre::new).map(Pre::Probe).or_else(|e| {
                 inner
-                    .v02_probe_linker
+                    .v03_probe_linker
                     .instantiate_pre(component)
-                    .and_then(v0_2::probe::ProbePre::new)
-                    .map(Pre::V02Probe)
+                    .and_then(v0_3::probe::ProbePre::new)
+                    .map(Pre::V03Probe)
+                    .or_else(|_| {
+                        inner
+                            .v02_probe_linker
+                            .instantiate_pre(component)
+                            .and_then(v0_2::probe::ProbePre::new)
+                            .map(Pre::V02Probe)
+                    })
                     .map_err(|_| mismatch(e))
             })
         } else {
@@ -331,7 +379,10 @@ impl Runtime {
     /// Asks a planner to plan a window. Args are validated against the plugin's schema
     /// first. A 0.1.0 planner is asked without the window and is one-shot.
     pub async fn plan(&self, plugin: &Plugin, ctx: PlanContext, args: &Value) -> PlanOutcome {
-        if !matches!(plugin.inner.pre, Pre::Planner(_) | Pre::V02Planner(_) | Pre::LegacyPlanner(_)) {
+        if !matches!(
+            plugin.inner.pre,
+            Pre::Planner(_) | Pre::V03Planner(_) | Pre::V02Planner(_) | Pre::LegacyPlanner(_)
+        ) {
             return PlanOutcome { result: Err(wrong_kind(plugin, "planner")), record: CallRecord::default() };
         }
         if let Err(e) = plugin.validate_args(args) {
@@ -375,6 +426,18 @@ impl Runtime {
                     Ok(answer.map(|schedule| (schedule.instants, schedule.recurring)))
                 })
             }),
+            Pre::V03Planner(pre) => Box::new(move |store| {
+                Box::pin(async move {
+                    let (ctx, window): (v0_3::planner::PlanContext, v0_3::planner::Window) =
+                        (convert_version(wit_ctx)?, convert_version(window)?);
+                    let answer =
+                        pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &ctx, &args, window).await?;
+                    Ok(match answer {
+                        Ok(schedule) => Ok((convert_version(schedule.instants)?, schedule.recurring)),
+                        Err(e) => Err(convert_version(e)?),
+                    })
+                })
+            }),
             Pre::V02Planner(pre) => Box::new(move |store| {
                 Box::pin(async move {
                     let (ctx, window): (v0_2::planner::PlanContext, v0_2::planner::Window) =
@@ -387,7 +450,13 @@ impl Runtime {
                     })
                 })
             }),
-            Pre::Attack(_) | Pre::V02Attack(_) | Pre::LegacyAttack(_) | Pre::Probe(_) | Pre::V02Probe(_) => {
+            Pre::Attack(_)
+            | Pre::V03Attack(_)
+            | Pre::V02Attack(_)
+            | Pre::LegacyAttack(_)
+            | Pre::Probe(_)
+            | Pre::V03Probe(_)
+            | Pre::V02Probe(_) => {
                 unreachable!("checked above")
             }
         };
@@ -430,7 +499,7 @@ impl Runtime {
         request: RunRequest,
         cancel: impl Future<Output = String> + Send + 'static,
     ) -> RunOutcome {
-        if !matches!(plugin.inner.pre, Pre::Attack(_) | Pre::V02Attack(_) | Pre::LegacyAttack(_)) {
+        if !matches!(plugin.inner.pre, Pre::Attack(_) | Pre::V03Attack(_) | Pre::V02Attack(_) | Pre::LegacyAttack(_)) {
             return RunOutcome { result: Err(wrong_kind(plugin, "attack")), record: CallRecord::default() };
         }
         if let Err(e) = plugin.validate_args(&request.args) {
@@ -460,6 +529,14 @@ impl Runtime {
                         pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await
                     })
                 }),
+                Pre::V03Attack(pre) => Box::new(move |store| {
+                    Box::pin(async move {
+                        let ctx: v0_3::attack::RunContext = convert_version(ctx)?;
+                        let answer =
+                            pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await?;
+                        convert_version(answer)
+                    })
+                }),
                 Pre::V02Attack(pre) => Box::new(move |store| {
                     Box::pin(async move {
                         let ctx: v0_2::attack::RunContext = convert_version(ctx)?;
@@ -481,7 +558,13 @@ impl Runtime {
                         crate::caps::convert_version(answer)
                     })
                 }),
-                Pre::Planner(_) | Pre::V02Planner(_) | Pre::LegacyPlanner(_) | Pre::Probe(_) | Pre::V02Probe(_) => {
+                Pre::Planner(_)
+                | Pre::V03Planner(_)
+                | Pre::V02Planner(_)
+                | Pre::LegacyPlanner(_)
+                | Pre::Probe(_)
+                | Pre::V03Probe(_)
+                | Pre::V02Probe(_) => {
                     unreachable!("checked above")
                 }
             };
@@ -508,7 +591,7 @@ impl Runtime {
     /// such a request is recorded, not sent). Args are validated against the plugin's
     /// schema first.
     pub async fn check(&self, plugin: &Plugin, request: ProbeRequest) -> ProbeOutcome {
-        if !matches!(plugin.inner.pre, Pre::Probe(_) | Pre::V02Probe(_)) {
+        if !matches!(plugin.inner.pre, Pre::Probe(_) | Pre::V03Probe(_) | Pre::V02Probe(_)) {
             return ProbeOutcome { result: Err(wrong_kind(plugin, "probe")), record: CallRecord::default() };
         }
         if let Err(e) = plugin.validate_args(&request.args) {
@@ -538,6 +621,14 @@ impl Runtime {
                 Pre::Probe(pre) => Box::new(move |store| {
                     Box::pin(async move {
                         pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await
+                    })
+                }),
+                Pre::V03Probe(pre) => Box::new(move |store| {
+                    Box::pin(async move {
+                        let ctx: v0_3::probe::ProbeContext = convert_version(ctx)?;
+                        let answer =
+                            pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await?;
+                        convert_version(answer)
                     })
                 }),
                 Pre::V02Probe(pre) => Box::new(move |store| {
@@ -845,6 +936,9 @@ fn convert_info(info: wit_types::PluginInfo) -> Result<PluginInfo, LoadError> {
                 wit_types::Capability::Ssh => Capability::Ssh,
                 wit_types::Capability::Scripts => Capability::Scripts,
                 wit_types::Capability::Ec2Disrupt(regions) => Capability::Ec2Disrupt { regions },
+                wit_types::Capability::Compute(used) => {
+                    Capability::Compute { clouds: used.clouds, operations: used.operations }
+                }
             })
             .collect(),
     })

@@ -40,6 +40,9 @@ impl Runtime {
             Revert::Ec2Start { region, .. } | Revert::Ec2Groups { region, .. } | Revert::Ec2Acl { region, .. } => {
                 self.ec2_revert(region, &undo.revert).await
             }
+            Revert::NodeStart { cloud, node_id, region, zone } => {
+                self.node_start(cloud, node_id, region.clone(), zone.clone()).await
+            }
         };
         match attempt {
             Ok((exit_code, output)) => UndoAttempt::Ran { exit_code, output },
@@ -94,9 +97,28 @@ impl Runtime {
                 ec2.associate_acl(region, subnet_id, network_acl_id).await.map_err(unreachable)?;
                 format!("{subnet_id} has its network ACL {network_acl_id} again")
             }
-            Revert::Ssh | Revert::Http { .. } => unreachable!("dispatched above"),
+            Revert::Ssh | Revert::Http { .. } | Revert::NodeStart { .. } => unreachable!("dispatched above"),
         };
         Ok((Some(0), done))
+    }
+
+    /// A node a `compute` stop took out, started again on its cloud (waiting for it to be
+    /// stopped first); a cloud no longer configured is a refusal, retried.
+    async fn node_start(
+        &self,
+        cloud: &str,
+        node_id: &str,
+        region: Option<String>,
+        zone: Option<String>,
+    ) -> Result<(Option<i32>, String), UndoAttempt> {
+        let Some(configured) = self.backends().clouds.iter().find(|c| c.name() == cloud).cloned() else {
+            return Err(UndoAttempt::Refused(format!("cloud {cloud:?} is not configured on this engine")));
+        };
+        match configured.start_again(node_id, region, zone).await {
+            Ok(acted) if acted.already => Ok((Some(0), format!("{node_id} on cloud {cloud} was already running"))),
+            Ok(acted) => Ok((Some(0), format!("started {node_id} on cloud {cloud}: {}", acted.current))),
+            Err(e) => Err(UndoAttempt::Unreachable(e.to_string())),
+        }
     }
 
     async fn try_undo(&self, undo: &Undo) -> Result<(Option<i32>, String), String> {

@@ -196,7 +196,8 @@ fn check_scope(file: &CloudFile, provider: ProviderKind) -> anyhow::Result<()> {
 
 /// A required tag the provider can store: otherwise no node could ever carry it.
 fn check_tag(provider: ProviderKind, key: &str, value: &str) -> anyhow::Result<()> {
-    let gce_word = |text: &str| text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let gce_word =
+        |text: &str| text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     let fits = match provider {
         ProviderKind::Aws => !key.is_empty() && key.len() <= 128 && value.len() <= 256 && !key.starts_with("aws:"),
         // Labels: a lowercase letter first, lowercase letters, digits, - and _, 63 at most.
@@ -208,7 +209,10 @@ fn check_tag(provider: ProviderKind, key: &str, value: &str) -> anyhow::Result<(
                 && gce_word(value)
         }
         ProviderKind::Azure => {
-            !key.is_empty() && key.len() <= 512 && value.len() <= 256 && !key.contains(['<', '>', '%', '&', '\\', '?', '/'])
+            !key.is_empty()
+                && key.len() <= 512
+                && value.len() <= 256
+                && !key.contains(['<', '>', '%', '&', '\\', '?', '/'])
         }
         ProviderKind::OpenStack => !key.is_empty() && key.len() <= 255 && value.len() <= 255,
         // Tags are `key:value` strings of letters, digits, :, - and _.
@@ -221,11 +225,14 @@ fn check_tag(provider: ProviderKind, key: &str, value: &str) -> anyhow::Result<(
         }
     };
     if !fits {
-        bail!("{provider} cannot store this tag, so no node could carry it{}", match provider {
-            ProviderKind::Gce => " (labels are lowercase letters, digits, - and _, starting with a letter)",
-            ProviderKind::DigitalOcean => " (tags are letters, digits, - and _, as key:value)",
-            _ => "",
-        });
+        bail!(
+            "{provider} cannot store this tag, so no node could carry it{}",
+            match provider {
+                ProviderKind::Gce => " (labels are lowercase letters, digits, - and _, starting with a letter)",
+                ProviderKind::DigitalOcean => " (tags are letters, digits, - and _, as key:value)",
+                _ => "",
+            }
+        );
     }
     Ok(())
 }

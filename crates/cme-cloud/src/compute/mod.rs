@@ -143,6 +143,30 @@ impl std::fmt::Debug for Cloud {
     }
 }
 
+/// What [`CloudRun::check`] found.
+#[derive(Debug)]
+pub enum Checked {
+    /// Nothing to send: the node is already in the operation's state (or gone, for a destroy).
+    Done(Acted),
+    /// The operation may be sent: [`CloudRun::act`].
+    Ready(Box<Ready>),
+}
+
+/// A checked operation, the node as re-read.
+#[derive(Debug)]
+pub struct Ready {
+    operation: Operation,
+    node: Node,
+    deadline: tokio::time::Instant,
+}
+
+impl Ready {
+    /// The node as re-read right before.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
 /// What an operation did to one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acted {
@@ -182,11 +206,61 @@ impl Cloud {
 
     /// A run's view of this cloud: what it listed, and how many nodes it acted on.
     pub fn run(&self, dry_run: bool) -> CloudRun {
-        CloudRun { cloud: self.clone(), dry_run, listed: HashMap::new(), acted: 0 }
+        CloudRun {
+            cloud: self.clone(),
+            dry_run,
+            required: self.fence.required_tags.clone(),
+            restoring: false,
+            listed: HashMap::new(),
+            acted: 0,
+        }
     }
 
-    fn fenced(&self, node: &Node) -> bool {
-        node.has_tags(&self.fence.required_tags)
+    /// [`Cloud::run`] for a plugin whose grant requires `tags` besides the cloud's own;
+    /// refused when the two require different values of one tag (no node could match).
+    pub fn run_requiring(&self, dry_run: bool, tags: &BTreeMap<String, String>) -> Result<CloudRun, ComputeError> {
+        let mut run = self.run(dry_run);
+        for (key, value) in tags {
+            match run.required.get(key) {
+                Some(fenced) if fenced != value => {
+                    return Err(ComputeError::Denied(format!(
+                        "the grant requires tag {key}={value:?} where cloud {:?} requires {key}={fenced:?}",
+                        self.name
+                    )));
+                }
+                _ => run.required.insert(key.clone(), value.clone()),
+            };
+        }
+        Ok(run)
+    }
+
+    /// Starts again the node `id` a stop took out (a revert: the node need not carry the
+    /// required tags any more, and counts against nothing). Waits for a stopping node to
+    /// be stopped; a running one counts as started.
+    pub async fn start_again(
+        &self,
+        id: &str,
+        region: Option<String>,
+        zone: Option<String>,
+    ) -> Result<Acted, ComputeError> {
+        let mut run = self.run(false);
+        run.restoring = true;
+        let node = Node {
+            id: id.to_string(),
+            name: id.to_string(),
+            state: NodeState::Unknown,
+            provider_state: String::new(),
+            provider: self.provider.kind(),
+            region,
+            zone,
+            tags: BTreeMap::new(),
+            private_addresses: Vec::new(),
+            public_addresses: Vec::new(),
+            image: None,
+            size: None,
+        };
+        run.listed.insert(self.provider.id_key(id), node);
+        run.operate(Operation::Start, id).await
     }
 }
 
@@ -194,6 +268,10 @@ impl Cloud {
 pub struct CloudRun {
     cloud: Cloud,
     dry_run: bool,
+    /// The cloud's required tags and the grant's.
+    required: BTreeMap<String, String>,
+    /// A revert: no tag re-check.
+    restoring: bool,
     /// By id key: the nodes this run listed.
     listed: HashMap<String, Node>,
     acted: u32,
@@ -203,7 +281,7 @@ impl CloudRun {
     /// The nodes matching `filters` and the fence's required tags.
     pub async fn list_nodes(&mut self, filters: &NodeFilters) -> Result<Vec<Node>, ComputeError> {
         let mut asked = filters.clone();
-        for (key, value) in &self.cloud.fence.required_tags {
+        for (key, value) in &self.required {
             match asked.tags.get(key) {
                 Some(wanted) if wanted != value => return Ok(Vec::new()),
                 _ => asked.tags.insert(key.clone(), value.clone()),
@@ -222,11 +300,31 @@ impl CloudRun {
         Ok(nodes)
     }
 
-    /// `operation` on the node `id` this run listed: re-read, re-checked against the
-    /// fence, then asked for and followed until the node is in the operation's state.
-    /// Stops, reboots and destroys count against the fence's nodes per run; a start (a
-    /// stop's revert) waits for a stopping node to be stopped first and counts nothing.
+    pub fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
+    /// Nodes this run stopped, rebooted or destroyed (what `max_nodes_per_run` counts).
+    pub fn acted(&self) -> u32 {
+        self.acted
+    }
+
+    /// `operation` on the node `id` this run listed: [`CloudRun::check`], then
+    /// [`CloudRun::act`].
     pub async fn operate(&mut self, operation: Operation, id: &str) -> Result<Acted, ComputeError> {
+        match self.check(operation, id).await? {
+            Checked::Done(acted) => Ok(acted),
+            Checked::Ready(ready) => self.act(ready).await,
+        }
+    }
+
+    /// Everything an operation checks before it acts, in this order: the node was listed
+    /// by this run, the cloud's nodes per run are not spent (stops, reboots and destroys
+    /// count; a start, a stop's revert, does not), the node re-read now (a start waits
+    /// for a stopping node to be stopped) still carries the required tags and is in a
+    /// state the operation takes. A node already in the operation's state is
+    /// [`Checked::Done`]: nothing is to be sent (and nothing to revert).
+    pub async fn check(&mut self, operation: Operation, id: &str) -> Result<Checked, ComputeError> {
         let key = self.cloud.provider.id_key(id);
         let Some(listed) = self.listed.get(&key).cloned() else {
             return Err(ComputeError::Denied(format!(
@@ -244,21 +342,22 @@ impl CloudRun {
         let deadline = tokio::time::Instant::now() + self.cloud.fence.operation_timeout;
         let Some(mut node) = self.cloud.provider.read_node(&listed).await? else {
             return if operation == Operation::Destroy {
-                Ok(Acted {
+                Ok(Checked::Done(Acted {
                     node_id: listed.id,
                     previous: NodeState::Terminated,
                     current: NodeState::Terminated,
                     already: true,
                     dry_run: self.dry_run,
-                })
+                }))
             } else {
                 Err(ComputeError::WrongState { operation, node: listed.id, state: NodeState::Terminated })
             };
         };
-        if !self.cloud.fenced(&node) {
+        if !self.restoring && !node.has_tags(&self.required) {
             return Err(ComputeError::Denied(format!(
-                "node {} no longer carries the required tags of cloud {:?}",
-                node.id, self.cloud.name
+                "node {} no longer carries the required tags ({})",
+                node.id,
+                self.required.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
             )));
         }
         if operation == Operation::Start && node.state == NodeState::Stopping && !self.dry_run {
@@ -266,7 +365,8 @@ impl CloudRun {
         }
         let previous = node.state;
         if previous == operation.target() && operation != Operation::Reboot {
-            return Ok(Acted { node_id: node.id, previous, current: previous, already: true, dry_run: self.dry_run });
+            let acted = Acted { node_id: node.id, previous, current: previous, already: true, dry_run: self.dry_run };
+            return Ok(Checked::Done(acted));
         }
         let allowed = match operation {
             Operation::Stop | Operation::Reboot => {
@@ -279,7 +379,15 @@ impl CloudRun {
         if !allowed {
             return Err(ComputeError::WrongState { operation, node: node.id, state: previous });
         }
-        if counted {
+        Ok(Checked::Ready(Box::new(Ready { operation, node, deadline })))
+    }
+
+    /// Sends a checked operation and follows the node to the operation's state (in a dry
+    /// run, sends nothing). Counts it against the cloud's nodes per run.
+    pub async fn act(&mut self, ready: Box<Ready>) -> Result<Acted, ComputeError> {
+        let Ready { operation, node, deadline } = *ready;
+        let previous = node.state;
+        if operation != Operation::Start {
             self.acted += 1;
         }
         if self.dry_run {

@@ -201,3 +201,30 @@ async fn a_start_waits_for_a_stopping_node_and_a_slow_stop_times_out_naming_its_
     let timed_out = run.operate(Operation::Stop, "1").await.unwrap_err();
     assert!(matches!(timed_out, ComputeError::Timeout { state: NodeState::Stopping, .. }), "{timed_out}");
 }
+
+#[tokio::test]
+async fn a_grants_tags_narrow_the_cloud_and_a_clash_is_refused() {
+    let memory = Memory::with(
+        vec![
+            node("1", NodeState::Running, &[("chaos", "yes"), ("team", "web")]),
+            node("2", NodeState::Running, &[("chaos", "yes"), ("team", "db")]),
+        ],
+        0,
+    );
+    let cloud = cloud(&memory, chaos_fence(1));
+    let mut run = cloud.run_requiring(false, &[("team".to_string(), "web".to_string())].into()).unwrap();
+    let listed = run.list_nodes(&NodeFilters::default()).await.unwrap();
+    assert_eq!(listed.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["1"]);
+    let clash = cloud.run_requiring(false, &[("chaos".to_string(), "no".to_string())].into()).err().unwrap();
+    assert!(matches!(&clash, ComputeError::Denied(m) if m.contains("chaos")), "{clash}");
+}
+
+#[tokio::test]
+async fn a_revert_starts_a_stopped_node_it_never_listed_even_without_its_tags() {
+    let memory = Memory::with(vec![node("1", NodeState::Stopping, &[])], 1);
+    let cloud = cloud(&memory, chaos_fence(1));
+    let started = cloud.start_again("1", Some("ams3".into()), None).await.unwrap();
+    assert_eq!((started.previous, started.current), (NodeState::Stopped, NodeState::Running));
+    assert!(cloud.start_again("1", None, None).await.unwrap().already);
+    assert_eq!(memory.requests(), [(Operation::Start, "1".to_string())]);
+}

@@ -47,6 +47,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
+use crate::compute::{Acted, Node, NodeFilters, NodeState};
 use crate::ec2::{Filter, Instance, Terminated};
 use crate::http::{Request, Response};
 use crate::inventory::InventoryHost;
@@ -79,6 +80,7 @@ pub struct MockHost {
     scripts: BTreeMap<String, Vec<u8>>,
     ssh_handler: Option<SshHandler>,
     inventories: BTreeMap<String, Vec<InventoryHost>>,
+    nodes: BTreeMap<String, Vec<Node>>,
 }
 
 impl Default for MockHost {
@@ -97,6 +99,7 @@ impl Default for MockHost {
             scripts: BTreeMap::new(),
             ssh_handler: None,
             inventories: BTreeMap::new(),
+            nodes: BTreeMap::new(),
         }
     }
 }
@@ -198,6 +201,26 @@ pub enum Call {
         /// Why it was refused, if it was.
         denied: Option<String>,
     },
+    /// `compute::list_nodes`.
+    ComputeList {
+        /// The cloud asked.
+        cloud: String,
+        /// Why it was refused, if it was.
+        denied: Option<String>,
+    },
+    /// `compute::stop_node`, `start_node`, `reboot_node` or `destroy_node`.
+    ComputeOperate {
+        /// `stop-node`, `start-node`, `reboot-node` or `destroy-node`.
+        operation: String,
+        /// The cloud.
+        cloud: String,
+        /// The node's id.
+        node_id: String,
+        /// A stop's longest hold before the host starts the node again (0 otherwise).
+        hold_ms: u64,
+        /// Why it was refused, if it was.
+        denied: Option<String>,
+    },
     /// `scripts::read`.
     ScriptRead {
         /// The script's name.
@@ -220,6 +243,8 @@ impl Call {
             | Call::SshExec { denied, .. }
             | Call::InventoryHosts { denied, .. }
             | Call::UndoArm { denied, .. }
+            | Call::ComputeList { denied, .. }
+            | Call::ComputeOperate { denied, .. }
             | Call::ScriptRead { denied, .. } => denied.as_deref(),
         }
     }
@@ -313,6 +338,13 @@ impl MockHost {
         self
     }
 
+    /// The nodes `compute::list_nodes` sees on `cloud` (see [`node`]). Every filter
+    /// applies, as the host applies them.
+    pub fn nodes(mut self, cloud: &str, nodes: Vec<Node>) -> Self {
+        self.nodes.insert(cloud.to_string(), nodes);
+        self
+    }
+
     /// A script in the library.
     pub fn script(mut self, name: &str, contents: &[u8]) -> Self {
         self.scripts.insert(name.to_string(), contents.to_vec());
@@ -395,6 +427,25 @@ impl MockHost {
         let session = SESSION.with(|s| s.borrow_mut().take()).expect("the session set above");
         drop(restore);
         Outcome { result, calls: session.calls, log: session.log }
+    }
+}
+
+/// A running node for [`MockHost::nodes`]: `id` (also its name), a zone, tags and one
+/// private address.
+pub fn node(id: &str, zone: &str, tags: &[(&str, &str)], private_address: &str) -> Node {
+    Node {
+        id: id.into(),
+        name: id.into(),
+        state: NodeState::Running,
+        provider_state: "running".into(),
+        provider: "mock".into(),
+        region: Some(zone.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim_end_matches('-').into()),
+        zone: Some(zone.into()),
+        tags: tags.iter().map(|(k, v)| KeyValue { key: (*k).into(), value: (*v).into() }).collect(),
+        private_addresses: vec![private_address.into()],
+        public_addresses: vec![],
+        image: None,
+        size: None,
     }
 }
 
@@ -524,6 +575,87 @@ impl Session {
                 request.method, request.url
             ))),
         }
+    }
+
+    /// Whether `compute` `operation` on `cloud` is declared (and granted).
+    fn compute_allowed(&self, cloud: &str, operation: &str) -> Result<(), HostError> {
+        let fits = |c: &Capability| {
+            matches!(c, Capability::Compute { clouds, operations }
+                if (clouds.is_empty() || clouds.iter().any(|c| c == cloud))
+                    && (operation == "list-nodes" || operations.iter().any(|o| o == operation)))
+        };
+        self.allowed(fits, &format!("compute {operation} on cloud {cloud}")).map_err(HostError::Denied)
+    }
+
+    pub(crate) fn compute_clouds(&mut self) -> Vec<String> {
+        let clouds: Vec<String> = self.host.nodes.keys().cloned().collect();
+        clouds.into_iter().filter(|cloud| self.compute_allowed(cloud, "list-nodes").is_ok()).collect()
+    }
+
+    pub(crate) fn compute_list(&mut self, cloud: &str, filters: &NodeFilters) -> Result<Vec<Node>, HostError> {
+        let verdict = self.compute_allowed(cloud, "list-nodes");
+        self.calls.push(Call::ComputeList { cloud: cloud.into(), denied: denied_text(&verdict) });
+        verdict?;
+        let Some(nodes) = self.host.nodes.get(cloud) else {
+            return Err(HostError::Unavailable(format!(
+                "cloud {cloud:?} is not configured (the mock host has no nodes for it)"
+            )));
+        };
+        let found: Vec<Node> = nodes
+            .iter()
+            .filter(|n| filters.tags.iter().all(|t| n.tags.iter().any(|h| h.key == t.key && h.value == t.value)))
+            .filter(|n| filters.zones.is_empty() || n.zone.as_ref().is_some_and(|z| filters.zones.contains(z)))
+            .filter(|n| filters.states.is_empty() || filters.states.contains(&n.state))
+            .filter(|n| filters.names.is_empty() || filters.names.contains(&n.name))
+            .cloned()
+            .collect();
+        for node in &found {
+            self.described.insert(format!("{cloud}/{}", node.id));
+            self.described.extend(node.private_addresses.iter().chain(&node.public_addresses).cloned());
+        }
+        Ok(found)
+    }
+
+    pub(crate) fn compute_operate(
+        &mut self,
+        operation: &str,
+        cloud: &str,
+        node_id: &str,
+        hold_ms: u64,
+    ) -> Result<Acted, HostError> {
+        let mut verdict = self.compute_allowed(cloud, operation);
+        if verdict.is_ok() && !self.described.contains(&format!("{cloud}/{node_id}")) {
+            verdict = Err(HostError::Denied(format!("node {node_id} was not listed by this run on cloud {cloud}")));
+        }
+        self.calls.push(Call::ComputeOperate {
+            operation: operation.into(),
+            cloud: cloud.into(),
+            node_id: node_id.into(),
+            hold_ms,
+            denied: denied_text(&verdict),
+        });
+        verdict?;
+        let previous = self
+            .host
+            .nodes
+            .get(cloud)
+            .and_then(|nodes| nodes.iter().find(|n| n.id == node_id))
+            .map_or(NodeState::Unknown, |n| n.state);
+        let target = match operation {
+            "stop-node" => NodeState::Stopped,
+            "destroy-node" => NodeState::Terminated,
+            "reboot-node" => NodeState::Rebooting,
+            _ => NodeState::Running,
+        };
+        let already = previous == target;
+        let current = if self.host.dry_run { previous } else { target };
+        Ok(Acted {
+            node_id: node_id.into(),
+            previous_state: previous,
+            current_state: current,
+            already,
+            dry_run: self.host.dry_run,
+        })
     }
 
     pub(crate) fn ec2_describe(&mut self, region: &str, filters: &[Filter]) -> Result<Vec<Instance>, HostError> {

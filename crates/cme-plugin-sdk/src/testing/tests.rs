@@ -106,6 +106,7 @@ fn an_attack_runs_end_to_end_with_answers_from_fixtures() {
             Call::InventoryHosts { .. } => "inventory",
             Call::UndoArm { .. } | Call::UndoArmHttp { .. } => "undo",
             Call::Ec2Disrupt { .. } => "disrupt",
+            Call::ComputeList { .. } | Call::ComputeOperate { .. } => "compute",
         })
         .collect();
     assert_eq!(kinds, ["http", "describe", "script", "upload", "exec", "terminate"]);

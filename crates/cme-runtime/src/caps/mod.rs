@@ -15,8 +15,10 @@
 //! grant section and fence) lives in `cme-grant`, because the engine stores grants
 //! without depending on this crate.
 
+mod budgets;
 mod legacy;
 mod v0_2;
+mod v0_3;
 
 pub(crate) use legacy::convert as convert_version;
 
@@ -83,6 +85,7 @@ units! {
     inventory: inventory::Inventory,
     undo: undo::UndoUnit,
     scripts: scripts::Scripts,
+    compute: compute::Compute,
 }
 
 /// The capability backends an engine has, shared by all runs (configure phase).

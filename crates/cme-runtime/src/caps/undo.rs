@@ -192,6 +192,37 @@ impl CallState {
         }
     }
 
+    /// Stores a revert in the run's ledger, due after `hold_ms` (sooner when the
+    /// experiment's step ends or the run is aborted); an error means the fault must not be
+    /// made.
+    pub(crate) async fn arm_revert(
+        &mut self,
+        call: &str,
+        target: &str,
+        revert: Revert,
+        words: String,
+        hold_ms: u64,
+    ) -> Result<String, HostError> {
+        let caps = self.caps.as_ref().expect("admitted");
+        let Some(store) = caps.backends.ssh.as_ref().map(|ssh| ssh.store.clone()) else {
+            let reason = "this engine has no revert ledger (the undo store), so the fault must not be made".to_string();
+            self.audit(call, target.to_string(), Decision::Unavailable(reason.clone()), None);
+            return Err(HostError::Unavailable(reason));
+        };
+        // Where it acts, as lists show an undo's address: the region, or the cloud.
+        let region = match &revert {
+            Revert::Ec2Start { region, .. } | Revert::Ec2Groups { region, .. } | Revert::Ec2Acl { region, .. } => {
+                region.clone()
+            }
+            Revert::NodeStart { cloud, .. } => cloud.clone(),
+            Revert::Ssh | Revert::Http { .. } => String::new(),
+        };
+        let undo = self.new_undo(revert, (region, 0, String::new(), String::new()), words, Duration::from_millis(hold_ms));
+        self.store_undo(&store, call, target, &undo).await?;
+        self.audit("undo.arm", undo.target(), Decision::Allowed, Some(format!("armed {}: {}", undo.id, undo.command)));
+        Ok(undo.id)
+    }
+
     /// Stores an undo before its fault is made; a refusal (audited) means the fault
     /// must not be made.
     pub(crate) async fn store_undo(
@@ -209,6 +240,9 @@ impl CallState {
         Ok(())
     }
 }
+
+/// The longest a fault the host reverts may be held before its revert is due.
+pub(crate) const MAX_HOLD: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The largest body a compensating request may carry.
 const MAX_HTTP_BODY_BYTES: usize = 16 << 10;

@@ -15,7 +15,7 @@ pub fn ctx(now: &str, timezone: &str, seed: u64) -> PlanContext {
 #[tokio::test]
 async fn every_builtin_describes_itself_with_the_original_refs() {
     let runtime = runtime();
-    let expected: [(&str, PluginKind, &[&str]); 25] = [
+    let expected: [(&str, PluginKind, &[&str]); 28] = [
         ("exact-planner", PluginKind::Planner, &["exact_planner:ExactPlanner"]),
         ("simple-planner", PluginKind::Planner, &["simple_planner:SimplePlanner"]),
         ("cron-planner", PluginKind::Planner, &["cron_planner:CronPlanner"]),
@@ -47,6 +47,9 @@ async fn every_builtin_describes_itself_with_the_original_refs() {
         ("reboot-ec2-instances", PluginKind::Attack, &["reboot_ec2_instances:RebootEC2Instances"]),
         ("isolate-ec2-instances", PluginKind::Attack, &["isolate_ec2_instances:IsolateEC2Instances"]),
         ("az-outage", PluginKind::Attack, &["az_outage:AzOutage"]),
+        ("terminate-random-node", PluginKind::Attack, &["terminate_random_node:TerminateRandomNode"]),
+        ("stop-random-node", PluginKind::Attack, &["stop_random_node:StopRandomNode"]),
+        ("reboot-random-node", PluginKind::Attack, &["reboot_random_node:RebootRandomNode"]),
         ("http-probe", PluginKind::Probe, &["http_probe:HttpProbe"]),
         ("prometheus-probe", PluginKind::Probe, &["prometheus_probe:PrometheusProbe"]),
     ];

@@ -266,3 +266,35 @@ async fn a_probe_built_against_0_2_0_checks_within_the_same_grant() {
     assert_eq!(verdict.reason, format!("GET {} -> 503", server.url("/health")));
     assert_eq!(outcome.record.audit.len(), 1, "audited like any call");
 }
+
+#[tokio::test]
+async fn an_attack_built_against_0_3_0_loads_and_runs_within_the_same_grant() {
+    let server = CaptureServer::start(|_| Reply::status(204)).await;
+    let runtime = runtime();
+    let attack = runtime.load(cme_plugins::test_plugins::V3_ATTACK.wasm).await.expect("a 0.3.0 attack loads");
+    assert_eq!(attack.contract(), "0.3.0");
+    assert!(
+        attack.info().capabilities.contains(&cme_runtime::Capability::Ec2Disrupt { regions: vec!["eu-west-1".into()] }),
+        "its 0.3.0 declaration reads as today's: {:?}",
+        attack.info().capabilities
+    );
+    let args = json!({"url": server.url("/poke")});
+    let denied = runtime.run(&attack, run_request(args.clone(), Grant::default())).await;
+    assert!(
+        matches!(&denied.result, Err(CallError::Denied(m)) if m.contains("http is not granted")),
+        "{:?}",
+        denied.result
+    );
+    assert!(server.requests().is_empty());
+    let grant = Grant {
+        http: Some(cme_runtime::grant::HttpGrant { urls: vec!["http://127.0.0.1:*".into()], ..Default::default() }),
+        ..Grant::default()
+    };
+    let outcome = runtime.run(&attack, run_request(args, grant)).await;
+    assert_eq!(server.requests().len(), 1, "the granted GET is sent");
+    // Its 0.3.0 undo.arm-http reaches today's host function, which has no ledger here.
+    let failed = format!("{:?}", outcome.result);
+    assert!(failed.contains("no revert ledger") || failed.contains("undo"), "{failed}");
+    let calls: Vec<&str> = outcome.record.audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(calls, ["http.send", "undo.arm-http"], "audited like any call");
+}

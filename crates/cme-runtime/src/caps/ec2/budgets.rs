@@ -1,79 +1,35 @@
-//! Blast-radius budgets at the one place instances are terminated: right before the EC2
-//! call, the instances' groups are charged to the shared ledger (terminations per day,
-//! time between attacks) and each group's running instances are counted in EC2 (never
-//! fewer than `min_running` left). A refusal names the budget; the caller answers
-//! `budget-exhausted` and audits it.
+//! The blast-radius budgets (`caps::budgets`) for instances EC2 takes out: a group's
+//! running instances are counted in EC2.
 
-use std::collections::BTreeMap;
-
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 
 use cme_cloud::ec2::{Ec2, Filter, Instance};
-use cme_grant::{BudgetTake, GroupBudget};
 
-use crate::BudgetLedger;
+use crate::caps::budgets::RunningCount;
+pub(crate) use crate::caps::budgets::Charge;
 
-/// What a terminate call is charged against: the rules, the ledger and the run.
-pub(crate) struct Charge {
-    pub rules: Vec<GroupBudget>,
-    pub ledger: Option<Arc<dyn BudgetLedger>>,
-    pub run_id: String,
-    pub dry_run: bool,
+/// Running instances of a region, counted in EC2.
+struct Running<'a> {
+    ec2: &'a Ec2,
+    region: &'a str,
 }
 
-/// Checks (and, unless a dry run, records) terminating `instances` in `region` against
-/// every group rule; Err names the budget that refuses.
-pub(crate) async fn charge(charge: Charge, ec2: &Ec2, region: &str, instances: &[Instance]) -> Result<(), String> {
-    let rules = &charge.rules;
-    if rules.is_empty() {
-        return Ok(());
-    }
-    let mut takes: Vec<BudgetTake> = Vec::new();
-    // (rule, tag, value) -> instances of this call in that group
-    let mut groups: BTreeMap<(usize, String), u32> = BTreeMap::new();
-    for instance in instances {
-        for (i, rule) in rules.iter().enumerate() {
-            if let Some(group) = rule.group_of(region, instance.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-                *groups.entry((i, group)).or_default() += 1;
-            }
-        }
-    }
-    for ((i, group), count) in &groups {
-        let rule = &rules[*i];
-        if let Some(min) = rule.min_running {
-            let value = group.rsplit_once('=').map(|(_, v)| v).unwrap_or_default();
+impl RunningCount for Running<'_> {
+    fn running<'a>(&'a self, tag: &'a str, value: &'a str) -> Pin<Box<dyn Future<Output = Result<usize, String>> + Send + 'a>> {
+        Box::pin(async move {
             let filters = [
-                Filter { name: format!("tag:{}", rule.tag), values: vec![value.to_string()] },
+                Filter { name: format!("tag:{tag}"), values: vec![value.to_string()] },
                 Filter { name: "instance-state-name".into(), values: vec!["running".into()] },
             ];
-            let running = ec2
-                .describe_instances(region, &filters)
-                .await
-                .map_err(|e| format!("budget {:?}: cannot count the running instances of {group}: {e}", rule.name))?;
-            let left = running.len().saturating_sub(*count as usize);
-            if left < min as usize {
-                return Err(format!(
-                    "budget {:?}: terminating {count} of the {} running instances of {group} would leave {left}, fewer than min_running {min}",
-                    rule.name,
-                    running.len()
-                ));
-            }
-        }
-        if rule.needs_ledger() {
-            takes.push(BudgetTake {
-                rule: rule.name.clone(),
-                group: group.clone(),
-                count: *count,
-                max_per_day: rule.max_terminations_per_day,
-                min_interval_seconds: rule.min_interval_seconds,
-            });
-        }
+            self.ec2.describe_instances(self.region, &filters).await.map(|running| running.len()).map_err(|e| e.to_string())
+        })
     }
-    if takes.is_empty() {
-        return Ok(());
-    }
-    match &charge.ledger {
-        Some(ledger) => ledger.take(&takes, &charge.run_id, !charge.dry_run).await,
-        None => Err(format!("budget {:?}: no ledger to charge it to on this engine", takes[0].rule)),
-    }
+}
+
+/// Checks (and, unless a dry run, records) taking `instances` in `region` out against
+/// every group rule; Err names the budget that refuses.
+pub(crate) async fn charge(charge: Charge, ec2: &Ec2, region: &str, instances: &[Instance]) -> Result<(), String> {
+    let tags: Vec<Vec<(String, String)>> = instances.iter().map(|i| i.tags.clone()).collect();
+    crate::caps::budgets::charge(charge, region, &tags, &Running { ec2, region }).await
 }

@@ -13,6 +13,7 @@ use cme_cloud::ec2::{Ec2 as Ec2Backend, Instance as CloudInstance, Terminated as
 use cme_model::undo::Revert;
 
 use super::{Ec2, Ec2Use, budgets};
+use crate::caps::undo::MAX_HOLD;
 use crate::audit::Decision;
 use crate::bindings::HostError;
 use crate::bindings::attack::cme::plugin::ec2::Terminated;
@@ -22,8 +23,6 @@ use crate::state::CallState;
 pub(crate) const REVERT_TAG: &str = "cme:revert";
 /// What the run's budget counts the faults that take instances out as.
 const TAKEN_OUT: &str = "instances taken out (terminated, stopped or isolated)";
-/// The longest a fault may be held before its revert is due.
-const MAX_HOLD: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A fault on instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,35 +221,6 @@ impl CallState {
         }
         self.audit(CALL, target, Decision::Allowed, Some(format!("{} subnets isolated", subnet_ids.len())));
         Ok(Ok(subnet_ids))
-    }
-
-    /// Stores a revert in the run's ledger, due after `hold_ms` (sooner when the
-    /// experiment's step ends or the run is aborted); an error means the fault must not be
-    /// made.
-    async fn arm_revert(
-        &mut self,
-        call: &str,
-        target: &str,
-        revert: Revert,
-        words: String,
-        hold_ms: u64,
-    ) -> Result<String, HostError> {
-        let caps = self.caps.as_ref().expect("admitted");
-        let Some(store) = caps.backends.ssh.as_ref().map(|ssh| ssh.store.clone()) else {
-            let reason = "this engine has no revert ledger (the undo store), so the fault must not be made".to_string();
-            self.audit(call, target.to_string(), Decision::Unavailable(reason.clone()), None);
-            return Err(HostError::Unavailable(reason));
-        };
-        let region = match &revert {
-            Revert::Ec2Start { region, .. } | Revert::Ec2Groups { region, .. } | Revert::Ec2Acl { region, .. } => {
-                region.clone()
-            }
-            _ => String::new(),
-        };
-        let undo = self.new_undo(revert, (region, 0, String::new(), String::new()), words, Duration::from_millis(hold_ms));
-        self.store_undo(&store, call, target, &undo).await?;
-        self.audit("undo.arm", undo.target(), Decision::Allowed, Some(format!("armed {}: {}", undo.id, undo.command)));
-        Ok(undo.id)
     }
 
     /// Tags what a fault changes with what restores it (best effort: the ledger holds the

@@ -313,18 +313,6 @@ impl CallState {
         Ok(())
     }
 
-    /// What taking instances out is charged against: the operator's budgets, their
-    /// ledger, this run.
-    fn charge(&self, dry_run: bool) -> budgets::Charge {
-        let caps = self.caps.as_ref().expect("admitted");
-        budgets::Charge {
-            rules: caps.backends.budgets.groups.clone(),
-            ledger: caps.backends.ledger.clone(),
-            run_id: self.run_id.clone(),
-            dry_run,
-        }
-    }
-
     fn fenced(&mut self, call: &str, target: String, reason: String) -> HostError {
         self.audit(call, target, Decision::Denied(reason.clone()), None);
         HostError::Denied(reason)
