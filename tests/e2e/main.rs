@@ -12,6 +12,7 @@ mod calendars;
 mod cli;
 mod cloud_ec2;
 mod cloud_ssh;
+mod clouds;
 mod continuous;
 mod credentials;
 mod dashboard;

@@ -21,8 +21,8 @@ impl RuntimeHost {
     }
 
     /// Loads the built-in plugins, each with the grant of exactly what it declares and no
-    /// per-run budget of its own: the operator's fences (`[ec2]`, `[ssh]`, `[http]`),
-    /// which bound every plugin, are what bound them.
+    /// per-run budget of its own: the operator's fences (`[ec2]`, `[ssh]`, `[http]`, each
+    /// cloud's `max_nodes_per_run`), which bound every plugin, are what bound them.
     pub async fn builtins(&self) -> anyhow::Result<Vec<Builtin>> {
         let mut builtins = Vec::new();
         for embedded in cme_plugins::BUILTINS {
@@ -37,6 +37,9 @@ impl RuntimeHost {
             }
             if let Some(ssh) = &mut grant.ssh {
                 ssh.max_sessions = u32::MAX;
+            }
+            if let Some(compute) = &mut grant.compute {
+                compute.max_nodes_per_run = u32::MAX;
             }
             if let Some(http) = &mut grant.http {
                 let name = &plugin.info().name;

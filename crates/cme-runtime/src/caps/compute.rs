@@ -267,6 +267,11 @@ impl CallState {
             if let Err(refused) = self.arm_revert(call, &target, revert, words, hold_ms).await {
                 return Ok(Err(refused));
             }
+            // On aws, tagged as `ec2.stop-instances` tags what it stops.
+            let ec2 = self.caps.as_ref().and_then(|c| c.backends.ec2.clone());
+            if let (ProviderKind::Aws, Some(ec2), Some(region)) = (provider, ec2, node.region.as_deref()) {
+                self.tag_revert(&ec2, region, &node.id, "start it".into()).await;
+            }
         }
         self.begin(call, &target);
         let caps = self.caps.as_mut().expect("admitted");

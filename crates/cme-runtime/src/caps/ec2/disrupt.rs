@@ -225,7 +225,7 @@ impl CallState {
 
     /// Tags what a fault changes with what restores it (best effort: the ledger holds the
     /// revert; the tag tells a person looking at the console).
-    async fn tag_revert(&mut self, ec2: &Ec2Backend, region: &str, resource: &str, restores: String) {
+    pub(crate) async fn tag_revert(&mut self, ec2: &Ec2Backend, region: &str, resource: &str, restores: String) {
         let value = format!("cme run {}: {restores}", self.run_id);
         if let Err(e) = ec2.tag(region, resource, REVERT_TAG, &value).await {
             tracing::warn!(resource, error = %e, "cannot tag the resource with its revert");

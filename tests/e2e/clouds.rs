@@ -1,0 +1,204 @@
+//! Compute across clouds through the real binary: `[[clouds]]` checked at start, and the
+//! node attacks (terminate, stop, reboot a random node) on the aws cloud against moto,
+//! within the cloud's fence, reverted by the host (at the end of the hold, and after the
+//! engine holding it is killed), with dry runs that change nothing.
+
+use serde_json::{Value, json};
+
+use crate::inventories::wait_for;
+use crate::peers::{Moto, label};
+use crate::support::*;
+
+/// Each test's own region: moto is shared.
+const REGION: &str = "ca-central-1";
+
+fn config(extra: &str) -> String {
+    format!(
+        "[ec2]\nregions = [\"{REGION}\", \"sa-east-1\"]\nmax_terminations_per_run = 10\n\n\
+         [[clouds]]\nname = \"canada\"\nprovider = \"aws\"\nregions = [\"{REGION}\"]\n\
+         required_tags = {{ chaos = \"yes\" }}\nmax_nodes_per_run = 2\n{extra}"
+    )
+}
+
+async fn run_plan(api: &Api, body: Value) -> Value {
+    let created = api.post("/api/1/plans/", &body).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    api.wait_executor(&id, is_terminal).await
+}
+
+fn plan(name: &str, attack: &str, args: Value) -> Value {
+    json!({
+        "name": name,
+        "attack": {"ref": attack, "args": args},
+        "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_attacks_act_on_the_aws_cloud_within_its_fence_and_a_stop_is_reverted() {
+    let Some(moto) = Moto::connect(REGION).await else { return };
+    let label = label("clouds");
+    let fenced: Vec<String> = {
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(moto.launch(&[("Test", &label), ("chaos", "yes")], None, None).await.id);
+        }
+        ids
+    };
+    let outside = moto.launch(&[("Test", &label)], None, None).await.id;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: moto.engine_env(), config: Some(config("")), ..Options::default() },
+    );
+    let api = engine.client();
+    let states = async || {
+        let mut states = Vec::new();
+        for id in fenced.iter().chain([&outside]) {
+            states.push(moto.state(id).await);
+        }
+        states
+    };
+
+    // A dry run lists and checks, and changes nothing.
+    let mut dry = plan(
+        "dry",
+        "terminate_random_node:TerminateRandomNode",
+        json!({"cloud": "canada", "tags": {"Test": label}, "count": 2}),
+    );
+    dry["dry_run"] = json!(true);
+    let done = run_plan(&api, dry).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(done["result"]["summary"].as_str().unwrap().starts_with("dry run: would terminate"), "{done}");
+    assert_eq!(states().await, ["running"; 4]);
+
+    // The cloud's fence: only chaos=yes nodes, at most 2 per run.
+    let over = run_plan(
+        &api,
+        plan(
+            "three",
+            "reboot_random_node:RebootRandomNode",
+            json!({"cloud": "canada", "tags": {"Test": label}, "count": 3}),
+        ),
+    )
+    .await;
+    assert_eq!(over["status"], "failed", "{over}");
+    assert!(over["error"].as_str().unwrap().contains("max_nodes_per_run"), "{over}");
+    let rebooted = run_plan(
+        &api,
+        plan(
+            "two",
+            "reboot_random_node:RebootRandomNode",
+            json!({"cloud": "canada", "tags": {"Test": label}, "percent": 50}),
+        ),
+    )
+    .await;
+    assert_eq!(rebooted["status"], "succeeded", "{rebooted}");
+    let targets: Vec<String> =
+        rebooted["result"]["targets"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    assert_eq!(targets.len(), 2, "50 % of 3, rounded up: {rebooted}");
+    assert!(targets.iter().all(|t| fenced.contains(t)), "never the node without chaos=yes: {targets:?}");
+
+    // A stop is reverted by the host at the end of its hold, tagged as the EC2 stop is.
+    let stopped = run_plan(
+        &api,
+        plan(
+            "stop",
+            "stop_random_node:StopRandomNode",
+            json!({"cloud": "canada", "tags": {"Test": label}, "duration_seconds": 2}),
+        ),
+    )
+    .await;
+    assert_eq!(stopped["status"], "succeeded", "{stopped}");
+    let victim = stopped["result"]["targets"][0].as_str().unwrap().to_string();
+    assert_eq!(stopped["result"]["details"]["stopped"][0]["current_state"], "stopped", "{stopped}");
+    assert!(moto.tag(&victim, "cme:revert").await.unwrap().contains("start it"));
+    wait_for("the stop's revert", async || moto.state(&victim).await == "running").await;
+    let undos = api.get("/api/1/undos/").await.body;
+    let undo = undos["undos"].as_array().unwrap().iter().find(|u| u["executor_id"] == stopped["id"]).unwrap().clone();
+    assert_eq!((undo["kind"].as_str(), undo["state"].as_str()), (Some("ec2"), Some("done")), "{undo}");
+
+    // The implied aws cloud ([ec2]) takes the same plan: only `cloud` changes.
+    let terminated = run_plan(
+        &api,
+        plan(
+            "gone",
+            "terminate_random_node:TerminateRandomNode",
+            json!({"cloud": "aws", "tags": {"Test": label, "chaos": "yes"}}),
+        ),
+    )
+    .await;
+    assert_eq!(terminated["status"], "succeeded", "{terminated}");
+    let gone = terminated["result"]["targets"][0].as_str().unwrap().to_string();
+    assert!(matches!(moto.state(&gone).await.as_str(), "shutting-down" | "terminated"));
+    assert_eq!(moto.state(&outside).await, "running");
+
+    // An unknown cloud and an undeclared one are refused clearly.
+    let unknown =
+        run_plan(&api, plan("nowhere", "terminate_random_node:TerminateRandomNode", json!({"cloud": "mars"}))).await;
+    assert_eq!(unknown["status"], "failed");
+    assert!(unknown["error"].as_str().unwrap().contains("cloud \"mars\""), "{unknown}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_stopped_by_an_engine_killed_mid_step_is_started_by_the_next_engine() {
+    let Some(moto) = Moto::connect(REGION).await else { return };
+    let label = label("clouds-kill");
+    let node = moto.launch(&[("Test", &label), ("chaos", "yes")], None, None).await.id;
+    let dir = tempfile::tempdir().unwrap();
+    // Short leases: the killed engine's run is known dead seconds after.
+    let quick = "run_deadline_seconds = 4\nlease_margin_seconds = 1\nreaper_interval_seconds = 1\n";
+    let options = |database_url: Option<String>| Options {
+        env: moto.engine_env(),
+        config: Some(format!("{quick}{}", config(""))),
+        database_url,
+        ..Options::default()
+    };
+    let mut engine = Engine::start(dir.path(), Backend::Sqlite, options(None));
+    let api = engine.client();
+    let stop = json!({"ref": "stop_random_node:StopRandomNode", "args": {"cloud": "canada", "tags": {"Test": label}, "duration_seconds": 600}});
+    let body = json!({
+        "name": "held across a crash",
+        "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}},
+        "steps": [{"name": "stop", "duration_seconds": 600, "attack": stop}],
+    });
+    let created = api.post("/api/1/plans/", &body).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    wait_for("the stop", async || moto.state(&node).await == "stopped").await;
+    let database_url = engine.database_url.clone();
+    engine.kill9();
+    assert_eq!(moto.state(&node).await, "stopped", "nothing reverted it yet");
+    let engine = Engine::start(dir.path(), Backend::Sqlite, options(Some(database_url)));
+    let api = engine.client();
+    wait_for("the revert after the crash", async || moto.state(&node).await == "running").await;
+    let executor = api.wait_executor(&id, is_terminal).await;
+    assert_eq!(executor["status"], "failed", "reaped: {executor}");
+}
+
+#[test]
+fn a_bad_cloud_configuration_stops_the_start_naming_the_setting() {
+    for (extra, fragment) in [
+        ("[[clouds]]\nname = \"canada\"\nprovider = \"aws\"\nregions = [\"eu-west-1\"]\n", "used twice"),
+        (
+            "[[clouds]]\nname = \"g\"\nprovider = \"gce\"\nproject = \"p\"\nzones = [\"z\"]\nregions = [\"r\"]\n",
+            "regions is not a gce setting",
+        ),
+        (
+            "[[clouds]]\nname = \"g\"\nprovider = \"gce\"\nproject = \"p\"\nzones = [\"z\"]\nrequired_tags = { Chaos = \"yes\" }\n",
+            "cannot store this tag",
+        ),
+        ("[[clouds]]\nname = \"w\"\nprovider = \"aws\"\nregions = [\"us-east-1\"]\n", "outside [ec2] regions"),
+        (
+            "[[clouds]]\nname = \"d\"\nprovider = \"digitalocean\"\ncredential = \"nope\"\n",
+            "not a [[http.credentials]] entry",
+        ),
+        ("[[clouds]]\nname = \"d\"\nprovider = \"vmware\"\n", "unknown cloud provider"),
+        ("[[clouds]]\nname = \"d\"\nprovider = \"digitalocean\"\nendpoint = \"http://10.0.0.1/\"\n", "loopback"),
+    ] {
+        let stderr = refused_start(&config(extra));
+        assert!(stderr.contains(fragment), "{extra}: {stderr}");
+    }
+}
