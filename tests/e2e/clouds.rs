@@ -202,3 +202,194 @@ fn a_bad_cloud_configuration_stops_the_start_naming_the_setting() {
         assert!(stderr.contains(fragment), "{extra}: {stderr}");
     }
 }
+
+/// The fake DigitalOcean's token; the engine holds it as a `[[http.credentials]]` secret.
+const DO_TOKEN: &str = "dop_v1_fake0123456789abcdef";
+
+/// A DigitalOcean cloud `do-ams` on the fake, fenced to chaos:yes droplets in ams3.
+fn digitalocean_config(fake: &cme_test_peers::clouds::FakeCloud) -> String {
+    format!(
+        "[[http.credentials]]\nname = \"do\"\nkind = \"bearer\"\nurls = [\"{url}/*\"]\nsecret = \"{DO_TOKEN}\"\n\n\
+         [[clouds]]\nname = \"do-ams\"\nprovider = \"digitalocean\"\nregions = [\"ams3\"]\ncredential = \"do\"\n\
+         endpoint = \"{url}\"\nrequired_tags = {{ chaos = \"yes\" }}\nmax_nodes_per_run = 2\noperation_timeout_seconds = 60\n",
+        url = fake.url
+    )
+}
+
+/// Calls the fake directly, as a person with the token would.
+async fn fake_call(
+    fake: &cme_test_peers::clouds::FakeCloud,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut request = reqwest::Client::new().request(method, format!("{}{path}", fake.url)).bearer_auth(DO_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    response.json::<Value>().await.unwrap_or(Value::Null)
+}
+
+async fn droplet_status(fake: &cme_test_peers::clouds::FakeCloud, id: &str) -> String {
+    let answer = fake_call(fake, reqwest::Method::GET, &format!("/v2/droplets/{id}"), None).await;
+    answer["droplet"]["status"].as_str().unwrap_or("gone").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_attacks_act_on_digitalocean_through_its_api_and_a_stop_is_reverted() {
+    let fake = cme_test_peers::clouds::FakeCloud::digitalocean(DO_TOKEN);
+    let mut fenced = Vec::new();
+    for i in 0..3 {
+        let made = fake_call(
+            &fake,
+            reqwest::Method::POST,
+            "/_fake/droplets",
+            Some(json!({"name": format!("web-{i}"), "region": "ams3", "tags": ["chaos:yes", "team:web"]})),
+        )
+        .await;
+        fenced.push(made["droplet"]["id"].to_string());
+    }
+    let unfenced = fake_call(
+        &fake,
+        reqwest::Method::POST,
+        "/_fake/droplets",
+        Some(json!({"name": "web-x", "region": "ams3", "tags": ["team:web"]})),
+    )
+    .await["droplet"]["id"]
+        .to_string();
+    let elsewhere = fake_call(
+        &fake,
+        reqwest::Method::POST,
+        "/_fake/droplets",
+        Some(json!({"name": "web-y", "region": "nyc3", "tags": ["chaos:yes", "team:web"]})),
+    )
+    .await["droplet"]["id"]
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { config: Some(digitalocean_config(&fake)), ..Options::default() },
+    );
+    let api = engine.client();
+
+    // Stopped (a shutdown the API keeps in progress for a while), then started by the revert.
+    let stop = plan(
+        "stop",
+        "stop_random_node:StopRandomNode",
+        json!({"cloud": "do-ams", "tags": {"team": "web"}, "duration_seconds": 3}),
+    );
+    let stopped = run_plan(&api, stop).await;
+    assert_eq!(stopped["status"], "succeeded", "{stopped}\n{}", engine.stderr());
+    let victim = stopped["result"]["targets"][0].as_str().unwrap().to_string();
+    assert!(fenced.contains(&victim), "only ams3 droplets tagged chaos:yes: {victim}");
+    assert_eq!(stopped["result"]["details"]["stopped"][0]["current_state"], "stopped", "{stopped}");
+    assert_eq!(stopped["result"]["details"]["provider"], "digitalocean");
+    assert_eq!(droplet_status(&fake, &victim).await, "off");
+    wait_for("the revert's power_on", async || droplet_status(&fake, &victim).await == "active").await;
+    let undos = api.get("/api/1/undos/").await.body;
+    let undo = undos["undos"].as_array().unwrap().iter().find(|u| u["executor_id"] == stopped["id"]).unwrap().clone();
+    assert_eq!((undo["kind"].as_str(), undo["state"].as_str()), (Some("compute"), Some("done")), "{undo}");
+
+    // The listing waited out the 429, followed every page of 2, and asked by tag.
+    let requests = fake_call(&fake, reqwest::Method::GET, "/_fake/requests", None).await;
+    let lists: Vec<&Value> =
+        requests["requests"].as_array().unwrap().iter().filter(|r| r["path"] == "/v2/droplets").collect();
+    assert!(lists.iter().any(|r| r["query"]["page"] == "2"), "pages followed: {lists:?}");
+    assert!(lists.iter().all(|r| r["query"]["tag_name"] == "chaos:yes"), "the fence's tag asked of the API: {lists:?}");
+    assert!(lists.len() >= 3, "the 429 retried, then two pages: {lists:?}");
+
+    // An action the provider fails is a failed run with the provider's code.
+    fake_call(&fake, reqwest::Method::POST, "/_fake/fail_next_action", Some(json!({"type": "reboot"}))).await;
+    let reboot =
+        run_plan(&api, plan("reboot", "reboot_random_node:RebootRandomNode", json!({"cloud": "do-ams"}))).await;
+    assert_eq!(reboot["status"], "failed", "{reboot}");
+    assert!(reboot["error"].as_str().unwrap().contains("action_errored"), "{reboot}");
+
+    // Destroyed: gone from the API; never the unfenced or the other region's droplet.
+    let destroyed = run_plan(
+        &api,
+        plan("gone", "terminate_random_node:TerminateRandomNode", json!({"cloud": "do-ams", "count": 2})),
+    )
+    .await;
+    assert_eq!(destroyed["status"], "succeeded", "{destroyed}");
+    let gone: Vec<String> =
+        destroyed["result"]["targets"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    assert_eq!(gone.len(), 2);
+    for id in &gone {
+        assert_eq!(droplet_status(&fake, id).await, "gone");
+    }
+    assert_eq!(droplet_status(&fake, &unfenced).await, "active");
+    assert_eq!(droplet_status(&fake, &elsewhere).await, "active");
+
+    // The token is the host's: no answer or log line carries it.
+    for body in [&stopped, &reboot, &destroyed, &undos] {
+        assert!(!body.to_string().contains(DO_TOKEN));
+    }
+    assert!(!engine.stderr().contains(DO_TOKEN), "the engine's log never shows the token");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_moves_from_aws_to_digitalocean_by_changing_only_its_cloud() {
+    let Some(moto) = Moto::connect("sa-east-1").await else { return };
+    let label = label("move");
+    let instance = moto.launch(&[("chaos", "yes"), ("app", &label)], None, None).await.id;
+    let fake = cme_test_peers::clouds::FakeCloud::digitalocean(DO_TOKEN);
+    let droplet = fake_call(
+        &fake,
+        reqwest::Method::POST,
+        "/_fake/droplets",
+        Some(json!({"name": "app-1", "region": "ams3", "tags": ["chaos:yes", format!("app:{label}")]})),
+    )
+    .await["droplet"]["id"]
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[ec2]\nregions = [\"sa-east-1\"]\nrequired_tags = {{ chaos = \"yes\" }}\n\n{}",
+        digitalocean_config(&fake)
+    );
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { env: moto.engine_env(), config: Some(config), ..Options::default() },
+    );
+    let api = engine.client();
+    let body = |cloud: &str| {
+        plan(
+            "one app node goes away",
+            "terminate_random_node:TerminateRandomNode",
+            json!({"cloud": cloud, "tags": {"app": label}}),
+        )
+    };
+    let on_aws = run_plan(&api, body("aws")).await;
+    assert_eq!(on_aws["status"], "succeeded", "{on_aws}");
+    assert_eq!(on_aws["result"]["targets"][0], instance.as_str());
+    let on_do = run_plan(&api, body("do-ams")).await;
+    assert_eq!(on_do["status"], "succeeded", "{on_do}");
+    assert_eq!(on_do["result"]["targets"][0], droplet.as_str());
+    assert!(matches!(moto.state(&instance).await.as_str(), "shutting-down" | "terminated"));
+    assert_eq!(droplet_status(&fake, &droplet).await, "gone");
+}
+
+/// The CI venv's Python (`CME_TEST_PYTHON`), for the official clients' conformance runs.
+fn client_python() -> Option<std::path::PathBuf> {
+    let candidates: Vec<std::path::PathBuf> = std::env::var_os("CME_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache/cme-venv/bin/python")))
+        .collect();
+    tool(&candidates, "pip install pydo in the venv of CME_TEST_PYTHON, see .ci/run")
+}
+
+#[test]
+fn the_fake_digitalocean_answers_pydo_as_the_api_does() {
+    let Some(python) = client_python() else { return };
+    let fake = cme_test_peers::clouds::FakeCloud::digitalocean(DO_TOKEN);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cme-test-peers/fakes/conformance/digitalocean.py");
+    let output = std::process::Command::new(python).arg(script).args([fake.url.as_str(), DO_TOKEN]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "pydo against the fake:\n{stdout}\n{stderr}");
+    assert_eq!(stdout.trim(), "ok");
+}

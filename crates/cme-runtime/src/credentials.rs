@@ -60,6 +60,13 @@ pub trait SshStore: Send + Sync + 'static {
         let _ = undo;
         Err(SshStoreError::Unavailable("undos are not available on this engine".into()))
     }
+
+    /// Moves a pending undo's due time to `undo.due` (a fault's hold counted from when the
+    /// fault was in place); false when it is no longer pending (it ran, or was cancelled).
+    async fn reschedule_undo(&self, undo: &Undo) -> Result<bool, SshStoreError> {
+        let _ = undo;
+        Err(SshStoreError::Unavailable("undos are not available on this engine".into()))
+    }
 }
 
 /// The SSH backend: engine-wide settings plus where keys come from.

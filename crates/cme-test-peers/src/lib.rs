@@ -1,7 +1,8 @@
 //! Real peers for tests, started and stopped by the test that needs them (a private sshd,
-//! a private PostgreSQL cluster). Only the `[dev-dependencies]` of other crates and the
+//! a private PostgreSQL cluster, fake cloud APIs where no emulator runs here). Only the `[dev-dependencies]` of other crates and the
 //! xtask harnesses use this crate.
 
+pub mod clouds;
 pub mod containers;
 pub mod dates;
 pub mod postgres;

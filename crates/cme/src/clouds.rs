@@ -9,10 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use cme_cloud::compute::rest::Rest;
 use cme_cloud::compute::{Cloud, CloudFence, ProviderKind};
+use cme_cloud::http::HttpCredential;
 use serde::Deserialize;
 
 use crate::config::{CredentialKind, Ec2File, HttpCredentialFile};
+
+/// How long one request to a provider's API may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The longest an operation may be given to finish.
 const MAX_OPERATION_TIMEOUT_SECONDS: u64 = 3600;
@@ -59,13 +64,15 @@ pub fn clouds(
     ec2_file: &Ec2File,
     ec2: &Arc<cme_cloud::ec2::Ec2>,
     credentials: &[HttpCredentialFile],
+    built: &[Arc<HttpCredential>],
 ) -> anyhow::Result<Vec<Cloud>> {
     let mut clouds = Vec::new();
     for (i, file) in files.iter().enumerate() {
         if files[..i].iter().any(|other| other.name == file.name) {
             bail!("[[clouds]]: the name {:?} is used twice", file.name);
         }
-        let cloud = build(file, ec2_file, ec2, credentials).with_context(|| format!("[[clouds]] {:?}", file.name))?;
+        let cloud =
+            build(file, ec2_file, ec2, credentials, built).with_context(|| format!("[[clouds]] {:?}", file.name))?;
         clouds.push(cloud);
     }
     if !files.iter().any(|file| file.name == "aws") {
@@ -100,6 +107,7 @@ fn build(
     ec2_file: &Ec2File,
     ec2: &Arc<cme_cloud::ec2::Ec2>,
     credentials: &[HttpCredentialFile],
+    built: &[Arc<HttpCredential>],
 ) -> anyhow::Result<Cloud> {
     if file.name.is_empty()
         || !file.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
@@ -114,12 +122,16 @@ fn build(
     if let Some(endpoint) = &file.endpoint {
         check_endpoint(endpoint)?;
     }
-    if let Some(ca_file) = &file.ca_file {
-        let pem = std::fs::read(ca_file).with_context(|| format!("ca_file: reading {}", ca_file.display()))?;
-        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-            bail!("ca_file: {} holds no PEM certificate", ca_file.display());
+    let ca_pem = match &file.ca_file {
+        Some(ca_file) => {
+            let pem = std::fs::read(ca_file).with_context(|| format!("ca_file: reading {}", ca_file.display()))?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                bail!("ca_file: {} holds no PEM certificate", ca_file.display());
+            }
+            Some(pem)
         }
-    }
+        None => None,
+    };
     let fence = CloudFence {
         required_tags: file.required_tags.clone(),
         max_nodes_per_run: match file.max_nodes_per_run {
@@ -149,9 +161,20 @@ fn build(
             let provider = cme_cloud::compute::aws::AwsCompute::new(ec2.clone(), file.regions.clone())?;
             Ok(Cloud::new(&file.name, Arc::new(provider), fence))
         }
+        ProviderKind::DigitalOcean => {
+            let credential = credential.expect("checked: digitalocean needs one");
+            let credential =
+                built.iter().find(|c| c.name() == credential.name).cloned().expect("built from the same file");
+            let endpoint = file.endpoint.as_deref().unwrap_or(cme_cloud::compute::digitalocean::DEFAULT_ENDPOINT);
+            check_covered(&credential, endpoint)?;
+            let rest = Rest::new(ProviderKind::DigitalOcean, credential, ca_pem.as_deref(), REQUEST_TIMEOUT)?;
+            let provider =
+                cme_cloud::compute::digitalocean::DigitalOcean::new(rest, Some(endpoint), file.regions.clone())?;
+            Ok(Cloud::new(&file.name, Arc::new(provider), fence))
+        }
         other => {
-            let _ = credential;
-            bail!("provider {other}: this engine has no driver for it yet (aws is available)")
+            let _ = (credential, ca_pem);
+            bail!("provider {other}: this engine has no driver for it yet (aws and digitalocean are available)")
         }
     }
 }
@@ -232,6 +255,18 @@ fn check_tag(provider: ProviderKind, key: &str, value: &str) -> anyhow::Result<(
                 ProviderKind::DigitalOcean => " (tags are letters, digits, - and _, as key:value)",
                 _ => "",
             }
+        );
+    }
+    Ok(())
+}
+
+/// Every URL that receives the credential must be among its `urls`: the endpoint first.
+fn check_covered(credential: &HttpCredential, endpoint: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(endpoint).map_err(|e| anyhow::anyhow!("endpoint {endpoint:?}: {e}"))?;
+    if !credential.matches(&url) {
+        bail!(
+            "credential {:?} is not sent to {endpoint}: its urls must cover the provider's endpoint",
+            credential.name()
         );
     }
     Ok(())

@@ -99,7 +99,7 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
     let own_sockets = vec![listener.local_addr().context("reading the bound address")?];
     let ec2 = Arc::new(ec2_backend(file.ec2.endpoint_url.clone()).await);
     let credentials = file.http.credentials().await?;
-    let clouds = crate::clouds::clouds(&file.clouds, &file.ec2, &ec2, &file.http.credentials)?;
+    let clouds = crate::clouds::clouds(&file.clouds, &file.ec2, &ec2, &file.http.credentials, &credentials)?;
     let undo_armed = Arc::new(tokio::sync::Notify::new());
     let credential_names: Vec<String> = credentials.iter().map(|c| c.name().to_string()).collect();
     let mut runtime_config = RuntimeConfig {

@@ -49,4 +49,16 @@ impl cme_runtime::SshStore for StoredSsh {
         self.undo_armed.notify_one();
         Ok(())
     }
+
+    async fn reschedule_undo(&self, undo: &Undo) -> Result<bool, SshStoreError> {
+        let audit = cme_engine::AuditEvent::action(
+            "runtime",
+            "undo.reschedule",
+            format!("{}: due {} (its fault is in place)", undo.id, undo.due.to_rfc3339()),
+        );
+        let moved =
+            self.storage.update_undo(undo, &audit).await.map_err(|e| SshStoreError::Unavailable(e.to_string()))?;
+        self.undo_armed.notify_one();
+        Ok(moved)
+    }
 }

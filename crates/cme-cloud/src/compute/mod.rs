@@ -10,7 +10,9 @@
 //! re-reads and sends nothing that changes a node.
 
 pub mod aws;
+pub mod digitalocean;
 mod node;
+pub mod rest;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -97,6 +99,13 @@ pub trait Provider: Send + Sync + 'static {
     /// answers with an asynchronous operation of its own, follows it until it ends or
     /// `deadline` passes. The cloud then follows the node's state.
     fn request<'a>(&'a self, node: &'a Node, operation: Operation, deadline: tokio::time::Instant) -> Pending<'a, ()>;
+
+    /// Whether an operation the provider is still running holds the node, where its state
+    /// does not show it (a DigitalOcean shutdown keeps the droplet `active` until it ends).
+    /// A start waits for it. By default: never.
+    fn busy<'a>(&'a self, _node: &'a Node) -> Pending<'a, bool> {
+        Box::pin(async { Ok(false) })
+    }
 
     /// The form of an id two ids are compared in (Azure's ARM ids are case-insensitive).
     fn id_key(&self, id: &str) -> String {
@@ -340,6 +349,21 @@ impl CloudRun {
             )));
         }
         let deadline = tokio::time::Instant::now() + self.cloud.fence.operation_timeout;
+        if operation == Operation::Start && !self.dry_run {
+            // A stop still under way (a revert due early, on a halt) would leave the node
+            // stopped after this start found it running.
+            while self.cloud.provider.busy(&listed).await? {
+                if tokio::time::Instant::now() + self.cloud.poll > deadline {
+                    return Err(ComputeError::Timeout {
+                        operation,
+                        node: listed.id,
+                        seconds: self.cloud.fence.operation_timeout.as_secs(),
+                        state: NodeState::Stopping,
+                    });
+                }
+                tokio::time::sleep(self.cloud.poll).await;
+            }
+        }
         let Some(mut node) = self.cloud.provider.read_node(&listed).await? else {
             return if operation == Operation::Destroy {
                 Ok(Checked::Done(Acted {

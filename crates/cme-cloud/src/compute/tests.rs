@@ -14,11 +14,19 @@ struct Memory {
     requests: Mutex<Vec<(Operation, String)>>,
     slow_reads: Mutex<u32>,
     slow: u32,
+    /// Answers of `busy` still true (a stop the provider runs without showing it).
+    busy: Mutex<u32>,
 }
 
 impl Memory {
     fn with(nodes: Vec<Node>, slow: u32) -> Arc<Memory> {
-        Arc::new(Memory { nodes: Mutex::new(nodes), requests: Mutex::default(), slow_reads: Mutex::new(0), slow })
+        Arc::new(Memory {
+            nodes: Mutex::new(nodes),
+            requests: Mutex::default(),
+            slow_reads: Mutex::new(0),
+            slow,
+            busy: Mutex::new(0),
+        })
     }
 
     fn requests(&self) -> Vec<(Operation, String)> {
@@ -52,6 +60,21 @@ impl Provider for Memory {
                 }
             }
             Ok(Some(found.clone()))
+        })
+    }
+
+    fn busy<'a>(&'a self, _node: &'a Node) -> Pending<'a, bool> {
+        Box::pin(async move {
+            let mut busy = self.busy.locked();
+            if *busy == 0 {
+                return Ok(false);
+            }
+            *busy -= 1;
+            if *busy == 0 {
+                // The stop it ran ends: the node is stopped now.
+                self.nodes.locked().iter_mut().for_each(|n| n.state = NodeState::Stopped);
+            }
+            Ok(true)
         })
     }
 
@@ -227,4 +250,14 @@ async fn a_revert_starts_a_stopped_node_it_never_listed_even_without_its_tags() 
     assert_eq!((started.previous, started.current), (NodeState::Stopped, NodeState::Running));
     assert!(cloud.start_again("1", None, None).await.unwrap().already);
     assert_eq!(memory.requests(), [(Operation::Start, "1".to_string())]);
+}
+
+#[tokio::test]
+async fn a_start_waits_for_a_stop_the_provider_still_runs_though_the_node_looks_running() {
+    let memory = Memory::with(vec![node("1", NodeState::Running, &[])], 0);
+    *memory.busy.locked() = 3;
+    let cloud = cloud(&memory, CloudFence::default());
+    let started = cloud.start_again("1", None, None).await.unwrap();
+    assert_eq!((started.previous, started.current, started.already), (NodeState::Stopped, NodeState::Running, false));
+    assert_eq!(memory.requests(), [(Operation::Start, "1".to_string())], "started once the stop had ended");
 }

@@ -143,6 +143,13 @@ impl HttpCredential {
         self.urls.iter().any(|p| p.matches(url))
     }
 
+    /// Drops a cached token (a provider answered 401): the next use gets a new one.
+    pub(crate) async fn forget_token(&self) {
+        if let Kind::Gcp(account) = &self.kind {
+            *account.cached.lock().await = None;
+        }
+    }
+
     /// Adds the credential to `request` (replacing a header of the same name the plugin
     /// set); returns the strings to scrub from the response.
     pub(crate) async fn apply(&self, request: &mut reqwest::Request) -> Result<Vec<String>, HttpError> {

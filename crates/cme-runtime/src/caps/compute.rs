@@ -244,6 +244,7 @@ impl CallState {
             self.audit(call, target, Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
         }
+        let mut armed = None;
         if dry_run {
             self.caps.as_mut().expect("admitted").actions.push(format!(
                 "would {} {node_id} on cloud {cloud}{}",
@@ -264,8 +265,17 @@ impl CallState {
                 },
             };
             let words = format!("start {} on cloud {cloud}", node.id);
-            if let Err(refused) = self.arm_revert(call, &target, revert, words, hold_ms).await {
-                return Ok(Err(refused));
+            // Not due before the stop is in place (or abandoned at the operation's
+            // timeout): a revert that ran while the stop was still under way would find
+            // the node running and leave it stopped. The hold counts from the stop's end.
+            let timeout = self.caps.as_ref().and_then(|c| c.backends.clouds.iter().find(|c| c.name() == cloud)).map_or(
+                Duration::ZERO,
+                |c| c.fence().operation_timeout,
+            );
+            let until_in_place = hold_ms.saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+            match self.arm_revert(call, &target, revert, words, until_in_place).await {
+                Ok(undo) => armed = Some((undo, hold_ms)),
+                Err(refused) => return Ok(Err(refused)),
             }
             // On aws, tagged as `ec2.stop-instances` tags what it stops.
             let ec2 = self.caps.as_ref().and_then(|c| c.backends.ec2.clone());
@@ -279,7 +289,11 @@ impl CallState {
             caps.units.compute.acted += 1;
         }
         let run = caps.units.compute.clouds.get_mut(&cloud).expect("listed above");
-        match run.act(ready).await {
+        let acted = run.act(ready).await;
+        if let (Ok(_), Some((undo, hold_ms))) = (&acted, armed) {
+            self.hold_from_now(undo, hold_ms).await;
+        }
+        match acted {
             Ok(acted) => {
                 let outcome = if acted.dry_run {
                     "not changed: dry run".to_string()
@@ -290,6 +304,18 @@ impl CallState {
                 Ok(Ok(wit_acted(acted)))
             }
             Err(error) => Ok(Err(self.compute_failed(call, target, error))),
+        }
+    }
+
+    /// Moves a stop's revert to `hold_ms` from now, the stop being in place (best effort:
+    /// it stays due at the later time it was armed with).
+    async fn hold_from_now(&mut self, mut undo: cme_model::undo::Undo, hold_ms: u64) {
+        let Some(store) = self.caps.as_ref().and_then(|c| c.backends.ssh.as_ref()).map(|ssh| ssh.store.clone()) else {
+            return;
+        };
+        undo.due = chrono::Utc::now() + Duration::from_millis(hold_ms);
+        if let Err(error) = store.reschedule_undo(&undo).await {
+            tracing::warn!(undo = %undo.id, %error, "cannot move the revert to the end of the hold; it runs later");
         }
     }
 

@@ -202,7 +202,7 @@ impl CallState {
         revert: Revert,
         words: String,
         hold_ms: u64,
-    ) -> Result<String, HostError> {
+    ) -> Result<Undo, HostError> {
         let caps = self.caps.as_ref().expect("admitted");
         let Some(store) = caps.backends.ssh.as_ref().map(|ssh| ssh.store.clone()) else {
             let reason = "this engine has no revert ledger (the undo store), so the fault must not be made".to_string();
@@ -220,7 +220,7 @@ impl CallState {
         let undo = self.new_undo(revert, (region, 0, String::new(), String::new()), words, Duration::from_millis(hold_ms));
         self.store_undo(&store, call, target, &undo).await?;
         self.audit("undo.arm", undo.target(), Decision::Allowed, Some(format!("armed {}: {}", undo.id, undo.command)));
-        Ok(undo.id)
+        Ok(undo)
     }
 
     /// Stores an undo before its fault is made; a refusal (audited) means the fault
