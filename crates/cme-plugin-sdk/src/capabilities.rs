@@ -253,6 +253,21 @@ pub mod compute {
     use crate::HostError;
     pub use crate::wit::cme::plugin::compute::{Acted, Node, NodeFilters, NodeState};
 
+    /// The state's word, as the engine's node model and its API spell it.
+    pub fn state_word(state: NodeState) -> &'static str {
+        match state {
+            NodeState::Pending => "pending",
+            NodeState::Running => "running",
+            NodeState::Stopping => "stopping",
+            NodeState::Stopped => "stopped",
+            NodeState::Rebooting => "rebooting",
+            NodeState::Terminated => "terminated",
+            NodeState::Suspended => "suspended",
+            NodeState::Error => "error",
+            NodeState::Unknown => "unknown",
+        }
+    }
+
     /// The clouds this plugin may use, by name.
     pub fn clouds() -> Vec<String> {
         #[cfg(target_arch = "wasm32")]

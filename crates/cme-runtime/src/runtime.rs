@@ -31,6 +31,50 @@ use crate::plugin::{Plugin, PluginInner, Pre};
 use crate::state::{CallState, breach};
 use crate::ticker::Ticker;
 
+/// The call body of `describe` for a component of an older contract (0.2.0, 0.3.0): its
+/// answer converted to the current types.
+macro_rules! converted_describe {
+    ($pre:ident) => {
+        Box::new(move |store| {
+            Box::pin(async move {
+                convert_version($pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
+            })
+        })
+    };
+}
+
+/// The call body of `plan` for a planner of an older contract (0.2.0, 0.3.0).
+macro_rules! converted_plan {
+    ($pre:ident, $version:ident, $ctx:ident, $window:ident, $args:ident) => {
+        Box::new(move |store| {
+            Box::pin(async move {
+                let (ctx, window): ($version::planner::PlanContext, $version::planner::Window) =
+                    (convert_version($ctx)?, convert_version($window)?);
+                let answer =
+                    $pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &ctx, &$args, window).await?;
+                Ok(match answer {
+                    Ok(schedule) => Ok((convert_version(schedule.instants)?, schedule.recurring)),
+                    Err(e) => Err(convert_version(e)?),
+                })
+            })
+        })
+    };
+}
+
+/// The call body of `run` or `check` for a component of an older contract (0.2.0,
+/// 0.3.0): the context converted to its version's, the answer back to the current one.
+macro_rules! converted_call {
+    ($pre:ident, $context:ty, $call:ident, $ctx:ident, $args:ident) => {
+        Box::new(move |store| {
+            Box::pin(async move {
+                let ctx: $context = convert_version($ctx)?;
+                let answer = $pre.instantiate_async(&mut *store).await?.$call(&mut *store, &ctx, &$args).await?;
+                convert_version(answer)
+            })
+        })
+    };
+}
+
 /// `describe()` must answer within this, in a sandbox without capabilities.
 pub const DESCRIBE_DEADLINE: Duration = Duration::from_secs(1);
 
@@ -252,36 +296,12 @@ impl Runtime {
             Pre::Probe(pre) => Box::new(move |store| {
                 Box::pin(async move { pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
             }),
-            Pre::V03Planner(pre) => Box::new(move |store| {
-                Box::pin(async move {
-                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
-                })
-            }),
-            Pre::V02Planner(pre) => Box::new(move |store| {
-                Box::pin(async move {
-                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
-                })
-            }),
-            Pre::V03Attack(pre) => Box::new(move |store| {
-                Box::pin(async move {
-                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
-                })
-            }),
-            Pre::V02Attack(pre) => Box::new(move |store| {
-                Box::pin(async move {
-                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
-                })
-            }),
-            Pre::V03Probe(pre) => Box::new(move |store| {
-                Box::pin(async move {
-                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
-                })
-            }),
-            Pre::V02Probe(pre) => Box::new(move |store| {
-                Box::pin(async move {
-                    convert_version(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
-                })
-            }),
+            Pre::V03Planner(pre) => converted_describe!(pre),
+            Pre::V02Planner(pre) => converted_describe!(pre),
+            Pre::V03Attack(pre) => converted_describe!(pre),
+            Pre::V02Attack(pre) => converted_describe!(pre),
+            Pre::V03Probe(pre) => converted_describe!(pre),
+            Pre::V02Probe(pre) => converted_describe!(pre),
             Pre::LegacyPlanner(pre) => Box::new(move |store| {
                 Box::pin(async move {
                     legacy_info(pre.instantiate_async(&mut *store).await?.call_describe(&mut *store).await?)
@@ -426,30 +446,8 @@ impl Runtime {
                     Ok(answer.map(|schedule| (schedule.instants, schedule.recurring)))
                 })
             }),
-            Pre::V03Planner(pre) => Box::new(move |store| {
-                Box::pin(async move {
-                    let (ctx, window): (v0_3::planner::PlanContext, v0_3::planner::Window) =
-                        (convert_version(wit_ctx)?, convert_version(window)?);
-                    let answer =
-                        pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &ctx, &args, window).await?;
-                    Ok(match answer {
-                        Ok(schedule) => Ok((convert_version(schedule.instants)?, schedule.recurring)),
-                        Err(e) => Err(convert_version(e)?),
-                    })
-                })
-            }),
-            Pre::V02Planner(pre) => Box::new(move |store| {
-                Box::pin(async move {
-                    let (ctx, window): (v0_2::planner::PlanContext, v0_2::planner::Window) =
-                        (convert_version(wit_ctx)?, convert_version(window)?);
-                    let answer =
-                        pre.instantiate_async(&mut *store).await?.call_plan(&mut *store, &ctx, &args, window).await?;
-                    Ok(match answer {
-                        Ok(schedule) => Ok((convert_version(schedule.instants)?, schedule.recurring)),
-                        Err(e) => Err(convert_version(e)?),
-                    })
-                })
-            }),
+            Pre::V03Planner(pre) => converted_plan!(pre, v0_3, wit_ctx, window, args),
+            Pre::V02Planner(pre) => converted_plan!(pre, v0_2, wit_ctx, window, args),
             Pre::Attack(_)
             | Pre::V03Attack(_)
             | Pre::V02Attack(_)
@@ -529,22 +527,8 @@ impl Runtime {
                         pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await
                     })
                 }),
-                Pre::V03Attack(pre) => Box::new(move |store| {
-                    Box::pin(async move {
-                        let ctx: v0_3::attack::RunContext = convert_version(ctx)?;
-                        let answer =
-                            pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await?;
-                        convert_version(answer)
-                    })
-                }),
-                Pre::V02Attack(pre) => Box::new(move |store| {
-                    Box::pin(async move {
-                        let ctx: v0_2::attack::RunContext = convert_version(ctx)?;
-                        let answer =
-                            pre.instantiate_async(&mut *store).await?.call_run(&mut *store, &ctx, &args).await?;
-                        convert_version(answer)
-                    })
-                }),
+                Pre::V03Attack(pre) => converted_call!(pre, v0_3::attack::RunContext, call_run, ctx, args),
+                Pre::V02Attack(pre) => converted_call!(pre, v0_2::attack::RunContext, call_run, ctx, args),
                 Pre::LegacyAttack(pre) => Box::new(move |store| {
                     Box::pin(async move {
                         let legacy_ctx = legacy::attack::RunContext {
@@ -623,22 +607,8 @@ impl Runtime {
                         pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await
                     })
                 }),
-                Pre::V03Probe(pre) => Box::new(move |store| {
-                    Box::pin(async move {
-                        let ctx: v0_3::probe::ProbeContext = convert_version(ctx)?;
-                        let answer =
-                            pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await?;
-                        convert_version(answer)
-                    })
-                }),
-                Pre::V02Probe(pre) => Box::new(move |store| {
-                    Box::pin(async move {
-                        let ctx: v0_2::probe::ProbeContext = convert_version(ctx)?;
-                        let answer =
-                            pre.instantiate_async(&mut *store).await?.call_check(&mut *store, &ctx, &args).await?;
-                        convert_version(answer)
-                    })
-                }),
+                Pre::V03Probe(pre) => converted_call!(pre, v0_3::probe::ProbeContext, call_check, ctx, args),
+                Pre::V02Probe(pre) => converted_call!(pre, v0_2::probe::ProbeContext, call_check, ctx, args),
                 _ => unreachable!("checked above"),
             };
         let (result, record) = self.call(state, body, Box::pin(std::future::pending())).await;

@@ -116,8 +116,8 @@ pub fn act(ctx: &RunContext, args: &NodeTargetArgs, action: &Action) -> Result<R
             "node_id": a.node_id,
             "name": node(&a.node_id).map(|n| n.name.clone()),
             "zone": node(&a.node_id).and_then(|n| n.zone.clone()),
-            "previous_state": state(a.previous_state),
-            "current_state": state(a.current_state),
+            "previous_state": compute::state_word(a.previous_state),
+            "current_state": compute::state_word(a.current_state),
             "already": a.already,
         })).collect::<Vec<_>>(),
         "dry_run": ctx.dry_run,
@@ -127,20 +127,4 @@ pub fn act(ctx: &RunContext, args: &NodeTargetArgs, action: &Action) -> Result<R
         report = report.target(id);
     }
     Ok(report)
-}
-
-/// The state's word, as the host's node model spells it.
-pub fn state(state: compute::NodeState) -> &'static str {
-    use compute::NodeState::*;
-    match state {
-        Pending => "pending",
-        Running => "running",
-        Stopping => "stopping",
-        Stopped => "stopped",
-        Rebooting => "rebooting",
-        Terminated => "terminated",
-        Suspended => "suspended",
-        Error => "error",
-        Unknown => "unknown",
-    }
 }
