@@ -393,3 +393,45 @@ fn the_fake_digitalocean_answers_pydo_as_the_api_does() {
     assert!(output.status.success(), "pydo against the fake:\n{stdout}\n{stderr}");
     assert_eq!(stdout.trim(), "ok");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_droplet_stopped_by_an_engine_killed_mid_step_is_started_by_the_next_engine() {
+    let fake = cme_test_peers::clouds::FakeCloud::digitalocean(DO_TOKEN);
+    let made = fake_call(
+        &fake,
+        reqwest::Method::POST,
+        "/_fake/droplets",
+        Some(json!({"name": "held", "region": "ams3", "tags": ["chaos:yes"]})),
+    )
+    .await;
+    let droplet = made["droplet"]["id"].to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let quick = "run_deadline_seconds = 30\nlease_margin_seconds = 1\nreaper_interval_seconds = 1\n";
+    let options = |database_url: Option<String>| Options {
+        config: Some(format!("{quick}{}", digitalocean_config(&fake))),
+        database_url,
+        ..Options::default()
+    };
+    let mut engine = Engine::start(dir.path(), Backend::Sqlite, options(None));
+    let api = engine.client();
+    let stop = json!({"ref": "stop_random_node:StopRandomNode", "args": {"cloud": "do-ams", "duration_seconds": 600}});
+    let body = json!({
+        "name": "a droplet held across a crash",
+        "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": in_seconds(1)}},
+        "steps": [{"name": "stop", "duration_seconds": 600, "attack": stop}],
+    });
+    let created = api.post("/api/1/plans/", &body).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["_embedded"]["executors"][0]["id"].as_str().unwrap().to_string();
+    wait_for("the stop", async || droplet_status(&fake, &droplet).await == "off").await;
+    let database_url = engine.database_url.clone();
+    engine.kill9();
+    assert_eq!(droplet_status(&fake, &droplet).await, "off", "nothing reverted it yet");
+    let engine = Engine::start(dir.path(), Backend::Sqlite, options(Some(database_url)));
+    let api = engine.client();
+    wait_for("the revert after the crash", async || droplet_status(&fake, &droplet).await == "active").await;
+    let executor = api.wait_executor(&id, is_terminal).await;
+    assert_eq!(executor["status"], "failed", "reaped: {executor}");
+    let undo = crate::inventories::undo_of(&api, &id).await;
+    assert_eq!((undo["kind"].as_str(), undo["state"].as_str()), (Some("compute"), Some("done")), "{undo}");
+}

@@ -214,7 +214,7 @@ builtins = ["api-request"]
     )
     .unwrap();
     assert_eq!(claims["iss"], "chaos@project.iam.gserviceaccount.com");
-    assert_eq!(claims["aud"], capture.url("/token"));
+    assert_eq!(claims["aud"], "https://oauth2.googleapis.com/token", "Google's audience, whatever the token_uri");
     assert_eq!(claims["scope"], "https://www.googleapis.com/auth/compute");
 
     // The echo came back to the plugin scrubbed: its report shows *** where the secret was.

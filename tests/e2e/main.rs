@@ -11,6 +11,7 @@ mod calendar_subscriptions;
 mod calendars;
 mod cli;
 mod cloud_ec2;
+mod cloud_gce;
 mod cloud_ssh;
 mod clouds;
 mod continuous;

@@ -13,7 +13,20 @@ use std::process::{Child, Command, Stdio};
 pub struct FakeCloud {
     /// `http://127.0.0.1:PORT`
     pub url: String,
+    /// GCE: the service account's key, as Google hands it out (JSON with `client_email`,
+    /// `private_key`, `token_uri` pointing at the fake's token endpoint).
+    pub service_account_key: Option<String>,
     child: Child,
+}
+
+/// The CI venv's Python (`CME_TEST_PYTHON`, else `~/.cache/cme-venv/bin/python`, else
+/// `python3`): the GCE fake checks signatures with `cryptography`, which moto brings.
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/cme-venv/bin/python"));
+    std::env::var_os("CME_TEST_PYTHON")
+        .map(PathBuf::from)
+        .or(venv.filter(|p| p.exists()))
+        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 impl FakeCloud {
@@ -22,9 +35,40 @@ impl FakeCloud {
         FakeCloud::start("digitalocean.py", &[token])
     }
 
+    /// Compute Engine API v1 and Google's OAuth token endpoint (`fakes/gce.py`) for
+    /// `project`, with a fresh service account whose key is [`FakeCloud::service_account_key`].
+    pub fn gce(project: &str) -> FakeCloud {
+        const EMAIL: &str = "chaos@cme-tests.iam.gserviceaccount.com";
+        let keys = Command::new(python())
+            .args(["-c", GENERATE_KEY])
+            .output()
+            .unwrap_or_else(|e| panic!("generating a service-account key: {e}"));
+        assert!(keys.status.success(), "generating a key: {}", String::from_utf8_lossy(&keys.stderr));
+        let keys: serde_json::Value = serde_json::from_slice(&keys.stdout).expect("the key pair as JSON");
+        // One file per fake: tests start theirs at once, in one process.
+        static FAKES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nth = FAKES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let public = std::env::temp_dir().join(format!("cme-fake-gce-{}-{nth}.pem", std::process::id()));
+        std::fs::write(&public, keys["public"].as_str().expect("a public key")).expect("writing the public key");
+        let mut fake = FakeCloud::start("gce.py", &[project, EMAIL, public.to_str().expect("a UTF-8 path")]);
+        // Read at its start, before it printed its port.
+        let _ = std::fs::remove_file(&public);
+        let key = serde_json::json!({
+            "type": "service_account",
+            "project_id": project,
+            "private_key_id": "0123456789abcdef",
+            "private_key": keys["private"],
+            "client_email": EMAIL,
+            "client_id": "100000000000000000001",
+            "token_uri": format!("{}/token", fake.url),
+        });
+        fake.service_account_key = Some(key.to_string());
+        fake
+    }
+
     fn start(script: &str, args: &[&str]) -> FakeCloud {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fakes").join(script);
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python())
             .arg(&path)
             .args(args)
             .stdin(Stdio::null())
@@ -35,7 +79,7 @@ impl FakeCloud {
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("the fake prints its port");
         let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("{script} printed {line:?}, not its port"));
-        FakeCloud { url: format!("http://127.0.0.1:{port}"), child }
+        FakeCloud { url: format!("http://127.0.0.1:{port}"), service_account_key: None, child }
     }
 }
 
@@ -45,3 +89,15 @@ impl Drop for FakeCloud {
         let _ = self.child.wait();
     }
 }
+
+/// Prints a fresh RSA key pair as JSON (`private`: PKCS#8 PEM, `public`: SPKI PEM).
+const GENERATE_KEY: &str = "
+import json
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+print(json.dumps({
+    'private': key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
+    'public': key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(),
+}))
+";

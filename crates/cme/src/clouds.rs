@@ -162,9 +162,7 @@ fn build(
             Ok(Cloud::new(&file.name, Arc::new(provider), fence))
         }
         ProviderKind::DigitalOcean => {
-            let credential = credential.expect("checked: digitalocean needs one");
-            let credential =
-                built.iter().find(|c| c.name() == credential.name).cloned().expect("built from the same file");
+            let credential = built_credential(credential, built)?;
             let endpoint = file.endpoint.as_deref().unwrap_or(cme_cloud::compute::digitalocean::DEFAULT_ENDPOINT);
             check_covered(&credential, endpoint)?;
             let rest = Rest::new(ProviderKind::DigitalOcean, credential, ca_pem.as_deref(), REQUEST_TIMEOUT)?;
@@ -172,9 +170,18 @@ fn build(
                 cme_cloud::compute::digitalocean::DigitalOcean::new(rest, Some(endpoint), file.regions.clone())?;
             Ok(Cloud::new(&file.name, Arc::new(provider), fence))
         }
+        ProviderKind::Gce => {
+            let credential = built_credential(credential, built)?;
+            let endpoint = file.endpoint.as_deref().unwrap_or(cme_cloud::compute::gce::DEFAULT_ENDPOINT);
+            check_covered(&credential, endpoint)?;
+            let rest = Rest::new(ProviderKind::Gce, credential, ca_pem.as_deref(), REQUEST_TIMEOUT)?;
+            let project = file.project.as_deref().unwrap_or_default();
+            let provider = cme_cloud::compute::gce::Gce::new(rest, Some(endpoint), project, file.zones.clone())?;
+            Ok(Cloud::new(&file.name, Arc::new(provider), fence))
+        }
         other => {
             let _ = (credential, ca_pem);
-            bail!("provider {other}: this engine has no driver for it yet (aws and digitalocean are available)")
+            bail!("provider {other}: this engine has no driver for it yet (aws, gce and digitalocean are available)")
         }
     }
 }
@@ -258,6 +265,19 @@ fn check_tag(provider: ProviderKind, key: &str, value: &str) -> anyhow::Result<(
         );
     }
     Ok(())
+}
+
+/// The built credential a checked `[[clouds]]` entry names.
+fn built_credential(
+    named: Option<&HttpCredentialFile>,
+    built: &[Arc<HttpCredential>],
+) -> anyhow::Result<Arc<HttpCredential>> {
+    let name = named.map(|c| c.name.as_str()).unwrap_or_default();
+    built
+        .iter()
+        .find(|c| c.name() == name)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("credential {name:?} is not configured"))
 }
 
 /// Every URL that receives the credential must be among its `urls`: the endpoint first.

@@ -11,6 +11,7 @@
 
 pub mod aws;
 pub mod digitalocean;
+pub mod gce;
 mod node;
 pub mod rest;
 

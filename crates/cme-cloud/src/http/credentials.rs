@@ -248,6 +248,10 @@ pub(crate) fn scrub(bytes: &mut Vec<u8>, secrets: &[String]) {
     }
 }
 
+/// The `aud` of every Google service-account assertion (Google's documentation: "When
+/// making an access token request this value is always https://oauth2.googleapis.com/token").
+const GOOGLE_TOKEN_AUDIENCE: &str = "https://oauth2.googleapis.com/token";
+
 /// A Google service account: the JWT bearer flow (RFC 7523) against the key's `token_uri`.
 struct GcpServiceAccount {
     client_email: String,
@@ -304,7 +308,9 @@ impl GcpServiceAccount {
             return Ok(token.clone());
         }
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
-        let claims = serde_json::json!({"iss": self.client_email, "scope": self.scopes, "aud": self.token_uri, "iat": now, "exp": now + 3600});
+        // Google checks `aud` against its token endpoint's name whichever URL the key's
+        // token_uri names (google-auth sends the same).
+        let claims = serde_json::json!({"iss": self.client_email, "scope": self.scopes, "aud": GOOGLE_TOKEN_AUDIENCE, "iat": now, "exp": now + 3600});
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = self.key_id.clone();
         let assertion =
