@@ -435,3 +435,40 @@ async fn a_droplet_stopped_by_an_engine_killed_mid_step_is_started_by_the_next_e
     let undo = crate::inventories::undo_of(&api, &id).await;
     assert_eq!((undo["kind"].as_str(), undo["state"].as_str()), (Some("compute"), Some("done")), "{undo}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_budgets_min_running_counts_the_clouds_running_nodes_before_a_destroy() {
+    let fake = cme_test_peers::clouds::FakeCloud::digitalocean(DO_TOKEN);
+    for i in 0..3 {
+        fake_call(
+            &fake,
+            reqwest::Method::POST,
+            "/_fake/droplets",
+            Some(json!({"name": format!("web-{i}"), "region": "ams3", "tags": ["chaos:yes", "team:web"]})),
+        )
+        .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let budgets = "[budgets]\n[[budgets.groups]]\nname = \"web floor\"\ntag = \"team\"\nmin_running = 2\n\n";
+    let engine = Engine::start(
+        dir.path(),
+        Backend::Sqlite,
+        Options { config: Some(format!("{budgets}{}", digitalocean_config(&fake))), ..Options::default() },
+    );
+    let api = engine.client();
+    let body = || {
+        plan(
+            "one web droplet",
+            "terminate_random_node:TerminateRandomNode",
+            json!({"cloud": "do-ams", "tags": {"team": "web"}}),
+        )
+    };
+    let first = run_plan(&api, body()).await;
+    assert_eq!(first["status"], "succeeded", "3 running, 2 left: {first}");
+    let second = run_plan(&api, body()).await;
+    assert_eq!(second["status"], "failed", "{second}");
+    let error = second["error"].as_str().unwrap();
+    assert!(error.contains("web floor") && error.contains("min_running 2"), "{error}");
+    let left = fake_call(&fake, reqwest::Method::GET, "/v2/droplets?tag_name=team:web", None).await;
+    assert_eq!(left["droplets"].as_array().map(Vec::len), Some(2), "the budget kept two: {left}");
+}

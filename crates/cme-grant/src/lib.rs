@@ -267,6 +267,20 @@ mod tests {
     }
 
     #[test]
+    fn a_compute_grant_names_known_operations_and_defaults_to_one_node() {
+        let grant =
+            Grant::from_json(&serde_json::json!({"compute": {"clouds": ["prod"], "operations": ["stop-node"]}}))
+                .unwrap();
+        let compute = grant.compute.unwrap();
+        assert_eq!(compute.max_nodes_per_run, 1);
+        assert!(compute.allows("prod", "list-nodes") && compute.allows("prod", "stop-node"));
+        assert!(!compute.allows("prod", "destroy-node") && !compute.allows("staging", "list-nodes"));
+        let unknown = Grant::from_json(&serde_json::json!({"compute": {"operations": ["explode-node"]}})).unwrap_err();
+        assert!(unknown.to_string().contains("explode-node"), "{unknown}");
+        assert!(Grant::from_json(&serde_json::json!({"compute": {"regions": []}})).is_err(), "unknown fields refused");
+    }
+
+    #[test]
     fn grants_parse_from_json_and_reject_unknown_fields() {
         let grant =
             Grant::from_json(&serde_json::json!({"http": {"urls": ["https://api.example.com"]}, "scripts": true}))

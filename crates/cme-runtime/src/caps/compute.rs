@@ -427,3 +427,63 @@ fn wit_acted(acted: CloudActed) -> Acted {
         dry_run: acted.dry_run,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cme_grant::ComputeGrant;
+
+    fn declared(clouds: &[&str], operations: &[&str]) -> Vec<Capability> {
+        vec![Capability::Compute {
+            clouds: clouds.iter().map(|c| c.to_string()).collect(),
+            operations: operations.iter().map(|o| o.to_string()).collect(),
+        }]
+    }
+
+    fn granted(clouds: &[&str], operations: &[&str]) -> Grant {
+        Grant {
+            compute: Some(ComputeGrant {
+                clouds: clouds.iter().map(|c| c.to_string()).collect(),
+                operations: operations.iter().map(|o| o.to_string()).collect(),
+                required_tags: BTreeMap::new(),
+                max_nodes_per_run: 1,
+            }),
+            ..Grant::default()
+        }
+    }
+
+    fn check(declared: &[Capability], grant: &Grant, cloud: &str, operation: &str) -> Result<(), String> {
+        Compute::check(declared, grant, &Fences::default(), ComputeUse { cloud, operation }).map_err(|d| d.0)
+    }
+
+    #[test]
+    fn an_undeclared_cloud_or_operation_is_denied_whatever_the_grant() {
+        let grant = granted(&[], &["stop-node", "destroy-node"]);
+        let on_prod = declared(&["prod"], &["stop-node"]);
+        assert!(check(&on_prod, &grant, "staging", "list-nodes").unwrap_err().contains("not among the capabilities"));
+        assert!(check(&on_prod, &grant, "prod", "destroy-node").unwrap_err().contains("not among the capabilities"));
+        assert!(check(&[Capability::Ssh], &grant, "prod", "list-nodes").unwrap_err().contains("not among"));
+    }
+
+    #[test]
+    fn a_declared_use_the_grant_does_not_name_is_denied() {
+        let any = declared(&[], &["stop-node", "reboot-node"]);
+        assert!(check(&any, &Grant::default(), "prod", "list-nodes").unwrap_err().contains("compute is not granted"));
+        let listing_only = granted(&["prod"], &[]);
+        assert!(check(&any, &listing_only, "prod", "list-nodes").is_ok(), "listing needs no operation");
+        assert!(check(&any, &listing_only, "prod", "stop-node").unwrap_err().contains("is not granted"));
+        let other_cloud = granted(&["staging"], &["stop-node"]);
+        assert!(check(&any, &other_cloud, "prod", "stop-node").unwrap_err().contains("granted clouds"));
+        assert!(check(&any, &granted(&[], &["stop-node"]), "prod", "stop-node").is_ok(), "an empty list is any cloud");
+    }
+
+    #[test]
+    fn a_built_in_is_granted_what_it_declares_and_no_more() {
+        let mut grant = Grant::default();
+        Compute::grant_as_declared(&declared(&[], &["stop-node"]), &mut grant);
+        let compute = grant.compute.as_ref().unwrap();
+        assert_eq!((compute.clouds.len(), compute.operations.as_slice()), (0, &["stop-node".to_string()][..]));
+        assert!(check(&declared(&[], &["stop-node"]), &grant, "any", "stop-node").is_ok());
+        assert!(check(&declared(&[], &["stop-node", "destroy-node"]), &grant, "any", "destroy-node").is_err());
+    }
+}
