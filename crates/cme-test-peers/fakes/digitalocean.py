@@ -21,7 +21,8 @@ import json
 import sys
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fake_http import JsonHandler, serve
 
 PAGE = 2
 SLOW = 2
@@ -54,28 +55,12 @@ def action_doc(a):
             "resource_id": a["droplet"], "resource_type": "droplet", "region_slug": a["region"]}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def answer(self, status, body=None, headers=()):
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in headers:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def error(self, status, ident, message):
         self.answer(status, {"id": ident, "message": message, "request_id": "fake"})
 
-    def body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"{}")
+    def json_body(self):
+        return json.loads(self.body() or b"{}")
 
     def route(self, method):
         url = urllib.parse.urlsplit(self.path)
@@ -95,7 +80,7 @@ class Handler(BaseHTTPRequestHandler):
         if len(rest) == 2 and rest[0] == "droplets" and rest[1].isdigit():
             return self.droplet(method, int(rest[1]))
         if method == "POST" and len(rest) == 3 and rest[0] == "droplets" and rest[2] == "actions" and rest[1].isdigit():
-            return self.act(int(rest[1]), self.body())
+            return self.act(int(rest[1]), self.json_body())
         if method == "GET" and len(rest) == 3 and rest[0] == "droplets" and rest[2] == "actions" and rest[1].isdigit():
             return self.droplet_actions(int(rest[1]))
         if method == "GET" and len(rest) == 2 and rest[0] == "actions" and rest[1].isdigit():
@@ -185,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def fake(self, method, parts):
         if method == "POST" and parts == ["droplets"]:
-            spec = self.body()
+            spec = self.json_body()
             with LOCK:
                 STATE["next_id"] += 1
                 n = STATE["next_id"]
@@ -196,24 +181,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(201, {"droplet": droplet_doc(d)})
         if method == "POST" and parts == ["fail_next_action"]:
             with LOCK:
-                STATE["fail"].add(self.body()["type"])
+                STATE["fail"].add(self.json_body()["type"])
             return self.answer(204)
         if method == "GET" and parts == ["requests"]:
             with LOCK:
                 return self.answer(200, {"requests": STATE["requests"]})
         self.error(404, "not_found", "no such fake route")
 
-    def do_GET(self):
-        self.route("GET")
-
-    def do_POST(self):
-        self.route("POST")
-
-    def do_DELETE(self):
-        self.route("DELETE")
-
 
 if __name__ == "__main__":
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
+    serve(Handler)
