@@ -63,11 +63,7 @@ class Handler(JsonHandler):
         return json.loads(self.body() or b"{}")
 
     def route(self, method):
-        url = urllib.parse.urlsplit(self.path)
-        query = dict(urllib.parse.parse_qsl(url.query))
-        parts = [p for p in url.path.split("/") if p]
-        with LOCK:
-            STATE["requests"].append({"method": method, "path": url.path, "query": query})
+        url, query, parts = self.seen(method, STATE["requests"], LOCK)
         if parts[:1] == ["_fake"]:
             return self.fake(method, parts[1:])
         if self.headers.get("Authorization") != "Bearer " + TOKEN:

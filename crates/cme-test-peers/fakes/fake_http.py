@@ -3,6 +3,7 @@ routed to one `route(method)`, and serving on a loopback port printed on the fir
 of stdout (how cme_test_peers::clouds finds it)."""
 
 import json
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -25,6 +26,15 @@ class JsonHandler(BaseHTTPRequestHandler):
     def body(self):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length)
+
+    def seen(self, method, requests, lock):
+        """The request's URL, query and path segments, recorded in `requests` (what
+        `GET /_fake/requests` answers)."""
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        with lock:
+            requests.append({"method": method, "path": url.path, "query": query})
+        return url, query, [p for p in url.path.split("/") if p]
 
     def route(self, method):
         raise NotImplementedError

@@ -93,13 +93,8 @@ fn implied_aws(ec2_file: &Ec2File, ec2: &Arc<cme_cloud::ec2::Ec2>) -> anyhow::Re
         max_nodes_per_run: ec2_file.max_terminations_per_run.unwrap_or(1).max(1),
         ..CloudFence::default()
     };
-    let provider = cme_cloud::compute::aws::AwsCompute::new(ec2.clone(), regions)
-        .map_err(|e| anyhow::anyhow!("the aws cloud [ec2] implies: {e}; set [ec2] regions"));
-    match provider {
-        Ok(provider) => Ok(Cloud::new("aws", Arc::new(provider), fence)),
-        // No region anywhere: the cloud exists and says so when used.
-        Err(error) => Ok(Cloud::new("aws", Arc::new(NoRegion(error.to_string())), fence)),
-    }
+    // No region anywhere: the cloud exists and says so when used.
+    Ok(Cloud::new("aws", Arc::new(cme_cloud::compute::aws::AwsCompute::new(ec2.clone(), regions)), fence))
 }
 
 fn build(
@@ -158,7 +153,7 @@ fn build(
             {
                 bail!("regions: {outside:?} is outside [ec2] regions {:?}", ec2_file.regions);
             }
-            let provider = cme_cloud::compute::aws::AwsCompute::new(ec2.clone(), file.regions.clone())?;
+            let provider = cme_cloud::compute::aws::AwsCompute::new(ec2.clone(), file.regions.clone());
             Ok(Cloud::new(&file.name, Arc::new(provider), fence))
         }
         ProviderKind::DigitalOcean => {
@@ -339,38 +334,6 @@ fn check_credential<'a>(
         bail!("credential {name:?} is of kind {:?}, which provider {provider} does not take", credential.kind);
     }
     Ok(Some(credential))
-}
-
-/// The implied aws cloud when no region is known: every call says how to give one.
-struct NoRegion(String);
-
-impl cme_cloud::compute::Provider for NoRegion {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Aws
-    }
-
-    fn list_nodes<'a>(
-        &'a self,
-        _filters: &'a cme_cloud::compute::NodeFilters,
-    ) -> cme_cloud::compute::Pending<'a, Vec<cme_cloud::compute::Node>> {
-        Box::pin(async move { Err(cme_cloud::compute::ComputeError::InvalidArgument(self.0.clone())) })
-    }
-
-    fn read_node<'a>(
-        &'a self,
-        _node: &'a cme_cloud::compute::Node,
-    ) -> cme_cloud::compute::Pending<'a, Option<cme_cloud::compute::Node>> {
-        Box::pin(async move { Err(cme_cloud::compute::ComputeError::InvalidArgument(self.0.clone())) })
-    }
-
-    fn request<'a>(
-        &'a self,
-        _node: &'a cme_cloud::compute::Node,
-        _operation: cme_cloud::compute::Operation,
-        _deadline: tokio::time::Instant,
-    ) -> cme_cloud::compute::Pending<'a, ()> {
-        Box::pin(async move { Err(cme_cloud::compute::ComputeError::InvalidArgument(self.0.clone())) })
-    }
 }
 
 #[cfg(test)]

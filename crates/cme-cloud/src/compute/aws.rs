@@ -14,12 +14,9 @@ pub struct AwsCompute {
 }
 
 impl AwsCompute {
-    /// Nodes are listed in each of `regions` (at least one).
-    pub fn new(ec2: Arc<Ec2>, regions: Vec<String>) -> Result<AwsCompute, ComputeError> {
-        if regions.is_empty() {
-            return Err(ComputeError::InvalidArgument("an aws cloud needs at least one region".into()));
-        }
-        Ok(AwsCompute { ec2, regions })
+    /// Nodes are listed in each of `regions`; with none, a listing says how to give one.
+    pub fn new(ec2: Arc<Ec2>, regions: Vec<String>) -> AwsCompute {
+        AwsCompute { ec2, regions }
     }
 }
 
@@ -104,6 +101,11 @@ impl Provider for AwsCompute {
 
     fn list_nodes<'a>(&'a self, filters: &'a NodeFilters) -> Pending<'a, Vec<Node>> {
         Box::pin(async move {
+            if self.regions.is_empty() {
+                return Err(ComputeError::InvalidArgument(
+                    "the aws cloud has no region: set [ec2] regions (or AWS_REGION), or regions in [[clouds]]".into(),
+                ));
+            }
             let Some(ec2_filters) = ec2_filters(filters) else { return Ok(Vec::new()) };
             let mut nodes = Vec::new();
             for region in &self.regions {

@@ -314,11 +314,6 @@ impl CloudRun {
         &self.cloud
     }
 
-    /// Nodes this run stopped, rebooted or destroyed (what `max_nodes_per_run` counts).
-    pub fn acted(&self) -> u32 {
-        self.acted
-    }
-
     /// `operation` on the node `id` this run listed: [`CloudRun::check`], then
     /// [`CloudRun::act`].
     pub async fn operate(&mut self, operation: Operation, id: &str) -> Result<Acted, ComputeError> {

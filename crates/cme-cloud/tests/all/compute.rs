@@ -12,7 +12,7 @@ use crate::ec2::{aws, launch, moto_url, unique};
 
 async fn cloud(url: &str, regions: &[&str], fence: CloudFence) -> Cloud {
     let ec2 = Arc::new(Ec2::new(aws(url).await, Ec2Config::default()));
-    let provider = AwsCompute::new(ec2, regions.iter().map(|r| r.to_string()).collect()).unwrap();
+    let provider = AwsCompute::new(ec2, regions.iter().map(|r| r.to_string()).collect());
     Cloud::new("aws", Arc::new(provider), fence).with_poll(Duration::from_millis(50))
 }
 

@@ -227,7 +227,8 @@ impl CallState {
             Ok(run) => run,
             Err(refused) => return Ok(Err(refused)),
         };
-        let provider = run.cloud().provider();
+        let configured = run.cloud().clone();
+        let provider = configured.provider();
         let checked = run.check(operation, &node_id).await;
         let ready = match checked {
             Ok(Checked::Done(acted)) => {
@@ -239,7 +240,7 @@ impl CallState {
         };
         let node = ready.node().clone();
         if matches!(operation, Operation::Stop | Operation::Destroy)
-            && let Err(reason) = self.charge_nodes(&cloud, provider, &node, dry_run).await
+            && let Err(reason) = self.charge_nodes(&configured, &node, dry_run).await
         {
             self.audit(call, target, Decision::Denied(reason.clone()), None);
             return Ok(Err(HostError::BudgetExhausted(reason)));
@@ -268,10 +269,7 @@ impl CallState {
             // Not due before the stop is in place (or abandoned at the operation's
             // timeout): a revert that ran while the stop was still under way would find
             // the node running and leave it stopped. The hold counts from the stop's end.
-            let timeout = self.caps.as_ref().and_then(|c| c.backends.clouds.iter().find(|c| c.name() == cloud)).map_or(
-                Duration::ZERO,
-                |c| c.fence().operation_timeout,
-            );
+            let timeout = configured.fence().operation_timeout;
             let until_in_place = hold_ms.saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
             match self.arm_revert(call, &target, revert, words, until_in_place).await {
                 Ok(undo) => armed = Some((undo, hold_ms)),
@@ -322,16 +320,11 @@ impl CallState {
     /// Taking `node` out, charged to the operator's budgets: its group (by the rule's tag,
     /// in its region, on this cloud: no group spans two clouds; on `aws` the groups are
     /// those of the EC2 faults) keeps `min_running` running nodes, counted by listing.
-    async fn charge_nodes(&mut self, cloud: &str, provider: ProviderKind, node: &CloudNode, dry_run: bool) -> Result<(), String> {
-        let caps = self.caps.as_ref().expect("admitted");
+    async fn charge_nodes(&mut self, cloud: &Cloud, node: &CloudNode, dry_run: bool) -> Result<(), String> {
         let region = node.region.clone().or_else(|| node.zone.clone()).unwrap_or_default();
-        let place = if provider == ProviderKind::Aws { region } else { format!("{cloud}/{region}") };
-        let charge = self.charge(dry_run);
-        let Some(cloud) = caps.backends.clouds.iter().find(|c| c.name() == cloud).cloned() else {
-            return Err(format!("cloud {cloud:?} is not configured"));
-        };
+        let place = if cloud.provider() == ProviderKind::Aws { region } else { format!("{}/{region}", cloud.name()) };
         let tags: Vec<(String, String)> = node.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        super::budgets::charge(charge, &place, &[tags], &Running(cloud)).await
+        super::budgets::charge(self.charge(dry_run), &place, &[tags], &Running(cloud.clone())).await
     }
 
     fn compute_failed(&mut self, call: &str, target: String, error: ComputeError) -> HostError {
