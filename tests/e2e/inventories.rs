@@ -35,6 +35,11 @@ impl Rig {
         Some(Rig { dir, client_key, port, _sshd: sshd })
     }
 
+    /// The sshd's port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     pub(crate) fn engine(&self, database_url: Option<String>) -> Engine {
         self.engine_with("", Vec::new(), database_url)
     }

@@ -1,7 +1,10 @@
 //! Aiming an SSH attack, the way the built-in ones do: at EC2 instances matching filters
-//! (`region`, `filters`, `ssh`, as the original engine's `run_script` plans carry them) or
+//! (`region`, `filters`, `ssh`, as the original engine's `run_script` plans carry them),
 //! at the hosts of an inventory matching tags (`"target": {"inventory": "web", "tags":
-//! {"zone": "a"}}`), picking one, `count` or `percent` of them at random. Put an [`Aim`]
+//! {"zone": "a"}}`), or at the running nodes of a configured cloud (`"target": {"cloud":
+//! "prod-gce", "tags": {...}, "zones": [...], "ssh": {"credential": "fleet"}}`, listed
+//! through `compute` and so bounded by the cloud's required tags), picking one, `count`
+//! or `percent` of them at random. Put an [`Aim`]
 //! in the args with `#[serde(flatten)]`: its schema (derived, with the rule that exactly
 //! one form is given) joins the args'.
 //!
@@ -12,6 +15,8 @@
 //! assert_eq!(aim.describe(), "inventory web with tags zone=a");
 //! let aim: Aim = serde_json::from_value(json!({"region": "eu-west-1", "filters": {"tag:Chaos": "true"}, "ssh": {"credential": "fleet"}})).unwrap();
 //! assert!(aim.describe().starts_with("instances in eu-west-1"));
+//! let aim: Aim = serde_json::from_value(json!({"target": {"cloud": "lab", "zones": ["nova"], "ssh": {"credential": "fleet", "address": "public"}}})).unwrap();
+//! assert_eq!(aim.describe(), "running nodes of cloud lab in zones nova");
 //! ```
 
 use std::collections::BTreeMap;
@@ -23,9 +28,9 @@ use serde_json::{Map, Value};
 
 use crate::PluginError;
 use crate::targets::{Selection, choose, filters_from_json, running_only};
-use crate::{ec2, inventory, ssh};
+use crate::{KeyValue, compute, ec2, inventory, ssh};
 
-/// Where an SSH attack acts: exactly one of the two forms. (The `description`s are what
+/// Where an SSH attack acts: exactly one of the two forms (EC2, or a `target`). (The `description`s are what
 /// plan writers read in the schema.)
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(extend("oneOf" = [
@@ -48,10 +53,12 @@ pub struct Aim {
     #[serde(default)]
     #[schemars(description = "the EC2 form: how to log in")]
     pub ssh: Option<Login>,
-    /// The inventory form.
+    /// The inventory form or the cloud form.
     #[serde(default)]
-    #[schemars(description = "the inventory form: hosts of an inventory (/api/1/inventories/) carrying every tag")]
-    pub target: Option<InventoryTarget>,
+    #[schemars(
+        description = "hosts of an inventory (/api/1/inventories/) carrying every tag, or running nodes of a cloud ([[clouds]]) carrying every tag in the given zones"
+    )]
+    pub target: Option<Target>,
     /// How many hosts: `count` of them (default 1) ...
     #[serde(default)]
     #[schemars(range(min = 1, max = 1000), description = "act on this many of the matching hosts (default 1)")]
@@ -97,9 +104,56 @@ enum AddressKind {
     Public,
 }
 
+/// An inventory's hosts or a cloud's nodes: `cloud` tells them apart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Target {
+    /// Hosts of an inventory.
+    Inventory(InventoryTarget),
+    /// Running nodes of a configured cloud.
+    Cloud(CloudTarget),
+}
+
+/// `if cloud then the cloud form else the inventory form`, rather than the `anyOf` an
+/// untagged enum derives: a mistake in either form is reported at its own field
+/// (`/target/inventory`), not as "matches neither" at `/target`.
+impl JsonSchema for Target {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Target".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let cloud = generator.subschema_for::<CloudTarget>();
+        let inventory = generator.subschema_for::<InventoryTarget>();
+        schemars::json_schema!({
+            "type": "object",
+            "if": {"required": ["cloud"]},
+            "then": cloud,
+            "else": inventory,
+        })
+    }
+}
+
+/// `{"cloud": "lab", "tags": {"team": "web"}, "zones": ["nova"], "ssh": {"credential": "fleet"}}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloudTarget {
+    /// The cloud's name in the engine's `[[clouds]]`.
+    #[schemars(length(min = 1), description = "a cloud configured on the engine ([[clouds]])")]
+    pub cloud: String,
+    /// Tags every chosen node carries.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Zones the nodes are in (empty: any).
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// How to log in to the nodes.
+    pub ssh: Login,
+}
+
 /// `{"inventory": "web", "tags": {"zone": "a"}}`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct InventoryTarget {
     /// The inventory's name.
     #[schemars(length(min = 1))]
@@ -112,7 +166,7 @@ pub struct InventoryTarget {
 /// One chosen host: what to call it in reports, and how to reach it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SshHost {
-    /// The instance id, or the inventory host's name.
+    /// The instance id, the inventory host's name, or the node's id.
     pub name: String,
     /// Where it is reached.
     pub target: ssh::Target,
@@ -121,11 +175,19 @@ pub struct SshHost {
 impl Aim {
     /// What it aims at, for people: `inventory web with tags zone=a`.
     pub fn describe(&self) -> String {
+        let tags = |tags: &BTreeMap<String, String>| {
+            let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if tags.is_empty() { String::new() } else { format!(" with tags {}", tags.join(", ")) }
+        };
         match (&self.target, &self.region) {
-            (Some(target), _) if target.tags.is_empty() => format!("inventory {}", target.inventory),
-            (Some(target), _) => {
-                let tags: Vec<String> = target.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                format!("inventory {} with tags {}", target.inventory, tags.join(", "))
+            (Some(Target::Inventory(target)), _) => format!("inventory {}{}", target.inventory, tags(&target.tags)),
+            (Some(Target::Cloud(target)), _) => {
+                let zones = if target.zones.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in zones {}", target.zones.join(", "))
+                };
+                format!("running nodes of cloud {}{}{zones}", target.cloud, tags(&target.tags))
             }
             (None, region) => format!(
                 "instances in {} matching {} (running)",
@@ -141,7 +203,33 @@ impl Aim {
     pub fn hosts(&self, rng: &mut impl RngCore) -> Result<Vec<SshHost>, PluginError> {
         let selection = Selection::from_args(self.count, self.percent)?;
         let candidates = match (&self.target, &self.region, &self.filters, &self.ssh) {
-            (Some(target), None, None, None) => {
+            (Some(Target::Cloud(target)), None, None, None) => {
+                let public = address_is_public(&target.ssh)?;
+                let filters = compute::NodeFilters {
+                    tags: target
+                        .tags
+                        .iter()
+                        .map(|(key, value)| KeyValue { key: key.clone(), value: value.clone() })
+                        .collect(),
+                    zones: target.zones.clone(),
+                    states: vec![compute::NodeState::Running],
+                    names: Vec::new(),
+                };
+                let mut hosts = Vec::new();
+                for node in compute::list_nodes(&target.cloud, &filters)? {
+                    let addresses = if public { &node.public_addresses } else { &node.private_addresses };
+                    let Some(address) = addresses.first() else { continue };
+                    let target = ssh::Target {
+                        address: address.clone(),
+                        port: target.ssh.port.unwrap_or(22),
+                        user: target.ssh.user.clone(),
+                        credential: target.ssh.credential.clone(),
+                    };
+                    hosts.push(SshHost { name: node.id, target });
+                }
+                hosts
+            }
+            (Some(Target::Inventory(target)), None, None, None) => {
                 let tags: Vec<(&str, &str)> = target.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 inventory::hosts(&target.inventory, &tags)?
                     .into_iter()
@@ -157,13 +245,7 @@ impl Aim {
                     .collect::<Vec<_>>()
             }
             (None, Some(region), Some(filters), Some(login)) => {
-                let public = match login.address.as_deref() {
-                    None | Some("private") => false,
-                    Some("public") => true,
-                    Some(other) => {
-                        return Err(PluginError::invalid("ssh.address", format!("private or public, not {other:?}")));
-                    }
-                };
+                let public = address_is_public(login)?;
                 let filters = running_only("filters", filters_from_json("filters", filters)?)?;
                 let mut hosts = Vec::new();
                 for instance in ec2::describe_instances(region, &filters)? {
@@ -182,17 +264,26 @@ impl Aim {
             _ => {
                 return Err(PluginError::invalid(
                     "target",
-                    "aim either at an inventory (target) or at EC2 instances (region, filters and ssh), not both",
+                    "aim either at an inventory or a cloud (target) or at EC2 instances (region, filters and ssh), not both",
                 ));
             }
         };
         if candidates.is_empty() {
             return Err(PluginError::failed(format!(
-                "no host matched: {} (instances without the chosen address are skipped)",
+                "no host matched: {} (instances and nodes without the chosen address are skipped)",
                 self.describe()
             )));
         }
         let n = selection.size(candidates.len());
         Ok(choose(rng, candidates, n))
+    }
+}
+
+/// Whether `login` asks for the public address (`address`: private, the default, or public).
+fn address_is_public(login: &Login) -> Result<bool, PluginError> {
+    match login.address.as_deref() {
+        None | Some("private") => Ok(false),
+        Some("public") => Ok(true),
+        Some(other) => Err(PluginError::invalid("ssh.address", format!("private or public, not {other:?}"))),
     }
 }

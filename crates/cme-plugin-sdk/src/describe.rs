@@ -172,6 +172,14 @@ impl Describe {
         self.capabilities.push(capability);
         self
     }
+
+    /// Declares what an [`crate::aim::Aim`] uses: describing EC2 instances, listing the
+    /// nodes of any cloud, and SSH (which inventories are reached by).
+    pub fn aimed_over_ssh(self) -> Self {
+        self.capability(Capability::Ec2Describe(vec![]))
+            .capability(Capability::Compute { clouds: vec![], operations: vec!["list-nodes".into()] })
+            .capability(Capability::Ssh)
+    }
 }
 
 use crate::wit::cme::plugin::types as wit;

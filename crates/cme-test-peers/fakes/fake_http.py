@@ -3,6 +3,7 @@ routed to one `route(method)`, and serving on a loopback port printed on the fir
 of stdout (how cme_test_peers::clouds finds it)."""
 
 import json
+import ssl
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -49,7 +50,17 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.route("DELETE")
 
 
-def serve(handler):
+def listen(handler, certfile=None, keyfile=None):
+    """A server on a free loopback port, over TLS when given a certificate and key."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if certfile:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server
+
+
+def serve(handler, certfile=None, keyfile=None):
+    server = listen(handler, certfile, keyfile)
     print(server.server_address[1], flush=True)
     server.serve_forever()

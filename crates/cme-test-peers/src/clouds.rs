@@ -3,11 +3,14 @@
 //! official client (`fakes/*.py`, standard-library Python), one per test, on a loopback
 //! port of their own. Each behaves as the real API does where an engine can get it wrong:
 //! it pages small, answers one 429 with `Retry-After`, keeps an operation in progress for
-//! a while, can fail one, and wants its credential on every request.
+//! a while, can fail one, and wants its credential on every request. [`OpenStack`] is a
+//! real Keystone beside such a Nova.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+
+use tempfile::TempDir;
 
 /// A fake cloud API, stopped when dropped.
 pub struct FakeCloud {
@@ -66,6 +69,13 @@ impl FakeCloud {
         fake
     }
 
+    /// Azure Resource Manager (compute, network) and Azure AD's token endpoint
+    /// (`fakes/azure.py`) for `subscription`, issuing tokens to the service principal
+    /// `client_id` of `tenant` with `secret`.
+    pub fn azure(subscription: &str, tenant: &str, client_id: &str, secret: &str) -> FakeCloud {
+        FakeCloud::start("azure.py", &[subscription, tenant, client_id, secret])
+    }
+
     fn start(script: &str, args: &[&str]) -> FakeCloud {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fakes").join(script);
         let mut child = Command::new(python())
@@ -101,3 +111,89 @@ print(json.dumps({
     'public': key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(),
 }))
 ";
+
+/// A small OpenStack (`fakes/openstack.py`): a real Keystone from PyPI under gunicorn,
+/// whose catalog's `compute` endpoints (public and internal, RegionOne) point at the
+/// local Nova of `fakes/nova.py`, both over HTTPS with a CA made for this run. Keystone
+/// holds a project `chaos`, a user `chaos` (member of it) and an application credential
+/// of that user. Stopped when dropped.
+pub struct OpenStack {
+    /// Keystone's v3 URL, `https://127.0.0.1:PORT/v3`.
+    pub keystone: String,
+    /// Nova's URL, `https://127.0.0.1:PORT/v2.1`.
+    pub nova: String,
+    /// The run's CA, which both are trusted by.
+    pub ca_file: PathBuf,
+    pub project_id: String,
+    pub username: String,
+    pub password: String,
+    pub application_credential_id: String,
+    pub application_credential_secret: String,
+    child: Child,
+    _dir: TempDir,
+}
+
+/// The Python of the Keystone venv (`CME_TEST_KEYSTONE_PYTHON`, else
+/// `~/.cache/cme-keystone-venv/bin/python`), when it exists: .ci/run installs Keystone in
+/// a venv of its own, as its pins clash with moto's.
+pub fn keystone_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/cme-keystone-venv/bin/python"));
+    std::env::var_os("CME_TEST_KEYSTONE_PYTHON").map(PathBuf::from).or(venv).filter(|p| p.exists())
+}
+
+impl OpenStack {
+    /// Starts Keystone and Nova (about 10 s: Keystone's database and keys are made
+    /// first); `None`, after [`crate::skip::missing_peer`], without the Keystone venv.
+    pub fn start() -> Option<OpenStack> {
+        let Some(keystone_python) = keystone_python() else {
+            crate::skip::missing_peer(
+                "keystone",
+                "python3 -m venv ~/.cache/cme-keystone-venv && ~/.cache/cme-keystone-venv/bin/pip install keystone gunicorn (see .ci/run)",
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("a directory for Keystone");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fakes/openstack.py");
+        let mut child = Command::new(python())
+            .arg(&script)
+            .arg(&keystone_python)
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", script.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("openstack.py prints its peers");
+        let peers: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("openstack.py printed {line:?}, not its peers (its stderr says why)"));
+        let text = |key: &str| peers[key].as_str().unwrap_or_else(|| panic!("{key} in {line}")).to_string();
+        Some(OpenStack {
+            keystone: text("keystone"),
+            nova: text("nova"),
+            ca_file: PathBuf::from(text("ca_file")),
+            project_id: text("project_id"),
+            username: text("username"),
+            password: text("password"),
+            application_credential_id: text("application_credential_id"),
+            application_credential_secret: text("application_credential_secret"),
+            child,
+            _dir: dir,
+        })
+    }
+
+    /// Nova's own root (its `/_fake` routes live there).
+    pub fn nova_root(&self) -> &str {
+        self.nova.trim_end_matches("/v2.1")
+    }
+}
+
+impl Drop for OpenStack {
+    fn drop(&mut self) {
+        // Keystone's gunicorn dies with the launcher (PR_SET_PDEATHSIG).
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -54,7 +54,8 @@ pub struct CloudFile {
     pub operation_timeout_seconds: Option<u64>,
     /// PEM certificates trusted for the provider's endpoints, besides the system's.
     pub ca_file: Option<PathBuf>,
-    /// The provider's API (openstack: the Keystone v3 URL); `http://` only on loopback.
+    /// The provider's API (openstack: Nova's, instead of the Keystone catalog's);
+    /// `http://` only on loopback.
     pub endpoint: Option<String>,
 }
 
@@ -174,9 +175,35 @@ fn build(
             let provider = cme_cloud::compute::gce::Gce::new(rest, Some(endpoint), project, file.zones.clone())?;
             Ok(Cloud::new(&file.name, Arc::new(provider), fence))
         }
-        other => {
-            let _ = (credential, ca_pem);
-            bail!("provider {other}: this engine has no driver for it yet (aws, gce and digitalocean are available)")
+        ProviderKind::OpenStack => {
+            let credential = built_credential(credential, built)?;
+            if let Some(endpoint) = &file.endpoint {
+                check_covered(&credential, endpoint)?;
+            }
+            let rest = Rest::new(ProviderKind::OpenStack, credential.clone(), ca_pem.as_deref(), REQUEST_TIMEOUT)?;
+            let provider = cme_cloud::compute::openstack::OpenStack::new(
+                rest,
+                credential,
+                file.region.as_deref().unwrap_or_default(),
+                file.interface.as_deref(),
+                file.endpoint.as_deref(),
+            )?;
+            Ok(Cloud::new(&file.name, Arc::new(provider), fence))
+        }
+        ProviderKind::Azure => {
+            let credential = built_credential(credential, built)?;
+            let endpoint = file.endpoint.as_deref().unwrap_or(cme_cloud::compute::azure::DEFAULT_ENDPOINT);
+            // What receives the token is the subscription's resources.
+            let subscription = file.subscription_id.as_deref().unwrap_or_default();
+            check_covered(&credential, &format!("{}/subscriptions/{subscription}/", endpoint.trim_end_matches('/')))?;
+            let rest = Rest::new(ProviderKind::Azure, credential, ca_pem.as_deref(), REQUEST_TIMEOUT)?;
+            let provider = cme_cloud::compute::azure::Azure::new(
+                rest,
+                Some(endpoint),
+                file.subscription_id.as_deref().unwrap_or_default(),
+                file.resource_groups.clone(),
+            )?;
+            Ok(Cloud::new(&file.name, Arc::new(provider), fence))
         }
     }
 }
@@ -212,9 +239,6 @@ fn check_scope(file: &CloudFile, provider: ProviderKind) -> anyhow::Result<()> {
         && !matches!(interface.as_str(), "public" | "internal" | "admin")
     {
         bail!("interface: public, internal or admin, not {interface:?}");
-    }
-    if provider == ProviderKind::OpenStack && file.endpoint.is_none() {
-        bail!("endpoint (the Keystone v3 URL) is required for provider openstack");
     }
     Ok(())
 }
@@ -328,7 +352,12 @@ fn check_credential<'a>(
     let fits = match provider {
         ProviderKind::Gce => matches!(credential.kind, CredentialKind::GcpServiceAccount),
         ProviderKind::DigitalOcean => matches!(credential.kind, CredentialKind::Bearer),
-        ProviderKind::Aws | ProviderKind::Azure | ProviderKind::OpenStack => false,
+        ProviderKind::Azure => matches!(credential.kind, CredentialKind::AzureClientSecret),
+        ProviderKind::OpenStack => matches!(
+            credential.kind,
+            CredentialKind::OpenstackPassword | CredentialKind::OpenstackApplicationCredential
+        ),
+        ProviderKind::Aws => false,
     };
     if !fits {
         bail!("credential {name:?} is of kind {:?}, which provider {provider} does not take", credential.kind);

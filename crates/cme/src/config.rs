@@ -163,9 +163,28 @@ pub struct HttpCredentialFile {
     /// aws-sigv4: the service (e.g. "ec2", "execute-api") and region.
     pub service: Option<String>,
     pub region: Option<String>,
-    /// gcp-service-account: the OAuth scopes (default cloud-platform).
+    /// gcp-service-account: the OAuth scopes (default cloud-platform); azure-client-secret:
+    /// the scopes (default Azure Resource Manager's, https://management.azure.com/.default).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// azure-client-secret: the service principal's tenant and application (client) id,
+    /// and the authority tokens are asked of (default https://login.microsoftonline.com).
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub authority: Option<String>,
+    /// openstack-password, openstack-application-credential: Keystone's v3 URL.
+    pub auth_url: Option<String>,
+    /// openstack-password: the user's domain (default "Default"), and the project the
+    /// token is scoped to with its domain (default "Default"); `username` is the user.
+    pub user_domain_name: Option<String>,
+    pub project_name: Option<String>,
+    pub project_domain_name: Option<String>,
+    /// openstack-application-credential: the application credential's id (the secret is
+    /// its secret).
+    pub application_credential_id: Option<String>,
+    /// azure-client-secret, openstack-*: PEM certificates the identity service is trusted
+    /// by, instead of the system's.
+    pub ca_file: Option<PathBuf>,
     /// Built-in plugins granted this credential (e.g. ["api-request"]); uploaded plugins
     /// are granted it through their grant's `http.credentials`.
     #[serde(default)]
@@ -181,6 +200,9 @@ pub enum CredentialKind {
     Header,
     AwsSigv4,
     GcpServiceAccount,
+    AzureClientSecret,
+    OpenstackPassword,
+    OpenstackApplicationCredential,
 }
 
 impl std::fmt::Debug for HttpCredentialFile {
@@ -214,6 +236,33 @@ impl HttpCredentialFile {
             CredentialKind::GcpServiceAccount => {
                 CredentialSpec::GcpServiceAccount { key_json: self.secret()?, scopes: self.scopes.clone() }
             }
+            CredentialKind::AzureClientSecret => CredentialSpec::AzureClientSecret {
+                tenant_id: required("tenant_id", &self.tenant_id)?,
+                client_id: required("client_id", &self.client_id)?,
+                secret: self.secret()?,
+                authority: self.authority.clone(),
+                scopes: self.scopes.clone(),
+                ca_pem: self.ca_pem()?,
+            },
+            CredentialKind::OpenstackPassword => CredentialSpec::OpenStack {
+                auth_url: required("auth_url", &self.auth_url)?,
+                auth: cme_cloud::http::KeystoneAuth::Password {
+                    username: required("username", &self.username)?,
+                    user_domain: self.user_domain_name.clone().unwrap_or_else(|| "Default".into()),
+                    password: self.secret()?,
+                    project: required("project_name", &self.project_name)?,
+                    project_domain: self.project_domain_name.clone().unwrap_or_else(|| "Default".into()),
+                },
+                ca_pem: self.ca_pem()?,
+            },
+            CredentialKind::OpenstackApplicationCredential => CredentialSpec::OpenStack {
+                auth_url: required("auth_url", &self.auth_url)?,
+                auth: cme_cloud::http::KeystoneAuth::ApplicationCredential {
+                    id: required("application_credential_id", &self.application_credential_id)?,
+                    secret: self.secret()?,
+                },
+                ca_pem: self.ca_pem()?,
+            },
             CredentialKind::AwsSigv4 => {
                 if self.secret.is_some() || self.secret_env.is_some() || self.secret_file.is_some() {
                     anyhow::bail!(
@@ -230,6 +279,17 @@ impl HttpCredentialFile {
                 }
             }
         })
+    }
+
+    /// The certificates of `ca_file`, when given.
+    fn ca_pem(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(path) = &self.ca_file else { return Ok(None) };
+        let pem = std::fs::read(path)
+            .with_context(|| format!("[[http.credentials]] {:?}: ca_file: reading {}", self.name, path.display()))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            anyhow::bail!("[[http.credentials]] {:?}: ca_file {} holds no PEM certificate", self.name, path.display());
+        }
+        Ok(Some(pem))
     }
 
     /// The secret, from exactly one of its three sources.

@@ -10,7 +10,7 @@
 use ssh_fault::{Done, Fault, Summary, as_root, has_tool, make, quote, report, state_file};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+use cme_plugin_sdk::{Describe, PluginError, json};
 
 mod args;
 
@@ -32,8 +32,7 @@ impl Attack for ContainerFault {
             .description("Kills, stops, pauses or restarts Docker or Podman containers (by name, label or image) on random hosts of an inventory or EC2 over SSH; killed and stopped ones are started again, paused ones unpaused, after duration_seconds (also when the engine halts or restarts).")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web"}, "action": "stop", "label": "app=checkout", "duration_seconds": 120, "sudo": true}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {

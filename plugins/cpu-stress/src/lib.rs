@@ -8,7 +8,7 @@
 use ssh_fault::{Done, Summary, Workers, hold, report, stress_ng_or};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+use cme_plugin_sdk::{Describe, PluginError, json};
 
 mod args;
 
@@ -27,8 +27,7 @@ impl Attack for CpuStress {
             .description("Loads cores CPUs (default all) at load_percent on random hosts of an inventory or EC2 over SSH (stress-ng, or a shell loop without it), killed after duration_seconds (also when the engine halts or restarts).")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web"}, "cores": 2, "load_percent": 80, "duration_seconds": 120}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {

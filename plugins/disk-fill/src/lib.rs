@@ -9,7 +9,7 @@
 use ssh_fault::{Done, Fault, Summary, as_root, make, measure_disk, quote, report, run_name};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+use cme_plugin_sdk::{Describe, PluginError, json};
 
 mod args;
 
@@ -28,8 +28,7 @@ impl Attack for DiskFill {
             .description("Fills a file system on random hosts of an inventory or EC2 over SSH (bytes, percent used, or leave_free_mib; always leaving max(1 GiB, 5 %) free) and removes the file after duration_seconds (also when the engine halts or restarts).")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web"}, "path": "/var/tmp", "percent": 90, "duration_seconds": 300, "sudo": true}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {

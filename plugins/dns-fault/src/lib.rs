@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use ssh_fault::{Done, Fault, Summary, as_root, make, report, run_name, state_file};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+use cme_plugin_sdk::{Describe, PluginError, json};
 
 mod args;
 
@@ -34,8 +34,7 @@ impl Attack for DnsFault {
             .description("Makes host names unresolvable (0.0.0.0 and ::) or points them elsewhere on random hosts of an inventory or EC2 over SSH, with marked /etc/hosts entries removed after duration_seconds (also when the engine halts or restarts).")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web"}, "names": ["db.internal"], "duration_seconds": 120, "sudo": true}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {

@@ -9,7 +9,7 @@
 use ssh_fault::{Done, Summary, Workers, hold, measure_disk, quote, report, run_name, stress_ng_or};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+use cme_plugin_sdk::{Describe, PluginError, json};
 
 mod args;
 
@@ -30,8 +30,7 @@ impl Attack for IoStress {
             .description("Loads a disk on random hosts of an inventory or EC2 over SSH: workers writers each writing and syncing bytes under path, over and over (stress-ng, or dd without it), killed and their files removed after duration_seconds (also when the engine halts or restarts).")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web"}, "workers": 2, "bytes": 536_870_912u64, "path": "/var/tmp", "duration_seconds": 120}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {

@@ -8,7 +8,7 @@
 use ssh_fault::{Done, Fault, Summary, exec, make, quote, report, sudo};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+use cme_plugin_sdk::{Describe, PluginError, json};
 
 mod args;
 
@@ -27,8 +27,7 @@ impl Attack for KillProcess {
             .description("Sends a signal to the processes with a name (or matching a pattern) on random hosts of an inventory or EC2, over SSH; STOP is undone with CONT after duration_seconds.")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web", "tags": {"zone": "a"}}, "process": "nginx", "signal": "KILL"}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {

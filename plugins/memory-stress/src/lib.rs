@@ -8,7 +8,7 @@
 use ssh_fault::{Done, Summary, Workers, hold, report, stress_ng_or};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+use cme_plugin_sdk::{Describe, PluginError, json};
 
 mod args;
 
@@ -27,8 +27,7 @@ impl Attack for MemoryStress {
             .description("Takes mib MiB or percent of MemTotal on random hosts of an inventory or EC2 over SSH (always leaving max(256 MiB, 10 %) available; stress-ng, or a shell pipe without it), given back after duration_seconds (also when the engine halts or restarts).")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web"}, "percent": 50, "duration_seconds": 120}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {

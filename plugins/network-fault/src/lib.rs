@@ -11,7 +11,7 @@
 use ssh_fault::{Done, Fault, Summary, make, report, sudo};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+use cme_plugin_sdk::{Describe, PluginError, json};
 
 mod args;
 mod cidr;
@@ -35,8 +35,7 @@ impl Attack for NetworkFault {
             .description("Adds latency, packet loss, corruption or duplication (tc netem), drops the traffic of some ports, or partitions hosts from addresses and CIDRs (iptables) on random hosts of an inventory or EC2 over SSH, removed after duration_seconds (also when the engine halts or restarts).")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web", "tags": {"zone": "a"}}, "fault": "latency", "latency_ms": 200, "jitter_ms": 50, "duration_seconds": 300, "sudo": true}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {

@@ -44,8 +44,7 @@ impl Attack for RunScript {
                 "ssh": {"user": "ec2-user", "credential": "chaos-key"},
                 "args": ["60"]
             }))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
             .capability(Capability::Scripts)
     }
 

@@ -7,7 +7,7 @@
 use ssh_fault::{Done, Fault, Summary, make, report, sudo};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+use cme_plugin_sdk::{Describe, PluginError, json};
 
 mod args;
 
@@ -26,8 +26,7 @@ impl Attack for StopService {
             .description("Stops a systemd unit on random hosts of an inventory or EC2 over SSH and starts it again after duration_seconds (also when the engine halts or restarts).")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web"}, "service": "nginx", "duration_seconds": 120, "sudo": true}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {

@@ -14,7 +14,7 @@
 use ssh_fault::{Done, Fault, Summary, as_root, make, report, state_file};
 
 use cme_plugin_sdk::attack::{Attack, Report, RunContext};
-use cme_plugin_sdk::{Capability, Describe, PluginError, json};
+use cme_plugin_sdk::{Describe, PluginError, json};
 
 mod args;
 
@@ -35,8 +35,7 @@ impl Attack for TimeSkew {
             .description("Steps the clock of random hosts of an inventory or EC2 by offset_seconds over SSH with their time sync paused, stepped back and resumed after duration_seconds (also when the engine halts or restarts); refused where the clock cannot be set (a container).")
             .args_built::<Args>()
             .example(json!({"target": {"inventory": "web"}, "offset_seconds": 300, "duration_seconds": 120, "sudo": true}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: Args) -> Result<Report, PluginError> {

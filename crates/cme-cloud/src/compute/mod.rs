@@ -10,9 +10,11 @@
 //! re-reads and sends nothing that changes a node.
 
 pub mod aws;
+pub mod azure;
 pub mod digitalocean;
 pub mod gce;
 mod node;
+pub mod openstack;
 pub mod rest;
 
 use std::collections::{BTreeMap, HashMap};

@@ -192,13 +192,23 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String
     Ok(bytes)
 }
 
-/// reqwest's error text without the URL (a page link may carry a token in its query).
+/// reqwest's error text without the URL (a page link may carry a token in its query),
+/// with its causes (the TLS or connection failure underneath "error sending request").
 fn without_url(error: &reqwest::Error) -> String {
-    let mut error = error.to_string();
-    if let Some(at) = error.find(" for url (") {
-        error.truncate(at);
+    let mut text = error.to_string();
+    if let Some(at) = text.find(" for url (") {
+        text.truncate(at);
     }
-    error
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -5,17 +5,20 @@
 //! is scrubbed of it before the plugin reads it.
 //!
 //! Kinds: a bearer token, basic auth, any header, AWS SigV4 (signed with the standard AWS
-//! credential chain), and a Google service account (its JSON key exchanged for an OAuth
-//! access token by the JWT bearer flow, cached until shortly before it expires).
+//! credential chain), a Google service account (its JSON key exchanged for an OAuth
+//! access token by the JWT bearer flow), an Azure service principal's client secret (the
+//! client-credentials flow) and OpenStack Keystone v3 (a password or an application
+//! credential); each token is cached until shortly before it expires.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use url::Url;
 
 use super::HttpError;
+use super::tokens::{AzureClientSecret, Keystone, Token, TokenCache};
 use cme_grant::UrlPattern;
 
 /// What a credential is, as the operator configures it (secrets already read).
@@ -31,6 +34,19 @@ pub enum CredentialSpec {
     AwsSigV4 { service: String, region: String, provider: aws_credential_types::provider::SharedCredentialsProvider },
     /// A Google service account's JSON key; the token is requested for `scopes`.
     GcpServiceAccount { key_json: String, scopes: Vec<String> },
+    /// An Azure service principal (`client_id` in `tenant_id`) and its client secret; the
+    /// token is requested from `authority` (default Azure AD's) for `scopes` (default
+    /// Azure Resource Manager's). `ca_pem`: the certificates the authority is trusted by.
+    AzureClientSecret {
+        tenant_id: String,
+        client_id: String,
+        secret: String,
+        authority: Option<String>,
+        scopes: Vec<String>,
+        ca_pem: Option<Vec<u8>>,
+    },
+    /// OpenStack Keystone v3 at `auth_url`; the token goes out as `X-Auth-Token`.
+    OpenStack { auth_url: String, auth: super::KeystoneAuth, ca_pem: Option<Vec<u8>> },
 }
 
 /// One configured credential.
@@ -45,6 +61,8 @@ enum Kind {
     Static { header: HeaderName, value: String, secrets: Vec<String> },
     AwsSigV4 { service: String, region: String, provider: aws_credential_types::provider::SharedCredentialsProvider },
     Gcp(Box<GcpServiceAccount>),
+    Azure(Box<AzureClientSecret>),
+    Keystone(Box<Keystone>),
 }
 
 impl std::fmt::Debug for HttpCredential {
@@ -113,6 +131,23 @@ impl HttpCredential {
             CredentialSpec::GcpServiceAccount { key_json, scopes } => {
                 Kind::Gcp(Box::new(GcpServiceAccount::new(name, &key_json, scopes)?))
             }
+            CredentialSpec::AzureClientSecret { tenant_id, client_id, secret, authority, scopes, ca_pem } => {
+                let flow = AzureClientSecret::new(
+                    &tenant_id,
+                    &client_id,
+                    secret,
+                    authority.as_deref(),
+                    &scopes,
+                    ca_pem.as_deref(),
+                )
+                .map_err(|e| format!("credential {name:?}: {e}"))?;
+                Kind::Azure(Box::new(flow))
+            }
+            CredentialSpec::OpenStack { auth_url, auth, ca_pem } => {
+                let keystone = Keystone::new(&auth_url, auth, ca_pem.as_deref())
+                    .map_err(|e| format!("credential {name:?}: {e}"))?;
+                Kind::Keystone(Box::new(keystone))
+            }
         };
         if let Kind::Static { header, value, .. } = &kind {
             HeaderValue::from_str(value)
@@ -145,9 +180,19 @@ impl HttpCredential {
 
     /// Drops a cached token (a provider answered 401): the next use gets a new one.
     pub(crate) async fn forget_token(&self) {
-        if let Kind::Gcp(account) = &self.kind {
-            *account.cached.lock().await = None;
+        match &self.kind {
+            Kind::Gcp(account) => account.cache.forget().await,
+            Kind::Azure(flow) => flow.cache.forget().await,
+            Kind::Keystone(keystone) => keystone.cache.forget().await,
+            Kind::Static { .. } | Kind::AwsSigV4 { .. } => {}
         }
+    }
+
+    /// OpenStack: the service catalog that came with the current token (a token is asked
+    /// for when there is none); `None` for every other kind.
+    pub async fn openstack_catalog(&self) -> Option<Result<serde_json::Value, HttpError>> {
+        let Kind::Keystone(keystone) = &self.kind else { return None };
+        Some(keystone.token().await.map(|token| token.catalog).map_err(|e| self.failed(&e)))
     }
 
     /// Adds the credential to `request` (replacing a header of the same name the plugin
@@ -163,12 +208,28 @@ impl HttpCredential {
             Kind::AwsSigV4 { service, region, provider } => self.sign_sigv4(request, service, region, provider).await,
             Kind::Gcp(account) => {
                 let token = account.token().await.map_err(|e| self.failed(&e))?;
-                let value = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| self.failed("the token is not a valid header value"))?;
-                request.headers_mut().insert(AUTHORIZATION, sensitive(value));
+                self.bearer(request, token)
+            }
+            Kind::Azure(flow) => {
+                let token = flow.token().await.map_err(|e| self.failed(&e))?.value;
+                self.bearer(request, token)
+            }
+            Kind::Keystone(keystone) => {
+                let token = keystone.token().await.map_err(|e| self.failed(&e))?.value;
+                let value =
+                    HeaderValue::from_str(&token).map_err(|_| self.failed("the token is not a valid header value"))?;
+                request.headers_mut().insert(HeaderName::from_static("x-auth-token"), sensitive(value));
                 Ok(vec![token])
             }
         }
+    }
+
+    /// `Authorization: Bearer <token>`; the token is what to scrub.
+    fn bearer(&self, request: &mut reqwest::Request, token: String) -> Result<Vec<String>, HttpError> {
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| self.failed("the token is not a valid header value"))?;
+        request.headers_mut().insert(AUTHORIZATION, sensitive(value));
+        Ok(vec![token])
     }
 
     async fn sign_sigv4(
@@ -260,7 +321,7 @@ struct GcpServiceAccount {
     key: jsonwebtoken::EncodingKey,
     key_id: Option<String>,
     http: reqwest::Client,
-    cached: tokio::sync::Mutex<Option<(String, Instant)>>,
+    cache: TokenCache,
 }
 
 #[derive(serde::Deserialize)]
@@ -295,18 +356,16 @@ impl GcpServiceAccount {
             key: encoding,
             key_id: key.private_key_id,
             http,
-            cached: tokio::sync::Mutex::new(None),
+            cache: TokenCache::default(),
         })
     }
 
     /// An access token: the cached one while it has a minute left, else a new one.
     async fn token(&self) -> Result<String, String> {
-        let mut cached = self.cached.lock().await;
-        if let Some((token, expires)) = cached.as_ref()
-            && Instant::now() + Duration::from_secs(60) < *expires
-        {
-            return Ok(token.clone());
-        }
+        self.cache.get(|| self.fetch()).await.map(|token| token.value)
+    }
+
+    async fn fetch(&self) -> Result<Token, String> {
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
         // Google checks `aud` against its token endpoint's name whichever URL the key's
         // token_uri names (google-auth sends the same).
@@ -340,9 +399,7 @@ impl GcpServiceAccount {
             response.bytes().await.map_err(|e| format!("reading the token endpoint's answer: {}", e.without_url()))?;
         let answer: TokenAnswer =
             serde_json::from_slice(&body).map_err(|e| format!("the token endpoint's answer is not a token: {e}"))?;
-        let expires = Instant::now() + Duration::from_secs(answer.expires_in.unwrap_or(3600));
-        *cached = Some((answer.access_token.clone(), expires));
-        Ok(answer.access_token)
+        Ok(Token::new(answer.access_token, Duration::from_secs(answer.expires_in.unwrap_or(3600))))
     }
 }
 

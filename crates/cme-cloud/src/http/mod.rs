@@ -16,6 +16,7 @@
 mod client;
 mod credentials;
 mod egress;
+mod tokens;
 
 pub use client::{HttpClient, HttpConfig, Request, Response};
 pub use cme_grant::{PatternError, UrlPattern};
@@ -23,6 +24,7 @@ pub use credentials::{CredentialSpec, HttpCredential, aws_credential_chain, gran
 pub use egress::{
     DeniedNetwork, DnsResolver, EgressRules, SystemResolver, UrlAllowList, is_loopback_name, is_metadata_or_link_local,
 };
+pub use tokens::{AZURE_AUTHORITY, AZURE_MANAGEMENT_SCOPE, KeystoneAuth};
 
 /// Why a request was not sent or did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

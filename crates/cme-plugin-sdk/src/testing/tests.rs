@@ -311,8 +311,7 @@ impl Attack for Pause {
             .refs(["pause:Pause"])
             .args::<PauseArgs>()
             .example(json!({"target": {"inventory": "web"}}))
-            .capability(Capability::Ec2Describe(vec![]))
-            .capability(Capability::Ssh)
+            .aimed_over_ssh()
     }
 
     fn run(ctx: &RunContext, args: PauseArgs) -> Result<Report, PluginError> {
@@ -380,6 +379,39 @@ fn an_undo_on_an_address_the_run_did_not_list_is_denied() {
     let arm = outcome.calls.iter().find(|c| matches!(c, Call::UndoArm { .. })).expect("the arm was tried");
     assert!(arm.denied().unwrap().contains("10.9.9.9 is not an address this run described"), "{arm:?}");
     assert!(!outcome.calls.iter().any(|c| matches!(c, Call::SshExec { .. })), "no fault without its undo");
+}
+
+#[test]
+fn an_attack_aimed_at_a_clouds_nodes_reaches_them_at_the_address_asked_for() {
+    use super::node;
+    let mut stopped = node("n-3", "nova", &[("team", "web")], "10.0.0.3");
+    stopped.state = crate::compute::NodeState::Stopped;
+    let mut public = node("n-2", "nova", &[("team", "web")], "10.0.0.2");
+    public.public_addresses = vec!["172.24.4.2".into()];
+    let host = MockHost::new().nodes("lab", vec![node("n-1", "nova", &[("team", "db")], "10.0.0.1"), public, stopped]);
+    let ssh = json!({"credential": "fleet", "user": "ubuntu", "address": "public"});
+    let outcome = host.run::<Pause>(json!({"target": {"cloud": "lab", "tags": {"team": "web"}, "ssh": ssh}}));
+    assert_eq!(outcome.result.expect("it succeeds").targets, vec!["n-2"], "running, tagged, with a public address");
+    let exec = outcome.calls.iter().find(|c| matches!(c, Call::SshExec { .. })).expect("an exec");
+    assert!(format!("{exec:?}").contains("172.24.4.2"), "{exec:?}");
+
+    let private = host.run::<Pause>(
+        json!({"target": {"cloud": "lab", "zones": ["nova"], "ssh": {"credential": "fleet"}}, "count": 2}),
+    );
+    let mut chosen = private.result.expect("it succeeds").targets;
+    chosen.sort();
+    assert_eq!(chosen, vec!["n-1", "n-2"], "only running nodes");
+    let none =
+        host.run::<Pause>(json!({"target": {"cloud": "lab", "zones": ["az-9"], "ssh": {"credential": "fleet"}}}));
+    assert!(
+        matches!(none.result, Err(PluginError::Failed(ref m)) if m.contains("running nodes of cloud lab in zones az-9")),
+        "{:?}",
+        none.result
+    );
+    // Every field of the form is checked: a typo is refused before anything is listed.
+    let typo = host.run::<Pause>(json!({"target": {"cloud": "lab", "zone": ["nova"], "ssh": {"credential": "fleet"}}}));
+    assert!(matches!(typo.result, Err(PluginError::InvalidArgs(_))), "{:?}", typo.result);
+    assert!(typo.calls.is_empty());
 }
 
 #[test]
