@@ -4,7 +4,8 @@
 //! an application credential or a password (`[[http.credentials]]` kinds
 //! openstack-application-credential and openstack-password), trusts the run's CA only
 //! through `ca_file`, finds Nova in the token's catalog and sends the token nowhere its
-//! credential's `urls` do not cover.
+//! credential's `urls` do not cover; SSH attacks reach a cloud's nodes; and the local Nova
+//! is checked against openstacksdk.
 
 use serde_json::{Value, json};
 
@@ -240,4 +241,25 @@ async fn an_ssh_attack_aims_at_a_clouds_nodes_within_its_required_tags() {
     let outside = api.run_once(script(json!({"team": "core"})), false).await;
     assert_eq!(outside["status"], "failed", "{outside}");
     assert!(outside["error"].as_str().unwrap().contains("no host matched: running nodes of cloud lab"), "{outside}");
+}
+
+#[test]
+fn the_local_nova_answers_openstacksdk_as_the_api_does() {
+    let Some(peers) = cme_test_peers::clouds::OpenStack::start() else { return };
+    let python = cme_test_peers::clouds::keystone_python().expect("the Keystone venv, which OpenStack::start found");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cme-test-peers/fakes/conformance/nova.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .args([
+            peers.keystone.as_str(),
+            peers.nova.as_str(),
+            peers.ca_file.to_str().unwrap(),
+            peers.application_credential_id.as_str(),
+            peers.application_credential_secret.as_str(),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "openstacksdk against the local Nova:\n{stdout}\n{stderr}");
+    assert_eq!(stdout.trim(), "ok");
 }

@@ -134,8 +134,8 @@ pub struct OpenStack {
 }
 
 /// The Python of the Keystone venv (`CME_TEST_KEYSTONE_PYTHON`, else
-/// `~/.cache/cme-keystone-venv/bin/python`), when it exists: .ci/run installs Keystone in
-/// a venv of its own, as its pins clash with moto's.
+/// `~/.cache/cme-keystone-venv/bin/python`), when it exists: .ci/run installs Keystone and
+/// openstacksdk in a venv of their own, as their pins clash with moto's.
 pub fn keystone_python() -> Option<PathBuf> {
     let venv = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/cme-keystone-venv/bin/python"));
     std::env::var_os("CME_TEST_KEYSTONE_PYTHON").map(PathBuf::from).or(venv).filter(|p| p.exists())
