@@ -200,6 +200,33 @@ fn a_bad_cloud_configuration_stops_the_start_naming_the_setting() {
         ),
         ("[[clouds]]\nname = \"d\"\nprovider = \"vmware\"\n", "unknown cloud provider"),
         ("[[clouds]]\nname = \"d\"\nprovider = \"digitalocean\"\nendpoint = \"http://10.0.0.1/\"\n", "loopback"),
+        (
+            "[[http.credentials]]\nname = \"t\"\nkind = \"bearer\"\nurls = [\"https://nova.example/*\"]\nsecret = \"tok3n\"\n\
+             [[clouds]]\nname = \"o\"\nprovider = \"openstack\"\nregion = \"RegionOne\"\ncredential = \"t\"\n",
+            "which provider openstack does not take",
+        ),
+        (
+            "[[http.credentials]]\nname = \"az\"\nkind = \"azure-client-secret\"\nurls = [\"https://management.azure.com/*\"]\n\
+             client_id = \"c\"\nsecret = \"s3cret\"\n",
+            "tenant_id is required",
+        ),
+        (
+            "[[http.credentials]]\nname = \"az\"\nkind = \"azure-client-secret\"\nurls = [\"https://management.azure.com/subscriptions/other/*\"]\n\
+             tenant_id = \"t\"\nclient_id = \"c\"\nsecret = \"s3cret\"\n\
+             [[clouds]]\nname = \"a\"\nprovider = \"azure\"\nsubscription_id = \"s1\"\nresource_groups = [\"g\"]\ncredential = \"az\"\n",
+            "its urls must cover",
+        ),
+        (
+            "[[http.credentials]]\nname = \"os\"\nkind = \"openstack-application-credential\"\nurls = [\"https://nova.example/*\"]\n\
+             auth_url = \"https://keystone.example/v3\"\napplication_credential_id = \"id\"\nsecret = \"s3cret\"\n\
+             ca_file = \"/etc/hostname\"\n",
+            "holds no PEM certificate",
+        ),
+        (
+            "[[http.credentials]]\nname = \"os\"\nkind = \"openstack-password\"\nurls = [\"https://nova.example/*\"]\n\
+             auth_url = \"http://10.0.0.5:5000/v3\"\nusername = \"u\"\nproject_name = \"p\"\nsecret = \"s3cret\"\n",
+            "plain http only to a loopback host",
+        ),
     ] {
         let stderr = refused_start(&config(extra));
         assert!(stderr.contains(fragment), "{extra}: {stderr}");

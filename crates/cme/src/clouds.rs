@@ -311,8 +311,8 @@ fn check_covered(credential: &HttpCredential, endpoint: &str) -> anyhow::Result<
     Ok(())
 }
 
-/// `https://`, or `http://` to a loopback host only.
-fn check_endpoint(endpoint: &str) -> anyhow::Result<()> {
+/// `https://`, or `http://` to a loopback host only (an endpoint, an identity service).
+pub(crate) fn check_endpoint(endpoint: &str) -> anyhow::Result<()> {
     let url = url::Url::parse(endpoint).map_err(|e| anyhow::anyhow!("endpoint {endpoint:?}: {e}"))?;
     match url.scheme() {
         "https" => Ok(()),

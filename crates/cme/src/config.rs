@@ -225,6 +225,17 @@ impl HttpCredentialFile {
                 anyhow::anyhow!("[[http.credentials]] {name:?}: {what} is required for kind {:?}", self.kind)
             })
         };
+        // The secret itself goes to an identity service: https, or http on loopback only.
+        let exchanged = matches!(
+            self.kind,
+            CredentialKind::AzureClientSecret
+                | CredentialKind::OpenstackPassword
+                | CredentialKind::OpenstackApplicationCredential
+        );
+        if exchanged && let Some(identity) = self.authority.as_ref().or(self.auth_url.as_ref()) {
+            crate::clouds::check_endpoint(identity)
+                .map_err(|e| anyhow::anyhow!("[[http.credentials]] {name:?}: {e}"))?;
+        }
         Ok(match self.kind {
             CredentialKind::Bearer => CredentialSpec::Bearer { token: self.secret()? },
             CredentialKind::Basic => {
