@@ -225,6 +225,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cme-test-peers", &[]),
     // The bench starts test peers (a private sshd for the experiments row).
     ("xtask", &["cme-test-peers"]),
+    // The bench's reference handler: actix-web alone.
+    ("cme-bench-bare", &[]),
 ];
 
 #[test]
