@@ -1,6 +1,7 @@
 //! The access log: one line per request (method, route, status, duration, token name)
 //! through `tracing`, target `cme::access` (filter it with `RUST_LOG=cme::access=off`).
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use actix_web::HttpMessage;
@@ -12,23 +13,26 @@ use actix_web::middleware::Next;
 #[derive(Debug, Clone)]
 pub(crate) struct TokenName(pub String);
 
+/// The route pattern of a resource (`/api/1/plans/{id}`), kept in its app data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RoutePattern(pub &'static str);
+
 thread_local! {
     /// This worker thread's handles on `cme_http_requests_total`, by (route, status): a
     /// request costs a map lookup and an atomic add, not a registration in the recorder.
-    static REQUESTS: std::cell::RefCell<std::collections::HashMap<(String, u16), metrics::Counter>> = Default::default();
+    static REQUESTS: std::cell::RefCell<std::collections::HashMap<(Cow<'static, str>, u16), metrics::Counter>> = Default::default();
 }
 
-fn count_request(route: String, status: u16) {
+fn count_request(route: Cow<'static, str>, status: u16) {
     REQUESTS.with_borrow_mut(|counters| {
-        let key = (route, status);
-        if let Some(counter) = counters.get(&key) {
+        if let Some(counter) = counters.get(&(route.clone(), status)) {
             counter.increment(1);
             return;
         }
         let counter =
-            metrics::counter!("cme_http_requests_total", "route" => key.0.clone(), "status" => status.to_string());
+            metrics::counter!("cme_http_requests_total", "route" => route.to_string(), "status" => status.to_string());
         counter.increment(1);
-        counters.insert(key, counter);
+        counters.insert((route, status), counter);
     });
 }
 
@@ -51,8 +55,13 @@ pub(crate) async fn log_access(
     {
         state.engine.note_storage_failure();
     }
-    let route = response.request().match_pattern().unwrap_or_else(|| "(no route)".into());
-    let token = response.request().extensions().get::<TokenName>().map(|t| t.0.clone());
+    let request = response.request();
+    let route: Cow<'static, str> = match request.app_data::<RoutePattern>() {
+        Some(pattern) => Cow::Borrowed(pattern.0),
+        // The dashboard's and the unmatched: found the slow way.
+        None => Cow::Owned(request.match_pattern().unwrap_or_else(|| "(no route)".into())),
+    };
+    let token = request.extensions().get::<TokenName>().map(|t| t.0.clone());
     count_request(route.clone(), response.status().as_u16());
     tracing::info!(
         target: "cme::access",

@@ -142,7 +142,12 @@ static USERINFO: LazyLock<regex::Regex> =
 
 /// `text` masked with one snapshot of the known secrets.
 fn masked<'t>(known: &Known, text: &'t str) -> Cow<'t, str> {
-    let masked = USERINFO.replace_all(text, |c: &regex::Captures<'_>| format!("{}{MASK}@", &c[1]));
+    // Most texts (every access-log line) hold no URL: the pattern is not run on them.
+    let masked = if text.contains("://") {
+        USERINFO.replace_all(text, |c: &regex::Captures<'_>| format!("{}{MASK}@", &c[1]))
+    } else {
+        Cow::Borrowed(text)
+    };
     let mut masked = match known.matcher.as_ref().filter(|m| m.is_match(masked.as_ref())) {
         Some(matcher) => Cow::Owned(matcher.replace_all(masked.as_ref(), &vec![MASK; matcher.patterns_len()])),
         None => masked,
@@ -296,9 +301,12 @@ impl<W: std::io::Write> MaskingWriter<W> {
         if end == 0 {
             return Ok(());
         }
-        let lines: Vec<u8> = self.pending.drain(..end).collect();
-        let text = String::from_utf8_lossy(&lines);
-        self.inner.write_all(text_of(&text).as_bytes())
+        let written = {
+            let text = String::from_utf8_lossy(&self.pending[..end]);
+            self.inner.write_all(text_of(&text).as_bytes())
+        };
+        self.pending.drain(..end);
+        written
     }
 }
 

@@ -46,8 +46,10 @@ fn routes(config: &mut web::ServiceConfig) {
         }
     }
     for path in paths {
-        let resource = |at: &str| {
-            let mut resource = web::resource(at.to_string());
+        let resource = |at: &'static str| {
+            // The pattern travels with the matched resource: the access log reads it back
+            // instead of matching the path against every route a second time.
+            let mut resource = web::resource(at).app_data(crate::access::RoutePattern(at));
             for endpoint in ENDPOINTS.iter().filter(|e| e.path == path) {
                 resource = resource.route((endpoint.handler)(web::method(endpoint.verb.method())));
             }
