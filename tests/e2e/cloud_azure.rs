@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use crate::clouds::{client_python, plan, run_plan};
+use crate::clouds::{client_python, fake_get, fake_post, plan, run_plan};
 use crate::inventories::{undo_of, wait_for};
 use crate::support::*;
 
@@ -27,15 +27,6 @@ fn config(fake: &cme_test_peers::clouds::FakeCloud) -> String {
          required_tags = {{ chaos = \"yes\" }}\nmax_nodes_per_run = 2\noperation_timeout_seconds = 60\n",
         url = fake.url
     )
-}
-
-async fn fake_post(fake: &cme_test_peers::clouds::FakeCloud, path: &str, body: Value) -> Value {
-    let answer = reqwest::Client::new().post(format!("{}{path}", fake.url)).json(&body).send().await.unwrap();
-    answer.json::<Value>().await.unwrap_or(Value::Null)
-}
-
-async fn fake_get(fake: &cme_test_peers::clouds::FakeCloud, path: &str) -> Value {
-    reqwest::get(format!("{}{path}", fake.url)).await.unwrap().json::<Value>().await.unwrap()
 }
 
 /// The VM's power state as ARM answers it ("gone" once deleted), with a token of the

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::clouds::{client_python, plan, run_plan};
+use crate::clouds::{client_python, fake_get, fake_post, plan, run_plan};
 use crate::inventories::wait_for;
 use crate::support::*;
 
@@ -23,15 +23,6 @@ fn config(fake: &cme_test_peers::clouds::FakeCloud, key_file: &std::path::Path) 
         url = fake.url,
         key = key_file.display()
     )
-}
-
-async fn fake_post(fake: &cme_test_peers::clouds::FakeCloud, path: &str, body: Value) -> Value {
-    let answer = reqwest::Client::new().post(format!("{}{path}", fake.url)).json(&body).send().await.unwrap();
-    answer.json::<Value>().await.unwrap_or(Value::Null)
-}
-
-async fn fake_get(fake: &cme_test_peers::clouds::FakeCloud, path: &str) -> Value {
-    reqwest::get(format!("{}{path}", fake.url)).await.unwrap().json::<Value>().await.unwrap()
 }
 
 /// The instance's status as the fake holds it ("gone" once deleted).

@@ -405,6 +405,17 @@ async fn a_plan_moves_from_aws_to_digitalocean_by_changing_only_its_cloud() {
     assert_eq!(droplet_status(&fake, &droplet).await, "gone");
 }
 
+/// A fake cloud's test-only routes (`/_fake/...`, no credential): POST `body`.
+pub(crate) async fn fake_post(fake: &cme_test_peers::clouds::FakeCloud, path: &str, body: Value) -> Value {
+    let answer = reqwest::Client::new().post(format!("{}{path}", fake.url)).json(&body).send().await.unwrap();
+    answer.json::<Value>().await.unwrap_or(Value::Null)
+}
+
+/// A fake cloud's test-only routes: GET.
+pub(crate) async fn fake_get(fake: &cme_test_peers::clouds::FakeCloud, path: &str) -> Value {
+    reqwest::get(format!("{}{path}", fake.url)).await.unwrap().json::<Value>().await.unwrap()
+}
+
 /// The CI venv's Python (`CME_TEST_PYTHON`), for the official clients' conformance runs.
 pub(crate) fn client_python() -> Option<std::path::PathBuf> {
     let candidates: Vec<std::path::PathBuf> = std::env::var_os("CME_TEST_PYTHON")

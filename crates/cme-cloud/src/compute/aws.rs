@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{ComputeError, MAX_NODES, Node, NodeFilters, NodeState, Operation, Pending, Provider, ProviderKind};
+use super::{ComputeError, Node, NodeFilters, NodeState, Operation, Pending, Provider, ProviderKind, within_max_nodes};
 use crate::ec2::{Ec2, Ec2Error, Filter, Instance};
 
 /// EC2 in the given regions.
@@ -111,11 +111,7 @@ impl Provider for AwsCompute {
             for region in &self.regions {
                 let instances = self.ec2.describe_instances(region, &ec2_filters).await.map_err(compute_error)?;
                 nodes.extend(instances.into_iter().map(|instance| node(region, instance)));
-                if nodes.len() > MAX_NODES {
-                    return Err(ComputeError::InvalidArgument(format!(
-                        "more than {MAX_NODES} nodes match; narrow the filters"
-                    )));
-                }
+                within_max_nodes(nodes.len())?;
             }
             Ok(nodes)
         })

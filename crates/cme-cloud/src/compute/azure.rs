@@ -18,7 +18,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::rest::{Answer, Rest};
-use super::{ComputeError, MAX_NODES, Node, NodeFilters, NodeState, Operation, Pending, Provider, ProviderKind};
+use super::{ComputeError, Node, NodeFilters, NodeState, Operation, Pending, Provider, ProviderKind, within_max_nodes};
 
 /// Azure Resource Manager.
 pub const DEFAULT_ENDPOINT: &str = "https://management.azure.com/";
@@ -233,18 +233,14 @@ impl Azure {
         }
     }
 
-    /// Every item of a paged ARM list (`value`, `nextLink`), at most [`MAX_NODES`] + 1.
+    /// Every item of a paged ARM list (`value`, `nextLink`), at most [`super::MAX_NODES`].
     async fn list_all(&self, operation: &'static str, first: Url) -> Result<Vec<Value>, ComputeError> {
         let mut items = Vec::new();
         let mut next = Some(first);
         while let Some(page) = next.take() {
             let answer = self.rest.send(operation, Method::GET, &page, None, true, &[]).await?;
             items.extend(answer.body["value"].as_array().cloned().unwrap_or_default());
-            if items.len() > MAX_NODES {
-                return Err(ComputeError::InvalidArgument(format!(
-                    "more than {MAX_NODES} nodes match; narrow the filters"
-                )));
-            }
+            within_max_nodes(items.len())?;
             if let Some(link) = answer.body["nextLink"].as_str().filter(|l| !l.is_empty()) {
                 next = Some(Url::parse(link).map_err(|e| ComputeError::InvalidArgument(format!("nextLink: {e}")))?);
             }
@@ -258,45 +254,33 @@ impl Azure {
             if addresses.nics.contains_key(&nic.to_ascii_lowercase()) {
                 continue;
             }
-            let Some(id) = arm_id(&nic) else { continue };
-            let answer = self
-                .rest
-                .send(
-                    "get network interface",
-                    Method::GET,
-                    &self.url(id, NETWORK_API_VERSION)?,
-                    None,
-                    true,
-                    &[StatusCode::NOT_FOUND],
-                )
-                .await?;
-            if answer.status == StatusCode::NOT_FOUND {
-                continue;
-            }
-            addresses.add_nic(&answer.body);
-            let public: Vec<String> = addresses.nics[&nic.to_ascii_lowercase()]
-                .1
-                .iter()
-                .filter(|ip| !addresses.public_ips.contains_key(&ip.to_ascii_lowercase()))
+            let Some(nic_answer) = self.read_network("get network interface", &nic).await? else { continue };
+            addresses.add_nic(&nic_answer);
+            // Under the id the answer gives (an answer naming another id adds nothing here).
+            let public: Vec<String> = addresses
+                .nics
+                .get(&nic.to_ascii_lowercase())
+                .map(|(_, ips)| ips.iter().filter(|ip| !addresses.public_ips.contains_key(&ip.to_ascii_lowercase())))
+                .into_iter()
+                .flatten()
                 .cloned()
                 .collect();
             for ip in &public {
-                let Some(id) = arm_id(ip) else { continue };
-                let answer = self
-                    .rest
-                    .send(
-                        "get public IP address",
-                        Method::GET,
-                        &self.url(id, NETWORK_API_VERSION)?,
-                        None,
-                        true,
-                        &[StatusCode::NOT_FOUND],
-                    )
-                    .await?;
-                addresses.add_public_ip(&answer.body);
+                if let Some(ip_answer) = self.read_network("get public IP address", ip).await? {
+                    addresses.add_public_ip(&ip_answer);
+                }
             }
         }
         Ok(())
+    }
+
+    /// A network resource by the ARM id an answer gave (skipped when it is not one); `None`
+    /// once it is gone.
+    async fn read_network(&self, operation: &'static str, id: &str) -> Result<Option<Value>, ComputeError> {
+        let Some(id) = arm_id(id) else { return Ok(None) };
+        let url = self.url(id, NETWORK_API_VERSION)?;
+        let answer = self.rest.send(operation, Method::GET, &url, None, true, &[StatusCode::NOT_FOUND]).await?;
+        Ok((answer.status != StatusCode::NOT_FOUND).then_some(answer.body))
     }
 
     /// Follows an accepted operation through `Azure-AsyncOperation`, else `Location`,
@@ -381,11 +365,7 @@ impl Provider for Azure {
                     self.read_missing(&vms, &mut addresses).await?;
                 }
                 nodes.extend(vms.iter().filter_map(|vm| node(vm, &addresses)));
-                if nodes.len() > MAX_NODES {
-                    return Err(ComputeError::InvalidArgument(format!(
-                        "more than {MAX_NODES} nodes match; narrow the filters"
-                    )));
-                }
+                within_max_nodes(nodes.len())?;
             }
             Ok(nodes)
         })

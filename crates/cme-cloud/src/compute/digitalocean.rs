@@ -14,7 +14,7 @@ use url::Url;
 
 use super::rest::Rest;
 use super::{
-    ComputeError, MAX_NODES, Node, NodeFilters, NodeState, Operation, Pending, Provider, ProviderKind, split_tag,
+    ComputeError, Node, NodeFilters, NodeState, Operation, Pending, Provider, ProviderKind, split_tag, within_max_nodes,
 };
 
 /// DigitalOcean's API.
@@ -162,11 +162,7 @@ impl Provider for DigitalOcean {
                         nodes.push(node);
                     }
                 }
-                if nodes.len() > MAX_NODES {
-                    return Err(ComputeError::InvalidArgument(format!(
-                        "more than {MAX_NODES} nodes match; narrow the filters"
-                    )));
-                }
+                within_max_nodes(nodes.len())?;
                 next = match answer.body["links"]["pages"]["next"].as_str() {
                     Some(link) => Some(
                         page.join(link)

@@ -15,7 +15,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::rest::Rest;
-use super::{ComputeError, MAX_NODES, Node, NodeFilters, NodeState, Operation, Pending, Provider, ProviderKind};
+use super::{ComputeError, Node, NodeFilters, NodeState, Operation, Pending, Provider, ProviderKind, within_max_nodes};
 
 /// Compute Engine's API.
 pub const DEFAULT_ENDPOINT: &str = "https://compute.googleapis.com/compute/v1/";
@@ -206,11 +206,7 @@ impl Provider for Gce {
                             .flatten()
                             .filter_map(|i| node(&self.project, zone, i)),
                     );
-                    if nodes.len() > MAX_NODES {
-                        return Err(ComputeError::InvalidArgument(format!(
-                            "more than {MAX_NODES} nodes match; narrow the filters"
-                        )));
-                    }
+                    within_max_nodes(nodes.len())?;
                     match answer.body["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
                         Some(token) => page_token = Some(token.to_string()),
                         None => break,

@@ -29,6 +29,15 @@ pub use node::{Node, NodeFilters, NodeState, ProviderKind, split_tag};
 /// narrower filters.
 pub const MAX_NODES: usize = 10_000;
 
+/// Refuses a listing of more than [`MAX_NODES`] (checked after each page: a huge account
+/// is not read to its end).
+pub(crate) fn within_max_nodes(count: usize) -> Result<(), ComputeError> {
+    if count > MAX_NODES {
+        return Err(ComputeError::InvalidArgument(format!("more than {MAX_NODES} nodes match; narrow the filters")));
+    }
+    Ok(())
+}
+
 /// What a provider call answers, later.
 pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, ComputeError>> + Send + 'a>>;
 
@@ -300,11 +309,7 @@ impl CloudRun {
             };
         }
         let listed = self.cloud.provider.list_nodes(&asked).await?;
-        if listed.len() > MAX_NODES {
-            return Err(ComputeError::InvalidArgument(format!(
-                "more than {MAX_NODES} nodes match; narrow the filters"
-            )));
-        }
+        within_max_nodes(listed.len())?;
         let nodes: Vec<Node> = listed.into_iter().filter(|node| asked.matches(node)).collect();
         for node in &nodes {
             self.listed.insert(self.cloud.provider.id_key(&node.id), node.clone());

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use url::Url;
 
 use super::rest::Rest;
-use super::{ComputeError, MAX_NODES, Node, NodeFilters, NodeState, Operation, Pending, Provider, ProviderKind};
+use super::{ComputeError, Node, NodeFilters, NodeState, Operation, Pending, Provider, ProviderKind, within_max_nodes};
 use crate::http::HttpCredential;
 
 /// Servers per page asked for (Nova's default `max_limit` is 1000).
@@ -183,11 +183,7 @@ impl Provider for OpenStack {
                 let answer = self.rest.send("list servers", Method::GET, &page, None, true, &[]).await?;
                 let servers = answer.body["servers"].as_array().cloned().unwrap_or_default();
                 nodes.extend(servers.iter().filter_map(|s| node(&self.region, s)));
-                if nodes.len() > MAX_NODES {
-                    return Err(ComputeError::InvalidArgument(format!(
-                        "more than {MAX_NODES} nodes match; narrow the filters"
-                    )));
-                }
+                within_max_nodes(nodes.len())?;
                 let link = answer.body["servers_links"]
                     .as_array()
                     .into_iter()
