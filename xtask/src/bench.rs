@@ -9,19 +9,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-struct Settings {
+pub(crate) struct Settings {
     /// Seconds per wrk run.
-    duration: u64,
-    /// Executors stored for the large-database figures.
-    large: u64,
-    burst: u64,
-    /// Recurring plans for the horizon-extension figures.
-    recurring: u64,
+    pub(crate) duration: u64,
+    /// Executors stored for the paging figures.
+    pub(crate) large: u64,
+    /// Pending executors at each step of the cost table.
+    pub(crate) pending_steps: Vec<u64>,
+    /// Executors due in the burst's 10-second window.
+    pub(crate) burst: u64,
+    /// Recurring plans at each step of their cost table; the last for the other figures.
+    pub(crate) recurring_steps: Vec<u64>,
+    /// Seconds over which idle CPU is counted with the recurring plans stored.
+    pub(crate) recurring_idle: u64,
     /// Time between the 20 firings of a lateness figure.
-    firing_gap: Duration,
+    pub(crate) firing_gap: Duration,
     /// Seconds over which idle CPU is counted (a tick is 10 ms: 3 s still shows any
     /// polling).
-    idle: u64,
+    pub(crate) idle: u64,
 }
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -30,8 +35,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Settings {
             duration: 3,
             large: 100_000,
-            burst: 1_000,
-            recurring: 1_000,
+            pending_steps: vec![10_000, 100_000],
+            burst: 10_000,
+            recurring_steps: vec![1_000, 10_000],
+            recurring_idle: 3,
             idle: 3,
             firing_gap: Duration::from_millis(250),
         }
@@ -39,8 +46,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Settings {
             duration: 10,
             large: 1_000_000,
-            burst: 10_000,
-            recurring: 10_000,
+            pending_steps: vec![10_000, 100_000, 1_000_000],
+            burst: 100_000,
+            recurring_steps: vec![1_000, 10_000, 100_000],
+            recurring_idle: 60,
             idle: 10,
             firing_gap: Duration::from_millis(500),
         }
@@ -52,7 +61,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let started = Steal::now();
     let runtime = tokio::runtime::Runtime::new()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
-    // `--only a,b`: just the named groups (http, large, lateness, burst, recurring, halt,
+    // `--only a,b`: just the named groups (http, paging, costs, lateness, burst, recurring, halt,
     // guards, original, replicas, upload, plugin, experiments).
     let only: Option<Vec<String>> = args
         .iter()
@@ -64,17 +73,20 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         if wanted("http") {
             http_throughput(&binary, &settings, &mut rows).await?;
         }
-        if wanted("large") {
-            large_database(&binary, &settings, &mut rows).await?;
+        if wanted("paging") {
+            crate::scale_bench::paging(&binary, &settings, &mut rows).await?;
+        }
+        if wanted("costs") {
+            crate::scale_bench::pending_costs(&binary, &settings, &mut rows).await?;
         }
         if wanted("lateness") {
             firing_lateness(&binary, &settings, &mut rows).await?;
         }
         if wanted("burst") {
-            burst(&binary, &settings, &mut rows).await?;
+            crate::scale_bench::burst(&binary, &settings, &mut rows).await?;
         }
         if wanted("recurring") {
-            recurring_plans(&binary, &settings, &mut rows).await?;
+            crate::scale_bench::recurring_plans(&binary, &settings, &mut rows).await?;
         }
         if wanted("halt") {
             halt_latency(&binary, &mut rows).await?;
@@ -240,7 +252,7 @@ fn ensure_tools() -> anyhow::Result<()> {
 pub(crate) struct Engine {
     child: Child,
     pub(crate) url: String,
-    started_to_ready: Duration,
+    pub(crate) started_to_ready: Duration,
 }
 
 impl Engine {
@@ -255,7 +267,7 @@ impl Engine {
         Engine::spawn(binary, dir, &database, extra, level)
     }
 
-    fn start_on(binary: &Path, dir: &Path, database: &str, extra: &[&str]) -> anyhow::Result<Engine> {
+    pub(crate) fn start_on(binary: &Path, dir: &Path, database: &str, extra: &[&str]) -> anyhow::Result<Engine> {
         let level = std::env::var("CME_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into());
         Engine::spawn(binary, dir, database, extra, &level)
     }
@@ -296,11 +308,11 @@ impl Engine {
         Ok(Engine { child, url, started_to_ready: started.elapsed() })
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
     }
@@ -313,10 +325,10 @@ impl Drop for Engine {
     }
 }
 
-struct Wrk {
-    requests_per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub(crate) struct Wrk {
+    pub(crate) requests_per_second: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
     /// The share of the machine's CPU time the hypervisor gave to others during the run.
     steal: Steal,
 }
@@ -366,7 +378,7 @@ impl std::fmt::Display for Steal {
     }
 }
 
-fn wrk(url: &str, connections: u32, seconds: u64, script: Option<&Path>) -> anyhow::Result<Wrk> {
+pub(crate) fn wrk(url: &str, connections: u32, seconds: u64, script: Option<&Path>) -> anyhow::Result<Wrk> {
     let mut command = Command::new("wrk");
     command.args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
     if let Some(script) = script {
@@ -607,32 +619,6 @@ impl Drop for BareHandler {
     }
 }
 
-/// Seeds `count` pending executors of one plan, due from `first_due_us` one `step_us` apart.
-fn seed(db: &Path, plan_id: &str, count: u64, first_due_us: i64, step_us: i64, endpoint: &str) -> anyhow::Result<()> {
-    let now = chrono::Utc::now().timestamp_micros();
-    let attack_args =
-        json!({"endpoint": endpoint, "method": "GET", "payload": {}, "headers": {}}).to_string().replace('\'', "''");
-    let sql = format!(
-        "PRAGMA journal_mode=WAL;
-         INSERT INTO plans (id, name, created_at_us, deleted_at_us, attack_ref, attack_plugin, attack_args, planner_ref, planner_plugin, planner_args, dry_run, timezone, seed, grace_ms)
-           VALUES ('{plan_id}', 'seeded', {now}, NULL, 'api_request:ApiRequest', 'api-request@0.1.0', '{attack_args}', 'exact_planner:ExactPlanner', 'exact-planner@0.1.0', '{{}}', 0, 'UTC', 1, 60000);
-         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {count})
-         INSERT INTO executors (id, plan_id, due_at_us, status, attempts, lease_owner, lease_expires_us, grace_ms, created_at_us, started_at_us, finished_at_us, summary, targets, details, error, log)
-           SELECT printf('%s%016x', substr('{plan_id}', 1, 16), i), '{plan_id}', {first_due_us} + i * {step_us}, 'pending', 0, NULL, NULL, 60000, {now}, NULL, NULL, NULL, '[]', NULL, NULL, '[]' FROM n;"
-    );
-    let status = Command::new("sqlite3").arg(db).arg(sql).status()?;
-    if !status.success() {
-        bail!("seeding {} failed", db.display());
-    }
-    Ok(())
-}
-
-/// Creates the schema by starting (and stopping) an engine on the database.
-fn create_schema(binary: &Path, dir: &Path) -> anyhow::Result<()> {
-    Engine::start(binary, dir, &[])?.stop();
-    Ok(())
-}
-
 /// CPU ticks (1/100 s) of every local process named `postgres` (a local server's
 /// backends; 0 when the server is elsewhere).
 fn postgres_ticks() -> u64 {
@@ -656,7 +642,7 @@ fn cpu_per_request(engine_ticks: u64, postgres_ticks: Option<u64>, run: &Wrk, se
     }
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
+pub(crate) fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -664,7 +650,7 @@ fn cpu_ticks(pid: u32) -> u64 {
         + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
-fn rss_mib(pid: u32) -> f64 {
+pub(crate) fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
@@ -672,75 +658,6 @@ fn rss_mib(pid: u32) -> f64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
-}
-
-async fn large_database(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    create_schema(binary, dir.path())?;
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).timestamp_micros();
-    eprintln!("seeding {} pending executors...", s.large);
-    seed(
-        &dir.path().join("cme.db"),
-        "0123456789abcdef0123456789abcdef",
-        s.large,
-        tomorrow,
-        1_000,
-        "http://127.0.0.1:9/",
-    )?;
-    let engine = Engine::start(binary, dir.path(), &[])?;
-    let client = reqwest::Client::new();
-    let ready = Instant::now();
-    while !client.get(format!("{}/healthz", engine.url)).send().await.map(|r| r.status().is_success()).unwrap_or(false)
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let start_to_ready = engine.started_to_ready + ready.elapsed();
-    rows.push((
-        format!("engine start to ready, {} pending executors", s.large),
-        format!("{:.0} ms", start_to_ready.as_secs_f64() * 1000.0),
-        "<= 1 s".into(),
-    ));
-
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = cpu_ticks(engine.pid());
-    tokio::time::sleep(Duration::from_secs(s.idle)).await;
-    let ticks = cpu_ticks(engine.pid()) - before;
-    let ticks_per_second = 100.0;
-    rows.push((
-        format!("idle CPU with {} pending executors ({} s)", s.large, s.idle),
-        format!("{:.2} % ({ticks} ticks)", ticks as f64 / ticks_per_second / s.idle as f64 * 100.0),
-        "0 %".into(),
-    ));
-    rows.push((
-        format!("RSS with {} pending executors", s.large),
-        format!("{:.1} MiB", rss_mib(engine.pid())),
-        "<= 150 MiB".into(),
-    ));
-
-    let page = wrk(&format!("{}/api/1/executors/?size=100&page=50", engine.url), 4, s.duration, None)?;
-    rows.push((
-        format!("GET /api/1/executors/ page of 100 out of {}, c=4", s.large),
-        format!("p99 {:.2} ms, p50 {:.2} ms, {:.0} req/s", page.p99_ms, page.p50_ms, page.requests_per_second),
-        "p99 <= 10 ms".into(),
-    ));
-    // Half way down the list: by page number (offset) and by the `next` cursor (seek).
-    let middle = (s.large / 200).max(1);
-    let doc: Value =
-        client.get(format!("{}/api/1/executors/?size=100&page={middle}", engine.url)).send().await?.json().await?;
-    let next = doc["_links"]["next"]["href"].as_str().context("a next link half way down")?.to_string();
-    for (how, url) in [
-        ("page number", format!("{}/api/1/executors/?size=100&page={}", engine.url, middle + 1)),
-        ("cursor", format!("{}{next}", engine.url)),
-    ] {
-        let deep = wrk(&url, 4, s.duration, None)?;
-        rows.push((
-            format!("page of 100 half way down {} executors, by {how}, c=4", s.large),
-            format!("p99 {:.2} ms, p50 {:.2} ms, {:.0} req/s", deep.p99_ms, deep.p50_ms, deep.requests_per_second),
-            "p99 <= 10 ms".into(),
-        ));
-    }
-    engine.stop();
-    Ok(())
 }
 
 async fn firing_lateness(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
@@ -765,17 +682,18 @@ fn lateness_span(gap: Duration) -> Duration {
 const LATENESS_FIRINGS: u32 = 20;
 
 /// p50 and p99 lateness (ms) of 20 executors due one at a time, `gap` apart.
-async fn lateness_at(url: &str, gap: Duration) -> anyhow::Result<(f64, f64)> {
+pub(crate) async fn lateness_at(url: &str, gap: Duration) -> anyhow::Result<(f64, f64)> {
     let client = reqwest::Client::new();
     let first = chrono::Utc::now() + chrono::Duration::seconds(3);
     let gap_ms = gap.as_millis() as i64;
-    let mut ids = Vec::new();
+    let (mut ids, mut plans) = (Vec::new(), Vec::new());
     for i in 0..i64::from(LATENESS_FIRINGS) {
         let date = (first + chrono::Duration::milliseconds(i * gap_ms)).to_rfc3339();
         let body = json!({"name": format!("late{i}"), "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": format!("{}/healthz", url), "method": "GET"}},
                           "planner": {"ref": "exact_planner:ExactPlanner", "args": {"date": date}}});
         let doc: Value = client.post(format!("{}/api/1/plans/", url)).json(&body).send().await?.json().await?;
         ids.push(doc["_embedded"]["executors"][0]["id"].as_str().context("executor id")?.to_string());
+        plans.push(doc["id"].as_str().context("plan id")?.to_string());
     }
     tokio::time::sleep(lateness_span(gap)).await;
     let mut lateness = Vec::new();
@@ -785,108 +703,13 @@ async fn lateness_at(url: &str, gap: Duration) -> anyhow::Result<(f64, f64)> {
         let started = chrono::DateTime::parse_from_rfc3339(doc["started_at"].as_str().context("started")?)?;
         lateness.push((started - due).num_microseconds().unwrap_or(0) as f64 / 1000.0);
     }
+    // Gone again, so that they count against no cap (`max_plans`) of the figures after.
+    for plan in plans {
+        client.delete(format!("{url}/api/1/plans/{plan}")).send().await?.error_for_status()?;
+    }
     lateness.sort_by(|a, b| a.total_cmp(b));
     let p = |q: f64| lateness[((lateness.len() as f64 - 1.0) * q).round() as usize];
     Ok((p(0.5), p(0.99)))
-}
-
-/// Recurring plans (a daily cron each): how long extending all their horizons takes, and
-/// idle CPU, RSS and firing lateness with them stored.
-async fn recurring_plans(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let db = dir.path().join("cme.db");
-    let engine = Engine::start(binary, dir.path(), &[])?;
-    let client = reqwest::Client::new();
-    eprintln!("creating {} recurring plans...", s.recurring);
-    let created = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    let per_task = s.recurring.div_ceil(8);
-    for t in 0..8 {
-        let (client, url) = (client.clone(), engine.url.clone());
-        let count = per_task.min(s.recurring.saturating_sub(t * per_task));
-        tasks.spawn(async move {
-            for i in 0..count {
-                let body = json!({"name": format!("daily {t}-{i}"), "overlap": "allow",
-                                  "attack": {"ref": "api_request:ApiRequest", "args": {"endpoint": "http://127.0.0.1:9/", "method": "GET"}},
-                                  "planner": {"ref": "cron_planner:CronPlanner", "args": {"cron": "0 0 12 * * *", "jitter_seconds": 600}}});
-                let response = client.post(format!("{url}/api/1/plans/")).json(&body).send().await?;
-                if response.status() != 201 {
-                    bail!("creating a recurring plan: {}", response.text().await?);
-                }
-            }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done??;
-    }
-    eprintln!("created in {:.1} s", created.elapsed().as_secs_f64());
-    engine.stop();
-    // Every horizon a minute short of being due: the next start extends each plan by a
-    // day (what happens to every plan once a day).
-    let due = (chrono::Utc::now() + chrono::Duration::days(6) - chrono::Duration::minutes(1)).timestamp_micros();
-    let status =
-        Command::new("sqlite3").arg(&db).arg(format!("UPDATE plans SET planned_until_us = {due};")).status()?;
-    if !status.success() {
-        bail!("moving the horizons back failed");
-    }
-    let engine = Engine::start(binary, dir.path(), &[])?;
-    let started = Instant::now();
-    // Executors due one at a time while the horizons are being extended.
-    let during = {
-        let url = engine.url.clone();
-        let gap = s.firing_gap;
-        tokio::spawn(async move { lateness_at(&url, gap).await })
-    };
-    let threshold = (chrono::Utc::now() + chrono::Duration::days(6) - chrono::Duration::seconds(30)).timestamp_micros();
-    loop {
-        let output = Command::new("sqlite3")
-            .arg(&db)
-            .arg(format!("SELECT count(*) FROM plans WHERE planned_until_us < {threshold};"))
-            .output()?;
-        let left: u64 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap_or(u64::MAX);
-        if left == 0 {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("{left} recurring plans still not extended after 10 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let took = started.elapsed();
-    let (p50, p99) = during.await??;
-    rows.push((
-        format!("firing lateness while {} horizons are extended (20 runs)", s.recurring),
-        format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
-        "p99 <= 5 ms".into(),
-    ));
-    rows.push((
-        format!("horizon extension of {} recurring plans (a day each, SQLite)", s.recurring),
-        format!("{:.2} s, {:.2} ms per plan", took.as_secs_f64(), took.as_secs_f64() * 1000.0 / s.recurring as f64),
-        "(new figure)".into(),
-    ));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = cpu_ticks(engine.pid());
-    tokio::time::sleep(Duration::from_secs(s.idle)).await;
-    let ticks = cpu_ticks(engine.pid()) - before;
-    rows.push((
-        format!("idle CPU with {} recurring plans ({} s)", s.recurring, s.idle),
-        format!("{:.2} % ({ticks} ticks)", ticks as f64 / 100.0 / s.idle as f64 * 100.0),
-        "0 %".into(),
-    ));
-    rows.push((
-        format!("RSS with {} recurring plans", s.recurring),
-        format!("{:.1} MiB", rss_mib(engine.pid())),
-        "<= 150 MiB".into(),
-    ));
-    let (p50, p99) = lateness_at(&engine.url, s.firing_gap).await?;
-    rows.push((
-        format!("firing lateness with {} recurring plans (20 runs)", s.recurring),
-        format!("p50 {p50:.2} ms, p99 {p99:.2} ms"),
-        "p99 <= 5 ms".into(),
-    ));
-    engine.stop();
-    Ok(())
 }
 
 /// A local HTTP sink that answers 200 at once (or after `delay`).
@@ -905,59 +728,6 @@ async fn sink(delay: Duration) -> anyhow::Result<String> {
         }
     });
     Ok(format!("http://{addr}/"))
-}
-
-async fn burst(binary: &Path, s: &Settings, rows: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    create_schema(binary, dir.path())?;
-    let endpoint = sink(Duration::ZERO).await?;
-    let due = (chrono::Utc::now() + chrono::Duration::seconds(8)).timestamp_micros() / 1_000_000 * 1_000_000;
-    // All due within the same second.
-    seed(
-        &dir.path().join("cme.db"),
-        "fedcba9876543210fedcba9876543210",
-        s.burst,
-        due,
-        1_000_000 / s.burst as i64,
-        &endpoint,
-    )?;
-    let engine = Engine::start(binary, dir.path(), &[])?;
-    let client = reqwest::Client::new();
-    let wait_until = Instant::now() + Duration::from_secs(120);
-    loop {
-        let doc: Value = client.get(format!("{}/api/1/executors/?size=1", engine.url)).send().await?.json().await?;
-        if doc["_embedded"]["executors"].as_array().map_or(0, Vec::len) == 0 || Instant::now() > wait_until {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    engine.stop();
-    let db = dir.path().join("cme.db");
-    let query = |sql: &str| -> anyhow::Result<String> {
-        let out = Command::new("sqlite3").arg(&db).arg(sql).output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
-    let spread_ms: f64 =
-        query("SELECT (MAX(started_at_us) - MIN(due_at_us)) / 1000.0 FROM executors")?.parse().unwrap_or(f64::NAN);
-    let statuses = query("SELECT status || '=' || COUNT(*) FROM executors GROUP BY status")?.replace('\n', ", ");
-    // How late each one started (its own due time to its start).
-    let late_ms = |rank: f64| -> anyhow::Result<f64> {
-        let sql = format!(
-            "SELECT (started_at_us - due_at_us) / 1000.0 FROM executors WHERE started_at_us IS NOT NULL ORDER BY 1 LIMIT 1 OFFSET {}",
-            ((s.burst as f64 - 1.0) * rank) as u64
-        );
-        Ok(query(&sql)?.parse().unwrap_or(f64::NAN))
-    };
-    let (p50, p99) = (late_ms(0.5)?, late_ms(0.99)?);
-    rows.push((
-        format!("burst: {} executors due in the same second (api-request to a local sink)", s.burst),
-        format!(
-            "last started {:.0} ms after the first was due; each late by p50 {p50:.0} ms, p99 {p99:.0} ms; {statuses}",
-            spread_ms
-        ),
-        "all started within 2 s, none missed".into(),
-    ));
-    Ok(())
 }
 
 /// Plans `count` attacks against a sink that never answers in time, due in 2 s, on the
@@ -1256,14 +1026,14 @@ async fn cross_replica_halt(binary: &Path, rows: &mut Vec<(String, String, Strin
 
 /// A database of its own on the PostgreSQL server `CME_BENCH_POSTGRES_URL` names (an admin
 /// URL; None when unset), dropped at the end.
-struct BenchDatabase {
+pub(crate) struct BenchDatabase {
     admin: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl BenchDatabase {
-    fn create() -> anyhow::Result<Option<BenchDatabase>> {
+    pub(crate) fn create() -> anyhow::Result<Option<BenchDatabase>> {
         let Ok(admin) = std::env::var("CME_BENCH_POSTGRES_URL") else { return Ok(None) };
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let name =

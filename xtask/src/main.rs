@@ -14,6 +14,7 @@ mod bench;
 mod chaos;
 mod experiment_bench;
 mod fuzz;
+mod scale_bench;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

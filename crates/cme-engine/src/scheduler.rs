@@ -33,6 +33,9 @@ enum Claimed {
 /// How long a cancelled run may take to stop and hand over its partial record.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
+/// Plans kept by `plan_of` (the cache starts again when full).
+const CACHED_PLANS: usize = 1024;
+
 impl Engine {
     /// The scheduler loop; returns when shutdown is requested.
     pub(crate) async fn schedule(self: Arc<Self>) {
@@ -191,6 +194,7 @@ impl Engine {
             // Read once per batch, never cached: a blackout made on any replica holds at once.
             let blackouts: Arc<BlackoutIndex> =
                 if count > 0 { self.blackout_index_or_all().await } else { Arc::default() };
+            self.cache_plans_of(&claimed).await;
             for executor in claimed {
                 let Some(slot) = slots.split(1) else {
                     tracing::error!(executor_id = %executor.id, "claimed more executors than asked for; its lease will expire");
@@ -474,18 +478,42 @@ impl Engine {
     /// A plan, from a small cache: what a run needs of its plan (attack, args, dry run)
     /// never changes, and a burst of executors of one plan should not read it each time.
     async fn plan_of(&self, id: &str) -> Result<Option<Arc<Plan>>, crate::StorageError> {
-        const CACHED: usize = 1024;
         if let Some(plan) = self.plans.locked().get(id) {
             return Ok(Some(plan.clone()));
         }
         let Some(plan) = self.ports.plans.plan(id).await? else { return Ok(None) };
         let plan = Arc::new(plan);
         let mut cache = self.plans.locked();
-        if cache.len() >= CACHED {
+        if cache.len() >= CACHED_PLANS {
             cache.clear();
         }
         cache.insert(id.to_string(), plan.clone());
         Ok(Some(plan))
+    }
+
+    /// Reads the plans of a claimed batch that are not cached, in one query: a burst of
+    /// executors of many plans (every daily plan of a zone at noon) would otherwise read
+    /// them one at a time. A failed read is left to `plan_of`, run by run.
+    async fn cache_plans_of(&self, claimed: &[Executor]) {
+        let missing: Vec<String> = {
+            let cache = self.plans.locked();
+            let mut ids: Vec<String> =
+                claimed.iter().filter(|e| !cache.contains_key(&e.plan_id)).map(|e| e.plan_id.clone()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        if missing.len() < 2 {
+            return;
+        }
+        let Ok(plans) = self.ports.plans.plans_of(&missing).await else { return };
+        let mut cache = self.plans.locked();
+        if cache.len() + plans.len() > CACHED_PLANS {
+            cache.clear();
+        }
+        for plan in plans {
+            cache.insert(plan.id.clone(), Arc::new(plan));
+        }
     }
 
     /// Runs a one-attack plan's attack, registered as in flight here (a halt, a shutdown,

@@ -254,6 +254,16 @@ pub trait PlanStore: Send + Sync + 'static {
 
     async fn plan(&self, id: &str) -> StorageResult<Option<Plan>>;
 
+    /// The plans of `ids` that exist (deleted ones too), in any order: what a burst of
+    /// executors of many plans needs, read at once.
+    async fn plans_of(&self, ids: &[String]) -> StorageResult<Vec<Plan>> {
+        let mut plans = Vec::with_capacity(ids.len());
+        for id in ids {
+            plans.extend(self.plan(id).await?);
+        }
+        Ok(plans)
+    }
+
     /// Pauses (`Some(since)`) or resumes (`None`) a plan that is not deleted, moving its
     /// waiting executors between `pending` and `paused`, with the audit event; false when
     /// there is no such plan. Pausing a paused plan keeps its first `since`.

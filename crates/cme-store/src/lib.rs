@@ -14,6 +14,7 @@
 mod advisory;
 mod batcher;
 mod budgets;
+mod checkpoint;
 mod convert;
 mod entity;
 mod feeds;
@@ -21,6 +22,7 @@ mod migration;
 mod outbox;
 mod plugins;
 mod queries;
+mod ranks;
 mod readers;
 mod sealed;
 mod signals;
@@ -58,6 +60,8 @@ pub struct Store {
     writer: Option<Arc<writer::Writer>>,
     /// Read-only connections of a SQLite file for the hot reads (see `readers`).
     readers: Option<Arc<readers::Readers>>,
+    /// Checkpoints a SQLite file's WAL after writes (see `checkpoint`).
+    checkpointer: Option<Arc<checkpoint::Checkpointer>>,
     /// Group commit of inserts on PostgreSQL (see `batcher`).
     batcher: Option<Arc<batcher::Batcher>>,
     /// A SQLite file's engine lock, held while the store lives (see `lock_sqlite_file`).
@@ -197,6 +201,20 @@ fn sqlite_file(url: &str) -> Option<&str> {
     (!path.is_empty() && !path.starts_with(':') && !url.contains("mode=memory")).then_some(path)
 }
 
+/// The SQLite write gate, held (see `Store::write_gate`).
+pub(crate) struct WriteGate<'a> {
+    _held: tokio::sync::MutexGuard<'a, ()>,
+    checkpointer: Option<&'a checkpoint::Checkpointer>,
+}
+
+impl Drop for WriteGate<'_> {
+    fn drop(&mut self) {
+        if let Some(checkpointer) = self.checkpointer {
+            checkpointer.nudge();
+        }
+    }
+}
+
 pub(crate) fn db_error(e: sea_orm::DbErr) -> cme_engine::StorageError {
     cme_engine::StorageError::Unavailable(e.to_string())
 }
@@ -247,6 +265,9 @@ impl Store {
                 .synchronous(if full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
+                // Checkpoints are the checkpoint thread's (see `checkpoint`), never a commit's.
+                .pragma("wal_autocheckpoint", "0")
+                .pragma("journal_size_limit", checkpoint::WAL_SIZE_LIMIT.to_string())
         });
         // A replica paused (SIGSTOP) or cut off inside a transaction must not hold the
         // others up: a lock is waited for at most `LOCK_TIMEOUT` (the statement fails and
@@ -274,14 +295,25 @@ impl Store {
         let writes = (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let signals: Arc<signals::Signals> = Default::default();
         let subscriptions: Arc<[cme_engine::Subscription]> = config.subscriptions.clone().into();
+        let checkpointer = match (&writes, sqlite_file(&config.url)) {
+            (Some(_), Some(path)) => Some(Arc::new(
+                checkpoint::Checkpointer::start(std::path::Path::new(path), full)
+                    .map_err(|e| ConnectError::Writer(e.to_string()))?,
+            )),
+            _ => None,
+        };
         let writer = match (&writes, sqlite_file(&config.url)) {
             (Some(gate), Some(path)) => {
                 let signals = signals.clone();
+                let checkpointer = checkpointer.clone();
                 let announce = !subscriptions.is_empty();
                 let config = writer::WriterConfig { path: std::path::Path::new(path), synchronous_full: full };
                 let started = writer::Writer::start(config, gate.clone(), move || {
                     if announce {
                         signals.bump_outbox();
+                    }
+                    if let Some(checkpointer) = &checkpointer {
+                        checkpointer.nudge();
                     }
                 });
                 Some(Arc::new(started.map_err(|e| ConnectError::Writer(e.to_string()))?))
@@ -301,6 +333,7 @@ impl Store {
             subscriptions,
             writer,
             readers,
+            checkpointer,
             batcher: None,
             _sole_engine: sole_engine,
         };
@@ -310,10 +343,11 @@ impl Store {
         Ok(store)
     }
 
-    /// Held for the duration of a write on SQLite; nothing on PostgreSQL.
-    pub(crate) async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    /// Held for the duration of a write on SQLite; nothing on PostgreSQL. Released, it
+    /// nudges the checkpoint thread.
+    pub(crate) async fn write_gate(&self) -> Option<WriteGate<'_>> {
         match &self.writes {
-            Some(lock) => Some(lock.lock().await),
+            Some(lock) => Some(WriteGate { _held: lock.lock().await, checkpointer: self.checkpointer.as_deref() }),
             None => None,
         }
     }

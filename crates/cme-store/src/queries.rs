@@ -22,6 +22,7 @@ use cme_engine::{
 use crate::advisory::AdvisoryLock;
 use crate::convert::{self, at, us};
 use crate::entity::{audit_event, blackout, credential, executor, plan, setting};
+use crate::ranks::{self, ListKey, RowKey, Start};
 use crate::readers::{EXECUTOR_COLUMNS, LISTED_EXECUTOR_COLUMNS};
 use crate::writer::{query_executors, unavailable};
 use crate::writes::Writes;
@@ -314,6 +315,11 @@ impl PlanStore for Store {
         plan::Entity::find_by_id(id.to_string()).one(self.db()).await.map_err(db)?.map(convert::plan).transpose()
     }
 
+    async fn plans_of(&self, ids: &[String]) -> StorageResult<Vec<Plan>> {
+        let query = plan::Entity::find().filter(plan::Column::Id.is_in(ids.iter().cloned()));
+        self.all_of(query, convert::plan).await
+    }
+
     async fn list_plans(&self, all: bool, page: Page) -> StorageResult<PageOf<PlanSummary>> {
         let mut query = plan::Entity::find().filter(plan::Column::DeletedAtUs.is_null());
         if !all {
@@ -531,9 +537,6 @@ impl ExecutorStore for Store {
             .transpose()
     }
 
-    /// The page's ids are found first from the covering indexes alone (with a status
-    /// filter: one ordered, limited range per status, merged), then only those rows are
-    /// read; a page costs about the same with a million executors as with ten.
     /// SQLite's data version (see `Readers::data_version`); None on PostgreSQL, whose
     /// other replicas commit where no cheap counter sees it.
     fn data_version(&self) -> Option<u64> {
@@ -541,76 +544,46 @@ impl ExecutorStore for Store {
     }
 
     async fn list_executors(&self, filter: &ExecutorFilter, page: Page) -> StorageResult<PageOf<Executor>> {
-        let mut values: Vec<sea_orm::Value> = Vec::new();
-        let mut bind = |v: sea_orm::Value| {
-            values.push(v);
-            format!("${}", values.len())
-        };
-        // A cursor seeks (the status/due index starts at it); an offset skips rows.
-        let offset_rows = if filter.after.is_some() { 0 } else { page.offset() };
-        let mut conditions: Vec<String> = Vec::new();
-        if let Some(plan) = &filter.plan_id {
-            conditions.push(format!("plan_id = {}", bind(plan.clone().into())));
-        }
-        if let Some(after) = &filter.after {
-            // The first conjunct is an index range (a seek); the second drops what is at
-            // the cursor's own due time up to and including it.
-            let (due, due_again, id) =
-                (bind(us(after.due).into()), bind(us(after.due).into()), bind(after.id.clone().into()));
-            conditions.push(format!("due_at_us >= {due} AND (due_at_us > {due_again} OR id > {id})"));
-        }
-        let and_conditions: String = conditions.iter().map(|c| format!(" AND {c}")).collect();
-        // A SQLite reader fetches the page's rows by rowid (straight from the index entries)
-        // rather than by id (a second index to search per row).
-        let (key, key_columns) = if self.readers.is_some() {
-            ("row_key", "due_at_us, id, rowid AS row_key")
-        } else {
-            ("id", "due_at_us, id")
-        };
-        let keys = match filter.statuses.as_ref() {
-            None => {
-                let conditions =
-                    if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-                format!("SELECT {key_columns} FROM executors{conditions}")
-            }
-            Some(statuses) => {
-                // Page::new guarantees offset + size + 1 fits an i64.
-                let window = bind(((offset_rows + page.size() + 1) as i64).into());
-                let members: Vec<String> = statuses
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        let s = bind(status(*s));
-                        format!(
-                            "SELECT * FROM (SELECT {key_columns} FROM executors WHERE status = {s}{and_conditions} \
-                             ORDER BY due_at_us, id LIMIT {window}) AS s{i}"
-                        )
-                    })
-                    .collect();
-                if members.is_empty() {
-                    return Ok(PageOf { items: Vec::new(), has_more: false });
-                }
-                members.join(" UNION ALL ")
-            }
-        };
-        let limit = bind(((page.size() + 1) as i64).into());
-        let offset = bind((offset_rows as i64).into());
-        let sql = format!("SELECT {key} FROM ({keys}) AS k ORDER BY due_at_us, id LIMIT {limit} OFFSET {offset}");
+        let after = filter.after.as_ref().map(|after| RowKey { due_at_us: us(after.due), id: after.id.clone() });
+        let statuses: Option<Vec<&'static str>> = filter.statuses.as_ref().map(|statuses| {
+            let mut names: Vec<&'static str> = statuses.iter().map(|s| s.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            names
+        });
         if let Some(readers) = &self.readers {
-            // One query, on a reader (see `readers`): the page's rows, and one more if any.
-            let sql = adapt(
-                self.backend(),
-                &format!(
-                    "SELECT {LISTED_EXECUTOR_COLUMNS} FROM executors WHERE rowid IN ({sql}) ORDER BY due_at_us, id"
-                ),
-            );
-            let statement = Statement::from_sql_and_values(self.backend(), sql, values);
-            let mut items = readers.read(move |conn| query_executors(conn, &statement)).await?;
+            // One read, on a reader (see `readers`): where the page starts (a cursor seeks;
+            // a page number seeks through the rank index, see `ranks`), then the page's
+            // rows and one more if any.
+            let list = ListKey { plan_id: filter.plan_id.clone(), statuses };
+            let size = page.size();
+            let version = if after.is_none() && page.offset() >= ranks::EVERY { readers.data_version() } else { None };
+            let ranks = readers.clone();
+            let mut items = readers
+                .read(move |conn| {
+                    let start = match (after, version) {
+                        (Some(after), _) => Start { after: Some(after), skip: 0 },
+                        (None, Some(version)) => ranks.ranks.start(conn, &list, version, page.offset())?,
+                        (None, None) => Start { after: None, skip: page.offset() },
+                    };
+                    let (keys, values) = page_keys(&list, &start, size, "rowid AS row_key", "row_key");
+                    let sql = adapt(
+                        DbBackend::Sqlite,
+                        &format!(
+                            "SELECT {LISTED_EXECUTOR_COLUMNS} FROM executors WHERE rowid IN ({keys}) ORDER BY due_at_us, id"
+                        ),
+                    );
+                    query_executors(conn, &Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
+                })
+                .await?;
             let has_more = items.len() as u64 > page.size();
             items.truncate(page.size() as usize);
             return Ok(PageOf { items, has_more });
         }
-        let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), &sql), values);
+        let list = ListKey { plan_id: filter.plan_id.clone(), statuses };
+        let start = Start { skip: if after.is_some() { 0 } else { page.offset() }, after };
+        let (keys, values) = page_keys(&list, &start, page.size(), "id AS row_key", "row_key");
+        let statement = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), &keys), values);
         let ids: Vec<String> = self
             .db()
             .query_all_raw(statement)
@@ -1379,6 +1352,59 @@ impl BudgetStore for Store {
 /// numbered form is `?n`.
 /// PostgreSQL's clock in microseconds, as stored times are.
 pub(crate) const DB_NOW_US: &str = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT)";
+
+/// The query (with its values, `$n` placeholders) of the `key` of each row of a page of
+/// `list` from `start`, `size` rows and one more if any: found from the covering indexes
+/// alone (with statuses: one ordered, limited range per status, merged), so that a page
+/// costs about the same with a million executors as with ten.
+fn page_keys(list: &ListKey, start: &Start, size: u64, key_column: &str, key: &str) -> (String, Vec<sea_orm::Value>) {
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut bind = |v: sea_orm::Value| {
+        values.push(v);
+        format!("${}", values.len())
+    };
+    let mut conditions: Vec<String> = Vec::new();
+    if let Some(plan) = &list.plan_id {
+        conditions.push(format!("plan_id = {}", bind(plan.clone().into())));
+    }
+    if let Some(after) = &start.after {
+        // The first conjunct is an index range (a seek); the second drops what is at the
+        // cursor's own due time up to and including it.
+        let (due, due_again, id) =
+            (bind(after.due_at_us.into()), bind(after.due_at_us.into()), bind(after.id.clone().into()));
+        conditions.push(format!("due_at_us >= {due} AND (due_at_us > {due_again} OR id > {id})"));
+    }
+    let key_columns = format!("due_at_us, id, {key_column}");
+    // Page::new guarantees offset + size + 1 fits an i64.
+    let window = (start.skip + size + 1) as i64;
+    let keys = match &list.statuses {
+        None => {
+            let conditions =
+                if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+            format!("SELECT {key_columns} FROM executors{conditions}")
+        }
+        Some(statuses) if statuses.is_empty() => format!("SELECT {key_columns} FROM executors WHERE 0 = 1"),
+        Some(statuses) => {
+            let and_conditions: String = conditions.iter().map(|c| format!(" AND {c}")).collect();
+            let window = bind(window.into());
+            statuses
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let s = bind((*s).into());
+                    format!(
+                        "SELECT * FROM (SELECT {key_columns} FROM executors WHERE status = {s}{and_conditions} \
+                         ORDER BY due_at_us, id LIMIT {window}) AS s{i}"
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+        }
+    };
+    let limit = bind(((size + 1) as i64).into());
+    let offset = bind((start.skip as i64).into());
+    (format!("SELECT {key} FROM ({keys}) AS k ORDER BY due_at_us, id LIMIT {limit} OFFSET {offset}"), values)
+}
 
 pub(crate) fn adapt(backend: DbBackend, sql: &str) -> String {
     match backend {

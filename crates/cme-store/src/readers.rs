@@ -27,11 +27,18 @@ pub(crate) struct Readers {
     idle: Mutex<Vec<Connection>>,
     /// The one connection `data_version` asks, with how many times it was opened.
     versions: Mutex<(Option<Connection>, u64)>,
+    /// Where deep pages of executor lists start, per data version.
+    pub(crate) ranks: crate::ranks::Ranks,
 }
 
 impl Readers {
     pub(crate) fn new(path: &Path) -> Readers {
-        Readers { path: path.to_path_buf(), idle: Mutex::new(Vec::new()), versions: Mutex::new((None, 0)) }
+        Readers {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+            versions: Mutex::new((None, 0)),
+            ranks: crate::ranks::Ranks::default(),
+        }
     }
 
     /// A number that changes whenever any connection (of this process or another) commits

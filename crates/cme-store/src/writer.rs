@@ -95,9 +95,11 @@ impl Writer {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         // Each write runs in a savepoint: its statement journal stays in memory (on disk,
         // SQLite would create and delete a temporary file for it, every write).
+        // Checkpoints are the checkpoint thread's (see `checkpoint`), never a commit's.
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
-            if config.synchronous_full { "FULL" } else { "NORMAL" }
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; {}",
+            if config.synchronous_full { "FULL" } else { "NORMAL" },
+            crate::checkpoint::WRITER_PRAGMAS,
         ))?;
         conn.set_prepared_statement_cache_capacity(64);
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();

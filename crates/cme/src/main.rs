@@ -9,6 +9,7 @@ mod experiments;
 mod host;
 mod ledger;
 mod local;
+mod logging;
 mod metrics;
 mod scaffold;
 mod serve;

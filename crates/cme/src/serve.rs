@@ -30,23 +30,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => FileConfig::read(path)?,
         None => FileConfig::default(),
     };
-    init_logging(args.log_format.as_deref().or(file.log_format.as_deref()).unwrap_or("text"))?;
+    // Held until the engine has stopped: dropping it writes out every line still queued.
+    let _log = crate::logging::init(args.log_format.as_deref().or(file.log_format.as_deref()).unwrap_or("text"))?;
     actix_web::rt::System::new().block_on(run(args, file))
-}
-
-fn init_logging(format: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    // Colours only for a terminal: a file or a log collector gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    // Every line passes the masker as it is written, dependencies' lines at trace too.
-    let writer = || cme_secrets::MaskingWriter::new(std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
-    match format {
-        "json" => builder.json().init(),
-        "text" => builder.init(),
-        other => anyhow::bail!("unknown log format {other:?}: text or json"),
-    }
-    Ok(())
 }
 
 async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
