@@ -479,6 +479,30 @@ fn burst_sql(count: u64, first_due_us: i64, window_us: i64, endpoint: &str, post
     )
 }
 
+/// Sleeps until the burst's window has ended (`window_end_us`, epoch microseconds).
+async fn past_window(window_end_us: i64) {
+    let left = (window_end_us - chrono::Utc::now().timestamp_micros()).max(0);
+    tokio::time::sleep(Duration::from_micros(left as u64)).await;
+}
+
+/// A burst's figure: what its run left in the database (read by `query`) and the sink's
+/// receipts; with `replicas`, how the runs split between the engines.
+fn burst_figure(
+    query: &dyn Fn(&str) -> anyhow::Result<String>,
+    receipts: &Mutex<HashMap<String, u32>>,
+    window_end_us: i64,
+    count: u64,
+    replicas: bool,
+) -> anyhow::Result<String> {
+    let (last, p50, p99, statuses, split) = burst_outcome(query, window_end_us, count)?;
+    let (once, missed, twice) = receipts_of(receipts, count);
+    let split = if replicas { format!("; runs per replica {split}") } else { String::new() };
+    Ok(format!(
+        "last started {last:.0} ms after the window; each late by p50 {p50:.0} ms, p99 {p99:.0} ms; \
+         sink: {once} once, {missed} missed, {twice} twice{split}; {statuses}"
+    ))
+}
+
 /// What a burst's run left: (last start − window end in ms, lateness p50 and p99 in ms,
 /// statuses, runs per engine), read from the database by `query`.
 fn burst_outcome(
@@ -547,22 +571,16 @@ pub(crate) async fn burst(binary: &Path, s: &Settings, rows: &mut Rows) -> anyho
             bail!("seeding the burst failed");
         }
         let engine = Engine::start(binary, dir.path(), &[])?;
-        tokio::time::sleep(Duration::from_micros((first - chrono::Utc::now().timestamp_micros()).max(0) as u64)).await;
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        past_window(first + WINDOW_US).await;
         drained(&engine.url).await?;
         engine.stop();
         let query = |sql: &str| -> anyhow::Result<String> {
             let out = Command::new("sqlite3").arg(&db).arg(sql).output()?;
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
         };
-        let (last, p50, p99, statuses, _) = burst_outcome(&query, first + WINDOW_US, count)?;
-        let (once, missed, twice) = receipts_of(&receipts, count);
         rows.push((
             format!("burst: {count} executors due in one 10 s window (api-request to a local sink), SQLite"),
-            format!(
-                "last started {last:.0} ms after the window; each late by p50 {p50:.0} ms, p99 {p99:.0} ms; \
-                 sink: {once} once, {missed} missed, {twice} twice; {statuses}"
-            ),
+            burst_figure(&query, &receipts, first + WINDOW_US, count, false)?,
             target.into(),
         ));
     }
@@ -587,8 +605,7 @@ pub(crate) async fn burst(binary: &Path, s: &Settings, rows: &mut Rows) -> anyho
     }
     let a = Engine::start_on(binary, dir_a.path(), &database.url, &[])?;
     let b = Engine::start_on(binary, dir_b.path(), &database.url, &[])?;
-    tokio::time::sleep(Duration::from_micros((first - chrono::Utc::now().timestamp_micros()).max(0) as u64)).await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    past_window(first + WINDOW_US).await;
     drained(&a.url).await?;
     a.stop();
     b.stop();
@@ -596,14 +613,9 @@ pub(crate) async fn burst(binary: &Path, s: &Settings, rows: &mut Rows) -> anyho
         let out = Command::new("psql").arg(&database.url).args(["-qtA", "-c", sql]).output()?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
-    let (last, p50, p99, statuses, split) = burst_outcome(&query, first + WINDOW_US, count)?;
-    let (once, missed, twice) = receipts_of(&receipts, count);
     rows.push((
         format!("burst: {count} executors due in one 10 s window, two replicas sharing PostgreSQL"),
-        format!(
-            "last started {last:.0} ms after the window; each late by p50 {p50:.0} ms, p99 {p99:.0} ms; \
-             sink: {once} once, {missed} missed, {twice} twice; runs per replica {split}; {statuses}"
-        ),
+        burst_figure(&query, &receipts, first + WINDOW_US, count, true)?,
         "reported".into(),
     ));
     Ok(())
