@@ -37,7 +37,8 @@ const RECORDED: [&str; 17] = [
 ];
 
 /// The migrations added since the fixtures were made, applied after the recorded ones.
-const ADDED: [&str; 3] = ["m0018_blackout_description", "m0019_calendar_feeds", "m0020_experiments"];
+const ADDED: [&str; 4] =
+    ["m0018_blackout_description", "m0019_calendar_feeds", "m0020_experiments", "m0021_horizon_order"];
 
 /// What a database made or upgraded today records.
 fn today() -> Vec<&'static str> {

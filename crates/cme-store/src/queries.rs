@@ -399,12 +399,11 @@ impl HorizonStore for Store {
             .filter(plan::Column::DeletedAtUs.is_null())
             .filter(plan::Column::PausedAtUs.is_null());
         if let Some((planned_until, id)) = after {
+            // A row value: both databases seek the (horizon, id) index to it, however many
+            // plans share the horizon.
             query = query.filter(
-                sea_orm::Condition::any().add(plan::Column::PlannedUntilUs.gt(us(*planned_until))).add(
-                    sea_orm::Condition::all()
-                        .add(plan::Column::PlannedUntilUs.eq(us(*planned_until)))
-                        .add(plan::Column::Id.gt(id.as_str())),
-                ),
+                Expr::tuple([Expr::col(plan::Column::PlannedUntilUs), Expr::col(plan::Column::Id)])
+                    .gt(Expr::tuple([Expr::val(us(*planned_until)), Expr::val(id.as_str())])),
             );
         }
         let query = query.order_by_asc(plan::Column::PlannedUntilUs).order_by_asc(plan::Column::Id).limit(limit);

@@ -1029,3 +1029,42 @@ async fn deep_pages_by_number_are_exact_before_and_after_a_change() {
         assert_eq!(pages_by_number(&store, filter, 100, &pages).await, expected(&rows, filter), "{filter:?}");
     }
 }
+
+#[tokio::test]
+async fn plans_sharing_a_horizon_are_paged_once_each_in_id_order() {
+    let store = Store::connect(&StoreConfig::in_memory()).await.unwrap();
+    // 450 recurring plans extended in one round (one horizon), and one further out; ids
+    // inserted out of order.
+    let values: Vec<String> = (0..451)
+        .map(|i| {
+            let until = if i == 450 { 9_000 } else { 5_000 };
+            format!(
+                "('p{:04}', 'n', 1, NULL, 'a:A', 'a@0.1.0', '{{}}', 'c:C', 'c@0.1.0', '{{}}', 0, 'UTC', 1, 60000, {until})",
+                (i * 7919) % 451
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO plans (id, name, created_at_us, deleted_at_us, attack_ref, attack_plugin, attack_args, planner_ref, \
+         planner_plugin, planner_args, dry_run, timezone, seed, grace_ms, planned_until_us) VALUES {}",
+        values.join(", ")
+    );
+    store.db().execute_unprepared(&sql).await.unwrap();
+    let before = chrono::DateTime::from_timestamp_micros(10_000).unwrap();
+    let mut after = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.plans_to_extend(before, after.as_ref(), 200).await.unwrap();
+        seen.extend(page.iter().map(|p| p.id.clone()));
+        after = page.last().and_then(|p| Some((p.planned_until?, p.id.clone())));
+        if page.len() < 200 {
+            break;
+        }
+    }
+    let mut expected: Vec<String> = (0..451).map(|i| format!("p{:04}", (i * 7919) % 451)).collect();
+    // Horizon first, then id: the one further out comes last.
+    let last = expected.remove(450);
+    expected.sort();
+    expected.push(last);
+    assert_eq!(seen, expected);
+}

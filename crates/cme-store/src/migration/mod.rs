@@ -27,6 +27,7 @@ mod m0017_blackout_order;
 mod m0018_blackout_description;
 mod m0019_calendar_feeds;
 mod m0020_experiments;
+mod m0021_horizon_order;
 
 use m0001_initial::*;
 use m0002_credentials::*;
@@ -48,6 +49,7 @@ use m0017_blackout_order::*;
 use m0018_blackout_description::*;
 use m0019_calendar_feeds::*;
 use m0020_experiments::*;
+use m0021_horizon_order::*;
 
 pub struct Migrator;
 
@@ -74,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0018BlackoutDescription),
             Box::new(M0019CalendarFeeds),
             Box::new(M0020Experiments),
+            Box::new(M0021HorizonOrder),
         ]
     }
 }
