@@ -147,8 +147,10 @@ key_repository = {credential_keys}
     keystone_manage("db_sync")
     keystone_manage("fernet_setup", "--keystone-user", str(user[0]), "--keystone-group", str(user[1]))
     keystone_manage("credential_setup", "--keystone-user", str(user[0]), "--keystone-group", str(user[1]))
-    keystone_manage("bootstrap", "--bootstrap-password", admin_password, "--bootstrap-public-url",
-                    keystone_url + "/", "--bootstrap-region-id", "RegionOne")
+    # `--option=value`: a url-safe token may begin with "-", which argparse would take for
+    # an option of its own (one run in 64 failed so).
+    keystone_manage("bootstrap", "--bootstrap-password=" + admin_password, "--bootstrap-public-url=" + keystone_url + "/",
+                    "--bootstrap-region-id=RegionOne")
     environment = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=os.path.join(WORKDIR, "keystone.conf"))
     log = open(os.path.join(WORKDIR, "gunicorn.log"), "wb")
     gunicorn = subprocess.Popen(
