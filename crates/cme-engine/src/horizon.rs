@@ -86,7 +86,11 @@ impl Engine {
                 if self.extension_deferred(&plan.id, now) {
                     continue;
                 }
-                match self.next_window(plan, now).await {
+                let window = self.next_window(plan, now).await;
+                // A planner call may finish without ever waiting: the scheduler, on the same
+                // thread, gets its turn between two of them, not after a round of 200.
+                tokio::task::yield_now().await;
+                match window {
                     Ok(Some((extension, skips))) => {
                         extensions.push(extension);
                         skipped.push(skips);
