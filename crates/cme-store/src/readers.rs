@@ -45,12 +45,15 @@ impl Readers {
     /// to the database: SQLite's `PRAGMA data_version`, asked always on the same
     /// connection (its values are only comparable there), with the number of times that
     /// connection was opened in the high bits (a reopened connection counts afresh). A few
-    /// microseconds, without waiting: None when SQLite is busy or the file cannot be read.
+    /// microseconds, waiting at most 5 ms for a WAL read lock: None when SQLite stays busy
+    /// or the file cannot be read. A busy answer keeps the connection (and so the numbers
+    /// it gives): reopening it would change the version of unchanged data, and every page
+    /// and rank index kept under it would be read again.
     pub(crate) fn data_version(&self) -> Option<u64> {
         let mut versions = self.versions.locked();
         if versions.0.is_none() {
             let conn = self.open().ok()?;
-            conn.busy_timeout(std::time::Duration::ZERO).ok()?;
+            conn.busy_timeout(std::time::Duration::from_millis(5)).ok()?;
             versions.0 = Some(conn);
             versions.1 += 1;
         }
@@ -58,6 +61,11 @@ impl Readers {
             versions.0.as_ref().map(|conn| conn.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)));
         match asked {
             Some(Ok(version)) => Some((versions.1 << 40) | (u64::try_from(version).ok()? & ((1 << 40) - 1))),
+            Some(Err(rusqlite::Error::SqliteFailure(e, _)))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            {
+                None
+            }
             _ => {
                 versions.0 = None;
                 None
