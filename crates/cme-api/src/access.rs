@@ -5,9 +5,8 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use actix_web::HttpMessage;
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::Method;
 
 /// The name of the token a request was authorised with, left by `Auth::require`.
 #[derive(Debug, Clone)]
@@ -41,15 +40,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!("cme_http_requests_total", "HTTP requests answered, by route pattern and status.");
 }
 
-/// Logs each request once its answer is ready. The route is the matched pattern
-/// (`/api/1/plans/{id}`), so that ids and query strings (which may carry secrets) stay out.
-pub(crate) async fn log_access(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let response = next.call(req).await?;
+/// Logs a request once its answer is ready, and counts it. The route is the matched
+/// pattern (`/api/1/plans/{id}`), so that ids and query strings (which may carry secrets)
+/// stay out.
+pub(crate) fn record(response: &ServiceResponse, method: &Method, started: Instant) {
     if response.response().extensions().get::<crate::problem::StorageFailed>().is_some()
         && let Some(state) = response.request().app_data::<actix_web::web::Data<crate::ApiState>>()
     {
@@ -61,16 +55,17 @@ pub(crate) async fn log_access(
         // The dashboard's and the unmatched: found the slow way.
         None => Cow::Owned(request.match_pattern().unwrap_or_else(|| "(no route)".into())),
     };
-    let token = request.extensions().get::<TokenName>().map(|t| t.0.clone());
-    count_request(route.clone(), response.status().as_u16());
+    let status = response.status().as_u16();
+    count_request(route.clone(), status);
+    let extensions = request.extensions();
+    let token = extensions.get::<TokenName>().map_or("-", |t| t.0.as_str());
     tracing::info!(
         target: "cme::access",
         method = %method,
         route = %route,
-        status = response.status().as_u16(),
+        status,
         duration_us = started.elapsed().as_micros() as u64,
-        token = token.as_deref().unwrap_or("-"),
+        token,
         "request"
     );
-    Ok(response)
 }

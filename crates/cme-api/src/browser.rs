@@ -4,11 +4,9 @@
 //! an `Origin` or `Sec-Fetch-Site: cross-site`). Both are refused before any handler runs
 //! (so before any body is read), with and without tokens.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::web;
 
 use crate::ApiState;
 use crate::problem::ApiError;
@@ -44,7 +42,7 @@ impl HostPolicy {
             return false;
         }
         let host = host_of(authority);
-        !host.is_empty() && self.hosts.contains(&host)
+        !host.is_empty() && self.hosts.iter().any(|known| known.eq_ignore_ascii_case(host))
     }
 
     pub fn hosts(&self) -> &[String] {
@@ -55,13 +53,19 @@ impl HostPolicy {
 /// A name as compared: lowercase, without brackets, and without the one trailing dot of
 /// a fully qualified name.
 fn normalize(host: &str) -> String {
-    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
-    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+    unbracketed(host).to_ascii_lowercase()
 }
 
-/// The host part of an authority, without port or brackets; empty when the authority is
-/// malformed (a port that is not a number, text after an IPv6 literal's bracket).
-fn host_of(authority: &str) -> String {
+/// A name without brackets and without the one trailing dot (any case).
+fn unbracketed(host: &str) -> &str {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+/// The host part of an authority, without port or brackets (in the authority's case);
+/// empty when the authority is malformed (a port that is not a number, text after an
+/// IPv6 literal's bracket).
+fn host_of(authority: &str) -> &str {
     let authority = authority.trim();
     let port_ok = |port: &str| !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
     let host = if let Some(rest) = authority.strip_prefix('[') {
@@ -79,20 +83,7 @@ fn host_of(authority: &str) -> String {
             Some(_) => "",
         }
     };
-    normalize(host)
-}
-
-/// Refuses a request whose `Host` names no host of this engine (421), and a
-/// state-changing request from another origin (403).
-pub async fn refuse_foreign(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if let Some(refusal) = refusal(&req) {
-        let response = refusal.error_response();
-        return Ok(req.into_response(response).map_into_right_body());
-    }
-    Ok(next.call(req).await?.map_into_left_body())
+    unbracketed(host)
 }
 
 /// Paths an orchestrator probes by IP address: they answer whatever `Host` names.
@@ -102,36 +93,38 @@ const PROBE_PATHS: [&str; 3] = ["/livez", "/readyz", "/healthz"];
 ///
 /// Total: a `Host` that is missing, empty, repeated, not visible ASCII, or foreign is
 /// refused alike (an absolute-form request target's authority must agree with it).
-fn authority_of(req: &ServiceRequest, policy: &HostPolicy) -> Result<String, ApiError> {
+fn authority_of<'r>(req: &'r ServiceRequest, policy: &HostPolicy) -> Result<&'r str, ApiError> {
     let misdirected = |why: String| ApiError::new(StatusCode::MISDIRECTED_REQUEST, why);
     let mut hosts = req.headers().get_all("host");
     let authority = match (hosts.next(), hosts.next()) {
         (Some(value), None) => {
-            value.to_str().ok().filter(|v| v.bytes().all(|b| b.is_ascii_graphic())).map(str::to_string).ok_or_else(
-                || misdirected("the Host header must be plain ASCII naming a host this engine serves".into()),
-            )?
+            value.to_str().ok().filter(|v| v.bytes().all(|b| b.is_ascii_graphic())).ok_or_else(|| {
+                misdirected("the Host header must be plain ASCII naming a host this engine serves".into())
+            })?
         }
         (Some(_), Some(_)) => return Err(misdirected("the request names more than one Host".into())),
         (None, _) => match req.uri().authority() {
-            Some(authority) => authority.to_string(),
+            Some(authority) => authority.as_str(),
             None => return Err(misdirected("the request names no Host".into())),
         },
     };
     if let Some(target) = req.uri().authority()
-        && !target.as_str().eq_ignore_ascii_case(&authority)
+        && !target.as_str().eq_ignore_ascii_case(authority)
     {
         return Err(misdirected("the request target and the Host header name different hosts".into()));
     }
-    if authority.is_empty() || !policy.allows(&authority) {
+    if authority.is_empty() || !policy.allows(authority) {
         return Err(misdirected(format!(
             "this engine does not serve the host {:?}; add it to allowed_hosts in the configuration if it should",
-            host_of(&authority)
+            host_of(authority)
         )));
     }
     Ok(authority)
 }
 
-fn refusal(req: &ServiceRequest) -> Option<ApiError> {
+/// Why a request is refused before any handler runs: a `Host` naming no host of this
+/// engine (421), or a state-changing request from another origin (403).
+pub(crate) fn refusal(req: &ServiceRequest) -> Option<ApiError> {
     let policy = &req.app_data::<web::Data<ApiState>>()?.hosts;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let authority = match authority_of(req, policy) {
@@ -152,7 +145,7 @@ fn refusal(req: &ServiceRequest) -> Option<ApiError> {
     let origin = header("origin")?;
     let same = match origin.split_once("://") {
         Some((_, origin_authority)) => {
-            origin_authority.eq_ignore_ascii_case(&authority) && policy.allows(origin_authority)
+            origin_authority.eq_ignore_ascii_case(authority) && policy.allows(origin_authority)
         }
         None => false,
     };

@@ -13,6 +13,7 @@ mod bodies;
 mod body;
 mod browser;
 mod dashboard;
+mod front_door;
 mod hal;
 mod openapi;
 mod problem;
@@ -88,7 +89,23 @@ impl ApiState {
     }
 }
 
-/// Mounts the API on an actix-web app: `App::new().configure(|c| cme_api::configure(c, state))`.
-pub fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiState>) {
-    routes::configure(config, state);
+/// The API as an actix-web app: `HttpServer::new(move || cme_api::app(state.clone()))`.
+///
+/// Every route sits behind the front door ([`front_door`]): the host and origin checks
+/// before any handler, a panic answered 500 (never a dead worker), and one access log
+/// line per request.
+pub fn app(
+    state: web::Data<ApiState>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .wrap(actix_web::middleware::from_fn(front_door::front_door))
+        .configure(move |config| routes::configure(config, state))
 }

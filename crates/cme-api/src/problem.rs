@@ -145,31 +145,3 @@ impl ResponseError for ApiError {
         response
     }
 }
-
-/// Answers a panic of any handler (or of anything it called on its task) with a 500
-/// problem document: the worker thread and the connection's other requests go on.
-pub async fn catch_panics(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    use futures_util::FutureExt;
-    // The request itself cannot be kept (routing needs it unshared): the error is answered
-    // by actix through `ApiError`'s `error_response`.
-    let path = req.path().to_string();
-    match std::panic::AssertUnwindSafe(next.call(req)).catch_unwind().await {
-        Ok(response) => response,
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(%path, panic = %why, "a request handler panicked; answered 500");
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the engine failed on this request (a bug: see its log)",
-            )
-            .into())
-        }
-    }
-}

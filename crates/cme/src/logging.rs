@@ -140,7 +140,8 @@ pub(crate) fn init(format: &str) -> anyhow::Result<LogGuard> {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     match format {
         "json" => builder.json().init(),
-        _ => builder.init(),
+        _ if ansi => builder.init(),
+        _ => builder.event_format(crate::log_line::PlainLine).init(),
     }
     Ok(guard)
 }

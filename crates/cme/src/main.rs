@@ -9,6 +9,7 @@ mod experiments;
 mod host;
 mod ledger;
 mod local;
+mod log_line;
 mod logging;
 mod metrics;
 mod scaffold;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpServer};
+use actix_web::HttpServer;
 use anyhow::Context;
 
 use cme_api::{ApiState, Auth, HostPolicy};
@@ -221,14 +221,11 @@ async fn run(args: ServeArgs, file: FileConfig) -> anyhow::Result<()> {
         cme_secrets::Redactor::new(file.secret_headers.clone()),
         render,
     );
-    let server = HttpServer::new(move || {
-        let state = state.clone();
-        App::new().configure(move |c| cme_api::configure(c, state))
-    })
-    .disable_signals()
-    .shutdown_timeout(5)
-    .listen(listener)
-    .with_context(|| format!("serving on {bind}"))?;
+    let server = HttpServer::new(move || cme_api::app(state.clone()))
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)
+        .with_context(|| format!("serving on {bind}"))?;
     let addrs = server.addrs();
     let server = server.run();
     let handle = server.handle();

@@ -23,17 +23,10 @@ pub(crate) use plans::Schemas;
 
 type Result<T = HttpResponse> = std::result::Result<T, ApiError>;
 
+/// Every route and the engine's state; `crate::app` puts the front door before them.
 pub(crate) fn configure(config: &mut web::ServiceConfig, state: web::Data<ApiState>) {
     config.app_data(state);
-    // Every route sits behind the host and origin checks; every request is logged; a
-    // panic anywhere below is a 500 answer, never a dead worker.
-    config.service(
-        web::scope("")
-            .wrap(actix_web::middleware::from_fn(crate::problem::catch_panics))
-            .wrap(actix_web::middleware::from_fn(crate::browser::refuse_foreign))
-            .wrap(actix_web::middleware::from_fn(crate::access::log_access))
-            .configure(routes),
-    );
+    routes(config);
 }
 
 fn routes(config: &mut web::ServiceConfig) {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{App, test};
+use actix_web::test;
 use serde_json::{Value, json};
 
 use cme_api::{ApiState, Auth};
@@ -19,15 +19,12 @@ async fn engine() -> Arc<Engine> {
 
 macro_rules! app {
     ($engine:expr) => {
-        test::init_service(App::new().configure({
-            let state = ApiState::new(
-                $engine.clone(),
-                Auth::default(),
-                cme_api::HostPolicy::default(),
-                cme_secrets::Redactor::default(),
-            );
-            move |c| cme_api::configure(c, state)
-        }))
+        test::init_service(cme_api::app(ApiState::new(
+            $engine.clone(),
+            Auth::default(),
+            cme_api::HostPolicy::default(),
+            cme_secrets::Redactor::default(),
+        )))
         .await
     };
 }
