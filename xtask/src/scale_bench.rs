@@ -209,8 +209,12 @@ pub(crate) async fn paging(binary: &Path, s: &Settings, rows: &mut Rows) -> anyh
     Ok(())
 }
 
+/// `max_pending_executors` when the configuration says nothing.
+const DEFAULT_MAX_PENDING: u64 = 1_000_000;
+
 /// RSS, start to ready, idle CPU and firing lateness as pending executors grow (10,000,
 /// 100,000, 1,000,000 in a full run).
+
 pub(crate) async fn pending_costs(binary: &Path, s: &Settings, rows: &mut Rows) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     create_schema(binary, dir.path())?;
@@ -229,7 +233,14 @@ pub(crate) async fn pending_costs(binary: &Path, s: &Settings, rows: &mut Rows) 
             Seeded::Pending,
         )?;
         stored = count;
-        let engine = Engine::start(binary, dir.path(), &[])?;
+        // The default cap is 1,000,000 pending executors: at that step the lateness probe's
+        // plans would be refused, so the cap is raised (and the row says so).
+        let raised = count >= DEFAULT_MAX_PENDING;
+        if raised {
+            std::fs::write(dir.path().join("cme.toml"), format!("max_pending_executors = {}\n", 2 * count))?;
+        }
+        let extra: &[&str] = if raised { &["--config", "cme.toml"] } else { &[] };
+        let engine = Engine::start(binary, dir.path(), extra)?;
         let client = reqwest::Client::new();
         let waited = Instant::now();
         while !client.get(format!("{}/readyz", engine.url)).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -244,7 +255,8 @@ pub(crate) async fn pending_costs(binary: &Path, s: &Settings, rows: &mut Rows) 
         let (p50, p99) = lateness_at(&engine.url, s.firing_gap).await?;
         rows.push((
             format!(
-                "cost with {count} pending executors: RSS / start to ready / idle CPU over {} s / lateness",
+                "cost with {count} pending executors{}: RSS / start to ready / idle CPU over {} s / lateness",
+                if raised { format!(" (max_pending_executors = {})", 2 * count) } else { String::new() },
                 s.idle
             ),
             format!("{rss:.1} MiB / {ready_ms:.0} ms / {idle_ticks} ticks / p50 {p50:.2} ms, p99 {p99:.2} ms"),

@@ -23,6 +23,16 @@ const BATCH: u64 = 200;
 /// How long a plan whose planner failed waits before it is asked again.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// One round's next windows, and the audit event of firings skipped beside each.
+#[derive(Default)]
+struct Round {
+    extensions: Vec<Extension>,
+    skipped: Vec<Option<crate::AuditEvent>>,
+}
+
+/// A round and what storing it answered (which plans' horizons this replica moved).
+type StoredRound = (Round, Result<Vec<bool>, crate::storage::InsertPlanError>);
+
 /// Longest sleep with no recurring plan to extend.
 const MAX_IDLE: Duration = Duration::from_secs(60);
 
@@ -66,18 +76,23 @@ impl Engine {
     /// each round's answers stored in one transaction. Returns when the next
     /// plan will need it (None: no recurring plan), or a minute from now while a planner
     /// keeps failing.
+    ///
+    /// A round is stored while the next one is planned: the planners run on this thread
+    /// and the store on the database's (SQLite's writer thread, or PostgreSQL), so the two
+    /// halves overlap instead of taking turns. A round's plans are never read again by the
+    /// next: its horizons either moved past `before` or sit behind the page's seek.
     pub(crate) async fn extend_horizons(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, EngineError> {
         let before = now + self.extension_lead();
         let mut failing = false;
         // Paged by (planned_until, id): plans that wait (failing, or full) never hide the
         // ones behind them.
         let mut after: Option<(DateTime<Utc>, String)> = None;
+        let mut storing: Option<tokio::task::JoinHandle<StoredRound>> = None;
         loop {
             let due = self.ports.horizon.plans_to_extend(before, after.as_ref(), BATCH).await?;
             let count = due.len() as u64;
             after = due.last().and_then(|p| Some((p.planned_until?, p.id.clone())));
-            let mut extensions = Vec::with_capacity(due.len());
-            let mut skipped = Vec::with_capacity(due.len());
+            let mut round = Round::default();
             for plan in &due {
                 if self.extension_backoff(&plan.id) {
                     failing = true;
@@ -92,8 +107,8 @@ impl Engine {
                 tokio::task::yield_now().await;
                 match window {
                     Ok(Some((extension, skips))) => {
-                        extensions.push(extension);
-                        skipped.push(skips);
+                        round.extensions.push(extension);
+                        round.skipped.push(skips);
                     }
                     Ok(None) => {}
                     Err(error) => {
@@ -103,34 +118,22 @@ impl Engine {
                     }
                 }
             }
-            let progressed = !extensions.is_empty();
-            if progressed {
-                let stored = self.ports.horizon.extend_plans(&extensions, &self.config.work_caps()).await?;
-                let mut made = 0;
-                let mut told = Vec::new();
-                for ((extension, stored), skipped) in extensions.iter().zip(stored).zip(skipped) {
-                    if stored {
-                        made += extension.executors.len();
-                        told.extend(skipped);
-                        tracing::debug!(plan_id = %extension.plan_id, executors = extension.executors.len(), "recurring plan extended");
-                    } else {
-                        tracing::debug!(plan_id = %extension.plan_id, "another replica extended the plan first");
-                    }
-                }
-                tracing::info!(plans = extensions.len(), executors = made, "recurring plans extended");
-                // Told once: only the replica whose extension was stored tells.
-                if !told.is_empty()
-                    && let Err(error) = self.ports.audit.insert_audit(&told).await
-                {
-                    tracing::error!(%error, "cannot store the plan.firings_skipped audit rows");
-                }
-                if made > 0 {
-                    self.wake_scheduler();
-                }
+            if let Some(previous) = storing.take() {
+                self.round_stored(previous.await).await?;
+            }
+            if !round.extensions.is_empty() {
+                let (horizon, caps) = (self.ports.horizon.clone(), self.config.work_caps());
+                storing = Some(tokio::spawn(async move {
+                    let stored = horizon.extend_plans(&round.extensions, &caps).await;
+                    (round, stored)
+                }));
             }
             if count < BATCH {
                 break;
             }
+        }
+        if let Some(last) = storing.take() {
+            self.round_stored(last.await).await?;
         }
         let next = self.ports.horizon.next_planned_until().await?.map(|until| until - self.extension_lead());
         let retry =
@@ -148,6 +151,41 @@ impl Engine {
             (Some(next), _) => Some(next),
             (None, waiting) => waiting,
         })
+    }
+
+    /// What follows a round's store: the audit rows of firings an outage skipped (told
+    /// once: only by the replica whose extension was stored), and the scheduler woken for
+    /// the new executors.
+    async fn round_stored(&self, joined: Result<StoredRound, tokio::task::JoinError>) -> Result<(), EngineError> {
+        let (round, stored) = match joined {
+            Ok(done) => done,
+            // The store panicked: as if it had panicked here.
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Cancelled: the runtime is shutting down.
+            Err(_) => return Ok(()),
+        };
+        let stored = stored?;
+        let mut made = 0;
+        let mut told = Vec::new();
+        for ((extension, stored), skipped) in round.extensions.iter().zip(stored).zip(round.skipped) {
+            if stored {
+                made += extension.executors.len();
+                told.extend(skipped);
+                tracing::debug!(plan_id = %extension.plan_id, executors = extension.executors.len(), "recurring plan extended");
+            } else {
+                tracing::debug!(plan_id = %extension.plan_id, "another replica extended the plan first");
+            }
+        }
+        tracing::info!(plans = round.extensions.len(), executors = made, "recurring plans extended");
+        if !told.is_empty()
+            && let Err(error) = self.ports.audit.insert_audit(&told).await
+        {
+            tracing::error!(%error, "cannot store the plan.firings_skipped audit rows");
+        }
+        if made > 0 {
+            self.wake_scheduler();
+        }
+        Ok(())
     }
 
     /// Whether the plan holds enough executors ahead for now (and waits until half of

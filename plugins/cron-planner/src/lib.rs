@@ -22,7 +22,7 @@ mod args;
 pub mod line;
 
 use args::Args;
-use line::{Line, Timing};
+use line::{Line, Timing, Years};
 
 cme_plugin_sdk::built_args!(args::Args);
 
@@ -51,7 +51,7 @@ impl Planner for CronPlanner {
         if args.jitter_seconds > MAX_JITTER {
             return Err(PluginError::invalid("jitter_seconds", format!("at most {MAX_JITTER}")));
         }
-        let Line { timing, zone: prefixed } = line::read(&args.cron, args.dialect, ctx.seed)?;
+        let Line { timing, zone: prefixed } = line::read(&args.cron, args.dialect, ctx.seed, Years::around(ctx.window.from, ctx.window.until))?;
         let zone = match (prefixed, args.timezone.as_deref()) {
             (Some(line_zone), Some(name)) => {
                 let given = ctx.zone_or(Some(name))?;
@@ -155,7 +155,7 @@ fn last_day(date: NaiveDate) -> u32 {
 /// Reads a unix cron line (5 or 6 fields, a nickname, an interval); the error names the
 /// field.
 pub fn parse(pattern: &str) -> Result<Line, PluginError> {
-    line::read(pattern, line::Dialect::Unix, 0)
+    line::read(pattern, line::Dialect::Unix, 0, Years::ALL)
 }
 
 cme_plugin_sdk::export_planner!(CronPlanner);
@@ -204,7 +204,7 @@ mod fuzz {
 
         #[test]
         fn cron_patterns_are_read_or_refused_and_plan_within_the_cap(pattern in pattern(), zone in prop_oneof![Just("UTC"), Just("Europe/Madrid"), Just("America/Sao_Paulo"), Just("Australia/Lord_Howe")], dialect in proptest::sample::select(line::Dialect::ALL.to_vec())) {
-            let parsed = line::read(&pattern, dialect, 7);
+            let parsed = line::read(&pattern, dialect, 7, line::Years::ALL);
             if parsed.is_ok() {
                 let from = DateTime::parse_from_rfc3339("2026-03-28T00:00:00Z").unwrap().with_timezone(&Utc);
                 let ctx = PlanContext { now: from, timezone: time::parse_zone(zone).unwrap(), seed: 7, window: Window { from, until: from + Duration::days(1) } };
@@ -243,6 +243,31 @@ mod dialects {
     fn first(cron: &str, dialect: Dialect, n: usize) -> Vec<String> {
         let all = plan(cron, dialect, None, 7, 400).unwrap_or_else(|e| panic!("{cron:?} ({dialect:?}): {e}"));
         all.into_iter().take(n).collect()
+    }
+
+    #[test]
+    fn a_line_read_for_the_windows_years_fires_as_the_whole_line_does() {
+        // Across a new year, in a zone a day from UTC, with Quartz's and AWS's own year.
+        let from = Utc.with_ymd_and_hms(2026, 12, 30, 0, 0, 0).unwrap();
+        let until = from + Duration::days(5);
+        let zone: cme_plugin_sdk::chrono_tz::Tz = "Pacific/Kiritimati".parse().unwrap();
+        for (text, dialect) in [
+            ("0 0 12 * * *", Dialect::Unix),
+            ("*/30 * * * *", Dialect::Unix),
+            ("0 0 0 1 1 ?", Dialect::Quartz),
+            ("0 0 0 ? * * 2027", Dialect::Quartz),
+            ("0 0 * * ? *", Dialect::Aws),
+        ] {
+            let ticks_for = |years| {
+                let Timing::Cron { cron, last_day_offset } = line::read(text, dialect, 7, years).unwrap().timing else {
+                    panic!("{text} is a cron line")
+                };
+                ticks(&cron, last_day_offset, zone, Window { from, until }).unwrap()
+            };
+            let whole = ticks_for(Years::ALL);
+            assert!(!whole.is_empty(), "{text}");
+            assert_eq!(ticks_for(Years::around(from, until)), whole, "{text}");
+        }
     }
 
     #[test]

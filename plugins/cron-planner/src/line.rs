@@ -22,7 +22,7 @@
 //! has no boot.
 
 use cme_plugin_sdk::PluginError;
-use cme_plugin_sdk::chrono::Duration;
+use cme_plugin_sdk::chrono::{DateTime, Datelike, Duration, Utc};
 use cme_plugin_sdk::chrono_tz::Tz;
 use cme_plugin_sdk::time;
 use croner::Cron;
@@ -47,23 +47,50 @@ pub struct Line {
     pub zone: Option<Tz>,
 }
 
+/// The years a line is read for. Croner builds its year field value by value (5,000 of
+/// them for `*`: three quarters of a plan call), so a planner reads the line for the
+/// years around its window; a year the line names itself (Quartz, AWS) is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Years {
+    first: i32,
+    last: i32,
+}
+
+impl Years {
+    /// Every year croner knows (what `*` reads as).
+    pub const ALL: Years = Years { first: croner::YEAR_LOWER_LIMIT, last: croner::YEAR_UPPER_LIMIT };
+
+    /// The years of `[from, until)` in any zone (a year either side: wall time in a zone
+    /// is up to a day from UTC).
+    pub fn around(from: DateTime<Utc>, until: DateTime<Utc>) -> Years {
+        let first = (from.year() - 1).clamp(croner::YEAR_LOWER_LIMIT, croner::YEAR_UPPER_LIMIT);
+        let last = (until.year() + 1).clamp(first, croner::YEAR_UPPER_LIMIT);
+        Years { first, last }
+    }
+
+    /// The year field that stands for `*`.
+    fn field(self) -> String {
+        if self == Years::ALL { "*".into() } else { format!("{}-{}", self.first, self.last) }
+    }
+}
+
 /// The shortest interval `@every` and `rate()` take.
 pub const MIN_INTERVAL_SECONDS: i64 = 1;
 
-/// Reads `text` in `dialect`; `seed` hashes Jenkins' `H`. A refusal names the field and,
-/// when another dialect reads the line, says which.
-pub fn read(text: &str, dialect: Dialect, seed: u64) -> Result<Line, PluginError> {
+/// Reads `text` in `dialect` for `years`; `seed` hashes Jenkins' `H`. A refusal names the
+/// field and, when another dialect reads the line, says which.
+pub fn read(text: &str, dialect: Dialect, seed: u64, years: Years) -> Result<Line, PluginError> {
     let refuse = |why: String| {
         let mut why = why;
-        if let Some(other) = Dialect::ALL.into_iter().find(|d| *d != dialect && read_as(text, *d, seed).is_ok()) {
+        if let Some(other) = Dialect::ALL.into_iter().find(|d| *d != dialect && read_as(text, *d, seed, years).is_ok()) {
             why.push_str(&format!(" (it reads as a {} line: set \"dialect\": \"{}\")", other.name(), other.name()));
         }
         PluginError::invalid("cron", why)
     };
-    read_as(text, dialect, seed).map_err(refuse)
+    read_as(text, dialect, seed, years).map_err(refuse)
 }
 
-fn read_as(text: &str, dialect: Dialect, seed: u64) -> Result<Line, String> {
+fn read_as(text: &str, dialect: Dialect, seed: u64, years: Years) -> Result<Line, String> {
     let (zone, rest) = zone_prefix(unquoted(text.trim()))?;
     let rest = unquoted(rest.trim());
     if rest.is_empty() {
@@ -76,7 +103,7 @@ fn read_as(text: &str, dialect: Dialect, seed: u64) -> Result<Line, String> {
         if dialect != Dialect::Aws && dialect != Dialect::Unix {
             return Err(format!("cron(...) is an AWS line, not a {} one", dialect.name()));
         }
-        fields(inner, Dialect::Aws, seed)?
+        fields(inner, Dialect::Aws, seed, years)?
     } else if let Some(inner) = rest.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
         Timing::Every(rate(inner)?)
     } else if let Some(nickname) = rest.strip_prefix('@') {
@@ -101,7 +128,7 @@ fn read_as(text: &str, dialect: Dialect, seed: u64) -> Result<Line, String> {
                         ));
                     }
                 };
-                fields(spread, Dialect::Jenkins, seed)?
+                fields(spread, Dialect::Jenkins, seed, years)?
             }
             (word, _) => {
                 let expanded = match word {
@@ -116,16 +143,16 @@ fn read_as(text: &str, dialect: Dialect, seed: u64) -> Result<Line, String> {
                         ));
                     }
                 };
-                fields(expanded, Dialect::Unix, seed)?
+                fields(expanded, Dialect::Unix, seed, years)?
             }
         }
     } else {
-        match fields(rest, dialect, seed) {
+        match fields(rest, dialect, seed, years) {
             Ok(timing) => timing,
             // A crontab entry copied whole: five schedule fields, then (in /etc/crontab a
             // user and) the command, which cron runs and a plan has no use for.
             Err(why) => match crontab_schedule(rest, dialect) {
-                Some(schedule) => fields(schedule, dialect, seed)?,
+                Some(schedule) => fields(schedule, dialect, seed, years)?,
                 None => return Err(why),
             },
         }
@@ -247,7 +274,7 @@ const NAMES: [&str; 7] = ["second", "minute", "hour", "day of month", "month", "
 const RANGES: [(u32, u32); 7] = [(0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 7), (1970, 2099)];
 
 /// The fields of a line in `dialect`, as croner's seven (seconds ... year).
-fn fields(text: &str, dialect: Dialect, seed: u64) -> Result<Timing, String> {
+fn fields(text: &str, dialect: Dialect, seed: u64, years: Years) -> Result<Timing, String> {
     let given: Vec<&str> = text.split_whitespace().collect();
     let n = given.len();
     let mut seven: Vec<String> = match (dialect, n) {
@@ -303,6 +330,9 @@ fn fields(text: &str, dialect: Dialect, seed: u64) -> Result<Timing, String> {
         }
         last_day_offset = Some(offset);
         seven[3] = "*".into();
+    }
+    if seven[6] == "*" {
+        seven[6] = years.field();
     }
     let pattern = seven.join(" ");
     let parser = CronParser::builder()
