@@ -483,12 +483,20 @@ impl Engine {
         }
         let Some(plan) = self.ports.plans.plan(id).await? else { return Ok(None) };
         let plan = Arc::new(plan);
+        self.remember_plans([plan.clone()]);
+        Ok(Some(plan))
+    }
+
+    /// Keeps `plans` in the cache; a cache they would overfill starts again.
+    fn remember_plans(&self, plans: impl IntoIterator<Item = Arc<Plan>, IntoIter: ExactSizeIterator>) {
+        let plans = plans.into_iter();
         let mut cache = self.plans.locked();
-        if cache.len() >= CACHED_PLANS {
+        if cache.len() + plans.len() > CACHED_PLANS {
             cache.clear();
         }
-        cache.insert(id.to_string(), plan.clone());
-        Ok(Some(plan))
+        for plan in plans {
+            cache.insert(plan.id.clone(), plan);
+        }
     }
 
     /// Reads the plans of a claimed batch that are not cached, in one query: a burst of
@@ -507,13 +515,7 @@ impl Engine {
             return;
         }
         let Ok(plans) = self.ports.plans.plans_of(&missing).await else { return };
-        let mut cache = self.plans.locked();
-        if cache.len() + plans.len() > CACHED_PLANS {
-            cache.clear();
-        }
-        for plan in plans {
-            cache.insert(plan.id.clone(), Arc::new(plan));
-        }
+        self.remember_plans(plans.into_iter().map(Arc::new));
     }
 
     /// Runs a one-attack plan's attack, registered as in flight here (a halt, a shutdown,

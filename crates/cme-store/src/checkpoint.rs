@@ -26,7 +26,9 @@ pub(crate) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// The pragmas of a writing connection: no checkpoint inside its commits, and the WAL cut
 /// back when it restarts.
-pub(crate) const WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;";
+pub(crate) fn writer_pragmas() -> String {
+    format!("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};")
+}
 
 /// A handle on the checkpoint thread; the thread ends when the last handle is dropped.
 #[derive(Debug)]
@@ -42,8 +44,9 @@ impl Checkpointer {
         // Never waits: a checkpoint that finds the file busy is retried at the next write.
         conn.busy_timeout(Duration::ZERO)?;
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = {}; {WRITER_PRAGMAS}",
-            if synchronous_full { "FULL" } else { "NORMAL" }
+            "PRAGMA synchronous = {}; {}",
+            if synchronous_full { "FULL" } else { "NORMAL" },
+            writer_pragmas()
         ))?;
         let (nudges, woken) = sync_channel(1);
         std::thread::Builder::new()
@@ -96,7 +99,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.db");
         let writer = Connection::open(&path).unwrap();
-        writer.execute_batch(&format!("PRAGMA journal_mode = WAL; {WRITER_PRAGMAS}")).unwrap();
+        writer.execute_batch(&format!("PRAGMA journal_mode = WAL; {}", writer_pragmas())).unwrap();
         writer.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
         // About 2,000 pages: past the 1,000 at which a commit would checkpoint by default.
         for _ in 0..500 {

@@ -1429,12 +1429,19 @@ impl Store {
     }
 
     /// The claim's `UPDATE ... RETURNING` (every executor column, in `executor_row`'s order).
-    fn claim_statement(&self, claim: &Claim, limit: u64) -> Statement {
+    pub(crate) fn claim_statement(&self, claim: &Claim, limit: u64) -> Statement {
         let lock = match self.backend() {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
             _ => "",
         };
         let now = self.now_us("$3");
+        // SQLite, without statistics, would find the picked rows by the status index (every
+        // pending row: a million rows read for a claim of one) rather than by their ids; the
+        // unary plus keeps that term off any index.
+        let status_again = match self.backend() {
+            DbBackend::Sqlite => "+status",
+            _ => "status",
+        };
         // The rows are picked once, in a materialised CTE: as a plain `IN (SELECT ... LIMIT
         // n FOR UPDATE SKIP LOCKED)` PostgreSQL may plan the subquery as the inner side of
         // a nested-loop semi-join and run it again for every outer row, and the rows it
@@ -1445,7 +1452,7 @@ impl Store {
              ORDER BY due_at_us LIMIT $4{lock}) \
              UPDATE executors SET status = $5, lease_owner = $1, lease_expires_us = {now} + $2, \
              started_at_us = CASE WHEN due_at_us > {now} THEN due_at_us ELSE {now} END, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM picked) AND status = $6 \
+             WHERE id IN (SELECT id FROM picked) AND {status_again} = $6 \
              AND NOT EXISTS (SELECT 1 FROM settings WHERE key = $7 AND value = $8) RETURNING {EXECUTOR_COLUMNS}"
         );
         Statement::from_sql_and_values(

@@ -99,7 +99,7 @@ impl Writer {
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; {}",
             if config.synchronous_full { "FULL" } else { "NORMAL" },
-            crate::checkpoint::WRITER_PRAGMAS,
+            crate::checkpoint::writer_pragmas(),
         ))?;
         conn.set_prepared_statement_cache_capacity(64);
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
