@@ -51,7 +51,8 @@ impl Planner for CronPlanner {
         if args.jitter_seconds > MAX_JITTER {
             return Err(PluginError::invalid("jitter_seconds", format!("at most {MAX_JITTER}")));
         }
-        let Line { timing, zone: prefixed } = line::read(&args.cron, args.dialect, ctx.seed, Years::around(ctx.window.from, ctx.window.until))?;
+        let Line { timing, zone: prefixed } =
+            line::read(&args.cron, args.dialect, ctx.seed, Years::around(ctx.window.from, ctx.window.until))?;
         let zone = match (prefixed, args.timezone.as_deref()) {
             (Some(line_zone), Some(name)) => {
                 let given = ctx.zone_or(Some(name))?;

@@ -82,7 +82,8 @@ pub const MIN_INTERVAL_SECONDS: i64 = 1;
 pub fn read(text: &str, dialect: Dialect, seed: u64, years: Years) -> Result<Line, PluginError> {
     let refuse = |why: String| {
         let mut why = why;
-        if let Some(other) = Dialect::ALL.into_iter().find(|d| *d != dialect && read_as(text, *d, seed, years).is_ok()) {
+        if let Some(other) = Dialect::ALL.into_iter().find(|d| *d != dialect && read_as(text, *d, seed, years).is_ok())
+        {
             why.push_str(&format!(" (it reads as a {} line: set \"dialect\": \"{}\")", other.name(), other.name()));
         }
         PluginError::invalid("cron", why)
