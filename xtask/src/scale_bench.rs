@@ -224,7 +224,6 @@ const DEFAULT_MAX_PLANS: u64 = 100_000;
 
 /// RSS, start to ready, idle CPU and firing lateness as pending executors grow (10,000,
 /// 100,000, 1,000,000 in a full run).
-
 pub(crate) async fn pending_costs(binary: &Path, s: &Settings, rows: &mut Rows) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     create_schema(binary, dir.path())?;
