@@ -89,7 +89,17 @@ impl Engine {
         let mut after: Option<(DateTime<Utc>, String)> = None;
         let mut storing: Option<tokio::task::JoinHandle<StoredRound>> = None;
         loop {
-            let due = self.ports.horizon.plans_to_extend(before, after.as_ref(), BATCH).await?;
+            let due = match self.ports.horizon.plans_to_extend(before, after.as_ref(), BATCH).await {
+                Ok(due) => due,
+                Err(error) => {
+                    // The round in flight is seen through (its audit rows, the scheduler's
+                    // wake-up) before the error ends this pass.
+                    if let Some(previous) = storing.take() {
+                        self.round_stored(previous.await).await?;
+                    }
+                    return Err(error.into());
+                }
+            };
             let count = due.len() as u64;
             after = due.last().and_then(|p| Some((p.planned_until?, p.id.clone())));
             let mut round = Round::default();
