@@ -8,11 +8,15 @@
 //! before it (an index range, like the `after` cursor) and skips fewer than [`EVERY`] rows.
 //!
 //! The index is exact: it is kept under the data version it was built at
-//! (`Readers::data_version`) and used only while that version stands. Building one reads
-//! the list's keys once (about 200 ms a million rows, on a reader thread), one build at a
-//! time: requests arriving meanwhile use it. A stale index is built again at once rather
-//! than the rows skipped: skipping half-way down costs about as much as a build, and every
-//! request after it at the same version is then cheap.
+//! (`Readers::data_version`) and used only while that version stands. It is built only as
+//! deep as a page asks (and [`AHEAD`] keys further), one build at a time, and extended
+//! from its last key when a deeper page is asked: the first page half-way down a million
+//! rows waits for half the list's keys, not all of them. SQLite steps over the rows
+//! between two kept keys itself (`LIMIT 1 OFFSET 499` after the last key), so a key
+//! costs one query, not 500 rows copied out; a list of several statuses merges the
+//! statuses' ranges, hopping through one status while it runs alone (see `Arms`). A stale
+//! index is built again rather than the rows skipped: skipping half-way down costs about
+//! as much as a build, and every request after it at the same version is then cheap.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,6 +30,11 @@ use cme_engine::StorageError;
 /// Rows between two kept keys: a page skips fewer than this many.
 pub(crate) const EVERY: u64 = 500;
 
+/// Keys built past the deepest one a page needs (64 keys, 32,000 rows: a few
+/// milliseconds), so that a client paging down one page at a time extends the index once
+/// every few hundred pages.
+const AHEAD: usize = 64;
+
 /// Lists whose index is kept at once (the least recently used goes first).
 const KEPT: usize = 8;
 
@@ -38,7 +47,7 @@ pub(crate) struct ListKey {
 }
 
 /// A row's place in the list order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct RowKey {
     pub due_at_us: i64,
     pub id: String,
@@ -51,6 +60,16 @@ struct RankIndex {
     /// `anchors[j]` is the key of the row ranked `(j + 1) × EVERY − 1` (0-based): the rows
     /// after it start at rank `(j + 1) × EVERY`.
     anchors: Vec<RowKey>,
+    /// Whether `anchors` reaches the end of the list (else it is extended when a deeper
+    /// page is asked).
+    complete: bool,
+}
+
+impl RankIndex {
+    /// Whether the index knows where the row at `offset` starts.
+    fn covers(&self, offset: u64) -> bool {
+        self.complete || offset / EVERY <= self.anchors.len() as u64
+    }
 }
 
 /// Where a page starts: after `after` (None: at the top), skipping `skip` rows.
@@ -63,13 +82,14 @@ pub(crate) struct Start {
 #[derive(Debug, Default)]
 pub(crate) struct Ranks {
     indexes: Mutex<HashMap<ListKey, RankIndex>>,
-    /// Held while an index is built, so that requests arriving together build it once.
+    /// Held while an index is built or extended, so that requests arriving together
+    /// build it once.
     building: Mutex<()>,
 }
 
 impl Ranks {
     /// Where the row at `offset` of `list` starts, at data `version`, on `conn`: from a
-    /// kept index, or one built now.
+    /// kept index, or one built (or extended) now.
     pub(crate) fn start(
         &self,
         conn: &Connection,
@@ -88,7 +108,27 @@ impl Ranks {
         if let Some(start) = self.kept_start(list, version, offset) {
             return Ok(start);
         }
-        let anchors = anchors_of(conn, list)?;
+        // Extended from the keys kept at this version, if any.
+        let mut anchors = {
+            let indexes = self.indexes.locked();
+            match indexes.get(list) {
+                Some(index) if index.version == version => index.anchors.clone(),
+                _ => Vec::new(),
+            }
+        };
+        let building = Instant::now();
+        let kept = anchors.len();
+        let wanted = (offset / EVERY) as usize + AHEAD;
+        let complete = extend_anchors(conn, list, &mut anchors, wanted)?;
+        tracing::debug!(
+            ?list,
+            version,
+            kept,
+            built = anchors.len() - kept,
+            complete,
+            took_ms = building.elapsed().as_secs_f64() * 1000.0,
+            "built a rank index"
+        );
         let start = start_in(&anchors, offset);
         let mut indexes = self.indexes.locked();
         if indexes.len() >= KEPT && !indexes.contains_key(list) {
@@ -97,20 +137,19 @@ impl Ranks {
                 indexes.remove(&oldest);
             }
         }
-        let now = Instant::now();
-        indexes.insert(list.clone(), RankIndex { version, last_used: now, anchors });
+        indexes.insert(list.clone(), RankIndex { version, last_used: Instant::now(), anchors, complete });
         Ok(start)
     }
 
     fn kept_start(&self, list: &ListKey, version: u64, offset: u64) -> Option<Start> {
         let mut indexes = self.indexes.locked();
-        let index = indexes.get_mut(list).filter(|index| index.version == version)?;
+        let index = indexes.get_mut(list).filter(|index| index.version == version && index.covers(offset))?;
         index.last_used = Instant::now();
         Some(start_in(&index.anchors, offset))
     }
 }
 
-/// The start of the row at `offset`, from `anchors`.
+/// The start of the row at `offset`, from `anchors` (which reach it, or the list's end).
 fn start_in(anchors: &[RowKey], offset: u64) -> Start {
     let j = offset / EVERY;
     if j == 0 {
@@ -127,77 +166,200 @@ fn start_in(anchors: &[RowKey], offset: u64) -> Start {
     }
 }
 
-/// Every `EVERY`th key of `list`, in list order (due time, then id). A status filter reads
-/// each status's range of the status index in order and merges them; the keys of rows
-/// not kept are never copied out of SQLite.
-fn anchors_of(conn: &Connection, list: &ListKey) -> Result<Vec<RowKey>, StorageError> {
-    let read = |e: rusqlite::Error| StorageError::Unavailable(format!("reading executor ranks: {e}"));
-    let plan = list.plan_id.as_deref();
-    let plan_condition = if plan.is_some() { " AND plan_id = ?2" } else { "" };
-    let mut anchors = Vec::new();
-    let mut rank: u64 = 0;
-    let mut keep = |due: i64, id: &str| {
-        rank += 1;
-        if rank.is_multiple_of(EVERY) {
-            anchors.push(RowKey { due_at_us: due, id: id.to_string() });
-        }
-    };
-    match &list.statuses {
-        None => {
-            let sql = match plan {
-                Some(_) => "SELECT due_at_us, id FROM executors WHERE plan_id = ?1 ORDER BY due_at_us, id",
-                None => "SELECT due_at_us, id FROM executors ORDER BY due_at_us, id",
-            };
-            let mut statement = conn.prepare(sql).map_err(read)?;
-            let mut rows = match plan {
-                Some(plan) => statement.query([plan]),
-                None => statement.query([]),
-            }
-            .map_err(read)?;
-            while let Some(row) = rows.next().map_err(read)? {
-                keep(row.get(0).map_err(read)?, row.get_ref(1).and_then(|v| Ok(v.as_str()?)).map_err(read)?);
-            }
-        }
-        Some(statuses) => {
-            let sql =
-                format!("SELECT due_at_us, id FROM executors WHERE status = ?1{plan_condition} ORDER BY due_at_us, id");
-            let mut statements =
-                statuses.iter().map(|_| conn.prepare(&sql)).collect::<Result<Vec<_>, _>>().map_err(read)?;
-            let mut streams = Vec::with_capacity(statements.len());
-            for (statement, status) in statements.iter_mut().zip(statuses) {
-                let rows = match plan {
-                    Some(plan) => statement.query([*status, plan]),
-                    None => statement.query([*status]),
-                }
-                .map_err(read)?;
-                streams.push(rows);
-            }
-            // The head of each status's stream, merged by key.
-            let mut heads: Vec<Option<(i64, String)>> = Vec::with_capacity(streams.len());
-            for rows in &mut streams {
-                heads.push(next_key(rows).map_err(read)?);
-            }
-            loop {
-                let smallest = heads
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, head)| head.as_ref().map(|key| (i, key)))
-                    .min_by(|(_, a), (_, b)| a.cmp(b))
-                    .map(|(i, _)| i);
-                let Some(i) = smallest else { break };
-                let (due, id) = heads[i].take().expect("the smallest head is present");
-                keep(due, &id);
-                heads[i] = next_key(&mut streams[i]).map_err(read)?;
-            }
-        }
-    }
-    Ok(anchors)
+fn read_error(e: rusqlite::Error) -> StorageError {
+    StorageError::Unavailable(format!("reading executor ranks: {e}"))
 }
 
-fn next_key(rows: &mut rusqlite::Rows<'_>) -> rusqlite::Result<Option<(i64, String)>> {
-    match rows.next()? {
-        Some(row) => Ok(Some((row.get(0)?, row.get(1)?))),
-        None => Ok(None),
+/// Adds to `anchors` (every `EVERY`th key of `list`, in list order: due time, then id)
+/// until it holds `wanted` keys; true when the list ended first.
+fn extend_anchors(
+    conn: &Connection,
+    list: &ListKey,
+    anchors: &mut Vec<RowKey>,
+    wanted: usize,
+) -> Result<bool, StorageError> {
+    let mut arms = Arms::of(list, anchors.last().cloned());
+    while anchors.len() < wanted {
+        match arms.next_anchor(conn)? {
+            Some(anchor) => anchors.push(anchor),
+            None => return Ok(true),
+        }
+    }
+    Ok(false)
+}
+
+/// One index range of a list: the executors of one status (or of any), of one plan (or
+/// of all), in list order.
+#[derive(Debug)]
+struct Arm {
+    /// The range's condition (`status = ?1 AND plan_id = ?2`, or none), its values bound
+    /// from `?1`.
+    condition: String,
+    values: Vec<String>,
+    /// The last key of this range taken into the list's order (None: none yet, the range
+    /// starts at the list's top).
+    taken: Option<RowKey>,
+    /// Keys of this range after `taken`, read ahead.
+    ahead: std::collections::VecDeque<RowKey>,
+    /// Whether rows may follow `ahead`.
+    more: bool,
+}
+
+impl Arm {
+    fn new(status: Option<&str>, plan: Option<&str>, after: Option<RowKey>) -> Arm {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        for (column, value) in [("status", status), ("plan_id", plan)] {
+            if let Some(value) = value {
+                values.push(value.to_string());
+                conditions.push(format!("{column} = ?{}", values.len()));
+            }
+        }
+        Arm { condition: conditions.join(" AND "), values, taken: after, ahead: Default::default(), more: true }
+    }
+
+    /// `SELECT due_at_us, id` of this range after `after`, in order, then `tail`.
+    fn query(&self, after: Option<&RowKey>, tail: &str) -> (String, Vec<rusqlite::types::Value>) {
+        let mut values: Vec<rusqlite::types::Value> = self.values.iter().map(|v| v.clone().into()).collect();
+        let mut conditions: Vec<String> = Vec::new();
+        if !self.condition.is_empty() {
+            conditions.push(self.condition.clone());
+        }
+        if let Some(after) = after {
+            values.push(after.due_at_us.into());
+            values.push(after.id.clone().into());
+            conditions.push(format!("(due_at_us, id) > (?{}, ?{})", values.len() - 1, values.len()));
+        }
+        let condition =
+            if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+        (format!("SELECT due_at_us, id FROM executors{condition} ORDER BY due_at_us, id {tail}"), values)
+    }
+
+    /// The `n`th key of this range after `taken` (1-based), found by SQLite stepping over
+    /// the ones before it; None when fewer follow.
+    fn hop(&self, conn: &Connection, n: u64) -> Result<Option<RowKey>, StorageError> {
+        let (sql, mut values) = self.query(self.taken.as_ref(), "");
+        values.push(i64::try_from(n.saturating_sub(1)).unwrap_or(i64::MAX).into());
+        let sql = format!("{sql}LIMIT 1 OFFSET ?{}", values.len());
+        let mut statement = conn.prepare_cached(&sql).map_err(read_error)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(values)).map_err(read_error)?;
+        match rows.next().map_err(read_error)? {
+            Some(row) => {
+                Ok(Some(RowKey { due_at_us: row.get(0).map_err(read_error)?, id: row.get(1).map_err(read_error)? }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The next key of this range, read ahead `chunk` keys at a time.
+    fn head(&mut self, conn: &Connection, chunk: u64) -> Result<Option<&RowKey>, StorageError> {
+        if self.ahead.is_empty() && self.more {
+            let after = self.taken.clone();
+            let (sql, mut values) = self.query(after.as_ref(), "");
+            values.push(i64::try_from(chunk).unwrap_or(i64::MAX).into());
+            let sql = format!("{sql}LIMIT ?{}", values.len());
+            let mut statement = conn.prepare_cached(&sql).map_err(read_error)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(values)).map_err(read_error)?;
+            while let Some(row) = rows.next().map_err(read_error)? {
+                self.ahead.push_back(RowKey {
+                    due_at_us: row.get(0).map_err(read_error)?,
+                    id: row.get(1).map_err(read_error)?,
+                });
+            }
+            self.more = self.ahead.len() as u64 == chunk;
+        }
+        Ok(self.ahead.front())
+    }
+
+    /// Takes the head into the list's order.
+    fn take(&mut self) -> Option<RowKey> {
+        let key = self.ahead.pop_front()?;
+        self.taken = Some(key.clone());
+        Some(key)
+    }
+
+    /// Takes every key up to `key` (this range's, found by `hop`).
+    fn take_through(&mut self, key: RowKey) {
+        self.ahead.clear();
+        self.more = true;
+        self.taken = Some(key);
+    }
+}
+
+/// Spans (of `EVERY` rows) after which a failed hop is tried again.
+const HOP_BACKOFF: u32 = 8;
+
+/// Keys read ahead per query while ranges interleave.
+const CHUNK: u64 = 256;
+
+/// A list's ranges, merged in list order: one range for a list of any status, one per
+/// status otherwise. While one range runs alone up to the next kept key (its `EVERY`th
+/// row from here comes before every other range's next row), SQLite hops to that key;
+/// else the heads are merged row by row, read ahead a chunk at a time.
+struct Arms {
+    arms: Vec<Arm>,
+    /// Rows taken since the last kept key.
+    since_anchor: u64,
+    /// Spans left before a hop is tried again.
+    backoff: u32,
+}
+
+impl Arms {
+    fn of(list: &ListKey, after: Option<RowKey>) -> Arms {
+        let plan = list.plan_id.as_deref();
+        let arms = match &list.statuses {
+            None => vec![Arm::new(None, plan, after)],
+            Some(statuses) => statuses.iter().map(|status| Arm::new(Some(status), plan, after.clone())).collect(),
+        };
+        Arms { arms, since_anchor: 0, backoff: 0 }
+    }
+
+    /// The list's next kept key: the `EVERY`th row after the last one; None when fewer
+    /// rows follow.
+    fn next_anchor(&mut self, conn: &Connection) -> Result<Option<RowKey>, StorageError> {
+        loop {
+            let chunk = if self.backoff == 0 { 1 } else { CHUNK };
+            // The range with the smallest head, and the smallest head of the others.
+            let mut first: Option<(usize, RowKey)> = None;
+            let mut second: Option<RowKey> = None;
+            for (i, arm) in self.arms.iter_mut().enumerate() {
+                let Some(head) = arm.head(conn, chunk)? else { continue };
+                match &first {
+                    Some((_, smallest)) if head >= smallest => {
+                        if second.as_ref().is_none_or(|s| head < s) {
+                            second = Some(head.clone());
+                        }
+                    }
+                    _ => {
+                        if let Some((_, previous)) = first.take() {
+                            second = Some(second.map_or(previous.clone(), |s| s.min(previous)));
+                        }
+                        first = Some((i, head.clone()));
+                    }
+                }
+            }
+            let Some((i, _)) = first else { return Ok(None) };
+            let needed = EVERY - self.since_anchor;
+            if self.backoff == 0 && needed > 1 {
+                match self.arms[i].hop(conn, needed)? {
+                    Some(key) if second.as_ref().is_none_or(|s| key < *s) => {
+                        self.arms[i].take_through(key.clone());
+                        self.since_anchor = 0;
+                        return Ok(Some(key));
+                    }
+                    // This range ends before the key: so does the list, unless others follow.
+                    None if second.is_none() => return Ok(None),
+                    _ => self.backoff = HOP_BACKOFF,
+                }
+            }
+            let key = self.arms[i].take().expect("the smallest head was read");
+            self.since_anchor += 1;
+            if self.since_anchor == EVERY {
+                self.since_anchor = 0;
+                self.backoff = self.backoff.saturating_sub(1);
+                return Ok(Some(key));
+            }
+        }
     }
 }
 
@@ -235,6 +397,27 @@ mod tests {
         assert_eq!(start, Start { after: Some(key(999)), skip: 4_000 });
     }
 
+    /// Every kept key of `list`, to its end.
+    fn anchors_of(conn: &Connection, list: &ListKey) -> Vec<RowKey> {
+        let mut anchors = Vec::new();
+        assert!(extend_anchors(conn, list, &mut anchors, usize::MAX).unwrap());
+        anchors
+    }
+
+    /// Every `EVERY`th key of `rows` in `list`, as a full read would keep them.
+    fn expected_anchors(rows: &[(i64, String, &str, &str)], list: &ListKey) -> Vec<RowKey> {
+        let mut keys: Vec<RowKey> = rows
+            .iter()
+            .filter(|(_, _, plan, status)| {
+                list.plan_id.as_deref().is_none_or(|p| p == *plan)
+                    && list.statuses.as_ref().is_none_or(|s| s.contains(status))
+            })
+            .map(|(due, id, _, _)| RowKey { due_at_us: *due, id: id.clone() })
+            .collect();
+        keys.sort();
+        keys.iter().skip(EVERY as usize - 1).step_by(EVERY as usize).cloned().collect()
+    }
+
     fn database(rows: &[(i64, &str, &str, &str)]) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
@@ -267,19 +450,77 @@ mod tests {
             ListKey { plan_id: Some("b".into()), statuses: Some(vec!["failed", "succeeded"]) },
         ];
         for list in lists {
-            let mut expected: Vec<RowKey> = rows
-                .iter()
-                .filter(|(_, _, plan, status)| {
-                    list.plan_id.as_deref().is_none_or(|p| p == *plan)
-                        && list.statuses.as_ref().is_none_or(|s| s.contains(status))
-                })
-                .map(|(due, id, _, _)| RowKey { due_at_us: *due, id: id.clone() })
-                .collect();
-            expected.sort_by(|a, b| (a.due_at_us, &a.id).cmp(&(b.due_at_us, &b.id)));
-            let every: Vec<RowKey> =
-                expected.iter().skip(EVERY as usize - 1).step_by(EVERY as usize).cloned().collect();
-            assert_eq!(anchors_of(&conn, &list).unwrap(), every, "{list:?}");
+            assert_eq!(anchors_of(&conn, &list), expected_anchors(&rows, &list), "{list:?}");
         }
+    }
+
+    #[test]
+    fn anchors_hop_through_a_status_running_alone_and_merge_where_statuses_meet() {
+        // 20,000 rows: mostly succeeded; a failed one every 1,700th row; a stretch where
+        // missed and succeeded alternate; a skipped cluster at the end; two plans.
+        let rows: Vec<(i64, String, &str, &str)> = (0..20_000)
+            .map(|i: i64| {
+                let status = match i {
+                    _ if i % 1_700 == 3 => "failed",
+                    6_000..8_000 if i % 2 == 0 => "missed",
+                    19_500.. => "skipped",
+                    _ => "succeeded",
+                };
+                (i / 2, format!("{i:06}"), if i % 5 == 0 { "a" } else { "b" }, status)
+            })
+            .collect();
+        let conn = database(&rows.iter().map(|(d, id, p, s)| (*d, id.as_str(), *p, *s)).collect::<Vec<_>>());
+        let finished = vec!["failed", "missed", "skipped", "succeeded"];
+        let lists = [
+            ListKey { plan_id: None, statuses: Some(finished.clone()) },
+            ListKey { plan_id: None, statuses: Some(vec!["missed", "succeeded"]) },
+            ListKey { plan_id: None, statuses: Some(vec!["failed"]) },
+            ListKey { plan_id: Some("b".into()), statuses: Some(finished) },
+            ListKey { plan_id: Some("a".into()), statuses: None },
+            ListKey { plan_id: None, statuses: None },
+        ];
+        for list in lists {
+            let expected = expected_anchors(&rows, &list);
+            assert_eq!(anchors_of(&conn, &list), expected, "{list:?}");
+            // Built in pieces, from the last key kept, it is the same.
+            let mut pieces = Vec::new();
+            for wanted in [1, 2, 7, 13, usize::MAX] {
+                let ended = extend_anchors(&conn, &list, &mut pieces, wanted).unwrap();
+                assert_eq!(ended, wanted > expected.len(), "{list:?} to {wanted}");
+                assert_eq!(pieces[..], expected[..wanted.min(expected.len())], "{list:?} to {wanted}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_deeper_page_extends_the_index_kept_at_its_version() {
+        let rows: Vec<(i64, String, &str, &str)> =
+            (0..100_000).map(|i: i64| (i, format!("{i:06}"), "a", "pending")).collect();
+        let conn = database(&rows.iter().map(|(d, id, p, s)| (*d, id.as_str(), *p, *s)).collect::<Vec<_>>());
+        let ranks = Ranks::default();
+        let list = ListKey { plan_id: None, statuses: None };
+        let at = |offset: u64| {
+            let j = offset / EVERY;
+            Start {
+                after: Some(RowKey { due_at_us: (j * EVERY - 1) as i64, id: format!("{:06}", j * EVERY - 1) }),
+                skip: offset % EVERY,
+            }
+        };
+        assert_eq!(ranks.start(&conn, &list, 1, 1_234).unwrap(), at(1_234));
+        let built =
+            |ranks: &Ranks| ranks.indexes.locked().get(&list).map(|index| (index.anchors.len(), index.complete));
+        // Built as deep as the page and `AHEAD` keys further, not to the list's end.
+        assert_eq!(built(&ranks), Some((2 + AHEAD, false)));
+        assert_eq!(ranks.start(&conn, &list, 1, 20_100).unwrap(), at(20_100));
+        assert_eq!(built(&ranks), Some((2 + AHEAD, false)), "within what is kept: nothing read");
+        assert_eq!(ranks.start(&conn, &list, 1, 40_123).unwrap(), at(40_123));
+        assert_eq!(built(&ranks), Some((80 + AHEAD, false)));
+        // Past the end: the index reaches it, and the page is empty.
+        assert_eq!(
+            ranks.start(&conn, &list, 1, 150_000).unwrap(),
+            Start { after: Some(RowKey { due_at_us: 99_999, id: "099999".into() }), skip: 50_000 }
+        );
+        assert_eq!(built(&ranks), Some((200, true)));
     }
 
     #[test]
