@@ -307,7 +307,11 @@ impl Store {
                 let signals = signals.clone();
                 let checkpointer = checkpointer.clone();
                 let announce = !subscriptions.is_empty();
-                let config = writer::WriterConfig { path: std::path::Path::new(path), synchronous_full: full };
+                let config = writer::WriterConfig {
+                    path: std::path::Path::new(path),
+                    synchronous_full: full,
+                    checkpointer: checkpointer.clone(),
+                };
                 let started = writer::Writer::start(config, gate.clone(), move || {
                     if announce {
                         signals.bump_outbox();

@@ -26,6 +26,9 @@ use cme_engine::StorageError;
 /// The most writes one transaction takes: bounds a batch's latency and size.
 const MAX_BATCH: usize = 256;
 
+/// How long the writer's connection waits for SQLite's locks.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why the writer could not take or commit a write (a write's own refusal is its `E`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum WriteError {
@@ -39,6 +42,8 @@ pub(crate) enum WriteError {
 pub(crate) struct WriterConfig<'a> {
     pub path: &'a Path,
     pub synchronous_full: bool,
+    /// The checkpoint thread, which may ask the writer to let the WAL restart.
+    pub checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
 }
 
 /// A handle on the writer thread; the thread ends when the last handle is dropped.
@@ -92,7 +97,7 @@ impl Writer {
         after_commit: impl Fn() + Send + 'static,
     ) -> rusqlite::Result<Writer> {
         let conn = Connection::open(config.path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // Each write runs in a savepoint: its statement journal stays in memory (on disk,
         // SQLite would create and delete a temporary file for it, every write).
         // Checkpoints are the checkpoint thread's (see `checkpoint`), never a commit's.
@@ -104,9 +109,10 @@ impl Writer {
         conn.set_prepared_statement_cache_capacity(64);
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let path = config.path.to_path_buf();
+        let checkpointer = config.checkpointer;
         std::thread::Builder::new()
             .name("cme-sqlite-writer".into())
-            .spawn(move || serve(conn, &path, queue, gate, after_commit))
+            .spawn(move || serve(conn, &path, queue, gate, after_commit, checkpointer.as_deref()))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Writer { jobs })
     }
@@ -134,6 +140,7 @@ fn serve(
     queue: mpsc::Receiver<Box<dyn Job>>,
     gate: Arc<tokio::sync::Mutex<()>>,
     after_commit: impl Fn(),
+    checkpointer: Option<&crate::checkpoint::Checkpointer>,
 ) {
     // Blocks without CPU until a write comes; whatever queued meanwhile joins its batch.
     while let Ok(first) = queue.recv() {
@@ -155,6 +162,10 @@ fn serve(
         let committed = committed.map(|_| ());
         for job in batch {
             job.finish(committed.clone());
+        }
+        // After the callers are answered: the copy delays only the next batch.
+        if let Some(wait) = checkpointer.and_then(|c| c.take_restart_due()) {
+            crate::checkpoint::restart_on_the_writer(&conn, wait, BUSY_TIMEOUT);
         }
     }
 }
