@@ -3,7 +3,8 @@
 //! its executors run out, and stores what it answers, exactly once across replicas (the
 //! horizon moves only from the value the planner was asked from, in the transaction
 //! that stores the executors). It sleeps until the next plan needs extending, a plan is
-//! made or resumed, or a minute passes (plans made on other replicas).
+//! made that needs it sooner, a plan is resumed, or a minute passes (plans made on other
+//! replicas).
 
 use cme_model::Locked;
 use std::time::{Duration, Instant};
@@ -60,9 +61,23 @@ impl Engine {
         }
     }
 
-    /// Wakes the planning loop (a recurring plan was made or resumed).
+    /// Wakes the planning loop (a recurring plan was resumed).
     pub(crate) fn wake_planning(&self) {
         self.horizon_wake.notify_one();
+    }
+
+    /// Wakes the planning loop for a plan just made, whose executors reach `planned_until`,
+    /// if it needs extending before the loop's next pass could come (the loop never sleeps
+    /// longer than [`MAX_IDLE`]): a frequent plan holding its most executors ahead, not a
+    /// daily one whose horizon is a week away. Each pass reads every plan due for
+    /// extension; woken by every plan made, it cost creation more than the plan's own
+    /// insert once thousands of frequent plans were stored.
+    pub(crate) fn wake_planning_for(&self, planned_until: Option<DateTime<Utc>>) {
+        let Some(until) = planned_until else { return };
+        let longest_sleep = chrono::Duration::from_std(MAX_IDLE).unwrap_or(chrono::Duration::minutes(1));
+        if until - self.extension_lead() < Utc::now() + longest_sleep {
+            self.wake_planning();
+        }
     }
 
     /// How far ahead of now a recurring plan's executors must reach; a plan short of it is

@@ -441,7 +441,7 @@ impl Engine {
             .await?;
         self.wake_scheduler_for(executors.iter().map(|e| e.due).min());
         if plan.is_recurring() {
-            self.wake_planning();
+            self.wake_planning_for(plan.planned_until);
         }
         tracing::info!(plan_id = %plan.id, name = %plan.name, executors = executors.len(), recurring = plan.is_recurring(), "plan created");
         // A new plan's figures are known: no need to read them back.
