@@ -317,11 +317,15 @@ async fn create_recurring(url: &str, from: u64, to: u64) -> anyhow::Result<Vec<S
             let mut n = from + t;
             while n < to {
                 let response = client.post(format!("{url}/api/1/plans/")).json(&recurring_body(n)).send().await?;
-                if response.status() != 201 {
-                    bail!("creating a recurring plan: {}", response.text().await?);
+                let created = response.status() == 201;
+                // Read whole, so that the connection is kept for the next request (an
+                // answer left unread closes it: a TCP connection per plan).
+                let body = response.bytes().await?;
+                if !created {
+                    bail!("creating a recurring plan: {}", String::from_utf8_lossy(&body));
                 }
                 if n % 1_000 == 999 {
-                    let doc: Value = response.json().await?;
+                    let doc: Value = serde_json::from_slice(&body)?;
                     minutely.push(doc["id"].as_str().context("plan id")?.to_string());
                 }
                 n += 8;
