@@ -305,7 +305,6 @@ impl Store {
         let writer = match (&writes, sqlite_file(&config.url)) {
             (Some(gate), Some(path)) => {
                 let signals = signals.clone();
-                let checkpointer = checkpointer.clone();
                 let announce = !subscriptions.is_empty();
                 let config = writer::WriterConfig {
                     path: std::path::Path::new(path),
@@ -315,9 +314,6 @@ impl Store {
                 let started = writer::Writer::start(config, gate.clone(), move || {
                     if announce {
                         signals.bump_outbox();
-                    }
-                    if let Some(checkpointer) = &checkpointer {
-                        checkpointer.nudge();
                     }
                 });
                 Some(Arc::new(started.map_err(|e| ConnectError::Writer(e.to_string()))?))

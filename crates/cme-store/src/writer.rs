@@ -42,7 +42,8 @@ pub(crate) enum WriteError {
 pub(crate) struct WriterConfig<'a> {
     pub path: &'a Path,
     pub synchronous_full: bool,
-    /// The checkpoint thread, which may ask the writer to let the WAL restart.
+    /// The checkpoint thread: nudged after each commit that kept a write, and the one that
+    /// may ask the writer to restart the WAL.
     pub checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
 }
 
@@ -157,6 +158,9 @@ fn serve(
         tracing::debug!(writes = batch.len(), committed_us = began.elapsed().as_micros() as u64, "write batch");
         if matches!(committed, Ok(true)) {
             after_commit();
+            if let Some(checkpointer) = checkpointer {
+                checkpointer.nudge();
+            }
         }
         drop(gate);
         let committed = committed.map(|_| ());
