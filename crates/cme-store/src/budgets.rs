@@ -26,7 +26,7 @@ impl Store {
         if takes.is_empty() {
             return Ok(Ok(()));
         }
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         self.lock_until_commit(&txn, AdvisoryLock::Budgets).await?;
         let day_ago = us(now - chrono::Duration::days(1));

@@ -200,6 +200,7 @@ mod tests {
             path: &path,
             synchronous_full: false,
             checkpointer: Some(checkpointer.clone()),
+            room: None,
         };
         let writer = crate::writer::Writer::start(config, Arc::new(tokio::sync::Mutex::new(())), || {}).unwrap();
         // Readers that never stop: a short read transaction after another.

@@ -87,7 +87,7 @@ impl FeedStore for Store {
     }
 
     async fn save_feed(&self, feed: &CalendarFeed, audit: Option<&AuditEvent>) -> StorageResult<()> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         calendar_feed::Entity::insert(self.feed_model(feed).into_active_model())
             .on_conflict(
@@ -117,7 +117,7 @@ impl FeedStore for Store {
     }
 
     async fn delete_feed(&self, name: &str, audit: &AuditEvent) -> StorageResult<bool> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         let deleted = calendar_feed::Entity::delete_by_id(name.to_string()).exec(&txn).await.map_err(db)?;
         let blackouts =
@@ -137,7 +137,7 @@ impl FeedStore for Store {
             .await
             .map_err(db)?;
         for row in due {
-            let _gate = self.write_gate().await;
+            let _gate = self.write_gate().await?;
             let claimed = calendar_feed::Entity::update_many()
                 .col_expr(calendar_feed::Column::NextFetchAtUs, Expr::value(us(hold)))
                 .filter(calendar_feed::Column::Name.eq(row.name.clone()))
@@ -161,7 +161,7 @@ impl FeedStore for Store {
         error: Option<&str>,
         next: DateTime<Utc>,
     ) -> StorageResult<()> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let mut update = calendar_feed::Entity::update_many()
             .col_expr(calendar_feed::Column::NextFetchAtUs, Expr::value(us(next)))
             .col_expr(calendar_feed::Column::LastError, Expr::value(error.map(str::to_string)))

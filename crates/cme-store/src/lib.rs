@@ -24,6 +24,7 @@ mod plugins;
 mod queries;
 mod ranks;
 mod readers;
+mod room;
 mod sealed;
 mod signals;
 mod ssh_targets;
@@ -58,6 +59,9 @@ pub struct Store {
     /// The group-committing writer of a SQLite file (see `writer`); None on PostgreSQL
     /// and in memory (where every write goes through sea-orm).
     writer: Option<Arc<writer::Writer>>,
+    /// The SQLite file's file system, checked before every write (see `room`); None on
+    /// PostgreSQL and in memory.
+    room: Option<Arc<room::Room>>,
     /// Read-only connections of a SQLite file for the hot reads (see `readers`).
     readers: Option<Arc<readers::Readers>>,
     /// Checkpoints a SQLite file's WAL after writes (see `checkpoint`).
@@ -302,6 +306,7 @@ impl Store {
             )),
             _ => None,
         };
+        let room = sqlite_file(&config.url).map(|path| Arc::new(room::Room::of(std::path::Path::new(path))));
         let writer = match (&writes, sqlite_file(&config.url)) {
             (Some(gate), Some(path)) => {
                 let signals = signals.clone();
@@ -310,6 +315,7 @@ impl Store {
                     path: std::path::Path::new(path),
                     synchronous_full: full,
                     checkpointer: checkpointer.clone(),
+                    room: room.clone(),
                 };
                 let started = writer::Writer::start(config, gate.clone(), move || {
                     if announce {
@@ -332,6 +338,7 @@ impl Store {
             signals,
             subscriptions,
             writer,
+            room,
             readers,
             checkpointer,
             batcher: None,
@@ -344,12 +351,15 @@ impl Store {
     }
 
     /// Held for the duration of a write on SQLite; nothing on PostgreSQL. Released, it
-    /// nudges the checkpoint thread.
-    pub(crate) async fn write_gate(&self) -> Option<WriteGate<'_>> {
-        match &self.writes {
-            Some(lock) => Some(WriteGate { _held: lock.lock().await, checkpointer: self.checkpointer.as_deref() }),
-            None => None,
+    /// nudges the checkpoint thread. Refused (as a full disk) while the SQLite file's file
+    /// system has less room than a write needs (see `room`).
+    pub(crate) async fn write_gate(&self) -> cme_engine::storage::StorageResult<Option<WriteGate<'_>>> {
+        let Some(lock) = &self.writes else { return Ok(None) };
+        let held = lock.lock().await;
+        if let Some(room) = &self.room {
+            room.check()?;
         }
+        Ok(Some(WriteGate { _held: held, checkpointer: self.checkpointer.as_deref() }))
     }
 
     /// Statements sent to the database since it was opened.

@@ -79,7 +79,7 @@ impl Store {
         if !events.iter().any(|e| self.wants(e.kind)) {
             return Ok(());
         }
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         self.write_outbox(self.db(), events).await
     }
 
@@ -88,7 +88,7 @@ impl Store {
     /// serialises claims across replicas: two claims judged from one snapshot would each
     /// take a different part of a webhook's queue and send them side by side.
     pub(crate) async fn claim_due_deliveries(&self, claim: &DeliveryClaim<'_>) -> Result<Vec<Delivery>, StorageError> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let now = self.now_us("$4");
         let blocks = self.blocks("$4", "$6");
         let lock = match self.backend() {
@@ -146,7 +146,7 @@ impl Store {
     }
 
     pub(crate) async fn finish_attempt(&self, id: i64, owner: &str, attempt: &Attempt) -> Result<(), StorageError> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let mut update = delivery::Entity::update_many()
             .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
             .col_expr(delivery::Column::LeaseOwner, Expr::value(Option::<String>::None))

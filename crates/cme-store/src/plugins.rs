@@ -63,7 +63,7 @@ impl Store {
         wasm: &[u8],
         audit: &AuditEvent,
     ) -> StorageResult<StoredUpload> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         if let Some(existing) = plugin::Entity::find_by_id(record.id.clone())
             .into_partial_model::<PluginRow>()
@@ -95,7 +95,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> StorageResult<bool> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         let mut update = plugin::Entity::update_many()
             .col_expr(plugin::Column::UpdatedAtUs, Expr::value(us(now)))
@@ -117,7 +117,7 @@ impl Store {
     }
 
     pub(crate) async fn delete(&self, id: &str, audit: &AuditEvent) -> StorageResult<Option<u64>> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         if plugin::Entity::find_by_id(id.to_string())
             .into_partial_model::<PluginRow>()

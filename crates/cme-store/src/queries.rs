@@ -132,7 +132,7 @@ impl Store {
         E: EntityTrait,
         <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<String>,
     {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         let deleted = E::delete_by_id(key.to_string()).exec(&txn).await.map_err(db)?;
         self.audit_if_changed(txn, deleted.rows_affected, audit).await
@@ -181,7 +181,7 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<Executor, ExecutorChangeError> {
         let rows = {
-            let _gate = self.write_gate().await;
+            let _gate = self.write_gate().await?;
             let txn = self.db().begin().await.map_err(db)?;
             let rows = update
                 .filter(executor::Column::Id.eq(id))
@@ -275,7 +275,7 @@ impl PlanStore for Store {
     }
 
     async fn set_plan_paused(&self, id: &str, since: Option<DateTime<Utc>>, audit: &AuditEvent) -> StorageResult<bool> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         let exists = plan::Entity::find_by_id(id.to_string())
             .filter(plan::Column::DeletedAtUs.is_null())
@@ -353,7 +353,7 @@ impl PlanStore for Store {
         owned_credential: &str,
         audit: &AuditEvent,
     ) -> StorageResult<bool> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         let updated = plan::Entity::update_many()
             .col_expr(plan::Column::DeletedAtUs, Expr::value(us(now)))
@@ -478,7 +478,7 @@ impl HorizonStore for Store {
             return Ok(stored);
         }
         let adding = executors_of(extensions);
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         if adding > 0 {
             self.check_caps(&txn, caps, 0, adding).await?;
@@ -687,7 +687,7 @@ impl ClaimStore for Store {
             let statement = self.claim_statement(claim, claim.limit);
             return writer.write(move |conn| query_executors(conn, &statement)).await;
         }
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         self.claim(self.db(), claim, claim.limit).await
     }
 
@@ -710,7 +710,7 @@ impl ClaimStore for Store {
                 })
                 .await;
         }
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         let running = self.attacks_running(&txn).await?;
         let allowed = std::cmp::min(cap.saturating_sub(running), limit);
@@ -734,7 +734,7 @@ impl ClaimStore for Store {
                 })
                 .await;
         }
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         if self.attacks_running(&txn).await? >= cap {
             return Ok(false);
@@ -746,7 +746,7 @@ impl ClaimStore for Store {
     }
 
     async fn release_step_slot(&self, executor_id: &str) -> StorageResult<()> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let sql = "UPDATE executors SET extra_steps = extra_steps - 1 WHERE id = $1 AND extra_steps > 0";
         self.db()
             .execute_raw(Statement::from_sql_and_values(
@@ -827,7 +827,7 @@ impl RunStore for Store {
         if self.db().query_one_raw(look).await.map_err(db)?.is_none() {
             return Ok(Vec::new());
         }
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let now_sql = self.now_us("$1");
         let sql = format!(
             "UPDATE executors SET status = $2, finished_at_us = $1, \
@@ -840,7 +840,7 @@ impl RunStore for Store {
 
     /// Each cancelled executor is told (`executor.cancelled`), in the same transaction.
     async fn cancel_due_while_halted(&self, now: DateTime<Utc>) -> StorageResult<u64> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let sql = "UPDATE executors SET status = $1, finished_at_us = $2, error = 'cancelled: halted' \
                    WHERE status = $3 AND due_at_us <= $2 RETURNING id, plan_id";
         let values = [status(ExecutorStatus::Cancelled), us(now).into(), status(PENDING)];
@@ -863,7 +863,7 @@ impl RunStore for Store {
                 })
                 .await;
         }
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         let mut results = RecordedRuns::default();
         for run in runs {
@@ -876,7 +876,7 @@ impl RunStore for Store {
     }
 
     async fn reap_expired(&self, now: DateTime<Utc>, spare: &[String]) -> StorageResult<u64> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let now_sql = self.now_us("$2");
         // Spared ids are quoted literals (executor ids are generated hex, checked here).
         let spared: Vec<String> = spare
@@ -951,7 +951,7 @@ impl RunStore for Store {
         audit_before: Option<DateTime<Utc>>,
         logs_before: Option<DateTime<Utc>>,
     ) -> StorageResult<Pruned> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let mut pruned = Pruned::default();
         if let Some(before) = audit_before {
             let deleted = audit_event::Entity::delete_many()
@@ -1045,7 +1045,7 @@ impl CalendarStore for Store {
         audit: &AuditEvent,
         max: u64,
     ) -> Result<(), InsertPlanError> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         // Replicas insert one at a time, so that the cap holds across them.
         self.lock_until_commit(&txn, AdvisoryLock::Blackouts).await?;
@@ -1074,7 +1074,7 @@ impl CalendarStore for Store {
     }
 
     async fn delete_blackout(&self, id: &str, audit: &AuditEvent) -> StorageResult<bool> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         let deleted = blackout::Entity::delete_by_id(id.to_string()).exec(&txn).await.map_err(db)?;
         if deleted.rows_affected > 0 {
@@ -1123,7 +1123,7 @@ impl SshTargetStore for Store {
     }
 
     async fn insert_credential(&self, credential: &Credential, audit: &AuditEvent) -> StorageResult<bool> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         if credential::Entity::find_by_id(credential.name.clone()).one(&txn).await.map_err(db)?.is_some() {
             txn.rollback().await.map_err(db)?;
@@ -1185,7 +1185,7 @@ impl HaltStore for Store {
     async fn set_halt_state(&self, state: &HaltState, audit: &AuditEvent) -> StorageResult<()> {
         let stored = StoredHalt { halted: state.halted, since_us: state.since.map(us), reason: state.reason.clone() };
         let value = serde_json::to_string(&stored).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         let existing = setting::Entity::find_by_id(HALT_KEY.to_string()).one(&txn).await.map_err(db)?;
         match existing {
@@ -1240,7 +1240,7 @@ const WRITE_PROBE_KEY: &str = "write_probe";
 #[async_trait::async_trait]
 impl AuditStore for Store {
     async fn insert_audit(&self, events: &[AuditEvent]) -> StorageResult<()> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         self.insert_audit_rows(self.db(), events).await
     }
 
@@ -1491,7 +1491,7 @@ impl Store {
         if let Some(writer) = &self.writer {
             return writer.write(move |conn| Ok(crate::writer::execute(conn, &statement)? as u64)).await;
         }
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         Ok(self.db().execute_raw(statement).await.map_err(db)?.rows_affected())
     }
 
@@ -1544,7 +1544,7 @@ impl Store {
         if let Some(batcher) = &self.batcher {
             return batcher.insert(writes, *caps, plans, executors).await;
         }
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         self.check_caps(&txn, caps, plans, executors).await?;
         writes.execute(self, &txn).await?;

@@ -98,7 +98,7 @@ impl Store {
         inventories: &[Inventory],
         audit: &AuditEvent,
     ) -> Result<(), StorageError> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         for inventory in inventories {
             let hosts = serde_json::to_string(&inventory.hosts).map_err(|e| corrupt("inventory hosts", e))?;
@@ -127,7 +127,7 @@ impl Store {
     }
 
     pub(crate) async fn store_undo(&self, undo: &Undo) -> Result<(), StorageError> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         undo::Entity::insert(undo_model(undo).into_active_model())
             .exec_without_returning(self.db())
             .await
@@ -164,7 +164,7 @@ impl Store {
     }
 
     pub(crate) async fn record_undo(&self, undo: &Undo, audit: &AuditEvent) -> Result<bool, StorageError> {
-        let _gate = self.write_gate().await;
+        let _gate = self.write_gate().await?;
         let txn = self.db().begin().await.map_err(db)?;
         let row = undo_model(undo);
         let changed = undo::Entity::update_many()

@@ -45,6 +45,9 @@ pub(crate) struct WriterConfig<'a> {
     /// The checkpoint thread: nudged after each commit that kept a write, and the one that
     /// may ask the writer to restart the WAL.
     pub checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
+    /// The database's file system: a batch is refused, whole, while it has too little
+    /// room (see `room`).
+    pub room: Option<Arc<crate::room::Room>>,
 }
 
 /// A handle on the writer thread; the thread ends when the last handle is dropped.
@@ -110,10 +113,10 @@ impl Writer {
         conn.set_prepared_statement_cache_capacity(64);
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let path = config.path.to_path_buf();
-        let checkpointer = config.checkpointer;
+        let (checkpointer, room) = (config.checkpointer, config.room);
         std::thread::Builder::new()
             .name("cme-sqlite-writer".into())
-            .spawn(move || serve(conn, &path, queue, gate, after_commit, checkpointer.as_deref()))
+            .spawn(move || serve(conn, &path, queue, gate, after_commit, checkpointer.as_deref(), room.as_deref()))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Writer { jobs })
     }
@@ -142,6 +145,7 @@ fn serve(
     gate: Arc<tokio::sync::Mutex<()>>,
     after_commit: impl Fn(),
     checkpointer: Option<&crate::checkpoint::Checkpointer>,
+    room: Option<&crate::room::Room>,
 ) {
     // Blocks without CPU until a write comes; whatever queued meanwhile joins its batch.
     while let Ok(first) = queue.recv() {
@@ -154,7 +158,10 @@ fn serve(
         }
         let gate = gate.blocking_lock();
         let began = std::time::Instant::now();
-        let committed = run_batch(&conn, &mut batch).map_err(|why| diagnosed(path, why));
+        let committed = match room.map(crate::room::Room::check).transpose() {
+            Err(full) => Err(full.to_string()),
+            Ok(_) => run_batch(&conn, &mut batch).map_err(|why| diagnosed(path, why)),
+        };
         tracing::debug!(writes = batch.len(), committed_us = began.elapsed().as_micros() as u64, "write batch");
         if matches!(committed, Ok(true)) {
             after_commit();
