@@ -684,6 +684,9 @@ impl ClaimStore for Store {
     /// On PostgreSQL rows locked by another engine are skipped (`FOR UPDATE SKIP LOCKED`).
     async fn claim_due(&self, claim: &Claim) -> StorageResult<Vec<Executor>> {
         if let Some(writer) = &self.writer {
+            if !self.anything_due(claim).await? {
+                return Ok(Vec::new());
+            }
             let statement = self.claim_statement(claim, claim.limit);
             return writer.write(move |conn| query_executors(conn, &statement)).await;
         }
@@ -696,6 +699,9 @@ impl ClaimStore for Store {
     async fn claim_due_capped(&self, claim: &Claim, cap: u64) -> StorageResult<(Vec<Executor>, bool)> {
         let limit = claim.limit;
         if let Some(writer) = &self.writer {
+            if !self.anything_due(claim).await? {
+                return Ok((Vec::new(), false));
+            }
             let (store, claim) = (self.clone(), claim.clone());
             return writer
                 .write(move |conn| -> StorageResult<(Vec<Executor>, bool)> {
@@ -876,8 +882,6 @@ impl RunStore for Store {
     }
 
     async fn reap_expired(&self, now: DateTime<Utc>, spare: &[String]) -> StorageResult<u64> {
-        let _gate = self.write_gate().await?;
-        let now_sql = self.now_us("$2");
         // Spared ids are quoted literals (executor ids are generated hex, checked here).
         let spared: Vec<String> = spare
             .iter()
@@ -885,6 +889,25 @@ impl RunStore for Store {
             .map(|id| format!("'{id}'"))
             .collect();
         let except = if spared.is_empty() { String::new() } else { format!(" AND id NOT IN ({})", spared.join(", ")) };
+        // Every reaper pass asks; almost always no lease has expired. Looking first (a
+        // read) spares an idle engine a write transaction, and the checkpoint it would
+        // wake, twice a minute, and a busy API a write queued just to learn that.
+        let look = Statement::from_sql_and_values(
+            self.backend(),
+            adapt(
+                self.backend(),
+                &format!(
+                    "SELECT 1 FROM executors WHERE status = $1 AND lease_expires_us < {}{except} LIMIT 1",
+                    self.now_us("$2")
+                ),
+            ),
+            [status(RUNNING), us(now).into()],
+        );
+        if self.db().query_one_raw(look).await.map_err(db)?.is_none() {
+            return Ok(0);
+        }
+        let _gate = self.write_gate().await?;
+        let now_sql = self.now_us("$2");
         // The owner stays on the row: should its engine be alive after all (cut off from
         // the database past the lease), its result replaces this one when it arrives.
         let sql = format!(
@@ -1429,6 +1452,18 @@ impl Store {
     }
 
     /// The claim's `UPDATE ... RETURNING` (every executor column, in `executor_row`'s order).
+    /// Whether any executor is due by the claim's horizon: a read, so that a scheduler pass
+    /// with nothing due (an idle engine's, once a minute) queues no write on the SQLite
+    /// writer just to learn that. A row made due meanwhile wakes the scheduler again.
+    async fn anything_due(&self, claim: &Claim) -> StorageResult<bool> {
+        let look = Statement::from_sql_and_values(
+            self.backend(),
+            adapt(self.backend(), "SELECT 1 FROM executors WHERE status = $1 AND due_at_us <= $2 LIMIT 1"),
+            [status(PENDING), us(std::cmp::max(claim.due_by, claim.now)).into()],
+        );
+        Ok(self.db().query_one_raw(look).await.map_err(db)?.is_some())
+    }
+
     pub(crate) fn claim_statement(&self, claim: &Claim, limit: u64) -> Statement {
         let lock = match self.backend() {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
