@@ -825,12 +825,7 @@ impl RunStore for Store {
         let past_grace = format!(
             "SELECT 1 FROM executors WHERE status = $1 AND due_at_us < {now_sql} AND due_at_us + grace_ms * 1000 < {now_sql} LIMIT 1"
         );
-        let look = Statement::from_sql_and_values(
-            self.backend(),
-            adapt(self.backend(), &past_grace),
-            [status(PENDING), us(now).into()],
-        );
-        if self.db().query_one_raw(look).await.map_err(db)?.is_none() {
+        if !self.any_row(&past_grace, [status(PENDING), us(now).into()]).await? {
             return Ok(Vec::new());
         }
         let _gate = self.write_gate().await?;
@@ -892,22 +887,13 @@ impl RunStore for Store {
         // Every reaper pass asks; almost always no lease has expired. Looking first (a
         // read) spares an idle engine a write transaction, and the checkpoint it would
         // wake, twice a minute, and a busy API a write queued just to learn that.
-        let look = Statement::from_sql_and_values(
-            self.backend(),
-            adapt(
-                self.backend(),
-                &format!(
-                    "SELECT 1 FROM executors WHERE status = $1 AND lease_expires_us < {}{except} LIMIT 1",
-                    self.now_us("$2")
-                ),
-            ),
-            [status(RUNNING), us(now).into()],
-        );
-        if self.db().query_one_raw(look).await.map_err(db)?.is_none() {
+        let now_sql = self.now_us("$2");
+        let expired =
+            format!("SELECT 1 FROM executors WHERE status = $1 AND lease_expires_us < {now_sql}{except} LIMIT 1");
+        if !self.any_row(&expired, [status(RUNNING), us(now).into()]).await? {
             return Ok(0);
         }
         let _gate = self.write_gate().await?;
-        let now_sql = self.now_us("$2");
         // The owner stays on the row: should its engine be alive after all (cut off from
         // the database past the lease), its result replaces this one when it arrives.
         let sql = format!(
@@ -1456,11 +1442,18 @@ impl Store {
     /// with nothing due (an idle engine's, once a minute) queues no write on the SQLite
     /// writer just to learn that. A row made due meanwhile wakes the scheduler again.
     async fn anything_due(&self, claim: &Claim) -> StorageResult<bool> {
-        let look = Statement::from_sql_and_values(
-            self.backend(),
-            adapt(self.backend(), "SELECT 1 FROM executors WHERE status = $1 AND due_at_us <= $2 LIMIT 1"),
-            [status(PENDING), us(std::cmp::max(claim.due_by, claim.now)).into()],
-        );
+        let due_by = us(std::cmp::max(claim.due_by, claim.now));
+        self.any_row(
+            "SELECT 1 FROM executors WHERE status = $1 AND due_at_us <= $2 LIMIT 1",
+            [status(PENDING), due_by.into()],
+        )
+        .await
+    }
+
+    /// Whether a read-only `SELECT 1 ... LIMIT 1` finds a row: the look before a write that
+    /// is almost always unneeded (a read waits for no writer and wakes no checkpoint).
+    async fn any_row<const N: usize>(&self, sql: &str, values: [sea_orm::Value; N]) -> StorageResult<bool> {
+        let look = Statement::from_sql_and_values(self.backend(), adapt(self.backend(), sql), values);
         Ok(self.db().query_one_raw(look).await.map_err(db)?.is_some())
     }
 
