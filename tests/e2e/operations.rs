@@ -23,6 +23,27 @@ async fn livez_and_readyz_answer_without_a_token() {
     assert_eq!(ready.body["scheduler"], true);
 }
 
+/// The `Date` header is rendered by the response that finds it stale (the patched
+/// actix-http, so that an idle engine never wakes): after the engine sat idle it still
+/// tells the time of the answer, not of the last request.
+#[tokio::test]
+async fn the_date_header_is_current_after_the_engine_sat_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path(), Backend::Sqlite, Options::default());
+    let http = reqwest::Client::new();
+    let date_of_an_answer = || async {
+        let response = http.get(format!("{}/livez", engine.url)).send().await.unwrap();
+        let date = response.headers()["date"].to_str().unwrap().to_string();
+        let parsed = chrono::DateTime::parse_from_rfc2822(&date).unwrap_or_else(|e| panic!("{date:?}: {e}"));
+        (parsed.with_timezone(&chrono::Utc), chrono::Utc::now())
+    };
+    let (first, _) = date_of_an_answer().await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let (second, asked_at) = date_of_an_answer().await;
+    assert!(second >= first + chrono::Duration::seconds(2), "idle 2.1 s, yet Date went from {first} to {second}");
+    assert!((asked_at - second).num_milliseconds().abs() <= 1_500, "Date {second} at {asked_at}");
+}
+
 #[tokio::test]
 async fn every_request_leaves_one_access_log_line_naming_route_status_and_token() {
     let dir = tempfile::tempdir().unwrap();
