@@ -461,38 +461,63 @@ pub(crate) async fn recurring_plans(binary: &Path, s: &Settings, rows: &mut Rows
     Ok(())
 }
 
-/// A local HTTP sink answering 200 at once, counting the requests to each path.
+/// A local HTTP/1.1 sink answering 200 at once and keeping connections alive (as the
+/// APIs attacks call do), counting the requests to each path.
 async fn counting_sink() -> anyhow::Result<(String, Arc<Mutex<HashMap<String, u32>>>)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let receipts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let counted = receipts.clone();
     tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let counted = counted.clone();
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                let mut read = 0;
-                // Up to the end of the request line.
-                while read < buffer.len() {
-                    match socket.read(&mut buffer[read..]).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => read += n,
-                    }
-                    if buffer[..read].contains(&b'\n') {
-                        break;
-                    }
-                }
-                let head = String::from_utf8_lossy(&buffer[..read]);
-                if let Some(path) = head.split_whitespace().nth(1) {
-                    *counted.lock().unwrap().entry(path.to_string()).or_default() += 1;
-                }
-                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
-            });
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(serve_sink_connection(socket, counted.clone()));
         }
     });
     Ok((format!("http://{addr}/"), receipts))
+}
+
+/// Answers one connection's requests in turn until the client closes it: each request's
+/// head is read to its blank line and its body (by `content-length`) skipped.
+async fn serve_sink_connection(mut socket: tokio::net::TcpStream, counted: Arc<Mutex<HashMap<String, u32>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const MAX_HEAD: usize = 64 * 1024;
+    let mut buffer: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let head_end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            if buffer.len() > MAX_HEAD {
+                return;
+            }
+            let mut chunk = [0u8; 4096];
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let body_len: usize = head
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, value)| value.trim().parse().ok())
+            .unwrap_or(0);
+        while buffer.len() < head_end + body_len {
+            let mut chunk = [0u8; 4096];
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buffer.drain(..head_end + body_len);
+        if let Some(path) = head.split_whitespace().nth(1) {
+            *counted.lock().unwrap().entry(path.to_string()).or_default() += 1;
+        }
+        if socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The SQL that seeds `count` plans each with one pending executor, due evenly over the
