@@ -68,7 +68,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(|list| list.split(',').map(str::to_string).collect());
-    let wanted = |group: &str| only.as_ref().is_none_or(|only| only.iter().any(|o| o == group));
+    // A group starts once the ones before it are on disk (see `settle`).
+    let wanted = |group: &str| {
+        let wanted = only.as_ref().is_none_or(|only| only.iter().any(|o| o == group));
+        if wanted {
+            settle();
+        }
+        wanted
+    };
     let measured = runtime.block_on(async {
         if wanted("http") {
             http_throughput(&binary, &settings, &mut rows).await?;
@@ -1023,6 +1030,17 @@ async fn cross_replica_halt(binary: &Path, rows: &mut Vec<(String, String, Strin
     a.stop();
     b.stop();
     Ok(())
+}
+
+/// Lets the writes of the groups measured before settle: a PostgreSQL checkpoint (on the
+/// bench's server, when one is set) and a `sync` of every file system. Without it a group
+/// ran while PostgreSQL's checkpointer and the kernel wrote back the gigabytes the previous
+/// group left behind, and the engine's own commits queued behind that I/O.
+fn settle() {
+    if let Ok(admin) = std::env::var("CME_BENCH_POSTGRES_URL") {
+        let _ = Command::new("psql").arg(&admin).args(["-q", "-c", "CHECKPOINT"]).status();
+    }
+    let _ = Command::new("sync").status();
 }
 
 /// A database of its own on the PostgreSQL server `CME_BENCH_POSTGRES_URL` names (an admin
