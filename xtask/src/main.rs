@@ -16,6 +16,7 @@ mod chaos;
 mod experiment_bench;
 mod fuzz;
 mod scale_bench;
+mod sink_request;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

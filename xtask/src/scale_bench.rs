@@ -476,45 +476,13 @@ async fn counting_sink() -> anyhow::Result<(String, Arc<Mutex<HashMap<String, u3
     Ok((format!("http://{addr}/"), receipts))
 }
 
-/// Answers one connection's requests in turn until the client closes it: each request's
-/// head is read to its blank line and its body (by `content-length`) skipped.
-async fn serve_sink_connection(mut socket: tokio::net::TcpStream, counted: Arc<Mutex<HashMap<String, u32>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const MAX_HEAD: usize = 64 * 1024;
-    let mut buffer: Vec<u8> = Vec::with_capacity(4096);
-    loop {
-        let head_end = loop {
-            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            if buffer.len() > MAX_HEAD {
-                return;
-            }
-            let mut chunk = [0u8; 4096];
-            match socket.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-        let body_len: usize = head
-            .lines()
-            .filter_map(|line| line.split_once(':'))
-            .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, value)| value.trim().parse().ok())
-            .unwrap_or(0);
-        while buffer.len() < head_end + body_len {
-            let mut chunk = [0u8; 4096];
-            match socket.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        }
-        buffer.drain(..head_end + body_len);
-        if let Some(path) = head.split_whitespace().nth(1) {
-            *counted.lock().unwrap().entry(path.to_string()).or_default() += 1;
-        }
-        if socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.is_err() {
+/// Answers one connection's requests in turn until the client closes it.
+async fn serve_sink_connection(socket: tokio::net::TcpStream, counted: Arc<Mutex<HashMap<String, u32>>>) {
+    use tokio::io::AsyncWriteExt;
+    let mut reader = tokio::io::BufReader::new(socket);
+    while let Some((path, _body)) = crate::sink_request::read_request(&mut reader).await {
+        *counted.lock().unwrap().entry(path).or_default() += 1;
+        if reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.is_err() {
             return;
         }
     }

@@ -1437,7 +1437,6 @@ impl Store {
             .collect()
     }
 
-    /// The claim's `UPDATE ... RETURNING` (every executor column, in `executor_row`'s order).
     /// Whether any executor is due by the claim's horizon: a read, so that a scheduler pass
     /// with nothing due (an idle engine's, once a minute) queues no write on the SQLite
     /// writer just to learn that. A row made due meanwhile wakes the scheduler again.
@@ -1457,6 +1456,7 @@ impl Store {
         Ok(self.db().query_one_raw(look).await.map_err(db)?.is_some())
     }
 
+    /// The claim's `UPDATE ... RETURNING` (every executor column, in `executor_row`'s order).
     pub(crate) fn claim_statement(&self, claim: &Claim, limit: u64) -> Statement {
         let lock = match self.backend() {
             DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",

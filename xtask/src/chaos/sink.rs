@@ -6,11 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use super::history::{Delivery, Receipt, Touch};
 use super::now_ms;
+use crate::sink_request::read_request;
 
 #[derive(Default)]
 pub struct Recorded {
@@ -42,32 +43,7 @@ impl Sink {
 /// Serves the requests of one connection (kept alive) until it closes.
 async fn serve(socket: tokio::net::TcpStream, recorded: Arc<Mutex<Recorded>>) {
     let mut reader = BufReader::new(socket);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length.min(1 << 20)];
-        if reader.read_exact(&mut body).await.is_err() {
-            return;
-        }
+    while let Some((path, body)) = read_request(&mut reader).await {
         let at = now_ms();
         let doc: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let text = |key: &str| doc[key].as_str().unwrap_or_default().to_string();
